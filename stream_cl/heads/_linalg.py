@@ -1,0 +1,129 @@
+"""The handful of dense linear-algebra calls the ridge head needs, for numpy and torch.
+
+numpy (with LAPACK through scipy) is the CPU path: per-event updates are small and
+numpy's per-call overhead is a few times lower than torch's. torch is the CUDA path.
+Both hold float64 state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+from scipy.linalg import blas
+
+
+class NumpyLinalg:
+    name = "cpu"
+
+    def asarray(self, a):
+        return np.asarray(a, dtype=np.float64)
+
+    def to_numpy(self, a) -> np.ndarray:
+        return np.asarray(a)
+
+    def index(self, idx):
+        return idx
+
+    def own(self, M):
+        """Fortran order, so BLAS rank-1 updates (``dger``) can work in place."""
+        return np.asfortranarray(M)
+
+    def rank1_(self, alpha: float, x, y, M) -> None:
+        """``M += alpha x y'`` in place (M Fortran-ordered)."""
+        blas.dger(alpha, x, y, a=M, overwrite_a=1)
+
+    def symv(self, M, x):
+        """``M x`` for symmetric M."""
+        return blas.dsymv(1.0, M, x)
+
+    def zeros(self, *shape):
+        return np.zeros(shape, order="F")
+
+    def eye(self, n):
+        return np.eye(n, order="F")
+
+    def powers(self, base: float, n: int):
+        """``[base**1, ..., base**n]``."""
+        return base ** np.arange(1, n + 1, dtype=np.float64)
+
+    def cholesky_lower(self, S):
+        return sla.cholesky(S, lower=True, check_finite=False)
+
+    def solve_lower(self, C, M):
+        return sla.solve_triangular(C, M, lower=True, check_finite=False)
+
+    def spd_inverse(self, M):
+        factor = sla.cho_factor(M, lower=True, check_finite=False)
+        return np.asfortranarray(sla.cho_solve(factor, np.eye(M.shape[0]), check_finite=False))
+
+    def diag(self, M):
+        return np.diagonal(M)
+
+    def add_to_diag(self, M, v) -> None:
+        M[np.diag_indices_from(M)] += v
+
+    def pad(self, M, rows: int, cols: int):
+        return np.asfortranarray(np.pad(M, ((0, rows), (0, cols))))
+
+    def is_finite(self, M) -> bool:
+        return bool(np.isfinite(M).all())
+
+
+class TorchLinalg:
+    def __init__(self, device: str):
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self.name = str(self.device)
+
+    def asarray(self, a):
+        return self.torch.as_tensor(a, dtype=self.torch.float64, device=self.device)
+
+    def to_numpy(self, a) -> np.ndarray:
+        return a.detach().cpu().numpy()
+
+    def index(self, idx):
+        return self.torch.as_tensor(idx, dtype=self.torch.long, device=self.device)
+
+    def own(self, M):
+        return M
+
+    def zeros(self, *shape):
+        return self.torch.zeros(shape, dtype=self.torch.float64, device=self.device)
+
+    def eye(self, n):
+        return self.torch.eye(n, dtype=self.torch.float64, device=self.device)
+
+    def powers(self, base: float, n: int):
+        exps = self.torch.arange(1, n + 1, dtype=self.torch.float64, device=self.device)
+        return base**exps
+
+    def cholesky_lower(self, S):
+        C, info = self.torch.linalg.cholesky_ex(S)
+        if int(info) != 0:
+            raise np.linalg.LinAlgError("matrix is not positive definite")
+        return C
+
+    def solve_lower(self, C, M):
+        return self.torch.linalg.solve_triangular(C, M, upper=False)
+
+    def spd_inverse(self, M):
+        return self.torch.cholesky_inverse(self.cholesky_lower(M))
+
+    def diag(self, M):
+        return self.torch.diagonal(M)
+
+    def add_to_diag(self, M, v) -> None:
+        self.torch.diagonal(M).add_(v)
+
+    def pad(self, M, rows: int, cols: int):
+        return self.torch.nn.functional.pad(M, (0, cols, 0, rows))
+
+    def is_finite(self, M) -> bool:
+        return bool(self.torch.isfinite(M).all())
+
+
+def make_linalg(device: str):
+    """``"cpu"`` gives the numpy path; any torch device string (``"cuda"``, ``"cuda:1"``) the torch one."""
+    return NumpyLinalg() if device == "cpu" else TorchLinalg(device)

@@ -1,0 +1,146 @@
+"""A ridge regression head used as a class-incremental classifier.
+
+Targets are one-hot rows in the order the classes were first seen; a new class adds
+a zero column, so earlier predictions are unchanged. Scores become probabilities by
+a softmax with a temperature (see :func:`scores_to_proba`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+
+from .ridge import RecursiveRidge
+
+__all__ = ["RidgeClassHead", "scores_to_proba"]
+
+
+def scores_to_proba(scores: np.ndarray, temperature: float) -> np.ndarray:
+    """Row-wise ``softmax(scores / temperature)``; ``-inf`` marks a class not yet known.
+
+    One-hot ridge scores sit roughly in [0, 1] (a least-squares estimate of the class
+    indicator), so a temperature of 0.1 turns a score gap of 0.1 into odds of e:1.
+    A row with no known class is all zeros.
+
+    >>> scores_to_proba(np.array([[0.9, 0.1], [-np.inf, -np.inf]]), 0.1).round(4).tolist()
+    [[0.9997, 0.0003], [0.0, 0.0]]
+    """
+    s = np.asarray(scores, dtype=np.float64) / temperature  # (b, c)
+    if s.shape[1] == 0:
+        return s
+    top = s.max(axis=1, keepdims=True)
+    known = np.isfinite(top)
+    e = np.exp(s - np.where(known, top, 0.0), where=np.isfinite(s), out=np.zeros_like(s))
+    total = e.sum(axis=1, keepdims=True)
+    return np.divide(e, total, where=total > 0, out=np.zeros_like(e))
+
+
+class RidgeClassHead:
+    """Classes, their counts and a :class:`RecursiveRidge` over design rows (bias first)."""
+
+    def __init__(self, gamma: float, forgetting: float, device: str = "cpu"):
+        self.ridge = RecursiveRidge(gamma, forgetting, device)
+        self.classes: list[Hashable] = []
+        self.counts: list[float] = []
+        self._pos: dict[Hashable, int] = {}
+
+    @property
+    def la(self):
+        return self.ridge.la
+
+    def add_classes(self, labels: Sequence[Hashable]) -> None:
+        for y in labels:
+            if y not in self._pos:
+                self._pos[y] = len(self.classes)
+                self.classes.append(y)
+                self.counts.append(0.0)
+
+    def scores(self, Z) -> np.ndarray:
+        """Scores (b, c) for design rows ``Z`` (b, d); ``d`` may be short of the head's width."""
+        if Z.shape[1] != self.ridge.n_features:
+            Z = self._fit_width(Z)
+        return self._to_numpy(self.ridge.predict(Z))
+
+    def scores_one(self, z: np.ndarray) -> np.ndarray:
+        """Scores (c,) for one design row ``z`` (at most the head's width)."""
+        W = self.ridge.weights()
+        if self.la.name != "cpu":
+            return self.scores(z[None, :])[0]
+        return z @ W[: z.shape[0]]
+
+    def _fit_width(self, Z):
+        d = self.ridge.n_features
+        if Z.shape[1] < d:
+            pad = self.la.zeros(Z.shape[0], d - Z.shape[1])
+            Z = np.hstack([Z, pad]) if isinstance(Z, np.ndarray) else self.la.torch.hstack([Z, pad])
+        return Z[:, :d]
+
+    def _to_numpy(self, a) -> np.ndarray:
+        return self.la.to_numpy(a)
+
+    def prequential(self, Z, ys: Sequence, weights: np.ndarray | None = None) -> np.ndarray:
+        """Predict then learn every row of ``Z`` (b, d) in order; ``ys[i] is None`` = predict only.
+
+        Returns scores (b, c) exactly as a per-row predict-then-learn loop would have
+        produced them, with ``-inf`` for classes first seen at or after that row.
+        """
+        labelled = np.array([y is not None for y in ys], dtype=bool)
+        first_seen = {}
+        for i, y in enumerate(ys):
+            if y is not None and y not in self._pos and y not in first_seen:
+                first_seen[y] = i
+        n_known = len(self.classes)
+        self.add_classes(list(first_seen))
+        self.ridge.grow(Z.shape[1], len(self.classes))
+        la = self.la
+        Zd = la.asarray(Z) if not isinstance(Z, np.ndarray) or la.name != "cpu" else Z
+        L = np.flatnonzero(labelled)
+        U = np.flatnonzero(~labelled)
+        cols = np.array([self._pos[ys[i]] for i in L], dtype=np.int64)
+        Y = np.zeros((len(L), len(self.classes)))  # (labelled, classes) one-hot
+        Y[np.arange(len(L)), cols] = 1.0
+        w = None if weights is None else np.asarray(weights, dtype=np.float64)[L]
+        idx_l, idx_u = la.index(L), la.index(U)
+        prior, query = self.ridge.update(
+            Zd[idx_l], la.asarray(Y), w,
+            Zd[idx_u] if len(U) else None,
+            np.cumsum(labelled)[U] if len(U) else None,
+        )
+        scores = np.empty((len(ys), len(self.classes)))  # (b, c)
+        scores[L] = self._to_numpy(prior)
+        if len(U):
+            scores[U] = self._to_numpy(query)
+        for k, y in enumerate(self.classes[n_known:], start=n_known):
+            scores[: first_seen[y] + 1, k] = -np.inf
+        for k, wk in zip(cols.tolist(), np.ones(len(cols)) if w is None else w):
+            self.counts[k] += float(wk)
+        return scores
+
+    def learn_one(self, z: np.ndarray, y: Hashable, weight: float = 1.0) -> np.ndarray:
+        """Rank-1 path of :meth:`prequential` for one labelled row; returns its prior scores."""
+        if self.la.name != "cpu":
+            w = None if weight == 1.0 else np.array([weight])
+            return self.prequential(self.la.asarray(z)[None, :], [y], w)[0]
+        is_new = y not in self._pos
+        self.add_classes((y,))
+        self.ridge.grow(z.shape[0], len(self.classes))
+        k = self._pos[y]
+        target = np.zeros(len(self.classes))
+        target[k] = 1.0
+        prior = self.ridge.update_one(z, target, weight)
+        self.counts[k] += weight
+        prior = self._to_numpy(prior).copy()
+        if is_new:
+            prior[k] = -np.inf
+        return prior
+
+    # -- state -------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"ridge": self.ridge.state_dict(), "classes": list(self.classes), "counts": list(self.counts)}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.ridge.load_state_dict(state["ridge"])
+        self.classes, self._pos, self.counts = [], {}, []
+        self.add_classes(state["classes"])
+        self.counts = [float(c) for c in state["counts"]]

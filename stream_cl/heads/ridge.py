@@ -1,0 +1,308 @@
+"""Streaming ridge regression that keeps only sufficient statistics.
+
+State for ``d`` inputs and ``c`` outputs:
+
+* ``A`` (d, d): the weighted Gram matrix  sum_i l^(t-i) w_i x_i x_i'   (additive)
+* ``B`` (d, c): the weighted moment       sum_i l^(t-i) w_i x_i y_i'   (additive)
+* ``R`` (d, d): ``(A + g I)^-1``, kept up to date by Woodbury updates (the fast path)
+
+and the weights are ``W = R B``. With ``forgetting == 1`` this is exactly closed-form
+ridge ``(X'X + gamma I)^-1 X'Y`` on every row seen, whatever the batch sizes.
+
+With ``forgetting = l < 1`` the rows are exponentially down-weighted. Scaling ``R^-1``
+by ``l`` also decays the ridge term, so ``g`` drifts below ``gamma``; whenever it
+would fall below ``gamma / 2`` (and every 65,536 rows in any case, to shed rounding
+drift), ``R`` is re-anchored to ``(A + gamma I)^-1`` from the exact statistics. The
+anchor points depend only on the sequence of rows, never on how they were batched,
+so any split of the same stream gives the same model.
+
+Each update also returns the *prequential* scores: for every row, what the model
+predicted for it after learning the rows before it in the same batch. They come from
+the Cholesky factor of the batch's innovation covariance at almost no extra cost,
+so a batch update gives exactly what a predict-then-learn loop over its rows gives.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from ._linalg import NumpyLinalg, make_linalg
+
+__all__ = ["RecursiveRidge", "update_flops"]
+
+# Re-anchor at least this often, so floating-point drift in R cannot accumulate.
+REFRESH_ROWS = 65_536
+# Larger batches are learned in chunks of this many rows: the innovation covariance
+# is (rows x rows), and splitting does not change the result.
+MAX_CHUNK = 1024
+
+
+def update_flops(b: int, d: int, c: int) -> float:
+    """Floating-point operations of one rank-``b`` update with ``d`` inputs and ``c`` outputs.
+
+    Counts each matrix product as ``2 m n k``: R X' (2 d^2 b), X R X' (2 d b^2),
+    Cholesky (b^3 / 3), two triangular solves (b^2 d + b^2 c), R -= K'K (2 d^2 b),
+    the statistics A and B (2 d^2 b + 2 d b c) and the prior residuals (2 d b c).
+    """
+    return 6.0 * d * d * b + 3.0 * d * b * b + b**3 / 3 + b * b * c + 4.0 * d * b * c
+
+
+class RecursiveRidge:
+    """Exact recursive ridge regression (see the module docstring).
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.normal(size=(50, 4)), rng.normal(size=(50, 2))
+    >>> ridge = RecursiveRidge(gamma=0.5)
+    >>> ridge.grow(4, 2)
+    >>> _ = ridge.update(X[:7], Y[:7]); _ = ridge.update(X[7:], Y[7:])
+    >>> closed = np.linalg.solve(X.T @ X + 0.5 * np.eye(4), X.T @ Y)
+    >>> bool(np.allclose(ridge.weights(), closed, rtol=1e-10))
+    True
+    """
+
+    def __init__(self, gamma: float = 1.0, forgetting: float = 1.0, device: str = "cpu"):
+        if not (gamma > 0 and math.isfinite(gamma)):
+            raise ValueError(f"gamma must be a positive finite number, got {gamma!r}")
+        self.gamma = float(gamma)
+        self.forgetting = float(forgetting)
+        self._check_forgetting(self.forgetting)
+        self.la = make_linalg(device)
+        self.n_features = 0
+        self.n_outputs = 0
+        self.A = self.la.zeros(0, 0)  # (d, d)
+        self.B = self.la.zeros(0, 0)  # (d, c)
+        self.R = self.la.zeros(0, 0)  # (d, d)
+        self.decay = 1.0  # g / gamma: how far the ridge term has decayed since the last anchor
+        self.rows_since_anchor = 0
+        self.n_rows = 0  # rows learned, unweighted
+        self._W = None  # cache of R @ B
+
+    @staticmethod
+    def _check_forgetting(value: float) -> None:
+        if not (0.5 <= value <= 1.0):
+            raise ValueError(f"forgetting must be in [0.5, 1.0], got {value!r}")
+
+    def set_forgetting(self, value: float) -> None:
+        """Change the forgetting factor from now on (used by drift responses and homeostasis)."""
+        self._check_forgetting(value)
+        self.forgetting = float(value)
+
+    # -- shape -----------------------------------------------------------------------
+    def grow(self, n_features: int, n_outputs: int) -> None:
+        """Grow to at least ``n_features`` inputs and ``n_outputs`` outputs.
+
+        A new input has been 0 on every past row, so its block of ``A`` is zero and its
+        block of ``R`` is ``I / g``: the model is unchanged, exactly.
+        """
+        la = self.la
+        df, dc = n_features - self.n_features, n_outputs - self.n_outputs
+        if df > 0:
+            self.A = la.pad(self.A, df, df)
+            self.B = la.pad(self.B, df, 0)
+            self.R = la.pad(self.R, df, df)
+            tail = self.R[self.n_features :, self.n_features :]
+            la.add_to_diag(tail, 1.0 / (self.gamma * self.decay))
+            self.n_features = n_features
+        if dc > 0:
+            self.B = la.pad(self.B, 0, dc)
+            self.n_outputs = n_outputs
+        if df > 0 or dc > 0:
+            self._W = None
+
+    # -- prediction --------------------------------------------------------------------
+    def weights(self):
+        """``W = R B``, shape (d, c)."""
+        if self._W is None:
+            self._W = self.la.own(self.R @ self.B)
+        return self._W
+
+    def predict(self, X):
+        """Scores ``X W`` for rows ``X`` (b, d) -> (b, c)."""
+        return X @ self.weights()
+
+    # -- learning ----------------------------------------------------------------------
+    def update(self, X, Y, sample_weight=None, X_query=None, query_pos=None):
+        """Learn rows ``X`` (b, d) with targets ``Y`` (b, c), in order.
+
+        Returns ``(prior, query)``: ``prior`` (b, c) holds each row's scores before it was
+        learned (after the rows before it). ``X_query`` (u, d) are rows to score without
+        learning; ``query_pos[k]`` says how many of the learned rows precede query ``k``
+        (it is scored by the model at that moment). ``query`` is (u, c) or None.
+        """
+        la = self.la
+        b = X.shape[0]
+        w = np.ones(b) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if X_query is not None:
+            query_pos = np.asarray(query_pos, dtype=np.int64)
+        priors, queries = [], []
+        start = 0
+        while start < b or (X_query is not None and start == b == 0):
+            stop = start + self._rows_until_anchor(b - start)
+            if X_query is not None:
+                # a query sitting exactly at a re-anchor belongs to the next chunk
+                last = stop == b
+                sel = (query_pos >= start) & ((query_pos <= stop) if last else (query_pos < stop))
+                Xq, qp = X_query[sel], query_pos[sel] - start
+            else:
+                sel, Xq, qp = None, None, None
+            prior, q = self._chunk(X[start:stop], Y[start:stop], w[start:stop], Xq, qp)
+            priors.append(prior)
+            if sel is not None:
+                queries.append((np.flatnonzero(sel), q))
+            start = stop
+            if self.decay < 0.5 or self.rows_since_anchor >= REFRESH_ROWS:
+                self.refresh()
+            if b == 0:
+                break
+        prior = priors[0] if len(priors) == 1 else _concat(la, priors)
+        query = None
+        if X_query is not None:
+            query = la.zeros(X_query.shape[0], self.n_outputs)
+            for idx, q in queries:
+                if len(idx):
+                    query[la.index(idx)] = q
+        return prior, query
+
+    def _rows_until_anchor(self, remaining: int) -> int:
+        """How many of the next ``remaining`` rows to learn before the next re-anchor."""
+        limit = min(remaining, MAX_CHUNK, REFRESH_ROWS - self.rows_since_anchor)
+        lam = self.forgetting
+        if lam < 1.0:
+            # smallest k >= 1 with decay * lam^k < 0.5
+            k = math.floor(math.log(0.5 / self.decay) / math.log(lam)) + 1
+            limit = min(limit, max(k, 1))
+        return max(limit, 1) if remaining else 0
+
+    def _chunk(self, X, Y, w, Xq, qpos):
+        la, lam = self.la, self.forgetting
+        b = X.shape[0]
+        W0 = self.weights()  # (d, c)
+        if b == 0:
+            return la.zeros(0, self.n_outputs), (Xq @ W0 if Xq is not None else None)
+        wt = la.asarray(w)
+        noise = la.powers(lam, b) / wt  # (b,): observation noise l^(i+1) / w_i
+        RXt = self.R @ X.T  # (d, b)
+        S = X @ RXt  # (b, b) innovation covariance
+        la.add_to_diag(S, noise)
+        try:
+            C = la.cholesky_lower(S)
+        except np.linalg.LinAlgError:
+            # R lost definiteness to rounding: rebuild it from the exact statistics.
+            self.refresh()
+            RXt = self.R @ X.T
+            S = X @ RXt
+            la.add_to_diag(S, noise)
+            C = la.cholesky_lower(S)
+        resid = Y - X @ W0  # (b, c) residuals against the batch-start weights
+        Q = la.solve_lower(C, resid)  # (b, c) whitened innovations
+        prior = Y - la.diag(C)[:, None] * Q  # (b, c) scores before each row was learned
+        query = None
+        if Xq is not None and Xq.shape[0]:
+            T = la.solve_lower(C, RXt.T @ Xq.T)  # (b, u)
+            # query k sees only the rows before qpos[k]: forward substitution makes the
+            # leading block of the solve exactly the smaller problem's solve.
+            mask = np.arange(b)[:, None] < np.asarray(qpos)[None, :]  # (b, u)
+            query = Xq @ W0 + (T * la.asarray(mask)).T @ Q
+        elif Xq is not None:
+            query = la.zeros(0, self.n_outputs)
+        K = la.solve_lower(C, RXt.T)  # (b, d)
+        scale = lam**b
+        R = self.R - K.T @ K
+        if b > 1:
+            R = 0.5 * (R + R.T)  # the product K'K is symmetric only up to rounding
+        self.R = la.own(R / scale if scale != 1.0 else R)
+        dw = wt * (scale / la.powers(lam, b))  # (b,): w_i l^(b-1-i)
+        Xw = X.T * dw  # (d, b)
+        if scale != 1.0:
+            self.A *= scale
+            self.B *= scale
+        self.A += Xw @ X
+        self.B += Xw @ Y
+        self.decay *= scale
+        self.rows_since_anchor += b
+        self.n_rows += b
+        self._W = None
+        return prior, query
+
+    def update_one(self, x, y, weight: float = 1.0):
+        """Rank-1 :meth:`update` for one row ``x`` (d,) and target ``y`` (c,); returns prior scores (c,)."""
+        if not isinstance(self.la, NumpyLinalg):
+            prior, _ = self.update(x[None, :], y[None, :], [weight])
+            return prior[0]
+        la, lam = self.la, self.forgetting
+        W = self.weights()
+        prior = x @ W  # (c,)
+        Rx = la.symv(self.R, x)  # (d,)
+        s = lam / weight + x @ Rx
+        la.rank1_(-1.0 / s, Rx, Rx, self.R)
+        if lam != 1.0:
+            self.R *= 1.0 / lam
+            self.A *= lam
+            self.B *= lam
+        la.rank1_(weight, x, x, self.A)
+        la.rank1_(weight, x, y, self.B)
+        # W = R B changes by (R_new x w)(y - prior)' and R_new x w = Rx / s; updating W
+        # in place avoids recomputing R B (d^2 c) on every event.
+        la.rank1_(1.0 / s, Rx, y - prior, W)
+        self.decay *= lam
+        self.rows_since_anchor += 1
+        self.n_rows += 1
+        if self.decay < 0.5 or self.rows_since_anchor >= REFRESH_ROWS:
+            self.refresh()
+        return prior
+
+    def refresh(self) -> None:
+        """Re-anchor ``R = (A + gamma I)^-1`` from the exact statistics."""
+        M = self.A + self.gamma * self.la.eye(self.n_features)
+        self.R = self.la.spd_inverse(M) if self.n_features else M
+        self.decay = 1.0
+        self.rows_since_anchor = 0
+        self._W = None
+
+    # -- state -------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Arrays (numpy float64) and scalars; everything needed to resume exactly."""
+        la = self.la
+        return {
+            "A": la.to_numpy(self.A).copy(),
+            "B": la.to_numpy(self.B).copy(),
+            "R": la.to_numpy(self.R).copy(),
+            "gamma": self.gamma,
+            "forgetting": self.forgetting,
+            "decay": self.decay,
+            "rows_since_anchor": self.rows_since_anchor,
+            "n_rows": self.n_rows,
+        }
+
+    def load_state_dict(self, state: Mapping) -> None:
+        la = self.la
+        A, B, R = (np.asarray(state[k], dtype=np.float64) for k in ("A", "B", "R"))
+        d, c = B.shape
+        if A.shape != (d, d) or R.shape != (d, d):
+            raise ValueError(f"inconsistent ridge state: A {A.shape}, B {B.shape}, R {R.shape}")
+        self.A, self.B, self.R = (la.own(la.asarray(M.copy())) for M in (A, B, R))
+        self.n_features, self.n_outputs = d, c
+        self.gamma = float(state["gamma"])
+        self.set_forgetting(float(state["forgetting"]))
+        self.decay = float(state["decay"])
+        self.rows_since_anchor = int(state["rows_since_anchor"])
+        self.n_rows = int(state["n_rows"])
+        self._W = None
+
+    def __getstate__(self):
+        return {"device": self.la.name, **self.state_dict()}
+
+    def __setstate__(self, state):
+        self.la = make_linalg(state["device"])
+        self._W = None
+        self.load_state_dict(state)
+
+
+def _concat(la, parts):
+    if isinstance(la, NumpyLinalg):
+        return np.concatenate(parts, axis=0)
+    return la.torch.cat(parts, dim=0)

@@ -1,0 +1,23 @@
+"""Shared fixtures for integration tests that talk to real services.
+
+CI starts the services first and exports their addresses; these tests never
+skip, so a missing service is a loud failure rather than a silently green run.
+"""
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """Bootstrap address of the real Kafka broker from deploy/kafka/dev-broker.sh."""
+    bootstrap = os.environ.get("STREAM_CL_KAFKA_BOOTSTRAP", "").strip()
+    if not bootstrap:
+        pytest.fail(
+            "STREAM_CL_KAFKA_BOOTSTRAP is not set. Start a broker and export its address:\n"
+            "    deploy/kafka/dev-broker.sh start\n"
+            "    export STREAM_CL_KAFKA_BOOTSTRAP=$(deploy/kafka/dev-broker.sh bootstrap)",
+            pytrace=False,
+        )
+    return bootstrap

@@ -1,0 +1,145 @@
+"""AnalyticClassifier: River conformance, exactness against closed-form ridge, bad input."""
+
+import math
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from river import checks, datasets, evaluate, linear_model, metrics, multiclass, preprocessing
+
+from stream_cl import AnalyticClassifier
+from stream_cl.features import InvalidFeatureError
+
+
+@pytest.mark.parametrize("params", list(AnalyticClassifier._unit_test_params()), ids=str)
+def test_river_check_estimator(params):
+    checks.check_estimator(AnalyticClassifier(**params))
+
+
+def test_no_river_check_is_skipped():
+    assert not AnalyticClassifier()._unit_test_skips()
+
+
+def _closed_form(rows, labels, classes, names, gamma):
+    X = np.array([[1.0] + [r.get(k, 0.0) for k in names] for r in rows])
+    Y = np.array([[float(y == c) for c in classes] for y in labels])
+    return np.linalg.solve(X.T @ X + gamma * np.eye(X.shape[1]), X.T @ Y)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_streamed_coefficients_equal_closed_form_ridge(seed):
+    """Random batch sizes, learn_one/learn_many/prequential_batch mixed, labels in random
+    order (classes appear late), features that appear late: still closed-form ridge."""
+    rng = np.random.default_rng(seed)
+    n = 600
+    keys = [f"f{i}" for i in range(12)]
+    rows, labels = [], []
+    for i in range(n):
+        present = keys[: 6 + min(6, i // 80)]  # features emerge over time
+        rows.append({k: float(rng.normal() * (1 + j)) for j, k in enumerate(present) if rng.random() > 0.1})
+        labels.append(int(rng.integers(0, 2 + min(5, i // 100))))  # classes emerge too
+    order = rng.permutation(n)  # random label arrival order
+    rows, labels = [rows[i] for i in order], [labels[i] for i in order]
+    gamma = 0.05
+    model = AnalyticClassifier(gamma=gamma)
+    i = 0
+    while i < n:
+        b = int(rng.choice([1, 1, 2, 7, 33, 128]))
+        chunk = slice(i, min(n, i + b))
+        kind = rng.integers(0, 3)
+        if b == 1 or kind == 0:
+            for x, y in zip(rows[chunk], labels[chunk]):
+                model.learn_one(x, y)
+        elif kind == 1:
+            frame = pd.DataFrame(rows[chunk]).fillna(0.0)
+            model.learn_many(frame, pd.Series(labels[chunk]))
+        else:
+            model.prequential_batch(rows[chunk], labels[chunk])
+        i += b
+    W = _closed_form(rows, labels, model.classes_, model.feature_names_in_, gamma)
+    got = np.vstack([model.intercept_[None, :], model.coef_.T])
+    rel = np.abs(got - W).max() / np.abs(W).max()
+    assert rel < 1e-6, rel
+    assert model.coef_.shape == (len(model.classes_), len(model.feature_names_in_))
+
+
+def test_prequential_batch_equals_predict_then_learn_loop():
+    data = list(datasets.ImageSegments().take(400))
+    xs, ys = [x for x, _ in data], [y for _, y in data]
+    ys_partly_unlabelled = [None if i % 5 == 0 else y for i, y in enumerate(ys)]
+    loop = AnalyticClassifier(gamma=0.5, forgetting=0.995)
+    expected = []
+    for x, y in zip(xs, ys_partly_unlabelled):
+        expected.append(loop.predict_proba_one(x))
+        if y is not None:
+            loop.learn_one(x, y)
+    # compare row by row (the class set grows between batches)
+    batch = AnalyticClassifier(gamma=0.5, forgetting=0.995)
+    for s in range(0, 400, 64):
+        probas = batch.prequential_batch(xs[s:s + 64], ys_partly_unlabelled[s:s + 64])
+        for i, row in enumerate(probas):
+            want = expected[s + i]
+            have = {c: p for c, p in zip(batch.classes_, row) if c in want or p > 0}
+            assert set(have) == set(want)
+            for c in want:
+                assert math.isclose(have[c], want[c], rel_tol=1e-7, abs_tol=1e-9)
+
+
+def test_beats_logistic_regression_on_image_segments():
+    ours = evaluate.progressive_val_score(datasets.ImageSegments(), AnalyticClassifier(gamma=0.1), metrics.Accuracy())
+    lr = multiclass.OneVsRestClassifier(linear_model.LogisticRegression())
+    theirs = evaluate.progressive_val_score(datasets.ImageSegments(), preprocessing.StandardScaler() | lr, metrics.Accuracy())
+    assert ours.get() > theirs.get()
+
+
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        ({"a": float("nan")}, "not finite"),
+        ({"a": float("inf")}, "not finite"),
+        ({"a": "3.0"}, "expected a number"),
+        ({"a": [1.0]}, "expected a number"),
+        ({"a": None}, "expected a number"),
+    ],
+)
+def test_bad_features_raise_and_leave_the_model_untouched(x, message):
+    model = AnalyticClassifier()
+    model.learn_one({"a": 1.0, "b": 2.0}, "yes").learn_one({"a": -1.0, "b": 0.5}, "no")
+    before = pickle.dumps(model)
+    with pytest.raises(InvalidFeatureError, match=message):
+        model.learn_one({**x, "new": 1.0}, "yes")
+    with pytest.raises(InvalidFeatureError):
+        model.prequential_batch([{"a": 1.0}, {**x, "z": 2.0}], ["yes", "no"])
+    assert pickle.dumps(model) == before
+
+
+def test_bad_labels_raise():
+    model = AnalyticClassifier()
+    with pytest.raises(ValueError, match="None"):
+        model.learn_one({"a": 1.0}, None)
+    with pytest.raises(TypeError, match="hashable"):
+        model.learn_one({"a": 1.0}, ["x"])
+    with pytest.raises(ValueError, match="NaN"):
+        model.learn_one({"a": 1.0}, float("nan"))
+
+
+def test_hashing_keeps_a_fixed_width_for_unbounded_keys():
+    model = AnalyticClassifier(hash_width=32)
+    for i in range(500):
+        model.learn_one({f"user_{i}": 1.0, "bias_feature": float(i % 2)}, i % 2)
+    assert model.coef_.shape == (2, 32)
+    assert model.predict_one({"bias_feature": 1.0}) == 1
+
+
+def test_state_dict_round_trip_resumes_exactly():
+    data = list(datasets.Phishing().take(300))
+    a = AnalyticClassifier(gamma=0.3, forgetting=0.99)
+    for x, y in data[:150]:
+        a.learn_one(x, y)
+    b = AnalyticClassifier(**a.state_dict()["params"]).load_state_dict(a.state_dict())
+    for x, y in data[150:]:
+        a.learn_one(x, y)
+        b.learn_one(x, y)
+    assert np.array_equal(a.coef_, b.coef_)
+    assert a.predict_proba_one(data[0][0]) == b.predict_proba_one(data[0][0])
