@@ -1,0 +1,91 @@
+"""Events in, predictions and dead letters out: the records every connector speaks.
+
+The engine defines them (and the decoder in :mod:`stream_cl.decode`); connectors only
+move bytes. An :class:`Event` that exists has been validated: finite numeric features,
+a hashable label or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+__all__ = ["DeadLetter", "Event", "Prediction", "DeadLetterSink", "PredictionSink", "Source", "REASONS"]
+
+# Stable reason codes for dead letters (also Prometheus label values).
+REASONS = (
+    "oversized",  # the raw record is larger than mapping.max_event_bytes
+    "malformed",  # not parseable (bad JSON, bad CSV row, bad encoding)
+    "not_an_object",  # valid JSON, but not an object
+    "missing_features",  # the features field/columns are absent
+    "bad_features",  # the features field is neither an object nor a list
+    "wrong_type",  # a feature value is not a number
+    "non_finite",  # a feature value is NaN or infinite
+    "too_many_features",  # more than mapping.max_features features
+    "unknown_field",  # a top-level field outside the mapping (unknown_fields = "reject")
+    "missing_label",  # no label where labels are required
+    "bad_label",  # a label that is not a string, integer or boolean
+    "bad_id",  # an id that is not a string or integer
+    "bad_timestamp",  # a timestamp that is neither a number nor ISO 8601
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A validated event: features, and optionally a label, id, task and time."""
+
+    x: Mapping[Hashable, float]
+    y: Hashable | None = None
+    id: str | None = None
+    task: Hashable | None = None
+    ts: float | None = None  # seconds since the epoch
+    origin: str = ""  # where it came from: "path:line" or "topic/partition@offset"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that could not become an event, kept whole with the reason."""
+
+    raw: bytes
+    reason: str  # one of REASONS
+    detail: str  # human-readable explanation
+    origin: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    id: str | None
+    y_pred: Hashable | None
+    proba: float  # probability of y_pred
+    y_true: Hashable | None = None
+    task: Hashable | None = None
+    ts: float | None = None
+    origin: str = ""
+    extra: Mapping = field(default_factory=dict)
+
+
+class Source(Protocol):
+    """Where events come from. ``poll`` returns decoded records, at most ``max_records``."""
+
+    exhausted: bool  # no more records will ever come (a finished file)
+
+    def poll(self, max_records: int) -> Sequence[Event | DeadLetter]: ...
+
+    def close(self) -> None: ...
+
+
+class PredictionSink(Protocol):
+    def write(self, predictions: Sequence[Prediction]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class DeadLetterSink(Protocol):
+    def write(self, letters: Sequence[DeadLetter]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
