@@ -101,29 +101,42 @@ class FeatureIndex:
 
         Raises :class:`InvalidFeatureError` for the first bad value; nothing is changed then.
         """
+        X, _, new = self.vectorize_masked(xs)
+        return X, new
+
+    def vectorize_masked(self, xs: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray, list]:
+        """Like :meth:`vectorize`, plus a boolean mask of the values present in each event."""
         if self.hash_width is not None:
-            return self._hashed(xs), []
+            return self._hashed(xs)
         pos, new = self._pos, {}
         n_known = len(self.names)
-        cells: list[tuple[int, int, float]] = []
-        for i, x in enumerate(xs):
-            for key, value in x.items():
-                j = pos.get(key)
-                if j is None:
-                    j = new.get(key)
+        rows = []
+        cols_of: dict[tuple, np.ndarray] = {}  # key sequence -> columns (streams repeat them)
+        for x in xs:
+            keys = tuple(x)
+            cols = cols_of.get(keys)
+            if cols is None:
+                cols = []
+                for key in keys:
+                    j = pos.get(key)
                     if j is None:
-                        j = new[key] = n_known + len(new)
-                cells.append((i, j, check_feature_value(key, value)))
+                        j = new.get(key)
+                        if j is None:
+                            j = new[key] = n_known + len(new)
+                    cols.append(j)
+                cols = cols_of[keys] = np.array(cols, dtype=np.int64)
+            rows.append((cols, values_array(x)))
         X = np.zeros((len(xs), n_known + len(new)))  # (batch, features)
-        if cells:
-            rows, cols, vals = zip(*cells)
-            X[rows, cols] = vals
-        return X, list(new)
+        M = np.zeros(X.shape, dtype=bool)
+        for i, (cols, values) in enumerate(rows):
+            X[i, cols] = values
+            M[i, cols] = True
+        return X, M, list(new)
 
     def vectorize_one(self, x: Mapping, bias: bool = False) -> tuple[np.ndarray, list]:
         """Fast path of :meth:`vectorize` for one event: a 1-D row, led by 1.0 if ``bias``."""
         if self.hash_width is not None:
-            row = self._hashed((x,))[0]
+            row = self._hashed((x,))[0][0]
             return (np.concatenate([[1.0], row]) if bias else row), []
         values = values_array(x, bias)
         off = int(bias)
@@ -156,15 +169,17 @@ class FeatureIndex:
         row[cols] = values[off:]
         return row
 
-    def _hashed(self, xs: Sequence[Mapping]) -> np.ndarray:
+    def _hashed(self, xs: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray, list]:
         X = np.zeros((len(xs), self.hash_width))  # (batch, hash_width)
+        M = np.zeros(X.shape, dtype=bool)
         for i, x in enumerate(xs):
             for key, value in x.items():
                 h = _stable_hash(key)
                 # The sign bit comes from the high bits so collisions cancel in expectation.
                 sign = 1.0 if (h >> 31) & 1 == 0 else -1.0
                 X[i, h % self.hash_width] += sign * check_feature_value(key, value)
-        return X
+                M[i, h % self.hash_width] = True
+        return X, M, []
 
     def commit(self, new_keys: Sequence[Hashable]) -> None:
         if new_keys:

@@ -11,8 +11,8 @@ ridge ``(X'X + gamma I)^-1 X'Y`` on every row seen, whatever the batch sizes.
 
 With ``forgetting = l < 1`` the rows are exponentially down-weighted. Scaling ``R^-1``
 by ``l`` also decays the ridge term, so ``g`` drifts below ``gamma``; whenever it
-would fall below ``gamma / 2`` (and every 65,536 rows in any case, to shed rounding
-drift), ``R`` is re-anchored to ``(A + gamma I)^-1`` from the exact statistics. The
+would fall below ``ANCHOR_DECAY * gamma`` (and every 65,536 rows in any case, to shed
+rounding drift), ``R`` is re-anchored to ``(A + gamma I)^-1`` from the exact statistics. The
 anchor points depend only on the sequence of rows, never on how they were batched,
 so any split of the same stream gives the same model.
 
@@ -35,6 +35,9 @@ __all__ = ["RecursiveRidge", "update_flops"]
 
 # Re-anchor at least this often, so floating-point drift in R cannot accumulate.
 REFRESH_ROWS = 65_536
+# With forgetting < 1 the ridge term decays with the data; R is re-anchored to the
+# full gamma once it has decayed to this fraction (a refresh costs one d^3 inverse).
+ANCHOR_DECAY = 0.25
 # Larger batches are learned in chunks of this many rows: the innovation covariance
 # is (rows x rows), and splitting does not change the result.
 MAX_CHUNK = 1024
@@ -154,7 +157,7 @@ class RecursiveRidge:
             if sel is not None:
                 queries.append((np.flatnonzero(sel), q))
             start = stop
-            if self.decay < 0.5 or self.rows_since_anchor >= REFRESH_ROWS:
+            if self.decay < ANCHOR_DECAY or self.rows_since_anchor >= REFRESH_ROWS:
                 self.refresh()
             if b == 0:
                 break
@@ -172,8 +175,8 @@ class RecursiveRidge:
         limit = min(remaining, MAX_CHUNK, REFRESH_ROWS - self.rows_since_anchor)
         lam = self.forgetting
         if lam < 1.0:
-            # smallest k >= 1 with decay * lam^k < 0.5
-            k = math.floor(math.log(0.5 / self.decay) / math.log(lam)) + 1
+            # smallest k >= 1 with decay * lam^k < ANCHOR_DECAY
+            k = math.floor(math.log(ANCHOR_DECAY / self.decay) / math.log(lam)) + 1
             limit = min(limit, max(k, 1))
         return max(limit, 1) if remaining else 0
 
@@ -211,10 +214,12 @@ class RecursiveRidge:
             query = la.zeros(0, self.n_outputs)
         K = la.solve_lower(C, RXt.T)  # (b, d)
         scale = lam**b
-        R = self.R - K.T @ K
-        if b > 1:
-            R = 0.5 * (R + R.T)  # the product K'K is symmetric only up to rounding
-        self.R = la.own(R / scale if scale != 1.0 else R)
+        self.R -= K.T @ K
+        if b > 1:  # the product K'K is symmetric only up to rounding
+            self.R += self.R.T
+            self.R *= 0.5 / scale
+        elif scale != 1.0:
+            self.R *= 1.0 / scale
         dw = wt * (scale / la.powers(lam, b))  # (b,): w_i l^(b-1-i)
         Xw = X.T * dw  # (d, b)
         if scale != 1.0:
@@ -251,7 +256,7 @@ class RecursiveRidge:
         self.decay *= lam
         self.rows_since_anchor += 1
         self.n_rows += 1
-        if self.decay < 0.5 or self.rows_since_anchor >= REFRESH_ROWS:
+        if self.decay < ANCHOR_DECAY or self.rows_since_anchor >= REFRESH_ROWS:
             self.refresh()
         return prior
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stream_cl.heads.ridge import REFRESH_ROWS, RecursiveRidge
+from stream_cl.heads.ridge import ANCHOR_DECAY, REFRESH_ROWS, RecursiveRidge
 
 
 def _sequential(ridge, X, Y, w=None):
@@ -46,8 +46,8 @@ def test_forgetting_matches_exponentially_weighted_ridge_at_anchor_points():
     A = (X.T * wts) @ X
     B = (X.T * wts) @ Y
     np.testing.assert_allclose(ridge.weights(), np.linalg.solve(A + gamma * np.eye(3), B), rtol=1e-10)
-    # and the ridge term never decays below half of gamma between anchors
-    assert 0.5 <= ridge.decay <= 1.0
+    # and the ridge term never decays below ANCHOR_DECAY * gamma between anchors
+    assert ANCHOR_DECAY <= ridge.decay <= 1.0
 
 
 def test_queries_are_scored_by_the_model_at_their_position():

@@ -1,0 +1,87 @@
+"""Online standardisation with per-feature counts, exact in batches.
+
+Each feature keeps its count, mean and sum of squared deviations (Welford), updated
+only by the rows where it is present; a missing feature standardises to 0 (the
+mean). :meth:`OnlineStandardizer.prequential` standardises every row with the
+statistics *before* that row and then absorbs the batch, so a batch gives the same
+numbers as a row-by-row loop (cumulative sums, no Python loop).
+
+>>> import numpy as np
+>>> s = OnlineStandardizer()
+>>> X = np.array([[1.0], [3.0], [5.0]])
+>>> s.prequential(X, np.ones_like(X, dtype=bool)).ravel().tolist()
+[0.0, 0.0, 3.0]
+>>> s.mean.tolist(), s.transform(np.array([[3.0]])).ravel().tolist()
+([3.0], [0.0])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+
+class OnlineStandardizer:
+    def __init__(self, clip: float = 10.0):
+        self.clip = clip  # |z| is capped so one outlier cannot dominate the random features
+        self.count = np.zeros(0)
+        self.mean = np.zeros(0)
+        self.m2 = np.zeros(0)
+
+    @property
+    def n_features(self) -> int:
+        return self.count.shape[0]
+
+    def grow(self, d: int) -> None:
+        extra = d - self.n_features
+        if extra > 0:
+            self.count, self.mean, self.m2 = (np.concatenate([a, np.zeros(extra)]) for a in (self.count, self.mean, self.m2))
+
+    def _z(self, X, M, count, mean, m2) -> np.ndarray:
+        safe = np.maximum(count, 1.0)
+        var = m2 / safe
+        # A feature seen fewer than twice has no scale yet: it reads as 0 (its mean).
+        # A constant one is only centred.
+        std = np.where(var > 1e-24, np.sqrt(np.maximum(var, 1e-300)), 1.0)
+        Z = np.where(M & (count >= 2), (X - mean) / std, 0.0)
+        return np.clip(Z, -self.clip, self.clip, out=Z)
+
+    def transform(self, X: np.ndarray, M: np.ndarray | None = None) -> np.ndarray:
+        """Standardise rows ``X`` (b, d) with the current statistics; ``M`` marks present values."""
+        self.grow(X.shape[1])
+        d = X.shape[1]
+        M = np.ones(X.shape, dtype=bool) if M is None else M
+        return self._z(X, M, self.count[:d], self.mean[:d], self.m2[:d])
+
+    def prequential(self, X: np.ndarray, M: np.ndarray, learn: np.ndarray | None = None) -> np.ndarray:
+        """Standardise each row with the statistics before it, absorbing rows where ``learn``."""
+        self.grow(X.shape[1])
+        b, d = X.shape
+        w = M.astype(np.float64)  # (b, d)
+        if learn is not None:
+            w *= learn[:, None]
+        mu0, n0, m20 = self.mean[:d], self.count[:d], self.m2[:d]
+        D = np.where(M, X - mu0, 0.0)  # (b, d) deviations from the batch-start mean
+        # inclusive cumulative sums; row i uses the sums of rows < i (exclusive)
+        cn, c1, c2 = (np.cumsum(a, axis=0) for a in (w, w * D, w * D * D))
+        n_before = n0 + cn - w  # (b, d)
+        s1_before, s2_before = c1 - w * D, c2 - w * D * D
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shift = np.where(n_before > 0, s1_before / n_before, 0.0)
+            m2_before = m20 + s2_before - np.where(n_before > 0, s1_before * shift, 0.0)
+        Z = self._z(X, M, n_before, mu0 + shift, np.maximum(m2_before, 0.0))
+        n_after = n0 + cn[-1]
+        s1, s2 = c1[-1], c2[-1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shift = np.where(n_after > 0, s1 / n_after, 0.0)
+            m2_after = m20 + s2 - np.where(n_after > 0, s1 * shift, 0.0)
+        self.count, self.mean, self.m2 = n_after, mu0 + shift, np.maximum(m2_after, 0.0)
+        return Z
+
+    def state_dict(self) -> dict:
+        return {"clip": self.clip, "count": self.count.copy(), "mean": self.mean.copy(), "m2": self.m2.copy()}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.clip = float(state["clip"])
+        self.count, self.mean, self.m2 = (np.asarray(state[k], dtype=np.float64).copy() for k in ("count", "mean", "m2"))

@@ -1,0 +1,81 @@
+"""Any ``torch.nn.Module`` (or a TorchScript file on disk) as a frozen backbone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .base import Backbone
+
+__all__ = ["TorchBackbone"]
+
+
+class TorchBackbone(Backbone):
+    """Wrap a module mapping (b, input_dim) float tensors to (b, out_features).
+
+    Parameters
+    ----------
+    module
+        A ``torch.nn.Module``, or the path of a TorchScript file (``torch.jit.save``),
+        loaded with ``torch.jit.load`` (no pickle is executed).
+    input_dim
+        Inputs the module expects. Fewer standardised inputs are zero-padded (a
+        missing feature reads as its mean); more raise ``ValueError``.
+    dtype
+        ``"float32"`` or ``"float64"``: the dtype the module runs in.
+
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh())
+    >>> TorchBackbone(net, input_dim=3).forward(torch.zeros(2, 3, dtype=torch.float64)).shape
+    torch.Size([2, 5])
+    """
+
+    def __init__(self, module: torch.nn.Module | str, input_dim: int, dtype: str = "float32"):
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        self.module = module
+        self.input_dim = input_dim
+        self.dtype = dtype
+        self.device_ = "cpu"
+        self.net_ = self._load(module)
+        self.out_ = None
+
+    @staticmethod
+    def _load(module):
+        if isinstance(module, (str, Path)):
+            path = Path(module)
+            if not path.is_file():
+                raise ValueError(f"backbone file {str(path)!r} not found; give the path of a torch.jit.save'd module")
+            net = torch.jit.load(str(path), map_location="cpu")
+        elif isinstance(module, torch.nn.Module):
+            net = module
+        else:
+            raise TypeError(f"module must be a torch.nn.Module or a TorchScript path, got {type(module).__name__}")
+        net.eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        return net
+
+    @property
+    def out_features(self) -> int:
+        if self.out_ is None:
+            with torch.no_grad():
+                self.out_ = int(self.forward(torch.zeros(1, self.input_dim, dtype=torch.float64, device=self.device_)).shape[1])
+        return self.out_
+
+    def to(self, device: str) -> "TorchBackbone":
+        self.device_ = device
+        self.net_ = self.net_.to(device)
+        return self
+
+    def forward(self, Z: torch.Tensor) -> torch.Tensor:
+        d = Z.shape[1]
+        if d > self.input_dim:
+            raise ValueError(f"the stream has {d} features but the backbone takes input_dim={self.input_dim}; "
+                             "raise input_dim or drop features in the mapping")
+        if d < self.input_dim:
+            Z = torch.nn.functional.pad(Z, (0, self.input_dim - d))
+        with torch.no_grad():
+            out = self.net_(Z.to(getattr(torch, self.dtype)))  # (b, out_features)
+        return out.reshape(out.shape[0], -1).to(torch.float64)  # flatten any trailing dims

@@ -1,0 +1,403 @@
+"""Raw records in, validated :class:`~stream_cl.events.Event` or :class:`~stream_cl.events.DeadLetter` out.
+
+The decoder is the one gate between untrusted bytes and the model: whatever it is
+given, it returns a record and never raises. An event that comes out has finite
+float features, a hashable label (``str``, ``int`` or ``bool``) or none, a string id
+or none, and a time in epoch seconds or none. Anything else becomes a dead letter
+with a stable reason code from :data:`~stream_cl.events.REASONS` and a short detail.
+
+>>> decoder = EventDecoder(MappingConfig())
+>>> decoder.decode_json(b'{"x": {"age": 42, "smoker": true}, "y": "sick", "id": 7}', "demo:1")
+Event(x={'age': 42.0, 'smoker': 1.0}, y='sick', id='7', task=None, ts=None, origin='demo:1')
+>>> letter = decoder.decode_json(b'{"x": {"age": "4x"}, "y": 1}', "demo:2")
+>>> letter.reason, letter.detail
+('wrong_type', "feature 'age': expected a number, got str '4x'")
+>>> decoder.decode_json(b'{"x": [1, NaN]}', "demo:3").reason
+'non_finite'
+
+CSV rows arrive as strings; empty cells are missing features, the label stays text:
+
+>>> decoder.decode_csv_row({"a": "1.5", "b": "", "y": "cat"}, b"1.5,,cat", "demo.csv:2")
+Event(x={'a': 1.5}, y='cat', id=None, task=None, ts=None, origin='demo.csv:2')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import numbers
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from .config import MappingConfig
+from .events import DeadLetter, Event
+
+__all__ = ["EventDecoder"]
+
+_BIG = 2**1000  # ints inside this convert to float without overflow
+_BOM = "\ufeff"
+
+
+class _NonFinite(Exception):
+    """Raised from the JSON parser on the non-standard NaN / Infinity literals."""
+
+
+def _reject_constant(name: str):
+    raise _NonFinite(name)
+
+
+# One shared decoder: json.loads(..., parse_constant=...) would build a new one per call.
+_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+_scan = _JSON.scan_once
+
+
+def _event_maker():
+    """A constructor for :class:`Event` that fills its slots directly.
+
+    A frozen dataclass's ``__init__`` goes through ``object.__setattr__`` per field,
+    which is a tenth of the decoder's time; slot descriptors halve that. Used only
+    while Event has exactly these fields, so a new field cannot be left unset.
+    """
+    names = ("x", "y", "id", "task", "ts", "origin")
+    if tuple(f.name for f in dataclasses.fields(Event)) != names or not hasattr(Event, "__slots__"):
+        return Event
+    set_x, set_y, set_id, set_task, set_ts, set_origin = (Event.__dict__[n].__set__ for n in names)
+    new = object.__new__
+
+    def make(x, y, id, task, ts, origin):
+        e = new(Event)
+        set_x(e, x), set_y(e, y), set_id(e, id), set_task(e, task), set_ts(e, ts), set_origin(e, origin)
+        return e
+
+    return make
+
+
+_make_event = _event_maker()
+
+
+class EventDecoder:
+    """Validates records against a :class:`MappingConfig`; pure and thread-safe.
+
+    ``label_policy="required"`` turns an absent (or null) label into a ``missing_label``
+    dead letter; with ``"optional"`` such events are unlabelled (``y=None``).
+    """
+
+    def __init__(self, mapping: MappingConfig, label_policy: Literal["optional", "required"] = "optional"):
+        if label_policy not in ("optional", "required"):
+            raise ValueError(f"label_policy must be 'optional' or 'required', got {label_policy!r}")
+        self.mapping = mapping
+        self.label_policy = label_policy
+        self._require_label = label_policy == "required"
+        self._max_bytes = mapping.max_event_bytes
+        self._max_features = mapping.max_features
+        self._label, self._id, self._task, self._ts = mapping.label, mapping.id, mapping.task, mapping.timestamp
+        meta = (mapping.label, mapping.id, mapping.task, mapping.timestamp)
+        if isinstance(mapping.features, str):
+            self._field: str | None = mapping.features
+            self._fields: tuple[str, ...] = ()
+            self._known = frozenset((mapping.features, *meta))
+        else:
+            self._field = None
+            self._fields = tuple(mapping.features)
+            self._known = frozenset((*mapping.features, *meta))
+        self._meta = frozenset(meta)
+        self._reject_unknown = mapping.unknown_fields == "reject"
+        # The last CSV header seen, its feature columns and unknown columns: one tuple,
+        # replaced whole, so threads sharing the decoder never see a mixed pair.
+        self._csv_cache: tuple = ((), [], [])
+
+    # -- JSON ------------------------------------------------------------------------
+    def decode_json(self, raw: bytes | str, origin: str = "") -> Event | DeadLetter:
+        """Decode one JSON object (UTF-8 bytes or text)."""
+        if isinstance(raw, str):
+            # A character is at least one UTF-8 byte; encode only when it could matter.
+            n = len(raw)
+            if n > self._max_bytes or (4 * n > self._max_bytes and len(_to_bytes(raw)) > self._max_bytes):
+                return self._oversized(raw, origin)
+            text = raw
+        elif isinstance(raw, (bytes, bytearray, memoryview)):
+            if len(raw) > self._max_bytes:  # before any parsing: a huge record costs nothing
+                return self._oversized(raw, origin)
+            try:
+                text = str(raw, "utf-8")
+            except UnicodeDecodeError as e:
+                return _dead(raw, "malformed", f"invalid UTF-8 at byte {e.start}", origin)
+        else:
+            return _dead(b"", "malformed", f"expected bytes or str, got {type(raw).__name__}", origin)
+        if text[:1] == _BOM:  # a byte-order mark is not data
+            text = text[1:]
+        try:
+            try:
+                obj, end = _scan(text, 0)  # the common case: no surrounding whitespace
+            except StopIteration:
+                end = -1
+            if end != len(text):
+                obj = _JSON.decode(text)  # whitespace around, or the error message
+        except _NonFinite as e:
+            return _dead(raw, "non_finite", f"{e} is not a JSON number; send finite numbers or omit the value", origin)
+        except json.JSONDecodeError as e:
+            return _dead(raw, "malformed", f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}", origin)
+        except (ValueError, RecursionError) as e:  # over 4300-digit integers, absurd nesting
+            return _dead(raw, "malformed", f"invalid JSON: {str(e)[:80]}", origin)
+        if type(obj) is not dict:
+            return _dead(raw, "not_an_object", f"expected a JSON object, got {_json_type(obj)}", origin)
+        return self.decode_object(obj, raw, origin)
+
+    def decode_object(self, obj: Mapping, raw: bytes = b"", origin: str = "") -> Event | DeadLetter:
+        """Validate an already parsed object (``raw`` is kept for the dead letter)."""
+        if type(obj) is not dict and not isinstance(obj, Mapping):  # ABC checks are slow: dict first
+            return _dead(raw, "not_an_object", f"expected an object, got {_json_type(obj)}", origin)
+        if self._reject_unknown:
+            unknown = [k for k in obj if k not in self._known]
+            if unknown:
+                return _dead(raw, "unknown_field", _unknown_detail(unknown, self._known), origin)
+
+        # Features: a field holding a dict / list, or named top-level fields.
+        if self._field is not None:
+            feats = obj.get(self._field)
+            if type(feats) is dict or (feats is not None and isinstance(feats, Mapping)):
+                pairs = feats.items
+            elif type(feats) is list or isinstance(feats, tuple):
+                pairs = lambda: enumerate(feats)  # noqa: E731
+            elif feats is None:
+                return _dead(raw, "missing_features", f"no features field {self._field!r}", origin)
+            else:
+                detail = f"field {self._field!r}: expected an object or a list, got {_show(feats)}"
+                return _dead(raw, "bad_features", detail, origin)
+        else:
+            feats = {name: obj[name] for name in self._fields if name in obj}
+            if not feats:
+                return _dead(raw, "missing_features", f"none of the feature fields {list(self._fields)!r:.80}", origin)
+            pairs = feats.items
+        if len(feats) > self._max_features:
+            detail = f"{len(feats)} features, over mapping.max_features ({self._max_features})"
+            return _dead(raw, "too_many_features", detail, origin)
+        x = {}
+        for k, v in pairs():  # fast path: finite floats and ints, as JSON gives them
+            if type(v) is float and v - v == 0.0:  # v - v is NaN for NaN and +-inf
+                x[k] = v
+            elif type(v) is int and -_BIG < v < _BIG:
+                x[k] = float(v)
+            elif type(v) is bool:
+                x[k] = 1.0 if v else 0.0
+            else:
+                x = _numeric_dict(pairs())
+                if type(x) is not dict:
+                    return _dead(raw, x[0], x[1], origin)
+                break
+
+        # Label, id, task, time: the common exact types first, the rest explained.
+        y = obj.get(self._label)
+        if y is None:
+            if self._require_label:
+                return _dead(raw, "missing_label", f"no label field {self._label!r} (labels are required)", origin)
+        elif not (type(y) is str or type(y) is int or type(y) is bool):
+            y = _label(y)
+            if type(y) is tuple:
+                return _dead(raw, "bad_label", y[0], origin)
+
+        i = obj.get(self._id)
+        if type(i) is int:
+            i = str(i) if -_BIG < i < _BIG else _id(i)
+        elif i is not None and type(i) is not str:
+            i = _id(i)
+            if type(i) is tuple:
+                return _dead(raw, "bad_id", i[0], origin)
+
+        task = obj.get(self._task)
+        if task is not None and not (type(task) is str or type(task) is int):
+            if isinstance(task, numbers.Integral) and not isinstance(task, bool):
+                task = int(task)
+            elif not isinstance(task, str):
+                # No reason code of its own: a task is a label of the stream, not of the event.
+                return _dead(raw, "bad_label", f"task: expected a string or an integer, got {_show(task)}", origin)
+
+        ts = obj.get(self._ts)
+        if ts is not None and not (type(ts) is float and ts - ts == 0.0):
+            ts = _timestamp(ts)
+            if type(ts) is tuple:
+                return _dead(raw, "bad_timestamp", ts[0], origin)
+        return _make_event(x, y, i, task, ts, origin)
+
+    # -- CSV -------------------------------------------------------------------------
+    def decode_csv_row(self, row: Mapping[str, str | None], raw: bytes = b"", origin: str = "") -> Event | DeadLetter:
+        """Validate one CSV row (column -> cell text). Empty cells are missing values.
+
+        When ``mapping.features`` is a string that is not a column, every column but the
+        label, id, task and timestamp is a feature.
+        """
+        if len(raw) > self._max_bytes:
+            return self._oversized(raw, origin)
+        if None in row:  # csv.DictReader's restkey: more cells than header columns
+            return _dead(raw, "malformed", "row has more cells than the header", origin)
+        header = tuple(row)
+        cache = self._csv_cache
+        if header != cache[0]:  # the same header on every row: resolve the columns once
+            cache = self._csv_cache = (header, *self._csv_columns(header))
+        _, cols, unknown = cache
+        if unknown:
+            return _dead(raw, "unknown_field", _unknown_detail(unknown, self._known), origin)
+        if not cols:
+            return _dead(raw, "missing_features", "no feature columns", origin)
+        if len(cols) > self._max_features:
+            detail = f"{len(cols)} features, over mapping.max_features ({self._max_features})"
+            return _dead(raw, "too_many_features", detail, origin)
+        x = {}
+        for c in cols:
+            cell = row[c]
+            if not cell or (type(cell) is str and cell.isspace()):
+                continue
+            try:
+                v = float(cell)
+            except (ValueError, TypeError):
+                return _dead(raw, "wrong_type", f"feature {_key(c)}: expected a number, got {_show(cell)}", origin)
+            if v - v != 0.0:  # NaN or +-inf ("nan", "inf", "1e999")
+                return _dead(raw, "non_finite", f"feature {_key(c)}: {_show(cell)} is not finite", origin)
+            x[c] = v
+
+        y = row.get(self._label) or None
+        if y is None and self._require_label:
+            return _dead(raw, "missing_label", f"empty label column {self._label!r} (labels are required)", origin)
+        ts = row.get(self._ts) or None
+        if ts is not None:
+            ts = _timestamp(ts)
+            if type(ts) is tuple:
+                return _dead(raw, "bad_timestamp", ts[0], origin)
+        return _make_event(x, y, row.get(self._id) or None, row.get(self._task) or None, ts, origin)
+
+    def _csv_columns(self, header: tuple) -> tuple[list, list]:
+        """The feature columns, and the columns that unknown_fields = "reject" refuses."""
+        if self._field is not None and self._field not in header:
+            # all columns but label/id/task/timestamp are features: none is unknown
+            return [c for c in header if c not in self._meta], []
+        cols = [self._field] if self._field is not None else [c for c in self._fields if c in header]
+        unknown = [c for c in header if c not in self._known] if self._reject_unknown else []
+        return cols, unknown
+
+    def _oversized(self, raw, origin: str) -> DeadLetter:
+        size = len(_to_bytes(raw)) if isinstance(raw, str) else len(raw)
+        detail = f"{size} bytes, over mapping.max_event_bytes ({self._max_bytes})"
+        return _dead(raw, "oversized", detail, origin)
+
+
+# -- helpers: each returns a value, or a 1-tuple/2-tuple explaining the problem -------
+def _numeric_dict(pairs) -> dict | tuple[str, str]:
+    """``{key: float}`` for finite numbers, else ``(reason, detail)`` for the first bad value."""
+    x = {}
+    for k, v in pairs:
+        if isinstance(v, bool) or type(v).__name__ == "bool_":  # numpy.bool_ is not an int
+            x[k] = 1.0 if v else 0.0
+            continue
+        if not isinstance(v, numbers.Real):
+            return "wrong_type", f"feature {_key(k)}: expected a number, got {_show(v)}"
+        try:
+            f = float(v)
+        except (OverflowError, ValueError, TypeError):
+            return "non_finite", f"feature {_key(k)}: {_show(v)} is beyond the float range"
+        if f - f != 0.0:
+            return "non_finite", f"feature {_key(k)}: {_show(v)} is not finite"
+        x[k] = f
+    return x
+
+
+def _label(y):
+    if isinstance(y, bool) or isinstance(y, str):
+        return y
+    if isinstance(y, numbers.Integral):
+        return int(y)  # e.g. numpy.int64 from a Python producer: hash like the int
+    if isinstance(y, float):
+        return (f"label {_show(y)}: floats are not allowed as class labels; send a string or an integer",)
+    return (f"label: expected a string, an integer or a boolean, got {_show(y)}",)
+
+
+def _id(i):
+    if isinstance(i, numbers.Integral) and not isinstance(i, bool):
+        try:
+            return str(int(i))
+        except ValueError:  # beyond sys.get_int_max_str_digits()
+            return ("id: integer too long",)
+    if isinstance(i, str):
+        return str(i)
+    return (f"id: expected a string or an integer, got {_show(i)}",)
+
+
+def _timestamp(t) -> float | tuple[str]:
+    """Epoch seconds from a number, a numeric string, or an ISO 8601 string (naive = UTC)."""
+    if isinstance(t, str):
+        try:
+            v = float(t)
+        except ValueError:
+            try:
+                dt = datetime.fromisoformat(t.strip())
+            except ValueError:
+                return (f"timestamp: {_show(t)} is neither a number nor ISO 8601",)
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+            try:
+                return dt.timestamp()
+            except (OverflowError, ValueError, OSError):
+                return (f"timestamp: {_show(t)} is out of range",)
+    elif isinstance(t, numbers.Real) and not isinstance(t, bool):
+        try:
+            v = float(t)
+        except (OverflowError, ValueError, TypeError):
+            return (f"timestamp: {_show(t)} is beyond the float range",)
+    else:
+        return (f"timestamp: expected epoch seconds or an ISO 8601 string, got {_show(t)}",)
+    if v - v != 0.0:
+        return (f"timestamp: {_show(t)} is not finite",)
+    return v
+
+
+def _dead(raw, reason: str, detail: str, origin: str) -> DeadLetter:
+    return DeadLetter(raw if type(raw) is bytes else _to_bytes(raw), reason, detail, origin)
+
+
+def _to_bytes(raw) -> bytes:
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogatepass")  # lone surrogates survive (as invalid UTF-8)
+    try:
+        return bytes(raw)
+    except Exception:
+        return b""
+
+
+def _unknown_detail(unknown: list, known: frozenset) -> str:
+    names = sorted(_key(k) for k in unknown)
+    more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+    allowed = ", ".join(sorted(map(str, known)))
+    return f"unknown field {names[0]}{more}; mapping.unknown_fields = 'reject' allows {allowed:.120}"
+
+
+def _json_type(v) -> str:
+    if v is None:
+        return "null"
+    return {bool: "a boolean", str: "a string", list: "an array", int: "a number", float: "a number"}.get(
+        type(v), type(v).__name__
+    )
+
+
+def _key(k) -> str:
+    return repr(k[:40]) if isinstance(k, str) else _safe_repr(k)
+
+
+def _show(v: Any) -> str:
+    """A short description of a value: its type, and the value when that is small."""
+    if v is None:
+        return "null"
+    if isinstance(v, str):
+        return f"str {v[:40]!r}" + ("..." if len(v) > 40 else "")
+    if isinstance(v, (list, tuple)):  # never repr a container: it may be huge or deeply nested
+        return f"{type(v).__name__} of {len(v)} items"
+    if isinstance(v, Mapping):
+        return f"object with {len(v)} keys"
+    return f"{type(v).__name__} {_safe_repr(v)}"
+
+
+def _safe_repr(v) -> str:
+    try:
+        r = repr(v)
+    except Exception:  # huge ints (digit limit), hostile __repr__
+        return f"<{type(v).__name__}>"
+    return r if len(r) <= 40 else r[:40] + "..."
