@@ -28,6 +28,7 @@ REASONS = (
     "bad_label",  # a label that is not a string, integer or boolean
     "bad_id",  # an id that is not a string or integer
     "bad_timestamp",  # a timestamp that is neither a number nor ISO 8601
+    "rejected_by_model",  # decoded, but the model refused it (e.g. a shape it cannot take)
 )
 
 

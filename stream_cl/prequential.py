@@ -1,0 +1,167 @@
+"""Prequential (test-then-train) processing of event batches, and its running report.
+
+:class:`Prequential` is the one step every run loop shares (files, Kafka): predict each
+event, then learn it if it has a label. It never lets a bad event through to the model
+and never loses one: an event the model rejects becomes a :class:`DeadLetter`.
+
+>>> from stream_cl import AnalyticClassifier
+>>> from stream_cl.events import Event
+>>> step = Prequential(AnalyticClassifier())
+>>> preds, dead = step.process([Event({"a": 1.0}, "x", id="1"), Event({"a": -1.0}, "y", id="2"),
+...                            Event({"a": 0.9}, None, id="3")])
+>>> [(p.id, p.y_pred) for p in preds], dead
+([('1', None), ('2', 'x'), ('3', 'x')], [])
+>>> step.stats.report()["labelled"], step.stats.report()["predict_only"]
+(2, 1)
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Hashable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from .events import DeadLetter, Event, Prediction
+from .features import InvalidFeatureError
+
+__all__ = ["Learner", "Prequential", "PrequentialStats"]
+
+
+class Learner(Protocol):
+    """What a run loop needs of a model (both learners of this package provide it)."""
+
+    @property
+    def classes_(self) -> list: ...
+
+    def prequential_batch(self, xs: Sequence, ys: Sequence, sample_weight=None) -> np.ndarray: ...
+
+    def predict_proba_batch(self, xs: Sequence) -> np.ndarray: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state) -> object: ...
+
+
+class PrequentialStats:
+    """Counts and accuracies of a prequential run, reported as JSON-ready dicts."""
+
+    def __init__(self, window: int = 1000):
+        self.window = window
+        self.events = 0
+        self.labelled = 0
+        self.correct = 0
+        self.predict_only = 0
+        self.dead_letters: Counter = Counter()
+        self.class_counts: Counter = Counter()  # labels seen
+        self.predicted_counts: Counter = Counter()
+        self.windows: list[dict] = []  # {"events", "accuracy", "t"} per window of labelled events
+        self._win_n = 0
+        self._win_hits = 0
+        self.started = time.perf_counter()
+        self.busy_s = 0.0  # time spent predicting and learning
+
+    def update(self, y_true: Sequence[Hashable | None], y_pred: Sequence[Hashable | None]) -> None:
+        for t, p in zip(y_true, y_pred):
+            self.events += 1
+            if p is not None:
+                self.predicted_counts[p] += 1
+            if t is None:
+                self.predict_only += 1
+                continue
+            hit = p == t
+            self.labelled += 1
+            self.correct += hit
+            self.class_counts[t] += 1
+            self._win_n += 1
+            self._win_hits += hit
+            if self._win_n == self.window:
+                self.windows.append({"events": self.events, "accuracy": self._win_hits / self._win_n,
+                                     "t": round(time.perf_counter() - self.started, 3)})
+                self._win_n = self._win_hits = 0
+
+    def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        self.dead_letters.update(d.reason for d in letters)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.labelled if self.labelled else float("nan")
+
+    @property
+    def recent_accuracy(self) -> float:
+        if self._win_n:
+            return self._win_hits / self._win_n
+        return self.windows[-1]["accuracy"] if self.windows else float("nan")
+
+    def report(self) -> dict:
+        elapsed = time.perf_counter() - self.started
+        return {
+            "events": self.events,
+            "labelled": self.labelled,
+            "predict_only": self.predict_only,
+            "accuracy": self.accuracy if self.labelled else None,
+            "windowed_accuracy": list(self.windows),
+            "window": self.window,
+            "dead_letters": dict(self.dead_letters),
+            "dead_letters_total": sum(self.dead_letters.values()),
+            "class_counts": {str(k): v for k, v in self.class_counts.items()},
+            "predicted_counts": {str(k): v for k, v in self.predicted_counts.items()},
+            "elapsed_s": elapsed,
+            "events_per_s": self.events / elapsed if elapsed > 0 else None,
+            "model_events_per_s": self.events / self.busy_s if self.busy_s > 0 else None,
+        }
+
+
+class Prequential:
+    """Predict, then learn, every event of each batch."""
+
+    def __init__(self, learner: Learner, window: int = 1000):
+        self.learner = learner
+        self.stats = PrequentialStats(window)
+
+    def process(self, events: Sequence[Event]) -> tuple[list[Prediction], list[DeadLetter]]:
+        """Predictions for the events the model took, dead letters for any it refused."""
+        if not events:
+            return [], []
+        t0 = time.perf_counter()
+        try:
+            probas = self.learner.prequential_batch([e.x for e in events], [e.y for e in events])
+            kept, dead = list(events), []
+        except (InvalidFeatureError, ValueError, TypeError):
+            # Validation happens before any state changes, so the batch can be retried
+            # event by event to isolate the ones the model refuses.
+            kept, dead, rows = [], [], []
+            for e in events:
+                try:
+                    rows.append(self.learner.prequential_batch([e.x], [e.y]))
+                    kept.append(e)
+                except (InvalidFeatureError, ValueError, TypeError) as err:
+                    dead.append(DeadLetter(_raw(e), "rejected_by_model", str(err), e.origin))
+            width = len(self.learner.classes_)
+            probas = np.zeros((len(kept), width))
+            for i, r in enumerate(rows):
+                probas[i, : r.shape[1]] = r[0]
+        self.stats.busy_s += time.perf_counter() - t0
+        classes = self.learner.classes_
+        predictions = []
+        y_pred = []
+        for e, row in zip(kept, probas):
+            if row.size and row.max() > 0:
+                k = int(row.argmax())
+                label, p = classes[k], float(row[k])
+            else:
+                label, p = None, 0.0
+            y_pred.append(label)
+            predictions.append(Prediction(e.id, label, p, e.y, e.task, e.ts, e.origin))
+        self.stats.update([e.y for e in kept], y_pred)
+        self.stats.add_dead_letters(dead)
+        return predictions, dead
+
+
+def _raw(event: Event) -> bytes:
+    import json
+
+    return json.dumps({"id": event.id, "x": {str(k): v for k, v in event.x.items()}, "y": event.y},
+                      default=str).encode()
