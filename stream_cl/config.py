@@ -69,7 +69,7 @@ class SourceConfig:
     format: Literal["auto", "jsonl", "csv"] = "auto"
     follow: bool = False  # keep reading a growing file
     follow_idle_timeout_s: float = field(default=0.0, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 to follow forever"))
-    demo_events: int = field(default=20_000, metadata=positive("use a positive number of demo events"))
+    label_policy: Literal["optional", "required"] = "optional"  # "required": an event without a label is a dead letter
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,104 @@ class RunConfig:
     max_events: int | None = None
     report: str = ""  # JSON report path
     predictions: str = ""  # predictions JSONL path ("" = none)
-    dead_letters: str = "dead-letters.jsonl"
+    dead_letters: str = "runs/dead-letters.jsonl"  # "" = do not write
     window: int = field(default=1000, metadata=positive("use a positive window such as 1000"))
     progress: bool = True
+    threads: int = field(default=1, metadata=positive("use 1 (recommended) or more numeric threads"))
+
+
+_SECURITY = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+def _nonnegative(fix: str) -> dict:
+    return check(lambda v: v >= 0, "must be >= 0", fix)
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """``[kafka]``: the consumer group, its topics, the producers and the client security.
+
+    Every key, with its default, is documented in docs/daemon.md. Secrets may come from
+    the environment instead: ``ssl_password_env`` / ``sasl_plain_password_env`` (and
+    ``sasl_plain_username_env``) name a variable read when the daemon starts.
+    """
+
+    bootstrap_servers: str | list[str] = "localhost:9092"
+    group_id: str = field(default="stream-cl", metadata=check(bool, "must not be empty", 'name the consumer group, e.g. "stream-cl"'))
+    group_instance_id: str = ""  # static membership: a restart takes over without a rebalance
+    client_id: str = "stream-cl"
+    topics: list[str] = field(default_factory=list)
+    topic_pattern: str = ""  # a regex instead of topics (new matching topics join on metadata refresh)
+    labels_topic: str = ""  # delayed labels {"id", "y"}, joined by id ("" = none)
+    predictions_topic: str = ""  # one record per prediction, keyed by event id ("" = none)
+    dead_letter_topic: str = ""  # invalid records, original bytes + headers ("" = counted and logged only)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    poll_timeout_ms: int = field(default=500, metadata=positive("use a poll timeout such as 500 (ms)"))
+    max_poll_records: int = field(default=2000, metadata=positive("use a batch size such as 2000 records"))
+    fetch_max_bytes: int = field(default=52_428_800, metadata=positive("use a byte limit such as 52428800"))
+    max_partition_fetch_bytes: int = field(default=1_048_576, metadata=positive("use a byte limit such as 1048576"))
+    max_message_bytes: int = field(default=1_048_576, metadata=positive("match the broker's message.max.bytes, e.g. 1048576"))
+    session_timeout_ms: int = field(default=45_000, metadata=positive("use a timeout such as 45000 (ms)"))
+    max_poll_interval_ms: int = field(default=300_000, metadata=positive("use a limit such as 300000 (ms)"))
+    acks: int | str = field(default="all", metadata=check(lambda v: v in ("all", 0, 1, -1), "must be \"all\", 1 or 0", 'use acks = "all" for durable predictions'))
+    linger_ms: int = field(default=5, metadata=_nonnegative("use a small delay such as 5 (ms)"))
+    batch_size: int = field(default=262_144, metadata=positive("use a producer batch size such as 262144 (bytes)"))
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "none"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    ssl_password: str = ""
+    ssl_password_env: str = ""
+    ssl_check_hostname: bool = True
+    sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = ""
+    sasl_plain_username: str = ""
+    sasl_plain_username_env: str = ""
+    sasl_plain_password: str = ""
+    sasl_plain_password_env: str = ""
+    stop_at_end: bool = False  # exit 0 once every assigned partition is consumed to its end (backfills, tests)
+    shutdown_timeout_s: float = field(default=30.0, metadata=positive("use a bound such as 30 (seconds)"))
+    status_file: str = ""  # JSON snapshot of the daemon's counters, rewritten about once a second
+
+    def __post_init__(self):
+        if self.topics and self.topic_pattern:
+            raise ConfigError("kafka.topic_pattern: set either kafka.topics or kafka.topic_pattern, not both; remove one")
+        if self.topic_pattern:
+            import re
+
+            try:
+                re.compile(self.topic_pattern)
+            except re.error as e:
+                raise ConfigError(f"kafka.topic_pattern: not a valid regular expression ({e}); fix the pattern") from None
+        for name in ("ssl_password", "sasl_plain_username", "sasl_plain_password"):
+            if getattr(self, name) and getattr(self, f"{name}_env"):
+                raise ConfigError(f"kafka.{name}_env: both kafka.{name} and kafka.{name}_env are set; keep one (the _env form keeps secrets out of files)")
+        sasl = self.security_protocol.startswith("SASL_")
+        if self.sasl_mechanism and not sasl:
+            raise ConfigError(f"kafka.sasl_mechanism: set to {self.sasl_mechanism!r} but security_protocol is {self.security_protocol!r}; use SASL_SSL (or SASL_PLAINTEXT)")
+        if sasl and not self.sasl_mechanism:
+            raise ConfigError(f"kafka.sasl_mechanism: required with security_protocol = {self.security_protocol!r}; use \"PLAIN\", \"SCRAM-SHA-256\" or \"SCRAM-SHA-512\"")
+        servers = [self.bootstrap_servers] if isinstance(self.bootstrap_servers, str) else self.bootstrap_servers
+        if not servers or not all(s.strip() for s in servers):
+            raise ConfigError(f"kafka.bootstrap_servers: empty (got {self.bootstrap_servers!r}); give host:port, e.g. \"localhost:9092\"")
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """``[checkpoint]``: where and how often the daemon saves model, labels store and offsets."""
+
+    dir: str = field(default="checkpoints", metadata=check(bool, "must not be empty", 'name a directory, e.g. "checkpoints"'))
+    every_events: int = field(default=10_000, metadata=positive("use a count such as 10000"))
+    every_seconds: float = field(default=30.0, metadata=positive("use an interval such as 30"))
+    keep: int = field(default=3, metadata=positive("keep at least 1 checkpoint, e.g. 3"))
+
+
+@dataclass(frozen=True)
+class LabelsConfig:
+    """``[labels]``: the store of predicted events waiting for a delayed label."""
+
+    max_pending: int = field(default=100_000, metadata=positive("use a bound such as 100000 events"))
+    max_age_s: float = field(default=86_400.0, metadata=positive("use an age such as 86400 (one day)"))
 
 
 @dataclass(frozen=True)
@@ -101,6 +196,9 @@ class Config:
     mapping: MappingConfig = field(default_factory=MappingConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
 
     def replace(self, section: str, **changes) -> "Config":
         """A copy with ``changes`` applied to one section (validated like a file)."""

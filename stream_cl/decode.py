@@ -110,19 +110,19 @@ class EventDecoder:
     # -- JSON ------------------------------------------------------------------------
     def decode_json(self, raw: bytes | str, origin: str = "") -> Event | DeadLetter:
         """Decode one JSON object (UTF-8 bytes or text)."""
-        if isinstance(raw, str):
-            # A character is at least one UTF-8 byte; encode only when it could matter.
-            n = len(raw)
-            if n > self._max_bytes or (4 * n > self._max_bytes and len(_to_bytes(raw)) > self._max_bytes):
-                return self._oversized(raw, origin)
-            text = raw
-        elif isinstance(raw, (bytes, bytearray, memoryview)):
+        if type(raw) is bytes or isinstance(raw, (bytes, bytearray, memoryview)):
             if len(raw) > self._max_bytes:  # before any parsing: a huge record costs nothing
                 return self._oversized(raw, origin)
             try:
                 text = str(raw, "utf-8")
             except UnicodeDecodeError as e:
                 return _dead(raw, "malformed", f"invalid UTF-8 at byte {e.start}", origin)
+        elif isinstance(raw, str):
+            # A character is at least one UTF-8 byte; encode only when it could matter.
+            n = len(raw)
+            if n > self._max_bytes or (4 * n > self._max_bytes and len(_to_bytes(raw)) > self._max_bytes):
+                return self._oversized(raw, origin)
+            text = raw
         else:
             return _dead(b"", "malformed", f"expected bytes or str, got {type(raw).__name__}", origin)
         if text[:1] == _BOM:  # a byte-order mark is not data

@@ -6,7 +6,8 @@ The pipeline for a batch of events (every stage is exact under any batching):
 2. :class:`~stream_cl.backbones.OnlineStandardizer` standardises each row with the
    statistics before it;
 3. the backbone (default :class:`~stream_cl.backbones.RandomFeatures`) expands them,
-   on the GPU when there is one;
+   on the GPU when there is one, beside per-input threshold units
+   (:class:`~stream_cl.backbones.KeyUnits`);
 4. several :class:`~stream_cl.heads.RidgeClassHead` learn on ``[1, features, inputs]``
    (or ``[1, inputs]``), each with its own forgetting factor;
 5. :class:`~stream_cl.mixing.AccuracyMixer` weights the heads by recent accuracy.
@@ -25,7 +26,7 @@ import pandas as pd
 import torch
 from river import base
 
-from .backbones import Backbone, OnlineStandardizer, RandomFeatures, resolve_device
+from .backbones import Backbone, KeyUnits, OnlineStandardizer, RandomFeatures, resolve_device
 from .features import FeatureIndex
 from .heads.class_head import RidgeClassHead, scores_to_proba
 from .mixing import AccuracyMixer
@@ -34,6 +35,7 @@ __all__ = ["OnlineContinualLearner", "DEFAULT_HEADS"]
 
 # (forgetting factor, view): "all" = [1, backbone features, inputs], "inputs" = [1, inputs].
 DEFAULT_HEADS = ((1.0, "all"), (0.995, "all"), (0.999, "inputs"))
+DEFAULT_WIDTH = 256
 VIEWS = ("all", "inputs")
 
 
@@ -44,7 +46,9 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
     ----------
     backbone
         A :class:`~stream_cl.backbones.Backbone`; ``None`` uses
-        ``RandomFeatures(width=512, seed=seed)``.
+        ``RandomFeatures(width=DEFAULT_WIDTH, seed=seed)``.
+    key_units
+        Threshold units per input (:class:`~stream_cl.backbones.KeyUnits`), 0 for none.
     heads
         ``(forgetting, view)`` pairs, one ridge head each; view ``"all"`` learns on the
         backbone's features and the inputs, ``"inputs"`` on the standardised inputs only.
@@ -72,6 +76,7 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
     def __init__(
         self,
         backbone: Backbone | None = None,
+        key_units: int = 8,
         heads: tuple = DEFAULT_HEADS,
         gamma: float = 1.0,
         temperature: float = 0.1,
@@ -82,6 +87,7 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
         seed: int = 0,
     ):
         self.backbone = backbone
+        self.key_units = key_units
         self.heads = heads
         self.gamma = gamma
         self.temperature = temperature
@@ -98,7 +104,10 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         self.device_ = resolve_device(device)
-        self.backbone_ = (backbone.clone() if backbone is not None else RandomFeatures(width=512, seed=seed)).to(self.device_)
+        self.backbone_ = (backbone.clone() if backbone is not None else RandomFeatures(width=DEFAULT_WIDTH, seed=seed)).to(self.device_)
+        if not isinstance(key_units, int) or key_units < 0:
+            raise ValueError(f"key_units must be an int >= 0, got {key_units!r}")
+        self.key_units_ = KeyUnits(key_units, seed, self.device_)
         self.index_ = FeatureIndex(hash_width)
         self.scaler_ = OnlineStandardizer()
         self.heads_ = [RidgeClassHead(gamma, lam, self.device_) for lam, _ in heads]
@@ -111,7 +120,7 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
     @classmethod
     def _unit_test_params(cls):
         yield {"device": "cpu"}
-        yield {"backbone": RandomFeatures(width=32, fan_in=(0,), kind="fourier"), "heads": ((0.99, "all"),), "device": "cpu"}
+        yield {"backbone": RandomFeatures(width=32, kind="fourier"), "key_units": 0, "heads": ((0.99, "all"),), "device": "cpu"}
 
     # -- fitted attributes -------------------------------------------------------------
     @property
@@ -132,16 +141,19 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
         self.heads_[head].ridge.set_forgetting(value)
 
     # -- features ----------------------------------------------------------------------
-    def _designs(self, Z: np.ndarray) -> dict:
-        """Design matrices per view from standardised inputs ``Z`` (b, d_in)."""
+    def _designs(self, Z: np.ndarray, M: np.ndarray) -> dict:
+        """Design matrices per view from standardised inputs ``Z`` (b, d_in), present ``M``."""
         dev = self.device_
         Zt = torch.from_numpy(Z) if dev == "cpu" else torch.as_tensor(Z, device=dev)
+        Mt = torch.from_numpy(M) if dev == "cpu" else torch.as_tensor(M, device=dev)
         ones = torch.ones(Z.shape[0], 1, dtype=torch.float64, device=dev)
         designs = {"inputs": torch.cat([ones, Zt], dim=1)}  # (b, 1 + d_in)
         if any(view == "all" for _, view in self.heads):
-            H = self.backbone_.forward(Zt)  # (b, width)
-            # inputs last: a new feature key appends a column, which the ridge grows exactly
-            designs["all"] = torch.cat([ones, H, Zt], dim=1)  # (b, 1 + width + d_in)
+            keys = self.index_.names if self.hash_width is None else list(range(self.hash_width))
+            H = self.backbone_.forward(Zt, keys, Mt)  # (b, width)
+            K = self.key_units_.forward(Zt, keys, Mt) if self.key_units else Zt  # (b, d_in * (1 + m))
+            # per-input blocks last: a new feature key appends columns, which the ridge grows exactly
+            designs["all"] = torch.cat([ones, H, K], dim=1)  # (b, 1 + width + d_in * (1 + m))
         if dev == "cpu":
             return {k: v.numpy() for k, v in designs.items()}
         return designs
@@ -165,7 +177,7 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
         self.index_.commit(new)
         labelled = np.array([y is not None for y in ys], dtype=bool)
         Z = self.scaler_.prequential(X, M, labelled)  # (b, d_in)
-        designs = self._designs(Z)
+        designs = self._designs(Z, M)
         probas, hits = [], []
         for head, (_, view) in zip(self.heads_, self.heads):
             scores = head.prequential(designs[view], ys, sample_weight)  # (b, c)
@@ -189,7 +201,7 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
         X, M, _ = self._rows(xs)
         d = self.index_.width
         Z = self.scaler_.transform(X[:, :d], M[:, :d])  # unseen keys: no weights yet
-        designs = self._designs(Z)
+        designs = self._designs(Z, M[:, :d])
         probas = [scores_to_proba(h.scores(designs[v]), self.temperature) for h, (_, v) in zip(self.heads_, self.heads)]
         return np.einsum("h,hbc->bc", self.mixer_.weights(), np.stack(probas))
 
@@ -212,6 +224,7 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
             "index": self.index_.state_dict(),
             "scaler": self.scaler_.state_dict(),
             "backbone": self.backbone_.state_dict(),
+            "key_units": self.key_units_.state_dict(),
             "heads": [h.state_dict() for h in self.heads_],
             "mixer": self.mixer_.state_dict(),
         }
@@ -222,6 +235,7 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
         self.index_ = FeatureIndex.from_state(state["index"])
         self.scaler_.load_state_dict(state["scaler"])
         self.backbone_.load_state_dict(state["backbone"])
+        self.key_units_.load_state_dict(state["key_units"])
         for head, s in zip(self.heads_, state["heads"]):
             head.load_state_dict(s)
         self.mixer_.load_state_dict(state["mixer"])

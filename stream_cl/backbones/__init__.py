@@ -2,8 +2,9 @@
 
 from .base import Backbone
 from .device import resolve_device
+from .key_units import KeyUnits
 from .random_features import RandomFeatures
 from .standardize import OnlineStandardizer
 from .torch_module import TorchBackbone
 
-__all__ = ["Backbone", "OnlineStandardizer", "RandomFeatures", "TorchBackbone", "resolve_device"]
+__all__ = ["Backbone", "KeyUnits", "OnlineStandardizer", "RandomFeatures", "TorchBackbone", "resolve_device"]

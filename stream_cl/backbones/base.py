@@ -18,7 +18,9 @@ class Backbone(base.Base):
     same features on a restart.
     """
 
-    def forward(self, Z: torch.Tensor) -> torch.Tensor:
+    def forward(self, Z: torch.Tensor, keys: list | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Features (b, out_features) of ``Z``; ``keys[j]`` names input column ``j``,
+        ``mask`` (b, d_in) marks the inputs present in each event."""
         raise NotImplementedError
 
     @property

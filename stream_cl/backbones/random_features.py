@@ -1,25 +1,26 @@
 """Frozen random-feature layers (the "buffer layer" of analytic continual learning).
 
 ``RandomFeatures`` projects standardised inputs through fixed random weights and a
-nonlinearity. Units come in groups by fan-in: dense units see every input (smooth,
-rotation-invariant structure, like a random-features kernel machine), while units of
-fan-in 1 or 2 see one or two inputs (axis-aligned thresholds and pairwise
-interactions, the structure decision trees are good at). ``kind="fourier"`` gives
-random Fourier features of a Gaussian kernel instead.
+nonlinearity: ``relu(Z W / sqrt(n) + b)`` with ``n`` the number of inputs present in the
+event, or random Fourier features ``sqrt(2/width) cos(Z W / bandwidth + b)`` of a
+Gaussian kernel.
 
-The weights of input column ``j`` come from a generator seeded with ``(seed, j)``,
-so an input that appears later gets weights without disturbing the others, and the
-same seed gives the same layer on any machine.
+The weights of an input come from a generator seeded with ``seed`` and a stable hash
+of the input's *key*, not its position: an input that appears later gets weights
+without disturbing the others, the order in which keys arrive does not matter, and
+the same seed gives the same layer on any machine. Nothing depends on which events
+came first, so a batch gives exactly what a loop over its events gives.
 
 >>> import torch
->>> layer = RandomFeatures(width=8, fan_in=(0, 1), seed=0)
->>> layer.forward(torch.zeros(3, 4, dtype=torch.float64)).shape
+>>> layer = RandomFeatures(width=8, seed=0)
+>>> layer.forward(torch.zeros(3, 4, dtype=torch.float64), keys=["a", "b", "c", "d"]).shape
 torch.Size([3, 8])
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -27,7 +28,12 @@ import torch
 
 from .base import Backbone
 
-__all__ = ["RandomFeatures"]
+__all__ = ["RandomFeatures", "key_seed"]
+
+
+def key_seed(key) -> int:
+    """A stable 32-bit seed for a feature key (``repr`` hashed with CRC-32)."""
+    return zlib.crc32(repr(key).encode("utf-8"))
 
 
 class RandomFeatures(Backbone):
@@ -37,112 +43,65 @@ class RandomFeatures(Backbone):
     ----------
     width
         Number of output features.
-    fan_in
-        Fan-in of each unit group (0 = dense); units are split evenly between groups.
     kind
-        ``"relu"`` or ``"fourier"`` (``cos``, a Gaussian-kernel approximation).
+        ``"relu"`` or ``"fourier"``.
     bandwidth
         Input scale of the Fourier kernel (ignored by ``relu``).
     seed
         Seed of the random weights.
     """
 
-    def __init__(self, width: int = 512, fan_in: tuple = (0, 1, 2), kind: str = "relu", bandwidth: float = 1.0, seed: int = 0):
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width!r}")
+    def __init__(self, width: int = 512, kind: str = "relu", bandwidth: float = 1.0, seed: int = 0):
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be an int >= 1, got {width!r}")
         if kind not in ("relu", "fourier"):
             raise ValueError(f"kind must be 'relu' or 'fourier', got {kind!r}")
-        if not fan_in or any(int(k) != k or k < 0 for k in fan_in):
-            raise ValueError(f"fan_in must be a non-empty tuple of ints >= 0, got {fan_in!r}")
+        if not bandwidth > 0:
+            raise ValueError(f"bandwidth must be > 0, got {bandwidth!r}")
         self.width = width
-        self.fan_in = tuple(fan_in)
         self.kind = kind
         self.bandwidth = bandwidth
         self.seed = seed
         self.device_ = "cpu"
-        self.d_built_ = 0  # inputs present when the layer was built (sets scale and sparse wiring)
-        self.weight_ = np.zeros((0, width))  # (d_in, width)
-        self.bias_ = np.zeros(width)
-        self._cache: tuple | None = None  # (rows, tensor W, tensor b) on device
+        self.weight_ = np.zeros((0, width))  # (d_in, width), rows in input-column order
+        rng = np.random.default_rng([seed, 1 << 30])
+        self.bias_ = rng.uniform(0, 2 * math.pi, width) if kind == "fourier" else rng.uniform(-1, 1, width)
+        self._cache: tuple | None = None  # (rows, W, b) as tensors on the device
 
     @property
     def out_features(self) -> int:
         return self.width
 
-    def _groups(self) -> list[tuple[int, slice]]:
-        k, n = len(self.fan_in), self.width
-        bounds = [round(i * n / k) for i in range(k + 1)]
-        return [(f, slice(bounds[i], bounds[i + 1])) for i, f in enumerate(self.fan_in)]
-
-    def _build(self, d: int) -> None:
-        rng = np.random.default_rng([self.seed, 1 << 30])
-        W = np.zeros((d, self.width))
-        b = np.zeros(self.width)
-        for fan, units in self._groups():
-            n = units.stop - units.start
-            if fan == 0 or self.kind == "fourier":
-                continue  # dense weights come per input column, below
-            k = min(fan, d)
-            for u in range(units.start, units.stop):
-                cols = rng.choice(d, size=k, replace=False)
-                W[cols, u] = rng.normal(size=k) / math.sqrt(k)
-            b[units] = rng.normal(size=n)
-        self.d_built_ = d
-        self.weight_, self.bias_ = W, b
-        dense = self._dense_units()
-        if self.kind == "fourier":
-            b[:] = rng.uniform(0, 2 * math.pi, size=self.width)
-        else:
-            b[dense] = rng.uniform(-1, 1, size=dense.sum())
-        self._add_dense_rows(0, d)
-
-    def _dense_units(self) -> np.ndarray:
-        mask = np.zeros(self.width, dtype=bool)
-        for fan, units in self._groups():
-            if fan == 0 or self.kind == "fourier":
-                mask[units] = True
-        return mask
-
-    def _add_dense_rows(self, start: int, stop: int) -> None:
-        dense = self._dense_units()
-        scale = 1.0 / math.sqrt(max(self.d_built_, 1))
-        if self.kind == "fourier":
-            scale = 1.0 / self.bandwidth
-        for j in range(start, stop):
-            rng = np.random.default_rng([self.seed, j])
-            self.weight_[j, dense] = rng.normal(size=dense.sum()) * scale
-
-    def _ensure_inputs(self, d: int) -> None:
-        if self.d_built_ == 0:
-            self._build(d)
-        elif d > self.weight_.shape[0]:
-            old = self.weight_.shape[0]
-            self.weight_ = np.vstack([self.weight_, np.zeros((d - old, self.width))])
-            self._add_dense_rows(old, d)
+    def _add_rows(self, keys: list) -> None:
+        rows = np.stack([np.random.default_rng([self.seed, key_seed(k)]).normal(size=self.width) for k in keys])
+        self.weight_ = np.vstack([self.weight_, rows])
 
     def to(self, device: str) -> "RandomFeatures":
         self.device_ = device
         self._cache = None
         return self
 
-    def forward(self, Z: torch.Tensor) -> torch.Tensor:
+    def forward(self, Z: torch.Tensor, keys: list | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         d = Z.shape[1]
-        self._ensure_inputs(d)
+        keys = list(range(d)) if keys is None else list(keys[:d])
+        if d > self.weight_.shape[0]:
+            self._add_rows(keys[self.weight_.shape[0] :])
         if self._cache is None or self._cache[0] != self.weight_.shape[0]:
             W = torch.as_tensor(self.weight_, dtype=torch.float64, device=self.device_)
             b = torch.as_tensor(self.bias_, dtype=torch.float64, device=self.device_)
             self._cache = (self.weight_.shape[0], W, b)
         _, W, b = self._cache
-        pre = torch.addmm(b, Z, W[:d])  # (b, width)
-        if self.kind == "relu":
-            return torch.relu_(pre)
-        return torch.cos_(pre).mul_(math.sqrt(2.0 / self.width))
+        pre = Z @ W[:d]  # (b, width)
+        if self.kind == "fourier":
+            return torch.cos_(pre.div_(self.bandwidth).add_(b)).mul_(math.sqrt(2.0 / self.width))
+        # Dividing by sqrt(inputs present) keeps unit variance whatever the event's width.
+        present = (mask.sum(dim=1, keepdim=True) if mask is not None else torch.full((Z.shape[0], 1), d, device=Z.device))
+        return torch.relu_(pre.div_(present.clamp_(min=1).to(pre.dtype).sqrt_()).add_(b))
 
     def state_dict(self) -> dict:
-        return {"d_built": self.d_built_, "weight": self.weight_.copy(), "bias": self.bias_.copy()}
+        return {"weight": self.weight_.copy(), "bias": self.bias_.copy()}
 
     def load_state_dict(self, state: Mapping) -> None:
-        self.d_built_ = int(state["d_built"])
         self.weight_ = np.asarray(state["weight"], dtype=np.float64).copy()
         self.bias_ = np.asarray(state["bias"], dtype=np.float64).copy()
         self._cache = None

@@ -69,7 +69,8 @@ class TorchBackbone(Backbone):
         self.net_ = self.net_.to(device)
         return self
 
-    def forward(self, Z: torch.Tensor) -> torch.Tensor:
+    def forward(self, Z: torch.Tensor, keys: list | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        # Inputs are positional (first-seen key order): a torch module has fixed input slots.
         d = Z.shape[1]
         if d > self.input_dim:
             raise ValueError(f"the stream has {d} features but the backbone takes input_dim={self.input_dim}; "

@@ -1,0 +1,80 @@
+"""``stream-cl``: the command line.
+
+    stream-cl run                      # the bundled drifting demo stream
+    stream-cl run --config cfg.toml    # a file or Kafka source, as configured
+    stream-cl run --source events.jsonl.gz --report run.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+
+from stream_cl.config import Config, ConfigError, load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stream-cl", description="Streaming online continual learning.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="learn from a stream (default: the bundled drifting demo)")
+    run.add_argument("--config", help="TOML config file (see README: configuration reference)")
+    run.add_argument("--source", metavar="PATH", help="a .jsonl or .csv file (optionally .gz); sets source.kind = file")
+    run.add_argument("--format", choices=["auto", "jsonl", "csv"], help="source.format")
+    run.add_argument("--follow", action="store_true", help="keep reading a growing file (source.follow)")
+    run.add_argument("--features", help="mapping.features: the field holding the features")
+    run.add_argument("--label", help="mapping.label: the label field")
+    run.add_argument("--model", choices=["online", "analytic"], help="model.kind")
+    run.add_argument("--device", help="model.device: auto, cpu or cuda")
+    run.add_argument("--batch-size", type=int, help="run.batch_size")
+    run.add_argument("--max-events", type=int, help="run.max_events")
+    run.add_argument("--report", metavar="PATH", help="write the JSON report here (run.report)")
+    run.add_argument("--predictions", metavar="PATH", help="write predictions as JSONL (run.predictions)")
+    run.add_argument("--dead-letters", metavar="PATH", help="dead-letter JSONL file (run.dead_letters)")
+    run.add_argument("--quiet", action="store_true", help="no progress line, no summary")
+    return p
+
+
+def _config_from_args(args) -> Config:
+    config = load_config(args.config) if args.config else Config()
+    source = {k: v for k, v in {"format": args.format}.items() if v is not None}
+    if args.source:
+        source.update(kind="file", path=args.source)
+    if args.follow:
+        source["follow"] = True
+    mapping = {k: v for k, v in {"features": args.features, "label": args.label}.items() if v is not None}
+    model = {k: v for k, v in {"kind": args.model, "device": args.device}.items() if v is not None}
+    run = {k: v for k, v in {"batch_size": args.batch_size, "max_events": args.max_events, "report": args.report,
+                             "predictions": args.predictions, "dead_letters": args.dead_letters}.items() if v is not None}
+    if args.quiet:
+        run["progress"] = False
+    for section, changes in (("source", source), ("mapping", mapping), ("model", model), ("run", run)):
+        if changes:
+            config = config.replace(section, **changes)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            config = _config_from_args(args)
+            if config.source.kind == "kafka":
+                from .daemon import run_daemon
+
+                return run_daemon(config)
+            from .run import run_file, summary
+
+            report = run_file(config)
+            if not args.quiet:
+                print(summary(report))
+            return 0
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""A live progress line for long runs: rate, accuracy, and ETA when the total is known."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Progress:
+    """Redraws one line on a TTY (``\\r``); elsewhere prints a line every ``every_s`` seconds."""
+
+    def __init__(self, total: int | None = None, stream=None, every_s: float = 0.5, enabled: bool = True):
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.every_s = every_s if self.tty else max(every_s, 10.0)
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def update(self, done: int, accuracy: float, dead: int, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < self.every_s:
+            return
+        self._last = now
+        elapsed = max(now - self.started, 1e-9)
+        rate = done / elapsed
+        parts = [f"{done:,} events", f"{rate:,.0f} ev/s", f"acc {accuracy:.3f}" if accuracy == accuracy else "acc -"]
+        if dead:
+            parts.append(f"{dead:,} dead letters")
+        if self.total:
+            frac = min(done / self.total, 1.0)
+            eta = (self.total - done) / rate if rate > 0 else float("inf")
+            bar = "#" * int(24 * frac)
+            parts.insert(0, f"[{bar:<24}] {100 * frac:5.1f}%")
+            parts.append(f"ETA {eta:,.0f}s" if eta != float("inf") else "ETA -")
+        line = " | ".join(parts)
+        if self.tty:
+            self.stream.write("\r" + line.ljust(100))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,115 @@
+"""The file (and demo) run loop: read, predict-then-learn, write, report.
+
+Small and composed: a :class:`~connectors.files.FileSource`, the engine's
+:class:`~stream_cl.prequential.Prequential` step, JSONL sinks, a progress line. A signal
+only sets the stop flag; the loop finishes its batch and writes the report.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+
+from stream_cl.config import Config, SourceConfig
+from stream_cl.events import DeadLetter, Event
+from stream_cl.factory import build_learner
+from stream_cl.prequential import Prequential
+from stream_cl.runtime import set_threads
+
+from .files import JsonlDeadLetterSink, JsonlPredictionSink, open_source
+from .progress import Progress
+
+DEMO_EVENTS = 12_003  # lines in the bundled demo stream (12,000 events, 3 bad lines)
+
+
+def demo_path() -> str:
+    return str(resources.files("stream_cl") / "data" / "demo.jsonl.gz")
+
+
+def run_file(config: Config, stop: threading.Event | None = None) -> dict:
+    """Run a file or demo source to its end (or ``run.max_events``); return the report."""
+    set_threads(config.run.threads)
+    stop = stop or threading.Event()
+    src_cfg = config.source
+    if src_cfg.kind == "demo":
+        src_cfg = replace(src_cfg, kind="file", path=demo_path(), format="jsonl", follow=False)
+    source = open_source(src_cfg, config.mapping)
+    learner = build_learner(config.model)
+    step = Prequential(learner, window=config.run.window)
+    total = config.run.max_events or (DEMO_EVENTS if config.source.kind == "demo" else None)
+    progress = Progress(total=total, enabled=config.run.progress)
+    dead_sink = JsonlDeadLetterSink(config.run.dead_letters) if config.run.dead_letters else None
+    pred_sink = JsonlPredictionSink(config.run.predictions) if config.run.predictions else None
+    seen = 0
+    with _stop_on_signals(stop), source:
+        while not stop.is_set() and not source.exhausted:
+            want = config.run.batch_size
+            if config.run.max_events is not None:
+                want = min(want, config.run.max_events - seen)
+                if want <= 0:
+                    break
+            records = source.poll(want)
+            seen += len(records)
+            events = [r for r in records if isinstance(r, Event)]
+            dead = [r for r in records if isinstance(r, DeadLetter)]
+            predictions, refused = step.process(events)  # counts the refused itself
+            step.stats.add_dead_letters(dead)
+            dead += refused
+            if dead_sink and dead:
+                dead_sink.write(dead)
+            if pred_sink and predictions:
+                pred_sink.write(predictions)
+            progress.update(seen, step.stats.recent_accuracy, sum(step.stats.dead_letters.values()))
+        progress.update(seen, step.stats.recent_accuracy, sum(step.stats.dead_letters.values()), force=True)
+        progress.close()
+    for sink in (dead_sink, pred_sink):
+        if sink:
+            sink.close()
+    report = {"source": config.source.kind, "path": src_cfg.path, "model": type(learner).__name__,
+              "classes": [str(c) for c in learner.classes_], **step.stats.report()}
+    if config.run.report:
+        Path(config.run.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(config.run.report).write_text(json.dumps(report, indent=2, default=str))
+    return report
+
+
+class _stop_on_signals:
+    """SIGINT/SIGTERM set the stop flag (main thread only); the loop ends cleanly."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+        self.saved = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, lambda *_: self.stop.set())
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+
+
+def summary(report: dict) -> str:
+    """A few human lines for the end of a run."""
+    acc = report["accuracy"]
+    lines = [
+        f"events: {report['events']:,} ({report['labelled']:,} labelled, {report['predict_only']:,} predict-only)",
+        f"prequential accuracy: {acc:.4f}" if acc is not None else "prequential accuracy: - (no labels)",
+        f"throughput: {report['events_per_s']:,.0f} events/s end to end, {report['model_events_per_s'] or 0:,.0f} in the model",
+        f"classes: {', '.join(report['classes'])}",
+    ]
+    if report["dead_letters_total"]:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(report["dead_letters"].items()))
+        lines.append(f"dead letters: {report['dead_letters_total']} ({reasons})")
+    windows = report["windowed_accuracy"]
+    if windows:
+        step = max(1, len(windows) // 8)
+        trail = " ".join(f"{w['accuracy']:.2f}" for w in windows[::step])
+        lines.append(f"accuracy per {report['window']} labelled events: {trail}")
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""Per-feature threshold units: the axis-aligned structure decision trees find.
+
+For every input key ``j`` and each of ``m`` units: ``relu(s_jk (z_j - t_jk))`` with a
+random threshold ``t_jk ~ N(0, 1)`` (on the standardised scale) and a random sign, both
+seeded by the key. Outputs are masked to 0 where the feature is absent, so a key that
+appears later adds columns that were exactly 0 for every earlier event: the ridge
+head grows exactly. Each key's block is ``[z_j, unit_1, ..., unit_m]``, so a new key
+appends ``1 + m`` columns at the end.
+
+>>> import torch
+>>> units = KeyUnits(per_key=2, seed=0)
+>>> Z = torch.tensor([[0.5, -1.0]], dtype=torch.float64)
+>>> units.forward(Z, ["a", "b"], torch.tensor([[True, False]])).shape  # 2 keys x (1 + 2)
+torch.Size([1, 6])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from .random_features import key_seed
+
+
+class KeyUnits:
+    def __init__(self, per_key: int = 4, seed: int = 0, device: str = "cpu"):
+        self.per_key = per_key
+        self.seed = seed
+        self.device = device
+        self.thresholds = np.zeros((0, per_key))  # (d_in, per_key)
+        self.signs = np.zeros((0, per_key))
+        self._cache: tuple | None = None
+
+    def _grow(self, keys: list) -> None:
+        t, s = [], []
+        for k in keys:
+            rng = np.random.default_rng([self.seed, key_seed(k), 7])
+            t.append(rng.normal(size=self.per_key))
+            s.append(rng.choice([-1.0, 1.0], size=self.per_key))
+        self.thresholds = np.vstack([self.thresholds, t])
+        self.signs = np.vstack([self.signs, s])
+
+    def forward(self, Z: torch.Tensor, keys: list, mask: torch.Tensor) -> torch.Tensor:
+        """Blocks ``[z_j, units_j]`` for every input: (b, d_in * (1 + per_key))."""
+        b, d = Z.shape
+        if d > self.thresholds.shape[0]:
+            self._grow(list(keys[self.thresholds.shape[0] : d]))
+        if self._cache is None or self._cache[0] != self.thresholds.shape[0]:
+            as_t = lambda a: torch.as_tensor(a, dtype=torch.float64, device=self.device)  # noqa: E731
+            self._cache = (self.thresholds.shape[0], as_t(self.thresholds), as_t(self.signs))
+        _, T, S = self._cache
+        units = torch.relu_((Z[:, :, None] - T[:d]) * S[:d])  # (b, d, per_key)
+        units.mul_(mask[:, :, None].to(units.dtype))
+        return torch.cat([Z[:, :, None], units], dim=2).reshape(b, d * (1 + self.per_key))  # (b, d*(1+m))
+
+    def state_dict(self) -> dict:
+        return {"thresholds": self.thresholds.copy(), "signs": self.signs.copy()}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.thresholds = np.asarray(state["thresholds"], dtype=np.float64).copy()
+        self.signs = np.asarray(state["signs"], dtype=np.float64).copy()
+        self._cache = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_cache": None}

@@ -1,0 +1,298 @@
+"""The decoder: one test per dead-letter reason, the happy paths, and fuzzing."""
+
+import json
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stream_cl.config import MappingConfig
+from stream_cl.decode import EventDecoder
+from stream_cl.events import REASONS, DeadLetter, Event
+
+DECODER = EventDecoder(MappingConfig())
+
+
+def dead(record, reason):
+    assert isinstance(record, DeadLetter), record
+    assert record.reason == reason, (record.reason, record.detail)
+    assert record.reason in REASONS
+    return record.detail
+
+
+# -- one test per reason code --------------------------------------------------------
+def test_oversized_is_rejected_before_parsing():
+    decoder = EventDecoder(MappingConfig(max_event_bytes=20))
+    raw = b'{"x": [1, 2, 3, 4, 5, 6]' + b"!" * 10  # not even JSON: the size alone decides
+    detail = dead(decoder.decode_json(raw, "o"), "oversized")
+    assert "max_event_bytes (20)" in detail
+    assert decoder.decode_json(raw, "o").raw == raw
+    # text is measured in UTF-8 bytes, not characters
+    assert decoder.decode_json('{"x": ["ééééééééé"]}', "o").reason == "oversized"
+
+
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        (b'{"x": [1, 2}', "invalid JSON"),
+        (b"", "invalid JSON"),
+        (b'{"x": [1]} {"x": [2]}', "Extra data"),
+        (b'{"x": [1], "y": "\xff"}', "invalid UTF-8 at byte 17"),
+        (b"[" * 100_000, "invalid JSON"),  # nesting beyond the parser's recursion limit
+        (b'{"x": [' + b"9" * 5000 + b"]}", "invalid JSON"),  # beyond Python's int digit limit
+    ],
+)
+def test_malformed(raw, fragment):
+    assert fragment in dead(DECODER.decode_json(raw, "o"), "malformed")
+
+
+def test_malformed_input_type_does_not_raise():
+    dead(DECODER.decode_json(12, "o"), "malformed")
+
+
+@pytest.mark.parametrize("raw", [b"[1, 2]", b"3", b'"x"', b"null", b"true"])
+def test_not_an_object(raw):
+    assert "expected a JSON object" in dead(DECODER.decode_json(raw, "o"), "not_an_object")
+
+
+@pytest.mark.parametrize("raw", [b'{"y": 1}', b'{"x": null, "y": 1}'])
+def test_missing_features(raw):
+    assert "'x'" in dead(DECODER.decode_json(raw, "o"), "missing_features")
+
+
+def test_missing_features_with_named_fields():
+    decoder = EventDecoder(MappingConfig(features=["a", "b"]))
+    dead(decoder.decode_json(b'{"c": 1, "y": 0}', "o"), "missing_features")
+    # some present: the absent ones are simply missing
+    assert decoder.decode_json(b'{"a": 1, "y": 0}', "o").x == {"a": 1.0}
+
+
+@pytest.mark.parametrize("value", ['"1,2"', "3", "true"])
+def test_bad_features(value):
+    raw = f'{{"x": {value}}}'.encode()
+    assert "expected an object or a list" in dead(DECODER.decode_json(raw, "o"), "bad_features")
+
+
+@pytest.mark.parametrize(
+    "raw, detail",
+    [
+        (b'{"x": {"age": "4x"}}', "feature 'age': expected a number, got str '4x'"),
+        (b'{"x": {"age": [1, 2]}}', "feature 'age': expected a number, got list of 2 items"),
+        (b'{"x": {"age": null}}', "feature 'age': expected a number, got null"),
+        (b'{"x": [1, {"a": 1}]}', "feature 1: expected a number, got object with 1 keys"),
+    ],
+)
+def test_wrong_type(raw, detail):
+    assert dead(DECODER.decode_json(raw, "o"), "wrong_type") == detail
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"x": [NaN]}', b'{"x": {"a": Infinity}}', b'{"x": {"a": -Infinity}}', b'{"x": {"a": 1e999}}']
+)
+def test_non_finite(raw):
+    dead(DECODER.decode_json(raw, "o"), "non_finite")
+
+
+def test_non_finite_from_python_objects():
+    dead(DECODER.decode_object({"x": {"a": float("nan")}}), "non_finite")
+    dead(DECODER.decode_object({"x": {"a": 10**400}}), "non_finite")  # beyond float range
+
+
+def test_too_many_features():
+    decoder = EventDecoder(MappingConfig(max_features=3))
+    assert decoder.decode_json(b'{"x": [1, 2, 3]}', "o").x == {0: 1.0, 1: 2.0, 2: 3.0}
+    assert "4 features" in dead(decoder.decode_json(b'{"x": [1, 2, 3, 4]}', "o"), "too_many_features")
+
+
+def test_unknown_field():
+    decoder = EventDecoder(MappingConfig(unknown_fields="reject"))
+    assert decoder.decode_json(b'{"x": [1], "y": 0, "id": "a", "task": 1, "ts": 5}', "o").y == 0
+    assert "'extra'" in dead(decoder.decode_json(b'{"x": [1], "extra": 1}', "o"), "unknown_field")
+    # the default ignores them
+    assert DECODER.decode_json(b'{"x": [1], "extra": 1}', "o").x == {0: 1.0}
+
+
+def test_missing_label():
+    decoder = EventDecoder(MappingConfig(), label_policy="required")
+    dead(decoder.decode_json(b'{"x": [1]}', "o"), "missing_label")
+    dead(decoder.decode_json(b'{"x": [1], "y": null}', "o"), "missing_label")
+    assert DECODER.decode_json(b'{"x": [1], "y": null}', "o").y is None
+
+
+@pytest.mark.parametrize("label", ["1.5", "1.0", "[1]", '{"a": 1}'])
+def test_bad_label(label):
+    detail = dead(DECODER.decode_json(f'{{"x": [1], "y": {label}}}'.encode(), "o"), "bad_label")
+    if "." in label:
+        assert "floats are not allowed as class labels" in detail
+
+
+@pytest.mark.parametrize("value", ["1.5", "true", "[1]", "{}"])
+def test_bad_id(value):
+    dead(DECODER.decode_json(f'{{"x": [1], "id": {value}}}'.encode(), "o"), "bad_id")
+
+
+@pytest.mark.parametrize("value", ['"yesterday"', "true", "[1]", '"nan"', "1e999"])
+def test_bad_timestamp(value):
+    dead(DECODER.decode_json(f'{{"x": [1], "ts": {value}}}'.encode(), "o"), "bad_timestamp")
+
+
+# The reasons the decoder gives (REASONS also holds the engine's own, e.g. "rejected_by_model").
+DECODER_REASONS = (
+    "oversized", "malformed", "not_an_object", "missing_features", "bad_features", "wrong_type", "non_finite",
+    "too_many_features", "unknown_field", "missing_label", "bad_label", "bad_id", "bad_timestamp",
+)  # fmt: skip
+
+
+def test_every_decoder_reason_has_a_test():
+    assert set(DECODER_REASONS) <= set(REASONS)
+    untested = [r for r in DECODER_REASONS if not any(name.startswith(f"test_{r}") for name in globals())]
+    assert not untested
+
+
+# -- happy paths -----------------------------------------------------------------------
+def test_a_full_event():
+    raw = b'{"x": {"a": 1, "b": 2.5, "c": true}, "y": "cat", "id": 12, "task": "t1", "ts": "2024-01-01T00:00:00Z"}'
+    event = DECODER.decode_json(raw, "f.jsonl:3")
+    assert event == Event({"a": 1.0, "b": 2.5, "c": 1.0}, "cat", "12", "t1", 1704067200.0, "f.jsonl:3")
+    assert all(type(v) is float for v in event.x.values())
+
+
+def test_accepted_label_and_time_types():
+    for label in (b'"a"', b"3", b"true"):
+        assert DECODER.decode_json(b'{"x": [1], "y": ' + label + b"}", "o").y == json.loads(label)
+    assert DECODER.decode_json(b'{"x": [1], "ts": 1700000000}', "o").ts == 1.7e9
+    assert DECODER.decode_json(b'{"x": [1], "ts": "2024-01-01T01:00:00+01:00"}', "o").ts == 1704067200.0
+    assert DECODER.decode_json(b'{"x": [1], "ts": "2024-01-01 00:00:00"}', "o").ts == 1704067200.0  # naive: UTC
+
+
+def test_text_input_bom_and_whitespace():
+    assert DECODER.decode_json('\ufeff  {"x": [2]}  ', "o").x == {0: 2.0}
+
+
+def test_x_is_a_fresh_dict():
+    obj = {"x": {"a": 1.0}, "y": 1}
+    event = DECODER.decode_object(obj)
+    assert event.x == obj["x"] and event.x is not obj["x"]
+
+
+def test_named_top_level_features():
+    decoder = EventDecoder(MappingConfig(features=["age", "income"], label="churn"))
+    event = decoder.decode_json(b'{"age": 40, "income": 1.5, "churn": false, "name": "z"}', "o")
+    assert event.x == {"age": 40.0, "income": 1.5} and event.y is False
+
+
+# -- CSV rows ------------------------------------------------------------------------
+def test_csv_rows():
+    row = {"a": "1", "b": "", "c": " 2.5 ", "y": "7", "id": "r1", "ts": "1700000000"}
+    event = DECODER.decode_csv_row(row, b"", "f.csv:2")
+    assert event == Event({"a": 1.0, "c": 2.5}, "7", "r1", None, 1.7e9, "f.csv:2")  # the label stays text
+    assert dead(DECODER.decode_csv_row({"a": "4x", "y": "1"}, b"", "o"), "wrong_type") == (
+        "feature 'a': expected a number, got str '4x'"
+    )
+    for text in ("nan", "inf", "-Infinity", "1e999"):
+        dead(DECODER.decode_csv_row({"a": text}, b"", "o"), "non_finite")
+    dead(DECODER.decode_csv_row({"a": "1", "ts": "soon"}, b"", "o"), "bad_timestamp")
+    required = EventDecoder(MappingConfig(), label_policy="required")
+    dead(required.decode_csv_row({"a": "1", "y": ""}, b"", "o"), "missing_label")
+
+
+def test_csv_feature_column_selection():
+    # "x" names a column: it is the only feature
+    assert DECODER.decode_csv_row({"x": "3", "z": "4", "y": "a"}, b"", "o").x == {"x": 3.0}
+    named = EventDecoder(MappingConfig(features=["a"], unknown_fields="reject"))
+    assert named.decode_csv_row({"a": "1", "y": "b"}, b"", "o").x == {"a": 1.0}
+    dead(named.decode_csv_row({"a": "1", "q": "2"}, b"", "o"), "unknown_field")
+    dead(EventDecoder(MappingConfig(features=["a"])).decode_csv_row({"q": "2"}, b"", "o"), "missing_features")
+    dead(EventDecoder(MappingConfig(max_features=1)).decode_csv_row({"a": "1", "b": "2"}, b"", "o"), "too_many_features")
+    dead(EventDecoder(MappingConfig(max_event_bytes=3)).decode_csv_row({"a": "1"}, b"1234", "o"), "oversized")
+    dead(DECODER.decode_csv_row({"a": "1", None: ["2"]}, b"", "o"), "malformed")
+
+
+# -- fuzzing: whatever comes in, a valid event or a dead letter comes out ------------
+def check_record(record, origin="fuzz"):
+    assert isinstance(record, (Event, DeadLetter))
+    assert record.origin == origin
+    if isinstance(record, DeadLetter):
+        assert record.reason in DECODER_REASONS  # a subset of REASONS
+        assert isinstance(record.raw, bytes)
+        assert isinstance(record.detail, str) and record.detail
+        return
+    assert isinstance(record.x, dict)
+    for key, value in record.x.items():
+        hash(key)
+        assert type(value) is float and math.isfinite(value)
+    hash(record.y)
+    assert record.y is None or type(record.y) in (str, int, bool)
+    assert record.id is None or type(record.id) is str
+    hash(record.task)
+    assert record.ts is None or (type(record.ts) is float and math.isfinite(record.ts))
+
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(10**400), max_value=10**400)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+)
+json_values = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=6), children, max_size=5),
+    max_leaves=25,
+)
+# Objects shaped like events (mostly numbers where numbers belong), so the validation
+# past parsing is exercised too, and valid events come out often enough.
+numbers = st.floats(allow_nan=True, allow_infinity=True) | st.integers() | st.booleans()
+values = st.one_of(numbers, numbers, numbers, json_values)
+labels = st.one_of(st.text(max_size=5), st.integers(), st.booleans(), st.none(), json_values)
+event_like = st.fixed_dictionaries(
+    {"x": st.dictionaries(st.text(max_size=4), values, max_size=6) | st.lists(values, max_size=6) | json_values},
+    optional={
+        "y": labels,
+        "id": labels,
+        "task": labels,
+        "ts": st.floats() | st.integers() | st.datetimes().map(str) | json_values,
+        "a": values,
+        "b": values,
+        "extra": json_values,
+    },
+)
+DECODERS = [
+    DECODER,
+    EventDecoder(MappingConfig(unknown_fields="reject", max_features=4, max_event_bytes=1000), "required"),
+    EventDecoder(MappingConfig(features=["a", "b"], label="a")),
+]
+FUZZ = settings(
+    derandomize=True,  # the same examples on every run: CI cannot flake
+    max_examples=400,
+    deadline=2000,  # ms per example: generous for a slow shared 2-core box
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+@FUZZ
+@given(raw=st.binary(max_size=200), which=st.sampled_from(range(len(DECODERS))))
+def test_random_bytes_never_raise(raw, which):
+    check_record(DECODERS[which].decode_json(raw, "fuzz"))
+
+
+@FUZZ
+@given(doc=json_values | event_like, which=st.sampled_from(range(len(DECODERS))), as_text=st.booleans())
+def test_random_json_never_raises(doc, which, as_text):
+    text = json.dumps(doc)  # NaN and Infinity literals included
+    record = DECODERS[which].decode_json(text if as_text else text.encode(), "fuzz")
+    check_record(record)
+    if isinstance(record, Event) and isinstance(doc.get("x"), dict):
+        assert record.x is not doc["x"]
+
+
+@FUZZ
+@given(
+    row=st.dictionaries(st.sampled_from(["x", "a", "b", "y", "id", "task", "ts", "q"]), st.text(max_size=10)),
+    which=st.sampled_from(range(len(DECODERS))),
+)
+def test_random_csv_rows_never_raise(row, which):
+    check_record(DECODERS[which].decode_csv_row(row, b"", "fuzz"))

@@ -1,0 +1,336 @@
+"""File source and sinks: bad input becomes dead letters with their line, and reading goes on."""
+
+import base64
+import gzip
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from connectors.files import FileSource, JsonlDeadLetterSink, JsonlPredictionSink, open_source
+from stream_cl.config import ConfigError, MappingConfig, SourceConfig
+from stream_cl.events import DeadLetter, Event, Prediction
+
+GOOD = b'{"x": {"a": 1}, "y": "cat"}'
+
+
+def read_all(path, mapping=MappingConfig(), batch=3, **kwargs):
+    """Every record of ``path`` (small polls, to cross batch boundaries), then the
+    dead letters as written to, and read back from, a JSONL dead-letter file."""
+    records = []
+    with FileSource(path, mapping, **kwargs) as source:
+        for _ in range(10_000):
+            if source.exhausted:
+                break
+            records += source.poll(batch)
+        assert source.exhausted
+    events = [r for r in records if isinstance(r, Event)]
+    letters = [r for r in records if isinstance(r, DeadLetter)]
+    assert len(events) + len(letters) == len(records)
+    dead_path = path.parent / "out" / "dead.jsonl"
+    dead_path.unlink(missing_ok=True)
+    with JsonlDeadLetterSink(dead_path) as sink:
+        sink.write(letters)
+    return events, [json.loads(line) for line in dead_path.read_text().splitlines()]
+
+
+def write_lines(path, *lines: bytes):
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+def assert_dead(entry, path, line, reason):
+    assert entry["reason"] == reason, entry
+    assert entry["origin"] == f"{path}:{line}"
+
+
+def test_malformed_json_line(tmp_path):
+    path = write_lines(tmp_path / "e.jsonl", GOOD, b'{"x": {"a": 1', GOOD, GOOD)
+    events, dead = read_all(path)
+    assert len(events) == 3 and len(dead) == 1
+    assert_dead(dead[0], path, 2, "malformed")
+    assert dead[0]["raw"] == '{"x": {"a": 1'
+    assert [e.origin for e in events] == [f"{path}:1", f"{path}:3", f"{path}:4"]
+
+
+def test_missing_label_when_required(tmp_path):
+    path = write_lines(tmp_path / "e.jsonl", GOOD, b'{"x": {"a": 2}}', b'{"x": {"a": 3}, "y": null}', GOOD)
+    events, dead = read_all(path, label_policy="required")
+    assert len(events) == 2
+    assert_dead(dead[0], path, 2, "missing_label")
+    assert_dead(dead[1], path, 3, "missing_label")
+    # optional (the default): unlabelled events
+    events, dead = read_all(path)
+    assert len(events) == 4 and not dead and events[1].y is None
+
+
+def test_nan_and_inf_json_literals(tmp_path):
+    path = write_lines(tmp_path / "e.jsonl", b'{"x": {"a": NaN}}', GOOD, b'{"x": [1, Infinity]}', b'{"x": [-Infinity]}')
+    events, dead = read_all(path)
+    assert len(events) == 1
+    for entry, line in zip(dead, (1, 3, 4)):
+        assert_dead(entry, path, line, "non_finite")
+
+
+def test_nan_and_inf_csv_text(tmp_path):
+    path = write_lines(tmp_path / "e.csv", b"a,b,y", b"1,2,cat", b"nan,2,dog", b"1,inf,dog", b"1,-Infinity,cat", b"3,4,cat")
+    events, dead = read_all(path)
+    assert [e.x for e in events] == [{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": 4.0}]
+    for entry, line in zip(dead, (3, 4, 5)):
+        assert_dead(entry, path, line, "non_finite")
+    assert "feature 'a'" in dead[0]["detail"] and "feature 'b'" in dead[1]["detail"]
+
+
+def test_wrong_types(tmp_path):
+    path = write_lines(
+        tmp_path / "e.jsonl",
+        b'{"x": {"age": "4x"}, "y": 1}',  # string feature
+        b'{"x": {"age": [1, 2]}, "y": 1}',  # nested list feature
+        b'{"x": {"age": 3}, "y": 1.5}',  # float label
+        GOOD,
+    )
+    events, dead = read_all(path)
+    assert len(events) == 1 and len(dead) == 3
+    assert_dead(dead[0], path, 1, "wrong_type")
+    assert dead[0]["detail"] == "feature 'age': expected a number, got str '4x'"
+    assert_dead(dead[1], path, 2, "wrong_type")
+    assert "list" in dead[1]["detail"]
+    assert_dead(dead[2], path, 3, "bad_label")
+    assert "floats are not allowed as class labels" in dead[2]["detail"]
+
+
+def test_wrong_type_in_csv(tmp_path):
+    path = write_lines(tmp_path / "e.csv", b"a,y", b"4x,1", b"2,1")
+    events, dead = read_all(path)
+    assert len(events) == 1 and events[0].y == "1"  # CSV labels stay text
+    assert_dead(dead[0], path, 2, "wrong_type")
+
+
+@pytest.mark.parametrize("name", ["e.jsonl", "e.csv", "e.jsonl.gz", "e.txt"])
+def test_empty_file(tmp_path, name):
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        with gzip.open(path, "wb"):
+            pass
+    else:
+        path.write_bytes(b"")
+    with FileSource(path, MappingConfig()) as source:
+        assert source.poll(10) == []
+        assert source.exhausted
+        assert source.poll(10) == []
+
+
+def test_blank_lines_and_crlf_are_fine(tmp_path):
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b"\n" + GOOD + b"\r\n   \n\r\n" + GOOD)  # no final newline either
+    events, dead = read_all(path)
+    assert not dead
+    assert [e.origin for e in events] == [f"{path}:2", f"{path}:5"]
+
+
+def test_a_10_mb_line_is_skipped_with_bounded_memory(tmp_path):
+    limit = 1 << 20
+    path = tmp_path / "e.jsonl"
+    with open(path, "wb") as f:
+        f.write(GOOD + b"\n")
+        f.write(b'{"x": [' + b"1, " * (10 * limit // 3) + b"1]}\n")  # ~10 MiB on one line
+        f.write(GOOD + b"\n")
+    mapping = MappingConfig(max_event_bytes=limit)
+    tracemalloc.start()
+    try:
+        with FileSource(path, mapping) as source:
+            records = source.poll(10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * limit, f"peak {peak} bytes while skipping a 10 MiB line"
+    assert [type(r) for r in records] == [Event, DeadLetter, Event]
+    letter = records[1]
+    assert letter.reason == "oversized" and letter.origin == f"{path}:2"
+    assert len(letter.raw) == limit and letter.raw.startswith(b'{"x": [1, 1, ')
+    assert "raw holds only its first 1048576 bytes" in letter.detail
+    assert records[2].origin == f"{path}:3"
+    # and through the dead-letter file
+    events, dead = read_all(path, mapping)
+    assert len(events) == 2
+    assert_dead(dead[0], path, 2, "oversized")
+    assert len(dead[0]["raw"]) == limit
+
+
+def test_a_line_just_over_the_limit(tmp_path):
+    path = write_lines(tmp_path / "e.jsonl", b'{"x": [1, 2, 3]}', b'{"x": [1, 2, 3, 4]}', b"{" + b" " * 40 + b"}")
+    events, dead = read_all(path, MappingConfig(max_event_bytes=16))
+    assert len(events) == 1
+    assert_dead(dead[0], path, 2, "oversized")
+    assert_dead(dead[1], path, 3, "oversized")
+
+
+@pytest.mark.parametrize("name", ["e.jsonl.gz", "e.jsonl"])  # by suffix, or by magic bytes alone
+def test_gzip_jsonl(tmp_path, name):
+    path = tmp_path / name
+    with gzip.open(path, "wb") as f:
+        f.write(b"\n".join([GOOD, b"not json", GOOD]) + b"\n")
+    events, dead = read_all(path)
+    assert len(events) == 2
+    assert_dead(dead[0], path, 2, "malformed")
+
+
+def test_gzip_csv(tmp_path):
+    path = tmp_path / "e.csv.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(b"a,b,y\n1,2,x\n1,zz,y\n5,6,z\n")
+    events, dead = read_all(path)
+    assert [e.x for e in events] == [{"a": 1.0, "b": 2.0}, {"a": 5.0, "b": 6.0}]
+    assert_dead(dead[0], path, 3, "wrong_type")
+
+
+def test_truncated_gzip_ends_with_a_dead_letter(tmp_path):
+    path = tmp_path / "e.jsonl.gz"
+    path.write_bytes(gzip.compress(b"".join(GOOD + b"\n" for _ in range(50)))[:-12])
+    events, dead = read_all(path)
+    assert dead[-1]["reason"] == "malformed" and "gzip" in dead[-1]["detail"]
+
+
+def test_csv_with_empty_cells(tmp_path):
+    path = write_lines(tmp_path / "e.csv", b"id,a,b,c,y", b"r1,1,,3,cat", b"r2,,,,dog", b"r3,1,2,3,", b"r4,1,2")
+    events, dead = read_all(path)
+    assert [(e.id, e.x, e.y) for e in events] == [
+        ("r1", {"a": 1.0, "c": 3.0}, "cat"),
+        ("r2", {}, "dog"),
+        ("r3", {"a": 1.0, "b": 2.0, "c": 3.0}, None),
+    ]
+    assert_dead(dead[0], path, 5, "malformed")  # too few cells
+    assert "3 cells" in dead[0]["detail"]
+
+
+def test_csv_header_problems_raise(tmp_path):
+    path = write_lines(tmp_path / "e.csv", b"a,a,y", b"1,2,3")
+    with FileSource(path, MappingConfig()) as source, pytest.raises(ValueError, match="repeats column 'a'"):
+        source.poll(10)
+
+
+def test_unknown_fields_rejected(tmp_path):
+    mapping = MappingConfig(unknown_fields="reject")
+    path = write_lines(tmp_path / "e.jsonl", GOOD, b'{"x": {"a": 1}, "y": "cat", "note": "hi"}', GOOD)
+    events, dead = read_all(path, mapping)
+    assert len(events) == 2
+    assert_dead(dead[0], path, 2, "unknown_field")
+    assert "'note'" in dead[0]["detail"]
+    csv_path = write_lines(tmp_path / "e.csv", b"a,y,note", b"1,2,3")
+    events, dead = read_all(csv_path, MappingConfig(features=["a"], unknown_fields="reject"))
+    assert not events
+    assert_dead(dead[0], csv_path, 2, "unknown_field")
+
+
+def poll_until(source, n, max_polls=500):
+    """Poll until ``n`` records came (each poll waits at most eof_wait_s): no sleeps."""
+    records = []
+    for _ in range(max_polls):
+        records += source.poll(100)
+        if len(records) >= n:
+            return records
+    raise AssertionError(f"only {len(records)} of {n} records after {max_polls} polls")
+
+
+def test_follow_sees_appended_lines(tmp_path):
+    path = write_lines(tmp_path / "e.jsonl", GOOD)
+    with FileSource(path, MappingConfig(), follow=True, eof_wait_s=0.01) as source:
+        assert [r.origin for r in poll_until(source, 1)] == [f"{path}:1"]
+        assert source.poll(10) == [] and not source.exhausted  # at EOF: nothing, not finished
+        with open(path, "ab") as f:
+            f.write(b'{"x": [2]}\nnot json\n{"x": [3')  # the last line is still being written
+        records = poll_until(source, 2)
+        assert [r.origin for r in records] == [f"{path}:2", f"{path}:3"]
+        assert records[1].reason == "malformed"
+        assert source.poll(10) == []  # the partial line is held
+        with open(path, "ab") as f:
+            f.write(b", 4]}\n")
+        (event,) = poll_until(source, 1)
+        assert event.x == {0: 3.0, 1: 4.0} and event.origin == f"{path}:4"
+        assert not source.exhausted
+
+
+def test_follow_idle_timeout_ends_the_stream(tmp_path):
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(GOOD + b'\n{"x": [9]}')  # the last line never gets its newline
+    with FileSource(path, MappingConfig(), follow=True, idle_timeout_s=0.05, eof_wait_s=0.01) as source:
+        records = []
+        for _ in range(1000):
+            if source.exhausted:
+                break
+            records += source.poll(10)
+        assert source.exhausted
+    assert [r.x for r in records] == [{"a": 1.0}, {0: 9.0}]
+
+
+def test_follow_oversized_line_written_in_pieces(tmp_path):
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b'{"x": [' + b"1, " * 20)
+    with FileSource(path, MappingConfig(max_event_bytes=32), follow=True, eof_wait_s=0.01) as source:
+        assert source.poll(10) == []
+        with open(path, "ab") as f:
+            f.write(b"1, " * 20 + b"1]}\n" + GOOD + b"\n")
+        letter, event = poll_until(source, 2)
+    assert letter.reason == "oversized" and letter.origin == f"{path}:1" and len(letter.raw) == 32
+    assert event.origin == f"{path}:2"
+
+
+def test_follow_restarts_after_truncation(tmp_path):
+    path = write_lines(tmp_path / "e.jsonl", GOOD, GOOD)
+    with FileSource(path, MappingConfig(), follow=True, eof_wait_s=0.01) as source:
+        assert len(poll_until(source, 2)) == 2
+        path.write_bytes(b'{"x": [7]}\n')  # truncated and rewritten in place
+        (event,) = poll_until(source, 1)
+    assert event.x == {0: 7.0} and event.origin == f"{path}:1"
+
+
+def test_gzip_cannot_be_followed(tmp_path):
+    path = tmp_path / "e.jsonl.gz"
+    path.write_bytes(gzip.compress(GOOD))
+    with pytest.raises(ValueError, match="follow=True is not supported for gzip"):
+        FileSource(path, MappingConfig(), follow=True)
+
+
+def test_open_source(tmp_path):
+    path = write_lines(tmp_path / "e.jsonl", GOOD)
+    with open_source(SourceConfig(kind="file", path=str(path)), MappingConfig()) as source:
+        assert len(source.poll(10)) == 1
+    with pytest.raises(ConfigError, match=r"^source\.path: required"):
+        open_source(SourceConfig(kind="file"), MappingConfig())
+    with pytest.raises(ConfigError, match=r"^source\.path: no such file .*; point it at"):
+        open_source(SourceConfig(kind="file", path=str(tmp_path / "nope.jsonl")), MappingConfig())
+    with pytest.raises(ConfigError, match=r"^source\.path: is a directory"):
+        open_source(SourceConfig(kind="file", path=str(tmp_path)), MappingConfig())
+    gz = tmp_path / "e.jsonl.gz"
+    gz.write_bytes(gzip.compress(GOOD))
+    with pytest.raises(ConfigError, match=r"^source\.follow: .*set follow = false"):
+        open_source(SourceConfig(kind="file", path=str(gz), follow=True), MappingConfig())
+    with pytest.raises(ConfigError, match=r"^source\.kind"):
+        open_source(SourceConfig(kind="kafka", path=str(path)), MappingConfig())
+
+
+def test_dead_letter_sink_keeps_any_bytes(tmp_path):
+    path = tmp_path / "deep" / "dir" / "dead.jsonl"
+    sink = JsonlDeadLetterSink(path)
+    sink.write([DeadLetter(b"\xff\xfe{", "malformed", "invalid UTF-8 at byte 0", "f:1"), DeadLetter("é".encode(), "malformed", "d", "f:2")])
+    sink.flush()
+    first, second = [json.loads(line) for line in path.read_text().splitlines()]
+    assert first == {"reason": "malformed", "detail": "invalid UTF-8 at byte 0", "origin": "f:1", "raw": "//57", "raw_encoding": "base64"}
+    assert base64.b64decode(first["raw"]) == b"\xff\xfe{"
+    assert second["raw"] == "é" and "raw_encoding" not in second
+    sink.close()
+    sink.close()  # idempotent
+    with JsonlDeadLetterSink(path) as again:  # appends
+        again.write([DeadLetter(b"", "oversized", "d", "f:3")])
+    assert len(path.read_text().splitlines()) == 3
+
+
+def test_prediction_sink(tmp_path):
+    path = tmp_path / "out" / "predictions.jsonl"
+    with JsonlPredictionSink(path) as sink:
+        sink.write([Prediction("e1", np.int64(2), np.float64(0.75), 2, "t", 1.5, "f:1"), Prediction(None, "cat", float("nan"))])
+        sink.close()
+    first, second = [json.loads(line) for line in path.read_text().splitlines()]
+    assert first == {"id": "e1", "y_pred": 2, "proba": 0.75, "y_true": 2, "task": "t", "ts": 1.5, "origin": "f:1"}
+    assert second["proba"] is None and second["y_pred"] == "cat"

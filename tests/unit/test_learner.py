@@ -1,0 +1,115 @@
+"""OnlineContinualLearner: River conformance, batch = loop, state, bad input."""
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from river import checks, datasets, evaluate, linear_model, metrics, multiclass, preprocessing
+from river.datasets import synth
+
+from stream_cl import OnlineContinualLearner
+from stream_cl.backbones import RandomFeatures, TorchBackbone
+from stream_cl.features import InvalidFeatureError
+
+
+@pytest.mark.parametrize("params", list(OnlineContinualLearner._unit_test_params()), ids=str)
+def test_river_check_estimator(params):
+    checks.check_estimator(OnlineContinualLearner(**params))
+
+
+def test_no_river_check_is_skipped():
+    assert not OnlineContinualLearner(device="cpu")._unit_test_skips()
+
+
+def _small(**kw):
+    return OnlineContinualLearner(backbone=RandomFeatures(width=48, seed=3), device="cpu", **kw)
+
+
+def test_prequential_batch_equals_the_predict_then_learn_loop():
+    stream = synth.ConceptDriftStream(synth.SEA(variant=0, seed=1), synth.SEA(variant=3, seed=2), position=150, width=50, seed=4)
+    data = list(stream.take(400))
+    xs = [dict(x) for x, _ in data]
+    for i in range(0, 400, 37):  # features that disappear now and then
+        xs[i].pop(1, None)
+    ys = [None if i % 7 == 3 else y for i, (_, y) in enumerate(data)]
+    loop = _small()
+    expected = []
+    for x, y in zip(xs, ys):
+        expected.append(loop.predict_proba_one(x))
+        if y is not None:
+            loop.learn_one(x, y)
+    batch = _small()
+    sizes = np.random.default_rng(0).choice([1, 5, 64, 130], size=40)
+    start = 0
+    for b in sizes:
+        if start >= len(xs):
+            break
+        probas = batch.prequential_batch(xs[start:start + b], ys[start:start + b])
+        for i, row in enumerate(probas):
+            want = expected[start + i]
+            have = {c: p for c, p in zip(batch.classes_, row) if p > 0 or c in want}
+            assert set(have) == set(want), start + i
+            for c in want:
+                assert math.isclose(have[c], want[c], rel_tol=1e-6, abs_tol=1e-8), (start + i, c)
+        start += b
+    assert start >= len(xs)
+
+
+def test_default_beats_logistic_regression_on_a_drifting_stream():
+    stream = synth.ConceptDriftStream(synth.Agrawal(classification_function=0, seed=1),
+                                      synth.Agrawal(classification_function=4, seed=2), position=1500, width=400, seed=3)
+    data = list(stream.take(3000))
+    ours = OnlineContinualLearner(device="cpu")
+    hits = 0
+    for s in range(0, 3000, 256):
+        chunk = data[s:s + 256]
+        probas = ours.prequential_batch([x for x, _ in chunk], [y for _, y in chunk])
+        hits += sum(ours.classes_[int(p.argmax())] == y for p, (_, y) in zip(probas, chunk) if p.max() > 0)
+    lr = preprocessing.StandardScaler() | linear_model.LogisticRegression()
+    acc = metrics.Accuracy()
+    for x, y in data:
+        acc.update(y, lr.predict_one(x))
+        lr.learn_one(x, y)
+    assert hits / 3000 > acc.get() + 0.05
+
+
+def test_state_dict_round_trip_resumes_exactly():
+    data = list(datasets.ImageSegments().take(300))
+    a = _small()
+    a.prequential_batch([x for x, _ in data[:150]], [y for _, y in data[:150]])
+    b = _small().load_state_dict(a.state_dict())
+    pa = a.prequential_batch([x for x, _ in data[150:]], [y for _, y in data[150:]])
+    pb = b.prequential_batch([x for x, _ in data[150:]], [y for _, y in data[150:]])
+    assert np.array_equal(pa, pb)
+    assert pickle.loads(pickle.dumps(a)).predict_proba_one(data[0][0]) == a.predict_proba_one(data[0][0])
+
+
+def test_bad_events_raise_before_any_state_changes():
+    model = _small()
+    model.learn_one({"a": 1.0}, "x").learn_one({"a": 2.0}, "y")
+    before = pickle.dumps(model)
+    with pytest.raises(InvalidFeatureError, match="not finite"):
+        model.prequential_batch([{"a": 1.0}, {"a": float("nan"), "b": 1.0}], ["x", "y"])
+    with pytest.raises(ValueError, match="None"):
+        model.learn_one({"a": 1.0}, None)
+    assert pickle.dumps(model) == before
+
+
+def test_a_torch_module_backbone_works_and_rejects_too_many_features():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU())
+    torch.manual_seed(0)
+    model = OnlineContinualLearner(backbone=TorchBackbone(net, input_dim=3), device="cpu")
+    for i in range(50):
+        model.learn_one({"a": float(i % 2), "b": float(i % 3), "c": 1.0}, i % 2)
+    assert model.predict_one({"a": 1.0, "b": 0.0, "c": 1.0}) == 1
+    with pytest.raises(ValueError, match="input_dim=3"):
+        model.learn_one({"a": 1.0, "b": 0.0, "c": 1.0, "d": 2.0}, 0)
+
+
+def test_bad_hyperparameters_name_the_fix():
+    with pytest.raises(ValueError, match="view"):
+        OnlineContinualLearner(heads=((1.0, "everything"),), device="cpu")
+    with pytest.raises(ValueError, match="device"):
+        OnlineContinualLearner(device="tpu")
