@@ -76,8 +76,10 @@ class SourceConfig:
 class ModelConfig:
     kind: Literal["online", "analytic"] = "online"
     gamma: float = field(default=1.0, metadata=positive("set a positive regularisation such as 1.0"))
-    forgetting: list[float] = field(default_factory=lambda: [1.0, 0.995])
-    width: int = field(default=512, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 for no random features"))
+    forgetting: list[float] = field(default_factory=lambda: [1.0, 0.995])  # heads on features + inputs
+    input_forgetting: list[float] = field(default_factory=lambda: [0.999])  # heads on the inputs only
+    width: int = field(default=256, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 for no random features"))
+    key_units: int = field(default=8, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 for no threshold units"))
     hash_width: int | None = None
     temperature: float = field(default=0.1, metadata=positive("use a positive temperature such as 0.1"))
     device: str = "auto"

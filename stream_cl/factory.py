@@ -20,17 +20,16 @@ def build_learner(cfg: ModelConfig):
         device = "cpu" if cfg.device == "auto" else cfg.device
         return AnalyticClassifier(gamma=cfg.gamma, forgetting=cfg.forgetting[0], hash_width=cfg.hash_width,
                                   temperature=cfg.temperature, device=device)
-    for i, lam in enumerate(cfg.forgetting):
-        if not 0.5 <= lam <= 1.0:
-            raise ConfigError(f"model.forgetting[{i}]: must be in [0.5, 1.0] (got {lam!r}); 1.0 keeps everything, 0.99 forgets fast")
-    if not cfg.forgetting:
-        raise ConfigError("model.forgetting: needs at least one value; e.g. [1.0, 0.995]")
-    heads = tuple((lam, "all") for lam in cfg.forgetting)
-    if cfg.width == 0:
-        heads = tuple((lam, "inputs") for lam in cfg.forgetting)
-    backbone = RandomFeatures(width=max(cfg.width, 1), seed=cfg.seed)
+    for key in ("forgetting", "input_forgetting"):
+        for i, lam in enumerate(getattr(cfg, key)):
+            if not 0.5 <= lam <= 1.0:
+                raise ConfigError(f"model.{key}[{i}]: must be in [0.5, 1.0] (got {lam!r}); 1.0 keeps everything, 0.99 forgets fast")
+    heads = tuple((lam, "all") for lam in cfg.forgetting) + tuple((lam, "inputs") for lam in cfg.input_forgetting)
+    if not heads:
+        raise ConfigError("model.forgetting: no heads at all; give at least one factor, e.g. forgetting = [1.0, 0.995]")
     try:
-        return OnlineContinualLearner(backbone=backbone, heads=heads, gamma=cfg.gamma, temperature=cfg.temperature,
+        return OnlineContinualLearner(backbone=RandomFeatures(width=cfg.width, seed=cfg.seed), key_units=cfg.key_units,
+                                      heads=heads, gamma=cfg.gamma, temperature=cfg.temperature,
                                       hash_width=cfg.hash_width, device=cfg.device, seed=cfg.seed)
     except ValueError as e:
         raise ConfigError(f"model: {e}") from None

@@ -52,8 +52,8 @@ class RandomFeatures(Backbone):
     """
 
     def __init__(self, width: int = 512, kind: str = "relu", bandwidth: float = 1.0, seed: int = 0):
-        if not isinstance(width, int) or width < 1:
-            raise ValueError(f"width must be an int >= 1, got {width!r}")
+        if not isinstance(width, int) or width < 0:
+            raise ValueError(f"width must be an int >= 0 (0: no random features), got {width!r}")
         if kind not in ("relu", "fourier"):
             raise ValueError(f"kind must be 'relu' or 'fourier', got {kind!r}")
         if not bandwidth > 0:
@@ -73,6 +73,8 @@ class RandomFeatures(Backbone):
         return self.width
 
     def _add_rows(self, keys: list) -> None:
+        if not keys:
+            return
         rows = np.stack([np.random.default_rng([self.seed, key_seed(k)]).normal(size=self.width) for k in keys])
         self.weight_ = np.vstack([self.weight_, rows])
 

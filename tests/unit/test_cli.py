@@ -1,0 +1,79 @@
+"""The CLI, the file run loop and the README's configuration reference."""
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from connectors.cli import main
+from stream_cl.config import ConfigError, load_config, load_config_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_runs_to_its_summary(tmp_path, capsys):
+    report_path = tmp_path / "run.json"
+    code = main(["run", "--max-events", "3000", "--report", str(report_path), "--dead-letters", str(tmp_path / "dlq.jsonl"),
+                 "--predictions", str(tmp_path / "pred.jsonl")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "prequential accuracy" in out and "dead letters: 1 (malformed: 1)" in out
+    report = json.loads(report_path.read_text())
+    assert report["events"] == 2999 and report["dead_letters"] == {"malformed": 1}
+    assert report["accuracy"] > 0.8
+    assert report["labelled"] + report["predict_only"] == report["events"]
+    assert sum(report["class_counts"].values()) == report["labelled"]
+    assert len(report["windowed_accuracy"]) == report["labelled"] // 1000
+    predictions = (tmp_path / "pred.jsonl").read_text().splitlines()
+    assert len(predictions) == 2999
+    dead = json.loads((tmp_path / "dlq.jsonl").read_text())
+    assert dead["reason"] == "malformed" and dead["origin"].endswith(":1002")
+
+
+def test_a_file_source_with_a_config(tmp_path, capsys):
+    events = tmp_path / "events.csv"
+    rows = ["a,b,label"] + [f"{i % 3},{(i * 7) % 5},{'yes' if i % 3 + (i * 7) % 5 >= 3 else 'no'}" for i in range(300)]
+    events.write_text("\n".join(rows) + "\n")
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(f'[source]\nkind = "file"\npath = "{events}"\n[mapping]\nfeatures = ["a", "b"]\nlabel = "label"\n'
+                   f'[model]\nkind = "analytic"\nforgetting = [1.0]\n[run]\nreport = "{tmp_path / "r.json"}"\ndead_letters = ""\n')
+    assert main(["run", "--config", str(cfg), "--quiet"]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["events"] == 300 and report["accuracy"] > 0.9
+    assert set(report["classes"]) == {"yes", "no"}
+
+
+def test_config_errors_name_the_key_and_exit_2(tmp_path, capsys):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[model]\nforgeting = [1.0]\n")
+    assert main(["run", "--config", str(cfg)]) == 2
+    assert "model.forgeting: unknown key; did you mean 'forgetting'?" in capsys.readouterr().err
+    assert main(["run", "--source", str(tmp_path / "missing.jsonl")]) == 2
+    assert "source.path: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"run": {"batch_size": 0}}, "run.batch_size: must be > 0"),
+        ({"model": {"kind": "forest"}}, "model.kind: must be one of"),
+        ({"model": {"forgetting": "0.99"}}, "model.forgetting: expected a list"),
+        ({"source": {"follow": "yes"}}, "source.follow: expected true or false"),
+        ({"mapping": 3}, "mapping: expected a table"),
+    ],
+)
+def test_config_validation_messages(data, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config_dict(data)
+
+
+def test_the_readme_configuration_reference_is_a_valid_config(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Configuration reference.*?```toml\n(.*?)```", readme, re.S).group(1)
+    config = load_config_dict(tomllib.loads(block))
+    assert config.model.forgetting == [1.0, 0.995]
+    path = tmp_path / "c.toml"
+    path.write_text(block)
+    assert load_config(path) == config
