@@ -25,22 +25,23 @@ class NumpyLinalg:
         return idx
 
     def own(self, M):
-        """Fortran order, so BLAS rank-1 updates (``dger``) can work in place."""
-        return np.asfortranarray(M)
+        """C order throughout: products such as ``R -= K'K`` then stream through memory."""
+        return np.ascontiguousarray(M)
 
     def rank1_(self, alpha: float, x, y, M) -> None:
-        """``M += alpha x y'`` in place (M Fortran-ordered)."""
-        blas.dger(alpha, x, y, a=M, overwrite_a=1)
+        """``M += alpha x y'`` in place. ``M.T`` is the Fortran-ordered view BLAS updates
+        without a copy, and ``M.T += alpha y x'`` is the same update."""
+        blas.dger(alpha, y, x, a=M.T, overwrite_a=1)
 
     def symv(self, M, x):
-        """``M x`` for symmetric M."""
-        return blas.dsymv(1.0, M, x)
+        """``M x`` for symmetric M (``M.T`` is ``M``, and Fortran-ordered: no copy)."""
+        return blas.dsymv(1.0, M.T, x)
 
     def zeros(self, *shape):
-        return np.zeros(shape, order="F")
+        return np.zeros(shape)
 
     def eye(self, n):
-        return np.eye(n, order="F")
+        return np.eye(n)
 
     def powers(self, base: float, n: int):
         """``[base**1, ..., base**n]``."""
@@ -54,7 +55,7 @@ class NumpyLinalg:
 
     def spd_inverse(self, M):
         factor = sla.cho_factor(M, lower=True, check_finite=False)
-        return np.asfortranarray(sla.cho_solve(factor, np.eye(M.shape[0]), check_finite=False))
+        return np.ascontiguousarray(sla.cho_solve(factor, np.eye(M.shape[0]), check_finite=False))
 
     def diag(self, M):
         return np.diagonal(M)
@@ -63,7 +64,7 @@ class NumpyLinalg:
         M[np.diag_indices_from(M)] += v
 
     def pad(self, M, rows: int, cols: int):
-        return np.asfortranarray(np.pad(M, ((0, rows), (0, cols))))
+        return np.pad(M, ((0, rows), (0, cols)))
 
     def is_finite(self, M) -> bool:
         return bool(np.isfinite(M).all())

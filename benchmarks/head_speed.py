@@ -1,0 +1,113 @@
+"""Speed of the analytic head against the machine's own float64 matrix-multiply rate.
+
+    python benchmarks/head_speed.py [--threads 1] [--repeat 5]
+
+Prints, in one process:
+1. the machine's float64 GEMM rate (numpy/OpenBLAS, the same library the head uses), at
+   the shapes the update uses and at a large square size; the best is the reference;
+2. the rank-256 Woodbury update at 512 features, 10 classes (``RecursiveRidge.update``),
+   its flop count (``update_flops``) and the rate it reaches, as a fraction of the reference;
+3. ``AnalyticClassifier.learn_many`` + ``predict_many`` on pandas frames of 256 rows x 512
+   features, 10 classes (the River mini-batch API), events/s and rate on the same count;
+4. ``learn_one`` + ``predict_one`` at 64 features, 10 classes, events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+
+from stream_cl import AnalyticClassifier, set_threads
+from stream_cl.heads.ridge import RecursiveRidge, update_flops
+
+
+def best_time(fn, repeat: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def gemm_rate(repeat: int) -> dict:
+    rng = np.random.default_rng(0)
+    rates = {}
+    for m, k, n in [(513, 513, 256), (256, 513, 513), (1024, 1024, 1024), (2048, 2048, 2048)]:
+        a, b = rng.normal(size=(m, k)), rng.normal(size=(k, n))
+        rates[f"{m}x{k}x{n}"] = 2.0 * m * k * n / best_time(lambda: a @ b, repeat) / 1e9
+    return rates
+
+
+def ridge_update(repeat: int, d=513, c=10, b=256, batches=8) -> tuple[float, float]:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(batches * b, d))
+    Y = np.eye(c)[rng.integers(0, c, size=batches * b)]
+
+    def run():
+        ridge = RecursiveRidge(gamma=1.0)
+        ridge.grow(d, c)
+        for i in range(batches):
+            ridge.update(X[i * b : (i + 1) * b], Y[i * b : (i + 1) * b])
+            ridge.predict(X[i * b : (i + 1) * b])
+
+    t = best_time(run, repeat) / batches
+    flops = update_flops(b, d, c) + 2.0 * d * d * c + 2.0 * b * d * c  # + W = R B and the predictions
+    return flops / t / 1e9, b / t
+
+
+def learn_predict_many(repeat: int, n_features=512, c=10, b=256, batches=8) -> tuple[float, float]:
+    rng = np.random.default_rng(2)
+    frames = [pd.DataFrame(rng.normal(size=(b, n_features)), columns=[f"f{j}" for j in range(n_features)]) for _ in range(batches)]
+    labels = [pd.Series(rng.integers(0, c, size=b)) for _ in range(batches)]
+
+    def run():
+        model = AnalyticClassifier()
+        for X, y in zip(frames, labels):
+            model.predict_many(X)
+            model.learn_many(X, y)
+
+    t = best_time(run, repeat) / batches
+    flops = update_flops(b, n_features + 1, c) + 2.0 * (n_features + 1) ** 2 * c + 2.0 * b * (n_features + 1) * c
+    return flops / t / 1e9, b / t
+
+
+def learn_predict_one(repeat: int, n_features=64, c=10, n=20_000) -> float:
+    rng = np.random.default_rng(3)
+    xs = [{f"f{j}": float(v) for j, v in enumerate(row)} for row in rng.normal(size=(n, n_features))]
+    ys = rng.integers(0, c, size=n).tolist()
+
+    def run():
+        model = AnalyticClassifier()
+        for x, y in zip(xs, ys):
+            model.predict_one(x)
+            model.learn_one(x, y)
+
+    return n / best_time(run, max(1, repeat // 2))
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeat", type=int, default=5)
+    args = p.parse_args(argv)
+    set_threads(args.threads)
+    rates = gemm_rate(args.repeat)
+    ref = max(rates.values())
+    print(f"threads: {args.threads}")
+    print("float64 GEMM (numpy/OpenBLAS): " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in rates.items()))
+    print(f"reference rate (best of the above): {ref:.1f} GFLOP/s; target: half = {ref / 2:.1f}")
+    rate, eps = ridge_update(args.repeat)
+    print(f"RecursiveRidge.update, b=256, d=513 (512 + bias), c=10: {rate:.1f} GFLOP/s = {rate / ref:.0%} of reference, {eps:,.0f} rows/s")
+    rate, eps = learn_predict_many(args.repeat)
+    print(f"AnalyticClassifier learn_many + predict_many (pandas, 256 x 512, 10 classes): {rate:.1f} GFLOP/s = {rate / ref:.0%} of reference, {eps:,.0f} events/s")
+    eps = learn_predict_one(args.repeat)
+    print(f"AnalyticClassifier learn_one + predict_one (64 features, 10 classes): {eps:,.0f} events/s (target 20,000)")
+
+
+if __name__ == "__main__":
+    main()
