@@ -20,16 +20,23 @@ streams alike.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 from river import base
 
-from .backbones import Backbone, KeyUnits, OnlineStandardizer, RandomFeatures, resolve_device
+from .backbones import Backbone, KeyUnits, OnlineStandardizer, RandomFeatures, resolve_device, torch_device
 from .features import FeatureIndex
 from .heads.class_head import RidgeClassHead, scores_to_proba
 from .mixing import AccuracyMixer
+
+if TYPE_CHECKING:  # continual-learning parts (issue 3): all optional
+    from .drift import DriftMonitor
+    from .homeostasis import Homeostasis
+    from .imbalance import ImbalanceCompensator
+    from .replay import ReplayBuffer
 
 __all__ = ["OnlineContinualLearner", "DEFAULT_HEADS"]
 
@@ -64,6 +71,34 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
         ``"auto"`` (CUDA when present), ``"cpu"`` or a torch device.
     seed
         Seed of the default backbone.
+    replay
+        A :class:`~stream_cl.replay.ReplayBuffer` (``None``: no replay). Replayed rows
+        are extra rows the heads learn right after the fresh row they were drawn at,
+        standardised with the statistics of that moment; they are never scored.
+    drift
+        A :class:`~stream_cl.drift.DriftMonitor` watching the mixture's prequential
+        error or loss; its alarms raise the homeostatic need, lower the adaptive
+        heads' forgetting factor for a while, or warm-restart them from a shadow head.
+    homeostasis
+        A :class:`~stream_cl.homeostasis.Homeostasis` controller: its need scales the
+        adaptive heads' forgetting factors down towards its floor.
+    imbalance
+        An :class:`~stream_cl.imbalance.ImbalanceCompensator`: pseudo-feature rows for
+        rare classes and/or inverse-frequency row weights.
+    control_every
+        With ``drift`` or ``homeostasis``: forgetting factors and restarts change after
+        every ``control_every`` labelled events (counted over the learner's life, so any
+        batching of the stream gives the same model).
+
+    The *adaptive* heads are those with forgetting below 1 (all heads if none is):
+    the exact memory head is never made to forget. With all four continual parts
+    ``None`` the learner is exactly the plain composite.
+
+    Monitoring attributes: ``alarms_`` (recent drift alarms, dicts with ``t``,
+    ``detector``, ``signal``, ``response``), ``n_alarms_``, ``alarm_counts_``
+    (``{detector: {response: n}}``), ``need_`` (homeostatic need or ``None``),
+    ``forgetting_`` (current factor per head), ``replay_size_`` and ``replay_bytes_``;
+    :meth:`report` gathers them in a JSON-ready dict.
 
     Examples
     --------
@@ -85,6 +120,11 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
         hash_width: int | None = None,
         device: str = "auto",
         seed: int = 0,
+        replay: "ReplayBuffer | None" = None,
+        drift: "DriftMonitor | None" = None,
+        homeostasis: "Homeostasis | None" = None,
+        imbalance: "ImbalanceCompensator | None" = None,
+        control_every: int = 32,
     ):
         self.backbone = backbone
         self.key_units = key_units
@@ -104,14 +144,21 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         self.device_ = resolve_device(device)
-        self.backbone_ = (backbone.clone() if backbone is not None else RandomFeatures(width=DEFAULT_WIDTH, seed=seed)).to(self.device_)
+        tdev = torch_device(self.device_)
+        self.backbone_ = (backbone.clone() if backbone is not None else RandomFeatures(width=DEFAULT_WIDTH, seed=seed)).to(tdev)
         if not isinstance(key_units, int) or key_units < 0:
             raise ValueError(f"key_units must be an int >= 0, got {key_units!r}")
-        self.key_units_ = KeyUnits(key_units, seed, self.device_)
+        self.key_units_ = KeyUnits(key_units, seed, tdev)
         self.index_ = FeatureIndex(hash_width)
         self.scaler_ = OnlineStandardizer()
         self.heads_ = [RidgeClassHead(gamma, lam, self.device_) for lam, _ in heads]
         self.mixer_ = AccuracyMixer(len(heads), mix_decay, mix_sharpness)
+        self.replay = replay
+        self.drift = drift
+        self.homeostasis = homeostasis
+        self.imbalance = imbalance
+        self.control_every = control_every
+        self._init_continual()
 
     @property
     def _multiclass(self):
@@ -121,6 +168,17 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
     def _unit_test_params(cls):
         yield {"device": "cpu"}
         yield {"backbone": RandomFeatures(width=32, kind="fourier"), "key_units": 0, "heads": ((0.99, "all"),), "device": "cpu"}
+        from .drift import DriftMonitor
+        from .homeostasis import Homeostasis
+        from .imbalance import ImbalanceCompensator
+        from .replay import ClassBalancedReplay, PowerLawReplay
+
+        small = {"backbone": RandomFeatures(width=16), "key_units": 0, "device": "cpu"}
+        yield {**small, "replay": PowerLawReplay(max_samples=40, ratio=0.5), "heads": ((1.0, "all"), (0.98, "all"))}
+        yield {**small, "replay": ClassBalancedReplay(max_samples=30, max_bytes=4000),
+               "imbalance": ImbalanceCompensator(mode="both"), "heads": ((0.99, "all"),)}
+        yield {**small, "drift": DriftMonitor("ddm", response=("need", "forget", "restart"), restart_after=20),
+               "homeostasis": Homeostasis(), "control_every": 4}
 
     # -- fitted attributes -------------------------------------------------------------
     @property
@@ -143,9 +201,9 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
     # -- features ----------------------------------------------------------------------
     def _designs(self, Z: np.ndarray, M: np.ndarray) -> dict:
         """Design matrices per view from standardised inputs ``Z`` (b, d_in), present ``M``."""
-        dev = self.device_
-        Zt = torch.from_numpy(Z) if dev == "cpu" else torch.as_tensor(Z, device=dev)
-        Mt = torch.from_numpy(M) if dev == "cpu" else torch.as_tensor(M, device=dev)
+        dev = torch_device(self.device_)
+        Zt = torch.as_tensor(Z, device=dev)
+        Mt = torch.as_tensor(M, device=dev)
         ones = torch.ones(Z.shape[0], 1, dtype=torch.float64, device=dev)
         designs = {"inputs": torch.cat([ones, Zt], dim=1)}  # (b, 1 + d_in)
         if any(view == "all" for _, view in self.heads):
@@ -154,7 +212,7 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
             K = self.key_units_.forward(Zt, keys, Mt) if self.key_units else Zt  # (b, d_in * (1 + m))
             # per-input blocks last: a new feature key appends columns, which the ridge grows exactly
             designs["all"] = torch.cat([ones, H, K], dim=1)  # (b, 1 + width + d_in * (1 + m))
-        if dev == "cpu":
+        if self.device_ == "cpu":  # numpy heads
             return {k: v.numpy() for k, v in designs.items()}
         return designs
 
@@ -163,12 +221,15 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
         return X, M, new
 
     # -- learning ----------------------------------------------------------------------
-    def prequential_batch(self, xs: Sequence[Mapping], ys: Sequence, sample_weight=None) -> np.ndarray:
+    def prequential_batch(self, xs: Sequence[Mapping], ys: Sequence, sample_weight=None, tasks=None) -> np.ndarray:
         """Predict, then learn, each event in order; ``ys[i] is None`` means predict only.
 
         Returns probabilities (b, n_classes) in ``classes_`` order, exactly those a loop of
         ``predict_proba_one`` then ``learn_one`` would give (a class not yet seen: 0).
+        ``tasks[i]`` (optional) is the event's task, used by task-aware replay.
         """
+        if self._continual:
+            return self._prequential_continual(xs, ys, sample_weight, tasks)
         ys = list(ys)
         for y in ys:
             if y is not None:
@@ -227,6 +288,7 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
             "key_units": self.key_units_.state_dict(),
             "heads": [h.state_dict() for h in self.heads_],
             "mixer": self.mixer_.state_dict(),
+            **({"continual": self._continual_state()} if self._continual else {}),
         }
 
     def load_state_dict(self, state: Mapping) -> "OnlineContinualLearner":
@@ -239,7 +301,254 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
         for head, s in zip(self.heads_, state["heads"]):
             head.load_state_dict(s)
         self.mixer_.load_state_dict(state["mixer"])
+        if self._continual:
+            self._load_continual_state(state["continual"])
         return self
+
+    # -- continual learning: replay, drift responses, homeostasis, imbalance --------------
+    # (issue 3; every part is optional, and with none the methods above run unchanged)
+    @property
+    def _continual(self) -> bool:
+        return any(p is not None for p in (self.replay, self.drift, self.homeostasis, self.imbalance))
+
+    def _init_continual(self) -> None:
+        if not isinstance(self.control_every, int) or self.control_every < 1:
+            raise ValueError(f"control_every must be an int >= 1, got {self.control_every!r}")
+        if self.drift is not None and "need" in self.drift.response and self.homeostasis is None:
+            raise ValueError("the drift response 'need' raises the homeostatic need: give homeostasis=Homeostasis() too")
+        self.replay_ = self.replay.clone() if self.replay is not None else None
+        self.drift_ = self.drift.clone() if self.drift is not None else None
+        self.homeostasis_ = self.homeostasis.clone() if self.homeostasis is not None else None
+        self.imbalance_ = self.imbalance.clone() if self.imbalance is not None else None
+        base = [float(lam) for lam, _ in self.heads]
+        self.adaptive_ = [i for i, lam in enumerate(base) if lam < 1.0] or list(range(len(base)))
+        self.n_labelled_ = 0
+        self.n_events_ = 0
+        self.shadow_: RidgeClassHead | None = None  # trained since a drift alarm ("restart")
+        self.shadow_start_ = -1  # the monitor's alarm count the shadow started from
+
+    @property
+    def alarms_(self) -> list:
+        return list(self.drift_.alarms_) if self.drift_ is not None else []
+
+    @property
+    def n_alarms_(self) -> int:
+        return self.drift_.n_alarms_ if self.drift_ is not None else 0
+
+    @property
+    def alarm_counts_(self) -> dict:
+        return {k: dict(v) for k, v in self.drift_.counts_.items()} if self.drift_ is not None else {}
+
+    @property
+    def need_(self) -> float | None:
+        return self.homeostasis_.need_ if self.homeostasis_ is not None else None
+
+    @property
+    def forgetting_(self) -> list[float]:
+        return [h.ridge.forgetting for h in self.heads_]
+
+    @property
+    def replay_size_(self) -> int:
+        return self.replay_.size_ if self.replay_ is not None else 0
+
+    @property
+    def replay_bytes_(self) -> int:
+        return self.replay_.nbytes_ if self.replay_ is not None else 0
+
+    def report(self) -> dict:
+        """The continual-learning state as a JSON-ready dict (merged into run reports)."""
+        out = {"forgetting": self.forgetting_, "head_weights": self.head_weights_.tolist()}
+        if self.replay_ is not None:
+            out["replay"] = self.replay_.report()
+        if self.drift_ is not None:
+            out["drift"] = self.drift_.report()
+        if self.homeostasis_ is not None:
+            out["homeostasis"] = self.homeostasis_.report()
+        if self.imbalance_ is not None:
+            out["imbalance"] = self.imbalance_.report()
+        return out
+
+    def _prequential_continual(self, xs, ys, sample_weight, tasks) -> np.ndarray:
+        """:meth:`prequential_batch` with replay, imbalance compensation and drift/homeostatic control.
+
+        Rows are ordered as the stream would have them: fresh row ``i``, then the rows
+        replayed at ``i``, then the pseudo rows generated after ``i``. With drift or
+        homeostasis the ordered rows are learned in segments that end after every
+        ``control_every``-th labelled row, where forgetting factors and restarts change.
+        """
+        ys = list(ys)
+        for y in ys:
+            if y is not None:
+                _check_label(y)
+        X, M, new = self._rows(xs)
+        b = len(ys)
+        if tasks is not None and len(tasks) != b:
+            raise ValueError(f"tasks has {len(tasks)} entries for {b} events")
+        self.index_.commit(new)
+        labelled = np.array([y is not None for y in ys], dtype=bool)
+        w = np.ones(b) if sample_weight is None else np.array(sample_weight, dtype=np.float64).reshape(b)
+        # 1. replay, drawn in stream order; raw rows standardised in that order
+        keys = [np.arange(b), np.zeros(b, dtype=np.int64), np.arange(b)]  # (fresh row, kind, k) per row
+        row_y, row_w = list(ys), list(w)
+        if self.replay_ is not None:
+            draw = self.replay_.interleave(X, M, ys, tasks, labelled)
+            n_r = len(draw.y)
+            if n_r:
+                X, M = np.vstack([X, draw.X]), np.vstack([M, draw.M])
+                keys = [np.concatenate([keys[0], draw.pos]), np.concatenate([keys[1], np.ones(n_r, dtype=np.int64)]),
+                        np.concatenate([keys[2], np.arange(n_r)])]
+                row_y += draw.y
+                row_w += [1.0] * n_r
+        order = np.lexsort((keys[2], keys[1], keys[0]))
+        learn = np.zeros(len(row_y), dtype=bool)
+        learn[:b] = labelled  # replayed rows were absorbed by the standardiser when they were fresh
+        Z = np.empty_like(X)
+        Z[order] = self.scaler_.prequential(X[order], M[order], learn[order])
+        designs = self._designs(Z, M)  # rows in concatenation order
+        # 2. imbalance compensation on the fresh rows' designs
+        views = [v for v in VIEWS if any(view == v for _, view in self.heads)]
+        if self.imbalance_ is not None:
+            la = self.heads_[0].la
+            comp = self.imbalance_.step([la.to_numpy(designs[v][:b]) for v in views], ys, labelled)
+            for i in np.flatnonzero(labelled):
+                row_w[i] *= comp.weights[i]
+            n_p = len(comp.y)
+            if n_p:
+                for v, P in zip(views, comp.blocks):
+                    designs[v] = _cat_rows(designs[v], P)
+                keys = [np.concatenate([keys[0], comp.pos]), np.concatenate([keys[1], np.full(n_p, 2, dtype=np.int64)]),
+                        np.concatenate([keys[2], np.arange(n_p)])]
+                row_y += comp.y
+                row_w += [1.0] * n_p
+        order = np.lexsort((keys[2], keys[1], keys[0]))
+        designs = {v: _take_rows(D, order) for v, D in designs.items()}
+        row_y = [row_y[j] for j in order]
+        row_w = np.asarray(row_w)[order]
+        fresh_pos = np.flatnonzero(keys[1][order] == 0)  # fresh row i sits at fresh_pos[i]
+        # 3. segments between control points
+        ends = [len(row_y)]
+        controlled = self.drift_ is not None or self.homeostasis_ is not None
+        if controlled:
+            count = self.n_labelled_ + np.cumsum(labelled)
+            cut = np.flatnonzero(labelled & (count % self.control_every == 0))  # fresh rows ending a segment
+            nxt = np.append(fresh_pos, len(row_y))  # a segment ends where the next fresh row starts
+            ends = sorted(set(nxt[cut + 1].tolist()) | {len(row_y)})
+        out_rows, start = [], 0
+        for end in ends:
+            if end == start:
+                continue
+            seg = slice(start, end)
+            fresh = fresh_pos[(fresh_pos >= start) & (fresh_pos < end)]
+            events = (keys[2][order][fresh]).astype(np.int64)  # event index of each fresh row
+            probas = self._segment(designs, row_y, row_w, seg, fresh - start, events, ys, labelled)
+            out_rows.append((events, probas))
+            self.n_events_ += len(events)
+            n_lab = int(labelled[events].sum())
+            self.n_labelled_ += n_lab
+            if controlled and n_lab and self.n_labelled_ % self.control_every == 0:
+                self._control()  # the segment ended at a control point
+            start = end
+        out = np.zeros((b, len(self.heads_[0].classes)))
+        for events, probas in out_rows:
+            out[events, : probas.shape[1]] = probas
+        return out
+
+    def _segment(self, designs, row_y, row_w, seg, fresh, events, ys, labelled) -> np.ndarray:
+        """Learn the ordered rows ``seg``; score the fresh ones (positions ``fresh`` inside it)."""
+        seg_y = row_y[seg]
+        seg_w = row_w[seg]
+        weights = None if np.all(seg_w == 1.0) else seg_w
+        fy = [ys[i] for i in events]
+        lab = labelled[events]
+        probas, hits = [], []
+        for head, (_, view) in zip(self.heads_, self.heads):
+            scores = head.prequential(designs[view][seg], seg_y, weights)[fresh]  # (fresh, c)
+            probas.append(scores_to_proba(scores, self.temperature))
+            hits.append(_hits(scores, head, fy))
+        if self.shadow_ is not None and lab.any():
+            view = self.heads[self.adaptive_[0]][1]
+            rows = fresh[lab]
+            self.shadow_.prequential(_take_rows(designs[view][seg], rows), [fy[j] for j in np.flatnonzero(lab)],
+                                     None if weights is None else weights[rows])
+        mix = self.mixer_.prequential(np.stack(hits, axis=1), lab)  # (fresh, heads)
+        width = max(p.shape[1] for p in probas)
+        P = np.einsum("bh,hbc->bc", mix, np.stack([np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in probas]))
+        if self.drift_ is not None or self.homeostasis_ is not None:
+            self._watch(P, fy, lab, events)
+        return P
+
+    def _watch(self, P: np.ndarray, fy: list, lab: np.ndarray, events: np.ndarray) -> None:
+        """Feed each labelled row's error and loss to the drift monitor and the homeostasis."""
+        pos = {c: k for k, c in enumerate(self.heads_[0].classes)}
+        need_on_alarm = self.drift_ is not None and "need" in self.drift_.response
+        for j in np.flatnonzero(lab):
+            k = pos.get(fy[j], -1)
+            row = P[j]
+            p_true = float(row[k]) if 0 <= k < row.shape[0] else 0.0
+            error = float(not (row.size and row.max() > 0 and int(row.argmax()) == k))
+            loss = 1.0 - p_true
+            alarm = None
+            if self.drift_ is not None:
+                alarm = self.drift_.update(error, loss, t=self.n_events_ + int(j) + 1)  # events seen so far
+                if alarm is not None and self.homeostasis_ is not None:
+                    alarm["need"] = self.homeostasis_.need_
+            if self.homeostasis_ is not None:
+                self.homeostasis_.observe(error, loss, alarm=alarm is not None and need_on_alarm)
+
+    def _control(self) -> None:
+        """At a control point: set the adaptive heads' forgetting factors; start or apply restarts."""
+        override = self.drift_.forgetting_override() if self.drift_ is not None else None
+        for i in self.adaptive_:
+            lam = float(self.heads[i][0])
+            if self.homeostasis_ is not None:
+                lam = self.homeostasis_.forgetting(lam)
+            if override is not None:
+                lam = min(lam, override)
+            self.heads_[i].ridge.set_forgetting(lam)
+        if self.drift_ is None or "restart" not in self.drift_.response:
+            return
+        src = self.adaptive_[0]
+        if self.drift_.shadow_active and self.shadow_start_ != self.drift_.shadow_start_:
+            # a new alarm: (re)start the shadow, with the heads' classes in their order
+            self.shadow_ = RidgeClassHead(self.gamma, float(self.heads[src][0]), self.device_)
+            self.shadow_.add_classes(self.heads_[src].classes)
+            self.shadow_start_ = self.drift_.shadow_start_
+        if self.shadow_ is not None and self.drift_.restart_due():
+            state = self.shadow_.state_dict()
+            view = self.heads[src][1]
+            for i in self.adaptive_:
+                if self.heads[i][1] == view:
+                    lam = self.heads_[i].ridge.forgetting
+                    self.heads_[i].load_state_dict(state)
+                    self.heads_[i].ridge.set_forgetting(lam)
+            self.shadow_, self.shadow_start_ = None, -1
+            self.drift_.restarted()
+
+    def _continual_state(self) -> dict:
+        return {
+            "n_labelled": self.n_labelled_, "n_events": self.n_events_,
+            "replay": self.replay_.state_dict() if self.replay_ is not None else None,
+            "drift": self.drift_.state_dict() if self.drift_ is not None else None,
+            "homeostasis": self.homeostasis_.state_dict() if self.homeostasis_ is not None else None,
+            "imbalance": self.imbalance_.state_dict() if self.imbalance_ is not None else None,
+            "shadow": self.shadow_.state_dict() if self.shadow_ is not None else None,
+            "shadow_start": self.shadow_start_,
+        }
+
+    def _load_continual_state(self, state: Mapping) -> None:
+        self.n_labelled_, self.n_events_ = int(state["n_labelled"]), int(state["n_events"])
+        for name in ("replay", "drift", "homeostasis", "imbalance"):
+            part = getattr(self, name + "_")
+            if (part is None) != (state[name] is None):
+                raise ValueError(f"checkpoint and learner disagree on {name}: configure it the same way")
+            if part is not None:
+                part.load_state_dict(state[name])
+        self.shadow_ = None
+        if state["shadow"] is not None:
+            src = self.adaptive_[0]
+            self.shadow_ = RidgeClassHead(self.gamma, float(self.heads[src][0]), self.device_)
+            self.shadow_.load_state_dict(state["shadow"])
+        self.shadow_start_ = int(state["shadow_start"])
 
 
 def _hits(scores: np.ndarray, head: RidgeClassHead, ys: Sequence) -> np.ndarray:
@@ -253,6 +562,19 @@ def _hits(scores: np.ndarray, head: RidgeClassHead, ys: Sequence) -> np.ndarray:
         if y is not None and known[i]:
             hit[i] = head.classes[top[i]] == y
     return hit
+
+
+def _cat_rows(a, rows: np.ndarray):
+    """``a`` (numpy or torch) with numpy ``rows`` appended."""
+    if isinstance(a, np.ndarray):
+        return np.vstack([a, rows])
+    return torch.cat([a, torch.as_tensor(rows, dtype=a.dtype, device=a.device)])
+
+
+def _take_rows(a, idx: np.ndarray):
+    if isinstance(a, np.ndarray):
+        return a[idx]
+    return a[torch.as_tensor(idx, device=a.device)]
 
 
 def _check_label(y) -> None:

@@ -13,6 +13,8 @@ def resolve_device(device: str) -> str:
     """
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "torch:cpu":  # the GPU code path on the CPU (tests, diagnostics)
+        return device
     try:
         dev = torch.device(device)
     except RuntimeError:
@@ -20,3 +22,8 @@ def resolve_device(device: str) -> str:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but no CUDA GPU is visible; use 'auto' or 'cpu'")
     return str(dev)
+
+
+def torch_device(device: str) -> str:
+    """The torch device behind a resolved device string."""
+    return "cpu" if device == "torch:cpu" else device

@@ -37,6 +37,11 @@ class NumpyLinalg:
         """``M x`` for symmetric M (``M.T`` is ``M``, and Fortran-ordered: no copy)."""
         return blas.dsymv(1.0, M.T, x)
 
+    def symmetrize_(self, M, scale: float) -> None:
+        """``M = (M + M') / (2 scale)`` in place (numpy buffers the overlapping operand)."""
+        M += M.T
+        M *= 0.5 / scale
+
     def zeros(self, *shape):
         return np.zeros(shape)
 
@@ -76,7 +81,7 @@ class TorchLinalg:
 
         self.torch = torch
         self.device = torch.device(device)
-        self.name = str(self.device)
+        self.name = "torch:cpu" if self.device.type == "cpu" else str(self.device)
 
     def asarray(self, a):
         return self.torch.as_tensor(a, dtype=self.torch.float64, device=self.device)
@@ -89,6 +94,9 @@ class TorchLinalg:
 
     def own(self, M):
         return M
+
+    def symmetrize_(self, M, scale: float) -> None:
+        M.copy_((M + M.T).mul_(0.5 / scale))
 
     def zeros(self, *shape):
         return self.torch.zeros(shape, dtype=self.torch.float64, device=self.device)
@@ -126,5 +134,8 @@ class TorchLinalg:
 
 
 def make_linalg(device: str):
-    """``"cpu"`` gives the numpy path; any torch device string (``"cuda"``, ``"cuda:1"``) the torch one."""
-    return NumpyLinalg() if device == "cpu" else TorchLinalg(device)
+    """``"cpu"`` gives the numpy path; a torch device string (``"cuda"``, ``"cuda:1"``) the
+    torch one; ``"torch:cpu"`` the torch path on the CPU (tests cover the CUDA code with it)."""
+    if device == "cpu":
+        return NumpyLinalg()
+    return TorchLinalg(device.removeprefix("torch:"))

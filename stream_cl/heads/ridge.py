@@ -216,8 +216,7 @@ class RecursiveRidge:
         scale = lam**b
         self.R -= K.T @ K
         if b > 1:  # the product K'K is symmetric only up to rounding
-            self.R += self.R.T
-            self.R *= 0.5 / scale
+            la.symmetrize_(self.R, scale)
         elif scale != 1.0:
             self.R *= 1.0 / scale
         dw = wt * (scale / la.powers(lam, b))  # (b,): w_i l^(b-1-i)

@@ -113,3 +113,15 @@ def test_bad_hyperparameters_name_the_fix():
         OnlineContinualLearner(heads=((1.0, "everything"),), device="cpu")
     with pytest.raises(ValueError, match="device"):
         OnlineContinualLearner(device="tpu")
+
+
+def test_the_gpu_code_path_on_the_cpu_gives_the_same_predictions():
+    data = list(datasets.ImageSegments().take(200))
+    xs, ys = [x for x, _ in data], [y if i % 9 else None for i, (_, y) in enumerate(data)]
+    numpy_path = OnlineContinualLearner(backbone=RandomFeatures(width=32), device="cpu")
+    torch_path = OnlineContinualLearner(backbone=RandomFeatures(width=32), device="torch:cpu")
+    for s in range(0, 200, 50):
+        a = numpy_path.prequential_batch(xs[s:s + 50], ys[s:s + 50])
+        b = torch_path.prequential_batch(xs[s:s + 50], ys[s:s + 50])
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+    assert numpy_path.predict_proba_one(xs[0]) == pytest.approx(torch_path.predict_proba_one(xs[0]), rel=1e-7)

@@ -119,3 +119,21 @@ def test_gamma_must_be_positive_and_finite(bad):
 def test_forgetting_is_bounded(bad):
     with pytest.raises(ValueError, match="forgetting"):
         RecursiveRidge(forgetting=bad)
+
+
+def test_the_torch_path_matches_the_numpy_path():
+    """The CUDA code path, run on the CPU through torch: same algebra, same numbers."""
+    rng = np.random.default_rng(7)
+    X, Y, Xq = rng.normal(size=(90, 5)), rng.normal(size=(90, 2)), rng.normal(size=(4, 5))
+    pos = [0, 10, 50, 90]
+    results = []
+    for device in ("cpu", "torch:cpu"):
+        ridge = RecursiveRidge(0.4, 0.9, device=device)
+        ridge.grow(5, 2)
+        la = ridge.la
+        prior, query = ridge.update(la.asarray(X[:60]), la.asarray(Y[:60]), X_query=la.asarray(Xq), query_pos=pos)
+        ridge.update(la.asarray(X[60:]), la.asarray(Y[60:]))
+        one = ridge.update_one(la.asarray(X[0]), la.asarray(Y[0]))
+        results.append([la.to_numpy(a) for a in (prior, query, one, ridge.weights(), ridge.A)])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
