@@ -125,3 +125,19 @@ def test_the_gpu_code_path_on_the_cpu_gives_the_same_predictions():
         b = torch_path.prequential_batch(xs[s:s + 50], ys[s:s + 50])
         np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
     assert numpy_path.predict_proba_one(xs[0]) == pytest.approx(torch_path.predict_proba_one(xs[0]), rel=1e-7)
+
+
+def test_a_torchscript_file_backbone_loads_from_disk(tmp_path):
+    torch.manual_seed(0)
+    net = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh()))
+    path = tmp_path / "backbone.pt"
+    torch.jit.save(net, str(path))
+    model = OnlineContinualLearner(backbone=TorchBackbone(str(path), input_dim=4), key_units=0, device="cpu")
+    rng = np.random.default_rng(0)
+    xs = [{k: float(v) for k, v in zip("abcd", rng.normal(size=4))} for _ in range(300)]
+    ys = [x["a"] + x["b"] > 0 for x in xs]
+    probas = model.prequential_batch(xs, ys)
+    hits = [model.classes_[int(p.argmax())] == y for p, y in zip(probas[100:], ys[100:])]
+    assert np.mean(hits) > 0.9
+    with pytest.raises(ValueError, match="not found"):
+        TorchBackbone(str(tmp_path / "missing.pt"), input_dim=4)
