@@ -44,6 +44,7 @@ class RidgeClassHead:
         self.classes: list[Hashable] = []
         self.counts: list[float] = []
         self._pos: dict[Hashable, int] = {}
+        self._onehot = np.zeros((0, 0))
 
     @property
     def la(self):
@@ -126,15 +127,17 @@ class RidgeClassHead:
         if self.la.name != "cpu":
             w = None if weight == 1.0 else np.array([weight])
             return self.prequential(self.la.asarray(z)[None, :], [y], w)[0]
-        is_new = y not in self._pos
-        self.add_classes((y,))
-        self.ridge.grow(z.shape[0], len(self.classes))
-        k = self._pos[y]
-        target = np.zeros(len(self.classes))
-        target[k] = 1.0
-        prior = self.ridge.update_one(z, target, weight)
+        k = self._pos.get(y)
+        is_new = k is None
+        if is_new or z.shape[0] != self.ridge.n_features:
+            self.add_classes((y,))
+            self.ridge.grow(z.shape[0], len(self.classes))
+            k = self._pos[y]
+        c = len(self.classes)
+        if self._onehot.shape[0] != c:
+            self._onehot = np.eye(c)  # rows are the one-hot targets, reused read-only
+        prior = self.ridge.update_one(z, self._onehot[k], weight)  # a fresh array
         self.counts[k] += weight
-        prior = self._to_numpy(prior).copy()
         if is_new:
             prior[k] = -np.inf
         return prior
