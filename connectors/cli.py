@@ -3,6 +3,7 @@
     stream-cl run                      # the bundled drifting demo stream
     stream-cl run --config cfg.toml    # a file or Kafka source, as configured
     stream-cl run --source events.jsonl.gz --report run.json
+    stream-cl report run.json --out plots/   # PNG plots of a report
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--predictions", metavar="PATH", help="write predictions as JSONL (run.predictions)")
     run.add_argument("--dead-letters", metavar="PATH", help="dead-letter JSONL file (run.dead_letters)")
     run.add_argument("--quiet", action="store_true", help="no progress line, no summary")
+    rep = sub.add_parser("report", help="PNG plots of a run's JSON report (accuracy, drift alarms, task matrix, throughput)")
+    rep.add_argument("path", metavar="RUN.json", help="a report written by `stream-cl run --report`")
+    rep.add_argument("--out", metavar="DIR", help="where to write the PNGs (default: RUN-plots/ next to the report)")
     return p
 
 
@@ -70,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
             if not args.quiet:
                 print(summary(report))
             return 0
+        if args.command == "report":
+            from .report import ReportError, main as report_main
+
+            try:
+                return report_main(args.path, args.out)
+            except ReportError as e:
+                print(f"report error: {e}", file=sys.stderr)
+                return 2
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,185 @@
+"""Structured logs: JSON lines for machines, plain text for people.
+
+Two calls make up the whole API:
+
+* :func:`setup_logging` once at process start (the CLI / daemon entry point, never a
+  library module). With ``fmt="auto"`` it writes JSON lines when stderr is not a
+  terminal (containers, systemd, Kubernetes: the log collector parses them) and plain
+  text on a terminal.
+* :func:`log_event` for *lifecycle* events -- one line each, never one per data event::
+
+      log = logging.getLogger("stream_cl.daemon")
+      log_event(log, "start", group="stream-cl", topics=["events"])
+      log_event(log, "assignment", partitions=["events-0", "events-1"])
+      log_event(log, "checkpoint", seq=12, records=120_000, seconds=0.41, bytes=3_200_000)
+      log_event(log, "drift_alarm", detector="adwin", response="forget", t=53_211)
+      log_event(log, "shutdown", reason="SIGTERM", records=130_002)
+      log_event(log, "shutdown_timeout", level=logging.ERROR, timeout_s=30.0)
+
+A JSON line is one object: ``{"ts", "level", "logger", "event", ...fields}``. ``ts`` is
+UTC ISO 8601 with milliseconds; ``event`` is the event name for :func:`log_event` and
+the rendered message for ordinary ``log.info("...")`` calls (so existing log calls keep
+working, with no fields); an exception adds ``"exc"`` (the traceback text). Values
+that JSON cannot hold are written with ``str()``; NaN and infinities become ``null``.
+
+>>> import io
+>>> buf = io.StringIO()
+>>> _ = setup_logging("INFO", fmt="json", stream=buf)
+>>> log_event("stream_cl.daemon", "checkpoint", seq=3, seconds=0.25)
+>>> line = json.loads(buf.getvalue())
+>>> line["level"], line["logger"], line["event"], line["seq"], line["seconds"]
+('INFO', 'stream_cl.daemon', 'checkpoint', 3, 0.25)
+>>> teardown_logging()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Mapping
+from typing import IO, Any, Literal
+
+__all__ = ["LIFECYCLE_EVENTS", "JsonFormatter", "TextFormatter", "log_event", "setup_logging", "teardown_logging"]
+
+# The lifecycle events the daemon logs (a guide for names, not a closed list).
+LIFECYCLE_EVENTS = ("start", "restore", "assignment", "revocation", "ready", "checkpoint", "commit",
+                    "drift_alarm", "stop_requested", "shutdown", "failed")
+
+RESERVED = ("ts", "level", "logger", "event", "exc")
+_FIELDS_ATTR = "stream_cl_fields"  # LogRecord attribute carrying log_event's fields
+_HANDLER_FLAG = "_stream_cl_handler"
+
+Format = Literal["auto", "json", "text"]
+
+
+def setup_logging(level: int | str = "INFO", fmt: Format = "auto", stream: IO[str] | None = None,
+                  quiet: tuple[str, ...] = ("kafka",)) -> logging.Handler:
+    """Route every logger to one handler on ``stream`` (default stderr) and return it.
+
+    ``fmt``: ``"json"`` (JSON lines), ``"text"`` (plain), or ``"auto"`` (text when
+    ``stream`` is a terminal, JSON otherwise). ``level``: a name (``"INFO"``) or number.
+    Loggers named in ``quiet`` (chatty client libraries) are held at WARNING or above
+    unless ``level`` is DEBUG. Calling it again replaces the handler it installed
+    before (and restores the levels first); handlers installed by others are left alone.
+    """
+    stream = sys.stderr if stream is None else stream
+    if fmt not in ("auto", "json", "text"):
+        raise ValueError(f"log format {fmt!r}: use 'auto', 'json' or 'text'")
+    if isinstance(level, str):
+        numeric = logging.getLevelName(level.upper())
+        if not isinstance(numeric, int):
+            raise ValueError(f"log level {level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        level = numeric
+    if fmt == "auto":
+        fmt = "text" if _isatty(stream) else "json"
+    teardown_logging()
+    root = logging.getLogger()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    # What teardown_logging() puts back: the levels this call changes.
+    saved = {"": root.level, **{name: logging.getLogger(name).level for name in quiet}}
+    setattr(handler, _HANDLER_FLAG, saved)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in quiet:
+        logging.getLogger(name).setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))
+    return handler
+
+
+def teardown_logging() -> None:
+    """Remove the handler :func:`setup_logging` installed and restore the levels it set."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        saved = getattr(h, _HANDLER_FLAG, None)
+        if saved is not None:
+            root.removeHandler(h)
+            h.close()
+            for name, level in saved.items():
+                logging.getLogger(name or None).setLevel(level)
+
+
+def log_event(logger: logging.Logger | str, event: str, *, level: int = logging.INFO, **fields: Any) -> None:
+    """Log one lifecycle ``event`` with ``fields`` as one structured line.
+
+    ``logger`` is a :class:`logging.Logger` or its name. The field names ``ts``,
+    ``level``, ``logger``, ``event`` and ``exc`` are reserved (a ValueError names the
+    clash). Use it for lifecycle events only (start, assignment, checkpoint,
+    drift_alarm, shutdown, ...), never once per data event: per-event facts belong in
+    metrics, predictions and dead letters.
+    """
+    clash = [k for k in fields if k in RESERVED]
+    if clash:
+        raise ValueError(f"log_event({event!r}): field name(s) {clash} are reserved; rename them")
+    if isinstance(logger, str):
+        logger = logging.getLogger(logger)
+    if logger.isEnabledFor(level):
+        logger.log(level, "%s", event, extra={_FIELDS_ATTR: fields}, stacklevel=2)
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe copy: NaN/inf -> None, containers recursively, others via str()."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in value]
+    try:  # numpy scalars and the like
+        item = value.item()
+        if isinstance(item, (bool, int, float, str)):
+            return _plain(item)
+    except (AttributeError, ValueError, TypeError):
+        pass
+    return str(value)
+
+
+def _utc(created: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1000):03d}Z"
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"ts", "level", "logger", "event", ...fields}`` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"ts": _utc(record.created), "level": record.levelname, "logger": record.name,
+               "event": record.getMessage()}
+        for k, v in getattr(record, _FIELDS_ATTR, {}).items():
+            out[k] = _plain(v)
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            out["exc"] = record.exc_text
+        return json.dumps(out, ensure_ascii=False, allow_nan=False)
+
+
+class TextFormatter(logging.Formatter):
+    """``2024-05-01 12:00:00 INFO stream_cl.daemon: checkpoint seq=3 seconds=0.25``."""
+
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        fields = getattr(record, _FIELDS_ATTR, {})
+        if fields:
+            line += " " + " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
+        return line
+
+
+def _text_value(v: Any) -> str:
+    v = _plain(v)
+    if isinstance(v, str) and v and not any(c.isspace() or c in '"=' for c in v):
+        return v
+    return json.dumps(v, ensure_ascii=False)

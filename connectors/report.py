@@ -1,0 +1,251 @@
+"""``stream-cl report RUN.json``: PNG plots of a run's JSON report.
+
+Three figures, each from keys of the report (:meth:`stream_cl.prequential.PrequentialStats.report`
+plus what the run loop adds); a key that is absent skips or simplifies its plot, and the
+command says so:
+
+``accuracy.png``
+    windowed prequential accuracy against events seen (``windowed_accuracy``), the
+    overall accuracy as a dashed line, and drift alarms (``alarms``: ``{"t": events
+    seen, "detector", "response"}``) as vertical lines.
+``accuracy_matrix.png``
+    the per-task accuracy matrix (``lifelong.accuracy_matrix``, rows = after learning
+    task *i*, columns = accuracy on task *j*, labelled by ``lifelong.tasks``) as a
+    heatmap. Skipped when the report has none.
+``throughput.png``
+    events/s over time (``throughput``: ``[{"t", "events_per_s"}]``) and consumer lag
+    (``lag``: ``[{"t", "lag"}]``, one line per ``topic``/``partition`` when those keys
+    are present). Without ``throughput``: events processed against elapsed time, from
+    the timestamps of ``windowed_accuracy``. ``t`` is seconds since the start (Unix
+    times are shifted to start at 0).
+
+Matplotlib is used through its object API on the Agg canvas (no pyplot state, no
+display needed) and imported only when plotting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = ["ReportError", "load_report", "plot_report", "main"]
+
+DPI = 100
+_UNIX_EPOCH_CUTOFF = 1e9  # t values above this are Unix timestamps, not elapsed seconds
+
+
+class ReportError(ValueError):
+    """The report file is missing or not a stream-cl JSON report."""
+
+
+def load_report(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ReportError(f"{path}: no such report; write one with `stream-cl run --report {path}`")
+    try:
+        report = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ReportError(f"{path}: not a JSON report ({e})") from None
+    if not isinstance(report, dict) or not ({"events", "windowed_accuracy"} & set(report)):
+        raise ReportError(f"{path}: not a stream-cl report (neither events nor windowed_accuracy); "
+                          "write one with `stream-cl run --report PATH`")
+    return report
+
+
+def plot_report(report: Mapping, out_dir: str | Path) -> tuple[list[Path], list[str]]:
+    """Write the PNGs of ``report`` into ``out_dir``; return (paths written, notes on skips)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written, notes = [], []
+    for plot in (_accuracy, _accuracy_matrix, _throughput):
+        path, note = plot(report, out)
+        if path is not None:
+            written.append(path)
+        if note:
+            notes.append(note)
+    return written, notes
+
+
+def main(report_path: str, out_dir: str | None = None) -> int:
+    """The ``stream-cl report`` command: plot, print the paths written and any skips."""
+    report = load_report(report_path)
+    rp = Path(report_path)
+    out = Path(out_dir) if out_dir else rp.with_name(rp.stem + "-plots")
+    written, notes = plot_report(report, out)
+    for note in notes:
+        print(note)
+    for path in written:
+        print(path)
+    return 0
+
+
+# -- the figures ----------------------------------------------------------------------------
+def _figure(width: float, height: float):
+    """A figure on its own Agg canvas: no pyplot, no global backend switch, no display."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI, format="png", metadata={"Software": "stream-cl report"})
+    return path
+
+
+def _num(v) -> float:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return v
+
+
+def _title(report: Mapping) -> str:
+    parts = [str(report.get("model", "")), str(report.get("source", ""))]
+    return " on ".join(p for p in parts if p) or "stream-cl run"
+
+
+def _accuracy(report: Mapping, out: Path):
+    windows = [w for w in report.get("windowed_accuracy") or [] if isinstance(w, Mapping)]
+    alarms = [a for a in report.get("alarms") or [] if isinstance(a, Mapping) and math.isfinite(_num(a.get("t")))]
+    fig = _figure(10, 4.5)
+    ax = fig.add_subplot()
+    xs = [_num(w.get("events")) for w in windows]
+    ys = [_num(w.get("accuracy")) for w in windows]
+    if windows:
+        per = f" per {report['window']:,} labelled events" if isinstance(report.get("window"), int) else ""
+        ax.plot(xs, ys, marker="o" if len(xs) <= 60 else None, markersize=3, linewidth=1.6, color="C0",
+                label=f"accuracy{per}")
+    else:
+        ax.text(0.5, 0.5, "no complete accuracy window in this run", ha="center", va="center", transform=ax.transAxes)
+    overall = report.get("accuracy")
+    if isinstance(overall, (int, float)) and math.isfinite(overall):
+        ax.axhline(overall, color="0.4", linestyle="--", linewidth=1, label=f"overall {overall:.3f}")
+    styles: dict[tuple[str, str], tuple] = {}
+    for a in alarms:
+        key = (str(a.get("detector", "?")), str(a.get("response", "?")))
+        label = None
+        if key not in styles:
+            styles[key] = (f"C{(len(styles) + 1) % 10}", (":", "-.", "--", (0, (1, 3)))[len(styles) // 9 % 4])
+            label = f"drift alarm: {key[0]} → {key[1]}"
+        color, ls = styles[key]
+        ax.axvline(_num(a["t"]), color=color, linestyle=ls, linewidth=1.2, alpha=0.85, label=label)
+    ax.set_xlabel("events seen")
+    ax.set_ylabel("prequential accuracy")
+    lo = min([y for y in ys if math.isfinite(y)] + [1.0])
+    ax.set_ylim(max(0.0, min(lo - 0.05, 0.5)), 1.01)
+    ax.grid(True, alpha=0.3)
+    n_alarms = f", {len(alarms)} drift alarm{'s' if len(alarms) != 1 else ''}" if "alarms" in report else ""
+    events = report.get("events")
+    ax.set_title(f"{_title(report)}: {events:,} events{n_alarms}" if isinstance(events, int) else f"{_title(report)}{n_alarms}")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
+    note = None if "alarms" in report else "accuracy.png: the report has no alarms (no drift monitor in this run)"
+    return _save(fig, out / "accuracy.png"), note
+
+
+def _accuracy_matrix(report: Mapping, out: Path):
+    lifelong = report.get("lifelong")
+    matrix = lifelong.get("accuracy_matrix") if isinstance(lifelong, Mapping) else None
+    if not isinstance(matrix, list) or not matrix or not all(isinstance(r, list) for r in matrix):
+        return None, "skipped accuracy_matrix.png: the report has no lifelong.accuracy_matrix"
+    import numpy as np
+
+    n_rows = len(matrix)
+    n_cols = max(len(r) for r in matrix)
+    data = np.full((n_rows, n_cols), np.nan)
+    for i, row in enumerate(matrix):
+        for j, v in enumerate(row):
+            data[i, j] = _num(v)
+    tasks = [str(t) for t in (lifelong.get("tasks") or [])]
+    cols = tasks[:n_cols] + [str(j) for j in range(len(tasks), n_cols)]
+    rows = tasks[:n_rows] + [str(i) for i in range(len(tasks), n_rows)]
+    side = max(4.5, 0.7 * max(n_rows, n_cols) + 2.5)
+    fig = _figure(side + 1.2, side)
+    ax = fig.add_subplot()
+    image = ax.imshow(np.ma.masked_invalid(data), vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+    fig.colorbar(image, ax=ax, label="accuracy")
+    ax.set_xticks(range(n_cols), cols, rotation=45 if max(map(len, cols)) > 4 else 0, ha="right" if max(map(len, cols)) > 4 else "center")
+    ax.set_yticks(range(n_rows), rows)
+    ax.set_xlabel("accuracy on task")
+    ax.set_ylabel("after learning task")
+    if n_rows * n_cols <= 400:
+        for i in range(n_rows):
+            for j in range(n_cols):
+                if math.isfinite(data[i, j]):
+                    ax.text(j, i, f"{data[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                            color="black" if data[i, j] > 0.6 else "white")
+    ax.set_title(f"per-task accuracy: {_title(report)}")
+    return _save(fig, out / "accuracy_matrix.png"), None
+
+
+def _series(points, key: str) -> tuple[list[float], list[float]]:
+    pts = [(_num(p.get("t")), _num(p.get(key))) for p in points if isinstance(p, Mapping)]
+    pts = sorted((t, v) for t, v in pts if math.isfinite(t) and math.isfinite(v))
+    return [t for t, _ in pts], [v for _, v in pts]
+
+
+def _time_origin(*series: list[float]) -> float:
+    ts = [t for s in series for t in s]
+    return min(ts) if ts and min(ts) > _UNIX_EPOCH_CUTOFF else 0.0
+
+
+def _iso(unix: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(unix))
+
+
+def _throughput(report: Mapping, out: Path):
+    throughput = report.get("throughput") if isinstance(report.get("throughput"), list) else None
+    lag = report.get("lag") if isinstance(report.get("lag"), list) else None
+    notes = []
+    panels = 2 if lag else 1
+    fig = _figure(10, 3.4 * panels + 0.6)
+    axes = fig.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
+    groups: dict[str, list] = {}
+    for p in lag or []:
+        if isinstance(p, Mapping):
+            name = "/".join(str(p[k]) for k in ("topic", "partition") if k in p) or "total"
+            groups.setdefault(name, []).append(p)
+    lag_series = {name: _series(pts, "lag") for name, pts in sorted(groups.items())}
+    tp_t, tp_v = _series(throughput, "events_per_s") if throughput else ([], [])
+    t0 = _time_origin(tp_t, *(t for t, _ in lag_series.values()))  # one time axis for both panels
+    ax = axes[0]
+    if throughput:
+        ax.plot([x - t0 for x in tp_t], tp_v, color="C0", linewidth=1.5, label="events/s")
+        ax.set_ylabel("events/s")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"throughput{' and consumer lag' if lag else ''}: {_title(report)}")
+    else:
+        notes.append("throughput.png: the report has no throughput series; plotting events against elapsed time")
+        pts = [(0.0, 0.0)] + [(_num(w.get("t")), _num(w.get("events"))) for w in report.get("windowed_accuracy") or []
+                              if isinstance(w, Mapping)]
+        if isinstance(report.get("elapsed_s"), (int, float)) and isinstance(report.get("events"), int):
+            pts.append((float(report["elapsed_s"]), float(report["events"])))
+        pts = sorted(p for p in pts if all(map(math.isfinite, p)))
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if len(pts) <= 60 else None, markersize=3,
+                color="C0", linewidth=1.5, label="events processed")
+        ax.set_ylabel("events processed")
+        rate = report.get("events_per_s")
+        rate_text = f" ({rate:,.0f} events/s end to end)" if isinstance(rate, (int, float)) and math.isfinite(rate) else ""
+        ax.set_title(f"events over time{rate_text}: {_title(report)}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    if lag:
+        ax = axes[1]
+        for k, (name, (t, v)) in enumerate(lag_series.items()):
+            ax.plot([x - t0 for x in t], v, color=f"C{(k + 1) % 10}", linewidth=1.4, label=f"lag {name}")
+        ax.set_ylabel("consumer lag (messages)")
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8, ncol=max(1, min(4, len(lag_series) // 6 + 1)))
+    else:
+        notes.append("throughput.png: the report has no consumer lag series")
+    axes[-1].set_xlabel("elapsed time (s)" if not t0 else f"seconds since {_iso(t0)}")
+    return _save(fig, out / "throughput.png"), "\n".join(notes) or None
