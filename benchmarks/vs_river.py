@@ -1,0 +1,648 @@
+"""Prequential benchmark: stream-cl against River and CapyMOA on the same streams.
+
+Every stream is materialised once (a list of ``(dict, label)`` events) and the very
+same list goes to every model, in one process. Each model is scored prequentially
+(predict, then learn, every event); the wall time covers the predict+learn loop only.
+Stream generation, model construction and (for CapyMOA) the conversion of the events
+to MOA instances happen outside the timed loop; the conversion time is reported.
+
+Our learners are timed twice:
+
+* per event: ``predict_one(x)`` then ``learn_one(x, y)``;
+* micro-batched: ``prequential_batch(xs, ys)`` on chunks of 256 events, which returns
+  for every event the probabilities a predict-then-learn loop would have given (rows
+  in ``model.classes_`` order; an all-zero row is no prediction and counts as wrong).
+  Its predictions must agree with the per-event loop on >= 99.9% of the events.
+
+Usage::
+
+    python benchmarks/vs_river.py --n 20000 --json out.json --markdown out.md
+    python benchmarks/vs_river.py --quick --streams ImageSegments --models ours,river_lr
+
+CapyMOA models need ``capymoa`` (``pip install -e '.[bench]'``, Java 17); without it
+they are reported as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np
+
+from benchmarks.common import (
+    STREAMS,
+    ModelResult,
+    StreamData,
+    fingerprint,
+    fmt_markdown_table,
+    fmt_num,
+    materialise,
+    resolve_names,
+)
+
+BATCH = 256
+MIN_AGREEMENT = 0.999
+TARGET_SPEEDUP = 10.0
+QUICK_N = 2000
+
+
+# -- model specs -------------------------------------------------------------------------
+@dataclass
+class Spec:
+    """How to build and run one model; ``kind`` picks the loop."""
+
+    name: str
+    kind: str  # "stream_cl" (per event + batch), "river" (per event), "capymoa"
+    build: Callable[[StreamData, int], tuple[object, list[str]]]  # -> (model, notes)
+    description: str
+
+
+def _build_ours(stream: StreamData, seed: int):
+    import stream_cl
+
+    cls = getattr(stream_cl, "OnlineContinualLearner", None)
+    if cls is None:
+        return stream_cl.AnalyticClassifier(), [
+            "FALLBACK: stream_cl.OnlineContinualLearner not found, ran AnalyticClassifier()"
+        ]
+    return cls(), []
+
+
+def _build_analytic(stream: StreamData, seed: int):
+    import stream_cl
+
+    return stream_cl.AnalyticClassifier(), []
+
+
+def _labels_are_binary01(stream: StreamData) -> bool:
+    return len(stream.classes) <= 2 and all(c in (0, 1) and not isinstance(c, float) for c in stream.classes)
+
+
+def _build_river_lr(stream: StreamData, seed: int):
+    from river import linear_model, multiclass, preprocessing
+
+    if _labels_are_binary01(stream):
+        return preprocessing.StandardScaler() | linear_model.LogisticRegression(), []
+    model = preprocessing.StandardScaler() | multiclass.OneVsRestClassifier(linear_model.LogisticRegression())
+    return model, ["one-vs-rest"]
+
+
+def _build_river_hat(stream: StreamData, seed: int):
+    from river import tree
+
+    return tree.HoeffdingAdaptiveTreeClassifier(seed=seed), []
+
+
+def _build_river_arf(stream: StreamData, seed: int):
+    from river import forest
+
+    return forest.ARFClassifier(n_models=10, seed=seed), []
+
+
+def _build_capymoa_arf(stream: StreamData, seed: int):
+    from capymoa.classifier import AdaptiveRandomForestClassifier
+
+    schema = capymoa_schema(stream)
+    return AdaptiveRandomForestClassifier(schema=schema, ensemble_size=10, random_seed=seed), []
+
+
+def _build_capymoa_hat(stream: StreamData, seed: int):
+    from capymoa.classifier import HoeffdingAdaptiveTree
+
+    schema = capymoa_schema(stream)
+    return HoeffdingAdaptiveTree(schema=schema, random_seed=seed), []
+
+
+MODELS: dict[str, Spec] = {
+    s.name: s
+    for s in [
+        Spec("ours", "stream_cl", _build_ours, "stream_cl.OnlineContinualLearner() (defaults)"),
+        Spec("analytic", "stream_cl", _build_analytic, "stream_cl.AnalyticClassifier() on raw features"),
+        Spec("river_lr", "river", _build_river_lr,
+             "river StandardScaler | LogisticRegression (OneVsRest around the LR when multiclass)"),
+        Spec("river_hat", "river", _build_river_hat, "river tree.HoeffdingAdaptiveTreeClassifier(seed)"),
+        Spec("river_arf", "river", _build_river_arf, "river forest.ARFClassifier(n_models=10, seed)"),
+        Spec("capymoa_arf", "capymoa", _build_capymoa_arf,
+             "capymoa AdaptiveRandomForestClassifier(ensemble_size=10, random_seed)"),
+        Spec("capymoa_hat", "capymoa", _build_capymoa_hat, "capymoa HoeffdingAdaptiveTree(random_seed)"),
+    ]
+}
+BATCH_SUFFIX = f" [batch {BATCH}]"
+
+
+# -- CapyMOA glue ------------------------------------------------------------------------
+def capymoa_unavailable() -> str | None:
+    """None if CapyMOA imports (and its JVM starts), else why not."""
+    try:
+        import capymoa.classifier  # noqa: F401  (starts the JVM)
+        from capymoa.core import LabeledInstance  # noqa: F401
+        from capymoa.stream import Schema  # noqa: F401
+    except Exception as e:  # ImportError, or the JVM failing to start
+        return f"capymoa not importable ({type(e).__name__}: {e}); pip install -e '.[bench]' (needs Java 17)"
+    return None
+
+
+def _nominal_values(stream: StreamData) -> dict:
+    """Features holding strings are nominal: name -> sorted distinct values (as strings)."""
+    nominal: dict = {}
+    for x, _ in stream.events:
+        for k, v in x.items():
+            if isinstance(v, str):
+                nominal.setdefault(k, set()).add(v)
+    return {k: sorted(v) for k, v in nominal.items()}
+
+
+def capymoa_schema(stream: StreamData):
+    """Numeric attributes (nominal for string-valued features) + a nominal class whose
+    values are ``str(label)`` in the stream's first-seen label order."""
+    from capymoa.stream import Schema
+
+    names = [str(k) for k in stream.feature_names]
+    target = "class"
+    while target in names:
+        target = "_" + target
+    categories = {target: [str(c) for c in stream.classes]}
+    if len(set(categories[target])) != len(stream.classes):
+        raise ValueError("two labels have the same str(); cannot build a CapyMOA nominal class")
+    nominal = _nominal_values(stream)
+    for k, values in nominal.items():
+        categories[str(k)] = values
+    return Schema.from_custom(features=[*names, target], target=target, categories=categories, name=stream.name)
+
+
+def capymoa_instances(stream: StreamData, schema) -> tuple[list, list[int]]:
+    """The events as ``LabeledInstance``s with their Java instances already built."""
+    from capymoa.core import LabeledInstance
+
+    label_index = {c: i for i, c in enumerate(stream.classes)}
+    nominal = {k: {v: float(i) for i, v in enumerate(vals)} for k, vals in _nominal_values(stream).items()}
+    keys = stream.feature_names
+    instances, targets = [], []
+    for x, y in stream.events:
+        row = np.array(
+            [nominal[k][x[k]] if k in nominal and k in x else float(x.get(k, np.nan)) for k in keys],
+            dtype=np.float64,
+        )
+        inst = LabeledInstance.from_array(schema, row, label_index[y])
+        inst.java_instance  # noqa: B018  (force the conversion now, not inside the timed loop)
+        instances.append(inst)
+        targets.append(label_index[y])
+    return instances, targets
+
+
+# -- prequential loops (the timed parts) ------------------------------------------------
+def loop_per_event(model, events: list) -> tuple[int, float, list]:
+    preds = []
+    append = preds.append
+    correct = 0
+    t0 = time.perf_counter()
+    for x, y in events:
+        p = model.predict_one(x)
+        if p is not None and p == y:
+            correct += 1
+        append(p)
+        model.learn_one(x, y)
+    return correct, time.perf_counter() - t0, preds
+
+
+def loop_batch(model, xs: list, ys: list, batch: int = BATCH) -> tuple[int, float, list]:
+    preds: list = []
+    correct = 0
+    n = len(xs)
+    t0 = time.perf_counter()
+    for i in range(0, n, batch):
+        yb = ys[i : i + batch]
+        proba = np.asarray(model.prequential_batch(xs[i : i + batch], yb))  # (b, n_classes)
+        classes = model.classes_
+        if proba.shape[0] != len(yb):
+            raise ValueError(f"prequential_batch returned {proba.shape[0]} rows for {len(yb)} events")
+        if proba.shape[1] == 0:
+            chunk = [None] * len(yb)
+        else:
+            top = proba.argmax(axis=1).tolist()
+            has = (proba.max(axis=1) > 0).tolist()
+            chunk = [classes[j] if h else None for j, h in zip(top, has)]
+        for p, y in zip(chunk, yb):
+            if p is not None and p == y:
+                correct += 1
+        preds.extend(chunk)
+    return correct, time.perf_counter() - t0, preds
+
+
+def loop_capymoa(model, instances: list, targets: list[int]) -> tuple[int, float]:
+    correct = 0
+    t0 = time.perf_counter()
+    for inst, y in zip(instances, targets):
+        p = model.predict(inst)
+        if p is not None and p == y:
+            correct += 1
+        model.train(inst)
+    return correct, time.perf_counter() - t0
+
+
+def _agreement(a: Sequence, b: Sequence) -> float:
+    if len(a) != len(b) or not a:
+        return 0.0
+    return sum(1 for p, q in zip(a, b) if p == q and (p is None) == (q is None)) / len(a)
+
+
+def _error(e: BaseException) -> str:
+    frame = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+    where = f" at {os.path.basename(frame.filename)}:{frame.lineno}" if frame else ""
+    return f"{type(e).__name__}: {e}{where}"
+
+
+# -- running one model on one stream ---------------------------------------------------
+def run_model(spec: Spec, stream: StreamData, seed: int, capymoa_missing: str | None,
+              log: Callable[[str], None]) -> list[ModelResult]:
+    """One spec on one stream -> one result (two for our learners: per event and batched)."""
+    if spec.kind == "capymoa" and capymoa_missing:
+        return [ModelResult(spec.name, skipped=capymoa_missing)]
+    before = fingerprint(stream.events)
+    results: list[ModelResult] = []
+
+    def build(res: ModelResult):
+        t0 = time.perf_counter()
+        model, notes = spec.build(stream, seed)
+        res.setup_s = time.perf_counter() - t0
+        res.notes.extend(notes)
+        return model
+
+    if spec.kind in ("river", "stream_cl"):
+        res = ModelResult(spec.name)
+        results.append(res)
+        per_event_preds = None
+        try:
+            model = build(res)
+            gc.collect()
+            res.correct, res.seconds, per_event_preds = loop_per_event(model, stream.events)
+            res.n_events = stream.n_events
+            if spec.kind == "stream_cl":
+                res.notes.insert(0, f"{type(model).__name__}, per event")
+        except Exception as e:  # noqa: BLE001  (a failing model is a result, not a crash)
+            res.error = _error(e)
+        if spec.kind == "stream_cl":
+            bres = ModelResult(spec.name + BATCH_SUFFIX)
+            results.append(bres)
+            try:
+                model = build(bres)
+                if not hasattr(model, "prequential_batch"):
+                    bres.skipped = f"{type(model).__name__} has no prequential_batch"
+                else:
+                    xs = [x for x, _ in stream.events]
+                    ys = [y for _, y in stream.events]
+                    gc.collect()
+                    bres.correct, bres.seconds, batch_preds = loop_batch(model, xs, ys)
+                    bres.n_events = stream.n_events
+                    bres.notes.insert(0, f"{type(model).__name__}, prequential_batch({BATCH})")
+                    if per_event_preds is not None:
+                        bres.agreement = _agreement(per_event_preds, batch_preds)
+                        bres.notes.append(f"agrees with per-event on {100 * bres.agreement:.3f}%")
+            except Exception as e:  # noqa: BLE001
+                bres.error = _error(e)
+    elif spec.kind == "capymoa":
+        res = ModelResult(spec.name)
+        results.append(res)
+        try:
+            model = build(res)
+            t0 = time.perf_counter()
+            instances, targets = capymoa_instances(stream, model.schema)
+            res.conversion_s = time.perf_counter() - t0
+            gc.collect()
+            res.correct, res.seconds = loop_capymoa(model, instances, targets)
+            res.n_events = stream.n_events
+            res.notes.append(f"conversion {res.conversion_s:.2f}s untimed")
+        except Exception as e:  # noqa: BLE001
+            res.error = _error(e)
+    else:  # pragma: no cover
+        raise ValueError(spec.kind)
+
+    if fingerprint(stream.events) != before:
+        for r in results:
+            r.error = (r.error + "; " if r.error else "") + "model mutated the shared input events"
+        raise RuntimeError(f"{spec.name} mutated the events of {stream.name}: later results would be invalid")
+    for r in results:
+        if r.ok:
+            log(f"  {r.model:<22} acc {r.accuracy:.4f}  {r.events_per_s:>10,.0f} ev/s  ({r.seconds:.2f}s)")
+        else:
+            log(f"  {r.model:<22} {'FAILED: ' + r.error if r.error else 'skipped: ' + str(r.skipped)}")
+    return results
+
+
+# -- reporting ---------------------------------------------------------------------------
+def _by_name(results: Sequence[ModelResult]) -> dict[str, ModelResult]:
+    return {r.model: r for r in results}
+
+
+def stream_summary(stream: StreamData, results: Sequence[ModelResult]) -> dict:
+    """Speed ratios vs River ARF and accuracy deltas vs River LR / the best model."""
+    by = _by_name(results)
+    arf, lr = by.get("river_arf"), by.get("river_lr")
+    ok = [r for r in results if r.ok]
+    best = max(ok, key=lambda r: r.accuracy, default=None)
+    rows = {}
+    for r in results:
+        rows[r.model] = {
+            "speed_vs_river_arf": (r.events_per_s / arf.events_per_s) if r.ok and arf and arf.ok else None,
+            "acc_minus_river_lr": (r.accuracy - lr.accuracy) if r.ok and lr and lr.ok else None,
+            "acc_minus_best": (r.accuracy - best.accuracy) if r.ok and best else None,
+        }
+    ours = {}
+    for name in ("ours", "ours" + BATCH_SUFFIX):
+        if name in by and by[name].ok:
+            ours[name] = {
+                "accuracy": by[name].accuracy,
+                "events_per_s": by[name].events_per_s,
+                **rows[name],
+                "agreement": by[name].agreement,
+            }
+    return {"best_model": best.model if best else None, "rows": rows, "ours": ours}
+
+
+def _pp(v) -> str:
+    return "—" if v is None else f"{100 * v:+.2f}"
+
+
+def _ratio(v) -> str:
+    return "—" if v is None else (f"{v:.1f}x" if v >= 1 else f"{v:.2f}x")
+
+
+def markdown_for_stream(stream: StreamData, results: Sequence[ModelResult], summary: dict) -> str:
+    rows = []
+    for r in results:
+        s = summary["rows"][r.model]
+        notes = list(r.notes)
+        if r.error:
+            notes.insert(0, f"FAILED: {r.error}")
+        if r.skipped:
+            notes.insert(0, f"skipped: {r.skipped}")
+        rows.append({
+            "model": r.model + (" (best)" if r.model == summary["best_model"] else ""),
+            "acc": fmt_num(r.accuracy, ".4f"),
+            "eps": fmt_num(r.events_per_s, ",.0f"),
+            "arf": _ratio(s["speed_vs_river_arf"]),
+            "lr": _pp(s["acc_minus_river_lr"]),
+            "best": _pp(s["acc_minus_best"]),
+            "secs": fmt_num(r.seconds if r.ok else None, ".2f"),
+            "notes": "; ".join(notes),
+        })
+    table = fmt_markdown_table(rows, [
+        ("model", "model", "l"), ("acc", "accuracy", "r"), ("eps", "events/s", "r"),
+        ("arf", "speed vs River ARF", "r"), ("lr", "acc − River LR (pp)", "r"),
+        ("best", "acc − best (pp)", "r"), ("secs", "loop s", "r"), ("notes", "notes", "l"),
+    ])
+    head = (f"### {stream.name}: {stream.n_events:,} events, {stream.n_features} features, "
+            f"{stream.n_classes} classes\n\n{stream.description}\n")
+    return f"{head}\n{table}\n\n{summary_line(stream, summary)}\n"
+
+
+def summary_line(stream: StreamData, summary: dict) -> str:
+    ours = summary["ours"]
+    if not ours:
+        return f"**{stream.name}**: ours did not run."
+    parts = []
+    for name, label in (("ours", "per event"), ("ours" + BATCH_SUFFIX, f"batch {BATCH}")):
+        if name not in ours:
+            continue
+        o = ours[name]
+        sp, dl = o["speed_vs_river_arf"], o["acc_minus_river_lr"]
+        sp_txt = "n/a (no River ARF)" if sp is None else (
+            f"{_ratio(sp)} ({'meets' if sp >= TARGET_SPEEDUP else 'MISSES'} >= {TARGET_SPEEDUP:g}x)")
+        dl_txt = "n/a (no River LR)" if dl is None else (
+            f"{_pp(dl)} pp ({'meets' if dl >= 0 else 'MISSES'} >= 0)")
+        extra = f", agreement {100 * o['agreement']:.3f}%" if o.get("agreement") is not None else ""
+        parts.append(f"{label}: speed vs River ARF {sp_txt}, accuracy − River LR {dl_txt}{extra}")
+    return f"**{stream.name}** — ours " + "; ".join(parts) + "."
+
+
+def _loadavg():
+    try:
+        return list(os.getloadavg())
+    except (AttributeError, OSError):
+        return None
+
+
+def _source_state() -> dict:
+    """Commit and a digest of the stream_cl sources actually benchmarked (the tree may be dirty)."""
+    import hashlib
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    state: dict = {}
+    try:
+        state["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                         text=True, timeout=10).stdout.strip() or None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "stream_cl"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.splitlines()
+        state["stream_cl_dirty"] = [line.strip() for line in dirty]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        import stream_cl
+
+        pkg = os.path.dirname(stream_cl.__file__)
+        h = hashlib.sha1()
+        for dirpath, _, files in sorted(os.walk(pkg)):
+            for f in sorted(files):
+                if f.endswith(".py"):
+                    path = os.path.join(dirpath, f)
+                    h.update(os.path.relpath(path, pkg).encode())
+                    with open(path, "rb") as fh:
+                        h.update(fh.read())
+        state["stream_cl_path"] = pkg
+        state["stream_cl_sha1"] = h.hexdigest()
+    except Exception as e:  # noqa: BLE001
+        state["stream_cl_error"] = _error(e)
+    return state
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version()}
+    for mod in ("numpy", "pandas", "river", "torch", "stream_cl", "capymoa"):
+        try:
+            out[mod] = getattr(__import__(mod), "__version__", "?")
+        except Exception:  # noqa: BLE001
+            out[mod] = None
+    return out
+
+
+# -- CLI -------------------------------------------------------------------------------
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=20000, help="events per synthetic stream; Shuttle is capped to it")
+    p.add_argument("--quick", action="store_true", help=f"smoke test: --n {QUICK_N}")
+    p.add_argument("--streams", default=None, help=f"comma-separated subset of: {', '.join(STREAMS)}")
+    p.add_argument("--models", default=None, help=f"comma-separated subset of: {', '.join(MODELS)}")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS/OpenMP/torch threads during the run (default 1: every competitor is "
+                        "single-threaded, and oversubscribed BLAS threads on a busy box are very slow); "
+                        "0 leaves the libraries' defaults")
+    p.add_argument("--json", default=None, metavar="PATH", help="write raw numbers as JSON")
+    p.add_argument("--markdown", default=None, metavar="PATH", help="write the tables as markdown")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.n = QUICK_N
+    if args.n < 1:
+        p.error("--n must be >= 1")
+    return args
+
+
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+               "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+
+
+@contextlib.contextmanager
+def thread_limit(n: int):
+    """Limit BLAS/OpenMP and torch intra-op threads to ``n`` (0: no limit).
+
+    The environment variables cover libraries loaded later (each bundled OpenBLAS reads
+    them when it loads); threadpoolctl covers those already loaded, so the numeric
+    libraries the models use are imported first.
+    """
+    if n <= 0:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in _THREAD_ENV}
+    os.environ.update({k: str(n) for k in _THREAD_ENV})
+    stack = contextlib.ExitStack()
+    torch, old = None, None
+    try:
+        for mod in ("scipy.linalg", "torch", "stream_cl"):
+            try:
+                __import__(mod)
+            except Exception:  # noqa: BLE001  (a broken import is reported by the model that needs it)
+                pass
+        try:
+            from threadpoolctl import threadpool_limits
+
+            stack.enter_context(threadpool_limits(limits=n))
+        except ImportError:
+            pass
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            old = torch.get_num_threads()
+            torch.set_num_threads(n)
+        with stack:
+            yield
+    finally:
+        if torch is not None and old is not None:
+            torch.set_num_threads(old)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def main(argv: Sequence[str] | None = None, out=None) -> dict:
+    """Run the benchmark; returns the report (also written with ``--json``)."""
+    args = parse_args(argv)
+    with thread_limit(args.threads):
+        return _main(args, argv, out)
+
+
+def _main(args: argparse.Namespace, argv, out) -> dict:
+    out = out or sys.stdout
+    stream_names = resolve_names(args.streams, list(STREAMS), "stream")
+    model_names = resolve_names(args.models, list(MODELS), "model")
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    capymoa_missing = None
+    if any(MODELS[m].kind == "capymoa" for m in model_names):
+        capymoa_missing = capymoa_unavailable()
+        if capymoa_missing:
+            log(f"note: CapyMOA models skipped: {capymoa_missing}")
+
+    report = {
+        "meta": {
+            "argv": list(sys.argv[1:] if argv is None else argv),
+            "n": args.n, "seed": args.seed, "batch": BATCH, "quick": args.quick, "threads": args.threads,
+            "load_average_at_start": _loadavg(),
+            "streams": stream_names, "models": model_names,
+            "versions": _versions(), "source": _source_state(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "models_described": {m: MODELS[m].description for m in model_names},
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+        "streams": {},
+        "failed_checks": [],
+    }
+    sections = []
+    t_start = time.perf_counter()
+    for sname in stream_names:
+        log(f"[{sname}] materialising (n={args.n}, seed={args.seed}) ...")
+        try:
+            stream = materialise(sname, args.n, args.seed)
+        except Exception as e:  # noqa: BLE001
+            log(f"[{sname}] FAILED to materialise: {_error(e)}")
+            report["streams"][sname] = {"error": _error(e)}
+            report["failed_checks"].append(f"{sname}: stream failed to materialise: {_error(e)}")
+            continue
+        log(f"[{sname}] {stream.n_events} events, {stream.n_features} features, "
+            f"{stream.n_classes} classes ({stream.materialise_s:.2f}s)")
+        results: list[ModelResult] = []
+        for mname in model_names:
+            try:
+                results.extend(run_model(MODELS[mname], stream, args.seed, capymoa_missing, log))
+            except RuntimeError as e:  # the events were mutated: this stream's later results are void
+                log(f"[{sname}] ABORTED: {e}")
+                report["failed_checks"].append(f"{sname}: {e}")
+                break
+        summary = stream_summary(stream, results)
+        for r in results:
+            if r.agreement is not None and r.agreement < MIN_AGREEMENT:
+                report["failed_checks"].append(
+                    f"{sname}: {r.model} agrees with the per-event loop on only "
+                    f"{100 * r.agreement:.3f}% (< {100 * MIN_AGREEMENT:.1f}%)")
+            if r.error:
+                report["failed_checks"].append(f"{sname}: {r.model} failed: {r.error}")
+        report["streams"][sname] = {**stream.summary(), "results": [r.to_dict() for r in results],
+                                    "summary": summary}
+        section = markdown_for_stream(stream, results, summary)
+        sections.append(section)
+        print(section, file=out, flush=True)
+        del stream
+        gc.collect()
+    report["meta"]["total_s"] = time.perf_counter() - t_start
+    report["meta"]["load_average_at_end"] = _loadavg()
+
+    if report["failed_checks"]:
+        text = "**Failed checks**\n\n" + "\n".join(f"- {c}" for c in report["failed_checks"]) + "\n"
+        sections.append(text)
+        print(text, file=out, flush=True)
+    if args.markdown:
+        header = (f"# stream-cl vs River / CapyMOA (n={args.n}, seed={args.seed})\n\n"
+                  f"Command: `python benchmarks/vs_river.py {' '.join(report['meta']['argv'])}`\n\n"
+                  f"Versions: {report['meta']['versions']}; {os.cpu_count()} CPUs; "
+                  f"threads={args.threads}; load average at start {report['meta']['load_average_at_start']}\n\n")
+        with open(args.markdown, "w") as f:
+            f.write(header + "\n".join(sections))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2, default=str)
+    return report
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    report = main(argv)
+    return 1 if report["failed_checks"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
