@@ -74,7 +74,7 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: Literal["online", "analytic"] = "online"
+    kind: Literal["online", "analytic", "trainable"] = "online"  # trainable: see [trainable]
     gamma: float = field(default=1.0, metadata=positive("set a positive regularisation such as 1.0"))
     forgetting: list[float] = field(default_factory=lambda: [1.0, 0.995])  # heads on features + inputs
     input_forgetting: list[float] = field(default_factory=lambda: [0.999])  # heads on the inputs only
@@ -192,6 +192,85 @@ class LabelsConfig:
     max_age_s: float = field(default=86_400.0, metadata=positive("use an age such as 86400 (one day)"))
 
 
+# -- continual learning (issue 3): [replay], [drift], [homeostasis], [imbalance], [trainable] --
+@dataclass(frozen=True)
+class ReplayConfig:
+    """``[replay]``: a replay buffer (stream_cl.replay) for the adaptive heads or the trainable model."""
+
+    policy: Literal["none", "reservoir", "class_balanced", "power_law"] = "none"
+    max_samples: int = field(default=2000, metadata=positive("use a positive sample budget such as 2000"))
+    max_bytes: int | None = field(default=None, metadata=positive("use a positive byte budget, or leave it out for none"))
+    ratio: float = field(default=1.0, metadata=_nonnegative("use replayed rows per fresh row such as 1.0"))
+    alpha: float = field(default=1.0, metadata=_nonnegative("use a power-law exponent such as 1.0 (0 = uniform)"))
+    group: Literal["label", "sample"] = "sample"  # power_law: grouping of rows without a task
+    exclude_current: bool = True  # power_law: do not replay the task being streamed now
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """``[drift]``: a River drift detector on the prequential error/loss, and the responses to its alarms."""
+
+    detector: Literal["none", "adwin", "kswin", "page_hinkley", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"] = "none"
+    signal: Literal["auto", "error", "loss"] = "auto"
+    response: list[Literal["record", "need", "forget", "restart"]] = field(
+        default_factory=lambda: ["restart"],
+        metadata=check(bool, "must name at least one response", 'use e.g. response = ["need", "restart"]'))
+    direction: Literal["up", "both"] = "up"
+    forget_value: float = field(default=0.98, metadata=check(lambda v: 0.5 <= v <= 1.0, "must be in [0.5, 1]", "use a factor such as 0.98"))
+    forget_events: int = field(default=300, metadata=positive("use a positive number of labelled events such as 300"))
+    restart_after: int = field(default=100, metadata=positive("use a positive number of labelled events such as 100"))
+    max_alarms: int = field(default=1000, metadata=positive("use a positive number such as 1000"))
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class HomeostasisConfig:
+    """``[homeostasis]``: the need that scales forgetting factors and learning rates (stream_cl.homeostasis)."""
+
+    enabled: bool = False
+    recent_rate: float = field(default=0.02, metadata=check(lambda v: 0 < v < 1, "must be in (0, 1)", "use a rate such as 0.02"))
+    set_point_rate: float = field(default=0.002, metadata=check(lambda v: 0 < v < 1, "must be in (0, 1)", "use a rate such as 0.002"))
+    tolerance: float = field(default=0.01, metadata=_nonnegative("use a small tolerance such as 0.01"))
+    z: float = field(default=2.0, metadata=_nonnegative("use a band of about 2 standard deviations"))
+    loss_gain: float = field(default=1.0, metadata=_nonnegative("use a gain such as 1.0"))
+    error_gain: float = field(default=0.5, metadata=_nonnegative("use a gain such as 0.5"))
+    alarm_gain: float = field(default=1.0, metadata=_nonnegative("use a gain such as 1.0"))
+    need_decay: float = field(default=0.99, metadata=check(lambda v: 0 < v < 1, "must be in (0, 1)", "use a decay such as 0.99"))
+    max_need: float = field(default=4.0, metadata=positive("use a ceiling such as 4.0"))
+    half_need: float = field(default=1.0, metadata=positive("use a value such as 1.0"))
+    min_forgetting: float = field(default=0.98, metadata=check(lambda v: 0.5 <= v <= 1.0, "must be in [0.5, 1]", "use a floor such as 0.98"))
+    lr_sensitivity: list[float] = field(default_factory=lambda: [0.25, 0.5])
+    lr_low: float = field(default=0.5, metadata=check(lambda v: 0 < v <= 1, "must be in (0, 1]", "use a bound such as 0.5"))
+    lr_high: float = field(default=4.0, metadata=check(lambda v: v >= 1, "must be >= 1", "use a bound such as 4.0"))
+    control_every: int = field(default=32, metadata=positive("use a positive number of labelled events such as 32"))
+
+
+@dataclass(frozen=True)
+class ImbalanceConfig:
+    """``[imbalance]``: pseudo-feature rows and/or inverse-frequency weights for rare classes (stream_cl.imbalance)."""
+
+    mode: Literal["none", "pseudo", "reweight", "both"] = "none"
+    max_pseudo: int = field(default=2, metadata=_nonnegative("use a small number such as 2"))
+    power: float = field(default=1.0, metadata=_nonnegative("use an exponent such as 1.0"))
+    max_weight: float = field(default=10.0, metadata=check(lambda v: v >= 1, "must be >= 1", "use a bound such as 10.0"))
+    min_count: int = field(default=5, metadata=check(lambda v: v >= 2, "must be >= 2", "use a count such as 5"))
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainableConfig:
+    """``[trainable]``: the MLP of ``model.kind = "trainable"`` (stream_cl.trainable)."""
+
+    hidden: list[int] = field(default_factory=lambda: [256],
+                              metadata=check(lambda v: all(h > 0 for h in v), "widths must be > 0", "use e.g. hidden = [256], or [] for none"))
+    lr: float = field(default=0.01, metadata=positive("use a learning rate such as 0.01"))
+    micro_batch: int = field(default=16, metadata=positive("use a micro-batch such as 16"))
+    steps: int = field(default=1, metadata=positive("use 1 or a few steps per micro-batch"))
+    weight_decay: float = field(default=0.0, metadata=_nonnegative("use 0 or a small decay such as 1e-4"))
+    dtype: Literal["float32", "float64"] = "float64"
+
+
 @dataclass(frozen=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -201,6 +280,11 @@ class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     labels: LabelsConfig = field(default_factory=LabelsConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    homeostasis: HomeostasisConfig = field(default_factory=HomeostasisConfig)
+    imbalance: ImbalanceConfig = field(default_factory=ImbalanceConfig)
+    trainable: TrainableConfig = field(default_factory=TrainableConfig)
 
     def replace(self, section: str, **changes) -> "Config":
         """A copy with ``changes`` applied to one section (validated like a file)."""

@@ -21,3 +21,13 @@ def kafka_bootstrap() -> str:
             pytrace=False,
         )
     return bootstrap
+
+
+@pytest.fixture
+def kafka_kit(kafka_bootstrap, tmp_path):
+    """Topics, producers, readers and daemon processes for one test, all removed afterwards."""
+    from daemon_kit import Kit  # tests/integration/daemon_kit.py
+
+    kit = Kit(kafka_bootstrap, tmp_path)
+    yield kit
+    kit.close()

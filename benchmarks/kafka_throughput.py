@@ -1,0 +1,368 @@
+"""End-to-end throughput of the Kafka daemon against kafka-python's own consumer.
+
+Steps, all against a real broker (``deploy/kafka/dev-broker.sh start``):
+
+1. **fill**: a producer writes ``--events`` JSON events (``--features`` numeric features,
+   three classes, an id and the send time) to a fresh topic;
+2. **ceiling**: a bare ``KafkaConsumer`` (same fetch settings as the daemon, no
+   decoding, no processing) drains the topic: the reference events/s;
+3. **drain**: for each ``--models`` entry, ``python -m connectors.daemon`` drains the
+   same topic from the start (its own group), learning every event and publishing a
+   prediction per event; events/s is measured on the predictions' broker timestamps
+   (first to last), lag over time from the same timestamps, and event latency is the
+   prediction's timestamp minus the event's (in a drain this is mostly queueing);
+4. **live** (``--live-rate``): a producer sends at a fixed rate while the daemon runs,
+   for ``--live-seconds``: p50/p99 latency from event to prediction, without queueing;
+5. **breakdown** (``--breakdown``): the default daemon in-process with timers around
+   fetch, decode, model, publish and checkpoint, to show where the time goes.
+
+Usage::
+
+    python benchmarks/kafka_throughput.py --bootstrap 127.0.0.1:39092 --events 100000
+    python benchmarks/kafka_throughput.py --models default,analytic --live-rate 2000 --breakdown --markdown out.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = {
+    "default": {},  # the [model] defaults: the online learner (random features + analytic heads)
+    "analytic": {"kind": "analytic", "forgetting": [1.0]},
+}
+FETCH = {"max_poll_records": 2000, "fetch_max_bytes": 52_428_800, "max_partition_fetch_bytes": 1_048_576}
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _toml(sections: dict) -> str:
+    def v(x):
+        if isinstance(x, bool):
+            return "true" if x else "false"
+        if isinstance(x, (int, float)):
+            return repr(x)
+        if isinstance(x, str):
+            return json.dumps(x)
+        return "[" + ", ".join(v(i) for i in x) + "]"
+
+    return "\n".join(f"[{s}]\n" + "".join(f"{k} = {v(x)}\n" for k, x in keys.items()) for s, keys in sections.items())
+
+
+def _event(i: int, rng: random.Random, features: int) -> bytes:
+    x = {f"f{j}": round(rng.gauss(0.0, 1.0), 6) for j in range(features)}
+    y = "abc"[max(range(3), key=lambda k: x[f"f{k}"])]
+    return json.dumps({"id": str(i), "x": x, "y": y, "ts": time.time()}).encode()
+
+
+def _percentiles(values) -> dict:
+    if not len(values):
+        return {"p50_ms": None, "p99_ms": None}
+    a = np.asarray(values, dtype=np.float64)
+    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99))}
+
+
+CREATED: list[str] = []
+
+
+def create_topic(admin: KafkaAdminClient, name: str, partitions: int) -> str:
+    CREATED.append(name)
+    admin.create_topics({name: {"num_partitions": partitions, "replication_factor": 1}}, timeout_ms=10_000,
+                        wait_for_metadata=True)
+    return name
+
+
+def fill(bootstrap: str, topic: str, n: int, features: int, seed: int = 0) -> dict:
+    rng = random.Random(seed)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024)
+    values = [_event(i, rng, features) for i in range(n)]
+    t0 = time.perf_counter()
+    futures = [producer.send(topic, key=str(i).encode(), value=v) for i, v in enumerate(values)]
+    producer.flush()
+    sent_ms = {str(i): f.get(timeout=60).timestamp for i, f in enumerate(futures)}
+    dt = time.perf_counter() - t0
+    producer.close()
+    return {"events": n, "seconds": dt, "events_per_s": n / dt, "bytes_per_event": sum(map(len, values)) / n,
+            "sent_ms": sent_ms}
+
+
+def bare_consumer(bootstrap: str, topic: str, n: int) -> dict:
+    """kafka-python alone: poll until every record of the topic has been returned."""
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-bare-{uuid.uuid4().hex[:8]}",
+                             enable_auto_commit=False, auto_offset_reset="earliest", **FETCH)
+    got, t0 = 0, None
+    deadline = time.monotonic() + 600
+    while got < n and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            if t0 is None:
+                t0 = time.perf_counter()
+            got += len(records)
+    dt = time.perf_counter() - t0
+    consumer.close()
+    return {"events": got, "seconds": dt, "events_per_s": got / dt}
+
+
+def read_topic(bootstrap: str, topic: str, n: int, timeout_s: float = 600) -> list:
+    """Every record of ``topic`` (until ``n`` are read), from the beginning, without a group."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **FETCH)
+    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [0])]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    out = []
+    deadline = time.monotonic() + timeout_s
+    while len(out) < n and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            out.extend(records)
+    consumer.close()
+    return out
+
+
+def daemon_config(folder: Path, bootstrap: str, topic: str, preds: str, model: dict,
+                  stop_at_end: bool) -> tuple[Path, Path]:
+    """A daemon config file and the path of its status file."""
+    name = uuid.uuid4().hex[:8]
+    cfg = {
+        "kafka": {"bootstrap_servers": bootstrap, "group_id": f"bench-{name}", "topics": [topic],
+                  "predictions_topic": preds, "stop_at_end": stop_at_end, **FETCH,
+                  "status_file": str(folder / f"status-{name}.json")},
+        "checkpoint": {"dir": str(folder / f"ckpt-{name}")},
+    }
+    if model:
+        cfg["model"] = model
+    path = folder / f"daemon-{name}.toml"
+    path.write_text(_toml(cfg))
+    return path, folder / f"status-{name}.json"
+
+
+def summarise_predictions(preds: list, sent_ms: dict, produced_ms: list | None = None) -> dict:
+    """events/s from prediction timestamps, latency per event, and lag over time."""
+    ts = np.array(sorted(r.timestamp for r in preds), dtype=np.float64)  # ms
+    span = (ts[-1] - ts[0]) / 1000.0 if len(ts) > 1 else float("nan")
+    latency = [r.timestamp - sent_ms[r.key.decode()] for r in preds if r.key.decode() in sent_ms]
+    # lag(t) = events in the topic by t - events predicted by t
+    start = ts[0]
+    grid = np.arange(start, ts[-1] + 1000, 1000.0)
+    produced = np.sort(np.asarray(produced_ms if produced_ms is not None else list(sent_ms.values()), dtype=np.float64))
+    lag = [(float((t - start) / 1000), int(np.searchsorted(produced, t, "right") - np.searchsorted(ts, t, "right")))
+           for t in grid]
+    return {"predictions": len(preds), "distinct_ids": len({r.key for r in preds}), "seconds": span,
+            "events_per_s": (len(ts) - 1) / span if span > 0 else None, **_percentiles(latency), "lag": lag}
+
+
+def run_daemon_process(config: Path, log: Path) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    with open(log, "wb") as out:
+        rc = subprocess.call([sys.executable, "-m", "connectors.daemon", "--config", str(config)], cwd=REPO,
+                             stdout=out, stderr=subprocess.STDOUT)
+    return rc, time.perf_counter() - t0
+
+
+def drain(bootstrap: str, admin, topic: str, n: int, sent_ms: dict, model: str, folder: Path) -> dict:
+    preds = create_topic(admin, f"{topic}-pred-{model}", 1)
+    config, status_path = daemon_config(folder, bootstrap, topic, preds, MODELS[model], stop_at_end=True)
+    rc, wall = run_daemon_process(config, folder / f"daemon-{model}.log")
+    if rc != 0:
+        raise RuntimeError(f"daemon exited {rc}; see {folder / f'daemon-{model}.log'}")
+    records = read_topic(bootstrap, preds, n)
+    out = summarise_predictions(records, sent_ms)
+    out["process_wall_s"] = wall
+    status = json.loads(status_path.read_text())
+    out["model_events_per_s"] = status["report"].get("model_events_per_s")
+    return out
+
+
+def live(bootstrap: str, admin, rate: float, seconds: float, features: int, model: str, folder: Path) -> dict:
+    """The daemon keeps up with a producer at ``rate`` events/s: latency without queueing."""
+    topic = create_topic(admin, f"bench-live-{uuid.uuid4().hex[:8]}", 1)
+    preds = create_topic(admin, f"{topic}-pred", 1)
+    config, status_path = daemon_config(folder, bootstrap, topic, preds, MODELS[model], stop_at_end=False)
+    log = open(folder / "daemon-live.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "connectors.daemon", "--config", str(config)], cwd=REPO,
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until it holds its partition
+        try:
+            if json.loads(status_path.read_text()).get("assigned"):
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    rng = random.Random(1)
+    n = int(rate * seconds)
+    futures = []
+    t0 = time.perf_counter()
+    for i in range(n):
+        target = t0 + i / rate
+        while (now := time.perf_counter()) < target:
+            time.sleep(min(target - now, 0.005))
+        futures.append(producer.send(topic, key=str(i).encode(), value=_event(i, rng, features)))
+    achieved = n / (time.perf_counter() - t0)
+    producer.flush()
+    sent_ms = {str(i): f.get(timeout=60).timestamp for i, f in enumerate(futures)}
+    producer.close()
+    records = read_topic(bootstrap, preds, n, timeout_s=120)
+    proc.terminate()
+    proc.wait(timeout=60)
+    log.close()
+    out = summarise_predictions(records, sent_ms)
+    out.update(rate=rate, seconds=seconds, achieved_rate=achieved)
+    return out
+
+
+def breakdown(bootstrap: str, admin, topic: str, n: int, model: str, folder: Path) -> dict:
+    """The daemon in this process with timers around each stage (adds ~1 us per timed call)."""
+    from connectors import daemon as daemon_mod
+    from connectors import kafka as kafka_mod
+    from stream_cl import decode, prequential
+    from stream_cl.config import load_config
+
+    totals: dict[str, float] = {}
+
+    def timed(owner, name, label):
+        fn = getattr(owner, name)
+
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                totals[label] = totals.get(label, 0.0) + time.perf_counter() - t
+
+        setattr(owner, name, wrapper)
+        return fn
+
+    patches = [
+        (KafkaConsumer, "poll", "kafka fetch (KafkaConsumer.poll)"),
+        (decode.EventDecoder, "decode_json", "decode + validate (EventDecoder)"),
+        (prequential.Prequential, "process", "model: predict + learn (Prequential)"),
+        (kafka_mod.KafkaPredictionSink, "write", "publish predictions (KafkaProducer.send)"),
+        (daemon_mod.Daemon, "checkpoint", "checkpoint (flush + write)"),
+        (daemon_mod.Daemon, "process", "process (all per-batch work)"),
+        (kafka_mod.KafkaSource, "poll", "source.poll (fetch + decode)"),
+    ]
+    originals = [(o, name, timed(o, name, label)) for o, name, label in patches]
+    preds = create_topic(admin, f"{topic}-pred-breakdown", 1)
+    config = load_config(daemon_config(folder, bootstrap, topic, preds, MODELS[model], stop_at_end=True)[0])
+    try:
+        t0 = time.perf_counter()
+        rc = daemon_mod.run_daemon(config)
+        wall = time.perf_counter() - t0
+    finally:
+        for o, name, fn in originals:
+            setattr(o, name, fn)
+    if rc != 0:
+        raise RuntimeError(f"in-process daemon exited {rc}")
+    return {"wall_s": wall, "events": n, "stages_s": totals}
+
+
+# -- report ----------------------------------------------------------------------------------
+def markdown(r: dict) -> str:
+    lines = [f"### Kafka daemon throughput ({r['meta']['events']:,} events, {r['meta']['features']} features, "
+             f"{r['meta']['partitions']} partition(s))", "",
+             f"Machine: {r['meta']['machine']}; broker: dev-broker (Kafka 4.x KRaft, single node, same host).", "",
+             "| run | events/s | vs bare consumer | p50 latency ms | p99 latency ms | notes |",
+             "|:---|---:|---:|---:|---:|:---|"]
+    ceiling = r["ceiling"]["events_per_s"]
+    lines.append(f"| producer fill (kafka-python) | {r['fill']['events_per_s']:,.0f} | | | | "
+                 f"{r['fill']['bytes_per_event']:.0f} B/event |")
+    lines.append(f"| bare kafka-python consumer (ceiling) | {ceiling:,.0f} | 100% | | | poll only |")
+    for model, d in r["drain"].items():
+        lines.append(f"| daemon, {model} learner, drain | {d['events_per_s']:,.0f} | {d['events_per_s'] / ceiling:.1%} "
+                     f"| | | model alone (inside the daemon) {d['model_events_per_s'] or 0:,.0f} ev/s |")
+    if r.get("live"):
+        lv = r["live"]
+        lines.append(f"| daemon, {r['meta']['live_model']} learner, live | {lv['events_per_s']:,.0f} | "
+                     f"| {lv['p50_ms']:,.0f} | {lv['p99_ms']:,.0f} | producer at {lv['achieved_rate']:,.0f} ev/s for "
+                     f"{lv['seconds']:.0f} s; latency = event sent -> prediction written (broker timestamps) |")
+    lines += ["", "Drain: the topic is filled first, then the daemon reads it from the start (its own group) with "
+              "`kafka.stop_at_end`; events/s from the first to the last prediction's broker timestamp.", ""]
+    for model, d in r["drain"].items():
+        lag = d["lag"]
+        step = max(1, len(lag) // 12)
+        lines.append(f"Consumer lag over time, {model} learner (s: events behind): "
+                     + ", ".join(f"{t:.0f}: {v:,}" for t, v in lag[::step]) + ".")
+    if r.get("breakdown"):
+        b = r["breakdown"]
+        lines += ["", f"Where the time goes (default learner, in-process, {b['events']:,} events, "
+                      f"{b['wall_s']:.1f} s wall). Stages nest (process includes the model) and publishing "
+                      "runs on the publisher thread, overlapping the rest, so shares do not add up to 100%:",
+                  "", "| stage | seconds | share of wall | us/event |",
+                  "|:---|---:|---:|---:|"]
+        for label, s in sorted(b["stages_s"].items(), key=lambda kv: -kv[1]):
+            lines.append(f"| {label} | {s:.2f} | {s / b['wall_s']:.0%} | {1e6 * s / b['events']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--bootstrap", default=os.environ.get("STREAM_CL_KAFKA_BOOTSTRAP", "127.0.0.1:39092"))
+    p.add_argument("--events", type=int, default=100_000)
+    p.add_argument("--features", type=int, default=10)
+    p.add_argument("--partitions", type=int, default=1)
+    p.add_argument("--models", default="default,analytic")
+    p.add_argument("--live-rate", type=float, default=0.0, help="events/s of the live run (0 = skip it)")
+    p.add_argument("--live-seconds", type=float, default=20.0)
+    p.add_argument("--breakdown", action="store_true")
+    p.add_argument("--json")
+    p.add_argument("--markdown")
+    args = p.parse_args(argv)
+
+    from stream_cl.runtime import set_threads
+
+    set_threads(1)
+    folder = Path(tempfile.mkdtemp(prefix="kafka-bench-"))
+    admin = KafkaAdminClient(bootstrap_servers=args.bootstrap)
+    topic = create_topic(admin, f"bench-{uuid.uuid4().hex[:8]}", args.partitions)
+    report: dict = {"meta": {"events": args.events, "features": args.features, "partitions": args.partitions,
+                             "machine": f"{os.cpu_count()} CPUs, {sys.platform}, Python {sys.version.split()[0]}",
+                             "live_model": args.models.split(",")[0]}}
+    print(f"filling {topic} with {args.events:,} events ...", file=sys.stderr)
+    filled = fill(args.bootstrap, topic, args.events, args.features)
+    sent_ms = filled.pop("sent_ms")
+    report["fill"] = filled
+    print(f"  {filled['events_per_s']:,.0f} events/s", file=sys.stderr)
+    report["ceiling"] = bare_consumer(args.bootstrap, topic, args.events)
+    print(f"bare consumer: {report['ceiling']['events_per_s']:,.0f} events/s", file=sys.stderr)
+    report["drain"] = {}
+    for model in args.models.split(","):
+        d = drain(args.bootstrap, admin, topic, args.events, sent_ms, model, folder)
+        report["drain"][model] = d
+        print(f"daemon [{model}]: {d['events_per_s']:,.0f} events/s "
+              f"({d['events_per_s'] / report['ceiling']['events_per_s']:.1%} of bare)", file=sys.stderr)
+    if args.live_rate > 0:
+        report["live"] = live(args.bootstrap, admin, args.live_rate, args.live_seconds, args.features,
+                              report["meta"]["live_model"], folder)
+        print(f"live: p50 {report['live']['p50_ms']:.0f} ms, p99 {report['live']['p99_ms']:.0f} ms", file=sys.stderr)
+    if args.breakdown:
+        report["breakdown"] = breakdown(args.bootstrap, admin, topic, args.events, "default", folder)
+    try:
+        admin.delete_topics(CREATED)
+    except Exception:
+        pass
+    admin.close()
+    text = markdown(report)
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=str))
+    return report
+
+
+if __name__ == "__main__":
+    main()

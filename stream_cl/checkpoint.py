@@ -1,0 +1,392 @@
+"""Checkpoints: nested state in one file, written atomically, read without running code.
+
+A checkpoint is one ``.safetensors`` file. Every array of the state (numpy or torch)
+is a tensor in it; everything else (dicts, lists, strings, numbers, booleans, None) is
+a JSON tree in the file's metadata, where each array is replaced by a reference to
+its tensor. Nothing is pickled, so loading a checkpoint never executes code from it.
+
+Types round-trip exactly: ``int``, ``float`` (NaN and infinities included), ``bool``,
+``str``, ``None``, ``bytes``, lists, tuples, dicts with keys of any of the scalar
+types (feature names and class labels may be ``str``, ``int`` or ``bool``), numpy
+scalars and arrays (dtype and shape kept), torch tensors. JSON carries the common
+cases natively; the rest is tagged (``{"$tuple": [...]}``, ``{"$dict": [[k, v]...]}``...).
+
+Writing goes to a temporary file in the same directory, which is fsynced, renamed
+over the final name and followed by an fsync of the directory: a crash at any moment
+leaves either the previous checkpoint or the new one, never a torn file. The file
+carries ``format`` and ``format_version``; a reader refuses versions it does not know.
+
+>>> import tempfile, numpy as np
+>>> store = CheckpointStore(tempfile.mkdtemp(), keep=2)
+>>> info = store.save({"W": np.eye(2), "classes": [True, 3, "x"], "names": {0: "a", "b": 1.5}})
+>>> state, loaded = store.load_latest()
+>>> state["classes"], state["names"], state["W"].dtype, loaded.seq
+([True, 3, 'x'], {0: 'a', 'b': 1.5}, dtype('float64'), 1)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "CheckpointError",
+    "CheckpointInfo",
+    "CheckpointStore",
+    "load_checkpoint",
+    "save_checkpoint",
+    "sufficient_statistics",
+]
+
+FORMAT = "stream-cl-checkpoint"
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^ckpt-(\d{12})\.safetensors$")
+_TMP_PREFIX = ".tmp-ckpt-"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be written or read (the message says which and why)."""
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    path: Path
+    seq: int
+    size_bytes: int
+    created: float  # epoch seconds (from the file's metadata)
+    duration_s: float = 0.0  # time to encode, write and sync (0 for a loaded one)
+    meta: Mapping | None = None  # the caller's metadata given to save()
+
+
+# -- encoding -------------------------------------------------------------------------------
+class _Encoder:
+    """State tree -> (JSON-able tree, {tensor name: array})."""
+
+    def __init__(self):
+        self.tensors: dict[str, np.ndarray] = {}
+
+    def name(self, path: str) -> str:
+        name = path or "root"
+        n = 1
+        while name in self.tensors:  # "a.b" as a key vs a nested a -> b: keep both
+            n += 1
+            name = f"{path}#{n}"
+        return name
+
+    def encode(self, v: Any, path: str) -> Any:
+        if v is None or v is True or v is False or type(v) is str:
+            return v
+        if type(v) is int:
+            return v
+        if type(v) is float:
+            return v if math.isfinite(v) else {"$float": repr(v)}
+        if isinstance(v, np.ndarray):
+            if v.dtype.kind not in "biuf" or v.dtype.byteorder not in "=|<":
+                if v.dtype.kind in "biuf":  # big-endian: store little-endian
+                    v = v.astype(v.dtype.newbyteorder("<"))
+                else:
+                    raise CheckpointError(f"{path or 'state'}: cannot checkpoint an array of dtype {v.dtype}; use numbers or lists")
+            key = self.name(path)
+            self.tensors[key] = np.ascontiguousarray(v)
+            return {"$array": key, "shape": []} if v.ndim == 0 else {"$array": key}  # safetensors reads 0-d as (1,)
+        if isinstance(v, np.generic):
+            if v.dtype.kind not in "biuf":
+                raise CheckpointError(f"{path or 'state'}: cannot checkpoint a numpy {v.dtype} scalar")
+            return {"$scalar": v.dtype.str, "value": self.encode(v.item(), path)}
+        if _is_torch_tensor(v):
+            t = v.detach().cpu()
+            dtype = str(t.dtype).removeprefix("torch.")
+            arr = t.float().numpy() if dtype == "bfloat16" else t.numpy()
+            key = self.name(path)
+            self.tensors[key] = np.ascontiguousarray(arr)
+            return {"$torch": key, "dtype": dtype, "shape": list(arr.shape)}
+        if isinstance(v, bool):  # bool subclasses are not expected, but be exact
+            return bool(v)
+        if isinstance(v, int):
+            return int(v)
+        if isinstance(v, float):
+            return self.encode(float(v), path)
+        if isinstance(v, str):
+            return str(v)
+        if isinstance(v, (bytes, bytearray, memoryview)):
+            return {"$bytes": base64.b64encode(bytes(v)).decode("ascii")}
+        if isinstance(v, tuple):
+            return {"$tuple": [self.encode(x, f"{path}.{i}") for i, x in enumerate(v)]}
+        if isinstance(v, list):
+            return [self.encode(x, f"{path}.{i}") for i, x in enumerate(v)]
+        if isinstance(v, Mapping):
+            if all(type(k) is str and not k.startswith("$") for k in v):
+                return {k: self.encode(x, _join(path, k)) for k, x in v.items()}
+            items = []
+            for k, x in v.items():
+                if not _is_scalar_key(k):
+                    raise CheckpointError(f"{path or 'state'}: cannot checkpoint a dict key of type {type(k).__name__}")
+                items.append([self.encode(k, path), self.encode(x, _join(path, str(k)))])
+            return {"$dict": items}
+        raise CheckpointError(
+            f"{path or 'state'}: cannot checkpoint a {type(v).__name__}; state must be dicts, lists, "
+            "numbers, strings, booleans, None, bytes, numpy arrays or torch tensors"
+        )
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _is_scalar_key(k) -> bool:
+    return k is None or isinstance(k, (str, int, float, bool, bytes, np.generic)) or (
+        isinstance(k, tuple) and all(_is_scalar_key(x) for x in k)
+    )
+
+
+def _is_torch_tensor(v) -> bool:
+    torch = _torch_if_loaded()
+    return torch is not None and isinstance(v, torch.Tensor)
+
+
+def _torch_if_loaded():
+    import sys
+
+    return sys.modules.get("torch")
+
+
+def _decode(v: Any, tensors: Mapping[str, np.ndarray], path: str = "") -> Any:
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, list):
+        return [_decode(x, tensors, path) for x in v]
+    if not isinstance(v, dict):
+        raise CheckpointError(f"{path or 'state'}: unexpected JSON value of type {type(v).__name__}")
+    tags = [k for k in v if k.startswith("$")]
+    if not tags:
+        return {k: _decode(x, tensors, _join(path, k)) for k, x in v.items()}
+    tag = tags[0]
+    try:
+        if tag == "$array":
+            arr = tensors[v["$array"]]
+            return arr.reshape(v["shape"]) if "shape" in v else arr
+        if tag == "$torch":
+            import torch
+
+            arr = tensors[v["$torch"]].reshape(v["shape"])
+            t = torch.from_numpy(np.array(arr))  # a writable copy
+            return t.to(getattr(torch, v["dtype"])) if v["dtype"] == "bfloat16" else t
+        if tag == "$float":
+            return float(v["$float"])
+        if tag == "$scalar":
+            return np.dtype(v["$scalar"]).type(_decode(v["value"], tensors, path))
+        if tag == "$bytes":
+            return base64.b64decode(v["$bytes"])
+        if tag == "$tuple":
+            return tuple(_decode(x, tensors, path) for x in v["$tuple"])
+        if tag == "$dict":
+            return {_decode(k, tensors, path): _decode(x, tensors, path) for k, x in v["$dict"]}
+    except KeyError as e:
+        raise CheckpointError(f"{path or 'state'}: broken reference {e} in the checkpoint") from None
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path or 'state'}: malformed {tag} entry ({e})") from None
+    raise CheckpointError(f"{path or 'state'}: unknown tag {tag!r}; the checkpoint was written by a newer stream-cl")
+
+
+# -- files ----------------------------------------------------------------------------------
+def save_checkpoint(path: str | os.PathLike, state: Mapping, meta: Mapping | None = None) -> int:
+    """Write ``state`` to ``path`` atomically (temp file, fsync, rename, dir fsync); returns its size.
+
+    ``meta`` is a small JSON-able dict stored beside the state (seq, offsets summary...).
+    """
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    enc = _Encoder()
+    tree = enc.encode(state, "")
+    header = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "created": repr(time.time()),
+        "state": json.dumps(tree, ensure_ascii=False, allow_nan=False, separators=(",", ":")),
+        "meta": json.dumps(_plain(meta or {}), allow_nan=False, separators=(",", ":")),
+    }
+    tmp = path.parent / f"{_TMP_PREFIX}{path.name}.{os.getpid()}"
+    try:
+        save_file(enc.tensors, str(tmp), metadata=header)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        size = tmp.stat().st_size
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return size
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
+    """``(state, header)`` from a checkpoint file; raises :class:`CheckpointError` if unreadable."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="np") as f:
+            header = f.metadata() or {}
+            _check_header(path, header)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except CheckpointError:
+        raise
+    except Exception as e:  # truncated, not safetensors, unreadable
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({type(e).__name__}: {e}); move it away to resume from the one before"
+        ) from None
+    try:
+        tree = json.loads(header["state"])
+        meta = json.loads(header.get("meta", "{}"))
+    except (KeyError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{path}: corrupt state tree ({type(e).__name__}: {str(e)[:200]})") from None
+    try:
+        state = _decode(tree, tensors)
+    except RecursionError:
+        raise CheckpointError(f"{path}: state tree nested too deeply") from None
+    return state, {"format": header["format"], "format_version": int(header["format_version"]),
+                   "created": float(header.get("created", "nan")), "meta": meta}
+
+
+def _check_header(path: Path, header: Mapping) -> None:
+    if header.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a stream-cl checkpoint (format {header.get('format')!r})")
+    try:
+        version = int(header.get("format_version", ""))
+    except ValueError:
+        raise CheckpointError(f"{path}: unreadable format_version {header.get('format_version')!r}") from None
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format_version {version}, this stream-cl reads version {FORMAT_VERSION}; "
+            "run the stream-cl release that wrote it, or point checkpoint.dir at an empty directory to start afresh"
+        )
+
+
+def _plain(v):
+    """JSON-able copy of small metadata (numpy scalars to Python)."""
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class CheckpointStore:
+    """Numbered checkpoints ``ckpt-<seq>.safetensors`` in one directory; keeps the last ``keep``."""
+
+    def __init__(self, directory: str | os.PathLike, keep: int = 3):
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep!r}")
+        self.dir = Path(directory)
+        self.keep = keep
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.dir.glob(f"{_TMP_PREFIX}*"):  # a crash mid-write leaves these
+            try:
+                stale.unlink()
+            except OSError:
+                pass
+        existing = self.list()
+        self._seq = existing[-1][0] if existing else 0
+
+    def list(self) -> list[tuple[int, Path]]:
+        out = []
+        for p in self.dir.iterdir():
+            m = _NAME.match(p.name)
+            if m:
+                out.append((int(m.group(1)), p))
+        return sorted(out)
+
+    def latest(self) -> Path | None:
+        items = self.list()
+        return items[-1][1] if items else None
+
+    def save(self, state: Mapping, meta: Mapping | None = None) -> CheckpointInfo:
+        t0 = time.perf_counter()
+        seq = self._seq + 1
+        path = self.dir / f"ckpt-{seq:012d}.safetensors"
+        size = save_checkpoint(path, state, {**(meta or {}), "seq": seq})
+        self._seq = seq
+        for _, old in self.list()[: -self.keep]:
+            try:
+                old.unlink()
+            except OSError:
+                pass
+        return CheckpointInfo(path, seq, size, time.time(), time.perf_counter() - t0, meta)
+
+    def load_latest(self) -> tuple[dict, CheckpointInfo] | None:
+        """The newest checkpoint, or None if there is none.
+
+        A newest file that cannot be read is an error, not a reason to fall back
+        silently: offsets past it may already be committed, so an older model would
+        skip events. The error says which file to move away to resume from the previous.
+        """
+        path = self.latest()
+        if path is None:
+            return None
+        state, header = load_checkpoint(path)
+        seq = int(_NAME.match(path.name).group(1))
+        return state, CheckpointInfo(path, seq, path.stat().st_size, header["created"], 0.0, header["meta"])
+
+
+# -- sufficient statistics --------------------------------------------------------------------
+def sufficient_statistics(model_state: Mapping) -> list[dict]:
+    """The additive statistics of each ridge head in a learner's ``state_dict()``.
+
+    For each head: ``xtx`` (X'X, forgetting-weighted), ``xty`` (X'Y), ``counts`` and
+    ``classes`` (the columns of X'Y, in order), ``features`` (the input feature names;
+    the design row is ``[1, features]`` for :class:`AnalyticClassifier` and
+    ``[1, backbone outputs, standardised features]`` for the online learner),
+    ``n_rows``, ``gamma`` and ``forgetting``. Summing ``xtx``/``xty``/``counts`` over
+    consumers that saw disjoint events (after aligning classes and features) and
+    solving ``(xtx + gamma I) W = xty`` gives the group's exact ridge weights when
+    ``forgetting == 1``. The arrays are views into the state, not copies.
+    """
+    heads, layout = [], ""
+    if "head" in model_state:  # AnalyticClassifier
+        heads, layout = [model_state["head"]], "bias+features"
+    elif "heads" in model_state:  # OnlineContinualLearner
+        heads, layout = list(model_state["heads"]), "bias+backbone+features"
+    names = list(model_state.get("index", {}).get("names", []))
+    out = []
+    for h in heads:
+        r = h["ridge"]
+        out.append({"xtx": r["A"], "xty": r["B"], "counts": list(h["counts"]), "classes": list(h["classes"]),
+                    "features": names, "layout": layout, "n_rows": r.get("n_rows"), "gamma": r.get("gamma"),
+                    "forgetting": r.get("forgetting")})
+    return out

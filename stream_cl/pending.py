@@ -1,0 +1,253 @@
+"""Delayed labels: predicted events wait here, bounded by count and age, until their label comes.
+
+A stream often learns a label long after the event (a chargeback, a click, a human
+review). The event is predicted when it arrives and remembered by id; a later label
+for that id is joined with it and learned then. The store is bounded: beyond
+``max_pending`` entries the oldest is evicted, and entries older than ``max_age_s``
+expire. Every outcome is counted.
+
+>>> from stream_cl.events import Event
+>>> store = PendingLabels(max_pending=2, max_age_s=60, clock=lambda: 0.0)
+>>> store.add(Event({"a": 1.0}, id="e1"))
+>>> store.add(Event({"a": 2.0}, id="e2"))
+>>> store.add(Event({"a": 3.0}, id="e3"))  # over max_pending: e1 is evicted
+>>> store.join(LabelUpdate("e2", "cat")).x, store.join(LabelUpdate("e1", "dog"))
+({'a': 2.0}, None)
+>>> store.counters()
+{'added': 3, 'joined': 1, 'unknown': 1, 'expired': 0, 'evicted': 1, 'replaced': 0, 'pending': 1}
+
+Labels arrive as JSON objects holding the event id and the label, in the fields the
+mapping names (``mapping.id``, ``mapping.label``); :class:`LabelDecoder` turns bytes
+into a :class:`LabelUpdate` or a dead letter and never raises:
+
+>>> from stream_cl.config import MappingConfig
+>>> LabelDecoder(MappingConfig()).decode(b'{"id": 7, "y": "cat"}', "labels/0@5")
+LabelUpdate(id='7', y='cat', origin='labels/0@5')
+>>> LabelDecoder(MappingConfig()).decode(b'{"id": 7}', "labels/0@6").reason
+'missing_label'
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import MappingConfig
+from .events import DeadLetter, Event
+
+__all__ = ["LabelDecoder", "LabelUpdate", "PendingLabels"]
+
+_BIG = 2**1000
+
+
+@dataclass(frozen=True, slots=True)
+class LabelUpdate:
+    """A label for an earlier event, joined by ``id``."""
+
+    id: str
+    y: Hashable
+    origin: str = ""
+
+
+class PendingLabels:
+    """Events waiting for their label: ``id -> (x, task, ts, origin, added_at)``, oldest first.
+
+    ``clock`` gives the time used for ages (wall-clock seconds by default, so ages
+    continue across restarts through a checkpoint). A second event with an id already
+    waiting replaces the first (counted as ``replaced``).
+    """
+
+    def __init__(self, max_pending: int = 100_000, max_age_s: float = 86_400.0, clock: Callable[[], float] = time.time):
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be >= 1, got {max_pending!r}")
+        if not max_age_s > 0:
+            raise ValueError(f"max_age_s must be > 0, got {max_age_s!r}")
+        self.max_pending = int(max_pending)
+        self.max_age_s = float(max_age_s)
+        self.clock = clock
+        self._items: OrderedDict[str, tuple] = OrderedDict()
+        self.added = self.joined = self.unknown = self.expired = self.evicted = self.replaced = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, event_id) -> bool:
+        return event_id in self._items
+
+    def add(self, event: Event, now: float | None = None) -> None:
+        """Remember an unlabelled, predicted event (it must have an id)."""
+        if event.id is None:
+            raise ValueError("an event without an id cannot wait for a label")
+        now = self.clock() if now is None else now
+        items = self._items
+        if event.id in items:
+            del items[event.id]
+            self.replaced += 1
+        items[event.id] = (event.x, event.task, event.ts, event.origin, now)
+        self.added += 1
+        while len(items) > self.max_pending:
+            items.popitem(last=False)
+            self.evicted += 1
+        self.expire(now)
+
+    def join(self, label: LabelUpdate, now: float | None = None) -> Event | None:
+        """The waiting event with ``label.y`` attached, removed from the store; None if unknown."""
+        now = self.clock() if now is None else now
+        self.expire(now)
+        entry = self._items.pop(label.id, None)
+        if entry is None:
+            self.unknown += 1
+            return None
+        self.joined += 1
+        x, task, ts, origin, _ = entry
+        return Event(x, label.y, label.id, task, ts, origin)
+
+    def expire(self, now: float | None = None) -> int:
+        """Drop entries older than ``max_age_s``; returns how many."""
+        now = self.clock() if now is None else now
+        items, limit, n = self._items, now - self.max_age_s, 0
+        while items:
+            oldest = next(iter(items.values()))
+            if oldest[4] > limit:
+                break
+            items.popitem(last=False)
+            n += 1
+        self.expired += n
+        return n
+
+    def counters(self) -> dict:
+        return {"added": self.added, "joined": self.joined, "unknown": self.unknown, "expired": self.expired,
+                "evicted": self.evicted, "replaced": self.replaced, "pending": len(self._items)}
+
+    # -- state: compact (one key list per distinct key sequence, values in one array) --------
+    def state_dict(self) -> dict:
+        ids, tasks, origins, keysets = [], [], [], []
+        keyset_of: dict[tuple, int] = {}
+        which, lengths, added_at, ts, has_ts = [], [], [], [], []
+        values: list[float] = []
+        for event_id, (x, task, t, origin, at) in self._items.items():
+            keys = tuple(x)
+            k = keyset_of.get(keys)
+            if k is None:
+                k = keyset_of[keys] = len(keysets)
+                keysets.append(list(keys))
+            ids.append(event_id)
+            tasks.append(task)
+            origins.append(origin)
+            which.append(k)
+            lengths.append(len(keys))
+            values.extend(x.values())
+            added_at.append(at)
+            has_ts.append(t is not None)
+            ts.append(0.0 if t is None else t)
+        return {
+            "ids": ids,
+            "tasks": tasks,
+            "origins": origins,
+            "keysets": keysets,
+            "keyset": np.asarray(which, dtype=np.int64),
+            "values": np.asarray(values, dtype=np.float64),
+            "added_at": np.asarray(added_at, dtype=np.float64),
+            "ts": np.asarray(ts, dtype=np.float64),
+            "has_ts": np.asarray(has_ts, dtype=bool),
+            "counters": {k: v for k, v in self.counters().items() if k != "pending"},
+        }
+
+    def load_state_dict(self, state: Mapping) -> "PendingLabels":
+        keysets = [list(k) for k in state["keysets"]]
+        which = np.asarray(state["keyset"], dtype=np.int64).tolist()
+        values = np.asarray(state["values"], dtype=np.float64).tolist()
+        added_at = np.asarray(state["added_at"], dtype=np.float64).tolist()
+        ts = np.asarray(state["ts"], dtype=np.float64).tolist()
+        has_ts = np.asarray(state["has_ts"], dtype=bool).tolist()
+        items: OrderedDict[str, tuple] = OrderedDict()
+        pos = 0
+        for i, event_id in enumerate(state["ids"]):
+            keys = keysets[which[i]]
+            n = len(keys)
+            x = dict(zip(keys, values[pos : pos + n]))
+            pos += n
+            items[event_id] = (x, state["tasks"][i], ts[i] if has_ts[i] else None, state["origins"][i], added_at[i])
+        if pos != len(values):
+            raise ValueError(f"pending-label state holds {len(values)} values, its entries {pos}")
+        self._items = items
+        for k, v in state.get("counters", {}).items():
+            if k in ("added", "joined", "unknown", "expired", "evicted", "replaced"):
+                setattr(self, k, int(v))
+        while len(self._items) > self.max_pending:  # a smaller bound than the run that wrote it
+            self._items.popitem(last=False)
+            self.evicted += 1
+        return self
+
+
+class LabelDecoder:
+    """Bytes of a label record -> :class:`LabelUpdate` or :class:`DeadLetter`; never raises.
+
+    The record is a JSON object with the event id in ``mapping.id`` (a string or an
+    integer) and the label in ``mapping.label`` (a string, an integer or a boolean).
+    Other fields are ignored, or refused with ``mapping.unknown_fields = "reject"``
+    (the task and timestamp fields are always allowed).
+    """
+
+    def __init__(self, mapping: MappingConfig):
+        self.mapping = mapping
+        self._known = frozenset((mapping.id, mapping.label, mapping.task, mapping.timestamp))
+        self._reject = mapping.unknown_fields == "reject"
+
+    def decode(self, raw: bytes, origin: str = "") -> LabelUpdate | DeadLetter:
+        try:
+            return self._decode(raw, origin)
+        except Exception as e:  # the contract is "never raises": anything odd is a dead letter
+            return DeadLetter(_as_bytes(raw), "malformed", f"label record: {type(e).__name__}", origin)
+
+    def _decode(self, raw, origin: str) -> LabelUpdate | DeadLetter:
+        m = self.mapping
+        data = _as_bytes(raw)
+        if len(data) > m.max_event_bytes:
+            return DeadLetter(data, "oversized", f"{len(data)} bytes, over mapping.max_event_bytes ({m.max_event_bytes})", origin)
+        try:
+            obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        except UnicodeDecodeError as e:
+            return DeadLetter(data, "malformed", f"invalid UTF-8 at byte {e.start}", origin)
+        except (ValueError, RecursionError) as e:
+            return DeadLetter(data, "malformed", f"invalid JSON: {str(e)[:80]}", origin)
+        if type(obj) is not dict:
+            return DeadLetter(data, "not_an_object", f"expected a JSON object, got {type(obj).__name__}", origin)
+        if self._reject:
+            unknown = sorted(str(k)[:40] for k in obj if k not in self._known)
+            if unknown:
+                return DeadLetter(data, "unknown_field", f"unknown field {unknown[0]!r} in a label record", origin)
+        i = obj.get(m.id)
+        if type(i) is int and -_BIG < i < _BIG:
+            i = str(i)
+        elif type(i) is not str:
+            shown = "null" if i is None else type(i).__name__
+            return DeadLetter(data, "bad_id", f"label record: id field {m.id!r} must be a string or an integer, got {shown}", origin)
+        y = obj.get(m.label)
+        if y is None:
+            return DeadLetter(data, "missing_label", f"label record: no label field {m.label!r}", origin)
+        if not (type(y) is str or type(y) is bool or (type(y) is int and -_BIG < y < _BIG)):
+            what = "floats are not allowed as class labels" if isinstance(y, float) else f"got {type(y).__name__}"
+            return DeadLetter(data, "bad_label", f"label record: label must be a string, an integer or a boolean; {what}", origin)
+        return LabelUpdate(i, y, origin)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _as_bytes(raw) -> bytes:
+    if isinstance(raw, bytes):
+        return raw
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogatepass")
+    try:
+        return bytes(raw)
+    except Exception:
+        return b""
+

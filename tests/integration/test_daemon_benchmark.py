@@ -1,0 +1,20 @@
+"""Smoke test: benchmarks/kafka_throughput.py runs end to end against the broker (tiny sizes)."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import kafka_throughput  # noqa: E402
+
+
+def test_kafka_throughput_quick(kafka_bootstrap, tmp_path):
+    report = kafka_throughput.main(["--bootstrap", kafka_bootstrap, "--events", "1500", "--models", "analytic",
+                                    "--markdown", str(tmp_path / "out.md"), "--json", str(tmp_path / "out.json")])
+    drain = report["drain"]["analytic"]
+    assert drain["predictions"] == drain["distinct_ids"] == 1500
+    assert report["ceiling"]["events"] == 1500 and drain["events_per_s"] > 0
+    assert drain["lag"][-1][1] == 0  # drained
+    assert "bare kafka-python consumer" in (tmp_path / "out.md").read_text()

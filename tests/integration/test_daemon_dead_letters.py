@@ -1,0 +1,72 @@
+"""Every kind of bad input goes to the dead-letter topic whole, explained, and the daemon keeps going.
+
+One daemon serves the module (its topics are unique to it); each test sends one bad
+record followed by a good one, and checks the dead letter, the good record's prediction,
+and that the daemon is still running.
+"""
+
+from __future__ import annotations
+
+import pytest
+from daemon_kit import Kit, wait_for
+
+BIG = 3 * 1024 * 1024  # over mapping.max_event_bytes (1 MiB) and Kafka's default 1 MiB message limit
+
+
+@pytest.fixture(scope="module")
+def env(kafka_bootstrap, tmp_path_factory):
+    kit = Kit(kafka_bootstrap, tmp_path_factory.mktemp("dead-letters"))
+    events = kit.topic("dlq-events", partitions=2)
+    preds, dead = kit.topic("dlq-pred"), kit.topic("dlq-dead")
+    config = kit.config(
+        "dlq", [events],
+        mapping={"unknown_fields": "reject"},
+        # the dev broker takes 16 MiB records: the oversized dead letter keeps all of its bytes
+        # (max_partition_fetch_bytes stays 1 MiB: a larger record is still fetched whole)
+        kafka={"predictions_topic": preds, "dead_letter_topic": dead, "max_message_bytes": 16 * 1024 * 1024},
+    )
+    daemon = kit.start(config)
+    # a first good event: the daemon is up and has a model
+    kit.produce(events, [("warmup", {"id": "warmup", "x": {"a": 1.0, "b": 0.0}, "y": "pos"})])
+    readers = {"pred": kit.reader(preds), "dead": kit.reader(dead)}
+    readers["pred"].until(lambda recs: any(r.key == b"warmup" for r in recs), 90, "the first prediction")
+    yield kit, events, readers, daemon
+    assert daemon.alive, daemon.log()[-3000:]
+    assert daemon.terminate() == 0
+    status = daemon.status()
+    kit.close()
+    assert status["state"] == "stopped"
+
+
+CASES = {
+    "wrong_type": b'{"id": "w1", "x": {"a": "1.5", "b": 2}, "y": "pos"}',
+    "non_finite": b'{"id": "n1", "x": {"a": NaN, "b": Infinity}, "y": "pos"}',
+    "missing_features": b'{"id": "m1", "y": "pos"}',
+    "unknown_field": b'{"id": "u1", "x": {"a": 1}, "y": "pos", "colour": "red"}',
+    "oversized": b'{"id": "o1", "x": {"a": 1}, "y": "pos", "pad": "' + b"x" * BIG + b'"}',
+    "malformed": b'{"id": "j1", "x": {"a": 1}, "y": "pos"',
+}
+
+
+@pytest.mark.parametrize("reason", list(CASES))
+def test_bad_input_becomes_a_dead_letter(env, reason):
+    kit, events, readers, daemon = env
+    raw = CASES[reason]
+    key = f"bad-{reason}".encode()
+    good = {"id": f"after-{reason}", "x": {"a": 0.5, "b": 0.5}, "y": "neg"}
+    (bad_meta, _) = kit.produce(events, [(key, raw), (good["id"], good)], partition=1)
+
+    (letter,) = readers["dead"].until(lambda recs: [r for r in recs if r.key == key], 60, f"the {reason} dead letter")
+    headers = dict(letter.headers)
+    assert headers["stream-cl.reason"] == reason.encode()
+    assert headers["stream-cl.detail"]
+    assert headers["stream-cl.topic"] == events.encode()
+    assert headers["stream-cl.partition"] == b"1"
+    assert headers["stream-cl.offset"] == str(bad_meta.offset).encode()
+    assert letter.value == raw  # the original bytes, whole
+
+    # the good event after it was predicted, and the bad one never reached the model
+    readers["pred"].until(lambda recs: any(r.key == good["id"].encode() for r in recs), 60, "the next prediction")
+    assert not any(r.key == key for r in readers["pred"].records)
+    wait_for(lambda: daemon.status().get("dead_letters", {}).get(reason), 30, f"{reason} in the daemon's counters")
+    assert daemon.alive and daemon.status()["state"] == "running"

@@ -1,0 +1,354 @@
+"""Checkpoints: exact round trips, atomic writes, version checks, and the daemon's save/commit order."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+
+import numpy as np
+import pytest
+import torch
+from kafka import TopicPartition
+
+from stream_cl import AnalyticClassifier, OnlineContinualLearner
+from stream_cl.backbones import RandomFeatures
+from stream_cl.checkpoint import (
+    FORMAT_VERSION,
+    CheckpointError,
+    CheckpointStore,
+    load_checkpoint,
+    save_checkpoint,
+    sufficient_statistics,
+)
+from stream_cl.config import load_config_dict
+from stream_cl.pending import PendingLabels
+
+
+def _same(a, b) -> bool:
+    """Equal values of exactly the same types, recursively (NaN equals NaN)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+    if isinstance(a, torch.Tensor):
+        return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, float):
+        return (math.isnan(a) and math.isnan(b)) or a == b
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(type(k) is type(l) for k, l in zip(a, b)) and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def test_round_trip_keeps_every_type(tmp_path):
+    state = {
+        "ints": [0, -1, 2**70, True, False],
+        "floats": [0.1, -0.0, 1e308, float("nan"), float("inf"), float("-inf")],
+        "strings": ["", "naïve ✓", "$dict"],
+        "none": None,
+        "bytes": b"\x00\xff",
+        "tuple": (1, "a", (2.5, None)),
+        "classes": ["cat", 3, True],  # labels of mixed types, in order
+        "names": {0: "a", "b": 1, 2.5: "c", None: "d", ("t", 1): "e"},  # non-str keys
+        "$weird": {"$array": "not a reference"},  # keys that look like tags
+        "arrays": {
+            "f64": np.arange(6, dtype=np.float64).reshape(2, 3),
+            "f32": np.ones(3, dtype=np.float32),
+            "i64": np.array([1, -2], dtype=np.int64),
+            "u8": np.array([255], dtype=np.uint8),
+            "bool": np.array([True, False]),
+            "empty": np.zeros((0, 4)),
+            "scalar0d": np.array(3.5),
+            "big_endian": np.array([1.5, 2.5], dtype=">f8"),
+            "strided": np.arange(10.0)[::2],
+        },
+        "np_scalars": [np.float64(1.5), np.int64(7), np.bool_(True), np.float32(0.25)],
+        "torch": {"t64": torch.arange(4, dtype=torch.float64), "t32": torch.ones(2, 2), "bf16": torch.ones(3, dtype=torch.bfloat16)},
+        "deep": [[{"a": [np.eye(2)]}]],
+    }
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, state)
+    back, header = load_checkpoint(path)
+    expected = dict(state)
+    expected["arrays"] = {**state["arrays"], "big_endian": np.array([1.5, 2.5]), "strided": np.arange(10.0)[::2].copy()}
+    for key in expected:
+        assert _same(back[key], expected[key]), key
+    assert header["format_version"] == FORMAT_VERSION
+
+
+def test_unknown_objects_are_refused_not_pickled(tmp_path):
+    class Thing:
+        pass
+
+    with pytest.raises(CheckpointError, match=r"model\.extra: cannot checkpoint a Thing"):
+        save_checkpoint(tmp_path / "c.safetensors", {"model": {"extra": Thing()}})
+    with pytest.raises(CheckpointError, match="dtype object"):
+        save_checkpoint(tmp_path / "c.safetensors", {"a": np.array(["x", 1], dtype=object)})
+    assert not list(tmp_path.iterdir())  # nothing half-written is left behind
+    import stream_cl.checkpoint as module
+
+    assert "pickle" not in open(module.__file__).read().replace("never pickle", "").replace("Nothing is pickled", "")
+
+
+def _learners():
+    rf = RandomFeatures(width=16, seed=3)
+    return [
+        lambda: AnalyticClassifier(gamma=0.5),
+        lambda: OnlineContinualLearner(backbone=rf, heads=((1.0, "all"), (0.99, "inputs")), device="cpu", seed=3),
+    ]
+
+
+@pytest.mark.parametrize("make", _learners(), ids=["analytic", "online"])
+def test_learner_resumes_exactly(tmp_path, make):
+    rng = np.random.default_rng(0)
+    xs = [{"a": float(v[0]), 7: float(v[1]), True: float(v[2])} for v in rng.normal(size=(300, 3))]  # str/int/bool keys
+    ys = [["no", 2, True][int(v)] for v in rng.integers(0, 3, size=300)]  # (1 would be True: one class)
+    ref, first = make(), make()
+    ref.prequential_batch(xs, ys)
+    first.prequential_batch(xs[:170], ys[:170])
+    store = CheckpointStore(tmp_path)
+    store.save({"model": first.state_dict()})
+    state, _ = store.load_latest()
+    resumed = make().load_state_dict(state["model"])
+    assert resumed.classes_ == first.classes_ and [type(c) for c in resumed.classes_] == [int, bool, str]
+    assert resumed.feature_names_in_ == ["a", 7, True]
+    # bitwise: the restored learner continues exactly like the one that was saved
+    np.testing.assert_array_equal(resumed.prequential_batch(xs[170:], ys[170:]), first.prequential_batch(xs[170:], ys[170:]))
+    np.testing.assert_array_equal(resumed.predict_proba_batch(xs[:20]), first.predict_proba_batch(xs[:20]))
+    # and like an uninterrupted run, up to the rounding of a different batching
+    np.testing.assert_allclose(resumed.predict_proba_batch(xs[:20]), ref.predict_proba_batch(xs[:20]), rtol=0, atol=1e-9)
+
+
+def test_atomic_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    store = CheckpointStore(tmp_path, keep=5)
+    store.save({"v": 1})
+    import safetensors.numpy
+
+    def crash(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:  # a torn write, then the process "dies"
+            f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", crash)
+    with pytest.raises(OSError):
+        store.save({"v": 2})
+    monkeypatch.undo()
+    assert [p.name for _, p in store.list()] == ["ckpt-000000000001.safetensors"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+    (tmp_path / ".tmp-ckpt-ckpt-000000000002.safetensors.999").write_bytes(b"left by a SIGKILL")
+    again = CheckpointStore(tmp_path)  # a restart cleans up temp files
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+    state, info = again.load_latest()
+    assert state == {"v": 1} and info.seq == 1
+    assert again.save({"v": 3}).seq == 2
+
+
+def test_keep_last_n(tmp_path):
+    store = CheckpointStore(tmp_path, keep=2)
+    for v in range(5):
+        info = store.save({"v": v}, {"note": "x"})
+    assert [s for s, _ in store.list()] == [4, 5]
+    state, loaded = store.load_latest()
+    assert state == {"v": 4} and loaded.seq == 5 == info.seq and loaded.meta["note"] == "x"
+    assert CheckpointStore(tmp_path / "empty").load_latest() is None
+
+
+def _rewrite_header(path, **changes):
+    """Rewrite a safetensors file's metadata (format fields) in place."""
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    header["__metadata__"].update(changes)
+    new = json.dumps(header).encode()
+    new += b" " * (-len(new) % 8)
+    path.write_bytes(len(new).to_bytes(8, "little") + new + raw[8 + n :])
+
+
+def test_unknown_format_version_is_refused(tmp_path):
+    store = CheckpointStore(tmp_path)
+    path = store.save({"w": np.ones(3)}).path
+    _rewrite_header(path, format_version="2")
+    with pytest.raises(CheckpointError, match="format_version 2, this stream-cl reads version 1"):
+        store.load_latest()
+    _rewrite_header(path, format="something-else", format_version="1")
+    with pytest.raises(CheckpointError, match="not a stream-cl checkpoint"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", b"\xff" * 64], ids=["empty", "text", "binary"])
+def test_unreadable_newest_checkpoint_is_an_error(tmp_path, content):
+    store = CheckpointStore(tmp_path)
+    store.save({"v": 1})
+    (tmp_path / "ckpt-000000000002.safetensors").write_bytes(content)
+    with pytest.raises(CheckpointError, match="move it away"):
+        CheckpointStore(tmp_path).load_latest()
+
+
+def test_sufficient_statistics_are_additive():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 3))
+    ys = ["a" if r[0] + 0.3 * r[2] > 0 else "b" for r in X]
+    xs = [dict(zip(["u", "v", "w"], r.tolist())) for r in X]
+    whole, left, right = AnalyticClassifier(), AnalyticClassifier(), AnalyticClassifier()
+    whole.prequential_batch(xs, ys)
+    left.prequential_batch(xs[:150], ys[:150])
+    right.prequential_batch(xs[150:], ys[150:])
+    (sw,), (sl,), (sr,) = (sufficient_statistics(m.state_dict()) for m in (whole, left, right))
+    assert sl["classes"] == sr["classes"] == sw["classes"] and sl["features"] == ["u", "v", "w"]
+    D = np.hstack([np.ones((400, 1)), X])
+    np.testing.assert_allclose(sw["xtx"], D.T @ D, rtol=1e-12)
+    xtx, xty = sl["xtx"] + sr["xtx"], sl["xty"] + sr["xty"]
+    W = np.linalg.solve(xtx + sw["gamma"] * np.eye(4), xty)
+    np.testing.assert_allclose(W, whole._weights(), atol=1e-10)
+    assert [a + b for a, b in zip(sl["counts"], sr["counts"])] == sw["counts"]
+
+
+# -- the daemon's checkpoint protocol, with a fake source and sinks (no broker) ---------------------
+class _FakeSink:
+    def __init__(self, log, name):
+        self.log, self.name, self.items, self.pending = log, name, [], []
+
+    def write(self, items, keys=None):
+        self.pending.extend(items)
+
+    def flush(self):
+        self.log.append(f"flush:{self.name}")
+        self.items.extend(self.pending)
+        self.pending = []
+
+    def close(self):
+        self.flush()
+
+
+class _FakeSource:
+    """One partition of ``records`` (raw bytes), replayed from where the daemon says."""
+
+    def __init__(self, daemon, records, log, batch=7):
+        from stream_cl.decode import EventDecoder
+
+        self.tp = TopicPartition("events", 0)
+
+        self.decode = EventDecoder(daemon.config.mapping).decode_json
+        self.records, self.log, self.batch = records, log, batch
+        self.assigned = {self.tp}
+        start = daemon.on_assign({self.tp}).get(self.tp, 0)
+        self.positions = {self.tp: start}
+        self.committed = {}
+        self.commit_failures = self.rebalances = 0
+
+    def poll(self, max_records):
+        from connectors.kafka import PolledBatch
+
+        pos = self.positions[self.tp]
+        chunk = self.records[pos : pos + min(self.batch, max_records)]
+        items, raw = [], {}
+        for i, value in enumerate(chunk, start=pos):
+            origin = f"events/0@{i}"
+            raw[origin] = (None, value)
+            items.append(self.decode(value, origin))
+        self.positions[self.tp] = pos + len(chunk)
+        return PolledBatch(items, raw)
+
+    def fill_positions(self):
+        pass
+
+    def commit(self, offsets):
+        self.log.append(f"commit:{offsets[self.tp]}")
+        self.committed.update(offsets)
+
+    def at_end(self):
+        return self.positions[self.tp] >= len(self.records)
+
+    def lag(self):
+        return {self.tp: len(self.records) - self.positions[self.tp]}
+
+    def close(self):
+        self.log.append("close")
+
+
+def _daemon(tmp_path, records, log, every=20):
+    from connectors.daemon import Daemon
+
+    cfg = load_config_dict({
+        "model": {"kind": "analytic", "forgetting": [1.0]},
+        "kafka": {"topics": ["events"], "predictions_topic": "p", "stop_at_end": True},
+        "checkpoint": {"dir": str(tmp_path / "ckpt"), "every_events": every, "every_seconds": 3600},
+        "run": {"batch_size": 5},
+    })
+    from stream_cl.factory import build_learner
+
+    store = CheckpointStore(cfg.checkpoint.dir, cfg.checkpoint.keep)
+    real_save = store.save
+
+    def save(state, meta=None):
+        log.append(f"save:{state['offsets'][0][2] if state['offsets'] else None}")
+        return real_save(state, meta)
+
+    store.save = save
+    preds, dead = _FakeSink(log, "predictions"), _FakeSink(log, "dead")
+    d = Daemon(cfg, build_learner(cfg.model), lambda me: _FakeSource(me, records, log), preds, dead, store,
+               PendingLabels(), threading.Event())
+    return d, preds, dead
+
+
+def _records(n, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        x = rng.normal(size=3)
+        out.append(json.dumps({"id": i, "x": x.tolist(), "y": "p" if x[0] > 0 else "n"}).encode())
+    out[13] = b'{"id": 13, "x": [1, "two", 3]}'  # a dead letter in the middle
+    return out
+
+
+def test_daemon_flushes_then_checkpoints_then_commits(tmp_path):
+    log = []
+    daemon, preds, dead = _daemon(tmp_path, _records(60), log)
+    assert daemon.run() == 0
+    # every checkpoint: both sinks flushed, then saved, then committed at the same offset
+    saves = [i for i, e in enumerate(log) if e.startswith("save:")]
+    assert saves, log
+    for i in saves:
+        assert {log[i - 2], log[i - 1]} == {"flush:predictions", "flush:dead"}
+        offset = log[i].split(":")[1]
+        assert log[i + 1] == f"commit:{offset}"
+    assert log[saves[-1]] == "save:60" and "close" in log[saves[-1]:]
+    assert len(preds.items) == 59 and [d.reason for d in dead.items] == ["wrong_type"]
+    assert daemon.metrics.events["learned"] == 59 and daemon.metrics.dead_letters["wrong_type"] == 1
+
+
+def test_daemon_resumes_after_a_crash_exactly(tmp_path):
+    records = _records(200, seed=4)
+    ref, _, _ = _daemon(tmp_path / "ref", records, [])
+    assert ref.run() == 0
+
+    log = []
+    first, _, _ = _daemon(tmp_path / "crash", records, log, every=28)
+    for _ in range(14):  # 98 records in polls of 7, the last checkpoint at 84: then the process "dies"
+        first.run_once()
+    assert [e for e in log if e.startswith("save")] == ["save:28", "save:56", "save:84"]
+    second, preds, _ = _daemon(tmp_path / "crash", records, [], every=28)
+    assert second.source.positions[second.source.tp] == 84  # seeks to the checkpoint's offset
+    assert second.run() == 0
+    assert len(preds.items) == 116  # events 84..199 (the dead letter, 13, came before)
+    a, b = ref.learner.state_dict()["head"]["ridge"], second.learner.state_dict()["head"]["ridge"]
+    for k in ("A", "B"):
+        np.testing.assert_allclose(b[k], a[k], rtol=0, atol=1e-9)
+    assert second.learner.head_.counts == ref.learner.head_.counts
+
+
+def test_model_config_mismatch_is_a_config_error(tmp_path):
+    from stream_cl.config import ConfigError
+
+    daemon, _, _ = _daemon(tmp_path, _records(30), [])
+    assert daemon.run() == 0
+    cfg = daemon.config.replace("model", gamma=2.0)
+    from connectors.daemon import Daemon
+    from stream_cl.factory import build_learner
+
+    with pytest.raises(ConfigError, match=r"model\.gamma: the checkpoint .* gamma = 1\.0, the config says 2\.0"):
+        Daemon(cfg, build_learner(cfg.model), lambda me: None, None, None,
+               CheckpointStore(cfg.checkpoint.dir), PendingLabels(), threading.Event())
+

@@ -1,0 +1,148 @@
+"""The delayed-label store (bounds, counters, checkpoint state) and the label-record decoder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stream_cl.checkpoint import load_checkpoint, save_checkpoint
+from stream_cl.config import MappingConfig
+from stream_cl.events import REASONS, DeadLetter, Event
+from stream_cl.pending import LabelDecoder, LabelUpdate, PendingLabels
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_join_learns_the_stored_event():
+    store = PendingLabels(clock=Clock())
+    store.add(Event({"a": 1.0, 2: 3.0}, id="e1", task="t", ts=12.5, origin="ev/0@7"))
+    joined = store.join(LabelUpdate("e1", True, "labels/0@3"))
+    assert joined == Event({"a": 1.0, 2: 3.0}, True, "e1", "t", 12.5, "ev/0@7")
+    assert store.join(LabelUpdate("e1", True)) is None  # a second label for the same id: unknown
+    assert store.counters() == {"added": 1, "joined": 1, "unknown": 1, "expired": 0, "evicted": 0, "replaced": 0,
+                                "pending": 0}
+
+
+def test_count_bound_evicts_the_oldest():
+    store = PendingLabels(max_pending=3, clock=Clock())
+    for i in range(5):
+        store.add(Event({"a": float(i)}, id=f"e{i}"))
+    assert len(store) == 3 and "e0" not in store and "e1" not in store and "e4" in store
+    assert store.evicted == 2
+    store.add(Event({"a": 9.0}, id="e3"))  # a repeated id replaces, and becomes the newest
+    assert store.replaced == 1 and len(store) == 3
+    store.add(Event({"a": 10.0}, id="e5"))
+    assert "e2" not in store and "e3" in store
+
+
+def test_age_bound_expires():
+    clock = Clock()
+    store = PendingLabels(max_age_s=60, clock=clock)
+    store.add(Event({"a": 1.0}, id="old"))
+    clock.t += 30
+    store.add(Event({"a": 2.0}, id="young"))
+    clock.t += 31  # "old" is 61 s old, "young" 31 s
+    assert store.join(LabelUpdate("old", "x")) is None
+    assert store.join(LabelUpdate("young", "x")) is not None
+    assert store.expired == 1 and store.unknown == 1 and store.joined == 1
+    clock.t += 1000
+    store.add(Event({"a": 3.0}, id="later"))
+    assert store.expire() == 0 and len(store) == 1
+
+
+def test_event_without_id_cannot_wait():
+    with pytest.raises(ValueError, match="without an id"):
+        PendingLabels().add(Event({"a": 1.0}))
+
+
+def test_state_round_trips_through_a_checkpoint(tmp_path):
+    clock = Clock()
+    store = PendingLabels(max_pending=10, max_age_s=100, clock=clock)
+    events = [
+        Event({"a": 1.0, "b": 2.0}, id="1", ts=5.0, origin="t/0@1"),
+        Event({0: -1.5, 1: 0.25}, id="2", task=3),
+        Event({"a": 4.0, "b": 5.0}, id="3", task="T"),
+        Event({}, id="4"),
+        Event({True: 1.0, "a": 0.0}, id="5", ts=0.0),
+    ]
+    for e in events:
+        store.add(e)
+        clock.t += 1
+    store.join(LabelUpdate("nope", 1))
+    save_checkpoint(tmp_path / "p.safetensors", {"pending": store.state_dict()})
+    state, _ = load_checkpoint(tmp_path / "p.safetensors")
+    back = PendingLabels(max_pending=10, max_age_s=100, clock=clock).load_state_dict(state["pending"])
+    assert back.counters() == store.counters()
+    for e in events:
+        got = back.join(LabelUpdate(e.id, "y"))
+        assert got == Event(e.x, "y", e.id, e.task, e.ts, e.origin)
+        assert [type(k) for k in got.x] == [type(k) for k in e.x]
+    # a restart with a smaller bound keeps the newest entries
+    smaller = PendingLabels(max_pending=2, clock=clock).load_state_dict(state["pending"])
+    assert len(smaller) == 2 and "4" in smaller and "5" in smaller and smaller.evicted == 3
+
+
+# -- label records ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b'{"id": "a"}', "missing_label"),
+        (b'{"id": "a", "y": null}', "missing_label"),
+        (b'{"y": "cat"}', "bad_id"),
+        (b'{"id": [1], "y": "cat"}', "bad_id"),
+        (b'{"id": "a", "y": 1.5}', "bad_label"),
+        (b'{"id": "a", "y": {"k": 1}}', "bad_label"),
+        (b'{"id": "a", "y": NaN}', "malformed"),
+        (b"[1, 2]", "not_an_object"),
+        (b"\xff\xfe", "malformed"),
+        (b"{", "malformed"),
+        (b"", "malformed"),
+    ],
+)
+def test_bad_label_records(raw, reason):
+    out = LabelDecoder(MappingConfig()).decode(raw, "labels/0@1")
+    assert isinstance(out, DeadLetter) and out.reason == reason and out.raw == raw and out.origin == "labels/0@1"
+
+
+def test_label_records_follow_the_mapping():
+    mapping = MappingConfig(id="event_id", label="outcome", unknown_fields="reject", max_event_bytes=64)
+    dec = LabelDecoder(mapping)
+    assert dec.decode(b'{"event_id": 5, "outcome": false, "ts": 1}') == LabelUpdate("5", False)
+    assert dec.decode(b'{"event_id": 5, "outcome": 1, "extra": 0}').reason == "unknown_field"
+    assert dec.decode(b'{"event_id": 5, "outcome": "' + b"x" * 100 + b'"}').reason == "oversized"
+
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=10,
+)
+label_like = st.fixed_dictionaries({}, optional={"id": json_values, "y": json_values, "extra": json_values})
+
+
+@FUZZ
+@given(raw=st.binary(max_size=200))
+def test_random_bytes_are_a_label_or_a_dead_letter(raw):
+    out = LabelDecoder(MappingConfig()).decode(raw, "o")
+    assert isinstance(out, LabelUpdate) or (isinstance(out, DeadLetter) and out.reason in REASONS and out.raw == raw)
+
+
+@FUZZ
+@given(doc=json_values | label_like, reject=st.booleans())
+def test_random_json_is_a_label_or_a_dead_letter(doc, reject):
+    raw = json.dumps(doc).encode()  # NaN/Infinity literals included
+    out = LabelDecoder(MappingConfig(unknown_fields="reject" if reject else "ignore")).decode(raw)
+    if isinstance(out, LabelUpdate):
+        assert isinstance(doc, dict) and type(out.id) is str and type(out.y) in (str, int, bool)
+    else:
+        assert isinstance(out, DeadLetter) and out.reason in REASONS and out.detail
