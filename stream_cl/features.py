@@ -110,28 +110,43 @@ class FeatureIndex:
             return self._hashed(xs)
         pos, new = self._pos, {}
         n_known = len(self.names)
-        rows = []
-        cols_of: dict[tuple, np.ndarray] = {}  # key sequence -> columns (streams repeat them)
-        for x in xs:
-            keys = tuple(x)
-            cols = cols_of.get(keys)
-            if cols is None:
-                cols = []
-                for key in keys:
-                    j = pos.get(key)
+        groups: dict[tuple, list[int]] = {}  # key sequence -> rows (streams repeat one sequence)
+        for i, x in enumerate(xs):
+            groups.setdefault(tuple(x), []).append(i)
+        placed = []
+        for keys, rows in groups.items():
+            cols = []
+            for key in keys:
+                j = pos.get(key)
+                if j is None:
+                    j = new.get(key)
                     if j is None:
-                        j = new.get(key)
-                        if j is None:
-                            j = new[key] = n_known + len(new)
-                    cols.append(j)
-                cols = cols_of[keys] = np.array(cols, dtype=np.int64)
-            rows.append((cols, values_array(x)))
+                        j = new[key] = n_known + len(new)
+                cols.append(j)
+            placed.append((rows, cols, self._group_values([xs[i] for i in rows], len(keys))))
         X = np.zeros((len(xs), n_known + len(new)))  # (batch, features)
         M = np.zeros(X.shape, dtype=bool)
-        for i, (cols, values) in enumerate(rows):
-            X[i, cols] = values
-            M[i, cols] = True
+        for rows, cols, V in placed:
+            if len(rows) == len(xs) and cols == list(range(len(cols))):
+                X[:, : len(cols)] = V  # the common case: every row, known columns in order
+                M[:, : len(cols)] = True
+            else:
+                X[np.ix_(rows, cols)] = V
+                M[np.ix_(rows, cols)] = True
         return X, M, list(new)
+
+    @staticmethod
+    def _group_values(xs: Sequence[Mapping], k: int) -> np.ndarray:
+        """Values (len(xs), k) of events sharing one key sequence, checked all at once."""
+        try:
+            V = np.array([list(x.values()) for x in xs])
+        except (ValueError, TypeError):
+            V = np.zeros((0, 0))
+        if V.dtype.kind in "fiub" and V.shape == (len(xs), k):
+            V = V.astype(np.float64, copy=False)
+            if np.isfinite(V).all():
+                return V
+        return np.stack([values_array(x) for x in xs]) if xs else np.zeros((0, k))  # names the bad value
 
     def vectorize_one(self, x: Mapping, bias: bool = False) -> tuple[np.ndarray, list]:
         """Fast path of :meth:`vectorize` for one event: a 1-D row, led by 1.0 if ``bias``."""
