@@ -108,15 +108,19 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         self.index_.commit(new)
         return np.hstack([np.ones((len(xs), 1)), X])  # (b, 1 + width)
 
-    def _design_frame(self, X: pd.DataFrame) -> np.ndarray:
+    def _design_frame(self, X: pd.DataFrame, learn: bool = True) -> np.ndarray:
+        """Design rows (b, 1 + width) straight from a frame; ``learn=False`` drops unseen columns."""
         values = _frame_values(X)
         if self.hash_width is not None:
-            return self._design([dict(zip(X.columns, row)) for row in values.tolist()])
-        new = [c for c in X.columns if c not in self.index_._pos]
-        self.index_.commit(new)
+            xs = [dict(zip(X.columns, row)) for row in values.tolist()]
+            return self._design(xs) if learn else np.hstack([np.ones((len(xs), 1)), self.index_.vectorize(xs)[0]])
+        pos = self.index_._pos
+        if learn:
+            self.index_.commit([c for c in X.columns if c not in pos])
+        keep = [i for i, c in enumerate(X.columns) if c in pos]
         Z = np.zeros((len(X), 1 + self.index_.width))  # (b, 1 + width)
         Z[:, 0] = 1.0
-        Z[:, [1 + self.index_._pos[c] for c in X.columns]] = values
+        Z[:, [1 + pos[X.columns[i]] for i in keep]] = values[:, keep]
         return Z
 
     # -- learning --------------------------------------------------------------------------
@@ -166,15 +170,14 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         return self.head_.classes[int(self._scores_one(x).argmax())]
 
     def predict_proba_many(self, X: pd.DataFrame) -> pd.DataFrame:
-        known = [c for c in X.columns if self.hash_width is not None or c in self.index_._pos]
-        xs = [dict(zip(known, row)) for row in _frame_values(X[known]).tolist()]
-        return pd.DataFrame(self.predict_proba_batch(xs), columns=self.head_.classes, index=X.index)
+        proba = scores_to_proba(self.head_.scores(self._design_frame(X, learn=False)), self.temperature)
+        return pd.DataFrame(proba, columns=self.head_.classes, index=X.index)
 
     def predict_many(self, X: pd.DataFrame) -> pd.Series:
         if not self.head_.classes:
             return pd.Series([None] * len(X), index=X.index, dtype=object)
-        proba = self.predict_proba_many(X)
-        return proba.idxmax(axis=1)
+        top = self.head_.scores(self._design_frame(X, learn=False)).argmax(axis=1)  # (b,)
+        return pd.Series(np.array(self.head_.classes, dtype=object)[top], index=X.index)
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
