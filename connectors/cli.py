@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--predictions", metavar="PATH", help="write predictions as JSONL (run.predictions)")
     run.add_argument("--dead-letters", metavar="PATH", help="dead-letter JSONL file (run.dead_letters)")
     run.add_argument("--quiet", action="store_true", help="no progress line, no summary")
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                     help="Kafka daemon logs (source.kind = kafka)")
+    run.add_argument("--log-format", default="auto", choices=["auto", "json", "text"],
+                     help="Kafka daemon logs: JSON lines, text, or auto (text on a terminal)")
     rep = sub.add_parser("report", help="PNG plots of a run's JSON report (accuracy, drift alarms, task matrix, throughput)")
     rep.add_argument("path", metavar="RUN.json", help="a report written by `stream-cl run --report`")
     rep.add_argument("--out", metavar="DIR", help="where to write the PNGs (default: RUN-plots/ next to the report)")
@@ -66,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
             config = _config_from_args(args)
             if config.source.kind == "kafka":
                 from .daemon import run_daemon
+                from .logs import setup_logging
 
+                setup_logging(args.log_level, fmt=args.log_format)  # lifecycle events, one line each
                 return run_daemon(config)
             from .run import run_file, summary
 

@@ -20,6 +20,13 @@ checkpoint and commit run and :func:`run_daemon` returns 0. A second signal, or 
 shutdown longer than ``kafka.shutdown_timeout_s``, ends the process at once (exit 1);
 the last checkpoint stays valid.
 
+Observability (docs/observability.md): ``[metrics]`` serves ``/metrics``, ``/healthz``,
+``/readyz`` and ``/model`` (:mod:`connectors.http`, :mod:`connectors.prometheus`); the loop
+only updates plain counters and per-batch histograms on :class:`DaemonMetrics`, read at
+scrape time. Lifecycle events (start, restore, assignment, revocation, checkpoint,
+drift_alarm, stop_requested, shutdown) are logged one line each with
+:func:`connectors.logs.log_event`; nothing is logged per event.
+
 Run it as ``python -m connectors.daemon --config daemon.toml`` (see docs/daemon.md).
 """
 
@@ -45,6 +52,9 @@ from stream_cl.events import DeadLetter, Event
 from stream_cl.pending import LabelUpdate, PendingLabels
 from stream_cl.prequential import Prequential
 
+from .logs import log_event, setup_logging
+from .prometheus import CHECKPOINT_BUCKETS, LATENCY_BUCKETS, STEP_BUCKETS, BatchHistogram, TaskAccuracy
+
 __all__ = ["Daemon", "DaemonMetrics", "CheckpointPolicy", "main", "run_daemon"]
 
 log = logging.getLogger("stream_cl.daemon")
@@ -53,6 +63,7 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 STATUS_EVERY_S = 1.0
 # Model settings that may change between runs sharing a checkpoint (placement only).
 _MODEL_KEYS_FREE = {"device"}
+ALARM_LINES_PER_BATCH = 10  # drift_alarm log lines per batch at most (the metric counts them all)
 
 
 # -- metrics ----------------------------------------------------------------------------------
@@ -65,6 +76,12 @@ class DaemonMetrics:
     ``label_joined`` (a delayed label learned with its event), ``label_unknown`` (a label
     for no waiting event: never seen, expired or evicted). Offsets and lag are keyed
     ``"topic/partition"``.
+
+    Liveness: ``heartbeat`` (``time.monotonic()``) and ``last_progress`` (epoch seconds)
+    of the loop's last turn -- idle polls included. Besides the fields, three
+    :class:`~connectors.prometheus.BatchHistogram` (``step_seconds`` per micro-batch,
+    ``event_latency`` poll-to-prediction per event, ``checkpoint_duration``) and a
+    :class:`~connectors.prometheus.TaskAccuracy` (``tasks``) are observed per batch.
     """
 
     started_at: float = field(default_factory=time.time)
@@ -87,6 +104,20 @@ class DaemonMetrics:
     committed: dict = field(default_factory=dict)
     lag: dict = field(default_factory=dict)
     restored_from: str = ""
+    checkpoint_path: str = ""  # the last checkpoint written or restored
+    heartbeat: float | None = None  # time.monotonic() of the loop's last turn
+    last_progress: float | None = None  # epoch seconds of the loop's last turn
+    http_port: int = 0  # where /metrics, /healthz, /readyz and /model answer (0 = not served)
+
+    def __post_init__(self):  # not fields: never in to_dict()'s deep copy
+        self.step_seconds = BatchHistogram(STEP_BUCKETS)
+        self.event_latency = BatchHistogram(LATENCY_BUCKETS)
+        self.checkpoint_duration = BatchHistogram(CHECKPOINT_BUCKETS)
+        self.tasks = TaskAccuracy()
+
+    def beat(self) -> None:
+        """The loop turned."""
+        self.heartbeat, self.last_progress = time.monotonic(), time.time()
 
     def checkpoint_age_s(self, now: float | None = None) -> float | None:
         if self.checkpoint_at is None:
@@ -98,6 +129,7 @@ class DaemonMetrics:
         d["events"] = {k: v for k, v in self.events.items() if v}
         d["dead_letters"] = dict(self.dead_letters)
         d["checkpoint_age_s"] = self.checkpoint_age_s()
+        d["task_accuracy"] = self.tasks.snapshot()
         d["pid"] = os.getpid()
         return d
 
@@ -137,6 +169,7 @@ class Daemon:
         self.pending = pending
         self.stop = stop_event
         self.metrics = DaemonMetrics()
+        self.metrics.tasks = TaskAccuracy(config.run.window)
         self.policy = CheckpointPolicy(config.checkpoint.every_events, config.checkpoint.every_seconds)
         self.offsets: dict = {}  # TopicPartition -> next offset, as of the last checkpoint (all partitions ever held)
         self._saved_offsets: dict = {}
@@ -154,7 +187,7 @@ class Daemon:
         from .kafka import BackgroundWriter, KafkaDeadLetterSink, KafkaPredictionSink, KafkaSource, make_producer
 
         kcfg = config.kafka
-        learner = build_learner(config.model)
+        learner = build_learner(config)  # [model] and the continual-learning sections
         store = CheckpointStore(config.checkpoint.dir, config.checkpoint.keep)
         pending = PendingLabels(config.labels.max_pending, config.labels.max_age_s)
         producer = make_producer(kcfg) if (kcfg.predictions_topic or kcfg.dead_letter_topic) else None
@@ -181,7 +214,7 @@ class Daemon:
 
         loaded = self.store.load_latest()
         if loaded is None:
-            log.info("no checkpoint in %s: starting a new model", self.store.dir)
+            log_event(log, "restore", checkpoint=None, dir=str(self.store.dir), detail="no checkpoint: a new model")
             return
         state, info = loaded
         saved_model = state.get("model_config", {})
@@ -199,13 +232,15 @@ class Daemon:
         self._saved_offsets = dict(self.offsets)
         m = self.metrics
         m.checkpoint_seq, m.checkpoint_at, m.checkpoint_bytes = info.seq, info.created, info.size_bytes
-        m.restored_from = str(info.path)
-        log.info("restored %s: %d partitions, %d pending labels", info.path, len(self.offsets), len(self.pending))
+        m.restored_from = m.checkpoint_path = str(info.path)
+        log_event(log, "restore", checkpoint=str(info.path), seq=info.seq, partitions=len(self.offsets),
+                  pending_labels=len(self.pending))
 
     # -- rebalance hooks (IO thread; the loop is blocked in poll) --------------------------
     def on_revoke(self, partitions, lost: bool) -> dict:
         if self._failed:  # mid-batch state after an error: never checkpoint or commit it
             return {}
+        log_event(log, "revocation", partitions=_tp_keys(partitions), lost=lost)
         offsets = self.checkpoint(reason="lost" if lost else "revoke", fill=False)
         mine = {tp: offsets[tp] for tp in partitions if tp in offsets}
         # nothing new since the last commit: skip the round trip
@@ -216,24 +251,30 @@ class Daemon:
         return mine
 
     def on_assign(self, partitions) -> dict:
-        return {tp: self.offsets[tp] for tp in partitions if tp in self.offsets}
+        saved = {tp: self.offsets[tp] for tp in partitions if tp in self.offsets}
+        log_event(log, "assignment", partitions=_tp_keys(partitions),
+                  from_checkpoint={f"{tp.topic}/{tp.partition}": o for tp, o in sorted(saved.items())})
+        return saved
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> int:
-        self.metrics.state = "running"
-        log.info("daemon running: group %r, topics %s", self.config.kafka.group_id,
-                 self.config.kafka.topics or self.config.kafka.topic_pattern)
+        m, kcfg = self.metrics, self.config.kafka
+        m.beat()
+        m.state = "running"
+        log_event(log, "start", group=kcfg.group_id, topics=kcfg.topics or kcfg.topic_pattern,
+                  labels_topic=kcfg.labels_topic or None, model=type(self.learner).__name__,
+                  checkpoint_seq=m.checkpoint_seq, metrics_port=m.http_port or None, pid=os.getpid())
         try:
             while not self.stop.is_set():
                 self.run_once()
-            self.metrics.state = "stopping"
-            log.info("stopping: final checkpoint and commit")
+            m.state = "stopping"
             self.checkpoint_and_commit("shutdown")
             self.source.close()  # its revoke callback finds nothing new to save
             self._close_sinks()
-            self.metrics.state = "stopped"
+            m.state = "stopped"
             self._write_status(force=True)
-            log.info("stopped cleanly after %d records", self.metrics.records)
+            log_event(log, "shutdown", records=m.records, events={k: v for k, v in m.events.items() if v},
+                      checkpoint_seq=m.checkpoint_seq, exit_code=EXIT_OK)
             return EXIT_OK
         except Exception:
             self._failed = True
@@ -251,24 +292,31 @@ class Daemon:
             max_records = max(1, min(max_records, limit - self.metrics.records))
         batch = self.source.poll(max_records)
         if batch.items:
-            self.process(batch)
+            self.process(batch, polled_at=time.perf_counter())
         else:
             self.pending.expire()  # ages move on while the topics are quiet
         if not batch.items and self.config.kafka.stop_at_end and self.source.at_end():
-            log.info("every assigned partition is consumed to its end (kafka.stop_at_end)")
+            log_event(log, "stop_requested", reason="stop_at_end", detail="every assigned partition is consumed to its end")
             self.stop.set()
         if limit is not None and self.metrics.records >= limit:
-            log.info("run.max_events (%d) reached", limit)
+            log_event(log, "stop_requested", reason="max_events", max_events=limit)
             self.stop.set()
         if self.policy.due():
             self.checkpoint_and_commit("interval")
         assigned = frozenset(self.source.assigned)
         self._write_status(force=assigned != self._assigned_seen)
         self._assigned_seen = assigned
+        self.metrics.beat()
 
-    def process(self, batch) -> None:
-        """Predict and learn the events of one poll, join its labels, route its dead letters."""
+    def process(self, batch, polled_at: float | None = None) -> None:
+        """Predict and learn the events of one poll, join its labels, route its dead letters.
+
+        ``polled_at`` (``time.perf_counter()`` when the poll returned) starts each event's
+        latency; the histograms and per-task accuracy are updated once per micro-batch.
+        """
         m, pending = self.metrics, self.pending
+        polled_at = time.perf_counter() if polled_at is None else polled_at
+        alarms_before = getattr(self.learner, "n_alarms_", 0)
         events: list[Event] = []
         letters: list[DeadLetter] = []
         labels: list[LabelUpdate] = []
@@ -288,7 +336,12 @@ class Daemon:
         remember = bool(self.config.kafka.labels_topic)  # without a labels topic no label can come later
         for i in range(0, len(events), size):
             chunk = events[i : i + size]
+            t0 = time.perf_counter()
             predictions, rejected = self.step.process(chunk)
+            t1 = time.perf_counter()
+            m.step_seconds.observe(t1 - t0)
+            m.event_latency.observe(t1 - polled_at, len(predictions))
+            m.tasks.update(predictions)
             if self.predictions is not None:
                 self.predictions.write(predictions)
             refused = {d.origin for d in rejected}
@@ -306,7 +359,10 @@ class Daemon:
             joined = [e for e in (pending.join(lab) for lab in labels) if e is not None]
             m.events.update(label_joined=len(joined), label_unknown=len(labels) - len(joined))
             for i in range(0, len(joined), size):
-                _, rejected = self.step.process(joined[i : i + size])  # learned; already predicted
+                t0 = time.perf_counter()
+                learned, rejected = self.step.process(joined[i : i + size])  # learned; already predicted
+                m.step_seconds.observe(time.perf_counter() - t0)
+                m.tasks.update(learned)
                 if rejected:
                     letters.extend(self._original(rejected, batch.raw))
         else:
@@ -321,6 +377,20 @@ class Daemon:
             else:
                 log.warning("%d dead letters (no kafka.dead_letter_topic): first %s at %s: %s", len(letters),
                             letters[0].reason, letters[0].origin, letters[0].detail)
+        if getattr(self.learner, "n_alarms_", 0) != alarms_before:
+            self._log_alarms(alarms_before)
+
+    def _log_alarms(self, before: int) -> None:
+        """One ``drift_alarm`` line per new alarm (at most ALARM_LINES_PER_BATCH per batch)."""
+        total = int(getattr(self.learner, "n_alarms_", 0))
+        new = total - before
+        alarms = list(getattr(self.learner, "alarms_", []))[-min(new, ALARM_LINES_PER_BATCH):] if new > 0 else []
+        for a in alarms:
+            log_event(log, "drift_alarm", detector=a.get("detector"), response=a.get("response"),
+                      signal=a.get("signal"), t=a.get("t"), recent=a.get("recent"), baseline=a.get("baseline"),
+                      alarms_total=total)
+        if new > len(alarms):
+            log_event(log, "drift_alarm", detail=f"{new - len(alarms)} more alarms in this batch", alarms_total=total)
 
     @staticmethod
     def _original(rejected: list[DeadLetter], raw: Mapping) -> list[DeadLetter]:
@@ -364,8 +434,10 @@ class Daemon:
         m.checkpoints += 1
         m.checkpoint_seq, m.checkpoint_at = info.seq, info.created
         m.checkpoint_duration_s, m.checkpoint_bytes = info.duration_s, info.size_bytes
-        log.info("checkpoint %d (%s): %d records so far, %.1f MB in %.3f s", info.seq, reason, m.records,
-                 info.size_bytes / 1e6, info.duration_s)
+        m.checkpoint_path = str(info.path)
+        m.checkpoint_duration.observe(info.duration_s)
+        log_event(log, "checkpoint", seq=info.seq, reason=reason, records=m.records, bytes=info.size_bytes,
+                  seconds=round(info.duration_s, 4), path=str(info.path))
         return offsets
 
     def checkpoint_and_commit(self, reason: str) -> None:
@@ -442,6 +514,10 @@ class Daemon:
                 pass
 
 
+def _tp_keys(partitions) -> list[str]:
+    return sorted(f"{tp.topic}/{tp.partition}" for tp in partitions)
+
+
 def _jsonable_report(report: dict) -> dict:
     out = dict(report)
     out.pop("windowed_accuracy", None)  # grows with the stream; kept in memory, not in every file
@@ -458,11 +534,34 @@ def run_daemon(config: Config, stop_event: threading.Event | None = None,
     ``stop_event`` stops it from another thread. ``on_ready(daemon)`` is called once the
     daemon is built (checkpoint restored, consumer subscribed), before its loop starts:
     e.g. to serve ``daemon.metrics``.
+
+    With ``[metrics] enabled`` (the default) the HTTP endpoints start first, so the probes
+    answer (503) while the checkpoint is restored, and stop when this returns.
     """
     from stream_cl.runtime import set_threads
 
     set_threads(getattr(config.run, "threads", 1))
     stop = stop_event or threading.Event()
+    server = None
+    metrics_cfg = getattr(config, "metrics", None)
+    if metrics_cfg is not None and metrics_cfg.enabled:
+        from .http import serve
+
+        try:
+            server = serve(metrics_cfg)
+        except OSError as e:
+            log_event(log, "failed", level=logging.ERROR,
+                      detail=f"cannot serve [metrics] on {metrics_cfg.host}:{metrics_cfg.port}: {e}; "
+                             "free the port or change metrics.port (0 = any free port)")
+            return EXIT_FAILED
+    try:
+        return _build_and_run(config, stop, on_ready, server)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> int:
     try:
         daemon = Daemon.from_config(config, stop)
     except (ConfigError, CheckpointError) as e:
@@ -473,6 +572,8 @@ def run_daemon(config: Config, stop_event: threading.Event | None = None,
         return EXIT_FAILED
     restore = _install_signal_handlers(stop, config.kafka.shutdown_timeout_s)
     try:
+        if server is not None:
+            server.attach(daemon)
         if on_ready is not None:
             try:
                 on_ready(daemon)
@@ -496,11 +597,11 @@ def _install_signal_handlers(stop: threading.Event, timeout_s: float):
         if stop.is_set():
             log.error("second %s: exiting now; the last checkpoint stays valid", name)
             os._exit(EXIT_FAILED)
-        log.info("%s: finishing the batch in flight, then a final checkpoint and commit", name)
+        log_event(log, "stop_requested", reason=name, detail="finishing the batch in flight, then a final checkpoint and commit")
         stop.set()
 
         def overdue():
-            log.error("shutdown took over kafka.shutdown_timeout_s (%.0f s): exiting now", timeout_s)
+            log_event(log, "shutdown_timeout", level=logging.ERROR, timeout_s=timeout_s, detail="exiting now")
             os._exit(EXIT_FAILED)
 
         watchdog = threading.Timer(timeout_s, overdue)
@@ -523,11 +624,10 @@ def main(argv: list[str] | None = None) -> int:
     levels = ["DEBUG", "INFO", "WARNING", "ERROR"]
     parser.add_argument("--log-level", default="INFO", choices=levels)
     parser.add_argument("--kafka-log-level", default="WARNING", choices=levels, help="of the kafka-python client")
+    parser.add_argument("--log-format", default="auto", choices=["auto", "json", "text"],
+                        help="JSON lines, plain text, or auto: text on a terminal, JSON otherwise")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=min(getattr(logging, args.log_level), getattr(logging, args.kafka_log_level)),
-                        stream=sys.stderr, format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
-    logging.getLogger("stream_cl").setLevel(args.log_level)
-    logging.getLogger("connectors").setLevel(args.log_level)
+    setup_logging(args.log_level, fmt=args.log_format)
     logging.getLogger("kafka").setLevel(args.kafka_log_level)
     try:
         config = load_config(args.config)

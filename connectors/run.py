@@ -38,7 +38,7 @@ def run_file(config: Config, stop: threading.Event | None = None) -> dict:
     if src_cfg.kind == "demo":
         src_cfg = replace(src_cfg, kind="file", path=demo_path(), format="jsonl", follow=False)
     source = open_source(src_cfg, config.mapping)
-    learner = build_learner(config.model)
+    learner = build_learner(config)  # [model] and the continual-learning sections
     step = Prequential(learner, window=config.run.window)
     total = config.run.max_events or (DEMO_EVENTS if config.source.kind == "demo" else None)
     progress = Progress(total=total, enabled=config.run.progress)

@@ -201,7 +201,7 @@ class ReplayConfig:
     max_samples: int = field(default=2000, metadata=positive("use a positive sample budget such as 2000"))
     max_bytes: int | None = field(default=None, metadata=positive("use a positive byte budget, or leave it out for none"))
     ratio: float = field(default=1.0, metadata=_nonnegative("use replayed rows per fresh row such as 1.0"))
-    alpha: float = field(default=1.0, metadata=_nonnegative("use a power-law exponent such as 1.0 (0 = uniform)"))
+    alpha: float = field(default=0.5, metadata=_nonnegative("use a power-law exponent such as 0.5 (0 = uniform)"))
     group: Literal["label", "sample"] = "sample"  # power_law: grouping of rows without a task
     exclude_current: bool = True  # power_law: do not replay the task being streamed now
     seed: int = 0
@@ -272,6 +272,17 @@ class TrainableConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """``[metrics]``: the daemon's HTTP endpoints ``/metrics``, ``/healthz``, ``/readyz`` and ``/model``."""
+
+    enabled: bool = True
+    host: str = field(default="127.0.0.1", metadata=check(bool, "must not be empty", 'use "127.0.0.1", or "0.0.0.0" in a container'))
+    port: int = field(default=9464, metadata=check(lambda v: 0 <= v <= 65535, "must be in [0, 65535]",
+                                                   "use a free port such as 9464, or 0 for any free port (logged)"))
+    stall_timeout_s: float = field(default=120.0, metadata=positive("use a bound such as 120 (seconds without a loop turn)"))
+
+
+@dataclass(frozen=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     mapping: MappingConfig = field(default_factory=MappingConfig)
@@ -285,6 +296,7 @@ class Config:
     homeostasis: HomeostasisConfig = field(default_factory=HomeostasisConfig)
     imbalance: ImbalanceConfig = field(default_factory=ImbalanceConfig)
     trainable: TrainableConfig = field(default_factory=TrainableConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def replace(self, section: str, **changes) -> "Config":
         """A copy with ``changes`` applied to one section (validated like a file)."""

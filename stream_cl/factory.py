@@ -1,20 +1,42 @@
-"""Build a learner from the ``[model]`` section of the config."""
+"""Build a learner from the ``[model]`` section of the config (and, given the whole config,
+the continual-learning sections ``[replay]``, ``[drift]``, ``[homeostasis]``, ``[imbalance]``
+and ``[trainable]``)."""
 
 from __future__ import annotations
 
 from .backbones import RandomFeatures
-from .config import ConfigError, ModelConfig
+from .config import Config, ConfigError, ModelConfig
 from .heads import AnalyticClassifier
 from .learner import OnlineContinualLearner
 
 
-def build_learner(cfg: ModelConfig):
+def build_learner(cfg: ModelConfig | Config):
     """The learner a run uses; ``kind = "online"`` is the default composite.
+
+    Given the whole :class:`~stream_cl.config.Config`, the continual-learning sections are
+    wired in too (with only ``[model]`` they are off).
 
     >>> build_learner(ModelConfig(kind="analytic", gamma=0.5, forgetting=[1.0])).gamma
     0.5
+    >>> from stream_cl.config import load_config_dict
+    >>> cfg = load_config_dict({"replay": {"policy": "power_law", "max_samples": 500},
+    ...                         "drift": {"detector": "adwin", "response": ["need", "forget"]},
+    ...                         "homeostasis": {"enabled": True}, "model": {"device": "cpu"}})
+    >>> learner = build_learner(cfg)
+    >>> type(learner.replay).__name__, learner.drift.detector, learner.drift.response, learner.homeostasis is not None
+    ('PowerLawReplay', 'adwin', ('need', 'forget'), True)
     """
+    if isinstance(cfg, Config):
+        parts = _continual_parts(cfg)
+        cfg = cfg.model
+    else:
+        parts = {}
+    if cfg.kind == "trainable":
+        return _trainable(cfg, parts)
     if cfg.kind == "analytic":
+        if any(v is not None for k, v in parts.items() if k not in ("trainable", "control_every")):
+            raise ConfigError("model.kind: the bare analytic model takes no replay, drift, homeostasis or imbalance; "
+                              'use kind = "online" for those')
         if len(cfg.forgetting) != 1:
             raise ConfigError(f"model.forgetting: the analytic model has one head, got {cfg.forgetting!r}; give one value such as [1.0]")
         device = "cpu" if cfg.device == "auto" else cfg.device
@@ -30,6 +52,67 @@ def build_learner(cfg: ModelConfig):
     try:
         return OnlineContinualLearner(backbone=RandomFeatures(width=cfg.width, seed=cfg.seed), key_units=cfg.key_units,
                                       heads=heads, gamma=cfg.gamma, temperature=cfg.temperature,
-                                      hash_width=cfg.hash_width, device=cfg.device, seed=cfg.seed)
+                                      hash_width=cfg.hash_width, device=cfg.device, seed=cfg.seed,
+                                      **{k: v for k, v in parts.items() if k != "trainable"})
     except ValueError as e:
         raise ConfigError(f"model: {e}") from None
+
+
+def _continual_parts(config: Config) -> dict:
+    """Learner keyword arguments from the continual-learning sections (``None`` where off)."""
+    from .drift import DriftMonitor
+    from .homeostasis import Homeostasis
+    from .imbalance import ImbalanceCompensator
+    from .replay import make_replay
+
+    r, d, h, im = config.replay, config.drift, config.homeostasis, config.imbalance
+    try:
+        replay = make_replay(r.policy, max_samples=r.max_samples, max_bytes=r.max_bytes, ratio=r.ratio, alpha=r.alpha,
+                             group=r.group, exclude_current=r.exclude_current, seed=r.seed)
+    except ValueError as e:
+        raise ConfigError(f"replay: {e}") from None
+    drift = None
+    if d.detector != "none":
+        if "need" in d.response and not h.enabled:
+            raise ConfigError("drift.response: 'need' raises the homeostatic need; set homeostasis.enabled = true "
+                              "or drop 'need' from the responses")
+        try:
+            drift = DriftMonitor(d.detector, signal=d.signal, response=tuple(d.response), direction=d.direction,
+                                 forget_value=d.forget_value, forget_events=d.forget_events,
+                                 restart_after=d.restart_after, max_alarms=d.max_alarms, seed=d.seed)
+        except ValueError as e:
+            raise ConfigError(f"drift: {e}") from None
+    homeostasis = None
+    if h.enabled:
+        try:
+            homeostasis = Homeostasis(recent_rate=h.recent_rate, set_point_rate=h.set_point_rate, tolerance=h.tolerance, z=h.z,
+                                      loss_gain=h.loss_gain, error_gain=h.error_gain, alarm_gain=h.alarm_gain,
+                                      need_decay=h.need_decay, max_need=h.max_need, half_need=h.half_need,
+                                      min_forgetting=h.min_forgetting, lr_sensitivity=tuple(h.lr_sensitivity) or (0.5,),
+                                      lr_low=h.lr_low, lr_high=h.lr_high)
+        except ValueError as e:
+            raise ConfigError(f"homeostasis: {e}") from None
+    imbalance = None
+    if im.mode != "none":
+        imbalance = ImbalanceCompensator(mode=im.mode, max_pseudo=im.max_pseudo, power=im.power,
+                                         max_weight=im.max_weight, min_count=im.min_count, seed=im.seed)
+    return {"replay": replay, "drift": drift, "homeostasis": homeostasis, "imbalance": imbalance,
+            "control_every": h.control_every, "trainable": config.trainable}
+
+
+def _trainable(cfg: ModelConfig, parts: dict):
+    """``model.kind = "trainable"``: the online MLP of :mod:`stream_cl.trainable`."""
+    from .config import TrainableConfig
+    from .trainable import TrainableLearner
+
+    t = parts.get("trainable") or TrainableConfig()
+    if parts.get("imbalance") is not None:
+        raise ConfigError("imbalance.mode: imbalance compensation is for the analytic heads; "
+                          'set mode = "none" with model.kind = "trainable"')
+    try:
+        return TrainableLearner(hidden=tuple(t.hidden) or None, lr=t.lr, micro_batch=t.micro_batch, steps=t.steps,
+                                weight_decay=t.weight_decay, replay=parts.get("replay"), drift=parts.get("drift"),
+                                homeostasis=parts.get("homeostasis"), hash_width=cfg.hash_width, device=cfg.device,
+                                dtype=t.dtype, seed=cfg.seed)
+    except ValueError as e:
+        raise ConfigError(f"trainable: {e}") from None

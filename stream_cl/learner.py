@@ -78,7 +78,8 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
     drift
         A :class:`~stream_cl.drift.DriftMonitor` watching the mixture's prequential
         error or loss; its alarms raise the homeostatic need, lower the adaptive
-        heads' forgetting factor for a while, or warm-restart them from a shadow head.
+        heads' forgetting factor for a while, or warm-restart them from a shadow head
+        (when the shadow predicted better than the head since the alarm).
     homeostasis
         A :class:`~stream_cl.homeostasis.Homeostasis` controller: its need scales the
         adaptive heads' forgetting factors down towards its floor.
@@ -97,8 +98,9 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
     Monitoring attributes: ``alarms_`` (recent drift alarms, dicts with ``t``,
     ``detector``, ``signal``, ``response``), ``n_alarms_``, ``alarm_counts_``
     (``{detector: {response: n}}``), ``need_`` (homeostatic need or ``None``),
-    ``forgetting_`` (current factor per head), ``replay_size_`` and ``replay_bytes_``;
-    :meth:`report` gathers them in a JSON-ready dict.
+    ``forgetting_`` (current factor per head), ``replay_size_`` and ``replay_bytes_``,
+    ``n_restarts_`` and ``n_restarts_skipped_``; :meth:`report` gathers them in a
+    JSON-ready dict.
 
     Examples
     --------
@@ -171,14 +173,13 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
         from .drift import DriftMonitor
         from .homeostasis import Homeostasis
         from .imbalance import ImbalanceCompensator
-        from .replay import ClassBalancedReplay, PowerLawReplay
+        from .replay import PowerLawReplay
 
-        small = {"backbone": RandomFeatures(width=16), "key_units": 0, "device": "cpu"}
-        yield {**small, "replay": PowerLawReplay(max_samples=40, ratio=0.5), "heads": ((1.0, "all"), (0.98, "all"))}
-        yield {**small, "replay": ClassBalancedReplay(max_samples=30, max_bytes=4000),
-               "imbalance": ImbalanceCompensator(mode="both"), "heads": ((0.99, "all"),)}
-        yield {**small, "drift": DriftMonitor("ddm", response=("need", "forget", "restart"), restart_after=20),
-               "homeostasis": Homeostasis(), "control_every": 4}
+        # every continual part at once, small (the River checks run thousands of single events)
+        yield {"backbone": RandomFeatures(width=8), "key_units": 0, "device": "cpu", "heads": ((0.99, "all"),),
+               "replay": PowerLawReplay(max_samples=40, max_bytes=2000, ratio=0.5),
+               "imbalance": ImbalanceCompensator(mode="reweight"), "homeostasis": Homeostasis(), "control_every": 4,
+               "drift": DriftMonitor("ddm", response=("need", "forget", "restart"), restart_after=20)}
 
     # -- fitted attributes -------------------------------------------------------------
     @property
@@ -326,6 +327,9 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
         self.n_events_ = 0
         self.shadow_: RidgeClassHead | None = None  # trained since a drift alarm ("restart")
         self.shadow_start_ = -1  # the monitor's alarm count the shadow started from
+        self.shadow_hits_ = [0, 0]  # prequential hits of the shadow and of the head it would replace
+        self.n_restarts_ = 0
+        self.n_restarts_skipped_ = 0  # the shadow was no better than the head: kept the head
 
     @property
     def alarms_(self) -> list:
@@ -361,7 +365,8 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
         if self.replay_ is not None:
             out["replay"] = self.replay_.report()
         if self.drift_ is not None:
-            out["drift"] = self.drift_.report()
+            out["drift"] = {**self.drift_.report(), "restarts": self.n_restarts_,
+                            "restarts_skipped": self.n_restarts_skipped_}
         if self.homeostasis_ is not None:
             out["homeostasis"] = self.homeostasis_.report()
         if self.imbalance_ is not None:
@@ -404,9 +409,9 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
         learn[:b] = labelled  # replayed rows were absorbed by the standardiser when they were fresh
         Z = np.empty_like(X)
         Z[order] = self.scaler_.prequential(X[order], M[order], learn[order])
-        designs = self._designs(Z, M)  # rows in concatenation order
-        # 2. imbalance compensation on the fresh rows' designs
         views = [v for v in VIEWS if any(view == v for _, view in self.heads)]
+        designs = {v: D for v, D in self._designs(Z, M).items() if v in views}  # rows in concatenation order
+        # 2. imbalance compensation on the fresh rows' designs
         if self.imbalance_ is not None:
             la = self.heads_[0].la
             comp = self.imbalance_.step([la.to_numpy(designs[v][:b]) for v in views], ys, labelled)
@@ -466,13 +471,18 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
             probas.append(scores_to_proba(scores, self.temperature))
             hits.append(_hits(scores, head, fy))
         if self.shadow_ is not None and lab.any():
-            view = self.heads[self.adaptive_[0]][1]
+            src = self.adaptive_[0]
             rows = fresh[lab]
-            self.shadow_.prequential(_take_rows(designs[view][seg], rows), [fy[j] for j in np.flatnonzero(lab)],
-                                     None if weights is None else weights[rows])
+            ly = [fy[j] for j in np.flatnonzero(lab)]
+            s_scores = self.shadow_.prequential(_take_rows(designs[self.heads[src][1]][seg], rows), ly,
+                                                None if weights is None else weights[rows])
+            self.shadow_hits_[0] += int(_hits(s_scores, self.shadow_, ly).sum())
+            self.shadow_hits_[1] += int(hits[src][lab].sum())
         mix = self.mixer_.prequential(np.stack(hits, axis=1), lab)  # (fresh, heads)
         width = max(p.shape[1] for p in probas)
-        P = np.einsum("bh,hbc->bc", mix, np.stack([np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in probas]))
+        if any(p.shape[1] != width for p in probas):
+            probas = [np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in probas]
+        P = np.einsum("bh,hbc->bc", mix, np.stack(probas))
         if self.drift_ is not None or self.homeostasis_ is not None:
             self._watch(P, fy, lab, events)
         return P
@@ -513,15 +523,21 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
             self.shadow_ = RidgeClassHead(self.gamma, float(self.heads[src][0]), self.device_)
             self.shadow_.add_classes(self.heads_[src].classes)
             self.shadow_start_ = self.drift_.shadow_start_
+            self.shadow_hits_ = [0, 0]
         if self.shadow_ is not None and self.drift_.restart_due():
-            state = self.shadow_.state_dict()
-            view = self.heads[src][1]
-            for i in self.adaptive_:
-                if self.heads[i][1] == view:
-                    lam = self.heads_[i].ridge.forgetting
-                    self.heads_[i].load_state_dict(state)
-                    self.heads_[i].ridge.set_forgetting(lam)
-            self.shadow_, self.shadow_start_ = None, -1
+            # warm-restart only if the shadow predicted better than the head since the alarm
+            if self.shadow_hits_[0] > self.shadow_hits_[1]:
+                state = self.shadow_.state_dict()
+                view = self.heads[src][1]
+                for i in self.adaptive_:
+                    if self.heads[i][1] == view:
+                        lam = self.heads_[i].ridge.forgetting
+                        self.heads_[i].load_state_dict(state)
+                        self.heads_[i].ridge.set_forgetting(lam)
+                self.n_restarts_ += 1
+            else:
+                self.n_restarts_skipped_ += 1
+            self.shadow_, self.shadow_start_, self.shadow_hits_ = None, -1, [0, 0]
             self.drift_.restarted()
 
     def _continual_state(self) -> dict:
@@ -533,6 +549,8 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
             "imbalance": self.imbalance_.state_dict() if self.imbalance_ is not None else None,
             "shadow": self.shadow_.state_dict() if self.shadow_ is not None else None,
             "shadow_start": self.shadow_start_,
+            "shadow_hits": list(self.shadow_hits_),
+            "restarts": [self.n_restarts_, self.n_restarts_skipped_],
         }
 
     def _load_continual_state(self, state: Mapping) -> None:
@@ -549,6 +567,8 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
             self.shadow_ = RidgeClassHead(self.gamma, float(self.heads[src][0]), self.device_)
             self.shadow_.load_state_dict(state["shadow"])
         self.shadow_start_ = int(state["shadow_start"])
+        self.shadow_hits_ = [int(v) for v in state["shadow_hits"]]
+        self.n_restarts_, self.n_restarts_skipped_ = (int(v) for v in state["restarts"])
 
 
 def _hits(scores: np.ndarray, head: RidgeClassHead, ys: Sequence) -> np.ndarray:

@@ -17,6 +17,7 @@ and never loses one: an event the model rejects becomes a :class:`DeadLetter`.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections import Counter
 from collections.abc import Hashable, Sequence
@@ -62,6 +63,19 @@ class PrequentialStats:
         self._win_hits = 0
         self.started = time.perf_counter()
         self.busy_s = 0.0  # time spent predicting and learning
+        self.task_segments = None  # per-task segments and recurrence retention, once events carry tasks
+        self.learner_report = None  # the learner's bound report() giving its continual-learning state
+
+    def update_tasks(self, tasks: Sequence[Hashable | None], y_true: Sequence, y_pred: Sequence) -> None:
+        """Per-task prequential segments (:class:`stream_cl.metrics.TaskSegments`) of labelled events."""
+        if self.task_segments is None:
+            if all(t is None for t in tasks):
+                return
+            from .metrics import TaskSegments
+
+            self.task_segments = TaskSegments()
+        labelled = [(t, float(p == y)) for t, y, p in zip(tasks, y_true, y_pred) if y is not None]
+        self.task_segments.update([t for t, _ in labelled], [h for _, h in labelled])
 
     def update(self, y_true: Sequence[Hashable | None], y_pred: Sequence[Hashable | None]) -> None:
         for t, p in zip(y_true, y_pred):
@@ -111,7 +125,20 @@ class PrequentialStats:
             "elapsed_s": elapsed,
             "events_per_s": self.events / elapsed if elapsed > 0 else None,
             "model_events_per_s": self.events / self.busy_s if self.busy_s > 0 else None,
+            **({"tasks": self.task_segments.report()} if self.task_segments is not None else {}),
+            **self._continual(),
         }
+
+
+    def _continual(self) -> dict:
+        """The learner's continual-learning state, and its drift alarms (top level, for plots)."""
+        if self.learner_report is None:
+            return {}
+        rep = self.learner_report()
+        learner = getattr(self.learner_report, "__self__", None)
+        if getattr(learner, "drift_", None) is not None:
+            return {"continual": rep, "alarms": list(learner.alarms_)}
+        return {"continual": rep}
 
 
 class Prequential:
@@ -120,14 +147,19 @@ class Prequential:
     def __init__(self, learner: Learner, window: int = 1000):
         self.learner = learner
         self.stats = PrequentialStats(window)
+        self.stats.learner_report = getattr(learner, "report", None)  # continual learners: alarms, need, replay
+        self._takes_tasks = "tasks" in inspect.signature(learner.prequential_batch).parameters
 
     def process(self, events: Sequence[Event]) -> tuple[list[Prediction], list[DeadLetter]]:
         """Predictions for the events the model took, dead letters for any it refused."""
         if not events:
             return [], []
         t0 = time.perf_counter()
+        task_kw = {}
+        if self._takes_tasks and any(e.task is not None for e in events):
+            task_kw = {"tasks": [e.task for e in events]}  # task-aware replay
         try:
-            probas = self.learner.prequential_batch([e.x for e in events], [e.y for e in events])
+            probas = self.learner.prequential_batch([e.x for e in events], [e.y for e in events], **task_kw)
             kept, dead = list(events), []
         except (InvalidFeatureError, ValueError, TypeError):
             # Validation happens before any state changes, so the batch can be retried
@@ -135,7 +167,7 @@ class Prequential:
             kept, dead, rows = [], [], []
             for e in events:
                 try:
-                    rows.append(self.learner.prequential_batch([e.x], [e.y]))
+                    rows.append(self.learner.prequential_batch([e.x], [e.y], **({"tasks": [e.task]} if task_kw else {})))
                     kept.append(e)
                 except (InvalidFeatureError, ValueError, TypeError) as err:
                     dead.append(DeadLetter(_raw(e), "rejected_by_model", str(err), e.origin))
@@ -156,6 +188,7 @@ class Prequential:
             y_pred.append(label)
             predictions.append(Prediction(e.id, label, p, e.y, e.task, e.ts, e.origin))
         self.stats.update([e.y for e in kept], y_pred)
+        self.stats.update_tasks([e.task for e in kept], [e.y for e in kept], y_pred)
         self.stats.add_dead_letters(dead)
         return predictions, dead
 

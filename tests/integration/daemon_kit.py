@@ -108,6 +108,13 @@ class DaemonProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def http_url(self, timeout: float = 60) -> str:
+        """``http://127.0.0.1:<port>`` of its /metrics, /healthz, /readyz, /model (from the status file)."""
+        status = wait_for(lambda: self.status().get("http_port") or (not self.alive and {"dead": 1}), timeout,
+                          "the daemon's HTTP port in its status file")
+        assert self.alive, f"the daemon exited: {self.log()[-3000:]}"
+        return f"http://127.0.0.1:{status}"
+
     def wait(self, timeout: float) -> int:
         try:
             return self.proc.wait(timeout=timeout)
@@ -175,6 +182,7 @@ class Kit:
             "kafka": {"bootstrap_servers": self.bootstrap, "group_id": f"it-{name}-{self.tag}", "topics": topics,
                       "status_file": str(status), "poll_timeout_ms": 200},
             "checkpoint": {"dir": str(self.folder / f"{name}-ckpt"), "every_events": 1000, "every_seconds": 5.0},
+            "metrics": {"port": 0},  # any free loopback port: daemons of one test never collide (see http_url)
         }
         for section, keys in sections.items():
             base[section] = {**base.get(section, {}), **keys}

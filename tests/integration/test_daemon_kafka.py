@@ -62,8 +62,10 @@ def test_sigterm_finishes_the_batch_checkpoints_and_commits(kafka_kit):
     assert kafka_kit.committed(f"it-term-{kafka_kit.tag}", events_topic) == ends  # the final commit
     state, _ = CheckpointStore(config[0].parent / "term-ckpt").load_latest()
     assert {p: o for _, p, o in state["offsets"]} == ends and state["model"]["head"]["ridge"]["n_rows"] == 2000
-    log = daemon.log()
-    assert "SIGTERM" in log and "checkpoint 1 (shutdown)" in log and "stopped cleanly" in log
+    lines = [json.loads(line) for line in daemon.log().splitlines() if line.startswith("{")]  # JSON lifecycle logs
+    events = [(d["event"], d.get("reason"), d.get("seq")) for d in lines if d["logger"] == "stream_cl.daemon"]
+    assert ("stop_requested", "SIGTERM", None) in events and ("checkpoint", "shutdown", 1) in events
+    assert events[-1] == ("shutdown", None, None)
     assert daemon.status()["state"] == "stopped"
 
 

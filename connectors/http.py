@@ -1,0 +1,278 @@
+"""The daemon's HTTP endpoints: ``/metrics``, ``/healthz``, ``/readyz``, ``/model``.
+
+A stdlib :class:`~http.server.ThreadingHTTPServer` on a daemon thread, bound to
+``[metrics] host:port`` (port 0 picks a free port, logged and written to the status
+file as ``http_port``). It starts *before* the daemon is built, so probes get answers
+while a large checkpoint is restored; :meth:`ObservabilityServer.attach` hands it the
+daemon once it exists. Nothing here runs on the daemon's loop.
+
+=========== ===================================================================================
+``/metrics`` Prometheus text exposition of the registry (:mod:`connectors.prometheus`).
+``/healthz`` 200 while the loop turns: its last iteration is at most ``stall_timeout_s`` old
+             (an idle loop turns too: each poll returns within ``kafka.poll_timeout_ms``). 503
+             while starting (restoring), when stalled, and once stopped or failed.
+``/readyz``  200 once the model is loaded (restored or new), the loop runs and partitions are
+             assigned; 503 before, during a rebalance that left none, and while stopping.
+``/model``   JSON: version, classes, features (count and first names), heads with their
+             forgetting factors, checkpoint time and path, drift, need, replay.
+=========== ===================================================================================
+
+Health and readiness answer a small JSON body too (``{"status": ..., ...}``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from .logs import log_event
+from .prometheus import forgetting_factors, register_metrics, window_accuracy
+
+__all__ = ["DaemonStatus", "ObservabilityServer", "describe_model", "serve"]
+
+log = logging.getLogger("stream_cl.http")
+
+FEATURE_NAMES_SHOWN = 20
+
+
+class DaemonStatus:
+    """Health, readiness and the model description of the daemon attached (``None`` while starting).
+
+    Reads ``daemon.metrics.state`` and ``daemon.metrics.heartbeat`` (``clock()`` time of
+    the loop's last turn), and whether ``daemon.source.assigned`` is non-empty.
+    """
+
+    def __init__(self, stall_timeout_s: float, clock: Callable[[], float] = time.monotonic):
+        self.stall_timeout_s = float(stall_timeout_s)
+        self.clock = clock
+        self.daemon = None
+
+    def attach(self, daemon) -> None:
+        self.daemon = daemon
+
+    def get_daemon(self):
+        return self.daemon
+
+    def health(self) -> tuple[bool, dict]:
+        d = self.daemon
+        if d is None:
+            return False, {"status": "starting", "detail": "loading the model"}
+        m = d.metrics
+        state = m.state
+        if state in ("stopped", "failed"):
+            return False, {"status": state}
+        heartbeat = getattr(m, "heartbeat", None)
+        if heartbeat is None:  # built, the loop has not turned yet
+            return False, {"status": "starting", "state": state, "detail": "the loop has not started"}
+        age = max(self.clock() - heartbeat, 0.0)
+        body = {"state": state, "last_loop_s": round(age, 3), "stall_timeout_s": self.stall_timeout_s}
+        if age > self.stall_timeout_s:
+            return False, {"status": "stalled", **body}
+        return True, {"status": "ok", **body}
+
+    def ready(self) -> tuple[bool, dict]:
+        d = self.daemon
+        if d is None:
+            return False, {"status": "starting", "detail": "loading the model"}
+        m = d.metrics
+        source = getattr(d, "source", None)
+        n_assigned = len(source.assigned) if source is not None else 0  # len() of a set: atomic
+        body = {"state": m.state, "partitions": n_assigned}
+        if m.state != "running":
+            return False, {"status": "not_ready", **body, "detail": f"daemon {m.state}"}
+        if not n_assigned:
+            return False, {"status": "not_ready", **body, "detail": "no partitions assigned"}
+        return True, {"status": "ready", **body}
+
+    def model(self) -> dict:
+        d = self.daemon
+        if d is None:
+            return {"status": "starting"}
+        return describe_model(d)
+
+
+def describe_model(daemon) -> dict:
+    """The served model as a JSON-ready dict (``/model``).
+
+    ``version`` is the sequence number of the last checkpoint written or restored (0 =
+    none yet): the served model is that checkpoint plus the events learned since.
+    ``events`` holds this process's counts by outcome (as in the status file).
+    """
+    m = daemon.metrics
+    learner = getattr(daemon, "learner", None)
+
+    def read(fn, default=None):
+        try:
+            return fn()
+        except Exception:
+            return default
+
+    classes = read(lambda: list(learner.classes_), [])
+    names = read(lambda: list(learner.feature_names_in_), [])
+    factors = read(lambda: forgetting_factors(learner), [])
+    base = read(lambda: list(learner.heads), None)  # OnlineContinualLearner: (forgetting, view) pairs
+    weights = read(lambda: [float(w) for w in learner.head_weights_], None)
+    heads = []
+    for i, lam in enumerate(factors):
+        head = {"index": i, "forgetting": lam}
+        if base is not None and i < len(base):
+            head["base_forgetting"], head["view"] = float(base[i][0]), str(base[i][1])
+        if weights is not None and i < len(weights):
+            head["weight"] = weights[i]
+        heads.append(head)
+    checkpoint_at = m.checkpoint_at
+    out = {
+        "version": m.checkpoint_seq,
+        "kind": type(learner).__name__ if learner is not None else None,
+        "classes": [_plain(c) for c in classes],
+        "n_classes": len(classes),
+        "features": len(names),
+        "feature_names": [str(n) for n in names[:FEATURE_NAMES_SHOWN]],
+        "heads": heads,
+        "checkpoint": {
+            "seq": m.checkpoint_seq,
+            "path": getattr(m, "checkpoint_path", "") or m.restored_from or None,
+            "time": _iso(checkpoint_at) if checkpoint_at is not None else None,
+            "unix": checkpoint_at,
+            "age_s": None if checkpoint_at is None else round(max(time.time() - checkpoint_at, 0.0), 3),
+            "restored_from": m.restored_from or None,
+        },
+        "events": {k: v for k, v in dict(m.events).items() if v},
+        "accuracy": window_accuracy(getattr(getattr(daemon, "step", None), "stats", None)),
+        "state": m.state,
+    }
+    tasks = getattr(m, "tasks", None)
+    if tasks is not None:
+        out["task_accuracy"] = tasks.snapshot()
+    alarms = read(lambda: getattr(learner, "n_alarms_", None))
+    if alarms is not None:
+        out["drift"] = {"alarms": int(alarms), "by": read(lambda: learner.alarm_counts_, {}),
+                        "recent": [{k: _plain(v) for k, v in a.items()} for a in read(lambda: learner.alarms_[-5:], [])]}
+    for key, attr in (("need", "need_"), ("replay_samples", "replay_size_"), ("replay_bytes", "replay_bytes_")):
+        value = read(lambda a=attr: getattr(learner, a, None))
+        if value is not None:
+            out[key] = _plain(value)
+    rates = read(lambda: getattr(learner, "learning_rates_", None))
+    if rates is not None:
+        out["learning_rates"] = [float(r) for r in rates]
+    return out
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+def _plain(v):
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    item = getattr(v, "item", None)  # numpy scalars
+    if callable(item):
+        try:
+            return _plain(item())
+        except (TypeError, ValueError):
+            pass
+    return str(v)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "_Server"
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        path = self.path.split("?", 1)[0]
+        owner = self.server.owner
+        try:
+            if path == "/metrics":
+                self._send(200, generate_latest(owner.registry), CONTENT_TYPE_LATEST)
+            elif path == "/healthz":
+                ok, body = owner.status.health()
+                self._json(200 if ok else 503, body)
+            elif path == "/readyz":
+                ok, body = owner.status.ready()
+                self._json(200 if ok else 503, body)
+            elif path == "/model":
+                self._json(200, owner.status.model())
+            else:
+                self._json(404, {"error": f"no such endpoint {path!r}", "endpoints": ["/metrics", "/healthz", "/readyz", "/model"]})
+        except Exception as e:  # never kill the server thread; say what failed
+            log.exception("HTTP %s failed", path)
+            self._json(500, {"error": f"{type(e).__name__}: {e}"})
+
+    def _json(self, code: int, body: dict) -> None:
+        self._send(code, json.dumps(body, default=str).encode(), "application/json")
+
+    def _send(self, code: int, payload: bytes, content_type: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_HEAD = do_GET
+
+    def log_message(self, format, *args) -> None:  # one line per request would flood the logs
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    owner: "ObservabilityServer"
+
+
+class ObservabilityServer:
+    """The HTTP endpoints on a daemon thread; :meth:`close` stops them.
+
+    ``status`` answers health, readiness and ``/model``; ``registry`` is exposed on
+    ``/metrics``. Binding happens in the constructor (an ``OSError`` if the port is taken).
+    """
+
+    def __init__(self, host: str, port: int, status: DaemonStatus, registry: CollectorRegistry):
+        self.status = status
+        self.registry = registry
+        self._httpd = _Server((host, port), _Handler)
+        self._httpd.owner = self
+        self.host = host
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="stream-cl-http", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def attach(self, daemon) -> None:
+        """Serve ``daemon`` from now on (and tell it the port, for its status file)."""
+        if hasattr(daemon, "metrics"):
+            daemon.metrics.http_port = self.port
+        self.status.attach(daemon)
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+def serve(cfg) -> ObservabilityServer:
+    """Start the endpoints of ``[metrics]`` (a :class:`stream_cl.config.MetricsConfig`), before the daemon exists."""
+    status = DaemonStatus(cfg.stall_timeout_s)
+    registry = CollectorRegistry(auto_describe=True)
+    register_metrics(registry, status.get_daemon)
+    server = ObservabilityServer(cfg.host, cfg.port, status, registry)
+    log_event(log, "metrics_listening", host=cfg.host, port=server.port, url=server.url,
+              endpoints=["/metrics", "/healthz", "/readyz", "/model"])
+    return server

@@ -1,0 +1,333 @@
+"""Prometheus metrics of the daemon: exactly :data:`connectors.metric_names.EXPORTED_METRICS`.
+
+Nothing here is global: :func:`register_metrics` adds one custom collector to a
+registry the caller owns. The collector reads the daemon's state *at scrape time*,
+on the HTTP thread, off the hot path:
+
+* counters are the daemon's own counts (``Daemon.metrics``: events by outcome, dead
+  letters by reason, checkpoints; the label store's counters; the learner's drift
+  alarms), which the loop updates once per batch -- so a scraped counter equals the
+  daemon's count exactly, with no second bookkeeping;
+* histograms are :class:`BatchHistogram` objects the loop observes once per micro-batch
+  (an observation may stand for many events: ``observe(seconds, count=n)``);
+* gauges read the learner (classes, features, forgetting factors, learning rates,
+  need, replay buffer), the prequential statistics and the snapshots the loop refreshes
+  about once a second (lag and committed offsets: the Kafka consumer is not
+  thread-safe, so the HTTP thread never calls it).
+
+Learner attributes are read with ``getattr`` and defaults: a learner without drift
+detection, homeostasis or replay simply has no such series, and a failing read skips
+its family's samples instead of failing the scrape. Every family is always described
+(``# HELP`` / ``# TYPE``), with or without samples. No ``*_created`` series exist
+(metric families are built by hand, never ``prometheus_client.Counter`` objects).
+
+>>> from prometheus_client import CollectorRegistry, generate_latest
+>>> registry = CollectorRegistry()
+>>> _ = register_metrics(registry, lambda: None)  # no daemon yet: families without samples
+>>> text = generate_latest(registry).decode()
+>>> "# TYPE stream_cl_events_total counter" in text, "_created" in text
+(True, False)
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import CollectorRegistry
+from prometheus_client.utils import floatToGoString
+
+from stream_cl.events import REASONS
+
+from .metric_names import EVENT_OUTCOMES, EXPORTED_METRICS, LABEL_OUTCOMES, METRIC_HELP, METRIC_LABELS
+
+__all__ = ["BatchHistogram", "CHECKPOINT_BUCKETS", "DaemonCollector", "LATENCY_BUCKETS", "STEP_BUCKETS",
+           "TaskAccuracy", "register_metrics"]
+
+# Bucket upper bounds in seconds (+Inf is implicit).
+# A micro-batch step takes ~1 ms (a few events, analytic heads) to ~2 s (thousands, wide backbone).
+STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+# Poll -> prediction: one step at best (~1 ms), a few steps behind a large poll at worst (~10 s).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# A checkpoint: tens of ms (a small model) to tens of seconds (a large one on a slow disk).
+CHECKPOINT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+# Event outcomes (metric_names.EVENT_OUTCOMES) -> keys of DaemonMetrics.events.
+_OUTCOME_KEYS = {"learned": "learned", "predicted_only": "predicted", "dead_lettered": "dead_letter"}
+# Delayed-label outcomes (metric_names.LABEL_OUTCOMES) -> counters of PendingLabels; an event
+# evicted by labels.max_pending never gets its label either, so it counts as expired.
+_LABEL_KEYS = {"joined": ("joined",), "expired": ("expired", "evicted"), "unknown": ("unknown",)}
+assert tuple(_OUTCOME_KEYS) == EVENT_OUTCOMES and tuple(_LABEL_KEYS) == LABEL_OUTCOMES
+
+
+# -- trackers the loop updates (plain Python, thread-safe) ------------------------------------
+class BatchHistogram:
+    """A fixed-bucket histogram observed once per batch: ``observe(value, count)``.
+
+    ``count`` events share ``value`` (e.g. every event of a micro-batch has the same
+    poll-to-prediction latency), so a batch costs one bisect, never a loop over events.
+
+    >>> h = BatchHistogram((0.01, 0.1))
+    >>> h.observe(0.005, count=3); h.observe(0.05); h.observe(7.0)
+    >>> h.snapshot()
+    ([3, 4, 5], 7.065, 5)
+    """
+
+    def __init__(self, buckets: Sequence[float]):
+        bounds = tuple(float(b) for b in buckets)
+        if not bounds or list(bounds) != sorted(set(bounds)) or not all(math.isfinite(b) for b in bounds):
+            raise ValueError(f"buckets must be finite, increasing and unique, got {buckets!r}")
+        self.buckets = bounds
+        self._counts = [0] * (len(bounds) + 1)  # per bucket (not cumulative); the last is +Inf
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, value: float, count: int = 1) -> None:
+        if count <= 0:
+            return
+        i = bisect_left(self.buckets, value)  # first bound >= value: Prometheus' "le"
+        with self._lock:
+            self._counts[i] += count
+            self._sum += value * count
+
+    def snapshot(self) -> tuple[list[int], float, int]:
+        """(cumulative counts per bucket including +Inf, sum, count)."""
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        cumulative, running = [], 0
+        for c in counts:
+            running += c
+            cumulative.append(running)
+        return cumulative, round(total, 12), running
+
+
+class TaskAccuracy:
+    """Prequential accuracy per task, over tumbling windows of ``window`` labelled events.
+
+    The accuracy of a task is that of its last complete window (of the running window
+    until the first one is complete), like the overall windowed accuracy of
+    :class:`stream_cl.prequential.PrequentialStats`. At most ``max_tasks`` tasks are
+    tracked (label cardinality); later ones are counted in :attr:`untracked`.
+
+    >>> from stream_cl.events import Prediction
+    >>> acc = TaskAccuracy(window=2)
+    >>> acc.update([Prediction("1", "a", 1.0, "a", "t1"), Prediction("2", "a", 1.0, "b", "t1"),
+    ...             Prediction("3", "b", 1.0, "b", "t2"), Prediction("4", "b", 1.0, None, "t2")])
+    >>> acc.snapshot()
+    {'t1': 0.5, 't2': 1.0}
+    """
+
+    def __init__(self, window: int = 1000, max_tasks: int = 100):
+        self.window = int(window)
+        self.max_tasks = int(max_tasks)
+        self._tasks: dict = {}  # task -> [n, hits, last complete window's accuracy or None]
+        self.untracked = 0
+
+    def update(self, predictions: Iterable) -> None:
+        """Count the labelled predictions that carry a task (one pass, no per-event allocation)."""
+        tasks, window = self._tasks, self.window
+        for p in predictions:
+            task, y = p.task, p.y_true
+            if task is None or y is None:
+                continue
+            s = tasks.get(task)
+            if s is None:
+                if len(tasks) >= self.max_tasks:
+                    self.untracked += 1
+                    continue
+                s = tasks[task] = [0, 0, None]
+            n = s[0] + 1
+            hits = s[1] + (p.y_pred == y)
+            if n == window:
+                s[0], s[1], s[2] = 0, 0, hits / window
+            else:
+                s[0], s[1] = n, hits
+
+    def snapshot(self) -> dict[str, float]:
+        out = {}
+        for task, (n, hits, last) in list(self._tasks.items()):
+            if last is not None:
+                out[str(task)] = last
+            elif n:
+                out[str(task)] = hits / n
+        return out
+
+
+# -- the collector --------------------------------------------------------------------------
+def _families() -> dict[str, Metric]:
+    """One empty family per exported metric, keyed by its PromQL name."""
+    out: dict[str, Metric] = {}
+    for name, kind in EXPORTED_METRICS.items():
+        labels = list(METRIC_LABELS[name])
+        if kind == "counter":
+            out[name] = CounterMetricFamily(name.removesuffix("_total"), METRIC_HELP[name], labels=labels)
+        elif kind == "gauge":
+            out[name] = GaugeMetricFamily(name, METRIC_HELP[name], labels=labels)
+        elif kind == "histogram":
+            out[name] = HistogramMetricFamily(name, METRIC_HELP[name], labels=labels)
+        else:  # pragma: no cover - metric_names only uses these three
+            raise ValueError(f"{name}: unsupported metric type {kind!r}")
+    return out
+
+
+def _read(fn: Callable[[], object], default=None):
+    """A learner attribute read from another thread: any failure is a missing value."""
+    try:
+        return fn()
+    except Exception:
+        return default
+
+
+def _number(v) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def forgetting_factors(learner) -> list[float]:
+    """Current forgetting factor of each head, whatever the learner (``[]`` if it has none)."""
+    if learner is None:
+        return []
+    factors = getattr(learner, "forgetting_", None)
+    if factors is not None:
+        return [float(f) for f in factors]
+    heads = getattr(learner, "heads_", None)
+    if heads is not None:
+        return [float(h.ridge.forgetting) for h in heads]
+    head = getattr(learner, "head_", None)
+    if head is not None and hasattr(head, "ridge"):
+        return [float(head.ridge.forgetting)]
+    return []
+
+
+def window_accuracy(stats) -> float | None:
+    """Accuracy of the last complete window of labelled events (the running one before the first)."""
+    if stats is None:
+        return None
+    windows = getattr(stats, "windows", None)
+    if windows:
+        return _number(windows[-1]["accuracy"])
+    return _number(getattr(stats, "recent_accuracy", None))
+
+
+class DaemonCollector:
+    """Builds every family of :data:`EXPORTED_METRICS` from the daemon ``get_daemon()`` returns.
+
+    The daemon (or a test double) provides ``metrics`` (a :class:`connectors.daemon.DaemonMetrics`),
+    and optionally ``learner``, ``step.stats`` (prequential statistics) and ``pending``
+    (the label store); ``get_daemon()`` returns ``None`` while the daemon is being built.
+    """
+
+    def __init__(self, get_daemon: Callable[[], object], clock: Callable[[], float] = time.time):
+        self.get_daemon = get_daemon
+        self.clock = clock
+
+    def describe(self) -> list[Metric]:
+        return list(_families().values())
+
+    def collect(self) -> list[Metric]:
+        fams = _families()
+        daemon = self.get_daemon()
+        m = getattr(daemon, "metrics", None)
+        if m is not None:
+            self._daemon(fams, daemon, m)
+            self._learner(fams, getattr(daemon, "learner", None))
+        return list(fams.values())
+
+    # -- the daemon's own counts and snapshots ---------------------------------------------
+    def _daemon(self, fams: dict, daemon, m) -> None:
+        now = self.clock()
+        events = m.events
+        for outcome, key in _OUTCOME_KEYS.items():
+            fams["stream_cl_events_total"].add_metric([outcome], events.get(key, 0))
+        letters = dict(m.dead_letters)  # one C-level copy: the loop may add a reason meanwhile
+        for reason in dict.fromkeys([*REASONS, *sorted(letters)]):
+            fams["stream_cl_dead_letters_total"].add_metric([reason], letters.get(reason, 0))
+        for name, attr in (("stream_cl_model_step_seconds", "step_seconds"),
+                           ("stream_cl_event_latency_seconds", "event_latency"),
+                           ("stream_cl_checkpoint_duration_seconds", "checkpoint_duration")):
+            hist = getattr(m, attr, None)
+            if hist is not None:
+                cumulative, total, _ = hist.snapshot()
+                bounds = [floatToGoString(b) for b in hist.buckets] + ["+Inf"]
+                fams[name].add_metric([], list(zip(bounds, cumulative)), total)
+        stats = getattr(getattr(daemon, "step", None), "stats", None)
+        acc = window_accuracy(stats)
+        if acc is not None:
+            fams["stream_cl_prequential_accuracy"].add_metric([], acc)
+        tasks = getattr(m, "tasks", None)
+        if tasks is not None:
+            for task, value in sorted(tasks.snapshot().items()):
+                fams["stream_cl_task_accuracy"].add_metric([task], value)
+        fams["stream_cl_model_version"].add_metric([], m.checkpoint_seq)
+        for key, lag in sorted(dict(m.lag).items()):
+            if lag is not None:
+                topic, partition = _split_tp(key)
+                fams["stream_cl_consumer_lag_messages"].add_metric([topic, partition], lag)
+        for key, offset in sorted(dict(m.committed).items()):
+            topic, partition = _split_tp(key)
+            fams["stream_cl_committed_offset"].add_metric([topic, partition], offset)
+        since = m.checkpoint_at if m.checkpoint_at is not None else m.started_at
+        fams["stream_cl_checkpoint_age_seconds"].add_metric([], max(now - since, 0.0))
+        fams["stream_cl_checkpoint_size_bytes"].add_metric([], m.checkpoint_bytes)
+        fams["stream_cl_checkpoints_total"].add_metric([], m.checkpoints)
+        pending = getattr(daemon, "pending", None)
+        fams["stream_cl_pending_labels"].add_metric([], len(pending) if pending is not None else m.pending_labels)
+        labels = dict(m.labels)
+        for outcome, keys in _LABEL_KEYS.items():
+            fams["stream_cl_labels_total"].add_metric([outcome], sum(int(labels.get(k, 0)) for k in keys))
+        if getattr(m, "last_progress", None):
+            fams["stream_cl_last_progress_timestamp_seconds"].add_metric([], m.last_progress)
+
+    # -- the learner (read at scrape time; attributes are optional) -------------------------
+    def _learner(self, fams: dict, learner) -> None:
+        if learner is None:
+            return
+        classes = _read(lambda: len(learner.classes_))
+        if classes is not None:
+            fams["stream_cl_classes"].add_metric([], classes)
+        features = _read(lambda: len(learner.feature_names_in_))
+        if features is not None:
+            fams["stream_cl_features"].add_metric([], features)
+        counts = _read(lambda: getattr(learner, "alarm_counts_", None)) or {}
+        drift = getattr(learner, "drift_", None)
+        configured = _read(lambda: (drift.detector, drift.response_name)) if drift is not None else None
+        seen = set()
+        for detector, by_response in sorted(counts.items()):
+            for response, n in sorted(by_response.items()):
+                fams["stream_cl_drift_alarms_total"].add_metric([str(detector), str(response)], n)
+                seen.add((detector, response))
+        if configured is not None and configured not in seen:  # 0 from the start: rate() works at once
+            fams["stream_cl_drift_alarms_total"].add_metric([str(configured[0]), str(configured[1])], 0)
+        for name, attr in (("stream_cl_replay_buffer_samples", "replay_size_"),
+                           ("stream_cl_replay_buffer_bytes", "replay_bytes_"),
+                           ("stream_cl_homeostatic_need", "need_")):
+            value = _number(_read(lambda a=attr: getattr(learner, a, None)))
+            if value is not None:
+                fams[name].add_metric([], value)
+        for i, lam in enumerate(_read(lambda: forgetting_factors(learner), [])):
+            fams["stream_cl_forgetting_factor"].add_metric([str(i)], lam)
+        for i, lr in enumerate(_read(lambda: list(getattr(learner, "learning_rates_", None) or []), [])):
+            value = _number(lr)
+            if value is not None:
+                fams["stream_cl_learning_rate"].add_metric([str(i)], value)
+
+
+def _split_tp(key: str) -> tuple[str, str]:
+    """``"topic/partition"`` -> ``(topic, partition)`` (topic names cannot hold a slash)."""
+    topic, _, partition = key.rpartition("/")
+    return topic, partition
+
+
+def register_metrics(registry: CollectorRegistry, get_daemon: Callable[[], object],
+                     clock: Callable[[], float] = time.time) -> DaemonCollector:
+    """Register the daemon's collector on ``registry``; ``get_daemon()`` may return ``None`` (starting)."""
+    collector = DaemonCollector(get_daemon, clock)
+    registry.register(collector)
+    return collector

@@ -1,0 +1,310 @@
+"""Concept-shift detection with River's detectors, and the responses to an alarm.
+
+:class:`DriftMonitor` feeds one River detector the learner's prequential loss or 0/1
+error, turns its detections into *alarms* (dicts with the time, the detector, the
+signal and the response) and keeps the bookkeeping of the responses:
+
+* ``"record"`` -- only record the alarm;
+* ``"need"`` -- raise the homeostatic need (:mod:`stream_cl.homeostasis`);
+* ``"forget"`` -- use ``forget_value`` as the forgetting factor of the adaptive heads
+  for the next ``forget_events`` labelled events;
+* ``"restart"`` -- train a shadow head from the alarm on and, after ``restart_after``
+  labelled events, warm-restart the adaptive heads from it.
+
+Detectors (``detector=``): ``"adwin"``, ``"kswin"``, ``"page_hinkley"`` on the loss or
+the error stream; ``"ddm"``, ``"eddm"``, ``"hddm_a"``, ``"hddm_w"``, ``"fhddm"`` on the
+0/1 error only. With ``direction="up"`` (the default) a detection where the signal went
+*down* (the learner got better, e.g. after recovering from a drift) is counted in
+``n_ignored_`` and not raised.
+
+The detector's whole state -- including River's Rust-backed parts -- goes into
+:meth:`DriftMonitor.state_dict` as plain values (bytes as uint8 arrays), and a restore
+continues the exact sequence of detections.
+
+>>> monitor = DriftMonitor("adwin", response=("record",))
+>>> errors = [int(i % 20 == 0) for i in range(1000)] + [i % 2 for i in range(1000)]  # 5% wrong, then 50%
+>>> alarms = [a for i, e in enumerate(errors) if (a := monitor.update(e, float(e), t=i))]
+>>> [(a["detector"], a["response"]) for a in alarms][:1], 1000 <= alarms[0]["t"] < 1200
+([('adwin', 'record')], True)
+"""
+
+from __future__ import annotations
+
+import collections
+import inspect
+import random
+from collections.abc import Mapping
+
+import numpy as np
+from river import base
+from river import drift as river_drift
+
+__all__ = ["DETECTORS", "DriftMonitor", "RESPONSES", "detector_state", "load_detector_state", "make_detector"]
+
+# name -> (factory, binary-only, default parameters)
+DETECTORS = {
+    "adwin": (river_drift.ADWIN, False, {}),
+    "kswin": (river_drift.KSWIN, False, {}),
+    "page_hinkley": (river_drift.PageHinkley, False, {"mode": "up"}),
+    "ddm": (river_drift.binary.DDM, True, {}),
+    "eddm": (river_drift.binary.EDDM, True, {}),
+    "hddm_a": (river_drift.binary.HDDMA, True, {}),
+    "hddm_w": (river_drift.binary.HDDMW, True, {}),
+    "fhddm": (river_drift.binary.FHDDM, True, {}),
+}
+RESPONSES = ("record", "need", "forget", "restart")
+SIGNALS = ("auto", "error", "loss")
+
+
+def make_detector(name: str, params: Mapping | None = None, seed: int = 0):
+    """A fresh River detector by name; ``kswin`` gets ``seed`` unless one is given."""
+    try:
+        factory, _, defaults = DETECTORS[name]
+    except KeyError:
+        raise ValueError(f"unknown drift detector {name!r}; use one of {', '.join(DETECTORS)}") from None
+    kwargs = {**defaults, **(dict(params) if params else {})}
+    if "seed" in inspect.signature(factory).parameters and kwargs.get("seed") is None:
+        kwargs["seed"] = seed
+    try:
+        return factory(**kwargs)
+    except TypeError as e:
+        raise ValueError(f"bad parameters for drift detector {name!r}: {e}") from None
+
+
+# -- detector state as plain values ------------------------------------------------------
+def _encode(v):
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, collections.deque):
+        return {"__deque__": [_encode(x) for x in v], "maxlen": v.maxlen}
+    if isinstance(v, random.Random):
+        version, internal, gauss = v.getstate()
+        return {"__random__": [version, np.asarray(internal, dtype=np.int64), gauss]}
+    if isinstance(v, (list, tuple)):
+        return {"__list__" if isinstance(v, list) else "__tuple__": [_encode(x) for x in v]}
+    if inspect.ismethod(v) or inspect.isfunction(v):
+        return {"__rebuilt__": True}  # bound by the detector's constructor
+    if hasattr(v, "__dict__"):
+        return {"__object__": {k: _encode(x) for k, x in vars(v).items()}}
+    getstate = getattr(v, "__getstate__", None)
+    if getstate is not None:
+        raw = getstate()
+        if isinstance(raw, bytes):
+            return {"__bytes__": np.frombuffer(raw, dtype=np.uint8).copy()}
+    raise TypeError(f"cannot save drift-detector state of type {type(v).__name__}")
+
+
+def _decode(enc, current):
+    if not isinstance(enc, Mapping):
+        return enc
+    if "__deque__" in enc:
+        return collections.deque((_decode(x, None) for x in enc["__deque__"]), maxlen=enc["maxlen"])
+    if "__random__" in enc:
+        version, internal, gauss = enc["__random__"]
+        r = random.Random()
+        r.setstate((int(version), tuple(int(i) for i in np.asarray(internal).tolist()), gauss))
+        return r
+    if "__list__" in enc:
+        return [_decode(x, None) for x in enc["__list__"]]
+    if "__tuple__" in enc:
+        return tuple(_decode(x, None) for x in enc["__tuple__"])
+    if "__rebuilt__" in enc:
+        return current
+    if "__bytes__" in enc:
+        if current is None:
+            raise ValueError("drift-detector state does not match the detector (bytes for a missing part)")
+        current.__setstate__(np.asarray(enc["__bytes__"], dtype=np.uint8).tobytes())
+        return current
+    if "__object__" in enc:
+        if current is None or not hasattr(current, "__dict__"):
+            raise ValueError("drift-detector state does not match the detector (an object for a missing part)")
+        _restore(current, enc["__object__"])
+        return current
+    raise ValueError(f"unrecognised drift-detector state {sorted(enc)!r}")
+
+
+def _restore(obj, attrs: Mapping) -> None:
+    for k, enc in attrs.items():
+        setattr(obj, k, _decode(enc, getattr(obj, k, None)))
+
+
+def detector_state(detector) -> dict:
+    """Everything a River detector knows, as nested plain values."""
+    return {k: _encode(v) for k, v in vars(detector).items()}
+
+
+def load_detector_state(detector, state: Mapping) -> None:
+    """Restore :func:`detector_state` into a detector built with the same parameters."""
+    _restore(detector, state)
+
+
+# -- the monitor ---------------------------------------------------------------------------
+class DriftMonitor(base.Base):
+    """One River detector on the learner's error or loss stream, with alarm responses.
+
+    Parameters
+    ----------
+    detector
+        Detector name (see the module docstring).
+    params
+        Parameters of the River detector (``None``: River's defaults; ``page_hinkley``
+        defaults to ``mode="up"``).
+    signal
+        ``"error"`` (0/1), ``"loss"`` (``1 - p(true class)``) or ``"auto"``: error for
+        every detector but KSWIN, which needs a continuous signal.
+    response
+        Tuple of responses among ``"record"``, ``"need"``, ``"forget"``, ``"restart"``.
+    direction
+        ``"up"``: raise alarms only when the signal rose; ``"both"``: on any change.
+    forget_value, forget_events
+        The ``"forget"`` response's forgetting factor and how many labelled events it lasts
+        (a factor much below 0.98 leaves a head of a few hundred features too few rows).
+    restart_after
+        Labelled events the ``"restart"`` response's shadow head learns before it replaces
+        the adaptive heads (defaults from ``benchmarks/continual.py``'s drift streams).
+    max_alarms
+        Alarms kept in ``alarms_`` (the oldest are dropped; ``n_alarms_`` counts all).
+    seed
+        Seed of detectors that draw random numbers (KSWIN).
+
+    Attributes (exported for monitoring)
+    ------------------------------------
+    alarms_
+        Recent alarms, dicts ``{"t", "n_labelled", "detector", "signal", "response",
+        "recent", "baseline"}``.
+    n_alarms_, n_ignored_, counts_
+        Alarms raised, detections ignored (signal went down), and alarms by detector
+        and response: ``{detector: {response: n}}``.
+    """
+
+    def __init__(self, detector: str = "adwin", params: dict | None = None, signal: str = "auto",
+                 response: tuple = ("restart",), direction: str = "up", forget_value: float = 0.98,
+                 forget_events: int = 300, restart_after: int = 100, max_alarms: int = 1000, seed: int = 0):
+        if detector not in DETECTORS:
+            raise ValueError(f"unknown drift detector {detector!r}; use one of {', '.join(DETECTORS)}")
+        if signal not in SIGNALS:
+            raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}")
+        if DETECTORS[detector][1] and signal == "loss":
+            raise ValueError(f"{detector} watches the 0/1 error only; use signal='error' or 'auto'")
+        response = (response,) if isinstance(response, str) else tuple(response)
+        bad = [r for r in response if r not in RESPONSES]
+        if bad or not response:
+            raise ValueError(f"response must be a non-empty tuple of {RESPONSES}, got {response!r}")
+        if direction not in ("up", "both"):
+            raise ValueError(f"direction must be 'up' or 'both', got {direction!r}")
+        if not 0.5 <= forget_value <= 1.0:
+            raise ValueError(f"forget_value must be in [0.5, 1], got {forget_value!r}")
+        if forget_events < 1 or restart_after < 1 or max_alarms < 1:
+            raise ValueError("forget_events, restart_after and max_alarms must be >= 1")
+        self.detector = detector
+        self.params = params
+        self.signal = signal
+        self.response = response
+        self.direction = direction
+        self.forget_value = forget_value
+        self.forget_events = forget_events
+        self.restart_after = restart_after
+        self.max_alarms = max_alarms
+        self.seed = seed
+        self._reset()
+
+    def _reset(self) -> None:
+        self.detector_ = make_detector(self.detector, self.params, self.seed)
+        self.n_ = 0  # labelled events watched
+        self.recent_ = 0.0  # fast average of the signal (about 50 events)
+        self.since_sum_ = 0.0  # signal summed since the last alarm
+        self.since_n_ = 0
+        self.alarms_: list[dict] = []
+        self.n_alarms_ = 0
+        self.n_ignored_ = 0
+        self.counts_: dict = {}
+        self.forget_until_ = -1  # labelled count until which the "forget" response holds
+        self.shadow_start_ = -1  # labelled count when the pending shadow started (-1: none)
+
+    @property
+    def signal_name(self) -> str:
+        if self.signal != "auto":
+            return self.signal
+        return "loss" if self.detector == "kswin" else "error"
+
+    @property
+    def response_name(self) -> str:
+        return "+".join(self.response)
+
+    def update(self, error: float, loss: float, t: int | None = None) -> dict | None:
+        """Watch one labelled event; returns the alarm dict if this event raised one."""
+        x = float(error) if self.signal_name == "error" else float(loss)
+        if DETECTORS[self.detector][1]:
+            x = bool(error)
+        self.detector_.update(x)
+        xf = float(x)
+        self.n_ += 1
+        self.recent_ += max(0.02, 1.0 / self.n_) * (xf - self.recent_)
+        self.since_sum_ += xf
+        self.since_n_ += 1
+        if not self.detector_.drift_detected:
+            return None
+        baseline = self.since_sum_ / self.since_n_
+        if self.direction == "up" and self.recent_ <= baseline:
+            self.n_ignored_ += 1
+            self.since_sum_, self.since_n_ = 0.0, 0
+            return None
+        alarm = {"t": int(self.n_ if t is None else t), "n_labelled": self.n_, "detector": self.detector,
+                 "signal": self.signal_name, "response": self.response_name, "recent": self.recent_,
+                 "baseline": baseline}
+        self.since_sum_, self.since_n_ = 0.0, 0
+        self.alarms_.append(alarm)
+        if len(self.alarms_) > self.max_alarms:
+            del self.alarms_[: len(self.alarms_) - self.max_alarms]
+        self.n_alarms_ += 1
+        by = self.counts_.setdefault(self.detector, {})
+        by[self.response_name] = by.get(self.response_name, 0) + 1
+        if "forget" in self.response:
+            self.forget_until_ = self.n_ + self.forget_events
+        if "restart" in self.response:
+            self.shadow_start_ = self.n_  # (re)start the shadow from here
+        return alarm
+
+    # -- responses ----------------------------------------------------------------------
+    def forgetting_override(self) -> float | None:
+        """The ``"forget"`` response's factor while it holds, else ``None``."""
+        return self.forget_value if self.n_ < self.forget_until_ else None
+
+    @property
+    def shadow_active(self) -> bool:
+        return self.shadow_start_ >= 0
+
+    def restart_due(self) -> bool:
+        """Whether the shadow has learned ``restart_after`` events (the caller then restarts)."""
+        return self.shadow_active and self.n_ - self.shadow_start_ >= self.restart_after
+
+    def restarted(self) -> None:
+        self.shadow_start_ = -1
+
+    def report(self) -> dict:
+        return {"detector": self.detector, "signal": self.signal_name, "response": self.response_name,
+                "alarms": self.n_alarms_, "ignored": self.n_ignored_, "counts": {k: dict(v) for k, v in self.counts_.items()},
+                "recent_alarms": [dict(a) for a in self.alarms_[-20:]]}
+
+    # -- state -------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "detector": detector_state(self.detector_), "n": self.n_, "recent": self.recent_,
+            "since_sum": self.since_sum_, "since_n": self.since_n_, "alarms": [dict(a) for a in self.alarms_],
+            "n_alarms": self.n_alarms_, "n_ignored": self.n_ignored_,
+            "counts": {k: dict(v) for k, v in self.counts_.items()},
+            "forget_until": self.forget_until_, "shadow_start": self.shadow_start_,
+        }
+
+    def load_state_dict(self, state: Mapping) -> "DriftMonitor":
+        self._reset()
+        load_detector_state(self.detector_, state["detector"])
+        self.n_, self.recent_ = int(state["n"]), float(state["recent"])
+        self.since_sum_, self.since_n_ = float(state["since_sum"]), int(state["since_n"])
+        self.alarms_ = [dict(a) for a in state["alarms"]]
+        self.n_alarms_, self.n_ignored_ = int(state["n_alarms"]), int(state["n_ignored"])
+        self.counts_ = {k: {r: int(n) for r, n in v.items()} for k, v in state["counts"].items()}
+        self.forget_until_, self.shadow_start_ = int(state["forget_until"]), int(state["shadow_start"])
+        return self

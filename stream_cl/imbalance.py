@@ -1,0 +1,207 @@
+"""Imbalance compensation for the analytic heads, after AEF-OCL's pseudo-feature generator.
+
+A ridge head's sufficient statistics are dominated by the frequent classes. Two
+remedies, chosen by ``mode``:
+
+* ``"pseudo"`` -- keep a running mean and variance of the design features of every
+  class (Welford, one row at a time) and, after each labelled row, generate up to
+  ``max_pseudo`` *pseudo-feature rows* ``mean_k + std_k * N(0, I)`` for the classes whose
+  count (real plus pseudo) lags furthest behind the largest class (as AEF-OCL's
+  pseudo-feature generator does for an analytic classifier). They are learned as extra
+  rows, never scored.
+* ``"reweight"`` -- weight each row by its class's inverse frequency so far,
+  ``((N + C) / (C (n_y + 1))) ** power`` clipped to ``[1 / max_weight, max_weight]``
+  (counts before the row; ``C`` classes known), which rescales its contribution to the
+  sufficient statistics.
+* ``"both"``.
+
+Features come as one or more *blocks* (one per design view of the learner); each block
+keeps its own statistics and grows as inputs appear. Everything is decided row by row
+in stream order, and random numbers come from a counter-based stream in the state, so
+batching does not change the result and a restore resumes exactly.
+
+>>> import numpy as np
+>>> comp = ImbalanceCompensator(mode="pseudo", max_pseudo=6, min_count=2, seed=0)
+>>> X = np.array([[1.0, 0.0]] * 8 + [[0.0, 1.0]] * 2)  # class "a" eight times, "b" twice
+>>> out = comp.step([X], ["a"] * 8 + ["b"] * 2)
+>>> out.y, out.pos.tolist()  # "b" is topped up to "a"'s count as soon as it has two rows
+(['b', 'b', 'b', 'b', 'b', 'b'], [9, 9, 9, 9, 9, 9])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from river import base
+
+from .replay.rng import CounterRandom
+
+__all__ = ["ImbalanceCompensator", "Compensation", "inverse_frequency_weight"]
+
+MODES = ("pseudo", "reweight", "both")
+
+
+def inverse_frequency_weight(n_class: float, n_total: float, n_classes: int, power: float, max_weight: float) -> float:
+    """Weight of a row whose class has been seen ``n_class`` times out of ``n_total``.
+
+    >>> inverse_frequency_weight(0, 0, 1, 1.0, 10.0)  # the very first row
+    1.0
+    >>> inverse_frequency_weight(9, 99, 2, 1.0, 10.0), inverse_frequency_weight(89, 99, 2, 1.0, 10.0)
+    (5.05, 0.5611111111111111)
+    """
+    c = max(n_classes, 1)
+    w = ((n_total + c) / (c * (n_class + 1.0))) ** power
+    return float(min(max_weight, max(1.0 / max_weight, w)))
+
+
+@dataclass
+class Compensation:
+    """What :meth:`ImbalanceCompensator.step` returns for a batch."""
+
+    weights: np.ndarray  # (b,) per-row weight multipliers (1 without reweighting)
+    blocks: list  # per block, pseudo rows (k, d_block)
+    y: list  # labels of the pseudo rows
+    pos: np.ndarray  # (k,) the fresh row each pseudo row follows
+
+
+class ImbalanceCompensator(base.Base):
+    """Pseudo-feature generation and/or inverse-frequency reweighting (see the module docstring).
+
+    Parameters
+    ----------
+    mode
+        ``"pseudo"``, ``"reweight"`` or ``"both"``.
+    max_pseudo
+        Most pseudo rows generated after one labelled row.
+    power
+        Exponent of the inverse-frequency weights.
+    max_weight
+        Bound of the weights (and of ``1 / weight``).
+    min_count
+        A class needs this many real rows before pseudo rows are drawn from its statistics.
+    seed
+        Seed of the pseudo-feature noise.
+
+    Attributes
+    ----------
+    classes_, counts_, pseudo_counts_
+        Classes, their real rows and the pseudo rows generated for each (exported).
+    """
+
+    def __init__(self, mode: str = "pseudo", max_pseudo: int = 2, power: float = 1.0, max_weight: float = 10.0,
+                 min_count: int = 5, seed: int = 0):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if not isinstance(max_pseudo, int) or max_pseudo < 0:
+            raise ValueError(f"max_pseudo must be an int >= 0, got {max_pseudo!r}")
+        if not max_weight >= 1.0:
+            raise ValueError(f"max_weight must be >= 1, got {max_weight!r}")
+        if not isinstance(min_count, int) or min_count < 2:
+            raise ValueError(f"min_count must be an int >= 2 (a variance needs two rows), got {min_count!r}")
+        self.mode = mode
+        self.max_pseudo = max_pseudo
+        self.power = power
+        self.max_weight = max_weight
+        self.min_count = min_count
+        self.seed = seed
+        self._reset()
+
+    def _reset(self) -> None:
+        self.classes_: list = []
+        self._pos: dict = {}
+        self.counts_ = np.zeros(0)
+        self.pseudo_counts_ = np.zeros(0)
+        self.mean_: list[np.ndarray] = []  # per block (c, d_block)
+        self.m2_: list[np.ndarray] = []
+        self.rng_ = CounterRandom(self.seed)
+
+    @property
+    def pseudo(self) -> bool:
+        return self.mode in ("pseudo", "both")
+
+    @property
+    def reweight(self) -> bool:
+        return self.mode in ("reweight", "both")
+
+    def _class(self, y: Hashable) -> int:
+        k = self._pos.get(y)
+        if k is None:
+            k = self._pos[y] = len(self.classes_)
+            self.classes_.append(y)
+            self.counts_ = np.append(self.counts_, 0.0)
+            self.pseudo_counts_ = np.append(self.pseudo_counts_, 0.0)
+            self.mean_ = [np.vstack([m, np.zeros((1, m.shape[1]))]) for m in self.mean_]
+            self.m2_ = [np.vstack([m, np.zeros((1, m.shape[1]))]) for m in self.m2_]
+        return k
+
+    def _fit_blocks(self, widths: Sequence[int]) -> None:
+        c = len(self.classes_)
+        while len(self.mean_) < len(widths):
+            self.mean_.append(np.zeros((c, 0)))
+            self.m2_.append(np.zeros((c, 0)))
+        for j, d in enumerate(widths):
+            extra = d - self.mean_[j].shape[1]
+            if extra > 0:
+                self.mean_[j] = np.pad(self.mean_[j], ((0, 0), (0, extra)))
+                self.m2_[j] = np.pad(self.m2_[j], ((0, 0), (0, extra)))
+
+    def step(self, blocks: Sequence[np.ndarray], ys: Sequence, labelled: np.ndarray | None = None) -> Compensation:
+        """Absorb a batch of design rows (one array (b, d_j) per block) in order."""
+        b = len(ys)
+        labelled = np.array([y is not None for y in ys]) if labelled is None else labelled
+        blocks = [np.asarray(B, dtype=np.float64) for B in blocks]
+        self._fit_blocks([B.shape[1] for B in blocks])
+        weights = np.ones(b)
+        pseudo = [[] for _ in blocks]
+        py, ppos = [], []
+        for i in np.flatnonzero(labelled):
+            y = ys[i]
+            k = self._class(y)
+            if self.reweight:
+                weights[i] = inverse_frequency_weight(self.counts_[k], self.counts_.sum(), len(self.classes_),
+                                                      self.power, self.max_weight)
+            self.counts_[k] += 1.0
+            n = self.counts_[k]
+            for j, B in enumerate(blocks):
+                x = B[i]
+                delta = x - self.mean_[j][k]
+                self.mean_[j][k] += delta / n
+                self.m2_[j][k] += delta * (x - self.mean_[j][k])
+            if not self.pseudo or self.max_pseudo == 0:
+                continue
+            for _ in range(self.max_pseudo):
+                deficit = self.counts_.max() - self.counts_ - self.pseudo_counts_
+                deficit[self.counts_ < self.min_count] = 0.0
+                q = int(deficit.argmax())
+                if deficit[q] < 1.0:
+                    break
+                self.pseudo_counts_[q] += 1.0
+                for j in range(len(blocks)):
+                    std = np.sqrt(self.m2_[j][q] / self.counts_[q])
+                    pseudo[j].append(self.mean_[j][q] + std * self.rng_.normal(std.shape[0]))
+                py.append(self.classes_[q])
+                ppos.append(i)
+        rows = [np.vstack(p) if p else np.zeros((0, B.shape[1])) for p, B in zip(pseudo, blocks)]
+        return Compensation(weights, rows, py, np.asarray(ppos, dtype=np.int64))
+
+    def report(self) -> dict:
+        return {"mode": self.mode, "classes": [str(c) for c in self.classes_], "counts": self.counts_.tolist(),
+                "pseudo_counts": self.pseudo_counts_.tolist()}
+
+    def state_dict(self) -> dict:
+        return {"classes": list(self.classes_), "counts": self.counts_.copy(), "pseudo_counts": self.pseudo_counts_.copy(),
+                "mean": [m.copy() for m in self.mean_], "m2": [m.copy() for m in self.m2_], "rng": self.rng_.state_dict()}
+
+    def load_state_dict(self, state: Mapping) -> "ImbalanceCompensator":
+        self._reset()
+        self.classes_ = list(state["classes"])
+        self._pos = {y: k for k, y in enumerate(self.classes_)}
+        c = len(self.classes_)
+        self.counts_ = np.asarray(state["counts"], dtype=np.float64).reshape(c).copy()
+        self.pseudo_counts_ = np.asarray(state["pseudo_counts"], dtype=np.float64).reshape(c).copy()
+        self.mean_ = [np.asarray(m, dtype=np.float64).reshape(c, -1).copy() for m in state["mean"]]
+        self.m2_ = [np.asarray(m, dtype=np.float64).reshape(c, -1).copy() for m in state["m2"]]
+        self.rng_ = CounterRandom.from_state(state["rng"])
+        return self

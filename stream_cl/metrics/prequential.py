@@ -1,0 +1,123 @@
+"""Prequential lifelong metrics from a live stream: per-task segments and recurrence retention.
+
+A run loop sees each event's task (when events carry one) and whether the prediction
+was right. :class:`TaskSegments` cuts the stream into *segments* (maximal runs of one
+task) and, when a task recurs, compares the accuracy on its first ``probe`` events back
+with the accuracy on the last ``probe`` events of its previous segment: the
+*recurrence retention* (0: nothing lost while away; negative: forgotten). This is the
+prequential counterpart of backward transfer for streams without held-out data.
+
+It also fills a prequential *accuracy matrix* (tasks in first-seen order): row ``i`` is
+the moment task ``i``'s first segment ended; its diagonal is the accuracy over that
+segment's last ``probe`` events, and entry ``(i, j)`` the accuracy over the first
+``probe`` events of task ``j``'s next segment after it (``None`` if ``j`` has not come
+back since). Without held-out data this is how well the learner did on each task when
+it next met it.
+
+>>> seg = TaskSegments(probe=2)
+>>> seg.update(["a"] * 4 + ["b"] * 4 + ["a"] * 4, [1, 1, 1, 1] + [0, 1, 1, 1] + [0, 1, 1, 1])
+>>> r = seg.report()
+>>> r["segments"], r["recurrences"], r["mean_retention"]
+(3, 1, -0.5)
+>>> r["tasks"], r["accuracy_matrix"]
+(['a', 'b'], [[1.0, 0.5], [0.5, 1.0]])
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+
+__all__ = ["TaskSegments"]
+
+
+class TaskSegments:
+    """Per-task segments of a prequential stream (bounded memory: the last ``keep`` segments)."""
+
+    MAX_TASKS = 100  # tasks in the accuracy matrix (the first ones seen)
+
+    def __init__(self, probe: int = 100, keep: int = 200):
+        self.probe = probe
+        self.keep = keep
+        self.order: list = []  # tasks of the matrix, first-seen order
+        self.matrix: dict = {}  # task i -> {task j -> accuracy}
+        self.segments: deque = deque(maxlen=keep)  # finished segments, dicts
+        self.current: dict | None = None
+        self.last_tail: dict = {}  # task -> accuracy over the last `probe` events of its latest segment
+        self.retention: dict = {}  # task -> [sum, count] of recurrence retention
+        self.n_segments = 0
+        self.events = 0
+
+    def update(self, tasks: Sequence[Hashable | None], hits: Sequence[float]) -> None:
+        for task, hit in zip(tasks, hits):
+            self.events += 1
+            if task is None:
+                continue
+            cur = self.current
+            if cur is None or cur["task"] != task:
+                self._close()
+                cur = self.current = {"task": task, "start": self.events - 1, "n": 0, "hits": 0.0,
+                                      "head": [], "tail": deque(maxlen=self.probe)}
+            cur["n"] += 1
+            cur["hits"] += float(hit)
+            if len(cur["head"]) < self.probe:
+                cur["head"].append(float(hit))
+            cur["tail"].append(float(hit))
+
+    def _close(self) -> None:
+        cur = self.current
+        if cur is None:
+            return
+        task = cur["task"]
+        head = float(np.mean(cur["head"]))
+        seg = {"task": _jsonable(task), "start": cur["start"], "events": cur["n"], "accuracy": cur["hits"] / cur["n"],
+               "head_accuracy": head, "retention": None}
+        if task in self.last_tail:
+            seg["retention"] = head - self.last_tail[task]
+            acc = self.retention.setdefault(task, [0.0, 0])
+            acc[0] += seg["retention"]
+            acc[1] += 1
+        tail = float(np.mean(cur["tail"]))
+        for i, row in self.matrix.items():  # rows whose first segment ended before this one
+            if i != task and task not in row:
+                row[task] = head
+        if task not in self.matrix and len(self.order) < self.MAX_TASKS:
+            self.order.append(task)
+            self.matrix[task] = {task: tail}
+        self.last_tail[task] = tail
+        self.segments.append(seg)
+        self.n_segments += 1
+        self.current = None
+
+    def report(self) -> dict:
+        """JSON-ready summary (the current segment is included as if it ended now)."""
+        saved = (self.current, dict(self.last_tail), {k: list(v) for k, v in self.retention.items()},
+                 list(self.segments), self.n_segments, list(self.order), {k: dict(v) for k, v in self.matrix.items()})
+        if self.current is not None:
+            cur = self.current
+            self.current = {**cur, "head": list(cur["head"]), "tail": deque(cur["tail"], maxlen=self.probe)}
+            self._close()
+        total = sum(v[0] for v in self.retention.values())
+        count = sum(v[1] for v in self.retention.values())
+        out = {
+            "segments": self.n_segments,
+            "recurrences": count,
+            "mean_retention": total / count if count else None,
+            "retention_by_task": {str(k): v[0] / v[1] for k, v in self.retention.items()},
+            "recent_segments": list(self.segments)[-20:],
+            "probe": self.probe,
+            "tasks": [_jsonable(t) for t in self.order],
+            "accuracy_matrix": [[self.matrix[i].get(j) for j in self.order] for i in self.order],
+            "accuracy_matrix_kind": "prequential: diagonal at the end of a task's first segment, "
+                                    "off-diagonal at the next segment of the column's task",
+        }
+        self.current, self.last_tail, retention, segments, self.n_segments, self.order, self.matrix = saved
+        self.retention = retention
+        self.segments = deque(segments, maxlen=self.keep)
+        return out
+
+
+def _jsonable(v):
+    return v if isinstance(v, (str, int, float, bool)) or v is None else str(v)

@@ -1,0 +1,492 @@
+"""Replay buffers: reservoir, class-balanced and power-law recency.
+
+A buffer stores rows of the stream (the vectorised raw inputs ``x``, which inputs
+were present, the label, the task and the time each was seen) under a budget in
+samples and in bytes, and draws rows to rehearse. Each policy is two rules:
+
+* **admission** -- which stored row, if any, a new row replaces once the buffer is full;
+* **sampling** -- the probability of drawing each stored row (:meth:`ReplayBuffer.probabilities`).
+
+=====================  ======================================  =====================================
+policy                 admission                               sampling
+=====================  ======================================  =====================================
+``ReservoirReplay``    reservoir (uniform over the history)    uniform over stored rows
+``ClassBalancedReplay`` class-balanced reservoir (CBRS)        each class 1/C, uniform inside
+``PowerLawReplay``     group-balanced reservoir                group k with probability
+                                                               proportional to (t - last_seen_k)^-alpha
+=====================  ======================================  =====================================
+
+The power-law policy follows the naturalistic-environment result (catastrophic
+interference is mitigated when a past task recurs with a probability that falls as a
+power of the time since it was last seen, as the need for a memory does in Anderson
+and Schooler's rational analysis): time ``t`` counts labelled events, a task's
+``last_seen`` is updated every time the stream shows it, and the task the stream is
+on now is left out (the fresh events already rehearse it) unless nothing else is
+stored. Rows without a task are grouped by ``group`` (label, or each row alone, its
+last-seen time then being its arrival).
+
+Time is the number of labelled rows offered; rows are drawn *before* the row at time
+``t`` is offered, so ``t - last_seen >= 1``. Every random decision comes from a
+:class:`~stream_cl.replay.rng.CounterRandom`, and :meth:`ReplayBuffer.state_dict`
+holds everything, so a restored buffer continues the exact same sequence.
+
+>>> import numpy as np
+>>> buf = ReservoirReplay(max_samples=3, seed=0)
+>>> X = np.arange(10.0)[:, None]
+>>> draw = buf.interleave(X, np.ones_like(X, dtype=bool), list("abcdefghij"))
+>>> buf.size_, buf.n_seen_, len(draw.y)  # ratio 1: one replayed row per labelled row (after the first)
+(3, 10, 9)
+>>> sorted(buf.y_)
+['c', 'i', 'j']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from river import base
+
+from .rng import CounterRandom
+
+__all__ = ["ReplayBuffer", "ReservoirReplay", "ClassBalancedReplay", "PowerLawReplay", "ReplayDraw", "make_replay",
+           "POLICIES"]
+
+# Bytes one stored row costs besides its inputs: time (8), group id (8), label and task references (16).
+ROW_OVERHEAD = 32
+
+
+@dataclass
+class ReplayDraw:
+    """Rows drawn by :meth:`ReplayBuffer.interleave`: ``pos[k]`` is the fresh row replay row ``k`` follows."""
+
+    X: np.ndarray  # (k, d)
+    M: np.ndarray  # (k, d) bool
+    y: list
+    task: list
+    pos: np.ndarray  # (k,) int
+
+
+class ReplayBuffer(base.Base):
+    """Storage, budgets, time and the draw loop shared by every policy.
+
+    Parameters
+    ----------
+    max_samples
+        Most rows stored.
+    max_bytes
+        Most bytes stored (``None``: no byte budget). A row of ``d`` inputs costs
+        ``9 d + 32`` bytes (float64 values, a presence flag each, time, group, label
+        and task); as inputs appear the capacity shrinks and rows are evicted by the
+        policy's rule.
+    ratio
+        Replayed rows per fresh labelled row (0.5: one every other row; 2: two each).
+    seed
+        Seed of the buffer's random numbers.
+
+    Attributes (learned state; exported for monitoring)
+    ---------------------------------------------------
+    size_, nbytes_, n_seen_, n_replayed_
+        Rows stored, bytes they take, labelled rows offered, rows replayed.
+    """
+
+    group_by = "none"  # what the balanced policies balance over
+
+    def __init__(self, max_samples: int = 1000, max_bytes: int | None = None, ratio: float = 1.0, seed: int = 0):
+        if not isinstance(max_samples, int) or max_samples < 1:
+            raise ValueError(f"max_samples must be an int >= 1, got {max_samples!r}")
+        if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes < 1):
+            raise ValueError(f"max_bytes must be a positive int or None, got {max_bytes!r}")
+        if not (ratio >= 0 and np.isfinite(ratio)):
+            raise ValueError(f"ratio must be a finite number >= 0, got {ratio!r}")
+        self.max_samples = max_samples
+        self.max_bytes = max_bytes
+        self.ratio = ratio
+        self.seed = seed
+        self._reset()
+
+    def _reset(self) -> None:
+        self.X_ = np.zeros((0, 0))  # (capacity, d) raw inputs; rows [:size_] are live
+        self.M_ = np.zeros((0, 0), dtype=bool)  # (capacity, d) present inputs
+        self.time_ = np.zeros(0, dtype=np.int64)  # (capacity,) time each row was seen
+        self.gid_ = np.zeros(0, dtype=np.int64)  # (capacity,) group id (-1: the row is its own group)
+        self.y_: list = []  # labels of the live rows
+        self.task_: list = []  # tasks of the live rows
+        self.size_ = 0
+        self.keys_: list = []  # group keys, by id
+        self.key_seen_: list[int] = []  # rows of each group offered so far
+        self.key_last_: list[int] = []  # time each group was last offered
+        self.last_key_: Hashable | None = None  # group of the latest row offered
+        self.n_seen_ = 0  # labelled rows offered (the clock)
+        self.n_replayed_ = 0
+        self.rng_ = CounterRandom(self.seed)
+        self._key_pos: dict = {}
+
+    # -- budgets -----------------------------------------------------------------------
+    @staticmethod
+    def row_bytes(d: int) -> int:
+        return 9 * d + ROW_OVERHEAD
+
+    @property
+    def width_(self) -> int:
+        return self.X_.shape[1]
+
+    @property
+    def nbytes_(self) -> int:
+        """Bytes the stored rows take under the budget's accounting."""
+        return self.size_ * self.row_bytes(self.width_)
+
+    def capacity(self, d: int | None = None) -> int:
+        """Rows the budgets allow at ``d`` inputs (default: the current width)."""
+        d = self.width_ if d is None else d
+        cap = self.max_samples
+        if self.max_bytes is not None:
+            cap = min(cap, self.max_bytes // self.row_bytes(d))
+        return max(int(cap), 0)
+
+    def _fit_width(self, d: int) -> None:
+        if d > self.width_:
+            extra = d - self.width_
+            self.X_ = np.pad(self.X_, ((0, 0), (0, extra)))
+            self.M_ = np.pad(self.M_, ((0, 0), (0, extra)))
+        cap = self.capacity(max(d, self.width_))
+        while self.size_ > cap:
+            self._remove(self._evict_slot())
+        if self.X_.shape[0] < cap:
+            grow = min(cap, max(16, 2 * self.X_.shape[0])) - self.X_.shape[0]
+            self.X_ = np.pad(self.X_, ((0, grow), (0, 0)))
+            self.M_ = np.pad(self.M_, ((0, grow), (0, 0)))
+            self.time_ = np.pad(self.time_, (0, grow))
+            self.gid_ = np.pad(self.gid_, (0, grow))
+
+    # -- groups ------------------------------------------------------------------------
+    def _key(self, y: Hashable, task: Hashable | None) -> Hashable | None:
+        """The group a row belongs to (None: the row is its own group)."""
+        if self.group_by == "label":
+            return y
+        if self.group_by in ("task", "task_or_label", "task_or_sample"):
+            if task is not None:
+                return ("task", task)
+            if self.group_by == "task_or_label":
+                return ("label", y)
+            return None
+        return None
+
+    def _gid(self, key) -> int:
+        if key is None:
+            return -1
+        g = self._key_pos.get(key)
+        if g is None:
+            g = self._key_pos[key] = len(self.keys_)
+            self.keys_.append(key)
+            self.key_seen_.append(0)
+            self.key_last_.append(0)
+        return g
+
+    def group_counts(self) -> np.ndarray:
+        """Stored rows per group id (``len(keys_)``,)."""
+        g = self.gid_[: self.size_]
+        return np.bincount(g[g >= 0], minlength=len(self.keys_))
+
+    # -- policy rules (overridden) -----------------------------------------------------
+    def _admit_slot(self, gid: int) -> int:
+        """Slot the new row (group ``gid``, already counted as seen) replaces; -1 = drop it.
+
+        Called only when the buffer is full. Default: reservoir over all rows."""
+        j = int(self.rng_.integers(self.n_seen_ + 1)[0])
+        return j if j < self.size_ else -1
+
+    def _evict_slot(self) -> int:
+        """Slot to remove when the capacity shrinks. Default: uniform."""
+        return int(self.rng_.integers(self.size_)[0])
+
+    def probabilities(self) -> np.ndarray:
+        """Probability of drawing each stored row (``size_``,) now; sums to 1 (empty: ``[]``)."""
+        n = self.size_
+        return np.full(n, 1.0 / n) if n else np.zeros(0)
+
+    # -- storage -----------------------------------------------------------------------
+    def _remove(self, slot: int) -> None:
+        last = self.size_ - 1
+        if slot != last:
+            self.X_[slot], self.M_[slot] = self.X_[last], self.M_[last]
+            self.time_[slot], self.gid_[slot] = self.time_[last], self.gid_[last]
+            self.y_[slot], self.task_[slot] = self.y_[last], self.task_[last]
+        self.X_[last] = 0.0
+        self.M_[last] = False
+        self.y_.pop()
+        self.task_.pop()
+        self.size_ = last
+
+    def offer(self, x: np.ndarray, m: np.ndarray, y: Hashable, task: Hashable | None = None) -> None:
+        """Offer one labelled row at the current time (then the clock advances)."""
+        d = x.shape[0]
+        self._fit_width(d)
+        key = self._key(y, task)
+        gid = self._gid(key)
+        t = self.n_seen_
+        if gid >= 0:
+            self.key_seen_[gid] += 1
+            self.key_last_[gid] = t
+        cap = self.capacity()
+        if cap == 0:
+            slot = -1
+        elif self.size_ < cap:
+            slot = self.size_
+            self.size_ += 1
+            self.y_.append(None)
+            self.task_.append(None)
+        else:
+            slot = self._admit_slot(gid)
+        if slot >= 0:
+            self.X_[slot, :d], self.X_[slot, d:] = x, 0.0
+            self.M_[slot, :d], self.M_[slot, d:] = m, False
+            self.time_[slot], self.gid_[slot] = t, gid
+            self.y_[slot], self.task_[slot] = y, task
+        self.last_key_ = key
+        self.n_seen_ += 1
+
+    def draw(self, k: int) -> np.ndarray:
+        """Slots of ``k`` rows drawn (with replacement) from :meth:`probabilities`."""
+        p = self.probabilities()
+        if k <= 0 or p.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        cdf = np.cumsum(p)
+        idx = np.searchsorted(cdf, self.rng_.uniform(k) * cdf[-1], side="right")
+        return np.minimum(idx, p.size - 1)
+
+    def interleave(self, X: np.ndarray, M: np.ndarray, ys: Sequence, tasks: Sequence | None = None,
+                   labelled: np.ndarray | None = None) -> ReplayDraw:
+        """Offer every labelled row of a batch in order, drawing replay rows as it goes.
+
+        Before labelled row ``i`` is offered, ``floor(ratio (c + 1)) - floor(ratio c)``
+        rows are drawn from the buffer as it then is (``c``: labelled rows offered so
+        far, over the buffer's life), so the rows drawn do not depend on how the
+        stream was batched. They are meant to be learned right after fresh row ``i``.
+        """
+        b, d = X.shape
+        tasks = [None] * b if tasks is None else list(tasks)
+        labelled = np.array([y is not None for y in ys]) if labelled is None else labelled
+        self._fit_width(d)
+        parts, pos, ry, rt = [], [], [], []
+        for i in np.flatnonzero(labelled):
+            c = self.n_seen_
+            k = int(np.floor(self.ratio * (c + 1)) - np.floor(self.ratio * c))
+            slots = self.draw(k) if self.size_ else np.zeros(0, dtype=np.int64)
+            if slots.size:
+                parts.append((self.X_[slots], self.M_[slots]))  # fancy indexing copies
+                pos.extend([i] * slots.size)
+                ry.extend(self.y_[s] for s in slots.tolist())
+                rt.extend(self.task_[s] for s in slots.tolist())
+            self.offer(X[i], M[i], ys[i], tasks[i])
+        self.n_replayed_ += len(pos)
+        if not parts:
+            return ReplayDraw(np.zeros((0, d)), np.zeros((0, d), dtype=bool), [], [], np.zeros(0, dtype=np.int64))
+        RX = np.zeros((len(pos), d))
+        RM = np.zeros((len(pos), d), dtype=bool)
+        r = 0
+        for rows_x, rows_m in parts:
+            n, w = rows_x.shape[0], min(rows_x.shape[1], d)
+            RX[r : r + n, :w], RM[r : r + n, :w] = rows_x[:, :w], rows_m[:, :w]
+            r += n
+        return ReplayDraw(RX, RM, ry, rt, np.asarray(pos, dtype=np.int64))
+
+    # -- monitoring --------------------------------------------------------------------
+    def report(self) -> dict:
+        return {"policy": type(self).__name__, "size": self.size_, "bytes": self.nbytes_,
+                "capacity": self.capacity(), "seen": self.n_seen_, "replayed": self.n_replayed_}
+
+    # -- state -------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        n = self.size_
+        return {
+            "X": self.X_[:n].copy(), "M": self.M_[:n].copy(), "width": self.width_,
+            "time": self.time_[:n].copy(), "gid": self.gid_[:n].copy(),
+            "y": list(self.y_), "task": list(self.task_),
+            "keys": [_key_to_state(k) for k in self.keys_], "key_seen": list(self.key_seen_),
+            "key_last": list(self.key_last_), "last_key": _key_to_state(self.last_key_),
+            "n_seen": self.n_seen_, "n_replayed": self.n_replayed_, "rng": self.rng_.state_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping) -> "ReplayBuffer":
+        self._reset()
+        n, d = len(state["y"]), int(state["width"])
+        cap = max(n, min(self.capacity(d), max(16, n)))
+        self.X_ = np.zeros((cap, d))
+        self.M_ = np.zeros((cap, d), dtype=bool)
+        self.time_ = np.zeros(cap, dtype=np.int64)
+        self.gid_ = np.zeros(cap, dtype=np.int64)
+        if n:
+            self.X_[:n] = np.asarray(state["X"], dtype=np.float64).reshape(n, d)
+            self.M_[:n] = np.asarray(state["M"], dtype=bool).reshape(n, d)
+            self.time_[:n] = np.asarray(state["time"], dtype=np.int64)
+            self.gid_[:n] = np.asarray(state["gid"], dtype=np.int64)
+        self.y_, self.task_, self.size_ = list(state["y"]), list(state["task"]), n
+        self.keys_ = [_key_from_state(k) for k in state["keys"]]
+        self._key_pos = {k: i for i, k in enumerate(self.keys_)}
+        self.key_seen_ = [int(v) for v in state["key_seen"]]
+        self.key_last_ = [int(v) for v in state["key_last"]]
+        self.last_key_ = _key_from_state(state["last_key"])
+        self.n_seen_, self.n_replayed_ = int(state["n_seen"]), int(state["n_replayed"])
+        self.rng_ = CounterRandom.from_state(state["rng"])
+        return self
+
+
+def _key_to_state(key):
+    # group keys are ("task", t), ("label", y), a bare label, or None: lists survive any checkpoint format
+    return list(key) if isinstance(key, tuple) else key
+
+
+def _key_from_state(key):
+    return tuple(key) if isinstance(key, list) else key
+
+
+class ReservoirReplay(ReplayBuffer):
+    """Reservoir sampling: every labelled row seen has the same chance to be stored; draws are uniform.
+
+    >>> import numpy as np
+    >>> buf = ReservoirReplay(max_samples=4, seed=1)
+    >>> for i in range(100):
+    ...     buf.offer(np.array([float(i)]), np.array([True]), i % 2)
+    >>> buf.size_, buf.probabilities().tolist()
+    (4, [0.25, 0.25, 0.25, 0.25])
+    """
+
+
+class ClassBalancedReplay(ReplayBuffer):
+    """Class-balanced reservoir (CBRS, Chrysakis and Moens 2020), drawing each class equally.
+
+    When full, a row of a class that is not among the largest replaces a random row of
+    a largest class; a row of a largest class replaces a random row of its own class
+    with probability stored/seen for that class (a reservoir within the class).
+    Draws pick a class uniformly, then a row of it uniformly.
+    """
+
+    group_by = "label"
+
+    def _admit_slot(self, gid: int) -> int:
+        counts = self.group_counts()
+        largest = counts.max()
+        if counts[gid] < largest:
+            slots = np.flatnonzero(counts[self.gid_[: self.size_]] == largest)
+            return int(slots[self.rng_.integers(slots.size)[0]])
+        mine = np.flatnonzero(self.gid_[: self.size_] == gid)
+        if self.rng_.uniform(1)[0] < mine.size / self.key_seen_[gid]:
+            return int(mine[self.rng_.integers(mine.size)[0]])
+        return -1
+
+    def _evict_slot(self) -> int:
+        counts = self.group_counts()
+        slots = np.flatnonzero(counts[self.gid_[: self.size_]] == counts.max())
+        return int(slots[self.rng_.integers(slots.size)[0]])
+
+    def probabilities(self) -> np.ndarray:
+        n = self.size_
+        if not n:
+            return np.zeros(0)
+        g = self.gid_[:n]
+        counts = self.group_counts()
+        present = np.count_nonzero(counts)
+        return 1.0 / (present * counts[g])
+
+
+class PowerLawReplay(ClassBalancedReplay):
+    """Power-law recency replay: draw group k with probability proportional to ``(t - last_seen_k) ** -alpha``.
+
+    Parameters
+    ----------
+    alpha
+        Exponent of the recency law (0: uniform over groups; larger: recent groups more).
+        The default 0.5 is flatter than the environment's own law: in
+        ``benchmarks/continual.py`` (permuted digits in an alpha-1 environment) alpha 1
+        starved the tasks not seen for long and forgot more than uniform reservoir replay,
+        while 0.5 forgot less.
+    group
+        What a row's group is when it carries no task: ``"label"`` (its class) or
+        ``"sample"`` (the row alone; its last-seen time is its arrival). Rows with a
+        task are grouped by task.
+    exclude_current
+        Leave out the group of the latest row (the stream is rehearsing it already),
+        unless it is the only one stored.
+
+    Storage is balanced over groups (as :class:`ClassBalancedReplay` over classes), or
+    a plain reservoir for rows that are their own group.
+
+    >>> import numpy as np
+    >>> buf = PowerLawReplay(max_samples=30, alpha=1.0, seed=0)
+    >>> for t, task in enumerate([0] * 10 + [1] * 10 + [2] * 10):
+    ...     buf.offer(np.zeros(1), np.ones(1, dtype=bool), "y", task=task)
+    >>> p = buf.probabilities()  # t = 30; task 0 last seen at 9, task 1 at 19, task 2 is current
+    >>> [round(float(p[np.array(buf.task_) == k].sum()), 3) for k in (0, 1, 2)]
+    [0.344, 0.656, 0.0]
+    """
+
+    def __init__(self, max_samples: int = 1000, max_bytes: int | None = None, ratio: float = 1.0, alpha: float = 0.5,
+                 group: str = "sample", exclude_current: bool = True, seed: int = 0):
+        if not (alpha >= 0 and np.isfinite(alpha)):
+            raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+        if group not in ("label", "sample"):
+            raise ValueError(f"group must be 'label' or 'sample', got {group!r}")
+        self.alpha = alpha
+        self.group = group
+        self.exclude_current = exclude_current
+        super().__init__(max_samples=max_samples, max_bytes=max_bytes, ratio=ratio, seed=seed)
+
+    @property
+    def group_by(self) -> str:  # type: ignore[override]
+        return "task_or_label" if self.group == "label" else "task_or_sample"
+
+    def _admit_slot(self, gid: int) -> int:
+        if gid < 0:  # a row that is its own group: reservoir over such rows
+            return ReplayBuffer._admit_slot(self, gid)
+        if not self.group_counts().any():
+            return ReplayBuffer._admit_slot(self, gid)
+        return super()._admit_slot(gid)
+
+    def _evict_slot(self) -> int:
+        if not self.group_counts().any():
+            return ReplayBuffer._evict_slot(self)
+        return super()._evict_slot()
+
+    def probabilities(self) -> np.ndarray:
+        n = self.size_
+        if not n:
+            return np.zeros(0)
+        t = self.n_seen_
+        g = self.gid_[:n]
+        grouped = g >= 0
+        w = np.empty(n)
+        # rows alone: their own last-seen time
+        w[~grouped] = np.maximum(t - self.time_[:n][~grouped], 1).astype(float) ** -self.alpha
+        if grouped.any():
+            counts = self.group_counts()
+            last = np.asarray(self.key_last_, dtype=np.int64)
+            wk = np.maximum(t - last, 1).astype(float) ** -self.alpha  # per group
+            w[grouped] = wk[g[grouped]] / counts[g[grouped]]
+        if self.exclude_current and self.last_key_ is not None:
+            cur = self._key_pos.get(self.last_key_, -2)
+            mask = g == cur
+            if mask.any() and not mask.all():
+                w[mask] = 0.0
+        return w / w.sum()
+
+
+POLICIES = {"reservoir": ReservoirReplay, "class_balanced": ClassBalancedReplay, "power_law": PowerLawReplay}
+
+
+def make_replay(policy: str, **params) -> ReplayBuffer | None:
+    """A buffer by policy name (``"none"``: ``None``).
+
+    >>> make_replay("power_law", max_samples=10, alpha=0.5).alpha
+    0.5
+    """
+    if policy == "none":
+        return None
+    try:
+        cls = POLICIES[policy]
+    except KeyError:
+        raise ValueError(f"unknown replay policy {policy!r}; use one of none, {', '.join(POLICIES)}") from None
+    if cls is not PowerLawReplay:
+        params = {k: v for k, v in params.items() if k in ("max_samples", "max_bytes", "ratio", "seed")}
+    return cls(**params)

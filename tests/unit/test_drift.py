@@ -1,0 +1,193 @@
+"""Drift detection: River detectors' state survives a save/load round trip exactly; alarms,
+responses and their bookkeeping; detection on a stream with a known change; config wiring."""
+
+import numpy as np
+import pytest
+
+from stream_cl import OnlineContinualLearner
+from stream_cl.backbones import RandomFeatures
+from stream_cl.config import ConfigError, load_config_dict
+from stream_cl.drift import DETECTORS, DriftMonitor, detector_state, load_detector_state, make_detector
+from stream_cl.factory import build_learner
+from stream_cl.homeostasis import Homeostasis
+
+
+def _errors(n=4000, change=2000, seed=0, before=0.1, after=0.5):
+    rng = np.random.default_rng(seed)
+    p = np.where(np.arange(n) < change, before, after)
+    e = (rng.random(n) < p).astype(float)
+    loss = np.clip(0.1 + 0.7 * e + 0.1 * rng.random(n), 0, 1)
+    return e, loss
+
+
+def _short(name):  # KSWIN runs a two-sample test per event: a shorter stream keeps the test quick
+    return dict(n=1600, change=800) if name == "kswin" else {}
+
+
+@pytest.mark.parametrize("name", list(DETECTORS))
+def test_detector_state_round_trip_resumes_the_exact_sequence(name):
+    e, loss = _errors(seed=1, **_short(name))
+    signal = e if DETECTORS[name][1] or name != "kswin" else loss
+    a = make_detector(name, seed=3)
+    for x in signal[:600]:
+        a.update(bool(x) if DETECTORS[name][1] else float(x))
+    b = make_detector(name, seed=3)
+    load_detector_state(b, detector_state(a))
+    for x in signal[600:]:
+        v = bool(x) if DETECTORS[name][1] else float(x)
+        a.update(v)
+        b.update(v)
+        assert a.drift_detected == b.drift_detected
+    assert detector_state(a).keys() == detector_state(b).keys()
+
+
+@pytest.mark.parametrize("name", list(DETECTORS))
+def test_monitor_round_trip_mid_stream_gives_the_same_alarms(name):
+    e, loss = _errors(seed=2, **_short(name))
+    a = DriftMonitor(name, response=("record",), seed=5)
+    for t in range(700):
+        a.update(e[t], loss[t], t)
+    b = DriftMonitor(name, response=("record",), seed=5).load_state_dict(a.state_dict())
+    for t in range(700, len(e)):
+        assert a.update(e[t], loss[t], t) == b.update(e[t], loss[t], t)
+    assert a.state_dict()["alarms"] == b.state_dict()["alarms"] and a.n_alarms_ == b.n_alarms_
+
+
+def test_adwin_detects_the_change_and_records_the_alarm_as_an_event():
+    e, loss = _errors(seed=0)
+    mon = DriftMonitor("adwin", response=("need", "forget"))
+    alarms = [a for t in range(len(e)) if (a := mon.update(e[t], loss[t], t=t))]
+    assert alarms and 2000 <= alarms[0]["t"] < 2300
+    a = alarms[0]
+    assert {"t", "detector", "signal", "response"} <= set(a) and a["detector"] == "adwin" and a["response"] == "need+forget"
+    assert mon.counts_ == {"adwin": {"need+forget": mon.n_alarms_}}
+
+
+def test_improvements_are_not_alarms_with_direction_up():
+    e, loss = _errors(before=0.5, after=0.05, seed=4)  # the learner gets better
+    up, both = DriftMonitor("adwin", response=("record",)), DriftMonitor("adwin", response=("record",), direction="both")
+    for t in range(len(e)):
+        up.update(e[t], loss[t], t)
+        both.update(e[t], loss[t], t)
+    assert both.n_alarms_ >= 1 and up.n_alarms_ == 0 and up.n_ignored_ >= 1
+
+
+def test_forget_and_restart_bookkeeping():
+    mon = DriftMonitor("adwin", response=("forget", "restart"), forget_value=0.97, forget_events=50, restart_after=30)
+    e, loss = _errors(seed=0)
+    t = 0
+    while not mon.update(e[t], loss[t], t):
+        t += 1
+    assert mon.forgetting_override() == 0.97 and mon.shadow_active and not mon.restart_due()
+    for k in range(30):
+        mon.update(0.0, 0.0, t + 1 + k)
+    assert mon.restart_due()
+    mon.restarted()
+    assert not mon.shadow_active
+    for k in range(30):
+        mon.update(0.0, 0.0, t + 31 + k)
+    assert mon.forgetting_override() is None
+
+
+def test_alarm_list_is_bounded():
+    mon = DriftMonitor("ddm", response=("record",), max_alarms=3, params={"warm_start": 5})
+    rng = np.random.default_rng(0)
+    for t in range(20_000):
+        p = 0.05 if (t // 500) % 2 == 0 else 0.6
+        mon.update(float(rng.random() < p), 0.0, t)
+    assert mon.n_alarms_ > 3 and len(mon.alarms_) == 3
+
+
+def test_bad_monitor_settings_are_refused():
+    with pytest.raises(ValueError, match="0/1 error only"):
+        DriftMonitor("ddm", signal="loss")
+    with pytest.raises(ValueError, match="unknown drift detector"):
+        DriftMonitor("cusum")
+    with pytest.raises(ValueError, match="response"):
+        DriftMonitor("adwin", response=("panic",))
+    with pytest.raises(ValueError, match="homeostasis"):
+        OnlineContinualLearner(drift=DriftMonitor("adwin", response=("need",)), device="cpu")
+
+
+def _flip_stream(n=900, flip=450, seed=0):
+    rng = np.random.default_rng(seed)
+    xs = [{"a": float(rng.normal()), "b": float(rng.normal())} for _ in range(n)]
+    ys = [int((x["a"] > 0) == (i < flip)) for i, x in enumerate(xs)]
+    return xs, ys
+
+
+def test_learner_alarms_and_restart_from_the_shadow_head():
+    xs, ys = _flip_stream()
+    model = OnlineContinualLearner(backbone=RandomFeatures(width=8), key_units=0, device="cpu",
+                                   heads=((1.0, "all"), (0.995, "all")), control_every=8,
+                                   drift=DriftMonitor("adwin", response=("restart",), restart_after=40))
+    model.prequential_batch(xs[:450], ys[:450])
+    rows_before = model.heads_[1].ridge.n_rows
+    model.prequential_batch(xs[450:], ys[450:])
+    assert model.n_alarms_ >= 1 and 450 < model.alarms_[0]["t"] < 600
+    assert model.alarm_counts_ == {"adwin": {"restart": model.n_alarms_}}
+    # the adaptive head was replaced by the shadow (trained only since the alarm); the exact head was not
+    assert model.heads_[1].ridge.n_rows < 900 - 450 + 1 < rows_before + 450
+    assert model.heads_[0].ridge.n_rows == 900
+    assert model.forgetting_ == [1.0, 0.995]
+
+
+def test_learner_alarm_times_do_not_depend_on_batching():
+    xs, ys = _flip_stream(seed=1)
+
+    def make():
+        return OnlineContinualLearner(backbone=RandomFeatures(width=8), key_units=0, device="cpu", control_every=8,
+                                      heads=((1.0, "all"), (0.99, "all")), homeostasis=Homeostasis(),
+                                      drift=DriftMonitor("hddm_a", response=("need", "forget", "restart"), restart_after=30))
+    a, b = make(), make()
+    pa = np.vstack([a.prequential_batch(xs[s:s + 100], ys[s:s + 100]) for s in range(0, 900, 100)])
+    pb = np.vstack([b.prequential_batch(xs[s:s + 7], ys[s:s + 7]) for s in range(0, 900, 7)])
+    assert [(x["t"], x["detector"]) for x in a.alarms_] == [(x["t"], x["detector"]) for x in b.alarms_]
+    assert a.n_alarms_ >= 1
+    assert np.allclose(pa, pb, atol=1e-8)
+
+
+def test_config_wires_detector_responses_and_homeostasis():
+    cfg = load_config_dict({"model": {"device": "cpu"}, "drift": {"detector": "page_hinkley", "response": ["need", "restart"],
+                                                                "restart_after": 50},
+                            "homeostasis": {"enabled": True, "min_forgetting": 0.97, "control_every": 16},
+                            "replay": {"policy": "reservoir", "max_bytes": 100000}, "imbalance": {"mode": "reweight"}})
+    model = build_learner(cfg)
+    assert model.drift.detector == "page_hinkley" and model.drift.restart_after == 50
+    assert model.homeostasis.min_forgetting == 0.97 and model.control_every == 16
+    assert model.replay.max_bytes == 100000 and model.imbalance.mode == "reweight"
+    with pytest.raises(ConfigError, match="drift.response"):
+        build_learner(load_config_dict({"drift": {"detector": "adwin", "response": ["need"]}}))
+    with pytest.raises(ConfigError, match="drift.detector"):
+        load_config_dict({"drift": {"detector": "cusum"}})
+    trainable = build_learner(load_config_dict({"model": {"kind": "trainable", "device": "cpu"}, "trainable": {"hidden": [16]},
+                                                "replay": {"policy": "power_law"}}))
+    assert trainable.hidden == (16,) and type(trainable.replay).__name__ == "PowerLawReplay"
+
+
+def test_the_torch_code_path_of_the_continual_parts_matches_numpy():
+    """The CUDA code path (torch tensors between the stages), run on the CPU through torch."""
+    import torch
+
+    from stream_cl.heads.class_head import RidgeClassHead
+    from stream_cl.imbalance import ImbalanceCompensator
+    from stream_cl.replay import ReservoirReplay
+
+    xs, ys = _flip_stream(600, 300, seed=2)
+
+    def make(torch_path):
+        m = OnlineContinualLearner(backbone=RandomFeatures(width=8), key_units=0, device="cpu", control_every=8,
+                                   heads=((1.0, "all"), (0.99, "all")), homeostasis=Homeostasis(),
+                                   replay=ReservoirReplay(30, seed=1), imbalance=ImbalanceCompensator("both", seed=2),
+                                   drift=DriftMonitor("adwin", response=("need", "restart"), restart_after=20))
+        if torch_path:
+            m.heads_ = [RidgeClassHead(m.gamma, lam, "torch:cpu") for lam, _ in m.heads]
+            designs = m._designs
+            m._designs = lambda Z, M: {k: torch.from_numpy(v) for k, v in designs(Z, M).items()}
+        return m
+
+    a, b = make(False), make(True)
+    pa = np.vstack([a.prequential_batch(xs[s:s + 50], ys[s:s + 50]) for s in range(0, 600, 50)])
+    pb = np.vstack([b.prequential_batch(xs[s:s + 50], ys[s:s + 50]) for s in range(0, 600, 50)])
+    assert np.allclose(pa, pb, atol=1e-8)
+    assert a.n_alarms_ == b.n_alarms_ >= 1 and a.n_restarts_ + a.n_restarts_skipped_ >= 1
