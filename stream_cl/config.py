@@ -77,7 +77,9 @@ class ModelConfig:
     kind: Literal["online", "analytic", "trainable"] = "online"  # trainable: see [trainable]
     gamma: float = field(default=1.0, metadata=positive("set a positive regularisation such as 1.0"))
     forgetting: list[float] = field(default_factory=lambda: [1.0, 0.995])  # heads on features + inputs
-    input_forgetting: list[float] = field(default_factory=lambda: [0.999])  # heads on the inputs only
+    input_forgetting: list[float] = field(default_factory=lambda: [0.999, 1.0])  # heads on the inputs only
+    sgd_lr: float = field(default=0.01, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 for no SGD softmax head"))
+    mix_decay: float = field(default=0.995, metadata=check(lambda v: 0 < v < 1, "must be in (0, 1)", "use e.g. 0.995 (a memory of about 200 events)"))
     width: int = field(default=256, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 for no random features"))
     key_units: int = field(default=8, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 for no threshold units"))
     hash_width: int | None = None

@@ -52,6 +52,7 @@ def build_learner(cfg: ModelConfig | Config):
     try:
         return OnlineContinualLearner(backbone=RandomFeatures(width=cfg.width, seed=cfg.seed), key_units=cfg.key_units,
                                       heads=heads, gamma=cfg.gamma, temperature=cfg.temperature,
+                                      sgd_lr=cfg.sgd_lr or None, mix_decay=cfg.mix_decay,
                                       hash_width=cfg.hash_width, device=cfg.device, seed=cfg.seed,
                                       **{k: v for k, v in parts.items() if k != "trainable"})
     except ValueError as e:

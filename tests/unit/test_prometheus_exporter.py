@@ -209,7 +209,8 @@ def test_the_real_learners_attributes_are_exported():
     learner.prequential_batch([{"u": float(i % 3), "v": 1.0} for i in range(64)], [str(i % 3) for i in range(64)])
     _, fams = scrape(fake_daemon(learner))
     assert value(fams, "stream_cl_classes") == 3 and value(fams, "stream_cl_features") == 2
-    assert len(fams["stream_cl_forgetting_factor"].samples) == 3  # heads: 1.0, 0.995, inputs 0.999
+    factors = fams["stream_cl_forgetting_factor"].samples  # one per ridge head: 1.0, 0.995, inputs 0.999 and 1.0
+    assert len(factors) == 4 and sorted(s.value for s in factors) == sorted(learner.forgetting_)
     assert value(fams, "stream_cl_replay_buffer_samples") > 0 and value(fams, "stream_cl_replay_buffer_bytes") > 0
     assert value(fams, "stream_cl_homeostatic_need") >= 0
     alarms = {(s.labels["detector"], s.labels["response"]): s.value for s in family(fams, "stream_cl_drift_alarms_total").samples}
