@@ -77,3 +77,25 @@ def test_the_readme_configuration_reference_is_a_valid_config(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text(block)
     assert load_config(path) == config
+
+
+def test_every_config_key_is_documented():
+    """Each key of each section appears in the README's reference or the daemon/observability docs."""
+    import dataclasses
+
+    from stream_cl.config import Config
+
+    docs = {name: (ROOT / name).read_text() for name in ("README.md", "docs/daemon.md", "docs/observability.md")}
+    readme_blocks = [tomllib.loads(b) for b in re.findall(r"```toml\n(.*?)```", docs["README.md"], re.S)
+                     if b.lstrip().startswith("[") and "TOML" not in b]
+    documented = {(section, key) for block in readme_blocks for section, table in block.items() for key in table}
+    missing = []
+    for section in dataclasses.fields(Config):
+        for key in dataclasses.fields(section.type if isinstance(section.type, type) else getattr(Config(), section.name)):
+            in_readme = (section.name, key.name) in documented or f"# {key.name} =" in docs["README.md"]
+            in_docs = f"`{key.name}`" in docs["docs/daemon.md"] or f"{key.name} =" in docs["docs/observability.md"]
+            if not (in_readme or in_docs):
+                missing.append(f"{section.name}.{key.name}")
+    assert not missing, f"undocumented config keys: {missing}"
+    for block in readme_blocks:  # and what the README shows is a valid config
+        load_config_dict(block)
