@@ -29,7 +29,9 @@ from river import base
 
 from .backbones import Backbone, KeyUnits, OnlineStandardizer, RandomFeatures, resolve_device, torch_device
 from .features import FeatureIndex
+from .monitoring import ContinualMonitoring
 from .heads.class_head import RidgeClassHead, scores_to_proba
+from .heads.analytic import _check_label, _frame_values
 from .heads.sgd import SGDSoftmaxHead
 from .mixing import AccuracyMixer
 
@@ -47,7 +49,7 @@ DEFAULT_WIDTH = 256
 VIEWS = ("all", "inputs")
 
 
-class OnlineContinualLearner(base.MiniBatchClassifier):
+class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
     """Online continual classifier: frozen backbone + exact analytic heads, mixed by accuracy.
 
     Parameters
@@ -353,32 +355,8 @@ class OnlineContinualLearner(base.MiniBatchClassifier):
         self.n_restarts_skipped_ = 0  # the shadow was no better than the head: kept the head
 
     @property
-    def alarms_(self) -> list:
-        return list(self.drift_.alarms_) if self.drift_ is not None else []
-
-    @property
-    def n_alarms_(self) -> int:
-        return self.drift_.n_alarms_ if self.drift_ is not None else 0
-
-    @property
-    def alarm_counts_(self) -> dict:
-        return {k: dict(v) for k, v in self.drift_.counts_.items()} if self.drift_ is not None else {}
-
-    @property
-    def need_(self) -> float | None:
-        return self.homeostasis_.need_ if self.homeostasis_ is not None else None
-
-    @property
     def forgetting_(self) -> list[float]:
         return [h.ridge.forgetting for h in self.heads_]
-
-    @property
-    def replay_size_(self) -> int:
-        return self.replay_.size_ if self.replay_ is not None else 0
-
-    @property
-    def replay_bytes_(self) -> int:
-        return self.replay_.nbytes_ if self.replay_ is not None else 0
 
     def report(self) -> dict:
         """The continual-learning state as a JSON-ready dict (merged into run reports)."""
@@ -643,14 +621,6 @@ def _take_rows(a, idx: np.ndarray):
     return a[torch.as_tensor(idx, device=a.device)]
 
 
-def _check_label(y) -> None:
-    from .heads.analytic import _check_label as check
-
-    check(y)
-
-
 def _frame_rows(X: pd.DataFrame) -> list[dict]:
-    from .heads.analytic import _frame_values
-
     values = _frame_values(X)
     return [dict(zip(X.columns, row)) for row in values.tolist()]

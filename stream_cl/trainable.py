@@ -37,13 +37,16 @@ from river import base
 from .backbones import OnlineStandardizer, resolve_device
 from .backbones.random_features import key_seed
 from .features import FeatureIndex
+from .heads.analytic import _check_label
+from .learner import _frame_rows
+from .monitoring import ContinualMonitoring
 
 __all__ = ["TrainableLearner"]
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
 
-class TrainableLearner(base.MiniBatchClassifier):
+class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
     """Online MLP classifier with replay and homeostatic per-layer learning rates.
 
     Parameters
@@ -163,30 +166,6 @@ class TrainableLearner(base.MiniBatchClassifier):
     def learning_rates_(self) -> list[float]:
         scales = self.homeostasis_.learning_rate_scales(self.n_layers) if self.homeostasis_ is not None else [1.0] * self.n_layers
         return [self.lr * s for s in scales]
-
-    @property
-    def need_(self) -> float | None:
-        return self.homeostasis_.need_ if self.homeostasis_ is not None else None
-
-    @property
-    def alarms_(self) -> list:
-        return list(self.drift_.alarms_) if self.drift_ is not None else []
-
-    @property
-    def n_alarms_(self) -> int:
-        return self.drift_.n_alarms_ if self.drift_ is not None else 0
-
-    @property
-    def alarm_counts_(self) -> dict:
-        return {k: dict(v) for k, v in self.drift_.counts_.items()} if self.drift_ is not None else {}
-
-    @property
-    def replay_size_(self) -> int:
-        return self.replay_.size_ if self.replay_ is not None else 0
-
-    @property
-    def replay_bytes_(self) -> int:
-        return self.replay_.nbytes_ if self.replay_ is not None else 0
 
     def report(self) -> dict:
         out = {"learning_rates": self.learning_rates_, "updates": self.n_updates_}
@@ -473,16 +452,3 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     e = np.exp(logits - top)
     total = e.sum(axis=1, keepdims=True)
     return np.divide(e, total, where=total > 0, out=np.zeros_like(e))
-
-
-def _check_label(y) -> None:
-    from .heads.analytic import _check_label as check
-
-    check(y)
-
-
-def _frame_rows(X: pd.DataFrame) -> list[dict]:
-    from .heads.analytic import _frame_values
-
-    values = _frame_values(X)
-    return [dict(zip(X.columns, row)) for row in values.tolist()]
