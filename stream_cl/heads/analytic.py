@@ -64,6 +64,7 @@ class AnalyticClassifier(base.MiniBatchClassifier):
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         self.index_ = FeatureIndex(hash_width)
         self.head_ = RidgeClassHead(gamma, forgetting, device)
+        self._memo: tuple | None = None  # (keys, values, design row, index width) of the last event
 
     @property
     def _multiclass(self):
@@ -126,7 +127,7 @@ class AnalyticClassifier(base.MiniBatchClassifier):
     # -- learning --------------------------------------------------------------------------
     def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0) -> "AnalyticClassifier":
         _check_label(y)
-        z, new = self.index_.vectorize_one(x, bias=True)  # (1 + width,)
+        z, new = self._row(x)  # (1 + width,)
         self.index_.commit(new)
         self.head_.learn_one(z, y, float(w))
         return self
@@ -153,8 +154,23 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         Z = np.hstack([np.ones((len(xs), 1)), X[:, : self.index_.width]])
         return scores_to_proba(self.head_.scores(Z), self.temperature)
 
+    def _row(self, x: Mapping) -> tuple[np.ndarray, list]:
+        """The design row of ``x`` and its unseen keys.
+
+        A prequential loop asks for the same event twice (``predict_one``, then
+        ``learn_one``): the last row is remembered with the event's keys and values, and
+        reused only when both are equal and it had no unseen keys.
+        """
+        keys, values, width = tuple(x), tuple(x.values()), self.index_.width
+        memo = self._memo
+        if memo is not None and memo[3] == width and memo[0] == keys and memo[1] == values:
+            return memo[2], []
+        z, new = self.index_.vectorize_one(x, bias=True)
+        self._memo = None if new else (keys, values, z, width)
+        return z, new
+
     def _scores_one(self, x: Mapping) -> np.ndarray:
-        z, _ = self.index_.vectorize_one(x, bias=True)
+        z, _ = self._row(x)
         return self.head_.scores_one(z[: 1 + self.index_.width])  # unseen keys: zero weight
 
     def predict_proba_one(self, x: Mapping) -> dict:
@@ -187,6 +203,7 @@ class AnalyticClassifier(base.MiniBatchClassifier):
     def load_state_dict(self, state: Mapping) -> "AnalyticClassifier":
         self.index_ = FeatureIndex.from_state(state["index"])
         self.head_.load_state_dict(state["head"])
+        self._memo = None
         return self
 
 

@@ -143,3 +143,22 @@ def test_state_dict_round_trip_resumes_exactly():
         b.learn_one(x, y)
     assert np.array_equal(a.coef_, b.coef_)
     assert a.predict_proba_one(data[0][0]) == b.predict_proba_one(data[0][0])
+
+
+def test_the_remembered_row_is_reused_only_for_the_same_event():
+    """predict_one then learn_one reuse the row; a changed value, or a new column, is not missed."""
+    a, b = AnalyticClassifier(), AnalyticClassifier()
+    x = {"u": 1.0, "v": 2.0}
+    for model in (a, b):
+        model.learn_one({"u": 0.5, "v": -1.0}, "p").learn_one({"u": -0.5, "v": 1.0}, "q")
+    a.predict_one(x)
+    x["v"] = 5.0  # changed between predict and learn
+    a.learn_one(x, "p")
+    b.learn_one({"u": 1.0, "v": 5.0}, "p")
+    assert np.array_equal(a.coef_, b.coef_)
+    a.predict_one(x)
+    for model in (a, b):
+        model.learn_one({"w": 3.0}, "q")  # another event adds a column
+    a.learn_one(x, "q")
+    b.learn_one({"u": 1.0, "v": 5.0}, "q")
+    assert np.array_equal(a.coef_, b.coef_)
