@@ -140,6 +140,7 @@ def daemon_config(folder: Path, bootstrap: str, topic: str, preds: str, model: d
                   "predictions_topic": preds, "stop_at_end": stop_at_end, **FETCH,
                   "status_file": str(folder / f"status-{name}.json")},
         "checkpoint": {"dir": str(folder / f"ckpt-{name}")},
+        "metrics": {"port": 0},  # any free port: benchmark daemons never clash with a running one
     }
     if model:
         cfg["model"] = model
