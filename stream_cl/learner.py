@@ -114,7 +114,7 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
     >>> from river import datasets, evaluate, metrics
     >>> model = OnlineContinualLearner(device="cpu")
     >>> evaluate.progressive_val_score(datasets.ImageSegments(), model, metrics.Accuracy())
-    Accuracy: 93.46%
+    Accuracy: 93.63%
     """
 
     def __init__(
@@ -591,17 +591,21 @@ def _margin_hits(S: np.ndarray, classes: list, ys: Sequence) -> np.ndarray:
     so the per-event and the batched computations, which round differently, always
     agree on it and weight the mixture identically.
     """
-    hit = np.zeros(len(ys), dtype=bool)
-    if S.shape[1] == 0:
-        return hit
-    pos = {c: k for k, c in enumerate(classes)}
-    for i, y in enumerate(ys):
-        k = pos.get(y, -1) if y is not None else -1
-        if 0 <= k < S.shape[1] and np.isfinite(S[i, k]):
-            row = S[i]
-            others = np.max(np.delete(row, k)) if row.shape[0] > 1 else -np.inf
-            hit[i] = row[k] > others + 1e-9 * (1.0 + abs(row[k]))
-    return hit
+    b, c = S.shape
+    if c == 0:
+        return np.zeros(b, dtype=bool)
+    pos = {y: k for k, y in enumerate(classes)}
+    k = np.array([pos.get(y, -1) if y is not None else -1 for y in ys], dtype=np.int64)  # (b,)
+    k = np.where(k < c, k, -1)  # a class beyond the scored ones was not known yet
+    rows = np.flatnonzero(k >= 0)
+    score = np.full(b, -np.inf)
+    score[rows] = S[rows, k[rows]]
+    others = S.copy()  # (b, c)
+    others[rows, k[rows]] = -np.inf
+    best_other = others.max(axis=1) if c > 1 else np.full(b, -np.inf)
+    known = np.isfinite(score)
+    tol = 1e-9 * (1.0 + np.abs(np.where(known, score, 0.0)))
+    return known & (score > best_other + tol)
 
 
 def _numpy(a) -> np.ndarray:

@@ -37,10 +37,22 @@ class NumpyLinalg:
         """``M x`` for symmetric M (``M.T`` is ``M``, and Fortran-ordered: no copy)."""
         return blas.dsymv(1.0, M.T, x)
 
-    def symmetrize_(self, M, scale: float) -> None:
-        """``M = (M + M') / (2 scale)`` in place (numpy buffers the overlapping operand)."""
-        M += M.T
-        M *= 0.5 / scale
+    def syrk_(self, M, V, alpha: float, beta: float) -> None:
+        """``M = beta M + alpha V V'`` in place for symmetric ``M`` (d, d) and ``V`` (d, k).
+
+        BLAS ``dsyrk`` computes one triangle (half the flops of a product); the other is
+        mirrored. ``M.T`` is the Fortran-ordered view BLAS updates without a copy.
+        """
+        Vf = V if V.flags.f_contiguous else np.asfortranarray(V)
+        blas.dsyrk(alpha, Vf, beta=beta, c=M.T, trans=0, lower=0, overwrite_c=1)
+        iu = self._upper(M.shape[0])
+        M[iu] = M.T[iu]  # the lower triangle (of C-ordered M) was computed: mirror it
+
+    def _upper(self, d: int):
+        cached = getattr(self, "_iu", None)
+        if cached is None or cached[0] != d:
+            self._iu = (d, np.triu_indices(d, 1))
+        return self._iu[1]
 
     def zeros(self, *shape):
         return np.zeros(shape)
@@ -102,8 +114,9 @@ class TorchLinalg:
     def own(self, M):
         return M
 
-    def symmetrize_(self, M, scale: float) -> None:
-        M.copy_((M + M.T).mul_(0.5 / scale))
+    def syrk_(self, M, V, alpha: float, beta: float) -> None:
+        M.mul_(beta).addmm_(V, V.T, alpha=alpha)
+        M.copy_((M + M.T).mul_(0.5))  # exactly symmetric, like the numpy path
 
     def zeros(self, *shape):
         return self.torch.zeros(shape, dtype=self.torch.float64, device=self.device)

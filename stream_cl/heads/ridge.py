@@ -37,7 +37,7 @@ __all__ = ["RecursiveRidge", "update_flops"]
 REFRESH_ROWS = 65_536
 # With forgetting < 1 the ridge term decays with the data; R is re-anchored to the
 # full gamma once it has decayed to this fraction (a refresh costs one d^3 inverse).
-ANCHOR_DECAY = 0.25
+ANCHOR_DECAY = 0.1
 # Larger batches are learned in chunks of this many rows: the innovation covariance
 # is (rows x rows), and splitting does not change the result.
 MAX_CHUNK = 1024
@@ -46,11 +46,12 @@ MAX_CHUNK = 1024
 def update_flops(b: int, d: int, c: int) -> float:
     """Floating-point operations of one rank-``b`` update with ``d`` inputs and ``c`` outputs.
 
-    Counts each matrix product as ``2 m n k``: R X' (2 d^2 b), X R X' (2 d b^2),
-    Cholesky (b^3 / 3), two triangular solves (b^2 d + b^2 c), R -= K'K (2 d^2 b),
-    the statistics A and B (2 d^2 b + 2 d b c) and the prior residuals (2 d b c).
+    Counts a matrix product as ``2 m n k`` and a symmetric rank-k update as ``n^2 k``:
+    R X' (2 d^2 b), X R X' (2 d b^2), Cholesky (b^3 / 3), two triangular solves
+    (b^2 d + b^2 c), R -= K'K (d^2 b), the statistics A and B (d^2 b + 2 d b c) and
+    the prior residuals (2 d b c).
     """
-    return 6.0 * d * d * b + 3.0 * d * b * b + b**3 / 3 + b * b * c + 4.0 * d * b * c
+    return 4.0 * d * d * b + 3.0 * d * b * b + b**3 / 3 + b * b * c + 4.0 * d * b * c
 
 
 class RecursiveRidge:
@@ -214,18 +215,12 @@ class RecursiveRidge:
             query = la.zeros(0, self.n_outputs)
         K = la.solve_lower(C, RXt.T)  # (b, d)
         scale = lam**b
-        self.R -= K.T @ K
-        if b > 1:  # the product K'K is symmetric only up to rounding
-            la.symmetrize_(self.R, scale)
-        elif scale != 1.0:
-            self.R *= 1.0 / scale
-        dw = wt * (scale / la.powers(lam, b))  # (b,): w_i l^(b-1-i)
-        Xw = X.T * dw  # (d, b)
+        la.syrk_(self.R, K.T, -1.0 / scale, 1.0 / scale)  # R = (R - K'K) / l^b, exactly symmetric
+        dw = wt * (scale / la.powers(lam, b))  # (b,): w_i l^(b-1-i) > 0
+        la.syrk_(self.A, X.T * dw**0.5, 1.0, scale)  # A = l^b A + X' diag(dw) X
         if scale != 1.0:
-            self.A *= scale
             self.B *= scale
-        self.A += Xw @ X
-        self.B += Xw @ Y
+        self.B += (X.T * dw) @ Y
         self.decay *= scale
         self.rows_since_anchor += b
         self.n_rows += b

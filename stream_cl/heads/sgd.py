@@ -48,14 +48,47 @@ class SGDSoftmaxHead:
         return self._softmax(Z[:, :d] @ self.W[:d])
 
     def prequential_proba(self, Z, ys: Sequence, weights=None) -> np.ndarray:
-        """Predict then learn each row in order; 0 for classes not yet seen at that row."""
+        """Predict then learn each row in order; 0 for classes not yet seen at that row.
+
+        Row ``i`` sees ``W_i = W_0 - sum_{j<i} lr_j z_j g_j'``, so its scores are
+        ``z_i W_0 - sum_{j<i} (z_i . z_j) lr_j g_j``: with the batch's Gram matrix the loop
+        carries only the (rows x classes) gradients, and ``W`` is updated once at the end.
+        """
         Z = np.asarray(Z, dtype=np.float64)
+        b = Z.shape[0]
         k = len(self.classes)  # classes known before the current row
         for y in ys:
             if y is not None and y not in self._pos:
                 self._pos[y] = len(self.classes)
                 self.classes.append(y)
-        self._grow(Z.shape[1], len(self.classes))
+        C = len(self.classes)
+        self._grow(Z.shape[1], C)
+        W0 = self.W[: Z.shape[1]]
+        if self.l2:
+            return self._loop(Z, ys, weights, k)
+        base = Z @ W0  # (b, C) scores under the batch-start weights
+        gram = Z @ Z.T  # (b, b)
+        steps = np.zeros((b, C))  # lr_j * gradient_j, the updates rows make
+        out = np.zeros((b, C))
+        for i, y in enumerate(ys):
+            scores = base[i] - gram[i, :i] @ steps[:i] if i else base[i]  # (C,)
+            if k:
+                out[i, :k] = _softmax1(scores[:k])
+            if y is None:
+                continue
+            j = self._pos[y]
+            if j >= k:  # first sighting: numbered next, so j == k
+                k = j + 1
+                g = _softmax1(scores[:k])
+            else:
+                g = out[i, :k].copy()
+            g[j] -= 1.0  # gradient of the cross-entropy with respect to the scores
+            steps[i, :k] = g * (self.lr * (1.0 if weights is None else float(weights[i])))
+        self.W[: Z.shape[1]] -= Z.T @ steps
+        return out
+
+    def _loop(self, Z, ys, weights, k) -> np.ndarray:
+        """The plain per-row loop (used with L2 decay, which scales W at every row)."""
         out = np.zeros((Z.shape[0], len(self.classes)))
         W = self.W
         for i, y in enumerate(ys):
@@ -65,16 +98,15 @@ class SGDSoftmaxHead:
             if y is None:
                 continue
             j = self._pos[y]
-            if j >= k:  # first sighting: numbered next, so j == k
+            if j >= k:
                 k = j + 1
                 p = self._softmax(z @ W[:, :k])
             else:
                 p = out[i, :k].copy()
-            p[j] -= 1.0  # gradient of the cross-entropy with respect to the scores
+            p[j] -= 1.0
             lr = self.lr * (1.0 if weights is None else float(weights[i]))
             W[:, :k] -= lr * np.outer(z, p)
-            if self.l2:
-                W[:, :k] *= 1.0 - self.lr * self.l2
+            W[:, :k] *= 1.0 - self.lr * self.l2
         return out
 
     # -- state ---------------------------------------------------------------------------
@@ -87,3 +119,9 @@ class SGDSoftmaxHead:
             self._pos[y] = len(self.classes)
             self.classes.append(y)
         self.W = np.asarray(state["W"], dtype=np.float64).copy()
+
+
+def _softmax1(s: np.ndarray) -> np.ndarray:
+    e = np.exp(s - s.max())
+    e /= e.sum()
+    return e

@@ -141,3 +141,18 @@ def test_a_torchscript_file_backbone_loads_from_disk(tmp_path):
     assert np.mean(hits) > 0.9
     with pytest.raises(ValueError, match="not found"):
         TorchBackbone(str(tmp_path / "missing.pt"), input_dim=4)
+
+
+def test_the_sgd_head_batch_equals_its_row_loop():
+    from stream_cl.heads.sgd import SGDSoftmaxHead
+
+    rng = np.random.default_rng(5)
+    Z = np.hstack([np.ones((120, 1)), rng.normal(size=(120, 4))])
+    ys = [None if i % 7 == 0 else ["a", "b", "c"][min(2, i // 30)] for i in range(120)]  # classes arrive late
+    batch, loop = SGDSoftmaxHead(0.1), SGDSoftmaxHead(0.1)
+    got = np.vstack([np.pad(batch.prequential_proba(Z[s:s + 40], ys[s:s + 40]), ((0, 0), (0, 3 - len(batch.classes))))
+                     for s in range(0, 120, 40)])
+    want = np.vstack([np.pad(loop.prequential_proba(Z[i:i + 1], ys[i:i + 1]), ((0, 0), (0, 3 - len(loop.classes))))
+                      for i in range(120)])
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(batch.W, loop.W, rtol=1e-9, atol=1e-12)
