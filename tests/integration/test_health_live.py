@@ -36,8 +36,20 @@ def test_live_daemons_probes_model_and_logs(kafka_kit):
     topic = kafka_kit.topic("health")
     kafka_kit.produce(topic, ((str(i), event(i, random.Random(i))) for i in range(N_EVENTS)))
     group = {"group_id": f"it-health-{kafka_kit.tag}"}
-    daemons = [kafka_kit.start(kafka_kit.config(name, [topic], kafka=group)) for name in ("health-a", "health-b")]
+    configs = [kafka_kit.config(name, [topic], kafka=group) for name in ("health-a", "health-b")]
+    # Each daemon in a group learns its own model from its partitions.  Start the first
+    # alone and let it learn the whole topic, so the model it reports is known; the second
+    # then joins, and the group's rebalance may leave the partition where it is or move it.
+    daemons = [kafka_kit.start(configs[0])]
     try:
+        first_url = daemons[0].http_url()
+
+        def first_learned_all():
+            code, model = get_json(first_url + "/model")
+            return model if code == 200 and model.get("events", {}).get("learned", 0) == N_EVENTS else None
+
+        wait_for(first_learned_all, 90, "the first daemon learned the whole topic")
+        daemons.append(kafka_kit.start(configs[1]))
         urls = [d.http_url() for d in daemons]
 
         def settled():
@@ -58,7 +70,9 @@ def test_live_daemons_probes_model_and_logs(kafka_kit):
         assert ready[1 - i_ready][1] == {"status": "not_ready", "state": "running", "partitions": 0,
                                          "detail": "no partitions assigned"}
 
-        code, model = get_json(urls[i_ready] + "/model")
+        # Nothing is learned twice in the group: the second daemon learned nothing new.
+        code, model = get_json(urls[0] + "/model")
+        assert model["events"]["learned"] == N_EVENTS
         assert code == 200 and model["kind"] == "AnalyticClassifier" and model["state"] == "running"
         assert sorted(model["classes"]) == ["a", "b", "c"] and model["features"] == 4
         assert model["feature_names"] == ["f0", "f1", "f2", "f3"]
