@@ -9,7 +9,10 @@ signal and the response) and keeps the bookkeeping of the responses:
 * ``"forget"`` -- use ``forget_value`` as the forgetting factor of the adaptive heads
   for the next ``forget_events`` labelled events;
 * ``"restart"`` -- train a shadow head from the alarm on and, after ``restart_after``
-  labelled events, warm-restart the adaptive heads from it.
+  labelled events, warm-restart the adaptive heads from it;
+* ``"remix"`` -- forget the mixture's record of which head was recently accurate, so
+  the heads that adapt fastest to the new concept take over at once instead of after
+  the record's time constant (``OnlineContinualLearner``'s ``mix_decay``).
 
 Detectors (``detector=``): ``"adwin"``, ``"kswin"``, ``"page_hinkley"`` on the loss or
 the error stream; ``"ddm"``, ``"eddm"``, ``"hddm_a"``, ``"hddm_w"``, ``"fhddm"`` on the
@@ -52,7 +55,7 @@ DETECTORS = {
     "hddm_w": (river_drift.binary.HDDMW, True, {}),
     "fhddm": (river_drift.binary.FHDDM, True, {}),
 }
-RESPONSES = ("record", "need", "forget", "restart")
+RESPONSES = ("record", "need", "forget", "restart", "remix")
 SIGNALS = ("auto", "error", "loss")
 
 
@@ -155,7 +158,8 @@ class DriftMonitor(base.Base):
         ``"error"`` (0/1), ``"loss"`` (``1 - p(true class)``) or ``"auto"``: error for
         every detector but KSWIN, which needs a continuous signal.
     response
-        Tuple of responses among ``"record"``, ``"need"``, ``"forget"``, ``"restart"``.
+        Tuple of responses among ``"record"``, ``"need"``, ``"forget"``, ``"restart"``,
+        ``"remix"``.
     direction
         ``"up"``: raise alarms only when the signal rose; ``"both"``: on any change.
     forget_value, forget_events
@@ -222,6 +226,7 @@ class DriftMonitor(base.Base):
         self.counts_: dict = {}
         self.forget_until_ = -1  # labelled count until which the "forget" response holds
         self.shadow_start_ = -1  # labelled count when the pending shadow started (-1: none)
+        self.remix_due_ = False  # an alarm asked for the mixture to be reset
 
     @property
     def signal_name(self) -> str:
@@ -265,6 +270,8 @@ class DriftMonitor(base.Base):
             self.forget_until_ = self.n_ + self.forget_events
         if "restart" in self.response:
             self.shadow_start_ = self.n_  # (re)start the shadow from here
+        if "remix" in self.response:
+            self.remix_due_ = True
         return alarm
 
     # -- responses ----------------------------------------------------------------------
@@ -283,6 +290,11 @@ class DriftMonitor(base.Base):
     def restarted(self) -> None:
         self.shadow_start_ = -1
 
+    def take_remix(self) -> bool:
+        """Whether an alarm asked for a ``"remix"`` since the last call (the caller then resets)."""
+        due, self.remix_due_ = self.remix_due_, False
+        return due
+
     def report(self) -> dict:
         return {"detector": self.detector, "signal": self.signal_name, "response": self.response_name,
                 "alarms": self.n_alarms_, "ignored": self.n_ignored_, "counts": {k: dict(v) for k, v in self.counts_.items()},
@@ -296,6 +308,7 @@ class DriftMonitor(base.Base):
             "n_alarms": self.n_alarms_, "n_ignored": self.n_ignored_,
             "counts": {k: dict(v) for k, v in self.counts_.items()},
             "forget_until": self.forget_until_, "shadow_start": self.shadow_start_,
+            "remix_due": self.remix_due_,
         }
 
     def load_state_dict(self, state: Mapping) -> "DriftMonitor":
@@ -307,4 +320,5 @@ class DriftMonitor(base.Base):
         self.n_alarms_, self.n_ignored_ = int(state["n_alarms"]), int(state["n_ignored"])
         self.counts_ = {k: {r: int(n) for r, n in v.items()} for k, v in state["counts"].items()}
         self.forget_until_, self.shadow_start_ = int(state["forget_until"]), int(state["shadow_start"])
+        self.remix_due_ = bool(state.get("remix_due", False))  # absent in checkpoints before "remix"
         return self

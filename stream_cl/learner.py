@@ -81,8 +81,9 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
     drift
         A :class:`~stream_cl.drift.DriftMonitor` watching the mixture's prequential
         error or loss; its alarms raise the homeostatic need, lower the adaptive
-        heads' forgetting factor for a while, or warm-restart them from a shadow head
-        (when the shadow predicted better than the head since the alarm).
+        heads' forgetting factor for a while, warm-restart them from a shadow head
+        (when the shadow predicted better than the head since the alarm), or reset the
+        mixture's accuracy record ("remix").
     homeostasis
         A :class:`~stream_cl.homeostasis.Homeostasis` controller: its need scales the
         adaptive heads' forgetting factors down towards its floor.
@@ -106,7 +107,7 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
     ``detector``, ``signal``, ``response``), ``n_alarms_``, ``alarm_counts_``
     (``{detector: {response: n}}``), ``need_`` (homeostatic need or ``None``),
     ``forgetting_`` (current factor per head), ``replay_size_`` and ``replay_bytes_``,
-    ``n_restarts_`` and ``n_restarts_skipped_``; :meth:`report` gathers them in a
+    ``n_restarts_``, ``n_restarts_skipped_`` and ``n_remixes_``; :meth:`report` gathers them in a
     JSON-ready dict.
 
     Examples
@@ -353,6 +354,7 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         self.shadow_hits_ = [0, 0]  # prequential hits of the shadow and of the head it would replace
         self.n_restarts_ = 0
         self.n_restarts_skipped_ = 0  # the shadow was no better than the head: kept the head
+        self.n_remixes_ = 0  # mixture records reset by the "remix" response
 
     @property
     def forgetting_(self) -> list[float]:
@@ -364,7 +366,7 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         if self.replay_ is not None:
             out["replay"] = self.replay_.report()
         if self.drift_ is not None:
-            out["drift"] = {**self.drift_.report(), "restarts": self.n_restarts_,
+            out["drift"] = {**self.drift_.report(), "restarts": self.n_restarts_, "remixes": self.n_remixes_,
                             "restarts_skipped": self.n_restarts_skipped_}
         if self.homeostasis_ is not None:
             out["homeostasis"] = self.homeostasis_.report()
@@ -518,6 +520,9 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
             if override is not None:
                 lam = min(lam, override)
             self.heads_[i].ridge.set_forgetting(lam)
+        if self.drift_ is not None and self.drift_.take_remix():
+            self.mixer_.reset()
+            self.n_remixes_ += 1
         if self.drift_ is None or "restart" not in self.drift_.response:
             return
         src = self.adaptive_[0]
@@ -554,6 +559,7 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
             "shadow_start": self.shadow_start_,
             "shadow_hits": list(self.shadow_hits_),
             "restarts": [self.n_restarts_, self.n_restarts_skipped_],
+            "remixes": self.n_remixes_,
         }
 
     def _load_continual_state(self, state: Mapping) -> None:
@@ -572,6 +578,7 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         self.shadow_start_ = int(state["shadow_start"])
         self.shadow_hits_ = [int(v) for v in state["shadow_hits"]]
         self.n_restarts_, self.n_restarts_skipped_ = (int(v) for v in state["restarts"])
+        self.n_remixes_ = int(state.get("remixes", 0))  # absent in checkpoints before "remix"
 
 
 def _hits(scores: np.ndarray, head: RidgeClassHead, ys: Sequence) -> np.ndarray:

@@ -48,6 +48,10 @@ class AccuracyMixer:
         self.accuracy = (q**n) * self.accuracy + (1 - q) * contrib.sum(axis=0)
         return self.weights(before)
 
+    def reset(self) -> None:
+        """Forget the accuracy record: equal weights until new hits tell the heads apart."""
+        self.accuracy = np.zeros_like(self.accuracy)
+
     def state_dict(self) -> dict:
         return {"decay": self.decay, "sharpness": self.sharpness, "accuracy": self.accuracy.copy()}
 

@@ -45,14 +45,17 @@ class NumpyLinalg:
         """
         Vf = V if V.flags.f_contiguous else np.asfortranarray(V)
         blas.dsyrk(alpha, Vf, beta=beta, c=M.T, trans=0, lower=0, overwrite_c=1)
-        iu = self._upper(M.shape[0])
-        M[iu] = M.T[iu]  # the lower triangle (of C-ordered M) was computed: mirror it
+        # the lower triangle (of C-ordered M) was computed: mirror it. A masked copy streams
+        # through memory; fancy indexing with triu_indices cost as much as the syrk itself.
+        np.copyto(M, M.T, where=self._upper_mask(M.shape[0]))
 
-    def _upper(self, d: int):
-        cached = getattr(self, "_iu", None)
-        if cached is None or cached[0] != d:
-            self._iu = (d, np.triu_indices(d, 1))
-        return self._iu[1]
+    def _upper_mask(self, d: int) -> np.ndarray:
+        masks = self.__dict__.setdefault("_masks", {})  # by size: heads of several widths share one
+        if d not in masks:
+            if len(masks) > 8:
+                masks.clear()
+            masks[d] = np.triu(np.ones((d, d), dtype=bool), 1)  # strictly upper
+        return masks[d]
 
     def zeros(self, *shape):
         return np.zeros(shape)

@@ -119,9 +119,14 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         if learn:
             self.index_.commit([c for c in X.columns if c not in pos])
         keep = [i for i, c in enumerate(X.columns) if c in pos]
-        Z = np.zeros((len(X), 1 + self.index_.width))  # (b, 1 + width)
+        cols = [1 + pos[X.columns[i]] for i in keep]
+        Z = np.empty((len(X), 1 + self.index_.width))  # (b, 1 + width)
         Z[:, 0] = 1.0
-        Z[:, [1 + pos[X.columns[i]] for i in keep]] = values[:, keep]
+        if len(keep) == self.index_.width and cols == list(range(1, len(cols) + 1)):
+            Z[:, 1:] = values if len(keep) == values.shape[1] else values[:, keep]  # columns in index order
+        else:
+            Z[:, 1:] = 0.0
+            Z[:, cols] = values[:, keep]
         return Z
 
     # -- learning --------------------------------------------------------------------------

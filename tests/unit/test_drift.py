@@ -191,3 +191,33 @@ def test_the_torch_code_path_of_the_continual_parts_matches_numpy():
     pb = np.vstack([b.prequential_batch(xs[s:s + 50], ys[s:s + 50]) for s in range(0, 600, 50)])
     assert np.allclose(pa, pb, atol=1e-8)
     assert a.n_alarms_ == b.n_alarms_ >= 1 and a.n_restarts_ + a.n_restarts_skipped_ >= 1
+
+
+def test_remix_resets_the_mixture_record_at_the_next_control_point():
+    xs, ys = _flip_stream(seed=3)
+
+    def make(response):
+        return OnlineContinualLearner(backbone=RandomFeatures(width=8), key_units=0, device="cpu", control_every=8,
+                                      heads=((1.0, "all"), (0.99, "all")), drift=DriftMonitor("adwin", response=response))
+    remix, record = make(("remix",)), make(("record",))
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        p_remix, p_record = remix.prequential_batch([x], [y]), record.prequential_batch([x], [y])
+        if remix.n_remixes_:
+            break
+        assert np.array_equal(p_remix, p_record)  # the same learner until the record is reset
+    assert remix.n_alarms_ == record.n_alarms_ == 1 and remix.drift_.remix_due_ is False
+    assert remix.n_labelled_ % 8 == 0 and i + 1 - remix.alarms_[0]["t"] < 8  # at the first control point after it
+    assert np.all(remix.mixer_.accuracy == 0.0) and np.all(record.mixer_.accuracy > 0.5)
+    assert np.allclose(remix.head_weights_, 1 / remix.mixer_.accuracy.size)
+    assert remix.report()["drift"]["remixes"] == 1 and record.report()["drift"]["remixes"] == 0
+
+
+def test_a_pending_remix_survives_a_state_round_trip():
+    mon = DriftMonitor("adwin", response=("record", "remix"))
+    for i in range(2000):
+        mon.update(float(i >= 1000 and i % 2 == 0), 0.0)
+        if mon.remix_due_:
+            break
+    assert mon.remix_due_
+    again = DriftMonitor("adwin", response=("record", "remix")).load_state_dict(mon.state_dict())
+    assert again.take_remix() and not again.take_remix()
