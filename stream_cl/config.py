@@ -215,7 +215,7 @@ class DriftConfig:
 
     detector: Literal["none", "adwin", "kswin", "page_hinkley", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"] = "none"
     signal: Literal["auto", "error", "loss"] = "auto"
-    response: list[Literal["record", "need", "forget", "restart", "remix"]] = field(
+    response: list[Literal["record", "need", "forget", "restart", "reset", "remix"]] = field(
         default_factory=lambda: ["restart"],
         metadata=check(bool, "must name at least one response", 'use e.g. response = ["need", "restart"]'))
     direction: Literal["up", "both"] = "up"

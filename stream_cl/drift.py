@@ -8,8 +8,12 @@ signal and the response) and keeps the bookkeeping of the responses:
 * ``"need"`` -- raise the homeostatic need (:mod:`stream_cl.homeostasis`);
 * ``"forget"`` -- use ``forget_value`` as the forgetting factor of the adaptive heads
   for the next ``forget_events`` labelled events;
-* ``"restart"`` -- train a shadow head from the alarm on and, after ``restart_after``
-  labelled events, warm-restart the adaptive heads from it;
+* ``"restart"`` -- train shadow heads from the alarm on and, after ``restart_after``
+  labelled events, warm-restart each adaptive head from its shadow if the shadow
+  predicted better since the alarm;
+* ``"reset"`` -- the same for every head, the exact memory heads (forgetting 1)
+  included: after an abrupt change the memory heads hold a concept that no longer
+  holds, and a fresh start beats waiting for the new data to outweigh it;
 * ``"remix"`` -- forget the mixture's record of which head was recently accurate, so
   the heads that adapt fastest to the new concept take over at once instead of after
   the record's time constant (``OnlineContinualLearner``'s ``mix_decay``).
@@ -55,7 +59,7 @@ DETECTORS = {
     "hddm_w": (river_drift.binary.HDDMW, True, {}),
     "fhddm": (river_drift.binary.FHDDM, True, {}),
 }
-RESPONSES = ("record", "need", "forget", "restart", "remix")
+RESPONSES = ("record", "need", "forget", "restart", "reset", "remix")
 SIGNALS = ("auto", "error", "loss")
 
 
@@ -159,14 +163,14 @@ class DriftMonitor(base.Base):
         every detector but KSWIN, which needs a continuous signal.
     response
         Tuple of responses among ``"record"``, ``"need"``, ``"forget"``, ``"restart"``,
-        ``"remix"``.
+        ``"reset"``, ``"remix"``.
     direction
         ``"up"``: raise alarms only when the signal rose; ``"both"``: on any change.
     forget_value, forget_events
         The ``"forget"`` response's forgetting factor and how many labelled events it lasts
         (a factor much below 0.98 leaves a head of a few hundred features too few rows).
     restart_after
-        Labelled events the ``"restart"`` response's shadow head learns before it replaces
+        Labelled events the ``"restart"``/``"reset"`` shadow heads learn before they replace
         the adaptive heads (defaults from ``benchmarks/continual.py``'s drift streams).
     max_alarms
         Alarms kept in ``alarms_`` (the oldest are dropped; ``n_alarms_`` counts all).
@@ -268,8 +272,8 @@ class DriftMonitor(base.Base):
         by[self.response_name] = by.get(self.response_name, 0) + 1
         if "forget" in self.response:
             self.forget_until_ = self.n_ + self.forget_events
-        if "restart" in self.response:
-            self.shadow_start_ = self.n_  # (re)start the shadow from here
+        if "restart" in self.response or "reset" in self.response:
+            self.shadow_start_ = self.n_  # (re)start the shadows from here
         if "remix" in self.response:
             self.remix_due_ = True
         return alarm

@@ -81,9 +81,10 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
     drift
         A :class:`~stream_cl.drift.DriftMonitor` watching the mixture's prequential
         error or loss; its alarms raise the homeostatic need, lower the adaptive
-        heads' forgetting factor for a while, warm-restart them from a shadow head
-        (when the shadow predicted better than the head since the alarm), or reset the
-        mixture's accuracy record ("remix").
+        heads' forgetting factor for a while, warm-restart them from shadow heads
+        trained since the alarm (each head whose shadow predicted better than it since
+        the alarm; "reset" covers the exact memory heads too), or reset the mixture's
+        accuracy record ("remix").
     homeostasis
         A :class:`~stream_cl.homeostasis.Homeostasis` controller: its need scales the
         adaptive heads' forgetting factors down towards its floor.
@@ -349,9 +350,11 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         self.adaptive_ = [i for i, lam in enumerate(base) if lam < 1.0] or list(range(len(base)))
         self.n_labelled_ = 0
         self.n_events_ = 0
-        self.shadow_: RidgeClassHead | None = None  # trained since a drift alarm ("restart")
-        self.shadow_start_ = -1  # the monitor's alarm count the shadow started from
-        self.shadow_hits_ = [0, 0]  # prequential hits of the shadow and of the head it would replace
+        # "restart"/"reset": a shadow per covered head, trained since the last alarm, and the
+        # prequential hits of [shadow, head] since then
+        self.shadows_: dict[int, RidgeClassHead] = {}
+        self.shadow_hits_: dict[int, list[int]] = {}
+        self.shadow_start_ = -1  # the monitor's labelled count the shadows started from
         self.n_restarts_ = 0
         self.n_restarts_skipped_ = 0  # the shadow was no better than the head: kept the head
         self.n_remixes_ = 0  # mixture records reset by the "remix" response
@@ -475,14 +478,14 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
             P = self.sgd_.prequential_proba(_numpy(designs["inputs"][seg]), seg_y, weights)[fresh]
             probas.append(P)
             hits.append(_proba_hits(P, self.sgd_.classes, fy))
-        if self.shadow_ is not None and lab.any():
-            src = self.adaptive_[0]
+        if self.shadows_ and lab.any():
             rows = fresh[lab]
             ly = [fy[j] for j in np.flatnonzero(lab)]
-            s_scores = self.shadow_.prequential(_take_rows(designs[self.heads[src][1]][seg], rows), ly,
-                                                None if weights is None else weights[rows])
-            self.shadow_hits_[0] += int(_hits(s_scores, self.shadow_, ly).sum())
-            self.shadow_hits_[1] += int(hits[src][lab].sum())
+            rw = None if weights is None else weights[rows]
+            for i, shadow in self.shadows_.items():
+                s_scores = shadow.prequential(_take_rows(designs[self.heads[i][1]][seg], rows), ly, rw)
+                self.shadow_hits_[i][0] += int(_hits(s_scores, shadow, ly).sum())
+                self.shadow_hits_[i][1] += int(hits[i][lab].sum())
         mix = self.mixer_.prequential(np.stack(hits, axis=1), lab)  # (fresh, heads)
         width = max(p.shape[1] for p in probas)
         if any(p.shape[1] != width for p in probas):
@@ -523,29 +526,31 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         if self.drift_ is not None and self.drift_.take_remix():
             self.mixer_.reset()
             self.n_remixes_ += 1
-        if self.drift_ is None or "restart" not in self.drift_.response:
+        if self.drift_ is None or not {"restart", "reset"} & set(self.drift_.response):
             return
-        src = self.adaptive_[0]
         if self.drift_.shadow_active and self.shadow_start_ != self.drift_.shadow_start_:
-            # a new alarm: (re)start the shadow, with the heads' classes in their order
-            self.shadow_ = RidgeClassHead(self.gamma, float(self.heads[src][0]), self.device_)
-            self.shadow_.add_classes(self.heads_[src].classes)
+            # a new alarm: (re)start the shadows, with the heads' classes in their order
+            covered = range(len(self.heads)) if "reset" in self.drift_.response else self.adaptive_
+            self.shadows_, self.shadow_hits_ = {}, {}
+            for i in covered:
+                self.shadows_[i] = RidgeClassHead(self.gamma, float(self.heads[i][0]), self.device_)
+                self.shadows_[i].add_classes(self.heads_[i].classes)
+                self.shadow_hits_[i] = [0, 0]
             self.shadow_start_ = self.drift_.shadow_start_
-            self.shadow_hits_ = [0, 0]
-        if self.shadow_ is not None and self.drift_.restart_due():
-            # warm-restart only if the shadow predicted better than the head since the alarm
-            if self.shadow_hits_[0] > self.shadow_hits_[1]:
-                state = self.shadow_.state_dict()
-                view = self.heads[src][1]
-                for i in self.adaptive_:
-                    if self.heads[i][1] == view:
-                        lam = self.heads_[i].ridge.forgetting
-                        self.heads_[i].load_state_dict(state)
-                        self.heads_[i].ridge.set_forgetting(lam)
+        if self.shadows_ and self.drift_.restart_due():
+            # warm-restart a head only if its shadow predicted better than it since the alarm
+            replaced = 0
+            for i, shadow in self.shadows_.items():
+                if self.shadow_hits_[i][0] > self.shadow_hits_[i][1]:
+                    lam = self.heads_[i].ridge.forgetting
+                    self.heads_[i].load_state_dict(shadow.state_dict())
+                    self.heads_[i].ridge.set_forgetting(lam)
+                    replaced += 1
+            if replaced:
                 self.n_restarts_ += 1
             else:
                 self.n_restarts_skipped_ += 1
-            self.shadow_, self.shadow_start_, self.shadow_hits_ = None, -1, [0, 0]
+            self.shadows_, self.shadow_hits_, self.shadow_start_ = {}, {}, -1
             self.drift_.restarted()
 
     def _continual_state(self) -> dict:
@@ -555,9 +560,9 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
             "drift": self.drift_.state_dict() if self.drift_ is not None else None,
             "homeostasis": self.homeostasis_.state_dict() if self.homeostasis_ is not None else None,
             "imbalance": self.imbalance_.state_dict() if self.imbalance_ is not None else None,
-            "shadow": self.shadow_.state_dict() if self.shadow_ is not None else None,
+            "shadows": [{"head": i, "state": sh.state_dict(), "hits": list(self.shadow_hits_[i])}
+                        for i, sh in self.shadows_.items()],
             "shadow_start": self.shadow_start_,
-            "shadow_hits": list(self.shadow_hits_),
             "restarts": [self.n_restarts_, self.n_restarts_skipped_],
             "remixes": self.n_remixes_,
         }
@@ -570,13 +575,13 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
                 raise ValueError(f"checkpoint and learner disagree on {name}: configure it the same way")
             if part is not None:
                 part.load_state_dict(state[name])
-        self.shadow_ = None
-        if state["shadow"] is not None:
-            src = self.adaptive_[0]
-            self.shadow_ = RidgeClassHead(self.gamma, float(self.heads[src][0]), self.device_)
-            self.shadow_.load_state_dict(state["shadow"])
-        self.shadow_start_ = int(state["shadow_start"])
-        self.shadow_hits_ = [int(v) for v in state["shadow_hits"]]
+        self.shadows_, self.shadow_hits_ = {}, {}
+        for entry in state.get("shadows", []):  # a checkpoint before per-head shadows: none pending
+            i = int(entry["head"])
+            self.shadows_[i] = RidgeClassHead(self.gamma, float(self.heads[i][0]), self.device_)
+            self.shadows_[i].load_state_dict(entry["state"])
+            self.shadow_hits_[i] = [int(v) for v in entry["hits"]]
+        self.shadow_start_ = int(state["shadow_start"]) if self.shadows_ else -1
         self.n_restarts_, self.n_restarts_skipped_ = (int(v) for v in state["restarts"])
         self.n_remixes_ = int(state.get("remixes", 0))  # absent in checkpoints before "remix"
 

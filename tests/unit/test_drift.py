@@ -132,6 +132,31 @@ def test_learner_alarms_and_restart_from_the_shadow_head():
     assert model.forgetting_ == [1.0, 0.995]
 
 
+def test_reset_restarts_the_memory_head_too_and_only_when_its_shadow_was_better():
+    xs, ys = _flip_stream()
+    model = OnlineContinualLearner(backbone=RandomFeatures(width=8), key_units=0, device="cpu",
+                                   heads=((1.0, "all"), (0.995, "all")), control_every=8,
+                                   drift=DriftMonitor("adwin", response=("reset",), restart_after=40))
+    model.prequential_batch(xs[:450], ys[:450])
+    assert model.n_alarms_ == 0 and model.heads_[0].ridge.n_rows == 450
+    model.prequential_batch(xs[450:], ys[450:])
+    t = model.alarms_[0]["t"]
+    assert model.n_alarms_ == 1 and 450 < t < 600 and model.n_restarts_ == 1
+    # after the flip the memory head (all 450 old rows) predicts worse than a fresh one: both
+    # heads restarted from their shadows, which learned only the rows since the alarm
+    assert model.heads_[0].ridge.n_rows < 900 - t + 1 and model.heads_[1].ridge.n_rows < 900 - t + 1
+    assert model.heads_[0].ridge.forgetting == 1.0 and model.forgetting_ == [1.0, 0.995]
+
+    # a false alarm on a stable stream: the memory head's shadow is not better, the head stays
+    steady = OnlineContinualLearner(backbone=RandomFeatures(width=8), key_units=0, device="cpu",
+                                    heads=((1.0, "all"), (0.995, "all")), control_every=8,
+                                    drift=DriftMonitor("adwin", response=("reset",), restart_after=40))
+    steady.prequential_batch(xs[:450], ys[:450])
+    steady.drift_.shadow_start_ = steady.drift_.n_  # as if an alarm had just been raised
+    steady.prequential_batch(xs[:60], ys[:60])  # the same concept again
+    assert steady.heads_[0].ridge.n_rows == 510  # kept: its shadow knew only 60 rows
+
+
 def test_learner_alarm_times_do_not_depend_on_batching():
     xs, ys = _flip_stream(seed=1)
 

@@ -201,7 +201,8 @@ def test_learner_replay_rows_are_learned_not_scored_and_batching_does_not_matter
     assert one.replay_size_ == 50 and one.replay_bytes_ > 0 and one.report()["replay"]["size"] == 50
 
 
-def test_learner_with_every_continual_part_survives_a_state_round_trip_exactly(tmp_path):
+@pytest.mark.parametrize("response", [("need", "forget", "restart"), ("need", "reset", "remix")])
+def test_learner_with_every_continual_part_survives_a_state_round_trip_exactly(tmp_path, response):
     from stream_cl.drift import DriftMonitor
     from stream_cl.homeostasis import Homeostasis
     from stream_cl.imbalance import ImbalanceCompensator
@@ -211,7 +212,7 @@ def test_learner_with_every_continual_part_survives_a_state_round_trip_exactly(t
 
     def make():
         return _learner(replay=ClassBalancedReplay(40, seed=2), imbalance=ImbalanceCompensator("both", seed=1),
-                        drift=DriftMonitor("adwin", response=("need", "forget", "restart"), restart_after=20),
+                        drift=DriftMonitor("adwin", response=response, restart_after=60),
                         homeostasis=Homeostasis(), control_every=8)
 
     a = make()
@@ -219,6 +220,7 @@ def test_learner_with_every_continual_part_survives_a_state_round_trip_exactly(t
         a.prequential_batch(xs[s:min(s + 30, 250)], ys[s:min(s + 30, 250)])
     from stream_cl.checkpoint import load_checkpoint, save_checkpoint
 
+    assert a.shadows_  # saved while shadow heads learn since the alarm
     save_checkpoint(tmp_path / "c.safetensors", a.state_dict())  # the daemon's checkpoint format: no pickle
     b = make().load_state_dict(load_checkpoint(tmp_path / "c.safetensors")[0])
     pa = [a.prequential_batch(xs[s:s + 25], ys[s:s + 25]) for s in range(250, 400, 25)]
