@@ -549,6 +549,27 @@ def thread_limit(n: int):
                 os.environ[k] = v
 
 
+def summary_table(report: dict) -> str:
+    """One row per stream: our default against River's LR and ARF and the most accurate model."""
+    lines = ["## Summary", "",
+             "| stream | ours | River LR | River ARF | most accurate | ours − most accurate (pp) | "
+             "ours batch 256 ev/s | ours per event ev/s | River ARF ev/s | batch vs ARF | per event vs ARF |",
+             "|:---|---:|---:|---:|:---|---:|---:|---:|---:|---:|---:|"]
+    for name, st in report["streams"].items():
+        res = {r["model"]: r for r in st.get("results", []) if r.get("ok")}
+        if not {"ours", "river_lr", "river_arf"} <= set(res):
+            continue
+        ours, lr, arf = res["ours"], res["river_lr"], res["river_arf"]
+        batch = res.get("ours [batch 256]", ours)
+        best = max(res.values(), key=lambda r: r["accuracy"])
+        lines.append(
+            f"| {name} | {ours['accuracy']:.4f} | {lr['accuracy']:.4f} | {arf['accuracy']:.4f} | "
+            f"{best['model']} {best['accuracy']:.4f} | {100 * (ours['accuracy'] - best['accuracy']):+.2f} | "
+            f"{batch['events_per_s']:,.0f} | {ours['events_per_s']:,.0f} | {arf['events_per_s']:,.0f} | "
+            f"{batch['events_per_s'] / arf['events_per_s']:.1f}x | {ours['events_per_s'] / arf['events_per_s']:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None, out=None) -> dict:
     """Run the benchmark; returns the report (also written with ``--json``)."""
     args = parse_args(argv)
@@ -626,13 +647,15 @@ def _main(args: argparse.Namespace, argv, out) -> dict:
         text = "**Failed checks**\n\n" + "\n".join(f"- {c}" for c in report["failed_checks"]) + "\n"
         sections.append(text)
         print(text, file=out, flush=True)
+    overview = summary_table(report)
+    print(overview, file=out, flush=True)
     if args.markdown:
         header = (f"# stream-cl vs River / CapyMOA (n={args.n}, seed={args.seed})\n\n"
                   f"Command: `python benchmarks/vs_river.py {' '.join(report['meta']['argv'])}`\n\n"
                   f"Versions: {report['meta']['versions']}; {os.cpu_count()} CPUs; "
                   f"threads={args.threads}; load average at start {report['meta']['load_average_at_start']}\n\n")
         with open(args.markdown, "w") as f:
-            f.write(header + "\n".join(sections))
+            f.write(header + overview + "\n" + "\n".join(sections))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2, default=str)
