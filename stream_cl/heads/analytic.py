@@ -116,10 +116,11 @@ class AnalyticClassifier(base.MiniBatchClassifier):
             xs = [dict(zip(X.columns, row)) for row in values.tolist()]
             return self._design(xs) if learn else np.hstack([np.ones((len(xs), 1)), self.index_.vectorize(xs)[0]])
         pos = self.index_._pos
+        names = X.columns.tolist()  # plain Python: indexing a pandas Index per element is slow
         if learn:
-            self.index_.commit([c for c in X.columns if c not in pos])
-        keep = [i for i, c in enumerate(X.columns) if c in pos]
-        cols = [1 + pos[X.columns[i]] for i in keep]
+            self.index_.commit([c for c in names if c not in pos])
+        keep = [i for i, c in enumerate(names) if c in pos]
+        cols = [1 + pos[names[i]] for i in keep]
         Z = np.empty((len(X), 1 + self.index_.width))  # (b, 1 + width)
         Z[:, 0] = 1.0
         if len(keep) == self.index_.width and cols == list(range(1, len(cols) + 1)):
