@@ -19,6 +19,8 @@ streams alike.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -174,6 +176,8 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         self.imbalance = imbalance
         self.control_every = control_every
         self._init_continual()
+        # predict_proba_one's design rows, reused by the learn_one of the same event
+        self._memo: tuple | None = None
 
     @property
     def _multiclass(self):
@@ -230,6 +234,17 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
             return {k: v.numpy() for k, v in designs.items()}
         return designs
 
+    @staticmethod
+    def _memo_designs(memo, xs: Sequence[Mapping], new: list) -> dict | None:
+        """The designs ``predict_proba_one`` computed for this very event, if it was the last
+        call: nothing was learned since, so its standardised row equals the prequential one
+        (the statistics before the row) and the frozen backbone gives the same designs."""
+        if memo is None or len(xs) != 1 or new:
+            return None
+        x = xs[0]
+        keys, values, designs = memo
+        return designs if keys == tuple(x) and values == tuple(x.values()) else None
+
     def _rows(self, xs: Sequence[Mapping]):
         X, M, new = self.index_.vectorize_masked(xs)  # raises before any state changes
         return X, M, new
@@ -242,6 +257,7 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         ``predict_proba_one`` then ``learn_one`` would give (a class not yet seen: 0).
         ``tasks[i]`` (optional) is the event's task, used by task-aware replay.
         """
+        memo, self._memo = self._memo, None  # any learning invalidates it
         if self._continual:
             return self._prequential_continual(xs, ys, sample_weight, tasks)
         ys = list(ys)
@@ -252,7 +268,9 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         self.index_.commit(new)
         labelled = np.array([y is not None for y in ys], dtype=bool)
         Z = self.scaler_.prequential(X, M, labelled)  # (b, d_in)
-        designs = self._designs(Z, M)
+        designs = self._memo_designs(memo, xs, new)
+        if designs is None:
+            designs = self._designs(Z, M)
         probas, hits = [], []
         for head, (_, view) in zip(self.heads_, self.heads):
             scores = head.prequential(designs[view], ys, sample_weight)  # (b, c)
@@ -277,10 +295,12 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
     # -- prediction --------------------------------------------------------------------
     def predict_proba_batch(self, xs: Sequence[Mapping]) -> np.ndarray:
         """Probabilities (b, n_classes) in ``classes_`` order, without learning."""
-        X, M, _ = self._rows(xs)
+        X, M, new = self._rows(xs)
         d = self.index_.width
         Z = self.scaler_.transform(X[:, :d], M[:, :d])  # unseen keys: no weights yet
         designs = self._designs(Z, M[:, :d])
+        if len(xs) == 1 and not new:
+            self._memo = (tuple(xs[0]), tuple(xs[0].values()), designs)
         probas = [scores_to_proba(h.scores(designs[v]), self.temperature) for h, (_, v) in zip(self.heads_, self.heads)]
         if self.sgd_ is not None:
             P = self.sgd_.predict_proba(_numpy(designs["inputs"]))
@@ -316,6 +336,7 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
     def load_state_dict(self, state: Mapping) -> "OnlineContinualLearner":
         if len(state["heads"]) != len(self.heads_):
             raise ValueError(f"checkpoint has {len(state['heads'])} heads, this learner {len(self.heads_)}")
+        self._memo = None
         self.index_ = FeatureIndex.from_state(state["index"])
         self.scaler_.load_state_dict(state["scaler"])
         self.backbone_.load_state_dict(state["backbone"])
@@ -606,6 +627,17 @@ def _margin_hits(S: np.ndarray, classes: list, ys: Sequence) -> np.ndarray:
     b, c = S.shape
     if c == 0:
         return np.zeros(b, dtype=bool)
+    if b == 1:  # one event: the same test on Python floats, without the array machinery
+        y = ys[0]
+        k = classes.index(y) if y is not None and y in classes else -1
+        if not 0 <= k < c:
+            return np.zeros(1, dtype=bool)
+        row = S[0].tolist()
+        score = row[k]
+        if not math.isfinite(score):
+            return np.zeros(1, dtype=bool)
+        best_other = max(row[:k] + row[k + 1:], default=-math.inf)
+        return np.array([score > best_other + 1e-9 * (1.0 + abs(score))])
     pos = {y: k for k, y in enumerate(classes)}
     k = np.array([pos.get(y, -1) if y is not None else -1 for y in ys], dtype=np.int64)  # (b,)
     k = np.where(k < c, k, -1)  # a class beyond the scored ones was not known yet

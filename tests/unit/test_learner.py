@@ -156,3 +156,27 @@ def test_the_sgd_head_batch_equals_its_row_loop():
                       for i in range(120)])
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(batch.W, loop.W, rtol=1e-9, atol=1e-12)
+
+
+def test_learn_one_after_predict_one_reuses_the_design_only_for_the_same_event():
+    """predict_proba_one leaves its design rows for the learn_one of the same event; a
+    different or mutated event, or a predict-only step in between, must not reuse them."""
+    rng = np.random.default_rng(5)
+    xs = [{"a": float(rng.normal()), "b": float(rng.normal())} for _ in range(120)]
+    ys = [int(x["a"] + 0.3 * x["b"] > 0) for x in xs]
+    with_predict, learn_only = OnlineContinualLearner(device="cpu"), OnlineContinualLearner(device="cpu")
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        with_predict.predict_proba_one(xs[i - 1] if i % 7 == 3 else x)  # sometimes another event
+        if i % 11 == 5:
+            x = dict(x, a=x["a"] + 1.0)  # the event changed after its prediction
+        if i % 13 == 6:
+            with_predict.predict_proba_one(dict(x, c=1.0))  # a key the model has not seen
+        with_predict.learn_one(x, y)
+        learn_only.learn_one(x, y)
+    a, b = with_predict.state_dict(), learn_only.state_dict()
+    for ha, hb in zip(a["heads"], b["heads"]):
+        for k in ("A", "B", "R"):
+            assert np.array_equal(ha["ridge"][k], hb["ridge"][k])
+    assert np.array_equal(a["scaler"]["mean"], b["scaler"]["mean"])
+    x_new = {"a": 0.5, "b": -0.5}
+    assert with_predict.predict_proba_one(x_new) == learn_only.predict_proba_one(x_new)
