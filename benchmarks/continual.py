@@ -225,12 +225,14 @@ def task_benchmark(scenario: str, seed: int, quick: bool = False) -> dict:
 
 
 # -- part C: drift streams ----------------------------------------------------------------
+MAIN_RESPONSE = "drift response + homeostasis (ADWIN: need + reset)"  # what the criteria compare
+
+
 def drift_configs(seed: int) -> dict:
-    # the third entry is the one the criteria compare with "no response"
     return {
         "no response": {},
         "homeostasis only": {"homeostasis": Homeostasis()},
-        "drift response + homeostasis (ADWIN: need + reset)": {
+        MAIN_RESPONSE: {
             "drift": DriftMonitor("adwin", response=("need", "reset"), seed=seed), "homeostasis": Homeostasis()},
         "drift response only (ADWIN: reset)": {"drift": DriftMonitor("adwin", response=("reset",), seed=seed)},
         "adaptive heads only (ADWIN: need + restart, homeostasis)": {
@@ -391,8 +393,7 @@ def checks(result: dict) -> list[str]:
                    f"{bwt:+.2f} pts: **{'holds' if ok else 'does not hold'}** (within 1 point, BWT at least -1 point).")
     runs = result["drift"]
     if runs:
-        keys = list(runs[0]["configs"])
-        key = keys[2]
+        key = MAIN_RESPONSE
         for st in dict.fromkeys(r["stream"] for r in runs):
             d = [100 * (r["configs"][key]["accuracy"] - r["configs"]["no response"]["accuracy"]) for r in runs
                  if r["stream"] == st]

@@ -41,6 +41,8 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 import numpy as np
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from stream_cl.config import to_toml
+
 REPO = Path(__file__).resolve().parents[1]
 MODELS = {
     "default": {},  # the [model] defaults: the online learner (random features + analytic heads)
@@ -50,19 +52,6 @@ FETCH = {"max_poll_records": 2000, "fetch_max_bytes": 52_428_800, "max_partition
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def _toml(sections: dict) -> str:
-    def v(x):
-        if isinstance(x, bool):
-            return "true" if x else "false"
-        if isinstance(x, (int, float)):
-            return repr(x)
-        if isinstance(x, str):
-            return json.dumps(x)
-        return "[" + ", ".join(v(i) for i in x) + "]"
-
-    return "\n".join(f"[{s}]\n" + "".join(f"{k} = {v(x)}\n" for k, x in keys.items()) for s, keys in sections.items())
-
-
 def _event(i: int, rng: random.Random, features: int) -> bytes:
     x = {f"f{j}": round(rng.gauss(0.0, 1.0), 6) for j in range(features)}
     y = "abc"[max(range(3), key=lambda k: x[f"f{k}"])]
@@ -145,7 +134,7 @@ def daemon_config(folder: Path, bootstrap: str, topic: str, preds: str, model: d
     if model:
         cfg["model"] = model
     path = folder / f"daemon-{name}.toml"
-    path.write_text(_toml(cfg))
+    path.write_text(to_toml(cfg))
     return path, folder / f"status-{name}.json"
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import tomllib
 import types
 import typing
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["Config", "ConfigError", "load_config", "load_config_dict"]
+__all__ = ["Config", "ConfigError", "load_config", "load_config_dict", "to_toml"]
 
 
 class ConfigError(ValueError):
@@ -304,6 +305,39 @@ class Config:
         """A copy with ``changes`` applied to one section (validated like a file)."""
         merged = {**dataclasses.asdict(getattr(self, section)), **changes}
         return dataclasses.replace(self, **{section: _build(type(getattr(self, section)), merged, section)})
+
+
+def to_toml(sections: Mapping) -> str:
+    """A TOML document from ``{section: {key: value}}`` (str, int, float, bool, lists of those):
+    what :func:`load_config` reads, for tools and tests that write configs.
+
+    >>> print(to_toml({"model": {"kind": "analytic", "forgetting": [1.0, 0.99]}, "run": {"threads": 1}}))
+    [model]
+    kind = "analytic"
+    forgetting = [1.0, 0.99]
+    <BLANKLINE>
+    [run]
+    threads = 1
+    <BLANKLINE>
+    """
+
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)  # a JSON string is a valid TOML basic string
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        raise TypeError(f"cannot write {v!r} as TOML")
+
+    lines = []
+    for section, keys in sections.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{k} = {value(v)}" for k, v in keys.items())
+        lines.append("")
+    return "\n".join(lines)
 
 
 def load_config(path: str | Path) -> Config:

@@ -272,7 +272,7 @@ class DriftMonitor(base.Base):
         by[self.response_name] = by.get(self.response_name, 0) + 1
         if "forget" in self.response:
             self.forget_until_ = self.n_ + self.forget_events
-        if "restart" in self.response or "reset" in self.response:
+        if self.trains_shadows:
             self.shadow_start_ = self.n_  # (re)start the shadows from here
         if "remix" in self.response:
             self.remix_due_ = True
@@ -282,6 +282,11 @@ class DriftMonitor(base.Base):
     def forgetting_override(self) -> float | None:
         """The ``"forget"`` response's factor while it holds, else ``None``."""
         return self.forget_value if self.n_ < self.forget_until_ else None
+
+    @property
+    def trains_shadows(self) -> bool:
+        """Whether alarms start shadow heads ("restart" or "reset")."""
+        return "restart" in self.response or "reset" in self.response
 
     @property
     def shadow_active(self) -> bool:

@@ -20,7 +20,6 @@ streams alike.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -547,7 +546,7 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         if self.drift_ is not None and self.drift_.take_remix():
             self.mixer_.reset()
             self.n_remixes_ += 1
-        if self.drift_ is None or not {"restart", "reset"} & set(self.drift_.response):
+        if self.drift_ is None or not self.drift_.trains_shadows:
             return
         if self.drift_.shadow_active and self.shadow_start_ != self.drift_.shadow_start_:
             # a new alarm: (re)start the shadows, with the heads' classes in their order

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from stream_cl.config import to_toml
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -32,28 +34,6 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, interva
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
-
-
-def to_toml(sections: dict) -> str:
-    """A TOML document from ``{section: {key: value}}`` (str, int, float, bool, lists of those)."""
-
-    def value(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        raise TypeError(f"cannot write {v!r} as TOML")
-
-    lines = []
-    for section, keys in sections.items():
-        lines.append(f"[{section}]")
-        lines.extend(f"{k} = {value(v)}" for k, v in keys.items())
-        lines.append("")
-    return "\n".join(lines)
 
 
 class TopicReader:
