@@ -6,14 +6,18 @@ Steps, all against a real broker (``deploy/kafka/dev-broker.sh start``):
    three classes, an id and the send time) to a fresh topic;
 2. **ceiling**: a bare ``KafkaConsumer`` (same fetch settings as the daemon, no
    decoding, no processing) drains the topic: the reference events/s;
-3. **drain**: for each ``--models`` entry, ``python -m connectors.daemon`` drains the
+3. **consume + publish**: kafka-python consuming the topic and publishing one keyed
+   prediction record per event, with no decoding and no model, the producer in the
+   consuming process or in the daemon's publisher process: what any daemon that
+   publishes every prediction through kafka-python can reach here;
+4. **drain**: for each ``--models`` entry (``model`` or ``model@thread``), ``python -m connectors.daemon`` drains the
    same topic from the start (its own group), learning every event and publishing a
    prediction per event; events/s is measured on the predictions' broker timestamps
    (first to last), lag over time from the same timestamps, and event latency is the
    prediction's timestamp minus the event's (in a drain this is mostly queueing);
-4. **live** (``--live-rate``): a producer sends at a fixed rate while the daemon runs,
+5. **live** (``--live-rate``): a producer sends at a fixed rate while the daemon runs,
    for ``--live-seconds``: p50/p99 latency from event to prediction, without queueing;
-5. **breakdown** (``--breakdown``): the default daemon in-process with timers around
+6. **breakdown** (``--breakdown``): the default daemon in-process with timers around
    fetch, decode, model, publish and checkpoint, to show where the time goes.
 
 Usage::
@@ -48,6 +52,13 @@ MODELS = {
     "default": {},  # the [model] defaults: the online learner (random features + analytic heads)
     "analytic": {"kind": "analytic", "forgetting": [1.0]},
 }
+# a --models entry is "model" or "model@publisher" (kafka.publisher: "process", the default, or "thread")
+
+
+def _model_and_publisher(entry: str) -> tuple[dict, str]:
+    name, _, publisher = entry.partition("@")
+    return MODELS[name], publisher or "process"
+
 FETCH = {"max_poll_records": 2000, "fetch_max_bytes": 52_428_800, "max_partition_fetch_bytes": 1_048_576}
 
 
@@ -105,6 +116,44 @@ def bare_consumer(bootstrap: str, topic: str, n: int) -> dict:
     return {"events": got, "seconds": dt, "events_per_s": got / dt}
 
 
+def passthrough(bootstrap: str, admin, topic: str, n: int, publisher: str) -> dict:
+    """kafka-python alone, consuming and publishing: one keyed prediction record out per record in.
+
+    No decoding and no model. ``publisher="thread"``: the records go out through a
+    ``KafkaProducer`` in the consuming process, from the same thread (a thread of its own
+    would only take turns with it for the interpreter lock); ``"process"``: through the
+    daemon's :class:`~connectors.publisher.ProcessPublisher`, which encodes them as the
+    daemon does. Flushed at the end. This bounds any daemon that writes one prediction
+    record per event through kafka-python on this machine, whatever its model.
+    """
+    from connectors.publisher import PredictionWriter, ProcessPublisher
+
+    out_topic = create_topic(admin, f"{topic}-passthrough-{uuid.uuid4().hex[:6]}", 1)
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-pass-{uuid.uuid4().hex[:8]}",
+                             enable_auto_commit=False, auto_offset_reset="earliest", **FETCH)
+    options = {"bootstrap_servers": bootstrap, "linger_ms": 5, "batch_size": 262_144}
+    if publisher == "process":
+        sink = ProcessPublisher(options, out_topic)
+        write, flush, close = sink.write_rows, sink.flush, sink.close
+    else:
+        producer = KafkaProducer(**options)
+        sink = PredictionWriter(producer, out_topic)
+        write, flush, close = sink.send_rows, sink.flush, producer.close
+    got, t0 = 0, None
+    deadline = time.monotonic() + 600
+    while got < n and time.monotonic() < deadline:
+        for tp, records in consumer.poll(timeout_ms=500).items():
+            if t0 is None:
+                t0 = time.perf_counter()
+            write([(r.key.decode(), "a", 0.5, "a", None, 1.0, f"{tp.topic}/{tp.partition}@{r.offset}") for r in records])
+            got += len(records)
+    flush()
+    dt = time.perf_counter() - t0
+    close()
+    consumer.close()
+    return {"events": got, "seconds": dt, "events_per_s": got / dt, "publisher": publisher}
+
+
 def read_topic(bootstrap: str, topic: str, n: int, timeout_s: float = 600) -> list:
     """Every record of ``topic`` (until ``n`` are read), from the beginning, without a group."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **FETCH)
@@ -120,13 +169,14 @@ def read_topic(bootstrap: str, topic: str, n: int, timeout_s: float = 600) -> li
     return out
 
 
-def daemon_config(folder: Path, bootstrap: str, topic: str, preds: str, model: dict,
+def daemon_config(folder: Path, bootstrap: str, topic: str, preds: str, entry: str,
                   stop_at_end: bool) -> tuple[Path, Path]:
-    """A daemon config file and the path of its status file."""
+    """A daemon config file and the path of its status file; ``entry`` as in ``--models``."""
+    model, publisher = _model_and_publisher(entry)
     name = uuid.uuid4().hex[:8]
     cfg = {
         "kafka": {"bootstrap_servers": bootstrap, "group_id": f"bench-{name}", "topics": [topic],
-                  "predictions_topic": preds, "stop_at_end": stop_at_end, **FETCH,
+                  "predictions_topic": preds, "stop_at_end": stop_at_end, "publisher": publisher, **FETCH,
                   "status_file": str(folder / f"status-{name}.json")},
         "checkpoint": {"dir": str(folder / f"ckpt-{name}")},
         "metrics": {"port": 0},  # any free port: benchmark daemons never clash with a running one
@@ -162,8 +212,8 @@ def run_daemon_process(config: Path, log: Path) -> tuple[int, float]:
 
 
 def drain(bootstrap: str, admin, topic: str, n: int, sent_ms: dict, model: str, folder: Path) -> dict:
-    preds = create_topic(admin, f"{topic}-pred-{model}", 1)
-    config, status_path = daemon_config(folder, bootstrap, topic, preds, MODELS[model], stop_at_end=True)
+    preds = create_topic(admin, f"{topic}-pred-{model.replace('@', '-')}", 1)
+    config, status_path = daemon_config(folder, bootstrap, topic, preds, model, stop_at_end=True)
     rc, wall = run_daemon_process(config, folder / f"daemon-{model}.log")
     if rc != 0:
         raise RuntimeError(f"daemon exited {rc}; see {folder / f'daemon-{model}.log'}")
@@ -179,7 +229,7 @@ def live(bootstrap: str, admin, rate: float, seconds: float, features: int, mode
     """The daemon keeps up with a producer at ``rate`` events/s: latency without queueing."""
     topic = create_topic(admin, f"bench-live-{uuid.uuid4().hex[:8]}", 1)
     preds = create_topic(admin, f"{topic}-pred", 1)
-    config, status_path = daemon_config(folder, bootstrap, topic, preds, MODELS[model], stop_at_end=False)
+    config, status_path = daemon_config(folder, bootstrap, topic, preds, model, stop_at_end=False)
     log = open(folder / "daemon-live.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "connectors.daemon", "--config", str(config)], cwd=REPO,
                             stdout=log, stderr=subprocess.STDOUT)
@@ -218,6 +268,7 @@ def breakdown(bootstrap: str, admin, topic: str, n: int, model: str, folder: Pat
     """The daemon in this process with timers around each stage (adds ~1 us per timed call)."""
     from connectors import daemon as daemon_mod
     from connectors import kafka as kafka_mod
+    from connectors import publisher as publisher_mod
     from stream_cl import decode, prequential
     from stream_cl.config import load_config
 
@@ -240,14 +291,15 @@ def breakdown(bootstrap: str, admin, topic: str, n: int, model: str, folder: Pat
         (KafkaConsumer, "poll", "kafka fetch (KafkaConsumer.poll)"),
         (decode.EventDecoder, "decode_json", "decode + validate (EventDecoder)"),
         (prequential.Prequential, "process", "model: predict + learn (Prequential)"),
-        (kafka_mod.KafkaPredictionSink, "write", "publish predictions (KafkaProducer.send)"),
+        (kafka_mod.KafkaPredictionSink, "write", "publish predictions (KafkaProducer.send, publisher thread)"),
+        (publisher_mod.ProcessPublisher, "write_rows", "hand predictions to the publisher process (pipe)"),
         (daemon_mod.Daemon, "checkpoint", "checkpoint (flush + write)"),
         (daemon_mod.Daemon, "process", "process (all per-batch work)"),
         (kafka_mod.KafkaSource, "poll", "source.poll (fetch + decode)"),
     ]
     originals = [(o, name, timed(o, name, label)) for o, name, label in patches]
     preds = create_topic(admin, f"{topic}-pred-breakdown", 1)
-    config = load_config(daemon_config(folder, bootstrap, topic, preds, MODELS[model], stop_at_end=True)[0])
+    config = load_config(daemon_config(folder, bootstrap, topic, preds, model, stop_at_end=True)[0])
     try:
         t0 = time.perf_counter()
         rc = daemon_mod.run_daemon(config)
@@ -271,6 +323,11 @@ def markdown(r: dict) -> str:
     lines.append(f"| producer fill (kafka-python) | {r['fill']['events_per_s']:,.0f} | | | | "
                  f"{r['fill']['bytes_per_event']:.0f} B/event |")
     lines.append(f"| bare kafka-python consumer (ceiling) | {ceiling:,.0f} | 100% | | | poll only |")
+    notes = {"thread": "no decoding, no model; KafkaProducer in the consuming process",
+             "process": "no decoding, no model; the daemon's ProcessPublisher"}
+    for publisher, pt in r.get("passthrough", {}).items():
+        lines.append(f"| kafka-python consume + publish one record per event, producer in {publisher} | "
+                     f"{pt['events_per_s']:,.0f} | {pt['events_per_s'] / ceiling:.1%} | | | {notes[publisher]} |")
     for model, d in r["drain"].items():
         lines.append(f"| daemon, {model} learner, drain | {d['events_per_s']:,.0f} | {d['events_per_s'] / ceiling:.1%} "
                      f"| | | model alone (inside the daemon) {d['model_events_per_s'] or 0:,.0f} ev/s |")
@@ -289,8 +346,9 @@ def markdown(r: dict) -> str:
     if r.get("breakdown"):
         b = r["breakdown"]
         lines += ["", f"Where the time goes (default learner, in-process, {b['events']:,} events, "
-                      f"{b['wall_s']:.1f} s wall). Stages nest (process includes the model) and publishing "
-                      "runs on the publisher thread, overlapping the rest, so shares do not add up to 100%:",
+                      f"{b['wall_s']:.1f} s wall). Stages nest (process includes the model, and the hand-over "
+                      "to the publisher process); the publisher process itself runs beside them, "
+                      "so shares do not add up to 100%:",
                   "", "| stage | seconds | share of wall | us/event |",
                   "|:---|---:|---:|---:|"]
         for label, s in sorted(b["stages_s"].items(), key=lambda kv: -kv[1]):
@@ -304,7 +362,8 @@ def main(argv=None) -> dict:
     p.add_argument("--events", type=int, default=100_000)
     p.add_argument("--features", type=int, default=10)
     p.add_argument("--partitions", type=int, default=1)
-    p.add_argument("--models", default="default,analytic")
+    p.add_argument("--models", default="default,analytic,default@thread",
+                   help="comma-separated; model@thread runs the daemon with kafka.publisher = \"thread\"")
     p.add_argument("--live-rate", type=float, default=0.0, help="events/s of the live run (0 = skip it)")
     p.add_argument("--live-seconds", type=float, default=20.0)
     p.add_argument("--breakdown", action="store_true")
@@ -328,6 +387,11 @@ def main(argv=None) -> dict:
     print(f"  {filled['events_per_s']:,.0f} events/s", file=sys.stderr)
     report["ceiling"] = bare_consumer(args.bootstrap, topic, args.events)
     print(f"bare consumer: {report['ceiling']['events_per_s']:,.0f} events/s", file=sys.stderr)
+    report["passthrough"] = {}
+    for publisher in ("thread", "process"):
+        pt = passthrough(args.bootstrap, admin, topic, args.events, publisher)
+        report["passthrough"][publisher] = pt
+        print(f"consume + publish [{publisher}]: {pt['events_per_s']:,.0f} events/s", file=sys.stderr)
     report["drain"] = {}
     for model in args.models.split(","):
         d = drain(args.bootstrap, admin, topic, args.events, sent_ms, model, folder)

@@ -9,9 +9,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import replace
 
 from stream_cl.config import Config, ConfigError, load_config
 

@@ -184,15 +184,26 @@ class Daemon:
     def from_config(cls, config: Config, stop_event: threading.Event | None = None) -> "Daemon":
         from stream_cl.factory import build_learner
 
-        from .kafka import BackgroundWriter, KafkaDeadLetterSink, KafkaPredictionSink, KafkaSource, make_producer
+        from .kafka import (BackgroundWriter, KafkaDeadLetterSink, KafkaPredictionSink, KafkaSource, make_producer,
+                            producer_options)
+        from .publisher import ProcessPublisher
 
         kcfg = config.kafka
         learner = build_learner(config)  # [model] and the continual-learning sections
         store = CheckpointStore(config.checkpoint.dir, config.checkpoint.keep)
         pending = PendingLabels(config.labels.max_pending, config.labels.max_age_s)
-        producer = make_producer(kcfg) if (kcfg.predictions_topic or kcfg.dead_letter_topic) else None
-        predictions = (BackgroundWriter(KafkaPredictionSink(producer, kcfg.predictions_topic))
-                       if kcfg.predictions_topic else None)
+        in_process = kcfg.predictions_topic and kcfg.publisher == "thread"
+        producer = make_producer(kcfg) if (in_process or kcfg.dead_letter_topic) else None
+        predictions = None
+        if in_process:
+            predictions = BackgroundWriter(KafkaPredictionSink(producer, kcfg.predictions_topic))
+        elif kcfg.predictions_topic:
+            try:
+                predictions = ProcessPublisher(producer_options(kcfg), kcfg.predictions_topic)
+            except BaseException:
+                if producer is not None:
+                    producer.close()
+                raise
         dead = (KafkaDeadLetterSink(producer, kcfg.dead_letter_topic, kcfg.max_message_bytes)
                 if kcfg.dead_letter_topic else None)
         label_policy = getattr(config.source, "label_policy", "optional")
@@ -204,6 +215,8 @@ class Daemon:
             return cls(config, learner, source_factory, predictions, dead, store, pending,
                        stop_event or threading.Event(), producer)
         except BaseException:
+            if isinstance(predictions, ProcessPublisher):
+                predictions.abort()
             if producer is not None:
                 producer.close()
             raise
@@ -504,9 +517,9 @@ class Daemon:
             self.source.consumer.close(autocommit=False)
         except Exception:
             pass
-        stop_worker = getattr(self.predictions, "_queue", None)
-        if stop_worker is not None:
-            stop_worker.put(None)  # the publisher thread ends; its queued records are dropped
+        abort = getattr(self.predictions, "abort", None)
+        if abort is not None:
+            abort()  # the publisher (thread or process) ends; what it still holds is dropped
         if self.producer is not None:
             try:
                 self.producer.close(timeout=5)

@@ -25,21 +25,17 @@ bytes (and key) with ``stream-cl.reason``, ``stream-cl.detail``, ``stream-cl.top
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import queue
 import re
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaTimeoutError
-from kafka.partitioner.default import murmur2
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
@@ -47,6 +43,8 @@ from stream_cl.config import ConfigError, KafkaConfig, MappingConfig
 from stream_cl.decode import EventDecoder
 from stream_cl.events import DeadLetter, Prediction
 from stream_cl.pending import LabelDecoder
+
+from .publisher import DeliveryError, PredictionWriter, prediction_row
 
 __all__ = [
     "BackgroundWriter",
@@ -58,6 +56,7 @@ __all__ = [
     "RebalanceHooks",
     "client_options",
     "make_producer",
+    "producer_options",
     "parse_origin",
     "tp_key",
 ]
@@ -69,10 +68,6 @@ _ORIGIN = re.compile(r"^(?P<topic>[A-Za-z0-9._-]+)/(?P<partition>\d+)@(?P<offset
 _JOIN_POLL_MS = 3_000  # poll timeout while no partition is assigned
 _LOOKUP_TIMEOUT_MS = 10_000  # position / end-offset lookups (main thread, blocking)
 _HEADER_ROOM = 4096  # bytes kept free in a dead-letter record for key, headers and framing
-
-
-class DeliveryError(RuntimeError):
-    """A record the producer could not deliver (after its retries)."""
 
 
 def tp_key(tp: TopicPartition) -> str:
@@ -129,18 +124,23 @@ def client_options(cfg: KafkaConfig) -> dict:
     return opts
 
 
-def make_producer(cfg: KafkaConfig) -> KafkaProducer:
-    """One producer for predictions and dead letters (idempotent when ``acks = "all"``)."""
+def producer_options(cfg: KafkaConfig) -> dict:
+    """:class:`KafkaProducer` keyword arguments (idempotent when ``acks = "all"``)."""
     acks = -1 if cfg.acks in ("all", -1) else int(cfg.acks)
-    return KafkaProducer(
+    return {
         **client_options(cfg),
-        acks=acks,
-        enable_idempotence=acks == -1,
-        linger_ms=cfg.linger_ms,
-        batch_size=cfg.batch_size,
-        compression_type=None if cfg.compression_type == "none" else cfg.compression_type,
-        max_request_size=cfg.max_message_bytes,
-    )
+        "acks": acks,
+        "enable_idempotence": acks == -1,
+        "linger_ms": cfg.linger_ms,
+        "batch_size": cfg.batch_size,
+        "compression_type": None if cfg.compression_type == "none" else cfg.compression_type,
+        "max_request_size": cfg.max_message_bytes,
+    }
+
+
+def make_producer(cfg: KafkaConfig) -> KafkaProducer:
+    """A producer for dead letters (and predictions when ``publisher = "thread"``)."""
+    return KafkaProducer(**producer_options(cfg))
 
 
 # -- the source -----------------------------------------------------------------------------
@@ -386,53 +386,26 @@ class _ProducerSink:
         self.close()
 
 
-_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
-
-
 class KafkaPredictionSink(_ProducerSink):
-    """One JSON record per prediction, keyed by the event id (unkeyed when it has none).
-
-    The value is ``{"id", "y_pred", "proba", "y_true", "task", "ts", "origin"}``, the same
-    fields as the JSONL file sink; ``origin`` is ``"topic/partition@offset"`` of the event.
-    Keyed records go to the partition Kafka's default partitioner would choose
-    (murmur2 of the key); computing it here, with the partition count cached, saves a
-    quarter of kafka-python's per-record cost.
-    """
-
-    PARTITIONS_TTL_S = 30.0
+    """One JSON record per prediction, keyed by the event id: see :class:`PredictionWriter`."""
 
     def __init__(self, producer: KafkaProducer, topic: str, owns_producer: bool = False):
         super().__init__(producer, topic, owns_producer)
-        self._parts: list[int] = []
-        self._parts_at = -math.inf
-        self._rr = 0
+        self._writer = PredictionWriter(producer, topic)
 
-    def _partitions(self) -> list[int]:
-        now = time.monotonic()
-        if now - self._parts_at > self.PARTITIONS_TTL_S:
-            self._parts = sorted(self.producer.partitions_for(self.topic))
-            self._parts_at = now
-        return self._parts
+    @property
+    def sent(self) -> int:
+        return self._writer.sent
+
+    @sent.setter
+    def sent(self, value: int) -> None:  # _ProducerSink's initial 0
+        pass
 
     def write(self, predictions: Sequence[Prediction]) -> None:
-        send, topic, encode = self.producer.send, self.topic, _encode_json
-        futures = self._futures
-        parts = self._partitions()
-        n = len(parts)
-        for p in predictions:
-            proba = p.proba if math.isfinite(p.proba) else None
-            ts = p.ts if p.ts is None or math.isfinite(p.ts) else None
-            value = encode({"id": p.id, "y_pred": p.y_pred, "proba": proba, "y_true": p.y_true,
-                            "task": p.task, "ts": ts, "origin": p.origin}).encode()
-            if p.id is None:
-                key = None
-                self._rr += 1
-                part = parts[self._rr % n]
-            else:
-                key = p.id.encode()
-                part = parts[0] if n == 1 else parts[(murmur2(key) & 0x7FFFFFFF) % n]
-            futures.append(send(topic, key=key, value=value, partition=part))
-        self.sent += len(predictions)
+        self._writer.send_rows(map(prediction_row, predictions))
+
+    def flush(self) -> None:
+        self._writer.flush()
 
 
 class BackgroundWriter:
@@ -484,6 +457,10 @@ class BackgroundWriter:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self.sink.close()
+
+    def abort(self) -> None:
+        """After a failure: the worker ends; queued records are dropped."""
+        self._queue.put(None)
 
 
 class KafkaDeadLetterSink(_ProducerSink):

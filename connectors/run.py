@@ -14,7 +14,7 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from stream_cl.config import Config, SourceConfig
+from stream_cl.config import Config
 from stream_cl.events import DeadLetter, Event
 from stream_cl.factory import build_learner
 from stream_cl.prequential import Prequential

@@ -138,6 +138,7 @@ class KafkaConfig:
     linger_ms: int = field(default=5, metadata=_nonnegative("use a small delay such as 5 (ms)"))
     batch_size: int = field(default=262_144, metadata=positive("use a producer batch size such as 262144 (bytes)"))
     compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "none"
+    publisher: Literal["process", "thread"] = "process"  # where the predictions producer runs
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     ssl_cafile: str = ""
     ssl_certfile: str = ""

@@ -11,10 +11,12 @@ from benchmarks import kafka_throughput  # noqa: E402
 
 
 def test_kafka_throughput_quick(kafka_bootstrap, tmp_path):
-    report = kafka_throughput.main(["--bootstrap", kafka_bootstrap, "--events", "1500", "--models", "analytic",
+    report = kafka_throughput.main(["--bootstrap", kafka_bootstrap, "--events", "1500", "--models", "analytic,analytic@thread",
                                     "--markdown", str(tmp_path / "out.md"), "--json", str(tmp_path / "out.json")])
-    drain = report["drain"]["analytic"]
-    assert drain["predictions"] == drain["distinct_ids"] == 1500
+    for entry in ("analytic", "analytic@thread"):
+        drain = report["drain"][entry]
+        assert drain["predictions"] == drain["distinct_ids"] == 1500, entry
+    assert {k: v["events"] for k, v in report["passthrough"].items()} == {"thread": 1500, "process": 1500}
     assert report["ceiling"]["events"] == 1500 and drain["events_per_s"] > 0
     assert drain["lag"][-1][1] == 0  # drained
     assert "bare kafka-python consumer" in (tmp_path / "out.md").read_text()

@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from river import checks, datasets, evaluate, linear_model, metrics, multiclass, preprocessing
+from river import checks, datasets, linear_model, metrics, preprocessing
 from river.datasets import synth
 
 from stream_cl import OnlineContinualLearner

@@ -1,0 +1,88 @@
+"""The predictions publisher process against the real broker: delivery, failures, and an
+orphaned child that still delivers what it was given."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from daemon_kit import REPO, wait_for
+
+from connectors.publisher import DeliveryError, ProcessPublisher
+from stream_cl.events import Prediction
+
+
+def _predictions(n, start=0):
+    return [Prediction(str(i), "cat", 0.75, "dog", "t1", 1.5, f"ev/0@{i}") for i in range(start, start + n)]
+
+
+def test_every_prediction_is_delivered_keyed_and_partitioned_before_flush_returns(kafka_kit):
+    topic = kafka_kit.topic("pub", partitions=3)
+    pub = ProcessPublisher({"bootstrap_servers": kafka_kit.bootstrap, "acks": -1}, topic)
+    try:
+        for start in range(0, 3000, 256):
+            pub.write(_predictions(min(256, 3000 - start), start))
+        pub.flush()
+        assert pub.sent == 3000
+        # acknowledged before flush returned: the end offsets already count every record
+        assert sum(kafka_kit.end_offsets(topic).values()) == 3000
+    finally:
+        pub.close()
+    assert pub._proc.returncode == 0
+    reader = kafka_kit.reader(topic)
+    reader.until(lambda recs: len(recs) >= 3000, 60, "3000 predictions")
+    by_key = {r.key.decode(): r for r in reader.records}
+    assert sorted(by_key, key=int) == [str(i) for i in range(3000)]
+    assert json.loads(by_key["7"].value) == {"id": "7", "y_pred": "cat", "proba": 0.75, "y_true": "dog",
+                                             "task": "t1", "ts": 1.5, "origin": "ev/0@7"}
+    assert len({r.partition for r in reader.records}) == 3
+
+
+def test_a_producer_that_cannot_start_is_an_error_with_the_reason():
+    with pytest.raises(DeliveryError, match="cannot start the predictions producer.*no_such_option"):
+        ProcessPublisher({"bootstrap_servers": "127.0.0.1:9", "no_such_option": 1}, "t")
+
+
+def test_a_dead_publisher_fails_the_next_write_or_flush(kafka_kit):
+    pub = ProcessPublisher({"bootstrap_servers": kafka_kit.bootstrap}, kafka_kit.topic("pub-dead"))
+    pub._proc.kill()
+    pub._proc.wait()
+    with pytest.raises(DeliveryError, match="publisher process"):
+        for _ in range(100):  # a write may still fit in the pipe's buffer; the flush cannot
+            pub.write(_predictions(256))
+        pub.flush()
+    pub.abort()
+
+
+def test_the_child_ignores_sigterm_and_delivers_what_it_holds_when_the_daemon_dies(kafka_kit, tmp_path):
+    topic = kafka_kit.topic("pub-orphan")
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        from connectors.publisher import ProcessPublisher
+        from stream_cl.events import Prediction
+        pub = ProcessPublisher({{"bootstrap_servers": {kafka_kit.bootstrap!r}}}, {topic!r})
+        os.kill(pub.pid, signal.SIGTERM)  # a terminal's or a service manager's signal: the daemon decides
+        for s in range(0, 2000, 250):
+            pub.write([Prediction(str(i), "a", 1.0) for i in range(s, s + 250)])
+        print(pub.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)  # the daemon dies without flushing
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    child = int(proc.stdout.split()[0])
+
+    def gone():  # exited (a zombie counts: its new parent may never reap it)
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    reader = kafka_kit.reader(topic)
+    reader.until(lambda recs: len(recs) >= 2000, 60, "the orphan's 2000 predictions")
+    assert sorted(int(r.key) for r in reader.records) == list(range(2000))
+    wait_for(gone, 30, "the orphaned publisher to exit")
