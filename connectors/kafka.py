@@ -44,7 +44,7 @@ from stream_cl.decode import EventDecoder
 from stream_cl.events import DeadLetter, Prediction
 from stream_cl.pending import LabelDecoder
 
-from .publisher import DeliveryError, PredictionWriter, prediction_row
+from .publisher import DeliveryError, PredictionWriter, await_delivery, prediction_row
 
 __all__ = [
     "BackgroundWriter",
@@ -366,13 +366,8 @@ class _ProducerSink:
 
     def flush(self) -> None:
         """Wait until every record written so far is acknowledged; :class:`DeliveryError` if one failed."""
-        if not self._futures:
-            return
-        self.producer.flush()
         futures, self._futures = self._futures, []
-        for f in futures:
-            if f.failed():
-                raise DeliveryError(f"could not deliver to {self.topic!r}: {type(f.exception).__name__}: {f.exception}")
+        await_delivery(self.producer, futures, self.topic)
 
     def close(self) -> None:
         self.flush()

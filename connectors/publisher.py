@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection, Pipe
 from kafka import KafkaProducer
 from kafka.partitioner.default import murmur2
 
-__all__ = ["DeliveryError", "PredictionWriter", "ProcessPublisher", "prediction_row"]
+__all__ = ["DeliveryError", "PredictionWriter", "ProcessPublisher", "await_delivery", "prediction_row"]
 
 log = logging.getLogger("stream_cl.publisher")
 
@@ -47,6 +47,16 @@ class DeliveryError(RuntimeError):
 def prediction_row(p) -> tuple:
     """A :class:`stream_cl.events.Prediction` as the plain tuple the pipe carries."""
     return (p.id, p.y_pred, p.proba, p.y_true, p.task, p.ts, p.origin)
+
+
+def await_delivery(producer: KafkaProducer, futures: list, topic: str) -> None:
+    """Flush ``producer``; :class:`DeliveryError` if one of the records behind ``futures`` failed."""
+    if not futures:
+        return
+    producer.flush()
+    for f in futures:
+        if f.failed():
+            raise DeliveryError(f"could not deliver to {topic!r}: {type(f.exception).__name__}: {f.exception}")
 
 
 class PredictionWriter:
@@ -101,13 +111,8 @@ class PredictionWriter:
 
     def flush(self) -> None:
         """Wait until every record sent so far is acknowledged; :class:`DeliveryError` if one failed."""
-        if not self._futures:
-            return
-        self.producer.flush()
         futures, self._futures = self._futures, []
-        for f in futures:
-            if f.failed():
-                raise DeliveryError(f"could not deliver to {self.topic!r}: {type(f.exception).__name__}: {f.exception}")
+        await_delivery(self.producer, futures, self.topic)
 
 
 class ProcessPublisher:
