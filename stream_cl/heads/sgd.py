@@ -15,6 +15,7 @@ rows (cheap on the inputs view), and the result never depends on how events were
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
@@ -70,20 +71,24 @@ class SGDSoftmaxHead:
         gram = Z @ Z.T  # (b, b)
         steps = np.zeros((b, C))  # lr_j * gradient_j, the updates rows make
         out = np.zeros((b, C))
+        # Per row, a handful of classes: plain floats beat numpy's per-call overhead
+        # several times over; only the sum over earlier rows stays a numpy product.
+        exp = math.exp
         for i, y in enumerate(ys):
-            scores = base[i] - gram[i, :i] @ steps[:i] if i else base[i]  # (C,)
+            scores = (base[i] - gram[i, :i] @ steps[:i] if i else base[i]).tolist()  # (C,)
             if k:
-                out[i, :k] = _softmax1(scores[:k])
+                p = _softmax_list(scores[:k], exp)
+                out[i, :k] = p
             if y is None:
                 continue
             j = self._pos[y]
             if j >= k:  # first sighting: numbered next, so j == k
                 k = j + 1
-                g = _softmax1(scores[:k])
-            else:
-                g = out[i, :k].copy()
-            g[j] -= 1.0  # gradient of the cross-entropy with respect to the scores
-            steps[i, :k] = g * (self.lr * (1.0 if weights is None else float(weights[i])))
+                p = _softmax_list(scores[:k], exp)
+            lr = self.lr * (1.0 if weights is None else float(weights[i]))
+            g = [v * lr for v in p]
+            g[j] -= lr  # lr times the gradient of the cross-entropy with respect to the scores
+            steps[i, :k] = g
         self.W[: Z.shape[1]] -= Z.T @ steps
         return out
 
@@ -121,7 +126,8 @@ class SGDSoftmaxHead:
         self.W = np.asarray(state["W"], dtype=np.float64).copy()
 
 
-def _softmax1(s: np.ndarray) -> np.ndarray:
-    e = np.exp(s - s.max())
-    e /= e.sum()
-    return e
+def _softmax_list(s: list, exp) -> list:
+    m = max(s)
+    e = [exp(v - m) for v in s]
+    total = sum(e)
+    return [v / total for v in e]

@@ -156,6 +156,22 @@ def test_the_sgd_head_batch_equals_its_row_loop():
                       for i in range(120)])
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(batch.W, loop.W, rtol=1e-9, atol=1e-12)
+    # and with row weights, the Gram-matrix form equals the textbook loop (W -= lr w z g' per row)
+    w = rng.uniform(0.5, 2.0, size=120)
+    plain, weighted = SGDSoftmaxHead(0.1), SGDSoftmaxHead(0.1)
+    ref, got_w = [], []
+    for s in range(0, 120, 40):
+        known = len(plain.classes)
+        for y in ys[s:s + 40]:
+            if y is not None and y not in plain._pos:
+                plain._pos[y] = len(plain.classes)
+                plain.classes.append(y)
+        plain._grow(5, len(plain.classes))
+        ref.append(np.pad(plain._loop(Z[s:s + 40], ys[s:s + 40], w[s:s + 40], known), ((0, 0), (0, 3 - len(plain.classes)))))
+        P = weighted.prequential_proba(Z[s:s + 40], ys[s:s + 40], w[s:s + 40])
+        got_w.append(np.pad(P, ((0, 0), (0, 3 - len(weighted.classes)))))
+    np.testing.assert_allclose(np.vstack(got_w), np.vstack(ref), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(weighted.W, plain.W, rtol=1e-9, atol=1e-12)
 
 
 def test_learn_one_after_predict_one_reuses_the_design_only_for_the_same_event():
