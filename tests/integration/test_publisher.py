@@ -12,6 +12,7 @@ import pytest
 from daemon_kit import REPO, wait_for
 
 from connectors.publisher import DeliveryError, ProcessPublisher
+from stream_cl.checkpoint import CheckpointStore
 from stream_cl.events import Prediction
 
 
@@ -86,3 +87,50 @@ def test_the_child_ignores_sigterm_and_delivers_what_it_holds_when_the_daemon_di
     reader.until(lambda recs: len(recs) >= 2000, 60, "the orphan's 2000 predictions")
     assert sorted(int(r.key) for r in reader.records) == list(range(2000))
     wait_for(gone, 30, "the orphaned publisher to exit")
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
+def test_a_daemon_whose_publisher_dies_fails_without_committing_and_a_restart_publishes_the_rest(kafka_kit):
+    events = kafka_kit.topic("pubdie")
+    preds_topic = kafka_kit.topic("pubdie-pred")
+    records = [(str(i), {"id": i, "x": {"a": float(i % 7), "b": float(i % 3)}, "y": "ab"[i % 2]}) for i in range(4000)]
+    kafka_kit.produce(events, records[:2000])
+    kafka = {"predictions_topic": preds_topic, "max_poll_records": 500}
+    config = kafka_kit.config("pubdie", [events], kafka=kafka, checkpoint={"every_events": 500, "every_seconds": 3600.0})
+    preds = kafka_kit.reader(preds_topic)
+    daemon = kafka_kit.start(config, name="pubdie-1")
+    preds.until(lambda recs: len(recs) >= 2000 or not daemon.alive, 120, "the first 2000 predictions")
+    assert daemon.alive, daemon.log()[-3000:]
+    publisher = wait_for(lambda: _children(daemon.proc.pid), 30, "the publisher process")
+    assert len(publisher) == 1
+    os.kill(publisher[0], signal.SIGKILL)
+
+    kafka_kit.produce(events, records[2000:])  # the next predictions have nowhere to go
+    assert daemon.wait(timeout=120) != 0
+    assert "publisher process" in daemon.log()
+    group = f"it-pubdie-{kafka_kit.tag}"
+    assert kafka_kit.committed(group, events)[0] <= 2000  # nothing unpublished was committed
+
+    final_config = kafka_kit.config("pubdie", [events], kafka={**kafka, "stop_at_end": True},
+                                    checkpoint={"every_events": 500, "every_seconds": 3600.0})
+    final = kafka_kit.start(final_config, name="pubdie-2")
+    assert final.wait(timeout=120) == 0, final.log()[-3000:]
+    preds.until(lambda recs: len({r.key for r in recs}) >= 4000, 60, "all 4000 predictions")
+    assert {r.key.decode() for r in preds.records} == {str(i) for i in range(4000)}
+    assert kafka_kit.committed(group, events)[0] == 4000
+    state, _ = CheckpointStore(final_config[0].parent / "pubdie-ckpt").load_latest()
+    assert state["model"]["head"]["ridge"]["n_rows"] == 4000  # every event learned exactly once
