@@ -580,8 +580,11 @@ def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> i
     except (ConfigError, CheckpointError) as e:
         log.error("%s", e)
         return EXIT_CONFIG
-    except Exception:
-        log.exception("daemon could not start")
+    except Exception as e:
+        from .kafka import bootstrap_hint
+
+        hint = bootstrap_hint(e, config.kafka)
+        log.exception("daemon could not start%s", f": {hint}" if hint else "")
         return EXIT_FAILED
     restore = _install_signal_handlers(stop, config.kafka.shutdown_timeout_s)
     try:

@@ -54,6 +54,7 @@ __all__ = [
     "KafkaSource",
     "PolledBatch",
     "RebalanceHooks",
+    "bootstrap_hint",
     "client_options",
     "make_producer",
     "producer_options",
@@ -122,6 +123,28 @@ def client_options(cfg: KafkaConfig) -> dict:
                               "set sasl_plain_username and sasl_plain_password (or their _env forms)")
         opts["sasl_plain_username"], opts["sasl_plain_password"] = user, password
     return opts
+
+
+def bootstrap_hint(error: BaseException, cfg: KafkaConfig) -> str | None:
+    """What to check when a client could not reach the brokers (``None`` for other errors).
+
+    kafka-python reports "Unable to bootstrap" for a refused connection, rejected SASL
+    credentials and a failed TLS handshake alike (the broker often just closes the
+    connection), so the hint names the settings that matter for ``cfg``.
+    """
+    if "Unable to bootstrap" not in str(error) and "NoBrokersAvailable" not in type(error).__name__:
+        return None
+    hint = f"no broker of kafka.bootstrap_servers = {cfg.bootstrap_servers!r} completed a connection"
+    if cfg.security_protocol.startswith("SASL_"):
+        hint += (f"; with security_protocol = {cfg.security_protocol!r} a broker closes connections whose SASL "
+                 "credentials or mechanism it rejects: check kafka.sasl_mechanism, kafka.sasl_plain_username and "
+                 "the password (kafka.sasl_plain_password or the variable kafka.sasl_plain_password_env names)")
+    if cfg.security_protocol in ("SSL", "SASL_SSL"):
+        hint += ("; a failed TLS handshake looks the same: check kafka.ssl_cafile (the CA that signed the broker's "
+                 "certificate) and kafka.ssl_check_hostname")
+    if cfg.security_protocol == "PLAINTEXT":
+        hint += "; check the address and that the listener there is PLAINTEXT (not SSL or SASL)"
+    return hint
 
 
 def producer_options(cfg: KafkaConfig) -> dict:

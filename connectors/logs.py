@@ -89,6 +89,15 @@ def setup_logging(level: int | str = "INFO", fmt: Format = "auto", stream: IO[st
     return handler
 
 
+def current_format() -> Format:
+    """The format of the handler :func:`setup_logging` installed (``"auto"`` if none):
+    child processes log in their parent's format."""
+    for h in logging.getLogger().handlers:
+        if getattr(h, _HANDLER_FLAG, None) is not None:
+            return "json" if isinstance(h.formatter, JsonFormatter) else "text"
+    return "auto"
+
+
 def teardown_logging() -> None:
     """Remove the handler :func:`setup_logging` installed and restore the levels it set."""
     root = logging.getLogger()

@@ -137,8 +137,10 @@ class ProcessPublisher:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
         self._proc = subprocess.Popen([sys.executable, "-m", "connectors.publisher", str(fd)], pass_fds=(fd,), env=env)
         theirs.close()
+        from .logs import current_format
+
         try:
-            self._conn.send(("start", producer_options, topic))
+            self._conn.send(("start", producer_options, topic, current_format()))
             self._reply(start_timeout_s, "start")
         except BaseException:
             self.abort()
@@ -206,14 +208,37 @@ class ProcessPublisher:
 
 
 # -- the child ---------------------------------------------------------------------------------
+class _LastError(logging.Handler):
+    """Keeps the client library's last telling error: "Unable to bootstrap" hides its
+    cause (refused connection, failed authentication, TLS) in earlier log lines, among
+    "socket disconnected" lines that say nothing."""
+
+    GENERIC = ("socket disconnected", "Bootstrap failed", "Unable to bootstrap")
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.message = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if not any(g in message for g in self.GENERIC):
+            self.message = message
+
+
 def _serve(conn: Connection) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon owns shutdown: it closes us
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from .logs import setup_logging
+
+    last = _LastError()
     try:
-        _, options, topic = conn.recv()
+        _, options, topic, log_format = conn.recv()
+        setup_logging("WARNING", fmt=log_format)  # kafka-python's warnings, in the daemon's log format
+        logging.getLogger("kafka").addHandler(last)
         producer = KafkaProducer(**options)
     except Exception as e:  # noqa: BLE001 -- reported to the daemon, which raises it
-        conn.send(("error", f"cannot start the predictions producer: {type(e).__name__}: {e}"))
+        cause = f"; the client's last error: {last.message}" if last.message else ""
+        conn.send(("error", f"cannot start the predictions producer: {type(e).__name__}: {e}{cause}"))
         return 1
     writer = PredictionWriter(producer, topic)
     conn.send(("ok", 0))

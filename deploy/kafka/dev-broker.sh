@@ -7,8 +7,14 @@
 #   deploy/kafka/dev-broker.sh status     # exit 0 iff running and answering metadata requests
 #   deploy/kafka/dev-broker.sh stop       # SIGTERM, then SIGKILL; idempotent
 #   deploy/kafka/dev-broker.sh bootstrap  # prints 127.0.0.1:<port>
+#   deploy/kafka/dev-broker.sh sasl-bootstrap  # prints 127.0.0.1:<sasl port>
+#
+# Besides PLAINTEXT, a SASL_PLAINTEXT listener accepts the test user "alice" (password
+# "alice-secret") with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, so the clients' security
+# settings are tested against a real broker. Dev credentials only: loopback, no TLS.
 #
 # Env: STREAM_CL_KAFKA_PORT (39092), STREAM_CL_KAFKA_CONTROLLER_PORT (39093),
+#      STREAM_CL_KAFKA_SASL_PORT (39094),
 #      STREAM_CL_KAFKA_DIR (data, config, pid, log; default .cache/kafka-run),
 #      STREAM_CL_KAFKA_READY_TIMEOUT (seconds, 90), STREAM_CL_PYTHON (a python
 #      with kafka-python for the readiness probe), JAVA_HOME.
@@ -19,6 +25,9 @@ REPO="$(cd "$HERE/../.." && pwd)"
 LIBS="$REPO/.cache/kafka-libs"
 PORT="${STREAM_CL_KAFKA_PORT:-39092}"
 CTL_PORT="${STREAM_CL_KAFKA_CONTROLLER_PORT:-39093}"
+SASL_PORT="${STREAM_CL_KAFKA_SASL_PORT:-39094}"
+SASL_USER=alice
+SASL_PASSWORD=alice-secret
 RUN_DIR="${STREAM_CL_KAFKA_DIR:-$REPO/.cache/kafka-run}"
 [[ "$RUN_DIR" == /* ]] || RUN_DIR="$PWD/$RUN_DIR"   # the JVM gets absolute paths
 READY_TIMEOUT="${STREAM_CL_KAFKA_READY_TIMEOUT:-90}"
@@ -35,7 +44,7 @@ TOOL_OPTS=(-XX:TieredStopAtLevel=1)
 
 log() { echo "dev-broker: $*" >&2; }
 die() { log "$*"; exit 1; }
-[[ "$PORT$CTL_PORT" =~ ^[0-9]+$ ]] || die "ports must be numeric: '$PORT' '$CTL_PORT'"
+[[ "$PORT$CTL_PORT$SASL_PORT" =~ ^[0-9]+$ ]] || die "ports must be numeric: '$PORT' '$CTL_PORT' '$SASL_PORT'"
 
 # Jars: mvn runs only when the cache is missing or pom.xml changed (the stamp
 # is a checksum of pom.xml), so after the first start everything is offline.
@@ -102,10 +111,17 @@ node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$CTL_PORT
 controller.listener.names=CONTROLLER
 # 127.0.0.1 only: a dev/CI broker must not be reachable from the network.
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CTL_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CTL_PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CTL_PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CTL_PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+# SASL for client tests: PLAIN users live in the JAAS line, SCRAM credentials in the
+# cluster metadata (written by "StorageTool format --add-scram" below). No authorizer:
+# an authenticated client may do anything, as on the PLAINTEXT listener.
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER="$SASL_PASSWORD";
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$RUN_DIR/data
 # One broker: internal topics cannot have more than one replica. One partition
 # each (default 50) makes the first consumer group / transaction much faster.
@@ -176,9 +192,9 @@ start_broker() {
   command -v "$JAVA" >/dev/null || die "java not found (Kafka 4.x needs Java 17+)"
   stop_broker  # always a fresh broker: tests assume an empty one
   local p
-  for p in "$PORT" "$CTL_PORT"; do  # fail clearly instead of a BindException in the log
+  for p in "$PORT" "$CTL_PORT" "$SASL_PORT"; do  # fail clearly instead of a BindException in the log
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      die "port $p is already in use (set STREAM_CL_KAFKA_PORT / STREAM_CL_KAFKA_CONTROLLER_PORT)"
+      die "port $p is already in use (set STREAM_CL_KAFKA_PORT / _CONTROLLER_PORT / _SASL_PORT)"
     fi
   done
   ensure_libs
@@ -203,7 +219,9 @@ start_broker() {
       >"$RUN_DIR/cluster.id" 2>>"$LOG" || fail_start "kafka-storage random-uuid failed"
   fi
   "$JAVA" "${TOOL_OPTS[@]}" "${JAVA_COMMON[@]}" kafka.tools.StorageTool format --standalone \
-    -t "$(cat "$RUN_DIR/cluster.id")" -c "$RUN_DIR/server.properties" >>"$LOG" 2>&1 \
+    -t "$(cat "$RUN_DIR/cluster.id")" -c "$RUN_DIR/server.properties" \
+    --add-scram "SCRAM-SHA-256=[name=$SASL_USER,password=$SASL_PASSWORD]" \
+    --add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$SASL_PASSWORD]" >>"$LOG" 2>&1 \
     || fail_start "kafka-storage format failed"
 
   # nohup + all three fds redirected: the broker survives the calling shell and
@@ -236,5 +254,6 @@ case "${1:-}" in
     probe "$(find_python || true)" || { log "running but not answering on $BOOTSTRAP"; exit 1; }
     echo "$BOOTSTRAP" ;;
   bootstrap) echo "$BOOTSTRAP" ;;
-  *) echo "usage: $0 start|stop|status|bootstrap" >&2; exit 2 ;;
+  sasl-bootstrap) echo "127.0.0.1:$SASL_PORT" ;;
+  *) echo "usage: $0 start|stop|status|bootstrap|sasl-bootstrap" >&2; exit 2 ;;
 esac
