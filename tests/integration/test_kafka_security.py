@@ -1,9 +1,11 @@
-"""The daemon's security settings against the dev broker's SASL_PLAINTEXT listener.
+"""The daemon's security settings against the dev broker's SASL and SSL listeners.
 
-deploy/kafka/dev-broker.sh opens a SASL listener for the test user "alice" with PLAIN,
-SCRAM-SHA-256 and SCRAM-SHA-512. Every client of the daemon authenticates there: the
-consumer group (fetches and commits), the predictions publisher process and the
-dead-letter producer; the password comes from the environment (``*_env``).
+deploy/kafka/dev-broker.sh opens a SASL_PLAINTEXT listener for the test user "alice"
+with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, and an SSL listener with a self-signed
+certificate for 127.0.0.1. Every client of the daemon connects there: the consumer group
+(fetches and commits), the predictions publisher process and the dead-letter producer;
+the SASL password comes from the environment (``*_env``), TLS is verified against the
+broker's CA file with host-name checking on.
 """
 
 from __future__ import annotations
@@ -26,21 +28,36 @@ def kafka_sasl_bootstrap() -> str:
     return bootstrap
 
 
+@pytest.fixture(scope="session")
+def kafka_ssl() -> dict:
+    bootstrap = os.environ.get("STREAM_CL_KAFKA_SSL_BOOTSTRAP", "").strip()
+    cafile = os.environ.get("STREAM_CL_KAFKA_SSL_CAFILE", "").strip()
+    if not bootstrap or not cafile:
+        pytest.fail("STREAM_CL_KAFKA_SSL_BOOTSTRAP / STREAM_CL_KAFKA_SSL_CAFILE are not set; export them from "
+                    "deploy/kafka/dev-broker.sh ssl-bootstrap and ssl-cafile", pytrace=False)
+    return {"bootstrap_servers": bootstrap, "security_protocol": "SSL", "ssl_cafile": cafile,
+            "ssl_check_hostname": True}
+
+
 def _sasl(bootstrap: str, mechanism: str) -> dict:
     return {"bootstrap_servers": bootstrap, "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": mechanism,
             "sasl_plain_username": SASL_USER, "sasl_plain_password_env": "IT_SASL_PASSWORD"}
 
 
-@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
-def test_the_daemon_consumes_commits_and_publishes_over_sasl(kafka_kit, kafka_sasl_bootstrap, mechanism, monkeypatch):
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "TLS"])
+def test_the_daemon_consumes_commits_and_publishes_over_sasl_or_tls(kafka_kit, mechanism, monkeypatch, request):
     rng = random.Random(3)
-    name = f"sasl-{mechanism.lower()}"
+    name = f"sec-{mechanism.lower()}"
+    if mechanism == "TLS":
+        security = request.getfixturevalue("kafka_ssl")
+    else:
+        security = _sasl(request.getfixturevalue("kafka_sasl_bootstrap"), mechanism)
     events_topic, preds_topic, dead_topic = (kafka_kit.topic(f"{name}{suffix}") for suffix in ("", "-pred", "-dead"))
     docs = [event(i, rng) for i in range(500)]
     kafka_kit.produce(events_topic, [*((d["id"], d) for d in docs), ("bad", b"{not json")])
     monkeypatch.setenv("IT_SASL_PASSWORD", SASL_PASSWORD)  # the daemon reads it at start
     config = kafka_kit.config(name, [events_topic], kafka={
-        **_sasl(kafka_sasl_bootstrap, mechanism), "predictions_topic": preds_topic, "dead_letter_topic": dead_topic,
+        **security, "predictions_topic": preds_topic, "dead_letter_topic": dead_topic,
         "stop_at_end": True})
     daemon = kafka_kit.start(config)
     assert daemon.wait(timeout=120) == 0, daemon.log()[-3000:]
