@@ -10,14 +10,19 @@
 #   deploy/kafka/dev-broker.sh sasl-bootstrap  # prints 127.0.0.1:<sasl port>
 #   deploy/kafka/dev-broker.sh ssl-bootstrap   # prints 127.0.0.1:<ssl port>
 #   deploy/kafka/dev-broker.sh ssl-cafile      # prints the PEM file that verifies the SSL listener
+#   deploy/kafka/dev-broker.sh env             # export lines for every listener and file (eval it)
 #
-# Besides PLAINTEXT, a SASL_PLAINTEXT listener accepts the test user "alice" (password
-# "alice-secret") with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, and an SSL listener
-# presents a self-signed certificate for 127.0.0.1 (made once with keytool), so the
-# clients' security settings are tested against a real broker. Dev credentials only.
+# Besides PLAINTEXT, the broker listens for each security setting a client can use, so
+# those are tested against a real broker (dev credentials only, loopback):
+#   SASL_PLAINTEXT  test user "alice" / "alice-secret": PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+#   SSL             a self-signed certificate for 127.0.0.1 (made once with keytool)
+#   SASL_SSL        both of the above
+#   SSL, mutual     as SSL, and the client must present the test client certificate
+#                   (PEM files; the key is encrypted with "client-key-secret"; needs openssl)
 #
 # Env: STREAM_CL_KAFKA_PORT (39092), STREAM_CL_KAFKA_CONTROLLER_PORT (39093),
 #      STREAM_CL_KAFKA_SASL_PORT (39094), STREAM_CL_KAFKA_SSL_PORT (39095),
+#      STREAM_CL_KAFKA_SASL_SSL_PORT (39096), STREAM_CL_KAFKA_MTLS_PORT (39097),
 #      STREAM_CL_KAFKA_DIR (data, config, pid, log; default .cache/kafka-run),
 #      STREAM_CL_KAFKA_READY_TIMEOUT (seconds, 90), STREAM_CL_PYTHON (a python
 #      with kafka-python for the readiness probe), JAVA_HOME.
@@ -30,6 +35,8 @@ PORT="${STREAM_CL_KAFKA_PORT:-39092}"
 CTL_PORT="${STREAM_CL_KAFKA_CONTROLLER_PORT:-39093}"
 SASL_PORT="${STREAM_CL_KAFKA_SASL_PORT:-39094}"
 SSL_PORT="${STREAM_CL_KAFKA_SSL_PORT:-39095}"
+SASL_SSL_PORT="${STREAM_CL_KAFKA_SASL_SSL_PORT:-39096}"
+MTLS_PORT="${STREAM_CL_KAFKA_MTLS_PORT:-39097}"
 SASL_USER=alice
 SASL_PASSWORD=alice-secret
 RUN_DIR="${STREAM_CL_KAFKA_DIR:-$REPO/.cache/kafka-run}"
@@ -48,9 +55,11 @@ TOOL_OPTS=(-XX:TieredStopAtLevel=1)
 
 log() { echo "dev-broker: $*" >&2; }
 die() { log "$*"; exit 1; }
-[[ "$PORT$CTL_PORT$SASL_PORT$SSL_PORT" =~ ^[0-9]+$ ]] || die "ports must be numeric: '$PORT' '$CTL_PORT' '$SASL_PORT' '$SSL_PORT'"
+ALL_PORTS=("$PORT" "$CTL_PORT" "$SASL_PORT" "$SSL_PORT" "$SASL_SSL_PORT" "$MTLS_PORT")
+[[ "${ALL_PORTS[*]}" =~ ^[0-9\ ]+$ ]] || die "ports must be numeric: ${ALL_PORTS[*]}"
 TLS_DIR="$RUN_DIR/tls"
 TLS_PASSWORD=dev-broker-keystore
+CLIENT_KEY_PASSWORD=client-key-secret
 
 # Jars: mvn runs only when the cache is missing or pom.xml changed (the stamp
 # is a checksum of pom.xml), so after the first start everything is offline.
@@ -111,16 +120,31 @@ probe() {  # $1: python with kafka-python, or empty for the (slower) Java fallba
 
 # A self-signed certificate for 127.0.0.1 (and localhost), kept across restarts; the
 # same certificate, as PEM, is the CA file clients verify the SSL listener with.
+# The client's certificate (self-signed too) is what the mutual-TLS listener trusts; its
+# key goes to PEM through openssl, encrypted, so the tests also cover ssl_password.
 ensure_tls() {
-  [[ -s "$TLS_DIR/broker.p12" && -s "$TLS_DIR/ca.pem" ]] && return 0
+  [[ -s "$TLS_DIR/client-key.pem" ]] && return 0  # written last: the set is complete
   local keytool="${JAVA_HOME:+$JAVA_HOME/bin/}keytool"
   command -v "$keytool" >/dev/null || die "keytool not found (it comes with the JDK)"
+  command -v openssl >/dev/null || die "openssl not found (apt-get install openssl): it writes the test client key"
   rm -rf "$TLS_DIR" && mkdir -p "$TLS_DIR"
+  local store=(-storetype PKCS12 -storepass "$TLS_PASSWORD")
   "$keytool" -genkeypair -alias broker -keyalg RSA -keysize 2048 -validity 3650 -dname "CN=127.0.0.1" \
-    -ext "SAN=IP:127.0.0.1,DNS:localhost" -keystore "$TLS_DIR/broker.p12" -storetype PKCS12 \
-    -storepass "$TLS_PASSWORD" -keypass "$TLS_PASSWORD" >>"$LOG" 2>&1 || die "keytool -genkeypair failed"
+    -ext "SAN=IP:127.0.0.1,DNS:localhost" -keystore "$TLS_DIR/broker.p12" "${store[@]}" \
+    -keypass "$TLS_PASSWORD" >>"$LOG" 2>&1 || die "keytool -genkeypair (broker) failed"
   "$keytool" -exportcert -alias broker -rfc -keystore "$TLS_DIR/broker.p12" -storepass "$TLS_PASSWORD" \
-    -file "$TLS_DIR/ca.pem" >>"$LOG" 2>&1 || die "keytool -exportcert failed"
+    -file "$TLS_DIR/ca.pem" >>"$LOG" 2>&1 || die "keytool -exportcert (broker) failed"
+  "$keytool" -genkeypair -alias client -keyalg RSA -keysize 2048 -validity 3650 -dname "CN=stream-cl-test-client" \
+    -keystore "$TLS_DIR/client.p12" "${store[@]}" -keypass "$TLS_PASSWORD" >>"$LOG" 2>&1 \
+    || die "keytool -genkeypair (client) failed"
+  "$keytool" -exportcert -alias client -rfc -keystore "$TLS_DIR/client.p12" -storepass "$TLS_PASSWORD" \
+    -file "$TLS_DIR/client-cert.pem" >>"$LOG" 2>&1 || die "keytool -exportcert (client) failed"
+  "$keytool" -importcert -noprompt -alias client -file "$TLS_DIR/client-cert.pem" \
+    -keystore "$TLS_DIR/client-trust.p12" "${store[@]}" >>"$LOG" 2>&1 || die "keytool -importcert failed"
+  openssl pkcs12 -in "$TLS_DIR/client.p12" -passin "pass:$TLS_PASSWORD" -nocerts \
+    -passout "pass:$CLIENT_KEY_PASSWORD" -out "$TLS_DIR/client-key.pem.tmp" >>"$LOG" 2>&1 \
+    || die "openssl pkcs12 (client key) failed"
+  mv "$TLS_DIR/client-key.pem.tmp" "$TLS_DIR/client-key.pem"
 }
 
 write_config() {
@@ -131,16 +155,21 @@ node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$CTL_PORT
 controller.listener.names=CONTROLLER
 # 127.0.0.1 only: a dev/CI broker must not be reachable from the network.
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CTL_PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT,SSL://127.0.0.1:$SSL_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CTL_PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT,SSL://127.0.0.1:$SSL_PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CTL_PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT,SSL://127.0.0.1:$SSL_PORT,SASL_SSL://127.0.0.1:$SASL_SSL_PORT,MTLS://127.0.0.1:$MTLS_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CTL_PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT,SSL://127.0.0.1:$SSL_PORT,SASL_SSL://127.0.0.1:$SASL_SSL_PORT,MTLS://127.0.0.1:$MTLS_PORT
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,MTLS:SSL
 # TLS for client tests: a self-signed certificate for 127.0.0.1 (see ensure_tls).
 ssl.keystore.type=PKCS12
 ssl.keystore.location=$TLS_DIR/broker.p12
 ssl.keystore.password=$TLS_PASSWORD
 ssl.key.password=$TLS_PASSWORD
 ssl.client.auth=none
+# Mutual TLS on its own listener: clients must present the test client certificate.
+listener.name.mtls.ssl.client.auth=required
+listener.name.mtls.ssl.truststore.type=PKCS12
+listener.name.mtls.ssl.truststore.location=$TLS_DIR/client-trust.p12
+listener.name.mtls.ssl.truststore.password=$TLS_PASSWORD
 # SASL for client tests: PLAIN users live in the JAAS line, SCRAM credentials in the
 # cluster metadata (written by "StorageTool format --add-scram" below). No authorizer:
 # an authenticated client may do anything, as on the PLAINTEXT listener.
@@ -148,6 +177,9 @@ sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
 listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER="$SASL_PASSWORD";
 listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER="$SASL_PASSWORD";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$RUN_DIR/data
 # One broker: internal topics cannot have more than one replica. One partition
 # each (default 50) makes the first consumer group / transaction much faster.
@@ -218,9 +250,9 @@ start_broker() {
   command -v "$JAVA" >/dev/null || die "java not found (Kafka 4.x needs Java 17+)"
   stop_broker  # always a fresh broker: tests assume an empty one
   local p
-  for p in "$PORT" "$CTL_PORT" "$SASL_PORT" "$SSL_PORT"; do  # fail clearly instead of a BindException in the log
+  for p in "${ALL_PORTS[@]}"; do  # fail clearly instead of a BindException in the log
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      die "port $p is already in use (set STREAM_CL_KAFKA_PORT / _CONTROLLER_PORT / _SASL_PORT / _SSL_PORT)"
+      die "port $p is already in use (set the STREAM_CL_KAFKA_*PORT variables listed at the top of this script)"
     fi
   done
   ensure_libs
@@ -284,5 +316,16 @@ case "${1:-}" in
   sasl-bootstrap) echo "127.0.0.1:$SASL_PORT" ;;
   ssl-bootstrap) echo "127.0.0.1:$SSL_PORT" ;;
   ssl-cafile) echo "$TLS_DIR/ca.pem" ;;
-  *) echo "usage: $0 start|stop|status|bootstrap|sasl-bootstrap|ssl-bootstrap|ssl-cafile" >&2; exit 2 ;;
+  env)  # everything the security tests need, as shell exports
+    printf 'export %s=%q\n' \
+      STREAM_CL_KAFKA_BOOTSTRAP "$BOOTSTRAP" \
+      STREAM_CL_KAFKA_SASL_BOOTSTRAP "127.0.0.1:$SASL_PORT" \
+      STREAM_CL_KAFKA_SSL_BOOTSTRAP "127.0.0.1:$SSL_PORT" \
+      STREAM_CL_KAFKA_SASL_SSL_BOOTSTRAP "127.0.0.1:$SASL_SSL_PORT" \
+      STREAM_CL_KAFKA_MTLS_BOOTSTRAP "127.0.0.1:$MTLS_PORT" \
+      STREAM_CL_KAFKA_SSL_CAFILE "$TLS_DIR/ca.pem" \
+      STREAM_CL_KAFKA_SSL_CERTFILE "$TLS_DIR/client-cert.pem" \
+      STREAM_CL_KAFKA_SSL_KEYFILE "$TLS_DIR/client-key.pem" \
+      STREAM_CL_KAFKA_SSL_KEY_PASSWORD "$CLIENT_KEY_PASSWORD" ;;
+  *) echo "usage: $0 start|stop|status|bootstrap|sasl-bootstrap|ssl-bootstrap|ssl-cafile|env" >&2; exit 2 ;;
 esac

@@ -17,7 +17,7 @@ def kafka_bootstrap() -> str:
         pytest.fail(
             "STREAM_CL_KAFKA_BOOTSTRAP is not set. Start a broker and export its address:\n"
             "    deploy/kafka/dev-broker.sh start\n"
-            "    export STREAM_CL_KAFKA_BOOTSTRAP=$(deploy/kafka/dev-broker.sh bootstrap)",
+            "    eval \"$(deploy/kafka/dev-broker.sh env)\"",
             pytrace=False,
         )
     return bootstrap
