@@ -303,6 +303,9 @@ class Daemon:
         limit = self.config.run.max_events
         if limit is not None:
             max_records = max(1, min(max_records, limit - self.metrics.records))
+        check = getattr(self.predictions, "check", None)
+        if check is not None:
+            check()  # a dead publisher stops the daemon now, not at the next event (a quiet topic)
         batch = self.source.poll(max_records)
         if batch.items:
             self.process(batch, polled_at=time.perf_counter())

@@ -172,6 +172,12 @@ class ProcessPublisher:
             code = self._proc.poll()
             raise DeliveryError(f"the publisher process is gone (exit code {code}): {e!r}") from None
 
+    def check(self) -> None:
+        """:class:`DeliveryError` if the child has exited (one ``waitpid``, no I/O)."""
+        code = self._proc.poll()
+        if code is not None:
+            raise DeliveryError(f"the publisher process exited (code {code})")
+
     def write(self, predictions: Sequence) -> None:
         self.write_rows([prediction_row(p) for p in predictions])
 
