@@ -44,7 +44,7 @@ from stream_cl.decode import EventDecoder
 from stream_cl.events import DeadLetter, Prediction
 from stream_cl.pending import LabelDecoder
 
-from .publisher import DeliveryError, PredictionWriter, await_delivery, prediction_row
+from .publisher import DeliveryError, PredictionWriter, ProducerSink, prediction_row
 
 __all__ = [
     "BackgroundWriter",
@@ -379,51 +379,11 @@ class KafkaSource:
 
 
 # -- sinks ------------------------------------------------------------------------------------
-class _ProducerSink:
-    def __init__(self, producer: KafkaProducer, topic: str, owns_producer: bool = False):
-        self.producer = producer
-        self.topic = topic
-        self.owns_producer = owns_producer
-        self._futures: list = []
-        self.sent = 0
-
-    def flush(self) -> None:
-        """Wait until every record written so far is acknowledged; :class:`DeliveryError` if one failed."""
-        futures, self._futures = self._futures, []
-        await_delivery(self.producer, futures, self.topic)
-
-    def close(self) -> None:
-        self.flush()
-        if self.owns_producer:
-            self.producer.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class KafkaPredictionSink(_ProducerSink):
+class KafkaPredictionSink(PredictionWriter):
     """One JSON record per prediction, keyed by the event id: see :class:`PredictionWriter`."""
 
-    def __init__(self, producer: KafkaProducer, topic: str, owns_producer: bool = False):
-        super().__init__(producer, topic, owns_producer)
-        self._writer = PredictionWriter(producer, topic)
-
-    @property
-    def sent(self) -> int:
-        return self._writer.sent
-
-    @sent.setter
-    def sent(self, value: int) -> None:  # _ProducerSink's initial 0
-        pass
-
     def write(self, predictions: Sequence[Prediction]) -> None:
-        self._writer.send_rows(map(prediction_row, predictions))
-
-    def flush(self) -> None:
-        self._writer.flush()
+        self.send_rows(map(prediction_row, predictions))
 
 
 class BackgroundWriter:
@@ -481,7 +441,7 @@ class BackgroundWriter:
         self._queue.put(None)
 
 
-class KafkaDeadLetterSink(_ProducerSink):
+class KafkaDeadLetterSink(ProducerSink):
     """Dead letters as records holding the original bytes (and key), explained in headers.
 
     Headers: ``stream-cl.reason`` (a code of :data:`stream_cl.events.REASONS`),

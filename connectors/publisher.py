@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection, Pipe
 from kafka import KafkaProducer
 from kafka.partitioner.default import murmur2
 
-__all__ = ["DeliveryError", "PredictionWriter", "ProcessPublisher", "await_delivery", "prediction_row"]
+__all__ = ["DeliveryError", "PredictionWriter", "ProcessPublisher", "ProducerSink", "prediction_row"]
 
 log = logging.getLogger("stream_cl.publisher")
 
@@ -49,34 +49,53 @@ def prediction_row(p) -> tuple:
     return (p.id, p.y_pred, p.proba, p.y_true, p.task, p.ts, p.origin)
 
 
-def await_delivery(producer: KafkaProducer, futures: list, topic: str) -> None:
-    """Flush ``producer``; :class:`DeliveryError` if one of the records behind ``futures`` failed."""
-    if not futures:
-        return
-    producer.flush()
-    for f in futures:
-        if f.failed():
-            raise DeliveryError(f"could not deliver to {topic!r}: {type(f.exception).__name__}: {f.exception}")
+class ProducerSink:
+    """Records sent through a :class:`KafkaProducer` to one topic; :meth:`flush` waits for
+    their delivery and raises :class:`DeliveryError` if one failed."""
+
+    def __init__(self, producer: KafkaProducer, topic: str, owns_producer: bool = False):
+        self.producer = producer
+        self.topic = topic
+        self.owns_producer = owns_producer
+        self._futures: list = []
+        self.sent = 0
+
+    def flush(self) -> None:
+        """Wait until every record sent so far is acknowledged; :class:`DeliveryError` if one failed."""
+        futures, self._futures = self._futures, []
+        if not futures:
+            return
+        self.producer.flush()
+        for f in futures:
+            if f.failed():
+                raise DeliveryError(f"could not deliver to {self.topic!r}: {type(f.exception).__name__}: {f.exception}")
+
+    def close(self) -> None:
+        self.flush()
+        if self.owns_producer:
+            self.producer.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-class PredictionWriter:
+class PredictionWriter(ProducerSink):
     """Sends prediction rows as JSON records keyed by event id (unkeyed when it has none).
 
     The value is ``{"id", "y_pred", "proba", "y_true", "task", "ts", "origin"}``, the same
     fields as the JSONL file sink; ``origin`` is ``"topic/partition@offset"`` of the event.
     Keyed records go to the partition Kafka's default partitioner would choose
     (murmur2 of the key); computing it here, with the partition count cached, saves a
-    quarter of kafka-python's per-record cost. :meth:`flush` waits for delivery and
-    raises :class:`DeliveryError` if a record failed.
+    quarter of kafka-python's per-record cost.
     """
 
     PARTITIONS_TTL_S = 30.0
 
-    def __init__(self, producer: KafkaProducer, topic: str):
-        self.producer = producer
-        self.topic = topic
-        self.sent = 0
-        self._futures: list = []
+    def __init__(self, producer: KafkaProducer, topic: str, owns_producer: bool = False):
+        super().__init__(producer, topic, owns_producer)
         self._parts: list[int] = []
         self._parts_at = -math.inf
         self._rr = 0
@@ -108,11 +127,6 @@ class PredictionWriter:
             futures.append(send(topic, key=key, value=value, partition=part))
             count += 1
         self.sent += count
-
-    def flush(self) -> None:
-        """Wait until every record sent so far is acknowledged; :class:`DeliveryError` if one failed."""
-        futures, self._futures = self._futures, []
-        await_delivery(self.producer, futures, self.topic)
 
 
 class ProcessPublisher:
@@ -153,8 +167,7 @@ class ProcessPublisher:
     def _reply(self, timeout_s: float, what: str):
         deadline = time.monotonic() + timeout_s
         while not self._conn.poll(0.2):
-            if self._proc.poll() is not None:
-                raise DeliveryError(f"the publisher process exited (code {self._proc.returncode}) during {what}")
+            self.check(during=what)
             if time.monotonic() > deadline:
                 raise DeliveryError(f"the publisher process did not answer {what} within {timeout_s:.0f} s")
         try:
@@ -172,11 +185,11 @@ class ProcessPublisher:
             code = self._proc.poll()
             raise DeliveryError(f"the publisher process is gone (exit code {code}): {e!r}") from None
 
-    def check(self) -> None:
+    def check(self, during: str = "") -> None:
         """:class:`DeliveryError` if the child has exited (one ``waitpid``, no I/O)."""
         code = self._proc.poll()
         if code is not None:
-            raise DeliveryError(f"the publisher process exited (code {code})")
+            raise DeliveryError(f"the publisher process exited (code {code})" + (f" during {during}" if during else ""))
 
     def write(self, predictions: Sequence) -> None:
         self.write_rows([prediction_row(p) for p in predictions])

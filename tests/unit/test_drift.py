@@ -116,11 +116,16 @@ def _flip_stream(n=900, flip=450, seed=0):
     return xs, ys
 
 
+def _memory_and_adaptive_head(response: tuple) -> OnlineContinualLearner:
+    """An exact memory head and an adaptive one, ADWIN answering alarms with ``response``."""
+    return OnlineContinualLearner(backbone=RandomFeatures(width=8), key_units=0, device="cpu",
+                                  heads=((1.0, "all"), (0.995, "all")), control_every=8,
+                                  drift=DriftMonitor("adwin", response=response, restart_after=40))
+
+
 def test_learner_alarms_and_restart_from_the_shadow_head():
     xs, ys = _flip_stream()
-    model = OnlineContinualLearner(backbone=RandomFeatures(width=8), key_units=0, device="cpu",
-                                   heads=((1.0, "all"), (0.995, "all")), control_every=8,
-                                   drift=DriftMonitor("adwin", response=("restart",), restart_after=40))
+    model = _memory_and_adaptive_head(("restart",))
     model.prequential_batch(xs[:450], ys[:450])
     rows_before = model.heads_[1].ridge.n_rows
     model.prequential_batch(xs[450:], ys[450:])
@@ -134,9 +139,7 @@ def test_learner_alarms_and_restart_from_the_shadow_head():
 
 def test_reset_restarts_the_memory_head_too_and_only_when_its_shadow_was_better():
     xs, ys = _flip_stream()
-    model = OnlineContinualLearner(backbone=RandomFeatures(width=8), key_units=0, device="cpu",
-                                   heads=((1.0, "all"), (0.995, "all")), control_every=8,
-                                   drift=DriftMonitor("adwin", response=("reset",), restart_after=40))
+    model = _memory_and_adaptive_head(("reset",))
     model.prequential_batch(xs[:450], ys[:450])
     assert model.n_alarms_ == 0 and model.heads_[0].ridge.n_rows == 450
     model.prequential_batch(xs[450:], ys[450:])
@@ -148,9 +151,7 @@ def test_reset_restarts_the_memory_head_too_and_only_when_its_shadow_was_better(
     assert model.heads_[0].ridge.forgetting == 1.0 and model.forgetting_ == [1.0, 0.995]
 
     # a false alarm on a stable stream: the memory head's shadow is not better, the head stays
-    steady = OnlineContinualLearner(backbone=RandomFeatures(width=8), key_units=0, device="cpu",
-                                    heads=((1.0, "all"), (0.995, "all")), control_every=8,
-                                    drift=DriftMonitor("adwin", response=("reset",), restart_after=40))
+    steady = _memory_and_adaptive_head(("reset",))
     steady.prequential_batch(xs[:450], ys[:450])
     steady.drift_.shadow_start_ = steady.drift_.n_  # as if an alarm had just been raised
     steady.prequential_batch(xs[:60], ys[:60])  # the same concept again
