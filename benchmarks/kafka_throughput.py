@@ -18,7 +18,11 @@ Steps, all against a real broker (``deploy/kafka/dev-broker.sh start``):
 5. **live** (``--live-rate``): a producer sends at a fixed rate while the daemon runs,
    for ``--live-seconds``: p50/p99 latency from event to prediction, without queueing;
 6. **breakdown** (``--breakdown``): the default daemon in-process with timers around
-   fetch, decode, model, publish and checkpoint, to show where the time goes.
+   fetch, decode, model, publish and checkpoint, to show where the time goes;
+7. **CPU per event** (Linux): :mod:`benchmarks.cpu_meter` samples the CPU time of the
+   broker, of each run's client (this process with its publisher child, or the daemon's
+   process tree) and of the whole machine; the report sets it against the CPU that 50% of
+   the bare consumer's rate would leave per event on this machine's cores.
 
 Usage::
 
@@ -45,6 +49,7 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 import numpy as np
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from benchmarks.cpu_meter import CpuMeter, available as cpu_meter_available, find_broker_pid
 from stream_cl.config import to_toml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,11 +114,11 @@ def bare_consumer(bootstrap: str, topic: str, n: int) -> dict:
     while got < n and time.monotonic() < deadline:
         for records in consumer.poll(timeout_ms=500).values():
             if t0 is None:
-                t0 = time.perf_counter()
+                t0, wall0 = time.perf_counter(), time.time()
             got += len(records)
-    dt = time.perf_counter() - t0
+    dt, wall1 = time.perf_counter() - t0, time.time()
     consumer.close()
-    return {"events": got, "seconds": dt, "events_per_s": got / dt}
+    return {"events": got, "seconds": dt, "events_per_s": got / dt, "window": (wall0, wall1)}
 
 
 def passthrough(bootstrap: str, admin, topic: str, n: int, publisher: str) -> dict:
@@ -144,14 +149,14 @@ def passthrough(bootstrap: str, admin, topic: str, n: int, publisher: str) -> di
     while got < n and time.monotonic() < deadline:
         for tp, records in consumer.poll(timeout_ms=500).items():
             if t0 is None:
-                t0 = time.perf_counter()
+                t0, wall0 = time.perf_counter(), time.time()
             write([(r.key.decode(), "a", 0.5, "a", None, 1.0, f"{tp.topic}/{tp.partition}@{r.offset}") for r in records])
             got += len(records)
     flush()
-    dt = time.perf_counter() - t0
+    dt, wall1 = time.perf_counter() - t0, time.time()
     close()
     consumer.close()
-    return {"events": got, "seconds": dt, "events_per_s": got / dt, "publisher": publisher}
+    return {"events": got, "seconds": dt, "events_per_s": got / dt, "publisher": publisher, "window": (wall0, wall1)}
 
 
 def read_topic(bootstrap: str, topic: str, n: int, timeout_s: float = 600) -> list:
@@ -200,21 +205,27 @@ def summarise_predictions(preds: list, sent_ms: dict, produced_ms: list | None =
     lag = [(float((t - start) / 1000), int(np.searchsorted(produced, t, "right") - np.searchsorted(ts, t, "right")))
            for t in grid]
     return {"predictions": len(preds), "distinct_ids": len({r.key for r in preds}), "seconds": span,
+            "window": (ts[0] / 1000.0, ts[-1] / 1000.0),
             "events_per_s": (len(ts) - 1) / span if span > 0 else None, **_percentiles(latency), "lag": lag}
 
 
-def run_daemon_process(config: Path, log: Path) -> tuple[int, float]:
+def run_daemon_process(config: Path, log: Path, meter: CpuMeter | None = None, name: str = "daemon") -> tuple[int, float]:
+    """Runs the daemon to its end; its process tree (with the publisher child) is metered as ``name``."""
     t0 = time.perf_counter()
     with open(log, "wb") as out:
-        rc = subprocess.call([sys.executable, "-m", "connectors.daemon", "--config", str(config)], cwd=REPO,
-                             stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "connectors.daemon", "--config", str(config)], cwd=REPO,
+                                stdout=out, stderr=subprocess.STDOUT)
+        if meter is not None:
+            meter.watch(name, proc.pid)
+        rc = proc.wait()
     return rc, time.perf_counter() - t0
 
 
-def drain(bootstrap: str, admin, topic: str, n: int, sent_ms: dict, model: str, folder: Path) -> dict:
+def drain(bootstrap: str, admin, topic: str, n: int, sent_ms: dict, model: str, folder: Path,
+          meter: CpuMeter | None = None) -> dict:
     preds = create_topic(admin, f"{topic}-pred-{model.replace('@', '-')}", 1)
     config, status_path = daemon_config(folder, bootstrap, topic, preds, model, stop_at_end=True)
-    rc, wall = run_daemon_process(config, folder / f"daemon-{model}.log")
+    rc, wall = run_daemon_process(config, folder / f"daemon-{model}.log", meter, f"daemon:{model}")
     if rc != 0:
         raise RuntimeError(f"daemon exited {rc}; see {folder / f'daemon-{model}.log'}")
     records = read_topic(bootstrap, preds, n)
@@ -312,6 +323,28 @@ def breakdown(bootstrap: str, admin, topic: str, n: int, model: str, folder: Pat
     return {"wall_s": wall, "events": n, "stages_s": totals}
 
 
+def cpu_per_event(meter: CpuMeter, report: dict) -> dict:
+    """CPU microseconds per event of each run's client tree, the broker and the whole machine.
+
+    The client is this benchmark process (with the publisher child) for the bare consumer
+    and the consume + publish runs, and the daemon's process tree for a drain. ``busy_cores``
+    is the machine's busy CPU time over the window's length: at the core count, the run was
+    bound by CPU.
+    """
+    runs = [("bare kafka-python consumer", report["ceiling"], "bench")]
+    runs += [(f"consume + publish, producer in {k}", v, "bench") for k, v in report.get("passthrough", {}).items()]
+    runs += [(f"daemon, {k} learner, drain", v, f"daemon:{k}") for k, v in report["drain"].items()]
+    out = {}
+    for label, run, client in runs:
+        (t0, t1), n = run["window"], run.get("predictions") or run["events"]
+        used = meter.between(t0, t1)
+        per_event = {k: 1e6 * v / n for k, v in used.items()}
+        out[label] = {"events_per_s": run["events_per_s"], "client_us": per_event.get(client),
+                      "broker_us": per_event.get("broker"), "machine_us": per_event["machine"],
+                      "busy_cores": used["machine"] / (t1 - t0) if t1 > t0 else None}
+    return out
+
+
 # -- report ----------------------------------------------------------------------------------
 def markdown(r: dict) -> str:
     lines = [f"### Kafka daemon throughput ({r['meta']['events']:,} events, {r['meta']['features']} features, "
@@ -343,6 +376,20 @@ def markdown(r: dict) -> str:
         step = max(1, len(lag) // 12)
         lines.append(f"Consumer lag over time, {model} learner (s: events behind): "
                      + ", ".join(f"{t:.0f}: {v:,}" for t, v in lag[::step]) + ".")
+    if r.get("cpu"):
+        cores = os.cpu_count() or 1
+        target = 0.5 * ceiling
+        lines += ["", "CPU per event (from /proc, sampled every 0.25 s over each run's window; client = the consuming "
+                      "process with its publisher child, or the daemon's process tree; machine = every busy core, "
+                      "the broker and the kernel included):", "",
+                  "| run | events/s | client us/event | broker us/event | machine us/event | busy cores |",
+                  "|:---|---:|---:|---:|---:|---:|"]
+        fmt = lambda v: "" if v is None else f"{v:,.1f}"  # noqa: E731
+        for label, c in r["cpu"].items():
+            lines.append(f"| {label} | {c['events_per_s']:,.0f} | {fmt(c['client_us'])} | {fmt(c['broker_us'])} | "
+                         f"{fmt(c['machine_us'])} | {fmt(c['busy_cores'])} |")
+        lines += ["", f"Budget: 50% of the bare consumer is {target:,.0f} events/s; at that rate this machine's "
+                      f"{cores} cores give at most {1e6 * cores / target:,.1f} us of CPU per event, for everything."]
     if r.get("breakdown"):
         b = r["breakdown"]
         lines += ["", f"Where the time goes (default learner, in-process, {b['events']:,} events, "
@@ -380,6 +427,10 @@ def main(argv=None) -> dict:
     report: dict = {"meta": {"events": args.events, "features": args.features, "partitions": args.partitions,
                              "machine": f"{os.cpu_count()} CPUs, {sys.platform}, Python {sys.version.split()[0]}",
                              "live_model": args.models.split(",")[0]}}
+    meter = None
+    if cpu_meter_available():
+        broker = find_broker_pid()
+        meter = CpuMeter({"bench": os.getpid(), **({"broker": broker} if broker else {})}, interval=0.25).start()
     print(f"filling {topic} with {args.events:,} events ...", file=sys.stderr)
     filled = fill(args.bootstrap, topic, args.events, args.features)
     sent_ms = filled.pop("sent_ms")
@@ -394,7 +445,7 @@ def main(argv=None) -> dict:
         print(f"consume + publish [{publisher}]: {pt['events_per_s']:,.0f} events/s", file=sys.stderr)
     report["drain"] = {}
     for model in args.models.split(","):
-        d = drain(args.bootstrap, admin, topic, args.events, sent_ms, model, folder)
+        d = drain(args.bootstrap, admin, topic, args.events, sent_ms, model, folder, meter)
         report["drain"][model] = d
         print(f"daemon [{model}]: {d['events_per_s']:,.0f} events/s "
               f"({d['events_per_s'] / report['ceiling']['events_per_s']:.1%} of bare)", file=sys.stderr)
@@ -402,6 +453,9 @@ def main(argv=None) -> dict:
         report["live"] = live(args.bootstrap, admin, args.live_rate, args.live_seconds, args.features,
                               report["meta"]["live_model"], folder)
         print(f"live: p50 {report['live']['p50_ms']:.0f} ms, p99 {report['live']['p99_ms']:.0f} ms", file=sys.stderr)
+    if meter is not None:
+        meter.stop()
+        report["cpu"] = cpu_per_event(meter, report)
     if args.breakdown:
         report["breakdown"] = breakdown(args.bootstrap, admin, topic, args.events, "default", folder)
     try:

@@ -20,3 +20,7 @@ def test_kafka_throughput_quick(kafka_bootstrap, tmp_path):
     assert report["ceiling"]["events"] == 1500 and drain["events_per_s"] > 0
     assert drain["lag"][-1][1] == 0  # drained
     assert "bare kafka-python consumer" in (tmp_path / "out.md").read_text()
+    # CPU per event: the daemon's own process tree and the broker were metered, and the budget is stated
+    cpu = report["cpu"]["daemon, analytic learner, drain"]
+    assert cpu["client_us"] > 0 and cpu["broker_us"] is not None and cpu["machine_us"] >= cpu["client_us"] * 0.5
+    assert "Budget: 50% of the bare consumer" in (tmp_path / "out.md").read_text()
