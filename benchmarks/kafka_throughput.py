@@ -159,6 +159,21 @@ def passthrough(bootstrap: str, admin, topic: str, n: int, publisher: str) -> di
     return {"events": got, "seconds": dt, "events_per_s": got / dt, "publisher": publisher, "window": (wall0, wall1)}
 
 
+def pure_python_crc():
+    """Make kafka-python use its pure-Python CRC-32C in this process (what an install without the
+    ``crc32c`` package gets); returns the function that undoes it."""
+    from kafka.record import default_records
+    from kafka.record._crc32c import crc as crc_py
+
+    original = default_records.calc_crc32c
+    default_records.calc_crc32c = lambda view: crc_py(view)  # looked up at call time by the record code
+
+    def undo():
+        default_records.calc_crc32c = original
+
+    return undo
+
+
 def read_topic(bootstrap: str, topic: str, n: int, timeout_s: float = 600) -> list:
     """Every record of ``topic`` (until ``n`` are read), from the beginning, without a group."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **FETCH)
@@ -361,6 +376,13 @@ def markdown(r: dict) -> str:
     for publisher, pt in r.get("passthrough", {}).items():
         lines.append(f"| kafka-python consume + publish one record per event, producer in {publisher} | "
                      f"{pt['events_per_s']:,.0f} | {pt['events_per_s'] / ceiling:.1%} | | | {notes[publisher]} |")
+    if r.get("pure_python_crc"):
+        pc = r["pure_python_crc"]
+        lines.append(f"| bare kafka-python consumer, pure-Python CRC-32C | {pc['ceiling']['events_per_s']:,.0f} | "
+                     f"{pc['ceiling']['events_per_s'] / ceiling:.1%} | | | an install without the crc32c package |")
+        lines.append(f"| consume + publish, producer in thread, pure-Python CRC-32C | "
+                     f"{pc['passthrough']['events_per_s']:,.0f} | {pc['passthrough']['events_per_s'] / ceiling:.1%} "
+                     "| | | an install without the crc32c package |")
     for model, d in r["drain"].items():
         lines.append(f"| daemon, {model} learner, drain | {d['events_per_s']:,.0f} | {d['events_per_s'] / ceiling:.1%} "
                      f"| | | model alone (inside the daemon) {d['model_events_per_s'] or 0:,.0f} ev/s |")
@@ -414,18 +436,25 @@ def main(argv=None) -> dict:
     p.add_argument("--live-rate", type=float, default=0.0, help="events/s of the live run (0 = skip it)")
     p.add_argument("--live-seconds", type=float, default=20.0)
     p.add_argument("--breakdown", action="store_true")
+    p.add_argument("--compare-crc", action="store_true",
+                   help="also run the bare consumer and consume + publish with kafka-python's pure-Python CRC-32C")
     p.add_argument("--json")
     p.add_argument("--markdown")
     args = p.parse_args(argv)
 
+    from kafka import __version__ as kafka_version
+    from kafka.record.util import crc32c_c
+
     from stream_cl.runtime import set_threads
 
     set_threads(1)
+    crc = "C" if crc32c_c is not None else "pure-Python (slow: pip install 'kafka-python[crc32c]')"
     folder = Path(tempfile.mkdtemp(prefix="kafka-bench-"))
     admin = KafkaAdminClient(bootstrap_servers=args.bootstrap)
     topic = create_topic(admin, f"bench-{uuid.uuid4().hex[:8]}", args.partitions)
     report: dict = {"meta": {"events": args.events, "features": args.features, "partitions": args.partitions,
-                             "machine": f"{os.cpu_count()} CPUs, {sys.platform}, Python {sys.version.split()[0]}",
+                             "machine": f"{os.cpu_count()} CPUs, {sys.platform}, Python {sys.version.split()[0]}, "
+                                        f"kafka-python {kafka_version} with the {crc} CRC-32C",
                              "live_model": args.models.split(",")[0]}}
     meter = None
     if cpu_meter_available():
@@ -443,6 +472,15 @@ def main(argv=None) -> dict:
         pt = passthrough(args.bootstrap, admin, topic, args.events, publisher)
         report["passthrough"][publisher] = pt
         print(f"consume + publish [{publisher}]: {pt['events_per_s']:,.0f} events/s", file=sys.stderr)
+    if args.compare_crc:
+        undo = pure_python_crc()
+        try:
+            report["pure_python_crc"] = {"ceiling": bare_consumer(args.bootstrap, topic, args.events),
+                                         "passthrough": passthrough(args.bootstrap, admin, topic, args.events, "thread")}
+        finally:
+            undo()
+        print(f"pure-Python CRC: bare {report['pure_python_crc']['ceiling']['events_per_s']:,.0f}, consume + publish "
+              f"{report['pure_python_crc']['passthrough']['events_per_s']:,.0f} events/s", file=sys.stderr)
     report["drain"] = {}
     for model in args.models.split(","):
         d = drain(args.bootstrap, admin, topic, args.events, sent_ms, model, folder, meter)

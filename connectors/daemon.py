@@ -185,9 +185,11 @@ class Daemon:
         from stream_cl.factory import build_learner
 
         from .kafka import (BackgroundWriter, KafkaDeadLetterSink, KafkaPredictionSink, KafkaSource, make_producer,
-                            producer_options)
+                            producer_options, slow_crc_warning)
         from .publisher import ProcessPublisher
 
+        if (warning := slow_crc_warning()) is not None:
+            log.warning("%s", warning)
         kcfg = config.kafka
         learner = build_learner(config)  # [model] and the continual-learning sections
         store = CheckpointStore(config.checkpoint.dir, config.checkpoint.keep)

@@ -11,7 +11,7 @@ from benchmarks import kafka_throughput  # noqa: E402
 
 
 def test_kafka_throughput_quick(kafka_bootstrap, tmp_path):
-    report = kafka_throughput.main(["--bootstrap", kafka_bootstrap, "--events", "1500", "--models", "analytic,analytic@thread",
+    report = kafka_throughput.main(["--bootstrap", kafka_bootstrap, "--events", "1500", "--models", "analytic,analytic@thread", "--compare-crc",
                                     "--markdown", str(tmp_path / "out.md"), "--json", str(tmp_path / "out.json")])
     for entry in ("analytic", "analytic@thread"):
         drain = report["drain"][entry]
@@ -24,3 +24,8 @@ def test_kafka_throughput_quick(kafka_bootstrap, tmp_path):
     cpu = report["cpu"]["daemon, analytic learner, drain"]
     assert cpu["client_us"] > 0 and cpu["broker_us"] is not None and cpu["machine_us"] >= cpu["client_us"] * 0.5
     assert "Budget: 50% of the bare consumer" in (tmp_path / "out.md").read_text()
+    # the pure-Python CRC-32C rows ran (and read every record), and the C one is back in place afterwards
+    pc = report["pure_python_crc"]
+    assert pc["ceiling"]["events"] == pc["passthrough"]["events"] == 1500
+    from kafka.record import default_records, util
+    assert default_records.calc_crc32c is util.calc_crc32c

@@ -77,3 +77,19 @@ def test_materialised_streams_are_deterministic_and_drift_width_is_safe():
     for n in (10, 100, 2000, 20000, 10**6):
         pos = n // 2
         assert 4 * max(pos, n - pos) / drift_width(n, pos) < 700
+
+
+def test_pure_python_crc_switch_computes_the_same_checksum_and_undoes():
+    from kafka.record import default_records, util
+
+    from benchmarks.kafka_throughput import pure_python_crc
+
+    data = memoryview(bytes(range(256)) * 9)
+    expected = util.calc_crc32c(data)
+    undo = pure_python_crc()
+    try:
+        assert default_records.calc_crc32c is not util.calc_crc32c
+        assert default_records.calc_crc32c(data) == expected
+    finally:
+        undo()
+    assert default_records.calc_crc32c is util.calc_crc32c
