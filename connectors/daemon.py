@@ -185,10 +185,10 @@ class Daemon:
         from stream_cl.factory import build_learner
 
         from .kafka import (BackgroundWriter, KafkaDeadLetterSink, KafkaPredictionSink, KafkaSource, make_producer,
-                            producer_options, slow_crc_warning)
+                            install_warnings, producer_options)
         from .publisher import ProcessPublisher
 
-        if (warning := slow_crc_warning()) is not None:
+        for warning in install_warnings():
             log.warning("%s", warning)
         kcfg = config.kafka
         learner = build_learner(config)  # [model] and the continual-learning sections

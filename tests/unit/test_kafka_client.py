@@ -1,26 +1,41 @@
-"""The Kafka client stream-cl installs: kafka-python with its C CRC-32C."""
+"""The Kafka client stream-cl installs: kafka-python with its C CRC-32C and every compression codec."""
 
 import tomllib
 from importlib.metadata import requires
 from pathlib import Path
 
+import pytest
+from kafka import codec
+from kafka.errors import UnsupportedCodecError
 from kafka.record import util
 
-from connectors.kafka import slow_crc_warning
+from connectors.kafka import CODECS, UnreadableBatch, _unreadable, install_warnings, missing_codecs
 
 ROOT = Path(__file__).resolve().parents[2]
+EXTRAS = "kafka-python[crc32c,lz4,snappy,zstd]"
 
 
-def test_the_c_crc32c_is_a_runtime_dependency_not_only_a_dev_one():
-    # without it kafka-python verifies every fetched batch's CRC in pure Python (~3x slower fetching)
+def test_the_c_crc32c_and_the_codecs_are_runtime_dependencies_not_only_dev_ones():
+    # without crc32c kafka-python verifies every fetched batch's CRC in pure Python (~4x slower
+    # fetching); without a codec a topic compressed with it cannot be read at all
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert any(d.replace(" ", "").startswith("kafka-python[crc32c]") for d in deps), deps
-    assert any("kafka-python[crc32c]" in r.replace(" ", "") for r in requires("stream-cl")), "reinstall: pip install -e ."
-    assert util.crc32c_c is not None
+    assert any(d.replace(" ", "").startswith(EXTRAS) for d in deps), deps
+    assert any(EXTRAS in r.replace(" ", "") for r in requires("stream-cl")), "reinstall: pip install -e ."
+    assert util.crc32c_c is not None and missing_codecs() == []
 
 
-def test_slow_crc_warning_names_the_fix_only_when_the_c_package_is_missing(monkeypatch):
-    assert slow_crc_warning() is None
+def test_install_warnings_name_what_is_missing_and_the_fix(monkeypatch):
+    assert install_warnings() == []
     monkeypatch.setattr(util, "crc32c_c", None)
-    warning = slow_crc_warning()
-    assert "pure Python" in warning and "pip install 'kafka-python[crc32c]'" in warning
+    monkeypatch.setattr(codec, "has_lz4", lambda: False)
+    monkeypatch.setattr(codec, "has_zstd", lambda: False)
+    crc, codecs = install_warnings()
+    assert "pure Python" in crc and "pip install 'kafka-python[crc32c]'" in crc
+    assert "cannot decompress lz4, zstd" in codecs and "pip install 'kafka-python[lz4,zstd]'" in codecs
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_an_unreadable_batch_names_the_package_of_its_codec(name):
+    error = _unreadable(UnsupportedCodecError(f"Libraries for {name} compression codec not found"))
+    assert isinstance(error, UnreadableBatch)
+    assert f"pip install 'kafka-python[{name}]'" in str(error) and "restart" in str(error)
