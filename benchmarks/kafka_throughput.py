@@ -64,7 +64,9 @@ def _model_and_publisher(entry: str) -> tuple[dict, str]:
     name, _, publisher = entry.partition("@")
     return MODELS[name], publisher or "process"
 
-FETCH = {"max_poll_records": 2000, "fetch_max_bytes": 52_428_800, "max_partition_fetch_bytes": 1_048_576}
+# the daemon's defaults, given to every consumer here (the bare one included) and to the daemon
+FETCH = {"max_poll_records": 2000, "fetch_max_bytes": 52_428_800, "max_partition_fetch_bytes": 1_048_576,
+         "isolation_level": "read_committed"}
 
 
 # -- helpers ---------------------------------------------------------------------------------

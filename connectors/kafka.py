@@ -281,6 +281,7 @@ class KafkaSource:
             group_instance_id=cfg.group_instance_id or None,
             enable_auto_commit=False,
             auto_offset_reset=cfg.auto_offset_reset,
+            isolation_level=cfg.isolation_level,
             max_poll_records=cfg.max_poll_records,
             fetch_max_bytes=cfg.fetch_max_bytes,
             max_partition_fetch_bytes=cfg.max_partition_fetch_bytes,
@@ -335,13 +336,24 @@ class KafkaSource:
         return PolledBatch(items, raw)
 
     def fill_positions(self) -> None:
-        """Ask the consumer where assigned partitions without a returned record stand (blocking)."""
+        """Bring every assigned partition's position up to the consumer's (blocking; main thread only).
+
+        A partition without a returned record starts at the consumer's position. One with
+        records also moves past what the consumer skipped after the last of them: transaction
+        markers (every commit or abort writes one), aborted records under ``read_committed``,
+        and offsets removed by compaction. Without this a transactional topic would always
+        look one record behind its end. poll() has returned every record below the consumer's
+        position, and the owner has processed them all when it calls this, so the position
+        never runs ahead of the model.
+        """
         for tp in list(self.assigned):
-            if tp not in self.positions:
-                try:
-                    self.positions[tp] = self.consumer.position(tp, timeout_ms=_LOOKUP_TIMEOUT_MS)
-                except Exception as e:  # not resolvable yet (no leader): try at the next checkpoint
-                    log.debug("position of %s not known yet: %s", tp_key(tp), e)
+            try:
+                position = self.consumer.position(tp, timeout_ms=_LOOKUP_TIMEOUT_MS)
+            except Exception as e:  # not resolvable yet (no leader): try at the next checkpoint
+                log.debug("position of %s not known yet: %s", tp_key(tp), e)
+                continue
+            if position is not None and position > self.positions.get(tp, -1):
+                self.positions[tp] = position
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit ``offsets`` of assigned partitions (blocking; main thread only)."""

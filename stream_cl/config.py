@@ -127,6 +127,8 @@ class KafkaConfig:
     predictions_topic: str = ""  # one record per prediction, keyed by event id ("" = none)
     dead_letter_topic: str = ""  # invalid records, original bytes + headers ("" = counted and logged only)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    # never learn from an aborted transaction (for topics written without transactions the two are the same)
+    isolation_level: Literal["read_committed", "read_uncommitted"] = "read_committed"
     poll_timeout_ms: int = field(default=500, metadata=positive("use a poll timeout such as 500 (ms)"))
     max_poll_records: int = field(default=2000, metadata=positive("use a batch size such as 2000 records"))
     fetch_max_bytes: int = field(default=52_428_800, metadata=positive("use a byte limit such as 52428800"))

@@ -1,0 +1,68 @@
+"""Transactional input against the real broker: an aborted transaction's events are never learned
+(``read_committed``, the default), and a topic that ends in a transaction marker still ends.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+from daemon_kit import Kit, event
+from kafka import KafkaProducer
+
+from stream_cl.checkpoint import CheckpointStore
+
+
+def produce_transactions(kit: Kit, topic: str) -> tuple[set[str], set[str]]:
+    """100 committed, 50 aborted, 100 committed events; returns (committed ids, aborted ids)."""
+    rng = random.Random(3)
+    producer = KafkaProducer(bootstrap_servers=kit.bootstrap, transactional_id=f"it-tx-{kit.tag}")
+    committed, aborted = set(), set()
+    try:
+        producer.init_transactions()
+        for block, (n, commit) in enumerate([(100, True), (50, False), (100, True)]):
+            producer.begin_transaction()
+            for i in range(n):
+                doc = event(1000 * block + i, rng)
+                producer.send(topic, key=doc["id"].encode(), value=json.dumps(doc).encode())
+                (committed if commit else aborted).add(doc["id"])
+            producer.flush()  # on the log before the abort, as in a real aborted transaction
+            producer.commit_transaction() if commit else producer.abort_transaction()
+    finally:
+        producer.close()
+    return committed, aborted
+
+
+def run_to_end(kit: Kit, name: str, topic: str, **kafka) -> tuple[set[str], dict, object]:
+    preds = kit.topic(f"{name}-pred")
+    daemon = kit.start(kit.config(name, [topic], kafka={"predictions_topic": preds, "stop_at_end": True, **kafka}))
+    assert daemon.wait(120) == 0, daemon.log()[-3000:]  # it stops: the topic's last offset is a marker
+    reader = kit.reader(preds)
+    reader.poll(2000)
+    ends = kit.end_offsets(preds)
+    reader.until(lambda recs: len(recs) >= sum(ends.values()), 60, "every prediction")
+    return {r.key.decode() for r in reader.records}, kit.committed(f"it-{name}-{kit.tag}", topic), daemon
+
+
+def test_read_committed_never_learns_an_aborted_transaction_and_reaches_the_end(kafka_bootstrap, tmp_path):
+    kit = Kit(kafka_bootstrap, tmp_path)
+    try:
+        topic = kit.topic("tx")
+        committed, aborted = produce_transactions(kit, topic)
+        end = kit.end_offsets(topic)[0]
+        assert end == 100 + 50 + 100 + 3  # three transaction markers
+
+        ids, offsets, daemon = run_to_end(kit, "tx-committed", topic)
+        assert ids == committed  # 200 predictions; none of the aborted 50
+        assert offsets == {0: end}  # committed past the last marker: a restart reads nothing again
+        assert daemon.status()["events"] == {"learned": 200}
+        state, _ = CheckpointStore(tmp_path / "tx-committed-ckpt").load_latest()
+        assert state["model"]["head"]["ridge"]["n_rows"] == 200
+        assert [o for _, _, o in state["offsets"]] == [end]
+
+        # the setting matters: read_uncommitted learns the aborted events too
+        ids, offsets, _ = run_to_end(kit, "tx-uncommitted", topic, isolation_level="read_uncommitted")
+        assert ids == committed | aborted
+        assert offsets == {0: end}
+    finally:
+        kit.close()
