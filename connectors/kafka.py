@@ -541,6 +541,9 @@ class KafkaDeadLetterSink(ProducerSink):
             headers.append((HEADER_PREFIX + "truncated-from", str(len(value)).encode()))
             value = value[: max(room, 0)]
             self.truncated += 1
-        self._futures.append(self.producer.send(self.topic, key=key, value=value, headers=headers))
+        try:
+            self._futures.append(self.producer.send(self.topic, key=key, value=value, headers=headers))
+        except KafkaTimeoutError as e:
+            raise self.no_metadata(e) from e
         self.sent += 1
 

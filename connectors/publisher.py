@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from multiprocessing.connection import Connection, Pipe
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaTimeoutError
 from kafka.partitioner.default import murmur2
 
 __all__ = ["DeliveryError", "PredictionWriter", "ProcessPublisher", "ProducerSink", "prediction_row"]
@@ -70,6 +71,12 @@ class ProducerSink:
             if f.failed():
                 raise DeliveryError(f"could not deliver to {self.topic!r}: {type(f.exception).__name__}: {f.exception}")
 
+    def no_metadata(self, error: KafkaTimeoutError) -> DeliveryError:
+        """The error for a topic kafka-python found no metadata for within ``max_block_ms``."""
+        return DeliveryError(f"no metadata for topic {self.topic!r} ({error}): create the topic (a broker with "
+                             "auto.create.topics.enable=false does not create it) and check that the broker is "
+                             "reachable")
+
     def close(self) -> None:
         self.flush()
         if self.owns_producer:
@@ -103,7 +110,10 @@ class PredictionWriter(ProducerSink):
     def _partitions(self) -> list[int]:
         now = time.monotonic()
         if now - self._parts_at > self.PARTITIONS_TTL_S:
-            self._parts = sorted(self.producer.partitions_for(self.topic))
+            try:
+                self._parts = sorted(self.producer.partitions_for(self.topic))
+            except KafkaTimeoutError as e:
+                raise self.no_metadata(e) from e
             self._parts_at = now
         return self._parts
 

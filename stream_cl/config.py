@@ -108,6 +108,14 @@ def _nonnegative(fix: str) -> dict:
     return check(lambda v: v >= 0, "must be >= 0", fix)
 
 
+def _legal_topic(name: str) -> bool:
+    """Kafka's own rule for topic names (what the broker and kafka-python refuse otherwise)."""
+    import re
+
+    return isinstance(name, str) and len(name) <= 249 and name not in (".", "..") and bool(
+        re.fullmatch(r"[a-zA-Z0-9._-]+", name))
+
+
 @dataclass(frozen=True)
 class KafkaConfig:
     """``[kafka]``: the consumer group, its topics, the producers and the client security.
@@ -158,6 +166,12 @@ class KafkaConfig:
     status_file: str = ""  # JSON snapshot of the daemon's counters, rewritten about once a second
 
     def __post_init__(self):
+        named = [("topics", t) for t in self.topics] + [
+            (key, getattr(self, key)) for key in ("labels_topic", "predictions_topic", "dead_letter_topic")]
+        for key, name in named:
+            if name and not _legal_topic(name):
+                raise ConfigError(f"kafka.{key}: {name!r} is not a legal Kafka topic name; use letters, digits, "
+                                  "'.', '_' and '-' (at most 249 characters, not '.' or '..')")
         if self.topics and self.topic_pattern:
             raise ConfigError("kafka.topic_pattern: set either kafka.topics or kafka.topic_pattern, not both; remove one")
         if self.topic_pattern:

@@ -62,6 +62,10 @@ def test_config_errors_name_the_key_and_exit_2(tmp_path, capsys):
         ({"model": {"forgetting": "0.99"}}, "model.forgetting: expected a list"),
         ({"source": {"follow": "yes"}}, "source.follow: expected true or false"),
         ({"mapping": 3}, "mapping: expected a table"),
+        ({"kafka": {"topics": ["events"], "predictions_topic": "bad topic!"}},
+         "kafka.predictions_topic: 'bad topic!' is not a legal Kafka topic name"),
+        ({"kafka": {"topics": ["ok", "x" * 250]}}, "kafka.topics: 'xxx"),
+        ({"kafka": {"topics": ["events"], "dead_letter_topic": ".."}}, "kafka.dead_letter_topic: '..' is not"),
     ],
 )
 def test_config_validation_messages(data, message):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from kafka import codec
-from kafka.errors import UnsupportedCodecError
+from kafka.errors import KafkaTimeoutError, UnsupportedCodecError
 from kafka.record import util
 
 from connectors.kafka import CODECS, UnreadableBatch, _unreadable, install_warnings, missing_codecs
@@ -39,3 +39,25 @@ def test_an_unreadable_batch_names_the_package_of_its_codec(name):
     error = _unreadable(UnsupportedCodecError(f"Libraries for {name} compression codec not found"))
     assert isinstance(error, UnreadableBatch)
     assert f"pip install 'kafka-python[{name}]'" in str(error) and "restart" in str(error)
+
+
+class _NoMetadataProducer:
+    """kafka-python's behaviour for a topic the cluster neither has nor creates: a timeout."""
+
+    def partitions_for(self, topic, **record):
+        raise KafkaTimeoutError("Failed to update metadata after 60.0 secs.")
+
+    send = partitions_for
+
+
+def test_a_topic_without_metadata_is_a_delivery_error_that_says_to_create_it():
+    from connectors.kafka import KafkaDeadLetterSink
+    from connectors.publisher import DeliveryError, PredictionWriter
+    from stream_cl.events import DeadLetter
+
+    writer = PredictionWriter(_NoMetadataProducer(), "preds")
+    with pytest.raises(DeliveryError, match="no metadata for topic 'preds'.*create the topic"):
+        writer.send_rows([("1", "a", 0.9, "a", None, 1.0, "events/0@0")])
+    dead = KafkaDeadLetterSink(_NoMetadataProducer(), "dead")
+    with pytest.raises(DeliveryError, match="no metadata for topic 'dead'.*auto.create.topics.enable=false"):
+        dead.write_one(DeadLetter(b"{", "malformed", "bad JSON", "events/0@1"))
