@@ -412,8 +412,15 @@ def markdown(r: dict) -> str:
         for label, c in r["cpu"].items():
             lines.append(f"| {label} | {c['events_per_s']:,.0f} | {fmt(c['client_us'])} | {fmt(c['broker_us'])} | "
                          f"{fmt(c['machine_us'])} | {fmt(c['busy_cores'])} |")
-        lines += ["", f"Budget: 50% of the bare consumer is {target:,.0f} events/s; at that rate this machine's "
-                      f"{cores} cores give at most {1e6 * cores / target:,.1f} us of CPU per event, for everything."]
+        budget = f"Budget: 50% of the bare consumer is {target:,.0f} events/s; at that rate this machine's " \
+                 f"{cores} cores give at most {1e6 * cores / target:,.1f} us of CPU per event, for everything."
+        io = [c["machine_us"] for label, c in r["cpu"].items() if label.startswith("consume + publish")]
+        if io:
+            budget += f" kafka-python consuming and publishing alone (no decoding, no model) used {min(io):,.1f} of them."
+        models = [(m, 1e6 / d["model_events_per_s"]) for m, d in r["drain"].items() if d.get("model_events_per_s")]
+        if models:
+            budget += " The model alone, inside the daemon: " + ", ".join(f"{m} {us:,.1f} us" for m, us in models) + "."
+        lines += ["", budget]
     if r.get("breakdown"):
         b = r["breakdown"]
         lines += ["", f"Where the time goes (default learner, in-process, {b['events']:,} events, "
