@@ -6,6 +6,7 @@
 #   deploy/kafka/dev-broker.sh start      # fresh, EMPTY broker; prints the bootstrap address
 #   deploy/kafka/dev-broker.sh status     # exit 0 iff running and answering metadata requests
 #   deploy/kafka/dev-broker.sh stop       # SIGTERM, then SIGKILL; idempotent
+#   deploy/kafka/dev-broker.sh restart    # stop, then start again on the same data (topics, offsets kept)
 #   deploy/kafka/dev-broker.sh bootstrap  # prints 127.0.0.1:<port>
 #   deploy/kafka/dev-broker.sh sasl-bootstrap  # prints 127.0.0.1:<sasl port>
 #   deploy/kafka/dev-broker.sh ssl-bootstrap   # prints 127.0.0.1:<ssl port>
@@ -246,9 +247,11 @@ fail_start() {
   exit 1
 }
 
+# $1 = fresh (start: a new, empty broker) or keep (restart: the same broker on its data).
 start_broker() {
+  local mode="${1:-fresh}"
   command -v "$JAVA" >/dev/null || die "java not found (Kafka 4.x needs Java 17+)"
-  stop_broker  # always a fresh broker: tests assume an empty one
+  stop_broker  # start: always a fresh broker, tests assume an empty one
   local p
   for p in "${ALL_PORTS[@]}"; do  # fail clearly instead of a BindException in the log
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
@@ -257,8 +260,13 @@ start_broker() {
   done
   ensure_libs
   mkdir -p "$RUN_DIR"
-  rm -rf "$RUN_DIR/data"
-  : >"$LOG"
+  if [[ "$mode" == fresh ]]; then
+    rm -rf "$RUN_DIR/data"
+    : >"$LOG"
+  else
+    [[ -d "$RUN_DIR/data" ]] || die "no broker data in $RUN_DIR to restart on; use start"
+    log "restarting on the data in $RUN_DIR/data"
+  fi
   ensure_tls
   write_config
 
@@ -273,15 +281,18 @@ start_broker() {
   # KRaft refuses to start on an unformatted log dir. --standalone makes this
   # node the single voter of a dynamic quorum (controller.quorum.bootstrap.servers).
   # The cluster id survives restarts (only data/ is wiped): saves a JVM per start.
-  if [[ ! -s "$RUN_DIR/cluster.id" ]]; then
-    "$JAVA" "${TOOL_OPTS[@]}" "${JAVA_COMMON[@]}" kafka.tools.StorageTool random-uuid \
-      >"$RUN_DIR/cluster.id" 2>>"$LOG" || fail_start "kafka-storage random-uuid failed"
+  # restart: the data is formatted already and holds the cluster's metadata.
+  if [[ "$mode" == fresh ]]; then
+    if [[ ! -s "$RUN_DIR/cluster.id" ]]; then
+      "$JAVA" "${TOOL_OPTS[@]}" "${JAVA_COMMON[@]}" kafka.tools.StorageTool random-uuid \
+        >"$RUN_DIR/cluster.id" 2>>"$LOG" || fail_start "kafka-storage random-uuid failed"
+    fi
+    "$JAVA" "${TOOL_OPTS[@]}" "${JAVA_COMMON[@]}" kafka.tools.StorageTool format --standalone \
+      -t "$(cat "$RUN_DIR/cluster.id")" -c "$RUN_DIR/server.properties" \
+      --add-scram "SCRAM-SHA-256=[name=$SASL_USER,password=$SASL_PASSWORD]" \
+      --add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$SASL_PASSWORD]" >>"$LOG" 2>&1 \
+      || fail_start "kafka-storage format failed"
   fi
-  "$JAVA" "${TOOL_OPTS[@]}" "${JAVA_COMMON[@]}" kafka.tools.StorageTool format --standalone \
-    -t "$(cat "$RUN_DIR/cluster.id")" -c "$RUN_DIR/server.properties" \
-    --add-scram "SCRAM-SHA-256=[name=$SASL_USER,password=$SASL_PASSWORD]" \
-    --add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$SASL_PASSWORD]" >>"$LOG" 2>&1 \
-    || fail_start "kafka-storage format failed"
 
   # nohup + all three fds redirected: the broker survives the calling shell and
   # never holds a caller's pipe open (e.g. BS=$(dev-broker.sh start) would hang).
@@ -306,7 +317,8 @@ start_broker() {
 }
 
 case "${1:-}" in
-  start) start_broker ;;
+  start) start_broker fresh ;;
+  restart) start_broker keep ;;  # stop, then the same broker on its data (an outage for tests)
   stop) stop_broker ;;
   status)
     broker_pid >/dev/null || { log "not running"; exit 1; }
@@ -327,5 +339,5 @@ case "${1:-}" in
       STREAM_CL_KAFKA_SSL_CERTFILE "$TLS_DIR/client-cert.pem" \
       STREAM_CL_KAFKA_SSL_KEYFILE "$TLS_DIR/client-key.pem" \
       STREAM_CL_KAFKA_SSL_KEY_PASSWORD "$CLIENT_KEY_PASSWORD" ;;
-  *) echo "usage: $0 start|stop|status|bootstrap|sasl-bootstrap|ssl-bootstrap|ssl-cafile|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|restart|stop|status|bootstrap|sasl-bootstrap|ssl-bootstrap|ssl-cafile|env" >&2; exit 2 ;;
 esac

@@ -1,5 +1,7 @@
-"""The daemon rides out a broker that stops answering mid-stream (frozen with SIGSTOP, as in a
-long GC pause or a network partition): no crash, and afterwards every event is predicted once.
+"""The daemon rides out broker outages mid-stream: a broker that stops answering (frozen with
+SIGSTOP, as in a long GC pause or a network partition) and a broker restart (stopped, then
+started again on its data, as in a rolling upgrade). No crash, and afterwards every event is
+predicted exactly once.
 """
 
 from __future__ import annotations
@@ -7,49 +9,77 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from daemon_kit import event, wait_for
+from daemon_kit import Kit, event, wait_for
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
 from benchmarks.cpu_meter import find_broker_pid  # noqa: E402
 
 N = 30_000  # the default learner takes several seconds for these: the outage hits mid-stream
 FROZEN_S = 10.0
 
 
-def test_a_frozen_broker_stalls_the_daemon_but_loses_and_repeats_nothing(kafka_kit):
-    kit = kafka_kit
-    broker = find_broker_pid()
-    assert broker is not None, "this test freezes the local dev broker: start it with deploy/kafka/dev-broker.sh"
-    events, preds = kit.topic("outage"), kit.topic("outage-pred")
+def run_through(kit: Kit, name: str, outage: Callable[[], None]) -> None:
+    """N events, a daemon with the default learner, ``outage()`` once it is under way; then the checks."""
+    events, preds = kit.topic(name), kit.topic(f"{name}-pred")
     rng = random.Random(11)
     kit.produce(events, [(str(i), event(i, rng)) for i in range(N)])
-    config = kit.config("outage", [events], model={"kind": "online"}, kafka={"predictions_topic": preds},
+    config = kit.config(name, [events], model={"kind": "online"}, kafka={"predictions_topic": preds},
                         checkpoint={"every_events": 1000, "every_seconds": 1.0})
     daemon = kit.start(config)
     reader = kit.reader(preds)
-    reader.until(lambda recs: len(recs) >= 2000, 120, "the daemon under way")
 
-    os.kill(broker, signal.SIGSTOP)
-    try:
-        frozen_at = time.monotonic()
-        learned = daemon.status().get("events", {}).get("learned", 0)
-        assert learned < N, "the daemon was done before the outage: make N larger"
-        # the outage itself (the stimulus, not a synchronisation): FROZEN_S, or less if the daemon dies
-        wait_for(lambda: time.monotonic() - frozen_at >= FROZEN_S or not daemon.alive, 60, "the outage")
-        assert daemon.alive, daemon.log()[-3000:]
-        stalled = daemon.status().get("events", {}).get("learned", 0)
-        assert stalled < N  # it could not finish without the broker (fetching, publishing, committing)
-    finally:
-        os.kill(broker, signal.SIGCONT)
+    def learned() -> int:
+        return daemon.status().get("events", {}).get("learned", 0)
 
-    reader.until(lambda recs: len(recs) >= N, 180, "every prediction after the broker came back")
+    wait_for(lambda: learned() >= 2000 or not daemon.alive, 120, "the daemon under way (its status file)")
+    assert learned() < N, "done before the outage: make N larger"
+
+    outage()
+    # back to work: its status file moves on (it is rewritten about once a second while running)
+    at_outage_end = learned()
+    wait_for(lambda: learned() > at_outage_end or not daemon.alive, 120, "the daemon learning again")
+    assert daemon.alive and daemon.status()["state"] == "running", daemon.log()[-3000:]
+
+    reader.until(lambda recs: len(recs) >= N, 180, "every prediction after the outage")
     assert daemon.alive and daemon.terminate() == 0, daemon.log()[-3000:]
     reader.poll(500)
     keys = [r.key for r in reader.records]
     assert len(keys) == len(set(keys)) == N  # every event predicted, none twice (idempotent producer)
-    assert kit.committed(f"it-outage-{kit.tag}", events) == {0: N}
+    assert kit.committed(f"it-{name}-{kit.tag}", events) == {0: N}
     assert daemon.status()["events"] == {"learned": N}
+
+
+def test_a_frozen_broker_stalls_the_daemon_but_loses_and_repeats_nothing(kafka_kit):
+    broker = find_broker_pid()
+    assert broker is not None, "this test freezes the local dev broker: start it with deploy/kafka/dev-broker.sh"
+
+    def freeze():
+        os.kill(broker, signal.SIGSTOP)
+        try:
+            frozen_at = time.monotonic()
+            # the outage itself (the stimulus, not a synchronisation): FROZEN_S
+            wait_for(lambda: time.monotonic() - frozen_at >= FROZEN_S, 60, "the outage")
+        finally:
+            os.kill(broker, signal.SIGCONT)
+
+    run_through(kafka_kit, "outage-freeze", freeze)
+
+
+def test_a_broker_restart_mid_stream_loses_and_repeats_nothing(kafka_kit):
+    before = find_broker_pid()
+    assert before is not None, "this test restarts the local dev broker: start it with deploy/kafka/dev-broker.sh"
+
+    def restart():
+        # stop (SIGTERM, a controlled shutdown), then the same broker on its data; returns when it answers
+        subprocess.run(["bash", str(REPO / "deploy/kafka/dev-broker.sh"), "restart"], check=True,
+                       stdout=subprocess.DEVNULL, timeout=180)
+        assert find_broker_pid() not in (None, before)  # a new broker process
+
+    run_through(kafka_kit, "outage-restart", restart)
