@@ -64,6 +64,8 @@ def _model_and_publisher(entry: str) -> tuple[dict, str]:
     name, _, publisher = entry.partition("@")
     return MODELS[name], publisher or "process"
 
+CPU_SAMPLE_S = 0.25  # the CPU meter's sampling interval (a sample reads /proc: ~1.6 ms)
+
 # the daemon's defaults, given to every consumer here (the bare one included) and to the daemon
 FETCH = {"max_poll_records": 2000, "fetch_max_bytes": 52_428_800, "max_partition_fetch_bytes": 1_048_576,
          "isolation_level": "read_committed"}
@@ -403,7 +405,8 @@ def markdown(r: dict) -> str:
     if r.get("cpu"):
         cores = os.cpu_count() or 1
         target = 0.5 * ceiling
-        lines += ["", "CPU per event (from /proc, sampled every 0.25 s over each run's window; client = the consuming "
+        lines += ["", f"CPU per event (from /proc, sampled every {r['meta']['cpu_sample_s']} s over each run's window; "
+                      "client = the consuming "
                       "process with its publisher child, or the daemon's process tree; machine = every busy core, "
                       "the broker and the kernel included):", "",
                   "| run | events/s | client us/event | broker us/event | machine us/event | busy cores |",
@@ -468,7 +471,8 @@ def main(argv=None) -> dict:
     meter = None
     if cpu_meter_available():
         broker = find_broker_pid()
-        meter = CpuMeter({"bench": os.getpid(), **({"broker": broker} if broker else {})}, interval=0.25).start()
+        meter = CpuMeter({"bench": os.getpid(), **({"broker": broker} if broker else {})}, interval=CPU_SAMPLE_S).start()
+        report["meta"]["cpu_sample_s"] = CPU_SAMPLE_S
     print(f"filling {topic} with {args.events:,} events ...", file=sys.stderr)
     filled = fill(args.bootstrap, topic, args.events, args.features)
     sent_ms = filled.pop("sent_ms")

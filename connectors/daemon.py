@@ -197,23 +197,18 @@ class Daemon:
         in_process = kcfg.predictions_topic and kcfg.publisher == "thread"
         producer = make_producer(kcfg) if (in_process or kcfg.dead_letter_topic) else None
         predictions = None
-        if in_process:
-            predictions = BackgroundWriter(KafkaPredictionSink(producer, kcfg.predictions_topic))
-        elif kcfg.predictions_topic:
-            try:
+        try:  # nothing is left running if a part cannot be made
+            if in_process:
+                predictions = BackgroundWriter(KafkaPredictionSink(producer, kcfg.predictions_topic))
+            elif kcfg.predictions_topic:
                 predictions = ProcessPublisher(producer_options(kcfg), kcfg.predictions_topic)
-            except BaseException:
-                if producer is not None:
-                    producer.close()
-                raise
-        dead = (KafkaDeadLetterSink(producer, kcfg.dead_letter_topic, kcfg.max_message_bytes)
-                if kcfg.dead_letter_topic else None)
-        label_policy = getattr(config.source, "label_policy", "optional")
+            dead = (KafkaDeadLetterSink(producer, kcfg.dead_letter_topic, kcfg.max_message_bytes)
+                    if kcfg.dead_letter_topic else None)
+            label_policy = getattr(config.source, "label_policy", "optional")
 
-        def source_factory(daemon: "Daemon"):
-            return KafkaSource(kcfg, config.mapping, label_policy, hooks=daemon)
+            def source_factory(daemon: "Daemon"):
+                return KafkaSource(kcfg, config.mapping, label_policy, hooks=daemon)
 
-        try:
             return cls(config, learner, source_factory, predictions, dead, store, pending,
                        stop_event or threading.Event(), producer)
         except BaseException:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import re
 import tomllib
 import types
 import typing
@@ -110,8 +111,6 @@ def _nonnegative(fix: str) -> dict:
 
 def _legal_topic(name: str) -> bool:
     """Kafka's own rule for topic names (what the broker and kafka-python refuse otherwise)."""
-    import re
-
     return isinstance(name, str) and len(name) <= 249 and name not in (".", "..") and bool(
         re.fullmatch(r"[a-zA-Z0-9._-]+", name))
 
@@ -175,8 +174,6 @@ class KafkaConfig:
         if self.topics and self.topic_pattern:
             raise ConfigError("kafka.topic_pattern: set either kafka.topics or kafka.topic_pattern, not both; remove one")
         if self.topic_pattern:
-            import re
-
             try:
                 re.compile(self.topic_pattern)
             except re.error as e:
