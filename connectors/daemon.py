@@ -73,9 +73,10 @@ class DaemonMetrics:
 
     ``events`` counts records by outcome: ``predicted`` (no label: predicted, maybe
     waiting for one), ``learned`` (labelled: predicted then learned), ``dead_letter``,
-    ``label_joined`` (a delayed label learned with its event), ``label_unknown`` (a label
-    for no waiting event: never seen, expired or evicted). Offsets and lag are keyed
-    ``"topic/partition"``.
+    ``label_joined`` (a delayed label learned with its event, whichever came first).
+    ``labels`` holds the label store's counters (:meth:`PendingLabels.counters`: a label
+    is ``unknown`` once its event has not come within ``labels.max_early`` /
+    ``labels.max_age_s``). Offsets and lag are keyed ``"topic/partition"``.
 
     Liveness: ``heartbeat`` (``time.monotonic()``) and ``last_progress`` (epoch seconds)
     of the loop's last turn -- idle polls included. Besides the fields, three
@@ -91,6 +92,7 @@ class DaemonMetrics:
     dead_letters: Counter = field(default_factory=Counter)  # by reason
     labels: dict = field(default_factory=dict)  # counters of the pending-label store
     pending_labels: int = 0
+    waiting_labels: int = 0  # labels that came before their event
     checkpoints: int = 0
     checkpoint_seq: int = 0
     checkpoint_at: float | None = None  # epoch seconds of the last checkpoint written or restored
@@ -193,7 +195,7 @@ class Daemon:
         kcfg = config.kafka
         learner = build_learner(config)  # [model] and the continual-learning sections
         store = CheckpointStore(config.checkpoint.dir, config.checkpoint.keep)
-        pending = PendingLabels(config.labels.max_pending, config.labels.max_age_s)
+        pending = PendingLabels(config.labels.max_pending, config.labels.max_age_s, max_early=config.labels.max_early)
         in_process = kcfg.predictions_topic and kcfg.publisher == "thread"
         producer = make_producer(kcfg) if (in_process or kcfg.dead_letter_topic) else None
         predictions = None
@@ -347,6 +349,7 @@ class Daemon:
 
         size = self.config.run.batch_size
         remember = bool(self.config.kafka.labels_topic)  # without a labels topic no label can come later
+        early: list[Event] = []  # events of this poll whose label came before them
         for i in range(0, len(events), size):
             chunk = events[i : i + size]
             t0 = time.perf_counter()
@@ -362,15 +365,17 @@ class Daemon:
                 if e.y is not None:
                     continue
                 if remember and e.id is not None and e.origin not in refused:
-                    pending.add(e)
+                    labelled = pending.add(e)  # its label may have come first: then it is learned below
+                    if labelled is not None:
+                        early.append(labelled)
             if rejected:
                 letters.extend(self._original(rejected, batch.raw))
             n_labelled = sum(p.y_true is not None for p in predictions)
             m.events.update(learned=n_labelled, predicted=len(predictions) - n_labelled)
 
-        if labels:
-            joined = [e for e in (pending.join(lab) for lab in labels) if e is not None]
-            m.events.update(label_joined=len(joined), label_unknown=len(labels) - len(joined))
+        if labels or early:
+            joined = early + [e for e in (pending.join(lab) for lab in labels) if e is not None]
+            m.events.update(label_joined=len(joined))
             for i in range(0, len(joined), size):
                 t0 = time.perf_counter()
                 learned, rejected = self.step.process(joined[i : i + size])  # learned; already predicted
@@ -473,6 +478,7 @@ class Daemon:
         m, src = self.metrics, self.source
         assigned = set(src.assigned)  # snapshots: the IO thread changes these on rebalances
         m.pending_labels = len(self.pending)
+        m.waiting_labels = self.pending.waiting_labels
         m.labels = self.pending.counters()
         m.assigned = sorted(tp_key(tp) for tp in assigned)
         m.positions = {tp_key(tp): o for tp, o in dict(src.positions).items()}

@@ -54,6 +54,7 @@ _METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "stream_cl_checkpoints_total": ("counter", (), "Checkpoints written."),
     # delayed labels
     "stream_cl_pending_labels": ("gauge", (), "Predicted events waiting for a delayed label."),
+    "stream_cl_waiting_labels": ("gauge", (), "Labels read before their event, waiting for it."),
     "stream_cl_labels_total": ("counter", ("outcome",), "Delayed labels, by outcome (joined, expired, unknown)."),
     # liveness
     "stream_cl_last_progress_timestamp_seconds": ("gauge", (), "Unix time the loop last made progress."),

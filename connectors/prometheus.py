@@ -279,6 +279,7 @@ class DaemonCollector:
         fams["stream_cl_checkpoints_total"].add_metric([], m.checkpoints)
         pending = getattr(daemon, "pending", None)
         fams["stream_cl_pending_labels"].add_metric([], len(pending) if pending is not None else m.pending_labels)
+        fams["stream_cl_waiting_labels"].add_metric([], m.waiting_labels)  # refreshed by the loop about once a second
         labels = dict(m.labels)
         for outcome, keys in _LABEL_KEYS.items():
             fams["stream_cl_labels_total"].add_metric([outcome], sum(int(labels.get(k, 0)) for k in keys))

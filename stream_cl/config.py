@@ -203,10 +203,12 @@ class CheckpointConfig:
 
 @dataclass(frozen=True)
 class LabelsConfig:
-    """``[labels]``: the store of predicted events waiting for a delayed label."""
+    """``[labels]``: predicted events waiting for a delayed label, and labels waiting for their event."""
 
     max_pending: int = field(default=100_000, metadata=positive("use a bound such as 100000 events"))
     max_age_s: float = field(default=86_400.0, metadata=positive("use an age such as 86400 (one day)"))
+    # labels read before their event (an event backlog) wait for it, at most this many
+    max_early: int = field(default=100_000, metadata=_nonnegative("use a bound such as 100000 labels (0: never wait)"))
 
 
 # -- continual learning (issue 3): [replay], [drift], [homeostasis], [imbalance], [trainable] --

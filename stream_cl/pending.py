@@ -2,19 +2,23 @@
 
 A stream often learns a label long after the event (a chargeback, a click, a human
 review). The event is predicted when it arrives and remembered by id; a later label
-for that id is joined with it and learned then. The store is bounded: beyond
-``max_pending`` entries the oldest is evicted, and entries older than ``max_age_s``
-expire. Every outcome is counted.
+for that id is joined with it and learned then. A label read before its event (the
+labels topic is consumed beside an event backlog) waits for the event instead. Both
+sides are bounded: beyond ``max_pending`` events (``max_early`` labels) the oldest is
+evicted, and entries older than ``max_age_s`` expire. Every outcome is counted.
 
 >>> from stream_cl.events import Event
->>> store = PendingLabels(max_pending=2, max_age_s=60, clock=lambda: 0.0)
+>>> store = PendingLabels(max_pending=2, max_age_s=60, clock=lambda: 0.0, max_early=1)
 >>> store.add(Event({"a": 1.0}, id="e1"))
 >>> store.add(Event({"a": 2.0}, id="e2"))
 >>> store.add(Event({"a": 3.0}, id="e3"))  # over max_pending: e1 is evicted
 >>> store.join(LabelUpdate("e2", "cat")).x, store.join(LabelUpdate("e1", "dog"))
 ({'a': 2.0}, None)
+>>> store.join(LabelUpdate("e4", "cow"))  # e4 not read yet: its label waits; e1's is dropped (max_early)
+>>> store.add(Event({"a": 4.0}, id="e4"))  # ... and is joined when e4 comes
+Event(x={'a': 4.0}, y='cow', id='e4', task=None, ts=None, origin='')
 >>> store.counters()
-{'added': 3, 'joined': 1, 'unknown': 1, 'expired': 0, 'evicted': 1, 'replaced': 0, 'pending': 1}
+{'added': 3, 'joined': 2, 'unknown': 1, 'expired': 0, 'evicted': 1, 'replaced': 0, 'early': 2, 'pending': 1, 'waiting': 0}
 
 Labels arrive as JSON objects holding the event id and the label, in the fields the
 mapping names (``mapping.id``, ``mapping.label``); :class:`LabelDecoder` turns bytes
@@ -55,23 +59,35 @@ class LabelUpdate:
 
 
 class PendingLabels:
-    """Events waiting for their label: ``id -> (x, task, ts, origin, added_at)``, oldest first.
+    """Events waiting for their label, and labels waiting for their event; both bounded.
+
+    ``events``: ``id -> (x, task, ts, origin, added_at)``, oldest first. A label usually
+    comes after its event, but a consumer reads the labels topic and the events topic
+    independently: with an event backlog, a label is often read *before* its event.
+    Such a label waits (``id -> (y, origin, added_at)``, at most ``max_early`` of them,
+    for at most ``max_age_s``) and is joined when its event comes; only a label whose
+    event never comes within those bounds counts as ``unknown``.
 
     ``clock`` gives the time used for ages (wall-clock seconds by default, so ages
     continue across restarts through a checkpoint). A second event with an id already
-    waiting replaces the first (counted as ``replaced``).
+    waiting replaces the first (counted as ``replaced``); likewise a second early label.
     """
 
-    def __init__(self, max_pending: int = 100_000, max_age_s: float = 86_400.0, clock: Callable[[], float] = time.time):
+    def __init__(self, max_pending: int = 100_000, max_age_s: float = 86_400.0, clock: Callable[[], float] = time.time,
+                 max_early: int = 100_000):
         if max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending!r}")
+        if max_early < 0:
+            raise ValueError(f"max_early must be >= 0 (0: a label before its event is unknown at once), got {max_early!r}")
         if not max_age_s > 0:
             raise ValueError(f"max_age_s must be > 0, got {max_age_s!r}")
         self.max_pending = int(max_pending)
+        self.max_early = int(max_early)
         self.max_age_s = float(max_age_s)
         self.clock = clock
         self._items: OrderedDict[str, tuple] = OrderedDict()
-        self.added = self.joined = self.unknown = self.expired = self.evicted = self.replaced = 0
+        self._early: OrderedDict[str, tuple] = OrderedDict()
+        self.added = self.joined = self.unknown = self.expired = self.evicted = self.replaced = self.early = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -79,11 +95,25 @@ class PendingLabels:
     def __contains__(self, event_id) -> bool:
         return event_id in self._items
 
-    def add(self, event: Event, now: float | None = None) -> None:
-        """Remember an unlabelled, predicted event (it must have an id)."""
+    @property
+    def waiting_labels(self) -> int:
+        """Labels that came before their event and wait for it."""
+        return len(self._early)
+
+    def add(self, event: Event, now: float | None = None) -> Event | None:
+        """Remember an unlabelled, predicted event (it must have an id).
+
+        Returns the event joined with its label if that label came first (the caller
+        learns it now), else ``None``: the event waits.
+        """
         if event.id is None:
             raise ValueError("an event without an id cannot wait for a label")
         now = self.clock() if now is None else now
+        self.expire(now)
+        label = self._early.pop(event.id, None)
+        if label is not None:
+            self.joined += 1
+            return Event(event.x, label[0], event.id, event.task, event.ts, event.origin)
         items = self._items
         if event.id in items:
             del items[event.id]
@@ -93,36 +123,51 @@ class PendingLabels:
         while len(items) > self.max_pending:
             items.popitem(last=False)
             self.evicted += 1
-        self.expire(now)
+        return None
 
     def join(self, label: LabelUpdate, now: float | None = None) -> Event | None:
-        """The waiting event with ``label.y`` attached, removed from the store; None if unknown."""
+        """The waiting event with ``label.y`` attached, removed from the store.
+
+        ``None`` if no event with that id waits: the label then waits for its event
+        (see the class docstring).
+        """
         now = self.clock() if now is None else now
         self.expire(now)
         entry = self._items.pop(label.id, None)
         if entry is None:
-            self.unknown += 1
+            self._wait(label, now)
             return None
         self.joined += 1
         x, task, ts, origin, _ = entry
         return Event(x, label.y, label.id, task, ts, origin)
 
+    def _wait(self, label: LabelUpdate, now: float) -> None:
+        early = self._early
+        if label.id in early:
+            del early[label.id]
+            self.replaced += 1
+            self.unknown += 1  # the replaced label will never be learned
+        early[label.id] = (label.y, label.origin, now)
+        self.early += 1
+        while len(early) > self.max_early:
+            early.popitem(last=False)
+            self.unknown += 1
+
     def expire(self, now: float | None = None) -> int:
-        """Drop entries older than ``max_age_s``; returns how many."""
+        """Drop entries (events and early labels) older than ``max_age_s``; returns how many events."""
         now = self.clock() if now is None else now
-        items, limit, n = self._items, now - self.max_age_s, 0
-        while items:
-            oldest = next(iter(items.values()))
-            if oldest[4] > limit:
-                break
-            items.popitem(last=False)
-            n += 1
+        limit = now - self.max_age_s
+        n = _drop_older(self._items, limit, 4)
         self.expired += n
+        self.unknown += _drop_older(self._early, limit, 2)
         return n
 
     def counters(self) -> dict:
+        """``unknown`` counts labels whose event never came within the bounds; ``early`` the labels
+        that came before their event; ``pending`` and ``waiting`` what waits now."""
         return {"added": self.added, "joined": self.joined, "unknown": self.unknown, "expired": self.expired,
-                "evicted": self.evicted, "replaced": self.replaced, "pending": len(self._items)}
+                "evicted": self.evicted, "replaced": self.replaced, "early": self.early,
+                "pending": len(self._items), "waiting": len(self._early)}
 
     # -- state: compact (one key list per distinct key sequence, values in one array) --------
     def state_dict(self) -> dict:
@@ -155,7 +200,9 @@ class PendingLabels:
             "added_at": np.asarray(added_at, dtype=np.float64),
             "ts": np.asarray(ts, dtype=np.float64),
             "has_ts": np.asarray(has_ts, dtype=bool),
-            "counters": {k: v for k, v in self.counters().items() if k != "pending"},
+            # labels that came before their event: [id, label, origin, added_at] each (JSON keeps str/int/bool)
+            "early": [[i, y, origin, at] for i, (y, origin, at) in self._early.items()],
+            "counters": {k: v for k, v in self.counters().items() if k not in ("pending", "waiting")},
         }
 
     def load_state_dict(self, state: Mapping) -> "PendingLabels":
@@ -176,13 +223,30 @@ class PendingLabels:
         if pos != len(values):
             raise ValueError(f"pending-label state holds {len(values)} values, its entries {pos}")
         self._items = items
+        # checkpoints written before early labels were kept have none
+        self._early = OrderedDict((str(i), (y, str(origin), float(at))) for i, y, origin, at in state.get("early", []))
         for k, v in state.get("counters", {}).items():
-            if k in ("added", "joined", "unknown", "expired", "evicted", "replaced"):
+            if k in ("added", "joined", "unknown", "expired", "evicted", "replaced", "early"):
                 setattr(self, k, int(v))
         while len(self._items) > self.max_pending:  # a smaller bound than the run that wrote it
             self._items.popitem(last=False)
             self.evicted += 1
+        while len(self._early) > self.max_early:
+            self._early.popitem(last=False)
+            self.unknown += 1
         return self
+
+
+def _drop_older(items: OrderedDict, limit: float, at: int) -> int:
+    """Drop the oldest entries of ``items`` whose time (``entry[at]``) is at or before ``limit``."""
+    n = 0
+    while items:
+        oldest = next(iter(items.values()))
+        if oldest[at] > limit:
+            break
+        items.popitem(last=False)
+        n += 1
+    return n
 
 
 class LabelDecoder:

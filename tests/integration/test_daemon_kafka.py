@@ -78,7 +78,7 @@ def test_delayed_labels_are_joined_and_learned(kafka_kit):
     config = kafka_kit.config(
         "delay", [events_topic],
         kafka={"labels_topic": labels_topic, "predictions_topic": preds_topic, "dead_letter_topic": dead_topic},
-        labels={"max_pending": 100},
+        labels={"max_pending": 100, "max_early": 10},
         checkpoint={"every_events": 50},
     )
     daemon = kafka_kit.start(config)
@@ -93,8 +93,9 @@ def test_delayed_labels_are_joined_and_learned(kafka_kit):
     labels += [("ghost", {"id": "ghost", "y": "a"}), ("bad", {"id": "7", "y": 2.5})]
     kafka_kit.produce(labels_topic, labels)
     status = wait_for(lambda: (s := daemon.status()).get("labels", {}).get("joined") == 100 and s, 60, "100 joined labels")
-    assert status["labels"]["evicted"] == 50 and status["labels"]["unknown"] == 51
-    assert status["events"]["label_joined"] == 100 and status["events"]["label_unknown"] == 51
+    # the 51 labels without a waiting event wait for it, at most max_early = 10: 41 are unknown at once
+    assert status["labels"]["evicted"] == 50 and status["labels"]["unknown"] == 41 and status["labels"]["waiting"] == 10
+    assert status["events"]["label_joined"] == 100 and status["waiting_labels"] == 10
     dead = kafka_kit.reader(dead_topic)
     dead.until(lambda recs: len(recs) >= 1, 30, "the bad label's dead letter")
     assert dict(dead.records[0].headers)["stream-cl.reason"] == b"bad_label"
@@ -110,6 +111,51 @@ def test_delayed_labels_are_joined_and_learned(kafka_kit):
     state, _ = CheckpointStore(config[0].parent / "delay-ckpt").load_latest()
     assert sum(state["model"]["head"]["counts"]) == 100  # exactly the joined labels were learned
     assert len(state["pending"]["ids"]) == 100  # the fresh events wait for labels (max_pending), across restarts
+
+
+def test_labels_read_before_their_events_wait_for_them(kafka_kit):
+    """The labels topic is read beside the event backlog, so labels often come first: none may be lost.
+
+    Three patterns in one stream, all produced before the daemon starts: 5,000 events then
+    labels for 1,000 of them back to back; 1,000 events and their labels interleaved; 1,000
+    labels produced before their events.
+    """
+    rng = random.Random(15)
+    events_topic = kafka_kit.topic("early", partitions=2)
+    labels_topic = kafka_kit.topic("early-labels")
+    preds_topic = kafka_kit.topic("early-pred", partitions=2)
+    docs = [event(i, rng, label=False) for i in range(7000)]
+
+    def label(d):
+        return d["id"], {"id": d["id"], "y": true_class(d["x"])}
+
+    kafka_kit.produce(events_topic, ((d["id"], d) for d in docs[:5000]))
+    kafka_kit.produce(labels_topic, (label(d) for d in docs[:5000:5]))  # back to back after the events
+    for d in docs[5000:6000]:  # interleaved: each event, then its label
+        kafka_kit.produce(events_topic, [(d["id"], d)])
+        kafka_kit.produce(labels_topic, [label(d)])
+    kafka_kit.produce(labels_topic, (label(d) for d in docs[6000:]))  # labels before their events
+    kafka_kit.produce(events_topic, ((d["id"], d) for d in docs[6000:]))
+    # small fetches: every poll holds a few records of each partition, as a live daemon behind an event
+    # backlog sees them (labels are produced fast and fetched at once), so many labels come before their event
+    config = kafka_kit.config("early", [events_topic],
+                              kafka={"labels_topic": labels_topic, "predictions_topic": preds_topic, "stop_at_end": True,
+                                     "max_partition_fetch_bytes": 8192})
+    daemon = kafka_kit.start(config)
+    assert daemon.wait(timeout=180) == 0, daemon.log()[-3000:]
+
+    status = daemon.status()
+    n_labels = 1000 + 1000 + 1000
+    assert status["labels"]["joined"] == n_labels and status["events"]["label_joined"] == n_labels
+    assert status["labels"]["unknown"] == 0 and status["labels"]["waiting"] == 0 and status["waiting_labels"] == 0
+    assert status["labels"]["early"] > 0  # the race this test is about did happen
+    assert status["pending_labels"] == 7000 - n_labels and status["events"] == {"predicted": 7000, "label_joined": n_labels}
+    state, _ = CheckpointStore(config[0].parent / "early-ckpt").load_latest()
+    assert state["model"]["head"]["ridge"]["n_rows"] == n_labels  # every label learned, once
+    preds = kafka_kit.reader(preds_topic)
+    preds.until(lambda recs: len(recs) >= 7000, 60, "7000 predictions")
+    preds.poll(200)
+    assert _ids(preds) == Counter(d["id"] for d in docs)  # each event predicted exactly once
 
 
 def test_rebalance_between_two_daemons_in_one_group(kafka_kit):

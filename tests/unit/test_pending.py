@@ -27,9 +27,9 @@ def test_join_learns_the_stored_event():
     store.add(Event({"a": 1.0, 2: 3.0}, id="e1", task="t", ts=12.5, origin="ev/0@7"))
     joined = store.join(LabelUpdate("e1", True, "labels/0@3"))
     assert joined == Event({"a": 1.0, 2: 3.0}, True, "e1", "t", 12.5, "ev/0@7")
-    assert store.join(LabelUpdate("e1", True)) is None  # a second label for the same id: unknown
-    assert store.counters() == {"added": 1, "joined": 1, "unknown": 1, "expired": 0, "evicted": 0, "replaced": 0,
-                                "pending": 0}
+    assert store.join(LabelUpdate("e1", True)) is None  # a second label for the same id waits for another e1
+    assert store.counters() == {"added": 1, "joined": 1, "unknown": 0, "expired": 0, "evicted": 0, "replaced": 0,
+                                "early": 1, "pending": 0, "waiting": 1}
 
 
 def test_count_bound_evicts_the_oldest():
@@ -51,12 +51,41 @@ def test_age_bound_expires():
     clock.t += 30
     store.add(Event({"a": 2.0}, id="young"))
     clock.t += 31  # "old" is 61 s old, "young" 31 s
-    assert store.join(LabelUpdate("old", "x")) is None
+    assert store.join(LabelUpdate("old", "x")) is None  # "old" expired: its label now waits in vain
     assert store.join(LabelUpdate("young", "x")) is not None
-    assert store.expired == 1 and store.unknown == 1 and store.joined == 1
+    assert store.expired == 1 and store.unknown == 0 and store.joined == 1 and store.waiting_labels == 1
     clock.t += 1000
     store.add(Event({"a": 3.0}, id="later"))
     assert store.expire() == 0 and len(store) == 1
+    assert store.unknown == 1 and store.waiting_labels == 0  # the label for "old" expired too
+
+
+def test_a_label_before_its_event_waits_and_joins_when_the_event_comes():
+    # the labels topic is read beside an event backlog: labels often come first
+    store = PendingLabels(clock=Clock())
+    assert store.join(LabelUpdate("e1", "cat", "labels/0@0")) is None
+    assert store.waiting_labels == 1 and store.unknown == 0  # waiting, not unknown
+    joined = store.add(Event({"a": 1.0}, id="e1", task="t", origin="ev/0@5"))
+    assert joined == Event({"a": 1.0}, "cat", "e1", "t", None, "ev/0@5")
+    assert "e1" not in store and store.waiting_labels == 0
+    assert store.add(Event({"a": 2.0}, id="e2")) is None and "e2" in store  # no label yet: the event waits
+    assert store.counters() == {"added": 1, "joined": 1, "unknown": 0, "expired": 0, "evicted": 0, "replaced": 0,
+                                "early": 1, "pending": 1, "waiting": 0}
+
+
+def test_early_labels_are_bounded_by_count_and_age():
+    clock = Clock()
+    store = PendingLabels(max_age_s=60, clock=clock, max_early=2)
+    for i in range(3):
+        store.join(LabelUpdate(f"e{i}", i))
+    assert store.waiting_labels == 2 and store.unknown == 1  # e0's label was dropped: over max_early
+    assert store.add(Event({"a": 0.0}, id="e0")) is None  # so e0 waits for a label
+    clock.t += 61
+    assert store.add(Event({"a": 1.0}, id="e1")) is None  # e1's label expired before e1 came
+    assert store.unknown == 3 and store.waiting_labels == 0
+    never = PendingLabels(clock=clock, max_early=0)  # 0: a label before its event is unknown at once
+    never.join(LabelUpdate("x", 1))
+    assert never.unknown == 1 and never.waiting_labels == 0
 
 
 def test_event_without_id_cannot_wait():
@@ -77,7 +106,8 @@ def test_state_round_trips_through_a_checkpoint(tmp_path):
     for e in events:
         store.add(e)
         clock.t += 1
-    store.join(LabelUpdate("nope", 1))
+    store.join(LabelUpdate("nope", 1))  # waits for an event "nope"
+    store.join(LabelUpdate("later", True, "labels/0@9"))
     save_checkpoint(tmp_path / "p.safetensors", {"pending": store.state_dict()})
     state, _ = load_checkpoint(tmp_path / "p.safetensors")
     back = PendingLabels(max_pending=10, max_age_s=100, clock=clock).load_state_dict(state["pending"])
@@ -86,9 +116,11 @@ def test_state_round_trips_through_a_checkpoint(tmp_path):
         got = back.join(LabelUpdate(e.id, "y"))
         assert got == Event(e.x, "y", e.id, e.task, e.ts, e.origin)
         assert [type(k) for k in got.x] == [type(k) for k in e.x]
+    assert back.waiting_labels == 2 and back.add(Event({"a": 1.0}, id="later")) == Event({"a": 1.0}, True, "later")
     # a restart with a smaller bound keeps the newest entries
     smaller = PendingLabels(max_pending=2, clock=clock).load_state_dict(state["pending"])
     assert len(smaller) == 2 and "4" in smaller and "5" in smaller and smaller.evicted == 3
+    assert PendingLabels(max_early=1, clock=clock).load_state_dict(state["pending"]).waiting_labels == 1
 
 
 # -- label records ---------------------------------------------------------------------------

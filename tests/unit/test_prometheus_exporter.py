@@ -40,6 +40,7 @@ def fake_daemon(learner=None) -> SimpleNamespace:
     m.events.update(learned=7, predicted=2, dead_letter=3, label_joined=1)
     m.dead_letters.update(["malformed", "malformed", "wrong_type"])
     m.labels = {"joined": 1, "unknown": 2, "expired": 3, "evicted": 4, "added": 9, "pending": 1}
+    m.waiting_labels = 7
     m.lag, m.committed = {"events/0": 5, "events/1": None}, {"events/0": 100, "events/1": 42}
     m.checkpoints, m.checkpoint_seq, m.checkpoint_bytes, m.checkpoint_at = 2, 6, 1234, 1000.0
     m.beat()
@@ -146,6 +147,7 @@ def test_gauges_read_the_state_at_scrape_time():
     assert value(fams, "stream_cl_learning_rate", layer="1") == 0.02
     assert value(fams, "stream_cl_replay_buffer_samples") == 40 and value(fams, "stream_cl_replay_buffer_bytes") == 4096
     assert value(fams, "stream_cl_model_version") == 6 and value(fams, "stream_cl_pending_labels") == 3
+    assert value(fams, "stream_cl_waiting_labels") == 7
     assert value(fams, "stream_cl_prequential_accuracy") == 0.5  # the last complete window of 2
     assert value(fams, "stream_cl_task_accuracy", task="t1") == 0.5
     assert value(fams, "stream_cl_last_progress_timestamp_seconds") == daemon.metrics.last_progress
