@@ -9,9 +9,10 @@ command says so:
     overall accuracy as a dashed line, and drift alarms (``alarms``: ``{"t": events
     seen, "detector", "response"}``) as vertical lines.
 ``accuracy_matrix.png``
-    the per-task accuracy matrix (``lifelong.accuracy_matrix``, rows = after learning
-    task *i*, columns = accuracy on task *j*, labelled by ``lifelong.tasks``) as a
-    heatmap. Skipped when the report has none.
+    the per-task accuracy matrix (``tasks.accuracy_matrix`` of a run's report, or
+    ``lifelong.accuracy_matrix`` of an offline evaluation; rows = after learning task *i*,
+    columns = accuracy on task *j*, labelled by ``tasks.tasks``) as a heatmap. Skipped,
+    with a note, when the report has none (the events carried no task).
 ``throughput.png``
     events/s over time (``throughput``: ``[{"t", "events_per_s"}]``) and consumer lag
     (``lag``: ``[{"t", "lag"}]``, one line per ``topic``/``partition`` when those keys
@@ -150,10 +151,13 @@ def _accuracy(report: Mapping, out: Path):
 
 
 def _accuracy_matrix(report: Mapping, out: Path):
-    lifelong = report.get("lifelong")
-    matrix = lifelong.get("accuracy_matrix") if isinstance(lifelong, Mapping) else None
+    # a run's report holds it under "tasks" (stream_cl.metrics.TaskSegments); offline evaluations under "lifelong"
+    lifelong = next((report[k] for k in ("tasks", "lifelong") if isinstance(report.get(k), Mapping)
+                     and isinstance(report[k].get("accuracy_matrix"), list)), None)
+    matrix = lifelong.get("accuracy_matrix") if lifelong is not None else None
     if not isinstance(matrix, list) or not matrix or not all(isinstance(r, list) for r in matrix):
-        return None, "skipped accuracy_matrix.png: the report has no lifelong.accuracy_matrix"
+        return None, ("skipped accuracy_matrix.png: the report has no per-task accuracy matrix "
+                      "(tasks.accuracy_matrix: the events carry no task field, mapping.task)")
     import numpy as np
 
     n_rows = len(matrix)

@@ -29,16 +29,29 @@ def written(out: str) -> list[Path]:
 
 
 def test_report_of_a_real_demo_run(tmp_path, capsys):
+    """The report `stream-cl run` itself writes (the demo's events carry tasks) gives every plot."""
     run_json = tmp_path / "run.json"
-    assert main(["run", "--max-events", "3000", "--report", str(run_json), "--dead-letters", "", "--quiet"]) == 0
+    assert main(["run", "--report", str(run_json), "--dead-letters", "", "--quiet"]) == 0
+    report = json.loads(run_json.read_text())
+    assert report["tasks"]["tasks"] == ["A", "B"] and len(report["tasks"]["accuracy_matrix"]) == 2
     assert main(["report", str(run_json), "--out", str(tmp_path / "plots")]) == 0
     out = capsys.readouterr().out
     paths = written(out)
-    assert sorted(p.name for p in paths) == ["accuracy.png", "throughput.png"]
+    assert sorted(p.name for p in paths) == ["accuracy.png", "accuracy_matrix.png", "throughput.png"]
     assert all(p.parent == tmp_path / "plots" for p in paths)
-    assert "skipped accuracy_matrix.png" in out  # the file run has no per-task matrix: said, not silent
+    assert "skipped" not in out
     for p in paths:
         check_png(p)
+
+
+def test_a_run_without_tasks_says_why_it_has_no_matrix(tmp_path, capsys):
+    events = tmp_path / "e.jsonl"
+    events.write_text("".join(json.dumps({"x": {"a": i % 7}, "y": i % 2}) + "\n" for i in range(300)))
+    run_json = tmp_path / "run.json"
+    assert main(["run", "--source", str(events), "--report", str(run_json), "--dead-letters", "", "--quiet"]) == 0
+    assert main(["report", str(run_json), "--out", str(tmp_path / "plots")]) == 0
+    out = capsys.readouterr().out
+    assert "skipped accuracy_matrix.png" in out and "mapping.task" in out  # said, not silent
     assert sorted(x.name for x in (tmp_path / "plots").iterdir()) == ["accuracy.png", "throughput.png"]
 
 
