@@ -8,6 +8,13 @@ Two policies, chosen by ``hash_width``:
   The hash is ``zlib.crc32`` of ``repr(key)``, stable across processes (Python's
   ``hash`` is salted per process, which would break checkpoints).
 
+Values follow :mod:`stream_cl.encoding`: a number is a numeric column; a string
+``v`` of feature ``k`` is an *indicator* column ``"k=v"`` (1.0 when the event has
+it); null is missing (with ``missing_indicators``, the indicator ``"k=<missing>"``);
+nested objects and arrays are flattened. In the growing index each feature gets
+at most ``max_categories`` indicator columns of its own; later categories share
+``"k=<other>"`` and are counted in :attr:`FeatureIndex.overflow`.
+
 Vectorising never mutates the index: new keys are returned and committed by the
 caller only once the whole batch has been validated, so a bad event cannot leave
 a half-registered column behind.
@@ -19,6 +26,19 @@ a half-registered column behind.
 >>> index.commit(new)
 >>> X.tolist()
 [[1.0, 2.0, 0.0], [0.0, 3.0, 1.0]]
+
+Categories, the cardinality bound and nulls:
+
+>>> index = FeatureIndex(max_categories=2, missing_indicators=True)
+>>> X, new = index.vectorize([{"amount": 3.0, "color": "red"}, {"color": "blue"}, {"color": "green"},
+...                           {"amount": None, "color": "red"}])
+>>> index.commit(new)
+>>> index.names
+['amount', 'color=red', 'color=blue', 'color=<other>', 'amount=<missing>']
+>>> X.tolist()
+[[3.0, 1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0, 1.0]]
+>>> index.indicator_mask.tolist(), index.overflow
+([False, True, True, True, True], {'color': 1})
 """
 
 from __future__ import annotations
@@ -27,18 +47,17 @@ import math
 import numbers
 import zlib
 from collections.abc import Hashable, Mapping, Sequence
+from datetime import date
 
 import numpy as np
 
-__all__ = ["FeatureIndex", "InvalidFeatureError", "check_feature_value"]
+from .encoding import (DEFAULT_MAX_CATEGORIES, DEFAULT_MAX_DEPTH, MISSING, OTHER, InvalidFeatureError, epoch_seconds,
+                       flatten, indicator_key, time_columns)
 
+__all__ = ["FeatureIndex", "InvalidFeatureError", "NewColumns", "check_feature_value"]
 
-class InvalidFeatureError(ValueError):
-    """A feature value that the model must not learn from (non-numeric, NaN, inf)."""
-
-    def __init__(self, key: Hashable, value: object, reason: str):
-        self.key, self.value, self.reason = key, value, reason
-        super().__init__(f"feature {key!r}: {reason} (got {value!r:.80})")
+# Column kinds: a numeric column, a category's own indicator, a shared one (k=<other>, k=<missing>).
+NUMERIC, CATEGORY, SHARED = 0, 1, 2
 
 
 def check_feature_value(key: Hashable, value: object) -> float:
@@ -49,43 +68,82 @@ def check_feature_value(key: Hashable, value: object) -> float:
         raise InvalidFeatureError(key, value, f"expected a number, not {type(value).__name__}")
     v = float(value)
     if not math.isfinite(v):
-        raise InvalidFeatureError(key, value, "not finite")
+        raise InvalidFeatureError(key, value, "not finite", "non_finite")
     return v
 
 
-def values_array(x: Mapping, bias: bool = False) -> np.ndarray:
-    """The values of ``x`` as a finite float64 array (after a leading 1.0 if ``bias``).
-
-    Raises :class:`InvalidFeatureError` naming the first bad value.
-    """
+def values_array(x: Mapping, bias: bool = False) -> np.ndarray | None:
+    """The values of ``x`` as a float64 array (after a leading 1.0 if ``bias``), or
+    ``None`` unless every value is a finite number (bool, int, float)."""
     try:
         arr = np.array([1.0, *x.values()] if bias else list(x.values()))
-    except (ValueError, TypeError):  # ragged values such as lists: named by the slow path
-        arr = np.zeros((0, 0))
+    except (ValueError, TypeError):  # ragged values such as lists
+        return None
     # numpy infers a numeric dtype only when every value is a number (bool, int, float)
     if arr.dtype.kind in "fiub" and arr.ndim == 1:
         arr = arr.astype(np.float64, copy=False)
         # one dot product instead of isfinite().all(): NaN/inf propagate (overflow of a
-        # huge but finite value only sends us to the exact check below)
-        if math.isfinite(arr @ arr):
+        # huge but finite value only sends us to the exact path)
+        if math.isfinite(arr @ arr) or np.isfinite(arr).all():
             return arr
-    values = [check_feature_value(k, v) for k, v in x.items()]
-    return np.array([1.0, *values] if bias else values, dtype=np.float64)
+    return None
 
 
 def _stable_hash(key: Hashable) -> int:
     return zlib.crc32(repr(key).encode("utf-8"))
 
 
-class FeatureIndex:
-    """Maps feature keys to column positions (growing index or hashing)."""
+class NewColumns(list):
+    """The keys a vectorisation found unindexed (a list), with what :meth:`FeatureIndex.commit` needs:
+    each key's kind and feature, the values sent to ``k=<other>`` and, when hashing, the
+    kinds of buckets used for the first time."""
 
-    def __init__(self, hash_width: int | None = None):
+    def __init__(self):
+        super().__init__()
+        self.kinds: list[int] = []
+        self.bases: list = []
+        self.overflow: dict = {}  # feature -> values sent to k=<other>
+        self.own: dict = {}  # feature -> new columns of its own categories
+        self.buckets: dict[int, int] = {}
+
+    def __bool__(self) -> bool:  # something to commit, even without a new column
+        return len(self) > 0 or bool(self.overflow) or bool(self.buckets)
+
+    def add(self, key, kind: int, base) -> int:
+        self.append(key)
+        self.kinds.append(kind)
+        self.bases.append(base)
+        if kind == CATEGORY:
+            self.own[base] = self.own.get(base, 0) + 1
+        return len(self) - 1
+
+
+class FeatureIndex:
+    """Maps feature keys to column positions (growing index or hashing).
+
+    ``max_categories`` bounds the indicator columns of each feature (growing index
+    only: hashing bounds every column already); ``missing_indicators`` adds
+    ``k=<missing>`` for null values; ``time_features`` turns datetime values into
+    :func:`~stream_cl.encoding.time_columns` (else a datetime is refused).
+    """
+
+    def __init__(self, hash_width: int | None = None, max_categories: int = DEFAULT_MAX_CATEGORIES,
+                 missing_indicators: bool = False, time_features: bool = False):
         if hash_width is not None and (not isinstance(hash_width, int) or hash_width < 1):
             raise ValueError(f"hash_width must be a positive int or None, got {hash_width!r}")
+        if not isinstance(max_categories, int) or isinstance(max_categories, bool) or max_categories < 1:
+            raise ValueError(f"max_categories must be an int >= 1, got {max_categories!r}")
         self.hash_width = hash_width
+        self.max_categories = max_categories
+        self.missing_indicators = bool(missing_indicators)
+        self.time_features = bool(time_features)
         self.names: list[Hashable] = []
         self._pos: dict[Hashable, int] = {}
+        # kind of each column (growing) or bucket (hashing: -1 until first used)
+        self._kinds: list[int] = [] if hash_width is None else [-1] * hash_width
+        self.categories: dict = {}  # feature -> indicator columns of its own
+        self.overflow: dict = {}  # feature -> values sent to k=<other>
+        self._mask: np.ndarray | None = None  # cached indicator_mask
         # Streams usually repeat the same keys in the same order: remember the last
         # key sequence and its columns to skip the per-key lookups.
         self._last_keys: tuple = ()
@@ -96,6 +154,18 @@ class FeatureIndex:
     def width(self) -> int:
         return self.hash_width if self.hash_width is not None else len(self.names)
 
+    @property
+    def indicator_mask(self) -> np.ndarray | None:
+        """Which columns are indicators (read as 0/1, never standardised); ``None`` if none is."""
+        if self._mask is None:
+            mask = np.array(self._kinds, dtype=np.int64) > 0
+            self._mask = mask if mask.any() else np.zeros(0, dtype=bool)
+        return self._mask if self._mask.size else None
+
+    @property
+    def overflow_total(self) -> int:
+        return sum(self.overflow.values())
+
     def vectorize(self, xs: Sequence[Mapping]) -> tuple[np.ndarray, list]:
         """Rows for ``xs`` (shape ``(len(xs), width + len(new))``) and the keys not yet indexed.
 
@@ -104,26 +174,33 @@ class FeatureIndex:
         X, _, new = self.vectorize_masked(xs)
         return X, new
 
-    def vectorize_masked(self, xs: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray, list]:
+    def vectorize_masked(self, xs: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray, NewColumns]:
         """Like :meth:`vectorize`, plus a boolean mask of the values present in each event."""
         if self.hash_width is not None:
             return self._hashed(xs)
-        pos, new = self._pos, {}
+        new, new_pos = NewColumns(), {}
         n_known = len(self.names)
         groups: dict[tuple, list[int]] = {}  # key sequence -> rows (streams repeat one sequence)
+        row_keys = []
         for i, x in enumerate(xs):
-            groups.setdefault(tuple(x), []).append(i)
+            keys = tuple(x)
+            row_keys.append(keys)
+            groups.setdefault(keys, []).append(i)
+        values = {keys: self._group_values([xs[i] for i in rows], len(keys)) for keys, rows in groups.items()}
         placed = []
-        for keys, rows in groups.items():
-            cols = []
-            for key in keys:
-                j = pos.get(key)
-                if j is None:
-                    j = new.get(key)
-                    if j is None:
-                        j = new[key] = n_known + len(new)
-                cols.append(j)
-            placed.append((rows, cols, self._group_values([xs[i] for i in rows], len(keys))))
+        if all(V is not None for V in values.values()):  # finite numbers only: group by group
+            for keys, rows in groups.items():  # a group's keys all appear in its first row: first-seen order
+                placed.append((rows, self._numeric_cols(keys, new, new_pos, n_known), values[keys]))
+        else:
+            # categories, nulls, nesting or a bad value somewhere: in stream order, so that new
+            # columns and the category bound follow the stream as a loop over events would
+            for i, keys in enumerate(row_keys):
+                V = values[keys]
+                if V is None:
+                    cols, vals = self._place(xs[i], new, new_pos, n_known)
+                    placed.append(([i], cols, vals[None, :]))
+                elif groups[keys][0] == i:
+                    placed.append((groups[keys], self._numeric_cols(keys, new, new_pos, n_known), V))
         X = np.zeros((len(xs), n_known + len(new)))  # (batch, features)
         M = np.zeros(X.shape, dtype=bool)
         for rows, cols, V in placed:
@@ -133,27 +210,77 @@ class FeatureIndex:
             else:
                 X[np.ix_(rows, cols)] = V
                 M[np.ix_(rows, cols)] = True
-        return X, M, list(new)
+        return X, M, new
+
+    def _numeric_cols(self, keys: tuple, new: NewColumns, new_pos: dict, n_known: int) -> list[int]:
+        pos, cols = self._pos, []
+        for key in keys:
+            j = pos.get(key)
+            if j is None:
+                j = new_pos.get(key)
+                if j is None:
+                    j = new_pos[key] = n_known + new.add(key, NUMERIC, None)
+            cols.append(j)
+        return cols
 
     @staticmethod
-    def _group_values(xs: Sequence[Mapping], k: int) -> np.ndarray:
-        """Values (len(xs), k) of events sharing one key sequence, checked all at once."""
+    def _group_values(xs: Sequence[Mapping], k: int) -> np.ndarray | None:
+        """Values (len(xs), k) of events sharing one key sequence when all are finite numbers."""
         try:
             V = np.array([list(x.values()) for x in xs])
         except (ValueError, TypeError):
-            V = np.zeros((0, 0))
+            return None
         if V.dtype.kind in "fiub" and V.shape == (len(xs), k):
             V = V.astype(np.float64, copy=False)
             if np.isfinite(V).all():
                 return V
-        return np.stack([values_array(x) for x in xs]) if xs else np.zeros((0, k))  # names the bad value
+        return None
+
+    def _cells(self, x: Mapping) -> list[tuple]:
+        """``(column key, value, kind, feature)`` for every value of one event, by the rules of
+        :mod:`stream_cl.encoding`; raises :class:`InvalidFeatureError`."""
+        cells = []
+        for k, v in flatten(x, DEFAULT_MAX_DEPTH).items():
+            if type(v) is float:
+                cells.append((k, v, NUMERIC, None))
+            elif type(v) is str:
+                cells.append((indicator_key(k, v), 1.0, CATEGORY, k))
+            elif v is None:
+                if self.missing_indicators:
+                    cells.append((indicator_key(k, MISSING), 1.0, SHARED, k))
+            elif isinstance(v, date):
+                if not self.time_features:
+                    raise InvalidFeatureError(k, v, "a datetime: set time_features=True for cyclical time "
+                                                    "columns, or send epoch seconds")
+                cells.extend((c, t, NUMERIC, None) for c, t in time_columns(k, epoch_seconds(v)).items())
+        return cells
+
+    def _place(self, x: Mapping, new: NewColumns, new_pos: dict, n_known: int) -> tuple[list[int], np.ndarray]:
+        """Columns and values of one event, registering new columns in ``new`` (growing index)."""
+        pos, cols, vals = self._pos, [], []
+        for key, v, kind, base in self._cells(x):
+            j = pos.get(key)
+            if j is None:
+                j = new_pos.get(key)
+            if j is None:
+                if kind == CATEGORY and self.categories.get(base, 0) + new.own.get(base, 0) >= self.max_categories:
+                    new.overflow[base] = new.overflow.get(base, 0) + 1  # over the bound: the shared column
+                    key, kind = indicator_key(base, OTHER), SHARED
+                    j = pos.get(key)
+                    if j is None:
+                        j = new_pos.get(key)
+                if j is None:
+                    j = new_pos[key] = n_known + new.add(key, kind, base)
+            cols.append(j)
+            vals.append(v)
+        return cols, np.array(vals, dtype=np.float64)
 
     def vectorize_one(self, x: Mapping, bias: bool = False) -> tuple[np.ndarray, list]:
         """Fast path of :meth:`vectorize` for one event: a 1-D row, led by 1.0 if ``bias``."""
-        if self.hash_width is not None:
-            row = self._hashed((x,))[0][0]
-            return (np.concatenate([[1.0], row]) if bias else row), []
-        values = values_array(x, bias)
+        values = values_array(x, bias) if self.hash_width is None else None
+        if values is None:  # hashing, or not all finite numbers: the general path
+            X, _, new = self.vectorize_masked((x,))
+            return (np.concatenate([[1.0], X[0]]) if bias else X[0]), new
         off = int(bias)
         n = len(self.names)
         keys = tuple(x)
@@ -163,18 +290,17 @@ class FeatureIndex:
             pos = self._pos
             cols = [pos.get(key, -1) for key in keys]
             if -1 in cols:  # new keys: columns after the known ones, not remembered yet
-                new = []
+                new = NewColumns()
                 for i, key in enumerate(keys):
                     if cols[i] == -1:
-                        cols[i] = n + len(new)
-                        new.append(key)
+                        cols[i] = n + new.add(key, NUMERIC, None)
                 return self._scatter(values, np.array(cols) + off, off + n + len(new), off), new
             cols = self._last_cols = np.array(cols, dtype=np.int64) + off
             self._last_keys = keys
             self._last_in_order = len(cols) == n and bool((cols == np.arange(off, n + off)).all())
         if self._last_in_order:  # every known feature, in index order: no scatter needed
-            return values, []
-        return self._scatter(values, cols, off + n, off), []
+            return values, NewColumns()
+        return self._scatter(values, cols, off + n, off), NewColumns()
 
     @staticmethod
     def _scatter(values: np.ndarray, cols: np.ndarray, width: int, off: int) -> np.ndarray:
@@ -184,31 +310,71 @@ class FeatureIndex:
         row[cols] = values[off:]
         return row
 
-    def _hashed(self, xs: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray, list]:
+    def _hashed(self, xs: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray, NewColumns]:
         X = np.zeros((len(xs), self.hash_width))  # (batch, hash_width)
         M = np.zeros(X.shape, dtype=bool)
+        new, kinds = NewColumns(), self._kinds
         for i, x in enumerate(xs):
-            for key, value in x.items():
+            for key, value, kind, _ in self._cells(x):
                 h = _stable_hash(key)
+                j = h % self.hash_width
                 # The sign bit comes from the high bits so collisions cancel in expectation.
-                sign = 1.0 if (h >> 31) & 1 == 0 else -1.0
-                X[i, h % self.hash_width] += sign * check_feature_value(key, value)
-                M[i, h % self.hash_width] = True
-        return X, M, []
+                X[i, j] += value if (h >> 31) & 1 == 0 else -value
+                M[i, j] = True
+                if kinds[j] < 0 and j not in new.buckets:  # a bucket's kind is that of its first key
+                    new.buckets[j] = kind
+        return X, M, new
 
     def commit(self, new_keys: Sequence[Hashable]) -> None:
+        """Index the keys a vectorisation returned (a plain list of keys is numeric columns)."""
+        kinds = getattr(new_keys, "kinds", None) or [NUMERIC] * len(new_keys)
+        bases = getattr(new_keys, "bases", None) or [None] * len(new_keys)
         if new_keys:
             self._last_keys = ()  # cached columns may now be stale (a key became known)
-        for key in new_keys:
+            self._mask = None
+        for key, kind, base in zip(new_keys, kinds, bases):
             self._pos[key] = len(self.names)
             self.names.append(key)
+            self._kinds.append(kind)
+            if kind == CATEGORY:
+                self.categories[base] = self.categories.get(base, 0) + 1
+        for base, n in getattr(new_keys, "overflow", {}).items():
+            self.overflow[base] = self.overflow.get(base, 0) + n
+        for j, kind in getattr(new_keys, "buckets", {}).items():
+            self._kinds[j] = kind
+            self._mask = None
+
+    def report(self) -> dict:
+        """Column counts and the values over the category bound, JSON-ready."""
+        n_ind = sum(1 for k in self._kinds if k > 0)
+        return {"columns": self.width, "indicator_columns": n_ind, "categorical_features": len(self.categories),
+                "max_categories": self.max_categories, "overflow_total": self.overflow_total,
+                "overflow": {str(k): v for k, v in sorted(self.overflow.items(), key=lambda kv: -kv[1])[:20]}}
 
     # -- state ---------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"hash_width": self.hash_width, "names": list(self.names)}
+        return {"hash_width": self.hash_width, "names": list(self.names),
+                "kinds": np.array(self._kinds, dtype=np.int8),
+                "categories": {"features": list(self.categories), "counts": list(self.categories.values())},
+                "overflow": {"features": list(self.overflow), "counts": list(self.overflow.values())}}
+
+    def load_state_dict(self, state: Mapping) -> "FeatureIndex":
+        """Restore the columns and counts of ``state``, keeping this index's settings
+        (``max_categories``, ``missing_indicators``, ``time_features``). A state written
+        before categories existed has numeric columns only."""
+        fresh = FeatureIndex(state["hash_width"], self.max_categories, self.missing_indicators, self.time_features)
+        fresh.commit(list(state["names"]))
+        if "kinds" not in state:  # written before categories: every column is numeric
+            fresh._kinds = [NUMERIC] * fresh.width
+        else:
+            fresh._kinds = [int(k) for k in np.asarray(state["kinds"]).tolist()]
+            if len(fresh._kinds) != fresh.width:
+                raise ValueError(f"index state has {len(fresh._kinds)} column kinds for {fresh.width} columns")
+            fresh.categories = dict(zip(state["categories"]["features"], state["categories"]["counts"]))
+            fresh.overflow = dict(zip(state["overflow"]["features"], state["overflow"]["counts"]))
+        self.__dict__.update(fresh.__dict__)
+        return self
 
     @classmethod
-    def from_state(cls, state: Mapping) -> "FeatureIndex":
-        index = cls(state["hash_width"])
-        index.commit(state["names"])
-        return index
+    def from_state(cls, state: Mapping, **settings) -> "FeatureIndex":
+        return cls(state["hash_width"], **settings).load_state_dict(state)

@@ -6,6 +6,12 @@ mean). :meth:`OnlineStandardizer.prequential` standardises every row with the
 statistics *before* that row and then absorbs the batch, so a batch gives the same
 numbers as a row-by-row loop (cumulative sums, no Python loop).
 
+Indicator columns (``raw``, see :attr:`stream_cl.features.FeatureIndex.indicator_mask`)
+are not standardised: a rare category would otherwise read ``1/sqrt(p)``, a huge
+value. They read their own value (1 when the event has the category) once the
+column has been learned from at least once, and 0 before (so a category seen for the
+first time cannot move a prediction that a loop over events would make without it).
+
 >>> import numpy as np
 >>> s = OnlineStandardizer()
 >>> X = np.array([[1.0], [3.0], [5.0]])
@@ -38,23 +44,29 @@ class OnlineStandardizer:
         if extra > 0:
             self.count, self.mean, self.m2 = (np.concatenate([a, np.zeros(extra)]) for a in (self.count, self.mean, self.m2))
 
-    def _z(self, X, M, count, mean, m2) -> np.ndarray:
+    def _z(self, X, M, count, mean, m2, raw=None) -> np.ndarray:
         safe = np.maximum(count, 1.0)
         var = m2 / safe
         # A feature seen fewer than twice has no scale yet: it reads as 0 (its mean).
         # A constant one is only centred.
         std = np.where(var > 1e-24, np.sqrt(np.maximum(var, 1e-300)), 1.0)
         Z = np.where(M & (count >= 2), (X - mean) / std, 0.0)
-        return np.clip(Z, -self.clip, self.clip, out=Z)
+        Z = np.clip(Z, -self.clip, self.clip, out=Z)
+        if raw is not None:
+            raw = raw[: X.shape[1]] if raw.shape[0] >= X.shape[1] else np.pad(raw, (0, X.shape[1] - raw.shape[0]))
+            Z[:, raw] = np.where(M[:, raw] & (count[..., raw] >= 1), X[:, raw], 0.0)
+        return Z
 
-    def transform(self, X: np.ndarray, M: np.ndarray | None = None) -> np.ndarray:
-        """Standardise rows ``X`` (b, d) with the current statistics; ``M`` marks present values."""
+    def transform(self, X: np.ndarray, M: np.ndarray | None = None, raw: np.ndarray | None = None) -> np.ndarray:
+        """Standardise rows ``X`` (b, d) with the current statistics; ``M`` marks present values,
+        ``raw`` the indicator columns."""
         self.grow(X.shape[1])
         d = X.shape[1]
         M = np.ones(X.shape, dtype=bool) if M is None else M
-        return self._z(X, M, self.count[:d], self.mean[:d], self.m2[:d])
+        return self._z(X, M, self.count[:d], self.mean[:d], self.m2[:d], raw)
 
-    def prequential(self, X: np.ndarray, M: np.ndarray, learn: np.ndarray | None = None) -> np.ndarray:
+    def prequential(self, X: np.ndarray, M: np.ndarray, learn: np.ndarray | None = None,
+                    raw: np.ndarray | None = None) -> np.ndarray:
         """Standardise each row with the statistics before it, absorbing rows where ``learn``."""
         self.grow(X.shape[1])
         b, d = X.shape
@@ -70,7 +82,7 @@ class OnlineStandardizer:
         with np.errstate(divide="ignore", invalid="ignore"):
             shift = np.where(n_before > 0, s1_before / n_before, 0.0)
             m2_before = m20 + s2_before - np.where(n_before > 0, s1_before * shift, 0.0)
-        Z = self._z(X, M, n_before, mu0 + shift, np.maximum(m2_before, 0.0))
+        Z = self._z(X, M, n_before, mu0 + shift, np.maximum(m2_before, 0.0), raw)
         n_after = n0 + cn[-1]
         s1, s2 = c1[-1], c2[-1]
         with np.errstate(divide="ignore", invalid="ignore"):
