@@ -299,7 +299,7 @@ def _records(n, seed=0):
     for i in range(n):
         x = rng.normal(size=3)
         out.append(json.dumps({"id": i, "x": x.tolist(), "y": "p" if x[0] > 0 else "n"}).encode())
-    out[13] = b'{"id": 13, "x": [1, "two", 3]}'  # a dead letter in the middle
+    out[13] = b'{"id": 13, "x": [1, Infinity, 3]}'  # a dead letter in the middle
     return out
 
 
@@ -315,8 +315,8 @@ def test_daemon_flushes_then_checkpoints_then_commits(tmp_path):
         offset = log[i].split(":")[1]
         assert log[i + 1] == f"commit:{offset}"
     assert log[saves[-1]] == "save:60" and "close" in log[saves[-1]:]
-    assert len(preds.items) == 59 and [d.reason for d in dead.items] == ["wrong_type"]
-    assert daemon.metrics.events["learned"] == 59 and daemon.metrics.dead_letters["wrong_type"] == 1
+    assert len(preds.items) == 59 and [d.reason for d in dead.items] == ["non_finite"]
+    assert daemon.metrics.events["learned"] == 59 and daemon.metrics.dead_letters["non_finite"] == 1
 
 
 def test_daemon_resumes_after_a_crash_exactly(tmp_path):
