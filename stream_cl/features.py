@@ -166,18 +166,25 @@ class FeatureIndex:
     def overflow_total(self) -> int:
         return sum(self.overflow.values())
 
-    def vectorize(self, xs: Sequence[Mapping]) -> tuple[np.ndarray, list]:
+    def vectorize(self, xs: Sequence[Mapping], learn: Sequence[bool] | None = None) -> tuple[np.ndarray, list]:
         """Rows for ``xs`` (shape ``(len(xs), width + len(new))``) and the keys not yet indexed.
 
         Raises :class:`InvalidFeatureError` for the first bad value; nothing is changed then.
         """
-        X, _, new = self.vectorize_masked(xs)
+        X, _, new = self.vectorize_masked(xs, learn)
         return X, new
 
-    def vectorize_masked(self, xs: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray, NewColumns]:
-        """Like :meth:`vectorize`, plus a boolean mask of the values present in each event."""
+    def vectorize_masked(self, xs: Sequence[Mapping], learn: Sequence[bool] | None = None
+                         ) -> tuple[np.ndarray, np.ndarray, NewColumns]:
+        """Like :meth:`vectorize`, plus a boolean mask of the values present in each event.
+
+        ``learn[i]`` false (an event only predicted) creates no column and uses no category
+        slot, as a loop that only predicts that event would not: its unseen keys are left
+        out, or placed in a column that a learned event of the same batch creates (nothing
+        was learned in that column before it, so the value cannot reach a prediction).
+        """
         if self.hash_width is not None:
-            return self._hashed(xs)
+            return self._hashed(xs, learn)
         new, new_pos = NewColumns(), {}
         n_known = len(self.names)
         groups: dict[tuple, list[int]] = {}  # key sequence -> rows (streams repeat one sequence)
@@ -187,20 +194,35 @@ class FeatureIndex:
             row_keys.append(keys)
             groups.setdefault(keys, []).append(i)
         values = {keys: self._group_values([xs[i] for i in rows], len(keys)) for keys, rows in groups.items()}
-        placed = []
+        learns = [True] * len(xs) if learn is None else [bool(v) for v in learn]
+        placed, pos = [], self._pos
         if all(V is not None for V in values.values()):  # finite numbers only: group by group
-            for keys, rows in groups.items():  # a group's keys all appear in its first row: first-seen order
-                placed.append((rows, self._numeric_cols(keys, new, new_pos, n_known), values[keys]))
+            if not all(learns) and any(k not in pos for keys in groups for k in keys):
+                first: dict = {}  # key sequence -> its first learned row: registration order
+                for i, keys in enumerate(row_keys):
+                    if learns[i] and keys not in first:
+                        first[keys] = i
+                for keys in sorted(first, key=first.get):
+                    self._numeric_cols(keys, new, new_pos, n_known)
+                for keys, rows in groups.items():
+                    placed.append((rows, *self._known_cols(keys, values[keys], new_pos)))
+            else:
+                for keys, rows in groups.items():  # a group's keys all appear in its first row: first-seen order
+                    placed.append((rows, self._numeric_cols(keys, new, new_pos, n_known), values[keys]))
         else:
             # categories, nulls, nesting or a bad value somewhere: in stream order, so that new
             # columns and the category bound follow the stream as a loop over events would
+            done = set()
             for i, keys in enumerate(row_keys):
-                V = values[keys]
-                if V is None:
-                    cols, vals = self._place(xs[i], new, new_pos, n_known)
+                if values[keys] is None:
+                    cols, vals = self._place(xs[i], new, new_pos, n_known, learns[i])
                     placed.append(([i], cols, vals[None, :]))
-                elif groups[keys][0] == i:
-                    placed.append((groups[keys], self._numeric_cols(keys, new, new_pos, n_known), V))
+                elif learns[i] and keys not in done:
+                    done.add(keys)
+                    self._numeric_cols(keys, new, new_pos, n_known)
+            for keys, rows in groups.items():
+                if values[keys] is not None:
+                    placed.append((rows, *self._known_cols(keys, values[keys], new_pos)))
         X = np.zeros((len(xs), n_known + len(new)))  # (batch, features)
         M = np.zeros(X.shape, dtype=bool)
         for rows, cols, V in placed:
@@ -211,6 +233,18 @@ class FeatureIndex:
                 X[np.ix_(rows, cols)] = V
                 M[np.ix_(rows, cols)] = True
         return X, M, new
+
+    def _known_cols(self, keys: tuple, V: np.ndarray, new_pos: dict) -> tuple[list[int], np.ndarray]:
+        """Columns of ``keys`` that exist (or were created in this batch), and their values."""
+        pos, cols, kept = self._pos, [], []
+        for c, key in enumerate(keys):
+            j = pos.get(key)
+            if j is None:
+                j = new_pos.get(key)
+            if j is not None:
+                cols.append(j)
+                kept.append(c)
+        return cols, (V if len(kept) == len(keys) else V[:, kept])
 
     def _numeric_cols(self, keys: tuple, new: NewColumns, new_pos: dict, n_known: int) -> list[int]:
         pos, cols = self._pos, []
@@ -255,8 +289,9 @@ class FeatureIndex:
                 cells.extend((c, t, NUMERIC, None) for c, t in time_columns(k, epoch_seconds(v)).items())
         return cells
 
-    def _place(self, x: Mapping, new: NewColumns, new_pos: dict, n_known: int) -> tuple[list[int], np.ndarray]:
-        """Columns and values of one event, registering new columns in ``new`` (growing index)."""
+    def _place(self, x: Mapping, new: NewColumns, new_pos: dict, n_known: int,
+               learn: bool = True) -> tuple[list[int], np.ndarray]:
+        """Columns and values of one event, registering new columns in ``new`` if it is learned."""
         pos, cols, vals = self._pos, [], []
         for key, v, kind, base in self._cells(x):
             j = pos.get(key)
@@ -264,12 +299,15 @@ class FeatureIndex:
                 j = new_pos.get(key)
             if j is None:
                 if kind == CATEGORY and self.categories.get(base, 0) + new.own.get(base, 0) >= self.max_categories:
-                    new.overflow[base] = new.overflow.get(base, 0) + 1  # over the bound: the shared column
-                    key, kind = indicator_key(base, OTHER), SHARED
+                    key, kind = indicator_key(base, OTHER), SHARED  # over the bound: the shared column
+                    if learn:
+                        new.overflow[base] = new.overflow.get(base, 0) + 1
                     j = pos.get(key)
                     if j is None:
                         j = new_pos.get(key)
                 if j is None:
+                    if not learn:  # a prediction has no column that no learned event made
+                        continue
                     j = new_pos[key] = n_known + new.add(key, kind, base)
             cols.append(j)
             vals.append(v)
@@ -310,18 +348,19 @@ class FeatureIndex:
         row[cols] = values[off:]
         return row
 
-    def _hashed(self, xs: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray, NewColumns]:
+    def _hashed(self, xs: Sequence[Mapping], learn=None) -> tuple[np.ndarray, np.ndarray, NewColumns]:
         X = np.zeros((len(xs), self.hash_width))  # (batch, hash_width)
         M = np.zeros(X.shape, dtype=bool)
         new, kinds = NewColumns(), self._kinds
         for i, x in enumerate(xs):
+            learned = learn is None or learn[i]
             for key, value, kind, _ in self._cells(x):
                 h = _stable_hash(key)
                 j = h % self.hash_width
                 # The sign bit comes from the high bits so collisions cancel in expectation.
                 X[i, j] += value if (h >> 31) & 1 == 0 else -value
                 M[i, j] = True
-                if kinds[j] < 0 and j not in new.buckets:  # a bucket's kind is that of its first key
+                if learned and kinds[j] < 0 and j not in new.buckets:  # a bucket's kind: its first learned key's
                     new.buckets[j] = kind
         return X, M, new
 

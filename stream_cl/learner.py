@@ -125,7 +125,7 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
     >>> from river import datasets, evaluate, metrics
     >>> model = OnlineContinualLearner(device="cpu")
     >>> evaluate.progressive_val_score(datasets.ImageSegments(), model, metrics.Accuracy())
-    Accuracy: 93.63%
+    Accuracy: 93.76%
     """
 
     def __init__(
@@ -231,7 +231,8 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
 
     # -- features ----------------------------------------------------------------------
     def _designs(self, Z: np.ndarray, M: np.ndarray) -> dict:
-        """Design matrices per view from standardised inputs ``Z`` (b, d_in), present ``M``."""
+        """Design matrices per view from standardised inputs ``Z`` (b, d_in) and ``M``, the inputs
+        present and learned from before (a loop's prediction has no column it never learned)."""
         dev = torch_device(self.device_)
         Zt = torch.as_tensor(Z, device=dev)
         Mt = torch.as_tensor(M, device=dev)
@@ -259,8 +260,8 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         keys, values, designs = memo
         return designs if keys == tuple(x) and values == tuple(x.values()) else None
 
-    def _rows(self, xs: Sequence[Mapping]):
-        X, M, new = self.index_.vectorize_masked(xs)  # raises before any state changes
+    def _rows(self, xs: Sequence[Mapping], learn=None):
+        X, M, new = self.index_.vectorize_masked(xs, learn)  # raises before any state changes
         return X, M, new
 
     # -- learning ----------------------------------------------------------------------
@@ -278,13 +279,13 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         for y in ys:
             if y is not None:
                 _check_label(y)
-        X, M, new = self._rows(xs)
-        self.index_.commit(new)
         labelled = np.array([y is not None for y in ys], dtype=bool)
-        Z = self.scaler_.prequential(X, M, labelled, self.index_.indicator_mask)  # (b, d_in)
+        X, M, new = self._rows(xs, labelled)  # only learned events make columns
+        self.index_.commit(new)
+        Z, K = self.scaler_.prequential(X, M, labelled, self.index_.indicator_mask, known=True)  # (b, d_in)
         designs = self._memo_designs(memo, xs, new)
         if designs is None:
-            designs = self._designs(Z, M)
+            designs = self._designs(Z, K)
         probas, hits = [], []
         for head, (_, view) in zip(self.heads_, self.heads):
             scores = head.prequential(designs[view], ys, sample_weight)  # (b, c)
@@ -311,8 +312,8 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         """Probabilities (b, n_classes) in ``classes_`` order, without learning."""
         X, M, new = self._rows(xs)
         d = self.index_.width
-        Z = self.scaler_.transform(X[:, :d], M[:, :d], self.index_.indicator_mask)  # unseen keys: no weights yet
-        designs = self._designs(Z, M[:, :d])
+        Z, K = self.scaler_.transform(X[:, :d], M[:, :d], self.index_.indicator_mask, known=True)  # unseen keys: none
+        designs = self._designs(Z, K)
         if len(xs) == 1 and not new:
             self._memo = (tuple(xs[0]), tuple(xs[0].values()), designs)
         probas = [scores_to_proba(h.scores(designs[v]), self.temperature) for h, (_, v) in zip(self.heads_, self.heads)]
@@ -424,7 +425,7 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         for y in ys:
             if y is not None:
                 _check_label(y)
-        X, M, new = self._rows(xs)
+        X, M, new = self._rows(xs, [y is not None for y in ys])  # only learned events make columns
         b = len(ys)
         if tasks is not None and len(tasks) != b:
             raise ValueError(f"tasks has {len(tasks)} entries for {b} events")
@@ -447,9 +448,10 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         learn = np.zeros(len(row_y), dtype=bool)
         learn[:b] = labelled  # replayed rows were absorbed by the standardiser when they were fresh
         Z = np.empty_like(X)
-        Z[order] = self.scaler_.prequential(X[order], M[order], learn[order], self.index_.indicator_mask)
+        K = np.empty_like(M)
+        Z[order], K[order] = self.scaler_.prequential(X[order], M[order], learn[order], self.index_.indicator_mask, known=True)
         views = [v for v in VIEWS if any(view == v for _, view in self.heads) or (v == "inputs" and self.sgd_ is not None)]
-        designs = {v: D for v, D in self._designs(Z, M).items() if v in views}  # rows in concatenation order
+        designs = {v: D for v, D in self._designs(Z, K).items() if v in views}  # rows in concatenation order
         # 2. imbalance compensation on the fresh rows' designs
         if self.imbalance_ is not None:
             la = self.heads_[0].la

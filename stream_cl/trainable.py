@@ -316,7 +316,7 @@ class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
         tasks = [None] * b if tasks is None else list(tasks)
         if len(tasks) != b:
             raise ValueError(f"tasks has {len(tasks)} entries for {b} events")
-        X, M, new = self.index_.vectorize_masked(xs)
+        X, M, new = self.index_.vectorize_masked(xs, [y is not None for y in ys])  # learned events make columns
         self.index_.commit(new)
         self._grow_inputs(X.shape[1])
         labelled = np.array([y is not None for y in ys], dtype=bool)

@@ -12,6 +12,12 @@ value. They read their own value (1 when the event has the category) once the
 column has been learned from at least once, and 0 before (so a category seen for the
 first time cannot move a prediction that a loop over events would make without it).
 
+With ``known=True`` both methods also return which values are *known*: present, in a
+column learned from before the row. A prediction made before a column was learned
+from does not have the column at all, so what reads the inputs beyond their values
+(the backbone counts the inputs present) must use this mask for a batch to give
+exactly what a loop over its events gives.
+
 >>> import numpy as np
 >>> s = OnlineStandardizer()
 >>> X = np.array([[1.0], [3.0], [5.0]])
@@ -57,16 +63,18 @@ class OnlineStandardizer:
             Z[:, raw] = np.where(M[:, raw] & (count[..., raw] >= 1), X[:, raw], 0.0)
         return Z
 
-    def transform(self, X: np.ndarray, M: np.ndarray | None = None, raw: np.ndarray | None = None) -> np.ndarray:
+    def transform(self, X: np.ndarray, M: np.ndarray | None = None, raw: np.ndarray | None = None,
+                  known: bool = False):
         """Standardise rows ``X`` (b, d) with the current statistics; ``M`` marks present values,
-        ``raw`` the indicator columns."""
+        ``raw`` the indicator columns. ``known=True``: ``(Z, known mask)``."""
         self.grow(X.shape[1])
         d = X.shape[1]
         M = np.ones(X.shape, dtype=bool) if M is None else M
-        return self._z(X, M, self.count[:d], self.mean[:d], self.m2[:d], raw)
+        Z = self._z(X, M, self.count[:d], self.mean[:d], self.m2[:d], raw)
+        return (Z, M & (self.count[:d] >= 1)) if known else Z
 
     def prequential(self, X: np.ndarray, M: np.ndarray, learn: np.ndarray | None = None,
-                    raw: np.ndarray | None = None) -> np.ndarray:
+                    raw: np.ndarray | None = None, known: bool = False):
         """Standardise each row with the statistics before it, absorbing rows where ``learn``."""
         self.grow(X.shape[1])
         b, d = X.shape
@@ -83,13 +91,14 @@ class OnlineStandardizer:
             shift = np.where(n_before > 0, s1_before / n_before, 0.0)
             m2_before = m20 + s2_before - np.where(n_before > 0, s1_before * shift, 0.0)
         Z = self._z(X, M, n_before, mu0 + shift, np.maximum(m2_before, 0.0), raw)
+        K = M & (n_before >= 1) if known else None
         n_after = n0 + cn[-1]
         s1, s2 = c1[-1], c2[-1]
         with np.errstate(divide="ignore", invalid="ignore"):
             shift = np.where(n_after > 0, s1 / n_after, 0.0)
             m2_after = m20 + s2 - np.where(n_after > 0, s1 * shift, 0.0)
         self.count, self.mean, self.m2 = n_after, mu0 + shift, np.maximum(m2_after, 0.0)
-        return Z
+        return (Z, K) if known else Z
 
     def state_dict(self) -> dict:
         return {"clip": self.clip, "count": self.count.copy(), "mean": self.mean.copy(), "m2": self.m2.copy()}

@@ -118,8 +118,8 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         return W[0].copy() if W.size else np.zeros(0)
 
     # -- design rows -----------------------------------------------------------------------
-    def _design(self, xs: Sequence[Mapping]) -> np.ndarray:
-        X, new = self.index_.vectorize(xs)
+    def _design(self, xs: Sequence[Mapping], learn=None) -> np.ndarray:
+        X, new = self.index_.vectorize(xs, learn)  # learn[i] false: no new columns for event i
         self.index_.commit(new)
         return np.hstack([np.ones((len(xs), 1)), X])  # (b, 1 + width)
 
@@ -167,7 +167,8 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         Returns probabilities (b, n_classes) in ``classes_`` order, identical to a loop of
         ``predict_proba_one`` then ``learn_one`` (a class not yet seen has probability 0).
         """
-        scores = self.head_.prequential(self._design(xs), list(ys), sample_weight)
+        ys = list(ys)
+        scores = self.head_.prequential(self._design(xs, [y is not None for y in ys]), ys, sample_weight)
         return scores_to_proba(scores, self.temperature)
 
     # -- prediction ------------------------------------------------------------------------
