@@ -195,7 +195,7 @@ class FeatureIndex:
             groups.setdefault(keys, []).append(i)
         values = {keys: self._group_values([xs[i] for i in rows], len(keys)) for keys, rows in groups.items()}
         learns = [True] * len(xs) if learn is None else [bool(v) for v in learn]
-        placed, pos = [], self._pos
+        placed, pos, flat = [], self._pos, None
         if all(V is not None for V in values.values()):  # finite numbers only: group by group
             if not all(learns) and any(k not in pos for keys in groups for k in keys):
                 first: dict = {}  # key sequence -> its first learned row: registration order
@@ -212,11 +212,13 @@ class FeatureIndex:
         else:
             # categories, nulls, nesting or a bad value somewhere: in stream order, so that new
             # columns and the category bound follow the stream as a loop over events would
-            done = set()
+            done, flat = set(), ([], [], [])  # (row, column, value) of the events placed one by one
             for i, keys in enumerate(row_keys):
                 if values[keys] is None:
                     cols, vals = self._place(xs[i], new, new_pos, n_known, learns[i])
-                    placed.append(([i], cols, vals[None, :]))
+                    flat[0].extend([i] * len(cols))
+                    flat[1].extend(cols)
+                    flat[2].extend(vals)
                 elif learns[i] and keys not in done:
                     done.add(keys)
                     self._numeric_cols(keys, new, new_pos, n_known)
@@ -225,6 +227,9 @@ class FeatureIndex:
                     placed.append((rows, *self._known_cols(keys, values[keys], new_pos)))
         X = np.zeros((len(xs), n_known + len(new)))  # (batch, features)
         M = np.zeros(X.shape, dtype=bool)
+        if flat is not None and flat[0]:
+            X[flat[0], flat[1]] = flat[2]
+            M[flat[0], flat[1]] = True
         for rows, cols, V in placed:
             if len(rows) == len(xs) and cols == list(range(len(cols))):
                 X[:, : len(cols)] = V  # the common case: every row, known columns in order
@@ -290,10 +295,10 @@ class FeatureIndex:
         return cells
 
     def _place(self, x: Mapping, new: NewColumns, new_pos: dict, n_known: int,
-               learn: bool = True) -> tuple[list[int], np.ndarray]:
+               learn: bool = True) -> tuple[list[int], list[float]]:
         """Columns and values of one event, registering new columns in ``new`` if it is learned."""
         pos, cols, vals = self._pos, [], []
-        for key, v, kind, base in self._cells(x):
+        for key, v, kind, base in self._cells(x):  # (vals: a list, the caller gathers a batch's)
             j = pos.get(key)
             if j is None:
                 j = new_pos.get(key)
@@ -311,7 +316,7 @@ class FeatureIndex:
                     j = new_pos[key] = n_known + new.add(key, kind, base)
             cols.append(j)
             vals.append(v)
-        return cols, np.array(vals, dtype=np.float64)
+        return cols, vals
 
     def vectorize_one(self, x: Mapping, bias: bool = False) -> tuple[np.ndarray, list]:
         """Fast path of :meth:`vectorize` for one event: a 1-D row, led by 1.0 if ``bias``."""

@@ -102,9 +102,10 @@ def test_indicators_are_not_standardised_and_read_zero_until_learned():
     M = np.array([[True, True], [False, True], [True, True], [True, True]])
     raw = np.array([True, False])
     Z = s.prequential(X, M, np.ones(4, dtype=bool), raw)
-    assert Z[:, 0].tolist() == [0.0, 0.0, 1.0, 1.0]  # 0 the first time, then its own value, never 1/sqrt(p)
+    # 0 the first time, then its own value (times INDICATOR_SCALE = 0.5), never a standardised 1/sqrt(p)
+    assert Z[:, 0].tolist() == [0.0, 0.0, 0.5, 0.5]
     assert Z[2, 1] == pytest.approx((9.0 - 6.0) / 1.0)  # numeric columns as before
-    assert s.transform(np.array([[1.0, 6.0]]), np.array([[True, True]]), raw).tolist() == [[1.0, 0.0]]
+    assert s.transform(np.array([[1.0, 6.0]]), np.array([[True, True]]), raw).tolist() == [[0.5, 0.0]]
 
 
 def test_indicator_inputs_get_no_threshold_units():
