@@ -193,11 +193,14 @@ class FeatureIndex:
             keys = tuple(x)
             row_keys.append(keys)
             groups.setdefault(keys, []).append(i)
-        values = {keys: self._group_values([xs[i] for i in rows], len(keys)) for keys, rows in groups.items()}
-        learns = [True] * len(xs) if learn is None else [bool(v) for v in learn]
+        values, numeric = {}, True
+        for keys, rows in groups.items():
+            V = values[keys] = self._group_values([xs[i] for i in rows] if len(rows) < len(xs) else xs, len(keys))
+            numeric = numeric and V is not None
         placed, pos, flat = [], self._pos, None
-        if all(V is not None for V in values.values()):  # finite numbers only: group by group
-            if not all(learns) and any(k not in pos for keys in groups for k in keys):
+        if numeric:  # finite numbers only: group by group
+            if learn is not None and any(k not in pos for keys in groups for k in keys) and not all(learn):
+                learns = [bool(v) for v in learn]
                 first: dict = {}  # key sequence -> its first learned row: registration order
                 for i, keys in enumerate(row_keys):
                     if learns[i] and keys not in first:
@@ -212,6 +215,7 @@ class FeatureIndex:
         else:
             # categories, nulls, nesting or a bad value somewhere: in stream order, so that new
             # columns and the category bound follow the stream as a loop over events would
+            learns = [True] * len(xs) if learn is None else [bool(v) for v in learn]
             done, flat = set(), ([], [], [])  # (row, column, value) of the events placed one by one
             for i, keys in enumerate(row_keys):
                 if values[keys] is None:
