@@ -13,7 +13,9 @@ Values follow :mod:`stream_cl.encoding`: a number is a numeric column; a string
 it); null is missing (with ``missing_indicators``, the indicator ``"k=<missing>"``);
 nested objects and arrays are flattened. In the growing index each feature gets
 at most ``max_categories`` indicator columns of its own; later categories share
-``"k=<other>"`` and are counted in :attr:`FeatureIndex.overflow`.
+``"k=<other>"`` and are counted in :attr:`FeatureIndex.overflow`. The kind of every
+column (numeric, indicator, and whether a learner's per-input block includes it, see
+``KEYED_CATEGORIES``) is fixed when it is created.
 
 Vectorising never mutates the index: new keys are returned and committed by the
 caller only once the whole batch has been validated, so a bad event cannot leave
@@ -56,8 +58,16 @@ from .encoding import (DEFAULT_MAX_CATEGORIES, DEFAULT_MAX_DEPTH, MISSING, OTHER
 
 __all__ = ["FeatureIndex", "InvalidFeatureError", "NewColumns", "check_feature_value"]
 
-# Column kinds: a numeric column, a category's own indicator, a shared one (k=<other>, k=<missing>).
-NUMERIC, CATEGORY, SHARED = 0, 1, 2
+# Column kinds: a numeric column, a category's own indicator, a shared one (k=<other>, k=<missing>),
+# a category's own indicator beyond the first KEYED_CATEGORIES of its feature.
+NUMERIC, CATEGORY, SHARED, LATE = 0, 1, 2, 3
+# Every indicator feeds the input-only heads (each category its exact weight) and the random
+# features; only the first KEYED_CATEGORIES of a feature (and the shared columns) also get a
+# column in the backbone heads' per-input block. Those heads' cost grows with the square of
+# their width: on benchmarks/vs_river.py's Payments (5,000 merchant ids, max_categories 1000)
+# keying every category ran at 602 events/s, the first 16 / 32 / 64 at 1,611 / 1,836 / 1,890,
+# with accuracy 0.8161 / 0.8158 / 0.8167 / 0.8166.
+KEYED_CATEGORIES = 32
 
 
 def check_feature_value(key: Hashable, value: object) -> float:
@@ -113,7 +123,7 @@ class NewColumns(list):
         self.append(key)
         self.kinds.append(kind)
         self.bases.append(base)
-        if kind == CATEGORY:
+        if kind == CATEGORY or kind == LATE:
             self.own[base] = self.own.get(base, 0) + 1
         return len(self) - 1
 
@@ -161,6 +171,15 @@ class FeatureIndex:
             mask = np.array(self._kinds, dtype=np.int64) > 0
             self._mask = mask if mask.any() else np.zeros(0, dtype=bool)
         return self._mask if self._mask.size else None
+
+    @property
+    def unkeyed_mask(self) -> np.ndarray | None:
+        """The indicator columns of categories beyond the first ``KEYED_CATEGORIES`` of their
+        feature; ``None`` if there is none."""
+        kinds = self._kinds
+        if LATE not in kinds:
+            return None
+        return np.array(kinds, dtype=np.int64) == LATE
 
     @property
     def overflow_total(self) -> int:
@@ -307,7 +326,10 @@ class FeatureIndex:
             if j is None:
                 j = new_pos.get(key)
             if j is None:
-                if kind == CATEGORY and self.categories.get(base, 0) + new.own.get(base, 0) >= self.max_categories:
+                ordinal = self.categories.get(base, 0) + new.own.get(base, 0) if kind == CATEGORY else 0
+                if ordinal >= KEYED_CATEGORIES:
+                    kind = LATE
+                if ordinal >= self.max_categories:
                     key, kind = indicator_key(base, OTHER), SHARED  # over the bound: the shared column
                     if learn:
                         new.overflow[base] = new.overflow.get(base, 0) + 1
@@ -384,7 +406,7 @@ class FeatureIndex:
             self._pos[key] = len(self.names)
             self.names.append(key)
             self._kinds.append(kind)
-            if kind == CATEGORY:
+            if kind == CATEGORY or kind == LATE:
                 self.categories[base] = self.categories.get(base, 0) + 1
         for base, n in getattr(new_keys, "overflow", {}).items():
             self.overflow[base] = self.overflow.get(base, 0) + n

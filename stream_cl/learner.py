@@ -242,7 +242,8 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
             keys = self.index_.names if self.hash_width is None else list(range(self.hash_width))
             H = self.backbone_.forward(Zt, keys, Mt)  # (b, width)
             raw = self.index_.indicator_mask if self.hash_width is None else None  # indicators: no units
-            K = self.key_units_.forward(Zt, keys, Mt, raw) if self.key_units else Zt  # (b, d_in * (1 + m))
+            late = self.index_.unkeyed_mask if self.hash_width is None else None  # no block at all
+            K = self.key_units_.forward(Zt, keys, Mt, raw, late) if self.key_units else Zt  # (b, d_in * (1 + m))
             # per-input blocks last: a new feature key appends columns, which the ridge grows exactly
             designs["all"] = torch.cat([ones, H, K], dim=1)  # (b, 1 + width + d_in * (1 + m))
         if self.device_ == "cpu":  # numpy heads

@@ -44,9 +44,10 @@ class KeyUnits:
         self.thresholds = np.vstack([self.thresholds, t])
         self.signs = np.vstack([self.signs, s])
 
-    def forward(self, Z: torch.Tensor, keys: list, mask: torch.Tensor, raw=None) -> torch.Tensor:
+    def forward(self, Z: torch.Tensor, keys: list, mask: torch.Tensor, raw=None, skip=None) -> torch.Tensor:
         """Blocks ``[z_j, units_j]`` for every input: (b, d_in * (1 + per_key)); ``[z_j]`` alone for
-        the inputs that ``raw`` (a numpy bool array over the inputs, or None) marks."""
+        the inputs that ``raw`` (a numpy bool array over the inputs, or None) marks, nothing
+        for those ``skip`` marks."""
         b, d = Z.shape
         if d > self.thresholds.shape[0]:
             self._grow(list(keys[self.thresholds.shape[0] : d]))
@@ -59,19 +60,22 @@ class KeyUnits:
         out = torch.cat([Z[:, :, None], units], dim=2).reshape(b, d * (1 + self.per_key))  # (b, d*(1+m))
         if raw is None or not raw[:d].any():
             return out
-        return out[:, self._kept(raw[:d])]  # (b, d_numeric * (1 + m) + d_indicators)
+        skip = np.zeros(d, dtype=bool) if skip is None else skip[:d]
+        return out[:, self._kept(raw[:d], skip)]  # (b, d_numeric * (1 + m) + d_indicators kept)
 
-    def _kept(self, raw: np.ndarray) -> torch.Tensor:
-        """Output positions kept when the inputs ``raw`` marks lose their units (cached: the kinds
-        of the inputs never change, new inputs only append)."""
+    def _kept(self, raw: np.ndarray, skip: np.ndarray) -> torch.Tensor:
+        """Output positions kept when the inputs ``raw`` marks lose their units and those ``skip``
+        marks lose their block (cached: the kinds of the inputs never change, new ones append)."""
         cached = getattr(self, "_kept_cache", None)
-        if cached is not None and cached[0] == raw.shape[0] and np.array_equal(cached[1], raw):
-            return cached[2]
+        if (cached is not None and cached[0] == raw.shape[0] and np.array_equal(cached[1], raw)
+                and np.array_equal(cached[2], skip)):
+            return cached[3]
         m = 1 + self.per_key
         keep = np.ones((raw.shape[0], m), dtype=bool)
         keep[raw, 1:] = False
+        keep[skip, :] = False
         idx = torch.as_tensor(np.flatnonzero(keep.ravel()), device=self.device)
-        self._kept_cache = (raw.shape[0], raw.copy(), idx)
+        self._kept_cache = (raw.shape[0], raw.copy(), skip.copy(), idx)
         return idx
 
     def state_dict(self) -> dict:

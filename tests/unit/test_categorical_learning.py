@@ -14,6 +14,7 @@ from stream_cl.checkpoint import load_checkpoint, save_checkpoint
 from stream_cl.config import ConfigError, load_config_dict
 from stream_cl.events import Event
 from stream_cl.factory import build_learner
+from stream_cl.features import KEYED_CATEGORIES
 from stream_cl.prequential import Prequential
 from stream_cl.replay import ReservoirReplay
 from stream_cl.trainable import TrainableLearner
@@ -118,6 +119,20 @@ def test_indicator_inputs_get_no_threshold_units():
     model = small(key_units=4)
     model.prequential_batch([{"a": 1.0, "c": "x"}, {"a": 2.0, "c": "y"}], ["p", "q"])
     assert model.heads_[0].ridge.n_features == 1 + 32 + 1 * (1 + 4) + 2  # bias, random features, a's block, 2 indicators
+    # a skipped input loses its block altogether
+    out = units.forward(Z, ["a", "c=x", "b"], torch.ones(1, 3, dtype=torch.bool), np.array([False, True, False]),
+                        np.array([False, True, False]))
+    assert torch.equal(out, torch.cat([full[0, :4], full[0, 8:]])[None])
+
+
+def test_only_the_first_categories_of_a_feature_widen_the_backbone_heads():
+    model = small(key_units=2)
+    xs = [{"a": float(i), "m": f"m{i}"} for i in range(50)]
+    model.prequential_batch(xs, [i % 2 for i in range(50)])
+    assert len(model.feature_names_in_) == 51 and model.index_.unkeyed_mask.sum() == 50 - KEYED_CATEGORIES
+    all_view = 1 + 32 + (1 + 2) + KEYED_CATEGORIES  # bias, random features, a's block, the keyed categories
+    assert model.heads_[0].ridge.n_features == all_view
+    assert model.heads_[2].ridge.n_features == 1 + 51  # an input head: every column
 
 
 @pytest.mark.parametrize("hash_width", [None, 64])
