@@ -38,7 +38,7 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_MAX_CATEGORIES", "DEFAULT_MAX_DEPTH", "MISSING", "OTHER", "TIME_COLUMNS", "InvalidFeatureError",
-    "epoch_seconds", "flatten", "frame_rows", "indicator_key", "time_columns",
+    "cells", "epoch_seconds", "flatten", "frame_rows", "indicator_key", "time_columns",
 ]
 
 DEFAULT_MAX_DEPTH = 4  # levels of objects/arrays below the features object
@@ -46,6 +46,8 @@ DEFAULT_MAX_CATEGORIES = 1000  # indicator columns per feature before "k=<other>
 OTHER = "<other>"  # the shared column of the categories over the bound
 MISSING = "<missing>"  # the optional column of a null value
 TIME_COLUMNS = ("hour_sin", "hour_cos", "dow_sin", "dow_cos")
+# Column kinds: a number, a category's own indicator, a shared indicator (k=<other>, k=<missing>).
+NUMERIC, CATEGORY, SHARED = 0, 1, 2
 _BIG = 2**1000  # ints inside this convert to float without overflow
 _DAY = 86_400.0
 _TWO_PI = 2.0 * math.pi
@@ -156,6 +158,29 @@ def _flatten_into(out: dict, items, prefix, depth: int, max_depth: int, nan_miss
                 key, v, f"expected a number, a string, a boolean, null, an object or an array, not {t.__name__}")
         if limit is not None and len(out) > limit:
             raise InvalidFeatureError(key, v, f"more than {limit} features", "too_many_features")
+
+
+def cells(x: Mapping, missing_indicators: bool = False, time_features: bool = False) -> list[tuple]:
+    """``(column key, value, kind, feature)`` for every value of one event, by the rules above.
+
+    >>> cells({"a": 2, "c": "red", "n": None}, missing_indicators=True)
+    [('a', 2.0, 0, None), ('c=red', 1.0, 1, 'c'), ('n=<missing>', 1.0, 2, 'n')]
+    """
+    out = []
+    for k, v in flatten(x, DEFAULT_MAX_DEPTH).items():
+        if type(v) is float:
+            out.append((k, v, NUMERIC, None))
+        elif type(v) is str:
+            out.append((indicator_key(k, v), 1.0, CATEGORY, k))
+        elif v is None:
+            if missing_indicators:
+                out.append((indicator_key(k, MISSING), 1.0, SHARED, k))
+        elif isinstance(v, date):
+            if not time_features:
+                raise InvalidFeatureError(k, v, "a datetime: set time_features=True for cyclical time columns, "
+                                                "or send epoch seconds")
+            out.extend((c, t, NUMERIC, None) for c, t in time_columns(k, epoch_seconds(v)).items())
+    return out
 
 
 def frame_rows(X) -> list[dict]:

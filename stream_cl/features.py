@@ -46,21 +46,18 @@ Categories, the cardinality bound and nulls:
 from __future__ import annotations
 
 import math
-import numbers
 import zlib
 from collections.abc import Hashable, Mapping, Sequence
-from datetime import date
 
 import numpy as np
 
-from .encoding import (DEFAULT_MAX_CATEGORIES, DEFAULT_MAX_DEPTH, MISSING, OTHER, InvalidFeatureError, epoch_seconds,
-                       flatten, indicator_key, time_columns)
+from .encoding import CATEGORY, DEFAULT_MAX_CATEGORIES, NUMERIC, OTHER, SHARED, InvalidFeatureError, cells, indicator_key
 
-__all__ = ["FeatureIndex", "InvalidFeatureError", "NewColumns", "check_feature_value"]
+__all__ = ["FeatureIndex", "InvalidFeatureError", "NewColumns"]
 
-# Column kinds: a numeric column, a category's own indicator, a shared one (k=<other>, k=<missing>),
-# a category's own indicator beyond the first KEYED_CATEGORIES of its feature.
-NUMERIC, CATEGORY, SHARED, LATE = 0, 1, 2, 3
+# Column kinds (NUMERIC, CATEGORY, SHARED from stream_cl.encoding), and a category's own
+# indicator beyond the first KEYED_CATEGORIES of its feature.
+LATE = 3
 # Every indicator feeds the input-only heads (each category its exact weight) and the random
 # features; only the first KEYED_CATEGORIES of a feature (and the shared columns) also get a
 # column in the backbone heads' per-input block. Those heads' cost grows with the square of
@@ -68,18 +65,6 @@ NUMERIC, CATEGORY, SHARED, LATE = 0, 1, 2, 3
 # keying every category ran at 602 events/s, the first 16 / 32 / 64 at 1,611 / 1,836 / 1,890,
 # with accuracy 0.8161 / 0.8158 / 0.8167 / 0.8166.
 KEYED_CATEGORIES = 32
-
-
-def check_feature_value(key: Hashable, value: object) -> float:
-    """Return ``value`` as a finite float or raise :class:`InvalidFeatureError`."""
-    if isinstance(value, bool) or isinstance(value, np.bool_):
-        return float(value)
-    if not isinstance(value, numbers.Real):
-        raise InvalidFeatureError(key, value, f"expected a number, not {type(value).__name__}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise InvalidFeatureError(key, value, "not finite", "non_finite")
-    return v
 
 
 def values_array(x: Mapping, bias: bool = False) -> np.ndarray | None:
@@ -204,8 +189,7 @@ class FeatureIndex:
         """
         if self.hash_width is not None:
             return self._hashed(xs, learn)
-        new, new_pos = NewColumns(), {}
-        n_known = len(self.names)
+        batch = _Batch(self)
         groups: dict[tuple, list[int]] = {}  # key sequence -> rows (streams repeat one sequence)
         row_keys = []
         for i, x in enumerate(xs):
@@ -214,135 +198,27 @@ class FeatureIndex:
             groups.setdefault(keys, []).append(i)
         values, numeric = {}, True
         for keys, rows in groups.items():
-            V = values[keys] = self._group_values([xs[i] for i in rows] if len(rows) < len(xs) else xs, len(keys))
+            V = values[keys] = _numeric_values([xs[i] for i in rows] if len(rows) < len(xs) else xs, len(keys))
             numeric = numeric and V is not None
-        placed, pos, flat = [], self._pos, None
-        if numeric:  # finite numbers only: group by group
-            if learn is not None and any(k not in pos for keys in groups for k in keys) and not all(learn):
-                learns = [bool(v) for v in learn]
-                first: dict = {}  # key sequence -> its first learned row: registration order
-                for i, keys in enumerate(row_keys):
-                    if learns[i] and keys not in first:
-                        first[keys] = i
-                for keys in sorted(first, key=first.get):
-                    self._numeric_cols(keys, new, new_pos, n_known)
-                for keys, rows in groups.items():
-                    placed.append((rows, *self._known_cols(keys, values[keys], new_pos)))
-            else:
-                for keys, rows in groups.items():  # a group's keys all appear in its first row: first-seen order
-                    placed.append((rows, self._numeric_cols(keys, new, new_pos, n_known), values[keys]))
-        else:
-            # categories, nulls, nesting or a bad value somewhere: in stream order, so that new
-            # columns and the category bound follow the stream as a loop over events would
-            learns = [True] * len(xs) if learn is None else [bool(v) for v in learn]
-            done, flat = set(), ([], [], [])  # (row, column, value) of the events placed one by one
-            for i, keys in enumerate(row_keys):
-                if values[keys] is None:
-                    cols, vals = self._place(xs[i], new, new_pos, n_known, learns[i])
-                    flat[0].extend([i] * len(cols))
-                    flat[1].extend(cols)
-                    flat[2].extend(vals)
-                elif learns[i] and keys not in done:
-                    done.add(keys)
-                    self._numeric_cols(keys, new, new_pos, n_known)
-            for keys, rows in groups.items():
-                if values[keys] is not None:
-                    placed.append((rows, *self._known_cols(keys, values[keys], new_pos)))
-        X = np.zeros((len(xs), n_known + len(new)))  # (batch, features)
-        M = np.zeros(X.shape, dtype=bool)
-        if flat is not None and flat[0]:
-            X[flat[0], flat[1]] = flat[2]
-            M[flat[0], flat[1]] = True
-        for rows, cols, V in placed:
-            if len(rows) == len(xs) and cols == list(range(len(cols))):
-                X[:, : len(cols)] = V  # the common case: every row, known columns in order
-                M[:, : len(cols)] = True
-            else:
-                X[np.ix_(rows, cols)] = V
-                M[np.ix_(rows, cols)] = True
-        return X, M, new
-
-    def _known_cols(self, keys: tuple, V: np.ndarray, new_pos: dict) -> tuple[list[int], np.ndarray]:
-        """Columns of ``keys`` that exist (or were created in this batch), and their values."""
-        pos, cols, kept = self._pos, [], []
-        for c, key in enumerate(keys):
-            j = pos.get(key)
-            if j is None:
-                j = new_pos.get(key)
-            if j is not None:
-                cols.append(j)
-                kept.append(c)
-        return cols, (V if len(kept) == len(keys) else V[:, kept])
-
-    def _numeric_cols(self, keys: tuple, new: NewColumns, new_pos: dict, n_known: int) -> list[int]:
-        pos, cols = self._pos, []
-        for key in keys:
-            j = pos.get(key)
-            if j is None:
-                j = new_pos.get(key)
-                if j is None:
-                    j = new_pos[key] = n_known + new.add(key, NUMERIC, None)
-            cols.append(j)
-        return cols
-
-    @staticmethod
-    def _group_values(xs: Sequence[Mapping], k: int) -> np.ndarray | None:
-        """Values (len(xs), k) of events sharing one key sequence when all are finite numbers."""
-        try:
-            V = np.array([list(x.values()) for x in xs])
-        except (ValueError, TypeError):
-            return None
-        if V.dtype.kind in "fiub" and V.shape == (len(xs), k):
-            V = V.astype(np.float64, copy=False)
-            if np.isfinite(V).all():
-                return V
-        return None
-
-    def _cells(self, x: Mapping) -> list[tuple]:
-        """``(column key, value, kind, feature)`` for every value of one event, by the rules of
-        :mod:`stream_cl.encoding`; raises :class:`InvalidFeatureError`."""
-        cells = []
-        for k, v in flatten(x, DEFAULT_MAX_DEPTH).items():
-            if type(v) is float:
-                cells.append((k, v, NUMERIC, None))
-            elif type(v) is str:
-                cells.append((indicator_key(k, v), 1.0, CATEGORY, k))
-            elif v is None:
-                if self.missing_indicators:
-                    cells.append((indicator_key(k, MISSING), 1.0, SHARED, k))
-            elif isinstance(v, date):
-                if not self.time_features:
-                    raise InvalidFeatureError(k, v, "a datetime: set time_features=True for cyclical time "
-                                                    "columns, or send epoch seconds")
-                cells.extend((c, t, NUMERIC, None) for c, t in time_columns(k, epoch_seconds(v)).items())
-        return cells
-
-    def _place(self, x: Mapping, new: NewColumns, new_pos: dict, n_known: int,
-               learn: bool = True) -> tuple[list[int], list[float]]:
-        """Columns and values of one event, registering new columns in ``new`` if it is learned."""
-        pos, cols, vals = self._pos, [], []
-        for key, v, kind, base in self._cells(x):  # (vals: a list, the caller gathers a batch's)
-            j = pos.get(key)
-            if j is None:
-                j = new_pos.get(key)
-            if j is None:
-                ordinal = self.categories.get(base, 0) + new.own.get(base, 0) if kind == CATEGORY else 0
-                if ordinal >= KEYED_CATEGORIES:
-                    kind = LATE
-                if ordinal >= self.max_categories:
-                    key, kind = indicator_key(base, OTHER), SHARED  # over the bound: the shared column
-                    if learn:
-                        new.overflow[base] = new.overflow.get(base, 0) + 1
-                    j = pos.get(key)
-                    if j is None:
-                        j = new_pos.get(key)
-                if j is None:
-                    if not learn:  # a prediction has no column that no learned event made
-                        continue
-                    j = new_pos[key] = n_known + new.add(key, kind, base)
-            cols.append(j)
-            vals.append(v)
-        return cols, vals
+        if numeric and (learn is None or all(k in self._pos for keys in groups for k in keys) or all(learn)):
+            for keys, rows in groups.items():  # a group's keys all appear in its first row: first-seen order
+                batch.placed.append((rows, batch.numeric(keys), values[keys]))
+            return (*batch.rows(len(xs)), batch.new)
+        # categories, nulls, nesting, a bad value or unseen keys of a prediction-only event:
+        # in stream order, so that new columns and the category bound follow the stream as
+        # a loop over the events would
+        learns = [True] * len(xs) if learn is None else [bool(v) for v in learn]
+        registered = set()
+        for i, keys in enumerate(row_keys):
+            if values[keys] is None:
+                batch.event(i, xs[i], learns[i])
+            elif learns[i] and keys not in registered:
+                registered.add(keys)
+                batch.numeric(keys)
+        for keys, rows in groups.items():
+            if values[keys] is not None:
+                batch.placed.append((rows, *batch.known(keys, values[keys])))
+        return (*batch.rows(len(xs)), batch.new)
 
     def vectorize_one(self, x: Mapping, bias: bool = False) -> tuple[np.ndarray, list]:
         """Fast path of :meth:`vectorize` for one event: a 1-D row, led by 1.0 if ``bias``."""
@@ -385,7 +261,7 @@ class FeatureIndex:
         new, kinds = NewColumns(), self._kinds
         for i, x in enumerate(xs):
             learned = learn is None or learn[i]
-            for key, value, kind, _ in self._cells(x):
+            for key, value, kind, _ in cells(x, self.missing_indicators, self.time_features):
                 h = _stable_hash(key)
                 j = h % self.hash_width
                 # The sign bit comes from the high bits so collisions cancel in expectation.
@@ -448,3 +324,92 @@ class FeatureIndex:
     @classmethod
     def from_state(cls, state: Mapping, **settings) -> "FeatureIndex":
         return cls(state["hash_width"], **settings).load_state_dict(state)
+
+
+def _numeric_values(xs: Sequence[Mapping], k: int) -> np.ndarray | None:
+    """Values (len(xs), k) of events sharing one key sequence when all are finite numbers."""
+    try:
+        V = np.array([list(x.values()) for x in xs])
+    except (ValueError, TypeError):
+        return None
+    if V.dtype.kind in "fiub" and V.shape == (len(xs), k):
+        V = V.astype(np.float64, copy=False)
+        if np.isfinite(V).all():
+            return V
+    return None
+
+
+class _Batch:
+    """The columns of one vectorisation: those the index has, those the batch creates
+    (``new``, committed by the caller), and where each event's values go."""
+
+    def __init__(self, index: FeatureIndex):
+        self.index, self.pos, self.n_known = index, index._pos, len(index.names)
+        self.new, self.new_pos = NewColumns(), {}
+        self.placed: list = []  # (rows, columns, values (rows, columns)) of groups of events
+        self.flat: tuple = ([], [], [])  # (row, column, value) of the events placed one by one
+
+    def column(self, key) -> int | None:
+        j = self.pos.get(key)
+        return self.new_pos.get(key) if j is None else j
+
+    def create(self, key, kind: int, base) -> int:
+        j = self.new_pos[key] = self.n_known + self.new.add(key, kind, base)
+        return j
+
+    def numeric(self, keys: tuple) -> list[int]:
+        """Columns of numeric ``keys``, creating those not seen yet."""
+        cols = []
+        for key in keys:
+            j = self.column(key)
+            cols.append(self.create(key, NUMERIC, None) if j is None else j)
+        return cols
+
+    def known(self, keys: tuple, V: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """Columns of ``keys`` that exist (or were created in this batch), and their values."""
+        cols, kept = [], []
+        for c, key in enumerate(keys):
+            j = self.column(key)
+            if j is not None:
+                cols.append(j)
+                kept.append(c)
+        return cols, (V if len(kept) == len(keys) else V[:, kept])
+
+    def event(self, i: int, x: Mapping, learn: bool) -> None:
+        """Place event ``i`` value by value, creating its new columns if it is learned."""
+        index, new, (rows, cols, vals) = self.index, self.new, self.flat
+        for key, v, kind, base in cells(x, index.missing_indicators, index.time_features):
+            j = self.column(key)
+            if j is None:
+                ordinal = index.categories.get(base, 0) + new.own.get(base, 0) if kind == CATEGORY else 0
+                if ordinal >= KEYED_CATEGORIES:
+                    kind = LATE
+                if ordinal >= index.max_categories:
+                    key, kind = indicator_key(base, OTHER), SHARED  # over the bound: the shared column
+                    if learn:
+                        new.overflow[base] = new.overflow.get(base, 0) + 1
+                    j = self.column(key)
+                if j is None:
+                    if not learn:  # a prediction has no column that no learned event made
+                        continue
+                    j = self.create(key, kind, base)
+            rows.append(i)
+            cols.append(j)
+            vals.append(v)
+
+    def rows(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows (b, width + new columns) and the mask of the values present."""
+        X = np.zeros((b, self.n_known + len(self.new)))  # (batch, features)
+        M = np.zeros(X.shape, dtype=bool)
+        rows, cols, vals = self.flat
+        if rows:
+            X[rows, cols] = vals
+            M[rows, cols] = True
+        for rws, cls, V in self.placed:
+            if len(rws) == b and cls == list(range(len(cls))):
+                X[:, : len(cls)] = V  # the common case: every row, known columns in order
+                M[:, : len(cls)] = True
+            else:
+                X[np.ix_(rws, cls)] = V
+                M[np.ix_(rws, cls)] = True
+        return X, M
