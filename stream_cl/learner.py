@@ -74,11 +74,13 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         ``None`` grows one input per feature key; an int hashes keys into that many inputs.
     max_categories, missing_indicators, time_features
         How strings, nulls and datetimes become inputs (:class:`~stream_cl.features.FeatureIndex`):
-        a string ``v`` of feature ``k`` is an indicator input ``"k=v"`` (read as 0/1, not
-        standardised, no threshold units), at most ``max_categories`` per feature before
-        ``"k=<other>"``; a null is missing (the mean) and, with ``missing_indicators``, also
-        sets ``"k=<missing>"``; a datetime gives hour-of-day and day-of-week sin/cos inputs
-        with ``time_features`` (else it is refused).
+        a string ``v`` of feature ``k`` is an indicator input ``"k=v"`` (read as 0 or
+        ``INDICATOR_SCALE``, not standardised; no threshold units, and beyond the first
+        ``KEYED_CATEGORIES`` of a feature only in the input heads and the random features),
+        at most ``max_categories`` per feature before ``"k=<other>"``; a null is missing
+        (the mean) and, with ``missing_indicators``, also sets ``"k=<missing>"``; a datetime
+        gives hour-of-day and day-of-week sin/cos inputs with ``time_features`` (else it is
+        refused).
     device
         ``"auto"`` (CUDA when present), ``"cpu"`` or a torch device.
     seed
