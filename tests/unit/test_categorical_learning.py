@@ -242,3 +242,16 @@ def test_the_config_builds_learners_with_the_encoding_settings():
         load_config_dict({"mapping": {"nan_policy": "drop"}})
     with pytest.raises(ConfigError, match="mapping.max_depth: must be >= 0"):
         load_config_dict({"mapping": {"max_depth": -1}})
+
+
+def test_the_gpu_code_path_on_the_cpu_gives_the_same_predictions_with_categories():
+    data = payments(200, seed=6)
+    xs = [{**x, "shop": f"s{i % 47}"} for i, (x, _) in enumerate(data)]  # 47 shops: past KEYED_CATEGORIES, and the bound
+    ys = [y if i % 9 else None for i, (_, y) in enumerate(data)]
+    numpy_path = OnlineContinualLearner(backbone=RandomFeatures(width=32), device="cpu", max_categories=40)
+    torch_path = OnlineContinualLearner(backbone=RandomFeatures(width=32), device="torch:cpu", max_categories=40)
+    for s in range(0, 200, 50):
+        a = numpy_path.prequential_batch(xs[s:s + 50], ys[s:s + 50])
+        b = torch_path.prequential_batch(xs[s:s + 50], ys[s:s + 50])
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+    assert torch_path.index_.unkeyed_mask.sum() == 40 - KEYED_CATEGORIES and torch_path.index_.overflow["shop"] > 0
