@@ -52,7 +52,7 @@ from stream_cl.events import DeadLetter, Event
 from stream_cl.pending import LabelUpdate, PendingLabels
 from stream_cl.prequential import Prequential
 
-from .logs import log_event, setup_logging
+from .logs import log_event, setup_logging, startup_done
 from .prometheus import CHECKPOINT_BUCKETS, LATENCY_BUCKETS, STEP_BUCKETS, BatchHistogram, TaskAccuracy
 
 __all__ = ["Daemon", "DaemonMetrics", "CheckpointPolicy", "main", "run_daemon"]
@@ -61,6 +61,8 @@ log = logging.getLogger("stream_cl.daemon")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 STATUS_EVERY_S = 1.0
+STARTUP_HOLD_S = 60.0  # kafka-python's start-up lines are held back until partitions come, at most this long
+DAEMON_WINDOW = 1000  # labelled events per windowed-accuracy point when run.window is not set
 # Model settings that may change between runs sharing a checkpoint (placement only).
 _MODEL_KEYS_FREE = {"device"}
 ALARM_LINES_PER_BATCH = 10  # drift_alarm log lines per batch at most (the metric counts them all)
@@ -163,7 +165,9 @@ class Daemon:
                  pending: PendingLabels, stop_event: threading.Event, producer=None):
         self.config = config
         self.learner = learner
-        self.step = Prequential(learner, window=config.run.window)
+        # a never-ending stream: a fixed window keeps "recent accuracy" recent (the file runner's default grows)
+        window = config.run.window or DAEMON_WINDOW
+        self.step = Prequential(learner, window=window)
         self.predictions = predictions  # a sink, or None
         self.dead_letters = dead_letters  # a sink, or None
         self.producer = producer
@@ -171,7 +175,7 @@ class Daemon:
         self.pending = pending
         self.stop = stop_event
         self.metrics = DaemonMetrics()
-        self.metrics.tasks = TaskAccuracy(config.run.window)
+        self.metrics.tasks = TaskAccuracy(window)
         self.policy = CheckpointPolicy(config.checkpoint.every_events, config.checkpoint.every_seconds)
         self.offsets: dict = {}  # TopicPartition -> next offset, as of the last checkpoint (all partitions ever held)
         self._saved_offsets: dict = {}
@@ -179,6 +183,7 @@ class Daemon:
         self._failed = False
         self._status_at = 0.0
         self._assigned_seen: frozenset = frozenset()
+        self._started: float | None = None  # while start-up lasts: when the loop began
         self._restore()
         self.source = source_factory(self)  # subscribes; partitions come with the first poll
 
@@ -273,6 +278,7 @@ class Daemon:
         m, kcfg = self.metrics, self.config.kafka
         m.beat()
         m.state = "running"
+        self._started = time.monotonic()
         log_event(log, "start", group=kcfg.group_id, topics=kcfg.topics or kcfg.topic_pattern,
                   labels_topic=kcfg.labels_topic or None, model=type(self.learner).__name__,
                   checkpoint_seq=m.checkpoint_seq, metrics_port=m.http_port or None, pid=os.getpid())
@@ -306,6 +312,11 @@ class Daemon:
         if check is not None:
             check()  # a dead publisher stops the daemon now, not at the next event (a quiet topic)
         batch = self.source.poll(max_records)
+        if self._started is not None and (self.source.assigned or time.monotonic() - self._started > STARTUP_HOLD_S):
+            self._started = None
+            startup_done()  # from now on kafka-python's warnings (a lost broker) are shown
+        for warning in self.source.take_warnings():
+            log_event(log, "mapping_warning", level=logging.WARNING, detail=warning)
         if batch.items:
             self.process(batch, polled_at=time.perf_counter())
         else:
@@ -590,7 +601,15 @@ def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> i
         from .kafka import bootstrap_hint
 
         hint = bootstrap_hint(e, config.kafka)
-        log.exception("daemon could not start%s", f": {hint}" if hint else "")
+        held = startup_done()
+        if hint is None:  # not a configuration problem: the traceback is for us
+            log.exception("daemon could not start")
+            return EXIT_FAILED
+        cause = held.last_error if held is not None and held.last_error else ""
+        if not cause and "last error:" in str(e):
+            cause = str(e).rsplit("last error:", 1)[1].strip()
+        log_event(log, "failed", level=logging.ERROR, detail=f"daemon could not start: {hint}",
+                  **({"client_error": cause} if cause else {}))
         return EXIT_FAILED
     restore = _install_signal_handlers(stop, config.kafka.shutdown_timeout_s)
     try:
@@ -649,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-format", default="auto", choices=["auto", "json", "text"],
                         help="JSON lines, plain text, or auto: text on a terminal, JSON otherwise")
     args = parser.parse_args(argv)
-    setup_logging(args.log_level, fmt=args.log_format)
+    setup_logging(args.log_level, fmt=args.log_format, hold_until_started=True)
     logging.getLogger("kafka").setLevel(args.kafka_log_level)
     try:
         config = load_config(args.config)

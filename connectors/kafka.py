@@ -42,8 +42,10 @@ from kafka.structs import OffsetAndMetadata
 from stream_cl.config import ConfigError, KafkaConfig, MappingConfig
 from stream_cl.decode import EventDecoder
 from stream_cl.events import DeadLetter, Prediction
+from stream_cl.mapping_check import FieldCensus
 from stream_cl.pending import LabelDecoder
 
+from .logs import log_event
 from .publisher import DeliveryError, PredictionWriter, ProducerSink, prediction_row
 
 __all__ = [
@@ -266,7 +268,8 @@ class KafkaSource:
                               "the daemon would learn from its own output; use separate topics")
         self.cfg = cfg
         self.hooks = hooks
-        self.decoder = EventDecoder(mapping, label_policy)
+        # without a labels topic an event's label must be in the event: check that its field appears
+        self.decoder = EventDecoder(mapping, label_policy, census=FieldCensus(mapping, check_label=not cfg.labels_topic))
         self.labels = LabelDecoder(mapping)
         self.labels_topic = cfg.labels_topic
         self.positions: dict[TopicPartition, int] = {}  # next offset after the records returned
@@ -299,6 +302,26 @@ class KafkaSource:
         else:
             topics = list(dict.fromkeys([*cfg.topics, *([cfg.labels_topic] if cfg.labels_topic else [])]))
             self.consumer.subscribe(topics=topics, listener=listener)
+            self._check_topics(topics)
+
+    def _check_topics(self, topics: list[str]) -> None:
+        """Fetch the subscribed topics' metadata before the first poll joins the group, and say
+        which do not exist.
+
+        With the metadata at hand the first assignment already holds every partition
+        (without it the group leader assigns nothing, kafka-python warns "No partition
+        metadata", and a second rebalance follows). After subscribe(), so that the
+        consumer's coordinator sees the update (before it, the coordinator keeps an empty
+        snapshot, and the first metadata refresh after joining forces a rebalance).
+        """
+        for topic in topics:
+            if self.consumer.partitions_for_topic(topic):
+                continue
+            key = "kafka.labels_topic" if topic == self.labels_topic else "kafka.topics"
+            log_event(log, "topic_missing", level=logging.WARNING, topic=topic, key=key,
+                      detail=f"{key}: topic {topic!r} does not exist (yet); a broker with auto.create.topics.enable "
+                             "(the dev broker) creates it now, most production brokers do not: create it, e.g. "
+                             f"kafka-topics.sh --bootstrap-server HOST:PORT --create --topic {topic} --partitions 6")
 
     # -- polling ---------------------------------------------------------------------------
     def poll(self, max_records: int) -> PolledBatch:
@@ -334,6 +357,10 @@ class KafkaSource:
             if expected >= 0:
                 positions[tp] = expected
         return PolledBatch(items, raw)
+
+    def take_warnings(self) -> list[str]:
+        """Named fields none of the first events had (see :class:`FieldCensus`), once."""
+        return self.decoder.census.take()
 
     def fill_positions(self) -> None:
         """Bring every assigned partition's position up to the consumer's (blocking; main thread only).
@@ -404,7 +431,8 @@ class KafkaSource:
         for tp in partitions:
             self.positions.pop(tp, None)
             self.assigned.discard(tp)
-        log.info("partitions %s: %s", "lost" if lost else "revoked", sorted(map(tp_key, partitions)))
+        if partitions:  # kafka-python revokes the empty set before the first join: nothing to say
+            log.info("partitions %s: %s", "lost" if lost else "revoked", sorted(map(tp_key, partitions)))
 
     async def _on_assigned(self, partitions: set[TopicPartition]) -> None:
         self.rebalances += 1  # assignments received (the first one included)

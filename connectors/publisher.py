@@ -237,38 +237,23 @@ class ProcessPublisher:
 
 
 # -- the child ---------------------------------------------------------------------------------
-class _LastError(logging.Handler):
-    """Keeps the client library's last telling error: "Unable to bootstrap" hides its
-    cause (refused connection, failed authentication, TLS) in earlier log lines, among
-    "socket disconnected" lines that say nothing."""
-
-    GENERIC = ("socket disconnected", "Bootstrap failed", "Unable to bootstrap")
-
-    def __init__(self):
-        super().__init__(logging.ERROR)
-        self.message = ""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if not any(g in message for g in self.GENERIC):
-            self.message = message
-
-
 def _serve(conn: Connection) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon owns shutdown: it closes us
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from .logs import setup_logging
+    from .logs import setup_logging, startup_done
 
-    last = _LastError()
     try:
         _, options, topic, log_format = conn.recv()
-        setup_logging("WARNING", fmt=log_format)  # kafka-python's warnings, in the daemon's log format
-        logging.getLogger("kafka").addHandler(last)
+        # kafka-python's warnings, in the daemon's log format; those of the start-up are held back
+        # ("Unable to bootstrap" hides its cause in them: the last telling one goes into the error)
+        setup_logging("WARNING", fmt=log_format, hold_until_started=True)
         producer = KafkaProducer(**options)
     except Exception as e:  # noqa: BLE001 -- reported to the daemon, which raises it
-        cause = f"; the client's last error: {last.message}" if last.message else ""
+        held = startup_done()
+        cause = f"; the client's last error: {held.last_error}" if held is not None and held.last_error else ""
         conn.send(("error", f"cannot start the predictions producer: {type(e).__name__}: {e}{cause}"))
         return 1
+    startup_done()
     writer = PredictionWriter(producer, topic)
     conn.send(("ok", 0))
     error: str | None = None

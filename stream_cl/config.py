@@ -97,7 +97,9 @@ class RunConfig:
     report: str = ""  # JSON report path
     predictions: str = ""  # predictions JSONL path ("" = none)
     dead_letters: str = "runs/dead-letters.jsonl"  # "" = do not write
-    window: int = field(default=1000, metadata=positive("use a positive window such as 1000"))
+    append: bool = False  # false: a run starts its predictions and dead-letter files anew; true: appends to them
+    # labelled events per windowed-accuracy point; unset: chosen as the run goes (50 to 100 points)
+    window: int | None = field(default=None, metadata=positive("use a positive window such as 1000, or leave it out (automatic)"))
     progress: bool = True
     threads: int = field(default=1, metadata=positive("use 1 (recommended) or more numeric threads"))
 

@@ -254,6 +254,9 @@ class _FakeSource:
     def fill_positions(self):
         pass
 
+    def take_warnings(self):
+        return []
+
     def commit(self, offsets):
         self.log.append(f"commit:{offsets[self.tp]}")
         self.committed.update(offsets)
