@@ -78,6 +78,9 @@ class FakeConsumer:
     def poll(self, timeout_ms=0, max_records=None):
         return self.batches.pop(0) if self.batches else {}
 
+    def partitions_for_topic(self, topic):
+        return {0}
+
 
 def _source(**kafka) -> tuple[KafkaSource, FakeConsumer]:
     consumer = FakeConsumer()
