@@ -74,3 +74,9 @@ def test_the_readme_demo_output_and_picture_are_what_the_demo_gives(tmp_path, ca
     accuracy = json.loads((tmp_path / "run.json").read_text())["accuracy"]
     picture = _png_text(README.parent / "docs" / "img" / "accuracy.png")
     assert picture.get("Description") == f"events 12000; overall accuracy {accuracy:.4f}"
+
+
+def test_the_readme_says_what_a_new_user_must_know_first():
+    text = " ".join(README.read_text().split())
+    assert "about 6 GB" in text and "runs on the CPU" in text  # the install's size, and no GPU needed
+    assert "auto.create.topics.enable" in text and "kafka-topics.sh" in text  # topics: dev broker vs production
