@@ -56,3 +56,13 @@ def test_start_up_on_existing_topics_is_quiet_and_assigns_at_once(kafka_kit):
     assert warnings[0]["detail"].startswith("mapping.label: field 'class' was in none of the first 1,000 events "
                                             "(fields seen: id, x, y)")
     assert not [d for d in lines if d["event"] == "topic_missing"]
+
+
+def test_a_labels_topic_not_co_partitioned_with_the_events_is_refused(kafka_kit):
+    events, labels = kafka_kit.topic("copart", partitions=4), kafka_kit.topic("copart-labels", partitions=2)
+    daemon = kafka_kit.start(kafka_kit.config("copart", [events], kafka={"labels_topic": labels}))
+    assert daemon.wait(timeout=120) == 2  # a configuration error, before anything is consumed
+    error = [d for d in _lines(daemon.log()) if d["level"] == "ERROR"]
+    assert len(error) == 1 and error[0]["event"].startswith(
+        f"kafka.labels_topic: '{labels}' has 2 partitions and '{events}' 4: a label must reach the member")
+    assert "--partitions 4" in error[0]["event"]
