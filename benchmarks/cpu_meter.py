@@ -71,8 +71,12 @@ def _tree_cpu(procs: dict[int, tuple[int, float]], root: int) -> float:
     return total
 
 
-def find_broker_pid() -> int | None:
-    """The pid of a Kafka broker on this machine (``java ... kafka.Kafka``), if one runs."""
+def find_broker_pid(bootstrap: str | None = None) -> int | None:
+    """The pid of a Kafka broker on this machine (``java ... kafka.Kafka <server.properties>``), if one runs.
+
+    With ``bootstrap`` (``host:port``), the one whose properties file lists that address among
+    its ``listeners`` (several dev brokers may run side by side on other ports).
+    """
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
@@ -80,7 +84,17 @@ def find_broker_pid() -> int | None:
                     args = f.read().split(b"\0")
             except OSError:
                 continue
-            if b"kafka.Kafka" in args:
+            if b"kafka.Kafka" not in args:
+                continue
+            if bootstrap is None:
+                return int(name)
+            try:
+                config = args[args.index(b"kafka.Kafka") + 1].decode()
+                with open(config if config.startswith("/") else f"/proc/{name}/cwd/{config}") as f:
+                    listeners = next((line for line in f if line.startswith("listeners=")), "")
+            except (OSError, IndexError, UnicodeDecodeError):
+                continue
+            if f"//{bootstrap}" in listeners:
                 return int(name)
     return None
 

@@ -128,37 +128,43 @@ def bare_consumer(bootstrap: str, topic: str, n: int) -> dict:
 def passthrough(bootstrap: str, admin, topic: str, n: int, publisher: str) -> dict:
     """kafka-python alone, consuming and publishing: one keyed prediction record out per record in.
 
-    No decoding and no model. ``publisher="thread"``: the records go out through a
-    ``KafkaProducer`` in the consuming process, from the same thread (a thread of its own
-    would only take turns with it for the interpreter lock); ``"process"``: through the
-    daemon's :class:`~connectors.publisher.ProcessPublisher`, which encodes them as the
-    daemon does. Flushed at the end. This bounds any daemon that writes one prediction
-    record per event through kafka-python on this machine, whatever its model.
+    No decoding and no model. The records and the consumed offsets are committed in one
+    Kafka transaction every 200 ms (the daemon's default ``kafka.commit_interval_ms``), by
+    the daemon's own publisher: ``publisher="thread"`` in the consuming process,
+    ``"process"`` in a child process (:class:`~connectors.publisher.ProcessPublisher`).
+    This bounds any daemon that writes one prediction record per event exactly once through
+    kafka-python on this machine, whatever its model.
     """
-    from connectors.publisher import PredictionWriter, ProcessPublisher
+    from connectors.publisher import InlinePublisher, ProcessPublisher
+    from stream_cl.events import Prediction
 
     out_topic = create_topic(admin, f"{topic}-passthrough-{uuid.uuid4().hex[:6]}", 1)
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-pass-{uuid.uuid4().hex[:8]}",
+    group = f"bench-pass-{uuid.uuid4().hex[:8]}"
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
                              enable_auto_commit=False, auto_offset_reset="earliest", **FETCH)
-    options = {"bootstrap_servers": bootstrap, "linger_ms": 5, "batch_size": 262_144}
-    if publisher == "process":
-        sink = ProcessPublisher(options, out_topic)
-        write, flush, close = sink.write_rows, sink.flush, sink.close
-    else:
-        producer = KafkaProducer(**options)
-        sink = PredictionWriter(producer, out_topic)
-        write, flush, close = sink.send_rows, sink.flush, producer.close
-    got, t0 = 0, None
+    options = {"bootstrap_servers": bootstrap, "linger_ms": 5, "batch_size": 262_144, "acks": -1,
+               "enable_idempotence": True, "transactional_id": f"{group}-tx"}
+    sink = (ProcessPublisher if publisher == "process" else InlinePublisher)(options, out_topic)
+    got, t0, positions, last = 0, None, {}, time.monotonic()
     deadline = time.monotonic() + 600
+
+    def commit():
+        sink.commit([(tp.topic, tp.partition, o) for tp, o in positions.items()], tuple(consumer.group_metadata())[:4])
+
     while got < n and time.monotonic() < deadline:
         for tp, records in consumer.poll(timeout_ms=500).items():
             if t0 is None:
                 t0, wall0 = time.perf_counter(), time.time()
-            write([(r.key.decode(), "a", 0.5, "a", None, 1.0, f"{tp.topic}/{tp.partition}@{r.offset}") for r in records])
+            sink.write([Prediction(r.key.decode(), "a", 0.5, "a", None, 1.0, f"{tp.topic}/{tp.partition}@{r.offset}")
+                        for r in records])
+            positions[tp] = records[-1].offset + 1
             got += len(records)
-    flush()
+        if time.monotonic() - last >= 0.2:
+            commit()
+            last = time.monotonic()
+    commit()
     dt, wall1 = time.perf_counter() - t0, time.time()
-    close()
+    sink.close()
     consumer.close()
     return {"events": got, "seconds": dt, "events_per_s": got / dt, "publisher": publisher, "window": (wall0, wall1)}
 
@@ -296,6 +302,7 @@ def live(bootstrap: str, admin, rate: float, seconds: float, features: int, mode
 
 def breakdown(bootstrap: str, admin, topic: str, n: int, model: str, folder: Path) -> dict:
     """The daemon in this process with timers around each stage (adds ~1 us per timed call)."""
+    from connectors import commit as commit_mod
     from connectors import daemon as daemon_mod
     from connectors import kafka as kafka_mod
     from connectors import publisher as publisher_mod
@@ -321,9 +328,8 @@ def breakdown(bootstrap: str, admin, topic: str, n: int, model: str, folder: Pat
         (KafkaConsumer, "poll", "kafka fetch (KafkaConsumer.poll)"),
         (decode.EventDecoder, "decode_json", "decode + validate (EventDecoder)"),
         (prequential.Prequential, "process", "model: predict + learn (Prequential)"),
-        (kafka_mod.KafkaPredictionSink, "write", "publish predictions (KafkaProducer.send, publisher thread)"),
-        (publisher_mod.ProcessPublisher, "write_rows", "hand predictions to the publisher process (pipe)"),
-        (daemon_mod.Daemon, "checkpoint", "checkpoint (flush + write)"),
+        (publisher_mod.ProcessPublisher, "write", "hand predictions to the publisher process (pipe)"),
+        (commit_mod.CommitCoordinator, "commit", "commit (transaction, then checkpoint when due)"),
         (daemon_mod.Daemon, "process", "process (all per-batch work)"),
         (kafka_mod.KafkaSource, "poll", "source.poll (fetch + decode)"),
     ]
@@ -375,8 +381,8 @@ def markdown(r: dict) -> str:
     lines.append(f"| producer fill (kafka-python) | {r['fill']['events_per_s']:,.0f} | | | | "
                  f"{r['fill']['bytes_per_event']:.0f} B/event |")
     lines.append(f"| bare kafka-python consumer (ceiling) | {ceiling:,.0f} | 100% | | | poll only |")
-    notes = {"thread": "no decoding, no model; KafkaProducer in the consuming process",
-             "process": "no decoding, no model; the daemon's ProcessPublisher"}
+    notes = {"thread": "no decoding, no model; transactions every 200 ms, producer in the consuming process",
+             "process": "no decoding, no model; transactions every 200 ms, the daemon's ProcessPublisher"}
     for publisher, pt in r.get("passthrough", {}).items():
         lines.append(f"| kafka-python consume + publish one record per event, producer in {publisher} | "
                      f"{pt['events_per_s']:,.0f} | {pt['events_per_s'] / ceiling:.1%} | | | {notes[publisher]} |")
@@ -470,7 +476,7 @@ def main(argv=None) -> dict:
                              "live_model": args.models.split(",")[0]}}
     meter = None
     if cpu_meter_available():
-        broker = find_broker_pid()
+        broker = find_broker_pid(args.bootstrap)
         meter = CpuMeter({"bench": os.getpid(), **({"broker": broker} if broker else {})}, interval=CPU_SAMPLE_S).start()
         report["meta"]["cpu_sample_s"] = CPU_SAMPLE_S
     print(f"filling {topic} with {args.events:,} events ...", file=sys.stderr)

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from stream_cl.config import Config, ConfigError, load_config
@@ -22,7 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--source", metavar="PATH", help="a .jsonl or .csv file (optionally .gz); sets source.kind = file")
     run.add_argument("--format", choices=["auto", "jsonl", "csv"], help="source.format")
     run.add_argument("--follow", action="store_true", help="keep reading a growing file (source.follow)")
-    run.add_argument("--features", help="mapping.features: the field holding the features")
+    run.add_argument("--features", metavar="FIELD|A,B,...",
+                     help="mapping.features: the field holding the features as an object or a list (default x), "
+                          "or several top-level fields / CSV columns separated by commas: --features a,b,c")
     run.add_argument("--label", help="mapping.label: the label field")
     run.add_argument("--model", choices=["online", "analytic"], help="model.kind")
     run.add_argument("--device", help="model.device: auto, cpu or cuda")
@@ -36,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="Kafka daemon logs (source.kind = kafka)")
     run.add_argument("--log-format", default="auto", choices=["auto", "json", "text"],
                      help="Kafka daemon logs: JSON lines, text, or auto (text on a terminal)")
+    run.add_argument("--kafka-log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                     help="Kafka daemon: of the kafka-python client (its start-up lines are shown only at DEBUG)")
     rep = sub.add_parser("report", help="PNG plots of a run's JSON report (accuracy, drift alarms, task matrix, throughput)")
     rep.add_argument("path", metavar="RUN.json", help="a report written by `stream-cl run --report`")
     rep.add_argument("--out", metavar="DIR", help="where to write the PNGs (default: RUN-plots/ next to the report)")
@@ -49,7 +54,10 @@ def _config_from_args(args) -> Config:
         source.update(kind="file", path=args.source)
     if args.follow:
         source["follow"] = True
-    mapping = {k: v for k, v in {"features": args.features, "label": args.label}.items() if v is not None}
+    features = args.features
+    if features is not None and "," in features:  # several fields or columns
+        features = [name.strip() for name in features.split(",") if name.strip()]
+    mapping = {k: v for k, v in {"features": features, "label": args.label}.items() if v is not None}
     model = {k: v for k, v in {"kind": args.model, "device": args.device}.items() if v is not None}
     run = {k: v for k, v in {"batch_size": args.batch_size, "max_events": args.max_events, "report": args.report,
                              "predictions": args.predictions, "dead_letters": args.dead_letters}.items() if v is not None}
@@ -70,13 +78,18 @@ def main(argv: list[str] | None = None) -> int:
                 from .daemon import run_daemon
                 from .logs import setup_logging
 
-                setup_logging(args.log_level, fmt=args.log_format)  # lifecycle events, one line each
+                setup_logging(args.log_level, fmt=args.log_format, hold_until_started=True)  # lifecycle events, one line each
+                logging.getLogger("kafka").setLevel(args.kafka_log_level)
                 return run_daemon(config)
-            from .run import run_file, summary
+            from .run import failure, run_file, summary
 
             report = run_file(config)
             if not args.quiet:
                 print(summary(report))
+            problem = failure(report)
+            if problem:
+                print(f"error: {problem}", file=sys.stderr)
+                return 1
             return 0
         if args.command == "report":
             from .report import ReportError, main as report_main

@@ -43,6 +43,7 @@ from typing import Literal
 from stream_cl.config import ConfigError, MappingConfig, SourceConfig
 from stream_cl.decode import EventDecoder
 from stream_cl.events import DeadLetter, Event, Prediction
+from stream_cl.mapping_check import FieldCensus, check_columns
 
 __all__ = ["FileSource", "JsonlDeadLetterSink", "JsonlPredictionSink", "open_source"]
 
@@ -73,7 +74,8 @@ class FileSource:
     CSV: the first non-blank line is the header, and one line is one row (quoted
     fields spanning lines are not supported: such a row is ``malformed``). A header
     that cannot be used (not UTF-8 or CSV, repeated names, oversized) raises
-    ``ValueError``, as no row of that file could be read. With ``fmt="auto"`` the
+    ``ValueError``, as no row of that file could be read; a header without a column that
+    ``mapping.features`` names raises :class:`ConfigError`. With ``fmt="auto"`` the
     format comes from the name (``.jsonl``/``.ndjson``/``.json``, ``.csv``), else from
     the first line (``{`` starts JSONL).
     """
@@ -99,7 +101,9 @@ class FileSource:
         self.eof_wait_s = eof_wait_s
         self.exhausted = False
         self._final = not follow  # the file will not grow: a last line needs no newline
-        self._decoder = EventDecoder(mapping, label_policy)
+        self._mapping, self._label_policy = mapping, label_policy
+        self._decoder = EventDecoder(mapping, label_policy, census=FieldCensus(mapping))
+        self._warnings: list[str] = []
         self._max = mapping.max_event_bytes
         gz = _is_gzip(self.path)
         if gz and follow:
@@ -147,6 +151,13 @@ class FileSource:
             if record is not None:
                 out.append(record)
         return out
+
+    def take_warnings(self) -> list[str]:
+        """Mapping mistakes found since the last call, each said once: a label column the CSV
+        header lacks, or a named field none of the first JSON events had (checked at the end
+        of a shorter file)."""
+        out, self._warnings = self._warnings, []
+        return out + self._decoder.census.take(final=self.exhausted)
 
     def close(self) -> None:
         self._closing.set()
@@ -269,6 +280,8 @@ class FileSource:
             duplicates = sorted(c for c, n in Counter(cells).items() if n > 1)
             if duplicates:
                 raise ValueError(f"{origin}: the CSV header repeats column {duplicates[0]!r}; give each column its own name")
+            # a named feature column that is not there: a configuration error, before any row is learned
+            self._warnings += check_columns(self._mapping, cells, self.path, self._label_policy)
             self._header = cells
             return None
         if len(cells) != len(self._header):
@@ -307,12 +320,12 @@ def open_source(config: SourceConfig, mapping: MappingConfig) -> FileSource:
 
 # -- sinks ---------------------------------------------------------------------------
 class _JsonlSink:
-    """Appends JSON lines to a file; ``flush`` makes them durable (fsync)."""
+    """Writes JSON lines to a file, anew or (``append``) after what it holds; ``flush`` makes them durable (fsync)."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, append: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "ab")
+        self._file = open(self.path, "ab" if append else "wb")
 
     def _write_dicts(self, dicts) -> None:
         if self._file is None:

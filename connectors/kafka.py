@@ -1,4 +1,4 @@
-"""Kafka in and out: a consumer-group source and producer sinks for predictions and dead letters.
+"""Kafka in: a consumer-group source, and the client settings every Kafka client of the daemon shares.
 
 The source subscribes a consumer group to the event topics (a list or a pattern) and,
 optionally, a labels topic. It only moves bytes: every value goes through
@@ -6,84 +6,70 @@ optionally, a labels topic. It only moves bytes: every value goes through
 :class:`stream_cl.pending.LabelDecoder` (labels), so a topic can hold anything and a
 bad record becomes a dead letter with origin ``"topic/partition@offset"``.
 
-Offsets are never committed automatically. The source tracks, per partition, the
-offset after the last record it returned; the daemon commits those only after its
-checkpoint is durable. Rebalances call back into the owner (:class:`RebalanceHooks`):
-on revoke, the owner checkpoints and the source commits; on assign, each partition
-starts at the larger of the checkpoint's offset and the group's committed offset, so
-neither this consumer nor the group learns an event twice after a clean rebalance.
+Offsets are never committed by the consumer. The source tracks, per partition, the
+offset after the last record it returned; the daemon commits those in its Kafka
+transaction, with the outputs they produced (:mod:`connectors.commit`). Rebalances
+call back into the owner (:class:`RebalanceHooks`): on revoke, the owner commits; on
+assign, it says up to which offset its state covers each partition, and the source
+resumes there. Records between that offset and the group's committed offset were
+processed and committed before (a restart's restored state is older than the last
+commit): they are returned again, marked *silent* (:attr:`PolledBatch.silent`), so the
+owner re-learns them without publishing anything twice.
 
 kafka-python runs rebalance callbacks on its IO thread while the caller's thread is
 blocked inside ``poll()``: the owner's state is quiescent then, and the callbacks use
 the consumer's coroutine APIs (a blocking call there would deadlock the IO loop).
 
-Sinks: predictions are JSON records keyed by event id; dead letters keep the original
-bytes (and key) with ``stream-cl.reason``, ``stream-cl.detail``, ``stream-cl.topic``,
-``stream-cl.partition`` and ``stream-cl.offset`` headers. Both write asynchronously;
-``flush()`` waits for delivery and raises :class:`DeliveryError` if any record failed.
+What the daemon writes (predictions, dead letters) is built in :mod:`connectors.sinks`
+and sent by :mod:`connectors.transaction`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
-import queue
 import re
-import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaTimeoutError, UnsupportedCodecError
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
-from kafka.structs import OffsetAndMetadata
+from kafka.coordinator.assignors.range import RangePartitionAssignor
 
-from stream_cl.config import ConfigError, KafkaConfig, MappingConfig
+from stream_cl.config import Config, ConfigError, KafkaConfig, MappingConfig
 from stream_cl.decode import EventDecoder
-from stream_cl.events import DeadLetter, Prediction
+from stream_cl.mapping_check import FieldCensus
 from stream_cl.pending import LabelDecoder
 
-from .publisher import DeliveryError, PredictionWriter, ProducerSink, prediction_row
+from .logs import log_event
+from .sinks import DeliveryError, parse_origin
 
 __all__ = [
-    "BackgroundWriter",
     "DeliveryError",
-    "KafkaDeadLetterSink",
-    "KafkaPredictionSink",
     "KafkaSource",
     "PolledBatch",
     "RebalanceHooks",
     "bootstrap_hint",
     "client_options",
-    "make_producer",
     "producer_options",
     "parse_origin",
     "tp_key",
+    "transactional_id",
 ]
 
 log = logging.getLogger("stream_cl.kafka")
 
-HEADER_PREFIX = "stream-cl."
-_ORIGIN = re.compile(r"^(?P<topic>[A-Za-z0-9._-]+)/(?P<partition>\d+)@(?P<offset>\d+)$")
 _JOIN_POLL_MS = 3_000  # poll timeout while no partition is assigned
 _LOOKUP_TIMEOUT_MS = 10_000  # position / end-offset lookups (main thread, blocking)
-_HEADER_ROOM = 4096  # bytes kept free in a dead-letter record for key, headers and framing
 
 
 def tp_key(tp: TopicPartition) -> str:
     """``"topic/partition"``: how partitions are named in metrics and status files."""
     return f"{tp.topic}/{tp.partition}"
-
-
-def parse_origin(origin: str) -> tuple[str, int, int] | None:
-    """``(topic, partition, offset)`` from an origin ``"topic/partition@offset"``, else None.
-
-    >>> parse_origin("events/3@1207"), parse_origin("file.jsonl:3")
-    (('events', 3, 1207), None)
-    """
-    m = _ORIGIN.match(origin)
-    return (m["topic"], int(m["partition"]), int(m["offset"])) if m else None
 
 
 # -- client settings ----------------------------------------------------------------------
@@ -147,13 +133,33 @@ def bootstrap_hint(error: BaseException, cfg: KafkaConfig) -> str | None:
     return hint
 
 
-def producer_options(cfg: KafkaConfig) -> dict:
-    """:class:`KafkaProducer` keyword arguments (idempotent when ``acks = "all"``)."""
-    acks = -1 if cfg.acks in ("all", -1) else int(cfg.acks)
+def transactional_id(config: Config) -> str:
+    """The daemon's ``transactional.id``: ``kafka.transactional_id``, or one that is stable across
+    restarts of the same daemon and distinct between daemons of a group.
+
+    A restart with the same id fences its predecessor and aborts the transaction it left
+    open at once (read_committed readers are not held up until ``transaction_timeout_ms``).
+    By default: the group, the static member id if set, else the host name and the
+    checkpoint directory (one per daemon).
+    """
+    kcfg = config.kafka
+    if kcfg.transactional_id:
+        return kcfg.transactional_id
+    if kcfg.group_instance_id:
+        return f"stream-cl.{kcfg.group_id}.{kcfg.group_instance_id}"
+    where = hashlib.sha1(os.path.abspath(config.checkpoint.dir).encode()).hexdigest()[:10]
+    return f"stream-cl.{kcfg.group_id}.{socket.gethostname()}.{where}"
+
+
+def producer_options(cfg: KafkaConfig, transactional: str = "") -> dict:
+    """:class:`KafkaProducer` keyword arguments: idempotent, acks from all replicas, and
+    transactional with ``transactional`` as its id (what the daemon's publisher uses)."""
     return {
         **client_options(cfg),
-        "acks": acks,
-        "enable_idempotence": acks == -1,
+        "acks": -1,
+        "enable_idempotence": True,
+        **({"transactional_id": transactional, "transaction_timeout_ms": cfg.transaction_timeout_ms}
+           if transactional else {}),
         "linger_ms": cfg.linger_ms,
         "batch_size": cfg.batch_size,
         "compression_type": None if cfg.compression_type == "none" else cfg.compression_type,
@@ -211,20 +217,15 @@ def _unreadable(error: Exception) -> UnreadableBatch:
                            "resumes from its last checkpoint, nothing after it was committed")
 
 
-def make_producer(cfg: KafkaConfig) -> KafkaProducer:
-    """A producer for dead letters (and predictions when ``publisher = "thread"``)."""
-    return KafkaProducer(**producer_options(cfg))
-
-
 # -- the source -----------------------------------------------------------------------------
 class RebalanceHooks(Protocol):
     """What the owner of a :class:`KafkaSource` does around rebalances (called on the IO thread)."""
 
-    def on_revoke(self, partitions: set[TopicPartition], lost: bool) -> Mapping[TopicPartition, int]:
-        """Make the processed state durable; return the offsets to commit (ignored if ``lost``)."""
+    def on_revoke(self, partitions: set[TopicPartition], lost: bool) -> None:
+        """Commit what was processed (revoked), or give up what was not committed (``lost``)."""
 
     def on_assign(self, partitions: set[TopicPartition]) -> Mapping[TopicPartition, int]:
-        """The next offset the owner's checkpoint holds for each partition it knows."""
+        """The next offset the owner's state covers for each partition it has state of."""
 
 
 class _Listener(AsyncConsumerRebalanceListener):
@@ -247,6 +248,9 @@ class PolledBatch:
 
     items: list  # Event | DeadLetter | stream_cl.pending.LabelUpdate
     raw: dict  # origin -> (key, value) of every record, for dead letters
+    # origins of records below the group's committed offset: processed and committed before the
+    # state was restored, so re-learned now without publishing anything (empty almost always)
+    silent: frozenset = field(default_factory=frozenset)
 
 
 class KafkaSource:
@@ -266,12 +270,15 @@ class KafkaSource:
                               "the daemon would learn from its own output; use separate topics")
         self.cfg = cfg
         self.hooks = hooks
-        self.decoder = EventDecoder(mapping, label_policy)
+        # without a labels topic an event's label must be in the event: check that its field appears
+        self.decoder = EventDecoder(mapping, label_policy, census=FieldCensus(mapping, check_label=not cfg.labels_topic))
         self.labels = LabelDecoder(mapping)
         self.labels_topic = cfg.labels_topic
         self.positions: dict[TopicPartition, int] = {}  # next offset after the records returned
         self.assigned: set[TopicPartition] = set()
-        self.committed: dict[TopicPartition, int] = {}  # last offsets committed by this source
+        self.committed: dict[TopicPartition, int] = {}  # last offsets committed (by the owner's transactions)
+        self.replay_until: dict[TopicPartition, int] = {}  # records below these offsets come back silent
+        self._group: tuple = (cfg.group_id, -1, "", None)  # the group metadata as of the last poll
         self.skipped = 0  # records returned again below a known position (not processed twice)
         self.rebalances = 0
         self.commit_failures = 0
@@ -287,6 +294,8 @@ class KafkaSource:
             max_partition_fetch_bytes=cfg.max_partition_fetch_bytes,
             session_timeout_ms=cfg.session_timeout_ms,
             max_poll_interval_ms=cfg.max_poll_interval_ms,
+            # partition i of every subscribed topic goes to the same member: an event and its label (co-partitioned)
+            partition_assignment_strategy=(RangePartitionAssignor,),
             # never below a record the broker may hold: oversized records are decoded into dead letters
             receive_message_max_bytes=max(100_000_000, 2 * cfg.fetch_max_bytes),
         )
@@ -299,6 +308,38 @@ class KafkaSource:
         else:
             topics = list(dict.fromkeys([*cfg.topics, *([cfg.labels_topic] if cfg.labels_topic else [])]))
             self.consumer.subscribe(topics=topics, listener=listener)
+            self._check_topics(topics)
+
+    def _check_topics(self, topics: list[str]) -> None:
+        """Fetch the subscribed topics' metadata before the first poll joins the group, and say
+        which do not exist.
+
+        With the metadata at hand the first assignment already holds every partition
+        (without it the group leader assigns nothing, kafka-python warns "No partition
+        metadata", and a second rebalance follows). After subscribe(), so that the
+        consumer's coordinator sees the update (before it, the coordinator keeps an empty
+        snapshot, and the first metadata refresh after joining forces a rebalance).
+        """
+        counts = {}
+        for topic in topics:
+            counts[topic] = len(self.consumer.partitions_for_topic(topic) or ())
+            if counts[topic]:
+                continue
+            key = "kafka.labels_topic" if topic == self.labels_topic else "kafka.topics"
+            log_event(log, "topic_missing", level=logging.WARNING, topic=topic, key=key,
+                      detail=f"{key}: topic {topic!r} does not exist (yet); a broker with auto.create.topics.enable "
+                             "(the dev broker) creates it now, most production brokers do not: create it, e.g. "
+                             f"kafka-topics.sh --bootstrap-server HOST:PORT --create --topic {topic} --partitions 6")
+        if self.labels_topic and counts.get(self.labels_topic):
+            for topic in self.cfg.topics:
+                if counts.get(topic) and counts[topic] != counts[self.labels_topic]:
+                    raise ConfigError(
+                        f"kafka.labels_topic: {self.labels_topic!r} has {counts[self.labels_topic]} partitions and "
+                        f"{topic!r} {counts[topic]}: a label must reach the member that holds its event's partition, so "
+                        "both topics need the same partition count and both must be keyed by event id (Kafka's default "
+                        f"partitioner then puts a label in its event's partition number); e.g. kafka-topics.sh "
+                        f"--bootstrap-server HOST:PORT --alter --topic {self.labels_topic} --partitions {counts[topic]} "
+                        "(only grows a topic), or a new labels topic with that count")
 
     # -- polling ---------------------------------------------------------------------------
     def poll(self, max_records: int) -> PolledBatch:
@@ -310,8 +351,11 @@ class KafkaSource:
             batches = self.consumer.poll(timeout_ms=timeout, max_records=max_records)
         except UnsupportedCodecError as e:
             raise _unreadable(e) from e
+        self._group = tuple(self.consumer.group_metadata())[:4]  # this poll's generation (commits in callbacks use it)
         items: list = []
         raw: dict = {}
+        silent: set = set()
+        replay = self.replay_until
         append = items.append
         decode_event, decode_label = self.decoder.decode_json, self.labels.decode
         positions, assigned = self.positions, self.assigned
@@ -331,9 +375,22 @@ class KafkaSource:
                 raw[origin] = (r.key, value)
                 append(decode(value, origin))
                 expected = offset + 1
+                if replay and offset < replay.get(tp, -1):
+                    silent.add(origin)
             if expected >= 0:
                 positions[tp] = expected
-        return PolledBatch(items, raw)
+                if replay and expected >= replay.get(tp, 1 << 62):
+                    del replay[tp]  # caught up with what was committed
+        return PolledBatch(items, raw, frozenset(silent) if silent else frozenset())
+
+    def group_metadata(self) -> tuple:
+        """``(group_id, generation_id, member_id, group_instance_id)`` as of the last poll: what a
+        transaction's offsets commit needs (KIP-447), safe to read in rebalance callbacks."""
+        return self._group
+
+    def take_warnings(self) -> list[str]:
+        """Named fields none of the first events had (see :class:`FieldCensus`), once."""
+        return self.decoder.census.take()
 
     def fill_positions(self) -> None:
         """Bring every assigned partition's position up to the consumer's (blocking; main thread only).
@@ -354,13 +411,6 @@ class KafkaSource:
                 continue
             if position is not None and position > self.positions.get(tp, -1):
                 self.positions[tp] = position
-
-    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """Commit ``offsets`` of assigned partitions (blocking; main thread only)."""
-        mine = {tp: OffsetAndMetadata(int(o), "", -1) for tp, o in offsets.items() if tp in self.assigned}
-        if mine:
-            self.consumer.commit(mine)
-            self.committed.update((tp, om.offset) for tp, om in mine.items())
 
     def at_end(self) -> bool:
         """True when partitions are assigned and every one is consumed to its end offset (blocking)."""
@@ -393,45 +443,40 @@ class KafkaSource:
     # -- rebalance callbacks (IO thread, caller blocked in poll/close) -----------------------
     async def _on_revoked(self, partitions: set[TopicPartition], lost: bool) -> None:
         mine = partitions & self.assigned
-        offsets = dict(self.hooks.on_revoke(mine, lost)) if self.hooks is not None and mine else {}
-        if offsets and not lost:
-            try:
-                await self._commit_async({tp: o for tp, o in offsets.items() if tp in mine})
-            except Exception as e:  # the checkpoint is durable: resuming is exact anyway
-                self.commit_failures += 1
-                log.warning("offset commit on revoke failed (%s: %s); the checkpoint holds the offsets",
-                            type(e).__name__, e)
+        if self.hooks is not None and mine:
+            self.hooks.on_revoke(mine, lost)
         for tp in partitions:
             self.positions.pop(tp, None)
+            self.replay_until.pop(tp, None)
+            self.committed.pop(tp, None)
             self.assigned.discard(tp)
-        log.info("partitions %s: %s", "lost" if lost else "revoked", sorted(map(tp_key, partitions)))
+        if partitions:  # kafka-python revokes the empty set before the first join: nothing to say
+            log.info("partitions %s: %s", "lost" if lost else "revoked", sorted(map(tp_key, partitions)))
 
     async def _on_assigned(self, partitions: set[TopicPartition]) -> None:
         self.rebalances += 1  # assignments received (the first one included)
         committed = await self._committed_async(partitions)
         saved = dict(self.hooks.on_assign(partitions)) if self.hooks is not None else {}
         for tp in partitions:
-            candidates = [o for o in (saved.get(tp), committed.get(tp)) if o is not None and o >= 0]
-            if candidates:
-                pos = max(candidates)
-                self.consumer.seek(tp, pos)
-                self.positions[tp] = pos
+            state, done = saved.get(tp), committed.get(tp)
+            # resume where the state ends; what was committed after it is re-learned silently. No state
+            # but committed offsets (a new member, a lost checkpoint): re-learn the partition from its start.
+            if state is not None:
+                self.consumer.seek(tp, state)
+                self.positions[tp] = state
+            elif done is not None:
+                self.consumer.seek_to_beginning(tp)
+                self.positions.pop(tp, None)
             else:
-                self.positions.pop(tp, None)  # auto_offset_reset decides; read at the next checkpoint
+                self.positions.pop(tp, None)  # auto_offset_reset decides; read at the next commit
+            if done is not None:
+                self.committed[tp] = done
+                if state is None or done > state:
+                    self.replay_until[tp] = done
         self.assigned |= partitions
-        log.info("partitions assigned: %s", sorted(f"{tp_key(tp)}@{self.positions.get(tp, '?')}" for tp in partitions))
-
-    async def _commit_async(self, offsets: Mapping[TopicPartition, int]) -> None:
-        meta = {tp: OffsetAndMetadata(int(o), "", -1) for tp, o in offsets.items()}
-        if not meta:
-            return
-        coordinator = self.consumer._coordinator
-        commit = getattr(coordinator, "_commit_offsets_sync_async", None)
-        if commit is not None:  # retries retriable errors until request_timeout_ms
-            await commit(meta)
-        else:
-            await self.consumer.commit_async(meta)
-        self.committed.update((tp, om.offset) for tp, om in meta.items())
+        log.info("partitions assigned: %s", sorted(
+            f"{tp_key(tp)}@{self.positions.get(tp, '?')}" + (f" (re-learning up to {self.replay_until[tp]})"
+                                                             if tp in self.replay_until else "") for tp in partitions))
 
     async def _committed_async(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
         fetch = getattr(self.consumer._coordinator, "fetch_committed_offsets_async", None)
@@ -441,109 +486,3 @@ class KafkaSource:
             return {}
         result = await fetch(partitions, self.cfg.session_timeout_ms)
         return {tp: om.offset for tp, om in (result or {}).items() if om is not None and om.offset >= 0}
-
-
-# -- sinks ------------------------------------------------------------------------------------
-class KafkaPredictionSink(PredictionWriter):
-    """One JSON record per prediction, keyed by the event id: see :class:`PredictionWriter`."""
-
-    def write(self, predictions: Sequence[Prediction]) -> None:
-        self.send_rows(map(prediction_row, predictions))
-
-
-class BackgroundWriter:
-    """Runs a sink's ``write`` on a worker thread behind a bounded queue.
-
-    Serialising and handing records to kafka-python is pure Python; on a worker it
-    overlaps with the model's numeric work (which releases the GIL). ``write`` blocks
-    when ``max_batches`` writes are waiting (backpressure); ``flush`` waits until every
-    queued write is done, then flushes the sink, and raises any error the worker met.
-    """
-
-    def __init__(self, sink, max_batches: int = 8, name: str = "stream-cl-publisher"):
-        self.sink = sink
-        self._queue: queue.Queue = queue.Queue(maxsize=max_batches)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self._thread.start()
-
-    def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                if self._error is None:
-                    self.sink.write(*item)
-            except BaseException as e:  # reported by the next write/flush, in the caller's thread
-                self._error = e
-            finally:
-                self._queue.task_done()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            raise DeliveryError(f"publishing failed: {type(self._error).__name__}: {self._error}") from self._error
-
-    def write(self, *args) -> None:
-        self._raise()
-        self._queue.put(args)
-
-    def flush(self) -> None:
-        self._queue.join()
-        self._raise()
-        self.sink.flush()
-
-    def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
-            self.sink.close()
-
-    def abort(self) -> None:
-        """After a failure: the worker ends; queued records are dropped."""
-        self._queue.put(None)
-
-
-class KafkaDeadLetterSink(ProducerSink):
-    """Dead letters as records holding the original bytes (and key), explained in headers.
-
-    Headers: ``stream-cl.reason`` (a code of :data:`stream_cl.events.REASONS`),
-    ``stream-cl.detail``, ``stream-cl.origin`` and, for records that came from Kafka,
-    ``stream-cl.topic``, ``stream-cl.partition`` and ``stream-cl.offset``. A value too
-    large for ``max_message_bytes`` is cut to fit, with ``stream-cl.truncated-from``
-    holding its original size.
-    """
-
-    def __init__(self, producer: KafkaProducer, topic: str, max_message_bytes: int = 1_048_576,
-                 owns_producer: bool = False):
-        super().__init__(producer, topic, owns_producer)
-        self.max_message_bytes = max_message_bytes
-        self.truncated = 0
-
-    def write(self, letters: Sequence[DeadLetter], keys: Mapping[str, bytes | None] | None = None) -> None:
-        for d in letters:
-            self.write_one(d, None if keys is None else keys.get(d.origin))
-
-    def write_one(self, letter: DeadLetter, key: bytes | None = None) -> None:
-        headers = [(HEADER_PREFIX + "reason", letter.reason.encode()),
-                   (HEADER_PREFIX + "detail", letter.detail.encode("utf-8", "replace")[:1000]),
-                   (HEADER_PREFIX + "origin", letter.origin.encode("utf-8", "replace")[:1000])]
-        where = parse_origin(letter.origin)
-        if where is not None:
-            headers += [(HEADER_PREFIX + "topic", where[0].encode()),
-                        (HEADER_PREFIX + "partition", str(where[1]).encode()),
-                        (HEADER_PREFIX + "offset", str(where[2]).encode())]
-        value = bytes(letter.raw)
-        room = self.max_message_bytes - _HEADER_ROOM - (len(key) if key else 0)
-        if len(value) > room:
-            headers.append((HEADER_PREFIX + "truncated-from", str(len(value)).encode()))
-            value = value[: max(room, 0)]
-            self.truncated += 1
-        try:
-            self._futures.append(self.producer.send(self.topic, key=key, value=value, headers=headers))
-        except KafkaTimeoutError as e:
-            raise self.no_metadata(e) from e
-        self.sent += 1
-

@@ -42,7 +42,8 @@ import time
 from collections.abc import Mapping
 from typing import IO, Any, Literal
 
-__all__ = ["LIFECYCLE_EVENTS", "JsonFormatter", "TextFormatter", "log_event", "setup_logging", "teardown_logging"]
+__all__ = ["LIFECYCLE_EVENTS", "JsonFormatter", "StartupQuiet", "TextFormatter", "log_event", "setup_logging",
+           "startup_done", "teardown_logging"]
 
 # The lifecycle events the daemon logs (a guide for names, not a closed list).
 LIFECYCLE_EVENTS = ("start", "restore", "assignment", "revocation", "ready", "checkpoint", "commit",
@@ -56,14 +57,16 @@ Format = Literal["auto", "json", "text"]
 
 
 def setup_logging(level: int | str = "INFO", fmt: Format = "auto", stream: IO[str] | None = None,
-                  quiet: tuple[str, ...] = ("kafka",)) -> logging.Handler:
+                  quiet: tuple[str, ...] = ("kafka",), hold_until_started: bool = False) -> logging.Handler:
     """Route every logger to one handler on ``stream`` (default stderr) and return it.
 
     ``fmt``: ``"json"`` (JSON lines), ``"text"`` (plain), or ``"auto"`` (text when
     ``stream`` is a terminal, JSON otherwise). ``level``: a name (``"INFO"``) or number.
     Loggers named in ``quiet`` (chatty client libraries) are held at WARNING or above
-    unless ``level`` is DEBUG. Calling it again replaces the handler it installed
-    before (and restores the levels first); handlers installed by others are left alone.
+    unless ``level`` is DEBUG. With ``hold_until_started`` their lines are held back
+    until :func:`startup_done` (see :class:`StartupQuiet`). Calling it again replaces
+    the handler it installed before (and restores the levels first); handlers installed
+    by others are left alone.
     """
     stream = sys.stderr if stream is None else stream
     if fmt not in ("auto", "json", "text"):
@@ -82,6 +85,8 @@ def setup_logging(level: int | str = "INFO", fmt: Format = "auto", stream: IO[st
     # What teardown_logging() puts back: the levels this call changes.
     saved = {"": root.level, **{name: logging.getLogger(name).level for name in quiet}}
     setattr(handler, _HANDLER_FLAG, saved)
+    if hold_until_started:
+        handler.addFilter(StartupQuiet(quiet))
     root.addHandler(handler)
     root.setLevel(level)
     for name in quiet:
@@ -96,6 +101,51 @@ def current_format() -> Format:
         if getattr(h, _HANDLER_FLAG, None) is not None:
             return "json" if isinstance(h.formatter, JsonFormatter) else "text"
     return "auto"
+
+
+class StartupQuiet(logging.Filter):
+    """Holds back a client library's lines until the process has started.
+
+    While kafka-python bootstraps, joins the group and fetches metadata it logs
+    transient errors and warnings ("Topic events not found in cluster metadata",
+    refused connections it retries) that say nothing about the outcome: a start-up that
+    succeeds, or one that fails with the daemon's own line naming the setting to fix.
+    Until :func:`startup_done` those lines are dropped (counted in ``held``); the last
+    telling error is kept in ``last_error`` for the daemon's message. A library logger
+    set to DEBUG (``--kafka-log-level DEBUG``) is shown everything, always.
+    """
+
+    GENERIC = ("socket disconnected", "Bootstrap failed", "Unable to bootstrap")
+
+    def __init__(self, prefixes: tuple[str, ...] = ("kafka",)):
+        super().__init__()
+        self.prefixes = tuple(prefixes)
+        self.active = True
+        self.held = 0
+        self.last_error = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.active or not record.name.startswith(self.prefixes):
+            return True
+        if logging.getLogger(record.name).getEffectiveLevel() <= logging.DEBUG:
+            return True
+        self.held += 1
+        if record.levelno >= logging.ERROR:
+            message = record.getMessage()
+            if not any(g in message for g in self.GENERIC):
+                self.last_error = message
+        return False
+
+
+def startup_done() -> StartupQuiet | None:
+    """End the start-up hold of :func:`setup_logging`'s handler (if any); returns its filter."""
+    for h in logging.getLogger().handlers:
+        if getattr(h, _HANDLER_FLAG, None) is not None:
+            for f in h.filters:
+                if isinstance(f, StartupQuiet):
+                    f.active = False
+                    return f
+    return None
 
 
 def teardown_logging() -> None:

@@ -21,7 +21,7 @@ histograms also export ``*_created`` series that are not in this list.
 
 from __future__ import annotations
 
-__all__ = ["EXPORTED_METRICS", "METRIC_LABELS", "METRIC_HELP", "EVENT_OUTCOMES", "LABEL_OUTCOMES",
+__all__ = ["EXPORTED_METRICS", "METRIC_LABELS", "METRIC_HELP", "EVENT_OUTCOMES", "LABEL_OUTCOMES", "TRANSACTION_OUTCOMES",
            "base_metric", "series_names"]
 
 # name -> (type, labels, help)
@@ -48,6 +48,9 @@ _METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     # Kafka
     "stream_cl_consumer_lag_messages": ("gauge", ("topic", "partition"), "Messages between the consumer position and the log end."),
     "stream_cl_committed_offset": ("gauge", ("topic", "partition"), "Last committed offset."),
+    "stream_cl_transactions_total": ("counter", ("outcome",), "Kafka transactions (outputs + offsets), by outcome (committed, aborted, fenced)."),
+    "stream_cl_commit_duration_seconds": ("histogram", (), "Seconds to commit a transaction."),
+    "stream_cl_replayed_events_total": ("counter", (), "Events re-learned after a restore, without output (committed before)."),
     # checkpoints
     "stream_cl_checkpoint_age_seconds": ("gauge", (), "Seconds since the last durable checkpoint."),
     "stream_cl_checkpoint_duration_seconds": ("histogram", (), "Seconds to write a checkpoint."),
@@ -67,6 +70,7 @@ METRIC_HELP: dict[str, str] = {name: spec[2] for name, spec in _METRICS.items()}
 
 EVENT_OUTCOMES = ("learned", "predicted_only", "dead_lettered")
 LABEL_OUTCOMES = ("joined", "expired", "unknown")
+TRANSACTION_OUTCOMES = ("committed", "aborted", "fenced")
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 

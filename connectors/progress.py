@@ -1,4 +1,11 @@
-"""A live progress line for long runs: rate, accuracy, and ETA when the total is known."""
+"""A live progress line for long runs: records read, rate, recent accuracy, dead letters, and ETA when the total is known.
+
+>>> import io
+>>> out = io.StringIO()
+>>> Progress(total=None, stream=out).update(1200, 0.9125, 3, force=True)
+>>> out.getvalue().split(" | ")[0::2]
+['1,200 records', 'recent accuracy 0.912']
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ class Progress:
         self._last = 0.0
 
     def update(self, done: int, accuracy: float, dead: int, force: bool = False) -> None:
+        """``done`` records read (events and dead letters), the recent windowed accuracy, dead letters so far."""
         if not self.enabled:
             return
         now = time.monotonic()
@@ -27,7 +35,8 @@ class Progress:
         self._last = now
         elapsed = max(now - self.started, 1e-9)
         rate = done / elapsed
-        parts = [f"{done:,} events", f"{rate:,.0f} ev/s", f"acc {accuracy:.3f}" if accuracy == accuracy else "acc -"]
+        parts = [f"{done:,} records", f"{rate:,.0f}/s",
+                 f"recent accuracy {accuracy:.3f}" if accuracy == accuracy else "recent accuracy -"]
         if dead:
             parts.append(f"{dead:,} dead letters")
         if self.total:

@@ -43,7 +43,7 @@ from prometheus_client.utils import floatToGoString
 
 from stream_cl.events import REASONS
 
-from .metric_names import EVENT_OUTCOMES, EXPORTED_METRICS, LABEL_OUTCOMES, METRIC_HELP, METRIC_LABELS
+from .metric_names import EVENT_OUTCOMES, EXPORTED_METRICS, LABEL_OUTCOMES, METRIC_HELP, METRIC_LABELS, TRANSACTION_OUTCOMES
 
 __all__ = ["BatchHistogram", "CHECKPOINT_BUCKETS", "DaemonCollector", "LATENCY_BUCKETS", "STEP_BUCKETS",
            "TaskAccuracy", "register_metrics"]
@@ -55,6 +55,9 @@ STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # A checkpoint: tens of ms (a small model) to tens of seconds (a large one on a slow disk).
 CHECKPOINT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# A transaction commit: a few broker round trips (add offsets, commit offsets, end the transaction) plus the
+# flush of the interval's records; milliseconds on a local broker, seconds when a broker struggles.
+COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 # Event outcomes (metric_names.EVENT_OUTCOMES) -> keys of DaemonMetrics.events.
 _OUTCOME_KEYS = {"learned": "learned", "predicted_only": "predicted", "dead_lettered": "dead_letter"}
@@ -246,12 +249,17 @@ class DaemonCollector:
         events = m.events
         for outcome, key in _OUTCOME_KEYS.items():
             fams["stream_cl_events_total"].add_metric([outcome], events.get(key, 0))
+        fams["stream_cl_replayed_events_total"].add_metric([], events.get("replayed", 0))
+        transactions = dict(getattr(m, "transactions", {}))
+        for outcome in TRANSACTION_OUTCOMES:
+            fams["stream_cl_transactions_total"].add_metric([outcome], transactions.get(outcome, 0))
         letters = dict(m.dead_letters)  # one C-level copy: the loop may add a reason meanwhile
         for reason in dict.fromkeys([*REASONS, *sorted(letters)]):
             fams["stream_cl_dead_letters_total"].add_metric([reason], letters.get(reason, 0))
         for name, attr in (("stream_cl_model_step_seconds", "step_seconds"),
                            ("stream_cl_event_latency_seconds", "event_latency"),
-                           ("stream_cl_checkpoint_duration_seconds", "checkpoint_duration")):
+                           ("stream_cl_checkpoint_duration_seconds", "checkpoint_duration"),
+                           ("stream_cl_commit_duration_seconds", "commit_duration")):
             hist = getattr(m, attr, None)
             if hist is not None:
                 cumulative, total, _ = hist.snapshot()

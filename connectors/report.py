@@ -93,8 +93,11 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI, format="png", metadata={"Software": "stream-cl report"})
+def _save(fig, path: Path, description: str = "") -> Path:
+    """Write the PNG; ``description`` (its tEXt ``Description``) states the figures it shows, so that
+    a picture copied into the docs can be checked against a new run."""
+    meta = {"Software": "stream-cl report", **({"Description": description} if description else {})}
+    fig.savefig(path, dpi=DPI, format="png", metadata=meta)
     return path
 
 
@@ -147,7 +150,10 @@ def _accuracy(report: Mapping, out: Path):
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right", fontsize=8)
     note = None if "alarms" in report else "accuracy.png: the report has no alarms (no drift monitor in this run)"
-    return _save(fig, out / "accuracy.png"), note
+    shown = f"overall accuracy {overall:.4f}" if isinstance(overall, (int, float)) and math.isfinite(overall) else ""
+    described = "; ".join(p for p in (f"events {events}" if isinstance(events, int) else "", shown,
+                                      f"drift alarms {len(alarms)}" if "alarms" in report else "") if p)
+    return _save(fig, out / "accuracy.png", described), note
 
 
 def _accuracy_matrix(report: Mapping, out: Path):

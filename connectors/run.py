@@ -8,7 +8,9 @@ only sets the stop flag; the loop finishes its batch and writes the report.
 from __future__ import annotations
 
 import json
+import math
 import signal
+import sys
 import threading
 from dataclasses import replace
 from importlib import resources
@@ -30,9 +32,17 @@ def demo_path() -> str:
     return str(resources.files("stream_cl") / "data" / "demo.jsonl.gz")
 
 
-def run_file(config: Config, stop: threading.Event | None = None) -> dict:
-    """Run a file or demo source to its end (or ``run.max_events``); return the report."""
+def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> dict:
+    """Run a file or demo source to its end (or ``run.max_events``); return the report.
+
+    ``warn(text)`` is called once per mapping mistake found on the way (a label column
+    the CSV lacks, a named field no event has; the report's ``warnings`` lists them too);
+    by default they go to stderr. A named feature column the CSV header lacks raises
+    :class:`~stream_cl.config.ConfigError` before any row is learned.
+    """
     set_threads(config.run.threads)
+    warn = warn or _to_stderr
+    warnings: list[str] = []
     stop = stop or threading.Event()
     src_cfg = config.source
     if src_cfg.kind == "demo":
@@ -42,8 +52,9 @@ def run_file(config: Config, stop: threading.Event | None = None) -> dict:
     step = Prequential(learner, window=config.run.window)
     total = config.run.max_events or (DEMO_EVENTS if config.source.kind == "demo" else None)
     progress = Progress(total=total, enabled=config.run.progress)
-    dead_sink = JsonlDeadLetterSink(config.run.dead_letters) if config.run.dead_letters else None
-    pred_sink = JsonlPredictionSink(config.run.predictions) if config.run.predictions else None
+    append = config.run.append  # a new run starts its output files anew unless told to append
+    dead_sink = JsonlDeadLetterSink(config.run.dead_letters, append) if config.run.dead_letters else None
+    pred_sink = JsonlPredictionSink(config.run.predictions, append) if config.run.predictions else None
     seen = 0
     with _stop_on_signals(stop), source:
         while not stop.is_set() and not source.exhausted:
@@ -53,6 +64,9 @@ def run_file(config: Config, stop: threading.Event | None = None) -> dict:
                 if want <= 0:
                     break
             records = source.poll(want)
+            for w in source.take_warnings():
+                warnings.append(w)
+                warn(w)
             seen += len(records)
             events = [r for r in records if isinstance(r, Event)]
             dead = [r for r in records if isinstance(r, DeadLetter)]
@@ -66,11 +80,14 @@ def run_file(config: Config, stop: threading.Event | None = None) -> dict:
             progress.update(seen, step.stats.recent_accuracy, sum(step.stats.dead_letters.values()))
         progress.update(seen, step.stats.recent_accuracy, sum(step.stats.dead_letters.values()), force=True)
         progress.close()
+        for w in source.take_warnings():  # checks that wait for the end of a short file
+            warnings.append(w)
+            warn(w)
     for sink in (dead_sink, pred_sink):
         if sink:
             sink.close()
     report = {"source": config.source.kind, "path": src_cfg.path, "model": type(learner).__name__,
-              "classes": [str(c) for c in learner.classes_], **step.stats.report()}
+              "classes": [str(c) for c in learner.classes_], **step.stats.report(), "warnings": warnings}
     if config.run.report:
         Path(config.run.report).parent.mkdir(parents=True, exist_ok=True)
         Path(config.run.report).write_text(json.dumps(report, indent=2, default=str))
@@ -95,6 +112,26 @@ class _stop_on_signals:
             signal.signal(sig, handler)
 
 
+def _to_stderr(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr, flush=True)
+
+
+def failure(report: dict) -> str | None:
+    """Why a finished run is a failure (the CLI then exits 1), or None: no event could be
+    used, or none had a label (nothing was learned)."""
+    dead = report["dead_letters_total"]
+    if report["events"] == 0:
+        if not dead:
+            return "the source held no events"
+        reason, n = max(report["dead_letters"].items(), key=lambda kv: kv[1])
+        return (f"no event could be used: all {dead:,} records were dead letters (most: {reason}, {n:,}); "
+                "see the dead-letter file for each one's reason, and check [mapping]")
+    if report["labelled"] == 0:
+        return (f"no event had a label, so nothing was learned ({report['events']:,} events predicted only); "
+                "check mapping.label (--label)")
+    return None
+
+
 def summary(report: dict) -> str:
     """A few human lines for the end of a run."""
     acc = report["accuracy"]
@@ -109,7 +146,13 @@ def summary(report: dict) -> str:
         lines.append(f"dead letters: {report['dead_letters_total']} ({reasons})")
     windows = report["windowed_accuracy"]
     if windows:
-        step = max(1, len(windows) // 8)
+        step = max(1, math.ceil(len(windows) / 12))
         trail = " ".join(f"{w['accuracy']:.2f}" for w in windows[::step])
-        lines.append(f"accuracy per {report['window']} labelled events: {trail}")
+        every = f" (every {_ordinal(step)} of {len(windows)} windows)" if step > 1 else ""
+        lines.append(f"accuracy per {report['window']:,} labelled events{every}: {trail}")
     return "\n".join(lines)
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

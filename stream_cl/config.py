@@ -105,7 +105,9 @@ class RunConfig:
     report: str = ""  # JSON report path
     predictions: str = ""  # predictions JSONL path ("" = none)
     dead_letters: str = "runs/dead-letters.jsonl"  # "" = do not write
-    window: int = field(default=1000, metadata=positive("use a positive window such as 1000"))
+    append: bool = False  # false: a run starts its predictions and dead-letter files anew; true: appends to them
+    # labelled events per windowed-accuracy point; unset: chosen as the run goes (50 to 100 points)
+    window: int | None = field(default=None, metadata=positive("use a positive window such as 1000, or leave it out (automatic)"))
     progress: bool = True
     threads: int = field(default=1, metadata=positive("use 1 (recommended) or more numeric threads"))
 
@@ -151,7 +153,14 @@ class KafkaConfig:
     max_message_bytes: int = field(default=1_048_576, metadata=positive("match the broker's message.max.bytes, e.g. 1048576"))
     session_timeout_ms: int = field(default=45_000, metadata=positive("use a timeout such as 45000 (ms)"))
     max_poll_interval_ms: int = field(default=300_000, metadata=positive("use a limit such as 300000 (ms)"))
-    acks: int | str = field(default="all", metadata=check(lambda v: v in ("all", 0, 1, -1), "must be \"all\", 1 or 0", 'use acks = "all" for durable predictions'))
+    # transactions need every in-sync replica's acknowledgement: the key stays for old configs, "all" only
+    acks: int | str = field(default="all", metadata=check(lambda v: v in ("all", -1), "must be \"all\" (the daemon's output is transactional)", 'use acks = "all", or leave the key out'))
+    # one Kafka transaction per interval: its predictions, dead letters and offsets (latency vs overhead)
+    commit_interval_ms: int = field(default=200, metadata=positive("use an interval such as 200 (ms)"))
+    transactional_id: str = ""  # "" = derived: stable per daemon (see docs/daemon.md)
+    transaction_timeout_ms: int = field(default=60_000, metadata=positive("use a timeout such as 60000 (ms)"))
+    # a commit that takes longer is given up: the member drops what it did since its last commit and starts over
+    commit_timeout_ms: int = field(default=60_000, metadata=positive("use a bound such as 60000 (ms)"))
     linger_ms: int = field(default=5, metadata=_nonnegative("use a small delay such as 5 (ms)"))
     batch_size: int = field(default=262_144, metadata=positive("use a producer batch size such as 262144 (bytes)"))
     compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "none"

@@ -38,6 +38,7 @@ from typing import Any, Literal
 from .config import MappingConfig
 from .encoding import InvalidFeatureError, flatten
 from .events import DeadLetter, Event
+from .mapping_check import FieldCensus
 
 __all__ = ["EventDecoder"]
 
@@ -95,9 +96,14 @@ class EventDecoder:
 
     ``label_policy="required"`` turns an absent (or null) label into a ``missing_label``
     dead letter; with ``"optional"`` such events are unlabelled (``y=None``).
+
+    ``census`` (optional) watches the first JSON objects' fields for named fields that
+    never appear (:class:`~stream_cl.mapping_check.FieldCensus`); it is the one piece of
+    state a decoder may hold, fed from the one thread that decodes.
     """
 
-    def __init__(self, mapping: MappingConfig, label_policy: Literal["optional", "required"] = "optional"):
+    def __init__(self, mapping: MappingConfig, label_policy: Literal["optional", "required"] = "optional",
+                 census: FieldCensus | None = None):
         if label_policy not in ("optional", "required"):
             raise ValueError(f"label_policy must be 'optional' or 'required', got {label_policy!r}")
         self.mapping = mapping
@@ -123,6 +129,8 @@ class EventDecoder:
         # The last CSV header seen, its feature columns and unknown columns: one tuple,
         # replaced whole, so threads sharing the decoder never see a mixed pair.
         self._csv_cache: tuple = ((), [], [])
+        self.census = census
+        self._watch = census is not None  # until the census has its sample: then no per-event cost
 
     # -- JSON ------------------------------------------------------------------------
     def decode_json(self, raw: bytes | str, origin: str = "") -> Event | DeadLetter:
@@ -165,6 +173,8 @@ class EventDecoder:
         """Validate an already parsed object (``raw`` is kept for the dead letter)."""
         if type(obj) is not dict and not isinstance(obj, Mapping):  # ABC checks are slow: dict first
             return _dead(raw, "not_an_object", f"expected an object, got {_json_type(obj)}", origin)
+        if self._watch:
+            self._watch = self.census.observe(obj)
         if self._reject_unknown:
             unknown = [k for k in obj if k not in self._known]
             if unknown:

@@ -75,6 +75,11 @@ class Source(Protocol):
 
     def poll(self, max_records: int) -> Sequence[Event | DeadLetter]: ...
 
+    def take_warnings(self) -> list[str]:
+        """Mapping mistakes found so far (a field or column the mapping names that never
+        appears), each returned once; see :mod:`stream_cl.mapping_check`."""
+        ...
+
     def close(self) -> None: ...
 
 

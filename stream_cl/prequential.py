@@ -35,6 +35,9 @@ from .features import InvalidFeatureError
 
 __all__ = ["Learner", "Prequential", "PrequentialStats"]
 
+AUTO_FIRST_WINDOW = 10  # labelled events per point at the start of an automatic window
+AUTO_MAX_POINTS = 100  # then pairs of points merge: between 50 and 100 points
+
 
 class Learner(Protocol):
     """What a run loop needs of a model (both learners of this package provide it)."""
@@ -52,10 +55,23 @@ class Learner(Protocol):
 
 
 class PrequentialStats:
-    """Counts and accuracies of a prequential run, reported as JSON-ready dicts."""
+    """Counts and accuracies of a prequential run, reported as JSON-ready dicts.
 
-    def __init__(self, window: int = 1000):
-        self.window = window
+    ``window`` labelled events make one point of windowed accuracy. ``None`` chooses it
+    as the run goes, whatever its length: windows of :data:`AUTO_FIRST_WINDOW` events
+    until there are :data:`AUTO_MAX_POINTS` of them, then neighbours are merged in pairs
+    and the window doubles, so a run of any length has 50 to 100 points (fewer only when
+    it is short) in bounded memory.
+
+    >>> stats = PrequentialStats(window=None)
+    >>> stats.update([1] * 5000, [1] * 4000 + [0] * 1000)
+    >>> stats.window, len(stats.windows), stats.windows[-1]["accuracy"]
+    (80, 62, 0.0)
+    """
+
+    def __init__(self, window: int | None = 1000):
+        self.auto = window is None
+        self.window = AUTO_FIRST_WINDOW if window is None else window
         self.events = 0
         self.labelled = 0
         self.correct = 0
@@ -101,6 +117,15 @@ class PrequentialStats:
                 self.windows.append({"events": self.events, "accuracy": self._win_hits / self._win_n,
                                      "t": round(time.perf_counter() - self.started, 3)})
                 self._win_n = self._win_hits = 0
+                if self.auto and len(self.windows) >= AUTO_MAX_POINTS:
+                    self._coarsen()
+
+    def _coarsen(self) -> None:
+        """Merge neighbouring windows in pairs (equal sizes: the mean is the pair's accuracy); double the window."""
+        w = self.windows
+        self.windows = [{**w[i + 1], "accuracy": (w[i]["accuracy"] + w[i + 1]["accuracy"]) / 2}
+                        for i in range(0, len(w) - 1, 2)]
+        self.window *= 2
 
     def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         self.dead_letters.update(d.reason for d in letters)
@@ -151,7 +176,7 @@ class PrequentialStats:
 class Prequential:
     """Predict, then learn, every event of each batch."""
 
-    def __init__(self, learner: Learner, window: int = 1000):
+    def __init__(self, learner: Learner, window: int | None = 1000):
         self.learner = learner
         self.stats = PrequentialStats(window)
         self.stats.learner_report = getattr(learner, "report", None)  # continual learners: alarms, need, replay

@@ -37,11 +37,15 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, interva
 
 
 class TopicReader:
-    """Reads every partition of a topic from the beginning, without a group; keeps all records."""
+    """Reads every partition of a topic from the beginning, without a group; keeps all records.
 
-    def __init__(self, bootstrap: str, topic: str):
+    ``read_committed`` by default, as a consumer of the daemon's transactional output reads it.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, isolation_level: str = "read_committed"):
         self.topic = topic
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                      isolation_level=isolation_level,
                                       max_partition_fetch_bytes=32 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
         parts = wait_for(lambda: self.consumer.partitions_for_topic(topic), 30, f"metadata of {topic}")
         self.partitions = [TopicPartition(topic, p) for p in sorted(parts)]
@@ -56,6 +60,12 @@ class TopicReader:
 
     def until(self, condition: Callable[[list], object], timeout: float, what: str):
         return wait_for(lambda: self.poll() is not None and condition(self.records), timeout, what, interval=0)
+
+    def read_to_end(self, timeout: float) -> list:
+        """Every record up to the end offsets as of now (transaction markers included in the positions)."""
+        ends = self.consumer.end_offsets(self.partitions)
+        return self.until(lambda recs: all(self.consumer.position(tp) >= ends[tp] for tp in self.partitions),
+                          timeout, f"the end of {self.topic}")
 
     def values(self) -> list:
         return [json.loads(r.value) for r in self.records]
@@ -149,8 +159,8 @@ class Kit:
         self.producer.flush(timeout=60)
         return [f.get(timeout=60) for f in futures]
 
-    def reader(self, topic: str) -> TopicReader:
-        r = TopicReader(self.bootstrap, topic)
+    def reader(self, topic: str, isolation_level: str = "read_committed") -> TopicReader:
+        r = TopicReader(self.bootstrap, topic, isolation_level)
         self.readers.append(r)
         return r
 

@@ -18,14 +18,9 @@ from hypothesis import strategies as st
 from kafka import TopicPartition
 from kafka.partitioner.default import DefaultPartitioner
 
-from connectors.kafka import (
-    BackgroundWriter,
-    DeliveryError,
-    KafkaDeadLetterSink,
-    KafkaPredictionSink,
-    KafkaSource,
-    client_options,
-)
+from connectors.kafka import KafkaSource, client_options
+from connectors.sinks import DeliveryError, PredictionWriter, dead_letter_record, prediction_row
+from connectors.transaction import Fenced, TransactionalWriter
 from stream_cl.config import ConfigError, KafkaConfig, MappingConfig
 from stream_cl.events import REASONS, DeadLetter, Event, Prediction
 from stream_cl.pending import LabelUpdate
@@ -77,6 +72,12 @@ class FakeConsumer:
 
     def poll(self, timeout_ms=0, max_records=None):
         return self.batches.pop(0) if self.batches else {}
+
+    def partitions_for_topic(self, topic):
+        return {0}
+
+    def group_metadata(self):
+        return ("g", 1, "m", None, "<stable>")
 
 
 def _source(**kafka) -> tuple[KafkaSource, FakeConsumer]:
@@ -161,12 +162,31 @@ class FakeProducer:
     def flush(self, timeout=None):
         self.flushes += 1
 
+    # a transactional producer's calls, logged in order
+    def init_transactions(self):
+        self.calls = ["init"]
+
+    def begin_transaction(self):
+        self.calls.append("begin")
+
+    def send_offsets_to_transaction(self, offsets, group):
+        self.calls.append(("offsets", {(tp.topic, tp.partition): om.offset for tp, om in offsets.items()}, group.generation_id))
+        if self.fence:
+            raise self.fence
+
+    def commit_transaction(self):
+        self.calls.append("commit")
+
+    def abort_transaction(self):
+        self.calls.append("abort")
+
+    fence = None
+
 
 def test_predictions_are_keyed_and_partitioned_like_kafkas_default_partitioner():
     producer = FakeProducer()
-    sink = KafkaPredictionSink(producer, "preds")
-    sink.write([Prediction(str(i), "cat", 0.75, "dog", None, 1.5, f"ev/0@{i}") for i in range(50)])
-    sink.flush()
+    writer = PredictionWriter(producer, "preds")
+    writer.send_rows([prediction_row(Prediction(str(i), "cat", 0.75, "dog", None, 1.5, f"ev/0@{i}")) for i in range(50)])
 
     class Cluster:
         def topics(self):
@@ -189,10 +209,11 @@ def test_predictions_are_keyed_and_partitioned_like_kafkas_default_partitioner()
 
 def test_dead_letters_keep_bytes_and_key_and_are_cut_to_fit():
     producer = FakeProducer()
-    sink = KafkaDeadLetterSink(producer, "dead", max_message_bytes=10_000)
-    sink.write([DeadLetter(b"\xff{bad", "malformed", "invalid UTF-8 at byte 0", "ev/2@41"),
-                DeadLetter(b"x" * 50_000, "oversized", "too big", "ev/0@7")], {"ev/2@41": b"k1"})
+    writer = TransactionalWriter(producer, "", "dead")
+    writer.write_dead([dead_letter_record(DeadLetter(b"\xff{bad", "malformed", "invalid UTF-8 at byte 0", "ev/2@41"), b"k1", 10_000),
+                       dead_letter_record(DeadLetter(b"x" * 50_000, "oversized", "too big", "ev/0@7"), None, 10_000)])
     first, second = producer.sent
+    assert first["topic"] == second["topic"] == "dead"
     assert first["key"] == b"k1" and first["value"] == b"\xff{bad"
     assert dict(first["headers"]) == {"stream-cl.reason": b"malformed", "stream-cl.detail": b"invalid UTF-8 at byte 0",
                                       "stream-cl.origin": b"ev/2@41", "stream-cl.topic": b"ev",
@@ -200,8 +221,44 @@ def test_dead_letters_keep_bytes_and_key_and_are_cut_to_fit():
     assert len(second["value"]) < 10_000 and dict(second["headers"])["stream-cl.truncated-from"] == b"50000"
 
 
-def test_failed_deliveries_surface_on_flush():
-    sink = BackgroundWriter(KafkaPredictionSink(FakeProducer(error=OSError("broker gone")), "preds"))
-    sink.write([Prediction("1", "a", 1.0)])
+def test_a_transaction_commits_outputs_then_offsets_and_begins_the_next():
+    producer = FakeProducer()
+    writer = TransactionalWriter(producer, "preds", "dead")
+    writer.write_rows([prediction_row(Prediction("1", "a", 1.0))])
+    assert writer.commit([("ev", 0, 7)], ("g", 3, "m", None), [("g.model", b"ev/0", b"state")]) == 1
+    assert producer.calls == ["init", "begin", ("offsets", {("ev", 0): 7}, 3), "commit", "begin"]
+    assert [r["topic"] for r in producer.sent] == ["preds", "g.model"]
+
+
+def test_failed_deliveries_abort_the_transaction():
+    producer = FakeProducer(error=OSError("broker gone"))
+    writer = TransactionalWriter(producer, "preds")
+    writer.write_rows([prediction_row(Prediction("1", "a", 1.0))])
     with pytest.raises(DeliveryError, match="broker gone"):
-        sink.flush()
+        writer.commit([("ev", 0, 1)], ("g", 1, "m", None))
+    assert producer.calls[-1] == "abort" and "commit" not in producer.calls and writer.sent == 0
+
+
+def test_a_stale_generation_is_fenced_and_nothing_is_committed():
+    from kafka.errors import CommitFailedError
+
+    producer = FakeProducer()
+    producer.fence = CommitFailedError("generation mismatch")
+    writer = TransactionalWriter(producer, "preds")
+    writer.write_rows([prediction_row(Prediction("1", "a", 1.0))])
+    with pytest.raises(Fenced, match="fenced"):
+        writer.commit([("ev", 0, 1)], ("g", 1, "m", None))
+    assert producer.calls[-1] == "abort" and "commit" not in producer.calls
+
+
+def test_records_below_the_committed_offset_come_back_silent():
+    source, consumer = _source()
+    tp = TopicPartition("ev", 0)
+    source.positions[tp], source.replay_until[tp] = 2, 4  # the state covers 2, the group committed 4
+    good = json.dumps({"id": 1, "x": [1.0]}).encode()
+    consumer.batches.append({tp: [Record("ev", 0, o, None, good) for o in range(2, 6)]})
+    polled = source.poll(100)
+    assert [i.origin for i in polled.items] == ["ev/0@2", "ev/0@3", "ev/0@4", "ev/0@5"]
+    assert polled.silent == {"ev/0@2", "ev/0@3"} and tp not in source.replay_until  # caught up
+    consumer.batches.append({tp: [Record("ev", 0, 6, None, good)]})
+    assert source.poll(100).silent == frozenset()

@@ -35,13 +35,16 @@ def produce_compressed(kit: Kit, topic: str, codec_name: str, n: int) -> None:
 
 
 def batch_codecs(kit: Kit, topic: str) -> set[int]:
-    """The compression attribute of every record batch on disk of ``topic``/0 (the broker is local)."""
+    """The compression attribute of every data batch on disk of ``topic``/0 (the broker is local); transaction
+    markers (control batches, never compressed) are not data."""
     configs = kit.admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")], config_filter="all")
     folder = Path(configs["broker"]["1"]["log.dirs"]["value"].split(",")[0]) / f"{topic}-0"
     records = MemoryRecords(b"".join(p.read_bytes() for p in sorted(folder.glob("*.log"))))
     found = set()
     while records.has_next():
-        found.add(records.next_batch().compression_type)
+        batch = records.next_batch()
+        if not batch.is_control_batch:
+            found.add(batch.compression_type)
     return found
 
 

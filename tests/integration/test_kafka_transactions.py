@@ -38,9 +38,7 @@ def run_to_end(kit: Kit, name: str, topic: str, **kafka) -> tuple[set[str], dict
     daemon = kit.start(kit.config(name, [topic], kafka={"predictions_topic": preds, "stop_at_end": True, **kafka}))
     assert daemon.wait(120) == 0, daemon.log()[-3000:]  # it stops: the topic's last offset is a marker
     reader = kit.reader(preds)
-    reader.poll(2000)
-    ends = kit.end_offsets(preds)
-    reader.until(lambda recs: len(recs) >= sum(ends.values()), 60, "every prediction")
+    reader.read_to_end(60)
     return {r.key.decode() for r in reader.records}, kit.committed(f"it-{name}-{kit.tag}", topic), daemon
 
 

@@ -1,5 +1,5 @@
-"""The predictions publisher process against the real broker: delivery, failures, and an
-orphaned child that still delivers what it was given."""
+"""The publisher process against the real broker: transactional delivery, failures, and an
+orphaned child that aborts what its daemon never committed."""
 
 import json
 import os
@@ -11,6 +11,8 @@ import textwrap
 import pytest
 from daemon_kit import REPO, wait_for
 
+from collections import Counter
+
 from connectors.publisher import DeliveryError, ProcessPublisher
 from stream_cl.checkpoint import CheckpointStore
 from stream_cl.events import Prediction
@@ -20,21 +22,29 @@ def _predictions(n, start=0):
     return [Prediction(str(i), "cat", 0.75, "dog", "t1", 1.5, f"ev/0@{i}") for i in range(start, start + n)]
 
 
-def test_every_prediction_is_delivered_keyed_and_partitioned_before_flush_returns(kafka_kit):
+def _options(kit, name):
+    return {"bootstrap_servers": kit.bootstrap, "acks": -1, "enable_idempotence": True,
+            "transactional_id": f"it-{name}-{kit.tag}"}
+
+
+def test_every_prediction_is_committed_keyed_and_partitioned_before_commit_returns(kafka_kit):
     topic = kafka_kit.topic("pub", partitions=3)
-    pub = ProcessPublisher({"bootstrap_servers": kafka_kit.bootstrap, "acks": -1}, topic)
+    pub = ProcessPublisher(_options(kafka_kit, "pub"), topic)
     try:
         for start in range(0, 3000, 256):
             pub.write(_predictions(min(256, 3000 - start), start))
-        pub.flush()
+        pub.commit([], (f"it-pub-{kafka_kit.tag}", -1, "", None))
         assert pub.sent == 3000
-        # acknowledged before flush returned: the end offsets already count every record
-        assert sum(kafka_kit.end_offsets(topic).values()) == 3000
+        # committed before commit returned: the end offsets count every record and a marker per partition
+        assert sum(kafka_kit.end_offsets(topic).values()) == 3000 + 3
+        pub.write(_predictions(10, 5000))  # never committed: closing aborts it
     finally:
         pub.close()
     assert pub._proc.returncode == 0
-    reader = kafka_kit.reader(topic)
+    reader = kafka_kit.reader(topic)  # read_committed
     reader.until(lambda recs: len(recs) >= 3000, 60, "3000 predictions")
+    reader.poll(500)
+    assert len(reader.records) == 3000
     by_key = {r.key.decode(): r for r in reader.records}
     assert sorted(by_key, key=int) == [str(i) for i in range(3000)]
     assert json.loads(by_key["7"].value) == {"id": "7", "y_pred": "cat", "proba": 0.75, "y_true": "dog",
@@ -47,29 +57,32 @@ def test_a_producer_that_cannot_start_is_an_error_with_the_reason():
         ProcessPublisher({"bootstrap_servers": "127.0.0.1:9", "no_such_option": 1}, "t")
 
 
-def test_a_dead_publisher_fails_the_next_write_or_flush(kafka_kit):
-    pub = ProcessPublisher({"bootstrap_servers": kafka_kit.bootstrap}, kafka_kit.topic("pub-dead"))
+def test_a_dead_publisher_fails_the_next_write_or_commit(kafka_kit):
+    pub = ProcessPublisher(_options(kafka_kit, "pub-dead"), kafka_kit.topic("pub-dead"))
     pub._proc.kill()
     pub._proc.wait()
     with pytest.raises(DeliveryError, match="publisher process"):
-        for _ in range(100):  # a write may still fit in the pipe's buffer; the flush cannot
+        for _ in range(100):  # a write may still fit in the pipe's buffer; the commit cannot
             pub.write(_predictions(256))
-        pub.flush()
+        pub.commit([], ("g", -1, "", None))
     pub.abort()
 
 
-def test_the_child_ignores_sigterm_and_delivers_what_it_holds_when_the_daemon_dies(kafka_kit, tmp_path):
+def test_the_child_ignores_sigterm_and_aborts_what_was_not_committed_when_the_daemon_dies(kafka_kit, tmp_path):
     topic = kafka_kit.topic("pub-orphan")
+    options = _options(kafka_kit, "pub-orphan")
     script = textwrap.dedent(f"""
         import os, signal, sys
         from connectors.publisher import ProcessPublisher
         from stream_cl.events import Prediction
-        pub = ProcessPublisher({{"bootstrap_servers": {kafka_kit.bootstrap!r}}}, {topic!r})
+        pub = ProcessPublisher({options!r}, {topic!r})
         os.kill(pub.pid, signal.SIGTERM)  # a terminal's or a service manager's signal: the daemon decides
-        for s in range(0, 2000, 250):
+        pub.write([Prediction(str(i), "a", 1.0) for i in range(0, 500)])
+        pub.commit([], ("g", -1, "", None))
+        for s in range(500, 2000, 250):
             pub.write([Prediction(str(i), "a", 1.0) for i in range(s, s + 250)])
         print(pub.pid, flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)  # the daemon dies without flushing
+        os.kill(os.getpid(), signal.SIGKILL)  # the daemon dies without committing the rest
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                           cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -83,10 +96,10 @@ def test_the_child_ignores_sigterm_and_delivers_what_it_holds_when_the_daemon_di
         except FileNotFoundError:
             return True
 
-    reader = kafka_kit.reader(topic)
-    reader.until(lambda recs: len(recs) >= 2000, 60, "the orphan's 2000 predictions")
-    assert sorted(int(r.key) for r in reader.records) == list(range(2000))
     wait_for(gone, 30, "the orphaned publisher to exit")
+    reader = kafka_kit.reader(topic)  # read_committed: the aborted transaction's records are skipped
+    reader.read_to_end(60)
+    assert sorted(int(r.key) for r in reader.records) == list(range(500))
 
 
 def _children(pid: int) -> list[int]:
@@ -123,14 +136,15 @@ def test_a_daemon_whose_publisher_dies_fails_without_committing_and_a_restart_pu
     assert "the publisher process exited (code -9)" in daemon.log()
     kafka_kit.produce(events, records[2000:])
     group = f"it-pubdie-{kafka_kit.tag}"
-    assert kafka_kit.committed(group, events)[0] <= 2000  # nothing unpublished was committed
+    assert kafka_kit.committed(group, events)[0] <= 2000
 
     final_config = kafka_kit.config("pubdie", [events], kafka={**kafka, "stop_at_end": True},
                                     checkpoint={"every_events": 500, "every_seconds": 3600.0})
     final = kafka_kit.start(final_config, name="pubdie-2")
     assert final.wait(timeout=120) == 0, final.log()[-3000:]
     preds.until(lambda recs: len({r.key for r in recs}) >= 4000, 60, "all 4000 predictions")
-    assert {r.key.decode() for r in preds.records} == {str(i) for i in range(4000)}
+    preds.poll(500)
+    assert Counter(r.key.decode() for r in preds.records) == Counter(str(i) for i in range(4000))  # exactly once
     assert kafka_kit.committed(group, events)[0] == 4000
     state, _ = CheckpointStore(final_config[0].parent / "pubdie-ckpt").load_latest()
     assert state["model"]["head"]["ridge"]["n_rows"] == 4000  # every event learned exactly once

@@ -205,58 +205,78 @@ def test_sufficient_statistics_are_additive():
     assert [a + b for a, b in zip(sl["counts"], sr["counts"])] == sw["counts"]
 
 
-# -- the daemon's checkpoint protocol, with a fake source and sinks (no broker) ---------------------
-class _FakeSink:
-    def __init__(self, log, name):
-        self.log, self.name, self.items, self.pending = log, name, [], []
+# -- the daemon's commit protocol, with a fake source and publisher (no broker) ----------------------
+class _FakePublisher:
+    """Holds what is written until a commit makes it visible, as a Kafka transaction does."""
 
-    def write(self, items, keys=None):
-        self.pending.extend(items)
+    def __init__(self, log, group):
+        self.log, self.group = log, group  # group: the consumer group's committed offsets, shared across runs
+        self.predictions, self.dead, self._open = [], [], ([], [])
+        self.sent = 0
 
-    def flush(self):
-        self.log.append(f"flush:{self.name}")
-        self.items.extend(self.pending)
-        self.pending = []
+    def write(self, predictions):
+        self._open[0].extend(predictions)
+
+    def write_dead(self, records):
+        self._open[1].extend(records)
+
+    def commit(self, offsets, group, records=()):
+        self.log.append(f"commit:{offsets[0][2] if offsets else None}")
+        self.predictions += self._open[0]
+        self.dead += self._open[1]
+        self._open = ([], [])
+        self.group.update({(t, p): o for t, p, o in offsets})
+
+    def check(self):
+        pass
 
     def close(self):
-        self.flush()
+        self._open = ([], [])  # what was not committed is aborted
+
+    abort = close
 
 
 class _FakeSource:
-    """One partition of ``records`` (raw bytes), replayed from where the daemon says."""
+    """One partition of ``records`` (raw bytes): resumes where the daemon's state ends, and returns what
+    lies below the group's committed offset as silent, as :class:`connectors.kafka.KafkaSource` does."""
 
-    def __init__(self, daemon, records, log, batch=7):
+    def __init__(self, daemon, records, log, group, batch=7):
         from stream_cl.decode import EventDecoder
 
         self.tp = TopicPartition("events", 0)
-
         self.decode = EventDecoder(daemon.config.mapping).decode_json
         self.records, self.log, self.batch = records, log, batch
         self.assigned = {self.tp}
-        start = daemon.on_assign({self.tp}).get(self.tp, 0)
+        done = group.get(("events", 0))
+        start = daemon.on_assign({self.tp}).get(self.tp, done or 0)
         self.positions = {self.tp: start}
-        self.committed = {}
-        self.commit_failures = self.rebalances = 0
+        self.replay_until = done if done is not None and done > start else -1
+        self.committed = {} if done is None else {self.tp: done}
+        self.rebalances = 0
 
     def poll(self, max_records):
         from connectors.kafka import PolledBatch
 
         pos = self.positions[self.tp]
         chunk = self.records[pos : pos + min(self.batch, max_records)]
-        items, raw = [], {}
+        items, raw, silent = [], {}, set()
         for i, value in enumerate(chunk, start=pos):
             origin = f"events/0@{i}"
             raw[origin] = (None, value)
             items.append(self.decode(value, origin))
+            if i < self.replay_until:
+                silent.add(origin)
         self.positions[self.tp] = pos + len(chunk)
-        return PolledBatch(items, raw)
+        return PolledBatch(items, raw, frozenset(silent))
+
+    def group_metadata(self):
+        return ("g", 1, "m", None)
 
     def fill_positions(self):
         pass
 
-    def commit(self, offsets):
-        self.log.append(f"commit:{offsets[self.tp]}")
-        self.committed.update(offsets)
+    def take_warnings(self):
+        return []
 
     def at_end(self):
         return self.positions[self.tp] >= len(self.records)
@@ -268,29 +288,33 @@ class _FakeSource:
         self.log.append("close")
 
 
-def _daemon(tmp_path, records, log, every=20):
+def _daemon(tmp_path, records, log, every=20, group=None):
+    from connectors.commit import CommitPolicy
     from connectors.daemon import Daemon
+    from connectors.state import CheckpointState
+    from stream_cl.factory import build_learner
 
     cfg = load_config_dict({
         "model": {"kind": "analytic", "forgetting": [1.0]},
-        "kafka": {"topics": ["events"], "predictions_topic": "p", "stop_at_end": True},
+        "kafka": {"topics": ["events"], "predictions_topic": "p", "dead_letter_topic": "d", "stop_at_end": True},
         "checkpoint": {"dir": str(tmp_path / "ckpt"), "every_events": every, "every_seconds": 3600},
         "run": {"batch_size": 5},
     })
-    from stream_cl.factory import build_learner
+    group = {} if group is None else group
+    learner, pending = build_learner(cfg.model), PendingLabels()
 
-    store = CheckpointStore(cfg.checkpoint.dir, cfg.checkpoint.keep)
-    real_save = store.save
+    class LoggedState(CheckpointState):
+        def committed(self, offsets, reason):
+            before = self.metrics.checkpoints
+            super().committed(offsets, reason)
+            if self.metrics.checkpoints != before:
+                log.append(f"save:{self.offsets[TopicPartition('events', 0)]}")
 
-    def save(state, meta=None):
-        log.append(f"save:{state['offsets'][0][2] if state['offsets'] else None}")
-        return real_save(state, meta)
-
-    store.save = save
-    preds, dead = _FakeSink(log, "predictions"), _FakeSink(log, "dead")
-    d = Daemon(cfg, build_learner(cfg.model), lambda me: _FakeSource(me, records, log), preds, dead, store,
-               PendingLabels(), threading.Event())
-    return d, preds, dead
+    publisher = _FakePublisher(log, group)
+    d = Daemon(cfg, learner, lambda me: _FakeSource(me, records, log, group), publisher, pending, threading.Event(),
+               state_factory=LoggedState)
+    d.commits.policy = CommitPolicy(0)  # a commit after every poll that brought something: deterministic
+    return d, publisher
 
 
 def _records(n, seed=0):
@@ -303,52 +327,53 @@ def _records(n, seed=0):
     return out
 
 
-def test_daemon_flushes_then_checkpoints_then_commits(tmp_path):
+def test_daemon_commits_outputs_with_their_offsets_then_checkpoints(tmp_path):
     log = []
-    daemon, preds, dead = _daemon(tmp_path, _records(60), log)
+    daemon, publisher = _daemon(tmp_path, _records(60), log)
     assert daemon.run() == 0
-    # every checkpoint: both sinks flushed, then saved, then committed at the same offset
+    # every checkpoint covers offsets a transaction committed just before it, with the outputs they produced
     saves = [i for i, e in enumerate(log) if e.startswith("save:")]
     assert saves, log
     for i in saves:
-        assert {log[i - 2], log[i - 1]} == {"flush:predictions", "flush:dead"}
-        offset = log[i].split(":")[1]
-        assert log[i + 1] == f"commit:{offset}"
+        assert log[i - 1] == f"commit:{log[i].split(':')[1]}"
     assert log[saves[-1]] == "save:60" and "close" in log[saves[-1]:]
-    assert len(preds.items) == 59 and [d.reason for d in dead.items] == ["non_finite"]
+    assert len(publisher.predictions) == 59 and [dict(h)["stream-cl.reason"] for _, _, h in publisher.dead] == [b"non_finite"]
     assert daemon.metrics.events["learned"] == 59 and daemon.metrics.dead_letters["non_finite"] == 1
+    assert daemon.metrics.transactions["committed"] == sum(e.startswith("commit:") for e in log)
 
 
-def test_daemon_resumes_after_a_crash_exactly(tmp_path):
+def test_daemon_resumes_after_a_crash_exactly_once(tmp_path):
     records = _records(200, seed=4)
-    ref, _, _ = _daemon(tmp_path / "ref", records, [])
+    ref, _ = _daemon(tmp_path / "ref", records, [])
     assert ref.run() == 0
 
-    log = []
-    first, _, _ = _daemon(tmp_path / "crash", records, log, every=28)
-    for _ in range(14):  # 98 records in polls of 7, the last checkpoint at 84: then the process "dies"
+    log, group = [], {}
+    first, first_pub = _daemon(tmp_path / "crash", records, log, every=28, group=group)
+    for _ in range(14):  # 98 records in polls of 7, each committed; checkpoints at 28, 56, 84; then the process "dies"
         first.run_once()
     assert [e for e in log if e.startswith("save")] == ["save:28", "save:56", "save:84"]
-    second, preds, _ = _daemon(tmp_path / "crash", records, [], every=28)
-    assert second.source.positions[second.source.tp] == 84  # seeks to the checkpoint's offset
+    assert group == {("events", 0): 98} and len(first_pub.predictions) == 97  # 13 was a dead letter
+    second, preds = _daemon(tmp_path / "crash", records, [], every=28, group=group)
+    assert second.source.positions[second.source.tp] == 84  # the state's offset: 84..97 are re-learned silently
+    second.run_once()  # re-learning 84..90 and committing: the group's offset does not move back
+    assert group == {("events", 0): 98} and second.state.offsets[second.source.tp] == 84
     assert second.run() == 0
-    assert len(preds.items) == 116  # events 84..199 (the dead letter, 13, came before)
+    assert len(preds.predictions) == 102  # events 98..199: nothing published twice
+    assert second.metrics.events["replayed"] == 14
     a, b = ref.learner.state_dict()["head"]["ridge"], second.learner.state_dict()["head"]["ridge"]
     for k in ("A", "B"):
         np.testing.assert_allclose(b[k], a[k], rtol=0, atol=1e-9)
-    assert second.learner.head_.counts == ref.learner.head_.counts
+    assert second.learner.head_.counts == ref.learner.head_.counts  # each event learned once
 
 
 def test_model_config_mismatch_is_a_config_error(tmp_path):
     from stream_cl.config import ConfigError
 
-    daemon, _, _ = _daemon(tmp_path, _records(30), [])
+    daemon, _ = _daemon(tmp_path, _records(30), [])
     assert daemon.run() == 0
     cfg = daemon.config.replace("model", gamma=2.0)
     from connectors.daemon import Daemon
     from stream_cl.factory import build_learner
 
     with pytest.raises(ConfigError, match=r"model\.gamma: the checkpoint .* gamma = 1\.0, the config says 2\.0"):
-        Daemon(cfg, build_learner(cfg.model), lambda me: None, None, None,
-               CheckpointStore(cfg.checkpoint.dir), PendingLabels(), threading.Event())
-
+        Daemon(cfg, build_learner(cfg.model), lambda me: None, None, PendingLabels(), threading.Event())

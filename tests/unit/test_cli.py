@@ -20,12 +20,14 @@ def test_demo_runs_to_its_summary(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "prequential accuracy" in out and "dead letters: 1 (malformed: 1)" in out
+    # run.window unset: chosen as the run went (2,880 labelled: 72 windows of 40), the summary says it thins them
+    assert "accuracy per 40 labelled events (every 6th of 72 windows): " in out
     report = json.loads(report_path.read_text())
     assert report["events"] == 2999 and report["dead_letters"] == {"malformed": 1}
     assert report["accuracy"] > 0.8
     assert report["labelled"] + report["predict_only"] == report["events"]
     assert sum(report["class_counts"].values()) == report["labelled"]
-    assert len(report["windowed_accuracy"]) == report["labelled"] // 1000
+    assert report["window"] == 40 and len(report["windowed_accuracy"]) == 72
     predictions = (tmp_path / "pred.jsonl").read_text().splitlines()
     assert len(predictions) == 2999
     dead = json.loads((tmp_path / "dlq.jsonl").read_text())
@@ -103,3 +105,86 @@ def test_every_config_key_is_documented():
     assert not missing, f"undocumented config keys: {missing}"
     for block in readme_blocks:  # and what the README shows is a valid config
         load_config_dict(block)
+
+
+# -- mapping mistakes a new user makes: said, named, never silent --------------------------------
+def _csv(tmp_path, header="a,b,c,label", n=400) -> Path:
+    rows = [header] + [f"{i % 3},{(i * 7) % 5},{i % 2},{'red' if i % 3 + (i * 7) % 5 >= 3 else 'blue'}" for i in range(n)]
+    path = tmp_path / "events.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_a_misspelled_feature_column_is_a_config_error(tmp_path, capsys):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(f'[source]\nkind = "file"\npath = "{_csv(tmp_path)}"\n[mapping]\nfeatures = ["a", "bb", "c"]\nlabel = "label"\n')
+    assert main(["run", "--config", str(cfg), "--quiet", "--dead-letters", ""]) == 2
+    err = capsys.readouterr().err
+    assert "mapping.features: no column 'bb' in the header of" in err and "(its columns: a, b, c, label)" in err
+    assert "did you mean 'b'?" in err
+
+
+def test_a_misspelled_feature_field_in_json_is_warned_with_the_fields_seen(tmp_path, capsys):
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps({"a": i % 3, "b": i % 5, "y": i % 2}) + "\n" for i in range(50)))
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(f'[source]\nkind = "file"\npath = "{path}"\n[mapping]\nfeatures = ["a", "bb"]\n'
+                   f'[run]\nreport = "{tmp_path / "r.json"}"\ndead_letters = ""\n')
+    assert main(["run", "--config", str(cfg), "--quiet"]) == 0  # it learns on "a": a warning, not an error
+    err = capsys.readouterr().err
+    assert "mapping.features: field 'bb' was in none of the first 50 events (fields seen: a, b, y); did you mean 'b'?" in err
+    assert json.loads((tmp_path / "r.json").read_text())["warnings"] == [err.strip().removeprefix("warning: ")]
+
+
+@pytest.mark.parametrize("label_args", [["--label", "lable"], []])  # a typo, or the default "y" on a "label" column
+def test_a_wrong_label_column_is_named_and_the_run_fails(tmp_path, capsys, label_args):
+    code = main(["run", "--source", str(_csv(tmp_path)), *label_args, "--quiet", "--dead-letters", str(tmp_path / "d.jsonl")])
+    err = capsys.readouterr().err
+    wrong = label_args[1] if label_args else "y"
+    assert f"mapping.label: no column '{wrong}' in the header of" in err and "(its columns: a, b, c, label)" in err
+    assert code == 1 and "error: " in err  # nothing could be learned: not a success
+
+
+def test_output_files_start_anew_unless_appending(tmp_path):
+    args = ["run", "--max-events", "500", "--quiet", "--predictions", str(tmp_path / "p.jsonl"),
+            "--dead-letters", str(tmp_path / "d.jsonl")]
+    assert main(args) == 0 and main(args) == 0
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 500  # not 1,000: the second run started anew
+    cfg = tmp_path / "append.toml"
+    cfg.write_text("[run]\nappend = true\n")
+    assert main([*args, "--config", str(cfg)]) == 0
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 1000
+
+
+# -- the command line itself ----------------------------------------------------------------------
+def test_help_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io\nfrom connectors.cli import main\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n    main(['--help'])\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n    main(['run', '--help'])\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"  # torch (seconds to import) only when a model is built
+
+
+def test_run_help_lists_the_daemon_flags_and_how_to_name_several_columns(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--kafka-log-level" in text and "--features a,b,c" in text
+
+
+def test_features_flag_takes_several_columns(tmp_path):
+    from connectors.cli import _config_from_args, _parser
+
+    config = _config_from_args(_parser().parse_args(["run", "--features", "a, b,c", "--label", "label"]))
+    assert config.mapping.features == ["a", "b", "c"] and config.mapping.label == "label"
+    assert _config_from_args(_parser().parse_args(["run", "--features", "x"])).mapping.features == "x"
+
+
+def test_pyproject_license_is_an_spdx_expression():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "Apache-2.0"  # a table makes setuptools warn (deprecated)
+    assert any(r.startswith("setuptools>=77") for r in project["build-system"]["requires"])  # PEP 639 support

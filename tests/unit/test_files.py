@@ -321,9 +321,12 @@ def test_dead_letter_sink_keeps_any_bytes(tmp_path):
     assert second["raw"] == "é" and "raw_encoding" not in second
     sink.close()
     sink.close()  # idempotent
-    with JsonlDeadLetterSink(path) as again:  # appends
+    with JsonlDeadLetterSink(path, append=True) as again:  # appends
         again.write([DeadLetter(b"", "oversized", "d", "f:3")])
     assert len(path.read_text().splitlines()) == 3
+    with JsonlDeadLetterSink(path) as anew:  # by default a sink starts its file anew
+        anew.write([DeadLetter(b"", "oversized", "d", "f:4")])
+    assert [json.loads(line)["origin"] for line in path.read_text().splitlines()] == ["f:4"]
 
 
 def test_prediction_sink(tmp_path):

@@ -49,15 +49,19 @@ class _NoMetadataProducer:
 
     send = partitions_for
 
+    def init_transactions(self):
+        pass
+
+    begin_transaction = init_transactions
+
 
 def test_a_topic_without_metadata_is_a_delivery_error_that_says_to_create_it():
-    from connectors.kafka import KafkaDeadLetterSink
-    from connectors.publisher import DeliveryError, PredictionWriter
+    from connectors.sinks import DeliveryError, dead_letter_record
+    from connectors.transaction import TransactionalWriter
     from stream_cl.events import DeadLetter
 
-    writer = PredictionWriter(_NoMetadataProducer(), "preds")
+    writer = TransactionalWriter(_NoMetadataProducer(), "preds", "dead")
     with pytest.raises(DeliveryError, match="no metadata for topic 'preds'.*create the topic"):
-        writer.send_rows([("1", "a", 0.9, "a", None, 1.0, "events/0@0")])
-    dead = KafkaDeadLetterSink(_NoMetadataProducer(), "dead")
+        writer.write_rows([("1", "a", 0.9, "a", None, 1.0, "events/0@0")])
     with pytest.raises(DeliveryError, match="no metadata for topic 'dead'.*auto.create.topics.enable=false"):
-        dead.write_one(DeadLetter(b"{", "malformed", "bad JSON", "events/0@1"))
+        writer.write_dead([dead_letter_record(DeadLetter(b"{", "malformed", "bad JSON", "events/0@1"))])

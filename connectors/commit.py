@@ -1,0 +1,109 @@
+"""The commit path: outputs, offsets and state of a commit interval become durable together.
+
+A :class:`CommitCoordinator` commits every ``kafka.commit_interval_ms`` (and on
+revocation and shutdown), as numbered steps, in this order:
+
+1. **positions**: the next offset of every assigned partition, moved past what Kafka
+   itself skipped (transaction markers, aborted records, compaction gaps);
+2. **state records**: what the state store wants to go into this transaction (the model
+   changelog: the contributions of the partitions that changed, when due);
+3. **transaction**: the publisher commits the interval's predictions and dead letters,
+   the state records, and the offsets (with the consumer's group metadata, so a member
+   of a stale generation is refused) as one Kafka transaction;
+4. **after**: the store may write its local cache (a checkpoint of the state and the
+   offsets it covers), which only shortens a later recovery.
+
+While a restored state re-learns the records below the group's committed offsets, those
+committed offsets stay as they are (the transaction never moves them back).
+
+Nothing is committed when nothing changed. If step 3 fails, nothing of the interval is
+visible, and the daemon's in-memory state is ahead of what is committed: the caller
+must drop it (a restart restores the last committed state and re-learns from there).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from .logs import log_event
+from .transaction import Fenced, TransactionAborted
+
+__all__ = ["CommitCoordinator", "CommitPolicy"]
+
+log = logging.getLogger("stream_cl.daemon")
+
+
+class CommitPolicy:
+    """Due every ``every_ms`` milliseconds once something changed (``touch``), or at once when forced."""
+
+    def __init__(self, every_ms: float, clock=time.monotonic):
+        self.every_s = every_ms / 1000.0
+        self.clock = clock
+        self.last = clock()
+        self.dirty = False
+
+    def touch(self) -> None:
+        self.dirty = True
+
+    def due(self) -> bool:
+        return self.dirty and self.clock() - self.last >= self.every_s
+
+    def done(self) -> None:
+        self.dirty = False
+        self.last = self.clock()
+
+
+class CommitCoordinator:
+    """Runs the commit steps (module docstring) for one daemon: its source, publisher and state store."""
+
+    def __init__(self, source, publisher, store, metrics, policy: CommitPolicy):
+        self.source = source
+        self.publisher = publisher
+        self.store = store
+        self.metrics = metrics
+        self.policy = policy
+
+    def commit(self, reason: str, partitions=None) -> dict:
+        """Commit now (steps 1-4); returns the offsets committed (``{TopicPartition: offset}``).
+
+        ``partitions``: the partitions whose offsets go into the transaction (default:
+        every assigned one). Raises :class:`TransactionAborted` (:class:`Fenced`) when the
+        transaction could not be committed, and :class:`DeliveryError` when the publisher is gone.
+        """
+        src, m = self.source, self.metrics
+        if partitions is None:
+            src.fill_positions()  # 1. past markers and compaction gaps (blocking: main thread only)
+            partitions = set(src.assigned)
+        covered = {tp: src.positions[tp] for tp in partitions if tp in src.positions}  # what the state has learned
+        # while a restored state re-learns up to the committed offset, the group's offset stays where it is:
+        # moving it back would publish the re-learned records' outputs again after the next restart
+        offsets = {tp: max(o, src.committed.get(tp, o)) for tp, o in covered.items()}
+        changed = {tp: o for tp, o in offsets.items() if src.committed.get(tp) != o}
+        records = self.store.records_for(covered)  # 2.
+        if not changed and not records and not self.policy.dirty:
+            self.policy.done()
+            if reason != "interval":
+                self.store.committed(covered, reason)  # the store may still owe a checkpoint of what it covers
+            return offsets
+        t0 = time.perf_counter()
+        try:
+            self.publisher.commit([(tp.topic, tp.partition, o) for tp, o in sorted(offsets.items())],  # 3.
+                                  src.group_metadata(), records)
+        except Fenced:
+            m.transactions["fenced"] += 1
+            raise
+        except TransactionAborted:
+            m.transactions["aborted"] += 1
+            raise
+        seconds = time.perf_counter() - t0
+        m.transactions["committed"] += 1
+        m.commits += 1
+        m.commit_duration.observe(seconds)
+        src.committed.update(offsets)
+        self.policy.done()
+        self.store.committed(covered, reason)  # 4.
+        if reason != "interval":
+            log_event(log, "commit", reason=reason, partitions=len(offsets), records=len(records),
+                      seconds=round(seconds, 4))
+        return offsets

@@ -1,0 +1,141 @@
+"""The records the daemon writes to Kafka: predictions keyed by event id, and dead letters with headers.
+
+Both are built here and sent by a :class:`~connectors.transaction.TransactionalWriter`
+(in the publisher process, or in the daemon's own). This module imports only the
+standard library and kafka-python.
+
+>>> from stream_cl.events import DeadLetter
+>>> key, value, headers = dead_letter_record(DeadLetter(b"{oops", "malformed", "invalid JSON", "events/3@17"), b"e1")
+>>> key, value, dict(headers)["stream-cl.reason"], dict(headers)["stream-cl.offset"]
+(b'e1', b'{oops', b'malformed', b'17')
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Iterable
+
+from kafka.errors import KafkaTimeoutError
+from kafka.partitioner.default import murmur2
+
+__all__ = ["DeliveryError", "HEADER_PREFIX", "PredictionWriter", "dead_letter_record", "parse_origin", "prediction_row"]
+
+HEADER_PREFIX = "stream-cl."
+_HEADER_ROOM = 4096  # bytes kept free in a dead-letter record for key, headers and framing
+_ORIGIN = re.compile(r"^(?P<topic>[A-Za-z0-9._-]+)/(?P<partition>\d+)@(?P<offset>\d+)$")
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
+class DeliveryError(RuntimeError):
+    """A record the producer could not deliver (after its retries)."""
+
+
+def parse_origin(origin: str) -> tuple[str, int, int] | None:
+    """``(topic, partition, offset)`` from an origin ``"topic/partition@offset"``, else None.
+
+    >>> parse_origin("events/3@1207"), parse_origin("file.jsonl:3")
+    (('events', 3, 1207), None)
+    """
+    m = _ORIGIN.match(origin)
+    return (m["topic"], int(m["partition"]), int(m["offset"])) if m else None
+
+
+def prediction_row(p) -> tuple:
+    """A :class:`stream_cl.events.Prediction` as the plain tuple the pipe carries."""
+    return (p.id, p.y_pred, p.proba, p.y_true, p.task, p.ts, p.origin)
+
+
+def no_metadata(topic: str, error: KafkaTimeoutError) -> DeliveryError:
+    """The error for a topic kafka-python found no metadata for within ``max_block_ms``."""
+    return DeliveryError(f"no metadata for topic {topic!r} ({error}): create the topic (a broker with "
+                         "auto.create.topics.enable=false does not create it) and check that the broker is reachable")
+
+
+def dead_letter_record(letter, key: bytes | None = None, max_message_bytes: int = 1_048_576) -> tuple:
+    """``(key, value, headers)`` of a dead letter: the original bytes (and key), explained in headers.
+
+    Headers: ``stream-cl.reason`` (a code of :data:`stream_cl.events.REASONS`),
+    ``stream-cl.detail``, ``stream-cl.origin`` and, for records that came from Kafka,
+    ``stream-cl.topic``, ``stream-cl.partition`` and ``stream-cl.offset``. A value too
+    large for ``max_message_bytes`` is cut to fit, with ``stream-cl.truncated-from``
+    holding its original size.
+    """
+    headers = [(HEADER_PREFIX + "reason", letter.reason.encode()),
+               (HEADER_PREFIX + "detail", letter.detail.encode("utf-8", "replace")[:1000]),
+               (HEADER_PREFIX + "origin", letter.origin.encode("utf-8", "replace")[:1000])]
+    where = parse_origin(letter.origin)
+    if where is not None:
+        headers += [(HEADER_PREFIX + "topic", where[0].encode()),
+                    (HEADER_PREFIX + "partition", str(where[1]).encode()),
+                    (HEADER_PREFIX + "offset", str(where[2]).encode())]
+    value = bytes(letter.raw)
+    room = max_message_bytes - _HEADER_ROOM - (len(key) if key else 0)
+    if len(value) > room:
+        headers.append((HEADER_PREFIX + "truncated-from", str(len(value)).encode()))
+        value = value[: max(room, 0)]
+    return key, value, headers
+
+
+class PredictionWriter:
+    """Sends prediction rows as JSON records keyed by event id (unkeyed when it has none).
+
+    The value is ``{"id", "y_pred", "proba", "y_true", "task", "ts", "origin"}``, the same
+    fields as the JSONL file sink; ``origin`` is ``"topic/partition@offset"`` of the event.
+    Keyed records go to the partition Kafka's default partitioner would choose
+    (murmur2 of the key); computing it here, with the partition count cached, saves a
+    quarter of kafka-python's per-record cost. The owner flushes (a transaction commit)
+    and then collects the sends' futures and count with :meth:`take_futures` / :meth:`take_sent`.
+    """
+
+    PARTITIONS_TTL_S = 30.0
+
+    def __init__(self, producer, topic: str):
+        self.producer = producer
+        self.topic = topic
+        self._futures: list = []
+        self._sent = 0
+        self._parts: list[int] = []
+        self._parts_at = -math.inf
+        self._rr = 0
+
+    def _partitions(self) -> list[int]:
+        now = time.monotonic()
+        if now - self._parts_at > self.PARTITIONS_TTL_S:
+            try:
+                self._parts = sorted(self.producer.partitions_for(self.topic))
+            except KafkaTimeoutError as e:
+                raise no_metadata(self.topic, e) from e
+            self._parts_at = now
+        return self._parts
+
+    def send_rows(self, rows: Iterable[tuple]) -> None:
+        send, topic, encode, futures = self.producer.send, self.topic, _encode_json, self._futures
+        parts = self._partitions()
+        n = len(parts)
+        count = 0
+        for id_, y_pred, proba, y_true, task, ts, origin in rows:
+            proba = proba if math.isfinite(proba) else None
+            ts = ts if ts is None or math.isfinite(ts) else None
+            value = encode({"id": id_, "y_pred": y_pred, "proba": proba, "y_true": y_true,
+                            "task": task, "ts": ts, "origin": origin}).encode()
+            if id_ is None:
+                key = None
+                self._rr += 1
+                part = parts[self._rr % n]
+            else:
+                key = id_.encode()
+                part = parts[0] if n == 1 else parts[(murmur2(key) & 0x7FFFFFFF) % n]
+            futures.append(send(topic, key=key, value=value, partition=part))
+            count += 1
+        self._sent += count
+
+    def take_futures(self) -> list:
+        futures, self._futures = self._futures, []
+        return futures
+
+    def take_sent(self) -> int:
+        sent, self._sent = self._sent, 0
+        return sent

@@ -1,0 +1,132 @@
+"""The daemon's learned state between runs, and where each partition resumes.
+
+:class:`CheckpointState` keeps the learner and the delayed-label store in local
+checkpoint files (:class:`stream_cl.checkpoint.CheckpointStore`), each with the offsets
+it covers. Offsets are committed by the Kafka transaction, not by the checkpoint, and a
+checkpoint is written only after a commit: so the state a restart restores covers
+offsets ``S`` at or below the group's committed offsets ``C``. The source resumes each
+partition at ``S`` and re-learns ``S..C`` silently (their predictions and dead letters
+were committed before); from ``C`` on it predicts and publishes as usual. Nothing is
+learned twice, nothing is lost, nothing is published twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+from stream_cl.checkpoint import CheckpointStore
+from stream_cl.config import Config, ConfigError
+
+from .logs import log_event
+from .status import jsonable_report
+
+__all__ = ["CheckpointPolicy", "CheckpointState"]
+
+log = logging.getLogger("stream_cl.daemon")
+
+# Model settings that may change between runs sharing a checkpoint (placement only).
+_MODEL_KEYS_FREE = {"device"}
+
+
+class CheckpointPolicy:
+    """Due every ``every_events`` records or ``every_seconds`` seconds, whichever comes first."""
+
+    def __init__(self, every_events: int, every_seconds: float, clock=time.monotonic):
+        self.every_events, self.every_seconds, self.clock = every_events, every_seconds, clock
+        self.records = 0
+        self.last = clock()
+
+    def add(self, n: int) -> None:
+        self.records += n
+
+    def due(self) -> bool:
+        return self.records >= self.every_events or (self.clock() - self.last >= self.every_seconds)
+
+    def reset(self) -> None:
+        self.records = 0
+        self.last = self.clock()
+
+
+class CheckpointState:
+    """The learner, the label store and their offsets, in local checkpoint files (module docstring)."""
+
+    def __init__(self, config: Config, learner, pending, metrics, stats, store: CheckpointStore | None = None):
+        self.config = config
+        self.learner = learner
+        self.pending = pending
+        self.metrics = metrics
+        self.stats = stats  # the run's PrequentialStats, kept with the checkpoint
+        self.store = store or CheckpointStore(config.checkpoint.dir, config.checkpoint.keep)
+        self.policy = CheckpointPolicy(config.checkpoint.every_events, config.checkpoint.every_seconds)
+        self.offsets: dict = {}  # TopicPartition -> next offset the restored (or last written) state covers
+
+    def restore(self) -> dict:
+        """Load the newest checkpoint into the learner and the label store; return its offsets."""
+        from kafka import TopicPartition
+
+        loaded = self.store.load_latest()
+        if loaded is None:
+            log_event(log, "restore", checkpoint=None, dir=str(self.store.dir), detail="no checkpoint: a new model")
+            return {}
+        state, info = loaded
+        saved_model = state.get("model_config", {})
+        current = dataclasses.asdict(self.config.model)
+        for key in sorted(set(saved_model) | set(current)):
+            if key in _MODEL_KEYS_FREE or saved_model.get(key) == current.get(key):
+                continue
+            raise ConfigError(
+                f"model.{key}: the checkpoint {info.path} was written with {key} = {saved_model.get(key)!r}, "
+                f"the config says {current.get(key)!r}; restore the setting, or point checkpoint.dir at an empty directory"
+            )
+        self.learner.load_state_dict(state["model"])
+        self.pending.load_state_dict(state["pending"])
+        self.offsets = {TopicPartition(t, int(p)): int(o) for t, p, o in state["offsets"]}
+        m = self.metrics
+        m.checkpoint_seq, m.checkpoint_at, m.checkpoint_bytes = info.seq, info.created, info.size_bytes
+        m.restored_from = m.checkpoint_path = str(info.path)
+        log_event(log, "restore", checkpoint=str(info.path), seq=info.seq, partitions=len(self.offsets),
+                  pending_labels=len(self.pending))
+        return dict(self.offsets)
+
+    def resume_at(self, partitions) -> dict:
+        """Where each of ``partitions`` resumes: the offset the state covers (absent: none)."""
+        return {tp: self.offsets[tp] for tp in partitions if tp in self.offsets}
+
+    def add(self, n: int) -> None:
+        """``n`` more records were processed."""
+        self.policy.add(n)
+
+    def records_for(self, offsets: dict) -> list:
+        """State records for the transaction: none (this store writes files after the commit)."""
+        return []
+
+    def committed(self, offsets: dict, reason: str) -> None:
+        """After a commit: write a checkpoint covering ``offsets`` when due (always on shutdown and revocation)."""
+        if reason == "interval" and not self.policy.due():
+            return
+        merged = {**self.offsets, **offsets}
+        if merged == self.offsets and self.policy.records == 0:
+            return  # nothing new since the last checkpoint
+        state = {
+            "model": self.learner.state_dict(),
+            "pending": self.pending.state_dict(),
+            "offsets": [[tp.topic, tp.partition, o] for tp, o in sorted(merged.items())],
+            "model_config": dataclasses.asdict(self.config.model),
+            "group_id": self.config.kafka.group_id,
+            "stats": jsonable_report(self.stats.report()),
+        }
+        meta = {"reason": reason, "records": self.metrics.records,
+                "offsets": {f"{tp.topic}/{tp.partition}": o for tp, o in merged.items()}}
+        info = self.store.save(state, meta)
+        self.offsets = merged
+        self.policy.reset()
+        m = self.metrics
+        m.checkpoints += 1
+        m.checkpoint_seq, m.checkpoint_at = info.seq, info.created
+        m.checkpoint_duration_s, m.checkpoint_bytes = info.duration_s, info.size_bytes
+        m.checkpoint_path = str(info.path)
+        m.checkpoint_duration.observe(info.duration_s)
+        log_event(log, "checkpoint", seq=info.seq, reason=reason, records=m.records, bytes=info.size_bytes,
+                  seconds=round(info.duration_s, 4), path=str(info.path))

@@ -1,0 +1,159 @@
+"""What a running daemon reports: its counters and gauges, and the status file.
+
+:class:`DaemonMetrics` holds plain values the loop updates (read by the Prometheus
+collector at scrape time, and by ``/model`` and ``/healthz``); :class:`StatusReporter`
+refreshes its gauges from the source and the label store about once a second and
+rewrites the JSON status file (``kafka.status_file``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .prometheus import CHECKPOINT_BUCKETS, COMMIT_BUCKETS, LATENCY_BUCKETS, STEP_BUCKETS, BatchHistogram, TaskAccuracy
+
+__all__ = ["DaemonMetrics", "StatusReporter", "jsonable_report"]
+
+log = logging.getLogger("stream_cl.daemon")
+
+STATUS_EVERY_S = 1.0
+
+
+@dataclass
+class DaemonMetrics:
+    """Counters and gauges of a running daemon; plain values, ready for any exporter.
+
+    ``events`` counts records by outcome: ``predicted`` (no label: predicted, maybe
+    waiting for one), ``learned`` (labelled: predicted then learned), ``dead_letter``,
+    ``label_joined`` (a delayed label learned with its event, whichever came first),
+    ``replayed`` (re-learned after a restore, silently: their outputs were committed
+    before). ``labels`` holds the label store's counters (:meth:`PendingLabels.counters`:
+    a label is ``unknown`` once its event has not come within ``labels.max_early`` /
+    ``labels.max_age_s``). ``transactions`` counts commits by outcome (``committed``,
+    ``aborted``, ``fenced``). Offsets and lag are keyed ``"topic/partition"``.
+
+    Liveness: ``heartbeat`` (``time.monotonic()``) and ``last_progress`` (epoch seconds)
+    of the loop's last turn -- idle polls included. Besides the fields, four
+    :class:`~connectors.prometheus.BatchHistogram` (``step_seconds`` per micro-batch,
+    ``event_latency`` poll-to-prediction per event, ``checkpoint_duration``,
+    ``commit_duration``) and a :class:`~connectors.prometheus.TaskAccuracy` (``tasks``)
+    are observed per batch.
+    """
+
+    started_at: float = field(default_factory=time.time)
+    state: str = "starting"  # starting, running, stopping, stopped, failed
+    records: int = 0
+    events: Counter = field(default_factory=Counter)
+    dead_letters: Counter = field(default_factory=Counter)  # by reason
+    labels: dict = field(default_factory=dict)  # counters of the pending-label store
+    pending_labels: int = 0
+    waiting_labels: int = 0  # labels that came before their event
+    checkpoints: int = 0
+    checkpoint_seq: int = 0
+    checkpoint_at: float | None = None  # epoch seconds of the last checkpoint written or restored
+    checkpoint_duration_s: float = 0.0
+    checkpoint_bytes: int = 0
+    commits: int = 0
+    commit_failures: int = 0
+    transactions: Counter = field(default_factory=Counter)  # committed, aborted, fenced
+    rebalances: int = 0
+    assigned: list = field(default_factory=list)
+    positions: dict = field(default_factory=dict)
+    committed: dict = field(default_factory=dict)
+    lag: dict = field(default_factory=dict)
+    restored_from: str = ""
+    checkpoint_path: str = ""  # the last checkpoint written or restored
+    heartbeat: float | None = None  # time.monotonic() of the loop's last turn
+    last_progress: float | None = None  # epoch seconds of the loop's last turn
+    http_port: int = 0  # where /metrics, /healthz, /readyz and /model answer (0 = not served)
+
+    def __post_init__(self):  # not fields: never in to_dict()'s deep copy
+        self.step_seconds = BatchHistogram(STEP_BUCKETS)
+        self.event_latency = BatchHistogram(LATENCY_BUCKETS)
+        self.checkpoint_duration = BatchHistogram(CHECKPOINT_BUCKETS)
+        self.commit_duration = BatchHistogram(COMMIT_BUCKETS)
+        self.tasks = TaskAccuracy()
+
+    def beat(self) -> None:
+        """The loop turned."""
+        self.heartbeat, self.last_progress = time.monotonic(), time.time()
+
+    def checkpoint_age_s(self, now: float | None = None) -> float | None:
+        if self.checkpoint_at is None:
+            return None
+        return (time.time() if now is None else now) - self.checkpoint_at
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["events"] = {k: v for k, v in self.events.items() if v}
+        d["dead_letters"] = dict(self.dead_letters)
+        d["transactions"] = dict(self.transactions)
+        d["checkpoint_age_s"] = self.checkpoint_age_s()
+        d["task_accuracy"] = self.tasks.snapshot()
+        d["pid"] = os.getpid()
+        return d
+
+
+class StatusReporter:
+    """Refreshes :class:`DaemonMetrics`' gauges (about once a second, or when forced) and writes the status file."""
+
+    def __init__(self, metrics: DaemonMetrics, status_file: str = "", every_s: float = STATUS_EVERY_S):
+        self.metrics = metrics
+        self.status_file = status_file
+        self.every_s = every_s
+        self._at = 0.0
+
+    def refresh(self, source, pending) -> DaemonMetrics:
+        """Gauges from the source (partitions, positions, lag) and the label store.
+
+        Each field is replaced whole, so another thread (a metrics exporter) may read
+        the metrics at any time.
+        """
+        from .kafka import tp_key
+
+        m = self.metrics
+        m.pending_labels = len(pending)
+        m.waiting_labels = pending.waiting_labels
+        m.labels = pending.counters()
+        if source is not None:
+            assigned = set(source.assigned)  # snapshots: the IO thread changes these on rebalances
+            m.assigned = sorted(tp_key(tp) for tp in assigned)
+            m.positions = {tp_key(tp): o for tp, o in dict(source.positions).items()}
+            m.committed = {tp_key(tp): o for tp, o in dict(source.committed).items() if tp in assigned}
+            m.lag = {tp_key(tp): lag for tp, lag in source.lag().items()}
+            m.rebalances = source.rebalances
+        return m
+
+    def write(self, source, pending, report: dict, force: bool = False) -> None:
+        """Refresh (about once a second, or now) and rewrite the status file if one is configured."""
+        now = time.monotonic()
+        if not force and now - self._at < self.every_s:
+            return
+        self._at = now
+        self.refresh(source, pending)
+        if not self.status_file:
+            return
+        data = self.metrics.to_dict()
+        data["report"] = jsonable_report(report)
+        tmp = f"{self.status_file}.tmp"
+        try:
+            Path(self.status_file).parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "w") as f:
+                json.dump(data, f, default=str)
+            os.replace(tmp, self.status_file)
+        except OSError as e:
+            log.warning("cannot write status file %s: %s", self.status_file, e)
+
+
+def jsonable_report(report: dict) -> dict:
+    """A prequential report without its growing window list, NaN as null."""
+    out = dict(report)
+    out.pop("windowed_accuracy", None)  # grows with the stream; kept in memory, not in every file
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in out.items()}

@@ -1,0 +1,68 @@
+"""What a user reads when the daemon starts: our lines, once; kafka-python's start-up chatter held back."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import subprocess
+import sys
+
+from daemon_kit import REPO, event
+
+from stream_cl.config import to_toml
+
+
+def _lines(log: str) -> list[dict]:
+    return [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+
+
+def test_no_broker_is_one_clear_error_without_a_traceback(tmp_path):
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "d.toml"
+    config.write_text(to_toml({
+        "kafka": {"bootstrap_servers": f"127.0.0.1:{port}", "topics": ["events"], "predictions_topic": "predictions"},
+        "checkpoint": {"dir": str(tmp_path / "ckpt")}, "metrics": {"port": 0}}))
+    done = subprocess.run([sys.executable, "-m", "connectors.daemon", "--config", str(config), "--log-format", "json"],
+                          cwd=REPO, capture_output=True, text=True, timeout=180)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out[-3000:]
+    assert "Traceback" not in out
+    lines = _lines(out)
+    assert len(lines) == len(out.strip().splitlines())  # every line is a JSON log line
+    errors = [d for d in lines if d["level"] == "ERROR"]
+    assert len(errors) == 1 and errors[0]["logger"] == "stream_cl.daemon", out[-3000:]
+    assert f"no broker of kafka.bootstrap_servers = '127.0.0.1:{port}'" in errors[0]["detail"]
+    assert "ECONNREFUSED" in errors[0].get("client_error", "")  # the cause kafka-python logged, in our line
+    assert not [d for d in lines if d["logger"].startswith("kafka")]  # its retries were held back
+
+
+def test_start_up_on_existing_topics_is_quiet_and_assigns_at_once(kafka_kit):
+    rng = random.Random(16)
+    topic = kafka_kit.topic("quiet", partitions=3)
+    kafka_kit.produce(topic, ((str(i), event(i, rng)) for i in range(1500)))
+    # a label field that no event has (they carry "y"): said once, naming the key and the fields seen
+    config = kafka_kit.config("quiet", [topic], kafka={"stop_at_end": True}, mapping={"label": "class"})
+    daemon = kafka_kit.start(config)
+    assert daemon.wait(timeout=120) == 0, daemon.log()[-3000:]
+    lines = _lines(daemon.log())
+    assert not [d for d in lines if d["logger"].startswith("kafka")], daemon.log()[-3000:]
+    assignments = [d for d in lines if d["event"] == "assignment"]
+    assert len(assignments) == 1 and len(assignments[0]["partitions"]) == 3  # no empty first assignment
+    warnings = [d for d in lines if d["event"] == "mapping_warning"]
+    assert len(warnings) == 1 and warnings[0]["level"] == "WARNING"
+    assert warnings[0]["detail"].startswith("mapping.label: field 'class' was in none of the first 1,000 events "
+                                            "(fields seen: id, x, y)")
+    assert not [d for d in lines if d["event"] == "topic_missing"]
+
+
+def test_a_labels_topic_not_co_partitioned_with_the_events_is_refused(kafka_kit):
+    events, labels = kafka_kit.topic("copart", partitions=4), kafka_kit.topic("copart-labels", partitions=2)
+    daemon = kafka_kit.start(kafka_kit.config("copart", [events], kafka={"labels_topic": labels}))
+    assert daemon.wait(timeout=120) == 2  # a configuration error, before anything is consumed
+    error = [d for d in _lines(daemon.log()) if d["level"] == "ERROR"]
+    assert len(error) == 1 and error[0]["event"].startswith(
+        f"kafka.labels_topic: '{labels}' has 2 partitions and '{events}' 4: a label must reach the member")
+    assert "--partitions 4" in error[0]["event"]
