@@ -144,6 +144,81 @@ def _sea(n: int, seed: int):
     )
 
 
+class _NominalAgrawal:
+    """River's Agrawal with its nominal attributes as strings: ``elevel`` 3 -> ``"e3"``,
+    ``car`` 12 -> ``"car12"``, ``zipcode`` 5 -> ``"z5"`` (numbers elsewhere)."""
+
+    PREFIX = {"elevel": "e", "car": "car", "zipcode": "z"}
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __iter__(self):
+        for x, y in self.stream:
+            yield {k: f"{self.PREFIX[k]}{v}" if k in self.PREFIX else v for k, v in x.items()}, y
+
+
+def _agrawal_nominal(n: int, seed: int):
+    from river.datasets import synth
+
+    # functions 2 and 3 are the ones that read the education level (with age, then salary too)
+    return _NominalAgrawal(_concept_drift(
+        lambda s: synth.Agrawal(classification_function=2, seed=s),
+        lambda s: synth.Agrawal(classification_function=3, seed=s),
+        n, seed,
+    ))
+
+
+def payments(n: int, seed: int = 0):
+    """A payments-like stream: ``(event, "fraud" | "ok")`` pairs, flat as the decoder makes them.
+
+    Each event: ``merchant`` (one of 5,000 ids, Zipf-popular: a few hundred carry most
+    events, thousands are rare), ``country`` and ``card.country`` (30 codes, the card
+    usually from the merchant's country), ``card.type``, ``channel``, ``device.os``
+    (null for 15% of events), ``amount`` (log-normal, null for 5%) and ``hour``. Fraud
+    is drawn from a logistic score: the merchant's risk (3% of merchants are risky), a
+    foreign card, the amount, a prepaid card, a missing device, night hours. Halfway
+    the rule drifts: the fraud ring moves to other merchants, a missing device
+    becomes the strong sign and prepaid cards stop mattering.
+
+    >>> events = list(payments(3, seed=1))
+    >>> sorted(events[0][0])
+    ['amount', 'card.country', 'card.type', 'channel', 'country', 'device.os', 'hour', 'merchant']
+    >>> [y for _, y in events]
+    ['ok', 'ok', 'ok']
+    """
+    import numpy as np
+
+    rng = np.random.default_rng([seed, 20240513])
+    n_merchants, n_countries = 5000, 30
+    home = rng.integers(n_countries, size=n_merchants)
+    popularity = 1.0 / np.arange(1, n_merchants + 1) ** 1.1
+    popularity /= popularity.sum()
+    order = rng.permutation(n_merchants)  # which ids are popular
+    risk = [np.where(rng.random(n_merchants) < 0.03, 3.0, 0.0) for _ in range(2)]  # before, after the drift
+    oses, types, channels = ["ios", "android", "web", "pos"], ["credit", "debit", "prepaid"], ["online", "in_store"]
+    for i in range(n):
+        after = i >= n // 2
+        m = int(order[rng.choice(n_merchants, p=popularity)])
+        card_country = int(home[m]) if rng.random() < 0.85 else int(rng.integers(n_countries))
+        amount = float(rng.lognormal(3.5, 1.0))
+        os_ = None if rng.random() < 0.15 else oses[int(rng.integers(4))]
+        card_type = types[int(rng.choice(3, p=[0.5, 0.4, 0.1]))]
+        hour = int(rng.integers(24))
+        score = (-1.6 + risk[after][m] + 1.2 * (card_country != home[m]) + 0.7 * (math.log(amount) - 3.5)
+                 + (0.0 if after else 1.0) * (card_type == "prepaid") + (2.0 if after else 0.5) * (os_ is None)
+                 + 0.8 * (hour < 6))
+        fraud = rng.random() < 1.0 / (1.0 + math.exp(-2.0 * score))
+        x = {"merchant": f"m{m}", "country": f"C{home[m]:02d}", "card.country": f"C{card_country:02d}",
+             "card.type": card_type, "channel": channels[int(rng.random() < 0.3)], "device.os": os_,
+             "amount": None if rng.random() < 0.05 else round(amount, 2), "hour": hour}
+        yield x, "fraud" if fraud else "ok"
+
+
+def _payments(n: int, seed: int):
+    return payments(n, seed)
+
+
 def _shuttle(n: int, seed: int):
     from river import datasets
 
@@ -169,6 +244,12 @@ STREAMS: dict[str, tuple[Callable, bool, bool, str]] = {
     "SEA": (_sea, True, True,
             "ConceptDriftStream(SEA(variant 0) -> SEA(variant 2), noise 10%, position=n/2, width~n/10)"),
     "Shuttle": (_shuttle, True, False, "river.datasets.Shuttle (bundled), first n rows"),
+    "AgrawalNominal": (_agrawal_nominal, True, True,
+                       "ConceptDriftStream(Agrawal(function 2) -> Agrawal(function 3), position=n/2, width~n/10), "
+                       "elevel/car/zipcode as strings 'e3', 'car12', 'z5'"),
+    "Payments": (_payments, True, True,
+                 "benchmarks.common.payments: 5,000 Zipf-popular merchant ids, 30 countries, nulls (device 15%, "
+                 "amount 5%), a drift of the fraud rule at n/2"),
     "ImageSegments": (_segments, False, False, "river.datasets.ImageSegments (bundled), all 2310 rows"),
 }
 

@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import gc
 import json
+import numbers
 import os
 import platform
 import sys
@@ -91,25 +92,48 @@ def _labels_are_binary01(stream: StreamData) -> bool:
     return len(stream.classes) <= 2 and all(c in (0, 1) and not isinstance(c, float) for c in stream.classes)
 
 
+def _drop_nulls(x: dict) -> dict:
+    """River's spelling of a missing value: the key is absent (its models cannot take None)."""
+    return {k: v for k, v in x.items() if v is not None}
+
+
+def _river_inputs(stream: StreamData, model, one_hot: bool = False):
+    """``model`` given what River needs: nulls dropped, and (``one_hot``) string features
+    one-hot encoded beside the standardised numbers. Returns (model, notes)."""
+    from river import compose, preprocessing
+
+    notes = []
+    if one_hot and _nominal_values(stream):
+        scaled = compose.SelectType(numbers.Number) | preprocessing.StandardScaler()
+        model = (scaled + (compose.SelectType(str) | preprocessing.OneHotEncoder())) | model
+        notes.append("OneHotEncoder on string features")
+    elif one_hot:
+        model = preprocessing.StandardScaler() | model
+    if _has_nulls(stream):
+        model = compose.FuncTransformer(_drop_nulls) | model
+        notes.append("nulls dropped (absent keys)")
+    return model, notes
+
+
 def _build_river_lr(stream: StreamData, seed: int):
-    from river import linear_model, multiclass, preprocessing
+    from river import linear_model, multiclass
 
     if _labels_are_binary01(stream):
-        return preprocessing.StandardScaler() | linear_model.LogisticRegression(), []
-    model = preprocessing.StandardScaler() | multiclass.OneVsRestClassifier(linear_model.LogisticRegression())
-    return model, ["one-vs-rest"]
+        return _river_inputs(stream, linear_model.LogisticRegression(), one_hot=True)
+    model, notes = _river_inputs(stream, multiclass.OneVsRestClassifier(linear_model.LogisticRegression()), one_hot=True)
+    return model, ["one-vs-rest", *notes]
 
 
 def _build_river_hat(stream: StreamData, seed: int):
     from river import tree
 
-    return tree.HoeffdingAdaptiveTreeClassifier(seed=seed), []
+    return _river_inputs(stream, tree.HoeffdingAdaptiveTreeClassifier(seed=seed))  # strings: nominal splits
 
 
 def _build_river_arf(stream: StreamData, seed: int):
     from river import forest
 
-    return forest.ARFClassifier(n_models=10, seed=seed), []
+    return _river_inputs(stream, forest.ARFClassifier(n_models=10, seed=seed))
 
 
 def _build_capymoa_arf(stream: StreamData, seed: int):
@@ -132,7 +156,8 @@ MODELS: dict[str, Spec] = {
         Spec("ours", "stream_cl", _build_ours, "stream_cl.OnlineContinualLearner() (defaults)"),
         Spec("analytic", "stream_cl", _build_analytic, "stream_cl.AnalyticClassifier() on raw features"),
         Spec("river_lr", "river", _build_river_lr,
-             "river StandardScaler | LogisticRegression (OneVsRest around the LR when multiclass)"),
+             "river StandardScaler | LogisticRegression (OneVsRest around the LR when multiclass; with string "
+             "features: SelectType(Number) | StandardScaler + SelectType(str) | OneHotEncoder)"),
         Spec("river_hat", "river", _build_river_hat, "river tree.HoeffdingAdaptiveTreeClassifier(seed)"),
         Spec("river_arf", "river", _build_river_arf, "river forest.ARFClassifier(n_models=10, seed)"),
         Spec("capymoa_arf", "capymoa", _build_capymoa_arf,
@@ -165,6 +190,10 @@ def _nominal_values(stream: StreamData) -> dict:
     return {k: sorted(v) for k, v in nominal.items()}
 
 
+def _has_nulls(stream: StreamData) -> bool:
+    return any(v is None for x, _ in stream.events for v in x.values())
+
+
 def capymoa_schema(stream: StreamData):
     """Numeric attributes (nominal for string-valued features) + a nominal class whose
     values are ``str(label)`` in the stream's first-seen label order."""
@@ -192,8 +221,8 @@ def capymoa_instances(stream: StreamData, schema) -> tuple[list, list[int]]:
     keys = stream.feature_names
     instances, targets = [], []
     for x, y in stream.events:
-        row = np.array(
-            [nominal[k][x[k]] if k in nominal and k in x else float(x.get(k, np.nan)) for k in keys],
+        row = np.array(  # absent or null: NaN, MOA's missing value
+            [np.nan if x.get(k) is None else nominal[k][x[k]] if k in nominal else float(x[k]) for k in keys],
             dtype=np.float64,
         )
         inst = LabeledInstance.from_array(schema, row, label_index[y])

@@ -11,7 +11,7 @@ the whole line.
 >>> folder = tempfile.mkdtemp()
 >>> path = os.path.join(folder, "events.jsonl")
 >>> with open(path, "w") as f:
-...     _ = f.write('{"x": {"a": 1}, "y": "cat"}\\n\\n{"x": {"a": "oops"}}\\n')
+...     _ = f.write('{"x": {"a": 1}, "y": "cat"}\\n\\n{"x": {"a": Infinity}}\\n')
 >>> with FileSource(path, MappingConfig()) as source:
 ...     records = source.poll(100)
 ...     source.exhausted
@@ -19,7 +19,7 @@ True
 >>> [type(r).__name__ for r in records]
 ['Event', 'DeadLetter']
 >>> records[1].origin.endswith("events.jsonl:3"), records[1].reason
-(True, 'wrong_type')
+(True, 'non_finite')
 >>> with JsonlDeadLetterSink(os.path.join(folder, "dead.jsonl")) as sink:
 ...     sink.write([records[1]])
 """

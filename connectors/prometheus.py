@@ -304,6 +304,9 @@ class DaemonCollector:
         features = _read(lambda: len(learner.feature_names_in_))
         if features is not None:
             fams["stream_cl_features"].add_metric([], features)
+        overflow = _number(_read(lambda: learner.index_.overflow_total))  # restored with the checkpoint
+        if overflow is not None:
+            fams["stream_cl_category_overflow_total"].add_metric([], overflow)
         counts = _read(lambda: getattr(learner, "alarm_counts_", None)) or {}
         drift = getattr(learner, "drift_", None)
         configured = _read(lambda: (drift.detector, drift.response_name)) if drift is not None else None

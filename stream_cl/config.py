@@ -62,6 +62,10 @@ class MappingConfig:
     unknown_fields: Literal["ignore", "reject"] = "ignore"
     max_features: int = field(default=100_000, metadata=positive("use a positive feature-count limit"))
     max_event_bytes: int = field(default=1_048_576, metadata=positive("use a positive byte limit such as 1048576"))
+    # NaN in a feature: "reject" makes a non_finite dead letter, "missing" reads it as null
+    nan_policy: Literal["reject", "missing"] = "reject"
+    # objects/arrays nested in the features: levels flattened into dotted keys; deeper is a too_deep dead letter
+    max_depth: int = field(default=4, metadata=check(lambda v: v >= 0, "must be >= 0", "use a depth such as 4 (0: no nesting)"))
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,10 @@ class ModelConfig:
     width: int = field(default=256, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 for no random features"))
     key_units: int = field(default=8, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 for no threshold units"))
     hash_width: int | None = None
+    # indicator columns per string-valued feature; later categories share "k=<other>"
+    max_categories: int = field(default=1000, metadata=positive("use a bound such as 1000 categories per feature"))
+    missing_indicators: bool = False  # a null value also sets the indicator "k=<missing>"
+    time_features: bool = False  # the event time (mapping.timestamp) as hour-of-day and day-of-week sin/cos
     temperature: float = field(default=0.1, metadata=positive("use a positive temperature such as 0.1"))
     device: str = "auto"
     seed: int = 0

@@ -1,24 +1,29 @@
 """Raw records in, validated :class:`~stream_cl.events.Event` or :class:`~stream_cl.events.DeadLetter` out.
 
 The decoder is the one gate between untrusted bytes and the model: whatever it is
-given, it returns a record and never raises. An event that comes out has finite
-float features, a hashable label (``str``, ``int`` or ``bool``) or none, a string id
-or none, and a time in epoch seconds or none. Anything else becomes a dead letter
-with a stable reason code from :data:`~stream_cl.events.REASONS` and a short detail.
+given, it returns a record and never raises. An event that comes out has flat
+features (finite floats, strings for categories, ``None`` for missing), a hashable
+label (``str``, ``int`` or ``bool``) or none, a string id or none, and a time in epoch
+seconds or none. Anything else becomes a dead letter with a stable reason code from
+:data:`~stream_cl.events.REASONS` and a short detail. The value rules (nesting,
+nulls, NaN) are those of :mod:`stream_cl.encoding`.
 
 >>> decoder = EventDecoder(MappingConfig())
 >>> decoder.decode_json(b'{"x": {"age": 42, "smoker": true}, "y": "sick", "id": 7}', "demo:1")
 Event(x={'age': 42.0, 'smoker': 1.0}, y='sick', id='7', task=None, ts=None, origin='demo:1')
->>> letter = decoder.decode_json(b'{"x": {"age": "4x"}, "y": 1}', "demo:2")
->>> letter.reason, letter.detail
-('wrong_type', "feature 'age': expected a number, got str '4x'")
->>> decoder.decode_json(b'{"x": [1, NaN]}', "demo:3").reason
+>>> decoder.decode_json(b'{"x": {"amount": 9.5, "card": {"country": "FR", "cvv": null}, "v": [1, 2]}}', "demo:2").x
+{'amount': 9.5, 'card.country': 'FR', 'card.cvv': None, 'v[0]': 1.0, 'v[1]': 2.0}
+>>> decoder.decode_json(b'{"x": [1, NaN]}', "demo:3").reason  # mapping.nan_policy = "missing" reads it as null
 'non_finite'
+>>> letter = EventDecoder(MappingConfig(max_depth=1)).decode_json(b'{"x": {"a": {"b": {"c": 1}}}}', "demo:4")
+>>> letter.reason, letter.detail
+('too_deep', "feature 'a.b': nested deeper than 1 levels (got {'c': 1}); raise mapping.max_depth")
 
-CSV rows arrive as strings; empty cells are missing features, the label stays text:
+CSV rows arrive as strings: a cell that reads as a number is one, any other text is a
+category, an empty cell is null; the label stays text:
 
->>> decoder.decode_csv_row({"a": "1.5", "b": "", "y": "cat"}, b"1.5,,cat", "demo.csv:2")
-Event(x={'a': 1.5}, y='cat', id=None, task=None, ts=None, origin='demo.csv:2')
+>>> decoder.decode_csv_row({"a": "1.5", "b": "", "c": "red", "y": "cat"}, b"1.5,,red,cat", "demo.csv:2")
+Event(x={'a': 1.5, 'b': None, 'c': 'red'}, y='cat', id=None, task=None, ts=None, origin='demo.csv:2')
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from .config import MappingConfig
+from .encoding import InvalidFeatureError, flatten
 from .events import DeadLetter, Event
 from .mapping_check import FieldCensus
 
@@ -48,9 +54,17 @@ def _reject_constant(name: str):
     raise _NonFinite(name)
 
 
-# One shared decoder: json.loads(..., parse_constant=...) would build a new one per call.
+def _nan_is_null(name: str):
+    if name == "NaN":
+        return None
+    raise _NonFinite(name)
+
+
+# Shared decoders: json.loads(..., parse_constant=...) would build a new one per call.
 _JSON = json.JSONDecoder(parse_constant=_reject_constant)
-_scan = _JSON.scan_once
+_JSON_NAN_NULL = json.JSONDecoder(parse_constant=_nan_is_null)  # mapping.nan_policy = "missing"
+_FIX = {"too_deep": "; raise mapping.max_depth", "too_many_features": "; raise mapping.max_features",
+        "non_finite": "", "wrong_type": ""}
 
 
 def _event_maker():
@@ -97,6 +111,9 @@ class EventDecoder:
         self._require_label = label_policy == "required"
         self._max_bytes = mapping.max_event_bytes
         self._max_features = mapping.max_features
+        self._max_depth = mapping.max_depth
+        self._nan = mapping.nan_policy
+        self._json = _JSON_NAN_NULL if mapping.nan_policy == "missing" else _JSON
         self._label, self._id, self._task, self._ts = mapping.label, mapping.id, mapping.task, mapping.timestamp
         meta = (mapping.label, mapping.id, mapping.task, mapping.timestamp)
         if isinstance(mapping.features, str):
@@ -137,11 +154,11 @@ class EventDecoder:
             text = text[1:]
         try:
             try:
-                obj, end = _scan(text, 0)  # the common case: no surrounding whitespace
+                obj, end = self._json.scan_once(text, 0)  # the common case: no surrounding whitespace
             except StopIteration:
                 end = -1
             if end != len(text):
-                obj = _JSON.decode(text)  # whitespace around, or the error message
+                obj = self._json.decode(text)  # whitespace around, or the error message
         except _NonFinite as e:
             return _dead(raw, "non_finite", f"{e} is not a JSON number; send finite numbers or omit the value", origin)
         except json.JSONDecodeError as e:
@@ -191,8 +208,8 @@ class EventDecoder:
                 x[k] = float(v)
             elif type(v) is bool:
                 x[k] = 1.0 if v else 0.0
-            else:
-                x = _numeric_dict(pairs())
+            else:  # strings, nulls, nesting, or a bad value: the rules of stream_cl.encoding
+                x = self._features(pairs())
                 if type(x) is not dict:
                     return _dead(raw, x[0], x[1], origin)
                 break
@@ -257,12 +274,19 @@ class EventDecoder:
         for c in cols:
             cell = row[c]
             if not cell or (type(cell) is str and cell.isspace()):
+                x[c] = None  # an empty cell is CSV's null
                 continue
             try:
                 v = float(cell)
             except (ValueError, TypeError):
-                return _dead(raw, "wrong_type", f"feature {_key(c)}: expected a number, got {_show(cell)}", origin)
+                if type(cell) is not str:
+                    return _dead(raw, "wrong_type", f"feature {_key(c)}: expected text, got {_show(cell)}", origin)
+                x[c] = cell  # not a number: a category
+                continue
             if v - v != 0.0:  # NaN or +-inf ("nan", "inf", "1e999")
+                if v != v and self._nan == "missing":
+                    x[c] = None
+                    continue
                 return _dead(raw, "non_finite", f"feature {_key(c)}: {_show(cell)} is not finite", origin)
             x[c] = v
 
@@ -285,6 +309,20 @@ class EventDecoder:
         unknown = [c for c in header if c not in self._known] if self._reject_unknown else []
         return cols, unknown
 
+    def _features(self, pairs) -> dict | tuple[str, str]:
+        """Flat features by :func:`stream_cl.encoding.flatten`, else ``(reason, detail)``."""
+        try:
+            x = flatten(dict(pairs), self._max_depth, self._nan, self._max_features)
+        except InvalidFeatureError as e:
+            return e.code, f"{e}{_FIX.get(e.code, '')}"
+        except RecursionError:  # a Python object nested into itself
+            return "too_deep", "features nested into themselves"
+        for k, v in x.items():
+            if not (v is None or type(v) is float or type(v) is str):  # a datetime from a Python caller
+                return "wrong_type", f"feature {_key(k)}: expected a number or a string, got {_show(v)}; " \
+                                     "times go in mapping.timestamp"
+        return x
+
     def _oversized(self, raw, origin: str) -> DeadLetter:
         size = len(_to_bytes(raw)) if isinstance(raw, str) else len(raw)
         detail = f"{size} bytes, over mapping.max_event_bytes ({self._max_bytes})"
@@ -292,25 +330,6 @@ class EventDecoder:
 
 
 # -- helpers: each returns a value, or a 1-tuple/2-tuple explaining the problem -------
-def _numeric_dict(pairs) -> dict | tuple[str, str]:
-    """``{key: float}`` for finite numbers, else ``(reason, detail)`` for the first bad value."""
-    x = {}
-    for k, v in pairs:
-        if isinstance(v, bool) or type(v).__name__ == "bool_":  # numpy.bool_ is not an int
-            x[k] = 1.0 if v else 0.0
-            continue
-        if not isinstance(v, numbers.Real):
-            return "wrong_type", f"feature {_key(k)}: expected a number, got {_show(v)}"
-        try:
-            f = float(v)
-        except (OverflowError, ValueError, TypeError):
-            return "non_finite", f"feature {_key(k)}: {_show(v)} is beyond the float range"
-        if f - f != 0.0:
-            return "non_finite", f"feature {_key(k)}: {_show(v)} is not finite"
-        x[k] = f
-    return x
-
-
 def _label(y):
     if isinstance(y, bool) or isinstance(y, str):
         return y

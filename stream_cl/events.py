@@ -1,8 +1,9 @@
 """Events in, predictions and dead letters out: the records every connector speaks.
 
 The engine defines them (and the decoder in :mod:`stream_cl.decode`); connectors only
-move bytes. An :class:`Event` that exists has been validated: finite numeric features,
-a hashable label or none.
+move bytes. An :class:`Event` that exists has been validated: flat features whose
+values are finite floats, strings (categories) or ``None`` (missing), a hashable
+label or none.
 """
 
 from __future__ import annotations
@@ -20,15 +21,16 @@ REASONS = (
     "not_an_object",  # valid JSON, but not an object
     "missing_features",  # the features field/columns are absent
     "bad_features",  # the features field is neither an object nor a list
-    "wrong_type",  # a feature value is not a number
-    "non_finite",  # a feature value is NaN or infinite
-    "too_many_features",  # more than mapping.max_features features
+    "wrong_type",  # a feature value is none of number, string, boolean, null, object, array
+    "non_finite",  # a feature value is infinite, or NaN with mapping.nan_policy = "reject"
+    "too_many_features",  # more than mapping.max_features features (after flattening)
     "unknown_field",  # a top-level field outside the mapping (unknown_fields = "reject")
     "missing_label",  # no label where labels are required
     "bad_label",  # a label that is not a string, integer or boolean
     "bad_id",  # an id that is not a string or integer
     "bad_timestamp",  # a timestamp that is neither a number nor ISO 8601
     "rejected_by_model",  # decoded, but the model refused it (e.g. a shape it cannot take)
+    "too_deep",  # features nested deeper than mapping.max_depth
 )
 
 
@@ -36,7 +38,7 @@ REASONS = (
 class Event:
     """A validated event: features, and optionally a label, id, task and time."""
 
-    x: Mapping[Hashable, float]
+    x: Mapping[Hashable, float | str | None]
     y: Hashable | None = None
     id: str | None = None
     task: Hashable | None = None

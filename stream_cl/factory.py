@@ -41,7 +41,7 @@ def build_learner(cfg: ModelConfig | Config):
             raise ConfigError(f"model.forgetting: the analytic model has one head, got {cfg.forgetting!r}; give one value such as [1.0]")
         device = "cpu" if cfg.device == "auto" else cfg.device
         return AnalyticClassifier(gamma=cfg.gamma, forgetting=cfg.forgetting[0], hash_width=cfg.hash_width,
-                                  temperature=cfg.temperature, device=device)
+                                  temperature=cfg.temperature, device=device, **_encoding(cfg))
     for key in ("forgetting", "input_forgetting"):
         for i, lam in enumerate(getattr(cfg, key)):
             if not 0.5 <= lam <= 1.0:
@@ -53,10 +53,16 @@ def build_learner(cfg: ModelConfig | Config):
         return OnlineContinualLearner(backbone=RandomFeatures(width=cfg.width, seed=cfg.seed), key_units=cfg.key_units,
                                       heads=heads, gamma=cfg.gamma, temperature=cfg.temperature,
                                       sgd_lr=cfg.sgd_lr or None, mix_decay=cfg.mix_decay,
-                                      hash_width=cfg.hash_width, device=cfg.device, seed=cfg.seed,
+                                      hash_width=cfg.hash_width, device=cfg.device, seed=cfg.seed, **_encoding(cfg),
                                       **{k: v for k, v in parts.items() if k != "trainable"})
     except ValueError as e:
         raise ConfigError(f"model: {e}") from None
+
+
+def _encoding(cfg: ModelConfig) -> dict:
+    """How every learner turns strings, nulls and datetimes into columns."""
+    return {"max_categories": cfg.max_categories, "missing_indicators": cfg.missing_indicators,
+            "time_features": cfg.time_features}
 
 
 def _continual_parts(config: Config) -> dict:
@@ -114,6 +120,6 @@ def _trainable(cfg: ModelConfig, parts: dict):
         return TrainableLearner(hidden=tuple(t.hidden) or None, lr=t.lr, micro_batch=t.micro_batch, steps=t.steps,
                                 weight_decay=t.weight_decay, replay=parts.get("replay"), drift=parts.get("drift"),
                                 homeostasis=parts.get("homeostasis"), hash_width=cfg.hash_width, device=cfg.device,
-                                dtype=t.dtype, seed=cfg.seed)
+                                dtype=t.dtype, seed=cfg.seed, **_encoding(cfg))
     except ValueError as e:
         raise ConfigError(f"trainable: {e}") from None

@@ -8,6 +8,15 @@ Two policies, chosen by ``hash_width``:
   The hash is ``zlib.crc32`` of ``repr(key)``, stable across processes (Python's
   ``hash`` is salted per process, which would break checkpoints).
 
+Values follow :mod:`stream_cl.encoding`: a number is a numeric column; a string
+``v`` of feature ``k`` is an *indicator* column ``"k=v"`` (1.0 when the event has
+it); null is missing (with ``missing_indicators``, the indicator ``"k=<missing>"``);
+nested objects and arrays are flattened. In the growing index each feature gets
+at most ``max_categories`` indicator columns of its own; later categories share
+``"k=<other>"`` and are counted in :attr:`FeatureIndex.overflow`. The kind of every
+column (numeric, indicator, and whether a learner's per-input block includes it, see
+``KEYED_CATEGORIES``) is fixed when it is created.
+
 Vectorising never mutates the index: new keys are returned and committed by the
 caller only once the whole batch has been validated, so a bad event cannot leave
 a half-registered column behind.
@@ -19,73 +28,117 @@ a half-registered column behind.
 >>> index.commit(new)
 >>> X.tolist()
 [[1.0, 2.0, 0.0], [0.0, 3.0, 1.0]]
+
+Categories, the cardinality bound and nulls:
+
+>>> index = FeatureIndex(max_categories=2, missing_indicators=True)
+>>> X, new = index.vectorize([{"amount": 3.0, "color": "red"}, {"color": "blue"}, {"color": "green"},
+...                           {"amount": None, "color": "red"}])
+>>> index.commit(new)
+>>> index.names
+['amount', 'color=red', 'color=blue', 'color=<other>', 'amount=<missing>']
+>>> X.tolist()
+[[3.0, 1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0, 1.0]]
+>>> index.indicator_mask.tolist(), index.overflow
+([False, True, True, True, True], {'color': 1})
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 import zlib
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["FeatureIndex", "InvalidFeatureError", "check_feature_value"]
+from .encoding import CATEGORY, DEFAULT_MAX_CATEGORIES, NUMERIC, OTHER, SHARED, InvalidFeatureError, cells, indicator_key
+
+__all__ = ["FeatureIndex", "InvalidFeatureError", "NewColumns"]
+
+# Column kinds (NUMERIC, CATEGORY, SHARED from stream_cl.encoding), and a category's own
+# indicator beyond the first KEYED_CATEGORIES of its feature.
+LATE = 3
+# Every indicator feeds the input-only heads (each category its exact weight) and the random
+# features; only the first KEYED_CATEGORIES of a feature (and the shared columns) also get a
+# column in the backbone heads' per-input block. Those heads' cost grows with the square of
+# their width: on benchmarks/vs_river.py's Payments (5,000 merchant ids, max_categories 1000)
+# keying every category ran at 602 events/s, the first 16 / 32 / 64 at 1,611 / 1,836 / 1,890,
+# with accuracy 0.8161 / 0.8158 / 0.8167 / 0.8166.
+KEYED_CATEGORIES = 32
 
 
-class InvalidFeatureError(ValueError):
-    """A feature value that the model must not learn from (non-numeric, NaN, inf)."""
-
-    def __init__(self, key: Hashable, value: object, reason: str):
-        self.key, self.value, self.reason = key, value, reason
-        super().__init__(f"feature {key!r}: {reason} (got {value!r:.80})")
-
-
-def check_feature_value(key: Hashable, value: object) -> float:
-    """Return ``value`` as a finite float or raise :class:`InvalidFeatureError`."""
-    if isinstance(value, bool) or isinstance(value, np.bool_):
-        return float(value)
-    if not isinstance(value, numbers.Real):
-        raise InvalidFeatureError(key, value, f"expected a number, not {type(value).__name__}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise InvalidFeatureError(key, value, "not finite")
-    return v
-
-
-def values_array(x: Mapping, bias: bool = False) -> np.ndarray:
-    """The values of ``x`` as a finite float64 array (after a leading 1.0 if ``bias``).
-
-    Raises :class:`InvalidFeatureError` naming the first bad value.
-    """
+def values_array(x: Mapping, bias: bool = False) -> np.ndarray | None:
+    """The values of ``x`` as a float64 array (after a leading 1.0 if ``bias``), or
+    ``None`` unless every value is a finite number (bool, int, float)."""
     try:
         arr = np.array([1.0, *x.values()] if bias else list(x.values()))
-    except (ValueError, TypeError):  # ragged values such as lists: named by the slow path
-        arr = np.zeros((0, 0))
+    except (ValueError, TypeError):  # ragged values such as lists
+        return None
     # numpy infers a numeric dtype only when every value is a number (bool, int, float)
     if arr.dtype.kind in "fiub" and arr.ndim == 1:
         arr = arr.astype(np.float64, copy=False)
         # one dot product instead of isfinite().all(): NaN/inf propagate (overflow of a
-        # huge but finite value only sends us to the exact check below)
-        if math.isfinite(arr @ arr):
+        # huge but finite value only sends us to the exact path)
+        if math.isfinite(arr @ arr) or np.isfinite(arr).all():
             return arr
-    values = [check_feature_value(k, v) for k, v in x.items()]
-    return np.array([1.0, *values] if bias else values, dtype=np.float64)
+    return None
 
 
 def _stable_hash(key: Hashable) -> int:
     return zlib.crc32(repr(key).encode("utf-8"))
 
 
-class FeatureIndex:
-    """Maps feature keys to column positions (growing index or hashing)."""
+class NewColumns(list):
+    """The keys a vectorisation found unindexed (a list), with what :meth:`FeatureIndex.commit` needs:
+    each key's kind and feature, the values sent to ``k=<other>`` and, when hashing, the
+    kinds of buckets used for the first time."""
 
-    def __init__(self, hash_width: int | None = None):
+    def __init__(self):
+        super().__init__()
+        self.kinds: list[int] = []
+        self.bases: list = []
+        self.overflow: dict = {}  # feature -> values sent to k=<other>
+        self.own: dict = {}  # feature -> new columns of its own categories
+        self.buckets: dict[int, int] = {}
+
+    def __bool__(self) -> bool:  # something to commit, even without a new column
+        return len(self) > 0 or bool(self.overflow) or bool(self.buckets)
+
+    def add(self, key, kind: int, base) -> int:
+        self.append(key)
+        self.kinds.append(kind)
+        self.bases.append(base)
+        if kind == CATEGORY or kind == LATE:
+            self.own[base] = self.own.get(base, 0) + 1
+        return len(self) - 1
+
+
+class FeatureIndex:
+    """Maps feature keys to column positions (growing index or hashing).
+
+    ``max_categories`` bounds the indicator columns of each feature (growing index
+    only: hashing bounds every column already); ``missing_indicators`` adds
+    ``k=<missing>`` for null values; ``time_features`` turns datetime values into
+    :func:`~stream_cl.encoding.time_columns` (else a datetime is refused).
+    """
+
+    def __init__(self, hash_width: int | None = None, max_categories: int = DEFAULT_MAX_CATEGORIES,
+                 missing_indicators: bool = False, time_features: bool = False):
         if hash_width is not None and (not isinstance(hash_width, int) or hash_width < 1):
             raise ValueError(f"hash_width must be a positive int or None, got {hash_width!r}")
+        if not isinstance(max_categories, int) or isinstance(max_categories, bool) or max_categories < 1:
+            raise ValueError(f"max_categories must be an int >= 1, got {max_categories!r}")
         self.hash_width = hash_width
+        self.max_categories = max_categories
+        self.missing_indicators = bool(missing_indicators)
+        self.time_features = bool(time_features)
         self.names: list[Hashable] = []
         self._pos: dict[Hashable, int] = {}
+        # kind of each column (growing) or bucket (hashing: -1 until first used)
+        self._kinds: list[int] = [] if hash_width is None else [-1] * hash_width
+        self.categories: dict = {}  # feature -> indicator columns of its own
+        self.overflow: dict = {}  # feature -> values sent to k=<other>
+        self._mask: np.ndarray | None = None  # cached indicator_mask
         # Streams usually repeat the same keys in the same order: remember the last
         # key sequence and its columns to skip the per-key lookups.
         self._last_keys: tuple = ()
@@ -96,64 +149,83 @@ class FeatureIndex:
     def width(self) -> int:
         return self.hash_width if self.hash_width is not None else len(self.names)
 
-    def vectorize(self, xs: Sequence[Mapping]) -> tuple[np.ndarray, list]:
+    @property
+    def indicator_mask(self) -> np.ndarray | None:
+        """Which columns are indicators (read as 0/1, never standardised); ``None`` if none is."""
+        if self._mask is None:
+            mask = np.array(self._kinds, dtype=np.int64) > 0
+            self._mask = mask if mask.any() else np.zeros(0, dtype=bool)
+        return self._mask if self._mask.size else None
+
+    @property
+    def unkeyed_mask(self) -> np.ndarray | None:
+        """The indicator columns of categories beyond the first ``KEYED_CATEGORIES`` of their
+        feature; ``None`` if there is none."""
+        kinds = self._kinds
+        if LATE not in kinds:
+            return None
+        return np.array(kinds, dtype=np.int64) == LATE
+
+    @property
+    def overflow_total(self) -> int:
+        return sum(self.overflow.values())
+
+    def vectorize(self, xs: Sequence[Mapping], learn: Sequence[bool] | None = None) -> tuple[np.ndarray, list]:
         """Rows for ``xs`` (shape ``(len(xs), width + len(new))``) and the keys not yet indexed.
 
         Raises :class:`InvalidFeatureError` for the first bad value; nothing is changed then.
         """
-        X, _, new = self.vectorize_masked(xs)
+        X, _, new = self.vectorize_masked(xs, learn)
         return X, new
 
-    def vectorize_masked(self, xs: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray, list]:
-        """Like :meth:`vectorize`, plus a boolean mask of the values present in each event."""
-        if self.hash_width is not None:
-            return self._hashed(xs)
-        pos, new = self._pos, {}
-        n_known = len(self.names)
-        groups: dict[tuple, list[int]] = {}  # key sequence -> rows (streams repeat one sequence)
-        for i, x in enumerate(xs):
-            groups.setdefault(tuple(x), []).append(i)
-        placed = []
-        for keys, rows in groups.items():
-            cols = []
-            for key in keys:
-                j = pos.get(key)
-                if j is None:
-                    j = new.get(key)
-                    if j is None:
-                        j = new[key] = n_known + len(new)
-                cols.append(j)
-            placed.append((rows, cols, self._group_values([xs[i] for i in rows], len(keys))))
-        X = np.zeros((len(xs), n_known + len(new)))  # (batch, features)
-        M = np.zeros(X.shape, dtype=bool)
-        for rows, cols, V in placed:
-            if len(rows) == len(xs) and cols == list(range(len(cols))):
-                X[:, : len(cols)] = V  # the common case: every row, known columns in order
-                M[:, : len(cols)] = True
-            else:
-                X[np.ix_(rows, cols)] = V
-                M[np.ix_(rows, cols)] = True
-        return X, M, list(new)
+    def vectorize_masked(self, xs: Sequence[Mapping], learn: Sequence[bool] | None = None
+                         ) -> tuple[np.ndarray, np.ndarray, NewColumns]:
+        """Like :meth:`vectorize`, plus a boolean mask of the values present in each event.
 
-    @staticmethod
-    def _group_values(xs: Sequence[Mapping], k: int) -> np.ndarray:
-        """Values (len(xs), k) of events sharing one key sequence, checked all at once."""
-        try:
-            V = np.array([list(x.values()) for x in xs])
-        except (ValueError, TypeError):
-            V = np.zeros((0, 0))
-        if V.dtype.kind in "fiub" and V.shape == (len(xs), k):
-            V = V.astype(np.float64, copy=False)
-            if np.isfinite(V).all():
-                return V
-        return np.stack([values_array(x) for x in xs]) if xs else np.zeros((0, k))  # names the bad value
+        ``learn[i]`` false (an event only predicted) creates no column and uses no category
+        slot, as a loop that only predicts that event would not: its unseen keys are left
+        out, or placed in a column that a learned event of the same batch creates (nothing
+        was learned in that column before it, so the value cannot reach a prediction).
+        """
+        if self.hash_width is not None:
+            return self._hashed(xs, learn)
+        batch = _Batch(self)
+        groups: dict[tuple, list[int]] = {}  # key sequence -> rows (streams repeat one sequence)
+        row_keys = []
+        for i, x in enumerate(xs):
+            keys = tuple(x)
+            row_keys.append(keys)
+            groups.setdefault(keys, []).append(i)
+        values, numeric = {}, True
+        for keys, rows in groups.items():
+            V = values[keys] = _numeric_values([xs[i] for i in rows] if len(rows) < len(xs) else xs, len(keys))
+            numeric = numeric and V is not None
+        if numeric and (learn is None or all(k in self._pos for keys in groups for k in keys) or all(learn)):
+            for keys, rows in groups.items():  # a group's keys all appear in its first row: first-seen order
+                batch.placed.append((rows, batch.numeric(keys), values[keys]))
+            return (*batch.rows(len(xs)), batch.new)
+        # categories, nulls, nesting, a bad value or unseen keys of a prediction-only event:
+        # in stream order, so that new columns and the category bound follow the stream as
+        # a loop over the events would
+        learns = [True] * len(xs) if learn is None else [bool(v) for v in learn]
+        registered = set()
+        for i, keys in enumerate(row_keys):
+            if values[keys] is None:
+                batch.event(i, xs[i], learns[i])
+            elif learns[i] and keys not in registered:
+                registered.add(keys)
+                batch.numeric(keys)
+        for keys, rows in groups.items():
+            if values[keys] is not None:
+                batch.placed.append((rows, *batch.known(keys, values[keys])))
+        return (*batch.rows(len(xs)), batch.new)
 
     def vectorize_one(self, x: Mapping, bias: bool = False) -> tuple[np.ndarray, list]:
         """Fast path of :meth:`vectorize` for one event: a 1-D row, led by 1.0 if ``bias``."""
-        if self.hash_width is not None:
-            row = self._hashed((x,))[0][0]
-            return (np.concatenate([[1.0], row]) if bias else row), []
-        values = values_array(x, bias)
+        values = values_array(x, bias) if self.hash_width is None else None
+        if values is None:  # hashing, or not all finite numbers: the general path
+            X, _, new = self.vectorize_masked((x,))
+            return (np.concatenate([[1.0], X[0]]) if bias else X[0]), new
         off = int(bias)
         n = len(self.names)
         keys = tuple(x)
@@ -163,18 +235,17 @@ class FeatureIndex:
             pos = self._pos
             cols = [pos.get(key, -1) for key in keys]
             if -1 in cols:  # new keys: columns after the known ones, not remembered yet
-                new = []
+                new = NewColumns()
                 for i, key in enumerate(keys):
                     if cols[i] == -1:
-                        cols[i] = n + len(new)
-                        new.append(key)
+                        cols[i] = n + new.add(key, NUMERIC, None)
                 return self._scatter(values, np.array(cols) + off, off + n + len(new), off), new
             cols = self._last_cols = np.array(cols, dtype=np.int64) + off
             self._last_keys = keys
             self._last_in_order = len(cols) == n and bool((cols == np.arange(off, n + off)).all())
         if self._last_in_order:  # every known feature, in index order: no scatter needed
-            return values, []
-        return self._scatter(values, cols, off + n, off), []
+            return values, NewColumns()
+        return self._scatter(values, cols, off + n, off), NewColumns()
 
     @staticmethod
     def _scatter(values: np.ndarray, cols: np.ndarray, width: int, off: int) -> np.ndarray:
@@ -184,31 +255,161 @@ class FeatureIndex:
         row[cols] = values[off:]
         return row
 
-    def _hashed(self, xs: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray, list]:
+    def _hashed(self, xs: Sequence[Mapping], learn=None) -> tuple[np.ndarray, np.ndarray, NewColumns]:
         X = np.zeros((len(xs), self.hash_width))  # (batch, hash_width)
         M = np.zeros(X.shape, dtype=bool)
+        new, kinds = NewColumns(), self._kinds
         for i, x in enumerate(xs):
-            for key, value in x.items():
+            learned = learn is None or learn[i]
+            for key, value, kind, _ in cells(x, self.missing_indicators, self.time_features):
                 h = _stable_hash(key)
+                j = h % self.hash_width
                 # The sign bit comes from the high bits so collisions cancel in expectation.
-                sign = 1.0 if (h >> 31) & 1 == 0 else -1.0
-                X[i, h % self.hash_width] += sign * check_feature_value(key, value)
-                M[i, h % self.hash_width] = True
-        return X, M, []
+                X[i, j] += value if (h >> 31) & 1 == 0 else -value
+                M[i, j] = True
+                if learned and kinds[j] < 0 and j not in new.buckets:  # a bucket's kind: its first learned key's
+                    new.buckets[j] = kind
+        return X, M, new
 
     def commit(self, new_keys: Sequence[Hashable]) -> None:
+        """Index the keys a vectorisation returned (a plain list of keys is numeric columns)."""
+        kinds = getattr(new_keys, "kinds", None) or [NUMERIC] * len(new_keys)
+        bases = getattr(new_keys, "bases", None) or [None] * len(new_keys)
         if new_keys:
             self._last_keys = ()  # cached columns may now be stale (a key became known)
-        for key in new_keys:
+            self._mask = None
+        for key, kind, base in zip(new_keys, kinds, bases):
             self._pos[key] = len(self.names)
             self.names.append(key)
+            self._kinds.append(kind)
+            if kind == CATEGORY or kind == LATE:
+                self.categories[base] = self.categories.get(base, 0) + 1
+        for base, n in getattr(new_keys, "overflow", {}).items():
+            self.overflow[base] = self.overflow.get(base, 0) + n
+        for j, kind in getattr(new_keys, "buckets", {}).items():
+            self._kinds[j] = kind
+            self._mask = None
+
+    def report(self) -> dict:
+        """Column counts and the values over the category bound, JSON-ready."""
+        n_ind = sum(1 for k in self._kinds if k > 0)
+        return {"columns": self.width, "indicator_columns": n_ind, "categorical_features": len(self.categories),
+                "max_categories": self.max_categories, "overflow_total": self.overflow_total,
+                "overflow": {str(k): v for k, v in sorted(self.overflow.items(), key=lambda kv: -kv[1])[:20]}}
 
     # -- state ---------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"hash_width": self.hash_width, "names": list(self.names)}
+        return {"hash_width": self.hash_width, "names": list(self.names),
+                "kinds": np.array(self._kinds, dtype=np.int8),
+                "categories": {"features": list(self.categories), "counts": list(self.categories.values())},
+                "overflow": {"features": list(self.overflow), "counts": list(self.overflow.values())}}
+
+    def load_state_dict(self, state: Mapping) -> "FeatureIndex":
+        """Restore the columns and counts of ``state``, keeping this index's settings
+        (``max_categories``, ``missing_indicators``, ``time_features``). A state written
+        before categories existed has numeric columns only."""
+        fresh = FeatureIndex(state["hash_width"], self.max_categories, self.missing_indicators, self.time_features)
+        fresh.commit(list(state["names"]))
+        if "kinds" not in state:  # written before categories: every column is numeric
+            fresh._kinds = [NUMERIC] * fresh.width
+        else:
+            fresh._kinds = [int(k) for k in np.asarray(state["kinds"]).tolist()]
+            if len(fresh._kinds) != fresh.width:
+                raise ValueError(f"index state has {len(fresh._kinds)} column kinds for {fresh.width} columns")
+            fresh.categories = dict(zip(state["categories"]["features"], state["categories"]["counts"]))
+            fresh.overflow = dict(zip(state["overflow"]["features"], state["overflow"]["counts"]))
+        self.__dict__.update(fresh.__dict__)
+        return self
 
     @classmethod
-    def from_state(cls, state: Mapping) -> "FeatureIndex":
-        index = cls(state["hash_width"])
-        index.commit(state["names"])
-        return index
+    def from_state(cls, state: Mapping, **settings) -> "FeatureIndex":
+        return cls(state["hash_width"], **settings).load_state_dict(state)
+
+
+def _numeric_values(xs: Sequence[Mapping], k: int) -> np.ndarray | None:
+    """Values (len(xs), k) of events sharing one key sequence when all are finite numbers."""
+    try:
+        V = np.array([list(x.values()) for x in xs])
+    except (ValueError, TypeError):
+        return None
+    if V.dtype.kind in "fiub" and V.shape == (len(xs), k):
+        V = V.astype(np.float64, copy=False)
+        if np.isfinite(V).all():
+            return V
+    return None
+
+
+class _Batch:
+    """The columns of one vectorisation: those the index has, those the batch creates
+    (``new``, committed by the caller), and where each event's values go."""
+
+    def __init__(self, index: FeatureIndex):
+        self.index, self.pos, self.n_known = index, index._pos, len(index.names)
+        self.new, self.new_pos = NewColumns(), {}
+        self.placed: list = []  # (rows, columns, values (rows, columns)) of groups of events
+        self.flat: tuple = ([], [], [])  # (row, column, value) of the events placed one by one
+
+    def column(self, key) -> int | None:
+        j = self.pos.get(key)
+        return self.new_pos.get(key) if j is None else j
+
+    def create(self, key, kind: int, base) -> int:
+        j = self.new_pos[key] = self.n_known + self.new.add(key, kind, base)
+        return j
+
+    def numeric(self, keys: tuple) -> list[int]:
+        """Columns of numeric ``keys``, creating those not seen yet."""
+        cols = []
+        for key in keys:
+            j = self.column(key)
+            cols.append(self.create(key, NUMERIC, None) if j is None else j)
+        return cols
+
+    def known(self, keys: tuple, V: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """Columns of ``keys`` that exist (or were created in this batch), and their values."""
+        cols, kept = [], []
+        for c, key in enumerate(keys):
+            j = self.column(key)
+            if j is not None:
+                cols.append(j)
+                kept.append(c)
+        return cols, (V if len(kept) == len(keys) else V[:, kept])
+
+    def event(self, i: int, x: Mapping, learn: bool) -> None:
+        """Place event ``i`` value by value, creating its new columns if it is learned."""
+        index, new, (rows, cols, vals) = self.index, self.new, self.flat
+        for key, v, kind, base in cells(x, index.missing_indicators, index.time_features):
+            j = self.column(key)
+            if j is None:
+                ordinal = index.categories.get(base, 0) + new.own.get(base, 0) if kind == CATEGORY else 0
+                if ordinal >= KEYED_CATEGORIES:
+                    kind = LATE
+                if ordinal >= index.max_categories:
+                    key, kind = indicator_key(base, OTHER), SHARED  # over the bound: the shared column
+                    if learn:
+                        new.overflow[base] = new.overflow.get(base, 0) + 1
+                    j = self.column(key)
+                if j is None:
+                    if not learn:  # a prediction has no column that no learned event made
+                        continue
+                    j = self.create(key, kind, base)
+            rows.append(i)
+            cols.append(j)
+            vals.append(v)
+
+    def rows(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows (b, width + new columns) and the mask of the values present."""
+        X = np.zeros((b, self.n_known + len(self.new)))  # (batch, features)
+        M = np.zeros(X.shape, dtype=bool)
+        rows, cols, vals = self.flat
+        if rows:
+            X[rows, cols] = vals
+            M[rows, cols] = True
+        for rws, cls, V in self.placed:
+            if len(rws) == b and cls == list(range(len(cls))):
+                X[:, : len(cls)] = V  # the common case: every row, known columns in order
+                M[:, : len(cls)] = True
+            else:
+                X[np.ix_(rws, cls)] = V
+                M[np.ix_(rws, cls)] = True
+        return X, M

@@ -29,10 +29,11 @@ import torch
 from river import base
 
 from .backbones import Backbone, KeyUnits, OnlineStandardizer, RandomFeatures, resolve_device, torch_device
+from .encoding import DEFAULT_MAX_CATEGORIES, frame_rows
 from .features import FeatureIndex
 from .monitoring import ContinualMonitoring
 from .heads.class_head import RidgeClassHead, scores_to_proba
-from .heads.analytic import _check_label, _frame_values
+from .heads.analytic import _check_label
 from .heads.sgd import SGDSoftmaxHead
 from .mixing import AccuracyMixer
 
@@ -71,6 +72,15 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         Memory of the heads' accuracy averages and how sharply the mixture follows them.
     hash_width
         ``None`` grows one input per feature key; an int hashes keys into that many inputs.
+    max_categories, missing_indicators, time_features
+        How strings, nulls and datetimes become inputs (:class:`~stream_cl.features.FeatureIndex`):
+        a string ``v`` of feature ``k`` is an indicator input ``"k=v"`` (read as 0 or
+        ``INDICATOR_SCALE``, not standardised; no threshold units, and beyond the first
+        ``KEYED_CATEGORIES`` of a feature only in the input heads and the random features),
+        at most ``max_categories`` per feature before ``"k=<other>"``; a null is missing
+        (the mean) and, with ``missing_indicators``, also sets ``"k=<missing>"``; a datetime
+        gives hour-of-day and day-of-week sin/cos inputs with ``time_features`` (else it is
+        refused).
     device
         ``"auto"`` (CUDA when present), ``"cpu"`` or a torch device.
     seed
@@ -117,7 +127,7 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
     >>> from river import datasets, evaluate, metrics
     >>> model = OnlineContinualLearner(device="cpu")
     >>> evaluate.progressive_val_score(datasets.ImageSegments(), model, metrics.Accuracy())
-    Accuracy: 93.63%
+    Accuracy: 93.76%
     """
 
     def __init__(
@@ -138,6 +148,9 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         imbalance: "ImbalanceCompensator | None" = None,
         control_every: int = 32,
         sgd_lr: float | None = 0.01,
+        max_categories: int = DEFAULT_MAX_CATEGORIES,
+        missing_indicators: bool = False,
+        time_features: bool = False,
     ):
         self.backbone = backbone
         self.key_units = key_units
@@ -162,7 +175,10 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         if not isinstance(key_units, int) or key_units < 0:
             raise ValueError(f"key_units must be an int >= 0, got {key_units!r}")
         self.key_units_ = KeyUnits(key_units, seed, tdev)
-        self.index_ = FeatureIndex(hash_width)
+        self.max_categories = max_categories
+        self.missing_indicators = missing_indicators
+        self.time_features = time_features
+        self.index_ = FeatureIndex(hash_width, max_categories, missing_indicators, time_features)
         self.scaler_ = OnlineStandardizer()
         self.heads_ = [RidgeClassHead(gamma, lam, self.device_) for lam, _ in heads]
         self.sgd_lr = sgd_lr
@@ -217,7 +233,8 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
 
     # -- features ----------------------------------------------------------------------
     def _designs(self, Z: np.ndarray, M: np.ndarray) -> dict:
-        """Design matrices per view from standardised inputs ``Z`` (b, d_in), present ``M``."""
+        """Design matrices per view from standardised inputs ``Z`` (b, d_in) and ``M``, the inputs
+        present and learned from before (a loop's prediction has no column it never learned)."""
         dev = torch_device(self.device_)
         Zt = torch.as_tensor(Z, device=dev)
         Mt = torch.as_tensor(M, device=dev)
@@ -226,7 +243,9 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         if any(view == "all" for _, view in self.heads):
             keys = self.index_.names if self.hash_width is None else list(range(self.hash_width))
             H = self.backbone_.forward(Zt, keys, Mt)  # (b, width)
-            K = self.key_units_.forward(Zt, keys, Mt) if self.key_units else Zt  # (b, d_in * (1 + m))
+            raw = self.index_.indicator_mask if self.hash_width is None else None  # indicators: no units
+            late = self.index_.unkeyed_mask if self.hash_width is None else None  # no block at all
+            K = self.key_units_.forward(Zt, keys, Mt, raw, late) if self.key_units else Zt  # (b, d_in * (1 + m))
             # per-input blocks last: a new feature key appends columns, which the ridge grows exactly
             designs["all"] = torch.cat([ones, H, K], dim=1)  # (b, 1 + width + d_in * (1 + m))
         if self.device_ == "cpu":  # numpy heads
@@ -244,8 +263,8 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         keys, values, designs = memo
         return designs if keys == tuple(x) and values == tuple(x.values()) else None
 
-    def _rows(self, xs: Sequence[Mapping]):
-        X, M, new = self.index_.vectorize_masked(xs)  # raises before any state changes
+    def _rows(self, xs: Sequence[Mapping], learn=None):
+        X, M, new = self.index_.vectorize_masked(xs, learn)  # raises before any state changes
         return X, M, new
 
     # -- learning ----------------------------------------------------------------------
@@ -263,13 +282,13 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         for y in ys:
             if y is not None:
                 _check_label(y)
-        X, M, new = self._rows(xs)
-        self.index_.commit(new)
         labelled = np.array([y is not None for y in ys], dtype=bool)
-        Z = self.scaler_.prequential(X, M, labelled)  # (b, d_in)
+        X, M, new = self._rows(xs, labelled)  # only learned events make columns
+        self.index_.commit(new)
+        Z, K = self.scaler_.prequential(X, M, labelled, self.index_.indicator_mask, known=True)  # (b, d_in)
         designs = self._memo_designs(memo, xs, new)
         if designs is None:
-            designs = self._designs(Z, M)
+            designs = self._designs(Z, K)
         probas, hits = [], []
         for head, (_, view) in zip(self.heads_, self.heads):
             scores = head.prequential(designs[view], ys, sample_weight)  # (b, c)
@@ -296,8 +315,8 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         """Probabilities (b, n_classes) in ``classes_`` order, without learning."""
         X, M, new = self._rows(xs)
         d = self.index_.width
-        Z = self.scaler_.transform(X[:, :d], M[:, :d])  # unseen keys: no weights yet
-        designs = self._designs(Z, M[:, :d])
+        Z, K = self.scaler_.transform(X[:, :d], M[:, :d], self.index_.indicator_mask, known=True)  # unseen keys: none
+        designs = self._designs(Z, K)
         if len(xs) == 1 and not new:
             self._memo = (tuple(xs[0]), tuple(xs[0].values()), designs)
         probas = [scores_to_proba(h.scores(designs[v]), self.temperature) for h, (_, v) in zip(self.heads_, self.heads)]
@@ -336,7 +355,7 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         if len(state["heads"]) != len(self.heads_):
             raise ValueError(f"checkpoint has {len(state['heads'])} heads, this learner {len(self.heads_)}")
         self._memo = None
-        self.index_ = FeatureIndex.from_state(state["index"])
+        self.index_.load_state_dict(state["index"])
         self.scaler_.load_state_dict(state["scaler"])
         self.backbone_.load_state_dict(state["backbone"])
         self.key_units_.load_state_dict(state["key_units"])
@@ -409,7 +428,7 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         for y in ys:
             if y is not None:
                 _check_label(y)
-        X, M, new = self._rows(xs)
+        X, M, new = self._rows(xs, [y is not None for y in ys])  # only learned events make columns
         b = len(ys)
         if tasks is not None and len(tasks) != b:
             raise ValueError(f"tasks has {len(tasks)} entries for {b} events")
@@ -432,9 +451,10 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         learn = np.zeros(len(row_y), dtype=bool)
         learn[:b] = labelled  # replayed rows were absorbed by the standardiser when they were fresh
         Z = np.empty_like(X)
-        Z[order] = self.scaler_.prequential(X[order], M[order], learn[order])
+        K = np.empty_like(M)
+        Z[order], K[order] = self.scaler_.prequential(X[order], M[order], learn[order], self.index_.indicator_mask, known=True)
         views = [v for v in VIEWS if any(view == v for _, view in self.heads) or (v == "inputs" and self.sgd_ is not None)]
-        designs = {v: D for v, D in self._designs(Z, M).items() if v in views}  # rows in concatenation order
+        designs = {v: D for v, D in self._designs(Z, K).items() if v in views}  # rows in concatenation order
         # 2. imbalance compensation on the fresh rows' designs
         if self.imbalance_ is not None:
             la = self.heads_[0].la
@@ -669,5 +689,4 @@ def _take_rows(a, idx: np.ndarray):
 
 
 def _frame_rows(X: pd.DataFrame) -> list[dict]:
-    values = _frame_values(X)
-    return [dict(zip(X.columns, row)) for row in values.tolist()]
+    return frame_rows(X)

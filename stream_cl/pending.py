@@ -34,6 +34,7 @@ LabelUpdate(id='7', y='cat', origin='labels/0@5')
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
@@ -175,6 +176,7 @@ class PendingLabels:
         keyset_of: dict[tuple, int] = {}
         which, lengths, added_at, ts, has_ts = [], [], [], [], []
         values: list[float] = []
+        texts: list[list] = []  # [position, str or None]: categories and nulls, NaN in "values"
         for event_id, (x, task, t, origin, at) in self._items.items():
             keys = tuple(x)
             k = keyset_of.get(keys)
@@ -186,7 +188,12 @@ class PendingLabels:
             origins.append(origin)
             which.append(k)
             lengths.append(len(keys))
-            values.extend(x.values())
+            for v in x.values():
+                if type(v) is float:
+                    values.append(v)
+                else:
+                    texts.append([len(values), v])
+                    values.append(math.nan)
             added_at.append(at)
             has_ts.append(t is not None)
             ts.append(0.0 if t is None else t)
@@ -197,6 +204,7 @@ class PendingLabels:
             "keysets": keysets,
             "keyset": np.asarray(which, dtype=np.int64),
             "values": np.asarray(values, dtype=np.float64),
+            "texts": texts,
             "added_at": np.asarray(added_at, dtype=np.float64),
             "ts": np.asarray(ts, dtype=np.float64),
             "has_ts": np.asarray(has_ts, dtype=bool),
@@ -209,6 +217,8 @@ class PendingLabels:
         keysets = [list(k) for k in state["keysets"]]
         which = np.asarray(state["keyset"], dtype=np.int64).tolist()
         values = np.asarray(state["values"], dtype=np.float64).tolist()
+        for position, text in state.get("texts", []):  # absent in checkpoints before categories
+            values[int(position)] = text
         added_at = np.asarray(state["added_at"], dtype=np.float64).tolist()
         ts = np.asarray(state["ts"], dtype=np.float64).tolist()
         has_ts = np.asarray(state["has_ts"], dtype=bool).tolist()

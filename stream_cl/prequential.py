@@ -13,6 +13,10 @@ and never loses one: an event the model rejects becomes a :class:`DeadLetter`.
 ([('1', None), ('2', 'x'), ('3', 'x')], [])
 >>> step.stats.report()["labelled"], step.stats.report()["predict_only"]
 (2, 1)
+
+A learner with ``time_features=True`` also gets each event's time (``Event.ts``, from
+``mapping.timestamp``) as the four columns ``ts.hour_sin``, ``ts.hour_cos``,
+``ts.dow_sin``, ``ts.dow_cos`` (see :func:`stream_cl.encoding.time_columns`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .encoding import time_columns
 from .events import DeadLetter, Event, Prediction
 from .features import InvalidFeatureError
 
@@ -81,6 +86,7 @@ class PrequentialStats:
         self.busy_s = 0.0  # time spent predicting and learning
         self.task_segments = None  # per-task segments and recurrence retention, once events carry tasks
         self.learner_report = None  # the learner's bound report() giving its continual-learning state
+        self.feature_report = None  # () -> the learner's column counts and category overflow
 
     def update_tasks(self, tasks: Sequence[Hashable | None], y_true: Sequence, y_pred: Sequence) -> None:
         """Per-task prequential segments (:class:`stream_cl.metrics.TaskSegments`) of labelled events."""
@@ -151,6 +157,7 @@ class PrequentialStats:
             "events_per_s": self.events / elapsed if elapsed > 0 else None,
             "model_events_per_s": self.events / self.busy_s if self.busy_s > 0 else None,
             **({"tasks": self.task_segments.report()} if self.task_segments is not None else {}),
+            **({"features": self.feature_report()} if self.feature_report is not None else {}),
             **self._continual(),
         }
 
@@ -173,7 +180,10 @@ class Prequential:
         self.learner = learner
         self.stats = PrequentialStats(window)
         self.stats.learner_report = getattr(learner, "report", None)  # continual learners: alarms, need, replay
+        if hasattr(getattr(learner, "index_", None), "report"):  # read at report time: a restore replaces nothing else
+            self.stats.feature_report = lambda: learner.index_.report()
         self._takes_tasks = "tasks" in inspect.signature(learner.prequential_batch).parameters
+        self._time_features = bool(getattr(learner, "time_features", False))
 
     def process(self, events: Sequence[Event]) -> tuple[list[Prediction], list[DeadLetter]]:
         """Predictions for the events the model took, dead letters for any it refused."""
@@ -184,7 +194,7 @@ class Prequential:
         if self._takes_tasks and any(e.task is not None for e in events):
             task_kw = {"tasks": [e.task for e in events]}  # task-aware replay
         try:
-            probas = self.learner.prequential_batch([e.x for e in events], [e.y for e in events], **task_kw)
+            probas = self.learner.prequential_batch([self._x(e) for e in events], [e.y for e in events], **task_kw)
             kept, dead = list(events), []
         except (InvalidFeatureError, ValueError, TypeError):
             # Validation happens before any state changes, so the batch can be retried
@@ -192,7 +202,7 @@ class Prequential:
             kept, dead, rows = [], [], []
             for e in events:
                 try:
-                    rows.append(self.learner.prequential_batch([e.x], [e.y], **({"tasks": [e.task]} if task_kw else {})))
+                    rows.append(self.learner.prequential_batch([self._x(e)], [e.y], **({"tasks": [e.task]} if task_kw else {})))
                     kept.append(e)
                 except (InvalidFeatureError, ValueError, TypeError) as err:
                     dead.append(DeadLetter(_raw(e), "rejected_by_model", str(err), e.origin))
@@ -216,6 +226,13 @@ class Prequential:
         self.stats.update_tasks([e.task for e in kept], [e.y for e in kept], y_pred)
         self.stats.add_dead_letters(dead)
         return predictions, dead
+
+
+    def _x(self, e: Event):
+        """The features the learner gets: the event's, and its time when the learner takes it."""
+        if self._time_features and e.ts is not None:
+            return {**e.x, **time_columns("ts", e.ts)}
+        return e.x
 
 
 def _raw(event: Event) -> bytes:

@@ -36,6 +36,7 @@ from river import base
 
 from .backbones import OnlineStandardizer, resolve_device
 from .backbones.random_features import key_seed
+from .encoding import DEFAULT_MAX_CATEGORIES
 from .features import FeatureIndex
 from .heads.analytic import _check_label
 from .learner import _frame_rows
@@ -77,6 +78,9 @@ class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
         rounding) or ``"float32"`` (faster, especially on GPUs).
     seed
         Seed of the initial weights.
+    max_categories, missing_indicators, time_features
+        How strings, nulls and datetimes become inputs, as on
+        :class:`~stream_cl.learner.OnlineContinualLearner` (indicators are not standardised).
 
     Attributes (monitoring)
     -----------------------
@@ -88,7 +92,9 @@ class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
 
     def __init__(self, hidden: tuple | None = (256,), lr: float = 0.01, micro_batch: int = 16, steps: int = 1,
                  weight_decay: float = 0.0, replay=None, drift=None, homeostasis=None, hash_width: int | None = None,
-                 device: str = "auto", dtype: str = "float64", seed: int = 0):
+                 device: str = "auto", dtype: str = "float64", seed: int = 0,
+                 max_categories: int = DEFAULT_MAX_CATEGORIES, missing_indicators: bool = False,
+                 time_features: bool = False):
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         if hidden is not None and (not isinstance(hidden, tuple) or not hidden
@@ -119,7 +125,10 @@ class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
         self.seed = seed
         self.dtype_ = getattr(torch, dtype)
         self.device_ = resolve_device(device)
-        self.index_ = FeatureIndex(hash_width)
+        self.max_categories = max_categories
+        self.missing_indicators = missing_indicators
+        self.time_features = time_features
+        self.index_ = FeatureIndex(hash_width, max_categories, missing_indicators, time_features)
         self.scaler_ = OnlineStandardizer()
         self.replay_ = replay.clone() if replay is not None else None
         self.drift_ = drift.clone() if drift is not None else None
@@ -269,7 +278,7 @@ class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
             if len(draw.y):
                 X, Mk = np.vstack([X, draw.X]), np.vstack([Mk, draw.M])
                 ys = ys + draw.y
-        Z = self.scaler_.transform(X, Mk)
+        Z = self.scaler_.transform(X, Mk, self.index_.indicator_mask)
         target = torch.as_tensor([self._pos[y] for y in ys], dtype=torch.long, device=self.device_)
         lrs = self.learning_rates_
         for _ in range(self.steps):
@@ -307,7 +316,7 @@ class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
         tasks = [None] * b if tasks is None else list(tasks)
         if len(tasks) != b:
             raise ValueError(f"tasks has {len(tasks)} entries for {b} events")
-        X, M, new = self.index_.vectorize_masked(xs)
+        X, M, new = self.index_.vectorize_masked(xs, [y is not None for y in ys])  # learned events make columns
         self.index_.commit(new)
         self._grow_inputs(X.shape[1])
         labelled = np.array([y is not None for y in ys], dtype=bool)
@@ -326,7 +335,7 @@ class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
                     first[ys[i]] = i
             for y in first:
                 self._add_class(y)
-            Z = self.scaler_.prequential(X[seg], M[seg], labelled[seg])
+            Z = self.scaler_.prequential(X[seg], M[seg], labelled[seg], self.index_.indicator_mask)
             with torch.no_grad():
                 logits = self._logits(Z).double().cpu().numpy()  # (seg, classes)
             for k, y in enumerate(self._classes[n_known:], start=n_known):
@@ -378,7 +387,7 @@ class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
         d = self.index_.width
         if not self._classes:
             return np.zeros((len(xs), 0))
-        Z = self.scaler_.transform(X[:, :d], M[:, :d])
+        Z = self.scaler_.transform(X[:, :d], M[:, :d], self.index_.indicator_mask)
         with torch.no_grad():
             logits = self._logits(Z).double().cpu().numpy()
         return _softmax(logits)
@@ -411,7 +420,7 @@ class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
         }
 
     def load_state_dict(self, state: Mapping) -> "TrainableLearner":
-        self.index_ = FeatureIndex.from_state(state["index"])
+        self.index_.load_state_dict(state["index"])
         self.scaler_.load_state_dict(state["scaler"])
         self._classes = list(state["classes"])
         self._pos = {y: k for k, y in enumerate(self._classes)}

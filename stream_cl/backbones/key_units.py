@@ -5,7 +5,9 @@ random threshold ``t_jk ~ N(0, 1)`` (on the standardised scale) and a random sig
 seeded by the key. Outputs are masked to 0 where the feature is absent, so a key that
 appears later adds columns that were exactly 0 for every earlier event: the ridge
 head grows exactly. Each key's block is ``[z_j, unit_1, ..., unit_m]``, so a new key
-appends ``1 + m`` columns at the end.
+appends ``1 + m`` columns at the end. An indicator column (``raw``: a category's 0/1)
+gets no units, only ``[z_j]``: on a two-valued input every unit is an affine function
+of the indicator itself, so units would add ``m`` useless columns per category.
 
 >>> import torch
 >>> units = KeyUnits(per_key=2, seed=0)
@@ -42,8 +44,10 @@ class KeyUnits:
         self.thresholds = np.vstack([self.thresholds, t])
         self.signs = np.vstack([self.signs, s])
 
-    def forward(self, Z: torch.Tensor, keys: list, mask: torch.Tensor) -> torch.Tensor:
-        """Blocks ``[z_j, units_j]`` for every input: (b, d_in * (1 + per_key))."""
+    def forward(self, Z: torch.Tensor, keys: list, mask: torch.Tensor, raw=None, skip=None) -> torch.Tensor:
+        """Blocks ``[z_j, units_j]`` for every input: (b, d_in * (1 + per_key)); ``[z_j]`` alone for
+        the inputs that ``raw`` (a numpy bool array over the inputs, or None) marks, nothing
+        for those ``skip`` marks."""
         b, d = Z.shape
         if d > self.thresholds.shape[0]:
             self._grow(list(keys[self.thresholds.shape[0] : d]))
@@ -53,7 +57,26 @@ class KeyUnits:
         _, T, S = self._cache
         units = torch.relu_((Z[:, :, None] - T[:d]) * S[:d])  # (b, d, per_key)
         units.mul_(mask[:, :, None].to(units.dtype))
-        return torch.cat([Z[:, :, None], units], dim=2).reshape(b, d * (1 + self.per_key))  # (b, d*(1+m))
+        out = torch.cat([Z[:, :, None], units], dim=2).reshape(b, d * (1 + self.per_key))  # (b, d*(1+m))
+        if raw is None or not raw[:d].any():
+            return out
+        skip = np.zeros(d, dtype=bool) if skip is None else skip[:d]
+        return out[:, self._kept(raw[:d], skip)]  # (b, d_numeric * (1 + m) + d_indicators kept)
+
+    def _kept(self, raw: np.ndarray, skip: np.ndarray) -> torch.Tensor:
+        """Output positions kept when the inputs ``raw`` marks lose their units and those ``skip``
+        marks lose their block (cached: the kinds of the inputs never change, new ones append)."""
+        cached = getattr(self, "_kept_cache", None)
+        if (cached is not None and cached[0] == raw.shape[0] and np.array_equal(cached[1], raw)
+                and np.array_equal(cached[2], skip)):
+            return cached[3]
+        m = 1 + self.per_key
+        keep = np.ones((raw.shape[0], m), dtype=bool)
+        keep[raw, 1:] = False
+        keep[skip, :] = False
+        idx = torch.as_tensor(np.flatnonzero(keep.ravel()), device=self.device)
+        self._kept_cache = (raw.shape[0], raw.copy(), skip.copy(), idx)
+        return idx
 
     def state_dict(self) -> dict:
         return {"thresholds": self.thresholds.copy(), "signs": self.signs.copy()}
@@ -64,4 +87,4 @@ class KeyUnits:
         self._cache = None
 
     def __getstate__(self):
-        return {**self.__dict__, "_cache": None}
+        return {**self.__dict__, "_cache": None, "_kept_cache": None}

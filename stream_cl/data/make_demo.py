@@ -10,7 +10,8 @@
 * task "A" again (8,000-11,999): the first concept recurs, so forgetting shows.
 
 Every 25th event has no label (predicted only), and three deliberately bad lines show
-the dead-letter path (malformed JSON, a NaN feature, a string feature).
+the dead-letter path (malformed JSON, a NaN feature, features nested deeper than
+``mapping.max_depth``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def lines():
             yield json.dumps(event, separators=(",", ":"))
             if i in (1000, 5000, 9000):
                 yield {1000: '{"id": "bad1", "x": {"f0": 0.1,', 5000: '{"id":"bad2","x":{"f0":NaN},"y":1}',
-                       9000: '{"id":"bad3","x":{"f0":"high"},"y":0}'}[i]
+                       9000: '{"id":"bad3","x":{"f0":{"a":{"b":{"c":{"d":{"e":1}}}}}},"y":0}'}[i]
             i += 1
 
 

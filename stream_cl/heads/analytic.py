@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from river import base
 
+from ..encoding import DEFAULT_MAX_CATEGORIES, frame_rows
 from ..features import FeatureIndex
 from .class_head import RidgeClassHead, scores_to_proba
 
@@ -36,6 +37,12 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         Softmax temperature mapping ridge scores to probabilities.
     device
         ``"cpu"`` (numpy, fastest for single events) or a torch device such as ``"cuda"``.
+    max_categories, missing_indicators, time_features
+        How strings, nulls and datetimes become columns (:class:`~stream_cl.features.FeatureIndex`):
+        a string ``v`` of feature ``k`` is a 0/1 indicator column ``"k=v"``, at most
+        ``max_categories`` per feature before ``"k=<other>"``; a null is missing (0) and,
+        with ``missing_indicators``, sets ``"k=<missing>"``; a datetime gives hour-of-day
+        and day-of-week sin/cos columns with ``time_features`` (else it is refused).
 
     Examples
     --------
@@ -54,6 +61,9 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         hash_width: int | None = None,
         temperature: float = 0.1,
         device: str = "cpu",
+        max_categories: int = DEFAULT_MAX_CATEGORIES,
+        missing_indicators: bool = False,
+        time_features: bool = False,
     ):
         self.gamma = gamma
         self.forgetting = forgetting
@@ -62,7 +72,10 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         self.device = device
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        self.index_ = FeatureIndex(hash_width)
+        self.max_categories = max_categories
+        self.missing_indicators = missing_indicators
+        self.time_features = time_features
+        self.index_ = FeatureIndex(hash_width, max_categories, missing_indicators, time_features)
         self.head_ = RidgeClassHead(gamma, forgetting, device)
         self._memo: tuple | None = None  # (keys, values, design row, index width) of the last event
 
@@ -75,6 +88,7 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         yield {}
         yield {"gamma": 0.1, "forgetting": 0.99}
         yield {"hash_width": 16}
+        yield {"max_categories": 2, "missing_indicators": True, "time_features": True}
 
     # -- fitted attributes -----------------------------------------------------------------
     @property
@@ -104,17 +118,19 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         return W[0].copy() if W.size else np.zeros(0)
 
     # -- design rows -----------------------------------------------------------------------
-    def _design(self, xs: Sequence[Mapping]) -> np.ndarray:
-        X, new = self.index_.vectorize(xs)
+    def _design(self, xs: Sequence[Mapping], learn=None) -> np.ndarray:
+        X, new = self.index_.vectorize(xs, learn)  # learn[i] false: no new columns for event i
         self.index_.commit(new)
         return np.hstack([np.ones((len(xs), 1)), X])  # (b, 1 + width)
 
     def _design_frame(self, X: pd.DataFrame, learn: bool = True) -> np.ndarray:
         """Design rows (b, 1 + width) straight from a frame; ``learn=False`` drops unseen columns."""
         values = _frame_values(X)
-        if self.hash_width is not None:
-            xs = [dict(zip(X.columns, row)) for row in values.tolist()]
-            return self._design(xs) if learn else np.hstack([np.ones((len(xs), 1)), self.index_.vectorize(xs)[0]])
+        if values is None or self.hash_width is not None:  # categories, nulls...: through the dict rows
+            xs = frame_rows(X)
+            if learn:
+                return self._design(xs)
+            return np.hstack([np.ones((len(xs), 1)), self.index_.vectorize(xs)[0][:, : self.index_.width]])
         pos = self.index_._pos
         names = X.columns.tolist()  # plain Python: indexing a pandas Index per element is slow
         if learn:
@@ -151,7 +167,8 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         Returns probabilities (b, n_classes) in ``classes_`` order, identical to a loop of
         ``predict_proba_one`` then ``learn_one`` (a class not yet seen has probability 0).
         """
-        scores = self.head_.prequential(self._design(xs), list(ys), sample_weight)
+        ys = list(ys)
+        scores = self.head_.prequential(self._design(xs, [y is not None for y in ys]), ys, sample_weight)
         return scores_to_proba(scores, self.temperature)
 
     # -- prediction ------------------------------------------------------------------------
@@ -172,7 +189,7 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         if memo is not None and memo[3] == width and memo[0] == keys and memo[1] == values:
             return memo[2], []
         z, new = self.index_.vectorize_one(x, bias=True)
-        self._memo = None if new else (keys, values, z, width)
+        self._memo = None if new else (keys, values, z, width)  # (new: also values over the category bound)
         return z, new
 
     def _scores_one(self, x: Mapping) -> np.ndarray:
@@ -207,7 +224,7 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         return {"params": self._get_params(), "index": self.index_.state_dict(), "head": self.head_.state_dict()}
 
     def load_state_dict(self, state: Mapping) -> "AnalyticClassifier":
-        self.index_ = FeatureIndex.from_state(state["index"])
+        self.index_.load_state_dict(state["index"])
         self.head_.load_state_dict(state["head"])
         self._memo = None
         return self
@@ -224,9 +241,9 @@ def _check_label(y) -> None:
         raise ValueError("label is NaN")
 
 
-def _frame_values(X: pd.DataFrame) -> np.ndarray:
+def _frame_values(X: pd.DataFrame) -> np.ndarray | None:
+    """The frame as a float64 array when every column is numeric and every cell finite, else None."""
+    if not all(dt.kind in "fiub" for dt in X.dtypes):
+        return None
     values = X.to_numpy(dtype=np.float64)  # (b, columns)
-    if not np.isfinite(values).all():
-        r, c = np.argwhere(~np.isfinite(values))[0]
-        raise ValueError(f"feature {X.columns[c]!r} in row {r}: not finite ({values[r, c]})")
-    return values
+    return values if np.isfinite(values).all() else None

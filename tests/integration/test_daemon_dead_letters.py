@@ -39,7 +39,7 @@ def env(kafka_bootstrap, tmp_path_factory):
 
 
 CASES = {
-    "wrong_type": b'{"id": "w1", "x": {"a": "1.5", "b": 2}, "y": "pos"}',
+    "too_deep": b'{"id": "w1", "x": {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}, "b": 2}, "y": "pos"}',
     "non_finite": b'{"id": "n1", "x": {"a": NaN, "b": Infinity}, "y": "pos"}',
     "missing_features": b'{"id": "m1", "y": "pos"}',
     "unknown_field": b'{"id": "u1", "x": {"a": 1}, "y": "pos", "colour": "red"}',

@@ -34,7 +34,7 @@ BAD = [  # (record, reason), each sent the number of times given
     (b"not json", "malformed", 3),
     (b"[1, 2]", "not_an_object", 2),
     (json.dumps({"id": "m", "y": "a"}).encode(), "missing_features", 2),
-    (json.dumps({"id": "w", "x": {"f0": "abc"}, "y": "a"}).encode(), "wrong_type", 4),
+    (json.dumps({"id": "w", "x": {"f0": [[[[[1.0]]]]]}, "y": "a"}).encode(), "too_deep", 4),
     (json.dumps({"id": "l", "x": {"f0": 1.0}, "y": [1]}).encode(), "bad_label", 1),
 ]
 EXPECTED_DEAD = {reason: n for _, reason, n in BAD}

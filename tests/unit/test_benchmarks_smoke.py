@@ -93,3 +93,23 @@ def test_pure_python_crc_switch_computes_the_same_checksum_and_undoes():
     finally:
         undo()
     assert default_records.calc_crc32c is util.calc_crc32c
+
+
+def test_the_nominal_streams_run_for_every_river_model_and_ours():
+    """Strings and nulls: River's LR gets a one-hot encoder, every River model the nulls dropped."""
+    report = vs_river.main(["--n", "300", "--streams", "Payments,AgrawalNominal",
+                            "--models", "ours,river_lr,river_hat,river_arf"], out=io.StringIO())
+    assert report["failed_checks"] == []
+    for name in ("Payments", "AgrawalNominal"):
+        rows = {r["model"]: r for r in report["streams"][name]["results"]}
+        assert all(r["ok"] for r in rows.values()), rows
+        assert "OneHotEncoder on string features" in rows["river_lr"]["notes"]
+    payments = {r["model"]: r for r in report["streams"]["Payments"]["results"]}
+    assert "nulls dropped (absent keys)" in payments["river_arf"]["notes"]
+    agrawal = materialise("AgrawalNominal", 50, seed=1)
+    assert {type(v) for x, _ in agrawal.events for k, v in x.items() if k in ("elevel", "car", "zipcode")} == {str}
+    events = materialise("Payments", 2000, seed=1).events
+    assert materialise("Payments", 2000, seed=1).events == events  # seeded, no downloads
+    merchants = {x["merchant"] for x, _ in events}
+    assert len(merchants) > 500 and any(x["device.os"] is None for x, _ in events)
+    assert 0.15 < sum(y == "fraud" for _, y in events) / len(events) < 0.4

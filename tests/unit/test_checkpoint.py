@@ -323,7 +323,7 @@ def _records(n, seed=0):
     for i in range(n):
         x = rng.normal(size=3)
         out.append(json.dumps({"id": i, "x": x.tolist(), "y": "p" if x[0] > 0 else "n"}).encode())
-    out[13] = b'{"id": 13, "x": [1, "two", 3]}'  # a dead letter in the middle
+    out[13] = b'{"id": 13, "x": [1, Infinity, 3]}'  # a dead letter in the middle
     return out
 
 
@@ -337,8 +337,8 @@ def test_daemon_commits_outputs_with_their_offsets_then_checkpoints(tmp_path):
     for i in saves:
         assert log[i - 1] == f"commit:{log[i].split(':')[1]}"
     assert log[saves[-1]] == "save:60" and "close" in log[saves[-1]:]
-    assert len(publisher.predictions) == 59 and [dict(h)["stream-cl.reason"] for _, _, h in publisher.dead] == [b"wrong_type"]
-    assert daemon.metrics.events["learned"] == 59 and daemon.metrics.dead_letters["wrong_type"] == 1
+    assert len(publisher.predictions) == 59 and [dict(h)["stream-cl.reason"] for _, _, h in publisher.dead] == [b"non_finite"]
+    assert daemon.metrics.events["learned"] == 59 and daemon.metrics.dead_letters["non_finite"] == 1
     assert daemon.metrics.transactions["committed"] == sum(e.startswith("commit:") for e in log)
 
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+from datetime import datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -74,17 +75,31 @@ def test_bad_features(value):
     assert "expected an object or a list" in dead(DECODER.decode_json(raw, "o"), "bad_features")
 
 
+# Every JSON value is a feature (numbers, strings, booleans, null, objects, arrays): only
+# Python objects handed to decode_object can have a wrong type.
 @pytest.mark.parametrize(
-    "raw, detail",
+    "value, detail",
     [
-        (b'{"x": {"age": "4x"}}', "feature 'age': expected a number, got str '4x'"),
-        (b'{"x": {"age": [1, 2]}}', "feature 'age': expected a number, got list of 2 items"),
-        (b'{"x": {"age": null}}', "feature 'age': expected a number, got null"),
-        (b'{"x": [1, {"a": 1}]}', "feature 1: expected a number, got object with 1 keys"),
+        (b"4x", "feature 'age': expected a number, a string, a boolean, null, an object or an array, not bytes"),
+        ({1, 2}, "not set (got {1, 2})"),
+        ({"when": datetime(2024, 1, 1)}, "feature 'age.when': expected a number or a string, got datetime"),
     ],
 )
-def test_wrong_type(raw, detail):
-    assert dead(DECODER.decode_json(raw, "o"), "wrong_type") == detail
+def test_wrong_type(value, detail):
+    assert detail in dead(DECODER.decode_object({"x": {"age": value}}), "wrong_type")
+
+
+def test_too_deep():
+    assert DECODER.decode_json(b'{"x": {"a": {"b": {"c": {"d": 1}}}}}', "o").x == {"a.b.c.d": 1.0}  # 3 levels
+    detail = dead(DECODER.decode_json(b'{"x": {"a": [[[[[1]]]]]}}', "o"), "too_deep")  # 5 levels
+    assert detail.startswith("feature 'a[0][0][0][0]': nested deeper than 4 levels") and "mapping.max_depth" in detail
+    flat = EventDecoder(MappingConfig(max_depth=0))
+    assert flat.decode_json(b'{"x": {"a": 1, "b": "z"}}', "o").x == {"a": 1.0, "b": "z"}
+    dead(flat.decode_json(b'{"x": {"a": {}}}', "o"), "too_deep")
+    dead(flat.decode_json(b'{"x": [1, [2]]}', "o"), "too_deep")
+    loop: dict = {}
+    loop["self"] = loop
+    dead(DECODER.decode_object({"x": loop}), "too_deep")
 
 
 @pytest.mark.parametrize(
@@ -97,12 +112,31 @@ def test_non_finite(raw):
 def test_non_finite_from_python_objects():
     dead(DECODER.decode_object({"x": {"a": float("nan")}}), "non_finite")
     dead(DECODER.decode_object({"x": {"a": 10**400}}), "non_finite")  # beyond float range
+    dead(DECODER.decode_object({"x": {"a": {"b": [float("inf")]}}}), "non_finite")  # nested
+
+
+def test_non_finite_by_nan_policy():
+    missing = EventDecoder(MappingConfig(nan_policy="missing"))
+    # NaN is null: the JSON literal, a Python float, a CSV cell; infinities stay dead letters
+    assert missing.decode_json(b'{"x": {"a": NaN, "b": 2, "c": {"d": NaN}}}', "o").x == {"a": None, "b": 2.0, "c.d": None}
+    assert missing.decode_object({"x": {"a": float("nan"), "b": "u"}}).x == {"a": None, "b": "u"}
+    assert missing.decode_csv_row({"a": "NaN", "b": "1"}, b"", "o").x == {"a": None, "b": 1.0}
+    assert missing.decode_json(b'{"x": [1], "y": NaN}', "o").y is None  # a NaN label is no label
+    for raw in (b'{"x": {"a": Infinity}}', b'{"x": {"a": -Infinity}}', b'{"x": {"a": 1e999}}'):
+        dead(missing.decode_json(raw, "o"), "non_finite")
+    dead(missing.decode_csv_row({"a": "inf"}, b"", "o"), "non_finite")
+    # the default ("reject") is the behaviour before nan_policy existed
+    assert "NaN is not a JSON number" in dead(DECODER.decode_json(b'{"x": {"a": NaN}}', "o"), "non_finite")
 
 
 def test_too_many_features():
     decoder = EventDecoder(MappingConfig(max_features=3))
     assert decoder.decode_json(b'{"x": [1, 2, 3]}', "o").x == {0: 1.0, 1: 2.0, 2: 3.0}
     assert "4 features" in dead(decoder.decode_json(b'{"x": [1, 2, 3, 4]}', "o"), "too_many_features")
+    # counted after flattening
+    assert decoder.decode_json(b'{"x": {"a": "s", "v": [1, 2]}}', "o").x == {"a": "s", "v[0]": 1.0, "v[1]": 2.0}
+    detail = dead(decoder.decode_json(b'{"x": {"a": 1, "v": [1, 2, 3]}}', "o"), "too_many_features")
+    assert "more than 3 features" in detail and "mapping.max_features" in detail
 
 
 def test_unknown_field():
@@ -140,7 +174,7 @@ def test_bad_timestamp(value):
 # The reasons the decoder gives (REASONS also holds the engine's own, e.g. "rejected_by_model").
 DECODER_REASONS = (
     "oversized", "malformed", "not_an_object", "missing_features", "bad_features", "wrong_type", "non_finite",
-    "too_many_features", "unknown_field", "missing_label", "bad_label", "bad_id", "bad_timestamp",
+    "too_many_features", "unknown_field", "missing_label", "bad_label", "bad_id", "bad_timestamp", "too_deep",
 )  # fmt: skip
 
 
@@ -156,6 +190,27 @@ def test_a_full_event():
     event = DECODER.decode_json(raw, "f.jsonl:3")
     assert event == Event({"a": 1.0, "b": 2.5, "c": 1.0}, "cat", "12", "t1", 1704067200.0, "f.jsonl:3")
     assert all(type(v) is float for v in event.x.values())
+
+
+def test_categories_nulls_nesting_and_arrays():
+    raw = (b'{"x": {"amount": 12, "merchant": "m-17", "device": null, "vip": false, '
+           b'"card": {"brand": "visa", "geo": {"lat": 48.8, "lon": 2.3}}, "items": [3, "gift", null, [true]], '
+           b'"empty": {}, "none": []}, "y": "ok"}')
+    event = DECODER.decode_json(raw, "o")
+    assert event.x == {
+        "amount": 12.0, "merchant": "m-17", "device": None, "vip": 0.0, "card.brand": "visa",
+        "card.geo.lat": 48.8, "card.geo.lon": 2.3, "items[0]": 3.0, "items[1]": "gift", "items[2]": None,
+        "items[3][0]": 1.0,
+    }
+    assert list(event.x) == ["amount", "merchant", "device", "vip", "card.brand", "card.geo.lat", "card.geo.lon",
+                             "items[0]", "items[1]", "items[2]", "items[3][0]"]  # the order of the record
+    # a list of features: positions are the keys, nested ones dotted below them
+    assert DECODER.decode_json(b'{"x": [1, "a", {"b": 2}]}', "o").x == {0: 1.0, 1: "a", "2.b": 2.0}
+    # named top-level fields may hold objects too
+    named = EventDecoder(MappingConfig(features=["user", "n"]))
+    assert named.decode_json(b'{"user": {"country": "FR"}, "n": null, "y": 1}', "o").x == {"user.country": "FR", "n": None}
+    # an empty string is a category of its own; a string that looks like a number is still a string
+    assert DECODER.decode_json(b'{"x": {"a": "", "b": "3.5"}}', "o").x == {"a": "", "b": "3.5"}
 
 
 def test_accepted_label_and_time_types():
@@ -184,12 +239,11 @@ def test_named_top_level_features():
 
 # -- CSV rows ------------------------------------------------------------------------
 def test_csv_rows():
-    row = {"a": "1", "b": "", "c": " 2.5 ", "y": "7", "id": "r1", "ts": "1700000000"}
+    row = {"a": "1", "b": "", "c": " 2.5 ", "d": "red", "e": " ", "y": "7", "id": "r1", "ts": "1700000000"}
     event = DECODER.decode_csv_row(row, b"", "f.csv:2")
-    assert event == Event({"a": 1.0, "c": 2.5}, "7", "r1", None, 1.7e9, "f.csv:2")  # the label stays text
-    assert dead(DECODER.decode_csv_row({"a": "4x", "y": "1"}, b"", "o"), "wrong_type") == (
-        "feature 'a': expected a number, got str '4x'"
-    )
+    # numbers where the cell reads as one, categories elsewhere, empty cells null; the label stays text
+    assert event == Event({"a": 1.0, "b": None, "c": 2.5, "d": "red", "e": None}, "7", "r1", None, 1.7e9, "f.csv:2")
+    assert DECODER.decode_csv_row({"a": "4x", "y": "1"}, b"", "o").x == {"a": "4x"}
     for text in ("nan", "inf", "-Infinity", "1e999"):
         dead(DECODER.decode_csv_row({"a": text}, b"", "o"), "non_finite")
     dead(DECODER.decode_csv_row({"a": "1", "ts": "soon"}, b"", "o"), "bad_timestamp")
@@ -221,7 +275,7 @@ def check_record(record, origin="fuzz"):
     assert isinstance(record.x, dict)
     for key, value in record.x.items():
         hash(key)
-        assert type(value) is float and math.isfinite(value)
+        assert value is None or type(value) is str or (type(value) is float and math.isfinite(value))
     hash(record.y)
     assert record.y is None or type(record.y) in (str, int, bool)
     assert record.id is None or type(record.id) is str
@@ -263,6 +317,7 @@ DECODERS = [
     DECODER,
     EventDecoder(MappingConfig(unknown_fields="reject", max_features=4, max_event_bytes=1000), "required"),
     EventDecoder(MappingConfig(features=["a", "b"], label="a")),
+    EventDecoder(MappingConfig(nan_policy="missing", max_depth=1, max_features=5)),
 ]
 FUZZ = settings(
     derandomize=True,  # the same examples on every run: CI cannot flake

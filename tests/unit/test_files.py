@@ -82,29 +82,29 @@ def test_nan_and_inf_csv_text(tmp_path):
     assert "feature 'a'" in dead[0]["detail"] and "feature 'b'" in dead[1]["detail"]
 
 
-def test_wrong_types(tmp_path):
+def test_strings_nulls_and_nesting_are_features_not_dead_letters(tmp_path):
     path = write_lines(
         tmp_path / "e.jsonl",
-        b'{"x": {"age": "4x"}, "y": 1}',  # string feature
-        b'{"x": {"age": [1, 2]}, "y": 1}',  # nested list feature
+        b'{"x": {"age": "4x"}, "y": 1}',  # a category
+        b'{"x": {"age": [1, 2], "geo": {"cc": "FR"}, "n": null}, "y": 1}',  # an array, an object, a null
+        b'{"x": {"age": {"a": {"b": {"c": {"d": {"e": 1}}}}}}, "y": 1}',  # 5 levels: deeper than mapping.max_depth
         b'{"x": {"age": 3}, "y": 1.5}',  # float label
         GOOD,
     )
     events, dead = read_all(path)
-    assert len(events) == 1 and len(dead) == 3
-    assert_dead(dead[0], path, 1, "wrong_type")
-    assert dead[0]["detail"] == "feature 'age': expected a number, got str '4x'"
-    assert_dead(dead[1], path, 2, "wrong_type")
-    assert "list" in dead[1]["detail"]
-    assert_dead(dead[2], path, 3, "bad_label")
-    assert "floats are not allowed as class labels" in dead[2]["detail"]
+    assert [e.x for e in events] == [{"age": "4x"}, {"age[0]": 1.0, "age[1]": 2.0, "geo.cc": "FR", "n": None}, {"a": 1.0}]
+    assert len(dead) == 2
+    assert_dead(dead[0], path, 3, "too_deep")
+    assert dead[0]["detail"].startswith("feature 'age.a.b.c.d': nested deeper than 4 levels")
+    assert_dead(dead[1], path, 4, "bad_label")
+    assert "floats are not allowed as class labels" in dead[1]["detail"]
 
 
-def test_wrong_type_in_csv(tmp_path):
-    path = write_lines(tmp_path / "e.csv", b"a,y", b"4x,1", b"2,1")
+def test_text_cells_in_csv_are_categories(tmp_path):
+    path = write_lines(tmp_path / "e.csv", b"a,b,y", b"4x,,1", b"2,red,1")
     events, dead = read_all(path)
-    assert len(events) == 1 and events[0].y == "1"  # CSV labels stay text
-    assert_dead(dead[0], path, 2, "wrong_type")
+    assert not dead
+    assert [(e.x, e.y) for e in events] == [({"a": "4x", "b": None}, "1"), ({"a": 2.0, "b": "red"}, "1")]  # labels stay text
 
 
 @pytest.mark.parametrize("name", ["e.jsonl", "e.csv", "e.jsonl.gz", "e.txt"])
@@ -179,10 +179,10 @@ def test_gzip_jsonl(tmp_path, name):
 def test_gzip_csv(tmp_path):
     path = tmp_path / "e.csv.gz"
     with gzip.open(path, "wb") as f:
-        f.write(b"a,b,y\n1,2,x\n1,zz,y\n5,6,z\n")
+        f.write(b"a,b,y\n1,2,x\n1,inf,y\n5,zz,z\n")
     events, dead = read_all(path)
-    assert [e.x for e in events] == [{"a": 1.0, "b": 2.0}, {"a": 5.0, "b": 6.0}]
-    assert_dead(dead[0], path, 3, "wrong_type")
+    assert [e.x for e in events] == [{"a": 1.0, "b": 2.0}, {"a": 5.0, "b": "zz"}]
+    assert_dead(dead[0], path, 3, "non_finite")
 
 
 def test_truncated_gzip_ends_with_a_dead_letter(tmp_path):
@@ -196,8 +196,8 @@ def test_csv_with_empty_cells(tmp_path):
     path = write_lines(tmp_path / "e.csv", b"id,a,b,c,y", b"r1,1,,3,cat", b"r2,,,,dog", b"r3,1,2,3,", b"r4,1,2")
     events, dead = read_all(path)
     assert [(e.id, e.x, e.y) for e in events] == [
-        ("r1", {"a": 1.0, "c": 3.0}, "cat"),
-        ("r2", {}, "dog"),
+        ("r1", {"a": 1.0, "b": None, "c": 3.0}, "cat"),  # an empty cell is null
+        ("r2", {"a": None, "b": None, "c": None}, "dog"),
         ("r3", {"a": 1.0, "b": 2.0, "c": 3.0}, None),
     ]
     assert_dead(dead[0], path, 5, "malformed")  # too few cells

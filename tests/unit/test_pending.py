@@ -102,6 +102,7 @@ def test_state_round_trips_through_a_checkpoint(tmp_path):
         Event({"a": 4.0, "b": 5.0}, id="3", task="T"),
         Event({}, id="4"),
         Event({True: 1.0, "a": 0.0}, id="5", ts=0.0),
+        Event({"m": "shop-9", "a": None, "card.cc": "FR", "n": 2.0, "e": ""}, id="6"),  # categories and nulls
     ]
     for e in events:
         store.add(e)
@@ -119,7 +120,7 @@ def test_state_round_trips_through_a_checkpoint(tmp_path):
     assert back.waiting_labels == 2 and back.add(Event({"a": 1.0}, id="later")) == Event({"a": 1.0}, True, "later")
     # a restart with a smaller bound keeps the newest entries
     smaller = PendingLabels(max_pending=2, clock=clock).load_state_dict(state["pending"])
-    assert len(smaller) == 2 and "4" in smaller and "5" in smaller and smaller.evicted == 3
+    assert len(smaller) == 2 and "5" in smaller and "6" in smaller and smaller.evicted == 4
     assert PendingLabels(max_early=1, clock=clock).load_state_dict(state["pending"]).waiting_labels == 1
 
 

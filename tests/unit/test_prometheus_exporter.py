@@ -33,6 +33,7 @@ class FakeLearner:
         self.learning_rates_ = [0.01, 0.02]
         self.replay_size_ = 40
         self.replay_bytes_ = 4096
+        self.index_ = SimpleNamespace(overflow_total=11)  # the learners' FeatureIndex
 
 
 def fake_daemon(learner=None) -> SimpleNamespace:
@@ -148,6 +149,7 @@ def test_gauges_read_the_state_at_scrape_time():
     assert value(fams, "stream_cl_replay_buffer_samples") == 40 and value(fams, "stream_cl_replay_buffer_bytes") == 4096
     assert value(fams, "stream_cl_model_version") == 6 and value(fams, "stream_cl_pending_labels") == 3
     assert value(fams, "stream_cl_waiting_labels") == 7
+    assert value(fams, "stream_cl_category_overflow_total") == 11
     assert value(fams, "stream_cl_prequential_accuracy") == 0.5  # the last complete window of 2
     assert value(fams, "stream_cl_task_accuracy", task="t1") == 0.5
     assert value(fams, "stream_cl_last_progress_timestamp_seconds") == daemon.metrics.last_progress
@@ -177,7 +179,7 @@ def test_a_learner_without_monitoring_attributes_gives_no_series_and_no_error():
     _, fams = scrape(daemon)
     for name in ("stream_cl_classes", "stream_cl_features", "stream_cl_drift_alarms_total", "stream_cl_homeostatic_need",
                  "stream_cl_forgetting_factor", "stream_cl_learning_rate", "stream_cl_replay_buffer_samples",
-                 "stream_cl_replay_buffer_bytes", "stream_cl_prequential_accuracy"):
+                 "stream_cl_replay_buffer_bytes", "stream_cl_prequential_accuracy", "stream_cl_category_overflow_total"):
         assert not family(fams, name).samples, name
     assert value(fams, "stream_cl_events_total", outcome="learned") == 7  # the daemon's own series remain
 
@@ -207,10 +209,13 @@ def test_the_real_learners_attributes_are_exported():
                             "replay": {"policy": "reservoir", "max_samples": 50},
                             "drift": {"detector": "adwin", "response": ["need", "forget"]},
                             "homeostasis": {"enabled": True}})
+    cfg = cfg.replace("model", max_categories=2)
     learner = build_learner(cfg)
-    learner.prequential_batch([{"u": float(i % 3), "v": 1.0} for i in range(64)], [str(i % 3) for i in range(64)])
+    learner.prequential_batch([{"u": float(i % 3), "v": 1.0, "c": f"c{i % 4}"} for i in range(64)],
+                              [str(i % 3) for i in range(64)])
     _, fams = scrape(fake_daemon(learner))
-    assert value(fams, "stream_cl_classes") == 3 and value(fams, "stream_cl_features") == 2
+    assert value(fams, "stream_cl_classes") == 3 and value(fams, "stream_cl_features") == 5  # u, v, c=c0, c=c1, c=<other>
+    assert value(fams, "stream_cl_category_overflow_total") == 32  # c2 and c3: 16 events each
     factors = fams["stream_cl_forgetting_factor"].samples  # one per ridge head: 1.0, 0.995, inputs 0.999 and 1.0
     assert len(factors) == 4 and sorted(s.value for s in factors) == sorted(learner.forgetting_)
     assert value(fams, "stream_cl_replay_buffer_samples") > 0 and value(fams, "stream_cl_replay_buffer_bytes") > 0

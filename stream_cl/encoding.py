@@ -1,0 +1,221 @@
+"""What a feature value means: one set of rules for JSON events, River dicts and pandas frames.
+
+A feature value is one of:
+
+* a **number** (int, float, numpy number): a numeric column; ``NaN`` is refused
+  (``non_finite``) or, with ``nan="missing"``, is null; infinities are always refused;
+* a **bool**: a numeric 0/1 column (the same as an indicator ``k=True`` with
+  ``False`` reading 0);
+* a **string**: a category; the model gives it an indicator column ``"k=value"``;
+* **null** (``None``): missing; an absent key is missing too;
+* an **object** or an **array**: flattened into dotted keys (``device.os``) and
+  indexed keys (``v[0]``), at most ``max_depth`` levels below the top;
+* a **datetime** (River API and frames only; JSON has none): cyclical time columns
+  when the model has ``time_features=True``.
+
+:func:`flatten` applies these rules to an event's features: it returns a flat dict of
+finite floats, strings, ``None`` and datetimes, or raises :class:`InvalidFeatureError`
+with a stable ``code`` (the dead-letter reason).
+
+>>> flatten({"amount": 3, "card": {"kind": "visa", "3ds": True}, "tags": ["a", None]})
+{'amount': 3.0, 'card.kind': 'visa', 'card.3ds': 1.0, 'tags[0]': 'a', 'tags[1]': None}
+>>> flatten({"a": {"b": {"c": 1}}}, max_depth=1)
+Traceback (most recent call last):
+...
+stream_cl.encoding.InvalidFeatureError: feature 'a.b': nested deeper than 1 levels (got {'c': 1})
+>>> flatten({"a": float("nan")}, nan="missing")
+{'a': None}
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Hashable, Iterable, Mapping
+from datetime import date, datetime, timezone
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_MAX_CATEGORIES", "DEFAULT_MAX_DEPTH", "MISSING", "OTHER", "TIME_COLUMNS", "InvalidFeatureError",
+    "cells", "epoch_seconds", "flatten", "frame_rows", "indicator_key", "time_columns",
+]
+
+DEFAULT_MAX_DEPTH = 4  # levels of objects/arrays below the features object
+DEFAULT_MAX_CATEGORIES = 1000  # indicator columns per feature before "k=<other>"
+OTHER = "<other>"  # the shared column of the categories over the bound
+MISSING = "<missing>"  # the optional column of a null value
+TIME_COLUMNS = ("hour_sin", "hour_cos", "dow_sin", "dow_cos")
+# Column kinds: a number, a category's own indicator, a shared indicator (k=<other>, k=<missing>).
+NUMERIC, CATEGORY, SHARED = 0, 1, 2
+_BIG = 2**1000  # ints inside this convert to float without overflow
+_DAY = 86_400.0
+_TWO_PI = 2.0 * math.pi
+
+
+class InvalidFeatureError(ValueError):
+    """A feature value that the model must not learn from.
+
+    ``code`` is the dead-letter reason: ``"wrong_type"``, ``"non_finite"``,
+    ``"too_deep"`` or ``"too_many_features"``.
+    """
+
+    def __init__(self, key: Hashable, value: object, reason: str, code: str = "wrong_type"):
+        self.key, self.value, self.reason, self.code = key, value, reason, code
+        super().__init__(f"feature {_show_key(key)}: {reason} (got {_show_value(value)})")
+
+
+def indicator_key(key: Hashable, value: object) -> str:
+    """The column of category ``value`` of feature ``key``.
+
+    >>> indicator_key("color", "red"), indicator_key(3, OTHER)
+    ('color=red', '3=<other>')
+    """
+    return f"{key}={value}"
+
+
+def epoch_seconds(t: datetime | date) -> float:
+    """Seconds since the epoch; a naive datetime (or a date) is UTC."""
+    if not isinstance(t, datetime):
+        t = datetime(t.year, t.month, t.day)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return t.timestamp()
+
+
+def time_columns(key: Hashable, seconds: float) -> dict:
+    """Hour of day and day of week (UTC) as points on two circles: four columns in [-1, 1].
+
+    Both angles run continuously (no jump at midnight); the week starts on Monday.
+
+    >>> {k: round(v, 3) for k, v in time_columns("ts", 1704067200.0 + 6 * 3600).items()}  # Mon 2024-01-01 06:00
+    {'ts.hour_sin': 1.0, 'ts.hour_cos': 0.0, 'ts.dow_sin': 0.223, 'ts.dow_cos': 0.975}
+    """
+    days = seconds / _DAY
+    day = _TWO_PI * (days % 1.0)
+    week = _TWO_PI * (((days + 3.0) % 7.0) / 7.0)  # 1970-01-01 was a Thursday: +3 makes Monday 0
+    return {f"{key}.hour_sin": math.sin(day), f"{key}.hour_cos": math.cos(day),
+            f"{key}.dow_sin": math.sin(week), f"{key}.dow_cos": math.cos(week)}
+
+
+def flatten(x: Mapping | Iterable, max_depth: int = DEFAULT_MAX_DEPTH, nan: str = "reject",
+            max_features: int | None = None) -> dict:
+    """The features of one event as a flat ``{key: float | str | None | datetime}``.
+
+    ``x`` is a mapping, or a sequence whose positions are the keys (0, 1, ...). Nested
+    keys are ``parent.child`` and ``parent[i]``; top-level keys stay as they are.
+    Raises :class:`InvalidFeatureError` (``code`` ``too_deep``, ``non_finite``,
+    ``wrong_type`` or, past ``max_features`` flat values, ``too_many_features``).
+    """
+    out: dict = {}
+    items = x.items() if isinstance(x, Mapping) else enumerate(x)
+    _flatten_into(out, items, None, 0, max_depth, nan == "missing", max_features)
+    return out
+
+
+def _flatten_into(out: dict, items, prefix, depth: int, max_depth: int, nan_missing: bool, limit) -> None:
+    for k, v in items:
+        key = k if prefix is None else prefix + (f"[{k}]" if type(k) is int else f".{k}")
+        t = type(v)
+        if t is float:
+            if v - v != 0.0:  # NaN or +-inf
+                if v != v and nan_missing:
+                    v = None
+                else:
+                    raise InvalidFeatureError(key, v, "not finite", "non_finite")
+            out[key] = v
+        elif t is str or v is None:
+            out[key] = v
+        elif t is int:
+            if not -_BIG < v < _BIG:
+                raise InvalidFeatureError(key, v, "beyond the float range", "non_finite")
+            out[key] = float(v)
+        elif t is bool or isinstance(v, (bool, np.bool_)):
+            out[key] = 1.0 if v else 0.0
+        elif t is dict or t is list or t is tuple or isinstance(v, (Mapping, list, tuple, np.ndarray)):
+            if depth >= max_depth:
+                raise InvalidFeatureError(key, v, f"nested deeper than {max_depth} levels", "too_deep")
+            children = v.items() if isinstance(v, Mapping) else enumerate(v.tolist() if isinstance(v, np.ndarray) else v)
+            _flatten_into(out, children, str(key), depth + 1, max_depth, nan_missing, limit)
+            continue
+        elif isinstance(v, numbers.Real):  # numpy numbers, Fractions, Decimals...
+            try:
+                f = float(v)
+            except (OverflowError, ValueError, TypeError):
+                raise InvalidFeatureError(key, v, "beyond the float range", "non_finite") from None
+            if f - f != 0.0:
+                if f != f and nan_missing:
+                    f = None
+                else:
+                    raise InvalidFeatureError(key, v, "not finite", "non_finite")
+            out[key] = f
+        elif isinstance(v, str):
+            out[key] = str(v)
+        elif isinstance(v, (datetime, date)):
+            out[key] = v
+        else:
+            raise InvalidFeatureError(
+                key, v, f"expected a number, a string, a boolean, null, an object or an array, not {t.__name__}")
+        if limit is not None and len(out) > limit:
+            raise InvalidFeatureError(key, v, f"more than {limit} features", "too_many_features")
+
+
+def cells(x: Mapping, missing_indicators: bool = False, time_features: bool = False) -> list[tuple]:
+    """``(column key, value, kind, feature)`` for every value of one event, by the rules above.
+
+    >>> cells({"a": 2, "c": "red", "n": None}, missing_indicators=True)
+    [('a', 2.0, 0, None), ('c=red', 1.0, 1, 'c'), ('n=<missing>', 1.0, 2, 'n')]
+    """
+    out = []
+    for k, v in flatten(x, DEFAULT_MAX_DEPTH).items():
+        if type(v) is float:
+            out.append((k, v, NUMERIC, None))
+        elif type(v) is str:
+            out.append((indicator_key(k, v), 1.0, CATEGORY, k))
+        elif v is None:
+            if missing_indicators:
+                out.append((indicator_key(k, MISSING), 1.0, SHARED, k))
+        elif isinstance(v, date):
+            if not time_features:
+                raise InvalidFeatureError(k, v, "a datetime: set time_features=True for cyclical time columns, "
+                                                "or send epoch seconds")
+            out.extend((c, t, NUMERIC, None) for c, t in time_columns(k, epoch_seconds(v)).items())
+    return out
+
+
+def frame_rows(X) -> list[dict]:
+    """The rows of a pandas frame as dicts, in the rules above.
+
+    A frame spells a missing cell NaN (numeric columns), ``None``, ``pd.NA`` or ``NaT``:
+    all of them are null here (in a dict, NaN is refused instead). Object columns keep
+    their strings (categories); datetime columns give ``pd.Timestamp`` values.
+
+    >>> import pandas as pd
+    >>> frame_rows(pd.DataFrame({"a": [1.0, None], "c": ["x", None]}))
+    [{'a': 1.0, 'c': 'x'}, {'a': None, 'c': None}]
+    """
+    cols = X.columns.tolist()  # plain Python: indexing a pandas Index per element is slow
+    if all(dt.kind in "fiub" for dt in X.dtypes):
+        values = X.to_numpy(dtype=np.float64)  # (b, columns)
+        if np.isfinite(values).all():
+            return [dict(zip(cols, row)) for row in values.tolist()]
+    cells = X.astype(object)
+    cells = cells.where(X.notna(), None)  # NaN, NA, NaT -> None
+    return [dict(zip(cols, row)) for row in cells.to_numpy().tolist()]
+
+
+def _show_key(k) -> str:
+    return repr(k[:60]) if isinstance(k, str) else repr(k)
+
+
+def _show_value(v) -> str:
+    if isinstance(v, (list, tuple)):  # never repr a container whole: it may be huge
+        return f"{type(v).__name__} of {len(v)} items"
+    if isinstance(v, Mapping):
+        r = repr(v)
+        return r if len(r) <= 60 else f"object with {len(v)} keys"
+    try:
+        r = repr(v)
+    except Exception:  # huge ints (digit limit), hostile __repr__
+        return f"<{type(v).__name__}>"
+    return r if len(r) <= 80 else r[:80] + "..."
