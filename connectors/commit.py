@@ -80,7 +80,7 @@ class CommitCoordinator:
         # moving it back would publish the re-learned records' outputs again after the next restart
         offsets = {tp: max(o, src.committed.get(tp, o)) for tp, o in covered.items()}
         changed = {tp: o for tp, o in offsets.items() if src.committed.get(tp) != o}
-        records = self.store.records_for(covered)  # 2.
+        records = self.store.records_for(covered, force=reason != "interval")  # 2. (every changed part at the end)
         if not changed and not records and not self.policy.dirty:
             self.policy.done()
             if reason != "interval":

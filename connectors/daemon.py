@@ -46,14 +46,14 @@ from collections.abc import Callable, Mapping
 
 from stream_cl.checkpoint import CheckpointError
 from stream_cl.config import Config, ConfigError, load_config
-from stream_cl.events import DeadLetter, Event
-from stream_cl.pending import LabelUpdate, PendingLabels
+from stream_cl.pending_stores import PendingStores
 from stream_cl.prequential import Prequential
 
 from .commit import CommitCoordinator, CommitPolicy
 from .logs import log_event, setup_logging, startup_done
+from .partitions import PartitionStates
 from .prometheus import TaskAccuracy
-from .sinks import dead_letter_record
+from .router import Router
 from .state import CheckpointPolicy, CheckpointState
 from .status import DaemonMetrics, StatusReporter
 from .transaction import Fenced, TransactionAborted
@@ -66,13 +66,12 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 EXIT_RESET = -1  # internal: fenced or partitions lost; run_daemon builds the daemon again
 STARTUP_HOLD_S = 60.0  # kafka-python's start-up lines are held back until partitions come, at most this long
 DAEMON_WINDOW = 1000  # labelled events per windowed-accuracy point when run.window is not set
-ALARM_LINES_PER_BATCH = 10  # drift_alarm log lines per batch at most (the metric counts them all)
 
 
 class Daemon:
     """The run loop (see the module docstring); build it with :meth:`from_config`."""
 
-    def __init__(self, config: Config, learner, source_factory, publisher, pending: PendingLabels,
+    def __init__(self, config: Config, learner, source_factory, publisher, pending: PendingStores,
                  stop_event: threading.Event, state_factory=CheckpointState, metrics: DaemonMetrics | None = None):
         self.config = config
         self.learner = learner
@@ -93,6 +92,9 @@ class Daemon:
         self._started: float | None = None  # while start-up lasts: when the loop began
         self._assigned_seen: frozenset = frozenset()
         self.state.restore()
+        # a learner with a part per source partition (contribution/merge) gets each partition's events apart
+        self.router = Router(config, self.step, learner, pending, publisher, self.metrics, self.state,
+                             partitioned=hasattr(learner, "contribution") and hasattr(self.state, "fold"))
         self.source = source_factory(self)  # subscribes; partitions come with the first poll
         self.commits = CommitCoordinator(self.source, publisher, self.state, self.metrics,
                                          CommitPolicy(config.kafka.commit_interval_ms))
@@ -109,20 +111,32 @@ class Daemon:
             log.warning("%s", warning)
         kcfg = config.kafka
         learner = build_learner(config)  # [model] and the continual-learning sections
-        pending = PendingLabels(config.labels.max_pending, config.labels.max_age_s, max_early=config.labels.max_early)
+        pending = PendingStores(config.labels.max_pending, config.labels.max_age_s, max_early=config.labels.max_early)
+        table = _changelog(config, learner)  # None: no changelog (off, or a learner without partition parts)
         make = ProcessPublisher if kcfg.publisher == "process" else InlinePublisher
-        publisher = make(producer_options(kcfg, transactional_id(config)), kcfg.predictions_topic, kcfg.dead_letter_topic,
-                         commit_timeout_s=kcfg.commit_timeout_ms / 1000)
+        max_request = max(kcfg.max_message_bytes, config.changelog.max_message_bytes + 65_536 if table else 0)
         try:  # nothing is left running if a part cannot be made
+            publisher = make(producer_options(kcfg, transactional_id(config), max_request), kcfg.predictions_topic,
+                             kcfg.dead_letter_topic, commit_timeout_s=kcfg.commit_timeout_ms / 1000)
+        except BaseException:
+            if table is not None:
+                table.close()
+            raise
+        try:
             label_policy = getattr(config.source, "label_policy", "optional")
 
             def source_factory(daemon: "Daemon"):
                 return KafkaSource(kcfg, config.mapping, label_policy, hooks=daemon)
 
+            def state_factory(*args):
+                return PartitionStates(*args, table=table) if table is not None else CheckpointState(*args)
+
             return cls(config, learner, source_factory, publisher, pending, stop_event or threading.Event(),
-                       metrics=metrics)
+                       state_factory=state_factory, metrics=metrics)
         except BaseException:
             publisher.abort()
+            if table is not None:
+                table.close()
             raise
 
     # -- rebalance hooks (IO thread; the loop is blocked in poll) --------------------------
@@ -138,6 +152,10 @@ class Daemon:
             self.commits.commit("revoke", partitions=set(self.source.assigned))
         except Exception as e:  # noqa: BLE001 -- not committed: the state is ahead of the group's offsets
             self.reset_reason = f"commit at revocation failed: {type(e).__name__}: {e}"
+            return
+        drop = getattr(self.state, "drop", None)
+        if drop is not None:
+            drop(partitions)  # their state went into the changelog with that commit
 
     def on_assign(self, partitions) -> Mapping:
         saved = self.state.resume_at(partitions)
@@ -204,126 +222,28 @@ class Daemon:
         if limit is not None and self.metrics.records >= limit:
             log_event(log, "stop_requested", reason="max_events", max_events=limit)
             self.stop.set()
-        if self.commits.policy.due():
+        if self.commits.policy.due() or self.state.records_due():
             self.commits.commit("interval")
+        fold = getattr(self.state, "fold", None)
+        if fold is not None:
+            fold()  # the other members' latest partitions into the model this member serves
         assigned = frozenset(self.source.assigned)
         self._write_status(force=assigned != self._assigned_seen)
         self._assigned_seen = assigned
         self.metrics.beat()
 
     def process(self, batch, polled_at: float | None = None) -> None:
-        """Predict and learn the events of one poll, join its labels, route its dead letters.
-
-        Records in ``batch.silent`` were processed and committed before the state was
-        restored: they are learned again, and nothing of theirs is published again.
-        ``polled_at`` (``time.perf_counter()`` when the poll returned) starts each event's
-        latency; the histograms and per-task accuracy are updated once per micro-batch.
-        """
-        m, pending, silent = self.metrics, self.pending, batch.silent
-        polled_at = time.perf_counter() if polled_at is None else polled_at
-        alarms_before = getattr(self.learner, "n_alarms_", 0)
-        events: list[Event] = []
-        letters: list[DeadLetter] = []
-        labels: list[LabelUpdate] = []
-        for item in batch.items:
-            cls = item.__class__
-            if cls is Event:
-                events.append(item)
-            elif cls is DeadLetter:
-                letters.append(item)
-            else:
-                labels.append(item)
-        m.records += len(batch.items)
-        self.state.add(len(batch.items))
+        """Predict and learn the events of one poll, join its labels, route its outputs (:class:`Router`)."""
         self.commits.policy.touch()
-
-        size = self.config.run.batch_size
-        remember = bool(self.config.kafka.labels_topic)  # without a labels topic no label can come later
-        publish = bool(self.config.kafka.predictions_topic)
-        early: list[Event] = []  # events of this poll whose label came before them
-        for i in range(0, len(events), size):
-            chunk = events[i : i + size]
-            t0 = time.perf_counter()
-            predictions, rejected = self.step.process(chunk)
-            t1 = time.perf_counter()
-            m.step_seconds.observe(t1 - t0)
-            m.event_latency.observe(t1 - polled_at, len(predictions))
-            m.tasks.update(predictions)
-            if silent:
-                replayed = [p for p in predictions if p.origin in silent]
-                predictions = [p for p in predictions if p.origin not in silent]
-                m.events["replayed"] += len(replayed)
-            if publish:
-                self.publisher.write(predictions)
-            refused = {d.origin for d in rejected}
-            for e in chunk:
-                if e.y is None and remember and e.id is not None and e.origin not in refused:
-                    labelled = pending.add(e)  # its label may have come first: then it is learned below
-                    if labelled is not None:
-                        early.append(labelled)
-            if rejected:
-                letters.extend(self._original(rejected, batch.raw))
-            n_labelled = sum(p.y_true is not None for p in predictions)
-            m.events.update(learned=n_labelled, predicted=len(predictions) - n_labelled)
-
-        if labels or early:
-            joined = early + [e for e in (pending.join(lab) for lab in labels) if e is not None]
-            m.events.update(label_joined=len(joined))
-            for i in range(0, len(joined), size):
-                t0 = time.perf_counter()
-                learned, rejected = self.step.process(joined[i : i + size])  # learned; already predicted
-                m.step_seconds.observe(time.perf_counter() - t0)
-                m.tasks.update(learned)
-                if rejected:
-                    letters.extend(self._original(rejected, batch.raw))
-        else:
-            pending.expire()
-        if silent and letters:
-            letters = [d for d in letters if d.origin not in silent]  # published before the restore
-        if letters:
-            self._dead_letters(letters, batch.raw)
-        if getattr(self.learner, "n_alarms_", 0) != alarms_before:
-            self._log_alarms(alarms_before)
-
-    def _dead_letters(self, letters: list[DeadLetter], raw: Mapping) -> None:
-        m, kcfg = self.metrics, self.config.kafka
-        m.events["dead_letter"] += len(letters)
-        m.dead_letters.update(d.reason for d in letters)
-        if kcfg.dead_letter_topic:
-            self.publisher.write_dead([dead_letter_record(d, raw[d.origin][0] if d.origin in raw else None,
-                                                          kcfg.max_message_bytes) for d in letters])
-        else:
-            log.warning("%d dead letters (no kafka.dead_letter_topic): first %s at %s: %s", len(letters),
-                        letters[0].reason, letters[0].origin, letters[0].detail)
-
-    def _log_alarms(self, before: int) -> None:
-        """One ``drift_alarm`` line per new alarm (at most ALARM_LINES_PER_BATCH per batch)."""
-        total = int(getattr(self.learner, "n_alarms_", 0))
-        new = total - before
-        alarms = list(getattr(self.learner, "alarms_", []))[-min(new, ALARM_LINES_PER_BATCH):] if new > 0 else []
-        for a in alarms:
-            log_event(log, "drift_alarm", detector=a.get("detector"), response=a.get("response"),
-                      signal=a.get("signal"), t=a.get("t"), recent=a.get("recent"), baseline=a.get("baseline"),
-                      alarms_total=total)
-        if new > len(alarms):
-            log_event(log, "drift_alarm", detail=f"{new - len(alarms)} more alarms in this batch", alarms_total=total)
-
-    @staticmethod
-    def _original(rejected: list[DeadLetter], raw: Mapping) -> list[DeadLetter]:
-        """Dead letters from the model carry the record's original bytes."""
-        out = []
-        for d in rejected:
-            kv = raw.get(d.origin)
-            out.append(DeadLetter(kv[1], d.reason, d.detail, d.origin) if kv is not None else d)
-        return out
+        self.router.process(batch, polled_at)
 
     # -- status and shutdown ---------------------------------------------------------------
     def refresh_metrics(self) -> DaemonMetrics:
         """Update the gauges of :attr:`metrics` from the source and the label store."""
-        return self.status.refresh(getattr(self, "source", None), self.pending)
+        return self.status.refresh(getattr(self, "source", None), self.pending, self.state)
 
     def _write_status(self, force: bool = False) -> None:
-        self.status.write(getattr(self, "source", None), self.pending, self.step.stats.report(), force)
+        self.status.write(getattr(self, "source", None), self.pending, self.step.stats.report(), force, self.state)
 
     def _reset(self) -> int:
         """Fenced, or partitions lost: drop everything since the last commit; run_daemon starts over."""
@@ -341,6 +261,29 @@ class Daemon:
         except Exception:  # noqa: BLE001 -- best effort: the process may be going away
             pass
         self.publisher.abort()  # the publisher ends; its open transaction is aborted
+
+
+def _changelog(config: Config, learner):
+    """The model changelog's table (the topic created if missing), or None when there is none to keep."""
+    if not config.changelog.enabled or not hasattr(learner, "contribution"):
+        return None
+    from kafka.admin import KafkaAdminClient
+
+    from .changelog import ChangelogTable, ensure_changelog_topic
+    from .kafka import client_options
+
+    kcfg, cl = config.kafka, config.changelog
+    if kcfg.labels_topic and (kcfg.topic_pattern or len(kcfg.topics) != 1):
+        raise ConfigError("kafka.labels_topic: with a labels topic the daemon reads exactly one events topic (a label "
+                          "joins the events partition of its number); list one topic in kafka.topics, or run one "
+                          "group per events topic")
+    topic = cl.topic or f"{kcfg.group_id}.model"
+    admin = KafkaAdminClient(**client_options(kcfg))
+    try:
+        ensure_changelog_topic(admin, topic, cl.partitions, cl.replication_factor, cl.max_message_bytes)
+    finally:
+        admin.close()
+    return ChangelogTable(client_options(kcfg), topic, cl.max_message_bytes)
 
 
 def _tp_keys(partitions) -> list[str]:

@@ -151,9 +151,10 @@ def transactional_id(config: Config) -> str:
     return f"stream-cl.{kcfg.group_id}.{socket.gethostname()}.{where}"
 
 
-def producer_options(cfg: KafkaConfig, transactional: str = "") -> dict:
+def producer_options(cfg: KafkaConfig, transactional: str = "", max_request_size: int = 0) -> dict:
     """:class:`KafkaProducer` keyword arguments: idempotent, acks from all replicas, and
-    transactional with ``transactional`` as its id (what the daemon's publisher uses)."""
+    transactional with ``transactional`` as its id (what the daemon's publisher uses);
+    ``max_request_size`` when records larger than ``kafka.max_message_bytes`` go out (the changelog)."""
     return {
         **client_options(cfg),
         "acks": -1,
@@ -163,7 +164,7 @@ def producer_options(cfg: KafkaConfig, transactional: str = "") -> dict:
         "linger_ms": cfg.linger_ms,
         "batch_size": cfg.batch_size,
         "compression_type": None if cfg.compression_type == "none" else cfg.compression_type,
-        "max_request_size": cfg.max_message_bytes,
+        "max_request_size": max(cfg.max_message_bytes, max_request_size),
     }
 
 

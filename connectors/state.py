@@ -53,6 +53,7 @@ class CheckpointState:
     """The learner, the label store and their offsets, in local checkpoint files (module docstring)."""
 
     def __init__(self, config: Config, learner, pending, metrics, stats, store: CheckpointStore | None = None):
+        """``pending``: the delayed-label stores (:class:`stream_cl.pending_stores.PendingStores`)."""
         self.config = config
         self.learner = learner
         self.pending = pending
@@ -98,9 +99,16 @@ class CheckpointState:
         """``n`` more records were processed."""
         self.policy.add(n)
 
-    def records_for(self, offsets: dict) -> list:
+    def records_for(self, offsets: dict, force: bool = False) -> list:
         """State records for the transaction: none (this store writes files after the commit)."""
         return []
+
+    def records_due(self) -> bool:
+        """Whether state records wait for a transaction (never: this store writes files)."""
+        return False
+
+    def touched(self, key, n: int) -> None:
+        """``n`` events of partition ``key`` were processed (only the checkpoint policy counts here)."""
 
     def committed(self, offsets: dict, reason: str) -> None:
         """After a commit: write a checkpoint covering ``offsets`` when due (always on shutdown and revocation)."""

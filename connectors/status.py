@@ -68,6 +68,8 @@ class DaemonMetrics:
     positions: dict = field(default_factory=dict)
     committed: dict = field(default_factory=dict)
     lag: dict = field(default_factory=dict)
+    model_parts: dict = field(default_factory=dict)  # "topic/partition" -> source offset of the part served (a group)
+    changelog: dict = field(default_factory=dict)  # records and bytes written, folds and their time
     restored_from: str = ""
     checkpoint_path: str = ""  # the last checkpoint written or restored
     heartbeat: float | None = None  # time.monotonic() of the loop's last turn
@@ -110,7 +112,7 @@ class StatusReporter:
         self.every_s = every_s
         self._at = 0.0
 
-    def refresh(self, source, pending) -> DaemonMetrics:
+    def refresh(self, source, pending, state=None) -> DaemonMetrics:
         """Gauges from the source (partitions, positions, lag) and the label store.
 
         Each field is replaced whole, so another thread (a metrics exporter) may read
@@ -122,6 +124,10 @@ class StatusReporter:
         m.pending_labels = len(pending)
         m.waiting_labels = pending.waiting_labels
         m.labels = pending.counters()
+        if hasattr(state, "parts"):  # a group member: which partitions' parts the model serves, as of which offsets
+            m.model_parts = dict(state.parts)
+            m.changelog = {"records": state.changelog_records, "bytes": state.changelog_bytes, "folds": state.folds,
+                           "folded_records": state.fold_records, "fold_seconds": round(state.fold_seconds, 4)}
         if source is not None:
             assigned = set(source.assigned)  # snapshots: the IO thread changes these on rebalances
             m.assigned = sorted(tp_key(tp) for tp in assigned)
@@ -131,13 +137,13 @@ class StatusReporter:
             m.rebalances = source.rebalances
         return m
 
-    def write(self, source, pending, report: dict, force: bool = False) -> None:
+    def write(self, source, pending, report: dict, force: bool = False, state=None) -> None:
         """Refresh (about once a second, or now) and rewrite the status file if one is configured."""
         now = time.monotonic()
         if not force and now - self._at < self.every_s:
             return
         self._at = now
-        self.refresh(source, pending)
+        self.refresh(source, pending, state)
         if not self.status_file:
             return
         data = self.metrics.to_dict()

@@ -200,15 +200,16 @@ def _decode(v: Any, tensors: Mapping[str, np.ndarray], path: str = "") -> Any:
     raise CheckpointError(f"{path or 'state'}: unknown tag {tag!r}; the checkpoint was written by a newer stream-cl")
 
 
-# -- files ----------------------------------------------------------------------------------
-def save_checkpoint(path: str | os.PathLike, state: Mapping, meta: Mapping | None = None) -> int:
-    """Write ``state`` to ``path`` atomically (temp file, fsync, rename, dir fsync); returns its size.
+def encode_state(state: Mapping, meta: Mapping | None = None) -> bytes:
+    """``state`` (and a small JSON-able ``meta``) as the bytes of a checkpoint file.
 
-    ``meta`` is a small JSON-able dict stored beside the state (seq, offsets summary...).
+    >>> raw = encode_state({"W": np.eye(2), "names": ["a", 1]}, meta={"seq": 3})
+    >>> state, header = decode_state(raw)
+    >>> state["names"], state["W"].shape, header["meta"]
+    (['a', 1], (2, 2), {'seq': 3})
     """
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
-    path = Path(path)
     enc = _Encoder()
     tree = enc.encode(state, "")
     header = {
@@ -218,15 +219,53 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping, meta: Mapping | Non
         "state": json.dumps(tree, ensure_ascii=False, allow_nan=False, separators=(",", ":")),
         "meta": json.dumps(_plain(meta or {}), allow_nan=False, separators=(",", ":")),
     }
+    return save(enc.tensors, metadata=header)
+
+
+def decode_state(raw: bytes, source: str = "state", hint: str = "") -> tuple[dict, dict]:
+    """``(state, header)`` from checkpoint bytes; raises :class:`CheckpointError` naming ``source``
+    (and ending with ``hint``) if they are not a readable checkpoint. Nothing in them is executed."""
+    from safetensors.numpy import load
+
+    try:
+        n = int.from_bytes(raw[:8], "little")
+        header = json.loads(raw[8 : 8 + n]).get("__metadata__") or {}
+        if not isinstance(header, dict):
+            raise ValueError("metadata is not a mapping")
+    except Exception as e:  # truncated, not safetensors
+        raise CheckpointError(f"{source}: not a readable checkpoint ({type(e).__name__}: {str(e)[:200]}){hint}") from None
+    _check_header(source, header)
+    try:
+        tensors = load(bytes(raw))
+    except Exception as e:
+        raise CheckpointError(f"{source}: not a readable checkpoint ({type(e).__name__}: {str(e)[:200]}){hint}") from None
+    try:
+        tree = json.loads(header["state"])
+        meta = json.loads(header.get("meta", "{}"))
+    except (KeyError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{source}: corrupt state tree ({type(e).__name__}: {str(e)[:200]})") from None
+    try:
+        state = _decode(tree, tensors)
+    except RecursionError:
+        raise CheckpointError(f"{source}: state tree nested too deeply") from None
+    return state, {"format": header["format"], "format_version": int(header["format_version"]),
+                   "created": float(header.get("created", "nan")), "meta": meta}
+
+
+# -- files ----------------------------------------------------------------------------------
+def save_checkpoint(path: str | os.PathLike, state: Mapping, meta: Mapping | None = None) -> int:
+    """Write ``state`` to ``path`` atomically (temp file, fsync, rename, dir fsync); returns its size.
+
+    ``meta`` is a small JSON-able dict stored beside the state (seq, offsets summary...).
+    """
+    path = Path(path)
+    raw = encode_state(state, meta)
     tmp = path.parent / f"{_TMP_PREFIX}{path.name}.{os.getpid()}"
     try:
-        save_file(enc.tensors, str(tmp), metadata=header)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        size = tmp.stat().st_size
+        with open(tmp, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -235,39 +274,20 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping, meta: Mapping | Non
             pass
         raise
     _fsync_dir(path.parent)
-    return size
+    return len(raw)
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
     """``(state, header)`` from a checkpoint file; raises :class:`CheckpointError` if unreadable."""
-    from safetensors import safe_open
-
     path = Path(path)
     try:
-        with safe_open(str(path), framework="np") as f:
-            header = f.metadata() or {}
-            _check_header(path, header)
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except CheckpointError:
-        raise
-    except Exception as e:  # truncated, not safetensors, unreadable
-        raise CheckpointError(
-            f"{path}: not a readable checkpoint ({type(e).__name__}: {e}); move it away to resume from the one before"
-        ) from None
-    try:
-        tree = json.loads(header["state"])
-        meta = json.loads(header.get("meta", "{}"))
-    except (KeyError, ValueError, RecursionError) as e:
-        raise CheckpointError(f"{path}: corrupt state tree ({type(e).__name__}: {str(e)[:200]})") from None
-    try:
-        state = _decode(tree, tensors)
-    except RecursionError:
-        raise CheckpointError(f"{path}: state tree nested too deeply") from None
-    return state, {"format": header["format"], "format_version": int(header["format_version"]),
-                   "created": float(header.get("created", "nan")), "meta": meta}
+        raw = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e}); move it away to resume from the one before") from None
+    return decode_state(raw, str(path), hint="; move it away to resume from the one before")
 
 
-def _check_header(path: Path, header: Mapping) -> None:
+def _check_header(path, header: Mapping) -> None:
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a stream-cl checkpoint (format {header.get('format')!r})")
     try:

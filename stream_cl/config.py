@@ -308,6 +308,27 @@ class TrainableConfig:
 
 
 @dataclass(frozen=True)
+class ChangelogConfig:
+    """``[changelog]``: the compacted topic that holds every source partition's learned state (the Kafka daemon)."""
+
+    enabled: bool = True  # false: no changelog (one daemon per group; state only in local checkpoints)
+    topic: str = ""  # "" = "<kafka.group_id>.model"
+    every_events: int = field(default=5_000, metadata=positive("use a count such as 5000 (events of a partition)"))
+    every_seconds: float = field(default=10.0, metadata=positive("use an interval such as 10 (seconds)"))
+    fold_every_seconds: float = field(default=1.0, metadata=positive("use an interval such as 1 (seconds)"))
+    partitions: int = field(default=1, metadata=positive("use 1, or a few for a large group"))
+    replication_factor: int = field(default=-1, metadata=check(lambda v: v == -1 or v > 0, "must be -1 or > 0",
+                                                                 "use -1 (the broker's default) or e.g. 3"))
+    max_message_bytes: int = field(default=33_554_432, metadata=positive("use a size that fits one partition's "
+                                                                          "state, such as 33554432 (32 MB)"))
+
+    def __post_init__(self):
+        if self.topic and not _legal_topic(self.topic):
+            raise ConfigError(f"changelog.topic: {self.topic!r} is not a legal Kafka topic name; use letters, digits, "
+                              "'.', '_' and '-' (at most 249 characters)")
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     """``[metrics]``: the daemon's HTTP endpoints ``/metrics``, ``/healthz``, ``/readyz`` and ``/model``."""
 
@@ -333,6 +354,7 @@ class Config:
     imbalance: ImbalanceConfig = field(default_factory=ImbalanceConfig)
     trainable: TrainableConfig = field(default_factory=TrainableConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    changelog: ChangelogConfig = field(default_factory=ChangelogConfig)
 
     def replace(self, section: str, **changes) -> "Config":
         """A copy with ``changes`` applied to one section (validated like a file)."""

@@ -150,6 +150,11 @@ class FeatureIndex:
         return self.hash_width if self.hash_width is not None else len(self.names)
 
     @property
+    def kinds(self) -> list[int]:
+        """The kind of every column (``stream_cl.encoding``: NUMERIC, CATEGORY, SHARED, or LATE)."""
+        return list(self._kinds)
+
+    @property
     def indicator_mask(self) -> np.ndarray | None:
         """Which columns are indicators (read as 0/1, never standardised); ``None`` if none is."""
         if self._mask is None:
@@ -289,6 +294,24 @@ class FeatureIndex:
         for j, kind in getattr(new_keys, "buckets", {}).items():
             self._kinds[j] = kind
             self._mask = None
+
+    def adopt(self, names: Sequence[Hashable], kinds: Sequence[int]) -> None:
+        """Index the columns ``names`` (of kinds ``kinds``) that another index holds and this one
+        lacks, appended in their order (merging a partition's part; ``stream_cl.parts``). With
+        hashing the names are the buckets: a bucket's kind is taken where this one has none yet."""
+        if self.hash_width is not None:
+            for j, kind in enumerate(kinds):
+                if self._kinds[j] < 0 <= kind:
+                    self._kinds[j] = int(kind)
+                    self._mask = None
+            return
+        new = NewColumns()
+        for key, kind in zip(names, kinds):
+            if key not in self._pos and key not in new:
+                # an indicator "k=v" counts against feature k's category bound
+                base = key.rpartition("=")[0] if kind in (CATEGORY, LATE) and isinstance(key, str) else None
+                new.add(key, int(kind), base)
+        self.commit(new)
 
     def report(self) -> dict:
         """Column counts and the values over the category bound, JSON-ready."""

@@ -36,6 +36,7 @@ from .heads.class_head import RidgeClassHead, scores_to_proba
 from .heads.analytic import _check_label
 from .heads.sgd import SGDSoftmaxHead
 from .mixing import AccuracyMixer
+from .online_parts import OnlineParts
 
 if TYPE_CHECKING:  # continual-learning parts (issue 3): all optional
     from .drift import DriftMonitor
@@ -51,7 +52,7 @@ DEFAULT_WIDTH = 256
 VIEWS = ("all", "inputs")
 
 
-class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
+class OnlineContinualLearner(OnlineParts, ContinualMonitoring, base.MiniBatchClassifier):
     """Online continual classifier: frozen backbone + exact analytic heads, mixed by accuracy.
 
     Parameters
@@ -121,6 +122,11 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
     ``forgetting_`` (current factor per head), ``replay_size_`` and ``replay_bytes_``,
     ``n_restarts_``, ``n_restarts_skipped_`` and ``n_remixes_``; :meth:`report` gathers them in a
     JSON-ready dict.
+
+    Every River method takes ``partition=`` (default ``None``), the source partition of the
+    events: each partition keeps its own standardiser, SGD head, mixer records and
+    continual-learning state, the ridge heads serve the sum of the partitions' statistics
+    (:mod:`stream_cl.parts`), and :meth:`contribution` / :meth:`merge` move a part.
 
     Examples
     --------
@@ -193,6 +199,7 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         self._init_continual()
         # predict_proba_one's design rows, reused by the learn_one of the same event
         self._memo: tuple | None = None
+        self._init_parts()
 
     @property
     def _multiclass(self):
@@ -268,13 +275,21 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         return X, M, new
 
     # -- learning ----------------------------------------------------------------------
-    def prequential_batch(self, xs: Sequence[Mapping], ys: Sequence, sample_weight=None, tasks=None) -> np.ndarray:
+    def prequential_batch(self, xs: Sequence[Mapping], ys: Sequence, sample_weight=None, tasks=None,
+                          partition: Hashable = None) -> np.ndarray:
         """Predict, then learn, each event in order; ``ys[i] is None`` means predict only.
 
         Returns probabilities (b, n_classes) in ``classes_`` order, exactly those a loop of
         ``predict_proba_one`` then ``learn_one`` would give (a class not yet seen: 0).
-        ``tasks[i]`` (optional) is the event's task, used by task-aware replay.
+        ``tasks[i]`` (optional) is the event's task, used by task-aware replay;
+        ``partition`` the events' source partition.
         """
+        self._enter(partition)
+        P = self._prequential(xs, ys, sample_weight, tasks)
+        self._learned(len(xs), len(xs))
+        return P
+
+    def _prequential(self, xs, ys, sample_weight, tasks) -> np.ndarray:
         memo, self._memo = self._memo, None  # any learning invalidates it
         if self._continual:
             return self._prequential_continual(xs, ys, sample_weight, tasks)
@@ -296,23 +311,24 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
             hits.append(_hits(scores, head, ys))
         if self.sgd_ is not None:
             P = self.sgd_.prequential_proba(_numpy(designs["inputs"]), ys, sample_weight)  # (b, c)
-            probas.append(P)
+            probas.append(self._sgd_in_head_order(P))
             hits.append(_proba_hits(P, self.sgd_.classes, ys))
         weights = self.mixer_.prequential(np.stack(hits, axis=1), labelled)  # (b, members)
         return np.einsum("bh,hbc->bc", weights, np.stack(probas))
 
-    def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0) -> "OnlineContinualLearner":
+    def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0, partition: Hashable = None) -> "OnlineContinualLearner":
         _check_label(y)
-        self.prequential_batch([x], [y], None if w == 1.0 else [w])
+        self.prequential_batch([x], [y], None if w == 1.0 else [w], partition=partition)
         return self
 
-    def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None) -> "OnlineContinualLearner":
-        self.prequential_batch(_frame_rows(X), list(y), w)
+    def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None, partition: Hashable = None) -> "OnlineContinualLearner":
+        self.prequential_batch(_frame_rows(X), list(y), w, partition=partition)
         return self
 
     # -- prediction --------------------------------------------------------------------
-    def predict_proba_batch(self, xs: Sequence[Mapping]) -> np.ndarray:
+    def predict_proba_batch(self, xs: Sequence[Mapping], partition: Hashable = None) -> np.ndarray:
         """Probabilities (b, n_classes) in ``classes_`` order, without learning."""
+        self._enter(partition, learn=False)
         X, M, new = self._rows(xs)
         d = self.index_.width
         Z, K = self.scaler_.transform(X[:, :d], M[:, :d], self.index_.indicator_mask, known=True)  # unseen keys: none
@@ -321,22 +337,25 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
             self._memo = (tuple(xs[0]), tuple(xs[0].values()), designs)
         probas = [scores_to_proba(h.scores(designs[v]), self.temperature) for h, (_, v) in zip(self.heads_, self.heads)]
         if self.sgd_ is not None:
-            P = self.sgd_.predict_proba(_numpy(designs["inputs"]))
-            probas.append(np.pad(P, ((0, 0), (0, probas[0].shape[1] - P.shape[1]))))
+            probas.append(self._sgd_in_head_order(self.sgd_.predict_proba(_numpy(designs["inputs"]))))
         return np.einsum("h,hbc->bc", self.mixer_.weights(), np.stack(probas))
 
-    def predict_proba_one(self, x: Mapping) -> dict:
+    def predict_proba_one(self, x: Mapping, partition: Hashable = None) -> dict:
         if not self.heads_[0].classes:
             return {}
-        return dict(zip(self.heads_[0].classes, self.predict_proba_batch([x])[0].tolist()))
+        return dict(zip(self.heads_[0].classes, self.predict_proba_batch([x], partition)[0].tolist()))
 
-    def predict_proba_many(self, X: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame(self.predict_proba_batch(_frame_rows(X)), columns=self.classes_, index=X.index)
+    def predict_one(self, x: Mapping, partition: Hashable = None):
+        proba = self.predict_proba_one(x, partition=partition)
+        return max(proba, key=proba.get) if proba else None
 
-    def predict_many(self, X: pd.DataFrame) -> pd.Series:
+    def predict_proba_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.DataFrame:
+        return pd.DataFrame(self.predict_proba_batch(_frame_rows(X), partition), columns=self.classes_, index=X.index)
+
+    def predict_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.Series:
         if not self.heads_[0].classes:
             return pd.Series([None] * len(X), index=X.index, dtype=object)
-        return self.predict_proba_many(X).idxmax(axis=1)
+        return self.predict_proba_many(X, partition).idxmax(axis=1)
 
     # -- state -------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -345,10 +364,11 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
             "scaler": self.scaler_.state_dict(),
             "backbone": self.backbone_.state_dict(),
             "key_units": self.key_units_.state_dict(),
-            "heads": [h.state_dict() for h in self.heads_],
+            "heads": self._summed_heads_state([h.state_dict() for h in self.heads_]),  # sums over partitions
             **({"sgd": self.sgd_.state_dict()} if self.sgd_ is not None else {}),
             "mixer": self.mixer_.state_dict(),
             **({"continual": self._continual_state()} if self._continual else {}),
+            "parts": self._parts_state(),
         }
 
     def load_state_dict(self, state: Mapping) -> "OnlineContinualLearner":
@@ -368,6 +388,7 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
         self.mixer_.load_state_dict(state["mixer"])
         if self._continual:
             self._load_continual_state(state["continual"])
+        self._load_parts_state(state.get("parts"))  # absent before partitions: one part, the first learned
         return self
 
     # -- continual learning: replay, drift responses, homeostasis, imbalance --------------
@@ -516,7 +537,7 @@ class OnlineContinualLearner(ContinualMonitoring, base.MiniBatchClassifier):
             hits.append(_hits(scores, head, fy))
         if self.sgd_ is not None:
             P = self.sgd_.prequential_proba(_numpy(designs["inputs"][seg]), seg_y, weights)[fresh]
-            probas.append(P)
+            probas.append(self._sgd_in_head_order(P))
             hits.append(_proba_hits(P, self.sgd_.classes, fy))
         if self.shadows_ and lab.any():
             rows = fresh[lab]

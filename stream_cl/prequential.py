@@ -185,14 +185,20 @@ class Prequential:
         self._takes_tasks = "tasks" in inspect.signature(learner.prequential_batch).parameters
         self._time_features = bool(getattr(learner, "time_features", False))
 
-    def process(self, events: Sequence[Event]) -> tuple[list[Prediction], list[DeadLetter]]:
-        """Predictions for the events the model took, dead letters for any it refused."""
+    def process(self, events: Sequence[Event], partition=None) -> tuple[list[Prediction], list[DeadLetter]]:
+        """Predictions for the events the model took, dead letters for any it refused.
+
+        ``partition`` (a source partition's key; ``None``: the learner's one partition) is
+        the part of the learner the events belong to: their order within it is what counts.
+        """
         if not events:
             return [], []
         t0 = time.perf_counter()
         task_kw = {}
         if self._takes_tasks and any(e.task is not None for e in events):
             task_kw = {"tasks": [e.task for e in events]}  # task-aware replay
+        if partition is not None:
+            task_kw["partition"] = partition
         try:
             probas = self.learner.prequential_batch([self._x(e) for e in events], [e.y for e in events], **task_kw)
             kept, dead = list(events), []
@@ -202,7 +208,8 @@ class Prequential:
             kept, dead, rows = [], [], []
             for e in events:
                 try:
-                    rows.append(self.learner.prequential_batch([self._x(e)], [e.y], **({"tasks": [e.task]} if task_kw else {})))
+                    one = {**task_kw, **({"tasks": [e.task]} if "tasks" in task_kw else {})}
+                    rows.append(self.learner.prequential_batch([self._x(e)], [e.y], **one))
                     kept.append(e)
                 except (InvalidFeatureError, ValueError, TypeError) as err:
                     dead.append(DeadLetter(_raw(e), "rejected_by_model", str(err), e.origin))

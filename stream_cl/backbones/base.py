@@ -30,6 +30,11 @@ class Backbone(base.Base):
     def to(self, device: str) -> "Backbone":
         return self
 
+    def identity(self) -> str:
+        """What makes two backbones compute the same features (partitions of one model must
+        share it): the hyperparameters, for a layer they determine (seeded random features)."""
+        return repr(self)
+
     def state_dict(self) -> dict:
         return {}
 

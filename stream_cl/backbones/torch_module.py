@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -63,6 +64,14 @@ class TorchBackbone(Backbone):
             with torch.no_grad():
                 self.out_ = int(self.forward(torch.zeros(1, self.input_dim, dtype=torch.float64, device=self.device_)).shape[1])
         return self.out_
+
+    def identity(self) -> str:
+        """The module's class, settings and a SHA-256 of its parameters and buffers."""
+        h = hashlib.sha256()
+        for name, t in list(self.net_.named_parameters()) + list(self.net_.named_buffers()):
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return f"TorchBackbone({type(self.net_).__name__}, input_dim={self.input_dim}, dtype={self.dtype}, sha256={h.hexdigest()[:16]})"
 
     def to(self, device: str) -> "TorchBackbone":
         self.device_ = device

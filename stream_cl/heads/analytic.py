@@ -10,12 +10,13 @@ from river import base
 
 from ..encoding import DEFAULT_MAX_CATEGORIES, frame_rows
 from ..features import FeatureIndex
+from ..parts import PartitionedLearner
 from .class_head import RidgeClassHead, scores_to_proba
 
 __all__ = ["AnalyticClassifier"]
 
 
-class AnalyticClassifier(base.MiniBatchClassifier):
+class AnalyticClassifier(PartitionedLearner, base.MiniBatchClassifier):
     """Class-incremental ridge classifier learned by recursive least squares.
 
     The design row is ``[1, x_1, ..., x_d]`` (the intercept is regularised like every
@@ -43,6 +44,11 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         ``max_categories`` per feature before ``"k=<other>"``; a null is missing (0) and,
         with ``missing_indicators``, sets ``"k=<missing>"``; a datetime gives hour-of-day
         and day-of-week sin/cos columns with ``time_features`` (else it is refused).
+
+    Every River method takes ``partition=`` (default ``None``): the source partition the
+    events come from. The model keeps each partition's statistics apart and serves their
+    sum (:mod:`stream_cl.parts`); :meth:`contribution` and :meth:`merge` move a
+    partition's part between learners.
 
     Examples
     --------
@@ -78,6 +84,7 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         self.index_ = FeatureIndex(hash_width, max_categories, missing_indicators, time_features)
         self.head_ = RidgeClassHead(gamma, forgetting, device)
         self._memo: tuple | None = None  # (keys, values, design row, index width) of the last event
+        self._init_parts()
 
     @property
     def _multiclass(self):
@@ -147,32 +154,40 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         return Z
 
     # -- learning --------------------------------------------------------------------------
-    def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0) -> "AnalyticClassifier":
+    def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0, partition: Hashable = None) -> "AnalyticClassifier":
         _check_label(y)
+        self._enter(partition)
         z, new = self._row(x)  # (1 + width,)
         self.index_.commit(new)
         self.head_.learn_one(z, y, float(w))
+        self._learned(1, 1)
         return self
 
-    def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None) -> "AnalyticClassifier":
+    def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None, partition: Hashable = None) -> "AnalyticClassifier":
         labels = list(y)
         for label in labels:
             _check_label(label)
+        self._enter(partition)
         self.head_.prequential(self._design_frame(X), labels, None if w is None else np.asarray(w))
+        self._learned(len(labels), len(labels))
         return self
 
-    def prequential_batch(self, xs: Sequence[Mapping], ys: Sequence, sample_weight=None) -> np.ndarray:
+    def prequential_batch(self, xs: Sequence[Mapping], ys: Sequence, sample_weight=None,
+                          partition: Hashable = None) -> np.ndarray:
         """Predict, then learn, each event in order; ``ys[i] is None`` means predict only.
 
         Returns probabilities (b, n_classes) in ``classes_`` order, identical to a loop of
         ``predict_proba_one`` then ``learn_one`` (a class not yet seen has probability 0).
         """
         ys = list(ys)
+        self._enter(partition)
         scores = self.head_.prequential(self._design(xs, [y is not None for y in ys]), ys, sample_weight)
+        self._learned(len(ys), len(ys))
         return scores_to_proba(scores, self.temperature)
 
     # -- prediction ------------------------------------------------------------------------
-    def predict_proba_batch(self, xs: Sequence[Mapping]) -> np.ndarray:
+    def predict_proba_batch(self, xs: Sequence[Mapping], partition: Hashable = None) -> np.ndarray:
+        self._enter(partition, learn=False)
         X, _ = self.index_.vectorize(xs)  # unseen keys have zero weight: dropped
         Z = np.hstack([np.ones((len(xs), 1)), X[:, : self.index_.width]])
         return scores_to_proba(self.head_.scores(Z), self.temperature)
@@ -196,23 +211,27 @@ class AnalyticClassifier(base.MiniBatchClassifier):
         z, _ = self._row(x)
         return self.head_.scores_one(z[: 1 + self.index_.width])  # unseen keys: zero weight
 
-    def predict_proba_one(self, x: Mapping) -> dict:
+    def predict_proba_one(self, x: Mapping, partition: Hashable = None) -> dict:
+        self._enter(partition, learn=False)
         if not self.head_.classes:
             return {}
         s = self._scores_one(x) / self.temperature
         e = np.exp(s - s.max())
         return dict(zip(self.head_.classes, (e / e.sum()).tolist()))
 
-    def predict_one(self, x: Mapping):
+    def predict_one(self, x: Mapping, partition: Hashable = None):
+        self._enter(partition, learn=False)
         if not self.head_.classes:
             return None
         return self.head_.classes[int(self._scores_one(x).argmax())]
 
-    def predict_proba_many(self, X: pd.DataFrame) -> pd.DataFrame:
+    def predict_proba_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.DataFrame:
+        self._enter(partition, learn=False)
         proba = scores_to_proba(self.head_.scores(self._design_frame(X, learn=False)), self.temperature)
         return pd.DataFrame(proba, columns=self.head_.classes, index=X.index)
 
-    def predict_many(self, X: pd.DataFrame) -> pd.Series:
+    def predict_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.Series:
+        self._enter(partition, learn=False)
         if not self.head_.classes:
             return pd.Series([None] * len(X), index=X.index, dtype=object)
         top = self.head_.scores(self._design_frame(X, learn=False)).argmax(axis=1)  # (b,)
@@ -220,14 +239,41 @@ class AnalyticClassifier(base.MiniBatchClassifier):
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """Hyperparameters and learned state; arrays are numpy float64."""
-        return {"params": self._get_params(), "index": self.index_.state_dict(), "head": self.head_.state_dict()}
+        """Hyperparameters and learned state; arrays are numpy float64. ``head`` holds the
+        served statistics (the sums over partitions), ``parts`` each partition's."""
+        head = self._summed_heads_state([self.head_.state_dict()])[0]
+        return {"params": self._get_params(), "index": self.index_.state_dict(), "head": head,
+                "parts": self._parts_state()}
 
     def load_state_dict(self, state: Mapping) -> "AnalyticClassifier":
         self.index_.load_state_dict(state["index"])
         self.head_.load_state_dict(state["head"])
         self._memo = None
+        self._load_parts_state(state.get("parts"))  # absent before partitions: one part, the first learned
         return self
+
+    # -- partitions (stream_cl.parts) --------------------------------------------------------
+    def _ridge_heads(self) -> list:
+        return [self.head_]
+
+    def _layout(self, i: int, names: list, kinds: list) -> list:
+        """Design columns: the bias, then one per input."""
+        return ["$bias", *(names if self.hash_width is None else range(self.hash_width))]
+
+    def _get_local(self) -> dict:
+        return {}
+
+    def _set_local(self, local) -> None:
+        self._memo = None
+
+    def _fresh_local(self) -> dict:
+        return {}
+
+    def _local_state(self, local) -> None:
+        return None
+
+    def _local_from_state(self, state, rows, width) -> dict:
+        return {}
 
 
 def _check_label(y) -> None:

@@ -51,6 +51,9 @@ class RidgeClassHead:
         self.counts: list[float] = []
         self._pos: dict[Hashable, int] = {}
         self._onehot = np.zeros((0, 0))
+        # the statistics of the partition being learned (stream_cl.parts), when the learner
+        # serves several: every learned row also goes there, on that partition's own clock
+        self.part = None
 
     @property
     def la(self):
@@ -113,11 +116,14 @@ class RidgeClassHead:
         Y[np.arange(len(L)), cols] = 1.0
         w = None if weights is None else np.asarray(weights, dtype=np.float64)[L]
         idx_l, idx_u = la.index(L), la.index(U)
+        Yd = la.asarray(Y)
         prior, query = self.ridge.update(
-            Zd[idx_l], la.asarray(Y), w,
+            Zd[idx_l], Yd, w,
             Zd[idx_u] if len(U) else None,
             np.cumsum(labelled)[U] if len(U) else None,
         )
+        if self.part is not None and len(L):
+            self.part.absorb(Zd[idx_l], Yd, w, self.ridge.forgetting)
         scores = np.empty((len(ys), len(self.classes)))  # (b, c)
         scores[L] = self._to_numpy(prior)
         if len(U):
@@ -144,6 +150,9 @@ class RidgeClassHead:
             self._onehot = np.eye(c)  # rows are the one-hot targets, reused read-only
         prior = self.ridge.update_one(z, self._onehot[k], weight)  # a fresh array
         self.counts[k] += weight
+        if self.part is not None:
+            self.part.absorb(z[None, :], self._onehot[k][None, :], None if weight == 1.0 else np.array([weight]),
+                             self.ridge.forgetting)
         if is_new:
             prior[k] = -np.inf
         return prior

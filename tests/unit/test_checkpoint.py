@@ -23,6 +23,7 @@ from stream_cl.checkpoint import (
 )
 from stream_cl.config import load_config_dict
 from stream_cl.pending import PendingLabels
+from stream_cl.pending_stores import PendingStores
 
 
 def _same(a, b) -> bool:
@@ -124,14 +125,12 @@ def test_learner_resumes_exactly(tmp_path, make):
 def test_atomic_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     store = CheckpointStore(tmp_path, keep=5)
     store.save({"v": 1})
-    import safetensors.numpy
+    import stream_cl.checkpoint as ckpt
 
-    def crash(tensors, filename, metadata=None):
-        with open(filename, "wb") as f:  # a torn write, then the process "dies"
-            f.write(b"partial")
+    def crash(fd):  # the bytes went to the temp file, then the disk fails before they are durable
         raise OSError("disk full")
 
-    monkeypatch.setattr(safetensors.numpy, "save_file", crash)
+    monkeypatch.setattr(ckpt.os, "fsync", crash)
     with pytest.raises(OSError):
         store.save({"v": 2})
     monkeypatch.undo()
@@ -301,7 +300,7 @@ def _daemon(tmp_path, records, log, every=20, group=None):
         "run": {"batch_size": 5},
     })
     group = {} if group is None else group
-    learner, pending = build_learner(cfg.model), PendingLabels()
+    learner, pending = build_learner(cfg.model), PendingStores()
 
     class LoggedState(CheckpointState):
         def committed(self, offsets, reason):
@@ -376,4 +375,4 @@ def test_model_config_mismatch_is_a_config_error(tmp_path):
     from stream_cl.factory import build_learner
 
     with pytest.raises(ConfigError, match=r"model\.gamma: the checkpoint .* gamma = 1\.0, the config says 2\.0"):
-        Daemon(cfg, build_learner(cfg.model), lambda me: None, None, PendingLabels(), threading.Event())
+        Daemon(cfg, build_learner(cfg.model), lambda me: None, None, PendingStores(), threading.Event())

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+DOCS_WITH_EXAMPLES = [README, ROOT / "docs" / "partitions.md"]
 
 
-def python_blocks() -> list[tuple[int, str]]:
-    text = README.read_text()
+def python_blocks(path: Path = README) -> list[tuple[int, str]]:
+    text = path.read_text()
     return [(text[: m.start()].count("\n") + 2, m.group(1)) for m in re.finditer(r"```python\n(.*?)```", text, re.S)]
 
 
@@ -32,19 +34,20 @@ def expected_output(code: str) -> list[str]:
 
 
 BLOCKS = python_blocks()
+EXAMPLES = [(f"{path.relative_to(ROOT)}:{line}", code) for path in DOCS_WITH_EXAMPLES for line, code in python_blocks(path)]
 
 
 def test_the_readme_has_python_examples():
     assert len(BLOCKS) >= 2
 
 
-@pytest.mark.parametrize("line, code", BLOCKS, ids=[f"README.md:{line}" for line, _ in BLOCKS])
-def test_readme_example_runs_and_prints_what_it_says(line, code):
+@pytest.mark.parametrize("where, code", EXAMPLES, ids=[where for where, _ in EXAMPLES])
+def test_readme_example_runs_and_prints_what_it_says(where, code):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(code, f"README.md:{line}", "exec"), {"__name__": "__readme__"})
+        exec(compile(code, where, "exec"), {"__name__": "__readme__"})
     expected = expected_output(code)
-    assert expected, f"README.md:{line}: a Python example should print something and show it as '# ...' lines"
+    assert expected, f"{where}: a Python example should print something and show it as '# ...' lines"
     assert out.getvalue().splitlines()[-len(expected):] == expected
 
 

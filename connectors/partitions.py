@@ -1,0 +1,173 @@
+"""A group member's learned state, partition by partition: restore, takeover, fold, changelog records.
+
+The partition is the unit of state (as in Kafka Streams): each source partition's part of
+the learner (:meth:`learner.contribution`) and its delayed-label store live in the model
+changelog (:mod:`connectors.changelog`), keyed ``"topic/partition"``, written by the member
+that owns the partition inside its transactions. :class:`PartitionStates` is the member's
+side of it, in the places the daemon calls a state store:
+
+* **restore** (start): the local checkpoint, a cache of the whole learner, if there is one;
+* **takeover** (``resume_at``, on assignment): read the changelog to its end, and for each
+  assigned partition install the newer of its changelog part and the cached one; the
+  partition resumes at the offset that part covers, and the source re-learns, silently,
+  what the group committed after it;
+* **records_for** (in each transaction): every ``changelog.every_events`` events of a
+  partition or ``changelog.every_seconds``, the contributions of the owned partitions that
+  changed, with the offsets they cover (events, and the co-partitioned labels partition);
+* **fold** (every ``changelog.fold_every_seconds``): merge the latest parts of the
+  partitions other members own, so that every member serves the same model, up to the
+  changelog interval;
+* **committed**: the local checkpoint cache, when due.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from kafka import TopicPartition
+
+from stream_cl.contribution import Contribution, ContributionError  # noqa: E402 (issue 10)
+
+from .logs import log_event
+from .state import CheckpointState
+
+__all__ = ["PartitionStates", "partition_key"]
+
+log = logging.getLogger("stream_cl.daemon")
+
+
+def partition_key(topic: str, partition: int) -> str:
+    """The state key of a source partition: ``"topic/partition"``."""
+    return f"{topic}/{partition}"
+
+
+class PartitionStates(CheckpointState):
+    """The state store of a group member (module docstring); its local checkpoint is a cache."""
+
+    def __init__(self, config, learner, pending, metrics, stats, table=None, store=None):
+        super().__init__(config, learner, pending, metrics, stats, store)
+        self.table = table  # ChangelogTable, or None (changelog off: the checkpoint is the only state)
+        self.changelog_topic = table.topic if table is not None else ""
+        cl = config.changelog
+        self.every_events, self.every_s, self.fold_every_s = cl.every_events, cl.every_seconds, cl.fold_every_seconds
+        self.labels_topic = config.kafka.labels_topic
+        self.owned: set[str] = set()  # partition keys of the events partitions this member holds
+        self.changed: dict[str, int] = {}  # owned key -> events processed since its last changelog record
+        self._written = time.monotonic()
+        self._folded = 0.0
+        self.parts: dict[str, int | None] = {}  # key -> source offset of the part the model serves
+        self.folds = self.fold_records = 0
+        self.fold_seconds = 0.0
+        self.changelog_records = self.changelog_bytes = 0
+
+    # -- takeover -------------------------------------------------------------------------------
+    def resume_at(self, partitions) -> dict:
+        """Install each assigned partition's newest state; return where each partition resumes."""
+        events = [tp for tp in partitions if tp.topic != self.labels_topic]
+        if self.table is not None and events:
+            self.table.catch_up()
+        out = {}
+        for tp in events:
+            key = partition_key(tp.topic, tp.partition)
+            self.owned.add(key)
+            start, labels_at = self._take_over(key, tp)
+            if start is not None:
+                out[tp] = start
+            if labels_at is not None and self.labels_topic:
+                out[TopicPartition(self.labels_topic, tp.partition)] = labels_at
+        return out
+
+    def _take_over(self, key: str, tp: TopicPartition) -> tuple[int | None, int | None]:
+        cached = self.offsets.get(tp)
+        raw = self.table.get(key) if self.table is not None else None
+        if raw is not None:
+            try:
+                c = Contribution.from_bytes(raw)
+            except ContributionError as e:
+                log_event(log, "changelog_refused", level=logging.ERROR, key=key, detail=str(e))
+                c = None
+            if c is not None and (cached is None or (c.offset is not None and c.offset > cached)):
+                self.learner.merge(key, c)
+                self.parts[key] = c.offset
+                extra = c.pending or {}
+                self.pending.install(key, extra.get("store"))
+                log_event(log, "takeover", partition=key, source="changelog", offset=c.offset,
+                          pending_labels=len(self.pending.for_key(key)))
+                return c.offset, extra.get("labels")
+        if cached is not None:
+            self.parts[key] = cached
+            labels_tp = TopicPartition(self.labels_topic, tp.partition) if self.labels_topic else None
+            return cached, self.offsets.get(labels_tp) if labels_tp is not None else None
+        return None, None
+
+    def drop(self, partitions) -> None:
+        """Partitions revoked or lost: their state lives on in the changelog (and in the fold)."""
+        for tp in partitions:
+            key = partition_key(tp.topic, tp.partition)
+            if key in self.owned:
+                self.owned.discard(key)
+                self.changed.pop(key, None)
+                self.pending.drop(key)
+
+    # -- in each transaction --------------------------------------------------------------------
+    def touched(self, key, n: int) -> None:
+        """``n`` events of partition ``key`` were processed."""
+        if key in self.owned:
+            self.changed[key] = self.changed.get(key, 0) + n
+
+    def records_due(self) -> bool:
+        """Whether changed parts wait for their changelog write (a drained topic still owes the last ones)."""
+        return self.table is not None and bool(self.changed) and time.monotonic() - self._written >= self.every_s
+
+    def records_for(self, covered: dict, force: bool = False) -> list:
+        """Changelog records of the owned partitions that changed, when due (always when ``force``)."""
+        if self.table is None or not self.changed:
+            return []
+        due = force or time.monotonic() - self._written >= self.every_s
+        keys = [k for k, n in self.changed.items() if due or n >= self.every_events]
+        records = []
+        for key in keys:
+            topic, _, part = key.rpartition("/")
+            tp = TopicPartition(topic, int(part))
+            if tp not in covered:
+                continue
+            labels = covered.get(TopicPartition(self.labels_topic, tp.partition)) if self.labels_topic else None
+            c = self.learner.contribution(key, offset=covered[tp],
+                                          pending={"store": self.pending.export(key), "labels": labels})
+            value = c.to_bytes()
+            records.append((self.changelog_topic, key.encode(), value))
+            self.parts[key] = covered[tp]
+            self.changelog_records += 1
+            self.changelog_bytes += len(value)
+            del self.changed[key]
+        if due:
+            self._written = time.monotonic()
+        return records
+
+    # -- fold -----------------------------------------------------------------------------------
+    def fold(self, force: bool = False) -> int:
+        """Merge the latest parts of partitions other members own; returns how many were merged."""
+        if self.table is None or (not force and time.monotonic() - self._folded < self.fold_every_s):
+            return 0
+        t0 = time.perf_counter()
+        self._folded = time.monotonic()
+        self.table.poll(0)
+        merged = 0
+        for key in sorted(self.table.changed()):
+            raw = self.table.get(key)
+            if key in self.owned or raw is None:
+                continue
+            try:
+                c = Contribution.from_bytes(raw)
+                self.learner.merge(key, c)
+                self.parts[key] = c.offset
+                merged += 1
+            except ContributionError as e:  # another model's part: refuse it, loudly, and go on
+                log_event(log, "changelog_refused", level=logging.ERROR, key=key, detail=str(e))
+        if merged:
+            self.policy.add(merged)  # the served model changed: the next checkpoint (a cache) is due sooner
+            self.folds += 1
+            self.fold_records += merged
+            self.fold_seconds += time.perf_counter() - t0
+        return merged

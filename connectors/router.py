@@ -1,0 +1,179 @@
+"""One poll's records through the model: events predicted and learned per partition, labels joined, outputs routed.
+
+The :class:`Router` is the daemon's per-batch work: it splits a poll into events, labels
+and dead letters; predicts and learns the events partition by partition (each
+partition's events in their order, as the partition's part of the learner requires);
+remembers unlabelled events for a delayed label in their partition's store and learns
+the ones whose label came first; joins the labels; and hands predictions and dead
+letters to the publisher. Records the source marked *silent* (re-learned after a
+restore: their outputs were committed before) are learned and never published again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+
+from stream_cl.events import DeadLetter, Event
+from stream_cl.pending import LabelUpdate
+
+from .logs import log_event
+from .sinks import dead_letter_record
+
+__all__ = ["Router"]
+
+log = logging.getLogger("stream_cl.daemon")
+
+ALARM_LINES_PER_BATCH = 10  # drift_alarm log lines per batch at most (the metric counts them all)
+
+
+class Router:
+    """Predict, learn, join and route the records of one poll (module docstring).
+
+    ``partitioned``: the learner keeps a part per source partition (``"topic/partition"``);
+    otherwise every event goes to its one partition (``None``). ``labels_owner(origin)``
+    names the events partition a label record's partition is co-partitioned with.
+    """
+
+    def __init__(self, config, step, learner, pending, publisher, metrics, state, partitioned: bool):
+        self.config, self.step, self.learner, self.pending = config, step, learner, pending
+        self.publisher, self.metrics, self.state, self.partitioned = publisher, metrics, state, partitioned
+        kcfg = config.kafka
+        self.events_topic = kcfg.topics[0] if len(kcfg.topics) == 1 else ""
+        self.remember = bool(kcfg.labels_topic)  # without a labels topic no label can come later
+        self.publish = bool(kcfg.predictions_topic)
+
+    def key_of(self, origin: str):
+        """The partition key of a record's origin ``"topic/partition@offset"`` (``None`` unpartitioned)."""
+        return origin.rpartition("@")[0] if self.partitioned else None
+
+    def label_key(self, origin: str):
+        """The events partition a label of ``"labels/q@offset"`` joins: ``"<events topic>/q"``."""
+        if not self.partitioned:
+            return None
+        return f"{self.events_topic}/{origin.rpartition('@')[0].rpartition('/')[2]}"
+
+    def process(self, batch, polled_at: float | None = None) -> None:
+        """Predict and learn the events of one poll, join its labels, route its dead letters.
+
+        ``polled_at`` (``time.perf_counter()`` when the poll returned) starts each event's
+        latency; the histograms and per-task accuracy are updated once per micro-batch.
+        """
+        m, silent = self.metrics, batch.silent
+        polled_at = time.perf_counter() if polled_at is None else polled_at
+        alarms_before = getattr(self.learner, "n_alarms_", 0)
+        by_key: dict = {}
+        letters: list[DeadLetter] = []
+        labels: list[LabelUpdate] = []
+        for item in batch.items:
+            cls = item.__class__
+            if cls is Event:
+                by_key.setdefault(self.key_of(item.origin), []).append(item)
+            elif cls is DeadLetter:
+                letters.append(item)
+            else:
+                labels.append(item)
+        m.records += len(batch.items)
+        self.state.add(len(batch.items))
+        early: dict = {}  # key -> events of this poll whose label came before them
+        for key, events in by_key.items():
+            self.state.touched(key, len(events))
+            letters += self._predict(key, events, batch, silent, polled_at, early)
+        joined: dict = {}
+        for key, found in early.items():
+            joined.setdefault(key, []).extend(found)
+        for label in labels:
+            key = self.label_key(label.origin)
+            event = self.pending.for_key(key).join(label)
+            if event is None and key is not None and None in self.pending.stores:  # a store from before partitions
+                event = self.pending.for_key(None).join(label)
+            if event is not None:
+                joined.setdefault(key, []).append(event)
+        for key, events in joined.items():
+            self.state.touched(key, len(events))
+            letters += self._learn(key, events, batch)
+        if not labels and not early:
+            self.pending.expire()
+        if silent and letters:
+            letters = [d for d in letters if d.origin not in silent]  # published before the restore
+        if letters:
+            self._dead_letters(letters, batch.raw)
+        if getattr(self.learner, "n_alarms_", 0) != alarms_before:
+            self._log_alarms(alarms_before)
+
+    def _predict(self, key, events: list, batch, silent, polled_at: float, early: dict) -> list[DeadLetter]:
+        """Predict, then learn (when labelled), one partition's events in order; returns dead letters."""
+        m, size, letters = self.metrics, self.config.run.batch_size, []
+        store = self.pending.for_key(key) if self.remember else None
+        for i in range(0, len(events), size):
+            chunk = events[i : i + size]
+            t0 = time.perf_counter()
+            predictions, rejected = self.step.process(chunk, partition=key)
+            t1 = time.perf_counter()
+            m.step_seconds.observe(t1 - t0)
+            m.event_latency.observe(t1 - polled_at, len(predictions))
+            m.tasks.update(predictions)
+            if silent:
+                replayed = [p for p in predictions if p.origin in silent]
+                predictions = [p for p in predictions if p.origin not in silent]
+                m.events["replayed"] += len(replayed)
+            if self.publish:
+                self.publisher.write(predictions)
+            if store is not None:
+                refused = {d.origin for d in rejected}
+                for e in chunk:
+                    if e.y is None and e.id is not None and e.origin not in refused:
+                        labelled = store.add(e)  # its label may have come first: then it is learned now
+                        if labelled is not None:
+                            early.setdefault(key, []).append(labelled)
+            if rejected:
+                letters.extend(_original(rejected, batch.raw))
+            n_labelled = sum(p.y_true is not None for p in predictions)
+            m.events.update(learned=n_labelled, predicted=len(predictions) - n_labelled)
+        return letters
+
+    def _learn(self, key, events: list, batch) -> list[DeadLetter]:
+        """Learn events already predicted, now joined with their label."""
+        m, size, letters = self.metrics, self.config.run.batch_size, []
+        m.events.update(label_joined=len(events))
+        for i in range(0, len(events), size):
+            t0 = time.perf_counter()
+            learned, rejected = self.step.process(events[i : i + size], partition=key)
+            m.step_seconds.observe(time.perf_counter() - t0)
+            m.tasks.update(learned)
+            if rejected:
+                letters.extend(_original(rejected, batch.raw))
+        return letters
+
+    def _dead_letters(self, letters: list[DeadLetter], raw: Mapping) -> None:
+        m, kcfg = self.metrics, self.config.kafka
+        m.events["dead_letter"] += len(letters)
+        m.dead_letters.update(d.reason for d in letters)
+        if kcfg.dead_letter_topic:
+            self.publisher.write_dead([dead_letter_record(d, raw[d.origin][0] if d.origin in raw else None,
+                                                          kcfg.max_message_bytes) for d in letters])
+        else:
+            log.warning("%d dead letters (no kafka.dead_letter_topic): first %s at %s: %s", len(letters),
+                        letters[0].reason, letters[0].origin, letters[0].detail)
+
+    def _log_alarms(self, before: int) -> None:
+        """One ``drift_alarm`` line per new alarm (at most ALARM_LINES_PER_BATCH per batch)."""
+        total = int(getattr(self.learner, "n_alarms_", 0))
+        new = total - before
+        alarms = list(getattr(self.learner, "alarms_", []))[-min(new, ALARM_LINES_PER_BATCH):] if new > 0 else []
+        for a in alarms:
+            log_event(log, "drift_alarm", detector=a.get("detector"), response=a.get("response"),
+                      signal=a.get("signal"), t=a.get("t"), recent=a.get("recent"), baseline=a.get("baseline"),
+                      alarms_total=total)
+        if new > len(alarms):
+            log_event(log, "drift_alarm", detail=f"{new - len(alarms)} more alarms in this batch", alarms_total=total)
+
+
+def _original(rejected: list[DeadLetter], raw: Mapping) -> list[DeadLetter]:
+    """Dead letters from the model carry the record's original bytes."""
+    out = []
+    for d in rejected:
+        kv = raw.get(d.origin)
+        out.append(DeadLetter(kv[1], d.reason, d.detail, d.origin) if kv is not None else d)
+    return out

@@ -1,0 +1,149 @@
+"""What a partition's part of :class:`~stream_cl.learner.OnlineContinualLearner` holds beside its statistics.
+
+The ridge heads' statistics are summed over partitions (:mod:`stream_cl.parts`). The rest
+depends on the order of one partition's events and is *local*: swapped in while that
+partition's events are learned or predicted. Its merge rule is "each partition its own":
+
+* the standardiser (count, mean, M2 per input): an event is standardised with its own
+  partition's statistics, so its design rows do not depend on other partitions;
+* the SGD head and the mixer's accuracy records: they follow the served model's own
+  predictions on the partition's events;
+* the continual-learning parts (replay buffer, drift detector, homeostatic need, imbalance
+  records, shadow heads) and the forgetting factors they drive.
+
+An event of a partition the learner holds no part of is predicted with the part that has
+learned the most events.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backbones import OnlineStandardizer
+from .contribution import ContributionError
+from .encoding import NUMERIC
+from .features import LATE
+from .parts import PartitionedLearner
+
+__all__ = ["OnlineParts", "LOCAL_ATTRS"]
+
+# the learner's attributes that make up a partition's local state
+LOCAL_ATTRS = ("scaler_", "sgd_", "mixer_", "replay_", "drift_", "homeostasis_", "imbalance_", "shadows_",
+               "shadow_hits_", "shadow_start_", "n_labelled_", "n_events_", "n_restarts_", "n_restarts_skipped_",
+               "n_remixes_")
+
+
+class OnlineParts(PartitionedLearner):
+    """The online learner's side of :class:`~stream_cl.parts.PartitionedLearner` (module docstring)."""
+
+    def _ridge_heads(self) -> list:
+        return self.heads_
+
+    def _layout(self, i: int, names: list, kinds: list) -> list:
+        """Labels of head ``i``'s design columns for an index with inputs ``names`` of ``kinds``:
+        ``[1, inputs]`` or ``[1, backbone outputs, per-input blocks]`` (see ``_designs``)."""
+        keys = list(names) if self.hash_width is None else list(range(self.hash_width))
+        bias = ["$bias"]
+        if self.heads[i][1] == "inputs":
+            return bias + [("in", k) for k in keys]
+        out = bias + [("h", j) for j in range(self.backbone_.out_features)]
+        m = self.key_units if self.key_units else 0
+        k_arr = np.asarray(kinds, dtype=np.int64)
+        raw = k_arr > NUMERIC if self.hash_width is None and m else np.zeros(len(keys), dtype=bool)
+        for k, is_raw, kind in zip(keys, raw, k_arr.tolist() if len(k_arr) else [NUMERIC] * len(keys)):
+            if is_raw and kind == LATE:
+                continue  # a late category: no block at all
+            out += [(k, u) for u in range(1 if is_raw else 1 + m)]
+        return out
+
+    def _sgd_in_head_order(self, P: np.ndarray) -> np.ndarray:
+        """SGD probabilities (b, c_sgd) in the SGD head's class order, as (b, c) in the ridge heads'
+        order: a partition's SGD head knows only the classes that partition has seen."""
+        classes, head = self.sgd_.classes, self.heads_[0].classes
+        if not self._multi:
+            c = len(head)
+            return P if P.shape[1] == c else np.pad(P, ((0, 0), (0, c - P.shape[1])))
+        out = np.zeros((P.shape[0], len(head)))
+        pos = {y: k for k, y in enumerate(head)}
+        out[:, [pos[y] for y in classes[: P.shape[1]]]] = P
+        return out
+
+    # -- local state ----------------------------------------------------------------------
+    def _get_local(self) -> dict:
+        return {**{a: getattr(self, a) for a in LOCAL_ATTRS}, "forgetting": [h.ridge.forgetting for h in self.heads_]}
+
+    def _set_local(self, local: dict) -> None:
+        for a in LOCAL_ATTRS:
+            setattr(self, a, local[a])
+        for head, lam in zip(self.heads_, local["forgetting"]):
+            head.ridge.set_forgetting(lam)
+        self._memo = None  # designs made with another partition's standardiser
+
+    def _fresh_local(self) -> dict:
+        fresh = self.clone()
+        return {**{a: getattr(fresh, a) for a in LOCAL_ATTRS}, "forgetting": [float(lam) for lam, _ in self.heads]}
+
+    def _local_state(self, local: dict) -> dict:
+        saved = self._get_local()
+        try:
+            self._set_local(local)
+            return {"scaler": self.scaler_.state_dict(), "sgd": self.sgd_.state_dict() if self.sgd_ is not None else None,
+                    "mixer": self.mixer_.state_dict(), "forgetting": list(local["forgetting"]),
+                    "continual": self._continual_state() if self._continual else None}
+        finally:
+            self._set_local(saved)
+
+    def _local_from_state(self, state: dict, rows: np.ndarray, width: int) -> dict:
+        """A local state from a contribution's, its inputs moved to ``rows`` of ``width``."""
+        local = self._fresh_local()
+        try:
+            scaler = OnlineStandardizer()
+            scaler.load_state_dict(state["scaler"])
+            n = scaler.n_features
+            if n > len(rows):
+                raise ContributionError(f"standardiser has {n} inputs for {len(rows)} names")
+            moved = {"clip": scaler.clip}
+            for key in ("count", "mean", "m2"):
+                a = np.zeros(width)
+                a[rows[:n]] = getattr(scaler, key)
+                moved[key] = a
+            scaler.load_state_dict(moved)
+            local["scaler_"] = scaler
+            if (state["sgd"] is None) != (self.sgd_ is None):
+                raise ContributionError("contribution and learner disagree on the SGD head")
+            if self.sgd_ is not None:
+                sgd = local["sgd_"]
+                sgd.load_state_dict(state["sgd"])
+                W = sgd.W  # (1 + inputs, classes): the bias row, then one per input
+                moved_W = np.zeros((1 + width, W.shape[1]))
+                moved_W[0] = W[0] if W.shape[0] else 0.0
+                moved_W[1 + rows[: max(W.shape[0] - 1, 0)]] = W[1:]
+                sgd.W = moved_W
+            local["mixer_"].load_state_dict(state["mixer"])
+            local["forgetting"] = [float(v) for v in state["forgetting"]]
+            if (state["continual"] is None) != (not self._continual):
+                raise ContributionError("contribution and learner disagree on the continual-learning parts")
+            if state["continual"] is not None:
+                self._load_local_continual(local, state["continual"], rows)
+        except ContributionError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise ContributionError(f"contribution's local state is malformed ({type(e).__name__}: {e})") from None
+        return local
+
+    def _load_local_continual(self, local: dict, state: dict, rows: np.ndarray) -> None:
+        """Continual-learning state into ``local``. Replay rows, imbalance records and shadow heads
+        are indexed by this learner's columns: they load only when the inputs did not move."""
+        moved = not np.array_equal(rows, np.arange(len(rows)))
+        column_bound = state.get("replay") is not None or state.get("imbalance") is not None or state.get("shadows")
+        if moved and column_bound:
+            raise ContributionError("the contribution's replay, imbalance or shadow state is indexed by inputs in "
+                                    "another order than this learner's; merge it into a learner that met the inputs "
+                                    "in the same order (e.g. a fixed mapping.features list)")
+        saved = self._get_local()
+        try:
+            self._set_local(local)
+            self._load_continual_state(state)
+            local.update({a: getattr(self, a) for a in LOCAL_ATTRS})
+        finally:
+            self._set_local(saved)

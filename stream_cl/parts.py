@@ -1,0 +1,429 @@
+"""Partition-mergeable learners: the source partition is the unit of learned state.
+
+A learner keeps a *part* per source partition (an opaque hashable key; River's own
+methods use the single partition ``None``). A part holds everything that depends on
+the order of that partition's events:
+
+* per ridge head, the partition's **additive statistics** (:class:`PartStats`: X'X, X'Y,
+  class counts; a forgetting head decays them on the partition's own clock, one factor
+  per row of *that* partition);
+* the **local state** (the online learner: standardiser, SGD head, mixer records,
+  drift and homeostasis state, forgetting factors): swapped in while the partition's
+  events are learned.
+
+The **served model** is a view: the heads hold the sums of the parts' statistics, so
+an event of any partition is scored by one model, with its own partition's local state.
+Learning a row of partition ``p`` updates ``p``'s statistics and the served heads by the
+same rank-k update, so ``p``'s own events are visible at once. Forgetting heads are the
+exception: the sum of parts decaying on separate clocks changes by a full-rank matrix at
+every row, so between *re-sums* the served head decays everything on the merged clock,
+and every ``SUM_EVERY_ROWS`` learned rows (and at every merge) it is set to the exact sum
+of the parts (one inverse; ``docs/partitions.md`` gives the measured cost and error).
+
+A learner that has only ever seen one partition keeps no copy: its heads *are* that
+part, and learning costs exactly what it did before partitions existed.
+
+``learner.contribution(p)`` exports part ``p`` (:class:`~stream_cl.contribution.Contribution`);
+``learner.merge(p, c)`` installs or replaces it, aligning inputs and classes by name.
+
+Two learners, each learning its own partitions, give by merging the model one learner
+learning both would have (for the analytic model: closed-form ridge on all the rows):
+
+>>> from river import datasets
+>>> from stream_cl import AnalyticClassifier
+>>> one, left, right = AnalyticClassifier(), AnalyticClassifier(), AnalyticClassifier()
+>>> for i, (x, y) in enumerate(datasets.Phishing()):
+...     p = i % 2  # the event's source partition
+...     _ = one.learn_one(x, y, partition=p)
+...     _ = (left if p == 0 else right).learn_one(x, y, partition=p)
+>>> raw = right.contribution(1, offset=625).to_bytes()  # what the daemon's changelog carries
+>>> _ = left.merge(1, raw)
+>>> sorted(left.partitions_), bool(abs(left.coef_ - one.coef_).max() < 1e-9)
+([0, 1], True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+import numpy as np
+
+from .contribution import Contribution, ContributionError
+
+__all__ = ["PartStats", "Part", "PartitionedLearner", "SUM_EVERY_ROWS"]
+
+# Forgetting heads of a learner serving several partitions are set to the exact sum of the
+# parts this often (rows learned by the learner); see the module docstring.
+SUM_EVERY_ROWS = 256
+
+
+class PartStats:
+    """One partition's additive statistics for one ridge head, in the learner's column layout."""
+
+    def __init__(self, la, A=None, B=None, counts=None, n_rows: int = 0):
+        self.la = la
+        self.A = la.zeros(0, 0) if A is None else A  # (d, d)
+        self.B = la.zeros(0, 0) if B is None else B  # (d, c)
+        self.counts = np.zeros(0) if counts is None else np.asarray(counts, dtype=np.float64)  # (c,)
+        self.n_rows = n_rows
+
+    @classmethod
+    def from_head(cls, head) -> "PartStats":
+        """A copy of a head's statistics (a learner's only part so far)."""
+        la, ridge = head.la, head.ridge
+        B = la.pad(ridge.B, 0, len(head.counts) - ridge.B.shape[1])  # classes added since it last learned
+        return cls(la, la.own(ridge.A.clone() if hasattr(ridge.A, "clone") else ridge.A.copy()), la.own(B),
+                   np.array(head.counts, dtype=np.float64), ridge.n_rows)
+
+    def _grow(self, d: int, c: int) -> None:
+        la = self.la
+        dd, dc = d - self.A.shape[0], c - self.B.shape[1]
+        if dd > 0:
+            self.A = la.pad(self.A, dd, dd)
+            self.B = la.pad(self.B, dd, 0)
+        if dc > 0:
+            self.B = la.pad(self.B, 0, dc)
+            self.counts = np.pad(self.counts, (0, dc))
+
+    def absorb(self, X, Y, w, forgetting: float) -> None:
+        """Learn rows ``X`` (b, d) with one-hot targets ``Y`` (b, c) and weights ``w`` (b,) or None,
+        in order: ``A = l^b A + X' diag(w_i l^(b-1-i)) X`` (the ridge's own update)."""
+        la = self.la
+        b = X.shape[0]
+        self._grow(X.shape[1], Y.shape[1])
+        w = np.ones(b) if w is None else np.asarray(w, dtype=np.float64)
+        scale = forgetting**b
+        dw = w * forgetting ** np.arange(b - 1, -1, -1, dtype=np.float64)  # (b,)
+        dwt = la.asarray(dw)
+        if scale != 1.0:
+            self.A *= scale
+            self.B *= scale
+        self.A += (X.T * dwt) @ X
+        self.B += (X.T * dwt) @ Y
+        self.counts += la.to_numpy((Y.T * la.asarray(w)).sum(axis=1))
+        self.n_rows += b
+
+    def aligned(self, rows: np.ndarray, d: int, cols: np.ndarray, c: int) -> "PartStats":
+        """These statistics moved to another layout: input ``i`` goes to ``rows[i]`` of ``d``, class ``k`` to ``cols[k]`` of ``c``."""
+        la = self.la
+        A, B = np.zeros((d, d)), np.zeros((d, c))
+        A[np.ix_(rows, rows)] = la.to_numpy(self.A)
+        B[np.ix_(rows, cols)] = la.to_numpy(self.B)
+        counts = np.zeros(c)
+        counts[cols] = self.counts
+        return PartStats(la, la.own(la.asarray(A)), la.own(la.asarray(B)), counts, self.n_rows)
+
+    def state_dict(self) -> dict:
+        la = self.la
+        return {"A": la.to_numpy(self.A).copy(), "B": la.to_numpy(self.B).copy(), "counts": self.counts.copy(),
+                "n_rows": self.n_rows}
+
+    @classmethod
+    def from_state(cls, la, state) -> "PartStats":
+        A, B = (np.asarray(state[k], dtype=np.float64) for k in ("A", "B"))
+        counts = np.asarray(state["counts"], dtype=np.float64).reshape(-1)
+        d, c = B.shape
+        if A.shape != (d, d) or counts.shape != (c,):
+            raise ContributionError(f"inconsistent part statistics: A {A.shape}, B {B.shape}, counts {counts.shape}")
+        if not (np.isfinite(A).all() and np.isfinite(B).all() and np.isfinite(counts).all()):
+            raise ContributionError("part statistics hold NaN or infinite values")
+        return cls(la, la.own(la.asarray(A.copy())), la.own(la.asarray(B.copy())), counts.copy(), int(state["n_rows"]))
+
+
+class Part:
+    """A partition's part: its statistics per head (``None`` while the heads are its only copy),
+    its local state (``None`` while it is the one swapped in), and its event count."""
+
+    def __init__(self, stats=None, local=None, events: int = 0):
+        self.stats = stats
+        self.local = local
+        self.events = events
+
+
+class PartitionedLearner:
+    """Partitions for a learner with ridge heads (module docstring). The learner provides:
+
+    ``_ridge_heads()`` (the served :class:`~stream_cl.heads.RidgeClassHead` list),
+    ``_layout(i, names, kinds)`` (labels of a head's design columns for an input index),
+    ``_get_local()`` / ``_set_local(local)`` / ``_fresh_local()`` (its local state as a dict,
+    empty for none), ``_local_state(local)`` / ``_local_from_state(state, rows, width)`` (that state
+    as a contribution carries it; ``rows[i]`` is the local position of the exporter's input
+    ``i`` among ``width``), ``index_`` (its :class:`~stream_cl.features.FeatureIndex`) and ``_identity()``.
+    """
+
+    def _init_parts(self) -> None:
+        self._parts: dict = {}
+        self._active = None  # the partition swapped in (meaningful once there are parts)
+        self._multi = False
+        self._since_sum = 0
+
+    @property
+    def partitions_(self) -> list:
+        """The partitions this learner holds a part of."""
+        return list(self._parts)
+
+    def _identity(self) -> dict:
+        """What parts of one model must share: the learner's kind, settings (not the device) and backbone."""
+        backbone = getattr(self, "backbone_", None)
+        settings = {k: repr(v) for k, v in self._get_params().items() if k not in ("device", "backbone")}
+        return {"kind": type(self).__name__, "backbone": backbone.identity() if backbone is not None else None,
+                "settings": settings}
+
+    # -- which part is being learned ----------------------------------------------------------
+    def _enter(self, partition: Hashable, learn: bool = True) -> None:
+        """Swap ``partition``'s part in. For prediction only (``learn=False``) an unknown
+        partition is served with the part that has learned the most events."""
+        if self._parts and partition == self._active:
+            return
+        if partition not in self._parts and not learn:
+            if not self._parts:
+                return
+            partition = max(self._parts, key=lambda k: (self._parts[k].events, k == self._active))
+            if partition == self._active:
+                return
+        elif not self._parts:
+            self._parts[partition] = Part()
+            self._active = partition
+            return
+        if not self._multi:
+            self._go_multi()
+        old = self._parts[self._active]
+        old.local = self._get_local()
+        part = self._parts.get(partition)
+        if part is None:
+            part = self._parts[partition] = Part([PartStats(h.la) for h in self._ridge_heads()], self._fresh_local())
+        self._set_local(part.local)
+        part.local = None
+        for head, stats in zip(self._ridge_heads(), part.stats):
+            head.part = stats
+        self._active = partition
+        if learn and any(h.ridge.forgetting < 1.0 for h in self._ridge_heads()):
+            self._serve_sums(forgetting_only=True)  # forgetting heads: exact at every change of partition
+
+    def _go_multi(self) -> None:
+        """A second partition: the heads' statistics so far become the first part's own copy."""
+        part = self._parts[self._active]
+        part.stats = [PartStats.from_head(h) for h in self._ridge_heads()]
+        for head, stats in zip(self._ridge_heads(), part.stats):
+            head.part = stats
+        self._multi = True
+
+    def _learned(self, n_events: int, n_rows: int) -> None:
+        """After learning ``n_events`` events (``n_rows`` rows) of the active partition."""
+        if not self._parts:
+            return
+        self._parts[self._active].events += n_events
+        if self._multi and any(h.ridge.forgetting < 1.0 for h in self._ridge_heads()):
+            self._since_sum += n_rows
+            if self._since_sum >= SUM_EVERY_ROWS:
+                self._serve_sums(forgetting_only=True)
+
+    # -- the served model is the sum of the parts ---------------------------------------------
+    def _serve_sums(self, forgetting_only: bool = False) -> None:
+        """Set the heads to the exact sums of the parts' statistics (R rebuilt by one inverse)."""
+        self._since_sum = 0
+        for i, head in enumerate(self._ridge_heads()):
+            if forgetting_only and head.ridge.forgetting >= 1.0:
+                continue
+            _install(head, [p.stats[i] for p in self._parts.values()])
+
+    def served_statistics(self) -> list[PartStats]:
+        """Per head, the sum of the parts' statistics (the heads' own when there is one part)."""
+        heads = self._ridge_heads()
+        if not self._multi:
+            return [PartStats.from_head(h) for h in heads]
+        return [_sum(h, [p.stats[i] for p in self._parts.values()]) for i, h in enumerate(heads)]
+
+    # -- contributions ------------------------------------------------------------------------
+    def contribution(self, partition: Hashable, offset: int | None = None, pending=None) -> Contribution:
+        """Partition ``partition``'s part (``offset``: the next source offset it covers;
+        ``pending``: what the caller keeps with it). Raises ``KeyError`` for a partition
+        this learner holds no part of."""
+        if partition not in self._parts:
+            raise KeyError(f"no part of partition {partition!r} here (partitions: {self.partitions_!r})")
+        part = self._parts[partition]
+        heads = self._ridge_heads()
+        stats = part.stats if self._multi else [PartStats.from_head(h) for h in heads]
+        local = self._get_local() if partition == self._active else part.local
+        return Contribution(
+            identity=self._identity(), partition=partition,
+            inputs={"names": list(self.index_.names), "kinds": np.array(self.index_.kinds, dtype=np.int8),
+                    "hash_width": self.index_.hash_width},
+            heads=[{**_packed(s.state_dict()), "classes": list(h.classes)} for s, h in zip(stats, heads)],
+            local=self._local_state(local) if local else None, offset=offset, pending=pending, events=part.events)
+
+    def merge(self, partition: Hashable, contribution: "Contribution | bytes") -> "PartitionedLearner":
+        """Install or replace partition ``partition``'s part with ``contribution`` (or its bytes).
+
+        Raises :class:`~stream_cl.contribution.ContributionError`, changing nothing, for a
+        contribution of another learner kind, settings or backbone, or one that is corrupt.
+        """
+        c = Contribution.coerce(contribution)
+        ident = self._identity()
+        if c.identity != ident:
+            raise ContributionError(f"contribution of partition {partition!r} was made by {_describe(c.identity, ident)}; "
+                                    f"this learner is {_describe(ident, c.identity)}")
+        heads = self._ridge_heads()
+        if len(c.heads) != len(heads):
+            raise ContributionError(f"contribution has {len(c.heads)} heads, this learner {len(heads)}")
+        names, kinds = list(c.inputs["names"]), [int(k) for k in np.asarray(c.inputs["kinds"]).tolist()]
+        if c.inputs.get("hash_width") != self.index_.hash_width or len(kinds) != (
+                len(names) if self.index_.hash_width is None else self.index_.hash_width):
+            raise ContributionError("contribution's inputs do not match this learner's index (hash_width or kinds)")
+        incoming = [PartStats.from_state(h.la, _unpacked(s)) for h, s in zip(heads, c.heads)]  # validated before any change
+        for i, (h, s, st) in enumerate(zip(heads, c.heads, incoming)):
+            if st.B.shape[1] > len(s["classes"]) or st.A.shape[0] > len(self._layout(i, names, kinds)):
+                raise ContributionError("contribution's statistics do not match its inputs and classes")
+        # where the exporter's inputs go here (names this learner lacks append in their order)
+        width = self.index_.width
+        if self.index_.hash_width is None:
+            pos = {n: i for i, n in enumerate(self.index_.names)}
+            for n in names:
+                if n not in pos:
+                    pos[n] = len(pos)
+            rows_in, width = np.array([pos[n] for n in names], dtype=np.int64), len(pos)
+        else:
+            rows_in = np.arange(len(kinds))
+        local = self._local_from_state(c.local, rows_in, width) if c.local is not None else self._fresh_local()
+        # from here on the learner changes: align inputs and classes by name
+        self.index_.adopt(names, kinds)
+        mine_names, mine_kinds = list(self.index_.names), self.index_.kinds
+        aligned = []
+        for i, (h, s, st) in enumerate(zip(heads, c.heads, incoming)):
+            h.add_classes(list(s["classes"]))
+            mine = self._layout(i, mine_names, mine_kinds)
+            rows = _positions(self._layout(i, names, kinds)[: st.A.shape[0]], mine)
+            cols = _positions(list(s["classes"])[: st.B.shape[1]], list(h.classes))
+            aligned.append(st.aligned(rows, len(mine), cols, len(h.classes)))
+        self._memo = None
+        if not self._parts or (not self._multi and partition == self._active):
+            # the only part: the heads are its statistics
+            self._parts = {partition: Part(events=c.events)}
+            self._active = partition
+            for h, st in zip(heads, aligned):
+                _install(h, [st])
+            self._set_local(local)
+            return self
+        if not self._multi:
+            self._go_multi()
+        part = self._parts.get(partition) or Part()
+        part.stats, part.events = aligned, c.events
+        self._parts[partition] = part
+        if partition == self._active:
+            self._set_local(local)
+            for head, stats in zip(heads, aligned):
+                head.part = stats
+        else:
+            part.local = local
+        self._serve_sums()
+        return self
+
+    # -- state --------------------------------------------------------------------------------
+    def _parts_state(self) -> dict:
+        if not self._parts:
+            return {"active": None, "keys": [], "events": [], "multi": False}
+        keys = list(self._parts)
+        out = {"active": keys.index(self._active), "keys": keys, "events": [self._parts[k].events for k in keys],
+               "multi": self._multi}
+        if self._multi:
+            out["stats"] = [[s.state_dict() for s in self._parts[k].stats] for k in keys]
+            out["local"] = [None if k == self._active else self._local_state(self._parts[k].local) for k in keys]
+            # the heads as served (the top-level state holds the sums): a restore resumes them exactly
+            out["served"] = [h.state_dict() for h in self._ridge_heads()]
+        return out
+
+    def _load_parts_state(self, state) -> None:
+        self._init_parts()
+        if not state or not state["keys"]:
+            return
+        keys = list(state["keys"])
+        heads = self._ridge_heads()
+        self._multi = bool(state["multi"])
+        n_inputs = self.index_.width
+        for i, k in enumerate(keys):
+            part = Part(events=int(state["events"][i]))
+            if self._multi:
+                part.stats = [PartStats.from_state(h.la, s) for h, s in zip(heads, state["stats"][i])]
+                raw = state["local"][i]
+                part.local = self._local_from_state(raw, np.arange(n_inputs), n_inputs) if raw is not None else None
+            self._parts[k] = part
+        self._active = keys[int(state["active"])]
+        if self._multi:
+            for head, stats, served in zip(heads, self._parts[self._active].stats, state["served"]):
+                head.load_state_dict(served)
+                head.part = stats
+
+    def _summed_heads_state(self, head_states: list) -> list:
+        """``head_states`` with the statistics replaced by the parts' sums (what ``sufficient_statistics`` reads)."""
+        if not self._multi:
+            return head_states
+        out = []
+        for s, st in zip(head_states, self.served_statistics()):
+            ridge = dict(s["ridge"])
+            A, B = st.la.to_numpy(st.A), st.la.to_numpy(st.B)
+            ridge["A"], ridge["B"], ridge["n_rows"] = A.copy(), B.copy(), st.n_rows
+            out.append({**s, "ridge": ridge, "counts": st.counts.tolist()})
+        return out
+
+
+def _packed(state: dict) -> dict:
+    """A part's statistics as a contribution carries them: X'X by its upper triangle (half the bytes)."""
+    A = state.pop("A")
+    return {**state, "A_upper": A[np.triu_indices(A.shape[0])]}
+
+
+def _unpacked(state) -> dict:
+    try:
+        B, upper = np.asarray(state["B"]), np.asarray(state["A_upper"], dtype=np.float64)
+        d = B.shape[0]
+        if upper.shape != (d * (d + 1) // 2,):
+            raise ContributionError(f"X'X has {upper.size} upper-triangle values for {d} design columns")
+        A = np.zeros((d, d))
+        A[np.triu_indices(d)] = upper
+        A = A + np.triu(A, 1).T  # mirror the strict upper triangle
+        return {**state, "A": A}
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise ContributionError(f"contribution's head statistics are malformed ({type(e).__name__}: {e})") from None
+
+
+def _positions(names: list, mine: list) -> np.ndarray:
+    pos = {n: i for i, n in enumerate(mine)}
+    return np.array([pos[n] for n in names], dtype=np.int64)
+
+
+def _sum(head, parts: list[PartStats]) -> PartStats:
+    la = head.la
+    d = max([head.ridge.n_features] + [p.A.shape[0] for p in parts])
+    c = max([len(head.classes)] + [p.B.shape[1] for p in parts])
+    A, B, counts, n = la.zeros(d, d), la.zeros(d, c), np.zeros(c), 0
+    for p in parts:
+        dp, cp = p.B.shape
+        A[:dp, :dp] += p.A
+        B[:dp, :cp] += p.B
+        counts[: p.counts.shape[0]] += p.counts
+        n += p.n_rows
+    return PartStats(la, A, B, counts, n)
+
+
+def _install(head, parts: list[PartStats]) -> None:
+    """Set ``head`` to the sum of ``parts`` and rebuild its inverse."""
+    total = _sum(head, parts)
+    ridge = head.ridge
+    d, c = total.B.shape
+    ridge.grow(d, c)
+    ridge.A, ridge.B = ridge.la.own(total.A), ridge.la.own(total.B)
+    ridge.n_rows = total.n_rows
+    ridge.refresh()
+    head.counts = np.pad(total.counts, (0, max(len(head.classes) - c, 0)))[: len(head.classes)].tolist()
+
+
+def _describe(identity: dict, other: dict) -> str:
+    """``identity``'s kind, and where it differs from ``other``: its backbone and settings."""
+    out = str(identity.get("kind"))
+    if identity.get("backbone") != other.get("backbone"):
+        out += " with backbone " + " ".join(str(identity.get("backbone")).split())
+    mine, theirs = identity.get("settings") or {}, other.get("settings") or {}
+    diff = [f"{k}={mine.get(k)}" for k in sorted(set(mine) | set(theirs), key=str) if mine.get(k) != theirs.get(k)]
+    if diff and identity.get("kind") == other.get("kind"):
+        out += " with " + ", ".join(diff)
+    return out

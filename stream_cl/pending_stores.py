@@ -1,0 +1,96 @@
+"""One delayed-label store per source partition: the partition is the unit of state.
+
+A daemon in a consumer group holds the partitions the group gives it, and a partition's
+events that wait for a label must move with the partition when it moves to another
+member. :class:`PendingStores` keeps one :class:`~stream_cl.pending.PendingLabels` per
+partition key (``None`` for a source without partitions), created on first use with the
+same bounds, and answers for all of them together where a daemon reports totals.
+
+>>> from stream_cl.events import Event
+>>> from stream_cl.pending import LabelUpdate
+>>> stores = PendingStores(max_pending=10, clock=lambda: 0.0)
+>>> stores.for_key("events/0").add(Event({"a": 1.0}, id="e1"))
+>>> stores.for_key("events/1").add(Event({"a": 2.0}, id="e2"))
+>>> len(stores), stores.for_key("events/1").join(LabelUpdate("e2", "cat")).y
+(2, 'cat')
+>>> state = stores.export("events/0"); stores.drop("events/0"); len(stores)
+0
+>>> stores.install("events/0", state); sorted(stores.keys()), len(stores)
+(['events/0', 'events/1'], 1)
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Hashable, Mapping
+
+from .pending import PendingLabels
+
+__all__ = ["PendingStores"]
+
+
+class PendingStores:
+    """Per-partition :class:`PendingLabels` with common bounds (module docstring)."""
+
+    def __init__(self, max_pending: int = 100_000, max_age_s: float = 86_400.0, clock: Callable[[], float] = time.time,
+                 max_early: int = 100_000):
+        self.max_pending, self.max_age_s, self.clock, self.max_early = max_pending, max_age_s, clock, max_early
+        self.stores: dict[Hashable, PendingLabels] = {}
+        PendingLabels(max_pending, max_age_s, clock, max_early)  # the bounds are checked once, here
+
+    def for_key(self, key: Hashable) -> PendingLabels:
+        store = self.stores.get(key)
+        if store is None:
+            store = self.stores[key] = PendingLabels(self.max_pending, self.max_age_s, self.clock, self.max_early)
+        return store
+
+    def keys(self):
+        return list(self.stores)
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.stores.values())
+
+    @property
+    def waiting_labels(self) -> int:
+        return sum(s.waiting_labels for s in self.stores.values())
+
+    def counters(self) -> dict:
+        total: Counter = Counter()
+        for s in self.stores.values():
+            total.update(s.counters())
+        return {k: total.get(k, 0) for k in ("added", "joined", "unknown", "expired", "evicted", "replaced", "early",
+                                              "pending", "waiting")}
+
+    def expire(self) -> int:
+        return sum(s.expire() for s in self.stores.values())
+
+    # -- a partition's store moves with the partition ------------------------------------------
+    def export(self, key: Hashable) -> dict:
+        """The state of ``key``'s store (empty if it has none): what a contribution carries."""
+        return self.for_key(key).state_dict()
+
+    def install(self, key: Hashable, state: Mapping | None) -> None:
+        """Replace ``key``'s store with ``state`` (``None``: an empty store)."""
+        store = PendingLabels(self.max_pending, self.max_age_s, self.clock, self.max_early)
+        if state is not None:
+            store.load_state_dict(state)
+        self.stores[key] = store
+
+    def drop(self, key: Hashable) -> None:
+        """Forget ``key``'s store (its partition went to another member, with its state)."""
+        self.stores.pop(key, None)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"partitions": [[key, s.state_dict()] for key, s in self.stores.items()]}
+
+    def load_state_dict(self, state: Mapping) -> "PendingStores":
+        """Checkpoints before per-partition stores held one store: it becomes partition ``None``'s."""
+        self.stores = {}
+        if "partitions" not in state:
+            self.install(None, state)
+            return self
+        for key, s in state["partitions"]:
+            self.install(key, s)
+        return self
