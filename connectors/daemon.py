@@ -154,7 +154,7 @@ class Daemon:
             self.reset_reason = f"commit at revocation failed: {type(e).__name__}: {e}"
             return
         drop = getattr(self.state, "drop", None)
-        if drop is not None:
+        if drop is not None and self.metrics.state != "stopping":  # (a stopping member's last status shows what it held)
             drop(partitions)  # their state went into the changelog with that commit
 
     def on_assign(self, partitions) -> Mapping:

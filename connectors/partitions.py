@@ -160,12 +160,13 @@ class PartitionStates(CheckpointState):
                 continue
             try:
                 c = Contribution.from_bytes(raw)
-                self.learner.merge(key, c)
+                self.learner.merge(key, c, resum=False)  # one re-sum after the fold's merges
                 self.parts[key] = c.offset
                 merged += 1
             except ContributionError as e:  # another model's part: refuse it, loudly, and go on
                 log_event(log, "changelog_refused", level=logging.ERROR, key=key, detail=str(e))
         if merged:
+            self.learner.resum()
             self.policy.add(merged)  # the served model changed: the next checkpoint (a cache) is due sooner
             self.folds += 1
             self.fold_records += merged

@@ -252,9 +252,11 @@ class PartitionedLearner:
             heads=[{**_packed(s.state_dict()), "classes": list(h.classes)} for s, h in zip(stats, heads)],
             local=self._local_state(local) if local else None, offset=offset, pending=pending, events=part.events)
 
-    def merge(self, partition: Hashable, contribution: "Contribution | bytes") -> "PartitionedLearner":
+    def merge(self, partition: Hashable, contribution: "Contribution | bytes", resum: bool = True) -> "PartitionedLearner":
         """Install or replace partition ``partition``'s part with ``contribution`` (or its bytes).
 
+        ``resum=False`` leaves the served heads as they are (several merges in a row, then one
+        :meth:`resum`: the daemon's fold); until then predictions use the heads of before.
         Raises :class:`~stream_cl.contribution.ContributionError`, changing nothing, for a
         contribution of another learner kind, settings or backbone, or one that is corrupt.
         """
@@ -315,8 +317,14 @@ class PartitionedLearner:
                 head.part = stats
         else:
             part.local = local
-        self._serve_sums()
+        if resum:
+            self._serve_sums()
         return self
+
+    def resum(self) -> None:
+        """Set the served heads to the exact sums of the parts (after merges with ``resum=False``)."""
+        if self._multi:
+            self._serve_sums()
 
     # -- state --------------------------------------------------------------------------------
     def _parts_state(self) -> dict:

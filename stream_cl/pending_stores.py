@@ -29,6 +29,8 @@ from .pending import PendingLabels
 
 __all__ = ["PendingStores"]
 
+_COUNTS = ("added", "joined", "unknown", "expired", "evicted", "replaced", "early")  # cumulative, unlike pending/waiting
+
 
 class PendingStores:
     """Per-partition :class:`PendingLabels` with common bounds (module docstring)."""
@@ -37,6 +39,8 @@ class PendingStores:
                  max_early: int = 100_000):
         self.max_pending, self.max_age_s, self.clock, self.max_early = max_pending, max_age_s, clock, max_early
         self.stores: dict[Hashable, PendingLabels] = {}
+        # the counts of stores dropped or replaced here: counters() never goes down
+        self.retired: Counter = Counter()
         PendingLabels(max_pending, max_age_s, clock, max_early)  # the bounds are checked once, here
 
     def for_key(self, key: Hashable) -> PendingLabels:
@@ -56,7 +60,8 @@ class PendingStores:
         return sum(s.waiting_labels for s in self.stores.values())
 
     def counters(self) -> dict:
-        total: Counter = Counter()
+        """This process's counts over every store it held (``pending`` and ``waiting``: what waits now)."""
+        total: Counter = Counter(self.retired)
         for s in self.stores.values():
             total.update(s.counters())
         return {k: total.get(k, 0) for k in ("added", "joined", "unknown", "expired", "evicted", "replaced", "early",
@@ -70,27 +75,38 @@ class PendingStores:
         """The state of ``key``'s store (empty if it has none): what a contribution carries."""
         return self.for_key(key).state_dict()
 
-    def install(self, key: Hashable, state: Mapping | None) -> None:
-        """Replace ``key``'s store with ``state`` (``None``: an empty store)."""
+    def install(self, key: Hashable, state: Mapping | None, counts: bool = False) -> None:
+        """Replace ``key``'s store with ``state`` (``None``: an empty store). A store taken over from
+        another member brings its waiting events, not its counts (``counts=True``: a checkpoint's own)."""
         store = PendingLabels(self.max_pending, self.max_age_s, self.clock, self.max_early)
         if state is not None:
             store.load_state_dict(state)
+            if not counts:
+                for name in _COUNTS:
+                    setattr(store, name, 0)
+        self._retire(key)
         self.stores[key] = store
 
     def drop(self, key: Hashable) -> None:
         """Forget ``key``'s store (its partition went to another member, with its state)."""
+        self._retire(key)
         self.stores.pop(key, None)
+
+    def _retire(self, key: Hashable) -> None:
+        old = self.stores.get(key)
+        if old is not None:
+            self.retired.update({k: v for k, v in old.counters().items() if k in _COUNTS})
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"partitions": [[key, s.state_dict()] for key, s in self.stores.items()]}
+        return {"partitions": [[key, s.state_dict()] for key, s in self.stores.items()], "retired": dict(self.retired)}
 
     def load_state_dict(self, state: Mapping) -> "PendingStores":
         """Checkpoints before per-partition stores held one store: it becomes partition ``None``'s."""
-        self.stores = {}
+        self.stores, self.retired = {}, Counter(state.get("retired", {}))
         if "partitions" not in state:
-            self.install(None, state)
+            self.install(None, state, counts=True)
             return self
         for key, s in state["partitions"]:
-            self.install(key, s)
+            self.install(key, s, counts=True)
         return self

@@ -17,7 +17,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from daemon_kit import wait_for
+from daemon_kit import event, true_class, wait_for
 
 from stream_cl.checkpoint import CheckpointStore, sufficient_statistics
 from stream_cl.config import load_config
@@ -124,8 +124,10 @@ def test_consumer_group_trains_one_model_exactly_once(kafka_kit, model):
 
     ref = _reference(kafka_kit, name, model, events_topic)
     for k in range(3):
-        state, _ = CheckpointStore(kafka_kit.folder / f"{name}-{k}-ckpt").load_latest()
-        _assert_same_heads(_stats(state), ref, f"daemon {k}")
+        state, info = CheckpointStore(kafka_kit.folder / f"{name}-{k}-ckpt").load_latest()
+        parts = state["model"].get("parts", {})
+        _assert_same_heads(_stats(state), ref, f"daemon {k} (checkpoint {info.seq}, parts "
+                                               f"{dict(zip(parts.get('keys', []), parts.get('events', [])))})")
     if model["kind"] == "analytic":
         _closed_form([d for _, d in docs], ref[0])
     _exactly_once(kafka_kit, preds_topic)
@@ -177,3 +179,43 @@ def test_a_group_with_a_killed_a_frozen_and_a_late_member_still_serves_one_model
         _assert_same_heads(_stats(state), ref, f"daemon {k}")
     _exactly_once(kafka_kit, preds_topic)  # the zombie committed nothing after it lost its partitions
     print(f"\n{name}: fenced as {fenced[0].get('reason')!r}")
+
+
+def test_a_label_that_comes_after_its_partition_moved_is_learned_once_by_the_new_owner(kafka_kit):
+    """Events predicted by one member wait for their labels; the member leaves (its shutdown
+    commit writes both partitions' parts, waiting events included, to the changelog); the
+    labels come while a second member owns the partitions: it joins and learns each once."""
+    rng = random.Random(21)
+    name = "group-takeover"
+    events_topic = kafka_kit.topic(name, partitions=2)
+    labels_topic = kafka_kit.topic(f"{name}-labels", partitions=2)  # co-partitioned
+    preds_topic = kafka_kit.topic(f"{name}-pred", partitions=2)
+    group = f"it-{name}-{kafka_kit.tag}"
+
+    def config(k: int):
+        return kafka_kit.config(f"{name}-{k}", [events_topic], model={"kind": "analytic", "forgetting": [1.0]},
+                                kafka={"group_id": group, "labels_topic": labels_topic,
+                                       "predictions_topic": preds_topic, "session_timeout_ms": 6_000},
+                                changelog={"every_seconds": 1.0, "fold_every_seconds": 0.5})
+
+    first = kafka_kit.start(config(0))
+    docs = [event(i, rng, label=False) for i in range(400)]
+    kafka_kit.produce(events_topic, ((d["id"], d) for d in docs))
+    preds = kafka_kit.reader(preds_topic)
+    preds.until(lambda recs: len(recs) >= 400, 120, "400 predictions by the first member")
+    assert first.terminate(60) == 0, first.log()[-3000:]
+    state, _ = CheckpointStore(kafka_kit.folder / f"{name}-0-ckpt").load_latest()
+    assert sum(state["model"]["head"]["counts"]) == 0  # nothing labelled yet: nothing learned
+
+    second = kafka_kit.start(config(1))
+    wait_for(lambda: second.status().get("pending_labels") == 400, 120,
+             "the second member holding the 400 waiting events it took over from the changelog")
+    kafka_kit.produce(labels_topic, ((d["id"], {"id": d["id"], "y": true_class(d["x"])}) for d in docs))
+    wait_for(lambda: second.status().get("labels", {}).get("joined") == 400, 120, "400 labels joined")
+    assert second.terminate(60) == 0, second.log()[-3000:]
+    state, _ = CheckpointStore(kafka_kit.folder / f"{name}-1-ckpt").load_latest()
+    head = state["model"]["head"]
+    assert sum(head["counts"]) == 400 and head["ridge"]["n_rows"] == 400  # each label learned once, by the new owner
+    preds.read_to_end(30)
+    counts = Counter(r.key.decode() for r in preds.records)
+    assert set(counts) == {d["id"] for d in docs} and max(counts.values()) == 1  # each event predicted once

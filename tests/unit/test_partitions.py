@@ -221,3 +221,19 @@ def test_checkpoint_keeps_every_part():
         model.learn_one(x, y, partition=p)
         restored.learn_one(x, y, partition=p)
     assert_same_statistics(model, restored)
+
+
+def test_merges_without_resum_then_one_resum_give_the_same_model():
+    """The daemon's fold merges many parts, then re-sums once."""
+    stream = make_stream(6, 300, 4)
+    sources = {p: OnlineContinualLearner(device="cpu") for p in range(4)}
+    for x, y, p in stream:
+        sources[p].learn_one(x, y, partition=p)
+    each, once = OnlineContinualLearner(device="cpu"), OnlineContinualLearner(device="cpu")
+    for p, source in sources.items():
+        raw = source.contribution(p).to_bytes()
+        each.merge(p, raw)
+        once.merge(p, raw, resum=False)
+    once.resum()
+    probe = [x for x, _, _ in stream[:100]]
+    assert [each.predict_proba_one(x, partition=1) for x in probe] == [once.predict_proba_one(x, partition=1) for x in probe]
