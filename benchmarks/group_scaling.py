@@ -64,12 +64,8 @@ def start(config: Path, log: Path) -> subprocess.Popen:
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT)
 
 
-def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        offsets = admin.list_consumer_group_offsets(group)
-    finally:
-        admin.close()
+def committed(admin, group: str, topic: str) -> dict:
+    offsets = admin.list_group_offsets({group: None})[group]
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
@@ -90,7 +86,7 @@ def scaling_run(bootstrap: str, admin, topic: str, n: int, partitions: int, memb
     procs = [start(c, folder / f"{group}-{k}.log") for k, (c, _) in enumerate(configs)]
     ends = end_offsets(bootstrap, topic, partitions)
     deadline = time.monotonic() + 1200
-    while time.monotonic() < deadline and committed(bootstrap, group, topic, partitions) != ends:
+    while time.monotonic() < deadline and committed(admin, group, topic) != ends:
         if any(p.poll() is not None for p in procs):
             raise RuntimeError(f"a member exited early; see {folder}/{group}-*.log")
         time.sleep(0.5)

@@ -69,7 +69,11 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--seed", type=int, default=7)
     a = p.parse_args(argv)
+    from stream_cl import set_threads
+
+    set_threads(1)  # as the other benchmarks: one BLAS/torch thread
     events = stream(a.n, a.seed)
+    learn(events[:2000], 1, a.batch)  # warm-up: torch and BLAS initialise outside the timings
     one, t1 = learn(events, 1, a.batch)
     many, tp = learn(events, a.partitions, a.batch)
     print(f"stream: RandomRBFDrift, {a.n:,} events, 10 features, 4 classes; batches of {a.batch}")

@@ -106,7 +106,8 @@ def _closed_form(docs: list[dict], stats: dict) -> None:
     np.testing.assert_allclose(stats["xty"], X.T @ Y, rtol=1e-9, atol=1e-6)
 
 
-@pytest.mark.parametrize("model", [{"kind": "analytic", "forgetting": [1.0]}, {"kind": "online"}],
+@pytest.mark.parametrize("model", [{"kind": "analytic", "forgetting": [1.0]},
+                                   {"kind": "online", "forgetting": [1.0, 0.995]}],  # the daemon's default heads
                          ids=["analytic", "online"])
 def test_consumer_group_trains_one_model_exactly_once(kafka_kit, model):
     name = f"group-{model['kind']}"
@@ -219,3 +220,37 @@ def test_a_label_that_comes_after_its_partition_moved_is_learned_once_by_the_new
     preds.read_to_end(30)
     counts = Counter(r.key.decode() for r in preds.records)
     assert set(counts) == {d["id"] for d in docs} and max(counts.values()) == 1  # each event predicted once
+
+
+WIDEST_INPUTS = 150  # docs/daemon.md: the widest default learner whose part fits changelog.max_message_bytes (32 MB)
+
+
+def test_the_widest_promised_model_goes_through_the_changelog(kafka_kit):
+    """The default learner on 150 numeric inputs: a part of about 21 MB per partition (two
+    heads of width 1 + 256 + 9 * 150 = 1,607, X'X by its upper triangle) is written by one
+    member at its end, and a second member takes both partitions over from the changelog."""
+    rng = random.Random(5)
+    name = "group-wide"
+    topic = kafka_kit.topic(name, partitions=2)
+    group = f"it-{name}-{kafka_kit.tag}"
+    docs = [(str(i), {"id": str(i), "x": {f"f{j}": rng.gauss(0.0, 1.0) for j in range(WIDEST_INPUTS)}, "y": "ab"[i % 2]})
+            for i in range(240)]
+    kafka_kit.produce(topic, docs)
+
+    def config(k: int):
+        return kafka_kit.config(f"{name}-{k}", [topic], model={"kind": "online", "forgetting": [1.0, 0.995]},
+                                kafka={"group_id": group, "stop_at_end": True})  # the daemon's default heads
+
+    first = kafka_kit.start(config(0))
+    assert first.wait(600) == 0, first.log()[-3000:]
+    written = first.status()["changelog"]
+    assert written["records"] >= 2 and written["bytes"] / written["records"] > 16_000_000, written
+    second = kafka_kit.start(config(1))
+    assert second.wait(600) == 0, second.log()[-3000:]
+    takeovers = [json.loads(line) for line in second.log().splitlines() if '"takeover"' in line]
+    assert sorted(t["partition"] for t in takeovers) == [f"{topic}/0", f"{topic}/1"]
+    assert all(t["source"] == "changelog" for t in takeovers)
+    assert second.status()["events"].get("learned", 0) == 0  # nothing re-learned: the parts covered everything
+    a, _ = CheckpointStore(kafka_kit.folder / f"{name}-0-ckpt").load_latest()
+    b, _ = CheckpointStore(kafka_kit.folder / f"{name}-1-ckpt").load_latest()
+    _assert_same_heads(_stats(b), _stats(a), "the member that took the parts over")
