@@ -330,11 +330,17 @@ def run_daemon(config: Config, stop_event: threading.Event | None = None,
 def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> int:
     """Build the daemon and run it; again, in this process, each time it must start over (fenced)."""
     metrics = None
-    while True:
-        code, metrics = _build_and_run_once(config, stop, on_ready, server, metrics)
-        if code != EXIT_RESET or stop.is_set():
-            return EXIT_FAILED if code == EXIT_RESET else code
-        on_ready = None  # once: the caller already holds the first daemon
+    # installed once for every build: a stop requested while a fenced daemon is rebuilt is kept
+    # (the rebuilt daemon then stops at once), never left to the default handler
+    restore = _install_signal_handlers(stop, config.kafka.shutdown_timeout_s)
+    try:
+        while True:
+            code, metrics = _build_and_run_once(config, stop, on_ready, server, metrics)
+            if code != EXIT_RESET or stop.is_set():
+                return EXIT_FAILED if code == EXIT_RESET else code
+            on_ready = None  # once: the caller already holds the first daemon
+    finally:
+        restore()
 
 
 def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server, metrics) -> tuple[int, object]:
@@ -357,21 +363,17 @@ def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server,
         log_event(log, "failed", level=logging.ERROR, detail=f"daemon could not start: {hint}",
                   **({"client_error": cause} if cause else {}))
         return EXIT_FAILED, metrics
-    restore = _install_signal_handlers(stop, config.kafka.shutdown_timeout_s)
-    try:
-        if server is not None:
-            server.attach(daemon)
-        if on_ready is not None:
-            try:
-                on_ready(daemon)
-            except Exception:
-                log.exception("on_ready failed; stopping before the first poll")
-                daemon._failed = True
-                daemon._abort()
-                return EXIT_FAILED, daemon.metrics
-        return daemon.run(), daemon.metrics
-    finally:
-        restore()
+    if server is not None:
+        server.attach(daemon)
+    if on_ready is not None:
+        try:
+            on_ready(daemon)
+        except Exception:
+            log.exception("on_ready failed; stopping before the first poll")
+            daemon._failed = True
+            daemon._abort()
+            return EXIT_FAILED, daemon.metrics
+    return daemon.run(), daemon.metrics
 
 
 def _install_signal_handlers(stop: threading.Event, timeout_s: float):

@@ -79,7 +79,13 @@ class PartitionStates(CheckpointState):
         return out
 
     def _take_over(self, key: str, tp: TopicPartition) -> tuple[int | None, int | None]:
-        cached = self.offsets.get(tp)
+        """Install ``key``'s newest part; returns (where the partition resumes, where its labels resume).
+
+        The model's own part of ``key`` (learned here, folded, or restored: ``self.parts``) is
+        kept only when it is strictly newer than the changelog's; otherwise the changelog's
+        part (and its waiting events) replaces it, so a part a fold replaced can never pass
+        for a newer one a checkpoint once recorded."""
+        served = self.parts.get(key)
         raw = self.table.get(key) if self.table is not None else None
         if raw is not None:
             try:
@@ -87,7 +93,7 @@ class PartitionStates(CheckpointState):
             except ContributionError as e:
                 log_event(log, "changelog_refused", level=logging.ERROR, key=key, detail=str(e))
                 c = None
-            if c is not None and (cached is None or (c.offset is not None and c.offset > cached)):
+            if c is not None and (served is None or (c.offset is not None and c.offset >= served)):
                 self.learner.merge(key, c)
                 self.parts[key] = c.offset
                 extra = c.pending or {}
@@ -95,11 +101,26 @@ class PartitionStates(CheckpointState):
                 log_event(log, "takeover", partition=key, source="changelog", offset=c.offset,
                           pending_labels=len(self.pending.for_key(key)))
                 return c.offset, extra.get("labels")
-        if cached is not None:
-            self.parts[key] = cached
+        if served is not None:
             labels_tp = TopicPartition(self.labels_topic, tp.partition) if self.labels_topic else None
-            return cached, self.offsets.get(labels_tp) if labels_tp is not None else None
+            return served, self.offsets.get(labels_tp) if labels_tp is not None else None
         return None, None
+
+    # -- checkpoints (a cache): which part of each partition the model serves ------------------
+    def extra_state(self) -> dict:
+        return {"parts": dict(self.parts), "owned": sorted(self.owned)}
+
+    def load_extra(self, state) -> None:
+        """Which part of each partition the restored model serves: for the partitions this member
+        owned, what the checkpoint's offsets cover (the model is ahead of their last changelog
+        write); for the others, the part last folded in (``parts``)."""
+        saved = state.get("parts") or {}
+        self.parts = {k: (None if o is None else int(o)) for k, o in saved.items()}
+        owned = set(state["owned"]) if "owned" in state else None  # absent: written before the changelog
+        for tp, o in self.offsets.items():
+            key = partition_key(tp.topic, tp.partition)
+            if tp.topic != self.labels_topic and (owned is None or key in owned):
+                self.parts[key] = o
 
     def drop(self, partitions) -> None:
         """Partitions revoked or lost: their state lives on in the changelog (and in the fold)."""

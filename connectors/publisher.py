@@ -208,7 +208,11 @@ def _serve(conn: Connection) -> int:
         conn.send((kind, f"cannot start the predictions producer: {type(e).__name__}: {e}{cause}"))
         return 1
     startup_done()
-    conn.send(("ok", 0))
+    try:
+        conn.send(("ok", 0))
+    except OSError:  # the daemon went away while this producer started (a stop during a rebuild)
+        writer.close(timeout=10)
+        return 0
     error: Exception | None = None  # a failed send, held until the daemon commits
     while True:
         try:

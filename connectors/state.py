@@ -84,12 +84,20 @@ class CheckpointState:
         self.learner.load_state_dict(state["model"])
         self.pending.load_state_dict(state["pending"])
         self.offsets = {TopicPartition(t, int(p)): int(o) for t, p, o in state["offsets"]}
+        self.load_extra(state)
         m = self.metrics
         m.checkpoint_seq, m.checkpoint_at, m.checkpoint_bytes = info.seq, info.created, info.size_bytes
         m.restored_from = m.checkpoint_path = str(info.path)
         log_event(log, "restore", checkpoint=str(info.path), seq=info.seq, partitions=len(self.offsets),
                   pending_labels=len(self.pending))
         return dict(self.offsets)
+
+    def extra_state(self) -> dict:
+        """What a subclass keeps in the checkpoint beside the learner, the labels and the offsets."""
+        return {}
+
+    def load_extra(self, state) -> None:
+        """Restore :meth:`extra_state` (called after the offsets are restored)."""
 
     def resume_at(self, partitions) -> dict:
         """Where each of ``partitions`` resumes: the offset the state covers (absent: none)."""
@@ -124,6 +132,7 @@ class CheckpointState:
             "model_config": dataclasses.asdict(self.config.model),
             "group_id": self.config.kafka.group_id,
             "stats": jsonable_report(self.stats.report()),
+            **self.extra_state(),
         }
         meta = {"reason": reason, "records": self.metrics.records,
                 "offsets": {f"{tp.topic}/{tp.partition}": o for tp, o in merged.items()}}

@@ -16,9 +16,10 @@ an event of any partition is scored by one model, with its own partition's local
 Learning a row of partition ``p`` updates ``p``'s statistics and the served heads by the
 same rank-k update, so ``p``'s own events are visible at once. Forgetting heads are the
 exception: the sum of parts decaying on separate clocks changes by a full-rank matrix at
-every row, so between *re-sums* the served head decays everything on the merged clock,
-and every ``SUM_EVERY_ROWS`` learned rows (and at every merge) it is set to the exact sum
-of the parts (one inverse; ``docs/partitions.md`` gives the measured cost and error).
+every row, so between *re-sums* the served head decays its statistics by the learning
+partition's share of the forgetting, and at every change of partition, every
+``SUM_EVERY_ROWS`` learned rows and at every merge it is set to the exact sum of the parts
+(one inverse; ``docs/partitions.md`` gives the measured cost and error).
 
 A learner that has only ever seen one partition keeps no copy: its heads *are* that
 part, and learning costs exactly what it did before partitions existed.
@@ -226,6 +227,21 @@ class PartitionedLearner:
             if forgetting_only and head.ridge.forgetting >= 1.0:
                 continue
             _install(head, [p.stats[i] for p in self._parts.values()])
+        self._set_served_clocks()
+
+    def _set_served_clocks(self) -> None:
+        """Until the next re-sum, a forgetting head decays its served statistics per row by
+        ``1 - (1 - l) s``, ``s`` the learning partition's share of the decayed row mass (X'X's
+        bias entry): the exact sum decays that partition's statistics only."""
+        part = self._parts.get(self._active) if self._parts else None
+        for i, head in enumerate(self._ridge_heads()):
+            lam = head.ridge.forgetting
+            if not self._multi or lam >= 1.0 or part is None or part.stats is None:
+                head.served_forgetting = None
+                continue
+            mine, total = part.stats[i].A, head.ridge.A
+            share = float(mine[0, 0]) / float(total[0, 0]) if mine.shape[0] and total.shape[0] and total[0, 0] > 0 else 1.0
+            head.served_forgetting = 1.0 - (1.0 - lam) * min(max(share, 0.0), 1.0)
 
     def served_statistics(self) -> list[PartStats]:
         """Per head, the sum of the parts' statistics (the heads' own when there is one part)."""
@@ -338,6 +354,7 @@ class PartitionedLearner:
             out["local"] = [None if k == self._active else self._local_state(self._parts[k].local) for k in keys]
             # the heads as served (the top-level state holds the sums): a restore resumes them exactly
             out["served"] = [h.state_dict() for h in self._ridge_heads()]
+            out["served_forgetting"] = [h.served_forgetting for h in self._ridge_heads()]
         return out
 
     def _load_parts_state(self, state) -> None:
@@ -357,9 +374,11 @@ class PartitionedLearner:
             self._parts[k] = part
         self._active = keys[int(state["active"])]
         if self._multi:
-            for head, stats, served in zip(heads, self._parts[self._active].stats, state["served"]):
+            clocks = state.get("served_forgetting") or [None] * len(heads)
+            for head, stats, served, clock in zip(heads, self._parts[self._active].stats, state["served"], clocks):
                 head.load_state_dict(served)
                 head.part = stats
+                head.served_forgetting = clock
 
     def _summed_heads_state(self, head_states: list) -> list:
         """``head_states`` with the statistics replaced by the parts' sums (what ``sufficient_statistics`` reads)."""

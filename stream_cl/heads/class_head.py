@@ -52,8 +52,10 @@ class RidgeClassHead:
         self._pos: dict[Hashable, int] = {}
         self._onehot = np.zeros((0, 0))
         # the statistics of the partition being learned (stream_cl.parts), when the learner
-        # serves several: every learned row also goes there, on that partition's own clock
+        # serves several: every learned row also goes there, on that partition's own clock,
+        # while the served statistics decay by served_forgetting (the learning partition's share)
         self.part = None
+        self.served_forgetting: float | None = None
 
     @property
     def la(self):
@@ -117,13 +119,17 @@ class RidgeClassHead:
         w = None if weights is None else np.asarray(weights, dtype=np.float64)[L]
         idx_l, idx_u = la.index(L), la.index(U)
         Yd = la.asarray(Y)
-        prior, query = self.ridge.update(
-            Zd[idx_l], Yd, w,
-            Zd[idx_u] if len(U) else None,
-            np.cumsum(labelled)[U] if len(U) else None,
-        )
+        lam = self._serve_clock()
+        try:
+            prior, query = self.ridge.update(
+                Zd[idx_l], Yd, w,
+                Zd[idx_u] if len(U) else None,
+                np.cumsum(labelled)[U] if len(U) else None,
+            )
+        finally:
+            self.ridge.forgetting = lam
         if self.part is not None and len(L):
-            self.part.absorb(Zd[idx_l], Yd, w, self.ridge.forgetting)
+            self.part.absorb(Zd[idx_l], Yd, w, lam)
         scores = np.empty((len(ys), len(self.classes)))  # (b, c)
         scores[L] = self._to_numpy(prior)
         if len(U):
@@ -148,14 +154,25 @@ class RidgeClassHead:
         c = len(self.classes)
         if self._onehot.shape[0] != c:
             self._onehot = np.eye(c)  # rows are the one-hot targets, reused read-only
-        prior = self.ridge.update_one(z, self._onehot[k], weight)  # a fresh array
+        lam = self._serve_clock()
+        try:
+            prior = self.ridge.update_one(z, self._onehot[k], weight)  # a fresh array
+        finally:
+            self.ridge.forgetting = lam
         self.counts[k] += weight
         if self.part is not None:
-            self.part.absorb(z[None, :], self._onehot[k][None, :], None if weight == 1.0 else np.array([weight]),
-                             self.ridge.forgetting)
+            self.part.absorb(z[None, :], self._onehot[k][None, :], None if weight == 1.0 else np.array([weight]), lam)
         if is_new:
             prior[k] = -np.inf
         return prior
+
+    def _serve_clock(self) -> float:
+        """The forgetting factor of the learning partition; while it learns, the served statistics
+        decay by its share only (``served_forgetting``, when the learner serves several parts)."""
+        lam = self.ridge.forgetting
+        if self.part is not None and self.served_forgetting is not None:
+            self.ridge.forgetting = self.served_forgetting
+        return lam
 
     # -- state -------------------------------------------------------------------------
     def state_dict(self) -> dict:

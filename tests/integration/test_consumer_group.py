@@ -50,12 +50,19 @@ def _group(kafka_kit, name: str, model: dict, events_topic: str, preds_topic: st
     return group, configs
 
 
+def _split_between(kafka_kit, daemons) -> bool:
+    """Every one of ``daemons`` holds partitions, none of them twice."""
+    held = [set(d.status().get("assigned", [])) for d in daemons]
+    return all(held) and sum(map(len, held)) == len(set().union(*held)) == PARTITIONS
+
+
 def _drained_and_folded(kafka_kit, daemons, group, topic) -> bool:
     ends = kafka_kit.end_offsets(topic)
     if kafka_kit.committed(group, topic) != ends:
         return False
     want = {f"{topic}/{p}": o for p, o in ends.items()}
-    return all(d.alive and d.status().get("model_parts") == want for d in daemons)
+    return all(d.alive and (s := d.status()).get("state") == "running" and s.get("model_parts") == want
+               for d in daemons)  # running: a fenced member's status is stale while it rebuilds
 
 
 def _stats(state: dict) -> list[dict]:
@@ -145,9 +152,12 @@ def test_a_group_with_a_killed_a_frozen_and_a_late_member_still_serves_one_model
     docs = _events(8)
     events_topic = kafka_kit.topic(name, partitions=PARTITIONS)
     preds_topic = kafka_kit.topic(f"{name}-pred", partitions=PARTITIONS)
-    kafka_kit.produce(events_topic, docs)
     group, configs = _group(kafka_kit, name, model, events_topic, preds_topic, members=4)
     killed, frozen, steady = (kafka_kit.start(c) for c in configs[:3])
+    # the events come once all three members hold partitions (a slow start must not leave one member
+    # to drain the topic alone before the others join, which would make the faults below vacuous)
+    wait_for(lambda: _split_between(kafka_kit, (killed, frozen, steady)), 180, "the partitions split between three members")
+    kafka_kit.produce(events_topic, docs)
     preds = kafka_kit.reader(preds_topic)
     rng = random.Random(9)
 
@@ -159,6 +169,7 @@ def test_a_group_with_a_killed_a_frozen_and_a_late_member_still_serves_one_model
     wait_for(lambda: predicted() >= target, 300, f"{target} predictions", interval=0)
     killed.kill()  # SIGKILL at a random point: its open transaction is aborted, its partitions move
     wait_for(lambda: predicted() >= 30_000, 300, "half of the predictions", interval=0)
+    wait_for(lambda: _split_between(kafka_kit, (frozen, steady)), 180, "the killed member's partitions moved")
     frozen.proc.send_signal(signal.SIGSTOP)  # past its 6 s session timeout: the group moves on without it
     stopped = time.monotonic()
     wait_for(lambda: time.monotonic() - stopped >= 12.0, 60, "the freeze (the stimulus itself)")
