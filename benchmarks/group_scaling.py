@@ -40,8 +40,8 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 import numpy as np
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from benchmarks.kafka_throughput import FETCH, REPO, _event, _percentiles, create_topic, fill, read_topic, \
-    summarise_predictions
+from benchmarks.kafka_throughput import FETCH, REPO, create_topic, event_json, fill, percentiles, read_topic, \
+    summarise_predictions, wait_assigned
 from stream_cl.config import to_toml
 
 
@@ -117,14 +117,7 @@ def latency_run(bootstrap: str, admin, rate: float, seconds: float, features: in
     group = f"lat-{uuid.uuid4().hex[:6]}"
     config, status = member_config(folder, bootstrap, group, topic, preds, 0, commit_interval_ms=interval_ms)
     proc = start(config, folder / f"{group}.log")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if json.loads(status.read_text()).get("assigned"):
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
+    wait_assigned(status)
     seen: dict[str, float] = {}
     stop = threading.Event()
 
@@ -150,7 +143,7 @@ def latency_run(bootstrap: str, admin, rate: float, seconds: float, features: in
         while (now := time.perf_counter()) < target:
             time.sleep(min(target - now, 0.002))
         sent[str(i)] = time.time() * 1000.0
-        producer.send(topic, key=str(i).encode(), value=_event(i, rng, features))
+        producer.send(topic, key=str(i).encode(), value=event_json(i, rng, features))
     producer.flush()
     producer.close()
     deadline = time.monotonic() + 60
@@ -162,7 +155,7 @@ def latency_run(bootstrap: str, admin, rate: float, seconds: float, features: in
     proc.wait(timeout=60)
     latency = [seen[k] - sent[k] for k in sent if k in seen]
     return {"commit_interval_ms": interval_ms, "rate": rate, "seconds": seconds, "visible": len(latency), "sent": n,
-            **_percentiles(latency)}
+            **percentiles(latency)}
 
 
 def main(argv=None) -> dict:

@@ -72,13 +72,13 @@ FETCH = {"max_poll_records": 2000, "fetch_max_bytes": 52_428_800, "max_partition
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def _event(i: int, rng: random.Random, features: int) -> bytes:
+def event_json(i: int, rng: random.Random, features: int) -> bytes:
     x = {f"f{j}": round(rng.gauss(0.0, 1.0), 6) for j in range(features)}
     y = "abc"[max(range(3), key=lambda k: x[f"f{k}"])]
     return json.dumps({"id": str(i), "x": x, "y": y, "ts": time.time()}).encode()
 
 
-def _percentiles(values) -> dict:
+def percentiles(values) -> dict:
     if not len(values):
         return {"p50_ms": None, "p99_ms": None}
     a = np.asarray(values, dtype=np.float64)
@@ -98,7 +98,7 @@ def create_topic(admin: KafkaAdminClient, name: str, partitions: int) -> str:
 def fill(bootstrap: str, topic: str, n: int, features: int, seed: int = 0) -> dict:
     rng = random.Random(seed)
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024)
-    values = [_event(i, rng, features) for i in range(n)]
+    values = [event_json(i, rng, features) for i in range(n)]
     t0 = time.perf_counter()
     futures = [producer.send(topic, key=str(i).encode(), value=v) for i, v in enumerate(values)]
     producer.flush()
@@ -231,7 +231,19 @@ def summarise_predictions(preds: list, sent_ms: dict, produced_ms: list | None =
            for t in grid]
     return {"predictions": len(preds), "distinct_ids": len({r.key for r in preds}), "seconds": span,
             "window": (ts[0] / 1000.0, ts[-1] / 1000.0),
-            "events_per_s": (len(ts) - 1) / span if span > 0 else None, **_percentiles(latency), "lag": lag}
+            "events_per_s": (len(ts) - 1) / span if span > 0 else None, **percentiles(latency), "lag": lag}
+
+
+def wait_assigned(status_path: Path, timeout_s: float = 120) -> None:
+    """Until the daemon writing ``status_path`` holds partitions (or ``timeout_s`` passed)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if json.loads(status_path.read_text()).get("assigned"):
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
 
 
 def run_daemon_process(config: Path, log: Path, meter: CpuMeter | None = None, name: str = "daemon") -> tuple[int, float]:
@@ -269,14 +281,7 @@ def live(bootstrap: str, admin, rate: float, seconds: float, features: int, mode
     log = open(folder / "daemon-live.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "connectors.daemon", "--config", str(config)], cwd=REPO,
                             stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait until it holds its partition
-        try:
-            if json.loads(status_path.read_text()).get("assigned"):
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
+    wait_assigned(status_path)
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
     rng = random.Random(1)
     n = int(rate * seconds)
@@ -286,7 +291,7 @@ def live(bootstrap: str, admin, rate: float, seconds: float, features: int, mode
         target = t0 + i / rate
         while (now := time.perf_counter()) < target:
             time.sleep(min(target - now, 0.005))
-        futures.append(producer.send(topic, key=str(i).encode(), value=_event(i, rng, features)))
+        futures.append(producer.send(topic, key=str(i).encode(), value=event_json(i, rng, features)))
     achieved = n / (time.perf_counter() - t0)
     producer.flush()
     sent_ms = {str(i): f.get(timeout=60).timestamp for i, f in enumerate(futures)}

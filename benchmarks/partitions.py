@@ -57,7 +57,7 @@ def forgetting_error(model, probe) -> tuple[float, float]:
         d = st.A.shape[0]
         exact = np.linalg.solve(st.A + h.ridge.gamma * np.eye(d), st.B)
         errors.append(np.linalg.norm(W[:d, : exact.shape[1]] - exact) / np.linalg.norm(exact))
-    model._serve_sums()
+    model.resum()
     after = [model.predict_one(x) for x, _ in probe]
     return max(errors), float(np.mean([a != b for a, b in zip(before, after)]))
 

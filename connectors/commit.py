@@ -26,6 +26,8 @@ from __future__ import annotations
 import logging
 import time
 
+from stream_cl.events import PartitionedSource, TransactionalPublisher
+
 from .logs import log_event
 from .transaction import Fenced, TransactionAborted
 
@@ -57,7 +59,7 @@ class CommitPolicy:
 class CommitCoordinator:
     """Runs the commit steps (module docstring) for one daemon: its source, publisher and state store."""
 
-    def __init__(self, source, publisher, store, metrics, policy: CommitPolicy):
+    def __init__(self, source: PartitionedSource, publisher: TransactionalPublisher, store, metrics, policy: CommitPolicy):
         self.source = source
         self.publisher = publisher
         self.store = store

@@ -46,6 +46,7 @@ from collections.abc import Callable, Mapping
 
 from stream_cl.checkpoint import CheckpointError
 from stream_cl.config import Config, ConfigError, load_config
+from stream_cl.events import PartitionedSource, TransactionalPublisher
 from stream_cl.pending_stores import PendingStores
 from stream_cl.prequential import Prequential
 
@@ -71,7 +72,7 @@ DAEMON_WINDOW = 1000  # labelled events per windowed-accuracy point when run.win
 class Daemon:
     """The run loop (see the module docstring); build it with :meth:`from_config`."""
 
-    def __init__(self, config: Config, learner, source_factory, publisher, pending: PendingStores,
+    def __init__(self, config: Config, learner, source_factory, publisher: TransactionalPublisher, pending: PendingStores,
                  stop_event: threading.Event, state_factory=CheckpointState, metrics: DaemonMetrics | None = None):
         self.config = config
         self.learner = learner
@@ -95,7 +96,7 @@ class Daemon:
         # a learner with a part per source partition (contribution/merge) gets each partition's events apart
         self.router = Router(config, self.step, learner, pending, publisher, self.metrics, self.state,
                              partitioned=hasattr(learner, "contribution") and hasattr(self.state, "fold"))
-        self.source = source_factory(self)  # subscribes; partitions come with the first poll
+        self.source: PartitionedSource = source_factory(self)  # subscribes; partitions come with the first poll
         self.commits = CommitCoordinator(self.source, publisher, self.state, self.metrics,
                                          CommitPolicy(config.kafka.commit_interval_ms))
 

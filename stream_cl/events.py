@@ -12,7 +12,8 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
-__all__ = ["DeadLetter", "Event", "Prediction", "DeadLetterSink", "PredictionSink", "Source", "REASONS"]
+__all__ = ["DeadLetter", "Event", "Prediction", "DeadLetterSink", "PredictionSink", "Source", "REASONS", "Batch",
+           "PartitionedSource", "TransactionalPublisher"]
 
 # Stable reason codes for dead letters (also Prometheus label values).
 REASONS = (
@@ -97,3 +98,66 @@ class DeadLetterSink(Protocol):
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+# -- what the Kafka daemon uses (connectors.kafka.KafkaSource, connectors.publisher) ------------
+class Batch(Protocol):
+    """One poll of a partitioned source: decoded records in consumer order."""
+
+    items: Sequence  # Event | DeadLetter | stream_cl.pending.LabelUpdate
+    raw: Mapping  # origin "topic/partition@offset" -> (key, value) of every record, for dead letters
+    silent: frozenset  # origins processed and committed before the restored state: re-learned, not published
+
+
+class PartitionedSource(Protocol):
+    """A consumer-group source whose offsets commit inside the publisher's transactions.
+
+    ``assigned``, ``positions`` (next offset the state has learned) and ``committed`` are
+    keyed by topic partition; the commit coordinator reads them, the status reporter too.
+    """
+
+    assigned: set
+    positions: dict
+    committed: dict
+    rebalances: int
+
+    def poll(self, max_records: int) -> Batch: ...
+
+    def take_warnings(self) -> list[str]: ...
+
+    def at_end(self) -> bool: ...
+
+    def fill_positions(self) -> None:
+        """Positions past transaction markers and compaction gaps (a blocking lookup)."""
+        ...
+
+    def group_metadata(self):
+        """The consumer's group metadata for ``send_offsets_to_transaction`` (KIP-447 fencing)."""
+        ...
+
+    def lag(self) -> dict: ...
+
+    def close(self) -> None: ...
+
+
+class TransactionalPublisher(Protocol):
+    """Predictions, dead letters and state records, committed with the consumed offsets in one transaction."""
+
+    def write(self, predictions: Sequence[Prediction]) -> None: ...
+
+    def write_dead(self, records: Sequence[tuple]) -> None:
+        """Dead-letter records ``(key, value, headers)`` (``connectors.sinks.dead_letter_record``)."""
+        ...
+
+    def commit(self, offsets: Sequence[tuple], group, records: Sequence[tuple] = ()) -> None:
+        """Commit the interval: ``offsets`` ``(topic, partition, next offset)``, the group metadata,
+        and state ``records`` ``(topic, key, value)`` (the model changelog) in the same transaction."""
+        ...
+
+    def check(self) -> None:
+        """Raise if the publisher is gone (between commits, even on a quiet topic)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
