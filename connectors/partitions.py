@@ -27,7 +27,7 @@ import time
 
 from kafka import TopicPartition
 
-from stream_cl.contribution import Contribution, ContributionError  # noqa: E402 (issue 10)
+from stream_cl.contribution import Contribution, ContributionError
 
 from .logs import log_event
 from .state import CheckpointState
@@ -86,25 +86,30 @@ class PartitionStates(CheckpointState):
         part (and its waiting events) replaces it, so a part a fold replaced can never pass
         for a newer one a checkpoint once recorded."""
         served = self.parts.get(key)
-        raw = self.table.get(key) if self.table is not None else None
-        if raw is not None:
-            try:
-                c = Contribution.from_bytes(raw)
-            except ContributionError as e:
-                log_event(log, "changelog_refused", level=logging.ERROR, key=key, detail=str(e))
-                c = None
-            if c is not None and (served is None or (c.offset is not None and c.offset >= served)):
-                self.learner.merge(key, c)
-                self.parts[key] = c.offset
-                extra = c.pending or {}
-                self.pending.install(key, extra.get("store"))
-                log_event(log, "takeover", partition=key, source="changelog", offset=c.offset,
-                          pending_labels=len(self.pending.for_key(key)))
-                return c.offset, extra.get("labels")
+        c = self._read(key)
+        if c is not None and (served is None or (c.offset is not None and c.offset >= served)):
+            self.learner.merge(key, c)
+            self.parts[key] = c.offset
+            extra = c.pending or {}
+            self.pending.install(key, extra.get("store"))
+            log_event(log, "takeover", partition=key, source="changelog", offset=c.offset,
+                      pending_labels=len(self.pending.for_key(key)))
+            return c.offset, extra.get("labels")
         if served is not None:
             labels_tp = TopicPartition(self.labels_topic, tp.partition) if self.labels_topic else None
             return served, self.offsets.get(labels_tp) if labels_tp is not None else None
         return None, None
+
+    def _read(self, key: str) -> Contribution | None:
+        """``key``'s latest changelog part, or ``None`` (none, or refused: logged, and the member goes on)."""
+        raw = self.table.get(key) if self.table is not None else None
+        if raw is None:
+            return None
+        try:
+            return Contribution.from_bytes(raw)
+        except ContributionError as e:
+            log_event(log, "changelog_refused", level=logging.ERROR, key=key, detail=str(e))
+            return None
 
     # -- checkpoints (a cache): which part of each partition the model serves ------------------
     def extra_state(self) -> dict:
@@ -176,16 +181,16 @@ class PartitionStates(CheckpointState):
         self.table.poll(0)
         merged = 0
         for key in sorted(self.table.changed()):
-            raw = self.table.get(key)
-            if key in self.owned or raw is None:
+            c = None if key in self.owned else self._read(key)
+            if c is None:
                 continue
             try:
-                c = Contribution.from_bytes(raw)
                 self.learner.merge(key, c, resum=False)  # one re-sum after the fold's merges
-                self.parts[key] = c.offset
-                merged += 1
             except ContributionError as e:  # another model's part: refuse it, loudly, and go on
                 log_event(log, "changelog_refused", level=logging.ERROR, key=key, detail=str(e))
+                continue
+            self.parts[key] = c.offset
+            merged += 1
         if merged:
             self.learner.resum()
             self.policy.add(merged)  # the served model changed: the next checkpoint (a cache) is due sooner

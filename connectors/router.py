@@ -32,8 +32,8 @@ class Router:
     """Predict, learn, join and route the records of one poll (module docstring).
 
     ``partitioned``: the learner keeps a part per source partition (``"topic/partition"``);
-    otherwise every event goes to its one partition (``None``). ``labels_owner(origin)``
-    names the events partition a label record's partition is co-partitioned with.
+    otherwise every event goes to its one partition (``None``). :meth:`label_key` names the
+    events partition a label record's partition is co-partitioned with.
     """
 
     def __init__(self, config, step, learner, pending, publisher, metrics, state, partitioned: bool):
