@@ -187,7 +187,13 @@ class Kit:
         return d
 
     def committed(self, group: str, topic: str) -> dict[int, int]:
-        offsets = self.admin.list_group_offsets({group: None})[group]
+        """The group's committed offsets of ``topic`` (none while a fresh broker elects the group's coordinator)."""
+        from kafka.errors import CoordinatorNotAvailableError
+
+        try:
+            offsets = self.admin.list_group_offsets({group: None})[group]
+        except CoordinatorNotAvailableError:
+            return {}
         return {tp.partition: om.offset for tp, om in offsets.items() if tp.topic == topic}
 
     def end_offsets(self, topic: str) -> dict[int, int]:
