@@ -34,7 +34,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from .logs import log_event
-from .prometheus import forgetting_factors, register_metrics, window_accuracy
+from .prometheus import register_metrics, window_accuracy
 
 __all__ = ["DaemonStatus", "ObservabilityServer", "describe_model", "serve"]
 
@@ -115,23 +115,23 @@ def describe_model(daemon) -> dict:
         except Exception:
             return default
 
-    classes = read(lambda: list(learner.classes_), [])
-    names = read(lambda: list(learner.feature_names_in_), [])
-    factors = read(lambda: forgetting_factors(learner), [])
-    base = read(lambda: list(learner.heads), None)  # OnlineContinualLearner: (forgetting, view) pairs
-    weights = read(lambda: [float(w) for w in learner.head_weights_], None)
+    status = read(lambda: learner.status())  # stream_cl.status.LearnerStatus, None while unreadable
+    classes = status.classes if status is not None else []
+    names = status.features if status is not None else []
     heads = []
-    for i, lam in enumerate(factors):
-        head = {"index": i, "forgetting": lam}
-        if base is not None and i < len(base):
-            head["base_forgetting"], head["view"] = float(base[i][0]), str(base[i][1])
-        if weights is not None and i < len(weights):
-            head["weight"] = weights[i]
+    for i, h in enumerate(status.heads if status is not None else []):
+        head = {"index": i, "forgetting": h.forgetting}
+        if h.base_forgetting is not None:
+            head["base_forgetting"] = h.base_forgetting
+        if h.view is not None:
+            head["view"] = h.view
+        if h.weight is not None:
+            head["weight"] = h.weight
         heads.append(head)
     checkpoint_at = m.checkpoint_at
     out = {
         "version": m.checkpoint_seq,
-        "kind": type(learner).__name__ if learner is not None else None,
+        "kind": status.kind if status is not None else (type(learner).__name__ if learner is not None else None),
         "classes": [_plain(c) for c in classes],
         "n_classes": len(classes),
         "features": len(names),
@@ -152,17 +152,17 @@ def describe_model(daemon) -> dict:
     tasks = getattr(m, "tasks", None)
     if tasks is not None:
         out["task_accuracy"] = tasks.snapshot()
-    alarms = read(lambda: getattr(learner, "n_alarms_", None))
-    if alarms is not None:
-        out["drift"] = {"alarms": int(alarms), "by": read(lambda: learner.alarm_counts_, {}),
-                        "recent": [{k: _plain(v) for k, v in a.items()} for a in read(lambda: learner.alarms_[-5:], [])]}
-    for key, attr in (("need", "need_"), ("replay_samples", "replay_size_"), ("replay_bytes", "replay_bytes_")):
-        value = read(lambda a=attr: getattr(learner, a, None))
-        if value is not None:
-            out[key] = _plain(value)
-    rates = read(lambda: getattr(learner, "learning_rates_", None))
-    if rates is not None:
-        out["learning_rates"] = [float(r) for r in rates]
+    if status is not None and status.drift is not None:
+        d = status.drift
+        out["drift"] = {"alarms": int(d.alarms), "by": d.counts,
+                        "recent": [{k: _plain(v) for k, v in a.items()} for a in d.recent]}
+    if status is not None:
+        for key, value in (("need", status.need), ("replay_samples", status.replay_samples),
+                           ("replay_bytes", status.replay_bytes)):
+            if value is not None:
+                out[key] = _plain(value)
+        if status.learning_rates is not None:
+            out["learning_rates"] = [float(r) for r in status.learning_rates]
     return out
 
 

@@ -15,9 +15,10 @@ on the HTTP thread, off the hot path:
   about once a second (lag and committed offsets: the Kafka consumer is not
   thread-safe, so the HTTP thread never calls it).
 
-Learner attributes are read with ``getattr`` and defaults: a learner without drift
-detection, homeostasis or replay simply has no such series, and a failing read skips
-its family's samples instead of failing the scrape. Every family is always described
+The learner is read through one :meth:`status` snapshot per scrape
+(:class:`stream_cl.status.LearnerStatus`): a learner without drift detection,
+homeostasis or replay simply has no such series, and a failing read skips the learner's
+series instead of failing the scrape. Every family is always described
 (``# HELP`` / ``# TYPE``), with or without samples. No ``*_created`` series exist
 (metric families are built by hand, never ``prometheus_client.Counter`` objects).
 
@@ -193,22 +194,6 @@ def _number(v) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def forgetting_factors(learner) -> list[float]:
-    """Current forgetting factor of each head, whatever the learner (``[]`` if it has none)."""
-    if learner is None:
-        return []
-    factors = getattr(learner, "forgetting_", None)
-    if factors is not None:
-        return [float(f) for f in factors]
-    heads = getattr(learner, "heads_", None)
-    if heads is not None:
-        return [float(h.ridge.forgetting) for h in heads]
-    head = getattr(learner, "head_", None)
-    if head is not None and hasattr(head, "ridge"):
-        return [float(head.ridge.forgetting)]
-    return []
-
-
 def window_accuracy(stats) -> float | None:
     """Accuracy of the last complete window of labelled events (the running one before the first)."""
     if stats is None:
@@ -294,38 +279,32 @@ class DaemonCollector:
         if getattr(m, "last_progress", None):
             fams["stream_cl_last_progress_timestamp_seconds"].add_metric([], m.last_progress)
 
-    # -- the learner (read at scrape time; attributes are optional) -------------------------
+    # -- the learner (one status() snapshot at scrape time) ----------------------------------
     def _learner(self, fams: dict, learner) -> None:
-        if learner is None:
+        status = _read(lambda: learner.status())  # every learner of stream_cl has one (stream_cl.status)
+        if status is None:  # no learner yet, or the read failed mid-update: no learner series this scrape
             return
-        classes = _read(lambda: len(learner.classes_))
-        if classes is not None:
-            fams["stream_cl_classes"].add_metric([], classes)
-        features = _read(lambda: len(learner.feature_names_in_))
-        if features is not None:
-            fams["stream_cl_features"].add_metric([], features)
-        overflow = _number(_read(lambda: learner.index_.overflow_total))  # restored with the checkpoint
-        if overflow is not None:
-            fams["stream_cl_category_overflow_total"].add_metric([], overflow)
-        counts = _read(lambda: getattr(learner, "alarm_counts_", None)) or {}
-        drift = getattr(learner, "drift_", None)
-        configured = _read(lambda: (drift.detector, drift.response_name)) if drift is not None else None
-        seen = set()
-        for detector, by_response in sorted(counts.items()):
-            for response, n in sorted(by_response.items()):
-                fams["stream_cl_drift_alarms_total"].add_metric([str(detector), str(response)], n)
-                seen.add((detector, response))
-        if configured is not None and configured not in seen:  # 0 from the start: rate() works at once
-            fams["stream_cl_drift_alarms_total"].add_metric([str(configured[0]), str(configured[1])], 0)
-        for name, attr in (("stream_cl_replay_buffer_samples", "replay_size_"),
-                           ("stream_cl_replay_buffer_bytes", "replay_bytes_"),
-                           ("stream_cl_homeostatic_need", "need_")):
-            value = _number(_read(lambda a=attr: getattr(learner, a, None)))
+        fams["stream_cl_classes"].add_metric([], len(status.classes))
+        fams["stream_cl_features"].add_metric([], len(status.features))
+        fams["stream_cl_category_overflow_total"].add_metric([], status.category_overflow)
+        drift = status.drift
+        if drift is not None:
+            seen = set()
+            for detector, by_response in sorted(drift.counts.items()):
+                for response, n in sorted(by_response.items()):
+                    fams["stream_cl_drift_alarms_total"].add_metric([str(detector), str(response)], n)
+                    seen.add((detector, response))
+            if (drift.detector, drift.response) not in seen:  # 0 from the start: rate() works at once
+                fams["stream_cl_drift_alarms_total"].add_metric([drift.detector, drift.response], 0)
+        for name, value in (("stream_cl_replay_buffer_samples", status.replay_samples),
+                            ("stream_cl_replay_buffer_bytes", status.replay_bytes),
+                            ("stream_cl_homeostatic_need", status.need)):
+            value = _number(value)
             if value is not None:
                 fams[name].add_metric([], value)
-        for i, lam in enumerate(_read(lambda: forgetting_factors(learner), [])):
-            fams["stream_cl_forgetting_factor"].add_metric([str(i)], lam)
-        for i, lr in enumerate(_read(lambda: list(getattr(learner, "learning_rates_", None) or []), [])):
+        for i, head in enumerate(status.heads):
+            fams["stream_cl_forgetting_factor"].add_metric([str(i)], head.forgetting)
+        for i, lr in enumerate(status.learning_rates or []):
             value = _number(lr)
             if value is not None:
                 fams["stream_cl_learning_rate"].add_metric([str(i)], value)

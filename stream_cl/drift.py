@@ -10,7 +10,8 @@ signal and the response) and keeps the bookkeeping of the responses:
   for the next ``forget_events`` labelled events;
 * ``"restart"`` -- train shadow heads from the alarm on and, after ``restart_after``
   labelled events, warm-restart each adaptive head from its shadow if the shadow
-  predicted better since the alarm;
+  predicted better since the alarm (the schedule and the shadows are
+  :class:`~stream_cl.shadows.ShadowRestarter`'s; the monitor only raises the alarm);
 * ``"reset"`` -- the same for every head, the exact memory heads (forgetting 1)
   included: after an abrupt change the memory heads hold a concept that no longer
   holds, and a fresh start beats waiting for the new data to outweigh it;
@@ -229,7 +230,6 @@ class DriftMonitor(base.Base):
         self.n_ignored_ = 0
         self.counts_: dict = {}
         self.forget_until_ = -1  # labelled count until which the "forget" response holds
-        self.shadow_start_ = -1  # labelled count when the pending shadow started (-1: none)
         self.remix_due_ = False  # an alarm asked for the mixture to be reset
 
     @property
@@ -272,8 +272,6 @@ class DriftMonitor(base.Base):
         by[self.response_name] = by.get(self.response_name, 0) + 1
         if "forget" in self.response:
             self.forget_until_ = self.n_ + self.forget_events
-        if self.trains_shadows:
-            self.shadow_start_ = self.n_  # (re)start the shadows from here
         if "remix" in self.response:
             self.remix_due_ = True
         return alarm
@@ -287,17 +285,6 @@ class DriftMonitor(base.Base):
     def trains_shadows(self) -> bool:
         """Whether alarms start shadow heads ("restart" or "reset")."""
         return "restart" in self.response or "reset" in self.response
-
-    @property
-    def shadow_active(self) -> bool:
-        return self.shadow_start_ >= 0
-
-    def restart_due(self) -> bool:
-        """Whether the shadow has learned ``restart_after`` events (the caller then restarts)."""
-        return self.shadow_active and self.n_ - self.shadow_start_ >= self.restart_after
-
-    def restarted(self) -> None:
-        self.shadow_start_ = -1
 
     def take_remix(self) -> bool:
         """Whether an alarm asked for a ``"remix"`` since the last call (the caller then resets)."""
@@ -316,8 +303,7 @@ class DriftMonitor(base.Base):
             "since_sum": self.since_sum_, "since_n": self.since_n_, "alarms": [dict(a) for a in self.alarms_],
             "n_alarms": self.n_alarms_, "n_ignored": self.n_ignored_,
             "counts": {k: dict(v) for k, v in self.counts_.items()},
-            "forget_until": self.forget_until_, "shadow_start": self.shadow_start_,
-            "remix_due": self.remix_due_,
+            "forget_until": self.forget_until_, "remix_due": self.remix_due_,
         }
 
     def load_state_dict(self, state: Mapping) -> "DriftMonitor":
@@ -328,6 +314,6 @@ class DriftMonitor(base.Base):
         self.alarms_ = [dict(a) for a in state["alarms"]]
         self.n_alarms_, self.n_ignored_ = int(state["n_alarms"]), int(state["n_ignored"])
         self.counts_ = {k: {r: int(n) for r, n in v.items()} for k, v in state["counts"].items()}
-        self.forget_until_, self.shadow_start_ = int(state["forget_until"]), int(state["shadow_start"])
+        self.forget_until_ = int(state["forget_until"])
         self.remix_due_ = bool(state.get("remix_due", False))  # absent in checkpoints before "remix"
         return self

@@ -28,9 +28,8 @@ from .parts import PartitionedLearner
 __all__ = ["OnlineParts", "LOCAL_ATTRS"]
 
 # the learner's attributes that make up a partition's local state
-LOCAL_ATTRS = ("scaler_", "sgd_", "mixer_", "replay_", "drift_", "homeostasis_", "imbalance_", "shadows_",
-               "shadow_hits_", "shadow_start_", "n_labelled_", "n_events_", "n_restarts_", "n_restarts_skipped_",
-               "n_remixes_")
+LOCAL_ATTRS = ("scaler_", "sgd_", "mixer_", "replay_", "drift_", "homeostasis_", "imbalance_", "restarter_",
+               "n_labelled_", "n_events_", "n_remixes_")
 
 
 class OnlineParts(PartitionedLearner):

@@ -30,24 +30,20 @@ import math
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
-from river import base
 
 from .backbones import OnlineStandardizer, resolve_device
 from .backbones.random_features import key_seed
+from .base_learner import StreamingClassifier, checked_labels, control_ends
 from .encoding import DEFAULT_MAX_CATEGORIES
 from .features import FeatureIndex
-from .heads.analytic import _check_label
-from .learner import _frame_rows
-from .monitoring import ContinualMonitoring
 
 __all__ = ["TrainableLearner"]
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
 
-class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
+class TrainableLearner(StreamingClassifier):
     """Online MLP classifier with replay and homeostatic per-layer learning rates.
 
     Parameters
@@ -145,10 +141,6 @@ class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
         self.n_updates_ = 0
         self._pending: list[tuple] = []  # (x row, present mask, label, task) awaiting their micro-batch
 
-    @property
-    def _multiclass(self):
-        return True
-
     @classmethod
     def _unit_test_params(cls):
         from .drift import DriftMonitor
@@ -164,10 +156,6 @@ class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
         return list(self._classes)
 
     @property
-    def feature_names_in_(self) -> list:
-        return list(self.index_.names)
-
-    @property
     def n_layers(self) -> int:
         return len(self.widths_) + 1
 
@@ -175,6 +163,9 @@ class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
     def learning_rates_(self) -> list[float]:
         scales = self.homeostasis_.learning_rate_scales(self.n_layers) if self.homeostasis_ is not None else [1.0] * self.n_layers
         return [self.lr * s for s in scales]
+
+    def _learning_rates(self) -> list:
+        return self.learning_rates_
 
     def report(self) -> dict:
         out = {"learning_rates": self.learning_rates_, "updates": self.n_updates_}
@@ -300,29 +291,25 @@ class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
         self.n_updates_ += 1
 
     # -- learning ----------------------------------------------------------------------
-    def prequential_batch(self, xs: Sequence[Mapping], ys: Sequence, sample_weight=None, tasks=None) -> np.ndarray:
+    def prequential_batch(self, xs: Sequence[Mapping], ys: Sequence, sample_weight=None, tasks=None,
+                          partition: Hashable = None) -> np.ndarray:
         """Predict, then learn, each event in order; ``ys[i] is None`` means predict only.
 
         Returns probabilities (b, n_classes) in ``classes_`` order. ``sample_weight`` is
-        not supported (rows weigh the same in the cross-entropy).
+        not supported (rows weigh the same in the cross-entropy), nor partitions.
         """
         if sample_weight is not None and not np.all(np.asarray(sample_weight) == 1.0):
             raise ValueError("TrainableLearner does not take sample weights")
-        ys = list(ys)
-        for y in ys:
-            if y is not None:
-                _check_label(y)
+        _one_partition(partition)
+        ys, labelled = checked_labels(ys)
         b = len(ys)
         tasks = [None] * b if tasks is None else list(tasks)
         if len(tasks) != b:
             raise ValueError(f"tasks has {len(tasks)} entries for {b} events")
-        X, M, new = self.index_.vectorize_masked(xs, [y is not None for y in ys])  # learned events make columns
+        X, M, new = self.index_.vectorize_masked(xs, labelled)  # learned events make columns
         self.index_.commit(new)
         self._grow_inputs(X.shape[1])
-        labelled = np.array([y is not None for y in ys], dtype=bool)
-        count = self.n_labelled_ + np.cumsum(labelled)
-        cut = np.flatnonzero(labelled & (count % self.micro_batch == 0))
-        ends = sorted(set((cut + 1).tolist()) | {b})
+        ends = control_ends(labelled, self.n_labelled_, self.micro_batch, np.arange(b), b)  # train after micro-batches
         out_parts, start = [], 0
         for end in ends:
             if end == start:
@@ -345,7 +332,7 @@ class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
             for i in range(start, end):
                 if labelled[i]:
                     self._pending.append((X[i].copy(), M[i].copy(), ys[i], tasks[i]))
-            self._watch(P, ys[seg], labelled[seg])
+            self._watch(P, self._classes, ys[seg], labelled[seg])
             self.n_events_ += end - start
             n_lab = int(labelled[seg].sum())
             self.n_labelled_ += n_lab
@@ -357,32 +344,9 @@ class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
             out[s : s + P.shape[0], : P.shape[1]] = P
         return out
 
-    def _watch(self, P: np.ndarray, ys: list, lab: np.ndarray) -> None:
-        if self.drift_ is None and self.homeostasis_ is None:
-            return
-        need_on_alarm = self.drift_ is not None and "need" in self.drift_.response
-        for j in np.flatnonzero(lab):
-            k = self._pos[ys[j]]
-            row = P[j]
-            p_true = float(row[k]) if k < row.shape[0] else 0.0
-            error = float(not (row.size and row.max() > 0 and int(row.argmax()) == k))
-            alarm = None
-            if self.drift_ is not None:
-                alarm = self.drift_.update(error, 1.0 - p_true, t=self.n_events_ + int(j) + 1)
-            if self.homeostasis_ is not None:
-                self.homeostasis_.observe(error, 1.0 - p_true, alarm=alarm is not None and need_on_alarm)
-
-    def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0) -> "TrainableLearner":
-        _check_label(y)
-        self.prequential_batch([x], [y])
-        return self
-
-    def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None) -> "TrainableLearner":
-        self.prequential_batch(_frame_rows(X), list(y))
-        return self
-
     # -- prediction --------------------------------------------------------------------
-    def predict_proba_batch(self, xs: Sequence[Mapping]) -> np.ndarray:
+    def predict_proba_batch(self, xs: Sequence[Mapping], partition: Hashable = None) -> np.ndarray:
+        _one_partition(partition)
         X, M, _ = self.index_.vectorize_masked(xs)
         d = self.index_.width
         if not self._classes:
@@ -391,19 +355,6 @@ class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
         with torch.no_grad():
             logits = self._logits(Z).double().cpu().numpy()
         return _softmax(logits)
-
-    def predict_proba_one(self, x: Mapping) -> dict:
-        if not self._classes:
-            return {}
-        return dict(zip(self._classes, self.predict_proba_batch([x])[0].tolist()))
-
-    def predict_proba_many(self, X: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame(self.predict_proba_batch(_frame_rows(X)), columns=self.classes_, index=X.index)
-
-    def predict_many(self, X: pd.DataFrame) -> pd.Series:
-        if not self._classes:
-            return pd.Series([None] * len(X), index=X.index, dtype=object)
-        return self.predict_proba_many(X).idxmax(axis=1)
 
     # -- state -------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -433,12 +384,7 @@ class TrainableLearner(ContinualMonitoring, base.MiniBatchClassifier):
         p = state["pending"]
         self._pending = [(np.asarray(x, dtype=np.float64).copy(), np.asarray(m, dtype=bool).copy(), y, t)
                          for x, m, y, t in zip(p["X"], p["M"], p["y"], p["task"])]
-        for name in ("replay", "drift", "homeostasis"):
-            part = getattr(self, name + "_")
-            if (part is None) != (state[name] is None):
-                raise ValueError(f"checkpoint and learner disagree on {name}: configure it the same way")
-            if part is not None:
-                part.load_state_dict(state[name])
+        self._load_part_states(state, ("replay", "drift", "homeostasis"))
         return self
 
     def __getstate__(self):
@@ -461,3 +407,9 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     e = np.exp(logits - top)
     total = e.sum(axis=1, keepdims=True)
     return np.divide(e, total, where=total > 0, out=np.zeros_like(e))
+
+
+def _one_partition(partition: Hashable) -> None:
+    if partition is not None:
+        raise ValueError(f"TrainableLearner keeps no partitions (got partition={partition!r}); "
+                         "use OnlineContinualLearner or AnalyticClassifier for a partitioned source")

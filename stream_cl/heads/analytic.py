@@ -6,17 +6,18 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from river import base
 
+from ..base_learner import StreamingClassifier, check_label
 from ..encoding import DEFAULT_MAX_CATEGORIES, frame_rows
 from ..features import FeatureIndex
 from ..parts import PartitionedLearner
+from ..status import HeadStatus
 from .class_head import RidgeClassHead, scores_to_proba
 
 __all__ = ["AnalyticClassifier"]
 
 
-class AnalyticClassifier(PartitionedLearner, base.MiniBatchClassifier):
+class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
     """Class-incremental ridge classifier learned by recursive least squares.
 
     The design row is ``[1, x_1, ..., x_d]`` (the intercept is regularised like every
@@ -86,10 +87,6 @@ class AnalyticClassifier(PartitionedLearner, base.MiniBatchClassifier):
         self._memo: tuple | None = None  # (keys, values, design row, index width) of the last event
         self._init_parts()
 
-    @property
-    def _multiclass(self):
-        return True
-
     @classmethod
     def _unit_test_params(cls):
         yield {}
@@ -103,12 +100,11 @@ class AnalyticClassifier(PartitionedLearner, base.MiniBatchClassifier):
         return list(self.head_.classes)
 
     @property
-    def feature_names_in_(self) -> list:
-        return list(self.index_.names)
-
-    @property
     def class_counts_(self) -> dict:
         return dict(zip(self.head_.classes, self.head_.counts))
+
+    def _head_status(self) -> list[HeadStatus]:
+        return [HeadStatus(forgetting=float(self.head_.ridge.forgetting), base_forgetting=float(self.forgetting))]
 
     def _weights(self) -> np.ndarray:
         return self.head_.la.to_numpy(self.head_.ridge.weights())
@@ -155,7 +151,7 @@ class AnalyticClassifier(PartitionedLearner, base.MiniBatchClassifier):
 
     # -- learning --------------------------------------------------------------------------
     def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0, partition: Hashable = None) -> "AnalyticClassifier":
-        _check_label(y)
+        check_label(y)
         self._enter(partition)
         z, new = self._row(x)  # (1 + width,)
         self.index_.commit(new)
@@ -166,7 +162,7 @@ class AnalyticClassifier(PartitionedLearner, base.MiniBatchClassifier):
     def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None, partition: Hashable = None) -> "AnalyticClassifier":
         labels = list(y)
         for label in labels:
-            _check_label(label)
+            check_label(label)
         self._enter(partition)
         self.head_.prequential(self._design_frame(X), labels, None if w is None else np.asarray(w))
         self._learned(len(labels), len(labels))
@@ -274,17 +270,6 @@ class AnalyticClassifier(PartitionedLearner, base.MiniBatchClassifier):
 
     def _local_from_state(self, state, rows, width) -> dict:
         return {}
-
-
-def _check_label(y) -> None:
-    if y is None:
-        raise ValueError("label is None: use predict_one for unlabelled events")
-    try:
-        hash(y)
-    except TypeError:
-        raise TypeError(f"label must be hashable, got {type(y).__name__}") from None
-    if isinstance(y, float) and y != y:
-        raise ValueError("label is NaN")
 
 
 def _frame_values(X: pd.DataFrame) -> np.ndarray | None:

@@ -72,20 +72,17 @@ def test_improvements_are_not_alarms_with_direction_up():
     assert both.n_alarms_ >= 1 and up.n_alarms_ == 0 and up.n_ignored_ >= 1
 
 
-def test_forget_and_restart_bookkeeping():
+def test_forget_response_holds_for_forget_events():
     mon = DriftMonitor("adwin", response=("forget", "restart"), forget_value=0.97, forget_events=50, restart_after=30)
     e, loss = _errors(seed=0)
     t = 0
     while not mon.update(e[t], loss[t], t):
         t += 1
-    assert mon.forgetting_override() == 0.97 and mon.shadow_active and not mon.restart_due()
-    for k in range(30):
+    assert mon.forgetting_override() == 0.97 and mon.trains_shadows
+    for k in range(49):
         mon.update(0.0, 0.0, t + 1 + k)
-    assert mon.restart_due()
-    mon.restarted()
-    assert not mon.shadow_active
-    for k in range(30):
-        mon.update(0.0, 0.0, t + 31 + k)
+    assert mon.forgetting_override() == 0.97
+    mon.update(0.0, 0.0, t + 50)
     assert mon.forgetting_override() is None
 
 
@@ -153,7 +150,7 @@ def test_reset_restarts_the_memory_head_too_and_only_when_its_shadow_was_better(
     # a false alarm on a stable stream: the memory head's shadow is not better, the head stays
     steady = _memory_and_adaptive_head(("reset",))
     steady.prequential_batch(xs[:450], ys[:450])
-    steady.drift_.shadow_start_ = steady.drift_.n_  # as if an alarm had just been raised
+    steady.restarter_.alarm(steady.drift_.n_)  # as if an alarm had just been raised
     steady.prequential_batch(xs[:60], ys[:60])  # the same concept again
     assert steady.heads_[0].ridge.n_rows == 510  # kept: its shadow knew only 60 rows
 

@@ -17,6 +17,7 @@ from connectors.http import DaemonStatus, ObservabilityServer, serve
 from connectors.metric_names import EXPORTED_METRICS
 from connectors.prometheus import register_metrics
 from stream_cl.config import ConfigError, MetricsConfig, load_config_dict
+from stream_cl.status import DriftStatus, HeadStatus, LearnerStatus
 
 
 def get(url: str) -> tuple[int, bytes, str]:
@@ -49,10 +50,12 @@ class FakeClock:
 
 
 def fake_daemon() -> SimpleNamespace:
-    learner = SimpleNamespace(classes_=["no", "yes"], feature_names_in_=[f"f{i}" for i in range(30)],
-                              heads=((1.0, "all"), (0.995, "inputs")), forgetting_=[1.0, 0.98],
-                              head_weights_=[0.25, 0.75], n_alarms_=1, alarm_counts_={"ddm": {"forget": 1}},
-                              alarms_=[{"t": 10, "detector": "ddm", "response": "forget"}], need_=0.5)
+    snapshot = LearnerStatus(
+        kind="OnlineContinualLearner", classes=["no", "yes"], features=[f"f{i}" for i in range(30)],
+        heads=[HeadStatus(1.0, 1.0, "all", 0.25), HeadStatus(0.98, 0.995, "inputs", 0.75)],
+        drift=DriftStatus("ddm", "forget", 1, {"ddm": {"forget": 1}}, [{"t": 10, "detector": "ddm", "response": "forget"}]),
+        need=0.5)
+    learner = SimpleNamespace(status=lambda: snapshot)
     m = DaemonMetrics()
     m.checkpoint_seq, m.checkpoint_at, m.checkpoint_path = 3, 1_700_000_000.5, "/ckpt/ckpt-000003.safetensors"
     m.events.update(learned=10)
@@ -142,7 +145,7 @@ def test_model_describes_the_served_model(server):
     server.attach(daemon)
     code, body = get_json(server.url + "/model")
     assert code == 200
-    assert body["version"] == 3 and body["kind"] == "SimpleNamespace"
+    assert body["version"] == 3 and body["kind"] == "OnlineContinualLearner"
     assert body["classes"] == ["no", "yes"] and body["n_classes"] == 2
     assert body["features"] == 30 and body["feature_names"] == [f"f{i}" for i in range(20)]  # the first 20
     assert body["heads"] == [{"index": 0, "forgetting": 1.0, "base_forgetting": 1.0, "view": "all", "weight": 0.25},

@@ -15,25 +15,28 @@ from connectors.prometheus import (CHECKPOINT_BUCKETS, LATENCY_BUCKETS, STEP_BUC
                                    register_metrics)
 from stream_cl.events import REASONS, Prediction
 from stream_cl.prequential import PrequentialStats
+from stream_cl.status import DriftStatus, HeadStatus, LearnerStatus
 
 HISTOGRAM_BUCKETS = {"stream_cl_model_step_seconds": STEP_BUCKETS, "stream_cl_event_latency_seconds": LATENCY_BUCKETS,
                      "stream_cl_checkpoint_duration_seconds": CHECKPOINT_BUCKETS}
 
 
 class FakeLearner:
-    """Every monitoring attribute the collector reads (the real learners' names)."""
+    """A learner whose status() is built from attributes a test can change between scrapes."""
 
     def __init__(self):
         self.classes_ = ["a", "b", "c"]
         self.feature_names_in_ = ["f0", "f1"]
         self.alarm_counts_ = {"adwin": {"record": 2}}
-        self.drift_ = SimpleNamespace(detector="adwin", response_name="record")
         self.need_ = 0.25
         self.forgetting_ = [1.0, 0.99]
         self.learning_rates_ = [0.01, 0.02]
-        self.replay_size_ = 40
-        self.replay_bytes_ = 4096
-        self.index_ = SimpleNamespace(overflow_total=11)  # the learners' FeatureIndex
+
+    def status(self) -> LearnerStatus:
+        return LearnerStatus(kind="Fake", classes=list(self.classes_), features=list(self.feature_names_in_),
+                             category_overflow=11, heads=[HeadStatus(f) for f in self.forgetting_],
+                             drift=DriftStatus("adwin", "record", 2, self.alarm_counts_, []), need=self.need_,
+                             replay_samples=40, replay_bytes=4096, learning_rates=list(self.learning_rates_))
 
 
 def fake_daemon(learner=None) -> SimpleNamespace:
@@ -184,13 +187,12 @@ def test_a_learner_without_monitoring_attributes_gives_no_series_and_no_error():
     assert value(fams, "stream_cl_events_total", outcome="learned") == 7  # the daemon's own series remain
 
     class Broken(FakeLearner):
-        def __getattribute__(self, name):
-            if name == "classes_":
-                raise RuntimeError("mid-update")
-            return super().__getattribute__(name)
+        def status(self):
+            raise RuntimeError("mid-update")
 
-    _, fams = scrape(fake_daemon(learner=Broken()))  # a failing read skips that series only
-    assert not fams["stream_cl_classes"].samples and value(fams, "stream_cl_features") == 2
+    _, fams = scrape(fake_daemon(learner=Broken()))  # a failing read skips the learner's series, not the scrape
+    assert not fams["stream_cl_classes"].samples and not fams["stream_cl_features"].samples
+    assert value(fams, "stream_cl_events_total", outcome="learned") == 7
 
 
 def test_a_configured_detector_exports_zero_before_its_first_alarm():
@@ -201,7 +203,7 @@ def test_a_configured_detector_exports_zero_before_its_first_alarm():
 
 
 def test_the_real_learners_attributes_are_exported():
-    """The attribute names the collector reads are those of OnlineContinualLearner."""
+    """The real learner's status() carries what the collector exports."""
     from stream_cl.config import load_config_dict
     from stream_cl.factory import build_learner
 

@@ -1,0 +1,174 @@
+"""What every learner of the engine shares: label checks, River's one/many methods, watching.
+
+A learner implements two batch methods, ``prequential_batch(xs, ys, sample_weight,
+partition=)`` (predict then learn each event in order) and ``predict_proba_batch(xs,
+partition=)``, plus ``classes_``; :class:`StreamingClassifier` derives River's
+``learn_one``/``learn_many``/``predict_*`` from them, feeds the drift monitor and the
+homeostasis from the probabilities it scored (:meth:`StreamingClassifier._watch`), cuts a
+batch at control points (:func:`control_ends`) and answers :meth:`~StreamingClassifier.status`.
+
+>>> check_label("spam")
+>>> check_label(float("nan"))
+Traceback (most recent call last):
+...
+ValueError: label is NaN
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from river import base
+
+from .encoding import frame_rows
+from .monitoring import ContinualMonitoring
+from .status import DriftStatus, HeadStatus, LearnerStatus
+
+__all__ = ["StreamingClassifier", "check_label", "checked_labels", "control_ends"]
+
+
+def check_label(y) -> None:
+    """Refuse a label no model can learn: ``None`` (use predict), unhashable, or NaN."""
+    if y is None:
+        raise ValueError("label is None: use predict_one for unlabelled events")
+    try:
+        hash(y)
+    except TypeError:
+        raise TypeError(f"label must be hashable, got {type(y).__name__}") from None
+    if isinstance(y, float) and y != y:
+        raise ValueError("label is NaN")
+
+
+def checked_labels(ys: Sequence) -> tuple[list, np.ndarray]:
+    """``ys`` as a list (``None``: predict only) and its labelled mask; refuses bad labels
+    before anything is learned."""
+    ys = list(ys)
+    for y in ys:
+        if y is not None:
+            check_label(y)
+    return ys, np.array([y is not None for y in ys], dtype=bool)
+
+
+def control_ends(labelled: np.ndarray, n_before: int, every: int, fresh_pos: np.ndarray, n_rows: int) -> list[int]:
+    """Where a batch's rows are cut so that control happens after every ``every``-th labelled
+    event of the learner's life, whatever the batching.
+
+    ``fresh_pos[i]`` is the row of event ``i`` (other rows, replayed or pseudo, follow the
+    event they belong to); a segment ends where the event after a control point starts.
+
+    >>> control_ends(np.array([True, False, True, True]), n_before=1, every=2, fresh_pos=np.arange(4), n_rows=4)
+    [1, 4]
+    """
+    count = n_before + np.cumsum(labelled)
+    cut = np.flatnonzero(labelled & (count % every == 0))  # events ending a segment
+    nxt = np.append(fresh_pos, n_rows)  # a segment ends where the next event's rows start
+    return sorted(set(nxt[cut + 1].tolist()) | {n_rows})
+
+
+class StreamingClassifier(ContinualMonitoring, base.MiniBatchClassifier):
+    """River's per-event and mini-batch methods on top of a learner's two batch methods."""
+
+    @property
+    def _multiclass(self):
+        return True
+
+    @property
+    def feature_names_in_(self) -> list:
+        return list(self.index_.names)
+
+    @property
+    def partitions_(self) -> list:
+        """The partitions this learner holds a part of (a learner without partitions: none)."""
+        return []
+
+    # -- River's methods, from the batch ones ------------------------------------------
+    def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0, partition: Hashable = None):
+        check_label(y)
+        self.prequential_batch([x], [y], None if w == 1.0 else [w], partition=partition)
+        return self
+
+    def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None, partition: Hashable = None):
+        self.prequential_batch(frame_rows(X), list(y), w, partition=partition)
+        return self
+
+    def predict_proba_one(self, x: Mapping, partition: Hashable = None) -> dict:
+        classes = self.classes_
+        if not classes:
+            return {}
+        return dict(zip(classes, self.predict_proba_batch([x], partition=partition)[0].tolist()))
+
+    def predict_one(self, x: Mapping, partition: Hashable = None):
+        proba = self.predict_proba_one(x, partition=partition)
+        return max(proba, key=proba.get) if proba else None
+
+    def predict_proba_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.DataFrame:
+        P = self.predict_proba_batch(frame_rows(X), partition=partition)  # (b, classes)
+        return pd.DataFrame(P, columns=self.classes_, index=X.index)
+
+    def predict_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.Series:
+        if not self.classes_:
+            return pd.Series([None] * len(X), index=X.index, dtype=object)
+        return self.predict_proba_many(X, partition=partition).idxmax(axis=1)
+
+    # -- continual-learning parts -------------------------------------------------------
+    def _watch(self, P: np.ndarray, classes: list, ys: Sequence, lab: np.ndarray) -> None:
+        """Feed each labelled row's 0/1 error and loss (1 - p(label)) to the drift monitor and
+        the homeostasis; an alarm is stamped with the events seen so far (``n_events_`` before
+        these rows, plus the row's position) and handed to :meth:`_on_alarm`."""
+        if self.drift_ is None and self.homeostasis_ is None:
+            return
+        pos = {c: k for k, c in enumerate(classes)}
+        need_on_alarm = self.drift_ is not None and "need" in self.drift_.response
+        for j in np.flatnonzero(lab):
+            k = pos.get(ys[j], -1)
+            row = P[j]
+            p_true = float(row[k]) if 0 <= k < row.shape[0] else 0.0
+            error = float(not (row.size and row.max() > 0 and int(row.argmax()) == k))
+            loss = 1.0 - p_true
+            alarm = None
+            if self.drift_ is not None:
+                alarm = self.drift_.update(error, loss, t=self.n_events_ + int(j) + 1)
+                if alarm is not None:
+                    if self.homeostasis_ is not None:
+                        alarm["need"] = self.homeostasis_.need_
+                    self._on_alarm(alarm)
+            if self.homeostasis_ is not None:
+                self.homeostasis_.observe(error, loss, alarm=alarm is not None and need_on_alarm)
+
+    def _on_alarm(self, alarm: dict) -> None:
+        """A drift alarm was just raised (a learner with more responses than the monitor's own
+        overrides this)."""
+
+    def _load_part_states(self, state: Mapping, names: Sequence[str]) -> None:
+        """Load the optional parts ``<name>_`` from ``state[name]``; a part configured on one side
+        only is refused, naming it."""
+        for name in names:
+            part = getattr(self, name + "_")
+            if (part is None) != (state[name] is None):
+                raise ValueError(f"checkpoint and learner disagree on {name}: configure it the same way")
+            if part is not None:
+                part.load_state_dict(state[name])
+
+    # -- status ------------------------------------------------------------------------
+    def _head_status(self) -> list[HeadStatus]:
+        return []
+
+    def _learning_rates(self) -> list | None:
+        return None
+
+    def status(self) -> LearnerStatus:
+        """A snapshot of what the learner knows and how it is set (:mod:`stream_cl.status`)."""
+        drift = None
+        if self.drift_ is not None:
+            d = self.drift_
+            drift = DriftStatus(detector=d.detector, response=d.response_name, alarms=d.n_alarms_,
+                                counts=self.alarm_counts_, recent=[dict(a) for a in d.alarms_[-5:]])
+        index = self.index_
+        return LearnerStatus(
+            kind=type(self).__name__, classes=list(self.classes_), features=list(index.names),
+            category_overflow=int(index.overflow_total), heads=self._head_status(), drift=drift, need=self.need_,
+            replay_samples=self.replay_size_ if self.replay_ is not None else None,
+            replay_bytes=self.replay_bytes_ if self.replay_ is not None else None,
+            learning_rates=self._learning_rates(), partitions=self.partitions_)

@@ -1,0 +1,220 @@
+"""The continual-learning path of :class:`~stream_cl.learner.OnlineContinualLearner`.
+
+With replay, imbalance compensation, drift responses or homeostasis on, a batch is
+learned as a :class:`~stream_cl.row_plan.RowPlan` (each event's row, then the rows
+replayed at it, then the pseudo rows generated after it) cut into segments at control
+points (:func:`~stream_cl.base_learner.control_ends`): after every ``control_every``-th
+labelled event of the learner's life the adaptive heads' forgetting factors are set
+(homeostatic need, the "forget" response), the "remix" response resets the mixture's
+records, and the :class:`~stream_cl.shadows.ShadowRestarter` starts shadow heads or
+restarts heads from them. Every step depends only on the stream, never on its batching.
+
+The host learner provides the ensemble (:class:`~stream_cl.ensemble.AnalyticEnsemble`),
+``scaler_``, ``index_``, ``heads``, ``heads_`` and the optional parts' hyperparameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+
+import numpy as np
+
+from .base_learner import checked_labels, control_ends
+from .ensemble import VIEWS, cat_rows, head_hits, take_rows
+from .heads.class_head import RidgeClassHead
+from .row_plan import RowKind, RowPlan
+from .shadows import ShadowRestarter
+
+__all__ = ["ContinualSteps"]
+
+
+class ContinualSteps:
+    """Replay, imbalance compensation and drift/homeostatic control (module docstring)."""
+
+    @property
+    def _continual(self) -> bool:
+        return any(p is not None for p in (self.replay, self.drift, self.homeostasis, self.imbalance))
+
+    def _init_continual(self) -> None:
+        if not isinstance(self.control_every, int) or self.control_every < 1:
+            raise ValueError(f"control_every must be an int >= 1, got {self.control_every!r}")
+        if self.drift is not None and "need" in self.drift.response and self.homeostasis is None:
+            raise ValueError("the drift response 'need' raises the homeostatic need: give homeostasis=Homeostasis() too")
+        self.replay_ = self.replay.clone() if self.replay is not None else None
+        self.drift_ = self.drift.clone() if self.drift is not None else None
+        self.homeostasis_ = self.homeostasis.clone() if self.homeostasis is not None else None
+        self.imbalance_ = self.imbalance.clone() if self.imbalance is not None else None
+        base = [float(lam) for lam, _ in self.heads]
+        self.adaptive_ = [i for i, lam in enumerate(base) if lam < 1.0] or list(range(len(base)))
+        self.n_labelled_ = 0
+        self.n_events_ = 0
+        self.restarter_ = None  # with the "restart"/"reset" responses: shadow heads since the last alarm
+        if self.drift_ is not None and self.drift_.trains_shadows:
+            covered = range(len(base)) if "reset" in self.drift_.response else self.adaptive_
+            factors = tuple(float(lam) for lam, _ in self.heads)
+            make_head = partial(_fresh_head, self.gamma, factors, self.device_)
+            self.restarter_ = ShadowRestarter(covered, self.drift_.restart_after, make_head)
+        self.n_remixes_ = 0  # mixture records reset by the "remix" response
+
+    # -- monitoring ------------------------------------------------------------------------
+    @property
+    def forgetting_(self) -> list[float]:
+        return [h.ridge.forgetting for h in self.heads_]
+
+    @property
+    def shadows_(self) -> dict:
+        return self.restarter_.shadows_ if self.restarter_ is not None else {}
+
+    @property
+    def n_restarts_(self) -> int:
+        return self.restarter_.n_restarts_ if self.restarter_ is not None else 0
+
+    @property
+    def n_restarts_skipped_(self) -> int:
+        return self.restarter_.n_restarts_skipped_ if self.restarter_ is not None else 0
+
+    def report(self) -> dict:
+        """The continual-learning state as a JSON-ready dict (merged into run reports)."""
+        out = {"forgetting": self.forgetting_, "head_weights": self.head_weights_.tolist()}
+        if self.replay_ is not None:
+            out["replay"] = self.replay_.report()
+        if self.drift_ is not None:
+            out["drift"] = {**self.drift_.report(), "restarts": self.n_restarts_, "remixes": self.n_remixes_,
+                            "restarts_skipped": self.n_restarts_skipped_}
+        if self.homeostasis_ is not None:
+            out["homeostasis"] = self.homeostasis_.report()
+        if self.imbalance_ is not None:
+            out["imbalance"] = self.imbalance_.report()
+        return out
+
+    # -- one batch -------------------------------------------------------------------------
+    def _prequential_continual(self, xs, ys, sample_weight, tasks) -> np.ndarray:
+        """``prequential_batch`` with the continual-learning parts (module docstring)."""
+        ys, labelled = checked_labels(ys)
+        X, M, new = self._rows(xs, labelled)  # only learned events make columns
+        b = len(ys)
+        if tasks is not None and len(tasks) != b:
+            raise ValueError(f"tasks has {len(tasks)} entries for {b} events")
+        self.index_.commit(new)
+        w = np.ones(b) if sample_weight is None else np.array(sample_weight, dtype=np.float64).reshape(b)
+        # 1. replay, drawn in stream order; raw rows standardised in that order
+        plan = RowPlan(b)
+        row_y, row_w = list(ys), list(w)
+        if self.replay_ is not None:
+            draw = self.replay_.interleave(X, M, ys, tasks, labelled)
+            if len(draw.y):
+                X, M = np.vstack([X, draw.X]), np.vstack([M, draw.M])
+                plan.add(RowKind.REPLAYED, draw.pos)
+                row_y += draw.y
+                row_w += [1.0] * len(draw.y)
+        order = plan.order()
+        learn = np.zeros(plan.n_rows, dtype=bool)
+        learn[:b] = labelled  # replayed rows were absorbed by the standardiser when they were fresh
+        Z, K = np.empty_like(X), np.empty_like(M)
+        Z[order], K[order] = self.scaler_.prequential(X[order], M[order], learn[order], self.index_.indicator_mask, known=True)
+        views = [v for v in VIEWS if any(view == v for _, view in self.heads) or (v == "inputs" and self.sgd_ is not None)]
+        designs = {v: D for v, D in self._designs(Z, K).items() if v in views}  # rows in plan order
+        # 2. imbalance compensation on the fresh rows' designs
+        if self.imbalance_ is not None:
+            la = self.heads_[0].la
+            comp = self.imbalance_.step([la.to_numpy(designs[v][:b]) for v in views], ys, labelled)
+            for i in np.flatnonzero(labelled):
+                row_w[i] *= comp.weights[i]
+            if len(comp.y):
+                for v, P in zip(views, comp.blocks):
+                    designs[v] = cat_rows(designs[v], P)
+                plan.add(RowKind.PSEUDO, comp.pos)
+                row_y += comp.y
+                row_w += [1.0] * len(comp.y)
+        order = plan.order()
+        designs = {v: take_rows(D, order) for v, D in designs.items()}
+        row_y = [row_y[j] for j in order]
+        row_w = np.asarray(row_w)[order]
+        fresh_pos = plan.fresh_positions(order)  # event i's own row sits at fresh_pos[i]
+        # 3. segments between control points
+        controlled = self.drift_ is not None or self.homeostasis_ is not None
+        ends = [plan.n_rows]
+        if controlled:
+            ends = control_ends(labelled, self.n_labelled_, self.control_every, fresh_pos, plan.n_rows)
+        out_rows, start = [], 0
+        for end in ends:
+            if end == start:
+                continue
+            fresh = fresh_pos[(fresh_pos >= start) & (fresh_pos < end)]
+            events = plan.event_of(order, fresh)
+            probas = self._segment(designs, row_y, row_w, slice(start, end), fresh - start, events, ys, labelled)
+            out_rows.append((events, probas))
+            self.n_events_ += len(events)
+            n_lab = int(labelled[events].sum())
+            self.n_labelled_ += n_lab
+            if controlled and n_lab and self.n_labelled_ % self.control_every == 0:
+                self._control()  # the segment ended at a control point
+            start = end
+        out = np.zeros((b, len(self.heads_[0].classes)))
+        for events, probas in out_rows:
+            out[events, : probas.shape[1]] = probas
+        return out
+
+    def _segment(self, designs, row_y, row_w, seg, fresh, events, ys, labelled) -> np.ndarray:
+        """Learn the ordered rows ``seg``; score the fresh ones (positions ``fresh`` inside it)."""
+        weights = None if np.all(row_w[seg] == 1.0) else row_w[seg]
+        fy = [ys[i] for i in events]
+        lab = labelled[events]
+        seg_designs = {v: D[seg] for v, D in designs.items()}
+        probas, hits = self._learn_members(seg_designs, row_y[seg], weights, fresh, fy)
+        if self.shadows_ and lab.any():
+            rows = fresh[lab]
+            self.restarter_.learn(lambda i: take_rows(seg_designs[self.heads[i][1]], rows),
+                                  [fy[j] for j in np.flatnonzero(lab)], None if weights is None else weights[rows],
+                                  [h[lab] for h in hits], head_hits)
+        P = self._mix(probas, hits, lab)
+        self._watch(P, self.heads_[0].classes, fy, lab)
+        return P
+
+    def _on_alarm(self, alarm: dict) -> None:
+        if self.restarter_ is not None:
+            self.restarter_.alarm(self.drift_.n_)
+
+    def _control(self) -> None:
+        """At a control point: set the adaptive heads' forgetting factors; remix; start or apply restarts."""
+        override = self.drift_.forgetting_override() if self.drift_ is not None else None
+        for i in self.adaptive_:
+            lam = float(self.heads[i][0])
+            if self.homeostasis_ is not None:
+                lam = self.homeostasis_.forgetting(lam)
+            if override is not None:
+                lam = min(lam, override)
+            self.heads_[i].ridge.set_forgetting(lam)
+        if self.drift_ is not None and self.drift_.take_remix():
+            self.mixer_.reset()
+            self.n_remixes_ += 1
+        if self.restarter_ is not None:
+            self.restarter_.control(self.heads_, self.drift_.n_)
+
+    # -- state -----------------------------------------------------------------------------
+    def _continual_state(self) -> dict:
+        restarter = self.restarter_.state_dict() if self.restarter_ is not None else {}
+        return {
+            "n_labelled": self.n_labelled_, "n_events": self.n_events_,
+            "replay": self.replay_.state_dict() if self.replay_ is not None else None,
+            "drift": self.drift_.state_dict() if self.drift_ is not None else None,
+            "homeostasis": self.homeostasis_.state_dict() if self.homeostasis_ is not None else None,
+            "imbalance": self.imbalance_.state_dict() if self.imbalance_ is not None else None,
+            "shadows": restarter.get("shadows", []), "shadow_start": restarter.get("shadow_start", -1),
+            "alarm_at": restarter.get("alarm_at", -1),
+            "restarts": restarter.get("restarts", [0, 0]),
+            "remixes": self.n_remixes_,
+        }
+
+    def _load_continual_state(self, state: Mapping) -> None:
+        self.n_labelled_, self.n_events_ = int(state["n_labelled"]), int(state["n_events"])
+        self._load_part_states(state, ("replay", "drift", "homeostasis", "imbalance"))
+        if self.restarter_ is not None:
+            self.restarter_.load_state_dict(state, state["drift"])
+        self.n_remixes_ = int(state.get("remixes", 0))  # absent in checkpoints before "remix"
+
+
+def _fresh_head(gamma: float, factors: tuple, device: str, i: int) -> RidgeClassHead:
+    """A new head like head ``i`` (a module function, so the restarter pickles without its learner)."""
+    return RidgeClassHead(gamma, factors[i], device)

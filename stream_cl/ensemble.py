@@ -1,0 +1,168 @@
+"""The analytic ensemble of :class:`~stream_cl.learner.OnlineContinualLearner`: design rows, heads, mixer.
+
+From standardised inputs ``Z`` the ensemble builds one design matrix per *view*:
+``"inputs"`` is ``[1, Z]``, ``"all"`` is ``[1, backbone(Z), key units(Z)]``. Each ridge head
+learns on its view; the optional SGD softmax head on ``"inputs"``; the
+:class:`~stream_cl.mixing.AccuracyMixer` weights every member by how often its prequential
+prediction was right lately. A *hit* is the label's score beating every other class's by a
+relative 1e-9 (:func:`margin_hits`): a tie is a miss, so per-event and batched runs, which
+round differently, weight the mixture identically.
+
+The host learner provides ``heads`` (``(forgetting, view)`` pairs), ``heads_``, ``sgd_``,
+``mixer_``, ``backbone_``, ``key_units_``, ``key_units``, ``index_``, ``hash_width``,
+``temperature``, ``device_`` and ``_sgd_in_head_order``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .backbones import torch_device
+from .heads.class_head import RidgeClassHead, scores_to_proba
+
+__all__ = ["AnalyticEnsemble", "VIEWS", "margin_hits", "proba_hits", "head_hits", "as_numpy", "cat_rows", "take_rows"]
+
+VIEWS = ("all", "inputs")  # "all" = [1, backbone features, inputs]; "inputs" = [1, inputs]
+
+
+class AnalyticEnsemble:
+    """Designs, members and mixture of the online learner (module docstring)."""
+
+    def _designs(self, Z: np.ndarray, M: np.ndarray) -> dict:
+        """Design matrices per view from standardised inputs ``Z`` (b, d_in) and ``M``, the inputs
+        present and learned from before (a loop's prediction has no column it never learned)."""
+        dev = torch_device(self.device_)
+        Zt = torch.as_tensor(Z, device=dev)
+        Mt = torch.as_tensor(M, device=dev)
+        ones = torch.ones(Z.shape[0], 1, dtype=torch.float64, device=dev)
+        designs = {"inputs": torch.cat([ones, Zt], dim=1)}  # (b, 1 + d_in)
+        if any(view == "all" for _, view in self.heads):
+            keys = self.index_.names if self.hash_width is None else list(range(self.hash_width))
+            H = self.backbone_.forward(Zt, keys, Mt)  # (b, width)
+            raw = self.index_.indicator_mask if self.hash_width is None else None  # indicators: no units
+            late = self.index_.unkeyed_mask if self.hash_width is None else None  # no block at all
+            K = self.key_units_.forward(Zt, keys, Mt, raw, late) if self.key_units else Zt  # (b, d_in * (1 + m))
+            # per-input blocks last: a new feature key appends columns, which the ridge grows exactly
+            designs["all"] = torch.cat([ones, H, K], dim=1)  # (b, 1 + width + d_in * (1 + m))
+        if self.device_ == "cpu":  # numpy heads
+            return {k: v.numpy() for k, v in designs.items()}
+        return designs
+
+    @staticmethod
+    def _memo_designs(memo, xs: Sequence[Mapping], new: list) -> dict | None:
+        """The designs ``predict_proba_one`` computed for this very event, if it was the last
+        call: nothing was learned since, so its standardised row equals the prequential one
+        (the statistics before the row) and the frozen backbone gives the same designs."""
+        if memo is None or len(xs) != 1 or new:
+            return None
+        x = xs[0]
+        keys, values, designs = memo
+        return designs if keys == tuple(x) and values == tuple(x.values()) else None
+
+    def _learn_members(self, designs: dict, ys: list, weights, scored=None, scored_ys=None) -> tuple[list, list]:
+        """Every member predicts then learns the ordered rows ``designs`` (labels ``ys``; ``None``
+        learns nothing). Returns the probabilities (rows, c) and hits (rows,) of each member on
+        the rows ``scored`` (all rows when ``None``), whose labels are ``scored_ys``."""
+        scored_ys = ys if scored is None else scored_ys
+        probas, hits = [], []
+        for head, (_, view) in zip(self.heads_, self.heads):
+            scores = head.prequential(designs[view], ys, weights)  # (rows, c)
+            if scored is not None:
+                scores = scores[scored]
+            probas.append(scores_to_proba(scores, self.temperature))
+            hits.append(head_hits(scores, head, scored_ys))
+        if self.sgd_ is not None:
+            P = self.sgd_.prequential_proba(as_numpy(designs["inputs"]), ys, weights)  # (rows, c_sgd)
+            if scored is not None:
+                P = P[scored]
+            probas.append(self._sgd_in_head_order(P))
+            hits.append(proba_hits(P, self.sgd_.classes, scored_ys))
+        return probas, hits
+
+    def _mix(self, probas: list, hits: list, labelled: np.ndarray) -> np.ndarray:
+        """The mixture (rows, c) of the members' probabilities, each row weighted by the accuracy
+        records before it; the labelled rows' hits then update the records."""
+        weights = self.mixer_.prequential(np.stack(hits, axis=1), labelled)  # (rows, members)
+        width = max(p.shape[1] for p in probas)
+        if any(p.shape[1] != width for p in probas):
+            probas = [np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in probas]
+        return np.einsum("bh,hbc->bc", weights, np.stack(probas))
+
+    def _predict_members(self, designs: dict) -> np.ndarray:
+        """The mixture's probabilities (b, c) with the current weights, learning nothing."""
+        probas = [scores_to_proba(h.scores(designs[v]), self.temperature) for h, (_, v) in zip(self.heads_, self.heads)]
+        if self.sgd_ is not None:
+            probas.append(self._sgd_in_head_order(self.sgd_.predict_proba(as_numpy(designs["inputs"]))))
+        return np.einsum("h,hbc->bc", self.mixer_.weights(), np.stack(probas))
+
+
+# -- hits ------------------------------------------------------------------------------------
+def head_hits(scores: np.ndarray, head: RidgeClassHead, ys: Sequence) -> np.ndarray:
+    """Whether each row's prequential prediction was its label (unlabelled rows: False)."""
+    return margin_hits(scores, head.classes, ys)
+
+
+def proba_hits(P: np.ndarray, classes: list, ys: Sequence) -> np.ndarray:
+    """Like :func:`head_hits` for probabilities: a class with probability 0 was not known yet."""
+    return margin_hits(np.where(P > 0, P, -np.inf), classes, ys)
+
+
+def margin_hits(S: np.ndarray, classes: list, ys: Sequence) -> np.ndarray:
+    """A hit is the label's score beating every other class's by a relative 1e-9.
+
+    An exact tie (early rows, where heads still score classes alike) counts as a miss,
+    so the per-event and the batched computations, which round differently, always
+    agree on it and weight the mixture identically.
+
+    >>> margin_hits(np.array([[1.0, 0.0], [0.5, 0.5]]), ["a", "b"], ["a", "a"]).tolist()
+    [True, False]
+    """
+    b, c = S.shape
+    if c == 0:
+        return np.zeros(b, dtype=bool)
+    if b == 1:  # one event: the same test on Python floats, without the array machinery
+        y = ys[0]
+        k = classes.index(y) if y is not None and y in classes else -1
+        if not 0 <= k < c:
+            return np.zeros(1, dtype=bool)
+        row = S[0].tolist()
+        score = row[k]
+        if not math.isfinite(score):
+            return np.zeros(1, dtype=bool)
+        best_other = max(row[:k] + row[k + 1:], default=-math.inf)
+        return np.array([score > best_other + 1e-9 * (1.0 + abs(score))])
+    pos = {y: k for k, y in enumerate(classes)}
+    k = np.array([pos.get(y, -1) if y is not None else -1 for y in ys], dtype=np.int64)  # (b,)
+    k = np.where(k < c, k, -1)  # a class beyond the scored ones was not known yet
+    rows = np.flatnonzero(k >= 0)
+    score = np.full(b, -np.inf)
+    score[rows] = S[rows, k[rows]]
+    others = S.copy()  # (b, c)
+    others[rows, k[rows]] = -np.inf
+    best_other = others.max(axis=1) if c > 1 else np.full(b, -np.inf)
+    known = np.isfinite(score)
+    tol = 1e-9 * (1.0 + np.abs(np.where(known, score, 0.0)))
+    return known & (score > best_other + tol)
+
+
+# -- rows of numpy arrays or torch tensors ---------------------------------------------------
+def as_numpy(a) -> np.ndarray:
+    return a if isinstance(a, np.ndarray) else a.detach().cpu().numpy()
+
+
+def cat_rows(a, rows: np.ndarray):
+    """``a`` (numpy or torch) with numpy ``rows`` appended."""
+    if isinstance(a, np.ndarray):
+        return np.vstack([a, rows])
+    return torch.cat([a, torch.as_tensor(rows, dtype=a.dtype, device=a.device)])
+
+
+def take_rows(a, idx):
+    """Rows ``idx`` (an index array or a slice) of ``a`` (numpy or torch)."""
+    if isinstance(a, np.ndarray) or isinstance(idx, slice):
+        return a[idx]
+    return a[torch.as_tensor(idx, device=a.device)]

@@ -1,0 +1,105 @@
+"""The drift responses "restart" and "reset": shadow heads trained since an alarm, and warm restarts.
+
+After an alarm, each covered head (the adaptive ones; with "reset" every head) gets a
+*shadow*: a fresh ridge head that learns the same rows from then on. The restarter counts,
+on the labelled rows since the alarm, how often the shadow's prequential prediction was
+right and how often its head's was. Once the drift monitor has watched ``restart_after``
+labelled events since the alarm, each head whose shadow was right strictly more often is
+replaced by it (its forgetting factor kept); the others stay. A new alarm before that
+starts the shadows again.
+
+The schedule is the restarter's own: the monitor only says when an alarm happened
+(:meth:`ShadowRestarter.alarm`) and how many labelled events it has watched; shadows start
+and restarts happen at the learner's control points (:meth:`ShadowRestarter.control`), so
+any batching of the stream gives the same restarts.
+
+>>> from stream_cl.heads import RidgeClassHead
+>>> heads = [RidgeClassHead(1.0, 0.99, "cpu")]
+>>> r = ShadowRestarter(covered=[0], restart_after=2, make_head=lambda i: RidgeClassHead(1.0, 0.99, "cpu"))
+>>> r.alarm(watched=10)
+>>> r.control(heads, watched=10)   # the shadows start at the next control point
+>>> sorted(r.shadows_), r.control(heads, watched=12), r.n_restarts_ + r.n_restarts_skipped_
+([0], None, 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["ShadowRestarter"]
+
+
+class ShadowRestarter:
+    """Shadow heads for the heads ``covered``; ``make_head(i)`` builds a fresh head like head ``i``."""
+
+    def __init__(self, covered: Sequence[int], restart_after: int, make_head: Callable[[int], object]):
+        self.covered = list(covered)
+        self.restart_after = int(restart_after)
+        self.make_head = make_head
+        self.alarm_at_ = -1  # the monitor's watched count at the latest alarm (-1: none pending)
+        self.start_ = -1  # the alarm the current shadows started from
+        self.shadows_: dict = {}  # head index -> shadow head
+        self.hits_: dict = {}  # head index -> [shadow hits, head hits] since the shadows started
+        self.n_restarts_ = 0
+        self.n_restarts_skipped_ = 0  # no shadow was better than its head: all heads kept
+
+    def alarm(self, watched: int) -> None:
+        """An alarm was raised when the monitor had watched ``watched`` labelled events."""
+        self.alarm_at_ = watched
+
+    def learn(self, designs: Callable[[int], object], ys: list, weights, head_hits: Sequence[np.ndarray],
+              hits: Callable) -> None:
+        """The shadows learn the labelled rows ``ys`` (``designs(i)``: head ``i``'s rows) and count
+        their prequential hits against their heads' (``head_hits[i]`` for those rows);
+        ``hits(scores, head, ys)`` tells which predictions were right."""
+        for i, shadow in self.shadows_.items():
+            scores = shadow.prequential(designs(i), ys, weights)
+            self.hits_[i][0] += int(hits(scores, shadow, ys).sum())
+            self.hits_[i][1] += int(head_hits[i].sum())
+
+    def control(self, heads: list, watched: int) -> None:
+        """At a control point: start shadows for a new alarm; restart the heads once due."""
+        if self.alarm_at_ >= 0 and self.start_ != self.alarm_at_:
+            self.shadows_, self.hits_ = {}, {}
+            for i in self.covered:
+                self.shadows_[i] = self.make_head(i)
+                self.shadows_[i].add_classes(heads[i].classes)  # the heads' classes, in their order
+                self.hits_[i] = [0, 0]
+            self.start_ = self.alarm_at_
+        if self.shadows_ and watched - self.alarm_at_ >= self.restart_after:
+            replaced = 0
+            for i, shadow in self.shadows_.items():
+                if self.hits_[i][0] > self.hits_[i][1]:
+                    lam = heads[i].ridge.forgetting
+                    heads[i].load_state_dict(shadow.state_dict())
+                    heads[i].ridge.set_forgetting(lam)
+                    replaced += 1
+            if replaced:
+                self.n_restarts_ += 1
+            else:
+                self.n_restarts_skipped_ += 1
+            self.shadows_, self.hits_, self.start_, self.alarm_at_ = {}, {}, -1, -1
+
+    # -- state ---------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"shadows": [{"head": i, "state": sh.state_dict(), "hits": list(self.hits_[i])}
+                            for i, sh in self.shadows_.items()],
+                "shadow_start": self.start_, "alarm_at": self.alarm_at_,
+                "restarts": [self.n_restarts_, self.n_restarts_skipped_]}
+
+    def load_state_dict(self, state: Mapping, drift_state: Mapping | None = None) -> "ShadowRestarter":
+        """``drift_state``: the monitor's, for checkpoints from before the restarter, where the
+        monitor kept the pending alarm as its ``shadow_start``."""
+        self.shadows_, self.hits_ = {}, {}
+        for entry in state.get("shadows", []):  # a checkpoint before per-head shadows: none pending
+            i = int(entry["head"])
+            self.shadows_[i] = self.make_head(i)
+            self.shadows_[i].load_state_dict(entry["state"])
+            self.hits_[i] = [int(v) for v in entry["hits"]]
+        self.start_ = int(state["shadow_start"]) if self.shadows_ else -1
+        legacy = int(drift_state.get("shadow_start", -1)) if drift_state is not None else -1
+        self.alarm_at_ = int(state.get("alarm_at", legacy))
+        self.n_restarts_, self.n_restarts_skipped_ = (int(v) for v in state["restarts"])
+        return self
