@@ -26,21 +26,18 @@ Accuracy: 87.91%
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from .backbones import OnlineStandardizer, resolve_device
-from .backbones.random_features import key_seed
 from .base_learner import StreamingClassifier, checked_labels, control_ends
 from .encoding import DEFAULT_MAX_CATEGORIES
 from .features import FeatureIndex
+from .mlp import OnlineMLP
 
 __all__ = ["TrainableLearner"]
-
-BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
 
 class TrainableLearner(StreamingClassifier):
@@ -131,11 +128,7 @@ class TrainableLearner(StreamingClassifier):
         self.homeostasis_ = homeostasis.clone() if homeostasis is not None else None
         self._classes: list = []
         self._pos: dict = {}
-        self.params_: list[torch.Tensor] = []  # W0, b0, W1, b1, ..., W_out, b_out
-        self.m_: list[torch.Tensor] = []
-        self.v_: list[torch.Tensor] = []
-        self.t_ = 0  # Adam steps taken
-        self.fan_in_ = 0  # inputs when the first layer was built (its weight scale)
+        self.net_ = OnlineMLP(self.widths_, seed, self.dtype_, self.device_)
         self.n_labelled_ = 0
         self.n_events_ = 0
         self.n_updates_ = 0
@@ -157,7 +150,7 @@ class TrainableLearner(StreamingClassifier):
 
     @property
     def n_layers(self) -> int:
-        return len(self.widths_) + 1
+        return self.net_.n_layers
 
     @property
     def learning_rates_(self) -> list[float]:
@@ -177,80 +170,19 @@ class TrainableLearner(StreamingClassifier):
             out["homeostasis"] = self.homeostasis_.report()
         return out
 
-    # -- the network -------------------------------------------------------------------
+    # -- the network (stream_cl.mlp) ------------------------------------------------------
+    @property
+    def params_(self) -> list:
+        """The network's parameters: W0, b0, W1, b1, ..., W_out, b_out."""
+        return self.net_.params
+
     def _keys(self) -> list:
         return list(self.index_.names) if self.hash_width is None else list(range(self.hash_width))
-
-    def _input_columns(self, keys: Sequence[Hashable], rows: int) -> torch.Tensor:
-        """First-layer weights of new inputs (rows, len(keys)), seeded by each key."""
-        scale = 1.0 / math.sqrt(max(self.fan_in_, 1))
-        cols = [np.random.default_rng([self.seed, 1, key_seed(k)]).standard_normal(rows) * scale for k in keys]
-        W = np.stack(cols, axis=1) if cols else np.zeros((rows, 0))
-        return torch.as_tensor(W, dtype=self.dtype_, device=self.device_)
-
-    def _build(self, d: int) -> None:
-        self.fan_in_ = max(d, 1)
-        widths = list(self.widths_)
-        params = []
-        first = widths[0] if widths else 0
-        if widths:
-            params += [self._input_columns(self._keys()[:d], first), torch.zeros(first, dtype=self.dtype_, device=self.device_)]
-            gen = torch.Generator().manual_seed(int(self.seed) * 7919 + 17)
-            for i in range(1, len(widths)):
-                fan = widths[i - 1]
-                W = (torch.rand(widths[i], fan, generator=gen, dtype=torch.float64) * 2 - 1) * math.sqrt(6.0 / fan)
-                b = torch.zeros(widths[i], dtype=torch.float64)
-                params += [W.to(self.device_, self.dtype_), b.to(self.device_, self.dtype_)]
-            params += [self._zeros(0, widths[-1]), self._zeros(0)]
-        else:  # softmax regression: the output layer sees the inputs
-            params += [self._zeros(0, d), self._zeros(0)]
-        self.params_ = params
-        self.m_ = [torch.zeros_like(p) for p in params]
-        self.v_ = [torch.zeros_like(p) for p in params]
-
-    def _grow_inputs(self, d: int) -> None:
-        if not self.params_:
-            self._build(d)
-            return
-        W = self.params_[0]
-        extra = d - W.shape[1]
-        if extra <= 0:
-            return
-        if self.widths_:
-            new = self._input_columns(self._keys()[W.shape[1]:d], W.shape[0])
-        else:  # output rows start at zero
-            new = self._zeros(W.shape[0], extra)
-        self.params_[0] = torch.cat([W, new], dim=1)
-        self.m_[0] = torch.cat([self.m_[0], torch.zeros_like(new)], dim=1)
-        self.v_[0] = torch.cat([self.v_[0], torch.zeros_like(new)], dim=1)
 
     def _add_class(self, y: Hashable) -> None:
         self._pos[y] = len(self._classes)
         self._classes.append(y)
-        for i in (-2, -1):  # a zero row: the new class's logit is 0 until it is trained
-            p = self.params_[i]
-            shape = (1, *p.shape[1:])
-            z = self._zeros(*shape)
-            self.params_[i] = torch.cat([p, z], dim=0)
-            self.m_[i] = torch.cat([self.m_[i], z], dim=0)
-            self.v_[i] = torch.cat([self.v_[i], z.clone()], dim=0)
-
-    def _zeros(self, *shape) -> torch.Tensor:
-        return torch.zeros(shape, dtype=self.dtype_, device=self.device_)
-
-    def _logits(self, Z: np.ndarray, params=None) -> torch.Tensor:
-        params = self.params_ if params is None else params
-        h = torch.as_tensor(Z, dtype=self.dtype_, device=self.device_)
-        d = params[0].shape[1]
-        if h.shape[1] < d:
-            h = torch.nn.functional.pad(h, (0, d - h.shape[1]))
-        h = h[:, :d]
-        n = len(params) // 2
-        for i in range(n):
-            h = h @ params[2 * i].T + params[2 * i + 1]
-            if i < n - 1:
-                h = torch.relu(h)
-        return h  # (b, classes)
+        self.net_.add_class()
 
     def _train(self) -> None:
         """Adam steps on the pending fresh rows plus replayed ones; clears the pending rows."""
@@ -271,23 +203,7 @@ class TrainableLearner(StreamingClassifier):
                 ys = ys + draw.y
         Z = self.scaler_.transform(X, Mk, self.index_.indicator_mask)
         target = torch.as_tensor([self._pos[y] for y in ys], dtype=torch.long, device=self.device_)
-        lrs = self.learning_rates_
-        for _ in range(self.steps):
-            params = [p.detach().requires_grad_(True) for p in self.params_]
-            loss = torch.nn.functional.cross_entropy(self._logits(Z, params), target)
-            grads = torch.autograd.grad(loss, params)
-            self.t_ += 1
-            c1, c2 = 1 - BETA1**self.t_, 1 - BETA2**self.t_
-            with torch.no_grad():
-                for i, (p, g) in enumerate(zip(params, grads)):
-                    lr = lrs[i // 2]
-                    self.m_[i].mul_(BETA1).add_(g, alpha=1 - BETA1)
-                    self.v_[i].mul_(BETA2).addcmul_(g, g, value=1 - BETA2)
-                    step = (self.m_[i] / c1) / ((self.v_[i] / c2).sqrt() + EPS)
-                    new = p.detach() - lr * step
-                    if self.weight_decay:
-                        new -= lr * self.weight_decay * p.detach()
-                    self.params_[i] = new
+        self.net_.train(Z, target, self.learning_rates_, self.steps, self.weight_decay)
         self.n_updates_ += 1
 
     # -- learning ----------------------------------------------------------------------
@@ -308,7 +224,7 @@ class TrainableLearner(StreamingClassifier):
             raise ValueError(f"tasks has {len(tasks)} entries for {b} events")
         X, M, new = self.index_.vectorize_masked(xs, labelled)  # learned events make columns
         self.index_.commit(new)
-        self._grow_inputs(X.shape[1])
+        self.net_.grow_inputs(self._keys()[: X.shape[1]])
         ends = control_ends(labelled, self.n_labelled_, self.micro_batch, np.arange(b), b)  # train after micro-batches
         out_parts, start = [], 0
         for end in ends:
@@ -324,7 +240,7 @@ class TrainableLearner(StreamingClassifier):
                 self._add_class(y)
             Z = self.scaler_.prequential(X[seg], M[seg], labelled[seg], self.index_.indicator_mask)
             with torch.no_grad():
-                logits = self._logits(Z).double().cpu().numpy()  # (seg, classes)
+                logits = self.net_.logits(Z).double().cpu().numpy()  # (seg, classes)
             for k, y in enumerate(self._classes[n_known:], start=n_known):
                 logits[: first[y] - start + 1, k] = -np.inf  # unknown until after its first row
             P = _softmax(logits)
@@ -353,15 +269,14 @@ class TrainableLearner(StreamingClassifier):
             return np.zeros((len(xs), 0))
         Z = self.scaler_.transform(X[:, :d], M[:, :d], self.index_.indicator_mask)
         with torch.no_grad():
-            logits = self._logits(Z).double().cpu().numpy()
+            logits = self.net_.logits(Z).double().cpu().numpy()
         return _softmax(logits)
 
     # -- state -------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        np32 = lambda ts: [t.detach().cpu().numpy().copy() for t in ts]  # noqa: E731
         return {
             "index": self.index_.state_dict(), "scaler": self.scaler_.state_dict(), "classes": list(self._classes),
-            "params": np32(self.params_), "m": np32(self.m_), "v": np32(self.v_), "t": self.t_, "fan_in": self.fan_in_,
+            **self.net_.state_dict(),  # params, m, v, t, fan_in
             "n_labelled": self.n_labelled_, "n_events": self.n_events_, "n_updates": self.n_updates_,
             "pending": {"X": [r[0] for r in self._pending], "M": [r[1] for r in self._pending],
                         "y": [r[2] for r in self._pending], "task": [r[3] for r in self._pending]},
@@ -375,10 +290,7 @@ class TrainableLearner(StreamingClassifier):
         self.scaler_.load_state_dict(state["scaler"])
         self._classes = list(state["classes"])
         self._pos = {y: k for k, y in enumerate(self._classes)}
-        dev = self.device_
-        tens = lambda arrs: [torch.as_tensor(np.asarray(a).copy(), dtype=self.dtype_, device=dev) for a in arrs]  # noqa: E731
-        self.params_, self.m_, self.v_ = tens(state["params"]), tens(state["m"]), tens(state["v"])
-        self.t_, self.fan_in_ = int(state["t"]), int(state["fan_in"])
+        self.net_.load_state_dict(state)
         self.n_labelled_, self.n_events_ = int(state["n_labelled"]), int(state["n_events"])
         self.n_updates_ = int(state["n_updates"])
         p = state["pending"]
@@ -386,17 +298,6 @@ class TrainableLearner(StreamingClassifier):
                          for x, m, y, t in zip(p["X"], p["M"], p["y"], p["task"])]
         self._load_part_states(state, ("replay", "drift", "homeostasis"))
         return self
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        for k in ("params_", "m_", "v_"):
-            state[k] = [t.detach().cpu() for t in state[k]]
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        for k in ("params_", "m_", "v_"):
-            self.__dict__[k] = [t.to(self.device_) for t in self.__dict__[k]]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

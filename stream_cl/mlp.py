@@ -1,0 +1,165 @@
+"""The network of :class:`~stream_cl.trainable.TrainableLearner`: an MLP that grows inputs and classes.
+
+ReLU hidden layers of ``widths`` and a linear output layer with a row per class. A new
+input gets first-layer weights seeded by its feature *key* (so the order in which keys
+arrive does not matter); a new class gets a zero output row (its logit is 0 until it is
+trained). :meth:`OnlineMLP.train` takes Adam steps (decoupled weight decay) with a learning
+rate per layer.
+
+>>> net = OnlineMLP(widths=(4,), seed=0, dtype=torch.float64, device="cpu")
+>>> net.grow_inputs(["a", "b"])
+>>> net.add_class()
+>>> net.logits(np.ones((3, 2))).shape  # (rows, classes)
+torch.Size([3, 1])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+import torch
+
+from .backbones.random_features import key_seed
+
+__all__ = ["OnlineMLP", "BETA1", "BETA2", "EPS"]
+
+BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
+
+
+class OnlineMLP:
+    """Parameters ``params`` (W0, b0, W1, b1, ..., W_out, b_out) and Adam's moments ``m``, ``v``."""
+
+    def __init__(self, widths: tuple, seed: int, dtype: torch.dtype, device: str):
+        self.widths = tuple(widths)
+        self.seed = seed
+        self.dtype = dtype
+        self.device = device
+        self.params: list[torch.Tensor] = []
+        self.m: list[torch.Tensor] = []
+        self.v: list[torch.Tensor] = []
+        self.t = 0  # Adam steps taken
+        self.fan_in = 0  # inputs when the first layer was built (its weight scale)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.widths) + 1
+
+    @property
+    def n_inputs(self) -> int:
+        return self.params[0].shape[1] if self.params else 0
+
+    # -- growing ---------------------------------------------------------------------------
+    def _input_columns(self, keys: Sequence[Hashable], rows: int) -> torch.Tensor:
+        """First-layer weights of new inputs (rows, len(keys)), seeded by each key."""
+        scale = 1.0 / math.sqrt(max(self.fan_in, 1))
+        cols = [np.random.default_rng([self.seed, 1, key_seed(k)]).standard_normal(rows) * scale for k in keys]
+        W = np.stack(cols, axis=1) if cols else np.zeros((rows, 0))  # (rows, keys)
+        return torch.as_tensor(W, dtype=self.dtype, device=self.device)
+
+    def _zeros(self, *shape) -> torch.Tensor:
+        return torch.zeros(shape, dtype=self.dtype, device=self.device)
+
+    def _build(self, keys: Sequence[Hashable]) -> None:
+        d = len(keys)
+        self.fan_in = max(d, 1)
+        widths = list(self.widths)
+        params = []
+        if widths:
+            params += [self._input_columns(keys, widths[0]), self._zeros(widths[0])]
+            gen = torch.Generator().manual_seed(int(self.seed) * 7919 + 17)
+            for i in range(1, len(widths)):
+                fan = widths[i - 1]
+                W = (torch.rand(widths[i], fan, generator=gen, dtype=torch.float64) * 2 - 1) * math.sqrt(6.0 / fan)
+                b = torch.zeros(widths[i], dtype=torch.float64)
+                params += [W.to(self.device, self.dtype), b.to(self.device, self.dtype)]
+            params += [self._zeros(0, widths[-1]), self._zeros(0)]
+        else:  # softmax regression: the output layer sees the inputs
+            params += [self._zeros(0, d), self._zeros(0)]
+        self.params = params
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    def grow_inputs(self, keys: Sequence[Hashable]) -> None:
+        """Inputs ``keys`` (all of them, in column order): columns for those beyond the first layer's."""
+        if not self.params:
+            self._build(keys)
+            return
+        W = self.params[0]
+        extra = len(keys) - W.shape[1]
+        if extra <= 0:
+            return
+        if self.widths:
+            new = self._input_columns(keys[W.shape[1]:], W.shape[0])
+        else:  # output rows start at zero
+            new = self._zeros(W.shape[0], extra)
+        self.params[0] = torch.cat([W, new], dim=1)
+        self.m[0] = torch.cat([self.m[0], torch.zeros_like(new)], dim=1)
+        self.v[0] = torch.cat([self.v[0], torch.zeros_like(new)], dim=1)
+
+    def add_class(self) -> None:
+        """A zero output row: the new class's logit is 0 until it is trained."""
+        for i in (-2, -1):
+            p = self.params[i]
+            z = self._zeros(1, *p.shape[1:])
+            self.params[i] = torch.cat([p, z], dim=0)
+            self.m[i] = torch.cat([self.m[i], z], dim=0)
+            self.v[i] = torch.cat([self.v[i], z.clone()], dim=0)
+
+    # -- computing -------------------------------------------------------------------------
+    def logits(self, Z: np.ndarray, params=None) -> torch.Tensor:
+        """Logits (rows, classes) of standardised rows ``Z`` (missing trailing inputs: 0)."""
+        params = self.params if params is None else params
+        h = torch.as_tensor(Z, dtype=self.dtype, device=self.device)
+        d = params[0].shape[1]
+        if h.shape[1] < d:
+            h = torch.nn.functional.pad(h, (0, d - h.shape[1]))
+        h = h[:, :d]
+        n = len(params) // 2
+        for i in range(n):
+            h = h @ params[2 * i].T + params[2 * i + 1]
+            if i < n - 1:
+                h = torch.relu(h)
+        return h  # (rows, classes)
+
+    def train(self, Z: np.ndarray, target: torch.Tensor, lrs: Sequence[float], steps: int, weight_decay: float) -> None:
+        """``steps`` Adam steps on the cross-entropy of rows ``Z`` with class indices ``target``."""
+        for _ in range(steps):
+            params = [p.detach().requires_grad_(True) for p in self.params]
+            loss = torch.nn.functional.cross_entropy(self.logits(Z, params), target)
+            grads = torch.autograd.grad(loss, params)
+            self.t += 1
+            c1, c2 = 1 - BETA1**self.t, 1 - BETA2**self.t
+            with torch.no_grad():
+                for i, (p, g) in enumerate(zip(params, grads)):
+                    lr = lrs[i // 2]
+                    self.m[i].mul_(BETA1).add_(g, alpha=1 - BETA1)
+                    self.v[i].mul_(BETA2).addcmul_(g, g, value=1 - BETA2)
+                    step = (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + EPS)
+                    new = p.detach() - lr * step
+                    if weight_decay:
+                        new -= lr * weight_decay * p.detach()
+                    self.params[i] = new
+
+    # -- state -----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        arrays = lambda ts: [t.detach().cpu().numpy().copy() for t in ts]  # noqa: E731
+        return {"params": arrays(self.params), "m": arrays(self.m), "v": arrays(self.v), "t": self.t, "fan_in": self.fan_in}
+
+    def load_state_dict(self, state) -> "OnlineMLP":
+        tens = lambda arrs: [torch.as_tensor(np.asarray(a).copy(), dtype=self.dtype, device=self.device) for a in arrs]  # noqa: E731
+        self.params, self.m, self.v = tens(state["params"]), tens(state["m"]), tens(state["v"])
+        self.t, self.fan_in = int(state["t"]), int(state["fan_in"])
+        return self
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        for k in ("params", "m", "v"):
+            state[k] = [t.detach().cpu() for t in state[k]]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        for k in ("params", "m", "v"):
+            self.__dict__[k] = [t.to(self.device) for t in self.__dict__[k]]
