@@ -24,7 +24,7 @@ import torch
 from .backbones import torch_device
 from .heads.class_head import RidgeClassHead, scores_to_proba
 
-__all__ = ["AnalyticEnsemble", "VIEWS", "margin_hits", "proba_hits", "head_hits", "as_numpy", "cat_rows", "take_rows"]
+__all__ = ["AnalyticEnsemble", "VIEWS", "margin_hits", "row_hit", "proba_hits", "head_hits", "as_numpy", "cat_rows", "take_rows"]
 
 VIEWS = ("all", "inputs")  # "all" = [1, backbone features, inputs]; "inputs" = [1, inputs]
 
@@ -35,6 +35,8 @@ class AnalyticEnsemble:
     def _designs(self, Z: np.ndarray, M: np.ndarray) -> dict:
         """Design matrices per view from standardised inputs ``Z`` (b, d_in) and ``M``, the inputs
         present and learned from before (a loop's prediction has no column it never learned)."""
+        if self.device_ == "cpu" and Z.shape[0] == 1:
+            return self._design_row(Z[0], M[0])
         dev = torch_device(self.device_)
         Zt = torch.as_tensor(Z, device=dev)
         Mt = torch.as_tensor(M, device=dev)
@@ -52,16 +54,31 @@ class AnalyticEnsemble:
             return {k: v.numpy() for k, v in designs.items()}
         return designs
 
+    def _design_row(self, z: np.ndarray, m: np.ndarray) -> dict:
+        """:meth:`_designs` of one row on the CPU, in numpy: per event, torch's call overhead costs
+        more than the arithmetic. Values as (1, columns) arrays, like the batch path's."""
+        inputs = np.empty(1 + z.shape[0])  # (1 + d_in,)
+        inputs[0] = 1.0
+        inputs[1:] = z
+        designs = {"inputs": inputs[None, :]}
+        if any(view == "all" for _, view in self.heads):
+            keys = self.index_.names if self.hash_width is None else list(range(self.hash_width))
+            h = self.backbone_.forward_row(z, keys, m)  # (width,)
+            raw = self.index_.indicator_mask if self.hash_width is None else None
+            late = self.index_.unkeyed_mask if self.hash_width is None else None
+            k = self.key_units_.forward_row(z, keys, m, raw, late) if self.key_units else z  # (d_in * (1 + m),)
+            designs["all"] = np.concatenate(([1.0], h, k))[None, :]  # (1, 1 + width + d_in * (1 + m))
+        return designs
+
     @staticmethod
     def _memo_designs(memo, xs: Sequence[Mapping], new: list) -> dict | None:
         """The designs ``predict_proba_one`` computed for this very event, if it was the last
-        call: nothing was learned since, so its standardised row equals the prequential one
-        (the statistics before the row) and the frozen backbone gives the same designs."""
+        call (a :class:`~stream_cl.one_event.RowMemo`): nothing was learned since, so its
+        standardised row equals the prequential one (the statistics before the row) and the
+        frozen backbone gives the same designs."""
         if memo is None or len(xs) != 1 or new:
             return None
-        x = xs[0]
-        keys, values, designs = memo
-        return designs if keys == tuple(x) and values == tuple(x.values()) else None
+        return memo.designs if memo.matches(xs[0]) else None
 
     def _learn_members(self, designs: dict, ys: list, weights, scored=None, scored_ys=None) -> tuple[list, list]:
         """Every member predicts then learns the ordered rows ``designs`` (labels ``ys``; ``None``
@@ -125,16 +142,7 @@ def margin_hits(S: np.ndarray, classes: list, ys: Sequence) -> np.ndarray:
     if c == 0:
         return np.zeros(b, dtype=bool)
     if b == 1:  # one event: the same test on Python floats, without the array machinery
-        y = ys[0]
-        k = classes.index(y) if y is not None and y in classes else -1
-        if not 0 <= k < c:
-            return np.zeros(1, dtype=bool)
-        row = S[0].tolist()
-        score = row[k]
-        if not math.isfinite(score):
-            return np.zeros(1, dtype=bool)
-        best_other = max(row[:k] + row[k + 1:], default=-math.inf)
-        return np.array([score > best_other + 1e-9 * (1.0 + abs(score))])
+        return np.array([row_hit(S[0].tolist(), classes, ys[0])])
     pos = {y: k for k, y in enumerate(classes)}
     k = np.array([pos.get(y, -1) if y is not None else -1 for y in ys], dtype=np.int64)  # (b,)
     k = np.where(k < c, k, -1)  # a class beyond the scored ones was not known yet
@@ -147,6 +155,18 @@ def margin_hits(S: np.ndarray, classes: list, ys: Sequence) -> np.ndarray:
     known = np.isfinite(score)
     tol = 1e-9 * (1.0 + np.abs(np.where(known, score, 0.0)))
     return known & (score > best_other + tol)
+
+
+def row_hit(row: list, classes: list, y) -> bool:
+    """:func:`margin_hits` of one row of scores, in Python floats."""
+    k = classes.index(y) if y is not None and y in classes else -1
+    if not 0 <= k < len(row):
+        return False
+    score = row[k]
+    if not math.isfinite(score):
+        return False
+    best_other = max(row[:k] + row[k + 1:], default=-math.inf)
+    return score > best_other + 1e-9 * (1.0 + abs(score))
 
 
 # -- rows of numpy arrays or torch tensors ---------------------------------------------------

@@ -144,6 +144,7 @@ class FeatureIndex:
         self._last_keys: tuple = ()
         self._last_cols = np.zeros(0, dtype=np.int64)
         self._last_in_order = False
+        self._row_keys: tuple | None = None  # vectorize_row: the last event's keys, when they were the index's
 
     @property
     def width(self) -> int:
@@ -225,6 +226,21 @@ class FeatureIndex:
                 batch.placed.append((rows, *batch.known(keys, values[keys])))
         return (*batch.rows(len(xs)), batch.new)
 
+    def vectorize_row(self, x: Mapping) -> tuple[np.ndarray, np.ndarray, NewColumns]:
+        """:meth:`vectorize_masked` of one event: ``(X (1, d), M (1, d), new)``, without the general
+        machinery when the event holds every indexed key, in index order, with finite numbers
+        (a stream's steady state)."""
+        keys = tuple(x)
+        if self.hash_width is None and keys != self._row_keys:
+            pos = self._pos
+            if len(keys) == len(self.names) and all(pos.get(k) == i for i, k in enumerate(keys)):
+                self._row_keys = keys  # every indexed key, in index order
+        if keys == self._row_keys:
+            values = values_array(x)
+            if values is not None and values.shape[0] == len(self.names):
+                return values[None, :], np.ones((1, values.shape[0]), dtype=bool), NewColumns()
+        return self.vectorize_masked((x,))
+
     def vectorize_one(self, x: Mapping, bias: bool = False) -> tuple[np.ndarray, list]:
         """Fast path of :meth:`vectorize` for one event: a 1-D row, led by 1.0 if ``bias``."""
         values = values_array(x, bias) if self.hash_width is None else None
@@ -281,7 +297,7 @@ class FeatureIndex:
         kinds = getattr(new_keys, "kinds", None) or [NUMERIC] * len(new_keys)
         bases = getattr(new_keys, "bases", None) or [None] * len(new_keys)
         if new_keys:
-            self._last_keys = ()  # cached columns may now be stale (a key became known)
+            self._last_keys, self._row_keys = (), None  # cached columns may now be stale (a key became known)
             self._mask = None
         for key, kind, base in zip(new_keys, kinds, bases):
             self._pos[key] = len(self.names)

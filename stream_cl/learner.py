@@ -33,6 +33,7 @@ from .features import FeatureIndex
 from .heads.class_head import RidgeClassHead
 from .heads.sgd import SGDSoftmaxHead
 from .mixing import AccuracyMixer
+from .one_event import OneEventPath, RowMemo
 from .online_parts import OnlineParts
 from .status import HeadStatus
 
@@ -49,7 +50,7 @@ DEFAULT_HEADS = ((1.0, "all"), (0.995, "all"), (0.999, "inputs"), (1.0, "inputs"
 DEFAULT_WIDTH = 256
 
 
-class OnlineContinualLearner(OnlineParts, ContinualSteps, AnalyticEnsemble, StreamingClassifier):
+class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, AnalyticEnsemble, StreamingClassifier):
     """Online continual classifier: frozen backbone + exact analytic heads, mixed by accuracy.
 
     Parameters
@@ -195,7 +196,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, AnalyticEnsemble, Stre
         self.control_every = control_every
         self._init_continual()
         # predict_proba_one's design rows, reused by the learn_one of the same event
-        self._memo: tuple | None = None
+        self._memo: RowMemo | None = None
         self._init_parts()
 
     @classmethod
@@ -275,7 +276,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, AnalyticEnsemble, Stre
         Z, K = self.scaler_.transform(X[:, :d], M[:, :d], self.index_.indicator_mask, known=True)  # unseen keys: none
         designs = self._designs(Z, K)
         if len(xs) == 1 and not new:
-            self._memo = (tuple(xs[0]), tuple(xs[0].values()), designs)
+            self._memo = RowMemo(tuple(xs[0]), tuple(xs[0].values()), X, M, designs)
         return self._predict_members(designs)
 
     # -- state -------------------------------------------------------------------------

@@ -48,6 +48,10 @@ class AccuracyMixer:
         self.accuracy = (q**n) * self.accuracy + (1 - q) * contrib.sum(axis=0)
         return self.weights(before)
 
+    def learn_one(self, hits: np.ndarray) -> None:
+        """Absorb one labelled row's ``hits`` (h,): :meth:`prequential` of one row, same arithmetic."""
+        self.accuracy = self.decay * self.accuracy + (1 - self.decay) * np.where(hits, 1.0, 0.0)
+
     def reset(self) -> None:
         """Forget the accuracy record: equal weights until new hits tell the heads apart."""
         self.accuracy = np.zeros_like(self.accuracy)

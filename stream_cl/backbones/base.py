@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 from river import base
 
@@ -22,6 +23,13 @@ class Backbone(base.Base):
         """Features (b, out_features) of ``Z``; ``keys[j]`` names input column ``j``,
         ``mask`` (b, d_in) marks the inputs present in each event."""
         raise NotImplementedError
+
+    def forward_row(self, z: np.ndarray, keys: list | None, present: np.ndarray) -> np.ndarray:
+        """Features (out_features,) of one CPU row ``z`` (d_in,) with ``present`` (d_in,) marking
+        its inputs: the per-event path, where torch's per-call overhead outweighs the arithmetic.
+        This default goes through :meth:`forward`; a layer with a numpy form overrides it."""
+        out = self.forward(torch.as_tensor(z[None, :]), keys, torch.as_tensor(present[None, :]))  # (1, out)
+        return out[0].numpy()
 
     @property
     def out_features(self) -> int:

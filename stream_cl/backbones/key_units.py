@@ -63,6 +63,20 @@ class KeyUnits:
         skip = np.zeros(d, dtype=bool) if skip is None else skip[:d]
         return out[:, self._kept(raw[:d], skip)]  # (b, d_numeric * (1 + m) + d_indicators kept)
 
+    def forward_row(self, z: np.ndarray, keys: list, present: np.ndarray, raw=None, skip=None) -> np.ndarray:
+        """:meth:`forward` of one CPU row in numpy: (d_in * (1 + per_key),) before dropping units."""
+        d = z.shape[0]
+        if d > self.thresholds.shape[0]:
+            self._grow(list(keys[self.thresholds.shape[0] : d]))
+        units = (z[:, None] - self.thresholds[:d]) * self.signs[:d]  # (d, per_key)
+        np.maximum(units, 0.0, out=units)
+        units *= present[:, None]
+        out = np.concatenate([z[:, None], units], axis=1).reshape(d * (1 + self.per_key))  # (d * (1 + m),)
+        if raw is None or not raw[:d].any():
+            return out
+        skip = np.zeros(d, dtype=bool) if skip is None else skip[:d]
+        return out[self._kept(raw[:d], skip).numpy()]
+
     def _kept(self, raw: np.ndarray, skip: np.ndarray) -> torch.Tensor:
         """Output positions kept when the inputs ``raw`` marks lose their units and those ``skip``
         marks lose their block (cached: the kinds of the inputs never change, new ones append)."""

@@ -100,6 +100,21 @@ class RandomFeatures(Backbone):
         present = (mask.sum(dim=1, keepdim=True) if mask is not None else torch.full((Z.shape[0], 1), d, device=Z.device))
         return torch.relu_(pre.div_(present.clamp_(min=1).to(pre.dtype).sqrt_()).add_(b))
 
+    def forward_row(self, z: np.ndarray, keys: list | None, present: np.ndarray) -> np.ndarray:
+        """:meth:`forward` of one row in numpy (width,), the same arithmetic: the product is summed
+        over the inputs in order (``einsum``, as the torch CPU kernel sums), then scaled and shifted."""
+        d = z.shape[0]
+        if d > self.weight_.shape[0]:
+            self._add_rows(list(range(d) if keys is None else keys[:d])[self.weight_.shape[0] :])
+        pre = np.einsum("i,ij->j", z, self.weight_[:d])  # (width,)
+        if self.kind == "fourier":
+            pre /= self.bandwidth
+            pre += self.bias_
+            return np.cos(pre, out=pre) * math.sqrt(2.0 / self.width)
+        pre /= math.sqrt(max(float(np.count_nonzero(present)), 1.0))
+        pre += self.bias_
+        return np.maximum(pre, 0.0, out=pre)
+
     def state_dict(self) -> dict:
         return {"weight": self.weight_.copy(), "bias": self.bias_.copy()}
 

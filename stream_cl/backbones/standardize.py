@@ -83,6 +83,23 @@ class OnlineStandardizer:
         Z = self._z(X, M, self.count[:d], self.mean[:d], self.m2[:d], raw)
         return (Z, M & (self.count[:d] >= 1)) if known else Z
 
+    def learn_row(self, x: np.ndarray, m: np.ndarray) -> None:
+        """Absorb one row ``x`` (d,) whose present values ``m`` marks: :meth:`prequential` of one
+        learned row without standardising it (the per-event path has its standardised row
+        already), with the same arithmetic, so the statistics are bit-identical."""
+        self.grow(x.shape[0])
+        d = x.shape[0]
+        w = m.astype(np.float64)  # (d,)
+        mu0, n0, m20 = self.mean[:d], self.count[:d], self.m2[:d]
+        D = np.where(m, x - mu0, 0.0)
+        s1 = w * D
+        s2 = s1 * D
+        n_after = n0 + w
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shift = np.where(n_after > 0, s1 / n_after, 0.0)
+            m2_after = m20 + s2 - np.where(n_after > 0, s1 * shift, 0.0)
+        self.count, self.mean, self.m2 = n_after, mu0 + shift, np.maximum(m2_after, 0.0)
+
     def prequential(self, X: np.ndarray, M: np.ndarray, learn: np.ndarray | None = None,
                     raw: np.ndarray | None = None, known: bool = False):
         """Standardise each row with the statistics before it, absorbing rows where ``learn``."""

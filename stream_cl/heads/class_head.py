@@ -156,7 +156,7 @@ class RidgeClassHead:
             self._onehot = np.eye(c)  # rows are the one-hot targets, reused read-only
         lam = self._serve_clock()
         try:
-            prior = self.ridge.update_one(z, self._onehot[k], weight)  # a fresh array
+            prior = self.ridge.update_one(z, self._onehot[k], weight, k)  # a fresh array
         finally:
             self.ridge.forgetting = lam
         self.counts[k] += weight

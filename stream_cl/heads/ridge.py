@@ -227,8 +227,9 @@ class RecursiveRidge:
         self._W = None
         return prior, query
 
-    def update_one(self, x, y, weight: float = 1.0):
-        """Rank-1 :meth:`update` for one row ``x`` (d,) and target ``y`` (c,); returns prior scores (c,)."""
+    def update_one(self, x, y, weight: float = 1.0, k: int | None = None):
+        """Rank-1 :meth:`update` for one row ``x`` (d,) and target ``y`` (c,); returns prior scores (c,).
+        ``k``: ``y`` is the one-hot target of output ``k``."""
         if not isinstance(self.la, NumpyLinalg):
             prior, _ = self.update(x[None, :], y[None, :], [weight])
             return prior[0]
@@ -243,7 +244,10 @@ class RecursiveRidge:
             self.A *= lam
             self.B *= lam
         la.rank1_(weight, x, x, self.A)
-        la.rank1_(weight, x, y, self.B)
+        if k is not None and weight == 1.0:
+            self.B[:, k] += x  # B += x y' for a one-hot y: one column, the same sums (x * 1.0 is exact)
+        else:
+            la.rank1_(weight, x, y, self.B)
         # W = R B changes by (R_new x w)(y - prior)' and R_new x w = Rx / s; updating W
         # in place avoids recomputing R B (d^2 c) on every event.
         la.rank1_(1.0 / s, Rx, y - prior, W)

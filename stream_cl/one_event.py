@@ -1,0 +1,112 @@
+"""One event at a time: ``predict_proba_one`` then ``learn_one`` of the online learner on the CPU.
+
+River's own loop (``progressive_val_score``) asks for each event twice, a prediction and
+then its learning. Through the batch path one row pays for torch calls, array stacking
+and a mixture the caller throws away; this path does the same arithmetic on one numpy
+row (:meth:`~stream_cl.ensemble.AnalyticEnsemble._design_row`), so the model it learns is
+bit-identical to the batch path's, and so are the probabilities up to the last bits of
+the softmax (a Python ``math.exp`` per class instead of numpy's).
+
+* the prediction remembers the event's row, mask and designs (:class:`RowMemo`); nothing
+  is learned in between, so ``learn_one`` of the same event reuses them and only absorbs
+  the row into the standardiser (:meth:`~stream_cl.backbones.OnlineStandardizer.learn_row`);
+* learning needs no probabilities: each head learns the row by its rank-1 update and
+  reports whether its prior prediction was right, and the mixer absorbs those hits.
+
+With replay, drift, homeostasis or imbalance compensation (whose parts watch the mixture's
+probabilities) or on a GPU, both methods take the batch path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping
+from typing import NamedTuple
+
+import numpy as np
+
+from .base_learner import check_label
+from .ensemble import proba_hits, row_hit
+
+__all__ = ["OneEventPath", "RowMemo"]
+
+LEARN_ONE = np.ones(1, dtype=bool)
+
+
+class RowMemo(NamedTuple):
+    """What the last prediction computed for its event (valid until anything is learned)."""
+
+    keys: tuple
+    values: tuple
+    X: np.ndarray  # (1, d_in) raw row
+    M: np.ndarray  # (1, d_in) values present
+    designs: dict  # view -> (1, columns)
+
+    def matches(self, x: Mapping) -> bool:
+        return self.keys == tuple(x) and self.values == tuple(x.values())
+
+
+class OneEventPath:
+    """River's per-event methods of the online learner (module docstring)."""
+
+    @property
+    def _per_event(self) -> bool:
+        return self.device_ == "cpu" and not self._continual
+
+    def predict_proba_one(self, x: Mapping, partition: Hashable = None) -> dict:
+        classes = self.heads_[0].classes
+        if not classes:
+            return {}
+        if self.device_ != "cpu":
+            return super().predict_proba_one(x, partition=partition)
+        self._enter(partition, learn=False)
+        X, M, new = self.index_.vectorize_row(x)  # (1, d_in) each
+        d = self.index_.width
+        Z, K = self.scaler_.transform(X[:, :d], M[:, :d], self.index_.indicator_mask, known=True)  # (1, d)
+        designs = self._design_row(Z[0], K[0])
+        if not new:
+            self._memo = RowMemo(tuple(x), tuple(x.values()), X, M, designs)
+        return dict(zip(classes, self._mixture_row(designs)))
+
+    def _mixture_row(self, designs: dict) -> list:
+        """The mixture's probabilities (c,) for one event, as :meth:`_predict_members` gives them."""
+        t = self.temperature
+        probas = [_softmax([s / t for s in h.scores(designs[v])[0].tolist()]) for h, (_, v) in zip(self.heads_, self.heads)]
+        if self.sgd_ is not None:
+            probas.append(self._sgd_in_head_order(self.sgd_.predict_proba(designs["inputs"]))[0].tolist())
+        return (self.mixer_.weights() @ np.array(probas)).tolist()  # (members,) @ (members, c)
+
+    def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0, partition: Hashable = None):
+        if not self._per_event:
+            return super().learn_one(x, y, w, partition=partition)
+        check_label(y)
+        self._enter(partition)
+        memo, self._memo = self._memo, None  # learning invalidates it
+        if memo is not None and memo.matches(x):
+            designs = memo.designs
+            self.scaler_.learn_row(memo.X[0], memo.M[0])
+        else:
+            X, M, new = self.index_.vectorize_row(x)  # raises before any state changes
+            self.index_.commit(new)
+            Z, K = self.scaler_.prequential(X, M, LEARN_ONE, self.index_.indicator_mask, known=True)  # (1, d)
+            designs = self._design_row(Z[0], K[0])
+        hits = []
+        for head, (_, view) in zip(self.heads_, self.heads):
+            prior = head.learn_one(designs[view][0], y, float(w))  # (c,) scores before learning the row
+            hits.append(row_hit(prior.tolist(), head.classes, y))
+        if self.sgd_ is not None:
+            P = self.sgd_.prequential_proba(designs["inputs"], [y], None if w == 1.0 else [w])  # (1, c_sgd)
+            hits.append(bool(proba_hits(P, self.sgd_.classes, [y])[0]))
+        self.mixer_.learn_one(np.array(hits))
+        self._learned(1, 1)
+        return self
+
+
+def _softmax(s: list) -> list:
+    """``scores_to_proba`` of one row of tempered scores, in Python floats."""
+    top = max(s)
+    if not math.isfinite(top):
+        return [0.0] * len(s)
+    e = [math.exp(v - top) for v in s]  # exp(-inf) is 0: classes not known yet
+    total = sum(e)
+    return [v / total for v in e]
