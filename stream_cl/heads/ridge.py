@@ -29,7 +29,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from scipy.linalg import blas
+
 from ._linalg import NumpyLinalg, make_linalg
+
+_dsymv, _dger = blas.dsymv, blas.dger
 
 __all__ = ["RecursiveRidge", "update_flops"]
 
@@ -233,24 +237,26 @@ class RecursiveRidge:
         if not isinstance(self.la, NumpyLinalg):
             prior, _ = self.update(x[None, :], y[None, :], [weight])
             return prior[0]
-        la, lam = self.la, self.forgetting
-        W = self.weights()
+        lam = self.forgetting
+        W = self._W if self._W is not None else self.weights()
         prior = x @ W  # (c,)
-        Rx = la.symv(self.R, x)  # (d,)
+        # the BLAS calls of NumpyLinalg.symv / rank1_, inlined (one event: call overhead matters)
+        R = self.R
+        Rx = _dsymv(1.0, R.T, x)  # (d,) R x, reading one triangle
         s = lam / weight + x @ Rx
-        la.rank1_(-1.0 / s, Rx, Rx, self.R)
+        _dger(-1.0 / s, Rx, Rx, a=R.T, overwrite_a=1)  # R -= Rx Rx' / s
         if lam != 1.0:
-            self.R *= 1.0 / lam
+            R *= 1.0 / lam
             self.A *= lam
             self.B *= lam
-        la.rank1_(weight, x, x, self.A)
+        _dger(weight, x, x, a=self.A.T, overwrite_a=1)  # A += w x x'
         if k is not None and weight == 1.0:
             self.B[:, k] += x  # B += x y' for a one-hot y: one column, the same sums (x * 1.0 is exact)
         else:
-            la.rank1_(weight, x, y, self.B)
+            _dger(weight, y, x, a=self.B.T, overwrite_a=1)  # B += w x y'
         # W = R B changes by (R_new x w)(y - prior)' and R_new x w = Rx / s; updating W
         # in place avoids recomputing R B (d^2 c) on every event.
-        la.rank1_(1.0 / s, Rx, y - prior, W)
+        _dger(1.0 / s, y - prior, Rx, a=W.T, overwrite_a=1)
         self.decay *= lam
         self.rows_since_anchor += 1
         self.n_rows += 1
