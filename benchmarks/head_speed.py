@@ -9,7 +9,11 @@ Prints, in one process:
    its flop count (``update_flops``) and the rate it reaches, as a fraction of the reference;
 3. ``AnalyticClassifier.learn_many`` + ``predict_many`` on pandas frames of 256 rows x 512
    features, 10 classes (the River mini-batch API), events/s and rate on the same count;
-4. ``learn_one`` + ``predict_one`` at 64 features, 10 classes, events/s.
+4. ``learn_one`` + ``predict_one`` at 64 features, 10 classes, events/s;
+5. the default ``OnlineContinualLearner()``'s ``prequential_batch`` of 256 events on a numeric
+   stream (10 features, 5 classes): its arithmetic counted per batch (:func:`learner_flops`:
+   the backbone and key units, every ridge head's update at its own width, the SGD head),
+   the rate it reaches as a fraction of the reference, and the time the floor would take.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from stream_cl import AnalyticClassifier, set_threads
+from stream_cl import AnalyticClassifier, OnlineContinualLearner, set_threads
 from stream_cl.heads.ridge import RecursiveRidge, update_flops
 
 
@@ -90,6 +94,49 @@ def learn_predict_one(repeat: int, n_features=64, c=10, n=20_000) -> float:
     return n / best_time(run, repeat)
 
 
+def learner_flops(model, b: int) -> float:
+    """Floating-point operations of one ``prequential_batch`` of ``b`` events of a plain
+    ``OnlineContinualLearner`` (no continual parts), from its heads' current widths.
+
+    The backbone's product (2 b d_in width) and key units (3 b d_in m), each ridge head's
+    rank-b update (:func:`update_flops`) plus its new weights ``W = R B`` (2 d^2 c), the SGD
+    head's batch-start scores, Gram matrix and update (2 b d c + b^2 d + 2 b d c); the
+    softmaxes, the mixer and the bookkeeping count as free.
+    """
+    d_in = model.index_.width
+    c = len(model.classes_)
+    flops = 2.0 * b * d_in * model.backbone_.out_features + 3.0 * b * d_in * model.key_units
+    for head in model.heads_:
+        d = head.ridge.n_features
+        flops += update_flops(b, d, c) + 2.0 * d * d * c
+    if model.sgd_ is not None:
+        flops += 4.0 * b * (1 + d_in) * c + b * b * (1 + d_in)
+    return flops
+
+
+def learner_batches(repeat: int, n_features=10, c=5, b=256, batches=8) -> tuple[float, float, float]:
+    """The default learner's ``prequential_batch`` on a numeric stream: GFLOP/s, events/s and
+    the flops of one batch."""
+    rng = np.random.default_rng(4)
+    W = rng.normal(size=(n_features, c))
+    rows = rng.normal(size=((batches + 4) * b, n_features))
+    xs = [{f"f{j}": float(v) for j, v in enumerate(r)} for r in rows]
+    ys = (rows @ W).argmax(axis=1).tolist()
+    warm = OnlineContinualLearner(device="cpu")
+    for i in range(4):  # every class and input seen: the heads have their steady widths
+        warm.prequential_batch(xs[i * b : (i + 1) * b], ys[i * b : (i + 1) * b])
+    flops = learner_flops(warm, b)
+    state = warm.state_dict()
+
+    def run():
+        model = OnlineContinualLearner(device="cpu").load_state_dict(state)
+        for i in range(4, 4 + batches):
+            model.prequential_batch(xs[i * b : (i + 1) * b], ys[i * b : (i + 1) * b])
+
+    t = best_time(run, repeat) / batches
+    return flops / t / 1e9, b / t, flops
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=1)
@@ -107,6 +154,10 @@ def main(argv=None) -> None:
     print(f"AnalyticClassifier learn_many + predict_many (pandas, 256 x 512, 10 classes): {rate:.1f} GFLOP/s = {rate / ref:.0%} of reference, {eps:,.0f} events/s")
     eps = learn_predict_one(args.repeat)
     print(f"AnalyticClassifier learn_one + predict_one (64 features, 10 classes): {eps:,.0f} events/s (target 20,000)")
+    rate, eps, flops = learner_batches(args.repeat)
+    print(f"OnlineContinualLearner() prequential_batch (256 events, 10 features, 5 classes): {flops / 256 / 1e6:.2f} "
+          f"MFLOP/event, {rate:.1f} GFLOP/s = {rate / ref:.0%} of reference (floor {flops / ref / 1e3 / 256:.1f} µs/event, "
+          f"achieved {1e6 / eps:.1f}), {eps:,.0f} events/s")
 
 
 if __name__ == "__main__":
