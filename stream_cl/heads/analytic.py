@@ -104,7 +104,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         return dict(zip(self.head_.classes, self.head_.counts))
 
     def _head_status(self) -> list[HeadStatus]:
-        return [HeadStatus(forgetting=float(self.head_.ridge.forgetting), base_forgetting=float(self.forgetting))]
+        return [HeadStatus(forgetting=float(self.head_.ridge.forgetting))]  # nothing changes it: no base to tell apart
 
     def _weights(self) -> np.ndarray:
         return self.head_.la.to_numpy(self.head_.ridge.weights())

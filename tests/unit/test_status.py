@@ -36,7 +36,7 @@ def test_online_learner_status_names_its_heads_drift_need_and_replay():
 def test_analytic_and_trainable_status():
     a = _learn(AnalyticClassifier(forgetting=0.99), partition="p0")
     s = a.status()
-    assert s.kind == "AnalyticClassifier" and [(h.forgetting, h.base_forgetting) for h in s.heads] == [(0.99, 0.99)]
+    assert s.kind == "AnalyticClassifier" and [(h.forgetting, h.base_forgetting) for h in s.heads] == [(0.99, None)]
     assert s.drift is None and s.need is None and s.replay_samples is None and s.partitions == ["p0"]
     t = _learn(TrainableLearner(hidden=(4,), micro_batch=8, device="cpu", homeostasis=Homeostasis()))
     s = t.status()
