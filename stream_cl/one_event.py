@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .base_learner import check_label
-from .ensemble import proba_hits, row_hit
+from .ensemble import row_hit
 
 __all__ = ["OneEventPath", "RowMemo"]
 
@@ -69,12 +69,27 @@ class OneEventPath:
         return dict(zip(classes, self._mixture_row(designs)))
 
     def _mixture_row(self, designs: dict) -> list:
-        """The mixture's probabilities (c,) for one event, as :meth:`_predict_members` gives them."""
+        """The mixture's probabilities (c,) for one event, as :meth:`_predict_members` gives them
+        (the scores as vector-matrix products: equal to the last bits or so)."""
         t = self.temperature
-        probas = [_softmax([s / t for s in h.scores(designs[v])[0].tolist()]) for h, (_, v) in zip(self.heads_, self.heads)]
-        if self.sgd_ is not None:
-            probas.append(self._sgd_in_head_order(self.sgd_.predict_proba(designs["inputs"]))[0].tolist())
-        return (self.mixer_.weights() @ np.array(probas)).tolist()  # (members,) @ (members, c)
+        probas = []
+        for h, (_, v) in zip(self.heads_, self.heads):
+            W = h.ridge.weights()  # (d, c)
+            z = designs[v][0]
+            s = z @ W if z.shape[0] == W.shape[0] else h.scores(designs[v])[0]  # (c,)
+            probas.append(_softmax([a / t for a in s.tolist()]))
+        c = len(probas[0])
+        sgd = self.sgd_
+        if sgd is not None:
+            if sgd.classes and len(sgd.classes) == c and not self._multi:  # its classes in the heads' order
+                z = designs["inputs"][0]
+                d = min(z.shape[0], sgd.W.shape[0])
+                probas.append(_softmax((z[:d] @ sgd.W[:d]).tolist()))  # (c,)
+            else:
+                probas.append(self._sgd_in_head_order(sgd.predict_proba(designs["inputs"]))[0].tolist())
+        sharp = self.mixer_.sharpness
+        weights = _softmax([sharp * a for a in self.mixer_.accuracy.tolist()])
+        return [sum(w * p[j] for w, p in zip(weights, probas)) for j in range(c)]
 
     def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0, partition: Hashable = None):
         if not self._per_event:
@@ -95,8 +110,8 @@ class OneEventPath:
             prior = head.learn_one(designs[view][0], y, float(w))  # (c,) scores before learning the row
             hits.append(row_hit(prior.tolist(), head.classes, y))
         if self.sgd_ is not None:
-            P = self.sgd_.prequential_proba(designs["inputs"], [y], None if w == 1.0 else [w])  # (1, c_sgd)
-            hits.append(bool(proba_hits(P, self.sgd_.classes, [y])[0]))
+            p = self.sgd_.learn_row(designs["inputs"], y, w)  # (c_sgd,) before learning the row
+            hits.append(row_hit([v if v > 0 else -math.inf for v in p], self.sgd_.classes, y))
         self.mixer_.learn_one(np.array(hits))
         self._learned(1, 1)
         return self

@@ -92,6 +92,36 @@ class SGDSoftmaxHead:
         self.W[: Z.shape[1]] -= Z.T @ steps
         return out
 
+    def learn_row(self, Z, y: Hashable, weight: float = 1.0) -> list:
+        """:meth:`prequential_proba` of one labelled row ``Z`` (1, d), with the same arithmetic (so
+        the same weights, bit for bit), without the batch's bookkeeping; returns the row's
+        probabilities (0 for classes not seen before it) as a list."""
+        if self.l2:
+            return self.prequential_proba(Z, [y], None if weight == 1.0 else [weight])[0].tolist()
+        k = len(self.classes)
+        if y not in self._pos:
+            self._pos[y] = len(self.classes)
+            self.classes.append(y)
+        C = len(self.classes)
+        d = Z.shape[1]
+        self._grow(d, C)
+        scores = (Z @ self.W[:d])[0].tolist()  # (C,) as the batch path's base row
+        out = [0.0] * C
+        if k:
+            p = _softmax_list(scores[:k], math.exp)
+            out[:k] = p
+        j = self._pos[y]
+        if j >= k:  # first sighting
+            k = j + 1
+            p = _softmax_list(scores[:k], math.exp)
+        lr = self.lr * weight
+        g = [v * lr for v in p]
+        g[j] -= lr
+        steps = np.zeros((1, C))
+        steps[0, :k] = g
+        self.W[:d] -= Z.T @ steps
+        return out
+
     def _loop(self, Z, ys, weights, k) -> np.ndarray:
         """The plain per-row loop (used with L2 decay, which scales W at every row)."""
         out = np.zeros((Z.shape[0], len(self.classes)))

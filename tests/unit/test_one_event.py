@@ -53,7 +53,7 @@ def test_per_event_path_learns_the_batch_paths_model_bit_for_bit(kwargs):
         worst = max([worst] + [abs(p[c] - q[c]) for c in p])
         fast.learn_one(x, y)
         StreamingClassifier.learn_one(slow, x, y)  # through prequential_batch
-    assert worst <= 1e-15  # only the softmax's exp differs (math.exp against numpy's)
+    assert worst <= 1e-13  # the softmax (math.exp) and the scores (vector-matrix products) round differently
     a, b = _arrays(fast.state_dict()), _arrays(slow.state_dict())
     assert a.keys() == b.keys() and len(a) > 10
     for k in a:
