@@ -73,22 +73,13 @@ class SGDSoftmaxHead:
         out = np.zeros((b, C))
         # Per row, a handful of classes: plain floats beat numpy's per-call overhead
         # several times over; only the sum over earlier rows stays a numpy product.
-        exp = math.exp
         for i, y in enumerate(ys):
             scores = (base[i] - gram[i, :i] @ steps[:i] if i else base[i]).tolist()  # (C,)
-            if k:
-                p = _softmax_list(scores[:k], exp)
-                out[i, :k] = p
-            if y is None:
-                continue
-            j = self._pos[y]
-            if j >= k:  # first sighting: numbered next, so j == k
-                k = j + 1
-                p = _softmax_list(scores[:k], exp)
             lr = self.lr * (1.0 if weights is None else float(weights[i]))
-            g = [v * lr for v in p]
-            g[j] -= lr  # lr times the gradient of the cross-entropy with respect to the scores
-            steps[i, :k] = g
+            shown, k, g = _row_step(scores, k, None if y is None else self._pos[y], lr)
+            out[i, : len(shown)] = shown
+            if g is not None:
+                steps[i, :k] = g
         self.W[: Z.shape[1]] -= Z.T @ steps
         return out
 
@@ -106,21 +97,11 @@ class SGDSoftmaxHead:
         d = Z.shape[1]
         self._grow(d, C)
         scores = (Z @ self.W[:d])[0].tolist()  # (C,) as the batch path's base row
-        out = [0.0] * C
-        if k:
-            p = _softmax_list(scores[:k], math.exp)
-            out[:k] = p
-        j = self._pos[y]
-        if j >= k:  # first sighting
-            k = j + 1
-            p = _softmax_list(scores[:k], math.exp)
-        lr = self.lr * weight
-        g = [v * lr for v in p]
-        g[j] -= lr
+        shown, k, g = _row_step(scores, k, self._pos[y], self.lr * weight)
         steps = np.zeros((1, C))
         steps[0, :k] = g
         self.W[:d] -= Z.T @ steps
-        return out
+        return shown + [0.0] * (C - len(shown))
 
     def _loop(self, Z, ys, weights, k) -> np.ndarray:
         """The plain per-row loop (used with L2 decay, which scales W at every row)."""
@@ -154,6 +135,23 @@ class SGDSoftmaxHead:
             self._pos[y] = len(self.classes)
             self.classes.append(y)
         self.W = np.asarray(state["W"], dtype=np.float64).copy()
+
+
+def _row_step(scores: list, k: int, j: int | None, lr: float) -> tuple[list, int, list | None]:
+    """One row of the SGD loop, in Python floats (a handful of classes: cheaper than numpy).
+
+    Returns the row's probabilities over the ``k`` classes known before it (``[]`` if none),
+    the classes known after it (a label ``j == k`` is a first sighting, numbered next) and,
+    for a label, ``lr`` times the cross-entropy's gradient with respect to the scores."""
+    shown = p = _softmax_list(scores[:k], math.exp) if k else []
+    if j is None:
+        return shown, k, None
+    if j >= k:
+        k = j + 1
+        p = _softmax_list(scores[:k], math.exp)
+    g = [v * lr for v in p]
+    g[j] -= lr
+    return shown, k, g
 
 
 def _softmax_list(s: list, exp) -> list:
