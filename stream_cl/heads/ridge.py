@@ -31,9 +31,9 @@ import numpy as np
 
 from scipy.linalg import blas
 
-from ._linalg import NumpyLinalg, make_linalg
+from ._linalg import NumpyLinalg, ScaledTriangle, make_linalg
 
-_dsymv, _dger = blas.dsymv, blas.dger
+_dger = blas.dger
 
 __all__ = ["RecursiveRidge", "update_flops"]
 
@@ -88,6 +88,24 @@ class RecursiveRidge:
         self.rows_since_anchor = 0
         self.n_rows = 0  # rows learned, unweighted
         self._W = None  # cache of R @ B
+
+    # A and R are symmetric: one event's update writes one triangle of each and folds the
+    # forgetting factor into a scalar (ScaledTriangle); reading them gives the whole matrix.
+    @property
+    def A(self):
+        return self._A.full()
+
+    @A.setter
+    def A(self, M):
+        self._A = ScaledTriangle(M)
+
+    @property
+    def R(self):
+        return self._R.full()
+
+    @R.setter
+    def R(self, M):
+        self._R = ScaledTriangle(M)
 
     @staticmethod
     def _check_forgetting(value: float) -> None:
@@ -240,16 +258,15 @@ class RecursiveRidge:
         lam = self.forgetting
         W = self._W if self._W is not None else self.weights()
         prior = x @ W  # (c,)
-        # the BLAS calls of NumpyLinalg.symv / rank1_, inlined (one event: call overhead matters)
-        R = self.R
-        Rx = _dsymv(1.0, R.T, x)  # (d,) R x, reading one triangle
+        R, A = self._R, self._A
+        Rx = R.symv(x)  # (d,) R x
         s = lam / weight + x @ Rx
-        _dger(-1.0 / s, Rx, Rx, a=R.T, overwrite_a=1)  # R -= Rx Rx' / s
+        R.add_outer(-1.0 / s, Rx)  # R -= Rx Rx' / s
         if lam != 1.0:
-            R *= 1.0 / lam
-            self.A *= lam
+            R.rescale(1.0 / lam)
+            A.rescale(lam)
             self.B *= lam
-        _dger(weight, x, x, a=self.A.T, overwrite_a=1)  # A += w x x'
+        A.add_outer(weight, x)  # A += w x x'
         if k is not None and weight == 1.0:
             self.B[:, k] += x  # B += x y' for a one-hot y: one column, the same sums (x * 1.0 is exact)
         else:
@@ -274,8 +291,13 @@ class RecursiveRidge:
 
     # -- state -------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """Arrays (numpy float64) and scalars; everything needed to resume exactly."""
+        """Arrays (numpy float64) and scalars; everything needed to resume exactly.
+
+        Reading ``A`` and ``R`` folds their scalars in, and the cached ``W`` (kept up to date
+        by rank-1 updates) is dropped, so the model carries on from here bit for bit as one
+        resumed from this state does."""
         la = self.la
+        self._W = None
         return {
             "A": la.to_numpy(self.A).copy(),
             "B": la.to_numpy(self.B).copy(),

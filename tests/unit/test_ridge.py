@@ -109,6 +109,38 @@ def test_state_round_trip_is_exact():
     assert np.array_equal(ridge.weights(), clone.weights())
 
 
+def test_rank_one_updates_between_anchors_equal_the_closed_form_with_the_decayed_ridge_term():
+    # update_one keeps one triangle of R and A and folds the forgetting factor into a scalar;
+    # whatever it holds, it is (A + gamma decay I)^-1 and sum_i l^(t-i) w_i x_i x_i'.
+    rng = np.random.default_rng(8)
+    lam, gamma = 0.98, 0.4
+    X, Y, w = rng.normal(size=(60, 5)), rng.normal(size=(60, 2)), rng.uniform(0.5, 2.0, size=60)
+    ridge = RecursiveRidge(gamma, lam)
+    ridge.grow(5, 2)
+    _sequential(ridge, X, Y, w)
+    assert ridge.rows_since_anchor == 60 and ridge.decay < 1.0  # no re-anchor in between
+    wts = w * lam ** np.arange(59, -1, -1)
+    A, B = (X.T * wts) @ X, (X.T * wts) @ Y
+    np.testing.assert_allclose(ridge.A, A, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(ridge.A, ridge.A.T)  # the triangle was mirrored for the reader
+    R = np.linalg.inv(A + gamma * ridge.decay * np.eye(5))
+    np.testing.assert_allclose(ridge.R, R, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ridge.weights(), R @ B, rtol=1e-10, atol=1e-12)
+
+
+def test_a_checkpoint_between_rank_one_updates_resumes_bit_for_bit():
+    rng = np.random.default_rng(9)
+    X, Y = rng.normal(size=(40, 4)), rng.normal(size=(40, 2))
+    live = RecursiveRidge(0.5, 0.97)
+    live.grow(4, 2)
+    _sequential(live, X[:15], Y[:15])
+    resumed = RecursiveRidge(1.0)
+    resumed.load_state_dict(live.state_dict())
+    a, b = _sequential(live, X[15:], Y[15:]), _sequential(resumed, X[15:], Y[15:])
+    assert np.array_equal(a, b)
+    assert all(np.array_equal(live.state_dict()[k], resumed.state_dict()[k]) for k in ("A", "B", "R"))
+
+
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
 def test_gamma_must_be_positive_and_finite(bad):
     with pytest.raises(ValueError, match="gamma"):
