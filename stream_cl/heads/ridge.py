@@ -106,6 +106,7 @@ class RecursiveRidge:
     @R.setter
     def R(self, M):
         self._R = ScaledTriangle(M)
+        self._W = None  # W = R B follows a new R
 
     @staticmethod
     def _check_forgetting(value: float) -> None:
