@@ -62,8 +62,8 @@ class OneEventPath:
         self._enter(partition, learn=False)
         X, M, new = self.index_.vectorize_row(x)  # (1, d_in) each
         d = self.index_.width
-        Z, K = self.scaler_.transform(X[:, :d], M[:, :d], self.index_.indicator_mask, known=True)  # (1, d)
-        designs = self._design_row(Z[0], K[0])
+        z, known = self.scaler_.transform_row(X[0, :d], M[0, :d], self.index_.indicator_mask)  # (d,) each
+        designs = self._design_row(z, known)
         if not new:
             self._memo = RowMemo(tuple(x), tuple(x.values()), X, M, designs)
         return dict(zip(classes, self._mixture_row(designs)))

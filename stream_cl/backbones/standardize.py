@@ -30,6 +30,7 @@ exactly what a loop over its events gives.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -42,6 +43,11 @@ import numpy as np
 # number's unit scale: the ridge heads then shrink a category's own weight more (rare
 # categories are noisy), and a category shifts the backbone's ReLU thresholds gently.
 INDICATOR_SCALE = 0.5
+
+# One row of at most this many inputs is standardised and absorbed in Python floats: the
+# same IEEE operations as the array code, one number at a time, and a few times faster
+# than a dozen numpy calls on tiny arrays (9 inputs: 3 against 14 us). Wider rows use numpy.
+ROW_LOOP_MAX = 32
 
 
 class OnlineStandardizer:
@@ -83,12 +89,43 @@ class OnlineStandardizer:
         Z = self._z(X, M, self.count[:d], self.mean[:d], self.m2[:d], raw)
         return (Z, M & (self.count[:d] >= 1)) if known else Z
 
+    def transform_row(self, x: np.ndarray, m: np.ndarray, raw: np.ndarray | None = None):
+        """:meth:`transform` of one row ``x`` (d,) with ``known=True``: ``(z (d,), known (d,))``,
+        the same numbers (in Python floats up to ``ROW_LOOP_MAX`` inputs)."""
+        d = x.shape[0]
+        if d > ROW_LOOP_MAX:
+            Z, K = self.transform(x[None, :], m[None, :], raw, known=True)
+            return Z[0], K[0]
+        self.grow(d)
+        clip = self.clip
+        count, mean, m2 = self.count[:d].tolist(), self.mean[:d].tolist(), self.m2[:d].tolist()
+        xs, present = x.tolist(), m.tolist()
+        is_raw = [] if raw is None else raw[:d].tolist()
+        is_raw += [False] * (d - len(is_raw))
+        z, known = [0.0] * d, [False] * d
+        for j in range(d):
+            n = count[j]
+            if not present[j]:
+                continue
+            known[j] = n >= 1
+            if is_raw[j]:  # an indicator: its own scaled value once the column has been learned from
+                if n >= 1:
+                    z[j] = INDICATOR_SCALE * xs[j]
+            elif n >= 2:
+                var = m2[j] / (n if n > 1.0 else 1.0)
+                v = (xs[j] - mean[j]) / (math.sqrt(var) if var > 1e-24 else 1.0)
+                z[j] = -clip if v < -clip else (clip if v > clip else v)
+        return np.array(z), np.array(known)
+
     def learn_row(self, x: np.ndarray, m: np.ndarray) -> None:
         """Absorb one row ``x`` (d,) whose present values ``m`` marks: :meth:`prequential` of one
         learned row without standardising it (the per-event path has its standardised row
         already), with the same arithmetic, so the statistics are bit-identical."""
         self.grow(x.shape[0])
         d = x.shape[0]
+        if d <= ROW_LOOP_MAX:
+            self._learn_row_floats(x, m, d)
+            return
         w = m.astype(np.float64)  # (d,)
         mu0, n0, m20 = self.mean[:d], self.count[:d], self.m2[:d]
         D = np.where(m, x - mu0, 0.0)
@@ -99,6 +136,21 @@ class OnlineStandardizer:
             shift = np.where(n_after > 0, s1 / n_after, 0.0)
             m2_after = m20 + s2 - np.where(n_after > 0, s1 * shift, 0.0)
         self.count, self.mean, self.m2 = n_after, mu0 + shift, np.maximum(m2_after, 0.0)
+
+    def _learn_row_floats(self, x: np.ndarray, m: np.ndarray, d: int) -> None:
+        """:meth:`learn_row`'s arithmetic in Python floats, operation for operation."""
+        count, mean, m2 = self.count[:d].tolist(), self.mean[:d].tolist(), self.m2[:d].tolist()
+        xs, present = x.tolist(), m.tolist()
+        for j in range(d):
+            w = 1.0 if present[j] else 0.0
+            dev = xs[j] - mean[j] if present[j] else 0.0
+            s1 = w * dev
+            s2 = s1 * dev
+            n_after = count[j] + w
+            shift = s1 / n_after if n_after > 0 else 0.0
+            m2_after = m2[j] + s2 - (s1 * shift if n_after > 0 else 0.0)
+            count[j], mean[j], m2[j] = n_after, mean[j] + shift, m2_after if m2_after > 0.0 else 0.0
+        self.count, self.mean, self.m2 = np.array(count), np.array(mean), np.array(m2)
 
     def prequential(self, X: np.ndarray, M: np.ndarray, learn: np.ndarray | None = None,
                     raw: np.ndarray | None = None, known: bool = False):

@@ -1,0 +1,44 @@
+"""The standardiser's one-row methods give the batch methods' numbers, bit for bit."""
+
+import numpy as np
+import pytest
+
+from stream_cl.backbones.standardize import ROW_LOOP_MAX, OnlineStandardizer
+
+
+def _rows(d, n=400, seed=0):
+    """Rows with missing values, a 0/1 indicator column, a constant column and outliers."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * rng.uniform(0.1, 5.0, size=d)
+    X[:, 1] = (X[:, 1] > 0).astype(float)  # an indicator
+    X[:, 2] = 3.0  # constant: centred, never scaled
+    X[::37, 0] = 1e6  # clipped
+    M = rng.random((n, d)) > 0.15
+    M[:5, 3] = False  # a column first seen late
+    raw = np.zeros(d, dtype=bool)
+    raw[1] = True
+    return X, M, raw
+
+
+@pytest.mark.parametrize("d", [6, ROW_LOOP_MAX + 5])  # Python floats, and numpy for wide rows
+def test_one_row_methods_equal_the_batch_methods(d):
+    X, M, raw = _rows(d)
+    row, batch = OnlineStandardizer(), OnlineStandardizer()
+    for i in range(X.shape[0]):
+        z, known = row.transform_row(X[i], M[i], raw)
+        Z, K = batch.transform(X[i : i + 1], M[i : i + 1], raw, known=True)
+        assert np.array_equal(z, Z[0]) and np.array_equal(known, K[0]), i
+        row.learn_row(X[i], M[i])
+        Zp, Kp = batch.prequential(X[i : i + 1], M[i : i + 1], np.ones(1, dtype=bool), raw, known=True)
+        assert np.array_equal(Zp[0], z) and np.array_equal(Kp[0], known), i  # learning saw the same row
+        for a in ("count", "mean", "m2"):
+            assert np.array_equal(getattr(row, a), getattr(batch, a)), (i, a)
+    assert np.abs(z).max() <= row.clip and row.count[3] < X.shape[0] - 5
+
+
+def test_a_row_narrower_than_the_statistics_keeps_the_known_columns():
+    s = OnlineStandardizer()
+    s.learn_row(np.array([1.0, 2.0, 3.0]), np.ones(3, dtype=bool))
+    s.learn_row(np.array([3.0, 2.0, 5.0]), np.ones(3, dtype=bool))
+    z, known = s.transform_row(np.array([5.0]), np.ones(1, dtype=bool))
+    assert z.tolist() == [3.0] and known.tolist() == [True]
