@@ -41,6 +41,7 @@ class RowMemo(NamedTuple):
     X: np.ndarray  # (1, d_in) raw row
     M: np.ndarray  # (1, d_in) values present
     designs: dict  # view -> (1, columns)
+    scores: list | None = None  # each ridge head's scores (c,) of the row (None: not computed)
 
     def matches(self, x: Mapping) -> bool:
         return self.keys == tuple(x) and self.values == tuple(x.values())
@@ -64,20 +65,24 @@ class OneEventPath:
         d = self.index_.width
         z, known = self.scaler_.transform_row(X[0, :d], M[0, :d], self.index_.indicator_mask)  # (d,) each
         designs = self._design_row(z, known)
+        scores = []
+        mixture = self._mixture_row(designs, scores)
         if not new:
-            self._memo = RowMemo(tuple(x), tuple(x.values()), X, M, designs)
-        return dict(zip(classes, self._mixture_row(designs)))
+            self._memo = RowMemo(tuple(x), tuple(x.values()), X, M, designs, scores)
+        return dict(zip(classes, mixture))
 
-    def _mixture_row(self, designs: dict) -> list:
+    def _mixture_row(self, designs: dict, scores: list) -> list:
         """The mixture's probabilities (c,) for one event, as :meth:`_predict_members` gives them
-        (the scores as vector-matrix products: equal to the last bits or so)."""
+        (the scores as vector-matrix products: equal to the last bits or so). Appends each ridge
+        head's scores to ``scores``: they are the prior scores its rank-1 update would compute."""
         t = self.temperature
         probas = []
         for h, (_, v) in zip(self.heads_, self.heads):
             W = h.ridge.weights()  # (d, c)
             z = designs[v][0]
-            s = z @ W if z.shape[0] == W.shape[0] else h.scores(designs[v])[0]  # (c,)
-            probas.append(_softmax([a / t for a in s.tolist()]))
+            s = z @ W if z.shape[0] == W.shape[0] else None  # (c,)
+            scores.append(s)
+            probas.append(_softmax([a / t for a in (s if s is not None else h.scores(designs[v])[0]).tolist()]))
         c = len(probas[0])
         sgd = self.sgd_
         if sgd is not None:
@@ -97,8 +102,9 @@ class OneEventPath:
         check_label(y)
         self._enter(partition)
         memo, self._memo = self._memo, None  # learning invalidates it
+        priors = [None] * len(self.heads_)
         if memo is not None and memo.matches(x):
-            designs = memo.designs
+            designs, priors = memo.designs, memo.scores or priors
             self.scaler_.learn_row(memo.X[0], memo.M[0])
         else:
             X, M, new = self.index_.vectorize_row(x)  # raises before any state changes
@@ -106,8 +112,8 @@ class OneEventPath:
             Z, K = self.scaler_.prequential(X, M, LEARN_ONE, self.index_.indicator_mask, known=True)  # (1, d)
             designs = self._design_row(Z[0], K[0])
         hits = []
-        for head, (_, view) in zip(self.heads_, self.heads):
-            prior = head.learn_one(designs[view][0], y, float(w))  # (c,) scores before learning the row
+        for head, (_, view), known in zip(self.heads_, self.heads, priors):
+            prior = head.learn_one(designs[view][0], y, float(w), known)  # (c,) scores before learning the row
             hits.append(row_hit(prior.tolist(), head.classes, y))
         if self.sgd_ is not None:
             p = self.sgd_.learn_row(designs["inputs"], y, w)  # (c_sgd,) before learning the row

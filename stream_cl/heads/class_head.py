@@ -140,8 +140,9 @@ class RidgeClassHead:
             self.counts[k] += float(wk)
         return scores
 
-    def learn_one(self, z: np.ndarray, y: Hashable, weight: float = 1.0) -> np.ndarray:
-        """Rank-1 path of :meth:`prequential` for one labelled row; returns its prior scores."""
+    def learn_one(self, z: np.ndarray, y: Hashable, weight: float = 1.0, prior: np.ndarray | None = None) -> np.ndarray:
+        """Rank-1 path of :meth:`prequential` for one labelled row; returns its prior scores.
+        ``prior``: the row's scores ``z W``, when the caller has them (a prediction just made)."""
         if self.la.name != "cpu":
             w = None if weight == 1.0 else np.array([weight])
             return self.prequential(self.la.asarray(z)[None, :], [y], w)[0]
@@ -151,12 +152,13 @@ class RidgeClassHead:
             self.add_classes((y,))
             self.ridge.grow(z.shape[0], len(self.classes))
             k = self._pos[y]
+            prior = None  # scores of the model before it grew
         c = len(self.classes)
         if self._onehot.shape[0] != c:
             self._onehot = np.eye(c)  # rows are the one-hot targets, reused read-only
         lam = self._serve_clock()
         try:
-            prior = self.ridge.update_one(z, self._onehot[k], weight, k)  # a fresh array
+            prior = self.ridge.update_one(z, self._onehot[k], weight, k, prior)
         finally:
             self.ridge.forgetting = lam
         self.counts[k] += weight

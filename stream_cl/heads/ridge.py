@@ -250,15 +250,17 @@ class RecursiveRidge:
         self._W = None
         return prior, query
 
-    def update_one(self, x, y, weight: float = 1.0, k: int | None = None):
+    def update_one(self, x, y, weight: float = 1.0, k: int | None = None, prior=None):
         """Rank-1 :meth:`update` for one row ``x`` (d,) and target ``y`` (c,); returns prior scores (c,).
-        ``k``: ``y`` is the one-hot target of output ``k``."""
+        ``k``: ``y`` is the one-hot target of output ``k``. ``prior``: ``x W`` if the caller
+        computed it since the last update (it is returned, and may be changed by the caller)."""
         if not isinstance(self.la, NumpyLinalg):
             prior, _ = self.update(x[None, :], y[None, :], [weight])
             return prior[0]
         lam = self.forgetting
         W = self._W if self._W is not None else self.weights()
-        prior = x @ W  # (c,)
+        if prior is None:
+            prior = x @ W  # (c,)
         R, A = self._R, self._A
         Rx = R.symv(x)  # (d,) R x
         s = lam / weight + x @ Rx

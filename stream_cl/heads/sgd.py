@@ -98,9 +98,8 @@ class SGDSoftmaxHead:
         self._grow(d, C)
         scores = (Z @ self.W[:d])[0].tolist()  # (C,) as the batch path's base row
         shown, k, g = _row_step(scores, k, self._pos[y], self.lr * weight)
-        steps = np.zeros((1, C))
-        steps[0, :k] = g
-        self.W[:d] -= Z.T @ steps
+        # the batch path's Z' steps with one row: every entry a single product, as np.outer's
+        self.W[:d, :k] -= np.outer(Z[0], g)
         return shown + [0.0] * (C - len(shown))
 
     def _loop(self, Z, ys, weights, k) -> np.ndarray:
