@@ -111,33 +111,43 @@ def mirror_lower(M: np.ndarray) -> None:
 
 
 class ScaledTriangle:
-    """A symmetric matrix held as ``scale * M`` where only ``M``'s lower triangle may be current.
+    """A symmetric matrix held as ``scale * (M + V' diag(c) V)``, where only ``M``'s lower
+    triangle may be current and the rows of ``V`` are rank-1 terms not yet added.
 
-    One event's rank-1 update then writes half of ``M`` (BLAS ``dsyr``) and a forgetting
-    factor multiplies one number instead of d^2 of them. :meth:`full` folds the scale in and
-    mirrors the triangle (one pass) for whoever needs the whole matrix; until the first
-    rank-1 update it is ``M`` itself, untouched (so any array type passes through). The
-    numbers are those of full-matrix updates up to rounding. (Deferring rank-1 terms into
-    rank-64 ``dsyrk`` blocks was measured too: slower per event than ``dsyr`` at d = 338.)
+    One event's rank-1 update then writes half of ``M`` (BLAS ``dsyr``, :meth:`add_outer`),
+    or, for a matrix that is read only now and then (the ridge head's Gram matrix), is kept
+    as a row and added with up to ``DEFER_ROWS`` others as one rank-k ``dsyrk``
+    (:meth:`defer_outer`); a forgetting factor multiplies one number instead of d^2 of them.
+    :meth:`full` applies all of it and mirrors the triangle for whoever needs the whole
+    matrix; until the first update it is ``M`` itself, untouched (so any array type passes
+    through). The numbers are those of full-matrix updates up to rounding.
 
     >>> import numpy as np
     >>> S = ScaledTriangle(np.eye(3))
     >>> x = np.array([1.0, 2.0, 0.0])
-    >>> S.add_outer(2.0, x); S.rescale(0.5)
-    >>> S.full().tolist() == (0.5 * (np.eye(3) + 2.0 * np.outer(x, x))).tolist()
+    >>> S.add_outer(2.0, x); S.rescale(0.5); S.defer_outer(4.0, x)
+    >>> bool(np.allclose(S.full(), 0.5 * (np.eye(3) + 2.0 * np.outer(x, x)) + 4.0 * np.outer(x, x)))
     True
-    >>> S.symv(x).tolist()
-    [5.5, 11.0, 0.0]
+    >>> np.round(S.symv(x), 12).tolist()  # (0.5 I + 5 x x') x
+    [25.5, 51.0, 0.0]
     """
 
-    __slots__ = ("M", "scale", "half")
+    # Deferred terms are added as one dsyrk of this rank, and the per-event working set loses
+    # the matrix: 1-5% more events/s per event than dsyr on Shuttle, Agrawal and LEDDrift
+    # (single-threaded BLAS); rank-64 blocks were slower than dsyr.
+    DEFER_ROWS = 512
+
+    __slots__ = ("M", "scale", "half", "_V", "_c", "_n")
 
     def __init__(self, M):
         self.M = M
         self.scale = 1.0
         self.half = False
+        self._V = self._c = None  # (DEFER_ROWS, d) deferred rows, (DEFER_ROWS,) their coefficients
+        self._n = 0
 
     def full(self):
+        self._flush()
         if self.scale != 1.0:
             self.M *= self.scale
             self.scale = 1.0
@@ -148,15 +158,38 @@ class ScaledTriangle:
 
     def symv(self, x: np.ndarray) -> np.ndarray:
         """The matrix times ``x`` (d,), reading one triangle (``M.T`` is Fortran-ordered: no copy)."""
+        self._flush()
         return blas.dsymv(self.scale, self.M.T, x)
 
     def add_outer(self, alpha: float, x: np.ndarray) -> None:
         """The matrix += ``alpha x x'``, on the lower triangle of ``M``."""
+        self._flush()
         blas.dsyr(alpha / self.scale, x, a=self.M.T, overwrite_a=1)
         self.half = True
 
+    def defer_outer(self, alpha: float, x: np.ndarray) -> None:
+        """The matrix += ``alpha x x'`` (``alpha >= 0``), added with the next deferred terms."""
+        d = x.shape[0]
+        if self._V is None or self._V.shape[1] != d:
+            self._flush()
+            self._V, self._c = np.empty((self.DEFER_ROWS, d)), np.empty(self.DEFER_ROWS)
+        self._V[self._n] = x
+        self._c[self._n] = alpha / self.scale
+        self._n += 1
+        if self._n == self.DEFER_ROWS:
+            self._flush()
+
     def rescale(self, factor: float) -> None:
         self.scale *= factor
+
+    def _flush(self) -> None:
+        if not self._n:
+            return
+        n, self._n = self._n, 0
+        V = self._V[:n] * np.sqrt(self._c[:n])[:, None]  # (n, d)
+        # C-ordered V (n, d) is V' (d, n) Fortran-ordered: the lower triangle of M += V'V
+        blas.dsyrk(1.0, V.T, beta=1.0, c=self.M.T, trans=0, lower=0, overwrite_c=1)
+        self.half = True
 
 
 class TorchLinalg:

@@ -269,7 +269,7 @@ class RecursiveRidge:
             R.rescale(1.0 / lam)
             A.rescale(lam)
             self.B *= lam
-        A.add_outer(weight, x)  # A += w x x'
+        A.defer_outer(weight, x)  # A += w x x', with the next rows (A is read only to re-anchor)
         if k is not None and weight == 1.0:
             self.B[:, k] += x  # B += x y' for a one-hot y: one column, the same sums (x * 1.0 is exact)
         else:
