@@ -37,15 +37,20 @@ class NumpyLinalg:
         """``M x`` for symmetric M (``M.T`` is ``M``, and Fortran-ordered: no copy)."""
         return blas.dsymv(1.0, M.T, x)
 
-    def syrk_(self, M, V, alpha: float, beta: float) -> None:
+    def syrk_(self, M, V, alpha: float, beta: float, mirror: bool = True) -> None:
         """``M = beta M + alpha V V'`` in place for symmetric ``M`` (d, d) and ``V`` (d, k).
 
         BLAS ``dsyrk`` computes one triangle (half the flops of a product); the other is
-        mirrored. ``M.T`` is the Fortran-ordered view BLAS updates without a copy.
+        mirrored, unless ``mirror=False`` (the caller reads the lower triangle only until it
+        mirrors). ``M.T`` is the Fortran-ordered view BLAS updates without a copy; a C-ordered
+        ``V`` is read as ``(V')'`` (``trans=1``, the same sums as ``trans=0`` on a copy).
         """
-        Vf = V if V.flags.f_contiguous else np.asfortranarray(V)
-        blas.dsyrk(alpha, Vf, beta=beta, c=M.T, trans=0, lower=0, overwrite_c=1)
-        mirror_lower(M)  # the lower triangle (of C-ordered M) was computed
+        if V.flags.f_contiguous:
+            blas.dsyrk(alpha, V, beta=beta, c=M.T, trans=0, lower=0, overwrite_c=1)
+        else:
+            blas.dsyrk(alpha, np.ascontiguousarray(V).T, beta=beta, c=M.T, trans=1, lower=0, overwrite_c=1)
+        if mirror:
+            mirror_lower(M)  # the lower triangle (of C-ordered M) was computed
 
     def zeros(self, *shape):
         return np.zeros(shape)
@@ -181,6 +186,17 @@ class ScaledTriangle:
 
     def rescale(self, factor: float) -> None:
         self.scale *= factor
+
+    def rank_k(self, la, V, alpha: float, beta: float) -> None:
+        """The matrix = ``beta`` times itself + ``alpha V V'`` for ``V`` (d, k), through ``la.syrk_``;
+        a numpy matrix keeps only the lower triangle current (mirrored when read in full)."""
+        self._flush()
+        beta, self.scale = beta * self.scale, 1.0
+        if isinstance(self.M, np.ndarray):
+            la.syrk_(self.M, V, alpha, beta, mirror=False)
+            self.half = True
+        else:
+            la.syrk_(self.M, V, alpha, beta)
 
     def _flush(self) -> None:
         if not self._n:

@@ -240,7 +240,7 @@ class RecursiveRidge:
         scale = lam**b
         la.syrk_(self.R, K.T, -1.0 / scale, 1.0 / scale)  # R = (R - K'K) / l^b, exactly symmetric
         dw = wt * (scale / la.powers(lam, b))  # (b,): w_i l^(b-1-i) > 0
-        la.syrk_(self.A, X.T * dw**0.5, 1.0, scale)  # A = l^b A + X' diag(dw) X
+        self._A.rank_k(la, X.T * dw**0.5, 1.0, scale)  # A = l^b A + X' diag(dw) X (read only to re-anchor)
         if scale != 1.0:
             self.B *= scale
         self.B += (X.T * dw) @ Y

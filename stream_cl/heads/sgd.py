@@ -70,18 +70,18 @@ class SGDSoftmaxHead:
         base = Z @ W0  # (b, C) scores under the batch-start weights
         gram = Z @ Z.T  # (b, b)
         steps = np.zeros((b, C))  # lr_j * gradient_j, the updates rows make
-        out = np.zeros((b, C))
+        rows = []
+        lrs = [self.lr] * b if weights is None else [self.lr * float(w) for w in weights]
         # Per row, a handful of classes: plain floats beat numpy's per-call overhead
         # several times over; only the sum over earlier rows stays a numpy product.
         for i, y in enumerate(ys):
             scores = (base[i] - gram[i, :i] @ steps[:i] if i else base[i]).tolist()  # (C,)
-            lr = self.lr * (1.0 if weights is None else float(weights[i]))
-            shown, k, g = _row_step(scores, k, None if y is None else self._pos[y], lr)
-            out[i, : len(shown)] = shown
+            shown, k, g = _row_step(scores, k, None if y is None else self._pos[y], lrs[i])
+            rows.append(shown + [0.0] * (C - len(shown)))
             if g is not None:
                 steps[i, :k] = g
         self.W[: Z.shape[1]] -= Z.T @ steps
-        return out
+        return np.array(rows).reshape(b, C)  # (b, C)
 
     def learn_row(self, Z, y: Hashable, weight: float = 1.0) -> list:
         """:meth:`prequential_proba` of one labelled row ``Z`` (1, d), with the same arithmetic (so
