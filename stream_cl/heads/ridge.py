@@ -176,7 +176,11 @@ class RecursiveRidge:
                 Xq, qp = X_query[sel], query_pos[sel] - start
             else:
                 sel, Xq, qp = None, None, None
-            prior, q = self._chunk(X[start:stop], Y[start:stop], w[start:stop], Xq, qp)
+            n = stop - start
+            # a re-anchor right after the chunk replaces R: its rank-n update would be thrown away
+            anchor = n > 0 and (self.decay * self.forgetting**n < ANCHOR_DECAY
+                                or self.rows_since_anchor + n >= REFRESH_ROWS)
+            prior, q = self._chunk(X[start:stop], Y[start:stop], w[start:stop], Xq, qp, update_R=not anchor)
             priors.append(prior)
             if sel is not None:
                 queries.append((np.flatnonzero(sel), q))
@@ -204,7 +208,7 @@ class RecursiveRidge:
             limit = min(limit, max(k, 1))
         return max(limit, 1) if remaining else 0
 
-    def _chunk(self, X, Y, w, Xq, qpos):
+    def _chunk(self, X, Y, w, Xq, qpos, update_R: bool = True):
         la, lam = self.la, self.forgetting
         b = X.shape[0]
         W0 = self.weights()  # (d, c)
@@ -218,8 +222,10 @@ class RecursiveRidge:
         try:
             C = la.cholesky_lower(S)
         except np.linalg.LinAlgError:
-            # R lost definiteness to rounding: rebuild it from the exact statistics.
+            # R lost definiteness to rounding: rebuild it from the exact statistics (the anchor
+            # moves here, so the caller's re-anchor after this chunk may not come: keep R current).
             self.refresh()
+            update_R = True
             RXt = self.R @ X.T
             S = X @ RXt
             la.add_to_diag(S, noise)
@@ -236,9 +242,10 @@ class RecursiveRidge:
             query = Xq @ W0 + (T * la.asarray(mask)).T @ Q
         elif Xq is not None:
             query = la.zeros(0, self.n_outputs)
-        K = la.solve_lower(C, RXt.T)  # (b, d)
         scale = lam**b
-        la.syrk_(self.R, K.T, -1.0 / scale, 1.0 / scale)  # R = (R - K'K) / l^b, exactly symmetric
+        if update_R:
+            K = la.solve_lower(C, RXt.T)  # (b, d)
+            la.syrk_(self.R, K.T, -1.0 / scale, 1.0 / scale)  # R = (R - K'K) / l^b, exactly symmetric
         dw = wt * (scale / la.powers(lam, b))  # (b,): w_i l^(b-1-i) > 0
         self._A.rank_k(la, X.T * dw**0.5, 1.0, scale)  # A = l^b A + X' diag(dw) X (read only to re-anchor)
         if scale != 1.0:
