@@ -1,0 +1,139 @@
+"""The sufficient statistics of a streaming ridge head, their growth and their state.
+
+:class:`RidgeStatistics` holds what :class:`~stream_cl.heads.ridge.RecursiveRidge` learns
+into (``A``, ``B``, ``R`` and the scalars of the forgetting schedule) and nothing of the
+update algebra: adding inputs or outputs without changing the model, and a state dict
+that resumes bit for bit. ``A`` and ``R`` are symmetric; one event's update writes one
+triangle of each and folds the forgetting factor into a scalar
+(:class:`~stream_cl.heads._linalg.ScaledTriangle`), and reading them gives the whole matrix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from ._linalg import ScaledTriangle, make_linalg
+
+__all__ = ["RidgeStatistics"]
+
+
+class _Symmetric:
+    """A symmetric matrix attribute kept as a :class:`ScaledTriangle` in ``_<name>``: reading it
+    gives the whole matrix (mirrored and scaled), assigning it starts a new one."""
+
+    def __init__(self, drops_weights: bool = False):
+        self.drops_weights = drops_weights
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else getattr(obj, self.slot).full()
+
+    def __set__(self, obj, M) -> None:
+        setattr(obj, self.slot, ScaledTriangle(M))
+        if self.drops_weights:
+            obj._W = None
+
+
+class RidgeStatistics:
+    """``A`` (d, d), ``B`` (d, c), ``R = (A + gamma decay I)^-1`` (d, d) and their scalars."""
+
+    def __init__(self, gamma: float = 1.0, forgetting: float = 1.0, device: str = "cpu"):
+        if not (gamma > 0 and math.isfinite(gamma)):
+            raise ValueError(f"gamma must be a positive finite number, got {gamma!r}")
+        self.gamma = float(gamma)
+        self.forgetting = float(forgetting)
+        self._check_forgetting(self.forgetting)
+        self.la = make_linalg(device)
+        self.n_features = 0
+        self.n_outputs = 0
+        self.A = self.la.zeros(0, 0)  # (d, d)
+        self.B = self.la.zeros(0, 0)  # (d, c)
+        self.R = self.la.zeros(0, 0)  # (d, d)
+        self.decay = 1.0  # g / gamma: how far the ridge term has decayed since the last anchor
+        self.rows_since_anchor = 0
+        self.n_rows = 0  # rows learned, unweighted
+        self._W = None  # cache of R @ B
+
+    A = _Symmetric()  # (d, d) the weighted Gram matrix
+    R = _Symmetric(drops_weights=True)  # (d, d) its regularised inverse: W = R B follows a new R
+
+    @staticmethod
+    def _check_forgetting(value: float) -> None:
+        if not (0.5 <= value <= 1.0):
+            raise ValueError(f"forgetting must be in [0.5, 1.0], got {value!r}")
+
+    def set_forgetting(self, value: float) -> None:
+        """Change the forgetting factor from now on (used by drift responses and homeostasis)."""
+        self._check_forgetting(value)
+        self.forgetting = float(value)
+
+    # -- shape -----------------------------------------------------------------------
+    def grow(self, n_features: int, n_outputs: int) -> None:
+        """Grow to at least ``n_features`` inputs and ``n_outputs`` outputs.
+
+        A new input has been 0 on every past row, so its block of ``A`` is zero and its
+        block of ``R`` is ``I / g``: the model is unchanged, exactly.
+        """
+        la = self.la
+        df, dc = n_features - self.n_features, n_outputs - self.n_outputs
+        if df > 0:
+            self.A = la.pad(self.A, df, df)
+            self.B = la.pad(self.B, df, 0)
+            self.R = la.pad(self.R, df, df)
+            tail = self.R[self.n_features :, self.n_features :]
+            la.add_to_diag(tail, 1.0 / (self.gamma * self.decay))
+            self.n_features = n_features
+        if dc > 0:
+            self.B = la.pad(self.B, 0, dc)
+            self.n_outputs = n_outputs
+        if df > 0 or dc > 0:
+            self._W = None
+
+    # -- state -------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Arrays (numpy float64) and scalars; everything needed to resume exactly.
+
+        Reading ``A`` and ``R`` folds their scalars in, and the cached ``W`` (kept up to date
+        by rank-1 updates) is dropped, so the model carries on from here bit for bit as one
+        resumed from this state does."""
+        la = self.la
+        self._W = None
+        return {
+            "A": la.to_numpy(self.A).copy(),
+            "B": la.to_numpy(self.B).copy(),
+            "R": la.to_numpy(self.R).copy(),
+            "gamma": self.gamma,
+            "forgetting": self.forgetting,
+            "decay": self.decay,
+            "rows_since_anchor": self.rows_since_anchor,
+            "n_rows": self.n_rows,
+        }
+
+    def load_state_dict(self, state: Mapping) -> None:
+        la = self.la
+        A, B, R = (np.asarray(state[k], dtype=np.float64) for k in ("A", "B", "R"))
+        d, c = B.shape
+        if A.shape != (d, d) or R.shape != (d, d):
+            raise ValueError(f"inconsistent ridge state: A {A.shape}, B {B.shape}, R {R.shape}")
+        self.A, self.B, self.R = (la.own(la.asarray(M.copy())) for M in (A, B, R))
+        self.n_features, self.n_outputs = d, c
+        self.gamma = float(state["gamma"])
+        self.set_forgetting(float(state["forgetting"]))
+        self.decay = float(state["decay"])
+        self.rows_since_anchor = int(state["rows_since_anchor"])
+        self.n_rows = int(state["n_rows"])
+        self._W = None
+
+    def __getstate__(self):
+        return {"device": self.la.name, **self.state_dict()}
+
+    def __setstate__(self, state):
+        self.la = make_linalg(state["device"])
+        self._W = None
+        self.load_state_dict(state)
+
