@@ -28,15 +28,6 @@ class NumpyLinalg:
         """C order throughout: products such as ``R -= K'K`` then stream through memory."""
         return np.ascontiguousarray(M)
 
-    def rank1_(self, alpha: float, x, y, M) -> None:
-        """``M += alpha x y'`` in place. ``M.T`` is the Fortran-ordered view BLAS updates
-        without a copy, and ``M.T += alpha y x'`` is the same update."""
-        blas.dger(alpha, y, x, a=M.T, overwrite_a=1)
-
-    def symv(self, M, x):
-        """``M x`` for symmetric M (``M.T`` is ``M``, and Fortran-ordered: no copy)."""
-        return blas.dsymv(1.0, M.T, x)
-
     def syrk_(self, M, V, alpha: float, beta: float, mirror: bool = True) -> None:
         """``M = beta M + alpha V V'`` in place for symmetric ``M`` (d, d) and ``V`` (d, k).
 
@@ -96,9 +87,6 @@ class NumpyLinalg:
 
     def pad(self, M, rows: int, cols: int):
         return np.pad(M, ((0, rows), (0, cols)))
-
-    def is_finite(self, M) -> bool:
-        return bool(np.isfinite(M).all())
 
 
 _MASKS: dict = {}  # strictly upper masks by size: heads of several widths share one
@@ -262,9 +250,6 @@ class TorchLinalg:
 
     def pad(self, M, rows: int, cols: int):
         return self.torch.nn.functional.pad(M, (0, cols, 0, rows))
-
-    def is_finite(self, M) -> bool:
-        return bool(self.torch.isfinite(M).all())
 
 
 def make_linalg(device: str):
