@@ -112,8 +112,8 @@ class OneEventPath:
             Z, K = self.scaler_.prequential(X, M, LEARN_ONE, self.index_.indicator_mask, known=True)  # (1, d)
             designs = self._design_row(Z[0], K[0])
         hits = []
-        for head, (_, view), known in zip(self.heads_, self.heads, priors):
-            prior = head.learn_one(designs[view][0], y, float(w), known)  # (c,) scores before learning the row
+        for head, (_, view), scored in zip(self.heads_, self.heads, priors):
+            prior = head.learn_one(designs[view][0], y, float(w), scored)  # (c,) scores before learning the row
             hits.append(row_hit(prior.tolist(), head.classes, y))
         if self.sgd_ is not None:
             p = self.sgd_.learn_row(designs["inputs"], y, w)  # (c_sgd,) before learning the row
