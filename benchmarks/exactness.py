@@ -82,12 +82,11 @@ def main(argv=None) -> None:
     for name in args.streams.split(","):
         events = materialise(name, args.n, args.seed).events[: args.n]
         for label, rows in (("per event", per_event(events, args.every)), ("batch 256", batched(events))):
-            shown = []
-            for m in marks:  # the first check at or after each mark
-                hit = next(((n, w) for n, w in rows if n >= m), rows[-1] if rows else None)
-                if hit and f"{hit[0]}:" not in " ".join(shown):
-                    shown.append(f"{hit[0]}: {hit[1]:.1e}")
-            print(f"{name:15s} {label:10s} " + ", ".join(shown))
+            shown = {}  # the first check at or after each mark (the last one for marks past the end)
+            for m in marks if rows else ():
+                n, w = next(((n, w) for n, w in rows if n >= m), rows[-1])
+                shown[n] = w
+            print(f"{name:15s} {label:10s} " + ", ".join(f"{n}: {w:.1e}" for n, w in shown.items()))
 
 
 if __name__ == "__main__":

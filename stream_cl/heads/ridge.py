@@ -109,16 +109,14 @@ class RecursiveRidge(RidgeStatistics):
                 Xq, qp = X_query[sel], query_pos[sel] - start
             else:
                 sel, Xq, qp = None, None, None
-            n = stop - start
             # a re-anchor right after the chunk replaces R: its rank-n update would be thrown away
-            anchor = n > 0 and (self.decay * self.forgetting**n < ANCHOR_DECAY
-                                or self.rows_since_anchor + n >= REFRESH_ROWS)
+            anchor = stop > start and self._anchor_due(stop - start)
             prior, q = self._chunk(X[start:stop], Y[start:stop], w[start:stop], Xq, qp, update_R=not anchor)
             priors.append(prior)
             if sel is not None:
                 queries.append((np.flatnonzero(sel), q))
             start = stop
-            if self.decay < ANCHOR_DECAY or self.rows_since_anchor >= REFRESH_ROWS:
+            if self._anchor_due():
                 self.refresh()
             if b == 0:
                 break
@@ -130,6 +128,13 @@ class RecursiveRidge(RidgeStatistics):
                 if len(idx):
                     query[la.index(idx)] = q
         return prior, query
+
+    def _anchor_due(self, rows: int = 0) -> bool:
+        """Whether ``R`` is re-anchored once ``rows`` more rows are learned (now, for 0): the
+        ridge term decayed below ``ANCHOR_DECAY``, or ``REFRESH_ROWS`` rows since the last anchor.
+        (``decay * l**rows`` is the decay a chunk of that many rows leaves, to the last bit.)"""
+        return (self.decay * self.forgetting**rows < ANCHOR_DECAY
+                or self.rows_since_anchor + rows >= REFRESH_ROWS)
 
     def _rows_until_anchor(self, remaining: int) -> int:
         """How many of the next ``remaining`` rows to learn before the next re-anchor."""
@@ -220,7 +225,7 @@ class RecursiveRidge(RidgeStatistics):
         self.decay *= lam
         self.rows_since_anchor += 1
         self.n_rows += 1
-        if self.decay < ANCHOR_DECAY or self.rows_since_anchor >= REFRESH_ROWS:
+        if self._anchor_due():
             self.refresh()
         return prior
 
@@ -230,7 +235,6 @@ class RecursiveRidge(RidgeStatistics):
         self.R = self.la.spd_inverse(M) if self.n_features else M
         self.decay = 1.0
         self.rows_since_anchor = 0
-        self._W = None
 
 
 def _concat(la, parts):

@@ -126,14 +126,12 @@ class RidgeStatistics:
         self.set_forgetting(float(state["forgetting"]))
         self.decay = float(state["decay"])
         self.rows_since_anchor = int(state["rows_since_anchor"])
-        self.n_rows = int(state["n_rows"])
-        self._W = None
+        self.n_rows = int(state["n_rows"])  # (assigning R dropped the cached W)
 
     def __getstate__(self):
         return {"device": self.la.name, **self.state_dict()}
 
     def __setstate__(self, state):
         self.la = make_linalg(state["device"])
-        self._W = None
         self.load_state_dict(state)
 
