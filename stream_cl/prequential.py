@@ -221,12 +221,15 @@ class Prequential:
         classes = self.learner.classes_
         predictions = []
         y_pred = []
-        for e, row in zip(kept, probas):
-            if row.size and row.max() > 0:
-                k = int(row.argmax())
-                label, p = classes[k], float(row[k])
-            else:
-                label, p = None, 0.0
+        if probas.shape[1]:  # one argmax for the batch, not two numpy calls per event
+            top = probas.argmax(axis=1)  # (n,)
+            best = probas[np.arange(len(top)), top].tolist()
+            top = top.tolist()
+        else:  # no class yet: no label
+            top, best = [0] * len(kept), [0.0] * len(kept)
+        for e, k, p in zip(kept, top, best):
+            label = classes[k] if p > 0 else None  # (a NaN score is no label either)
+            p = p if p > 0 else 0.0
             y_pred.append(label)
             predictions.append(Prediction(e.id, label, p, e.y, e.task, e.ts, e.origin))
         self.stats.update([e.y for e in kept], y_pred)

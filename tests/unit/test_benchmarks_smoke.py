@@ -113,3 +113,20 @@ def test_the_nominal_streams_run_for_every_river_model_and_ours():
     merchants = {x["merchant"] for x, _ in events}
     assert len(merchants) > 500 and any(x["device.os"] is None for x, _ in events)
     assert 0.15 < sum(y == "fraud" for _, y in events) / len(events) < 0.4
+
+
+def test_against_runs_both_trees_in_turn_and_gives_a_ratio_per_figure(tmp_path):
+    from benchmarks import against
+
+    text = against.main(["--rev", "HEAD", "--runs", "1", "--out", str(tmp_path), "vs_river", "--",
+                         "--quick", "--streams", "SEA", "--models", "ours"])
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| SEA")}
+    assert set(rows) == {"SEA: per event, events/s", "SEA: batch 256, events/s"}
+    for line in rows.values():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        earlier, today, ratio = (float(cells[1].replace(",", "")), float(cells[2].replace(",", "")),
+                                 float(cells[3].rstrip("x")))
+        assert earlier > 0 and today > 0 and math.isclose(ratio, today / earlier, rel_tol=0.01)
+    logs = sorted(p.name for p in tmp_path.glob("*.json"))
+    head = logs[0].split("-")[1]
+    assert logs == [f"vs_river-{head}-1.json", "vs_river-today-1.json"]
