@@ -42,9 +42,6 @@ REFRESH_ROWS = 65_536
 # With forgetting < 1 the ridge term decays with the data; R is re-anchored to the
 # full gamma once it has decayed to this fraction (a refresh costs one d^3 inverse).
 ANCHOR_DECAY = 0.1
-# Larger batches are learned in chunks of this many rows: the innovation covariance
-# is (rows x rows), and splitting does not change the result.
-MAX_CHUNK = 1024
 
 
 def update_flops(b: int, d: int, c: int) -> float:
@@ -138,7 +135,7 @@ class RecursiveRidge(RidgeStatistics):
 
     def _rows_until_anchor(self, remaining: int) -> int:
         """How many of the next ``remaining`` rows to learn before the next re-anchor."""
-        limit = min(remaining, MAX_CHUNK, REFRESH_ROWS - self.rows_since_anchor)
+        limit = min(remaining, self.la.max_chunk, REFRESH_ROWS - self.rows_since_anchor)  # see CPU_CHUNK
         lam = self.forgetting
         if lam < 1.0:
             # smallest k >= 1 with decay * lam^k < ANCHOR_DECAY

@@ -130,3 +130,14 @@ def test_against_runs_both_trees_in_turn_and_gives_a_ratio_per_figure(tmp_path):
     logs = sorted(p.name for p in tmp_path.glob("*.json"))
     head = logs[0].split("-")[1]
     assert logs == [f"vs_river-{head}-1.json", "vs_river-today-1.json"]
+
+
+def test_batch_size_compares_chunk_lengths_on_the_same_events_and_restores_the_chunk():
+    from benchmarks import batch_size
+    from stream_cl.heads._linalg import CPU_CHUNK, NumpyLinalg
+
+    rows = batch_size.main(["--n", "1100", "--streams", "SEA"])
+    assert [(r["batch"], r["chunk"]) for r in rows] == [(256, CPU_CHUNK), (1024, 1024), (1024, CPU_CHUNK)]
+    assert all(r["events_per_s"] > 0 and r["agreement"] == 1.0 and r["max_diff"] < 1e-9 for r in rows)
+    assert rows[0]["max_diff"] == 0.0
+    assert NumpyLinalg.max_chunk == CPU_CHUNK

@@ -169,3 +169,29 @@ def test_the_torch_path_matches_the_numpy_path():
         results.append([la.to_numpy(a) for a in (prior, query, one, ridge.weights(), ridge.A)])
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_a_long_batch_is_learned_in_chunks_of_the_backends_length_and_stays_exact():
+    from stream_cl.heads._linalg import CPU_CHUNK
+
+    rng = np.random.default_rng(5)
+    n = 2 * CPU_CHUNK + 88
+    X, Y = rng.normal(size=(n, 5)), rng.normal(size=(n, 2))
+    ridge = RecursiveRidge(0.4)
+    ridge.grow(5, 2)
+    sizes = []
+    chunk = ridge._chunk
+
+    def spy(Xc, *args, **kwargs):
+        sizes.append(Xc.shape[0])
+        return chunk(Xc, *args, **kwargs)
+
+    ridge._chunk = spy
+    prior, _ = ridge.update(X, Y)
+    assert sizes == [CPU_CHUNK, CPU_CHUNK, 88]
+    closed = np.linalg.solve(X.T @ X + 0.4 * np.eye(5), X.T @ Y)
+    np.testing.assert_allclose(ridge.weights(), closed, rtol=1e-10)
+    # the prior score of row i is the closed form on the rows before it, across chunk borders
+    i = CPU_CHUNK + 3
+    before = np.linalg.solve(X[:i].T @ X[:i] + 0.4 * np.eye(5), X[:i].T @ Y[:i])
+    np.testing.assert_allclose(prior[i], X[i] @ before, rtol=1e-9)
