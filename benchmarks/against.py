@@ -21,6 +21,7 @@ per event). The earlier tree must accept the same arguments. Outputs go to ``--o
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import subprocess
@@ -38,9 +39,7 @@ def extract(rev: str, into: Path) -> str:
     short = subprocess.run(["git", "rev-parse", "--short", rev], cwd=REPO, check=True, capture_output=True,
                            text=True).stdout.strip()
     archive = subprocess.run(["git", "archive", "--format=tar", short], cwd=REPO, check=True, capture_output=True)
-    tar_path = into / "tree.tar"
-    tar_path.write_bytes(archive.stdout)
-    with tarfile.open(tar_path) as tar:
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         try:
             tar.extractall(into / "tree", filter="data")
         except TypeError:  # a Python 3.11 before 3.11.4 has no extraction filters (a tree of our own repo)

@@ -112,7 +112,7 @@ class OnlineStandardizer:
                 if n >= 1:
                     z[j] = INDICATOR_SCALE * xs[j]
             elif n >= 2:
-                var = m2[j] / (n if n > 1.0 else 1.0)
+                var = m2[j] / n  # n >= 2: the array code's max(n, 1) is n
                 v = (xs[j] - mean[j]) / (math.sqrt(var) if var > 1e-24 else 1.0)
                 z[j] = -clip if v < -clip else (clip if v > clip else v)
         return np.array(z), np.array(known)
