@@ -35,6 +35,7 @@ from .heads.sgd import SGDSoftmaxHead
 from .mixing import AccuracyMixer
 from .one_event import OneEventPath, RowMemo
 from .online_parts import OnlineParts
+from .runtime import one_blas_thread
 from .status import HeadStatus
 
 if TYPE_CHECKING:  # continual-learning parts (issue 3): all optional
@@ -237,6 +238,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
     def _rows(self, xs: Sequence[Mapping], learn=None):
         return self.index_.vectorize_masked(xs, learn)  # (X, M, new keys); raises before any state changes
 
+    @one_blas_thread
     def prequential_batch(self, xs: Sequence[Mapping], ys: Sequence, sample_weight=None, tasks=None,
                           partition: Hashable = None) -> np.ndarray:
         """Predict, then learn, each event in order; ``ys[i] is None`` means predict only.
@@ -268,6 +270,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         return self._mix(probas, hits, labelled)
 
     # -- prediction --------------------------------------------------------------------
+    @one_blas_thread
     def predict_proba_batch(self, xs: Sequence[Mapping], partition: Hashable = None) -> np.ndarray:
         """Probabilities (b, n_classes) in ``classes_`` order, without learning."""
         self._enter(partition, learn=False)

@@ -36,6 +36,7 @@ from .base_learner import StreamingClassifier, checked_labels, control_ends
 from .encoding import DEFAULT_MAX_CATEGORIES
 from .features import FeatureIndex
 from .mlp import OnlineMLP
+from .runtime import one_blas_thread
 
 __all__ = ["TrainableLearner"]
 
@@ -207,6 +208,7 @@ class TrainableLearner(StreamingClassifier):
         self.n_updates_ += 1
 
     # -- learning ----------------------------------------------------------------------
+    @one_blas_thread
     def prequential_batch(self, xs: Sequence[Mapping], ys: Sequence, sample_weight=None, tasks=None,
                           partition: Hashable = None) -> np.ndarray:
         """Predict, then learn, each event in order; ``ys[i] is None`` means predict only.
@@ -261,6 +263,7 @@ class TrainableLearner(StreamingClassifier):
         return out
 
     # -- prediction --------------------------------------------------------------------
+    @one_blas_thread
     def predict_proba_batch(self, xs: Sequence[Mapping], partition: Hashable = None) -> np.ndarray:
         _one_partition(partition)
         X, M, _ = self.index_.vectorize_masked(xs)

@@ -11,6 +11,7 @@ from ..base_learner import StreamingClassifier, check_label
 from ..encoding import DEFAULT_MAX_CATEGORIES, frame_rows
 from ..features import FeatureIndex
 from ..parts import PartitionedLearner
+from ..runtime import one_blas_thread
 from ..status import HeadStatus
 from .class_head import RidgeClassHead, scores_to_proba
 
@@ -159,6 +160,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         self._learned(1, 1)
         return self
 
+    @one_blas_thread
     def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None, partition: Hashable = None) -> "AnalyticClassifier":
         labels = list(y)
         for label in labels:
@@ -168,6 +170,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         self._learned(len(labels), len(labels))
         return self
 
+    @one_blas_thread
     def prequential_batch(self, xs: Sequence[Mapping], ys: Sequence, sample_weight=None,
                           partition: Hashable = None) -> np.ndarray:
         """Predict, then learn, each event in order; ``ys[i] is None`` means predict only.
@@ -182,6 +185,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         return scores_to_proba(scores, self.temperature)
 
     # -- prediction ------------------------------------------------------------------------
+    @one_blas_thread
     def predict_proba_batch(self, xs: Sequence[Mapping], partition: Hashable = None) -> np.ndarray:
         self._enter(partition, learn=False)
         X, _ = self.index_.vectorize(xs)  # unseen keys have zero weight: dropped
@@ -221,11 +225,13 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
             return None
         return self.head_.classes[int(self._scores_one(x).argmax())]
 
+    @one_blas_thread
     def predict_proba_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.DataFrame:
         self._enter(partition, learn=False)
         proba = scores_to_proba(self.head_.scores(self._design_frame(X, learn=False)), self.temperature)
         return pd.DataFrame(proba, columns=self.head_.classes, index=X.index)
 
+    @one_blas_thread
     def predict_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.Series:
         self._enter(partition, learn=False)
         if not self.head_.classes:

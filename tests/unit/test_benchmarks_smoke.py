@@ -141,3 +141,14 @@ def test_batch_size_compares_chunk_lengths_on_the_same_events_and_restores_the_c
     assert all(r["events_per_s"] > 0 and r["agreement"] == 1.0 and r["max_diff"] < 1e-9 for r in rows)
     assert rows[0]["max_diff"] == 0.0
     assert NumpyLinalg.max_chunk == CPU_CHUNK
+
+
+def test_threads_benchmark_runs_each_setting_in_its_own_process():
+    from benchmarks import threads
+
+    stdout = io.StringIO()
+    rows = threads.main(["--n", "300", "--runs", "1", "--batches", "16", "--streams", "SEA",
+                         "--models", "AnalyticClassifier"], out=stdout)
+    assert [(r["model"], r["stream"], r["batch"]) for r in rows] == [("AnalyticClassifier", "SEA", 16)]
+    assert all(rows[0][c] > 0 and math.isfinite(rows[0][c]) for c in threads.CONFIGS)
+    assert "| AnalyticClassifier | SEA | 16 |" in stdout.getvalue()

@@ -1,0 +1,97 @@
+"""The learners' batched methods run with one BLAS thread unless the process chose its threads."""
+
+import random
+
+import pytest
+import threadpoolctl
+
+from stream_cl import AnalyticClassifier, OnlineContinualLearner, runtime
+from stream_cl.trainable import TrainableLearner
+
+CONTROLLER = threadpoolctl.ThreadpoolController()
+
+
+def blas_threads() -> list[int]:
+    return [lib.num_threads for lib in CONTROLLER.select(user_api="blas").lib_controllers]
+
+
+@pytest.fixture
+def two_blas_threads(monkeypatch):
+    """Every BLAS at 2 threads, and no set_threads call on record (the CLI tests make one)."""
+    monkeypatch.setattr(runtime, "_managed", False)
+    with CONTROLLER.limit(limits=2, user_api="blas"):
+        assert set(blas_threads()) == {2}
+        yield
+
+
+def _events(n: int) -> tuple[list, list]:
+    rng = random.Random(3)
+    xs = [{"a": rng.gauss(0, 1), "b": rng.gauss(0, 1)} for _ in range(n)]
+    return xs, ["yes" if x["a"] > x["b"] else "no" for x in xs]
+
+
+@pytest.mark.parametrize("make, inner", [
+    (OnlineContinualLearner, "_prequential"),
+    (AnalyticClassifier, "_design"),
+    (lambda: TrainableLearner(micro_batch=8), "_train"),
+])
+def test_a_batch_learns_with_one_blas_thread_and_gives_the_threads_back(two_blas_threads, monkeypatch, make, inner):
+    model = make()
+    seen = []
+    original = getattr(model, inner)
+
+    def spy(*args, **kwargs):
+        seen.append(blas_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, inner, spy)
+    xs, ys = _events(32)
+    model.prequential_batch(xs, ys)
+    assert seen and all(set(threads) == {1} for threads in seen), seen
+    assert set(blas_threads()) == {2}
+
+
+def test_predictions_and_river_batches_are_confined_too(two_blas_threads, monkeypatch):
+    import pandas as pd
+
+    from stream_cl.heads.class_head import RidgeClassHead
+
+    seen = []
+    scores = RidgeClassHead.scores
+
+    def spy(self, Z):
+        seen.append(blas_threads())
+        return scores(self, Z)
+
+    xs, ys = _events(64)
+    for model in (OnlineContinualLearner(), AnalyticClassifier()):
+        model.prequential_batch(xs, ys)
+        monkeypatch.setattr(RidgeClassHead, "scores", spy)
+        model.predict_proba_batch(xs)
+        model.predict_many(pd.DataFrame(xs))
+        monkeypatch.setattr(RidgeClassHead, "scores", scores)
+    assert len(seen) >= 4 and all(set(t) == {1} for t in seen), seen
+    assert set(blas_threads()) == {2}
+
+
+def test_one_event_and_a_process_that_set_its_threads_are_left_alone(two_blas_threads, monkeypatch):
+    seen = []
+
+    @runtime.one_blas_thread
+    def method(self, rows):
+        seen.append(blas_threads())
+
+    method(None, [{"a": 1.0}])  # one event: the single-row BLAS gains from a second thread
+    monkeypatch.setattr(runtime, "_managed", True)  # what set_threads records
+    method(None, [{"a": 1.0}] * 8)
+    monkeypatch.setattr(runtime, "_managed", False)
+    method(None, [{"a": 1.0}] * 8)
+    assert [set(t) for t in seen] == [{2}, {2}, {1}]
+
+
+def test_set_threads_zero_stops_managing_and_negative_counts_are_refused(monkeypatch):
+    monkeypatch.setattr(runtime, "_managed", False)
+    runtime.set_threads(0)
+    assert runtime._managed
+    with pytest.raises(ValueError, match="threads must be >= 0"):
+        runtime.set_threads(-1)
