@@ -1,6 +1,6 @@
 """The learners' batched speed under the process's thread settings, as a library user meets them.
 
-    python benchmarks/threads.py [--n 6400] [--runs 2] [--batches 16,256] [--streams Agrawal,LEDDrift]
+    python benchmarks/threads.py [--n 6400] [--runs 2] [--batches 1,16,256] [--streams Agrawal,LEDDrift]
 
 Thread settings are process-wide, so each figure comes from a fresh process that
 imports the library and runs ``prequential_batch`` over the same events in batches:
@@ -10,6 +10,9 @@ imports the library and runs ``prequential_batch`` over the same events in batch
   unconfined: what a user got before ``runtime.one_blas_thread``;
 * ``default``: no call at all: today a batch runs with one BLAS thread;
 * ``one``: ``set_threads(1)``, what the CLI and the daemon do.
+
+``ReplayLearner`` is ``OnlineContinualLearner(replay=ReplayBuffer())``; a batch of 1 is
+River's loop, ``predict_proba_one`` then ``learn_one``, over the first 1,500 events.
 
 The configurations alternate, ``--runs`` times; the table gives the best events/s of each
 and the ratios ``default / own`` and ``default / one``. It compares settings of the same
@@ -29,7 +32,8 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CONFIGS = ("own", "default", "one")
-MODELS = ("OnlineContinualLearner", "AnalyticClassifier")
+MODELS = ("OnlineContinualLearner", "AnalyticClassifier", "ReplayLearner")
+PER_EVENT_N = 1500  # events of a batch-1 run: River's loop, predict_proba_one then learn_one
 
 
 def child(config: str, model: str, stream: str, n: int, batch: int, seed: int) -> dict:
@@ -41,13 +45,23 @@ def child(config: str, model: str, stream: str, n: int, batch: int, seed: int) -
         stream_cl.set_threads(0)
     elif config == "one":
         stream_cl.set_threads(1)
-    events = materialise(stream, n, seed).events
+    events = materialise(stream, n if batch > 1 else min(n, PER_EVENT_N), seed).events
     xs, ys = [x for x, _ in events], [y for _, y in events]
-    learner = getattr(stream_cl, model)()
+    if model == "ReplayLearner":
+        from stream_cl.replay import ReplayBuffer
+
+        learner = stream_cl.OnlineContinualLearner(replay=ReplayBuffer())
+    else:
+        learner = getattr(stream_cl, model)()
     learner.prequential_batch(xs[:batch], ys[:batch])  # warm-up: first allocations, lazy imports
     t = time.perf_counter()
-    for i in range(batch, len(xs), batch):
-        learner.prequential_batch(xs[i : i + batch], ys[i : i + batch])
+    if batch == 1:
+        for x, y in zip(xs[1:], ys[1:]):
+            learner.predict_proba_one(x)
+            learner.learn_one(x, y)
+    else:
+        for i in range(batch, len(xs), batch):
+            learner.prequential_batch(xs[i : i + batch], ys[i : i + batch])
     return {"events_per_s": (len(xs) - batch) / (time.perf_counter() - t)}
 
 
@@ -65,7 +79,7 @@ def main(argv=None, out=sys.stdout) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=6400)
     p.add_argument("--runs", type=int, default=2)
-    p.add_argument("--batches", default="16,256")
+    p.add_argument("--batches", default="1,16,256")
     p.add_argument("--streams", default="Agrawal,LEDDrift")
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--seed", type=int, default=42)

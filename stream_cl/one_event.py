@@ -27,6 +27,7 @@ import numpy as np
 
 from .base_learner import check_label
 from .ensemble import row_hit
+from .runtime import one_blas_thread
 
 __all__ = ["OneEventPath", "RowMemo"]
 
@@ -54,6 +55,7 @@ class OneEventPath:
     def _per_event(self) -> bool:
         return self.device_ == "cpu" and not self._continual
 
+    @one_blas_thread
     def predict_proba_one(self, x: Mapping, partition: Hashable = None) -> dict:
         classes = self.heads_[0].classes
         if not classes:
@@ -96,6 +98,7 @@ class OneEventPath:
         weights = _softmax([sharp * a for a in self.mixer_.accuracy.tolist()])
         return [sum(w * p[j] for w, p in zip(weights, probas)) for j in range(c)]
 
+    @one_blas_thread
     def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0, partition: Hashable = None):
         if not self._per_event:
             return super().learn_one(x, y, w, partition=partition)

@@ -1,4 +1,4 @@
-"""Process-wide numeric settings, and the learners' default for their batched arithmetic.
+"""Process-wide numeric settings, and the learners' default threads when none are set.
 
 One BLAS/torch thread per process is the default of the CLI and daemon: the engine's
 matrix products are small to medium (a micro-batch against a few-hundred-wide head),
@@ -6,13 +6,13 @@ where a second thread costs more in wake-ups than it gives, and badly so when an
 process (a broker, a second daemon) shares the cores. Scale out with more processes in
 a consumer group instead.
 
-A library user who never calls :func:`set_threads` gets the same default for the
-learners' batched methods (:func:`one_blas_thread`): numpy and scipy each bring their own
-OpenBLAS, both start a thread per core, and their spinning workers fight over the cores
-between calls. On the 2-vCPU benchmark machine that made ``prequential_batch`` of the
-default learner 7.6x-22x slower than with one thread (``benchmarks/threads.py``). One event
-at a time nothing is confined: the level-2 BLAS of a single row gains a little from a
-second thread.
+A library user who never calls :func:`set_threads` gets the same default inside the
+learners (:func:`one_blas_thread` on their batched and per-event methods): numpy and
+scipy each bring their own OpenBLAS, both start a thread per core, and their spinning
+workers fight over the cores between calls. On the 2-vCPU benchmark machine that made
+``prequential_batch`` of the default learner 7-22x slower than with one thread, a learner
+with replay 9x-17x slower one event at a time, and the default learner's per-event path
+1.7x-1.9x slower on its wider heads (``benchmarks/threads.py``, RESULTS.md 9e).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ _libraries: list | None = None  # threadpoolctl's controllers of the loaded BLAS
 def set_threads(n: int) -> None:
     """Use ``n`` threads for torch and for every loaded BLAS (numpy's, scipy's).
 
-    ``0`` leaves every library at its own thread count, and the learners' batched
-    methods too (no :func:`one_blas_thread`)."""
+    ``0`` leaves every library at its own thread count, inside the learners too (no
+    :func:`one_blas_thread`)."""
     global _limiter, _managed
     if n < 0:
         raise ValueError(f"threads must be >= 0 (0: the libraries' own counts), got {n!r}")
@@ -45,24 +45,20 @@ def set_threads(n: int) -> None:
 
 
 def one_blas_thread(method: Callable) -> Callable:
-    """Run a learner's batched ``method(self, rows, ...)`` with one BLAS thread (module docstring),
-    unless :func:`set_threads` chose the process's threads or ``rows`` is a single event.
-
-    Each BLAS library's thread count comes back when the method returns. Confining costs a
-    few ctypes calls (~2 µs; threadpoolctl's own ``limit`` took ~13 µs, a tenth of a small
-    batch's time); the libraries are found once, at the first call."""
+    """Run a learner's method with one thread in every BLAS library (module docstring), unless
+    :func:`set_threads` chose the process's threads. Each library's count comes back when the
+    method returns. Confining costs a few ctypes calls (~1 µs a library; threadpoolctl's
+    ``limit`` took ~13 µs); the libraries are found once, at the first call."""
 
     @functools.wraps(method)
-    def confined(self, rows, *args, **kwargs):
-        if _managed or len(rows) < 2:
-            return method(self, rows, *args, **kwargs)
-        libs = _blas_libraries()
+    def confined(self, *args, **kwargs):
+        libs = () if _managed else _blas_libraries()
         counts = [lib.get_num_threads() for lib in libs]
         for lib, n in zip(libs, counts):
             if n != 1:
                 lib.set_num_threads(1)
         try:
-            return method(self, rows, *args, **kwargs)
+            return method(self, *args, **kwargs)
         finally:
             for lib, n in zip(libs, counts):
                 if n != 1:
@@ -72,7 +68,9 @@ def one_blas_thread(method: Callable) -> Callable:
 
 
 def _blas_libraries() -> list:
+    """threadpoolctl's controllers of the loaded BLAS libraries (scanned once, ~2 ms)."""
     global _libraries
-    if _libraries is None:  # scans the loaded libraries (~2 ms)
+    if _libraries is None:
         _libraries = threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
     return _libraries
+

@@ -24,6 +24,19 @@ def two_blas_threads(monkeypatch):
         yield
 
 
+def spy_threads(monkeypatch, owner, name: str) -> list:
+    """Record every BLAS library's thread count each time ``owner.name`` is called."""
+    seen = []
+    original = getattr(owner, name)
+
+    def spy(*args, **kwargs):
+        seen.append(blas_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, spy)
+    return seen
+
+
 def _events(n: int) -> tuple[list, list]:
     rng = random.Random(3)
     xs = [{"a": rng.gauss(0, 1), "b": rng.gauss(0, 1)} for _ in range(n)]
@@ -37,14 +50,7 @@ def _events(n: int) -> tuple[list, list]:
 ])
 def test_a_batch_learns_with_one_blas_thread_and_gives_the_threads_back(two_blas_threads, monkeypatch, make, inner):
     model = make()
-    seen = []
-    original = getattr(model, inner)
-
-    def spy(*args, **kwargs):
-        seen.append(blas_threads())
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(model, inner, spy)
+    seen = spy_threads(monkeypatch, model, inner)
     xs, ys = _events(32)
     model.prequential_batch(xs, ys)
     assert seen and all(set(threads) == {1} for threads in seen), seen
@@ -56,37 +62,43 @@ def test_predictions_and_river_batches_are_confined_too(two_blas_threads, monkey
 
     from stream_cl.heads.class_head import RidgeClassHead
 
-    seen = []
-    scores = RidgeClassHead.scores
-
-    def spy(self, Z):
-        seen.append(blas_threads())
-        return scores(self, Z)
-
     xs, ys = _events(64)
-    for model in (OnlineContinualLearner(), AnalyticClassifier()):
+    models = (OnlineContinualLearner(), AnalyticClassifier())
+    for model in models:
         model.prequential_batch(xs, ys)
-        monkeypatch.setattr(RidgeClassHead, "scores", spy)
+    seen = spy_threads(monkeypatch, RidgeClassHead, "scores")
+    for model in models:
         model.predict_proba_batch(xs)
         model.predict_many(pd.DataFrame(xs))
-        monkeypatch.setattr(RidgeClassHead, "scores", scores)
     assert len(seen) >= 4 and all(set(t) == {1} for t in seen), seen
     assert set(blas_threads()) == {2}
 
 
-def test_one_event_and_a_process_that_set_its_threads_are_left_alone(two_blas_threads, monkeypatch):
+def test_a_process_that_set_its_threads_is_left_alone(two_blas_threads, monkeypatch):
     seen = []
 
     @runtime.one_blas_thread
     def method(self, rows):
         seen.append(blas_threads())
 
-    method(None, [{"a": 1.0}])  # one event: the single-row BLAS gains from a second thread
     monkeypatch.setattr(runtime, "_managed", True)  # what set_threads records
     method(None, [{"a": 1.0}] * 8)
     monkeypatch.setattr(runtime, "_managed", False)
-    method(None, [{"a": 1.0}] * 8)
-    assert [set(t) for t in seen] == [{2}, {2}, {1}]
+    method(None, [{"a": 1.0}])  # one event through a batched method: replay may make it many rows
+    assert [set(t) for t in seen] == [{2}, {1}]
+
+
+def test_the_numpy_path_of_one_event_is_confined_too(two_blas_threads, monkeypatch):
+    """Two pools spun against each other one event at a time as well (RESULTS.md 9e)."""
+    from stream_cl.heads._linalg import ScaledTriangle
+
+    seen = spy_threads(monkeypatch, ScaledTriangle, "symv")
+    model = OnlineContinualLearner(device="cpu")
+    for x, y in zip(*_events(20)):
+        model.predict_proba_one(x)
+        model.learn_one(x, y)
+    assert seen and all(set(t) == {1} for t in seen), seen
+    assert set(blas_threads()) == {2}
 
 
 def test_set_threads_zero_stops_managing_and_negative_counts_are_refused(monkeypatch):
