@@ -1,14 +1,15 @@
-"""The learners' batched speed under the process's thread settings, as a library user meets them.
+"""The learners' speed under the process's thread settings, as a library user meets them.
 
     python benchmarks/threads.py [--n 6400] [--runs 2] [--batches 1,16,256] [--streams Agrawal,LEDDrift]
 
 Thread settings are process-wide, so each figure comes from a fresh process that
-imports the library and runs ``prequential_batch`` over the same events in batches:
+imports the library and runs ``prequential_batch`` over the same events in batches (a
+batch of 1: River's loop, below):
 
 * ``own``: ``set_threads(0)``: every library at its own thread count (numpy's and
-  scipy's OpenBLAS and torch's OpenMP each a thread per core) and the batched methods
+  scipy's OpenBLAS and torch's OpenMP each a thread per core) and the learners
   unconfined: what a user got before ``runtime.one_blas_thread``;
-* ``default``: no call at all: today a batch runs with one BLAS thread;
+* ``default``: no call at all: today the learners run with one BLAS thread;
 * ``one``: ``set_threads(1)``, what the CLI and the daemon do.
 
 ``ReplayLearner`` is ``OnlineContinualLearner(replay=ReplayBuffer())``; a batch of 1 is

@@ -10,7 +10,7 @@ A library user who never calls :func:`set_threads` gets the same default inside 
 learners (:func:`one_blas_thread` on their batched and per-event methods): numpy and
 scipy each bring their own OpenBLAS, both start a thread per core, and their spinning
 workers fight over the cores between calls. On the 2-vCPU benchmark machine that made
-``prequential_batch`` of the default learner 7-22x slower than with one thread, a learner
+``prequential_batch`` of the default learner 7x-19x slower than with one thread, a learner
 with replay 9x-17x slower one event at a time, and the default learner's per-event path
 1.7x-1.9x slower on its wider heads (``benchmarks/threads.py``, RESULTS.md 9e).
 """
@@ -73,4 +73,3 @@ def _blas_libraries() -> list:
     if _libraries is None:
         _libraries = threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
     return _libraries
-
