@@ -38,6 +38,7 @@ def set_threads(n: int) -> None:
     _managed = True
     if n == 0:
         return
+    import scipy.linalg  # noqa: F401 -- the ridge heads' BLAS: limited only if loaded (the learners load lazily)
     import torch  # here: the learners that only confine BLAS need not load it
 
     torch.set_num_threads(n)

@@ -1,6 +1,10 @@
 """The learners' batched methods run with one BLAS thread unless the process chose its threads."""
 
+import json
+import os
 import random
+import subprocess
+import sys
 
 import pytest
 import threadpoolctl
@@ -107,3 +111,22 @@ def test_set_threads_zero_stops_managing_and_negative_counts_are_refused(monkeyp
     assert runtime._managed
     with pytest.raises(ValueError, match="threads must be >= 0"):
         runtime.set_threads(-1)
+
+
+def test_set_threads_before_the_learners_are_imported_limits_scipys_blas_too():
+    # the learners load lazily (PEP 562): scipy's OpenBLAS, which the ridge heads use, may not
+    # be loaded yet when a script calls set_threads first; it must be limited all the same
+    code = (
+        "import threadpoolctl\n"
+        "from stream_cl import set_threads\n"
+        "set_threads(1)\n"
+        "from stream_cl import OnlineContinualLearner\n"
+        "libs = threadpoolctl.ThreadpoolController().select(user_api='blas').lib_controllers\n"
+        "print(json.dumps([[os.path.basename(lib.filepath), lib.num_threads] for lib in libs]))\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", "import json, os\n" + code], capture_output=True, text=True,
+                         env=env, check=True).stdout
+    libs = json.loads(out)
+    assert any(name.startswith("libscipy_openblas-") for name, _ in libs), libs  # scipy's own OpenBLAS is seen
+    assert {n for _, n in libs} == {1}, libs
