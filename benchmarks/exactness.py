@@ -2,9 +2,12 @@
 
     python benchmarks/exactness.py [--n 5000] [--every 100] [--streams Agrawal,Shuttle,SEA,LEDDrift]
 
-The ridge heads keep ``R = (A + gamma * decay * I)^-1`` up to date by rank-1 (per event) or
-rank-b (batched) updates, while ``A`` and ``B`` are the exact sums. Rounding makes the
-updated ``R`` drift from the inverse of those sums between re-anchors. For each stream this
+One event at a time, the ridge heads keep ``R = (A + gamma * decay * I)^-1`` up to date by
+rank-1 updates, while ``A`` and ``B`` are the exact sums; rounding makes the updated ``R``
+drift from the inverse of those sums between re-anchors. In batches, the default learner's
+heads work from the Cholesky factor of ``A + gamma * decay * I`` itself at every chunk
+(``stream_cl/heads/ridge.py``), so only that chunk's own rounding separates them from the
+closed form. For each stream this
 runs ``OnlineContinualLearner()`` one event at a time (``predict_proba_one`` +
 ``learn_one``, River's loop) and in batches of 256 (``prequential_batch``), and every
 ``--every`` events (per event) or at every batch boundary (batched) compares the model's

@@ -18,8 +18,19 @@ so any split of the same stream gives the same model.
 
 Each update also returns the *prequential* scores: for every row, what the model
 predicted for it after learning the rows before it in the same batch. They come from
-the Cholesky factor of the batch's innovation covariance at almost no extra cost,
-so a batch update gives exactly what a predict-then-learn loop over its rows gives.
+the Cholesky factor of the batch's innovation covariance ``X R X' + noise`` at almost no
+extra cost, so a batch update gives exactly what a predict-then-learn loop over its rows gives.
+
+A batch of ``b`` rows at width ``d`` is learned one of two ways (:func:`factor_is_cheaper`):
+
+* **from the factor of A**: ``A + g I = L L'`` (d^3 / 3), ``V = L^-1 X'`` and ``X R X' = V'V``,
+  ``W = R B`` by two triangular solves; ``R`` itself is not kept (it is computed from ``A``
+  when the per-event path needs it). 2 d^2 b + d b^2 + d^3 / 3 flops for the d-wide terms.
+* **by updating R** (Woodbury): ``R X'``, ``X R X'``, ``R -= K'K``. 4 d^2 b + 3 d b^2.
+
+The first has less arithmetic unless the batch is short for its width: ``d^3 / 3 <
+2 d^2 b + 2 d b^2``, so at the CPU's 256-row chunks for ``d`` up to ~1,760, and once ``R``
+has to be rebuilt (d^3) it always has. Both give the same model up to rounding.
 """
 
 from __future__ import annotations
@@ -35,7 +46,7 @@ from .ridge_stats import RidgeStatistics
 
 _dger = blas.dger
 
-__all__ = ["RecursiveRidge", "update_flops"]
+__all__ = ["RecursiveRidge", "factor_is_cheaper", "update_flops"]
 
 # Re-anchor at least this often, so floating-point drift in R cannot accumulate.
 REFRESH_ROWS = 65_536
@@ -44,15 +55,34 @@ REFRESH_ROWS = 65_536
 ANCHOR_DECAY = 0.1
 
 
-def update_flops(b: int, d: int, c: int) -> float:
-    """Floating-point operations of one rank-``b`` update with ``d`` inputs and ``c`` outputs.
+def factor_is_cheaper(b: int, d: int) -> bool:
+    """Whether a chunk of ``b`` rows at width ``d`` takes fewer flops from the factor of ``A``
+    (``d^3 / 3`` more) than by updating a materialised ``R`` (``2 d^2 b + 2 d b^2`` more).
 
-    Counts a matrix product as ``2 m n k`` and a symmetric rank-k update as ``n^2 k``:
-    R X' (2 d^2 b), X R X' (2 d b^2), Cholesky (b^3 / 3), two triangular solves
-    (b^2 d + b^2 c), R -= K'K (d^2 b), the statistics A and B (d^2 b + 2 d b c) and
-    the prior residuals (2 d b c).
+    >>> factor_is_cheaper(256, 338), factor_is_cheaper(16, 338), factor_is_cheaper(256, 2049)
+    (True, False, False)
     """
-    return 4.0 * d * d * b + 3.0 * d * b * b + b**3 / 3 + b * b * c + 4.0 * d * b * c
+    return d * d * d / 3.0 < 2.0 * d * d * b + 2.0 * d * b * b
+
+
+def update_flops(b: int, d: int, c: int, factor: bool | None = None) -> float:
+    """Floating-point operations of one rank-``b`` update with ``d`` inputs and ``c`` outputs,
+    ``factor``: from the factor of ``A`` or not (default: the cheaper, as a steady stream of such
+    chunks is learned).
+
+    Counts a matrix product as ``2 m n k``, a symmetric rank-k update as ``n^2 k``, a
+    Cholesky factorisation as ``n^3 / 3`` and a triangular solve as ``n^2 k``. Both ways:
+    Cholesky of ``X R X'`` (b^3 / 3), the whitened residuals (b^2 c), the statistics A and B
+    (d^2 b + 2 d b c) and the prior residuals (2 d b c). From the factor: ``A + g I = LL'``
+    (d^3 / 3), ``L^-1 X'`` (d^2 b), ``X R X'`` (d b^2). By updating R: R X' (2 d^2 b),
+    X R X' (2 d b^2), the solve for K (d b^2), R -= K'K (d^2 b).
+    """
+    if factor is None:
+        factor = factor_is_cheaper(b, d)
+    common = b**3 / 3 + b * b * c + d * d * b + 4.0 * d * b * c
+    if factor:
+        return common + d**3 / 3 + d * d * b + d * b * b
+    return common + 3.0 * d * d * b + 3.0 * d * b * b
 
 
 class RecursiveRidge(RidgeStatistics):
@@ -72,10 +102,23 @@ class RecursiveRidge(RidgeStatistics):
 
     # -- prediction --------------------------------------------------------------------
     def weights(self):
-        """``W = R B``, shape (d, c)."""
+        """``W = R B``, shape (d, c) (by two triangular solves when ``R`` is not materialised)."""
         if self._W is None:
-            self._W = self.la.own(self.R @ self.B)
+            if self.has_inverse or not self.n_features:
+                self._W = self.la.own(self.R @ self.B)
+            else:
+                F, self._W = self._current_factor()
+                self._factor = (self._W, F)  # the next chunk starts from this factor
         return self._W
+
+    def _current_factor(self):
+        """The factor of ``A + g I`` and ``W`` solved with it: the one :meth:`weights` kept if the
+        statistics have not changed since (every change drops the cached ``W``), else new ones."""
+        if self._factor is not None and self._factor[0] is self._W and self._W is not None:
+            return self._factor[1], self._W
+        M, scale = self._A.current()
+        F = self.la.spd_factor(M, scale, self.gamma * self.decay)  # A + g I = L L'
+        return F, self.la.factor_solve(F, self.B)
 
     def predict(self, X):
         """Scores ``X W`` for rows ``X`` (b, d) -> (b, c)."""
@@ -108,7 +151,7 @@ class RecursiveRidge(RidgeStatistics):
                 sel, Xq, qp = None, None, None
             # a re-anchor right after the chunk replaces R: its rank-n update would be thrown away
             anchor = stop > start and self._anchor_due(stop - start)
-            prior, q = self._chunk(X[start:stop], Y[start:stop], w[start:stop], Xq, qp, update_R=not anchor)
+            prior, q = self._chunk(X[start:stop], Y[start:stop], w[start:stop], Xq, qp, keep_R=not anchor)
             priors.append(prior)
             if sel is not None:
                 queries.append((np.flatnonzero(sel), q))
@@ -143,15 +186,81 @@ class RecursiveRidge(RidgeStatistics):
             limit = min(limit, max(k, 1))
         return max(limit, 1) if remaining else 0
 
-    def _chunk(self, X, Y, w, Xq, qpos, update_R: bool = True):
+    def _chunk(self, X, Y, w, Xq, qpos, keep_R: bool = True):
+        """Learn one chunk of rows the cheaper way (:meth:`_use_factor`)."""
+        learn = self._chunk_from_factor if self._use_factor(X.shape[0]) else self._chunk_updating_R
+        return learn(X, Y, w, Xq, qpos, keep_R)
+
+    def _use_factor(self, b: int) -> bool:
+        """Learn the next ``b`` rows from the factor of ``A``? Yes when it has fewer flops; when
+        ``R`` is not materialised, it is rebuilt (d^3) only for a head that is wide for its
+        backend's chunks, where updating it pays off over the chunks that follow."""
+        d = self.n_features
+        if b == 0 or d == 0:
+            return False
+        if not self.has_inverse:
+            return factor_is_cheaper(self.la.max_chunk, d)
+        return factor_is_cheaper(b, d)
+
+    def _chunk_from_factor(self, X, Y, w, Xq, qpos, keep_R: bool = True):
+        """Learn rows ``X`` (b, d) from the Cholesky factor of ``A + g I`` (module docstring);
+        ``R`` is not kept. Returns ``(prior, query)`` as :meth:`update` does."""
         la, lam = self.la, self.forgetting
         b = X.shape[0]
-        W0 = self.weights()  # (d, c)
+        F, W0 = self._current_factor()  # A + g I = L L'; W0 (d, c) the weights at the chunk's start
+        V = la.whiten(F, X.T)  # (d, b) L^-1 X', so that X R X' = V'V
+        noise = la.powers(lam, b) / la.asarray(w)  # (b,): observation noise l^(i+1) / w_i
+        C = la.cholesky_lower(la.gram_plus_diag(V, noise))  # (b, b) innovation covariance X R X' + noise
+        resid = Y - X @ W0  # (b, c) residuals against the chunk-start weights
+        Q = la.solve_lower(C, resid)  # (b, c) whitened innovations
+        prior = Y - la.diag(C)[:, None] * Q  # (b, c) scores before each row was learned
+        query = None
+        if Xq is not None:
+            query = la.zeros(0, self.n_outputs)
+            if Xq.shape[0]:
+                T = la.solve_lower(C, V.T @ la.whiten(F, Xq.T))  # (b, u): C^-1 X R Xq'
+                query = self._queried(Xq @ W0, T, Q, qpos)
+        self.drop_inverse()
+        self._factor = None
+        self._learn_statistics(X, Y, w)
+        return prior, query
+
+    def _queried(self, base, T, Q, qpos):
+        """Query scores ``base + T' Q`` (u, c), query ``k`` seeing only the rows before ``qpos[k]``:
+        forward substitution makes the leading block of the solve exactly the smaller problem's."""
+        b = T.shape[0]
+        mask = np.arange(b)[:, None] < np.asarray(qpos)[None, :]  # (b, u)
+        return base + (T * self.la.asarray(mask)).T @ Q
+
+    def _learn_statistics(self, X, Y, w) -> None:
+        """``A = l^b A + X' diag(dw) X``, ``B = l^b B + X' diag(dw) Y`` and the schedule's counters."""
+        la, lam = self.la, self.forgetting
+        b = X.shape[0]
+        wt = la.asarray(w)
+        scale = lam**b
+        dw = wt * (scale / la.powers(lam, b))  # (b,): w_i l^(b-1-i) > 0
+        self._A.rank_k(la, X.T * dw**0.5, 1.0, scale)  # (read only to re-anchor, to factor, to merge)
+        if scale != 1.0:
+            self.B *= scale
+        self.B += (X.T * dw) @ Y
+        self.decay *= scale
+        self.rows_since_anchor += b
+        self.n_rows += b
+        self._W = None
+
+    def _chunk_updating_R(self, X, Y, w, Xq, qpos, keep_R: bool = True):
+        """Learn rows ``X`` (b, d) by a rank-b Woodbury update of ``R`` (module docstring); with
+        ``keep_R`` false (a re-anchor follows, which replaces ``R``) it skips updating ``R``."""
+        la, lam = self.la, self.forgetting
+        b = X.shape[0]
         if b == 0:
+            W0 = self.weights()  # (d, c)
             return la.zeros(0, self.n_outputs), (Xq @ W0 if Xq is not None else None)
+        R = self.R  # (d, d), materialised from A if it was not
+        W0 = self.weights()  # (d, c)
         wt = la.asarray(w)
         noise = la.powers(lam, b) / wt  # (b,): observation noise l^(i+1) / w_i
-        RXt = self.R @ X.T  # (d, b)
+        RXt = R @ X.T  # (d, b)
         S = X @ RXt  # (b, b) innovation covariance
         la.add_to_diag(S, noise)
         try:
@@ -160,8 +269,9 @@ class RecursiveRidge(RidgeStatistics):
             # R lost definiteness to rounding: rebuild it from the exact statistics (the anchor
             # moves here, so the caller's re-anchor after this chunk may not come: keep R current).
             self.refresh()
-            update_R = True
-            RXt = self.R @ X.T
+            keep_R = True
+            R = self.R  # (d, d) rebuilt
+            RXt = R @ X.T
             S = X @ RXt
             la.add_to_diag(S, noise)
             C = la.cholesky_lower(S)
@@ -171,25 +281,16 @@ class RecursiveRidge(RidgeStatistics):
         query = None
         if Xq is not None and Xq.shape[0]:
             T = la.solve_lower(C, RXt.T @ Xq.T)  # (b, u)
-            # query k sees only the rows before qpos[k]: forward substitution makes the
-            # leading block of the solve exactly the smaller problem's solve.
-            mask = np.arange(b)[:, None] < np.asarray(qpos)[None, :]  # (b, u)
-            query = Xq @ W0 + (T * la.asarray(mask)).T @ Q
+            query = self._queried(Xq @ W0, T, Q, qpos)
         elif Xq is not None:
             query = la.zeros(0, self.n_outputs)
-        scale = lam**b
-        if update_R:
+        if keep_R:
+            scale = lam**b
             K = la.solve_lower(C, RXt.T)  # (b, d)
-            la.syrk_(self.R, K.T, -1.0 / scale, 1.0 / scale)  # R = (R - K'K) / l^b, exactly symmetric
-        dw = wt * (scale / la.powers(lam, b))  # (b,): w_i l^(b-1-i) > 0
-        self._A.rank_k(la, X.T * dw**0.5, 1.0, scale)  # A = l^b A + X' diag(dw) X (read only to re-anchor)
-        if scale != 1.0:
-            self.B *= scale
-        self.B += (X.T * dw) @ Y
-        self.decay *= scale
-        self.rows_since_anchor += b
-        self.n_rows += b
-        self._W = None
+            la.syrk_(R, K.T, -1.0 / scale, 1.0 / scale)  # R = (R - K'K) / l^b, exactly symmetric
+        else:
+            self.drop_inverse()
+        self._learn_statistics(X, Y, w)
         return prior, query
 
     def update_one(self, x, y, weight: float = 1.0, k: int | None = None, prior=None):
@@ -200,10 +301,10 @@ class RecursiveRidge(RidgeStatistics):
             prior, _ = self.update(x[None, :], y[None, :], [weight])
             return prior[0]
         lam = self.forgetting
+        R, A = self.inverse(), self._A  # (materialising R drops a cached W)
         W = self._W if self._W is not None else self.weights()
         if prior is None:
             prior = x @ W  # (c,)
-        R, A = self._R, self._A
         Rx = R.symv(x)  # (d,) R x
         s = lam / weight + x @ Rx
         R.add_outer(-1.0 / s, Rx)  # R -= Rx Rx' / s
@@ -224,12 +325,12 @@ class RecursiveRidge(RidgeStatistics):
         self.n_rows += 1
         if self._anchor_due():
             self.refresh()
+            self.inverse()  # the per-event path works with R: rebuilt now, before the next prediction's W
         return prior
 
     def refresh(self) -> None:
-        """Re-anchor ``R = (A + gamma I)^-1`` from the exact statistics."""
-        M = self.A + self.gamma * self.la.eye(self.n_features)
-        self.R = self.la.spd_inverse(M) if self.n_features else M
+        """Re-anchor ``R = (A + gamma I)^-1`` to the exact statistics (computed when next read)."""
+        self.drop_inverse()
         self.decay = 1.0
         self.rows_since_anchor = 0
 

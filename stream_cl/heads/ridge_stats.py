@@ -6,6 +6,10 @@ update algebra: adding inputs or outputs without changing the model, and a state
 that resumes bit for bit. ``A`` and ``R`` are symmetric; one event's update writes one
 triangle of each and folds the forgetting factor into a scalar
 (:class:`~stream_cl.heads._linalg.ScaledTriangle`), and reading them gives the whole matrix.
+
+``R`` is derived from ``A``, and a batched update that works from the Cholesky factor of
+``A + gamma decay I`` does not keep it: it is then *not materialised* (``has_inverse`` is
+false) and is computed from ``A`` when it is next read (one d^3 inverse).
 """
 
 from __future__ import annotations
@@ -22,16 +26,23 @@ __all__ = ["RidgeStatistics"]
 
 class _Symmetric:
     """A symmetric matrix attribute kept as a :class:`ScaledTriangle` in ``_<name>``: reading it
-    gives the whole matrix (mirrored and scaled), assigning it starts a new one."""
+    gives the whole matrix (mirrored and scaled), assigning it starts a new one. ``derive``
+    names the owner's method that gives the triangle when the slot is empty (``None``)."""
 
-    def __init__(self, drops_weights: bool = False):
+    def __init__(self, drops_weights: bool = False, derive: str | None = None):
         self.drops_weights = drops_weights
+        self.derive = derive
 
     def __set_name__(self, owner, name: str) -> None:
         self.slot = "_" + name
 
     def __get__(self, obj, owner=None):
-        return self if obj is None else getattr(obj, self.slot).full()
+        if obj is None:
+            return self
+        tri = getattr(obj, self.slot)
+        if tri is None:
+            tri = getattr(obj, self.derive)()
+        return tri.full()
 
     def __set__(self, obj, M) -> None:
         setattr(obj, self.slot, ScaledTriangle(M))
@@ -58,9 +69,28 @@ class RidgeStatistics:
         self.rows_since_anchor = 0
         self.n_rows = 0  # rows learned, unweighted
         self._W = None  # cache of R @ B
+        self._factor = None  # (W, factor of A + g I): the factor the cached W was solved with, if it was
 
     A = _Symmetric()  # (d, d) the weighted Gram matrix
-    R = _Symmetric(drops_weights=True)  # (d, d) its regularised inverse: W = R B follows a new R
+    R = _Symmetric(drops_weights=True, derive="inverse")  # (d, d) its regularised inverse: W = R B follows a new R
+
+    @property
+    def has_inverse(self) -> bool:
+        """Whether ``R`` is materialised (kept up to date), rather than computed from ``A`` when read."""
+        return self._R is not None
+
+    def inverse(self) -> ScaledTriangle:
+        """``R``'s triangle, materialised from the statistics if it is not: ``(A + gamma decay I)^-1``."""
+        if self._R is None:
+            la, d = self.la, self.n_features
+            M = self.A + (self.gamma * self.decay) * la.eye(d)
+            self.R = la.spd_inverse(M) if d else M  # (assigning drops the cached W: it is recomputed from R)
+        return self._R
+
+    def drop_inverse(self) -> None:
+        """Stop keeping ``R``: it is computed from ``A`` when next read (the cached ``W`` goes too)."""
+        self._R = None
+        self._W = None
 
     @staticmethod
     def _check_forgetting(value: float) -> None:
@@ -84,9 +114,10 @@ class RidgeStatistics:
         if df > 0:
             self.A = la.pad(self.A, df, df)
             self.B = la.pad(self.B, df, 0)
-            self.R = la.pad(self.R, df, df)
-            tail = self.R[self.n_features :, self.n_features :]
-            la.add_to_diag(tail, 1.0 / (self.gamma * self.decay))
+            if self.has_inverse:
+                self.R = la.pad(self.R, df, df)
+                tail = self.R[self.n_features :, self.n_features :]
+                la.add_to_diag(tail, 1.0 / (self.gamma * self.decay))
             self.n_features = n_features
         if dc > 0:
             self.B = la.pad(self.B, 0, dc)
@@ -100,13 +131,18 @@ class RidgeStatistics:
 
         Reading ``A`` and ``R`` folds their scalars in, and the cached ``W`` (kept up to date
         by rank-1 updates) is dropped, so the model carries on from here bit for bit as one
-        resumed from this state does."""
+        resumed from this state does. ``R`` is there only when it is materialised: one resumed
+        without it computes it from ``A`` when needed, as this one does."""
         la = self.la
         self._W = None
-        return {
+        state = {
             "A": la.to_numpy(self.A).copy(),
             "B": la.to_numpy(self.B).copy(),
-            "R": la.to_numpy(self.R).copy(),
+        }
+        if self.has_inverse:
+            state["R"] = la.to_numpy(self.R).copy()
+        return {
+            **state,
             "gamma": self.gamma,
             "forgetting": self.forgetting,
             "decay": self.decay,
@@ -116,11 +152,16 @@ class RidgeStatistics:
 
     def load_state_dict(self, state: Mapping) -> None:
         la = self.la
-        A, B, R = (np.asarray(state[k], dtype=np.float64) for k in ("A", "B", "R"))
+        A, B = (np.asarray(state[k], dtype=np.float64) for k in ("A", "B"))
+        R = np.asarray(state["R"], dtype=np.float64) if state.get("R") is not None else None
         d, c = B.shape
-        if A.shape != (d, d) or R.shape != (d, d):
-            raise ValueError(f"inconsistent ridge state: A {A.shape}, B {B.shape}, R {R.shape}")
-        self.A, self.B, self.R = (la.own(la.asarray(M.copy())) for M in (A, B, R))
+        if A.shape != (d, d) or (R is not None and R.shape != (d, d)):
+            raise ValueError(f"inconsistent ridge state: A {A.shape}, B {B.shape}, R {None if R is None else R.shape}")
+        self.A, self.B = (la.own(la.asarray(M.copy())) for M in (A, B))
+        if R is not None:
+            self.R = la.own(la.asarray(R.copy()))
+        else:
+            self.drop_inverse()
         self.n_features, self.n_outputs = d, c
         self.gamma = float(state["gamma"])
         self.set_forgetting(float(state["forgetting"]))
@@ -133,5 +174,6 @@ class RidgeStatistics:
 
     def __setstate__(self, state):
         self.la = make_linalg(state["device"])
+        self._W = self._factor = None
         self.load_state_dict(state)
 

@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
+from stream_cl.heads import ridge as ridge_module
 from stream_cl.heads.ridge import ANCHOR_DECAY, REFRESH_ROWS, RecursiveRidge
+
+
+@pytest.fixture(params=["factor", "updating R"])
+def way(request, monkeypatch):
+    """Every batched chunk learned one way: from the factor of A, or by updating R."""
+    monkeypatch.setattr(ridge_module, "factor_is_cheaper", lambda b, d: request.param == "factor")
+    return request.param
 
 
 def _sequential(ridge, X, Y, w=None):
@@ -19,7 +27,7 @@ def _random_splits(rng, n):
 
 
 @pytest.mark.parametrize("forgetting", [1.0, 0.97])
-def test_batched_updates_equal_the_rank_one_loop(forgetting):
+def test_batched_updates_equal_the_rank_one_loop(forgetting, way):
     rng = np.random.default_rng(1)
     X, Y = rng.normal(size=(300, 6)), rng.normal(size=(300, 3))
     w = rng.uniform(0.2, 3.0, size=300)
@@ -50,7 +58,7 @@ def test_forgetting_matches_exponentially_weighted_ridge_at_anchor_points():
     assert ANCHOR_DECAY <= ridge.decay <= 1.0
 
 
-def test_queries_are_scored_by_the_model_at_their_position():
+def test_queries_are_scored_by_the_model_at_their_position(way):
     rng = np.random.default_rng(3)
     X, Y, Xq = rng.normal(size=(20, 4)), rng.normal(size=(20, 2)), rng.normal(size=(5, 4))
     pos = np.array([0, 3, 3, 19, 20])
@@ -94,19 +102,6 @@ def test_periodic_refresh_happens_at_the_same_rows_whatever_the_batching():
         b.update(X[s], Y[s])
     assert a.rows_since_anchor == b.rows_since_anchor == 50
     np.testing.assert_allclose(a.weights(), b.weights(), rtol=1e-10)
-
-
-def test_state_round_trip_is_exact():
-    rng = np.random.default_rng(6)
-    X, Y = rng.normal(size=(25, 3)), rng.normal(size=(25, 2))
-    ridge = RecursiveRidge(0.2, 0.99)
-    ridge.grow(3, 2)
-    ridge.update(X[:10], Y[:10])
-    clone = RecursiveRidge(1.0)
-    clone.load_state_dict(ridge.state_dict())
-    ridge.update(X[10:], Y[10:])
-    clone.update(X[10:], Y[10:])
-    assert np.array_equal(ridge.weights(), clone.weights())
 
 
 def test_rank_one_updates_between_anchors_equal_the_closed_form_with_the_decayed_ridge_term():
@@ -153,7 +148,7 @@ def test_forgetting_is_bounded(bad):
         RecursiveRidge(forgetting=bad)
 
 
-def test_the_torch_path_matches_the_numpy_path():
+def test_the_torch_path_matches_the_numpy_path(way):
     """The CUDA code path, run on the CPU through torch: same algebra, same numbers."""
     rng = np.random.default_rng(7)
     X, Y, Xq = rng.normal(size=(90, 5)), rng.normal(size=(90, 2)), rng.normal(size=(4, 5))
@@ -195,3 +190,82 @@ def test_a_long_batch_is_learned_in_chunks_of_the_backends_length_and_stays_exac
     i = CPU_CHUNK + 3
     before = np.linalg.solve(X[:i].T @ X[:i] + 0.4 * np.eye(5), X[:i].T @ Y[:i])
     np.testing.assert_allclose(prior[i], X[i] @ before, rtol=1e-9)
+
+
+def test_batches_learned_either_way_and_single_rows_mix_and_stay_exact():
+    # the per-event path needs R, which a batch learned from the factor of A does not keep:
+    # it is rebuilt from A; either way every prior is the closed form of the rows before it
+    rng = np.random.default_rng(11)
+    n, d = 400, 7
+    X, Y, w = rng.normal(size=(n, d)), rng.normal(size=(n, 2)), rng.uniform(0.5, 2.0, size=n)
+    loop, mixed = RecursiveRidge(0.3, 0.98), RecursiveRidge(0.3, 0.98)
+    for r in (loop, mixed):
+        r.grow(d, 2)
+    expected = _sequential(loop, X, Y, w)
+    got, start = [], 0
+    for k, stop in enumerate([1, 60, 61, 62, 130, 131, 250, 251, 252, 400]):
+        s = slice(start, stop)
+        if stop - start == 1:
+            got.append(mixed.update_one(X[start], Y[start], w[start])[None, :])
+            assert mixed.has_inverse  # materialised for the rank-1 update, and kept up to date by it
+        else:
+            got.append(mixed.update(X[s], Y[s], w[s])[0])
+            assert not mixed.has_inverse  # at this width a batch is cheaper from the factor of A
+        start = stop
+    np.testing.assert_allclose(np.concatenate(got), expected, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(mixed.R, loop.R, rtol=1e-9, atol=1e-12)  # rebuilt when read
+    np.testing.assert_allclose(mixed.weights(), loop.weights(), rtol=1e-9, atol=1e-12)
+
+
+def test_state_round_trip_is_exact():
+    rng = np.random.default_rng(12)
+    X, Y = rng.normal(size=(120, 5)), rng.normal(size=(120, 2))
+    live = RecursiveRidge(0.5, 0.97)
+    live.grow(5, 2)
+    live.update(X[:50], Y[:50])
+    state = live.state_dict()
+    assert "R" not in state  # derived from A: a checkpoint does not carry it
+    resumed = RecursiveRidge(1.0)
+    resumed.load_state_dict(state)
+    assert not resumed.has_inverse
+    outs = [[r.update(X[50:90], Y[50:90])[0], _sequential(r, X[90:100], Y[90:100]), r.update(X[100:], Y[100:])[0]]
+            for r in (live, resumed)]
+    assert all(np.array_equal(a, b) for a, b in zip(*outs))
+    assert all(np.array_equal(live.state_dict()[k], resumed.state_dict()[k]) for k in ("A", "B"))
+
+
+def test_a_batch_after_a_prediction_starts_from_the_factor_the_prediction_made(monkeypatch):
+    rng = np.random.default_rng(13)
+    X, Y = rng.normal(size=(60, 6)), rng.normal(size=(60, 3))
+    plain, predicted = RecursiveRidge(0.5), RecursiveRidge(0.5)
+    for r in (plain, predicted):
+        r.grow(6, 3)
+        r.update(X[:20], Y[:20])
+    factors = []
+    la = predicted.la
+    spd_factor = la.spd_factor
+    monkeypatch.setattr(la, "spd_factor", lambda *a: factors.append(1) or spd_factor(*a))
+    predicted.predict(X[20:40])  # factors A once
+    after_predict, _ = predicted.update(X[20:40], Y[20:40])  # ... and the batch uses that factor
+    assert len(factors) == 1
+    assert np.array_equal(after_predict, plain.update(X[20:40], Y[20:40])[0])
+    predicted.update(X[40:], Y[40:])  # the statistics changed: a new factor
+    assert len(factors) == 2
+
+
+def test_a_head_wide_for_its_chunks_keeps_updating_r_and_a_narrow_one_does_not_rebuild_it():
+    narrow = RecursiveRidge(1.0)
+    narrow.grow(338, 5)
+    assert narrow.has_inverse  # a new head's R is gamma^-1 I: kept until a batch drops it
+    assert narrow._use_factor(256) and not narrow._use_factor(16)  # with R at hand a short chunk updates it
+    narrow.drop_inverse()
+    assert narrow._use_factor(16)  # rebuilding R (d^3) for a short chunk would cost more than the factor
+    wide = RecursiveRidge(1.0)
+    wide.la.max_chunk = 8  # chunks short for its width, as 256-row chunks are for d > ~1,760
+    wide.grow(64, 2)
+    rng = np.random.default_rng(14)
+    X, Y = rng.normal(size=(40, 64)), rng.normal(size=(40, 2))
+    wide.update(X, Y)
+    assert wide.has_inverse
+    closed = np.linalg.solve(X.T @ X + np.eye(64), X.T @ Y)
+    np.testing.assert_allclose(wide.weights(), closed, rtol=1e-9, atol=1e-12)
