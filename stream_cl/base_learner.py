@@ -41,10 +41,22 @@ def check_label(y) -> None:
         raise ValueError("label is NaN")
 
 
-def checked_labels(ys: Sequence) -> tuple[list, np.ndarray]:
-    """``ys`` as a list (``None``: predict only) and its labelled mask; refuses bad labels
-    before anything is learned."""
+def checked_labels(ys: Sequence, n_events: int | None = None, sample_weight=None) -> tuple[list, np.ndarray]:
+    """``ys`` as a list (``None``: predict only) and its labelled mask; refuses bad labels, and
+    labels or sample weights that are not one per event (of ``n_events``), before anything is learned.
+
+    >>> checked_labels(["a", None], n_events=2)[1].tolist()
+    [True, False]
+    >>> checked_labels(["a"], n_events=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: 2 events and 1 labels: give one label per event (None to predict only)
+    """
     ys = list(ys)
+    if n_events is not None and len(ys) != n_events:
+        raise ValueError(f"{n_events} events and {len(ys)} labels: give one label per event (None to predict only)")
+    if n_events is not None and sample_weight is not None and np.size(sample_weight) != n_events:
+        raise ValueError(f"{n_events} events and {np.size(sample_weight)} sample weights: give one weight per event")
     for y in ys:
         if y is not None:
             check_label(y)

@@ -20,7 +20,7 @@ from functools import partial
 
 import numpy as np
 
-from .base_learner import checked_labels, control_ends
+from .base_learner import control_ends
 from .ensemble import VIEWS, cat_rows, head_hits, take_rows
 from .heads.class_head import RidgeClassHead
 from .row_plan import RowKind, RowPlan
@@ -89,9 +89,9 @@ class ContinualSteps:
         return out
 
     # -- one batch -------------------------------------------------------------------------
-    def _prequential_continual(self, xs, ys, sample_weight, tasks) -> np.ndarray:
-        """``prequential_batch`` with the continual-learning parts (module docstring)."""
-        ys, labelled = checked_labels(ys)
+    def _prequential_continual(self, xs, ys, labelled, sample_weight, tasks) -> np.ndarray:
+        """``prequential_batch`` with the continual-learning parts (module docstring); ``ys`` and
+        their ``labelled`` mask come checked (:func:`~stream_cl.base_learner.checked_labels`)."""
         X, M, new = self._rows(xs, labelled)  # only learned events make columns
         b = len(ys)
         if tasks is not None and len(tasks) != b:

@@ -248,18 +248,20 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         ``tasks[i]`` (optional) is the event's task, used by task-aware replay;
         ``partition`` the events' source partition.
         """
+        ys, labelled = checked_labels(ys, len(xs), sample_weight)
+        if not ys:
+            return np.zeros((0, len(self.classes_)))
         self._enter(partition)
         memo, self._memo = self._memo, None  # any learning invalidates it
         if self._continual:
-            P = self._prequential_continual(xs, ys, sample_weight, tasks)
+            P = self._prequential_continual(xs, ys, labelled, sample_weight, tasks)
         else:
-            P = self._prequential(xs, ys, sample_weight, memo)
+            P = self._prequential(xs, ys, labelled, sample_weight, memo)
         self._learned(len(xs), len(xs))
         return P
 
-    def _prequential(self, xs, ys, sample_weight, memo) -> np.ndarray:
+    def _prequential(self, xs, ys, labelled, sample_weight, memo) -> np.ndarray:
         """The plain composite: every event is one row of every member."""
-        ys, labelled = checked_labels(ys)
         X, M, new = self._rows(xs, labelled)  # only learned events make columns
         self.index_.commit(new)
         Z, K = self.scaler_.prequential(X, M, labelled, self.index_.indicator_mask, known=True)  # (b, d_in)

@@ -219,8 +219,10 @@ class TrainableLearner(StreamingClassifier):
         if sample_weight is not None and not np.all(np.asarray(sample_weight) == 1.0):
             raise ValueError("TrainableLearner does not take sample weights")
         _one_partition(partition)
-        ys, labelled = checked_labels(ys)
+        ys, labelled = checked_labels(ys, len(xs))
         b = len(ys)
+        if not b:
+            return np.zeros((0, len(self._classes)))
         tasks = [None] * b if tasks is None else list(tasks)
         if len(tasks) != b:
             raise ValueError(f"tasks has {len(tasks)} entries for {b} events")

@@ -7,7 +7,7 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..base_learner import StreamingClassifier, check_label
+from ..base_learner import StreamingClassifier, check_label, checked_labels
 from ..encoding import DEFAULT_MAX_CATEGORIES, frame_rows
 from ..features import FeatureIndex
 from ..parts import PartitionedLearner
@@ -178,7 +178,9 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         Returns probabilities (b, n_classes) in ``classes_`` order, identical to a loop of
         ``predict_proba_one`` then ``learn_one`` (a class not yet seen has probability 0).
         """
-        ys = list(ys)
+        ys, _ = checked_labels(ys, len(xs), sample_weight)
+        if not ys:
+            return np.zeros((0, len(self.classes_)))
         self._enter(partition)
         scores = self.head_.prequential(self._design(xs, [y is not None for y in ys]), ys, sample_weight)
         self._learned(len(ys), len(ys))

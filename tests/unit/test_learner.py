@@ -9,9 +9,11 @@ import torch
 from river import checks, datasets, linear_model, metrics, preprocessing
 from river.datasets import synth
 
-from stream_cl import OnlineContinualLearner
+from stream_cl import AnalyticClassifier, OnlineContinualLearner
 from stream_cl.backbones import RandomFeatures, TorchBackbone
 from stream_cl.features import InvalidFeatureError
+from stream_cl.replay import ReservoirReplay
+from stream_cl.trainable import TrainableLearner
 
 
 @pytest.mark.parametrize("params", list(OnlineContinualLearner._unit_test_params()), ids=str)
@@ -196,3 +198,25 @@ def test_learn_one_after_predict_one_reuses_the_design_only_for_the_same_event()
     assert np.array_equal(a["scaler"]["mean"], b["scaler"]["mean"])
     x_new = {"a": 0.5, "b": -0.5}
     assert with_predict.predict_proba_one(x_new) == learn_only.predict_proba_one(x_new)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: OnlineContinualLearner(device="cpu"),
+    lambda: OnlineContinualLearner(device="cpu", replay=ReservoirReplay(max_samples=16)),
+    AnalyticClassifier,
+    lambda: TrainableLearner(micro_batch=4),
+], ids=["default", "replay", "analytic", "trainable"])
+def test_an_empty_batch_is_a_no_op_and_labels_or_weights_not_one_per_event_are_refused(make):
+    model = make()
+    assert model.prequential_batch([], []).shape == (0, 0)  # before anything is learned
+    model.prequential_batch([{"a": 1.0}, {"a": -1.0}], ["yes", "no"])
+    before = pickle.dumps(model)
+    assert model.prequential_batch([], []).shape == (0, 2)  # a slice past the end of a stream
+    with pytest.raises(ValueError, match="2 events and 1 labels: give one label per event"):
+        model.prequential_batch([{"a": 1.0}, {"a": 2.0}], ["yes"])  # an event would be dropped
+    with pytest.raises(ValueError, match="1 events and 2 labels"):
+        model.prequential_batch([{"a": 1.0}], ["yes", "no"])
+    if not isinstance(model, TrainableLearner):  # (it takes no weights at all)
+        with pytest.raises(ValueError, match="1 events and 2 sample weights: give one weight per event"):
+            model.prequential_batch([{"a": 1.0}], ["yes"], sample_weight=[1.0, 2.0])
+    assert pickle.dumps(model) == before
