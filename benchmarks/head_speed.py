@@ -5,7 +5,7 @@
 Prints, in one process:
 1. the machine's float64 GEMM rate (numpy/OpenBLAS, the same library the head uses), at
    the shapes the update uses and at a large square size; the best is the reference;
-2. the rank-256 Woodbury update at 512 features, 10 classes (``RecursiveRidge.update``),
+2. the rank-256 ridge update at 512 features, 10 classes (``RecursiveRidge.update``),
    its flop count (``update_flops``) and the rate it reaches, as a fraction of the reference;
 3. ``AnalyticClassifier.learn_many`` + ``predict_many`` on pandas frames of 256 rows x 512
    features, 10 classes (the River mini-batch API), events/s and rate on the same count;
@@ -100,7 +100,8 @@ def learner_flops(model, b: int) -> float:
     ``OnlineContinualLearner`` (no continual parts), from its heads' current widths.
 
     The backbone's product (2 b d_in width) and key units (3 b d_in m), each ridge head's
-    rank-b update (:func:`update_flops`) plus its new weights ``W = R B`` (2 d^2 c), the SGD
+    rank-b update (:func:`update_flops`, counted the way the head takes it: from the factor of
+    ``A`` at these widths) plus its new weights ``W = R B`` (2 d^2 c), the SGD
     head's batch-start scores, Gram matrix and update (2 b d c + b^2 d + 2 b d c); the
     softmaxes, the mixer and the bookkeeping count as free.
     """

@@ -4,7 +4,8 @@ State for ``d`` inputs and ``c`` outputs:
 
 * ``A`` (d, d): the weighted Gram matrix  sum_i l^(t-i) w_i x_i x_i'   (additive)
 * ``B`` (d, c): the weighted moment       sum_i l^(t-i) w_i x_i y_i'   (additive)
-* ``R`` (d, d): ``(A + g I)^-1``, kept up to date by Woodbury updates (the fast path)
+* ``R`` (d, d): ``(A + g I)^-1``, kept up to date by rank-1 updates one row at a time (a batch
+  may instead work from the factor of ``A + g I`` and leave ``R`` to be rebuilt when needed)
 
 and the weights are ``W = R B``. With ``forgetting == 1`` this is exactly closed-form
 ridge ``(X'X + gamma I)^-1 X'Y`` on every row seen, whatever the batch sizes.
