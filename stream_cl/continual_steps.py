@@ -21,12 +21,24 @@ from functools import partial
 import numpy as np
 
 from .base_learner import control_ends
+from .drift import DriftMonitor
 from .ensemble import VIEWS, cat_rows, head_hits, take_rows
 from .heads.class_head import RidgeClassHead
+from .homeostasis import Homeostasis
+from .imbalance import ImbalanceCompensator
+from .replay import ReplayBuffer
 from .row_plan import RowKind, RowPlan
 from .shadows import ShadowRestarter
 
 __all__ = ["ContinualSteps"]
+
+# the continual-learning parameters: the kind each must be, with an example of one
+_PARTS = (
+    ("replay", ReplayBuffer, "ReservoirReplay()"),
+    ("drift", DriftMonitor, "DriftMonitor()"),
+    ("homeostasis", Homeostasis, "Homeostasis()"),
+    ("imbalance", ImbalanceCompensator, "ImbalanceCompensator()"),
+)
 
 
 class ContinualSteps:
@@ -37,6 +49,10 @@ class ContinualSteps:
         return any(p is not None for p in (self.replay, self.drift, self.homeostasis, self.imbalance))
 
     def _init_continual(self) -> None:
+        for name, kind, example in _PARTS:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, kind):
+                raise TypeError(f"{name} must be a {kind.__name__} such as {example}, or None; got {value!r}")
         if not isinstance(self.control_every, int) or self.control_every < 1:
             raise ValueError(f"control_every must be an int >= 1, got {self.control_every!r}")
         if self.drift is not None and "need" in self.drift.response and self.homeostasis is None:

@@ -220,3 +220,10 @@ def test_an_empty_batch_is_a_no_op_and_labels_or_weights_not_one_per_event_are_r
         with pytest.raises(ValueError, match="1 events and 2 sample weights: give one weight per event"):
             model.prequential_batch([{"a": 1.0}], ["yes"], sample_weight=[1.0, 2.0])
     assert pickle.dumps(model) == before
+
+
+@pytest.mark.parametrize("name, value", [("replay", "reservoir"), ("drift", "adwin"), ("homeostasis", True),
+                                         ("imbalance", 0.5)])
+def test_a_continual_part_given_as_a_plain_value_is_refused_by_name(name, value):
+    with pytest.raises(TypeError, match=f"^{name} must be a [A-Za-z]+ such as [A-Za-z]+\\(\\), or None; got "):
+        OnlineContinualLearner(device="cpu", **{name: value})
