@@ -75,9 +75,7 @@ class NumpyLinalg:
 
     def spd_inverse(self, M):
         """Inverse of a symmetric positive definite matrix: LAPACK potrf + potri (about d^3 flops)."""
-        L, info = sla.lapack.dpotrf(M, lower=1, clean=0, overwrite_a=0)
-        if info != 0:
-            raise np.linalg.LinAlgError(f"matrix is not positive definite (potrf info {info})")
+        L = _potrf(np.array(M, order="F"), lower=1)  # a copy: M is the caller's
         inv, info = sla.lapack.dpotri(L, lower=1, overwrite_c=1)
         if info != 0:
             raise np.linalg.LinAlgError(f"potri failed (info {info})")
