@@ -15,10 +15,11 @@ rows (cheap on the inputs view), and the result never depends on how events were
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
+
+from .sgd_rows import loop_rows, row_step
 
 
 class SGDSoftmaxHead:
@@ -69,19 +70,11 @@ class SGDSoftmaxHead:
             return self._loop(Z, ys, weights, k)
         base = Z @ W0  # (b, C) scores under the batch-start weights
         gram = Z @ Z.T  # (b, b)
-        steps = np.zeros((b, C))  # lr_j * gradient_j, the updates rows make
-        rows = []
-        lrs = [self.lr] * b if weights is None else [self.lr * float(w) for w in weights]
-        # Per row, a handful of classes: plain floats beat numpy's per-call overhead
-        # several times over; only the sum over earlier rows stays a numpy product.
-        for i, y in enumerate(ys):
-            scores = (base[i] - gram[i, :i] @ steps[:i] if i else base[i]).tolist()  # (C,)
-            shown, k, g = _row_step(scores, k, None if y is None else self._pos[y], lrs[i])
-            rows.append(shown + [0.0] * (C - len(shown)))
-            if g is not None:
-                steps[i, :k] = g
+        labels = np.array([-1 if y is None else self._pos[y] for y in ys], dtype=np.int64)  # (b,)
+        lrs = np.full(b, self.lr) if weights is None else self.lr * np.asarray(weights, dtype=np.float64)
+        P, steps = loop_rows(base, gram, labels, lrs, k)  # (b, C) each, the rows in order
         self.W[: Z.shape[1]] -= Z.T @ steps
-        return np.array(rows).reshape(b, C)  # (b, C)
+        return P
 
     def learn_row(self, Z, y: Hashable, weight: float = 1.0) -> list:
         """:meth:`prequential_proba` of one labelled row ``Z`` (1, d), with the same arithmetic (so
@@ -97,7 +90,7 @@ class SGDSoftmaxHead:
         d = Z.shape[1]
         self._grow(d, C)
         scores = (Z @ self.W[:d])[0].tolist()  # (C,) as the batch path's base row
-        shown, k, g = _row_step(scores, k, self._pos[y], self.lr * weight)
+        shown, k, g = row_step(scores, k, self._pos[y], self.lr * weight)
         # the batch path's Z' steps with one row: every entry a single product, as np.outer's
         self.W[:d, :k] -= np.outer(Z[0], g)
         return shown + [0.0] * (C - len(shown))
@@ -134,27 +127,3 @@ class SGDSoftmaxHead:
             self._pos[y] = len(self.classes)
             self.classes.append(y)
         self.W = np.asarray(state["W"], dtype=np.float64).copy()
-
-
-def _row_step(scores: list, k: int, j: int | None, lr: float) -> tuple[list, int, list | None]:
-    """One row of the SGD loop, in Python floats (a handful of classes: cheaper than numpy).
-
-    Returns the row's probabilities over the ``k`` classes known before it (``[]`` if none),
-    the classes known after it (a label ``j == k`` is a first sighting, numbered next) and,
-    for a label, ``lr`` times the cross-entropy's gradient with respect to the scores."""
-    shown = p = _softmax_list(scores[:k], math.exp) if k else []
-    if j is None:
-        return shown, k, None
-    if j >= k:
-        k = j + 1
-        p = _softmax_list(scores[:k], math.exp)
-    g = [v * lr for v in p]
-    g[j] -= lr
-    return shown, k, g
-
-
-def _softmax_list(s: list, exp) -> list:
-    m = max(s)
-    e = [exp(v - m) for v in s]
-    total = sum(e)
-    return [v / total for v in e]
