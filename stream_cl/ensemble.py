@@ -24,7 +24,7 @@ import torch
 from .backbones import torch_device
 from .heads.class_head import RidgeClassHead, scores_to_proba
 
-__all__ = ["AnalyticEnsemble", "VIEWS", "margin_hits", "row_hit", "proba_hits", "head_hits", "as_numpy", "cat_rows", "take_rows"]
+__all__ = ["AnalyticEnsemble", "VIEWS", "margin_hits", "label_columns", "row_hit", "proba_hits", "head_hits", "as_numpy", "cat_rows", "take_rows"]
 
 VIEWS = ("all", "inputs")  # "all" = [1, backbone features, inputs]; "inputs" = [1, inputs]
 
@@ -86,18 +86,19 @@ class AnalyticEnsemble:
         the rows ``scored`` (all rows when ``None``), whose labels are ``scored_ys``."""
         scored_ys = ys if scored is None else scored_ys
         probas, hits = [], []
+        columns = _LabelColumns(scored_ys)  # members list their classes alike: look labels up once
         for head, (_, view) in zip(self.heads_, self.heads):
             scores = head.prequential(designs[view], ys, weights)  # (rows, c)
             if scored is not None:
                 scores = scores[scored]
             probas.append(scores_to_proba(scores, self.temperature))
-            hits.append(head_hits(scores, head, scored_ys))
+            hits.append(head_hits(scores, head, scored_ys, columns.of(head.classes)))
         if self.sgd_ is not None:
             P = self.sgd_.prequential_proba(as_numpy(designs["inputs"]), ys, weights)  # (rows, c_sgd)
             if scored is not None:
                 P = P[scored]
             probas.append(self._sgd_in_head_order(P))
-            hits.append(proba_hits(P, self.sgd_.classes, scored_ys))
+            hits.append(proba_hits(P, self.sgd_.classes, scored_ys, columns.of(self.sgd_.classes)))
         return probas, hits
 
     def _mix(self, probas: list, hits: list, labelled: np.ndarray) -> np.ndarray:
@@ -118,22 +119,38 @@ class AnalyticEnsemble:
 
 
 # -- hits ------------------------------------------------------------------------------------
-def head_hits(scores: np.ndarray, head: RidgeClassHead, ys: Sequence) -> np.ndarray:
+class _LabelColumns:
+    """:func:`label_columns` of one batch's labels, computed once per distinct class list."""
+
+    def __init__(self, ys: Sequence):
+        self.ys = ys
+        self._last: tuple | None = None  # (classes as a tuple, their columns)
+
+    def of(self, classes: list) -> np.ndarray | None:
+        if len(self.ys) == 1:  # margin_hits tests one row on Python floats
+            return None
+        if self._last is None or self._last[0] != tuple(classes):
+            self._last = (tuple(classes), label_columns(classes, self.ys))
+        return self._last[1]
+
+
+def head_hits(scores: np.ndarray, head: RidgeClassHead, ys: Sequence, k: np.ndarray | None = None) -> np.ndarray:
     """Whether each row's prequential prediction was its label (unlabelled rows: False)."""
-    return margin_hits(scores, head.classes, ys)
+    return margin_hits(scores, head.classes, ys, k)
 
 
-def proba_hits(P: np.ndarray, classes: list, ys: Sequence) -> np.ndarray:
+def proba_hits(P: np.ndarray, classes: list, ys: Sequence, k: np.ndarray | None = None) -> np.ndarray:
     """Like :func:`head_hits` for probabilities: a class with probability 0 was not known yet."""
-    return margin_hits(np.where(P > 0, P, -np.inf), classes, ys)
+    return margin_hits(np.where(P > 0, P, -np.inf), classes, ys, k)
 
 
-def margin_hits(S: np.ndarray, classes: list, ys: Sequence) -> np.ndarray:
+def margin_hits(S: np.ndarray, classes: list, ys: Sequence, k: np.ndarray | None = None) -> np.ndarray:
     """A hit is the label's score beating every other class's by a relative 1e-9.
 
     An exact tie (early rows, where heads still score classes alike) counts as a miss,
     so the per-event and the batched computations, which round differently, always
-    agree on it and weight the mixture identically.
+    agree on it and weight the mixture identically. ``k``: :func:`label_columns` of
+    ``classes`` and ``ys``, when the caller has them (members that share their classes).
 
     >>> margin_hits(np.array([[1.0, 0.0], [0.5, 0.5]]), ["a", "b"], ["a", "a"]).tolist()
     [True, False]
@@ -143,8 +160,8 @@ def margin_hits(S: np.ndarray, classes: list, ys: Sequence) -> np.ndarray:
         return np.zeros(b, dtype=bool)
     if b == 1:  # one event: the same test on Python floats, without the array machinery
         return np.array([row_hit(S[0].tolist(), classes, ys[0])])
-    pos = {y: k for k, y in enumerate(classes)}
-    k = np.array([pos.get(y, -1) if y is not None else -1 for y in ys], dtype=np.int64)  # (b,)
+    if k is None:
+        k = label_columns(classes, ys)
     k = np.where(k < c, k, -1)  # a class beyond the scored ones was not known yet
     rows = np.flatnonzero(k >= 0)
     score = np.full(b, -np.inf)
@@ -155,6 +172,12 @@ def margin_hits(S: np.ndarray, classes: list, ys: Sequence) -> np.ndarray:
     known = np.isfinite(score)
     tol = 1e-9 * (1.0 + np.abs(np.where(known, score, 0.0)))
     return known & (score > best_other + tol)
+
+
+def label_columns(classes: list, ys: Sequence) -> np.ndarray:
+    """Each row's label as its column in ``classes`` (b,); -1 for no label or an unknown one."""
+    pos = {y: k for k, y in enumerate(classes)}
+    return np.array([pos.get(y, -1) if y is not None else -1 for y in ys], dtype=np.int64)
 
 
 def row_hit(row: list, classes: list, y) -> bool:

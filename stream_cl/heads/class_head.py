@@ -119,25 +119,30 @@ class RidgeClassHead:
         w = None if weights is None else np.asarray(weights, dtype=np.float64)[L]
         idx_l, idx_u = la.index(L), la.index(U)
         Yd = la.asarray(Y)
+        Xl = Zd if len(U) == 0 else Zd[idx_l]  # (labelled, d): every row, as a rule, without a copy
         lam = self._serve_clock()
         try:
             prior, query = self.ridge.update(
-                Zd[idx_l], Yd, w,
+                Xl, Yd, w,
                 Zd[idx_u] if len(U) else None,
                 np.cumsum(labelled)[U] if len(U) else None,
             )
         finally:
             self.ridge.forgetting = lam
         if self.part is not None and len(L):
-            self.part.absorb(Zd[idx_l], Yd, w, lam)
+            self.part.absorb(Xl, Yd, w, lam)
         scores = np.empty((len(ys), len(self.classes)))  # (b, c)
         scores[L] = self._to_numpy(prior)
         if len(U):
             scores[U] = self._to_numpy(query)
         for k, y in enumerate(self.classes[n_known:], start=n_known):
             scores[: first_seen[y] + 1, k] = -np.inf
-        for k, wk in zip(cols.tolist(), np.ones(len(cols)) if w is None else w):
-            self.counts[k] += float(wk)
+        if w is None:  # whole numbers: the sums per class are exact in any order
+            for k, n in enumerate(np.bincount(cols, minlength=len(self.classes)).tolist()):
+                self.counts[k] += n
+        else:  # in row order, as the per-event path adds them
+            for k, wk in zip(cols.tolist(), w.tolist()):
+                self.counts[k] += wk
         return scores
 
     def learn_one(self, z: np.ndarray, y: Hashable, weight: float = 1.0, prior: np.ndarray | None = None) -> np.ndarray:

@@ -239,11 +239,15 @@ class RecursiveRidge(RidgeStatistics):
         b = X.shape[0]
         wt = la.asarray(w)
         scale = lam**b
-        dw = wt * (scale / la.powers(lam, b))  # (b,): w_i l^(b-1-i) > 0
-        self._A.rank_k(la, X.T * dw**0.5, 1.0, scale)  # (read only to re-anchor, to factor, to merge)
+        if scale == 1.0 and bool((wt == 1.0).all()):  # dw = 1: X itself, not two scaled copies (the same sums)
+            half = full = X.T  # (d, b)
+        else:
+            dw = wt * (scale / la.powers(lam, b))  # (b,): w_i l^(b-1-i) > 0
+            half, full = X.T * dw**0.5, X.T * dw  # (d, b) each
+        self._A.rank_k(la, half, 1.0, scale)  # (read only to re-anchor, to factor, to merge)
         if scale != 1.0:
             self.B *= scale
-        self.B += (X.T * dw) @ Y
+        self.B += full @ Y
         self.decay *= scale
         self.rows_since_anchor += b
         self.n_rows += b
