@@ -305,9 +305,10 @@ def run_daemon(config: Config, stop_event: threading.Event | None = None,
     With ``[metrics] enabled`` (the default) the HTTP endpoints start first, so the probes
     answer (503) while the checkpoint is restored, and stop when this returns.
     """
-    from stream_cl.runtime import set_threads
+    from stream_cl.runtime import set_threads, warm_up
 
     set_threads(getattr(config.run, "threads", 1))
+    warm_up()  # before the probes answer ready: not in the first batch's latency
     stop = stop_event or threading.Event()
     server = None
     metrics_cfg = getattr(config, "metrics", None)

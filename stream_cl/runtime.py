@@ -45,6 +45,15 @@ def set_threads(n: int) -> None:
     _limiter = threadpoolctl.threadpool_limits(limits=n, user_api="blas")
 
 
+def warm_up() -> None:
+    """Load now what the learners would otherwise load at their first batch: numba and the SGD
+    head's compiled row loop (~0.3 s from its disk cache, seconds on a cold one). A service calls
+    this at start, so the first events' latency does not pay for it."""
+    from .heads.sgd_rows import compiled
+
+    compiled()
+
+
 def one_blas_thread(method: Callable) -> Callable:
     """Run a learner's method with one thread in every BLAS library (module docstring), unless
     :func:`set_threads` chose the process's threads. Each library's count comes back when the

@@ -130,3 +130,14 @@ def test_set_threads_before_the_learners_are_imported_limits_scipys_blas_too():
     libs = json.loads(out)
     assert any(name.startswith("libscipy_openblas-") for name, _ in libs), libs  # scipy's own OpenBLAS is seen
     assert {n for _, n in libs} == {1}, libs
+
+
+def test_warm_up_loads_the_compiled_sgd_loop_before_any_batch():
+    """The daemon calls warm_up at start: numba's import and the SGD loop's machine code must
+    then be loaded, not left to the first batch (they take ~0.3 s, seconds on a cold cache)."""
+    code = ("import sys; import stream_cl.runtime as r; before = 'numba' in sys.modules; "
+            "r.warm_up(); from stream_cl.heads import sgd_rows; "
+            "print(before, 'numba' in sys.modules, sgd_rows._impl is not None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "True"]
