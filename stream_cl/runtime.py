@@ -49,9 +49,9 @@ def warm_up() -> None:
     """Load now what the learners would otherwise load at their first batch: numba and the SGD
     head's compiled row loop (~0.3 s from its disk cache, seconds on a cold one). A service calls
     this at start, so the first events' latency does not pay for it."""
-    from .heads.sgd_rows import compiled
+    from .heads.sgd_rows import warm
 
-    compiled()
+    warm()
 
 
 def one_blas_thread(method: Callable) -> Callable:

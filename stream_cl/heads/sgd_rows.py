@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-__all__ = ["loop_rows", "compiled", "row_step"]
+__all__ = ["loop_rows", "compiled", "row_step", "warm"]
 
 
 def _loop_rows(base, gram, labels, lrs, k):
@@ -153,3 +153,9 @@ def compiled() -> bool:
     if _impl is None:
         _impl = _compiled_or_numpy()
     return _impl is not _loop_rows_numpy
+
+
+def warm() -> None:
+    """Import numba and load (or compile) the loop's machine code for the argument types the
+    head passes (numba compiles at the first call with each set of types), on a 2-row batch."""
+    loop_rows(np.zeros((2, 2)), np.eye(2), np.array([0, 1], dtype=np.int64), np.full(2, 0.01), 0)
