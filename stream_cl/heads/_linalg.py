@@ -91,7 +91,7 @@ class NumpyLinalg:
         :meth:`factor_solve`: LAPACK ``dpotrf`` of the Fortran view ``M.T``, whose upper triangle is
         ``M``'s lower one (a straight copy, no transpose, no mirroring)."""
         F = np.multiply(M.T, scale)  # (d, d) Fortran-ordered; its upper triangle is the current one
-        diagonal(F)[...] += shift
+        self.add_to_diag(F, shift)
         return _potrf(F, lower=0)  # scale M + shift I = U'U
 
     def whiten(self, U, Xt):
@@ -110,14 +110,16 @@ class NumpyLinalg:
         """``V'V + diag(v)`` for ``V`` (d, b), its lower triangle only (what :meth:`cholesky_lower`
         reads): BLAS ``dsyrk``, half the flops of the product."""
         S = blas.dsyrk(1.0, V, trans=1, lower=1)  # (b, b), Fortran-ordered
-        diagonal(S)[...] += v
+        self.add_to_diag(S, v)
         return S
 
     def diag(self, M):
         return np.diagonal(M)
 
     def add_to_diag(self, M, v) -> None:
-        diagonal(M)[...] += v
+        """``M += diag(v)`` in place, through a writable view of the diagonal (``np.diagonal`` is
+        read-only; indexing with ``diag_indices_from`` took ~20 µs, this ~2)."""
+        np.einsum("ii->i", M)[...] += v
 
     def pad(self, M, rows: int, cols: int):
         return np.pad(M, ((0, rows), (0, cols)))
@@ -132,12 +134,6 @@ def _potrf(F: np.ndarray, lower: int) -> np.ndarray:
     if info < 0:
         raise ValueError(f"dpotrf: illegal argument {-info}")
     return C
-
-
-def diagonal(M: np.ndarray) -> np.ndarray:
-    """A writable view of square ``M``'s diagonal (``np.diagonal`` is read-only; indexing with
-    ``diag_indices_from`` took ~20 µs, this ~2)."""
-    return np.einsum("ii->i", M)
 
 
 _MASKS: dict = {}  # strictly upper masks by size: heads of several widths share one

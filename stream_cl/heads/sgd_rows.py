@@ -118,13 +118,18 @@ def loop_rows(base, gram, labels, lrs, k: int):
     """:func:`_loop_rows` compiled by numba (imported at the first call: it takes ~1 s, which a
     process that never learns a batch should not pay; the machine code is cached on disk where
     the package folder is writable), or :func:`_loop_rows_numpy` without numba."""
-    global _impl
-    if _impl is None:
-        _impl = _compiled_or_numpy()
-    return _impl(base, gram, labels, lrs, k)
+    return _loaded()(base, gram, labels, lrs, k)
 
 
 _impl = None
+
+
+def _loaded():
+    """The loop :func:`loop_rows` runs, chosen (and numba imported) at the first call."""
+    global _impl
+    if _impl is None:
+        _impl = _compiled_or_numpy()
+    return _impl
 
 
 def _compiled_or_numpy():
@@ -149,10 +154,7 @@ def _jit(numba, f):
 
 def compiled() -> bool:
     """Whether :func:`loop_rows` runs compiled (numba imports)."""
-    global _impl
-    if _impl is None:
-        _impl = _compiled_or_numpy()
-    return _impl is not _loop_rows_numpy
+    return _loaded() is not _loop_rows_numpy
 
 
 def warm() -> None:
