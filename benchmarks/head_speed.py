@@ -101,7 +101,7 @@ def learner_flops(model, b: int) -> float:
 
     The backbone's product (2 b d_in width) and key units (3 b d_in m), each ridge head's
     rank-b update (:func:`update_flops`, counted the way the head takes it: from the factor of
-    ``A`` at these widths) plus its new weights ``W = R B`` (2 d^2 c), the SGD
+    ``A`` for the wide heads, row by row for the narrow ones) plus its new weights ``W = R B`` (2 d^2 c), the SGD
     head's batch-start scores, Gram matrix and update (2 b d c + b^2 d + 2 b d c); the
     softmaxes, the mixer and the bookkeeping count as free.
     """

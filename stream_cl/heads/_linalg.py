@@ -99,6 +99,16 @@ class NumpyLinalg:
         ``Xt' (LL')^-1 Xt`` is the Gram matrix of the result."""
         return blas.dtrsm(1.0, U, Xt, side=0, lower=0, trans_a=1)  # solves U' V = Xt
 
+    def factor_inverse(self, U):
+        """``(U'U)^-1`` (d, d), C-ordered and whole, for the factor of :meth:`spd_factor`: LAPACK
+        ``dpotri`` (2 d^3 / 3) gives one triangle, then mirrored."""
+        inv, info = sla.lapack.dpotri(U, lower=0)  # a copy; its upper triangle (Fortran) is current
+        if info != 0:
+            raise np.linalg.LinAlgError(f"potri failed (info {info})")
+        R = inv.T  # C-ordered; the lower triangle is current
+        mirror_lower(R)
+        return R
+
     def factor_solve(self, U, B):
         """``(U'U)^-1 B`` for ``B`` (d, c)."""
         X, info = sla.lapack.dpotrs(U, B, lower=0)

@@ -22,38 +22,41 @@ predicted for it after learning the rows before it in the same batch. They come 
 the Cholesky factor of the batch's innovation covariance ``X R X' + noise`` at almost no
 extra cost, so a batch update gives exactly what a predict-then-learn loop over its rows gives.
 
-A batch of ``b`` rows at width ``d`` is learned one of two ways (:func:`factor_is_cheaper`):
+A batch of ``b`` rows at width ``d`` is learned one of three ways:
 
 * **from the factor of A**: ``A + g I = L L'`` (d^3 / 3), ``V = L^-1 X'`` and ``X R X' = V'V``,
   ``W = R B`` by two triangular solves; ``R`` itself is not kept (it is computed from ``A``
   when the per-event path needs it). 2 d^2 b + d b^2 + d^3 / 3 flops for the d-wide terms.
 * **by updating R** (Woodbury): ``R X'``, ``X R X'``, ``R -= K'K``. 4 d^2 b + 3 d b^2.
+* **row by row** (:mod:`~stream_cl.heads.ridge_rows`, compiled): a head at most
+  ``ROW_BY_ROW_WIDTH`` wide scores each row and applies its rank-1 update to a copy of the
+  chunk-start ``R`` (4 d^2 b + 4 d b c), and adds ``A`` and ``B`` as the others do. It skips
+  the (b x b) terms, b^3 / 3 for the factor alone, which are nearly all of a narrow head's
+  cost.
 
-The first has less arithmetic unless the batch is short for its width: ``d^3 / 3 <
-2 d^2 b + 2 d b^2``, so at the CPU's 256-row chunks for ``d`` up to ~1,760, and once ``R``
-has to be rebuilt (d^3) it always has. Both give the same model up to rounding.
+Of the first two (:func:`factor_is_cheaper`), the factor has less arithmetic unless the batch
+is short for its width: ``d^3 / 3 < 2 d^2 b + 2 d b^2``, so at the CPU's 256-row chunks for
+``d`` up to ~1,760, and once ``R`` has to be rebuilt (d^3) it always has. All give the same
+model up to rounding, and the same statistics ``A`` and ``B`` bit for bit.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-
 from scipy.linalg import blas
 
+from . import ridge_rows
 from ._linalg import NumpyLinalg
-from .ridge_stats import RidgeStatistics
+from .ridge_stats import ANCHOR_DECAY, REFRESH_ROWS, RidgeStatistics
 
 _dger = blas.dger
 
-__all__ = ["RecursiveRidge", "factor_is_cheaper", "update_flops"]
+__all__ = ["ANCHOR_DECAY", "REFRESH_ROWS", "RecursiveRidge", "factor_is_cheaper", "rows_are_cheaper", "update_flops"]
 
-# Re-anchor at least this often, so floating-point drift in R cannot accumulate.
-REFRESH_ROWS = 65_536
-# With forgetting < 1 the ridge term decays with the data; R is re-anchored to the
-# full gamma once it has decayed to this fraction (a refresh costs one d^3 inverse).
-ANCHOR_DECAY = 0.1
+# Heads up to this wide learn a CPU chunk row by row. At 256-row chunks the compiled loop
+# took 25 µs at d = 11, 97 at 25, 234 at 48 and 420 at 64, against 230-440 µs through the
+# chunk's factor (RESULTS.md 9h); below the crossover, with a margin for other machines.
+ROW_BY_ROW_WIDTH = 48
 
 
 def factor_is_cheaper(b: int, d: int) -> bool:
@@ -66,24 +69,41 @@ def factor_is_cheaper(b: int, d: int) -> bool:
     return d * d * d / 3.0 < 2.0 * d * d * b + 2.0 * d * b * b
 
 
-def update_flops(b: int, d: int, c: int, factor: bool | None = None) -> float:
+def rows_are_cheaper(d: int) -> bool:
+    """Whether a CPU head ``d`` inputs wide learns its chunks row by row (module docstring):
+    narrow enough, and numba at hand to compile the loop (imported at the first call).
+
+    >>> rows_are_cheaper(11), rows_are_cheaper(338)
+    (True, False)
+    """
+    return 0 < d <= ROW_BY_ROW_WIDTH and ridge_rows.compiled()
+
+
+def update_flops(b: int, d: int, c: int, way: str | None = None) -> float:
     """Floating-point operations of one rank-``b`` update with ``d`` inputs and ``c`` outputs,
-    ``factor``: from the factor of ``A`` or not (default: the cheaper, as a steady stream of such
-    chunks is learned).
+    learned ``way``: ``"factor"``, ``"inverse"`` (updating R) or ``"rows"`` (default: the way a
+    CPU head takes a steady stream of such chunks).
 
     Counts a matrix product as ``2 m n k``, a symmetric rank-k update as ``n^2 k``, a
-    Cholesky factorisation as ``n^3 / 3`` and a triangular solve as ``n^2 k``. Both ways:
-    Cholesky of ``X R X'`` (b^3 / 3), the whitened residuals (b^2 c), the statistics A and B
-    (d^2 b + 2 d b c) and the prior residuals (2 d b c). From the factor: ``A + g I = LL'``
-    (d^3 / 3), ``L^-1 X'`` (d^2 b), ``X R X'`` (d b^2). By updating R: R X' (2 d^2 b),
-    X R X' (2 d b^2), the solve for K (d b^2), R -= K'K (d^2 b).
+    Cholesky factorisation as ``n^3 / 3``, an inverse from it as ``2 n^3 / 3`` and a triangular
+    solve as ``n^2 k``. Every way: the statistics A and B (d^2 b + 2 d b c). The batched ways:
+    Cholesky of ``X R X'`` (b^3 / 3), the whitened residuals (b^2 c) and the prior residuals
+    (2 d b c); from the factor: ``A + g I = LL'`` (d^3 / 3), ``L^-1 X'`` (d^2 b), ``X R X'``
+    (d b^2); by updating R: R X' (2 d^2 b), X R X' (2 d b^2), the solve for K (d b^2),
+    R -= K'K (d^2 b). Row by row: ``R`` from the factor (d^3), then per row ``R x`` and
+    ``R -= u u' / s`` (4 d^2) and the prior and the weights' update (4 d c).
     """
-    if factor is None:
-        factor = factor_is_cheaper(b, d)
-    common = b**3 / 3 + b * b * c + d * d * b + 4.0 * d * b * c
-    if factor:
+    if way is None:
+        way = "rows" if rows_are_cheaper(d) else "factor" if factor_is_cheaper(b, d) else "inverse"
+    stats = d * d * b + 2.0 * d * b * c
+    if way == "rows":
+        return stats + d**3 + b * (4.0 * d * d + 4.0 * d * c)
+    common = stats + b**3 / 3 + b * b * c + 2.0 * d * b * c
+    if way == "factor":
         return common + d**3 / 3 + d * d * b + d * b * b
-    return common + 3.0 * d * d * b + 3.0 * d * b * b
+    if way == "inverse":
+        return common + 3.0 * d * d * b + 3.0 * d * b * b
+    raise ValueError(f"way must be 'factor', 'inverse' or 'rows', got {way!r}")
 
 
 class RecursiveRidge(RidgeStatistics):
@@ -170,26 +190,15 @@ class RecursiveRidge(RidgeStatistics):
                     query[la.index(idx)] = q
         return prior, query
 
-    def _anchor_due(self, rows: int = 0) -> bool:
-        """Whether ``R`` is re-anchored once ``rows`` more rows are learned (now, for 0): the
-        ridge term decayed below ``ANCHOR_DECAY``, or ``REFRESH_ROWS`` rows since the last anchor.
-        (``decay * l**rows`` is the decay a chunk of that many rows leaves, to the last bit.)"""
-        return (self.decay * self.forgetting**rows < ANCHOR_DECAY
-                or self.rows_since_anchor + rows >= REFRESH_ROWS)
-
-    def _rows_until_anchor(self, remaining: int) -> int:
-        """How many of the next ``remaining`` rows to learn before the next re-anchor."""
-        limit = min(remaining, self.la.max_chunk, REFRESH_ROWS - self.rows_since_anchor)  # see CPU_CHUNK
-        lam = self.forgetting
-        if lam < 1.0:
-            # smallest k >= 1 with decay * lam^k < ANCHOR_DECAY
-            k = math.floor(math.log(ANCHOR_DECAY / self.decay) / math.log(lam)) + 1
-            limit = min(limit, max(k, 1))
-        return max(limit, 1) if remaining else 0
-
     def _chunk(self, X, Y, w, Xq, qpos, keep_R: bool = True):
-        """Learn one chunk of rows the cheaper way (:meth:`_use_factor`)."""
-        learn = self._chunk_from_factor if self._use_factor(X.shape[0]) else self._chunk_updating_R
+        """Learn one chunk of rows the cheapest way (:func:`rows_are_cheaper`, :meth:`_use_factor`)."""
+        b = X.shape[0]
+        if b and isinstance(self.la, NumpyLinalg) and rows_are_cheaper(self.n_features):
+            learn = self._chunk_row_by_row
+        elif self._use_factor(b):
+            learn = self._chunk_from_factor
+        else:
+            learn = self._chunk_updating_R
         return learn(X, Y, w, Xq, qpos, keep_R)
 
     def _use_factor(self, b: int) -> bool:
@@ -221,6 +230,19 @@ class RecursiveRidge(RidgeStatistics):
             if Xq.shape[0]:
                 T = la.solve_lower(C, V.T @ la.whiten(F, Xq.T))  # (b, u): C^-1 X R Xq'
                 query = self._queried(Xq @ W0, T, Q, qpos)
+        self.drop_inverse()
+        self._factor = None
+        self._learn_statistics(X, Y, w)
+        return prior, query
+
+    def _chunk_row_by_row(self, X, Y, w, Xq, qpos, keep_R: bool = True):
+        """Learn rows ``X`` (b, d) one at a time from the inverse of ``A + g I`` at the chunk's
+        start, compiled (:mod:`~stream_cl.heads.ridge_rows`); ``R`` is not kept. Returns
+        ``(prior, query)`` as :meth:`update` does."""
+        la = self.la
+        F, W0 = self._current_factor()  # A + g I = L L'; W0 (d, c) the weights at the chunk's start
+        noise = la.powers(self.forgetting, X.shape[0]) / la.asarray(w)  # (b,): l^(i+1) / w_i, as the factor's
+        prior, query = ridge_rows.learn_rows(la.factor_inverse(F), W0, X, Y, noise, Xq, qpos)
         self.drop_inverse()
         self._factor = None
         self._learn_statistics(X, Y, w)
@@ -332,13 +354,6 @@ class RecursiveRidge(RidgeStatistics):
             self.refresh()
             self.inverse()  # the per-event path works with R: rebuilt now, before the next prediction's W
         return prior
-
-    def refresh(self) -> None:
-        """Re-anchor ``R = (A + gamma I)^-1`` to the exact statistics (computed when next read)."""
-        self.drop_inverse()
-        self.decay = 1.0
-        self.rows_since_anchor = 0
-
 
 def _concat(la, parts):
     if isinstance(la, NumpyLinalg):

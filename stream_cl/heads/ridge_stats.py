@@ -21,7 +21,13 @@ import numpy as np
 
 from ._linalg import ScaledTriangle, make_linalg
 
-__all__ = ["RidgeStatistics"]
+__all__ = ["ANCHOR_DECAY", "REFRESH_ROWS", "RidgeStatistics"]
+
+# Re-anchor at least this often, so floating-point drift in R cannot accumulate.
+REFRESH_ROWS = 65_536
+# With forgetting < 1 the ridge term decays with the data; R is re-anchored to the
+# full gamma once it has decayed to this fraction (a refresh costs one d^3 inverse).
+ANCHOR_DECAY = 0.1
 
 
 class _Symmetric:
@@ -101,6 +107,30 @@ class RidgeStatistics:
         """Change the forgetting factor from now on (used by drift responses and homeostasis)."""
         self._check_forgetting(value)
         self.forgetting = float(value)
+
+    # -- the forgetting schedule's anchors ------------------------------------------------
+    def _anchor_due(self, rows: int = 0) -> bool:
+        """Whether ``R`` is re-anchored once ``rows`` more rows are learned (now, for 0): the
+        ridge term decayed below ``ANCHOR_DECAY``, or ``REFRESH_ROWS`` rows since the last anchor.
+        (``decay * l**rows`` is the decay a chunk of that many rows leaves, to the last bit.)"""
+        return (self.decay * self.forgetting**rows < ANCHOR_DECAY
+                or self.rows_since_anchor + rows >= REFRESH_ROWS)
+
+    def _rows_until_anchor(self, remaining: int) -> int:
+        """How many of the next ``remaining`` rows to learn before the next re-anchor."""
+        limit = min(remaining, self.la.max_chunk, REFRESH_ROWS - self.rows_since_anchor)  # see CPU_CHUNK
+        lam = self.forgetting
+        if lam < 1.0:
+            # smallest k >= 1 with decay * lam^k < ANCHOR_DECAY
+            k = math.floor(math.log(ANCHOR_DECAY / self.decay) / math.log(lam)) + 1
+            limit = min(limit, max(k, 1))
+        return max(limit, 1) if remaining else 0
+
+    def refresh(self) -> None:
+        """Re-anchor ``R = (A + gamma I)^-1`` to the exact statistics (computed when next read)."""
+        self.drop_inverse()
+        self.decay = 1.0
+        self.rows_since_anchor = 0
 
     # -- shape -----------------------------------------------------------------------
     def grow(self, n_features: int, n_outputs: int) -> None:

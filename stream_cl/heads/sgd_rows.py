@@ -24,6 +24,8 @@ import math
 
 import numpy as np
 
+from .numba_jit import jit
+
 __all__ = ["loop_rows", "compiled", "row_step", "warm"]
 
 
@@ -134,22 +136,12 @@ def _loaded():
 
 def _compiled_or_numpy():
     global _softmax_into
-    try:
-        import numba
-    except ImportError:  # pragma: no cover -- numba is a dependency; this keeps the head working without it
+    softmax = jit(_softmax_into)
+    if softmax is None:  # pragma: no cover -- numba is a dependency; this keeps the head working without it
         return _loop_rows_numpy
     # the loop calls the module's _softmax_into: compiled first, so the loop's compilation finds it
-    _softmax_into = _jit(numba, _softmax_into)
-    return _jit(numba, _loop_rows)
-
-
-def _jit(numba, f):
-    """``f`` compiled, its machine code cached on disk; where no cache folder is writable (a
-    read-only image without ``NUMBA_CACHE_DIR``), compiled anew by each process (~2 s)."""
-    try:
-        return numba.njit(cache=True)(f)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return numba.njit(f)
+    _softmax_into = softmax
+    return jit(_loop_rows)
 
 
 def compiled() -> bool:

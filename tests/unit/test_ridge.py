@@ -7,10 +7,11 @@ from stream_cl.heads import ridge as ridge_module
 from stream_cl.heads.ridge import ANCHOR_DECAY, REFRESH_ROWS, RecursiveRidge
 
 
-@pytest.fixture(params=["factor", "updating R"])
+@pytest.fixture(params=["factor", "updating R", "row by row"])
 def way(request, monkeypatch):
-    """Every batched chunk learned one way: from the factor of A, or by updating R."""
+    """Every batched chunk learned one way: from the factor of A, by updating R, or row by row."""
     monkeypatch.setattr(ridge_module, "factor_is_cheaper", lambda b, d: request.param == "factor")
+    monkeypatch.setattr(ridge_module, "rows_are_cheaper", lambda d: request.param == "row by row")
     return request.param
 
 

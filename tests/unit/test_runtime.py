@@ -132,15 +132,16 @@ def test_set_threads_before_the_learners_are_imported_limits_scipys_blas_too():
     assert {n for _, n in libs} == {1}, libs
 
 
-def test_warm_up_loads_the_compiled_sgd_loop_before_any_batch():
-    """The daemon calls warm_up at start: numba and the SGD loop's machine code must then be
-    loaded for the very argument types the head passes (numba compiles per set of types), so
-    the first batch compiles nothing."""
-    code = ("import sys; import stream_cl.runtime as r; from stream_cl.heads import sgd_rows; "
-            "before = 'numba' in sys.modules; r.warm_up(); warmed = len(sgd_rows._impl.signatures); "
+def test_warm_up_loads_the_compiled_loops_before_any_batch():
+    """The daemon calls warm_up at start: numba and the machine code of the SGD loop and the
+    narrow ridge heads' loop must then be loaded for the very argument types the heads pass
+    (numba compiles per set of types), so the first batch compiles nothing."""
+    code = ("import sys; import stream_cl.runtime as r; from stream_cl.heads import sgd_rows, ridge_rows; "
+            "before = 'numba' in sys.modules; r.warm_up(); "
+            "count = lambda: (len(sgd_rows._impl.signatures), len(ridge_rows._impl.signatures)); warmed = count(); "
             "from stream_cl import OnlineContinualLearner; m = OnlineContinualLearner(); "
             "m.prequential_batch([{'a': float(i % 3), 'b': 1.0} for i in range(40)], [i % 2 for i in range(40)]); "
-            "print(before, warmed, len(sgd_rows._impl.signatures))")
+            "print(before, *warmed, *count())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "1", "1"]  # loaded at warm-up; the batch added no compilation
+    assert out.stdout.split() == ["False", "1", "1", "1", "1"]  # loaded at warm-up; the batch added no compilation

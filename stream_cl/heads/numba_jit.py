@@ -1,0 +1,30 @@
+"""numba for the heads' sequential loops: imported at the first use, machine code cached.
+
+A loop that carries state from one row to the next (the SGD head's softmax steps, a narrow
+ridge head's rank-1 updates) costs microseconds a row in Python for a few dozen to a few
+thousand flops; compiled, it runs at a useful fraction of the machine's rate. numba is
+imported only when a loop is first needed (~1 s), so a process that never learns a batch
+does not pay for it, and the machine code is cached on disk where a cache folder is
+writable (the Dockerfile and the systemd unit set ``NUMBA_CACHE_DIR``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+__all__ = ["jit"]
+
+
+def jit(f: Callable) -> Callable | None:
+    """``f`` compiled by numba (``nopython``), or ``None`` when numba cannot be imported (each
+    caller keeps a way to work without it). The machine code is cached on disk; where no cache
+    folder is writable (a read-only image without ``NUMBA_CACHE_DIR``) each process compiles
+    anew (~2 s) instead of failing."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover -- numba is a dependency; the callers work without it
+        return None
+    try:
+        return numba.njit(cache=True)(f)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return numba.njit(f)
