@@ -28,11 +28,11 @@ A batch of ``b`` rows at width ``d`` is learned one of three ways:
   ``W = R B`` by two triangular solves; ``R`` itself is not kept (it is computed from ``A``
   when the per-event path needs it). 2 d^2 b + d b^2 + d^3 / 3 flops for the d-wide terms.
 * **by updating R** (Woodbury): ``R X'``, ``X R X'``, ``R -= K'K``. 4 d^2 b + 3 d b^2.
-* **row by row** (:mod:`~stream_cl.heads.ridge_rows`, compiled): a head at most
-  ``ROW_BY_ROW_WIDTH`` wide scores each row and applies its rank-1 update to a copy of the
-  chunk-start ``R`` (4 d^2 b + 4 d b c), and adds ``A`` and ``B`` as the others do. It skips
-  the (b x b) terms, b^3 / 3 for the factor alone, which are nearly all of a narrow head's
-  cost.
+* **row by row** (:mod:`~stream_cl.heads.ridge_rows`, compiled): each row is scored and
+  its rank-1 update applied to a copy of the chunk-start ``R`` (4 d^2 b + 4 d b c), and ``A``
+  and ``B`` are added as the other ways add them. It skips the (b x b) terms, b^3 / 3 for the
+  factor alone, which are nearly all of a narrow head's cost: a CPU head takes it when that
+  is faster (:func:`rows_are_cheaper`; at 256-row chunks, up to ~45 inputs with a few classes).
 
 Of the first two (:func:`factor_is_cheaper`), the factor has less arithmetic unless the batch
 is short for its width: ``d^3 / 3 < 2 d^2 b + 2 d b^2``, so at the CPU's 256-row chunks for
@@ -53,10 +53,11 @@ _dger = blas.dger
 
 __all__ = ["ANCHOR_DECAY", "REFRESH_ROWS", "RecursiveRidge", "factor_is_cheaper", "rows_are_cheaper", "update_flops"]
 
-# Heads up to this wide learn a CPU chunk row by row. At 256-row chunks the compiled loop
-# took 25 µs at d = 11, 97 at 25, 234 at 48 and 420 at 64, against 230-440 µs through the
-# chunk's factor (RESULTS.md 9h); below the crossover, with a margin for other machines.
-ROW_BY_ROW_WIDTH = 48
+# The compiled row-by-row loop against the batched terms it replaces (rows_are_cheaper), as
+# measured on the benchmark VM at chunks of 32 and 256 rows, d = 11-64, c = 5-200: its R
+# terms (4 d^2 a row) ran at about a quarter of BLAS-3's rate, its class terms (4 d c a row)
+# at two thirds, and a chunk costs ~15 µs more (R from the factor, the call), ~5e5 flops.
+LOOP_R_COST, LOOP_CLASS_COST, LOOP_CALL_FLOPS = 4.0, 1.5, 5e5
 
 
 def factor_is_cheaper(b: int, d: int) -> bool:
@@ -69,14 +70,19 @@ def factor_is_cheaper(b: int, d: int) -> bool:
     return d * d * d / 3.0 < 2.0 * d * d * b + 2.0 * d * b * b
 
 
-def rows_are_cheaper(d: int) -> bool:
-    """Whether a CPU head ``d`` inputs wide learns its chunks row by row (module docstring):
-    narrow enough, and numba at hand to compile the loop (imported at the first call).
+def rows_are_cheaper(b: int, d: int, c: int) -> bool:
+    """Whether a CPU chunk of ``b`` rows at width ``d`` with ``c`` outputs is learned faster row
+    by row (module docstring) than through the chunk's (b x b) factor, counting the loop's flops
+    at the cost measured for them (``LOOP_*``); and numba at hand (imported at the first call).
 
-    >>> rows_are_cheaper(11), rows_are_cheaper(338)
-    (True, False)
+    >>> rows_are_cheaper(256, 11, 5), rows_are_cheaper(256, 338, 5), rows_are_cheaper(32, 11, 5)
+    (True, False, False)
     """
-    return 0 < d <= ROW_BY_ROW_WIDTH and ridge_rows.compiled()
+    if b == 0 or d == 0:
+        return False
+    loop = LOOP_R_COST * 4.0 * b * d * d + LOOP_CLASS_COST * 4.0 * b * d * c + LOOP_CALL_FLOPS
+    batched = b**3 / 3 + b * b * c + d * b * b + d * d * b  # X R X', its factor, the solves, L^-1 X'
+    return loop < batched and ridge_rows.compiled()
 
 
 def update_flops(b: int, d: int, c: int, way: str | None = None) -> float:
@@ -94,7 +100,7 @@ def update_flops(b: int, d: int, c: int, way: str | None = None) -> float:
     ``R -= u u' / s`` (4 d^2) and the prior and the weights' update (4 d c).
     """
     if way is None:
-        way = "rows" if rows_are_cheaper(d) else "factor" if factor_is_cheaper(b, d) else "inverse"
+        way = "rows" if rows_are_cheaper(b, d, c) else "factor" if factor_is_cheaper(b, d) else "inverse"
     stats = d * d * b + 2.0 * d * b * c
     if way == "rows":
         return stats + d**3 + b * (4.0 * d * d + 4.0 * d * c)
@@ -193,7 +199,7 @@ class RecursiveRidge(RidgeStatistics):
     def _chunk(self, X, Y, w, Xq, qpos, keep_R: bool = True):
         """Learn one chunk of rows the cheapest way (:func:`rows_are_cheaper`, :meth:`_use_factor`)."""
         b = X.shape[0]
-        if b and isinstance(self.la, NumpyLinalg) and rows_are_cheaper(self.n_features):
+        if b and isinstance(self.la, NumpyLinalg) and rows_are_cheaper(b, self.n_features, self.n_outputs):
             learn = self._chunk_row_by_row
         elif self._use_factor(b):
             learn = self._chunk_from_factor

@@ -39,17 +39,16 @@ def _learn_rows(R, W, X, Y, noise, Xq, qpos):
     b, d = X.shape
     c = W.shape[1]
     u_rows = Xq.shape[0]
-    prior = np.empty((b, c))
-    query = np.empty((u_rows, c))
+    prior = np.zeros((b, c))
+    query = np.zeros((u_rows, c))
     u = np.empty(d)
+    g = np.empty(c)
     q = 0
     for i in range(b + 1):
         while q < u_rows and qpos[q] <= i:  # the model after the rows before i
-            for k in range(c):
-                acc = 0.0
-                for p in range(d):
-                    acc += Xq[q, p] * W[p, k]
-                query[q, k] = acc
+            for p in range(d):  # rows of W in order: each score sums over p ascending
+                for k in range(c):
+                    query[q, k] += Xq[q, p] * W[p, k]
             q += 1
         if i == b:
             break
@@ -61,14 +60,14 @@ def _learn_rows(R, W, X, Y, noise, Xq, qpos):
             u[p] = acc  # R x
             s += X[i, p] * acc
         inv_s = 1.0 / s
+        for p in range(d):
+            for k in range(c):
+                prior[i, k] += X[i, p] * W[p, k]  # x' W, before learning the row
         for k in range(c):
-            acc = 0.0
-            for p in range(d):
-                acc += X[i, p] * W[p, k]
-            prior[i, k] = acc  # x' W, before learning the row
-            g = (Y[i, k] - acc) * inv_s
-            for p in range(d):
-                W[p, k] += u[p] * g  # W += R x (y - x'W)' / s
+            g[k] = (Y[i, k] - prior[i, k]) * inv_s
+        for p in range(d):
+            for k in range(c):
+                W[p, k] += u[p] * g[k]  # W += R x (y - x'W)' / s
         for p in range(d):
             for r in range(d):
                 R[p, r] -= (u[p] * u[r]) * inv_s  # R -= R x x' R / s, exactly symmetric

@@ -11,7 +11,7 @@ from stream_cl.heads.ridge import ANCHOR_DECAY, REFRESH_ROWS, RecursiveRidge
 def way(request, monkeypatch):
     """Every batched chunk learned one way: from the factor of A, by updating R, or row by row."""
     monkeypatch.setattr(ridge_module, "factor_is_cheaper", lambda b, d: request.param == "factor")
-    monkeypatch.setattr(ridge_module, "rows_are_cheaper", lambda d: request.param == "row by row")
+    monkeypatch.setattr(ridge_module, "rows_are_cheaper", lambda b, d, c: request.param == "row by row")
     return request.param
 
 
