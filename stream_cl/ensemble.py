@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .backbones import torch_device
+from .backbones.design_row import relu_units_row
 from .heads.class_head import RidgeClassHead, scores_to_proba
 
 __all__ = ["AnalyticEnsemble", "VIEWS", "margin_hits", "label_columns", "row_hit", "proba_hits", "head_hits", "as_numpy", "cat_rows", "take_rows"]
@@ -62,12 +63,15 @@ class AnalyticEnsemble:
         inputs[1:] = z
         designs = {"inputs": inputs[None, :]}
         if any(view == "all" for _, view in self.heads):
-            keys = self.index_.names if self.hash_width is None else list(range(self.hash_width))
-            h = self.backbone_.forward_row(z, keys, m)  # (width,)
             raw = self.index_.indicator_mask if self.hash_width is None else None
             late = self.index_.unkeyed_mask if self.hash_width is None else None
-            k = self.key_units_.forward_row(z, keys, m, raw, late) if self.key_units else z  # (d_in * (1 + m),)
-            designs["all"] = np.concatenate(([1.0], h, k))[None, :]  # (1, 1 + width + d_in * (1 + m))
+            row = relu_units_row(self.backbone_, self.key_units_, z, m, raw, late) if self.key_units else None
+            if row is None:  # another backbone, indicators, new keys: numpy, call by call
+                keys = self.index_.names if self.hash_width is None else list(range(self.hash_width))
+                h = self.backbone_.forward_row(z, keys, m)  # (width,)
+                k = self.key_units_.forward_row(z, keys, m, raw, late) if self.key_units else z  # (d_in * (1 + m),)
+                row = np.concatenate(([1.0], h, k))  # (1 + width + d_in * (1 + m),)
+            designs["all"] = row[None, :]  # (1, columns)
         return designs
 
     @staticmethod

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .numba_jit import jit
+from ..numba_jit import LazyJit
 
 __all__ = ["learn_rows", "compiled", "warm"]
 
@@ -80,7 +80,7 @@ def learn_rows(R0, W0, X, Y, noise, Xq=None, qpos=None):
     of queries ``Xq`` (u, d), query ``k`` by the model after ``qpos[k]`` rows (None without
     queries). Arrays are passed to the compiled loop C-ordered float64, so that it is compiled
     for one set of types (:func:`warm`)."""
-    loop = _loaded()
+    loop = _loop.get()
     if loop is None:  # pragma: no cover -- the ridge head does not choose this way without numba
         raise RuntimeError("the row-by-row ridge loop needs numba")
     R = np.array(R0, dtype=np.float64, order="C")  # (d, d) a copy, updated row by row
@@ -100,21 +100,12 @@ def learn_rows(R0, W0, X, Y, noise, Xq=None, qpos=None):
     return prior, query
 
 
-_impl = None
-_tried = False
-
-
-def _loaded():
-    """The compiled loop (numba imported at the first call), or None without numba."""
-    global _impl, _tried
-    if not _tried:
-        _impl, _tried = jit(_learn_rows), True
-    return _impl
+_loop = LazyJit(_learn_rows)  # compiled at the first call
 
 
 def compiled() -> bool:
     """Whether the compiled loop is available (numba imports)."""
-    return _loaded() is not None
+    return _loop.get() is not None
 
 
 def warm() -> None:

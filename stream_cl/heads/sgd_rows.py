@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from .numba_jit import jit
+from ..numba_jit import jit
 
 __all__ = ["loop_rows", "compiled", "row_step", "warm"]
 

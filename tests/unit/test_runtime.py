@@ -133,15 +133,19 @@ def test_set_threads_before_the_learners_are_imported_limits_scipys_blas_too():
 
 
 def test_warm_up_loads_the_compiled_loops_before_any_batch():
-    """The daemon calls warm_up at start: numba and the machine code of the SGD loop and the
-    narrow ridge heads' loop must then be loaded for the very argument types the heads pass
-    (numba compiles per set of types), so the first batch compiles nothing."""
+    """The daemon calls warm_up at start: numba and the machine code of the SGD loop, the
+    narrow ridge heads' loop and one event's design row must then be loaded for the very
+    argument types the learner passes (numba compiles per set of types), so the first batch
+    and the first event compile nothing."""
     code = ("import sys; import stream_cl.runtime as r; from stream_cl.heads import sgd_rows, ridge_rows; "
+            "from stream_cl.backbones import design_row; "
             "before = 'numba' in sys.modules; r.warm_up(); "
-            "count = lambda: (len(sgd_rows._impl.signatures), len(ridge_rows._impl.signatures)); warmed = count(); "
+            "count = lambda: [len(f.signatures) for f in (sgd_rows._impl, ridge_rows._loop.get(), design_row._loop.get())]; "
+            "warmed = count(); "
             "from stream_cl import OnlineContinualLearner; m = OnlineContinualLearner(); "
             "m.prequential_batch([{'a': float(i % 3), 'b': 1.0} for i in range(40)], [i % 2 for i in range(40)]); "
+            "m.predict_proba_one({'a': 0.5, 'b': 1.0}); m.learn_one({'a': 0.5, 'b': 1.0}, 1); "
             "print(before, *warmed, *count())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "1", "1", "1", "1"]  # loaded at warm-up; the batch added no compilation
+    assert out.stdout.split() == ["False"] + ["1"] * 6  # loaded at warm-up; the batch added no compilation

@@ -1,4 +1,4 @@
-"""numba for the heads' sequential loops: imported at the first use, machine code cached.
+"""numba for the engine's compiled loops: imported at the first use, machine code cached.
 
 A loop that carries state from one row to the next (the SGD head's softmax steps, a narrow
 ridge head's rank-1 updates) costs microseconds a row in Python for a few dozen to a few
@@ -28,3 +28,25 @@ def jit(f: Callable) -> Callable | None:
         return numba.njit(cache=True)(f)
     except RuntimeError:  # numba: "cannot cache function ...: no locator available"
         return numba.njit(f)
+
+
+class LazyJit:
+    """``f`` compiled by :func:`jit` at the first :meth:`get` (importing numba then, not at import).
+
+    >>> def double(x):
+    ...     return 2 * x
+    >>> lazy = LazyJit(double)
+    >>> lazy.get()(21)
+    42
+    """
+
+    def __init__(self, f: Callable):
+        self.f = f
+        self._compiled: Callable | None = None
+        self._tried = False
+
+    def get(self) -> Callable | None:
+        """The compiled function, or ``None`` without numba."""
+        if not self._tried:
+            self._compiled, self._tried = jit(self.f), True
+        return self._compiled
