@@ -66,7 +66,7 @@ class AnalyticEnsemble:
             raw = self.index_.indicator_mask if self.hash_width is None else None
             late = self.index_.unkeyed_mask if self.hash_width is None else None
             row = relu_units_row(self.backbone_, self.key_units_, z, m, raw, late) if self.key_units else None
-            if row is None:  # another backbone, indicators, new keys: numpy, call by call
+            if row is None:  # another backbone, no key units, or new keys (the layers grow): numpy
                 keys = self.index_.names if self.hash_width is None else list(range(self.hash_width))
                 h = self.backbone_.forward_row(z, keys, m)  # (width,)
                 k = self.key_units_.forward_row(z, keys, m, raw, late) if self.key_units else z  # (d_in * (1 + m),)

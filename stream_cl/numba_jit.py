@@ -1,10 +1,10 @@
 """numba for the engine's compiled loops: imported at the first use, machine code cached.
 
 A loop that carries state from one row to the next (the SGD head's softmax steps, a narrow
-ridge head's rank-1 updates) costs microseconds a row in Python for a few dozen to a few
-thousand flops; compiled, it runs at a useful fraction of the machine's rate. numba is
-imported only when a loop is first needed (~1 s), so a process that never learns a batch
-does not pay for it, and the machine code is cached on disk where a cache folder is
+ridge head's rank-1 updates), or a dozen numpy calls on one event's row, costs microseconds
+in Python for a few dozen to a few thousand flops; compiled, it runs at a useful fraction of
+the machine's rate. numba is imported only when a loop is first needed (~1 s), so a process
+that never learns does not pay for it, and the machine code is cached on disk where a cache folder is
 writable (the Dockerfile and the systemd unit set ``NUMBA_CACHE_DIR``).
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["jit"]
+__all__ = ["LazyJit", "jit"]
 
 
 def jit(f: Callable) -> Callable | None:

@@ -46,10 +46,10 @@ def set_threads(n: int) -> None:
 
 
 def warm_up() -> None:
-    """Load now what the learners would otherwise load at their first batch: numba and the heads'
-    compiled loops (the SGD head's, the narrow ridge heads', one event's design row; ~0.4 s from the disk cache,
-    seconds on a cold one). A service calls this at start, so the first events' latency does
-    not pay for it."""
+    """Load now what the learners would otherwise load at their first batch or event: numba and
+    its compiled loops (the SGD head's, the narrow ridge heads', one event's design row; ~0.5 s
+    from the disk cache, seconds on a cold one). A service calls this at start, so the first
+    events' latency does not pay for it."""
     from .backbones import design_row
     from .heads import ridge_rows, sgd_rows
 

@@ -361,6 +361,7 @@ class RecursiveRidge(RidgeStatistics):
             self.inverse()  # the per-event path works with R: rebuilt now, before the next prediction's W
         return prior
 
+
 def _concat(la, parts):
     if isinstance(la, NumpyLinalg):
         return np.concatenate(parts, axis=0)
