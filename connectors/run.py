@@ -20,7 +20,7 @@ from stream_cl.config import Config
 from stream_cl.events import DeadLetter, Event
 from stream_cl.factory import build_learner
 from stream_cl.prequential import Prequential
-from stream_cl.runtime import set_threads
+from stream_cl.runtime import set_threads, warm_up
 
 from .files import JsonlDeadLetterSink, JsonlPredictionSink, open_source
 from .progress import Progress
@@ -41,6 +41,7 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
     :class:`~stream_cl.config.ConfigError` before any row is learned.
     """
     set_threads(config.run.threads)
+    warm_up()  # numba's compiled loops, as the daemon loads them: not in the first batch's latency
     warn = warn or _to_stderr
     warnings: list[str] = []
     stop = stop or threading.Event()
