@@ -221,11 +221,10 @@ class RecursiveRidge(RidgeStatistics):
     def _chunk_from_factor(self, X, Y, w, Xq, qpos, keep_R: bool = True):
         """Learn rows ``X`` (b, d) from the Cholesky factor of ``A + g I`` (module docstring);
         ``R`` is not kept. Returns ``(prior, query)`` as :meth:`update` does."""
-        la, lam = self.la, self.forgetting
-        b = X.shape[0]
+        la = self.la
         F, W0 = self._current_factor()  # A + g I = L L'; W0 (d, c) the weights at the chunk's start
         V = la.whiten(F, X.T)  # (d, b) L^-1 X', so that X R X' = V'V
-        noise = la.powers(lam, b) / la.asarray(w)  # (b,): observation noise l^(i+1) / w_i
+        noise = self._noise(w)  # (b,)
         C = la.cholesky_lower(la.gram_plus_diag(V, noise))  # (b, b) innovation covariance X R X' + noise
         resid = Y - X @ W0  # (b, c) residuals against the chunk-start weights
         Q = la.solve_lower(C, resid)  # (b, c) whitened innovations
@@ -247,12 +246,16 @@ class RecursiveRidge(RidgeStatistics):
         ``(prior, query)`` as :meth:`update` does."""
         la = self.la
         F, W0 = self._current_factor()  # A + g I = L L'; W0 (d, c) the weights at the chunk's start
-        noise = la.powers(self.forgetting, X.shape[0]) / la.asarray(w)  # (b,): l^(i+1) / w_i, as the factor's
-        prior, query = ridge_rows.learn_rows(la.factor_inverse(F), W0, X, Y, noise, Xq, qpos)
+        prior, query = ridge_rows.learn_rows(la.factor_inverse(F), W0, X, Y, self._noise(w), Xq, qpos)
         self.drop_inverse()
         self._factor = None
         self._learn_statistics(X, Y, w)
         return prior, query
+
+    def _noise(self, w):
+        """Each row's observation noise ``l^(i+1) / w_i`` (b,) for weights ``w`` (b,): the forgetting
+        of the rows after it, relative to the unscaled inverse of the chunk's start (every way)."""
+        return self.la.powers(self.forgetting, len(w)) / self.la.asarray(w)
 
     def _queried(self, base, T, Q, qpos):
         """Query scores ``base + T' Q`` (u, c), query ``k`` seeing only the rows before ``qpos[k]``:
@@ -291,8 +294,7 @@ class RecursiveRidge(RidgeStatistics):
             return la.zeros(0, self.n_outputs), (Xq @ W0 if Xq is not None else None)
         R = self.R  # (d, d), materialised from A if it was not
         W0 = self.weights()  # (d, c)
-        wt = la.asarray(w)
-        noise = la.powers(lam, b) / wt  # (b,): observation noise l^(i+1) / w_i
+        noise = self._noise(w)  # (b,)
         RXt = R @ X.T  # (d, b)
         S = X @ RXt  # (b, b) innovation covariance
         la.add_to_diag(S, noise)
