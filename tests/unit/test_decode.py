@@ -351,3 +351,70 @@ def test_random_json_never_raises(doc, which, as_text):
 )
 def test_random_csv_rows_never_raise(row, which):
     check_record(DECODERS[which].decode_csv_row(row, b"", "fuzz"))
+
+
+# -- the orjson fast path gives what the standard library path gives ------------------
+def _both_ways(decoder, raw, monkeypatch):
+    """The record from the fast path, then from the standard library alone."""
+    import stream_cl.decode as decode
+
+    fast = decoder.decode_json(raw, "o")
+    with monkeypatch.context() as m:
+        m.setattr(decode, "_fast_loads", _refuse)
+        slow = decoder.decode_json(raw, "o")
+    return fast, slow
+
+
+EDGES = [
+    b'{"x": [1, 2.5, -0.0, 1e-320], "y": "a", "id": 7}',
+    b'{"x": [1], "y": 123456789012345678901234567890}',  # an int label beyond 64 bits stays an int
+    b'{"x": [1], "y": 1, "id": 18446744073709551616}',  # an id beyond 64 bits stays exact
+    b'{"x": [1], "y": 1.5}',  # a float label is refused either way
+    b'{"x": [' + b"1" + b"0" * 305 + b"]}",  # an int beyond 2^1000: "beyond the float range" either way
+    b'{"x": [1e400]}', b'{"x": [NaN]}', b'{"x": [-Infinity]}',
+    b'{"x": ["\\ud800"]}', b'{"x": ["\xff"]}', b'\xef\xbb\xbf{"x": [1]}', b' {"x": [1]} ', b'{"x": [1]} x',
+    b'{"x": {"a": 1, "a": 2}}', b"[1, 2]", b'"x"', b"", b"{" * 3000 + b"}" * 3000,
+    b'{"x": [0.12345678901234567890123]}', b'{"x": [1], "ts": 12345678901234567890}',
+]
+
+
+@pytest.mark.parametrize("raw", EDGES)
+@pytest.mark.parametrize("which", range(len(DECODERS)))
+def test_fast_json_path_equals_the_standard_library(raw, which, monkeypatch):
+    fast, slow = _both_ways(DECODERS[which], raw, monkeypatch)
+    assert fast == slow
+
+
+@FUZZ
+@given(doc=json_values | event_like, which=st.sampled_from(range(len(DECODERS))))
+def test_fast_json_path_equals_the_standard_library_fuzzed(doc, which):
+    import stream_cl.decode as decode
+
+    raw = json.dumps(doc).encode()
+    fast = DECODERS[which].decode_json(raw, "fuzz")
+    saved, decode._fast_loads = decode._fast_loads, _refuse
+    try:
+        slow = DECODERS[which].decode_json(raw, "fuzz")
+    finally:
+        decode._fast_loads = saved
+    assert fast == slow
+
+
+def _refuse(_raw):
+    import stream_cl.decode as decode
+
+    raise decode._FastError("refused", "", 0)
+
+
+def test_fast_json_path_is_taken(monkeypatch):
+    import stream_cl.decode as decode
+
+    calls = []
+    real = decode._fast_loads
+    monkeypatch.setattr(decode, "_fast_loads", lambda raw: calls.append(raw) or real(raw))
+    event = DECODER.decode_json(b'{"x": {"a": 1.5}, "y": "b"}', "o")
+    assert event == Event(x={"a": 1.5}, y="b", id=None, task=None, ts=None, origin="o")
+    assert len(calls) == 1
+    DECODER.decode_json(b'{"x": [1], "y": 1234567890123456789}', "o")  # 19 digits: the standard library
+    DECODER.decode_json('{"x": [1]}', "o")  # text: the standard library
+    assert len(calls) == 1
