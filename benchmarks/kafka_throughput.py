@@ -334,7 +334,8 @@ def breakdown(bootstrap: str, admin, topic: str, n: int, model: str, folder: Pat
         (decode.EventDecoder, "decode_json", "decode + validate (EventDecoder)"),
         (prequential.Prequential, "process", "model: predict + learn (Prequential)"),
         (publisher_mod.ProcessPublisher, "write", "hand predictions to the publisher process (pipe)"),
-        (commit_mod.CommitCoordinator, "commit", "commit (transaction, then checkpoint when due)"),
+        (commit_mod.CommitCoordinator, "commit", "commit (start the transaction; wait for the one before, and for this one when a checkpoint follows)"),
+        (commit_mod.CommitCoordinator, "settle", "wait for a transaction to commit (inside commit, or once answered)"),
         (daemon_mod.Daemon, "process", "process (all per-batch work)"),
         (kafka_mod.KafkaSource, "poll", "source.poll (fetch + decode)"),
     ]

@@ -205,6 +205,7 @@ class Daemon:
         if limit is not None:
             max_records = max(1, min(max_records, limit - self.metrics.records))
         self.publisher.check()  # a dead publisher stops the daemon now, not at the next commit (a quiet topic)
+        self.commits.settle(wait=False)  # the interval's transaction, if the publisher has committed it
         batch = self.source.poll(max_records)
         if self._started is not None and (self.source.assigned or time.monotonic() - self._started > STARTUP_HOLD_S):
             self._started = None

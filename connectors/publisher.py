@@ -15,7 +15,10 @@ a fraction of a second and never loads torch.
 
 The child answers only ``commit``, ``abort`` and ``close``, so between commits neither
 side waits on the other; a full pipe blocks :meth:`ProcessPublisher.write`
-(backpressure). The child ignores SIGINT and SIGTERM: the daemon owns shutdown and
+(backpressure). A commit is two calls, :meth:`~ProcessPublisher.start_commit` and
+:meth:`~ProcessPublisher.finish_commit`, so that the daemon can go on with the next
+interval's events while the child flushes and commits (the child begins the next
+transaction as soon as one commits, and what is written meanwhile waits in the pipe). The child ignores SIGINT and SIGTERM: the daemon owns shutdown and
 closes it after the final commit. If the daemon dies, the child reads end-of-file and
 aborts the open transaction: what the daemon did since its last commit is never seen,
 and a restart does it again, once.
@@ -58,6 +61,7 @@ class InlinePublisher:
             producer.close(timeout=5)
             raise
         self.sent = 0
+        self._outcome: float | BaseException | None = None  # of the last started commit, until finished
 
     def write(self, predictions: Sequence) -> None:
         if predictions:
@@ -67,7 +71,24 @@ class InlinePublisher:
         self.writer.write_dead(records)
 
     def commit(self, offsets: Sequence[tuple], group: tuple, records: Sequence[tuple] = ()) -> None:
-        self.sent = self.writer.commit(offsets, group, records)
+        self.start_commit(offsets, group, records)
+        self.finish_commit()
+
+    def start_commit(self, offsets: Sequence[tuple], group: tuple, records: Sequence[tuple] = ()) -> None:
+        """Commit now, in this thread; :meth:`finish_commit` gives the outcome."""
+        t0 = time.monotonic()
+        try:
+            self.sent = self.writer.commit(offsets, group, records)
+            self._outcome = time.monotonic() - t0
+        except Exception as e:  # noqa: BLE001 -- raised by finish_commit, as the process publisher does
+            self._outcome = e
+
+    def finish_commit(self, wait: bool = True) -> float | None:
+        """The seconds the last started commit took; raises what it raised (see :class:`ProcessPublisher`)."""
+        outcome, self._outcome = self._outcome, None
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     def check(self) -> None:
         """Nothing to check: the writer lives in this process."""
@@ -92,6 +113,7 @@ class ProcessPublisher:
                  start_timeout_s: float = 60.0, commit_timeout_s: float = 60.0):
         self.commit_timeout_s = commit_timeout_s
         self.sent = 0  # prediction records of committed transactions
+        self._committing = False  # a commit was started and its answer not read yet
         ours, theirs = Pipe(duplex=True)
         self._conn: Connection = ours
         fd = theirs.fileno()
@@ -157,13 +179,35 @@ class ProcessPublisher:
 
     def commit(self, offsets: Sequence[tuple], group: tuple, records: Sequence[tuple] = ()) -> None:
         """Commit the open transaction (see :meth:`TransactionalWriter.commit`); returns once it is committed."""
-        self._send(("commit", list(offsets), tuple(group), list(records)))
-        self.sent = self._reply(self.commit_timeout_s, "commit")
+        self.start_commit(offsets, group, records)
+        self.finish_commit()
+
+    def start_commit(self, offsets: Sequence[tuple], group: tuple, records: Sequence[tuple] = ()) -> None:
+        """Ask the child to commit the open transaction (what was written so far, ``records`` and
+        ``offsets``) and to begin the next; returns at once. One commit at a time: call
+        :meth:`finish_commit` before the next."""
+        if self._committing:
+            raise RuntimeError("start_commit: the last commit is not finished (call finish_commit first)")
+        # the send time travels with it: the child measures the commit from here (one monotonic clock per host)
+        self._send(("commit", list(offsets), tuple(group), list(records), time.monotonic()))
+        self._committing = True
+
+    def finish_commit(self, wait: bool = True) -> float | None:
+        """The seconds from :meth:`start_commit` until the transaction was committed, once the child
+        answers (``wait=False``: ``None`` while it has not answered yet; then no wait at all). Raises
+        :class:`TransactionAborted` (:class:`Fenced`) if it could not commit, :class:`DeliveryError`
+        if the child is gone; returns ``None`` when no commit was started."""
+        if not self._committing or (not wait and not self._conn.poll(0)):
+            return None
+        self._committing = False
+        self.sent, seconds = self._reply(self.commit_timeout_s, "commit")
+        return seconds
 
     def close(self) -> None:
-        """Abort what is not committed, close the producer, end the child."""
+        """Abort what is not committed, close the producer, end the child (after the commit under way, if any)."""
         if self._proc.poll() is not None:
             return
+        self.finish_commit()
         try:
             self._send(("close",))
             self._reply(self.commit_timeout_s, "close")
@@ -235,7 +279,8 @@ def _serve(conn: Connection) -> int:
         try:  # "commit"
             if error is not None:
                 raise error
-            conn.send(("ok", writer.commit(*message[1:])))
+            sent = writer.commit(*message[1:4])
+            conn.send(("ok", (sent, time.monotonic() - message[4])))
         except Exception as e:  # noqa: BLE001 -- the transaction is aborted; the daemon decides what follows
             error = None
             try:

@@ -118,9 +118,14 @@ class CheckpointState:
     def touched(self, key, n: int) -> None:
         """``n`` events of partition ``key`` were processed (only the checkpoint policy counts here)."""
 
+    def checkpoint_due(self, reason: str) -> bool:
+        """Whether :meth:`committed` after a commit for ``reason`` writes a checkpoint: when due, and
+        always on shutdown and revocation."""
+        return reason != "interval" or self.policy.due()
+
     def committed(self, offsets: dict, reason: str) -> None:
-        """After a commit: write a checkpoint covering ``offsets`` when due (always on shutdown and revocation)."""
-        if reason == "interval" and not self.policy.due():
+        """After a commit: write a checkpoint covering ``offsets`` when due (:meth:`checkpoint_due`)."""
+        if not self.checkpoint_due(reason):
             return
         merged = {**self.offsets, **offsets}
         if merged == self.offsets and self.policy.records == 0:

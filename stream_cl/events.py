@@ -149,9 +149,16 @@ class TransactionalPublisher(Protocol):
         """Dead-letter records ``(key, value, headers)`` (``connectors.sinks.dead_letter_record``)."""
         ...
 
-    def commit(self, offsets: Sequence[tuple], group, records: Sequence[tuple] = ()) -> None:
-        """Commit the interval: ``offsets`` ``(topic, partition, next offset)``, the group metadata,
-        and state ``records`` ``(topic, key, value)`` (the model changelog) in the same transaction."""
+    def start_commit(self, offsets: Sequence[tuple], group, records: Sequence[tuple] = ()) -> None:
+        """Start committing the interval: what was written since the last commit, ``offsets``
+        ``(topic, partition, next offset)`` with the group metadata, and state ``records``
+        ``(topic, key, value)`` (the model changelog), in one transaction. What is written after
+        this call goes into the next transaction."""
+        ...
+
+    def finish_commit(self, wait: bool = True) -> float | None:
+        """Seconds the started commit took, once it is committed (``None``: none was started, or
+        ``wait=False`` and it is still under way); raises if it could not commit."""
         ...
 
     def check(self) -> None:

@@ -52,6 +52,31 @@ def test_every_prediction_is_committed_keyed_and_partitioned_before_commit_retur
     assert len({r.partition for r in reader.records}) == 3
 
 
+def test_what_is_written_while_a_commit_is_under_way_goes_into_the_next_transaction(kafka_kit):
+    topic = kafka_kit.topic("pub-overlap")
+    group = (f"it-pub-overlap-{kafka_kit.tag}", -1, "", None)
+    pub = ProcessPublisher(_options(kafka_kit, "pub-overlap"), topic)
+    try:
+        pub.write(_predictions(1000))
+        pub.start_commit([], group)
+        pub.write(_predictions(500, 1000))  # the daemon goes on while the child commits
+        with pytest.raises(RuntimeError, match="not finished"):
+            pub.start_commit([], group)
+        seconds = pub.finish_commit()
+        assert seconds is not None and 0 < seconds < 60 and pub.sent == 1000
+        assert pub.finish_commit() is None  # nothing under way any more
+        reader = kafka_kit.reader(topic)  # read_committed: the open transaction's 500 stay unseen
+        reader.until(lambda recs: len(recs) >= 1000, 60, "the first transaction's 1000 predictions")
+        reader.poll(500)
+        assert sorted(int(r.key) for r in reader.records) == list(range(1000))
+        pub.commit([], group)
+        assert pub.sent == 1500
+        reader.until(lambda recs: len(recs) >= 1500, 60, "the second transaction's 500")
+        assert sorted(int(r.key) for r in reader.records) == list(range(1500))
+    finally:
+        pub.close()
+
+
 def test_a_producer_that_cannot_start_is_an_error_with_the_reason():
     with pytest.raises(DeliveryError, match="cannot start the predictions producer.*no_such_option"):
         ProcessPublisher({"bootstrap_servers": "127.0.0.1:9", "no_such_option": 1}, "t")

@@ -212,6 +212,7 @@ class _FakePublisher:
         self.log, self.group = log, group  # group: the consumer group's committed offsets, shared across runs
         self.predictions, self.dead, self._open = [], [], ([], [])
         self.sent = 0
+        self._done = False
 
     def write(self, predictions):
         self._open[0].extend(predictions)
@@ -219,12 +220,17 @@ class _FakePublisher:
     def write_dead(self, records):
         self._open[1].extend(records)
 
-    def commit(self, offsets, group, records=()):
+    def start_commit(self, offsets, group, records=()):  # committed at once, as InlinePublisher does
         self.log.append(f"commit:{offsets[0][2] if offsets else None}")
         self.predictions += self._open[0]
         self.dead += self._open[1]
         self._open = ([], [])
         self.group.update({(t, p): o for t, p, o in offsets})
+        self._done = True
+
+    def finish_commit(self, wait=True):
+        done, self._done = self._done, False
+        return 0.001 if done else None
 
     def check(self):
         pass
@@ -287,7 +293,7 @@ class _FakeSource:
         self.log.append("close")
 
 
-def _daemon(tmp_path, records, log, every=20, group=None):
+def _daemon(tmp_path, records, log, every=20, group=None, publisher_cls=None):
     from connectors.commit import CommitPolicy
     from connectors.daemon import Daemon
     from connectors.state import CheckpointState
@@ -309,11 +315,89 @@ def _daemon(tmp_path, records, log, every=20, group=None):
             if self.metrics.checkpoints != before:
                 log.append(f"save:{self.offsets[TopicPartition('events', 0)]}")
 
-    publisher = _FakePublisher(log, group)
+    publisher = (publisher_cls or _FakePublisher)(log, group)
     d = Daemon(cfg, learner, lambda me: _FakeSource(me, records, log, group), publisher, pending, threading.Event(),
                state_factory=LoggedState)
     d.commits.policy = CommitPolicy(0)  # a commit after every poll that brought something: deterministic
     return d, publisher
+
+
+class _SlowPublisher(_FakePublisher):
+    """Commits only when the test lets it (``answer``), as a publisher process answers later;
+    ``fail`` makes the started commit fail, as an aborted transaction does."""
+
+    def __init__(self, log, group):
+        super().__init__(log, group)
+        self.started, self.answered, self.fail = None, False, False
+
+    def start_commit(self, offsets, group, records=()):
+        assert self.started is None, "a commit was started before the last one finished"
+        self.started, self._open = (offsets, self._open), ([], [])  # later writes go to the next transaction
+        self.log.append(f"start:{offsets[0][2] if offsets else None}")
+
+    def finish_commit(self, wait=True):
+        from connectors.transaction import TransactionAborted
+
+        if self.started is None or not (wait or self.answered):
+            return None
+        (offsets, (preds, dead)), self.started, self.answered = self.started, None, False
+        if self.fail:
+            raise TransactionAborted("the broker refused it")
+        self.log.append(f"commit:{offsets[0][2] if offsets else None}")
+        self.predictions += preds
+        self.dead += dead
+        self.group.update({(t, p): o for t, p, o in offsets})
+        return 0.002
+
+
+def test_the_loop_goes_on_while_an_interval_commits(tmp_path):
+    from connectors.commit import CommitPolicy
+
+    log, group = [], {}
+    daemon, pub = _daemon(tmp_path, _records(60), log, every=1000, group=group, publisher_cls=_SlowPublisher)
+    now = [0.0]
+    daemon.commits.policy = CommitPolicy(100, clock=lambda: now[0])  # due 0.1 s after the last commit
+    now[0] = 1.0
+    tp = daemon.source.tp
+    daemon.run_once()  # 7 events, then their commit starts
+    assert log == ["start:7"] and daemon.source.committed == {} and group == {}
+    daemon.run_once()  # not answered: the loop learns the next 7 (no commit is due)
+    assert log == ["start:7"] and daemon.source.positions[tp] == 14 and not pub.predictions
+    pub.answered, now[0] = True, 2.0
+    daemon.run_once()  # answered: finished first, then the next interval's commit starts
+    assert log == ["start:7", "commit:7", "start:21"]
+    assert daemon.source.committed == {tp: 7} and len(pub.predictions) == 7 and group == {("events", 0): 7}
+    assert daemon.metrics.transactions["committed"] == 1 and daemon.metrics.commit_duration.snapshot()[2] == 1
+    assert daemon.run() == 0  # the shutdown commit waits for the one under way, then for itself
+    assert log[3:] == ["commit:21", "start:60", "commit:60", "save:60", "close"], log
+    assert len(pub.predictions) == 59 and group == {("events", 0): 60}
+
+
+def test_a_commit_followed_by_a_checkpoint_is_finished_at_once(tmp_path):
+    log, group = [], {}
+    daemon, _ = _daemon(tmp_path, _records(60), log, every=10, group=group, publisher_cls=_SlowPublisher)
+    daemon.run_once()  # 7 events: no checkpoint due, the commit stays under way
+    assert log == ["start:7"]
+    daemon.run_once()  # 14 events: a checkpoint is due, and it must cover what the transaction commits
+    assert log == ["start:7", "commit:7", "start:14", "commit:14", "save:14"]
+    assert daemon.state.offsets == {daemon.source.tp: 14}
+
+
+def test_a_commit_that_fails_while_the_loop_goes_on_drops_everything_since(tmp_path):
+    from connectors.commit import CommitPolicy
+    from connectors.daemon import EXIT_RESET
+
+    log, group = [], {}
+    daemon, pub = _daemon(tmp_path, _records(60), log, every=1000, group=group, publisher_cls=_SlowPublisher)
+    daemon.commits.policy = CommitPolicy(100, clock=lambda: 0.0)  # never due again after the first
+    daemon.commits.policy.last = -1.0
+    daemon.run_once()
+    daemon.run_once()  # 14 events learned, the first 7 in a transaction under way
+    assert log == ["start:7"] and daemon.source.positions[daemon.source.tp] == 14
+    pub.answered, pub.fail = True, True
+    assert daemon.run() == EXIT_RESET  # found at the next loop: this member starts over from its last commit
+    assert "transaction aborted" in daemon.reset_reason and daemon.metrics.transactions["aborted"] == 1
+    assert pub.predictions == [] and group == {} and daemon.source.committed == {}
 
 
 def _records(n, seed=0):
