@@ -310,6 +310,7 @@ def breakdown(bootstrap: str, admin, topic: str, n: int, model: str, folder: Pat
     from connectors import commit as commit_mod
     from connectors import daemon as daemon_mod
     from connectors import kafka as kafka_mod
+    from connectors import partitions as partitions_mod
     from connectors import publisher as publisher_mod
     from stream_cl import decode, prequential
     from stream_cl.config import load_config
@@ -336,6 +337,7 @@ def breakdown(bootstrap: str, admin, topic: str, n: int, model: str, folder: Pat
         (publisher_mod.ProcessPublisher, "write", "hand predictions to the publisher process (pipe)"),
         (commit_mod.CommitCoordinator, "commit", "commit (start the transaction; wait for the one before, and for this one when a checkpoint follows)"),
         (commit_mod.CommitCoordinator, "settle", "wait for a transaction to commit (inside commit, or once answered)"),
+        (partitions_mod.PartitionStates, "records_for", "changelog records (the changed parts, serialised; inside commit)"),
         (daemon_mod.Daemon, "process", "process (all per-batch work)"),
         (kafka_mod.KafkaSource, "poll", "source.poll (fetch + decode)"),
     ]
