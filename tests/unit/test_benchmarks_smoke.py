@@ -153,3 +153,14 @@ def test_threads_benchmark_runs_each_setting_in_its_own_process():
     assert [(r["model"], r["stream"], r["batch"]) for r in rows] == [("AnalyticClassifier", "SEA", 16)]
     assert all(rows[0][c] > 0 and math.isfinite(rows[0][c]) for c in threads.CONFIGS)
     assert "| AnalyticClassifier | SEA | 16 |" in stdout.getvalue()
+
+
+def test_decode_speed_compares_both_ways_on_the_same_records_and_restores_the_fast_path(capsys):
+    from benchmarks import decode_speed
+    from stream_cl import decode
+
+    fast = decode._fast_loads
+    assert decode_speed.main(["--events", "300", "--repeat", "2"]) == 0  # 1 if the two ways disagreed
+    assert decode._fast_loads is fast
+    out = capsys.readouterr().out
+    assert "300 events" in out and "same records: True" in out
