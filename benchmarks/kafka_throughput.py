@@ -337,6 +337,7 @@ def breakdown(bootstrap: str, admin, topic: str, n: int, model: str, folder: Pat
         (publisher_mod.ProcessPublisher, "write", "hand predictions to the publisher process (pipe)"),
         (commit_mod.CommitCoordinator, "commit", "commit (start the transaction; wait for the one before, and for this one when a checkpoint follows)"),
         (commit_mod.CommitCoordinator, "settle", "wait for a transaction to commit (inside commit, or once answered)"),
+        (publisher_mod.ProcessPublisher, "start_commit", "send the commit to the publisher process (pipe; inside commit)"),
         (partitions_mod.PartitionStates, "records_for", "changelog records (the changed parts, serialised; inside commit)"),
         (daemon_mod.Daemon, "process", "process (all per-batch work)"),
         (kafka_mod.KafkaSource, "poll", "source.poll (fetch + decode)"),
