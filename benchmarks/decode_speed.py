@@ -4,8 +4,9 @@
 
 One process, the two ways alternating: ``EventDecoder.decode_json`` as the daemon calls it
 (with each record's origin), then the same with the fast path refused (every record takes
-``json``, as before orjson; refusing costs each record one raised exception), ``--repeat`` times each. Prints µs per event of each round, the
-median ratio, and whether both ways gave the same records.
+``json``, as before orjson; refusing costs each record one raised exception), ``--repeat``
+times each. Prints µs per event of each round, the median ratio, and whether both ways gave
+the same records.
 """
 
 from __future__ import annotations

@@ -124,13 +124,9 @@ class CommitCoordinator:
         m = self.metrics
         try:
             seconds = self.publisher.finish_commit(wait)
-        except Fenced:
+        except TransactionAborted as e:
             self._under_way = None
-            m.transactions["fenced"] += 1
-            raise
-        except TransactionAborted:
-            self._under_way = None
-            m.transactions["aborted"] += 1
+            m.transactions["fenced" if isinstance(e, Fenced) else "aborted"] += 1
             raise
         if seconds is None:
             return False

@@ -155,9 +155,7 @@ class EventDecoder:
             except _FastError:
                 pass  # the standard library below says what is wrong, as it always has
             else:
-                if type(obj) is dict:
-                    return self.decode_object(obj, raw, origin)
-                return _dead(raw, "not_an_object", f"expected a JSON object, got {_json_type(obj)}", origin)
+                return self._from_json(obj, raw, origin)
         if type(raw) is bytes or isinstance(raw, (bytes, bytearray, memoryview)):
             if len(raw) > self._max_bytes:  # before any parsing: a huge record costs nothing
                 return self._oversized(raw, origin)
@@ -188,6 +186,10 @@ class EventDecoder:
             return _dead(raw, "malformed", f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}", origin)
         except (ValueError, RecursionError) as e:  # over 4300-digit integers, absurd nesting
             return _dead(raw, "malformed", f"invalid JSON: {str(e)[:80]}", origin)
+        return self._from_json(obj, raw, origin)
+
+    def _from_json(self, obj, raw, origin: str) -> Event | DeadLetter:
+        """A parsed JSON document (by either parser): an object is validated, anything else is a dead letter."""
         if type(obj) is not dict:
             return _dead(raw, "not_an_object", f"expected a JSON object, got {_json_type(obj)}", origin)
         return self.decode_object(obj, raw, origin)

@@ -79,11 +79,7 @@ class NumpyLinalg:
     def spd_inverse(self, M):
         """Inverse of a symmetric positive definite matrix: LAPACK potrf + potri (about d^3 flops)."""
         L = _potrf(np.array(M, order="F"), lower=1)  # a copy: M is the caller's
-        inv, info = sla.lapack.dpotri(L, lower=1, overwrite_c=1)
-        if info != 0:
-            raise np.linalg.LinAlgError(f"potri failed (info {info})")
-        inv = np.tril(inv)  # potri fills one triangle: mirror it
-        return inv + np.tril(inv, -1).T
+        return np.ascontiguousarray(_potri(L, lower=1, overwrite=True))
 
     def spd_factor(self, M, scale: float, shift: float):
         """The Cholesky factor of ``scale M + shift I``, reading ``M``'s lower triangle only (all a
@@ -102,12 +98,7 @@ class NumpyLinalg:
     def factor_inverse(self, U):
         """``(U'U)^-1`` (d, d), C-ordered and whole, for the factor of :meth:`spd_factor`: LAPACK
         ``dpotri`` (2 d^3 / 3) gives one triangle, then mirrored."""
-        inv, info = sla.lapack.dpotri(U, lower=0)  # a copy; its upper triangle (Fortran) is current
-        if info != 0:
-            raise np.linalg.LinAlgError(f"potri failed (info {info})")
-        R = inv.T  # C-ordered; the lower triangle is current
-        mirror_lower(R)
-        return R
+        return _potri(U, lower=0)  # a copy: the factor is kept for the next chunk
 
     def factor_solve(self, U, B):
         """``(U'U)^-1 B`` for ``B`` (d, c)."""
@@ -144,6 +135,18 @@ def _potrf(F: np.ndarray, lower: int) -> np.ndarray:
     if info < 0:
         raise ValueError(f"dpotrf: illegal argument {-info}")
     return C
+
+
+def _potri(F: np.ndarray, lower: int, overwrite: bool = False) -> np.ndarray:
+    """The whole inverse of ``F F'`` (``lower``) or ``F'F`` for a Cholesky factor ``F`` (Fortran-
+    ordered): LAPACK ``dpotri`` fills one triangle, mirrored here. C-ordered for ``lower=0``
+    (the transpose of ``dpotri``'s Fortran result), Fortran-ordered for ``lower=1``."""
+    inv, info = sla.lapack.dpotri(F, lower=lower, overwrite_c=int(overwrite))
+    if info != 0:
+        raise np.linalg.LinAlgError(f"potri failed (info {info})")
+    R = inv if lower else inv.T  # either way the lower triangle (by index) is current
+    mirror_lower(R)
+    return R
 
 
 _MASKS: dict = {}  # strictly upper masks by size: heads of several widths share one
