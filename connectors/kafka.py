@@ -91,7 +91,7 @@ def client_options(cfg: KafkaConfig) -> dict:
     servers = [cfg.bootstrap_servers] if isinstance(cfg.bootstrap_servers, str) else list(cfg.bootstrap_servers)
     servers = [s.strip() for item in servers for s in item.split(",") if s.strip()]
     opts: dict = {"bootstrap_servers": servers, "client_id": cfg.client_id,
-                  "security_protocol": cfg.security_protocol}
+                  "security_protocol": cfg.security_protocol, "bootstrap_timeout_ms": cfg.bootstrap_timeout_ms}
     if cfg.security_protocol in ("SSL", "SASL_SSL"):
         for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
             path = getattr(cfg, key)

@@ -143,6 +143,8 @@ class KafkaConfig:
     labels_topic: str = ""  # delayed labels {"id", "y"}, joined by id ("" = none)
     predictions_topic: str = ""  # one record per prediction, keyed by event id ("" = none)
     dead_letter_topic: str = ""  # invalid records, original bytes + headers ("" = counted and logged only)
+    # how long each client (consumer, producer, admin) tries to reach a broker at start-up before the daemon gives up
+    bootstrap_timeout_ms: int = field(default=30_000, metadata=positive("use a bound such as 30000 (ms)"))
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     # never learn from an aborted transaction (for topics written without transactions the two are the same)
     isolation_level: Literal["read_committed", "read_uncommitted"] = "read_committed"

@@ -23,7 +23,9 @@ def test_no_broker_is_one_clear_error_without_a_traceback(tmp_path):
         port = s.getsockname()[1]
     config = tmp_path / "d.toml"
     config.write_text(to_toml({
-        "kafka": {"bootstrap_servers": f"127.0.0.1:{port}", "topics": ["events"], "predictions_topic": "predictions"},
+        # kafka-python retries for bootstrap_timeout_ms (30 s by default) before giving up
+        "kafka": {"bootstrap_servers": f"127.0.0.1:{port}", "topics": ["events"], "predictions_topic": "predictions",
+                  "bootstrap_timeout_ms": 4000},
         "checkpoint": {"dir": str(tmp_path / "ckpt")}, "metrics": {"port": 0}}))
     done = subprocess.run([sys.executable, "-m", "connectors.daemon", "--config", str(config), "--log-format", "json"],
                           cwd=REPO, capture_output=True, text=True, timeout=180)

@@ -102,9 +102,10 @@ def test_rejected_credentials_stop_the_daemon_with_the_settings_to_check(kafka_k
     events_topic = kafka_kit.topic("sasl-wrong")
     monkeypatch.setenv("IT_SASL_PASSWORD", "not-the-password")
     config = kafka_kit.config("sasl-wrong", [events_topic], kafka={
-        **_sasl(kafka_sasl_bootstrap, "SCRAM-SHA-256"), "predictions_topic": kafka_kit.topic("sasl-wrong-pred")})
+        **_sasl(kafka_sasl_bootstrap, "SCRAM-SHA-256"), "predictions_topic": kafka_kit.topic("sasl-wrong-pred"),
+        "bootstrap_timeout_ms": 4000})
     daemon = kafka_kit.start(config)
-    assert daemon.wait(timeout=120) == 1  # kafka-python gives up bootstrapping after about 30 s
+    assert daemon.wait(timeout=120) == 1  # kafka-python gives up bootstrapping after kafka.bootstrap_timeout_ms
     log = daemon.log()
     assert "daemon could not start" in log and "kafka.sasl_mechanism" in log and "sasl_plain_password_env" in log
     assert "not-the-password" not in log  # the secret never reaches the log
