@@ -114,7 +114,7 @@ folds = st.tuples(st.integers(0, 10_000), st.integers(1, 8), st.integers(1, 3), 
                   st.integers(0, 100))
 
 
-@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(folds)
 def test_default_learner_merged_statistics_equal_single(args):
     """The default learner, its learners folding each other's parts at random times (gaps of
