@@ -11,7 +11,10 @@ On one pre-materialised stream, the default ``OnlineContinualLearner()`` learns 
 * the forgetting heads' error just before a re-sum: the served weights (decayed on the
   merged clock since the last re-sum) against the exact sum of the parts, relative
   Frobenius norm, and how often their predictions differ;
-* the size of one partition's contribution in bytes.
+* the size of one partition's contribution in bytes;
+* one event at a time (``predict_proba_one`` + ``learn_one``, River's loop) on the first
+  ``--per-event`` events: as one partition, and as ``--partitions`` partitions taking turns
+  every event and in runs of 16 events.
 
     python benchmarks/partitions.py --n 12000 --partitions 6
 """
@@ -45,6 +48,19 @@ def learn(events, n_parts: int, batch: int):
     return model, time.perf_counter() - t0
 
 
+def learn_per_event(events, n_parts: int, run: int) -> float:
+    """Seconds to predict and learn ``events`` one by one; partition ``(i // run) % n_parts``."""
+    from stream_cl import OnlineContinualLearner
+
+    model = OnlineContinualLearner(device="cpu")
+    t0 = time.perf_counter()
+    for i, (x, y) in enumerate(events):
+        part = (i // run) % n_parts if n_parts > 1 else None
+        model.predict_proba_one(x, partition=part)
+        model.learn_one(x, y, partition=part)
+    return time.perf_counter() - t0
+
+
 def forgetting_error(model, probe) -> tuple[float, float]:
     """Served forgetting heads against the exact sum of the parts: weight error and prediction disagreement."""
     served = [h.ridge.weights().copy() for h in model.heads_]
@@ -68,6 +84,7 @@ def main(argv=None):
     p.add_argument("--partitions", type=int, default=6)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--per-event", type=int, default=3000, help="events learned one at a time (0: skip)")
     a = p.parse_args(argv)
     from stream_cl import set_threads
 
@@ -101,6 +118,14 @@ def main(argv=None):
     err, flips = forgetting_error(many, events[-2000:])
     print(f"forgetting heads {SUM_EVERY_ROWS - 1} rows after a re-sum: weight error {err:.2e} (relative Frobenius), "
           f"predictions changed by the re-sum {flips:.2%} of 2,000 events")
+    if a.per_event:
+        first = events[: a.per_event]
+        single = learn_per_event(first, 1, 1)
+        print(f"per event, one partition: {len(first) / single:,.0f} events/s")
+        for run in (1, 16):
+            t = learn_per_event(first, a.partitions, run)
+            print(f"per event, {a.partitions} partitions in turns of {run}: {len(first) / t:,.0f} events/s  "
+                  f"({t / single:.2f}x the time of one partition)")
 
 
 if __name__ == "__main__":

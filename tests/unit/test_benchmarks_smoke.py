@@ -164,3 +164,17 @@ def test_decode_speed_compares_both_ways_on_the_same_records_and_restores_the_fa
     assert decode._fast_loads is fast
     out = capsys.readouterr().out
     assert "300 events" in out and "same records: True" in out
+
+
+def test_partitions_benchmark_prints_each_figure(capsys):
+    from benchmarks import partitions
+
+    partitions.main(["--n", "600", "--partitions", "3", "--batch", "64", "--per-event", "60"])
+    out = capsys.readouterr().out
+    for figure in ("one partition:", "3 partitions:", "re-sum of the forgetting heads", "merge of one:",
+                   "per event, one partition:", "per event, 3 partitions in turns of 1:",
+                   "per event, 3 partitions in turns of 16:"):
+        assert figure in out, out
+    rates = [float(line.split(": ")[1].split(" events/s")[0].replace(",", "")) for line in out.splitlines()
+             if line.startswith("per event")]
+    assert len(rates) == 3 and min(rates) > 0

@@ -142,6 +142,33 @@ def test_default_learner_agreement_on_average():
     assert np.mean(AGREEMENT) >= 0.99, AGREEMENT
 
 
+@pytest.mark.parametrize("forgetting", [1.0, 0.99])
+def test_part_statistics_learned_row_by_row_equal_one_block(forgetting):
+    """A part absorbs one event's row in place (rank-1 BLAS); rows one by one, with weights, a
+    forgetting factor and classes appearing late, give the statistics of the block update."""
+    from stream_cl.heads._linalg import NumpyLinalg
+    from stream_cl.parts import PartStats
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(60, 7))  # (b, d)
+    k = rng.integers(0, 3, size=60)
+    k[:20] = np.minimum(k[:20], 1)  # class 2 first comes after row 20
+    w = rng.uniform(0.5, 2.0, size=60)
+    rows, block = PartStats(NumpyLinalg()), PartStats(NumpyLinalg())
+    for i in range(60):
+        c = 2 if i < 20 else 3
+        rows.absorb(X[i : i + 1], np.eye(c)[k[i : i + 1]], w[i : i + 1], forgetting)
+    block.absorb(X, np.eye(3)[k], w, forgetting)
+    lam = forgetting ** np.arange(59, -1, -1)  # (b,) the decay each row has had by the end
+    A = (X.T * (w * lam)) @ X
+    B = (X.T * (w * lam)) @ np.eye(3)[k]
+    for got in (rows, block):
+        np.testing.assert_allclose(got.A, A, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got.B, B, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got.counts, np.bincount(k, weights=w), rtol=1e-12)
+    assert rows.n_rows == block.n_rows == 60
+
+
 def test_one_partition_is_the_plain_learner():
     """partition=None (River's loops) and one named partition give the learner of before: same predictions."""
     stream = make_stream(1, 400, 1)
