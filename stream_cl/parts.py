@@ -48,7 +48,6 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 import numpy as np
-from scipy.linalg import blas
 
 from .contribution import Contribution, ContributionError
 
@@ -57,13 +56,6 @@ __all__ = ["PartStats", "Part", "PartitionedLearner", "SUM_EVERY_ROWS"]
 # Forgetting heads of a learner serving several partitions are set to the exact sum of the
 # parts this often (rows learned by the learner); see the module docstring.
 SUM_EVERY_ROWS = 256
-
-_dger = blas.dger
-
-
-def _in_place(M) -> bool:
-    """Whether BLAS can update ``M`` in place through ``M.T`` (a C-ordered float64 numpy matrix)."""
-    return isinstance(M, np.ndarray) and M.dtype == np.float64 and M.flags.c_contiguous
 
 
 class PartStats:
@@ -107,12 +99,11 @@ class PartStats:
         if scale != 1.0:
             self.A *= scale
             self.B *= scale
-        if b == 1 and self.B.size and _in_place(self.A) and _in_place(self.B):
+        if b == 1:
             # one row (the per-event path): rank-1 updates in place; the product below makes a (d, d)
             # temporary per row, which was 40% of learning one event with several partitions
-            x = X[0]
-            _dger(dw[0], x, x, a=self.A.T, overwrite_a=1)  # A += w x x'
-            _dger(dw[0], Y[0], x, a=self.B.T, overwrite_a=1)  # B += w x y'
+            la.ger_(self.A, dw[0], X[0], X[0])  # A += w x x'
+            la.ger_(self.B, dw[0], X[0], Y[0])  # B += w x y'
         else:
             self.A += (X.T * dwt) @ X
             self.B += (X.T * dwt) @ Y

@@ -53,6 +53,16 @@ class NumpyLinalg:
         if mirror:
             mirror_lower(M)  # the lower triangle (of C-ordered M) was computed
 
+    def ger_(self, M, alpha: float, x, y) -> None:
+        """``M += alpha x y'`` in place for ``M`` (d, c): BLAS ``dger`` through the Fortran-ordered
+        view ``M.T``, without the (d, c) temporary of an outer product."""
+        if not M.size:
+            return
+        if M.dtype == np.float64 and M.flags.c_contiguous:
+            blas.dger(alpha, y, x, a=M.T, overwrite_a=1)
+        else:
+            M += (x * alpha)[:, None] @ y[None, :]
+
     def zeros(self, *shape):
         return np.zeros(shape)
 
@@ -286,6 +296,10 @@ class TorchLinalg:
     def syrk_(self, M, V, alpha: float, beta: float) -> None:
         M.mul_(beta).addmm_(V, V.T, alpha=alpha)
         M.copy_((M + M.T).mul_(0.5))  # exactly symmetric, like the numpy path
+
+    def ger_(self, M, alpha: float, x, y) -> None:
+        """``M += alpha x y'`` in place for ``M`` (d, c)."""
+        M.add_((x * alpha)[:, None] @ y[None, :])
 
     def zeros(self, *shape):
         return self.torch.zeros(shape, dtype=self.torch.float64, device=self.device)
