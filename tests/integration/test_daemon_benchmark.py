@@ -29,3 +29,15 @@ def test_kafka_throughput_quick(kafka_bootstrap, tmp_path):
     assert pc["ceiling"]["events"] == pc["passthrough"]["events"] == 1500
     from kafka.record import default_records, util
     assert default_records.calc_crc32c is util.calc_crc32c
+
+
+def test_overlap_benchmark_runs_both_ways_on_the_same_stream(kafka_bootstrap, capsys):
+    from benchmarks import overlap
+
+    assert overlap.main(["--bootstrap", kafka_bootstrap, "--events", "3000", "--runs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "run 1: one thread" in out and "beside" in out and "median beside / one thread" in out
+    # what main checks: both ways learned every event of the topic, to the same accuracy
+    a = {"events": 3000, "accuracy": 0.9}
+    assert overlap.same_stream(a, dict(a)) and not overlap.same_stream(a, {**a, "events": 2000})
+    assert not overlap.same_stream(a, {**a, "accuracy": 0.8})
