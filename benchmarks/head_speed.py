@@ -102,8 +102,8 @@ def learner_flops(model, b: int) -> float:
     The backbone's product (2 b d_in width) and key units (3 b d_in m), each ridge head's
     rank-b update (:func:`update_flops`, counted the way the head takes it: from the factor of
     ``A`` for the wide heads, row by row for the narrow ones) plus its new weights ``W = R B`` (2 d^2 c), the SGD
-    head's batch-start scores, Gram matrix and update (2 b d c + b^2 d + 2 b d c); the
-    softmaxes, the mixer and the bookkeeping count as free.
+    head's scores and updates row by row (4 b d c); the softmaxes, the mixer and the bookkeeping
+    count as free.
     """
     d_in = model.index_.width
     c = len(model.classes_)
@@ -112,7 +112,7 @@ def learner_flops(model, b: int) -> float:
         d = head.ridge.n_features
         flops += update_flops(b, d, c) + 2.0 * d * d * c
     if model.sgd_ is not None:
-        flops += 4.0 * b * (1 + d_in) * c + b * b * (1 + d_in)
+        flops += 4.0 * b * (1 + d_in) * c
     return flops
 
 
