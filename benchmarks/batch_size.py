@@ -23,6 +23,7 @@ import numpy as np
 
 from benchmarks.common import STREAMS, materialise, resolve_names
 from stream_cl import OnlineContinualLearner, set_threads
+from stream_cl.runtime import warm_up
 from stream_cl.heads._linalg import CPU_CHUNK, NumpyLinalg
 
 RUNS = ((256, CPU_CHUNK), (1024, 1024), (1024, CPU_CHUNK))  # (batch, chunk); the first is the reference
@@ -50,6 +51,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
     set_threads(1)
+    warm_up()  # numba's loops loaded before the first timed pass, as vs_river.py and the daemon do
     rows = []
     for name in resolve_names(args.streams, list(STREAMS), "stream"):
         events = materialise(name, args.n, args.seed).events

@@ -57,12 +57,20 @@ MODELS = {
     "default": {},  # the [model] defaults: the online learner (random features + analytic heads)
     "analytic": {"kind": "analytic", "forgetting": [1.0]},
 }
-# a --models entry is "model" or "model@publisher" (kafka.publisher: "process", the default, or "thread")
+# a --models entry is "model", "model@publisher" (kafka.publisher: "process", the default, or "thread"),
+# either followed by "/N" for run.batch_size = N (the daemon's micro-batch; default 1024)
 
 
-def _model_and_publisher(entry: str) -> tuple[dict, str]:
+def _model_and_publisher(entry: str) -> tuple[dict, str, int | None]:
+    """``(model, publisher, run.batch_size or None)`` of a ``--models`` entry."""
+    entry, _, batch = entry.partition("/")
     name, _, publisher = entry.partition("@")
-    return MODELS[name], publisher or "process"
+    return MODELS[name], publisher or "process", int(batch) if batch else None
+
+
+def _slug(entry: str) -> str:
+    """A ``--models`` entry as a topic and file name."""
+    return entry.replace("@", "-").replace("/", "-b")
 
 CPU_SAMPLE_S = 0.25  # the CPU meter's sampling interval (a sample reads /proc: ~1.6 ms)
 
@@ -202,7 +210,7 @@ def read_topic(bootstrap: str, topic: str, n: int, timeout_s: float = 600) -> li
 def daemon_config(folder: Path, bootstrap: str, topic: str, preds: str, entry: str,
                   stop_at_end: bool) -> tuple[Path, Path]:
     """A daemon config file and the path of its status file; ``entry`` as in ``--models``."""
-    model, publisher = _model_and_publisher(entry)
+    model, publisher, batch = _model_and_publisher(entry)
     name = uuid.uuid4().hex[:8]
     cfg = {
         "kafka": {"bootstrap_servers": bootstrap, "group_id": f"bench-{name}", "topics": [topic],
@@ -213,6 +221,8 @@ def daemon_config(folder: Path, bootstrap: str, topic: str, preds: str, entry: s
     }
     if model:
         cfg["model"] = model
+    if batch:
+        cfg["run"] = {"batch_size": batch}
     path = folder / f"daemon-{name}.toml"
     path.write_text(to_toml(cfg))
     return path, folder / f"status-{name}.json"
@@ -260,11 +270,12 @@ def run_daemon_process(config: Path, log: Path, meter: CpuMeter | None = None, n
 
 def drain(bootstrap: str, admin, topic: str, n: int, sent_ms: dict, model: str, folder: Path,
           meter: CpuMeter | None = None) -> dict:
-    preds = create_topic(admin, f"{topic}-pred-{model.replace('@', '-')}", 1)
+    preds = create_topic(admin, f"{topic}-pred-{_slug(model)}", 1)
     config, status_path = daemon_config(folder, bootstrap, topic, preds, model, stop_at_end=True)
-    rc, wall = run_daemon_process(config, folder / f"daemon-{model}.log", meter, f"daemon:{model}")
+    log = folder / f"daemon-{_slug(model)}.log"
+    rc, wall = run_daemon_process(config, log, meter, f"daemon:{model}")
     if rc != 0:
-        raise RuntimeError(f"daemon exited {rc}; see {folder / f'daemon-{model}.log'}")
+        raise RuntimeError(f"daemon exited {rc}; see {log}")
     records = read_topic(bootstrap, preds, n)
     out = summarise_predictions(records, sent_ms)
     out["process_wall_s"] = wall
@@ -459,7 +470,8 @@ def main(argv=None) -> dict:
     p.add_argument("--features", type=int, default=10)
     p.add_argument("--partitions", type=int, default=1)
     p.add_argument("--models", default="default,analytic,default@thread",
-                   help="comma-separated; model@thread runs the daemon with kafka.publisher = \"thread\"")
+                   help="comma-separated; model@thread runs the daemon with kafka.publisher = \"thread\", "
+                        "model/N with run.batch_size = N")
     p.add_argument("--live-rate", type=float, default=0.0, help="events/s of the live run (0 = skip it)")
     p.add_argument("--live-seconds", type=float, default=20.0)
     p.add_argument("--breakdown", action="store_true")

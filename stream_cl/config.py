@@ -100,7 +100,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    batch_size: int = field(default=256, metadata=positive("use a positive micro-batch size such as 256"))
+    batch_size: int = field(default=1024, metadata=positive("use a positive micro-batch size such as 1024"))
     max_events: int | None = None
     report: str = ""  # JSON report path
     predictions: str = ""  # predictions JSONL path ("" = none)

@@ -95,6 +95,19 @@ def test_pure_python_crc_switch_computes_the_same_checksum_and_undoes():
     assert default_records.calc_crc32c is util.calc_crc32c
 
 
+def test_a_kafka_benchmark_model_entry_names_its_publisher_and_micro_batch(tmp_path):
+    from benchmarks.kafka_throughput import MODELS, _model_and_publisher, _slug, daemon_config
+    from stream_cl.config import load_config
+
+    assert _model_and_publisher("default") == (MODELS["default"], "process", None)
+    assert _model_and_publisher("analytic@thread/256") == (MODELS["analytic"], "thread", 256)
+    assert _slug("default@thread/256") == "default-thread-b256"
+    path, _ = daemon_config(tmp_path, "127.0.0.1:1", "t", "p", "default/256", stop_at_end=True)
+    assert load_config(path).run.batch_size == 256
+    path, _ = daemon_config(tmp_path, "127.0.0.1:1", "t", "p", "default", stop_at_end=True)
+    assert load_config(path).run.batch_size == 1024  # the config's default micro-batch
+
+
 def test_the_nominal_streams_run_for_every_river_model_and_ours():
     """Strings and nulls: River's LR gets a one-hot encoder, every River model the nulls dropped."""
     report = vs_river.main(["--n", "300", "--streams", "Payments,AgrawalNominal",
