@@ -4,8 +4,8 @@ Softmax SGD is sequential: each labelled row's update changes the next row's sco
 loop scores a row against the current weights (``d c`` products), shows its softmax, and
 for a label subtracts ``z g'`` from the weights in place: ``4 d c`` flops a row, on the
 inputs view's few columns. (Until RESULTS.md 9k it carried only (rows x classes) numbers
-through the batch's Gram matrix instead, ``b^2 (d + c)`` flops a batch: the daemon's polls
-of 2,000 events made that ~7 µs per event, now ~0.2.) In Python each row would cost
+through the batch's Gram matrix instead, ``b^2 (d + c)`` flops a batch: ~7 µs per event in
+a batch of 2,000, profiled.) In Python each row would cost
 microseconds of interpreter and numpy call overhead for a few dozen flops; compiled, well
 under one. Without numba (it failed to import), the same loop runs in Python with numpy.
 
