@@ -28,7 +28,7 @@ import numpy as np
 
 from ..numba_jit import jit
 
-__all__ = ["learn_rows", "compiled", "row_step", "warm"]
+__all__ = ["learn_rows", "compiled", "warm"]
 
 
 def _learn_rows(Z, W, labels, lrs, k):
@@ -89,31 +89,31 @@ def _learn_rows_numpy(Z, W, labels, lrs, k):
     Python floats (a handful of classes: cheaper than numpy), the update one outer product."""
     P = np.zeros((Z.shape[0], W.shape[1]))
     for i, y in enumerate(labels.tolist()):
-        shown, k, g = row_step((Z[i] @ W).tolist(), k, None if y < 0 else y, float(lrs[i]))
+        shown, k, g = _row_step((Z[i] @ W).tolist(), k, None if y < 0 else y, float(lrs[i]))
         P[i, : len(shown)] = shown
         if g is not None:
             W[:, :k] -= np.outer(Z[i], g)
     return P
 
 
-def row_step(scores: list, k: int, j: int | None, lr: float) -> tuple[list, int, list | None]:
+def _row_step(scores: list, k: int, j: int | None, lr: float) -> tuple[list, int, list | None]:
     """One row of the SGD loop, in Python floats (a handful of classes: cheaper than numpy).
 
     Returns the row's probabilities over the ``k`` classes known before it (``[]`` if none),
     the classes known after it (a label ``j == k`` is a first sighting, numbered next) and,
     for a label, ``lr`` times the cross-entropy's gradient with respect to the scores."""
-    shown = p = softmax_list(scores[:k], math.exp) if k else []
+    shown = p = _softmax_list(scores[:k], math.exp) if k else []
     if j is None:
         return shown, k, None
     if j >= k:
         k = j + 1
-        p = softmax_list(scores[:k], math.exp)
+        p = _softmax_list(scores[:k], math.exp)
     g = [v * lr for v in p]
     g[j] -= lr
     return shown, k, g
 
 
-def softmax_list(s: list, exp) -> list:
+def _softmax_list(s: list, exp) -> list:
     m = max(s)
     e = [exp(v - m) for v in s]
     total = sum(e)
