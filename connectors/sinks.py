@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Iterable
 
+import orjson
 from kafka.errors import KafkaTimeoutError
 from kafka.partitioner.default import murmur2
 
@@ -27,6 +28,29 @@ HEADER_PREFIX = "stream-cl."
 _HEADER_ROOM = 4096  # bytes kept free in a dead-letter record for key, headers and framing
 _ORIGIN = re.compile(r"^(?P<topic>[A-Za-z0-9._-]+)/(?P<partition>\d+)@(?P<offset>\d+)$")
 _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+_fast_dumps = orjson.dumps  # compact UTF-8 JSON, as _encode_json writes it, ~5x faster (prediction_json)
+
+
+def prediction_json(value: dict) -> bytes:
+    """A prediction record's value as compact UTF-8 JSON.
+
+    orjson writes it where it gives what the standard library's encoder (compact, UTF-8,
+    ``default=str``) means: the same values (an exponent may be written ``1e-7`` for
+    ``1e-07``). A value orjson refuses (a numpy scalar, an integer beyond 64 bits) and a float
+    label (the standard library writes infinity as ``Infinity``, orjson as ``null``) take the
+    standard library, as every value did before.
+
+    >>> prediction_json({"id": "1", "y_pred": "cat", "proba": 0.75, "ts": 1.5e-07})
+    b'{"id":"1","y_pred":"cat","proba":0.75,"ts":1.5e-7}'
+    >>> prediction_json({"id": "1", "y_pred": float("inf")}) == _encode_json({"id": "1", "y_pred": float("inf")}).encode()
+    True
+    """
+    if type(value.get("y_pred")) is not float and type(value.get("y_true")) is not float:
+        try:
+            return _fast_dumps(value)
+        except TypeError:  # orjson.JSONEncodeError: a type it does not write as we do
+            pass
+    return _encode_json(value).encode()
 
 
 class DeliveryError(RuntimeError):
@@ -112,7 +136,7 @@ class PredictionWriter:
         return self._parts
 
     def send_rows(self, rows: Iterable[tuple]) -> None:
-        send, topic, encode, futures = self.producer.send, self.topic, _encode_json, self._futures
+        send, topic, encode, futures = self.producer.send, self.topic, prediction_json, self._futures
         parts = self._partitions()
         n = len(parts)
         count = 0
@@ -120,7 +144,7 @@ class PredictionWriter:
             proba = proba if math.isfinite(proba) else None
             ts = ts if ts is None or math.isfinite(ts) else None
             value = encode({"id": id_, "y_pred": y_pred, "proba": proba, "y_true": y_true,
-                            "task": task, "ts": ts, "origin": origin}).encode()
+                            "task": task, "ts": ts, "origin": origin})
             if id_ is None:
                 key = None
                 self._rr += 1

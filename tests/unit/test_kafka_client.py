@@ -1,10 +1,13 @@
 """The Kafka client stream-cl installs: kafka-python with its C CRC-32C and every compression codec."""
 
+import json
 import tomllib
 from importlib.metadata import requires
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kafka import codec
 from kafka.errors import KafkaTimeoutError, UnsupportedCodecError
 from kafka.record import util
@@ -65,3 +68,39 @@ def test_a_topic_without_metadata_is_a_delivery_error_that_says_to_create_it():
         writer.write_rows([("1", "a", 0.9, "a", None, 1.0, "events/0@0")])
     with pytest.raises(DeliveryError, match="no metadata for topic 'dead'.*auto.create.topics.enable=false"):
         writer.write_dead([dead_letter_record(DeadLetter(b"{", "malformed", "bad JSON", "events/0@1"))])
+
+
+# what the predictions' JSON was before orjson wrote it: the reference it must read back as
+_stdlib_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+_labels = st.one_of(st.none(), st.text(), st.integers(), st.booleans(),
+                    st.floats(allow_nan=False), st.integers(min_value=2**63, max_value=2**80))
+
+
+@settings(max_examples=400, deadline=None)
+@given(id_=st.one_of(st.none(), st.text()), y_pred=_labels, y_true=_labels,
+       proba=st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+       task=st.one_of(st.none(), st.text()), ts=st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)))
+def test_a_prediction_reads_back_as_the_standard_librarys_json_of_it(id_, y_pred, y_true, proba, task, ts):
+    from connectors.sinks import prediction_json
+
+    value = {"id": id_, "y_pred": y_pred, "proba": proba, "y_true": y_true, "task": task, "ts": ts, "origin": "t/0@1"}
+    try:
+        expected = _stdlib_json(value).encode()
+    except UnicodeEncodeError:  # a lone surrogate: neither writes it
+        with pytest.raises((UnicodeEncodeError, TypeError)):
+            prediction_json(value)
+        return
+    got = prediction_json(value)
+    assert json.loads(got) == json.loads(expected)
+    assert list(json.loads(got)) == list(value)  # the fields in their order
+    if type(y_pred) is float or type(y_true) is float:
+        assert got == expected  # float labels (infinity among them) are the standard library's bytes
+
+
+def test_a_numpy_label_is_written_as_the_standard_library_writes_it():
+    import numpy as np
+
+    from connectors.sinks import prediction_json
+
+    value = {"id": "1", "y_pred": np.int64(3), "proba": 0.5, "y_true": np.float64(2.0)}
+    assert prediction_json(value) == _stdlib_json(value).encode() == b'{"id":"1","y_pred":"3","proba":0.5,"y_true":2.0}'
