@@ -14,7 +14,10 @@ This module imports only the standard library and kafka-python, so the child sta
 a fraction of a second and never loads torch.
 
 The child answers only ``commit``, ``abort`` and ``close``, so between commits neither
-side waits on the other; a full pipe blocks :meth:`ProcessPublisher.write`
+side waits on the other. The daemon's messages go out on a thread of their own
+(:class:`_PipeWriter`), in order: while the child is busy (committing, or producing a
+backlog) and the pipe is full, that thread waits, not the daemon's loop; only when
+:data:`QUEUED_MESSAGES` messages are waiting does :meth:`ProcessPublisher.write` block
 (backpressure). A commit is two calls, :meth:`~ProcessPublisher.start_commit` and
 :meth:`~ProcessPublisher.finish_commit`, so that the daemon can go on with the next
 interval's events while the child flushes and commits (the child begins the next
@@ -28,9 +31,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, Pipe
@@ -43,6 +48,12 @@ from .transaction import Fenced, TransactionAborted, TransactionalWriter
 __all__ = ["DeliveryError", "Fenced", "InlinePublisher", "ProcessPublisher", "TransactionAborted"]
 
 log = logging.getLogger("stream_cl.publisher")
+
+# Messages (a micro-batch of predictions each, or a commit with its changelog records) that
+# may wait for the pipe before a write blocks: a few hundred milliseconds of the loop's
+# output, enough to ride out a commit (the child flushing, a changelog record of megabytes
+# crossing the pipe) without letting the child fall further behind than that.
+QUEUED_MESSAGES = 8
 
 
 class InlinePublisher:
@@ -123,6 +134,7 @@ class ProcessPublisher:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
         self._proc = subprocess.Popen([sys.executable, "-m", "connectors.publisher", str(fd)], pass_fds=(fd,), env=env)
         theirs.close()
+        self._writer = _PipeWriter(self._conn)
         from .logs import current_format
 
         try:
@@ -141,6 +153,7 @@ class ProcessPublisher:
         deadline = time.monotonic() + timeout_s
         while not self._conn.poll(0.2):
             self.check(during=what)
+            self._raise_if_send_failed()  # what it waits for never reached the child
             if time.monotonic() > deadline:
                 error = TransactionAborted if what == "commit" else DeliveryError  # the caller kills the child
                 raise error(f"the publisher process did not answer {what} within {timeout_s:.0f} s")
@@ -157,11 +170,15 @@ class ProcessPublisher:
         return value
 
     def _send(self, message) -> None:
-        try:
-            self._conn.send(message)
-        except (BrokenPipeError, OSError) as e:
+        """Queue ``message`` for the child (sent in order by :class:`_PipeWriter`); an error if a send failed."""
+        self._writer.put(message)
+        self._raise_if_send_failed()
+
+    def _raise_if_send_failed(self) -> None:
+        error = self._writer.error
+        if error is not None:
             code = self._proc.poll()
-            raise DeliveryError(f"the publisher process is gone (exit code {code}): {e!r}") from None
+            raise DeliveryError(f"the publisher process is gone (exit code {code}): {error!r}") from None
 
     def check(self, during: str = "") -> None:
         """:class:`DeliveryError` if the child has exited (one ``waitpid``, no I/O)."""
@@ -212,6 +229,7 @@ class ProcessPublisher:
             self._send(("close",))
             self._reply(self.commit_timeout_s, "close")
         finally:
+            self._writer.stop()
             self._conn.close()
             try:
                 self._proc.wait(timeout=10)
@@ -222,10 +240,52 @@ class ProcessPublisher:
     def abort(self) -> None:
         """After a failure: stop the child at once; the open transaction is aborted (by the broker, at
         the latest when its timeout passes, or by the next producer with the same transactional id)."""
-        self._conn.close()
         if self._proc.poll() is None:
-            self._proc.kill()
+            self._proc.kill()  # first: a send blocked on the pipe fails, and the writer stops
             self._proc.wait()
+        self._writer.stop()
+        self._conn.close()
+
+
+class _PipeWriter:
+    """Sends messages on ``conn`` from a thread of its own, in the order :meth:`put` queued them.
+
+    The daemon's loop queues and goes on; pickling and a pipe write that waits for the child
+    happen here (a blocked write releases the interpreter lock). After a failed send it keeps
+    taking messages off the queue (so that no :meth:`put` waits forever) and sends nothing.
+    """
+
+    def __init__(self, conn: Connection, max_queued: int = QUEUED_MESSAGES):
+        self._conn = conn
+        self._queue: queue.Queue = queue.Queue(max_queued)
+        self.error: BaseException | None = None  # of the first failed send
+        self._thread = threading.Thread(target=self._run, name="stream-cl-publisher-pipe", daemon=True)
+        self._thread.start()
+
+    def put(self, message) -> None:
+        """Queue ``message`` (blocks while ``max_queued`` are waiting); nothing once a send failed (:attr:`error`)."""
+        if self.error is None:
+            self._queue.put(message)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Send what is queued (unless a send failed), then end the thread."""
+        if self._thread.is_alive():
+            try:
+                self._queue.put(None, timeout=timeout_s)
+            except queue.Full:  # a send that never returns: the thread is a daemon thread, left behind
+                return
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            message = self._queue.get()
+            if message is None:
+                return
+            if self.error is None:
+                try:
+                    self._conn.send(message)
+                except (OSError, ValueError) as e:  # the child is gone (or the connection closed)
+                    self.error = e
 
 
 # -- the child ---------------------------------------------------------------------------------
