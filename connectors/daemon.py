@@ -225,7 +225,7 @@ class Daemon:
             log_event(log, "stop_requested", reason="max_events", max_events=limit)
             self.stop.set()
         if self.commits.policy.due() or self.state.records_due():
-            self.commits.commit("interval")
+            self.commits.commit_when_free()  # or at a later turn, once the one under way is committed
         fold = getattr(self.state, "fold", None)
         if fold is not None:
             fold()  # the other members' latest partitions into the model this member serves

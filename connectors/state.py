@@ -15,6 +15,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from typing import NamedTuple
+
+import numpy as np
 
 from stream_cl.checkpoint import CheckpointStore
 from stream_cl.config import Config, ConfigError
@@ -22,7 +25,7 @@ from stream_cl.config import Config, ConfigError
 from .logs import log_event
 from .status import jsonable_report
 
-__all__ = ["CheckpointPolicy", "CheckpointState"]
+__all__ = ["CheckpointPolicy", "CheckpointState", "Snapshot", "detached"]
 
 log = logging.getLogger("stream_cl.daemon")
 
@@ -47,6 +50,36 @@ class CheckpointPolicy:
     def reset(self) -> None:
         self.records = 0
         self.last = self.clock()
+
+
+class Snapshot(NamedTuple):
+    """A checkpoint taken when a commit started, saved once it is durable (:meth:`CheckpointState.write`)."""
+
+    state: dict
+    meta: dict
+    offsets: dict  # {TopicPartition: next offset} the state covers
+    reason: str
+
+
+def detached(state):
+    """``state`` with its containers and arrays copied, so that learning on cannot change it
+    (a learner's ``state_dict`` may hand out its live arrays; ours copy, others need not).
+
+    >>> live = np.zeros(2)
+    >>> saved = detached({"w": [live]})
+    >>> live += 1.0
+    >>> saved["w"][0].tolist()
+    [0.0, 0.0]
+    """
+    if isinstance(state, dict):
+        return {k: detached(v) for k, v in state.items()}
+    if type(state) in (list, tuple):
+        return type(state)(detached(v) for v in state)
+    if isinstance(state, np.ndarray):
+        return state.copy()
+    if hasattr(state, "detach") and hasattr(state, "clone"):  # a torch tensor (not imported here)
+        return state.detach().clone()
+    return state
 
 
 class CheckpointState:
@@ -123,14 +156,16 @@ class CheckpointState:
         always on shutdown and revocation."""
         return reason != "interval" or self.policy.due()
 
-    def committed(self, offsets: dict, reason: str) -> None:
-        """After a commit: write a checkpoint covering ``offsets`` when due (:meth:`checkpoint_due`)."""
+    def snapshot(self, offsets: dict, reason: str) -> "Snapshot | None":
+        """The checkpoint of the state as it is now, covering ``offsets``, for :meth:`write` to save
+        once the commit of those offsets is durable; None when none is due (:meth:`checkpoint_due`)
+        or nothing is new. It holds copies: the loop goes on learning while the commit is under way."""
         if not self.checkpoint_due(reason):
-            return
+            return None
         merged = {**self.offsets, **offsets}
         if merged == self.offsets and self.policy.records == 0:
-            return  # nothing new since the last checkpoint
-        state = {
+            return None  # nothing new since the last checkpoint
+        state = detached({
             "model": self.learner.state_dict(),
             "pending": self.pending.state_dict(),
             "offsets": [[tp.topic, tp.partition, o] for tp, o in sorted(merged.items())],
@@ -138,17 +173,27 @@ class CheckpointState:
             "group_id": self.config.kafka.group_id,
             "stats": jsonable_report(self.stats.report()),
             **self.extra_state(),
-        }
+        })
         meta = {"reason": reason, "records": self.metrics.records,
                 "offsets": {f"{tp.topic}/{tp.partition}": o for tp, o in merged.items()}}
-        info = self.store.save(state, meta)
-        self.offsets = merged
-        self.policy.reset()
+        self.policy.reset()  # the next one counts what comes after this state
+        return Snapshot(state, meta, merged, reason)
+
+    def write(self, snapshot: "Snapshot") -> None:
+        """Save ``snapshot`` (after the commit of its offsets)."""
+        info = self.store.save(snapshot.state, snapshot.meta)
+        self.offsets = snapshot.offsets
         m = self.metrics
         m.checkpoints += 1
         m.checkpoint_seq, m.checkpoint_at = info.seq, info.created
         m.checkpoint_duration_s, m.checkpoint_bytes = info.duration_s, info.size_bytes
         m.checkpoint_path = str(info.path)
         m.checkpoint_duration.observe(info.duration_s)
-        log_event(log, "checkpoint", seq=info.seq, reason=reason, records=m.records, bytes=info.size_bytes,
-                  seconds=round(info.duration_s, 4), path=str(info.path))
+        log_event(log, "checkpoint", seq=info.seq, reason=snapshot.reason, records=snapshot.meta["records"],
+                  bytes=info.size_bytes, seconds=round(info.duration_s, 4), path=str(info.path))
+
+    def committed(self, offsets: dict, reason: str) -> None:
+        """After a commit: write a checkpoint covering ``offsets`` now, when due (:meth:`snapshot`)."""
+        snapshot = self.snapshot(offsets, reason)
+        if snapshot is not None:
+            self.write(snapshot)

@@ -309,11 +309,9 @@ def _daemon(tmp_path, records, log, every=20, group=None, publisher_cls=None):
     learner, pending = build_learner(cfg.model), PendingStores()
 
     class LoggedState(CheckpointState):
-        def committed(self, offsets, reason):
-            before = self.metrics.checkpoints
-            super().committed(offsets, reason)
-            if self.metrics.checkpoints != before:
-                log.append(f"save:{self.offsets[TopicPartition('events', 0)]}")
+        def write(self, snapshot):
+            super().write(snapshot)
+            log.append(f"save:{self.offsets[TopicPartition('events', 0)]}")
 
     publisher = (publisher_cls or _FakePublisher)(log, group)
     d = Daemon(cfg, learner, lambda me: _FakeSource(me, records, log, group), publisher, pending, threading.Event(),
@@ -373,14 +371,44 @@ def test_the_loop_goes_on_while_an_interval_commits(tmp_path):
     assert len(pub.predictions) == 59 and group == {("events", 0): 60}
 
 
-def test_a_commit_followed_by_a_checkpoint_is_finished_at_once(tmp_path):
+def test_a_checkpoint_holds_the_state_its_commit_started_with_and_is_saved_once_committed(tmp_path):
     log, group = [], {}
-    daemon, _ = _daemon(tmp_path, _records(60), log, every=10, group=group, publisher_cls=_SlowPublisher)
+    daemon, pub = _daemon(tmp_path, _records(60), log, every=10, group=group, publisher_cls=_SlowPublisher)
     daemon.run_once()  # 7 events: no checkpoint due, the commit stays under way
     assert log == ["start:7"]
-    daemon.run_once()  # 14 events: a checkpoint is due, and it must cover what the transaction commits
-    assert log == ["start:7", "commit:7", "start:14", "commit:14", "save:14"]
-    assert daemon.state.offsets == {daemon.source.tp: 14}
+    daemon.run_once()  # 14 events, a checkpoint due: the next commit waits for the publisher's answer
+    assert log == ["start:7"] and daemon.source.positions[daemon.source.tp] == 14
+    pub.answered = True
+    daemon.run_once()  # answered; 21 events: their commit starts, with a checkpoint of the state as it is
+    assert log == ["start:7", "commit:7", "start:21"]
+    daemon.run_once()  # not answered: the loop learns 7 more; nothing saved before the commit is
+    assert log == ["start:7", "commit:7", "start:21"] and daemon.learner.state_dict()["head"]["ridge"]["n_rows"] == 27
+    pub.answered = True
+    daemon.run_once()
+    assert log[3:5] == ["commit:21", "save:21"] and daemon.state.offsets == {daemon.source.tp: 21}
+    state, _ = CheckpointStore(tmp_path / "ckpt").load_latest()
+    assert state["model"]["head"]["ridge"]["n_rows"] == 20  # offsets 0-20 less the dead letter: not 27
+
+
+def test_an_interval_commit_due_while_one_is_under_way_waits_for_a_later_turn_not_in_this_one(tmp_path):
+    from connectors.commit import DEFER_LIMIT_S, CommitPolicy
+
+    log, group = [], {}
+    daemon, pub = _daemon(tmp_path, _records(60), log, every=1000, group=group, publisher_cls=_SlowPublisher)
+    now = [1.0]
+    daemon.commits.policy = CommitPolicy(100, clock=lambda: now[0])
+    daemon.commits.policy.last = 0.0
+    tp = daemon.source.tp
+    daemon.run_once()  # 7 events, then their commit starts
+    now[0] = 2.0
+    daemon.run_once()  # due again, not answered: the loop went on without starting (or waiting for) a commit
+    assert log == ["start:7"] and daemon.source.positions[tp] == 14 and daemon.commits.policy.due()
+    pub.answered = True
+    daemon.run_once()  # answered: finished, and the commit put off starts with every event since
+    assert log == ["start:7", "commit:7", "start:21"] and daemon.source.committed == {tp: 7}
+    now[0] = 2.0 + DEFER_LIMIT_S  # under way this long: the loop waits for it (and meets the publisher's timeout)
+    daemon.run_once()
+    assert log == ["start:7", "commit:7", "start:21", "commit:21", "start:28"]
 
 
 def test_a_commit_that_fails_while_the_loop_goes_on_drops_everything_since(tmp_path):
