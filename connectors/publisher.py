@@ -15,7 +15,7 @@ a fraction of a second and never loads torch.
 
 The child answers only ``commit``, ``abort`` and ``close``, so between commits neither
 side waits on the other. The daemon's messages go out on a thread of their own
-(:class:`_PipeWriter`), in order: while the child is busy (committing, or producing a
+(:class:`PipeWriter`), in order: while the child is busy (committing, or producing a
 backlog) and the pipe is full, that thread waits, not the daemon's loop; only when
 :data:`QUEUED_MESSAGES` messages are waiting does :meth:`ProcessPublisher.write` block
 (backpressure). A commit is two calls, :meth:`~ProcessPublisher.start_commit` and
@@ -134,7 +134,7 @@ class ProcessPublisher:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
         self._proc = subprocess.Popen([sys.executable, "-m", "connectors.publisher", str(fd)], pass_fds=(fd,), env=env)
         theirs.close()
-        self._writer = _PipeWriter(self._conn)
+        self._writer = PipeWriter(self._conn)
         from .logs import current_format
 
         try:
@@ -170,7 +170,7 @@ class ProcessPublisher:
         return value
 
     def _send(self, message) -> None:
-        """Queue ``message`` for the child (sent in order by :class:`_PipeWriter`); an error if a send failed."""
+        """Queue ``message`` for the child (sent in order by :class:`PipeWriter`); an error if a send failed."""
         self._writer.put(message)
         self._raise_if_send_failed()
 
@@ -247,7 +247,7 @@ class ProcessPublisher:
         self._conn.close()
 
 
-class _PipeWriter:
+class PipeWriter:
     """Sends messages on ``conn`` from a thread of its own, in the order :meth:`put` queued them.
 
     The daemon's loop queues and goes on; pickling and a pipe write that waits for the child
@@ -263,7 +263,10 @@ class _PipeWriter:
         self._thread.start()
 
     def put(self, message) -> None:
-        """Queue ``message`` (blocks while ``max_queued`` are waiting); nothing once a send failed (:attr:`error`)."""
+        """Queue ``message`` (blocks while ``max_queued`` are waiting); nothing once a send failed
+        or the writer stopped (:attr:`error`)."""
+        if self.error is None and not self._thread.is_alive():
+            self.error = BrokenPipeError("the publisher's pipe writer has stopped")
         if self.error is None:
             self._queue.put(message)
 
