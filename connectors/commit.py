@@ -133,6 +133,7 @@ class CommitCoordinator:
         (RESULTS.md 9l); a transaction that starts later only holds more events."""
         t = self._under_way
         if t is not None and self.policy.clock() - t.started < DEFER_LIMIT_S and not self.settle(wait=False):
+            self.metrics.commit_deferrals += 1
             return False
         self.commit("interval")
         return True

@@ -50,6 +50,7 @@ _METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "stream_cl_committed_offset": ("gauge", ("topic", "partition"), "Last committed offset."),
     "stream_cl_transactions_total": ("counter", ("outcome",), "Kafka transactions (outputs + offsets), by outcome (committed, aborted, fenced)."),
     "stream_cl_commit_duration_seconds": ("histogram", (), "Seconds from the start of a transaction's commit until it was committed (the loop goes on meanwhile)."),
+    "stream_cl_commit_deferrals_total": ("counter", (), "Loop turns that put off a due interval commit because the one before was still under way."),
     "stream_cl_replayed_events_total": ("counter", (), "Events re-learned after a restore, without output (committed before)."),
     # checkpoints
     "stream_cl_checkpoint_age_seconds": ("gauge", (), "Seconds since the last durable checkpoint."),

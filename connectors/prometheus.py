@@ -235,6 +235,7 @@ class DaemonCollector:
         for outcome, key in _OUTCOME_KEYS.items():
             fams["stream_cl_events_total"].add_metric([outcome], events.get(key, 0))
         fams["stream_cl_replayed_events_total"].add_metric([], events.get("replayed", 0))
+        fams["stream_cl_commit_deferrals_total"].add_metric([], getattr(m, "commit_deferrals", 0))
         transactions = dict(getattr(m, "transactions", {}))
         for outcome in TRANSACTION_OUTCOMES:
             fams["stream_cl_transactions_total"].add_metric([outcome], transactions.get(outcome, 0))

@@ -63,6 +63,7 @@ class DaemonMetrics:
     commits: int = 0
     commit_failures: int = 0
     transactions: Counter = field(default_factory=Counter)  # committed, aborted, fenced
+    commit_deferrals: int = 0  # loop turns that put off a due interval commit (the one before under way)
     rebalances: int = 0
     assigned: list = field(default_factory=list)
     positions: dict = field(default_factory=dict)

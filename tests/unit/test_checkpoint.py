@@ -403,6 +403,7 @@ def test_an_interval_commit_due_while_one_is_under_way_waits_for_a_later_turn_no
     now[0] = 2.0
     daemon.run_once()  # due again, not answered: the loop went on without starting (or waiting for) a commit
     assert log == ["start:7"] and daemon.source.positions[tp] == 14 and daemon.commits.policy.due()
+    assert daemon.metrics.commit_deferrals == 1
     pub.answered = True
     daemon.run_once()  # answered: finished, and the commit put off starts with every event since
     assert log == ["start:7", "commit:7", "start:21"] and daemon.source.committed == {tp: 7}
