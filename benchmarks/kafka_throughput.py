@@ -138,7 +138,8 @@ def passthrough(bootstrap: str, admin, topic: str, n: int, publisher: str) -> di
 
     No decoding and no model. The records and the consumed offsets are committed in one
     Kafka transaction every 200 ms (the daemon's default ``kafka.commit_interval_ms``), or
-    once the one before is committed, without waiting for it, by the daemon's own publisher: ``publisher="thread"`` in the consuming process,
+    once the one before is committed, without waiting for it, by the daemon's own publisher:
+    ``publisher="thread"`` in the consuming process,
     ``"process"`` in a child process (:class:`~connectors.publisher.ProcessPublisher`).
     This bounds any daemon that writes one prediction record per event exactly once through
     kafka-python on this machine, whatever its model.
@@ -156,14 +157,15 @@ def passthrough(bootstrap: str, admin, topic: str, n: int, publisher: str) -> di
     got, t0, positions, last = 0, None, {}, time.monotonic()
     deadline = time.monotonic() + 600
 
-    under_way = [False]
+    under_way = False
 
     def commit(wait: bool = False) -> bool:
         """Start a transaction once the one before is committed, as the daemon does (RESULTS.md 9l)."""
-        if under_way[0] and sink.finish_commit(wait) is None:
+        nonlocal under_way
+        if under_way and sink.finish_commit(wait) is None:
             return False
         sink.start_commit([(tp.topic, tp.partition, o) for tp, o in positions.items()], tuple(consumer.group_metadata())[:4])
-        under_way[0] = True
+        under_way = True
         return True
 
     while got < n and time.monotonic() < deadline:

@@ -121,7 +121,7 @@ class CommitCoordinator:
         self.policy.done()
         # step 4 covers the state as it is now: taken now, saved once the transaction is committed
         checkpoint = self.store.snapshot(covered, reason)
-        self._under_way = _Transaction(offsets, covered, reason, len(records), checkpoint, self.policy.clock())
+        self._under_way = _Transaction(offsets, reason, len(records), checkpoint, self.policy.clock())
         if reason != "interval":
             self.settle()
         return offsets
@@ -171,7 +171,6 @@ class _Transaction:
     """A commit started and not yet finished: what :meth:`CommitCoordinator.settle` completes."""
 
     offsets: dict  # {TopicPartition: offset} in the transaction
-    covered: dict  # {TopicPartition: offset} the state had learned when it started
     reason: str
     records: int  # state records in it
     checkpoint: object  # step 4's checkpoint (the store's snapshot as of the start), or None
