@@ -15,23 +15,24 @@ from collections.abc import Callable
 __all__ = ["LazyJit", "jit"]
 
 
-def jit(f: Callable) -> Callable | None:
-    """``f`` compiled by numba (``nopython``), or ``None`` when numba cannot be imported (each
-    caller keeps a way to work without it). The machine code is cached on disk; where no cache
-    folder is writable (a read-only image without ``NUMBA_CACHE_DIR``) each process compiles
-    anew (~2 s) instead of failing."""
+def jit(f: Callable, **options) -> Callable | None:
+    """``f`` compiled by numba (``nopython``, with numba's ``options`` such as ``fastmath``), or
+    ``None`` when numba cannot be imported (each caller keeps a way to work without it). The
+    machine code is cached on disk; where no cache folder is writable (a read-only image
+    without ``NUMBA_CACHE_DIR``) each process compiles anew (~2 s) instead of failing."""
     try:
         import numba
     except ImportError:  # pragma: no cover -- numba is a dependency; the callers work without it
         return None
     try:
-        return numba.njit(cache=True)(f)
+        return numba.njit(cache=True, **options)(f)
     except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return numba.njit(f)
+        return numba.njit(**options)(f)
 
 
 class LazyJit:
-    """``f`` compiled by :func:`jit` at the first :meth:`get` (importing numba then, not at import).
+    """``f`` compiled by :func:`jit` (with ``options``) at the first :meth:`get` (importing numba
+    then, not at import).
 
     >>> def double(x):
     ...     return 2 * x
@@ -40,13 +41,14 @@ class LazyJit:
     42
     """
 
-    def __init__(self, f: Callable):
+    def __init__(self, f: Callable, **options):
         self.f = f
+        self.options = options
         self._compiled: Callable | None = None
         self._tried = False
 
     def get(self) -> Callable | None:
         """The compiled function, or ``None`` without numba."""
         if not self._tried:
-            self._compiled, self._tried = jit(self.f), True
+            self._compiled, self._tried = jit(self.f, **self.options), True
         return self._compiled

@@ -200,7 +200,7 @@ class ScaledTriangle:
     # (single-threaded BLAS); rank-64 blocks were slower than dsyr.
     DEFER_ROWS = 512
 
-    __slots__ = ("M", "scale", "half", "_V", "_c", "_n")
+    __slots__ = ("M", "scale", "half", "_V", "_c", "_n", "_u", "_a")
 
     def __init__(self, M):
         self.M = M
@@ -208,6 +208,7 @@ class ScaledTriangle:
         self.half = False
         self._V = self._c = None  # (DEFER_ROWS, d) deferred rows, (DEFER_ROWS,) their coefficients
         self._n = 0
+        self._u = self._a = None  # (d,), (1,): the pending term a[0] u u' of :meth:`with_pending`
 
     def full(self):
         self._flush()
@@ -229,6 +230,18 @@ class ScaledTriangle:
         self._flush()
         blas.dsyr(alpha / self.scale, x, a=self.M.T, overwrite_a=1)
         self.half = True
+
+    def with_pending(self):
+        """``(M, scale, u, a)`` for the compiled rank-1 step of :mod:`~stream_cl.heads.ridge_one`,
+        which updates the lower triangle of ``M`` in place and leaves its own downdate pending:
+        the matrix is then ``scale * (M + a[0] u u')`` (``u`` (d,), ``a`` (1,)). Deferred rows are
+        added first; every other reader adds the pending term first (:meth:`_flush`)."""
+        self._flush_rows()
+        d = self.M.shape[0]
+        if self._u is None or self._u.shape[0] != d:
+            self._u, self._a = np.zeros(d), np.zeros(1)
+        self.half = True
+        return self.M, self.scale, self._u, self._a
 
     def defer_outer(self, alpha: float, x: np.ndarray) -> None:
         """The matrix += ``alpha x x'`` (``alpha >= 0``), added with the next deferred terms."""
@@ -263,6 +276,13 @@ class ScaledTriangle:
             la.syrk_(self.M, V, alpha, beta)
 
     def _flush(self) -> None:
+        if self._a is not None and self._a[0] != 0.0:
+            from . import ridge_one  # only a numba process leaves a term pending
+
+            ridge_one.apply_pending(self.M, self._u, self._a)
+        self._flush_rows()
+
+    def _flush_rows(self) -> None:
         if not self._n:
             return
         n, self._n = self._n, 0

@@ -38,6 +38,10 @@ Of the first two (:func:`factor_is_cheaper`), the factor has less arithmetic unl
 is short for its width: ``d^3 / 3 < 2 d^2 b + 2 d b^2``, so at the CPU's 256-row chunks for
 ``d`` up to ~1,760, and once ``R`` has to be rebuilt (d^3) it always has. All give the same
 model up to rounding, and the same statistics ``A`` and ``B`` bit for bit.
+
+One row (:meth:`RecursiveRidge.update_one`, the per-event path) is the Kalman form on ``R``,
+one compiled call (:mod:`~stream_cl.heads.ridge_one`) that leaves ``R``'s downdate pending
+until the next row's product with ``R``, or by BLAS calls where numba is missing.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import blas
 
-from . import ridge_rows
+from . import ridge_one, ridge_rows
 from ._linalg import NumpyLinalg
 from .ridge_stats import ANCHOR_DECAY, REFRESH_ROWS, RidgeStatistics
 
@@ -340,21 +344,15 @@ class RecursiveRidge(RidgeStatistics):
         W = self._W if self._W is not None else self.weights()
         if prior is None:
             prior = x @ W  # (c,)
-        Rx = R.symv(x)  # (d,) R x
-        s = lam / weight + x @ Rx
-        R.add_outer(-1.0 / s, Rx)  # R -= Rx Rx' / s
+        if ridge_one.compiled():  # R, B and W in one compiled call; R's downdate is left pending
+            M, scale, u, a = R.with_pending()
+            ridge_one.update_one(M, scale, u, a, x, weight, lam, self.B, -1 if k is None else k, y, W, prior, np.empty_like(x))
+        else:
+            _blas_row(R, self.B, W, x, y, weight, lam, k, prior)
         if lam != 1.0:
             R.rescale(1.0 / lam)
             A.rescale(lam)
-            self.B *= lam
         A.defer_outer(weight, x)  # A += w x x', with the next rows (A is read only to re-anchor)
-        if k is not None and weight == 1.0:
-            self.B[:, k] += x  # B += x y' for a one-hot y: one column, the same sums (x * 1.0 is exact)
-        else:
-            _dger(weight, y, x, a=self.B.T, overwrite_a=1)  # B += w x y'
-        # W = R B changes by (R_new x w)(y - prior)' and R_new x w = Rx / s; updating W
-        # in place avoids recomputing R B (d^2 c) on every event.
-        _dger(1.0 / s, y - prior, Rx, a=W.T, overwrite_a=1)
         self.decay *= lam
         self.rows_since_anchor += 1
         self.n_rows += 1
@@ -362,6 +360,23 @@ class RecursiveRidge(RidgeStatistics):
             self.refresh()
             self.inverse()  # the per-event path works with R: rebuilt now, before the next prediction's W
         return prior
+
+
+def _blas_row(R, B, W, x, y, weight: float, lam: float, k, prior) -> None:
+    """:func:`~stream_cl.heads.ridge_one.update_one` by BLAS calls, for a process without numba:
+    ``R -= Rx Rx' / s`` on ``R``'s triangle, ``B = lam B + w x y'``, ``W += Rx (y - prior)' / s``."""
+    Rx = R.symv(x)  # (d,) R x
+    s = lam / weight + x @ Rx
+    R.add_outer(-1.0 / s, Rx)  # R -= Rx Rx' / s
+    if lam != 1.0:
+        B *= lam
+    if k is not None and weight == 1.0:
+        B[:, k] += x  # B += x y' for a one-hot y: one column, the same sums (x * 1.0 is exact)
+    else:
+        _dger(weight, y, x, a=B.T, overwrite_a=1)  # B += w x y'
+    # W = R B changes by (R_new x w)(y - prior)' and R_new x w = Rx / s; updating W
+    # in place avoids recomputing R B (d^2 c) on every event.
+    _dger(1.0 / s, y - prior, Rx, a=W.T, overwrite_a=1)
 
 
 def _concat(la, parts):

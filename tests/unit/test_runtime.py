@@ -96,7 +96,7 @@ def test_the_numpy_path_of_one_event_is_confined_too(two_blas_threads, monkeypat
     """Two pools spun against each other one event at a time as well (RESULTS.md 9e)."""
     from stream_cl.heads._linalg import ScaledTriangle
 
-    seen = spy_threads(monkeypatch, ScaledTriangle, "symv")
+    seen = spy_threads(monkeypatch, ScaledTriangle, "with_pending")  # each ridge head's row, compiled
     model = OnlineContinualLearner(device="cpu")
     for x, y in zip(*_events(20)):
         model.predict_proba_one(x)
