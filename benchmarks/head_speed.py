@@ -14,7 +14,10 @@ Prints, in one process:
    stream (10 features, 5 classes): its arithmetic counted per batch (:func:`learner_flops`:
    the backbone and key units, every ridge head's update at its own width, the SGD head),
    the rate it reaches as a fraction of the reference, and the time the floor would take;
-   then its events/s in batches of 1,024 (learned by the ridge heads in chunks of 256 on a CPU).
+   then its events/s in batches of 1,024 (learned by the ridge heads in chunks of 256 on a CPU);
+6. the five BLAS/LAPACK calls one wide head's chunk of 256 rows makes (``NumpyLinalg``, at that
+   head's width in 5.), each call's rate, and all five together: the rate the learner's
+   arithmetic could reach if nothing but those calls ran, the ceiling for 5. with this BLAS.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from stream_cl import AnalyticClassifier, OnlineContinualLearner, set_threads
+from stream_cl.heads._linalg import NumpyLinalg
 from stream_cl.heads.ridge import RecursiveRidge, update_flops
 
 
@@ -136,7 +140,34 @@ def learner_batches(repeat: int, n_features=10, c=5, b=256, batches=8) -> tuple[
             model.prequential_batch(xs[i * b : (i + 1) * b], ys[i * b : (i + 1) * b])
 
     t = best_time(run, repeat) / batches
-    return flops / t / 1e9, b / t, flops
+    return flops / t / 1e9, b / t, flops, max(h.ridge.n_features for h in warm.heads_)
+
+
+def chunk_calls(repeat: int, d: int, b: int = 256) -> dict:
+    """GFLOP/s of each call a wide head's chunk of ``b`` rows makes from the factor of ``A``
+    (``RecursiveRidge._chunk_from_factor`` and ``_learn_statistics``), at width ``d``, through the
+    same ``NumpyLinalg`` methods, on the same kind of arguments (C-ordered ``A``, rows ``X`` (b, d));
+    ``"all five"``: their flops over their summed times. Flops as :func:`update_flops` counts them."""
+    la = NumpyLinalg()
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(b, d))  # (b, d) C-ordered rows, as the design matrix is
+    G = rng.normal(size=(4 * d, d))
+    A = G.T @ G  # (d, d) positive definite
+    F = la.spd_factor(A, 1.0, 1.0)
+    V = la.whiten(F, X.T)  # (d, b)
+    S = la.gram_plus_diag(V, np.ones(b))
+    M = A.copy()
+    calls = {  # name: (call, flops)
+        "dpotrf of A (d^3/3)": (lambda: la.spd_factor(A, 1.0, 1.0), d**3 / 3),
+        "dtrsm L^-1 X' (d^2 b)": (lambda: la.whiten(F, X.T), d * d * b),
+        "dsyrk V'V (b^2 d)": (lambda: la.gram_plus_diag(V, np.ones(b)), b * b * d),
+        "dpotrf of V'V (b^3/3)": (lambda: la.cholesky_lower(S), b**3 / 3),
+        "dsyrk A += X'X (d^2 b)": (lambda: la.syrk_(M, X.T, 1.0, 1.0, mirror=False), d * d * b),
+    }
+    times = {k: best_time(fn, repeat) for k, (fn, _) in calls.items()}
+    rates = {k: calls[k][1] / times[k] / 1e9 for k in calls}
+    rates["all five"] = sum(f for _, f in calls.values()) / sum(times.values()) / 1e9
+    return rates
 
 
 def main(argv=None) -> None:
@@ -156,13 +187,18 @@ def main(argv=None) -> None:
     print(f"AnalyticClassifier learn_many + predict_many (pandas, 256 x 512, 10 classes): {rate:.1f} GFLOP/s = {rate / ref:.0%} of reference, {eps:,.0f} events/s")
     eps = learn_predict_one(args.repeat)
     print(f"AnalyticClassifier learn_one + predict_one (64 features, 10 classes): {eps:,.0f} events/s (target 20,000)")
-    rate, eps, flops = learner_batches(args.repeat)
+    rate, eps, flops, width = learner_batches(args.repeat)
     print(f"OnlineContinualLearner() prequential_batch (256 events, 10 features, 5 classes): {flops / 256 / 1e6:.2f} "
           f"MFLOP/event, {rate:.1f} GFLOP/s = {rate / ref:.0%} of reference (floor {flops / ref / 1e3 / 256:.1f} µs/event, "
           f"achieved {1e6 / eps:.1f}), {eps:,.0f} events/s")
-    _, eps_long, _ = learner_batches(args.repeat, b=1024, batches=2)  # the ridge heads learn it in chunks
+    _, eps_long, _, _ = learner_batches(args.repeat, b=1024, batches=2)  # the ridge heads learn it in chunks
     print(f"OnlineContinualLearner() prequential_batch (1024 events, same stream): {eps_long:,.0f} events/s "
           f"= {eps_long / eps:.2f}x the 256-event batch's rate")
+    calls = chunk_calls(args.repeat, width)
+    print(f"A wide head's chunk (d={width}, b=256), each call through NumpyLinalg: "
+          + ", ".join(f"{k} {v:.1f} GFLOP/s = {v / ref:.0%}" for k, v in calls.items() if k != "all five"))
+    print(f"all five together: {calls['all five']:.1f} GFLOP/s = {calls['all five'] / ref:.0%} of reference "
+          f"(the ceiling for the learner with this BLAS; the learner reached {rate / calls['all five']:.0%} of it)")
 
 
 if __name__ == "__main__":
