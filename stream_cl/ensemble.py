@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .backbones import torch_device
-from .backbones.design_row import relu_units_row
+from .backbones.design_row import relu_units_row, relu_units_rows
 from .heads.class_head import RidgeClassHead, scores_to_proba
 
 __all__ = ["AnalyticEnsemble", "VIEWS", "margin_hits", "label_columns", "row_hit", "proba_hits", "head_hits", "as_numpy", "cat_rows", "take_rows"]
@@ -36,8 +36,10 @@ class AnalyticEnsemble:
     def _designs(self, Z: np.ndarray, M: np.ndarray) -> dict:
         """Design matrices per view from standardised inputs ``Z`` (b, d_in) and ``M``, the inputs
         present and learned from before (a loop's prediction has no column it never learned)."""
-        if self.device_ == "cpu" and Z.shape[0] == 1:
-            return self._design_row(Z[0], M[0])
+        if self.device_ == "cpu":
+            designs = self._design_row(Z[0], M[0]) if Z.shape[0] == 1 else self._compiled_designs(Z, M)
+            if designs is not None:
+                return designs
         dev = torch_device(self.device_)
         Zt = torch.as_tensor(Z, device=dev)
         Mt = torch.as_tensor(M, device=dev)
@@ -53,6 +55,27 @@ class AnalyticEnsemble:
             designs["all"] = torch.cat([ones, H, K], dim=1)  # (b, 1 + width + d_in * (1 + m))
         if self.device_ == "cpu":  # numpy heads
             return {k: v.numpy() for k, v in designs.items()}
+        return designs
+
+    def _compiled_designs(self, Z: np.ndarray, M: np.ndarray) -> dict | None:
+        """:meth:`_designs` of a CPU batch by the compiled loop of one event's row
+        (:func:`~stream_cl.backbones.design_row.relu_units_rows`): each row the same bits as the
+        per-event path's, in a fraction of torch's time; ``None`` where torch builds them (another
+        backbone, no key units, or new keys, for which the layers grow)."""
+        b = Z.shape[0]
+        inputs = np.empty((b, 1 + Z.shape[1]))  # (b, 1 + d_in)
+        inputs[:, 0] = 1.0
+        inputs[:, 1:] = Z
+        designs = {"inputs": inputs}
+        if any(view == "all" for _, view in self.heads):
+            if not self.key_units:
+                return None
+            raw = self.index_.indicator_mask if self.hash_width is None else None
+            late = self.index_.unkeyed_mask if self.hash_width is None else None
+            rows = relu_units_rows(self.backbone_, self.key_units_, Z, M, raw, late)  # (b, 1 + width + blocks)
+            if rows is None:
+                return None
+            designs["all"] = rows
         return designs
 
     def _design_row(self, z: np.ndarray, m: np.ndarray) -> dict:
