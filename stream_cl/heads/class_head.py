@@ -103,9 +103,12 @@ class RidgeClassHead:
             return self.learn_one(np.asarray(Z[0], dtype=np.float64), ys[0], w)[None, :]
         labelled = np.array([y is not None for y in ys], dtype=bool)
         first_seen = {}
-        for i, y in enumerate(ys):
-            if y is not None and y not in self._pos and y not in first_seen:
-                first_seen[y] = i
+        labels = set(ys)
+        labels.discard(None)
+        if not labels.issubset(self._pos):  # a class new to this head: the row where each first appears
+            for i, y in enumerate(ys):
+                if y is not None and y not in self._pos and y not in first_seen:
+                    first_seen[y] = i
         n_known = len(self.classes)
         self.add_classes(list(first_seen))
         self.ridge.grow(Z.shape[1], len(self.classes))
@@ -113,7 +116,8 @@ class RidgeClassHead:
         Zd = la.asarray(Z) if not isinstance(Z, np.ndarray) or la.name != "cpu" else Z
         L = np.flatnonzero(labelled)
         U = np.flatnonzero(~labelled)
-        cols = np.array([self._pos[ys[i]] for i in L], dtype=np.int64)
+        pos = self._pos
+        cols = np.array([pos[ys[i]] for i in L.tolist()], dtype=np.int64)
         Y = np.zeros((len(L), len(self.classes)))  # (labelled, classes) one-hot
         Y[np.arange(len(L)), cols] = 1.0
         w = None if weights is None else np.asarray(weights, dtype=np.float64)[L]
