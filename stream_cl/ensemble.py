@@ -48,14 +48,21 @@ class AnalyticEnsemble:
         if any(view == "all" for _, view in self.heads):
             keys = self.index_.names if self.hash_width is None else list(range(self.hash_width))
             H = self.backbone_.forward(Zt, keys, Mt)  # (b, width)
-            raw = self.index_.indicator_mask if self.hash_width is None else None  # indicators: no units
-            late = self.index_.unkeyed_mask if self.hash_width is None else None  # no block at all
+            raw, late = self._unit_masks()
             K = self.key_units_.forward(Zt, keys, Mt, raw, late) if self.key_units else Zt  # (b, d_in * (1 + m))
             # per-input blocks last: a new feature key appends columns, which the ridge grows exactly
             designs["all"] = torch.cat([ones, H, K], dim=1)  # (b, 1 + width + d_in * (1 + m))
         if self.device_ == "cpu":  # numpy heads
             return {k: v.numpy() for k, v in designs.items()}
         return designs
+
+    def _unit_masks(self) -> tuple:
+        """``(raw, late)`` over the inputs, for the key units: indicator columns keep ``[z_j]`` and
+        get no units (``raw``), those of a feature's categories beyond its first keyed ones get no
+        block at all (``late``); ``(None, None)`` for hashed inputs."""
+        if self.hash_width is not None:
+            return None, None
+        return self.index_.indicator_mask, self.index_.unkeyed_mask
 
     def _compiled_designs(self, Z: np.ndarray, M: np.ndarray) -> dict | None:
         """:meth:`_designs` of a CPU batch by the compiled loop of one event's row
@@ -70,8 +77,7 @@ class AnalyticEnsemble:
         if any(view == "all" for _, view in self.heads):
             if not self.key_units:
                 return None
-            raw = self.index_.indicator_mask if self.hash_width is None else None
-            late = self.index_.unkeyed_mask if self.hash_width is None else None
+            raw, late = self._unit_masks()
             rows = relu_units_rows(self.backbone_, self.key_units_, Z, M, raw, late)  # (b, 1 + width + blocks)
             if rows is None:
                 return None
@@ -86,8 +92,7 @@ class AnalyticEnsemble:
         inputs[1:] = z
         designs = {"inputs": inputs[None, :]}
         if any(view == "all" for _, view in self.heads):
-            raw = self.index_.indicator_mask if self.hash_width is None else None
-            late = self.index_.unkeyed_mask if self.hash_width is None else None
+            raw, late = self._unit_masks()
             row = relu_units_row(self.backbone_, self.key_units_, z, m, raw, late) if self.key_units else None
             if row is None:  # another backbone, no key units, or new keys (the layers grow): numpy
                 keys = self.index_.names if self.hash_width is None else list(range(self.hash_width))
