@@ -5,7 +5,8 @@ then its learning. Through the batch path one row pays for torch calls, array st
 and a mixture the caller throws away; this path does the same arithmetic on one numpy
 row (:meth:`~stream_cl.ensemble.AnalyticEnsemble._design_row`), so the model it learns is
 bit-identical to the batch path's, and so are the probabilities up to the last bits of
-the softmax (a Python ``math.exp`` per class instead of numpy's).
+the softmax (the C library's ``exp`` per class, in a compiled loop, :mod:`~stream_cl.mixture_row`,
+instead of numpy's).
 
 * the prediction remembers the event's row, mask and designs (:class:`RowMemo`); nothing
   is learned in between, so ``learn_one`` of the same event reuses them and only absorbs
@@ -27,6 +28,7 @@ import numpy as np
 
 from .base_learner import check_label
 from .ensemble import row_hit
+from .mixture_row import mix_row
 from .runtime import one_blas_thread
 
 __all__ = ["OneEventPath", "RowMemo"]
@@ -71,32 +73,34 @@ class OneEventPath:
         mixture = self._mixture_row(designs, scores)
         if not new:
             self._memo = RowMemo(tuple(x), tuple(x.values()), X, M, designs, scores)
-        return dict(zip(classes, mixture))
+        return dict(zip(classes, mixture.tolist()))
 
-    def _mixture_row(self, designs: dict, scores: list) -> list:
+    def _mixture_row(self, designs: dict, scores: list) -> np.ndarray:
         """The mixture's probabilities (c,) for one event, as :meth:`_predict_members` gives them
         (the scores as vector-matrix products: equal to the last bits or so). Appends each ridge
         head's scores to ``scores``: they are the prior scores its rank-1 update would compute."""
-        t = self.temperature
-        probas = []
-        for h, (_, v) in zip(self.heads_, self.heads):
+        sgd = self.sgd_
+        n = len(self.heads_)
+        c = len(self.heads_[0].classes)
+        S = np.empty((n + (sgd is not None), c))  # (members, c): scores, or the SGD head's probabilities
+        for i, (h, (_, v)) in enumerate(zip(self.heads_, self.heads)):
             W = h.ridge.weights()  # (d, c)
             z = designs[v][0]
-            s = z @ W if z.shape[0] == W.shape[0] else None  # (c,)
-            scores.append(s)
-            probas.append(_softmax([a / t for a in (s if s is not None else h.scores(designs[v])[0]).tolist()]))
-        c = len(probas[0])
-        sgd = self.sgd_
+            if z.shape[0] == W.shape[0]:
+                scores.append(np.matmul(z, W, out=S[i]))  # (c,) a view of S's row: z @ W's bits
+            else:
+                scores.append(None)
+                S[i] = h.scores(designs[v])[0]
+        probabilities = False
         if sgd is not None:
             if sgd.classes and len(sgd.classes) == c and not self._multi:  # its classes in the heads' order
                 z = designs["inputs"][0]
                 d = min(z.shape[0], sgd.W.shape[0])
-                probas.append(_softmax((z[:d] @ sgd.W[:d]).tolist()))  # (c,)
+                np.matmul(z[:d], sgd.W[:d], out=S[n])  # (c,)
             else:
-                probas.append(self._sgd_in_head_order(sgd.predict_proba(designs["inputs"]))[0].tolist())
-        sharp = self.mixer_.sharpness
-        weights = _softmax([sharp * a for a in self.mixer_.accuracy.tolist()])
-        return [sum(w * p[j] for w, p in zip(weights, probas)) for j in range(c)]
+                probabilities = True
+                S[n] = self._sgd_in_head_order(sgd.predict_proba(designs["inputs"]))[0]
+        return mix_row(S, n, self.temperature, self.mixer_.accuracy, self.mixer_.sharpness, probabilities)
 
     @one_blas_thread
     def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0, partition: Hashable = None):
@@ -125,12 +129,3 @@ class OneEventPath:
         self._learned(1, 1)
         return self
 
-
-def _softmax(s: list) -> list:
-    """``scores_to_proba`` of one row of tempered scores, in Python floats."""
-    top = max(s)
-    if not math.isfinite(top):
-        return [0.0] * len(s)
-    e = [math.exp(v - top) for v in s]  # exp(-inf) is 0: classes not known yet
-    total = sum(e)
-    return [v / total for v in e]

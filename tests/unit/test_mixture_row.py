@@ -1,0 +1,45 @@
+"""One event's compiled mixture (stream_cl/mixture_row.py) gives the list version's bits."""
+
+import math
+
+import numpy as np
+import pytest
+
+from stream_cl import mixture_row
+from stream_cl.mixture_row import mix_row, mix_row_lists
+
+
+def _cases(seed=0):
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        m, c = int(rng.integers(1, 6)), int(rng.integers(1, 8))
+        S = rng.normal(scale=float(rng.choice([0.01, 1.0, 30.0])), size=(m, c))
+        if rng.uniform() < 0.3:  # classes a member does not know yet
+            S[:, int(rng.integers(0, c))] = -math.inf
+        if rng.uniform() < 0.1:  # a member that knows no class
+            S[0] = -math.inf
+        accuracy = rng.uniform(size=m)
+        yield S, int(rng.integers(0, m + 1)), float(rng.choice([0.1, 1.0])), accuracy, float(rng.choice([1.0, 100.0]))
+
+
+@pytest.mark.parametrize("probabilities", [False, True])
+def test_the_compiled_mixture_has_the_list_versions_bits(probabilities):
+    for S, tempered, t, accuracy, sharpness in _cases():
+        if probabilities:
+            S = np.where(np.isfinite(S), np.abs(S), 0.0)  # the rows after the tempered ones are probabilities
+        got = mix_row(S, tempered, t, accuracy, sharpness, probabilities)
+        expected = mix_row_lists(S, tempered, t, accuracy, sharpness, probabilities)
+        assert got.tolist() == expected
+
+
+def test_a_member_without_a_finite_score_adds_nothing():
+    S = np.array([[-math.inf, -math.inf], [2.0, 0.0]])
+    p = mix_row(S, 2, 1.0, np.array([0.0, 0.0]), 1.0)  # equal weights, the first member all zeros
+    assert p.tolist() == pytest.approx([0.5 * math.exp(2) / (math.exp(2) + 1), 0.5 / (math.exp(2) + 1)], rel=1e-15)
+
+
+def test_without_numba_the_same_loop_runs_in_python(monkeypatch):
+    S, tempered, t, accuracy, sharpness = next(_cases(1))
+    compiled = mix_row(S, tempered, t, accuracy, sharpness)
+    monkeypatch.setattr(mixture_row._kernel, "get", lambda: None)
+    assert mix_row(S, tempered, t, accuracy, sharpness).tolist() == compiled.tolist()
