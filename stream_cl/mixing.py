@@ -48,9 +48,11 @@ class AccuracyMixer:
         self.accuracy = (q**n) * self.accuracy + (1 - q) * contrib.sum(axis=0)
         return self.weights(before)
 
-    def learn_one(self, hits: np.ndarray) -> None:
-        """Absorb one labelled row's ``hits`` (h,): :meth:`prequential` of one row, same arithmetic."""
-        self.accuracy = self.decay * self.accuracy + (1 - self.decay) * np.where(hits, 1.0, 0.0)
+    def learn_one(self, hits) -> None:
+        """Absorb one labelled row's ``hits`` (h bools): :meth:`prequential` of one row, the same
+        arithmetic (``q a + (1 - q) h`` per head, in Python floats: a few numbers, no array calls)."""
+        q = self.decay
+        self.accuracy = np.array([q * a + (1 - q) * (1.0 if h else 0.0) for a, h in zip(self.accuracy.tolist(), hits, strict=True)])
 
     def reset(self) -> None:
         """Forget the accuracy record: equal weights until new hits tell the heads apart."""

@@ -125,7 +125,7 @@ class OneEventPath:
         if self.sgd_ is not None:
             p = self.sgd_.learn_row(designs["inputs"], y, w)  # (c_sgd,) before learning the row
             hits.append(row_hit([v if v > 0 else -math.inf for v in p], self.sgd_.classes, y))
-        self.mixer_.learn_one(np.array(hits))
+        self.mixer_.learn_one(hits)
         self._learned(1, 1)
         return self
 

@@ -30,11 +30,11 @@ exactly what a loop over its events gives.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
 
+from . import standardize_row
 
 # What a present category reads as. Measured on benchmarks/vs_river.py's nominal streams
 # (n=20,000, the default learner): 0.25 / 0.35 / 0.5 / 0.7 / 1 / 1.5 / 2 / 3 gave
@@ -44,9 +44,10 @@ import numpy as np
 # categories are noisy), and a category shifts the backbone's ReLU thresholds gently.
 INDICATOR_SCALE = 0.5
 
-# One row of at most this many inputs is standardised and absorbed in Python floats: the
-# same IEEE operations as the array code, one number at a time, and a few times faster
-# than a dozen numpy calls on tiny arrays (9 inputs: 3 against 14 us). Wider rows use numpy.
+# One row of at most this many inputs is standardised and absorbed by a compiled loop
+# (:mod:`~stream_cl.backbones.standardize_row`): the same IEEE operations as the array code,
+# one number at a time, and several times faster than a dozen numpy calls on tiny arrays
+# (9 inputs: ~1 against 14 us; in Python floats it took 3-5). Wider rows use numpy.
 ROW_LOOP_MAX = 32
 
 
@@ -91,31 +92,13 @@ class OnlineStandardizer:
 
     def transform_row(self, x: np.ndarray, m: np.ndarray, raw: np.ndarray | None = None):
         """:meth:`transform` of one row ``x`` (d,) with ``known=True``: ``(z (d,), known (d,))``,
-        the same numbers (in Python floats up to ``ROW_LOOP_MAX`` inputs)."""
+        the same numbers (by the compiled loop up to ``ROW_LOOP_MAX`` inputs)."""
         d = x.shape[0]
         if d > ROW_LOOP_MAX:
             Z, K = self.transform(x[None, :], m[None, :], raw, known=True)
             return Z[0], K[0]
         self.grow(d)
-        clip = self.clip
-        count, mean, m2 = self.count[:d].tolist(), self.mean[:d].tolist(), self.m2[:d].tolist()
-        xs, present = x.tolist(), m.tolist()
-        is_raw = [] if raw is None else raw[:d].tolist()
-        is_raw += [False] * (d - len(is_raw))
-        z, known = [0.0] * d, [False] * d
-        for j in range(d):
-            n = count[j]
-            if not present[j]:
-                continue
-            known[j] = n >= 1
-            if is_raw[j]:  # an indicator: its own scaled value once the column has been learned from
-                if n >= 1:
-                    z[j] = INDICATOR_SCALE * xs[j]
-            elif n >= 2:
-                var = m2[j] / n  # n >= 2: the array code's max(n, 1) is n
-                v = (xs[j] - mean[j]) / (math.sqrt(var) if var > 1e-24 else 1.0)
-                z[j] = -clip if v < -clip else (clip if v > clip else v)
-        return np.array(z), np.array(known)
+        return standardize_row.transform_row(x, m, self.count, self.mean, self.m2, raw, self.clip, INDICATOR_SCALE)
 
     def learn_row(self, x: np.ndarray, m: np.ndarray) -> None:
         """Absorb one row ``x`` (d,) whose present values ``m`` marks: :meth:`prequential` of one
@@ -124,7 +107,9 @@ class OnlineStandardizer:
         self.grow(x.shape[0])
         d = x.shape[0]
         if d <= ROW_LOOP_MAX:
-            self._learn_row_floats(x, m, d)
+            standardize_row.learn_row(x, m, self.count, self.mean, self.m2)  # in place, the first d
+            if self.n_features > d:  # as the array code leaves them: the row's d statistics
+                self.count, self.mean, self.m2 = self.count[:d].copy(), self.mean[:d].copy(), self.m2[:d].copy()
             return
         w = m.astype(np.float64)  # (d,)
         mu0, n0, m20 = self.mean[:d], self.count[:d], self.m2[:d]
@@ -136,21 +121,6 @@ class OnlineStandardizer:
             shift = np.where(n_after > 0, s1 / n_after, 0.0)
             m2_after = m20 + s2 - np.where(n_after > 0, s1 * shift, 0.0)
         self.count, self.mean, self.m2 = n_after, mu0 + shift, np.maximum(m2_after, 0.0)
-
-    def _learn_row_floats(self, x: np.ndarray, m: np.ndarray, d: int) -> None:
-        """:meth:`learn_row`'s arithmetic in Python floats, operation for operation."""
-        count, mean, m2 = self.count[:d].tolist(), self.mean[:d].tolist(), self.m2[:d].tolist()
-        xs, present = x.tolist(), m.tolist()
-        for j in range(d):
-            w = 1.0 if present[j] else 0.0
-            dev = xs[j] - mean[j] if present[j] else 0.0
-            s1 = w * dev
-            s2 = s1 * dev
-            n_after = count[j] + w
-            shift = s1 / n_after if n_after > 0 else 0.0
-            m2_after = m2[j] + s2 - (s1 * shift if n_after > 0 else 0.0)
-            count[j], mean[j], m2[j] = n_after, mean[j] + shift, m2_after if m2_after > 0.0 else 0.0
-        self.count, self.mean, self.m2 = np.array(count), np.array(mean), np.array(m2)
 
     def prequential(self, X: np.ndarray, M: np.ndarray, learn: np.ndarray | None = None,
                     raw: np.ndarray | None = None, known: bool = False):

@@ -42,3 +42,32 @@ def test_a_row_narrower_than_the_statistics_keeps_the_known_columns():
     s.learn_row(np.array([3.0, 2.0, 5.0]), np.ones(3, dtype=bool))
     z, known = s.transform_row(np.array([5.0]), np.ones(1, dtype=bool))
     assert z.tolist() == [3.0] and known.tolist() == [True]
+
+
+def test_learning_a_row_narrower_than_the_statistics_leaves_what_the_batch_method_leaves():
+    row, batch = OnlineStandardizer(), OnlineStandardizer()
+    for s in (row, batch):
+        s.learn_row(np.array([1.0, 2.0, 3.0]), np.ones(3, dtype=bool))
+    x, m = np.array([5.0, 7.0]), np.array([True, False])
+    row.learn_row(x, m)
+    batch.prequential(x[None, :], m[None, :], np.ones(1, dtype=bool))
+    for a in ("count", "mean", "m2"):
+        assert np.array_equal(getattr(row, a), getattr(batch, a)), a
+
+
+def test_without_numba_the_same_row_loops_run_in_python(monkeypatch):
+    from stream_cl.backbones import standardize_row
+
+    X, M, raw = _rows(6, n=60, seed=4)
+    compiled, python = OnlineStandardizer(), OnlineStandardizer()
+    for i in range(X.shape[0]):
+        z, known = compiled.transform_row(X[i], M[i], raw)
+        compiled.learn_row(X[i], M[i])
+        with monkeypatch.context() as patch:
+            patch.setattr(standardize_row._transform, "get", lambda: None)
+            patch.setattr(standardize_row._learn, "get", lambda: None)
+            zp, kp = python.transform_row(X[i], M[i], raw)
+            python.learn_row(X[i], M[i])
+        assert np.array_equal(z, zp) and np.array_equal(known, kp), i
+    for a in ("count", "mean", "m2"):
+        assert np.array_equal(getattr(compiled, a), getattr(python, a)), a
