@@ -80,6 +80,11 @@ def mix_row(S: np.ndarray, tempered: int, temperature: float, accuracy: np.ndarr
             probabilities: bool = False) -> np.ndarray:
     """:func:`_mix_row`, compiled (the Python loop without numba). ``S`` (m, c) float64 and
     C-ordered, ``accuracy`` (m,) float64; returns the mixture (c,)."""
+    m, c = S.shape
+    if m == 0 or accuracy.shape != (m,):  # the compiled loop does not check its indices
+        raise ValueError(f"mix_row needs one accuracy per member: {m} members, accuracy of shape {accuracy.shape}")
+    if c == 0:
+        return np.zeros(0)
     kernel = _kernel.get() or _mix_row
     return kernel(S, int(tempered), bool(probabilities), float(temperature), accuracy, float(sharpness))
 

@@ -43,3 +43,9 @@ def test_without_numba_the_same_loop_runs_in_python(monkeypatch):
     compiled = mix_row(S, tempered, t, accuracy, sharpness)
     monkeypatch.setattr(mixture_row._kernel, "get", lambda: None)
     assert mix_row(S, tempered, t, accuracy, sharpness).tolist() == compiled.tolist()
+
+
+def test_members_and_accuracies_must_match():
+    with pytest.raises(ValueError, match="one accuracy per member"):
+        mix_row(np.zeros((3, 2)), 3, 1.0, np.zeros(2), 1.0)
+    assert mix_row(np.zeros((2, 0)), 2, 1.0, np.zeros(2), 1.0).shape == (0,)
