@@ -6,15 +6,14 @@ weighted by ``softmax(sharpness * accuracy)`` (:class:`~stream_cl.mixing.Accurac
 In Python lists that was ~10 µs of comprehensions per event for a dozen numbers; compiled,
 one call of ~1-2 µs. The loop does the list version's arithmetic in its order, without
 ``fastmath`` (no reassociation, no fused multiply-adds) and with the C library's ``exp``
-(``math.exp``'s), so it gives the same bits (tested against :func:`mix_row_lists`).
+(``math.exp``'s), so it gives the same bits (tested against the list version, kept in
+``tests/unit/test_mixture_row.py``).
 
 >>> import numpy as np
 >>> S = np.array([[1.0, 0.0], [0.2, 0.8]])  # one head's scores; then a member's probabilities
 >>> p = mix_row(S, 1, 1.0, np.array([0.5, 0.5]), 100.0, probabilities=True)
 >>> np.round(p, 4).tolist()  # equal weights: the mean of softmax([1, 0]) and [0.2, 0.8]
 [0.4655, 0.5345]
->>> p.tolist() == mix_row_lists(S, 1, 1.0, np.array([0.5, 0.5]), 100.0, probabilities=True)
-True
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import numpy as np
 
 from .numba_jit import LazyJit
 
-__all__ = ["mix_row", "mix_row_lists", "warm"]
+__all__ = ["mix_row", "warm"]
 
 
 def _mix_row(S, tempered, probabilities, temperature, accuracy, sharpness):
@@ -87,24 +86,6 @@ def mix_row(S: np.ndarray, tempered: int, temperature: float, accuracy: np.ndarr
         return np.zeros(0)
     kernel = _kernel.get() or _mix_row
     return kernel(S, int(tempered), bool(probabilities), float(temperature), accuracy, float(sharpness))
-
-
-def mix_row_lists(S, tempered: int, temperature: float, accuracy, sharpness: float, probabilities: bool = False) -> list:
-    """The same mixture in Python lists, as the per-event path computed it before: the reference
-    the compiled loop is tested against."""
-    def softmax(s: list) -> list:
-        top = max(s)
-        if not math.isfinite(top):
-            return [0.0] * len(s)
-        e = [math.exp(v - top) for v in s]
-        total = sum(e)
-        return [v / total for v in e]
-
-    rows = np.asarray(S).tolist()
-    probas = [softmax([a / temperature for a in row]) if i < tempered else (row if probabilities else softmax(row))
-              for i, row in enumerate(rows)]
-    weights = softmax([sharpness * a for a in np.asarray(accuracy).tolist()])
-    return [sum(w * p[j] for w, p in zip(weights, probas)) for j in range(len(rows[0]))]
 
 
 def warm() -> None:
