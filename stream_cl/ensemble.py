@@ -25,7 +25,7 @@ from .backbones import torch_device
 from .backbones.design_row import relu_units_row, relu_units_rows
 from .heads.class_head import RidgeClassHead, scores_to_proba
 
-__all__ = ["AnalyticEnsemble", "VIEWS", "margin_hits", "label_columns", "row_hit", "proba_hits", "head_hits", "as_numpy", "cat_rows", "take_rows"]
+__all__ = ["AnalyticEnsemble", "VIEWS", "margin_hits", "label_columns", "row_hit", "with_bias", "proba_hits", "head_hits", "as_numpy", "cat_rows", "take_rows"]
 
 VIEWS = ("all", "inputs")  # "all" = [1, backbone features, inputs]; "inputs" = [1, inputs]
 
@@ -69,11 +69,7 @@ class AnalyticEnsemble:
         (:func:`~stream_cl.backbones.design_row.relu_units_rows`): each row the same bits as the
         per-event path's, in a fraction of torch's time; ``None`` where torch builds them (another
         backbone, no key units, or new keys, for which the layers grow)."""
-        b = Z.shape[0]
-        inputs = np.empty((b, 1 + Z.shape[1]))  # (b, 1 + d_in)
-        inputs[:, 0] = 1.0
-        inputs[:, 1:] = Z
-        designs = {"inputs": inputs}
+        designs = {"inputs": with_bias(Z)}  # (b, 1 + d_in)
         if any(view == "all" for _, view in self.heads):
             if not self.key_units:
                 return None
@@ -87,10 +83,7 @@ class AnalyticEnsemble:
     def _design_row(self, z: np.ndarray, m: np.ndarray) -> dict:
         """:meth:`_designs` of one row on the CPU, in numpy: per event, torch's call overhead costs
         more than the arithmetic. Values as (1, columns) arrays, like the batch path's."""
-        inputs = np.empty(1 + z.shape[0])  # (1 + d_in,)
-        inputs[0] = 1.0
-        inputs[1:] = z
-        designs = {"inputs": inputs[None, :]}
+        designs = {"inputs": with_bias(z[None, :])}  # (1, 1 + d_in)
         if any(view == "all" for _, view in self.heads):
             raw, late = self._unit_masks()
             row = relu_units_row(self.backbone_, self.key_units_, z, m, raw, late) if self.key_units else None
@@ -222,6 +215,19 @@ def row_hit(row: list, classes: list, y) -> bool:
         return False
     best_other = max(row[:k] + row[k + 1:], default=-math.inf)
     return score > best_other + 1e-9 * (1.0 + abs(score))
+
+
+def with_bias(Z: np.ndarray) -> np.ndarray:
+    """``[1, Z]``: the ``"inputs"`` view (b, 1 + d_in) of standardised rows ``Z`` (b, d_in), in numpy
+    (the batch and the per-event paths build it alike, so their rows are the same bits).
+
+    >>> with_bias(np.array([[2.0, 3.0]])).tolist()
+    [[1.0, 2.0, 3.0]]
+    """
+    inputs = np.empty((Z.shape[0], 1 + Z.shape[1]))  # (b, 1 + d_in)
+    inputs[:, 0] = 1.0
+    inputs[:, 1:] = Z
+    return inputs
 
 
 # -- rows of numpy arrays or torch tensors ---------------------------------------------------

@@ -191,3 +191,20 @@ def test_partitions_benchmark_prints_each_figure(capsys):
     rates = [float(line.split(": ")[1].split(" events/s")[0].replace(",", "")) for line in out.splitlines()
              if line.startswith("per event")]
     assert len(rates) == 3 and min(rates) > 0
+
+
+def test_one_event_breakdown_times_each_part_and_puts_the_methods_back(capsys):
+    from benchmarks import one_event_breakdown
+    from stream_cl.ensemble import AnalyticEnsemble
+    from stream_cl.heads import ridge_one
+    from stream_cl.learner import OnlineContinualLearner
+
+    update, design = ridge_one.update_one, AnalyticEnsemble._design_row
+    assert one_event_breakdown.main(["--stream", "SEA", "--n", "700", "--warm", "200"]) == 0
+    out = capsys.readouterr().out
+    for part in ("compiled update, wide heads", "compiled update, narrow heads", "A: defer a row",
+                 "mixture: scores + mix_row", "designs: design row", "heads: learn_one"):
+        assert part in out, part
+    # the timers are gone: the module function is the original, the inherited method inherited again
+    assert ridge_one.update_one is update
+    assert OnlineContinualLearner._design_row is design and "_design_row" not in vars(OnlineContinualLearner)
