@@ -7,6 +7,7 @@ same order. Nothing here is timed.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import pickle
@@ -25,6 +26,7 @@ __all__ = [
     "fmt_num",
     "materialise",
     "resolve_names",
+    "timed_methods",
 ]
 
 
@@ -349,3 +351,37 @@ def fmt_markdown_table(rows: Sequence[dict], columns: Sequence[tuple[str, str, s
     rule = "|" + "|".join(":---" if a == "l" else "---:" for _, _, a in columns) + "|"
     body = ["| " + " | ".join(str(r.get(k, "")).replace("|", "\\|") for k, _, _ in columns) + " |" for r in rows]
     return "\n".join([head, rule, *body])
+
+
+# -- timers around methods -----------------------------------------------------------------
+_INHERITED = object()  # the attribute came from a base class: undone by deleting the wrapper
+
+
+@contextlib.contextmanager
+def timed_methods(patches: Sequence[tuple], totals: dict):
+    """Within the block, each ``owner.name`` of ``patches`` (``(owner, name, label)``) adds its wall
+    time to ``totals[label]`` (``label`` may be a function of the call's arguments, giving the
+    key); every attribute is as it was afterwards. Each timed call adds ~0.2-1 µs."""
+    undo = []
+    clock = time.perf_counter
+    try:
+        for owner, name, label in patches:
+            inner = getattr(owner, name)
+            undo.append((owner, name, vars(owner).get(name, _INHERITED)))
+
+            def wrapper(*args, _inner=inner, _label=label, **kwargs):
+                t = clock()
+                try:
+                    return _inner(*args, **kwargs)
+                finally:
+                    key = _label(args) if callable(_label) else _label
+                    totals[key] = totals.get(key, 0.0) + clock() - t
+
+            setattr(owner, name, wrapper)
+        yield totals
+    finally:
+        for owner, name, original in reversed(undo):
+            if original is _INHERITED:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)

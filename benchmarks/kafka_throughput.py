@@ -49,6 +49,7 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 import numpy as np
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from benchmarks.common import timed_methods
 from benchmarks.cpu_meter import CpuMeter, available as cpu_meter_available, find_broker_pid
 from stream_cl.config import to_toml
 
@@ -336,20 +337,6 @@ def breakdown(bootstrap: str, admin, topic: str, n: int, model: str, folder: Pat
     from stream_cl.config import load_config
 
     totals: dict[str, float] = {}
-
-    def timed(owner, name, label):
-        fn = getattr(owner, name)
-
-        def wrapper(*a, **k):
-            t = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                totals[label] = totals.get(label, 0.0) + time.perf_counter() - t
-
-        setattr(owner, name, wrapper)
-        return fn
-
     patches = [
         (KafkaConsumer, "poll", "kafka fetch (KafkaConsumer.poll)"),
         (decode.EventDecoder, "decode_json", "decode + validate (EventDecoder)"),
@@ -362,16 +349,12 @@ def breakdown(bootstrap: str, admin, topic: str, n: int, model: str, folder: Pat
         (daemon_mod.Daemon, "process", "process (all per-batch work)"),
         (kafka_mod.KafkaSource, "poll", "source.poll (fetch + decode)"),
     ]
-    originals = [(o, name, timed(o, name, label)) for o, name, label in patches]
     preds = create_topic(admin, f"{topic}-pred-breakdown", 1)
     config = load_config(daemon_config(folder, bootstrap, topic, preds, model, stop_at_end=True)[0])
-    try:
+    with timed_methods(patches, totals):
         t0 = time.perf_counter()
         rc = daemon_mod.run_daemon(config)
         wall = time.perf_counter() - t0
-    finally:
-        for o, name, fn in originals:
-            setattr(o, name, fn)
     if rc != 0:
         raise RuntimeError(f"in-process daemon exited {rc}")
     return {"wall_s": wall, "events": n, "stages_s": totals}

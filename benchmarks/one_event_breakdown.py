@@ -19,7 +19,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
 import time
@@ -27,30 +26,8 @@ import time
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import STREAMS, materialise
+from benchmarks.common import STREAMS, materialise, timed_methods
 from benchmarks.vs_river import thread_limit
-
-
-_INHERITED = object()  # the attribute came from a base class: undone by deleting the wrapper
-
-
-def _timed(owner, name: str, label, totals: dict, undo: list):
-    """Replace ``owner.name`` by a wrapper that adds its wall time to ``totals[label(args)]``;
-    ``undo`` gets what puts the original back."""
-    inner = getattr(owner, name)
-    undo.append((owner, name, vars(owner).get(name, _INHERITED)))
-    clock = time.perf_counter
-
-    @functools.wraps(inner)
-    def wrapper(*args, **kwargs):
-        t = clock()
-        try:
-            return inner(*args, **kwargs)
-        finally:
-            key = label(args) if callable(label) else label
-            totals[key] = totals.get(key, 0.0) + clock() - t
-
-    setattr(owner, name, wrapper)
 
 
 def _loop(model, events) -> float:
@@ -87,15 +64,11 @@ def _run(args) -> int:
     untimed = _loop(plain, timed)
 
     totals: dict = {}
-    undo: list = []
-    try:
-        total = _timed_loop(args, warm, timed, totals, undo)
-    finally:
-        for owner, name, original in reversed(undo):  # the classes and modules as they were
-            if original is _INHERITED:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, original)
+    with timed_methods(_parts(), totals):
+        model = OnlineContinualLearner()
+        _loop(model, warm)
+        totals.clear()
+        total = _loop(model, timed)
 
     confined = one_blas_thread(lambda self: None)  # the wrapper every per-event method runs in
     t = time.perf_counter()
@@ -117,8 +90,8 @@ def _run(args) -> int:
     return 0
 
 
-def _timed_loop(args, warm, timed, totals: dict, undo: list) -> float:
-    """The per-event loop on a new learner with a timer around each part; returns its seconds."""
+def _parts() -> list:
+    """``(owner, name, label)`` of each timed part of the per-event path (module docstring)."""
     from stream_cl import OnlineContinualLearner, one_event
     from stream_cl.backbones import OnlineStandardizer
     from stream_cl.features import FeatureIndex
@@ -126,23 +99,20 @@ def _timed_loop(args, warm, timed, totals: dict, undo: list) -> float:
     from stream_cl.heads._linalg import NumpyLinalg, ScaledTriangle
     from stream_cl.mixing import AccuracyMixer
 
-    _timed(FeatureIndex, "vectorize_row", "features: vectorize_row", totals, undo)
-    _timed(OnlineStandardizer, "transform_row", "standardiser: transform_row", totals, undo)
-    _timed(OnlineStandardizer, "learn_row", "standardiser: learn_row", totals, undo)
-    _timed(OnlineContinualLearner, "_design_row", "designs: design row", totals, undo)
-    _timed(OnlineContinualLearner, "_mixture_row", "mixture: scores + mix_row", totals, undo)
-    _timed(class_head.RidgeClassHead, "learn_one", "heads: learn_one (all four)", totals, undo)
-    _timed(ridge_one, "update_one", lambda a: f"  compiled update, {'wide' if a[4].shape[0] > 64 else 'narrow'} heads", totals, undo)
-    _timed(ScaledTriangle, "defer_outer", "  A: defer a row (+ dsyrk of 512)", totals, undo)
-    _timed(NumpyLinalg, "spd_inverse", "  R: rebuilt at re-anchors", totals, undo)
-    _timed(one_event, "row_hit", "hits: row_hit", totals, undo)
-    _timed(sgd.SGDSoftmaxHead, "learn_row", "SGD head: learn_row", totals, undo)
-    _timed(AccuracyMixer, "learn_one", "mixer: learn_one", totals, undo)
-
-    model = OnlineContinualLearner()
-    _loop(model, warm)
-    totals.clear()
-    return _loop(model, timed)
+    return [
+        (FeatureIndex, "vectorize_row", "features: vectorize_row"),
+        (OnlineStandardizer, "transform_row", "standardiser: transform_row"),
+        (OnlineStandardizer, "learn_row", "standardiser: learn_row"),
+        (OnlineContinualLearner, "_design_row", "designs: design row"),
+        (OnlineContinualLearner, "_mixture_row", "mixture: scores + mix_row"),
+        (class_head.RidgeClassHead, "learn_one", "heads: learn_one (all four)"),
+        (ridge_one, "update_one", lambda a: f"  compiled update, {'wide' if a[4].shape[0] > 64 else 'narrow'} heads"),
+        (ScaledTriangle, "defer_outer", "  A: defer a row (+ dsyrk of 512)"),
+        (NumpyLinalg, "spd_inverse", "  R: rebuilt at re-anchors"),
+        (one_event, "row_hit", "hits: row_hit"),
+        (sgd.SGDSoftmaxHead, "learn_row", "SGD head: learn_row"),
+        (AccuracyMixer, "learn_one", "mixer: learn_one"),
+    ]
 
 
 if __name__ == "__main__":
