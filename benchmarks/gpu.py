@@ -10,6 +10,16 @@ Runs on CPU anywhere; on a machine with CUDA it measures both. Per width it repo
   ``RidgeClassHead.prequential``): events/s, and the floor events/s;
 * ``learner``: the whole ``OnlineContinualLearner`` on dict events (feature indexing,
   standardisation, threshold units, 3 heads, mixing): end-to-end events/s.
+
+Then the default learner, ``OnlineContinualLearner(device=...)``, on ``--streams`` of
+``vs_river.py``, per device: batches of 256 (``prequential_batch``) and one event at a time
+(``predict_proba_one`` then ``learn_one``), with each device's accuracy and how often its
+predictions agree with the CPU's (``device="auto"`` picks CUDA where one is visible, so these
+rows are what a GPU machine's user gets by default).
+
+Last, ``--crossover-widths``: the learner with ``RandomFeatures(width)`` on Hyperplane, one
+event at a time and in batches of 256, per device, to find the width from which CUDA is the
+faster device one event at a time (what ``device="auto"`` decides by).
 """
 
 from __future__ import annotations
@@ -18,10 +28,18 @@ import argparse
 import json
 import time
 
+import os
+import sys
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import numpy as np
 import torch
 
+from benchmarks.common import STREAMS, materialise, resolve_names
 from stream_cl import OnlineContinualLearner, set_threads
+from stream_cl.runtime import warm_up
 from stream_cl.backbones import RandomFeatures
 from stream_cl.heads.class_head import RidgeClassHead
 from stream_cl.heads.ridge import update_flops
@@ -103,6 +121,85 @@ def learner_path(device: str, width: int, batch: int, batches: int) -> float:
     return batch * (batches - 1) / (time.perf_counter() - t)
 
 
+def default_learner(device: str, events: list, batch: int, per_event_n: int) -> dict:
+    """The default learner on one stream: batched, then (a fresh one) one event at a time."""
+    xs, ys = [x for x, _ in events], [y for _, y in events]
+    model, probs = OnlineContinualLearner(device=device), []
+    t = time.perf_counter()
+    for i in range(0, len(xs), batch):
+        probs.append(model.prequential_batch(xs[i:i + batch], ys[i:i + batch]))  # (batch, classes so far)
+    batched_s = time.perf_counter() - t
+    classes = list(model.classes_)
+    width = len(classes)  # classes seen late widen later batches
+    P = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in probs])  # (n, classes)
+    predicted = [classes[k] for k in P.argmax(1)]
+    model, per_event = OnlineContinualLearner(device=device), []
+    t = time.perf_counter()
+    for x, y in zip(xs[:per_event_n], ys[:per_event_n]):
+        p = model.predict_proba_one(x)
+        per_event.append(max(p, key=p.get) if p else None)
+        model.learn_one(x, y)
+    one_s = time.perf_counter() - t
+    return {"batched_events_per_s": len(xs) / batched_s, "per_event_events_per_s": len(per_event) / one_s,
+            "accuracy": float(np.mean([a == b for a, b in zip(predicted, ys)])), "predicted": predicted,
+            "per_event": per_event, "P": P}
+
+
+def default_learner_rows(devices: list[str], streams: str, n: int, per_event_n: int, batch: int = 256) -> list[dict]:
+    print(f"\ndefault learner (batch {batch} over {n:,} events; one at a time over the first {per_event_n:,})")
+    print(f"{'stream':14} {'device':9} {'batch ev/s':>10} {'one ev/s':>9} {'accuracy':>8} {'agree w/ cpu':>12} {'max |dp|':>9}")
+    warm_up()  # numba's loops loaded before the first timed pass
+    rows = []
+    for name in resolve_names(streams, list(STREAMS), "stream"):
+        events = materialise(name, n, 42).events
+        ref = None
+        for device in devices:
+            r = default_learner(device, events, batch, per_event_n)
+            ref = r if ref is None else ref
+            agree = np.mean([a == b for a, b in zip(r["predicted"] + r["per_event"], ref["predicted"] + ref["per_event"])])
+            row = {"stream": name, "device": device, "n": len(events), "per_event_n": len(r["per_event"]),
+                   "batched_events_per_s": r["batched_events_per_s"], "per_event_events_per_s": r["per_event_events_per_s"],
+                   "accuracy": r["accuracy"], "agreement_with_cpu": float(agree),
+                   "max_prob_diff": float(np.abs(r["P"] - ref["P"]).max())}
+            rows.append(row)
+            print(f"{name:14} {device:9} {row['batched_events_per_s']:10,.0f} {row['per_event_events_per_s']:9,.0f} "
+                  f"{row['accuracy']:8.4f} {row['agreement_with_cpu']:12.4%} {row['max_prob_diff']:9.1e}", flush=True)
+    return rows
+
+
+def crossover_rows(devices: list[str], widths: str, seconds: float = 4.0) -> list[dict]:
+    """Per width and device: events/s one at a time (after 20 events of warm-up, for up to
+    ``seconds`` or 400 events) and in batches of 256 (after one warm-up batch, up to 2,048 events)."""
+    events = materialise("Hyperplane", 2048 + 256 + 420, 42).events
+    xs, ys = [x for x, _ in events], [y for _, y in events]
+    print(f"\ncrossover (Hyperplane, RandomFeatures(width)): events/s")
+    print(f"{'width':>6} {'device':9} {'one ev/s':>9} {'batch ev/s':>10}")
+    rows = []
+    for width in map(int, widths.split(",")):
+        for device in devices:
+            model = OnlineContinualLearner(backbone=RandomFeatures(width=width), device=device)
+            for x, y in zip(xs[:20], ys[:20]):
+                model.predict_proba_one(x)
+                model.learn_one(x, y)
+            n, t = 0, time.perf_counter()
+            while n < 400 and time.perf_counter() - t < seconds:
+                model.predict_proba_one(xs[20 + n])
+                model.learn_one(xs[20 + n], ys[20 + n])
+                n += 1
+            one = n / (time.perf_counter() - t)
+            model = OnlineContinualLearner(backbone=RandomFeatures(width=width), device=device)
+            model.prequential_batch(xs[:256], ys[:256])
+            m, t = 0, time.perf_counter()
+            while m < 2048 and time.perf_counter() - t < seconds:
+                model.prequential_batch(xs[256 + m:512 + m], ys[256 + m:512 + m])
+                m += 256
+            batch = m / (time.perf_counter() - t)
+            rows.append({"width": width, "device": device, "per_event_events_per_s": one, "per_event_n": n,
+                         "batched_events_per_s": batch, "batched_n": m})
+            print(f"{width:6d} {device:9} {one:9,.0f} {batch:10,.0f}", flush=True)
+    return rows
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--widths", default="256,1024,2048")
@@ -110,6 +207,14 @@ def main(argv=None) -> dict:
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--batches", type=int, default=6)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--streams", default="Agrawal,Hyperplane,LEDDrift,ImageSegments",
+                   help="vs_river.py streams for the default learner's rows ('' for none)")
+    p.add_argument("--stream-n", type=int, default=5000, help="events per stream (batched)")
+    p.add_argument("--per-event-n", type=int, default=1000, help="events per stream one at a time")
+    p.add_argument("--crossover-widths", default="256,512,1024,2048,4096",
+                   help="RandomFeatures widths for the crossover rows ('' for none)")
+    p.add_argument("--learner-devices", default=None,
+                   help="devices for the default learner's rows (default: cpu, and cuda when visible)")
     p.add_argument("--json", help="write the numbers here")
     args = p.parse_args(argv)
     set_threads(args.threads)
@@ -122,7 +227,7 @@ def main(argv=None) -> dict:
     print(f"{'device':6} {'width':>6} {'compute ev/s':>13} {'floor ev/s':>11} {'of floor':>8} {'GFLOP/s':>8} {'GEMM GF/s':>9} {'learner ev/s':>12}")
     for device in devices:
         widths = args.cuda_widths if device == "cuda" else args.widths
-        for width in map(int, widths.split(",")):
+        for width in map(int, filter(None, widths.split(","))):
             r = compute_path(device, width, args.batch, args.batches)
             r.update(device=device, width=width, batch=args.batch,
                      learner_events_per_s=learner_path(device, width, args.batch, max(3, args.batches // 2)))
@@ -135,10 +240,14 @@ def main(argv=None) -> dict:
         gpu = next(r for r in results if r["device"] == "cuda" and r["width"] == width)
         print(f"width {width}: CUDA / CPU = {gpu['events_per_s'] / cpu['events_per_s']:.1f}x (compute), "
               f"{gpu['learner_events_per_s'] / cpu['learner_events_per_s']:.1f}x (learner)")
+    learner_devices = args.learner_devices.split(",") if args.learner_devices else devices
+    learner_rows = default_learner_rows(learner_devices, args.streams, args.stream_n, args.per_event_n) if args.streams else []
+    crossover = crossover_rows(learner_devices, args.crossover_widths) if args.crossover_widths else []
+    out = {"results": results, "default_learner": learner_rows, "crossover": crossover}
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-    return {"results": results}
+            json.dump(out, f, indent=2)
+    return out
 
 
 if __name__ == "__main__":

@@ -82,7 +82,9 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         gives hour-of-day and day-of-week sin/cos inputs with ``time_features`` (else it is
         refused).
     device
-        ``"auto"`` (CUDA when present), ``"cpu"`` or a torch device.
+        ``"auto"`` (CUDA when a GPU is visible and the backbone gives at least
+        ``AUTO_CUDA_MIN_FEATURES``, 2,048, features: below that the CPU is faster one event at
+        a time, RESULTS.md section 3), ``"cpu"`` or a torch device.
     seed
         Seed of the default backbone.
     replay
@@ -174,9 +176,10 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
                 raise ValueError(f"each head is (forgetting, view) with view in {VIEWS}; got {pair!r}")
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        self.device_ = resolve_device(device)
+        backbone_ = backbone.clone() if backbone is not None else RandomFeatures(width=DEFAULT_WIDTH, seed=seed)
+        self.device_ = resolve_device(device, features=backbone_.out_features)
         tdev = torch_device(self.device_)
-        self.backbone_ = (backbone.clone() if backbone is not None else RandomFeatures(width=DEFAULT_WIDTH, seed=seed)).to(tdev)
+        self.backbone_ = backbone_.to(tdev)
         if not isinstance(key_units, int) or key_units < 0:
             raise ValueError(f"key_units must be an int >= 0, got {key_units!r}")
         self.key_units_ = KeyUnits(key_units, seed, tdev)

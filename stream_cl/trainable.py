@@ -15,8 +15,9 @@ For streams where a frozen backbone is not enough. The pipeline:
 Micro-batches are aligned to the count of labelled events over the learner's life, and
 every event is predicted by the network as it was when the event arrived, so any batching
 of the stream gives the same model. The weights of an input column are seeded by its
-feature *key*, so the order of keys in events does not matter. Runs on CUDA when present
-(``device="auto"``), on the CPU otherwise.
+feature *key*, so the order of keys in events does not matter. ``device="auto"`` runs it on
+the CPU unless a GPU is visible and a layer is at least
+:data:`~stream_cl.backbones.device.AUTO_CUDA_MIN_FEATURES` wide.
 
 >>> from river import datasets, evaluate, metrics
 >>> model = TrainableLearner(hidden=(32,), device="cpu")
@@ -66,7 +67,8 @@ class TrainableLearner(StreamingClassifier):
     hash_width
         ``None`` grows an input per feature key; an int hashes keys into that many.
     device
-        ``"auto"`` (CUDA when present), ``"cpu"`` or a torch device.
+        ``"auto"`` (CUDA when a GPU is visible and a hidden layer is at least
+        ``AUTO_CUDA_MIN_FEATURES`` wide, else the CPU), ``"cpu"`` or a torch device.
     dtype
         ``"float64"`` (default: results do not depend on the order of feature keys to
         rounding) or ``"float32"`` (faster, especially on GPUs).
@@ -118,7 +120,9 @@ class TrainableLearner(StreamingClassifier):
         self.dtype = dtype
         self.seed = seed
         self.dtype_ = getattr(torch, dtype)
-        self.device_ = resolve_device(device)
+        # the default MLP (256 hidden, float64) ran at 0.5-0.6x its CPU speed on an H200, one event
+        # at a time and in batches of 256 (RESULTS.md section 3): "auto" goes by the widest layer
+        self.device_ = resolve_device(device, features=max(self.widths_, default=0))
         self.max_categories = max_categories
         self.missing_indicators = missing_indicators
         self.time_features = time_features

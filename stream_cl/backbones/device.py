@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import torch
 
+# From this many features into the ridge heads, "auto" puts a learner on a visible GPU.
+# Measured on an H200 beside its host's CPU (benchmarks/RESULTS.md section 3, the crossover
+# rows): one event at a time the CPU is faster up to 2,048 random features (18x at 256, 7x at
+# 1,024, 2.4x at 2,048) and CUDA from 4,096, since each event is ~a hundred small kernel
+# launches; in batches of 256 CUDA is faster from 256 (1.5x) and far faster from 1,024 (12x,
+# 38x at 2,048). At 2,048 and above the batched gain dwarfs the per-event loss; below it the
+# default model (256) would lose 15-33x one event at a time for at most 2.4x in batches.
+AUTO_CUDA_MIN_FEATURES = 2048
 
-def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` if a GPU is visible, else ``"cpu"``; anything else is checked.
+
+def resolve_device(device: str, features: int | None = None) -> str:
+    """``"auto"`` -> ``"cuda"`` if a GPU is visible and the heads see at least
+    ``AUTO_CUDA_MIN_FEATURES`` features (``features=None``: no width to go by), else ``"cpu"``;
+    anything else is checked.
 
     >>> resolve_device("cpu")
     'cpu'
+    >>> resolve_device("auto", features=256)  # the default model: faster on the CPU, GPU or not
+    'cpu'
     """
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        wide = features is None or features >= AUTO_CUDA_MIN_FEATURES
+        return "cuda" if wide and torch.cuda.is_available() else "cpu"
     if device == "torch:cpu":  # the GPU code path on the CPU (tests, diagnostics)
         return device
     try:

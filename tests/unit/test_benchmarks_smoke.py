@@ -208,3 +208,19 @@ def test_one_event_breakdown_times_each_part_and_puts_the_methods_back(capsys):
     # the timers are gone: the module function is the original, the inherited method inherited again
     assert ridge_one.update_one is update
     assert OnlineContinualLearner._design_row is design and "_design_row" not in vars(OnlineContinualLearner)
+
+
+def test_gpu_benchmark_compares_each_device_with_the_cpu_on_the_same_events(tmp_path):
+    from benchmarks import gpu
+
+    out = gpu.main(["--widths", "16", "--batch", "64", "--batches", "3", "--streams", "ImageSegments",
+                    "--stream-n", "300", "--per-event-n", "40", "--crossover-widths", "16",
+                    "--learner-devices", "cpu,torch:cpu", "--json", str(tmp_path / "g.json")])
+    assert [(r["device"], r["width"]) for r in out["results"]] == [("cpu", 16)]
+    rows = {r["device"]: r for r in out["default_learner"]}
+    assert rows["cpu"]["n"] == 2310 and rows["torch:cpu"]["per_event_n"] == 40
+    assert rows["torch:cpu"]["agreement_with_cpu"] == 1.0 and rows["torch:cpu"]["max_prob_diff"] < 1e-9
+    assert rows["torch:cpu"]["accuracy"] == rows["cpu"]["accuracy"]
+    assert [(r["width"], r["device"]) for r in out["crossover"]] == [(16, "cpu"), (16, "torch:cpu")]
+    assert all(r["per_event_events_per_s"] > 0 and r["batched_events_per_s"] > 0 for r in out["crossover"])
+    assert json.loads((tmp_path / "g.json").read_text())["crossover"] == out["crossover"]
