@@ -187,7 +187,7 @@ def payments(n: int, seed: int = 0):
     >>> sorted(events[0][0])
     ['amount', 'card.country', 'card.type', 'channel', 'country', 'device.os', 'hour', 'merchant']
     >>> [y for _, y in events]
-    ['ok', 'ok', 'ok']
+    ['ok', 'ok', 'fraud']
     """
     import numpy as np
 
