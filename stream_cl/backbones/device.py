@@ -7,10 +7,10 @@ import torch
 # From this many features into the ridge heads, "auto" puts a learner on a visible GPU.
 # Measured on an H200 beside its host's CPU (benchmarks/RESULTS.md section 3, the crossover
 # rows): one event at a time the CPU is faster up to 2,048 random features (18x at 256, 7x at
-# 1,024, 2.4x at 2,048) and CUDA from 4,096, since each event is ~a hundred small kernel
-# launches; in batches of 256 CUDA is faster from 256 (1.5x) and far faster from 1,024 (12x,
+# 1,024, 2.4x at 2,048) and CUDA from 4,096, since one event is ~690 torch calls (a fixed
+# ~5 ms); in batches of 256 CUDA is faster from 256 (1.5x) and far faster from 1,024 (12x,
 # 38x at 2,048). At 2,048 and above the batched gain dwarfs the per-event loss; below it the
-# default model (256) would lose 15-33x one event at a time for at most 2.4x in batches.
+# default model (256) would lose 14-33x one event at a time for at most 2.4x in batches.
 AUTO_CUDA_MIN_FEATURES = 2048
 
 
