@@ -214,7 +214,8 @@ def main(argv=None) -> dict:
     p.add_argument("--crossover-widths", default="256,512,1024,2048,4096",
                    help="RandomFeatures widths for the crossover rows ('' for none)")
     p.add_argument("--learner-devices", default=None,
-                   help="devices for the default learner's rows (default: cpu, and cuda when visible)")
+                   help="devices for the default learner's rows (default: cpu, and cuda when visible); "
+                        "the first is the one the others' predictions are compared with ('agree w/ cpu')")
     p.add_argument("--json", help="write the numbers here")
     args = p.parse_args(argv)
     set_threads(args.threads)
