@@ -213,7 +213,7 @@ def test_one_event_breakdown_times_each_part_and_puts_the_methods_back(capsys):
 def test_gpu_benchmark_compares_each_device_with_the_cpu_on_the_same_events(tmp_path):
     from benchmarks import gpu
 
-    out = gpu.main(["--widths", "16", "--batch", "64", "--batches", "3", "--streams", "ImageSegments",
+    out = gpu.main(["--widths", "16", "--cuda-widths", "", "--batch", "64", "--batches", "3", "--streams", "ImageSegments",
                     "--stream-n", "300", "--per-event-n", "40", "--crossover-widths", "16",
                     "--learner-devices", "cpu,torch:cpu", "--json", str(tmp_path / "g.json")])
     assert [(r["device"], r["width"]) for r in out["results"]] == [("cpu", 16)]

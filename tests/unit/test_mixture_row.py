@@ -11,20 +11,29 @@ from stream_cl.mixture_row import mix_row
 
 def mix_row_lists(S, tempered: int, temperature: float, accuracy, sharpness: float, probabilities: bool = False) -> list:
     """The same mixture in Python lists, as the per-event path computed it before (ea7f91b's
-    ``one_event._mixture_row``): the reference the compiled loop is tested against."""
+    ``one_event._mixture_row``): the reference the compiled loop is tested against. Its sums
+    run left to right, one addition at a time, as the compiled loop's do: Python 3.12's
+    ``sum`` of floats is compensated (Neumaier) and can differ from that in the last bit."""
     def softmax(s: list) -> list:
         top = max(s)
         if not math.isfinite(top):
             return [0.0] * len(s)
         e = [math.exp(v - top) for v in s]
-        total = sum(e)
+        total = plain_sum(e)
         return [v / total for v in e]
 
     rows = np.asarray(S).tolist()
     probas = [softmax([a / temperature for a in row]) if i < tempered else (row if probabilities else softmax(row))
               for i, row in enumerate(rows)]
     weights = softmax([sharpness * a for a in np.asarray(accuracy).tolist()])
-    return [sum(w * p[j] for w, p in zip(weights, probas)) for j in range(len(rows[0]))]
+    return [plain_sum(w * p[j] for w, p in zip(weights, probas)) for j in range(len(rows[0]))]
+
+
+def plain_sum(values) -> float:
+    total = 0
+    for v in values:
+        total += v
+    return total
 
 
 def _cases(seed=0):
