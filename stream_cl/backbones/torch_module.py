@@ -61,8 +61,12 @@ class TorchBackbone(Backbone):
     @property
     def out_features(self) -> int:
         if self.out_ is None:
+            # probe where the module's weights are: a learner asks before moving it to its device
+            # (device="auto" goes by the width), and a module may come already on a GPU
+            weight = next(iter(self.net_.parameters()), None)
+            device = weight.device if weight is not None else self.device_
             with torch.no_grad():
-                self.out_ = int(self.forward(torch.zeros(1, self.input_dim, dtype=torch.float64, device=self.device_)).shape[1])
+                self.out_ = int(self.forward(torch.zeros(1, self.input_dim, dtype=torch.float64, device=device)).shape[1])
         return self.out_
 
     def identity(self) -> str:

@@ -79,3 +79,12 @@ def test_auto_keeps_the_default_trainable_learner_on_the_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert TrainableLearner().device_ == "cpu"  # 256 hidden: 0.5-0.6x on CUDA
     assert TrainableLearner(hidden=None).device_ == "cpu"
+
+
+def test_a_torch_module_already_on_another_device_gives_its_width_before_the_learner_moves_it():
+    from stream_cl.backbones import TorchBackbone
+
+    # "auto" reads the width before the backbone is moved to the learner's device; a module the
+    # user put on a GPU must answer where it is (the meta device stands in for one here)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh()).to("meta")
+    assert TorchBackbone(net, input_dim=3).out_features == 5
