@@ -172,6 +172,7 @@ class Daemon:
         self._started = time.monotonic()
         log_event(log, "start", group=kcfg.group_id, topics=kcfg.topics or kcfg.topic_pattern,
                   labels_topic=kcfg.labels_topic or None, model=type(self.learner).__name__,
+                  device=getattr(self.learner, "device_", getattr(self.learner, "device", None)),  # "auto" resolved
                   checkpoint_seq=m.checkpoint_seq, metrics_port=m.http_port or None, pid=os.getpid())
         try:
             while not self.stop.is_set() and not self.reset_reason:

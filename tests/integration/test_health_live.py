@@ -85,6 +85,7 @@ def test_live_daemons_probes_model_and_logs(kafka_kit):
         for d in daemons:
             events = [line["event"] for line in lifecycle(d)]
             assert events[0] == "restore" and events[1] == "start" and events[-1] == "shutdown", events
+            assert lifecycle(d)[1]["device"] == "cpu"  # the device the model runs on, "auto" resolved
             assert "assignment" in events and "stop_requested" in events
             assert len(events) < 30, f"more than lifecycle events logged: {events}"  # none per data event
         assert any(line["event"] == "checkpoint" for d in daemons for line in lifecycle(d))
