@@ -82,9 +82,9 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         gives hour-of-day and day-of-week sin/cos inputs with ``time_features`` (else it is
         refused).
     device
-        ``"auto"`` (CUDA when a GPU is visible and the backbone gives at least
-        ``AUTO_CUDA_MIN_FEATURES``, 2,048, features: below that the CPU is faster one event at
-        a time, RESULTS.md section 3), ``"cpu"`` or a torch device.
+        ``"auto"``: CUDA when a GPU is visible and, for random features (``Backbone.light_forward``),
+        the backbone gives at least ``AUTO_CUDA_MIN_FEATURES`` (2,048) features: below that the
+        CPU is faster one event at a time (RESULTS.md section 3). Else ``"cpu"`` or a torch device.
     seed
         Seed of the default backbone.
     replay
@@ -177,7 +177,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         backbone_ = backbone.clone() if backbone is not None else RandomFeatures(width=DEFAULT_WIDTH, seed=seed)
-        self.device_ = resolve_device(device, features=backbone_.out_features)
+        self.device_ = resolve_device(device, features=backbone_.out_features if backbone_.light_forward else None)
         tdev = torch_device(self.device_)
         self.backbone_ = backbone_.to(tdev)
         if not isinstance(key_units, int) or key_units < 0:

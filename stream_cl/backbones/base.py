@@ -19,6 +19,11 @@ class Backbone(base.Base):
     same features on a restart.
     """
 
+    # Whether the forward pass costs little next to the ridge heads (seeded random features):
+    # device="auto" then goes by the heads' width alone. A module of unknown cost (a network)
+    # goes to a visible GPU, where its forward may be most of the time.
+    light_forward = False
+
     def forward(self, Z: torch.Tensor, keys: list | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Features (b, out_features) of ``Z``; ``keys[j]`` names input column ``j``,
         ``mask`` (b, d_in) marks the inputs present in each event."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-# From this many features into the ridge heads, "auto" puts a learner on a visible GPU.
+# From this many random features (a backbone whose forward is light), "auto" puts a learner on
+# a visible GPU.
 # Measured on an H200 beside its host's CPU (benchmarks/RESULTS.md section 3, the crossover
 # rows): one event at a time the CPU is faster up to 2,048 random features (18x at 256, 7x at
 # 1,024, 2.4x at 2,048) and CUDA from 4,096, since one event is ~690 torch calls (a fixed

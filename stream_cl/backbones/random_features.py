@@ -51,6 +51,8 @@ class RandomFeatures(Backbone):
         Seed of the random weights.
     """
 
+    light_forward = True  # one product and a ReLU: the heads decide the device (Backbone.light_forward)
+
     def __init__(self, width: int = 512, kind: str = "relu", bandwidth: float = 1.0, seed: int = 0):
         if not isinstance(width, int) or width < 0:
             raise ValueError(f"width must be an int >= 0 (0: no random features), got {width!r}")

@@ -88,3 +88,17 @@ def test_a_torch_module_already_on_another_device_gives_its_width_before_the_lea
     # user put on a GPU must answer where it is (the meta device stands in for one here)
     net = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh()).to("meta")
     assert TorchBackbone(net, input_dim=3).out_features == 5
+
+
+def test_auto_goes_by_the_width_of_random_features_only(monkeypatch):
+    """A torch module's own forward may be where the time goes (a network): "auto" keeps sending
+    it to a visible GPU; random features cost little, so the heads' width decides."""
+    import stream_cl.learner as learner_module
+    from stream_cl.backbones import TorchBackbone
+
+    asked = []
+    monkeypatch.setattr(learner_module, "resolve_device", lambda device, features=None: asked.append(features) or "cpu")
+    OnlineContinualLearner()
+    OnlineContinualLearner(backbone=RandomFeatures(width=4096))
+    OnlineContinualLearner(backbone=TorchBackbone(torch.nn.Linear(3, 5), input_dim=3))
+    assert asked == [256, 4096, None]
