@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 
 import numpy as np
 
-from benchmarks.common import STREAMS, materialise, resolve_names
+from benchmarks.common import STREAMS, materialise, resolve_names, stack_batches
 from stream_cl import OnlineContinualLearner, set_threads
 from stream_cl.heads._linalg import CPU_CHUNK, NumpyLinalg
 from stream_cl.runtime import warm_up
@@ -40,8 +40,7 @@ def run(xs: list, ys: list, batch: int, chunk: int) -> tuple[float, np.ndarray]:
         rate = len(xs) / (time.perf_counter() - t)
     finally:
         NumpyLinalg.max_chunk = CPU_CHUNK
-    width = max(p.shape[1] for p in out)  # classes seen late widen later batches
-    return rate, np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in out])
+    return rate, stack_batches(out)
 
 
 def main(argv=None) -> list[dict]:

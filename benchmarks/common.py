@@ -26,6 +26,7 @@ __all__ = [
     "fmt_num",
     "materialise",
     "resolve_names",
+    "stack_batches",
     "timed_methods",
 ]
 
@@ -385,3 +386,13 @@ def timed_methods(patches: Sequence[tuple], totals: dict):
                 delattr(owner, name)
             else:
                 setattr(owner, name, original)
+
+
+# -- prequential batches ---------------------------------------------------------------------
+def stack_batches(probs: Sequence):
+    """The probabilities of consecutive ``prequential_batch`` calls, (b_i, classes so far) each,
+    as one (n, classes) array: a class first seen in a later batch is 0 in the earlier ones."""
+    import numpy as np
+
+    width = max(p.shape[1] for p in probs)  # classes seen late widen later batches
+    return np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in probs])

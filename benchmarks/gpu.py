@@ -37,7 +37,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 import numpy as np
 import torch
 
-from benchmarks.common import STREAMS, materialise, resolve_names
+from benchmarks.common import STREAMS, materialise, resolve_names, stack_batches
 from stream_cl import OnlineContinualLearner, set_threads
 from stream_cl.runtime import warm_up
 from stream_cl.backbones import RandomFeatures
@@ -130,8 +130,7 @@ def default_learner(device: str, events: list, batch: int, per_event_n: int) -> 
         probs.append(model.prequential_batch(xs[i:i + batch], ys[i:i + batch]))  # (batch, classes so far)
     batched_s = time.perf_counter() - t
     classes = list(model.classes_)
-    width = len(classes)  # classes seen late widen later batches
-    P = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in probs])  # (n, classes)
+    P = stack_batches(probs)  # (n, classes)
     predicted = [classes[k] for k in P.argmax(1)]
     model, per_event = OnlineContinualLearner(device=device), []
     t = time.perf_counter()
@@ -167,9 +166,37 @@ def default_learner_rows(devices: list[str], streams: str, n: int, per_event_n: 
     return rows
 
 
+def one_and_batched_rates(make, xs: list, ys: list, one_max: int, batch_max: int, seconds: float = 4.0,
+                          batch_seconds: float | None = None) -> dict:
+    """events/s of fresh models from ``make()``: one event at a time (``predict_proba_one`` then
+    ``learn_one``; 20 events of warm-up, then up to ``one_max`` events or ``seconds``) and in
+    batches of 256 (``prequential_batch``; one warm-up batch, then up to ``batch_max`` events or
+    ``batch_seconds``, default ``seconds``). ``xs`` holds at least ``20 + one_max`` and
+    ``256 + batch_max`` events."""
+    batch_seconds = seconds if batch_seconds is None else batch_seconds
+    model = make()
+    for x, y in zip(xs[:20], ys[:20]):
+        model.predict_proba_one(x)
+        model.learn_one(x, y)
+    n, t = 0, time.perf_counter()
+    while n < one_max and time.perf_counter() - t < seconds:
+        model.predict_proba_one(xs[20 + n])
+        model.learn_one(xs[20 + n], ys[20 + n])
+        n += 1
+    one = n / (time.perf_counter() - t)
+    model = make()
+    model.prequential_batch(xs[:256], ys[:256])
+    m, t = 0, time.perf_counter()
+    while m < batch_max and time.perf_counter() - t < batch_seconds:
+        model.prequential_batch(xs[256 + m:512 + m], ys[256 + m:512 + m])
+        m += 256
+    batch = m / (time.perf_counter() - t)
+    return {"per_event_events_per_s": one, "per_event_n": n, "batched_events_per_s": batch, "batched_n": m}
+
+
 def crossover_rows(devices: list[str], widths: str, seconds: float = 4.0) -> list[dict]:
-    """Per width and device: events/s one at a time (after 20 events of warm-up, for up to
-    ``seconds`` or 400 events) and in batches of 256 (after one warm-up batch, up to 2,048 events)."""
+    """Per width and device: events/s one at a time (up to 400 events) and in batches of 256
+    (up to 2,048 events), each for at most ``seconds`` (:func:`one_and_batched_rates`)."""
     events = materialise("Hyperplane", 2048 + 256 + 420, 42).events
     xs, ys = [x for x, _ in events], [y for _, y in events]
     print(f"\ncrossover (Hyperplane, RandomFeatures(width)): events/s")
@@ -177,26 +204,10 @@ def crossover_rows(devices: list[str], widths: str, seconds: float = 4.0) -> lis
     rows = []
     for width in map(int, widths.split(",")):
         for device in devices:
-            model = OnlineContinualLearner(backbone=RandomFeatures(width=width), device=device)
-            for x, y in zip(xs[:20], ys[:20]):
-                model.predict_proba_one(x)
-                model.learn_one(x, y)
-            n, t = 0, time.perf_counter()
-            while n < 400 and time.perf_counter() - t < seconds:
-                model.predict_proba_one(xs[20 + n])
-                model.learn_one(xs[20 + n], ys[20 + n])
-                n += 1
-            one = n / (time.perf_counter() - t)
-            model = OnlineContinualLearner(backbone=RandomFeatures(width=width), device=device)
-            model.prequential_batch(xs[:256], ys[:256])
-            m, t = 0, time.perf_counter()
-            while m < 2048 and time.perf_counter() - t < seconds:
-                model.prequential_batch(xs[256 + m:512 + m], ys[256 + m:512 + m])
-                m += 256
-            batch = m / (time.perf_counter() - t)
-            rows.append({"width": width, "device": device, "per_event_events_per_s": one, "per_event_n": n,
-                         "batched_events_per_s": batch, "batched_n": m})
-            print(f"{width:6d} {device:9} {one:9,.0f} {batch:10,.0f}", flush=True)
+            r = one_and_batched_rates(lambda: OnlineContinualLearner(backbone=RandomFeatures(width=width), device=device),
+                                      xs, ys, one_max=400, batch_max=2048, seconds=seconds)
+            rows.append({"width": width, "device": device, **r})
+            print(f"{width:6d} {device:9} {r['per_event_events_per_s']:9,.0f} {r['batched_events_per_s']:10,.0f}", flush=True)
     return rows
 
 
