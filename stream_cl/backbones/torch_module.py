@@ -61,8 +61,8 @@ class TorchBackbone(Backbone):
     @property
     def out_features(self) -> int:
         if self.out_ is None:
-            # probe where the module's weights are: a learner asks before moving it to its device
-            # (device="auto" goes by the width), and a module may come already on a GPU
+            # probe where the module's weights are: a module may come already on a GPU, before
+            # anything has moved it (device_ is still the CPU then)
             weight = next(iter(self.net_.parameters()), None)
             device = weight.device if weight is not None else self.device_
             with torch.no_grad():

@@ -66,7 +66,7 @@ def test_auto_puts_a_learner_on_a_visible_gpu_only_from_the_width_where_it_pays(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine
     assert resolve_device("auto", features=AUTO_CUDA_MIN_FEATURES) == "cuda"
     assert resolve_device("auto", features=AUTO_CUDA_MIN_FEATURES - 1) == "cpu"
-    assert resolve_device("auto") == "cuda"  # nothing to go by (the trainable learner)
+    assert resolve_device("auto") == "cuda"  # nothing to go by (a torch-module backbone)
     assert OnlineContinualLearner().device_ == "cpu"  # the default 256 features: 14-33x faster per event
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto", features=8192) == "cpu"
