@@ -38,7 +38,7 @@ from typing import Any, Literal
 import orjson
 
 from .config import MappingConfig
-from .encoding import InvalidFeatureError, flatten
+from .encoding import MAX_ABS_VALUE, InvalidFeatureError, flatten, out_of_range
 from .events import DeadLetter, Event
 from .mapping_check import FieldCensus
 
@@ -227,9 +227,9 @@ class EventDecoder:
             return _dead(raw, "too_many_features", detail, origin)
         x = {}
         for k, v in pairs():  # fast path: finite floats and ints, as JSON gives them
-            if type(v) is float and v - v == 0.0:  # v - v is NaN for NaN and +-inf
+            if type(v) is float and -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE:  # false for NaN and +-inf
                 x[k] = v
-            elif type(v) is int and -_BIG < v < _BIG:
+            elif type(v) is int and -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE:
                 x[k] = float(v)
             elif type(v) is bool:
                 x[k] = 1.0 if v else 0.0
@@ -308,11 +308,11 @@ class EventDecoder:
                     return _dead(raw, "wrong_type", f"feature {_key(c)}: expected text, got {_show(cell)}", origin)
                 x[c] = cell  # not a number: a category
                 continue
-            if v - v != 0.0:  # NaN or +-inf ("nan", "inf", "1e999")
+            if not -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE:  # NaN, +-inf ("nan", "inf", "1e999"), "1e200"
                 if v != v and self._nan == "missing":
                     x[c] = None
                     continue
-                return _dead(raw, "non_finite", f"feature {_key(c)}: {_show(cell)} is not finite", origin)
+                return _dead(raw, "non_finite", f"feature {_key(c)}: {_show(cell)} is {out_of_range(v)}", origin)
             x[c] = v
 
         y = row.get(self._label) or None

@@ -37,8 +37,8 @@ from datetime import date, datetime, timezone
 import numpy as np
 
 __all__ = [
-    "DEFAULT_MAX_CATEGORIES", "DEFAULT_MAX_DEPTH", "MISSING", "OTHER", "TIME_COLUMNS", "InvalidFeatureError",
-    "cells", "epoch_seconds", "flatten", "frame_rows", "indicator_key", "time_columns",
+    "DEFAULT_MAX_CATEGORIES", "DEFAULT_MAX_DEPTH", "MAX_ABS_VALUE", "MISSING", "OTHER", "TIME_COLUMNS", "InvalidFeatureError",
+    "cells", "epoch_seconds", "flatten", "frame_rows", "indicator_key", "out_of_range", "time_columns",
 ]
 
 DEFAULT_MAX_DEPTH = 4  # levels of objects/arrays below the features object
@@ -48,7 +48,10 @@ MISSING = "<missing>"  # the optional column of a null value
 TIME_COLUMNS = ("hour_sin", "hour_cos", "dow_sin", "dow_cos")
 # Column kinds: a number, a category's own indicator, a shared indicator (k=<other>, k=<missing>).
 NUMERIC, CATEGORY, SHARED = 0, 1, 2
-_BIG = 2**1000  # ints inside this convert to float without overflow
+# The largest magnitude a number may have: its square, and the sums of squares of ~1e100
+# such values, stay finite. 1e200 is a finite float whose square is inf: learned, it would
+# turn a head's statistics into inf and NaN for good (its input, as a dead letter, loses nothing).
+MAX_ABS_VALUE = 1e100
 _DAY = 86_400.0
 _TWO_PI = 2.0 * math.pi
 
@@ -118,17 +121,14 @@ def _flatten_into(out: dict, items, prefix, depth: int, max_depth: int, nan_miss
         key = k if prefix is None else prefix + (f"[{k}]" if type(k) is int else f".{k}")
         t = type(v)
         if t is float:
-            if v - v != 0.0:  # NaN or +-inf
-                if v != v and nan_missing:
-                    v = None
-                else:
-                    raise InvalidFeatureError(key, v, "not finite", "non_finite")
+            if not -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE:  # NaN, +-inf or too large
+                v = _out_of_range(key, v, nan_missing)
             out[key] = v
         elif t is str or v is None:
             out[key] = v
         elif t is int:
-            if not -_BIG < v < _BIG:
-                raise InvalidFeatureError(key, v, "beyond the float range", "non_finite")
+            if not -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE:  # exact: Python compares int and float exactly
+                _out_of_range(key, v, nan_missing)
             out[key] = float(v)
         elif t is bool or isinstance(v, (bool, np.bool_)):
             out[key] = 1.0 if v else 0.0
@@ -143,11 +143,8 @@ def _flatten_into(out: dict, items, prefix, depth: int, max_depth: int, nan_miss
                 f = float(v)
             except (OverflowError, ValueError, TypeError):
                 raise InvalidFeatureError(key, v, "beyond the float range", "non_finite") from None
-            if f - f != 0.0:
-                if f != f and nan_missing:
-                    f = None
-                else:
-                    raise InvalidFeatureError(key, v, "not finite", "non_finite")
+            if not -MAX_ABS_VALUE <= f <= MAX_ABS_VALUE:
+                f = _out_of_range(key, f, nan_missing)
             out[key] = f
         elif isinstance(v, str):
             out[key] = str(v)
@@ -158,6 +155,25 @@ def _flatten_into(out: dict, items, prefix, depth: int, max_depth: int, nan_miss
                 key, v, f"expected a number, a string, a boolean, null, an object or an array, not {t.__name__}")
         if limit is not None and len(out) > limit:
             raise InvalidFeatureError(key, v, f"more than {limit} features", "too_many_features")
+
+
+def out_of_range(v) -> str:
+    """Why number ``v``, outside ``[-MAX_ABS_VALUE, MAX_ABS_VALUE]``, is refused (the dead letter's
+    reason is ``non_finite`` either way).
+
+    >>> out_of_range(float("inf")), out_of_range(1e200)
+    ('not finite', 'beyond +-1e+100, where sums of squares overflow')
+    """
+    if v != v or v in (math.inf, -math.inf):
+        return "not finite"
+    return f"beyond +-{MAX_ABS_VALUE:g}, where sums of squares overflow"
+
+
+def _out_of_range(key, v, nan_missing: bool) -> None:
+    """``None`` for a NaN read as missing; else the error for a number outside ``MAX_ABS_VALUE``."""
+    if v != v and nan_missing:
+        return None
+    raise InvalidFeatureError(key, v, out_of_range(v), "non_finite")
 
 
 def cells(x: Mapping, missing_indicators: bool = False, time_features: bool = False) -> list[tuple]:
@@ -197,7 +213,7 @@ def frame_rows(X) -> list[dict]:
     cols = X.columns.tolist()  # plain Python: indexing a pandas Index per element is slow
     if all(dt.kind in "fiub" for dt in X.dtypes):
         values = X.to_numpy(dtype=np.float64)  # (b, columns)
-        if np.isfinite(values).all():
+        if (np.abs(values) <= MAX_ABS_VALUE).all():  # finite and in range (NaN compares false)
             return [dict(zip(cols, row)) for row in values.tolist()]
     cells = X.astype(object)
     cells = cells.where(X.notna(), None)  # NaN, NA, NaT -> None

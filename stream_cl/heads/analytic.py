@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..base_learner import StreamingClassifier, check_label, checked_labels
-from ..encoding import DEFAULT_MAX_CATEGORIES, frame_rows
+from ..encoding import DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, frame_rows
 from ..features import FeatureIndex
 from ..parts import PartitionedLearner
 from ..runtime import one_blas_thread
@@ -281,8 +281,9 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
 
 
 def _frame_values(X: pd.DataFrame) -> np.ndarray | None:
-    """The frame as a float64 array when every column is numeric and every cell finite, else None."""
+    """The frame as a float64 array when every column is numeric and every cell finite and within
+    ``MAX_ABS_VALUE``, else None (the rows then take the exact path, which refuses what is wrong)."""
     if not all(dt.kind in "fiub" for dt in X.dtypes):
         return None
     values = X.to_numpy(dtype=np.float64)  # (b, columns)
-    return values if np.isfinite(values).all() else None
+    return values if (np.abs(values) <= MAX_ABS_VALUE).all() else None

@@ -103,7 +103,8 @@ def test_too_deep():
 
 
 @pytest.mark.parametrize(
-    "raw", [b'{"x": [NaN]}', b'{"x": {"a": Infinity}}', b'{"x": {"a": -Infinity}}', b'{"x": {"a": 1e999}}']
+    "raw", [b'{"x": [NaN]}', b'{"x": {"a": Infinity}}', b'{"x": {"a": -Infinity}}', b'{"x": {"a": 1e999}}',
+            b'{"x": {"a": 1e200}}', b'{"x": {"a": 1, "b": -1e101}}', b'{"x": [%d]}' % 10**101]
 )
 def test_non_finite(raw):
     dead(DECODER.decode_json(raw, "o"), "non_finite")
@@ -244,8 +245,9 @@ def test_csv_rows():
     # numbers where the cell reads as one, categories elsewhere, empty cells null; the label stays text
     assert event == Event({"a": 1.0, "b": None, "c": 2.5, "d": "red", "e": None}, "7", "r1", None, 1.7e9, "f.csv:2")
     assert DECODER.decode_csv_row({"a": "4x", "y": "1"}, b"", "o").x == {"a": "4x"}
-    for text in ("nan", "inf", "-Infinity", "1e999"):
+    for text in ("nan", "inf", "-Infinity", "1e999", "1e200"):
         dead(DECODER.decode_csv_row({"a": text}, b"", "o"), "non_finite")
+    assert "'1e200' is beyond +-1e+100" in dead(DECODER.decode_csv_row({"a": "1e200"}, b"", "o"), "non_finite")
     dead(DECODER.decode_csv_row({"a": "1", "ts": "soon"}, b"", "o"), "bad_timestamp")
     required = EventDecoder(MappingConfig(), label_policy="required")
     dead(required.decode_csv_row({"a": "1", "y": ""}, b"", "o"), "missing_label")

@@ -177,3 +177,23 @@ def test_max_categories_is_validated():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="max_categories"):
             FeatureIndex(max_categories=bad)
+
+
+def test_a_number_beyond_the_bound_is_refused_before_it_is_learned():
+    # 1e200 is finite but its square is not: learned, it made the heads' statistics inf for good
+    for big in (1e200, -1e101, 10**101, np.float32(3e38) * np.float64(1e70)):
+        with pytest.raises(InvalidFeatureError, match=r"beyond \+-1e\+100") as e:
+            flatten({"a": 1.0, "b": {"c": big}})
+        assert e.value.code == "non_finite"
+    assert flatten({"a": 1e100, "b": -(10**100)}) == {"a": 1e100, "b": -1e100}  # the bound itself is a value
+    assert flatten({"a": float("nan")}, nan="missing") == {"a": None}  # NaN read as null stays null
+    with pytest.raises(InvalidFeatureError, match="not finite"):
+        flatten({"a": float("inf")}, nan="missing")
+    # the fast paths (every value a number) send such a row to the rule above, not to the model
+    index = FeatureIndex()
+    for rows in ([{"a": 1.0, "b": 1e200}], [{"a": 1.0}, {"a": 1e150}]):
+        with pytest.raises(InvalidFeatureError, match=r"beyond \+-1e\+100"):
+            index.vectorize(rows)
+    assert index.names == []
+    frame = pd.DataFrame({"a": [1.0, 2e100]})
+    assert frame_rows(frame) == [{"a": 1.0}, {"a": 2e100}]  # as dicts, refused by whoever learns them

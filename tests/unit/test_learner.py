@@ -227,3 +227,25 @@ def test_an_empty_batch_is_a_no_op_and_labels_or_weights_not_one_per_event_are_r
 def test_a_continual_part_given_as_a_plain_value_is_refused_by_name(name, value):
     with pytest.raises(TypeError, match=f"^{name} must be a [A-Za-z]+ such as [A-Za-z]+\\(\\), or None; got "):
         OnlineContinualLearner(device="cpu", **{name: value})
+
+
+@pytest.mark.parametrize("make", [lambda: OnlineContinualLearner(device="cpu"), AnalyticClassifier])
+def test_a_huge_finite_value_is_refused_and_the_model_kept(make):
+    # 1e200 is finite: it used to be learned, and its square made the statistics inf (the
+    # analytic model then predicted NaN for good, the online one lost the feature)
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    model = make()
+    for _ in range(50):
+        x = {"u": float(rng.normal()), "v": float(rng.normal())}
+        model.learn_one(x, "A" if x["u"] > 0 else "B")
+    probe = {"u": 1.0, "v": 0.0}
+    before = model.predict_proba_one(probe)
+    for x in ({"u": 1e200, "v": 0.0}, {"u": 0.5, "v": -(10**120)}):
+        with pytest.raises(InvalidFeatureError, match=r"beyond \+-1e\+100"):
+            model.learn_one(x, "A")
+        with pytest.raises(InvalidFeatureError):
+            model.learn_many(pd.DataFrame([{"u": 0.1, "v": 0.2}, x]), pd.Series(["A", "B"]))
+    assert model.predict_proba_one(probe) == before
+    assert model.predict_one({"u": 1.0, "v": 0.0}) == "A"
