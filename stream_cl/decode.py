@@ -186,6 +186,11 @@ class EventDecoder:
             return _dead(raw, "malformed", f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}", origin)
         except (ValueError, RecursionError) as e:  # over 4300-digit integers, absurd nesting
             return _dead(raw, "malformed", f"invalid JSON: {str(e)[:80]}", origin)
+        if (isinstance(raw, str) or "\\ud" in text or "\\uD" in text) and _lone_surrogate(obj):
+            # an escape such as \ud800 alone is JSON's syntax but no character: an id or label
+            # holding one could not be written out again (every output is UTF-8), nor a key in a checkpoint
+            return _dead(raw, "malformed", "invalid JSON: a string holds a lone surrogate escape (\\ud800-\\udfff), "
+                                           "which is not a Unicode character", origin)
         return self._from_json(obj, raw, origin)
 
     def _from_json(self, obj, raw, origin: str) -> Event | DeadLetter:
@@ -406,6 +411,15 @@ def _timestamp(t) -> float | tuple[str]:
 
 def _dead(raw, reason: str, detail: str, origin: str) -> DeadLetter:
     return DeadLetter(raw if type(raw) is bytes else _to_bytes(raw), reason, detail, origin)
+
+
+def _lone_surrogate(obj) -> bool:
+    """Whether a string in parsed JSON ``obj`` (a key or a value) holds a lone surrogate."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _to_bytes(raw) -> bytes:

@@ -48,6 +48,24 @@ def test_malformed(raw, fragment):
     assert fragment in dead(DECODER.decode_json(raw, "o"), "malformed")
 
 
+@pytest.mark.parametrize("raw", [
+    rb'{"x": {"a": 1}, "y": "ok", "id": "evt-\ud800"}',  # the id: written to every prediction
+    rb'{"x": {"a": 1}, "y": "ok\uDC80"}',  # the label
+    rb'{"x": {"a": "red\ud800"}, "y": "ok"}',  # a category: a key in the checkpoint
+    rb'{"x": {"a\udbff": 1}, "y": "ok"}',  # a feature's name
+    '{"x": {"a": 1}, "y": "ok\ud800"}',  # text with the character itself, not its escape
+])
+def test_a_lone_surrogate_is_malformed(raw):
+    # JSON's syntax, but no character: the id or label could not be encoded into the prediction
+    # record, whose write then failed the whole transaction on every retry (no dead letter)
+    assert "lone surrogate" in dead(DECODER.decode_json(raw, "o"), "malformed")
+
+
+def test_a_surrogate_pair_and_an_escaped_backslash_are_text():
+    assert DECODER.decode_json(rb'{"x": {"a": "\ud83d\ude00"}, "y": "\ud83d\ude00"}', "o").y == "\U0001f600"
+    assert DECODER.decode_json(rb'{"x": {"a": "\\ud800"}, "y": 1}', "o").x == {"a": "\\ud800"}
+
+
 def test_malformed_input_type_does_not_raise():
     dead(DECODER.decode_json(12, "o"), "malformed")
 
