@@ -11,7 +11,11 @@ batch at control points (:func:`control_ends`) and answers :meth:`~StreamingClas
 >>> check_label(float("nan"))
 Traceback (most recent call last):
 ...
-ValueError: label is NaN
+ValueError: label is missing (nan): use predict_one for unlabelled events
+>>> check_weight(0.0)
+Traceback (most recent call last):
+...
+ValueError: sample weight must be a positive finite number, got 0.0
 """
 
 from __future__ import annotations
@@ -26,19 +30,31 @@ from .encoding import frame_rows
 from .monitoring import ContinualMonitoring
 from .status import DriftStatus, HeadStatus, LearnerStatus
 
-__all__ = ["StreamingClassifier", "check_label", "checked_labels", "control_ends"]
+__all__ = ["StreamingClassifier", "check_label", "check_weight", "checked_labels", "control_ends"]
 
 
 def check_label(y) -> None:
-    """Refuse a label no model can learn: ``None`` (use predict), unhashable, or NaN."""
+    """Refuse a label no model can learn: ``None`` (use predict), unhashable, or a missing value
+    of any type (NaN, a numpy NaN, ``NaT``, ``pd.NA``): each NaN would be a class of its own."""
     if y is None:
         raise ValueError("label is None: use predict_one for unlabelled events")
     try:
         hash(y)
     except TypeError:
         raise TypeError(f"label must be hashable, got {type(y).__name__}") from None
-    if isinstance(y, float) and y != y:
-        raise ValueError("label is NaN")
+    try:
+        missing = bool(y != y)  # only a missing value is unequal to itself
+    except (TypeError, ValueError):  # pd.NA: its comparisons are NA, whose truth is ambiguous
+        missing = True
+    if missing:
+        raise ValueError(f"label is missing ({y!r}): use predict_one for unlabelled events")
+
+
+def check_weight(w) -> None:
+    """Refuse a sample weight that is not a positive finite number: a NaN or an infinite one would
+    make the model's statistics NaN for good, a zero or negative one divides by zero or unlearns."""
+    if not 0.0 < w < np.inf:  # false for NaN
+        raise ValueError(f"sample weight must be a positive finite number, got {w!r}")
 
 
 def checked_labels(ys: Sequence, n_events: int | None = None, sample_weight=None) -> tuple[list, np.ndarray]:
@@ -57,6 +73,11 @@ def checked_labels(ys: Sequence, n_events: int | None = None, sample_weight=None
         raise ValueError(f"{n_events} events and {len(ys)} labels: give one label per event (None to predict only)")
     if n_events is not None and sample_weight is not None and np.size(sample_weight) != n_events:
         raise ValueError(f"{n_events} events and {np.size(sample_weight)} sample weights: give one weight per event")
+    if sample_weight is not None:
+        w = np.asarray(sample_weight, dtype=np.float64).ravel()
+        bad = np.flatnonzero(~((w > 0.0) & (w < np.inf)))
+        if len(bad):
+            check_weight(float(w[bad[0]]))  # the message, for the first one
     for y in ys:
         if y is not None:
             check_label(y)
@@ -98,6 +119,7 @@ class StreamingClassifier(ContinualMonitoring, base.MiniBatchClassifier):
     # -- River's methods, from the batch ones ------------------------------------------
     def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0, partition: Hashable = None):
         check_label(y)
+        check_weight(w)
         self.prequential_batch([x], [y], None if w == 1.0 else [w], partition=partition)
         return self
 

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .base_learner import check_label
+from .base_learner import check_label, check_weight
 from .ensemble import row_hit
 from .mixture_row import mix_row
 from .runtime import one_blas_thread
@@ -107,6 +107,7 @@ class OneEventPath:
         if not self._per_event:
             return super().learn_one(x, y, w, partition=partition)
         check_label(y)
+        check_weight(w)
         self._enter(partition)
         memo, self._memo = self._memo, None  # learning invalidates it
         priors = [None] * len(self.heads_)

@@ -7,7 +7,7 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..base_learner import StreamingClassifier, check_label, checked_labels
+from ..base_learner import StreamingClassifier, check_label, check_weight, checked_labels
 from ..encoding import DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, frame_rows
 from ..features import FeatureIndex
 from ..parts import PartitionedLearner
@@ -153,6 +153,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
     # -- learning --------------------------------------------------------------------------
     def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0, partition: Hashable = None) -> "AnalyticClassifier":
         check_label(y)
+        check_weight(w)
         self._enter(partition)
         z, new = self._row(x)  # (1 + width,)
         self.index_.commit(new)
@@ -162,9 +163,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
 
     @one_blas_thread
     def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None, partition: Hashable = None) -> "AnalyticClassifier":
-        labels = list(y)
-        for label in labels:
-            check_label(label)
+        labels, _ = checked_labels(y, len(X), w)  # before anything is learned
         self._enter(partition)
         self.head_.prequential(self._design_frame(X), labels, None if w is None else np.asarray(w))
         self._learned(len(labels), len(labels))

@@ -122,7 +122,7 @@ def test_bad_labels_raise():
         model.learn_one({"a": 1.0}, None)
     with pytest.raises(TypeError, match="hashable"):
         model.learn_one({"a": 1.0}, ["x"])
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match="label is missing"):
         model.learn_one({"a": 1.0}, float("nan"))
 
 

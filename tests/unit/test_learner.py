@@ -249,3 +249,31 @@ def test_a_huge_finite_value_is_refused_and_the_model_kept(make):
             model.learn_many(pd.DataFrame([{"u": 0.1, "v": 0.2}, x]), pd.Series(["A", "B"]))
     assert model.predict_proba_one(probe) == before
     assert model.predict_one({"u": 1.0, "v": 0.0}) == "A"
+
+
+@pytest.mark.parametrize("make", [lambda: OnlineContinualLearner(device="cpu"), AnalyticClassifier])
+def test_missing_labels_and_bad_weights_are_refused_before_anything_is_learned(make):
+    import pandas as pd
+
+    model = make()
+    model.learn_one({"a": 1.0}, "x").learn_one({"a": -1.0}, "y")
+    probe = {"a": 0.3}
+    before = model.predict_proba_one(probe)
+    # a NaN of any type, NaT, pd.NA: each NaN used to become a class of its own, and pd.NA
+    # raised half-way through learning (the first head had learned the row, the model broke)
+    for label in (np.float32("nan"), np.float64("nan"), pd.NaT, np.datetime64("NaT"), pd.NA):
+        with pytest.raises(ValueError, match="label is missing"):
+            model.learn_one({"a": 2.0}, label)
+        with pytest.raises(ValueError, match="label is missing"):
+            model.learn_many(pd.DataFrame({"a": [2.0, 3.0]}), pd.Series(["x", label], dtype=object))
+    # NaN, inf, zero or negative weights: NaN made every later prediction NaN, zero divided by zero
+    for w in (float("nan"), float("inf"), 0.0, -1.0):
+        with pytest.raises(ValueError, match="sample weight must be a positive finite number"):
+            model.learn_one({"a": 2.0}, "x", w=w)
+        with pytest.raises(ValueError, match="sample weight must be a positive finite number"):
+            model.learn_many(pd.DataFrame({"a": [2.0, 3.0]}), pd.Series(["x", "y"]), w=[1.0, w])
+    # labels or weights that are not one per event, before new classes or columns are registered
+    with pytest.raises(ValueError, match="give one label per event"):
+        model.learn_many(pd.DataFrame({"a": [2.0, 3.0], "b": [1.0, 1.0]}), pd.Series(["z"]))
+    assert model.classes_ == ["x", "y"] and model.feature_names_in_ == ["a"]
+    assert model.predict_proba_one(probe) == before
