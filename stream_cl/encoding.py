@@ -38,7 +38,7 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_MAX_CATEGORIES", "DEFAULT_MAX_DEPTH", "MAX_ABS_VALUE", "MISSING", "OTHER", "TIME_COLUMNS", "InvalidFeatureError",
-    "cells", "epoch_seconds", "flatten", "frame_rows", "indicator_key", "out_of_range", "time_columns",
+    "cells", "epoch_seconds", "flatten", "frame_rows", "indicator_key", "memo_values", "out_of_range", "time_columns",
 ]
 
 DEFAULT_MAX_DEPTH = 4  # levels of objects/arrays below the features object
@@ -174,6 +174,24 @@ def _out_of_range(key, v, nan_missing: bool) -> None:
     if v != v and nan_missing:
         return None
     raise InvalidFeatureError(key, v, out_of_range(v), "non_finite")
+
+
+# Values a memo may compare (the learners' per-event paths remember predict_proba_one's row for
+# learn_one of an equal event): immutable, so that an event equal at predict_proba_one is still
+# equal at learn_one. A nested dict or list (changed in place between the two calls, it would
+# compare equal to itself and its old row would be learned) or an array (whose == is
+# elementwise) leaves the event unremembered: it is vectorised again.
+_MEMO_TYPES = frozenset((float, int, str, bool, type(None), np.float64, np.float32, np.int64, np.int32, np.bool_))
+
+
+def memo_values(x: Mapping) -> tuple | None:
+    """The values of event ``x`` if a memo may compare them (all immutable scalars), else ``None``.
+
+    >>> memo_values({"a": 1.0, "b": "red"}), memo_values({"a": {"b": 1.0}})
+    ((1.0, 'red'), None)
+    """
+    values = tuple(x.values())
+    return values if _MEMO_TYPES.issuperset(map(type, values)) else None
 
 
 def cells(x: Mapping, missing_indicators: bool = False, time_features: bool = False) -> list[tuple]:

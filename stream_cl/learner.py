@@ -27,7 +27,7 @@ import numpy as np
 from .backbones import Backbone, KeyUnits, OnlineStandardizer, RandomFeatures, resolve_device, torch_device
 from .base_learner import StreamingClassifier, checked_labels
 from .continual_steps import ContinualSteps
-from .encoding import DEFAULT_MAX_CATEGORIES
+from .encoding import DEFAULT_MAX_CATEGORIES, memo_values
 from .ensemble import VIEWS, AnalyticEnsemble
 from .features import FeatureIndex
 from .heads.class_head import RidgeClassHead
@@ -283,8 +283,9 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         d = self.index_.width
         Z, K = self.scaler_.transform(X[:, :d], M[:, :d], self.index_.indicator_mask, known=True)  # unseen keys: none
         designs = self._designs(Z, K)
-        if len(xs) == 1 and not new:
-            self._memo = RowMemo(tuple(xs[0]), tuple(xs[0].values()), X, M, designs)
+        values = memo_values(xs[0]) if len(xs) == 1 and not new else None
+        if values is not None:
+            self._memo = RowMemo(tuple(xs[0]), values, X, M, designs)
         return self._predict_members(designs)
 
     # -- state -------------------------------------------------------------------------

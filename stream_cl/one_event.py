@@ -27,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .base_learner import check_label, check_weight
+from .encoding import memo_values
 from .ensemble import row_hit
 from .mixture_row import mix_row
 from .runtime import one_blas_thread
@@ -47,7 +48,8 @@ class RowMemo(NamedTuple):
     scores: list | None = None  # each ridge head's scores (c,) of the row (None: not computed)
 
     def matches(self, x: Mapping) -> bool:
-        return self.keys == tuple(x) and self.values == tuple(x.values())
+        values = memo_values(x)
+        return values is not None and self.keys == tuple(x) and self.values == values
 
 
 class OneEventPath:
@@ -71,8 +73,9 @@ class OneEventPath:
         designs = self._design_row(z, known)
         scores = []
         mixture = self._mixture_row(designs, scores)
-        if not new:
-            self._memo = RowMemo(tuple(x), tuple(x.values()), X, M, designs, scores)
+        values = memo_values(x)
+        if not new and values is not None:
+            self._memo = RowMemo(tuple(x), values, X, M, designs, scores)
         return dict(zip(classes, mixture.tolist()))
 
     def _mixture_row(self, designs: dict, scores: list) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..base_learner import StreamingClassifier, check_label, check_weight, checked_labels
-from ..encoding import DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, frame_rows
+from ..encoding import DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, frame_rows, memo_values
 from ..features import FeatureIndex
 from ..parts import PartitionedLearner
 from ..runtime import one_blas_thread
@@ -200,12 +200,12 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         ``learn_one``): the last row is remembered with the event's keys and values, and
         reused only when both are equal and it had no unseen keys.
         """
-        keys, values, width = tuple(x), tuple(x.values()), self.index_.width
+        keys, values, width = tuple(x), memo_values(x), self.index_.width  # values None: not to remember
         memo = self._memo
-        if memo is not None and memo[3] == width and memo[0] == keys and memo[1] == values:
+        if memo is not None and values is not None and memo[3] == width and memo[0] == keys and memo[1] == values:
             return memo[2], []
         z, new = self.index_.vectorize_one(x, bias=True)
-        self._memo = None if new else (keys, values, z, width)  # (new: also values over the category bound)
+        self._memo = None if new or values is None else (keys, values, z, width)  # (new: also values over the category bound)
         return z, new
 
     def _scores_one(self, x: Mapping) -> np.ndarray:

@@ -277,3 +277,26 @@ def test_missing_labels_and_bad_weights_are_refused_before_anything_is_learned(m
         model.learn_many(pd.DataFrame({"a": [2.0, 3.0], "b": [1.0, 1.0]}), pd.Series(["z"]))
     assert model.classes_ == ["x", "y"] and model.feature_names_in_ == ["a"]
     assert model.predict_proba_one(probe) == before
+
+
+@pytest.mark.parametrize("make", [lambda: OnlineContinualLearner(device="cpu"), AnalyticClassifier])
+def test_the_per_event_memo_never_reuses_a_row_that_may_have_changed(make):
+    # predict_proba_one's row is reused by learn_one of an equal event; it compared values with ==
+    a, b = make(), make()
+    for m in (a, b):
+        m.learn_one({"n": {"v": 1.0}}, "A").learn_one({"n": {"v": -1.0}}, "B")
+    x = {"n": {"v": 1.0}}
+    a.predict_proba_one(x)
+    x["n"]["v"] = -5.0  # a reused event buffer, changed in place: the old row was learned
+    a.learn_one(x, "B")
+    b.learn_one({"n": {"v": -5.0}}, "B")
+    q = {"n": {"v": -3.0}}
+    assert a.predict_proba_one(q) == b.predict_proba_one(q)
+    # array values (flattened to v[0], v[1]): their == is elementwise, and the comparison raised
+    m = make()
+    m.learn_one({"v": np.array([1.0, 2.0])}, "A").learn_one({"v": np.array([-1.0, 0.5])}, "B")
+    m.predict_proba_one({"v": np.array([1.0, 2.0])})
+    m.learn_one({"v": np.array([3.0, 4.0])}, "A")
+    m.predict_proba_one({"v": 1.0})  # scalars after arrays under one key
+    m.learn_one({"v": np.array([3.0, 4.0])}, "A")
+    assert m.predict_one({"v": np.array([3.0, 4.0])}) == "A"
