@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from stream_cl.config import Config, ConfigError, load_config
+from stream_cl.config import Config, ConfigError, load_config_dict, read_toml
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config_from_args(args) -> Config:
-    config = load_config(args.config) if args.config else Config()
+    data = read_toml(args.config) if args.config else {}
+    config = load_config_dict(data)
     source = {k: v for k, v in {"format": args.format}.items() if v is not None}
     if args.source:
         source.update(kind="file", path=args.source)
@@ -59,6 +60,8 @@ def _config_from_args(args) -> Config:
         features = [name.strip() for name in features.split(",") if name.strip()]
     mapping = {k: v for k, v in {"features": features, "label": args.label}.items() if v is not None}
     model = {k: v for k, v in {"kind": args.model, "device": args.device}.items() if v is not None}
+    if args.model == "analytic" and "forgetting" not in data.get("model", {}):
+        model["forgetting"] = [1.0]  # the default's two heads are the online model's; the analytic model has one
     run = {k: v for k, v in {"batch_size": args.batch_size, "max_events": args.max_events, "report": args.report,
                              "predictions": args.predictions, "dead_letters": args.dead_letters}.items() if v is not None}
     if args.quiet:

@@ -384,10 +384,16 @@ def _install_signal_handlers(stop: threading.Event, timeout_s: float):
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = {}
+    # counted here, not read off `stop`: the daemon sets `stop` itself (stop_at_end, max_events),
+    # and a first signal during that final commit is no second one
+    received = 0
+    watchdog: threading.Timer | None = None
 
     def handler(signum, frame):
+        nonlocal received, watchdog
+        received += 1
         name = signal.Signals(signum).name
-        if stop.is_set():
+        if received > 1:
             log.error("second %s: exiting now; the last checkpoint stays valid", name)
             os._exit(EXIT_FAILED)
         log_event(log, "stop_requested", reason=name, detail="finishing the batch in flight, then a final checkpoint and commit")
@@ -407,6 +413,10 @@ def _install_signal_handlers(stop: threading.Event, timeout_s: float):
     def restore():
         for sig, h in previous.items():
             signal.signal(sig, h)
+        # after the handlers, so no signal starts another: the stop is over, and the watchdog
+        # must not end the caller's process shutdown_timeout_s after run_daemon returned
+        if watchdog is not None:
+            watchdog.cancel()
 
     return restore
 

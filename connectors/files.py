@@ -74,10 +74,10 @@ class FileSource:
     CSV: the first non-blank line is the header, and one line is one row (quoted
     fields spanning lines are not supported: such a row is ``malformed``). A header
     that cannot be used (not UTF-8 or CSV, repeated names, oversized) raises
-    ``ValueError``, as no row of that file could be read; a header without a column that
-    ``mapping.features`` names raises :class:`ConfigError`. With ``fmt="auto"`` the
-    format comes from the name (``.jsonl``/``.ndjson``/``.json``, ``.csv``), else from
-    the first line (``{`` starts JSONL).
+    :class:`ConfigError` naming ``source.path``, as no row of that file could be read; a
+    header without a column that ``mapping.features`` names raises one naming that key.
+    With ``fmt="auto"`` the format comes from the name (``.jsonl``/``.ndjson``/``.json``,
+    ``.csv``), else from the first line (``{`` starts JSONL).
     """
 
     def __init__(
@@ -244,7 +244,8 @@ class FileSource:
         origin = f"{self.path}:{lineno}"
         if size is not None:
             if self._header is None and self._fmt == "csv":
-                raise ValueError(f"{origin}: the CSV header is longer than mapping.max_event_bytes ({self._max})")
+                raise _bad_header(origin, f"is longer than mapping.max_event_bytes ({self._max}); raise "
+                                          "mapping.max_event_bytes or shorten the header")
             detail = (
                 f"line is {size} bytes, over mapping.max_event_bytes ({self._max}); "
                 f"raw holds only its first {len(line)} bytes"
@@ -269,17 +270,17 @@ class FileSource:
             cells = next(csv.reader([line.decode("utf-8")], strict=True))
         except UnicodeDecodeError as e:
             if self._header is None:
-                raise ValueError(f"{origin}: the CSV header is not valid UTF-8 (byte {e.start})") from None
+                raise _bad_header(origin, f"is not valid UTF-8 (byte {e.start}); save the file as UTF-8") from None
             return DeadLetter(line, "malformed", f"invalid UTF-8 at byte {e.start}", origin)
         except csv.Error as e:
             # one physical line is one row: quoted fields spanning lines are not supported
             if self._header is None:
-                raise ValueError(f"{origin}: the CSV header is not valid CSV ({e})") from None
+                raise _bad_header(origin, f"is not valid CSV ({e}); fix the file's first line") from None
             return DeadLetter(line, "malformed", f"invalid CSV row: {e}", origin)
         if self._header is None:
             duplicates = sorted(c for c, n in Counter(cells).items() if n > 1)
             if duplicates:
-                raise ValueError(f"{origin}: the CSV header repeats column {duplicates[0]!r}; give each column its own name")
+                raise _bad_header(origin, f"repeats column {duplicates[0]!r}; give each column its own name")
             # a named feature column that is not there: a configuration error, before any row is learned
             self._warnings += check_columns(self._mapping, cells, self.path, self._label_policy)
             self._header = cells
@@ -288,6 +289,11 @@ class FileSource:
             detail = f"row has {len(cells)} cells, the header has {len(self._header)} columns"
             return DeadLetter(line, "malformed", detail, origin)
         return self._decoder.decode_csv_row(dict(zip(self._header, cells)), line, origin)
+
+
+def _bad_header(origin: str, problem: str) -> ConfigError:
+    # no row of the file can be read: the file is the configuration's mistake (the CLI exits 2)
+    return ConfigError(f"source.path: {origin}: the CSV header {problem}")
 
 
 def _format_from_name(name: str) -> str | None:

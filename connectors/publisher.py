@@ -10,8 +10,8 @@ pipe with batches of plain tuples, so publishing uses a core of its own.
 daemon's process. Both have one interface: ``write`` predictions, ``write_dead``
 letters, ``commit`` a transaction, ``close``, ``abort``.
 
-This module imports only the standard library and kafka-python, so the child starts in
-a fraction of a second and never loads torch.
+This module imports only the standard library, kafka-python and :mod:`stream_cl.config`
+(standard library only), so the child starts in a fraction of a second and never loads torch.
 
 The child answers only ``commit``, ``abort`` and ``close``, so between commits neither
 side waits on the other. The daemon's messages go out on a thread of their own
@@ -41,6 +41,8 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection, Pipe
 
 from kafka import KafkaProducer
+
+from stream_cl.config import ConfigError
 
 from .sinks import DeliveryError, prediction_row
 from .transaction import Fenced, TransactionAborted, TransactionalWriter
@@ -163,6 +165,8 @@ class ProcessPublisher:
             raise DeliveryError(f"the publisher process went away during {what}: {e!r}") from None
         if kind == "fenced":
             raise Fenced(value)
+        if kind == "config":  # a setting the broker refused (kafka.transaction_timeout_ms): exit 2, not a failure
+            raise ConfigError(value)
         if kind == "aborted":
             raise TransactionAborted(value)
         if kind == "error":
@@ -311,6 +315,9 @@ def _serve(conn: Connection) -> int:
     except Exception as e:  # noqa: BLE001 -- reported to the daemon, which raises it
         held = startup_done()
         cause = f"; the client's last error: {held.last_error}" if held is not None and held.last_error else ""
+        if isinstance(e, ConfigError):  # the message names the key; the daemon raises it as it is
+            conn.send(("config", str(e)))
+            return 1
         kind = "fenced" if isinstance(e, Fenced) else "error"
         conn.send((kind, f"cannot start the predictions producer: {type(e).__name__}: {e}{cause}"))
         return 1

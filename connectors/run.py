@@ -12,6 +12,7 @@ import math
 import signal
 import sys
 import threading
+from contextlib import nullcontext
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -57,7 +58,8 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
     dead_sink = JsonlDeadLetterSink(config.run.dead_letters, append) if config.run.dead_letters else None
     pred_sink = JsonlPredictionSink(config.run.predictions, append) if config.run.predictions else None
     seen = 0
-    with _stop_on_signals(stop), source:
+    # the sinks closed on the way out too: a source that fails (an unusable CSV header) leaves no file open
+    with _stop_on_signals(stop), source, dead_sink or nullcontext(), pred_sink or nullcontext():
         while not stop.is_set() and not source.exhausted:
             want = config.run.batch_size
             if config.run.max_events is not None:
@@ -84,9 +86,6 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
         for w in source.take_warnings():  # checks that wait for the end of a short file
             warnings.append(w)
             warn(w)
-    for sink in (dead_sink, pred_sink):
-        if sink:
-            sink.close()
     report = {"source": config.source.kind, "path": src_cfg.path, "model": type(learner).__name__,
               "classes": [str(c) for c in learner.classes_], **step.stats.report(), "warnings": warnings}
     if config.run.report:

@@ -15,8 +15,9 @@ one case that needs no other explanation: another producer with this
 ``transactional.id`` started, or the group moved on without this member (its generation
 is stale: it was frozen past its session timeout, say).
 
-This module imports only the standard library and kafka-python, so the publisher child
-process (:mod:`connectors.publisher`) that runs it starts quickly.
+This module imports only the standard library, kafka-python and :mod:`stream_cl.config`
+(itself standard library only), so the publisher child process (:mod:`connectors.publisher`)
+that runs it starts quickly.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ import logging
 from collections.abc import Iterable, Sequence
 
 from kafka import KafkaProducer, TopicPartition
-from kafka.errors import CommitFailedError, FencedInstanceIdError, KafkaError, KafkaTimeoutError, ProducerFencedError
+from kafka.errors import (CommitFailedError, FencedInstanceIdError, InvalidTransactionTimeoutError, KafkaError,
+                          KafkaTimeoutError, ProducerFencedError)
 from kafka.structs import ConsumerGroupMetadata, OffsetAndMetadata
+
+from stream_cl.config import ConfigError
 
 from .sinks import DeliveryError, PredictionWriter, no_metadata
 
@@ -65,6 +69,14 @@ class TransactionalWriter:
             producer.begin_transaction()
         except _FENCED as e:
             raise Fenced(f"another producer with this transactional id is active: {e}") from e
+        except KafkaError as e:
+            if _timeout_refused(e):  # a setting to change, not a failure to retry: the CLI exits 2
+                got = getattr(producer, "config", {}).get("transaction_timeout_ms")
+                raise ConfigError(f"kafka.transaction_timeout_ms: the broker refuses it, as over its "
+                                  f"transaction.max.timeout.ms (got {got!r}); lower kafka.transaction_timeout_ms "
+                                  "to at most the broker's transaction.max.timeout.ms (900000 by default), "
+                                  "or raise that broker setting") from e
+            raise
 
     def write_rows(self, rows: Iterable[tuple]) -> None:
         """Prediction rows (:func:`connectors.sinks.prediction_row`) into the open transaction."""
@@ -139,3 +151,12 @@ class TransactionalWriter:
             self.producer.abort_transaction()
         except Exception as e:  # noqa: BLE001 -- a fenced or failed producer may not abort; the broker will
             log.debug("abort_transaction: %s: %s", type(e).__name__, e)
+
+
+def _timeout_refused(error: KafkaError) -> bool:
+    """The broker refused the producer's transaction timeout (INVALID_TRANSACTION_TIMEOUT).
+
+    kafka-python 3.0 raises it as a plain KafkaError that names it ("Unexpected error in
+    InitProducerIdResponse: [Error 50] InvalidTransactionTimeoutError"); the typed error is taken too.
+    """
+    return isinstance(error, InvalidTransactionTimeoutError) or InvalidTransactionTimeoutError.__name__ in str(error)

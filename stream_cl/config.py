@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["Config", "ConfigError", "load_config", "load_config_dict", "to_toml"]
+__all__ = ["Config", "ConfigError", "load_config", "load_config_dict", "read_toml", "to_toml"]
 
 
 class ConfigError(ValueError):
@@ -208,6 +208,12 @@ class KafkaConfig:
         servers = [self.bootstrap_servers] if isinstance(self.bootstrap_servers, str) else self.bootstrap_servers
         if not servers or not all(s.strip() for s in servers):
             raise ConfigError(f"kafka.bootstrap_servers: empty (got {self.bootstrap_servers!r}); give host:port, e.g. \"localhost:9092\"")
+        # the broker aborts a transaction open longer than its timeout: every commit would fail and the
+        # daemon would start over forever
+        if self.commit_interval_ms >= self.transaction_timeout_ms:
+            raise ConfigError(f"kafka.commit_interval_ms: must be below kafka.transaction_timeout_ms (got "
+                              f"{self.commit_interval_ms} >= {self.transaction_timeout_ms}); lower "
+                              "kafka.commit_interval_ms (e.g. 200) or raise kafka.transaction_timeout_ms")
 
 
 @dataclass(frozen=True)
@@ -398,14 +404,18 @@ def to_toml(sections: Mapping) -> str:
 
 
 def load_config(path: str | Path) -> Config:
+    return load_config_dict(read_toml(path))
+
+
+def read_toml(path: str | Path) -> dict:
+    """A config file's tables as written, not yet validated: which keys it sets (the rest take defaults)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file; pass --config PATH to a TOML file")
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e}); fix the syntax at that line") from None
-    return load_config_dict(data)
 
 
 def load_config_dict(data: Mapping) -> Config:

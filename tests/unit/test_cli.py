@@ -47,6 +47,22 @@ def test_a_file_source_with_a_config(tmp_path, capsys):
     assert set(report["classes"]) == {"yes", "no"}
 
 
+def test_model_analytic_from_the_command_line_takes_one_head_unless_the_config_sets_forgetting(tmp_path, capsys):
+    from connectors.cli import _config_from_args, _parser
+
+    events = _csv(tmp_path)
+    report = tmp_path / "r.json"
+    args = ["run", "--source", str(events), "--label", "label", "--model", "analytic", "--quiet", "--dead-letters", ""]
+    assert main([*args, "--report", str(report)]) == 0  # not the online model's two default heads: a config error
+    assert json.loads(report.read_text())["model"] == "AnalyticClassifier"
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text("[model]\nforgetting = [0.99]\n")
+    assert _config_from_args(_parser().parse_args([*args, "--config", str(cfg)])).model.forgetting == [0.99]
+    cfg.write_text("[model]\nforgetting = [1.0, 0.995]\n")  # set, though equal to the default: kept, and refused
+    assert main([*args, "--config", str(cfg)]) == 2
+    assert "model.forgetting: the analytic model has one head" in capsys.readouterr().err
+
+
 def test_config_errors_name_the_key_and_exit_2(tmp_path, capsys):
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[model]\nforgeting = [1.0]\n")
@@ -68,6 +84,10 @@ def test_config_errors_name_the_key_and_exit_2(tmp_path, capsys):
          "kafka.predictions_topic: 'bad topic!' is not a legal Kafka topic name"),
         ({"kafka": {"topics": ["ok", "x" * 250]}}, "kafka.topics: 'xxx"),
         ({"kafka": {"topics": ["events"], "dead_letter_topic": ".."}}, "kafka.dead_letter_topic: '..' is not"),
+        # the broker would abort every transaction before its commit: the daemon would start over forever
+        ({"kafka": {"commit_interval_ms": 20_000, "transaction_timeout_ms": 5_000}},
+         "kafka.commit_interval_ms: must be below kafka.transaction_timeout_ms (got 20000 >= 5000)"),
+        ({"kafka": {"commit_interval_ms": 60_000}}, "kafka.commit_interval_ms: must be below kafka.transaction_timeout_ms"),
     ],
 )
 def test_config_validation_messages(data, message):
@@ -107,6 +127,14 @@ def test_every_config_key_is_documented():
         load_config_dict(block)
 
 
+def test_the_metrics_doc_says_an_aborted_transaction_starts_over_in_the_same_process():
+    """As the daemon does (Daemon.run resets on TransactionAborted; run_daemon rebuilds it), and docs/daemon.md says."""
+    row = next(line for line in (ROOT / "docs/observability.md").read_text().splitlines()
+               if line.startswith("| `stream_cl_transactions_total`"))
+    aborted = row.split("`aborted`", 1)[1].split("`fenced`", 1)[0]
+    assert "starts over in the same process" in aborted and "exits" not in aborted
+
+
 # -- mapping mistakes a new user makes: said, named, never silent --------------------------------
 def _csv(tmp_path, header="a,b,c,label", n=400) -> Path:
     rows = [header] + [f"{i % 3},{(i * 7) % 5},{i % 2},{'red' if i % 3 + (i * 7) % 5 >= 3 else 'blue'}" for i in range(n)]
@@ -122,6 +150,25 @@ def test_a_misspelled_feature_column_is_a_config_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "mapping.features: no column 'bb' in the header of" in err and "(its columns: a, b, c, label)" in err
     assert "did you mean 'b'?" in err
+
+
+def test_an_unusable_csv_header_is_a_config_error_and_the_output_files_are_closed(tmp_path, capsys, monkeypatch):
+    import connectors.run
+
+    opened = []
+
+    class Sink(connectors.run.JsonlPredictionSink):
+        def __init__(self, *args):
+            super().__init__(*args)
+            opened.append(self)
+
+    monkeypatch.setattr(connectors.run, "JsonlPredictionSink", Sink)
+    path = tmp_path / "dup.csv"
+    path.write_text("a,a,y\n1,2,x\n3,4,y\n")
+    code = main(["run", "--source", str(path), "--quiet", "--predictions", str(tmp_path / "p.jsonl"), "--dead-letters", ""])
+    assert code == 2
+    assert f"config error: source.path: {path}:1: the CSV header repeats column 'a'" in capsys.readouterr().err
+    assert len(opened) == 1 and opened[0]._file is None  # closed, though the run ended in an error
 
 
 def test_a_misspelled_feature_field_in_json_is_warned_with_the_fields_seen(tmp_path, capsys):

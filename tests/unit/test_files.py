@@ -204,10 +204,18 @@ def test_csv_with_empty_cells(tmp_path):
     assert "3 cells" in dead[0]["detail"]
 
 
-def test_csv_header_problems_raise(tmp_path):
-    path = write_lines(tmp_path / "e.csv", b"a,a,y", b"1,2,3")
-    with FileSource(path, MappingConfig()) as source, pytest.raises(ValueError, match="repeats column 'a'"):
+@pytest.mark.parametrize("header, problem", [
+    (b"a,a,y", "repeats column 'a'; give each column its own name"),
+    (b"a,\xff,y", "is not valid UTF-8 (byte 2)"),
+    (b'a,"b"c,y', "is not valid CSV"),
+    (b"a," + b"b" * 100 + b",y", "is longer than mapping.max_event_bytes (64)"),
+], ids=["repeated", "not-utf8", "not-csv", "oversized"])
+def test_csv_header_problems_are_config_errors_naming_the_source(tmp_path, header, problem):
+    """No row of the file could be read: the CLI's configuration error (exit 2), not a traceback."""
+    path = write_lines(tmp_path / "e.csv", header, b"1,2,3")
+    with FileSource(path, MappingConfig(max_event_bytes=64)) as source, pytest.raises(ConfigError) as raised:
         source.poll(10)
+    assert str(raised.value).startswith(f"source.path: {path}:1: the CSV header {problem}")
 
 
 def test_unknown_fields_rejected(tmp_path):
