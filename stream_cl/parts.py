@@ -111,11 +111,17 @@ class PartStats:
         self.n_rows += b
 
     def aligned(self, rows: np.ndarray, d: int, cols: np.ndarray, c: int) -> "PartStats":
-        """These statistics moved to another layout: input ``i`` goes to ``rows[i]`` of ``d``, class ``k`` to ``cols[k]`` of ``c``."""
+        """These statistics moved to another layout: input ``i`` goes to ``rows[i]`` of ``d``, class ``k``
+        to ``cols[k]`` of ``c``. An input with ``rows[i] < 0`` has no column there and is left out: the
+        rest are the statistics of the design without it, exactly (the Gram matrix of fewer columns)."""
         la = self.la
+        A_in, B_in = la.to_numpy(self.A), la.to_numpy(self.B)
+        keep = rows >= 0
+        if not keep.all():
+            A_in, B_in, rows = A_in[np.ix_(keep, keep)], B_in[keep], rows[keep]
         A, B = np.zeros((d, d)), np.zeros((d, c))
-        A[np.ix_(rows, rows)] = la.to_numpy(self.A)
-        B[np.ix_(rows, cols)] = la.to_numpy(self.B)
+        A[np.ix_(rows, rows)] = A_in
+        B[np.ix_(rows, cols)] = B_in
         counts = np.zeros(c)
         counts[cols] = self.counts
         return PartStats(la, la.own(la.asarray(A)), la.own(la.asarray(B)), counts, self.n_rows)
@@ -420,8 +426,11 @@ def _unpacked(state) -> dict:
 
 
 def _positions(names: list, mine: list) -> np.ndarray:
+    """Where each of ``names`` is in ``mine``, -1 where it is not: a category among the first
+    KEYED_CATEGORIES of its feature where the part was learned (a block of design columns) and
+    a later one here (no block) after the two met the feature's values in other orders."""
     pos = {n: i for i, n in enumerate(mine)}
-    return np.array([pos[n] for n in names], dtype=np.int64)
+    return np.array([pos.get(n, -1) for n in names], dtype=np.int64)
 
 
 def _sum(head, parts: list[PartStats]) -> PartStats:

@@ -264,3 +264,36 @@ def test_merges_without_resum_then_one_resum_give_the_same_model():
     once.resum()
     probe = [x for x, _, _ in stream[:100]]
     assert [each.predict_proba_one(x, partition=1) for x in probe] == [once.predict_proba_one(x, partition=1) for x in probe]
+
+
+def test_a_category_keyed_in_the_part_and_late_here_merges_without_its_block():
+    """Two learners meet a feature's 40 categories in opposite orders: "c39" has a block of the
+    backbone heads' columns in one (among its first KEYED_CATEGORIES) and none in the other. The
+    merge raised KeyError after it had adopted the inputs and given head 0 the new classes, and
+    the learner could no longer predict."""
+    rng = np.random.default_rng(0)
+    cats = [f"c{i}" for i in range(40)]
+    left, right = OnlineContinualLearner(device="cpu"), OnlineContinualLearner(device="cpu")
+    for i, c in enumerate(cats):
+        left.learn_one({"u": float(rng.normal()), "f": c}, "AB"[i % 2], partition=0)
+    for i, c in enumerate(reversed(cats)):
+        right.learn_one({"u": float(rng.normal()), "f": c}, "ABC"[i % 3], partition=1)
+    mine = sufficient_statistics(left.state_dict())
+    theirs = sufficient_statistics(right.state_dict())
+    left.merge(1, right.contribution(1).to_bytes())
+    assert left.partitions_ == [0, 1] and left.classes_ == ["A", "B", "C"]
+    merged = sufficient_statistics(left.state_dict())
+    # the input-only heads have no blocks: their sums are exact, inputs and classes aligned by name
+    for k, (_, view) in enumerate(left.heads):
+        if view != "inputs":
+            continue
+        names = ["$bias"] + mine[k]["features"]
+        rows = [(["$bias"] + theirs[k]["features"]).index(n) for n in names]
+        cols = [theirs[k]["classes"].index(c) for c in merged[k]["classes"]]
+        A = np.asarray(mine[k]["xtx"]) + np.asarray(theirs[k]["xtx"])[np.ix_(rows, rows)]
+        np.testing.assert_allclose(merged[k]["xtx"], A, rtol=1e-12, atol=1e-12)
+        B = np.pad(np.asarray(mine[k]["xty"]), ((0, 0), (0, 1))) + np.asarray(theirs[k]["xty"])[np.ix_(rows, cols)]
+        np.testing.assert_allclose(merged[k]["xty"], B, rtol=1e-12, atol=1e-12)
+    p = left.predict_proba_one({"u": 0.3, "f": "c39"}, partition=0)
+    assert set(p) == {"A", "B", "C"} and all(np.isfinite(list(p.values())))
+    left.learn_one({"u": 0.1, "f": "c39"}, "C", partition=1)
