@@ -18,7 +18,9 @@ remedies, chosen by ``mode``:
 Features come as one or more *blocks* (one per design view of the learner); each block
 keeps its own statistics and grows as inputs appear. Everything is decided row by row
 in stream order, and random numbers come from a counter-based stream in the state, so
-batching does not change the result and a restore resumes exactly.
+batching does not change the result and a restore resumes exactly. A pseudo row draws noise
+only up to the last column that some class has seen a value in: columns created later in a
+batch (zero until then) must not change how many numbers it takes.
 
 >>> import numpy as np
 >>> comp = ImbalanceCompensator(mode="pseudo", max_pseudo=6, min_count=2, seed=0)
@@ -180,11 +182,26 @@ class ImbalanceCompensator(base.Base):
                 self.pseudo_counts_[q] += 1.0
                 for j in range(len(blocks)):
                     std = np.sqrt(self.m2_[j][q] / self.counts_[q])
-                    pseudo[j].append(self.mean_[j][q] + std * self.rng_.normal(std.shape[0]))
+                    pseudo[j].append(self.mean_[j][q] + std * self._noise(j))
                 py.append(self.classes_[q])
                 ppos.append(i)
         rows = [np.vstack(p) if p else np.zeros((0, B.shape[1])) for p, B in zip(pseudo, blocks)]
         return Compensation(weights, rows, py, np.asarray(ppos, dtype=np.int64))
+
+    def _noise(self, j: int) -> np.ndarray:
+        """Standard normal noise (d_j,) for a pseudo row of block ``j``, drawn up to the block's last
+        column that some class has seen a value in, zero beyond.
+
+        Every class's statistics are 0 in the columns beyond, so the pseudo row is 0 there
+        whatever the noise; and a column that a later event of the batch creates is one of them
+        (0 in every row before it): drawing at the batch's final width would take more numbers
+        than the per-event loop, and every later pseudo row would differ with the batching.
+        """
+        seen = np.flatnonzero((self.mean_[j] != 0).any(axis=0) | (self.m2_[j] != 0).any(axis=0))
+        w = int(seen[-1]) + 1 if seen.size else 0
+        noise = np.zeros(self.mean_[j].shape[1])
+        noise[:w] = self.rng_.normal(w)
+        return noise
 
     def report(self) -> dict:
         return {"mode": self.mode, "classes": [str(c) for c in self.classes_], "counts": self.counts_.tolist(),

@@ -40,7 +40,10 @@ class OnlineMLP:
         self.m: list[torch.Tensor] = []
         self.v: list[torch.Tensor] = []
         self.t = 0  # Adam steps taken
-        self.fan_in = 0  # inputs when the first layer was built (its weight scale)
+        # inputs of the first growth that brought any (the first layer's weight scale); 0 until
+        # then. Fixed by the first event with inputs, not by the build, so that a network built
+        # from a batch's first rows scales its columns as the per-event loop's network does
+        self.fan_in = 0
 
     @property
     def n_layers(self) -> int:
@@ -63,7 +66,7 @@ class OnlineMLP:
 
     def _build(self, keys: Sequence[Hashable]) -> None:
         d = len(keys)
-        self.fan_in = max(d, 1)
+        self.fan_in = d
         widths = list(self.widths)
         params = []
         if widths:
@@ -90,6 +93,8 @@ class OnlineMLP:
         extra = len(keys) - W.shape[1]
         if extra <= 0:
             return
+        if not self.fan_in:  # the first inputs (the network was built before any): they set the scale
+            self.fan_in = len(keys)
         if self.widths:
             new = self._input_columns(keys[W.shape[1]:], W.shape[0])
         else:  # output rows start at zero
@@ -151,6 +156,8 @@ class OnlineMLP:
         tens = lambda arrs: [torch.as_tensor(np.asarray(a).copy(), dtype=self.dtype, device=self.device) for a in arrs]  # noqa: E731
         self.params, self.m, self.v = tens(state["params"]), tens(state["m"]), tens(state["v"])
         self.t, self.fan_in = int(state["t"]), int(state["fan_in"])
+        if not self.n_inputs:  # states written before the scale waited for inputs held 1 here
+            self.fan_in = 0
         return self
 
     def __getstate__(self):

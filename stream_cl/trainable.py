@@ -189,6 +189,19 @@ class TrainableLearner(StreamingClassifier):
         self._classes.append(y)
         self.net_.add_class()
 
+    def _grow(self, keys: list, widths: np.ndarray) -> None:
+        """Input columns for a segment's rows (``widths``: inputs after each), as the per-event
+        loop would have grown them: the network does not train within a segment, and a column
+        reads 0 in the rows before its key's first learned row, so growing to the segment's
+        last width at its start changes no prediction. Growing to the whole batch's width
+        would not do: a column that exists before a micro-batch trains is decayed with it, and
+        the first inputs fix the first layer's scale (those of the first row that brings any)."""
+        if widths[-1] <= self.net_.n_inputs:
+            return
+        if not self.net_.fan_in:
+            self.net_.grow_inputs(keys[: widths[widths > 0][0]])
+        self.net_.grow_inputs(keys[: widths[-1]])
+
     def _train(self) -> None:
         """Adam steps on the pending fresh rows plus replayed ones; clears the pending rows."""
         rows = self._pending
@@ -232,7 +245,10 @@ class TrainableLearner(StreamingClassifier):
             raise ValueError(f"tasks has {len(tasks)} entries for {b} events")
         X, M, new = self.index_.vectorize_masked(xs, labelled)  # learned events make columns
         self.index_.commit(new)
-        self.net_.grow_inputs(self._keys()[: X.shape[1]])
+        keys = self._keys()[: X.shape[1]]
+        n_old = X.shape[1] - len(new)  # columns indexed before this batch (hashing: all of them)
+        self.net_.grow_inputs(keys[:n_old])
+        widths = _row_widths(M[:, n_old:], labelled, n_old)  # (b,) inputs once each row is indexed
         ends = control_ends(labelled, self.n_labelled_, self.micro_batch, np.arange(b), b)  # train after micro-batches
         out_parts, start = [], 0
         for end in ends:
@@ -246,6 +262,7 @@ class TrainableLearner(StreamingClassifier):
                     first[ys[i]] = i
             for y in first:
                 self._add_class(y)
+            self._grow(keys, widths[start:end])
             Z = self.scaler_.prequential(X[seg], M[seg], labelled[seg], self.index_.indicator_mask)
             with torch.no_grad():
                 logits = self.net_.logits(Z).double().cpu().numpy()  # (seg, classes)
@@ -307,6 +324,18 @@ class TrainableLearner(StreamingClassifier):
                          for x, m, y, t in zip(p["X"], p["M"], p["y"], p["task"])]
         self._load_part_states(state, ("replay", "drift", "homeostasis"))
         return self
+
+
+def _row_widths(M_new: np.ndarray, labelled: np.ndarray, n_old: int) -> np.ndarray:
+    """Columns indexed once each row of a batch is: ``n_old`` plus the new columns whose first
+    learned value (the row that created them; ``M_new`` (b, new columns)) is at or before it.
+
+    >>> M_new = np.array([[False, False], [True, False], [True, True]])
+    >>> _row_widths(M_new, np.array([True, False, True]), 3).tolist()  # the first new column's row 1 is not learned
+    [3, 3, 5]
+    """
+    born = np.sort((M_new & labelled[:, None]).argmax(axis=0))  # (new columns,) the row creating each
+    return n_old + np.searchsorted(born, np.arange(M_new.shape[0]), side="right")
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -91,3 +91,39 @@ def test_bad_settings_are_refused():
         ImbalanceCompensator(mode="smote")
     with pytest.raises(ValueError, match="min_count"):
         ImbalanceCompensator(min_count=1)
+
+
+def test_a_column_created_mid_batch_does_not_change_the_pseudo_rows():
+    # the learner's design gains a column at row 30 (0 there, as a standardised first value is):
+    # one step at the final width must draw the noise a step per row at its own width draws
+    X, ys = _imbalanced(80, rare=0.2, seed=3, d=3)
+    X[:31, 2] = 0.0  # absent before row 30, and 0 at it (a standardised first value)
+    widths = [2 if i < 30 else 3 for i in range(80)]
+    a, b = ImbalanceCompensator("pseudo", min_count=2, seed=0), ImbalanceCompensator("pseudo", min_count=2, seed=0)
+    per_row = [a.step([X[i:i + 1, :widths[i]]], ys[i:i + 1]) for i in range(80)]
+    whole = b.step([X], ys)
+    assert sum(len(o.y) for o in per_row) == len(whole.y) > 0 and whole.pos.min() < 30
+    rows = np.vstack([np.pad(o.blocks[0], ((0, 0), (0, 3 - o.blocks[0].shape[1]))) for o in per_row])  # (pseudo rows, 3)
+    assert np.array_equal(rows, whole.blocks[0]) and a.rng_.state_dict() == b.rng_.state_dict()
+
+
+def test_pseudo_rows_keep_the_learner_independent_of_batches_spanning_a_new_key():
+    rng = np.random.default_rng(1)
+    xs, ys = [], []
+    for i in range(60):
+        x = {"u": float(rng.normal()), "v": float(rng.normal())}
+        if i >= 25:  # a key first met mid-batch
+            x["w"] = float(rng.normal())
+        xs.append(x)
+        ys.append("A" if rng.random() < 0.8 else "B")
+
+    def make():
+        return OnlineContinualLearner(device="cpu", imbalance=ImbalanceCompensator(mode="pseudo", seed=0))
+
+    def run(size):
+        m = make()
+        P = [m.prequential_batch(xs[s:s + size], ys[s:s + size]) for s in range(0, 60, size)]
+        return np.vstack([np.pad(p, ((0, 0), (0, 2 - p.shape[1]))) for p in P])  # (events, 2 classes)
+    per_event = run(1)
+    for size in (30, 60):
+        np.testing.assert_allclose(run(size), per_event, rtol=0, atol=1e-12)

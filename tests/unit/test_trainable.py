@@ -128,3 +128,54 @@ def test_softmax_regression_without_hidden_layers():
     assert len(m.params_) == 2 and m.params_[0].shape == (2, 3)
     assert np.mean([m.classes_[int(p.argmax())] == y for p, y in zip(P[150:], ys[150:])]) > 0.9
     assert m.clone().hidden is None
+
+
+def _late_keys_stream(n=60, seed=7):
+    """Keys "u", "v" from the start (the first two events only predicted), a numeric "w" from
+    event 15 and a category "c" from event 30: batches that span their arrival."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for i in range(n):
+        x = {"u": float(rng.normal()), "v": float(rng.normal())}
+        if i >= 15:
+            x["w"] = float(rng.normal())
+        if i >= 30:
+            x["c"] = str(rng.choice(["r", "g"]))
+        xs.append(x)
+        ys.append(None if i < 2 else ("A" if x["u"] + 0.3 * x.get("w", 0.0) > 0 else "B"))
+    return xs, ys
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_a_key_first_met_mid_batch_gives_the_per_event_predictions(weight_decay):
+    # the first inputs fix the first layer's scale, and a column that exists before a micro-batch
+    # trains is decayed with it: growing to a batch's width before its first row changed both
+    xs, ys = _late_keys_stream()
+
+    def make():
+        return TrainableLearner(hidden=(16,), micro_batch=4, weight_decay=weight_decay, device="cpu", seed=1)
+    a = make()
+    per_event = [a.prequential_batch([x], [y]) for x, y in zip(xs, ys)]
+    pa = np.vstack([np.pad(p, ((0, 0), (0, 2 - p.shape[1]))) for p in per_event])  # (events, 2 classes)
+    for size in (20, 60):  # 20: the keys arrive mid-batch and a micro-batch trains before them
+        b = make()
+        pb = np.vstack([np.pad(P, ((0, 0), (0, 2 - P.shape[1])))  # (events, 2 classes)
+                        for P in (b.prequential_batch(xs[s:s + size], ys[s:s + size]) for s in range(0, len(xs), size))])
+        np.testing.assert_allclose(pb, pa, rtol=0, atol=1e-12)
+        assert b.net_.fan_in == a.net_.fan_in == 2  # the inputs of the first learned event
+        assert all(np.allclose(p.numpy(), q.numpy(), rtol=0, atol=1e-12) for p, q in zip(a.params_, b.params_))
+
+
+def test_a_state_saved_before_any_input_takes_its_scale_from_the_first_inputs(tmp_path):
+    from stream_cl.checkpoint import load_checkpoint, save_checkpoint
+
+    xs, ys = _late_keys_stream()
+    a = _make()
+    a.prequential_batch(xs[:2], ys[:2])  # only predicted: no input column yet
+    state = a.state_dict()
+    assert a.net_.n_inputs == 0
+    state["fan_in"] = 1  # what such a state held before the scale waited for the first inputs
+    save_checkpoint(tmp_path / "t.safetensors", state)
+    b = _make().load_state_dict(load_checkpoint(tmp_path / "t.safetensors")[0])
+    pa, pb = a.prequential_batch(xs[2:], ys[2:]), b.prequential_batch(xs[2:], ys[2:])
+    assert np.array_equal(pa, pb) and a.net_.fan_in == b.net_.fan_in == 2
