@@ -60,7 +60,7 @@ class InvalidFeatureError(ValueError):
     """A feature value that the model must not learn from.
 
     ``code`` is the dead-letter reason: ``"wrong_type"``, ``"non_finite"``,
-    ``"too_deep"`` or ``"too_many_features"``.
+    ``"too_deep"``, ``"too_many_features"`` or ``"bad_features"`` (two values flatten to one key).
     """
 
     def __init__(self, key: Hashable, value: object, reason: str, code: str = "wrong_type"):
@@ -119,6 +119,9 @@ def flatten(x: Mapping | Iterable, max_depth: int = DEFAULT_MAX_DEPTH, nan: str 
 def _flatten_into(out: dict, items, prefix, depth: int, max_depth: int, nan_missing: bool, limit) -> None:
     for k, v in items:
         key = k if prefix is None else prefix + (f"[{k}]" if type(k) is int else f".{k}")
+        if key in out and not isinstance(v, (Mapping, list, tuple, np.ndarray)):
+            # {"a.b": 1, "a": {"b": 2}}: which value won depended on the keys' order
+            raise InvalidFeatureError(key, v, "two values flatten to this key; rename one of them", "bad_features")
         t = type(v)
         if t is float:
             if not -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE:  # NaN, +-inf or too large

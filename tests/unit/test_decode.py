@@ -93,6 +93,11 @@ def test_bad_features(value):
     assert "expected an object or a list" in dead(DECODER.decode_json(raw, "o"), "bad_features")
 
 
+def test_bad_features_two_values_under_one_flat_key():
+    raw = b'{"x": {"a.b": 1, "a": {"b": 2}}, "y": 1}'
+    assert "'a.b': two values flatten to this key" in dead(DECODER.decode_json(raw, "o"), "bad_features")
+
+
 # Every JSON value is a feature (numbers, strings, booleans, null, objects, arrays): only
 # Python objects handed to decode_object can have a wrong type.
 @pytest.mark.parametrize(

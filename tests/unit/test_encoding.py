@@ -197,3 +197,12 @@ def test_a_number_beyond_the_bound_is_refused_before_it_is_learned():
     assert index.names == []
     frame = pd.DataFrame({"a": [1.0, 2e100]})
     assert frame_rows(frame) == [{"a": 1.0}, {"a": 2e100}]  # as dicts, refused by whoever learns them
+
+
+def test_two_values_that_flatten_to_one_key_are_refused_whatever_their_order():
+    # the later value used to overwrite the earlier one silently: the event's meaning hung on key order
+    for x in ({"a.b": 1, "a": {"b": 2}}, {"a": {"b": 2}, "a.b": 1}, {"v[0]": 5, "v": [1]}, {"v": [1], "v[0]": 5}):
+        with pytest.raises(InvalidFeatureError, match="two values flatten to this key") as e:
+            flatten(x)
+        assert e.value.code == "bad_features"
+    assert flatten({"a.b": {"c": 1}, "a": {"b": 2}}) == {"a.b.c": 1.0, "a.b": 2.0}  # no key twice: fine
