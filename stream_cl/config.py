@@ -89,6 +89,9 @@ class ModelConfig:
     width: int = field(default=256, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 for no random features"))
     key_units: int = field(default=8, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 for no threshold units"))
     hash_width: int | None = None
+    # design columns a ridge head may grow to (8 * columns^2 bytes a matrix); 0: no bound
+    max_columns: int = field(default=8192, metadata=check(
+        lambda v: v >= 0, "must be >= 0", "use e.g. 8192 (0: no bound; memory grows with its square)"))
     # indicator columns per string-valued feature; later categories share "k=<other>"
     max_categories: int = field(default=1000, metadata=positive("use a bound such as 1000 categories per feature"))
     missing_indicators: bool = False  # a null value also sets the indicator "k=<missing>"

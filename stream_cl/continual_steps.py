@@ -112,7 +112,7 @@ class ContinualSteps:
         b = len(ys)
         if tasks is not None and len(tasks) != b:
             raise ValueError(f"tasks has {len(tasks)} entries for {b} events")
-        self.index_.commit(new)
+        self._commit_inputs(new)  # within max_columns, or a ValueError
         w = np.ones(b) if sample_weight is None else np.array(sample_weight, dtype=np.float64).reshape(b)
         # 1. replay, drawn in stream order; raw rows standardised in that order
         plan = RowPlan(b)

@@ -53,7 +53,8 @@ def build_learner(cfg: ModelConfig | Config):
         return OnlineContinualLearner(backbone=RandomFeatures(width=cfg.width, seed=cfg.seed), key_units=cfg.key_units,
                                       heads=heads, gamma=cfg.gamma, temperature=cfg.temperature,
                                       sgd_lr=cfg.sgd_lr or None, mix_decay=cfg.mix_decay,
-                                      hash_width=cfg.hash_width, device=cfg.device, seed=cfg.seed, **_encoding(cfg),
+                                      hash_width=cfg.hash_width, max_columns=cfg.max_columns or None,
+                                      device=cfg.device, seed=cfg.seed, **_encoding(cfg),
                                       **{k: v for k, v in parts.items() if k != "trainable"})
     except ValueError as e:
         raise ConfigError(f"model: {e}") from None

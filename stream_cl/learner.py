@@ -112,6 +112,13 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         Learning rate of an online softmax-regression head on the inputs, mixed in
         beside the ridge heads (``None`` or 0: no such head). Logistic loss tracks
         noisy, slowly rotating linear concepts better than squared loss.
+    max_columns
+        The most design columns a ridge head may have (``None``: no bound). A head keeps
+        a few matrices of ``8 * columns**2`` bytes, and a backbone head has ``1 + key_units``
+        columns per numeric input: 8,192 columns (~880 numeric inputs with the defaults) take
+        about 0.5 GB a matrix. An event whose new inputs would pass the bound is refused
+        with a ``ValueError``, before anything is learned (the daemon's ``rejected_by_model``
+        dead letter); a ``hash_width`` that passes it is refused here.
 
     The *adaptive* heads are those with forgetting below 1 (all heads if none is):
     the exact memory head is never made to forget. With all four continual parts
@@ -158,6 +165,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         max_categories: int = DEFAULT_MAX_CATEGORIES,
         missing_indicators: bool = False,
         time_features: bool = False,
+        max_columns: int | None = 8192,
     ):
         self.backbone = backbone
         self.key_units = key_units
@@ -187,6 +195,8 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         self.missing_indicators = missing_indicators
         self.time_features = time_features
         self.index_ = FeatureIndex(hash_width, max_categories, missing_indicators, time_features)
+        self.max_columns = max_columns
+        self._check_columns()
         self.scaler_ = OnlineStandardizer()
         self.heads_ = [RidgeClassHead(gamma, lam, self.device_) for lam, _ in heads]
         self.sgd_lr = sgd_lr
@@ -266,7 +276,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
     def _prequential(self, xs, ys, labelled, sample_weight, memo) -> np.ndarray:
         """The plain composite: every event is one row of every member."""
         X, M, new = self._rows(xs, labelled)  # only learned events make columns
-        self.index_.commit(new)
+        self._commit_inputs(new)  # within max_columns, or a ValueError
         Z, K = self.scaler_.prequential(X, M, labelled, self.index_.indicator_mask, known=True)  # (b, d_in)
         designs = self._memo_designs(memo, xs, new)
         if designs is None:

@@ -119,7 +119,7 @@ class OneEventPath:
             self.scaler_.learn_row(memo.X[0], memo.M[0])
         else:
             X, M, new = self.index_.vectorize_row(x)  # raises before any state changes
-            self.index_.commit(new)
+            self._commit_inputs(new)  # within max_columns, or a ValueError
             Z, K = self.scaler_.prequential(X, M, LEARN_ONE, self.index_.indicator_mask, known=True)  # (1, d)
             designs = self._design_row(Z[0], K[0])
         hits = []

@@ -38,6 +38,32 @@ class OnlineParts(PartitionedLearner):
     def _ridge_heads(self) -> list:
         return self.heads_
 
+    # -- the heads' width -------------------------------------------------------------------
+    def _commit_inputs(self, new) -> None:
+        """Index the new inputs ``new`` (a :class:`~stream_cl.features.NewColumns`), unless they would
+        make a ridge head wider than ``max_columns``: then a ``ValueError``, and nothing changes."""
+        if len(new):
+            self._check_columns(list(self.index_.names) + list(new), list(self.index_.kinds) + list(new.kinds))
+        self.index_.commit(new)
+
+    def _check_columns(self, names=None, kinds=None) -> None:
+        """Every head's design width for inputs ``names`` of ``kinds`` (the index's, by default; with
+        hashing the width is fixed at construction) within ``max_columns``."""
+        bound = self.max_columns
+        if bound is None:
+            return
+        if names is None:
+            names, kinds = list(self.index_.names), list(self.index_.kinds)
+        for i, (_, view) in enumerate(self.heads):
+            width = len(self._layout(i, names, kinds))
+            if width > bound:
+                what = (f"hash_width={self.hash_width} gives" if self.hash_width is not None
+                        else f"{len(names)} inputs would give")
+                raise ValueError(
+                    f"{what} the {view!r} head {width:,} design columns, over max_columns ({bound:,}): its "
+                    f"matrices would take {8 * width**2 / 2**30:.1f} GiB each. Use a smaller hash_width, fewer "
+                    "key_units, or a larger max_columns if the memory is there")
+
     def _layout(self, i: int, names: list, kinds: list) -> list:
         """Labels of head ``i``'s design columns for an index with inputs ``names`` of ``kinds``:
         ``[1, inputs]`` or ``[1, backbone outputs, per-input blocks]`` (see ``_designs``)."""

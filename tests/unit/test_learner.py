@@ -300,3 +300,31 @@ def test_the_per_event_memo_never_reuses_a_row_that_may_have_changed(make):
     m.predict_proba_one({"v": 1.0})  # scalars after arrays under one key
     m.learn_one({"v": np.array([3.0, 4.0])}, "A")
     assert m.predict_one({"v": np.array([3.0, 4.0])}) == "A"
+
+
+def test_max_columns_bounds_the_heads_before_anything_is_learned():
+    # an event with ~1,000 new numeric keys used to grow each backbone head to 9,257 columns
+    # (0.7 GB a matrix, 4.2 GB at the peak): one odd event could take a daemon's memory
+    from stream_cl.prequential import Prequential
+    from stream_cl.events import Event
+
+    model = OnlineContinualLearner(device="cpu", max_columns=1 + 256 + 9 * 4)  # room for 4 numeric inputs
+    for i in range(20):
+        model.learn_one({"a": float(i % 3), "b": float(i % 2), "c": 1.0}, i % 2)
+    probe = {"a": 1.0, "b": 0.0, "c": 1.0}
+    before = model.predict_proba_one(probe)
+    model.learn_one({"a": 1.0, "d": 2.0}, 1)  # the 4th input: 293 columns, at the bound
+    before = model.predict_proba_one(probe)
+    for learn in (lambda x: model.learn_one(x, 0), lambda x: model.learn_many(__import__("pandas").DataFrame([x]), [0])):
+        with pytest.raises(ValueError, match=r"5 inputs would give the 'all' head 302 design columns, over max_columns \(293\)"):
+            learn({"a": 1.0, "e": 2.0})
+    assert model.feature_names_in_ == ["a", "b", "c", "d"] and model.predict_proba_one(probe) == before
+    # in a run loop: that event is a dead letter, the others of its batch are learned
+    events = [Event({"a": 1.0}, 0), Event({"f": 1.0}, 1, origin="o:2"), Event({"b": 1.0}, 1)]
+    predictions, dead = Prequential(model).process(events)
+    assert len(predictions) == 2 and [(d.reason, d.origin) for d in dead] == [("rejected_by_model", "o:2")]
+    assert "over max_columns" in dead[0].detail
+    # a hash width that passes the bound is refused when the learner is made
+    with pytest.raises(ValueError, match=r"hash_width=4096 gives the 'all' head 37,121 design columns"):
+        OnlineContinualLearner(device="cpu", hash_width=4096)
+    assert OnlineContinualLearner(device="cpu", hash_width=4096, max_columns=None).max_columns is None
