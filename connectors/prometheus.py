@@ -7,7 +7,14 @@ on the HTTP thread, off the hot path:
 * counters are the daemon's own counts (``Daemon.metrics``: events by outcome, dead
   letters by reason, checkpoints; the label store's counters; the learner's drift
   alarms), which the loop updates once per batch -- so a scraped counter equals the
-  daemon's count exactly, with no second bookkeeping;
+  daemon's count exactly, with no second bookkeeping. The three counters whose state is
+  in the checkpoint (:data:`RESTORED_COUNTERS`) are the exception: a daemon that starts
+  over in the same process (fenced, an aborted transaction, lost partitions) restores an
+  older state, so their counts fall back; the collector exports each of their series at
+  the highest value it has exported (a high-water mark), so that a counter never
+  decreases within one process (Prometheus would read a decrease as a reset and count
+  the whole value again in ``rate()`` / ``increase()``). The restored daemon's re-learning
+  brings the count back to that mark, and it rises from there;
 * histograms are :class:`BatchHistogram` objects the loop observes once per micro-batch
   (an observation may stand for many events: ``observe(seconds, count=n)``);
 * gauges read the learner (classes, features, forgetting factors, learning rates,
@@ -46,8 +53,8 @@ from stream_cl.events import REASONS
 
 from .metric_names import EVENT_OUTCOMES, EXPORTED_METRICS, LABEL_OUTCOMES, METRIC_HELP, METRIC_LABELS, TRANSACTION_OUTCOMES
 
-__all__ = ["BatchHistogram", "CHECKPOINT_BUCKETS", "DaemonCollector", "LATENCY_BUCKETS", "STEP_BUCKETS",
-           "TaskAccuracy", "register_metrics"]
+__all__ = ["BatchHistogram", "CHECKPOINT_BUCKETS", "DaemonCollector", "LATENCY_BUCKETS", "RESTORED_COUNTERS",
+           "STEP_BUCKETS", "TaskAccuracy", "register_metrics"]
 
 # Bucket upper bounds in seconds (+Inf is implicit).
 # A micro-batch step takes ~1 ms (a few events, analytic heads) to ~2 s (thousands, wide backbone).
@@ -66,6 +73,9 @@ _OUTCOME_KEYS = {"learned": "learned", "predicted_only": "predicted", "dead_lett
 # evicted by labels.max_pending never gets its label either, so it counts as expired.
 _LABEL_KEYS = {"joined": ("joined",), "expired": ("expired", "evicted"), "unknown": ("unknown",)}
 assert tuple(_OUTCOME_KEYS) == EVENT_OUTCOMES and tuple(_LABEL_KEYS) == LABEL_OUTCOMES
+# Counters read from state the checkpoint holds (the label store, the learner): a restore sets them back.
+RESTORED_COUNTERS = ("stream_cl_labels_total", "stream_cl_drift_alarms_total", "stream_cl_category_overflow_total")
+assert all(EXPORTED_METRICS[n] == "counter" for n in RESTORED_COUNTERS)
 
 
 # -- trackers the loop updates (plain Python, thread-safe) ------------------------------------
@@ -215,6 +225,10 @@ class DaemonCollector:
     def __init__(self, get_daemon: Callable[[], object], clock: Callable[[], float] = time.time):
         self.get_daemon = get_daemon
         self.clock = clock
+        # (metric, labels) -> the highest value exported of a RESTORED_COUNTERS series; one collector serves
+        # every daemon this process builds (connectors.http.serve), so this outlives a daemon that starts over
+        self._marks: dict[tuple[str, tuple], float] = {}
+        self._marks_lock = threading.Lock()  # scrapes may run on several HTTP threads at once
 
     def describe(self) -> list[Metric]:
         return list(_families().values())
@@ -226,7 +240,26 @@ class DaemonCollector:
         if m is not None:
             self._daemon(fams, daemon, m)
             self._learner(fams, getattr(daemon, "learner", None))
+            self._never_decrease(fams)
         return list(fams.values())
+
+    def _never_decrease(self, fams: dict) -> None:
+        """Each series of :data:`RESTORED_COUNTERS` at the highest value exported so far (module docstring).
+
+        A series missing from a scrape (the learner could not be read) stays missing; its mark is kept.
+        """
+        marks = self._marks
+        with self._marks_lock:
+            for name in RESTORED_COUNTERS:
+                fam = fams[name]
+                samples = []
+                for s in fam.samples:
+                    key = (name, tuple(sorted(s.labels.items())))
+                    mark = marks.get(key)
+                    if mark is None or s.value > mark:
+                        marks[key] = mark = s.value
+                    samples.append(s if s.value == mark else s._replace(value=mark))
+                fam.samples = samples
 
     # -- the daemon's own counts and snapshots ---------------------------------------------
     def _daemon(self, fams: dict, daemon, m) -> None:

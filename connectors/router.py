@@ -6,7 +6,12 @@ partition's events in their order, as the partition's part of the learner requir
 remembers unlabelled events for a delayed label in their partition's store and learns
 the ones whose label came first; joins the labels; and hands predictions and dead
 letters to the publisher. Records the source marked *silent* (re-learned after a
-restore: their outputs were committed before) are learned and never published again.
+restore: their outputs were committed before) are learned and never published again;
+nor are they counted again in the prequential and per-task accuracies (each event counts
+once, with the prediction that was published): their predictions go through a second
+:class:`~stream_cl.prequential.Prequential` on the same learner, whose statistics are
+not exported. A delayed label joins a replayed event when the label record is silent
+(or, its label having come first, when the event is).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Mapping
 
 from stream_cl.events import DeadLetter, Event
 from stream_cl.pending import LabelUpdate
+from stream_cl.prequential import Prequential
 
 from .logs import log_event
 from .sinks import dead_letter_record
@@ -43,6 +49,14 @@ class Router:
         self.events_topic = kcfg.topics[0] if len(kcfg.topics) == 1 else ""
         self.remember = bool(kcfg.labels_topic)  # without a labels topic no label can come later
         self.publish = bool(kcfg.predictions_topic)
+        self._replay_step: Prequential | None = None  # for silent records (made at the first one)
+
+    def replay_step(self) -> Prequential:
+        """The step silent records go through: the same learner, statistics of its own (never exported;
+        an automatic window keeps them bounded)."""
+        if self._replay_step is None:
+            self._replay_step = Prequential(self.learner, window=None)
+        return self._replay_step
 
     def key_of(self, origin: str):
         """The partition key of a record's origin ``"topic/partition@offset"`` (``None`` unpartitioned)."""
@@ -76,11 +90,11 @@ class Router:
                 labels.append(item)
         m.records += len(batch.items)
         self.state.add(len(batch.items))
-        early: dict = {}  # key -> events of this poll whose label came before them
+        early: dict = {}  # key -> (event, replayed) of this poll whose label came before them
         for key, events in by_key.items():
             self.state.touched(key, len(events))
             letters += self._predict(key, events, batch, silent, polled_at, early)
-        joined: dict = {}
+        joined: dict = {}  # key -> [(event joined with its label, whether the join is a replayed one)]
         for key, found in early.items():
             joined.setdefault(key, []).extend(found)
         for label in labels:
@@ -89,10 +103,10 @@ class Router:
             if event is None and key is not None and None in self.pending.stores:  # a store from before partitions
                 event = self.pending.for_key(None).join(label)
             if event is not None:
-                joined.setdefault(key, []).append(event)
-        for key, events in joined.items():
-            self.state.touched(key, len(events))
-            letters += self._learn(key, events, batch)
+                joined.setdefault(key, []).append((event, label.origin in silent))
+        for key, found in joined.items():
+            self.state.touched(key, len(found))
+            letters += self._learn(key, found, batch)
         if not labels and not early:
             self.pending.expire()
         if silent and letters:
@@ -103,47 +117,59 @@ class Router:
             self._log_alarms(alarms_before)
 
     def _predict(self, key, events: list, batch, silent, polled_at: float, early: dict) -> list[DeadLetter]:
-        """Predict, then learn (when labelled), one partition's events in order; returns dead letters."""
+        """Predict, then learn (when labelled), one partition's events in order; returns dead letters.
+
+        Silent events (replayed) and the others are stepped apart, in order (a learner's result
+        does not depend on how its stream is cut into batches): only the others count in the
+        accuracies and are published.
+        """
         m, size, letters = self.metrics, self.config.run.batch_size, []
         store = self.pending.for_key(key) if self.remember else None
-        for i in range(0, len(events), size):
-            chunk = events[i : i + size]
-            t0 = time.perf_counter()
-            predictions, rejected = self.step.process(chunk, partition=key)
-            t1 = time.perf_counter()
-            m.step_seconds.observe(t1 - t0)
-            m.event_latency.observe(t1 - polled_at, len(predictions))
-            m.tasks.update(predictions)
-            if silent:
-                replayed = [p for p in predictions if p.origin in silent]
-                predictions = [p for p in predictions if p.origin not in silent]
-                m.events["replayed"] += len(replayed)
-            if self.publish:
-                self.publisher.write(predictions)
-            if store is not None:
-                refused = {d.origin for d in rejected}
-                for e in chunk:
-                    if e.y is None and e.id is not None and e.origin not in refused:
-                        labelled = store.add(e)  # its label may have come first: then it is learned now
-                        if labelled is not None:
-                            early.setdefault(key, []).append(labelled)
-            if rejected:
-                letters.extend(_original(rejected, batch.raw))
-            n_labelled = sum(p.y_true is not None for p in predictions)
-            m.events.update(learned=n_labelled, predicted=len(predictions) - n_labelled)
+        runs = _runs(events, lambda e: e.origin in silent) if silent else [(events, False)]
+        for run, replayed in runs:
+            step = self.replay_step() if replayed else self.step
+            for i in range(0, len(run), size):
+                chunk = run[i : i + size]
+                t0 = time.perf_counter()
+                predictions, rejected = step.process(chunk, partition=key)
+                t1 = time.perf_counter()
+                m.step_seconds.observe(t1 - t0)
+                m.event_latency.observe(t1 - polled_at, len(predictions))
+                if store is not None:
+                    refused = {d.origin for d in rejected}
+                    for e in chunk:
+                        if e.y is None and e.id is not None and e.origin not in refused:
+                            labelled = store.add(e)  # its label may have come first: then it is learned now
+                            if labelled is not None:
+                                early.setdefault(key, []).append((labelled, replayed))
+                if rejected:
+                    letters.extend(_original(rejected, batch.raw))
+                if replayed:  # published before the restore, and counted then
+                    m.events["replayed"] += len(predictions)
+                    continue
+                m.tasks.update(predictions)
+                if self.publish:
+                    self.publisher.write(predictions)
+                n_labelled = sum(p.y_true is not None for p in predictions)
+                m.events.update(learned=n_labelled, predicted=len(predictions) - n_labelled)
         return letters
 
-    def _learn(self, key, events: list, batch) -> list[DeadLetter]:
-        """Learn events already predicted, now joined with their label."""
+    def _learn(self, key, found: list, batch) -> list[DeadLetter]:
+        """Learn events already predicted, now joined with their label: ``found`` holds
+        ``(event, replayed)``; replayed joins were counted in the accuracies before the restore."""
         m, size, letters = self.metrics, self.config.run.batch_size, []
-        m.events.update(label_joined=len(events))
-        for i in range(0, len(events), size):
-            t0 = time.perf_counter()
-            learned, rejected = self.step.process(events[i : i + size], partition=key)
-            m.step_seconds.observe(time.perf_counter() - t0)
-            m.tasks.update(learned)
-            if rejected:
-                letters.extend(_original(rejected, batch.raw))
+        m.events.update(label_joined=len(found))
+        for run, replayed in _runs(found, lambda f: f[1]):
+            step = self.replay_step() if replayed else self.step
+            events = [e for e, _ in run]
+            for i in range(0, len(events), size):
+                t0 = time.perf_counter()
+                learned, rejected = step.process(events[i : i + size], partition=key)
+                m.step_seconds.observe(time.perf_counter() - t0)
+                if not replayed:
+                    m.tasks.update(learned)
+                if rejected:
+                    letters.extend(_original(rejected, batch.raw))
         return letters
 
     def _dead_letters(self, letters: list[DeadLetter], raw: Mapping) -> None:
@@ -168,6 +194,22 @@ class Router:
                       alarms_total=total)
         if new > len(alarms):
             log_event(log, "drift_alarm", detail=f"{new - len(alarms)} more alarms in this batch", alarms_total=total)
+
+
+def _runs(items: list, flag) -> list[tuple[list, bool]]:
+    """``items`` cut, in order, into maximal runs of equal ``flag(item)``: ``[(run, flag), ...]``.
+
+    >>> _runs([1, 3, 4, 6, 7], lambda i: i % 2 == 1)
+    [([1, 3], True), ([4, 6], False), ([7], True)]
+    """
+    out: list[tuple[list, bool]] = []
+    for item in items:
+        f = bool(flag(item))
+        if out and out[-1][1] == f:
+            out[-1][0].append(item)
+        else:
+            out.append(([item], f))
+    return out
 
 
 def _original(rejected: list[DeadLetter], raw: Mapping) -> list[DeadLetter]:
