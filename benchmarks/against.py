@@ -5,7 +5,7 @@
 
 A speed ratio between two versions means something only when both ran on the same
 machine in the same state: this VM's speed moves by 2x between days (River's ARF ran at
-283-755 events/s on one day and 825-2,471 on another). So the earlier commit's tree is
+283-755 events/s on one day and 773-2,451 on another). So the earlier commit's tree is
 extracted (``git archive``) into a temporary folder and the two trees take turns, earlier
 first, ``--runs`` times each; each run is the benchmark script of its own tree importing
 its own ``stream_cl`` and ``connectors`` (``PYTHONPATH``), with the arguments after ``--``

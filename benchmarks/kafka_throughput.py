@@ -118,20 +118,34 @@ def fill(bootstrap: str, topic: str, n: int, features: int, seed: int = 0) -> di
             "sent_ms": sent_ms}
 
 
+def _rate(counted: int, dt: float) -> float:
+    return counted / dt if counted and dt > 0 else float("nan")
+
+
 def bare_consumer(bootstrap: str, topic: str, n: int) -> dict:
-    """kafka-python alone: poll until every record of the topic has been returned."""
+    """kafka-python alone: poll until every record of the topic has been returned.
+
+    The clock starts when the first poll that returns records returns (after the group join
+    and the first fetch), so that poll's records are left out of the count (``uncounted``):
+    counting them would credit the window with up to one poll it did not time. ``passthrough``
+    follows the same rule."""
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-bare-{uuid.uuid4().hex[:8]}",
                              enable_auto_commit=False, auto_offset_reset="earliest", **FETCH)
-    got, t0 = 0, None
+    seen, counted, t0 = 0, 0, None
     deadline = time.monotonic() + 600
-    while got < n and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=500).values():
-            if t0 is None:
-                t0, wall0 = time.perf_counter(), time.time()
-            got += len(records)
+    while seen < n and time.monotonic() < deadline:
+        batch = sum(len(records) for records in consumer.poll(timeout_ms=500).values())
+        if not batch:
+            continue
+        seen += batch
+        if t0 is None:  # the first records: start the clock now, do not count them
+            t0, wall0 = time.perf_counter(), time.time()
+        else:
+            counted += batch
     dt, wall1 = time.perf_counter() - t0, time.time()
     consumer.close()
-    return {"events": got, "seconds": dt, "events_per_s": got / dt, "window": (wall0, wall1)}
+    return {"events": counted, "uncounted": seen - counted, "seconds": dt, "events_per_s": _rate(counted, dt),
+            "window": (wall0, wall1)}
 
 
 def passthrough(bootstrap: str, admin, topic: str, n: int, publisher: str) -> dict:
@@ -143,7 +157,8 @@ def passthrough(bootstrap: str, admin, topic: str, n: int, publisher: str) -> di
     ``publisher="thread"`` in the consuming process,
     ``"process"`` in a child process (:class:`~connectors.publisher.ProcessPublisher`).
     This bounds any daemon that writes one prediction record per event exactly once through
-    kafka-python on this machine, whatever its model.
+    kafka-python on this machine, whatever its model. As in ``bare_consumer``, the records of
+    the first poll that returns any are published before the clock starts and not counted.
     """
     from connectors.publisher import InlinePublisher, ProcessPublisher
     from stream_cl.events import Prediction
@@ -155,7 +170,7 @@ def passthrough(bootstrap: str, admin, topic: str, n: int, publisher: str) -> di
     options = {"bootstrap_servers": bootstrap, "linger_ms": 5, "batch_size": 262_144, "acks": -1,
                "enable_idempotence": True, "transactional_id": f"{group}-tx"}
     sink = (ProcessPublisher if publisher == "process" else InlinePublisher)(options, out_topic)
-    got, t0, positions, last = 0, None, {}, time.monotonic()
+    seen, counted, t0, positions, last = 0, 0, None, {}, time.monotonic()
     deadline = time.monotonic() + 600
 
     under_way = False
@@ -169,14 +184,18 @@ def passthrough(bootstrap: str, admin, topic: str, n: int, publisher: str) -> di
         under_way = True
         return True
 
-    while got < n and time.monotonic() < deadline:
+    while seen < n and time.monotonic() < deadline:
+        batch = 0
         for tp, records in consumer.poll(timeout_ms=500).items():
-            if t0 is None:
-                t0, wall0 = time.perf_counter(), time.time()
             sink.write([Prediction(r.key.decode(), "a", 0.5, "a", None, 1.0, f"{tp.topic}/{tp.partition}@{r.offset}")
                         for r in records])
             positions[tp] = records[-1].offset + 1
-            got += len(records)
+            batch += len(records)
+        seen += batch
+        if batch and t0 is None:  # the first records (published above): start the clock now, do not count them
+            t0, wall0 = time.perf_counter(), time.time()
+        elif batch:
+            counted += batch
         if time.monotonic() - last >= 0.2 and commit():
             last = time.monotonic()
     commit(wait=True)
@@ -184,7 +203,8 @@ def passthrough(bootstrap: str, admin, topic: str, n: int, publisher: str) -> di
     dt, wall1 = time.perf_counter() - t0, time.time()
     sink.close()
     consumer.close()
-    return {"events": got, "seconds": dt, "events_per_s": got / dt, "publisher": publisher, "window": (wall0, wall1)}
+    return {"events": counted, "uncounted": seen - counted, "seconds": dt, "events_per_s": _rate(counted, dt),
+            "publisher": publisher, "window": (wall0, wall1)}
 
 
 def pure_python_crc():

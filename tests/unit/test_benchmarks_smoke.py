@@ -224,3 +224,76 @@ def test_gpu_benchmark_compares_each_device_with_the_cpu_on_the_same_events(tmp_
     assert [(r["width"], r["device"]) for r in out["crossover"]] == [(16, "cpu"), (16, "torch:cpu")]
     assert all(r["per_event_events_per_s"] > 0 and r["batched_events_per_s"] > 0 for r in out["crossover"])
     assert json.loads((tmp_path / "g.json").read_text())["crossover"] == out["crossover"]
+
+
+def _made_up_result(model, eps, accuracy=0.9, ok=True):
+    n = 1000
+    return {"model": model, "ok": ok, "n_events": n if ok else 0, "accuracy": accuracy if ok else None,
+            "events_per_s": eps if ok else None, "error": None if ok else "boom"}
+
+
+def test_summary_never_reports_a_pass_it_did_not_measure():
+    """A failed batched run is n/a (not the per-event rate) and a stream without River ARF makes
+    both ARF criteria MISS, naming the stream, however fast the streams that ran were."""
+    batch = "ours" + vs_river.BATCH_SUFFIX
+    report = {"streams": {
+        # ours per event 30x ARF (>= 25x): the per-event rate must not stand in for the failed batch
+        "Alpha": {"results": [_made_up_result("ours", 3000.0), _made_up_result(batch, None, ok=False),
+                              _made_up_result("river_lr", 4000.0, 0.8), _made_up_result("river_arf", 100.0)]},
+        # River ARF failed: nothing vs ARF was measured on this stream
+        "Beta": {"results": [_made_up_result("ours", 3000.0), _made_up_result(batch, 9000.0),
+                             _made_up_result("river_lr", 4000.0, 0.8),
+                             _made_up_result("river_arf", None, ok=False)]},
+    }}
+    text = vs_river.summary_table(report)
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert "| n/a |" in rows["Alpha"] and "3,000 | 3,000" not in rows["Alpha"]  # batch not the per-event rate
+    assert "Beta" in rows  # not skipped
+    verdict = text.strip().splitlines()[-1]
+    per_arf, median_lr, batch_arf = verdict.split("; ")
+    assert "MISSES >= 3x on every stream: not measured on Beta" in per_arf and "meets" not in per_arf
+    assert "MISSES >= 25x on every stream: not measured on Alpha, Beta" in batch_arf and "meets" not in batch_arf
+    assert "meets >= 0.25" in median_lr  # 0.75x on both streams: measured, so it may pass
+
+
+def test_each_streams_verdict_tests_the_same_targets_as_the_summary():
+    """Per event 5x ARF meets the 3x criterion, batched 20x misses the 25x one, in the per-stream
+    line and in the summary alike."""
+    from benchmarks.common import ModelResult
+
+    def result(model, seconds, correct=900):
+        return ModelResult(model, n_events=1000, correct=correct, seconds=seconds)
+
+    results = [result("ours", 0.2), result("ours" + vs_river.BATCH_SUFFIX, 0.05),
+               result("river_lr", 0.5, 800), result("river_arf", 1.0)]
+    stream = materialise("SEA", 50, seed=1)
+    line = vs_river.summary_line(stream, vs_river.stream_summary(stream, results))
+    per_event, batched = line.split("; batch ")
+    assert "5.00x (meets >= 3x)" in per_event and "speed vs River LR 2.500x" in per_event
+    assert "20.00x (MISSES >= 25x)" in batched
+    report = {"streams": {"SEA": {"results": [r.to_dict() for r in results]}}}
+    verdict = vs_river.summary_table(report).strip().splitlines()[-1]
+    assert "5.00x to 5.00x (meets >= 3x on every stream)" in verdict
+    assert "20.0x to 20.0x (MISSES >= 25x on every stream)" in verdict
+
+
+def test_bare_consumer_leaves_the_untimed_first_poll_out_of_its_count(monkeypatch):
+    """The clock starts when the first records arrive: those records are not counted."""
+    from benchmarks import kafka_throughput
+
+    polls = [{}, {"tp": [object()] * 2000}, {"tp": [object()] * 2000}, {"tp": [object()] * 1000}]
+
+    class FakeConsumer:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def poll(self, timeout_ms):
+            return polls.pop(0)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(kafka_throughput, "KafkaConsumer", FakeConsumer)
+    out = kafka_throughput.bare_consumer("127.0.0.1:1", "t", 5000)
+    assert (out["events"], out["uncounted"]) == (3000, 2000)
+    assert out["events_per_s"] == out["events"] / out["seconds"]
