@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import re
 import tomllib
 import types
@@ -120,6 +121,14 @@ _SECURITY = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 def _nonnegative(fix: str) -> dict:
     return check(lambda v: v >= 0, "must be >= 0", fix)
+
+
+def _finite_nonnegative(fix: str) -> dict:
+    return check(lambda v: 0 <= v < math.inf, "must be a finite number >= 0", fix)
+
+
+def _finite_positive(fix: str) -> dict:
+    return check(lambda v: 0 < v < math.inf, "must be a finite number > 0", fix)
 
 
 def _legal_topic(name: str) -> bool:
@@ -251,7 +260,7 @@ class ReplayConfig:
     alpha: float = field(default=0.5, metadata=_nonnegative("use a power-law exponent such as 0.5 (0 = uniform)"))
     group: Literal["label", "sample"] = "sample"  # power_law: grouping of rows without a task
     exclude_current: bool = True  # power_law: do not replay the task being streamed now
-    seed: int = 0
+    seed: int = field(default=0, metadata=_nonnegative("use a seed such as 0"))
 
 
 @dataclass(frozen=True)
@@ -278,16 +287,18 @@ class HomeostasisConfig:
     enabled: bool = False
     recent_rate: float = field(default=0.02, metadata=check(lambda v: 0 < v < 1, "must be in (0, 1)", "use a rate such as 0.02"))
     set_point_rate: float = field(default=0.002, metadata=check(lambda v: 0 < v < 1, "must be in (0, 1)", "use a rate such as 0.002"))
-    tolerance: float = field(default=0.01, metadata=_nonnegative("use a small tolerance such as 0.01"))
-    z: float = field(default=2.0, metadata=_nonnegative("use a band of about 2 standard deviations"))
-    loss_gain: float = field(default=1.0, metadata=_nonnegative("use a gain such as 1.0"))
-    error_gain: float = field(default=0.5, metadata=_nonnegative("use a gain such as 0.5"))
-    alarm_gain: float = field(default=1.0, metadata=_nonnegative("use a gain such as 1.0"))
+    tolerance: float = field(default=0.01, metadata=_finite_nonnegative("use a small tolerance such as 0.01"))
+    z: float = field(default=2.0, metadata=_finite_nonnegative("use a band of about 2 standard deviations"))
+    loss_gain: float = field(default=1.0, metadata=_finite_nonnegative("use a gain such as 1.0"))
+    error_gain: float = field(default=0.5, metadata=_finite_nonnegative("use a gain such as 0.5"))
+    alarm_gain: float = field(default=1.0, metadata=_finite_nonnegative("use a gain such as 1.0"))
     need_decay: float = field(default=0.99, metadata=check(lambda v: 0 < v < 1, "must be in (0, 1)", "use a decay such as 0.99"))
-    max_need: float = field(default=4.0, metadata=positive("use a ceiling such as 4.0"))
-    half_need: float = field(default=1.0, metadata=positive("use a value such as 1.0"))
+    max_need: float = field(default=4.0, metadata=_finite_positive("use a ceiling such as 4.0"))
+    half_need: float = field(default=1.0, metadata=_finite_positive("use a value such as 1.0"))
     min_forgetting: float = field(default=0.98, metadata=check(lambda v: 0.5 <= v <= 1.0, "must be in [0.5, 1]", "use a floor such as 0.98"))
-    lr_sensitivity: list[float] = field(default_factory=lambda: [0.25, 0.5])
+    lr_sensitivity: list[float] = field(default_factory=lambda: [0.25, 0.5], metadata=check(
+        lambda v: len(v) > 0 and all(math.isfinite(s) for s in v), "must be finite numbers",
+        "use per-layer sensitivities such as [0.25, 0.5]"))
     lr_low: float = field(default=0.5, metadata=check(lambda v: 0 < v <= 1, "must be in (0, 1]", "use a bound such as 0.5"))
     lr_high: float = field(default=4.0, metadata=check(lambda v: v >= 1, "must be >= 1", "use a bound such as 4.0"))
     control_every: int = field(default=32, metadata=positive("use a positive number of labelled events such as 32"))

@@ -218,6 +218,7 @@ class ContinualSteps:
             "homeostasis": self.homeostasis_.state_dict() if self.homeostasis_ is not None else None,
             "imbalance": self.imbalance_.state_dict() if self.imbalance_ is not None else None,
             "shadows": restarter.get("shadows", []), "shadow_start": restarter.get("shadow_start", -1),
+            "shadow_started": restarter.get("shadow_started", -1),
             "alarm_at": restarter.get("alarm_at", -1),
             "restarts": restarter.get("restarts", [0, 0]),
             "remixes": self.n_remixes_,

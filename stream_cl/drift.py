@@ -8,9 +8,9 @@ signal and the response) and keeps the bookkeeping of the responses:
 * ``"need"`` -- raise the homeostatic need (:mod:`stream_cl.homeostasis`);
 * ``"forget"`` -- use ``forget_value`` as the forgetting factor of the adaptive heads
   for the next ``forget_events`` labelled events;
-* ``"restart"`` -- train shadow heads from the alarm on and, after ``restart_after``
-  labelled events, warm-restart each adaptive head from its shadow if the shadow
-  predicted better since the alarm (the schedule and the shadows are
+* ``"restart"`` -- train shadow heads from the control point after the alarm on and,
+  after ``restart_after`` labelled events, warm-restart each adaptive head from its
+  shadow if the shadow predicted better since it started (the schedule and the shadows are
   :class:`~stream_cl.shadows.ShadowRestarter`'s; the monitor only raises the alarm);
 * ``"reset"`` -- the same for every head, the exact memory heads (forgetting 1)
   included: after an abrupt change the memory heads hold a concept that no longer
@@ -205,8 +205,11 @@ class DriftMonitor(base.Base):
             raise ValueError(f"direction must be 'up' or 'both', got {direction!r}")
         if not 0.5 <= forget_value <= 1.0:
             raise ValueError(f"forget_value must be in [0.5, 1], got {forget_value!r}")
-        if forget_events < 1 or restart_after < 1 or max_alarms < 1:
-            raise ValueError("forget_events, restart_after and max_alarms must be >= 1")
+        for name, v, fix in (("forget_events", forget_events, "labelled events the 'forget' response lasts, e.g. 300"),
+                             ("restart_after", restart_after, "labelled events shadows learn before a restart, e.g. 100"),
+                             ("max_alarms", max_alarms, "alarms kept in alarms_, e.g. 1000")):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}; use a whole number of {fix}")
         self.detector = detector
         self.params = params
         self.signal = signal
@@ -303,10 +306,16 @@ class DriftMonitor(base.Base):
             "since_sum": self.since_sum_, "since_n": self.since_n_, "alarms": [dict(a) for a in self.alarms_],
             "n_alarms": self.n_alarms_, "n_ignored": self.n_ignored_,
             "counts": {k: dict(v) for k, v in self.counts_.items()},
-            "forget_until": self.forget_until_, "remix_due": self.remix_due_,
+            "forget_until": self.forget_until_, "remix_due": self.remix_due_, "detector_name": self.detector,
         }
 
     def load_state_dict(self, state: Mapping) -> "DriftMonitor":
+        """Restore :meth:`state_dict`; a checkpoint of another detector is refused (checkpoints
+        from before the detector's name was saved load unchecked)."""
+        saved = state.get("detector_name", self.detector)
+        if saved != self.detector:
+            raise ValueError(f"the checkpoint's drift detector is {saved!r}, this learner's is {self.detector!r}: "
+                             f"restore with detector={saved!r} (config drift.detector), or start afresh")
         self._reset()
         load_detector_state(self.detector_, state["detector"])
         self.n_, self.recent_ = int(state["n"]), float(state["recent"])

@@ -34,6 +34,8 @@ Every rule is a pure function of observable state, unit-tested on its own:
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping
 
 from river import base
@@ -136,6 +138,11 @@ def learning_rate_scales(need: float, sensitivities, low: float, high: float) ->
     return [float(min(high, max(low, 1.0 + s * need))) for s in sensitivities]
 
 
+def _real(v) -> bool:
+    """A real number (not a bool, not a string)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
 # -- the controller ----------------------------------------------------------------------
 class Homeostasis(base.Base):
     """Set points, need and the plasticity they ask for (see the module docstring).
@@ -178,20 +185,35 @@ class Homeostasis(base.Base):
                  loss_gain: float = 1.0, error_gain: float = 0.5, alarm_gain: float = 1.0, need_decay: float = 0.99,
                  max_need: float = 4.0, half_need: float = 1.0, min_forgetting: float = 0.98,
                  lr_sensitivity: tuple = (0.25, 0.5), lr_low: float = 0.5, lr_high: float = 4.0):
-        for name, v in (("recent_rate", recent_rate), ("set_point_rate", set_point_rate), ("need_decay", need_decay)):
+        for name, v, example in (("recent_rate", recent_rate, 0.02), ("set_point_rate", set_point_rate, 0.002),
+                                 ("need_decay", need_decay, 0.99)):
             if not 0.0 < v < 1.0:
-                raise ValueError(f"{name} must be in (0, 1), got {v!r}")
+                raise ValueError(f"{name} must be in (0, 1), got {v!r}; use a value such as {example}")
         if not set_point_rate < recent_rate:
             raise ValueError(f"set_point_rate ({set_point_rate}) must be below recent_rate ({recent_rate}): "
                              "the set point is the slow, long-run normal")
-        if not (max_need > 0 and half_need > 0):
-            raise ValueError(f"max_need and half_need must be > 0, got {max_need!r}, {half_need!r}")
         if not 0.5 <= min_forgetting <= 1.0:
             raise ValueError(f"min_forgetting must be in [0.5, 1], got {min_forgetting!r}")
         if not 0 < lr_low <= 1.0 <= lr_high:
             raise ValueError(f"need 0 < lr_low <= 1 <= lr_high, got {lr_low!r}, {lr_high!r}")
+        for name, v, example in (("tolerance", tolerance, 0.01), ("z", z, 2.0), ("loss_gain", loss_gain, 1.0),
+                                 ("error_gain", error_gain, 0.5), ("alarm_gain", alarm_gain, 1.0)):
+            if not (_real(v) and 0.0 <= v < math.inf):
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}; use a value such as {example}")
+        for name, v, example in (("max_need", max_need, 4.0), ("half_need", half_need, 1.0)):
+            if not (_real(v) and 0.0 < v < math.inf):
+                raise ValueError(f"{name} must be a finite number > 0, got {v!r}; use a value such as {example}")
+        if isinstance(lr_sensitivity, str) or not hasattr(lr_sensitivity, "__iter__"):
+            raise ValueError(f"lr_sensitivity must be a sequence of numbers (one per layer), got {lr_sensitivity!r}; "
+                             "use e.g. (0.25, 0.5)")
+        lr_sensitivity = tuple(lr_sensitivity)
         if not lr_sensitivity:
-            raise ValueError("lr_sensitivity needs at least one value")
+            raise ValueError("lr_sensitivity needs at least one value; use e.g. (0.25, 0.5)")
+        bad = [(i, s) for i, s in enumerate(lr_sensitivity) if not (_real(s) and math.isfinite(s))]
+        if bad:
+            i, s = bad[0]
+            raise ValueError(f"lr_sensitivity[{i}] must be a finite number, got {s!r}; use a per-layer sensitivity "
+                             "such as 0.25 (the learning rate is scaled by 1 + sensitivity * need)")
         self.recent_rate = recent_rate
         self.set_point_rate = set_point_rate
         self.tolerance = tolerance

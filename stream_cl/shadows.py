@@ -1,17 +1,27 @@
 """The drift responses "restart" and "reset": shadow heads trained since an alarm, and warm restarts.
 
 After an alarm, each covered head (the adaptive ones; with "reset" every head) gets a
-*shadow*: a fresh ridge head that learns the same rows from then on. The restarter counts,
-on the labelled rows since the alarm, how often the shadow's prequential prediction was
-right and how often its head's was. Once the drift monitor has watched ``restart_after``
-labelled events since the alarm, each head whose shadow was right strictly more often is
-replaced by it (its forgetting factor kept); the others stay. A new alarm before that
-starts the shadows again.
+*shadow*: a fresh ridge head, started at the learner's next control point. From then on
+the shadow learns the fresh labelled rows its head learns (its own design of each event,
+with the weight the head gives it), but not the other rows the head learns: rows
+replayed from a replay buffer and the pseudo rows of imbalance compensation. Those come
+from the whole history, mostly from before the alarm (stored rows, or class statistics
+gathered over them), and a shadow is meant to hold only the concept since the alarm.
+That is acceptable because a shadow is judged only on the fresh rows since it started:
+the restarter counts, on those labelled rows, how often the shadow's prequential
+prediction was right and how often its head's was, so both are scored on the same rows
+whatever else the head learned. Once the drift monitor has
+watched ``restart_after`` labelled events since the control point where the shadows
+started, each head whose shadow was right strictly more often is replaced by it (its
+forgetting factor kept); the others stay. A new alarm before that starts the shadows
+again (at the next control point, the count starting over).
 
 The schedule is the restarter's own: the monitor only says when an alarm happened
 (:meth:`ShadowRestarter.alarm`) and how many labelled events it has watched; shadows start
 and restarts happen at the learner's control points (:meth:`ShadowRestarter.control`), so
-any batching of the stream gives the same restarts.
+any batching of the stream gives the same restarts. Counting from the start rather than
+from the alarm means a shadow has always learned ``restart_after`` labelled events when it
+is judged, however far the alarm was from the next control point.
 
 >>> from stream_cl.heads import RidgeClassHead
 >>> heads = [RidgeClassHead(1.0, 0.99, "cpu")]
@@ -40,6 +50,7 @@ class ShadowRestarter:
         self.make_head = make_head
         self.alarm_at_ = -1  # the monitor's watched count at the latest alarm (-1: none pending)
         self.start_ = -1  # the alarm the current shadows started from
+        self.started_at_ = -1  # the monitor's watched count at the control point where they started
         self.shadows_: dict = {}  # head index -> shadow head
         self.hits_: dict = {}  # head index -> [shadow hits, head hits] since the shadows started
         self.n_restarts_ = 0
@@ -67,8 +78,8 @@ class ShadowRestarter:
                 self.shadows_[i] = self.make_head(i)
                 self.shadows_[i].add_classes(heads[i].classes)  # the heads' classes, in their order
                 self.hits_[i] = [0, 0]
-            self.start_ = self.alarm_at_
-        if self.shadows_ and watched - self.alarm_at_ >= self.restart_after:
+            self.start_, self.started_at_ = self.alarm_at_, watched
+        if self.shadows_ and watched - self.started_at_ >= self.restart_after:
             replaced = 0
             for i, shadow in self.shadows_.items():
                 if self.hits_[i][0] > self.hits_[i][1]:
@@ -80,18 +91,19 @@ class ShadowRestarter:
                 self.n_restarts_ += 1
             else:
                 self.n_restarts_skipped_ += 1
-            self.shadows_, self.hits_, self.start_, self.alarm_at_ = {}, {}, -1, -1
+            self.shadows_, self.hits_, self.start_, self.alarm_at_, self.started_at_ = {}, {}, -1, -1, -1
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"shadows": [{"head": i, "state": sh.state_dict(), "hits": list(self.hits_[i])}
                             for i, sh in self.shadows_.items()],
-                "shadow_start": self.start_, "alarm_at": self.alarm_at_,
+                "shadow_start": self.start_, "shadow_started": self.started_at_, "alarm_at": self.alarm_at_,
                 "restarts": [self.n_restarts_, self.n_restarts_skipped_]}
 
     def load_state_dict(self, state: Mapping, drift_state: Mapping | None = None) -> "ShadowRestarter":
         """``drift_state``: the monitor's, for checkpoints from before the restarter, where the
-        monitor kept the pending alarm as its ``shadow_start``."""
+        monitor kept the pending alarm as its ``shadow_start``. A checkpoint from before
+        ``shadow_started`` counts ``restart_after`` from the alarm, as it was written to."""
         self.shadows_, self.hits_ = {}, {}
         for entry in state.get("shadows", []):  # a checkpoint before per-head shadows: none pending
             i = int(entry["head"])
@@ -99,6 +111,7 @@ class ShadowRestarter:
             self.shadows_[i].load_state_dict(entry["state"])
             self.hits_[i] = [int(v) for v in entry["hits"]]
         self.start_ = int(state["shadow_start"]) if self.shadows_ else -1
+        self.started_at_ = int(state.get("shadow_started", self.start_)) if self.shadows_ else -1
         legacy = int(drift_state.get("shadow_start", -1)) if drift_state is not None else -1
         self.alarm_at_ = int(state.get("alarm_at", legacy))
         self.n_restarts_, self.n_restarts_skipped_ = (int(v) for v in state["restarts"])

@@ -54,11 +54,31 @@ __all__ = [
 ]
 
 
-def _matrix(R) -> np.ndarray:
+def _matrix(R, trained: Sequence[int]) -> np.ndarray:
+    """``R`` as a float matrix, checked against ``trained``: one row per phase, task ids
+    that are columns of ``R``."""
     R = np.asarray(R, dtype=np.float64)
     if R.ndim != 2:
         raise ValueError(f"R must be a matrix (phases x tasks), got shape {R.shape}")
+    n = len(trained)
+    if n == 0:
+        raise ValueError("trained is empty: give the task of each training phase, e.g. trained=[0, 1, 2]")
+    if R.shape[0] != n:
+        raise ValueError(f"R has {R.shape[0]} rows but trained names {n} phases: R needs one row per phase, the "
+                         "accuracies after that phase (an evaluation before any training is not a row of R; "
+                         "pass it as forward_transfer's baseline)")
+    bad = [t for t in trained if not (isinstance(t, (int, np.integer)) and not isinstance(t, bool)
+                                      and 0 <= t < R.shape[1])]
+    if bad:
+        raise ValueError(f"trained names task {bad[0]!r}, not a column of R (tasks 0..{R.shape[1] - 1}): "
+                         "give each phase's task as the index of its column in R")
     return R
+
+
+def _window(window) -> int:
+    if not isinstance(window, (int, np.integer)) or isinstance(window, bool) or window < 1:
+        raise ValueError(f"window must be an int >= 1, got {window!r}; use a number of events such as 100")
+    return int(window)
 
 
 def _phases(trained: Sequence[int], j: int) -> np.ndarray:
@@ -74,18 +94,18 @@ def _mean(values: list[float]) -> float:
 
 
 def average_accuracy(R, trained: Sequence[int]) -> float:
-    R = _matrix(R)
+    R = _matrix(R, trained)
     return _mean([R[-1, j] for j in _seen(trained)])
 
 
 def backward_transfer(R, trained: Sequence[int]) -> float:
-    R = _matrix(R)
+    R = _matrix(R, trained)
     last_task = int(trained[-1])
     return _mean([R[-1, j] - R[_phases(trained, j)[-1], j] for j in _seen(trained) if j != last_task])
 
 
 def forgetting(R, trained: Sequence[int]) -> float:
-    R = _matrix(R)
+    R = _matrix(R, trained)
     last_task = int(trained[-1])
     out = []
     for j in _seen(trained):
@@ -97,7 +117,10 @@ def forgetting(R, trained: Sequence[int]) -> float:
 
 
 def forward_transfer(R, trained: Sequence[int], baseline: Sequence[float]) -> float:
-    R = _matrix(R)
+    R = _matrix(R, trained)
+    if len(baseline) != R.shape[1]:
+        raise ValueError(f"baseline has {len(baseline)} values for {R.shape[1]} tasks: give the untrained "
+                         "model's accuracy on every task (one per column of R)")
     out = []
     for j in _seen(trained):
         first = _phases(trained, j)[0]
@@ -107,7 +130,7 @@ def forward_transfer(R, trained: Sequence[int], baseline: Sequence[float]) -> fl
 
 
 def performance_maintenance(R, trained: Sequence[int]) -> float:
-    R = _matrix(R)
+    R = _matrix(R, trained)
     out = []
     for j in _seen(trained):
         mine = _phases(trained, j)
@@ -125,6 +148,7 @@ def learning_curve(hits: Sequence[float], window: int) -> np.ndarray:
     >>> learning_curve([0, 1, 1, 1], 2).tolist()
     [0.0, 0.5, 1.0, 1.0]
     """
+    window = _window(window)
     h = np.asarray(hits, dtype=np.float64)
     if not h.size:
         return h
@@ -173,6 +197,7 @@ def sample_efficiency(ll_hits: Mapping, ste_hits: Mapping, window: int = 100, to
     >>> sample_efficiency({0: [1, 1, 1, 1, 1]}, {0: [0, 0, 1, 1, 1]}, window=2)  # saturated after 2 events vs 4
     2.0
     """
+    window = _window(window)
     out = []
     for task, ll in ll_hits.items():
         ste = ste_hits.get(task)
@@ -193,7 +218,7 @@ def lifelong_report(R, trained: Sequence[int], baseline: Sequence[float] | None 
     def clean(v):
         return None if v is None or not np.isfinite(v) else float(v)
 
-    R = _matrix(R)
+    R = _matrix(R, trained)
     out = {
         "R": R.tolist(),
         "trained": [int(t) for t in trained],

@@ -100,6 +100,8 @@ class ReplayBuffer(base.Base):
             raise ValueError(f"max_bytes must be a positive int or None, got {max_bytes!r}")
         if not (ratio >= 0 and np.isfinite(ratio)):
             raise ValueError(f"ratio must be a finite number >= 0, got {ratio!r}")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}; use a non-negative integer such as 0")
         self.max_samples = max_samples
         self.max_bytes = max_bytes
         self.ratio = ratio
@@ -146,13 +148,19 @@ class ReplayBuffer(base.Base):
         return max(int(cap), 0)
 
     def _fit_width(self, d: int) -> None:
-        if d > self.width_:
-            extra = d - self.width_
-            self.X_ = np.pad(self.X_, ((0, 0), (0, extra)))
-            self.M_ = np.pad(self.M_, ((0, 0), (0, extra)))
+        """Make room for rows of ``d`` inputs: evict down to the capacity at that width, then
+        widen. Rows past the ones still needed are cut before the new columns are added, so
+        the arrays allocated stay within the budget at the new width (not the old capacity's
+        rows at the new width)."""
         cap = self.capacity(max(d, self.width_))
         while self.size_ > cap:
             self._remove(self._evict_slot())
+        if d > self.width_:
+            keep = max(self.size_, min(cap, self.X_.shape[0]))
+            extra = d - self.width_
+            self.X_ = np.pad(self.X_[:keep], ((0, 0), (0, extra)))
+            self.M_ = np.pad(self.M_[:keep], ((0, 0), (0, extra)))
+            self.time_, self.gid_ = self.time_[:keep], self.gid_[:keep]
         if self.X_.shape[0] < cap:
             grow = min(cap, max(16, 2 * self.X_.shape[0])) - self.X_.shape[0]
             self.X_ = np.pad(self.X_, ((0, grow), (0, 0)))
@@ -264,13 +272,27 @@ class ReplayBuffer(base.Base):
         rows are drawn from the buffer as it then is (``c``: labelled rows offered so
         far, over the buffer's life), so the rows drawn do not depend on how the
         stream was batched. They are meant to be learned right after fresh row ``i``.
+
+        The buffer's width follows the labelled rows, not the batch's width ``d``: before
+        labelled row ``i`` is offered it is widened to one past the last input present in
+        that row or an earlier one (never narrowed), which is the width the inputs had when
+        the row was learned (an input's column is made by the first labelled row that has
+        it; with hashed inputs, the highest bucket used so far). So with ``max_bytes`` the
+        capacity shrinks, and rows are evicted, at the same event however the stream is
+        batched. Columns past the buffer's width are absent from every stored row; the
+        rows drawn are padded to ``d``.
         """
         b, d = X.shape
         tasks = [None] * b if tasks is None else list(tasks)
-        labelled = np.array([y is not None for y in ys]) if labelled is None else labelled
-        self._fit_width(d)
+        labelled = np.array([y is not None for y in ys]) if labelled is None else np.asarray(labelled, dtype=bool)
+        last = np.zeros(b, dtype=np.int64)  # 1 + the last input present in each labelled row (0: none)
+        if b and d:
+            last = np.where(M.any(axis=1), d - np.argmax(M[:, ::-1], axis=1), 0) * labelled
+        widths = np.maximum(np.maximum.accumulate(last), self.width_) if b else last
         parts, pos, ry, rt = [], [], [], []
         for i in np.flatnonzero(labelled):
+            w = int(widths[i])
+            self._fit_width(w)
             c = self.n_seen_
             k = int(np.floor(self.ratio * (c + 1)) - np.floor(self.ratio * c))
             slots = self.draw(k) if self.size_ else np.zeros(0, dtype=np.int64)
@@ -279,7 +301,7 @@ class ReplayBuffer(base.Base):
                 pos.extend([i] * slots.size)
                 ry.extend(self.y_[s] for s in slots.tolist())
                 rt.extend(self.task_[s] for s in slots.tolist())
-            self.offer(X[i], M[i], ys[i], tasks[i])
+            self.offer(X[i, :w], M[i, :w], ys[i], tasks[i])
         self.n_replayed_ += len(pos)
         if not parts:
             return ReplayDraw(np.zeros((0, d)), np.zeros((0, d), dtype=bool), [], [], np.zeros(0, dtype=np.int64))
@@ -307,9 +329,23 @@ class ReplayBuffer(base.Base):
             "keys": [_key_to_state(k) for k in self.keys_], "key_seen": list(self.key_seen_),
             "key_last": list(self.key_last_), "last_key": _key_to_state(self.last_key_),
             "n_seen": self.n_seen_, "n_replayed": self.n_replayed_, "rng": self.rng_.state_dict(),
+            "policy": self.policy_name, "group_by": self.group_by,
         }
 
+    @property
+    def policy_name(self) -> str:
+        """The policy's name in :data:`POLICIES` (a class outside it: the class name)."""
+        return next((name for name, cls in POLICIES.items() if cls is type(self)), type(self).__name__)
+
     def load_state_dict(self, state: Mapping) -> "ReplayBuffer":
+        """Restore :meth:`state_dict`; a checkpoint of another policy or grouping is refused
+        (its rows, groups and random numbers mean something else). Checkpoints from before
+        the policy was saved load unchecked."""
+        saved = (state.get("policy", self.policy_name), state.get("group_by", self.group_by))
+        if saved != (self.policy_name, self.group_by):
+            raise ValueError(f"the checkpoint's replay buffer is policy {saved[0]!r} grouped by {saved[1]!r}, this "
+                             f"learner's is policy {self.policy_name!r} grouped by {self.group_by!r}: restore with the "
+                             "replay policy (and power_law group) the checkpoint was written with, or start afresh")
         self._reset()
         n, d = len(state["y"]), int(state["width"])
         cap = max(n, min(self.capacity(d), max(16, n)))

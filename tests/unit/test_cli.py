@@ -88,6 +88,12 @@ def test_config_errors_name_the_key_and_exit_2(tmp_path, capsys):
         ({"kafka": {"commit_interval_ms": 20_000, "transaction_timeout_ms": 5_000}},
          "kafka.commit_interval_ms: must be below kafka.transaction_timeout_ms (got 20000 >= 5000)"),
         ({"kafka": {"commit_interval_ms": 60_000}}, "kafka.commit_interval_ms: must be below kafka.transaction_timeout_ms"),
+        # refused where the file is read, naming the key (the learner's own check came mid-stream or unnamed)
+        ({"replay": {"seed": -1}}, "replay.seed: must be >= 0 (got -1)"),
+        ({"homeostasis": {"lr_sensitivity": [0.25, float("nan")]}}, "homeostasis.lr_sensitivity: must be finite numbers"),
+        ({"homeostasis": {"z": float("inf")}}, "homeostasis.z: must be a finite number >= 0 (got inf)"),
+        ({"homeostasis": {"max_need": float("inf")}}, "homeostasis.max_need: must be a finite number > 0 (got inf)"),
+        ({"model": {"max_columns": -1}}, "model.max_columns: must be >= 0 (got -1)"),
     ],
 )
 def test_config_validation_messages(data, message):

@@ -244,3 +244,27 @@ def test_a_pending_remix_survives_a_state_round_trip():
     assert mon.remix_due_
     again = DriftMonitor("adwin", response=("record", "remix")).load_state_dict(mon.state_dict())
     assert again.take_remix() and not again.take_remix()
+
+
+@pytest.mark.parametrize("name", ["forget_events", "restart_after", "max_alarms"])
+@pytest.mark.parametrize("value", [float("nan"), 2.5, 0, -3, True, "100"])
+def test_event_counts_must_be_whole_numbers_of_at_least_one(name, value):
+    with pytest.raises(ValueError, match=rf"^{name} must be an int >= 1, got .*; use a whole number of"):
+        DriftMonitor("adwin", response=("forget", "restart"), **{name: value})
+    assert getattr(DriftMonitor("adwin", **{name: np.int64(7)}), name) == 7
+
+
+def test_a_checkpoint_of_another_detector_is_refused():
+    e, loss = _errors(600, 300)
+    a = DriftMonitor("adwin")
+    for x, l in zip(e, loss):
+        a.update(x, l)
+    for other in ("kswin", "ddm", "page_hinkley"):
+        b = DriftMonitor(other)
+        with pytest.raises(ValueError, match=rf"checkpoint's drift detector is 'adwin', this learner's is '{other}': "
+                                             r"restore with detector='adwin'"):
+            b.load_state_dict(a.state_dict())
+        assert b.n_ == 0  # left as it was
+    assert DriftMonitor("adwin").load_state_dict(a.state_dict()).n_ == 600
+    old = {k: v for k, v in a.state_dict().items() if k != "detector_name"}  # a checkpoint from before the field
+    assert DriftMonitor("adwin").load_state_dict(old).n_ == 600

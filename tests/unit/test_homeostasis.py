@@ -179,3 +179,20 @@ def test_need_lowers_the_adaptive_heads_forgetting_in_the_learner():
     model.prequential_batch(xs[300:340], ys[300:340])
     assert model.need_ > 1.0
     assert model.forgetting_[0] == 1.0 and model.forgetting_[1] < 0.99  # the exact head is never made to forget
+
+
+@pytest.mark.parametrize("sens", [(math.inf,), (0.25, math.nan), (0.25, -math.inf), (0.25, "0.5")])
+def test_lr_sensitivity_must_be_finite_numbers(sens):
+    bad = len(sens) - 1
+    with pytest.raises(ValueError, match=rf"lr_sensitivity\[{bad}\] must be a finite number, got .*; use a per-layer"):
+        Homeostasis(lr_sensitivity=sens)
+    with pytest.raises(ValueError, match="lr_sensitivity must be a sequence"):
+        Homeostasis(lr_sensitivity=0.5)
+    assert Homeostasis(lr_sensitivity=(0.25, -0.5)).learning_rate_scales(2) == [1.0, 1.0]  # need 0: no change
+
+
+@pytest.mark.parametrize("name", ["tolerance", "z", "loss_gain", "error_gain", "alarm_gain", "max_need", "half_need"])
+@pytest.mark.parametrize("value", [math.inf, math.nan, -1.0])
+def test_the_other_gains_and_bounds_must_be_finite(name, value):
+    with pytest.raises(ValueError, match=rf"^{name} must be a finite number >=? 0, got .*; use a value such as"):
+        Homeostasis(**{name: value})

@@ -125,3 +125,31 @@ def test_run_report_carries_lifelong_matrix_alarms_and_continual_state(tmp_path)
         return
     written, _ = plot_report({**report, "lifelong": report["tasks"]}, tmp_path)  # the plot reads lifelong.accuracy_matrix
     assert {p.name for p in written} >= {"accuracy.png", "accuracy_matrix.png"}
+
+
+def test_a_matrix_that_does_not_match_the_phases_is_refused():
+    R = [[0.9, 0.1, 0.1], [0.8, 0.9, 0.2], [0.7, 0.8, 0.9]]
+    with_initial_row = [[0.1, 0.1, 0.1]] + R  # an "untrained" row 0: BWT came out +0.65 instead of -0.15
+    for metric in (average_accuracy, backward_transfer, forgetting, performance_maintenance, lifelong_report):
+        with pytest.raises(ValueError, match="R has 4 rows but trained names 3 phases: R needs one row per phase"):
+            metric(with_initial_row, [0, 1, 2])
+        with pytest.raises(ValueError, match="R has 3 rows but trained names 4 phases"):
+            metric(R, [0, 1, 2, 0])
+        with pytest.raises(ValueError, match="trained is empty: give the task of each training phase"):
+            metric(np.zeros((0, 2)), [])
+        with pytest.raises(ValueError, match="trained names task 3, not a column of R"):
+            metric(R, [0, 1, 3])
+    with pytest.raises(ValueError, match="R has 4 rows"):
+        forward_transfer(with_initial_row, [0, 1, 2], [0.1] * 3)
+    with pytest.raises(ValueError, match="baseline has 2 values for 3 tasks"):
+        forward_transfer(R, [0, 1, 2], [0.1, 0.1])
+    assert backward_transfer(R, np.array([0, 1, 2])) == pytest.approx(-0.15)
+
+
+def test_a_window_below_one_is_refused():
+    with pytest.raises(ValueError, match="window must be an int >= 1, got 0; use a number of events"):
+        learning_curve([1, 0, 1], 0)
+    with pytest.raises(ValueError, match="window must be an int >= 1, got 0"):
+        sample_efficiency({0: [1, 1]}, {0: [1, 1]}, window=0)
+    with pytest.raises(ValueError, match="window must be an int >= 1, got 2.5"):
+        learning_curve([1, 0, 1], 2.5)

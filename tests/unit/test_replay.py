@@ -227,3 +227,91 @@ def test_learner_with_every_continual_part_survives_a_state_round_trip_exactly(t
     pb = [b.prequential_batch(xs[s:s + 25], ys[s:s + 25]) for s in range(250, 400, 25)]
     assert all(np.array_equal(u, v) for u, v in zip(pa, pb))
     assert a.alarms_ == b.alarms_ and a.n_alarms_ >= 1 and a.need_ == b.need_ and a.forgetting_ == b.forgetting_
+
+
+# -- review fixes: byte budget when inputs appear, batching, seed, policy in checkpoints ----------
+def _allocated(buf) -> int:
+    return buf.X_.nbytes + buf.M_.nbytes + buf.time_.nbytes + buf.gid_.nbytes
+
+
+def test_a_wider_row_does_not_widen_the_empty_capacity_of_the_narrower_budget():
+    buf = ReservoirReplay(max_samples=1000, max_bytes=20_000, seed=0)
+    _fill(buf, [i % 3 for i in range(300)], d=1)  # capacity 20000 // 41 = 487 rows: arrays grow towards it
+    assert buf.X_.shape[0] > 300
+    x, m = _row(1.0, 2000)  # capacity at 2000 inputs: 20000 // 18032 = 1 row
+    buf.offer(x, m, 0)
+    assert buf.size_ == buf.capacity() == 1 and buf.X_.shape[1] == 2000
+    assert _allocated(buf) <= buf.max_bytes  # was 8.8 MB: the 487 old rows, each 2000 inputs wide
+
+
+def _columns_appear_mid_stream(n=200, new_at=105, seed=0):
+    """Rows of 2 inputs, then of 3 from ``new_at`` on (the third input's column made there)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    X[:new_at, 2] = 0.0
+    M = np.ones((n, 3), dtype=bool)
+    M[:new_at, 2] = False
+    ys = [int(v) for v in rng.integers(0, 3, n)]
+    return X, M, ys
+
+
+def test_byte_budget_draws_do_not_depend_on_batching_when_an_input_appears_mid_batch():
+    X, M, ys = _columns_appear_mid_stream()
+    width = lambda end: 3 if end > 105 else 2  # noqa: E731 -- the learner's columns after event end - 1
+    one, many = ReservoirReplay(100, max_bytes=2500, seed=1), ReservoirReplay(100, max_bytes=2500, seed=1)
+    d1 = [one.interleave(X[i:i + 1, :width(i + 1)], M[i:i + 1, :width(i + 1)], ys[i:i + 1]) for i in range(200)]
+    d2 = [many.interleave(X[s:s + 50, :width(s + 50)], M[s:s + 50, :width(s + 50)], ys[s:s + 50]) for s in range(0, 200, 50)]
+    x1, x2 = np.concatenate([d.X[:, 0] for d in d1]), np.concatenate([d.X[:, 0] for d in d2])
+    assert np.array_equal(x1, x2) and [y for d in d1 for y in d.y] == [y for d in d2 for y in d.y]
+    s1, s2 = one.state_dict(), many.state_dict()
+    assert s1["rng"] == s2["rng"] and s1["y"] == s2["y"] and np.array_equal(s1["X"], s2["X"])
+    # before any input: a stream that opens with an unlabelled event, or a labelled one without inputs
+    empty = ReservoirReplay(5, max_bytes=2500)
+    draw = empty.interleave(np.zeros((2, 0)), np.zeros((2, 0), dtype=bool), [None, 1])
+    assert empty.n_seen_ == 1 and empty.width_ == 0 and draw.X.shape == (0, 0)
+
+
+def test_learner_with_a_byte_budget_predicts_the_same_per_event_and_in_batches():
+    rng = np.random.default_rng(0)
+    xs = []
+    for i in range(200):
+        x = {"a": float(rng.normal()), "b": float(rng.normal())}
+        if i >= 105:  # a new input in the middle of the batch 100..149
+            x["c"] = float(rng.normal())
+        xs.append(x)
+    ys = [int(x["a"] + 0.3 * x["b"] > 0) for x in xs]
+    # hashed inputs: the batch is as wide as the hash from the first event, whichever buckets are used
+    for kw, budget in (({}, 2500), ({"hash_width": 16}, 1500)):
+        one, many = (_learner(replay=ReservoirReplay(100, max_bytes=budget, seed=1), **kw) for _ in range(2))
+        p1 = np.vstack([np.pad(one.prequential_batch([x], [y]), ((0, 0), (0, 2)))[:, :2] for x, y in zip(xs, ys)])
+        p2 = np.vstack([many.prequential_batch(xs[s:s + 50], ys[s:s + 50]) for s in range(0, 200, 50)])
+        assert np.abs(p1[1:] - p2[1:]).max() < 1e-12, kw  # was 0.15 from event 101 on
+        assert one.replay_.rng_.pos == many.replay_.rng_.pos and one.replay_.size_ == many.replay_.size_
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0", None])
+def test_a_seed_that_is_not_a_non_negative_int_is_refused_at_construction(seed):
+    for make in (ReservoirReplay, ClassBalancedReplay, PowerLawReplay):
+        with pytest.raises(ValueError, match=r"seed must be an int >= 0.*use a non-negative integer"):
+            make(max_samples=5, seed=seed)
+    assert ReservoirReplay(5, seed=np.int64(3)).seed == 3
+
+
+def test_a_checkpoint_of_another_policy_or_grouping_is_refused():
+    X, M, ys = _columns_appear_mid_stream(60)
+    for src, dst in ((ReservoirReplay(20), ClassBalancedReplay(20)), (ClassBalancedReplay(20), ReservoirReplay(20)),
+                     (PowerLawReplay(20, group="label"), ClassBalancedReplay(20)),
+                     (PowerLawReplay(20, group="label"), PowerLawReplay(20, group="sample"))):
+        src.interleave(X, M, ys)
+        before = dst.state_dict()
+        with pytest.raises(ValueError, match="checkpoint's replay buffer is policy") as e:
+            dst.load_state_dict(src.state_dict())
+        assert repr(src.policy_name) in str(e.value) and repr(dst.policy_name) in str(e.value)
+        assert repr(src.group_by) in str(e.value) and repr(dst.group_by) in str(e.value)
+        assert dst.state_dict().keys() == before.keys() and dst.n_seen_ == 0  # left as it was
+    # the same policy loads; a checkpoint from before the policy was saved loads unchecked
+    a = PowerLawReplay(20, group="label", alpha=0.3)
+    a.interleave(X, M, ys)
+    assert PowerLawReplay(20, group="label").load_state_dict(a.state_dict()).n_seen_ == 60
+    old = {k: v for k, v in a.state_dict().items() if k not in ("policy", "group_by")}
+    assert ClassBalancedReplay(20).load_state_dict(old).n_seen_ == 60

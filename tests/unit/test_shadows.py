@@ -67,3 +67,79 @@ def test_state_round_trip_and_the_legacy_alarm_field():
     legacy = {k: v for k, v in r.state_dict().items() if k != "alarm_at"}
     old = _restarter().load_state_dict(legacy, drift_state={"shadow_start": 4})
     assert old.alarm_at_ == 4
+
+
+def test_restart_after_counts_from_the_control_point_where_the_shadows_started():
+    heads, r = _heads(), _restarter(after=3)
+    r.alarm(watched=10)
+    r.control(heads, watched=20)  # the next control point is 10 events after the alarm (>= restart_after)
+    assert sorted(r.shadows_) == [1] and r.started_at_ == 20
+    assert r.n_restarts_ + r.n_restarts_skipped_ == 0  # not judged before it learned anything
+    r.control(heads, watched=22)
+    assert r.shadows_ and r.n_restarts_ + r.n_restarts_skipped_ == 0
+    r.control(heads, watched=23)  # 3 watched since the shadows started
+    assert not r.shadows_ and r.n_restarts_skipped_ == 1 and r.started_at_ == -1
+    # a new alarm while shadows learn starts them again, and the count with them
+    r.alarm(watched=30)
+    r.control(heads, watched=31)
+    r.alarm(watched=32)
+    r.control(heads, watched=33)
+    assert r.started_at_ == 33
+    r.control(heads, watched=35)
+    assert r.shadows_ and r.n_restarts_skipped_ == 1
+    r.control(heads, watched=36)
+    assert not r.shadows_ and r.n_restarts_skipped_ == 2
+
+
+def test_the_start_count_survives_a_state_round_trip_and_old_checkpoints_count_from_the_alarm():
+    heads, r = _heads(), _restarter(after=3)
+    r.alarm(watched=10)
+    r.control(heads, watched=20)
+    again = _restarter(after=3).load_state_dict(r.state_dict())
+    assert again.started_at_ == 20 and again.start_ == 10
+    again.control(heads, watched=22)
+    assert again.shadows_  # not due before 23
+    old = _restarter(after=3).load_state_dict({k: v for k, v in r.state_dict().items() if k != "shadow_started"})
+    assert old.started_at_ == 10  # as the checkpoint's writer counted: from the alarm
+    old.control(heads, watched=22)
+    assert not old.shadows_ and old.n_restarts_skipped_ == 1
+
+
+def test_a_learner_judges_shadows_after_restart_after_rows_however_batched_and_resumed(monkeypatch, tmp_path):
+    from stream_cl import OnlineContinualLearner
+    from stream_cl.backbones import RandomFeatures
+    from stream_cl.checkpoint import load_checkpoint, save_checkpoint
+    from stream_cl.drift import DriftMonitor
+
+    judged = []  # rows each judged shadow had learned
+    control = ShadowRestarter.control
+
+    def spy(self, heads, watched):
+        rows = [sh.ridge.n_rows for sh in self.shadows_.values()]
+        done = self.n_restarts_ + self.n_restarts_skipped_
+        control(self, heads, watched)
+        if self.n_restarts_ + self.n_restarts_skipped_ > done:
+            judged.append(min(rows, default=0))  # none before the call: started and judged at once
+
+    monkeypatch.setattr(ShadowRestarter, "control", spy)
+    rng = np.random.default_rng(0)
+    n = 1500
+    xs = [{"a": float(rng.normal()), "b": float(rng.normal())} for _ in range(n)]
+    ys = [int((x["a"] > 0) ^ ((i // 500) % 2 == 1)) for i, x in enumerate(xs)]  # the concept flips every 500 events
+
+    def make():  # control points 256 events apart, restarts due 100 events after the shadows start
+        return OnlineContinualLearner(backbone=RandomFeatures(width=8), key_units=0, device="cpu", control_every=256,
+                                      drift=DriftMonitor("adwin", response=("reset",), restart_after=100))
+
+    a = make()
+    pa = np.vstack([a.prequential_batch(xs[s:s + 100], ys[s:s + 100]) for s in range(0, n, 100)])
+    assert judged and min(judged) >= 100  # the first alarm's shadows were judged with 0 rows
+    assert a.n_restarts_ >= 1
+    b = make()
+    pb = np.vstack([b.prequential_batch(xs[s:s + 37], ys[s:s + 37]) for s in range(0, 800, 37)])
+    assert b.shadows_ and b.restarter_.started_at_ != b.restarter_.alarm_at_  # saved while shadows learn
+    save_checkpoint(tmp_path / "c.safetensors", b.state_dict())
+    c = make().load_state_dict(load_checkpoint(tmp_path / "c.safetensors")[0])
+    pc = np.vstack([c.prequential_batch(xs[s:s + 64], ys[s:s + 64]) for s in range(814, n, 64)])
+    assert np.abs(pa[:814] - pb).max() < 1e-12 and np.abs(pa[814:] - pc).max() < 1e-12
+    assert (a.n_restarts_, a.n_restarts_skipped_) == (c.n_restarts_, c.n_restarts_skipped_)
