@@ -102,9 +102,10 @@ class _Encoder:
             self.tensors[key] = np.ascontiguousarray(v)
             return {"$array": key, "shape": []} if v.ndim == 0 else {"$array": key}  # safetensors reads 0-d as (1,)
         if isinstance(v, np.generic):
-            if v.dtype.kind not in "biuf":
+            if v.dtype.kind not in "biufUS":  # numbers, booleans, np.str_ and np.bytes_ (labels)
                 raise CheckpointError(f"{path or 'state'}: cannot checkpoint a numpy {v.dtype} scalar")
-            return {"$scalar": v.dtype.str, "value": self.encode(v.item(), path)}
+            value = bytes(v) if v.dtype.kind == "S" else v.item()  # U: str; S: bytes (trailing NULs kept)
+            return {"$scalar": v.dtype.str, "value": self.encode(value, path)}
         if _is_torch_tensor(v):
             t = v.detach().cpu()
             dtype = str(t.dtype).removeprefix("torch.")

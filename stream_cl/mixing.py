@@ -36,7 +36,25 @@ class AccuracyMixer:
         return e / e.sum(axis=-1, keepdims=True)
 
     def prequential(self, hits: np.ndarray, labelled: np.ndarray) -> np.ndarray:
-        """Weights (b, h) each row saw; then absorb the labelled rows' ``hits`` (b, h)."""
+        """Weights (b, h) each row saw; then absorb the labelled rows' ``hits`` (b, h).
+
+        The closed form raises ``q`` to powers up to the number of labelled rows, so a batch
+        with more than :meth:`chunk_rows` labelled rows is taken in consecutive chunks of that
+        many (the accuracy carried from one to the next); shorter batches are one chunk."""
+        hits, labelled = np.asarray(hits), np.asarray(labelled, dtype=bool)
+        m = self.chunk_rows()
+        if int(labelled.sum()) <= m:
+            return self._prequential_chunk(hits, labelled)
+        k = np.cumsum(labelled) - labelled
+        starts = [0, *(np.flatnonzero(np.diff(k // m)) + 1).tolist(), len(labelled)]
+        return np.concatenate([self._prequential_chunk(hits[a:z], labelled[a:z]) for a, z in zip(starts[:-1], starts[1:])])
+
+    def chunk_rows(self) -> int:
+        """The most labelled rows one closed-form step takes: ``q ** -n`` stays below ``e ** 700``
+        (float64 overflows past ``e ** 709``)."""
+        return max(1, int(700.0 / -np.log(self.decay)))
+
+    def _prequential_chunk(self, hits: np.ndarray, labelled: np.ndarray) -> np.ndarray:
         q = self.decay
         k = np.cumsum(labelled) - labelled  # labelled rows before each row
         # acc_before[i] = q^k_i (acc0 + (1 - q) sum_{j<i labelled} hit_j q^-(k_j + 1))

@@ -50,6 +50,10 @@ INDICATOR_SCALE = 0.5
 # (9 inputs: ~1 against 14 us; in Python floats it took 3-5). Wider rows use numpy.
 ROW_LOOP_MAX = 32
 
+# A feature whose standard deviation is at most this fraction of its mean's magnitude is
+# constant (only centred); :mod:`~stream_cl.backbones.standardize_row` defines it, for both paths.
+CONSTANT_REL = standardize_row.CONSTANT_REL
+
 
 class OnlineStandardizer:
     def __init__(self, clip: float = 10.0):
@@ -71,8 +75,9 @@ class OnlineStandardizer:
         safe = np.maximum(count, 1.0)
         var = m2 / safe
         # A feature seen fewer than twice has no scale yet: it reads as 0 (its mean).
-        # A constant one is only centred.
-        std = np.where(var > 1e-24, np.sqrt(np.maximum(var, 1e-300)), 1.0)
+        # A constant one is only centred: one whose spread is below 1e-12 of its mean (relative,
+        # so a feature on a tiny scale is still scaled; var == 0 is always constant).
+        std = np.sqrt(np.where(var > np.square(CONSTANT_REL * mean), var, 1.0))
         Z = np.where(M & (count >= 2), (X - mean) / std, 0.0)
         Z = np.clip(Z, -self.clip, self.clip, out=Z)
         if raw is not None:

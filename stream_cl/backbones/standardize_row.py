@@ -31,6 +31,12 @@ __all__ = ["learn_row", "transform_row", "warm"]
 
 _NO_RAW = np.zeros(0, dtype=bool)
 
+# A feature whose standard deviation is at most this fraction of its mean's magnitude is
+# constant (only centred): ``var > (CONSTANT_REL * mean) ** 2`` scales it. Relative, so a feature
+# measured on a tiny scale (sd 1e-13) is scaled like any other, while an exactly constant one
+# (variance 0) stays constant at any scale. The array code (standardize.py) uses this value.
+CONSTANT_REL = 1e-12
+
 
 def _transform_row(x, present, count, mean, m2, raw, clip, indicator_scale):
     """``(z, known)`` (d,) each for row ``x`` (d,) with the statistics ``count``, ``mean``, ``m2``
@@ -50,7 +56,8 @@ def _transform_row(x, present, count, mean, m2, raw, clip, indicator_scale):
                 z[j] = indicator_scale * x[j]
         elif n >= 2:
             var = m2[j] / n  # n >= 2: the array code's max(n, 1) is n
-            v = (x[j] - mean[j]) / (math.sqrt(var) if var > 1e-24 else 1.0)
+            tiny = CONSTANT_REL * mean[j]  # constant: sd at most CONSTANT_REL of |mean| (the array code's test)
+            v = (x[j] - mean[j]) / (math.sqrt(var) if var > tiny * tiny else 1.0)
             z[j] = -clip if v < -clip else (clip if v > clip else v)
     return z, known
 

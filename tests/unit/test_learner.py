@@ -328,3 +328,40 @@ def test_max_columns_bounds_the_heads_before_anything_is_learned():
     with pytest.raises(ValueError, match=r"hash_width=4096 gives the 'all' head 37,121 design columns"):
         OnlineContinualLearner(device="cpu", hash_width=4096)
     assert OnlineContinualLearner(device="cpu", hash_width=4096, max_columns=None).max_columns is None
+
+
+@pytest.mark.parametrize("decay, rows", [(0.5, 3000), (0.9, 8000), (0.3, 1500)])
+def test_the_mixer_batch_past_the_float_range_of_its_closed_form_equals_its_row_loop(decay, rows):
+    # q ** -rows overflows past e ** 709: the batch is taken in chunks, no NaN weights
+    from stream_cl.mixing import AccuracyMixer
+
+    rng = np.random.default_rng(5)
+    hits, labelled = rng.random((rows, 3)) < 0.6, rng.random(rows) < 0.9
+    start = rng.random(3)
+    batch, loop, split = (AccuracyMixer(3, decay, 50.0) for _ in range(3))
+    batch.accuracy, loop.accuracy, split.accuracy = start.copy(), start.copy(), start.copy()
+    weights = batch.prequential(hits, labelled)
+    assert np.isfinite(weights).all() and np.isfinite(batch.accuracy).all()
+    for i in range(rows):
+        np.testing.assert_allclose(weights[i], loop.weights(), rtol=0, atol=1e-12, err_msg=str(i))
+        if labelled[i]:
+            loop.learn_one(hits[i].tolist())
+    np.testing.assert_allclose(batch.accuracy, loop.accuracy, rtol=0, atol=1e-12)
+    cuts = [0, 1, 400, rows // 2, rows - 1, rows]  # any other batching: the same weights
+    parts = [split.prequential(hits[a:z], labelled[a:z]) for a, z in zip(cuts[:-1], cuts[1:])]
+    np.testing.assert_allclose(np.concatenate(parts), weights, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(split.accuracy, batch.accuracy, rtol=0, atol=1e-12)
+
+
+def test_a_learner_batch_longer_than_the_mixer_closed_form_range_equals_the_per_event_loop():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1100, 3))
+    xs = [dict(a=float(r[0]), b=float(r[1]), c=float(r[2])) for r in X]
+    ys = ["p" if r[0] + 0.3 * r[1] > 0 else "n" for r in X]
+    batch, loop = _small(mix_decay=0.5), _small(mix_decay=0.5)
+    P = np.asarray(batch.prequential_batch(xs, ys))
+    assert np.isfinite(P).all()
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        want = loop.predict_proba_one(x)
+        np.testing.assert_allclose(P[i], [want.get(c, 0.0) for c in batch.classes_], rtol=0, atol=1e-12, err_msg=str(i))
+        loop.learn_one(x, y)

@@ -55,11 +55,36 @@ def test_learning_a_row_narrower_than_the_statistics_leaves_what_the_batch_metho
         assert np.array_equal(getattr(row, a), getattr(batch, a)), a
 
 
-def test_without_numba_the_same_row_loops_run_in_python(monkeypatch):
+@pytest.mark.parametrize("scale", [1e-13, 1e-100, 1e100])
+@pytest.mark.parametrize("d", [6, ROW_LOOP_MAX + 5])  # compiled, and numpy for wide rows
+def test_a_feature_on_a_tiny_or_huge_scale_reads_as_at_unit_scale_and_a_constant_one_stays_0(d, scale):
+    # the constant test is relative (sd above 1e-12 of |mean|), not var > 1e-24
+    X, M, raw = _rows(d, n=150, seed=2)
+    Xs = np.where(raw, X, X * scale)  # the indicator keeps its 0/1
+    unit, row, batch = OnlineStandardizer(), OnlineStandardizer(), OnlineStandardizer()
+    peak = 0.0
+    for i in range(X.shape[0]):
+        zu, ku = unit.transform_row(X[i], M[i], raw)
+        z, known = row.transform_row(Xs[i], M[i], raw)
+        Z, K = batch.prequential(Xs[i : i + 1], M[i : i + 1], np.ones(1, dtype=bool), raw, known=True)
+        assert np.array_equal(z, Z[0]) and np.array_equal(known, K[0]), i  # the two paths agree
+        np.testing.assert_allclose(z, zu, rtol=1e-9, atol=1e-12, err_msg=str(i))
+        assert np.array_equal(known, ku) and z[2] == 0.0, i  # the constant column is only centred
+        peak = max(peak, np.abs(z[~raw[:d]]).max())
+        unit.learn_row(X[i], M[i])
+        row.learn_row(Xs[i], M[i])
+    assert peak > 2.0  # scaled, not only centred
+    assert np.array_equal(batch.transform(Xs, M, raw), row.transform(Xs, M, raw))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-13])
+def test_without_numba_the_same_row_loops_run_in_python(monkeypatch, scale):
     from stream_cl.backbones import standardize_row
 
     X, M, raw = _rows(6, n=60, seed=4)
+    X = np.where(raw, X, X * scale)
     compiled, python = OnlineStandardizer(), OnlineStandardizer()
+    peak = 0.0
     for i in range(X.shape[0]):
         z, known = compiled.transform_row(X[i], M[i], raw)
         compiled.learn_row(X[i], M[i])
@@ -69,5 +94,7 @@ def test_without_numba_the_same_row_loops_run_in_python(monkeypatch):
             zp, kp = python.transform_row(X[i], M[i], raw)
             python.learn_row(X[i], M[i])
         assert np.array_equal(z, zp) and np.array_equal(known, kp), i
+        peak = max(peak, np.abs(zp[3:]).max())  # columns without outliers
     for a in ("count", "mean", "m2"):
         assert np.array_equal(getattr(compiled, a), getattr(python, a)), a
+    assert peak > 2.0  # the numeric columns were scaled at either scale
