@@ -127,14 +127,16 @@ def bare_consumer(bootstrap: str, topic: str, n: int) -> dict:
 
     The clock starts when the first poll that returns records returns (after the group join
     and the first fetch), so that poll's records are left out of the count (``uncounted``):
-    counting them would credit the window with up to one poll it did not time. ``passthrough``
-    follows the same rule."""
+    counting them would credit the window with a poll it did not time. Until then each poll
+    asks for one record (``max_records=1``), so one record goes uncounted, not a whole poll
+    (which may be the whole of a short run). ``passthrough`` follows the same rule."""
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-bare-{uuid.uuid4().hex[:8]}",
                              enable_auto_commit=False, auto_offset_reset="earliest", **FETCH)
     seen, counted, t0 = 0, 0, None
     deadline = time.monotonic() + 600
     while seen < n and time.monotonic() < deadline:
-        batch = sum(len(records) for records in consumer.poll(timeout_ms=500).values())
+        polled = consumer.poll(timeout_ms=500, max_records=1 if t0 is None else None)
+        batch = sum(len(records) for records in polled.values())
         if not batch:
             continue
         seen += batch
@@ -157,8 +159,8 @@ def passthrough(bootstrap: str, admin, topic: str, n: int, publisher: str) -> di
     ``publisher="thread"`` in the consuming process,
     ``"process"`` in a child process (:class:`~connectors.publisher.ProcessPublisher`).
     This bounds any daemon that writes one prediction record per event exactly once through
-    kafka-python on this machine, whatever its model. As in ``bare_consumer``, the records of
-    the first poll that returns any are published before the clock starts and not counted.
+    kafka-python on this machine, whatever its model. As in ``bare_consumer``, the first record
+    (polled alone) is published before the clock starts and not counted.
     """
     from connectors.publisher import InlinePublisher, ProcessPublisher
     from stream_cl.events import Prediction
@@ -186,7 +188,7 @@ def passthrough(bootstrap: str, admin, topic: str, n: int, publisher: str) -> di
 
     while seen < n and time.monotonic() < deadline:
         batch = 0
-        for tp, records in consumer.poll(timeout_ms=500).items():
+        for tp, records in consumer.poll(timeout_ms=500, max_records=1 if t0 is None else None).items():
             sink.write([Prediction(r.key.decode(), "a", 0.5, "a", None, 1.0, f"{tp.topic}/{tp.partition}@{r.offset}")
                         for r in records])
             positions[tp] = records[-1].offset + 1
@@ -395,7 +397,7 @@ def cpu_per_event(meter: CpuMeter, report: dict) -> dict:
     for label, run, client in runs:
         (t0, t1), n = run["window"], run.get("predictions") or run["events"]
         used = meter.between(t0, t1)
-        per_event = {k: 1e6 * v / n for k, v in used.items()}
+        per_event = {k: 1e6 * v / n if n else float("nan") for k, v in used.items()}  # n = 0: nothing timed
         out[label] = {"events_per_s": run["events_per_s"], "client_us": per_event.get(client),
                       "broker_us": per_event.get("broker"), "machine_us": per_event["machine"],
                       "busy_cores": used["machine"] / (t1 - t0) if t1 > t0 else None}

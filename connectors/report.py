@@ -161,7 +161,8 @@ def _accuracy_matrix(report: Mapping, out: Path):
     lifelong = next((report[k] for k in ("tasks", "lifelong") if isinstance(report.get(k), Mapping)
                      and isinstance(report[k].get("accuracy_matrix"), list)), None)
     matrix = lifelong.get("accuracy_matrix") if lifelong is not None else None
-    if not isinstance(matrix, list) or not matrix or not all(isinstance(r, list) for r in matrix):
+    if not isinstance(matrix, list) or not all(isinstance(r, list) for r in matrix) or not any(matrix):
+        # no rows, or rows without a column ([[]]): nothing to plot
         return None, ("skipped accuracy_matrix.png: the report has no per-task accuracy matrix "
                       "(tasks.accuracy_matrix: the events carry no task field, mapping.task)")
     import numpy as np

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from stream_cl.checkpoint import CheckpointStore
+from stream_cl.checkpoint import CheckpointError, CheckpointStore
 from stream_cl.config import Config, ConfigError
 
 from .logs import log_event
@@ -31,6 +31,32 @@ log = logging.getLogger("stream_cl.daemon")
 
 # Model settings that may change between runs sharing a checkpoint (placement only).
 _MODEL_KEYS_FREE = {"device"}
+
+# The sections besides [model] that the learner is built from (stream_cl.factory.build_learner), each
+# with the setting that turns it off: the checkpoint keeps them, a restart must match them.
+_LEARNER_SECTIONS = {"replay": ("policy", "none"), "drift": ("detector", "none"),
+                     "homeostasis": ("enabled", False), "imbalance": ("mode", "none"), "trainable": None}
+
+
+def _section_keys(name: str, saved: dict, current: dict, kind: str) -> list:
+    """The settings of section ``name`` to compare: its switch first; the rest only where it is on in
+    both (a section that is off builds nothing, whatever else it says). [trainable] counts only for
+    ``model.kind = "trainable"``; [homeostasis].control_every also paces [drift]'s responses.
+
+    >>> _section_keys("replay", {"policy": "none", "seed": 1}, {"policy": "none", "seed": 2}, "online")
+    ['policy']
+    >>> _section_keys("homeostasis", {"enabled": False}, {"enabled": False}, "online")
+    ['enabled', 'control_every']
+    >>> _section_keys("trainable", {"lr": 0.1}, {"lr": 0.2}, "online")
+    []
+    """
+    switch = _LEARNER_SECTIONS[name]
+    if switch is None:  # [trainable]
+        return sorted(set(saved) | set(current)) if kind == "trainable" else []
+    key, off = switch
+    if saved.get(key, off) == off or current.get(key, off) == off:
+        return [key, "control_every"] if name == "homeostasis" else [key]
+    return [key] + sorted((set(saved) | set(current)) - {key})
 
 
 class CheckpointPolicy:
@@ -105,17 +131,15 @@ class CheckpointState:
             log_event(log, "restore", checkpoint=None, dir=str(self.store.dir), detail="no checkpoint: a new model")
             return {}
         state, info = loaded
-        saved_model = state.get("model_config", {})
-        current = dataclasses.asdict(self.config.model)
-        for key in sorted(set(saved_model) | set(current)):
-            if key in _MODEL_KEYS_FREE or saved_model.get(key) == current.get(key):
-                continue
-            raise ConfigError(
-                f"model.{key}: the checkpoint {info.path} was written with {key} = {saved_model.get(key)!r}, "
-                f"the config says {current.get(key)!r}; restore the setting, or point checkpoint.dir at an empty directory"
-            )
-        self.learner.load_state_dict(state["model"])
-        self.pending.load_state_dict(state["pending"])
+        self._check_settings(state, info.path)
+        try:
+            self.learner.load_state_dict(state["model"])
+            self.pending.load_state_dict(state["pending"])
+        except (KeyError, ValueError, IndexError, TypeError) as e:
+            raise CheckpointError(
+                f"{info.path}: does not fit this learner ({type(e).__name__}: {str(e)[:200]}); restore the settings "
+                f"it was written with, or point checkpoint.dir at an empty directory to start a new model"
+            ) from e
         self.offsets = {TopicPartition(t, int(p)): int(o) for t, p, o in state["offsets"]}
         self.load_extra(state)
         m = self.metrics
@@ -124,6 +148,46 @@ class CheckpointState:
         log_event(log, "restore", checkpoint=str(info.path), seq=info.seq, partitions=len(self.offsets),
                   pending_labels=len(self.pending))
         return dict(self.offsets)
+
+    def _check_settings(self, state: dict, path) -> None:
+        """Raise :class:`ConfigError` unless the config matches what the checkpoint at ``path`` was
+        written with: the consumer group, [model] (but its placement) and the learner's other sections
+        (checkpoints written before those were kept are not compared on them)."""
+        saved_group, group = state.get("group_id"), self.config.kafka.group_id
+        if saved_group is not None and saved_group != group:
+            raise ConfigError(
+                f"kafka.group_id: the checkpoint {path} was written by group {saved_group!r}, the config says {group!r}; "
+                f"its model and offsets belong to {saved_group!r}: to start group {group!r} with a new model, point "
+                f"checkpoint.dir at an empty directory, or keep group_id = {saved_group!r} to resume"
+            )
+        saved_model = state.get("model_config", {})
+        current = dataclasses.asdict(self.config.model)
+        for key in sorted(set(saved_model) | set(current)):
+            # a key the checkpoint lacks did not exist when it was written (model.max_columns): its
+            # default keeps the behaviour of then, so an upgrade resumes
+            if key in _MODEL_KEYS_FREE or key not in saved_model or saved_model.get(key) == current.get(key):
+                continue
+            raise ConfigError(
+                f"model.{key}: the checkpoint {path} was written with {key} = {saved_model.get(key)!r}, "
+                f"the config says {current.get(key)!r}; restore the setting, or point checkpoint.dir at an empty directory"
+            )
+        saved_sections = state.get("learner_config")
+        if saved_sections is None:
+            return  # written before the sections were kept
+        kind = self.config.model.kind
+        for name, now in self._learner_sections().items():
+            saved = saved_sections.get(name, {})
+            for key in _section_keys(name, saved, now, kind):
+                if saved.get(key) == now.get(key):
+                    continue
+                raise ConfigError(
+                    f"{name}.{key}: the checkpoint {path} was written with {key} = {saved.get(key)!r}, the config says "
+                    f"{now.get(key)!r}; restore the [{name}] setting, or point checkpoint.dir at an empty directory"
+                )
+
+    def _learner_sections(self) -> dict:
+        """The sections besides [model] the learner is built from, as plain values."""
+        return {name: dataclasses.asdict(getattr(self.config, name)) for name in _LEARNER_SECTIONS}
 
     def extra_state(self) -> dict:
         """What a subclass keeps in the checkpoint beside the learner, the labels and the offsets."""
@@ -170,6 +234,7 @@ class CheckpointState:
             "pending": self.pending.state_dict(),
             "offsets": [[tp.topic, tp.partition, o] for tp, o in sorted(merged.items())],
             "model_config": dataclasses.asdict(self.config.model),
+            "learner_config": self._learner_sections(),
             "group_id": self.config.kafka.group_id,
             "stats": jsonable_report(self.stats.report()),
             **self.extra_state(),

@@ -489,3 +489,147 @@ def test_model_config_mismatch_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match=r"model\.gamma: the checkpoint .* gamma = 1\.0, the config says 2\.0"):
         Daemon(cfg, build_learner(cfg.model), lambda me: None, None, PendingStores(), threading.Event())
+
+
+def _online_daemon(ckdir, records, group, **sections):
+    """A daemon over the fake source with the online learner built from the whole config (its
+    continual-learning ``sections`` included), as :meth:`Daemon.from_config` builds it."""
+    from connectors.commit import CommitPolicy
+    from connectors.daemon import Daemon
+    from stream_cl.factory import build_learner
+
+    cfg = load_config_dict({
+        "model": {"kind": "online", "device": "cpu", "width": 8, "forgetting": [1.0]},
+        "kafka": {"topics": ["events"], "predictions_topic": "p", "dead_letter_topic": "d", "stop_at_end": True,
+                  **sections.pop("kafka", {})},
+        "checkpoint": {"dir": str(ckdir), "every_events": 20, "every_seconds": 3600},
+        "run": {"batch_size": 5},
+        **sections,
+    })
+    publisher = _FakePublisher([], group)
+    d = Daemon(cfg, build_learner(cfg), lambda me: _FakeSource(me, records, [], group), publisher, PendingStores(),
+               threading.Event())
+    d.commits.policy = CommitPolicy(0)
+    return d, publisher
+
+
+def _start_exit_code(monkeypatch, build) -> int:
+    """The exit code of the daemon's start-up (``_build_and_run_once``) when ``build()`` makes the daemon."""
+    import connectors.daemon as daemon_module
+
+    monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(lambda cls, config, stop, metrics: build()))
+    code, _ = daemon_module._build_and_run_once(load_config_dict({"kafka": {"topics": ["events"]}}),
+                                                threading.Event(), None, None, None)
+    return code
+
+
+def test_a_new_group_id_over_the_old_groups_checkpoint_is_a_config_error(tmp_path, monkeypatch):
+    """A new group_id means a new model from the topics' start: restoring the old group's model and
+    offsets would reprocess nothing, so it is refused, naming both groups and the fix."""
+    from connectors.daemon import EXIT_CONFIG
+    from stream_cl.config import ConfigError
+
+    records, group = _records(30), {}
+    first, _ = _online_daemon(tmp_path / "ckpt", records, group)
+    assert first.run() == 0
+    with pytest.raises(ConfigError, match=r"kafka\.group_id: the checkpoint .* group 'stream-cl', the config says "
+                                          r"'reprocess'; .*checkpoint\.dir at an empty directory.* group_id = 'stream-cl'"):
+        _online_daemon(tmp_path / "ckpt", records, {}, kafka={"group_id": "reprocess"})
+    assert _start_exit_code(monkeypatch, lambda: _online_daemon(tmp_path / "ckpt", records, {},
+                                                                kafka={"group_id": "reprocess"})[0]) == EXIT_CONFIG
+    # the fix: the new group with an empty checkpoint directory learns and predicts everything anew
+    fresh, pub = _online_daemon(tmp_path / "empty", records, {}, kafka={"group_id": "reprocess"})
+    assert not fresh.metrics.restored_from and fresh.run() == 0 and len(pub.predictions) == 29
+    again, _ = _online_daemon(tmp_path / "ckpt", records, group)  # the old group still resumes
+    assert again.metrics.restored_from
+
+
+def test_continual_sections_must_match_the_checkpoint(tmp_path, monkeypatch):
+    """[drift] (and [replay], [homeostasis], [imbalance], [trainable]) shape the learner's state as
+    [model] does: a restart with them changed is a configuration error (exit 2), either way round."""
+    from connectors.daemon import EXIT_CONFIG
+    from stream_cl.config import ConfigError
+
+    records, drift = _records(40), {"drift": {"detector": "adwin", "response": ["forget"]}}
+    plain, _ = _online_daemon(tmp_path / "plain", records, {})
+    assert plain.run() == 0
+    with pytest.raises(ConfigError, match=r"drift\.detector: the checkpoint .* detector = 'none', the config says "
+                                          r"'adwin'; restore the \[drift\] setting, or point checkpoint\.dir at an empty"):
+        _online_daemon(tmp_path / "plain", records, {}, **drift)
+    assert _start_exit_code(monkeypatch, lambda: _online_daemon(tmp_path / "plain", records, {}, **drift)[0]) == EXIT_CONFIG
+    with pytest.raises(ConfigError, match=r"replay\.policy: .* 'none', the config says 'reservoir'"):
+        _online_daemon(tmp_path / "plain", records, {}, replay={"policy": "reservoir"})
+    # settings of a section that is off build nothing: they may change
+    quiet, _ = _online_daemon(tmp_path / "plain", records, {}, drift={"forget_value": 0.9}, trainable={"lr": 0.5})
+    assert quiet.metrics.restored_from
+
+    with_drift, _ = _online_daemon(tmp_path / "drift", records, {}, **drift)
+    assert with_drift.run() == 0
+    with pytest.raises(ConfigError, match=r"drift\.detector: .* 'adwin', the config says 'none'"):
+        _online_daemon(tmp_path / "drift", records, {})  # its drift state would be dropped silently
+    with pytest.raises(ConfigError, match=r"drift\.forget_value: .* 0\.98, the config says 0\.9"):
+        _online_daemon(tmp_path / "drift", records, {}, drift={**drift["drift"], "forget_value": 0.9})
+    same, _ = _online_daemon(tmp_path / "drift", records, {}, **drift)
+    assert same.metrics.restored_from
+
+
+def test_a_checkpoint_that_does_not_fit_the_learner_is_a_checkpoint_error(tmp_path, monkeypatch):
+    """A checkpoint written before the sections were kept is not compared on them; if the learner
+    cannot load it, the error names the file (exit 2), not a KeyError (exit 1, a restart loop)."""
+    from connectors.daemon import EXIT_CONFIG
+
+    records = _records(40)
+    first, _ = _online_daemon(tmp_path / "ckpt", records, {})
+    assert first.run() == 0
+    store = CheckpointStore(tmp_path / "ckpt")
+    state, info = store.load_latest()
+    del state["learner_config"]  # as written before the sections were kept
+    newest = store.save(state, info.meta).path
+    drift = {"drift": {"detector": "adwin", "response": ["forget"]}}
+    with pytest.raises(CheckpointError, match=rf"{newest.name}: does not fit this learner \(KeyError: 'continual'\)"):
+        _online_daemon(tmp_path / "ckpt", records, {}, **drift)
+    assert _start_exit_code(monkeypatch, lambda: _online_daemon(tmp_path / "ckpt", records, {}, **drift)[0]) == EXIT_CONFIG
+    same, _ = _online_daemon(tmp_path / "ckpt", records, {})  # the settings it was written with: restored
+    assert same.metrics.restored_from == str(newest)
+
+
+def test_numpy_string_and_bytes_scalars_round_trip_with_their_types(tmp_path):
+    state = {
+        "labels": [np.str_("p"), np.str_("naïve ✓"), np.str_(""), np.bytes_(b"ab\x00"), np.bytes_(b"")],
+        "keys": {np.str_("x"): 1, np.bytes_(b"y"): np.str_("z"), "plain": 2},
+    }
+    save_checkpoint(tmp_path / "c.safetensors", state)
+    back, _ = load_checkpoint(tmp_path / "c.safetensors")
+    assert _same(back["labels"], state["labels"]) and _same(back["keys"], state["keys"])
+    assert bytes(back["labels"][3]) == b"ab\x00"
+
+
+@pytest.mark.parametrize("make", _learners(), ids=["analytic", "online"])
+def test_a_learner_with_numpy_string_labels_resumes_and_predicts_the_same_labels(tmp_path, make):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 2))
+    xs = [{"a": float(r[0]), "b": float(r[1])} for r in X]
+    ys = np.where(X[:, 0] + X[:, 1] > 0, "p", "n")  # np.str_ labels, as an array gives them
+    first = make()
+    first.prequential_batch(xs[:120], ys[:120])
+    store = CheckpointStore(tmp_path)
+    store.save({"model": first.state_dict()})
+    state, _ = store.load_latest()
+    resumed = make().load_state_dict(state["model"])
+    assert resumed.classes_ == first.classes_ and all(type(c) is np.str_ for c in resumed.classes_)
+    assert [resumed.predict_one(x) for x in xs[120:]] == [first.predict_one(x) for x in xs[120:]]
+    np.testing.assert_array_equal(resumed.prequential_batch(xs[120:], ys[120:]), first.prequential_batch(xs[120:], ys[120:]))
+
+
+def test_a_model_key_the_checkpoint_predates_does_not_refuse_the_upgrade(tmp_path):
+    """A [model] key added after a checkpoint was written (model.max_columns) takes its default,
+    which keeps the behaviour of then: the daemon resumes instead of a config error."""
+    records = _records(40)
+    first, _ = _online_daemon(tmp_path / "ckpt", records, {})
+    assert first.run() == 0
+    store = CheckpointStore(tmp_path / "ckpt")
+    state, info = store.load_latest()
+    del state["model_config"]["max_columns"]  # as written before the key existed
+    newest = store.save(state, info.meta).path
+    same, _ = _online_daemon(tmp_path / "ckpt", records, {})
+    assert same.metrics.restored_from == str(newest)

@@ -127,3 +127,12 @@ def test_a_report_without_windows_still_plots(tmp_path, capsys):
     assert main(["report", str(tmp_path / "s.json"), "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     assert sorted(p.name for p in written(out)) == ["accuracy.png", "throughput.png"]
+
+
+def test_a_matrix_without_columns_is_skipped_not_a_crash(tmp_path, capsys):
+    for i, matrix in enumerate([[[]], [[], []]]):
+        (tmp_path / f"m{i}.json").write_text(json.dumps({"events": 3, "tasks": {"tasks": [], "accuracy_matrix": matrix}}))
+        assert main(["report", str(tmp_path / f"m{i}.json"), "--out", str(tmp_path / f"o{i}")]) == 0
+        out = capsys.readouterr().out
+        assert "skipped accuracy_matrix.png" in out
+        assert sorted(p.name for p in written(out)) == ["accuracy.png", "throughput.png"]
