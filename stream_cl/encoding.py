@@ -152,7 +152,7 @@ def _flatten_into(out: dict, items, prefix, depth: int, max_depth: int, nan_miss
         elif isinstance(v, str):
             out[key] = str(v)
         elif isinstance(v, (datetime, date)):
-            out[key] = v
+            out[key] = None if v != v else v  # pandas' NaT is a datetime, and null (as in a frame)
         else:
             raise InvalidFeatureError(
                 key, v, f"expected a number, a string, a boolean, null, an object or an array, not {t.__name__}")
@@ -185,16 +185,21 @@ def _out_of_range(key, v, nan_missing: bool) -> None:
 # compare equal to itself and its old row would be learned) or an array (whose == is
 # elementwise) leaves the event unremembered: it is vectorised again.
 _MEMO_TYPES = frozenset((float, int, str, bool, type(None), np.float64, np.float32, np.int64, np.int32, np.bool_))
+_MEMO_KEYS = frozenset((str,))
 
 
 def memo_values(x: Mapping) -> tuple | None:
-    """The values of event ``x`` if a memo may compare them (all immutable scalars), else ``None``.
+    """The values of event ``x`` if a memo may compare them (all immutable scalars, under string
+    keys), else ``None``.
 
-    >>> memo_values({"a": 1.0, "b": "red"}), memo_values({"a": {"b": 1.0}})
-    ((1.0, 'red'), None)
+    >>> memo_values({"a": 1.0, "b": "red"}), memo_values({"a": {"b": 1.0}}), memo_values({1: 2.0})
+    ((1.0, 'red'), None, None)
     """
     values = tuple(x.values())
-    return values if _MEMO_TYPES.issuperset(map(type, values)) else None
+    # keys too must compare as the index tells them apart: 1 == 1.0 == True, but they are three columns
+    if _MEMO_TYPES.issuperset(map(type, values)) and _MEMO_KEYS.issuperset(map(type, x)):
+        return values
+    return None
 
 
 def cells(x: Mapping, missing_indicators: bool = False, time_features: bool = False) -> list[tuple]:
@@ -217,6 +222,12 @@ def cells(x: Mapping, missing_indicators: bool = False, time_features: bool = Fa
                 raise InvalidFeatureError(k, v, "a datetime: set time_features=True for cyclical time columns, "
                                                 "or send epoch seconds")
             out.extend((c, t, NUMERIC, None) for c, t in time_columns(k, epoch_seconds(v)).items())
+    if len({c[0] for c in out}) < len(out):  # {"c": "red", "c=red": 7.0}: two values, one column
+        seen: set = set()
+        for c in out:
+            if c[0] in seen:
+                raise InvalidFeatureError(c[0], c[1], "two values make this column; rename one of them", "bad_features")
+            seen.add(c[0])
     return out
 
 

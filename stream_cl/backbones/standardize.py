@@ -82,7 +82,9 @@ class OnlineStandardizer:
         Z = np.clip(Z, -self.clip, self.clip, out=Z)
         if raw is not None:
             raw = raw[: X.shape[1]] if raw.shape[0] >= X.shape[1] else np.pad(raw, (0, X.shape[1] - raw.shape[0]))
-            Z[:, raw] = np.where(M[:, raw] & (count[..., raw] >= 1), INDICATOR_SCALE * X[:, raw], 0.0)
+            # clipped too: a hashed bucket claimed by a category may also receive a number (hash_width)
+            ind = np.clip(INDICATOR_SCALE * X[:, raw], -self.clip, self.clip)
+            Z[:, raw] = np.where(M[:, raw] & (count[..., raw] >= 1), ind, 0.0)
         return Z
 
     def transform(self, X: np.ndarray, M: np.ndarray | None = None, raw: np.ndarray | None = None,

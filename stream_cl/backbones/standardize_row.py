@@ -42,7 +42,7 @@ def _transform_row(x, present, count, mean, m2, raw, clip, indicator_scale):
     """``(z, known)`` (d,) each for row ``x`` (d,) with the statistics ``count``, ``mean``, ``m2``
     (>= d,): a present value in a column learned from at least twice is standardised and
     clipped, an indicator (``raw[j]``, where ``raw`` reaches) reads ``indicator_scale`` times its
-    value once learned from once, anything else 0; ``known``: present in a learned column."""
+    value (clipped too) once learned from once, anything else 0; ``known``: present in a learned column."""
     d = x.shape[0]
     z = np.zeros(d)
     known = np.zeros(d, dtype=np.bool_)
@@ -52,8 +52,9 @@ def _transform_row(x, present, count, mean, m2, raw, clip, indicator_scale):
             continue
         known[j] = n >= 1
         if j < raw.shape[0] and raw[j]:
-            if n >= 1:
-                z[j] = indicator_scale * x[j]
+            if n >= 1:  # clipped as the array code clips it
+                v = indicator_scale * x[j]
+                z[j] = -clip if v < -clip else (clip if v > clip else v)
         elif n >= 2:
             var = m2[j] / n  # n >= 2: the array code's max(n, 1) is n
             tiny = CONSTANT_REL * mean[j]  # constant: sd at most CONSTANT_REL of |mean| (the array code's test)

@@ -206,3 +206,19 @@ def test_two_values_that_flatten_to_one_key_are_refused_whatever_their_order():
             flatten(x)
         assert e.value.code == "bad_features"
     assert flatten({"a.b": {"c": 1}, "a": {"b": 2}}) == {"a.b.c": 1.0, "a.b": 2.0}  # no key twice: fine
+
+
+def test_two_values_that_make_one_column_are_refused():
+    # flatten's keys differ, the columns do not: the last value used to win silently
+    for x in ({"color": "red", "color=red": 7.0}, {"amount": None, "amount=<missing>": 3.0},
+              {"t": datetime(2024, 1, 1, tzinfo=timezone.utc), "t.hour_sin": 0.25}):
+        with pytest.raises(InvalidFeatureError, match="two values make this column") as e:
+            FeatureIndex(missing_indicators=True, time_features=True).vectorize([x])
+        assert e.value.code == "bad_features"
+
+
+def test_pandas_nat_in_a_dict_is_null_as_in_a_frame():
+    assert flatten({"t": pd.NaT, "a": 1}) == {"t": None, "a": 1.0}  # it raised a bare ValueError
+    index = FeatureIndex(time_features=True)
+    X, new = index.vectorize([{"a": 1.0, "t": pd.NaT}])
+    assert list(new) == ["a"] and X.tolist() == [[1.0]]  # no time columns: the value is missing

@@ -365,3 +365,19 @@ def test_a_learner_batch_longer_than_the_mixer_closed_form_range_equals_the_per_
         want = loop.predict_proba_one(x)
         np.testing.assert_allclose(P[i], [want.get(c, 0.0) for c in batch.classes_], rtol=0, atol=1e-12, err_msg=str(i))
         loop.learn_one(x, y)
+
+
+@pytest.mark.parametrize("hash_width", [None, 64])
+def test_keys_that_compare_equal_but_are_other_columns_do_not_share_the_memo(hash_width):
+    # 1 == 1.0 == True, but they are three columns ("1=a", "1.0=a") or buckets: predicting {1: "a"}
+    # then learning {1.0: "a"} learned the row of key 1
+    def run(predict_first):
+        model = OnlineContinualLearner(device="cpu", hash_width=hash_width)
+        for i in range(12):
+            model.learn_one({1: "ab"[i % 2], "u": float(i % 3)}, "pq"[i % 2])
+        if predict_first:
+            model.predict_proba_one({1: "a", "u": 0.0})
+        model.learn_one({1.0: "a", "u": 0.0}, "q")
+        return model.predict_proba_one({1.0: "a", "u": 1.0})
+
+    assert run(True) == run(False)

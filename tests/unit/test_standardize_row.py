@@ -98,3 +98,21 @@ def test_without_numba_the_same_row_loops_run_in_python(monkeypatch, scale):
     for a in ("count", "mean", "m2"):
         assert np.array_equal(getattr(compiled, a), getattr(python, a)), a
     assert peak > 2.0  # the numeric columns were scaled at either scale
+
+
+@pytest.mark.parametrize("d", [3, ROW_LOOP_MAX + 5])  # the compiled row loop and the array code
+def test_an_indicator_column_is_clipped_like_a_standardised_one(d):
+    # with hash_width a bucket takes the kind of the first key hashed into it: a number landing in
+    # a category's bucket was read raw, unclipped (amount 21,000 entered the backbone as 10,500)
+    scaler = OnlineStandardizer()
+    X = np.ones((4, d))
+    M = np.ones((4, d), dtype=bool)
+    raw = np.zeros(d, dtype=bool)
+    raw[0] = True
+    scaler.prequential(X, M, np.ones(4, dtype=bool), raw)
+    x = np.ones(d)
+    for value, expected in ((1.0, 0.5), (2.0, 1.0), (21_000.0, scaler.clip), (-21_000.0, -scaler.clip)):
+        x[0] = value
+        z, _ = scaler.transform_row(x, np.ones(d, dtype=bool), raw)
+        Z = scaler.transform(x[None, :], np.ones((1, d), dtype=bool), raw)
+        assert z[0] == Z[0, 0] == expected
