@@ -42,7 +42,7 @@ from .encoding import MAX_ABS_VALUE, InvalidFeatureError, flatten, out_of_range
 from .events import DeadLetter, Event
 from .mapping_check import FieldCensus
 
-__all__ = ["EventDecoder"]
+__all__ = ["MAX_TEXT_CHARS", "EventDecoder", "lone_surrogate", "text_problem"]
 
 _BIG = 2**1000  # ints inside this convert to float without overflow
 _BOM = "\ufeff"
@@ -186,7 +186,7 @@ class EventDecoder:
             return _dead(raw, "malformed", f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}", origin)
         except (ValueError, RecursionError) as e:  # over 4300-digit integers, absurd nesting
             return _dead(raw, "malformed", f"invalid JSON: {str(e)[:80]}", origin)
-        if (isinstance(raw, str) or "\\ud" in text or "\\uD" in text) and _lone_surrogate(obj):
+        if (isinstance(raw, str) or "\\ud" in text or "\\uD" in text) and lone_surrogate(obj):
             # an escape such as \ud800 alone is JSON's syntax but no character: an id or label
             # holding one could not be written out again (every output is UTF-8), nor a key in a checkpoint
             return _dead(raw, "malformed", "invalid JSON: a string holds a lone surrogate escape (\\ud800-\\udfff), "
@@ -275,6 +275,9 @@ class EventDecoder:
             ts = _timestamp(ts)
             if type(ts) is tuple:
                 return _dead(raw, "bad_timestamp", ts[0], origin)
+        problem = text_problem(y, i, task)
+        if problem is not None:
+            return _dead(raw, *problem, origin)
         return _make_event(x, y, i, task, ts, origin)
 
     # -- CSV -------------------------------------------------------------------------
@@ -328,7 +331,11 @@ class EventDecoder:
             ts = _timestamp(ts)
             if type(ts) is tuple:
                 return _dead(raw, "bad_timestamp", ts[0], origin)
-        return _make_event(x, y, row.get(self._id) or None, row.get(self._task) or None, ts, origin)
+        i, task = row.get(self._id) or None, row.get(self._task) or None
+        problem = text_problem(y, i, task)
+        if problem is not None:
+            return _dead(raw, *problem, origin)
+        return _make_event(x, y, i, task, ts, origin)
 
     def _csv_columns(self, header: tuple) -> tuple[list, list]:
         """The feature columns, and the columns that unknown_fields = "reject" refuses."""
@@ -413,7 +420,25 @@ def _dead(raw, reason: str, detail: str, origin: str) -> DeadLetter:
     return DeadLetter(raw if type(raw) is bytes else _to_bytes(raw), reason, detail, origin)
 
 
-def _lone_surrogate(obj) -> bool:
+# The longest id, label or task string: every prediction record repeats them (its key is the id),
+# and one too large for the predictions topic would fail every transaction that holds it.
+MAX_TEXT_CHARS = 1024
+
+
+def text_problem(label, id_, task) -> tuple[str, str] | None:
+    """``(reason, detail)`` for an id, label or task string over ``MAX_TEXT_CHARS``, else ``None``.
+
+    >>> text_problem("ok", "x" * 2000, None)
+    ('bad_id', 'id: 2,000 characters, over 1,024 (every prediction record repeats it); send a shorter one')
+    """
+    for what, value, reason in (("label", label, "bad_label"), ("id", id_, "bad_id"), ("task", task, "bad_label")):
+        if type(value) is str and len(value) > MAX_TEXT_CHARS:
+            return reason, f"{what}: {len(value):,} characters, over {MAX_TEXT_CHARS:,} (every prediction record " \
+                           "repeats it); send a shorter one"
+    return None
+
+
+def lone_surrogate(obj) -> bool:
     """Whether a string in parsed JSON ``obj`` (a key or a value) holds a lone surrogate."""
     try:
         json.dumps(obj, ensure_ascii=False).encode("utf-8")

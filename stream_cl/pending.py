@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import MappingConfig
+from .decode import lone_surrogate, text_problem
 from .events import DeadLetter, Event
 
 __all__ = ["LabelDecoder", "LabelUpdate", "PendingLabels"]
@@ -292,6 +293,9 @@ class LabelDecoder:
             return DeadLetter(data, "malformed", f"invalid JSON: {str(e)[:80]}", origin)
         if type(obj) is not dict:
             return DeadLetter(data, "not_an_object", f"expected a JSON object, got {type(obj).__name__}", origin)
+        if (b"\\ud" in data or b"\\uD" in data) and lone_surrogate(obj):  # the event decoder's rule
+            return DeadLetter(data, "malformed", "label record: a string holds a lone surrogate escape "
+                                                 "(\\ud800-\\udfff), which is not a Unicode character", origin)
         if self._reject:
             unknown = sorted(str(k)[:40] for k in obj if k not in self._known)
             if unknown:
@@ -308,6 +312,9 @@ class LabelDecoder:
         if not (type(y) is str or type(y) is bool or (type(y) is int and -_BIG < y < _BIG)):
             what = "floats are not allowed as class labels" if isinstance(y, float) else f"got {type(y).__name__}"
             return DeadLetter(data, "bad_label", f"label record: label must be a string, an integer or a boolean; {what}", origin)
+        problem = text_problem(y, i, None)
+        if problem is not None:
+            return DeadLetter(data, problem[0], f"label record: {problem[1]}", origin)
         return LabelUpdate(i, y, origin)
 
 

@@ -61,6 +61,18 @@ def test_a_lone_surrogate_is_malformed(raw):
     assert "lone surrogate" in dead(DECODER.decode_json(raw, "o"), "malformed")
 
 
+@pytest.mark.parametrize("field, reason", [("id", "bad_id"), ("y", "bad_label"), ("task", "bad_label")])
+def test_an_id_label_or_task_longer_than_every_prediction_record_can_carry(field, reason):
+    # a 600 KB id made a 1.2 MB prediction record that the topic refused: every transaction holding
+    # it failed and the member started over forever, publishing nothing
+    raw = b'{"x": {"a": 1}, "' + field.encode() + b'": "' + b"x" * 1025 + b'"}'
+    assert "1,025 characters, over 1,024" in dead(DECODER.decode_json(raw, "o"), reason)
+    row = {"a": "1", "y": "ok", field: "x" * 1025}
+    assert "1,025 characters, over 1,024" in dead(DECODER.decode_csv_row(row, b"", "o"), reason)
+    ok = b'{"x": {"a": 1}, "' + field.encode() + b'": "' + b"x" * 1024 + b'"}'
+    assert not isinstance(DECODER.decode_json(ok, "o"), DeadLetter)
+
+
 def test_a_surrogate_pair_and_an_escaped_backslash_are_text():
     assert DECODER.decode_json(rb'{"x": {"a": "\ud83d\ude00"}, "y": "\ud83d\ude00"}', "o").y == "\U0001f600"
     assert DECODER.decode_json(rb'{"x": {"a": "\\ud800"}, "y": 1}', "o").x == {"a": "\\ud800"}

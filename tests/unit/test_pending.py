@@ -179,3 +179,18 @@ def test_random_json_is_a_label_or_a_dead_letter(doc, reject):
         assert isinstance(doc, dict) and type(out.id) is str and type(out.y) in (str, int, bool)
     else:
         assert isinstance(out, DeadLetter) and out.reason in REASONS and out.detail
+
+
+@pytest.mark.parametrize("raw, reason, detail", [
+    # a lone surrogate waited in the label store, then failed to encode into the changelog or the
+    # checkpoint: the daemon exited 1 on every restart, the record's offset already committed
+    (rb'{"id": "a", "y": "ok\udc00"}', "malformed", "lone surrogate"),
+    (rb'{"id": "a\ud800", "y": "ok"}', "malformed", "lone surrogate"),
+    # an id or label the prediction record repeats, too large for the predictions topic
+    (b'{"id": "' + b"x" * 5000 + b'", "y": "ok"}', "bad_id", "id: 5,000 characters, over 1,024"),
+    (b'{"id": "a", "y": "' + b"z" * 2000 + b'"}', "bad_label", "label: 2,000 characters, over 1,024"),
+])
+def test_label_records_obey_the_event_decoders_text_rules(raw, reason, detail):
+    out = LabelDecoder(MappingConfig()).decode(raw, "labels/0@7")
+    assert isinstance(out, DeadLetter) and out.reason == reason and detail in out.detail, out
+    assert LabelDecoder(MappingConfig()).decode(rb'{"id": "a", "y": "\ud83d\ude00"}', "o").y == "\U0001f600"
