@@ -27,6 +27,7 @@ import time
 
 from kafka import TopicPartition
 
+from stream_cl.config import ConfigError
 from stream_cl.contribution import Contribution, ContributionError
 
 from .logs import log_event
@@ -35,6 +36,10 @@ from .state import CheckpointState
 __all__ = ["PartitionStates", "partition_key"]
 
 log = logging.getLogger("stream_cl.daemon")
+
+# what a changelog record takes beyond its key and value in its record batch (Kafka's batch
+# header is 61 bytes, the record's own fields a few varints): counted against the topic's limit
+RECORD_OVERHEAD = 128
 
 
 def partition_key(topic: str, partition: int) -> str:
@@ -52,6 +57,7 @@ class PartitionStates(CheckpointState):
         cl = config.changelog
         self.every_events, self.every_s, self.fold_every_s = cl.every_events, cl.every_seconds, cl.fold_every_seconds
         self.labels_topic = config.kafka.labels_topic
+        self.max_record_bytes = cl.max_message_bytes  # the changelog topic's max.message.bytes
         self.owned: set[str] = set()  # partition keys of the events partitions this member holds
         self.changed: dict[str, int] = {}  # owned key -> events processed since its last changelog record
         self._written = time.monotonic()
@@ -88,13 +94,17 @@ class PartitionStates(CheckpointState):
         served = self.parts.get(key)
         c = self._read(key)
         if c is not None and (served is None or (c.offset is not None and c.offset >= served)):
-            self.learner.merge(key, c)
-            self.parts[key] = c.offset
-            extra = c.pending or {}
-            self.pending.install(key, extra.get("store"))
-            log_event(log, "takeover", partition=key, source="changelog", offset=c.offset,
-                      pending_labels=len(self.pending.for_key(key)))
-            return c.offset, extra.get("labels")
+            try:
+                self.learner.merge(key, c)  # changes nothing when it raises
+            except ContributionError as e:  # another model's part: refuse it, loudly, and go on as if it were missing
+                log_event(log, "changelog_refused", level=logging.ERROR, key=key, detail=str(e))
+            else:
+                self.parts[key] = c.offset
+                extra = c.pending or {}
+                self.pending.install(key, extra.get("store"))
+                log_event(log, "takeover", partition=key, source="changelog", offset=c.offset,
+                          pending_labels=len(self.pending.for_key(key)))
+                return c.offset, extra.get("labels")
         if served is not None:
             labels_tp = TopicPartition(self.labels_topic, tp.partition) if self.labels_topic else None
             return served, self.offsets.get(labels_tp) if labels_tp is not None else None
@@ -162,6 +172,7 @@ class PartitionStates(CheckpointState):
             c = self.learner.contribution(key, offset=covered[tp],
                                           pending={"store": self.pending.export(key), "labels": labels})
             value = c.to_bytes()
+            self._check_size(key, len(key.encode()) + len(value), covered[tp])
             records.append((self.changelog_topic, key.encode(), value))
             self.parts[key] = covered[tp]
             self.changelog_records += 1
@@ -170,6 +181,20 @@ class PartitionStates(CheckpointState):
         if due:
             self._written = time.monotonic()
         return records
+
+    def _check_size(self, key: str, size: int, offset) -> None:
+        """Refuse a record larger than the changelog topic takes: every transaction holding it
+        would fail (``MessageSizeTooLargeError``) and the member reset again and again."""
+        size += RECORD_OVERHEAD
+        if size <= self.max_record_bytes:
+            return
+        waiting = len(self.pending.for_key(key))
+        model = len(self.learner.contribution(key, offset=offset).to_bytes())  # the part without its labels
+        raise ConfigError(
+            f"changelog.max_message_bytes: the changelog record of partition {key!r} is {size} bytes, over the "
+            f"limit of {self.max_record_bytes} bytes (its model part {model} bytes, its {waiting} events waiting for "
+            f"a label (labels.max_pending = {self.config.labels.max_pending}) the rest); raise "
+            f"changelog.max_message_bytes to at least {size}, or lower labels.max_pending or labels.max_age_s")
 
     # -- fold -----------------------------------------------------------------------------------
     def fold(self, force: bool = False) -> int:

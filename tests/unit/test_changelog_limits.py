@@ -1,0 +1,116 @@
+"""PartitionStates and the model changelog's limits, without a broker (a fake changelog table).
+
+* a partition's record (its model part and its waiting-label store) larger than
+  ``changelog.max_message_bytes`` is refused with a ConfigError naming the settings, instead of
+  failing every transaction that holds it (MessageSizeTooLargeError, a reset every
+  ``changelog.every_seconds``);
+* a changelog record of another model met at takeover is refused (``changelog_refused``) and the
+  partition is taken over as if it had none, instead of the error escaping the rebalance callback.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import pytest
+from kafka import TopicPartition
+
+from connectors.partitions import PartitionStates, partition_key
+from stream_cl.config import ConfigError, load_config_dict
+from stream_cl.events import Event
+from stream_cl.factory import build_learner
+from stream_cl.pending_stores import PendingStores
+
+TOPIC = "events"
+KEY = partition_key(TOPIC, 0)
+TP = TopicPartition(TOPIC, 0)
+
+
+class FakeTable:
+    """What PartitionStates reads of a ChangelogTable: the latest value per key."""
+
+    topic = "g.model"
+
+    def __init__(self, values=None):
+        self.values = dict(values or {})
+
+    def catch_up(self):
+        return 0
+
+    def poll(self, timeout_ms=0):
+        return 0
+
+    def get(self, key):
+        return self.values.get(key)
+
+    def changed(self):
+        return set(self.values)
+
+
+def _config(tmp_path, max_message_bytes=33_554_432, model=None):
+    return load_config_dict({
+        "model": model or {"kind": "analytic", "forgetting": [1.0]},
+        "kafka": {"topics": [TOPIC]},
+        "checkpoint": {"dir": str(tmp_path / "ckpt")},
+        "changelog": {"max_message_bytes": max_message_bytes},
+    })
+
+
+def _states(cfg, table):
+    learner, pending = build_learner(cfg), PendingStores(cfg.labels.max_pending, cfg.labels.max_age_s)
+    return PartitionStates(cfg, learner, pending, metrics=None, stats=None, table=table)
+
+
+def _learn(states, n_labelled, n_waiting, n_features, seed=0):
+    """``n_labelled`` events learned in partition KEY, ``n_waiting`` more waiting for their label."""
+    rng = random.Random(seed)
+    row = lambda: {f"f{j}": rng.random() for j in range(n_features)}  # noqa: E731
+    for _ in range(n_labelled):
+        states.learner.learn_one(row(), rng.randrange(2), partition=KEY)
+    store = states.pending.for_key(KEY)
+    for i in range(n_waiting):
+        store.add(Event(x=row(), id=f"w{i}"), now=1000.0)
+    states.touched(KEY, n_labelled + n_waiting)
+
+
+def test_a_record_larger_than_the_changelog_limit_is_refused_with_a_config_error(tmp_path):
+    cfg = _config(tmp_path, max_message_bytes=200_000)
+    states = _states(cfg, FakeTable())
+    states.resume_at([TP])
+    _learn(states, n_labelled=50, n_waiting=2_000, n_features=20)
+    with pytest.raises(ConfigError) as info:
+        states.records_for({TP: 2_050}, force=True)
+    text = str(info.value)
+    assert text.startswith("changelog.max_message_bytes:")
+    assert "labels.max_pending" in text and "200000" in text and KEY in text
+    assert "2000 events waiting" in text
+
+
+def test_a_record_within_the_limit_goes_out(tmp_path):
+    cfg = _config(tmp_path, max_message_bytes=33_554_432)
+    states = _states(cfg, FakeTable())
+    states.resume_at([TP])
+    _learn(states, n_labelled=50, n_waiting=2_000, n_features=20)
+    records = states.records_for({TP: 2_050}, force=True)
+    assert [(t, k) for t, k, _ in records] == [("g.model", KEY.encode())]
+    assert 200_000 < len(records[0][2]) < 33_554_432  # the waiting events count: what the first test refuses
+
+
+def test_a_changelog_part_of_another_model_is_refused_at_takeover(tmp_path, caplog):
+    old_cfg = _config(tmp_path, model={"kind": "analytic", "forgetting": [1.0]})
+    old = _states(old_cfg, FakeTable())
+    old.resume_at([TP])
+    _learn(old, n_labelled=30, n_waiting=5, n_features=4)
+    [(_, _, value)] = old.records_for({TP: 35}, force=True)
+
+    new_cfg = _config(tmp_path, model={"kind": "analytic", "forgetting": [0.99]})  # a [model] setting changed
+    new = _states(new_cfg, FakeTable({KEY: value}))
+    with caplog.at_level(logging.ERROR, logger="stream_cl.daemon"):
+        resumed = new.resume_at([TP])
+    assert resumed == {}  # as if the changelog had no part: the group's committed offset applies
+    assert any("changelog_refused" in r.getMessage() for r in caplog.records)
+    assert new.learner.partitions_ == [] and KEY not in new.parts
+    assert len(new.pending.for_key(KEY)) == 0  # the refused record's waiting events are not installed
+    _learn(new, n_labelled=10, n_waiting=0, n_features=4, seed=1)  # and the member goes on learning
+    assert [k for _, k, _ in new.records_for({TP: 45}, force=True)] == [KEY.encode()]
