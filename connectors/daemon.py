@@ -90,6 +90,9 @@ class Daemon:
         self.state = state_factory(config, learner, pending, self.metrics, self.step.stats)
         self.reset_reason = ""  # set when this member must drop its state and start over
         self._failed = False
+        # a setting the data outgrew, met on the IO thread (a changelog record over its limit at a
+        # revocation): the loop raises it, so the member stops (exit 2) instead of starting over
+        self._config_error: ConfigError | None = None
         self._started: float | None = None  # while start-up lasts: when the loop began
         self._assigned_seen: frozenset = frozenset()
         self.state.restore()
@@ -151,6 +154,9 @@ class Daemon:
         try:
             # the positions the loop holds (no blocking lookups on the IO thread)
             self.commits.commit("revoke", partitions=set(self.source.assigned))
+        except ConfigError as e:  # starting over would meet it again: stop
+            self._config_error = e
+            return
         except Exception as e:  # noqa: BLE001 -- not committed: the state is ahead of the group's offsets
             self.reset_reason = f"commit at revocation failed: {type(e).__name__}: {e}"
             return
@@ -177,6 +183,8 @@ class Daemon:
         try:
             while not self.stop.is_set() and not self.reset_reason:
                 self.run_once()
+                if self._config_error is not None:
+                    raise self._config_error
             if self.reset_reason:
                 return self._reset()
             m.state = "stopping"
@@ -191,6 +199,13 @@ class Daemon:
         except TransactionAborted as e:  # fenced, or a commit that failed: nothing since the last commit counts
             self.reset_reason = f"{'fenced' if isinstance(e, Fenced) else 'transaction aborted'}: {e}"
             return self._reset()
+        except ConfigError as e:  # a setting the data outgrew (changelog.max_message_bytes): starting over meets it again
+            self._failed = True
+            self.metrics.state = "failed"
+            log_event(log, "failed", level=logging.ERROR, detail=f"config error: {e}", exit_code=EXIT_CONFIG)
+            self._write_status(force=True)
+            self._abort()
+            return EXIT_CONFIG
         except Exception:
             self._failed = True
             self.metrics.state = "failed"

@@ -633,3 +633,30 @@ def test_a_model_key_the_checkpoint_predates_does_not_refuse_the_upgrade(tmp_pat
     newest = store.save(state, info.meta).path
     same, _ = _online_daemon(tmp_path / "ckpt", records, {})
     assert same.metrics.restored_from == str(newest)
+
+
+@pytest.mark.parametrize("where", ["loop", "revoke"])
+def test_a_config_error_met_while_running_stops_with_exit_2_not_a_reset(tmp_path, monkeypatch, where):
+    """A setting the data outgrew (a changelog record over changelog.max_message_bytes) raises
+    ConfigError at a commit: starting over would meet it again, so the member stops (exit 2, the
+    configuration's code) with nothing past its last commit visible; it used to exit 1 from the
+    loop, and to start over (a reset loop) when met at a revocation."""
+    from connectors.daemon import EXIT_CONFIG
+    from stream_cl.config import ConfigError
+
+    log = []
+    daemon, publisher = _daemon(tmp_path, _records(30), log)
+    original, calls = daemon.commits.commit, []
+
+    def commit(reason, **kwargs):
+        calls.append(reason)
+        if (where == "loop" and reason == "interval" and len(calls) > 2) or (where == "revoke" and reason == "revoke"):
+            raise ConfigError("changelog.max_message_bytes: the record of partition 0 is too large")
+        return original(reason, **kwargs)
+
+    monkeypatch.setattr(daemon.commits, "commit", commit)
+    if where == "revoke":
+        daemon.on_revoke([TopicPartition("events", 0)], lost=False)  # as the IO thread calls it
+        assert daemon.reset_reason == ""
+    assert daemon.run() == EXIT_CONFIG
+    assert daemon.metrics.state == "failed" and "shutdown" not in calls
