@@ -331,6 +331,17 @@ class KafkaSource:
                       detail=f"{key}: topic {topic!r} does not exist (yet); a broker with auto.create.topics.enable "
                              "(the dev broker) creates it now, most production brokers do not: create it, e.g. "
                              f"kafka-topics.sh --bootstrap-server HOST:PORT --create --topic {topic} --partitions 6")
+        if self.labels_topic and not counts.get(self.labels_topic):
+            # created on first use, it would get the broker's default count (num.partitions), and the
+            # labels of every other events partition would reach no member: lost, unjoined
+            wide = [t for t in self.cfg.topics if counts.get(t, 0) > 1]
+            if wide:
+                n = counts[wide[0]]
+                raise ConfigError(
+                    f"kafka.labels_topic: {self.labels_topic!r} does not exist and {wide[0]!r} has {n} partitions: "
+                    "created on first use it would get the broker's default partition count, and a label must reach "
+                    f"the member that holds its event's partition; create it first with {n} partitions, e.g. "
+                    f"kafka-topics.sh --bootstrap-server HOST:PORT --create --topic {self.labels_topic} --partitions {n}")
         if self.labels_topic and counts.get(self.labels_topic):
             for topic in self.cfg.topics:
                 if counts.get(topic) and counts[topic] != counts[self.labels_topic]:

@@ -68,3 +68,16 @@ def test_a_labels_topic_not_co_partitioned_with_the_events_is_refused(kafka_kit)
     assert len(error) == 1 and error[0]["event"].startswith(
         f"kafka.labels_topic: '{labels}' has 2 partitions and '{events}' 4: a label must reach the member")
     assert "--partitions 4" in error[0]["event"]
+
+
+def test_a_missing_labels_topic_beside_a_partitioned_events_topic_is_refused(kafka_kit):
+    # created on first use with the broker's default count (1), it silently lost the labels of every
+    # event outside partition 0: they never joined
+    events = kafka_kit.topic("nolabels", partitions=2)
+    labels = f"{events}-labels"
+    daemon = kafka_kit.start(kafka_kit.config("nolabels", [events], kafka={"labels_topic": labels}))
+    assert daemon.wait(timeout=120) == 2  # a configuration error, before anything is consumed
+    error = [d for d in _lines(daemon.log()) if d["level"] == "ERROR"]
+    assert len(error) == 1 and error[0]["event"].startswith(
+        f"kafka.labels_topic: '{labels}' does not exist and '{events}' has 2 partitions")
+    assert "--partitions 2" in error[0]["event"]
