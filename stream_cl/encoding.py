@@ -185,14 +185,14 @@ def _out_of_range(key, v, nan_missing: bool) -> None:
 # compare equal to itself and its old row would be learned) or an array (whose == is
 # elementwise) leaves the event unremembered: it is vectorised again.
 _MEMO_TYPES = frozenset((float, int, str, bool, type(None), np.float64, np.float32, np.int64, np.int32, np.bool_))
-_MEMO_KEYS = frozenset((str,))
+_MEMO_KEYS = frozenset((str, int))  # not bool or float: True == 1 == 1.0 are three columns (River's streams use ints)
 
 
 def memo_values(x: Mapping) -> tuple | None:
     """The values of event ``x`` if a memo may compare them (all immutable scalars, under string
-    keys), else ``None``.
+    or int keys), else ``None``.
 
-    >>> memo_values({"a": 1.0, "b": "red"}), memo_values({"a": {"b": 1.0}}), memo_values({1: 2.0})
+    >>> memo_values({"a": 1.0, "b": "red"}), memo_values({"a": {"b": 1.0}}), memo_values({1.0: 2.0})
     ((1.0, 'red'), None, None)
     """
     values = tuple(x.values())
