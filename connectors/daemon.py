@@ -200,19 +200,19 @@ class Daemon:
             self.reset_reason = f"{'fenced' if isinstance(e, Fenced) else 'transaction aborted'}: {e}"
             return self._reset()
         except ConfigError as e:  # a setting the data outgrew (changelog.max_message_bytes): starting over meets it again
-            self._failed = True
-            self.metrics.state = "failed"
             log_event(log, "failed", level=logging.ERROR, detail=f"config error: {e}", exit_code=EXIT_CONFIG)
-            self._write_status(force=True)
-            self._abort()
-            return EXIT_CONFIG
+            return self._stop_failed(EXIT_CONFIG)
         except Exception:
-            self._failed = True
-            self.metrics.state = "failed"
             log.exception("daemon failed; nothing after the last commit is visible, a restart resumes from it")
-            self._write_status(force=True)
-            self._abort()
-            return EXIT_FAILED
+            return self._stop_failed(EXIT_FAILED)
+
+    def _stop_failed(self, code: int) -> int:
+        """End a run that failed: nothing past the last commit is committed or published."""
+        self._failed = True
+        self.metrics.state = "failed"
+        self._write_status(force=True)
+        self._abort()
+        return code
 
     def run_once(self) -> None:
         """Poll once, process what came, commit when due."""

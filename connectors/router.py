@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from itertools import groupby
 
 from stream_cl.events import DeadLetter, Event
 from stream_cl.pending import LabelUpdate
@@ -125,8 +126,9 @@ class Router:
         """
         m, size, letters = self.metrics, self.config.run.batch_size, []
         store = self.pending.for_key(key) if self.remember else None
-        runs = _runs(events, lambda e: e.origin in silent) if silent else [(events, False)]
-        for run, replayed in runs:
+        runs = groupby(events, key=lambda e: e.origin in silent) if silent else [(False, events)]
+        for replayed, run in runs:
+            run = list(run)
             step = self.replay_step() if replayed else self.step
             for i in range(0, len(run), size):
                 chunk = run[i : i + size]
@@ -159,7 +161,7 @@ class Router:
         ``(event, replayed)``; replayed joins were counted in the accuracies before the restore."""
         m, size, letters = self.metrics, self.config.run.batch_size, []
         m.events.update(label_joined=len(found))
-        for run, replayed in _runs(found, lambda f: f[1]):
+        for replayed, run in groupby(found, key=lambda f: f[1]):
             step = self.replay_step() if replayed else self.step
             events = [e for e, _ in run]
             for i in range(0, len(events), size):
@@ -194,22 +196,6 @@ class Router:
                       alarms_total=total)
         if new > len(alarms):
             log_event(log, "drift_alarm", detail=f"{new - len(alarms)} more alarms in this batch", alarms_total=total)
-
-
-def _runs(items: list, flag) -> list[tuple[list, bool]]:
-    """``items`` cut, in order, into maximal runs of equal ``flag(item)``: ``[(run, flag), ...]``.
-
-    >>> _runs([1, 3, 4, 6, 7], lambda i: i % 2 == 1)
-    [([1, 3], True), ([4, 6], False), ([7], True)]
-    """
-    out: list[tuple[list, bool]] = []
-    for item in items:
-        f = bool(flag(item))
-        if out and out[-1][1] == f:
-            out[-1][0].append(item)
-        else:
-            out.append(([item], f))
-    return out
 
 
 def _original(rejected: list[DeadLetter], raw: Mapping) -> list[DeadLetter]:

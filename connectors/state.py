@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -57,6 +58,17 @@ def _section_keys(name: str, saved: dict, current: dict, kind: str) -> list:
     if saved.get(key, off) == off or current.get(key, off) == off:
         return [key, "control_every"] if name == "homeostasis" else [key]
     return [key] + sorted((set(saved) | set(current)) - {key})
+
+
+def _same_settings(section: str, path, saved: Mapping, now: Mapping, keys) -> None:
+    """Raise :class:`ConfigError` at the first of ``keys`` whose value the checkpoint at ``path``
+    was written with (``saved``) differs from the config's (``now``) in ``[section]``."""
+    for key in keys:
+        if saved.get(key) != now.get(key):
+            raise ConfigError(
+                f"{section}.{key}: the checkpoint {path} was written with {key} = {saved.get(key)!r}, the config "
+                f"says {now.get(key)!r}; restore the [{section}] setting, or point checkpoint.dir at an empty directory"
+            )
 
 
 class CheckpointPolicy:
@@ -161,29 +173,17 @@ class CheckpointState:
                 f"checkpoint.dir at an empty directory, or keep group_id = {saved_group!r} to resume"
             )
         saved_model = state.get("model_config", {})
-        current = dataclasses.asdict(self.config.model)
-        for key in sorted(set(saved_model) | set(current)):
-            # a key the checkpoint lacks did not exist when it was written (model.max_columns): its
-            # default keeps the behaviour of then, so an upgrade resumes
-            if key in _MODEL_KEYS_FREE or key not in saved_model or saved_model.get(key) == current.get(key):
-                continue
-            raise ConfigError(
-                f"model.{key}: the checkpoint {path} was written with {key} = {saved_model.get(key)!r}, "
-                f"the config says {current.get(key)!r}; restore the setting, or point checkpoint.dir at an empty directory"
-            )
+        # a key the checkpoint lacks did not exist when it was written (model.max_columns): its
+        # default keeps the behaviour of then, so an upgrade resumes
+        keys = sorted(k for k in saved_model if k not in _MODEL_KEYS_FREE)
+        _same_settings("model", path, saved_model, dataclasses.asdict(self.config.model), keys)
         saved_sections = state.get("learner_config")
         if saved_sections is None:
             return  # written before the sections were kept
         kind = self.config.model.kind
         for name, now in self._learner_sections().items():
             saved = saved_sections.get(name, {})
-            for key in _section_keys(name, saved, now, kind):
-                if saved.get(key) == now.get(key):
-                    continue
-                raise ConfigError(
-                    f"{name}.{key}: the checkpoint {path} was written with {key} = {saved.get(key)!r}, the config says "
-                    f"{now.get(key)!r}; restore the [{name}] setting, or point checkpoint.dir at an empty directory"
-                )
+            _same_settings(name, path, saved, now, _section_keys(name, saved, now, kind))
 
     def _learner_sections(self) -> dict:
         """The sections besides [model] the learner is built from, as plain values."""

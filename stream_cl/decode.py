@@ -42,7 +42,7 @@ from .encoding import MAX_ABS_VALUE, InvalidFeatureError, flatten, out_of_range
 from .events import DeadLetter, Event
 from .mapping_check import FieldCensus
 
-__all__ = ["MAX_TEXT_CHARS", "EventDecoder", "lone_surrogate", "text_problem"]
+__all__ = ["LONE_SURROGATE", "MAX_TEXT_CHARS", "EventDecoder", "lone_surrogate", "text_problem"]
 
 _BIG = 2**1000  # ints inside this convert to float without overflow
 _BOM = "\ufeff"
@@ -186,11 +186,10 @@ class EventDecoder:
             return _dead(raw, "malformed", f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}", origin)
         except (ValueError, RecursionError) as e:  # over 4300-digit integers, absurd nesting
             return _dead(raw, "malformed", f"invalid JSON: {str(e)[:80]}", origin)
-        if (isinstance(raw, str) or "\\ud" in text or "\\uD" in text) and lone_surrogate(obj):
-            # an escape such as \ud800 alone is JSON's syntax but no character: an id or label
-            # holding one could not be written out again (every output is UTF-8), nor a key in a checkpoint
-            return _dead(raw, "malformed", "invalid JSON: a string holds a lone surrogate escape (\\ud800-\\udfff), "
-                                           "which is not a Unicode character", origin)
+        if lone_surrogate(obj, text, escapes_only=not isinstance(raw, str)):
+            # JSON's syntax but no character: an id or label holding one could not be written out
+            # again (every output is UTF-8), nor a key in a checkpoint
+            return _dead(raw, "malformed", f"invalid JSON: {LONE_SURROGATE}", origin)
         return self._from_json(obj, raw, origin)
 
     def _from_json(self, obj, raw, origin: str) -> Event | DeadLetter:
@@ -438,8 +437,16 @@ def text_problem(label, id_, task) -> tuple[str, str] | None:
     return None
 
 
-def lone_surrogate(obj) -> bool:
-    """Whether a string in parsed JSON ``obj`` (a key or a value) holds a lone surrogate."""
+LONE_SURROGATE = "a string holds a lone surrogate escape (\\ud800-\\udfff), which is not a Unicode character"
+
+
+def lone_surrogate(obj, text: str, escapes_only: bool = True) -> bool:
+    """Whether a string in ``obj`` (a key or a value), parsed from the JSON ``text``, holds a lone
+    surrogate. Text decoded from UTF-8 can hold one only through an escape, looked for first (the
+    check itself encodes the whole object); text a caller gave may hold the character itself
+    (``escapes_only=False``)."""
+    if escapes_only and "\\ud" not in text and "\\uD" not in text:
+        return False
     try:
         json.dumps(obj, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import MappingConfig
-from .decode import lone_surrogate, text_problem
+from .decode import LONE_SURROGATE, lone_surrogate, text_problem
 from .events import DeadLetter, Event
 
 __all__ = ["LabelDecoder", "LabelUpdate", "PendingLabels"]
@@ -286,16 +286,16 @@ class LabelDecoder:
         if len(data) > m.max_event_bytes:
             return DeadLetter(data, "oversized", f"{len(data)} bytes, over mapping.max_event_bytes ({m.max_event_bytes})", origin)
         try:
-            obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+            text = data.decode("utf-8")
+            obj = json.loads(text, parse_constant=_reject_constant)
         except UnicodeDecodeError as e:
             return DeadLetter(data, "malformed", f"invalid UTF-8 at byte {e.start}", origin)
         except (ValueError, RecursionError) as e:
             return DeadLetter(data, "malformed", f"invalid JSON: {str(e)[:80]}", origin)
         if type(obj) is not dict:
             return DeadLetter(data, "not_an_object", f"expected a JSON object, got {type(obj).__name__}", origin)
-        if (b"\\ud" in data or b"\\uD" in data) and lone_surrogate(obj):  # the event decoder's rule
-            return DeadLetter(data, "malformed", "label record: a string holds a lone surrogate escape "
-                                                 "(\\ud800-\\udfff), which is not a Unicode character", origin)
+        if lone_surrogate(obj, text):  # the event decoder's rule
+            return DeadLetter(data, "malformed", f"label record: {LONE_SURROGATE}", origin)
         if self._reject:
             unknown = sorted(str(k)[:40] for k in obj if k not in self._known)
             if unknown:
