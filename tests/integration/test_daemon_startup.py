@@ -60,14 +60,21 @@ def test_start_up_on_existing_topics_is_quiet_and_assigns_at_once(kafka_kit):
     assert not [d for d in lines if d["event"] == "topic_missing"]
 
 
+def _refused_at_start(kafka_kit, name: str, events: str, labels: str) -> str:
+    """The one ERROR line of a daemon with labels topic ``labels`` beside ``events``, which must
+    stop with a configuration error (exit 2) before anything is consumed."""
+    daemon = kafka_kit.start(kafka_kit.config(name, [events], kafka={"labels_topic": labels}))
+    assert daemon.wait(timeout=120) == 2
+    error = [d for d in _lines(daemon.log()) if d["level"] == "ERROR"]
+    assert len(error) == 1
+    return error[0]["event"]
+
+
 def test_a_labels_topic_not_co_partitioned_with_the_events_is_refused(kafka_kit):
     events, labels = kafka_kit.topic("copart", partitions=4), kafka_kit.topic("copart-labels", partitions=2)
-    daemon = kafka_kit.start(kafka_kit.config("copart", [events], kafka={"labels_topic": labels}))
-    assert daemon.wait(timeout=120) == 2  # a configuration error, before anything is consumed
-    error = [d for d in _lines(daemon.log()) if d["level"] == "ERROR"]
-    assert len(error) == 1 and error[0]["event"].startswith(
-        f"kafka.labels_topic: '{labels}' has 2 partitions and '{events}' 4: a label must reach the member")
-    assert "--partitions 4" in error[0]["event"]
+    error = _refused_at_start(kafka_kit, "copart", events, labels)
+    assert error.startswith(f"kafka.labels_topic: '{labels}' has 2 partitions and '{events}' 4: a label must reach the member")
+    assert "--partitions 4" in error
 
 
 def test_a_missing_labels_topic_beside_a_partitioned_events_topic_is_refused(kafka_kit):
@@ -75,9 +82,6 @@ def test_a_missing_labels_topic_beside_a_partitioned_events_topic_is_refused(kaf
     # event outside partition 0: they never joined
     events = kafka_kit.topic("nolabels", partitions=2)
     labels = f"{events}-labels"
-    daemon = kafka_kit.start(kafka_kit.config("nolabels", [events], kafka={"labels_topic": labels}))
-    assert daemon.wait(timeout=120) == 2  # a configuration error, before anything is consumed
-    error = [d for d in _lines(daemon.log()) if d["level"] == "ERROR"]
-    assert len(error) == 1 and error[0]["event"].startswith(
-        f"kafka.labels_topic: '{labels}' does not exist and '{events}' has 2 partitions")
-    assert "--partitions 2" in error[0]["event"]
+    error = _refused_at_start(kafka_kit, "nolabels", events, labels)
+    assert error.startswith(f"kafka.labels_topic: '{labels}' does not exist and '{events}' has 2 partitions")
+    assert "--partitions 2" in error
