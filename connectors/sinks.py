@@ -78,6 +78,14 @@ def no_metadata(topic: str, error: KafkaTimeoutError) -> DeliveryError:
                          "auto.create.topics.enable=false does not create it) and check that the broker is reachable")
 
 
+def _header_text(text: str, limit: int = 1000) -> bytes:
+    """``text`` as UTF-8 of at most ``limit`` bytes, cut between characters (a header a consumer can decode)."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return data
+    return data[:limit].decode("utf-8", "ignore").encode("utf-8")
+
+
 def dead_letter_record(letter, key: bytes | None = None, max_message_bytes: int = 1_048_576) -> tuple:
     """``(key, value, headers)`` of a dead letter: the original bytes (and key), explained in headers.
 
@@ -88,8 +96,8 @@ def dead_letter_record(letter, key: bytes | None = None, max_message_bytes: int 
     holding its original size.
     """
     headers = [(HEADER_PREFIX + "reason", letter.reason.encode()),
-               (HEADER_PREFIX + "detail", letter.detail.encode("utf-8", "replace")[:1000]),
-               (HEADER_PREFIX + "origin", letter.origin.encode("utf-8", "replace")[:1000])]
+               (HEADER_PREFIX + "detail", _header_text(letter.detail)),
+               (HEADER_PREFIX + "origin", _header_text(letter.origin))]
     where = parse_origin(letter.origin)
     if where is not None:
         headers += [(HEADER_PREFIX + "topic", where[0].encode()),

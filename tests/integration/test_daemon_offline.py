@@ -222,6 +222,13 @@ def test_dead_letters_keep_bytes_and_key_and_are_cut_to_fit():
     assert len(second["value"]) < 10_000 and dict(second["headers"])["stream-cl.truncated-from"] == b"50000"
 
 
+def test_long_headers_are_cut_between_characters():
+    detail = "x" * 999 + "é" + "y" * 50  # the two bytes of "é" straddle the 1,000-byte cut
+    _, _, headers = dead_letter_record(DeadLetter(b"{", "malformed", detail, "ev/0@1"))
+    cut = dict(headers)["stream-cl.detail"]
+    assert cut.decode("utf-8") == "x" * 999 and len(cut) <= 1000
+
+
 def test_a_transaction_commits_outputs_then_offsets_and_begins_the_next():
     producer = FakeProducer()
     writer = TransactionalWriter(producer, "preds", "dead")
