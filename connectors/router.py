@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from itertools import groupby
 
-from stream_cl.events import DeadLetter, Event
+from stream_cl.events import DeadLetter, Event, Prediction
 from stream_cl.pending import LabelUpdate
 from stream_cl.prequential import Prequential
 
@@ -91,20 +91,21 @@ class Router:
                 labels.append(item)
         m.records += len(batch.items)
         self.state.add(len(batch.items))
-        early: dict = {}  # key -> (event, replayed) of this poll whose label came before them
+        early: dict = {}  # key -> [(event, replayed, prediction)] of this poll whose label came before them
         for key, events in by_key.items():
             self.state.touched(key, len(events))
             letters += self._predict(key, events, batch, silent, polled_at, early)
-        joined: dict = {}  # key -> [(event joined with its label, whether the join is a replayed one)]
+        # key -> [(event joined with its label, whether the join is a replayed one, the prediction published for it)]
+        joined: dict = {}
         for key, found in early.items():
             joined.setdefault(key, []).extend(found)
         for label in labels:
             key = self.label_key(label.origin)
-            event = self.pending.for_key(key).join(label)
-            if event is None and key is not None and None in self.pending.stores:  # a store from before partitions
-                event = self.pending.for_key(None).join(label)
-            if event is not None:
-                joined.setdefault(key, []).append((event, label.origin in silent))
+            found = self.pending.for_key(key).join_published(label)
+            if found is None and key is not None and None in self.pending.stores:  # a store from before partitions
+                found = self.pending.for_key(None).join_published(label)
+            if found is not None:
+                joined.setdefault(key, []).append((found[0], label.origin in silent, found[1]))
         for key, found in joined.items():
             self.state.touched(key, len(found))
             letters += self._learn(key, found, batch)
@@ -139,11 +140,12 @@ class Router:
                 m.event_latency.observe(t1 - polled_at, len(predictions))
                 if store is not None:
                     refused = {d.origin for d in rejected}
-                    for e in chunk:
-                        if e.y is None and e.id is not None and e.origin not in refused:
-                            labelled = store.add(e)  # its label may have come first: then it is learned now
+                    # the predictions are those of the events the model took, in order
+                    for e, p in zip((e for e in chunk if e.origin not in refused), predictions):
+                        if e.y is None and e.id is not None:
+                            labelled = store.add(e, published=p)  # its label may have come first: then it is learned now
                             if labelled is not None:
-                                early.setdefault(key, []).append((labelled, replayed))
+                                early.setdefault(key, []).append((labelled, replayed, p))
                 if rejected:
                     letters.extend(_original(rejected, batch.raw))
                 if replayed:  # published before the restore, and counted then
@@ -158,15 +160,18 @@ class Router:
 
     def _learn(self, key, found: list, batch) -> list[DeadLetter]:
         """Learn events already predicted, now joined with their label: ``found`` holds
-        ``(event, replayed)``; replayed joins were counted in the accuracies before the restore."""
+        ``(event, replayed, published)``; the accuracies score each label against the prediction
+        that was published for its event (``published``, ``None`` if the store does not have it:
+        a checkpoint from before it kept them), and replayed joins were counted before the restore."""
         m, size, letters = self.metrics, self.config.run.batch_size, []
         m.events.update(label_joined=len(found))
         for replayed, run in groupby(found, key=lambda f: f[1]):
             step = self.replay_step() if replayed else self.step
-            events = [e for e, _ in run]
+            run = list(run)
+            events, published = [f[0] for f in run], [_scored(f[2], f[0]) for f in run]
             for i in range(0, len(events), size):
                 t0 = time.perf_counter()
-                learned, rejected = step.process(events[i : i + size], partition=key)
+                learned, rejected = step.process(events[i : i + size], partition=key, published=published[i : i + size])
                 m.step_seconds.observe(time.perf_counter() - t0)
                 if not replayed:
                     m.tasks.update(learned)
@@ -196,6 +201,13 @@ class Router:
                       alarms_total=total)
         if new > len(alarms):
             log_event(log, "drift_alarm", detail=f"{new - len(alarms)} more alarms in this batch", alarms_total=total)
+
+
+def _scored(published, event: Event):
+    """The published prediction as the accuracies score it: with the label that has just come."""
+    if published is None or published.y_true is not None:
+        return published
+    return Prediction(event.id, published.y_pred, published.proba, event.y, event.task, event.ts, event.origin)
 
 
 def _original(rejected: list[DeadLetter], raw: Mapping) -> list[DeadLetter]:

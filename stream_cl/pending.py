@@ -44,7 +44,7 @@ import numpy as np
 
 from .config import MappingConfig
 from .decode import LONE_SURROGATE, lone_surrogate, text_problem
-from .events import DeadLetter, Event
+from .events import DeadLetter, Event, Prediction
 
 __all__ = ["LabelDecoder", "LabelUpdate", "PendingLabels"]
 
@@ -63,7 +63,9 @@ class LabelUpdate:
 class PendingLabels:
     """Events waiting for their label, and labels waiting for their event; both bounded.
 
-    ``events``: ``id -> (x, task, ts, origin, added_at)``, oldest first. A label usually
+    ``events``: ``id -> (x, task, ts, origin, added_at, published)``, oldest first, where
+    ``published`` is ``(y_pred, proba)`` of the prediction published for the event (``None``
+    when the caller did not give it). A label usually
     comes after its event, but a consumer reads the labels topic and the events topic
     independently: with an event backlog, a label is often read *before* its event.
     Such a label waits (``id -> (y, origin, added_at)``, at most ``max_early`` of them,
@@ -102,11 +104,12 @@ class PendingLabels:
         """Labels that came before their event and wait for it."""
         return len(self._early)
 
-    def add(self, event: Event, now: float | None = None) -> Event | None:
-        """Remember an unlabelled, predicted event (it must have an id).
+    def add(self, event: Event, now: float | None = None, published: Prediction | None = None) -> Event | None:
+        """Remember an unlabelled, predicted event (it must have an id), and the prediction
+        ``published`` for it, which :meth:`join_published` gives back with its label.
 
         Returns the event joined with its label if that label came first (the caller
-        learns it now), else ``None``: the event waits.
+        learns it now, and has the prediction), else ``None``: the event waits.
         """
         if event.id is None:
             raise ValueError("an event without an id cannot wait for a label")
@@ -120,7 +123,8 @@ class PendingLabels:
         if event.id in items:
             del items[event.id]
             self.replaced += 1
-        items[event.id] = (event.x, event.task, event.ts, event.origin, now)
+        told = None if published is None else (published.y_pred, float(published.proba))
+        items[event.id] = (event.x, event.task, event.ts, event.origin, now, told)
         self.added += 1
         while len(items) > self.max_pending:
             items.popitem(last=False)
@@ -133,6 +137,19 @@ class PendingLabels:
         ``None`` if no event with that id waits: the label then waits for its event
         (see the class docstring).
         """
+        found = self.join_published(label, now)
+        return None if found is None else found[0]
+
+    def join_published(self, label: LabelUpdate, now: float | None = None) -> tuple[Event, Prediction | None] | None:
+        """As :meth:`join`, with the prediction published for the event when it was added
+        (``None`` if none was given): prequential accuracy scores the label against it,
+        not against a prediction made now by a model that has learned more since.
+
+        >>> store = PendingLabels(clock=lambda: 0.0)
+        >>> store.add(Event({"a": 1.0}, id="e1"), published=Prediction("e1", "dog", 0.75))
+        >>> store.join_published(LabelUpdate("e1", "cat"))
+        (Event(x={'a': 1.0}, y='cat', id='e1', task=None, ts=None, origin=''), Prediction(id='e1', y_pred='dog', proba=0.75, y_true='cat', task=None, ts=None, origin='', extra={}))
+        """
         now = self.clock() if now is None else now
         self.expire(now)
         entry = self._items.pop(label.id, None)
@@ -140,8 +157,11 @@ class PendingLabels:
             self._wait(label, now)
             return None
         self.joined += 1
-        x, task, ts, origin, _ = entry
-        return Event(x, label.y, label.id, task, ts, origin)
+        x, task, ts, origin, _, told = entry
+        event = Event(x, label.y, label.id, task, ts, origin)
+        if told is None:
+            return event, None
+        return event, Prediction(label.id, told[0], told[1], label.y, task, ts, origin)
 
     def _wait(self, label: LabelUpdate, now: float) -> None:
         early = self._early
@@ -176,9 +196,10 @@ class PendingLabels:
         ids, tasks, origins, keysets = [], [], [], []
         keyset_of: dict[tuple, int] = {}
         which, lengths, added_at, ts, has_ts = [], [], [], [], []
+        published: list = []  # [y_pred, proba] of each entry, or None
         values: list[float] = []
         texts: list[list] = []  # [position, str or None]: categories and nulls, NaN in "values"
-        for event_id, (x, task, t, origin, at) in self._items.items():
+        for event_id, (x, task, t, origin, at, told) in self._items.items():
             keys = tuple(x)
             k = keyset_of.get(keys)
             if k is None:
@@ -198,6 +219,7 @@ class PendingLabels:
             added_at.append(at)
             has_ts.append(t is not None)
             ts.append(0.0 if t is None else t)
+            published.append(None if told is None else list(told))
         return {
             "ids": ids,
             "tasks": tasks,
@@ -209,6 +231,7 @@ class PendingLabels:
             "added_at": np.asarray(added_at, dtype=np.float64),
             "ts": np.asarray(ts, dtype=np.float64),
             "has_ts": np.asarray(has_ts, dtype=bool),
+            "published": published,
             # labels that came before their event: [id, label, origin, added_at] each (JSON keeps str/int/bool)
             "early": [[i, y, origin, at] for i, (y, origin, at) in self._early.items()],
             "counters": {k: v for k, v in self.counters().items() if k not in ("pending", "waiting")},
@@ -223,6 +246,7 @@ class PendingLabels:
         added_at = np.asarray(state["added_at"], dtype=np.float64).tolist()
         ts = np.asarray(state["ts"], dtype=np.float64).tolist()
         has_ts = np.asarray(state["has_ts"], dtype=bool).tolist()
+        published = state.get("published") or [None] * len(state["ids"])  # none before they were kept
         items: OrderedDict[str, tuple] = OrderedDict()
         pos = 0
         for i, event_id in enumerate(state["ids"]):
@@ -230,7 +254,8 @@ class PendingLabels:
             n = len(keys)
             x = dict(zip(keys, values[pos : pos + n]))
             pos += n
-            items[event_id] = (x, state["tasks"][i], ts[i] if has_ts[i] else None, state["origins"][i], added_at[i])
+            told = None if published[i] is None else (published[i][0], float(published[i][1]))
+            items[event_id] = (x, state["tasks"][i], ts[i] if has_ts[i] else None, state["origins"][i], added_at[i], told)
         if pos != len(values):
             raise ValueError(f"pending-label state holds {len(values)} values, its entries {pos}")
         self._items = items

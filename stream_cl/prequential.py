@@ -185,11 +185,16 @@ class Prequential:
         self._takes_tasks = "tasks" in inspect.signature(learner.prequential_batch).parameters
         self._time_features = bool(getattr(learner, "time_features", False))
 
-    def process(self, events: Sequence[Event], partition=None) -> tuple[list[Prediction], list[DeadLetter]]:
+    def process(self, events: Sequence[Event], partition=None,
+                published: Sequence[Prediction | None] | None = None) -> tuple[list[Prediction], list[DeadLetter]]:
         """Predictions for the events the model took, dead letters for any it refused.
 
         ``partition`` (a source partition's key; ``None``: the learner's one partition) is
         the part of the learner the events belong to: their order within it is what counts.
+        ``published`` (one per event, or ``None``) holds the predictions already published for
+        events whose delayed label has just come: the accuracies score the label against that
+        prediction, and the returned prediction is that one, not the one made now by a model
+        that has learned more since (``None`` for an event: today's prediction stands).
         """
         if not events:
             return [], []
@@ -201,16 +206,18 @@ class Prequential:
             task_kw["partition"] = partition
         try:
             probas = self.learner.prequential_batch([self._x(e) for e in events], [e.y for e in events], **task_kw)
-            kept, dead = list(events), []
+            kept, dead, told = list(events), [], published
         except (InvalidFeatureError, ValueError, TypeError):
             # Validation happens before any state changes, so the batch can be retried
             # event by event to isolate the ones the model refuses.
-            kept, dead, rows = [], [], []
-            for e in events:
+            kept, dead, rows, told = [], [], [], None if published is None else []
+            for i, e in enumerate(events):
                 try:
                     one = {**task_kw, **({"tasks": [e.task]} if "tasks" in task_kw else {})}
                     rows.append(self.learner.prequential_batch([self._x(e)], [e.y], **one))
                     kept.append(e)
+                    if told is not None:
+                        told.append(published[i])
                 except (InvalidFeatureError, ValueError, TypeError) as err:
                     dead.append(DeadLetter(_raw(e), "rejected_by_model", str(err), e.origin))
             width = len(self.learner.classes_)
@@ -232,6 +239,11 @@ class Prequential:
             p = p if p > 0 else 0.0
             y_pred.append(label)
             predictions.append(Prediction(e.id, label, p, e.y, e.task, e.ts, e.origin))
+        if told is not None:
+            for i, before in enumerate(told):
+                if before is not None:
+                    y_pred[i] = before.y_pred
+                    predictions[i] = before
         self.stats.update([e.y for e in kept], y_pred)
         self.stats.update_tasks([e.task for e in kept], [e.y for e in kept], y_pred)
         self.stats.add_dead_letters(dead)

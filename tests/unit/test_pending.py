@@ -124,6 +124,26 @@ def test_state_round_trips_through_a_checkpoint(tmp_path):
     assert PendingLabels(max_early=1, clock=clock).load_state_dict(state["pending"]).waiting_labels == 1
 
 
+def test_the_published_prediction_round_trips_and_older_checkpoints_have_none(tmp_path):
+    from stream_cl.events import Prediction
+
+    store = PendingLabels(clock=Clock())
+    store.add(Event({"a": 1.0}, id="1"), published=Prediction("1", "dog", 0.75))
+    store.add(Event({"a": 2.0}, id="2"), published=Prediction("2", None, 0.0))  # no class yet: no label
+    store.add(Event({"a": 3.0}, id="3"), published=Prediction("3", 7, 0.5))
+    store.add(Event({"a": 4.0}, id="4"))
+    save_checkpoint(tmp_path / "p.safetensors", {"pending": store.state_dict()})
+    state, _ = load_checkpoint(tmp_path / "p.safetensors")
+    back = PendingLabels(clock=Clock()).load_state_dict(state["pending"])
+    told = {i: back.join_published(LabelUpdate(i, "cat"))[1] for i in "1234"}
+    assert [(p.y_pred, p.proba, p.y_true) for p in (told["1"], told["2"], told["3"])] == [
+        ("dog", 0.75, "cat"), (None, 0.0, "cat"), (7, 0.5, "cat")]
+    assert told["4"] is None
+    older = {k: v for k, v in state["pending"].items() if k != "published"}  # written before they were kept
+    back = PendingLabels(clock=Clock()).load_state_dict(older)
+    assert back.join_published(LabelUpdate("1", "cat")) == (Event({"a": 1.0}, "cat", "1"), None)
+
+
 # -- label records ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "raw, reason",

@@ -105,3 +105,37 @@ def test_delayed_labels_joined_again_in_the_replay_are_not_counted_again():
     assert router.metrics.tasks.counted == [b.origin, d.origin]
     assert router.step.stats.labelled == 2
     assert router.pending.counters()["joined"] == 4  # all four learned
+
+
+def test_a_delayed_label_is_scored_against_the_prediction_that_was_published():
+    router, _ = _router(batch_size=64)
+    router.process(PolledBatch(_events(40), {}, frozenset()))  # the concept: "p" where a > 0
+    waiting = Event({"a": 2.0, "b": 0.0}, None, "w", "t0", None, "events/0@1000")
+    router.process(PolledBatch([waiting], {}, frozenset()))
+    assert router.publisher.predictions[-1].y_pred == "p"  # what the consumers were told
+    flipped = [Event(e.x, {"p": "n", "n": "p"}[e.y], e.id, e.task, e.ts, e.origin)
+               for e in _events(400, seed=1, start=2000)]  # the concept turns over before the label comes
+    router.process(PolledBatch(flipped, {}, frozenset()))
+    assert router.learner.predict_one(waiting.x) == "n"  # a prediction made now would be right
+    before = (router.step.stats.labelled, router.step.stats.correct)
+    router.process(PolledBatch([LabelUpdate("w", "n", "labels/0@0")], {}, frozenset()))
+    assert (router.step.stats.labelled, router.step.stats.correct) == (before[0] + 1, before[1])  # the published "p" missed
+    assert router.metrics.tasks.counted[-1] == waiting.origin
+    assert router.pending.counters()["joined"] == 1
+
+
+def test_a_label_that_came_first_is_scored_against_the_prediction_published_on_arrival():
+    router, _ = _router(batch_size=64)
+    router.process(PolledBatch(_events(40), {}, frozenset()))
+    router.process(PolledBatch([LabelUpdate("w", "n", "labels/0@0")], {}, frozenset()))  # before its event
+    waiting = Event({"a": 2.0, "b": 0.0}, None, "w", "t0", None, "events/0@1000")
+    flipped = [Event(e.x, {"p": "n", "n": "p"}[e.y], e.id, e.task, e.ts, e.origin)
+               for e in _events(400, seed=1, start=2000)]
+    before = (router.step.stats.labelled, router.step.stats.correct)
+    # the event, then a turned-over concept in the same poll: its label is learned after them
+    router.process(PolledBatch([waiting, *flipped], {}, frozenset()))
+    published = router.publisher.predictions[-401:]
+    assert published[0].origin == waiting.origin and published[0].y_pred == "p"
+    assert router.learner.predict_one(waiting.x) == "n"  # a prediction made at the join would be right
+    hits = sum(p.y_pred == p.y_true for p in published[1:])
+    assert (router.step.stats.labelled, router.step.stats.correct) == (before[0] + 401, before[1] + hits)
