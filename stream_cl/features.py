@@ -315,10 +315,21 @@ class FeatureIndex:
             self._kinds[j] = kind
             self._mask = None
 
-    def adopt(self, names: Sequence[Hashable], kinds: Sequence[int]) -> None:
+    def adopt(self, names: Sequence[Hashable], kinds: Sequence[int], features: Sequence[Hashable] = ()) -> None:
         """Index the columns ``names`` (of kinds ``kinds``) that another index holds and this one
         lacks, appended in their order (merging a partition's part; ``stream_cl.parts``). With
-        hashing the names are the buckets: a bucket's kind is taken where this one has none yet."""
+        hashing the names are the buckets: a bucket's kind is taken where this one has none yet.
+
+        ``features`` are the other index's categorical features: an indicator column counts
+        against the bound of the feature it belongs to, found among those and this index's
+        own (its name alone does not tell: ``"a=b=c"`` may be feature ``"a"``, value ``"b=c"``,
+        and feature ``3``'s columns are named ``"3=..."``).
+
+        >>> index = FeatureIndex()
+        >>> index.adopt(["n", "url=a=b", "3=red"], [NUMERIC, CATEGORY, CATEGORY], features=["url", 3])
+        >>> index.categories
+        {'url': 1, 3: 1}
+        """
         if self.hash_width is not None:
             for j, kind in enumerate(kinds):
                 if self._kinds[j] < 0 <= kind:
@@ -326,10 +337,11 @@ class FeatureIndex:
                     self._mask = None
             return
         new = NewColumns()
+        prefixes = {indicator_key(f, ""): f for f in (*features, *self.categories)}
         for key, kind in zip(names, kinds):
             if key not in self._pos and key not in new:
                 # an indicator "k=v" counts against feature k's category bound
-                base = key.rpartition("=")[0] if kind in (CATEGORY, LATE) and isinstance(key, str) else None
+                base = _feature_of(key, prefixes) if kind in (CATEGORY, LATE) and isinstance(key, str) else None
                 new.add(key, int(kind), base)
         self.commit(new)
 
@@ -367,6 +379,22 @@ class FeatureIndex:
     @classmethod
     def from_state(cls, state: Mapping, **settings) -> "FeatureIndex":
         return cls(state["hash_width"], **settings).load_state_dict(state)
+
+
+_UNKNOWN = object()
+
+
+def _feature_of(column: str, prefixes: Mapping[str, Hashable]) -> Hashable:
+    """The feature of indicator ``column``: the shortest ``"<feature>="`` prefix among
+    ``prefixes`` (a value holds "=" more often than a feature's name does), else the
+    text before the last "=" (a feature neither index has counted)."""
+    at = column.find("=")
+    while at >= 0:
+        feature = prefixes.get(column[: at + 1], _UNKNOWN)
+        if feature is not _UNKNOWN:
+            return feature
+        at = column.find("=", at + 1)
+    return column.rpartition("=")[0]
 
 
 def _numeric_values(xs: Sequence[Mapping], k: int) -> np.ndarray | None:

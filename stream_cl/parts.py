@@ -276,7 +276,7 @@ class PartitionedLearner:
         return Contribution(
             identity=self._identity(), partition=partition,
             inputs={"names": list(self.index_.names), "kinds": np.array(self.index_.kinds, dtype=np.int8),
-                    "hash_width": self.index_.hash_width},
+                    "hash_width": self.index_.hash_width, "categorical": list(self.index_.categories)},
             heads=[{**_packed(s.state_dict()), "classes": list(h.classes)} for s, h in zip(stats, heads)],
             local=self._local_state(local) if local else None, offset=offset, pending=pending, events=part.events)
 
@@ -316,7 +316,7 @@ class PartitionedLearner:
             rows_in = np.arange(len(kinds))
         local = self._local_from_state(c.local, rows_in, width) if c.local is not None else self._fresh_local()
         # from here on the learner changes: align inputs and classes by name
-        self.index_.adopt(names, kinds)
+        self.index_.adopt(names, kinds, c.inputs.get("categorical", ()))  # absent in older contributions
         mine_names, mine_kinds = list(self.index_.names), self.index_.kinds
         aligned = []
         for i, (h, s, st) in enumerate(zip(heads, c.heads, incoming)):

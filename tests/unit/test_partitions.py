@@ -297,3 +297,16 @@ def test_a_category_keyed_in_the_part_and_late_here_merges_without_its_block():
     p = left.predict_proba_one({"u": 0.3, "f": "c39"}, partition=0)
     assert set(p) == {"A", "B", "C"} and all(np.isfinite(list(p.values())))
     left.learn_one({"u": 0.1, "f": "c39"}, "C", partition=1)
+
+
+def test_a_merged_category_counts_against_its_own_feature_whatever_its_value_or_key():
+    """Values holding "=" ("url", "a=b") and an int feature key (3): merging counted their columns
+    under the text before the last "=" ("url=a", "3"), so feature "url" and feature 3 could take
+    more categories here than their bound."""
+    part = OnlineContinualLearner(device="cpu")
+    for i, (url, colour) in enumerate([("a=b", "red"), ("c=d=e", "blue"), ("f", "red")]):
+        part.learn_one({"u": float(i), "url": url, 3: colour}, "AB"[i % 2], partition=1)
+    here = OnlineContinualLearner(device="cpu")
+    here.learn_one({"u": 0.5}, "A", partition=0)
+    here.merge(1, part.contribution(1).to_bytes())
+    assert here.index_.categories == part.index_.categories == {"url": 3, 3: 2}
