@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
 import threading
+import time
 from contextlib import nullcontext
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from stream_cl.config import Config
+from stream_cl.config import Config, ConfigError, RunConfig
 from stream_cl.events import DeadLetter, Event
 from stream_cl.factory import build_learner
 from stream_cl.prequential import Prequential
@@ -27,6 +29,8 @@ from .files import JsonlDeadLetterSink, JsonlPredictionSink, open_source
 from .progress import Progress
 
 DEMO_EVENTS = 12_003  # lines in the bundled demo stream (12,000 events, 3 bad lines)
+FOLLOW_FLUSH_S = 1.0  # following a file: output reaches its files at least this often
+_OUTPUTS = ("predictions", "dead_letters", "report")
 
 
 def demo_path() -> str:
@@ -49,6 +53,7 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
     src_cfg = config.source
     if src_cfg.kind == "demo":
         src_cfg = replace(src_cfg, kind="file", path=demo_path(), format="jsonl", follow=False)
+    check_outputs(config.run, src_cfg.path)  # before anything is opened: an output must not be the input
     source = open_source(src_cfg, config.mapping)
     learner = build_learner(config)  # [model] and the continual-learning sections
     step = Prequential(learner, window=config.run.window)
@@ -57,7 +62,7 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
     append = config.run.append  # a new run starts its output files anew unless told to append
     dead_sink = JsonlDeadLetterSink(config.run.dead_letters, append) if config.run.dead_letters else None
     pred_sink = JsonlPredictionSink(config.run.predictions, append) if config.run.predictions else None
-    seen = 0
+    seen, unflushed, flushed_at = 0, False, time.monotonic()
     # the sinks closed on the way out too: a source that fails (an unusable CSV header) leaves no file open
     with _stop_on_signals(stop), source, dead_sink or nullcontext(), pred_sink or nullcontext():
         while not stop.is_set() and not source.exhausted:
@@ -80,6 +85,13 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
                 dead_sink.write(dead)
             if pred_sink and predictions:
                 pred_sink.write(predictions)
+            if src_cfg.follow:  # a followed file may never end: its output must not wait for the close
+                unflushed = unflushed or bool(dead or predictions)
+                if unflushed and (not records or time.monotonic() - flushed_at >= FOLLOW_FLUSH_S):
+                    for sink in (dead_sink, pred_sink):
+                        if sink:
+                            sink.flush()
+                    unflushed, flushed_at = False, time.monotonic()
             progress.update(seen, step.stats.recent_accuracy, sum(step.stats.dead_letters.values()))
         progress.update(seen, step.stats.recent_accuracy, sum(step.stats.dead_letters.values()), force=True)
         progress.close()
@@ -92,6 +104,57 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
         Path(config.run.report).parent.mkdir(parents=True, exist_ok=True)
         Path(config.run.report).write_text(json.dumps(report, indent=2, default=str))
     return report
+
+
+def check_outputs(run: RunConfig, source_path: str = "") -> None:
+    """Raise :class:`ConfigError`, naming the key, for an output file (``run.predictions``,
+    ``run.dead_letters``, ``run.report``) that is the source file (a sink opened for writing
+    would empty it), the same file as another output, a directory, or not writable.
+
+    >>> check_outputs(RunConfig(predictions="runs/p.jsonl", dead_letters="runs/p.jsonl"))
+    Traceback (most recent call last):
+    ...
+    stream_cl.config.ConfigError: run.dead_letters: 'runs/p.jsonl' is also run.predictions; give each output its own file
+    """
+    source = _file_identity(source_path) if source_path else None
+    seen: dict = {}
+    for name in _OUTPUTS:
+        path, key = getattr(run, name), f"run.{name}"
+        if not path:
+            continue
+        ident = _file_identity(path)
+        if ident == source:
+            raise ConfigError(f"{key}: {path!r} is the source file (source.path); writing it would destroy the input: "
+                              "choose another path")
+        if ident in seen:
+            raise ConfigError(f"{key}: {path!r} is also {seen[ident]}; give each output its own file")
+        seen[ident] = key
+        problem = _unwritable(Path(path))
+        if problem:
+            raise ConfigError(f"{key}: cannot write {path!r} ({problem}); choose a writable file path")
+
+
+def _file_identity(path: str) -> tuple:
+    """What names one file: its device and inode when it exists (links included), else its resolved path."""
+    try:
+        st = os.stat(path)
+        return ("inode", st.st_dev, st.st_ino)
+    except OSError:
+        return ("path", os.path.realpath(path))
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot be written as a file (creating its folders as the sinks do), or None."""
+    if path.is_dir():
+        return "it is a directory"
+    if path.exists():
+        return None if os.access(path, os.W_OK) else "no permission to write it"
+    folder = path.parent.resolve()
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is not a directory"
+    return None if os.access(folder, os.W_OK | os.X_OK) else f"no permission to create files in {folder}"
 
 
 class _stop_on_signals:

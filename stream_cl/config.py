@@ -68,6 +68,16 @@ class MappingConfig:
     # objects/arrays nested in the features: levels flattened into dotted keys; deeper is a too_deep dead letter
     max_depth: int = field(default=4, metadata=check(lambda v: v >= 0, "must be >= 0", "use a depth such as 4 (0: no nesting)"))
 
+    def __post_init__(self):
+        named = [self.features] if isinstance(self.features, str) else list(self.features)
+        if not named:
+            raise ConfigError("mapping.features: an empty list names no feature; name the fields or columns to learn "
+                              'from, or a field holding them all (features = "x")')
+        for key in ("label", "id"):  # a label learned as a feature leaks it; an id is a new category every event
+            if getattr(self, key) in named:
+                raise ConfigError(f"mapping.features: names {getattr(self, key)!r}, the {key} field (mapping.{key}); "
+                                  f"remove it from mapping.features")
+
 
 @dataclass(frozen=True)
 class SourceConfig:
@@ -105,7 +115,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class RunConfig:
     batch_size: int = field(default=1024, metadata=positive("use a positive micro-batch size such as 1024"))
-    max_events: int | None = None
+    max_events: int | None = field(default=None, metadata=positive("use a positive count, or leave it out (no limit)"))
     report: str = ""  # JSON report path
     predictions: str = ""  # predictions JSONL path ("" = none)
     dead_letters: str = "runs/dead-letters.jsonl"  # "" = do not write

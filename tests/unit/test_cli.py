@@ -94,6 +94,14 @@ def test_config_errors_name_the_key_and_exit_2(tmp_path, capsys):
         ({"homeostasis": {"z": float("inf")}}, "homeostasis.z: must be a finite number >= 0 (got inf)"),
         ({"homeostasis": {"max_need": float("inf")}}, "homeostasis.max_need: must be a finite number > 0 (got inf)"),
         ({"model": {"max_columns": -1}}, "model.max_columns: must be >= 0 (got -1)"),
+        # a run that read nothing said "the source held no events"; an empty list dead-lettered every event
+        ({"run": {"max_events": 0}}, "run.max_events: must be > 0 (got 0)"),
+        ({"run": {"max_events": -5}}, "run.max_events: must be > 0 (got -5)"),
+        ({"mapping": {"features": []}}, "mapping.features: an empty list names no feature"),
+        # the label learned as a feature: 0.9987 accuracy on random labels
+        ({"mapping": {"features": ["a", "y"]}}, "mapping.features: names 'y', the label field (mapping.label)"),
+        ({"mapping": {"features": ["a", "target"], "label": "target"}}, "mapping.features: names 'target', the label"),
+        ({"mapping": {"features": ["key", "a"], "id": "key"}}, "mapping.features: names 'key', the id field (mapping.id)"),
     ],
 )
 def test_config_validation_messages(data, message):
@@ -207,6 +215,69 @@ def test_output_files_start_anew_unless_appending(tmp_path):
     cfg.write_text("[run]\nappend = true\n")
     assert main([*args, "--config", str(cfg)]) == 0
     assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 1000
+
+
+@pytest.mark.parametrize("flag", ["--predictions", "--dead-letters", "--report"])
+def test_an_output_that_is_the_source_is_a_config_error_and_the_source_is_kept(tmp_path, capsys, flag):
+    source = _csv(tmp_path)
+    before = source.read_bytes()
+    args = ["run", "--source", str(source), "--features", "a,b,c", "--label", "label", "--quiet"]
+    assert main([*args, flag, str(source)]) == 2
+    assert "is the source file (source.path); writing it would destroy the input" in capsys.readouterr().err
+    link = tmp_path / "link.csv"
+    link.symlink_to(source)  # another name for the same file
+    assert main([*args, flag, str(link)]) == 2
+    assert source.read_bytes() == before
+
+
+def test_outputs_that_cannot_be_written_are_config_errors_before_the_run(tmp_path, capsys):
+    args = ["run", "--max-events", "50", "--quiet"]
+    (tmp_path / "dir").mkdir()
+    assert main([*args, "--report", str(tmp_path / "dir")]) == 2  # used to fail after the whole run
+    assert f"run.report: cannot write {str(tmp_path / 'dir')!r} (it is a directory)" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main([*args, "--predictions", str(tmp_path / "file" / "p.jsonl")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+    same = str(tmp_path / "out.jsonl")
+    assert main([*args, "--predictions", same, "--dead-letters", same]) == 2
+    assert "run.dead_letters: " in capsys.readouterr().err
+
+
+def test_a_followed_file_writes_its_output_while_it_is_followed(tmp_path):
+    """Predictions and dead letters of a followed file reached their files only at the close."""
+    import threading
+
+    from connectors.run import run_file
+
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(json.dumps({"x": {"a": float(i)}, "y": i % 2, "id": str(i)}) + "\n" for i in range(20))
+                      + "{bad\n")
+    cfg = load_config_dict({"source": {"kind": "file", "path": str(source), "follow": True},
+                            "run": {"predictions": str(tmp_path / "p.jsonl"), "dead_letters": str(tmp_path / "d.jsonl"),
+                                    "progress": False, "batch_size": 8}})
+    stop, result = threading.Event(), {}
+    worker = threading.Thread(target=lambda: result.update(run_file(cfg, stop)))
+    worker.start()
+    try:
+        # each line waits for its output file (no sleeping: the test polls the files it waits for)
+        _wait_until(lambda: _lines(tmp_path / "p.jsonl") == 20 and _lines(tmp_path / "d.jsonl") == 1)
+    finally:
+        stop.set()
+        worker.join(60)
+    assert result["events"] == 20
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _wait_until(condition, timeout_s: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 # -- the command line itself ----------------------------------------------------------------------
