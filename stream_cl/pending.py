@@ -72,8 +72,13 @@ class PendingLabels:
     for at most ``max_age_s``) and is joined when its event comes; only a label whose
     event never comes within those bounds counts as ``unknown``.
 
-    ``clock`` gives the time used for ages (wall-clock seconds by default, so ages
-    continue across restarts through a checkpoint). A second event with an id already
+    ``clock`` gives the time used for ages (wall-clock seconds by default). Ages count the
+    time a store is live: a store restored from a checkpoint (or a changelog part) goes on
+    from the time its state was saved, so the time the daemon was down ages nothing. After
+    a crash the daemon re-reads, silently, the records between its checkpoint and its last
+    commit; with ages from the wall clock, the restored events would be judged by a clock
+    that had moved on by the downtime, and labels already joined, learned and committed
+    before the crash would be lost as expired. A second event with an id already
     waiting replaces the first (counted as ``replaced``); likewise a second early label.
     """
 
@@ -89,6 +94,7 @@ class PendingLabels:
         self.max_early = int(max_early)
         self.max_age_s = float(max_age_s)
         self.clock = clock
+        self._shift = 0.0  # now() - clock(): a restored store goes on from when its state was saved
         self._items: OrderedDict[str, tuple] = OrderedDict()
         self._early: OrderedDict[str, tuple] = OrderedDict()
         self.added = self.joined = self.unknown = self.expired = self.evicted = self.replaced = self.early = 0
@@ -98,6 +104,10 @@ class PendingLabels:
 
     def __contains__(self, event_id) -> bool:
         return event_id in self._items
+
+    def now(self) -> float:
+        """The store's time: its clock's, shifted so that a restored store goes on from its saved state."""
+        return self.clock() + self._shift
 
     @property
     def waiting_labels(self) -> int:
@@ -113,7 +123,7 @@ class PendingLabels:
         """
         if event.id is None:
             raise ValueError("an event without an id cannot wait for a label")
-        now = self.clock() if now is None else now
+        now = self.now() if now is None else now
         self.expire(now)
         label = self._early.pop(event.id, None)
         if label is not None:
@@ -150,7 +160,7 @@ class PendingLabels:
         >>> store.join_published(LabelUpdate("e1", "cat"))
         (Event(x={'a': 1.0}, y='cat', id='e1', task=None, ts=None, origin=''), Prediction(id='e1', y_pred='dog', proba=0.75, y_true='cat', task=None, ts=None, origin='', extra={}))
         """
-        now = self.clock() if now is None else now
+        now = self.now() if now is None else now
         self.expire(now)
         entry = self._items.pop(label.id, None)
         if entry is None:
@@ -177,7 +187,7 @@ class PendingLabels:
 
     def expire(self, now: float | None = None) -> int:
         """Drop entries (events and early labels) older than ``max_age_s``; returns how many events."""
-        now = self.clock() if now is None else now
+        now = self.now() if now is None else now
         limit = now - self.max_age_s
         n = _drop_older(self._items, limit, 4)
         self.expired += n
@@ -235,6 +245,7 @@ class PendingLabels:
             # labels that came before their event: [id, label, origin, added_at] each (JSON keeps str/int/bool)
             "early": [[i, y, origin, at] for i, (y, origin, at) in self._early.items()],
             "counters": {k: v for k, v in self.counters().items() if k not in ("pending", "waiting")},
+            "saved_at": self.now(),
         }
 
     def load_state_dict(self, state: Mapping) -> "PendingLabels":
@@ -259,7 +270,8 @@ class PendingLabels:
         if pos != len(values):
             raise ValueError(f"pending-label state holds {len(values)} values, its entries {pos}")
         self._items = items
-        # checkpoints written before early labels were kept have none
+        if "saved_at" in state:  # absent in checkpoints before: ages then went on by the clock through the downtime
+            self._shift = float(state["saved_at"]) - self.clock()
         self._early = OrderedDict((str(i), (y, str(origin), float(at))) for i, y, origin, at in state.get("early", []))
         for k, v in state.get("counters", {}).items():
             if k in ("added", "joined", "unknown", "expired", "evicted", "replaced", "early"):

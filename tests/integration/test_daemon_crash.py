@@ -124,3 +124,35 @@ def test_sigkill_restarts_learn_every_event_exactly_once(kafka_kit):
     print(f"\ncrash test: {N_KILLS} SIGKILLs at distinct-prediction counts {targets}; 0 duplicate predictions; "
           f"restored checkpoint offsets {[sum(r.values()) for r in resumes]} "
           f"(produced {produced}); max |W - W_ref| = {diff:.2e}")
+
+
+def test_labels_joined_before_a_crash_are_joined_again_after_a_long_downtime(kafka_kit):
+    """The restart re-reads, silently, the labels the killed daemon had joined and committed since its
+    checkpoint. Their events, restored from the checkpoint, were judged by a clock that had moved on
+    by the downtime: with the downtime over labels.max_age_s, all had 'expired' and the 500 labels
+    were lost (0 rows learned against 500)."""
+    import time
+
+    events_topic, labels_topic = kafka_kit.topic("late-crash"), kafka_kit.topic("late-crash-labels")
+    settings = {"model": {"kind": "analytic", "forgetting": [1.0]}, "labels": {"max_age_s": 3.0},
+                "checkpoint": {"every_events": 1000, "every_seconds": 3600.0}}
+    kafka = {"labels_topic": labels_topic, "group_instance_id": f"late-{kafka_kit.tag}", "session_timeout_ms": 10_000}
+    config = kafka_kit.config("late", [events_topic], kafka=kafka, **settings)
+    kafka_kit.produce(events_topic, [(str(i), {"id": str(i), "x": {"a": float(i % 7), "b": float(i % 3)}})
+                                     for i in range(1000)])
+    first = kafka_kit.start(config, name="late-first")
+    ckpt_dir = config[0].parent / "late-ckpt"
+    wait_for(lambda: CheckpointStore(ckpt_dir).latest() is not None, 120, "the checkpoint of the 1,000 waiting events")
+    kafka_kit.produce(labels_topic, [(str(i), {"id": str(i), "y": "yes" if i % 2 else "no"}) for i in range(500)])
+    wait_for(lambda: kafka_kit.committed(f"it-late-{kafka_kit.tag}", labels_topic).get(0, 0) >= 500, 120,
+             "the labels joined and committed")
+    first.kill()  # the checkpoint still holds the 1,000 events, waiting
+    down_until = time.time() + 4.0  # the scenario itself: down longer than labels.max_age_s
+    wait_for(lambda: time.time() >= down_until, 10, "the downtime")
+    final = kafka_kit.start(kafka_kit.config("late", [events_topic], kafka={**kafka, "stop_at_end": True}, **settings),
+                            name="late-final")
+    assert final.wait(timeout=120) == 0, final.log()[-3000:]
+    state, _ = CheckpointStore(ckpt_dir).load_latest()
+    assert state["model"]["head"]["ridge"]["n_rows"] == 500  # every label learned again, as the first run learned it
+    counters = [s["counters"] for _, s in state["pending"]["partitions"]]
+    assert sum(c["joined"] for c in counters) == 500 and sum(c["expired"] for c in counters) == 0

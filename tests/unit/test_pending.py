@@ -214,3 +214,26 @@ def test_label_records_obey_the_event_decoders_text_rules(raw, reason, detail):
     out = LabelDecoder(MappingConfig()).decode(raw, "labels/0@7")
     assert isinstance(out, DeadLetter) and out.reason == reason and detail in out.detail, out
     assert LabelDecoder(MappingConfig()).decode(rb'{"id": "a", "y": "\ud83d\ude00"}', "o").y == "\U0001f600"
+
+
+def test_the_time_a_restored_store_was_down_ages_nothing():
+    """After a crash the daemon re-reads the labels it had joined since its checkpoint: they must
+    join again. With ages from the wall clock, every event restored after a downtime longer than
+    max_age_s had expired, and those labels (learned and committed before the crash) were lost."""
+    clock = Clock()
+    store = PendingLabels(max_age_s=6, clock=clock)
+    store.add(Event({"a": 1.0}, id="old"))
+    clock.t += 1.0
+    store.add(Event({"a": 2.0}, id="new"))
+    state = store.state_dict()  # the checkpoint, 1 s after "old" came
+    clock.t += 99.0  # down for 99 s, then restored
+    back = PendingLabels(max_age_s=6, clock=clock).load_state_dict(state)
+    assert back.join(LabelUpdate("old", "cat")) is not None  # as the first reading joined it
+    clock.t += 5.5  # live for 5.5 s more: "new" has waited 5.5 s of the store's time
+    assert back.join(LabelUpdate("new", "dog")) is not None
+    back.add(Event({"a": 3.0}, id="late"))
+    clock.t += 6.5  # 6.5 s after it came: expired
+    assert back.join(LabelUpdate("late", "cow")) is None and back.counters()["expired"] == 1
+    # state saved again and restored goes on from the store's own time
+    again = PendingLabels(max_age_s=6, clock=clock).load_state_dict(back.state_dict())
+    assert again.now() == back.now()
