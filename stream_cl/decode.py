@@ -20,10 +20,14 @@ Event(x={'age': 42.0, 'smoker': 1.0}, y='sick', id='7', task=None, ts=None, orig
 ('too_deep', "feature 'a.b': nested deeper than 1 levels (got {'c': 1}); raise mapping.max_depth")
 
 CSV rows arrive as strings: a cell that reads as a number is one, any other text is a
-category, an empty cell is null; the label stays text:
+category, an empty cell is null; the label stays text. A number is written in ASCII
+(sign, digits, ``.``, exponent, ``inf``/``nan``, spaces around): ``2024_01`` and ``١٢``,
+which Python's ``float`` also reads, are categories, as they are in JSON strings:
 
 >>> decoder.decode_csv_row({"a": "1.5", "b": "", "c": "red", "y": "cat"}, b"1.5,,red,cat", "demo.csv:2")
 Event(x={'a': 1.5, 'b': None, 'c': 'red'}, y='cat', id=None, task=None, ts=None, origin='demo.csv:2')
+>>> decoder.decode_csv_row({"code": "2024_01", "n": " -7e1 ", "y": "cat"}, b"", "demo.csv:3").x
+{'code': '2024_01', 'n': -70.0}
 """
 
 from __future__ import annotations
@@ -309,6 +313,8 @@ class EventDecoder:
                 x[c] = None  # an empty cell is CSV's null
                 continue
             try:
+                if type(cell) is str and (not cell.isascii() or "_" in cell):
+                    raise ValueError  # float() reads "2024_01" and "١٢" too: codes, categories as in JSON
                 v = float(cell)
             except (ValueError, TypeError):
                 if type(cell) is not str:

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from datetime import datetime
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from stream_cl.config import MappingConfig
 from stream_cl.decode import EventDecoder
+from stream_cl.encoding import MAX_ABS_VALUE
 from stream_cl.events import REASONS, DeadLetter, Event
 
 DECODER = EventDecoder(MappingConfig())
@@ -300,6 +302,22 @@ def test_csv_feature_column_selection():
     dead(DECODER.decode_csv_row({"a": "1", None: ["2"]}, b"", "o"), "malformed")
 
 
+# how a CSV cell reads as a number: ASCII sign, digits, ".", exponent, inf or nan; spaces around
+PLAIN_NUMBER = re.compile(r"\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|inf(?:inity)?|nan)\s*", re.ASCII | re.IGNORECASE)
+
+
+def test_csv_numbers_are_plain_ascii_numbers():
+    row = {"code": "2024_01", "region": "١٢", "h": "٣.٥", "g": "1_000.5", "n": " 7 ", "e": "-1.5E+3", "f": ".5", "y": "a"}
+    # float() reads the first four too; they are categories, as their JSON strings are
+    assert DECODER.decode_csv_row(row, b"", "o").x == {
+        "code": "2024_01", "region": "١٢", "h": "٣.٥", "g": "1_000.5", "n": 7.0, "e": -1500.0, "f": 0.5}
+    assert DECODER.decode_json('{"x": {"code": "2024_01", "region": "١٢"}}'.encode(), "o").x == {"code": "2024_01", "region": "١٢"}
+    # inf and nan are numbers as before: dead letters, or null with nan_policy = "missing"
+    for text in ("NaN", "+inf", "-Infinity", " nan "):
+        dead(DECODER.decode_csv_row({"a": text}, b"", "o"), "non_finite")
+    assert EventDecoder(MappingConfig(nan_policy="missing")).decode_csv_row({"a": "-nan"}, b"", "o").x == {"a": None}
+
+
 # -- fuzzing: whatever comes in, a valid event or a dead letter comes out ------------
 def check_record(record, origin="fuzz"):
     assert isinstance(record, (Event, DeadLetter))
@@ -353,7 +371,7 @@ event_like = st.fixed_dictionaries(
 DECODERS = [
     DECODER,
     EventDecoder(MappingConfig(unknown_fields="reject", max_features=4, max_event_bytes=1000), "required"),
-    EventDecoder(MappingConfig(features=["a", "b"], label="a")),
+    EventDecoder(MappingConfig(features=["a", "b"], label="extra")),
     EventDecoder(MappingConfig(nan_policy="missing", max_depth=1, max_features=5)),
 ]
 FUZZ = settings(
@@ -455,3 +473,19 @@ def test_fast_json_path_is_taken(monkeypatch):
     DECODER.decode_json(b'{"x": [1], "y": 1234567890123456789}', "o")  # 19 digits: the standard library
     DECODER.decode_json('{"x": [1]}', "o")  # text: the standard library
     assert len(calls) == 1
+
+
+@FUZZ
+@given(cell=st.text(alphabet="0123456789_+-.eEinfatyINF x\u00a0\u2003\u0661\u0662\uff11", max_size=8))
+def test_a_csv_cell_is_a_number_exactly_when_written_as_a_plain_number(cell):
+    record = DECODERS[3].decode_csv_row({"a": cell}, b"", "o")  # nan_policy = "missing"
+    if not cell or cell.isspace():
+        assert record.x == {"a": None}
+    elif not PLAIN_NUMBER.fullmatch(cell):
+        assert record.x == {"a": cell}  # a category
+    elif math.isnan(float(cell)):
+        assert record.x == {"a": None}
+    elif abs(float(cell)) > MAX_ABS_VALUE:
+        dead(record, "non_finite")
+    else:
+        assert record.x == {"a": float(cell)}

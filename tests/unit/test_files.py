@@ -1,6 +1,7 @@
 """File source and sinks: bad input becomes dead letters with their line, and reading goes on."""
 
 import base64
+import builtins
 import gzip
 import json
 import tracemalloc
@@ -345,3 +346,118 @@ def test_prediction_sink(tmp_path):
     first, second = [json.loads(line) for line in path.read_text().splitlines()]
     assert first == {"id": "e1", "y_pred": 2, "proba": 0.75, "y_true": 2, "task": "t", "ts": 1.5, "origin": "f:1"}
     assert second["proba"] is None and second["y_pred"] == "cat"
+
+
+# -- CSV rows whose quoted fields span lines (RFC 4180) ------------------------------
+@pytest.mark.parametrize("name", ["e.csv", "e.csv.gz"])
+def test_csv_quoted_field_spanning_lines_is_one_row(tmp_path, name):
+    data = (b'id,"no\r\nte",amount,y\r\n'  # the header too
+            b'1,"first line\r\n\r\nsecond, ""part""",3.5,cat\r\n'  # a blank line and quotes inside the field
+            b'2,plain,1.0,dog\r\n'
+            b'"3\nx","a\nb\nc",2.5,cow\n')  # two fields spanning lines, then a second one opened on a next line
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    events, dead = read_all(path, MappingConfig(features=["no\r\nte", "amount"]))
+    assert not dead
+    assert [(e.id, e.x, e.y, e.origin) for e in events] == [
+        ("1", {"no\r\nte": 'first line\r\n\r\nsecond, "part"', "amount": 3.5}, "cat", f"{path}:3"),  # its first line
+        ("2", {"no\r\nte": "plain", "amount": 1.0}, "dog", f"{path}:6"),
+        ("3\nx", {"no\r\nte": "a\nb\nc", "amount": 2.5}, "cow", f"{path}:7"),
+    ]
+
+
+@pytest.mark.parametrize("end", [b"\n", b""])
+def test_csv_quote_the_file_never_closes_is_one_dead_letter(tmp_path, end):
+    path = tmp_path / "e.csv"
+    path.write_bytes(b'a,b,y\n1,2,x\n3,"open\n4,5,z\n6,7,w' + end)
+    events, dead = read_all(path)
+    assert [e.origin for e in events] == [f"{path}:2"]  # no line inside the open quote is a row
+    (letter,) = dead
+    assert_dead(letter, path, 3, "malformed")
+    assert letter["raw"] == '3,"open\n4,5,z\n6,7,w' + end.decode()
+    assert "quoted field opened on line 3 is not closed at the end of the file" in letter["detail"]
+
+
+def test_csv_row_spanning_lines_is_bounded_by_max_event_bytes(tmp_path):
+    rows = [b"%d,%d,z" % (i, i) for i in range(20)]
+    path = write_lines(tmp_path / "e.csv", b"a,b,y", b'1,"stray', *rows, b'2,"x', b"y" * 100 + b'",q', b"3,4,w")
+    events, dead = read_all(path, MappingConfig(max_event_bytes=40))
+    # the quote never closes: its row is one dead letter of at most 40 bytes, and reading goes on after it
+    assert_dead(dead[0], path, 2, "oversized")
+    assert dead[0]["raw"].startswith('1,"stray\n0,0,z\n') and len(dead[0]["raw"]) == 40
+    assert dead[0]["detail"].startswith("lines 2-8: a quoted field opened on line 2 is not closed within "
+                                        "mapping.max_event_bytes (40); raw holds only its first 40 bytes; "
+                                        "reading goes on at line 9")
+    assert [(e.x, e.origin) for e in events[:2]] == [({"a": 6.0, "b": 6.0}, f"{path}:9"), ({"a": 7.0, "b": 7.0}, f"{path}:10")]
+    # a row with an oversized line: one dead letter, and the next line is the next row
+    assert_dead(dead[1], path, 23, "oversized")
+    assert "lines 23-24: a quoted field opened on line 23" in dead[1]["detail"]
+    assert (events[-1].x, events[-1].origin) == ({"a": 3.0, "b": 4.0}, f"{path}:25")
+    assert len(dead) == 2 and len(events) == 14 + 1
+
+
+def test_follow_csv_row_whose_next_lines_come_later(tmp_path):
+    path = tmp_path / "e.csv"
+    path.write_bytes(b'a,note,y\n1,"first')
+    with FileSource(path, MappingConfig(), follow=True, eof_wait_s=0.01) as source:
+        assert source.poll(10) == []
+        with open(path, "ab") as f:
+            f.write(b"\nsecond")
+        assert source.poll(10) == [] and source.poll(10) == []  # the quoted field is still open
+        with open(path, "ab") as f:
+            f.write(b' part",x\n2,plain,y\n')
+        first, second = poll_until(source, 2)
+    assert (first.x, first.origin) == ({"a": 1.0, "note": "first\nsecond part"}, f"{path}:2")
+    assert (second.x, second.origin) == ({"a": 2.0, "note": "plain"}, f"{path}:4")
+
+
+# -- rotation while followed ----------------------------------------------------------
+def test_follow_goes_on_with_the_new_file_after_a_rename_rotation(tmp_path):
+    path = write_lines(tmp_path / "e.csv", b"a,y", b"1,x")
+    with FileSource(path, MappingConfig(), follow=True, eof_wait_s=0.01) as source:
+        assert [r.x for r in poll_until(source, 1)] == [{"a": 1.0}]
+        with open(path, "ab") as old:
+            old.write(b"2,x\n3,")  # written before the rotation, not read yet: the last line has no newline
+        path.rename(tmp_path / "e.csv.1")
+        write_lines(path, b"b,y", b"7,z")  # a new file, with its header
+        records = poll_until(source, 3)
+        assert [(r.x, r.origin) for r in records] == [
+            ({"a": 2.0}, f"{path}:3"), ({"a": 3.0}, f"{path}:4"),  # the rest of the old file first
+            ({"b": 7.0}, f"{path}:2"),  # then the new one from its start
+        ]
+        (tmp_path / "e.csv.1").unlink()
+        with open(path, "ab") as new:
+            new.write(b"8,z\n")
+        assert [r.x for r in poll_until(source, 1)] == [{"b": 8.0}]
+
+
+def test_follow_restarts_after_truncation_even_when_rewritten_past_the_position(tmp_path):
+    path = write_lines(tmp_path / "e.csv", b"a,y", *[b"%d,x" % i for i in range(10)])
+    with FileSource(path, MappingConfig(), follow=True, eof_wait_s=0.01) as source:
+        assert len(poll_until(source, 10)) == 10
+        old_size = path.stat().st_size
+        with open(path, "r+b") as f:  # copytruncate, and the writer goes on before the next poll
+            f.truncate(0)
+        with open(path, "ab") as f:
+            f.write(b"b,y\n" + b"".join(b"%d,z\n" % i for i in range(100, 120)))
+        assert path.stat().st_size > old_size
+        records = poll_until(source, 20)
+    assert [(r.x, r.origin) for r in records] == [({"b": float(i)}, f"{path}:{i - 98}") for i in range(100, 120)]
+
+
+def test_open_source_unreadable_gzip_is_a_config_error(tmp_path, monkeypatch):
+    """An unreadable file fails in open_source's check (exit 2), not as a traceback; even as root."""
+    real_open = builtins.open
+
+    def unreadable(path, *args, **kwargs):
+        if str(path).startswith(str(tmp_path)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    for name in ("e.jsonl", "e.jsonl.gz"):
+        path = tmp_path / name
+        path.write_bytes(gzip.compress(GOOD) if name.endswith(".gz") else GOOD)
+        monkeypatch.setattr(builtins, "open", unreadable)
+        with pytest.raises(ConfigError, match=r"^source\.path: cannot read the file .*Permission denied"):
+            open_source(SourceConfig(kind="file", path=str(path)), MappingConfig())
+        monkeypatch.undo()
