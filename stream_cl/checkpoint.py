@@ -15,6 +15,14 @@ Writing goes to a temporary file in the same directory, which is fsynced, rename
 over the final name and followed by an fsync of the directory: a crash at any moment
 leaves either the previous checkpoint or the new one, never a torn file. The file
 carries ``format`` and ``format_version``; a reader refuses versions it does not know.
+A write that fails (disk full, read-only or unwritable directory) raises
+:class:`CheckpointError` naming the file, and leaves the previous checkpoint as it was.
+
+The header also carries a SHA-256 of the content (every tensor's name, dtype, shape and
+bytes, and the JSON state and metadata): a reader refuses a file whose content does not
+match it, since a flipped bit in a tensor or in the JSON would otherwise load silently as
+another model or other offsets. Files written before the digest existed have none and
+load as before.
 
 >>> import tempfile, numpy as np
 >>> store = CheckpointStore(tempfile.mkdtemp(), keep=2)
@@ -27,6 +35,7 @@ carries ``format`` and ``format_version``; a reader refuses versions it does not
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 import os
@@ -54,6 +63,9 @@ FORMAT = "stream-cl-checkpoint"
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^ckpt-(\d{12})\.safetensors$")
 _TMP_PREFIX = ".tmp-ckpt-"
+# the header key of the content's SHA-256; not a format_version change: a reader without it ignores
+# the key (a rollback still loads new files), and files written before it load unchecked
+_DIGEST_KEY = "sha256"
 
 
 class CheckpointError(Exception):
@@ -220,7 +232,42 @@ def encode_state(state: Mapping, meta: Mapping | None = None) -> bytes:
         "state": json.dumps(tree, ensure_ascii=False, allow_nan=False, separators=(",", ":")),
         "meta": json.dumps(_plain(meta or {}), allow_nan=False, separators=(",", ":")),
     }
+    header[_DIGEST_KEY] = _content_digest(header, enc.tensors)
     return save(enc.tensors, metadata=header)
+
+
+def _content_digest(header: Mapping[str, str], tensors: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 (hex) of what a checkpoint decodes to: every header entry but the digest (the state
+    and meta JSON, format, created) and every tensor's name, dtype, shape and bytes, in name order.
+
+    It is computed from the values, not the file's bytes, so the writer knows it before safetensors
+    lays the file out. Each field is length-prefixed: bytes cannot move from one field to the next.
+    """
+    h = hashlib.sha256()
+
+    def field(data) -> None:
+        h.update(memoryview(data).nbytes.to_bytes(8, "little"))
+        h.update(data)
+
+    for key in sorted(k for k in header if k != _DIGEST_KEY):
+        field(key.encode("utf-8", "surrogatepass"))
+        field(str(header[key]).encode("utf-8", "surrogatepass"))
+    for name in sorted(tensors):
+        a = tensors[name]
+        # kind and size, not dtype.str: "=f8" written reads back as "<f8"; and some safetensors
+        # releases read a 0-d tensor back as shape (1,)
+        shape = a.shape if a.ndim else (1,)
+        field(f"{name}\0{a.dtype.kind}{a.dtype.itemsize}{shape}".encode("utf-8", "surrogatepass"))
+        field(np.ascontiguousarray(a))  # already contiguous, written and read: no copy
+    return h.hexdigest()
+
+
+def _verify(source: str, header: Mapping, tensors: Mapping[str, np.ndarray], hint: str) -> None:
+    """Refuse content that differs from what was written (a flipped bit on disk or in transit);
+    a file without a digest was written before it existed and is not checked."""
+    expected = header.get(_DIGEST_KEY)
+    if expected is not None and expected != _content_digest(header, tensors):
+        raise CheckpointError(f"{source}: corrupt: its content does not match the SHA-256 it was written with{hint}")
 
 
 def decode_state(raw: bytes, source: str = "state", hint: str = "") -> tuple[dict, dict]:
@@ -240,6 +287,7 @@ def decode_state(raw: bytes, source: str = "state", hint: str = "") -> tuple[dic
         tensors = load(bytes(raw))
     except Exception as e:
         raise CheckpointError(f"{source}: not a readable checkpoint ({type(e).__name__}: {str(e)[:200]}){hint}") from None
+    _verify(source, header, tensors, hint)  # before the JSON: a flipped bit is named as such, not as bad JSON
     try:
         tree = json.loads(header["state"])
         meta = json.loads(header.get("meta", "{}"))
@@ -257,7 +305,9 @@ def decode_state(raw: bytes, source: str = "state", hint: str = "") -> tuple[dic
 def save_checkpoint(path: str | os.PathLike, state: Mapping, meta: Mapping | None = None) -> int:
     """Write ``state`` to ``path`` atomically (temp file, fsync, rename, dir fsync); returns its size.
 
-    ``meta`` is a small JSON-able dict stored beside the state (seq, offsets summary...).
+    ``meta`` is a small JSON-able dict stored beside the state (seq, offsets summary...). A write
+    that fails (disk full, unwritable or read-only directory) raises :class:`CheckpointError`
+    naming the file; the temp file is removed and whatever was at ``path`` is left as it was.
     """
     path = Path(path)
     raw = encode_state(state, meta)
@@ -268,14 +318,24 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping, meta: Mapping | Non
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             tmp.unlink()
         except OSError:
             pass
+        if isinstance(e, OSError):  # a bare errno names neither the file nor the setting to change
+            raise _write_error(path, e) from e
         raise
     _fsync_dir(path.parent)
     return len(raw)
+
+
+def _write_error(path: Path, e: OSError) -> CheckpointError:
+    """The error for a write that failed: which file, why (the errno), and the setting that fixes it."""
+    return CheckpointError(
+        f"{path}: cannot write the checkpoint ({type(e).__name__}: {e}); free space in {path.parent} or point "
+        "checkpoint.dir at a writable directory with room (the checkpoints already there are left as they were)"
+    )
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import re
 import threading
 
 import numpy as np
@@ -131,7 +133,7 @@ def test_atomic_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(ckpt.os, "fsync", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(CheckpointError, match="disk full"):
         store.save({"v": 2})
     monkeypatch.undo()
     assert [p.name for _, p in store.list()] == ["ckpt-000000000001.safetensors"]
@@ -183,6 +185,114 @@ def test_unreadable_newest_checkpoint_is_an_error(tmp_path, content):
     (tmp_path / "ckpt-000000000002.safetensors").write_bytes(content)
     with pytest.raises(CheckpointError, match="move it away"):
         CheckpointStore(tmp_path).load_latest()
+
+
+def _fail_with(monkeypatch, step: str, code: int) -> None:
+    """Make one step of a checkpoint write fail with ``OSError(code)``, as a full disk (at the write
+    or the fsync), an unwritable directory (at the open) or a read-only filesystem (at the rename) do."""
+    import os
+
+    import stream_cl.checkpoint as ckpt
+
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    if step == "open":
+        monkeypatch.setattr(ckpt, "open", fail, raising=False)  # the module's open, before the builtin
+    else:
+        monkeypatch.setattr(ckpt.os, step, fail)
+
+
+@pytest.mark.parametrize("step, code", [("fsync", errno.ENOSPC), ("open", errno.EACCES), ("replace", errno.EROFS)],
+                         ids=["ENOSPC", "EACCES", "EROFS"])
+def test_a_write_that_fails_is_a_checkpoint_error_naming_the_file_and_the_setting(tmp_path, monkeypatch, step, code):
+    """A full disk or an unwritable checkpoint.dir used to escape as a bare OSError naming neither the
+    file nor the setting; it is a CheckpointError that does, the cause kept, and nothing else changes."""
+    store = CheckpointStore(tmp_path, keep=1)
+    store.save({"v": 1})
+    _fail_with(monkeypatch, step, code)
+    with pytest.raises(CheckpointError) as failed:
+        store.save({"v": 2})
+    monkeypatch.undo()
+    message = str(failed.value)
+    assert message.startswith(f"{tmp_path / 'ckpt-000000000002.safetensors'}: cannot write the checkpoint")
+    assert f"[Errno {code}]" in message and "checkpoint.dir" in message
+    assert isinstance(failed.value.__cause__, OSError) and failed.value.__cause__.errno == code
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-000000000001.safetensors"]  # no temp file left
+    assert store.load_latest()[0] == {"v": 1}  # the previous one is intact (keep=1 deleted nothing)
+    assert store.save({"v": 3}).seq == 2  # and the number the failed write would have taken is reused
+
+
+def _header(path) -> tuple[int, dict]:
+    """A safetensors file's header: its length and its JSON (tensor table and ``__metadata__``)."""
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    return n, json.loads(raw[8 : 8 + n])
+
+
+def _flip(path, position: int, bit: int = 0x01) -> None:
+    """Flip one bit of the byte at ``position`` of ``path``, as a bad disk block or cable does."""
+    raw = bytearray(path.read_bytes())
+    raw[position] ^= bit
+    path.write_bytes(bytes(raw))
+
+
+def _tensor_at(path, name: str) -> int:
+    """Where tensor ``name``'s data starts in the file."""
+    n, header = _header(path)
+    return 8 + n + header[name]["data_offsets"][0]
+
+
+def _text_at(path, text: bytes) -> int:
+    """Where the one occurrence of ``text`` starts in the file."""
+    raw = path.read_bytes()
+    assert raw.count(text) == 1, text
+    return raw.index(text)
+
+
+@pytest.mark.parametrize("where", ["tensor", "state", "meta", "digest"])
+def test_a_flipped_bit_is_refused_by_the_checksum(tmp_path, where):
+    """One flipped bit used to load silently: a tensor as another model, the JSON state as other
+    offsets (events skipped). The content's SHA-256 in the header refuses it, naming the file and
+    the way out, through the path the daemon takes at start (load_latest)."""
+    store = CheckpointStore(tmp_path)
+    store.save({"v": 1})
+    path = store.save({"model": {"W": np.linspace(1.0, 2.0, 50)}, "offsets": [["events", 0, 1000]]},
+                      {"note": "n"}).path
+    if where == "tensor":
+        _flip(path, _tensor_at(path, "model.W") + 7, bit=0x40)  # the first float's top exponent bit
+    elif where == "state":  # the JSON state sits escaped in the header's JSON: 1000 -> 1100
+        _flip(path, _text_at(path, b'[\\"events\\",0,1000]') + len(b'[\\"events\\",0,1'))
+    elif where == "meta":  # "n" -> "o"
+        _flip(path, _text_at(path, b'\\"note\\":\\"n\\"') + len(b'\\"note\\":\\"'))
+    else:  # the digest itself
+        _flip(path, _text_at(path, _header(path)[1]["__metadata__"]["sha256"].encode()))
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))}: corrupt: its content does not match the "
+                                              r"SHA-256 .*; move it away"):
+        CheckpointStore(tmp_path).load_latest()
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_checkpoint(path)
+    path.unlink()  # the way out the message names: the one before loads
+    assert CheckpointStore(tmp_path).load_latest()[0] == {"v": 1}
+
+
+def _strip_digest(path) -> None:
+    """Rewrite ``path`` as stream-cl wrote it before checkpoints carried a SHA-256 (no such header key)."""
+    n, header = _header(path)
+    raw = path.read_bytes()
+    del header["__metadata__"]["sha256"]
+    new = json.dumps(header).encode()
+    new += b" " * (-len(new) % 8)
+    path.write_bytes(len(new).to_bytes(8, "little") + new + raw[8 + n :])
+
+
+def test_a_checkpoint_written_before_the_checksum_still_loads(tmp_path):
+    store = CheckpointStore(tmp_path)
+    state = {"W": np.arange(6.0).reshape(2, 3), "b": np.float32(2.5), "t": torch.ones(2), "offsets": [["e", 0, 7]]}
+    path = store.save(state, {"note": "old"}).path
+    _strip_digest(path)
+    back, info = CheckpointStore(tmp_path).load_latest()
+    assert _same(back, state) and info.meta["note"] == "old"
 
 
 def test_sufficient_statistics_are_additive():
@@ -591,6 +701,19 @@ def test_a_checkpoint_that_does_not_fit_the_learner_is_a_checkpoint_error(tmp_pa
     assert _start_exit_code(monkeypatch, lambda: _online_daemon(tmp_path / "ckpt", records, {}, **drift)[0]) == EXIT_CONFIG
     same, _ = _online_daemon(tmp_path / "ckpt", records, {})  # the settings it was written with: restored
     assert same.metrics.restored_from == str(newest)
+
+
+def test_a_corrupt_newest_checkpoint_stops_the_daemon_at_start_with_exit_2(tmp_path, monkeypatch):
+    """As an unreadable newest checkpoint does: the daemon does not start on another model or other offsets."""
+    from connectors.daemon import EXIT_CONFIG
+
+    first, _ = _daemon(tmp_path, _records(30), [])
+    assert first.run() == 0
+    newest = CheckpointStore(tmp_path / "ckpt").latest()
+    _flip(newest, _tensor_at(newest, "model.head.ridge.A") + 7, bit=0x40)
+    with pytest.raises(CheckpointError, match=rf"{re.escape(newest.name)}: corrupt: .*SHA-256"):
+        _daemon(tmp_path, _records(30), [])
+    assert _start_exit_code(monkeypatch, lambda: _daemon(tmp_path, _records(30), [])[0]) == EXIT_CONFIG
 
 
 def test_numpy_string_and_bytes_scalars_round_trip_with_their_types(tmp_path):
