@@ -92,7 +92,7 @@ class Daemon:
         self._failed = False
         # a setting the data outgrew, met on the IO thread (a changelog record over its limit at a
         # revocation): the loop raises it, so the member stops (exit 2) instead of starting over
-        self._config_error: ConfigError | None = None
+        self._fatal: ConfigError | CheckpointError | None = None  # met on the IO thread; the loop raises it
         self._started: float | None = None  # while start-up lasts: when the loop began
         self._assigned_seen: frozenset = frozenset()
         self.state.restore()
@@ -154,8 +154,8 @@ class Daemon:
         try:
             # the positions the loop holds (no blocking lookups on the IO thread)
             self.commits.commit("revoke", partitions=set(self.source.assigned))
-        except ConfigError as e:  # starting over would meet it again: stop
-            self._config_error = e
+        except (ConfigError, CheckpointError) as e:  # starting over would meet it again: stop
+            self._fatal = e
             return
         except Exception as e:  # noqa: BLE001 -- not committed: the state is ahead of the group's offsets
             self.reset_reason = f"commit at revocation failed: {type(e).__name__}: {e}"
@@ -183,8 +183,8 @@ class Daemon:
         try:
             while not self.stop.is_set() and not self.reset_reason:
                 self.run_once()
-                if self._config_error is not None:
-                    raise self._config_error
+                if self._fatal is not None:
+                    raise self._fatal
             if self.reset_reason:
                 return self._reset()
             m.state = "stopping"
@@ -201,6 +201,11 @@ class Daemon:
             return self._reset()
         except ConfigError as e:  # a setting the data outgrew (changelog.max_message_bytes): starting over meets it again
             log_event(log, "failed", level=logging.ERROR, detail=f"config error: {e}", exit_code=EXIT_CONFIG)
+            return self._stop_failed(EXIT_CONFIG)
+        except CheckpointError as e:  # written after its commit, which went through: a full disk, say
+            log_event(log, "failed", level=logging.ERROR, exit_code=EXIT_CONFIG,
+                      detail=f"checkpoint not written: {e}; the commit before it went through, and a restart "
+                             "resumes from the last checkpoint written (re-learning, silently, up to that commit)")
             return self._stop_failed(EXIT_CONFIG)
         except Exception:
             log.exception("daemon failed; nothing after the last commit is visible, a restart resumes from it")

@@ -783,3 +783,36 @@ def test_a_config_error_met_while_running_stops_with_exit_2_not_a_reset(tmp_path
         assert daemon.reset_reason == ""
     assert daemon.run() == EXIT_CONFIG
     assert daemon.metrics.state == "failed" and "shutdown" not in calls
+
+
+@pytest.mark.parametrize("where", ["loop", "revoke"])
+def test_a_checkpoint_that_cannot_be_written_stops_the_daemon_saying_so(tmp_path, monkeypatch, caplog, where):
+    """A full disk after a commit that went through: the daemon said 'daemon failed; nothing after the
+    last commit is visible' with a traceback (exit 1), and at a revocation took it for a failed
+    commit and started over in the same process, to fail again."""
+    import errno
+    import logging
+    import os
+
+    import stream_cl.checkpoint as ckpt
+
+    d, publisher = _daemon(tmp_path, _records(60), [], every=20)
+    for _ in range(3):
+        d.run_once()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(ckpt.os, "fsync", full)
+    if where == "revoke":
+        d.on_revoke([TopicPartition("events", 0)], lost=False)
+        assert not d.reset_reason  # not a failed commit: the commit went through
+    with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
+        assert d.run() == 2
+    from connectors.logs import JsonFormatter
+
+    failed = [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.getMessage() == "failed"]
+    assert len(failed) == 1 and failed[0]["exit_code"] == 2
+    assert "checkpoint not written" in failed[0]["detail"] and "No space left on device" in failed[0]["detail"]
+    assert "the commit before it went through" in failed[0]["detail"]
+    assert d.metrics.state == "failed" and not any(r.exc_info for r in caplog.records)
