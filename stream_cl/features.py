@@ -143,9 +143,13 @@ class FeatureIndex:
         self.categories: dict = {}  # feature -> indicator columns of its own
         self.overflow: dict = {}  # feature -> values sent to k=<other>
         self._mask: np.ndarray | None = None  # cached indicator_mask
-        # Streams usually repeat the same keys in the same order: remember the last
-        # key sequence and its columns to skip the per-key lookups.
-        self._last_keys: tuple = ()
+        self._forget_rows()
+
+    def _forget_rows(self) -> None:
+        """Empty the caches of the last event's columns. Streams usually repeat the same keys in
+        the same order: the last key sequence and its columns skip the per-key lookups. ``None``,
+        not ``()``, means "nothing cached": the keys ``()`` of an empty event must not match."""
+        self._last_keys: tuple | None = None
         self._last_cols = np.zeros(0, dtype=np.int64)
         self._last_in_order = False
         self._row_keys: tuple | None = None  # vectorize_row: the last event's keys, when they were the index's
@@ -301,7 +305,7 @@ class FeatureIndex:
         kinds = getattr(new_keys, "kinds", None) or [NUMERIC] * len(new_keys)
         bases = getattr(new_keys, "bases", None) or [None] * len(new_keys)
         if new_keys:
-            self._last_keys, self._row_keys = (), None  # cached columns may now be stale (a key became known)
+            self._forget_rows()  # the cache is stale now (a key became known, the width changed): all of it
             self._mask = None
         for key, kind, base in zip(new_keys, kinds, bases):
             self._pos[key] = len(self.names)

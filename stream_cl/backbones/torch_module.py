@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import warnings
 from pathlib import Path
 
 import torch
@@ -53,10 +56,28 @@ class TorchBackbone(Backbone):
             net = module
         else:
             raise TypeError(f"module must be a torch.nn.Module or a TorchScript path, got {type(module).__name__}")
-        net.eval()
-        for p in net.parameters():
-            p.requires_grad_(False)
-        return net
+        return _frozen(net)
+
+    def __getstate__(self) -> dict:
+        """A TorchScript module refuses pickle: it travels as the bytes ``torch.jit.save`` writes
+        (its tensors keep their devices). ``copy.deepcopy`` takes this way too."""
+        state = self.__dict__.copy()
+        if isinstance(self.net_, torch.jit.ScriptModule):
+            buffer = io.BytesIO()
+            with _no_jit_deprecation():
+                torch.jit.save(self.net_, buffer)
+            state["net_"] = buffer.getvalue()
+            if self.module is self.net_:
+                state["module"] = None  # the same module (a ScriptModule was given): set back from net_
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if isinstance(self.net_, bytes):
+            with _no_jit_deprecation():
+                self.net_ = _frozen(torch.jit.load(io.BytesIO(self.net_)))
+            if self.module is None:
+                self.module = self.net_
 
     @property
     def out_features(self) -> int:
@@ -93,3 +114,20 @@ class TorchBackbone(Backbone):
         with torch.no_grad():
             out = self.net_(Z.to(getattr(torch, self.dtype)))  # (b, out_features)
         return out.reshape(out.shape[0], -1).to(torch.float64)  # flatten any trailing dims
+
+
+def _frozen(net: torch.nn.Module) -> torch.nn.Module:
+    """``net`` in inference mode, its parameters without gradients: a frozen backbone."""
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+@contextlib.contextmanager
+def _no_jit_deprecation():
+    """Silence torch's FutureWarning on ``torch.jit.save``/``load`` while pickling: the user chose a
+    TorchScript backbone (and was warned when it loaded), not this serialisation."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield

@@ -127,17 +127,20 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         self.index_.commit(new)
         return np.hstack([np.ones((len(xs), 1)), X])  # (b, 1 + width)
 
-    def _design_frame(self, X: pd.DataFrame, learn: bool = True) -> np.ndarray:
-        """Design rows (b, 1 + width) straight from a frame; ``learn=False`` drops unseen columns."""
+    def _design_frame(self, X: pd.DataFrame, learn: np.ndarray | None = None) -> np.ndarray:
+        """Design rows (b, 1 + width) straight from a frame. ``learn`` (b,) marks the rows to be
+        learned: only they create columns and use up category slots, as in a ``learn_one`` loop;
+        ``None`` (prediction) drops unseen columns."""
+        _check_columns(X)
         values = _frame_values(X)
         if values is None or self.hash_width is not None:  # categories, nulls...: through the dict rows
             xs = frame_rows(X)
-            if learn:
-                return self._design(xs)
+            if learn is not None:
+                return self._design(xs, learn.tolist())
             return np.hstack([np.ones((len(xs), 1)), self.index_.vectorize(xs)[0][:, : self.index_.width]])
         pos = self.index_._pos
         names = X.columns.tolist()  # plain Python: indexing a pandas Index per element is slow
-        if learn:
+        if learn is not None and learn.any():  # every row has every column: a learned row creates them all
             self.index_.commit([c for c in names if c not in pos])
         keep = [i for i, c in enumerate(names) if c in pos]
         cols = [1 + pos[names[i]] for i in keep]
@@ -154,8 +157,8 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
     def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0, partition: Hashable = None) -> "AnalyticClassifier":
         check_label(y)
         check_weight(w)
+        z, new = self._row(x)  # (1 + width,); raises for a bad value before anything changes
         self._enter(partition)
-        z, new = self._row(x)  # (1 + width,)
         self.index_.commit(new)
         self.head_.learn_one(z, y, float(w))
         self._learned(1, 1)
@@ -163,9 +166,13 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
 
     @one_blas_thread
     def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None, partition: Hashable = None) -> "AnalyticClassifier":
-        labels, _ = checked_labels(y, len(X), w)  # before anything is learned
+        labels, labelled = checked_labels(y, len(X), w)  # before anything is learned
+        _check_columns(X)
+        if not labelled.any():  # an empty frame, or predictions only: nothing to learn, nothing changes
+            return self
+        Z = self._design_frame(X, labelled)  # raises for a bad value before anything changes
         self._enter(partition)
-        self.head_.prequential(self._design_frame(X), labels, None if w is None else np.asarray(w))
+        self.head_.prequential(Z, labels, None if w is None else np.asarray(w))
         self._learned(len(labels), len(labels))
         return self
 
@@ -229,7 +236,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
     @one_blas_thread
     def predict_proba_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.DataFrame:
         self._enter(partition, learn=False)
-        proba = scores_to_proba(self.head_.scores(self._design_frame(X, learn=False)), self.temperature)
+        proba = scores_to_proba(self.head_.scores(self._design_frame(X)), self.temperature)
         return pd.DataFrame(proba, columns=self.head_.classes, index=X.index)
 
     @one_blas_thread
@@ -237,7 +244,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         self._enter(partition, learn=False)
         if not self.head_.classes:
             return pd.Series([None] * len(X), index=X.index, dtype=object)
-        top = self.head_.scores(self._design_frame(X, learn=False)).argmax(axis=1)  # (b,)
+        top = self.head_.scores(self._design_frame(X)).argmax(axis=1)  # (b,)
         return pd.Series(np.array(self.head_.classes, dtype=object)[top], index=X.index)
 
     # -- state -----------------------------------------------------------------------------
@@ -277,6 +284,14 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
 
     def _local_from_state(self, state, rows, width) -> dict:
         return {}
+
+
+def _check_columns(X: pd.DataFrame) -> None:
+    """Refuse a frame whose column names repeat: an event has one value per feature, and which
+    of the repeated columns is meant cannot be told."""
+    if not X.columns.is_unique:
+        repeated = X.columns[X.columns.duplicated()].unique().tolist()
+        raise ValueError(f"the frame's column names repeat: {repeated[:10]!r}; give each feature one column")
 
 
 def _frame_values(X: pd.DataFrame) -> np.ndarray | None:

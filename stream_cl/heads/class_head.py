@@ -97,6 +97,7 @@ class RidgeClassHead:
         Returns scores (b, c) exactly as a per-row predict-then-learn loop would have
         produced them, with ``-inf`` for classes first seen at or after that row.
         """
+        self._check_width(Z.shape[1])
         if len(ys) == 1 and ys[0] is not None and self.la.name == "cpu":
             # one event: the in-place rank-1 path is several times cheaper
             w = 1.0 if weights is None else float(np.asarray(weights)[0])
@@ -155,6 +156,7 @@ class RidgeClassHead:
         if self.la.name != "cpu":
             w = None if weight == 1.0 else np.array([weight])
             return self.prequential(self.la.asarray(z)[None, :], [y], w)[0]
+        self._check_width(z.shape[0])
         k = self._pos.get(y)
         is_new = k is None
         if is_new or z.shape[0] != self.ridge.n_features:
@@ -176,6 +178,12 @@ class RidgeClassHead:
         if is_new:
             prior[k] = -np.inf
         return prior
+
+    def _check_width(self, d: int) -> None:
+        """Refuse design rows narrower than the head, before a new class is added: the update
+        would fail after it, and a class that was never learned would get probability > 0."""
+        if d < self.ridge.n_features:
+            raise ValueError(f"design rows have {d} columns, fewer than the head's {self.ridge.n_features}")
 
     def _serve_clock(self) -> float:
         """The forgetting factor of the learning partition; while it learns, the served statistics

@@ -164,3 +164,99 @@ def test_the_remembered_row_is_reused_only_for_the_same_event():
     a.learn_one(x, "q")
     b.learn_one({"u": 1.0, "v": 5.0}, "q")
     assert np.array_equal(a.coef_, b.coef_)
+
+
+def test_an_empty_event_after_the_index_grew():
+    """An event {} has the keys (); once a column was added after a remembered event, the
+    remembered columns must not be taken for its own (they were, and it crashed)."""
+    events = [({"a": 1.0}, "x"), ({"b": 1.0}, "y"), ({}, "x"), ({"a": 2.0, "b": -1.0}, "y"), ({}, "y")]
+    loop = AnalyticClassifier()
+    loop.learn_one(*events[0])
+    loop.predict_proba_one({"a": 2.0})  # remembers the keys ("a",), in index order
+    loop.learn_one(*events[1])  # adds "b"
+    assert sum(loop.predict_proba_one({}).values()) == pytest.approx(1.0)
+    loop.learn_one(*events[2])
+    loop.predict_proba_one({"b": 1.0, "a": 2.0})  # remembers keys out of index order
+    loop.learn_one({"c": 1.0}, "y")  # adds "c"
+    assert set(loop.predict_proba_one({})) == {"x", "y"}
+    loop.learn_one({}, "y")
+    batch = AnalyticClassifier()
+    batch.prequential_batch([x for x, _ in events[:3]] + [{"c": 1.0}, {}], [y for _, y in events[:3]] + ["y", "y"])
+    np.testing.assert_allclose(loop.coef_, batch.coef_, rtol=1e-9, atol=1e-12)
+    stream = [({"a": 1.0}, "x"), ({"a": 2.0}, "y"), ({"a": -1.0, "b": 1.0}, "y"), ({}, "x")]
+    evaluate.progressive_val_score(stream, AnalyticClassifier(), metrics.Accuracy())
+
+
+def test_a_row_narrower_than_the_head_is_refused_before_its_class_is_added():
+    from stream_cl.heads import RidgeClassHead
+
+    head = RidgeClassHead(1.0, 1.0)
+    head.learn_one(np.array([1.0, 2.0, 3.0]), "x")
+    with pytest.raises(ValueError):
+        head.learn_one(np.array([1.0, 2.0]), "phantom")
+    assert head.classes == ["x"] and head.counts == [1.0]  # not a class that was never learned
+    with pytest.raises(ValueError, match="fewer than the head's 3"):
+        head.prequential(np.ones((2, 2)), ["phantom", "x"])
+    assert head.classes == ["x"] and head.counts == [1.0]
+
+
+def test_a_failed_learn_one_or_learn_many_changes_nothing():
+    """River's convention: a call that raises changes nothing, not even the partition's part."""
+    model = AnalyticClassifier()
+    before = pickle.dumps(model)
+    with pytest.raises(InvalidFeatureError):
+        model.learn_one({"a": float("nan")}, "x", partition="p")
+    with pytest.raises(InvalidFeatureError):
+        model.learn_many(pd.DataFrame({"a": [1.0, {1, 2}]}), pd.Series(["x", "y"]), partition="p")
+    assert pickle.dumps(model) == before
+
+
+@pytest.mark.parametrize("params", [{"max_categories": 2}, {"missing_indicators": True}, {"hash_width": 8}], ids=str)
+def test_learn_many_with_unlabelled_rows_equals_a_learn_one_loop(params):
+    """Rows labelled None are predicted only: they create no column and use no category slot."""
+    X = pd.DataFrame({"c": ["blue", "green", "purple", "red", "purple", "red"],
+                      "n": [5.0, None, 1.0, None, 2.0, -1.0],
+                      "only_unlabelled": [7.0, None, None, None, None, None]})
+    y = pd.Series([None, "g", "p", "g", None, "g"], dtype=object)
+    many = AnalyticClassifier(**params).learn_many(X, y)
+    loop = AnalyticClassifier(**params)
+    for x, label in zip(X.to_dict("records"), y):
+        x = {k: (None if v != v else v) for k, v in x.items()}  # NaN is a null cell of the frame
+        if label is not None:
+            loop.learn_one(x, label)
+    assert many.index_.state_dict()["names"] == loop.index_.state_dict()["names"]
+    assert many.index_.kinds == loop.index_.kinds
+    assert (many.index_.categories, many.index_.overflow) == (loop.index_.categories, loop.index_.overflow)
+    np.testing.assert_allclose(many.coef_, loop.coef_, rtol=1e-9, atol=1e-12)
+    assert many.predict_proba_one({"c": "purple"}) == pytest.approx(loop.predict_proba_one({"c": "purple"}))
+
+
+@pytest.mark.parametrize("frame", [
+    pd.DataFrame({"a": pd.Series([], dtype=float), "b": pd.Series([], dtype=float)}),
+    pd.DataFrame({"new": [1.0, 2.0], "c": ["u", "v"]}),  # every row unlabelled: predicted only
+    pd.DataFrame({"new": [1.0, 2.0]}),  # the numeric fast path
+], ids=["empty", "categories", "numeric"])
+def test_learn_many_without_labelled_rows_changes_nothing(frame):
+    model = AnalyticClassifier().learn_one({"a": 1.0}, "x")
+    before = pickle.dumps(model)
+    assert model.learn_many(frame, pd.Series([None] * len(frame), dtype=object)) is model
+    assert model.learn_many(frame, pd.Series([None] * len(frame), dtype=object), partition="other") is model
+    assert pickle.dumps(model) == before
+    fresh = AnalyticClassifier()
+    fresh.learn_many(frame, pd.Series([None] * len(frame), dtype=object))
+    assert fresh.feature_names_in_ == [] and fresh.classes_ == []
+
+
+def test_a_frame_with_repeated_column_names_is_refused():
+    frame = pd.DataFrame([[1.0, 2.0, 0.5], [-1.0, 0.0, 0.1]], columns=["a", "a", "b"])
+    model = AnalyticClassifier().learn_one({"a": 1.0, "b": 0.0}, "x")
+    before = pickle.dumps(model)
+    with pytest.raises(ValueError, match=r"column names repeat: \['a'\]"):
+        model.learn_many(frame, pd.Series(["x", "y"]))
+    with pytest.raises(ValueError, match="column names repeat"):
+        model.learn_many(frame.iloc[:0], pd.Series([], dtype=object))  # refused even with nothing to learn
+    with pytest.raises(ValueError, match="column names repeat"):
+        model.predict_proba_many(frame)
+    with pytest.raises(ValueError, match="column names repeat"):
+        model.predict_many(frame)
+    assert pickle.dumps(model) == before
