@@ -38,7 +38,7 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_MAX_CATEGORIES", "DEFAULT_MAX_DEPTH", "MAX_ABS_VALUE", "MISSING", "OTHER", "TIME_COLUMNS", "InvalidFeatureError",
-    "cells", "epoch_seconds", "flatten", "frame_rows", "indicator_key", "memo_values", "out_of_range", "time_columns",
+    "cells", "check_frame_columns", "epoch_seconds", "flatten", "frame_rows", "indicator_key", "memo_values", "out_of_range", "time_columns",
 ]
 
 DEFAULT_MAX_DEPTH = 4  # levels of objects/arrays below the features object
@@ -242,6 +242,7 @@ def frame_rows(X) -> list[dict]:
     >>> frame_rows(pd.DataFrame({"a": [1.0, None], "c": ["x", None]}))
     [{'a': 1.0, 'c': 'x'}, {'a': None, 'c': None}]
     """
+    check_frame_columns(X)
     cols = X.columns.tolist()  # plain Python: indexing a pandas Index per element is slow
     if all(dt.kind in "fiub" for dt in X.dtypes):
         values = X.to_numpy(dtype=np.float64)  # (b, columns)
@@ -250,6 +251,22 @@ def frame_rows(X) -> list[dict]:
     cells = X.astype(object)
     cells = cells.where(X.notna(), None)  # NaN, NA, NaT -> None
     return [dict(zip(cols, row)) for row in cells.to_numpy().tolist()]
+
+
+def check_frame_columns(X) -> None:
+    """Refuse a frame whose column names repeat (``ValueError``): an event has one value per
+    feature, and which of the repeated columns is meant cannot be told (a dict of the row would
+    keep the last one silently).
+
+    >>> import pandas as pd
+    >>> check_frame_columns(pd.DataFrame([[1, 2, 3]], columns=["a", "a", "b"]))
+    Traceback (most recent call last):
+    ...
+    ValueError: the frame's column names repeat: ['a']; give each feature one column
+    """
+    if not X.columns.is_unique:
+        repeated = X.columns[X.columns.duplicated()].unique().tolist()
+        raise ValueError(f"the frame's column names repeat: {repeated[:10]!r}; give each feature one column")
 
 
 def _show_key(k) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..base_learner import StreamingClassifier, check_label, check_weight, checked_labels
-from ..encoding import DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, frame_rows, memo_values
+from ..encoding import DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, check_frame_columns, frame_rows, memo_values
 from ..features import FeatureIndex
 from ..parts import PartitionedLearner
 from ..runtime import one_blas_thread
@@ -131,7 +131,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         """Design rows (b, 1 + width) straight from a frame. ``learn`` (b,) marks the rows to be
         learned: only they create columns and use up category slots, as in a ``learn_one`` loop;
         ``None`` (prediction) drops unseen columns."""
-        _check_columns(X)
+        check_frame_columns(X)
         values = _frame_values(X)
         if values is None or self.hash_width is not None:  # categories, nulls...: through the dict rows
             xs = frame_rows(X)
@@ -167,7 +167,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
     @one_blas_thread
     def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None, partition: Hashable = None) -> "AnalyticClassifier":
         labels, labelled = checked_labels(y, len(X), w)  # before anything is learned
-        _check_columns(X)
+        check_frame_columns(X)
         if not labelled.any():  # an empty frame, or predictions only: nothing to learn, nothing changes
             return self
         Z = self._design_frame(X, labelled)  # raises for a bad value before anything changes
@@ -284,14 +284,6 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
 
     def _local_from_state(self, state, rows, width) -> dict:
         return {}
-
-
-def _check_columns(X: pd.DataFrame) -> None:
-    """Refuse a frame whose column names repeat: an event has one value per feature, and which
-    of the repeated columns is meant cannot be told."""
-    if not X.columns.is_unique:
-        repeated = X.columns[X.columns.duplicated()].unique().tolist()
-        raise ValueError(f"the frame's column names repeat: {repeated[:10]!r}; give each feature one column")
 
 
 def _frame_values(X: pd.DataFrame) -> np.ndarray | None:

@@ -222,3 +222,20 @@ def test_pandas_nat_in_a_dict_is_null_as_in_a_frame():
     index = FeatureIndex(time_features=True)
     X, new = index.vectorize([{"a": 1.0, "t": pd.NaT}])
     assert list(new) == ["a"] and X.tolist() == [[1.0]]  # no time columns: the value is missing
+
+
+def test_every_learner_refuses_a_frame_whose_column_names_repeat():
+    """OnlineContinualLearner and TrainableLearner kept the last of the repeated columns silently
+    (a dict of the row), where AnalyticClassifier refuses the frame."""
+    import pandas as pd
+
+    from stream_cl import AnalyticClassifier, OnlineContinualLearner
+    from stream_cl.trainable import TrainableLearner
+
+    X = pd.DataFrame([[1.0, 2.0, 3.0], [0.0, -1.0, 2.0]], columns=["a", "a", "b"])
+    y = pd.Series(["p", "n"])
+    for model in (OnlineContinualLearner(device="cpu"), TrainableLearner(device="cpu"), AnalyticClassifier()):
+        with pytest.raises(ValueError, match=r"column names repeat: \['a'\]"):
+            model.learn_many(X, y)
+        with pytest.raises(ValueError, match="column names repeat"):
+            model.predict_proba_many(X)
