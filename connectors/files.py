@@ -1,5 +1,11 @@
 """Files in and out: a JSONL/CSV event source (optionally gzip, optionally followed) and JSONL sinks.
 
+:class:`FileSource` reads lines and decodes them; it composes the pieces with a job of
+their own: :class:`~connectors.followed_file.FollowedFile` (the open file, and in tail
+mode its truncation and rotation) and :class:`~connectors.csv_records.CsvRecords` (CSV
+headers and rows, quoted fields spanning lines). The sinks live in
+:mod:`connectors.file_sinks` and are exported here too.
+
 The source only moves bytes: every line goes through :class:`stream_cl.decode.EventDecoder`,
 so a file can hold anything and reading still goes on to the end, bad lines becoming
 dead letters with origin ``"<path>:<line>"``. Lines are read with a bounded ``readline``:
@@ -26,33 +32,26 @@ True
 
 from __future__ import annotations
 
-import base64
-import csv
 import gzip
-import json
-import math
 import os
-import re
-import threading
 import time
 import zlib
-from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 from stream_cl.config import ConfigError, MappingConfig, SourceConfig
 from stream_cl.decode import EventDecoder
-from stream_cl.events import DeadLetter, Event, Prediction
-from stream_cl.mapping_check import FieldCensus, check_columns
+from stream_cl.events import DeadLetter, Event
+from stream_cl.mapping_check import FieldCensus
+
+from .csv_records import CsvRecords, without_eol
+from .file_sinks import JsonlDeadLetterSink, JsonlPredictionSink  # re-exported: callers import the sinks from here
+from .followed_file import FollowedFile
 
 __all__ = ["FileSource", "JsonlDeadLetterSink", "JsonlPredictionSink", "open_source"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _SKIP_CHUNK = 1 << 16  # the rest of an oversized line is discarded this many bytes at a time
-_WAIT_STEP_S = 0.02  # in follow mode, how often a poll at EOF looks for new data
-_HEAD_BYTES = 4096  # in follow mode, the first bytes kept to notice a truncated file that was rewritten
-_FIELD_END = re.compile(rb"[,\r\n]")  # what ends an unquoted CSV field
 _FORMATS = ("auto", "jsonl", "csv")
 
 
@@ -115,9 +114,7 @@ class FileSource:
         self.eof_wait_s = eof_wait_s
         self.exhausted = False
         self._final = not follow  # the file will not grow: a last line needs no newline
-        self._mapping, self._label_policy = mapping, label_policy
         self._decoder = EventDecoder(mapping, label_policy, census=FieldCensus(mapping))
-        self._warnings: list[str] = []
         self._max = mapping.max_event_bytes
         gz = _is_gzip(self.path)
         if gz and follow:
@@ -125,49 +122,46 @@ class FileSource:
                 f"follow=True is not supported for gzip files ({self.path}): a gzip stream cannot be "
                 "tailed while it is written; decompress it first or read it with follow=False"
             )
-        self._file = gzip.open(self.path, "rb") if gz else open(self.path, "rb")
+        file = gzip.open(self.path, "rb") if gz else open(self.path, "rb")
+        self._followed = FollowedFile(self.path, file, on_restart=self._start_over)
         name = self.path[:-3] if self.path.endswith(".gz") else self.path
         self._fmt = fmt if fmt != "auto" else _format_from_name(name)  # None: sniff the first line
+        self._csv = CsvRecords(self.path, mapping, label_policy, self._decoder)
         self._lineno = 0  # number of the last complete line
         self._pending = b""  # follow mode: a last line still missing its newline
         self._skip: list | None = None  # an oversized line being discarded: [line number, head, size]
-        self._header: list[str] | None = None  # CSV columns
-        self._record: list | None = None  # a CSV row whose quoted field is still open: [first line, lines, bytes]
-        self._head = b""  # the file's first bytes, as read: a change means it was truncated and rewritten
-        self._rotating = False  # the path names a new file: read this one to its end, then open that one
-        self._last_data = time.monotonic()
-        self._closing = threading.Event()  # wakes a poll waiting at EOF when closed
 
     # -- Source protocol -------------------------------------------------------------
     def poll(self, max_records: int) -> list[Event | DeadLetter]:
         """Up to ``max_records`` records; ``[]`` when none are ready (or after the end)."""
         out: list[Event | DeadLetter] = []
-        if self.exhausted or self._file is None:
+        followed = self._followed
+        if self.exhausted or followed.file is None:
             return out
-        if self.follow and not (self._final or self._rotating):
-            self._check_file()  # truncated or rotated while the caller was busy: before reading on
+        if self.follow and not (self._final or followed.rotating):
+            followed.check_for_data()  # truncated or rotated while the caller was busy: before reading on
         waited = False
         while len(out) < max_records:
             try:
-                line = self._read_line(self._final or self._rotating)
+                line = self._read_line(self._final or followed.rotating)
             except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-                out += self._unclosed_record()
+                out += self._csv.unclosed_record(self._lineno)
                 out.append(self._corrupt(e))
                 break
             if line is None:  # nothing complete to read now
-                if self._final or self._rotating:  # this file is read to its end
-                    out += self._unclosed_record()
-                    if self._rotating:
-                        self._reopen()
+                if self._final or followed.rotating:  # this file is read to its end
+                    out += self._csv.unclosed_record(self._lineno)
+                    if followed.rotating:
+                        followed.reopen(self.eof_wait_s)
                         continue
                     self.exhausted = True
                     break
                 if out or waited:  # follow mode: return what we have, wait at most once
                     break
                 waited = True
-                if self._wait_for_data():
+                if followed.wait_for_data(self.eof_wait_s):
                     continue
-                if self.idle_timeout_s > 0 and time.monotonic() - self._last_data >= self.idle_timeout_s:
+                if self.idle_timeout_s > 0 and time.monotonic() - followed.last_data >= self.idle_timeout_s:
                     self._final = True  # idle too long: a held partial line is the last line
                     continue
                 break
@@ -180,14 +174,10 @@ class FileSource:
         """Mapping mistakes found since the last call, each said once: a label column the CSV
         header lacks, or a named field none of the first JSON events had (checked at the end
         of a shorter file)."""
-        out, self._warnings = self._warnings, []
-        return out + self._decoder.census.take(final=self.exhausted)
+        return self._csv.take_warnings() + self._decoder.census.take(final=self.exhausted)
 
     def close(self) -> None:
-        self._closing.set()
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._followed.close()  # also wakes a poll waiting at the end of the file
         self.exhausted = True
 
     def __enter__(self) -> "FileSource":
@@ -205,11 +195,11 @@ class FileSource:
         ``max_event_bytes`` bytes. ``final``: the file will not grow, so a last line
         needs no newline.
         """
-        f = self._file
+        f = self._followed.file
         while self._skip is not None:  # discard the rest of an oversized line
             chunk = f.readline(_SKIP_CHUNK)
             if chunk:
-                self._took(chunk)
+                self._followed.took(chunk)
                 self._skip[2] += len(chunk)
             if chunk.endswith(b"\n") or (not chunk and final):
                 lineno, head, size = self._skip
@@ -220,7 +210,7 @@ class FileSource:
         limit = self._max + 2  # room for "\r\n" after a line of exactly max_event_bytes
         chunk = f.readline(limit - len(self._pending))
         if chunk:
-            self._took(chunk)
+            self._followed.took(chunk)
         line = self._pending + chunk if self._pending else chunk
         self._pending = b""
         if line.endswith(b"\n"):
@@ -236,80 +226,11 @@ class FileSource:
         self._pending = line  # a partial last line (follow mode): wait for its newline
         return None
 
-    def _took(self, chunk: bytes) -> None:
-        """Bytes were read: the source is not idle, and the file's first bytes are known."""
-        self._last_data = time.monotonic()
-        if len(self._head) < _HEAD_BYTES:
-            self._head += chunk[: _HEAD_BYTES - len(self._head)]
-
-    def _wait_for_data(self) -> bool:
-        """Wait up to ``eof_wait_s`` for more to read (see :meth:`_check_file`); False if none came."""
-        deadline = time.monotonic() + self.eof_wait_s
-        while not self._check_file():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._closing.wait(min(_WAIT_STEP_S, remaining)):
-                return False
-        return True
-
-    def _check_file(self) -> bool:
-        """Follow mode: True when there is more to read. The file grew; or it was truncated,
-        even if rewritten past the read position since (it is read again from its start);
-        or, at its end, the path names another file (``_rotating``: it is read next)."""
-        f = self._file
-        if f is None:  # closed meanwhile
-            return False
-        try:
-            fd = f.fileno()
-            stat, pos = os.fstat(fd), f.tell()
-            if stat.st_size < pos or os.pread(fd, len(self._head), 0) != self._head:
-                self._restart()  # copytruncate: the size alone misses a file already written past pos
-                return True
-            if stat.st_size > pos:
-                return True
-            self._rotating = self._renamed(stat)  # only at the end: the rest of this file comes first
-            return self._rotating
-        except (OSError, ValueError):  # closed meanwhile
-            return False
-
-    def _renamed(self, stat: os.stat_result) -> bool:
-        """Whether the path names another file than the open one (rotation by renaming)."""
-        try:
-            now = os.stat(self.path)
-        except OSError:  # nothing there yet: the writer has not created the new file
-            return False
-        return (now.st_dev, now.st_ino) != (stat.st_dev, stat.st_ino)
-
-    def _reopen(self) -> None:
-        """After a rotation, go on with the file now at the path, from its start."""
-        self._rotating = False
-        if self._closing.is_set():
-            return
-        try:
-            new = open(self.path, "rb")
-        except OSError:  # gone again, or unreadable: stay on the old file, look again after a wait
-            self._closing.wait(self.eof_wait_s)
-            return
-        old, self._file = self._file, new
-        old.close()
-        self._restart()
-
-    def _restart(self) -> None:
-        """Read the open file from its start, as a new file (a CSV starts with its header)."""
-        self._file.seek(0)
-        self._lineno, self._pending, self._skip, self._header = 0, b"", None, None
-        self._record, self._head = None, b""
-
-    def _unclosed_record(self) -> list[DeadLetter]:
-        """At the end of the file: the CSV row whose quoted field it ends inside, as one dead letter."""
-        if self._record is None:
-            return []
-        first, lines, _ = self._record
-        self._record = None
-        origin = f"{self.path}:{first}"
-        if self._header is None:
-            raise _bad_header(origin, "opens a quoted field that the file never closes; fix the file's first line")
-        detail = f"a quoted field opened on line {first} is not closed at the end of the file (line {self._lineno})"
-        return [DeadLetter(b"".join(lines), "malformed", detail, origin)]
+    def _start_over(self) -> None:
+        """The file is read again from its start, as a new file (truncated, or rotated):
+        line numbers start at 1 again and a CSV starts with its header."""
+        self._lineno, self._pending, self._skip = 0, b"", None
+        self._csv.restart()
 
     def _corrupt(self, error: Exception) -> DeadLetter:
         self.exhausted = True
@@ -318,19 +239,18 @@ class FileSource:
 
     # -- decoding lines --------------------------------------------------------------
     def _decode_line(self, lineno: int, line: bytes, size: int | None) -> Event | DeadLetter | None:
-        if self._record is not None:  # the next line of a CSV row: a quoted field goes on
-            return self._continue_record(lineno, line, size)
+        if self._csv.in_record:  # the next line of a CSV row: a quoted field goes on
+            return self._csv.continue_record(lineno, line, size)
         origin = f"{self.path}:{lineno}"
         if size is not None:
-            if self._header is None and self._fmt == "csv":
-                raise _bad_header(origin, f"is longer than mapping.max_event_bytes ({self._max}); raise "
-                                          "mapping.max_event_bytes or shorten the header")
+            if self._fmt == "csv":
+                self._csv.check_oversized(origin)  # an oversized header: no row could be read
             detail = (
                 f"line is {size} bytes, over mapping.max_event_bytes ({self._max}); "
                 f"raw holds only its first {len(line)} bytes"
             )
             return DeadLetter(line, "oversized", detail, origin)
-        text = _without_eol(line)
+        text = without_eol(line)
         eol = line[len(text):]
         if lineno == 1 and text.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
             text = text[3:]
@@ -340,118 +260,7 @@ class FileSource:
             self._fmt = "jsonl" if text.lstrip()[:1] in (b"{", b"[") else "csv"
         if self._fmt == "jsonl":
             return self._decoder.decode_json(text, origin)
-        return self._decode_csv(text, origin, (lineno, eol))
-
-    def _decode_csv(self, line: bytes, origin: str, start: tuple[int, bytes] | None = None) -> Event | DeadLetter | None:
-        """One CSV row (or the header). ``start``: ``line`` is one line, with this number and
-        end (``eol``); when a quoted field goes on past it, the row is kept (``_record``) and
-        None returned."""
-        try:
-            cells = next(csv.reader([line.decode("utf-8")], strict=True))
-        except (UnicodeDecodeError, csv.Error) as e:
-            if start is not None and _ends_quoted(line, False):  # RFC 4180: a quoted field may hold line breaks
-                lineno, eol = start
-                self._record = [lineno, [line + eol], len(line) + len(eol)]
-                return None
-            return self._bad_row(line, origin, e)
-        if self._header is None:
-            duplicates = sorted(c for c, n in Counter(cells).items() if n > 1)
-            if duplicates:
-                raise _bad_header(origin, f"repeats column {duplicates[0]!r}; give each column its own name")
-            # a named feature column that is not there: a configuration error, before any row is learned
-            self._warnings += check_columns(self._mapping, cells, self.path, self._label_policy)
-            self._header = cells
-            return None
-        if len(cells) != len(self._header):
-            detail = f"row has {len(cells)} cells, the header has {len(self._header)} columns"
-            return DeadLetter(line, "malformed", detail, origin)
-        return self._decoder.decode_csv_row(dict(zip(self._header, cells)), line, origin)
-
-    def _continue_record(self, lineno: int, line: bytes, size: int | None) -> Event | DeadLetter | None:
-        """Add a line to the CSV row in ``_record``; the row once its quoted fields are closed.
-
-        The row is bounded by ``mapping.max_event_bytes``: past it, the lines so far are one
-        ``oversized`` dead letter and the next line starts a row (a quote never closed
-        would otherwise take the rest of the file)."""
-        first, lines, n = self._record
-        origin = f"{self.path}:{first}"
-        text = _without_eol(line)
-        if size is None and n + len(text) <= self._max:
-            lines.append(line)
-            self._record[2] += len(line)
-            if _ends_quoted(line, True):
-                return None  # still inside a quoted field: wait for the next line
-            self._record = None
-            return self._decode_csv(_without_eol(b"".join(lines)), origin)
-        self._record = None
-        if self._header is None:
-            raise _bad_header(origin, f"is longer than mapping.max_event_bytes ({self._max}); raise "
-                                      "mapping.max_event_bytes or shorten the header")
-        raw = (b"".join(lines) + text)[: self._max]
-        if size is not None or _ends_quoted(line, True):
-            what = f"a quoted field opened on line {first} is not closed within"
-        else:
-            what = "the row is longer than"
-        detail = (f"lines {first}-{lineno}: {what} mapping.max_event_bytes ({self._max}); raw holds only "
-                  f"its first {len(raw)} bytes; reading goes on at line {lineno + 1}")
-        return DeadLetter(raw, "oversized", detail, origin)
-
-    def _bad_row(self, line: bytes, origin: str, error: Exception) -> DeadLetter:
-        """A row that is not UTF-8 or CSV: a dead letter; as the header, a configuration error."""
-        if isinstance(error, UnicodeDecodeError):
-            if self._header is None:
-                raise _bad_header(origin, f"is not valid UTF-8 (byte {error.start}); save the file as UTF-8") from None
-            return DeadLetter(line, "malformed", f"invalid UTF-8 at byte {error.start}", origin)
-        if self._header is None:
-            raise _bad_header(origin, f"is not valid CSV ({error}); fix the file's first line") from None
-        return DeadLetter(line, "malformed", f"invalid CSV row: {error}", origin)
-
-
-def _without_eol(line: bytes) -> bytes:
-    """``line`` without its ending ``\\n`` or ``\\r\\n``."""
-    if line.endswith(b"\n"):
-        line = line[:-1]
-        if line.endswith(b"\r"):
-            line = line[:-1]
-    return line
-
-
-def _ends_quoted(line: bytes, quoted: bool) -> bool:
-    """Whether CSV text ends inside a quoted field, so that its row goes on on the next line.
-
-    ``quoted``: the text starts inside one. Read as ``csv.reader(strict=True)`` reads it: a
-    field that starts with ``"`` is quoted up to a ``"`` not doubled; after that, anything
-    but ``,`` ends the row (a line end, or an error); a ``"`` inside an unquoted field is text.
-
-    >>> _ends_quoted(b'1,"two\\n', False), _ends_quoted(b'lines",3,"more\\n', True), _ends_quoted(b'a""b",4\\n', True)
-    (True, True, False)
-    >>> _ends_quoted(b'1,a"b,3\\n', False), _ends_quoted(b'1,"a"b,"c\\n', False)
-    (False, False)
-    """
-    i = 0
-    while True:
-        if not quoted:  # at the start of a field
-            if line[i:i + 1] == b'"':
-                quoted, i = True, i + 1
-                continue
-            end = _FIELD_END.search(line, i)
-            if end is None or end.group() != b",":
-                return False  # the row ends in an unquoted field
-            i = end.end()
-            continue
-        j = line.find(b'"', i)
-        while j >= 0 and line[j + 1:j + 2] == b'"':  # a doubled quote is a quote in the text
-            j = line.find(b'"', j + 2)
-        if j < 0:
-            return True
-        if line[j + 1:j + 2] != b",":
-            return False  # closed, and the row ends (or is not CSV: it ends there too)
-        quoted, i = False, j + 2
-
-
-def _bad_header(origin: str, problem: str) -> ConfigError:
-    # no row of the file can be read: the file is the configuration's mistake (the CLI exits 2)
-    return ConfigError(f"source.path: {origin}: the CSV header {problem}")
+        return self._csv.decode(text, origin, (lineno, eol))
 
 
 def _format_from_name(name: str) -> str | None:
@@ -480,101 +289,3 @@ def open_source(config: SourceConfig, mapping: MappingConfig) -> FileSource:
     if gz and config.follow:
         raise ConfigError(f"source.follow: not supported for a gzip file (got true for {path!r}); set follow = false or decompress the file")
     return FileSource(path, mapping, config.format, config.follow, config.follow_idle_timeout_s, config.label_policy)
-
-
-# -- sinks ---------------------------------------------------------------------------
-class _JsonlSink:
-    """Writes JSON lines to a file, anew or (``append``) after what it holds; ``flush`` makes them durable (fsync)."""
-
-    def __init__(self, path: str | os.PathLike, append: bool = False):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "ab" if append else "wb")
-
-    def _write_dicts(self, dicts) -> None:
-        if self._file is None:
-            raise ValueError(f"{type(self).__name__}({str(self.path)!r}) is closed")
-        # ASCII JSON: any string (even one with lone surrogates) makes a valid line
-        self._file.write("".join(json.dumps(d, default=_jsonable) + "\n" for d in dicts).encode("ascii"))
-
-    def flush(self) -> None:
-        if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        if self._file is not None:
-            self.flush()
-            self._file.close()
-            self._file = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class JsonlDeadLetterSink(_JsonlSink):
-    """One ``{"reason", "detail", "origin", "raw"}`` object per dead letter.
-
-    ``raw`` is the record's text when it is valid UTF-8; otherwise its base64, flagged
-    by ``"raw_encoding": "base64"``.
-    """
-
-    def write(self, letters: Sequence[DeadLetter]) -> None:
-        self._write_dicts(_letter_dict(d) for d in letters)
-
-
-class JsonlPredictionSink(_JsonlSink):
-    """One ``{"id", "y_pred", "proba", "y_true", "task", "ts", "origin"}`` object per prediction
-    (and ``"extra"`` when a prediction carries any)."""
-
-    def write(self, predictions: Sequence[Prediction]) -> None:
-        self._write_dicts(_prediction_dict(p) for p in predictions)
-
-
-def _letter_dict(letter: DeadLetter) -> dict:
-    d = {"reason": letter.reason, "detail": letter.detail, "origin": letter.origin}
-    raw = letter.raw
-    if isinstance(raw, str):
-        d["raw"] = raw
-    else:
-        try:
-            d["raw"] = bytes(raw).decode("utf-8")
-        except UnicodeDecodeError:
-            d["raw"] = base64.b64encode(raw).decode("ascii")
-            d["raw_encoding"] = "base64"
-    return d
-
-
-def _prediction_dict(p: Prediction) -> dict:
-    d = {
-        "id": p.id,
-        "y_pred": p.y_pred,
-        "proba": _finite_or_none(p.proba),
-        "y_true": p.y_true,
-        "task": p.task,
-        "ts": _finite_or_none(p.ts),
-        "origin": p.origin,
-    }
-    if p.extra:
-        d["extra"] = p.extra
-    return d
-
-
-def _finite_or_none(v):
-    # JSON has no NaN: write null rather than an unparseable line
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
-def _jsonable(obj):
-    """numpy scalars and other stray types: their Python value, else their text."""
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    return str(obj)

@@ -1,0 +1,216 @@
+"""A CSV file's rows as events, fed line by line: the header first, then rows whose quoted
+fields may span lines (RFC 4180).
+
+:class:`~connectors.files.FileSource` reads the lines (bounded by ``mapping.max_event_bytes``)
+and hands each CSV one to :class:`CsvRecords`; this module knows what a CSV record is and
+when one is complete. Reading lines one at a time, rather than handing the file to
+:mod:`csv`, keeps the source's bounds: no row costs more than ``max_event_bytes`` of memory,
+and a bad row is one dead letter while reading goes on at the next line.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from typing import Literal
+
+from stream_cl.config import ConfigError, MappingConfig
+from stream_cl.decode import EventDecoder
+from stream_cl.events import DeadLetter, Event
+from stream_cl.mapping_check import check_columns
+
+__all__ = ["CsvRecords", "without_eol"]
+
+_FIELD_END = re.compile(rb"[,\r\n]")  # what ends an unquoted CSV field
+
+
+class CsvRecords:
+    """The rows of one CSV file as events (or dead letters), from its lines in order.
+
+    The first non-blank record is the header (:meth:`decode` returns None for it). A line
+    that ends inside a quoted field opens a record: while :attr:`in_record`, each next line
+    goes to :meth:`continue_record`, and the row comes once its quoted fields are closed,
+    with the first line's origin. A record is bounded by ``mapping.max_event_bytes``; one
+    the file ends inside is :meth:`unclosed_record`. A header that cannot be used raises
+    :class:`ConfigError` naming ``source.path`` (no row of the file could be read).
+
+    >>> from stream_cl.config import MappingConfig
+    >>> from stream_cl.decode import EventDecoder
+    >>> mapping = MappingConfig(features=["text"])
+    >>> rows = CsvRecords("notes.csv", mapping, "optional", EventDecoder(mapping))
+    >>> rows.decode(b"text,y", "notes.csv:1", (1, b"\\n")) is None  # the header
+    True
+    >>> rows.decode(b'"two', "notes.csv:2", (2, b"\\n")) is None, rows.in_record  # a quoted field goes on
+    (True, True)
+    >>> event = rows.continue_record(3, b'lines",cat\\n', None)
+    >>> event.x, event.y, event.origin, rows.in_record
+    ({'text': 'two\\nlines'}, 'cat', 'notes.csv:2', False)
+    """
+
+    def __init__(
+        self,
+        path: str,
+        mapping: MappingConfig,
+        label_policy: Literal["optional", "required"],
+        decoder: EventDecoder,
+    ):
+        self.path = path
+        self._mapping, self._label_policy = mapping, label_policy
+        self._decoder = decoder
+        self._max = mapping.max_event_bytes
+        self._header: list[str] | None = None  # the columns, once the header is read
+        self._record: list | None = None  # a row whose quoted field is still open: [first line, lines, bytes]
+        self._warnings: list[str] = []
+
+    @property
+    def in_record(self) -> bool:
+        """A quoted field is open: the next line goes on with its row (:meth:`continue_record`)."""
+        return self._record is not None
+
+    def restart(self) -> None:
+        """The file is read again from its start, as a new file: it starts with its header."""
+        self._header, self._record = None, None
+
+    def take_warnings(self) -> list[str]:
+        """Mapping mistakes found in headers since the last call (a label column a header lacks)."""
+        out, self._warnings = self._warnings, []
+        return out
+
+    def check_oversized(self, origin: str) -> None:
+        """A line over ``mapping.max_event_bytes`` was read: as the header it raises
+        :class:`ConfigError`; as a row it is the caller's ``oversized`` dead letter."""
+        if self._header is None:
+            raise self._header_too_long(origin)
+
+    def decode(self, line: bytes, origin: str, start: tuple[int, bytes] | None = None) -> Event | DeadLetter | None:
+        """One CSV row (or the header), without its line end. ``start``: ``line`` is one line,
+        with this number and end (``eol``); when a quoted field goes on past it, the row is
+        kept (:attr:`in_record`) and None returned."""
+        try:
+            cells = next(csv.reader([line.decode("utf-8")], strict=True))
+        except (UnicodeDecodeError, csv.Error) as e:
+            if start is not None and _ends_quoted(line, False):  # RFC 4180: a quoted field may hold line breaks
+                lineno, eol = start
+                self._record = [lineno, [line + eol], len(line) + len(eol)]
+                return None
+            return self._bad_row(line, origin, e)
+        if self._header is None:
+            duplicates = sorted(c for c, n in Counter(cells).items() if n > 1)
+            if duplicates:
+                raise _bad_header(origin, f"repeats column {duplicates[0]!r}; give each column its own name")
+            # a named feature column that is not there: a configuration error, before any row is learned
+            self._warnings += check_columns(self._mapping, cells, self.path, self._label_policy)
+            self._header = cells
+            return None
+        if len(cells) != len(self._header):
+            detail = f"row has {len(cells)} cells, the header has {len(self._header)} columns"
+            return DeadLetter(line, "malformed", detail, origin)
+        return self._decoder.decode_csv_row(dict(zip(self._header, cells)), line, origin)
+
+    def continue_record(self, lineno: int, line: bytes, size: int | None) -> Event | DeadLetter | None:
+        """Add a line (as the source reads it: ``size`` is None unless it was cut at
+        ``max_event_bytes``) to the open row; the row once its quoted fields are closed.
+
+        The row is bounded by ``mapping.max_event_bytes``: past it, the lines so far are one
+        ``oversized`` dead letter and the next line starts a row (a quote never closed
+        would otherwise take the rest of the file)."""
+        first, lines, n = self._record
+        origin = f"{self.path}:{first}"
+        text = without_eol(line)
+        if size is None and n + len(text) <= self._max:
+            lines.append(line)
+            self._record[2] += len(line)
+            if _ends_quoted(line, True):
+                return None  # still inside a quoted field: wait for the next line
+            self._record = None
+            return self.decode(without_eol(b"".join(lines)), origin)
+        self._record = None
+        if self._header is None:
+            raise self._header_too_long(origin)
+        raw = (b"".join(lines) + text)[: self._max]
+        if size is not None or _ends_quoted(line, True):
+            what = f"a quoted field opened on line {first} is not closed within"
+        else:
+            what = "the row is longer than"
+        detail = (f"lines {first}-{lineno}: {what} mapping.max_event_bytes ({self._max}); raw holds only "
+                  f"its first {len(raw)} bytes; reading goes on at line {lineno + 1}")
+        return DeadLetter(raw, "oversized", detail, origin)
+
+    def unclosed_record(self, last_lineno: int) -> list[DeadLetter]:
+        """At the end of the file (its last line ``last_lineno``): the row whose quoted field
+        it ends inside, as one dead letter; ``[]`` when none is open."""
+        if self._record is None:
+            return []
+        first, lines, _ = self._record
+        self._record = None
+        origin = f"{self.path}:{first}"
+        if self._header is None:
+            raise _bad_header(origin, "opens a quoted field that the file never closes; fix the file's first line")
+        detail = f"a quoted field opened on line {first} is not closed at the end of the file (line {last_lineno})"
+        return [DeadLetter(b"".join(lines), "malformed", detail, origin)]
+
+    def _bad_row(self, line: bytes, origin: str, error: Exception) -> DeadLetter:
+        """A row that is not UTF-8 or CSV: a dead letter; as the header, a configuration error."""
+        if isinstance(error, UnicodeDecodeError):
+            if self._header is None:
+                raise _bad_header(origin, f"is not valid UTF-8 (byte {error.start}); save the file as UTF-8") from None
+            return DeadLetter(line, "malformed", f"invalid UTF-8 at byte {error.start}", origin)
+        if self._header is None:
+            raise _bad_header(origin, f"is not valid CSV ({error}); fix the file's first line") from None
+        return DeadLetter(line, "malformed", f"invalid CSV row: {error}", origin)
+
+    def _header_too_long(self, origin: str) -> ConfigError:
+        return _bad_header(origin, f"is longer than mapping.max_event_bytes ({self._max}); raise "
+                                   "mapping.max_event_bytes or shorten the header")
+
+
+def without_eol(line: bytes) -> bytes:
+    """``line`` without its ending ``\\n`` or ``\\r\\n``.
+
+    >>> without_eol(b"a,b\\r\\n"), without_eol(b"a,b\\n"), without_eol(b"a,b")
+    (b'a,b', b'a,b', b'a,b')
+    """
+    if line.endswith(b"\n"):
+        line = line[:-1]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+    return line
+
+
+def _ends_quoted(line: bytes, quoted: bool) -> bool:
+    """Whether CSV text ends inside a quoted field, so that its row goes on on the next line.
+
+    ``quoted``: the text starts inside one. Read as ``csv.reader(strict=True)`` reads it: a
+    field that starts with ``"`` is quoted up to a ``"`` not doubled; after that, anything
+    but ``,`` ends the row (a line end, or an error); a ``"`` inside an unquoted field is text.
+
+    >>> _ends_quoted(b'1,"two\\n', False), _ends_quoted(b'lines",3,"more\\n', True), _ends_quoted(b'a""b",4\\n', True)
+    (True, True, False)
+    >>> _ends_quoted(b'1,a"b,3\\n', False), _ends_quoted(b'1,"a"b,"c\\n', False)
+    (False, False)
+    """
+    i = 0
+    while True:
+        if not quoted:  # at the start of a field
+            if line[i:i + 1] == b'"':
+                quoted, i = True, i + 1
+                continue
+            end = _FIELD_END.search(line, i)
+            if end is None or end.group() != b",":
+                return False  # the row ends in an unquoted field
+            i = end.end()
+            continue
+        j = line.find(b'"', i)
+        while j >= 0 and line[j + 1:j + 2] == b'"':  # a doubled quote is a quote in the text
+            j = line.find(b'"', j + 2)
+        if j < 0:
+            return True
+        if line[j + 1:j + 2] != b",":
+            return False  # closed, and the row ends (or is not CSV: it ends there too)
+        quoted, i = False, j + 2
+
+
+def _bad_header(origin: str, problem: str) -> ConfigError:
+    # no row of the file can be read: the file is the configuration's mistake (the CLI exits 2)
+    return ConfigError(f"source.path: {origin}: the CSV header {problem}")
