@@ -53,7 +53,7 @@ from stream_cl.prequential import Prequential
 from .commit import CommitCoordinator, CommitPolicy
 from .logs import log_event, setup_logging, startup_done
 from .partitions import PartitionStates
-from .prometheus import TaskAccuracy
+from .prometheus import TaskAccuracy, restored_counts
 from .router import Router
 from .state import CheckpointPolicy, CheckpointState
 from .status import DaemonMetrics, StatusReporter
@@ -102,6 +102,9 @@ class Daemon:
         self.source: PartitionedSource = source_factory(self)  # subscribes; partitions come with the first poll
         self.commits = CommitCoordinator(self.source, publisher, self.state, self.metrics,
                                          CommitPolicy(config.kafka.commit_interval_ms))
+        self.status.refresh(None, pending, self.state)  # the restored label counts, before the first poll
+        if self.metrics.counter_base is None:  # the process's first daemon: its counters export from 0
+            self.metrics.counter_base = restored_counts(self)
 
     @classmethod
     def from_config(cls, config: Config, stop_event: threading.Event | None = None,

@@ -8,13 +8,16 @@ on the HTTP thread, off the hot path:
   letters by reason, checkpoints; the label store's counters; the learner's drift
   alarms), which the loop updates once per batch -- so a scraped counter equals the
   daemon's count exactly, with no second bookkeeping. The three counters whose state is
-  in the checkpoint (:data:`RESTORED_COUNTERS`) are the exception: a daemon that starts
-  over in the same process (fenced, an aborted transaction, lost partitions) restores an
-  older state, so their counts fall back; the collector exports each of their series at
-  the highest value it has exported (a high-water mark), so that a counter never
-  decreases within one process (Prometheus would read a decrease as a reset and count
-  the whole value again in ``rate()`` / ``increase()``). The restored daemon's re-learning
-  brings the count back to that mark, and it rises from there;
+  in the checkpoint (:data:`RESTORED_COUNTERS`) are the exception. Like every counter they
+  count from 0 in each process: what the process's first daemon restored
+  (:func:`restored_counts`, kept in ``DaemonMetrics.counter_base``) is taken off, because
+  a checkpoint older than the last scrape (a crash) would otherwise read as a decrease,
+  which Prometheus takes for a reset, counting the whole restored value again in
+  ``rate()`` / ``increase()``. And a daemon that starts over in the same process (fenced,
+  an aborted transaction, lost partitions) restores an older state, so their counts fall
+  back; the collector exports each of their series at the highest value it has exported
+  (a high-water mark), so that a counter never decreases within one process. The
+  restored daemon's re-learning brings the count back to that mark, and it rises from there;
 * histograms are :class:`BatchHistogram` objects the loop observes once per micro-batch
   (an observation may stand for many events: ``observe(seconds, count=n)``);
 * gauges read the learner (classes, features, forgetting factors, learning rates,
@@ -53,7 +56,7 @@ from stream_cl.events import REASONS
 
 from .metric_names import EVENT_OUTCOMES, EXPORTED_METRICS, LABEL_OUTCOMES, METRIC_HELP, METRIC_LABELS, TRANSACTION_OUTCOMES
 
-__all__ = ["BatchHistogram", "CHECKPOINT_BUCKETS", "DaemonCollector", "LATENCY_BUCKETS", "RESTORED_COUNTERS",
+__all__ = ["BatchHistogram", "CHECKPOINT_BUCKETS", "DaemonCollector", "LATENCY_BUCKETS", "RESTORED_COUNTERS", "restored_counts",
            "STEP_BUCKETS", "TaskAccuracy", "register_metrics"]
 
 # Bucket upper bounds in seconds (+Inf is implicit).
@@ -240,24 +243,26 @@ class DaemonCollector:
         if m is not None:
             self._daemon(fams, daemon, m)
             self._learner(fams, getattr(daemon, "learner", None))
-            self._never_decrease(fams)
+            self._never_decrease(fams, getattr(m, "counter_base", None))
         return list(fams.values())
 
-    def _never_decrease(self, fams: dict) -> None:
-        """Each series of :data:`RESTORED_COUNTERS` at the highest value exported so far (module docstring).
+    def _never_decrease(self, fams: dict, base: dict | None) -> None:
+        """Each series of :data:`RESTORED_COUNTERS` less what the process restored first (``base``), at the
+        highest value exported so far (module docstring).
 
         A series missing from a scrape (the learner could not be read) stays missing; its mark is kept.
         """
-        marks = self._marks
+        marks, base = self._marks, base or {}
         with self._marks_lock:
             for name in RESTORED_COUNTERS:
                 fam = fams[name]
                 samples = []
                 for s in fam.samples:
                     key = (name, tuple(sorted(s.labels.items())))
+                    value = max(s.value - base.get(key, 0.0), 0.0)
                     mark = marks.get(key)
-                    if mark is None or s.value > mark:
-                        marks[key] = mark = s.value
+                    if mark is None or value > mark:
+                        marks[key] = mark = value
                     samples.append(s if s.value == mark else s._replace(value=mark))
                 fam.samples = samples
 
@@ -342,6 +347,17 @@ class DaemonCollector:
             value = _number(lr)
             if value is not None:
                 fams["stream_cl_learning_rate"].add_metric([str(i)], value)
+
+
+def restored_counts(daemon) -> dict:
+    """The values of the :data:`RESTORED_COUNTERS` series that ``daemon`` holds now (read as a
+    scrape reads them): its process exports them from 0 when taken just after its restore."""
+    fams = _families()
+    m = daemon.metrics
+    collector = DaemonCollector(lambda: daemon)
+    collector._daemon(fams, daemon, m)
+    collector._learner(fams, getattr(daemon, "learner", None))
+    return {(name, tuple(sorted(s.labels.items()))): s.value for name in RESTORED_COUNTERS for s in fams[name].samples}
 
 
 def _split_tp(key: str) -> tuple[str, str]:

@@ -53,6 +53,9 @@ class DaemonMetrics:
     events: Counter = field(default_factory=Counter)
     dead_letters: Counter = field(default_factory=Counter)  # by reason
     labels: dict = field(default_factory=dict)  # counters of the pending-label store
+    # what the process's first daemon restored of the counters kept in checkpoints (prometheus.restored_counts):
+    # exported counters start from 0 in each process
+    counter_base: dict | None = None
     pending_labels: int = 0
     waiting_labels: int = 0  # labels that came before their event
     checkpoints: int = 0
@@ -101,6 +104,7 @@ class DaemonMetrics:
         d["checkpoint_age_s"] = self.checkpoint_age_s()
         d["task_accuracy"] = self.tasks.snapshot()
         d["pid"] = os.getpid()
+        d.pop("counter_base", None)  # the exporter's, keyed by (metric, labels)
         return d
 
 

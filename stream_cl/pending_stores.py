@@ -52,23 +52,28 @@ class PendingStores:
     def keys(self):
         return list(self.stores)
 
+    def _all(self) -> list[PendingLabels]:
+        """The stores, copied in one step: an exporter thread reads the totals while the loop adds
+        and drops stores at rebalances (iterating the dict itself could meet it resized)."""
+        return list(self.stores.values())
+
     def __len__(self) -> int:
-        return sum(len(s) for s in self.stores.values())
+        return sum(len(s) for s in self._all())
 
     @property
     def waiting_labels(self) -> int:
-        return sum(s.waiting_labels for s in self.stores.values())
+        return sum(s.waiting_labels for s in self._all())
 
     def counters(self) -> dict:
         """This process's counts over every store it held (``pending`` and ``waiting``: what waits now)."""
         total: Counter = Counter(self.retired)
-        for s in self.stores.values():
+        for s in self._all():
             total.update(s.counters())
         return {k: total.get(k, 0) for k in ("added", "joined", "unknown", "expired", "evicted", "replaced", "early",
                                               "pending", "waiting")}
 
     def expire(self) -> int:
-        return sum(s.expire() for s in self.stores.values())
+        return sum(s.expire() for s in self._all())
 
     # -- a partition's store moves with the partition ------------------------------------------
     def export(self, key: Hashable) -> dict:

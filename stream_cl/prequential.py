@@ -37,6 +37,7 @@ __all__ = ["Learner", "Prequential", "PrequentialStats"]
 
 AUTO_FIRST_WINDOW = 10  # labelled events per point at the start of an automatic window
 AUTO_MAX_POINTS = 100  # then pairs of points merge: between 50 and 100 points
+MAX_FIXED_POINTS = 1000  # a fixed window keeps the latest this many points (a daemon's stream never ends)
 
 
 class Learner(Protocol):
@@ -61,7 +62,8 @@ class PrequentialStats:
     as the run goes, whatever its length: windows of :data:`AUTO_FIRST_WINDOW` events
     until there are :data:`AUTO_MAX_POINTS` of them, then neighbours are merged in pairs
     and the window doubles, so a run of any length has 50 to 100 points (fewer only when
-    it is short) in bounded memory.
+    it is short) in bounded memory. A fixed window keeps its latest :data:`MAX_FIXED_POINTS`
+    points.
 
     >>> stats = PrequentialStats(window=None)
     >>> stats.update([1] * 5000, [1] * 4000 + [0] * 1000)
@@ -119,6 +121,8 @@ class PrequentialStats:
                 self._win_n = self._win_hits = 0
                 if self.auto and len(self.windows) >= AUTO_MAX_POINTS:
                     self._coarsen()
+                elif len(self.windows) > MAX_FIXED_POINTS:
+                    del self.windows[0]
 
     def _coarsen(self) -> None:
         """Merge neighbouring windows in pairs (equal sizes: the mean is the pair's accuracy); double the window."""

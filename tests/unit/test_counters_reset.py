@@ -92,3 +92,22 @@ def test_an_unreadable_learner_still_skips_its_series_and_keeps_their_marks():
     assert back[("stream_cl_category_overflow_total", ())] == 10
     assert back[("stream_cl_drift_alarms_total", (("detector", "ddm"), ("response", "record")))] == 4
 
+
+
+def test_a_new_process_exports_the_restored_counters_from_zero():
+    """After a crash the checkpoint is older than the last scrape: a new process that exported the
+    restored totals (80 joined after 100 scraped) read to Prometheus as a reset, and increase()
+    counted the whole restored value again (a false drift-alarm storm, labels counted twice)."""
+    from connectors.prometheus import restored_counts
+
+    d = _daemon(joined=80, unknown=2, alarms=3, overflow=69)
+    d.metrics.counter_base = restored_counts(d)  # as Daemon.__init__ takes it, just after its restore
+    proc = _Process(d)
+    first = proc.scrape()
+    assert first and all(v == 0 for v in first.values()), first
+    d.metrics.labels = {"joined": 85, "unknown": 2, "expired": 1, "evicted": 0}
+    proc.daemon = SimpleNamespace(metrics=d.metrics, learner=_daemon(0, 0, alarms=4, overflow=70).learner)
+    later = proc.scrape()
+    assert later[("stream_cl_labels_total", (("outcome", "joined"),))] == 5
+    assert later[("stream_cl_drift_alarms_total", (("detector", "ddm"), ("response", "record")))] == 1
+    assert later[("stream_cl_category_overflow_total", ())] == 1

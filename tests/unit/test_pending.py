@@ -237,3 +237,20 @@ def test_the_time_a_restored_store_was_down_ages_nothing():
     # state saved again and restored goes on from the store's own time
     again = PendingLabels(max_age_s=6, clock=clock).load_state_dict(back.state_dict())
     assert again.now() == back.now()
+
+
+def test_the_totals_of_the_stores_survive_a_store_added_while_they_are_read():
+    """The exporter's thread reads len(stores) while the loop adds stores at a rebalance: iterating the
+    dict itself raised 'dictionary changed size during iteration' and the scrape failed (HTTP 500)."""
+    from stream_cl.pending_stores import PendingStores
+
+    stores = PendingStores(clock=Clock())
+
+    class Resizing(PendingLabels):
+        def __len__(self):  # another thread's rebalance, just as this store is counted
+            stores.stores[f"events/{len(stores.stores)}"] = PendingLabels(clock=Clock())
+            return super().__len__()
+
+    stores.stores["events/0"] = Resizing(clock=Clock())
+    stores.stores["events/0"].add(Event({"a": 1.0}, id="e1"))
+    assert len(stores) == 1

@@ -136,3 +136,15 @@ def test_a_matrix_without_columns_is_skipped_not_a_crash(tmp_path, capsys):
         out = capsys.readouterr().out
         assert "skipped accuracy_matrix.png" in out
         assert sorted(p.name for p in written(out)) == ["accuracy.png", "throughput.png"]
+
+
+def test_a_fixed_window_keeps_a_bounded_number_of_points():
+    """The daemon's fixed window added a point every window for ever (272 B each: ~9.8 GiB in 30 days
+    at 15k labelled events/s), and copied them all into its status report every second."""
+    from stream_cl.prequential import MAX_FIXED_POINTS, PrequentialStats
+
+    stats = PrequentialStats(window=2)
+    n = 2 * (MAX_FIXED_POINTS + 50)
+    stats.update(["a"] * n, ["a", "b"] * (n // 2))
+    assert len(stats.windows) == MAX_FIXED_POINTS and stats.windows[-1]["events"] == n
+    assert stats.labelled == n and stats.correct == n // 2
