@@ -128,8 +128,14 @@ class AnalyticEnsemble:
 
     def _mix(self, probas: list, hits: list, labelled: np.ndarray) -> np.ndarray:
         """The mixture (rows, c) of the members' probabilities, each row weighted by the accuracy
-        records before it; the labelled rows' hits then update the records."""
+        records before it; the labelled rows' hits then update the records. On a row where the SGD
+        head knew no class (its probabilities all 0) it is left out: the others' weights sum to 1."""
         weights = self.mixer_.prequential(np.stack(hits, axis=1), labelled)  # (rows, members)
+        if self.sgd_ is not None:  # rows where the SGD head knew no class yet: the others, renormalised
+            blind = probas[-1].sum(axis=1) == 0.0  # (rows,)
+            if blind.any():
+                weights[blind, -1] = 0.0
+                weights[blind] /= weights[blind].sum(axis=1, keepdims=True)
         width = max(p.shape[1] for p in probas)
         if any(p.shape[1] != width for p in probas):
             probas = [np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in probas]
@@ -138,9 +144,13 @@ class AnalyticEnsemble:
     def _predict_members(self, designs: dict) -> np.ndarray:
         """The mixture's probabilities (b, c) with the current weights, learning nothing."""
         probas = [scores_to_proba(h.scores(designs[v]), self.temperature) for h, (_, v) in zip(self.heads_, self.heads)]
+        weights = self.mixer_.weights()
         if self.sgd_ is not None:
-            probas.append(self._sgd_in_head_order(self.sgd_.predict_proba(as_numpy(designs["inputs"]))))
-        return np.einsum("h,hbc->bc", self.mixer_.weights(), np.stack(probas))
+            if self.sgd_.classes:
+                probas.append(self._sgd_in_head_order(self.sgd_.predict_proba(as_numpy(designs["inputs"]))))
+            else:  # an SGD head that knows no class is left out (as in the per-event path), not mixed in as zeros
+                weights = self.mixer_.weights(self.mixer_.accuracy[:-1])
+        return np.einsum("h,hbc->bc", weights, np.stack(probas))
 
 
 # -- hits ------------------------------------------------------------------------------------

@@ -259,19 +259,53 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         Returns probabilities (b, n_classes) in ``classes_`` order, exactly those a loop of
         ``predict_proba_one`` then ``learn_one`` would give (a class not yet seen: 0).
         ``tasks[i]`` (optional) is the event's task, used by task-aware replay;
-        ``partition`` the events' source partition.
+        ``partition`` the events' source partition. Until a partition has learned an event it
+        is predicted as an unknown partition (``predict_proba_one``'s rule), and only a learned
+        event gives it a part.
         """
         ys, labelled = checked_labels(ys, len(xs), sample_weight)
         if not ys:
             return np.zeros((0, len(self.classes_)))
-        self._enter(partition)
         memo, self._memo = self._memo, None  # any learning invalidates it
-        if self._continual:
-            P = self._prequential_continual(xs, ys, labelled, sample_weight, tasks)
-        else:
-            P = self._prequential(xs, ys, labelled, sample_weight, memo)
-        self._learned(len(xs), len(xs))
-        return P
+        if (partition != self._active or not self._active_learned) and not self._has_learned(partition):
+            # the events up to and including its first labelled one: predicted before it has learned any
+            first = int(labelled.argmax()) if labelled.any() else len(ys)
+            classes = len(self.classes_)
+            early = self.predict_proba_batch(xs[: first + 1], partition=partition) if classes else np.zeros((first + 1, 0))
+            self._memo = None
+            if first == len(ys):
+                return early
+            w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()[first:]
+            P = self._learn_run(xs[first:], ys[first:], labelled[first:], w,
+                                None if tasks is None else tasks[first:], partition, None)
+            P[0] = 0.0
+            P[0, :classes] = early[first]  # its own part's prediction, before it had learned anything, is not served
+            return np.vstack([_widened(early[:first], P.shape[1]), P])
+        return self._learn_run(xs, ys, labelled, sample_weight, tasks, partition, memo)
+
+    def _learn_run(self, xs, ys, labelled, sample_weight, tasks, partition, memo) -> np.ndarray:
+        """:meth:`prequential_batch` of events of a partition, in its part: in segments after which
+        the forgetting heads of several partitions are re-summed (``_sum_cuts``)."""
+        self._enter(partition)
+        out, start = [], 0
+        for end in self._sum_cuts(labelled):
+            if start or end < len(ys):  # one of several segments
+                seg = slice(start, end)
+                xs_, ys_, lab = xs[seg], ys[seg], labelled[seg]
+                w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()[seg]
+                tasks_ = None if tasks is None else tasks[seg]
+            else:
+                xs_, ys_, lab, w, tasks_ = xs, ys, labelled, sample_weight, tasks
+            if self._continual:
+                out.append(self._prequential_continual(xs_, ys_, lab, w, tasks_))
+            else:
+                out.append(self._prequential(xs_, ys_, lab, w, memo))
+            n = int(lab.sum())
+            self._learned(n, n)
+            start = end
+        if len(out) == 1:
+            return out[0]
+        return np.vstack([_widened(P, out[-1].shape[1]) for P in out])
 
     def _prequential(self, xs, ys, labelled, sample_weight, memo) -> np.ndarray:
         """The plain composite: every event is one row of every member."""
@@ -331,3 +365,8 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
             self._load_continual_state(state["continual"])
         self._load_parts_state(state.get("parts"))  # absent before partitions: one part, the first learned
         return self
+
+
+def _widened(P: np.ndarray, c: int) -> np.ndarray:
+    """Probabilities ``P`` (b, c0) over the first ``c0`` of ``c`` classes, as (b, c): 0 for the rest."""
+    return P if P.shape[1] == c else np.pad(P, ((0, 0), (0, c - P.shape[1])))

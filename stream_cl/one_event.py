@@ -100,6 +100,8 @@ class OneEventPath:
                 z = designs["inputs"][0]
                 d = min(z.shape[0], sgd.W.shape[0])
                 np.matmul(z[:d], sgd.W[:d], out=S[n])  # (c,)
+            elif not sgd.classes:  # it knows no class: left out, not mixed in as zeros (the others sum to 1)
+                return mix_row(S[:n], n, self.temperature, self.mixer_.accuracy[:n], self.mixer_.sharpness)
             else:
                 probabilities = True
                 S[n] = self._sgd_in_head_order(sgd.predict_proba(designs["inputs"]))[0]

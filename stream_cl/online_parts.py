@@ -11,8 +11,9 @@ partition's events are learned or predicted. Its merge rule is "each partition i
 * the continual-learning parts (replay buffer, drift detector, homeostatic need, imbalance
   records, shadow heads) and the forgetting factors they drive.
 
-An event of a partition the learner holds no part of is predicted with the part that has
-learned the most events.
+An event of a partition the learner holds no part of, or whose part has learned no event
+yet, is predicted with the part that has learned the most events: a part is made by learning
+(predict-only events make none), so its standardiser and SGD head have seen its events.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class OnlineParts(PartitionedLearner):
 
     def _ridge_heads(self) -> list:
         return self.heads_
+
+    def _may_forget(self) -> bool:
+        """Forgetting heads, or a drift monitor or homeostasis that may make any head forget."""
+        return self.drift is not None or self.homeostasis is not None or super()._may_forget()
 
     # -- the heads' width -------------------------------------------------------------------
     def _commit_inputs(self, new) -> None:

@@ -19,7 +19,15 @@ exception: the sum of parts decaying on separate clocks changes by a full-rank m
 every row, so between *re-sums* the served head decays its statistics by the learning
 partition's share of the forgetting, and at every change of partition, every
 ``SUM_EVERY_ROWS`` learned rows and at every merge it is set to the exact sum of the parts
-(one inverse; ``docs/partitions.md`` gives the measured cost and error).
+(one inverse; ``docs/partitions.md`` gives the measured cost and error). A change of
+partition to predict re-sums too when rows were learned since the last re-sum, and a batch is
+learned in segments that end where the ``SUM_EVERY_ROWS``-th row falls: a per-event loop
+(which swaps at the prediction of a partition's first event) and any batching serve the same
+heads at every event.
+
+A part is made when its partition first *learns* an event. Until then (predict-only events,
+labels still to come) the partition is predicted as an unknown one, with the part that has
+learned the most events, and its contribution is the empty part.
 
 A learner that has only ever seen one partition keeps no copy: its heads *are* that
 part, and learning costs exactly what it did before partitions existed.
@@ -169,6 +177,7 @@ class PartitionedLearner:
         self._active = None  # the partition swapped in (meaningful once there are parts)
         self._multi = False
         self._since_sum = 0
+        self._active_learned = False  # the active part has learned an event: it serves its partition
 
     @property
     def partitions_(self) -> list:
@@ -184,20 +193,29 @@ class PartitionedLearner:
 
     # -- which part is being learned ----------------------------------------------------------
     def _enter(self, partition: Hashable, learn: bool = True) -> None:
-        """Swap ``partition``'s part in. For prediction only (``learn=False``) an unknown
-        partition is served with the part that has learned the most events."""
-        if self._parts and partition == self._active:
+        """Swap ``partition``'s part in, to learn its events (``learn``: its part is made if it has
+        none) or to predict them (``learn=False``). A partition with no part, or whose part has
+        learned no event yet, is predicted as an unknown one: with the part that has learned the
+        most events. Whichever part comes in, the forgetting heads are set to the exact sums when
+        a row was learned since they last were (always before learning: see the module docstring),
+        so a per-event loop, which predicts each event before learning it, and a batch, which
+        swaps once, serve the same heads."""
+        if partition == self._active and self._active_learned:  # the common case: nothing to do
             return
-        if partition not in self._parts and not learn:
+        if not learn:
             if not self._parts:
                 return
-            partition = max(self._parts, key=lambda k: (self._parts[k].events, k == self._active))
+            part = self._parts.get(partition)
+            if part is None or part.events == 0:
+                partition = max(self._parts, key=lambda k: (self._parts[k].events, k == self._active))
             if partition == self._active:
                 return
         elif not self._parts:
             self._parts[partition] = Part()
             self._active = partition
             return
+        elif partition == self._active:
+            return  # its part, which has learned nothing yet
         if not self._multi:
             self._go_multi()
         old = self._parts[self._active]
@@ -210,8 +228,33 @@ class PartitionedLearner:
         for head, stats in zip(self._ridge_heads(), part.stats):
             head.part = stats
         self._active = partition
-        if learn and any(h.ridge.forgetting < 1.0 for h in self._ridge_heads()):
-            self._serve_sums(forgetting_only=True)  # forgetting heads: exact at every change of partition
+        self._active_learned = part.events > 0
+        if any(h.ridge.forgetting < 1.0 for h in self._ridge_heads()):
+            if learn or self._since_sum:
+                self._serve_sums(forgetting_only=True)  # forgetting heads: exact at every change of partition
+            else:
+                self._set_served_clocks()  # the incoming partition's share, should it learn next
+
+    def _has_learned(self, partition: Hashable) -> bool:
+        """Whether ``partition``'s part has learned an event (else it is predicted as an unknown partition)."""
+        part = self._parts.get(partition)
+        return part is not None and part.events > 0
+
+    def _sum_cuts(self, labelled: np.ndarray) -> list[int]:
+        """Ends of the segments in which a batch of the active partition is learned (``labelled``:
+        its labelled mask), each followed by :meth:`_learned`: forgetting heads are set to the exact
+        sums after every ``SUM_EVERY_ROWS``-th learned row, after the same rows as a per-event loop."""
+        b = len(labelled)
+        if not self._multi or not self._may_forget():
+            return [b]
+        k = np.cumsum(labelled)
+        due = np.arange(SUM_EVERY_ROWS - self._since_sum, int(k[-1]) + 1 if b else 0, SUM_EVERY_ROWS)
+        return [e for e in (np.searchsorted(k, due) + 1).tolist() if e < b] + [b]
+
+    def _may_forget(self) -> bool:
+        """Whether a ridge head forgets, or may be made to (then the learned rows are counted towards
+        the next re-sum whatever the factors are at the moment: a batch counts as its events would)."""
+        return any(h.ridge.forgetting < 1.0 for h in self._ridge_heads())
 
     def _go_multi(self) -> None:
         """A second partition: the heads' statistics so far become the first part's own copy."""
@@ -225,8 +268,11 @@ class PartitionedLearner:
         """After learning ``n_events`` events (``n_rows`` rows) of the active partition."""
         if not self._parts:
             return
-        self._parts[self._active].events += n_events
-        if self._multi and any(h.ridge.forgetting < 1.0 for h in self._ridge_heads()):
+        part = self._parts[self._active]
+        part.events += n_events
+        if not self._active_learned:
+            self._active_learned = part.events > 0
+        if self._multi and self._may_forget():
             self._since_sum += n_rows
             if self._since_sum >= SUM_EVERY_ROWS:
                 self._serve_sums(forgetting_only=True)
@@ -265,14 +311,17 @@ class PartitionedLearner:
     # -- contributions ------------------------------------------------------------------------
     def contribution(self, partition: Hashable, offset: int | None = None, pending=None) -> Contribution:
         """Partition ``partition``'s part (``offset``: the next source offset it covers;
-        ``pending``: what the caller keeps with it). Raises ``KeyError`` for a partition
-        this learner holds no part of."""
-        if partition not in self._parts:
-            raise KeyError(f"no part of partition {partition!r} here (partitions: {self.partitions_!r})")
-        part = self._parts[partition]
+        ``pending``: what the caller keeps with it). A partition this learner holds no part of
+        has learned nothing here (its events, if any, were predicted only: a part is made by
+        learning): its part is empty (no statistics, no local state, no events), and the
+        daemon's changelog still carries its offset and waiting events."""
         heads = self._ridge_heads()
-        stats = part.stats if self._multi else [PartStats.from_head(h) for h in heads]
-        local = self._get_local() if partition == self._active else part.local
+        part = self._parts.get(partition)
+        if part is None:
+            stats, local, part = [PartStats(h.la) for h in heads], None, Part()
+        else:
+            stats = part.stats if self._multi else [PartStats.from_head(h) for h in heads]
+            local = self._get_local() if partition == self._active else part.local
         return Contribution(
             identity=self._identity(), partition=partition,
             inputs={"names": list(self.index_.names), "kinds": np.array(self.index_.kinds, dtype=np.int8),
@@ -333,6 +382,7 @@ class PartitionedLearner:
             for h, st in zip(heads, aligned):
                 _install(h, [st])
             self._set_local(local)
+            self._active_learned = c.events > 0
             return self
         if not self._multi:
             self._go_multi()
@@ -343,6 +393,7 @@ class PartitionedLearner:
             self._set_local(local)
             for head, stats in zip(heads, aligned):
                 head.part = stats
+            self._active_learned = c.events > 0
         else:
             part.local = local
         if resum:
@@ -367,6 +418,7 @@ class PartitionedLearner:
             # the heads as served (the top-level state holds the sums): a restore resumes them exactly
             out["served"] = [h.state_dict() for h in self._ridge_heads()]
             out["served_forgetting"] = [h.served_forgetting for h in self._ridge_heads()]
+            out["since_sum"] = self._since_sum  # rows learned since the forgetting heads were last re-summed
         return out
 
     def _load_parts_state(self, state) -> None:
@@ -385,8 +437,10 @@ class PartitionedLearner:
                 part.local = self._local_from_state(raw, np.arange(n_inputs), n_inputs) if raw is not None else None
             self._parts[k] = part
         self._active = keys[int(state["active"])]
+        self._active_learned = self._parts[self._active].events > 0
         if self._multi:
             clocks = state.get("served_forgetting") or [None] * len(heads)
+            self._since_sum = int(state.get("since_sum", 0))  # absent in older checkpoints
             for head, stats, served, clock in zip(heads, self._parts[self._active].stats, state["served"], clocks):
                 head.load_state_dict(served)
                 head.part = stats

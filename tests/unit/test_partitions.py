@@ -310,3 +310,177 @@ def test_a_merged_category_counts_against_its_own_feature_whatever_its_value_or_
     here.learn_one({"u": 0.5}, "A", partition=0)
     here.merge(1, part.contribution(1).to_bytes())
     assert here.index_.categories == part.index_.categories == {"url": 3, 3: 2}
+
+
+# -- a partition before its first learned event; batched == per-event with partitions --------
+def per_event_loop(model, stream) -> list[dict]:
+    """River's loop with partitions: ``predict_proba_one`` of every event, ``learn_one`` of the labelled."""
+    out = []
+    for x, y, p in stream:
+        out.append(model.predict_proba_one(x, partition=p))
+        if y is not None:
+            model.learn_one(x, y, partition=p)
+    return out
+
+
+def batched_loop(model, stream, seed: int, max_batch: int) -> list[dict]:
+    """``prequential_batch`` over the same stream, cut at random (a batch holds one partition's events)."""
+    rng, out, i = np.random.default_rng(seed), [], 0
+    while i < len(stream):
+        p, end = stream[i][2], i + int(rng.integers(1, max_batch + 1))
+        j = i + 1
+        while j < min(end, len(stream)) and stream[j][2] == p:
+            j += 1
+        P = model.prequential_batch([x for x, _, _ in stream[i:j]], [y for _, y, _ in stream[i:j]], partition=p)
+        out += [dict(zip(model.classes_, row.tolist())) for row in P]
+        i = j
+    return out
+
+
+def assert_same_probabilities(per_event: list[dict], batched: list[dict], tol=1e-9) -> None:
+    assert len(per_event) == len(batched)
+    for t, (a, b) in enumerate(zip(per_event, batched)):
+        assert max([abs(a.get(c, 0.0) - b.get(c, 0.0)) for c in {*a, *b}], default=0.0) <= tol, t
+        if a:  # once a class is known every row sums to 1, in both paths
+            assert abs(sum(a.values()) - 1.0) <= 1e-9 and abs(sum(b.values()) - 1.0) <= 1e-9, t
+
+
+def runs_of_partitions(seed: int, n: int, n_parts: int, unlabelled: float, longest: int = 30) -> list:
+    """make_stream's events in runs of one partition (a daemon's polls), a share of them unlabelled."""
+    rng = np.random.default_rng(seed)
+    events, out, p = make_stream(seed, n, 1), [], 0
+    while events:
+        p, k = int(rng.integers(0, n_parts)), int(rng.integers(1, longest + 1))
+        out += [(x, None if rng.random() < unlabelled else y, p) for x, y, _ in events[:k]]
+        events = events[k:]
+    return out
+
+
+def test_predict_only_events_of_a_new_partition_are_predicted_as_an_unknown_partition():
+    """The daemon predicts events before their labels come. A partition with no learned event got
+    an empty part (every input read 0, an SGD head with no class mixed in as zeros): every event had
+    the same prediction, rows summing to 0.8. It is predicted with the largest part, as
+    predict_proba_one predicts an unknown partition, and gets a part only when it learns."""
+    import pandas as pd
+
+    stream = make_stream(11, 200, 1)
+    model = OnlineContinualLearner(device="cpu")
+    model.prequential_batch([x for x, _, _ in stream[:150]], [y for _, y, _ in stream[:150]], partition=0)
+    xs = [x for x, _, _ in stream[150:160]]
+    expected = [model.predict_proba_one(x, partition=0) for x in xs]
+    assert [model.predict_proba_one(x, partition=1) for x in xs] == expected
+    P = model.prequential_batch(xs, [None] * len(xs), partition=1)
+    np.testing.assert_allclose(P, [[e[c] for c in model.classes_] for e in expected], atol=1e-12)
+    assert model.partitions_ == [0]  # predicting made no part
+    frame = model.predict_proba_many(pd.DataFrame(xs), partition=1)
+    np.testing.assert_allclose(frame.to_numpy(), P, atol=1e-12)
+    np.testing.assert_allclose(frame.sum(axis=1), 1.0, atol=1e-12)
+    # the first labelled event is predicted before its partition has learned anything: as an unknown one
+    x, y, _ = stream[160]
+    first = model.predict_proba_one(x, partition=1)
+    row = model.prequential_batch([x, stream[161][0]], [y, stream[161][1]], partition=1)[0]
+    np.testing.assert_allclose(row, [first[c] for c in model.classes_], atol=1e-12)
+    assert model.partitions_ == [0, 1] and model.contribution(1).events == 2
+    model.prequential_batch(xs[:3], [None, "a", None], partition=0)
+    assert model.contribution(0).events == 151  # a part's events are those it learned
+
+
+@pytest.mark.parametrize("case", ["runs", "runs, unlabelled", "new partition labelled",
+                                  "unlabelled then labelled", "an unlabelled run", "long run", "long run, homeostasis",
+                                  "no sgd, exact heads"])
+def test_batched_equals_per_event_with_partitions(case):
+    """README: prequential_batch gives the per-event loop's probabilities, whatever the batching;
+    with partitions too, from the first batch of a new partition on (labelled or not), and past
+    SUM_EVERY_ROWS rows of one partition (the forgetting heads are re-summed after the same row)."""
+    kw, max_batch = {}, 12
+    if case in ("runs", "runs, unlabelled"):
+        stream = runs_of_partitions(3, 500, 3, 0.3 if case == "runs, unlabelled" else 0.0)
+    elif case == "new partition labelled":
+        stream = [(x, y, 0) for x, y, _ in make_stream(4, 80, 1)] + [(x, y, 1) for x, y, _ in make_stream(5, 60, 1)]
+    elif case == "unlabelled then labelled":
+        a, b = make_stream(6, 100, 1), make_stream(7, 120, 1)
+        stream = ([(x, y, 0) for x, y, _ in a[:60]] + [(x, None, 1) for x, _, _ in b[:25]] + [(x, y, 0) for x, y, _ in a[60:]]
+                  + [(x, None, 1) for x, _, _ in b[25:30]] + [(x, y, 1) for x, y, _ in b[30:]])
+    elif case == "an unlabelled run":  # a known partition's run of predict-only events, between two others' runs
+        a, b = make_stream(14, 100, 1), make_stream(15, 100, 1)
+        stream = ([(x, y, 0) for x, y, _ in a[:70]] + [(x, y, 1) for x, y, _ in b[:20]] + [(x, None, 0) for x, _, _ in a[70:80]]
+                  + [(x, y, 1) for x, y, _ in b[20:]] + [(x, y, 0) for x, y, _ in a[80:]])
+    elif case.startswith("long run"):  # one partition's run of > SUM_EVERY_ROWS learned rows, in batches of up to 100
+        stream = runs_of_partitions(8 if case == "long run" else 3, 900, 2, 0.1, longest=400)
+        max_batch = 100
+        if case == "long run, homeostasis":  # exact heads made to forget from time to time, at control points
+            from stream_cl.homeostasis import Homeostasis
+
+            kw = {"heads": ((1.0, "all"), (1.0, "inputs")), "homeostasis": Homeostasis(), "control_every": 8}
+    else:
+        stream = runs_of_partitions(9, 400, 3, 0.3)
+        kw = {"sgd_lr": None, "heads": ((1.0, "all"), (1.0, "inputs"))}
+    per_event = per_event_loop(OnlineContinualLearner(device="cpu", **kw), stream)
+    for seed in (0, 1):
+        assert_same_probabilities(per_event, batched_loop(OnlineContinualLearner(device="cpu", **kw), stream, seed, max_batch))
+
+
+def test_an_sgd_head_that_knows_no_class_is_left_out_of_the_mixture():
+    """A member that knows no class has no probabilities: mixed in as a row of zeros, the mixture
+    summed to 1 minus its weight. Both paths leave it out and weight the ridge heads alone."""
+    import copy
+
+    from stream_cl.heads.sgd import SGDSoftmaxHead
+    from stream_cl.heads.class_head import scores_to_proba
+
+    stream = make_stream(12, 120, 1)
+    model = OnlineContinualLearner(device="cpu")
+    model.prequential_batch([x for x, _, _ in stream[:100]], [y for _, y, _ in stream[:100]])
+    model.sgd_ = SGDSoftmaxHead(model.sgd_lr)  # as a partition's part before it learned an event
+    x = stream[100][0]
+    one = model.predict_proba_one(x)
+    assert sum(one.values()) == pytest.approx(1.0, abs=1e-12)
+    w = model.mixer_.weights(model.mixer_.accuracy[:-1])  # the ridge heads' weights, renormalised
+    z = model._designs(*model.scaler_.transform(*model._rows([x])[:2], model.index_.indicator_mask, known=True))
+    ridge = sum(wi * scores_to_proba(h.scores(z[v]), model.temperature)[0] for wi, h, (_, v) in zip(w, model.heads_, model.heads))
+    np.testing.assert_allclose([one[c] for c in model.classes_], ridge, atol=1e-12)
+    np.testing.assert_allclose(model.predict_proba_batch([x])[0], ridge, atol=1e-12)
+    # prequentially: its rows before it learns a class leave it out too, as the per-event loop does
+    twin = copy.deepcopy(model)
+    events = stream[100:110]
+    P = model.prequential_batch([x for x, _, _ in events], [y for _, y, _ in events])
+    assert_same_probabilities(per_event_loop(twin, [(x, y, None) for x, y, _ in events]),
+                              [dict(zip(model.classes_, row.tolist())) for row in P])
+
+
+def test_a_partition_whose_learning_failed_is_predicted_as_an_unknown_partition():
+    """A learn refused before anything was learned (max_columns) leaves its new part empty: until
+    it learns an event, the partition is predicted with the largest part."""
+    stream = make_stream(13, 60, 1)
+    model = OnlineContinualLearner(device="cpu", max_columns=400)
+    for x, y, _ in stream:
+        model.learn_one(x, y, partition=0)
+    wide = {f"w{j}": 1.0 for j in range(200)}
+    with pytest.raises(ValueError, match="max_columns"):
+        model.learn_one(wide, 0, partition=1)
+    x = stream[0][0]
+    assert model.predict_proba_one(x, partition=1) == model.predict_proba_one(x, partition=0)
+    np.testing.assert_allclose(model.predict_proba_batch([x], partition=1), model.predict_proba_batch([x], partition=0))
+
+
+def test_a_partition_that_only_predicted_has_an_empty_contribution():
+    """The daemon writes a changelog record (the part, its offset and waiting events) for every
+    partition it processed, labelled or not: a partition that only predicted has no part here,
+    and its contribution is the empty part, which a member taking it over serves as an unknown
+    partition until it learns."""
+    stream = make_stream(16, 120, 1)
+    model = OnlineContinualLearner(device="cpu")
+    for x, y, _ in stream[:100]:
+        model.learn_one(x, y, partition=0)
+    xs = [x for x, _, _ in stream[100:]]
+    model.prequential_batch(xs, [None] * len(xs), partition=1)
+    c = Contribution.from_bytes(model.contribution(1, offset=7, pending={"store": ["e1"]}).to_bytes())
+    assert model.partitions_ == [0] and c.events == 0 and c.local is None and c.offset == 7
+    other = OnlineContinualLearner(device="cpu")
+    other.merge(0, model.contribution(0).to_bytes())
+    other.merge(1, c)
+    assert sorted(other.partitions_) == [0, 1]
+    for x in xs:  # (the merged heads are the exact sums: not the learner's own, whose forgetting heads ran on)
+        assert other.predict_proba_one(x, partition=1) == other.predict_proba_one(x, partition=0)
+    P = other.prequential_batch(xs, [None] * len(xs), partition=1)
+    np.testing.assert_allclose(P, other.predict_proba_batch(xs, partition=0), atol=1e-12)
