@@ -69,12 +69,16 @@ SUM_EVERY_ROWS = 256
 class PartStats:
     """One partition's additive statistics for one ridge head, in the learner's column layout."""
 
-    def __init__(self, la, A=None, B=None, counts=None, n_rows: int = 0):
+    def __init__(self, la, A=None, B=None, counts=None, n_rows: int = 0, anchor: tuple | None = None):
         self.la = la
         self.A = la.zeros(0, 0) if A is None else A  # (d, d)
         self.B = la.zeros(0, 0) if B is None else B  # (d, c)
         self.counts = np.zeros(0) if counts is None else np.asarray(counts, dtype=np.float64)  # (c,)
         self.n_rows = n_rows
+        # (decay, rows_since_anchor) of the head it was copied from, when it is a learner's only part:
+        # installed alone, the head goes on with them (a forgetting head's ridge term and anchor
+        # schedule), so a restart from the changelog gives the model an uninterrupted run has
+        self.anchor = anchor
 
     @classmethod
     def from_head(cls, head) -> "PartStats":
@@ -82,7 +86,7 @@ class PartStats:
         la, ridge = head.la, head.ridge
         B = la.pad(ridge.B, 0, len(head.counts) - ridge.B.shape[1])  # classes added since it last learned
         return cls(la, la.own(ridge.A.clone() if hasattr(ridge.A, "clone") else ridge.A.copy()), la.own(B),
-                   np.array(head.counts, dtype=np.float64), ridge.n_rows)
+                   np.array(head.counts, dtype=np.float64), ridge.n_rows, (ridge.decay, ridge.rows_since_anchor))
 
     def _grow(self, d: int, c: int) -> None:
         la = self.la
@@ -132,12 +136,15 @@ class PartStats:
         B[np.ix_(rows, cols)] = B_in
         counts = np.zeros(c)
         counts[cols] = self.counts
-        return PartStats(la, la.own(la.asarray(A)), la.own(la.asarray(B)), counts, self.n_rows)
+        return PartStats(la, la.own(la.asarray(A)), la.own(la.asarray(B)), counts, self.n_rows, self.anchor)
 
     def state_dict(self) -> dict:
         la = self.la
-        return {"A": la.to_numpy(self.A).copy(), "B": la.to_numpy(self.B).copy(), "counts": self.counts.copy(),
-                "n_rows": self.n_rows}
+        state = {"A": la.to_numpy(self.A).copy(), "B": la.to_numpy(self.B).copy(), "counts": self.counts.copy(),
+                 "n_rows": self.n_rows}
+        if self.anchor is not None:
+            state["anchor"] = [float(self.anchor[0]), int(self.anchor[1])]
+        return state
 
     @classmethod
     def from_state(cls, la, state) -> "PartStats":
@@ -148,7 +155,13 @@ class PartStats:
             raise ContributionError(f"inconsistent part statistics: A {A.shape}, B {B.shape}, counts {counts.shape}")
         if not (np.isfinite(A).all() and np.isfinite(B).all() and np.isfinite(counts).all()):
             raise ContributionError("part statistics hold NaN or infinite values")
-        return cls(la, la.own(la.asarray(A.copy())), la.own(la.asarray(B.copy())), counts.copy(), int(state["n_rows"]))
+        anchor = state.get("anchor")  # absent in older parts, and in parts of a learner of several
+        if anchor is not None:
+            anchor = (float(anchor[0]), int(anchor[1]))
+            if not (0.0 < anchor[0] <= 1.0 and anchor[1] >= 0):
+                raise ContributionError(f"part statistics hold an invalid anchor {anchor!r}")
+        return cls(la, la.own(la.asarray(A.copy())), la.own(la.asarray(B.copy())), counts.copy(), int(state["n_rows"]),
+                   anchor)
 
 
 class Part:
@@ -261,6 +274,7 @@ class PartitionedLearner:
         part = self._parts[self._active]
         part.stats = [PartStats.from_head(h) for h in self._ridge_heads()]
         for head, stats in zip(self._ridge_heads(), part.stats):
+            stats.anchor = None  # one of several parts from now on: the heads' anchor is the served sum's
             head.part = stats
         self._multi = True
 
@@ -502,7 +516,8 @@ def _sum(head, parts: list[PartStats]) -> PartStats:
 
 
 def _install(head, parts: list[PartStats]) -> None:
-    """Set ``head`` to the sum of ``parts`` and rebuild its inverse."""
+    """Set ``head`` to the sum of ``parts`` and rebuild its inverse (re-anchored, unless the one part
+    installed carries its head's anchor: then the head goes on from it, as if never interrupted)."""
     total = _sum(head, parts)
     ridge = head.ridge
     d, c = total.B.shape
@@ -510,6 +525,8 @@ def _install(head, parts: list[PartStats]) -> None:
     ridge.A, ridge.B = ridge.la.own(total.A), ridge.la.own(total.B)
     ridge.n_rows = total.n_rows
     ridge.refresh()
+    if len(parts) == 1 and parts[0].anchor is not None:
+        ridge.decay, ridge.rows_since_anchor = parts[0].anchor
     head.counts = np.pad(total.counts, (0, max(len(head.classes) - c, 0)))[: len(head.classes)].tolist()
 
 
