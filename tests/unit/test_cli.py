@@ -312,3 +312,28 @@ def test_pyproject_license_is_an_spdx_expression():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["license"] == "Apache-2.0"  # a table makes setuptools warn (deprecated)
     assert any(r.startswith("setuptools>=77") for r in project["build-system"]["requires"])  # PEP 639 support
+
+
+def test_the_command_chooses_openblas_avx512_kernels_where_the_cpu_has_them():
+    """OpenBLAS picked its AVX2 kernels on this AVX-512 VM (RESULTS.md 9s); the command sets
+    OPENBLAS_CORETYPE before numpy loads, where the CPU has every subset those kernels use."""
+    import os
+    import subprocess
+    import sys
+
+    from stream_cl.blas_kernels import AVX512_SUBSETS, cpu_flags
+
+    probe = ("from connectors.cli import main\n"
+             "try:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
+             "import os, numpy\nfrom threadpoolctl import threadpool_info\n"
+             "print(os.environ.get('OPENBLAS_CORETYPE'), sorted({i.get('architecture') for i in threadpool_info()}))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "STREAM_CL_BLAS_KERNELS")}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=ROOT,
+                         check=True).stdout.split("\n")[-2]
+    if all(f in cpu_flags() for f in AVX512_SUBSETS):
+        assert out.startswith("SkylakeX") and "Haswell" not in out, out
+    else:
+        assert out.startswith("None"), out
+    opted_out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True,
+                               env={**env, "STREAM_CL_BLAS_KERNELS": "default"}).stdout.split("\n")[-2]
+    assert opted_out.startswith("None"), opted_out
