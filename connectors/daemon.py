@@ -48,7 +48,7 @@ from stream_cl.checkpoint import CheckpointError
 from stream_cl.config import Config, ConfigError, load_config
 from stream_cl.events import PartitionedSource, TransactionalPublisher
 from stream_cl.pending_stores import PendingStores
-from stream_cl.prequential import Prequential
+from stream_cl.prequential import DAEMON_MAX_POINTS, Prequential
 
 from .commit import CommitCoordinator, CommitPolicy
 from .logs import log_event, setup_logging, startup_done
@@ -78,7 +78,7 @@ class Daemon:
         self.learner = learner
         # a never-ending stream: a fixed window keeps "recent accuracy" recent (the file runner's default grows)
         window = config.run.window or DAEMON_WINDOW
-        self.step = Prequential(learner, window=window)
+        self.step = Prequential(learner, window=window, max_points=DAEMON_MAX_POINTS)
         self.publisher = publisher
         self.pending = pending
         self.stop = stop_event

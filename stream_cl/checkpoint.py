@@ -213,8 +213,10 @@ def _decode(v: Any, tensors: Mapping[str, np.ndarray], path: str = "") -> Any:
     raise CheckpointError(f"{path or 'state'}: unknown tag {tag!r}; the checkpoint was written by a newer stream-cl")
 
 
-def encode_state(state: Mapping, meta: Mapping | None = None) -> bytes:
-    """``state`` (and a small JSON-able ``meta``) as the bytes of a checkpoint file.
+def encode_state(state: Mapping, meta: Mapping | None = None, digest: bool = True) -> bytes:
+    """``state`` (and a small JSON-able ``meta``) as the bytes of a checkpoint file, with the
+    SHA-256 of its content in the header (``digest=False``: without, for a caller whose state
+    carries its own, as a changelog contribution does).
 
     >>> raw = encode_state({"W": np.eye(2), "names": ["a", 1]}, meta={"seq": 3})
     >>> state, header = decode_state(raw)
@@ -232,7 +234,8 @@ def encode_state(state: Mapping, meta: Mapping | None = None) -> bytes:
         "state": json.dumps(tree, ensure_ascii=False, allow_nan=False, separators=(",", ":")),
         "meta": json.dumps(_plain(meta or {}), allow_nan=False, separators=(",", ":")),
     }
-    header[_DIGEST_KEY] = _content_digest(header, enc.tensors)
+    if digest:
+        header[_DIGEST_KEY] = _content_digest(header, enc.tensors)
     return save(enc.tensors, metadata=header)
 
 

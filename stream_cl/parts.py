@@ -400,6 +400,8 @@ class PartitionedLearner:
             return self
         if not self._multi:
             self._go_multi()
+        for st in aligned:  # one of several parts: its heads' anchor is the served sum's (as in _go_multi)
+            st.anchor = None
         part = self._parts.get(partition) or Part()
         part.stats, part.events = aligned, c.events
         self._parts[partition] = part

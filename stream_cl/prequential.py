@@ -37,7 +37,7 @@ __all__ = ["Learner", "Prequential", "PrequentialStats"]
 
 AUTO_FIRST_WINDOW = 10  # labelled events per point at the start of an automatic window
 AUTO_MAX_POINTS = 100  # then pairs of points merge: between 50 and 100 points
-MAX_FIXED_POINTS = 1000  # a fixed window keeps the latest this many points (a daemon's stream never ends)
+DAEMON_MAX_POINTS = 1000  # a daemon's stream never ends: its fixed window keeps the latest this many points
 
 
 class Learner(Protocol):
@@ -62,8 +62,8 @@ class PrequentialStats:
     as the run goes, whatever its length: windows of :data:`AUTO_FIRST_WINDOW` events
     until there are :data:`AUTO_MAX_POINTS` of them, then neighbours are merged in pairs
     and the window doubles, so a run of any length has 50 to 100 points (fewer only when
-    it is short) in bounded memory. A fixed window keeps its latest :data:`MAX_FIXED_POINTS`
-    points.
+    it is short) in bounded memory. A fixed window keeps every point, or its latest
+    ``max_points`` (a daemon: :data:`DAEMON_MAX_POINTS`).
 
     >>> stats = PrequentialStats(window=None)
     >>> stats.update([1] * 5000, [1] * 4000 + [0] * 1000)
@@ -71,8 +71,9 @@ class PrequentialStats:
     (80, 62, 0.0)
     """
 
-    def __init__(self, window: int | None = 1000):
+    def __init__(self, window: int | None = 1000, max_points: int | None = None):
         self.auto = window is None
+        self.max_points = max_points
         self.window = AUTO_FIRST_WINDOW if window is None else window
         self.events = 0
         self.labelled = 0
@@ -121,7 +122,7 @@ class PrequentialStats:
                 self._win_n = self._win_hits = 0
                 if self.auto and len(self.windows) >= AUTO_MAX_POINTS:
                     self._coarsen()
-                elif len(self.windows) > MAX_FIXED_POINTS:
+                elif self.max_points is not None and len(self.windows) > self.max_points:
                     del self.windows[0]
 
     def _coarsen(self) -> None:
@@ -180,9 +181,9 @@ class PrequentialStats:
 class Prequential:
     """Predict, then learn, every event of each batch."""
 
-    def __init__(self, learner: Learner, window: int | None = 1000):
+    def __init__(self, learner: Learner, window: int | None = 1000, max_points: int | None = None):
         self.learner = learner
-        self.stats = PrequentialStats(window)
+        self.stats = PrequentialStats(window, max_points)
         self.stats.learner_report = getattr(learner, "report", None)  # continual learners: alarms, need, replay
         if hasattr(getattr(learner, "index_", None), "report"):  # read at report time: a restore replaces nothing else
             self.stats.feature_report = lambda: learner.index_.report()

@@ -173,7 +173,8 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         Z = self._design_frame(X, labelled)  # raises for a bad value before anything changes
         self._enter(partition)
         self.head_.prequential(Z, labels, None if w is None else np.asarray(w))
-        self._learned(len(labels), len(labels))
+        n = int(labelled.sum())  # a part counts the events it learned, as the other learners' do
+        self._learned(n, n)
         return self
 
     @one_blas_thread
@@ -184,12 +185,13 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         Returns probabilities (b, n_classes) in ``classes_`` order, identical to a loop of
         ``predict_proba_one`` then ``learn_one`` (a class not yet seen has probability 0).
         """
-        ys, _ = checked_labels(ys, len(xs), sample_weight)
+        ys, labelled = checked_labels(ys, len(xs), sample_weight)
         if not ys:
             return np.zeros((0, len(self.classes_)))
         self._enter(partition)
-        scores = self.head_.prequential(self._design(xs, [y is not None for y in ys]), ys, sample_weight)
-        self._learned(len(ys), len(ys))
+        scores = self.head_.prequential(self._design(xs, labelled.tolist()), ys, sample_weight)
+        n = int(labelled.sum())  # a part counts the events it learned
+        self._learned(n, n)
         return scores_to_proba(scores, self.temperature)
 
     # -- prediction ------------------------------------------------------------------------

@@ -156,10 +156,10 @@ class RidgeClassHead:
         if self.la.name != "cpu":
             w = None if weight == 1.0 else np.array([weight])
             return self.prequential(self.la.asarray(z)[None, :], [y], w)[0]
-        self._check_width(z.shape[0])
         k = self._pos.get(y)
         is_new = k is None
         if is_new or z.shape[0] != self.ridge.n_features:
+            self._check_width(z.shape[0])  # here, off the common path: a row of the head's width passes
             self.add_classes((y,))
             self.ridge.grow(z.shape[0], len(self.classes))
             k = self._pos[y]

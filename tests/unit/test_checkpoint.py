@@ -816,3 +816,17 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_daemon_saying_so(tmp_path
     assert "checkpoint not written" in failed[0]["detail"] and "No space left on device" in failed[0]["detail"]
     assert "the commit before it went through" in failed[0]["detail"]
     assert d.metrics.state == "failed" and not any(r.exc_info for r in caplog.records)
+
+
+def test_the_daemon_takes_the_counters_it_restored_as_its_process_base(tmp_path, monkeypatch):
+    """The exporter's counters start from 0 in each process because Daemon.__init__ records what the
+    process's first daemon restored (test_counters_reset checks the exporter given that base); a
+    daemon started over in the same process keeps the first base."""
+    import connectors.daemon as daemon_module
+
+    first, _ = _daemon(tmp_path, _records(30), [], every=10)
+    assert first.run() == 0
+    taken = []
+    monkeypatch.setattr(daemon_module, "restored_counts", lambda d: taken.append(d) or {"base": 1})
+    again, _ = _daemon(tmp_path, _records(30), [], every=10)  # restores the checkpoint the first one wrote
+    assert taken == [again] and again.metrics.counter_base == {"base": 1}

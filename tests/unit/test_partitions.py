@@ -514,3 +514,27 @@ def test_a_restart_from_the_changelog_part_gives_the_uninterrupted_model():
               for a, b in [(restarted.predict_proba_one(x, partition="ev/0"), ref.predict_proba_one(x, partition="ev/0"))]
               for c in a)
     assert gap < 1e-9, gap
+
+
+def test_a_part_merged_beside_others_does_not_carry_its_old_anchor_on():
+    """A part exported by a learner that held it alone carries its heads' anchor; merged into a
+    learner of several partitions it kept it while it learned on, and wrote it, stale, into its next
+    contribution: a learner installing that alone took it (probabilities 5.9e-3 from re-anchored)."""
+    import random
+
+    rng = random.Random(0)
+
+    def event():
+        x = {f"f{j}": rng.gauss(0, 1) for j in range(4)}
+        return x, "abc"[max(range(3), key=lambda k: x[f"f{k}"] + 0.3 * x["f3"])]
+
+    stream = [event() for _ in range(1400)]
+    alone, group = OnlineContinualLearner(device="cpu"), OnlineContinualLearner(device="cpu")
+    for x, y in stream[:700]:
+        alone.learn_one(x, y, partition="ev/0")
+    for x, y in stream[700:1000]:
+        group.learn_one(x, y, partition="ev/1")
+    group.merge("ev/0", alone.contribution("ev/0", offset=700).to_bytes())
+    for i, (x, y) in enumerate(stream[1000:]):
+        group.learn_one(x, y, partition="ev/0" if i % 2 else "ev/1")
+    assert all("anchor" not in h for h in group.contribution("ev/0", offset=900).heads)

@@ -141,10 +141,13 @@ def test_a_matrix_without_columns_is_skipped_not_a_crash(tmp_path, capsys):
 def test_a_fixed_window_keeps_a_bounded_number_of_points():
     """The daemon's fixed window added a point every window for ever (272 B each: ~9.8 GiB in 30 days
     at 15k labelled events/s), and copied them all into its status report every second."""
-    from stream_cl.prequential import MAX_FIXED_POINTS, PrequentialStats
+    from stream_cl.prequential import DAEMON_MAX_POINTS, PrequentialStats
 
-    stats = PrequentialStats(window=2)
-    n = 2 * (MAX_FIXED_POINTS + 50)
+    n = 2 * (DAEMON_MAX_POINTS + 50)
+    stats = PrequentialStats(window=2, max_points=DAEMON_MAX_POINTS)
     stats.update(["a"] * n, ["a", "b"] * (n // 2))
-    assert len(stats.windows) == MAX_FIXED_POINTS and stats.windows[-1]["events"] == n
+    assert len(stats.windows) == DAEMON_MAX_POINTS and stats.windows[-1]["events"] == n
     assert stats.labelled == n and stats.correct == n // 2
+    whole = PrequentialStats(window=2)  # a file run's report keeps every point of its fixed window
+    whole.update(["a"] * n, ["a", "b"] * (n // 2))
+    assert len(whole.windows) == n // 2 and whole.windows[0]["events"] == 2
