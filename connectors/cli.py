@@ -12,7 +12,6 @@ import argparse
 import logging
 import sys
 
-from stream_cl.blas_kernels import prefer_avx512_kernels
 from stream_cl.config import Config, ConfigError, load_config_dict, read_toml
 
 
@@ -74,7 +73,6 @@ def _config_from_args(args) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
-    prefer_avx512_kernels()  # first: OpenBLAS picks its kernels once, when numpy loads it
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":

@@ -12,8 +12,8 @@ learner's batches of 256 ran 7%-18% faster with the same predictions (RESULTS.md
 already (a user's choice is kept), ``STREAM_CL_BLAS_KERNELS`` is not ``"default"`` (the
 opt-out), numpy is not loaded yet (OpenBLAS would not read it any more), and the CPU
 reports every AVX-512 subset those kernels use (F, CD, BW, DQ, VL; read from
-``/proc/cpuinfo``, so Linux only). The ``stream-cl`` command calls it first, before anything
-loads numpy; the library does not (a program that has imported numpy keeps OpenBLAS's own
+``/proc/cpuinfo``, so Linux only). The ``connectors`` package (the ``stream-cl`` command,
+``python -m connectors.daemon``) calls it when imported, before anything loads numpy; the library does not (a program that has imported numpy keeps OpenBLAS's own
 choice): a Python user exports ``OPENBLAS_CORETYPE=SkylakeX``, or calls this before numpy loads.
 
 >>> prefer_avx512_kernels(environ={"OPENBLAS_CORETYPE": "Zen"}, flags={"avx512f"}, numpy_loaded=False)
