@@ -82,6 +82,11 @@ class PartitionStates(CheckpointState):
                 out[tp] = start
             if labels_at is not None and self.labels_topic:
                 out[TopicPartition(self.labels_topic, tp.partition)] = labels_at
+        # waiting events of a partition restored from the checkpoint but assigned elsewhere: its owner
+        # has them (from the changelog); kept here, they aged into false "expired" counts
+        for key in self.pending.keys():
+            if key is not None and key not in self.owned:
+                self.pending.drop(key)
         return out
 
     def _take_over(self, key: str, tp: TopicPartition) -> tuple[int | None, int | None]:

@@ -114,3 +114,17 @@ def test_a_changelog_part_of_another_model_is_refused_at_takeover(tmp_path, capl
     assert len(new.pending.for_key(KEY)) == 0  # the refused record's waiting events are not installed
     _learn(new, n_labelled=10, n_waiting=0, n_features=4, seed=1)  # and the member goes on learning
     assert [k for _, k, _ in new.records_for({TP: 45}, force=True)] == [KEY.encode()]
+
+
+def test_waiting_events_of_a_partition_assigned_elsewhere_after_a_restart_are_dropped(tmp_path):
+    """A member restarted onto another partition kept the restored store of the one it had held
+    (the new owner takes it from the changelog): it reported its events as pending, then counted
+    every one as expired, though the new owner joined all their labels (an expiry alert for nothing)."""
+    cfg = _config(tmp_path)
+    states = _states(cfg, FakeTable())
+    other = partition_key(TOPIC, 1)
+    states.pending.for_key(other).add(Event(x={"a": 1.0}, id="w"), now=1000.0)  # restored, held before the restart
+    states.resume_at([TP])  # this time the group gives it partition 0
+    assert states.pending.keys() == [KEY] or states.pending.keys() == []
+    assert other not in states.pending.keys() and len(states.pending) == 0
+    assert states.pending.counters()["added"] == 1  # its counts are kept: counters never go down
