@@ -19,9 +19,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from itertools import groupby
 
-from stream_cl.events import DeadLetter, Event, Prediction
+from stream_cl.events import DeadLetter, Event
 from stream_cl.pending import LabelUpdate
 from stream_cl.prequential import Prequential
 
@@ -144,8 +145,8 @@ class Router:
                     for e, p in zip((e for e in chunk if e.origin not in refused), predictions):
                         if e.y is None and e.id is not None:
                             labelled = store.add(e, published=p)  # its label may have come first: then it is learned now
-                            if labelled is not None:
-                                early.setdefault(key, []).append((labelled, replayed, p))
+                            if labelled is not None:  # scored against p, with the label that came first
+                                early.setdefault(key, []).append((labelled, replayed, replace(p, y_true=labelled.y)))
                 if rejected:
                     letters.extend(_original(rejected, batch.raw))
                 if replayed:  # published before the restore, and counted then
@@ -168,7 +169,7 @@ class Router:
         for replayed, run in groupby(found, key=lambda f: f[1]):
             step = self.replay_step() if replayed else self.step
             run = list(run)
-            events, published = [f[0] for f in run], [_scored(f[2], f[0]) for f in run]
+            events, published = [f[0] for f in run], [f[2] for f in run]
             for i in range(0, len(events), size):
                 t0 = time.perf_counter()
                 learned, rejected = step.process(events[i : i + size], partition=key, published=published[i : i + size])
@@ -201,13 +202,6 @@ class Router:
                       alarms_total=total)
         if new > len(alarms):
             log_event(log, "drift_alarm", detail=f"{new - len(alarms)} more alarms in this batch", alarms_total=total)
-
-
-def _scored(published, event: Event):
-    """The published prediction as the accuracies score it: with the label that has just come."""
-    if published is None or published.y_true is not None:
-        return published
-    return Prediction(event.id, published.y_pred, published.proba, event.y, event.task, event.ts, event.origin)
 
 
 def _original(rejected: list[DeadLetter], raw: Mapping) -> list[DeadLetter]:

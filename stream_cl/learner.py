@@ -275,9 +275,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
             self._memo = None
             if first == len(ys):
                 return early
-            w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()[first:]
-            P = self._learn_run(xs[first:], ys[first:], labelled[first:], w,
-                                None if tasks is None else tasks[first:], partition, None)
+            P = self._learn_run(*_segment(slice(first, None), xs, ys, labelled, sample_weight, tasks), partition, None)
             P[0] = 0.0
             P[0, :classes] = early[first]  # its own part's prediction, before it had learned anything, is not served
             return np.vstack([_widened(early[:first], P.shape[1]), P])
@@ -290,10 +288,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         out, start = [], 0
         for end in self._sum_cuts(labelled):
             if start or end < len(ys):  # one of several segments
-                seg = slice(start, end)
-                xs_, ys_, lab = xs[seg], ys[seg], labelled[seg]
-                w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()[seg]
-                tasks_ = None if tasks is None else tasks[seg]
+                xs_, ys_, lab, w, tasks_ = _segment(slice(start, end), xs, ys, labelled, sample_weight, tasks)
             else:
                 xs_, ys_, lab, w, tasks_ = xs, ys, labelled, sample_weight, tasks
             if self._continual:
@@ -365,6 +360,12 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
             self._load_continual_state(state["continual"])
         self._load_parts_state(state.get("parts"))  # absent before partitions: one part, the first learned
         return self
+
+
+def _segment(seg: slice, xs, ys, labelled, sample_weight, tasks) -> tuple:
+    """The events of ``seg`` with their labels, labelled mask, weights and tasks (``None`` stays ``None``)."""
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()[seg]
+    return xs[seg], ys[seg], labelled[seg], w, None if tasks is None else tasks[seg]
 
 
 def _widened(P: np.ndarray, c: int) -> np.ndarray:
