@@ -10,7 +10,9 @@ records, and the :class:`~stream_cl.shadows.ShadowRestarter` starts shadow heads
 restarts heads from them. Every step depends only on the stream, never on its batching.
 
 The host learner provides the ensemble (:class:`~stream_cl.ensemble.AnalyticEnsemble`),
-``scaler_``, ``index_``, ``heads``, ``heads_`` and the optional parts' hyperparameters.
+``scaler_``, ``index_``, ``heads``, ``heads_``, the optional parts' hyperparameters and
+``_restarted(heads)`` (:class:`~stream_cl.parts.PartitionedLearner`: heads just replaced by
+their shadows).
 """
 
 from __future__ import annotations
@@ -206,7 +208,9 @@ class ContinualSteps:
             self.mixer_.reset()
             self.n_remixes_ += 1
         if self.restarter_ is not None:
-            self.restarter_.control(self.heads_, self.drift_.n_)
+            replaced = self.restarter_.control(self.heads_, self.drift_.n_)
+            if replaced:
+                self._restarted(replaced)
 
     # -- state -----------------------------------------------------------------------------
     def _continual_state(self) -> dict:

@@ -40,8 +40,12 @@ def build_learner(cfg: ModelConfig | Config):
         if len(cfg.forgetting) != 1:
             raise ConfigError(f"model.forgetting: the analytic model has one head, got {cfg.forgetting!r}; give one value such as [1.0]")
         device = "cpu" if cfg.device == "auto" else cfg.device
-        return AnalyticClassifier(gamma=cfg.gamma, forgetting=cfg.forgetting[0], hash_width=cfg.hash_width,
-                                  temperature=cfg.temperature, device=device, **_encoding(cfg))
+        try:
+            return AnalyticClassifier(gamma=cfg.gamma, forgetting=cfg.forgetting[0], hash_width=cfg.hash_width,
+                                      temperature=cfg.temperature, device=device, max_columns=cfg.max_columns or None,
+                                      **_encoding(cfg))
+        except ValueError as e:
+            raise ConfigError(f"model: {e}") from None
     for key in ("forgetting", "input_forgetting"):
         for i, lam in enumerate(getattr(cfg, key)):
             if not 0.5 <= lam <= 1.0:

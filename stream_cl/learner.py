@@ -271,7 +271,8 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
             # the events up to and including its first labelled one: predicted before it has learned any
             first = int(labelled.argmax()) if labelled.any() else len(ys)
             classes = len(self.classes_)
-            early = self.predict_proba_batch(xs[: first + 1], partition=partition) if classes else np.zeros((first + 1, 0))
+            early = (self.predict_proba_batch(xs[: first + 1], partition=partition) if classes
+                     else np.zeros((min(first + 1, len(ys)), 0)))  # (events up to the first labelled, n_classes)
             self._memo = None
             if first == len(ys):
                 return early

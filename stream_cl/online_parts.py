@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backbones import OnlineStandardizer
+from .column_bound import check_columns
 from .contribution import ContributionError
 from .encoding import NUMERIC
 from .features import LATE
@@ -59,15 +60,9 @@ class OnlineParts(PartitionedLearner):
             return
         if names is None:
             names, kinds = list(self.index_.names), list(self.index_.kinds)
+        what = f"hash_width={self.hash_width} gives" if self.hash_width is not None else f"{len(names)} inputs would give"
         for i, (_, view) in enumerate(self.heads):
-            width = len(self._layout(i, names, kinds))
-            if width > bound:
-                what = (f"hash_width={self.hash_width} gives" if self.hash_width is not None
-                        else f"{len(names)} inputs would give")
-                raise ValueError(
-                    f"{what} the {view!r} head {width:,} design columns, over max_columns ({bound:,}): its "
-                    f"matrices would take {8 * width**2 / 2**30:.1f} GiB each. Use a smaller hash_width, fewer "
-                    "key_units, or a larger max_columns if the memory is there")
+            check_columns(len(self._layout(i, names, kinds)), bound, what, f"the {view!r} head")
 
     def _layout(self, i: int, names: list, kinds: list) -> list:
         """Labels of head ``i``'s design columns for an index with inputs ``names`` of ``kinds``:

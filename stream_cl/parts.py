@@ -61,6 +61,11 @@ from .contribution import Contribution, ContributionError
 
 __all__ = ["PartStats", "Part", "PartitionedLearner", "SUM_EVERY_ROWS"]
 
+# Settings members of one model may differ in: they pick hardware or bound memory, and leave
+# the model's arithmetic alone ("backbone" is compared as the backbone's own identity). A
+# contribution written while one of them was still a setting merges all the same.
+_NOT_MODEL_SETTINGS = ("device", "backbone", "max_columns")
+
 # Forgetting heads of a learner serving several partitions are set to the exact sum of the
 # parts this often (rows learned by the learner); see the module docstring.
 SUM_EVERY_ROWS = 256
@@ -198,9 +203,10 @@ class PartitionedLearner:
         return list(self._parts)
 
     def _identity(self) -> dict:
-        """What parts of one model must share: the learner's kind, settings (not the device) and backbone."""
+        """What parts of one model must share: the learner's kind, settings (not those that leave
+        the model's arithmetic alone: the device, the ``max_columns`` bound) and backbone."""
         backbone = getattr(self, "backbone_", None)
-        settings = {k: repr(v) for k, v in self._get_params().items() if k not in ("device", "backbone")}
+        settings = {k: repr(v) for k, v in self._get_params().items() if k not in _NOT_MODEL_SETTINGS}
         return {"kind": type(self).__name__, "backbone": backbone.identity() if backbone is not None else None,
                 "settings": settings}
 
@@ -291,6 +297,23 @@ class PartitionedLearner:
             if self._since_sum >= SUM_EVERY_ROWS:
                 self._serve_sums(forgetting_only=True)
 
+    def _restarted(self, heads: list[int]) -> None:
+        """Heads ``heads`` were just replaced by shadows of the active partition (drift responses
+        "restart" and "reset"): a shadow holds that partition's rows since its alarm, so with several
+        parts it becomes that partition's part of the head, and the head serves the sum again (the
+        other partitions' rows stay: each partition watches its own drift). With one part the head
+        is the part."""
+        if not self._multi:
+            return
+        part = self._parts[self._active]
+        for i in heads:
+            head = self._ridge_heads()[i]
+            stats = PartStats.from_head(head)
+            stats.anchor = None  # one of several parts: the heads' anchor is the served sum's
+            part.stats[i] = head.part = stats
+            _install(head, [p.stats[i] for p in self._parts.values()])
+        self._set_served_clocks()
+
     # -- the served model is the sum of the parts ---------------------------------------------
     def _serve_sums(self, forgetting_only: bool = False) -> None:
         """Set the heads to the exact sums of the parts' statistics (R rebuilt by one inverse)."""
@@ -353,7 +376,7 @@ class PartitionedLearner:
         """
         c = Contribution.coerce(contribution)
         ident = self._identity()
-        if c.identity != ident:
+        if _model_identity(c.identity) != ident:
             raise ContributionError(f"contribution of partition {partition!r} was made by {_describe(c.identity, ident)}; "
                                     f"this learner is {_describe(ident, c.identity)}")
         heads = self._ridge_heads()
@@ -473,6 +496,14 @@ class PartitionedLearner:
             ridge["A"], ridge["B"], ridge["n_rows"] = A.copy(), B.copy(), st.n_rows
             out.append({**s, "ridge": ridge, "counts": st.counts.tolist()})
         return out
+
+
+def _model_identity(identity: dict) -> dict:
+    """``identity`` without the settings that are not the model's (``_NOT_MODEL_SETTINGS``)."""
+    settings = identity.get("settings")
+    if not isinstance(settings, dict):
+        return identity
+    return {**identity, "settings": {k: v for k, v in settings.items() if k not in _NOT_MODEL_SETTINGS}}
 
 
 def _packed(state: dict) -> dict:

@@ -27,9 +27,10 @@ is judged, however far the alarm was from the next control point.
 >>> heads = [RidgeClassHead(1.0, 0.99, "cpu")]
 >>> r = ShadowRestarter(covered=[0], restart_after=2, make_head=lambda i: RidgeClassHead(1.0, 0.99, "cpu"))
 >>> r.alarm(watched=10)
->>> r.control(heads, watched=10)   # the shadows start at the next control point
+>>> r.control(heads, watched=10)   # the shadows start at the next control point (no head replaced)
+[]
 >>> sorted(r.shadows_), r.control(heads, watched=12), r.n_restarts_ + r.n_restarts_skipped_
-([0], None, 1)
+([0], [], 1)
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ class ShadowRestarter:
             self.hits_[i][0] += int(hits(scores, shadow, ys).sum())
             self.hits_[i][1] += int(head_hits[i].sum())
 
-    def control(self, heads: list, watched: int) -> None:
-        """At a control point: start shadows for a new alarm; restart the heads once due."""
+    def control(self, heads: list, watched: int) -> list[int]:
+        """At a control point: start shadows for a new alarm; restart the heads once due. Returns
+        the indices of the heads replaced by their shadows (usually none)."""
         if self.alarm_at_ >= 0 and self.start_ != self.alarm_at_:
             self.shadows_, self.hits_ = {}, {}
             for i in self.covered:
@@ -79,19 +81,20 @@ class ShadowRestarter:
                 self.shadows_[i].add_classes(heads[i].classes)  # the heads' classes, in their order
                 self.hits_[i] = [0, 0]
             self.start_, self.started_at_ = self.alarm_at_, watched
+        replaced: list[int] = []
         if self.shadows_ and watched - self.started_at_ >= self.restart_after:
-            replaced = 0
             for i, shadow in self.shadows_.items():
                 if self.hits_[i][0] > self.hits_[i][1]:
                     lam = heads[i].ridge.forgetting
                     heads[i].load_state_dict(shadow.state_dict())
                     heads[i].ridge.set_forgetting(lam)
-                    replaced += 1
+                    replaced.append(i)
             if replaced:
                 self.n_restarts_ += 1
             else:
                 self.n_restarts_skipped_ += 1
             self.shadows_, self.hits_, self.start_, self.alarm_at_, self.started_at_ = {}, {}, -1, -1, -1
+        return replaced
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..base_learner import StreamingClassifier, check_label, check_weight, checked_labels
+from ..column_bound import check_columns
 from ..encoding import DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, check_frame_columns, frame_rows, memo_values
 from ..features import FeatureIndex
 from ..parts import PartitionedLearner
@@ -46,6 +47,11 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         ``max_categories`` per feature before ``"k=<other>"``; a null is missing (0) and,
         with ``missing_indicators``, sets ``"k=<missing>"``; a datetime gives hour-of-day
         and day-of-week sin/cos columns with ``time_features`` (else it is refused).
+    max_columns
+        The most design columns (``1 +`` inputs) the head may have (``None``: no bound): it keeps
+        matrices of ``8 * columns**2`` bytes. An event whose new inputs would pass the bound is
+        refused with a ``ValueError`` before anything is learned (the daemon's ``rejected_by_model``
+        dead letter); a ``hash_width`` that passes it is refused here.
 
     Every River method takes ``partition=`` (default ``None``): the source partition the
     events come from. The model keeps each partition's statistics apart and serves their
@@ -72,6 +78,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         max_categories: int = DEFAULT_MAX_CATEGORIES,
         missing_indicators: bool = False,
         time_features: bool = False,
+        max_columns: int | None = 8192,
     ):
         self.gamma = gamma
         self.forgetting = forgetting
@@ -84,6 +91,9 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         self.missing_indicators = missing_indicators
         self.time_features = time_features
         self.index_ = FeatureIndex(hash_width, max_categories, missing_indicators, time_features)
+        self.max_columns = max_columns
+        if hash_width is not None:
+            check_columns(1 + hash_width, max_columns, f"hash_width={hash_width} gives")
         self.head_ = RidgeClassHead(gamma, forgetting, device)
         self._memo: tuple | None = None  # (keys, values, design row, index width) of the last event
         self._init_parts()
@@ -122,9 +132,17 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         return W[0].copy() if W.size else np.zeros(0)
 
     # -- design rows -----------------------------------------------------------------------
+    def _commit(self, new) -> None:
+        """Index the new inputs ``new``, unless the head would pass ``max_columns``: then a
+        ``ValueError``, and nothing changes (with hashing the width was checked at construction)."""
+        if len(new) and self.hash_width is None:
+            n = self.index_.width + len(new)
+            check_columns(1 + n, self.max_columns, f"{n} inputs would give")
+        self.index_.commit(new)
+
     def _design(self, xs: Sequence[Mapping], learn=None) -> np.ndarray:
         X, new = self.index_.vectorize(xs, learn)  # learn[i] false: no new columns for event i
-        self.index_.commit(new)
+        self._commit(new)
         return np.hstack([np.ones((len(xs), 1)), X])  # (b, 1 + width)
 
     def _design_frame(self, X: pd.DataFrame, learn: np.ndarray | None = None) -> np.ndarray:
@@ -141,7 +159,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         pos = self.index_._pos
         names = X.columns.tolist()  # plain Python: indexing a pandas Index per element is slow
         if learn is not None and learn.any():  # every row has every column: a learned row creates them all
-            self.index_.commit([c for c in names if c not in pos])
+            self._commit([c for c in names if c not in pos])
         keep = [i for i, c in enumerate(names) if c in pos]
         cols = [1 + pos[names[i]] for i in keep]
         Z = np.empty((len(X), 1 + self.index_.width))  # (b, 1 + width)
@@ -159,7 +177,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         check_weight(w)
         z, new = self._row(x)  # (1 + width,); raises for a bad value before anything changes
         self._enter(partition)
-        self.index_.commit(new)
+        self._commit(new)
         self.head_.learn_one(z, y, float(w))
         self._learned(1, 1)
         return self

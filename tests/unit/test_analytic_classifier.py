@@ -10,6 +10,7 @@ import pytest
 from river import checks, datasets, evaluate, linear_model, metrics, multiclass, preprocessing
 
 from stream_cl import AnalyticClassifier
+from stream_cl.contribution import ContributionError
 from stream_cl.features import InvalidFeatureError
 
 
@@ -260,3 +261,48 @@ def test_a_frame_with_repeated_column_names_is_refused():
     with pytest.raises(ValueError, match="column names repeat"):
         model.predict_many(frame)
     assert pickle.dumps(model) == before
+
+
+def test_max_columns_bounds_the_analytic_head_before_anything_is_learned():
+    # found by review: the analytic kind had no bound, and one event with 40,000 keys (within
+    # max_event_bytes) asked for 11.9 GiB and ended the run; a large hash_width for 74.5 GiB
+    import pandas as pd
+
+    from stream_cl.config import ConfigError, ModelConfig
+    from stream_cl.events import Event
+    from stream_cl.factory import build_learner
+    from stream_cl.prequential import Prequential
+
+    model = AnalyticClassifier(max_columns=4)  # the bias and 3 inputs
+    for i in range(10):
+        model.learn_one({"a": float(i % 3), "b": float(i % 2)}, i % 2)
+    model.learn_one({"c": 1.0}, 0)  # 4 columns: at the bound
+    probe = {"a": 1.0, "b": 0.0, "c": 1.0}
+    before = model.predict_proba_one(probe)
+    for learn in (lambda x: model.learn_one(x, 0), lambda x: model.learn_many(pd.DataFrame([x]), pd.Series([0])),
+                  lambda x: model.prequential_batch([x], [0])):
+        with pytest.raises(ValueError, match=r"4 inputs would give the head 5 design columns, over max_columns \(4\)"):
+            learn({"a": 1.0, "d": 2.0})
+    assert model.feature_names_in_ == ["a", "b", "c"] and model.predict_proba_one(probe) == before
+    # in a run loop that event is a dead letter, the others of its batch are learned
+    events = [Event({"a": 1.0}, 0), Event({"e": 1.0}, 1, origin="o:2"), Event({"b": 1.0}, 1)]
+    predictions, dead = Prequential(model).process(events)
+    assert len(predictions) == 2 and [(d.reason, d.origin) for d in dead] == [("rejected_by_model", "o:2")]
+    # a hash width past the bound is refused when the learner is made, by the factory as a config error
+    with pytest.raises(ValueError, match=r"hash_width=100000 gives the head 100,001 design columns"):
+        AnalyticClassifier(hash_width=100000)
+    assert AnalyticClassifier(hash_width=100000, max_columns=None).max_columns is None
+    with pytest.raises(ConfigError, match=r"^model: hash_width=8 gives the head 9 design columns, over max_columns \(8\)"):
+        build_learner(ModelConfig(kind="analytic", forgetting=[1.0], hash_width=8, max_columns=8))
+    assert build_learner(ModelConfig(kind="analytic", forgetting=[1.0], max_columns=0)).max_columns is None
+
+
+def test_members_with_different_max_columns_merge_their_parts():
+    # a bound on memory, not part of the model: it is left out of what parts must share
+    left, right = AnalyticClassifier(), AnalyticClassifier(max_columns=50)
+    for i in range(40):
+        (left if i % 2 else right).learn_one({"a": float(i % 5), "b": float(i % 3)}, i % 3, partition=i % 2)
+    left.merge(0, right.contribution(0).to_bytes())
+    assert sorted(left.partitions_) == [0, 1]
+    with pytest.raises(ContributionError, match="gamma"):
+        AnalyticClassifier(gamma=0.5).merge(0, right.contribution(0))

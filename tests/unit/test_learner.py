@@ -381,3 +381,11 @@ def test_keys_that_compare_equal_but_are_other_columns_do_not_share_the_memo(has
         return model.predict_proba_one({1.0: "a", "u": 1.0})
 
     assert run(True) == run(False)
+
+
+def test_a_fresh_learner_returns_one_row_per_event_for_a_batch_without_labels():
+    # found by review: a learner that knew no class returned b + 1 rows for b unlabelled events
+    for model in (OnlineContinualLearner(device="cpu"), AnalyticClassifier()):
+        P = model.prequential_batch([{"a": 1.0}, {"a": 2.0}, {"a": 3.0}], [None, None, None])
+        assert P.shape == (3, 0)
+        assert model.prequential_batch([{"a": 1.0}], [None], partition="p").shape == (1, 0)

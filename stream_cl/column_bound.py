@@ -1,0 +1,30 @@
+"""The ``max_columns`` rule: a ridge head's design width is bounded before anything is learned.
+
+A ridge head keeps a few (columns x columns) float64 matrices, so its width is its memory:
+one odd event with a thousand new keys could otherwise take a daemon's memory. An event
+whose new inputs would pass the bound is refused with a ``ValueError`` before any state
+changes (the daemon's ``rejected_by_model`` dead letter), and a ``hash_width`` past it when
+the learner is made. Every learner with ridge heads applies this one rule.
+
+>>> check_columns(293, 293, "4 inputs would give")
+>>> check_columns(302, 293, "5 inputs would give", "the 'all' head")
+Traceback (most recent call last):
+...
+ValueError: 5 inputs would give the 'all' head 302 design columns, over max_columns (293): its matrices would take 0.0 GiB each. Use a smaller hash_width, fewer inputs or key_units, or a larger max_columns if the memory is there
+>>> check_columns(10**6, None, "anything")  # None: no bound
+"""
+
+from __future__ import annotations
+
+__all__ = ["check_columns"]
+
+
+def check_columns(width: int, bound: int | None, what: str, head: str = "the head") -> None:
+    """A ``ValueError`` if a head ``width`` columns wide passes ``bound`` (``None``: no bound);
+    ``what`` says what gives that width ("5 inputs would give", "hash_width=4096 gives")."""
+    if bound is None or width <= bound:
+        return
+    raise ValueError(
+        f"{what} {head} {width:,} design columns, over max_columns ({bound:,}): its matrices would take "
+        f"{8 * width**2 / 2**30:.1f} GiB each. Use a smaller hash_width, fewer inputs or key_units, or a larger "
+        "max_columns if the memory is there")
