@@ -106,7 +106,8 @@ event_like = st.fixed_dictionaries({}, optional={"id": json_values, "x": json_va
 values = st.binary(max_size=300) | (json_values | event_like).map(lambda d: json.dumps(d).encode()) | st.none()
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, derandomize=True,  # the same examples on every run: CI cannot flake
+          suppress_health_check=[HealthCheck.too_slow])
 @given(records=st.lists(st.tuples(st.sampled_from(["ev", "lab"]), values), max_size=12))
 def test_any_record_value_is_an_event_a_label_or_a_dead_letter(records):
     source, consumer = _source()

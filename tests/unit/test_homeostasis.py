@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_cl import OnlineContinualLearner
@@ -21,6 +21,7 @@ from stream_cl.homeostasis import (
     track,
 )
 
+SEEDED = settings(derandomize=True)  # the same examples on every run: CI cannot flake
 unit = st.floats(0.0, 1.0)
 
 
@@ -34,6 +35,7 @@ def test_ema_rate_is_a_running_mean_then_the_fixed_rate():
     assert math.isclose(v, 5.0)  # the mean of the first three
 
 
+@SEEDED
 @given(unit, unit, st.floats(0.0, 1.0))
 def test_track_moves_towards_the_observation_by_the_rate(value, observed, rate):
     new = track(value, observed, rate)
@@ -67,6 +69,7 @@ def test_surprise_grows_with_the_excess_and_weighs_loss_error_and_alarm():
     assert math.isclose(surprise(0.1, 0.1, 0.1, 0.1, True, alarm_gain=1.5), 1.5)
 
 
+@SEEDED
 @given(unit, unit, unit, unit, st.booleans())
 def test_surprise_is_never_negative(lr, ls, er, es, alarm):
     assert surprise(lr, ls, er, es, alarm) >= 0.0
@@ -83,6 +86,7 @@ def test_need_decays_when_stable_rises_with_surprise_and_stays_in_bounds():
     assert need < 0.03
 
 
+@SEEDED
 @given(st.floats(0, 10), st.floats(0, 10), st.floats(0.01, 0.999), st.floats(0.1, 10))
 def test_need_is_bounded(need, s, decay, max_need):
     assert 0.0 <= next_need(need, s, decay, max_need) <= max_need
@@ -99,6 +103,7 @@ def test_forgetting_goes_from_the_base_towards_the_floor_as_need_grows():
     assert forgetting_for_need(2.0, 0.9, 0.95, 1.0) == 0.9
 
 
+@SEEDED
 @given(st.floats(0, 100), st.floats(0.5, 1.0), st.floats(0.5, 1.0), st.floats(0.01, 10))
 def test_forgetting_stays_between_floor_and_base(need, base, floor, half):
     lam = forgetting_for_need(need, base, floor, half)
@@ -113,6 +118,7 @@ def test_learning_rate_scales_per_layer_within_bounds():
     assert learning_rate_scales(1.0, (-0.8,), 0.5, 3.0) == [0.5]  # a layer that calms down, bounded
 
 
+@SEEDED
 @given(st.floats(0, 10), st.lists(st.floats(-2, 2), min_size=1, max_size=4))
 def test_learning_rate_scales_are_bounded(need, sens):
     for s in learning_rate_scales(need, sens, 0.25, 4.0):

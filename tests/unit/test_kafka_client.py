@@ -76,7 +76,7 @@ _labels = st.one_of(st.none(), st.text(), st.integers(), st.booleans(),
                     st.floats(allow_nan=False), st.integers(min_value=2**63, max_value=2**80))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True)  # the same examples on every run: CI cannot flake
 @given(id_=st.one_of(st.none(), st.text()), y_pred=_labels, y_true=_labels,
        proba=st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
        task=st.one_of(st.none(), st.text()), ts=st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)))

@@ -174,7 +174,8 @@ def test_label_records_follow_the_mapping():
     assert dec.decode(b'{"event_id": 5, "outcome": "' + b"x" * 100 + b'"}').reason == "oversized"
 
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=300, deadline=None, derandomize=True,  # the same examples on every run: CI cannot flake
+                suppress_health_check=[HealthCheck.too_slow])
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=10),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),

@@ -8,6 +8,7 @@ from scipy import stats
 from stream_cl import OnlineContinualLearner
 from stream_cl.backbones import RandomFeatures
 from stream_cl.replay import ClassBalancedReplay, CounterRandom, PowerLawReplay, ReservoirReplay, make_replay
+from state_kit import same  # tests/unit/state_kit.py
 
 ALPHA = 1e-3  # significance of the goodness-of-fit tests (fixed seeds: deterministic outcomes)
 
@@ -183,9 +184,8 @@ def _stream(n=240, seed=0):
     return xs, ys
 
 
-def _learner(**kw):
-    return OnlineContinualLearner(backbone=RandomFeatures(width=8), key_units=0, device="cpu",
-                                  heads=((1.0, "all"), (0.97, "all")), **kw)
+def _learner(heads=((1.0, "all"), (0.97, "all")), **kw):
+    return OnlineContinualLearner(backbone=RandomFeatures(width=8), key_units=0, device="cpu", heads=heads, **kw)
 
 
 def test_learner_replay_rows_are_learned_not_scored_and_batching_does_not_matter():
@@ -203,30 +203,38 @@ def test_learner_replay_rows_are_learned_not_scored_and_batching_does_not_matter
 
 @pytest.mark.parametrize("response", [("need", "forget", "restart"), ("need", "reset", "remix")])
 def test_learner_with_every_continual_part_survives_a_state_round_trip_exactly(tmp_path, response):
+    from stream_cl.checkpoint import load_checkpoint, save_checkpoint
     from stream_cl.drift import DriftMonitor
     from stream_cl.homeostasis import Homeostasis
     from stream_cl.imbalance import ImbalanceCompensator
 
-    xs, ys = _stream(400, seed=3)
-    ys = [1 - y if i > 200 else y for i, y in enumerate(ys)]  # an abrupt drift
+    xs, ys = _stream(600, seed=3)
+    ys = [1 - y if 150 < i <= 400 else y for i, y in enumerate(ys)]  # two abrupt drifts: one each side of the checkpoint
 
-    def make():
-        return _learner(replay=ClassBalancedReplay(40, seed=2), imbalance=ImbalanceCompensator("both", seed=1),
-                        drift=DriftMonitor("adwin", response=response, restart_after=60),
-                        homeostasis=Homeostasis(), control_every=8)
+    def make():  # the adaptive head forgets more slowly than the "forget" response's factor, so the response shows
+        return _learner(heads=((1.0, "all"), (0.995, "all")), replay=ClassBalancedReplay(40, seed=2),
+                        imbalance=ImbalanceCompensator("both", seed=1), homeostasis=Homeostasis(), control_every=8,
+                        drift=DriftMonitor("adwin", response=response, restart_after=60, forget_value=0.98))
 
     a = make()
     for s in range(0, 250, 30):
         a.prequential_batch(xs[s:min(s + 30, 250)], ys[s:min(s + 30, 250)])
-    from stream_cl.checkpoint import load_checkpoint, save_checkpoint
-
-    assert a.shadows_  # saved while shadow heads learn since the alarm
+    assert a.shadows_ and a.n_alarms_ == 1  # saved while shadow heads learn since the first alarm
+    if "forget" in response:  # ... and inside the forget window, which holds the adaptive head below its own factor
+        assert a.drift_.forgetting_override() == 0.98 == a.forgetting_[1] < a.homeostasis_.forgetting(0.995)
+    if "remix" in response:
+        assert a.n_remixes_ == 1
     save_checkpoint(tmp_path / "c.safetensors", a.state_dict())  # the daemon's checkpoint format: no pickle
     b = make().load_state_dict(load_checkpoint(tmp_path / "c.safetensors")[0])
-    pa = [a.prequential_batch(xs[s:s + 25], ys[s:s + 25]) for s in range(250, 400, 25)]
-    pb = [b.prequential_batch(xs[s:s + 25], ys[s:s + 25]) for s in range(250, 400, 25)]
+    pa = [a.prequential_batch(xs[s:s + 25], ys[s:s + 25]) for s in range(250, 600, 25)]
+    pb = [b.prequential_batch(xs[s:s + 25], ys[s:s + 25]) for s in range(250, 600, 25)]
     assert all(np.array_equal(u, v) for u, v in zip(pa, pb))
-    assert a.alarms_ == b.alarms_ and a.n_alarms_ >= 1 and a.need_ == b.need_ and a.forgetting_ == b.forgetting_
+    # the second drift's alarm came after the checkpoint: both stamp it with the events seen since the start
+    assert a.n_alarms_ == 2 and a.alarms_[1]["t"] > 400 and a.alarms_ == b.alarms_
+    assert a.n_events_ == b.n_events_ == 600 and a.n_remixes_ == b.n_remixes_ == (2 if "remix" in response else 0)
+    assert a.forgetting_ == b.forgetting_ and a.need_ == b.need_ and (a.n_restarts_, a.n_restarts_skipped_) == (
+        b.n_restarts_, b.n_restarts_skipped_)
+    assert same(a.drift_.state_dict(), b.drift_.state_dict())
 
 
 # -- review fixes: byte budget when inputs appear, batching, seed, policy in checkpoints ----------

@@ -4,6 +4,7 @@ import numpy as np
 
 from stream_cl.heads import RidgeClassHead
 from stream_cl.shadows import ShadowRestarter
+from state_kit import same  # tests/unit/state_kit.py
 
 
 def _heads(n=2):
@@ -18,6 +19,12 @@ def _rows(rng, n, flip):
     X = np.hstack([np.ones((n, 1)), rng.normal(size=(n, 2))])  # (n, 3)
     ys = ["a" if (x[1] > 0) != flip else "b" for x in X]
     return X, ys
+
+
+def _copy(head):
+    again = RidgeClassHead(1.0, 0.99, "cpu")
+    again.load_state_dict(head.state_dict())
+    return again
 
 
 def test_shadows_start_at_the_control_point_after_an_alarm_and_restart_when_due():
@@ -67,6 +74,36 @@ def test_state_round_trip_and_the_legacy_alarm_field():
     legacy = {k: v for k, v in r.state_dict().items() if k != "alarm_at"}
     old = _restarter().load_state_dict(legacy, drift_state={"shadow_start": 4})
     assert old.alarm_at_ == 4
+
+
+def test_a_round_trip_keeps_the_shadows_hits_and_learned_state_and_so_the_restart_decision():
+    rng = np.random.default_rng(0)
+    heads, r = _heads(), _restarter(after=3)
+    X, ys = _rows(rng, 200, flip=False)
+    for h in heads:
+        h.prequential(X, ys)
+    r.alarm(watched=10)
+    r.control(heads, watched=10)
+    X2, ys2 = _rows(rng, 60, flip=True)  # the shadow learns the flipped concept, better than its head
+    head_hits = [np.array([h.classes[int(s.argmax())] == y for s, y in zip(h.prequential(X2, ys2), ys2)]) for h in heads]
+    hits = lambda S, head, y: np.array([head.classes[int(s.argmax())] == t for s, t in zip(S, y)])  # noqa: E731
+    r.learn(lambda i: X2, ys2, None, head_hits, hits)
+    assert r.hits_[1][0] > r.hits_[1][1] and r.shadows_[1].ridge.n_rows == 60
+
+    again = _restarter(after=3).load_state_dict(r.state_dict())
+    assert again.hits_ == r.hits_
+    assert sorted(again.shadows_) == [1] and same(again.shadows_[1].state_dict(), r.shadows_[1].state_dict())
+    Xq, _ = _rows(rng, 20, flip=False)
+    assert np.array_equal(again.shadows_[1].scores(Xq), r.shadows_[1].scores(Xq))  # the same predictions
+
+    # the restart is decided on the restored hits: the shadow was right more often, so it replaces head 1
+    heads_again = [_copy(h) for h in heads]
+    r.control(heads, watched=13)
+    again.control(heads_again, watched=13)
+    assert (r.n_restarts_, r.n_restarts_skipped_) == (1, 0)
+    assert (again.n_restarts_, again.n_restarts_skipped_) == (1, 0)
+    assert all(same(u.state_dict(), v.state_dict()) for u, v in zip(heads_again, heads))  # the same learned head
+    assert heads_again[1].ridge.n_rows == 60
 
 
 def test_restart_after_counts_from_the_control_point_where_the_shadows_started():
@@ -140,6 +177,9 @@ def test_a_learner_judges_shadows_after_restart_after_rows_however_batched_and_r
     assert b.shadows_ and b.restarter_.started_at_ != b.restarter_.alarm_at_  # saved while shadows learn
     save_checkpoint(tmp_path / "c.safetensors", b.state_dict())
     c = make().load_state_dict(load_checkpoint(tmp_path / "c.safetensors")[0])
+    assert c.restarter_.hits_ == b.restarter_.hits_ and any(sum(h) for h in b.restarter_.hits_.values())
+    assert sorted(c.shadows_) == sorted(b.shadows_)
+    assert all(same(c.shadows_[i].state_dict(), b.shadows_[i].state_dict()) for i in b.shadows_)
     pc = np.vstack([c.prequential_batch(xs[s:s + 64], ys[s:s + 64]) for s in range(814, n, 64)])
     assert np.abs(pa[:814] - pb).max() < 1e-12 and np.abs(pa[814:] - pc).max() < 1e-12
     assert (a.n_restarts_, a.n_restarts_skipped_) == (c.n_restarts_, c.n_restarts_skipped_)
