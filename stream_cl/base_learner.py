@@ -20,6 +20,7 @@ ValueError: sample weight must be a positive finite number, got 0.0
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
@@ -30,7 +31,7 @@ from .encoding import frame_rows
 from .monitoring import ContinualMonitoring
 from .status import DriftStatus, HeadStatus, LearnerStatus
 
-__all__ = ["StreamingClassifier", "check_label", "check_weight", "checked_labels", "control_ends"]
+__all__ = ["StreamingClassifier", "check_label", "check_tasks", "check_weight", "checked_labels", "control_ends"]
 
 
 def check_label(y) -> None:
@@ -48,6 +49,27 @@ def check_label(y) -> None:
         missing = True
     if missing:
         raise ValueError(f"label is missing ({y!r}): use predict_one for unlabelled events")
+
+
+def check_tasks(tasks: Sequence | None, n_events: int) -> None:
+    """Refuse ``tasks`` that are not one per event, or a task that is not ``None`` (no task), a
+    string or an integer -- what the daemon's decoder passes on (:mod:`stream_cl.decode`). Task-aware
+    replay groups rows by task: an unhashable task would fail half way through a batch, and each
+    NaN would be a group of its own that no longer matches itself after a checkpoint.
+
+    >>> check_tasks(["a", 2, None], n_events=3)
+    >>> check_tasks([0, float("nan")], n_events=2)
+    Traceback (most recent call last):
+    ...
+    TypeError: tasks[1] must be a string or an integer (None: no task), got float nan
+    """
+    if tasks is None:
+        return
+    if len(tasks) != n_events:
+        raise ValueError(f"{n_events} events and {len(tasks)} tasks: give one task per event (None: no task)")
+    for i, t in enumerate(tasks):
+        if not (t is None or isinstance(t, str) or (isinstance(t, numbers.Integral) and not isinstance(t, bool))):
+            raise TypeError(f"tasks[{i}] must be a string or an integer (None: no task), got {type(t).__name__} {t!r}")
 
 
 def check_weight(w) -> None:

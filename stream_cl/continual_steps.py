@@ -22,7 +22,7 @@ from functools import partial
 
 import numpy as np
 
-from .base_learner import control_ends
+from .base_learner import check_tasks, control_ends
 from .drift import DriftMonitor
 from .ensemble import VIEWS, cat_rows, head_hits, take_rows
 from .heads.class_head import RidgeClassHead
@@ -32,7 +32,7 @@ from .replay import ReplayBuffer
 from .row_plan import RowKind, RowPlan
 from .shadows import ShadowRestarter
 
-__all__ = ["ContinualSteps"]
+__all__ = ["ContinualSteps", "check_part_types"]
 
 # the continual-learning parameters: the kind each must be, with an example of one
 _PARTS = (
@@ -43,6 +43,16 @@ _PARTS = (
 )
 
 
+def check_part_types(**parts) -> None:
+    """Refuse a continual-learning part (``replay=``, ``drift=``, ``homeostasis=``, ``imbalance=``)
+    that is not ``None`` or of its kind, naming it: a string such as ``drift="adwin"`` would
+    otherwise fail later with an ``AttributeError`` that names nothing."""
+    for name, kind, example in _PARTS:
+        value = parts.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(f"{name} must be a {kind.__name__} such as {example}, or None; got {value!r}")
+
+
 class ContinualSteps:
     """Replay, imbalance compensation and drift/homeostatic control (module docstring)."""
 
@@ -51,10 +61,7 @@ class ContinualSteps:
         return any(p is not None for p in (self.replay, self.drift, self.homeostasis, self.imbalance))
 
     def _init_continual(self) -> None:
-        for name, kind, example in _PARTS:
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, kind):
-                raise TypeError(f"{name} must be a {kind.__name__} such as {example}, or None; got {value!r}")
+        check_part_types(**{name: getattr(self, name) for name, _, _ in _PARTS})
         if not isinstance(self.control_every, int) or self.control_every < 1:
             raise ValueError(f"control_every must be an int >= 1, got {self.control_every!r}")
         if self.drift is not None and "need" in self.drift.response and self.homeostasis is None:
@@ -112,8 +119,7 @@ class ContinualSteps:
         their ``labelled`` mask come checked (:func:`~stream_cl.base_learner.checked_labels`)."""
         X, M, new = self._rows(xs, labelled)  # only learned events make columns
         b = len(ys)
-        if tasks is not None and len(tasks) != b:
-            raise ValueError(f"tasks has {len(tasks)} entries for {b} events")
+        check_tasks(tasks, b)  # before anything is committed: replay would refuse a bad task mid-batch
         self._commit_inputs(new)  # within max_columns, or a ValueError
         w = np.ones(b) if sample_weight is None else np.array(sample_weight, dtype=np.float64).reshape(b)
         # 1. replay, drawn in stream order; raw rows standardised in that order

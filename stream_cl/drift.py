@@ -47,6 +47,8 @@ import numpy as np
 from river import base
 from river import drift as river_drift
 
+from .checks import is_real
+
 __all__ = ["DETECTORS", "DriftMonitor", "RESPONSES", "detector_state", "load_detector_state", "make_detector"]
 
 # name -> (factory, binary-only, default parameters)
@@ -76,7 +78,7 @@ def make_detector(name: str, params: Mapping | None = None, seed: int = 0):
     try:
         return factory(**kwargs)
     except TypeError as e:
-        raise ValueError(f"bad parameters for drift detector {name!r}: {e}") from None
+        raise ValueError(f"bad params for drift detector {name!r}: {e}") from None
 
 
 # -- detector state as plain values ------------------------------------------------------
@@ -203,7 +205,9 @@ class DriftMonitor(base.Base):
             raise ValueError(f"response must be a non-empty tuple of {RESPONSES}, got {response!r}")
         if direction not in ("up", "both"):
             raise ValueError(f"direction must be 'up' or 'both', got {direction!r}")
-        if not 0.5 <= forget_value <= 1.0:
+        if params is not None and not isinstance(params, Mapping):
+            raise TypeError(f"params must be a dict of the River detector's parameters, or None; got {params!r}")
+        if not (is_real(forget_value) and 0.5 <= forget_value <= 1.0):  # the type first: "x" <= 1 names nothing
             raise ValueError(f"forget_value must be in [0.5, 1], got {forget_value!r}")
         for name, v, fix in (("forget_events", forget_events, "labelled events the 'forget' response lasts, e.g. 300"),
                              ("restart_after", restart_after, "labelled events shadows learn before a restart, e.g. 100"),

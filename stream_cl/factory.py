@@ -106,8 +106,11 @@ def _continual_parts(config: Config) -> dict:
             raise ConfigError(f"homeostasis: {e}") from None
     imbalance = None
     if im.mode != "none":
-        imbalance = ImbalanceCompensator(mode=im.mode, max_pseudo=im.max_pseudo, power=im.power,
-                                         max_weight=im.max_weight, min_count=im.min_count, seed=im.seed)
+        try:
+            imbalance = ImbalanceCompensator(mode=im.mode, max_pseudo=im.max_pseudo, power=im.power,
+                                             max_weight=im.max_weight, min_count=im.min_count, seed=im.seed)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"imbalance: {e}") from None
     return {"replay": replay, "drift": drift, "homeostasis": homeostasis, "imbalance": imbalance,
             "control_every": h.control_every, "trainable": config.trainable}
 

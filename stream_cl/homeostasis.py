@@ -35,10 +35,11 @@ Every rule is a pure function of observable state, unit-tested on its own:
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 
 from river import base
+
+from .checks import is_real
 
 __all__ = [
     "Homeostasis",
@@ -138,11 +139,6 @@ def learning_rate_scales(need: float, sensitivities, low: float, high: float) ->
     return [float(min(high, max(low, 1.0 + s * need))) for s in sensitivities]
 
 
-def _real(v) -> bool:
-    """A real number (not a bool, not a string)."""
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
 # -- the controller ----------------------------------------------------------------------
 class Homeostasis(base.Base):
     """Set points, need and the plasticity they ask for (see the module docstring).
@@ -187,21 +183,21 @@ class Homeostasis(base.Base):
                  lr_sensitivity: tuple = (0.25, 0.5), lr_low: float = 0.5, lr_high: float = 4.0):
         for name, v, example in (("recent_rate", recent_rate, 0.02), ("set_point_rate", set_point_rate, 0.002),
                                  ("need_decay", need_decay, 0.99)):
-            if not 0.0 < v < 1.0:
+            if not (is_real(v) and 0.0 < v < 1.0):  # the type first: "x" < 1 names nothing
                 raise ValueError(f"{name} must be in (0, 1), got {v!r}; use a value such as {example}")
         if not set_point_rate < recent_rate:
             raise ValueError(f"set_point_rate ({set_point_rate}) must be below recent_rate ({recent_rate}): "
                              "the set point is the slow, long-run normal")
-        if not 0.5 <= min_forgetting <= 1.0:
+        if not (is_real(min_forgetting) and 0.5 <= min_forgetting <= 1.0):
             raise ValueError(f"min_forgetting must be in [0.5, 1], got {min_forgetting!r}")
-        if not 0 < lr_low <= 1.0 <= lr_high:
+        if not (is_real(lr_low) and is_real(lr_high) and 0 < lr_low <= 1.0 <= lr_high):
             raise ValueError(f"need 0 < lr_low <= 1 <= lr_high, got {lr_low!r}, {lr_high!r}")
         for name, v, example in (("tolerance", tolerance, 0.01), ("z", z, 2.0), ("loss_gain", loss_gain, 1.0),
                                  ("error_gain", error_gain, 0.5), ("alarm_gain", alarm_gain, 1.0)):
-            if not (_real(v) and 0.0 <= v < math.inf):
+            if not (is_real(v) and 0.0 <= v < math.inf):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}; use a value such as {example}")
         for name, v, example in (("max_need", max_need, 4.0), ("half_need", half_need, 1.0)):
-            if not (_real(v) and 0.0 < v < math.inf):
+            if not (is_real(v) and 0.0 < v < math.inf):
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}; use a value such as {example}")
         if isinstance(lr_sensitivity, str) or not hasattr(lr_sensitivity, "__iter__"):
             raise ValueError(f"lr_sensitivity must be a sequence of numbers (one per layer), got {lr_sensitivity!r}; "
@@ -209,7 +205,7 @@ class Homeostasis(base.Base):
         lr_sensitivity = tuple(lr_sensitivity)
         if not lr_sensitivity:
             raise ValueError("lr_sensitivity needs at least one value; use e.g. (0.25, 0.5)")
-        bad = [(i, s) for i, s in enumerate(lr_sensitivity) if not (_real(s) and math.isfinite(s))]
+        bad = [(i, s) for i, s in enumerate(lr_sensitivity) if not (is_real(s) and math.isfinite(s))]
         if bad:
             i, s = bad[0]
             raise ValueError(f"lr_sensitivity[{i}] must be a finite number, got {s!r}; use a per-layer sensitivity "

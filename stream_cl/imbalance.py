@@ -32,12 +32,14 @@ batch (zero until then) must not change how many numbers it takes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from river import base
 
+from .checks import check_seed, is_real
 from .replay.rng import CounterRandom
 
 __all__ = ["ImbalanceCompensator", "Compensation", "inverse_frequency_weight"]
@@ -78,13 +80,13 @@ class ImbalanceCompensator(base.Base):
     max_pseudo
         Most pseudo rows generated after one labelled row.
     power
-        Exponent of the inverse-frequency weights.
+        Exponent of the inverse-frequency weights (a finite number >= 0; 0: every row weighs 1).
     max_weight
         Bound of the weights (and of ``1 / weight``).
     min_count
         A class needs this many real rows before pseudo rows are drawn from its statistics.
     seed
-        Seed of the pseudo-feature noise.
+        Seed of the pseudo-feature noise (an int >= 0).
 
     Attributes
     ----------
@@ -98,10 +100,15 @@ class ImbalanceCompensator(base.Base):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if not isinstance(max_pseudo, int) or max_pseudo < 0:
             raise ValueError(f"max_pseudo must be an int >= 0, got {max_pseudo!r}")
-        if not max_weight >= 1.0:
+        # a NaN power would weigh every row 1/max_weight; a negative one up-weights the frequent classes
+        if not (is_real(power) and 0.0 <= power < math.inf):
+            raise ValueError(f"power must be a finite number >= 0, got {power!r}; use an exponent such as 1.0 "
+                             "(0: every row weighs 1)")
+        if not (is_real(max_weight) and max_weight >= 1.0):
             raise ValueError(f"max_weight must be >= 1, got {max_weight!r}")
         if not isinstance(min_count, int) or min_count < 2:
             raise ValueError(f"min_count must be an int >= 2 (a variance needs two rows), got {min_count!r}")
+        check_seed(seed)  # else the first pseudo row would fail, mid-batch
         self.mode = mode
         self.max_pseudo = max_pseudo
         self.power = power

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .backbones import Backbone, KeyUnits, OnlineStandardizer, RandomFeatures, resolve_device, torch_device
-from .base_learner import StreamingClassifier, checked_labels
+from .base_learner import StreamingClassifier, check_tasks, checked_labels
 from .continual_steps import ContinualSteps
 from .encoding import DEFAULT_MAX_CATEGORIES, memo_values
 from .ensemble import VIEWS, AnalyticEnsemble
@@ -264,6 +264,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         event gives it a part.
         """
         ys, labelled = checked_labels(ys, len(xs), sample_weight)
+        check_tasks(tasks, len(ys))
         if not ys:
             return np.zeros((0, len(self.classes_)))
         memo, self._memo = self._memo, None  # any learning invalidates it
@@ -286,8 +287,11 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         """:meth:`prequential_batch` of events of a partition, in its part: in segments after which
         the forgetting heads of several partitions are re-summed (``_sum_cuts``)."""
         self._enter(partition)
+        cuts = self._sum_cuts(labelled)
+        if len(cuts) > 1:  # every event is checked before the first segment is learned, as one segment checks them
+            self._check_rows(xs, labelled)
         out, start = [], 0
-        for end in self._sum_cuts(labelled):
+        for end in cuts:
             if start or end < len(ys):  # one of several segments
                 xs_, ys_, lab, w, tasks_ = _segment(slice(start, end), xs, ys, labelled, sample_weight, tasks)
             else:
@@ -302,6 +306,12 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         if len(out) == 1:
             return out[0]
         return np.vstack([_widened(P, out[-1].shape[1]) for P in out])
+
+    def _check_rows(self, xs, labelled) -> None:
+        """Raise what learning ``xs`` would raise (a bad value, inputs past ``max_columns``), changing
+        nothing: a run learned in several segments must not learn its first ones, then refuse a later
+        one (the caller would retry its events one by one, and learn them twice)."""
+        self._check_new(self._rows(xs, labelled)[2])
 
     def _prequential(self, xs, ys, labelled, sample_weight, memo) -> np.ndarray:
         """The plain composite: every event is one row of every member."""

@@ -48,9 +48,13 @@ class OnlineParts(PartitionedLearner):
     def _commit_inputs(self, new) -> None:
         """Index the new inputs ``new`` (a :class:`~stream_cl.features.NewColumns`), unless they would
         make a ridge head wider than ``max_columns``: then a ``ValueError``, and nothing changes."""
+        self._check_new(new)
+        self.index_.commit(new)
+
+    def _check_new(self, new) -> None:
+        """A ``ValueError`` if indexing the new inputs ``new`` would pass ``max_columns``; nothing changes."""
         if len(new):
             self._check_columns(list(self.index_.names) + list(new), list(self.index_.kinds) + list(new.kinds))
-        self.index_.commit(new)
 
     def _check_columns(self, names=None, kinds=None) -> None:
         """Every head's design width for inputs ``names`` of ``kinds`` (the index's, by default; with

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from .backbones import OnlineStandardizer, resolve_device
-from .base_learner import StreamingClassifier, checked_labels, control_ends
+from .base_learner import StreamingClassifier, check_tasks, checked_labels, control_ends
+from .continual_steps import check_part_types
 from .encoding import DEFAULT_MAX_CATEGORIES
 from .features import FeatureIndex
 from .mlp import OnlineMLP
@@ -100,6 +101,7 @@ class TrainableLearner(StreamingClassifier):
             raise ValueError(f"lr must be > 0, got {lr!r}")
         if not isinstance(micro_batch, int) or micro_batch < 1 or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"micro_batch and steps must be ints >= 1, got {micro_batch!r}, {steps!r}")
+        check_part_types(replay=replay, drift=drift, homeostasis=homeostasis)  # before drift.response is read
         if drift is not None:
             bad = [r for r in drift.response if r not in ("record", "need")]
             if bad:
@@ -241,8 +243,7 @@ class TrainableLearner(StreamingClassifier):
         if not b:
             return np.zeros((0, len(self._classes)))
         tasks = [None] * b if tasks is None else list(tasks)
-        if len(tasks) != b:
-            raise ValueError(f"tasks has {len(tasks)} entries for {b} events")
+        check_tasks(tasks, b)  # before anything is learned: replay would refuse a bad task at the next micro-batch
         X, M, new = self.index_.vectorize_masked(xs, labelled)  # learned events make columns
         self.index_.commit(new)
         keys = self._keys()[: X.shape[1]]

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 from river import base
 
+from ..checks import check_seed, is_real
 from .rng import CounterRandom
 
 __all__ = ["ReplayBuffer", "ReservoirReplay", "ClassBalancedReplay", "PowerLawReplay", "ReplayDraw", "make_replay",
@@ -98,10 +99,9 @@ class ReplayBuffer(base.Base):
             raise ValueError(f"max_samples must be an int >= 1, got {max_samples!r}")
         if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes < 1):
             raise ValueError(f"max_bytes must be a positive int or None, got {max_bytes!r}")
-        if not (ratio >= 0 and np.isfinite(ratio)):
+        if not (is_real(ratio) and 0 <= ratio < np.inf):  # the type first: "1" < 0 names nothing
             raise ValueError(f"ratio must be a finite number >= 0, got {ratio!r}")
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {seed!r}; use a non-negative integer such as 0")
+        check_seed(seed)
         self.max_samples = max_samples
         self.max_bytes = max_bytes
         self.ratio = ratio
@@ -405,7 +405,7 @@ class ClassBalancedReplay(ReplayBuffer):
         counts = self.group_counts()
         largest = counts.max()
         if counts[gid] < largest:
-            slots = np.flatnonzero(counts[self.gid_[: self.size_]] == largest)
+            slots = self._largest_group_slots(counts)
             return int(slots[self.rng_.integers(slots.size)[0]])
         mine = np.flatnonzero(self.gid_[: self.size_] == gid)
         if self.rng_.uniform(1)[0] < mine.size / self.key_seen_[gid]:
@@ -413,9 +413,15 @@ class ClassBalancedReplay(ReplayBuffer):
         return -1
 
     def _evict_slot(self) -> int:
-        counts = self.group_counts()
-        slots = np.flatnonzero(counts[self.gid_[: self.size_]] == counts.max())
+        slots = self._largest_group_slots(self.group_counts())
         return int(slots[self.rng_.integers(slots.size)[0]])
+
+    def _largest_group_slots(self, counts: np.ndarray) -> np.ndarray:
+        """Slots of the rows in a largest group. A row that is its own group (gid -1, a
+        :class:`PowerLawReplay` row without a task) is in none: ``counts[-1]`` would read the
+        count of the group created last and take the row for one of its members."""
+        g = self.gid_[: self.size_]
+        return np.flatnonzero((g >= 0) & (counts[np.maximum(g, 0)] == counts.max()))
 
     def probabilities(self) -> np.ndarray:
         n = self.size_
@@ -460,7 +466,7 @@ class PowerLawReplay(ClassBalancedReplay):
 
     def __init__(self, max_samples: int = 1000, max_bytes: int | None = None, ratio: float = 1.0, alpha: float = 0.5,
                  group: str = "sample", exclude_current: bool = True, seed: int = 0):
-        if not (alpha >= 0 and np.isfinite(alpha)):
+        if not (is_real(alpha) and 0 <= alpha < np.inf):
             raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
         if group not in ("label", "sample"):
             raise ValueError(f"group must be 'label' or 'sample', got {group!r}")

@@ -538,3 +538,33 @@ def test_a_part_merged_beside_others_does_not_carry_its_old_anchor_on():
     for i, (x, y) in enumerate(stream[1000:]):
         group.learn_one(x, y, partition="ev/0" if i % 2 else "ev/1")
     assert all("anchor" not in h for h in group.contribution("ev/0", offset=900).heads)
+
+
+@pytest.mark.parametrize("spoil", ["nan", "task", "columns"])
+def test_a_run_refused_late_in_its_segments_learns_none_of_them(spoil):
+    """With several partitions and forgetting heads a batch is learned in segments (re-sums every
+    SUM_EVERY_ROWS rows): a bad event in a later segment was refused after the first was learned,
+    and a run loop that then retries the batch event by event learned those events twice."""
+    from stream_cl.backbones import RandomFeatures
+    from stream_cl.replay import PowerLawReplay
+
+    model = OnlineContinualLearner(backbone=RandomFeatures(width=8), key_units=0, device="cpu",
+                                   replay=PowerLawReplay(max_samples=50), max_columns=1 + 8 + 2 * 1)
+    rng = np.random.default_rng(0)
+    xs = [{"a": float(rng.normal())} for _ in range(400)]
+    ys = [int(x["a"] > 0) for x in xs]
+    for p in ("p0", "p1"):
+        model.prequential_batch(xs[:10], ys[:10], tasks=[0] * 10, partition=p)
+    tasks = [0] * 400
+    bad = list(xs)
+    if spoil == "nan":
+        bad[399] = {"a": float("nan")}
+    elif spoil == "task":
+        tasks[399] = [1]
+    else:
+        bad[399] = {"a": 1.0, "b": 1.0, "c": 1.0}  # two new inputs: 1 + 8 + 3 * 1 columns, past the bound
+    probe = {"a": 0.3}
+    before = (model.predict_proba_one(probe, partition="p0"), model.replay_.n_seen_, model._parts["p0"].events)
+    with pytest.raises((ValueError, TypeError)):
+        model.prequential_batch(bad, ys, tasks=tasks, partition="p0")
+    assert (model.predict_proba_one(probe, partition="p0"), model.replay_.n_seen_, model._parts["p0"].events) == before
