@@ -62,6 +62,7 @@ class CsvRecords:
         self._header: list[str] | None = None  # the columns, once the header is read
         self._record: list | None = None  # a row whose quoted field is still open: [first line, lines, bytes]
         self._warnings: list[str] = []
+        self.row = b""  # the text of the row decoded last (its lines, for a quoted field spanning them)
 
     @property
     def in_record(self) -> bool:
@@ -106,6 +107,7 @@ class CsvRecords:
         if len(cells) != len(self._header):
             detail = f"row has {len(cells)} cells, the header has {len(self._header)} columns"
             return DeadLetter(line, "malformed", detail, origin)
+        self.row = line
         return self._decoder.decode_csv_row(dict(zip(self._header, cells)), line, origin)
 
     def continue_record(self, lineno: int, line: bytes, size: int | None) -> Event | DeadLetter | None:

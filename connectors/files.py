@@ -130,11 +130,15 @@ class FileSource:
         self._lineno = 0  # number of the last complete line
         self._pending = b""  # follow mode: a last line still missing its newline
         self._skip: list | None = None  # an oversized line being discarded: [line number, head, size]
+        # origin -> the text of each event of the last poll: a dead letter the model makes of
+        # one of them later carries its record as read (bounded by the poll's size)
+        self.raw: dict[str, bytes] = {}
 
     # -- Source protocol -------------------------------------------------------------
     def poll(self, max_records: int) -> list[Event | DeadLetter]:
         """Up to ``max_records`` records; ``[]`` when none are ready (or after the end)."""
         out: list[Event | DeadLetter] = []
+        self.raw = {}
         followed = self._followed
         if self.exhausted or followed.file is None:
             return out
@@ -240,7 +244,7 @@ class FileSource:
     # -- decoding lines --------------------------------------------------------------
     def _decode_line(self, lineno: int, line: bytes, size: int | None) -> Event | DeadLetter | None:
         if self._csv.in_record:  # the next line of a CSV row: a quoted field goes on
-            return self._csv.continue_record(lineno, line, size)
+            return self._kept(self._csv.continue_record(lineno, line, size), self._csv.row)
         origin = f"{self.path}:{lineno}"
         if size is not None:
             if self._fmt == "csv":
@@ -259,8 +263,14 @@ class FileSource:
         if self._fmt is None:  # no telling name: a JSON object starts with "{"
             self._fmt = "jsonl" if text.lstrip()[:1] in (b"{", b"[") else "csv"
         if self._fmt == "jsonl":
-            return self._decoder.decode_json(text, origin)
-        return self._csv.decode(text, origin, (lineno, eol))
+            return self._kept(self._decoder.decode_json(text, origin), text)
+        return self._kept(self._csv.decode(text, origin, (lineno, eol)), self._csv.row)
+
+    def _kept(self, record: Event | DeadLetter | None, text: bytes) -> Event | DeadLetter | None:
+        """``record``, its text kept in :attr:`raw` when it is an event."""
+        if type(record) is Event:
+            self.raw[record.origin] = text
+        return record
 
 
 def _format_from_name(name: str) -> str | None:

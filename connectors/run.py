@@ -80,7 +80,8 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
             dead = [r for r in records if isinstance(r, DeadLetter)]
             predictions, refused = step.process(events)  # counts the refused itself
             step.stats.add_dead_letters(dead)
-            dead += refused
+            # the record as read, not the event re-serialised (the Kafka router does the same)
+            dead += [replace(d, raw=source.raw.get(d.origin, d.raw)) for d in refused]
             if dead_sink and dead:
                 dead_sink.write(dead)
             if pred_sink and predictions:
@@ -98,8 +99,9 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
         for w in source.take_warnings():  # checks that wait for the end of a short file
             warnings.append(w)
             warn(w)
+    names = step.stats.class_names()  # as the report's counts name them: 1 and "1" stay two classes
     report = {"source": config.source.kind, "path": src_cfg.path, "model": type(learner).__name__,
-              "classes": [str(c) for c in learner.classes_], **step.stats.report(), "warnings": warnings}
+              "classes": [names[c] for c in learner.classes_], **step.stats.report(), "warnings": warnings}
     if config.run.report:
         Path(config.run.report).parent.mkdir(parents=True, exist_ok=True)
         Path(config.run.report).write_text(json.dumps(report, indent=2, default=str))

@@ -46,7 +46,8 @@ from .encoding import MAX_ABS_VALUE, InvalidFeatureError, flatten, out_of_range
 from .events import DeadLetter, Event
 from .mapping_check import FieldCensus
 
-__all__ = ["LONE_SURROGATE", "MAX_TEXT_CHARS", "EventDecoder", "lone_surrogate", "text_problem"]
+__all__ = ["LONE_SURROGATE", "MAX_TEXT_CHARS", "EventDecoder", "id_value", "label_value", "lone_surrogate",
+           "text_problem"]
 
 _BIG = 2**1000  # ints inside this convert to float without overflow
 _BOM = "\ufeff"
@@ -153,13 +154,26 @@ class EventDecoder:
     # -- JSON ------------------------------------------------------------------------
     def decode_json(self, raw: bytes | str, origin: str = "") -> Event | DeadLetter:
         """Decode one JSON object (UTF-8 bytes or text)."""
+        obj = self.parse_json(raw, origin)
+        if type(obj) is DeadLetter:
+            return obj
+        return self.decode_object(obj, raw, origin)
+
+    def parse_json(self, raw: bytes | str, origin: str = "") -> dict | DeadLetter:
+        """The JSON object a record holds (UTF-8 bytes or text), or its dead letter: the rules
+        every JSON record is read by (size, encoding, a byte-order mark, NaN, lone surrogates),
+        events and label records (:class:`stream_cl.pending.LabelDecoder`) alike.
+
+        >>> EventDecoder(MappingConfig()).parse_json(b'\\xef\\xbb\\xbf{"id": 7}')
+        {'id': 7}
+        """
         if type(raw) is bytes and len(raw) <= self._max_bytes and _LONG_RUN not in raw.translate(_DIGIT_MAP):
             try:
                 obj = _fast_loads(raw)
             except _FastError:
                 pass  # the standard library below says what is wrong, as it always has
             else:
-                return self._from_json(obj, raw, origin)
+                return self._object(obj, raw, origin)
         if type(raw) is bytes or isinstance(raw, (bytes, bytearray, memoryview)):
             if len(raw) > self._max_bytes:  # before any parsing: a huge record costs nothing
                 return self._oversized(raw, origin)
@@ -194,13 +208,14 @@ class EventDecoder:
             # JSON's syntax but no character: an id or label holding one could not be written out
             # again (every output is UTF-8), nor a key in a checkpoint
             return _dead(raw, "malformed", f"invalid JSON: {LONE_SURROGATE}", origin)
-        return self._from_json(obj, raw, origin)
+        return self._object(obj, raw, origin)
 
-    def _from_json(self, obj, raw, origin: str) -> Event | DeadLetter:
-        """A parsed JSON document (by either parser): an object is validated, anything else is a dead letter."""
+    @staticmethod
+    def _object(obj, raw, origin: str) -> dict | DeadLetter:
+        """A parsed JSON document (by either parser): an object, or a dead letter for anything else."""
         if type(obj) is not dict:
             return _dead(raw, "not_an_object", f"expected a JSON object, got {_json_type(obj)}", origin)
-        return self.decode_object(obj, raw, origin)
+        return obj
 
     def decode_object(self, obj: Mapping, raw: bytes = b"", origin: str = "") -> Event | DeadLetter:
         """Validate an already parsed object (``raw`` is kept for the dead letter)."""
@@ -253,15 +268,15 @@ class EventDecoder:
             if self._require_label:
                 return _dead(raw, "missing_label", f"no label field {self._label!r} (labels are required)", origin)
         elif not (type(y) is str or type(y) is int or type(y) is bool):
-            y = _label(y)
+            y = label_value(y)
             if type(y) is tuple:
                 return _dead(raw, "bad_label", y[0], origin)
 
         i = obj.get(self._id)
         if type(i) is int:
-            i = str(i) if -_BIG < i < _BIG else _id(i)
+            i = str(i) if -_BIG < i < _BIG else id_value(i)
         elif i is not None and type(i) is not str:
-            i = _id(i)
+            i = id_value(i)
             if type(i) is tuple:
                 return _dead(raw, "bad_id", i[0], origin)
 
@@ -372,7 +387,9 @@ class EventDecoder:
 
 
 # -- helpers: each returns a value, or a 1-tuple/2-tuple explaining the problem -------
-def _label(y):
+def label_value(y):
+    """A class label as events and label records (:class:`stream_cl.pending.LabelDecoder`) take it,
+    else a 1-tuple saying why not."""
     if isinstance(y, bool) or isinstance(y, str):
         return y
     if isinstance(y, numbers.Integral):
@@ -382,7 +399,9 @@ def _label(y):
     return (f"label: expected a string, an integer or a boolean, got {_show(y)}",)
 
 
-def _id(i):
+def id_value(i):
+    """An event id as a string, as events and label records take it (an integer too big to be
+    a float is still an id), else a 1-tuple saying why not."""
     if isinstance(i, numbers.Integral) and not isinstance(i, bool):
         try:
             return str(int(i))

@@ -38,7 +38,8 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_MAX_CATEGORIES", "DEFAULT_MAX_DEPTH", "MAX_ABS_VALUE", "MISSING", "OTHER", "TIME_COLUMNS", "InvalidFeatureError",
-    "cells", "check_frame_columns", "epoch_seconds", "flatten", "frame_rows", "indicator_key", "memo_values", "out_of_range", "time_columns",
+    "cells", "check_frame_columns", "column_clash", "epoch_seconds", "flatten", "frame_rows", "indicator_key",
+    "memo_values", "out_of_range", "time_columns",
 ]
 
 DEFAULT_MAX_DEPTH = 4  # levels of objects/arrays below the features object
@@ -66,6 +67,18 @@ class InvalidFeatureError(ValueError):
     def __init__(self, key: Hashable, value: object, reason: str, code: str = "wrong_type"):
         self.key, self.value, self.reason, self.code = key, value, reason, code
         super().__init__(f"feature {_show_key(key)}: {reason} (got {_show_value(value)})")
+
+
+def column_clash(key: Hashable, value: object) -> InvalidFeatureError:
+    """The error for two values that make one column ``key``: both in one event
+    (``{"c": "red", "c=red": 7.0}``), or a number whose key is an earlier event's category
+    indicator, or the reverse. Refused rather than merged: the column would read a number as
+    0/1, or standardise 0/1 hits as a number.
+
+    >>> column_clash("c=red", 7.0).code
+    'bad_features'
+    """
+    return InvalidFeatureError(key, value, "two values make this column; rename one of them", "bad_features")
 
 
 def indicator_key(key: Hashable, value: object) -> str:
@@ -226,7 +239,7 @@ def cells(x: Mapping, missing_indicators: bool = False, time_features: bool = Fa
         seen: set = set()
         for c in out:
             if c[0] in seen:
-                raise InvalidFeatureError(c[0], c[1], "two values make this column; rename one of them", "bad_features")
+                raise column_clash(c[0], c[1])
             seen.add(c[0])
     return out
 

@@ -21,7 +21,7 @@ REASONS = (
     "malformed",  # not parseable (bad JSON, bad CSV row, bad encoding)
     "not_an_object",  # valid JSON, but not an object
     "missing_features",  # the features field/columns are absent
-    "bad_features",  # the features field is neither an object nor a list, or two of its values flatten to one key
+    "bad_features",  # the features field is neither an object nor a list, or two values flatten to one key (column)
     "wrong_type",  # a feature value is none of number, string, boolean, null, object, array
     "non_finite",  # a feature value is infinite, or NaN with mapping.nan_policy = "reject"
     "too_many_features",  # more than mapping.max_features features (after flattening)

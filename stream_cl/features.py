@@ -51,7 +51,8 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 
 from .encoding import (
-    CATEGORY, DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, NUMERIC, OTHER, SHARED, InvalidFeatureError, cells, indicator_key,
+    CATEGORY, DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, NUMERIC, OTHER, SHARED, InvalidFeatureError, cells, column_clash,
+    indicator_key,
 )
 
 __all__ = ["FeatureIndex", "InvalidFeatureError", "NewColumns"]
@@ -216,7 +217,7 @@ class FeatureIndex:
             numeric = numeric and V is not None
         if numeric and (learn is None or all(k in self._pos for keys in groups for k in keys) or all(learn)):
             for keys, rows in groups.items():  # a group's keys all appear in its first row: first-seen order
-                batch.placed.append((rows, batch.numeric(keys), values[keys]))
+                batch.placed.append((rows, batch.numeric(keys, values[keys]), values[keys]))
             return (*batch.rows(len(xs)), batch.new)
         # categories, nulls, nesting, a bad value or unseen keys of a prediction-only event:
         # in stream order, so that new columns and the category bound follow the stream as
@@ -228,7 +229,7 @@ class FeatureIndex:
                 batch.event(i, xs[i], learns[i])
             elif learns[i] and keys not in registered:
                 registered.add(keys)
-                batch.numeric(keys)
+                batch.numeric(keys, values[keys])
         for keys, rows in groups.items():
             if values[keys] is not None:
                 batch.placed.append((rows, *batch.known(keys, values[keys])))
@@ -241,7 +242,8 @@ class FeatureIndex:
         keys = tuple(x)
         if self.hash_width is None and keys != self._row_keys:
             pos = self._pos
-            if len(keys) == len(self.names) and all(pos.get(k) == i for i, k in enumerate(keys)):
+            if (len(keys) == len(self.names) and all(pos.get(k) == i for i, k in enumerate(keys))
+                    and self.indicator_mask is None):  # numbers named like indicators: the general path refuses them
                 self._row_keys = keys  # every indexed key, in index order
         if keys == self._row_keys:
             values = values_array(x)
@@ -263,6 +265,10 @@ class FeatureIndex:
         else:
             pos = self._pos
             cols = [pos.get(key, -1) for key in keys]
+            kinds = self._kinds
+            if any(kinds[j] > 0 for j in cols if j >= 0):  # a number named like an indicator: refused there
+                X, _, new = self.vectorize_masked((x,))
+                return (np.concatenate([[1.0], X[0]]) if bias else X[0]), new
             if -1 in cols:  # new keys: columns after the known ones, not remembered yet
                 new = NewColumns()
                 for i, key in enumerate(keys):
@@ -432,12 +438,21 @@ class _Batch:
         j = self.new_pos[key] = self.n_known + self.new.add(key, kind, base)
         return j
 
-    def numeric(self, keys: tuple) -> list[int]:
-        """Columns of numeric ``keys``, creating those not seen yet."""
+    def same_kind(self, key, j: int, kind: int, value) -> int:
+        """``j``, the column of ``key``, unless that column holds the other kind of value (a
+        number against a category's indicator): :func:`~stream_cl.encoding.column_clash`."""
+        have = self.index._kinds[j] if j < self.n_known else self.new.kinds[j - self.n_known]
+        if (have > 0) != (kind > 0):
+            raise column_clash(key, value)
+        return j
+
+    def numeric(self, keys: tuple, V: np.ndarray) -> list[int]:
+        """Columns of numeric ``keys`` (values ``V``), creating those not seen yet."""
         cols = []
-        for key in keys:
+        for c, key in enumerate(keys):
             j = self.column(key)
-            cols.append(self.create(key, NUMERIC, None) if j is None else j)
+            cols.append(self.create(key, NUMERIC, None) if j is None
+                        else self.same_kind(key, j, NUMERIC, float(V[0, c])))
         return cols
 
     def known(self, keys: tuple, V: np.ndarray) -> tuple[list[int], np.ndarray]:
@@ -446,13 +461,13 @@ class _Batch:
         for c, key in enumerate(keys):
             j = self.column(key)
             if j is not None:
-                cols.append(j)
+                cols.append(self.same_kind(key, j, NUMERIC, float(V[0, c])))
                 kept.append(c)
         return cols, (V if len(kept) == len(keys) else V[:, kept])
 
     def event(self, i: int, x: Mapping, learn: bool) -> None:
         """Place event ``i`` value by value, creating its new columns if it is learned."""
-        index, new, (rows, cols, vals) = self.index, self.new, self.flat
+        index, new, (rows, cols, vals), same_kind = self.index, self.new, self.flat, self.same_kind
         for key, v, kind, base in cells(x, index.missing_indicators, index.time_features):
             j = self.column(key)
             if j is None:
@@ -468,6 +483,7 @@ class _Batch:
                     if not learn:  # a prediction has no column that no learned event made
                         continue
                     j = self.create(key, kind, base)
+            same_kind(key, j, kind, v)  # a category's indicator named like a number's column, or the reverse
             rows.append(i)
             cols.append(j)
             vals.append(v)

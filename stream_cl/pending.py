@@ -33,7 +33,6 @@ LabelUpdate(id='7', y='cat', origin='labels/0@5')
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import OrderedDict
@@ -43,12 +42,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import MappingConfig
-from .decode import LONE_SURROGATE, lone_surrogate, text_problem
+from .decode import EventDecoder, id_value, label_value, text_problem
 from .events import DeadLetter, Event, Prediction
 
 __all__ = ["LabelDecoder", "LabelUpdate", "PendingLabels"]
-
-_BIG = 2**1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +98,15 @@ class PendingLabels:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def evict_oldest(self, n: int) -> int:
+        """Evict the ``n`` oldest waiting events (fewer if fewer wait), counted as ``evicted`` as
+        ``max_pending`` counts them; returns how many went."""
+        n = min(max(int(n), 0), len(self._items))
+        for _ in range(n):
+            self._items.popitem(last=False)
+        self.evicted += n
+        return n
 
     def __contains__(self, event_id) -> bool:
         return event_id in self._items
@@ -303,13 +309,16 @@ class LabelDecoder:
     The record is a JSON object with the event id in ``mapping.id`` (a string or an
     integer) and the label in ``mapping.label`` (a string, an integer or a boolean).
     Other fields are ignored, or refused with ``mapping.unknown_fields = "reject"``
-    (the task and timestamp fields are always allowed).
+    (the task and timestamp fields are always allowed). The bytes, the id and the label are
+    read by the event decoder's rules (a byte-order mark, an integer id of any size), so
+    that every event's label can come on its own.
     """
 
     def __init__(self, mapping: MappingConfig):
         self.mapping = mapping
         self._known = frozenset((mapping.id, mapping.label, mapping.task, mapping.timestamp))
         self._reject = mapping.unknown_fields == "reject"
+        self._json = EventDecoder(mapping)  # a label record is read as an event is: one set of JSON rules
 
     def decode(self, raw: bytes, origin: str = "") -> LabelUpdate | DeadLetter:
         try:
@@ -320,43 +329,31 @@ class LabelDecoder:
     def _decode(self, raw, origin: str) -> LabelUpdate | DeadLetter:
         m = self.mapping
         data = _as_bytes(raw)
-        if len(data) > m.max_event_bytes:
-            return DeadLetter(data, "oversized", f"{len(data)} bytes, over mapping.max_event_bytes ({m.max_event_bytes})", origin)
-        try:
-            text = data.decode("utf-8")
-            obj = json.loads(text, parse_constant=_reject_constant)
-        except UnicodeDecodeError as e:
-            return DeadLetter(data, "malformed", f"invalid UTF-8 at byte {e.start}", origin)
-        except (ValueError, RecursionError) as e:
-            return DeadLetter(data, "malformed", f"invalid JSON: {str(e)[:80]}", origin)
-        if type(obj) is not dict:
-            return DeadLetter(data, "not_an_object", f"expected a JSON object, got {type(obj).__name__}", origin)
-        if lone_surrogate(obj, text):  # the event decoder's rule
-            return DeadLetter(data, "malformed", f"label record: {LONE_SURROGATE}", origin)
+        obj = self._json.parse_json(data, origin)
+        if type(obj) is DeadLetter:
+            if obj.reason == "non_finite":  # a code for feature values: a label record has none, so NaN is bad JSON
+                return DeadLetter(data, "malformed", f"label record: {obj.detail}", origin)
+            return obj
         if self._reject:
             unknown = sorted(str(k)[:40] for k in obj if k not in self._known)
             if unknown:
                 return DeadLetter(data, "unknown_field", f"unknown field {unknown[0]!r} in a label record", origin)
         i = obj.get(m.id)
-        if type(i) is int and -_BIG < i < _BIG:
-            i = str(i)
-        elif type(i) is not str:
-            shown = "null" if i is None else type(i).__name__
-            return DeadLetter(data, "bad_id", f"label record: id field {m.id!r} must be a string or an integer, got {shown}", origin)
+        if i is None:
+            return DeadLetter(data, "bad_id", f"label record: no id field {m.id!r}", origin)
+        i = id_value(i)
+        if type(i) is tuple:
+            return DeadLetter(data, "bad_id", f"label record: {i[0]}", origin)
         y = obj.get(m.label)
         if y is None:
             return DeadLetter(data, "missing_label", f"label record: no label field {m.label!r}", origin)
-        if not (type(y) is str or type(y) is bool or (type(y) is int and -_BIG < y < _BIG)):
-            what = "floats are not allowed as class labels" if isinstance(y, float) else f"got {type(y).__name__}"
-            return DeadLetter(data, "bad_label", f"label record: label must be a string, an integer or a boolean; {what}", origin)
+        y = label_value(y)
+        if type(y) is tuple:
+            return DeadLetter(data, "bad_label", f"label record: {y[0]}", origin)
         problem = text_problem(y, i, None)
         if problem is not None:
             return DeadLetter(data, problem[0], f"label record: {problem[1]}", origin)
         return LabelUpdate(i, y, origin)
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _as_bytes(raw) -> bytes:

@@ -29,9 +29,10 @@ from typing import Protocol
 
 import numpy as np
 
-from .encoding import time_columns
+from .encoding import column_clash, time_columns
 from .events import DeadLetter, Event, Prediction
 from .features import InvalidFeatureError
+from .metrics.prequential import report_names
 
 __all__ = ["Learner", "Prequential", "PrequentialStats"]
 
@@ -90,6 +91,7 @@ class PrequentialStats:
         self.task_segments = None  # per-task segments and recurrence retention, once events carry tasks
         self.learner_report = None  # the learner's bound report() giving its continual-learning state
         self.feature_report = None  # () -> the learner's column counts and category overflow
+        self.classes = None  # () -> the learner's classes: named in the report with those counted
 
     def update_tasks(self, tasks: Sequence[Hashable | None], y_true: Sequence, y_pred: Sequence) -> None:
         """Per-task prequential segments (:class:`stream_cl.metrics.TaskSegments`) of labelled events."""
@@ -145,8 +147,21 @@ class PrequentialStats:
             return self._win_hits / self._win_n
         return self.windows[-1]["accuracy"] if self.windows else float("nan")
 
+    def class_names(self) -> dict:
+        """Each class -> its name in the report (:func:`~stream_cl.metrics.report_names`): one
+        naming for the learner's classes and those counted, so ``1`` and ``"1"`` stay two.
+
+        >>> stats = PrequentialStats()
+        >>> stats.update([1, "1", "1"], [1, 1, "1"])
+        >>> stats.class_names(), stats.report()["class_counts"]
+        ({1: '1', '1': "'1'"}, {'1': 1, "'1'": 2})
+        """
+        known = self.classes() if self.classes is not None else ()
+        return report_names([*known, *self.class_counts, *self.predicted_counts])
+
     def report(self) -> dict:
         elapsed = time.perf_counter() - self.started
+        names = self.class_names()
         return {
             "events": self.events,
             "labelled": self.labelled,
@@ -156,8 +171,8 @@ class PrequentialStats:
             "window": self.window,
             "dead_letters": dict(self.dead_letters),
             "dead_letters_total": sum(self.dead_letters.values()),
-            "class_counts": {str(k): v for k, v in self.class_counts.items()},
-            "predicted_counts": {str(k): v for k, v in self.predicted_counts.items()},
+            "class_counts": {names[k]: v for k, v in self.class_counts.items()},
+            "predicted_counts": {names[k]: v for k, v in self.predicted_counts.items()},
             "elapsed_s": elapsed,
             "events_per_s": self.events / elapsed if elapsed > 0 else None,
             "model_events_per_s": self.events / self.busy_s if self.busy_s > 0 else None,
@@ -187,6 +202,7 @@ class Prequential:
         self.stats.learner_report = getattr(learner, "report", None)  # continual learners: alarms, need, replay
         if hasattr(getattr(learner, "index_", None), "report"):  # read at report time: a restore replaces nothing else
             self.stats.feature_report = lambda: learner.index_.report()
+        self.stats.classes = lambda: learner.classes_
         self._takes_tasks = "tasks" in inspect.signature(learner.prequential_batch).parameters
         self._time_features = bool(getattr(learner, "time_features", False))
 
@@ -224,7 +240,9 @@ class Prequential:
                     if told is not None:
                         told.append(published[i])
                 except (InvalidFeatureError, ValueError, TypeError) as err:
-                    dead.append(DeadLetter(_raw(e), "rejected_by_model", str(err), e.origin))
+                    # a feature error has the decoder's code for it (bad_features): one reason, wherever found
+                    reason = err.code if isinstance(err, InvalidFeatureError) else "rejected_by_model"
+                    dead.append(DeadLetter(_raw(e), reason, str(err), e.origin))
             width = len(self.learner.classes_)
             probas = np.zeros((len(kept), width))
             for i, r in enumerate(rows):
@@ -258,7 +276,11 @@ class Prequential:
     def _x(self, e: Event):
         """The features the learner gets: the event's, and its time when the learner takes it."""
         if self._time_features and e.ts is not None:
-            return {**e.x, **time_columns("ts", e.ts)}
+            t = time_columns("ts", e.ts)
+            for k in t:
+                if k in e.x:  # a feature that flattened to "ts.hour_sin": refused, as learn_one refuses it
+                    raise column_clash(k, e.x[k])
+            return {**e.x, **t}
         return e.x
 
 

@@ -151,7 +151,8 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         ``None`` (prediction) drops unseen columns."""
         check_frame_columns(X)
         values = _frame_values(X)
-        if values is None or self.hash_width is not None:  # categories, nulls...: through the dict rows
+        # categories, nulls, hashing, or indicator columns a number could be named like: through the dict rows
+        if values is None or self.hash_width is not None or self.index_.indicator_mask is not None:
             xs = frame_rows(X)
             if learn is not None:
                 return self._design(xs, learn.tolist())

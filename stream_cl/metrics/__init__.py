@@ -13,7 +13,7 @@ from .lifelong import (
     relative_performance,
     sample_efficiency,
 )
-from .prequential import TaskSegments
+from .prequential import TaskSegments, report_names
 
 __all__ = [
     "TaskSegments",
@@ -26,5 +26,6 @@ __all__ = [
     "lifelong_report",
     "performance_maintenance",
     "relative_performance",
+    "report_names",
     "sample_efficiency",
 ]

@@ -25,12 +25,31 @@ it next met it.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Hashable, Sequence
+from collections import Counter, deque
+from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["TaskSegments"]
+__all__ = ["TaskSegments", "report_names"]
+
+
+def report_names(keys: Iterable[Hashable]) -> dict:
+    """Each of ``keys`` (classes, tasks) -> its name in a JSON report, where keys are text:
+    ``str(key)``, unless two keys share it (the label ``1`` and the label ``"1"`` are two
+    classes): then ``repr(key)`` for those, so that no two keys' counts merge.
+
+    >>> report_names(["cat", 1, "1", True])  # True == 1 in Python: one class, named by the first
+    {'cat': 'cat', 1: '1', '1': "'1'"}
+    """
+    names: dict = {}
+    for k in keys:
+        names.setdefault(k, str(k))  # keys equal in Python (True, 1) are one: the first names it
+    shared = Counter(names.values())
+    if len(shared) < len(names):
+        names = {k: repr(k) if shared[n] > 1 else n for k, n in names.items()}
+        if len(set(names.values())) < len(names):  # "'1'" beside "1" and 1: a repr each
+            names = {k: repr(k) for k in names}
+    return names
 
 
 class TaskSegments:
@@ -99,13 +118,14 @@ class TaskSegments:
             cur = self.current
             self.current = {**cur, "head": list(cur["head"]), "tail": deque(cur["tail"], maxlen=self.probe)}
             self._close()
+        names = report_names(self.last_tail)  # every task met (those with a retention among them)
         total = sum(v[0] for v in self.retention.values())
         count = sum(v[1] for v in self.retention.values())
         out = {
             "segments": self.n_segments,
             "recurrences": count,
             "mean_retention": total / count if count else None,
-            "retention_by_task": {str(k): v[0] / v[1] for k, v in self.retention.items()},
+            "retention_by_task": {names[k]: v[0] / v[1] for k, v in self.retention.items()},
             "recent_segments": list(self.segments)[-20:],
             "probe": self.probe,
             "tasks": [_jsonable(t) for t in self.order],
