@@ -206,10 +206,11 @@ class Daemon:
             log_event(log, "failed", level=logging.ERROR, detail=f"config error: {e}", exit_code=EXIT_CONFIG)
             return self._stop_failed(EXIT_CONFIG)
         except CheckpointError as e:  # written after its commit, which went through: a full disk, say
-            log_event(log, "failed", level=logging.ERROR, exit_code=EXIT_CONFIG,
+            # exit 1, not 2 (a configuration error): the disk may have room again, so a supervisor restarts it
+            log_event(log, "failed", level=logging.ERROR, exit_code=EXIT_FAILED,
                       detail=f"checkpoint not written: {e}; the commit before it went through, and a restart "
                              "resumes from the last checkpoint written (re-learning, silently, up to that commit)")
-            return self._stop_failed(EXIT_CONFIG)
+            return self._stop_failed(EXIT_FAILED)
         except Exception:
             log.exception("daemon failed; nothing after the last commit is visible, a restart resumes from it")
             return self._stop_failed(EXIT_FAILED)

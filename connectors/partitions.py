@@ -23,6 +23,7 @@ side of it, in the places the daemon calls a state store:
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from kafka import TopicPartition
@@ -111,6 +112,12 @@ class PartitionStates(CheckpointState):
                           pending_labels=len(self.pending.for_key(key)))
                 return c.offset, extra.get("labels")
         if served is not None:
+            if self.table is not None and (c is None or c.offset is None or c.offset < served):
+                # the changelog is behind this part (restored from the checkpoint): it owes a record, written with
+                # the next commit that is due and at the latest with the revocation's. A revocation drops the
+                # partition's waiting events here; with no record holding them, taking the partition back from
+                # this part found them gone, and their labels never joined
+                self.changed.setdefault(key, 0)
             labels_tp = TopicPartition(self.labels_topic, tp.partition) if self.labels_topic else None
             return served, self.offsets.get(labels_tp) if labels_tp is not None else None
         return None, None
@@ -174,10 +181,7 @@ class PartitionStates(CheckpointState):
             if tp not in covered:
                 continue
             labels = covered.get(TopicPartition(self.labels_topic, tp.partition)) if self.labels_topic else None
-            c = self.learner.contribution(key, offset=covered[tp],
-                                          pending={"store": self.pending.export(key), "labels": labels})
-            value = c.to_bytes()
-            self._check_size(key, len(key.encode()) + len(value), covered[tp])
+            value = self._record(key, covered[tp], labels)
             records.append((self.changelog_topic, key.encode(), value))
             self.parts[key] = covered[tp]
             self.changelog_records += 1
@@ -187,19 +191,35 @@ class PartitionStates(CheckpointState):
             self._written = time.monotonic()
         return records
 
-    def _check_size(self, key: str, size: int, offset) -> None:
-        """Refuse a record larger than the changelog topic takes: every transaction holding it
-        would fail (``MessageSizeTooLargeError``) and the member reset again and again."""
-        size += RECORD_OVERHEAD
-        if size <= self.max_record_bytes:
-            return
-        waiting = len(self.pending.for_key(key))
-        model = len(self.learner.contribution(key, offset=offset).to_bytes())  # the part without its labels
-        raise ConfigError(
-            f"changelog.max_message_bytes: the changelog record of partition {key!r} is {size} bytes, over the "
-            f"limit of {self.max_record_bytes} bytes (its model part {model} bytes, its {waiting} events waiting for "
-            f"a label (labels.max_pending = {self.config.labels.max_pending}) the rest); raise "
-            f"changelog.max_message_bytes to at least {size}, or lower labels.max_pending or labels.max_age_s")
+    def _record(self, key: str, offset, labels) -> bytes:
+        """Partition ``key``'s changelog value: its model part and its waiting-label store. A value
+        larger than the changelog topic takes would fail every transaction holding it
+        (``MessageSizeTooLargeError``, the member reset again and again), so the oldest waiting
+        events are evicted until it fits, as ``labels.max_pending`` evicts them (counted, and
+        logged); a model part too large by itself is a config error naming the setting."""
+        store = self.pending.for_key(key)
+        gone = 0
+        for _ in range(8):  # each pass sizes the eviction from the bytes measured: one or two suffice
+            value = self.learner.contribution(key, offset=offset, pending={"store": store.state_dict(),
+                                                                            "labels": labels}).to_bytes()
+            size = len(key.encode()) + len(value) + RECORD_OVERHEAD
+            if size <= self.max_record_bytes:
+                if gone:
+                    log_event(log, "labels_evicted_for_changelog", level=logging.WARNING, partition=key, evicted=gone,
+                              waiting=len(store), limit=self.max_record_bytes,
+                              hint="raise changelog.max_message_bytes or lower labels.max_pending")
+                return value
+            model = len(self.learner.contribution(key, offset=offset).to_bytes())  # the part without its labels
+            waiting = len(store)
+            if not waiting or len(key.encode()) + model + RECORD_OVERHEAD > self.max_record_bytes:
+                raise ConfigError(
+                    f"changelog.max_message_bytes: the changelog record of partition {key!r} is {size} bytes, over "
+                    f"the limit of {self.max_record_bytes} bytes (its model part {model} bytes, its {waiting} events "
+                    f"waiting for a label the rest); raise changelog.max_message_bytes to at least {size}")
+            per_event = max((size - model) / waiting, 1.0)
+            gone += store.evict_oldest(math.ceil((size - self.max_record_bytes) / per_event))  # another pass if short
+        raise ConfigError(f"changelog.max_message_bytes: the changelog record of partition {key!r} does not fit "
+                          f"{self.max_record_bytes} bytes; raise it")
 
     # -- fold -----------------------------------------------------------------------------------
     def fold(self, force: bool = False) -> int:

@@ -10,6 +10,7 @@ Prometheus loads). tests/unit/test_deploy.py fails when the copies drift.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -63,9 +64,13 @@ TARGETS = {"configmap.yaml": configmap, "prometheusrule.yaml": prometheusrule}
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description="Regenerate deploy/k8s/configmap.yaml and prometheusrule.yaml "
+                                                 "from their single sources.")
+    parser.add_argument("--check", action="store_true", help="exit 1 if either file is out of date; write nothing")
+    args = parser.parse_args(argv)  # --help, or a typo, exits here: it never rewrites the files
     stale = [name for name, make in TARGETS.items()
              if not (HERE / name).is_file() or (HERE / name).read_text() != make()]
-    if "--check" in argv:
+    if args.check:
         for name in stale:
             print(f"deploy/k8s/{name} is out of date: run python deploy/k8s/sync.py", file=sys.stderr)
         return 1 if stale else 0

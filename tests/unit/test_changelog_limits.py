@@ -1,9 +1,11 @@
 """PartitionStates and the model changelog's limits, without a broker (a fake changelog table).
 
 * a partition's record (its model part and its waiting-label store) larger than
-  ``changelog.max_message_bytes`` is refused with a ConfigError naming the settings, instead of
-  failing every transaction that holds it (MessageSizeTooLargeError, a reset every
-  ``changelog.every_seconds``);
+  ``changelog.max_message_bytes`` would fail every transaction that holds it
+  (MessageSizeTooLargeError, a reset every ``changelog.every_seconds``): the oldest waiting
+  events are evicted until it fits (counted and logged; a stop there made the shipped config a
+  crash loop on a stream of 40-feature events waiting for their labels), and a model part too
+  large by itself is refused with a ConfigError naming the setting;
 * a changelog record of another model met at takeover is refused (``changelog_refused``) and the
   partition is taken over as if it had none, instead of the error escaping the rebalance callback.
 """
@@ -74,17 +76,36 @@ def _learn(states, n_labelled, n_waiting, n_features, seed=0):
     states.touched(KEY, n_labelled + n_waiting)
 
 
-def test_a_record_larger_than_the_changelog_limit_is_refused_with_a_config_error(tmp_path):
+def test_a_record_larger_than_the_changelog_limit_evicts_the_oldest_waiting_events_until_it_fits(tmp_path, caplog):
     cfg = _config(tmp_path, max_message_bytes=200_000)
     states = _states(cfg, FakeTable())
     states.resume_at([TP])
     _learn(states, n_labelled=50, n_waiting=2_000, n_features=20)
+    with caplog.at_level(logging.WARNING, logger="stream_cl.daemon"):
+        [(_, key, value)] = states.records_for({TP: 2_050}, force=True)
+    assert key == KEY.encode() and len(key) + len(value) + 128 <= 200_000
+    store = states.pending.for_key(KEY)
+    kept, evicted = len(store), states.pending.counters()["evicted"]
+    assert kept + evicted == 2_000 and 0 < kept < 2_000
+    assert len(key) + len(value) + 128 > 200_000 - 10 * (200_000 // kept)  # it fits closely: few more went than needed
+    assert f"w{2_000 - kept}" in store and f"w{1_999 - kept}" not in store  # the oldest went, the newest stay
+    assert [r.levelname for r in caplog.records if "labels_evicted_for_changelog" in r.getMessage()] == ["WARNING"]
+    # what the record carries is what the member keeps: a takeover from it has the same waiting events
+    other = _states(cfg, FakeTable({KEY: value}))
+    other.resume_at([TP])
+    assert len(other.pending.for_key(KEY)) == kept
+
+
+def test_a_model_part_larger_than_the_changelog_limit_is_refused_with_a_config_error(tmp_path):
+    cfg = _config(tmp_path, max_message_bytes=2_000)  # the analytic part of 20 inputs alone takes more
+    states = _states(cfg, FakeTable())
+    states.resume_at([TP])
+    _learn(states, n_labelled=50, n_waiting=10, n_features=20)
     with pytest.raises(ConfigError) as info:
-        states.records_for({TP: 2_050}, force=True)
+        states.records_for({TP: 60}, force=True)
     text = str(info.value)
-    assert text.startswith("changelog.max_message_bytes:")
-    assert "labels.max_pending" in text and "200000" in text and KEY in text
-    assert "2000 events waiting" in text
+    assert text.startswith("changelog.max_message_bytes:") and "2000 bytes" in text and KEY in text
+    assert "its 10 events waiting" in text
 
 
 def test_a_record_within_the_limit_goes_out(tmp_path):
@@ -128,3 +149,32 @@ def test_waiting_events_of_a_partition_assigned_elsewhere_after_a_restart_are_dr
     assert states.pending.keys() == [KEY] or states.pending.keys() == []
     assert other not in states.pending.keys() and len(states.pending) == 0
     assert states.pending.counters()["added"] == 1  # its counts are kept: counters never go down
+
+
+def test_a_part_newer_than_the_changelog_is_written_before_a_revocation_drops_its_waiting_events(tmp_path):
+    """Found by review against a broker: a member restored from a checkpoint newer than the
+    changelog kept its own part; a rebalance before the partition's next event revoked it with no
+    changelog record (nothing had changed since the restore), dropping its waiting events, and took
+    it back from its own part without them: 19 of 40 labels never joined."""
+    cfg = _config(tmp_path)
+    table = FakeTable()
+    states = _states(cfg, table)
+    states.resume_at([TP])
+    _learn(states, n_labelled=20, n_waiting=0, n_features=3)
+    [(_, _, old)] = states.records_for({TP: 20}, force=True)
+    table.values[KEY] = old  # the changelog holds the part at offset 20
+    _learn(states, n_labelled=30, n_waiting=19, n_features=3, seed=1)
+    # as a restart from a checkpoint covering offset 69 leaves it: that model, its waiting events,
+    # its own part newer than the changelog's, and nothing changed since
+    states.changed.clear()
+    states.owned.clear()
+    states.parts[KEY] = 69
+    states.resume_at([TP])  # assigned: it resumes from its own part
+    assert len(states.pending.for_key(KEY)) == 19
+    records = states.records_for({TP: 69}, force=True)  # the revocation's commit
+    assert [k for _, k, _ in records] == [KEY.encode()]
+    table.values[KEY] = records[0][2]
+    states.drop([TP])
+    assert len(states.pending.for_key(KEY)) == 0
+    assert states.resume_at([TP]) == {TP: 69}  # the same partition back: from the record, with its waiting events
+    assert len(states.pending.for_key(KEY)) == 19

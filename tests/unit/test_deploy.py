@@ -371,3 +371,15 @@ def test_dockerfile():
             for src in sources:
                 assert (ROOT / src).exists(), f"COPY {src}: not in the repository"
                 assert src.rstrip("/") in allowed, f"COPY {src}: excluded by deploy/Dockerfile.dockerignore"
+
+
+def test_sync_refuses_an_unknown_argument_before_writing(tmp_path, monkeypatch, capsys):
+    # found by review: any argument but --check (a typo, --help) rewrote the manifests
+    sync = load_sync()
+    monkeypatch.setattr(sync, "HERE", tmp_path)  # every target is missing here: a write would show
+    for argv, code in ((["--chek"], 2), (["--help"], 0)):
+        with pytest.raises(SystemExit) as info:
+            sync.main(argv)
+        assert info.value.code == code and list(tmp_path.iterdir()) == []
+    assert sync.main(["--check"]) == 1 and list(tmp_path.iterdir()) == []
+    assert sync.main([]) == 0 and sorted(p.name for p in tmp_path.iterdir()) == sorted(sync.TARGETS)
