@@ -96,6 +96,8 @@ class Router:
         for key, events in by_key.items():
             self.state.touched(key, len(events))
             letters += self._predict(key, events, batch, silent, polled_at, early)
+        if silent and letters:
+            letters = [d for d in letters if d.origin not in silent]  # records published before the restore
         # key -> [(event joined with its label, whether the join is a replayed one, the prediction published for it)]
         joined: dict = {}
         for key, found in early.items():
@@ -109,11 +111,9 @@ class Router:
                 joined.setdefault(key, []).append((found[0], label.origin in silent, found[1]))
         for key, found in joined.items():
             self.state.touched(key, len(found))
-            letters += self._learn(key, found, batch)
+            letters += self._learn(key, found, batch)  # (a join's dead letter goes by the join, not its event's origin)
         if not labels and not early:
             self.pending.expire()
-        if silent and letters:
-            letters = [d for d in letters if d.origin not in silent]  # published before the restore
         if letters:
             self._dead_letters(letters, batch.raw)
         if getattr(self.learner, "n_alarms_", 0) != alarms_before:
@@ -176,7 +176,9 @@ class Router:
                 m.step_seconds.observe(time.perf_counter() - t0)
                 if not replayed:
                     m.tasks.update(learned)
-                if rejected:
+                # a replayed join's dead letter was published before the restore; a new join's is published
+                # even when its event was re-read in this poll (its origin is then among the silent ones)
+                if rejected and not replayed:
                     letters.extend(_original(rejected, batch.raw))
         return letters
 

@@ -139,3 +139,38 @@ def test_a_label_that_came_first_is_scored_against_the_prediction_published_on_a
     assert router.learner.predict_one(waiting.x) == "n"  # a prediction made at the join would be right
     hits = sum(p.y_pred == p.y_true for p in published[1:])
     assert (router.step.stats.labelled, router.step.stats.correct) == (before[0] + 401, before[1] + hits)
+
+
+def _refusing_router():
+    """A router whose model refuses to learn an event with a third input (max_columns: the bias and two)."""
+    cfg = load_config_dict({"model": {"kind": "analytic", "forgetting": [1.0], "max_columns": 3},
+                            "kafka": {"topics": ["events"], "predictions_topic": "p", "labels_topic": "labels",
+                                      "dead_letter_topic": "dead"}})
+    learner = build_learner(cfg.model)
+    state = SimpleNamespace(add=lambda n: None, touched=lambda key, n: None)
+    router = Router(cfg, Prequential(learner, window=5), learner, PendingStores(), _Publisher(), DaemonMetrics(), state,
+                    partitioned=False)
+    router.process(PolledBatch(_events(10), {}, frozenset()))
+    return router, Event({"a": 1.0, "b": 0.0, "c": 1.0}, None, "w", None, None, "events/0@100")
+
+
+def test_the_dead_letter_of_a_refused_join_is_published_once_across_a_restore():
+    """Found by review against a broker: the replayed join's dead letter was filtered by its event's
+    origin, which the replay had not re-read: a read_committed reader saw it twice."""
+    router, waiting = _refusing_router()
+    router.process(PolledBatch([waiting], {}, frozenset()))  # predicted (its new input ignored), then waits
+    label = LabelUpdate("w", "p", "labels/0@0")
+    router.process(PolledBatch([label], {}, frozenset()))
+    assert [dict(h)["stream-cl.origin"] for _, _, h in router.publisher.dead] == [b"events/0@100"]
+    # after a restore to before the label, the label is read again (silent) and joins the restored event
+    restored, _ = _refusing_router()
+    restored.process(PolledBatch([waiting], {}, frozenset({waiting.origin})))
+    restored.process(PolledBatch([label], {}, frozenset({label.origin})))
+    assert restored.publisher.dead == [] and restored.pending.counters()["joined"] == 1
+
+
+def test_a_new_join_with_an_event_read_again_in_the_same_poll_publishes_its_dead_letter():
+    router, waiting = _refusing_router()
+    label = LabelUpdate("w", "p", "labels/0@0")  # new, while its event is re-read (silent) in the same poll
+    router.process(PolledBatch([waiting, label], {}, frozenset({waiting.origin})))
+    assert [dict(h)["stream-cl.reason"] for _, _, h in router.publisher.dead] == [b"rejected_by_model"]
