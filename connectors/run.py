@@ -19,7 +19,7 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from stream_cl.config import Config, ConfigError, RunConfig
+from stream_cl.config import CheckpointConfig, Config, ConfigError, RunConfig
 from stream_cl.events import DeadLetter, Event
 from stream_cl.factory import build_learner
 from stream_cl.prequential import Prequential
@@ -49,6 +49,11 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
     warm_up()  # numba's compiled loops, as the daemon loads them: not in the first batch's latency
     warn = warn or _to_stderr
     warnings: list[str] = []
+    if config.checkpoint != CheckpointConfig():  # set for a run that has nothing to resume from
+        note = ("checkpoint: a file run keeps no state between runs (it starts with a new model and reads its source "
+                "from the start); [checkpoint] applies to the Kafka daemon")
+        warnings.append(note)
+        warn(note)
     stop = stop or threading.Event()
     src_cfg = config.source
     if src_cfg.kind == "demo":

@@ -399,13 +399,18 @@ class CheckpointStore:
             raise ValueError(f"keep must be >= 1, got {keep!r}")
         self.dir = Path(directory)
         self.keep = keep
-        self.dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.dir.glob(f"{_TMP_PREFIX}*"):  # a crash mid-write leaves these
-            try:
-                stale.unlink()
-            except OSError:
-                pass
-        existing = self.list()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            _lock(self.dir)  # before the clean-up below: another writer's temporary file is not stale
+            for stale in self.dir.glob(f"{_TMP_PREFIX}*"):  # a crash mid-write leaves these
+                try:
+                    stale.unlink()
+                except OSError:
+                    pass
+            existing = self.list()
+        except OSError as e:
+            raise CheckpointError(f"{self.dir}: cannot be used as the checkpoint directory ({e.strerror or e}); "
+                                  "set checkpoint.dir to a directory this user can create and write") from None
         self._seq = existing[-1][0] if existing else 0
 
     def list(self) -> list[tuple[int, Path]]:
@@ -446,6 +451,33 @@ class CheckpointStore:
         state, header = load_checkpoint(path)
         seq = int(_NAME.match(path.name).group(1))
         return state, CheckpointInfo(path, seq, path.stat().st_size, header["created"], 0.0, header["meta"])
+
+
+_LOCKED: dict = {}  # checkpoint directories this process holds, by resolved path: their open lock files
+
+
+def _lock(directory: Path) -> None:
+    """Hold ``directory/.lock`` for the life of this process, or raise :class:`CheckpointError` if
+    another process holds it. Two daemons on one directory wrote the same checkpoint numbers and
+    removed each other's temporary files (one failed its checkpoint; the other's restart loaded the
+    first one's model and offsets). A POSIX record lock: the kernel drops it when the process ends,
+    even by SIGKILL, and a child the process forks does not inherit it. Without ``fcntl`` (not
+    POSIX) there is no lock."""
+    key = directory.resolve()
+    if key in _LOCKED:
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    f = open(key / ".lock", "a+b")  # noqa: SIM115 - held open (and locked) until the process ends
+    try:
+        fcntl.lockf(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise CheckpointError(f"{key}: another process is using this checkpoint directory (it holds "
+                              f"{key / '.lock'}); give each daemon its own checkpoint.dir") from None
+    _LOCKED[key] = f
 
 
 # -- sufficient statistics --------------------------------------------------------------------

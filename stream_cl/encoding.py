@@ -196,8 +196,9 @@ def _out_of_range(key, v, nan_missing: bool) -> None:
 # learn_one of an equal event): immutable, so that an event equal at predict_proba_one is still
 # equal at learn_one. A nested dict or list (changed in place between the two calls, it would
 # compare equal to itself and its old row would be learned) or an array (whose == is
-# elementwise) leaves the event unremembered: it is vectorised again.
-_MEMO_TYPES = frozenset((float, int, str, bool, type(None), np.float64, np.float32, np.int64, np.int32, np.bool_))
+# elementwise) leaves the event unremembered: it is vectorised again. Not np.float32: numpy 2 compares
+# it with a Python float in float32 (np.float32(0.1) == 0.1), though the two are different float64 inputs.
+_MEMO_TYPES = frozenset((float, int, str, bool, type(None), np.float64, np.int64, np.int32, np.bool_))
 _MEMO_KEYS = frozenset((str, int))  # not bool or float: True == 1 == 1.0 are three columns (River's streams use ints)
 
 

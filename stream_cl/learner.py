@@ -286,9 +286,14 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
     def _learn_run(self, xs, ys, labelled, sample_weight, tasks, partition, memo) -> np.ndarray:
         """:meth:`prequential_batch` of events of a partition, in its part: in segments after which
         the forgetting heads of several partitions are re-summed (``_sum_cuts``)."""
+        checked = partition not in self._parts
+        if checked:  # a new partition's part is made by a learned event, never by a refused one
+            self._check_rows(xs, labelled)
         self._enter(partition)
+        if memo is not None and memo.part != self._active:  # predicted with another partition's standardiser
+            memo = None
         cuts = self._sum_cuts(labelled)
-        if len(cuts) > 1:  # every event is checked before the first segment is learned, as one segment checks them
+        if len(cuts) > 1 and not checked:  # every event is checked before the first segment is learned
             self._check_rows(xs, labelled)
         out, start = [], 0
         for end in cuts:
@@ -335,7 +340,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         designs = self._designs(Z, K)
         values = memo_values(xs[0]) if len(xs) == 1 and not new else None
         if values is not None:
-            self._memo = RowMemo(tuple(xs[0]), values, X, M, designs)
+            self._memo = RowMemo(tuple(xs[0]), values, X, M, designs, part=self._active)
         return self._predict_members(designs)
 
     # -- state -------------------------------------------------------------------------

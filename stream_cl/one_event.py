@@ -46,6 +46,7 @@ class RowMemo(NamedTuple):
     M: np.ndarray  # (1, d_in) values present
     designs: dict  # view -> (1, columns)
     scores: list | None = None  # each ridge head's scores (c,) of the row (None: not computed)
+    part: Hashable = None  # the partition whose part (standardiser) made the row: valid for learning only there
 
     def matches(self, x: Mapping) -> bool:
         values = memo_values(x)
@@ -75,7 +76,7 @@ class OneEventPath:
         mixture = self._mixture_row(designs, scores)
         values = memo_values(x)
         if not new and values is not None:
-            self._memo = RowMemo(tuple(x), values, X, M, designs, scores)
+            self._memo = RowMemo(tuple(x), values, X, M, designs, scores, self._active)
         return dict(zip(classes, mixture.tolist()))
 
     def _mixture_row(self, designs: dict, scores: list) -> np.ndarray:
@@ -113,15 +114,21 @@ class OneEventPath:
             return super().learn_one(x, y, w, partition=partition)
         check_label(y)
         check_weight(w)
+        row = None
+        if self._memo is None or not self._memo.matches(x):
+            # the index is the learner's, not a partition's: an event refused here changes nothing, a new
+            # partition's part included (one made by a refused event had re-summed the heads from then on)
+            row = self.index_.vectorize_row(x)  # (X, M, new): raises before any state changes
+            self._check_new(row[2])  # within max_columns, or a ValueError
         self._enter(partition)
-        memo, self._memo = self._memo, None  # learning invalidates it
+        memo, self._memo = self._memo, None  # learning invalidates it (a change of partition dropped it)
         priors = [None] * len(self.heads_)
         if memo is not None and memo.matches(x):
             designs, priors = memo.designs, memo.scores or priors
             self.scaler_.learn_row(memo.X[0], memo.M[0])
         else:
-            X, M, new = self.index_.vectorize_row(x)  # raises before any state changes
-            self._commit_inputs(new)  # within max_columns, or a ValueError
+            X, M, new = row if row is not None else self.index_.vectorize_row(x)
+            self._commit_inputs(new)
             Z, K = self.scaler_.prequential(X, M, LEARN_ONE, self.index_.indicator_mask, known=True)  # (1, d)
             designs = self._design_row(Z[0], K[0])
         hits = []

@@ -132,12 +132,16 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         return W[0].copy() if W.size else np.zeros(0)
 
     # -- design rows -----------------------------------------------------------------------
-    def _commit(self, new) -> None:
-        """Index the new inputs ``new``, unless the head would pass ``max_columns``: then a
-        ``ValueError``, and nothing changes (with hashing the width was checked at construction)."""
+    def _check_new(self, new) -> None:
+        """A ``ValueError`` if indexing the new inputs ``new`` would pass ``max_columns``; nothing
+        changes (with hashing the width was checked at construction)."""
         if len(new) and self.hash_width is None:
             n = self.index_.width + len(new)
             check_columns(1 + n, self.max_columns, f"{n} inputs would give")
+
+    def _commit(self, new) -> None:
+        """Index the new inputs ``new``, unless the head would pass ``max_columns`` (:meth:`_check_new`)."""
+        self._check_new(new)
         self.index_.commit(new)
 
     def _design(self, xs: Sequence[Mapping], learn=None) -> np.ndarray:
@@ -177,8 +181,9 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         check_label(y)
         check_weight(w)
         z, new = self._row(x)  # (1 + width,); raises for a bad value before anything changes
+        self._check_new(new)  # and for too many columns: a refused event makes no partition's part
         self._enter(partition)
-        self._commit(new)
+        self.index_.commit(new)
         self.head_.learn_one(z, y, float(w))
         self._learned(1, 1)
         return self
@@ -207,8 +212,9 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         ys, labelled = checked_labels(ys, len(xs), sample_weight)
         if not ys:
             return np.zeros((0, len(self.classes_)))
+        Z = self._design(xs, labelled.tolist())  # (b, 1 + width); raises before anything changes, a part included
         self._enter(partition)
-        scores = self.head_.prequential(self._design(xs, labelled.tolist()), ys, sample_weight)
+        scores = self.head_.prequential(Z, ys, sample_weight)
         n = int(labelled.sum())  # a part counts the events it learned
         self._learned(n, n)
         return scores_to_proba(scores, self.temperature)

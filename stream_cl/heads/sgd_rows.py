@@ -23,6 +23,7 @@ scores ``z W`` are rounded (numpy's product against a plain loop), by ~1e-16 rel
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -129,13 +130,18 @@ def learn_rows(Z, W, labels, lrs, k: int):
 
 
 _impl = None
+_LOADING = threading.Lock()
 
 
 def _loaded():
-    """The loop :func:`learn_rows` runs, chosen (and numba imported) at the first call."""
+    """The loop :func:`learn_rows` runs, chosen (and numba imported) at the first call. Under a
+    lock: :func:`_compiled_or_numpy` replaces the module's ``_softmax_into`` by its compiled
+    version, and a second thread compiling it again met numba's "already jitted" TypeError."""
     global _impl
     if _impl is None:
-        _impl = _compiled_or_numpy()
+        with _LOADING:
+            if _impl is None:
+                _impl = _compiled_or_numpy()
     return _impl
 
 

@@ -218,7 +218,7 @@ def test_a_write_that_fails_is_a_checkpoint_error_naming_the_file_and_the_settin
     assert message.startswith(f"{tmp_path / 'ckpt-000000000002.safetensors'}: cannot write the checkpoint")
     assert f"[Errno {code}]" in message and "checkpoint.dir" in message
     assert isinstance(failed.value.__cause__, OSError) and failed.value.__cause__.errno == code
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-000000000001.safetensors"]  # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "ckpt-000000000001.safetensors"]  # no temp file left
     assert store.load_latest()[0] == {"v": 1}  # the previous one is intact (keep=1 deleted nothing)
     assert store.save({"v": 3}).seq == 2  # and the number the failed write would have taken is reused
 
@@ -830,3 +830,37 @@ def test_the_daemon_takes_the_counters_it_restored_as_its_process_base(tmp_path,
     monkeypatch.setattr(daemon_module, "restored_counts", lambda d: taken.append(d) or {"base": 1})
     again, _ = _daemon(tmp_path, _records(30), [], every=10)  # restores the checkpoint the first one wrote
     assert taken == [again] and again.metrics.counter_base == {"base": 1}
+
+
+def test_a_checkpoint_directory_is_used_by_one_process_at_a_time(tmp_path):
+    """Found by review: two daemons on one checkpoint.dir wrote the same checkpoint numbers and deleted
+    each other's temporary files; one failed its checkpoint, the other's restart loaded the first one's
+    model and offsets. The directory is locked for a process's life (the kernel drops the lock when it
+    ends, SIGKILL included)."""
+    import os
+    import subprocess
+    import sys
+
+    d = tmp_path / "ckpt"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys; from stream_cl.checkpoint import CheckpointStore; "
+        f"CheckpointStore({str(d)!r}); print('held', flush=True); sys.stdin.read()")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(CheckpointError, match=r"another process is using this checkpoint directory.*own checkpoint\.dir"):
+            CheckpointStore(d)
+    finally:
+        holder.kill()
+        holder.wait()
+    store = CheckpointStore(d)  # its holder is gone: the lock went with it
+    assert store.save({"v": 1}).seq == 1 and CheckpointStore(d).load_latest()[1].seq == 1  # one process: one lock
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_a_checkpoint_directory_that_cannot_be_made_is_a_checkpoint_error_naming_it(tmp_path, where):
+    # it was a bare FileExistsError / NotADirectoryError with a traceback, exit 1 (a restart every 5 s under systemd)
+    (tmp_path / "f").write_text("x")
+    d = tmp_path / "f" if where == "a file" else tmp_path / "f" / "ckpt"
+    with pytest.raises(CheckpointError, match=rf"{d}: cannot be used as the checkpoint directory .*set checkpoint\.dir"):
+        CheckpointStore(d)

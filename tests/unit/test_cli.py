@@ -336,3 +336,19 @@ def test_the_command_chooses_openblas_avx512_kernels_where_the_cpu_has_them():
     opted_out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True,
                                env={**env, "STREAM_CL_BLAS_KERNELS": "default"}).stdout.split("\n")[-2]
     assert opted_out.startswith("None"), opted_out
+
+
+def test_a_file_run_with_checkpoint_settings_says_it_keeps_no_state(tmp_path, capsys):
+    # found by review: [checkpoint] was accepted for a file run and silently did nothing (a restarted
+    # --follow run learned and predicted its file again from the start)
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps({"x": {"a": i % 3}, "y": i % 2}) + "\n" for i in range(50)))
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(f'[source]\nkind = "file"\npath = "{path}"\n[checkpoint]\ndir = "{tmp_path / "ckpt"}"\n'
+                   f'[run]\nreport = "{tmp_path / "r.json"}"\ndead_letters = ""\n')
+    assert main(["run", "--config", str(cfg), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "checkpoint: a file run keeps no state between runs" in err
+    assert json.loads((tmp_path / "r.json").read_text())["warnings"] == [err.strip().removeprefix("warning: ")]
+    cfg.write_text(f'[source]\nkind = "file"\npath = "{path}"\n[run]\ndead_letters = ""\n')
+    assert main(["run", "--config", str(cfg), "--quiet"]) == 0 and "checkpoint" not in capsys.readouterr().err

@@ -389,3 +389,17 @@ def test_a_fresh_learner_returns_one_row_per_event_for_a_batch_without_labels():
         P = model.prequential_batch([{"a": 1.0}, {"a": 2.0}, {"a": 3.0}], [None, None, None])
         assert P.shape == (3, 0)
         assert model.prequential_batch([{"a": 1.0}], [None], partition="p").shape == (1, 0)
+
+
+def test_a_float32_value_is_not_taken_for_the_python_float_it_compares_equal_to():
+    # found by review: numpy 2 compares np.float32(0.1) == 0.1 in float32, so learn_one({"a": 0.1}) after
+    # predict_proba_one({"a": np.float32(0.1)}) learned the remembered float32 row
+    for first, second in ((np.float32(0.1), 0.1), (0.1, np.float32(0.1))):
+        m, twin = OnlineContinualLearner(device="cpu"), OnlineContinualLearner(device="cpu")
+        for i in range(20):
+            for model in (m, twin):
+                model.learn_one({"a": float(i % 3)}, i % 2)
+        m.predict_proba_one({"a": first})
+        m.learn_one({"a": second}, 1)
+        twin.learn_one({"a": second}, 1)
+        np.testing.assert_array_equal(m.heads_[0].ridge.A, twin.heads_[0].ridge.A)

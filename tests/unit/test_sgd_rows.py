@@ -101,3 +101,32 @@ def test_one_row_at_a_time_and_one_batch_give_the_same_numbers_bit_for_bit():
     P = batch.prequential_proba(Z, ys, weights)
     assert rows.classes == batch.classes and np.array_equal(rows.W, batch.W)
     assert np.array_equal(np.array([s + [0.0] * (4 - len(s)) for s in shown]), P)
+
+
+def test_threads_meeting_the_first_call_choose_the_loop_once(monkeypatch):
+    # found by review: two threads at the first call both compiled, and the second met numba's
+    # "A jit decorator was called on an already jitted function" (the module's softmax was compiled)
+    import threading
+
+    from stream_cl.heads import sgd_rows
+
+    calls, entered, release = [], threading.Event(), threading.Event()
+
+    def choose():
+        calls.append(1)
+        entered.set()
+        release.wait(5)  # every other thread arrives while the first is still choosing
+        return sgd_rows._learn_rows_numpy
+
+    monkeypatch.setattr(sgd_rows, "_compiled_or_numpy", choose)
+    monkeypatch.setattr(sgd_rows, "_impl", None)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(sgd_rows._loaded())) for _ in range(8)]
+    threads[0].start()
+    entered.wait(5)
+    for t in threads[1:]:
+        t.start()
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert len(calls) == 1 and got == [sgd_rows._learn_rows_numpy] * 8
