@@ -114,16 +114,19 @@ class OneEventPath:
             return super().learn_one(x, y, w, partition=partition)
         check_label(y)
         check_weight(w)
-        row = None
-        if self._memo is None or not self._memo.matches(x):
+        memo, row = self._memo, None
+        if memo is None or not memo.matches(x):
+            memo = None
             # the index is the learner's, not a partition's: an event refused here changes nothing, a new
             # partition's part included (one made by a refused event had re-summed the heads from then on)
             row = self.index_.vectorize_row(x)  # (X, M, new): raises before any state changes
             self._check_new(row[2])  # within max_columns, or a ValueError
         self._enter(partition)
-        memo, self._memo = self._memo, None  # learning invalidates it (a change of partition dropped it)
+        if self._memo is not memo:  # a change of partition dropped it: made with another standardiser
+            memo = None
+        self._memo = None  # learning invalidates it
         priors = [None] * len(self.heads_)
-        if memo is not None and memo.matches(x):
+        if memo is not None:
             designs, priors = memo.designs, memo.scores or priors
             self.scaler_.learn_row(memo.X[0], memo.M[0])
         else:
