@@ -15,7 +15,8 @@ mean to the earlier mean.
 Supported benchmarks: ``vs_river`` (ours per event and in batches of 256, per stream) and
 ``kafka_throughput`` (the daemon's drain events/s per model, its model alone, client CPU
 per event). The earlier tree must accept the same arguments. Outputs go to ``--out``
-(default ``benchmarks/results/against-<rev>``).
+(default ``benchmarks/results/against-<rev>``; a relative ``--out`` is taken from the current
+folder, not from either tree).
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> str:
         p.error("--runs must be at least 1")
     with tempfile.TemporaryDirectory(prefix="against-") as tmp:
         rev = extract(a.rev, Path(tmp))
-        out = Path(a.out) if a.out else REPO / "benchmarks" / "results" / f"against-{rev}"
+        # absolute: each run works in its own tree (cwd), and a relative --out is meant from here
+        out = Path(a.out).resolve() if a.out else REPO / "benchmarks" / "results" / f"against-{rev}"
         out.mkdir(parents=True, exist_ok=True)
         runs: list[tuple[str, dict[str, float]]] = []
         for i in range(1, a.runs + 1):

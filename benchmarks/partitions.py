@@ -6,8 +6,11 @@ On one pre-materialised stream, the default ``OnlineContinualLearner()`` learns 
 * as one partition (the library's path) and as ``--partitions`` partitions, batch ``i``
   belonging to partition ``i % partitions`` (a daemon reading several partitions): events/s
   of both, and their ratio, in the same run;
-* the cost of one re-sum (the forgetting heads set to the exact sum of the parts: sums and
-  one inverse per head) and of one merge of a contribution;
+* the cost of one re-sum (the forgetting heads set to the exact sum of the parts: the sums
+  installed and the heads re-anchored; the inverse ``R`` is not rebuilt there but when next
+  read), alone and with that next read of each forgetting head's inverse (one d^3 inverse
+  per head, what the per-event loop's next ``learn_one`` pays; a batch factors ``A``
+  instead), and of one merge of a contribution;
 * the forgetting heads' error just before a re-sum: the served weights (decayed on the
   merged clock since the last re-sum) against the exact sum of the parts, relative
   Frobenius norm, and how often their predictions differ;
@@ -97,11 +100,20 @@ def main(argv=None):
     print(f"one partition:  {a.n / t1:,.0f} events/s")
     print(f"{a.partitions} partitions:   {a.n / tp:,.0f} events/s  ({tp / t1:.2f}x the time of one partition)")
     width = [h.ridge.n_features for h in many.heads_]
+    forgetting = [h.ridge for h in many.heads_ if h.ridge.forgetting < 1.0]
     t0 = time.perf_counter()
     for _ in range(10):
         many._serve_sums(forgetting_only=True)
     resum = (time.perf_counter() - t0) / 10
-    print(f"re-sum of the forgetting heads (design widths {width}): {resum * 1e3:.1f} ms")
+    t0 = time.perf_counter()
+    for _ in range(10):
+        many._serve_sums(forgetting_only=True)
+        for ridge in forgetting:  # the next read of R (the per-event loop's learn_one): rebuilt from the sums
+            ridge.inverse()
+    read = (time.perf_counter() - t0) / 10
+    many._serve_sums(forgetting_only=True)  # as the re-sum leaves them (R not kept) for what follows
+    print(f"re-sum of the forgetting heads (design widths {width}): {resum * 1e3:.1f} ms "
+          f"(sums only; R rebuilt when next read); with the next read of their inverses: {read * 1e3:.1f} ms")
     raw = many.contribution(0).to_bytes()
     other = type(many)(device="cpu")
     t0 = time.perf_counter()

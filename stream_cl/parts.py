@@ -19,11 +19,12 @@ exception: the sum of parts decaying on separate clocks changes by a full-rank m
 every row, so between *re-sums* the served head decays its statistics by the learning
 partition's share of the forgetting, and at every change of partition, every
 ``SUM_EVERY_ROWS`` learned rows and at every merge it is set to the exact sum of the parts
-(one inverse; ``docs/partitions.md`` gives the measured cost and error). A change of
-partition to predict re-sums too when rows were learned since the last re-sum, and a batch is
-learned in segments that end where the ``SUM_EVERY_ROWS``-th row falls: a per-event loop
-(which swaps at the prediction of a partition's first event) and any batching serve the same
-heads at every event.
+(the sums are installed and the head re-anchored; its inverse is not kept but computed from
+the sums when next read, and a batch works from their factor; ``docs/partitions.md`` gives
+the measured cost and error). A change of partition to predict re-sums too when rows were
+learned since the last re-sum, and a batch is learned in segments that end where the
+``SUM_EVERY_ROWS``-th row falls: a per-event loop (which swaps at the prediction of a
+partition's first event) and any batching serve the same heads at every event.
 
 A part is made when its partition first *learns* an event. Until then (predict-only events,
 labels still to come) the partition is predicted as an unknown one, with the part that has
@@ -316,7 +317,8 @@ class PartitionedLearner:
 
     # -- the served model is the sum of the parts ---------------------------------------------
     def _serve_sums(self, forgetting_only: bool = False) -> None:
-        """Set the heads to the exact sums of the parts' statistics (R rebuilt by one inverse)."""
+        """Set the heads to the exact sums of the parts' statistics, re-anchored (``_install``: R is
+        dropped, and rebuilt from the sums by one inverse only when something next reads it)."""
         self._since_sum = 0
         for i, head in enumerate(self._ridge_heads()):
             if forgetting_only and head.ridge.forgetting >= 1.0:
@@ -549,8 +551,10 @@ def _sum(head, parts: list[PartStats]) -> PartStats:
 
 
 def _install(head, parts: list[PartStats]) -> None:
-    """Set ``head`` to the sum of ``parts`` and rebuild its inverse (re-anchored, unless the one part
-    installed carries its head's anchor: then the head goes on from it, as if never interrupted)."""
+    """Set ``head`` to the sum of ``parts``, re-anchored (unless the one part installed carries its
+    head's anchor: then the head goes on from it, as if never interrupted). The inverse is dropped,
+    not rebuilt: ``R`` is computed from the installed ``A`` when next read (one d^3 inverse), and a
+    batch works from the factor of ``A`` instead."""
     total = _sum(head, parts)
     ridge = head.ridge
     d, c = total.B.shape
