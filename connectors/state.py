@@ -130,7 +130,8 @@ class CheckpointState:
         self.pending = pending
         self.metrics = metrics
         self.stats = stats  # the run's PrequentialStats, kept with the checkpoint
-        self.store = store or CheckpointStore(config.checkpoint.dir, config.checkpoint.keep)
+        # the directory's one writer from the start: a second daemon on it is refused before it reads anything
+        self.store = (store or CheckpointStore(config.checkpoint.dir, config.checkpoint.keep)).claim()
         self.policy = CheckpointPolicy(config.checkpoint.every_events, config.checkpoint.every_seconds)
         self.offsets: dict = {}  # TopicPartition -> next offset the restored (or last written) state covers
 

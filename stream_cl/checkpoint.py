@@ -399,8 +399,22 @@ class CheckpointStore:
             raise ValueError(f"keep must be >= 1, got {keep!r}")
         self.dir = Path(directory)
         self.keep = keep
+        self._claimed = False
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
+            existing = self.list()
+        except OSError as e:
+            raise self._unusable(e) from None
+        self._seq = existing[-1][0] if existing else 0
+
+    def claim(self) -> "CheckpointStore":
+        """Become the directory's one writer (the first :meth:`save` does it too): hold its lock for
+        the life of this process, or raise :class:`CheckpointError` if another process holds it, then
+        remove what a crash mid-write left. A store that only reads (a script looking at a running
+        daemon's checkpoints) never claims: it neither waits for the lock nor touches the files."""
+        if self._claimed:
+            return self
+        try:
             _lock(self.dir)  # before the clean-up below: another writer's temporary file is not stale
             for stale in self.dir.glob(f"{_TMP_PREFIX}*"):  # a crash mid-write leaves these
                 try:
@@ -409,9 +423,14 @@ class CheckpointStore:
                     pass
             existing = self.list()
         except OSError as e:
-            raise CheckpointError(f"{self.dir}: cannot be used as the checkpoint directory ({e.strerror or e}); "
-                                  "set checkpoint.dir to a directory this user can create and write") from None
-        self._seq = existing[-1][0] if existing else 0
+            raise self._unusable(e) from None
+        self._seq = max(self._seq, existing[-1][0] if existing else 0)
+        self._claimed = True
+        return self
+
+    def _unusable(self, e: OSError) -> CheckpointError:
+        return CheckpointError(f"{self.dir}: cannot be used as the checkpoint directory ({e.strerror or e}); "
+                               "set checkpoint.dir to a directory this user can create and write")
 
     def list(self) -> list[tuple[int, Path]]:
         out = []
@@ -427,6 +446,7 @@ class CheckpointStore:
 
     def save(self, state: Mapping, meta: Mapping | None = None) -> CheckpointInfo:
         t0 = time.perf_counter()
+        self.claim()
         seq = self._seq + 1
         path = self.dir / f"ckpt-{seq:012d}.safetensors"
         size = save_checkpoint(path, state, {**(meta or {}), "seq": seq})

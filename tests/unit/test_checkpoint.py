@@ -139,7 +139,7 @@ def test_atomic_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert [p.name for _, p in store.list()] == ["ckpt-000000000001.safetensors"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
     (tmp_path / ".tmp-ckpt-ckpt-000000000002.safetensors.999").write_bytes(b"left by a SIGKILL")
-    again = CheckpointStore(tmp_path)  # a restart cleans up temp files
+    again = CheckpointStore(tmp_path).claim()  # a restart (the daemon claims its directory) cleans up temp files
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
     state, info = again.load_latest()
     assert state == {"v": 1} and info.seq == 1
@@ -844,17 +844,27 @@ def test_a_checkpoint_directory_is_used_by_one_process_at_a_time(tmp_path):
     d = tmp_path / "ckpt"
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys; from stream_cl.checkpoint import CheckpointStore; "
-        f"CheckpointStore({str(d)!r}); print('held', flush=True); sys.stdin.read()")],
+        f"CheckpointStore({str(d)!r}).claim(); print('held', flush=True); sys.stdin.read()")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(CheckpointError, match=r"another process is using this checkpoint directory.*own checkpoint\.dir"):
-            CheckpointStore(d)
+            CheckpointStore(d).save({"v": 0})
+        assert CheckpointStore(d).load_latest() is None  # a store that only reads is not refused
     finally:
         holder.kill()
         holder.wait()
     store = CheckpointStore(d)  # its holder is gone: the lock went with it
-    assert store.save({"v": 1}).seq == 1 and CheckpointStore(d).load_latest()[1].seq == 1  # one process: one lock
+    assert store.save({"v": 1}).seq == 1 and CheckpointStore(d).claim().load_latest()[1].seq == 1  # one process: one lock
+
+
+def test_a_store_that_only_reads_leaves_a_writers_temporary_file_alone(tmp_path):
+    # a reader's store deleted the temporary file of a checkpoint being written (its rename then failed)
+    (tmp_path / ".tmp-ckpt-being-written").write_bytes(b"x")
+    CheckpointStore(tmp_path).load_latest()
+    assert (tmp_path / ".tmp-ckpt-being-written").exists()
+    CheckpointStore(tmp_path).claim()  # the writer, starting: what a crash left is stale
+    assert not (tmp_path / ".tmp-ckpt-being-written").exists()
 
 
 @pytest.mark.parametrize("where", ["a file", "under a file"])
