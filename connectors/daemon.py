@@ -44,7 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from stream_cl.checkpoint import CheckpointError
+from stream_cl.checkpoint import CheckpointError, CheckpointStore
 from stream_cl.config import Config, ConfigError, load_config
 from stream_cl.events import PartitionedSource, TransactionalPublisher
 from stream_cl.pending_stores import PendingStores
@@ -117,6 +117,9 @@ class Daemon:
         for warning in install_warnings():
             log.warning("%s", warning)
         kcfg = config.kafka
+        # the checkpoint directory first: a second daemon on it stops here, before its producer
+        # (whose transactional id may be the first one's) could fence the first
+        store = CheckpointStore(config.checkpoint.dir, config.checkpoint.keep).claim()
         learner = build_learner(config)  # [model] and the continual-learning sections
         pending = PendingStores(config.labels.max_pending, config.labels.max_age_s, max_early=config.labels.max_early)
         table = _changelog(config, learner)  # None: no changelog (off, or a learner without partition parts)
@@ -136,7 +139,7 @@ class Daemon:
                 return KafkaSource(kcfg, config.mapping, label_policy, hooks=daemon)
 
             def state_factory(*args):
-                return PartitionStates(*args, table=table) if table is not None else CheckpointState(*args)
+                return PartitionStates(*args, table=table, store=store) if table is not None else CheckpointState(*args, store=store)
 
             return cls(config, learner, source_factory, publisher, pending, stop_event or threading.Event(),
                        state_factory=state_factory, metrics=metrics)
