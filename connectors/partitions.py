@@ -198,8 +198,8 @@ class PartitionStates(CheckpointState):
         events are evicted until it fits, as ``labels.max_pending`` evicts them (counted, and
         logged); a model part too large by itself is a config error naming the setting."""
         store = self.pending.for_key(key)
-        gone = 0
-        for _ in range(8):  # each pass sizes the eviction from the bytes measured: one or two suffice
+        gone, passes = 0, 0
+        while True:  # each pass evicts at least one event: it ends, fitting or with no event left
             value = self.learner.contribution(key, offset=offset, pending={"store": store.state_dict(),
                                                                             "labels": labels}).to_bytes()
             size = len(key.encode()) + len(value) + RECORD_OVERHEAD
@@ -216,10 +216,11 @@ class PartitionStates(CheckpointState):
                     f"changelog.max_message_bytes: the changelog record of partition {key!r} is {size} bytes, over "
                     f"the limit of {self.max_record_bytes} bytes (its model part {model} bytes, its {waiting} events "
                     f"waiting for a label the rest); raise changelog.max_message_bytes to at least {size}")
+            # the average waiting event's size sizes the pass; the oldest may be smaller (events that grew
+            # features since), so a pass that falls short doubles the next one's count
             per_event = max((size - model) / waiting, 1.0)
-            gone += store.evict_oldest(math.ceil((size - self.max_record_bytes) / per_event))  # another pass if short
-        raise ConfigError(f"changelog.max_message_bytes: the changelog record of partition {key!r} does not fit "
-                          f"{self.max_record_bytes} bytes; raise it")
+            gone += store.evict_oldest(math.ceil((size - self.max_record_bytes) / per_event) << min(passes, 30))
+            passes += 1
 
     # -- fold -----------------------------------------------------------------------------------
     def fold(self, force: bool = False) -> int:

@@ -93,7 +93,7 @@ def dead_letter_record(letter, key: bytes | None = None, max_message_bytes: int 
     ``stream-cl.detail``, ``stream-cl.origin`` and, for records that came from Kafka,
     ``stream-cl.topic``, ``stream-cl.partition`` and ``stream-cl.offset``. A value too
     large for ``max_message_bytes`` is cut to fit, with ``stream-cl.truncated-from``
-    holding its original size; so is a key over half of it (``stream-cl.key-truncated-from``):
+    holding its original size; so is a key over half of what the headers leave (``stream-cl.key-truncated-from``):
     a record the dead-letter topic refuses would abort every transaction that holds it.
 
     >>> from stream_cl.events import DeadLetter
@@ -103,6 +103,8 @@ def dead_letter_record(letter, key: bytes | None = None, max_message_bytes: int 
     >>> k, v, h = dead_letter_record(DeadLetter(b"x" * 900, "malformed", "bad"), key=b"k" * 19900, max_message_bytes=20000)
     >>> len(k) + len(v) + sum(len(a) + len(b) for a, b in h) <= 20000, dict(h)["stream-cl.key-truncated-from"]
     (True, b'19900')
+    >>> dead_letter_record(DeadLetter(b"{", "malformed", "bad"), key=b"k1", max_message_bytes=8192)[0]  # a small limit
+    b'k1'
     """
     headers = [(HEADER_PREFIX + "reason", letter.reason.encode()),
                (HEADER_PREFIX + "detail", _header_text(letter.detail)),
@@ -113,7 +115,7 @@ def dead_letter_record(letter, key: bytes | None = None, max_message_bytes: int 
                     (HEADER_PREFIX + "partition", str(where[1]).encode()),
                     (HEADER_PREFIX + "offset", str(where[2]).encode())]
     value = bytes(letter.raw)
-    key_room = max(max_message_bytes // 2 - _HEADER_ROOM, 0)
+    key_room = max(max_message_bytes - _HEADER_ROOM, 0) // 2
     if key is not None and len(key) > key_room:
         headers.append((HEADER_PREFIX + "key-truncated-from", str(len(key)).encode()))
         key = bytes(key[:key_room])

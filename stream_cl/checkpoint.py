@@ -40,6 +40,7 @@ import json
 import math
 import os
 import re
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -474,6 +475,7 @@ class CheckpointStore:
 
 
 _LOCKED: dict = {}  # checkpoint directories this process holds, by resolved path: their open lock files
+_LOCKING = threading.Lock()  # one claim at a time: a second open of a held file, closed, would drop its lock
 
 
 def _lock(directory: Path) -> None:
@@ -484,20 +486,21 @@ def _lock(directory: Path) -> None:
     even by SIGKILL, and a child the process forks does not inherit it. Without ``fcntl`` (not
     POSIX) there is no lock."""
     key = directory.resolve()
-    if key in _LOCKED:
-        return
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         return
-    f = open(key / ".lock", "a+b")  # noqa: SIM115 - held open (and locked) until the process ends
-    try:
-        fcntl.lockf(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.close()
-        raise CheckpointError(f"{key}: another process is using this checkpoint directory (it holds "
-                              f"{key / '.lock'}); give each daemon its own checkpoint.dir") from None
-    _LOCKED[key] = f
+    with _LOCKING:
+        if key in _LOCKED:
+            return
+        f = open(key / ".lock", "a+b")  # noqa: SIM115 - held open (and locked) until the process ends
+        try:
+            fcntl.lockf(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            raise CheckpointError(f"{key}: another process is using this checkpoint directory (it holds "
+                                  f"{key / '.lock'}); give each daemon its own checkpoint.dir") from None
+        _LOCKED[key] = f
 
 
 # -- sufficient statistics --------------------------------------------------------------------

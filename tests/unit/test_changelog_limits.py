@@ -178,3 +178,23 @@ def test_a_part_newer_than_the_changelog_is_written_before_a_revocation_drops_it
     assert len(states.pending.for_key(KEY)) == 0
     assert states.resume_at([TP]) == {TP: 69}  # the same partition back: from the record, with its waiting events
     assert len(states.pending.for_key(KEY)) == 19
+
+
+def test_eviction_reaches_a_fitting_record_when_the_oldest_waiting_events_are_the_smallest(tmp_path):
+    """Found by review: each pass evicted the excess over the average event's size; with small old
+    events and large new ones every pass fell short, and after 8 passes the daemon stopped (exit 2)
+    though the newest events alone fitted."""
+    cfg = _config(tmp_path, max_message_bytes=200_000)
+    states = _states(cfg, FakeTable())
+    states.resume_at([TP])
+    _learn(states, n_labelled=20, n_waiting=0, n_features=2)
+    store = states.pending.for_key(KEY)
+    rng = random.Random(1)
+    for i in range(20_000):  # old, small (a 1.46 MB record in all)
+        store.add(Event(x={"f0": rng.random(), "f1": rng.random()}, id=f"s{i}"), now=1000.0)
+    for i in range(40):  # new, large
+        store.add(Event(x={f"g{j}": rng.random() for j in range(400)}, id=f"b{i}"), now=1000.0)
+    states.touched(KEY, 20_040)
+    [(_, key, value)] = states.records_for({TP: 20_060}, force=True)
+    assert len(key) + len(value) + 128 <= 200_000
+    assert all(f"b{i}" in store for i in range(40))  # the newest stay

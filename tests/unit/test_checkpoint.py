@@ -874,3 +874,47 @@ def test_a_checkpoint_directory_that_cannot_be_made_is_a_checkpoint_error_naming
     d = tmp_path / "f" if where == "a file" else tmp_path / "f" / "ckpt"
     with pytest.raises(CheckpointError, match=rf"{d}: cannot be used as the checkpoint directory .*set checkpoint\.dir"):
         CheckpointStore(d)
+
+
+def test_threads_claiming_one_directory_at_once_keep_its_lock(tmp_path, monkeypatch):
+    """Found by review: two threads of one process claiming a directory together both opened and
+    locked its lock file; the first file, replaced and closed, dropped the process's lock (another
+    process could then claim the directory: 68 of 200 trials). Claims are one at a time: a thread
+    opening the lock file waits (up to a deadline) for a second one to be inside too, which must
+    not happen."""
+    import builtins
+    import threading
+
+    import stream_cl.checkpoint as ckpt
+
+    inside, peak, both = [0], [0], threading.Event()
+    guard = threading.Lock()
+
+    def watched_open(*args, **kwargs):
+        with guard:
+            inside[0] += 1
+            peak[0] = max(peak[0], inside[0])
+            if inside[0] == 2:
+                both.set()
+        both.wait(0.5)  # (a deadline: with claims one at a time nobody else comes in)
+        try:
+            return builtins.open(*args, **kwargs)
+        finally:
+            with guard:
+                inside[0] -= 1
+
+    monkeypatch.setattr(ckpt, "open", watched_open, raising=False)
+    d = tmp_path / "d"
+    d.mkdir()
+    barrier = threading.Barrier(2)
+
+    def claim():
+        barrier.wait()
+        CheckpointStore(d).claim()
+
+    threads = [threading.Thread(target=claim) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 1 and len([k for k in ckpt._LOCKED if k == d.resolve()]) == 1
