@@ -64,6 +64,9 @@ class PartitionStates(CheckpointState):
         self._written = time.monotonic()
         self._folded = 0.0
         self.parts: dict[str, int | None] = {}  # key -> source offset of the part the model serves
+        # keys whose part here (restored from the checkpoint) is ahead of their last changelog record:
+        # their waiting events exist only here until that record is written
+        self.ahead: set[str] = set()
         self.folds = self.fold_records = 0
         self.fold_seconds = 0.0
         self.changelog_records = self.changelog_bytes = 0
@@ -87,7 +90,7 @@ class PartitionStates(CheckpointState):
         # has them (from the changelog); kept here, they aged into false "expired" counts
         for key in self.pending.keys():
             if key is not None and key not in self.owned:
-                self.pending.drop(key)
+                self._drop_store(key)
         return out
 
     def _take_over(self, key: str, tp: TopicPartition) -> tuple[int | None, int | None]:
@@ -106,6 +109,7 @@ class PartitionStates(CheckpointState):
                 log_event(log, "changelog_refused", level=logging.ERROR, key=key, detail=str(e))
             else:
                 self.parts[key] = c.offset
+                self.ahead.discard(key)
                 extra = c.pending or {}
                 self.pending.install(key, extra.get("store"))
                 log_event(log, "takeover", partition=key, source="changelog", offset=c.offset,
@@ -118,6 +122,7 @@ class PartitionStates(CheckpointState):
                 # partition's waiting events here; with no record holding them, taking the partition back from
                 # this part found them gone, and their labels never joined
                 self.changed.setdefault(key, 0)
+                self.ahead.add(key)
             labels_tp = TopicPartition(self.labels_topic, tp.partition) if self.labels_topic else None
             return served, self.offsets.get(labels_tp) if labels_tp is not None else None
         return None, None
@@ -148,6 +153,7 @@ class PartitionStates(CheckpointState):
             key = partition_key(tp.topic, tp.partition)
             if tp.topic != self.labels_topic and (owned is None or key in owned):
                 self.parts[key] = o
+                self.ahead.add(key)
 
     def drop(self, partitions) -> None:
         """Partitions revoked or lost: their state lives on in the changelog (and in the fold)."""
@@ -156,7 +162,19 @@ class PartitionStates(CheckpointState):
             if key in self.owned:
                 self.owned.discard(key)
                 self.changed.pop(key, None)
-                self.pending.drop(key)
+                self._drop_store(key)
+
+    def _drop_store(self, key: str) -> None:
+        """Drop ``key``'s waiting events here: its owner has them, from the changelog. A part here still
+        ahead of its changelog record (restored, its record not yet written: a restart onto other
+        partitions, a partition lost before a commit) then stops being taken for the newer one, so
+        taking the partition back installs the record with its waiting events, not this part without
+        them. (With no record at all the part stays: the partition then resumes from it.)"""
+        if key in self.ahead:
+            self.ahead.discard(key)
+            if self.table is not None and self.table.get(key) is not None:
+                self.parts[key] = None
+        self.pending.drop(key)
 
     # -- in each transaction --------------------------------------------------------------------
     def touched(self, key, n: int) -> None:
@@ -184,6 +202,7 @@ class PartitionStates(CheckpointState):
             value = self._record(key, covered[tp], labels)
             records.append((self.changelog_topic, key.encode(), value))
             self.parts[key] = covered[tp]
+            self.ahead.discard(key)
             self.changelog_records += 1
             self.changelog_bytes += len(value)
             del self.changed[key]

@@ -198,3 +198,32 @@ def test_eviction_reaches_a_fitting_record_when_the_oldest_waiting_events_are_th
     [(_, key, value)] = states.records_for({TP: 20_060}, force=True)
     assert len(key) + len(value) + 128 <= 200_000
     assert all(f"b{i}" in store for i in range(40))  # the newest stay
+
+
+@pytest.mark.parametrize("how", ["restarted onto another partition", "lost"])
+def test_a_part_ahead_of_its_record_whose_waiting_events_are_dropped_is_not_taken_back_without_them(tmp_path, how):
+    """A member restored from a checkpoint newer than the changelog drops the waiting events of a
+    partition it is not given (or loses it before a commit); its own newer part must not then be
+    taken back without them: the partition resumes from its changelog record, waiting events included."""
+    cfg = _config(tmp_path)
+    table = FakeTable()
+    states = _states(cfg, table)
+    states.resume_at([TP])
+    _learn(states, n_labelled=20, n_waiting=5, n_features=3)
+    [(_, _, old)] = states.records_for({TP: 25}, force=True)
+    table.values[KEY] = old  # the changelog holds the part at offset 25, with its 5 waiting events
+    _learn(states, n_labelled=30, n_waiting=19, n_features=3, seed=1)
+    # as a restart from a checkpoint covering offset 74 leaves it
+    states.changed.clear()
+    states.owned.clear()
+    states.offsets = {TP: 74}
+    states.load_extra({"parts": {}, "owned": [KEY]})
+    assert states.parts[KEY] == 74 and len(states.pending.for_key(KEY)) == 19  # (w0-w4 came again)
+    if how == "lost":
+        states.resume_at([TP])
+        states.drop([TP])  # lost: no commit, no record
+    else:
+        states.resume_at([TopicPartition(TOPIC, 1)])  # the group gives it another partition
+    assert len(states.pending.for_key(KEY)) == 0
+    assert states.resume_at([TP]) == {TP: 25}  # back: from the record, not from the part without its events
+    assert len(states.pending.for_key(KEY)) == 5
