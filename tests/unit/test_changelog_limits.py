@@ -151,24 +151,32 @@ def test_waiting_events_of_a_partition_assigned_elsewhere_after_a_restart_are_dr
     assert states.pending.counters()["added"] == 1  # its counts are kept: counters never go down
 
 
+def _restored_ahead(tmp_path, waiting_in_record: int):
+    """A member as a restart leaves it: its changelog record covers 20 labelled events and
+    ``waiting_in_record`` waiting ones; its checkpoint (the model, 19 waiting events) covers 30 labelled
+    events more, offset ``49 + waiting_in_record``: its own part is ahead of the record, and nothing has
+    changed since the restore."""
+    table = FakeTable()
+    states = _states(_config(tmp_path), table)
+    states.resume_at([TP])
+    _learn(states, n_labelled=20, n_waiting=waiting_in_record, n_features=3)
+    [(_, _, old)] = states.records_for({TP: 20 + waiting_in_record}, force=True)
+    table.values[KEY] = old
+    _learn(states, n_labelled=30, n_waiting=19, n_features=3, seed=1)
+    states.changed.clear()
+    states.owned.clear()
+    states.offsets = {TP: 69 + waiting_in_record}
+    states.load_extra({"parts": {}, "owned": [KEY]})
+    assert states.parts[KEY] == 69 + waiting_in_record
+    return states, table
+
+
 def test_a_part_newer_than_the_changelog_is_written_before_a_revocation_drops_its_waiting_events(tmp_path):
     """Found by review against a broker: a member restored from a checkpoint newer than the
     changelog kept its own part; a rebalance before the partition's next event revoked it with no
     changelog record (nothing had changed since the restore), dropping its waiting events, and took
     it back from its own part without them: 19 of 40 labels never joined."""
-    cfg = _config(tmp_path)
-    table = FakeTable()
-    states = _states(cfg, table)
-    states.resume_at([TP])
-    _learn(states, n_labelled=20, n_waiting=0, n_features=3)
-    [(_, _, old)] = states.records_for({TP: 20}, force=True)
-    table.values[KEY] = old  # the changelog holds the part at offset 20
-    _learn(states, n_labelled=30, n_waiting=19, n_features=3, seed=1)
-    # as a restart from a checkpoint covering offset 69 leaves it: that model, its waiting events,
-    # its own part newer than the changelog's, and nothing changed since
-    states.changed.clear()
-    states.owned.clear()
-    states.parts[KEY] = 69
+    states, table = _restored_ahead(tmp_path, waiting_in_record=0)
     states.resume_at([TP])  # assigned: it resumes from its own part
     assert len(states.pending.for_key(KEY)) == 19
     records = states.records_for({TP: 69}, force=True)  # the revocation's commit
@@ -205,25 +213,13 @@ def test_a_part_ahead_of_its_record_whose_waiting_events_are_dropped_is_not_take
     """A member restored from a checkpoint newer than the changelog drops the waiting events of a
     partition it is not given (or loses it before a commit); its own newer part must not then be
     taken back without them: the partition resumes from its changelog record, waiting events included."""
-    cfg = _config(tmp_path)
-    table = FakeTable()
-    states = _states(cfg, table)
-    states.resume_at([TP])
-    _learn(states, n_labelled=20, n_waiting=5, n_features=3)
-    [(_, _, old)] = states.records_for({TP: 25}, force=True)
-    table.values[KEY] = old  # the changelog holds the part at offset 25, with its 5 waiting events
-    _learn(states, n_labelled=30, n_waiting=19, n_features=3, seed=1)
-    # as a restart from a checkpoint covering offset 74 leaves it
-    states.changed.clear()
-    states.owned.clear()
-    states.offsets = {TP: 74}
-    states.load_extra({"parts": {}, "owned": [KEY]})
-    assert states.parts[KEY] == 74 and len(states.pending.for_key(KEY)) == 19  # (w0-w4 came again)
+    states, table = _restored_ahead(tmp_path, waiting_in_record=5)
+    assert len(states.pending.for_key(KEY)) == 19  # (w0-w4 came again)
     if how == "lost":
         states.resume_at([TP])
         states.drop([TP])  # lost: no commit, no record
     else:
         states.resume_at([TopicPartition(TOPIC, 1)])  # the group gives it another partition
     assert len(states.pending.for_key(KEY)) == 0
-    assert states.resume_at([TP]) == {TP: 25}  # back: from the record, not from the part without its events
+    assert states.resume_at([TP]) == {TP: 25}  # back: from the record (offset 25), not the part without its events
     assert len(states.pending.for_key(KEY)) == 5
