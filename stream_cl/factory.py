@@ -4,7 +4,7 @@ and ``[trainable]``)."""
 
 from __future__ import annotations
 
-from .backbones import RandomFeatures
+from .backbones import RandomFeatures, resolve_device
 from .config import Config, ConfigError, ModelConfig
 from .heads import AnalyticClassifier
 from .learner import OnlineContinualLearner
@@ -124,6 +124,10 @@ def _trainable(cfg: ModelConfig, parts: dict):
     if parts.get("imbalance") is not None:
         raise ConfigError("imbalance.mode: imbalance compensation is for the analytic heads; "
                           'set mode = "none" with model.kind = "trainable"')
+    try:
+        resolve_device(cfg.device)  # a bad device is model.device's error, not [trainable]'s
+    except ValueError as e:
+        raise ConfigError(f"model.device: {e}") from None
     try:
         return TrainableLearner(hidden=tuple(t.hidden) or None, lr=t.lr, micro_batch=t.micro_batch, steps=t.steps,
                                 weight_decay=t.weight_decay, replay=parts.get("replay"), drift=parts.get("drift"),

@@ -58,12 +58,18 @@ class OnlineParts(PartitionedLearner):
 
     def _check_columns(self, names=None, kinds=None) -> None:
         """Every head's design width for inputs ``names`` of ``kinds`` (the index's, by default; with
-        hashing the width is fixed at construction) within ``max_columns``."""
+        hashing the width is fixed at construction) within ``max_columns``, and the inputs within what
+        a backbone of fixed width takes (``Backbone.max_inputs``)."""
+        if names is None:
+            names, kinds = list(self.index_.names), list(self.index_.kinds)
+        cap = getattr(self.backbone_, "max_inputs", None)
+        n_inputs = self.hash_width if self.hash_width is not None else len(names)
+        if cap is not None and n_inputs > cap and any(view == "all" for _, view in self.heads):
+            raise ValueError(f"{n_inputs} inputs, more than the backbone takes (input_dim={cap}): raise input_dim, "
+                             "or drop features in the mapping")
         bound = self.max_columns
         if bound is None:
             return
-        if names is None:
-            names, kinds = list(self.index_.names), list(self.index_.kinds)
         what = f"hash_width={self.hash_width} gives" if self.hash_width is not None else f"{len(names)} inputs would give"
         for i, (_, view) in enumerate(self.heads):
             check_columns(len(self._layout(i, names, kinds)), bound, what, f"the {view!r} head")

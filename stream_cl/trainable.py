@@ -27,6 +27,7 @@ Accuracy: 87.91%
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
@@ -34,6 +35,7 @@ import torch
 
 from .backbones import OnlineStandardizer, resolve_device
 from .base_learner import StreamingClassifier, check_tasks, checked_labels, control_ends
+from .checks import is_real
 from .continual_steps import check_part_types
 from .encoding import DEFAULT_MAX_CATEGORIES
 from .features import FeatureIndex
@@ -97,8 +99,11 @@ class TrainableLearner(StreamingClassifier):
         if hidden is not None and (not isinstance(hidden, tuple) or not hidden
                                    or any(not isinstance(h, int) or h < 1 for h in hidden)):
             raise ValueError(f"hidden must be a non-empty tuple of positive ints, or None for no hidden layer; got {hidden!r}")
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr!r}")
+        # finite: an infinite rate or decay turns the network's weights into NaN at its first step
+        if not (is_real(lr) and 0 < lr < math.inf):
+            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        if not (is_real(weight_decay) and 0 <= weight_decay < math.inf):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
         if not isinstance(micro_batch, int) or micro_batch < 1 or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"micro_batch and steps must be ints >= 1, got {micro_batch!r}, {steps!r}")
         check_part_types(replay=replay, drift=drift, homeostasis=homeostasis)  # before drift.response is read

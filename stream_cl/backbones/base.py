@@ -24,6 +24,10 @@ class Backbone(base.Base):
     # goes to a visible GPU, where its forward may be most of the time.
     light_forward = False
 
+    # The most inputs the backbone takes (None: it grows with them). A learner refuses an event
+    # whose new inputs would pass it before anything changes, as it refuses one past max_columns.
+    max_inputs: int | None = None
+
     def forward(self, Z: torch.Tensor, keys: list | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Features (b, out_features) of ``Z``; ``keys[j]`` names input column ``j``,
         ``mask`` (b, d_in) marks the inputs present in each event."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import io
 import warnings
@@ -25,9 +26,15 @@ class TorchBackbone(Backbone):
         loaded with ``torch.jit.load`` (no pickle is executed).
     input_dim
         Inputs the module expects. Fewer standardised inputs are zero-padded (a
-        missing feature reads as its mean); more raise ``ValueError``.
+        missing feature reads as its mean); an event that would bring more is refused
+        with a ``ValueError`` before the learner changes anything (``max_inputs``).
     dtype
-        ``"float32"`` or ``"float64"``: the dtype the module runs in.
+        ``"float32"`` or ``"float64"``: the dtype the module runs in (a copy of it is cast).
+
+    The module given is not changed: a frozen copy runs (in eval mode, without gradients). Its
+    output must be one finite row per input row: anything else is a ``ValueError`` naming the
+    backbone, raised before the heads learn anything (non-finite features would make their
+    statistics NaN for good).
 
     >>> import torch
     >>> net = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh())
@@ -42,8 +49,12 @@ class TorchBackbone(Backbone):
         self.input_dim = input_dim
         self.dtype = dtype
         self.device_ = "cpu"
-        self.net_ = self._load(module)
+        self.net_ = self._load(module).to(getattr(torch, dtype))
         self.out_ = None
+
+    @property
+    def max_inputs(self) -> int:
+        return self.input_dim
 
     @staticmethod
     def _load(module):
@@ -52,8 +63,14 @@ class TorchBackbone(Backbone):
             if not path.is_file():
                 raise ValueError(f"backbone file {str(path)!r} not found; give the path of a torch.jit.save'd module")
             net = torch.jit.load(str(path), map_location="cpu")
+        elif isinstance(module, torch.jit.ScriptModule):  # copied as torch.jit.save writes it (deepcopy breaks it)
+            buffer = io.BytesIO()
+            with _no_jit_deprecation():
+                torch.jit.save(module, buffer)
+                buffer.seek(0)
+                net = torch.jit.load(buffer)
         elif isinstance(module, torch.nn.Module):
-            net = module
+            net = copy.deepcopy(module)  # frozen and cast here: the caller's module stays as it was
         else:
             raise TypeError(f"module must be a torch.nn.Module or a TorchScript path, got {type(module).__name__}")
         return _frozen(net)
@@ -67,8 +84,8 @@ class TorchBackbone(Backbone):
             with _no_jit_deprecation():
                 torch.jit.save(self.net_, buffer)
             state["net_"] = buffer.getvalue()
-            if self.module is self.net_:
-                state["module"] = None  # the same module (a ScriptModule was given): set back from net_
+        if isinstance(self.module, torch.jit.ScriptModule):
+            state["module"] = None  # (it refuses pickle) the frozen copy stands for it: set back from net_
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -90,13 +107,27 @@ class TorchBackbone(Backbone):
                 self.out_ = int(self.forward(torch.zeros(1, self.input_dim, dtype=torch.float64, device=device)).shape[1])
         return self.out_
 
+    def state_dict(self) -> dict:
+        """The module's identity (:meth:`identity`): a checkpoint restores only into the same module."""
+        return {"identity": self.identity()}
+
+    def load_state_dict(self, state) -> None:
+        saved = state.get("identity") if state else None  # absent in checkpoints from before it was kept
+        if saved is not None and saved != self.identity():
+            raise ValueError(f"the checkpoint's backbone is {saved}, this learner's {self.identity()}: restore it "
+                             "with the module (and input_dim, dtype) it was written with")
+
     def identity(self) -> str:
-        """The module's class, settings and a SHA-256 of its parameters and buffers."""
-        h = hashlib.sha256()
-        for name, t in list(self.net_.named_parameters()) + list(self.net_.named_buffers()):
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().numpy().tobytes())
-        return f"TorchBackbone({type(self.net_).__name__}, input_dim={self.input_dim}, dtype={self.dtype}, sha256={h.hexdigest()[:16]})"
+        """The module's class, settings and a SHA-256 of its parameters and buffers (computed once:
+        the module is frozen, and every checkpoint carries it)."""
+        if getattr(self, "identity_", None) is None:
+            h = hashlib.sha256()
+            for name, t in list(self.net_.named_parameters()) + list(self.net_.named_buffers()):
+                h.update(name.encode())
+                h.update(t.detach().cpu().contiguous().numpy().tobytes())
+            self.identity_ = (f"TorchBackbone({type(self.net_).__name__}, input_dim={self.input_dim}, "
+                              f"dtype={self.dtype}, sha256={h.hexdigest()[:16]})")
+        return self.identity_
 
     def to(self, device: str) -> "TorchBackbone":
         self.device_ = device
@@ -112,8 +143,20 @@ class TorchBackbone(Backbone):
         if d < self.input_dim:
             Z = torch.nn.functional.pad(Z, (0, self.input_dim - d))
         with torch.no_grad():
-            out = self.net_(Z.to(getattr(torch, self.dtype)))  # (b, out_features)
-        return out.reshape(out.shape[0], -1).to(torch.float64)  # flatten any trailing dims
+            try:
+                out = self.net_(Z.to(getattr(torch, self.dtype)))  # (b, out_features)
+            except RuntimeError as e:  # a module that does not take (b, input_dim) rows: say which and why
+                raise ValueError(f"{self.identity()}: the module failed on a ({Z.shape[0]}, {self.input_dim}) "
+                                 f"{self.dtype} batch ({str(e)[:200]}); check input_dim against the module") from None
+        if not isinstance(out, torch.Tensor) or out.dim() < 1 or out.shape[0] != Z.shape[0]:
+            what = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"{self.identity()}: the module returned {what} for {Z.shape[0]} rows; a backbone "
+                             "module must return one feature row per input row, as one tensor")
+        out = out.reshape(out.shape[0], -1)  # (b, out_features): flatten any trailing dims
+        if out.device.type != "meta" and not bool(torch.isfinite(out).all()):  # (meta: shapes only, no values)
+            raise ValueError(f"{self.identity()}: the module returned non-finite features (NaN or inf) for these "
+                             "inputs; refused before the heads learn them")
+        return out.to(torch.float64)
 
 
 def _frozen(net: torch.nn.Module) -> torch.nn.Module:

@@ -179,3 +179,20 @@ def test_a_state_saved_before_any_input_takes_its_scale_from_the_first_inputs(tm
     b = _make().load_state_dict(load_checkpoint(tmp_path / "t.safetensors")[0])
     pa, pb = a.prequential_batch(xs[2:], ys[2:]), b.prequential_batch(xs[2:], ys[2:])
     assert np.array_equal(pa, pb) and a.net_.fan_in == b.net_.fan_in == 2
+
+
+def test_infinite_or_malformed_rates_are_refused_naming_them():
+    # found by review: lr=inf or weight_decay=inf (or nan) made every weight NaN at the first step
+    for kwargs, name in (({"lr": float("inf")}, "lr"), ({"weight_decay": float("inf")}, "weight_decay"),
+                         ({"weight_decay": float("nan")}, "weight_decay"), ({"weight_decay": -1.0}, "weight_decay"),
+                         ({"weight_decay": "0.1"}, "weight_decay"), ({"lr": True}, "lr")):
+        with pytest.raises(ValueError, match=rf"^{name} must be a finite number"):
+            TrainableLearner(**kwargs)
+
+
+def test_a_bad_device_of_the_trainable_kind_is_named_as_model_device():
+    from stream_cl.config import ConfigError, load_config_dict
+    from stream_cl.factory import build_learner
+
+    with pytest.raises(ConfigError, match=r"^model\.device: "):
+        build_learner(load_config_dict({"model": {"kind": "trainable", "device": "tpu"}}))
