@@ -48,10 +48,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config_from_args(args) -> Config:
-    data = read_toml(args.config) if args.config else {}
+    # `is not None`: an empty value (an unset variable in `--config "$CFG"`) is refused by name, not taken as unset
+    data = read_toml(args.config) if args.config is not None else {}
     config = load_config_dict(data)
     source = {k: v for k, v in {"format": args.format}.items() if v is not None}
-    if args.source:
+    if args.source is not None:
         source.update(kind="file", path=args.source)
     if args.follow:
         source["follow"] = True

@@ -43,6 +43,8 @@ class ReportError(ValueError):
 
 def load_report(path: str | Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise ReportError(f"{path}: is a directory; pass the report's JSON file (written by `stream-cl run --report PATH`)")
     if not path.is_file():
         raise ReportError(f"{path}: no such report; write one with `stream-cl run --report {path}`")
     try:

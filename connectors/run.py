@@ -29,6 +29,7 @@ from .files import JsonlDeadLetterSink, JsonlPredictionSink, open_source
 from .progress import Progress
 
 DEMO_EVENTS = 12_003  # lines in the bundled demo stream (12,000 events, 3 bad lines)
+_EXAMPLE_CHARS = 300  # of a dead letter's detail kept in the report's dead_letter_examples
 FOLLOW_FLUSH_S = 1.0  # following a file: output reaches its files at least this often
 _OUTPUTS = ("predictions", "dead_letters", "report")
 
@@ -68,6 +69,7 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
     dead_sink = JsonlDeadLetterSink(config.run.dead_letters, append) if config.run.dead_letters else None
     pred_sink = JsonlPredictionSink(config.run.predictions, append) if config.run.predictions else None
     seen, unflushed, flushed_at = 0, False, time.monotonic()
+    examples: dict[str, str] = {}  # reason -> the first dead letter's detail (failure() quotes it)
     # the sinks closed on the way out too: a source that fails (an unusable CSV header) leaves no file open
     with _stop_on_signals(stop), source, dead_sink or nullcontext(), pred_sink or nullcontext():
         while not stop.is_set() and not source.exhausted:
@@ -87,6 +89,8 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
             step.stats.add_dead_letters(dead)
             # the record as read, not the event re-serialised (the Kafka router does the same)
             dead += [replace(d, raw=source.raw.get(d.origin, d.raw)) for d in refused]
+            for d in dead:
+                examples.setdefault(d.reason, d.detail[:_EXAMPLE_CHARS])
             if dead_sink and dead:
                 dead_sink.write(dead)
             if pred_sink and predictions:
@@ -106,7 +110,8 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
             warn(w)
     names = step.stats.class_names()  # as the report's counts name them: 1 and "1" stay two classes
     report = {"source": config.source.kind, "path": src_cfg.path, "model": type(learner).__name__,
-              "classes": [names[c] for c in learner.classes_], **step.stats.report(), "warnings": warnings}
+              "classes": [names[c] for c in learner.classes_], **step.stats.report(), "warnings": warnings,
+              "dead_letter_examples": examples}
     if config.run.report:
         Path(config.run.report).parent.mkdir(parents=True, exist_ok=True)
         Path(config.run.report).write_text(json.dumps(report, indent=2, default=str))
@@ -194,8 +199,13 @@ def failure(report: dict) -> str | None:
         if not dead:
             return "the source held no events"
         reason, n = max(report["dead_letters"].items(), key=lambda kv: kv[1])
-        return (f"no event could be used: all {dead:,} records were dead letters (most: {reason}, {n:,}); "
-                "see the dead-letter file for each one's reason, and check [mapping]")
+        head = f"no event could be used: all {dead:,} records were dead letters (most: {reason}, {n:,}); "
+        if reason == "rejected_by_model":  # decoded fine, refused by the learner: a [model] setting, not the mapping
+            detail = report.get("dead_letter_examples", {}).get(reason)
+            first = f" (the first: {detail})" if detail else ""
+            return (head + f"the model refused them{first}; check [model] (e.g. gamma, max_columns, seed) and "
+                    "the dead-letter file")
+        return head + "see the dead-letter file for each one's reason, and check [mapping]"
     if report["labelled"] == 0:
         return (f"no event had a label, so nothing was learned ({report['events']:,} events predicted only); "
                 "check mapping.label (--label)")

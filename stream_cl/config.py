@@ -51,6 +51,22 @@ def positive(fix: str) -> dict:
     return check(lambda v: v > 0, "must be > 0", fix)
 
 
+MAX_WIDTH = 1_000_000  # model.width: random features (a traceback from the allocation above it)
+MAX_THREADS = 256  # run.threads: far more than a numeric thread pool helps (thousands fail to start)
+
+
+def _nonnegative(fix: str) -> dict:
+    return check(lambda v: v >= 0, "must be >= 0", fix)
+
+
+def _finite_nonnegative(fix: str) -> dict:
+    return check(lambda v: 0 <= v < math.inf, "must be a finite number >= 0", fix)
+
+
+def _finite_positive(fix: str) -> dict:
+    return check(lambda v: 0 < v < math.inf, "must be a finite number > 0", fix)
+
+
 @dataclass(frozen=True)
 class MappingConfig:
     """Where each part of an event lives in a JSON object or CSV row."""
@@ -70,6 +86,11 @@ class MappingConfig:
 
     def __post_init__(self):
         named = [self.features] if isinstance(self.features, str) else list(self.features)
+        if "" in named:  # no field has an empty name: every event would be read, and none learned
+            raise ConfigError(f"mapping.features: an empty field name (got {self.features!r}); name the fields or "
+                              'columns to learn from, or a field holding them all (features = "x")')
+        if self.label == "":
+            raise ConfigError("mapping.label: empty (got ''); name the label field or column, e.g. label = \"y\"")
         if not named:
             raise ConfigError("mapping.features: an empty list names no feature; name the fields or columns to learn "
                               'from, or a field holding them all (features = "x")')
@@ -88,6 +109,11 @@ class SourceConfig:
     follow_idle_timeout_s: float = field(default=0.0, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 to follow forever"))
     label_policy: Literal["optional", "required"] = "optional"  # "required": an event without a label is a dead letter
 
+    def __post_init__(self):
+        if self.kind == "demo" and self.path:  # the demo would run, and the file never be read
+            raise ConfigError(f'source.kind: path is set (got {self.path!r}) but kind is "demo", which reads the '
+                              'bundled stream; set kind = "file" to read the file (or remove path)')
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -95,9 +121,11 @@ class ModelConfig:
     gamma: float = field(default=1.0, metadata=positive("set a positive regularisation such as 1.0"))
     forgetting: list[float] = field(default_factory=lambda: [1.0, 0.995])  # heads on features + inputs
     input_forgetting: list[float] = field(default_factory=lambda: [0.999, 1.0])  # heads on the inputs only
-    sgd_lr: float = field(default=0.01, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 for no SGD softmax head"))
+    sgd_lr: float = field(default=0.01, metadata=_finite_nonnegative("use 0 for no SGD softmax head"))
     mix_decay: float = field(default=0.995, metadata=check(lambda v: 0 < v < 1, "must be in (0, 1)", "use e.g. 0.995 (a memory of about 200 events)"))
-    width: int = field(default=256, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 for no random features"))
+    width: int = field(default=256, metadata=check(
+        lambda v: 0 <= v <= MAX_WIDTH, f"must be in [0, {MAX_WIDTH:_}]",
+        "use e.g. 256 (0: no random features); memory grows with the width, a very wide model does not fit"))
     key_units: int = field(default=8, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 for no threshold units"))
     hash_width: int | None = None
     # design columns a ridge head may grow to (8 * columns^2 bytes a matrix); 0: no bound
@@ -107,9 +135,9 @@ class ModelConfig:
     max_categories: int = field(default=1000, metadata=positive("use a bound such as 1000 categories per feature"))
     missing_indicators: bool = False  # a null value also sets the indicator "k=<missing>"
     time_features: bool = False  # the event time (mapping.timestamp) as hour-of-day and day-of-week sin/cos
-    temperature: float = field(default=0.1, metadata=positive("use a positive temperature such as 0.1"))
+    temperature: float = field(default=0.1, metadata=_finite_positive("use a positive temperature such as 0.1"))
     device: str = "auto"
-    seed: int = 0
+    seed: int = field(default=0, metadata=_nonnegative("use a seed such as 0"))
 
 
 @dataclass(frozen=True)
@@ -123,22 +151,11 @@ class RunConfig:
     # labelled events per windowed-accuracy point; unset: chosen as the run goes (50 to 100 points)
     window: int | None = field(default=None, metadata=positive("use a positive window such as 1000, or leave it out (automatic)"))
     progress: bool = True
-    threads: int = field(default=1, metadata=positive("use 1 (recommended) or more numeric threads"))
+    threads: int = field(default=1, metadata=check(lambda v: 1 <= v <= MAX_THREADS, f"must be in [1, {MAX_THREADS}]",
+                                                     "use 1 (recommended) or a few numeric threads"))
 
 
 _SECURITY = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-
-
-def _nonnegative(fix: str) -> dict:
-    return check(lambda v: v >= 0, "must be >= 0", fix)
-
-
-def _finite_nonnegative(fix: str) -> dict:
-    return check(lambda v: 0 <= v < math.inf, "must be a finite number >= 0", fix)
-
-
-def _finite_positive(fix: str) -> dict:
-    return check(lambda v: 0 < v < math.inf, "must be a finite number > 0", fix)
 
 
 def _legal_topic(name: str) -> bool:
@@ -287,7 +304,7 @@ class DriftConfig:
     forget_events: int = field(default=300, metadata=positive("use a positive number of labelled events such as 300"))
     restart_after: int = field(default=100, metadata=positive("use a positive number of labelled events such as 100"))
     max_alarms: int = field(default=1000, metadata=positive("use a positive number such as 1000"))
-    seed: int = 0
+    seed: int = field(default=0, metadata=_nonnegative("use a seed such as 0"))
 
 
 @dataclass(frozen=True)
@@ -333,10 +350,10 @@ class TrainableConfig:
 
     hidden: list[int] = field(default_factory=lambda: [256],
                               metadata=check(lambda v: all(h > 0 for h in v), "widths must be > 0", "use e.g. hidden = [256], or [] for none"))
-    lr: float = field(default=0.01, metadata=positive("use a learning rate such as 0.01"))
+    lr: float = field(default=0.01, metadata=_finite_positive("use a learning rate such as 0.01"))
     micro_batch: int = field(default=16, metadata=positive("use a micro-batch such as 16"))
     steps: int = field(default=1, metadata=positive("use 1 or a few steps per micro-batch"))
-    weight_decay: float = field(default=0.0, metadata=_nonnegative("use 0 or a small decay such as 1e-4"))
+    weight_decay: float = field(default=0.0, metadata=_finite_nonnegative("use 0 or a small decay such as 1e-4"))
     dtype: Literal["float32", "float64"] = "float64"
 
 
@@ -415,7 +432,8 @@ def to_toml(sections: Mapping) -> str:
         if isinstance(v, (int, float)):
             return repr(v)
         if isinstance(v, str):
-            return json.dumps(v)  # a JSON string is a valid TOML basic string
+            # a JSON string is a valid TOML basic string, but not its \ud83d surrogate escapes: TOML is UTF-8
+            return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")  # DEL: escaped in TOML too
         if isinstance(v, list):
             return "[" + ", ".join(value(x) for x in v) + "]"
         raise TypeError(f"cannot write {v!r} as TOML")
@@ -434,6 +452,8 @@ def load_config(path: str | Path) -> Config:
 
 def read_toml(path: str | Path) -> dict:
     """A config file's tables as written, not yet validated: which keys it sets (the rest take defaults)."""
+    if str(path) == "":  # Path("") is ".", the current directory: name the empty value instead
+        raise ConfigError("config path: empty (got ''); pass --config PATH to a TOML file")
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file; pass --config PATH to a TOML file")
