@@ -217,20 +217,22 @@ class PartitionStates(CheckpointState):
         events are evicted until it fits, as ``labels.max_pending`` evicts them (counted, and
         logged); a model part too large by itself is a config error naming the setting."""
         store = self.pending.for_key(key)
-        gone, passes = 0, 0
+        fixed = len(key.encode()) + RECORD_OVERHEAD  # the record's bytes beside its value
+        gone, passes, model = 0, 0, None
         while True:  # each pass evicts at least one event: it ends, fitting or with no event left
             value = self.learner.contribution(key, offset=offset, pending={"store": store.state_dict(),
                                                                             "labels": labels}).to_bytes()
-            size = len(key.encode()) + len(value) + RECORD_OVERHEAD
+            size = fixed + len(value)
             if size <= self.max_record_bytes:
                 if gone:
                     log_event(log, "labels_evicted_for_changelog", level=logging.WARNING, partition=key, evicted=gone,
                               waiting=len(store), limit=self.max_record_bytes,
                               hint="raise changelog.max_message_bytes or lower labels.max_pending")
                 return value
-            model = len(self.learner.contribution(key, offset=offset).to_bytes())  # the part without its labels
+            if model is None:  # the part without its labels, encoded once: eviction changes only the labels
+                model = len(self.learner.contribution(key, offset=offset).to_bytes())
             waiting = len(store)
-            if not waiting or len(key.encode()) + model + RECORD_OVERHEAD > self.max_record_bytes:
+            if not waiting or fixed + model > self.max_record_bytes:
                 raise ConfigError(
                     f"changelog.max_message_bytes: the changelog record of partition {key!r} is {size} bytes, over "
                     f"the limit of {self.max_record_bytes} bytes (its model part {model} bytes, its {waiting} events "

@@ -337,7 +337,7 @@ class ImbalanceConfig:
 
     mode: Literal["none", "pseudo", "reweight", "both"] = "none"
     max_pseudo: int = field(default=2, metadata=_nonnegative("use a small number such as 2"))
-    # the same rules as ImbalanceCompensator's (the factory builds it without turning its errors into ConfigErrors)
+    # the same rules as ImbalanceCompensator's, refused at load with the key named
     power: float = field(default=1.0, metadata=_finite_nonnegative("use an exponent such as 1.0"))
     max_weight: float = field(default=10.0, metadata=check(lambda v: v >= 1, "must be >= 1", "use a bound such as 10.0"))
     min_count: int = field(default=5, metadata=check(lambda v: v >= 2, "must be >= 2", "use a count such as 5"))

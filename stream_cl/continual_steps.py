@@ -22,7 +22,7 @@ from functools import partial
 
 import numpy as np
 
-from .base_learner import check_tasks, control_ends
+from .base_learner import control_ends
 from .drift import DriftMonitor
 from .ensemble import VIEWS, cat_rows, head_hits, take_rows
 from .heads.class_head import RidgeClassHead
@@ -115,11 +115,11 @@ class ContinualSteps:
 
     # -- one batch -------------------------------------------------------------------------
     def _prequential_continual(self, xs, ys, labelled, sample_weight, tasks) -> np.ndarray:
-        """``prequential_batch`` with the continual-learning parts (module docstring); ``ys`` and
-        their ``labelled`` mask come checked (:func:`~stream_cl.base_learner.checked_labels`)."""
+        """``prequential_batch`` with the continual-learning parts (module docstring); ``ys``, their
+        ``labelled`` mask and ``tasks`` come checked, for the whole run before its first segment
+        (:func:`~stream_cl.base_learner.checked_labels`, :func:`~stream_cl.base_learner.check_tasks`)."""
         X, M, new = self._rows(xs, labelled)  # only learned events make columns
         b = len(ys)
-        check_tasks(tasks, b)  # before anything is committed: replay would refuse a bad task mid-batch
         self._commit_inputs(new)  # within max_columns, or a ValueError
         w = np.ones(b) if sample_weight is None else np.array(sample_weight, dtype=np.float64).reshape(b)
         # 1. replay, drawn in stream order; raw rows standardised in that order
