@@ -91,12 +91,16 @@ class NumpyLinalg:
         L = _potrf(np.array(M, order="F"), lower=1)  # a copy: M is the caller's
         return np.ascontiguousarray(_potri(L, lower=1, overwrite=True))
 
-    def spd_factor(self, M, scale: float, shift: float):
+    def spd_factor(self, M, scale: float, shift: float, reuse=None):
         """The Cholesky factor of ``scale M + shift I``, reading ``M``'s lower triangle only (all a
         :class:`ScaledTriangle` keeps current). The factor is an opaque value for :meth:`whiten` and
         :meth:`factor_solve`: LAPACK ``dpotrf`` of the Fortran view ``M.T``, whose upper triangle is
-        ``M``'s lower one (a straight copy, no transpose, no mirroring)."""
-        F = np.multiply(M.T, scale)  # (d, d) Fortran-ordered; its upper triangle is the current one
+        ``M``'s lower one (a straight copy, no transpose, no mirroring). ``reuse``: a factor no
+        longer needed, overwritten when it has the size: a fresh (d, d) array is memory the kernel
+        maps and zeroes page by page, ~3% of a wide head's batch (RESULTS.md 9w)."""
+        d = M.shape[0]
+        F = reuse if _is_square_f(reuse, d) else np.empty((d, d), order="F")
+        np.multiply(M.T, scale, out=F)  # (d, d) Fortran-ordered; its upper triangle is the current one
         self.add_to_diag(F, shift)
         return _potrf(F, lower=0)  # scale M + shift I = U'U
 
@@ -134,6 +138,10 @@ class NumpyLinalg:
 
     def pad(self, M, rows: int, cols: int):
         return np.pad(M, ((0, rows), (0, cols)))
+
+
+def _is_square_f(F, d: int) -> bool:
+    return isinstance(F, np.ndarray) and F.shape == (d, d) and F.dtype == np.float64 and F.flags.f_contiguous
 
 
 def _potrf(F: np.ndarray, lower: int) -> np.ndarray:
@@ -286,7 +294,8 @@ class ScaledTriangle:
         if not self._n:
             return
         n, self._n = self._n, 0
-        V = self._V[:n] * np.sqrt(self._c[:n])[:, None]  # (n, d)
+        V = self._V[:n]  # (n, d), scaled in place: the rows are written anew after the flush
+        V *= np.sqrt(self._c[:n])[:, None]
         # C-ordered V (n, d) is V' (d, n) Fortran-ordered: the lower triangle of M += V'V
         blas.dsyrk(1.0, V.T, beta=1.0, c=self.M.T, trans=0, lower=0, overwrite_c=1)
         self.half = True
@@ -343,7 +352,7 @@ class TorchLinalg:
     def spd_inverse(self, M):
         return self.torch.cholesky_inverse(self.cholesky_lower(M))
 
-    def spd_factor(self, M, scale: float, shift: float):
+    def spd_factor(self, M, scale: float, shift: float, reuse=None):
         S = M * scale
         self.torch.diagonal(S).add_(shift)
         return self.cholesky_lower(S)

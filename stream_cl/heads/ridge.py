@@ -147,8 +147,10 @@ class RecursiveRidge(RidgeStatistics):
         statistics have not changed since (every change drops the cached ``W``), else new ones."""
         if self._factor is not None and self._factor[0] is self._W and self._W is not None:
             return self._factor[1], self._W
+        spent = self._factor[1] if self._factor is not None else None  # its memory is reused
+        self._factor = None
         M, scale = self._A.current()
-        F = self.la.spd_factor(M, scale, self.gamma * self.decay)  # A + g I = L L'
+        F = self.la.spd_factor(M, scale, self.gamma * self.decay, reuse=spent)  # A + g I = L L'
         return F, self.la.factor_solve(F, self.B)
 
     def predict(self, X):
@@ -240,7 +242,7 @@ class RecursiveRidge(RidgeStatistics):
                 T = la.solve_lower(C, V.T @ la.whiten(F, Xq.T))  # (b, u): C^-1 X R Xq'
                 query = self._queried(Xq @ W0, T, Q, qpos)
         self.drop_inverse()
-        self._factor = None
+        self._factor = (None, F)  # spent: the next factor is written over it
         self._learn_statistics(X, Y, w)
         return prior, query
 
@@ -252,7 +254,7 @@ class RecursiveRidge(RidgeStatistics):
         F, W0 = self._current_factor()  # A + g I = L L'; W0 (d, c) the weights at the chunk's start
         prior, query = ridge_rows.learn_rows(la.factor_inverse(F), W0, X, Y, self._noise(w), Xq, qpos)
         self.drop_inverse()
-        self._factor = None
+        self._factor = (None, F)  # spent: the next factor is written over it
         self._learn_statistics(X, Y, w)
         return prior, query
 

@@ -91,6 +91,7 @@ class RidgeStatistics:
             la, d = self.la, self.n_features
             M = self.A + (self.gamma * self.decay) * la.eye(d)
             self.R = la.spd_inverse(M) if d else M  # (assigning drops the cached W: it is recomputed from R)
+            self._factor = None  # the batched path's factor: not kept beside R
         return self._R
 
     def drop_inverse(self) -> None:

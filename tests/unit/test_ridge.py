@@ -245,13 +245,36 @@ def test_a_batch_after_a_prediction_starts_from_the_factor_the_prediction_made(m
     factors = []
     la = predicted.la
     spd_factor = la.spd_factor
-    monkeypatch.setattr(la, "spd_factor", lambda *a: factors.append(1) or spd_factor(*a))
+    monkeypatch.setattr(la, "spd_factor", lambda *a, **k: factors.append(1) or spd_factor(*a, **k))
     predicted.predict(X[20:40])  # factors A once
     after_predict, _ = predicted.update(X[20:40], Y[20:40])  # ... and the batch uses that factor
     assert len(factors) == 1
     assert np.array_equal(after_predict, plain.update(X[20:40], Y[20:40])[0])
     predicted.update(X[40:], Y[40:])  # the statistics changed: a new factor
     assert len(factors) == 2
+
+
+def test_a_new_factor_is_written_over_the_spent_one_and_changes_nothing(monkeypatch):
+    rng = np.random.default_rng(21)
+    X, Y = rng.normal(size=(300, 40)), rng.normal(size=(300, 3))
+    reusing, fresh = RecursiveRidge(0.5, forgetting=0.99), RecursiveRidge(0.5, forgetting=0.99)
+    spd_factor = fresh.la.spd_factor
+    monkeypatch.setattr(fresh.la, "spd_factor", lambda *a, reuse=None: spd_factor(*a))
+    factors = []
+    for r in (reusing, fresh):
+        r.grow(40, 3)
+        r.update(X[:10], Y[:10])  # R dropped: later chunks come from the factor
+    for start in range(10, 300, 29):
+        stop = min(start + 29, 300)
+        got = [r.update(X[start:stop], Y[start:stop], X_query=X[:3], query_pos=[0, 5, stop - start])
+               for r in (reusing, fresh)]
+        np.testing.assert_array_equal(got[0][0], got[1][0])
+        np.testing.assert_array_equal(got[0][1], got[1][1])
+        np.testing.assert_array_equal(reusing.predict(X[:4]), fresh.predict(X[:4]))
+        factors.append(reusing._factor[1])  # (held: a freed array's address could come back)
+    assert all(F is factors[0] for F in factors)  # every factor written in the first one's memory
+    reusing.inverse()
+    assert reusing._factor is None  # R materialised: no (d, d) factor kept beside it
 
 
 def test_a_head_wide_for_its_chunks_keeps_updating_r_and_a_narrow_one_does_not_rebuild_it():
