@@ -109,6 +109,11 @@ class NumpyLinalg:
         ``Xt' (LL')^-1 Xt`` is the Gram matrix of the result."""
         return blas.dtrsm(1.0, U, Xt, side=0, lower=0, trans_a=1)  # solves U' V = Xt
 
+    def unwhiten(self, U, Z):
+        """``L'^-1 Z`` for the factor of :meth:`spd_factor`: with ``Z = L^-1 B`` (:meth:`whiten`),
+        ``(LL')^-1 B``, the solve of :meth:`factor_solve` in two halves."""
+        return blas.dtrsm(1.0, U, Z, side=0, lower=0, trans_a=0)  # solves U W = Z
+
     def factor_inverse(self, U):
         """``(U'U)^-1`` (d, d), C-ordered and whole, for the factor of :meth:`spd_factor`: LAPACK
         ``dpotri`` (2 d^3 / 3) gives one triangle, then mirrored."""
@@ -359,6 +364,9 @@ class TorchLinalg:
 
     def whiten(self, L, Xt):
         return self.torch.linalg.solve_triangular(L, Xt, upper=False)
+
+    def unwhiten(self, L, Z):
+        return self.torch.linalg.solve_triangular(L.mT, Z, upper=True)
 
     def factor_solve(self, L, B):
         return self.torch.cholesky_solve(B, L)

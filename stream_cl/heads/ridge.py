@@ -142,16 +142,17 @@ class RecursiveRidge(RidgeStatistics):
                 self._factor = (self._W, F)  # the next chunk starts from this factor
         return self._W
 
-    def _current_factor(self):
+    def _current_factor(self, solve: bool = True):
         """The factor of ``A + g I`` and ``W`` solved with it: the one :meth:`weights` kept if the
-        statistics have not changed since (every change drops the cached ``W``), else new ones."""
+        statistics have not changed since (every change drops the cached ``W``), else new ones.
+        ``solve=False``: a new factor comes with ``W`` None (the caller solves what it needs)."""
         if self._factor is not None and self._factor[0] is self._W and self._W is not None:
             return self._factor[1], self._W
         spent = self._factor[1] if self._factor is not None else None  # its memory is reused
         self._factor = None
         M, scale = self._A.current()
         F = self.la.spd_factor(M, scale, self.gamma * self.decay, reuse=spent)  # A + g I = L L'
-        return F, self.la.factor_solve(F, self.B)
+        return F, (self.la.factor_solve(F, self.B) if solve else None)
 
     def predict(self, X):
         """Scores ``X W`` for rows ``X`` (b, d) -> (b, c)."""
@@ -228,11 +229,16 @@ class RecursiveRidge(RidgeStatistics):
         """Learn rows ``X`` (b, d) from the Cholesky factor of ``A + g I`` (module docstring);
         ``R`` is not kept. Returns ``(prior, query)`` as :meth:`update` does."""
         la = self.la
-        F, W0 = self._current_factor()  # A + g I = L L'; W0 (d, c) the weights at the chunk's start
+        F, W0 = self._current_factor(solve=False)  # A + g I = L L'; W0 (d, c) the chunk-start weights, if at hand
         V = la.whiten(F, X.T)  # (d, b) L^-1 X', so that X R X' = V'V
         noise = self._noise(w)  # (b,)
         C = la.cholesky_lower(la.gram_plus_diag(V, noise))  # (b, b) innovation covariance X R X' + noise
-        resid = Y - X @ W0  # (b, c) residuals against the chunk-start weights
+        # X W0 = V' (L^-1 B): one triangular solve where W0 takes two (and W0 dies with the chunk).
+        # Always this way, cached W0 or not: a prediction before a batch changes none of its bits.
+        Z = la.whiten(F, self.B)  # (d, c)
+        resid = Y - V.T @ Z  # (b, c) residuals against the chunk-start weights
+        if Xq is not None and W0 is None:
+            W0 = la.unwhiten(F, Z)  # (d, c) L'^-1 Z: what factor_solve gives, bit for bit
         Q = la.solve_lower(C, resid)  # (b, c) whitened innovations
         prior = Y - la.diag(C)[:, None] * Q  # (b, c) scores before each row was learned
         query = None
@@ -276,15 +282,16 @@ class RecursiveRidge(RidgeStatistics):
         b = X.shape[0]
         wt = la.asarray(w)
         scale = lam**b
-        if scale == 1.0 and bool((wt == 1.0).all()):  # dw = 1: X itself, not two scaled copies (the same sums)
-            half = full = X.T  # (d, b)
+        if scale == 1.0 and bool((wt == 1.0).all()):  # dw = 1: X itself, not a scaled copy (the same sums)
+            half, dY = X.T, Y  # (d, b), (b, c)
         else:
             dw = wt * (scale / la.powers(lam, b))  # (b,): w_i l^(b-1-i) > 0
-            half, full = X.T * dw**0.5, X.T * dw  # (d, b) each
+            # Y scaled, not X: (b, c) against (d, b), and for one-hot Y the same bits (dw * 1 = dw)
+            half, dY = X.T * dw**0.5, dw[:, None] * Y  # (d, b), (b, c)
         self._A.rank_k(la, half, 1.0, scale)  # (read only to re-anchor, to factor, to merge)
         if scale != 1.0:
             self.B *= scale
-        self.B += full @ Y
+        self.B += X.T @ dY
         self.decay *= scale
         self.rows_since_anchor += b
         self.n_rows += b

@@ -5,6 +5,7 @@ import pytest
 
 from stream_cl.heads import ridge as ridge_module
 from stream_cl.heads.ridge import ANCHOR_DECAY, REFRESH_ROWS, RecursiveRidge
+from stream_cl.heads._linalg import NumpyLinalg
 
 
 @pytest.fixture(params=["factor", "updating R", "row by row"])
@@ -293,3 +294,12 @@ def test_a_head_wide_for_its_chunks_keeps_updating_r_and_a_narrow_one_does_not_r
     assert wide.has_inverse
     closed = np.linalg.solve(X.T @ X + np.eye(64), X.T @ Y)
     np.testing.assert_allclose(wide.weights(), closed, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("d,c", [(5, 2), (64, 3), (300, 1)])
+def test_the_weights_solved_in_two_halves_are_those_of_one_solve(d, c):
+    la = NumpyLinalg()
+    rng = np.random.default_rng(d)
+    X, B = rng.normal(size=(2 * d, d)), rng.normal(size=(d, c))
+    F = la.spd_factor(X.T @ X, 1.0, 0.5)
+    assert np.array_equal(la.unwhiten(F, la.whiten(F, B)), la.factor_solve(F, B))  # queries use either
