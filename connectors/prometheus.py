@@ -5,9 +5,10 @@ registry the caller owns. The collector reads the daemon's state *at scrape time
 on the HTTP thread, off the hot path:
 
 * counters are the daemon's own counts (``Daemon.metrics``: events by outcome, dead
-  letters by reason, checkpoints; the label store's counters; the learner's drift
-  alarms), which the loop updates once per batch -- so a scraped counter equals the
-  daemon's count exactly, with no second bookkeeping. The three counters whose state is
+  letters by reason, checkpoints; the label store's counters; the drift alarms the learner
+  raised in this process's steps, over all its partitions), which the loop updates once per
+  batch -- so a scraped counter equals the daemon's count exactly, with no second
+  bookkeeping. The two counters whose state is
   in the checkpoint (:data:`RESTORED_COUNTERS`) are the exception. Like every counter they
   count from 0 in each process: what the process's first daemon restored
   (:func:`restored_counts`, kept in ``DaemonMetrics.counter_base``) is taken off, because
@@ -77,7 +78,7 @@ _OUTCOME_KEYS = {"learned": "learned", "predicted_only": "predicted", "dead_lett
 _LABEL_KEYS = {"joined": ("joined",), "expired": ("expired", "evicted"), "unknown": ("unknown",)}
 assert tuple(_OUTCOME_KEYS) == EVENT_OUTCOMES and tuple(_LABEL_KEYS) == LABEL_OUTCOMES
 # Counters read from state the checkpoint holds (the label store, the learner): a restore sets them back.
-RESTORED_COUNTERS = ("stream_cl_labels_total", "stream_cl_drift_alarms_total", "stream_cl_category_overflow_total")
+RESTORED_COUNTERS = ("stream_cl_labels_total", "stream_cl_category_overflow_total")
 assert all(EXPORTED_METRICS[n] == "counter" for n in RESTORED_COUNTERS)
 
 
@@ -242,7 +243,7 @@ class DaemonCollector:
         m = getattr(daemon, "metrics", None)
         if m is not None:
             self._daemon(fams, daemon, m)
-            self._learner(fams, getattr(daemon, "learner", None))
+            self._learner(fams, getattr(daemon, "learner", None), m)
             self._never_decrease(fams, getattr(m, "counter_base", None))
         return list(fams.values())
 
@@ -319,7 +320,7 @@ class DaemonCollector:
             fams["stream_cl_last_progress_timestamp_seconds"].add_metric([], m.last_progress)
 
     # -- the learner (one status() snapshot at scrape time) ----------------------------------
-    def _learner(self, fams: dict, learner) -> None:
+    def _learner(self, fams: dict, learner, m=None) -> None:
         status = _read(lambda: learner.status())  # every learner of stream_cl has one (stream_cl.status)
         if status is None:  # no learner yet, or the read failed mid-update: no learner series this scrape
             return
@@ -328,8 +329,10 @@ class DaemonCollector:
         fams["stream_cl_category_overflow_total"].add_metric([], status.category_overflow)
         drift = status.drift
         if drift is not None:
+            # the alarms this process raised (the router's count), not the model's lifetime totals over its
+            # partitions, which a part taken over or dropped would move (those are /model's)
             seen = set()
-            for detector, by_response in sorted(drift.counts.items()):
+            for detector, by_response in sorted(dict(getattr(m, "drift_alarms", {})).items()):
                 for response, n in sorted(by_response.items()):
                     fams["stream_cl_drift_alarms_total"].add_metric([str(detector), str(response)], n)
                     seen.add((detector, response))

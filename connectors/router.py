@@ -33,7 +33,7 @@ __all__ = ["Router"]
 
 log = logging.getLogger("stream_cl.daemon")
 
-ALARM_LINES_PER_BATCH = 10  # drift_alarm log lines per batch at most (the metric counts them all)
+ALARM_LINES_PER_BATCH = 10  # drift_alarm log lines per step at most (the metric counts them all)
 
 
 class Router:
@@ -78,7 +78,6 @@ class Router:
         """
         m, silent = self.metrics, batch.silent
         polled_at = time.perf_counter() if polled_at is None else polled_at
-        alarms_before = getattr(self.learner, "n_alarms_", 0)
         by_key: dict = {}
         letters: list[DeadLetter] = []
         labels: list[LabelUpdate] = []
@@ -116,8 +115,6 @@ class Router:
             self.pending.expire()
         if letters:
             self._dead_letters(letters, batch.raw)
-        if getattr(self.learner, "n_alarms_", 0) != alarms_before:
-            self._log_alarms(alarms_before)
 
     def _predict(self, key, events: list, batch, silent, polled_at: float, early: dict) -> list[DeadLetter]:
         """Predict, then learn (when labelled), one partition's events in order; returns dead letters.
@@ -135,8 +132,11 @@ class Router:
             for i in range(0, len(run), size):
                 chunk = run[i : i + size]
                 t0 = time.perf_counter()
+                alarms = None if replayed else self._alarm_counts()
                 predictions, rejected = step.process(chunk, partition=key)
                 t1 = time.perf_counter()
+                if alarms is not None:
+                    self._count_alarms(alarms)
                 m.step_seconds.observe(t1 - t0)
                 m.event_latency.observe(t1 - polled_at, len(predictions))
                 if store is not None:
@@ -172,8 +172,11 @@ class Router:
             events, published = [f[0] for f in run], [f[2] for f in run]
             for i in range(0, len(events), size):
                 t0 = time.perf_counter()
+                alarms = None if replayed else self._alarm_counts()
                 learned, rejected = step.process(events[i : i + size], partition=key, published=published[i : i + size])
                 m.step_seconds.observe(time.perf_counter() - t0)
+                if alarms is not None:
+                    self._count_alarms(alarms)
                 if not replayed:
                     m.tasks.update(learned)
                 # a replayed join's dead letter was published before the restore; a new join's is published
@@ -193,11 +196,38 @@ class Router:
             log.warning("%d dead letters (no kafka.dead_letter_topic): first %s at %s: %s", len(letters),
                         letters[0].reason, letters[0].origin, letters[0].detail)
 
-    def _log_alarms(self, before: int) -> None:
-        """One ``drift_alarm`` line per new alarm (at most ALARM_LINES_PER_BATCH per batch)."""
+    def _alarm_counts(self) -> dict | None:
+        """The learner's drift alarm counts over all its partitions, ``{detector: {response: n}}``
+        (``None`` without a drift monitor)."""
+        if getattr(self.learner, "drift_", None) is None:
+            return None
+        return self.learner.alarm_counts_
+
+    def _count_alarms(self, before: dict) -> None:
+        """Count and log the alarms one step raised: the counts' rise since ``before``. Taken per step,
+        around the learning alone, so that a part restored, taken over or dropped between steps, or
+        replayed events learned again, change nothing here (the exporter's counter is this one)."""
+        after = self.learner.alarm_counts_
+        if after == before:
+            return
+        counts = {d: dict(r) for d, r in self.metrics.drift_alarms.items()}
+        new = 0
+        for detector, by_response in after.items():
+            for response, n in by_response.items():
+                rise = n - before.get(detector, {}).get(response, 0)
+                if rise > 0:
+                    mine = counts.setdefault(detector, {})
+                    mine[response] = mine.get(response, 0) + rise
+                    new += rise
+        self.metrics.drift_alarms = counts  # replaced whole: a scrape may be reading the old one
+        if new:
+            self._log_alarms(new)
+
+    def _log_alarms(self, new: int) -> None:
+        """One ``drift_alarm`` line per alarm of the step just taken (at most ALARM_LINES_PER_BATCH):
+        the newest of the partition it learned, which :attr:`alarms_` lists last."""
         total = int(getattr(self.learner, "n_alarms_", 0))
-        new = total - before
-        alarms = list(getattr(self.learner, "alarms_", []))[-min(new, ALARM_LINES_PER_BATCH):] if new > 0 else []
+        alarms = list(getattr(self.learner, "alarms_", []))[-min(new, ALARM_LINES_PER_BATCH):]
         for a in alarms:
             log_event(log, "drift_alarm", detector=a.get("detector"), response=a.get("response"),
                       signal=a.get("signal"), t=a.get("t"), recent=a.get("recent"), baseline=a.get("baseline"),

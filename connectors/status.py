@@ -53,6 +53,9 @@ class DaemonMetrics:
     events: Counter = field(default_factory=Counter)
     dead_letters: Counter = field(default_factory=Counter)  # by reason
     labels: dict = field(default_factory=dict)  # counters of the pending-label store
+    # drift alarms this process raised, {detector: {response: n}}: not those of a part restored or taken
+    # over, nor those raised again while re-learning a replay (replaced whole: the exporter reads it)
+    drift_alarms: dict = field(default_factory=dict)
     # what the process's first daemon restored of the counters kept in checkpoints (prometheus.restored_counts):
     # exported counters start from 0 in each process
     counter_base: dict | None = None

@@ -219,8 +219,8 @@ class StreamingClassifier(ContinualMonitoring, base.MiniBatchClassifier):
         drift = None
         if self.drift_ is not None:
             d = self.drift_
-            drift = DriftStatus(detector=d.detector, response=d.response_name, alarms=d.n_alarms_,
-                                counts=self.alarm_counts_, recent=[dict(a) for a in d.alarms_[-5:]])
+            drift = DriftStatus(detector=d.detector, response=d.response_name, alarms=self.n_alarms_,
+                                counts=self.alarm_counts_, recent=[dict(a) for a in self.alarms_[-5:]])
         index = self.index_
         return LearnerStatus(
             kind=type(self).__name__, classes=list(self.classes_), features=list(index.names),

@@ -103,6 +103,43 @@ class OnlineParts(PartitionedLearner):
         out[:, [pos[y] for y in classes[: P.shape[1]]]] = P
         return out
 
+    # -- monitoring over every partition ------------------------------------------------------
+    # A partition keeps its own drift monitor and replay buffer: the learner's monitoring
+    # attributes count all of them (ContinualMonitoring reads the active partition's only).
+    def _every_local(self, attr: str) -> list:
+        """``attr`` of every partition's local state that has one, the active partition's last."""
+        held = [p.local[attr] for p in self._parts.values() if p.local is not None]
+        mine = getattr(self, attr)
+        return [v for v in (*held, mine) if v is not None]
+
+    @property
+    def alarms_(self) -> list:
+        """Recent drift alarms of every partition, the active partition's last (oldest first in each)."""
+        return [a for d in self._every_local("drift_") for a in d.alarms_]
+
+    @property
+    def n_alarms_(self) -> int:
+        return sum(d.n_alarms_ for d in self._every_local("drift_"))
+
+    @property
+    def alarm_counts_(self) -> dict:
+        """``{detector: {response: count}}`` over every partition."""
+        total: dict = {}
+        for d in self._every_local("drift_"):
+            for detector, by_response in d.counts_.items():
+                mine = total.setdefault(detector, {})
+                for response, n in by_response.items():
+                    mine[response] = mine.get(response, 0) + n
+        return total
+
+    @property
+    def replay_size_(self) -> int:
+        return sum(r.size_ for r in self._every_local("replay_"))
+
+    @property
+    def replay_bytes_(self) -> int:
+        return sum(r.nbytes_ for r in self._every_local("replay_"))
+
     # -- local state ----------------------------------------------------------------------
     def _get_local(self) -> dict:
         return {**{a: getattr(self, a) for a in LOCAL_ATTRS}, "forgetting": [h.ridge.forgetting for h in self.heads_]}

@@ -32,13 +32,13 @@ class HeadStatus:
 
 @dataclass(frozen=True)
 class DriftStatus:
-    """The drift monitor: its configuration and the alarms it raised."""
+    """The drift monitor (one per partition): its configuration and the alarms raised, over every partition."""
 
     detector: str
     response: str
     alarms: int
     counts: dict  # {detector: {response: count}}
-    recent: list  # the latest alarms, newest last (dicts with t, detector, signal, response)
+    recent: list  # the latest alarms, the last learned partition's last (dicts with t, detector, signal, response)
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,10 @@ class LearnerStatus:
     classes: list
     features: list  # input names in column order
     category_overflow: int = 0  # category values folded into "<other>" so far
-    heads: list = field(default_factory=list)  # HeadStatus per ridge head
+    heads: list = field(default_factory=list)  # HeadStatus per ridge head (forgetting: the last learned partition's)
     drift: DriftStatus | None = None
-    need: float | None = None  # homeostatic need
-    replay_samples: int | None = None
+    need: float | None = None  # homeostatic need of the last learned partition (each partition has its own)
+    replay_samples: int | None = None  # over every partition's buffer
     replay_bytes: int | None = None
     learning_rates: list | None = None  # per layer (trainable learner)
     partitions: list = field(default_factory=list)  # partitions the learner holds a part of

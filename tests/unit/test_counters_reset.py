@@ -2,7 +2,7 @@
 
 A daemon that is fenced, fails a commit or loses its partitions starts over in the same process
 (connectors/daemon.py, ``_build_and_run``): the rebuilt daemon restores an older checkpoint, so the
-label store's counters, the learner's drift alarms and its category overflow fall back. One
+label store's counters and the learner's category overflow fall back. One
 collector serves every daemon the process builds; it must not export the decrease (Prometheus reads
 one as a counter reset and ``rate()`` / ``increase()`` would count the whole value again).
 """
@@ -56,7 +56,6 @@ def test_restored_counters_do_not_decrease_when_the_daemon_starts_over_in_the_sa
     proc = _Process(_daemon(joined=7, unknown=2, alarms=3, overflow=69))
     before = proc.scrape()
     assert before[("stream_cl_labels_total", (("outcome", "joined"),))] == 7
-    assert before[("stream_cl_drift_alarms_total", (("detector", "ddm"), ("response", "record")))] == 3
     assert before[("stream_cl_category_overflow_total", ())] == 69
     proc.daemon = _daemon(joined=3, unknown=2, alarms=0, overflow=50)  # rebuilt: an older checkpoint restored
     after = proc.scrape()
@@ -77,7 +76,6 @@ def test_a_held_counter_rises_again_once_the_restored_count_passes_it():
     proc.daemon = _daemon(joined=9, unknown=4, alarms=5, overflow=80)
     later = proc.scrape()
     assert later[("stream_cl_labels_total", (("outcome", "joined"),))] == 9
-    assert later[("stream_cl_drift_alarms_total", (("detector", "ddm"), ("response", "record")))] == 5
     assert later[("stream_cl_category_overflow_total", ())] == 80
 
 
@@ -90,14 +88,13 @@ def test_an_unreadable_learner_still_skips_its_series_and_keeps_their_marks():
     proc.daemon = _daemon(joined=1, unknown=0, alarms=2, overflow=3)
     back = proc.scrape()
     assert back[("stream_cl_category_overflow_total", ())] == 10
-    assert back[("stream_cl_drift_alarms_total", (("detector", "ddm"), ("response", "record")))] == 4
 
 
 
 def test_a_new_process_exports_the_restored_counters_from_zero():
     """After a crash the checkpoint is older than the last scrape: a new process that exported the
     restored totals (80 joined after 100 scraped) read to Prometheus as a reset, and increase()
-    counted the whole restored value again (a false drift-alarm storm, labels counted twice)."""
+    counted the whole restored value again (labels counted twice)."""
     from connectors.prometheus import restored_counts
 
     d = _daemon(joined=80, unknown=2, alarms=3, overflow=69)
@@ -109,5 +106,24 @@ def test_a_new_process_exports_the_restored_counters_from_zero():
     proc.daemon = SimpleNamespace(metrics=d.metrics, learner=_daemon(0, 0, alarms=4, overflow=70).learner)
     later = proc.scrape()
     assert later[("stream_cl_labels_total", (("outcome", "joined"),))] == 5
-    assert later[("stream_cl_drift_alarms_total", (("detector", "ddm"), ("response", "record")))] == 1
     assert later[("stream_cl_category_overflow_total", ())] == 1
+
+
+def test_drift_alarms_are_the_process_own_count_not_the_restored_model_totals():
+    """The drift counter is the router's count of this process's alarms (DaemonMetrics.drift_alarms):
+    a restored (or taken-over) model's lifetime totals never reach it, so it cannot fall back either."""
+    proc = _Process(_daemon(joined=0, unknown=0, alarms=3, overflow=0))
+    assert _drift(proc) == 0  # 3 restored alarms: exported at 0, the configured pair present
+    proc.daemon.metrics.drift_alarms = {"ddm": {"record": 2}}
+    assert _drift(proc) == 2
+    proc.daemon = _daemon(joined=0, unknown=0, alarms=0, overflow=0)  # started over: an older checkpoint
+    proc.daemon.metrics.drift_alarms = {"ddm": {"record": 2}}  # the same DaemonMetrics in the process
+    assert _drift(proc) == 2
+
+
+def _drift(proc) -> float:
+    text = generate_latest(proc.registry).decode()
+    values = [s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+              if s.name == "stream_cl_drift_alarms_total" and s.labels == {"detector": "ddm", "response": "record"}]
+    assert len(values) == 1
+    return values[0]

@@ -1,0 +1,99 @@
+"""The drift alarm counter is what this process's steps raised, over every partition (connectors/router.py).
+
+Each source partition keeps its own drift monitor. ``stream_cl_drift_alarms_total`` must count the
+alarms of all of them (the active partition's alone missed the others), and only those raised by
+learning here: a part taken over from another member brings its lifetime count (summed over the
+group, those alarms would count twice), and replayed events learned again raised theirs before.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from connectors.kafka import PolledBatch
+from connectors.prometheus import register_metrics, restored_counts
+from connectors.router import Router
+from connectors.status import DaemonMetrics
+from stream_cl.config import load_config_dict
+from stream_cl.events import Event
+from stream_cl.factory import build_learner
+from stream_cl.pending_stores import PendingStores
+from stream_cl.prequential import Prequential
+
+CONFIG = {"model": {"device": "cpu", "width": 8, "key_units": 0},
+          "drift": {"detector": "page_hinkley", "response": ["record"]},
+          "kafka": {"topics": ["events"], "predictions_topic": "p"}, "run": {"batch_size": 64}}
+
+
+class _Publisher:
+    def write(self, predictions):
+        pass
+
+    def write_dead(self, records):
+        pass
+
+
+def _router(learner=None):
+    cfg = load_config_dict(CONFIG)
+    learner = build_learner(cfg) if learner is None else learner
+    state = SimpleNamespace(add=lambda n: None, touched=lambda key, n: None)
+    return Router(cfg, Prequential(learner, window=50), learner, PendingStores(), _Publisher(), DaemonMetrics(),
+                  state, partitioned=True)
+
+
+def _shifting(partition: int, n: int = 600, seed: int = 0) -> list[Event]:
+    """A concept that turns over half way: the detector raises an alarm after the turn."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        x = rng.normal(size=2)
+        y = "p" if (x[0] > 0) == (i < n // 2) else "n"
+        out.append(Event({"a": float(x[0]), "b": float(x[1])}, y, f"{partition}-{i}", None, None,
+                         f"events/{partition}@{i}"))
+    return out
+
+
+def _counted(router) -> float:
+    """``stream_cl_drift_alarms_total`` as Prometheus scrapes it from this router's daemon."""
+    daemon = SimpleNamespace(metrics=router.metrics, learner=router.learner)
+    if router.metrics.counter_base is None:  # as Daemon.__init__ takes it, after its restore
+        router.metrics.counter_base = restored_counts(daemon)
+    registry = CollectorRegistry()
+    register_metrics(registry, lambda: daemon)
+    text = generate_latest(registry).decode()
+    return sum(s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+               if s.name == "stream_cl_drift_alarms_total")
+
+
+def test_alarms_of_every_partition_are_counted():
+    router = _router()
+    assert _counted(router) == 0
+    a, b = _shifting(0, seed=1), _shifting(1, seed=2)
+    for i in range(0, 600, 100):  # the two partitions interleaved, poll by poll
+        router.process(PolledBatch(a[i : i + 100] + b[i : i + 100], {}, frozenset()))
+    learner = router.learner
+    assert learner.n_alarms_ >= 2 and len(learner.partitions_) == 2
+    assert _counted(router) == learner.n_alarms_  # the active partition's monitor alone held about half
+    assert learner.status().drift.alarms == learner.n_alarms_
+
+
+def test_a_part_taken_over_and_replayed_events_add_no_alarms():
+    other = _router()
+    for i in range(0, 600, 100):
+        other.process(PolledBatch(_shifting(5, seed=3)[i : i + 100], {}, frozenset()))
+    assert other.learner.n_alarms_ >= 1
+    router = _router()
+    assert _counted(router) == 0
+    router.process(PolledBatch(_shifting(0, n=100, seed=4), {}, frozenset()))
+    before = _counted(router)
+    router.learner.merge("events/5", other.learner.contribution("events/5"))  # a takeover
+    assert router.learner.n_alarms_ >= other.learner.n_alarms_  # the model's totals include the part's
+    replay = _shifting(6, seed=5)
+    router.process(PolledBatch(replay, {}, frozenset(e.origin for e in replay)))  # re-learned, silent
+    assert router.learner.n_alarms_ > other.learner.n_alarms_  # the replay raised alarms again ...
+    assert _counted(router) == before  # ... and neither they nor the taken-over part's count here
