@@ -7,7 +7,8 @@ signal and the response) and keeps the bookkeeping of the responses:
 * ``"record"`` -- only record the alarm;
 * ``"need"`` -- raise the homeostatic need (:mod:`stream_cl.homeostasis`);
 * ``"forget"`` -- use ``forget_value`` as the forgetting factor of the adaptive heads
-  for the next ``forget_events`` labelled events;
+  for ``forget_events`` labelled events from the learner's first control point after
+  the alarm on (:meth:`DriftMonitor.control_forgetting`);
 * ``"restart"`` -- train shadow heads from the control point after the alarm on and,
   after ``restart_after`` labelled events, warm-restart each adaptive head from its
   shadow if the shadow predicted better since it started (the schedule and the shadows are
@@ -172,6 +173,9 @@ class DriftMonitor(base.Base):
     forget_value, forget_events
         The ``"forget"`` response's forgetting factor and how many labelled events it lasts
         (a factor much below 0.98 leaves a head of a few hundred features too few rows).
+        In a learner the window opens at the first control point after the alarm and the
+        factor is set at control points only, so it holds for ``forget_events`` rounded up
+        to whole ``control_every`` periods.
     restart_after
         Labelled events the ``"restart"``/``"reset"`` shadow heads learn before they replace
         the adaptive heads (defaults from ``benchmarks/continual.py``'s drift streams).
@@ -237,6 +241,7 @@ class DriftMonitor(base.Base):
         self.n_ignored_ = 0
         self.counts_: dict = {}
         self.forget_until_ = -1  # labelled count until which the "forget" response holds
+        self.forget_pending_ = False  # an alarm asked for a "forget" window no control point has opened yet
         self.remix_due_ = False  # an alarm asked for the mixture to be reset
 
     @property
@@ -279,14 +284,26 @@ class DriftMonitor(base.Base):
         by[self.response_name] = by.get(self.response_name, 0) + 1
         if "forget" in self.response:
             self.forget_until_ = self.n_ + self.forget_events
+            self.forget_pending_ = True
         if "remix" in self.response:
             self.remix_due_ = True
         return alarm
 
     # -- responses ----------------------------------------------------------------------
     def forgetting_override(self) -> float | None:
-        """The ``"forget"`` response's factor while it holds, else ``None``."""
+        """The ``"forget"`` response's factor while it holds, else ``None`` (the window counts
+        from the alarm until :meth:`control_forgetting` opens it anew)."""
         return self.forget_value if self.n_ < self.forget_until_ else None
+
+    def control_forgetting(self) -> float | None:
+        """:meth:`forgetting_override` at a learner's control point, the first one after an alarm
+        opening the ``forget_events`` window there: the learner sets factors only at control
+        points, so a window counted from the alarm could end before one came and the
+        response would never be applied."""
+        if self.forget_pending_:
+            self.forget_until_ = self.n_ + self.forget_events
+            self.forget_pending_ = False
+        return self.forgetting_override()
 
     @property
     def trains_shadows(self) -> bool:
@@ -310,7 +327,8 @@ class DriftMonitor(base.Base):
             "since_sum": self.since_sum_, "since_n": self.since_n_, "alarms": [dict(a) for a in self.alarms_],
             "n_alarms": self.n_alarms_, "n_ignored": self.n_ignored_,
             "counts": {k: dict(v) for k, v in self.counts_.items()},
-            "forget_until": self.forget_until_, "remix_due": self.remix_due_, "detector_name": self.detector,
+            "forget_until": self.forget_until_, "forget_pending": self.forget_pending_, "remix_due": self.remix_due_,
+            "detector_name": self.detector,
         }
 
     def load_state_dict(self, state: Mapping) -> "DriftMonitor":
@@ -328,5 +346,7 @@ class DriftMonitor(base.Base):
         self.n_alarms_, self.n_ignored_ = int(state["n_alarms"]), int(state["n_ignored"])
         self.counts_ = {k: {r: int(n) for r, n in v.items()} for k, v in state["counts"].items()}
         self.forget_until_ = int(state["forget_until"])
+        # absent in checkpoints before the window opened at a control point: theirs counts from the alarm
+        self.forget_pending_ = bool(state.get("forget_pending", False))
         self.remix_due_ = bool(state.get("remix_due", False))  # absent in checkpoints before "remix"
         return self

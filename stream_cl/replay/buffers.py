@@ -452,8 +452,13 @@ class PowerLawReplay(ClassBalancedReplay):
         Leave out the group of the latest row (the stream is rehearsing it already),
         unless it is the only one stored.
 
-    Storage is balanced over groups (as :class:`ClassBalancedReplay` over classes), or
-    a plain reservoir for rows that are their own group.
+    Storage is balanced over groups (as :class:`ClassBalancedReplay` over classes); rows
+    that are their own group (no task, ``group="sample"``) are kept by a reservoir over
+    such rows. When only some rows carry a task the two kinds are balanced first: a row
+    of the kind with fewer rows stored replaces a row of the other (of the largest task,
+    or any row without a task), else it is admitted within its kind. A shrinking byte
+    budget evicts rows with a task first, from the largest task; admissions then restore
+    the balance.
 
     >>> import numpy as np
     >>> buf = PowerLawReplay(max_samples=30, alpha=1.0, seed=0)
@@ -480,11 +485,22 @@ class PowerLawReplay(ClassBalancedReplay):
         return "task_or_label" if self.group == "label" else "task_or_sample"
 
     def _admit_slot(self, gid: int) -> int:
-        if gid < 0:  # a row that is its own group: reservoir over such rows
-            return ReplayBuffer._admit_slot(self, gid)
-        if not self.group_counts().any():
-            return ReplayBuffer._admit_slot(self, gid)
-        return super()._admit_slot(gid)
+        counts = self.group_counts()
+        grouped = int(counts.sum())
+        alone = self.size_ - grouped  # rows that are their own group (no task, group="sample")
+        g = self.gid_[: self.size_]
+        # the kind with fewer rows stored takes a row of the other: were rows without a task a reservoir
+        # over every row, they would push out the rows with one, which can only replace each other
+        if gid < 0 and alone < grouped:
+            slots = self._largest_group_slots(counts)
+        elif gid >= 0 and grouped < alone:
+            slots = np.flatnonzero(g < 0)
+        elif gid >= 0:
+            return super()._admit_slot(gid)  # CBRS among the tasks
+        else:  # a reservoir among the rows without a task, over those offered (this one included)
+            j = int(self.rng_.integers(self.n_seen_ + 1 - sum(self.key_seen_))[0])
+            return int(np.flatnonzero(g < 0)[j]) if j < alone else -1
+        return int(slots[self.rng_.integers(slots.size)[0]])
 
     def _evict_slot(self) -> int:
         if not self.group_counts().any():

@@ -275,6 +275,54 @@ def test_a_pending_remix_survives_a_state_round_trip():
     assert again.take_remix() and not again.take_remix()
 
 
+@pytest.mark.parametrize("forget_events, held", [(10, 50), (120, 150)])
+def test_forget_window_starts_at_the_first_control_point_after_the_alarm(forget_events, held):
+    # factors change only at control points (every 50 labelled events here): a window counted from the
+    # alarm could end before the next one, and a 10-event window was then never applied at all
+    xs, ys = _flip_stream()
+
+    def make():
+        return OnlineContinualLearner(backbone=RandomFeatures(width=8), key_units=0, device="cpu", control_every=50,
+                                      heads=((1.0, "all"), (0.995, "all")),
+                                      drift=DriftMonitor("adwin", response=("forget",), forget_value=0.9,
+                                                         forget_events=forget_events))
+    a, b = make(), make()
+    factors, pa = [], []
+    for x, y in zip(xs, ys):
+        pa.append(a.prequential_batch([x], [y]))
+        factors.append(a.forgetting_[1])  # set after event len(factors): used for the events that follow
+    t = a.alarms_[0]["n_labelled"]
+    assert a.n_alarms_ == 1 and t % 50 != 0  # raised between control points
+    start = -(-t // 50) * 50  # the first control point after the alarm
+    assert (np.flatnonzero(np.array(factors) == 0.9) + 1).tolist() == list(range(start, start + held))
+    assert factors[-1] == 0.995 and a.drift_.forgetting_override() is None
+    # the same window, whatever the batching
+    pb = [b.prequential_batch(xs[s:s + 37], ys[s:s + 37]) for s in range(0, len(xs), 37)]
+    two = [np.pad(p, ((0, 0), (0, 2 - p.shape[1]))) for p in pa + pb]  # the first rows knew one class
+    assert a.alarms_ == b.alarms_ and np.allclose(np.vstack(two[: len(pa)]), np.vstack(two[len(pa):]), atol=1e-8)
+
+
+def test_a_pending_forget_window_survives_a_state_round_trip():
+    mon = DriftMonitor("adwin", response=("forget",), forget_value=0.97, forget_events=5)
+    e, loss = _errors(seed=0)
+    t = 0
+    while not mon.update(e[t], loss[t], t):
+        t += 1
+    for k in range(10):  # past the window counted from the alarm, before a control point
+        mon.update(0.0, 0.0, t + 1 + k)
+    assert mon.forgetting_override() is None
+    again = DriftMonitor("adwin", response=("forget",), forget_value=0.97, forget_events=5).load_state_dict(mon.state_dict())
+    for m in (mon, again):  # the first control point opens the window of 5 events
+        assert m.control_forgetting() == 0.97
+        for k in range(4):
+            m.update(0.0, 0.0)
+        assert m.control_forgetting() == 0.97
+        m.update(0.0, 0.0)
+        assert m.control_forgetting() is None
+    old = {k: v for k, v in mon.state_dict().items() if k != "forget_pending"}  # a checkpoint from before the field
+    assert DriftMonitor("adwin", response=("forget",)).load_state_dict(old).forget_pending_ is False
+
+
 @pytest.mark.parametrize("name", ["forget_events", "restart_after", "max_alarms"])
 @pytest.mark.parametrize("value", [float("nan"), 2.5, 0, -3, True, "100"])
 def test_event_counts_must_be_whole_numbers_of_at_least_one(name, value):

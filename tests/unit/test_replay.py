@@ -107,6 +107,24 @@ def test_power_law_storage_is_balanced_over_tasks():
     assert sorted(buf.task_.count(k) for k in range(3)) == [30, 30, 30]
 
 
+def test_power_law_balances_rows_with_and_without_a_task_when_only_some_rows_carry_one():
+    # half the rows name their task: the two kinds are balanced, then the tasks among themselves (a
+    # reservoir over every row for the task-less ones left the task rows a handful, as those could
+    # only ever replace each other)
+    rng = np.random.default_rng(0)
+    tasks = [None if rng.random() < 0.5 else f"task{t // 1000}" for t in range(4000)]
+    buf = _fill(PowerLawReplay(max_samples=40, seed=0), ["y"] * len(tasks), tasks)
+    assert [buf.task_.count(k) for k in (None, "task0", "task1", "task2", "task3")] == [20, 5, 5, 5, 5]
+    # tasks arriving once the buffer is full of task-less rows take their share from them
+    late = _fill(PowerLawReplay(max_samples=30, max_bytes=30 * 50, seed=1), ["y"] * 400, [None] * 200 + [0, None] * 100)
+    assert [late.task_.count(k) for k in (None, 0)] == [15, 15] and late.row_bytes(2) == 50
+    # wider rows shrink the byte budget to 22 rows, taken from the task rows; admissions restore the balance
+    late.offer(*_row(1.0, d=4), "y", None)
+    assert late.capacity() == 22 and [late.task_.count(k) for k in (None, 0)] == [15, 7]
+    _fill(late, ["y"] * 40, [0, None] * 20, d=4)
+    assert [late.task_.count(k) for k in (None, 0)] == [11, 11]
+
+
 def test_alpha_zero_is_uniform_over_other_groups():
     tasks = [0] * 40 + [1] * 10 + [2] * 10
     buf = _fill(PowerLawReplay(max_samples=1000, alpha=0.0), ["y"] * len(tasks), tasks)
@@ -152,9 +170,12 @@ def test_draws_do_not_depend_on_batching():
 
 @pytest.mark.parametrize("make", [lambda: ReservoirReplay(30, max_bytes=2000, seed=1), lambda: ClassBalancedReplay(30, seed=2),
                                   lambda: PowerLawReplay(30, alpha=0.7, seed=3)])
-def test_state_round_trip_resumes_exactly(make):
+@pytest.mark.parametrize("some_without_task", [False, True])
+def test_state_round_trip_resumes_exactly(make, some_without_task):
     rng = np.random.default_rng(0)
     X, ys, tasks = rng.normal(size=(400, 3)), [int(v) for v in rng.integers(0, 3, 400)], [i // 60 for i in range(400)]
+    if some_without_task:  # the task-less rows' seen count is derived from the saved counts
+        tasks = [None if i % 3 == 0 else k for i, k in enumerate(tasks)]
     M = rng.random((400, 3)) > 0.1
     a = make()
     a.interleave(X[:200], M[:200], ys[:200], tasks[:200])
