@@ -79,6 +79,21 @@ def check_weight(w) -> None:
         raise ValueError(f"sample weight must be a positive finite number, got {w!r}")
 
 
+def widened(P: np.ndarray, c: int) -> np.ndarray:
+    """Probabilities ``P`` (b, c0) over the first ``c0`` of ``c`` classes, as (b, c): 0 for the rest
+    (classes are only ever appended: a batch learned in pieces may end knowing more than it began).
+
+    >>> widened(np.array([[0.25, 0.75]]), 3).tolist()
+    [[0.25, 0.75, 0.0]]
+    """
+    return P if P.shape[1] == c else np.pad(P, ((0, 0), (0, c - P.shape[1])))
+
+
+def stacked(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """Probability blocks of consecutive events, each widened to the last one's classes, one below the other."""
+    return parts[0] if len(parts) == 1 else np.vstack([widened(P, parts[-1].shape[1]) for P in parts])
+
+
 def checked_labels(ys: Sequence, n_events: int | None = None, sample_weight=None) -> tuple[list, np.ndarray]:
     """``ys`` as a list (``None``: predict only) and its labelled mask; refuses bad labels, and
     labels or sample weights that are not one per event (of ``n_events``), before anything is learned.

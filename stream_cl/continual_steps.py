@@ -202,7 +202,7 @@ class ContinualSteps:
 
     def _control(self) -> None:
         """At a control point: set the adaptive heads' forgetting factors; remix; start or apply restarts."""
-        override = self.drift_.forgetting_override() if self.drift_ is not None else None
+        override = self.drift_.control_forgetting() if self.drift_ is not None else None
         for i in self.adaptive_:
             lam = float(self.heads[i][0])
             if self.homeostasis_ is not None:
@@ -210,6 +210,7 @@ class ContinualSteps:
             if override is not None:
                 lam = min(lam, override)
             self.heads_[i].ridge.set_forgetting(lam)
+        self._forgetting_changed()
         if self.drift_ is not None and self.drift_.take_remix():
             self.mixer_.reset()
             self.n_remixes_ += 1

@@ -249,7 +249,7 @@ class PartitionedLearner:
             head.part = stats
         self._active = partition
         self._active_learned = part.events > 0
-        if any(h.ridge.forgetting < 1.0 for h in self._ridge_heads()):
+        if any(h.ridge.forgetting < 1.0 or h.approximate for h in self._ridge_heads()):
             if learn or self._since_sum:
                 self._serve_sums(forgetting_only=True)  # forgetting heads: exact at every change of partition
             else:
@@ -321,10 +321,16 @@ class PartitionedLearner:
         dropped, and rebuilt from the sums by one inverse only when something next reads it)."""
         self._since_sum = 0
         for i, head in enumerate(self._ridge_heads()):
-            if forgetting_only and head.ridge.forgetting >= 1.0:
-                continue
+            if forgetting_only and head.ridge.forgetting >= 1.0 and not head.approximate:
+                continue  # exact: its served statistics are the sum (another partition's factor may be < 1)
             _install(head, [p.stats[i] for p in self._parts.values()])
         self._set_served_clocks()
+
+    def _forgetting_changed(self) -> None:
+        """A head's factor was changed (a drift response, homeostasis, ``set_forgetting``): with several
+        parts, the served clocks follow it (a stale clock decayed every part by the new factor)."""
+        if self._multi:
+            self._set_served_clocks()
 
     def _set_served_clocks(self) -> None:
         """Until the next re-sum, a forgetting head decays its served statistics per row by
@@ -459,11 +465,14 @@ class PartitionedLearner:
             # the heads as served (the top-level state holds the sums): a restore resumes them exactly
             out["served"] = [h.state_dict() for h in self._ridge_heads()]
             out["served_forgetting"] = [h.served_forgetting for h in self._ridge_heads()]
+            out["approximate"] = [h.approximate for h in self._ridge_heads()]
             out["since_sum"] = self._since_sum  # rows learned since the forgetting heads were last re-summed
         return out
 
     def _load_parts_state(self, state) -> None:
         self._init_parts()
+        for head in self._ridge_heads():  # links to the parts this learner held before the load
+            head.part, head.served_forgetting, head.approximate = None, None, False
         if not state or not state["keys"]:
             return
         keys = list(state["keys"])
@@ -482,10 +491,14 @@ class PartitionedLearner:
         if self._multi:
             clocks = state.get("served_forgetting") or [None] * len(heads)
             self._since_sum = int(state.get("since_sum", 0))  # absent in older checkpoints
-            for head, stats, served, clock in zip(heads, self._parts[self._active].stats, state["served"], clocks):
+            # absent in older checkpoints: a head that forgets now was approximate if a served clock was set
+            approximate = state.get("approximate") or [c is not None for c in clocks]
+            for head, stats, served, clock, approx in zip(heads, self._parts[self._active].stats, state["served"],
+                                                          clocks, approximate):
                 head.load_state_dict(served)
                 head.part = stats
                 head.served_forgetting = clock
+                head.approximate = bool(approx)
 
     def _summed_heads_state(self, head_states: list) -> list:
         """``head_states`` with the statistics replaced by the parts' sums (what ``sufficient_statistics`` reads)."""
@@ -565,6 +578,7 @@ def _install(head, parts: list[PartStats]) -> None:
     if len(parts) == 1 and parts[0].anchor is not None:
         ridge.decay, ridge.rows_since_anchor = parts[0].anchor
     head.counts = np.pad(total.counts, (0, max(len(head.classes) - c, 0)))[: len(head.classes)].tolist()
+    head.approximate = False
 
 
 def _describe(identity: dict, other: dict) -> str:

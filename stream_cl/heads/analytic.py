@@ -7,7 +7,7 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..base_learner import StreamingClassifier, check_label, check_weight, checked_labels
+from ..base_learner import StreamingClassifier, check_label, check_weight, checked_labels, stacked
 from ..column_bound import check_columns
 from ..encoding import DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, check_frame_columns, frame_rows, memo_values
 from ..features import FeatureIndex
@@ -196,9 +196,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
             return self
         Z = self._design_frame(X, labelled)  # raises for a bad value before anything changes
         self._enter(partition)
-        self.head_.prequential(Z, labels, None if w is None else np.asarray(w))
-        n = int(labelled.sum())  # a part counts the events it learned, as the other learners' do
-        self._learned(n, n)
+        self._learn_segments(Z, labels, labelled, None if w is None else np.asarray(w, dtype=np.float64))
         return self
 
     @one_blas_thread
@@ -212,12 +210,38 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         ys, labelled = checked_labels(ys, len(xs), sample_weight)
         if not ys:
             return np.zeros((0, len(self.classes_)))
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()
+        if (partition != self._active or not self._active_learned) and not self._has_learned(partition):
+            # predicted as an unknown partition up to and including its first labelled event (the per-event
+            # loop's rule); only a learned event makes its part
+            first = int(labelled.argmax()) if labelled.any() else len(ys)
+            classes = len(self.classes_)
+            early = (self.predict_proba_batch(xs[: first + 1], partition=partition) if classes
+                     else np.zeros((min(first + 1, len(ys)), 0)))  # (events up to the first labelled, n_classes)
+            if first == len(ys):
+                return early
+            Z = self._design(xs[first:], labelled[first:].tolist())  # raises before anything changes
+            self._enter(partition)
+            P = self._learn_segments(Z, ys[first:], labelled[first:], None if w is None else w[first:])
+            P[0] = 0.0
+            P[0, :classes] = early[first]  # its own part's prediction, before it had learned anything, is not served
+            return stacked([early[:first], P])
         Z = self._design(xs, labelled.tolist())  # (b, 1 + width); raises before anything changes, a part included
         self._enter(partition)
-        scores = self.head_.prequential(Z, ys, sample_weight)
-        n = int(labelled.sum())  # a part counts the events it learned
-        self._learned(n, n)
-        return scores_to_proba(scores, self.temperature)
+        return self._learn_segments(Z, ys, labelled, w)
+
+    def _learn_segments(self, Z: np.ndarray, ys: list, labelled: np.ndarray, w) -> np.ndarray:
+        """Learn design rows ``Z`` (b, 1 + width) of the active partition in segments after which the
+        forgetting head of several partitions is re-summed (``_sum_cuts``, after the same rows as a
+        per-event loop); returns their probabilities (b, n_classes)."""
+        out, start = [], 0
+        for end in self._sum_cuts(labelled):
+            scores = self.head_.prequential(Z[start:end], ys[start:end], None if w is None else w[start:end])
+            n = int(labelled[start:end].sum())  # a part counts the events it learned
+            self._learned(n, n)
+            out.append(scores_to_proba(scores, self.temperature))
+            start = end
+        return stacked(out)
 
     # -- prediction ------------------------------------------------------------------------
     @one_blas_thread

@@ -56,6 +56,9 @@ class RidgeClassHead:
         # while the served statistics decay by served_forgetting (the learning partition's share)
         self.part = None
         self.served_forgetting: float | None = None
+        # rows were learned with served_forgetting: the served statistics differ from the parts' exact
+        # sum until the next re-sum, whatever the factor of the partition learning now
+        self.approximate = False
 
     @property
     def la(self):
@@ -136,6 +139,7 @@ class RidgeClassHead:
             self.ridge.forgetting = lam
         if self.part is not None and len(L):
             self.part.absorb(Xl, Yd, w, lam)
+            self.approximate = self.approximate or self._served_decay(lam) < 1.0
         scores = np.empty((len(ys), len(self.classes)))  # (b, c)
         scores[L] = self._to_numpy(prior)
         if len(U):
@@ -175,6 +179,7 @@ class RidgeClassHead:
         self.counts[k] += weight
         if self.part is not None:
             self.part.absorb(z[None, :], self._onehot[k][None, :], None if weight == 1.0 else np.array([weight]), lam)
+            self.approximate = self.approximate or self._served_decay(lam) < 1.0
         if is_new:
             prior[k] = -np.inf
         return prior
@@ -184,6 +189,11 @@ class RidgeClassHead:
         would fail after it, and a class that was never learned would get probability > 0."""
         if d < self.ridge.n_features:
             raise ValueError(f"design rows have {d} columns, fewer than the head's {self.ridge.n_features}")
+
+    def _served_decay(self, lam: float) -> float:
+        """The factor the served statistics decayed by per row just learned (``lam``: the head's own):
+        below 1, they are no longer the parts' exact sum (the parts decay on their own clocks)."""
+        return self.served_forgetting if self.served_forgetting is not None else lam
 
     def _serve_clock(self) -> float:
         """The forgetting factor of the learning partition; while it learns, the served statistics

@@ -194,6 +194,8 @@ class RecursiveRidge(RidgeStatistics):
                 self.refresh()
             if b == 0:
                 break
+        if not priors:  # no rows and no queries
+            return la.zeros(0, self.n_outputs), None
         prior = priors[0] if len(priors) == 1 else _concat(la, priors)
         query = None
         if X_query is not None:
@@ -206,13 +208,23 @@ class RecursiveRidge(RidgeStatistics):
     def _chunk(self, X, Y, w, Xq, qpos, keep_R: bool = True):
         """Learn one chunk of rows the cheapest way (:func:`rows_are_cheaper`, :meth:`_use_factor`)."""
         b = X.shape[0]
-        if b and isinstance(self.la, NumpyLinalg) and rows_are_cheaper(b, self.n_features, self.n_outputs):
+        rows = b > 1 and isinstance(self.la, NumpyLinalg) and ridge_rows.compiled()
+        if b and rows and rows_are_cheaper(b, self.n_features, self.n_outputs):
             learn = self._chunk_row_by_row
         elif self._use_factor(b):
             learn = self._chunk_from_factor
         else:
             learn = self._chunk_updating_R
-        return learn(X, Y, w, Xq, qpos, keep_R)
+        try:
+            return learn(X, Y, w, Xq, qpos, keep_R)
+        except np.linalg.LinAlgError:
+            if learn == self._chunk_row_by_row or not rows:
+                raise
+            # The chunk's (b x b) innovation covariance X R X' + noise lost definiteness to rounding
+            # (inputs of ~1e8 and more: X R X' is then ~1e16 where the noise is ~1). Nothing was
+            # learned yet (it fails before the statistics change): the rows one at a time, as the
+            # per-event path learns them, whose 1 x 1 innovations stay positive.
+            return self._chunk_row_by_row(X, Y, w, Xq, qpos, keep_R)
 
     def _use_factor(self, b: int) -> bool:
         """Learn the next ``b`` rows from the factor of ``A``? Yes when it has fewer flops; when
@@ -292,7 +304,7 @@ class RecursiveRidge(RidgeStatistics):
         if scale != 1.0:
             self.B *= scale
         self.B += X.T @ dY
-        self.decay *= scale
+        self.decay = self._decayed(b)  # row by row, as one event at a time (not scale: the anchors follow it)
         self.rows_since_anchor += b
         self.n_rows += b
         self._W = None

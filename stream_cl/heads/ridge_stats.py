@@ -110,21 +110,30 @@ class RidgeStatistics:
         self.forgetting = float(value)
 
     # -- the forgetting schedule's anchors ------------------------------------------------
+    def _decayed(self, rows: int) -> float:
+        """The decay once ``rows`` more rows are learned, multiplied row by row as the per-event path
+        multiplies it: ``decay * l**rows`` can differ in the last bit, and an anchor that falls on
+        ``ANCHOR_DECAY`` would then come a row later in a batch than one event at a time."""
+        if rows == 0 or self.forgetting == 1.0:
+            return self.decay
+        return float(self._decays(rows)[-1])
+
+    def _decays(self, rows: int) -> np.ndarray:
+        """The decay after each of the next ``rows`` rows (rows,), row by row (``accumulate`` is sequential)."""
+        return np.multiply.accumulate(np.concatenate(([self.decay], np.full(rows, self.forgetting))))[1:]
+
     def _anchor_due(self, rows: int = 0) -> bool:
         """Whether ``R`` is re-anchored once ``rows`` more rows are learned (now, for 0): the
-        ridge term decayed below ``ANCHOR_DECAY``, or ``REFRESH_ROWS`` rows since the last anchor.
-        (``decay * l**rows`` is the decay a chunk of that many rows leaves, to the last bit.)"""
-        return (self.decay * self.forgetting**rows < ANCHOR_DECAY
-                or self.rows_since_anchor + rows >= REFRESH_ROWS)
+        ridge term decayed below ``ANCHOR_DECAY``, or ``REFRESH_ROWS`` rows since the last anchor."""
+        return self._decayed(rows) < ANCHOR_DECAY or self.rows_since_anchor + rows >= REFRESH_ROWS
 
     def _rows_until_anchor(self, remaining: int) -> int:
         """How many of the next ``remaining`` rows to learn before the next re-anchor."""
         limit = min(remaining, self.la.max_chunk, REFRESH_ROWS - self.rows_since_anchor)  # see CPU_CHUNK
-        lam = self.forgetting
-        if lam < 1.0:
-            # smallest k >= 1 with decay * lam^k < ANCHOR_DECAY
-            k = math.floor(math.log(ANCHOR_DECAY / self.decay) / math.log(lam)) + 1
-            limit = min(limit, max(k, 1))
+        if self.forgetting < 1.0 and limit > 0:
+            below = np.flatnonzero(self._decays(limit) < ANCHOR_DECAY)  # the smallest k with the decay below it
+            if len(below):
+                limit = int(below[0]) + 1
         return max(limit, 1) if remaining else 0
 
     def refresh(self) -> None:
