@@ -146,7 +146,9 @@ class CheckpointState:
         state, info = loaded
         self._check_settings(state, info.path)
         try:
-            self.learner.load_state_dict(state["model"])
+            # its settings were compared as config sections (_check_settings): the model's own identity
+            # (their repr) is left out, which an upgrade adding a parameter to a part would change
+            self.learner.load_state_dict({k: v for k, v in state["model"].items() if k != "identity"})
             self.pending.load_state_dict(state["pending"])
         except (KeyError, ValueError, IndexError, TypeError) as e:
             raise CheckpointError(

@@ -42,7 +42,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointInfo",
     "CheckpointStore",
+    "load_all_or_nothing",
     "load_checkpoint",
     "save_checkpoint",
     "sufficient_statistics",
@@ -91,9 +92,12 @@ class _Encoder:
         self.tensors: dict[str, np.ndarray] = {}
 
     def name(self, path: str) -> str:
+        # a tensor's name is only looked up, never read back as a key: a lone surrogate in it (which
+        # safetensors cannot write) is spelled out as its escape
+        path = path.encode("utf-8", "backslashreplace").decode("utf-8")
         name = path or "root"
         n = 1
-        while name in self.tensors:  # "a.b" as a key vs a nested a -> b: keep both
+        while name in self.tensors:  # "a.b" as a key vs a nested a -> b (or a key spelled as the escape): keep both
             n += 1
             name = f"{path}#{n}"
         return name
@@ -232,7 +236,9 @@ def encode_state(state: Mapping, meta: Mapping | None = None, digest: bool = Tru
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "created": repr(time.time()),
-        "state": json.dumps(tree, ensure_ascii=False, allow_nan=False, separators=(",", ":")),
+        # ASCII: a lone surrogate (a name read with errors="surrogateescape") is a \u escape, which every
+        # reader decodes to the same string; as UTF-8 it cannot be written at all
+        "state": json.dumps(tree, ensure_ascii=True, allow_nan=False, separators=(",", ":")),
         "meta": json.dumps(_plain(meta or {}), allow_nan=False, separators=(",", ":")),
     }
     if digest:
@@ -501,6 +507,31 @@ def _lock(directory: Path) -> None:
             raise CheckpointError(f"{key}: another process is using this checkpoint directory (it holds "
                                   f"{key / '.lock'}); give each daemon its own checkpoint.dir") from None
         _LOCKED[key] = f
+
+
+# -- restoring a learner ----------------------------------------------------------------------
+def load_all_or_nothing(learner, state: Mapping, load: Callable[[Any, Mapping], None]) -> None:
+    """Restore ``learner`` from ``state`` entirely or not at all.
+
+    ``load(fresh, state)`` fills a fresh clone of the learner (river's ``clone()``: the same
+    hyperparameters, nothing learned); only once it returns does the clone's state replace the
+    learner's, the learner keeping its own hyperparameter objects. Loading in place had left a
+    learner whose state was refused part-way (a ``ValueError`` after the index and the heads were
+    loaded) half overwritten: a caller that caught the error went on with a corrupt model. A key
+    the state lacks is a ``ValueError`` naming it, not a bare ``KeyError``.
+    """
+    fresh = learner.clone()
+    try:
+        load(fresh, state)
+    except KeyError as e:
+        raise ValueError(
+            f"checkpoint state has no {e.args[0]!r} entry, which {type(learner).__name__} needs: it was written by "
+            "another learner kind, or is damaged; restore it into the kind of learner that wrote it"
+        ) from e
+    params = {name: learner.__dict__[name] for name in learner._get_params() if name in learner.__dict__}
+    learner.__dict__.clear()
+    learner.__dict__.update(fresh.__dict__)
+    learner.__dict__.update(params)
 
 
 # -- sufficient statistics --------------------------------------------------------------------

@@ -26,6 +26,7 @@ import numpy as np
 
 from .backbones import Backbone, KeyUnits, OnlineStandardizer, RandomFeatures, resolve_device, torch_device
 from .base_learner import StreamingClassifier, check_tasks, checked_labels
+from .checkpoint import load_all_or_nothing
 from .continual_steps import ContinualSteps
 from .encoding import DEFAULT_MAX_CATEGORIES, memo_values
 from .ensemble import VIEWS, AnalyticEnsemble
@@ -241,6 +242,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
     def set_forgetting(self, head: int, value: float) -> None:
         """Change one head's forgetting factor from now on (drift responses, homeostasis)."""
         self.heads_[head].ridge.set_forgetting(value)
+        self._forgetting_changed()
 
     def _head_status(self) -> list[HeadStatus]:
         weights = self.mixer_.weights().tolist()
@@ -345,7 +347,12 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
 
     # -- state -------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        # the memo's prior scores were computed from the heads' cached W, which their state_dict drops
+        # (here too): a learn_one after the checkpoint recomputes them as the restored learner does,
+        # bit for bit (the memo's scores differed from a fresh W's in the last bits)
+        self._memo = None
         return {
+            "identity": self._identity(),  # what load_state_dict refuses to differ from
             "index": self.index_.state_dict(),
             "scaler": self.scaler_.state_dict(),
             "backbone": self.backbone_.state_dict(),
@@ -358,9 +365,23 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         }
 
     def load_state_dict(self, state: Mapping) -> "OnlineContinualLearner":
+        """Restore a :meth:`state_dict`, all or nothing (:func:`~stream_cl.checkpoint.load_all_or_nothing`).
+
+        Raises ``ValueError``, changing nothing, for the state of a learner of other settings (its
+        ``identity``: states written before it was kept are not compared), of another kind, or one
+        the learner's parts refuse.
+        """
+        self._check_identity(state.get("identity"))
+        load_all_or_nothing(self, state, type(self)._load)
+        return self
+
+    def _load(self, state: Mapping) -> None:
+        """Load ``state`` into this learner, a fresh clone (:meth:`load_state_dict`)."""
         if len(state["heads"]) != len(self.heads_):
             raise ValueError(f"checkpoint has {len(state['heads'])} heads, this learner {len(self.heads_)}")
-        self._memo = None
+        if self._continual != ("continual" in state):  # else dropped silently, or a bare KeyError
+            raise ValueError("checkpoint and learner disagree on the continual-learning parts (replay, drift, "
+                             "homeostasis, imbalance): restore with the same settings")
         self.index_.load_state_dict(state["index"])
         self.scaler_.load_state_dict(state["scaler"])
         self.backbone_.load_state_dict(state["backbone"])
@@ -375,7 +396,6 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         if self._continual:
             self._load_continual_state(state["continual"])
         self._load_parts_state(state.get("parts"))  # absent before partitions: one part, the first learned
-        return self
 
 
 def _segment(seg: slice, xs, ys, labelled, sample_weight, tasks) -> tuple:

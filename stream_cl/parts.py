@@ -54,7 +54,7 @@ learning both would have (for the analytic model: closed-form ridge on all the r
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 
 import numpy as np
 
@@ -210,6 +210,22 @@ class PartitionedLearner:
         settings = {k: repr(v) for k, v in self._get_params().items() if k not in _NOT_MODEL_SETTINGS}
         return {"kind": type(self).__name__, "backbone": backbone.identity() if backbone is not None else None,
                 "settings": settings}
+
+    def _check_identity(self, saved: Mapping | None) -> None:
+        """Refuse the state of a learner whose :meth:`_identity` (``saved``, kept in its state) differs
+        from this one's, naming the settings. A setting the state does not name is newer than it: not
+        compared (its default keeps the behaviour of then); a state without one is not compared.
+        Loaded anyway, another backbone's weights ran as this one's, another view order broke every
+        later learn, other settings went on silently."""
+        if saved is None:
+            return
+        theirs = _model_identity(dict(saved))
+        mine = self._identity()
+        mine["settings"] = {k: v for k, v in mine["settings"].items() if k in (theirs.get("settings") or {})}
+        if theirs != mine:
+            raise ValueError(f"checkpoint and learner differ in settings: the checkpoint's learner is "
+                             f"{_describe(theirs, mine)}, this one {_describe(mine, theirs)}: build the learner "
+                             "with the checkpoint's settings")
 
     # -- which part is being learned ----------------------------------------------------------
     def _enter(self, partition: Hashable, learn: bool = True) -> None:

@@ -35,6 +35,7 @@ import torch
 
 from .backbones import OnlineStandardizer, resolve_device
 from .base_learner import StreamingClassifier, check_tasks, checked_labels, control_ends
+from .checkpoint import load_all_or_nothing
 from .checks import is_real
 from .continual_steps import check_part_types
 from .encoding import DEFAULT_MAX_CATEGORIES
@@ -318,6 +319,13 @@ class TrainableLearner(StreamingClassifier):
         }
 
     def load_state_dict(self, state: Mapping) -> "TrainableLearner":
+        """Restore a :meth:`state_dict`, all or nothing (:func:`~stream_cl.checkpoint.load_all_or_nothing`):
+        a state of another kind, or one the learner's parts refuse, is a ``ValueError`` that changes nothing."""
+        load_all_or_nothing(self, state, type(self)._load)
+        return self
+
+    def _load(self, state: Mapping) -> None:
+        """Load ``state`` into this learner, a fresh clone (:meth:`load_state_dict`)."""
         self.index_.load_state_dict(state["index"])
         self.scaler_.load_state_dict(state["scaler"])
         self._classes = list(state["classes"])
@@ -329,7 +337,6 @@ class TrainableLearner(StreamingClassifier):
         self._pending = [(np.asarray(x, dtype=np.float64).copy(), np.asarray(m, dtype=bool).copy(), y, t)
                          for x, m, y, t in zip(p["X"], p["M"], p["y"], p["task"])]
         self._load_part_states(state, ("replay", "drift", "homeostasis"))
-        return self
 
 
 def _row_widths(M_new: np.ndarray, labelled: np.ndarray, n_old: int) -> np.ndarray:

@@ -685,7 +685,8 @@ def test_continual_sections_must_match_the_checkpoint(tmp_path, monkeypatch):
 
 def test_a_checkpoint_that_does_not_fit_the_learner_is_a_checkpoint_error(tmp_path, monkeypatch):
     """A checkpoint written before the sections were kept is not compared on them; if the learner
-    cannot load it, the error names the file (exit 2), not a KeyError (exit 1, a restart loop)."""
+    cannot load it, the error names the file (exit 2), not a KeyError (exit 1, a restart loop). (The
+    daemon leaves the model's identity out: it compares the config sections instead.)"""
     from connectors.daemon import EXIT_CONFIG
 
     records = _records(40)
@@ -696,7 +697,8 @@ def test_a_checkpoint_that_does_not_fit_the_learner_is_a_checkpoint_error(tmp_pa
     del state["learner_config"]  # as written before the sections were kept
     newest = store.save(state, info.meta).path
     drift = {"drift": {"detector": "adwin", "response": ["forget"]}}
-    with pytest.raises(CheckpointError, match=rf"{newest.name}: does not fit this learner \(KeyError: 'continual'\)"):
+    with pytest.raises(CheckpointError, match=rf"{newest.name}: does not fit this learner \(ValueError: checkpoint and "
+                                              r"learner disagree on the continual-learning parts"):
         _online_daemon(tmp_path / "ckpt", records, {}, **drift)
     assert _start_exit_code(monkeypatch, lambda: _online_daemon(tmp_path / "ckpt", records, {}, **drift)[0]) == EXIT_CONFIG
     same, _ = _online_daemon(tmp_path / "ckpt", records, {})  # the settings it was written with: restored
@@ -918,3 +920,19 @@ def test_threads_claiming_one_directory_at_once_keep_its_lock(tmp_path, monkeypa
     for t in threads:
         t.join()
     assert peak[0] == 1 and len([k for k in ckpt._LOCKED if k == d.resolve()]) == 1
+
+
+def test_the_daemon_restores_a_checkpoint_whose_model_identity_differs_only_in_a_parts_repr(tmp_path):
+    """The model's identity holds its settings' repr, which an upgrade adding a parameter to a part (a
+    drift monitor, a replay buffer) changes: the daemon compares the config sections instead, and still
+    restores its own checkpoint."""
+    records = _records(40)
+    drift = {"drift": {"detector": "adwin", "response": ["forget"]}}
+    first, _ = _online_daemon(tmp_path / "ckpt", records, {}, **drift)
+    assert first.run() == 0
+    store = CheckpointStore(tmp_path / "ckpt")
+    state, info = store.load_latest()
+    state["model"]["identity"]["settings"]["drift"] += " with a parameter added since"
+    newest = store.save(state, info.meta).path
+    again, _ = _online_daemon(tmp_path / "ckpt", records, {}, **drift)
+    assert again.metrics.restored_from == str(newest)

@@ -88,8 +88,12 @@ def test_a_checkpoint_of_another_module_is_refused_and_the_callers_module_is_lef
     assert net.training and all(p.requires_grad for p in net.parameters())  # frozen: a copy, not the caller's
     other = OnlineContinualLearner(backbone=TorchBackbone(torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.Tanh()),
                                                           input_dim=3), key_units=0, device="cpu")
-    with pytest.raises(ValueError, match="the checkpoint's backbone is TorchBackbone"):
+    with pytest.raises(ValueError, match="differ in settings: the checkpoint's learner is OnlineContinualLearner with "
+                                         "backbone TorchBackbone"):
         other.load_state_dict(model.state_dict())
+    older = {k: v for k, v in model.state_dict().items() if k != "identity"}  # before states kept the learner's
+    with pytest.raises(ValueError, match="the checkpoint's backbone is TorchBackbone"):
+        other.load_state_dict(older)
     same = OnlineContinualLearner(backbone=TorchBackbone(net, input_dim=3), key_units=0, device="cpu")
     same.load_state_dict(model.state_dict())
     assert same.predict_proba_one({"a": 1.0, "b": 2.0}) == model.predict_proba_one({"a": 1.0, "b": 2.0})
