@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .backbones import Backbone, KeyUnits, OnlineStandardizer, RandomFeatures, resolve_device, torch_device
-from .base_learner import StreamingClassifier, check_tasks, checked_labels
+from .base_learner import StreamingClassifier, check_tasks, checked_labels, stacked
 from .checkpoint import load_all_or_nothing
 from .continual_steps import ContinualSteps
 from .encoding import DEFAULT_MAX_CATEGORIES, memo_values
@@ -282,7 +282,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
             P = self._learn_run(*_segment(slice(first, None), xs, ys, labelled, sample_weight, tasks), partition, None)
             P[0] = 0.0
             P[0, :classes] = early[first]  # its own part's prediction, before it had learned anything, is not served
-            return np.vstack([_widened(early[:first], P.shape[1]), P])
+            return stacked([early[:first], P])
         return self._learn_run(xs, ys, labelled, sample_weight, tasks, partition, memo)
 
     def _learn_run(self, xs, ys, labelled, sample_weight, tasks, partition, memo) -> np.ndarray:
@@ -310,9 +310,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
             n = int(lab.sum())
             self._learned(n, n)
             start = end
-        if len(out) == 1:
-            return out[0]
-        return np.vstack([_widened(P, out[-1].shape[1]) for P in out])
+        return stacked(out)
 
     def _check_rows(self, xs, labelled) -> None:
         """Raise what learning ``xs`` would raise (a bad value, inputs past ``max_columns``), changing
@@ -402,8 +400,3 @@ def _segment(seg: slice, xs, ys, labelled, sample_weight, tasks) -> tuple:
     """The events of ``seg`` with their labels, labelled mask, weights and tasks (``None`` stays ``None``)."""
     w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()[seg]
     return xs[seg], ys[seg], labelled[seg], w, None if tasks is None else tasks[seg]
-
-
-def _widened(P: np.ndarray, c: int) -> np.ndarray:
-    """Probabilities ``P`` (b, c0) over the first ``c0`` of ``c`` classes, as (b, c): 0 for the rest."""
-    return P if P.shape[1] == c else np.pad(P, ((0, 0), (0, c - P.shape[1])))
