@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..base_learner import StreamingClassifier, check_label, check_weight, checked_labels, stacked
+from ..checkpoint import load_all_or_nothing
 from ..column_bound import check_columns
 from ..encoding import DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, check_frame_columns, frame_rows, memo_values
 from ..features import FeatureIndex
@@ -303,15 +304,23 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         """Hyperparameters and learned state; arrays are numpy float64. ``head`` holds the
         served statistics (the sums over partitions), ``parts`` each partition's."""
         head = self._summed_heads_state([self.head_.state_dict()])[0]
-        return {"params": self._get_params(), "index": self.index_.state_dict(), "head": head,
-                "parts": self._parts_state()}
+        return {"params": self._get_params(), "identity": self._identity(), "index": self.index_.state_dict(),
+                "head": head, "parts": self._parts_state()}
 
     def load_state_dict(self, state: Mapping) -> "AnalyticClassifier":
+        """Restore a :meth:`state_dict`, all or nothing; the state of a classifier of other settings
+        (``gamma``, ``forgetting``, ...: its ``identity``; older states are not compared) is a
+        ``ValueError`` that changes nothing."""
+        self._check_identity(state.get("identity"))
+        load_all_or_nothing(self, state, type(self)._load)
+        return self
+
+    def _load(self, state: Mapping) -> None:
+        """Load ``state`` into this classifier, a fresh clone (:meth:`load_state_dict`)."""
         self.index_.load_state_dict(state["index"])
         self.head_.load_state_dict(state["head"])
         self._memo = None
         self._load_parts_state(state.get("parts"))  # absent before partitions: one part, the first learned
-        return self
 
     # -- partitions (stream_cl.parts) --------------------------------------------------------
     def _ridge_heads(self) -> list:

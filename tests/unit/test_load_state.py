@@ -187,3 +187,20 @@ def test_a_learner_with_a_lone_surrogate_feature_name_resumes(tmp_path):
     save_checkpoint(path, model.state_dict())
     restored = _online().load_state_dict(load_checkpoint(path)[0])
     assert restored.predict_proba_one({"temp\udc80": 1.0}) == model.predict_proba_one({"temp\udc80": 1.0})
+
+
+def test_the_analytic_classifier_refuses_a_state_of_other_settings_and_changes_nothing():
+    from stream_cl import AnalyticClassifier
+
+    rng = np.random.default_rng(4)
+    xs = [{"a": float(v), "b": float(-v)} for v in rng.normal(size=60)]
+    ys = ["p" if x["a"] > 0 else "n" for x in xs]
+    src, target = AnalyticClassifier(gamma=0.5, forgetting=0.99), AnalyticClassifier(gamma=2.0)
+    src.prequential_batch(xs[:40], ys[:40])
+    target.prequential_batch(xs[40:], ys[40:])
+    before = target.predict_proba_batch(xs[:10])
+    with pytest.raises(ValueError, match="differ in settings.*gamma"):
+        target.load_state_dict(src.state_dict())
+    np.testing.assert_array_equal(target.predict_proba_batch(xs[:10]), before)
+    same = AnalyticClassifier(gamma=0.5, forgetting=0.99).load_state_dict(src.state_dict())
+    np.testing.assert_array_equal(same.predict_proba_batch(xs[:10]), src.predict_proba_batch(xs[:10]))
