@@ -539,22 +539,26 @@ def sufficient_statistics(model_state: Mapping) -> list[dict]:
     """The additive statistics of each ridge head in a learner's ``state_dict()``.
 
     For each head: ``xtx`` (X'X, forgetting-weighted), ``xty`` (X'Y), ``counts`` and
-    ``classes`` (the columns of X'Y, in order), ``features`` (the input feature names;
-    the design row is ``[1, features]`` for :class:`AnalyticClassifier` and
-    ``[1, backbone outputs, standardised features]`` for the online learner),
-    ``n_rows``, ``gamma`` and ``forgetting``. Summing ``xtx``/``xty``/``counts`` over
+    ``classes`` (the columns of X'Y, in order), ``features`` (the input feature names),
+    ``layout`` (the design row: ``"bias+features"``, ``[1, features]``, for
+    :class:`AnalyticClassifier` and the online learner's ``"inputs"`` heads, whose features are
+    standardised; ``"bias+backbone+features"``, ``[1, backbone outputs, per input: its standardised
+    value and its key units]``, for its ``"all"`` heads; ``"unknown"`` for a state written before
+    the views were kept), ``n_rows``, ``gamma`` and ``forgetting``. Summing ``xtx``/``xty``/``counts`` over
     consumers that saw disjoint events (after aligning classes and features) and
     solving ``(xtx + gamma I) W = xty`` gives the group's exact ridge weights when
     ``forgetting == 1``. The arrays are views into the state, not copies.
     """
-    heads, layout = [], ""
+    heads, layouts = [], []
     if "head" in model_state:  # AnalyticClassifier
-        heads, layout = [model_state["head"]], "bias+features"
+        heads, layouts = [model_state["head"]], ["bias+features"]
     elif "heads" in model_state:  # OnlineContinualLearner
-        heads, layout = list(model_state["heads"]), "bias+backbone+features"
+        heads = list(model_state["heads"])
+        views = model_state.get("views") or [None] * len(heads)
+        layouts = [{"all": "bias+backbone+features", "inputs": "bias+features"}.get(v, "unknown") for v in views]
     names = list(model_state.get("index", {}).get("names", []))
     out = []
-    for h in heads:
+    for h, layout in zip(heads, layouts):
         r = h["ridge"]
         out.append({"xtx": r["A"], "xty": r["B"], "counts": list(h["counts"]), "classes": list(h["classes"]),
                     "features": names, "layout": layout, "n_rows": r.get("n_rows"), "gamma": r.get("gamma"),

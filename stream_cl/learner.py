@@ -356,6 +356,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
             "backbone": self.backbone_.state_dict(),
             "key_units": self.key_units_.state_dict(),
             "heads": self._summed_heads_state([h.state_dict() for h in self.heads_]),  # sums over partitions
+            "views": [view for _, view in self.heads],  # each head's design (what sufficient_statistics labels)
             **({"sgd": self.sgd_.state_dict()} if self.sgd_ is not None else {}),
             "mixer": self.mixer_.state_dict(),
             **({"continual": self._continual_state()} if self._continual else {}),

@@ -936,3 +936,20 @@ def test_the_daemon_restores_a_checkpoint_whose_model_identity_differs_only_in_a
     newest = store.save(state, info.meta).path
     again, _ = _online_daemon(tmp_path / "ckpt", records, {}, **drift)
     assert again.metrics.restored_from == str(newest)
+
+
+def test_sufficient_statistics_label_each_online_head_by_its_design():
+    from stream_cl import OnlineContinualLearner
+    from stream_cl.backbones import RandomFeatures
+
+    rng = np.random.default_rng(5)
+    xs = [{"a": float(v), "b": float(2 * v), "c": float(-v)} for v in rng.normal(size=40)]
+    m = OnlineContinualLearner(device="cpu", backbone=RandomFeatures(width=16, seed=0), key_units=2)
+    m.prequential_batch(xs, ["p" if x["a"] > 0 else "n" for x in xs])
+    for (_, view), s in zip(m.heads, sufficient_statistics(m.state_dict())):
+        if view == "inputs":
+            assert s["layout"] == "bias+features" and s["xtx"].shape == (1 + 3, 1 + 3)
+        else:
+            assert s["layout"] == "bias+backbone+features" and s["xtx"].shape == (1 + 16 + 3 * (1 + 2),) * 2
+    legacy = {k: v for k, v in m.state_dict().items() if k != "views"}
+    assert {s["layout"] for s in sufficient_statistics(legacy)} == {"unknown"}
