@@ -35,6 +35,7 @@ load as before.
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 import math
@@ -513,25 +514,25 @@ def _lock(directory: Path) -> None:
 def load_all_or_nothing(learner, state: Mapping, load: Callable[[Any, Mapping], None]) -> None:
     """Restore ``learner`` from ``state`` entirely or not at all.
 
-    ``load(fresh, state)`` fills a fresh clone of the learner (river's ``clone()``: the same
-    hyperparameters, nothing learned); only once it returns does the clone's state replace the
-    learner's, the learner keeping its own hyperparameter objects. Loading in place had left a
-    learner whose state was refused part-way (a ``ValueError`` after the index and the heads were
-    loaded) half overwritten: a caller that caught the error went on with a corrupt model. A key
-    the state lacks is a ``ValueError`` naming it, not a bare ``KeyError``.
+    ``load(learner, state)`` loads in place; should it raise, the learner's own state, taken just
+    before (a deep copy of its ``state_dict()``, whose round trip is exact: checkpoints resume on
+    it), is loaded back and the error goes on. Loading in place alone had left a learner whose
+    state was refused part-way (a ``ValueError`` after the index and the heads were loaded) half
+    overwritten, and a caller that caught the error went on with a corrupt model. (Loading into a
+    ``clone()`` instead lost the settings of a subclass that passes them through ``**kwargs``.) A
+    key the state lacks is a ``ValueError`` naming it, not a bare ``KeyError``.
     """
-    fresh = learner.clone()
+    before = copy.deepcopy(learner.state_dict())
     try:
-        load(fresh, state)
-    except KeyError as e:
-        raise ValueError(
-            f"checkpoint state has no {e.args[0]!r} entry, which {type(learner).__name__} needs: it was written by "
-            "another learner kind, or is damaged; restore it into the kind of learner that wrote it"
-        ) from e
-    params = {name: learner.__dict__[name] for name in learner._get_params() if name in learner.__dict__}
-    learner.__dict__.clear()
-    learner.__dict__.update(fresh.__dict__)
-    learner.__dict__.update(params)
+        load(learner, state)
+    except Exception as e:
+        load(learner, before)
+        if isinstance(e, KeyError):
+            raise ValueError(
+                f"checkpoint state has no {e.args[0]!r} entry, which {type(learner).__name__} needs: it was written "
+                "by another learner kind, or is damaged; restore it into the kind of learner that wrote it"
+            ) from e
+        raise
 
 
 # -- sufficient statistics --------------------------------------------------------------------

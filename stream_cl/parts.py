@@ -358,8 +358,8 @@ class PartitionedLearner:
             if not self._multi or lam >= 1.0 or part is None or part.stats is None:
                 head.served_forgetting = None
                 continue
-            mine, total = part.stats[i].A, head.ridge.A
-            share = float(mine[0, 0]) / float(total[0, 0]) if mine.shape[0] and total.shape[0] and total[0, 0] > 0 else 1.0
+            mine, total = part.stats[i].A, head.ridge.row_mass()
+            share = float(mine[0, 0]) / total if mine.shape[0] and total > 0 else 1.0
             head.served_forgetting = 1.0 - (1.0 - lam) * min(max(share, 0.0), 1.0)
 
     def served_statistics(self) -> list[PartStats]:

@@ -202,6 +202,8 @@ class ScaledTriangle:
     >>> S = ScaledTriangle(np.eye(3))
     >>> x = np.array([1.0, 2.0, 0.0])
     >>> S.add_outer(2.0, x); S.rescale(0.5); S.defer_outer(4.0, x)
+    >>> S.first_diagonal()  # 0.5 (1 + 2) + 4, the deferred row not added yet
+    5.5
     >>> bool(np.allclose(S.full(), 0.5 * (np.eye(3) + 2.0 * np.outer(x, x)) + 4.0 * np.outer(x, x)))
     True
     >>> np.round(S.symv(x), 12).tolist()  # (0.5 I + 5 x x') x
@@ -232,6 +234,18 @@ class ScaledTriangle:
             mirror_lower(self.M)
             self.half = False
         return self.M
+
+    def first_diagonal(self) -> float:
+        """The matrix's (0, 0) entry (0 for an empty one), without adding the deferred rows or
+        mirroring: what :meth:`full` would give up to the order of the additions."""
+        if self.M.shape[0] == 0:
+            return 0.0
+        value = float(self.M[0, 0])
+        if self._n:
+            value += float(self._c[: self._n] @ np.square(self._V[: self._n, 0]))
+        if self._a is not None and self._a[0] != 0.0:
+            value += float(self._a[0]) * float(self._u[0]) ** 2
+        return value * self.scale
 
     def symv(self, x: np.ndarray) -> np.ndarray:
         """The matrix times ``x`` (d,), reading one triangle (``M.T`` is Fortran-ordered: no copy)."""

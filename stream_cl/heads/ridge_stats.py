@@ -80,6 +80,11 @@ class RidgeStatistics:
     A = _Symmetric()  # (d, d) the weighted Gram matrix
     R = _Symmetric(drops_weights=True, derive="inverse")  # (d, d) its regularised inverse: W = R B follows a new R
 
+    def row_mass(self) -> float:
+        """``A``'s bias entry, the decayed row mass (its first input is the bias column of 1s), read
+        without materialising ``A`` (each control point of several partitions reads it)."""
+        return self._A.first_diagonal()
+
     @property
     def has_inverse(self) -> bool:
         """Whether ``R`` is materialised (kept up to date), rather than computed from ``A`` when read."""

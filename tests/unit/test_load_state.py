@@ -204,3 +204,26 @@ def test_the_analytic_classifier_refuses_a_state_of_other_settings_and_changes_n
     np.testing.assert_array_equal(target.predict_proba_batch(xs[:10]), before)
     same = AnalyticClassifier(gamma=0.5, forgetting=0.99).load_state_dict(src.state_dict())
     np.testing.assert_array_equal(same.predict_proba_batch(xs[:10]), src.predict_proba_batch(xs[:10]))
+
+
+class _Tagged(OnlineContinualLearner):
+    """A user's subclass that passes the learner's settings through ``**kwargs`` (river's clone() cannot see them)."""
+
+    def __init__(self, tag: str = "x", **kwargs):
+        super().__init__(**kwargs)
+        self.tag = tag
+
+
+def test_a_subclass_passing_settings_through_kwargs_resumes_exactly():
+    def make():
+        return _Tagged(tag="prod", backbone=RandomFeatures(width=8, seed=1), key_units=2, device="cpu",
+                       temperature=0.5, heads=((1.0, "all"), (0.99, "inputs")))
+
+    rng = np.random.default_rng(6)
+    xs = [{"a": float(v[0]), "b": float(v[1])} for v in rng.normal(size=(200, 2))]
+    ys = [str(int(x["a"] + x["b"] > 0)) for x in xs]
+    live = make()
+    live.prequential_batch(xs[:120], ys[:120])
+    restored = make().load_state_dict(live.state_dict())
+    assert restored.temperature == 0.5 and len(restored.heads_) == 2
+    np.testing.assert_array_equal(restored.prequential_batch(xs[120:], ys[120:]), live.prequential_batch(xs[120:], ys[120:]))
