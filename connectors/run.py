@@ -194,22 +194,24 @@ def _to_stderr(text: str) -> None:
 def failure(report: dict) -> str | None:
     """Why a finished run is a failure (the CLI then exits 1), or None: no event could be
     used, or none had a label (nothing was learned)."""
-    dead = report["dead_letters_total"]
-    if report["events"] == 0:
-        if not dead:
-            return "the source held no events"
-        reason, n = max(report["dead_letters"].items(), key=lambda kv: kv[1])
-        head = f"no event could be used: all {dead:,} records were dead letters (most: {reason}, {n:,}); "
-        if reason == "rejected_by_model":  # decoded fine, refused by the learner: a [model] setting, not the mapping
-            detail = report.get("dead_letter_examples", {}).get(reason)
-            first = f" (the first: {detail})" if detail else ""
-            return (head + f"the model refused them{first}; check [model] (e.g. gamma, max_columns, seed) and "
-                    "the dead-letter file")
-        return head + "see the dead-letter file for each one's reason, and check [mapping]"
-    if report["labelled"] == 0:
-        return (f"no event had a label, so nothing was learned ({report['events']:,} events predicted only); "
-                "check mapping.label (--label)")
-    return None
+    dead, events = report["dead_letters_total"], report["events"]
+    if events == 0 and not dead:
+        return "the source held no events"
+    if events and report["labelled"]:
+        return None
+    reason, n = max(report["dead_letters"].items(), key=lambda kv: kv[1]) if dead else (None, 0)
+    if reason == "rejected_by_model":  # decoded fine, refused by the learner: a [model] setting, not the mapping
+        detail = report.get("dead_letter_examples", {}).get(reason)
+        first = f" (the first: {detail})" if detail else ""
+        head = (f"no event could be used: all {dead:,} records were dead letters" if events == 0 else
+                f"nothing was learned: {events:,} events predicted only, {dead:,} dead letters")
+        return (head + f" (most: {reason}, {n:,}); the model refused them{first}; check [model] (e.g. gamma, "
+                "max_columns, seed) and the dead-letter file")
+    if events == 0:
+        return (f"no event could be used: all {dead:,} records were dead letters (most: {reason}, {n:,}); "
+                "see the dead-letter file for each one's reason, and check [mapping]")
+    return (f"no event had a label, so nothing was learned ({events:,} events predicted only); "
+            "check mapping.label (--label)")
 
 
 def summary(report: dict) -> str:

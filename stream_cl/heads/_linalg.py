@@ -86,9 +86,19 @@ class NumpyLinalg:
         after ~100 µs of argument checks (a chunk makes two or three of these calls)."""
         return blas.dtrsm(1.0, C, M, side=0, lower=1)
 
-    def spd_inverse(self, M):
-        """Inverse of a symmetric positive definite matrix: LAPACK potrf + potri (about d^3 flops)."""
-        L = _potrf(np.array(M, order="F"), lower=1)  # a copy: M is the caller's
+    def spd_inverse(self, M, floor: float = 0.0):
+        """Inverse of a symmetric positive definite matrix: LAPACK potrf + potri (about d^3 flops).
+        Where rounding left ``M`` indefinite (``A + g I`` with inputs of ~1e7 and more, ``A`` of rank
+        below ``d``: entries ~1e16 against ``g`` ~1), and ``floor > 0``: from its eigendecomposition,
+        the eigenvalues raised to ``floor`` (``g``: ``A`` is positive semi-definite, so none is below it)."""
+        try:
+            L = _potrf(np.array(M, order="F"), lower=1)  # a copy: M is the caller's
+        except np.linalg.LinAlgError:
+            if not floor > 0:
+                raise
+            w, Q = np.linalg.eigh(M)  # (d,), (d, d)
+            R = (Q / np.maximum(w, floor)) @ Q.T
+            return (R + R.T) * 0.5  # exactly symmetric
         return np.ascontiguousarray(_potri(L, lower=1, overwrite=True))
 
     def spd_factor(self, M, scale: float, shift: float, reuse=None):
@@ -368,8 +378,15 @@ class TorchLinalg:
     def solve_lower(self, C, M):
         return self.torch.linalg.solve_triangular(C, M, upper=False)
 
-    def spd_inverse(self, M):
-        return self.torch.cholesky_inverse(self.cholesky_lower(M))
+    def spd_inverse(self, M, floor: float = 0.0):
+        try:
+            return self.torch.cholesky_inverse(self.cholesky_lower(M))
+        except np.linalg.LinAlgError:
+            if not floor > 0:
+                raise
+            w, Q = self.torch.linalg.eigh(M)
+            R = (Q / w.clamp(min=floor)) @ Q.T
+            return (R + R.T) * 0.5
 
     def spd_factor(self, M, scale: float, shift: float, reuse=None):
         S = M * scale

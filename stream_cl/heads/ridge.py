@@ -138,8 +138,12 @@ class RecursiveRidge(RidgeStatistics):
             if self.has_inverse or not self.n_features:
                 self._W = self.la.own(self.R @ self.B)
             else:
-                F, self._W = self._current_factor()
-                self._factor = (self._W, F)  # the next chunk starts from this factor
+                try:
+                    F, self._W = self._current_factor()
+                except np.linalg.LinAlgError:  # A + g I does not factor in floating point: R, robustly
+                    self._W = self.la.own(self.R @ self.B)
+                else:
+                    self._factor = (self._W, F)  # the next chunk starts from this factor
         return self._W
 
     def _current_factor(self, solve: bool = True):
@@ -218,13 +222,14 @@ class RecursiveRidge(RidgeStatistics):
         try:
             return learn(X, Y, w, Xq, qpos, keep_R)
         except np.linalg.LinAlgError:
-            if learn == self._chunk_row_by_row or not rows:
+            if not rows:
                 raise
-            # The chunk's (b x b) innovation covariance X R X' + noise lost definiteness to rounding
-            # (inputs of ~1e8 and more: X R X' is then ~1e16 where the noise is ~1). Nothing was
-            # learned yet (it fails before the statistics change): the rows one at a time, as the
-            # per-event path learns them, whose 1 x 1 innovations stay positive.
-            return self._chunk_row_by_row(X, Y, w, Xq, qpos, keep_R)
+            # A factor lost definiteness to rounding: the chunk's (b x b) innovations X R X' + noise,
+            # or A + g I itself (inputs of ~1e7 and more: entries ~1e16 where the noise and g are ~1).
+            # Nothing was learned yet (each fails before the statistics change): the rows one at a
+            # time, as the per-event path learns them (their 1 x 1 innovations stay positive), from
+            # R materialised (robustly where A + g I does not factor: RidgeStatistics.inverse).
+            return self._chunk_rows_from_inverse(X, Y, w, Xq, qpos)
 
     def _use_factor(self, b: int) -> bool:
         """Learn the next ``b`` rows from the factor of ``A``? Yes when it has fewer flops; when
@@ -273,6 +278,15 @@ class RecursiveRidge(RidgeStatistics):
         prior, query = ridge_rows.learn_rows(la.factor_inverse(F), W0, X, Y, self._noise(w), Xq, qpos)
         self.drop_inverse()
         self._factor = (None, F)  # spent: the next factor is written over it
+        self._learn_statistics(X, Y, w)
+        return prior, query
+
+    def _chunk_rows_from_inverse(self, X, Y, w, Xq, qpos):
+        """:meth:`_chunk_row_by_row` from the materialised ``R`` instead of the factor of ``A``."""
+        R = self.inverse().full()  # (d, d)
+        prior, query = ridge_rows.learn_rows(R, self.weights(), X, Y, self._noise(w), Xq, qpos)  # (R copied)
+        self.drop_inverse()
+        self._factor = None
         self._learn_statistics(X, Y, w)
         return prior, query
 

@@ -95,7 +95,8 @@ class RidgeStatistics:
         if self._R is None:
             la, d = self.la, self.n_features
             M = self.A + (self.gamma * self.decay) * la.eye(d)
-            self.R = la.spd_inverse(M) if d else M  # (assigning drops the cached W: it is recomputed from R)
+            # (assigning drops the cached W: it is recomputed from R)
+            self.R = la.spd_inverse(M, floor=self.gamma * self.decay) if d else M
             self._factor = None  # the batched path's factor: not kept beside R
         return self._R
 

@@ -343,3 +343,23 @@ def test_an_anchor_falling_on_the_threshold_comes_at_the_same_row_in_a_batch(k):
     many.update(X, Y)
     assert (one.rows_since_anchor, one.decay) == (many.rows_since_anchor, many.decay)
     np.testing.assert_allclose(many.weights(), one.weights(), rtol=1e-9, atol=1e-12)
+
+
+def test_a_model_whose_gram_matrix_does_not_factor_in_floating_point_keeps_learning_and_predicting():
+    """Inputs of ~1e7 with fewer rows than columns: A + g I (entries ~1e14, g = 1) is indefinite in
+    floating point. The per-event path learned it; batches raised LinAlgError (a ValueError), so the
+    runner dead-lettered every event from then on, and predictions after a batch failed too."""
+    from stream_cl import AnalyticClassifier
+    from stream_cl.events import Event
+    from stream_cl.prequential import Prequential
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(420, 50)) * 1e7
+    xs = [{f"f{j}": float(v) for j, v in enumerate(x)} for x in X]
+    ys = [str(int(x[0] + x[1] > 0)) for x in X]
+    step = Prequential(AnalyticClassifier())
+    for start, stop in ((0, 20), (20, 120), (120, 420)):
+        predictions, dead = step.process([Event(xs[i], ys[i], id=str(i)) for i in range(start, stop)])
+        assert len(predictions) == stop - start and not dead
+    assert step.learner.head_.ridge.n_rows == 420
+    assert len(step.learner.predict_proba_batch(xs[:5])) == 5
