@@ -225,9 +225,11 @@ class Router:
 
     def _log_alarms(self, new: int) -> None:
         """One ``drift_alarm`` line per alarm of the step just taken (at most ALARM_LINES_PER_BATCH):
-        the newest of the partition it learned, which :attr:`alarms_` lists last."""
+        the newest of the partition it learned, from that partition's own monitor (``drift_``), which
+        keeps at most ``drift.max_alarms`` of them (the rest are counted in one more line)."""
         total = int(getattr(self.learner, "n_alarms_", 0))
-        alarms = list(getattr(self.learner, "alarms_", []))[-min(new, ALARM_LINES_PER_BATCH):]
+        kept = list(self.learner.drift_.alarms_)
+        alarms = kept[-min(new, ALARM_LINES_PER_BATCH, len(kept)):] if kept else []
         for a in alarms:
             log_event(log, "drift_alarm", detector=a.get("detector"), response=a.get("response"),
                       signal=a.get("signal"), t=a.get("t"), recent=a.get("recent"), baseline=a.get("baseline"),

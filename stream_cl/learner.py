@@ -350,7 +350,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         # bit for bit (the memo's scores differed from a fresh W's in the last bits)
         self._memo = None
         return {
-            "identity": self._identity(),  # what load_state_dict refuses to differ from
+            "identity": self._identity(canonical=True),  # what load_state_dict refuses to differ from
             "index": self.index_.state_dict(),
             "scaler": self.scaler_.state_dict(),
             "backbone": self.backbone_.state_dict(),

@@ -54,6 +54,7 @@ learning both would have (for the analytic model: closed-form ridge on all the r
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Hashable, Mapping
 
 import numpy as np
@@ -203,11 +204,15 @@ class PartitionedLearner:
         """The partitions this learner holds a part of."""
         return list(self._parts)
 
-    def _identity(self) -> dict:
+    def _identity(self, canonical: bool = False) -> dict:
         """What parts of one model must share: the learner's kind, settings (not those that leave
-        the model's arithmetic alone: the device, the ``max_columns`` bound) and backbone."""
+        the model's arithmetic alone: the device, the ``max_columns`` bound) and backbone.
+        ``canonical``: each setting written so that equal values read the same (:func:`_canonical`:
+        ``1`` and ``1.0``, a list and a tuple, dicts in any order); what a state keeps (contributions
+        keep each setting's ``repr``, as members of a group have always compared them)."""
         backbone = getattr(self, "backbone_", None)
-        settings = {k: repr(v) for k, v in self._get_params().items() if k not in _NOT_MODEL_SETTINGS}
+        spell = _canonical if canonical else repr
+        settings = {k: spell(v) for k, v in self._get_params().items() if k not in _NOT_MODEL_SETTINGS}
         return {"kind": type(self).__name__, "backbone": backbone.identity() if backbone is not None else None,
                 "settings": settings}
 
@@ -220,7 +225,7 @@ class PartitionedLearner:
         if saved is None:
             return
         theirs = _model_identity(dict(saved))
-        mine = self._identity()
+        mine = self._identity(canonical=True)
         mine["settings"] = {k: v for k, v in mine["settings"].items() if k in (theirs.get("settings") or {})}
         if theirs != mine:
             raise ValueError(f"checkpoint and learner differ in settings: the checkpoint's learner is "
@@ -527,6 +532,27 @@ class PartitionedLearner:
             ridge["A"], ridge["B"], ridge["n_rows"] = A.copy(), B.copy(), st.n_rows
             out.append({**s, "ridge": ridge, "counts": st.counts.tolist()})
         return out
+
+
+def _canonical(value) -> str:
+    """``value`` written so that equal settings read the same: numbers as floats, sequences as tuples,
+    mappings sorted, River estimators (replay, drift, homeostasis parts) as their kind and parameters.
+
+    >>> _canonical([(1, "all")]) == _canonical(((1.0, "all"),)), _canonical({"b": 2, "a": np.float64(1)})
+    (True, "{'a': 1.0, 'b': 2.0}")
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return repr(value)
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(_canonical(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, Mapping):
+        items = sorted(((_canonical(k), _canonical(v)) for k, v in value.items()))
+        return "{" + ", ".join(f"{k}: {v}" for k, v in items) + "}"
+    if hasattr(value, "_get_params") and not isinstance(value, type):
+        return type(value).__name__ + _canonical(value._get_params())
+    return repr(value)
 
 
 def _model_identity(identity: dict) -> dict:

@@ -304,7 +304,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         """Hyperparameters and learned state; arrays are numpy float64. ``head`` holds the
         served statistics (the sums over partitions), ``parts`` each partition's."""
         head = self._summed_heads_state([self.head_.state_dict()])[0]
-        return {"params": self._get_params(), "identity": self._identity(), "index": self.index_.state_dict(),
+        return {"params": self._get_params(), "identity": self._identity(canonical=True), "index": self.index_.state_dict(),
                 "head": head, "parts": self._parts_state()}
 
     def load_state_dict(self, state: Mapping) -> "AnalyticClassifier":

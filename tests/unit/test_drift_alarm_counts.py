@@ -38,8 +38,8 @@ class _Publisher:
         pass
 
 
-def _router(learner=None):
-    cfg = load_config_dict(CONFIG)
+def _router(learner=None, cfg=None):
+    cfg = load_config_dict(CONFIG) if cfg is None else cfg
     learner = build_learner(cfg) if learner is None else learner
     state = SimpleNamespace(add=lambda n: None, touched=lambda key, n: None)
     return Router(cfg, Prequential(learner, window=50), learner, PendingStores(), _Publisher(), DaemonMetrics(),
@@ -97,3 +97,28 @@ def test_a_part_taken_over_and_replayed_events_add_no_alarms():
     router.process(PolledBatch(replay, {}, frozenset(e.origin for e in replay)))  # re-learned, silent
     assert router.learner.n_alarms_ > other.learner.n_alarms_  # the replay raised alarms again ...
     assert _counted(router) == before  # ... and neither they nor the taken-over part's count here
+
+
+def test_a_steps_alarm_lines_are_its_own_partitions(caplog):
+    """The lines of a step whose partition keeps fewer alarms than the step raised (drift.max_alarms)
+    named another partition's old alarms: the list of every partition's alarms was sliced."""
+    import logging
+
+    from connectors.logs import _FIELDS_ATTR
+
+    cfg = load_config_dict({**CONFIG, "drift": {"detector": "page_hinkley", "response": ["record"], "max_alarms": 1},
+                            "run": {"batch_size": 2000}})
+    router = _router(cfg=cfg)
+    router.process(PolledBatch(_shifting(0, n=700, seed=1), {}, frozenset()))
+    theirs = [a["t"] for a in router.learner.alarms_]
+    assert theirs
+    rng = np.random.default_rng(2)
+    flips = [Event({"a": float(x[0]), "b": float(x[1])}, "p" if (x[0] > 0) == ((i // 350) % 2 == 0) else "n",
+                   f"1-{i}", None, None, f"events/1@{i}") for i, x in enumerate(rng.normal(size=(2000, 2)))]
+    caplog.set_level(logging.INFO, logger="stream_cl.daemon")
+    before = router.learner.n_alarms_
+    router.process(PolledBatch(flips, {}, frozenset()))
+    assert router.learner.n_alarms_ - before > 1  # more than partition 1's monitor keeps
+    lines = [getattr(r, _FIELDS_ATTR) for r in caplog.records if r.getMessage() == "drift_alarm"]
+    assert [f["t"] for f in lines if "t" in f] == [router.learner.drift_.alarms_[-1]["t"]]
+    assert any("more alarms" in f.get("detail", "") for f in lines)

@@ -227,3 +227,19 @@ def test_a_subclass_passing_settings_through_kwargs_resumes_exactly():
     restored = make().load_state_dict(live.state_dict())
     assert restored.temperature == 0.5 and len(restored.heads_) == 2
     np.testing.assert_array_equal(restored.prequential_batch(xs[120:], ys[120:]), live.prequential_batch(xs[120:], ys[120:]))
+
+
+def test_equal_settings_spelled_differently_are_the_same_identity():
+    from stream_cl import AnalyticClassifier
+
+    xs = [{"a": float(v)} for v in np.linspace(-1, 1, 20)]
+    ys = [str(int(x["a"] > 0)) for x in xs]
+    for saved, mine in ((AnalyticClassifier(gamma=1), AnalyticClassifier(gamma=1.0)),
+                        (AnalyticClassifier(forgetting=np.float64(0.99)), AnalyticClassifier(forgetting=0.99)),
+                        (OnlineContinualLearner(device="cpu", backbone=RandomFeatures(width=8), heads=[(1, "all")],
+                                                drift=DriftMonitor("adwin", params={"delta": 0.01, "clock": 16})),
+                         OnlineContinualLearner(device="cpu", backbone=RandomFeatures(width=8), heads=((1.0, "all"),),
+                                                drift=DriftMonitor("adwin", params={"clock": 16, "delta": 0.01})))):
+        saved.prequential_batch(xs, ys)
+        mine.load_state_dict(saved.state_dict())  # no "differ in settings"
+        np.testing.assert_array_equal(mine.predict_proba_batch(xs), saved.predict_proba_batch(xs))
