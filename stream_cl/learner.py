@@ -270,19 +270,10 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         if not ys:
             return np.zeros((0, len(self.classes_)))
         memo, self._memo = self._memo, None  # any learning invalidates it
-        if (partition != self._active or not self._active_learned) and not self._has_learned(partition):
-            # the events up to and including its first labelled one: predicted before it has learned any
-            first = int(labelled.argmax()) if labelled.any() else len(ys)
-            classes = len(self.classes_)
-            early = (self.predict_proba_batch(xs[: first + 1], partition=partition) if classes
-                     else np.zeros((min(first + 1, len(ys)), 0)))  # (events up to the first labelled, n_classes)
-            self._memo = None
-            if first == len(ys):
-                return early
-            P = self._learn_run(*_segment(slice(first, None), xs, ys, labelled, sample_weight, tasks), partition, None)
-            P[0] = 0.0
-            P[0, :classes] = early[first]  # its own part's prediction, before it had learned anything, is not served
-            return stacked([early[:first], P])
+        P = self._unknown_until_learned(xs, labelled, partition, lambda first: self._learn_run(
+            *_segment(slice(first, None), xs, ys, labelled, sample_weight, tasks), partition, None))
+        if P is not None:
+            return P
         return self._learn_run(xs, ys, labelled, sample_weight, tasks, partition, memo)
 
     def _learn_run(self, xs, ys, labelled, sample_weight, tasks, partition, memo) -> np.ndarray:

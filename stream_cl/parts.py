@@ -59,6 +59,7 @@ from collections.abc import Hashable, Mapping
 
 import numpy as np
 
+from .base_learner import stacked
 from .contribution import Contribution, ContributionError
 
 __all__ = ["PartStats", "Part", "PartitionedLearner", "SUM_EVERY_ROWS"]
@@ -275,6 +276,26 @@ class PartitionedLearner:
                 self._serve_sums(forgetting_only=True)  # forgetting heads: exact at every change of partition
             else:
                 self._set_served_clocks()  # the incoming partition's share, should it learn next
+
+    def _unknown_until_learned(self, xs, labelled: np.ndarray, partition: Hashable, learn_from) -> np.ndarray | None:
+        """A batch's probabilities when ``partition`` has not learned yet (``None`` when it has: the
+        caller learns the whole run): the events up to and including its first labelled one are
+        predicted as an unknown partition's (``predict_proba_one``'s rule), and ``learn_from(first)``
+        learns the rest in the partition's part, made by that event (its probabilities (b - first, c))."""
+        if (partition == self._active and self._active_learned) or self._has_learned(partition):
+            return None
+        b = len(labelled)
+        first = int(labelled.argmax()) if labelled.any() else b
+        classes = len(self.classes_)
+        early = (self.predict_proba_batch(xs[: first + 1], partition=partition) if classes
+                 else np.zeros((min(first + 1, b), 0)))  # (events up to the first labelled, n_classes)
+        self._memo = None
+        if first == b:
+            return early
+        P = learn_from(first)
+        P[0] = 0.0
+        P[0, :classes] = early[first]  # its own part's prediction, before it had learned anything, is not served
+        return stacked([early[:first], P])
 
     def _has_learned(self, partition: Hashable) -> bool:
         """Whether ``partition``'s part has learned an event (else it is predicted as an unknown partition)."""

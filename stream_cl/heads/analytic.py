@@ -212,24 +212,14 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         if not ys:
             return np.zeros((0, len(self.classes_)))
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()
-        if (partition != self._active or not self._active_learned) and not self._has_learned(partition):
-            # predicted as an unknown partition up to and including its first labelled event (the per-event
-            # loop's rule); only a learned event makes its part
-            first = int(labelled.argmax()) if labelled.any() else len(ys)
-            classes = len(self.classes_)
-            early = (self.predict_proba_batch(xs[: first + 1], partition=partition) if classes
-                     else np.zeros((min(first + 1, len(ys)), 0)))  # (events up to the first labelled, n_classes)
-            if first == len(ys):
-                return early
-            Z = self._design(xs[first:], labelled[first:].tolist())  # raises before anything changes
+
+        def learn_from(first: int) -> np.ndarray:
+            Z = self._design(xs[first:], labelled[first:].tolist())  # (b, 1 + width); raises before anything changes
             self._enter(partition)
-            P = self._learn_segments(Z, ys[first:], labelled[first:], None if w is None else w[first:])
-            P[0] = 0.0
-            P[0, :classes] = early[first]  # its own part's prediction, before it had learned anything, is not served
-            return stacked([early[:first], P])
-        Z = self._design(xs, labelled.tolist())  # (b, 1 + width); raises before anything changes, a part included
-        self._enter(partition)
-        return self._learn_segments(Z, ys, labelled, w)
+            return self._learn_segments(Z, ys[first:], labelled[first:], None if w is None else w[first:])
+
+        P = self._unknown_until_learned(xs, labelled, partition, learn_from)
+        return learn_from(0) if P is None else P
 
     def _learn_segments(self, Z: np.ndarray, ys: list, labelled: np.ndarray, w) -> np.ndarray:
         """Learn design rows ``Z`` (b, 1 + width) of the active partition in segments after which the

@@ -213,7 +213,7 @@ class RecursiveRidge(RidgeStatistics):
         """Learn one chunk of rows the cheapest way (:func:`rows_are_cheaper`, :meth:`_use_factor`)."""
         b = X.shape[0]
         rows = b > 1 and isinstance(self.la, NumpyLinalg) and ridge_rows.compiled()
-        if b and rows and rows_are_cheaper(b, self.n_features, self.n_outputs):
+        if rows and rows_are_cheaper(b, self.n_features, self.n_outputs):
             learn = self._chunk_row_by_row
         elif self._use_factor(b):
             learn = self._chunk_from_factor
@@ -273,18 +273,19 @@ class RecursiveRidge(RidgeStatistics):
         """Learn rows ``X`` (b, d) one at a time from the inverse of ``A + g I`` at the chunk's
         start, compiled (:mod:`~stream_cl.heads.ridge_rows`); ``R`` is not kept. Returns
         ``(prior, query)`` as :meth:`update` does."""
-        la = self.la
         F, W0 = self._current_factor()  # A + g I = L L'; W0 (d, c) the weights at the chunk's start
-        prior, query = ridge_rows.learn_rows(la.factor_inverse(F), W0, X, Y, self._noise(w), Xq, qpos)
-        self.drop_inverse()
+        out = self._rows_from(self.la.factor_inverse(F), W0, X, Y, w, Xq, qpos)
         self._factor = (None, F)  # spent: the next factor is written over it
-        self._learn_statistics(X, Y, w)
-        return prior, query
+        return out
 
     def _chunk_rows_from_inverse(self, X, Y, w, Xq, qpos):
         """:meth:`_chunk_row_by_row` from the materialised ``R`` instead of the factor of ``A``."""
-        R = self.inverse().full()  # (d, d)
-        prior, query = ridge_rows.learn_rows(R, self.weights(), X, Y, self._noise(w), Xq, qpos)  # (R copied)
+        return self._rows_from(self.inverse().full(), self.weights(), X, Y, w, Xq, qpos)
+
+    def _rows_from(self, R0, W0, X, Y, w, Xq, qpos):
+        """Learn rows ``X`` (b, d) one at a time from the chunk-start inverse ``R0`` and weights ``W0``
+        (copied by the compiled loop); ``R`` is not kept. Returns ``(prior, query)``."""
+        prior, query = ridge_rows.learn_rows(R0, W0, X, Y, self._noise(w), Xq, qpos)
         self.drop_inverse()
         self._factor = None
         self._learn_statistics(X, Y, w)
