@@ -471,8 +471,13 @@ def main(argv: Sequence[str] | None = None, out=sys.stdout) -> dict:
                                     "seconds": earlier["meta"]["seconds"]}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=_jsonable))
-    if args.markdown and all(result[p] for p in ("permuted", "split", "drift")):
-        Path(args.markdown).write_text(markdown(result))
+    if args.markdown:
+        missing = [p for p in ("permuted", "split", "drift") if not result[p]]
+        if missing:  # the table compares all three parts; a partial run would read as the whole
+            print(f"--markdown {args.markdown} not written: no results for {', '.join(missing)}; run every part, "
+                  f"or pass --reuse with a JSON of an earlier run that has them", file=sys.stderr, flush=True)
+        else:
+            Path(args.markdown).write_text(markdown(result))
     return result
 
 

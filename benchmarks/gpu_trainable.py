@@ -11,6 +11,7 @@ section 3c records its output on an H200 (``results/gpu-h200-trainable.txt``): t
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import sys
@@ -26,7 +27,9 @@ from stream_cl import set_threads
 from stream_cl.trainable import TrainableLearner
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "),
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)  # --help; no options
     set_threads(1)
     for name in ("Hyperplane", "LEDDrift"):
         events = materialise(name, 3000, 42).events

@@ -6,6 +6,8 @@ import math
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -338,3 +340,28 @@ def test_gpu_benchmark_counts_a_row_without_a_prediction_as_wrong():
     assert r["P"][0].max() == 0 and r["predicted"][0] is None
     ys = [y for _, y in events]
     assert r["accuracy"] == sum(p == y for p, y in zip(r["predicted"][1:], ys[1:])) / len(ys)
+
+
+def test_continual_markdown_of_a_partial_run_is_refused_aloud(tmp_path, monkeypatch, capsys):
+    """``--markdown`` compares all three parts: a run of some of them writes no table and says why
+    (it had written nothing, silently, with exit status 0)."""
+    from benchmarks import continual
+
+    monkeypatch.setattr(continual, "drift_benchmark", lambda stream, seed, quick: {"stream": stream, "configs": {}})
+    md = tmp_path / "out.md"
+    continual.main(["--quick", "--seeds", "0", "--parts", "drift", "--streams", "sea", "--markdown", str(md)],
+                   out=io.StringIO())
+    assert not md.exists()
+    err = capsys.readouterr().err
+    assert f"--markdown {md} not written" in err and "permuted, split" in err and "--reuse" in err
+
+
+def test_gpu_trainable_help_prints_usage_without_running(capsys, monkeypatch):
+    from benchmarks import gpu_trainable
+
+    ran = []
+    monkeypatch.setattr(gpu_trainable, "one_and_batched_rates", lambda *a, **k: ran.append(a))  # never reached
+    with pytest.raises(SystemExit) as stop:
+        gpu_trainable.main(["--help"])
+    assert stop.value.code == 0
+    assert "usage:" in capsys.readouterr().out and not ran
