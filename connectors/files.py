@@ -129,7 +129,7 @@ class FileSource:
         self._csv = CsvRecords(self.path, mapping, label_policy, self._decoder)
         self._lineno = 0  # number of the last complete line
         self._pending = b""  # follow mode: a last line still missing its newline
-        self._skip: list | None = None  # an oversized line being discarded: [line number, head, size]
+        self._skip: list | None = None  # an oversized line being discarded: [line number, head, size, last byte]
         # origin -> the text of each event of the last poll: a dead letter the model makes of
         # one of them later carries its record as read (bounded by the poll's size)
         self.raw: dict[str, bytes] = {}
@@ -156,6 +156,8 @@ class FileSource:
                 if self._final or followed.rotating:  # this file is read to its end
                     out += self._csv.unclosed_record(self._lineno)
                     if followed.rotating:
+                        if out:  # the next file's line numbers start at 1 again: one poll never holds
+                            break  # two events of one origin (``raw`` is keyed by it)
                         followed.reopen(self.eof_wait_s)
                         continue
                     self.exhausted = True
@@ -206,11 +208,14 @@ class FileSource:
                 self._followed.took(chunk)
                 self._skip[2] += len(chunk)
             if chunk.endswith(b"\n") or (not chunk and final):
-                lineno, head, size = self._skip
+                lineno, head, size, before = self._skip
                 self._skip = None
-                return lineno, head, size - (chunk.endswith(b"\n") + chunk.endswith(b"\r\n"))
+                # the "\r" of a "\r\n" may end the part read before: a size counts the line's own bytes
+                crlf = chunk.endswith(b"\r\n") or (chunk == b"\n" and before == b"\r")
+                return lineno, head, size - (chunk.endswith(b"\n") + crlf)
             if not chunk:
                 return None
+            self._skip[3] = chunk[-1:]
         limit = self._max + 2  # room for "\r\n" after a line of exactly max_event_bytes
         chunk = f.readline(limit - len(self._pending))
         if chunk:
@@ -222,7 +227,7 @@ class FileSource:
             return self._lineno, line, None
         if len(line) >= limit:  # no newline within the limit: keep the head, skip the rest
             self._lineno += 1
-            self._skip = [self._lineno, line[: self._max], len(line)]
+            self._skip = [self._lineno, line[: self._max], len(line), line[-1:]]
             return self._read_line(final)
         if line and final:
             self._lineno += 1

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -232,6 +233,13 @@ class _Server(ThreadingHTTPServer):
     owner: "ObservabilityServer"
 
 
+class _Server6(_Server):
+    """An IPv6 host (``"::"``: every address; on Linux IPv4 ones too, as dual stack): an IPv6-only
+    cluster's probes cannot reach ``0.0.0.0``."""
+
+    address_family = socket.AF_INET6
+
+
 class ObservabilityServer:
     """The HTTP endpoints on a daemon thread; :meth:`close` stops them.
 
@@ -242,7 +250,7 @@ class ObservabilityServer:
     def __init__(self, host: str, port: int, status: DaemonStatus, registry: CollectorRegistry):
         self.status = status
         self.registry = registry
-        self._httpd = _Server((host, port), _Handler)
+        self._httpd = (_Server6 if ":" in host else _Server)((host, port), _Handler)
         self._httpd.owner = self
         self.host = host
         self.port = self._httpd.server_address[1]
@@ -252,8 +260,8 @@ class ObservabilityServer:
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://{host}:{self.port}"
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     def attach(self, daemon) -> None:
         """Serve ``daemon`` from now on (and tell it the port, for its status file)."""

@@ -19,7 +19,7 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from stream_cl.config import CheckpointConfig, Config, ConfigError, RunConfig
+from stream_cl.config import Config, ConfigError, RunConfig
 from stream_cl.events import DeadLetter, Event
 from stream_cl.factory import build_learner
 from stream_cl.prequential import Prequential
@@ -38,6 +38,26 @@ def demo_path() -> str:
     return str(resources.files("stream_cl") / "data" / "demo.jsonl.gz")
 
 
+# Sections a file run does not read, each with what it would have done: set in a file run's config,
+# they are a mistake the user should hear of (the run itself goes on: its output is still right)
+_DAEMON_ONLY = {
+    "checkpoint": ("a file run keeps no state between runs (it starts with a new model and reads its source from "
+                   "the start); [checkpoint] applies to the Kafka daemon"),
+    "kafka": ("a file run reads no topic: its events are learned only when they carry their own label (delayed "
+              "labels come from [kafka] labels_topic, to the Kafka daemon); [kafka] applies to the Kafka daemon"),
+    "labels": ("a file run waits for no delayed label: an event without a label is predicted, never learned; "
+               "[labels] applies to the Kafka daemon"),
+    "metrics": "a file run serves no /metrics (its report file holds the counts); [metrics] applies to the Kafka daemon",
+    "changelog": "a file run writes no model changelog; [changelog] applies to the Kafka daemon's consumer group",
+}
+
+
+def _daemon_only_notes(config: Config) -> list[str]:
+    """A warning for each section only the Kafka daemon reads that this file run's config sets."""
+    return [f"{name}: {what}" for name, what in _DAEMON_ONLY.items()
+            if getattr(config, name) != type(getattr(config, name))()]
+
+
 def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> dict:
     """Run a file or demo source to its end (or ``run.max_events``); return the report.
 
@@ -50,9 +70,7 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
     warm_up()  # numba's compiled loops, as the daemon loads them: not in the first batch's latency
     warn = warn or _to_stderr
     warnings: list[str] = []
-    if config.checkpoint != CheckpointConfig():  # set for a run that has nothing to resume from
-        note = ("checkpoint: a file run keeps no state between runs (it starts with a new model and reads its source "
-                "from the start); [checkpoint] applies to the Kafka daemon")
+    for note in _daemon_only_notes(config):
         warnings.append(note)
         warn(note)
     stop = stop or threading.Event()

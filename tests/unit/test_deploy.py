@@ -199,6 +199,18 @@ def test_dashboard_references_only_exported_metrics_and_uses_them_all():
     assert used == set(EXPORTED_METRICS), f"exported but not on the dashboard: {sorted(set(EXPORTED_METRICS) - used)}"
 
 
+def test_counter_functions_take_only_counters():
+    """rate(), irate() and increase() read a fall as a counter reset: on a gauge (a committed offset
+    set back to reprocess) they add the whole new value. A gauge's slope is deriv()."""
+    exprs = [(where, expr) for where, expr, _ in dashboard_queries(dashboard())]
+    exprs += [(r.get("alert") or r.get("record"), r["expr"]) for g in rules()["groups"] for r in g["rules"]]
+    for where, expr in exprs:
+        for fn, series in re.findall(r"\b(rate|irate|increase)\(\s*(stream_cl_\w+)", strip_strings(expr)):
+            base = base_metric(series)
+            kind = EXPORTED_METRICS.get(base)
+            assert kind == "counter" or (kind == "histogram" and series != base), f"{where}: {fn}() of the {kind} {series}"
+
+
 def test_dashboard_promql_parses(tmp_path):
     """promtool parses every dashboard query (Grafana variables substituted), as recording rules."""
     queries = dashboard_queries(dashboard())

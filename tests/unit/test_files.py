@@ -167,6 +167,18 @@ def test_a_line_just_over_the_limit(tmp_path):
     assert_dead(dead[1], path, 3, "oversized")
 
 
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+@pytest.mark.parametrize("over", [1, 2, 3, 5000])  # 1: the limited read stops between "\r" and "\n"
+def test_an_oversized_lines_size_counts_its_own_bytes_whatever_its_line_end(tmp_path, eol, over):
+    line = b'{"x": "' + b"a" * (16 + over - 9) + b'"}'  # 16 + over bytes
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(line + eol + b'{"x": {"a": 1}}' + eol)
+    with FileSource(str(path), MappingConfig(max_event_bytes=16)) as source:
+        records = source.poll(10)
+    assert [type(r) for r in records] == [DeadLetter, Event]
+    assert f"{16 + over} bytes, over mapping.max_event_bytes (16)" in records[0].detail
+
+
 @pytest.mark.parametrize("name", ["e.jsonl.gz", "e.jsonl"])  # by suffix, or by magic bytes alone
 def test_gzip_jsonl(tmp_path, name):
     path = tmp_path / name
@@ -429,6 +441,24 @@ def test_follow_goes_on_with_the_new_file_after_a_rename_rotation(tmp_path):
         with open(path, "ab") as new:
             new.write(b"8,z\n")
         assert [r.x for r in poll_until(source, 1)] == [{"b": 8.0}]
+
+
+def test_a_poll_ends_at_a_rotation_so_each_kept_text_is_its_own_events(tmp_path):
+    """The rotated file's last lines and the new file's first ones share line numbers: had one poll
+    held both, ``raw`` (keyed by origin) would give an old event's dead letter a new line's text."""
+    path = write_lines(tmp_path / "k.jsonl", b'{"x": {"a": 1}, "y": "p"}')
+    with FileSource(str(path), MappingConfig(), follow=True, eof_wait_s=0.01) as source:
+        assert len(poll_until(source, 1)) == 1
+        with open(path, "ab") as old:
+            old.write(b'{"id": "old2", "x": {"a": 2}, "y": "p"}')  # the old file's unfinished last line
+        path.rename(tmp_path / "k.jsonl.1")
+        write_lines(path, b'{"id": "new1", "x": {"a": 3}, "y": "q"}', b'{"id": "new2", "x": {"a": 4}, "y": "q"}')
+        first = source.poll(10)
+        assert [(r.id, r.origin) for r in first] == [("old2", f"{path}:2")]
+        assert b"old2" in source.raw[f"{path}:2"]
+        second = poll_until(source, 2)
+        assert [(r.id, r.origin) for r in second] == [("new1", f"{path}:1"), ("new2", f"{path}:2")]
+        assert b"new2" in source.raw[f"{path}:2"]
 
 
 def test_follow_restarts_after_truncation_even_when_rewritten_past_the_position(tmp_path):

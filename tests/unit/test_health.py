@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import urllib.error
@@ -183,3 +184,23 @@ def test_metrics_config():
                          ({"prot": 1}, "metrics.prot: unknown key; did you mean 'port'?")):
         with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
             load_config_dict({"metrics": bad})
+
+
+@pytest.mark.parametrize("host", ["::1", "::"])
+def test_an_ipv6_host_is_served(host):
+    # found by review: metrics.host = "::" passed validation, then the daemon exited 1 ("Address family
+    # for hostname not supported; free the port ..."): the server bound IPv4 only
+    status = DaemonStatus(stall_timeout_s=0.5, clock=FakeClock())
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:  # a machine without IPv6: the bind fails as any taken port does (the daemon exits 1)
+        with pytest.raises(OSError):
+            ObservabilityServer(host, 0, status, CollectorRegistry())
+        return
+    srv = ObservabilityServer(host, 0, status, CollectorRegistry())
+    try:
+        assert srv.url == f"http://[::1]:{srv.port}"
+        assert get_json(srv.url + "/healthz") == (503, {"status": "starting", "detail": "loading the model"})
+    finally:
+        srv.close()
