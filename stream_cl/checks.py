@@ -3,7 +3,8 @@
 River's convention: a bad hyperparameter is refused in ``__init__`` with an error that names
 it and says what is allowed, never later in the middle of a batch (after some state changed).
 A comparison such as ``0 < v < 1`` on a string raises a ``TypeError`` that names nothing, so
-the parts test the type first with :func:`is_real`.
+the parts test the type first with :func:`is_real`. The checks below are each rule's one
+place; every message names the parameter, the value got and what to use.
 
 >>> is_real(0.5), is_real(True), is_real("1")
 (True, False, False)
@@ -11,13 +12,29 @@ the parts test the type first with :func:`is_real`.
 Traceback (most recent call last):
 ...
 ValueError: seed must be an int >= 0, got -1; use a non-negative integer such as 0
+>>> check_positive(float("inf"), "temperature", 0.1)
+Traceback (most recent call last):
+...
+ValueError: temperature must be a finite number > 0, got inf; use e.g. 0.1
+>>> check_nonnegative(0.0, "mix_sharpness", 100.0)  # 0 is taken
+>>> check_int("10", "max_columns", 1, 8192, optional=True)
+Traceback (most recent call last):
+...
+ValueError: max_columns must be an int >= 1 or None, got '10'; use e.g. 8192
+>>> check_bool("no", "time_features")
+Traceback (most recent call last):
+...
+ValueError: time_features must be True or False, got 'no'
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 
-__all__ = ["check_seed", "is_real"]
+import numpy as np
+
+__all__ = ["check_bool", "check_int", "check_nonnegative", "check_positive", "check_seed", "is_real"]
 
 
 def is_real(v) -> bool:
@@ -31,3 +48,32 @@ def check_seed(seed, name: str = "seed") -> None:
     otherwise fail at the first random number, mid-batch; a float would be truncated silently."""
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"{name} must be an int >= 0, got {seed!r}; use a non-negative integer such as 0")
+
+
+def check_positive(v, name: str, example) -> None:
+    """Refuse what is not a finite number > 0 (a regularisation, a temperature, a learning rate):
+    NaN passes every ``<`` test as false and infinity turns the arithmetic into NaN."""
+    if not (is_real(v) and 0.0 < v < math.inf):
+        raise ValueError(f"{name} must be a finite number > 0, got {v!r}; use e.g. {example}")
+
+
+def check_nonnegative(v, name: str, example) -> None:
+    """Refuse what is not a finite number >= 0 (:func:`check_positive`, with 0 taken)."""
+    if not (is_real(v) and 0.0 <= v < math.inf):
+        raise ValueError(f"{name} must be a finite number >= 0, got {v!r}; use e.g. {example}")
+
+
+def check_int(v, name: str, minimum: int, example, optional: bool = False) -> None:
+    """Refuse what is not an int >= ``minimum`` (``optional``: or ``None``). A bool is refused: it is
+    an int to Python but never meant as a count; a string or a float would fail at the first event."""
+    if optional and v is None:
+        return
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < minimum:  # numpy ints are taken
+        raise ValueError(f"{name} must be an int >= {minimum}{' or None' if optional else ''}, got {v!r}; "
+                         f"use e.g. {example}")
+
+
+def check_bool(v, name: str) -> None:
+    """Refuse what is not a bool (numpy's taken): a string such as ``"no"`` would read as true."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {v!r}")

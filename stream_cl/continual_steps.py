@@ -23,6 +23,7 @@ from functools import partial
 import numpy as np
 
 from .base_learner import control_ends
+from .checks import check_int
 from .drift import DriftMonitor
 from .ensemble import VIEWS, cat_rows, head_hits, take_rows
 from .heads.class_head import RidgeClassHead
@@ -62,8 +63,7 @@ class ContinualSteps:
 
     def _init_continual(self) -> None:
         check_part_types(**{name: getattr(self, name) for name, _, _ in _PARTS})
-        if not isinstance(self.control_every, int) or self.control_every < 1:
-            raise ValueError(f"control_every must be an int >= 1, got {self.control_every!r}")
+        check_int(self.control_every, "control_every", 1, 32)  # True would be taken as 1
         if self.drift is not None and "need" in self.drift.response and self.homeostasis is None:
             raise ValueError("the drift response 'need' raises the homeostatic need: give homeostasis=Homeostasis() too")
         self.replay_ = self.replay.clone() if self.replay is not None else None

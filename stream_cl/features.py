@@ -50,6 +50,7 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
+from .checks import check_bool, check_int
 from .encoding import (
     CATEGORY, DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, NUMERIC, OTHER, SHARED, InvalidFeatureError, cells, column_clash,
     indicator_key,
@@ -129,10 +130,10 @@ class FeatureIndex:
 
     def __init__(self, hash_width: int | None = None, max_categories: int = DEFAULT_MAX_CATEGORIES,
                  missing_indicators: bool = False, time_features: bool = False):
-        if hash_width is not None and (not isinstance(hash_width, int) or hash_width < 1):
-            raise ValueError(f"hash_width must be a positive int or None, got {hash_width!r}")
-        if not isinstance(max_categories, int) or isinstance(max_categories, bool) or max_categories < 1:
-            raise ValueError(f"max_categories must be an int >= 1, got {max_categories!r}")
+        check_int(hash_width, "hash_width", 1, "1024 (None: one input per key)", optional=True)
+        check_int(max_categories, "max_categories", 1, DEFAULT_MAX_CATEGORIES)
+        check_bool(missing_indicators, "missing_indicators")  # bool("no") would be true
+        check_bool(time_features, "time_features")
         self.hash_width = hash_width
         self.max_categories = max_categories
         self.missing_indicators = bool(missing_indicators)

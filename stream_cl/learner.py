@@ -27,6 +27,7 @@ import numpy as np
 from .backbones import Backbone, KeyUnits, OnlineStandardizer, RandomFeatures, resolve_device, torch_device
 from .base_learner import StreamingClassifier, check_tasks, checked_labels, stacked
 from .checkpoint import load_all_or_nothing
+from .checks import check_int, check_positive, check_seed, is_real
 from .continual_steps import ContinualSteps
 from .encoding import DEFAULT_MAX_CATEGORIES, memo_values
 from .ensemble import VIEWS, AnalyticEnsemble
@@ -70,7 +71,8 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
     temperature
         Softmax temperature from ridge scores to probabilities.
     mix_decay, mix_sharpness
-        Memory of the heads' accuracy averages and how sharply the mixture follows them.
+        Memory of the heads' accuracy averages, in (0, 1), and how sharply the mixture follows
+        them, a finite number >= 0 (0: equal weights).
     hash_width
         ``None`` grows one input per feature key; an int hashes keys into that many inputs.
     max_categories, missing_indicators, time_features
@@ -178,31 +180,30 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         self.hash_width = hash_width
         self.device = device
         self.seed = seed
-        if not heads:
-            raise ValueError("heads must name at least one (forgetting, view) pair, e.g. ((1.0, 'all'),)")
-        for pair in heads:
-            if len(pair) != 2 or pair[1] not in VIEWS:
-                raise ValueError(f"each head is (forgetting, view) with view in {VIEWS}; got {pair!r}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        _check_heads(heads)  # each forgetting factor's range: its ridge head's (RidgeStatistics)
+        check_positive(temperature, "temperature", 0.1)
+        check_seed(seed)  # the default backbone's and the key units' random streams take ints >= 0
+        if backbone is not None and not isinstance(backbone, Backbone):
+            raise TypeError(f"backbone must be a Backbone such as RandomFeatures(width=256), or None (that one); "
+                            f"got {backbone!r}")
         backbone_ = backbone.clone() if backbone is not None else RandomFeatures(width=DEFAULT_WIDTH, seed=seed)
         self.device_ = resolve_device(device, features=backbone_.out_features if backbone_.light_forward else None)
         tdev = torch_device(self.device_)
         self.backbone_ = backbone_.to(tdev)
-        if not isinstance(key_units, int) or key_units < 0:
-            raise ValueError(f"key_units must be an int >= 0, got {key_units!r}")
+        check_int(key_units, "key_units", 0, 8)
         self.key_units_ = KeyUnits(key_units, seed, tdev)
         self.max_categories = max_categories
         self.missing_indicators = missing_indicators
         self.time_features = time_features
         self.index_ = FeatureIndex(hash_width, max_categories, missing_indicators, time_features)
         self.max_columns = max_columns
+        check_int(max_columns, "max_columns", 1, 8192, optional=True)
         self._check_columns()
         self.scaler_ = OnlineStandardizer()
         self.heads_ = [RidgeClassHead(gamma, lam, self.device_) for lam, _ in heads]
         self.sgd_lr = sgd_lr
         # an SGD softmax head on the inputs: logistic loss tracks noisy, rotating linear concepts
-        self.sgd_ = SGDSoftmaxHead(sgd_lr) if sgd_lr else None
+        self.sgd_ = SGDSoftmaxHead(sgd_lr, name="sgd_lr") if sgd_lr else None
         self.mixer_ = AccuracyMixer(len(heads) + (self.sgd_ is not None), mix_decay, mix_sharpness)
         self.replay = replay
         self.drift = drift
@@ -386,6 +387,19 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         if self._continual:
             self._load_continual_state(state["continual"])
         self._load_parts_state(state.get("parts"))  # absent before partitions: one part, the first learned
+
+
+def _check_heads(heads) -> None:
+    """Refuse ``heads`` that are not a non-empty sequence of ``(forgetting, view)`` pairs, naming it: a
+    single pair such as ``(1.0, "all")`` would otherwise fail with a bare ``len()`` error."""
+    use = "use e.g. ((1.0, 'all'), (0.999, 'inputs'))"
+    if isinstance(heads, str) or not isinstance(heads, Sequence) or not heads:
+        raise ValueError(f"heads must be a non-empty tuple of (forgetting, view) pairs, got {heads!r}; {use}")
+    for pair in heads:
+        if (isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2 or not is_real(pair[0])
+                or pair[1] not in VIEWS):
+            raise ValueError(f"heads must be (forgetting, view) pairs with a number in [0.5, 1] and a view in "
+                             f"{VIEWS}, got {pair!r} in heads={heads!r}; {use}")
 
 
 def _segment(seg: slice, xs, ys, labelled, sample_weight, tasks) -> tuple:

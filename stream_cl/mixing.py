@@ -21,11 +21,18 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .checks import check_nonnegative, is_real
+
 
 class AccuracyMixer:
+    """``decay`` and ``sharpness`` are the learner's ``mix_decay`` and ``mix_sharpness``, refused
+    here under those names: a NaN or infinite sharpness made every weight NaN (every probability
+    0), a negative one followed the least accurate head."""
+
     def __init__(self, n_heads: int, decay: float = 0.99, sharpness: float = 100.0):
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"mix decay must be in (0, 1), got {decay!r}")
+        if not (is_real(decay) and 0.0 < decay < 1.0):  # the type first: "0.9" < 1 names nothing
+            raise ValueError(f"mix_decay must be in (0, 1), got {decay!r}; use e.g. 0.995")
+        check_nonnegative(sharpness, "mix_sharpness", 100.0)
         self.decay = decay
         self.sharpness = sharpness
         self.accuracy = np.zeros(n_heads)

@@ -18,6 +18,7 @@ with replay 9x-17x slower one event at a time, and the default learner's per-eve
 from __future__ import annotations
 
 import functools
+import numbers
 from collections.abc import Callable
 
 import threadpoolctl
@@ -33,16 +34,17 @@ def set_threads(n: int) -> None:
     ``0`` leaves every library at its own thread count, inside the learners too (no
     :func:`one_blas_thread`)."""
     global _limiter, _managed
-    if n < 0:
-        raise ValueError(f"threads must be >= 0 (0: the libraries' own counts), got {n!r}")
-    _managed = True
-    if n == 0:
-        return
-    import scipy.linalg  # noqa: F401 -- the ridge heads' BLAS: limited only if loaded (the learners load lazily)
-    import torch  # here: the learners that only confine BLAS need not load it
+    # checked before anything changes: a refused call must leave the learners' one-thread default on
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"set_threads(n): n must be an int >= 0 (0: the libraries' own counts), got {n!r}; "
+                         "use e.g. 1")
+    if n:
+        import scipy.linalg  # noqa: F401 -- the ridge heads' BLAS: limited only if loaded (the learners load lazily)
+        import torch  # here: the learners that only confine BLAS need not load it
 
-    torch.set_num_threads(n)
-    _limiter = threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+        torch.set_num_threads(int(n))
+        _limiter = threadpoolctl.threadpool_limits(limits=int(n), user_api="blas")
+    _managed = True
 
 
 def warm_up() -> None:

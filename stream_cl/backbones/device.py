@@ -25,6 +25,8 @@ def resolve_device(device: str, features: int | None = None) -> str:
     >>> resolve_device("auto", features=256)  # the default model: faster on the CPU, GPU or not
     'cpu'
     """
+    if not isinstance(device, str):  # torch.device(None) raises a TypeError that names nothing
+        raise ValueError(f"device must be a string, got {device!r}; use 'auto', 'cpu' or 'cuda'")
     if device == "auto":
         wide = features is None or features >= AUTO_CUDA_MIN_FEATURES
         return "cuda" if wide and torch.cuda.is_available() else "cpu"

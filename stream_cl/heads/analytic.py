@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..base_learner import StreamingClassifier, check_label, check_weight, checked_labels, stacked
 from ..checkpoint import load_all_or_nothing
+from ..checks import check_int, check_positive
 from ..column_bound import check_columns
 from ..encoding import DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, check_frame_columns, frame_rows, memo_values
 from ..features import FeatureIndex
@@ -41,7 +42,10 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
     temperature
         Softmax temperature mapping ridge scores to probabilities.
     device
-        ``"cpu"`` (numpy, fastest for single events) or a torch device such as ``"cuda"``.
+        ``"cpu"`` (numpy, fastest for single events) or a torch device such as ``"cuda"``;
+        ``"auto"`` (the online learner's default) is the CPU: ``"auto"`` takes CUDA only for
+        2,048 random features or more (:func:`~stream_cl.backbones.resolve_device`), and this
+        head has none, only the raw inputs. The device used is ``device_``.
     max_categories, missing_indicators, time_features
         How strings, nulls and datetimes become columns (:class:`~stream_cl.features.FeatureIndex`):
         a string ``v`` of feature ``k`` is a 0/1 indicator column ``"k=v"``, at most
@@ -86,16 +90,17 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         self.hash_width = hash_width
         self.temperature = temperature
         self.device = device
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        check_positive(temperature, "temperature", 0.1)
+        self.device_ = _resolve(device)
         self.max_categories = max_categories
         self.missing_indicators = missing_indicators
         self.time_features = time_features
         self.index_ = FeatureIndex(hash_width, max_categories, missing_indicators, time_features)
         self.max_columns = max_columns
+        check_int(max_columns, "max_columns", 1, 8192, optional=True)
         if hash_width is not None:
             check_columns(1 + hash_width, max_columns, f"hash_width={hash_width} gives")
-        self.head_ = RidgeClassHead(gamma, forgetting, device)
+        self.head_ = RidgeClassHead(gamma, forgetting, self.device_)
         self._memo: tuple | None = None  # (keys, values, design row, index width) of the last event
         self._init_parts()
 
@@ -334,6 +339,16 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
 
     def _local_from_state(self, state, rows, width) -> dict:
         return {}
+
+
+def _resolve(device) -> str:
+    """The device ``device`` asks for, checked (:func:`~stream_cl.backbones.resolve_device`);
+    ``"auto"``: the CPU (the class docstring)."""
+    if device in ("auto", "cpu"):
+        return "cpu"  # the numpy path: torch stays unloaded (~1 s to import)
+    from ..backbones import resolve_device
+
+    return resolve_device(device)
 
 
 def _frame_values(X: pd.DataFrame) -> np.ndarray | None:

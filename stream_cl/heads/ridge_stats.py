@@ -14,11 +14,11 @@ false) and is computed from ``A`` when it is next read (one d^3 inverse).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
 
+from ..checks import check_positive, is_real
 from ._linalg import ScaledTriangle, make_linalg
 
 __all__ = ["ANCHOR_DECAY", "REFRESH_ROWS", "RidgeStatistics"]
@@ -60,11 +60,10 @@ class RidgeStatistics:
     """``A`` (d, d), ``B`` (d, c), ``R = (A + gamma decay I)^-1`` (d, d) and their scalars."""
 
     def __init__(self, gamma: float = 1.0, forgetting: float = 1.0, device: str = "cpu"):
-        if not (gamma > 0 and math.isfinite(gamma)):
-            raise ValueError(f"gamma must be a positive finite number, got {gamma!r}")
+        check_positive(gamma, "gamma", 1.0)
+        self._check_forgetting(forgetting)  # before float(): "0.9" would pass as 0.9
         self.gamma = float(gamma)
         self.forgetting = float(forgetting)
-        self._check_forgetting(self.forgetting)
         self.la = make_linalg(device)
         self.n_features = 0
         self.n_outputs = 0
@@ -107,8 +106,8 @@ class RidgeStatistics:
 
     @staticmethod
     def _check_forgetting(value: float) -> None:
-        if not (0.5 <= value <= 1.0):
-            raise ValueError(f"forgetting must be in [0.5, 1.0], got {value!r}")
+        if not (is_real(value) and 0.5 <= value <= 1.0):  # the type first: "0.9" <= 1 names nothing
+            raise ValueError(f"forgetting must be in [0.5, 1.0], got {value!r}; use e.g. 1.0 (keep all) or 0.999")
 
     def set_forgetting(self, value: float) -> None:
         """Change the forgetting factor from now on (used by drift responses and homeostasis)."""

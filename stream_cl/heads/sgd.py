@@ -19,13 +19,16 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
+from ..checks import check_positive
 from .sgd_rows import learn_rows
 
 
 class SGDSoftmaxHead:
-    def __init__(self, lr: float = 0.01, l2: float = 0.0):
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr!r}")
+    """``name``: what the learner calls ``lr`` (``sgd_lr``), for the error that refuses it; an
+    infinite rate would make the weights NaN at the first row."""
+
+    def __init__(self, lr: float = 0.01, l2: float = 0.0, name: str = "lr"):
+        check_positive(lr, name, 0.01)
         self.lr = lr
         self.l2 = l2
         self.classes: list[Hashable] = []

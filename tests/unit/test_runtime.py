@@ -109,8 +109,22 @@ def test_set_threads_zero_stops_managing_and_negative_counts_are_refused(monkeyp
     monkeypatch.setattr(runtime, "_managed", False)
     runtime.set_threads(0)
     assert runtime._managed
-    with pytest.raises(ValueError, match="threads must be >= 0"):
+    with pytest.raises(ValueError, match="must be an int >= 0"):
         runtime.set_threads(-1)
+
+
+@pytest.mark.parametrize("n", [1.5, "2", True, None, -1])
+def test_a_refused_thread_count_changes_nothing(monkeypatch, n):
+    # a failed call used to record _managed = True first, turning off the learners' one-BLAS-thread default
+    import torch
+
+    monkeypatch.setattr(runtime, "_managed", False)
+    torch_threads, blas = torch.get_num_threads(), blas_threads()
+    with pytest.raises(ValueError, match=r"set_threads\(n\): n must be an int >= 0") as err:
+        runtime.set_threads(n)
+    assert repr(n) in str(err.value) and "use" in str(err.value)
+    assert not runtime._managed
+    assert torch.get_num_threads() == torch_threads and blas_threads() == blas
 
 
 def test_set_threads_before_the_learners_are_imported_limits_scipys_blas_too():
