@@ -36,7 +36,7 @@ import pandas as pd
 
 from stream_cl import AnalyticClassifier, OnlineContinualLearner, set_threads
 from stream_cl.heads._linalg import NumpyLinalg
-from stream_cl.heads.ridge import RecursiveRidge, update_flops
+from stream_cl.heads.ridge import RecursiveRidge, factor_is_cheaper, rows_are_cheaper, update_flops
 
 
 def best_time(fn, repeat: int) -> float:
@@ -136,16 +136,20 @@ def learner_flops(model, b: int) -> float:
 
     The backbone's product (2 b d_in width) and key units (3 b d_in m), each ridge head's
     rank-b update (:func:`update_flops`, counted the way the head takes it: from the factor of
-    ``A`` for the wide heads, row by row for the narrow ones) plus its new weights ``W = R B`` (2 d^2 c), the SGD
-    head's scores and updates row by row (4 b d c); the softmaxes, the mixer and the bookkeeping
-    count as free.
+    ``A`` for the wide heads, row by row for the narrow ones) with what its chunk-start weights
+    take (a wide head: the half solve ``L^-1 B``, d^2 c; a narrow one: ``W0 = (LL')^-1 B``, 2 d^2 c),
+    the SGD head's scores and updates row by row (4 b d c). Not counted: the softmaxes, the mixer
+    and the bookkeeping, and the forgetting head's chunks split at a re-anchor (about one batch in
+    two: a second factor of ``A``, ~7 MFLOP a batch on average here, ~3%), so the floor is a
+    little below the work done and achieved/floor errs low.
     """
     d_in = model.index_.width
     c = len(model.classes_)
     flops = 2.0 * b * d_in * model.backbone_.out_features + 3.0 * b * d_in * model.key_units
     for head in model.heads_:
         d = head.ridge.n_features
-        flops += update_flops(b, d, c) + 2.0 * d * d * c
+        way = "rows" if rows_are_cheaper(b, d, c) else "factor" if factor_is_cheaper(b, d) else "inverse"
+        flops += update_flops(b, d, c, way) + (1.0 if way == "factor" else 2.0) * d * d * c
     if model.sgd_ is not None:
         flops += 4.0 * b * (1 + d_in) * c
     return flops
