@@ -31,9 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="model.device: auto, cpu or cuda")
     run.add_argument("--batch-size", type=int, help="run.batch_size")
     run.add_argument("--max-events", type=int, help="run.max_events")
-    run.add_argument("--report", metavar="PATH", help="write the JSON report here (run.report)")
-    run.add_argument("--predictions", metavar="PATH", help="write predictions as JSONL (run.predictions)")
-    run.add_argument("--dead-letters", metavar="PATH", help="dead-letter JSONL file (run.dead_letters)")
+    # file and demo runs only: the Kafka daemon refuses them (it has kafka.predictions_topic and the like)
+    run.add_argument("--report", metavar="PATH", help="write the JSON report here (run.report; not with a Kafka source)")
+    run.add_argument("--predictions", metavar="PATH",
+                     help="write predictions as JSONL (run.predictions; not with a Kafka source)")
+    run.add_argument("--dead-letters", metavar="PATH",
+                     help="dead-letter JSONL file (run.dead_letters; not with a Kafka source)")
     run.add_argument("--quiet", action="store_true", help="no progress line, no summary")
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                      help="Kafka daemon logs (source.kind = kafka)")
@@ -79,9 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             config = _config_from_args(args)
             if config.source.kind == "kafka":
-                from .daemon import run_daemon
+                from .daemon import FILE_RUN_OUTPUTS, check_file_outputs, file_output_error, run_daemon
                 from .logs import setup_logging
 
+                for key in FILE_RUN_OUTPUTS:  # a file run's outputs (--report...): the daemon has topics instead
+                    if getattr(args, key) is not None:
+                        raise file_output_error(f"--{key.replace('_', '-')}", key)
+                check_file_outputs(config)  # the same, set in the config's [run]
                 setup_logging(args.log_level, fmt=args.log_format, hold_until_started=True)  # lifecycle events, one line each
                 logging.getLogger("kafka").setLevel(args.kafka_log_level)
                 return run_daemon(config)

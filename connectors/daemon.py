@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from stream_cl.checkpoint import CheckpointError, CheckpointStore
-from stream_cl.config import Config, ConfigError, load_config
+from stream_cl.config import Config, ConfigError, RunConfig, load_config
 from stream_cl.events import PartitionedSource, TransactionalPublisher
 from stream_cl.pending_stores import PendingStores
 from stream_cl.prequential import DAEMON_MAX_POINTS, Prequential
@@ -59,7 +59,7 @@ from .state import CheckpointPolicy, CheckpointState
 from .status import DaemonMetrics, StatusReporter
 from .transaction import Fenced, TransactionAborted
 
-__all__ = ["Daemon", "DaemonMetrics", "CheckpointPolicy", "main", "run_daemon"]
+__all__ = ["Daemon", "DaemonMetrics", "CheckpointPolicy", "check_file_outputs", "file_output_error", "main", "run_daemon"]
 
 log = logging.getLogger("stream_cl.daemon")
 
@@ -136,7 +136,8 @@ class Daemon:
             label_policy = getattr(config.source, "label_policy", "optional")
 
             def source_factory(daemon: "Daemon"):
-                return KafkaSource(kcfg, config.mapping, label_policy, hooks=daemon)
+                return KafkaSource(kcfg, config.mapping, label_policy, hooks=daemon,
+                                   changelog_topic=table.topic if table is not None else "")
 
             def state_factory(*args):
                 return PartitionStates(*args, table=table, store=store) if table is not None else CheckpointState(*args, store=store)
@@ -206,8 +207,7 @@ class Daemon:
             self.reset_reason = f"{'fenced' if isinstance(e, Fenced) else 'transaction aborted'}: {e}"
             return self._reset()
         except ConfigError as e:  # a setting the data outgrew (changelog.max_message_bytes): starting over meets it again
-            log_event(log, "failed", level=logging.ERROR, detail=f"config error: {e}", exit_code=EXIT_CONFIG)
-            return self._stop_failed(EXIT_CONFIG)
+            return self._stop_failed(_config_failed(e))
         except CheckpointError as e:  # written after its commit, which went through: a full disk, say
             # exit 1, not 2 (a configuration error): the disk may have room again, so a supervisor restarts it
             log_event(log, "failed", level=logging.ERROR, exit_code=EXIT_FAILED,
@@ -316,6 +316,44 @@ def _changelog(config: Config, learner):
     return ChangelogTable(client_options(kcfg), topic, cl.max_message_bytes)
 
 
+# a file run's output files ([run] keys): the daemon writes none of them; what it has instead
+FILE_RUN_OUTPUTS = {
+    "predictions": ("predictions file", "set kafka.predictions_topic to publish them to a topic"),
+    "report": ("run report", "set kafka.status_file for a JSON snapshot of its counters (and scrape /metrics)"),
+    "dead_letters": ("dead-letter file", "set kafka.dead_letter_topic to send them to a topic (without one they are "
+                                         "counted and logged)"),
+}
+
+
+def file_output_error(name: str, key: str) -> ConfigError:
+    """The error for a file run's output ``run.<key>`` given to the daemon as ``name`` (a key or a CLI flag)."""
+    what, instead = FILE_RUN_OUTPUTS[key]
+    return ConfigError(f"{name}: the Kafka daemon writes no {what}; {instead}, and remove {name}")
+
+
+def check_file_outputs(config: Config) -> None:
+    """Refuse a file run's output files in a daemon's config: accepted, they would silently write nothing.
+
+    A key counts when it differs from its default: ``run.dead_letters``' default is the
+    file run's path, so setting that very path explicitly cannot be told apart (and passes).
+    """
+    default = RunConfig()
+    for key in FILE_RUN_OUTPUTS:
+        value = getattr(config.run, key)
+        if value and value != getattr(default, key):
+            raise file_output_error(f"run.{key}", key)
+
+
+def _config_failed(error: ConfigError | CheckpointError) -> int:
+    """Log a configuration error as the one ``failed`` line (docs/observability.md); returns exit code 2.
+
+    Restarting will not fix it (a supervisor should not: systemd's RestartPreventExitStatus=2).
+    """
+    kind = "checkpoint" if isinstance(error, CheckpointError) else "config"
+    log_event(log, "failed", level=logging.ERROR, detail=f"{kind} error: {error}", exit_code=EXIT_CONFIG)
+    return EXIT_CONFIG
+
+
 def _tp_keys(partitions) -> list[str]:
     return sorted(f"{tp.topic}/{tp.partition}" for tp in partitions)
 
@@ -378,8 +416,7 @@ def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server,
     try:
         daemon = Daemon.from_config(config, stop, metrics)
     except (ConfigError, CheckpointError) as e:
-        log.error("%s", e)
-        return EXIT_CONFIG, metrics
+        return _config_failed(e), metrics
     except Exception as e:
         from .kafka import bootstrap_hint
 
@@ -461,9 +498,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(args.kafka_log_level)
     try:
         config = load_config(args.config)
+        check_file_outputs(config)
     except ConfigError as e:
-        log.error("%s", e)
-        return EXIT_CONFIG
+        return _config_failed(e)
     return run_daemon(config)
 
 

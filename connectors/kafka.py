@@ -55,6 +55,7 @@ __all__ = [
     "RebalanceHooks",
     "bootstrap_hint",
     "client_options",
+    "group_instance_id",
     "producer_options",
     "parse_origin",
     "tp_key",
@@ -74,6 +75,8 @@ def tp_key(tp: TopicPartition) -> str:
 
 # -- client settings ----------------------------------------------------------------------
 def _secret(cfg: KafkaConfig, name: str) -> str | None:
+    """``kafka.<name>``, or the environment variable ``kafka.<name>_env`` names: the one place the
+    ``*_env`` keys are read (when a client is made, so at start)."""
     value = getattr(cfg, name)
     env = getattr(cfg, f"{name}_env")
     if env:
@@ -81,6 +84,21 @@ def _secret(cfg: KafkaConfig, name: str) -> str | None:
             raise ConfigError(f"kafka.{name}_env: environment variable {env!r} is not set; export it or set kafka.{name}")
         value = os.environ[env]
     return value or None
+
+
+def group_instance_id(cfg: KafkaConfig) -> str:
+    """The static member id: ``kafka.group_instance_id``, or the value of the variable
+    ``kafka.group_instance_id_env`` names ("" = dynamic membership).
+
+    The variable gives each replica its own id from one shared config (a StatefulSet's
+    pod name); set but missing or empty, it is an error, never a silent fall back to
+    dynamic membership.
+    """
+    value = _secret(cfg, "group_instance_id") or ""
+    if cfg.group_instance_id_env and not value:
+        raise ConfigError(f"kafka.group_instance_id_env: environment variable {cfg.group_instance_id_env!r} is empty; "
+                          "set it to this daemon's own member id (e.g. the pod name), or remove kafka.group_instance_id_env")
+    return value
 
 
 def client_options(cfg: KafkaConfig) -> dict:
@@ -139,14 +157,14 @@ def transactional_id(config: Config) -> str:
 
     A restart with the same id fences its predecessor and aborts the transaction it left
     open at once (read_committed readers are not held up until ``transaction_timeout_ms``).
-    By default: the group, the static member id if set, else the host name and the
-    checkpoint directory (one per daemon).
+    By default: the group, the static member id if set (:func:`group_instance_id`), else
+    the host name and the checkpoint directory (one per daemon).
     """
     kcfg = config.kafka
     if kcfg.transactional_id:
         return kcfg.transactional_id
-    if kcfg.group_instance_id:
-        return f"stream-cl.{kcfg.group_id}.{kcfg.group_instance_id}"
+    if member := group_instance_id(kcfg):
+        return f"stream-cl.{kcfg.group_id}.{member}"
     where = hashlib.sha1(os.path.abspath(config.checkpoint.dir).encode()).hexdigest()[:10]
     return f"stream-cl.{kcfg.group_id}.{socket.gethostname()}.{where}"
 
@@ -219,6 +237,24 @@ def _unreadable(error: Exception) -> UnreadableBatch:
 
 
 # -- the source -----------------------------------------------------------------------------
+def _refuse_own_outputs(cfg: KafkaConfig, changelog_topic: str) -> None:
+    """Refuse a subscription that takes in a topic the daemon writes: it would learn from its own
+    output (the changelog's binary model parts would come back as dead letters)."""
+    outputs = {"kafka.predictions_topic": cfg.predictions_topic, "kafka.dead_letter_topic": cfg.dead_letter_topic,
+               'changelog.topic, by default "<kafka.group_id>.model"': changelog_topic}
+    for output, topic in outputs.items():
+        if not topic:
+            continue
+        if topic in cfg.topics or topic == cfg.labels_topic:
+            key, how = ("kafka.topics" if topic in cfg.topics else "kafka.labels_topic"), ""
+        elif cfg.topic_pattern and re.match(cfg.topic_pattern, topic):  # as the consumer matches it
+            key, how = "kafka.topic_pattern", f" (it matches {cfg.topic_pattern!r})"
+        else:
+            continue
+        raise ConfigError(f"{key}: {topic!r} is both consumed{how} and produced to ({output}); the daemon would learn "
+                          f"from its own output; change {key} or {output.split(',')[0]} so they do not meet")
+
+
 class RebalanceHooks(Protocol):
     """What the owner of a :class:`KafkaSource` does around rebalances (called on the IO thread)."""
 
@@ -260,15 +296,11 @@ class KafkaSource:
     exhausted = False  # a topic never ends; see at_end() for stop_at_end
 
     def __init__(self, cfg: KafkaConfig, mapping: MappingConfig, label_policy: str = "optional",
-                 hooks: RebalanceHooks | None = None, consumer: KafkaConsumer | None = None):
+                 hooks: RebalanceHooks | None = None, consumer: KafkaConsumer | None = None, changelog_topic: str = ""):
+        """``changelog_topic``: the model changelog the daemon writes ("" = none), never to be consumed."""
         if not cfg.topics and not cfg.topic_pattern:
             raise ConfigError("kafka.topics: no topics to consume; set kafka.topics = [\"events\"] or kafka.topic_pattern")
-        outputs = {t for t in (cfg.predictions_topic, cfg.dead_letter_topic) if t}
-        inputs = set(cfg.topics) | ({cfg.labels_topic} if cfg.labels_topic else set())
-        loop = (outputs & inputs) or {t for t in outputs if cfg.topic_pattern and re.match(cfg.topic_pattern, t)}
-        if loop:
-            raise ConfigError(f"kafka.topics: {sorted(loop)[0]!r} is both consumed and produced to; "
-                              "the daemon would learn from its own output; use separate topics")
+        _refuse_own_outputs(cfg, changelog_topic)
         self.cfg = cfg
         self.hooks = hooks
         # without a labels topic an event's label must be in the event: check that its field appears
@@ -286,7 +318,7 @@ class KafkaSource:
         self.consumer = consumer if consumer is not None else KafkaConsumer(
             **client_options(cfg),
             group_id=cfg.group_id,
-            group_instance_id=cfg.group_instance_id or None,
+            group_instance_id=group_instance_id(cfg) or None,
             enable_auto_commit=False,
             auto_offset_reset=cfg.auto_offset_reset,
             isolation_level=cfg.isolation_level,

@@ -170,12 +170,15 @@ class KafkaConfig:
 
     Every key, with its default, is documented in docs/daemon.md. Secrets may come from
     the environment instead: ``ssl_password_env`` / ``sasl_plain_password_env`` (and
-    ``sasl_plain_username_env``) name a variable read when the daemon starts.
+    ``sasl_plain_username_env``) name a variable read when the daemon starts; so does
+    ``group_instance_id_env``, for a member id per replica.
     """
 
     bootstrap_servers: str | list[str] = "localhost:9092"
     group_id: str = field(default="stream-cl", metadata=check(bool, "must not be empty", 'name the consumer group, e.g. "stream-cl"'))
     group_instance_id: str = ""  # static membership: a restart takes over without a rebalance
+    # the environment variable holding it: one member id per replica from one shared config (a pod's name)
+    group_instance_id_env: str = ""
     client_id: str = "stream-cl"
     topics: list[str] = field(default_factory=list)
     topic_pattern: str = ""  # a regex instead of topics (new matching topics join on metadata refresh)
@@ -236,9 +239,10 @@ class KafkaConfig:
                 re.compile(self.topic_pattern)
             except re.error as e:
                 raise ConfigError(f"kafka.topic_pattern: not a valid regular expression ({e}); fix the pattern") from None
-        for name in ("ssl_password", "sasl_plain_username", "sasl_plain_password"):
+        for name in ("ssl_password", "sasl_plain_username", "sasl_plain_password", "group_instance_id"):
             if getattr(self, name) and getattr(self, f"{name}_env"):
-                raise ConfigError(f"kafka.{name}_env: both kafka.{name} and kafka.{name}_env are set; keep one (the _env form keeps secrets out of files)")
+                why = "gives each replica its own id" if name == "group_instance_id" else "keeps secrets out of files"
+                raise ConfigError(f"kafka.{name}_env: both kafka.{name} and kafka.{name}_env are set; keep one (the _env form {why})")
         sasl = self.security_protocol.startswith("SASL_")
         if self.sasl_mechanism and not sasl:
             raise ConfigError(f"kafka.sasl_mechanism: set to {self.sasl_mechanism!r} but security_protocol is {self.security_protocol!r}; use SASL_SSL (or SASL_PLAINTEXT)")

@@ -63,11 +63,18 @@ def test_start_up_on_existing_topics_is_quiet_and_assigns_at_once(kafka_kit):
 def _refused_at_start(kafka_kit, name: str, events: str, labels: str) -> str:
     """The one ERROR line of a daemon with labels topic ``labels`` beside ``events``, which must
     stop with a configuration error (exit 2) before anything is consumed."""
-    daemon = kafka_kit.start(kafka_kit.config(name, [events], kafka={"labels_topic": labels}))
-    assert daemon.wait(timeout=120) == 2
+    return _config_error_at_start(kafka_kit, kafka_kit.config(name, [events], kafka={"labels_topic": labels}))
+
+
+def _config_error_at_start(kafka_kit, config) -> str:
+    """The message of the one `failed` line (exit_code 2) of a daemon that must stop with a
+    configuration error (exit 2) before anything is consumed."""
+    daemon = kafka_kit.start(config)
+    assert daemon.wait(timeout=120) == 2, daemon.log()[-3000:]
     error = [d for d in _lines(daemon.log()) if d["level"] == "ERROR"]
-    assert len(error) == 1
-    return error[0]["event"]
+    assert len(error) == 1 and error[0]["event"] == "failed" and error[0]["exit_code"] == 2, error
+    assert error[0]["detail"].startswith("config error: ")
+    return error[0]["detail"].removeprefix("config error: ")
 
 
 def test_a_labels_topic_not_co_partitioned_with_the_events_is_refused(kafka_kit):
@@ -85,3 +92,18 @@ def test_a_missing_labels_topic_beside_a_partitioned_events_topic_is_refused(kaf
     error = _refused_at_start(kafka_kit, "nolabels", events, labels)
     assert error.startswith(f"kafka.labels_topic: '{labels}' does not exist and '{events}' has 2 partitions")
     assert "--partitions 2" in error
+
+
+def test_a_topic_pattern_that_matches_the_daemons_own_changelog_topic_is_refused(kafka_kit):
+    # found by review: "events-.*" beside the group "events-learner" took in the group's own changelog
+    # ("<group_id>.model"): each changelog record came back as a malformed dead letter
+    rng = random.Random(19)
+    events = kafka_kit.topic("own-changelog")
+    kafka_kit.produce(events, ((str(i), event(i, rng)) for i in range(200)))
+    group = f"{events}-learner"
+    kafka_kit.topics.append(f"{group}.model")  # created at start, before the check: removed with the test's topics
+    pattern = f"{events}.*"
+    config = kafka_kit.config("own-changelog", [], kafka={"topic_pattern": pattern, "group_id": group, "stop_at_end": True})
+    error = _config_error_at_start(kafka_kit, config)
+    assert error.startswith(f"kafka.topic_pattern: '{group}.model' is both consumed (it matches '{pattern}') and "
+                            "produced to (changelog.topic"), error

@@ -360,3 +360,45 @@ def test_a_file_run_names_each_daemon_only_section_its_config_sets(tmp_path, cap
     assert json.loads((tmp_path / "r.json").read_text())["warnings"] == [err.strip().removeprefix("warning: ")]
     cfg.write_text(f'[source]\nkind = "file"\npath = "{path}"\n[run]\ndead_letters = ""\n')
     assert main(["run", "--config", str(cfg), "--quiet"]) == 0 and "warning" not in capsys.readouterr().err
+
+
+@pytest.fixture
+def daemon_runs(monkeypatch):
+    """Stands in for run_daemon (no broker): the configs the CLI would run the daemon with."""
+    import connectors.daemon as daemon_module
+    from connectors.logs import teardown_logging
+
+    ran = []
+    monkeypatch.setattr(daemon_module, "run_daemon", lambda config: ran.append(config) or 0)
+    yield ran
+    teardown_logging()  # the CLI set the daemon's logging up
+
+
+@pytest.mark.parametrize("flag, instead", [
+    ("--predictions", "kafka.predictions_topic"), ("--report", "kafka.status_file"), ("--dead-letters", "kafka.dead_letter_topic"),
+])
+def test_a_kafka_daemon_refuses_the_file_run_output_flags(tmp_path, capsys, daemon_runs, flag, instead):
+    # found by review: the daemon accepted them, wrote none of the files, said nothing and exited 0
+    cfg = tmp_path / "d.toml"
+    cfg.write_text('[source]\nkind = "kafka"\n[kafka]\ntopics = ["events"]\n')
+    assert main(["run", "--config", str(cfg), flag, str(tmp_path / "out")]) == 2 and not daemon_runs
+    err = capsys.readouterr().err
+    assert err.startswith(f"config error: {flag}: the Kafka daemon writes no ") and f"set {instead} " in err
+    assert err.rstrip().endswith(f"and remove {flag}")
+    assert main(["run", "--config", str(cfg)]) == 0 and len(daemon_runs) == 1  # without the flag it runs
+
+
+@pytest.mark.parametrize("run, refused", [
+    ('report = "run.json"', "run.report"), ('predictions = "p.jsonl"', "run.predictions"),
+    ('dead_letters = "dl.jsonl"', "run.dead_letters"), ('dead_letters = ""', None),
+    ('dead_letters = "runs/dead-letters.jsonl"', None),  # the default: an explicit one cannot be told apart
+])
+def test_a_kafka_daemon_config_with_file_run_outputs_is_refused(tmp_path, capsys, daemon_runs, run, refused):
+    cfg = tmp_path / "d.toml"
+    cfg.write_text(f'[source]\nkind = "kafka"\n[kafka]\ntopics = ["events"]\n[run]\n{run}\n')
+    code = main(["run", "--config", str(cfg)])
+    if refused is None:
+        assert code == 0 and len(daemon_runs) == 1
+    else:
+        assert code == 2 and not daemon_runs
+        assert capsys.readouterr().err.startswith(f"config error: {refused}: the Kafka daemon writes no ")

@@ -1,0 +1,129 @@
+"""The Kafka daemon's start-up checks that need no broker: topics it must not consume, the static
+member id from the environment, and how a configuration error at start is logged (one ``failed``
+line, exit 2)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+import pytest
+
+import connectors.daemon as daemon_module
+import connectors.kafka as kafka_module
+from connectors.kafka import KafkaSource, transactional_id
+from connectors.logs import JsonFormatter, teardown_logging
+from stream_cl.config import ConfigError, KafkaConfig, MappingConfig, load_config_dict, to_toml
+
+
+class _Consumer:
+    """Stands in for kafka-python's consumer: records its options and subscription, connects nowhere."""
+
+    def __init__(self, **options):
+        self.options = options
+
+    def subscribe(self, topics=(), pattern=None, listener=None):
+        self.pattern = pattern
+
+
+# -- the daemon's own changelog is an output: never consumed --------------------------------
+@pytest.mark.parametrize("kafka, key", [
+    ({"topic_pattern": "events-.*"}, "kafka.topic_pattern"),
+    ({"topics": ["events-learner.model"]}, "kafka.topics"),
+])
+def test_a_subscription_that_takes_in_the_changelog_topic_is_refused(kafka, key):
+    # found by review: 'events-.*' with group 'events-learner' consumed its own changelog, each write a dead letter
+    cfg = KafkaConfig(group_id="events-learner", **kafka)
+    with pytest.raises(ConfigError, match=rf"^{key}: 'events-learner\.model' is both consumed .*and produced to "
+                                          r"\(changelog\.topic.*\); the daemon would learn from its own output"):
+        KafkaSource(cfg, MappingConfig(), consumer=_Consumer(), changelog_topic="events-learner.model")
+
+
+def test_a_pattern_that_spares_the_changelog_topic_or_no_changelog_is_accepted():
+    source = KafkaSource(KafkaConfig(topic_pattern=r"events-[^.]*$"), MappingConfig(), consumer=_Consumer(),
+                         changelog_topic="events-learner.model")
+    assert source.consumer.pattern == r"events-[^.]*$"
+    KafkaSource(KafkaConfig(topic_pattern="events-.*"), MappingConfig(), consumer=_Consumer())  # no changelog written
+
+
+# -- kafka.group_instance_id_env: one member id per pod from one shared config ----------------
+def test_the_static_member_id_comes_from_the_variable_group_instance_id_env_names(monkeypatch, tmp_path):
+    monkeypatch.setenv("POD_NAME", "stream-cl-2")
+    monkeypatch.setattr(kafka_module, "KafkaConsumer", _Consumer)
+    config = load_config_dict({"kafka": {"group_id": "g", "topic_pattern": "events", "group_instance_id_env": "POD_NAME"},
+                               "checkpoint": {"dir": str(tmp_path)}})
+    assert kafka_module.group_instance_id(config.kafka) == "stream-cl-2"
+    assert transactional_id(config) == "stream-cl.g.stream-cl-2"  # unique per pod, so replicas never fence each other
+    source = KafkaSource(config.kafka, MappingConfig())
+    assert source.consumer.options["group_instance_id"] == "stream-cl-2"
+    assert kafka_module.group_instance_id(KafkaConfig(group_instance_id="fixed")) == "fixed"
+    assert kafka_module.group_instance_id(KafkaConfig()) == ""
+
+
+@pytest.mark.parametrize("value, said", [(None, "is not set"), ("", "is empty")])
+def test_a_missing_or_empty_group_instance_id_variable_is_a_config_error(monkeypatch, value, said):
+    if value is None:
+        monkeypatch.delenv("POD_NAME", raising=False)
+    else:
+        monkeypatch.setenv("POD_NAME", value)
+    with pytest.raises(ConfigError, match=rf"^kafka\.group_instance_id_env: environment variable 'POD_NAME' {said}; "):
+        kafka_module.group_instance_id(KafkaConfig(group_instance_id_env="POD_NAME"))
+
+
+def test_group_instance_id_and_its_env_form_are_not_both_set():
+    with pytest.raises(ConfigError, match="kafka.group_instance_id_env: both kafka.group_instance_id and "
+                                          "kafka.group_instance_id_env are set; keep one"):
+        KafkaConfig(group_instance_id="a", group_instance_id_env="POD_NAME")
+
+
+# -- a configuration error at start: one `failed` line with exit_code 2 -----------------------
+def _failed_lines(records) -> list[dict]:
+    return [json.loads(JsonFormatter().format(r)) for r in records if r.levelno >= logging.ERROR]
+
+
+def test_a_config_error_met_while_the_daemon_is_built_is_one_failed_line(tmp_path, monkeypatch, caplog):
+    # found by review: logged as log.error("%s", e), so `event` was the message, and alerts on event="failed" missed it
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    config = load_config_dict({"kafka": {"topics": ["events"], "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+                                         "sasl_plain_username": "alice", "sasl_plain_password_env": "NOT_SET_ANYWHERE"},
+                               "checkpoint": {"dir": str(tmp_path / "ckpt")}})
+    with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):  # raised before any client connects
+        code, _ = daemon_module._build_and_run_once(config, threading.Event(), None, None, None)
+    assert code == daemon_module.EXIT_CONFIG == 2
+    (line,) = _failed_lines(caplog.records)
+    assert line["event"] == "failed" and line["exit_code"] == 2
+    assert line["detail"].startswith("config error: kafka.sasl_plain_password_env: environment variable 'NOT_SET_ANYWHERE'")
+
+
+@pytest.mark.parametrize("sections, said", [
+    ({"kafka": {"topics": ["events"]}, "model": {"kind": "nope"}}, "config error: model.kind"),
+    ({"kafka": {"topics": ["events"]}, "run": {"report": "run.json"}}, "config error: run.report: "),
+])
+def test_a_config_the_daemon_entry_point_refuses_is_one_failed_line(tmp_path, capsys, sections, said):
+    path = tmp_path / "d.toml"
+    # (no broker, no port: a check that let it through would fail fast, not hang the suite)
+    unreachable = {"metrics": {"enabled": False}, "kafka": {**sections["kafka"], "bootstrap_timeout_ms": 1000},
+                   "checkpoint": {"dir": str(tmp_path / "ckpt")}}
+    path.write_text(to_toml({"source": {"kind": "kafka"}, **sections, **unreachable}))
+    try:
+        assert daemon_module.main(["--config", str(path), "--log-format", "json"]) == 2
+    finally:
+        teardown_logging()
+    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+    (line,) = [x for x in lines if x["level"] == "ERROR"]
+    assert line["event"] == "failed" and line["exit_code"] == 2 and line["detail"].startswith(said), line
+
+
+def test_the_statefulset_gives_each_pod_its_name_as_the_variable_the_example_config_names():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    deploy = Path(__file__).resolve().parents[2] / "deploy"
+    docs = list(yaml.safe_load_all((deploy / "k8s" / "statefulset.yaml").read_text()))
+    (container,) = [d for d in docs if d["kind"] == "StatefulSet"][0]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    (named,) = re.findall(r'^# group_instance_id_env = "(\w+)"$', (deploy / "config" / "daemon.toml").read_text(), re.M)
+    assert env[named]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
