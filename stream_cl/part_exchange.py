@@ -1,0 +1,228 @@
+"""Moving parts between learners: a partition's part exported as a contribution, and merged.
+
+:meth:`PartExchange.contribution` exports a partition's part (:class:`~stream_cl.contribution.Contribution`);
+:meth:`PartExchange.merge` installs or replaces it, aligning inputs and classes by name, and
+refuses one of another model (:meth:`PartExchange._identity`). See :mod:`stream_cl.parts`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Hashable, Mapping
+
+import numpy as np
+
+from .contribution import Contribution, ContributionError
+from .part_stats import Part, PartStats, install
+
+__all__ = ["PartExchange"]
+
+# Settings members of one model may differ in: they pick hardware or bound memory, and leave
+# the model's arithmetic alone ("backbone" is compared as the backbone's own identity). A
+# contribution written while one of them was still a setting merges all the same.
+_NOT_MODEL_SETTINGS = ("device", "backbone", "max_columns")
+
+
+class PartExchange:
+    """Exports and imports partitions' parts, for :class:`~stream_cl.parts.PartitionedLearner`,
+    which provides, beside what it documents itself (``_ridge_heads()``, ``_layout(i, names, kinds)``,
+    ``_get_local()`` / ``_set_local(local)`` / ``_fresh_local()``, ``_local_state(local)`` /
+    ``_local_from_state(state, rows, width)``, ``index_``):
+
+    ``_parts`` (partition to :class:`~stream_cl.part_stats.Part`), ``_active`` (the partition
+    swapped in), ``_multi`` (several parts: the heads hold their sums), ``_active_learned`` and
+    ``_memo`` (set by a merge), ``_go_multi()`` and ``_serve_sums()`` (the served sums),
+    ``_get_params()`` (River's: the settings compared by :meth:`_identity`) and, when it has
+    one, ``backbone_`` (compared by its ``identity()``).
+    """
+
+    def _identity(self, canonical: bool = False) -> dict:
+        """What parts of one model must share: the learner's kind, settings (not those that leave
+        the model's arithmetic alone: the device, the ``max_columns`` bound) and backbone.
+        ``canonical``: each setting written so that equal values read the same (:func:`_canonical`:
+        ``1`` and ``1.0``, a list and a tuple, dicts in any order); what a state keeps (contributions
+        keep each setting's ``repr``, as members of a group have always compared them)."""
+        backbone = getattr(self, "backbone_", None)
+        spell = _canonical if canonical else repr
+        settings = {k: spell(v) for k, v in self._get_params().items() if k not in _NOT_MODEL_SETTINGS}
+        return {"kind": type(self).__name__, "backbone": backbone.identity() if backbone is not None else None,
+                "settings": settings}
+
+    def _check_identity(self, saved: Mapping | None) -> None:
+        """Refuse the state of a learner whose :meth:`_identity` (``saved``, kept in its state) differs
+        from this one's, naming the settings. A setting the state does not name is newer than it: not
+        compared (its default keeps the behaviour of then); a state without one is not compared.
+        Loaded anyway, another backbone's weights ran as this one's, another view order broke every
+        later learn, other settings went on silently."""
+        if saved is None:
+            return
+        theirs = _model_identity(dict(saved))
+        mine = self._identity(canonical=True)
+        mine["settings"] = {k: v for k, v in mine["settings"].items() if k in (theirs.get("settings") or {})}
+        if theirs != mine:
+            raise ValueError(f"checkpoint and learner differ in settings: the checkpoint's learner is "
+                             f"{_describe(theirs, mine)}, this one {_describe(mine, theirs)}: build the learner "
+                             "with the checkpoint's settings")
+
+    # -- contributions ------------------------------------------------------------------------
+    def contribution(self, partition: Hashable, offset: int | None = None, pending=None) -> Contribution:
+        """Partition ``partition``'s part (``offset``: the next source offset it covers;
+        ``pending``: what the caller keeps with it). A partition this learner holds no part of
+        has learned nothing here (its events, if any, were predicted only: a part is made by
+        learning): its part is empty (no statistics, no local state, no events), and the
+        daemon's changelog still carries its offset and waiting events."""
+        heads = self._ridge_heads()
+        part = self._parts.get(partition)
+        if part is None:
+            stats, local, part = [PartStats(h.la) for h in heads], None, Part()
+        else:
+            stats = part.stats if self._multi else [PartStats.from_head(h) for h in heads]
+            local = self._get_local() if partition == self._active else part.local
+        return Contribution(
+            identity=self._identity(), partition=partition,
+            inputs={"names": list(self.index_.names), "kinds": np.array(self.index_.kinds, dtype=np.int8),
+                    "hash_width": self.index_.hash_width, "categorical": list(self.index_.categories)},
+            heads=[{**_packed(s.state_dict()), "classes": list(h.classes)} for s, h in zip(stats, heads)],
+            local=self._local_state(local) if local else None, offset=offset, pending=pending, events=part.events)
+
+    def merge(self, partition: Hashable, contribution: "Contribution | bytes", resum: bool = True) -> "PartExchange":
+        """Install or replace partition ``partition``'s part with ``contribution`` (or its bytes).
+
+        ``resum=False`` leaves the served heads as they are (several merges in a row, then one
+        :meth:`resum`: the daemon's fold); until then predictions use the heads of before.
+        Raises :class:`~stream_cl.contribution.ContributionError`, changing nothing, for a
+        contribution of another learner kind, settings or backbone, or one that is corrupt.
+        """
+        c = Contribution.coerce(contribution)
+        ident = self._identity()
+        if _model_identity(c.identity) != ident:
+            raise ContributionError(f"contribution of partition {partition!r} was made by {_describe(c.identity, ident)}; "
+                                    f"this learner is {_describe(ident, c.identity)}")
+        heads = self._ridge_heads()
+        if len(c.heads) != len(heads):
+            raise ContributionError(f"contribution has {len(c.heads)} heads, this learner {len(heads)}")
+        names, kinds = list(c.inputs["names"]), [int(k) for k in np.asarray(c.inputs["kinds"]).tolist()]
+        if c.inputs.get("hash_width") != self.index_.hash_width or len(kinds) != (
+                len(names) if self.index_.hash_width is None else self.index_.hash_width):
+            raise ContributionError("contribution's inputs do not match this learner's index (hash_width or kinds)")
+        incoming = [PartStats.from_state(h.la, _unpacked(s)) for h, s in zip(heads, c.heads)]  # validated before any change
+        for i, (h, s, st) in enumerate(zip(heads, c.heads, incoming)):
+            if st.B.shape[1] > len(s["classes"]) or st.A.shape[0] > len(self._layout(i, names, kinds)):
+                raise ContributionError("contribution's statistics do not match its inputs and classes")
+        # where the exporter's inputs go here (names this learner lacks append in their order)
+        width = self.index_.width
+        if self.index_.hash_width is None:
+            pos = {n: i for i, n in enumerate(self.index_.names)}
+            for n in names:
+                if n not in pos:
+                    pos[n] = len(pos)
+            rows_in, width = np.array([pos[n] for n in names], dtype=np.int64), len(pos)
+        else:
+            rows_in = np.arange(len(kinds))
+        local = self._local_from_state(c.local, rows_in, width) if c.local is not None else self._fresh_local()
+        # from here on the learner changes: align inputs and classes by name
+        self.index_.adopt(names, kinds, c.inputs.get("categorical", ()))  # absent in older contributions
+        mine_names, mine_kinds = list(self.index_.names), self.index_.kinds
+        aligned = []
+        for i, (h, s, st) in enumerate(zip(heads, c.heads, incoming)):
+            h.add_classes(list(s["classes"]))
+            mine = self._layout(i, mine_names, mine_kinds)
+            rows = _positions(self._layout(i, names, kinds)[: st.A.shape[0]], mine)
+            cols = _positions(list(s["classes"])[: st.B.shape[1]], list(h.classes))
+            aligned.append(st.aligned(rows, len(mine), cols, len(h.classes)))
+        self._memo = None
+        if not self._parts or (not self._multi and partition == self._active):
+            # the only part: the heads are its statistics
+            self._parts = {partition: Part(events=c.events)}
+            self._active = partition
+            for h, st in zip(heads, aligned):
+                install(h, [st])
+            self._set_local(local)
+            self._active_learned = c.events > 0
+            return self
+        if not self._multi:
+            self._go_multi()
+        for st in aligned:  # one of several parts: its heads' anchor is the served sum's (as in _go_multi)
+            st.anchor = None
+        part = self._parts.get(partition) or Part()
+        part.stats, part.events = aligned, c.events
+        self._parts[partition] = part
+        if partition == self._active:
+            self._set_local(local)
+            for head, stats in zip(heads, aligned):
+                head.part = stats
+            self._active_learned = c.events > 0
+        else:
+            part.local = local
+        if resum:
+            self._serve_sums()
+        return self
+
+
+def _canonical(value) -> str:
+    """``value`` written so that equal settings read the same: numbers as floats, sequences as tuples,
+    mappings sorted, River estimators (replay, drift, homeostasis parts) as their kind and parameters.
+
+    >>> _canonical([(1, "all")]) == _canonical(((1.0, "all"),)), _canonical({"b": 2, "a": np.float64(1)})
+    (True, "{'a': 1.0, 'b': 2.0}")
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return repr(value)
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(_canonical(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, Mapping):
+        items = sorted(((_canonical(k), _canonical(v)) for k, v in value.items()))
+        return "{" + ", ".join(f"{k}: {v}" for k, v in items) + "}"
+    if hasattr(value, "_get_params") and not isinstance(value, type):
+        return type(value).__name__ + _canonical(value._get_params())
+    return repr(value)
+
+
+def _model_identity(identity: dict) -> dict:
+    """``identity`` without the settings that are not the model's (``_NOT_MODEL_SETTINGS``)."""
+    settings = identity.get("settings")
+    if not isinstance(settings, dict):
+        return identity
+    return {**identity, "settings": {k: v for k, v in settings.items() if k not in _NOT_MODEL_SETTINGS}}
+
+
+def _packed(state: dict) -> dict:
+    """A part's statistics as a contribution carries them: X'X by its upper triangle (half the bytes)."""
+    A = state.pop("A")
+    return {**state, "A_upper": A[np.triu_indices(A.shape[0])]}
+
+
+def _unpacked(state) -> dict:
+    try:
+        B, upper = np.asarray(state["B"]), np.asarray(state["A_upper"], dtype=np.float64)
+        d = B.shape[0]
+        if upper.shape != (d * (d + 1) // 2,):
+            raise ContributionError(f"X'X has {upper.size} upper-triangle values for {d} design columns")
+        A = np.zeros((d, d))
+        A[np.triu_indices(d)] = upper
+        A = A + np.triu(A, 1).T  # mirror the strict upper triangle
+        return {**state, "A": A}
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise ContributionError(f"contribution's head statistics are malformed ({type(e).__name__}: {e})") from None
+
+
+def _positions(names: list, mine: list) -> np.ndarray:
+    """Where each of ``names`` is in ``mine``, -1 where it is not: a category among the first
+    KEYED_CATEGORIES of its feature where the part was learned (a block of design columns) and
+    a later one here (no block) after the two met the feature's values in other orders."""
+    pos = {n: i for i, n in enumerate(mine)}
+    return np.array([pos.get(n, -1) for n in names], dtype=np.int64)
+
+
+def _describe(identity: dict, other: dict) -> str:
+    """``identity``'s kind, and where it differs from ``other``: its backbone and settings."""
+    out = str(identity.get("kind"))
+    if identity.get("backbone") != other.get("backbone"):
+        out += " with backbone " + " ".join(str(identity.get("backbone")).split())
+    mine, theirs = identity.get("settings") or {}, other.get("settings") or {}
+    diff = [f"{k}={mine.get(k)}" for k in sorted(set(mine) | set(theirs), key=str) if mine.get(k) != theirs.get(k)]
+    if diff and identity.get("kind") == other.get("kind"):
+        out += " with " + ", ".join(diff)
+    return out
