@@ -31,6 +31,7 @@ import logging
 import os
 import re
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -66,6 +67,10 @@ log = logging.getLogger("stream_cl.kafka")
 
 _JOIN_POLL_MS = 3_000  # poll timeout while no partition is assigned
 _LOOKUP_TIMEOUT_MS = 10_000  # position / end-offset lookups (main thread, blocking)
+# past kafka.transaction_timeout_ms, how long a departed member's open transaction may still hold
+# committed offsets: the broker looks for timed-out transactions every 10 s by default
+# (transaction.abort.timed.out.transaction.cleanup.interval.ms), then writes the abort
+_TXN_ABORT_MARGIN_MS = 20_000
 
 
 def tp_key(tp: TopicPartition) -> str:
@@ -528,5 +533,42 @@ class KafkaSource:
             log.warning("this kafka-python cannot read committed offsets in a rebalance callback; "
                         "partitions start from the checkpoint or auto_offset_reset")
             return {}
-        result = await fetch(partitions, self.cfg.session_timeout_ms)
+        result = await self._fetch_committed(fetch, partitions)
         return {tp: om.offset for tp, om in (result or {}).items() if om is not None and om.offset >= 0}
+
+    async def _fetch_committed(self, fetch, partitions: set[TopicPartition]):
+        """The committed offsets of ``partitions``, waiting out a departed member's open transaction.
+
+        A member that died between sending its offsets to its transaction and committing it (its
+        whole process tree: a lost node, a killed pod) leaves that transaction open until the broker
+        aborts it, ``transaction_timeout_ms`` later (plus the broker's check for timed-out
+        transactions, every 10 s by default). Until then a ``read_committed`` consumer's fetch of
+        those partitions' offsets is answered ``UNSTABLE_OFFSET_COMMIT``, which kafka-python retries
+        until its timeout. Giving up at the session timeout made the member that took the partitions
+        over exit 1, and the next one after it; this waits as long as such a transaction can last.
+        """
+        cfg = self.cfg
+        # within the poll interval: the callback runs inside poll(), and the group drops a member past it
+        budget_s = min(max(cfg.session_timeout_ms, cfg.transaction_timeout_ms + _TXN_ABORT_MARGIN_MS),
+                       0.9 * cfg.max_poll_interval_ms) / 1000.0
+        started = time.monotonic()
+        while True:
+            left_s = budget_s - (time.monotonic() - started)
+            try:
+                return await fetch(partitions, max(1, int(min(cfg.session_timeout_ms / 1000.0, left_s) * 1000)))
+            except KafkaTimeoutError:
+                waited = time.monotonic() - started
+                where = sorted(map(tp_key, partitions))
+                if waited >= budget_s:
+                    log_event(log, "committed_offsets_unreadable", level=logging.ERROR, partitions=where,
+                              waited_s=round(waited, 1),
+                              detail="the group coordinator gave no committed offsets for these partitions; an open "
+                                     "transaction of a departed member lasts at most kafka.transaction_timeout_ms "
+                                     f"({cfg.transaction_timeout_ms} ms) unless the broker's transaction.max.timeout.ms "
+                                     "allows longer: check the broker and that every member has the same "
+                                     "kafka.transaction_timeout_ms")
+                    raise
+                log_event(log, "committed_offsets_waiting", level=logging.WARNING, partitions=where,
+                          waited_s=round(waited, 1), budget_s=round(budget_s, 1),
+                          detail="committed offsets not readable yet: a departed member's open transaction may hold "
+                                 "them until the broker aborts it (kafka.transaction_timeout_ms)")

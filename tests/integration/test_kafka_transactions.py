@@ -64,3 +64,49 @@ def test_read_committed_never_learns_an_aborted_transaction_and_reaches_the_end(
         assert offsets == {0: end}
     finally:
         kit.close()
+
+
+# A member that dies (its whole process tree: a lost node, a killed pod) between sending its offsets
+# to its transaction and committing it: the transaction, and the offsets it holds, stay open until
+# the broker aborts it (its transaction.timeout.ms, then the broker's check every 10 s)
+DEAD_MEMBER = """
+import os, signal, sys
+from kafka import KafkaProducer, TopicPartition
+from kafka.structs import ConsumerGroupMetadata, OffsetAndMetadata
+bootstrap, topic, preds, group = sys.argv[1:5]
+p = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=group + "-dead", transaction_timeout_ms=20000)
+p.init_transactions()
+p.begin_transaction()
+p.send(preds, key=b"dead-member", value=b"{}")
+p.flush()
+p.send_offsets_to_transaction({TopicPartition(topic, 0): OffsetAndMetadata(5, "", -1)},
+                              ConsumerGroupMetadata(group, -1, "", None))  # returns once the broker holds them
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_member_waits_for_offsets_a_dead_members_open_transaction_holds(kafka_kit):
+    # found by review: the member taking the partition over asked for its committed offsets, got
+    # UNSTABLE_OFFSET_COMMIT until the broker aborted the dead transaction, gave up at the session
+    # timeout and exited 1 ("User rebalance callback throws an error"), as would the next member
+    import signal
+    import subprocess
+    import sys
+
+    kit = kafka_kit
+    topic, preds = kit.topic("held"), kit.topic("held-pred")
+    rng = random.Random(5)
+    docs = [event(i, rng) for i in range(20)]
+    kit.produce(topic, [(d["id"], d) for d in docs])
+    group = f"it-held-{kit.tag}"  # the group kit.config("held", ...) joins
+    dead = subprocess.run([sys.executable, "-c", DEAD_MEMBER, kit.bootstrap, topic, preds, group], timeout=120)
+    assert dead.returncode == -signal.SIGKILL
+    daemon = kit.start(kit.config("held", [topic], kafka={"predictions_topic": preds, "stop_at_end": True,
+                                                          "session_timeout_ms": 6000}))
+    assert daemon.wait(150) == 0, daemon.log()[-3000:]
+    assert '"committed_offsets_waiting"' in daemon.log()  # it waited out the dead transaction
+    reader = kit.reader(preds)
+    reader.read_to_end(60)
+    keys = sorted(r.key.decode() for r in reader.records)
+    assert keys == sorted(d["id"] for d in docs)  # each event once; the aborted transaction's record never shows
+    assert kit.committed(group, topic) == {0: 20}

@@ -127,3 +127,83 @@ def test_the_statefulset_gives_each_pod_its_name_as_the_variable_the_example_con
     env = {e["name"]: e for e in container["env"]}
     (named,) = re.findall(r'^# group_instance_id_env = "(\w+)"$', (deploy / "config" / "daemon.toml").read_text(), re.M)
     assert env[named]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+
+# -- committed offsets held by a departed member's open transaction ----------------------------
+class _Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def _fetch_timing_out(clock, times: int, answer):
+    """kafka-python's fetch of committed offsets, answered UNSTABLE_OFFSET_COMMIT until it times
+    out ``times`` times (as while a dead member's transaction holds offsets), then ``answer``."""
+    from kafka.errors import KafkaTimeoutError
+
+    calls = []
+
+    async def fetch(partitions, timeout_ms):
+        calls.append(timeout_ms)
+        if len(calls) <= times:
+            clock.t += timeout_ms / 1000.0
+            raise KafkaTimeoutError("Timeout waiting for future")
+        return answer
+
+    return fetch, calls
+
+
+def _assigned_source(monkeypatch, **kafka):
+    clock = _Clock()
+    monkeypatch.setattr(kafka_module.time, "monotonic", clock)
+    source = KafkaSource(KafkaConfig(topic_pattern="events$", **kafka), MappingConfig(), consumer=_Consumer())
+    return source, clock
+
+
+def test_offsets_held_by_an_open_transaction_are_waited_for_past_the_session_timeout(monkeypatch, caplog):
+    # found by review: a member that took over partitions whose dead owner had sent offsets to a
+    # transaction it never committed gave up at session_timeout_ms (45 s) and exited 1; the broker
+    # answers UNSTABLE_OFFSET_COMMIT until it aborts that transaction, transaction_timeout_ms (60 s) later
+    import asyncio
+
+    from kafka import TopicPartition
+
+    source, clock = _assigned_source(monkeypatch)
+    tp = TopicPartition("events", 0)
+    fetch, calls = _fetch_timing_out(clock, times=1, answer={tp: "om"})
+    with caplog.at_level(logging.WARNING, logger="stream_cl.kafka"):
+        assert asyncio.run(source._fetch_committed(fetch, {tp})) == {tp: "om"}
+    assert calls == [45_000, 35_000]  # the session timeout, then up to 60 s + 20 s in all
+    assert [r.getMessage() for r in caplog.records] == ["committed_offsets_waiting"]
+
+
+def test_offsets_never_readable_fail_after_the_wait_naming_the_cause(monkeypatch, caplog):
+    import asyncio
+
+    from kafka import TopicPartition
+    from kafka.errors import KafkaTimeoutError
+
+    source, clock = _assigned_source(monkeypatch, session_timeout_ms=6_000, transaction_timeout_ms=10_000)
+    fetch, calls = _fetch_timing_out(clock, times=10**6, answer=None)
+    with caplog.at_level(logging.WARNING, logger="stream_cl.kafka"), pytest.raises(KafkaTimeoutError):
+        asyncio.run(source._fetch_committed(fetch, {TopicPartition("events", 0)}))
+    assert sum(calls) == 30_000 and clock.t == 1030.0  # 10 s + 20 s, in steps of the session timeout
+    events = [r.getMessage() for r in caplog.records]
+    assert events == ["committed_offsets_waiting"] * 4 + ["committed_offsets_unreadable"]
+    failed = caplog.records[-1]
+    assert failed.levelno == logging.ERROR and "kafka.transaction_timeout_ms (10000 ms)" in json.dumps(vars(failed), default=str)
+
+
+def test_the_wait_stays_within_the_poll_interval(monkeypatch):
+    import asyncio
+
+    from kafka import TopicPartition
+    from kafka.errors import KafkaTimeoutError
+
+    source, clock = _assigned_source(monkeypatch, transaction_timeout_ms=900_000, max_poll_interval_ms=300_000)
+    fetch, calls = _fetch_timing_out(clock, times=10**6, answer=None)
+    with pytest.raises(KafkaTimeoutError):
+        asyncio.run(source._fetch_committed(fetch, {TopicPartition("events", 0)}))
+    assert sum(calls) == 270_000  # 90% of the poll interval: the group would drop a member waiting longer
