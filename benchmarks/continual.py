@@ -153,7 +153,10 @@ def task_benchmark(scenario: str, seed: int, quick: bool = False) -> dict:
             heads=((1.0, "all"),), device="cpu", seed=seed),
     }
     out = {"scenario": scenario, "seed": seed, "schedule": schedule, "n_events": len(stream.events),
-           "budget_samples": budget, "methods": {}}
+           "budget_samples": budget, "methods": {},
+           # what the tables' headers say: a --quick run's own, not the full run's
+           "settings": {"tasks": n_tasks, "segment_events": seg_events, "mlp_hidden": list(mlp["hidden"]),
+                        "analytic_width": 256 if quick else ANALYTIC_WIDTH}}
     # single-task experts (the same model family, one task's events alone, in stream order)
     task_events = {k: [stream.events[i] for i in range(len(stream.events)) if stream.tasks[i] == k] for k in range(n_tasks)}
 
@@ -412,20 +415,25 @@ def markdown(result: dict) -> str:
         out += [f"The {' and '.join(r['parts'])} part(s) come from `{r['from']}` ({r['seconds']:.0f} s), "
                 "the same code for those parts.", ""]
     out += checks(result) + NOTES
-    for part, title in (("permuted", "Permuted digits, 10 tasks, power-law environment (domain-incremental)"),
-                        ("split", "Split digits, 5 tasks, power-law environment (class-incremental)")):
+    for part, title in (("permuted", "Permuted digits, {tasks} tasks, power-law environment (domain-incremental)"),
+                        ("split", "Split digits, {tasks} tasks, power-law environment (class-incremental)")):
         runs = result[part]
         r0 = runs[0]
-        out += [f"## {title}", "",
-                f"{r0['n_events']} training events in segments of {SEGMENT_EVENTS if not meta['quick'] else 30}; "
+        full = {"tasks": 10 if part == "permuted" else 5, "segment_events": SEGMENT_EVENTS,
+                "mlp_hidden": list(MLP["hidden"]), "analytic_width": ANALYTIC_WIDTH}
+        st = r0.get("settings", full)  # a result written before runs kept their settings: a full run's
+        out += [f"## {title.format(tasks=st['tasks'])}", "",
+                f"{r0['n_events']} training events in segments of {st['segment_events']}; "
                 f"environment alpha {ENV_ALPHA}; replay budget {r0['budget_samples']} samples "
-                f"({r0['budget_samples'] * 608:,} bytes at 64 inputs), one replayed row per fresh row; MLP {MLP['hidden']}, "
-                f"Adam lr {MLP['lr']}, micro-batches of {MLP['micro_batch']}; analytic head: {ANALYTIC_WIDTH} frozen "
+                f"({r0['budget_samples'] * 608:,} bytes at 64 inputs), one replayed row per fresh row; MLP "
+                f"{tuple(st['mlp_hidden'])}, Adam lr {MLP['lr']}, micro-batches of {MLP['micro_batch']}; analytic head: "
+                f"{st['analytic_width']} frozen "
                 f"random ReLU features, gamma {ANALYTIC_GAMMA}. Accuracy on held-out data; BWT, forgetting, FWT "
                 f"(against chance), PM in accuracy points; RP and SE against single-task experts of the same family.",
                 "", *task_table(runs), ""]
+    d0 = result["drift"][0]
     out += ["## Drift streams with known abrupt change points", "",
-            f"{DRIFT_EVENTS:,} events, concept changes at {', '.join(f'{c:,}' for c in DRIFT_CHANGES)}; default "
+            f"{d0['n_events']:,} events, concept changes at {', '.join(f'{c:,}' for c in d0['change_points'])}; default "
             f"OnlineContinualLearner, micro-batches of {BATCH}. Prequential accuracy (%):", "",
             *drift_tables(result["drift"]), ""]
     return "\n".join(out) + "\n"

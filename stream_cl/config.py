@@ -282,7 +282,8 @@ class LabelsConfig:
 # -- continual learning (issue 3): [replay], [drift], [homeostasis], [imbalance], [trainable] --
 @dataclass(frozen=True)
 class ReplayConfig:
-    """``[replay]``: a replay buffer (stream_cl.replay) for the adaptive heads or the trainable model."""
+    """``[replay]``: a replay buffer (stream_cl.replay) whose rows every head learns (the exact ones
+    too: README), or the trainable model's."""
 
     policy: Literal["none", "reservoir", "class_balanced", "power_law"] = "none"
     max_samples: int = field(default=2000, metadata=positive("use a positive sample budget such as 2000"))

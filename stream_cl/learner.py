@@ -56,6 +56,13 @@ DEFAULT_WIDTH = 256
 class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, AnalyticEnsemble, StreamingClassifier):
     """Online continual classifier: frozen backbone + exact analytic heads, mixed by accuracy.
 
+    A head with forgetting 1 is closed-form ridge on every design row it has learned. The rows
+    come from inputs standardised by running statistics as of their event, so where the inputs'
+    distribution moves between tasks an old task's rows no longer match how its inputs are
+    scaled today, and it loses accuracy (22 points over ten permuted-digit tasks,
+    ``benchmarks/RESULTS_continual.md``). Replay brings it back; for retention exactly, learn a
+    fixed feature map with :class:`~stream_cl.AnalyticClassifier`.
+
     Parameters
     ----------
     backbone

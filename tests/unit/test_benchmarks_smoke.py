@@ -384,3 +384,17 @@ def test_one_batched_prediction_that_differs_is_a_failed_check(tmp_path, monkeyp
     data = json.loads(out_json.read_text())
     assert any("agrees with the per-event loop on only" in c and "1 events differ" in c for c in data["failed_checks"])
     assert "MISSES 100%" in vs_river.summary_table(data)
+
+
+def test_continual_quick_markdown_headers_describe_the_quick_run(tmp_path):
+    """Found by review: a --quick table said "10 tasks", "MLP (256,)", "2048 frozen" features and
+    "20,000 events", the full run's settings, over numbers of 3 tasks, 32 units, 256 features, 3,000 events."""
+    from benchmarks import continual
+
+    md = tmp_path / "out.md"
+    continual.main(["--quick", "--seeds", "0", "--streams", "sea", "--markdown", str(md)], out=io.StringIO())
+    text = md.read_text()
+    assert "## Permuted digits, 3 tasks," in text and "## Split digits, 3 tasks," in text
+    assert "segments of 30;" in text and "MLP (32,)," in text and "analytic head: 256 frozen" in text
+    assert "3,000 events, concept changes at 750, 1,500, 2,250;" in text
+    assert "10 tasks" not in text and "2048" not in text and "20,000" not in text
