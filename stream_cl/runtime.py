@@ -26,24 +26,34 @@ import threadpoolctl
 _limiter = None
 _managed = False  # set_threads was called: the process chose its threads, the learners leave them
 _libraries: list | None = None  # threadpoolctl's controllers of the loaded BLAS libraries
+_torch_default: int | None = None  # torch's own thread count, before set_threads first changed it
 
 
 def set_threads(n: int) -> None:
     """Use ``n`` threads for torch and for every loaded BLAS (numpy's, scipy's).
 
     ``0`` leaves every library at its own thread count, inside the learners too (no
-    :func:`one_blas_thread`)."""
-    global _limiter, _managed
+    :func:`one_blas_thread`); after an earlier call, it gives them their own counts back."""
+    global _limiter, _managed, _torch_default
     # checked before anything changes: a refused call must leave the learners' one-thread default on
     if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
         raise ValueError(f"set_threads(n): n must be an int >= 0 (0: the libraries' own counts), got {n!r}; "
                          "use e.g. 1")
+    if _limiter is not None:  # an earlier call's limits go first: 0 then means the libraries' own counts
+        _limiter.restore_original_limits()
+        _limiter = None
     if n:
         import scipy.linalg  # noqa: F401 -- the ridge heads' BLAS: limited only if loaded (the learners load lazily)
         import torch  # here: the learners that only confine BLAS need not load it
 
+        if _torch_default is None:
+            _torch_default = torch.get_num_threads()
         torch.set_num_threads(int(n))
         _limiter = threadpoolctl.threadpool_limits(limits=int(n), user_api="blas")
+    elif _torch_default is not None:  # torch was set by an earlier call: its own count again
+        import torch
+
+        torch.set_num_threads(_torch_default)
     _managed = True
 
 

@@ -163,3 +163,25 @@ def test_warm_up_loads_the_compiled_loops_before_any_batch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False"] + ["1"] * 6  # loaded at warm-up; the batch added no compilation
+
+
+def test_set_threads_zero_after_one_gives_the_libraries_their_own_counts_back():
+    # set_threads(0) after set_threads(1) had left every BLAS and torch at one thread; and each
+    # call stacked its limits on the last one's, so a later restore went back to that call's count
+    probe = (
+        "import json, threadpoolctl, torch\n"
+        "import scipy.linalg\n"
+        "from stream_cl import runtime\n"
+        "torch.set_num_threads(3)\n"
+        "def now():\n"
+        "    blas = {c['num_threads'] for c in threadpoolctl.threadpool_info() if c['user_api'] == 'blas'}\n"
+        "    return sorted(blas), torch.get_num_threads()\n"
+        "seen = [now()]\n"
+        "for n in (1, 0, 2, 0):\n"
+        "    runtime.set_threads(n)\n"
+        "    seen.append(now())\n"
+        "print(json.dumps(seen))\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env).stdout
+    assert json.loads(out) == [[[2], 3], [[1], 1], [[2], 3], [[2], 2], [[2], 3]]
