@@ -36,6 +36,7 @@ Run it as ``python -m connectors.daemon --config daemon.toml`` (see docs/daemon.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -385,9 +386,10 @@ def run_daemon(config: Config, stop_event: threading.Event | None = None,
         try:
             server = serve(metrics_cfg)
         except OSError as e:
+            fix = ("free the port or change metrics.port (0 = any free port)" if e.errno == errno.EADDRINUSE else
+                   "set metrics.host to an address of this machine (\"127.0.0.1\", \"0.0.0.0\" or \"::\" for all)")
             log_event(log, "failed", level=logging.ERROR,
-                      detail=f"cannot serve [metrics] on {metrics_cfg.host}:{metrics_cfg.port}: {e}; "
-                             "free the port or change metrics.port (0 = any free port)")
+                      detail=f"cannot serve [metrics] on {metrics_cfg.host}:{metrics_cfg.port}: {e}; {fix}")
             return EXIT_FAILED
     try:
         return _build_and_run(config, stop, on_ready, server)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -204,3 +205,26 @@ def test_an_ipv6_host_is_served(host):
         assert get_json(srv.url + "/healthz") == (503, {"status": "starting", "detail": "loading the model"})
     finally:
         srv.close()
+
+
+@pytest.mark.parametrize("host, fix", [
+    ("192.0.2.1", 'set metrics.host to an address of this machine'),  # TEST-NET-1: on no machine
+    ("127.0.0.1", "free the port or change metrics.port"),  # the port is taken (below)
+])
+def test_a_metrics_server_that_cannot_bind_names_the_right_fix(host, fix, caplog):
+    # found by review: every bind error said "free the port or change metrics.port", an address
+    # this machine lacks included
+    from connectors.daemon import EXIT_FAILED, run_daemon
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        config = load_config_dict({"source": {"kind": "kafka"}, "kafka": {"topics": ["events"]},
+                                   "metrics": {"host": host, "port": taken.getsockname()[1]}})
+        with caplog.at_level(logging.ERROR, logger="stream_cl.daemon"):
+            assert run_daemon(config) == EXIT_FAILED
+    finally:
+        taken.close()
+    detail = next(getattr(r, "stream_cl_fields")["detail"] for r in caplog.records if r.getMessage() == "failed")
+    assert f"cannot serve [metrics] on {host}:" in detail and fix in detail
