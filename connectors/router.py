@@ -10,8 +10,10 @@ restore: their outputs were committed before) are learned and never published ag
 nor are they counted again in the prequential and per-task accuracies (each event counts
 once, with the prediction that was published): their predictions go through a second
 :class:`~stream_cl.prequential.Prequential` on the same learner, whose statistics are
-not exported. A delayed label joins a replayed event when the label record is silent
-(or, its label having come first, when the event is).
+not exported. A delayed label's join is a replayed one (made before the restore) only when
+both its records were committed before it: the label and the event each re-read silently,
+or restored waiting in the store. A join with one side new is new: it counts in the
+accuracies, and its dead letter, if the model refuses it, is published.
 """
 
 from __future__ import annotations
@@ -91,23 +93,27 @@ class Router:
                 labels.append(item)
         m.records += len(batch.items)
         self.state.add(len(batch.items))
-        early: dict = {}  # key -> [(event, replayed, prediction)] of this poll whose label came before them
+        early: dict = {}  # key -> [join (as in joined below)] of this poll's events whose label came before them
         for key, events in by_key.items():
             self.state.touched(key, len(events))
             letters += self._predict(key, events, batch, silent, polled_at, early)
         if silent and letters:
             letters = [d for d in letters if d.origin not in silent]  # records published before the restore
-        # key -> [(event joined with its label, whether the join is a replayed one, the prediction published for it)]
+        # key -> [(event joined with its label, whether the join is a replayed one, the prediction published for
+        # it, whether self.step counted that prediction: the event was predicted new in this process)]
         joined: dict = {}
         for key, found in early.items():
             joined.setdefault(key, []).extend(found)
         for label in labels:
             key = self.label_key(label.origin)
-            found = self.pending.for_key(key).join_published(label)
+            committed = label.origin in silent
+            found = self.pending.for_key(key).join_committed(label, committed=committed)
             if found is None and key is not None and None in self.pending.stores:  # a store from before partitions
-                found = self.pending.for_key(None).join_published(label)
+                found = self.pending.for_key(None).join_committed(label, committed=committed)
             if found is not None:
-                joined.setdefault(key, []).append((found[0], label.origin in silent, found[1]))
+                event, published, event_committed = found
+                join = (event, committed and event_committed, published, not event_committed)
+                joined.setdefault(key, []).append(join)
         for key, found in joined.items():
             self.state.touched(key, len(found))
             letters += self._learn(key, found, batch)  # (a join's dead letter goes by the join, not its event's origin)
@@ -144,9 +150,13 @@ class Router:
                     # the predictions are those of the events the model took, in order
                     for e, p in zip((e for e in chunk if e.origin not in refused), predictions):
                         if e.y is None and e.id is not None:
-                            labelled = store.add(e, published=p)  # its label may have come first: then it is learned now
-                            if labelled is not None:  # scored against p, with the label that came first
-                                early.setdefault(key, []).append((labelled, replayed, replace(p, y_true=labelled.y)))
+                            # its label may have come first: then it is learned now, scored against p
+                            found = store.add_committed(e, published=p, committed=replayed)
+                            if found is not None:
+                                labelled, label_committed = found
+                                told = replace(p, y_true=labelled.y)
+                                join = (labelled, replayed and label_committed, told, not replayed)
+                                early.setdefault(key, []).append(join)
                 if rejected:
                     letters.extend(_original(rejected, batch.raw))
                 if replayed:  # published before the restore, and counted then
@@ -161,19 +171,21 @@ class Router:
 
     def _learn(self, key, found: list, batch) -> list[DeadLetter]:
         """Learn events already predicted, now joined with their label: ``found`` holds
-        ``(event, replayed, published)``; the accuracies score each label against the prediction
+        ``(event, replayed, published, counted)``; the accuracies score each label against the prediction
         that was published for its event (``published``, ``None`` if the store does not have it:
-        a checkpoint from before it kept them), and replayed joins were counted before the restore."""
+        a checkpoint from before it kept them), replayed joins were counted before the restore, and
+        the report takes an event from its predict-only count only where it ``counted`` it there."""
         m, size, letters = self.metrics, self.config.run.batch_size, []
         m.events.update(label_joined=len(found))
         for replayed, run in groupby(found, key=lambda f: f[1]):
             step = self.replay_step() if replayed else self.step
             run = list(run)
-            events, published = [f[0] for f in run], [f[2] for f in run]
+            events, published, counted = [f[0] for f in run], [f[2] for f in run], [f[3] for f in run]
             for i in range(0, len(events), size):
                 t0 = time.perf_counter()
                 alarms = None if replayed else self._alarm_counts()
-                learned, rejected = step.process(events[i : i + size], partition=key, published=published[i : i + size])
+                learned, rejected = step.process(events[i : i + size], partition=key, published=published[i : i + size],
+                                                 counted=counted[i : i + size])
                 m.step_seconds.observe(time.perf_counter() - t0)
                 if alarms is not None:
                     self._count_alarms(alarms)

@@ -60,14 +60,19 @@ class LabelUpdate:
 class PendingLabels:
     """Events waiting for their label, and labels waiting for their event; both bounded.
 
-    ``events``: ``id -> (x, task, ts, origin, added_at, published)``, oldest first, where
-    ``published`` is ``(y_pred, proba)`` of the prediction published for the event (``None``
-    when the caller did not give it). A label usually
+    ``events``: ``id -> (x, task, ts, origin, added_at, published, committed)``, oldest first,
+    where ``published`` is ``(y_pred, proba)`` of the prediction published for the event
+    (``None`` when the caller did not give it). A label usually
     comes after its event, but a consumer reads the labels topic and the events topic
     independently: with an event backlog, a label is often read *before* its event.
-    Such a label waits (``id -> (y, origin, added_at)``, at most ``max_early`` of them,
-    for at most ``max_age_s``) and is joined when its event comes; only a label whose
+    Such a label waits (``id -> (y, origin, added_at, committed)``, at most ``max_early`` of
+    them, for at most ``max_age_s``) and is joined when its event comes; only a label whose
     event never comes within those bounds counts as ``unknown``.
+
+    ``committed`` says the entry's record was committed before a restore: the caller re-read
+    it silently (:meth:`add_committed`, :meth:`join_committed`), or the entry was restored
+    (:meth:`load_state_dict`). A join was made before the restore only if both its records
+    were committed; the store gives the caller the other side's flag at the join.
 
     ``clock`` gives the time used for ages (wall-clock seconds by default). Ages count the
     time a store is live: a store restored from a checkpoint (or a changelog part) goes on
@@ -127,6 +132,19 @@ class PendingLabels:
         Returns the event joined with its label if that label came first (the caller
         learns it now, and has the prediction), else ``None``: the event waits.
         """
+        found = self.add_committed(event, now, published)
+        return None if found is None else found[0]
+
+    def add_committed(self, event: Event, now: float | None = None, published: Prediction | None = None,
+                      committed: bool = False) -> tuple[Event, bool] | None:
+        """As :meth:`add`, for an event whose record was ``committed`` before a restore (re-read
+        silently) or not; a join comes with whether the label that came first was committed.
+
+        >>> store = PendingLabels(clock=lambda: 0.0)
+        >>> store.join_committed(LabelUpdate("e1", "cat"), committed=True)  # waits for its event
+        >>> store.add_committed(Event({"a": 1.0}, id="e1"))  # True: the label was; the event is new, so is the join
+        (Event(x={'a': 1.0}, y='cat', id='e1', task=None, ts=None, origin=''), True)
+        """
         if event.id is None:
             raise ValueError("an event without an id cannot wait for a label")
         now = self.now() if now is None else now
@@ -134,13 +152,13 @@ class PendingLabels:
         label = self._early.pop(event.id, None)
         if label is not None:
             self.joined += 1
-            return Event(event.x, label[0], event.id, event.task, event.ts, event.origin)
+            return Event(event.x, label[0], event.id, event.task, event.ts, event.origin), label[3]
         items = self._items
         if event.id in items:
             del items[event.id]
             self.replaced += 1
         told = None if published is None else (published.y_pred, float(published.proba))
-        items[event.id] = (event.x, event.task, event.ts, event.origin, now, told)
+        items[event.id] = (event.x, event.task, event.ts, event.origin, now, told, bool(committed))
         self.added += 1
         while len(items) > self.max_pending:
             items.popitem(last=False)
@@ -166,26 +184,33 @@ class PendingLabels:
         >>> store.join_published(LabelUpdate("e1", "cat"))
         (Event(x={'a': 1.0}, y='cat', id='e1', task=None, ts=None, origin=''), Prediction(id='e1', y_pred='dog', proba=0.75, y_true='cat', task=None, ts=None, origin='', extra={}))
         """
+        found = self.join_committed(label, now)
+        return None if found is None else found[:2]
+
+    def join_committed(self, label: LabelUpdate, now: float | None = None,
+                       committed: bool = False) -> tuple[Event, Prediction | None, bool] | None:
+        """As :meth:`join_published`, for a label whose record was ``committed`` before a restore
+        (re-read silently) or not; a join comes with whether the waiting event was committed."""
         now = self.now() if now is None else now
         self.expire(now)
         entry = self._items.pop(label.id, None)
         if entry is None:
-            self._wait(label, now)
+            self._wait(label, now, committed)
             return None
         self.joined += 1
-        x, task, ts, origin, _, told = entry
+        x, task, ts, origin, _, told, event_committed = entry
         event = Event(x, label.y, label.id, task, ts, origin)
         if told is None:
-            return event, None
-        return event, Prediction(label.id, told[0], told[1], label.y, task, ts, origin)
+            return event, None, event_committed
+        return event, Prediction(label.id, told[0], told[1], label.y, task, ts, origin), event_committed
 
-    def _wait(self, label: LabelUpdate, now: float) -> None:
+    def _wait(self, label: LabelUpdate, now: float, committed: bool = False) -> None:
         early = self._early
         if label.id in early:
             del early[label.id]
             self.replaced += 1
             self.unknown += 1  # the replaced label will never be learned
-        early[label.id] = (label.y, label.origin, now)
+        early[label.id] = (label.y, label.origin, now, bool(committed))
         self.early += 1
         while len(early) > self.max_early:
             early.popitem(last=False)
@@ -215,7 +240,7 @@ class PendingLabels:
         published: list = []  # [y_pred, proba] of each entry, or None
         values: list[float] = []
         texts: list[list] = []  # [position, str or None]: categories and nulls, NaN in "values"
-        for event_id, (x, task, t, origin, at, told) in self._items.items():
+        for event_id, (x, task, t, origin, at, told, _) in self._items.items():
             keys = tuple(x)
             k = keyset_of.get(keys)
             if k is None:
@@ -249,12 +274,15 @@ class PendingLabels:
             "has_ts": np.asarray(has_ts, dtype=bool),
             "published": published,
             # labels that came before their event: [id, label, origin, added_at] each (JSON keeps str/int/bool)
-            "early": [[i, y, origin, at] for i, (y, origin, at) in self._early.items()],
+            "early": [[i, y, origin, at] for i, (y, origin, at, _) in self._early.items()],
             "counters": {k: v for k, v in self.counters().items() if k not in ("pending", "waiting")},
             "saved_at": self.now(),
         }
 
     def load_state_dict(self, state: Mapping) -> "PendingLabels":
+        """Restore a saved store. Every entry is restored as ``committed``: a store is saved only with
+        the commit of the records it holds (a checkpoint after it, a changelog record in its
+        transaction), so the flag is not saved, and states of any version load the same way."""
         keysets = [list(k) for k in state["keysets"]]
         which = np.asarray(state["keyset"], dtype=np.int64).tolist()
         values = np.asarray(state["values"], dtype=np.float64).tolist()
@@ -272,13 +300,15 @@ class PendingLabels:
             x = dict(zip(keys, values[pos : pos + n]))
             pos += n
             told = None if published[i] is None else (published[i][0], float(published[i][1]))
-            items[event_id] = (x, state["tasks"][i], ts[i] if has_ts[i] else None, state["origins"][i], added_at[i], told)
+            t = ts[i] if has_ts[i] else None
+            items[event_id] = (x, state["tasks"][i], t, state["origins"][i], added_at[i], told, True)
         if pos != len(values):
             raise ValueError(f"pending-label state holds {len(values)} values, its entries {pos}")
         self._items = items
         if "saved_at" in state:  # absent in checkpoints before: ages then went on by the clock through the downtime
             self._shift = float(state["saved_at"]) - self.clock()
-        self._early = OrderedDict((str(i), (y, str(origin), float(at))) for i, y, origin, at in state.get("early", []))
+        self._early = OrderedDict((str(i), (y, str(origin), float(at), True))
+                                  for i, y, origin, at in state.get("early", []))
         for k, v in state.get("counters", {}).items():
             if k in ("added", "joined", "unknown", "expired", "evicted", "replaced", "early"):
                 setattr(self, k, int(v))

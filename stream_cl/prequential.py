@@ -66,6 +66,9 @@ class PrequentialStats:
     it is short) in bounded memory. A fixed window keeps every point, or its latest
     ``max_points`` (a daemon: :data:`DAEMON_MAX_POINTS`).
 
+    Each event counts once in ``events`` (``labelled`` + ``predict_only``): an event whose label
+    comes later (:meth:`update_joined`) moves from ``predict_only`` to ``labelled`` when it joins.
+
     >>> stats = PrequentialStats(window=None)
     >>> stats.update([1] * 5000, [1] * 4000 + [0] * 1000)
     >>> stats.window, len(stats.windows), stats.windows[-1]["accuracy"]
@@ -105,6 +108,7 @@ class PrequentialStats:
         self.task_segments.update([t for t, _ in labelled], [h for _, h in labelled])
 
     def update(self, y_true: Sequence[Hashable | None], y_pred: Sequence[Hashable | None]) -> None:
+        """Events just predicted (and learned, those with a label ``y_true``)."""
         for t, p in zip(y_true, y_pred):
             self.events += 1
             if p is not None:
@@ -112,20 +116,42 @@ class PrequentialStats:
             if t is None:
                 self.predict_only += 1
                 continue
-            hit = p == t
-            self.labelled += 1
-            self.correct += hit
-            self.class_counts[t] += 1
-            self._win_n += 1
-            self._win_hits += hit
-            if self._win_n == self.window:
-                self.windows.append({"events": self.events, "accuracy": self._win_hits / self._win_n,
-                                     "t": round(time.perf_counter() - self.started, 3)})
-                self._win_n = self._win_hits = 0
-                if self.auto and len(self.windows) >= AUTO_MAX_POINTS:
-                    self._coarsen()
-                elif self.max_points is not None and len(self.windows) > self.max_points:
-                    del self.windows[0]
+            self._score(t, p)
+
+    def update_joined(self, y_true: Sequence[Hashable], y_pred: Sequence[Hashable | None],
+                      counted: Sequence[bool] | None = None) -> None:
+        """Delayed labels ``y_true`` joined with events predicted earlier (``y_pred``, the predictions
+        published): the events were counted when predicted, so ``events`` and ``predicted_counts``
+        stay; each becomes a labelled one, taken from ``predict_only`` where ``counted`` (one per
+        event; default all) says it was counted there (not: predicted before a restore, or elsewhere).
+
+        >>> stats = PrequentialStats()
+        >>> stats.update([None, None], ["x", "y"])
+        >>> stats.update_joined(["x"], ["x"])
+        >>> stats.events, stats.labelled, stats.predict_only, stats.correct
+        (2, 1, 1, 1)
+        """
+        for i, (t, p) in enumerate(zip(y_true, y_pred)):
+            if counted is None or counted[i]:
+                self.predict_only -= 1
+            self._score(t, p)
+
+    def _score(self, t: Hashable, p: Hashable | None) -> None:
+        """Count one labelled event: its hit, its class, its window."""
+        hit = p == t
+        self.labelled += 1
+        self.correct += hit
+        self.class_counts[t] += 1
+        self._win_n += 1
+        self._win_hits += hit
+        if self._win_n == self.window:
+            self.windows.append({"events": self.events, "accuracy": self._win_hits / self._win_n,
+                                 "t": round(time.perf_counter() - self.started, 3)})
+            self._win_n = self._win_hits = 0
+            if self.auto and len(self.windows) >= AUTO_MAX_POINTS:
+                self._coarsen()
+            elif self.max_points is not None and len(self.windows) > self.max_points:
+                del self.windows[0]
 
     def _coarsen(self) -> None:
         """Merge neighbouring windows in pairs (equal sizes: the mean is the pair's accuracy); double the window."""
@@ -207,7 +233,8 @@ class Prequential:
         self._time_features = bool(getattr(learner, "time_features", False))
 
     def process(self, events: Sequence[Event], partition=None,
-                published: Sequence[Prediction | None] | None = None) -> tuple[list[Prediction], list[DeadLetter]]:
+                published: Sequence[Prediction | None] | None = None,
+                counted: Sequence[bool] | None = None) -> tuple[list[Prediction], list[DeadLetter]]:
         """Predictions for the events the model took, dead letters for any it refused.
 
         ``partition`` (a source partition's key; ``None``: the learner's one partition) is
@@ -215,7 +242,9 @@ class Prequential:
         ``published`` (one per event, or ``None``) holds the predictions already published for
         events whose delayed label has just come: the accuracies score the label against that
         prediction, and the returned prediction is that one, not the one made now by a model
-        that has learned more since (``None`` for an event: today's prediction stands).
+        that has learned more since (``None`` for an event: today's prediction stands). Such
+        events were counted when predicted: the report counts them once (see
+        :meth:`PrequentialStats.update_joined`, which ``counted`` goes to).
         """
         if not events:
             return [], []
@@ -227,18 +256,17 @@ class Prequential:
             task_kw["partition"] = partition
         try:
             probas = self.learner.prequential_batch([self._x(e) for e in events], [e.y for e in events], **task_kw)
-            kept, dead, told = list(events), [], published
+            kept, dead, at = list(events), [], range(len(events))
         except (InvalidFeatureError, ValueError, TypeError):
             # Validation happens before any state changes, so the batch can be retried
             # event by event to isolate the ones the model refuses.
-            kept, dead, rows, told = [], [], [], None if published is None else []
+            kept, dead, rows, at = [], [], [], []
             for i, e in enumerate(events):
                 try:
                     one = {**task_kw, **({"tasks": [e.task]} if "tasks" in task_kw else {})}
                     rows.append(self.learner.prequential_batch([self._x(e)], [e.y], **one))
                     kept.append(e)
-                    if told is not None:
-                        told.append(published[i])
+                    at.append(i)
                 except (InvalidFeatureError, ValueError, TypeError) as err:
                     # a feature error has the decoder's code for it (bad_features): one reason, wherever found
                     reason = err.code if isinstance(err, InvalidFeatureError) else "rejected_by_model"
@@ -262,12 +290,14 @@ class Prequential:
             p = p if p > 0 else 0.0
             y_pred.append(label)
             predictions.append(Prediction(e.id, label, p, e.y, e.task, e.ts, e.origin))
-        if told is not None:
-            for i, before in enumerate(told):
-                if before is not None:
-                    y_pred[i] = before.y_pred
-                    predictions[i] = before
-        self.stats.update([e.y for e in kept], y_pred)
+        if published is not None:  # joins: scored against what was published, counted once
+            for i, j in enumerate(at):
+                if published[j] is not None:
+                    y_pred[i] = published[j].y_pred
+                    predictions[i] = published[j]
+            self.stats.update_joined([e.y for e in kept], y_pred, None if counted is None else [counted[j] for j in at])
+        else:
+            self.stats.update([e.y for e in kept], y_pred)
         self.stats.update_tasks([e.task for e in kept], [e.y for e in kept], y_pred)
         self.stats.add_dead_letters(dead)
         return predictions, dead

@@ -11,6 +11,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from connectors.kafka import PolledBatch
 from connectors.prometheus import TaskAccuracy
@@ -22,6 +23,7 @@ from stream_cl.factory import build_learner
 from stream_cl.pending import LabelUpdate
 from stream_cl.pending_stores import PendingStores
 from stream_cl.prequential import Prequential
+from router_kit import RecordingPublisher  # tests/unit/router_kit.py
 
 
 class _SpyTasks(TaskAccuracy):
@@ -37,17 +39,6 @@ class _SpyTasks(TaskAccuracy):
         super().update(predictions)
 
 
-class _Publisher:
-    def __init__(self):
-        self.predictions, self.dead = [], []
-
-    def write(self, predictions):
-        self.predictions += predictions
-
-    def write_dead(self, records):
-        self.dead += records
-
-
 def _router(batch_size=4, labels_topic="labels"):
     cfg = load_config_dict({"model": {"kind": "analytic", "forgetting": [1.0]},
                             "kafka": {"topics": ["events"], "predictions_topic": "p", "labels_topic": labels_topic},
@@ -57,7 +48,7 @@ def _router(batch_size=4, labels_topic="labels"):
     metrics.tasks = _SpyTasks()
     step = Prequential(learner, window=5)
     state = SimpleNamespace(add=lambda n: None, touched=lambda key, n: None)
-    router = Router(cfg, step, learner, PendingStores(), _Publisher(), metrics, state, partitioned=False)
+    router = Router(cfg, step, learner, PendingStores(), RecordingPublisher(), metrics, state, partitioned=False)
     return router, cfg
 
 
@@ -148,7 +139,7 @@ def _refusing_router():
                                       "dead_letter_topic": "dead"}})
     learner = build_learner(cfg.model)
     state = SimpleNamespace(add=lambda n: None, touched=lambda key, n: None)
-    router = Router(cfg, Prequential(learner, window=5), learner, PendingStores(), _Publisher(), DaemonMetrics(), state,
+    router = Router(cfg, Prequential(learner, window=5), learner, PendingStores(), RecordingPublisher(), DaemonMetrics(), state,
                     partitioned=False)
     router.process(PolledBatch(_events(10), {}, frozenset()))
     return router, Event({"a": 1.0, "b": 0.0, "c": 1.0}, None, "w", None, None, "events/0@100")
@@ -174,3 +165,64 @@ def test_a_new_join_with_an_event_read_again_in_the_same_poll_publishes_its_dead
     label = LabelUpdate("w", "p", "labels/0@0")  # new, while its event is re-read (silent) in the same poll
     router.process(PolledBatch([waiting, label], {}, frozenset({waiting.origin})))
     assert [dict(h)["stream-cl.reason"] for _, _, h in router.publisher.dead] == [b"rejected_by_model"]
+
+
+def _restored_router():
+    """A router after a restore: its model learned two events, re-read silently."""
+    router, _ = _router()
+    router.process(PolledBatch(_events(2), {}, frozenset(e.origin for e in _events(2))))
+    return router
+
+
+_W = Event({"a": 2.0, "b": 0.0}, None, "w", "t0", None, "events/0@5")
+_LW = LabelUpdate("w", "p", "labels/0@3")
+
+
+@pytest.mark.parametrize("case", ["X", "Y"])
+def test_a_join_with_one_record_re_read_silently_is_a_new_join(case):
+    """Found by review. Case X: a new label read before its event, which was committed before the
+    crash and is re-read silently. Case Y: a label committed while it waited for its event is re-read
+    silently after the event, which came new. Either way the join never happened before the crash,
+    so it counts once now (it had counted nowhere)."""
+    router = _restored_router()
+    first, second = (_LW, _W) if case == "X" else (_W, _LW)
+    router.process(PolledBatch([first], {}, frozenset()))
+    router.process(PolledBatch([second], {}, frozenset({second.origin})))
+    assert router.pending.counters()["joined"] == 1
+    assert router.metrics.tasks.counted == [_W.origin]
+    assert router.step.stats.labelled == 1
+
+
+def test_a_refused_new_join_with_one_record_re_read_silently_publishes_its_dead_letter():
+    """Cases X and Y with a join the model refuses: being new, its dead letter is published (once)."""
+    for case in "XY":
+        router, waiting = _refusing_router()
+        label = LabelUpdate("w", "p", "labels/0@0")
+        if case == "X":  # a new label first, then its event re-read silently
+            steps = [([label], frozenset()), ([waiting], frozenset({waiting.origin}))]
+        else:  # a new event first, then its label re-read silently
+            steps = [([waiting], frozenset()), ([label], frozenset({label.origin}))]
+        for items, silent in steps:
+            router.process(PolledBatch(items, {}, silent))
+        assert router.pending.counters()["joined"] == 1, case
+        assert [dict(h)["stream-cl.origin"] for _, _, h in router.publisher.dead] == [b"events/0@100"], case
+
+
+def test_joins_after_a_checkpoint_round_trip_are_replayed_only_when_both_records_were_committed():
+    """Every entry of a saved store was committed (a checkpoint is written after its commit, a changelog
+    record in it): joined with a silent record, the join is a replayed one; with a new one, a new join."""
+    router, _ = _router()
+    router.process(PolledBatch(_events(2), {}, frozenset()))
+    w1, w2 = (Event({"a": 2.0, "b": 0.0}, None, f"w{i}", "t0", None, f"events/0@{10 + i}") for i in (1, 2))
+    l1, l2 = (LabelUpdate(f"v{i}", "p", f"labels/0@{i}") for i in (1, 2))
+    router.process(PolledBatch([w1, w2, l1, l2], {}, frozenset()))  # two events and two early labels wait
+    restored, _ = _router()
+    restored.pending.load_state_dict(router.pending.state_dict())
+    restored.process(PolledBatch(_events(2), {}, frozenset(e.origin for e in _events(2))))
+    lw1, lw2 = LabelUpdate("w1", "p", "labels/0@3"), LabelUpdate("w2", "p", "labels/0@4")
+    v1, v2 = (Event({"a": 2.0, "b": 0.0}, None, f"v{i}", "t0", None, f"events/0@{12 + i}") for i in (1, 2))
+    restored.process(PolledBatch([lw1, lw2], {}, frozenset({lw1.origin})))  # lw1 re-read, lw2 new
+    restored.process(PolledBatch([v1, v2], {}, frozenset({v1.origin})))  # v1 re-read, v2 new
+    assert restored.pending.counters()["joined"] == 4
+    assert sorted(restored.metrics.tasks.counted) == sorted([w2.origin, v2.origin])
+    assert restored.step.stats.labelled == 2
