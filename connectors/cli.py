@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 from .logs import setup_logging
 
                 for key in FILE_RUN_OUTPUTS:  # a file run's outputs (--report...): the daemon has topics instead
-                    if getattr(args, key) is not None:
+                    if getattr(args, key):  # "" turns a file off: nothing the daemon would have to write
                         raise file_output_error(f"--{key.replace('_', '-')}", key)
                 check_file_outputs(config)  # the same, set in the config's [run]
                 setup_logging(args.log_level, fmt=args.log_format, hold_until_started=True)  # lifecycle events, one line each

@@ -172,6 +172,9 @@ class Daemon:
         if drop is not None and self.metrics.state != "stopping":  # (a stopping member's last status shows what it held)
             drop(partitions)  # their state went into the changelog with that commit
 
+    def on_wait(self) -> None:
+        self.metrics.beat()  # the loop is blocked in a rebalance that waits for the broker, not stalled
+
     def on_assign(self, partitions) -> Mapping:
         saved = self.state.resume_at(partitions)
         log_event(log, "assignment", partitions=_tp_keys(partitions),
@@ -386,8 +389,9 @@ def run_daemon(config: Config, stop_event: threading.Event | None = None,
         try:
             server = serve(metrics_cfg)
         except OSError as e:
-            fix = ("free the port or change metrics.port (0 = any free port)" if e.errno == errno.EADDRINUSE else
-                   "set metrics.host to an address of this machine (\"127.0.0.1\", \"0.0.0.0\" or \"::\" for all)")
+            fix = {errno.EADDRINUSE: "free the port or change metrics.port (0 = any free port)",
+                   errno.EACCES: "use a metrics.port of 1024 or more (a lower one needs privileges)"}.get(
+                e.errno, "set metrics.host to an address of this machine (\"127.0.0.1\", \"0.0.0.0\" or \"::\" for all)")
             log_event(log, "failed", level=logging.ERROR,
                       detail=f"cannot serve [metrics] on {metrics_cfg.host}:{metrics_cfg.port}: {e}; {fix}")
             return EXIT_FAILED

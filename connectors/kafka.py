@@ -269,6 +269,10 @@ class RebalanceHooks(Protocol):
     def on_assign(self, partitions: set[TopicPartition]) -> Mapping[TopicPartition, int]:
         """The next offset the owner's state covers for each partition it has state of."""
 
+    def on_wait(self) -> None:
+        """A rebalance waits for what will come (committed offsets a departed member's open transaction
+        holds, up to minutes): the owner is not stalled, though its loop is blocked in poll()."""
+
 
 class _Listener(AsyncConsumerRebalanceListener):
     def __init__(self, source: "KafkaSource"):
@@ -568,6 +572,8 @@ class KafkaSource:
                                      "allows longer: check the broker and that every member has the same "
                                      "kafka.transaction_timeout_ms")
                     raise
+                if self.hooks is not None:  # alive: /healthz must not read the wait as a stall
+                    self.hooks.on_wait()
                 log_event(log, "committed_offsets_waiting", level=logging.WARNING, partitions=where,
                           waited_s=round(waited, 1), budget_s=round(budget_s, 1),
                           detail="committed offsets not readable yet: a departed member's open transaction may hold "

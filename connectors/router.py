@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
 from itertools import groupby
@@ -54,6 +55,13 @@ class Router:
         self.remember = bool(kcfg.labels_topic)  # without a labels topic no label can come later
         self.publish = bool(kcfg.predictions_topic)
         self._replay_step: Prequential | None = None  # for silent records (made at the first one)
+        # (partition, event id) of the events this process predicted new and counted as predict-only in
+        # step's report while they wait for a label: their join moves them to labelled. Kept here, not in
+        # the store: a store reinstalled by a takeover (the partition back from the changelog) marks its
+        # entries committed, those this process counted too. Bounded (past it, a join counts in labelled
+        # alone, as one of an event predicted before a restore does)
+        self._counted_waiting: OrderedDict = OrderedDict()
+        self._counted_bound = max(2 * config.labels.max_pending, 10_000)
 
     def replay_step(self) -> Prequential:
         """The step silent records go through: the same learner, statistics of its own (never exported;
@@ -112,7 +120,8 @@ class Router:
                 found = self.pending.for_key(None).join_committed(label, committed=committed)
             if found is not None:
                 event, published, event_committed = found
-                join = (event, committed and event_committed, published, not event_committed)
+                counted = self._counted_waiting.pop((key, event.id), False) is None  # None: it was there
+                join = (event, committed and event_committed, published, counted)
                 joined.setdefault(key, []).append(join)
         for key, found in joined.items():
             self.state.touched(key, len(found))
@@ -152,6 +161,10 @@ class Router:
                         if e.y is None and e.id is not None:
                             # its label may have come first: then it is learned now, scored against p
                             found = store.add_committed(e, published=p, committed=replayed)
+                            if found is None and not replayed:  # waits, counted predict-only by self.step
+                                self._counted_waiting[(key, e.id)] = None
+                                if len(self._counted_waiting) > self._counted_bound:
+                                    self._counted_waiting.popitem(last=False)
                             if found is not None:
                                 labelled, label_committed = found
                                 told = replace(p, y_true=labelled.y)

@@ -27,12 +27,13 @@ import numpy as np
 from .backbones import Backbone, KeyUnits, OnlineStandardizer, RandomFeatures, resolve_device, torch_device
 from .base_learner import StreamingClassifier, check_tasks, checked_labels, stacked
 from .checkpoint import load_all_or_nothing
-from .checks import check_int, check_positive, check_seed, is_real
+from .checks import check_int, check_positive, check_seed
 from .continual_steps import ContinualSteps
 from .encoding import DEFAULT_MAX_CATEGORIES, memo_values
 from .ensemble import VIEWS, AnalyticEnsemble
 from .features import FeatureIndex
 from .heads.class_head import RidgeClassHead
+from .heads.ridge_stats import is_forgetting
 from .heads.sgd import SGDSoftmaxHead
 from .mixing import AccuracyMixer
 from .one_event import OneEventPath, RowMemo
@@ -403,7 +404,7 @@ def _check_heads(heads) -> None:
     if isinstance(heads, str) or not isinstance(heads, Sequence) or not heads:
         raise ValueError(f"heads must be a non-empty tuple of (forgetting, view) pairs, got {heads!r}; {use}")
     for pair in heads:
-        if (isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2 or not is_real(pair[0])
+        if (isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2 or not is_forgetting(pair[0])
                 or pair[1] not in VIEWS):
             raise ValueError(f"heads must be (forgetting, view) pairs with a number in [0.5, 1] and a view in "
                              f"{VIEWS}, got {pair!r} in heads={heads!r}; {use}")

@@ -73,6 +73,8 @@ class RidgeClassHead:
 
     def scores(self, Z) -> np.ndarray:
         """Scores (b, c) for design rows ``Z`` (b, d); ``d`` may be short of the head's width."""
+        if self.la.name != "cpu":  # numpy rows (the analytic classifier's) onto the head's torch device
+            Z = self.la.asarray(Z)
         if Z.shape[1] != self.ridge.n_features:
             Z = self._fit_width(Z)
         return self._to_numpy(self.ridge.predict(Z))

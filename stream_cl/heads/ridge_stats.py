@@ -21,7 +21,7 @@ import numpy as np
 from ..checks import check_positive, is_real
 from ._linalg import ScaledTriangle, make_linalg
 
-__all__ = ["ANCHOR_DECAY", "REFRESH_ROWS", "RidgeStatistics"]
+__all__ = ["ANCHOR_DECAY", "REFRESH_ROWS", "RidgeStatistics", "is_forgetting"]
 
 # Re-anchor at least this often, so floating-point drift in R cannot accumulate.
 REFRESH_ROWS = 65_536
@@ -54,6 +54,15 @@ class _Symmetric:
         setattr(obj, self.slot, ScaledTriangle(M))
         if self.drops_weights:
             obj._W = None
+
+
+def is_forgetting(value) -> bool:
+    """A forgetting factor a head takes: a number in [0.5, 1.0] (the type first: ``"0.9" <= 1`` names nothing).
+
+    >>> is_forgetting(0.999), is_forgetting(0.2), is_forgetting("0.9")
+    (True, False, False)
+    """
+    return is_real(value) and 0.5 <= value <= 1.0
 
 
 class RidgeStatistics:
@@ -106,7 +115,7 @@ class RidgeStatistics:
 
     @staticmethod
     def _check_forgetting(value: float) -> None:
-        if not (is_real(value) and 0.5 <= value <= 1.0):  # the type first: "0.9" <= 1 names nothing
+        if not is_forgetting(value):
             raise ValueError(f"forgetting must be in [0.5, 1.0], got {value!r}; use e.g. 1.0 (keep all) or 0.999")
 
     def set_forgetting(self, value: float) -> None:

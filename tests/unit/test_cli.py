@@ -386,6 +386,8 @@ def test_a_kafka_daemon_refuses_the_file_run_output_flags(tmp_path, capsys, daem
     assert err.startswith(f"config error: {flag}: the Kafka daemon writes no ") and f"set {instead} " in err
     assert err.rstrip().endswith(f"and remove {flag}")
     assert main(["run", "--config", str(cfg)]) == 0 and len(daemon_runs) == 1  # without the flag it runs
+    # an empty value turns the file off (README's --dead-letters ""): nothing to refuse, as in a config
+    assert main(["run", "--config", str(cfg), flag, ""]) == 0 and len(daemon_runs) == 2
 
 
 @pytest.mark.parametrize("run, refused", [

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from types import SimpleNamespace
 
 import pytest
 
@@ -155,10 +156,11 @@ def _fetch_timing_out(clock, times: int, answer):
     return fetch, calls
 
 
-def _assigned_source(monkeypatch, **kafka):
+def _assigned_source(monkeypatch, hooks=None, **kafka):
     clock = _Clock()
     monkeypatch.setattr(kafka_module.time, "monotonic", clock)
-    source = KafkaSource(KafkaConfig(topic_pattern="events$", **kafka), MappingConfig(), consumer=_Consumer())
+    source = KafkaSource(KafkaConfig(topic_pattern="events$", **kafka), MappingConfig(), consumer=_Consumer(),
+                         hooks=hooks)
     return source, clock
 
 
@@ -207,3 +209,25 @@ def test_the_wait_stays_within_the_poll_interval(monkeypatch):
     with pytest.raises(KafkaTimeoutError):
         asyncio.run(source._fetch_committed(fetch, {TopicPartition("events", 0)}))
     assert sum(calls) == 270_000  # 90% of the poll interval: the group would drop a member waiting longer
+
+
+def test_a_member_waiting_for_held_offsets_stays_alive_for_healthz(monkeypatch):
+    # found by review: the wait (up to transaction_timeout_ms + 20 s) runs inside poll(), where the
+    # loop's heartbeat stood still: past metrics.stall_timeout_s (120 s) /healthz said "stalled" and a
+    # liveness probe would have killed a member that was rightly waiting
+    import asyncio
+
+    from kafka import TopicPartition
+
+    from connectors.daemon import Daemon
+
+    beats = []
+    hooks = SimpleNamespace(on_wait=lambda: beats.append(kafka_module.time.monotonic()))
+    source, clock = _assigned_source(monkeypatch, hooks=hooks, transaction_timeout_ms=300_000)
+    tp = TopicPartition("events", 0)
+    fetch, calls = _fetch_timing_out(clock, times=5, answer={tp: "om"})
+    assert asyncio.run(source._fetch_committed(fetch, {tp})) == {tp: "om"}
+    assert beats == [1045.0, 1090.0, 1135.0, 1180.0, 1225.0]  # at each session timeout (45 s)
+    metrics = SimpleNamespace(beat=lambda: beats.append("beat"))
+    Daemon.on_wait(SimpleNamespace(metrics=metrics))  # the daemon's hook: the loop's heartbeat
+    assert beats[-1] == "beat"

@@ -228,3 +228,22 @@ def test_a_metrics_server_that_cannot_bind_names_the_right_fix(host, fix, caplog
         taken.close()
     detail = next(getattr(r, "stream_cl_fields")["detail"] for r in caplog.records if r.getMessage() == "failed")
     assert f"cannot serve [metrics] on {host}:" in detail and fix in detail
+
+
+def test_a_privileged_metrics_port_names_the_port_not_the_host(monkeypatch, caplog):
+    # found by review: a bind refused for want of privileges (port 80 as a user) was told to change metrics.host
+    import errno
+
+    from connectors import http
+    from connectors.daemon import EXIT_FAILED, run_daemon
+
+    def refused(cfg):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(http, "serve", refused)
+    config = load_config_dict({"source": {"kind": "kafka"}, "kafka": {"topics": ["events"]},
+                               "metrics": {"host": "127.0.0.1", "port": 80}})
+    with caplog.at_level(logging.ERROR, logger="stream_cl.daemon"):
+        assert run_daemon(config) == EXIT_FAILED
+    detail = next(getattr(r, "stream_cl_fields")["detail"] for r in caplog.records if r.getMessage() == "failed")
+    assert "use a metrics.port of 1024 or more" in detail and "metrics.host" not in detail

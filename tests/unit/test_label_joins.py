@@ -22,13 +22,13 @@ from stream_cl.prequential import Prequential
 from router_kit import RecordingPublisher  # tests/unit/router_kit.py
 
 
-def _router():
+def _router(partitioned: bool = False):
     cfg = load_config_dict({"model": {"kind": "analytic", "forgetting": [1.0]},
                             "kafka": {"topics": ["events"], "predictions_topic": "p", "labels_topic": "labels"}})
     learner = build_learner(cfg.model)
     state = SimpleNamespace(add=lambda n: None, touched=lambda key, n: None)
     return Router(cfg, Prequential(learner, window=5), learner, PendingStores(), RecordingPublisher(), DaemonMetrics(), state,
-                  partitioned=False)
+                  partitioned=partitioned)
 
 
 def _unlabelled(n, start=0):
@@ -84,3 +84,20 @@ def test_a_new_join_of_an_event_re_read_silently_is_labelled_without_a_second_ev
     router.process(PolledBatch(events, {}, frozenset(e.origin for e in events)))  # re-read after a restore
     router.process(PolledBatch([LabelUpdate("0", "x", "labels/0@0")], {}, frozenset()))  # a new label
     assert _counts(router.step.stats)[:3] == (0, 1, 0)  # its event was counted before the restore
+
+
+def test_an_event_whose_partition_came_back_to_this_member_counts_once():
+    # found by review: a store reinstalled by a takeover (the partition revoked, then assigned back from
+    # the changelog) marks its entries committed, and the joins of events this process had counted as
+    # predict-only were added to labelled without leaving predict_only (labelled + predict_only = 24
+    # against 14 events)
+    router = _router(partitioned=True)
+    router.process(PolledBatch([Event({"a": float(i % 3 - 1)}, "xy"[i % 2], f"L{i}", None, None, f"events/0@{i}")
+                                for i in range(4)], {}, frozenset()))
+    router.process(PolledBatch(_unlabelled(10, start=4), {}, frozenset()))
+    assert _counts(router.step.stats)[:3] == (14, 4, 10)
+    saved = router.pending.export("events/0")
+    router.pending.drop("events/0")
+    router.pending.install("events/0", saved)
+    router.process(PolledBatch([LabelUpdate(str(i), "x", f"labels/0@{i}") for i in range(4, 14)], {}, frozenset()))
+    assert _counts(router.step.stats)[:3] == (14, 14, 0)

@@ -90,7 +90,7 @@ BAD_ONLINE = [
     ("sgd_lr", -0.1), ("sgd_lr", "0.1"), ("sgd_lr", INF), ("sgd_lr", NAN),
     ("seed", -1), ("seed", 1.5), ("seed", "0"),
     ("heads", (1.0, "all")), ("heads", ((1.0, "everything"),)), ("heads", ()), ("heads", "all"),
-    ("heads", (("0.9", "all"),)),
+    ("heads", (("0.9", "all"),)), ("heads", ((0.2, "all"),)), ("heads", ((float("nan"), "inputs"),)),
     ("key_units", True), ("key_units", -1), ("key_units", "8"),
     ("max_columns", "10"), ("hash_width", True), ("max_categories", "5"),
     ("time_features", "no"), ("missing_indicators", "no"),
@@ -140,3 +140,22 @@ def test_good_analytic_hyperparameters_are_taken(kw):
     xs, ys = _events(8)
     model.prequential_batch(xs, ys)
     assert sorted(model.classes_) == [0, 1] and math.isclose(sum(model.predict_proba_one(xs[0]).values()), 1.0)
+
+
+def test_analytic_on_the_torch_path_predicts_as_on_the_cpu():
+    # found by review: on a torch device (the GPU path; "torch:cpu" runs it on the CPU) learning worked
+    # but predict_one / predict_proba_one / predict_proba_batch raised (numpy rows @ torch weights)
+    import pandas as pd
+
+    xs, ys = _events(30)
+    models = {dev: AnalyticClassifier(device=dev) for dev in ("cpu", "torch:cpu")}
+    for m in models.values():
+        m.prequential_batch(xs[:20], ys[:20])
+    cpu, gpu_path = models["cpu"], models["torch:cpu"]
+    for x in xs[20:]:
+        assert gpu_path.predict_one(x) == cpu.predict_one(x)
+        a, b = gpu_path.predict_proba_one(x), cpu.predict_proba_one(x)
+        assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-9 for k in a)
+    assert np.allclose(gpu_path.predict_proba_batch(xs[20:]), cpu.predict_proba_batch(xs[20:]), atol=1e-9)
+    frame = pd.DataFrame(xs[20:])
+    assert np.allclose(gpu_path.predict_proba_many(frame).to_numpy(), cpu.predict_proba_many(frame).to_numpy(), atol=1e-9)
