@@ -375,12 +375,13 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         return self
 
     def _load(self, state: Mapping) -> None:
-        """Load ``state`` into this learner, a fresh clone (:meth:`load_state_dict`)."""
+        """Load ``state`` into this learner, in place (:meth:`load_state_dict` loads its own state back if this raises)."""
         if len(state["heads"]) != len(self.heads_):
             raise ValueError(f"checkpoint has {len(state['heads'])} heads, this learner {len(self.heads_)}")
         if self._continual != ("continual" in state):  # else dropped silently, or a bare KeyError
             raise ValueError("checkpoint and learner disagree on the continual-learning parts (replay, drift, "
                              "homeostasis, imbalance): restore with the same settings")
+        self._memo = None  # designs of the model before (state_dict drops it too, but this must not lean on that)
         self.index_.load_state_dict(state["index"])
         self.scaler_.load_state_dict(state["scaler"])
         self.backbone_.load_state_dict(state["backbone"])

@@ -325,7 +325,7 @@ class TrainableLearner(StreamingClassifier):
         return self
 
     def _load(self, state: Mapping) -> None:
-        """Load ``state`` into this learner, a fresh clone (:meth:`load_state_dict`)."""
+        """Load ``state`` into this learner, in place (:meth:`load_state_dict` loads its own state back if this raises)."""
         self.index_.load_state_dict(state["index"])
         self.scaler_.load_state_dict(state["scaler"])
         self._classes = list(state["classes"])

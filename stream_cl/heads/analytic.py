@@ -311,7 +311,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         return self
 
     def _load(self, state: Mapping) -> None:
-        """Load ``state`` into this classifier, a fresh clone (:meth:`load_state_dict`)."""
+        """Load ``state`` into this classifier, in place (:meth:`load_state_dict` loads its own state back if this raises)."""
         self.index_.load_state_dict(state["index"])
         self.head_.load_state_dict(state["head"])
         self._memo = None
