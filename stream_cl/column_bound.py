@@ -12,11 +12,23 @@ Traceback (most recent call last):
 ...
 ValueError: 5 inputs would give the 'all' head 302 design columns, over max_columns (293): its matrices would take 0.0 GiB each. Use a smaller hash_width, fewer inputs or key_units, or a larger max_columns if the memory is there
 >>> check_columns(10**6, None, "anything")  # None: no bound
+>>> check_bound("10")
+Traceback (most recent call last):
+...
+ValueError: max_columns must be an int >= 1 or None, got '10'; use e.g. 8192
 """
 
 from __future__ import annotations
 
-__all__ = ["check_columns"]
+from .checks import check_int
+
+__all__ = ["check_bound", "check_columns"]
+
+
+def check_bound(bound) -> None:
+    """Refuse a ``max_columns`` that is neither an int >= 1 nor ``None`` (no bound), naming it: the
+    learners take it in ``__init__``, and a string would fail only at the first event."""
+    check_int(bound, "max_columns", 1, 8192, optional=True)
 
 
 def check_columns(width: int, bound: int | None, what: str, head: str = "the head") -> None:

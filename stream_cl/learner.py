@@ -28,6 +28,7 @@ from .backbones import Backbone, KeyUnits, OnlineStandardizer, RandomFeatures, r
 from .base_learner import StreamingClassifier, check_tasks, checked_labels, stacked
 from .checkpoint import load_all_or_nothing
 from .checks import check_int, check_positive, check_seed
+from .column_bound import check_bound
 from .continual_steps import ContinualSteps
 from .encoding import DEFAULT_MAX_CATEGORIES, memo_values
 from .ensemble import VIEWS, AnalyticEnsemble
@@ -205,7 +206,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
         self.time_features = time_features
         self.index_ = FeatureIndex(hash_width, max_categories, missing_indicators, time_features)
         self.max_columns = max_columns
-        check_int(max_columns, "max_columns", 1, 8192, optional=True)
+        check_bound(max_columns)
         self._check_columns()
         self.scaler_ = OnlineStandardizer()
         self.heads_ = [RidgeClassHead(gamma, lam, self.device_) for lam, _ in heads]

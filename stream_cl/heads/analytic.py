@@ -9,8 +9,8 @@ import pandas as pd
 
 from ..base_learner import StreamingClassifier, check_label, check_weight, checked_labels, stacked
 from ..checkpoint import load_all_or_nothing
-from ..checks import check_int, check_positive
-from ..column_bound import check_columns
+from ..checks import check_positive
+from ..column_bound import check_bound, check_columns
 from ..encoding import DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, check_frame_columns, frame_rows, memo_values
 from ..features import FeatureIndex
 from ..parts import PartitionedLearner
@@ -97,7 +97,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         self.time_features = time_features
         self.index_ = FeatureIndex(hash_width, max_categories, missing_indicators, time_features)
         self.max_columns = max_columns
-        check_int(max_columns, "max_columns", 1, 8192, optional=True)
+        check_bound(max_columns)
         if hash_width is not None:
             check_columns(1 + hash_width, max_columns, f"hash_width={hash_width} gives")
         self.head_ = RidgeClassHead(gamma, forgetting, self.device_)
