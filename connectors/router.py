@@ -13,7 +13,11 @@ once, with the prediction that was published): their predictions go through a se
 not exported. A delayed label's join is a replayed one (made before the restore) only when
 both its records were committed before it: the label and the event each re-read silently,
 or restored waiting in the store. A join with one side new is new: it counts in the
-accuracies, and its dead letter, if the model refuses it, is published.
+accuracies, and its dead letter, if the model refuses it, is published. The accuracies
+score a label against the prediction published for its event; an event re-read silently
+waits without one (the replay's prediction is not the one published before the restore:
+the model had learned other things by then), so its label is learned and not scored
+(``unscored`` in the report).
 """
 
 from __future__ import annotations
@@ -159,15 +163,18 @@ class Router:
                     # the predictions are those of the events the model took, in order
                     for e, p in zip((e for e in chunk if e.origin not in refused), predictions):
                         if e.y is None and e.id is not None:
-                            # its label may have come first: then it is learned now, scored against p
-                            found = store.add_committed(e, published=p, committed=replayed)
+                            # its label may have come first: then it is learned now, scored against p. A
+                            # replayed event's p is the replay's, not the one published before the restore
+                            # (the model had learned other things by then): it waits with none, and is not scored
+                            told = None if replayed else p
+                            found = store.add_committed(e, published=told, committed=replayed)
                             if found is None and not replayed:  # waits, counted predict-only by self.step
                                 self._counted_waiting[(key, e.id)] = None
                                 if len(self._counted_waiting) > self._counted_bound:
                                     self._counted_waiting.popitem(last=False)
                             if found is not None:
                                 labelled, label_committed = found
-                                told = replace(p, y_true=labelled.y)
+                                told = None if replayed else replace(p, y_true=labelled.y)
                                 join = (labelled, replayed and label_committed, told, not replayed)
                                 early.setdefault(key, []).append(join)
                 if rejected:
@@ -185,8 +192,9 @@ class Router:
     def _learn(self, key, found: list, batch) -> list[DeadLetter]:
         """Learn events already predicted, now joined with their label: ``found`` holds
         ``(event, replayed, published, counted)``; the accuracies score each label against the prediction
-        that was published for its event (``published``, ``None`` if the store does not have it:
-        a checkpoint from before it kept them), replayed joins were counted before the restore, and
+        that was published for its event (``published``; ``None`` where it is not known, and then not at
+        all: the event was re-read after a restore, or restored from a checkpoint from before the store
+        kept them), replayed joins were counted before the restore, and
         the report takes an event from its predict-only count only where it ``counted`` it there."""
         m, size, letters = self.metrics, self.config.run.batch_size, []
         m.events.update(label_joined=len(found))

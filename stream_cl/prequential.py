@@ -83,6 +83,7 @@ class PrequentialStats:
         self.labelled = 0
         self.correct = 0
         self.predict_only = 0
+        self.unscored = 0  # delayed labels joined with an event whose published prediction is not known
         self.dead_letters: Counter = Counter()
         self.class_counts: Counter = Counter()  # labels seen
         self.predicted_counts: Counter = Counter()
@@ -192,6 +193,7 @@ class PrequentialStats:
             "events": self.events,
             "labelled": self.labelled,
             "predict_only": self.predict_only,
+            "unscored": self.unscored,
             "accuracy": self.accuracy if self.labelled else None,
             "windowed_accuracy": list(self.windows),
             "window": self.window,
@@ -242,9 +244,12 @@ class Prequential:
         ``published`` (one per event, or ``None``) holds the predictions already published for
         events whose delayed label has just come: the accuracies score the label against that
         prediction, and the returned prediction is that one, not the one made now by a model
-        that has learned more since (``None`` for an event: today's prediction stands). Such
-        events were counted when predicted: the report counts them once (see
-        :meth:`PrequentialStats.update_joined`, which ``counted`` goes to).
+        that has learned more since. Such events were counted when predicted: the report counts
+        them once (see :meth:`PrequentialStats.update_joined`, which ``counted`` goes to). An
+        event whose published prediction is not known (``None``: re-read after a restore, or
+        restored from a checkpoint that did not keep it) is learned and not scored: it has no
+        prediction in the result, and the report counts it in ``unscored`` alone (a prediction
+        made by the replay or now would score a prediction nobody was told).
         """
         if not events:
             return [], []
@@ -291,11 +296,12 @@ class Prequential:
             y_pred.append(label)
             predictions.append(Prediction(e.id, label, p, e.y, e.task, e.ts, e.origin))
         if published is not None:  # joins: scored against what was published, counted once
-            for i, j in enumerate(at):
-                if published[j] is not None:
-                    y_pred[i] = published[j].y_pred
-                    predictions[i] = published[j]
-            self.stats.update_joined([e.y for e in kept], y_pred, None if counted is None else [counted[j] for j in at])
+            told = [published[j] for j in at]
+            self.stats.unscored += told.count(None)
+            kept, predictions = [e for e, p in zip(kept, told) if p is not None], [p for p in told if p is not None]
+            y_pred = [p.y_pred for p in predictions]
+            self.stats.update_joined([e.y for e in kept], y_pred,
+                                     None if counted is None else [counted[j] for j, p in zip(at, told) if p is not None])
         else:
             self.stats.update([e.y for e in kept], y_pred)
         self.stats.update_tasks([e.task for e in kept], [e.y for e in kept], y_pred)
