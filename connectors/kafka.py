@@ -553,17 +553,17 @@ class KafkaSource:
         """
         cfg = self.cfg
         # within the poll interval: the callback runs inside poll(), and the group drops a member past it
-        budget_s = min(max(cfg.session_timeout_ms, cfg.transaction_timeout_ms + _TXN_ABORT_MARGIN_MS),
-                       0.9 * cfg.max_poll_interval_ms) / 1000.0
+        budget_ms = min(max(cfg.session_timeout_ms, cfg.transaction_timeout_ms + _TXN_ABORT_MARGIN_MS),
+                        0.9 * cfg.max_poll_interval_ms)
         started = time.monotonic()
         while True:
-            left_s = budget_s - (time.monotonic() - started)
-            try:
-                return await fetch(partitions, max(1, int(min(cfg.session_timeout_ms / 1000.0, left_s) * 1000)))
+            left_ms = budget_ms - (time.monotonic() - started) * 1000.0
+            try:  # each try at most a session timeout: between tries the wait beats the loop's heartbeat
+                return await fetch(partitions, max(1, int(min(cfg.session_timeout_ms, left_ms))))
             except KafkaTimeoutError:
                 waited = time.monotonic() - started
                 where = sorted(map(tp_key, partitions))
-                if waited >= budget_s:
+                if waited * 1000.0 >= budget_ms:
                     log_event(log, "committed_offsets_unreadable", level=logging.ERROR, partitions=where,
                               waited_s=round(waited, 1),
                               detail="the group coordinator gave no committed offsets for these partitions; an open "
@@ -575,6 +575,6 @@ class KafkaSource:
                 if self.hooks is not None:  # alive: /healthz must not read the wait as a stall
                     self.hooks.on_wait()
                 log_event(log, "committed_offsets_waiting", level=logging.WARNING, partitions=where,
-                          waited_s=round(waited, 1), budget_s=round(budget_s, 1),
+                          waited_s=round(waited, 1), budget_s=round(budget_ms / 1000.0, 1),
                           detail="committed offsets not readable yet: a departed member's open transaction may hold "
                                  "them until the broker aborts it (kafka.transaction_timeout_ms)")
