@@ -186,6 +186,8 @@ class ContinualSteps:
         fy = [ys[i] for i in events]
         lab = labelled[events]
         seg_designs = {v: D[seg] for v, D in designs.items()}
+        if self.shadows_:  # the classes another partition (or a merge) gave the heads, before they learn
+            self.restarter_.follow(self.heads_)
         probas, hits = self._learn_members(seg_designs, row_y[seg], weights, fresh, fy)
         if self.shadows_ and lab.any():
             rows = fresh[lab]

@@ -16,6 +16,12 @@ started, each head whose shadow was right strictly more often is replaced by it 
 forgetting factor kept); the others stay. A new alarm before that starts the shadows
 again (at the next control point, the count starting over).
 
+A shadow keeps its head's classes, in the head's order (:meth:`ShadowRestarter.follow`, at
+the start of every segment the head learns): with several partitions, another partition
+may bring a class while the shadows learn only their own partition's rows, and a restart
+must leave the head every class it serves, in its order (the order the other partitions'
+statistics keep their columns in).
+
 The schedule is the restarter's own: the monitor only says when an alarm happened
 (:meth:`ShadowRestarter.alarm`) and how many labelled events it has watched; shadows start
 and restarts happen at the learner's control points (:meth:`ShadowRestarter.control`), so
@@ -61,6 +67,14 @@ class ShadowRestarter:
         """An alarm was raised when the monitor had watched ``watched`` labelled events."""
         self.alarm_at_ = watched
 
+    def follow(self, heads: list) -> None:
+        """Give each shadow the classes its head has and it lacks, in the head's order; called before
+        the heads learn a segment, so that a class first seen in the segment is new to the shadow
+        too (scored as unknown on its first row, as the head scores it) and is appended to both
+        lists alike: from then on the lists stay equal."""
+        for i, shadow in self.shadows_.items():
+            _take_classes(shadow, heads[i].classes)
+
     def learn(self, designs: Callable[[int], object], ys: list, weights, head_hits: Sequence[np.ndarray],
               hits: Callable) -> None:
         """The shadows learn the labelled rows ``ys`` (``designs(i)``: head ``i``'s rows) and count
@@ -78,13 +92,14 @@ class ShadowRestarter:
             self.shadows_, self.hits_ = {}, {}
             for i in self.covered:
                 self.shadows_[i] = self.make_head(i)
-                self.shadows_[i].add_classes(heads[i].classes)  # the heads' classes, in their order
+                _take_classes(self.shadows_[i], heads[i].classes)  # the heads' classes, in their order
                 self.hits_[i] = [0, 0]
             self.start_, self.started_at_ = self.alarm_at_, watched
         replaced: list[int] = []
         if self.shadows_ and watched - self.started_at_ >= self.restart_after:
             for i, shadow in self.shadows_.items():
                 if self.hits_[i][0] > self.hits_[i][1]:
+                    _take_classes(shadow, heads[i].classes)  # as a rule it has them all (follow)
                     lam = heads[i].ridge.forgetting
                     heads[i].load_state_dict(shadow.state_dict())
                     heads[i].ridge.set_forgetting(lam)
@@ -119,3 +134,13 @@ class ShadowRestarter:
         self.alarm_at_ = int(state.get("alarm_at", legacy))
         self.n_restarts_, self.n_restarts_skipped_ = (int(v) for v in state["restarts"])
         return self
+
+
+def _take_classes(shadow, classes: list) -> None:
+    """Append to ``shadow`` the ``classes`` it lacks, in their order, each with a zero column: the
+    shadow learned no row of them (another partition's, or learned before the shadow started)."""
+    if len(shadow.classes) == len(classes):  # its classes are among its head's: as many is the same ones
+        return
+    shadow.add_classes(classes)
+    if shadow.ridge.n_features:  # one that has learned no row yet grows at its first
+        shadow.ridge.grow(shadow.ridge.n_features, len(shadow.classes))
