@@ -48,7 +48,7 @@ import numpy as np
 from river import base
 from river import drift as river_drift
 
-from .checks import is_real
+from .checks import check_seed, is_real
 
 __all__ = ["DETECTORS", "DriftMonitor", "RESPONSES", "detector_state", "load_detector_state", "make_detector"]
 
@@ -75,7 +75,7 @@ def make_detector(name: str, params: Mapping | None = None, seed: int = 0):
         raise ValueError(f"unknown drift detector {name!r}; use one of {', '.join(DETECTORS)}") from None
     kwargs = {**defaults, **(dict(params) if params else {})}
     if "seed" in inspect.signature(factory).parameters and kwargs.get("seed") is None:
-        kwargs["seed"] = seed
+        kwargs["seed"] = int(seed)  # random.Random refuses numpy ints
     try:
         return factory(**kwargs)
     except TypeError as e:
@@ -182,7 +182,7 @@ class DriftMonitor(base.Base):
     max_alarms
         Alarms kept in ``alarms_`` (the oldest are dropped; ``n_alarms_`` counts all).
     seed
-        Seed of detectors that draw random numbers (KSWIN).
+        Seed of detectors that draw random numbers (KSWIN); an int >= 0.
 
     Attributes (exported for monitoring)
     ------------------------------------
@@ -218,6 +218,7 @@ class DriftMonitor(base.Base):
                              ("max_alarms", max_alarms, "alarms kept in alarms_, e.g. 1000")):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}; use a whole number of {fix}")
+        check_seed(seed)  # the project's one seed rule; KSWIN's random.Random would take -1 or "a" silently
         self.detector = detector
         self.params = params
         self.signal = signal

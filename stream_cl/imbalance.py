@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from river import base
 
-from .checks import check_seed, is_real
+from .checks import check_int, check_seed, is_real
 from .replay.rng import CounterRandom
 
 __all__ = ["ImbalanceCompensator", "Compensation", "inverse_frequency_weight"]
@@ -98,16 +98,14 @@ class ImbalanceCompensator(base.Base):
                  min_count: int = 5, seed: int = 0):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if not isinstance(max_pseudo, int) or max_pseudo < 0:
-            raise ValueError(f"max_pseudo must be an int >= 0, got {max_pseudo!r}")
+        check_int(max_pseudo, "max_pseudo", 0, 2)
         # a NaN power would weigh every row 1/max_weight; a negative one up-weights the frequent classes
         if not (is_real(power) and 0.0 <= power < math.inf):
             raise ValueError(f"power must be a finite number >= 0, got {power!r}; use an exponent such as 1.0 "
                              "(0: every row weighs 1)")
         if not (is_real(max_weight) and max_weight >= 1.0):
             raise ValueError(f"max_weight must be >= 1, got {max_weight!r}")
-        if not isinstance(min_count, int) or min_count < 2:
-            raise ValueError(f"min_count must be an int >= 2 (a variance needs two rows), got {min_count!r}")
+        check_int(min_count, "min_count", 2, 5)  # >= 2: a variance needs two rows
         check_seed(seed)  # else the first pseudo row would fail, mid-batch
         self.mode = mode
         self.max_pseudo = max_pseudo

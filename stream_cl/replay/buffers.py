@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 from river import base
 
-from ..checks import check_seed, is_real
+from ..checks import check_bool, check_int, check_seed, is_real
 from .rng import CounterRandom
 
 __all__ = ["ReplayBuffer", "ReservoirReplay", "ClassBalancedReplay", "PowerLawReplay", "ReplayDraw", "make_replay",
@@ -95,10 +95,8 @@ class ReplayBuffer(base.Base):
     group_by = "none"  # what the balanced policies balance over
 
     def __init__(self, max_samples: int = 1000, max_bytes: int | None = None, ratio: float = 1.0, seed: int = 0):
-        if not isinstance(max_samples, int) or max_samples < 1:
-            raise ValueError(f"max_samples must be an int >= 1, got {max_samples!r}")
-        if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes < 1):
-            raise ValueError(f"max_bytes must be a positive int or None, got {max_bytes!r}")
+        check_int(max_samples, "max_samples", 1, 1000)
+        check_int(max_bytes, "max_bytes", 1, 1_000_000, optional=True)
         if not (is_real(ratio) and 0 <= ratio < np.inf):  # the type first: "1" < 0 names nothing
             raise ValueError(f"ratio must be a finite number >= 0, got {ratio!r}")
         check_seed(seed)
@@ -393,24 +391,60 @@ class ReservoirReplay(ReplayBuffer):
 class ClassBalancedReplay(ReplayBuffer):
     """Class-balanced reservoir (CBRS, Chrysakis and Moens 2020), drawing each class equally.
 
-    When full, a row of a class that is not among the largest replaces a random row of
-    a largest class; a row of a largest class replaces a random row of its own class
-    with probability stored/seen for that class (a reservoir within the class).
-    Draws pick a class uniformly, then a row of it uniformly.
+    A class becomes *full* once it is a largest class (most rows stored) of the full
+    buffer, and stays full. When the buffer is full, a row of a class that is not full
+    replaces a random row of a largest class; a row of a full class replaces a random row
+    of its own class with probability stored/seen for that class, else it is dropped (a
+    reservoir within the class: every row the class has shown is kept with the same
+    probability). Deciding from the current counts alone would not do: once the buffer
+    is balanced a frequent class is often not the strict largest, its new rows would
+    then be stored outright and its old rows almost never kept. A full class with no row
+    stored (only when the buffer holds fewer rows than there are classes) is treated as
+    not full: stored/seen = 0 would shut it out for good. Draws pick a class uniformly,
+    then a row of it uniformly.
+
+    Attributes
+    ----------
+    full_
+        The full classes (for :class:`PowerLawReplay`, the full groups), as positions in ``keys_``;
+        saved in :meth:`state_dict`.
     """
 
     group_by = "label"
 
+    def _reset(self) -> None:
+        super()._reset()
+        self.full_: set[int] = set()
+
     def _admit_slot(self, gid: int) -> int:
         counts = self.group_counts()
-        largest = counts.max()
-        if counts[gid] < largest:
+        self.full_.update(np.flatnonzero(counts == counts.max()).tolist())
+        mine = np.flatnonzero(self.gid_[: self.size_] == gid)
+        if gid not in self.full_ or mine.size == 0:
             slots = self._largest_group_slots(counts)
             return int(slots[self.rng_.integers(slots.size)[0]])
-        mine = np.flatnonzero(self.gid_[: self.size_] == gid)
         if self.rng_.uniform(1)[0] < mine.size / self.key_seen_[gid]:
             return int(mine[self.rng_.integers(mine.size)[0]])
         return -1
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "full": sorted(self.full_)}
+
+    def load_state_dict(self, state: Mapping) -> "ClassBalancedReplay":
+        super().load_state_dict(state)
+        self.full_ = {int(g) for g in state["full"]} if "full" in state else self._full_before_saved()
+        return self
+
+    def _full_before_saved(self) -> set[int]:
+        """The full groups of a checkpoint written before ``full_`` was saved. Under that code too, a
+        group lost a row (one dropped or replaced) only while it was a largest group of a full buffer,
+        so each group with fewer rows stored than seen has been full; so are the groups now largest if
+        the buffer is full, as the next admission would mark them."""
+        counts = self.group_counts()
+        full = {g for g, seen in enumerate(self.key_seen_) if counts[g] < seen}
+        if counts.size and self.size_ >= self.capacity():
+            full.update(np.flatnonzero(counts == counts.max()).tolist())
+        return full
 
     def _evict_slot(self) -> int:
         slots = self._largest_group_slots(self.group_counts())
@@ -475,6 +509,7 @@ class PowerLawReplay(ClassBalancedReplay):
             raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
         if group not in ("label", "sample"):
             raise ValueError(f"group must be 'label' or 'sample', got {group!r}")
+        check_bool(exclude_current, "exclude_current")
         self.alpha = alpha
         self.group = group
         self.exclude_current = exclude_current
@@ -511,23 +546,34 @@ class PowerLawReplay(ClassBalancedReplay):
         n = self.size_
         if not n:
             return np.zeros(0)
-        t = self.n_seen_
         g = self.gid_[:n]
         grouped = g >= 0
-        w = np.empty(n)
-        # rows alone: their own last-seen time
-        w[~grouped] = np.maximum(t - self.time_[:n][~grouped], 1).astype(float) ** -self.alpha
+        drawn = ~self._current_rows(g)
+        # gap ** -alpha in log space, relative to the smallest gap drawn (weight 1): computed directly, every
+        # weight underflows to 0 once alpha * log10(gap) > 323 (alpha 200 at a gap of 60), and 0 / 0 is NaN
+        logw = -self.alpha * np.log(self._gaps(g)[drawn])
+        w = np.zeros(n)
+        w[drawn] = np.exp(logw - logw.max())
         if grouped.any():
-            counts = self.group_counts()
-            last = np.asarray(self.key_last_, dtype=np.int64)
-            wk = np.maximum(t - last, 1).astype(float) ** -self.alpha  # per group
-            w[grouped] = wk[g[grouped]] / counts[g[grouped]]
-        if self.exclude_current and self.last_key_ is not None:
-            cur = self._key_pos.get(self.last_key_, -2)
-            mask = g == cur
-            if mask.any() and not mask.all():
-                w[mask] = 0.0
+            w[grouped] /= self.group_counts()[g[grouped]]  # a group's weight is shared by its rows
         return w / w.sum()
+
+    def _gaps(self, g: np.ndarray) -> np.ndarray:
+        """Each stored row's time since its group was last seen (a row alone: since it arrived), >= 1."""
+        t = self.n_seen_
+        gap = np.maximum(t - self.time_[: self.size_], 1)
+        grouped = g >= 0
+        if grouped.any():
+            gap[grouped] = np.maximum(t - np.asarray(self.key_last_, dtype=np.int64)[g[grouped]], 1)
+        return gap.astype(float)
+
+    def _current_rows(self, g: np.ndarray) -> np.ndarray:
+        """Rows left out of the draw: those of the latest row's group with ``exclude_current``, unless
+        they are every row stored."""
+        mask = np.zeros(g.size, dtype=bool)
+        if self.exclude_current and self.last_key_ is not None:
+            mask = g == self._key_pos.get(self.last_key_, -2)
+        return mask if not mask.all() else np.zeros(g.size, dtype=bool)
 
 
 POLICIES = {"reservoir": ReservoirReplay, "class_balanced": ClassBalancedReplay, "power_law": PowerLawReplay}
