@@ -54,7 +54,7 @@ from stream_cl.prequential import DAEMON_MAX_POINTS, Prequential
 from .commit import CommitCoordinator, CommitPolicy
 from .logs import log_event, setup_logging, startup_done
 from .partitions import PartitionStates
-from .prometheus import TaskAccuracy, restored_counts
+from .prometheus import TaskAccuracy
 from .router import Router
 from .state import CheckpointPolicy, CheckpointState
 from .status import DaemonMetrics, StatusReporter
@@ -104,8 +104,6 @@ class Daemon:
         self.commits = CommitCoordinator(self.source, publisher, self.state, self.metrics,
                                          CommitPolicy(config.kafka.commit_interval_ms))
         self.status.refresh(None, pending, self.state)  # the restored label counts, before the first poll
-        if self.metrics.counter_base is None:  # the process's first daemon: its counters export from 0
-            self.metrics.counter_base = restored_counts(self)
 
     @classmethod
     def from_config(cls, config: Config, stop_event: threading.Event | None = None,
@@ -249,7 +247,7 @@ class Daemon:
         if batch.items:
             self.process(batch, polled_at=time.perf_counter())
         else:
-            self.pending.expire()  # ages move on while the topics are quiet
+            self.router.expire()  # ages move on while the topics are quiet
         if not batch.items and self.config.kafka.stop_at_end and self.source.at_end():
             log_event(log, "stop_requested", reason="stop_at_end", detail="every assigned partition is consumed to its end")
             self.stop.set()

@@ -5,20 +5,15 @@ registry the caller owns. The collector reads the daemon's state *at scrape time
 on the HTTP thread, off the hot path:
 
 * counters are the daemon's own counts (``Daemon.metrics``: events by outcome, dead
-  letters by reason, checkpoints; the label store's counters; the drift alarms the learner
-  raised in this process's steps, over all its partitions), which the loop updates once per
-  batch -- so a scraped counter equals the daemon's count exactly, with no second
-  bookkeeping. The two counters whose state is
-  in the checkpoint (:data:`RESTORED_COUNTERS`) are the exception. Like every counter they
-  count from 0 in each process: what the process's first daemon restored
-  (:func:`restored_counts`, kept in ``DaemonMetrics.counter_base``) is taken off, because
-  a checkpoint older than the last scrape (a crash) would otherwise read as a decrease,
-  which Prometheus takes for a reset, counting the whole restored value again in
-  ``rate()`` / ``increase()``. And a daemon that starts over in the same process (fenced,
-  an aborted transaction, lost partitions) restores an older state, so their counts fall
-  back; the collector exports each of their series at the highest value it has exported
-  (a high-water mark), so that a counter never decreases within one process. The
-  restored daemon's re-learning brings the count back to that mark, and it rises from there;
+  letters by reason, checkpoints; delayed-label outcomes, category overflow and the drift
+  alarms of this process's new work, over all its partitions), which the loop updates once
+  per batch -- so a scraped counter equals the daemon's count exactly, with no second
+  bookkeeping. Every counter counts from 0 in each process, and never from a state the
+  process restored: the label store's and the learner's lifetime counts (in the checkpoint,
+  and raised again by the silent re-learning after a restore or a takeover) are not
+  exported; the rise of new work is counted (:mod:`connectors.new_work`). A daemon
+  that starts over in the same process (fenced, an aborted transaction) keeps the process's
+  ``DaemonMetrics``, so its counters go on from where they were;
 * histograms are :class:`BatchHistogram` objects the loop observes once per micro-batch
   (an observation may stand for many events: ``observe(seconds, count=n)``);
 * gauges read the learner (classes, features, forgetting factors, learning rates,
@@ -57,8 +52,8 @@ from stream_cl.events import REASONS
 
 from .metric_names import EVENT_OUTCOMES, EXPORTED_METRICS, LABEL_OUTCOMES, METRIC_HELP, METRIC_LABELS, TRANSACTION_OUTCOMES
 
-__all__ = ["BatchHistogram", "CHECKPOINT_BUCKETS", "DaemonCollector", "LATENCY_BUCKETS", "RESTORED_COUNTERS", "restored_counts",
-           "STEP_BUCKETS", "TaskAccuracy", "register_metrics"]
+__all__ = ["BatchHistogram", "CHECKPOINT_BUCKETS", "DaemonCollector", "LATENCY_BUCKETS", "STEP_BUCKETS", "TaskAccuracy",
+           "register_metrics"]
 
 # Bucket upper bounds in seconds (+Inf is implicit).
 # A micro-batch step takes ~1 ms (a few events, analytic heads) to ~2 s (thousands, wide backbone).
@@ -73,13 +68,7 @@ COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 
 # Event outcomes (metric_names.EVENT_OUTCOMES) -> keys of DaemonMetrics.events.
 _OUTCOME_KEYS = {"learned": "learned", "predicted_only": "predicted", "dead_lettered": "dead_letter"}
-# Delayed-label outcomes (metric_names.LABEL_OUTCOMES) -> counters of PendingLabels; an event
-# evicted by labels.max_pending never gets its label either, so it counts as expired.
-_LABEL_KEYS = {"joined": ("joined",), "expired": ("expired", "evicted"), "unknown": ("unknown",)}
-assert tuple(_OUTCOME_KEYS) == EVENT_OUTCOMES and tuple(_LABEL_KEYS) == LABEL_OUTCOMES
-# Counters read from state the checkpoint holds (the label store, the learner): a restore sets them back.
-RESTORED_COUNTERS = ("stream_cl_labels_total", "stream_cl_category_overflow_total")
-assert all(EXPORTED_METRICS[n] == "counter" for n in RESTORED_COUNTERS)
+assert tuple(_OUTCOME_KEYS) == EVENT_OUTCOMES
 
 
 # -- trackers the loop updates (plain Python, thread-safe) ------------------------------------
@@ -229,10 +218,6 @@ class DaemonCollector:
     def __init__(self, get_daemon: Callable[[], object], clock: Callable[[], float] = time.time):
         self.get_daemon = get_daemon
         self.clock = clock
-        # (metric, labels) -> the highest value exported of a RESTORED_COUNTERS series; one collector serves
-        # every daemon this process builds (connectors.http.serve), so this outlives a daemon that starts over
-        self._marks: dict[tuple[str, tuple], float] = {}
-        self._marks_lock = threading.Lock()  # scrapes may run on several HTTP threads at once
 
     def describe(self) -> list[Metric]:
         return list(_families().values())
@@ -244,28 +229,7 @@ class DaemonCollector:
         if m is not None:
             self._daemon(fams, daemon, m)
             self._learner(fams, getattr(daemon, "learner", None), m)
-            self._never_decrease(fams, getattr(m, "counter_base", None))
         return list(fams.values())
-
-    def _never_decrease(self, fams: dict, base: dict | None) -> None:
-        """Each series of :data:`RESTORED_COUNTERS` less what the process restored first (``base``), at the
-        highest value exported so far (module docstring).
-
-        A series missing from a scrape (the learner could not be read) stays missing; its mark is kept.
-        """
-        marks, base = self._marks, base or {}
-        with self._marks_lock:
-            for name in RESTORED_COUNTERS:
-                fam = fams[name]
-                samples = []
-                for s in fam.samples:
-                    key = (name, tuple(sorted(s.labels.items())))
-                    value = max(s.value - base.get(key, 0.0), 0.0)
-                    mark = marks.get(key)
-                    if mark is None or value > mark:
-                        marks[key] = mark = value
-                    samples.append(s if s.value == mark else s._replace(value=mark))
-                fam.samples = samples
 
     # -- the daemon's own counts and snapshots ---------------------------------------------
     def _daemon(self, fams: dict, daemon, m) -> None:
@@ -313,20 +277,21 @@ class DaemonCollector:
         pending = getattr(daemon, "pending", None)
         fams["stream_cl_pending_labels"].add_metric([], len(pending) if pending is not None else m.pending_labels)
         fams["stream_cl_waiting_labels"].add_metric([], m.waiting_labels)  # refreshed by the loop about once a second
-        labels = dict(m.labels)
-        for outcome, keys in _LABEL_KEYS.items():
-            fams["stream_cl_labels_total"].add_metric([outcome], sum(int(labels.get(k, 0)) for k in keys))
+        labels = dict(m.label_outcomes)  # the router's count of new work (module docstring)
+        for outcome in LABEL_OUTCOMES:
+            fams["stream_cl_labels_total"].add_metric([outcome], labels.get(outcome, 0))
         if getattr(m, "last_progress", None):
             fams["stream_cl_last_progress_timestamp_seconds"].add_metric([], m.last_progress)
 
     # -- the learner (one status() snapshot at scrape time) ----------------------------------
-    def _learner(self, fams: dict, learner, m=None) -> None:
+    def _learner(self, fams: dict, learner, m) -> None:
         status = _read(lambda: learner.status())  # every learner of stream_cl has one (stream_cl.status)
         if status is None:  # no learner yet, or the read failed mid-update: no learner series this scrape
             return
         fams["stream_cl_classes"].add_metric([], len(status.classes))
         fams["stream_cl_features"].add_metric([], len(status.features))
-        fams["stream_cl_category_overflow_total"].add_metric([], status.category_overflow)
+        # the router's count of new work, not status.category_overflow (the model's lifetime count: module docstring)
+        fams["stream_cl_category_overflow_total"].add_metric([], m.category_overflow)
         drift = status.drift
         if drift is not None:
             # the alarms this process raised (the router's count), not the model's lifetime totals over its
@@ -350,17 +315,6 @@ class DaemonCollector:
             value = _number(lr)
             if value is not None:
                 fams["stream_cl_learning_rate"].add_metric([str(i)], value)
-
-
-def restored_counts(daemon) -> dict:
-    """The values of the :data:`RESTORED_COUNTERS` series that ``daemon`` holds now (read as a
-    scrape reads them): its process exports them from 0 when taken just after its restore."""
-    fams = _families()
-    m = daemon.metrics
-    collector = DaemonCollector(lambda: daemon)
-    collector._daemon(fams, daemon, m)
-    collector._learner(fams, getattr(daemon, "learner", None))
-    return {(name, tuple(sorted(s.labels.items()))): s.value for name in RESTORED_COUNTERS for s in fams[name].samples}
 
 
 def _split_tp(key: str) -> tuple[str, str]:

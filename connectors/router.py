@@ -18,6 +18,10 @@ score a label against the prediction published for its event; an event re-read s
 waits without one (the replay's prediction is not the one published before the restore:
 the model had learned other things by then), so its label is learned and not scored
 (``unscored`` in the report).
+
+What the new work adds to the exporter's counters of drift alarms, category overflow and
+label outcomes is counted by :class:`~connectors.new_work.NewWork`, around the router's steps
+and label-store calls.
 """
 
 from __future__ import annotations
@@ -33,14 +37,13 @@ from stream_cl.events import DeadLetter, Event
 from stream_cl.pending import LabelUpdate
 from stream_cl.prequential import Prequential
 
-from .logs import log_event
+from .new_work import NewWork
 from .sinks import dead_letter_record
 
 __all__ = ["Router"]
 
 log = logging.getLogger("stream_cl.daemon")
 
-ALARM_LINES_PER_BATCH = 10  # drift_alarm log lines per step at most (the metric counts them all)
 
 
 class Router:
@@ -66,6 +69,7 @@ class Router:
         # alone, as one of an event predicted before a restore does)
         self._counted_waiting: OrderedDict = OrderedDict()
         self._counted_bound = max(2 * config.labels.max_pending, 10_000)
+        self.new_work = NewWork(learner, pending, metrics)  # what the exporter's counters count
 
     def replay_step(self) -> Prequential:
         """The step silent records go through: the same learner, statistics of its own (never exported;
@@ -116,24 +120,54 @@ class Router:
         joined: dict = {}
         for key, found in early.items():
             joined.setdefault(key, []).extend(found)
-        for label in labels:
-            key = self.label_key(label.origin)
-            committed = label.origin in silent
-            found = self.pending.for_key(key).join_committed(label, committed=committed)
-            if found is None and key is not None and None in self.pending.stores:  # a store from before partitions
-                found = self.pending.for_key(None).join_committed(label, committed=committed)
-            if found is not None:
-                event, published, event_committed = found
-                counted = self._counted_waiting.pop((key, event.id), False) is None  # None: it was there
-                join = (event, committed and event_committed, published, counted)
-                joined.setdefault(key, []).append(join)
+        for (key, committed), run in groupby(labels, key=lambda u: (self.label_key(u.origin), u.origin in silent)):
+            found = self._join(key, run, committed)
+            if found:
+                joined.setdefault(key, []).extend(found)
         for key, found in joined.items():
             self.state.touched(key, len(found))
             letters += self._learn(key, found, batch)  # (a join's dead letter goes by the join, not its event's origin)
         if not labels and not early:
-            self.pending.expire()
+            self._expire_after(batch)
+        self.new_work.count_labels()
         if letters:
             self._dead_letters(letters, batch.raw)
+
+    def expire(self) -> None:
+        """Drop what waited too long in the label stores (a quiet poll: ages move on), counted as new."""
+        self.pending.expire()
+        self.new_work.count_labels()
+
+    def _expire_after(self, batch) -> None:
+        """Expire after a poll without joins; after one of silent records alone, the expiry was the replayed
+        work's (they were read before the restore): skipped."""
+        silent = batch.silent
+        replayed = bool(silent) and all(item.origin in silent for item in batch.items)
+        before = self.new_work.mark([self.pending]) if replayed else None
+        self.pending.expire()
+        if before is not None:
+            self.new_work.skip([self.pending], before)
+
+    def _join(self, key, labels, committed: bool) -> list:
+        """Join ``labels`` of events partition ``key``, all ``committed`` (re-read silently) or none, with
+        their events, in the partition's store or in the store from before partitions; returns the joins (as
+        :meth:`process` keeps them). A committed run's change to the stores' outcome counts is skipped."""
+        stores = [self.pending.for_key(key)]
+        if key is not None and None in self.pending.stores:  # a store from before partitions
+            stores.append(self.pending.for_key(None))
+        before = self.new_work.mark(stores) if committed else None
+        joins = []
+        for label in labels:
+            for store in stores:
+                found = store.join_committed(label, committed=committed)
+                if found is not None:
+                    event, published, event_committed = found
+                    counted = self._counted_waiting.pop((key, event.id), False) is None  # None: it was there
+                    joins.append((event, committed and event_committed, published, counted))
+                    break
+        if before is not None:
+            self.new_work.skip(stores, before)
+        return joins
 
     def _predict(self, key, events: list, batch, silent, polled_at: float, early: dict) -> list[DeadLetter]:
         """Predict, then learn (when labelled), one partition's events in order; returns dead letters.
@@ -151,14 +185,13 @@ class Router:
             for i in range(0, len(run), size):
                 chunk = run[i : i + size]
                 t0 = time.perf_counter()
-                alarms = None if replayed else self._alarm_counts()
+                before = self.new_work.before_step(replayed)
                 predictions, rejected = step.process(chunk, partition=key)
                 t1 = time.perf_counter()
-                if alarms is not None:
-                    self._count_alarms(alarms)
-                m.step_seconds.observe(t1 - t0)
-                m.event_latency.observe(t1 - polled_at, len(predictions))
+                self.new_work.count_step(before)
+                m.step_seconds.observe(t1 - t0)  # a replay step is a step
                 if store is not None:
+                    waited = self.new_work.mark([store]) if replayed else None
                     refused = {d.origin for d in rejected}
                     # the predictions are those of the events the model took, in order
                     for e, p in zip((e for e in chunk if e.origin not in refused), predictions):
@@ -177,11 +210,14 @@ class Router:
                                 told = None if replayed else replace(p, y_true=labelled.y)
                                 join = (labelled, replayed and label_committed, told, not replayed)
                                 early.setdefault(key, []).append(join)
+                    if waited is not None:
+                        self.new_work.skip([store], waited)
                 if rejected:
                     letters.extend(_original(rejected, batch.raw))
                 if replayed:  # published before the restore, and counted then
                     m.events["replayed"] += len(predictions)
                     continue
+                m.event_latency.observe(t1 - polled_at, len(predictions))  # poll to published prediction
                 m.tasks.update(predictions)
                 if self.publish:
                     self.publisher.write(predictions)
@@ -204,12 +240,11 @@ class Router:
             events, published, counted = [f[0] for f in run], [f[2] for f in run], [f[3] for f in run]
             for i in range(0, len(events), size):
                 t0 = time.perf_counter()
-                alarms = None if replayed else self._alarm_counts()
+                before = self.new_work.before_step(replayed)
                 learned, rejected = step.process(events[i : i + size], partition=key, published=published[i : i + size],
                                                  counted=counted[i : i + size])
                 m.step_seconds.observe(time.perf_counter() - t0)
-                if alarms is not None:
-                    self._count_alarms(alarms)
+                self.new_work.count_step(before)
                 if not replayed:
                     m.tasks.update(learned)
                 # a replayed join's dead letter was published before the restore; a new join's is published
@@ -228,47 +263,6 @@ class Router:
         else:
             log.warning("%d dead letters (no kafka.dead_letter_topic): first %s at %s: %s", len(letters),
                         letters[0].reason, letters[0].origin, letters[0].detail)
-
-    def _alarm_counts(self) -> dict | None:
-        """The learner's drift alarm counts over all its partitions, ``{detector: {response: n}}``
-        (``None`` without a drift monitor)."""
-        if getattr(self.learner, "drift_", None) is None:
-            return None
-        return self.learner.alarm_counts_
-
-    def _count_alarms(self, before: dict) -> None:
-        """Count and log the alarms one step raised: the counts' rise since ``before``. Taken per step,
-        around the learning alone, so that a part restored, taken over or dropped between steps, or
-        replayed events learned again, change nothing here (the exporter's counter is this one)."""
-        after = self.learner.alarm_counts_
-        if after == before:
-            return
-        counts = {d: dict(r) for d, r in self.metrics.drift_alarms.items()}
-        new = 0
-        for detector, by_response in after.items():
-            for response, n in by_response.items():
-                rise = n - before.get(detector, {}).get(response, 0)
-                if rise > 0:
-                    mine = counts.setdefault(detector, {})
-                    mine[response] = mine.get(response, 0) + rise
-                    new += rise
-        self.metrics.drift_alarms = counts  # replaced whole: a scrape may be reading the old one
-        if new:
-            self._log_alarms(new)
-
-    def _log_alarms(self, new: int) -> None:
-        """One ``drift_alarm`` line per alarm of the step just taken (at most ALARM_LINES_PER_BATCH):
-        the newest of the partition it learned, from that partition's own monitor (``drift_``), which
-        keeps at most ``drift.max_alarms`` of them (the rest are counted in one more line)."""
-        total = int(getattr(self.learner, "n_alarms_", 0))
-        kept = list(self.learner.drift_.alarms_)
-        alarms = kept[-min(new, ALARM_LINES_PER_BATCH, len(kept)):] if kept else []
-        for a in alarms:
-            log_event(log, "drift_alarm", detector=a.get("detector"), response=a.get("response"),
-                      signal=a.get("signal"), t=a.get("t"), recent=a.get("recent"), baseline=a.get("baseline"),
-                      alarms_total=total)
-        if new > len(alarms):
-            log_event(log, "drift_alarm", detail=f"{new - len(alarms)} more alarms in this batch", alarms_total=total)
 
 
 def _original(rejected: list[DeadLetter], raw: Mapping) -> list[DeadLetter]:

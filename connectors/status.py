@@ -34,9 +34,12 @@ class DaemonMetrics:
     waiting for one), ``learned`` (labelled: predicted then learned), ``dead_letter``,
     ``label_joined`` (a delayed label learned with its event, whichever came first),
     ``replayed`` (re-learned after a restore, silently: their outputs were committed
-    before). ``labels`` holds the label store's counters (:meth:`PendingLabels.counters`:
+    before). ``labels`` holds the label store's lifetime counters (:meth:`PendingLabels.counters`:
     a label is ``unknown`` once its event has not come within ``labels.max_early`` /
-    ``labels.max_age_s``). ``transactions`` counts commits by outcome (``committed``,
+    ``labels.max_age_s``; restored with the checkpoint). ``label_outcomes`` (``joined``,
+    ``expired``, ``unknown``) and ``category_overflow`` count those outcomes of this process's
+    new work alone (:mod:`connectors.new_work`): neither the restored
+    counts nor those of replayed records. ``transactions`` counts commits by outcome (``committed``,
     ``aborted``, ``fenced``). Offsets and lag are keyed ``"topic/partition"``.
 
     Liveness: ``heartbeat`` (``time.monotonic()``) and ``last_progress`` (epoch seconds)
@@ -53,17 +56,16 @@ class DaemonMetrics:
     events: Counter = field(default_factory=Counter)
     dead_letters: Counter = field(default_factory=Counter)  # by reason
     labels: dict = field(default_factory=dict)  # counters of the pending-label store
+    label_outcomes: Counter = field(default_factory=Counter)  # joined, expired, unknown: new work in this process
+    category_overflow: int = 0  # category values read as k=<other> in this process's new steps
     # drift alarms this process raised, {detector: {response: n}}: not those of a part restored or taken
     # over, nor those raised again while re-learning a replay (replaced whole: the exporter reads it)
     drift_alarms: dict = field(default_factory=dict)
-    # what the process's first daemon restored of the counters kept in checkpoints (prometheus.restored_counts):
-    # exported counters start from 0 in each process
-    counter_base: dict | None = None
     pending_labels: int = 0
     waiting_labels: int = 0  # labels that came before their event
     checkpoints: int = 0
     checkpoint_seq: int = 0
-    checkpoint_at: float | None = None  # epoch seconds of the last checkpoint written or restored
+    checkpoint_at: float | None = None  # epoch seconds when the last checkpoint (written, or restored) was written
     checkpoint_duration_s: float = 0.0
     checkpoint_bytes: int = 0
     commits: int = 0
@@ -104,10 +106,10 @@ class DaemonMetrics:
         d["events"] = {k: v for k, v in self.events.items() if v}
         d["dead_letters"] = dict(self.dead_letters)
         d["transactions"] = dict(self.transactions)
+        d["label_outcomes"] = dict(self.label_outcomes)
         d["checkpoint_age_s"] = self.checkpoint_age_s()
         d["task_accuracy"] = self.tasks.snapshot()
         d["pid"] = os.getpid()
-        d.pop("counter_base", None)  # the exporter's, keyed by (metric, labels)
         return d
 
 

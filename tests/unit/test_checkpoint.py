@@ -26,6 +26,7 @@ from stream_cl.checkpoint import (
 from stream_cl.config import load_config_dict
 from stream_cl.pending import PendingLabels
 from stream_cl.pending_stores import PendingStores
+from source_kit import OnePartitionSource  # tests/unit/source_kit.py
 
 
 def _same(a, b) -> bool:
@@ -351,23 +352,18 @@ class _FakePublisher:
     abort = close
 
 
-class _FakeSource:
-    """One partition of ``records`` (raw bytes): resumes where the daemon's state ends, and returns what
-    lies below the group's committed offset as silent, as :class:`connectors.kafka.KafkaSource` does."""
+class _FakeSource(OnePartitionSource):
+    """One partition of ``records`` (raw bytes), decoded as the daemon decodes them (tests/unit/source_kit.py)."""
 
     def __init__(self, daemon, records, log, group, batch=7):
         from stream_cl.decode import EventDecoder
 
-        self.tp = TopicPartition("events", 0)
+        super().__init__(daemon, group, batch)
         self.decode = EventDecoder(daemon.config.mapping).decode_json
-        self.records, self.log, self.batch = records, log, batch
-        self.assigned = {self.tp}
-        done = group.get(("events", 0))
-        start = daemon.on_assign({self.tp}).get(self.tp, done or 0)
-        self.positions = {self.tp: start}
-        self.replay_until = done if done is not None and done > start else -1
-        self.committed = {} if done is None else {self.tp: done}
-        self.rebalances = 0
+        self.records, self.log = records, log
+
+    def size(self) -> int:
+        return len(self.records)
 
     def poll(self, max_records):
         from connectors.kafka import PolledBatch
@@ -383,21 +379,6 @@ class _FakeSource:
                 silent.add(origin)
         self.positions[self.tp] = pos + len(chunk)
         return PolledBatch(items, raw, frozenset(silent))
-
-    def group_metadata(self):
-        return ("g", 1, "m", None)
-
-    def fill_positions(self):
-        pass
-
-    def take_warnings(self):
-        return []
-
-    def at_end(self):
-        return self.positions[self.tp] >= len(self.records)
-
-    def lag(self):
-        return {self.tp: len(self.records) - self.positions[self.tp]}
 
     def close(self):
         self.log.append("close")
@@ -818,20 +799,6 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_daemon_saying_so(tmp_path
     assert "checkpoint not written" in failed[0]["detail"] and "No space left on device" in failed[0]["detail"]
     assert "the commit before it went through" in failed[0]["detail"]
     assert d.metrics.state == "failed" and not any(r.exc_info for r in caplog.records)
-
-
-def test_the_daemon_takes_the_counters_it_restored_as_its_process_base(tmp_path, monkeypatch):
-    """The exporter's counters start from 0 in each process because Daemon.__init__ records what the
-    process's first daemon restored (test_counters_reset checks the exporter given that base); a
-    daemon started over in the same process keeps the first base."""
-    import connectors.daemon as daemon_module
-
-    first, _ = _daemon(tmp_path, _records(30), [], every=10)
-    assert first.run() == 0
-    taken = []
-    monkeypatch.setattr(daemon_module, "restored_counts", lambda d: taken.append(d) or {"base": 1})
-    again, _ = _daemon(tmp_path, _records(30), [], every=10)  # restores the checkpoint the first one wrote
-    assert taken == [again] and again.metrics.counter_base == {"base": 1}
 
 
 def test_a_checkpoint_directory_is_used_by_one_process_at_a_time(tmp_path):

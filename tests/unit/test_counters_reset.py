@@ -1,10 +1,12 @@
-"""Counters restored from a checkpoint never decrease within one process (connectors/prometheus.py).
+"""Counters never decrease within one process, and never export a restored count (connectors/prometheus.py).
 
 A daemon that is fenced, fails a commit or loses its partitions starts over in the same process
 (connectors/daemon.py, ``_build_and_run``): the rebuilt daemon restores an older checkpoint, so the
-label store's counters and the learner's category overflow fall back. One
-collector serves every daemon the process builds; it must not export the decrease (Prometheus reads
-one as a counter reset and ``rate()`` / ``increase()`` would count the whole value again).
+label store's lifetime counters and the learner's category overflow fall back. One collector serves
+every daemon the process builds; a decrease would read to Prometheus as a counter reset
+(``rate()`` / ``increase()`` would count the whole value again). The exported counters are the
+process's own counts of new work (``DaemonMetrics.label_outcomes``, ``category_overflow``, kept
+by the rebuilt daemon), never those lifetime counts.
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ from types import SimpleNamespace
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from connectors.prometheus import RESTORED_COUNTERS, register_metrics
+from connectors.prometheus import register_metrics
 from connectors.status import DaemonMetrics
 from stream_cl.status import DriftStatus, LearnerStatus
 
+COUNTERS = ("stream_cl_labels_total", "stream_cl_category_overflow_total")  # lifetime counts in the checkpoint
 
-def _daemon(joined: int, unknown: int, alarms: int, overflow: int, readable: bool = True) -> SimpleNamespace:
-    """A daemon as the collector reads it: the label store's counters and the learner's status."""
-    m = DaemonMetrics()
+
+def _daemon(joined: int, unknown: int, alarms: int, overflow: int, readable: bool = True,
+            metrics: DaemonMetrics | None = None) -> SimpleNamespace:
+    """A daemon as the collector reads it: the label store's lifetime counters and the learner's status
+    (``metrics``: the process's, which a daemon started over in it keeps)."""
+    m = DaemonMetrics() if metrics is None else metrics
     m.labels = {"joined": joined, "unknown": unknown, "expired": 1, "evicted": 0}
 
     class Learner:
@@ -47,66 +53,55 @@ class _Process:
         out = {}
         for fam in text_string_to_metric_families(text):
             for s in fam.samples:
-                if s.name in RESTORED_COUNTERS:
+                if s.name in COUNTERS:
                     out[(s.name, tuple(sorted(s.labels.items())))] = s.value
         return out
 
 
 def test_restored_counters_do_not_decrease_when_the_daemon_starts_over_in_the_same_process():
     proc = _Process(_daemon(joined=7, unknown=2, alarms=3, overflow=69))
+    m = proc.daemon.metrics
+    m.label_outcomes.update(joined=5, unknown=2)  # the router's counts of this process's new work
+    m.category_overflow = 9
     before = proc.scrape()
-    assert before[("stream_cl_labels_total", (("outcome", "joined"),))] == 7
-    assert before[("stream_cl_category_overflow_total", ())] == 69
-    proc.daemon = _daemon(joined=3, unknown=2, alarms=0, overflow=50)  # rebuilt: an older checkpoint restored
+    assert before[("stream_cl_labels_total", (("outcome", "joined"),))] == 5
+    assert before[("stream_cl_category_overflow_total", ())] == 9
+    proc.daemon = _daemon(joined=3, unknown=2, alarms=0, overflow=50, metrics=m)  # rebuilt: an older checkpoint
     after = proc.scrape()
-    assert after.keys() == before.keys()
-    assert all(after[k] >= before[k] for k in before), {k: (before[k], after[k]) for k in before if after[k] < before[k]}
-    assert after == before  # held at the last exported values while the restored state catches up
+    assert after == before  # the process's counts, whatever the restored state holds
 
 
-def test_a_held_counter_rises_again_once_the_restored_count_passes_it():
+def test_a_counter_rises_with_the_new_work_right_after_the_daemon_starts_over():
+    """A mark held at the old count (the exporter before) hid the new work of a daemon whose restored
+    counts never came back to it (its partitions went to other members)."""
     proc = _Process(_daemon(joined=7, unknown=2, alarms=3, overflow=69))
+    m = proc.daemon.metrics
+    m.label_outcomes.update(joined=7)
     proc.scrape()
-    proc.daemon = _daemon(joined=3, unknown=2, alarms=1, overflow=50)
-    proc.scrape()
-    proc.daemon.metrics.labels = {"joined": 6, "unknown": 4, "expired": 1, "evicted": 0}  # re-learning brings them back
-    mid = proc.scrape()
-    assert mid[("stream_cl_labels_total", (("outcome", "joined"),))] == 7  # still below the mark
-    assert mid[("stream_cl_labels_total", (("outcome", "unknown"),))] == 4  # past it: the count itself
-    proc.daemon = _daemon(joined=9, unknown=4, alarms=5, overflow=80)
-    later = proc.scrape()
-    assert later[("stream_cl_labels_total", (("outcome", "joined"),))] == 9
-    assert later[("stream_cl_category_overflow_total", ())] == 80
+    proc.daemon = _daemon(joined=3, unknown=2, alarms=1, overflow=50, metrics=m)
+    m.label_outcomes.update(joined=1)  # the rebuilt daemon's first new join
+    assert proc.scrape()[("stream_cl_labels_total", (("outcome", "joined"),))] == 8
 
 
-def test_an_unreadable_learner_still_skips_its_series_and_keeps_their_marks():
+def test_an_unreadable_learner_still_skips_its_series():
     proc = _Process(_daemon(joined=1, unknown=0, alarms=4, overflow=10))
+    m = proc.daemon.metrics
+    m.category_overflow = 4
     proc.scrape()
-    proc.daemon = _daemon(joined=1, unknown=0, alarms=0, overflow=0, readable=False)
+    proc.daemon = _daemon(joined=1, unknown=0, alarms=0, overflow=0, readable=False, metrics=m)
     skipped = proc.scrape()
     assert ("stream_cl_category_overflow_total", ()) not in skipped  # no learner series this scrape, as before
-    proc.daemon = _daemon(joined=1, unknown=0, alarms=2, overflow=3)
-    back = proc.scrape()
-    assert back[("stream_cl_category_overflow_total", ())] == 10
-
+    proc.daemon = _daemon(joined=1, unknown=0, alarms=2, overflow=3, metrics=m)
+    assert proc.scrape()[("stream_cl_category_overflow_total", ())] == 4
 
 
 def test_a_new_process_exports_the_restored_counters_from_zero():
     """After a crash the checkpoint is older than the last scrape: a new process that exported the
     restored totals (80 joined after 100 scraped) read to Prometheus as a reset, and increase()
     counted the whole restored value again (labels counted twice)."""
-    from connectors.prometheus import restored_counts
-
-    d = _daemon(joined=80, unknown=2, alarms=3, overflow=69)
-    d.metrics.counter_base = restored_counts(d)  # as Daemon.__init__ takes it, just after its restore
-    proc = _Process(d)
+    proc = _Process(_daemon(joined=80, unknown=2, alarms=3, overflow=69))
     first = proc.scrape()
     assert first and all(v == 0 for v in first.values()), first
-    d.metrics.labels = {"joined": 85, "unknown": 2, "expired": 1, "evicted": 0}
-    proc.daemon = SimpleNamespace(metrics=d.metrics, learner=_daemon(0, 0, alarms=4, overflow=70).learner)
-    later = proc.scrape()
-    assert later[("stream_cl_labels_total", (("outcome", "joined"),))] == 5
-    assert later[("stream_cl_category_overflow_total", ())] == 1
 
 
 def test_drift_alarms_are_the_process_own_count_not_the_restored_model_totals():

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.kafka import PolledBatch
-from connectors.prometheus import register_metrics, restored_counts
+from connectors.prometheus import register_metrics
 from connectors.router import Router
 from connectors.status import DaemonMetrics
 from stream_cl.config import load_config_dict
@@ -61,8 +61,6 @@ def _shifting(partition: int, n: int = 600, seed: int = 0) -> list[Event]:
 def _counted(router) -> float:
     """``stream_cl_drift_alarms_total`` as Prometheus scrapes it from this router's daemon."""
     daemon = SimpleNamespace(metrics=router.metrics, learner=router.learner)
-    if router.metrics.counter_base is None:  # as Daemon.__init__ takes it, after its restore
-        router.metrics.counter_base = restored_counts(daemon)
     registry = CollectorRegistry()
     register_metrics(registry, lambda: daemon)
     text = generate_latest(registry).decode()

@@ -43,7 +43,9 @@ def fake_daemon(learner=None) -> SimpleNamespace:
     m = DaemonMetrics()
     m.events.update(learned=7, predicted=2, dead_letter=3, label_joined=1)
     m.dead_letters.update(["malformed", "malformed", "wrong_type"])
-    m.labels = {"joined": 1, "unknown": 2, "expired": 3, "evicted": 4, "added": 9, "pending": 1}
+    m.labels = {"joined": 1, "unknown": 2, "expired": 3, "evicted": 4, "added": 9, "pending": 1}  # the store's lifetime
+    m.label_outcomes.update(joined=1, expired=7, unknown=2)  # counted by the router, new work only
+    m.category_overflow = 5  # counted by the router (the learner's lifetime count is its status': 11)
     m.waiting_labels = 7
     m.lag, m.committed = {"events/0": 5, "events/1": None}, {"events/0": 100, "events/1": 42}
     m.checkpoints, m.checkpoint_seq, m.checkpoint_bytes, m.checkpoint_at = 2, 6, 1234, 1000.0
@@ -116,7 +118,6 @@ def test_counters_are_the_daemons_own_counts():
     reasons = {s.labels["reason"]: s.value for s in family(fams, "stream_cl_dead_letters_total").samples}
     assert set(reasons) == set(REASONS) and reasons["malformed"] == 2 and reasons["wrong_type"] == 1
     assert sum(reasons.values()) == 3
-    # evicted events never get their label either: counted as expired
     assert {o: value(fams, "stream_cl_labels_total", outcome=o) for o in LABEL_OUTCOMES} == {
         "joined": 1, "expired": 7, "unknown": 2}
     assert value(fams, "stream_cl_checkpoints_total") == 2
@@ -160,7 +161,7 @@ def test_gauges_read_the_state_at_scrape_time():
     assert value(fams, "stream_cl_replay_buffer_samples") == 40 and value(fams, "stream_cl_replay_buffer_bytes") == 4096
     assert value(fams, "stream_cl_model_version") == 6 and value(fams, "stream_cl_pending_labels") == 3
     assert value(fams, "stream_cl_waiting_labels") == 7
-    assert value(fams, "stream_cl_category_overflow_total") == 11
+    assert value(fams, "stream_cl_category_overflow_total") == 5  # the router's count, not the learner's 11
     assert value(fams, "stream_cl_prequential_accuracy") == 0.5  # the last complete window of 2
     assert value(fams, "stream_cl_task_accuracy", task="t1") == 0.5
     assert value(fams, "stream_cl_last_progress_timestamp_seconds") == daemon.metrics.last_progress
@@ -227,9 +228,11 @@ def test_the_real_learners_attributes_are_exported():
                               [str(i % 3) for i in range(64)])
     daemon = fake_daemon(learner)
     daemon.metrics.drift_alarms = {}  # no router stepped it: the configured pair at 0
+    daemon.metrics.category_overflow = 0  # nor counted its overflow
     _, fams = scrape(daemon)
     assert value(fams, "stream_cl_classes") == 3 and value(fams, "stream_cl_features") == 5  # u, v, c=c0, c=c1, c=<other>
-    assert value(fams, "stream_cl_category_overflow_total") == 32  # c2 and c3: 16 events each
+    assert learner.status().category_overflow == 32  # c2 and c3: 16 events each ...
+    assert value(fams, "stream_cl_category_overflow_total") == 0  # ... learned by no router: none in this process
     factors = fams["stream_cl_forgetting_factor"].samples  # one per ridge head: 1.0, 0.995, inputs 0.999 and 1.0
     assert len(factors) == 4 and sorted(s.value for s in factors) == sorted(learner.forgetting_)
     assert value(fams, "stream_cl_replay_buffer_samples") > 0 and value(fams, "stream_cl_replay_buffer_bytes") > 0

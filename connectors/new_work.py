@@ -1,0 +1,135 @@
+"""What this process's new work adds to the exporter's counters that the learner and the label stores count over their lifetime.
+
+The drift alarms, the category overflow and the delayed-label outcomes are counted by the
+learner and the label stores over their lifetime, and a restore sets those lifetime counts
+back: the silent re-learning after it raises them again, and a part taken over brings
+another member's. :class:`NewWork` counts what the router's new work adds to them, into
+:class:`~connectors.status.DaemonMetrics` (``drift_alarms``, ``category_overflow``,
+``label_outcomes``), which the exporter's counters are:
+
+* a new step's rise of the learner's drift alarm counts and category overflow counts
+  (:meth:`NewWork.before_step`, :meth:`NewWork.count_step`); a silent step's does not;
+* every rise of the label stores' outcome counters counts (a record's join, an expiry, an
+  eviction: by ``labels.max_pending`` or for the changelog at a commit) except those of the
+  calls made for silent records (and the expiry of a poll of silent records alone). Those
+  are found by diffing the store's counters around the calls (:meth:`NewWork.mark`,
+  :meth:`NewWork.skip`), and the new ones by diffing the stores' totals at each count
+  (:meth:`NewWork.count_labels`) against the last, from the start (after the restore). A
+  takeover's install and a drop keep the totals (:class:`~stream_cl.pending_stores.PendingStores`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from .logs import log_event
+from .metric_names import LABEL_OUTCOMES
+
+__all__ = ["NewWork", "label_outcomes"]
+
+log = logging.getLogger("stream_cl.daemon")
+
+ALARM_LINES_PER_BATCH = 10  # drift_alarm log lines per step at most (the metric counts them all)
+assert LABEL_OUTCOMES == ("joined", "expired", "unknown")  # as label_outcomes reads them
+
+
+def label_outcomes(counts: Mapping) -> tuple[int, int, int]:
+    """A label store's counters (``counters()``) as counts of the delayed-label outcomes
+    (``metric_names.LABEL_OUTCOMES``, in that order): an event evicted (by ``labels.max_pending``, or
+    for the changelog) never gets its label either, so it counts as expired.
+
+    >>> label_outcomes({"joined": 3, "expired": 1, "evicted": 2, "unknown": 0})
+    (3, 3, 0)
+    """
+    return counts["joined"], counts["expired"] + counts["evicted"], counts["unknown"]
+
+
+class NewWork:
+    """Counts the rise of the learner's and the label stores' lifetime counts that new work makes (module docstring)."""
+
+    def __init__(self, learner, pending, metrics):
+        self.learner, self.pending, self.metrics = learner, pending, metrics
+        # the label stores' outcome counts already counted, or skipped as replayed; from the start: what
+        # was restored before it is not this process's
+        self._labels_seen = label_outcomes(pending.counters())
+
+    # -- steps ---------------------------------------------------------------------------
+    def before_step(self, replayed: bool) -> tuple | None:
+        """What a new step's counts rise from: the drift alarm counts (:meth:`_alarm_counts`) and the learner's
+        category overflow (a sum over its few overflowing features, once per step); ``None`` for a replayed one."""
+        return None if replayed else (self._alarm_counts(), self.learner.index_.overflow_total)
+
+    def count_step(self, before: tuple | None) -> None:
+        """Count what the step just taken raised (``before``: :meth:`before_step`'s)."""
+        if before is None:
+            return
+        alarms, overflow = before
+        if alarms is not None:
+            self._count_alarms(alarms)
+        rise = self.learner.index_.overflow_total - overflow
+        if rise > 0:
+            self.metrics.category_overflow += rise
+
+    def _alarm_counts(self) -> dict | None:
+        """The learner's drift alarm counts over all its partitions, ``{detector: {response: n}}``
+        (``None`` without a drift monitor)."""
+        if getattr(self.learner, "drift_", None) is None:
+            return None
+        return self.learner.alarm_counts_
+
+    def _count_alarms(self, before: dict) -> None:
+        """Count and log the alarms one step raised: the counts' rise since ``before``. Taken per step,
+        around the learning alone, so that a part restored, taken over or dropped between steps, or
+        replayed events learned again, change nothing here (the exporter's counter is this one)."""
+        after = self.learner.alarm_counts_
+        if after == before:
+            return
+        counts = {d: dict(r) for d, r in self.metrics.drift_alarms.items()}
+        new = 0
+        for detector, by_response in after.items():
+            for response, n in by_response.items():
+                rise = n - before.get(detector, {}).get(response, 0)
+                if rise > 0:
+                    mine = counts.setdefault(detector, {})
+                    mine[response] = mine.get(response, 0) + rise
+                    new += rise
+        self.metrics.drift_alarms = counts  # replaced whole: a scrape may be reading the old one
+        if new:
+            self._log_alarms(new)
+
+    def _log_alarms(self, new: int) -> None:
+        """One ``drift_alarm`` line per alarm of the step just taken (at most ALARM_LINES_PER_BATCH):
+        the newest of the partition it learned, from that partition's own monitor (``drift_``), which
+        keeps at most ``drift.max_alarms`` of them (the rest are counted in one more line)."""
+        total = int(getattr(self.learner, "n_alarms_", 0))
+        kept = list(self.learner.drift_.alarms_)
+        alarms = kept[-min(new, ALARM_LINES_PER_BATCH, len(kept)):] if kept else []
+        for a in alarms:
+            log_event(log, "drift_alarm", detector=a.get("detector"), response=a.get("response"),
+                      signal=a.get("signal"), t=a.get("t"), recent=a.get("recent"), baseline=a.get("baseline"),
+                      alarms_total=total)
+        if new > len(alarms):
+            log_event(log, "drift_alarm", detail=f"{new - len(alarms)} more alarms in this batch", alarms_total=total)
+
+    # -- the label stores -------------------------------------------------------------------
+    @staticmethod
+    def mark(stores: list) -> list:
+        """Each store's outcome counts now, for :meth:`skip` after calls made for replayed records."""
+        return [label_outcomes(s.counters()) for s in stores]
+
+    def skip(self, stores: list, before: list) -> None:
+        """Take the rise of ``stores``' outcome counts since ``before`` (:meth:`mark`'s) as seen and not
+        counted: the calls between were made for replayed records."""
+        seen = self._labels_seen
+        for store, was in zip(stores, before):
+            seen = tuple(s + now - w for s, now, w in zip(seen, label_outcomes(store.counters()), was))
+        self._labels_seen = seen
+
+    def count_labels(self) -> None:
+        """Count the rise of the label stores' outcome counts since the last count, less what was skipped."""
+        now = label_outcomes(self.pending.counters())
+        rise = {o: n - s for o, n, s in zip(LABEL_OUTCOMES, now, self._labels_seen) if n > s}
+        self._labels_seen = now
+        if rise:
+            self.metrics.label_outcomes.update(rise)
