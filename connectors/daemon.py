@@ -302,7 +302,7 @@ def _changelog(config: Config, learner):
     from kafka.admin import KafkaAdminClient
 
     from .changelog import ChangelogTable, ensure_changelog_topic
-    from .kafka import client_options
+    from .kafka import client_options, refuse_own_outputs
 
     kcfg, cl = config.kafka, config.changelog
     if kcfg.labels_topic and (kcfg.topic_pattern or len(kcfg.topics) != 1):
@@ -310,6 +310,7 @@ def _changelog(config: Config, learner):
                           "joins the events partition of its number); list one topic in kafka.topics, or run one "
                           "group per events topic")
     topic = cl.topic or f"{kcfg.group_id}.model"
+    refuse_own_outputs(kcfg, topic)  # before the topic is made: a refused start leaves none behind
     admin = KafkaAdminClient(**client_options(kcfg))
     try:
         ensure_changelog_topic(admin, topic, cl.partitions, cl.replication_factor, cl.max_message_bytes)

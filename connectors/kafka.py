@@ -58,6 +58,7 @@ __all__ = [
     "client_options",
     "group_instance_id",
     "producer_options",
+    "refuse_own_outputs",
     "parse_origin",
     "tp_key",
     "transactional_id",
@@ -242,7 +243,7 @@ def _unreadable(error: Exception) -> UnreadableBatch:
 
 
 # -- the source -----------------------------------------------------------------------------
-def _refuse_own_outputs(cfg: KafkaConfig, changelog_topic: str) -> None:
+def refuse_own_outputs(cfg: KafkaConfig, changelog_topic: str) -> None:
     """Refuse a subscription that takes in a topic the daemon writes: it would learn from its own
     output (the changelog's binary model parts would come back as dead letters)."""
     outputs = {"kafka.predictions_topic": cfg.predictions_topic, "kafka.dead_letter_topic": cfg.dead_letter_topic,
@@ -309,7 +310,7 @@ class KafkaSource:
         """``changelog_topic``: the model changelog the daemon writes ("" = none), never to be consumed."""
         if not cfg.topics and not cfg.topic_pattern:
             raise ConfigError("kafka.topics: no topics to consume; set kafka.topics = [\"events\"] or kafka.topic_pattern")
-        _refuse_own_outputs(cfg, changelog_topic)
+        refuse_own_outputs(cfg, changelog_topic)
         self.cfg = cfg
         self.hooks = hooks
         # without a labels topic an event's label must be in the event: check that its field appears

@@ -48,6 +48,19 @@ def test_a_pattern_that_spares_the_changelog_topic_or_no_changelog_is_accepted()
     KafkaSource(KafkaConfig(topic_pattern="events-.*"), MappingConfig(), consumer=_Consumer())  # no changelog written
 
 
+def test_a_start_refused_for_a_pattern_matching_the_changelog_creates_no_changelog_topic(monkeypatch, tmp_path):
+    # left over by the last review: the refusal came from the source, after the changelog topic was created
+    import kafka.admin
+
+    made = []
+    monkeypatch.setattr(kafka.admin, "KafkaAdminClient", lambda **options: made.append(options))
+    config = load_config_dict({"kafka": {"group_id": "events-learner", "topic_pattern": "events-.*"},
+                               "checkpoint": {"dir": str(tmp_path)}})
+    with pytest.raises(ConfigError, match=r"^kafka\.topic_pattern: 'events-learner\.model' is both consumed"):
+        daemon_module.Daemon.from_config(config)
+    assert made == []  # no admin client: no topic made
+
+
 # -- kafka.group_instance_id_env: one member id per pod from one shared config ----------------
 def test_the_static_member_id_comes_from_the_variable_group_instance_id_env_names(monkeypatch, tmp_path):
     monkeypatch.setenv("POD_NAME", "stream-cl-2")
