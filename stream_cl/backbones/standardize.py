@@ -3,8 +3,9 @@
 Each feature keeps its count, mean and sum of squared deviations (Welford), updated
 only by the rows where it is present; a missing feature standardises to 0 (the
 mean). :meth:`OnlineStandardizer.prequential` standardises every row with the
-statistics *before* that row and then absorbs the batch, so a batch gives the same
-numbers as a row-by-row loop (cumulative sums, no Python loop).
+statistics *before* that row and then absorbs it, in one compiled loop over the batch
+with the per-event path's arithmetic, so a batch gives the same numbers as a row-by-row
+loop (the statistics bit for bit, at any offset of the features).
 
 Indicator columns (``raw``, see :attr:`stream_cl.features.FeatureIndex.indicator_mask`)
 are not standardised: a rare category would otherwise read ``1/sqrt(p)``, a huge
@@ -131,29 +132,23 @@ class OnlineStandardizer:
 
     def prequential(self, X: np.ndarray, M: np.ndarray, learn: np.ndarray | None = None,
                     raw: np.ndarray | None = None, known: bool = False):
-        """Standardise each row with the statistics before it, absorbing rows where ``learn``."""
+        """Standardise each row with the statistics before it, absorbing rows where ``learn``.
+
+        Row by row in a compiled loop (:func:`~stream_cl.backbones.standardize_row.prequential_rows`)
+        with :meth:`transform_row`'s and :meth:`learn_row`'s arithmetic: the statistics equal a loop
+        of :meth:`learn_row` calls bit for bit, at any offset (sums of deviations from the
+        batch-start mean had lost the variance of a feature far from 0, such as epoch seconds)."""
         self.grow(X.shape[1])
         b, d = X.shape
-        w = M.astype(np.float64)  # (b, d)
-        if learn is not None:
-            w *= learn[:, None]
-        mu0, n0, m20 = self.mean[:d], self.count[:d], self.m2[:d]
-        D = np.where(M, X - mu0, 0.0)  # (b, d) deviations from the batch-start mean
-        # inclusive cumulative sums; row i uses the sums of rows < i (exclusive)
-        cn, c1, c2 = (np.cumsum(a, axis=0) for a in (w, w * D, w * D * D))
-        n_before = n0 + cn - w  # (b, d)
-        s1_before, s2_before = c1 - w * D, c2 - w * D * D
-        with np.errstate(divide="ignore", invalid="ignore"):
-            shift = np.where(n_before > 0, s1_before / n_before, 0.0)
-            m2_before = m20 + s2_before - np.where(n_before > 0, s1_before * shift, 0.0)
-        Z = self._z(X, M, n_before, mu0 + shift, np.maximum(m2_before, 0.0), raw)
-        K = M & (n_before >= 1) if known else None
-        n_after = n0 + cn[-1]
-        s1, s2 = c1[-1], c2[-1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            shift = np.where(n_after > 0, s1 / n_after, 0.0)
-            m2_after = m20 + s2 - np.where(n_after > 0, s1 * shift, 0.0)
-        self.count, self.mean, self.m2 = n_after, mu0 + shift, np.maximum(m2_after, 0.0)
+        learn = np.ones(b, dtype=bool) if learn is None else np.ascontiguousarray(learn, dtype=bool)
+        if raw is not None:
+            raw = np.ascontiguousarray(raw, dtype=bool)
+        # copies: the statistics afterwards are the row's d columns, as a loop of learn_row leaves them
+        count, mean, m2 = self.count[:d].copy(), self.mean[:d].copy(), self.m2[:d].copy()
+        Z, K = standardize_row.prequential_rows(np.ascontiguousarray(X, dtype=np.float64),
+                                                np.ascontiguousarray(M, dtype=bool), learn,
+                                                count, mean, m2, raw, self.clip, INDICATOR_SCALE)
+        self.count, self.mean, self.m2 = count, mean, m2
         return (Z, K) if known else Z
 
     def state_dict(self) -> dict:

@@ -1,9 +1,14 @@
-"""One row of the standardiser, compiled: the per-event path's ``transform_row`` and ``learn_row``.
+"""The standardiser's loops, compiled: the per-event path's ``transform_row`` and ``learn_row``,
+and the batch path's ``prequential_rows``.
 
 :class:`~stream_cl.backbones.standardize.OnlineStandardizer` standardises and absorbs one
 event's row of up to ``ROW_LOOP_MAX`` inputs with a loop over its values: the array code's
 IEEE operations, one number at a time. In Python floats that loop and the list conversions
-around it took ~5 µs per call, twice per event; compiled, ~1 µs. The loops here are the
+around it took ~5 µs per call, twice per event; compiled, ~1 µs. A batch runs the same two
+steps row after row in one loop (:func:`prequential_rows`), so its statistics are those of a
+loop of ``learn_row`` calls, bit for bit. (Cumulative sums of deviations from the batch-start
+mean had cancelled catastrophically for a feature far from 0 relative to its spread, such as
+epoch seconds: a variance of 0 where the per-event path had 409.5.) The loops here are the
 Python ones, on arrays, compiled without ``fastmath`` (no reassociation, no fused
 multiply-adds), so they give the same bits (tested against the batch methods); without numba
 the same functions run as Python.
@@ -27,7 +32,7 @@ import numpy as np
 
 from ..numba_jit import LazyJit
 
-__all__ = ["learn_row", "transform_row", "warm"]
+__all__ = ["learn_row", "prequential_rows", "transform_row", "warm"]
 
 _NO_RAW = np.zeros(0, dtype=bool)
 
@@ -78,8 +83,47 @@ def _learn_row(x, present, count, mean, m2):
         m2[j] = m2_after if m2_after > 0.0 else 0.0
 
 
+def _prequential_rows(X, present, learn, count, mean, m2, raw, clip, indicator_scale):
+    """``(Z, K)`` (b, d) each for rows ``X`` (b, d), each row read with the statistics before it
+    (:func:`_transform_row`'s arithmetic), then absorbed into ``count``, ``mean``, ``m2`` (d,) in
+    place where ``learn[i]`` (:func:`_learn_row`'s arithmetic for a present value; an absent one
+    leaves its statistics as they are). Rows outer, columns inner: the columns' updates are
+    independent, so their divisions and square roots overlap in the pipeline."""
+    b, d = X.shape
+    Z = np.zeros((b, d))
+    K = np.zeros((b, d), dtype=np.bool_)
+    n_raw = raw.shape[0]
+    for i in range(b):
+        absorb = learn[i]
+        for j in range(d):
+            if not present[i, j]:
+                continue
+            n = count[j]
+            x = X[i, j]
+            K[i, j] = n >= 1
+            if j < n_raw and raw[j]:
+                if n >= 1:
+                    v = indicator_scale * x
+                    Z[i, j] = -clip if v < -clip else (clip if v > clip else v)
+            elif n >= 2:
+                var = m2[j] / n
+                tiny = CONSTANT_REL * mean[j]
+                v = (x - mean[j]) / (math.sqrt(var) if var > tiny * tiny else 1.0)
+                Z[i, j] = -clip if v < -clip else (clip if v > clip else v)
+            if absorb:  # _learn_row with w = 1 (1.0 * dev is dev, bit for bit)
+                dev = x - mean[j]
+                n_after = n + 1.0
+                shift = dev / n_after
+                m2_after = m2[j] + dev * dev - dev * shift
+                count[j] = n_after
+                mean[j] = mean[j] + shift
+                m2[j] = m2_after if m2_after > 0.0 else 0.0
+    return Z, K
+
+
 _transform = LazyJit(_transform_row)  # no fastmath: the array code's bits
 _learn = LazyJit(_learn_row)
+_prequential = LazyJit(_prequential_rows)
 
 
 def transform_row(x, present, count, mean, m2, raw, clip: float, indicator_scale: float):
@@ -93,8 +137,17 @@ def learn_row(x, present, count, mean, m2) -> None:
     (_learn.get() or _learn_row)(x, present, count, mean, m2)
 
 
+def prequential_rows(X, present, learn, count, mean, m2, raw, clip: float, indicator_scale: float):
+    """:func:`_prequential_rows`, compiled: ``X`` (b, d) float64, ``present`` (b, d) and ``learn``
+    (b,) bool, all C-contiguous; ``raw`` ``None``: no indicator columns."""
+    raw = _NO_RAW if raw is None else raw
+    return (_prequential.get() or _prequential_rows)(X, present, learn, count, mean, m2, raw,
+                                                     float(clip), float(indicator_scale))
+
+
 def warm() -> None:
-    """Import numba and load (or compile) both loops for the argument types the standardiser passes."""
+    """Import numba and load (or compile) the loops for the argument types the standardiser passes."""
     x, present, stats = np.zeros(1), np.ones(1, dtype=bool), np.zeros((3, 1))
     transform_row(x, present, *stats, np.zeros(1, dtype=bool), 10.0, 0.5)
     learn_row(x, present, *stats)
+    prequential_rows(x[None, :], present[None, :], present, *stats, np.zeros(1, dtype=bool), 10.0, 0.5)
