@@ -15,7 +15,7 @@ ValueError: label is missing (nan): use predict_one for unlabelled events
 >>> check_weight(0.0)
 Traceback (most recent call last):
 ...
-ValueError: sample weight must be a positive finite number, got 0.0
+ValueError: sample weight must be a positive finite number at most 1e+100, got 0.0
 """
 
 from __future__ import annotations
@@ -27,11 +27,17 @@ import numpy as np
 import pandas as pd
 from river import base
 
-from .encoding import frame_rows
+from .encoding import MAX_ABS_VALUE, frame_rows
 from .monitoring import ContinualMonitoring
 from .status import DriftStatus, HeadStatus, LearnerStatus
 
-__all__ = ["StreamingClassifier", "check_label", "check_tasks", "check_weight", "checked_labels", "control_ends"]
+__all__ = ["MAX_WEIGHT", "StreamingClassifier", "check_label", "check_tasks", "check_weight", "checked_labels",
+           "control_ends"]
+
+# The largest sample weight, the values' bound: a row's w x x' stays within 1e300 for values
+# within MAX_ABS_VALUE. A finite weight such as 1e308 made X'X infinite: the live model, which
+# reads it only at a re-anchor, looked fine, and the model restored from its checkpoint was NaN.
+MAX_WEIGHT = MAX_ABS_VALUE
 
 
 def check_label(y) -> None:
@@ -73,10 +79,11 @@ def check_tasks(tasks: Sequence | None, n_events: int) -> None:
 
 
 def check_weight(w) -> None:
-    """Refuse a sample weight that is not a positive finite number: a NaN or an infinite one would
-    make the model's statistics NaN for good, a zero or negative one divides by zero or unlearns."""
-    if not 0.0 < w < np.inf:  # false for NaN
-        raise ValueError(f"sample weight must be a positive finite number, got {w!r}")
+    """Refuse a sample weight that is not a positive finite number within ``MAX_WEIGHT``: a NaN, an
+    infinite or a huge one would make the model's statistics infinite or NaN for good, a zero or
+    negative one divides by zero or unlearns."""
+    if not 0.0 < w <= MAX_WEIGHT:  # false for NaN
+        raise ValueError(f"sample weight must be a positive finite number at most {MAX_WEIGHT:g}, got {w!r}")
 
 
 def widened(P: np.ndarray, c: int) -> np.ndarray:
@@ -95,8 +102,9 @@ def stacked(parts: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def checked_labels(ys: Sequence, n_events: int | None = None, sample_weight=None) -> tuple[list, np.ndarray]:
-    """``ys`` as a list (``None``: predict only) and its labelled mask; refuses bad labels, and
-    labels or sample weights that are not one per event (of ``n_events``), before anything is learned.
+    """``ys`` as a list (``None``: predict only) and its labelled mask; refuses bad labels, bad
+    sample weights (:func:`check_weight`), and labels or sample weights that are not one per event
+    (of ``n_events``; weights in one dimension: a list, an array or a Series), before anything is learned.
 
     >>> checked_labels(["a", None], n_events=2)[1].tolist()
     [True, False]
@@ -108,11 +116,17 @@ def checked_labels(ys: Sequence, n_events: int | None = None, sample_weight=None
     ys = list(ys)
     if n_events is not None and len(ys) != n_events:
         raise ValueError(f"{n_events} events and {len(ys)} labels: give one label per event (None to predict only)")
+    if sample_weight is not None and np.ndim(sample_weight) != 1:
+        # a (n, 1) array or a one-column frame has n elements, but a learner that does not ravel
+        # it failed to broadcast it after the batch's columns and classes were added
+        raise ValueError(f"sample weights must be one number per event in one dimension (a list, an array or a "
+                         f"Series), got {type(sample_weight).__name__} of shape {np.shape(sample_weight)}; "
+                         "a one-column frame: pass its column")
     if n_events is not None and sample_weight is not None and np.size(sample_weight) != n_events:
         raise ValueError(f"{n_events} events and {np.size(sample_weight)} sample weights: give one weight per event")
     if sample_weight is not None:
-        w = np.asarray(sample_weight, dtype=np.float64).ravel()
-        bad = np.flatnonzero(~((w > 0.0) & (w < np.inf)))
+        w = np.asarray(sample_weight, dtype=np.float64)
+        bad = np.flatnonzero(~((w > 0.0) & (w <= MAX_WEIGHT)))
         if len(bad):
             check_weight(float(w[bad[0]]))  # the message, for the first one
     for y in ys:

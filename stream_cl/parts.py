@@ -62,11 +62,37 @@ from .base_learner import stacked
 from .part_exchange import PartExchange
 from .part_stats import Part, PartStats, install, sum_parts
 
-__all__ = ["PartStats", "Part", "PartitionedLearner", "SUM_EVERY_ROWS"]
+__all__ = ["PartStats", "Part", "PartitionedLearner", "SUM_EVERY_ROWS", "check_partition"]
 
 # Forgetting heads of a learner serving several partitions are set to the exact sum of the
 # parts this often (rows learned by the learner); see the module docstring.
 SUM_EVERY_ROWS = 256
+
+
+def check_partition(partition) -> None:
+    """Refuse a partition key that cannot name a part: an unhashable one (it failed half way, after
+    the learner had gone over to several parts), or a missing value (NaN, ``pd.NA``, ``NaT``): a NaN
+    is unequal to itself, so each event's NaN made a part of its own.
+
+    >>> check_partition("events/0"), check_partition(None)
+    (None, None)
+    >>> check_partition(float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: partition is missing (nan): name the source partition with an int or a string, or None for one partition
+    """
+    try:
+        hash(partition)
+    except TypeError:
+        raise TypeError(f"partition must be hashable, got {type(partition).__name__} {partition!r}: name the "
+                        "source partition with an int or a string, or None for one partition") from None
+    try:
+        missing = bool(partition != partition)  # only a missing value is unequal to itself
+    except (TypeError, ValueError):  # pd.NA: its comparisons are NA, whose truth is ambiguous
+        missing = True
+    if missing:
+        raise ValueError(f"partition is missing ({partition!r}): name the source partition with an int or a "
+                         "string, or None for one partition")
 
 
 class PartitionedLearner(PartExchange):
@@ -100,8 +126,11 @@ class PartitionedLearner(PartExchange):
         most events. Whichever part comes in, the forgetting heads are set to the exact sums when
         a row was learned since they last were (always before learning: see the module docstring),
         so a per-event loop, which predicts each event before learning it, and a batch, which
-        swaps once, serve the same heads."""
-        if partition == self._active and self._active_learned:  # the common case: nothing to do
+        swaps once, serve the same heads. A key :func:`check_partition` refuses changes nothing."""
+        if partition is self._active and self._active_learned:  # the common case (a key checked before): nothing to do
+            return
+        check_partition(partition)
+        if partition == self._active and self._active_learned:
             return
         if not learn:
             if not self._parts:
@@ -141,6 +170,7 @@ class PartitionedLearner(PartExchange):
         caller learns the whole run): the events up to and including its first labelled one are
         predicted as an unknown partition's (``predict_proba_one``'s rule), and ``learn_from(first)``
         learns the rest in the partition's part, made by that event (its probabilities (b - first, c))."""
+        check_partition(partition)  # before a prediction or a column changes anything
         if (partition == self._active and self._active_learned) or self._has_learned(partition):
             return None
         b = len(labelled)

@@ -27,7 +27,6 @@ Accuracy: 87.91%
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
@@ -36,7 +35,7 @@ import torch
 from .backbones import OnlineStandardizer, resolve_device
 from .base_learner import StreamingClassifier, check_tasks, checked_labels, control_ends
 from .checkpoint import load_all_or_nothing
-from .checks import is_real
+from .checks import check_int, check_nonnegative, check_positive, check_seed
 from .continual_steps import check_part_types
 from .encoding import DEFAULT_MAX_CATEGORIES
 from .features import FeatureIndex
@@ -97,16 +96,16 @@ class TrainableLearner(StreamingClassifier):
                  time_features: bool = False):
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        if hidden is not None and (not isinstance(hidden, tuple) or not hidden
-                                   or any(not isinstance(h, int) or h < 1 for h in hidden)):
+        if hidden is not None and (not isinstance(hidden, tuple) or not hidden):
             raise ValueError(f"hidden must be a non-empty tuple of positive ints, or None for no hidden layer; got {hidden!r}")
+        for i, h in enumerate(hidden or ()):
+            check_int(h, f"hidden[{i}]", 1, 256)  # True (an int to Python) failed at the first event; numpy ints are taken
         # finite: an infinite rate or decay turns the network's weights into NaN at its first step
-        if not (is_real(lr) and 0 < lr < math.inf):
-            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-        if not (is_real(weight_decay) and 0 <= weight_decay < math.inf):
-            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
-        if not isinstance(micro_batch, int) or micro_batch < 1 or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"micro_batch and steps must be ints >= 1, got {micro_batch!r}, {steps!r}")
+        check_positive(lr, "lr", 0.01)
+        check_nonnegative(weight_decay, "weight_decay", 0.0)
+        check_int(micro_batch, "micro_batch", 1, 16)
+        check_int(steps, "steps", 1, 1)
+        check_seed(seed)  # a negative, float or None seed failed at the first event, after its columns were indexed
         check_part_types(replay=replay, drift=drift, homeostasis=homeostasis)  # before drift.response is read
         if drift is not None:
             bad = [r for r in drift.response if r not in ("record", "need")]
@@ -115,7 +114,7 @@ class TrainableLearner(StreamingClassifier):
             if "need" in drift.response and homeostasis is None:
                 raise ValueError("the drift response 'need' raises the homeostatic need: give homeostasis=Homeostasis() too")
         self.hidden = hidden
-        self.widths_ = tuple(hidden or ())
+        self.widths_ = tuple(int(h) for h in hidden or ())
         self.lr = lr
         self.micro_batch = micro_batch
         self.steps = steps
@@ -316,16 +315,19 @@ class TrainableLearner(StreamingClassifier):
             "replay": self.replay_.state_dict() if self.replay_ is not None else None,
             "drift": self.drift_.state_dict() if self.drift_ is not None else None,
             "homeostasis": self.homeostasis_.state_dict() if self.homeostasis_ is not None else None,
+            "seed": int(self.seed),  # of the weights of inputs still to come: compared at load
         }
 
     def load_state_dict(self, state: Mapping) -> "TrainableLearner":
         """Restore a :meth:`state_dict`, all or nothing (:func:`~stream_cl.checkpoint.load_all_or_nothing`):
-        a state of another kind, or one the learner's parts refuse, is a ``ValueError`` that changes nothing."""
+        a state of another kind, of a learner built otherwise (:meth:`_check_settings`), or one the
+        learner's parts refuse, is a ``ValueError`` that changes nothing."""
         load_all_or_nothing(self, state, type(self)._load)
         return self
 
     def _load(self, state: Mapping) -> None:
         """Load ``state`` into this learner, in place (:meth:`load_state_dict` loads its own state back if this raises)."""
+        self._check_settings(state)
         self.index_.load_state_dict(state["index"])
         self.scaler_.load_state_dict(state["scaler"])
         self._classes = list(state["classes"])
@@ -337,6 +339,23 @@ class TrainableLearner(StreamingClassifier):
         self._pending = [(np.asarray(x, dtype=np.float64).copy(), np.asarray(m, dtype=bool).copy(), y, t)
                          for x, m, y, t in zip(p["X"], p["M"], p["y"], p["task"])]
         self._load_part_states(state, ("replay", "drift", "homeostasis"))
+
+    def _check_settings(self, state: Mapping) -> None:
+        """Refuse the state of a learner built otherwise, naming the setting: a network of other
+        ``hidden`` widths or ``dtype`` (read from its parameters, so older states are compared too),
+        an index of another ``hash_width``, another ``seed`` (the weights of inputs still to come;
+        states written before it was kept are not compared). Loaded anyway, a network of other widths
+        failed at the next micro-batch, after that batch's events had been counted and dropped."""
+        params = state["params"]
+        theirs = {"hash_width": state["index"]["hash_width"], "seed": state.get("seed", int(self.seed))}
+        if len(params):  # a network is built at the first event with inputs
+            theirs["hidden"] = tuple(int(np.shape(W)[0]) for W in params[:-2:2]) or None  # each hidden layer's width
+            theirs["dtype"] = str(np.asarray(params[0]).dtype)
+        mine = {"hash_width": self.hash_width, "seed": int(self.seed), "hidden": self.widths_ or None, "dtype": self.dtype}
+        for name, value in theirs.items():
+            if value != mine[name]:
+                raise ValueError(f"checkpoint and learner differ in {name}: the checkpoint's learner has {name}={value!r}, "
+                                 f"this one {name}={mine[name]!r}; build the learner with the checkpoint's settings")
 
 
 def _row_widths(M_new: np.ndarray, labelled: np.ndarray, n_old: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from ..checks import check_positive
 from ..column_bound import check_bound, check_columns
 from ..encoding import DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, check_frame_columns, frame_rows, memo_values
 from ..features import FeatureIndex
-from ..parts import PartitionedLearner
+from ..parts import PartitionedLearner, check_partition
 from ..runtime import one_blas_thread
 from ..status import HeadStatus
 from .class_head import RidgeClassHead, scores_to_proba
@@ -27,15 +27,20 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
     The design row is ``[1, x_1, ..., x_d]`` (the intercept is regularised like every
     other weight), targets are one-hot, and the state is the sufficient statistics of
     :class:`stream_cl.heads.ridge.RecursiveRidge`. With ``forgetting=1`` the weights
-    equal closed-form ridge on everything seen, however the data was batched.
+    equal closed-form ridge on everything seen, however the data was batched (below 1:
+    ``forgetting``).
 
     Parameters
     ----------
     gamma
         Ridge regularisation (> 0).
     forgetting
-        Per-row forgetting factor in [0.5, 1]; 1 keeps everything (exact), 0.999
-        gives an effective memory of about 1,000 rows for drifting streams.
+        Per-row forgetting factor ``l`` in [0.5, 1]; 1 keeps everything (exact), 0.999
+        gives an effective memory of about 1,000 rows for drifting streams. Below 1 the
+        weights are ``(X'LX + gamma l**k I)^-1 X'LY``, ``L`` the diagonal of the rows'
+        ``l**age`` (age: the rows learned after it; times the sample weight) and ``k`` the
+        rows since the last re-anchor: the penalty falls to as little as ``0.1 * gamma``
+        before a re-anchor resets it to ``gamma`` (:mod:`stream_cl.heads.ridge`).
     hash_width
         ``None`` grows one column per feature key in first-seen order; an int hashes
         keys into that many columns (for unbounded key spaces).
@@ -198,6 +203,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
     def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None, partition: Hashable = None) -> "AnalyticClassifier":
         labels, labelled = checked_labels(y, len(X), w)  # before anything is learned
         check_frame_columns(X)
+        check_partition(partition)  # before the frame's new columns are indexed
         if not labelled.any():  # an empty frame, or predictions only: nothing to learn, nothing changes
             return self
         Z = self._design_frame(X, labelled)  # raises for a bad value before anything changes
