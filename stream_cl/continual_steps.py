@@ -80,9 +80,15 @@ class ContinualSteps:
             factors = tuple(float(lam) for lam, _ in self.heads)
             make_head = partial(_fresh_head, self.gamma, factors, self.device_)
             self.restarter_ = ShadowRestarter(covered, self.drift_.restart_after, make_head)
-        self.n_remixes_ = 0  # mixture records reset by the "remix" response
+        self.remixes_ = 0  # this partition's mixture records reset by the "remix" response
 
     # -- monitoring ------------------------------------------------------------------------
+    def _every_local(self, attr: str) -> list:
+        """``attr`` of every partition's continual-learning state that has one (here the learner's
+        own; a learner of several partitions sums its monitoring counts over all of them)."""
+        mine = getattr(self, attr)
+        return [] if mine is None else [mine]
+
     @property
     def forgetting_(self) -> list[float]:
         return [h.ridge.forgetting for h in self.heads_]
@@ -93,19 +99,28 @@ class ContinualSteps:
 
     @property
     def n_restarts_(self) -> int:
-        return self.restarter_.n_restarts_ if self.restarter_ is not None else 0
+        return sum(r.n_restarts_ for r in self._every_local("restarter_"))
 
     @property
     def n_restarts_skipped_(self) -> int:
-        return self.restarter_.n_restarts_skipped_ if self.restarter_ is not None else 0
+        return sum(r.n_restarts_skipped_ for r in self._every_local("restarter_"))
+
+    @property
+    def n_remixes_(self) -> int:
+        return sum(self._every_local("remixes_"))
 
     def report(self) -> dict:
-        """The continual-learning state as a JSON-ready dict (merged into run reports)."""
+        """The continual-learning state as a JSON-ready dict (merged into run reports). The drift
+        counts are every partition's; the rest is the active partition's."""
         out = {"forgetting": self.forgetting_, "head_weights": self.head_weights_.tolist()}
         if self.replay_ is not None:
             out["replay"] = self.replay_.report()
         if self.drift_ is not None:
-            out["drift"] = {**self.drift_.report(), "restarts": self.n_restarts_, "remixes": self.n_remixes_,
+            monitors = self._every_local("drift_")
+            out["drift"] = {**self.drift_.report(), "alarms": self.n_alarms_,
+                            "ignored": sum(d.n_ignored_ for d in monitors), "counts": self.alarm_counts_,
+                            "recent_alarms": [dict(a) for a in self.alarms_[-20:]],
+                            "restarts": self.n_restarts_, "remixes": self.n_remixes_,
                             "restarts_skipped": self.n_restarts_skipped_}
         if self.homeostasis_ is not None:
             out["homeostasis"] = self.homeostasis_.report()
@@ -137,7 +152,7 @@ class ContinualSteps:
         learn[:b] = labelled  # replayed rows were absorbed by the standardiser when they were fresh
         Z, K = np.empty_like(X), np.empty_like(M)
         Z[order], K[order] = self.scaler_.prequential(X[order], M[order], learn[order], self.index_.indicator_mask, known=True)
-        views = [v for v in VIEWS if any(view == v for _, view in self.heads) or (v == "inputs" and self.sgd_ is not None)]
+        views = self._views()
         designs = {v: D for v, D in self._designs(Z, K).items() if v in views}  # rows in plan order
         # 2. imbalance compensation on the fresh rows' designs
         if self.imbalance_ is not None:
@@ -180,6 +195,12 @@ class ContinualSteps:
             out[events, : probas.shape[1]] = probas
         return out
 
+    def _views(self) -> list[str]:
+        """The design views learned: the heads' and, with an SGD head, ``"inputs"`` (one imbalance
+        block each, in this order)."""
+        views = {view for _, view in self.heads}
+        return [v for v in VIEWS if v in views or (v == "inputs" and self.sgd_ is not None)]
+
     def _segment(self, designs, row_y, row_w, seg, fresh, events, ys, labelled) -> np.ndarray:
         """Learn the ordered rows ``seg``; score the fresh ones (positions ``fresh`` inside it)."""
         weights = None if np.all(row_w[seg] == 1.0) else row_w[seg]
@@ -215,7 +236,7 @@ class ContinualSteps:
         self._forgetting_changed()
         if self.drift_ is not None and self.drift_.take_remix():
             self.mixer_.reset()
-            self.n_remixes_ += 1
+            self.remixes_ += 1
         if self.restarter_ is not None:
             replaced = self.restarter_.control(self.heads_, self.drift_.n_)
             if replaced:
@@ -234,7 +255,7 @@ class ContinualSteps:
             "shadow_started": restarter.get("shadow_started", -1),
             "alarm_at": restarter.get("alarm_at", -1),
             "restarts": restarter.get("restarts", [0, 0]),
-            "remixes": self.n_remixes_,
+            "remixes": self.remixes_,
         }
 
     def _load_continual_state(self, state: Mapping) -> None:
@@ -242,7 +263,7 @@ class ContinualSteps:
         self._load_part_states(state, ("replay", "drift", "homeostasis", "imbalance"))
         if self.restarter_ is not None:
             self.restarter_.load_state_dict(state, state["drift"])
-        self.n_remixes_ = int(state.get("remixes", 0))  # absent in checkpoints before "remix"
+        self.remixes_ = int(state.get("remixes", 0))  # absent in checkpoints before "remix"
 
 
 def _fresh_head(gamma: float, factors: tuple, device: str, i: int) -> RidgeClassHead:

@@ -22,6 +22,12 @@ batching does not change the result and a restore resumes exactly. A pseudo row 
 only up to the last column that some class has seen a value in: columns created later in a
 batch (zero until then) must not change how many numbers it takes.
 
+The noise goes to the columns in the compensator's own column order: the design's, unless
+the compensator moved to a learner that lays the design out in another order (a partition's
+part merged into a learner that met the inputs in another order, :meth:`move_columns`). It
+then keeps the order of the learner it came from, followed by the columns it had not met in
+the new learner's order, and so draws the pseudo rows it would have drawn there.
+
 >>> import numpy as np
 >>> comp = ImbalanceCompensator(mode="pseudo", max_pseudo=6, min_count=2, seed=0)
 >>> X = np.array([[1.0, 0.0]] * 8 + [[0.0, 1.0]] * 2)  # class "a" eight times, "b" twice
@@ -92,6 +98,9 @@ class ImbalanceCompensator(base.Base):
     ----------
     classes_, counts_, pseudo_counts_
         Classes, their real rows and the pseudo rows generated for each (exported).
+    columns_
+        Per block, ``None`` (the statistics' columns are the design's, in order) or where each
+        column of the statistics is in the design (after :meth:`move_columns`).
     """
 
     def __init__(self, mode: str = "pseudo", max_pseudo: int = 2, power: float = 1.0, max_weight: float = 10.0,
@@ -122,6 +131,7 @@ class ImbalanceCompensator(base.Base):
         self.pseudo_counts_ = np.zeros(0)
         self.mean_: list[np.ndarray] = []  # per block (c, d_block)
         self.m2_: list[np.ndarray] = []
+        self.columns_: list[np.ndarray | None] = []  # per block: each statistics column's design column
         self.rng_ = CounterRandom(self.seed)
 
     @property
@@ -148,18 +158,31 @@ class ImbalanceCompensator(base.Base):
         while len(self.mean_) < len(widths):
             self.mean_.append(np.zeros((c, 0)))
             self.m2_.append(np.zeros((c, 0)))
+            self.columns_.append(None)
         for j, d in enumerate(widths):
-            extra = d - self.mean_[j].shape[1]
-            if extra > 0:
-                self.mean_[j] = np.pad(self.mean_[j], ((0, 0), (0, extra)))
-                self.m2_[j] = np.pad(self.m2_[j], ((0, 0), (0, extra)))
+            self._widen(j, d)
+
+    def _widen(self, j: int, d: int) -> None:
+        """Block ``j``'s statistics cover a design of ``d`` columns: those it lacks come after its
+        own, in the design's order, with zero statistics."""
+        cols = self.columns_[j]
+        if cols is not None:
+            if len(cols) < d:
+                self.columns_[j] = cols = np.concatenate([cols, np.setdiff1d(np.arange(d), cols)])
+            d = len(cols)
+        extra = d - self.mean_[j].shape[1]
+        if extra > 0:
+            self.mean_[j] = np.pad(self.mean_[j], ((0, 0), (0, extra)))
+            self.m2_[j] = np.pad(self.m2_[j], ((0, 0), (0, extra)))
 
     def step(self, blocks: Sequence[np.ndarray], ys: Sequence, labelled: np.ndarray | None = None) -> Compensation:
         """Absorb a batch of design rows (one array (b, d_j) per block) in order."""
         b = len(ys)
         labelled = np.array([y is not None for y in ys]) if labelled is None else labelled
         blocks = [np.asarray(B, dtype=np.float64) for B in blocks]
-        self._fit_blocks([B.shape[1] for B in blocks])
+        widths = [B.shape[1] for B in blocks]
+        self._fit_blocks(widths)
+        blocks = [B if cols is None else B[:, cols] for B, cols in zip(blocks, self.columns_)]  # in its own order
         weights = np.ones(b)
         pseudo = [[] for _ in blocks]
         py, ppos = [], []
@@ -191,7 +214,29 @@ class ImbalanceCompensator(base.Base):
                 py.append(self.classes_[q])
                 ppos.append(i)
         rows = [np.vstack(p) if p else np.zeros((0, B.shape[1])) for p, B in zip(pseudo, blocks)]
+        rows = [R if cols is None else _in_design(R, cols, d) for R, cols, d in zip(rows, self.columns_, widths)]
         return Compensation(weights, rows, py, np.asarray(ppos, dtype=np.int64))
+
+    def move_columns(self, positions: Sequence[np.ndarray]) -> None:
+        """The learner lays the design out in another order: block ``j``'s design column ``k`` is now
+        column ``positions[j][k]`` (-1: it has none, and its statistics are dropped). The statistics
+        keep their own order (the noise of the pseudo rows goes to the same columns as before)."""
+        if len(positions) < len(self.mean_):
+            raise ValueError(f"{len(self.mean_)} blocks of statistics for {len(positions)} layouts")
+        for j, to in enumerate(positions[: len(self.mean_)]):
+            to = np.asarray(to, dtype=np.int64)
+            cols = self.columns_[j] if self.columns_[j] is not None else np.arange(self.mean_[j].shape[1])
+            if len(cols) and cols.max() >= len(to):
+                raise ValueError(f"block {j} has statistics for design column {int(cols.max())} of {len(to)}")
+            # the old design's columns it has not met yet (another partition's) take the places its next
+            # step there would have given them, and move with the rest
+            self.columns_[j] = cols
+            self._widen(j, len(to))
+            moved = to[self.columns_[j]]
+            keep = moved >= 0
+            self.mean_[j], self.m2_[j] = self.mean_[j][:, keep], self.m2_[j][:, keep]
+            moved = moved[keep]
+            self.columns_[j] = None if np.array_equal(moved, np.arange(len(moved))) else moved
 
     def _noise(self, j: int) -> np.ndarray:
         """Standard normal noise (d_j,) for a pseudo row of block ``j``, drawn up to the block's last
@@ -214,7 +259,8 @@ class ImbalanceCompensator(base.Base):
 
     def state_dict(self) -> dict:
         return {"classes": list(self.classes_), "counts": self.counts_.copy(), "pseudo_counts": self.pseudo_counts_.copy(),
-                "mean": [m.copy() for m in self.mean_], "m2": [m.copy() for m in self.m2_], "rng": self.rng_.state_dict()}
+                "mean": [m.copy() for m in self.mean_], "m2": [m.copy() for m in self.m2_],
+                "rng": self.rng_.state_dict(), "columns": [None if c is None else c.tolist() for c in self.columns_]}
 
     def load_state_dict(self, state: Mapping) -> "ImbalanceCompensator":
         self._reset()
@@ -225,5 +271,18 @@ class ImbalanceCompensator(base.Base):
         self.pseudo_counts_ = np.asarray(state["pseudo_counts"], dtype=np.float64).reshape(c).copy()
         self.mean_ = [np.asarray(m, dtype=np.float64).reshape(c, -1).copy() for m in state["mean"]]
         self.m2_ = [np.asarray(m, dtype=np.float64).reshape(c, -1).copy() for m in state["m2"]]
+        # absent before compensators moved between learners: every block in the design's order
+        columns = state.get("columns") or [None] * len(self.mean_)
+        self.columns_ = [None if c is None else np.asarray(c, dtype=np.int64).reshape(-1).copy() for c in columns]
+        if len(self.columns_) != len(self.mean_) or any(
+                cols is not None and len(cols) != m.shape[1] for cols, m in zip(self.columns_, self.mean_)):
+            raise ValueError("the compensator's column orders do not match its statistics")
         self.rng_ = CounterRandom.from_state(state["rng"])
         return self
+
+
+def _in_design(rows: np.ndarray, columns: np.ndarray, width: int) -> np.ndarray:
+    """Rows (k, len(columns)) in a compensator's own column order, as (k, width) in the design's."""
+    out = np.zeros((rows.shape[0], width))
+    out[:, columns] = rows
+    return out

@@ -97,7 +97,7 @@ class OneEventPath:
                 S[i] = h.scores(designs[v])[0]
         probabilities = False
         if sgd is not None:
-            if sgd.classes and len(sgd.classes) == c and not self._multi:  # its classes in the heads' order
+            if sgd.classes and not self._multi and sgd.classes == self.heads_[0].classes:  # in the heads' order
                 z = designs["inputs"][0]
                 d = min(z.shape[0], sgd.W.shape[0])
                 np.matmul(z[:d], sgd.W[:d], out=S[n])  # (c,)

@@ -25,13 +25,14 @@ from .column_bound import check_columns
 from .contribution import ContributionError
 from .encoding import NUMERIC
 from .features import LATE
+from .part_exchange import layout_positions
 from .parts import PartitionedLearner
 
 __all__ = ["OnlineParts", "LOCAL_ATTRS"]
 
 # the learner's attributes that make up a partition's local state
 LOCAL_ATTRS = ("scaler_", "sgd_", "mixer_", "replay_", "drift_", "homeostasis_", "imbalance_", "restarter_",
-               "n_labelled_", "n_events_", "n_remixes_")
+               "n_labelled_", "n_events_", "remixes_")
 
 
 class OnlineParts(PartitionedLearner):
@@ -75,11 +76,15 @@ class OnlineParts(PartitionedLearner):
             check_columns(len(self._layout(i, names, kinds)), bound, what, f"the {view!r} head")
 
     def _layout(self, i: int, names: list, kinds: list) -> list:
-        """Labels of head ``i``'s design columns for an index with inputs ``names`` of ``kinds``:
+        """Labels of head ``i``'s design columns for an index with inputs ``names`` of ``kinds``."""
+        return self._view_layout(self.heads[i][1], names, kinds)
+
+    def _view_layout(self, view: str, names: list, kinds: list) -> list:
+        """Labels of the columns of design ``view`` for an index with inputs ``names`` of ``kinds``:
         ``[1, inputs]`` or ``[1, backbone outputs, per-input blocks]`` (see ``_designs``)."""
         keys = list(names) if self.hash_width is None else list(range(self.hash_width))
         bias = ["$bias"]
-        if self.heads[i][1] == "inputs":
+        if view == "inputs":
             return bias + [("in", k) for k in keys]
         out = bias + [("h", j) for j in range(self.backbone_.out_features)]
         m = self.key_units if self.key_units else 0
@@ -93,19 +98,23 @@ class OnlineParts(PartitionedLearner):
 
     def _sgd_in_head_order(self, P: np.ndarray) -> np.ndarray:
         """SGD probabilities (b, c_sgd) in the SGD head's class order, as (b, c) in the ridge heads'
-        order: a partition's SGD head knows only the classes that partition has seen."""
-        classes, head = self.sgd_.classes, self.heads_[0].classes
-        if not self._multi:
+        order: a partition's SGD head knows only the classes that partition has seen, in the order it met
+        them, and the heads may have met them in another (a merged part: the heads take the order the
+        other partitions' statistics keep)."""
+        classes, head = list(self.sgd_.classes[: P.shape[1]]), self.heads_[0].classes
+        if classes == list(head[: len(classes)]):  # its classes in the heads' order: padded with the others
             c = len(head)
             return P if P.shape[1] == c else np.pad(P, ((0, 0), (0, c - P.shape[1])))
         out = np.zeros((P.shape[0], len(head)))
         pos = {y: k for k, y in enumerate(head)}
-        out[:, [pos[y] for y in classes[: P.shape[1]]]] = P
+        out[:, [pos[y] for y in classes]] = P
         return out
 
     # -- monitoring over every partition ------------------------------------------------------
-    # A partition keeps its own drift monitor and replay buffer: the learner's monitoring
-    # attributes count all of them (ContinualMonitoring reads the active partition's only).
+    # A partition keeps its own drift monitor, restarter, mixer and replay buffer: the learner's
+    # monitoring counts (alarms, restarts, remixes, stored rows) and report()["drift"] are over all
+    # of them (ContinualMonitoring reads the active partition's only; ContinualSteps sums over
+    # _every_local).
     def _every_local(self, attr: str) -> list:
         """``attr`` of every partition's local state that has one, the active partition's last."""
         held = [p.local[attr] for p in self._parts.values() if p.local is not None]
@@ -204,14 +213,9 @@ class OnlineParts(PartitionedLearner):
         return local
 
     def _load_local_continual(self, local: dict, state: dict, rows: np.ndarray) -> None:
-        """Continual-learning state into ``local``. Replay rows, imbalance records and shadow heads
-        are indexed by this learner's columns: they load only when the inputs did not move."""
-        moved = not np.array_equal(rows, np.arange(len(rows)))
-        column_bound = state.get("replay") is not None or state.get("imbalance") is not None or state.get("shadows")
-        if moved and column_bound:
-            raise ContributionError("the contribution's replay, imbalance or shadow state is indexed by inputs in "
-                                    "another order than this learner's; merge it into a learner that met the inputs "
-                                    "in the same order (e.g. a fixed mapping.features list)")
+        """Continual-learning state into ``local``, the replay buffer's stored inputs moved to ``rows``
+        (its rows are raw inputs). Imbalance statistics and shadow heads are indexed by design
+        columns: :meth:`_align_local` moves them."""
         saved = self._get_local()
         try:
             self._set_local(local)
@@ -219,3 +223,24 @@ class OnlineParts(PartitionedLearner):
             local.update({a: getattr(self, a) for a in LOCAL_ATTRS})
         finally:
             self._set_local(saved)
+        if local["replay_"] is not None and not np.array_equal(rows, np.arange(len(rows))):
+            local["replay_"].move_inputs(rows)
+
+    def _align_local(self, local: dict, theirs: tuple, mine: tuple) -> None:
+        """Shadow heads and imbalance statistics of a contribution's ``local`` state, moved from the
+        exporter's design layouts (inputs ``theirs``: names and kinds) to this learner's (``mine``),
+        column by column by name, as a merge moves the heads' statistics."""
+        n = len(theirs[0])
+        same = list(theirs[0]) == list(mine[0][:n]) and list(theirs[1]) == list(mine[1][:n])
+        if self.hash_width is not None or same:
+            return  # hashed inputs, or the exporter's are this learner's first ones: layouts start with the exporter's
+        restarter, imbalance = local["restarter_"], local["imbalance_"]
+        try:
+            if restarter is not None and restarter.shadows_:
+                restarter.move_columns({i: layout_positions(self._layout(i, *theirs), self._layout(i, *mine))
+                                        for i in restarter.shadows_})
+            if imbalance is not None:
+                imbalance.move_columns([layout_positions(self._view_layout(v, *theirs), self._view_layout(v, *mine))
+                                        for v in self._views()])
+        except ValueError as e:
+            raise ContributionError(f"contribution's continual-learning state does not fit its inputs ({e})") from None

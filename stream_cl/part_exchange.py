@@ -15,7 +15,7 @@ import numpy as np
 from .contribution import Contribution, ContributionError
 from .part_stats import Part, PartStats, install
 
-__all__ = ["PartExchange"]
+__all__ = ["PartExchange", "layout_positions"]
 
 # Settings members of one model may differ in: they pick hardware or bound memory, and leave
 # the model's arithmetic alone ("backbone" is compared as the backbone's own identity). A
@@ -33,8 +33,15 @@ class PartExchange:
     swapped in), ``_multi`` (several parts: the heads hold their sums), ``_active_learned`` and
     ``_memo`` (set by a merge), ``_go_multi()`` and ``_serve_sums()`` (the served sums),
     ``_get_params()`` (River's: the settings compared by :meth:`_identity`) and, when it has
-    one, ``backbone_`` (compared by its ``identity()``).
+    one, ``backbone_`` (compared by its ``identity()``). A learner whose local state holds
+    statistics indexed by design columns overrides :meth:`_align_local`.
     """
+
+    def _align_local(self, local: dict, theirs: tuple, mine: tuple) -> None:
+        """Move the parts of ``local`` (a contribution's local state, from ``_local_from_state``) that
+        are indexed by design columns from the exporter's layout (its inputs ``theirs``: names and
+        kinds) to this learner's once it has adopted them (``mine``), by column name; a
+        ``ContributionError`` for a state that does not fit. Nothing such by default."""
 
     def _identity(self, canonical: bool = False) -> dict:
         """What parts of one model must share: the learner's kind, settings (not those that leave
@@ -109,17 +116,23 @@ class PartExchange:
         for i, (h, s, st) in enumerate(zip(heads, c.heads, incoming)):
             if st.B.shape[1] > len(s["classes"]) or st.A.shape[0] > len(self._layout(i, names, kinds)):
                 raise ContributionError("contribution's statistics do not match its inputs and classes")
-        # where the exporter's inputs go here (names this learner lacks append in their order)
+        # where the exporter's inputs go here (names this learner lacks append in their order, as adopt does)
         width = self.index_.width
+        adopted = (list(self.index_.names), list(self.index_.kinds))  # this learner's inputs once adopted
         if self.index_.hash_width is None:
             pos = {n: i for i, n in enumerate(self.index_.names)}
-            for n in names:
+            for n, k in zip(names, kinds):
                 if n not in pos:
                     pos[n] = len(pos)
+                    adopted[0].append(n)
+                    adopted[1].append(k)
             rows_in, width = np.array([pos[n] for n in names], dtype=np.int64), len(pos)
         else:
             rows_in = np.arange(len(kinds))
-        local = self._local_from_state(c.local, rows_in, width) if c.local is not None else self._fresh_local()
+        local = self._fresh_local()
+        if c.local is not None:
+            local = self._local_from_state(c.local, rows_in, width)
+            self._align_local(local, (names, kinds), adopted)
         # from here on the learner changes: align inputs and classes by name
         self.index_.adopt(names, kinds, c.inputs.get("categorical", ()))  # absent in older contributions
         mine_names, mine_kinds = list(self.index_.names), self.index_.kinds
@@ -127,8 +140,8 @@ class PartExchange:
         for i, (h, s, st) in enumerate(zip(heads, c.heads, incoming)):
             h.add_classes(list(s["classes"]))
             mine = self._layout(i, mine_names, mine_kinds)
-            rows = _positions(self._layout(i, names, kinds)[: st.A.shape[0]], mine)
-            cols = _positions(list(s["classes"])[: st.B.shape[1]], list(h.classes))
+            rows = layout_positions(self._layout(i, names, kinds)[: st.A.shape[0]], mine)
+            cols = layout_positions(list(s["classes"])[: st.B.shape[1]], list(h.classes))
             aligned.append(st.aligned(rows, len(mine), cols, len(h.classes)))
         self._memo = None
         if not self._parts or (not self._multi and partition == self._active):
@@ -208,7 +221,7 @@ def _unpacked(state) -> dict:
         raise ContributionError(f"contribution's head statistics are malformed ({type(e).__name__}: {e})") from None
 
 
-def _positions(names: list, mine: list) -> np.ndarray:
+def layout_positions(names: list, mine: list) -> np.ndarray:
     """Where each of ``names`` is in ``mine``, -1 where it is not: a category among the first
     KEYED_CATEGORIES of its feature where the part was learned (a block of design columns) and
     a later one here (no block) after the two met the feature's values in other orders."""

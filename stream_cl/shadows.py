@@ -111,6 +111,15 @@ class ShadowRestarter:
             self.shadows_, self.hits_, self.start_, self.alarm_at_, self.started_at_ = {}, {}, -1, -1, -1
         return replaced
 
+    def move_columns(self, positions: Mapping[int, np.ndarray]) -> None:
+        """The learner lays the designs out in another order (a partition's part merged into a learner
+        that met the inputs in another order): shadow ``i``'s design column ``k`` is now column
+        ``positions[i][k]`` (-1: it has none here, and its statistics are dropped)."""
+        for i, shadow in self.shadows_.items():
+            state = shadow.state_dict()
+            state["ridge"] = _ridge_moved(state["ridge"], np.asarray(positions[i], dtype=np.int64))
+            shadow.load_state_dict(state)
+
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"shadows": [{"head": i, "state": sh.state_dict(), "hits": list(self.hits_[i])}
@@ -137,10 +146,52 @@ class ShadowRestarter:
 
 
 def _take_classes(shadow, classes: list) -> None:
-    """Append to ``shadow`` the ``classes`` it lacks, in their order, each with a zero column: the
-    shadow learned no row of them (another partition's, or learned before the shadow started)."""
-    if len(shadow.classes) == len(classes):  # its classes are among its head's: as many is the same ones
+    """Put ``shadow``'s classes in the order of its head's (``classes``), then append those it lacks,
+    each with a zero column: the shadow learned no row of them (another partition's, or learned
+    before the shadow started). A shadow that came with a merged part was started by a learner that
+    may have met the classes in another order: a restart loads the shadow's class order into the
+    head, and the other partitions' statistics keep their columns in the head's order."""
+    own = list(shadow.classes)
+    if own != list(classes[: len(own)]):
+        _reorder(shadow, [c for c in classes if c in own] + [c for c in own if c not in classes])
+    if len(shadow.classes) == len(classes):  # its classes are among its head's, in its order: the same ones
         return
     shadow.add_classes(classes)
     if shadow.ridge.n_features:  # one that has learned no row yet grows at its first
         shadow.ridge.grow(shadow.ridge.n_features, len(shadow.classes))
+
+
+def _reorder(shadow, order: list) -> None:
+    """Move ``shadow``'s classes, their X'Y columns and counts, to ``order`` (the same classes), by name."""
+    state = shadow.state_dict()
+    own = list(state["classes"])
+    perm = [own.index(c) for c in order]
+    B = state["ridge"]["B"]
+    B = np.pad(B, ((0, 0), (0, len(own) - B.shape[1])))  # classes added since it last learned: zero columns
+    state["ridge"]["B"] = B[:, perm]
+    state["counts"] = [state["counts"][k] for k in perm]
+    state["classes"] = list(order)
+    shadow.load_state_dict(state)
+
+
+def _ridge_moved(ridge: dict, to: np.ndarray) -> dict:
+    """A ridge state (``RecursiveRidge.state_dict``) whose design column ``k`` moves to ``to[k]`` (-1: dropped).
+    A column it gains is one it never had a value in: zero statistics, and in ``R`` what growing adds."""
+    A, B = np.asarray(ridge["A"]), np.asarray(ridge["B"])
+    d = A.shape[0]
+    if len(to) < d:
+        raise ValueError(f"a shadow head has {d} design columns, its layout {len(to)}")
+    to = to[:d]
+    keep = to >= 0
+    cols = to[keep]
+    n = int(cols.max()) + 1 if len(cols) else 0
+    out = {k: v for k, v in ridge.items() if k != "R"}
+    out["A"] = np.zeros((n, n))
+    out["A"][np.ix_(cols, cols)] = A[np.ix_(keep, keep)]
+    out["B"] = np.zeros((n, B.shape[1]))
+    out["B"][cols] = B[keep]
+    if ridge.get("R") is not None and keep.all():  # else computed from A when next read
+        R = np.eye(n) / (float(ridge["gamma"]) * float(ridge["decay"]))
+        R[np.ix_(cols, cols)] = np.asarray(ridge["R"])
+        out["R"] = R
+    return out

@@ -312,6 +312,21 @@ class ReplayBuffer(base.Base):
             r += n
         return ReplayDraw(RX, RM, ry, rt, np.asarray(pos, dtype=np.int64))
 
+    def move_inputs(self, rows: np.ndarray) -> None:
+        """Lay the stored rows out in another learner's input order (a partition's part merged into a
+        learner that met the inputs in another order): stored input ``i`` moves to column ``rows[i]``.
+        Labels, groups, times and random numbers stay as they are, so the buffer stores and draws what
+        it would have; the width becomes one past the last column an input moved to. With ``max_bytes``
+        the budget counts that width, as it counts the holder's inputs for every buffer."""
+        d = self.width_
+        rows = np.asarray(rows, dtype=np.int64)[:d]
+        if len(rows) < d or (d and rows.min() < 0):
+            raise ValueError(f"the replay buffer's {d} inputs need as many columns to move to, got {rows.tolist()}")
+        width = int(rows.max()) + 1 if d else 0
+        X, M = np.zeros((self.X_.shape[0], width)), np.zeros((self.X_.shape[0], width), dtype=bool)
+        X[:, rows], M[:, rows] = self.X_, self.M_
+        self.X_, self.M_ = X, M
+
     # -- monitoring --------------------------------------------------------------------
     def report(self) -> dict:
         return {"policy": type(self).__name__, "size": self.size_, "bytes": self.nbytes_,
