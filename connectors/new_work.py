@@ -9,13 +9,13 @@ another member's. :class:`NewWork` counts what the router's new work adds to the
 
 * a new step's rise of the learner's drift alarm counts and category overflow counts
   (:meth:`NewWork.before_step`, :meth:`NewWork.count_step`); a silent step's does not;
-* every rise of the label stores' outcome counters counts (a record's join, an expiry, an
-  eviction: by ``labels.max_pending`` or for the changelog at a commit) except those of the
-  calls made for silent records (and the expiry of a poll of silent records alone). Those
-  are found by diffing the store's counters around the calls (:meth:`NewWork.mark`,
-  :meth:`NewWork.skip`), and the new ones by diffing the stores' totals at each count
-  (:meth:`NewWork.count_labels`) against the last, from the start (after the restore). A
-  takeover's install and a drop keep the totals (:class:`~stream_cl.pending_stores.PendingStores`).
+* the label stores count the outcomes of new work themselves, by each entry's flag of being
+  committed before a restore (:meth:`~stream_cl.pending.PendingLabels.counters`: ``new_joined``,
+  a join with a side read new in this process; ``new_expired``, an event added new here that
+  expired or was evicted, by ``labels.max_pending`` or for the changelog at a commit;
+  ``new_unknown``, a label read new here that never found its event); their rise since the
+  last count (:meth:`NewWork.count_labels`), from the start (after the restore), is counted.
+  A takeover's install and a drop keep the totals (:class:`~stream_cl.pending_stores.PendingStores`).
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ assert LABEL_OUTCOMES == ("joined", "expired", "unknown")  # as label_outcomes r
 
 
 def label_outcomes(counts: Mapping) -> tuple[int, int, int]:
-    """A label store's counters (``counters()``) as counts of the delayed-label outcomes
-    (``metric_names.LABEL_OUTCOMES``, in that order): an event evicted (by ``labels.max_pending``, or
-    for the changelog) never gets its label either, so it counts as expired.
+    """A label store's counters (``counters()``) as the counts of new work's delayed-label outcomes
+    (``metric_names.LABEL_OUTCOMES``, in that order; an evicted event never gets its label either, so
+    the store counts it as expired).
 
-    >>> label_outcomes({"joined": 3, "expired": 1, "evicted": 2, "unknown": 0})
+    >>> label_outcomes({"joined": 5, "new_joined": 3, "new_expired": 3, "new_unknown": 0})
     (3, 3, 0)
     """
-    return counts["joined"], counts["expired"] + counts["evicted"], counts["unknown"]
+    return counts["new_joined"], counts["new_expired"], counts["new_unknown"]
 
 
 class NewWork:
@@ -50,8 +50,8 @@ class NewWork:
 
     def __init__(self, learner, pending, metrics):
         self.learner, self.pending, self.metrics = learner, pending, metrics
-        # the label stores' outcome counts already counted, or skipped as replayed; from the start: what
-        # was restored before it is not this process's
+        # the label stores' new-work outcome counts already counted (from the start: a store installed or
+        # dropped keeps the totals)
         self._labels_seen = label_outcomes(pending.counters())
 
     # -- steps ---------------------------------------------------------------------------
@@ -113,21 +113,8 @@ class NewWork:
             log_event(log, "drift_alarm", detail=f"{new - len(alarms)} more alarms in this batch", alarms_total=total)
 
     # -- the label stores -------------------------------------------------------------------
-    @staticmethod
-    def mark(stores: list) -> list:
-        """Each store's outcome counts now, for :meth:`skip` after calls made for replayed records."""
-        return [label_outcomes(s.counters()) for s in stores]
-
-    def skip(self, stores: list, before: list) -> None:
-        """Take the rise of ``stores``' outcome counts since ``before`` (:meth:`mark`'s) as seen and not
-        counted: the calls between were made for replayed records."""
-        seen = self._labels_seen
-        for store, was in zip(stores, before):
-            seen = tuple(s + now - w for s, now, w in zip(seen, label_outcomes(store.counters()), was))
-        self._labels_seen = seen
-
     def count_labels(self) -> None:
-        """Count the rise of the label stores' outcome counts since the last count, less what was skipped."""
+        """Count the rise of the label stores' new-work outcome counts since the last count."""
         now = label_outcomes(self.pending.counters())
         rise = {o: n - s for o, n, s in zip(LABEL_OUTCOMES, now, self._labels_seen) if n > s}
         self._labels_seen = now

@@ -20,8 +20,8 @@ the model had learned other things by then), so its label is learned and not sco
 (``unscored`` in the report).
 
 What the new work adds to the exporter's counters of drift alarms, category overflow and
-label outcomes is counted by :class:`~connectors.new_work.NewWork`, around the router's steps
-and label-store calls.
+label outcomes is counted by :class:`~connectors.new_work.NewWork`: around the router's steps,
+and from the label stores' own counts of new work.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class Router:
             self.state.touched(key, len(found))
             letters += self._learn(key, found, batch)  # (a join's dead letter goes by the join, not its event's origin)
         if not labels and not early:
-            self._expire_after(batch)
+            self.pending.expire()
         self.new_work.count_labels()
         if letters:
             self._dead_letters(letters, batch.raw)
@@ -138,24 +138,13 @@ class Router:
         self.pending.expire()
         self.new_work.count_labels()
 
-    def _expire_after(self, batch) -> None:
-        """Expire after a poll without joins; after one of silent records alone, the expiry was the replayed
-        work's (they were read before the restore): skipped."""
-        silent = batch.silent
-        replayed = bool(silent) and all(item.origin in silent for item in batch.items)
-        before = self.new_work.mark([self.pending]) if replayed else None
-        self.pending.expire()
-        if before is not None:
-            self.new_work.skip([self.pending], before)
-
     def _join(self, key, labels, committed: bool) -> list:
         """Join ``labels`` of events partition ``key``, all ``committed`` (re-read silently) or none, with
         their events, in the partition's store or in the store from before partitions; returns the joins (as
-        :meth:`process` keeps them). A committed run's change to the stores' outcome counts is skipped."""
+        :meth:`process` keeps them)."""
         stores = [self.pending.for_key(key)]
         if key is not None and None in self.pending.stores:  # a store from before partitions
             stores.append(self.pending.for_key(None))
-        before = self.new_work.mark(stores) if committed else None
         joins = []
         for label in labels:
             for store in stores:
@@ -165,8 +154,6 @@ class Router:
                     counted = self._counted_waiting.pop((key, event.id), False) is None  # None: it was there
                     joins.append((event, committed and event_committed, published, counted))
                     break
-        if before is not None:
-            self.new_work.skip(stores, before)
         return joins
 
     def _predict(self, key, events: list, batch, silent, polled_at: float, early: dict) -> list[DeadLetter]:
@@ -191,7 +178,6 @@ class Router:
                 self.new_work.count_step(before)
                 m.step_seconds.observe(t1 - t0)  # a replay step is a step
                 if store is not None:
-                    waited = self.new_work.mark([store]) if replayed else None
                     refused = {d.origin for d in rejected}
                     # the predictions are those of the events the model took, in order
                     for e, p in zip((e for e in chunk if e.origin not in refused), predictions):
@@ -210,8 +196,6 @@ class Router:
                                 told = None if replayed else replace(p, y_true=labelled.y)
                                 join = (labelled, replayed and label_committed, told, not replayed)
                                 early.setdefault(key, []).append(join)
-                    if waited is not None:
-                        self.new_work.skip([store], waited)
                 if rejected:
                     letters.extend(_original(rejected, batch.raw))
                 if replayed:  # published before the restore, and counted then

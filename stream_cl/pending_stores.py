@@ -30,6 +30,7 @@ from .pending import PendingLabels
 __all__ = ["PendingStores"]
 
 _COUNTS = ("added", "joined", "unknown", "expired", "evicted", "replaced", "early")  # cumulative, unlike pending/waiting
+_NEW = ("new_joined", "new_expired", "new_unknown")  # this process's new work: never saved, kept when a store retires
 
 
 class PendingStores:
@@ -69,8 +70,7 @@ class PendingStores:
         total: Counter = Counter(self.retired)
         for s in self._all():
             total.update(s.counters())
-        return {k: total.get(k, 0) for k in ("added", "joined", "unknown", "expired", "evicted", "replaced", "early",
-                                              "pending", "waiting")}
+        return {k: total.get(k, 0) for k in (*_COUNTS, "pending", "waiting", *_NEW)}
 
     def expire(self) -> int:
         return sum(s.expire() for s in self._all())
@@ -100,11 +100,12 @@ class PendingStores:
     def _retire(self, key: Hashable) -> None:
         old = self.stores.get(key)
         if old is not None:
-            self.retired.update({k: v for k, v in old.counters().items() if k in _COUNTS})
+            self.retired.update({k: v for k, v in old.counters().items() if k in _COUNTS or k in _NEW})
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"partitions": [[key, s.state_dict()] for key, s in self.stores.items()], "retired": dict(self.retired)}
+        return {"partitions": [[key, s.state_dict()] for key, s in self.stores.items()],
+                "retired": {k: v for k, v in self.retired.items() if k in _COUNTS}}
 
     def load_state_dict(self, state: Mapping) -> "PendingStores":
         """Checkpoints before per-partition stores held one store: it becomes partition ``None``'s."""
