@@ -9,19 +9,23 @@ another member's. :class:`NewWork` counts what the router's new work adds to the
 
 * a new step's rise of the learner's drift alarm counts and category overflow counts
   (:meth:`NewWork.before_step`, :meth:`NewWork.count_step`); a silent step's does not;
-* the label stores count the outcomes of new work themselves, by each entry's flag of being
-  committed before a restore (:meth:`~stream_cl.pending.PendingLabels.counters`: ``new_joined``,
-  a join with a side read new in this process; ``new_expired``, an event added new here that
-  expired or was evicted, by ``labels.max_pending`` or for the changelog at a commit;
-  ``new_unknown``, a label read new here that never found its event); their rise since the
-  last count (:meth:`NewWork.count_labels`), from the start (after the restore), is counted.
-  A takeover's install and a drop keep the totals (:class:`~stream_cl.pending_stores.PendingStores`).
+* a delayed label's join counts when one of its two records was read new in this process
+  (the label stores count these themselves, by each waiting record's flag of being committed
+  before a restore: :meth:`~stream_cl.pending_stores.PendingStores.new_joins`); a join of two
+  records both committed before the restore was counted by the process before;
+* an expiry, an eviction (by ``labels.max_pending``, or for the changelog at a commit) and an
+  unknown label count whenever they happen in this process: they follow the store's clock,
+  not the records, and a store taken over was dropped by its last owner without counting what
+  it held (after a crash, one the process before expired between its checkpoint and the crash
+  can count again);
+* each is the rise since the last count (:meth:`NewWork.count_labels`), from the start (after
+  the restore): a takeover's install and a drop keep the totals
+  (:class:`~stream_cl.pending_stores.PendingStores`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 
 from .logs import log_event
 from .metric_names import LABEL_OUTCOMES
@@ -34,15 +38,12 @@ ALARM_LINES_PER_BATCH = 10  # drift_alarm log lines per step at most (the metric
 assert LABEL_OUTCOMES == ("joined", "expired", "unknown")  # as label_outcomes reads them
 
 
-def label_outcomes(counts: Mapping) -> tuple[int, int, int]:
-    """A label store's counters (``counters()``) as the counts of new work's delayed-label outcomes
-    (``metric_names.LABEL_OUTCOMES``, in that order; an evicted event never gets its label either, so
-    the store counts it as expired).
-
-    >>> label_outcomes({"joined": 5, "new_joined": 3, "new_expired": 3, "new_unknown": 0})
-    (3, 3, 0)
-    """
-    return counts["new_joined"], counts["new_expired"], counts["new_unknown"]
+def label_outcomes(pending) -> tuple[int, int, int]:
+    """The label stores' (:class:`~stream_cl.pending_stores.PendingStores`) counts of the delayed-label
+    outcomes that new work counts (``metric_names.LABEL_OUTCOMES``, in that order; an evicted event
+    never gets its label either, so it counts as expired)."""
+    counts = pending.counters()
+    return pending.new_joins(), counts["expired"] + counts["evicted"], counts["unknown"]
 
 
 class NewWork:
@@ -52,7 +53,7 @@ class NewWork:
         self.learner, self.pending, self.metrics = learner, pending, metrics
         # the label stores' new-work outcome counts already counted (from the start: a store installed or
         # dropped keeps the totals)
-        self._labels_seen = label_outcomes(pending.counters())
+        self._labels_seen = label_outcomes(pending)
 
     # -- steps ---------------------------------------------------------------------------
     def before_step(self, replayed: bool) -> tuple | None:
@@ -115,7 +116,7 @@ class NewWork:
     # -- the label stores -------------------------------------------------------------------
     def count_labels(self) -> None:
         """Count the rise of the label stores' new-work outcome counts since the last count."""
-        now = label_outcomes(self.pending.counters())
+        now = label_outcomes(self.pending)
         rise = {o: n - s for o, n, s in zip(LABEL_OUTCOMES, now, self._labels_seen) if n > s}
         self._labels_seen = now
         if rise:

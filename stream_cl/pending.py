@@ -17,9 +17,8 @@ evicted, and entries older than ``max_age_s`` expire. Every outcome is counted.
 >>> store.join(LabelUpdate("e4", "cow"))  # e4 not read yet: its label waits; e1's is dropped (max_early)
 >>> store.add(Event({"a": 4.0}, id="e4"))  # ... and is joined when e4 comes
 Event(x={'a': 4.0}, y='cow', id='e4', task=None, ts=None, origin='')
->>> store.counters()  # doctest: +NORMALIZE_WHITESPACE
-{'added': 3, 'joined': 2, 'unknown': 1, 'expired': 0, 'evicted': 1, 'replaced': 0, 'early': 2, 'pending': 1, 'waiting': 0,
- 'new_joined': 2, 'new_expired': 1, 'new_unknown': 1}
+>>> store.counters()
+{'added': 3, 'joined': 2, 'unknown': 1, 'expired': 0, 'evicted': 1, 'replaced': 0, 'early': 2, 'pending': 1, 'waiting': 0}
 
 Labels arrive as JSON objects holding the event id and the label, in the fields the
 mapping names (``mapping.id``, ``mapping.label``); :class:`LabelDecoder` turns bytes
@@ -101,10 +100,9 @@ class PendingLabels:
         self._items: OrderedDict[str, tuple] = OrderedDict()
         self._early: OrderedDict[str, tuple] = OrderedDict()
         self.added = self.joined = self.unknown = self.expired = self.evicted = self.replaced = self.early = 0
-        # the outcomes of this process's new work (not saved): joins with a side read new here, events added
-        # new here that expired or were evicted, labels read new here that never found their event; what a
-        # restore brought back or a replay re-read had its outcome counted by the process before
-        self.new_joined = self.new_expired = self.new_unknown = 0
+        # joins with a side read new in this process (not saved; the daemon exports them, connectors/new_work.py):
+        # a join of two records both committed before a restore was made, and counted, by the process before
+        self.new_joined = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -114,7 +112,7 @@ class PendingLabels:
         ``max_pending`` counts them; returns how many went."""
         n = min(max(int(n), 0), len(self._items))
         for _ in range(n):
-            self.new_expired += not self._items.popitem(last=False)[1][6]
+            self._items.popitem(last=False)
         self.evicted += n
         return n
 
@@ -167,7 +165,7 @@ class PendingLabels:
         items[event.id] = (event.x, event.task, event.ts, event.origin, now, told, bool(committed))
         self.added += 1
         while len(items) > self.max_pending:
-            self.new_expired += not items.popitem(last=False)[1][6]
+            items.popitem(last=False)
             self.evicted += 1
         return None
 
@@ -214,36 +212,30 @@ class PendingLabels:
     def _wait(self, label: LabelUpdate, now: float, committed: bool = False) -> None:
         early = self._early
         if label.id in early:
-            self.new_unknown += not early.pop(label.id)[3]
+            del early[label.id]
             self.replaced += 1
             self.unknown += 1  # the replaced label will never be learned
         early[label.id] = (label.y, label.origin, now, bool(committed))
         self.early += 1
         while len(early) > self.max_early:
-            self.new_unknown += not early.popitem(last=False)[1][3]
+            early.popitem(last=False)
             self.unknown += 1
 
     def expire(self, now: float | None = None) -> int:
         """Drop entries (events and early labels) older than ``max_age_s``; returns how many events."""
         now = self.now() if now is None else now
         limit = now - self.max_age_s
-        n, new = _drop_older(self._items, limit, 4, 6)
-        self.new_expired += new
+        n = _drop_older(self._items, limit, 4)
         self.expired += n
-        n_early, new = _drop_older(self._early, limit, 2, 3)
-        self.unknown += n_early
-        self.new_unknown += new
+        self.unknown += _drop_older(self._early, limit, 2)
         return n
 
     def counters(self) -> dict:
         """``unknown`` counts labels whose event never came within the bounds; ``early`` the labels
-        that came before their event; ``pending`` and ``waiting`` what waits now; ``new_joined``,
-        ``new_expired`` (expired or evicted) and ``new_unknown`` the outcomes of this process's new
-        work (see ``__init__``), which the daemon exports."""
+        that came before their event; ``pending`` and ``waiting`` what waits now."""
         return {"added": self.added, "joined": self.joined, "unknown": self.unknown, "expired": self.expired,
                 "evicted": self.evicted, "replaced": self.replaced, "early": self.early,
-                "pending": len(self._items), "waiting": len(self._early), "new_joined": self.new_joined,
-                "new_expired": self.new_expired, "new_unknown": self.new_unknown}
+                "pending": len(self._items), "waiting": len(self._early)}
 
     # -- state: compact (one key list per distinct key sequence, values in one array) --------
     def state_dict(self) -> dict:
@@ -288,7 +280,7 @@ class PendingLabels:
             "published": published,
             # labels that came before their event: [id, label, origin, added_at] each (JSON keeps str/int/bool)
             "early": [[i, y, origin, at] for i, (y, origin, at, _) in self._early.items()],
-            "counters": {k: v for k, v in self.counters().items() if k not in ("pending", "waiting") and k[:4] != "new_"},
+            "counters": {k: v for k, v in self.counters().items() if k not in ("pending", "waiting")},
             "saved_at": self.now(),
         }
 
@@ -334,18 +326,16 @@ class PendingLabels:
         return self
 
 
-def _drop_older(items: OrderedDict, limit: float, at: int, committed: int) -> tuple[int, int]:
-    """Drop the oldest entries of ``items`` whose time (``entry[at]``) is at or before ``limit``; returns
-    how many, and how many of them were not committed before a restore (``entry[committed]``)."""
-    n = new = 0
+def _drop_older(items: OrderedDict, limit: float, at: int) -> int:
+    """Drop the oldest entries of ``items`` whose time (``entry[at]``) is at or before ``limit``."""
+    n = 0
     while items:
         oldest = next(iter(items.values()))
         if oldest[at] > limit:
             break
         items.popitem(last=False)
         n += 1
-        new += not oldest[committed]
-    return n, new
+    return n
 
 
 class LabelDecoder:

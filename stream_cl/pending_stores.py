@@ -30,7 +30,6 @@ from .pending import PendingLabels
 __all__ = ["PendingStores"]
 
 _COUNTS = ("added", "joined", "unknown", "expired", "evicted", "replaced", "early")  # cumulative, unlike pending/waiting
-_NEW = ("new_joined", "new_expired", "new_unknown")  # this process's new work: never saved, kept when a store retires
 
 
 class PendingStores:
@@ -70,7 +69,12 @@ class PendingStores:
         total: Counter = Counter(self.retired)
         for s in self._all():
             total.update(s.counters())
-        return {k: total.get(k, 0) for k in (*_COUNTS, "pending", "waiting", *_NEW)}
+        return {k: total.get(k, 0) for k in (*_COUNTS, "pending", "waiting")}
+
+    def new_joins(self) -> int:
+        """Joins this process made with a record read new in it (:attr:`PendingLabels.new_joined`), over
+        every store it held: never saved, never lower."""
+        return self.retired.get("new_joined", 0) + sum(s.new_joined for s in self._all())
 
     def expire(self) -> int:
         return sum(s.expire() for s in self._all())
@@ -100,7 +104,8 @@ class PendingStores:
     def _retire(self, key: Hashable) -> None:
         old = self.stores.get(key)
         if old is not None:
-            self.retired.update({k: v for k, v in old.counters().items() if k in _COUNTS or k in _NEW})
+            self.retired.update({k: v for k, v in old.counters().items() if k in _COUNTS})
+            self.retired["new_joined"] += old.new_joined
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict:
