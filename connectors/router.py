@@ -147,13 +147,14 @@ class Router:
             stores.append(self.pending.for_key(None))
         joins = []
         for label in labels:
-            for store in stores:
-                found = store.join_committed(label, committed=committed)
-                if found is not None:
-                    event, published, event_committed = found
-                    counted = self._counted_waiting.pop((key, event.id), False) is None  # None: it was there
-                    joins.append((event, committed and event_committed, published, counted))
-                    break
+            # the store its event waits in; none: the partition's, where the label waits for its event (a
+            # store that does not hold the event would keep the label waiting, joined or not elsewhere)
+            store = next((s for s in stores if label.id in s), stores[0])
+            found = store.join_committed(label, committed=committed)
+            if found is not None:
+                event, published, event_committed = found
+                counted = self._counted_waiting.pop((key, event.id), False) is None  # None: it was there
+                joins.append((event, committed and event_committed, published, counted))
         return joins
 
     def _predict(self, key, events: list, batch, silent, polled_at: float, early: dict) -> list[DeadLetter]:

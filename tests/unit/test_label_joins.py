@@ -104,3 +104,16 @@ def test_an_event_whose_partition_came_back_to_this_member_counts_once():
     router.pending.install("events/0", saved)
     router.process(PolledBatch([LabelUpdate(str(i), "x", f"labels/0@{i}") for i in range(4, 14)], {}, frozenset()))
     assert _counts(router.step.stats)[:3] == (14, 14, 0)
+
+
+def test_a_label_joined_in_the_store_from_before_partitions_does_not_also_wait():
+    # a reviewer read it in the code: the partition's store, which did not hold the event, kept the label
+    # waiting for it, joined or not in the store from before partitions (later counted unknown, or joined
+    # with another event of that id)
+    router = _router(partitioned=True)
+    router.pending.for_key(None).add(Event({"a": 1.0}, None, "e1", None, None, "events/0@0"))  # a restored old store
+    router.process(PolledBatch([LabelUpdate("e1", "x", "labels/0@0")], {}, frozenset()))
+    assert router.pending.counters()["joined"] == 1
+    assert router.pending.waiting_labels == 0
+    router.process(PolledBatch([LabelUpdate("e2", "x", "labels/0@1")], {}, frozenset()))  # its event not read yet
+    assert router.pending.for_key("events/0").waiting_labels == 1
