@@ -277,7 +277,7 @@ class DaemonCollector:
         pending = getattr(daemon, "pending", None)
         fams["stream_cl_pending_labels"].add_metric([], len(pending) if pending is not None else m.pending_labels)
         fams["stream_cl_waiting_labels"].add_metric([], m.waiting_labels)  # refreshed by the loop about once a second
-        labels = dict(m.label_outcomes)  # the router's count of new work (module docstring)
+        labels = dict(m.label_outcomes)  # new work alone (connectors/new_work.py)
         for outcome in LABEL_OUTCOMES:
             fams["stream_cl_labels_total"].add_metric([outcome], labels.get(outcome, 0))
         if getattr(m, "last_progress", None):
@@ -290,11 +290,11 @@ class DaemonCollector:
             return
         fams["stream_cl_classes"].add_metric([], len(status.classes))
         fams["stream_cl_features"].add_metric([], len(status.features))
-        # the router's count of new work, not status.category_overflow (the model's lifetime count: module docstring)
+        # new work alone (connectors/new_work.py), not status.category_overflow (the model's lifetime count)
         fams["stream_cl_category_overflow_total"].add_metric([], m.category_overflow)
         drift = status.drift
         if drift is not None:
-            # the alarms this process raised (the router's count), not the model's lifetime totals over its
+            # the alarms this process raised (connectors/new_work.py), not the model's lifetime totals over its
             # partitions, which a part taken over or dropped would move (those are /model's)
             seen = set()
             for detector, by_response in sorted(dict(getattr(m, "drift_alarms", {})).items()):

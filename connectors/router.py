@@ -45,7 +45,6 @@ __all__ = ["Router"]
 log = logging.getLogger("stream_cl.daemon")
 
 
-
 class Router:
     """Predict, learn, join and route the records of one poll (module docstring).
 

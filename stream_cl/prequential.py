@@ -281,33 +281,31 @@ class Prequential:
             for i, r in enumerate(rows):
                 probas[i, : r.shape[1]] = r[0]
         self.stats.busy_s += time.perf_counter() - t0
-        classes = self.learner.classes_
-        predictions = []
-        y_pred = []
-        if probas.shape[1]:  # one argmax for the batch, not two numpy calls per event
-            top = probas.argmax(axis=1)  # (n,)
-            best = probas[np.arange(len(top)), top].tolist()
-            top = top.tolist()
-        else:  # no class yet: no label
-            top, best = [0] * len(kept), [0.0] * len(kept)
-        for e, k, p in zip(kept, top, best):
-            label = classes[k] if p > 0 else None  # (a NaN score is no label either)
-            p = p if p > 0 else 0.0
-            y_pred.append(label)
-            predictions.append(Prediction(e.id, label, p, e.y, e.task, e.ts, e.origin))
-        if published is not None:  # joins: scored against what was published, counted once
-            told = [published[j] for j in at]
-            self.stats.unscored += told.count(None)
-            kept, predictions = [e for e, p in zip(kept, told) if p is not None], [p for p in told if p is not None]
+        if published is not None:  # joins: scored against what was published (not known: not scored), counted once
+            scored = [i for i, j in enumerate(at) if published[j] is not None]
+            self.stats.unscored += len(kept) - len(scored)
+            kept, predictions = [kept[i] for i in scored], [published[at[i]] for i in scored]
             y_pred = [p.y_pred for p in predictions]
-            self.stats.update_joined([e.y for e in kept], y_pred,
-                                     None if counted is None else [counted[j] for j, p in zip(at, told) if p is not None])
+            self.stats.update_joined([e.y for e in kept], y_pred, None if counted is None else [counted[at[i]] for i in scored])
         else:
+            predictions = self._predictions(kept, probas)
+            y_pred = [p.y_pred for p in predictions]
             self.stats.update([e.y for e in kept], y_pred)
         self.stats.update_tasks([e.task for e in kept], [e.y for e in kept], y_pred)
         self.stats.add_dead_letters(dead)
         return predictions, dead
 
+    def _predictions(self, events: list[Event], probas: np.ndarray) -> list[Prediction]:
+        """Each event's most probable class (``None`` before any class, or for a NaN score) and its probability."""
+        classes = self.learner.classes_
+        if probas.shape[1]:  # one argmax for the batch, not two numpy calls per event
+            top = probas.argmax(axis=1)  # (n,)
+            best = probas[np.arange(len(top)), top].tolist()
+            top = top.tolist()
+        else:  # no class yet: no label
+            top, best = [0] * len(events), [0.0] * len(events)
+        return [Prediction(e.id, classes[k] if p > 0 else None, p if p > 0 else 0.0, e.y, e.task, e.ts, e.origin)
+                for e, k, p in zip(events, top, best)]
 
     def _x(self, e: Event):
         """The features the learner gets: the event's, and its time when the learner takes it."""
