@@ -75,6 +75,10 @@ class OnlineParts(PartitionedLearner):
         for i, (_, view) in enumerate(self.heads):
             check_columns(len(self._layout(i, names, kinds)), bound, what, f"the {view!r} head")
 
+    def _positional_inputs(self) -> bool:
+        """A backbone head's columns of a backbone with fixed input slots (``Backbone.keyed_inputs``)."""
+        return not self.backbone_.keyed_inputs and any(view == "all" for _, view in self.heads)
+
     def _layout(self, i: int, names: list, kinds: list) -> list:
         """Labels of head ``i``'s design columns for an index with inputs ``names`` of ``kinds``."""
         return self._view_layout(self.heads[i][1], names, kinds)

@@ -34,8 +34,15 @@ class PartExchange:
     ``_memo`` (set by a merge), ``_go_multi()`` and ``_serve_sums()`` (the served sums),
     ``_get_params()`` (River's: the settings compared by :meth:`_identity`) and, when it has
     one, ``backbone_`` (compared by its ``identity()``). A learner whose local state holds
-    statistics indexed by design columns overrides :meth:`_align_local`.
+    statistics indexed by design columns overrides :meth:`_align_local`, and one whose design
+    columns depend on the inputs' positions overrides :meth:`_positional_inputs`.
     """
+
+    def _positional_inputs(self) -> bool:
+        """Whether some design column depends on where the inputs sit, not only on their names (a
+        backbone with fixed input slots): a part then merges only where its inputs sit in the same
+        columns here."""
+        return False
 
     def _align_local(self, local: dict, theirs: tuple, mine: tuple) -> None:
         """Move the parts of ``local`` (a contribution's local state, from ``_local_from_state``) that
@@ -127,6 +134,13 @@ class PartExchange:
                     adopted[0].append(n)
                     adopted[1].append(k)
             rows_in, width = np.array([pos[n] for n in names], dtype=np.int64), len(pos)
+            moved = [n for i, n in enumerate(names) if pos[n] != i]
+            if moved and self._positional_inputs():
+                raise ContributionError(
+                    f"contribution of partition {partition!r} met its inputs in another order (input {moved[0]!r} is "
+                    f"column {names.index(moved[0])} there, {pos[moved[0]]} here), and this learner's backbone "
+                    "takes inputs by position: fix the inputs' order for every member (a numeric mapping.features "
+                    "list, or hash_width for string features)")
         else:
             rows_in = np.arange(len(kinds))
         local = self._fresh_local()

@@ -28,6 +28,11 @@ class Backbone(base.Base):
     # whose new inputs would pass it before anything changes, as it refuses one past max_columns.
     max_inputs: int | None = None
 
+    # Whether an input's weights follow its key (``keys``), not its column: then two learners that
+    # met the inputs in other orders compute the same features, and their partitions' parts merge.
+    # A module with fixed input slots (and any backbone that does not say so) is positional.
+    keyed_inputs = False
+
     def forward(self, Z: torch.Tensor, keys: list | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Features (b, out_features) of ``Z``; ``keys[j]`` names input column ``j``,
         ``mask`` (b, d_in) marks the inputs present in each event."""
