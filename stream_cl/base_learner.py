@@ -78,12 +78,17 @@ def check_tasks(tasks: Sequence | None, n_events: int) -> None:
             raise TypeError(f"tasks[{i}] must be a string or an integer (None: no task), got {type(t).__name__} {t!r}")
 
 
-def check_weight(w) -> None:
-    """Refuse a sample weight that is not a positive finite number within ``MAX_WEIGHT``: a NaN, an
-    infinite or a huge one would make the model's statistics infinite or NaN for good, a zero or
-    negative one divides by zero or unlearns."""
+def check_weight(w) -> float:
+    """``w`` as a float, or refused: a sample weight is a positive finite real number within
+    ``MAX_WEIGHT`` (a NaN, an infinite or a huge one would make the model's statistics infinite or
+    NaN for good, a zero or negative one divides by zero or unlearns), and one number (a
+    one-element array or a ``Decimal`` compares like one, then fails as a weight after the
+    learner has changed)."""
+    if isinstance(w, bool) or not isinstance(w, numbers.Real):
+        raise TypeError(f"sample weight must be one real number, got {type(w).__name__} {w!r}")
     if not 0.0 < w <= MAX_WEIGHT:  # false for NaN
         raise ValueError(f"sample weight must be a positive finite number at most {MAX_WEIGHT:g}, got {w!r}")
+    return float(w)
 
 
 def widened(P: np.ndarray, c: int) -> np.ndarray:
@@ -170,7 +175,7 @@ class StreamingClassifier(ContinualMonitoring, base.MiniBatchClassifier):
     # -- River's methods, from the batch ones ------------------------------------------
     def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0, partition: Hashable = None):
         check_label(y)
-        check_weight(w)
+        w = check_weight(w)
         self.prequential_batch([x], [y], None if w == 1.0 else [w], partition=partition)
         return self
 

@@ -38,7 +38,7 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_MAX_CATEGORIES", "DEFAULT_MAX_DEPTH", "MAX_ABS_VALUE", "MISSING", "OTHER", "TIME_COLUMNS", "InvalidFeatureError",
-    "cells", "check_frame_columns", "column_clash", "epoch_seconds", "flatten", "frame_rows", "indicator_key",
+    "cells", "check_event", "check_frame_columns", "column_clash", "epoch_seconds", "flatten", "frame_rows", "indicator_key",
     "memo_values", "out_of_range", "time_columns",
 ]
 
@@ -118,13 +118,15 @@ def flatten(x: Mapping | Iterable, max_depth: int = DEFAULT_MAX_DEPTH, nan: str 
             max_features: int | None = None) -> dict:
     """The features of one event as a flat ``{key: float | str | None | datetime}``.
 
-    ``x`` is a mapping, or a sequence whose positions are the keys (0, 1, ...). Nested
-    keys are ``parent.child`` and ``parent[i]``; top-level keys stay as they are.
-    Raises :class:`InvalidFeatureError` (``code`` ``too_deep``, ``non_finite``,
-    ``wrong_type`` or, past ``max_features`` flat values, ``too_many_features``).
+    ``x`` is a mapping of feature names to values; a nested sequence's positions are its keys
+    (0, 1, ...). Nested keys are ``parent.child`` and ``parent[i]``; top-level keys stay as
+    they are. Raises :class:`InvalidFeatureError` (``code`` ``too_deep``, ``non_finite``,
+    ``wrong_type`` or, past ``max_features`` flat values, ``too_many_features``), and a
+    ``TypeError`` for an event that is not a mapping (a string would be learned letter by letter).
     """
+    check_event(x)
     out: dict = {}
-    items = x.items() if isinstance(x, Mapping) else enumerate(x)
+    items = x.items()
     _flatten_into(out, items, None, 0, max_depth, nan == "missing", max_features)
     return out
 
@@ -202,6 +204,14 @@ _MEMO_TYPES = frozenset((float, int, str, bool, type(None), np.float64, np.int64
 _MEMO_KEYS = frozenset((str, int))  # not bool or float: True == 1 == 1.0 are three columns (River's streams use ints)
 
 
+def check_event(x) -> None:
+    """A ``TypeError`` unless ``x`` is a mapping of feature names to values, as an event is
+    (a string would be taken letter by letter, a list position by position)."""
+    if type(x) is not dict and not isinstance(x, Mapping):
+        raise TypeError(f"an event must be a mapping of feature names to values (a dict), got "
+                        f"{type(x).__name__} {_show_value(x)}")
+
+
 def memo_values(x: Mapping) -> tuple | None:
     """The values of event ``x`` if a memo may compare them (all immutable scalars, under string
     or int keys), else ``None``.
@@ -209,6 +219,8 @@ def memo_values(x: Mapping) -> tuple | None:
     >>> memo_values({"a": 1.0, "b": "red"}), memo_values({"a": {"b": 1.0}}), memo_values({1.0: 2.0})
     ((1.0, 'red'), None, None)
     """
+    if not isinstance(x, Mapping):
+        return None  # not an event: the index refuses it (flatten)
     values = tuple(x.values())
     # keys too must compare as the index tells them apart: 1 == 1.0 == True, but they are three columns
     if _MEMO_TYPES.issuperset(map(type, values)) and _MEMO_KEYS.issuperset(map(type, x)):

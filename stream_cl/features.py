@@ -52,8 +52,8 @@ import numpy as np
 
 from .checks import check_bool, check_int
 from .encoding import (
-    CATEGORY, DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, NUMERIC, OTHER, SHARED, InvalidFeatureError, cells, column_clash,
-    indicator_key,
+    CATEGORY, DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, NUMERIC, OTHER, SHARED, InvalidFeatureError, cells, check_event,
+    column_clash, indicator_key,
 )
 
 __all__ = ["FeatureIndex", "InvalidFeatureError", "NewColumns"]
@@ -240,6 +240,7 @@ class FeatureIndex:
         """:meth:`vectorize_masked` of one event: ``(X (1, d), M (1, d), new)``, without the general
         machinery when the event holds every indexed key, in index order, with finite numbers
         (a stream's steady state)."""
+        check_event(x)
         keys = tuple(x)
         if self.hash_width is None and keys != self._row_keys:
             pos = self._pos
@@ -254,6 +255,7 @@ class FeatureIndex:
 
     def vectorize_one(self, x: Mapping, bias: bool = False) -> tuple[np.ndarray, list]:
         """Fast path of :meth:`vectorize` for one event: a 1-D row, led by 1.0 if ``bias``."""
+        check_event(x)
         values = values_array(x, bias) if self.hash_width is None else None
         if values is None:  # hashing, or not all finite numbers: the general path
             X, _, new = self.vectorize_masked((x,))

@@ -113,7 +113,7 @@ class OneEventPath:
         if not self._per_event:
             return super().learn_one(x, y, w, partition=partition)
         check_label(y)
-        check_weight(w)
+        w = check_weight(w)
         memo, row = self._memo, None
         if memo is None or not memo.matches(x):
             memo = None

@@ -11,7 +11,7 @@ from ..base_learner import StreamingClassifier, check_label, check_weight, check
 from ..checkpoint import load_all_or_nothing
 from ..checks import check_positive
 from ..column_bound import check_bound, check_columns
-from ..encoding import DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, check_frame_columns, frame_rows, memo_values
+from ..encoding import DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, check_event, check_frame_columns, frame_rows, memo_values
 from ..features import FeatureIndex
 from ..parts import PartitionedLearner, check_partition
 from ..runtime import one_blas_thread
@@ -190,7 +190,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
     # -- learning --------------------------------------------------------------------------
     def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0, partition: Hashable = None) -> "AnalyticClassifier":
         check_label(y)
-        check_weight(w)
+        w = check_weight(w)
         z, new = self._row(x)  # (1 + width,); raises for a bad value before anything changes
         self._check_new(new)  # and for too many columns: a refused event makes no partition's part
         self._enter(partition)
@@ -260,6 +260,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         ``learn_one``): the last row is remembered with the event's keys and values, and
         reused only when both are equal and it had no unseen keys.
         """
+        check_event(x)
         keys, values, width = tuple(x), memo_values(x), self.index_.width  # values None: not to remember
         memo = self._memo
         if memo is not None and values is not None and memo[3] == width and memo[0] == keys and memo[1] == values:
@@ -298,7 +299,8 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         if not self.head_.classes:
             return pd.Series([None] * len(X), index=X.index, dtype=object)
         top = self.head_.scores(self._design_frame(X)).argmax(axis=1)  # (b,)
-        return pd.Series(np.array(self.head_.classes, dtype=object)[top], index=X.index)
+        classes = self.head_.classes
+        return pd.Series([classes[k] for k in top.tolist()], index=X.index, dtype=object)  # (tuples stay whole)
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -51,7 +51,7 @@ from scipy.linalg import blas
 
 from . import ridge_one, ridge_rows
 from ._linalg import NumpyLinalg
-from .ridge_stats import ANCHOR_DECAY, REFRESH_ROWS, RidgeStatistics
+from .ridge_stats import ANCHOR_DECAY, REBUILD_LEVERAGE, REFRESH_ROWS, RidgeStatistics
 
 _dger = blas.dger
 
@@ -284,12 +284,28 @@ class RecursiveRidge(RidgeStatistics):
 
     def _rows_from(self, R0, W0, X, Y, w, Xq, qpos):
         """Learn rows ``X`` (b, d) one at a time from the chunk-start inverse ``R0`` and weights ``W0``
-        (copied by the compiled loop); ``R`` is not kept. Returns ``(prior, query)``."""
-        prior, query = ridge_rows.learn_rows(R0, W0, X, Y, self._noise(w), Xq, qpos)
-        self.drop_inverse()
-        self._factor = None
-        self._learn_statistics(X, Y, w)
-        return prior, query
+        (copied by the compiled loop); ``R`` is not kept. Returns ``(prior, query)``. After a row
+        past ``REBUILD_LEVERAGE`` the rest start from ``R`` rebuilt, as :meth:`update_one` does."""
+        b = X.shape[0]
+        prior = np.zeros((b, self.n_outputs))
+        query = None if Xq is None else np.zeros((Xq.shape[0], self.n_outputs))
+        start = 0
+        while True:
+            later = None if Xq is None else np.flatnonzero(qpos >= start)  # queries not scored yet
+            p, q, done = ridge_rows.learn_rows_until(
+                R0, W0, X[start:], Y[start:], self._noise(w[start:]), None if Xq is None else Xq[later],
+                None if Xq is None else qpos[later] - start, REBUILD_LEVERAGE)
+            prior[start : start + done] = p[:done]
+            if Xq is not None:  # (stopped early: the queries after the last row learned come next)
+                scored = qpos[later] - start < done if start + done < b else np.ones(len(later), dtype=bool)
+                query[later[scored]] = q[scored]
+            self.drop_inverse()
+            self._factor = None
+            self._learn_statistics(X[start : start + done], Y[start : start + done], w[start : start + done])
+            start += done
+            if start == b:
+                return prior, query
+            R0, W0 = self.inverse().full(), self.weights()  # rebuilt from the exact statistics
 
     def _noise(self, w):
         """Each row's observation noise ``l^(i+1) / w_i`` (b,) for weights ``w`` (b,): the forgetting
@@ -338,6 +354,7 @@ class RecursiveRidge(RidgeStatistics):
         RXt = R @ X.T  # (d, b)
         S = X @ RXt  # (b, b) innovation covariance
         la.add_to_diag(S, noise)
+        rebuild = keep_R and float((la.diag(S) / noise).max()) > REBUILD_LEVERAGE  # (b,) 1 + leverages
         try:
             C = la.cholesky_lower(S)
         except np.linalg.LinAlgError:
@@ -366,6 +383,8 @@ class RecursiveRidge(RidgeStatistics):
         else:
             self.drop_inverse()
         self._learn_statistics(X, Y, w)
+        if rebuild:  # a row's downdate cancelled digits (update_one): R from the exact statistics when next read
+            self.drop_inverse()
         return prior, query
 
     def update_one(self, x, y, weight: float = 1.0, k: int | None = None, prior=None):
@@ -382,9 +401,10 @@ class RecursiveRidge(RidgeStatistics):
             prior = x @ W  # (c,)
         if ridge_one.compiled():  # R, B and W in one compiled call; R's downdate is left pending
             M, scale, u, a = R.with_pending()
-            ridge_one.update_one(M, scale, u, a, x, weight, lam, self.B, -1 if k is None else k, y, W, prior, np.empty_like(x))
+            s = ridge_one.update_one(M, scale, u, a, x, weight, lam, self.B, -1 if k is None else k, y, W, prior,
+                                     np.empty_like(x))
         else:
-            _blas_row(R, self.B, W, x, y, weight, lam, k, prior)
+            s = _blas_row(R, self.B, W, x, y, weight, lam, k, prior)
         if lam != 1.0:
             R.rescale(1.0 / lam)
             A.rescale(lam)
@@ -395,12 +415,16 @@ class RecursiveRidge(RidgeStatistics):
         if self._anchor_due():
             self.refresh()
             self.inverse()  # the per-event path works with R: rebuilt now, before the next prediction's W
+        elif s * weight / lam > REBUILD_LEVERAGE:  # (s = l / w + x'Rx) the downdate cancelled digits
+            self.drop_inverse()
+            self.inverse()
         return prior
 
 
-def _blas_row(R, B, W, x, y, weight: float, lam: float, k, prior) -> None:
+def _blas_row(R, B, W, x, y, weight: float, lam: float, k, prior) -> float:
     """:func:`~stream_cl.heads.ridge_one.update_one` by BLAS calls, for a process without numba:
-    ``R -= Rx Rx' / s`` on ``R``'s triangle, ``B = lam B + w x y'``, ``W += Rx (y - prior)' / s``."""
+    ``R -= Rx Rx' / s`` on ``R``'s triangle, ``B = lam B + w x y'``, ``W += Rx (y - prior)' / s``;
+    returns ``s = lam / w + x'Rx``."""
     Rx = R.symv(x)  # (d,) R x
     s = lam / weight + x @ Rx
     R.add_outer(-1.0 / s, Rx)  # R -= Rx Rx' / s
@@ -413,6 +437,7 @@ def _blas_row(R, B, W, x, y, weight: float, lam: float, k, prior) -> None:
     # W = R B changes by (R_new x w)(y - prior)' and R_new x w = Rx / s; updating W
     # in place avoids recomputing R B (d^2 c) on every event.
     _dger(1.0 / s, y - prior, Rx, a=W.T, overwrite_a=1)
+    return s
 
 
 def _concat(la, parts):

@@ -27,15 +27,17 @@ import numpy as np
 
 from ..numba_jit import LazyJit
 
-__all__ = ["learn_rows", "compiled", "warm"]
+__all__ = ["learn_rows", "learn_rows_until", "compiled", "warm"]
 
 
-def _learn_rows(R, W, X, Y, noise, Xq, qpos):
+def _learn_rows(R, W, X, Y, noise, Xq, qpos, limit):
     """Score then learn rows ``X`` (b, d) with targets ``Y`` (b, c), in order, from the inverse
     ``R`` (d, d) and weights ``W`` (d, c) of the chunk's start; both are updated in place (the
     caller's copies). ``noise`` (b,) each row's observation noise. ``Xq`` (u, d) rows to score
     without learning, ``qpos`` (u,) ascending: query ``k`` is scored after ``qpos[k]`` rows.
-    Returns the prior scores (b, c) and the query scores (u, c)."""
+    Stops after the first row whose innovation variance is above ``limit`` times its noise (its
+    downdate of ``R`` cancelled digits), before scoring the queries after it.
+    Returns the prior scores (b, c), the query scores (u, c) and how many rows were learned."""
     b, d = X.shape
     c = W.shape[1]
     u_rows = Xq.shape[0]
@@ -71,7 +73,9 @@ def _learn_rows(R, W, X, Y, noise, Xq, qpos):
         for p in range(d):
             for r in range(d):
                 R[p, r] -= (u[p] * u[r]) * inv_s  # R -= R x x' R / s, exactly symmetric
-    return prior, query
+        if s > limit * noise[i]:
+            return prior, query, i + 1
+    return prior, query, b
 
 
 def learn_rows(R0, W0, X, Y, noise, Xq=None, qpos=None):
@@ -80,6 +84,14 @@ def learn_rows(R0, W0, X, Y, noise, Xq=None, qpos=None):
     of queries ``Xq`` (u, d), query ``k`` by the model after ``qpos[k]`` rows (None without
     queries). Arrays are passed to the compiled loop C-ordered float64, so that it is compiled
     for one set of types (:func:`warm`)."""
+    prior, query, _ = learn_rows_until(R0, W0, X, Y, noise, Xq, qpos, np.inf)
+    return prior, query
+
+
+def learn_rows_until(R0, W0, X, Y, noise, Xq, qpos, limit: float):
+    """:func:`learn_rows`, stopping after the first row whose innovation variance passes ``limit``
+    times its noise: returns ``(prior, query, done)``, the first ``done`` rows' priors and the
+    queries after at most ``done`` rows scored (the others' rows left 0)."""
     loop = _loop.get()
     if loop is None:  # pragma: no cover -- the ridge head does not choose this way without numba
         raise RuntimeError("the row-by-row ridge loop needs numba")
@@ -88,16 +100,17 @@ def learn_rows(R0, W0, X, Y, noise, Xq=None, qpos=None):
     X = np.ascontiguousarray(X, dtype=np.float64)
     Y = np.ascontiguousarray(Y, dtype=np.float64)
     noise = np.ascontiguousarray(noise, dtype=np.float64)
+    limit = float(limit)
     if Xq is None:
-        prior, _ = loop(R, W, X, Y, noise, np.empty((0, X.shape[1])), np.empty(0, dtype=np.int64))
-        return prior, None
+        prior, _, done = loop(R, W, X, Y, noise, np.empty((0, X.shape[1])), np.empty(0, dtype=np.int64), limit)
+        return prior, None, done
     qpos = np.asarray(qpos, dtype=np.int64)
     order = np.argsort(qpos, kind="stable")  # (u,) the queries by position
     Xq_sorted = np.ascontiguousarray(np.asarray(Xq, dtype=np.float64)[order])  # (u, d)
-    prior, q_sorted = loop(R, W, X, Y, noise, Xq_sorted, np.ascontiguousarray(qpos[order]))
+    prior, q_sorted, done = loop(R, W, X, Y, noise, Xq_sorted, np.ascontiguousarray(qpos[order]), limit)
     query = np.empty_like(q_sorted)
     query[order] = q_sorted  # back in the caller's order
-    return prior, query
+    return prior, query, done
 
 
 _loop = LazyJit(_learn_rows)  # compiled at the first call

@@ -21,13 +21,19 @@ import numpy as np
 from ..checks import check_positive, is_real
 from ._linalg import ScaledTriangle, make_linalg
 
-__all__ = ["ANCHOR_DECAY", "REFRESH_ROWS", "RidgeStatistics", "is_forgetting"]
+__all__ = ["ANCHOR_DECAY", "REBUILD_LEVERAGE", "REFRESH_ROWS", "RidgeStatistics", "is_forgetting"]
 
 # Re-anchor at least this often, so floating-point drift in R cannot accumulate.
 REFRESH_ROWS = 65_536
 # With forgetting < 1 the ridge term decays with the data; R is re-anchored to the
 # full gamma once it has decayed to this fraction (a refresh costs one d^3 inverse).
 ANCHOR_DECAY = 0.1
+# A row of leverage h = w x'Rx / l (how far it moves the model: far above 1 for a feature at a
+# magnitude the head has not met, 1e9 where the rest are near 1) downdates R by a difference that
+# cancels about log10(1 + h) digits: past this one R is rebuilt from the exact statistics (same
+# ridge term, so the same model, to rounding). Standardised inputs stay far below it (the default
+# learner's heads: at most ~4e3 on benchmarks/vs_river.py's streams).
+REBUILD_LEVERAGE = 1e6
 
 
 class _Symmetric:

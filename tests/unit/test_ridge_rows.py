@@ -51,8 +51,8 @@ def test_the_compiled_loop_does_the_interpreted_sources_arithmetic():
     noise, Xq, qpos = rng.uniform(0.5, 1.5, size=b), rng.normal(size=(3, d)), np.array([0, 17, 40])
     prior, query = ridge_rows.learn_rows(R0, W0, X, Y, noise, Xq, qpos)
     R, W = R0.copy(), W0.copy()
-    prior_py, query_py = ridge_rows._learn_rows(R, W, X, Y, noise, Xq, qpos)
-    assert np.array_equal(prior, prior_py) and np.array_equal(query, query_py)
+    prior_py, query_py, done = ridge_rows._learn_rows(R, W, X, Y, noise, Xq, qpos, np.inf)
+    assert np.array_equal(prior, prior_py) and np.array_equal(query, query_py) and done == b
     assert np.array_equal(R0, np.linalg.inv(M @ M.T + np.eye(d)))  # the caller's start is not changed
     # the loop is the per-event recursion: the last query sees the model after every row
     expected = np.linalg.solve(np.linalg.inv(R0) + X.T @ (X / noise[:, None]),
