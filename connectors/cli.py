@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Mapping
 
 from stream_cl.config import Config, ConfigError, load_config_dict, read_toml
 
@@ -53,7 +54,6 @@ def _parser() -> argparse.ArgumentParser:
 def _config_from_args(args) -> Config:
     # `is not None`: an empty value (an unset variable in `--config "$CFG"`) is refused by name, not taken as unset
     data = read_toml(args.config) if args.config is not None else {}
-    config = load_config_dict(data)
     source = {k: v for k, v in {"format": args.format}.items() if v is not None}
     if args.source is not None:
         source.update(kind="file", path=args.source)
@@ -64,16 +64,17 @@ def _config_from_args(args) -> Config:
         features = [name.strip() for name in features.split(",") if name.strip()]
     mapping = {k: v for k, v in {"features": features, "label": args.label}.items() if v is not None}
     model = {k: v for k, v in {"kind": args.model, "device": args.device}.items() if v is not None}
-    if args.model == "analytic" and "forgetting" not in data.get("model", {}):
-        model["forgetting"] = [1.0]  # the default's two heads are the online model's; the analytic model has one
     run = {k: v for k, v in {"batch_size": args.batch_size, "max_events": args.max_events, "report": args.report,
                              "predictions": args.predictions, "dead_letters": args.dead_letters}.items() if v is not None}
     if args.quiet:
         run["progress"] = False
+    # a flag replaces the file's key before validation: a default that depends on another key (model.forgetting
+    # on model.kind) is resolved once, by the config, from the keys as the run will use them
     for section, changes in (("source", source), ("mapping", mapping), ("model", model), ("run", run)):
-        if changes:
-            config = config.replace(section, **changes)
-    return config
+        table = data.get(section, {})
+        if changes and isinstance(table, Mapping):  # not a table: load_config_dict names the section
+            data[section] = {**table, **changes}
+    return load_config_dict(data)
 
 
 def main(argv: list[str] | None = None) -> int:

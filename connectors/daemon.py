@@ -110,12 +110,13 @@ class Daemon:
                     metrics: DaemonMetrics | None = None) -> "Daemon":
         from stream_cl.factory import build_learner
 
-        from .kafka import KafkaSource, install_warnings, producer_options, transactional_id
+        from .kafka import KafkaSource, check_kafka_config, install_warnings, producer_options, transactional_id
         from .publisher import InlinePublisher, ProcessPublisher
 
+        kcfg = config.kafka
+        check_kafka_config(kcfg)  # before any client: a broker that cannot be reached must not hide a config error
         for warning in install_warnings():
             log.warning("%s", warning)
-        kcfg = config.kafka
         # the checkpoint directory first: a second daemon on it stops here, before its producer
         # (whose transactional id may be the first one's) could fence the first
         store = CheckpointStore(config.checkpoint.dir, config.checkpoint.keep).claim()

@@ -55,6 +55,7 @@ __all__ = [
     "PolledBatch",
     "RebalanceHooks",
     "bootstrap_hint",
+    "check_kafka_config",
     "client_options",
     "group_instance_id",
     "producer_options",
@@ -133,6 +134,21 @@ def client_options(cfg: KafkaConfig) -> dict:
                               "set sasl_plain_username and sasl_plain_password (or their _env forms)")
         opts["sasl_plain_username"], opts["sasl_plain_password"] = user, password
     return opts
+
+
+def require_topics(cfg: KafkaConfig) -> None:
+    """Refuse a consumer with nothing to subscribe to."""
+    if not cfg.topics and not cfg.topic_pattern:
+        raise ConfigError("kafka.topics: no topics to consume; set kafka.topics = [\"events\"] or kafka.topic_pattern")
+
+
+def check_kafka_config(cfg: KafkaConfig) -> None:
+    """The ``[kafka]`` rules that need no broker, run before any client is made: a client bootstraps
+    first, so an unreachable broker would hide them (exit 1, restarted) behind a connection error
+    instead of exit 2. Each rule stays in its own function, which the clients call too."""
+    require_topics(cfg)
+    group_instance_id(cfg)  # group_instance_id_env set but missing or empty
+    client_options(cfg)  # the other *_env variables, the PEM files, the SASL username and password
 
 
 def bootstrap_hint(error: BaseException, cfg: KafkaConfig) -> str | None:
@@ -308,8 +324,7 @@ class KafkaSource:
     def __init__(self, cfg: KafkaConfig, mapping: MappingConfig, label_policy: str = "optional",
                  hooks: RebalanceHooks | None = None, consumer: KafkaConsumer | None = None, changelog_topic: str = ""):
         """``changelog_topic``: the model changelog the daemon writes ("" = none), never to be consumed."""
-        if not cfg.topics and not cfg.topic_pattern:
-            raise ConfigError("kafka.topics: no topics to consume; set kafka.topics = [\"events\"] or kafka.topic_pattern")
+        require_topics(cfg)
         refuse_own_outputs(cfg, changelog_topic)
         self.cfg = cfg
         self.hooks = hooks

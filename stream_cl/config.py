@@ -10,7 +10,7 @@ stream_cl.config.ConfigError: model.gama: unknown key; did you mean 'gamma'?
 >>> load_config_dict({"model": {"gamma": -1}})
 Traceback (most recent call last):
 ...
-stream_cl.config.ConfigError: model.gamma: must be > 0 (got -1.0); set a positive regularisation such as 1.0
+stream_cl.config.ConfigError: model.gamma: must be a finite number > 0 (got -1.0); set a positive regularisation such as 1.0
 >>> load_config_dict({"run": {"batch_size": 64}}).run.batch_size
 64
 """
@@ -51,7 +51,7 @@ def positive(fix: str) -> dict:
     return check(lambda v: v > 0, "must be > 0", fix)
 
 
-MAX_WIDTH = 1_000_000  # model.width: random features (a traceback from the allocation above it)
+MAX_WIDTH = 1_000_000  # model.width, trainable.hidden: a layer's width (a traceback from the allocation above it)
 MAX_THREADS = 256  # run.threads: far more than a numeric thread pool helps (thousands fail to start)
 
 
@@ -65,6 +65,11 @@ def _finite_nonnegative(fix: str) -> dict:
 
 def _finite_positive(fix: str) -> dict:
     return check(lambda v: 0 < v < math.inf, "must be a finite number > 0", fix)
+
+
+def _forgetting(fix: str) -> dict:
+    # a head's factor below 0.5 keeps about two rows; NaN fails the comparison too
+    return check(lambda v: all(0.5 <= lam <= 1.0 for lam in v), "each factor must be in [0.5, 1.0]", fix)
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,15 @@ class MappingConfig:
             if getattr(self, key) in named:
                 raise ConfigError(f"mapping.features: names {getattr(self, key)!r}, the {key} field (mapping.{key}); "
                                   f"remove it from mapping.features")
+        # one field read as two parts: a label read as the timestamp becomes time features (it leaks into the
+        # model), an id or task read as the label is learned as one; "" names no field, so it never clashes
+        parts = {"label": "the label field", "id": "the event id field", "task": "the task field",
+                 "timestamp": "the event-time field"}
+        for i, key in enumerate(parts):
+            for other in list(parts)[:i]:
+                if getattr(self, key) and getattr(self, key) == getattr(self, other):
+                    raise ConfigError(f"mapping.{key}: names {getattr(self, key)!r}, {parts[other]} (mapping.{other}); "
+                                      f'name {parts[key]}, a field of its own (or {key} = "" if events have none)')
 
 
 @dataclass(frozen=True)
@@ -110,24 +124,33 @@ class SourceConfig:
     label_policy: Literal["optional", "required"] = "optional"  # "required": an event without a label is a dead letter
 
     def __post_init__(self):
-        if self.kind == "demo" and self.path:  # the demo would run, and the file never be read
-            raise ConfigError(f'source.kind: path is set (got {self.path!r}) but kind is "demo", which reads the '
-                              'bundled stream; set kind = "file" to read the file (or remove path)')
+        if self.kind == "file":
+            return
+        # only a file source reads these: the demo would run, or the daemon read [kafka], and the key be ignored
+        for key, unset in (("path", ""), ("format", "auto"), ("follow", False), ("follow_idle_timeout_s", 0.0)):
+            if getattr(self, key) != unset:
+                fix = (f'the bundled stream; set kind = "file" to read the file (or remove {key})' if self.kind == "demo"
+                       else f"the [kafka] topics; remove {key} (only a file source reads it)")
+                raise ConfigError(f'source.kind: {key} is set (got {getattr(self, key)!r}) but kind is "{self.kind}", '
+                                  f"which reads {fix}")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     kind: Literal["online", "analytic", "trainable"] = "online"  # trainable: see [trainable]
-    gamma: float = field(default=1.0, metadata=positive("set a positive regularisation such as 1.0"))
-    forgetting: list[float] = field(default_factory=lambda: [1.0, 0.995])  # heads on features + inputs
-    input_forgetting: list[float] = field(default_factory=lambda: [0.999, 1.0])  # heads on the inputs only
+    gamma: float = field(default=1.0, metadata=_finite_positive("set a positive regularisation such as 1.0"))
+    # heads on features + inputs; unset: [1.0] for kind = "analytic" (one head), else [1.0, 0.995] (__post_init__)
+    forgetting: list[float] | None = field(default=None, metadata=_forgetting("1.0 keeps everything, 0.99 forgets fast"))
+    input_forgetting: list[float] = field(default_factory=lambda: [0.999, 1.0], metadata=_forgetting(
+        "1.0 keeps everything, 0.99 forgets fast"))  # heads on the inputs only (kind = "online")
     sgd_lr: float = field(default=0.01, metadata=_finite_nonnegative("use 0 for no SGD softmax head"))
     mix_decay: float = field(default=0.995, metadata=check(lambda v: 0 < v < 1, "must be in (0, 1)", "use e.g. 0.995 (a memory of about 200 events)"))
     width: int = field(default=256, metadata=check(
         lambda v: 0 <= v <= MAX_WIDTH, f"must be in [0, {MAX_WIDTH:_}]",
         "use e.g. 256 (0: no random features); memory grows with the width, a very wide model does not fit"))
     key_units: int = field(default=8, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 for no threshold units"))
-    hash_width: int | None = None
+    hash_width: int | None = field(default=None, metadata=check(
+        lambda v: v >= 1, "must be >= 1", "use e.g. 1048576 columns, or leave it out (no hashing)"))
     # design columns a ridge head may grow to (8 * columns^2 bytes a matrix); 0: no bound
     max_columns: int = field(default=8192, metadata=check(
         lambda v: v >= 0, "must be >= 0", "use e.g. 8192 (0: no bound; memory grows with its square)"))
@@ -138,6 +161,18 @@ class ModelConfig:
     temperature: float = field(default=0.1, metadata=_finite_positive("use a positive temperature such as 0.1"))
     device: str = "auto"
     seed: int = field(default=0, metadata=_nonnegative("use a seed such as 0"))
+
+    def __post_init__(self):
+        # the kind's default forgetting, resolved here only: a file, a CLI flag and the daemon get the same model, and
+        # a checkpoint keeps the resolved list (what connectors/state.py compares on resume)
+        if self.forgetting is None:
+            object.__setattr__(self, "forgetting", [1.0] if self.kind == "analytic" else [1.0, 0.995])
+        if self.kind == "analytic" and len(self.forgetting) != 1:
+            raise ConfigError(f"model.forgetting: the analytic model has one head, got {self.forgetting!r}; give one "
+                              "value such as [1.0], or leave it out")
+        if self.kind == "online" and not self.forgetting and not self.input_forgetting:
+            raise ConfigError("model.forgetting: no heads at all (forgetting and input_forgetting are empty); give at "
+                              "least one factor, e.g. forgetting = [1.0, 0.995]")
 
 
 @dataclass(frozen=True)
@@ -354,7 +389,8 @@ class TrainableConfig:
     """``[trainable]``: the MLP of ``model.kind = "trainable"`` (stream_cl.trainable)."""
 
     hidden: list[int] = field(default_factory=lambda: [256],
-                              metadata=check(lambda v: all(h > 0 for h in v), "widths must be > 0", "use e.g. hidden = [256], or [] for none"))
+                              metadata=check(lambda v: all(0 < h <= MAX_WIDTH for h in v), f"widths must be in [1, {MAX_WIDTH:_}]",
+                                             "use e.g. hidden = [256], or [] for none; a very wide layer does not fit in memory"))
     lr: float = field(default=0.01, metadata=_finite_positive("use a learning rate such as 0.01"))
     micro_batch: int = field(default=16, metadata=positive("use a micro-batch such as 16"))
     steps: int = field(default=1, metadata=positive("use 1 or a few steps per micro-batch"))
@@ -412,7 +448,9 @@ class Config:
     changelog: ChangelogConfig = field(default_factory=ChangelogConfig)
 
     def replace(self, section: str, **changes) -> "Config":
-        """A copy with ``changes`` applied to one section (validated like a file)."""
+        """A copy with ``changes`` applied to one section (validated like a file). Defaults already
+        resolved are kept: ``replace("model", kind="analytic")`` keeps the online model's two
+        ``forgetting`` factors (refused); pass ``forgetting`` too, or build from the file's keys."""
         merged = {**dataclasses.asdict(getattr(self, section)), **changes}
         return dataclasses.replace(self, **{section: _build(type(getattr(self, section)), merged, section)})
 

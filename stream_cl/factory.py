@@ -16,7 +16,7 @@ def build_learner(cfg: ModelConfig | Config):
     Given the whole :class:`~stream_cl.config.Config`, the continual-learning sections are
     wired in too (with only ``[model]`` they are off).
 
-    >>> build_learner(ModelConfig(kind="analytic", gamma=0.5, forgetting=[1.0])).gamma
+    >>> build_learner(ModelConfig(kind="analytic", gamma=0.5)).gamma
     0.5
     >>> from stream_cl.config import load_config_dict
     >>> cfg = load_config_dict({"replay": {"policy": "power_law", "max_samples": 500},
@@ -37,8 +37,6 @@ def build_learner(cfg: ModelConfig | Config):
         if any(v is not None for k, v in parts.items() if k not in ("trainable", "control_every")):
             raise ConfigError("model.kind: the bare analytic model takes no replay, drift, homeostasis or imbalance; "
                               'use kind = "online" for those')
-        if len(cfg.forgetting) != 1:
-            raise ConfigError(f"model.forgetting: the analytic model has one head, got {cfg.forgetting!r}; give one value such as [1.0]")
         device = "cpu" if cfg.device == "auto" else cfg.device
         try:
             return AnalyticClassifier(gamma=cfg.gamma, forgetting=cfg.forgetting[0], hash_width=cfg.hash_width,
@@ -46,13 +44,8 @@ def build_learner(cfg: ModelConfig | Config):
                                       **_encoding(cfg))
         except ValueError as e:
             raise ConfigError(f"model: {e}") from None
-    for key in ("forgetting", "input_forgetting"):
-        for i, lam in enumerate(getattr(cfg, key)):
-            if not 0.5 <= lam <= 1.0:
-                raise ConfigError(f"model.{key}[{i}]: must be in [0.5, 1.0] (got {lam!r}); 1.0 keeps everything, 0.99 forgets fast")
+    # the factors' range and count are checked by ModelConfig (the learner keeps its own guard)
     heads = tuple((lam, "all") for lam in cfg.forgetting) + tuple((lam, "inputs") for lam in cfg.input_forgetting)
-    if not heads:
-        raise ConfigError("model.forgetting: no heads at all; give at least one factor, e.g. forgetting = [1.0, 0.995]")
     try:
         return OnlineContinualLearner(backbone=RandomFeatures(width=cfg.width, seed=cfg.seed), key_units=cfg.key_units,
                                       heads=heads, gamma=cfg.gamma, temperature=cfg.temperature,
