@@ -79,7 +79,8 @@ class Daemon:
         self.learner = learner
         # a never-ending stream: a fixed window keeps "recent accuracy" recent (the file runner's default grows)
         window = config.run.window or DAEMON_WINDOW
-        self.step = Prequential(learner, window=window, max_points=DAEMON_MAX_POINTS)
+        self.step = Prequential(learner, window=window, max_points=DAEMON_MAX_POINTS,
+                                max_classes=config.model.max_classes or None)
         self.publisher = publisher
         self.pending = pending
         self.stop = stop_event

@@ -74,7 +74,7 @@ class Router:
         """The step silent records go through: the same learner, statistics of its own (never exported;
         an automatic window keeps them bounded)."""
         if self._replay_step is None:
-            self._replay_step = Prequential(self.learner, window=None)
+            self._replay_step = Prequential(self.learner, window=None, max_classes=self.step.max_classes)
         return self._replay_step
 
     def key_of(self, origin: str):

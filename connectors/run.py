@@ -80,7 +80,7 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
     check_outputs(config.run, src_cfg.path)  # before anything is opened: an output must not be the input
     source = open_source(src_cfg, config.mapping)
     learner = build_learner(config)  # [model] and the continual-learning sections
-    step = Prequential(learner, window=config.run.window)
+    step = Prequential(learner, window=config.run.window, max_classes=config.model.max_classes or None)
     total = config.run.max_events or (DEMO_EVENTS if config.source.kind == "demo" else None)
     progress = Progress(total=total, enabled=config.run.progress)
     append = config.run.append  # a new run starts its output files anew unless told to append

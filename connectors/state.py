@@ -31,7 +31,7 @@ __all__ = ["CheckpointPolicy", "CheckpointState", "Snapshot", "detached"]
 log = logging.getLogger("stream_cl.daemon")
 
 # Model settings that may change between runs sharing a checkpoint (placement only).
-_MODEL_KEYS_FREE = {"device"}
+_MODEL_KEYS_FREE = {"device", "max_classes"}  # where the model runs; which events it refuses (not what it learned)
 
 # The sections besides [model] that the learner is built from (stream_cl.factory.build_learner), each
 # with the setting that turns it off: the checkpoint keeps them, a restart must match them.

@@ -224,8 +224,10 @@ class PrequentialStats:
 class Prequential:
     """Predict, then learn, every event of each batch."""
 
-    def __init__(self, learner: Learner, window: int | None = 1000, max_points: int | None = None):
+    def __init__(self, learner: Learner, window: int | None = 1000, max_points: int | None = None,
+                 max_classes: int | None = None):
         self.learner = learner
+        self.max_classes = max_classes  # None: no bound (model.max_classes; _past_class_bound)
         self.stats = PrequentialStats(window, max_points)
         self.stats.learner_report = getattr(learner, "report", None)  # continual learners: alarms, need, replay
         if hasattr(getattr(learner, "index_", None), "report"):  # read at report time: a restore replaces nothing else
@@ -253,6 +255,20 @@ class Prequential:
         """
         if not events:
             return [], []
+        over = self._past_class_bound(events)
+        if over:  # refused like an event the model refuses, before anything is learned; the rest go on
+            skip = set(over)
+            keep = [i for i in range(len(events)) if i not in skip]
+            predictions, dead = self.process([events[i] for i in keep], partition,
+                                             None if published is None else [published[i] for i in keep],
+                                             None if counted is None else [counted[i] for i in keep])
+            n = len(self.learner.classes_)
+            letters = [DeadLetter(_raw(events[i]), "rejected_by_model",
+                                  f"label {events[i].y!r} would be a new class past model.max_classes = {self.max_classes:,} "
+                                  f"(the model has {n:,}; each class adds a column to every head): raise the bound, or "
+                                  "map the labels to fewer classes", events[i].origin) for i in over]
+            self.stats.add_dead_letters(letters)
+            return predictions, dead + letters
         t0 = time.perf_counter()
         task_kw = {}
         if self._takes_tasks and any(e.task is not None for e in events):
@@ -294,6 +310,27 @@ class Prequential:
         self.stats.update_tasks([e.task for e in kept], [e.y for e in kept], y_pred)
         self.stats.add_dead_letters(dead)
         return predictions, dead
+
+    def _past_class_bound(self, events: Sequence[Event]) -> list[int]:
+        """Positions of the events whose label would be a class past ``max_classes``, in stream order
+        (the first new labels take the room that is left): a label per event that is new every time
+        (an order id taken for the label) would otherwise grow every head without end."""
+        if self.max_classes is None:
+            return []
+        known = self.learner.classes_
+        room = self.max_classes - len(known)
+        if room >= len(events):  # an event brings at most one class
+            return []
+        known, over = set(known), []
+        for i, e in enumerate(events):
+            if e.y is None or e.y in known:
+                continue
+            if room > 0:
+                known.add(e.y)
+                room -= 1
+            else:
+                over.append(i)
+        return over
 
     def _predictions(self, events: list[Event], probas: np.ndarray) -> list[Prediction]:
         """Each event's most probable class (``None`` before any class, or for a NaN score) and its probability."""

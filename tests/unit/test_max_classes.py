@@ -1,0 +1,54 @@
+"""``model.max_classes``: a label new on every event (an order id taken for the label) grew every
+head without end (a review measured 1.64 GB at 10,000 classes); past the bound such an event is a
+dead letter and the model is the one that never saw it."""
+
+import json
+
+import numpy as np
+import pytest
+
+from stream_cl import AnalyticClassifier, OnlineContinualLearner
+from stream_cl.config import ConfigError, load_config_dict
+from stream_cl.events import Event
+from stream_cl.prequential import Prequential
+
+
+def _events(labels, start=0):
+    return [Event({"a": float(i % 5), "b": float(i % 3)}, y, str(i), None, None, f"t/0@{i}")
+            for i, y in enumerate(labels, start)]
+
+
+@pytest.mark.parametrize("make", [AnalyticClassifier, lambda: OnlineContinualLearner(device="cpu")])
+def test_labels_past_the_bound_are_dead_letters_and_the_rest_learn_as_without_them(make):
+    labels = ["a", "b", "a", "c", "d", None, "b", "e", "c", "a"]
+    step, twin = Prequential(make(), max_classes=3), Prequential(make())
+    predictions, dead = step.process(_events(labels))
+    assert step.learner.classes_ == ["a", "b", "c"]
+    assert [json.loads(d.raw)["y"] for d in dead] == ["d", "e"]
+    assert {d.reason for d in dead} == {"rejected_by_model"}
+    assert all("model.max_classes = 3" in d.detail for d in dead)
+    kept = [e for e in _events(labels) if e.y not in ("d", "e")]
+    twin_predictions, _ = twin.process(kept)
+    assert [p.id for p in predictions] == [p.id for p in twin_predictions]
+    assert [p.y_pred for p in predictions] == [p.y_pred for p in twin_predictions]
+    probe = {"a": 2.0, "b": 1.0}
+    assert step.learner.predict_proba_one(probe) == twin.learner.predict_proba_one(probe)
+    assert step.stats.dead_letters["rejected_by_model"] == 2
+    # a later batch: known labels and predict-only events go on, a new label is refused again
+    predictions, dead = step.process(_events(["b", None, "f"], start=10))
+    assert [p.id for p in predictions] == ["10", "11"] and [json.loads(d.raw)["y"] for d in dead] == ["f"]
+
+
+def test_no_bound_and_room_enough_refuse_nothing():
+    labels = [f"order-{i}" for i in range(50)]
+    for bound in (None, 50):
+        step = Prequential(AnalyticClassifier(), max_classes=bound)
+        _, dead = step.process(_events(labels))
+        assert dead == [] and len(step.learner.classes_) == 50
+
+
+def test_the_config_key():
+    assert load_config_dict({}).model.max_classes == 10_000
+    assert load_config_dict({"model": {"max_classes": 0}}).model.max_classes == 0
+    with pytest.raises(ConfigError, match="model.max_classes"):
+        load_config_dict({"model": {"max_classes": -1}})
