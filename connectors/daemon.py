@@ -56,7 +56,7 @@ from .logs import log_event, setup_logging, startup_done
 from .partitions import PartitionStates
 from .prometheus import TaskAccuracy
 from .router import Router
-from .state import CheckpointPolicy, CheckpointState
+from .state import CheckpointPolicy, CheckpointState, check_settings
 from .status import DaemonMetrics, StatusReporter
 from .transaction import Fenced, TransactionAborted
 
@@ -121,6 +121,11 @@ class Daemon:
         # the checkpoint directory first: a second daemon on it stops here, before its producer
         # (whose transactional id may be the first one's) could fence the first
         store = CheckpointStore(config.checkpoint.dir, config.checkpoint.keep).claim()
+        # read and compared before any client: a checkpoint this config cannot resume (corrupt, or written
+        # with other settings) stops the start with exit 2, not behind a broker that cannot be reached
+        loaded = store.load_latest()
+        if loaded is not None:
+            check_settings(config, loaded[0], loaded[1].path)
         learner = build_learner(config)  # [model] and the continual-learning sections
         pending = PendingStores(config.labels.max_pending, config.labels.max_age_s, max_early=config.labels.max_early)
         table = _changelog(config, learner)  # None: no changelog (off, or a learner without partition parts)
@@ -141,7 +146,9 @@ class Daemon:
                                    changelog_topic=table.topic if table is not None else "")
 
             def state_factory(*args):
-                return PartitionStates(*args, table=table, store=store) if table is not None else CheckpointState(*args, store=store)
+                if table is not None:
+                    return PartitionStates(*args, table=table, store=store, loaded=loaded)
+                return CheckpointState(*args, store=store, loaded=loaded)
 
             return cls(config, learner, source_factory, publisher, pending, stop_event or threading.Event(),
                        state_factory=state_factory, metrics=metrics)

@@ -51,8 +51,8 @@ def partition_key(topic: str, partition: int) -> str:
 class PartitionStates(CheckpointState):
     """The state store of a group member (module docstring); its local checkpoint is a cache."""
 
-    def __init__(self, config, learner, pending, metrics, stats, table=None, store=None):
-        super().__init__(config, learner, pending, metrics, stats, store)
+    def __init__(self, config, learner, pending, metrics, stats, table=None, store=None, loaded=None):
+        super().__init__(config, learner, pending, metrics, stats, store, loaded)
         self.table = table  # ChangelogTable, or None (changelog off: the checkpoint is the only state)
         self.changelog_topic = table.topic if table is not None else ""
         cl = config.changelog

@@ -120,11 +120,43 @@ def detached(state):
     return state
 
 
+def check_settings(config: Config, state: dict, path) -> None:
+    """Raise :class:`ConfigError` unless ``config`` matches what the checkpoint at ``path`` was
+    written with: the consumer group, [model] (but its placement) and the learner's other sections
+    (checkpoints written before those were kept are not compared on them)."""
+    saved_group, group = state.get("group_id"), config.kafka.group_id
+    if saved_group is not None and saved_group != group:
+        raise ConfigError(
+            f"kafka.group_id: the checkpoint {path} was written by group {saved_group!r}, the config says {group!r}; "
+            f"its model and offsets belong to {saved_group!r}: to start group {group!r} with a new model, point "
+            f"checkpoint.dir at an empty directory, or keep group_id = {saved_group!r} to resume"
+        )
+    saved_model = state.get("model_config", {})
+    # a key the checkpoint lacks did not exist when it was written (model.max_columns): its
+    # default keeps the behaviour of then, so an upgrade resumes
+    keys = sorted(k for k in saved_model if k not in _MODEL_KEYS_FREE)
+    _same_settings("model", path, saved_model, dataclasses.asdict(config.model), keys)
+    saved_sections = state.get("learner_config")
+    if saved_sections is None:
+        return  # written before the sections were kept
+    kind = config.model.kind
+    for name, now in _learner_sections(config).items():
+        saved = saved_sections.get(name, {})
+        _same_settings(name, path, saved, now, _section_keys(name, saved, now, kind))
+
+
+def _learner_sections(config: Config) -> dict:
+    """The sections besides [model] the learner is built from, as plain values."""
+    return {name: dataclasses.asdict(getattr(config, name)) for name in _LEARNER_SECTIONS}
+
+
 class CheckpointState:
     """The learner, the label store and their offsets, in local checkpoint files (module docstring)."""
 
-    def __init__(self, config: Config, learner, pending, metrics, stats, store: CheckpointStore | None = None):
-        """``pending``: the delayed-label stores (:class:`stream_cl.pending_stores.PendingStores`)."""
+    def __init__(self, config: Config, learner, pending, metrics, stats, store: CheckpointStore | None = None,
+                 loaded: tuple | None = None):
+        """``pending``: the delayed-label stores (:class:`stream_cl.pending_stores.PendingStores`);
+        ``loaded``: ``store.load_latest()`` read by the caller (:meth:`restore` then reads no file)."""
         self.config = config
         self.learner = learner
         self.pending = pending
@@ -134,19 +166,20 @@ class CheckpointState:
         self.store = (store or CheckpointStore(config.checkpoint.dir, config.checkpoint.keep)).claim()
         self.policy = CheckpointPolicy(config.checkpoint.every_events, config.checkpoint.every_seconds)
         self.offsets: dict = {}  # TopicPartition -> next offset the restored (or last written) state covers
+        self._loaded = loaded
 
     def restore(self) -> dict:
         """Load the newest checkpoint into the learner and the label store; return its offsets."""
         from kafka import TopicPartition
 
-        loaded = self.store.load_latest()
+        loaded, self._loaded = self._loaded or self.store.load_latest(), None
         if loaded is None:
             log_event(log, "restore", checkpoint=None, dir=str(self.store.dir), detail="no checkpoint: a new model")
             return {}
         state, info = loaded
-        self._check_settings(state, info.path)
+        check_settings(self.config, state, info.path)
         try:
-            # its settings were compared as config sections (_check_settings): the model's own identity
+            # its settings were compared as config sections (check_settings): the model's own identity
             # (their repr) is left out, which an upgrade adding a parameter to a part would change
             self.learner.load_state_dict({k: v for k, v in state["model"].items() if k != "identity"})
             self.pending.load_state_dict(state["pending"])
@@ -163,34 +196,6 @@ class CheckpointState:
         log_event(log, "restore", checkpoint=str(info.path), seq=info.seq, partitions=len(self.offsets),
                   pending_labels=len(self.pending))
         return dict(self.offsets)
-
-    def _check_settings(self, state: dict, path) -> None:
-        """Raise :class:`ConfigError` unless the config matches what the checkpoint at ``path`` was
-        written with: the consumer group, [model] (but its placement) and the learner's other sections
-        (checkpoints written before those were kept are not compared on them)."""
-        saved_group, group = state.get("group_id"), self.config.kafka.group_id
-        if saved_group is not None and saved_group != group:
-            raise ConfigError(
-                f"kafka.group_id: the checkpoint {path} was written by group {saved_group!r}, the config says {group!r}; "
-                f"its model and offsets belong to {saved_group!r}: to start group {group!r} with a new model, point "
-                f"checkpoint.dir at an empty directory, or keep group_id = {saved_group!r} to resume"
-            )
-        saved_model = state.get("model_config", {})
-        # a key the checkpoint lacks did not exist when it was written (model.max_columns): its
-        # default keeps the behaviour of then, so an upgrade resumes
-        keys = sorted(k for k in saved_model if k not in _MODEL_KEYS_FREE)
-        _same_settings("model", path, saved_model, dataclasses.asdict(self.config.model), keys)
-        saved_sections = state.get("learner_config")
-        if saved_sections is None:
-            return  # written before the sections were kept
-        kind = self.config.model.kind
-        for name, now in self._learner_sections().items():
-            saved = saved_sections.get(name, {})
-            _same_settings(name, path, saved, now, _section_keys(name, saved, now, kind))
-
-    def _learner_sections(self) -> dict:
-        """The sections besides [model] the learner is built from, as plain values."""
-        return {name: dataclasses.asdict(getattr(self.config, name)) for name in _LEARNER_SECTIONS}
 
     def extra_state(self) -> dict:
         """What a subclass keeps in the checkpoint beside the learner, the labels and the offsets."""
@@ -237,7 +242,7 @@ class CheckpointState:
             "pending": self.pending.state_dict(),
             "offsets": [[tp.topic, tp.partition, o] for tp, o in sorted(merged.items())],
             "model_config": dataclasses.asdict(self.config.model),
-            "learner_config": self._learner_sections(),
+            "learner_config": _learner_sections(self.config),
             "group_id": self.config.kafka.group_id,
             "stats": jsonable_report(self.stats.report()),
             **self.extra_state(),
