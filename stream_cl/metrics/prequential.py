@@ -53,21 +53,31 @@ def report_names(keys: Iterable[Hashable]) -> dict:
 
 
 class TaskSegments:
-    """Per-task segments of a prequential stream (bounded memory: the last ``keep`` segments)."""
+    """Per-task segments of a prequential stream, in bounded memory: the last ``keep`` segments, and
+    per-task state (matrix row, last tail, retention) for the first ``MAX_TASKS`` tasks only.
 
-    MAX_TASKS = 100  # tasks in the accuracy matrix (the first ones seen)
+    Those tracked tasks are the ones the accuracy matrix reports (the first seen, at the end of
+    their first segment). A segment of any later task is kept among the recent segments (its
+    ``retention`` None) and counted in ``untracked_segments`` / ``untracked_events``; its
+    recurrences are not measured (that would take state per task ever seen: a stream whose task
+    is a session id would grow forever). With at most ``MAX_TASKS`` tasks nothing is untracked.
+    """
+
+    MAX_TASKS = 100  # tasks in the accuracy matrix (the first ones seen), and the only ones with state
 
     def __init__(self, probe: int = 100, keep: int = 200):
         self.probe = probe
         self.keep = keep
-        self.order: list = []  # tasks of the matrix, first-seen order
-        self.matrix: dict = {}  # task i -> {task j -> accuracy}
+        self.order: list = []  # tasks of the matrix, first-seen order (the tracked tasks)
+        self.matrix: dict = {}  # task i -> {task j -> accuracy}, tracked tasks only
         self.segments: deque = deque(maxlen=keep)  # finished segments, dicts
         self.current: dict | None = None
-        self.last_tail: dict = {}  # task -> accuracy over the last `probe` events of its latest segment
-        self.retention: dict = {}  # task -> [sum, count] of recurrence retention
+        self.last_tail: dict = {}  # tracked task -> accuracy over the last `probe` events of its latest segment
+        self.retention: dict = {}  # tracked task -> [sum, count] of recurrence retention
         self.n_segments = 0
         self.events = 0
+        self.untracked_segments = 0  # segments of tasks past MAX_TASKS
+        self.untracked_events = 0  # their events
 
     def update(self, tasks: Sequence[Hashable | None], hits: Sequence[float]) -> None:
         for task, hit in zip(tasks, hits):
@@ -85,58 +95,95 @@ class TaskSegments:
                 cur["head"].append(float(hit))
             cur["tail"].append(float(hit))
 
+    def _tracked(self, task: Hashable) -> bool:
+        """Whether ``task`` has (or, its first segment ending now, gets) per-task state."""
+        return task in self.matrix or len(self.order) < self.MAX_TASKS
+
+    def _ended(self, cur: dict) -> tuple[dict, bool, float]:
+        """The segment ``cur`` as it would end now, whether its task is tracked, and its tail accuracy;
+        changes nothing (report() uses it for the open segment)."""
+        task = cur["task"]
+        tracked = self._tracked(task)
+        head = float(np.mean(cur["head"]))
+        seg = {"task": _jsonable(task), "start": cur["start"], "events": cur["n"], "accuracy": cur["hits"] / cur["n"],
+               "head_accuracy": head, "retention": None}
+        if tracked and task in self.last_tail:
+            seg["retention"] = head - self.last_tail[task]
+        return seg, tracked, float(np.mean(cur["tail"]))
+
     def _close(self) -> None:
         cur = self.current
         if cur is None:
             return
         task = cur["task"]
-        head = float(np.mean(cur["head"]))
-        seg = {"task": _jsonable(task), "start": cur["start"], "events": cur["n"], "accuracy": cur["hits"] / cur["n"],
-               "head_accuracy": head, "retention": None}
-        if task in self.last_tail:
-            seg["retention"] = head - self.last_tail[task]
-            acc = self.retention.setdefault(task, [0.0, 0])
-            acc[0] += seg["retention"]
-            acc[1] += 1
-        tail = float(np.mean(cur["tail"]))
-        for i, row in self.matrix.items():  # rows whose first segment ended before this one
-            if i != task and task not in row:
-                row[task] = head
-        if task not in self.matrix and len(self.order) < self.MAX_TASKS:
-            self.order.append(task)
-            self.matrix[task] = {task: tail}
-        self.last_tail[task] = tail
+        seg, tracked, tail = self._ended(cur)
+        if tracked:
+            if seg["retention"] is not None:
+                acc = self.retention.setdefault(task, [0.0, 0])
+                acc[0] += seg["retention"]
+                acc[1] += 1
+            for i, row in self.matrix.items():  # rows whose first segment ended before this one
+                if i != task and task not in row:
+                    row[task] = seg["head_accuracy"]
+            if task not in self.matrix:
+                self.order.append(task)
+                self.matrix[task] = {task: tail}
+            self.last_tail[task] = tail
+        else:
+            self.untracked_segments += 1
+            self.untracked_events += cur["n"]
         self.segments.append(seg)
         self.n_segments += 1
         self.current = None
 
     def report(self) -> dict:
-        """JSON-ready summary (the current segment is included as if it ended now)."""
-        saved = (self.current, dict(self.last_tail), {k: list(v) for k, v in self.retention.items()},
-                 list(self.segments), self.n_segments, list(self.order), {k: dict(v) for k, v in self.matrix.items()})
+        """JSON-ready summary (the current segment is included as if it ended now, without changing
+        any state: the cost is that of the report, O(MAX_TASKS ** 2), not of the tasks ever seen)."""
+        order, retention, segments = self.order, self.retention, list(self.segments)[-20:]
+        n_segments, untracked_segments, untracked_events = self.n_segments, self.untracked_segments, self.untracked_events
+        task, tracked, head, tail = None, False, None, None
         if self.current is not None:
-            cur = self.current
-            self.current = {**cur, "head": list(cur["head"]), "tail": deque(cur["tail"], maxlen=self.probe)}
-            self._close()
-        names = report_names(self.last_tail)  # every task met (those with a retention among them)
-        total = sum(v[0] for v in self.retention.values())
-        count = sum(v[1] for v in self.retention.values())
-        out = {
-            "segments": self.n_segments,
+            seg, tracked, tail = self._ended(self.current)
+            task, head = self.current["task"], seg["head_accuracy"]
+            segments = (segments + [seg])[-min(self.keep, 20):] if self.keep else []  # as the deque would hold it
+            n_segments += 1
+            if not tracked:
+                untracked_segments += 1
+                untracked_events += self.current["n"]
+            elif seg["retention"] is not None:
+                retention = {k: list(v) for k, v in retention.items()}
+                acc = retention.setdefault(task, [0.0, 0])
+                acc[0] += seg["retention"]
+                acc[1] += 1
+            if tracked and task not in self.matrix:
+                order = order + [task]
+
+        def cell(i, j):
+            row = self.matrix.get(i)
+            if row is None:  # the open segment's task, new: its row holds its diagonal alone
+                return tail if j == i else None
+            if j in row:
+                return row[j]
+            return head if tracked and j == task and i != task else None  # its next segment after row i ended
+
+        names = report_names([*self.last_tail, *([task] if tracked else [])])  # every tracked task met
+        total = sum(v[0] for v in retention.values())
+        count = sum(v[1] for v in retention.values())
+        return {
+            "segments": n_segments,
             "recurrences": count,
             "mean_retention": total / count if count else None,
-            "retention_by_task": {names[k]: v[0] / v[1] for k, v in self.retention.items()},
-            "recent_segments": list(self.segments)[-20:],
+            "retention_by_task": {names[k]: v[0] / v[1] for k, v in retention.items()},
+            "recent_segments": segments,
             "probe": self.probe,
-            "tasks": [_jsonable(t) for t in self.order],
-            "accuracy_matrix": [[self.matrix[i].get(j) for j in self.order] for i in self.order],
+            "tasks": [_jsonable(t) for t in order],
+            "accuracy_matrix": [[cell(i, j) for j in order] for i in order],
             "accuracy_matrix_kind": "prequential: diagonal at the end of a task's first segment, "
                                     "off-diagonal at the next segment of the column's task",
+            "max_tasks": self.MAX_TASKS,
+            "untracked_segments": untracked_segments,
+            "untracked_events": untracked_events,
         }
-        self.current, self.last_tail, retention, segments, self.n_segments, self.order, self.matrix = saved
-        self.retention = retention
-        self.segments = deque(segments, maxlen=self.keep)
-        return out
 
 
 def _jsonable(v):

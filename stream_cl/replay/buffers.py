@@ -42,6 +42,7 @@ holds everything, so a restored buffer continues the exact same sequence.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -90,9 +91,21 @@ class ReplayBuffer(base.Base):
     ---------------------------------------------------
     size_, nbytes_, n_seen_, n_replayed_
         Rows stored, bytes they take, labelled rows offered, rows replayed.
+    keys_, key_seen_, key_last_
+        The groups with a row stored (and the latest row's), their rows offered and last-seen time.
+
+    A group is forgotten once none of its rows is stored, so the groups held are at most the
+    rows stored plus one however many tasks or classes the stream shows (a task per session
+    would otherwise grow the buffer, its checkpoints and every draw's cost without bound). Its
+    last-seen time is not needed (a group's rows come back only through an offer, which sets it
+    to now), but its rows offered and whether it is full (:class:`ClassBalancedReplay`) are: the
+    last ``max(max_samples, 1000)`` groups forgotten keep them (a few dozen bytes each), so a group
+    that comes back is admitted as it would have been. One that comes back after more groups than
+    that were forgotten starts afresh (not full, its rows counted anew).
     """
 
     group_by = "none"  # what the balanced policies balance over
+    MIN_FORGOTTEN_KEPT = 1000  # groups forgotten whose rows offered and full flag are kept: max(this, max_samples)
 
     def __init__(self, max_samples: int = 1000, max_bytes: int | None = None, ratio: float = 1.0, seed: int = 0):
         check_int(max_samples, "max_samples", 1, 1000)
@@ -122,6 +135,8 @@ class ReplayBuffer(base.Base):
         self.n_replayed_ = 0
         self.rng_ = CounterRandom(self.seed)
         self._key_pos: dict = {}
+        self.n_grouped_seen_ = 0  # labelled rows offered with a group (forgotten groups' included)
+        self._retired: OrderedDict = OrderedDict()  # forgotten group key -> (rows offered, full), oldest first
 
     # -- budgets -----------------------------------------------------------------------
     @staticmethod
@@ -184,11 +199,53 @@ class ReplayBuffer(base.Base):
             return -1
         g = self._key_pos.get(key)
         if g is None:
+            seen, full = self._retired.pop(key, (0, False))  # a forgotten group comes back as it was
             g = self._key_pos[key] = len(self.keys_)
             self.keys_.append(key)
-            self.key_seen_.append(0)
-            self.key_last_.append(0)
+            self.key_seen_.append(seen)
+            self.key_last_.append(0)  # offer() sets it to now before anything reads it
+            if full:
+                self._set_full(g)
         return g
+
+    def _set_full(self, g: int) -> None:
+        """Mark group ``g`` full (groups are full only in :class:`ClassBalancedReplay`)."""
+
+    def _is_full(self, g: int) -> bool:
+        return False
+
+    def _forget_if_empty(self, g: int) -> None:
+        """Forget group ``g`` if none of its rows is stored: the group created last takes its id (its
+        rows are renumbered); its rows offered and full flag go to the memory of forgotten groups."""
+        if g < 0 or g >= len(self.keys_) or np.any(self.gid_[: self.size_] == g):
+            return
+        key, last = self.keys_[g], len(self.keys_) - 1
+        self._retired[key] = (self.key_seen_[g], self._is_full(g))
+        while len(self._retired) > max(self.max_samples, self.MIN_FORGOTTEN_KEPT):
+            self._retired.popitem(last=False)
+        self._move_group(g, last)
+        del self._key_pos[key]
+        self.keys_.pop()
+        self.key_seen_.pop()
+        self.key_last_.pop()
+
+    def _move_group(self, g: int, last: int) -> None:
+        """Give group ``last``'s id to ``g`` (being forgotten; ``last`` is the highest id), or drop ``g``'s
+        id if it is the last."""
+        if g == last:
+            return
+        self.keys_[g], self.key_seen_[g], self.key_last_[g] = self.keys_[last], self.key_seen_[last], self.key_last_[last]
+        self._key_pos[self.keys_[g]] = g
+        live = self.gid_[: self.size_]
+        live[live == last] = g
+
+    def _forget_empty_groups(self) -> None:
+        """Forget every group with no row stored (a checkpoint from before groups were forgotten), the
+        earliest last seen first into the memory of forgotten groups."""
+        counts = self.group_counts()
+        empty = sorted(np.flatnonzero(counts == 0).tolist(), key=lambda g: self.key_last_[g])
+        for key in [self.keys_[g] for g in empty]:
+            self._forget_if_empty(self._key_pos[key])
 
     def group_counts(self) -> np.ndarray:
         """Stored rows per group id (``len(keys_)``,)."""
@@ -214,7 +271,7 @@ class ReplayBuffer(base.Base):
 
     # -- storage -----------------------------------------------------------------------
     def _remove(self, slot: int) -> None:
-        last = self.size_ - 1
+        last, gone = self.size_ - 1, int(self.gid_[slot])
         if slot != last:
             self.X_[slot], self.M_[slot] = self.X_[last], self.M_[last]
             self.time_[slot], self.gid_[slot] = self.time_[last], self.gid_[last]
@@ -224,6 +281,7 @@ class ReplayBuffer(base.Base):
         self.y_.pop()
         self.task_.pop()
         self.size_ = last
+        self._forget_if_empty(gone)
 
     def offer(self, x: np.ndarray, m: np.ndarray, y: Hashable, task: Hashable | None = None) -> None:
         """Offer one labelled row at the current time (then the clock advances)."""
@@ -235,7 +293,9 @@ class ReplayBuffer(base.Base):
         if gid >= 0:
             self.key_seen_[gid] += 1
             self.key_last_[gid] = t
+            self.n_grouped_seen_ += 1
         cap = self.capacity()
+        replaced = -1  # group of the row this one replaces
         if cap == 0:
             slot = -1
         elif self.size_ < cap:
@@ -245,6 +305,7 @@ class ReplayBuffer(base.Base):
             self.task_.append(None)
         else:
             slot = self._admit_slot(gid)
+            replaced = int(self.gid_[slot]) if slot >= 0 else -1
         if slot >= 0:
             self.X_[slot, :d], self.X_[slot, d:] = x, 0.0
             self.M_[slot, :d], self.M_[slot, d:] = m, False
@@ -252,6 +313,10 @@ class ReplayBuffer(base.Base):
             self.y_[slot], self.task_[slot] = y, task
         self.last_key_ = key
         self.n_seen_ += 1
+        # the group of the row replaced, or this row's if it was dropped, may have no row left; the higher
+        # id first, as forgetting a group renumbers the group created last
+        for g in sorted({replaced, gid if slot < 0 else -1}, reverse=True):
+            self._forget_if_empty(g)
 
     def draw(self, k: int) -> np.ndarray:
         """Slots of ``k`` rows drawn (with replacement) from :meth:`probabilities`."""
@@ -343,6 +408,8 @@ class ReplayBuffer(base.Base):
             "key_last": list(self.key_last_), "last_key": _key_to_state(self.last_key_),
             "n_seen": self.n_seen_, "n_replayed": self.n_replayed_, "rng": self.rng_.state_dict(),
             "policy": self.policy_name, "group_by": self.group_by,
+            "grouped_seen": self.n_grouped_seen_,
+            "retired": [[_key_to_state(k), seen, full] for k, (seen, full) in self._retired.items()],
         }
 
     @property
@@ -379,7 +446,17 @@ class ReplayBuffer(base.Base):
         self.last_key_ = _key_from_state(state["last_key"])
         self.n_seen_, self.n_replayed_ = int(state["n_seen"]), int(state["n_replayed"])
         self.rng_ = CounterRandom.from_state(state["rng"])
+        # checkpoints from before groups were forgotten hold every group ever seen: the rows offered
+        # with a group are their sum; their groups without a row are forgotten once full_ is known
+        self.n_grouped_seen_ = int(state.get("grouped_seen", sum(self.key_seen_)))
+        self._retired = OrderedDict((_key_from_state(k), (int(seen), bool(full)))
+                                    for k, seen, full in state.get("retired", []))
+        self._load_groups(state)
+        self._forget_empty_groups()
         return self
+
+    def _load_groups(self, state: Mapping) -> None:
+        """Restore a policy's own group state (before groups without a row are forgotten)."""
 
 
 def _key_to_state(key):
@@ -445,10 +522,22 @@ class ClassBalancedReplay(ReplayBuffer):
     def state_dict(self) -> dict:
         return {**super().state_dict(), "full": sorted(self.full_)}
 
-    def load_state_dict(self, state: Mapping) -> "ClassBalancedReplay":
-        super().load_state_dict(state)
+    def _load_groups(self, state: Mapping) -> None:
         self.full_ = {int(g) for g in state["full"]} if "full" in state else self._full_before_saved()
-        return self
+
+    def _set_full(self, g: int) -> None:
+        self.full_.add(g)
+
+    def _is_full(self, g: int) -> bool:
+        return g in self.full_
+
+    def _move_group(self, g: int, last: int) -> None:
+        full = last in self.full_
+        self.full_.discard(g)
+        self.full_.discard(last)
+        if full and g != last:
+            self.full_.add(g)
+        super()._move_group(g, last)
 
     def _full_before_saved(self) -> set[int]:
         """The full groups of a checkpoint written before ``full_`` was saved. Under that code too, a
@@ -548,7 +637,7 @@ class PowerLawReplay(ClassBalancedReplay):
         elif gid >= 0:
             return super()._admit_slot(gid)  # CBRS among the tasks
         else:  # a reservoir among the rows without a task, over those offered (this one included)
-            j = int(self.rng_.integers(self.n_seen_ + 1 - sum(self.key_seen_))[0])
+            j = int(self.rng_.integers(self.n_seen_ + 1 - self.n_grouped_seen_)[0])
             return int(np.flatnonzero(g < 0)[j]) if j < alone else -1
         return int(slots[self.rng_.integers(slots.size)[0]])
 
