@@ -22,6 +22,7 @@ import numpy as np
 
 from stream_cl.checkpoint import CheckpointError, CheckpointStore
 from stream_cl.config import Config, ConfigError
+from stream_cl.factory import UNREAD_MODEL_KEYS
 
 from .logs import log_event
 from .status import jsonable_report
@@ -134,7 +135,8 @@ def check_settings(config: Config, state: dict, path) -> None:
     saved_model = state.get("model_config", {})
     # a key the checkpoint lacks did not exist when it was written (model.max_columns): its
     # default keeps the behaviour of then, so an upgrade resumes
-    keys = sorted(k for k in saved_model if k not in _MODEL_KEYS_FREE)
+    unread = UNREAD_MODEL_KEYS.get(config.model.kind, frozenset()) if saved_model.get("kind") == config.model.kind else ()
+    keys = sorted(k for k in saved_model if k not in _MODEL_KEYS_FREE and k not in unread)
     _same_settings("model", path, saved_model, dataclasses.asdict(config.model), keys)
     saved_sections = state.get("learner_config")
     if saved_sections is None:
