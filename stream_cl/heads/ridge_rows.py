@@ -35,8 +35,8 @@ def _learn_rows(R, W, X, Y, noise, Xq, qpos, limit):
     ``R`` (d, d) and weights ``W`` (d, c) of the chunk's start; both are updated in place (the
     caller's copies). ``noise`` (b,) each row's observation noise. ``Xq`` (u, d) rows to score
     without learning, ``qpos`` (u,) ascending: query ``k`` is scored after ``qpos[k]`` rows.
-    Stops after the first row whose innovation variance is above ``limit`` times its noise (its
-    downdate of ``R`` cancelled digits), before scoring the queries after it.
+    Stops after the first row but the last whose innovation variance is above ``limit`` times its
+    noise (its downdate of ``R`` cancelled digits), before scoring the queries after it.
     Returns the prior scores (b, c), the query scores (u, c) and how many rows were learned."""
     b, d = X.shape
     c = W.shape[1]
@@ -73,7 +73,7 @@ def _learn_rows(R, W, X, Y, noise, Xq, qpos, limit):
         for p in range(d):
             for r in range(d):
                 R[p, r] -= (u[p] * u[r]) * inv_s  # R -= R x x' R / s, exactly symmetric
-        if s > limit * noise[i]:
+        if s > limit * noise[i] and i + 1 < b:  # (after the last row the caller starts anew anyway)
             return prior, query, i + 1
     return prior, query, b
 

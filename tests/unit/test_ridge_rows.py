@@ -74,3 +74,18 @@ def test_narrow_cpu_heads_learn_long_chunks_row_by_row_and_wide_short_or_torch_o
     assert ways == ["_chunk_row_by_row", "_chunk_row_by_row", "_chunk_from_factor", "_chunk_from_factor", "_chunk_from_factor"]
     # the rule's verdicts where both ways were timed (RESULTS.md 9h): 285 against 778 µs, 565 against 419
     assert rows_are_cheaper(256, 16, 200) and not rows_are_cheaper(256, 64, 5)
+
+
+def test_a_query_after_a_last_row_at_a_new_magnitude_is_scored():
+    # (a review: the loop stopped after such a row to rebuild R, and a query after the chunk's last
+    # row came back as zeros)
+    rng = np.random.default_rng(0)
+    b, d, c = 256, 5, 3
+    X = np.c_[np.ones(b), rng.normal(size=(b, d - 1))]
+    X[-1, 1] = 1e6  # leverage ~1e12, past REBUILD_LEVERAGE
+    Y = np.eye(c)[rng.integers(0, c, b)]
+    Xq = np.c_[np.ones(2), rng.normal(size=(2, d - 1))]
+    ridge = RecursiveRidge(gamma=1.0)
+    ridge.grow(d, c)
+    _, query = ridge.update(X, Y, X_query=Xq, query_pos=np.array([b - 1, b]))
+    np.testing.assert_allclose(query[1], Xq[1] @ ridge.weights(), rtol=1e-9)
