@@ -21,8 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from stream_cl.checkpoint import CheckpointError, CheckpointStore
-from stream_cl.config import Config, ConfigError
-from stream_cl.factory import UNREAD_MODEL_KEYS
+from stream_cl.config import UNREAD_MODEL_KEYS, Config, ConfigError
 
 from .logs import log_event
 from .status import jsonable_report

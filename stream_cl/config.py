@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["Config", "ConfigError", "load_config", "load_config_dict", "read_toml", "to_toml"]
+__all__ = ["UNREAD_MODEL_KEYS", "Config", "ConfigError", "load_config", "load_config_dict", "read_toml", "to_toml"]
 
 
 class ConfigError(ValueError):
@@ -133,6 +133,14 @@ class SourceConfig:
                        else f"the [kafka] topics; remove {key} (only a file source reads it)")
                 raise ConfigError(f'source.kind: {key} is set (got {getattr(self, key)!r}) but kind is "{self.kind}", '
                                   f"which reads {fix}")
+
+
+# The [model] keys the online learner reads and another kind does not (stream_cl.factory.build_learner
+# passes them to the online learner alone): they change nothing in that kind's model, so a checkpoint
+# does not compare them (connectors/state.py).
+_ONLINE_ONLY = frozenset({"width", "key_units", "sgd_lr", "mix_decay", "input_forgetting"})
+UNREAD_MODEL_KEYS = {"online": frozenset(), "analytic": _ONLINE_ONLY | {"seed"},
+                     "trainable": _ONLINE_ONLY | {"forgetting", "gamma", "temperature", "max_columns"}}
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,6 @@ from .heads import AnalyticClassifier
 from .learner import OnlineContinualLearner
 
 
-# The [model] keys the online learner reads and another kind does not (build_learner): they change
-# nothing in that kind's model, so a checkpoint does not compare them (connectors/state.py).
-_ONLINE_ONLY = frozenset({"width", "key_units", "sgd_lr", "mix_decay", "input_forgetting"})
-UNREAD_MODEL_KEYS = {"online": frozenset(), "analytic": _ONLINE_ONLY | {"seed"},
-                     "trainable": _ONLINE_ONLY | {"forgetting", "gamma", "temperature", "max_columns"}}
-
-
 def build_learner(cfg: ModelConfig | Config):
     """The learner a run uses; ``kind = "online"`` is the default composite.
 

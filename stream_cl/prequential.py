@@ -255,20 +255,32 @@ class Prequential:
         """
         if not events:
             return [], []
-        over = self._past_class_bound(events)
-        if over:  # refused like an event the model refuses, before anything is learned; the rest go on
-            skip = set(over)
-            keep = [i for i in range(len(events)) if i not in skip]
-            predictions, dead = self.process([events[i] for i in keep], partition,
-                                             None if published is None else [published[i] for i in keep],
-                                             None if counted is None else [counted[i] for i in keep])
-            n = len(self.learner.classes_)
-            letters = [DeadLetter(_raw(events[i]), "rejected_by_model",
-                                  f"label {events[i].y!r} would be a new class past model.max_classes = {self.max_classes:,} "
-                                  f"(the model has {n:,}; each class adds a column to every head): raise the bound, or "
-                                  "map the labels to fewer classes", events[i].origin) for i in over]
-            self.stats.add_dead_letters(letters)
-            return predictions, dead + letters
+        predictions, dead, start = [], [], 0
+        while True:  # up to each event whose label would pass max_classes, then that event, then on
+            over = self._past_class_bound(events[start:])
+            stop = start + over[0] if over else len(events)
+            if stop > start:
+                p, d = self._process(events[start:stop], partition, None if published is None else published[start:stop],
+                                     None if counted is None else counted[start:stop])
+                predictions += p
+                dead += d
+            if stop == len(events):
+                return predictions, dead
+            # the events before it are learned or refused now: is it still past the bound?
+            if self._past_class_bound(events[stop : stop + 1]):
+                e = events[stop]
+                letter = DeadLetter(_raw(e), "rejected_by_model",
+                                    f"label {e.y!r} would be a new class past model.max_classes = {self.max_classes:,} "
+                                    f"(each class adds a column to every head): raise the bound, or map the labels "
+                                    "to fewer classes", e.origin)
+                self.stats.add_dead_letters([letter])
+                dead.append(letter)
+                start = stop + 1
+            else:
+                start = stop  # a class the events before it did not take after all: learned with the rest
+
+    def _process(self, events, partition, published, counted) -> tuple[list[Prediction], list[DeadLetter]]:
+        """:meth:`process` of events within ``max_classes``."""
         t0 = time.perf_counter()
         task_kw = {}
         if self._takes_tasks and any(e.task is not None for e in events):
@@ -323,7 +335,10 @@ class Prequential:
             return []
         known, over = set(known), []
         for i, e in enumerate(events):
-            if e.y is None or e.y in known:
+            try:
+                if e.y is None or e.y in known:
+                    continue
+            except TypeError:  # an unhashable label: the learner refuses it by name
                 continue
             if room > 0:
                 known.add(e.y)
