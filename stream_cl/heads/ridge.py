@@ -180,15 +180,16 @@ class RecursiveRidge(RidgeStatistics):
         start = 0
         while start < b or (X_query is not None and start == b == 0):
             stop = start + self._rows_until_anchor(b - start)
+            # a re-anchor right after the chunk replaces R: its rank-n update would be thrown away
+            anchor = stop > start and self._anchor_due(stop - start)
             if X_query is not None:
-                # a query sitting exactly at a re-anchor belongs to the next chunk
-                last = stop == b
+                # a query sitting exactly at a re-anchor belongs to the next chunk (after the last
+                # chunk: scored below, by the re-anchored model)
+                last = stop == b and not anchor
                 sel = (query_pos >= start) & ((query_pos <= stop) if last else (query_pos < stop))
                 Xq, qp = X_query[sel], query_pos[sel] - start
             else:
                 sel, Xq, qp = None, None, None
-            # a re-anchor right after the chunk replaces R: its rank-n update would be thrown away
-            anchor = stop > start and self._anchor_due(stop - start)
             prior, q = self._chunk(X[start:stop], Y[start:stop], w[start:stop], Xq, qp, keep_R=not anchor)
             priors.append(prior)
             if sel is not None:
@@ -198,6 +199,9 @@ class RecursiveRidge(RidgeStatistics):
                 self.refresh()
             if b == 0:
                 break
+        if X_query is not None and b > 0 and anchor:  # queries after the last row, which a re-anchor followed
+            sel = query_pos == b
+            queries.append((np.flatnonzero(sel), X_query[sel] @ self.weights()))
         if not priors:  # no rows and no queries
             return la.zeros(0, self.n_outputs), None
         prior = priors[0] if len(priors) == 1 else _concat(la, priors)
@@ -212,8 +216,8 @@ class RecursiveRidge(RidgeStatistics):
     def _chunk(self, X, Y, w, Xq, qpos, keep_R: bool = True):
         """Learn one chunk of rows the cheapest way (:func:`rows_are_cheaper`, :meth:`_use_factor`)."""
         b = X.shape[0]
-        rows = b > 1 and isinstance(self.la, NumpyLinalg) and ridge_rows.compiled()
-        if rows and rows_are_cheaper(b, self.n_features, self.n_outputs):
+        rows = isinstance(self.la, NumpyLinalg) and ridge_rows.compiled()
+        if rows and b > 1 and rows_are_cheaper(b, self.n_features, self.n_outputs):
             learn = self._chunk_row_by_row
         elif self._use_factor(b):
             learn = self._chunk_from_factor
@@ -358,11 +362,11 @@ class RecursiveRidge(RidgeStatistics):
         try:
             C = la.cholesky_lower(S)
         except np.linalg.LinAlgError:
-            # R lost definiteness to rounding: rebuild it from the exact statistics (the anchor
-            # moves here, so the caller's re-anchor after this chunk may not come: keep R current).
-            self.refresh()
-            keep_R = True
+            # R lost definiteness to rounding: rebuilt from the exact statistics with the same ridge term
+            # (not re-anchored: where the anchors fall must not depend on the batching)
+            self.drop_inverse()
             R = self.R  # (d, d) rebuilt
+            W0 = self.weights()  # (d, c) from it
             RXt = R @ X.T
             S = X @ RXt
             la.add_to_diag(S, noise)
