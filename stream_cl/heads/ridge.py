@@ -42,6 +42,14 @@ model up to rounding, and the same statistics ``A`` and ``B`` bit for bit.
 One row (:meth:`RecursiveRidge.update_one`, the per-event path) is the Kalman form on ``R``,
 one compiled call (:mod:`~stream_cl.heads.ridge_one`) that leaves ``R``'s downdate pending
 until the next row's product with ``R``, or by BLAS calls where numba is missing.
+
+A row at a magnitude the head has not met (an amount in cents beside inputs near 1) has a
+leverage ``w x'Rx / l`` far above 1, and its downdate of ``R`` cancels about ``log10`` of it in
+digits. Past ``REBUILD_LEVERAGE`` (1e6) every way rebuilds from the exact statistics after
+such a row: one event at a time ``R`` is rebuilt, the row loop starts over from it, and a
+chunk learned from a factor ends after the row (whose leverage against the chunk's start,
+at hand in ``X R X'``, bounds it from above), the rest starting from a new factor. With
+standardised inputs it does not happen (the default learner's heads stay below ~4e3).
 """
 
 from __future__ import annotations
@@ -190,11 +198,15 @@ class RecursiveRidge(RidgeStatistics):
                 Xq, qp = X_query[sel], query_pos[sel] - start
             else:
                 sel, Xq, qp = None, None, None
-            prior, q = self._chunk(X[start:stop], Y[start:stop], w[start:stop], Xq, qp, keep_R=not anchor)
+            prior, q, done = self._chunk(X[start:stop], Y[start:stop], w[start:stop], Xq, qp, keep_R=not anchor)
             priors.append(prior)
             if sel is not None:
-                queries.append((np.flatnonzero(sel), q))
-            start = stop
+                idx = np.flatnonzero(sel)
+                if done < stop - start:  # cut short (_cut): the queries after its last row come with the rest
+                    scored = np.flatnonzero(qp < done)
+                    idx, q = idx[scored], q[la.index(scored)]
+                queries.append((idx, q))
+            start += done
             if self._anchor_due():
                 self.refresh()
             if b == 0:
@@ -214,7 +226,8 @@ class RecursiveRidge(RidgeStatistics):
         return prior, query
 
     def _chunk(self, X, Y, w, Xq, qpos, keep_R: bool = True):
-        """Learn one chunk of rows the cheapest way (:func:`rows_are_cheaper`, :meth:`_use_factor`)."""
+        """Learn one chunk of rows the cheapest way (:func:`rows_are_cheaper`, :meth:`_use_factor`):
+        ``(prior, query, done)``, the first ``done`` rows learned (all but after a row :meth:`_cut` stops at)."""
         b = X.shape[0]
         rows = isinstance(self.la, NumpyLinalg) and ridge_rows.compiled()
         if rows and b > 1 and rows_are_cheaper(b, self.n_features, self.n_outputs):
@@ -233,7 +246,7 @@ class RecursiveRidge(RidgeStatistics):
             # Nothing was learned yet (each fails before the statistics change): the rows one at a
             # time, as the per-event path learns them (their 1 x 1 innovations stay positive), from
             # R materialised (robustly where A + g I does not factor: RidgeStatistics.inverse).
-            return self._chunk_rows_from_inverse(X, Y, w, Xq, qpos)
+            return (*self._chunk_rows_from_inverse(X, Y, w, Xq, qpos), b)
 
     def _use_factor(self, b: int) -> bool:
         """Learn the next ``b`` rows from the factor of ``A``? Yes when it has fewer flops; when
@@ -253,7 +266,12 @@ class RecursiveRidge(RidgeStatistics):
         F, W0 = self._current_factor(solve=False)  # A + g I = L L'; W0 (d, c) the chunk-start weights, if at hand
         V = la.whiten(F, X.T)  # (d, b) L^-1 X', so that X R X' = V'V
         noise = self._noise(w)  # (b,)
-        C = la.cholesky_lower(la.gram_plus_diag(V, noise))  # (b, b) innovation covariance X R X' + noise
+        S = la.gram_plus_diag(V, noise)  # (b, b) innovation covariance X R X' + noise
+        cut = self._cut(la.to_numpy(la.diag(S) / noise))
+        if cut < X.shape[0]:
+            self._factor = (None, F)  # spent: the prefix factors A + g I again, in its memory
+            return self._prefix(self._chunk_from_factor, X, Y, w, Xq, qpos, cut)
+        C = la.cholesky_lower(S)
         # X W0 = V' (L^-1 B): one triangular solve where W0 takes two (and W0 dies with the chunk).
         # Always this way, cached W0 or not: a prediction before a batch changes none of its bits.
         Z = la.whiten(F, self.B)  # (d, c)
@@ -271,7 +289,29 @@ class RecursiveRidge(RidgeStatistics):
         self.drop_inverse()
         self._factor = (None, F)  # spent: the next factor is written over it
         self._learn_statistics(X, Y, w)
-        return prior, query
+        return prior, query, X.shape[0]
+
+    def _cut(self, lev) -> int:
+        """How many of a chunk's rows to learn from its start, given each row's ``1 + w x'R0x / l^(i+1)``
+        against the chunk's start ``lev`` (b,) (an upper bound of its leverage when learned): up to the
+        first row but the last past ``REBUILD_LEVERAGE``, whose downdate cancels digits in every later
+        row's prior (as in :meth:`update_one`), so the rows after it start from the exact statistics."""
+        past = np.flatnonzero(np.asarray(lev[:-1]) > REBUILD_LEVERAGE)
+        return int(past[0]) + 1 if len(past) else len(lev)
+
+    def _prefix(self, learn, X, Y, w, Xq, qpos, cut: int):
+        """``learn`` (a chunk method) of the first ``cut`` rows, then ``R`` dropped (rebuilt from the exact
+        statistics when next read): ``(prior, query, cut)``, the queries after row ``cut`` left at 0."""
+        mine = None if Xq is None else np.flatnonzero(qpos < cut)
+        prior, q, _ = learn(X[:cut], Y[:cut], w[:cut], None if Xq is None else Xq[mine],
+                            None if Xq is None else qpos[mine], keep_R=False)
+        self.drop_inverse()
+        query = None
+        if Xq is not None:
+            query = self.la.zeros(Xq.shape[0], self.n_outputs)
+            if len(mine):
+                query[self.la.index(mine)] = q
+        return prior, query, cut
 
     def _chunk_row_by_row(self, X, Y, w, Xq, qpos, keep_R: bool = True):
         """Learn rows ``X`` (b, d) one at a time from the inverse of ``A + g I`` at the chunk's
@@ -280,7 +320,7 @@ class RecursiveRidge(RidgeStatistics):
         F, W0 = self._current_factor()  # A + g I = L L'; W0 (d, c) the weights at the chunk's start
         out = self._rows_from(self.la.factor_inverse(F), W0, X, Y, w, Xq, qpos)
         self._factor = (None, F)  # spent: the next factor is written over it
-        return out
+        return (*out, X.shape[0])
 
     def _chunk_rows_from_inverse(self, X, Y, w, Xq, qpos):
         """:meth:`_chunk_row_by_row` from the materialised ``R`` instead of the factor of ``A``."""
@@ -351,14 +391,18 @@ class RecursiveRidge(RidgeStatistics):
         b = X.shape[0]
         if b == 0:
             W0 = self.weights()  # (d, c)
-            return la.zeros(0, self.n_outputs), (Xq @ W0 if Xq is not None else None)
+            return la.zeros(0, self.n_outputs), (Xq @ W0 if Xq is not None else None), 0
         R = self.R  # (d, d), materialised from A if it was not
         W0 = self.weights()  # (d, c)
         noise = self._noise(w)  # (b,)
         RXt = R @ X.T  # (d, b)
         S = X @ RXt  # (b, b) innovation covariance
         la.add_to_diag(S, noise)
-        rebuild = keep_R and float((la.diag(S) / noise).max()) > REBUILD_LEVERAGE  # (b,) 1 + leverages
+        lev = la.to_numpy(la.diag(S) / noise)  # (b,) 1 + leverages against the chunk's start
+        cut = self._cut(lev)
+        if cut < b:
+            return self._prefix(self._chunk_updating_R, X, Y, w, Xq, qpos, cut)
+        rebuild = keep_R and float(lev.max()) > REBUILD_LEVERAGE  # (the last row's: R rebuilt after it)
         try:
             C = la.cholesky_lower(S)
         except np.linalg.LinAlgError:
@@ -389,7 +433,7 @@ class RecursiveRidge(RidgeStatistics):
         self._learn_statistics(X, Y, w)
         if rebuild:  # a row's downdate cancelled digits (update_one): R from the exact statistics when next read
             self.drop_inverse()
-        return prior, query
+        return prior, query, b
 
     def update_one(self, x, y, weight: float = 1.0, k: int | None = None, prior=None):
         """Rank-1 :meth:`update` for one row ``x`` (d,) and target ``y`` (c,); returns prior scores (c,).
