@@ -219,7 +219,7 @@ def memo_values(x: Mapping) -> tuple | None:
     >>> memo_values({"a": 1.0, "b": "red"}), memo_values({"a": {"b": 1.0}}), memo_values({1.0: 2.0})
     ((1.0, 'red'), None, None)
     """
-    if not isinstance(x, Mapping):
+    if type(x) is not dict and not isinstance(x, Mapping):
         return None  # not an event: the index refuses it (flatten)
     values = tuple(x.values())
     # keys too must compare as the index tells them apart: 1 == 1.0 == True, but they are three columns
