@@ -239,8 +239,8 @@ class RecursiveRidge(RidgeStatistics):
         try:
             return learn(X, Y, w, Xq, qpos, keep_R)
         except np.linalg.LinAlgError:
-            if not rows:
-                raise
+            if not rows:  # a torch device: no compiled row loop, one-row Woodbury updates instead
+                return self._rows_updating_R(X, Y, w, Xq, qpos)
             # A factor lost definiteness to rounding: the chunk's (b x b) innovations X R X' + noise,
             # or A + g I itself (inputs of ~1e7 and more: entries ~1e16 where the noise and g are ~1).
             # Nothing was learned yet (each fails before the statistics change): the rows one at a
@@ -321,6 +321,33 @@ class RecursiveRidge(RidgeStatistics):
         out = self._rows_from(self.la.factor_inverse(F), W0, X, Y, w, Xq, qpos)
         self._factor = (None, F)  # spent: the next factor is written over it
         return (*out, X.shape[0])
+
+    def _rows_updating_R(self, X, Y, w, Xq, qpos):
+        """:meth:`_chunk_rows_from_inverse` without the compiled loop (a torch device): the same
+        recursion row by row in the backend's arrays (a 1 x 1 innovation, no factor to fail), from
+        ``R`` materialised robustly (:meth:`RidgeStatistics.inverse`). ``(prior, query, b)``."""
+        la, b = self.la, X.shape[0]
+        R, W = self.inverse().full() * 1.0, self.weights() * 1.0  # (d, d), (d, c): copies, as the loop's
+        noise = la.to_numpy(self._noise(w))  # (b,)
+        prior = la.zeros(b, self.n_outputs)
+        query = None if Xq is None else la.zeros(Xq.shape[0], self.n_outputs)
+        for i in range(b + 1):
+            if Xq is not None:
+                at = np.flatnonzero(qpos == i)  # the model after the rows before i
+                if len(at):
+                    query[la.index(at)] = Xq[la.index(at)] @ W
+            if i == b:
+                break
+            x = X[i]  # (d,)
+            u = R @ x  # (d,) R x
+            s = float(noise[i] + x @ u)
+            prior[i] = x @ W
+            W += u[:, None] * ((Y[i] - prior[i]) / s)[None, :]  # W += R x (y - x'W)' / s
+            R -= u[:, None] * (u / s)[None, :]  # R -= R x x' R / s
+        self.drop_inverse()
+        self._factor = None
+        self._learn_statistics(X, Y, w)
+        return prior, query, b
 
     def _chunk_rows_from_inverse(self, X, Y, w, Xq, qpos):
         """:meth:`_chunk_row_by_row` from the materialised ``R`` instead of the factor of ``A``."""

@@ -104,3 +104,21 @@ def test_batches_with_a_row_at_a_new_magnitude_are_the_per_event_loop(width, sca
         P = batch.prequential_batch(xs[s : s + batch_size], ys[s : s + batch_size])
         P_batch.extend(P[:, batch.classes_.index("x")] if "x" in batch.classes_ else np.zeros(len(P)))
     np.testing.assert_allclose(P_batch, P_loop, rtol=0, atol=1e-6)
+
+
+def test_a_torch_head_learns_where_a_plus_g_i_does_not_factor():
+    # (before: LinAlgError from a torch device's batch where A + g I does not factor; the row loop the
+    # CPU head falls back to is numpy's. The CUDA path runs this code on the CPU as device="torch:cpu")
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    xs, ys = [_wide_event(rng, 17) for _ in range(40)], ["x" if i % 2 else "y" for i in range(40)]
+    # (an amount and the same in cents: cond(A + g I) past 1e20, where float64 fixes no answer to
+    # compare with; what is asserted is that every event is learned once, to finite probabilities)
+    loop, batch = AnalyticClassifier(device="torch:cpu"), AnalyticClassifier(device="torch:cpu")
+    for x, y in zip(xs, ys):
+        loop.learn_one(x, y)
+    batch.prequential_batch(xs[:20], ys[:20])
+    P = batch.prequential_batch(xs[20:] + [xs[0]], ys[20:] + [None])
+    assert batch.class_counts_ == loop.class_counts_ == {"y": 20.0, "x": 20.0}
+    assert batch.head_.ridge.n_rows == loop.head_.ridge.n_rows == 40
+    assert np.isfinite(P).all() and np.isfinite(list(loop.predict_proba_one(xs[0]).values())).all()
