@@ -327,10 +327,11 @@ class RecursiveRidge(RidgeStatistics):
         recursion row by row in the backend's arrays (a 1 x 1 innovation, no factor to fail), from
         ``R`` materialised robustly (:meth:`RidgeStatistics.inverse`). ``(prior, query, b)``."""
         la, b = self.la, X.shape[0]
-        R, W = self.inverse().full() * 1.0, self.weights() * 1.0  # (d, d), (d, c): copies, as the loop's
-        noise = la.to_numpy(self._noise(w))  # (b,)
         prior = la.zeros(b, self.n_outputs)
         query = None if Xq is None else la.zeros(Xq.shape[0], self.n_outputs)
+        start = 0  # the rows from here on start from R, W (learned into A, B up to here)
+        R, W = self.inverse().full() * 1.0, self.weights() * 1.0  # (d, d), (d, c): copies, as the loop's
+        noise = la.to_numpy(self._noise(w))  # (b,), relative to ``start``
         for i in range(b + 1):
             if Xq is not None:
                 at = np.flatnonzero(qpos == i)  # the model after the rows before i
@@ -340,13 +341,19 @@ class RecursiveRidge(RidgeStatistics):
                 break
             x = X[i]  # (d,)
             u = R @ x  # (d,) R x
-            s = float(noise[i] + x @ u)
+            s = float(noise[i - start] + x @ u)
             prior[i] = x @ W
             W += u[:, None] * ((Y[i] - prior[i]) / s)[None, :]  # W += R x (y - x'W)' / s
             R -= u[:, None] * (u / s)[None, :]  # R -= R x x' R / s
+            if s > REBUILD_LEVERAGE * noise[i - start] and i + 1 < b:  # its downdate cancelled digits
+                self._learn_statistics(X[start : i + 1], Y[start : i + 1], w[start : i + 1])
+                self.drop_inverse()
+                start = i + 1
+                R, W = self.inverse().full() * 1.0, self.weights() * 1.0
+                noise = la.to_numpy(self._noise(w[start:]))
         self.drop_inverse()
         self._factor = None
-        self._learn_statistics(X, Y, w)
+        self._learn_statistics(X[start:], Y[start:], w[start:])
         return prior, query, b
 
     def _chunk_rows_from_inverse(self, X, Y, w, Xq, qpos):

@@ -122,3 +122,29 @@ def test_a_torch_head_learns_where_a_plus_g_i_does_not_factor():
     assert batch.class_counts_ == loop.class_counts_ == {"y": 20.0, "x": 20.0}
     assert batch.head_.ridge.n_rows == loop.head_.ridge.n_rows == 40
     assert np.isfinite(P).all() and np.isfinite(list(loop.predict_proba_one(xs[0]).values())).all()
+
+
+def test_the_torch_fallback_row_recursion_is_the_per_event_loop_across_a_row_at_a_new_magnitude():
+    # The fallback a torch head takes where a factor fails: its rows after a row past REBUILD_LEVERAGE
+    # start from the exact statistics, as update_one's do (a fuzz saw it keep the cancelled R)
+    pytest.importorskip("torch")
+    from stream_cl.heads.ridge import RecursiveRidge
+
+    rng = np.random.default_rng(0)  # an amount in cents beside a feature near 1 (as in test_analytic_classifier)
+    b, d, c = 600, 3, 2
+    a = rng.normal(size=b)
+    X = np.c_[np.ones(b), a, np.exp(rng.normal(0, 3, size=b)) * 1e9]
+    Y = np.eye(c)[(a > 0).astype(int)]
+    loop = RecursiveRidge(gamma=1.0)
+    loop.grow(d, c)
+    priors = []
+    for x, y in zip(X, Y):
+        priors.append(x @ loop.weights())
+        loop.update_one(x, y)
+    head = RecursiveRidge(gamma=1.0, device="torch:cpu")
+    head.grow(d, c)
+    la = head.la
+    prior, _, done = head._rows_updating_R(la.asarray(X), la.asarray(Y), np.ones(b), None, None)
+    assert done == b and head.n_rows == b
+    assert ((la.to_numpy(prior).argmax(1)) == np.array(priors).argmax(1)).all()
+    np.testing.assert_allclose(la.to_numpy(head.weights()), loop.weights(), rtol=1e-9, atol=1e-12)
