@@ -140,7 +140,7 @@ class SourceConfig:
 # does not compare them (connectors/state.py).
 _ONLINE_ONLY = frozenset({"width", "key_units", "sgd_lr", "mix_decay", "input_forgetting"})
 UNREAD_MODEL_KEYS = {"online": frozenset(), "analytic": _ONLINE_ONLY | {"seed"},
-                     "trainable": _ONLINE_ONLY | {"forgetting", "gamma", "temperature", "max_columns"}}
+                     "trainable": _ONLINE_ONLY | {"forgetting", "gamma", "temperature"}}
 
 
 @dataclass(frozen=True)

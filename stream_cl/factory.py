@@ -125,6 +125,6 @@ def _trainable(cfg: ModelConfig, parts: dict):
         return TrainableLearner(hidden=tuple(t.hidden) or None, lr=t.lr, micro_batch=t.micro_batch, steps=t.steps,
                                 weight_decay=t.weight_decay, replay=parts.get("replay"), drift=parts.get("drift"),
                                 homeostasis=parts.get("homeostasis"), hash_width=cfg.hash_width, device=cfg.device,
-                                dtype=t.dtype, seed=cfg.seed, **_encoding(cfg))
+                                dtype=t.dtype, seed=cfg.seed, max_columns=cfg.max_columns or None, **_encoding(cfg))
     except ValueError as e:
         raise ConfigError(f"trainable: {e}") from None

@@ -36,6 +36,7 @@ from .backbones import OnlineStandardizer, resolve_device
 from .base_learner import StreamingClassifier, check_tasks, checked_labels, control_ends
 from .checkpoint import load_all_or_nothing
 from .checks import check_int, check_nonnegative, check_positive, check_seed
+from .column_bound import check_bound
 from .continual_steps import check_part_types
 from .encoding import DEFAULT_MAX_CATEGORIES
 from .features import FeatureIndex
@@ -69,6 +70,10 @@ class TrainableLearner(StreamingClassifier):
         A :class:`~stream_cl.homeostasis.Homeostasis` scaling the layers' learning rates.
     hash_width
         ``None`` grows an input per feature key; an int hashes keys into that many.
+    max_columns
+        The most inputs the network's first layer grows to (``None``: no bound; with ``hash_width``
+        the inputs are fixed). An event whose new inputs would pass it is refused with a
+        ``ValueError`` before anything changes.
     device
         ``"auto"`` (CUDA when a GPU is visible and a hidden layer is at least
         ``AUTO_CUDA_MIN_FEATURES`` wide, else the CPU), ``"cpu"`` or a torch device.
@@ -93,7 +98,7 @@ class TrainableLearner(StreamingClassifier):
                  weight_decay: float = 0.0, replay=None, drift=None, homeostasis=None, hash_width: int | None = None,
                  device: str = "auto", dtype: str = "float64", seed: int = 0,
                  max_categories: int = DEFAULT_MAX_CATEGORIES, missing_indicators: bool = False,
-                 time_features: bool = False):
+                 time_features: bool = False, max_columns: int | None = None):
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         if hidden is not None and (not isinstance(hidden, tuple) or not hidden):
@@ -106,6 +111,7 @@ class TrainableLearner(StreamingClassifier):
         check_int(micro_batch, "micro_batch", 1, 16)
         check_int(steps, "steps", 1, 1)
         check_seed(seed)  # a negative, float or None seed failed at the first event, after its columns were indexed
+        check_bound(max_columns)
         check_part_types(replay=replay, drift=drift, homeostasis=homeostasis)  # before drift.response is read
         if drift is not None:
             bad = [r for r in drift.response if r not in ("record", "need")]
@@ -133,6 +139,7 @@ class TrainableLearner(StreamingClassifier):
         self.max_categories = max_categories
         self.missing_indicators = missing_indicators
         self.time_features = time_features
+        self.max_columns = max_columns
         self.index_ = FeatureIndex(hash_width, max_categories, missing_indicators, time_features)
         self.scaler_ = OnlineStandardizer()
         self.replay_ = replay.clone() if replay is not None else None
@@ -250,6 +257,10 @@ class TrainableLearner(StreamingClassifier):
         tasks = [None] * b if tasks is None else list(tasks)
         check_tasks(tasks, b)  # before anything is learned: replay would refuse a bad task at the next micro-batch
         X, M, new = self.index_.vectorize_masked(xs, labelled)  # learned events make columns
+        n = self.index_.width + len(new)  # the first layer's inputs are its memory: one event with a
+        if self.max_columns is not None and n > self.max_columns:  # thousand new keys must not take it
+            raise ValueError(f"{len(new)} new inputs would give the network's first layer {n:,} inputs, over "
+                             f"max_columns ({self.max_columns:,}); use hash_width, fewer features, or a larger max_columns")
         self.index_.commit(new)
         keys = self._keys()[: X.shape[1]]
         n_old = X.shape[1] - len(new)  # columns indexed before this batch (hashing: all of them)

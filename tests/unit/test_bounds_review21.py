@@ -1,11 +1,15 @@
-"""Review 21: per-task prequential segments and replay groups stay bounded in a never-ending stream."""
+"""Review 21: per-task prequential segments, replay groups and the trainable learner's inputs stay
+bounded in a never-ending stream."""
 
 import pickle
 
 import numpy as np
 import pytest
 
+from stream_cl.config import load_config_dict
+from stream_cl.events import Event
 from stream_cl.metrics import TaskSegments
+from stream_cl.prequential import Prequential
 from stream_cl.replay.buffers import ClassBalancedReplay, PowerLawReplay, ReservoirReplay
 
 ONE = np.ones(1, dtype=bool)
@@ -155,3 +159,20 @@ def test_reservoir_has_no_groups():
     for i in range(100):
         buf.offer(np.array([float(i)]), ONE, i)
     assert buf.keys_ == [] and buf.state_dict()["retired"] == [] and buf.state_dict()["grouped_seen"] == 0
+
+
+def test_the_trainable_learner_bounds_its_inputs_by_max_columns():
+    # (a review: kind = "trainable" took model.max_columns and ignored it; 4,001 inputs after 4k events
+    # with a new key each)
+    from stream_cl.factory import build_learner
+
+    cfg = load_config_dict({"model": {"kind": "trainable", "device": "cpu", "max_columns": 5}})
+    model = build_learner(cfg)
+    model.learn_one({f"k{i}": 1.0 for i in range(4)}, "a")
+    before = model.state_dict()
+    with pytest.raises(ValueError, match="2 new inputs would give the network's first layer 6 inputs, over max_columns"):
+        model.learn_one({"k0": 1.0, "new1": 2.0, "new2": 3.0}, "b")
+    assert model.feature_names_in_ == ["k0", "k1", "k2", "k3"] and model.classes_ == before["classes"]
+    step = Prequential(model)
+    _, dead = step.process([Event({"k0": 1.0, "x": 1.0, "z": 2.0}, "a", "1"), Event({"k1": 2.0, "w": 1.0}, "b", "2")])
+    assert [d.reason for d in dead] == ["rejected_by_model"] and model.feature_names_in_[-1] == "w"

@@ -66,3 +66,4 @@ def test_an_event_refused_for_another_reason_takes_no_room_for_its_class():
     _, dead = step.process([bad, *_events(["d", "a"], start=3)])
     assert step.learner.classes_ == ["a", "b", "d"]
     assert [(json.loads(d.raw)["y"], d.reason) for d in dead] == [("c", "non_finite")]
+
