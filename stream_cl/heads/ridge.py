@@ -59,6 +59,7 @@ from scipy.linalg import blas
 
 from . import ridge_one, ridge_rows
 from ._linalg import NumpyLinalg
+from .ridge_row_ways import RowByRow
 from .ridge_stats import ANCHOR_DECAY, REBUILD_LEVERAGE, REFRESH_ROWS, RidgeStatistics
 
 _dger = blas.dger
@@ -124,7 +125,7 @@ def update_flops(b: int, d: int, c: int, way: str | None = None) -> float:
     raise ValueError(f"way must be 'factor', 'inverse' or 'rows', got {way!r}")
 
 
-class RecursiveRidge(RidgeStatistics):
+class RecursiveRidge(RowByRow, RidgeStatistics):
     """Exact recursive ridge regression (see the module docstring); the statistics it keeps,
     their growth and their state are :class:`~stream_cl.heads.ridge_stats.RidgeStatistics`.
 
@@ -312,78 +313,6 @@ class RecursiveRidge(RidgeStatistics):
             if len(mine):
                 query[self.la.index(mine)] = q
         return prior, query, cut
-
-    def _chunk_row_by_row(self, X, Y, w, Xq, qpos, keep_R: bool = True):
-        """Learn rows ``X`` (b, d) one at a time from the inverse of ``A + g I`` at the chunk's
-        start, compiled (:mod:`~stream_cl.heads.ridge_rows`); ``R`` is not kept. Returns
-        ``(prior, query)`` as :meth:`update` does."""
-        F, W0 = self._current_factor()  # A + g I = L L'; W0 (d, c) the weights at the chunk's start
-        out = self._rows_from(self.la.factor_inverse(F), W0, X, Y, w, Xq, qpos)
-        self._factor = (None, F)  # spent: the next factor is written over it
-        return (*out, X.shape[0])
-
-    def _rows_updating_R(self, X, Y, w, Xq, qpos):
-        """:meth:`_chunk_rows_from_inverse` without the compiled loop (a torch device): the same
-        recursion row by row in the backend's arrays (a 1 x 1 innovation, no factor to fail), from
-        ``R`` materialised robustly (:meth:`RidgeStatistics.inverse`). ``(prior, query, b)``."""
-        la, b = self.la, X.shape[0]
-        prior = la.zeros(b, self.n_outputs)
-        query = None if Xq is None else la.zeros(Xq.shape[0], self.n_outputs)
-        start = 0  # the rows from here on start from R, W (learned into A, B up to here)
-        R, W = self.inverse().full() * 1.0, self.weights() * 1.0  # (d, d), (d, c): copies, as the loop's
-        noise = la.to_numpy(self._noise(w))  # (b,), relative to ``start``
-        for i in range(b + 1):
-            if Xq is not None:
-                at = np.flatnonzero(qpos == i)  # the model after the rows before i
-                if len(at):
-                    query[la.index(at)] = Xq[la.index(at)] @ W
-            if i == b:
-                break
-            x = X[i]  # (d,)
-            u = R @ x  # (d,) R x
-            s = float(noise[i - start] + x @ u)
-            prior[i] = x @ W
-            W += u[:, None] * ((Y[i] - prior[i]) / s)[None, :]  # W += R x (y - x'W)' / s
-            R -= u[:, None] * (u / s)[None, :]  # R -= R x x' R / s
-            if s > REBUILD_LEVERAGE * noise[i - start] and i + 1 < b:  # its downdate cancelled digits
-                self._learn_statistics(X[start : i + 1], Y[start : i + 1], w[start : i + 1])
-                self.drop_inverse()
-                start = i + 1
-                R, W = self.inverse().full() * 1.0, self.weights() * 1.0
-                noise = la.to_numpy(self._noise(w[start:]))
-        self.drop_inverse()
-        self._factor = None
-        self._learn_statistics(X[start:], Y[start:], w[start:])
-        return prior, query, b
-
-    def _chunk_rows_from_inverse(self, X, Y, w, Xq, qpos):
-        """:meth:`_chunk_row_by_row` from the materialised ``R`` instead of the factor of ``A``."""
-        return self._rows_from(self.inverse().full(), self.weights(), X, Y, w, Xq, qpos)
-
-    def _rows_from(self, R0, W0, X, Y, w, Xq, qpos):
-        """Learn rows ``X`` (b, d) one at a time from the chunk-start inverse ``R0`` and weights ``W0``
-        (copied by the compiled loop); ``R`` is not kept. Returns ``(prior, query)``. After a row
-        past ``REBUILD_LEVERAGE`` the rest start from ``R`` rebuilt, as :meth:`update_one` does."""
-        b = X.shape[0]
-        prior = np.zeros((b, self.n_outputs))
-        query = None if Xq is None else np.zeros((Xq.shape[0], self.n_outputs))
-        start = 0
-        while True:
-            later = None if Xq is None else np.flatnonzero(qpos >= start)  # queries not scored yet
-            p, q, done = ridge_rows.learn_rows_until(
-                R0, W0, X[start:], Y[start:], self._noise(w[start:]), None if Xq is None else Xq[later],
-                None if Xq is None else qpos[later] - start, REBUILD_LEVERAGE)
-            prior[start : start + done] = p[:done]
-            if Xq is not None:  # (stopped early: the queries after the last row learned come next)
-                scored = qpos[later] - start < done if start + done < b else np.ones(len(later), dtype=bool)
-                query[later[scored]] = q[scored]
-            self.drop_inverse()
-            self._factor = None
-            self._learn_statistics(X[start : start + done], Y[start : start + done], w[start : start + done])
-            start += done
-            if start == b:
-                return prior, query
-            R0, W0 = self.inverse().full(), self.weights()  # rebuilt from the exact statistics
 
     def _noise(self, w):
         """Each row's observation noise ``l^(i+1) / w_i`` (b,) for weights ``w`` (b,): the forgetting

@@ -42,7 +42,6 @@ holds everything, so a restored buffer continues the exact same sequence.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -50,6 +49,7 @@ import numpy as np
 from river import base
 
 from ..checks import check_bool, check_int, check_seed, is_real
+from .groups import RowGroups, key_from_state, key_to_state
 from .rng import CounterRandom
 
 __all__ = ["ReplayBuffer", "ReservoirReplay", "ClassBalancedReplay", "PowerLawReplay", "ReplayDraw", "make_replay",
@@ -70,7 +70,7 @@ class ReplayDraw:
     pos: np.ndarray  # (k,) int
 
 
-class ReplayBuffer(base.Base):
+class ReplayBuffer(RowGroups, base.Base):
     """Storage, budgets, time and the draw loop shared by every policy.
 
     Parameters
@@ -92,20 +92,11 @@ class ReplayBuffer(base.Base):
     size_, nbytes_, n_seen_, n_replayed_
         Rows stored, bytes they take, labelled rows offered, rows replayed.
     keys_, key_seen_, key_last_
-        The groups with a row stored (and the latest row's), their rows offered and last-seen time.
-
-    A group is forgotten once none of its rows is stored, so the groups held are at most the
-    rows stored plus one however many tasks or classes the stream shows (a task per session
-    would otherwise grow the buffer, its checkpoints and every draw's cost without bound). Its
-    last-seen time is not needed (a group's rows come back only through an offer, which sets it
-    to now), but its rows offered and whether it is full (:class:`ClassBalancedReplay`) are: the
-    last ``max(max_samples, 1000)`` groups forgotten keep them (a few dozen bytes each), so a group
-    that comes back is admitted as it would have been. One that comes back after more groups than
-    that were forgotten starts afresh (not full, its rows counted anew).
+        The groups with a row stored (and the latest row's), their rows offered and last-seen
+        time (:mod:`~stream_cl.replay.groups`: a group is forgotten once none of its rows is stored).
     """
 
     group_by = "none"  # what the balanced policies balance over
-    MIN_FORGOTTEN_KEPT = 1000  # groups forgotten whose rows offered and full flag are kept: max(this, max_samples)
 
     def __init__(self, max_samples: int = 1000, max_bytes: int | None = None, ratio: float = 1.0, seed: int = 0):
         check_int(max_samples, "max_samples", 1, 1000)
@@ -127,16 +118,11 @@ class ReplayBuffer(base.Base):
         self.y_: list = []  # labels of the live rows
         self.task_: list = []  # tasks of the live rows
         self.size_ = 0
-        self.keys_: list = []  # group keys, by id
-        self.key_seen_: list[int] = []  # rows of each group offered so far
-        self.key_last_: list[int] = []  # time each group was last offered
+        self._reset_groups()
         self.last_key_: Hashable | None = None  # group of the latest row offered
         self.n_seen_ = 0  # labelled rows offered (the clock)
         self.n_replayed_ = 0
         self.rng_ = CounterRandom(self.seed)
-        self._key_pos: dict = {}
-        self.n_grouped_seen_ = 0  # labelled rows offered with a group (forgotten groups' included)
-        self._retired: OrderedDict = OrderedDict()  # forgotten group key -> (rows offered, full), oldest first
 
     # -- budgets -----------------------------------------------------------------------
     @staticmethod
@@ -180,77 +166,6 @@ class ReplayBuffer(base.Base):
             self.M_ = np.pad(self.M_, ((0, grow), (0, 0)))
             self.time_ = np.pad(self.time_, (0, grow))
             self.gid_ = np.pad(self.gid_, (0, grow))
-
-    # -- groups ------------------------------------------------------------------------
-    def _key(self, y: Hashable, task: Hashable | None) -> Hashable | None:
-        """The group a row belongs to (None: the row is its own group)."""
-        if self.group_by == "label":
-            return y
-        if self.group_by in ("task", "task_or_label", "task_or_sample"):
-            if task is not None:
-                return ("task", task)
-            if self.group_by == "task_or_label":
-                return ("label", y)
-            return None
-        return None
-
-    def _gid(self, key) -> int:
-        if key is None:
-            return -1
-        g = self._key_pos.get(key)
-        if g is None:
-            seen, full = self._retired.pop(key, (0, False))  # a forgotten group comes back as it was
-            g = self._key_pos[key] = len(self.keys_)
-            self.keys_.append(key)
-            self.key_seen_.append(seen)
-            self.key_last_.append(0)  # offer() sets it to now before anything reads it
-            if full:
-                self._set_full(g)
-        return g
-
-    def _set_full(self, g: int) -> None:
-        """Mark group ``g`` full (groups are full only in :class:`ClassBalancedReplay`)."""
-
-    def _is_full(self, g: int) -> bool:
-        return False
-
-    def _forget_if_empty(self, g: int) -> None:
-        """Forget group ``g`` if none of its rows is stored: the group created last takes its id (its
-        rows are renumbered); its rows offered and full flag go to the memory of forgotten groups."""
-        if g < 0 or g >= len(self.keys_) or np.any(self.gid_[: self.size_] == g):
-            return
-        key, last = self.keys_[g], len(self.keys_) - 1
-        self._retired[key] = (self.key_seen_[g], self._is_full(g))
-        while len(self._retired) > max(self.max_samples, self.MIN_FORGOTTEN_KEPT):
-            self._retired.popitem(last=False)
-        self._move_group(g, last)
-        del self._key_pos[key]
-        self.keys_.pop()
-        self.key_seen_.pop()
-        self.key_last_.pop()
-
-    def _move_group(self, g: int, last: int) -> None:
-        """Give group ``last``'s id to ``g`` (being forgotten; ``last`` is the highest id), or drop ``g``'s
-        id if it is the last."""
-        if g == last:
-            return
-        self.keys_[g], self.key_seen_[g], self.key_last_[g] = self.keys_[last], self.key_seen_[last], self.key_last_[last]
-        self._key_pos[self.keys_[g]] = g
-        live = self.gid_[: self.size_]
-        live[live == last] = g
-
-    def _forget_empty_groups(self) -> None:
-        """Forget every group with no row stored (a checkpoint from before groups were forgotten), the
-        earliest last seen first into the memory of forgotten groups."""
-        counts = self.group_counts()
-        empty = sorted(np.flatnonzero(counts == 0).tolist(), key=lambda g: self.key_last_[g])
-        for key in [self.keys_[g] for g in empty]:
-            self._forget_if_empty(self._key_pos[key])
-
-    def group_counts(self) -> np.ndarray:
-        """Stored rows per group id (``len(keys_)``,)."""
-        g = self.gid_[: self.size_]
-        return np.bincount(g[g >= 0], minlength=len(self.keys_))
 
     # -- policy rules (overridden) -----------------------------------------------------
     def _admit_slot(self, gid: int) -> int:
@@ -404,12 +319,9 @@ class ReplayBuffer(base.Base):
             "X": self.X_[:n].copy(), "M": self.M_[:n].copy(), "width": self.width_,
             "time": self.time_[:n].copy(), "gid": self.gid_[:n].copy(),
             "y": list(self.y_), "task": list(self.task_),
-            "keys": [_key_to_state(k) for k in self.keys_], "key_seen": list(self.key_seen_),
-            "key_last": list(self.key_last_), "last_key": _key_to_state(self.last_key_),
+            **self._groups_state(), "last_key": key_to_state(self.last_key_),
             "n_seen": self.n_seen_, "n_replayed": self.n_replayed_, "rng": self.rng_.state_dict(),
             "policy": self.policy_name, "group_by": self.group_by,
-            "grouped_seen": self.n_grouped_seen_,
-            "retired": [[_key_to_state(k), seen, full] for k, (seen, full) in self._retired.items()],
         }
 
     @property
@@ -439,33 +351,18 @@ class ReplayBuffer(base.Base):
             self.time_[:n] = np.asarray(state["time"], dtype=np.int64)
             self.gid_[:n] = np.asarray(state["gid"], dtype=np.int64)
         self.y_, self.task_, self.size_ = list(state["y"]), list(state["task"]), n
-        self.keys_ = [_key_from_state(k) for k in state["keys"]]
-        self._key_pos = {k: i for i, k in enumerate(self.keys_)}
-        self.key_seen_ = [int(v) for v in state["key_seen"]]
-        self.key_last_ = [int(v) for v in state["key_last"]]
-        self.last_key_ = _key_from_state(state["last_key"])
+        self._load_groups_state(state)
+        self.last_key_ = key_from_state(state["last_key"])
         self.n_seen_, self.n_replayed_ = int(state["n_seen"]), int(state["n_replayed"])
         self.rng_ = CounterRandom.from_state(state["rng"])
-        # checkpoints from before groups were forgotten hold every group ever seen: the rows offered
-        # with a group are their sum; their groups without a row are forgotten once full_ is known
-        self.n_grouped_seen_ = int(state.get("grouped_seen", sum(self.key_seen_)))
-        self._retired = OrderedDict((_key_from_state(k), (int(seen), bool(full)))
-                                    for k, seen, full in state.get("retired", []))
+        # checkpoints from before groups were forgotten hold every group ever seen: their groups
+        # without a row are forgotten once full_ is known
         self._load_groups(state)
         self._forget_empty_groups()
         return self
 
     def _load_groups(self, state: Mapping) -> None:
         """Restore a policy's own group state (before groups without a row are forgotten)."""
-
-
-def _key_to_state(key):
-    # group keys are ("task", t), ("label", y), a bare label, or None: lists survive any checkpoint format
-    return list(key) if isinstance(key, tuple) else key
-
-
-def _key_from_state(key):
-    return tuple(key) if isinstance(key, list) else key
 
 
 class ReservoirReplay(ReplayBuffer):
