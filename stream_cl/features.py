@@ -203,6 +203,8 @@ class FeatureIndex:
         out, or placed in a column that a learned event of the same batch creates (nothing
         was learned in that column before it, so the value cannot reach a prediction).
         """
+        for x in xs:
+            check_event(x)  # (a string would be taken letter by letter)
         if self.hash_width is not None:
             return self._hashed(xs, learn)
         batch = _Batch(self)

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from stream_cl import AnalyticClassifier, OnlineContinualLearner
+from stream_cl.trainable import TrainableLearner
 
 LEARNERS = [lambda: OnlineContinualLearner(device="cpu"), AnalyticClassifier,
             lambda: OnlineContinualLearner(device="cpu", hash_width=32)]
@@ -59,3 +60,16 @@ def test_predict_many_keeps_tuple_labels_whole(make):
         model.learn_one({"a": float(i % 2)}, ("fraud", 1) if i % 2 else ("ok", 0))
     X = pd.DataFrame({"a": [1.0, 0.0, 1.0]})
     assert model.predict_many(X).tolist() == [("fraud", 1), ("ok", 0), ("fraud", 1)]
+
+
+@pytest.mark.parametrize("make", LEARNERS + [lambda: TrainableLearner(
+    hidden=(4,), device="cpu")])
+@pytest.mark.parametrize("x", ["ab", ["a", 1.0]])
+def test_the_batch_methods_refuse_an_event_that_is_not_a_mapping_by_name(make, x):
+    # (a docs review: the batch methods and the trainable learner's raised AttributeError from the index)
+    model = _trained(make)
+    for call in (lambda: model.prequential_batch([{"a": 1.0, "b": 0.0}, x], ["q", "p"]),
+                 lambda: model.predict_proba_batch([x])):
+        with pytest.raises(TypeError, match="an event must be a mapping of feature names to values"):
+            call()
+    assert model.classes_ == _trained(make).classes_
