@@ -118,6 +118,24 @@ class PartitionedLearner(PartExchange):
         """The partitions this learner holds a part of."""
         return list(self._parts)
 
+    def classes_of(self, partition: Hashable) -> list:
+        """The classes ``partition``'s part has learned rows of, in the heads' order (none for a
+        partition without a part): what the partition itself brought, whatever other parts brought.
+
+        >>> from stream_cl import AnalyticClassifier
+        >>> model = AnalyticClassifier().learn_one({"a": 1.0}, "x", partition=0).learn_one({"a": 2.0}, "y", partition=1)
+        >>> model.classes_of(0), model.classes_of(1), model.classes_of(2), model.classes_
+        (['x'], ['y'], [], ['x', 'y'])
+        """
+        part = self._parts.get(partition)
+        if part is None:
+            return []
+        head = self._ridge_heads()[0]
+        if not self._multi:  # the heads are this part's
+            return list(head.classes)
+        counts = part.stats[0].counts  # (c,) its rows' weight per class, a prefix of the heads' classes
+        return [k for k, n in zip(head.classes, counts.tolist()) if n > 0]
+
     # -- which part is being learned ----------------------------------------------------------
     def _enter(self, partition: Hashable, learn: bool = True) -> None:
         """Swap ``partition``'s part in, to learn its events (``learn``: its part is made if it has

@@ -257,7 +257,7 @@ class Prequential:
             return [], []
         predictions, dead, start = [], [], 0
         while True:  # up to each event whose label would pass max_classes, then that event, then on
-            over = self._past_class_bound(events[start:])
+            over = self._past_class_bound(events[start:], partition)
             stop = start + over[0] if over else len(events)
             if stop > start:
                 p, d = self._process(events[start:stop], partition, None if published is None else published[start:stop],
@@ -267,7 +267,7 @@ class Prequential:
             if stop == len(events):
                 return predictions, dead
             # the events before it are learned or refused now: is it still past the bound?
-            if self._past_class_bound(events[stop : stop + 1]):
+            if self._past_class_bound(events[stop : stop + 1], partition):
                 e = events[stop]
                 letter = DeadLetter(_raw(e), "rejected_by_model",
                                     f"label {e.y!r} would be a new class past model.max_classes = {self.max_classes:,} "
@@ -323,13 +323,17 @@ class Prequential:
         self.stats.add_dead_letters(dead)
         return predictions, dead
 
-    def _past_class_bound(self, events: Sequence[Event]) -> list[int]:
+    def _past_class_bound(self, events: Sequence[Event], partition=None) -> list[int]:
         """Positions of the events whose label would be a class past ``max_classes``, in stream order
         (the first new labels take the room that is left): a label per event that is new every time
-        (an order id taken for the label) would otherwise grow every head without end."""
+        (an order id taken for the label) would otherwise grow every head without end. The classes
+        counted are the events' partition's own (``classes_of``, where the learner keeps parts): the
+        partition is the unit of state, so a member that takes it over and learns its records again
+        makes the same decisions (another member's classes are not this partition's room)."""
         if self.max_classes is None:
             return []
-        known = self.learner.classes_
+        classes_of = getattr(self.learner, "classes_of", None)
+        known = self.learner.classes_ if classes_of is None else classes_of(partition)
         room = self.max_classes - len(known)
         if room >= len(events):  # an event brings at most one class
             return []

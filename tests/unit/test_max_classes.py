@@ -67,3 +67,24 @@ def test_an_event_refused_for_another_reason_takes_no_room_for_its_class():
     assert step.learner.classes_ == ["a", "b", "d"]
     assert [(json.loads(d.raw)["y"], d.reason) for d in dead] == [("c", "non_finite")]
 
+
+
+def test_the_bound_counts_the_partitions_own_classes_so_a_takeover_decides_as_the_owner_did():
+    # (a review on a real broker: a member taking over a partition re-learned its committed events
+    # against its own model's classes and refused all 300 of them: learned by nobody, no dead letter)
+    def events(labels, part, start=0):
+        return [Event({"a": float(i % 5), "b": float(i % 3)}, y, f"{part}-{i}", None, None, f"t/{part}@{i}")
+                for i, y in enumerate(labels, start)]
+
+    owner, survivor = Prequential(AnalyticClassifier(), max_classes=3), Prequential(AnalyticClassifier(), max_classes=3)
+    survivor.process(events(list("abcabc"), 0), partition="t/0")
+    p1 = events(list("defdefg"), 1)
+    _, dead = owner.process(p1, partition="t/1")
+    assert [json.loads(d.raw)["y"] for d in dead] == ["g"]  # the owner's decisions
+    _, again = survivor.process(p1, partition="t/1")  # the survivor learns the partition's records anew
+    assert [json.loads(d.raw)["y"] for d in again] == ["g"]
+    assert survivor.learner.classes_of("t/1") == ["d", "e", "f"]
+    assert survivor.learner.classes_ == ["a", "b", "c", "d", "e", "f"]
+    # a class another partition brought is a new one for this partition too
+    _, dead = survivor.process(events(["d"], 0, start=6), partition="t/0")
+    assert [json.loads(d.raw)["y"] for d in dead] == ["d"]
