@@ -128,13 +128,15 @@ class PartitionedLearner(PartExchange):
         (['x'], ['y'], [], ['x', 'y'])
         """
         part = self._parts.get(partition)
-        if part is None:
+        if part is None and self._parts:
             return []
         head = self._ridge_heads()[0]
-        if not self._multi:  # the heads are this part's
-            return list(head.classes)
-        counts = part.stats[0].counts  # (c,) its rows' weight per class, a prefix of the heads' classes
-        return [k for k, n in zip(head.classes, counts.tolist()) if n > 0]
+        # (c,) the part's rows' weight per class, a prefix of the heads' classes; with one part (or none:
+        # a state from before partitions) the heads' own. Counted the same way in both, so a member holding
+        # the partition beside others decides as one holding it alone (a drift restart or reset, which
+        # starts the counts anew from the shadow's, frees the room of the classes not seen since)
+        counts = part.stats[0].counts if self._multi else head.counts
+        return [k for k, n in zip(head.classes, list(counts)) if n > 0]
 
     # -- which part is being learned ----------------------------------------------------------
     def _enter(self, partition: Hashable, learn: bool = True) -> None:

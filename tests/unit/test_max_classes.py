@@ -88,3 +88,54 @@ def test_the_bound_counts_the_partitions_own_classes_so_a_takeover_decides_as_th
     # a class another partition brought is a new one for this partition too
     _, dead = survivor.process(events(["d"], 0, start=6), partition="t/0")
     assert [json.loads(d.raw)["y"] for d in dead] == ["d"]
+
+
+def test_a_state_from_before_partitions_keeps_its_classes_counted():
+    # (a review: restored heads with classes but no part gave every partition the whole room again)
+    def ev(labels, start=0):
+        return [Event({"a": float(i % 5), "b": float(i % 3)}, y, str(i), None, None, f"t/0@{i}")
+                for i, y in enumerate(labels, start)]
+
+    old = Prequential(AnalyticClassifier(), max_classes=3)
+    old.process(ev("abcabc"), partition="t/0")
+    state = old.learner.state_dict()
+    state.pop("parts")  # as a checkpoint written before partitions
+    restored = AnalyticClassifier()
+    restored.load_state_dict(state)
+    assert restored.classes_of("t/0") == ["a", "b", "c"]
+    _, dead = Prequential(restored, max_classes=3).process(ev("defg", 6), partition="t/0")
+    assert [json.loads(d.raw)["y"] for d in dead] == ["d", "e", "f", "g"]
+
+
+def test_after_a_drift_reset_a_member_holding_other_partitions_decides_as_the_owner():
+    # (a review: one part counted the heads' classes, several the part's counts, which a reset starts
+    # anew: a survivor that took the partition over accepted labels the owner refused)
+    from stream_cl.backbones import RandomFeatures
+    from stream_cl.drift import DriftMonitor
+
+    def learner():
+        return OnlineContinualLearner(backbone=RandomFeatures(width=8), key_units=0, device="cpu", sgd_lr=None,
+                                      heads=((1.0, "all"), (0.99, "all")), control_every=4,
+                                      drift=DriftMonitor("ddm", response=("reset",), restart_after=40))
+
+    rng = np.random.default_rng(0)
+    E = []
+    for i in range(760):
+        a, b = float(rng.normal()), float(rng.normal())
+        y = ("a" if a > 0.5 else ("b" if a > -0.5 else "c")) if i < 300 else (
+            ("b" if a > 0 else "a") if i < 700 else ("d" if i % 4 == 0 else ("b" if a > 0 else "a")))
+        E.append(Event({"a": a, "b": b}, y, f"t/1-{i}", None, None, f"t/1@{i}"))
+    owner = Prequential(learner(), max_classes=3)
+    for i in range(0, 700, 20):
+        owner.process(E[i : i + 20], partition="t/1")
+    assert owner.learner.n_restarts_ > 0
+    survivor = Prequential(learner(), max_classes=3)
+    survivor.process([Event({"a": float(rng.normal()), "b": 0.0}, "xy"[i % 2], f"t/0-{i}", None, None, f"t/0@{i}")
+                      for i in range(50)], partition="t/0")
+    survivor.learner.merge("t/1", owner.learner.contribution("t/1", offset=700).to_bytes())
+    assert survivor.learner.classes_of("t/1") == owner.learner.classes_of("t/1")
+    dead_owner, dead_survivor = [], []
+    for i in range(700, 760, 20):
+        dead_owner += owner.process(E[i : i + 20], partition="t/1")[1]
+        dead_survivor += survivor.process(E[i : i + 20], partition="t/1")[1]
+    assert [d.origin for d in dead_survivor] == [d.origin for d in dead_owner]
