@@ -309,7 +309,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, Analytic
             else:
                 out.append(self._prequential(xs_, ys_, lab, w, memo))
             n = int(lab.sum())
-            self._learned(n, n)
+            self._learned(n, n, [y for y, learned in zip(ys_, lab.tolist()) if learned])
             start = end
         return stacked(out)
 

@@ -142,6 +142,6 @@ class OneEventPath:
             p = self.sgd_.learn_row(designs["inputs"], y, w)  # (c_sgd,) before learning the row
             hits.append(row_hit([v if v > 0 else -math.inf for v in p], self.sgd_.classes, y))
         self.mixer_.learn_one(hits)
-        self._learned(1, 1)
+        self._learned(1, 1, (y,))
         return self
 

@@ -96,7 +96,11 @@ class PartExchange:
             identity=self._identity(), partition=partition,
             inputs={"names": list(self.index_.names), "kinds": np.array(self.index_.kinds, dtype=np.int8),
                     "hash_width": self.index_.hash_width, "categorical": list(self.index_.categories)},
-            heads=[{**_packed(s.state_dict()), "classes": list(h.classes)} for s, h in zip(stats, heads)],
+            heads=[{**_packed(s.state_dict()), "classes": list(h.classes),
+                    # the classes its own events brought (kept apart from the statistics a drift reset renews;
+                    # in the first head's entry, where an older reader ignores it)
+                    **({"partition_classes": list(part.classes)} if i == 0 and part.classes is not None else {})}
+                   for i, (s, h) in enumerate(zip(stats, heads))],
             local=self._local_state(local) if local else None, offset=offset, pending=pending, events=part.events)
 
     def merge(self, partition: Hashable, contribution: "Contribution | bytes", resum: bool = True) -> "PartExchange":
@@ -158,9 +162,12 @@ class PartExchange:
             cols = layout_positions(list(s["classes"])[: st.B.shape[1]], list(h.classes))
             aligned.append(st.aligned(rows, len(mine), cols, len(h.classes)))
         self._memo = None
+        met = c.heads[0].get("partition_classes") if c.heads else None
+        met = (list(met) if met is not None else  # a contribution from before they were kept: its statistics' classes
+               [k for k, n in zip(heads[0].classes, aligned[0].counts.tolist()) if n > 0] if heads else [])
         if not self._parts or (not self._multi and partition == self._active):
             # the only part: the heads are its statistics
-            self._parts = {partition: Part(events=c.events)}
+            self._parts = {partition: Part(events=c.events, classes=met)}
             self._active = partition
             for h, st in zip(heads, aligned):
                 install(h, [st])
@@ -173,6 +180,7 @@ class PartExchange:
             st.anchor = None
         part = self._parts.get(partition) or Part()
         part.stats, part.events = aligned, c.events
+        part.set_classes(met)
         self._parts[partition] = part
         if partition == self._active:
             self._set_local(local)

@@ -127,15 +127,20 @@ class PartitionedLearner(PartExchange):
         >>> model.classes_of(0), model.classes_of(1), model.classes_of(2), model.classes_
         (['x'], ['y'], [], ['x', 'y'])
         """
+        check_partition(partition)
         part = self._parts.get(partition)
         if part is None and self._parts:
             return []
+        if part is not None and part.classes is not None:
+            return list(part.classes)
+        return self._counted_classes(part)
+
+    def _counted_classes(self, part) -> list:
+        """The classes with rows in ``part``'s statistics (with one part, or none: a state from before
+        partitions, the heads' own): what a part from before the classes were kept has met, to the
+        extent its statistics still show it."""
         head = self._ridge_heads()[0]
-        # (c,) the part's rows' weight per class, a prefix of the heads' classes; with one part (or none:
-        # a state from before partitions) the heads' own. Counted the same way in both, so a member holding
-        # the partition beside others decides as one holding it alone (a drift restart or reset, which
-        # starts the counts anew from the shadow's, frees the room of the classes not seen since)
-        counts = part.stats[0].counts if self._multi else head.counts
+        counts = part.stats[0].counts if self._multi and part is not None else head.counts  # (c,) a prefix of its classes
         return [k for k, n in zip(head.classes, list(counts)) if n > 0]
 
     # -- which part is being learned ----------------------------------------------------------
@@ -160,8 +165,8 @@ class PartitionedLearner(PartExchange):
                 partition = max(self._parts, key=lambda k: (self._parts[k].events, k == self._active))
             if partition == self._active:
                 return
-        elif not self._parts:
-            self._parts[partition] = Part()
+        elif not self._parts:  # the first part (the heads' classes: a state from before partitions)
+            self._parts[partition] = Part(classes=self._counted_classes(None))
             self._active = partition
             return
         elif partition == self._active:
@@ -172,7 +177,8 @@ class PartitionedLearner(PartExchange):
         old.local = self._get_local()
         part = self._parts.get(partition)
         if part is None:
-            part = self._parts[partition] = Part([PartStats(h.la) for h in self._ridge_heads()], self._fresh_local())
+            part = self._parts[partition] = Part([PartStats(h.la) for h in self._ridge_heads()], self._fresh_local(),
+                                                 classes=[])
         self._set_local(part.local)
         part.local = None
         for head, stats in zip(self._ridge_heads(), part.stats):
@@ -236,12 +242,13 @@ class PartitionedLearner(PartExchange):
             head.part = stats
         self._multi = True
 
-    def _learned(self, n_events: int, n_rows: int) -> None:
-        """After learning ``n_events`` events (``n_rows`` rows) of the active partition."""
+    def _learned(self, n_events: int, n_rows: int, labels=()) -> None:
+        """After learning ``n_events`` events (``n_rows`` rows) of the active partition, ``labels`` theirs."""
         if not self._parts:
             return
         part = self._parts[self._active]
         part.events += n_events
+        part.met(labels)
         if not self._active_learned:
             self._active_learned = part.events > 0
         if self._multi and self._may_forget():
@@ -315,7 +322,7 @@ class PartitionedLearner(PartExchange):
             return {"active": None, "keys": [], "events": [], "multi": False}
         keys = list(self._parts)
         out = {"active": keys.index(self._active), "keys": keys, "events": [self._parts[k].events for k in keys],
-               "multi": self._multi}
+               "multi": self._multi, "classes": [self._parts[k].classes for k in keys]}
         if self._multi:
             out["stats"] = [[s.state_dict() for s in self._parts[k].stats] for k in keys]
             out["local"] = [None if k == self._active else self._local_state(self._parts[k].local) for k in keys]
@@ -336,8 +343,9 @@ class PartitionedLearner(PartExchange):
         heads = self._ridge_heads()
         self._multi = bool(state["multi"])
         n_inputs = self.index_.width
+        classes = state.get("classes") or [None] * len(keys)  # absent in older checkpoints: not known
         for i, k in enumerate(keys):
-            part = Part(events=int(state["events"][i]))
+            part = Part(events=int(state["events"][i]), classes=None if classes[i] is None else list(classes[i]))
             if self._multi:
                 part.stats = [PartStats.from_state(h.la, s) for h, s in zip(heads, state["stats"][i])]
                 raw = state["local"][i]

@@ -196,7 +196,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         self._enter(partition)
         self.index_.commit(new)
         self.head_.learn_one(z, y, float(w))
-        self._learned(1, 1)
+        self._learned(1, 1, (y,))
         return self
 
     @one_blas_thread
@@ -240,7 +240,7 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         for end in self._sum_cuts(labelled):
             scores = self.head_.prequential(Z[start:end], ys[start:end], None if w is None else w[start:end])
             n = int(labelled[start:end].sum())  # a part counts the events it learned
-            self._learned(n, n)
+            self._learned(n, n, [y for y, learned in zip(ys[start:end], labelled[start:end].tolist()) if learned])
             out.append(scores_to_proba(scores, self.temperature))
             start = end
         return stacked(out)

@@ -139,3 +139,43 @@ def test_after_a_drift_reset_a_member_holding_other_partitions_decides_as_the_ow
         dead_owner += owner.process(E[i : i + 20], partition="t/1")[1]
         dead_survivor += survivor.process(E[i : i + 20], partition="t/1")[1]
     assert [d.origin for d in dead_survivor] == [d.origin for d in dead_owner]
+
+
+def test_drift_resets_free_no_room():
+    # (a review: the room followed the part's counts, which a reset starts anew: one partition with
+    # max_classes = 3 grew a class per reset, 10 after 7 resets)
+    from stream_cl.backbones import RandomFeatures
+    from stream_cl.drift import DriftMonitor
+
+    learner = OnlineContinualLearner(backbone=RandomFeatures(width=8), key_units=0, device="cpu", sgd_lr=None,
+                                     heads=((1.0, "all"), (0.99, "all")), control_every=4,
+                                     drift=DriftMonitor("ddm", response=("reset",), restart_after=40))
+    step = Prequential(learner, max_classes=3)
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        batch = []
+        for i in range(400):
+            a, b = float(rng.normal()), float(rng.normal())
+            y = ("a" if a > 0 else "b") if k % 2 == 0 else ("b" if a > 0 else "a")  # the concept flips each phase
+            batch.append(Event({"a": a, "b": b}, f"extra{k}" if i % 20 == 10 else y, f"{k}-{i}", None, None, None))
+        for s in range(0, 400, 20):
+            step.process(batch[s : s + 20])
+    assert learner.n_restarts_ >= 3
+    assert learner.classes_ == ["a", "b", "extra0"] and learner.classes_of(None) == ["a", "b", "extra0"]
+
+
+def test_a_partitions_classes_travel_with_its_part():
+    def ev(labels, part):
+        return [Event({"a": float(i % 5)}, y, str(i), None, None, f"t/{part}@{i}") for i, y in enumerate(labels)]
+
+    owner = Prequential(AnalyticClassifier(), max_classes=3)
+    owner.process(ev("abcab", 1), partition="t/1")
+    raw = owner.learner.contribution("t/1").to_bytes()
+    survivor = AnalyticClassifier().learn_one({"a": 1.0}, "z", partition="t/0")
+    survivor.merge("t/1", raw)
+    assert survivor.classes_of("t/1") == ["a", "b", "c"] and survivor.classes_of("t/0") == ["z"]
+    restored = AnalyticClassifier()
+    restored.load_state_dict(survivor.state_dict())
+    assert restored.classes_of("t/1") == ["a", "b", "c"]
+    with pytest.raises(TypeError, match="partition"):  # an unhashable key, named as the learner names it
+        restored.classes_of(["t", 1])
