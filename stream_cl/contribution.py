@@ -15,6 +15,8 @@ It holds:
   another order aligns them by name;
 * ``heads``: per ridge head the partition's additive statistics ``A`` (X'X), ``B``
   (X'Y), ``counts``, ``n_rows`` (decayed on the partition's own clock for forgetting heads);
+  the first head's entry also carries ``partition_classes``, the classes the partition's own
+  learned events brought (``model.max_classes`` counts them; absent in older contributions);
 * ``local``: the partition's non-additive state (standardiser, SGD head, mixer records,
   drift and homeostasis state), or ``None`` for a learner that has none;
 * ``offset``: the next source offset the part covers (``None`` outside a source), and

@@ -119,8 +119,9 @@ class PartitionedLearner(PartExchange):
         return list(self._parts)
 
     def classes_of(self, partition: Hashable) -> list:
-        """The classes ``partition``'s part has learned rows of, in the heads' order (none for a
-        partition without a part): what the partition itself brought, whatever other parts brought.
+        """The classes ``partition``'s own learned events brought, in the order it met them (none for a
+        partition without a part), whatever other parts brought, and kept when a drift reset renews
+        the statistics (a part from an older state: the classes its statistics showed then).
 
         >>> from stream_cl import AnalyticClassifier
         >>> model = AnalyticClassifier().learn_one({"a": 1.0}, "x", partition=0).learn_one({"a": 2.0}, "y", partition=1)
@@ -322,7 +323,8 @@ class PartitionedLearner(PartExchange):
             return {"active": None, "keys": [], "events": [], "multi": False}
         keys = list(self._parts)
         out = {"active": keys.index(self._active), "keys": keys, "events": [self._parts[k].events for k in keys],
-               "multi": self._multi, "classes": [self._parts[k].classes for k in keys]}
+               "multi": self._multi,
+               "classes": [None if self._parts[k].classes is None else list(self._parts[k].classes) for k in keys]}
         if self._multi:
             out["stats"] = [[s.state_dict() for s in self._parts[k].stats] for k in keys]
             out["local"] = [None if k == self._active else self._local_state(self._parts[k].local) for k in keys]
@@ -353,6 +355,9 @@ class PartitionedLearner(PartExchange):
             self._parts[k] = part
         self._active = keys[int(state["active"])]
         self._active_learned = self._parts[self._active].events > 0
+        for part in self._parts.values():  # a state from before they were kept: what its statistics show, from now on
+            if part.classes is None:
+                part.set_classes(self._counted_classes(part))
         if self._multi:
             clocks = state.get("served_forgetting") or [None] * len(heads)
             self._since_sum = int(state.get("since_sum", 0))  # absent in older checkpoints

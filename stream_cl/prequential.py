@@ -333,7 +333,10 @@ class Prequential:
         if self.max_classes is None:
             return []
         classes_of = getattr(self.learner, "classes_of", None)
-        known = self.learner.classes_ if classes_of is None else classes_of(partition)
+        try:
+            known = self.learner.classes_ if classes_of is None else classes_of(partition)
+        except (TypeError, ValueError):  # a partition key the learner refuses: it refuses the events, by name
+            return []
         room = self.max_classes - len(known)
         if room >= len(events):  # an event brings at most one class
             return []

@@ -179,3 +179,31 @@ def test_a_partitions_classes_travel_with_its_part():
     assert restored.classes_of("t/1") == ["a", "b", "c"]
     with pytest.raises(TypeError, match="partition"):  # an unhashable key, named as the learner names it
         restored.classes_of(["t", 1])
+
+
+def test_a_state_without_kept_classes_keeps_them_from_its_restore_on():
+    # (a review: a checkpoint of the commit before the classes were kept loaded them as unknown, and
+    # they stayed unknown in every later state: the room followed the counts, which resets renew)
+    model = AnalyticClassifier()
+    for i, y in enumerate("abcab"):
+        model.learn_one({"a": float(i)}, y, partition="t/0")
+    model.learn_one({"a": 1.0}, "z", partition="t/1")
+    state = model.state_dict()
+    del state["parts"]["classes"]  # as the previous commit wrote it
+    restored = AnalyticClassifier()
+    restored.load_state_dict(state)
+    restored.learn_one({"a": 2.0}, "d", partition="t/0")
+    assert restored.state_dict()["parts"]["classes"][0] == ["a", "b", "c", "d"]
+
+
+def test_a_state_taken_does_not_change_with_later_learning():
+    model = AnalyticClassifier().learn_one({"a": 1.0}, "a", partition="t/0")
+    state = model.state_dict()
+    model.learn_one({"a": 2.0}, "b", partition="t/0")
+    assert state["parts"]["classes"] == [["a"]]
+
+
+def test_an_unhashable_partition_key_is_refused_by_the_learner_not_the_bound():
+    step = Prequential(AnalyticClassifier(), max_classes=3)
+    _, dead = step.process(_events(["a", "b"]), partition=["t", 0])
+    assert [d.reason for d in dead] == ["rejected_by_model"] * 2
