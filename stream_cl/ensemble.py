@@ -217,7 +217,12 @@ def label_columns(classes: list, ys: Sequence) -> np.ndarray:
 
 def row_hit(row: list, classes: list, y) -> bool:
     """:func:`margin_hits` of one row of scores, in Python floats."""
-    k = classes.index(y) if y is not None and y in classes else -1
+    if y is None:
+        return False
+    try:
+        k = classes.index(y)
+    except ValueError:  # not there, or a class before it compares with it as an array (a numpy int and a tuple)
+        k = {c: i for i, c in enumerate(classes)}.get(y, -1)  # (by hash, as the heads place their classes)
     if not 0 <= k < len(row):
         return False
     score = row[k]

@@ -73,3 +73,15 @@ def test_the_batch_methods_refuse_an_event_that_is_not_a_mapping_by_name(make, x
         with pytest.raises(TypeError, match="an event must be a mapping of feature names to values"):
             call()
     assert model.classes_ == _trained(make).classes_
+
+
+def test_a_tuple_label_beside_a_numpy_int_label_is_learned_whole():
+    # (a review: row_hit's `y in classes` compared np.int64(1) with ("x", 1) as an array and raised,
+    # after the ridge heads had learned the event and before the mixer had)
+    model, twin = OnlineContinualLearner(device="cpu"), OnlineContinualLearner(device="cpu")
+    for m in (model, twin):
+        m.learn_one({"a": 1.0}, np.int64(1))
+    model.learn_one({"a": 2.0}, ("x", 1))
+    twin.prequential_batch([{"a": 2.0}], [("x", 1)])
+    assert model.classes_ == [1, ("x", 1)]
+    assert model.predict_proba_one({"a": 1.5}) == pytest.approx(twin.predict_proba_one({"a": 1.5}), abs=1e-12)
