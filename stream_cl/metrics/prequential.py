@@ -99,32 +99,25 @@ class TaskSegments:
         """Whether ``task`` has (or, its first segment ending now, gets) per-task state."""
         return task in self.matrix or len(self.order) < self.MAX_TASKS
 
-    def _ended(self, cur: dict) -> tuple[dict, bool, float]:
-        """The segment ``cur`` as it would end now, whether its task is tracked, and its tail accuracy;
-        changes nothing (report() uses it for the open segment)."""
-        task = cur["task"]
-        tracked = self._tracked(task)
-        head = float(np.mean(cur["head"]))
-        seg = {"task": _jsonable(task), "start": cur["start"], "events": cur["n"], "accuracy": cur["hits"] / cur["n"],
-               "head_accuracy": head, "retention": None}
-        if tracked and task in self.last_tail:
-            seg["retention"] = head - self.last_tail[task]
-        return seg, tracked, float(np.mean(cur["tail"]))
-
     def _close(self) -> None:
         cur = self.current
         if cur is None:
             return
         task = cur["task"]
-        seg, tracked, tail = self._ended(cur)
+        tracked = self._tracked(task)
+        head = float(np.mean(cur["head"]))
+        seg = {"task": _jsonable(task), "start": cur["start"], "events": cur["n"], "accuracy": cur["hits"] / cur["n"],
+               "head_accuracy": head, "retention": None}
         if tracked:
-            if seg["retention"] is not None:
+            if task in self.last_tail:
+                seg["retention"] = head - self.last_tail[task]
                 acc = self.retention.setdefault(task, [0.0, 0])
                 acc[0] += seg["retention"]
                 acc[1] += 1
+            tail = float(np.mean(cur["tail"]))
             for i, row in self.matrix.items():  # rows whose first segment ended before this one
                 if i != task and task not in row:
-                    row[task] = seg["head_accuracy"]
+                    row[task] = head
             if task not in self.matrix:
                 self.order.append(task)
                 self.matrix[task] = {task: tail}
@@ -137,53 +130,38 @@ class TaskSegments:
         self.current = None
 
     def report(self) -> dict:
-        """JSON-ready summary (the current segment is included as if it ended now, without changing
-        any state: the cost is that of the report, O(MAX_TASKS ** 2), not of the tasks ever seen)."""
-        order, retention, segments = self.order, self.retention, list(self.segments)[-20:]
-        n_segments, untracked_segments, untracked_events = self.n_segments, self.untracked_segments, self.untracked_events
-        task, tracked, head, tail = None, False, None, None
+        """JSON-ready summary (the current segment is included as if it ended now, and the state put
+        back after: per-task state is bounded by ``MAX_TASKS``, so the copy is O(MAX_TASKS ** 2), not
+        of the tasks ever seen)."""
+        saved = (self.current, dict(self.last_tail), {k: list(v) for k, v in self.retention.items()},
+                 list(self.segments), self.n_segments, list(self.order), {k: dict(v) for k, v in self.matrix.items()},
+                 self.untracked_segments, self.untracked_events)
         if self.current is not None:
-            seg, tracked, tail = self._ended(self.current)
-            task, head = self.current["task"], seg["head_accuracy"]
-            segments = (segments + [seg])[-min(self.keep, 20):] if self.keep else []  # as the deque would hold it
-            n_segments += 1
-            if not tracked:
-                untracked_segments += 1
-                untracked_events += self.current["n"]
-            elif seg["retention"] is not None:
-                retention = {k: list(v) for k, v in retention.items()}
-                acc = retention.setdefault(task, [0.0, 0])
-                acc[0] += seg["retention"]
-                acc[1] += 1
-            if tracked and task not in self.matrix:
-                order = order + [task]
-
-        def cell(i, j):
-            row = self.matrix.get(i)
-            if row is None:  # the open segment's task, new: its row holds its diagonal alone
-                return tail if j == i else None
-            if j in row:
-                return row[j]
-            return head if tracked and j == task and i != task else None  # its next segment after row i ended
-
-        names = report_names([*self.last_tail, *([task] if tracked else [])])  # every tracked task met
-        total = sum(v[0] for v in retention.values())
-        count = sum(v[1] for v in retention.values())
-        return {
-            "segments": n_segments,
+            cur = self.current
+            self.current = {**cur, "head": list(cur["head"]), "tail": deque(cur["tail"], maxlen=self.probe)}
+            self._close()
+        names = report_names(self.last_tail)  # every tracked task met (those with a retention among them)
+        total = sum(v[0] for v in self.retention.values())
+        count = sum(v[1] for v in self.retention.values())
+        out = {
+            "segments": self.n_segments,
             "recurrences": count,
             "mean_retention": total / count if count else None,
-            "retention_by_task": {names[k]: v[0] / v[1] for k, v in retention.items()},
-            "recent_segments": segments,
+            "retention_by_task": {names[k]: v[0] / v[1] for k, v in self.retention.items()},
+            "recent_segments": list(self.segments)[-20:],
             "probe": self.probe,
-            "tasks": [_jsonable(t) for t in order],
-            "accuracy_matrix": [[cell(i, j) for j in order] for i in order],
+            "tasks": [_jsonable(t) for t in self.order],
+            "accuracy_matrix": [[self.matrix[i].get(j) for j in self.order] for i in self.order],
             "accuracy_matrix_kind": "prequential: diagonal at the end of a task's first segment, "
                                     "off-diagonal at the next segment of the column's task",
             "max_tasks": self.MAX_TASKS,
-            "untracked_segments": untracked_segments,
-            "untracked_events": untracked_events,
+            "untracked_segments": self.untracked_segments,
+            "untracked_events": self.untracked_events,
         }
+        (self.current, self.last_tail, self.retention, segments, self.n_segments, self.order, self.matrix,
+         self.untracked_segments, self.untracked_events) = saved
+        self.segments = deque(segments, maxlen=self.keep)
+        return out
 
 
 def _jsonable(v):
