@@ -13,7 +13,7 @@ from collections.abc import Hashable, Mapping
 import numpy as np
 
 from .contribution import Contribution, ContributionError
-from .part_stats import Part, PartStats, install
+from .part_stats import Part, PartStats, classes_with_rows, install
 
 __all__ = ["PartExchange", "layout_positions"]
 
@@ -99,7 +99,7 @@ class PartExchange:
             heads=[{**_packed(s.state_dict()), "classes": list(h.classes),
                     # the classes its own events brought (kept apart from the statistics a drift reset renews;
                     # in the first head's entry, where an older reader ignores it)
-                    **({"partition_classes": list(part.classes)} if i == 0 and part.classes is not None else {})}
+                    **({"partition_classes": list(part.classes)} if i == 0 else {})}
                    for i, (s, h) in enumerate(zip(stats, heads))],
             local=self._local_state(local) if local else None, offset=offset, pending=pending, events=part.events)
 
@@ -163,8 +163,8 @@ class PartExchange:
             aligned.append(st.aligned(rows, len(mine), cols, len(h.classes)))
         self._memo = None
         met = c.heads[0].get("partition_classes") if c.heads else None
-        met = (list(met) if met is not None else  # a contribution from before they were kept: its statistics' classes
-               [k for k, n in zip(heads[0].classes, aligned[0].counts.tolist()) if n > 0] if heads else [])
+        if met is None:  # a contribution from before they were kept: what its statistics show
+            met = classes_with_rows(heads[0].classes, aligned[0].counts) if heads else []
         if not self._parts or (not self._multi and partition == self._active):
             # the only part: the heads are its statistics
             self._parts = {partition: Part(events=c.events, classes=met)}

@@ -116,29 +116,36 @@ class PartStats:
 class Part:
     """A partition's part: its statistics per head (``None`` while the heads are its only copy),
     its local state (``None`` while it is the one swapped in), its event count, and the classes its
-    own learned events brought, in the order they came (``None``: not known, a state from before
-    they were kept). The classes are kept apart from the statistics, which a drift reset starts anew."""
+    own learned events brought, in the order they came. The classes are kept apart from the
+    statistics, which a drift reset starts anew."""
 
-    def __init__(self, stats=None, local=None, events: int = 0, classes: list | None = None):
+    def __init__(self, stats=None, local=None, events: int = 0, classes: list = ()):
         self.stats = stats
         self.local = local
         self.events = events
-        self.classes = classes
-        self._known = set(classes or ())
+        self.set_classes(classes)
 
-    def set_classes(self, classes: list | None) -> None:
-        """The classes its own events brought are ``classes`` (``None``: not known)."""
-        self.classes = None if classes is None else list(classes)
-        self._known = set(classes or ())
+    def set_classes(self, classes: list) -> None:
+        """The classes its own events brought are ``classes``."""
+        self.classes = list(classes)
+        self._known = set(classes)
 
     def met(self, labels) -> None:
         """Add the classes of ``labels`` (learned events' labels) not met before."""
-        if self.classes is None:
-            return
         for y in labels:
             if y not in self._known:
                 self._known.add(y)
                 self.classes.append(y)
+
+
+def classes_with_rows(classes: list, counts) -> list:
+    """The ``classes`` whose weight of rows in ``counts`` (a prefix of them) is positive: what statistics
+    show a part has met (a part from before its classes were kept).
+
+    >>> classes_with_rows(["a", "b", "c"], [2.0, 0.0])
+    ['a']
+    """
+    return [k for k, n in zip(classes, list(counts)) if n > 0]
 
 
 def sum_parts(head, parts: list[PartStats]) -> PartStats:

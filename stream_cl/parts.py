@@ -60,7 +60,7 @@ import numpy as np
 
 from .base_learner import stacked
 from .part_exchange import PartExchange
-from .part_stats import Part, PartStats, install, sum_parts
+from .part_stats import Part, PartStats, classes_with_rows, install, sum_parts
 
 __all__ = ["PartStats", "Part", "PartitionedLearner", "SUM_EVERY_ROWS", "check_partition"]
 
@@ -130,19 +130,16 @@ class PartitionedLearner(PartExchange):
         """
         check_partition(partition)
         part = self._parts.get(partition)
-        if part is None and self._parts:
-            return []
-        if part is not None and part.classes is not None:
-            return list(part.classes)
-        return self._counted_classes(part)
+        if part is None:
+            return self._counted_classes(None) if not self._parts else []
+        return list(part.classes)
 
     def _counted_classes(self, part) -> list:
         """The classes with rows in ``part``'s statistics (with one part, or none: a state from before
         partitions, the heads' own): what a part from before the classes were kept has met, to the
         extent its statistics still show it."""
         head = self._ridge_heads()[0]
-        counts = part.stats[0].counts if self._multi and part is not None else head.counts  # (c,) a prefix of its classes
-        return [k for k, n in zip(head.classes, list(counts)) if n > 0]
+        return classes_with_rows(head.classes, part.stats[0].counts if self._multi and part is not None else head.counts)
 
     # -- which part is being learned ----------------------------------------------------------
     def _enter(self, partition: Hashable, learn: bool = True) -> None:
@@ -323,8 +320,7 @@ class PartitionedLearner(PartExchange):
             return {"active": None, "keys": [], "events": [], "multi": False}
         keys = list(self._parts)
         out = {"active": keys.index(self._active), "keys": keys, "events": [self._parts[k].events for k in keys],
-               "multi": self._multi,
-               "classes": [None if self._parts[k].classes is None else list(self._parts[k].classes) for k in keys]}
+               "multi": self._multi, "classes": [list(self._parts[k].classes) for k in keys]}
         if self._multi:
             out["stats"] = [[s.state_dict() for s in self._parts[k].stats] for k in keys]
             out["local"] = [None if k == self._active else self._local_state(self._parts[k].local) for k in keys]
@@ -347,7 +343,7 @@ class PartitionedLearner(PartExchange):
         n_inputs = self.index_.width
         classes = state.get("classes") or [None] * len(keys)  # absent in older checkpoints: not known
         for i, k in enumerate(keys):
-            part = Part(events=int(state["events"][i]), classes=None if classes[i] is None else list(classes[i]))
+            part = Part(events=int(state["events"][i]))
             if self._multi:
                 part.stats = [PartStats.from_state(h.la, s) for h, s in zip(heads, state["stats"][i])]
                 raw = state["local"][i]
@@ -355,9 +351,8 @@ class PartitionedLearner(PartExchange):
             self._parts[k] = part
         self._active = keys[int(state["active"])]
         self._active_learned = self._parts[self._active].events > 0
-        for part in self._parts.values():  # a state from before they were kept: what its statistics show, from now on
-            if part.classes is None:
-                part.set_classes(self._counted_classes(part))
+        for met, part in zip(classes, self._parts.values()):  # not known: what its statistics show, from now on
+            part.set_classes(met if met is not None else self._counted_classes(part))
         if self._multi:
             clocks = state.get("served_forgetting") or [None] * len(heads)
             self._since_sum = int(state.get("since_sum", 0))  # absent in older checkpoints
