@@ -162,8 +162,9 @@ class ModelConfig:
     # design columns a ridge head may grow to (8 * columns^2 bytes a matrix); 0: no bound
     max_columns: int = field(default=8192, metadata=check(
         lambda v: v >= 0, "must be >= 0", "use e.g. 8192 (0: no bound; memory grows with its square)"))
-    # classes a model may grow to (each adds a column to every head); an event whose label would pass it is
-    # a dead letter "rejected_by_model" (a label new on every event would grow the model without end); 0: no bound
+    # classes each source partition may bring (each adds a column to every head); an event whose label would be
+    # one more of its partition's is a dead letter "rejected_by_model" (a label new on every event would grow the
+    # model without end); 0: no bound
     max_classes: int = field(default=10_000, metadata=check(
         lambda v: v >= 0, "must be >= 0", "use e.g. 10000 (0: no bound; memory grows with the classes)"))
     # indicator columns per string-valued feature; later categories share "k=<other>"

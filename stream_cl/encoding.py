@@ -214,13 +214,12 @@ def check_event(x) -> None:
 
 def memo_values(x: Mapping) -> tuple | None:
     """The values of event ``x`` if a memo may compare them (all immutable scalars, under string
-    or int keys), else ``None``.
+    or int keys), else ``None``; a ``TypeError`` for an event that is not a mapping (:func:`check_event`).
 
     >>> memo_values({"a": 1.0, "b": "red"}), memo_values({"a": {"b": 1.0}}), memo_values({1.0: 2.0})
     ((1.0, 'red'), None, None)
     """
-    if type(x) is not dict and not isinstance(x, Mapping):
-        return None  # not an event: the index refuses it (flatten)
+    check_event(x)
     values = tuple(x.values())
     # keys too must compare as the index tells them apart: 1 == 1.0 == True, but they are three columns
     if _MEMO_TYPES.issuperset(map(type, values)) and _MEMO_KEYS.issuperset(map(type, x)):

@@ -11,7 +11,7 @@ from ..base_learner import StreamingClassifier, check_label, check_weight, check
 from ..checkpoint import load_all_or_nothing
 from ..checks import check_positive
 from ..column_bound import check_bound, check_columns
-from ..encoding import DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, check_event, check_frame_columns, frame_rows, memo_values
+from ..encoding import DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, check_frame_columns, frame_rows, memo_values
 from ..features import FeatureIndex
 from ..parts import PartitionedLearner, check_partition
 from ..runtime import one_blas_thread
@@ -260,8 +260,8 @@ class AnalyticClassifier(PartitionedLearner, StreamingClassifier):
         ``learn_one``): the last row is remembered with the event's keys and values, and
         reused only when both are equal and it had no unseen keys.
         """
-        check_event(x)
-        keys, values, width = tuple(x), memo_values(x), self.index_.width  # values None: not to remember
+        values = memo_values(x)  # None: not to remember (a TypeError for an event that is not a mapping)
+        keys, width = tuple(x), self.index_.width
         memo = self._memo
         if memo is not None and values is not None and memo[3] == width and memo[0] == keys and memo[1] == values:
             return memo[2], []
