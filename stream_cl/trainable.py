@@ -34,7 +34,6 @@ import torch
 
 from .backbones import OnlineStandardizer, resolve_device
 from .base_learner import StreamingClassifier, check_tasks, checked_labels, control_ends
-from .checkpoint import load_all_or_nothing
 from .checks import check_int, check_nonnegative, check_positive, check_seed
 from .column_bound import check_bound
 from .continual_steps import check_part_types
@@ -42,11 +41,12 @@ from .encoding import DEFAULT_MAX_CATEGORIES
 from .features import FeatureIndex
 from .mlp import OnlineMLP
 from .runtime import one_blas_thread
+from .trainable_state import TrainableState
 
 __all__ = ["TrainableLearner"]
 
 
-class TrainableLearner(StreamingClassifier):
+class TrainableLearner(TrainableState, StreamingClassifier):
     """Online MLP classifier with replay and homeostatic per-layer learning rates.
 
     Parameters
@@ -314,60 +314,6 @@ class TrainableLearner(StreamingClassifier):
         with torch.no_grad():
             logits = self.net_.logits(Z).double().cpu().numpy()
         return _softmax(logits)
-
-    # -- state -------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {
-            "index": self.index_.state_dict(), "scaler": self.scaler_.state_dict(), "classes": list(self._classes),
-            **self.net_.state_dict(),  # params, m, v, t, fan_in
-            "n_labelled": self.n_labelled_, "n_events": self.n_events_, "n_updates": self.n_updates_,
-            "pending": {"X": [r[0] for r in self._pending], "M": [r[1] for r in self._pending],
-                        "y": [r[2] for r in self._pending], "task": [r[3] for r in self._pending]},
-            "replay": self.replay_.state_dict() if self.replay_ is not None else None,
-            "drift": self.drift_.state_dict() if self.drift_ is not None else None,
-            "homeostasis": self.homeostasis_.state_dict() if self.homeostasis_ is not None else None,
-            "seed": int(self.seed),  # of the weights of inputs still to come: compared at load
-        }
-
-    def load_state_dict(self, state: Mapping) -> "TrainableLearner":
-        """Restore a :meth:`state_dict`, all or nothing (:func:`~stream_cl.checkpoint.load_all_or_nothing`):
-        a state of another kind, of a learner built otherwise (:meth:`_check_settings`), or one the
-        learner's parts refuse, is a ``ValueError`` that changes nothing."""
-        load_all_or_nothing(self, state, type(self)._load)
-        return self
-
-    def _load(self, state: Mapping) -> None:
-        """Load ``state`` into this learner, in place (:meth:`load_state_dict` loads its own state back if this raises)."""
-        self._check_settings(state)
-        self.index_.load_state_dict(state["index"])
-        self.scaler_.load_state_dict(state["scaler"])
-        self._classes = list(state["classes"])
-        self._pos = {y: k for k, y in enumerate(self._classes)}
-        self.net_.load_state_dict(state)
-        self.n_labelled_, self.n_events_ = int(state["n_labelled"]), int(state["n_events"])
-        self.n_updates_ = int(state["n_updates"])
-        p = state["pending"]
-        self._pending = [(np.asarray(x, dtype=np.float64).copy(), np.asarray(m, dtype=bool).copy(), y, t)
-                         for x, m, y, t in zip(p["X"], p["M"], p["y"], p["task"])]
-        self._load_part_states(state, ("replay", "drift", "homeostasis"))
-
-    def _check_settings(self, state: Mapping) -> None:
-        """Refuse the state of a learner built otherwise, naming the setting: a network of other
-        ``hidden`` widths or ``dtype`` (read from its parameters, so older states are compared too),
-        an index of another ``hash_width``, another ``seed`` (the weights of inputs still to come;
-        states written before it was kept are not compared). Loaded anyway, a network of other widths
-        failed at the next micro-batch, after that batch's events had been counted and dropped."""
-        params = state["params"]
-        theirs = {"hash_width": state["index"]["hash_width"], "seed": state.get("seed", int(self.seed))}
-        if len(params):  # a network is built at the first event with inputs
-            theirs["hidden"] = tuple(int(np.shape(W)[0]) for W in params[:-2:2]) or None  # each hidden layer's width
-            theirs["dtype"] = str(np.asarray(params[0]).dtype)
-        mine = {"hash_width": self.hash_width, "seed": int(self.seed), "hidden": self.widths_ or None, "dtype": self.dtype}
-        for name, value in theirs.items():
-            if value != mine[name]:
-                raise ValueError(f"checkpoint and learner differ in {name}: the checkpoint's learner has {name}={value!r}, "
-                                 f"this one {name}={mine[name]!r}; build the learner with the checkpoint's settings")
-
 
 def _row_widths(M_new: np.ndarray, labelled: np.ndarray, n_old: int) -> np.ndarray:
     """Columns indexed once each row of a batch is: ``n_old`` plus the new columns whose first
