@@ -246,6 +246,8 @@ class Daemon:
         self.publisher.check()  # a dead publisher stops the daemon now, not at the next commit (a quiet topic)
         self.commits.settle(wait=False)  # the interval's transaction, if the publisher has committed it
         batch = self.source.poll(max_records)
+        if self.source.assigned:  # consuming: restored label stores age from now on, not while the group was joined
+            self.pending.thaw()
         if self._started is not None and (self.source.assigned or time.monotonic() - self._started > STARTUP_HOLD_S):
             self._started = None
             startup_done()  # from now on kafka-python's warnings (a lost broker) are shown

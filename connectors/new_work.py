@@ -11,13 +11,16 @@ another member's. :class:`NewWork` counts what the router's new work adds to the
   (:meth:`NewWork.before_step`, :meth:`NewWork.count_step`); a silent step's does not;
 * a delayed label's join counts when one of its two records was read new in this process
   (the label stores count these themselves, by each waiting record's flag of being committed
-  before a restore: :meth:`~stream_cl.pending_stores.PendingStores.new_joins`); a join of two
+  before a restore: :meth:`~stream_cl.pending_stores.PendingStores.new_outcomes`); a join of two
   records both committed before the restore was counted by the process before;
-* an expiry, an eviction (by ``labels.max_pending``, or for the changelog at a commit) and an
-  unknown label count whenever they happen in this process: they follow the store's clock,
-  not the records, and a store taken over was dropped by its last owner without counting what
-  it held (after a crash, one the process before expired between its checkpoint and the crash
-  can count again);
+* an eviction (by ``labels.max_pending``) and an unknown label (by ``labels.max_early``, or a
+  second label for an id) count when the record that caused them was read new in this process:
+  they follow the records, and those re-read silently after a restore caused the same ones in
+  the process before, which counted them. An eviction for the changelog at a commit counts;
+* an expiry counts whenever it happens in this process: it follows the store's clock, not the
+  records, and a store taken over was dropped by its last owner without counting what it held
+  (after a crash, an entry the process before expired between its checkpoint and the crash
+  counts again when it expires here);
 * each is the rise since the last count (:meth:`NewWork.count_labels`), from the start (after
   the restore): a takeover's install and a drop keep the totals
   (:class:`~stream_cl.pending_stores.PendingStores`).
@@ -40,10 +43,9 @@ assert LABEL_OUTCOMES == ("joined", "expired", "unknown")  # as label_outcomes r
 
 def label_outcomes(pending) -> tuple[int, int, int]:
     """The label stores' (:class:`~stream_cl.pending_stores.PendingStores`) counts of the delayed-label
-    outcomes that new work counts (``metric_names.LABEL_OUTCOMES``, in that order; an evicted event
-    never gets its label either, so it counts as expired)."""
-    counts = pending.counters()
-    return pending.new_joins(), counts["expired"] + counts["evicted"], counts["unknown"]
+    outcomes of new work (``metric_names.LABEL_OUTCOMES``, in that order; an evicted event never gets
+    its label either, so it counts as expired)."""
+    return pending.new_outcomes()
 
 
 class NewWork:

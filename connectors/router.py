@@ -64,10 +64,10 @@ class Router:
         # (partition, event id) of the events this process predicted new and counted as predict-only in
         # step's report while they wait for a label: their join moves them to labelled. Kept here, not in
         # the store: a store reinstalled by a takeover (the partition back from the changelog) marks its
-        # entries committed, those this process counted too. Bounded (past it, a join counts in labelled
-        # alone, as one of an event predicted before a restore does)
+        # entries committed, those this process counted too. Bounded, as the stores are, per store (past it, a
+        # join counts in labelled alone, as one of an event predicted before a restore does)
         self._counted_waiting: OrderedDict = OrderedDict()
-        self._counted_bound = max(2 * config.labels.max_pending, 10_000)
+        self._counted_bound = max(2 * config.labels.max_pending, 10_000)  # per store
         self.new_work = NewWork(learner, pending, metrics)  # what the exporter's counters count
 
     def replay_step(self) -> Prequential:
@@ -126,8 +126,7 @@ class Router:
         for key, found in joined.items():
             self.state.touched(key, len(found))
             letters += self._learn(key, found, batch)  # (a join's dead letter goes by the join, not its event's origin)
-        if not labels and not early:
-            self.pending.expire()
+        self.pending.expire()  # every partition's store: one with no records in this poll ages too
         self.new_work.count_labels()
         if letters:
             self._dead_letters(letters, batch.raw)
@@ -189,7 +188,7 @@ class Router:
                             found = store.add_committed(e, published=told, committed=replayed)
                             if found is None and not replayed:  # waits, counted predict-only by self.step
                                 self._counted_waiting[(key, e.id)] = None
-                                if len(self._counted_waiting) > self._counted_bound:
+                                if len(self._counted_waiting) > self._counted_bound * max(len(self.pending.stores), 1):
                                     self._counted_waiting.popitem(last=False)
                             if found is not None:
                                 labelled, label_committed = found

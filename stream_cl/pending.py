@@ -76,7 +76,8 @@ class PendingLabels:
 
     ``clock`` gives the time used for ages (wall-clock seconds by default). Ages count the
     time a store is live: a store restored from a checkpoint (or a changelog part) goes on
-    from the time its state was saved, so the time the daemon was down ages nothing. After
+    from the time its state was saved once records come again (:meth:`thaw`), so the time the
+    daemon was down, or waited to be given its partitions, ages nothing. After
     a crash the daemon re-reads, silently, the records between its checkpoint and its last
     commit; with ages from the wall clock, the restored events would be judged by a clock
     that had moved on by the downtime, and labels already joined, learned and committed
@@ -100,9 +101,13 @@ class PendingLabels:
         self._items: OrderedDict[str, tuple] = OrderedDict()
         self._early: OrderedDict[str, tuple] = OrderedDict()
         self.added = self.joined = self.unknown = self.expired = self.evicted = self.replaced = self.early = 0
-        # joins with a side read new in this process (not saved; the daemon exports them, connectors/new_work.py):
-        # a join of two records both committed before a restore was made, and counted, by the process before
-        self.new_joined = 0
+        # the outcomes of new work in this process (not saved; the daemon exports them, connectors/new_work.py).
+        # A join of two records both committed before a restore, and an eviction or an unknown label that a record
+        # re-read silently after it caused, were made, and counted, by the process before: they follow the records.
+        # Expiries follow the store's clock, and an entry's expiry counts whenever it happens here
+        self.new_joined = self.new_lost = self.new_unknown = 0
+        # a restored store's time stands still until records come again (:meth:`thaw`): None when running
+        self._resume_at: float | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -114,14 +119,39 @@ class PendingLabels:
         for _ in range(n):
             self._items.popitem(last=False)
         self.evicted += n
+        self.new_lost += n
         return n
 
     def __contains__(self, event_id) -> bool:
         return event_id in self._items
 
     def now(self) -> float:
-        """The store's time: its clock's, shifted so that a restored store goes on from its saved state."""
+        """The store's time: its clock's, shifted so that a restored store goes on from its saved state
+        (and stands still there until :meth:`thaw`)."""
+        if self._resume_at is not None:
+            return self._resume_at
         return self.clock() + self._shift
+
+    def thaw(self) -> None:
+        """Let a restored store's time run again, from where its state was saved: records come again.
+
+        Between a restore and the first records read after it (a daemon's broker connection and
+        group join, tens of seconds after a crash), nothing is read, so nothing should age: the
+        entries that had waited close to ``max_age_s`` and were joined before the crash would
+        expire there, and their labels, re-read next, be lost. A store thaws by itself at its
+        first :meth:`add` or :meth:`join`; the daemon thaws every store at each poll that holds records.
+
+        >>> t = [100.0]
+        >>> store = PendingLabels(clock=lambda: t[0])
+        >>> _ = store.load_state_dict(PendingLabels(clock=lambda: 5.0).state_dict())
+        >>> t[0] = 160.0; store.now()  # a minute after the restore, nothing read: still the saved time
+        5.0
+        >>> store.thaw(); t[0] = 161.0; store.now()
+        6.0
+        """
+        if self._resume_at is not None:
+            self._shift = self._resume_at - self.clock()
+            self._resume_at = None
 
     @property
     def waiting_labels(self) -> int:
@@ -150,6 +180,7 @@ class PendingLabels:
         """
         if event.id is None:
             raise ValueError("an event without an id cannot wait for a label")
+        self.thaw()
         now = self.now() if now is None else now
         self.expire(now)
         label = self._early.pop(event.id, None)
@@ -167,6 +198,7 @@ class PendingLabels:
         while len(items) > self.max_pending:
             items.popitem(last=False)
             self.evicted += 1
+            self.new_lost += not committed  # a silent re-read's eviction was made before the restore
         return None
 
     def join(self, label: LabelUpdate, now: float | None = None) -> Event | None:
@@ -195,6 +227,7 @@ class PendingLabels:
                        committed: bool = False) -> tuple[Event, Prediction | None, bool] | None:
         """As :meth:`join_published`, for a label whose record was ``committed`` before a restore
         (re-read silently) or not; a join comes with whether the waiting event was committed."""
+        self.thaw()
         now = self.now() if now is None else now
         self.expire(now)
         entry = self._items.pop(label.id, None)
@@ -215,11 +248,13 @@ class PendingLabels:
             del early[label.id]
             self.replaced += 1
             self.unknown += 1  # the replaced label will never be learned
+            self.new_unknown += not committed  # a silent re-read's drop was made before the restore
         early[label.id] = (label.y, label.origin, now, bool(committed))
         self.early += 1
         while len(early) > self.max_early:
             early.popitem(last=False)
             self.unknown += 1
+            self.new_unknown += not committed
 
     def expire(self, now: float | None = None) -> int:
         """Drop entries (events and early labels) older than ``max_age_s``; returns how many events."""
@@ -227,7 +262,10 @@ class PendingLabels:
         limit = now - self.max_age_s
         n = _drop_older(self._items, limit, 4)
         self.expired += n
-        self.unknown += _drop_older(self._early, limit, 2)
+        self.new_lost += n
+        labels = _drop_older(self._early, limit, 2)
+        self.unknown += labels
+        self.new_unknown += labels
         return n
 
     def counters(self) -> dict:
@@ -311,7 +349,7 @@ class PendingLabels:
             raise ValueError(f"pending-label state holds {len(values)} values, its entries {pos}")
         self._items = items
         if "saved_at" in state:  # absent in checkpoints before: ages then went on by the clock through the downtime
-            self._shift = float(state["saved_at"]) - self.clock()
+            self._resume_at = float(state["saved_at"])  # and stand still until records come (thaw)
         self._early = OrderedDict((str(i), (y, str(origin), float(at), True))
                                   for i, y, origin, at in state.get("early", []))
         for k, v in state.get("counters", {}).items():

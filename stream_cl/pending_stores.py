@@ -30,6 +30,7 @@ from .pending import PendingLabels
 __all__ = ["PendingStores"]
 
 _COUNTS = ("added", "joined", "unknown", "expired", "evicted", "replaced", "early")  # cumulative, unlike pending/waiting
+_NEW = ("new_joined", "new_lost", "new_unknown")  # this process's new work (PendingLabels), never saved
 
 
 class PendingStores:
@@ -71,13 +72,20 @@ class PendingStores:
             total.update(s.counters())
         return {k: total.get(k, 0) for k in (*_COUNTS, "pending", "waiting")}
 
-    def new_joins(self) -> int:
-        """Joins this process made with a record read new in it (:attr:`PendingLabels.new_joined`), over
-        every store it held: never saved, never lower."""
-        return self.retired.get("new_joined", 0) + sum(s.new_joined for s in self._all())
+    def new_outcomes(self) -> tuple[int, int, int]:
+        """The outcomes of this process's new work over every store it held (``PendingLabels.new_joined``,
+        ``new_lost``, ``new_unknown``): joins, events that will never get their label (evicted or expired),
+        and unknown labels; never saved, never lower."""
+        stores = self._all()
+        return tuple(self.retired.get(name, 0) + sum(getattr(s, name) for s in stores) for name in _NEW)
 
     def expire(self) -> int:
         return sum(s.expire() for s in self._all())
+
+    def thaw(self) -> None:
+        """Records come again: every restored store's time runs on (:meth:`PendingLabels.thaw`)."""
+        for s in self._all():
+            s.thaw()
 
     # -- a partition's store moves with the partition ------------------------------------------
     def export(self, key: Hashable) -> dict:
@@ -105,7 +113,7 @@ class PendingStores:
         old = self.stores.get(key)
         if old is not None:
             self.retired.update({k: v for k, v in old.counters().items() if k in _COUNTS})
-            self.retired["new_joined"] += old.new_joined
+            self.retired.update({name: getattr(old, name) for name in _NEW})
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -114,7 +122,9 @@ class PendingStores:
 
     def load_state_dict(self, state: Mapping) -> "PendingStores":
         """Checkpoints before per-partition stores held one store: it becomes partition ``None``'s."""
+        new = dict(zip(_NEW, self.new_outcomes()))  # this process's, which a state never holds
         self.stores, self.retired = {}, Counter(state.get("retired", {}))
+        self.retired.update(new)
         if "partitions" not in state:
             self.install(None, state, counts=True)
             return self

@@ -215,6 +215,7 @@ def test_events_of_a_partition_taken_over_count_when_they_expire_here():
     router.pending.install("events/0", old.export("events/0"))  # the takeover, from the changelog
     router.pending.drop("events/0")  # revoked and given back ...
     router.pending.install("events/0", old.export("events/0"))  # ... keeps the totals as they were
+    router.pending.thaw()  # the daemon's next poll: it consumes the partition, so the store's ages run
     now[0] = 11.0
     router.expire()
     assert _counts(proc.scrape()) == (0, 0, 4, 0)
@@ -261,13 +262,13 @@ class _Source(OnePartitionSource):
         return PolledBatch(chunk, {}, silent)
 
 
-def _daemon(ckdir, items: list, group: dict, metrics=None):
+def _daemon(ckdir, items: list, group: dict, metrics=None, pending=None):
     from connectors.commit import CommitPolicy
     from connectors.daemon import Daemon
 
     cfg = load_config_dict({**SECTIONS, "checkpoint": {"dir": str(ckdir), "every_events": 16, "every_seconds": 3600}})
     d = Daemon(cfg, build_learner(cfg.model), lambda me: _Source(me, items, group), _Publisher(group),
-               PendingStores(), threading.Event(), metrics=metrics)
+               PendingStores() if pending is None else pending, threading.Event(), metrics=metrics)
     d.commits.policy = CommitPolicy(0)  # a commit after every poll: nothing uncommitted when it "crashes"
     return d
 
@@ -313,3 +314,75 @@ def test_a_new_process_after_a_crash_counts_only_the_work_after_its_replay(tmp_p
     assert _scrape(proc) == (4, 4, 0, 0, 4, 4)
     _until(third, 48)
     assert _scrape(proc) == (8, 8, 0, 0, 8, 8)  # the new work after it, once
+
+
+# -- found by the twenty-second session's review of delayed labels --------------------------------------
+def test_evictions_and_unknown_labels_that_re_read_records_cause_are_not_counted_again():
+    """An eviction (``labels.max_pending``) or an unknown label (``labels.max_early``) follows the records: the
+    silent re-read of a replay makes the same ones the process before made and exported. They were counted
+    whenever they happened, so every one after a crash was exported twice (600 evictions read as 1,200)."""
+    router = _router(pending=PendingStores(max_pending=2, max_early=1, clock=lambda: 0.0))
+    proc = _Process(_as_daemon(router))
+    router.process(_batch([_event(0, i) for i in range(5)], silent=True))  # 3 evicted, in the process before too
+    router.process(_batch([_label(1, i) for i in range(3)], silent=True))  # no events: 2 labels pushed out
+    counts = router.pending.counters()
+    assert (counts["evicted"], counts["unknown"]) == (3, 2)  # the store's lifetime counts have them
+    assert _counts(proc.scrape())[2:] == (0, 0)
+    router.process(_batch([_event(0, 5)]))  # new work: its eviction and its label's push count once
+    router.process(_batch([_label(1, 3, offset=3)]))
+    assert _counts(proc.scrape())[2:] == (1, 1)
+
+
+def test_a_quiet_partition_expires_while_other_partitions_bring_labels():
+    """Found by review: expiry ran in every store only on a poll without labels, so while one partition's labels
+    kept coming, another partition's waiting events never expired (nor were counted)."""
+    now = [0.0]
+    router = _router(pending=PendingStores(max_age_s=10.0, clock=lambda: now[0]))
+    proc = _Process(_as_daemon(router))
+    router.process(_batch([_event(1, i) for i in range(3)]))  # partition 1: waits, then goes quiet
+    for t in range(1, 13):  # partition 0: an event and its label every second
+        now[0] = float(t)
+        router.process(_batch([_event(0, t), _label(0, t)]))
+    assert len(router.pending.for_key("events/1")) == 0
+    assert _counts(proc.scrape())[0] == 12 and _counts(proc.scrape())[2] == 3
+
+
+def test_the_predict_only_bookkeeping_is_bounded_per_partition():
+    """Found by review: the events counted predict-only while they wait were bounded by ``2 * max_pending`` over
+    all partitions, so with three full partitions the joins of the oldest were no longer moved to labelled and the
+    report said events = labelled + predict-only + 2,000."""
+    router = _router(pending=PendingStores(max_pending=10, clock=lambda: 0.0))
+    router._counted_bound = 10  # as 2 * max_pending would give for max_pending = 5 (the real floor is 10,000)
+    for part in range(3):
+        router.process(_batch([_event(part, i) for i in range(10)]))
+    for part in range(3):
+        router.process(_batch([_label(part, i, offset=i) for i in range(10)]))
+    report = router.step.stats.report()
+    assert (report["events"], report["labelled"], report["predict_only"]) == (30, 30, 0)
+
+
+def test_a_restored_label_store_does_not_age_until_the_daemon_consumes(tmp_path):
+    """Found by review: a restored store's ages ran from the restore, so the tens of seconds a new process waits for
+    its partitions after a crash (the group's session timeout) expired an event whose label had been joined,
+    learned and committed before the crash: re-read next, the label found no event and the event was never
+    learned again. Its time now stands still until the daemon consumes."""
+    def run(wait: float) -> int:
+        now, group = [0.0], {}
+        items = [_event(0, i) for i in range(4)] + [_label(0, 0, offset=4)] + [_event(0, i) for i in range(5, 8)]
+        first = _daemon(tmp_path / str(wait), items, group, pending=PendingStores(max_age_s=10.0, clock=lambda: now[0]))
+        _until(first, 4)
+        first.commits.commit("revoke", partitions=set(first.source.assigned))  # a checkpoint: event 0 waits
+        now[0] = 9.0
+        _until(first, 8)  # its label joins it 9 s after it came (max_age_s = 10): learned, committed; then a crash
+        assert first.pending.counters()["joined"] == 1
+        now[0] += 500.0  # down
+        second = _daemon(tmp_path / str(wait), items, group,
+                         pending=PendingStores(max_age_s=10.0, clock=lambda: now[0]))
+        now[0] += wait  # the group join: quiet polls, no partition yet
+        second.router.expire()
+        _until(second, 8)
+        return second.pending.counters()["joined"]
+
+    assert run(0.0) == 1
+    assert run(11.0) == 1  # was 0: expired during the join, its label re-read as unknown
+
