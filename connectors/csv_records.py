@@ -59,6 +59,7 @@ class CsvRecords:
         self._mapping, self._label_policy = mapping, label_policy
         self._decoder = decoder
         self._max = mapping.max_event_bytes
+        _allow_cells_up_to(self._max)
         self._header: list[str] | None = None  # the columns, once the header is read
         self._record: list | None = None  # a row whose quoted field is still open: [first line, lines, bytes]
         self._warnings: list[str] = []
@@ -165,6 +166,18 @@ class CsvRecords:
     def _header_too_long(self, origin: str) -> ConfigError:
         return _bad_header(origin, f"is longer than mapping.max_event_bytes ({self._max}); raise "
                                    "mapping.max_event_bytes or shorten the header")
+
+
+def _allow_cells_up_to(max_bytes: int) -> None:
+    """Let :mod:`csv` read a cell as long as a whole row may be (``mapping.max_event_bytes``).
+
+    Its own ``field_size_limit`` (131,072 characters by default) would make a longer cell of a
+    row within that bound a ``malformed`` dead letter, a limit no setting names; the documented
+    bound (an ``oversized`` row) is the one that applies. The limit is the whole process's, so it
+    is only ever raised (another reader may need more), and kept within a C long on any platform.
+    A cell of ``max_bytes`` UTF-8 bytes has at most that many characters.
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), min(max_bytes, 2**31 - 1)))
 
 
 def without_eol(line: bytes) -> bytes:

@@ -17,6 +17,7 @@ import base64
 import json
 import math
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,12 +27,19 @@ __all__ = ["JsonlDeadLetterSink", "JsonlPredictionSink"]
 
 
 class _JsonlSink:
-    """Writes JSON lines to a file, anew or (``append``) after what it holds; ``flush`` makes them durable (fsync)."""
+    """Writes JSON lines to a file, anew or (``append``) after what it holds; ``flush`` makes them durable (fsync).
+
+    The path may also be a pipe, FIFO or terminal (``--predictions /dev/stdout | jq``): there
+    ``flush`` hands the lines on without fsync, which such files refuse (EINVAL) and which
+    would have nothing to make durable.
+    """
 
     def __init__(self, path: str | os.PathLike, append: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "ab" if append else "wb")
+        # decided once: an open file's type cannot change
+        self._fsync = stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)
 
     def _write_dicts(self, dicts) -> None:
         if self._file is None:
@@ -42,7 +50,8 @@ class _JsonlSink:
     def flush(self) -> None:
         if self._file is not None:
             self._file.flush()
-            os.fsync(self._file.fileno())
+            if self._fsync:
+                os.fsync(self._file.fileno())
 
     def close(self) -> None:
         if self._file is not None:

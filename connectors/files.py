@@ -287,6 +287,19 @@ def _format_from_name(name: str) -> str | None:
     return None
 
 
+def _not_a_file(path: str) -> str:
+    """Why ``path`` cannot be a file source, and the fix. A pipe (``/dev/stdin``, ``<(zcat x.gz)``,
+    a FIFO) exists, but is no file: the source opens its path twice (first bytes for gzip, then
+    to read) and a followed one is watched for rotation, which a stream cannot give."""
+    if os.path.isdir(path):
+        what, fix = "is a directory", "point it at a .jsonl or .csv file"
+    elif os.path.exists(path):
+        what, fix = "is not a regular file (a pipe or FIFO?)", "write the stream to a file first and point it there"
+    else:
+        what, fix = "no such file", "point it at a .jsonl or .csv file"
+    return f"source.path: {what} (got {path!r}); {fix} (relative paths start at {os.getcwd()})"
+
+
 def open_source(config: SourceConfig, mapping: MappingConfig) -> FileSource:
     """The :class:`FileSource` for ``[source] kind = "file"``; errors name the key and the fix."""
     if config.kind != "file":
@@ -295,8 +308,7 @@ def open_source(config: SourceConfig, mapping: MappingConfig) -> FileSource:
     if not path:
         raise ConfigError('source.path: required for kind = "file" (got \'\'); set path = "events.jsonl" (.jsonl or .csv, optionally .gz)')
     if not os.path.isfile(path):
-        what = "is a directory" if os.path.isdir(path) else "no such file"
-        raise ConfigError(f"source.path: {what} (got {path!r}); point it at a .jsonl or .csv file (relative paths start at {os.getcwd()})")
+        raise ConfigError(_not_a_file(path))
     try:
         gz = _is_gzip(path)
     except OSError as e:

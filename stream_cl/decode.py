@@ -20,7 +20,8 @@ Event(x={'age': 42.0, 'smoker': 1.0}, y='sick', id='7', task=None, ts=None, orig
 ('too_deep', "feature 'a.b': nested deeper than 1 levels (got {'c': 1}); raise mapping.max_depth")
 
 CSV rows arrive as strings: a cell that reads as a number is one, any other text is a
-category, an empty cell is null; the label stays text. A number is written in ASCII
+category, an empty or whitespace-only cell is null (a label, id, task or time cell too);
+any other label stays its text, unstripped. A number is written in ASCII
 (sign, digits, ``.``, exponent, ``inf``/``nan``, spaces around): ``2024_01`` and ``١٢``,
 which Python's ``float`` also reads, are categories, as they are in JSON strings:
 
@@ -300,7 +301,8 @@ class EventDecoder:
 
     # -- CSV -------------------------------------------------------------------------
     def decode_csv_row(self, row: Mapping[str, str | None], raw: bytes = b"", origin: str = "") -> Event | DeadLetter:
-        """Validate one CSV row (column -> cell text). Empty cells are missing values.
+        """Validate one CSV row (column -> cell text). Empty or whitespace-only cells are missing
+        values, and no label, id, task or time in those columns.
 
         When ``mapping.features`` is a string that is not a column, every column but the
         label, id, task and timestamp is a feature.
@@ -324,7 +326,7 @@ class EventDecoder:
         x = {}
         for c in cols:
             cell = row[c]
-            if not cell or (type(cell) is str and cell.isspace()):
+            if _blank(cell):
                 x[c] = None  # an empty cell is CSV's null
                 continue
             try:
@@ -343,15 +345,16 @@ class EventDecoder:
                 return _dead(raw, "non_finite", f"feature {_key(c)}: {_show(cell)} is {out_of_range(v)}", origin)
             x[c] = v
 
-        y = row.get(self._label) or None
+        # blank is no value here either, as in a feature column: "2,3, " has no label, not the class " "
+        y = _cell(row, self._label)
         if y is None and self._require_label:
             return _dead(raw, "missing_label", f"empty label column {self._label!r} (labels are required)", origin)
-        ts = row.get(self._ts) or None
+        ts = _cell(row, self._ts)
         if ts is not None:
             ts = _timestamp(ts)
             if type(ts) is tuple:
                 return _dead(raw, "bad_timestamp", ts[0], origin)
-        i, task = row.get(self._id) or None, row.get(self._task) or None
+        i, task = _cell(row, self._id), _cell(row, self._task)
         problem = text_problem(y, i, task)
         if problem is not None:
             return _dead(raw, *problem, origin)
@@ -384,6 +387,18 @@ class EventDecoder:
         size = len(_to_bytes(raw)) if isinstance(raw, str) else len(raw)
         detail = f"{size} bytes, over mapping.max_event_bytes ({self._max_bytes})"
         return _dead(raw, "oversized", detail, origin)
+
+
+def _blank(cell) -> bool:
+    """Whether a CSV cell is empty: no text, or only whitespace (a space after the last comma)."""
+    return not cell or (type(cell) is str and cell.isspace())
+
+
+def _cell(row: Mapping, column) -> str | None:
+    """A CSV row's label, id, task or time cell: None when blank (:func:`_blank`), else its text
+    as it is. Not stripped: a label is a class by its exact text, as in JSON."""
+    cell = row.get(column)
+    return None if _blank(cell) else cell
 
 
 # -- helpers: each returns a value, or a 1-tuple/2-tuple explaining the problem -------
