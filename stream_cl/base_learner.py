@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from river import base
 
-from .encoding import MAX_ABS_VALUE, frame_rows
+from .encoding import MAX_ABS_VALUE, check_frame_columns, frame_rows
 from .monitoring import ContinualMonitoring
 from .status import DriftStatus, HeadStatus, LearnerStatus
 
@@ -106,6 +106,26 @@ def stacked(parts: Sequence[np.ndarray]) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.vstack([widened(P, parts[-1].shape[1]) for P in parts])
 
 
+def _label_list(ys) -> list:
+    """``ys`` as a list, if it is one label per event in one dimension (a Series, a list, a tuple,
+    a 1-D array): iterating a string, a mapping, a set or a frame gives characters, keys, an
+    arbitrary order or column names -- labels no one meant, learned silently (a one-row frame
+    taught its column's name as a class) or refused as a count that misleads ("2 events and 1
+    labels" for a two-row frame)."""
+    what = "a pandas Series or a 1-D sequence of labels, one per row"
+    if isinstance(ys, (str, bytes)):
+        raise TypeError(f"labels must be {what}, got {type(ys).__name__} {ys[:40]!r}; one event's label: [label]")
+    if isinstance(ys, (Mapping, set, frozenset)):
+        raise TypeError(f"labels must be {what}, got {type(ys).__name__} (its keys or its order are not labels)")
+    if getattr(ys, "ndim", 1) != 1:  # a frame, an (n, 1) array; a list of tuples (tuple labels) has none
+        raise ValueError(f"labels must be {what}, got {type(ys).__name__} of shape {np.shape(ys)}; "
+                         "a one-column frame: pass its column")
+    try:
+        return list(ys)
+    except TypeError:  # one label, not a sequence of them
+        raise TypeError(f"labels must be {what}, got {type(ys).__name__} {ys!r:.40}") from None
+
+
 def checked_labels(ys: Sequence, n_events: int | None = None, sample_weight=None) -> tuple[list, np.ndarray]:
     """``ys`` as a list (``None``: predict only) and its labelled mask; refuses bad labels, bad
     sample weights (:func:`check_weight`), and labels or sample weights that are not one per event
@@ -117,8 +137,12 @@ def checked_labels(ys: Sequence, n_events: int | None = None, sample_weight=None
     Traceback (most recent call last):
     ...
     ValueError: 2 events and 1 labels: give one label per event (None to predict only)
+    >>> checked_labels("ab", n_events=2)
+    Traceback (most recent call last):
+    ...
+    TypeError: labels must be a pandas Series or a 1-D sequence of labels, one per row, got str 'ab'; one event's label: [label]
     """
-    ys = list(ys)
+    ys = _label_list(ys)
     if n_events is not None and len(ys) != n_events:
         raise ValueError(f"{n_events} events and {len(ys)} labels: give one label per event (None to predict only)")
     if sample_weight is not None and np.ndim(sample_weight) != 1:
@@ -180,7 +204,7 @@ class StreamingClassifier(ContinualMonitoring, base.MiniBatchClassifier):
         return self
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None, partition: Hashable = None):
-        self.prequential_batch(frame_rows(X), list(y), w, partition=partition)
+        self.prequential_batch(frame_rows(X), y, w, partition=partition)  # y checked there (checked_labels)
         return self
 
     def predict_proba_one(self, x: Mapping, partition: Hashable = None) -> dict:
@@ -198,6 +222,7 @@ class StreamingClassifier(ContinualMonitoring, base.MiniBatchClassifier):
         return pd.DataFrame(P, columns=self.classes_, index=X.index)
 
     def predict_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.Series:
+        check_frame_columns(X)  # before X.index, below
         if not self.classes_:
             return pd.Series([None] * len(X), index=X.index, dtype=object)
         return self.predict_proba_many(X, partition=partition).idxmax(axis=1)

@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import collections
 import inspect
+import math
+import numbers
 import random
 from collections.abc import Mapping
 
@@ -50,7 +52,8 @@ from river import drift as river_drift
 
 from .checks import check_seed, is_real
 
-__all__ = ["DETECTORS", "DriftMonitor", "RESPONSES", "detector_state", "load_detector_state", "make_detector"]
+__all__ = ["DETECTORS", "DriftMonitor", "PARAM_RULES", "RESPONSES", "check_detector_params", "detector_state",
+           "load_detector_state", "make_detector"]
 
 # name -> (factory, binary-only, default parameters)
 DETECTORS = {
@@ -80,6 +83,99 @@ def make_detector(name: str, params: Mapping | None = None, seed: int = 0):
         return factory(**kwargs)
     except TypeError as e:
         raise ValueError(f"bad params for drift detector {name!r}: {e}") from None
+
+
+# -- the detectors' parameters ---------------------------------------------------------------
+# River checks few of its detectors' parameters: a value outside the range its docstring gives
+# fails at a learned event (a Rust panic, a math domain error, a division by zero: after the
+# heads learned the event) or makes the detector never, or always, alarm. Each rule is
+# (test, what is allowed, an example); parameters without a rule are left to River and the probe.
+def _unit(v) -> bool:  # a probability, a confidence, a fading factor: 0 and 1 never or always alarm
+    return is_real(v) and 0.0 < v < 1.0
+
+
+def _count(minimum: int):
+    return lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= minimum
+
+
+_UNIT = (_unit, "a number in (0, 1)")
+_POSITIVE = (lambda v: is_real(v) and 0.0 < v < math.inf, "a finite number > 0")
+_NONNEGATIVE = (lambda v: is_real(v) and 0.0 <= v < math.inf, "a finite number >= 0")
+_AT_LEAST_1 = (_count(1), "an int >= 1")
+_WARM_UP = (_count(0), "an int >= 0")  # events before detection starts: 0 is none
+_BOOL = (lambda v: isinstance(v, (bool, np.bool_)), "True or False")  # a string such as "no" reads as true
+PARAM_RULES = {
+    "adwin": {"delta": (*_UNIT, 0.002), "clock": (*_AT_LEAST_1, 32), "max_buckets": (*_AT_LEAST_1, 5),
+              "min_window_length": (*_AT_LEAST_1, 5), "grace_period": (*_WARM_UP, 10)},
+    "kswin": {"alpha": (*_UNIT, 0.005), "window_size": (_count(2), "an int >= 2", 100),
+              "stat_size": (*_AT_LEAST_1, 30), "seed": (lambda v: v is None or _count(0)(v), "an int >= 0 or None", 0),
+              # values seen before: compared only once the window is full, window_size events in
+              "window": (lambda v: v is None or (isinstance(v, (list, tuple)) and all(map(is_real, v))),
+                         "a list of numbers or None", [0.0, 1.0])},
+    "page_hinkley": {"min_instances": (*_WARM_UP, 30), "delta": (*_NONNEGATIVE, 0.005),
+                     "threshold": (*_POSITIVE, 50.0), "mode": (lambda v: v in ("up", "down", "both"),
+                                                               "'up', 'down' or 'both'", "'up'"),
+                     "alpha": (lambda v: is_real(v) and 0.0 < v <= 1.0, "a number in (0, 1]", 0.9999)},
+    "ddm": {"warm_start": (*_WARM_UP, 30), "warning_threshold": (*_POSITIVE, 2.0), "drift_threshold": (*_POSITIVE, 3.0)},
+    "eddm": {"warm_start": (*_WARM_UP, 30), "alpha": (*_UNIT, 0.95), "beta": (*_UNIT, 0.9)},
+    "hddm_a": {"drift_confidence": (*_UNIT, 0.001), "warning_confidence": (*_UNIT, 0.005),
+               "two_sided_test": (*_BOOL, False)},
+    "hddm_w": {"drift_confidence": (*_UNIT, 0.001), "warning_confidence": (*_UNIT, 0.005),
+               "lambda_val": (*_UNIT, 0.05), "two_sided_test": (*_BOOL, False)},
+    "fhddm": {"sliding_window_size": (*_AT_LEAST_1, 100), "confidence_level": (*_UNIT, 0.000001),
+              "short_window_size": (lambda v: v is None or _count(1)(v), "an int >= 1 or None", 20)},
+}
+
+
+def check_detector_params(name: str, params: Mapping | None, seed: int = 0) -> None:
+    """Refuse ``params`` that River's detector ``name`` would take and then fail on, or never (or
+    always) alarm with, at a learned event: a ``ValueError`` naming the detector, the parameter and
+    what to use. Beyond the documented ranges (:data:`PARAM_RULES`), a throw-away detector is built
+    and fed a few events, so that whatever else fails there is refused now rather than after the
+    heads learned an event (River's Rust parts panic with a ``BaseException`` that ``except
+    Exception`` misses).
+
+    >>> check_detector_params("adwin", {"clock": 0})
+    Traceback (most recent call last):
+    ...
+    ValueError: drift detector 'adwin': params['clock'] must be an int >= 1, got 0; use e.g. 32
+    """
+    params = dict(params or {})
+    known = inspect.signature(DETECTORS[name][0]).parameters
+    unknown = [k for k in params if k not in known]
+    if unknown:
+        raise ValueError(f"bad params for drift detector {name!r}: unknown {unknown!r}; use some of {list(known)}")
+    for key, v in params.items():
+        rule = PARAM_RULES[name].get(key)
+        if rule is not None and not rule[0](v):
+            raise ValueError(f"drift detector {name!r}: params[{key!r}] must be {rule[1]}, got {v!r}; use e.g. {rule[2]}")
+    _check_pairs(name, params)
+    _probe(name, params, seed)
+
+
+def _check_pairs(name: str, params: dict) -> None:
+    """The rules between two parameters (each one already in its range)."""
+    if name == "kswin":  # KSWIN draws stat_size values from the window's first window_size - stat_size
+        window, stat = params.get("window_size", 100), params.get("stat_size", 30)
+        if window < 2 * stat:
+            raise ValueError(f"drift detector 'kswin': params['window_size'] ({window}) must be at least twice "
+                             f"params['stat_size'] ({stat}); use e.g. window_size=100, stat_size=30")
+    if name == "eddm" and params.get("alpha", 0.95) < params.get("beta", 0.9):
+        raise ValueError(f"drift detector 'eddm': params['alpha'] (the warning level, {params.get('alpha', 0.95)}) "
+                         f"must be >= params['beta'] (the drift level, {params.get('beta', 0.9)}); use e.g. 0.95 and 0.9")
+
+
+def _probe(name: str, params: dict, seed: int) -> None:
+    """Build the detector and feed it a few errors and successes; any failure is a ``ValueError``."""
+    try:
+        detector = make_detector(name, params, seed)
+        for x in (0, 1, 0, 1):
+            detector.update(bool(x) if DETECTORS[name][1] else float(x))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 -- pyo3's PanicException is a BaseException only
+        raise ValueError(f"drift detector {name!r} fails with params {params!r}: {type(e).__name__}: {e}; "
+                         f"use values in the ranges that River's {DETECTORS[name][0].__name__} documents") from None
 
 
 # -- detector state as plain values ------------------------------------------------------
@@ -219,6 +315,7 @@ class DriftMonitor(base.Base):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}; use a whole number of {fix}")
         check_seed(seed)  # the project's one seed rule; KSWIN's random.Random would take -1 or "a" silently
+        check_detector_params(detector, params, seed)  # here, not at the first learned event (after the heads)
         self.detector = detector
         self.params = params
         self.signal = signal

@@ -35,6 +35,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from datetime import date, datetime, timezone
 
 import numpy as np
+import pandas as pd
 
 __all__ = [
     "DEFAULT_MAX_CATEGORIES", "DEFAULT_MAX_DEPTH", "MAX_ABS_VALUE", "MISSING", "OTHER", "TIME_COLUMNS", "InvalidFeatureError",
@@ -279,16 +280,25 @@ def frame_rows(X) -> list[dict]:
 
 
 def check_frame_columns(X) -> None:
-    """Refuse a frame whose column names repeat (``ValueError``): an event has one value per
-    feature, and which of the repeated columns is meant cannot be told (a dict of the row would
-    keep the last one silently).
+    """Refuse what is not a pandas frame (``TypeError``; the ``*_many`` methods' one check of ``X``:
+    a dict of columns has a length, the number of its keys, that was taken for the number of events,
+    and a list or an array failed later for lack of ``columns``), and a frame whose column names
+    repeat (``ValueError``): an event has one value per feature, and which of the repeated columns
+    is meant cannot be told (a dict of the row would keep the last one silently).
 
     >>> import pandas as pd
     >>> check_frame_columns(pd.DataFrame([[1, 2, 3]], columns=["a", "a", "b"]))
     Traceback (most recent call last):
     ...
     ValueError: the frame's column names repeat: ['a']; give each feature one column
+    >>> check_frame_columns({"a": [1.0, 2.0]})
+    Traceback (most recent call last):
+    ...
+    TypeError: X must be a pandas.DataFrame (a row per event, a column per feature), got dict; use pd.DataFrame(X), or the *_one methods for one event as a dict
     """
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(f"X must be a pandas.DataFrame (a row per event, a column per feature), got {type(X).__name__}; "
+                        "use pd.DataFrame(X), or the *_one methods for one event as a dict")
     if not X.columns.is_unique:
         repeated = X.columns[X.columns.duplicated()].unique().tolist()
         raise ValueError(f"the frame's column names repeat: {repeated[:10]!r}; give each feature one column")

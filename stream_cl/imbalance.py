@@ -46,6 +46,7 @@ import numpy as np
 from river import base
 
 from .checks import check_int, check_seed, is_real
+from .metrics.prequential import report_names
 from .replay.rng import CounterRandom
 
 __all__ = ["ImbalanceCompensator", "Compensation", "inverse_frequency_weight"]
@@ -254,7 +255,10 @@ class ImbalanceCompensator(base.Base):
         return noise
 
     def report(self) -> dict:
-        return {"mode": self.mode, "classes": [str(c) for c in self.classes_], "counts": self.counts_.tolist(),
+        """Counts per class, the classes named as in the run report (:func:`~stream_cl.metrics.report_names`:
+        the labels ``1`` and ``"1"`` keep two names), which takes this section in as ``continual``."""
+        names = report_names(self.classes_)
+        return {"mode": self.mode, "classes": [names[c] for c in self.classes_], "counts": self.counts_.tolist(),
                 "pseudo_counts": self.pseudo_counts_.tolist()}
 
     def state_dict(self) -> dict:

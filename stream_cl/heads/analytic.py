@@ -157,8 +157,8 @@ class AnalyticClassifier(AnalyticDesign, PartitionedLearner, StreamingClassifier
 
     @one_blas_thread
     def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None, partition: Hashable = None) -> "AnalyticClassifier":
+        check_frame_columns(X)  # first: len(X) of a dict of columns counts its keys
         labels, labelled = checked_labels(y, len(X), w)  # before anything is learned
-        check_frame_columns(X)
         check_partition(partition)  # before the frame's new columns are indexed
         if not labelled.any():  # an empty frame, or predictions only: nothing to learn, nothing changes
             return self
@@ -229,12 +229,14 @@ class AnalyticClassifier(AnalyticDesign, PartitionedLearner, StreamingClassifier
 
     @one_blas_thread
     def predict_proba_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.DataFrame:
+        check_frame_columns(X)  # before a partition is entered
         self._enter(partition, learn=False)
         proba = scores_to_proba(self.head_.scores(self._design_frame(X)), self.temperature)
         return pd.DataFrame(proba, columns=self.head_.classes, index=X.index)
 
     @one_blas_thread
     def predict_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.Series:
+        check_frame_columns(X)  # before X.index, below, and before a partition is entered
         self._enter(partition, learn=False)
         if not self.head_.classes:
             return pd.Series([None] * len(X), index=X.index, dtype=object)
