@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaTimeoutError, UnsupportedCodecError
+from kafka.errors import KafkaError, KafkaTimeoutError, UnsupportedCodecError
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
@@ -69,6 +69,13 @@ log = logging.getLogger("stream_cl.kafka")
 
 _JOIN_POLL_MS = 3_000  # poll timeout while no partition is assigned
 _LOOKUP_TIMEOUT_MS = 10_000  # position / end-offset lookups (main thread, blocking)
+# lag()'s end offsets: one ListOffsets round trip per leader, on the loop, at most this often
+_LAG_LOOKUP_EVERY_S = 5.0
+# and for at most this long. The request queues behind the consumer's own fetch, which the broker parks
+# for up to fetch.max.wait.ms (500 ms) while nothing new arrives: measured on the dev broker, a lookup
+# takes ~1 ms during a backlog and waits out the parked fetch when caught up. Past this the lag keeps
+# the last fetch's high watermark (current then: nothing new came), and the loop is never held longer.
+_LAG_LOOKUP_TIMEOUT_MS = 100
 # past kafka.transaction_timeout_ms, how long a departed member's open transaction may still hold
 # committed offsets: the broker looks for timed-out transactions every 10 s by default
 # (transaction.abort.timed.out.transaction.cleanup.interval.ms), then writes the abort
@@ -340,6 +347,12 @@ class KafkaSource:
         self.skipped = 0  # records returned again below a known position (not processed twice)
         self.rebalances = 0
         self.commit_failures = 0
+        self._ends: dict[TopicPartition, int] = {}  # end offsets as of the last lookup for lag()
+        self._ends_at: float | None = None  # time.monotonic() of that lookup (None: none yet)
+        # the last poll returned as many records as it asked for: more may wait, and the fetches' high watermarks
+        # may be old (lag() looks the ends up only then: caught up, the lookup waits behind the parked fetch)
+        self.behind = False
+        self._closed = False
         self.consumer = consumer if consumer is not None else KafkaConsumer(
             **client_options(cfg),
             group_id=cfg.group_id,
@@ -428,6 +441,7 @@ class KafkaSource:
         append = items.append
         decode_event, decode_label = self.decoder.decode_json, self.labels.decode
         positions, assigned = self.positions, self.assigned
+        skipped_before = self.skipped
         for tp, records in batches.items():
             if tp not in assigned:  # defensive: a record of a partition this consumer gave up
                 continue
@@ -450,6 +464,7 @@ class KafkaSource:
                 positions[tp] = expected
                 if replay and expected >= replay.get(tp, 1 << 62):
                     del replay[tp]  # caught up with what was committed
+        self.behind = len(items) + self.skipped - skipped_before >= max_records
         return PolledBatch(items, raw, frozenset(silent) if silent else frozenset())
 
     def group_metadata(self) -> tuple:
@@ -493,20 +508,47 @@ class KafkaSource:
             return False
         return all(tp in self.positions and self.positions[tp] >= ends.get(tp, 0) for tp in parts)
 
-    def lag(self) -> dict[TopicPartition, int | None]:
-        """Records behind the partition's high watermark (as of the last fetch), per assigned partition."""
+    def lag(self, now: float | None = None) -> dict[TopicPartition, int | None]:
+        """Records behind each assigned partition's end (None: not known yet); the loop's thread only.
+
+        The end is the later of the partition's high watermark as of its last fetch and its end
+        offset as of the last lookup (:meth:`_look_up_ends`). The high watermark alone reads far
+        too low when a backlog starts: kafka-python updates it only when it parses a partition's
+        fetch, and fetches no partition whose records are still buffered, so records produced
+        since then were not counted. Neither is past the partition's current high watermark.
+        ``now``: ``time.monotonic()`` by default.
+        """
+        parts = list(self.assigned)  # a snapshot: rebalance callbacks change the set
+        self._look_up_ends(parts, time.monotonic() if now is None else now)
         out = {}
-        for tp in list(self.assigned):  # a snapshot: rebalance callbacks change the set
-            hw = self.consumer.highwater(tp)
+        for tp in parts:
+            ends = [e for e in (self.consumer.highwater(tp), self._ends.get(tp)) if e is not None]
             pos = self.positions.get(tp)
-            out[tp] = None if hw is None or pos is None else max(hw - pos, 0)
+            out[tp] = None if not ends or pos is None else max(max(ends) - pos, 0)
         return out
+
+    def _look_up_ends(self, parts: list[TopicPartition], now: float) -> None:
+        """Refresh the end offsets of ``parts`` for :meth:`lag`: blocking, so at most every
+        ``_LAG_LOOKUP_EVERY_S``, for at most ``_LAG_LOOKUP_TIMEOUT_MS``, and only while the polls come
+        back full (:attr:`behind`): caught up, the fetches' high watermarks are current, and the
+        lookup would wait behind the consumer's parked fetch, holding the loop (and the events that
+        arrive meanwhile) for the whole timeout. A lookup that fails leaves the last ends (still
+        lower bounds: offsets only grow) until the next try."""
+        if (not parts or self._closed or not self.behind
+                or (self._ends_at is not None and now - self._ends_at < _LAG_LOOKUP_EVERY_S)):
+            return
+        self._ends_at = now
+        try:
+            self._ends = self.consumer.end_offsets(parts, timeout_ms=_LAG_LOOKUP_TIMEOUT_MS)
+        except KafkaError as e:  # the consumer's fetch parked on the broker, or a slow broker: a metric can wait
+            log.debug("end offsets for the lag not looked up: %s", e)
 
     def highwater(self, tp: TopicPartition) -> int | None:
         return self.consumer.highwater(tp)
 
     def close(self) -> None:
         """Leave the group (a last revoke callback runs first) and close the consumer."""
+        self._closed = True  # lag() after this (the last status) looks nothing up: a closed consumer raises
         self.consumer.close(autocommit=False)
 
     # -- rebalance callbacks (IO thread, caller blocked in poll/close) -----------------------

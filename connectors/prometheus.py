@@ -63,8 +63,10 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 # A checkpoint: tens of ms (a small model) to tens of seconds (a large one on a slow disk).
 CHECKPOINT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # A transaction commit: a few broker round trips (add offsets, commit offsets, end the transaction) plus the
-# flush of the interval's records; milliseconds on a local broker, seconds when a broker struggles.
-COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# flush of the interval's records; milliseconds on a local broker, seconds when a broker struggles, up to
+# kafka.commit_timeout_ms / transaction_timeout_ms (60 s by default): past the last bound, histogram_quantile
+# would report the last bound itself, hiding exactly the slow commits this histogram is for.
+COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 # Event outcomes (metric_names.EVENT_OUTCOMES) -> keys of DaemonMetrics.events.
 _OUTCOME_KEYS = {"learned": "learned", "predicted_only": "predicted", "dead_lettered": "dead_letter"}
