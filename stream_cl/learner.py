@@ -132,8 +132,9 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, BatchPat
         with a ``ValueError``, before anything is learned (the daemon's ``rejected_by_model``
         dead letter); a ``hash_width`` that passes it is refused here.
 
-    The *adaptive* heads are those with forgetting below 1 (all heads if none is):
-    the exact memory head is never made to forget. With all four continual parts
+    The *adaptive* heads are those with forgetting below 1: an exact memory head (forgetting
+    1) is then never made to forget. If no head has forgetting below 1, every head is adaptive,
+    and the drift and homeostasis responses lower their factors too. With all four continual parts
     ``None`` the learner is exactly the plain composite.
 
     Monitoring attributes: ``alarms_`` (recent drift alarms, dicts with ``t``,

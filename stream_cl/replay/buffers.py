@@ -306,6 +306,9 @@ class ReplayBuffer(RowGroups, base.Base):
         X, M = np.zeros((self.X_.shape[0], width)), np.zeros((self.X_.shape[0], width), dtype=bool)
         X[:, rows], M[:, rows] = self.X_, self.M_
         self.X_, self.M_ = X, M
+        # wider rows cost more bytes: evict down to the capacity now, as the partition's next labelled row would
+        # (the same evictions, from the same random numbers), so that no report or checkpoint holds more than max_bytes
+        self._fit_width(width)
 
     # -- monitoring --------------------------------------------------------------------
     def report(self) -> dict:
@@ -484,8 +487,11 @@ class PowerLawReplay(ClassBalancedReplay):
         ``"sample"`` (the row alone; its last-seen time is its arrival). Rows with a
         task are grouped by task.
     exclude_current
-        Leave out the group of the latest row (the stream is rehearsing it already),
-        unless it is the only one stored.
+        Leave out the group of the latest row offered (the stream is rehearsing it already),
+        unless it is the only one stored: its task, or its class with ``group="label"``. A row
+        that is its own group (no task, ``group="sample"``) is never left out, and the newest
+        rows are then the likeliest draws. The draws for a row are made before it is offered,
+        so at a task switch the task that just ended is the one left out, for that row's draws.
 
     Storage is balanced over groups (as :class:`ClassBalancedReplay` over classes); rows
     that are their own group (no task, ``group="sample"``) are kept by a reservoir over
@@ -570,7 +576,8 @@ class PowerLawReplay(ClassBalancedReplay):
 
     def _current_rows(self, g: np.ndarray) -> np.ndarray:
         """Rows left out of the draw: those of the latest row's group with ``exclude_current``, unless
-        they are every row stored."""
+        they are every row stored. A latest row that is its own group (no task, ``group="sample"``)
+        leaves nothing out: the law over rows alone weighs each by its own age, the newest most."""
         mask = np.zeros(g.size, dtype=bool)
         if self.exclude_current and self.last_key_ is not None:
             mask = g == self._key_pos.get(self.last_key_, -2)

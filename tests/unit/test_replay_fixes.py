@@ -220,3 +220,28 @@ def test_kswin_takes_a_numpy_int_seed_as_check_seed_does():
 
     monitor = DriftMonitor("kswin", seed=np.int64(3))  # random.Random had refused it, naming KSWIN's seed types
     assert monitor.seed == 3
+
+
+def test_a_buffer_merged_with_wider_rows_stays_within_max_bytes():
+    """Found by review: a part merged into a learner that met its inputs in another order had its stored rows
+    widened (2 inputs to 4) without an eviction, so its buffer held more than max_bytes, in its report and any
+    checkpoint, until that partition next learned a labelled row. It evicts at the merge now, as that row would."""
+    from stream_cl import OnlineContinualLearner
+    from stream_cl.backbones import RandomFeatures
+    from stream_cl.replay import make_replay
+
+    def learner():
+        return OnlineContinualLearner(backbone=RandomFeatures(width=16, seed=0), key_units=0, device="cpu",
+                                      replay=make_replay("reservoir", max_samples=100, max_bytes=600, seed=0))
+
+    rng = np.random.default_rng(0)
+    src, dst = learner(), learner()
+    for i in range(50):
+        src.learn_one({"a": rng.normal(), "b": rng.normal()}, bool(i % 2), partition=0)
+    for i in range(50):
+        dst.learn_one({"c": rng.normal(), "d": rng.normal(), "a": rng.normal(), "b": rng.normal()}, bool(i % 2),
+                      partition=1)
+    dst.merge(0, src.contribution(0))
+    dst.predict_proba_one({"a": 0.0}, partition=0)  # partition 0's part active: its buffer is the learner's
+    buf = dst.replay_
+    assert buf.width_ == 4 and buf.nbytes_ <= 600 and buf.size_ <= buf.capacity()
