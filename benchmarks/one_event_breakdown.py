@@ -46,6 +46,12 @@ def main(argv=None) -> int:
     ap.add_argument("--warm", type=int, default=2_000)
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args(argv)
+    # the figures are per timed event: --n must leave some after the untimed warm-up
+    if args.warm < 0:
+        ap.error(f"--warm must be >= 0 (got {args.warm})")
+    if args.n <= args.warm:
+        ap.error(f"--n ({args.n:,}) must be greater than --warm ({args.warm:,}): the first --warm events are not "
+                 "timed, so none would be; raise --n or lower --warm")
     with thread_limit(1):  # as vs_river.py runs its models (the learners confine BLAS themselves too)
         return _run(args)
 
@@ -58,6 +64,9 @@ def _run(args) -> int:
     stream = materialise(args.stream, args.n, args.seed)
     warm, timed = stream.events[: args.warm], stream.events[args.warm :]
     n = len(timed)
+    if not n:  # a bundled data set ends before --n (ImageSegments: 2,310 rows)
+        raise SystemExit(f"one_event_breakdown: error: {args.stream} has {len(stream.events):,} events, none after "
+                         f"--warm ({args.warm:,}) to time; use a smaller --warm")
 
     plain = OnlineContinualLearner()
     _loop(plain, warm)

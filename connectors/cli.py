@@ -25,8 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--format", choices=["auto", "jsonl", "csv"], help="source.format")
     run.add_argument("--follow", action="store_true", help="keep reading a growing file (source.follow)")
     run.add_argument("--features", metavar="FIELD|A,B,...",
-                     help="mapping.features: the field holding the features as an object or a list (default x), "
-                          "or several top-level fields / CSV columns separated by commas: --features a,b,c")
+                     help="mapping.features: the JSON field holding the features as an object or a list (default x), "
+                          "or several top-level fields / CSV columns separated by commas: --features a,b,c; one top-level "
+                          "JSON field learned itself takes a trailing comma: --features amount, (in a CSV one name is "
+                          "that column)")
     run.add_argument("--label", help="mapping.label: the label field")
     run.add_argument("--model", choices=["online", "analytic"], help="model.kind")
     run.add_argument("--device", help="model.device: auto, cpu or cuda")
@@ -52,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config_from_args(args) -> Config:
+    return load_config_dict(_tables_from_args(args))
+
+
+def _tables_from_args(args) -> dict:
+    """The config's tables as the run will use them: the file's (if any) with the flags' keys over them,
+    not yet validated (which keys are set, not defaults: :func:`stream_cl.config.unread_keys`)."""
     # `is not None`: an empty value (an unset variable in `--config "$CFG"`) is refused by name, not taken as unset
     data = read_toml(args.config) if args.config is not None else {}
     source = {k: v for k, v in {"format": args.format}.items() if v is not None}
@@ -74,16 +82,17 @@ def _config_from_args(args) -> Config:
         table = data.get(section, {})
         if changes and isinstance(table, Mapping):  # not a table: load_config_dict names the section
             data[section] = {**table, **changes}
-    return load_config_dict(data)
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":
-            config = _config_from_args(args)
+            tables = _tables_from_args(args)
+            config = load_config_dict(tables)
             if config.source.kind == "kafka":
-                from .daemon import FILE_RUN_OUTPUTS, check_file_outputs, file_output_error, run_daemon
+                from .daemon import FILE_RUN_OUTPUTS, check_file_outputs, file_output_error, log_config_warnings, run_daemon
                 from .logs import setup_logging
 
                 for key in FILE_RUN_OUTPUTS:  # a file run's outputs (--report...): the daemon has topics instead
@@ -92,10 +101,11 @@ def main(argv: list[str] | None = None) -> int:
                 check_file_outputs(config)  # the same, set in the config's [run]
                 setup_logging(args.log_level, fmt=args.log_format, hold_until_started=True)  # lifecycle events, one line each
                 logging.getLogger("kafka").setLevel(args.kafka_log_level)
+                log_config_warnings(config, tables)  # keys the model kind does not read, as a file run warns
                 return run_daemon(config)
             from .run import failure, run_file, summary
 
-            report = run_file(config)
+            report = run_file(config, written=tables)
             if not args.quiet:
                 print(summary(report))
             problem = failure(report)

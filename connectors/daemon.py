@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from stream_cl.checkpoint import CheckpointError, CheckpointStore
-from stream_cl.config import Config, ConfigError, RunConfig, load_config
+from stream_cl.config import Config, ConfigError, RunConfig, load_config_dict, read_toml, unread_keys
 from stream_cl.events import PartitionedSource, TransactionalPublisher
 from stream_cl.pending_stores import PendingStores
 from stream_cl.prequential import DAEMON_MAX_POINTS, Prequential
@@ -60,7 +60,8 @@ from .state import CheckpointPolicy, CheckpointState, check_settings
 from .status import DaemonMetrics, StatusReporter
 from .transaction import Fenced, TransactionAborted
 
-__all__ = ["Daemon", "DaemonMetrics", "CheckpointPolicy", "check_file_outputs", "file_output_error", "main", "run_daemon"]
+__all__ = ["Daemon", "DaemonMetrics", "CheckpointPolicy", "check_file_outputs", "file_output_error", "log_config_warnings",
+           "main", "run_daemon"]
 
 log = logging.getLogger("stream_cl.daemon")
 
@@ -373,6 +374,16 @@ def _tp_keys(partitions) -> list[str]:
 
 
 # -- entry points -----------------------------------------------------------------------------
+def log_config_warnings(config: Config, written: Mapping) -> None:
+    """Log, once at start, each key that the config's tables as given (``written``,
+    :func:`~stream_cl.config.read_toml`) set and ``model.kind`` does not read: one
+    ``config_warning`` line each, the file run's warning (:func:`~stream_cl.config.unread_keys`).
+    The entry points call it (``stream-cl run``, :func:`main`): a :class:`Config` alone cannot
+    tell a key written at its default from one left out."""
+    for note in unread_keys(config, written):
+        log_event(log, "config_warning", level=logging.WARNING, detail=note)
+
+
 def run_daemon(config: Config, stop_event: threading.Event | None = None,
                on_ready: Callable[[Daemon], None] | None = None) -> int:
     """Run the Kafka daemon until stopped; returns the exit code (0 = clean stop).
@@ -513,10 +524,12 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level, fmt=args.log_format, hold_until_started=True)
     logging.getLogger("kafka").setLevel(args.kafka_log_level)
     try:
-        config = load_config(args.config)
+        written = read_toml(args.config)  # as given: the keys set, not defaults (unread_keys)
+        config = load_config_dict(written)
         check_file_outputs(config)
     except ConfigError as e:
         return _config_failed(e)
+    log_config_warnings(config, written)
     return run_daemon(config)
 
 

@@ -19,9 +19,10 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from stream_cl.config import Config, ConfigError, RunConfig
+from stream_cl.config import Config, ConfigError, RunConfig, unread_keys
 from stream_cl.events import DeadLetter, Event
 from stream_cl.factory import build_learner
+from stream_cl.mapping_check import TimeCensus
 from stream_cl.prequential import Prequential
 from stream_cl.runtime import set_threads, warm_up
 
@@ -58,19 +59,22 @@ def _daemon_only_notes(config: Config) -> list[str]:
             if getattr(config, name) != type(getattr(config, name))()]
 
 
-def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> dict:
+def run_file(config: Config, stop: threading.Event | None = None, warn=None, written=None) -> dict:
     """Run a file or demo source to its end (or ``run.max_events``); return the report.
 
-    ``warn(text)`` is called once per mapping mistake found on the way (a label column
-    the CSV lacks, a named field no event has; the report's ``warnings`` lists them too);
-    by default they go to stderr. A named feature column the CSV header lacks raises
+    ``warn(text)`` is called once per mistake found on the way (a section only the daemon
+    reads, a key the model kind does not read, a label column the CSV lacks, a named field
+    no event has, time features without a time; the report's ``warnings`` lists them too);
+    by default they go to stderr. ``written``: the config's tables as given
+    (:func:`~stream_cl.config.read_toml`), which tell the keys set from the defaults. A named
+    feature, id, task or time column the CSV header lacks raises
     :class:`~stream_cl.config.ConfigError` before any row is learned.
     """
     set_threads(config.run.threads)
     warm_up()  # numba's compiled loops, as the daemon loads them: not in the first batch's latency
     warn = warn or _to_stderr
     warnings: list[str] = []
-    for note in _daemon_only_notes(config):
+    for note in _daemon_only_notes(config) + unread_keys(config, written or {}):
         warnings.append(note)
         warn(note)
     stop = stop or threading.Event()
@@ -86,6 +90,7 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
     append = config.run.append  # a new run starts its output files anew unless told to append
     dead_sink = JsonlDeadLetterSink(config.run.dead_letters, append) if config.run.dead_letters else None
     pred_sink = JsonlPredictionSink(config.run.predictions, append) if config.run.predictions else None
+    times = TimeCensus(config.mapping, config.model.time_features)  # time features, and no event with a time
     seen, unflushed, flushed_at = 0, False, time.monotonic()
     examples: dict[str, str] = {}  # reason -> the first dead letter's detail (failure() quotes it)
     # the sinks closed on the way out too: a source that fails (an unusable CSV header) leaves no file open
@@ -97,11 +102,12 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
                 if want <= 0:
                     break
             records = source.poll(want)
-            for w in source.take_warnings():
-                warnings.append(w)
-                warn(w)
             seen += len(records)
             events = [r for r in records if isinstance(r, Event)]
+            times.observe(events)
+            for w in source.take_warnings() + times.take():
+                warnings.append(w)
+                warn(w)
             dead = [r for r in records if isinstance(r, DeadLetter)]
             predictions, refused = step.process(events)  # counts the refused itself
             step.stats.add_dead_letters(dead)
@@ -123,7 +129,7 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None) -> 
             progress.update(seen, step.stats.recent_accuracy, sum(step.stats.dead_letters.values()))
         progress.update(seen, step.stats.recent_accuracy, sum(step.stats.dead_letters.values()), force=True)
         progress.close()
-        for w in source.take_warnings():  # checks that wait for the end of a short file
+        for w in source.take_warnings() + times.take(final=True):  # checks that wait for the end of a short file
             warnings.append(w)
             warn(w)
     names = step.stats.class_names()  # as the report's counts name them: 1 and "1" stay two classes

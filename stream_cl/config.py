@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["UNREAD_MODEL_KEYS", "Config", "ConfigError", "load_config", "load_config_dict", "read_toml", "to_toml"]
+__all__ = ["UNREAD_MODEL_KEYS", "Config", "ConfigError", "load_config", "load_config_dict", "read_toml", "to_toml",
+           "unread_keys"]
 
 
 class ConfigError(ValueError):
@@ -137,7 +138,7 @@ class SourceConfig:
 
 # The [model] keys the online learner reads and another kind does not (stream_cl.factory.build_learner
 # passes them to the online learner alone): they change nothing in that kind's model, so a checkpoint
-# does not compare them (connectors/state.py).
+# does not compare them (connectors/state.py), and a config that sets one is told so (unread_keys).
 _ONLINE_ONLY = frozenset({"width", "key_units", "sgd_lr", "mix_decay", "input_forgetting"})
 UNREAD_MODEL_KEYS = {"online": frozenset(), "analytic": _ONLINE_ONLY | {"seed"},
                      "trainable": _ONLINE_ONLY | {"forgetting", "gamma", "temperature"}}
@@ -158,7 +159,11 @@ class ModelConfig:
         "use e.g. 256 (0: no random features); memory grows with the width, a very wide model does not fit"))
     key_units: int = field(default=8, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 for no threshold units"))
     hash_width: int | None = field(default=None, metadata=check(
-        lambda v: v >= 1, "must be >= 1", "use e.g. 1048576 columns, or leave it out (no hashing)"))
+        lambda v: v >= 1, "must be >= 1",
+        # with the other defaults 512 gives the online model's backbone head 1 + width + 9 x 512 = 4,865 columns,
+        # within max_columns (8,192; the largest that fits is 881); the analytic model's head takes 1 + hash_width
+        "use e.g. 512 (the online model's 'all' head gets 1 + width + (1 + key_units) x hash_width design "
+        "columns, which must fit in model.max_columns), or leave it out (no hashing)"))
     # design columns a ridge head may grow to (8 * columns^2 bytes a matrix); 0: no bound
     max_columns: int = field(default=8192, metadata=check(
         lambda v: v >= 0, "must be >= 0", "use e.g. 8192 (0: no bound; memory grows with its square)"))
@@ -500,6 +505,40 @@ def to_toml(sections: Mapping) -> str:
         lines.extend(f"{k} = {value(v)}" for k, v in keys.items())
         lines.append("")
     return "\n".join(lines)
+
+
+def unread_keys(config: Config, written: Mapping) -> list[str]:
+    """A warning for each key that ``written`` (the config's tables as given, :func:`read_toml`)
+    sets and ``config.model.kind`` does not read: a ``[model]`` key of
+    :data:`UNREAD_MODEL_KEYS`, or a ``[trainable]`` key with another kind. The model is built
+    without them, so a value tuned there changes nothing; the file run and the daemon say so
+    (not an error: the run is right, only the key is idle). A key set to its default value
+    counts: the user wrote it, and may mean to tune it.
+
+    >>> tables = {"model": {"kind": "trainable", "gamma": 1.0}, "trainable": {"lr": 0.1}}
+    >>> unread_keys(load_config_dict(tables), tables)
+    ['model.gamma: set, but model.kind = "trainable" does not read it (kinds "online" and "analytic" do): remove it, or choose a kind that reads it']
+    >>> unread_keys(load_config_dict({"trainable": {"lr": 0.1}}), {"trainable": {"lr": 0.1}})
+    ['trainable.lr: set, but model.kind = "online" does not read [trainable] (kind "trainable" does): remove it, or choose a kind that reads it']
+    """
+    kind = config.model.kind
+    named = [("model", key, [k for k, unread in UNREAD_MODEL_KEYS.items() if key not in unread], "it")
+             for key in _keys(written, "model") if key in UNREAD_MODEL_KEYS.get(kind, ())]
+    if kind != "trainable":
+        named += [("trainable", key, ["trainable"], "[trainable]") for key in _keys(written, "trainable")]
+    out = []
+    for section, key, readers, what in named:
+        who = " and ".join(f'"{k}"' for k in readers)
+        out.append(f'{section}.{key}: set, but model.kind = "{kind}" does not read {what} '
+                   f"({'kinds' if len(readers) > 1 else 'kind'} {who} do{'es' if len(readers) == 1 else ''}): "
+                   "remove it, or choose a kind that reads it")
+    return out
+
+
+def _keys(written: Mapping, section: str) -> list[str]:
+    """The keys a config's table ``section`` sets, in the order written (none where it is no table)."""
+    table = written.get(section, {}) if isinstance(written, Mapping) else {}
+    return list(table) if isinstance(table, Mapping) else []
 
 
 def load_config(path: str | Path) -> Config:

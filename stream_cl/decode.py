@@ -238,8 +238,10 @@ class EventDecoder:
                 pairs = lambda: enumerate(feats)  # noqa: E731
             elif feats is None:
                 return _dead(raw, "missing_features", f"no features field {self._field!r}", origin)
-            else:
-                detail = f"field {self._field!r}: expected an object or a list, got {_show(feats)}"
+            else:  # a one-name mapping is the field *holding* the features: say how to learn the field itself
+                detail = (f"field {self._field!r}: expected an object or a list, got {_show(feats)}; to learn the "
+                          f"top-level field {self._field!r} itself, name it in a list: features = [{json.dumps(self._field)}] "
+                          f"(command line: --features {self._field},)")
                 return _dead(raw, "bad_features", detail, origin)
         else:
             feats = {name: obj[name] for name in self._fields if name in obj}

@@ -1,12 +1,21 @@
 """Mapping mistakes that would otherwise pass silently: named fields and columns that never appear.
 
 A misspelled feature column trains on the others; a wrong label column leaves every
-event unlabelled. Neither is a bad *record*, so no dead letter says so. These checks
-say it once, naming the key (``mapping.features``, ``mapping.label``) and what exists.
+event unlabelled; a wrong time column leaves ``model.time_features`` without a time. None
+is a bad *record*, so no dead letter says so. These checks say it once, naming the key
+(``mapping.features``, ``mapping.label``, ...) and what exists.
 
-A CSV file declares its columns up front: :func:`check_columns` refuses a named feature
-column that is not in the header (a configuration error) and warns about a label column
-that is not:
+What is checked: every field ``mapping.features`` names, ``mapping.label``, and
+``mapping.id``, ``mapping.task`` and ``mapping.timestamp`` when the mapping gives them
+another name than their defaults (``id``, ``task``, ``ts``): events may lack those, so a
+default that is absent is no mistake, but a name a user gave is one. ``mapping.id`` is
+checked at its default too where labels come apart from the events (a Kafka labels topic
+joins them by id), and ``mapping.timestamp`` where ``model.time_features`` reads it
+(:class:`TimeCensus`).
+
+A CSV file declares its columns up front: :func:`check_columns` refuses a named feature,
+id, task or time column that is not in the header (a configuration error) and warns about
+a label column that is not (the run goes on, and learns nothing):
 
 >>> from stream_cl.config import MappingConfig
 >>> check_columns(MappingConfig(features=["a", "bb"]), ["a", "b", "y"], "data.csv")
@@ -15,6 +24,12 @@ Traceback (most recent call last):
 stream_cl.config.ConfigError: mapping.features: no column 'bb' in the header of data.csv (its columns: a, b, y); did you mean 'b'?
 >>> check_columns(MappingConfig(label="lable"), ["a", "label"], "data.csv")
 ["mapping.label: no column 'lable' in the header of data.csv (its columns: a, label): every event is unlabelled and nothing is learned; did you mean 'label'?"]
+>>> check_columns(MappingConfig(timestamp="when"), ["a", "when_ts", "y"], "data.csv")
+Traceback (most recent call last):
+...
+stream_cl.config.ConfigError: mapping.timestamp: no column 'when' in the header of data.csv (its columns: a, when_ts, y); did you mean 'when_ts'?
+>>> check_columns(MappingConfig(), ["a", "y"], "data.csv")  # no id, task or ts column: events without them
+[]
 
 JSON events declare nothing: :class:`FieldCensus` watches the first ``sample`` objects
 and then reports each named field none of them had (once):
@@ -26,32 +41,62 @@ and then reports each named field none of them had (once):
 ["mapping.features: field 'bb' was in none of the first 2 events (fields seen: a, b, y); did you mean 'b'?"]
 >>> census.take()  # said once
 []
+>>> census = FieldCensus(MappingConfig(task="stage"), sample=1)
+>>> census.observe({"x": {"a": 1}, "y": 0, "phase": 2})
+False
+>>> census.take()
+["mapping.task: field 'stage' was in none of the first event (fields seen: x, y, phase): those events have no task"]
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from .config import ConfigError, MappingConfig
 
-__all__ = ["FieldCensus", "check_columns", "SAMPLE"]
+__all__ = ["FieldCensus", "TimeCensus", "check_columns", "SAMPLE"]
 
 SAMPLE = 1000  # JSON events watched before the census reports
 _MAX_FIELDS = 200  # distinct top-level field names remembered (events may carry many)
 
 
+# id, task and timestamp: parts an event may lack, each named by default for the events that have it; what
+# an event read without one lacks (said in the warnings)
+_OPTIONAL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(MappingConfig)
+                      if f.name in ("id", "task", "timestamp")}
+_LACKS = {"id": "no id (their predictions carry none)", "task": "no task", "timestamp": "no time"}
+_UNJOINED = "no id, so no delayed label (the labels topic) can be joined to them"
+
+
+def _optional_named(mapping: MappingConfig, labels_apart: bool = False) -> list[tuple[str, str, str]]:
+    """``(key, field, what an event without it lacks)`` for each of id, task and timestamp to check:
+    named by the user (not the default), or the id where labels come apart from the events
+    (``labels_apart``: joined by id). ``""`` names no field: never checked."""
+    out = []
+    for key, default in _OPTIONAL_DEFAULTS.items():
+        name = getattr(mapping, key)
+        if name and (name != default or (key == "id" and labels_apart)):
+            out.append((key, name, _UNJOINED if key == "id" and labels_apart else _LACKS[key]))
+    return out
+
+
 def check_columns(mapping: MappingConfig, columns: Sequence[str], where: str, label_policy: str = "optional") -> list[str]:
-    """Check a CSV header against the mapping: raise :class:`ConfigError` for a named feature
-    column that is absent (or an absent label column when labels are required); return
-    warnings for an absent label column."""
+    """Check a CSV header against the mapping: raise :class:`ConfigError` for a named feature,
+    id, task or time column that is absent (see the module docstring for which are named), or
+    an absent label column when labels are required; return warnings for an absent label column
+    (a CSV is a file run's: without labels it learns nothing and exits 1, saying why)."""
     have = list(columns)
-    if not isinstance(mapping.features, str):
-        for name in mapping.features:
-            if name not in have:
-                raise ConfigError(f"mapping.features: no column {name!r} in the header of {where} "
-                                  f"(its columns: {_names(have)}){_close(name, have)}")
+    named = [] if isinstance(mapping.features, str) else [("features", name) for name in mapping.features]
+    named += [(key, name) for key, name, _ in _optional_named(mapping)]
+    for key, name in named:
+        if name not in have:
+            fix = _close(name, have) or ("" if key == "features" else
+                                         f"; name one of its columns, or leave mapping.{key} out")
+            raise ConfigError(f"mapping.{key}: no column {name!r} in the header of {where} "
+                              f"(its columns: {_names(have)}){fix}")
     if mapping.label in have:
         return []
     problem = f"mapping.label: no column {mapping.label!r} in the header of {where} (its columns: {_names(have)})"
@@ -64,7 +109,8 @@ class FieldCensus:
     """Which top-level fields the first ``sample`` JSON objects had; see the module docstring.
 
     ``check_label=False`` when labels may come separately (a Kafka labels topic), so an
-    event without a label field is normal. Not thread-safe: one decoding thread feeds it.
+    event without a label field is normal, and one without its id field is not (no label
+    can be joined to it). Not thread-safe: one decoding thread feeds it.
     """
 
     def __init__(self, mapping: MappingConfig, sample: int = SAMPLE, check_label: bool = True):
@@ -105,7 +151,57 @@ class FieldCensus:
         if self.check_label and not self.seen[m.label]:
             out.append(f"mapping.label: field {m.label!r} was in none of {first} (fields seen: {_names(have)}): "
                        f"those events are unlabelled and nothing is learned from them{_close(m.label, have)}")
+        for key, name, lacks in _optional_named(m, labels_apart=not self.check_label):
+            if not self.seen[name]:
+                out.append(f"mapping.{key}: field {name!r} was in none of {first} (fields seen: {_names(have)}): "
+                           f"those events have {lacks}{_close(name, have)}")
         return out
+
+
+class TimeCensus:
+    """``model.time_features`` on, and no time in the first ``sample`` events: said once.
+
+    The time features come from ``mapping.timestamp``; an event without a time gets none,
+    silently (it is no bad record). Where the mapping names the field itself, the header
+    check and :class:`FieldCensus` say a missing one; this watches the default name
+    (``ts``), which the user may not know the time features read. It is fed decoded events,
+    so CSV and JSON alike, and costs nothing once the sample is complete:
+
+    >>> from stream_cl.events import Event
+    >>> census = TimeCensus(MappingConfig(), time_features=True, sample=2)
+    >>> census.observe([Event({"a": 1.0}, "p"), Event({"a": 2.0}, "q")])
+    >>> census.take()
+    ["model.time_features: none of the first 2 events had a time in field 'ts' (mapping.timestamp): the model gets no time features; set mapping.timestamp to the field or column holding the event time"]
+    """
+
+    def __init__(self, mapping: MappingConfig, time_features: bool, sample: int = SAMPLE):
+        self.field = mapping.timestamp
+        self.sample = sample
+        self.n = 0
+        self.timed = False
+        # off: no time features, or a field the user named (said by the other checks), or none ("")
+        self._said = not (time_features and self.field == _OPTIONAL_DEFAULTS["timestamp"])
+
+    def observe(self, events: Iterable) -> None:
+        """Look at the times of the first events (``Event.ts``)."""
+        if self._said or self.timed or self.n >= self.sample:
+            return
+        for e in events:
+            if self.n >= self.sample:
+                break
+            self.n += 1
+            if e.ts is not None:
+                self.timed = True
+                break
+
+    def take(self, final: bool = False) -> list[str]:
+        """The warning, once: when the sample is complete, or (``final``) at the end of a shorter stream."""
+        if self._said or self.timed or self.n == 0 or (self.n < self.sample and not final):
+            return []
+        self._said = True
+        first = f"the first {self.n:,} events" if self.n > 1 else "the first event"
+        return [f"model.time_features: none of {first} had a time in field {self.field!r} (mapping.timestamp): "
+                "the model gets no time features; set mapping.timestamp to the field or column holding the event time"]
 
 
 def _names(names: Sequence) -> str:
