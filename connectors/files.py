@@ -88,7 +88,9 @@ class FileSource:
     ``malformed`` dead letter. A header
     that cannot be used (not UTF-8 or CSV, repeated names, oversized) raises
     :class:`ConfigError` naming ``source.path``, as no row of that file could be read; a
-    header without a column that ``mapping.features`` names raises one naming that key.
+    header without a column that the mapping names (``mapping.features``, or ``mapping.id``,
+    ``task`` or ``timestamp`` named other than its default: :mod:`stream_cl.mapping_check`)
+    raises one naming that key.
     With ``fmt="auto"`` the format comes from the name (``.jsonl``/``.ndjson``/``.json``,
     ``.csv``), else from the first line (``{`` starts JSONL).
     """
