@@ -68,7 +68,8 @@ __all__ = [
 log = logging.getLogger("stream_cl.kafka")
 
 _JOIN_POLL_MS = 3_000  # poll timeout while no partition is assigned
-_LOOKUP_TIMEOUT_MS = 10_000  # position / end-offset lookups (main thread, blocking)
+_LOOKUP_TIMEOUT_MS = 10_000  # position / end-offset lookups (main thread, blocking), log starts on assign (awaited)
+_EARLIEST = -2  # ListOffsets' timestamp for a partition's first offset (kafka-python's OffsetSpec.EARLIEST)
 # lag()'s end offsets: one ListOffsets round trip per leader, on the loop, at most this often
 _LAG_LOOKUP_EVERY_S = 5.0
 # and for at most this long. The request queues behind the consumer's own fetch, which the broker parks
@@ -296,6 +297,34 @@ class RebalanceHooks(Protocol):
     def on_wait(self) -> None:
         """A rebalance waits for what will come (committed offsets a departed member's open transaction
         holds, up to minutes): the owner is not stalled, though its loop is blocked in poll()."""
+
+
+def _resume_offset(tp: TopicPartition, state: int, done: int | None, start: int) -> int:
+    """Where a partition with state resumes: its state's offset, or the log start where that is later.
+
+    Records below the log start were deleted (retention, delete-records) while the state was
+    older: a restart from an older checkpoint, say after moving a corrupt newest one away. They
+    cannot be read, and seeking to them would hand the partition to ``auto_offset_reset`` (with
+    ``"latest"``: to the end, skipping records the group never handled). The first remaining
+    record is where they start again, and is never past the committed offset ``done`` while
+    ``done`` is in range. What was deleted is logged: records the group handled before but the
+    model will not learn, and those past ``done`` (or past the state, with no committed offset)
+    that were never handled at all.
+    """
+    if state >= start:
+        return state
+    handled = state if done is None else max(state, done)  # the group handled everything below this
+    learned_gap, never_handled = (state, min(start, handled)), (handled, start)
+    fields = {f: f"{a}..{b - 1}" for f, (a, b) in (("not_learned", learned_gap), ("never_handled", never_handled))
+              if b > a}
+    lost = f"; {fields['never_handled']} were never predicted either" if "never_handled" in fields else ""
+    log_event(log, "checkpoint_below_log_start", level=logging.WARNING, partition=tp_key(tp), checkpoint_offset=state,
+              log_start=start, committed=done, **fields,
+              detail=f"records {state}..{start - 1} of {tp_key(tp)} were deleted (retention or delete-records) before "
+                     f"this restart read them: resuming at {start}, the first remaining record, without learning "
+                     f"them{lost}; keep records longer than the oldest checkpoint a restart may resume from (the "
+                     "topic's retention.ms), or checkpoint more often (checkpoint.every_events, every_seconds)")
+    return start
 
 
 class _Listener(AsyncConsumerRebalanceListener):
@@ -568,8 +597,11 @@ class KafkaSource:
         self.rebalances += 1  # assignments received (the first one included)
         committed = await self._committed_async(partitions)
         saved = dict(self.hooks.on_assign(partitions)) if self.hooks is not None else {}
+        starts = await self._log_starts_async({tp for tp in partitions if saved.get(tp) is not None})
         for tp in partitions:
             state, done = saved.get(tp), committed.get(tp)
+            if state is not None and tp in starts:
+                state = _resume_offset(tp, state, done, starts[tp])
             # resume where the state ends; what was committed after it is re-learned silently. No state
             # but committed offsets (a new member, a lost checkpoint): re-learn the partition from its start.
             if state is not None:
@@ -588,6 +620,31 @@ class KafkaSource:
         log.info("partitions assigned: %s", sorted(
             f"{tp_key(tp)}@{self.positions.get(tp, '?')}" + (f" (re-learning up to {self.replay_until[tp]})"
                                                              if tp in self.replay_until else "") for tp in partitions))
+
+    async def _log_starts_async(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """The first offset each of ``partitions`` still holds (retention or delete-records removes older ones).
+
+        A seek below it is out of range, and the consumer then falls back to ``auto_offset_reset``:
+        ``"latest"`` jumped to the end, past records the group never handled. Awaited, as the committed
+        offsets are (the IO thread runs this callback). A partition whose start is not known is left out:
+        it resumes at its state unchecked, as it did before this lookup.
+        """
+        if not partitions:
+            return {}
+        fetch = getattr(getattr(self.consumer, "_fetcher", None), "_fetch_offsets_by_times_async", None)
+        if fetch is None:
+            log.warning("this kafka-python cannot look up log start offsets in a rebalance callback; "
+                        "a checkpoint offset below a partition's first record falls back to auto_offset_reset")
+            return {}
+        try:
+            found = await fetch({tp: _EARLIEST for tp in partitions}, _LOOKUP_TIMEOUT_MS)
+        except KafkaError as e:  # a busy or leaderless broker: resume unchecked rather than stall the rebalance
+            log_event(log, "log_start_unknown", level=logging.WARNING, partitions=sorted(map(tp_key, partitions)),
+                      detail=f"the partitions' first offsets were not looked up ({e!r}); a checkpoint offset below "
+                             "one falls back to kafka.auto_offset_reset")
+            return {}
+        return {tp: o.offset for tp, o in (found or {}).items()
+                if o is not None and o.offset is not None and o.offset >= 0}
 
     async def _committed_async(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
         fetch = getattr(self.consumer._coordinator, "fetch_committed_offsets_async", None)

@@ -132,6 +132,7 @@ def check_settings(config: Config, state: dict, path) -> None:
             f"checkpoint.dir at an empty directory, or keep group_id = {saved_group!r} to resume"
         )
     saved_model = state.get("model_config", {})
+    _same_kind(saved_model.get("kind"), config.model.kind, path)
     # a key the checkpoint lacks did not exist when it was written (model.max_columns): its
     # default keeps the behaviour of then, so an upgrade resumes
     unread = UNREAD_MODEL_KEYS.get(config.model.kind, frozenset()) if saved_model.get("kind") == config.model.kind else ()
@@ -144,6 +145,18 @@ def check_settings(config: Config, state: dict, path) -> None:
     for name, now in _learner_sections(config).items():
         saved = saved_sections.get(name, {})
         _same_settings(name, path, saved, now, _section_keys(name, saved, now, kind))
+
+
+def _same_kind(saved: str | None, now: str, path) -> None:
+    """Refuse a checkpoint of another model kind, before any other [model] key is compared: some
+    keys default by kind (``forgetting``), so a change of kind alone was named as theirs, quoting
+    defaults the user never wrote (and a fix that could not work)."""
+    if saved is not None and saved != now:
+        raise ConfigError(
+            f"model.kind: the checkpoint {path} holds a model of kind {saved!r}, the config says {now!r}; a model "
+            f"cannot resume from another kind's checkpoint: set kind = {saved!r} to resume it, or point "
+            f"checkpoint.dir at an empty directory to start a new {now!r} model"
+        )
 
 
 def _learner_sections(config: Config) -> dict:

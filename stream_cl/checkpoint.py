@@ -67,8 +67,13 @@ FORMAT_VERSION = 1
 _NAME = re.compile(r"^ckpt-(\d{12})\.safetensors$")
 _TMP_PREFIX = ".tmp-ckpt-"
 # the header key of the content's SHA-256; not a format_version change: a reader without it ignores
-# the key (a rollback still loads new files), and files written before it load unchecked
+# the key (a rollback still loads new files), and files written before it load unchecked. It is
+# checked before format and format_version (it covers them): a later format that computes it
+# otherwise must store it under another key, or its files would read as corrupt, not as newer
 _DIGEST_KEY = "sha256"
+_MOVE_AWAY = "; move it away to resume from the one before"  # the fix for a newest file that cannot be read
+# load_latest() tries this many newest files that a writer's retention deleted before they were read
+_VANISHED_TRIES = 20
 
 
 class CheckpointError(Exception):
@@ -293,12 +298,14 @@ def decode_state(raw: bytes, source: str = "state", hint: str = "") -> tuple[dic
             raise ValueError("metadata is not a mapping")
     except Exception as e:  # truncated, not safetensors
         raise CheckpointError(f"{source}: not a readable checkpoint ({type(e).__name__}: {str(e)[:200]}){hint}") from None
-    _check_header(source, header)
     try:
         tensors = load(bytes(raw))
     except Exception as e:
         raise CheckpointError(f"{source}: not a readable checkpoint ({type(e).__name__}: {str(e)[:200]}){hint}") from None
-    _verify(source, header, tensors, hint)  # before the JSON: a flipped bit is named as such, not as bad JSON
+    # before the header fields and the JSON, which it covers: a flipped bit is named as such, not as
+    # another format version (whose fix is to start afresh) or bad JSON
+    _verify(source, header, tensors, hint)
+    _check_header(source, header, hint)
     try:
         tree = json.loads(header["state"])
         meta = json.loads(header.get("meta", "{}"))
@@ -355,17 +362,23 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e}); move it away to resume from the one before") from None
-    return decode_state(raw, str(path), hint="; move it away to resume from the one before")
+        raise _unreadable(path, e) from None
+    return decode_state(raw, str(path), hint=_MOVE_AWAY)
 
 
-def _check_header(path, header: Mapping) -> None:
+def _unreadable(path: Path, e: OSError) -> CheckpointError:
+    return CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e}){_MOVE_AWAY}")
+
+
+def _check_header(path, header: Mapping, hint: str = "") -> None:
+    """Refuse another format, or another version of this one. A file with a digest has passed
+    :func:`_verify` first: its fields are as written, and a flipped bit in them was named corrupt."""
     if header.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a stream-cl checkpoint (format {header.get('format')!r})")
+        raise CheckpointError(f"{path}: not a stream-cl checkpoint (format {header.get('format')!r}){hint}")
     try:
         version = int(header.get("format_version", ""))
     except ValueError:
-        raise CheckpointError(f"{path}: unreadable format_version {header.get('format_version')!r}") from None
+        raise CheckpointError(f"{path}: unreadable format_version {header.get('format_version')!r}{hint}") from None
     if version != FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format_version {version}, this stream-cl reads version {FORMAT_VERSION}; "
@@ -472,13 +485,29 @@ class CheckpointStore:
         A newest file that cannot be read is an error, not a reason to fall back
         silently: offsets past it may already be committed, so an older model would
         skip events. The error says which file to move away to resume from the previous.
+
+        A newest file that is gone by the time it is read was deleted by the retention of a
+        writer's newer save (a script reading a running daemon's directory, ``checkpoint.keep = 1``):
+        the directory is listed again, and its new newest file read.
         """
-        path = self.latest()
-        if path is None:
-            return None
-        state, header = load_checkpoint(path)
-        seq = int(_NAME.match(path.name).group(1))
-        return state, CheckpointInfo(path, seq, path.stat().st_size, header["created"], 0.0, header["meta"])
+        for _ in range(_VANISHED_TRIES):
+            path = self.latest()
+            if path is None:
+                return None
+            try:
+                raw = path.read_bytes()  # once open, the file reads whole even if deleted meanwhile
+            except FileNotFoundError:
+                continue  # a newer one replaced it
+            except OSError as e:
+                raise _unreadable(path, e) from None
+            state, header = decode_state(raw, str(path), hint=_MOVE_AWAY)
+            seq = int(_NAME.match(path.name).group(1))
+            return state, CheckpointInfo(path, seq, len(raw), header["created"], 0.0, header["meta"])
+        raise CheckpointError(
+            f"{self.dir}: the newest checkpoint was deleted before it could be read, {_VANISHED_TRIES} times in a "
+            "row: a process writing there (checkpoint.keep = 1?) replaces its checkpoints faster than they are "
+            "read; read again, or give the writer a larger checkpoint.keep"
+        )
 
 
 _LOCKED: dict = {}  # checkpoint directories this process holds, by resolved path: their open lock files
