@@ -95,7 +95,9 @@ def _unit(v) -> bool:  # a probability, a confidence, a fading factor: 0 and 1 n
 
 
 def _count(minimum: int):
-    return lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= minimum
+    # a whole number, as River takes it: 30 or 30.0 (which River ran with before these checks), not True or 2.5
+    return lambda v: (not isinstance(v, (bool, np.bool_)) and is_real(v) and math.isfinite(v) and float(v).is_integer()
+                      and v >= minimum)
 
 
 _UNIT = (_unit, "a number in (0, 1)")
@@ -103,7 +105,8 @@ _POSITIVE = (lambda v: is_real(v) and 0.0 < v < math.inf, "a finite number > 0")
 _NONNEGATIVE = (lambda v: is_real(v) and 0.0 <= v < math.inf, "a finite number >= 0")
 _AT_LEAST_1 = (_count(1), "an int >= 1")
 _WARM_UP = (_count(0), "an int >= 0")  # events before detection starts: 0 is none
-_BOOL = (lambda v: isinstance(v, (bool, np.bool_)), "True or False")  # a string such as "no" reads as true
+# True/False, or 1/0 (River ran with them before these checks); a string such as "no" would read as true
+_BOOL = (lambda v: isinstance(v, (bool, np.bool_)) or (isinstance(v, numbers.Integral) and v in (0, 1)), "True or False")
 PARAM_RULES = {
     "adwin": {"delta": (*_UNIT, 0.002), "clock": (*_AT_LEAST_1, 32), "max_buckets": (*_AT_LEAST_1, 5),
               "min_window_length": (*_AT_LEAST_1, 5), "grace_period": (*_WARM_UP, 10)},

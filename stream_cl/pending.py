@@ -139,7 +139,9 @@ class PendingLabels:
         group join, tens of seconds after a crash), nothing is read, so nothing should age: the
         entries that had waited close to ``max_age_s`` and were joined before the crash would
         expire there, and their labels, re-read next, be lost. A store thaws by itself at its
-        first :meth:`add` or :meth:`join`; the daemon thaws every store at each poll that holds records.
+        first :meth:`add` or :meth:`join`; the daemon thaws every store at each poll while it holds
+        partitions. Until then :meth:`expire` drops nothing: a program that restores a store and
+        only expires it calls :meth:`thaw` when it reads again.
 
         >>> t = [100.0]
         >>> store = PendingLabels(clock=lambda: t[0])

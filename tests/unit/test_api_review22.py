@@ -170,3 +170,13 @@ def test_the_many_methods_refuse_an_x_that_is_not_a_dataframe(make, X, trained):
         with pytest.raises(TypeError, match=r"X must be a pandas\.DataFrame .*got " + type(X).__name__):
             call()
     assert m.status() == before
+
+
+@pytest.mark.parametrize("detector, params", [("ddm", {"warm_start": 30.0}), ("eddm", {"warm_start": 30.0}),
+                                              ("page_hinkley", {"min_instances": 30.0}),
+                                              ("hddm_a", {"two_sided_test": 1}), ("hddm_w", {"two_sided_test": 0})])
+def test_whole_floats_and_one_or_zero_that_river_runs_with_are_still_taken(detector, params):
+    """Found by the session's regression review: the range checks refused 30.0 for a count and 1 for a flag,
+    which River had run with before they existed (a count River cannot take, 100.0 for KSWIN's window, is
+    still refused: by the probe, with River's own error)."""
+    DriftMonitor(detector, params=params)
