@@ -33,7 +33,10 @@ class CsvRecords:
     goes to :meth:`continue_record`, and the row comes once its quoted fields are closed,
     with the first line's origin. A record is bounded by ``mapping.max_event_bytes``; one
     the file ends inside is :meth:`unclosed_record`. A header that cannot be used raises
-    :class:`ConfigError` naming ``source.path`` (no row of the file could be read).
+    :class:`ConfigError` naming ``source.path`` (no row of the file could be read), at the
+    start of a run. The same file read again after a rotation or a truncation
+    (:meth:`restart`) does not stop a run that has gone on reading it: its header is a dead
+    letter, with a warning, and so is each of its rows until the file is replaced again.
 
     >>> from stream_cl.config import MappingConfig
     >>> from stream_cl.decode import EventDecoder
@@ -64,6 +67,8 @@ class CsvRecords:
         self._record: list | None = None  # a row whose quoted field is still open: [first line, lines, bytes]
         self._warnings: list[str] = []
         self.row = b""  # the text of the row decoded last (its lines, for a quoted field spanning them)
+        self._again = False  # the file is read again (restart) after a header was used: a bad header stops nothing
+        self._unusable: str | None = None  # why this file's header, read again, could not be used
 
     @property
     def in_record(self) -> bool:
@@ -72,7 +77,22 @@ class CsvRecords:
 
     def restart(self) -> None:
         """The file is read again from its start, as a new file: it starts with its header."""
-        self._header, self._record = None, None
+        self._again = self._again or self._header is not None or self._unusable is not None
+        self._header, self._record, self._unusable = None, None, None
+
+    def _header_failed(self, error: ConfigError, line: bytes, origin: str) -> DeadLetter:
+        """A header that cannot be used: at the start of a run, the configuration error it is; read again
+        after a rotation or truncation, a dead letter and a warning (the run has gone on reading this path,
+        and a long tail must not die of what a rotation wrote), its rows dead letters too."""
+        if not self._again:
+            raise error
+        self._unusable = f"{error}"
+        self._warnings.append(f"{self.path} was read again from its start and {error}: its rows are dead letters "
+                              "until the file is replaced")
+        return DeadLetter(line, "malformed", f"header not used: {error}", origin)
+
+    def _skipped(self, line: bytes, origin: str) -> DeadLetter:
+        return DeadLetter(line, "malformed", f"row of a file whose header could not be used ({self._unusable})", origin)
 
     def take_warnings(self) -> list[str]:
         """Mapping mistakes found in headers since the last call (a label column a header lacks)."""
@@ -82,13 +102,15 @@ class CsvRecords:
     def check_oversized(self, origin: str) -> None:
         """A line over ``mapping.max_event_bytes`` was read: as the header it raises
         :class:`ConfigError`; as a row it is the caller's ``oversized`` dead letter."""
-        if self._header is None:
-            raise self._header_too_long(origin)
+        if self._header is None and self._unusable is None:
+            self._header_failed(self._header_too_long(origin), b"", origin)  # (the caller's dead letter holds the line)
 
     def decode(self, line: bytes, origin: str, start: tuple[int, bytes] | None = None) -> Event | DeadLetter | None:
         """One CSV row (or the header), without its line end. ``start``: ``line`` is one line,
         with this number and end (``eol``); when a quoted field goes on past it, the row is
         kept (:attr:`in_record`) and None returned."""
+        if self._unusable is not None:
+            return self._skipped(line, origin)
         try:
             cells = next(csv.reader([line.decode("utf-8")], strict=True))
         except (UnicodeDecodeError, csv.Error) as e:
@@ -96,13 +118,19 @@ class CsvRecords:
                 lineno, eol = start
                 self._record = [lineno, [line + eol], len(line) + len(eol)]
                 return None
-            return self._bad_row(line, origin, e)
+            try:
+                return self._bad_row(line, origin, e)
+            except ConfigError as error:
+                return self._header_failed(error, line, origin)
         if self._header is None:
             duplicates = sorted(c for c, n in Counter(cells).items() if n > 1)
-            if duplicates:
-                raise _bad_header(origin, f"repeats column {duplicates[0]!r}; give each column its own name")
-            # a named feature column that is not there: a configuration error, before any row is learned
-            self._warnings += check_columns(self._mapping, cells, self.path, self._label_policy)
+            try:
+                if duplicates:
+                    raise _bad_header(origin, f"repeats column {duplicates[0]!r}; give each column its own name")
+                # a named feature column that is not there: a configuration error, before any row is learned
+                self._warnings += check_columns(self._mapping, cells, self.path, self._label_policy)
+            except ConfigError as error:
+                return self._header_failed(error, line, origin)
             self._header = cells
             return None
         if len(cells) != len(self._header):
@@ -129,9 +157,9 @@ class CsvRecords:
             self._record = None
             return self.decode(without_eol(b"".join(lines)), origin)
         self._record = None
-        if self._header is None:
-            raise self._header_too_long(origin)
         raw = (b"".join(lines) + text)[: self._max]
+        if self._header is None:
+            return self._header_failed(self._header_too_long(origin), raw, origin)
         if size is not None or _ends_quoted(line, True):
             what = f"a quoted field opened on line {first} is not closed within"
         else:
@@ -149,7 +177,8 @@ class CsvRecords:
         self._record = None
         origin = f"{self.path}:{first}"
         if self._header is None:
-            raise _bad_header(origin, "opens a quoted field that the file never closes; fix the file's first line")
+            error = _bad_header(origin, "opens a quoted field that the file never closes; fix the file's first line")
+            return [self._header_failed(error, b"".join(lines), origin)]
         detail = f"a quoted field opened on line {first} is not closed at the end of the file (line {last_lineno})"
         return [DeadLetter(b"".join(lines), "malformed", detail, origin)]
 

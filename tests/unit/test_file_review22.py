@@ -206,3 +206,45 @@ def test_the_cli_on_a_fifo_source_exits_2_saying_it_is_not_a_regular_file(tmp_pa
     assert main(["run", "--source", str(fifo), "--quiet", "--dead-letters", ""]) == 2
     err = capsys.readouterr().err
     assert "source.path: is not a regular file" in err and "write the stream to a file first" in err
+
+
+# -- F5: a followed CSV rotated to a file whose header cannot be used ----------------------------------
+def _poll_until(source, n, max_polls=500):
+    records = []
+    for _ in range(max_polls):  # each poll waits at most eof_wait_s: no sleeps
+        records += source.poll(100)
+        if len(records) >= n:
+            return records
+    raise AssertionError(f"only {len(records)} of {n} records after {max_polls} polls")
+
+
+def test_a_rotation_to_a_file_whose_header_cannot_be_used_is_dead_letters_not_the_end_of_the_run(tmp_path):
+    """Found by review: a followed CSV rotated to a file whose header lacks a named column (or repeats one)
+    raised the configuration error that belongs to the start of a run, so a long tail died (exit 2, no
+    report). Its header and rows are dead letters now, with a warning, and the next rotation reads on."""
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"a,b,y\n1,2,c0\n")
+    mapping = MappingConfig(features=["a", "b"])
+    with FileSource(str(path), mapping, follow=True, eof_wait_s=0.01) as source:
+        assert [r.x for r in _poll_until(source, 1)] == [{"a": 1.0, "b": 2.0}]
+        path.rename(tmp_path / "f.csv.1")
+        path.write_bytes(b"a,c,y\n3,4,c1\n5,6,c0\n")  # no column b
+        dead = _poll_until(source, 3)
+        assert all(isinstance(r, DeadLetter) and r.reason == "malformed" for r in dead)
+        assert [r.origin for r in dead] == [f"{path}:1", f"{path}:2", f"{path}:3"]
+        assert "mapping.features: no column 'b'" in dead[0].detail
+        warnings = source.take_warnings()
+        assert len(warnings) == 1 and "mapping.features: no column 'b'" in warnings[0]
+        (tmp_path / "f.csv.1").unlink()
+        path.rename(tmp_path / "f.csv.2")
+        path.write_bytes(b"b,a,y\n8,7,c1\n")  # rotated again, to a usable header
+        assert [(r.x, r.y) for r in _poll_until(source, 1)] == [({"b": 8.0, "a": 7.0}, "c1")]
+
+
+@pytest.mark.parametrize("header", [b"a,a,y", b"a,c,y"], ids=["repeated", "missing"])
+def test_a_header_that_cannot_be_used_is_still_a_config_error_at_the_start(tmp_path, header):
+    path = tmp_path / "f.csv"
+    path.write_bytes(header + b"\n1,2,c0\n")
+    with pytest.raises(ConfigError):
+        with FileSource(str(path), MappingConfig(features=["a", "b"]), follow=True, eof_wait_s=0.01) as source:
+            source.poll(10)
