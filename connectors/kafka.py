@@ -17,8 +17,9 @@ commit): they are returned again, marked *silent* (:attr:`PolledBatch.silent`), 
 owner re-learns them without publishing anything twice.
 
 kafka-python runs rebalance callbacks on its IO thread while the caller's thread is
-blocked inside ``poll()``: the owner's state is quiescent then, and the callbacks use
-the consumer's coroutine APIs (a blocking call there would deadlock the IO loop).
+blocked inside ``poll()``: the owner's state is quiescent then, and the callbacks
+(:mod:`connectors.kafka_assignment`) use the consumer's coroutine APIs (a blocking call
+there would deadlock the IO loop).
 
 What the daemon writes (predictions, dead letters) is built in :mod:`connectors.sinks`
 and sent by :mod:`connectors.transaction`.
@@ -32,13 +33,10 @@ import os
 import re
 import socket
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError, UnsupportedCodecError
-from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from stream_cl.config import Config, ConfigError, KafkaConfig, MappingConfig
@@ -46,6 +44,7 @@ from stream_cl.decode import EventDecoder
 from stream_cl.mapping_check import FieldCensus
 from stream_cl.pending import LabelDecoder
 
+from .kafka_assignment import LOOKUP_TIMEOUT_MS, AssignmentListener, RebalanceCallbacks, RebalanceHooks, tp_key
 from .logs import log_event
 from .sinks import DeliveryError, parse_origin
 
@@ -68,8 +67,6 @@ __all__ = [
 log = logging.getLogger("stream_cl.kafka")
 
 _JOIN_POLL_MS = 3_000  # poll timeout while no partition is assigned
-_LOOKUP_TIMEOUT_MS = 10_000  # position / end-offset lookups (main thread, blocking), log starts on assign (awaited)
-_EARLIEST = -2  # ListOffsets' timestamp for a partition's first offset (kafka-python's OffsetSpec.EARLIEST)
 # lag()'s end offsets: one ListOffsets round trip per leader, on the loop, at most this often
 _LAG_LOOKUP_EVERY_S = 5.0
 # and for at most this long. The request queues behind the consumer's own fetch, which the broker parks
@@ -77,15 +74,6 @@ _LAG_LOOKUP_EVERY_S = 5.0
 # takes ~1 ms during a backlog and waits out the parked fetch when caught up. Past this the lag keeps
 # the last fetch's high watermark (current then: nothing new came), and the loop is never held longer.
 _LAG_LOOKUP_TIMEOUT_MS = 100
-# past kafka.transaction_timeout_ms, how long a departed member's open transaction may still hold
-# committed offsets: the broker looks for timed-out transactions every 10 s by default
-# (transaction.abort.timed.out.transaction.cleanup.interval.ms), then writes the abort
-_TXN_ABORT_MARGIN_MS = 20_000
-
-
-def tp_key(tp: TopicPartition) -> str:
-    """``"topic/partition"``: how partitions are named in metrics and status files."""
-    return f"{tp.topic}/{tp.partition}"
 
 
 # -- client settings ----------------------------------------------------------------------
@@ -285,62 +273,6 @@ def refuse_own_outputs(cfg: KafkaConfig, changelog_topic: str) -> None:
                           f"from its own output; change {key} or {output.split(',')[0]} so they do not meet")
 
 
-class RebalanceHooks(Protocol):
-    """What the owner of a :class:`KafkaSource` does around rebalances (called on the IO thread)."""
-
-    def on_revoke(self, partitions: set[TopicPartition], lost: bool) -> None:
-        """Commit what was processed (revoked), or give up what was not committed (``lost``)."""
-
-    def on_assign(self, partitions: set[TopicPartition]) -> Mapping[TopicPartition, int]:
-        """The next offset the owner's state covers for each partition it has state of."""
-
-    def on_wait(self) -> None:
-        """A rebalance waits for what will come (committed offsets a departed member's open transaction
-        holds, up to minutes): the owner is not stalled, though its loop is blocked in poll()."""
-
-
-def _resume_offset(tp: TopicPartition, state: int, done: int | None, start: int) -> int:
-    """Where a partition with state resumes: its state's offset, or the log start where that is later.
-
-    Records below the log start were deleted (retention, delete-records) while the state was
-    older: a restart from an older checkpoint, say after moving a corrupt newest one away. They
-    cannot be read, and seeking to them would hand the partition to ``auto_offset_reset`` (with
-    ``"latest"``: to the end, skipping records the group never handled). The first remaining
-    record is where they start again, and is never past the committed offset ``done`` while
-    ``done`` is in range. What was deleted is logged: records the group handled before but the
-    model will not learn, and those past ``done`` (or past the state, with no committed offset)
-    that were never handled at all.
-    """
-    if state >= start:
-        return state
-    handled = state if done is None else max(state, done)  # the group handled everything below this
-    learned_gap, never_handled = (state, min(start, handled)), (handled, start)
-    fields = {f: f"{a}..{b - 1}" for f, (a, b) in (("not_learned", learned_gap), ("never_handled", never_handled))
-              if b > a}
-    lost = f"; {fields['never_handled']} were never predicted either" if "never_handled" in fields else ""
-    log_event(log, "checkpoint_below_log_start", level=logging.WARNING, partition=tp_key(tp), checkpoint_offset=state,
-              log_start=start, committed=done, **fields,
-              detail=f"records {state}..{start - 1} of {tp_key(tp)} were deleted (retention or delete-records) before "
-                     f"this restart read them: resuming at {start}, the first remaining record, without learning "
-                     f"them{lost}; keep records longer than the oldest checkpoint a restart may resume from (the "
-                     "topic's retention.ms), or checkpoint more often (checkpoint.every_events, every_seconds)")
-    return start
-
-
-class _Listener(AsyncConsumerRebalanceListener):
-    def __init__(self, source: "KafkaSource"):
-        self.source = source
-
-    async def on_partitions_revoked(self, revoked):
-        await self.source._on_revoked(set(revoked), lost=False)
-
-    async def on_partitions_assigned(self, assigned):
-        await self.source._on_assigned(set(assigned))
-
-    async def on_partitions_lost(self, lost):
-        await self.source._on_revoked(set(lost), lost=True)
-
-
 @dataclass
 class PolledBatch:
     """One poll's records, decoded, in consumer order."""
@@ -352,7 +284,7 @@ class PolledBatch:
     silent: frozenset = field(default_factory=frozenset)
 
 
-class KafkaSource:
+class KafkaSource(RebalanceCallbacks):
     """Decoded records from a consumer group (see the module docstring)."""
 
     exhausted = False  # a topic never ends; see at_end() for stop_at_end
@@ -399,7 +331,7 @@ class KafkaSource:
             # never below a record the broker may hold: oversized records are decoded into dead letters
             receive_message_max_bytes=max(100_000_000, 2 * cfg.fetch_max_bytes),
         )
-        listener = _Listener(self)
+        listener = AssignmentListener(self)
         if cfg.topic_pattern:
             pattern = cfg.topic_pattern
             if cfg.labels_topic:
@@ -518,7 +450,7 @@ class KafkaSource:
         """
         for tp in list(self.assigned):
             try:
-                position = self.consumer.position(tp, timeout_ms=_LOOKUP_TIMEOUT_MS)
+                position = self.consumer.position(tp, timeout_ms=LOOKUP_TIMEOUT_MS)
             except Exception as e:  # not resolvable yet (no leader): try at the next checkpoint
                 log.debug("position of %s not known yet: %s", tp_key(tp), e)
                 continue
@@ -532,7 +464,7 @@ class KafkaSource:
         self.fill_positions()
         parts = list(self.assigned)
         try:
-            ends = self.consumer.end_offsets(parts, timeout_ms=_LOOKUP_TIMEOUT_MS)
+            ends = self.consumer.end_offsets(parts, timeout_ms=LOOKUP_TIMEOUT_MS)
         except KafkaTimeoutError:  # a busy broker: ask again after the next poll
             return False
         return all(tp in self.positions and self.positions[tp] >= ends.get(tp, 0) for tp in parts)
@@ -579,117 +511,3 @@ class KafkaSource:
         """Leave the group (a last revoke callback runs first) and close the consumer."""
         self._closed = True  # lag() after this (the last status) looks nothing up: a closed consumer raises
         self.consumer.close(autocommit=False)
-
-    # -- rebalance callbacks (IO thread, caller blocked in poll/close) -----------------------
-    async def _on_revoked(self, partitions: set[TopicPartition], lost: bool) -> None:
-        mine = partitions & self.assigned
-        if self.hooks is not None and mine:
-            self.hooks.on_revoke(mine, lost)
-        for tp in partitions:
-            self.positions.pop(tp, None)
-            self.replay_until.pop(tp, None)
-            self.committed.pop(tp, None)
-            self.assigned.discard(tp)
-        if partitions:  # kafka-python revokes the empty set before the first join: nothing to say
-            log.info("partitions %s: %s", "lost" if lost else "revoked", sorted(map(tp_key, partitions)))
-
-    async def _on_assigned(self, partitions: set[TopicPartition]) -> None:
-        self.rebalances += 1  # assignments received (the first one included)
-        committed = await self._committed_async(partitions)
-        saved = dict(self.hooks.on_assign(partitions)) if self.hooks is not None else {}
-        starts = await self._log_starts_async({tp for tp in partitions if saved.get(tp) is not None})
-        for tp in partitions:
-            state, done = saved.get(tp), committed.get(tp)
-            if state is not None and tp in starts:
-                state = _resume_offset(tp, state, done, starts[tp])
-            # resume where the state ends; what was committed after it is re-learned silently. No state
-            # but committed offsets (a new member, a lost checkpoint): re-learn the partition from its start.
-            if state is not None:
-                self.consumer.seek(tp, state)
-                self.positions[tp] = state
-            elif done is not None:
-                self.consumer.seek_to_beginning(tp)
-                self.positions.pop(tp, None)
-            else:
-                self.positions.pop(tp, None)  # auto_offset_reset decides; read at the next commit
-            if done is not None:
-                self.committed[tp] = done
-                if state is None or done > state:
-                    self.replay_until[tp] = done
-        self.assigned |= partitions
-        log.info("partitions assigned: %s", sorted(
-            f"{tp_key(tp)}@{self.positions.get(tp, '?')}" + (f" (re-learning up to {self.replay_until[tp]})"
-                                                             if tp in self.replay_until else "") for tp in partitions))
-
-    async def _log_starts_async(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
-        """The first offset each of ``partitions`` still holds (retention or delete-records removes older ones).
-
-        A seek below it is out of range, and the consumer then falls back to ``auto_offset_reset``:
-        ``"latest"`` jumped to the end, past records the group never handled. Awaited, as the committed
-        offsets are (the IO thread runs this callback). A partition whose start is not known is left out:
-        it resumes at its state unchecked, as it did before this lookup.
-        """
-        if not partitions:
-            return {}
-        fetch = getattr(getattr(self.consumer, "_fetcher", None), "_fetch_offsets_by_times_async", None)
-        if fetch is None:
-            log.warning("this kafka-python cannot look up log start offsets in a rebalance callback; "
-                        "a checkpoint offset below a partition's first record falls back to auto_offset_reset")
-            return {}
-        try:
-            found = await fetch({tp: _EARLIEST for tp in partitions}, _LOOKUP_TIMEOUT_MS)
-        except KafkaError as e:  # a busy or leaderless broker: resume unchecked rather than stall the rebalance
-            log_event(log, "log_start_unknown", level=logging.WARNING, partitions=sorted(map(tp_key, partitions)),
-                      detail=f"the partitions' first offsets were not looked up ({e!r}); a checkpoint offset below "
-                             "one falls back to kafka.auto_offset_reset")
-            return {}
-        return {tp: o.offset for tp, o in (found or {}).items()
-                if o is not None and o.offset is not None and o.offset >= 0}
-
-    async def _committed_async(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
-        fetch = getattr(self.consumer._coordinator, "fetch_committed_offsets_async", None)
-        if fetch is None:
-            log.warning("this kafka-python cannot read committed offsets in a rebalance callback; "
-                        "partitions start from the checkpoint or auto_offset_reset")
-            return {}
-        result = await self._fetch_committed(fetch, partitions)
-        return {tp: om.offset for tp, om in (result or {}).items() if om is not None and om.offset >= 0}
-
-    async def _fetch_committed(self, fetch, partitions: set[TopicPartition]):
-        """The committed offsets of ``partitions``, waiting out a departed member's open transaction.
-
-        A member that died between sending its offsets to its transaction and committing it (its
-        whole process tree: a lost node, a killed pod) leaves that transaction open until the broker
-        aborts it, ``transaction_timeout_ms`` later (plus the broker's check for timed-out
-        transactions, every 10 s by default). Until then a ``read_committed`` consumer's fetch of
-        those partitions' offsets is answered ``UNSTABLE_OFFSET_COMMIT``, which kafka-python retries
-        until its timeout. Giving up at the session timeout made the member that took the partitions
-        over exit 1, and the next one after it; this waits as long as such a transaction can last.
-        """
-        cfg = self.cfg
-        # within the poll interval: the callback runs inside poll(), and the group drops a member past it
-        budget_ms = min(max(cfg.session_timeout_ms, cfg.transaction_timeout_ms + _TXN_ABORT_MARGIN_MS),
-                        0.9 * cfg.max_poll_interval_ms)
-        started = time.monotonic()
-        while True:
-            left_ms = budget_ms - (time.monotonic() - started) * 1000.0
-            try:  # each try at most a session timeout: between tries the wait beats the loop's heartbeat
-                return await fetch(partitions, max(1, int(min(cfg.session_timeout_ms, left_ms))))
-            except KafkaTimeoutError:
-                waited = time.monotonic() - started
-                where = sorted(map(tp_key, partitions))
-                if waited * 1000.0 >= budget_ms:
-                    log_event(log, "committed_offsets_unreadable", level=logging.ERROR, partitions=where,
-                              waited_s=round(waited, 1),
-                              detail="the group coordinator gave no committed offsets for these partitions; an open "
-                                     "transaction of a departed member lasts at most kafka.transaction_timeout_ms "
-                                     f"({cfg.transaction_timeout_ms} ms) unless the broker's transaction.max.timeout.ms "
-                                     "allows longer: check the broker and that every member has the same "
-                                     "kafka.transaction_timeout_ms")
-                    raise
-                if self.hooks is not None:  # alive: /healthz must not read the wait as a stall
-                    self.hooks.on_wait()
-                log_event(log, "committed_offsets_waiting", level=logging.WARNING, partitions=where,
-                          waited_s=round(waited, 1), budget_s=round(budget_ms / 1000.0, 1),
-                          detail="committed offsets not readable yet: a departed member's open transaction may hold "
-                                 "them until the broker aborts it (kafka.transaction_timeout_ms)")

@@ -40,11 +40,11 @@ MOVE_AWAY = "; move it away to resume from the one before"
 ])
 def test_a_checkpoint_offset_below_the_log_start_resumes_at_the_first_remaining_record(
         caplog, state, committed, start, resume, fields):
-    from connectors.kafka import _resume_offset
+    from connectors.kafka_assignment import resume_offset
 
     tp = TopicPartition("events", 3)
     with caplog.at_level(logging.WARNING, logger="stream_cl.kafka"):
-        assert _resume_offset(tp, state, committed, start) == resume
+        assert resume_offset(tp, state, committed, start) == resume
     if fields is None:
         assert not caplog.records
         return

@@ -1,0 +1,216 @@
+"""A consumer-group source's side of a rebalance: where each partition it is given resumes.
+
+:class:`RebalanceCallbacks` is the part of :class:`~connectors.kafka.KafkaSource` that
+kafka-python calls on its IO thread while ``poll()`` blocks (:class:`AssignmentListener`):
+revoked or lost partitions are given up through the owner's :class:`RebalanceHooks`; assigned
+ones resume where the owner's state ends (:func:`resume_offset`: never below the partition's
+first remaining record), and what the group committed after that is re-learned silently.
+The committed offsets are read waiting out a departed member's open transaction.
+
+The source provides ``consumer``, ``cfg``, ``hooks``, ``assigned``, ``positions``,
+``replay_until``, ``committed`` and ``rebalances``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Protocol
+
+from kafka import TopicPartition
+from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
+from kafka.errors import KafkaError, KafkaTimeoutError
+
+from .logs import log_event
+
+__all__ = ["LOOKUP_TIMEOUT_MS", "AssignmentListener", "RebalanceCallbacks", "RebalanceHooks", "resume_offset", "tp_key"]
+
+log = logging.getLogger("stream_cl.kafka")
+
+LOOKUP_TIMEOUT_MS = 10_000  # position / end-offset lookups (main thread, blocking), log starts on assign (awaited)
+_EARLIEST = -2  # ListOffsets' timestamp for a partition's first offset (kafka-python's OffsetSpec.EARLIEST)
+# past kafka.transaction_timeout_ms, how long a departed member's open transaction may still hold
+# committed offsets: the broker looks for timed-out transactions every 10 s by default
+# (transaction.abort.timed.out.transaction.cleanup.interval.ms), then writes the abort
+_TXN_ABORT_MARGIN_MS = 20_000
+
+
+def tp_key(tp: TopicPartition) -> str:
+    """``"topic/partition"``: how partitions are named in metrics and status files."""
+    return f"{tp.topic}/{tp.partition}"
+
+
+class RebalanceHooks(Protocol):
+    """What the owner of a :class:`KafkaSource` does around rebalances (called on the IO thread)."""
+
+    def on_revoke(self, partitions: set[TopicPartition], lost: bool) -> None:
+        """Commit what was processed (revoked), or give up what was not committed (``lost``)."""
+
+    def on_assign(self, partitions: set[TopicPartition]) -> Mapping[TopicPartition, int]:
+        """The next offset the owner's state covers for each partition it has state of."""
+
+    def on_wait(self) -> None:
+        """A rebalance waits for what will come (committed offsets a departed member's open transaction
+        holds, up to minutes): the owner is not stalled, though its loop is blocked in poll()."""
+
+
+def resume_offset(tp: TopicPartition, state: int, done: int | None, start: int) -> int:
+    """Where a partition with state resumes: its state's offset, or the log start where that is later.
+
+    Records below the log start were deleted (retention, delete-records) while the state was
+    older: a restart from an older checkpoint, say after moving a corrupt newest one away. They
+    cannot be read, and seeking to them would hand the partition to ``auto_offset_reset`` (with
+    ``"latest"``: to the end, skipping records the group never handled). The first remaining
+    record is where they start again, and is never past the committed offset ``done`` while
+    ``done`` is in range. What was deleted is logged: records the group handled before but the
+    model will not learn, and those past ``done`` (or past the state, with no committed offset)
+    that were never handled at all.
+    """
+    if state >= start:
+        return state
+    handled = state if done is None else max(state, done)  # the group handled everything below this
+    learned_gap, never_handled = (state, min(start, handled)), (handled, start)
+    fields = {f: f"{a}..{b - 1}" for f, (a, b) in (("not_learned", learned_gap), ("never_handled", never_handled))
+              if b > a}
+    lost = f"; {fields['never_handled']} were never predicted either" if "never_handled" in fields else ""
+    log_event(log, "checkpoint_below_log_start", level=logging.WARNING, partition=tp_key(tp), checkpoint_offset=state,
+              log_start=start, committed=done, **fields,
+              detail=f"records {state}..{start - 1} of {tp_key(tp)} were deleted (retention or delete-records) before "
+                     f"this restart read them: resuming at {start}, the first remaining record, without learning "
+                     f"them{lost}; keep records longer than the oldest checkpoint a restart may resume from (the "
+                     "topic's retention.ms), or checkpoint more often (checkpoint.every_events, every_seconds)")
+    return start
+
+
+class AssignmentListener(AsyncConsumerRebalanceListener):
+    """kafka-python's rebalance listener, handing each event to the source's callbacks."""
+
+    def __init__(self, source: "RebalanceCallbacks"):
+        self.source = source
+
+    async def on_partitions_revoked(self, revoked):
+        await self.source._on_revoked(set(revoked), lost=False)
+
+    async def on_partitions_assigned(self, assigned):
+        await self.source._on_assigned(set(assigned))
+
+    async def on_partitions_lost(self, lost):
+        await self.source._on_revoked(set(lost), lost=True)
+
+
+class RebalanceCallbacks:
+    """The rebalance callbacks of :class:`~connectors.kafka.KafkaSource` (module docstring)."""
+
+    async def _on_revoked(self, partitions: set[TopicPartition], lost: bool) -> None:
+        mine = partitions & self.assigned
+        if self.hooks is not None and mine:
+            self.hooks.on_revoke(mine, lost)
+        for tp in partitions:
+            self.positions.pop(tp, None)
+            self.replay_until.pop(tp, None)
+            self.committed.pop(tp, None)
+            self.assigned.discard(tp)
+        if partitions:  # kafka-python revokes the empty set before the first join: nothing to say
+            log.info("partitions %s: %s", "lost" if lost else "revoked", sorted(map(tp_key, partitions)))
+
+    async def _on_assigned(self, partitions: set[TopicPartition]) -> None:
+        self.rebalances += 1  # assignments received (the first one included)
+        committed = await self._committed_async(partitions)
+        saved = dict(self.hooks.on_assign(partitions)) if self.hooks is not None else {}
+        starts = await self._log_starts_async({tp for tp in partitions if saved.get(tp) is not None})
+        for tp in partitions:
+            state, done = saved.get(tp), committed.get(tp)
+            if state is not None and tp in starts:
+                state = resume_offset(tp, state, done, starts[tp])
+            # resume where the state ends; what was committed after it is re-learned silently. No state
+            # but committed offsets (a new member, a lost checkpoint): re-learn the partition from its start.
+            if state is not None:
+                self.consumer.seek(tp, state)
+                self.positions[tp] = state
+            elif done is not None:
+                self.consumer.seek_to_beginning(tp)
+                self.positions.pop(tp, None)
+            else:
+                self.positions.pop(tp, None)  # auto_offset_reset decides; read at the next commit
+            if done is not None:
+                self.committed[tp] = done
+                if state is None or done > state:
+                    self.replay_until[tp] = done
+        self.assigned |= partitions
+        log.info("partitions assigned: %s", sorted(
+            f"{tp_key(tp)}@{self.positions.get(tp, '?')}" + (f" (re-learning up to {self.replay_until[tp]})"
+                                                             if tp in self.replay_until else "") for tp in partitions))
+
+    async def _log_starts_async(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """The first offset each of ``partitions`` still holds (retention or delete-records removes older ones).
+
+        A seek below it is out of range, and the consumer then falls back to ``auto_offset_reset``:
+        ``"latest"`` jumped to the end, past records the group never handled. Awaited, as the committed
+        offsets are (the IO thread runs this callback). A partition whose start is not known is left out:
+        it resumes at its state unchecked, as it did before this lookup.
+        """
+        if not partitions:
+            return {}
+        fetch = getattr(getattr(self.consumer, "_fetcher", None), "_fetch_offsets_by_times_async", None)
+        if fetch is None:
+            log.warning("this kafka-python cannot look up log start offsets in a rebalance callback; "
+                        "a checkpoint offset below a partition's first record falls back to auto_offset_reset")
+            return {}
+        try:
+            found = await fetch({tp: _EARLIEST for tp in partitions}, LOOKUP_TIMEOUT_MS)
+        except KafkaError as e:  # a busy or leaderless broker: resume unchecked rather than stall the rebalance
+            log_event(log, "log_start_unknown", level=logging.WARNING, partitions=sorted(map(tp_key, partitions)),
+                      detail=f"the partitions' first offsets were not looked up ({e!r}); a checkpoint offset below "
+                             "one falls back to kafka.auto_offset_reset")
+            return {}
+        return {tp: o.offset for tp, o in (found or {}).items()
+                if o is not None and o.offset is not None and o.offset >= 0}
+
+    async def _committed_async(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
+        fetch = getattr(self.consumer._coordinator, "fetch_committed_offsets_async", None)
+        if fetch is None:
+            log.warning("this kafka-python cannot read committed offsets in a rebalance callback; "
+                        "partitions start from the checkpoint or auto_offset_reset")
+            return {}
+        result = await self._fetch_committed(fetch, partitions)
+        return {tp: om.offset for tp, om in (result or {}).items() if om is not None and om.offset >= 0}
+
+    async def _fetch_committed(self, fetch, partitions: set[TopicPartition]):
+        """The committed offsets of ``partitions``, waiting out a departed member's open transaction.
+
+        A member that died between sending its offsets to its transaction and committing it (its
+        whole process tree: a lost node, a killed pod) leaves that transaction open until the broker
+        aborts it, ``transaction_timeout_ms`` later (plus the broker's check for timed-out
+        transactions, every 10 s by default). Until then a ``read_committed`` consumer's fetch of
+        those partitions' offsets is answered ``UNSTABLE_OFFSET_COMMIT``, which kafka-python retries
+        until its timeout. Giving up at the session timeout made the member that took the partitions
+        over exit 1, and the next one after it; this waits as long as such a transaction can last.
+        """
+        cfg = self.cfg
+        # within the poll interval: the callback runs inside poll(), and the group drops a member past it
+        budget_ms = min(max(cfg.session_timeout_ms, cfg.transaction_timeout_ms + _TXN_ABORT_MARGIN_MS),
+                        0.9 * cfg.max_poll_interval_ms)
+        started = time.monotonic()
+        while True:
+            left_ms = budget_ms - (time.monotonic() - started) * 1000.0
+            try:  # each try at most a session timeout: between tries the wait beats the loop's heartbeat
+                return await fetch(partitions, max(1, int(min(cfg.session_timeout_ms, left_ms))))
+            except KafkaTimeoutError:
+                waited = time.monotonic() - started
+                where = sorted(map(tp_key, partitions))
+                if waited * 1000.0 >= budget_ms:
+                    log_event(log, "committed_offsets_unreadable", level=logging.ERROR, partitions=where,
+                              waited_s=round(waited, 1),
+                              detail="the group coordinator gave no committed offsets for these partitions; an open "
+                                     "transaction of a departed member lasts at most kafka.transaction_timeout_ms "
+                                     f"({cfg.transaction_timeout_ms} ms) unless the broker's transaction.max.timeout.ms "
+                                     "allows longer: check the broker and that every member has the same "
+                                     "kafka.transaction_timeout_ms")
+                    raise
+                if self.hooks is not None:  # alive: /healthz must not read the wait as a stall
+                    self.hooks.on_wait()
+                log_event(log, "committed_offsets_waiting", level=logging.WARNING, partitions=where,
+                          waited_s=round(waited, 1), budget_s=round(budget_ms / 1000.0, 1),
+                          detail="committed offsets not readable yet: a departed member's open transaction may hold "
+                                 "them until the broker aborts it (kafka.transaction_timeout_ms)")
