@@ -33,17 +33,15 @@ LabelUpdate(id='7', y='cat', origin='labels/0@5')
 
 from __future__ import annotations
 
-import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-
-import numpy as np
 
 from .config import MappingConfig
 from .decode import EventDecoder, id_value, label_value, text_problem
 from .events import DeadLetter, Event, Prediction
+from .pending_state import PendingState
 
 __all__ = ["LabelDecoder", "LabelUpdate", "PendingLabels"]
 
@@ -57,7 +55,7 @@ class LabelUpdate:
     origin: str = ""
 
 
-class PendingLabels:
+class PendingLabels(PendingState):
     """Events waiting for their label, and labels waiting for their event; both bounded.
 
     ``events``: ``id -> (x, task, ts, origin, added_at, published, committed)``, oldest first,
@@ -276,95 +274,6 @@ class PendingLabels:
         return {"added": self.added, "joined": self.joined, "unknown": self.unknown, "expired": self.expired,
                 "evicted": self.evicted, "replaced": self.replaced, "early": self.early,
                 "pending": len(self._items), "waiting": len(self._early)}
-
-    # -- state: compact (one key list per distinct key sequence, values in one array) --------
-    def state_dict(self) -> dict:
-        ids, tasks, origins, keysets = [], [], [], []
-        keyset_of: dict[tuple, int] = {}
-        which, lengths, added_at, ts, has_ts = [], [], [], [], []
-        published: list = []  # [y_pred, proba] of each entry, or None
-        values: list[float] = []
-        texts: list[list] = []  # [position, str or None]: categories and nulls, NaN in "values"
-        for event_id, (x, task, t, origin, at, told, _) in self._items.items():
-            keys = tuple(x)
-            k = keyset_of.get(keys)
-            if k is None:
-                k = keyset_of[keys] = len(keysets)
-                keysets.append(list(keys))
-            ids.append(event_id)
-            tasks.append(task)
-            origins.append(origin)
-            which.append(k)
-            lengths.append(len(keys))
-            for v in x.values():
-                if type(v) is float:
-                    values.append(v)
-                else:
-                    texts.append([len(values), v])
-                    values.append(math.nan)
-            added_at.append(at)
-            has_ts.append(t is not None)
-            ts.append(0.0 if t is None else t)
-            published.append(None if told is None else list(told))
-        return {
-            "ids": ids,
-            "tasks": tasks,
-            "origins": origins,
-            "keysets": keysets,
-            "keyset": np.asarray(which, dtype=np.int64),
-            "values": np.asarray(values, dtype=np.float64),
-            "texts": texts,
-            "added_at": np.asarray(added_at, dtype=np.float64),
-            "ts": np.asarray(ts, dtype=np.float64),
-            "has_ts": np.asarray(has_ts, dtype=bool),
-            "published": published,
-            # labels that came before their event: [id, label, origin, added_at] each (JSON keeps str/int/bool)
-            "early": [[i, y, origin, at] for i, (y, origin, at, _) in self._early.items()],
-            "counters": {k: v for k, v in self.counters().items() if k not in ("pending", "waiting")},
-            "saved_at": self.now(),
-        }
-
-    def load_state_dict(self, state: Mapping) -> "PendingLabels":
-        """Restore a saved store. Every entry is restored as ``committed``: a store is saved only with
-        the commit of the records it holds (a checkpoint after it, a changelog record in its
-        transaction), so the flag is not saved, and states of any version load the same way."""
-        keysets = [list(k) for k in state["keysets"]]
-        which = np.asarray(state["keyset"], dtype=np.int64).tolist()
-        values = np.asarray(state["values"], dtype=np.float64).tolist()
-        for position, text in state.get("texts", []):  # absent in checkpoints before categories
-            values[int(position)] = text
-        added_at = np.asarray(state["added_at"], dtype=np.float64).tolist()
-        ts = np.asarray(state["ts"], dtype=np.float64).tolist()
-        has_ts = np.asarray(state["has_ts"], dtype=bool).tolist()
-        published = state.get("published") or [None] * len(state["ids"])  # none before they were kept
-        items: OrderedDict[str, tuple] = OrderedDict()
-        pos = 0
-        for i, event_id in enumerate(state["ids"]):
-            keys = keysets[which[i]]
-            n = len(keys)
-            x = dict(zip(keys, values[pos : pos + n]))
-            pos += n
-            told = None if published[i] is None else (published[i][0], float(published[i][1]))
-            t = ts[i] if has_ts[i] else None
-            items[event_id] = (x, state["tasks"][i], t, state["origins"][i], added_at[i], told, True)
-        if pos != len(values):
-            raise ValueError(f"pending-label state holds {len(values)} values, its entries {pos}")
-        self._items = items
-        if "saved_at" in state:  # absent in checkpoints before: ages then went on by the clock through the downtime
-            self._resume_at = float(state["saved_at"])  # and stand still until records come (thaw)
-        self._early = OrderedDict((str(i), (y, str(origin), float(at), True))
-                                  for i, y, origin, at in state.get("early", []))
-        for k, v in state.get("counters", {}).items():
-            if k in ("added", "joined", "unknown", "expired", "evicted", "replaced", "early"):
-                setattr(self, k, int(v))
-        while len(self._items) > self.max_pending:  # a smaller bound than the run that wrote it
-            self._items.popitem(last=False)
-            self.evicted += 1
-        while len(self._early) > self.max_early:
-            self._early.popitem(last=False)
-            self.unknown += 1
-        return self
-
 
 def _drop_older(items: OrderedDict, limit: float, at: int) -> int:
     """Drop the oldest entries of ``items`` whose time (``entry[at]``) is at or before ``limit``."""
