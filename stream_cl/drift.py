@@ -77,6 +77,9 @@ def make_detector(name: str, params: Mapping | None = None, seed: int = 0):
     except KeyError:
         raise ValueError(f"unknown drift detector {name!r}; use one of {', '.join(DETECTORS)}") from None
     kwargs = {**defaults, **(dict(params) if params else {})}
+    for key, v in kwargs.items():  # a whole float for a count (30.0) as the int River's detectors index with
+        if isinstance(v, float) and v.is_integer() and _is_count(name, key):
+            kwargs[key] = int(v)
     if "seed" in inspect.signature(factory).parameters and kwargs.get("seed") is None:
         kwargs["seed"] = int(seed)  # random.Random refuses numpy ints
     try:
@@ -128,6 +131,12 @@ PARAM_RULES = {
     "fhddm": {"sliding_window_size": (*_AT_LEAST_1, 100), "confidence_level": (*_UNIT, 0.000001),
               "short_window_size": (lambda v: v is None or _count(1)(v), "an int >= 1 or None", 20)},
 }
+
+
+def _is_count(name: str, key: str) -> bool:
+    """Whether ``PARAM_RULES`` takes ``key`` of detector ``name`` as a count (a whole number)."""
+    rule = PARAM_RULES.get(name, {}).get(key)
+    return rule is not None and rule[1].startswith("an int")
 
 
 def check_detector_params(name: str, params: Mapping | None, seed: int = 0) -> None:

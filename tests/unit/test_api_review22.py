@@ -180,3 +180,16 @@ def test_whole_floats_and_one_or_zero_that_river_runs_with_are_still_taken(detec
     which River had run with before they existed (a count River cannot take, 100.0 for KSWIN's window, is
     still refused: by the probe, with River's own error)."""
     DriftMonitor(detector, params=params)
+
+
+def test_a_whole_float_count_reaches_river_as_an_int():
+    """Found by the second regression review: KSWIN took stat_size=30.0 past the range check and the probe's few
+    events, then raised at every event once its window was full (the 100th), after the heads had learned it.
+    A whole float for a count is handed to River as the int it indexes with."""
+    monitor = DriftMonitor("kswin", params={"window_size": 100.0, "stat_size": 30.0})
+    for i in range(300):
+        monitor.update(float(i % 7 == 0), 0.0)
+    from stream_cl.drift import make_detector
+
+    detector = make_detector("adwin", {"grace_period": 10.0, "clock": 32.0})
+    assert type(detector.grace_period) is int and type(detector.clock) is int
