@@ -344,7 +344,7 @@ class ReplayConfig:
     ratio: float = field(default=1.0, metadata=_nonnegative("use replayed rows per fresh row such as 1.0"))
     alpha: float = field(default=0.5, metadata=_nonnegative("use a power-law exponent such as 0.5 (0 = uniform)"))
     group: Literal["label", "sample"] = "sample"  # power_law: grouping of rows without a task
-    exclude_current: bool = True  # power_law: do not replay the task being streamed now
+    exclude_current: bool = True  # power_law: do not replay the latest row's task (or class with group = "label"; PowerLawReplay)
     seed: int = field(default=0, metadata=_nonnegative("use a seed such as 0"))
 
 
