@@ -97,10 +97,16 @@ def _unit(v) -> bool:  # a probability, a confidence, a fading factor: 0 and 1 n
     return is_real(v) and 0.0 < v < 1.0
 
 
-def _count(minimum: int):
-    # a whole number, as River takes it: 30 or 30.0 (which River ran with before these checks), not True or 2.5
-    return lambda v: (not isinstance(v, (bool, np.bool_)) and is_real(v) and math.isfinite(v) and float(v).is_integer()
-                      and v >= minimum)
+def _count(minimum: int, or_none: bool = False):
+    """The test of a count: a whole number, as River takes it, 30 or 30.0 (which River ran with before these
+    checks), not True or 2.5; ``or_none``: None too. Marked ``count``: make_detector hands 30.0 on as 30."""
+    def test(v) -> bool:
+        if v is None:
+            return or_none
+        return (not isinstance(v, (bool, np.bool_)) and is_real(v) and math.isfinite(v) and float(v).is_integer()
+                and v >= minimum)
+    test.count = True
+    return test
 
 
 _UNIT = (_unit, "a number in (0, 1)")
@@ -114,7 +120,7 @@ PARAM_RULES = {
     "adwin": {"delta": (*_UNIT, 0.002), "clock": (*_AT_LEAST_1, 32), "max_buckets": (*_AT_LEAST_1, 5),
               "min_window_length": (*_AT_LEAST_1, 5), "grace_period": (*_WARM_UP, 10)},
     "kswin": {"alpha": (*_UNIT, 0.005), "window_size": (_count(2), "an int >= 2", 100),
-              "stat_size": (*_AT_LEAST_1, 30), "seed": (lambda v: v is None or _count(0)(v), "an int >= 0 or None", 0),
+              "stat_size": (*_AT_LEAST_1, 30), "seed": (_count(0, or_none=True), "an int >= 0 or None", 0),
               # values seen before: compared only once the window is full, window_size events in
               "window": (lambda v: v is None or (isinstance(v, (list, tuple)) and all(map(is_real, v))),
                          "a list of numbers or None", [0.0, 1.0])},
@@ -129,14 +135,14 @@ PARAM_RULES = {
     "hddm_w": {"drift_confidence": (*_UNIT, 0.001), "warning_confidence": (*_UNIT, 0.005),
                "lambda_val": (*_UNIT, 0.05), "two_sided_test": (*_BOOL, False)},
     "fhddm": {"sliding_window_size": (*_AT_LEAST_1, 100), "confidence_level": (*_UNIT, 0.000001),
-              "short_window_size": (lambda v: v is None or _count(1)(v), "an int >= 1 or None", 20)},
+              "short_window_size": (_count(1, or_none=True), "an int >= 1 or None", 20)},
 }
 
 
 def _is_count(name: str, key: str) -> bool:
     """Whether ``PARAM_RULES`` takes ``key`` of detector ``name`` as a count (a whole number)."""
     rule = PARAM_RULES.get(name, {}).get(key)
-    return rule is not None and rule[1].startswith("an int")
+    return rule is not None and getattr(rule[0], "count", False)
 
 
 def check_detector_params(name: str, params: Mapping | None, seed: int = 0) -> None:
@@ -166,15 +172,16 @@ def check_detector_params(name: str, params: Mapping | None, seed: int = 0) -> N
 
 
 def _check_pairs(name: str, params: dict) -> None:
-    """The rules between two parameters (each one already in its range)."""
-    if name == "kswin":  # KSWIN draws stat_size values from the window's first window_size - stat_size
-        window, stat = params.get("window_size", 100), params.get("stat_size", 30)
-        if window < 2 * stat:
-            raise ValueError(f"drift detector 'kswin': params['window_size'] ({window}) must be at least twice "
-                             f"params['stat_size'] ({stat}); use e.g. window_size=100, stat_size=30")
-    if name == "eddm" and params.get("alpha", 0.95) < params.get("beta", 0.9):
-        raise ValueError(f"drift detector 'eddm': params['alpha'] (the warning level, {params.get('alpha', 0.95)}) "
-                         f"must be >= params['beta'] (the drift level, {params.get('beta', 0.9)}); use e.g. 0.95 and 0.9")
+    """The rules between two parameters (each one already in its range), on the values the detector
+    gets: River's defaults, then ours (:data:`DETECTORS`), then ``params``."""
+    factory, _, ours = DETECTORS[name]
+    p = {k: q.default for k, q in inspect.signature(factory).parameters.items()} | ours | params
+    if name == "kswin" and p["window_size"] < 2 * p["stat_size"]:  # stat_size draws from the window's first part
+        raise ValueError(f"drift detector 'kswin': params['window_size'] ({p['window_size']}) must be at least twice "
+                         f"params['stat_size'] ({p['stat_size']}); use e.g. window_size=100, stat_size=30")
+    if name == "eddm" and p["alpha"] < p["beta"]:
+        raise ValueError(f"drift detector 'eddm': params['alpha'] (the warning level, {p['alpha']}) "
+                         f"must be >= params['beta'] (the drift level, {p['beta']}); use e.g. 0.95 and 0.9")
 
 
 def _probe(name: str, params: dict, seed: int) -> None:
