@@ -39,8 +39,8 @@ import pandas as pd
 
 __all__ = [
     "DEFAULT_MAX_CATEGORIES", "DEFAULT_MAX_DEPTH", "MAX_ABS_VALUE", "MISSING", "OTHER", "TIME_COLUMNS", "InvalidFeatureError",
-    "cells", "check_event", "check_frame_columns", "column_clash", "epoch_seconds", "flatten", "frame_rows", "indicator_key",
-    "memo_values", "out_of_range", "time_columns",
+    "cells", "check_event", "check_frame_columns", "column_clash", "epoch_seconds", "flatten", "frame_rows", "frame_values",
+    "indicator_key", "memo_values", "out_of_range", "time_columns",
 ]
 
 DEFAULT_MAX_DEPTH = 4  # levels of objects/arrays below the features object
@@ -270,13 +270,22 @@ def frame_rows(X) -> list[dict]:
     """
     check_frame_columns(X)
     cols = X.columns.tolist()  # plain Python: indexing a pandas Index per element is slow
-    if all(dt.kind in "fiub" for dt in X.dtypes):
-        values = X.to_numpy(dtype=np.float64)  # (b, columns)
-        if (np.abs(values) <= MAX_ABS_VALUE).all():  # finite and in range (NaN compares false)
-            return [dict(zip(cols, row)) for row in values.tolist()]
+    values = frame_values(X)
+    if values is not None:
+        return [dict(zip(cols, row)) for row in values.tolist()]
     cells = X.astype(object)
     cells = cells.where(X.notna(), None)  # NaN, NA, NaT -> None
     return [dict(zip(cols, row)) for row in cells.to_numpy().tolist()]
+
+
+def frame_values(X) -> np.ndarray | None:
+    """The frame as a float64 array (b, columns) when every column is numeric and every cell finite
+    and within ``MAX_ABS_VALUE``, else None (the rows then take the dict path, which refuses what is
+    wrong and reads categories and nulls)."""
+    if not all(dt.kind in "fiub" for dt in X.dtypes):
+        return None
+    values = X.to_numpy(dtype=np.float64)  # (b, columns)
+    return values if (np.abs(values) <= MAX_ABS_VALUE).all() else None  # (NaN compares false)
 
 
 def check_frame_columns(X) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..column_bound import check_columns
-from ..encoding import MAX_ABS_VALUE, check_frame_columns, frame_rows, memo_values
+from ..encoding import check_frame_columns, frame_rows, frame_values, memo_values
 
 __all__ = ["AnalyticDesign"]
 
@@ -43,7 +43,7 @@ class AnalyticDesign:
         learned: only they create columns and use up category slots, as in a ``learn_one`` loop;
         ``None`` (prediction) drops unseen columns."""
         check_frame_columns(X)
-        values = _frame_values(X)
+        values = frame_values(X)
         # categories, nulls, hashing, or indicator columns a number could be named like: through the dict rows
         if values is None or self.hash_width is not None or self.index_.indicator_mask is not None:
             xs = frame_rows(X)
@@ -80,12 +80,3 @@ class AnalyticDesign:
         z, new = self.index_.vectorize_one(x, bias=True)
         self._memo = None if new or values is None else (keys, values, z, width)  # (new: also values over the category bound)
         return z, new
-
-
-def _frame_values(X: pd.DataFrame) -> np.ndarray | None:
-    """The frame as a float64 array when every column is numeric and every cell finite and within
-    ``MAX_ABS_VALUE``, else None (the rows then take the exact path, which refuses what is wrong)."""
-    if not all(dt.kind in "fiub" for dt in X.dtypes):
-        return None
-    values = X.to_numpy(dtype=np.float64)  # (b, columns)
-    return values if (np.abs(values) <= MAX_ABS_VALUE).all() else None
