@@ -127,9 +127,10 @@ def main(argv=None):
     more = stream(a.n + SUM_EVERY_ROWS, a.seed)[a.n : a.n + SUM_EVERY_ROWS - 1]
     many._since_sum = 0
     many.prequential_batch([x for x, _ in more], [y for _, y in more], partition=0)
-    err, flips = forgetting_error(many, events[-2000:])
+    probe = events[-2000:]
+    err, flips = forgetting_error(many, probe)
     print(f"forgetting heads {SUM_EVERY_ROWS - 1} rows after a re-sum: weight error {err:.2e} (relative Frobenius), "
-          f"predictions changed by the re-sum {flips:.2%} of 2,000 events")
+          f"predictions changed by the re-sum {flips:.2%} of {len(probe):,} events")
     if a.per_event:
         first = events[: a.per_event]
         single = learn_per_event(first, 1, 1)

@@ -47,6 +47,28 @@ def test_vs_river_quick_runs_and_writes_json(tmp_path):
     assert out_md.read_text().count("### ImageSegments") == 1
 
 
+def test_river_loop_times_progressive_val_score_and_scores_like_the_own_loop(monkeypatch):
+    """``--loop river`` times every per-event model inside River's progressive_val_score; its
+    accuracies (no prediction counted wrong) equal the own loop's, and our learner's agreement
+    check still runs (on predictions of one more, untimed own loop)."""
+    from river import evaluate
+
+    calls = []
+    real = evaluate.progressive_val_score
+    monkeypatch.setattr(evaluate, "progressive_val_score",
+                        lambda **kw: calls.append(type(kw["model"]).__name__) or real(**kw))
+    argv = ["--n", "400", "--streams", "SEA", "--models", "ours,river_lr"]
+    river_loop = vs_river.main([*argv, "--loop", "river"], out=io.StringIO())
+    own_loop = vs_river.main(argv, out=io.StringIO())
+    assert calls == ["OnlineContinualLearner", "Pipeline"]  # ours and River LR, not the batched run
+    assert river_loop["meta"]["loop"] == "river" and own_loop["meta"]["loop"] == "own"
+    accuracy = {run["meta"]["loop"]: {r["model"]: r["accuracy"] for r in run["streams"]["SEA"]["results"]}
+                for run in (river_loop, own_loop)}
+    assert accuracy["river"] == accuracy["own"]
+    batch = {r["model"]: r for r in river_loop["streams"]["SEA"]["results"]}["ours" + vs_river.BATCH_SUFFIX]
+    assert batch["agreement"] == 1.0 and river_loop["failed_checks"] == []
+
+
 def test_capymoa_models_are_reported_not_crashing(monkeypatch, tmp_path):
     """Without CapyMOA the CapyMOA rows are skipped with a note (simulated here)."""
     monkeypatch.setattr(vs_river, "capymoa_unavailable", lambda: "capymoa not importable (test)")
@@ -238,6 +260,31 @@ def _made_up_result(model, eps, accuracy=0.9, ok=True):
             "events_per_s": eps if ok else None, "error": None if ok else "boom"}
 
 
+def _criteria_line(summary: str) -> str:
+    return next(line for line in summary.splitlines() if line.startswith("Per event vs River ARF:"))
+
+
+def _agreement_line(summary: str) -> str:
+    return next(line for line in summary.splitlines() if line.startswith("Per-event and batched predictions"))
+
+
+def test_agreement_not_measured_on_a_stream_is_a_named_miss():
+    """A stream whose per-event run failed has no agreement figure: the summary names it as a
+    miss instead of reporting "every stream 100%" over the streams that were measured."""
+    batch = "ours" + vs_river.BATCH_SUFFIX
+    measured = dict(_made_up_result(batch, 9000.0), agreement=1.0)
+    report = {"streams": {
+        "Alpha": {"results": [_made_up_result("ours", 3000.0), measured]},
+        "Beta": {"results": [_made_up_result("ours", None, ok=False), _made_up_result(batch, 9000.0)]},
+    }}
+    line = _agreement_line(vs_river.summary_table(report))
+    assert "MISSES 100%: not measured on Beta" in line and "every stream 100%" not in line
+    report["streams"].pop("Beta")
+    assert "(Alpha; every stream 100%)" in _agreement_line(vs_river.summary_table(report))
+    report["streams"] = {"Beta": {"results": [_made_up_result("ours", None, ok=False)]}}
+    assert "MISSES 100%: not measured on Beta" in _agreement_line(vs_river.summary_table(report))
+
+
 def test_summary_never_reports_a_pass_it_did_not_measure():
     """A failed batched run is n/a (not the per-event rate) and a stream without River ARF makes
     both ARF criteria MISS, naming the stream, however fast the streams that ran were."""
@@ -255,7 +302,7 @@ def test_summary_never_reports_a_pass_it_did_not_measure():
     rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
     assert "| n/a |" in rows["Alpha"] and "3,000 | 3,000" not in rows["Alpha"]  # batch not the per-event rate
     assert "Beta" in rows  # not skipped
-    verdict = text.strip().splitlines()[-1]
+    verdict = _criteria_line(text)
     per_arf, median_lr, batch_arf = verdict.split("; ")
     assert "MISSES >= 3x on every stream: not measured on Beta" in per_arf and "meets" not in per_arf
     assert "MISSES >= 25x on every stream: not measured on Alpha, Beta" in batch_arf and "meets" not in batch_arf
@@ -278,7 +325,7 @@ def test_each_streams_verdict_tests_the_same_targets_as_the_summary():
     assert "5.00x (meets >= 3x)" in per_event and "speed vs River LR 2.500x" in per_event
     assert "20.00x (MISSES >= 25x)" in batched
     report = {"streams": {"SEA": {"results": [r.to_dict() for r in results]}}}
-    verdict = vs_river.summary_table(report).strip().splitlines()[-1]
+    verdict = _criteria_line(vs_river.summary_table(report))
     assert "5.00x to 5.00x (meets >= 3x on every stream)" in verdict
     assert "20.0x to 20.0x (MISSES >= 25x on every stream)" in verdict
 
