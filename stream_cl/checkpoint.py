@@ -2,8 +2,10 @@
 
 A checkpoint is one ``.safetensors`` file. Every array of the state (numpy or torch)
 is a tensor in it; everything else (dicts, lists, strings, numbers, booleans, None) is
-a JSON tree in the file's metadata, where each array is replaced by a reference to
-its tensor. Nothing is pickled, so loading a checkpoint never executes code from it.
+a JSON tree in the file's metadata (format version 1) or, when the tree passes
+``HEADER_TREE_MAX`` bytes, in a tensor of its own (version 2: safetensors bounds a header
+at 100 MB), where each array is replaced by a reference to its tensor.
+Nothing is pickled, so loading a checkpoint never executes code from it.
 
 Types round-trip exactly: ``int``, ``float`` (NaN and infinities included), ``bool``,
 ``str``, ``None``, ``bytes``, lists, tuples, dicts with keys of any of the scalar
@@ -53,6 +55,7 @@ import numpy as np
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "READ_VERSIONS",
     "CheckpointError",
     "CheckpointInfo",
     "CheckpointStore",
@@ -63,7 +66,15 @@ __all__ = [
 ]
 
 FORMAT = "stream-cl-checkpoint"
-FORMAT_VERSION = 1
+# Version 1 keeps the state's JSON tree in the file's header; version 2 keeps it in a uint8 tensor,
+# because safetensors refuses a header over 100 MB, which the strings of a big state pass (the ids
+# and texts of 400,000 waiting labels, or long feature names). A tree that fits the header is still
+# written as version 1, which every release reads: a rollback, or an older member of a consumer
+# group reading a changelog contribution, reads all that it could ever read.
+FORMAT_VERSION = 2  # the newest version written
+READ_VERSIONS = (1, 2)  # the versions this release reads
+HEADER_TREE_MAX = 64 * 2**20  # bytes of JSON tree kept in the header (safetensors' bound: 100 MB in all)
+_TREE_TENSOR_KEY = "state_tensor"  # version 2: the header names the tensor that holds the tree
 _NAME = re.compile(r"^ckpt-(\d{12})\.safetensors$")
 _TMP_PREFIX = ".tmp-ckpt-"
 # the header key of the content's SHA-256; not a format_version change: a reader without it ignores
@@ -238,18 +249,28 @@ def encode_state(state: Mapping, meta: Mapping | None = None, digest: bool = Tru
 
     enc = _Encoder()
     tree = enc.encode(state, "")
-    header = {
-        "format": FORMAT,
-        "format_version": str(FORMAT_VERSION),
-        "created": repr(time.time()),
-        # ASCII: a lone surrogate (a name read with errors="surrogateescape") is a \u escape, which every
-        # reader decodes to the same string; as UTF-8 it cannot be written at all
-        "state": json.dumps(tree, ensure_ascii=True, allow_nan=False, separators=(",", ":")),
-        "meta": json.dumps(_plain(meta or {}), allow_nan=False, separators=(",", ":")),
-    }
+    # ASCII: a lone surrogate (a name read with errors="surrogateescape") is a \u escape, which every
+    # reader decodes to the same string; as UTF-8 it cannot be written at all
+    text = json.dumps(tree, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    header = {"format": FORMAT, "created": repr(time.time()),
+              "meta": json.dumps(_plain(meta or {}), allow_nan=False, separators=(",", ":"))}
+    if len(text) <= HEADER_TREE_MAX:
+        header.update(format_version=str(_version_written(in_tensor=False)), state=text)
+    else:
+        name = enc.name("$state")  # a name no array of the state holds
+        enc.tensors[name] = np.frombuffer(text.encode("ascii"), dtype=np.uint8)  # (n_bytes,)
+        header.update(format_version=str(_version_written(in_tensor=True)), **{_TREE_TENSOR_KEY: name})
     if digest:
         header[_DIGEST_KEY] = _content_digest(header, enc.tensors)
-    return save(enc.tensors, metadata=header)
+    try:
+        return save(enc.tensors, metadata=header)
+    except Exception as e:  # safetensors' own error type: name it as a checkpoint that cannot be written
+        raise CheckpointError(f"state cannot be written as a checkpoint ({type(e).__name__}: {e})") from None
+
+
+def _version_written(in_tensor: bool) -> int:
+    """The format version of a file whose tree is in a tensor (the newest) or in the header (1)."""
+    return FORMAT_VERSION if in_tensor else 1
 
 
 def _content_digest(header: Mapping[str, str], tensors: Mapping[str, np.ndarray]) -> str:
@@ -307,7 +328,8 @@ def decode_state(raw: bytes, source: str = "state", hint: str = "") -> tuple[dic
     _verify(source, header, tensors, hint)
     _check_header(source, header, hint)
     try:
-        tree = json.loads(header["state"])
+        text = tensors.pop(header[_TREE_TENSOR_KEY]).tobytes() if _TREE_TENSOR_KEY in header else header["state"]
+        tree = json.loads(text)
         meta = json.loads(header.get("meta", "{}"))
     except (KeyError, ValueError, RecursionError) as e:
         raise CheckpointError(f"{source}: corrupt state tree ({type(e).__name__}: {str(e)[:200]})") from None
@@ -379,9 +401,10 @@ def _check_header(path, header: Mapping, hint: str = "") -> None:
         version = int(header.get("format_version", ""))
     except ValueError:
         raise CheckpointError(f"{path}: unreadable format_version {header.get('format_version')!r}{hint}") from None
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS:
         raise CheckpointError(
-            f"{path}: checkpoint format_version {version}, this stream-cl reads version {FORMAT_VERSION}; "
+            f"{path}: checkpoint format_version {version}, this stream-cl reads versions "
+            f"{', '.join(map(str, READ_VERSIONS))}; "
             "run the stream-cl release that wrote it, or point checkpoint.dir at an empty directory to start afresh"
         )
 
