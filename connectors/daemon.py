@@ -144,7 +144,8 @@ class Daemon:
 
             def source_factory(daemon: "Daemon"):
                 return KafkaSource(kcfg, config.mapping, label_policy, hooks=daemon,
-                                   changelog_topic=table.topic if table is not None else "")
+                                   changelog_topic=table.topic if table is not None else "",
+                                   time_features=config.model.time_features)
 
             def state_factory(*args):
                 if table is not None:

@@ -41,7 +41,8 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from stream_cl.config import Config, ConfigError, KafkaConfig, MappingConfig
 from stream_cl.decode import EventDecoder
-from stream_cl.mapping_check import FieldCensus
+from stream_cl.events import Event
+from stream_cl.mapping_check import FieldCensus, TimeCensus
 from stream_cl.pending import LabelDecoder
 
 from .kafka_assignment import LOOKUP_TIMEOUT_MS, AssignmentListener, RebalanceCallbacks, RebalanceHooks, tp_key
@@ -290,8 +291,10 @@ class KafkaSource(RebalanceCallbacks):
     exhausted = False  # a topic never ends; see at_end() for stop_at_end
 
     def __init__(self, cfg: KafkaConfig, mapping: MappingConfig, label_policy: str = "optional",
-                 hooks: RebalanceHooks | None = None, consumer: KafkaConsumer | None = None, changelog_topic: str = ""):
-        """``changelog_topic``: the model changelog the daemon writes ("" = none), never to be consumed."""
+                 hooks: RebalanceHooks | None = None, consumer: KafkaConsumer | None = None, changelog_topic: str = "",
+                 time_features: bool = False):
+        """``changelog_topic``: the model changelog the daemon writes ("" = none), never to be consumed;
+        ``time_features``: ``model.time_features``, whose event times the first events are checked for."""
         require_topics(cfg)
         refuse_own_outputs(cfg, changelog_topic)
         self.cfg = cfg
@@ -299,6 +302,7 @@ class KafkaSource(RebalanceCallbacks):
         # without a labels topic an event's label must be in the event: check that its field appears
         self.decoder = EventDecoder(mapping, label_policy, census=FieldCensus(mapping, check_label=not cfg.labels_topic))
         self.labels = LabelDecoder(mapping)
+        self.times = TimeCensus(mapping, time_features)  # no event time, or times in milliseconds: said once
         self.labels_topic = cfg.labels_topic
         self.positions: dict[TopicPartition, int] = {}  # next offset after the records returned
         self.assigned: set[TopicPartition] = set()
@@ -426,6 +430,8 @@ class KafkaSource(RebalanceCallbacks):
                 if replay and expected >= replay.get(tp, 1 << 62):
                     del replay[tp]  # caught up with what was committed
         self.behind = len(items) + self.skipped - skipped_before >= max_records
+        if self.times.n < self.times.sample:  # the first events only: nothing to do once the sample is complete
+            self.times.observe(r for r in items if type(r) is Event)
         return PolledBatch(items, raw, frozenset(silent) if silent else frozenset())
 
     def group_metadata(self) -> tuple:
@@ -434,8 +440,9 @@ class KafkaSource(RebalanceCallbacks):
         return self._group
 
     def take_warnings(self) -> list[str]:
-        """Named fields none of the first events had (see :class:`FieldCensus`), once."""
-        return self.decoder.census.take()
+        """Named fields none of the first events had (:class:`FieldCensus`), and event times that time
+        features cannot use (:class:`TimeCensus`), each once."""
+        return self.decoder.census.take() + self.times.take()
 
     def fill_positions(self) -> None:
         """Bring every assigned partition's position up to the consumer's (blocking; main thread only).

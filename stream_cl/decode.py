@@ -13,8 +13,11 @@ nulls, NaN) are those of :mod:`stream_cl.encoding`.
 Event(x={'age': 42.0, 'smoker': 1.0}, y='sick', id='7', task=None, ts=None, origin='demo:1')
 >>> decoder.decode_json(b'{"x": {"amount": 9.5, "card": {"country": "FR", "cvv": null}, "v": [1, 2]}}', "demo:2").x
 {'amount': 9.5, 'card.country': 'FR', 'card.cvv': None, 'v[0]': 1.0, 'v[1]': 2.0}
->>> decoder.decode_json(b'{"x": [1, NaN]}', "demo:3").reason  # mapping.nan_policy = "missing" reads it as null
-'non_finite'
+>>> letter = decoder.decode_json(b'{"x": {"a": 1, "b": NaN}}', "demo:3")  # nan_policy "reject" (the default); "missing": b is null
+>>> letter.reason, letter.detail
+('non_finite', "feature 'b': not finite (got nan)")
+>>> decoder.decode_json(b'{"x": {"a": 1}, "y": NaN}', "demo:3").reason  # a label by its own rule, whatever nan_policy
+'bad_label'
 >>> letter = EventDecoder(MappingConfig(max_depth=1)).decode_json(b'{"x": {"a": {"b": {"c": 1}}}}', "demo:4")
 >>> letter.reason, letter.detail
 ('too_deep', "feature 'a.b': nested deeper than 1 levels (got {'c': 1}); raise mapping.max_depth")
@@ -54,23 +57,14 @@ _BIG = 2**1000  # ints inside this convert to float without overflow
 _BOM = "\ufeff"
 
 
-class _NonFinite(Exception):
-    """Raised from the JSON parser on the non-standard NaN / Infinity literals."""
-
-
-def _reject_constant(name: str):
-    raise _NonFinite(name)
-
-
-def _nan_is_null(name: str):
-    if name == "NaN":
-        return None
-    raise _NonFinite(name)
-
-
-# Shared decoders: json.loads(..., parse_constant=...) would build a new one per call.
-_JSON = json.JSONDecoder(parse_constant=_reject_constant)
-_JSON_NAN_NULL = json.JSONDecoder(parse_constant=_nan_is_null)  # mapping.nan_policy = "missing"
+# One decoder for every record, whatever mapping.nan_policy: the non-standard NaN / Infinity /
+# -Infinity literals become floats (the standard library's default), as 1e400 becomes inf, so
+# that the field holding one decides by its own rule, naming its key: a feature value by
+# stream_cl.encoding (non_finite, or null under nan_policy = "missing"), a label, id, task or
+# time by theirs (bad_label, bad_id, bad_timestamp), an unread field not at all. Refused in the
+# parser, the dead letter could name no key; read as null there, a NaN label or id was absent.
+# Shared: json.loads(..., parse_constant=...) would build a new decoder per call.
+_JSON = json.JSONDecoder()
 # orjson parses a JSON object ~6x faster than the standard library (1.5 against 9 µs for the
 # Kafka benchmark's 300-byte events), and wherever it succeeds it gives the same object
 # (fuzzed against json.loads: 200,000 random and mutated documents, 300,000 decimal
@@ -132,8 +126,7 @@ class EventDecoder:
         self._max_bytes = mapping.max_event_bytes
         self._max_features = mapping.max_features
         self._max_depth = mapping.max_depth
-        self._nan = mapping.nan_policy
-        self._json = _JSON_NAN_NULL if mapping.nan_policy == "missing" else _JSON
+        self._nan = mapping.nan_policy  # feature values only (flatten): a NaN label is no missing label
         self._label, self._id, self._task, self._ts = mapping.label, mapping.id, mapping.task, mapping.timestamp
         meta = (mapping.label, mapping.id, mapping.task, mapping.timestamp)
         if isinstance(mapping.features, str):
@@ -162,8 +155,9 @@ class EventDecoder:
 
     def parse_json(self, raw: bytes | str, origin: str = "") -> dict | DeadLetter:
         """The JSON object a record holds (UTF-8 bytes or text), or its dead letter: the rules
-        every JSON record is read by (size, encoding, a byte-order mark, NaN, lone surrogates),
-        events and label records (:class:`stream_cl.pending.LabelDecoder`) alike.
+        every JSON record is read by (size, encoding, a byte-order mark, lone surrogates),
+        events and label records (:class:`stream_cl.pending.LabelDecoder`) alike. A NaN or
+        Infinity literal is a float here, for the field that holds it to judge.
 
         >>> EventDecoder(MappingConfig()).parse_json(b'\\xef\\xbb\\xbf{"id": 7}')
         {'id': 7}
@@ -194,13 +188,11 @@ class EventDecoder:
             text = text[1:]
         try:
             try:
-                obj, end = self._json.scan_once(text, 0)  # the common case: no surrounding whitespace
+                obj, end = _JSON.scan_once(text, 0)  # the common case: no surrounding whitespace
             except StopIteration:
                 end = -1
             if end != len(text):
-                obj = self._json.decode(text)  # whitespace around, or the error message
-        except _NonFinite as e:
-            return _dead(raw, "non_finite", f"{e} is not a JSON number; send finite numbers or omit the value", origin)
+                obj = _JSON.decode(text)  # whitespace around, or the error message
         except json.JSONDecodeError as e:
             return _dead(raw, "malformed", f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}", origin)
         except (ValueError, RecursionError) as e:  # over 4300-digit integers, absurd nesting

@@ -57,7 +57,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from .config import ConfigError, MappingConfig
 
-__all__ = ["FieldCensus", "TimeCensus", "check_columns", "SAMPLE"]
+__all__ = ["FieldCensus", "TimeCensus", "check_columns", "SAMPLE", "SECONDS_BOUND"]
 
 SAMPLE = 1000  # JSON events watched before the census reports
 _MAX_FIELDS = 200  # distinct top-level field names remembered (events may carry many)
@@ -158,20 +158,34 @@ class FieldCensus:
         return out
 
 
+# Epoch seconds beyond this are after the year 5138: no event time, but one in a finer unit (epoch
+# milliseconds pass it from March 1973 on, what Kafka, Java and JavaScript producers send).
+SECONDS_BOUND = 1e11  # (the warning says "1e11")
+# (below this magnitude, the unit such a time looks like, and what turns it into seconds)
+_FINER_UNITS = ((1e14, "milliseconds", 1_000), (1e17, "microseconds", 1_000_000), (1e20, "nanoseconds", 1_000_000_000))
+
+
 class TimeCensus:
-    """``model.time_features`` on, and no time in the first ``sample`` events: said once.
+    """``model.time_features`` on, and the first ``sample`` events' times are no plausible epoch
+    seconds: said once.
 
     The time features come from ``mapping.timestamp``; an event without a time gets none,
     silently (it is no bad record). Where the mapping names the field itself, the header
     check and :class:`FieldCensus` say a missing one; this watches the default name
-    (``ts``), which the user may not know the time features read. It is fed decoded events,
-    so CSV and JSON alike, and costs nothing once the sample is complete:
+    (``ts``), which the user may not know the time features read. A time beyond 1e11 (the
+    year 5138 as epoch seconds) is read as seconds all the same, and its time features are
+    noise: this says so too, whatever the field's name, with the unit it looks like. It is
+    fed decoded events, so CSV and JSON alike, and costs nothing once the sample is complete:
 
     >>> from stream_cl.events import Event
     >>> census = TimeCensus(MappingConfig(), time_features=True, sample=2)
     >>> census.observe([Event({"a": 1.0}, "p"), Event({"a": 2.0}, "q")])
     >>> census.take()
     ["model.time_features: none of the first 2 events had a time in field 'ts' (mapping.timestamp): the model gets no time features; set mapping.timestamp to the field or column holding the event time"]
+    >>> census = TimeCensus(MappingConfig(), time_features=True, sample=1)
+    >>> census.observe([Event({"a": 1.0}, "p", ts=1714601643000.0)])
+    >>> census.take()
+    ["model.time_features: the first event had a time in field 'ts' (mapping.timestamp) beyond 1e11 (e.g. 1714601643000), after the year 5138 as epoch seconds: they look like epoch milliseconds, so their time features are noise; send epoch seconds (the value / 1,000) or an ISO 8601 string"]
     """
 
     def __init__(self, mapping: MappingConfig, time_features: bool, sample: int = SAMPLE):
@@ -179,29 +193,64 @@ class TimeCensus:
         self.sample = sample
         self.n = 0
         self.timed = False
+        self.beyond = 0  # times over SECONDS_BOUND (either sign: milliseconds before 1970 too)
+        self.example: float | None = None  # the first of them
         # off: no time features, or a field the user named (said by the other checks), or none ("")
-        self._said = not (time_features and self.field == _OPTIONAL_DEFAULTS["timestamp"])
+        self._said_absent = not (time_features and self.field == _OPTIONAL_DEFAULTS["timestamp"])
+        self._said = not time_features
 
     def observe(self, events: Iterable) -> None:
         """Look at the times of the first events (``Event.ts``)."""
-        if self._said or self.timed or self.n >= self.sample:
+        if self._said or self.n >= self.sample:
             return
         for e in events:
             if self.n >= self.sample:
                 break
             self.n += 1
-            if e.ts is not None:
+            ts = e.ts
+            if ts is not None:
                 self.timed = True
-                break
+                if not -SECONDS_BOUND <= ts <= SECONDS_BOUND:
+                    self.beyond += 1
+                    if self.example is None:
+                        self.example = ts
 
     def take(self, final: bool = False) -> list[str]:
-        """The warning, once: when the sample is complete, or (``final``) at the end of a shorter stream."""
-        if self._said or self.timed or self.n == 0 or (self.n < self.sample and not final):
+        """The warnings, once: when the sample is complete, or (``final``) at the end of a shorter stream."""
+        if self._said or self.n == 0 or (self.n < self.sample and not final):
             return []
         self._said = True
         first = f"the first {self.n:,} events" if self.n > 1 else "the first event"
-        return [f"model.time_features: none of {first} had a time in field {self.field!r} (mapping.timestamp): "
-                "the model gets no time features; set mapping.timestamp to the field or column holding the event time"]
+        out = []
+        if not self.timed and not self._said_absent:
+            out.append(f"model.time_features: none of {first} had a time in field {self.field!r} (mapping.timestamp): "
+                       "the model gets no time features; set mapping.timestamp to the field or column holding the event time")
+        if self.beyond:
+            who = f"{self.beyond:,} of {first}" if self.n > 1 else first
+            out.append(f"model.time_features: {who} had a time in field {self.field!r} (mapping.timestamp) beyond "
+                       f"1e11 (e.g. {_number(self.example)}), after the year 5138 as epoch seconds: "
+                       f"{_finer_unit(self.example)}, so their time features are noise; send epoch seconds"
+                       f"{_divide(self.example)} or an ISO 8601 string")
+        return out
+
+
+def _finer_unit(ts: float) -> str:
+    for bound, unit, _ in _FINER_UNITS:
+        if abs(ts) < bound:
+            return f"they look like epoch {unit}"
+    return "a plausible epoch time in no unit (seconds to nanoseconds)"
+
+
+def _divide(ts: float) -> str:
+    for bound, _, per_second in _FINER_UNITS:
+        if abs(ts) < bound:
+            return f" (the value / {per_second:,})"
+    return ""
+
+
+def _number(v: float) -> str:
+    """A time as its producer likely wrote it: 1714601643000, not 1714601643000.0 or 1.7146e+12."""
+    return str(int(v)) if v == int(v) and abs(v) < 1e20 else repr(v)
 
 
 def _names(names: Sequence) -> str:

@@ -314,9 +314,7 @@ class LabelDecoder:
         m = self.mapping
         data = _as_bytes(raw)
         obj = self._json.parse_json(data, origin)
-        if type(obj) is DeadLetter:
-            if obj.reason == "non_finite":  # a code for feature values: a label record has none, so NaN is bad JSON
-                return DeadLetter(data, "malformed", f"label record: {obj.detail}", origin)
+        if type(obj) is DeadLetter:  # size, encoding, bad JSON (a NaN is a float there, judged by its field below)
             return obj
         if self._reject:
             unknown = sorted(str(k)[:40] for k in obj if k not in self._known)

@@ -154,7 +154,7 @@ def test_the_published_prediction_round_trips_and_older_checkpoints_have_none(tm
         (b'{"id": [1], "y": "cat"}', "bad_id"),
         (b'{"id": "a", "y": 1.5}', "bad_label"),
         (b'{"id": "a", "y": {"k": 1}}', "bad_label"),
-        (b'{"id": "a", "y": NaN}', "malformed"),
+        (b'{"id": "a", "y": NaN}', "bad_label"),
         (b"[1, 2]", "not_an_object"),
         (b"\xff\xfe", "malformed"),
         (b"{", "malformed"),
