@@ -41,9 +41,9 @@ def ensure_changelog_topic(admin: KafkaAdminClient, name: str, partitions: int, 
                            max_message_bytes: int) -> bool:
     """Create the compacted changelog topic if it is missing; True if it was created.
 
-    An existing topic must be compacted (``cleanup.policy=compact``): a deleting one would
-    drop states by age, and the group would lose what it learned. Its ``max.message.bytes``
-    is raised when smaller than ``max_message_bytes``.
+    An existing topic must be compacted and only compacted (:func:`check_changelog_policy`).
+    Its ``max.message.bytes`` is set on it when smaller than ``max_message_bytes`` or not its
+    own (a broker default that could change under it).
     """
     configs = {"cleanup.policy": "compact", "max.message.bytes": str(max_message_bytes),
                # compact soon, but keep a freshly written state uncompacted for a while (readers catching up)
@@ -56,30 +56,98 @@ def ensure_changelog_topic(admin: KafkaAdminClient, name: str, partitions: int, 
     except TopicAlreadyExistsError:
         pass
     resource = ConfigResource(ConfigResourceType.TOPIC, name)
-    described = admin.describe_configs([resource])
-    current = _topic_configs(described, name)
-    policy = current.get("cleanup.policy", "")
-    if "compact" not in policy.split(","):
-        raise ConfigError(f"changelog.topic: {name!r} exists with cleanup.policy={policy!r}; the model changelog must be "
-                          "compacted (it is the table of every partition's latest state): set cleanup.policy=compact "
-                          "on it, or name another topic")
-    if int(current.get("max.message.bytes", "0") or 0) < max_message_bytes:
+    # every config, not only the topic's own ("modified", kafka-python 3's default): a topic left at the
+    # broker's cleanup.policy has none of its own, and was read as ''
+    current = _topic_configs(admin.describe_configs([resource], config_filter="all"), name)
+    check_changelog_policy(name, *current.get("cleanup.policy", (None, "")))
+    limit, source = current.get("max.message.bytes", ("0", ""))
+    if source in BROKER_SOURCES or int(limit or 0) < max_message_bytes:
         admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name,
                                             configs={"max.message.bytes": str(max_message_bytes)})])
     return False
 
 
-def _topic_configs(described, name: str) -> dict:
-    """``{config: value}`` of a topic from kafka-python's describe_configs answer (its shapes vary by version)."""
+# where a topic's config comes from when the topic has no value of its own (kafka-python's
+# ConfigSourceType names): the broker's setting behind it (log.cleanup.policy for cleanup.policy)
+BROKER_SOURCES = {"DEFAULT_CONFIG": "Kafka's default", "STATIC_BROKER_CONFIG": "the broker's server.properties",
+                  "DYNAMIC_BROKER_CONFIG": "this broker's dynamic config",
+                  "DYNAMIC_DEFAULT_BROKER_CONFIG": "the cluster's dynamic broker default"}
+
+
+def check_changelog_policy(name: str, policy: str | None, source: str = "") -> None:
+    """Refuse a changelog topic whose ``cleanup.policy`` is not exactly ``compact`` (a ConfigError).
+
+    ``policy`` is the topic's effective value (None: not in the broker's answer), ``source`` where
+    it comes from (:data:`BROKER_SOURCES`, or the topic's own). Compaction keeps the latest record
+    of every key, so the topic is the table of every partition's latest state. ``delete``, alone or
+    beside ``compact``, also drops records by age (``retention.ms``, ``retention.bytes``); a
+    partition's part is written only when the partition changes, so the part of one that stops
+    changing would age out, and the member that takes that partition over would start it from
+    nothing, silently.
+
+    >>> check_changelog_policy("g.model", "compact")
+    >>> check_changelog_policy("g.model", "compact", "DYNAMIC_DEFAULT_BROKER_CONFIG")  # compacted by the broker
+    >>> check_changelog_policy("g.model", "compact,delete")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    stream_cl.config.ConfigError: changelog.topic: 'g.model' exists with cleanup.policy='compact,delete'; ...
+    """
+    kinds = {p.strip() for p in (policy or "").split(",") if p.strip()}
+    if kinds == {"compact"}:
+        return
+    if policy is None:
+        has = ("no cleanup.policy in the broker's answer (a topic without one of its own has the broker's "
+               "log.cleanup.policy, \"delete\" unless the broker sets another)")
+    elif source in BROKER_SOURCES:
+        has = (f"cleanup.policy={policy!r}, the broker's default (log.cleanup.policy, from {BROKER_SOURCES[source]}), "
+               "none of its own")
+    else:
+        has = f"cleanup.policy={policy!r}"
+    if "delete" in kinds or policy is None:
+        why = ("with \"delete\", retention (retention.ms, retention.bytes) drops records by age, and a partition's "
+               "part is written only when the partition changes: the part of a partition that stops changing would "
+               "be dropped, and the member that takes that partition over would start it from nothing")
+    else:
+        why = "it is the table of every partition's latest state"
+    raise ConfigError(f"changelog.topic: {name!r} exists with {has}; the model changelog must be compacted and only "
+                      f"compacted: {why}. Set cleanup.policy=compact on it (kafka-configs.sh --alter --entity-type "
+                      f"topics --entity-name {name} --add-config cleanup.policy=compact), or name another topic")
+
+
+def _topic_configs(described, name: str) -> dict[str, tuple[str | None, str]]:
+    """``{config: (value, source)}`` of a topic from kafka-python's describe_configs answer (its shapes vary by
+    version); ``source`` is a ConfigSourceType name, or "" where the answer does not say."""
     if isinstance(described, dict):
         entry = described.get("topic", described).get(name, {})
-        return {k: (v.get("value") if isinstance(v, dict) else v) for k, v in entry.items()}
+        return {k: (v.get("value"), v.get("config_source") or "") if isinstance(v, dict) else (v, "")
+                for k, v in entry.items()}
     out = {}
     for response in described if isinstance(described, list) else [described]:
         for resource in getattr(response, "resources", []):
             for entry in resource[4]:
-                out[entry[0]] = entry[1]
+                out[entry[0]] = (entry[1], "")
     return out
+
+
+MISSING_GRACE_S = 10.0  # how long the changelog may be missing from the metadata before the member stops
+# what to do once the changelog was deleted under a running member ({delete}: the recreated topic's part)
+_RESTART = ("its parts are gone. Stop the group's members{delete} and start them again: the topic is created "
+            "compacted, each member writes the parts of its partitions again from its checkpoint, and a partition "
+            "with neither is re-learned from its first record; to start the group's model over instead, use a new "
+            "kafka.group_id")
+
+
+def _no_auto_create(consumer: KafkaConsumer) -> None:
+    """Keep ``consumer``'s metadata requests from creating a missing topic.
+
+    kafka-python 3.0.12 accepts ``allow_auto_create_topics`` but never hands it to the cluster
+    metadata its requests are built from (``ClusterMetadata`` is made without it), so every
+    metadata request asks the broker to create a missing topic. Where that metadata holds the
+    setting, it is set there as well.
+    """
+    config = getattr(getattr(consumer, "_cluster", None), "config", None)
+    if isinstance(config, dict):
+        config["allow_auto_create_topics"] = False
 
 
 class ChangelogTable:
@@ -92,12 +160,19 @@ class ChangelogTable:
     def __init__(self, client_options: dict, topic: str, max_message_bytes: int):
         self.topic = topic
         fetch = max(2 * max_message_bytes, 52_428_800)
+        # never create the topic: a changelog deleted while the group runs came back at the next metadata
+        # request, with the broker's defaults (cleanup.policy delete), and the member went on writing to it
         self.consumer = KafkaConsumer(**client_options, group_id=None, enable_auto_commit=False,
                                       isolation_level="read_committed", max_partition_fetch_bytes=fetch,
-                                      fetch_max_bytes=fetch, receive_message_max_bytes=max(100_000_000, 2 * fetch))
+                                      fetch_max_bytes=fetch, receive_message_max_bytes=max(100_000_000, 2 * fetch),
+                                      allow_auto_create_topics=False)
+        _no_auto_create(self.consumer)
         parts = self.consumer.partitions_for_topic(topic) or set()
         if not parts:
             raise ConfigError(f"changelog.topic: no metadata for {topic!r}; it should have been created at start")
+        # the topic as created: one deleted and made again (by any client's auto-creation) has another id
+        self.topic_id = self._topic_id()
+        self._missing_since: float | None = None
         self.partitions = [TopicPartition(topic, p) for p in sorted(parts)]
         self.consumer.assign(self.partitions)
         self.consumer.seek_to_beginning(*self.partitions)
@@ -108,6 +183,7 @@ class ChangelogTable:
 
     def catch_up(self, timeout_s: float = 60.0) -> int:
         """Read everything committed up to the topic's end as of now; returns the records read."""
+        self._check_topic()
         ends = self.consumer.end_offsets(self.partitions)
         deadline = time.monotonic() + timeout_s
         n = 0
@@ -131,7 +207,43 @@ class ChangelogTable:
                 self._changed.add(key)
                 n += 1
         self.records += n
+        self._check_topic()
         return n
+
+    def _check_topic(self) -> None:
+        """Stop the member (a ConfigError) when its changelog was deleted, or deleted and created again.
+
+        Its parts are gone then, and the member would go on silently: writing its next parts to a
+        topic that retention empties (created with the broker's defaults), folding nothing from the
+        others, and a member taking a partition over would start it from nothing. A topic missing
+        from the metadata counts after :data:`MISSING_GRACE_S` (a broker that has not caught up
+        may not know it yet); another id counts at once. Brokers older than Kafka 2.8 give no topic
+        ids: nothing is checked there.
+        """
+        if self.topic_id is None:
+            return
+        now_id = self._topic_id()
+        if now_id == self.topic_id:
+            self._missing_since = None
+            return
+        if now_id is not None:
+            delete = ", delete the topic (a start refuses it unless its cleanup.policy is compact)"
+            raise ConfigError(f"changelog.topic: {self.topic!r} was deleted while this member ran and created again "
+                              f"(topic id {self.topic_id} is now {now_id}; a client's auto-creation makes it with the "
+                              f"broker's defaults, cleanup.policy delete): {_RESTART.format(delete=delete)}")
+        now = time.monotonic()
+        if self._missing_since is None:
+            self._missing_since = now
+        elif now - self._missing_since >= MISSING_GRACE_S:
+            gone = f"missing from the cluster's metadata for {now - self._missing_since:.0f} s"
+            raise ConfigError(f"changelog.topic: {self.topic!r} was deleted while this member ran ({gone}): "
+                              f"{_RESTART.format(delete='')}")
+
+    def _topic_id(self):
+        """The topic's id in the consumer's metadata (None: unknown, or missing from the cluster)."""
+        topic_id = getattr(getattr(self.consumer, "_cluster", None), "topic_id", None)
+        found = topic_id(self.topic) if topic_id is not None else None
+        return found if found is not None and getattr(found, "int", 1) != 0 else None  # the zero id: no such topic
 
     def get(self, key: str) -> bytes | None:
         return self.values.get(key)

@@ -98,10 +98,17 @@ class Daemon:
         self._fatal: ConfigError | CheckpointError | None = None  # met on the IO thread; the loop raises it
         self._started: float | None = None  # while start-up lasts: when the loop began
         self._assigned_seen: frozenset = frozenset()
+        # the changelog this daemon made for itself (from_config without a run's): closed when it ends
+        self._own_changelog: RunChangelog | None = None
         self.state.restore()
         # a learner with a part per source partition (contribution/merge) gets each partition's events apart
         self.router = Router(config, self.step, learner, pending, publisher, self.metrics, self.state,
                              partitioned=hasattr(learner, "contribution") and hasattr(self.state, "fold"))
+        catch_up = getattr(self.state, "catch_up", None)
+        if catch_up is not None:
+            # the changelog read here, before the group join: the assignment callback, which runs on the
+            # consumer's IO thread where no heartbeat goes out while it reads, then reads only what came since
+            catch_up()
         self.source: PartitionedSource = source_factory(self)  # subscribes; partitions come with the first poll
         self.commits = CommitCoordinator(self.source, publisher, self.state, self.metrics,
                                          CommitPolicy(config.kafka.commit_interval_ms))
@@ -109,7 +116,10 @@ class Daemon:
 
     @classmethod
     def from_config(cls, config: Config, stop_event: threading.Event | None = None,
-                    metrics: DaemonMetrics | None = None) -> "Daemon":
+                    metrics: DaemonMetrics | None = None, changelog: "RunChangelog | None" = None) -> "Daemon":
+        """The daemon ``config`` describes. ``changelog``: the run's changelog (:func:`run_daemon` hands
+        the same one to every daemon it builds after a reset, and closes it when the run ends); without
+        one the daemon makes its own and closes it when it ends."""
         from stream_cl.factory import build_learner
 
         from .kafka import KafkaSource, check_kafka_config, install_warnings, producer_options, transactional_id
@@ -129,15 +139,18 @@ class Daemon:
             check_settings(config, loaded[0], loaded[1].path)
         learner = build_learner(config)  # [model] and the continual-learning sections
         pending = PendingStores(config.labels.max_pending, config.labels.max_age_s, max_early=config.labels.max_early)
-        table = _changelog(config, learner)  # None: no changelog (off, or a learner without partition parts)
+        own = changelog is None
+        if own:
+            changelog = RunChangelog()
+        table = changelog.table_for(config, learner)  # None: no changelog (off, or a learner without partition parts)
         make = ProcessPublisher if kcfg.publisher == "process" else InlinePublisher
         max_request = max(kcfg.max_message_bytes, config.changelog.max_message_bytes + 65_536 if table else 0)
         try:  # nothing is left running if a part cannot be made
             publisher = make(producer_options(kcfg, transactional_id(config), max_request), kcfg.predictions_topic,
                              kcfg.dead_letter_topic, commit_timeout_s=kcfg.commit_timeout_ms / 1000)
         except BaseException:
-            if table is not None:
-                table.close()
+            if own:
+                changelog.close()
             raise
         try:
             label_policy = getattr(config.source, "label_policy", "optional")
@@ -152,13 +165,16 @@ class Daemon:
                     return PartitionStates(*args, table=table, store=store, loaded=loaded)
                 return CheckpointState(*args, store=store, loaded=loaded)
 
-            return cls(config, learner, source_factory, publisher, pending, stop_event or threading.Event(),
-                       state_factory=state_factory, metrics=metrics)
+            daemon = cls(config, learner, source_factory, publisher, pending, stop_event or threading.Event(),
+                         state_factory=state_factory, metrics=metrics)
         except BaseException:
             publisher.abort()
-            if table is not None:
-                table.close()
+            if own:
+                changelog.close()
             raise
+        if own:
+            daemon._own_changelog = changelog
+        return daemon
 
     # -- rebalance hooks (IO thread; the loop is blocked in poll) --------------------------
     def on_revoke(self, partitions, lost: bool) -> None:
@@ -211,6 +227,7 @@ class Daemon:
             self.commits.commit("shutdown")  # and a checkpoint of the state it covers
             self.source.close()  # its revoke callback finds nothing new to commit
             self.publisher.close()
+            self._close_changelog()
             m.state = "stopped"
             self._write_status(force=True)
             log_event(log, "shutdown", records=m.records, events={k: v for k, v in m.events.items() if v},
@@ -306,11 +323,58 @@ class Daemon:
         except Exception:  # noqa: BLE001 -- best effort: the process may be going away
             pass
         self.publisher.abort()  # the publisher ends; its open transaction is aborted
+        self._close_changelog()
+
+    def _close_changelog(self) -> None:
+        """Close the changelog this daemon made for itself; a run's (:func:`run_daemon`) outlives its daemons."""
+        own, self._own_changelog = self._own_changelog, None
+        if own is not None:
+            own.close()
+
+
+class RunChangelog:
+    """The model changelog of one run: made by the first daemon built, handed to every daemon rebuilt
+    after a reset, and closed once when the run ends.
+
+    A table made anew at each reset leaked its consumer (an IO thread and its sockets) and read the
+    whole changelog again, inside the assignment callback of a member just rejoined: a read longer than
+    the session timeout expelled it during its own assignment, and it reset, read it all again, and so
+    on. Kept, the table holds the latest committed record per key it has read and its position, so a
+    rebuilt member reads only what came since. The rebuilt state folds every key it holds once
+    (:meth:`PartitionStates.fold`): the learner that folded them before was dropped with the reset.
+    """
+
+    def __init__(self):
+        self.table = None
+        self._made = False
+
+    def table_for(self, config: Config, learner):
+        """The run's table, made (and the topic created if missing) at the first call; None: no changelog."""
+        if not self._made:
+            self.table = _changelog(config, learner)
+            self._made = True
+        return self.table
+
+    def close(self) -> None:
+        table, self.table = self.table, None
+        if table is not None:
+            try:
+                table.close()
+            except Exception:  # noqa: BLE001 -- best effort: the run is over, its exit code stands
+                pass
 
 
 def _changelog(config: Config, learner):
     """The model changelog's table (the topic created if missing), or None when there is none to keep."""
-    if not config.changelog.enabled or not hasattr(learner, "contribution"):
+    if not config.changelog.enabled:
+        return None
+    if not hasattr(learner, "contribution"):  # nothing to merge: each member's model is its own
+        log_event(log, "config_warning", level=logging.WARNING,
+                  detail=f"model.kind = {config.model.kind!r} is not partition-mergeable (its learner keeps no part "
+                         "per source partition), so the daemon writes no model changelog: each member of group "
+                         f"{config.kafka.group_id!r} serves a model of only the partitions it consumes. Run one "
+                         'member (and set changelog.enabled = false), or use model.kind = "online" or "analytic" '
+                         "for one model across the group")
         return None
     from kafka.admin import KafkaAdminClient
 
@@ -427,22 +491,29 @@ def run_daemon(config: Config, stop_event: threading.Event | None = None,
 def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> int:
     """Build the daemon and run it; again, in this process, each time it must start over (fenced)."""
     metrics = None
+    # one changelog for every build: a reset keeps what it read (RunChangelog); closed however the run ends
+    changelog = RunChangelog()
     # installed once for every build: a stop requested while a fenced daemon is rebuilt is kept
     # (the rebuilt daemon then stops at once), never left to the default handler
     restore = _install_signal_handlers(stop, config.kafka.shutdown_timeout_s)
     try:
         while True:
-            code, metrics = _build_and_run_once(config, stop, on_ready, server, metrics)
+            code, metrics = _build_and_run_once(config, stop, on_ready, server, metrics, changelog)
             if code != EXIT_RESET or stop.is_set():
                 return EXIT_FAILED if code == EXIT_RESET else code
             on_ready = None  # once: the caller already holds the first daemon
     finally:
+        changelog.close()
         restore()
 
 
-def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server, metrics) -> tuple[int, object]:
+def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server, metrics,
+                        changelog: RunChangelog | None = None) -> tuple[int, object]:
+    """Build a daemon and run it; returns its exit code and its metrics (the next build keeps them).
+    ``changelog``: the run's (closed by the caller); None: the daemon makes its own."""
+    run_changelog = {} if changelog is None else {"changelog": changelog}
     try:
-        daemon = Daemon.from_config(config, stop, metrics)
+        daemon = Daemon.from_config(config, stop, metrics, **run_changelog)
     except (ConfigError, CheckpointError) as e:
         return _config_failed(e), metrics
     except Exception as e:

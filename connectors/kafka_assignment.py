@@ -55,7 +55,7 @@ class RebalanceHooks(Protocol):
         holds, up to minutes): the owner is not stalled, though its loop is blocked in poll()."""
 
 
-def resume_offset(tp: TopicPartition, state: int, done: int | None, start: int) -> int:
+def resume_offset(tp: TopicPartition, state: int | None, done: int | None, start: int) -> int:
     """Where a partition with state resumes: its state's offset, or the log start where that is later.
 
     Records below the log start were deleted (retention, delete-records) while the state was
@@ -66,20 +66,32 @@ def resume_offset(tp: TopicPartition, state: int, done: int | None, start: int) 
     ``done`` is in range. What was deleted is logged: records the group handled before but the
     model will not learn, and those past ``done`` (or past the state, with no committed offset)
     that were never handled at all.
+
+    ``state`` None: the member has no state of the partition (no checkpoint, no changelog part:
+    a lost checkpoint, a part the changelog no longer holds) while the group committed ``done``.
+    It learns the partition from its first record, so whatever was deleted below the log start
+    is logged the same way, as a state at offset 0 (``checkpoint_offset`` None).
     """
-    if state >= start:
-        return state
-    handled = state if done is None else max(state, done)  # the group handled everything below this
-    learned_gap, never_handled = (state, min(start, handled)), (handled, start)
+    offset = 0 if state is None else state
+    if offset >= start:
+        return offset
+    handled = offset if done is None else max(offset, done)  # the group handled everything below this
+    learned_gap, never_handled = (offset, min(start, handled)), (handled, start)
     fields = {f: f"{a}..{b - 1}" for f, (a, b) in (("not_learned", learned_gap), ("never_handled", never_handled))
               if b > a}
     lost = f"; {fields['never_handled']} were never predicted either" if "never_handled" in fields else ""
+    if state is None:  # nothing here covers them: the member learns the partition from its first record
+        before = "this member, which has no state of the partition (no checkpoint, no changelog part), could learn them"
+        fix = ("a partition's state outlives its member in the changelog (changelog.enabled, a topic with "
+               "cleanup.policy=compact) and in the checkpoint of the member that learned it")
+    else:
+        before = "this restart read them"
+        fix = ("keep records longer than the oldest checkpoint a restart may resume from (the topic's retention.ms), "
+               "or checkpoint more often (checkpoint.every_events, every_seconds)")
     log_event(log, "checkpoint_below_log_start", level=logging.WARNING, partition=tp_key(tp), checkpoint_offset=state,
               log_start=start, committed=done, **fields,
-              detail=f"records {state}..{start - 1} of {tp_key(tp)} were deleted (retention or delete-records) before "
-                     f"this restart read them: resuming at {start}, the first remaining record, without learning "
-                     f"them{lost}; keep records longer than the oldest checkpoint a restart may resume from (the "
-                     "topic's retention.ms), or checkpoint more often (checkpoint.every_events, every_seconds)")
+              detail=f"records {offset}..{start - 1} of {tp_key(tp)} were deleted (retention or delete-records) before "
+                     f"{before}: resuming at {start}, the first remaining record, without learning them{lost}; {fix}")
     return start
 
 
@@ -118,17 +130,22 @@ class RebalanceCallbacks:
         self.rebalances += 1  # assignments received (the first one included)
         committed = await self._committed_async(partitions)
         saved = dict(self.hooks.on_assign(partitions)) if self.hooks is not None else {}
-        starts = await self._log_starts_async({tp for tp in partitions if saved.get(tp) is not None})
+        starts = await self._log_starts_async({tp for tp in partitions
+                                               if saved.get(tp) is not None or committed.get(tp) is not None})
         for tp in partitions:
             state, done = saved.get(tp), committed.get(tp)
             if state is not None and tp in starts:
                 state = resume_offset(tp, state, done, starts[tp])
             # resume where the state ends; what was committed after it is re-learned silently. No state
-            # but committed offsets (a new member, a lost checkpoint): re-learn the partition from its start.
+            # but committed offsets (a new member, a lost checkpoint): re-learn the partition from its start,
+            # saying what retention deleted before this member could learn it (a seek to the beginning, not to
+            # the start looked up: retention may move it on meanwhile, and a seek below it is out of range)
             if state is not None:
                 self.consumer.seek(tp, state)
                 self.positions[tp] = state
             elif done is not None:
+                if tp in starts:
+                    resume_offset(tp, None, done, starts[tp])
                 self.consumer.seek_to_beginning(tp)
                 self.positions.pop(tp, None)
             else:

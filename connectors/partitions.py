@@ -7,6 +7,9 @@ that owns the partition inside its transactions. :class:`PartitionStates` is the
 side of it, in the places the daemon calls a state store:
 
 * **restore** (start): the local checkpoint, a cache of the whole learner, if there is one;
+* **catch-up** (``catch_up``, in the loop's thread before the source joins the group): read the
+  changelog to its end, so that the takeover, which runs on the consumer's IO thread where no
+  heartbeat goes out while it reads, reads only what came since;
 * **takeover** (``resume_at``, on assignment): read the changelog to its end, and for each
   assigned partition install the newer of its changelog part and the cached one; the
   partition resumes at the offset that part covers, and the source re-learns, silently,
@@ -63,6 +66,9 @@ class PartitionStates(CheckpointState):
         self.changed: dict[str, int] = {}  # owned key -> events processed since its last changelog record
         self._written = time.monotonic()
         self._folded = 0.0
+        # the first fold merges every key the table holds, not only those read since its last changed():
+        # a table kept across a reset (connectors.daemon.RunChangelog) was folded into the learner that reset
+        self._fold_all = True
         self.parts: dict[str, int | None] = {}  # key -> source offset of the part the model serves
         # keys whose part here (restored from the checkpoint) is ahead of their last changelog record:
         # their waiting events exist only here until that record is written
@@ -71,7 +77,28 @@ class PartitionStates(CheckpointState):
         self.fold_seconds = 0.0
         self.changelog_records = self.changelog_bytes = 0
 
-    # -- takeover -------------------------------------------------------------------------------
+    # -- catch-up and takeover -------------------------------------------------------------------
+    def catch_up(self) -> int:
+        """Read the changelog to its end before the source joins the group; returns the records read.
+
+        The takeover reads it again in the assignment callback (it must see what was written up to
+        the assignment), on the consumer's IO thread, where no heartbeat goes out while it reads: a
+        read longer than the session timeout expelled the member during its own assignment. Read
+        here, the callback reads only what came since. No group waits on this thread yet, so a read
+        that outlasts the table's timeout goes on while it makes progress (a long changelog); one
+        that reads nothing in a whole timeout (an unreachable broker) raises."""
+        if self.table is None:
+            return 0
+        read = 0
+        while True:
+            before = self.table.records
+            try:
+                return read + self.table.catch_up()
+            except TimeoutError:
+                if self.table.records == before:
+                    raise
+                read += self.table.records - before
+
     def resume_at(self, partitions) -> dict:
         """Install each assigned partition's newest state; return where each partition resumes."""
         events = [tp for tp in partitions if tp.topic != self.labels_topic]
@@ -251,8 +278,12 @@ class PartitionStates(CheckpointState):
         t0 = time.perf_counter()
         self._folded = time.monotonic()
         self.table.poll(0)
+        keys = self.table.changed()
+        if self._fold_all:  # (see __init__)
+            keys |= set(self.table.keys())
+            self._fold_all = False
         merged = 0
-        for key in sorted(self.table.changed()):
+        for key in sorted(keys):
             c = None if key in self.owned else self._read(key)
             if c is None:
                 continue
