@@ -7,9 +7,13 @@ Both hold float64 state.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import scipy.linalg as sla
 from scipy.linalg import blas
+
+from ..numba_jit import LazyJit
 
 
 # Rows learned in one chunk of a ridge update. A chunk's (rows x rows) terms (X R X', its
@@ -86,20 +90,30 @@ class NumpyLinalg:
         after ~100 µs of argument checks (a chunk makes two or three of these calls)."""
         return blas.dtrsm(1.0, C, M, side=0, lower=1)
 
-    def spd_inverse(self, M, floor: float = 0.0):
+    def spd_inverse(self, M):
         """Inverse of a symmetric positive definite matrix: LAPACK potrf + potri (about d^3 flops).
-        Where rounding left ``M`` indefinite (``A + g I`` with inputs of ~1e7 and more, ``A`` of rank
-        below ``d``: entries ~1e16 against ``g`` ~1), and ``floor > 0``: from its eigendecomposition,
-        the eigenvalues raised to ``floor`` (``g``: ``A`` is positive semi-definite, so none is below it)."""
-        try:
-            L = _potrf(np.array(M, order="F"), lower=1)  # a copy: M is the caller's
-        except np.linalg.LinAlgError:
-            if not floor > 0:
-                raise
-            w, Q = np.linalg.eigh(M)  # (d,), (d, d)
-            R = (Q / np.maximum(w, floor)) @ Q.T
-            return (R + R.T) * 0.5  # exactly symmetric
+        A ``LinAlgError`` where it does not factor, :class:`LostDigits` where its factor's pivots are
+        rounding noise (:func:`lost_digits`): the caller solves with :meth:`equilibrate` instead (an
+        eigendecomposition of ``M`` unscaled, as before, is wrong in every direction there)."""
+        F = np.array(M, order="F")  # a copy: M is the caller's
+        diagonal = F.diagonal().copy()  # (d,) before potrf writes its pivots over it
+        L = _potrf(F, lower=1)
+        if lost_digits(diagonal, L.diagonal()):
+            raise LostDigits.of(diagonal, L.diagonal())
         return np.ascontiguousarray(_potri(L, lower=1, overwrite=True))
+
+    def equilibrate(self, M, shift: float):
+        """:func:`equilibrate` of ``M + shift I`` (``M`` whole): the opaque factor of :meth:`equilibrated_solve`
+        and :meth:`equilibrated_inverse`, for a matrix whose Cholesky factor lost its digits."""
+        return equilibrate(M, shift)
+
+    def equilibrated_solve(self, E, B):
+        """``M^+ B`` (d, c) for the factor ``E`` of :meth:`equilibrate`, C-ordered."""
+        return np.ascontiguousarray(equilibrated_solve(E, B))
+
+    def equilibrated_inverse(self, E):
+        """``M^+`` (d, d), whole and C-ordered, for the factor ``E`` of :meth:`equilibrate`."""
+        return np.ascontiguousarray(equilibrated_inverse(E))
 
     def spd_factor(self, M, scale: float, shift: float, reuse=None):
         """The Cholesky factor of ``scale M + shift I``, reading ``M``'s lower triangle only (all a
@@ -107,12 +121,17 @@ class NumpyLinalg:
         :meth:`factor_solve`: LAPACK ``dpotrf`` of the Fortran view ``M.T``, whose upper triangle is
         ``M``'s lower one (a straight copy, no transpose, no mirroring). ``reuse``: a factor no
         longer needed, overwritten when it has the size: a fresh (d, d) array is memory the kernel
-        maps and zeroes page by page, ~3% of a wide head's batch (RESULTS.md 9w)."""
+        maps and zeroes page by page, ~3% of a wide head's batch (RESULTS.md 9w). :class:`LostDigits`
+        where a pivot is rounding noise (:func:`lost_digits`): nothing solved with it would hold."""
         d = M.shape[0]
         F = reuse if _is_square_f(reuse, d) else np.empty((d, d), order="F")
         np.multiply(M.T, scale, out=F)  # (d, d) Fortran-ordered; its upper triangle is the current one
         self.add_to_diag(F, shift)
-        return _potrf(F, lower=0)  # scale M + shift I = U'U
+        U = _potrf(F, lower=0)  # scale M + shift I = U'U
+        if _factor_lost(M, scale, shift, U):
+            diagonal = M.diagonal() * scale + shift  # (d,) the diagonal potrf wrote its pivots over
+            raise LostDigits.of(diagonal, U.diagonal())
+        return U
 
     def whiten(self, U, Xt):
         """``L^-1 Xt`` for the factor ``L = U'`` of :meth:`spd_factor` and ``Xt`` (d, b): then
@@ -180,6 +199,114 @@ def _potri(F: np.ndarray, lower: int, overwrite: bool = False) -> np.ndarray:
     R = inv if lower else inv.T  # either way the lower triangle (by index) is current
     mirror_lower(R)
     return R
+
+
+# A Cholesky pivot L_ii^2 is what is left of the diagonal entry M_ii once the directions of the
+# inputs before i are taken out: M_ii - sum_k L_ik^2, a difference rounded at ~i eps M_ii. One below
+# LOST_DIGITS * d * M_ii kept at most ~3 digits, and where it is ~eps it is rounding noise: the
+# matrix is singular to working precision in that direction (raw inputs that are collinear, whose
+# squares summed over the rows pass ~1e12 times the ridge term: 1e5 and more over a few hundred
+# rows, epoch seconds and milliseconds from the first: entries of 1e27 where the ridge term is 1),
+# and a solve with the factor has no correct digit. The same bound on x'Rx against sum_p x_p^2 R_pp
+# tells a row that R cannot resolve (ridge_one.update_one). On benchmarks' streams every head of
+# the default learner and of AnalyticClassifier on raw inputs stayed 1.9e4 times above both or more.
+LOST_DIGITS = 1e3 * float(np.finfo(np.float64).eps)
+
+
+class LostDigits(np.linalg.LinAlgError):
+    """A Cholesky factor whose smallest pivot is rounding noise (:func:`lost_digits`): the matrix is
+    singular to working precision, and its solves are taken from :func:`equilibrate` instead."""
+
+    @classmethod
+    def of(cls, diagonal, pivots) -> LostDigits:
+        """The error for a factor with ``pivots`` (d,) of a matrix with ``diagonal`` (d,) (numpy arrays)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.square(pivots) / diagonal
+        return cls(f"the Cholesky factor lost its digits: a pivot squared is {np.nanmin(ratio):.3g} of its "
+                   f"diagonal entry, below {LOST_DIGITS * len(ratio):.3g}")
+
+
+def lost_digits(diagonal, pivots) -> bool:
+    """Whether a Cholesky factor with ``pivots`` (d,) (the factor's diagonal, ``L_ii``) of a matrix with
+    ``diagonal`` (d,) lost all its digits in some direction: ``L_ii^2 < LOST_DIGITS d M_ii`` for some
+    ``i`` (or not a number). O(d), after the d^3 / 3 of the factor.
+
+    >>> lost_digits(np.array([4.0, 4.0]), np.array([2.0, 1.0]))
+    False
+    >>> lost_digits(np.array([1e20, 1e20]), np.array([1e10, 1.0]))  # the second pivot: 1 of 1e20
+    True
+    """
+    return not bool(np.all(pivots * pivots >= (LOST_DIGITS * len(diagonal)) * diagonal))
+
+
+def _pivots_lost(M, scale, shift, U, limit) -> bool:
+    """:func:`lost_digits` of the factor ``U`` (d, d) of ``scale M + shift I``, read from ``M``'s diagonal
+    (``limit`` is ``LOST_DIGITS d``), as a loop to compile: a chunk makes one, and numpy's half-dozen
+    calls on (d,) arrays took ~3 µs (a narrow head's chunk of 256 rows: ~90 µs)."""
+    for i in range(U.shape[0]):
+        if not U[i, i] * U[i, i] >= limit * (scale * M[i, i] + shift):
+            return True
+    return False
+
+
+_PIVOTS_LOST = LazyJit(_pivots_lost)
+
+
+def _factor_lost(M, scale: float, shift: float, U) -> bool:
+    """:func:`lost_digits` for :meth:`NumpyLinalg.spd_factor`: compiled where numba is imported already (a
+    learning process: its row loops import it), else by numpy (a process that only predicts does not
+    import numba for it)."""
+    compiled = _PIVOTS_LOST.get() if "numba" in sys.modules else None
+    if compiled is not None:
+        return compiled(M, scale, shift, U, LOST_DIGITS * U.shape[0])
+    return lost_digits(M.diagonal() * scale + shift, U.diagonal())
+
+
+def equilibrate(M: np.ndarray, shift: float) -> tuple:
+    """The pseudo-inverse of symmetric positive semi-definite ``M + shift I`` (d, d), as far as float64
+    holds it, where its Cholesky factor lost its digits: ``(s, Q, v)`` with ``(M + shift I)^+ =
+    diag(s) Q diag(v) Q' diag(s)``. ``Q diag(w) Q'`` is the eigendecomposition of the equilibrated
+    ``diag(s) (M + shift I) diag(s)``, ``s`` the inverse square roots of its diagonal as powers of 2
+    (exact scaling), and ``v = 1 / w`` but for the eigenvalues below ``eps d max(w)``, dropped.
+
+    Scaled, the matrix has a unit diagonal (within a factor of 2) and its eigenvalues are correct to
+    ~eps of the largest; unscaled (entries from 1 to 1e27), every eigenvector is mixed with the largest
+    ones at their rounding and the inverse is wrong in every direction. A dropped direction is one where
+    the matrix's own entries (sums rounded at eps) say nothing: the ridge term there is below their
+    rounding, and so is the spread of the rows; scores of rows like the ones learned do not depend on
+    it. :func:`equilibrated_solve` keeps the factors apart: ``M^+ B`` from the inverse materialised
+    (:func:`equilibrated_inverse`) cancels the large entries of a direction the rows do not reach.
+
+    >>> M = np.array([[1e24, 1e21], [1e21, 1e18]])  # one row x: a feature in milliseconds and in seconds
+    >>> x = np.array([[1e12, 1e9]])
+    >>> E = equilibrate(M, 1.0)
+    >>> float((x @ equilibrated_solve(E, x.T))[0, 0])  # ridge on the row predicts it (1 - 1e-24)
+    1.0
+    """
+    d = M.shape[0]
+    S = np.array(M, dtype=np.float64)  # (d, d) a copy: M is the caller's
+    np.einsum("ii->i", S)[...] += shift
+    s = np.ldexp(1.0, -(np.frexp(np.diagonal(S))[1] // 2))  # (d,) ~ diag^-1/2, powers of 2
+    S *= s[:, None]
+    S *= s[None, :]
+    w, Q = np.linalg.eigh(S)  # ascending
+    keep = w > (w[-1] * d * float(np.finfo(np.float64).eps) if d else 0.0)
+    v = np.where(keep, 1.0 / np.where(keep, w, 1.0), 0.0)  # (d,)
+    return s, Q, v
+
+
+def equilibrated_solve(E: tuple, B: np.ndarray) -> np.ndarray:
+    """``(M + shift I)^+ B`` (d, c) for the factor ``E`` of :func:`equilibrate`."""
+    s, Q, v = E
+    return s[:, None] * (Q @ (v[:, None] * (Q.T @ (s[:, None] * B))))
+
+
+def equilibrated_inverse(E: tuple) -> np.ndarray:
+    """``(M + shift I)^+`` (d, d), exactly symmetric, for the factor ``E`` of :func:`equilibrate`."""
+    s, Q, v = E
+    P = (Q * v) @ Q.T
+    P = (P + P.T) * 0.5
+    return P * s[:, None] * s[None, :]
 
 
 _MASKS: dict = {}  # strictly upper masks by size: heads of several widths share one
@@ -378,20 +505,48 @@ class TorchLinalg:
     def solve_lower(self, C, M):
         return self.torch.linalg.solve_triangular(C, M, upper=False)
 
-    def spd_inverse(self, M, floor: float = 0.0):
-        try:
-            return self.torch.cholesky_inverse(self.cholesky_lower(M))
-        except np.linalg.LinAlgError:
-            if not floor > 0:
-                raise
-            w, Q = self.torch.linalg.eigh(M)
-            R = (Q / w.clamp(min=floor)) @ Q.T
-            return (R + R.T) * 0.5
+    def spd_inverse(self, M):
+        return self.torch.cholesky_inverse(self._checked_factor(M))
+
+    def equilibrate(self, M, shift: float):
+        """:func:`equilibrate` in the device's arrays."""
+        torch = self.torch
+        d = M.shape[0]
+        S = M.clone()
+        torch.diagonal(S).add_(shift)
+        s = torch.ldexp(torch.ones(d, dtype=S.dtype, device=S.device),
+                        -torch.div(torch.frexp(torch.diagonal(S)).exponent, 2, rounding_mode="floor"))
+        S *= s[:, None] * s[None, :]
+        w, Q = torch.linalg.eigh(S)
+        keep = w > (w[-1] * d * float(np.finfo(np.float64).eps) if d else 0.0)
+        v = torch.where(keep, 1.0 / torch.where(keep, w, torch.ones_like(w)), torch.zeros_like(w))
+        return s, Q, v
+
+    def equilibrated_solve(self, E, B):
+        s, Q, v = E
+        return s[:, None] * (Q @ (v[:, None] * (Q.T @ (s[:, None] * B))))
+
+    def equilibrated_inverse(self, E):
+        s, Q, v = E
+        P = (Q * v) @ Q.T
+        return (P + P.T) * 0.5 * s[:, None] * s[None, :]
 
     def spd_factor(self, M, scale: float, shift: float, reuse=None):
         S = M * scale
         self.torch.diagonal(S).add_(shift)
-        return self.cholesky_lower(S)
+        return self._checked_factor(S)
+
+    def _checked_factor(self, S):
+        """:meth:`cholesky_lower`, and :class:`LostDigits` where its pivots are rounding noise
+        (:func:`lost_digits`), with one synchronisation as before."""
+        C, info = self.torch.linalg.cholesky_ex(S)
+        pivots, diagonal = self.torch.diagonal(C), self.torch.diagonal(S)
+        kept = (pivots * pivots >= (LOST_DIGITS * S.shape[0]) * diagonal).all()
+        if not bool(kept & (info == 0)):
+            if int(info) != 0:
+                raise np.linalg.LinAlgError("matrix is not positive definite")
+            raise LostDigits.of(self.to_numpy(diagonal), self.to_numpy(pivots))
+        return C
 
     def whiten(self, L, Xt):
         return self.torch.linalg.solve_triangular(L, Xt, upper=False)

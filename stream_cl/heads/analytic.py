@@ -29,9 +29,10 @@ class AnalyticClassifier(AnalyticDesign, PartitionedLearner, StreamingClassifier
     other weight), targets are one-hot, and the state is the sufficient statistics of
     :class:`stream_cl.heads.ridge.RecursiveRidge`. With ``forgetting=1`` the weights
     equal closed-form ridge on everything seen, however the data was batched (below 1:
-    ``forgetting``), as far as float64 solves it: raw inputs of large magnitude that are
-    (nearly) collinear (one time in epoch seconds and milliseconds) leave ``A + gamma I`` too
-    ill-conditioned for its Cholesky factor; scale them or use the standardising
+    ``forgetting``), as far as float64 holds ``A``: raw inputs of large magnitude that are
+    collinear (one time in epoch seconds and milliseconds) make ``A + gamma I`` singular to
+    working precision, and the head then solves each row from the statistics (see
+    :mod:`stream_cl.heads.ridge`), at about 10 d^3 a row; scale them or use the standardising
     :class:`~stream_cl.OnlineContinualLearner`.
 
     Parameters

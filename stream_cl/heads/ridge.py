@@ -50,6 +50,20 @@ such a row: one event at a time ``R`` is rebuilt, the row loop starts over from 
 chunk learned from a factor ends after the row (whose leverage against the chunk's start,
 at hand in ``X R X'``, bounds it from above), the rest starting from a new factor. With
 standardised inputs it does not happen (the default learner's heads stay below ~4e3).
+
+Raw inputs of 1e5 and more that are collinear (an epoch time in seconds and in milliseconds,
+one field under two names) make ``A + g I`` singular to working precision: its Cholesky factor
+keeps no digit in the collinear direction (:func:`~stream_cl.heads._linalg.lost_digits`, tested
+after every factorisation, O(d)), nor does ``R`` updated row by row: a row whose ``x'Rx`` cancels
+to its rounding (below ``LOST_DIGITS d sum_p x_p^2 R_pp``, tested in the one-row update and the
+Woodbury chunk) has ``R`` rebuilt after it as a row of high leverage does. Where the rebuild finds
+the factor lost, the head is *equilibrated* (:class:`~stream_cl.heads.ridge_stats.RidgeStatistics`):
+each row, one event at a time or in a batch alike, is scored by ``W`` solved from the statistics
+(the equilibrated eigendecomposition of ``A + g I``, :func:`~stream_cl.heads._linalg.equilibrate`)
+and learned into ``A`` and ``B``, about 10 d^3 a row instead of 4 d^2, until ``A + g I`` factors
+again. That is closed-form ridge as far as ``A`` itself holds it: a direction whose spread in the
+rows is below the rounding of ``A``'s entries (two epoch-millisecond times a few ms apart) is
+dropped, where closed form in exact arithmetic would still fit it.
 """
 
 from __future__ import annotations
@@ -58,7 +72,7 @@ import numpy as np
 from scipy.linalg import blas
 
 from . import ridge_one, ridge_rows
-from ._linalg import NumpyLinalg
+from ._linalg import LOST_DIGITS, NumpyLinalg
 from .ridge_row_ways import RowByRow
 from .ridge_stats import ANCHOR_DECAY, REBUILD_LEVERAGE, REFRESH_ROWS, RidgeStatistics
 from .ridge_woodbury import WoodburyChunks
@@ -143,15 +157,18 @@ class RecursiveRidge(RowByRow, WoodburyChunks, RidgeStatistics):
 
     # -- prediction --------------------------------------------------------------------
     def weights(self):
-        """``W = R B``, shape (d, c) (by two triangular solves when ``R`` is not materialised)."""
+        """``W = R B``, shape (d, c) (by two triangular solves when ``R`` is not materialised; from the
+        equilibrated factor where the factor of ``A + g I`` lost its digits: ``RidgeStatistics``)."""
         if self._W is None:
-            if self.has_inverse or not self.n_features:
+            if self._eq is not None:
+                self._W = self.la.equilibrated_solve(self._eq, self.B)
+            elif self.has_inverse or not self.n_features:
                 self._W = self.la.own(self.R @ self.B)
             else:
                 try:
                     F, self._W = self._current_factor()
-                except np.linalg.LinAlgError:  # A + g I does not factor in floating point: R, robustly
-                    self._W = self.la.own(self.R @ self.B)
+                except np.linalg.LinAlgError:  # A + g I does not factor in float64 (lost its digits)
+                    self._W = self.la.equilibrated_solve(self._eq_factor(), self.B)
                 else:
                     self._factor = (self._W, F)  # the next chunk starts from this factor
         return self._W
@@ -229,10 +246,13 @@ class RecursiveRidge(RowByRow, WoodburyChunks, RidgeStatistics):
 
     def _chunk(self, X, Y, w, Xq, qpos, keep_R: bool = True):
         """Learn one chunk of rows the cheapest way (:func:`rows_are_cheaper`, :meth:`_use_factor`):
-        ``(prior, query, done)``, the first ``done`` rows learned (all but after a row :meth:`_cut` stops at)."""
+        ``(prior, query, done)``, the first ``done`` rows learned (all but after a row :meth:`_cut` stops at,
+        or where the head became or stopped being equilibrated: ``RowByRow``)."""
         b = X.shape[0]
         rows = isinstance(self.la, NumpyLinalg) and ridge_rows.compiled()
-        if rows and b > 1 and rows_are_cheaper(b, self.n_features, self.n_outputs):
+        if self._eq is not None:  # A + g I lost its digits (RidgeStatistics): each row solved from the statistics
+            learn = self._rows_equilibrated
+        elif rows and b > 1 and rows_are_cheaper(b, self.n_features, self.n_outputs):
             learn = self._chunk_row_by_row
         elif self._use_factor(b):
             learn = self._chunk_from_factor
@@ -241,14 +261,13 @@ class RecursiveRidge(RowByRow, WoodburyChunks, RidgeStatistics):
         try:
             return learn(X, Y, w, Xq, qpos, keep_R)
         except np.linalg.LinAlgError:
-            if not rows:  # a torch device: no compiled row loop, one-row Woodbury updates instead
-                return self._rows_updating_R(X, Y, w, Xq, qpos)
             # A factor lost definiteness to rounding: the chunk's (b x b) innovations X R X' + noise,
-            # or A + g I itself (inputs of ~1e7 and more: entries ~1e16 where the noise and g are ~1).
-            # Nothing was learned yet (each fails before the statistics change): the rows one at a
-            # time, as the per-event path learns them (their 1 x 1 innovations stay positive), from
-            # R materialised (robustly where A + g I does not factor: RidgeStatistics.inverse).
-            return (*self._chunk_rows_from_inverse(X, Y, w, Xq, qpos), b)
+            # or A + g I itself, or its pivots are rounding noise (LostDigits: collinear raw inputs of
+            # 1e5 and more, entries up to ~1e27 where the noise and g are ~1). Nothing was learned yet
+            # (each fails before the statistics change): the rows one at a time, as the per-event path
+            # learns them (their 1 x 1 innovations stay positive), from R materialised, or where A + g I
+            # lost its digits each solved from the statistics (RowByRow._rows_equilibrated).
+            return self._rows_from_statistics(X, Y, w, Xq, qpos)
 
     def _use_factor(self, b: int) -> bool:
         """Learn the next ``b`` rows from the factor of ``A``? Yes when it has fewer flops; when
@@ -343,6 +362,8 @@ class RecursiveRidge(RowByRow, WoodburyChunks, RidgeStatistics):
         if scale != 1.0:
             self.B *= scale
         self.B += X.T @ dY
+        if self._eq is not None:  # the factor of the statistics before: R (if read) and W come from the new ones
+            self.drop_inverse()
         self.decay = self._decayed(b)  # row by row, as one event at a time (not scale: the anchors follow it)
         self.rows_since_anchor += b
         self.n_rows += b
@@ -355,15 +376,21 @@ class RecursiveRidge(RowByRow, WoodburyChunks, RidgeStatistics):
         if not isinstance(self.la, NumpyLinalg):
             prior, _ = self.update(x[None, :], y[None, :], [weight])
             return prior[0]
+        R, A = self._R, self._A
+        if R is None or self._eq is not None:
+            if self._eq is None:
+                self._factorise()  # R (dropping a cached W), or where A + g I lost its digits its equilibrated factor
+            if self._eq is not None:  # no R to update (RidgeStatistics): the statistics, solved again when next read
+                return self._learn_row(x, y, weight, prior)
+            R = self._R
         lam = self.forgetting
-        R, A = self.inverse(), self._A  # (materialising R drops a cached W)
         W = self._W if self._W is not None else self.weights()
         if prior is None:
             prior = x @ W  # (c,)
         if ridge_one.compiled():  # R, B and W in one compiled call; R's downdate is left pending
             M, scale, u, a = R.with_pending()
             s = ridge_one.update_one(M, scale, u, a, x, weight, lam, self.B, -1 if k is None else k, y, W, prior,
-                                     np.empty_like(x))
+                                     np.empty_like(x), LOST_DIGITS)
         else:
             s = _blas_row(R, self.B, W, x, y, weight, lam, k, prior)
         if lam != 1.0:
@@ -375,19 +402,35 @@ class RecursiveRidge(RowByRow, WoodburyChunks, RidgeStatistics):
         self.n_rows += 1
         if self._anchor_due():
             self.refresh()
-            self.inverse()  # the per-event path works with R: rebuilt now, before the next prediction's W
-        elif s * weight / lam > REBUILD_LEVERAGE:  # (s = l / w + x'Rx) the downdate cancelled digits
+            self._factorise()  # the per-event path works with R: rebuilt now, before the next prediction's W
+        elif s * weight / lam > REBUILD_LEVERAGE:  # (s = l / w + x'Rx) the downdate cancelled digits (inf: R
+            # could not resolve the row, ridge_one.update_one)
             self.drop_inverse()
-            self.inverse()
+            self._factorise()
+        return prior
+
+    def _learn_row(self, x, y, weight: float, prior):
+        """:meth:`update_one` of an equilibrated head: ``A`` and ``B`` learn the row and the next solve is
+        from them, as a batch's rows are learned (:meth:`_rows_equilibrated`); returns the prior scores."""
+        if prior is None:
+            prior = x @ self.weights()  # (c,)
+        self._learn_statistics(x[None, :], y[None, :], np.array([weight]))  # (drops the factor)
+        if self._anchor_due():
+            self.refresh()
         return prior
 
 
 def _blas_row(R, B, W, x, y, weight: float, lam: float, k, prior) -> float:
     """:func:`~stream_cl.heads.ridge_one.update_one` by BLAS calls, for a process without numba:
     ``R -= Rx Rx' / s`` on ``R``'s triangle, ``B = lam B + w x y'``, ``W += Rx (y - prior)' / s``;
-    returns ``s = lam / w + x'Rx``."""
+    returns ``s = lam / w + x'Rx``, or ``inf`` where ``R`` cannot resolve the row (as ``update_one``)."""
     Rx = R.symv(x)  # (d,) R x
-    s = lam / weight + x @ Rx
+    quad = float(x @ Rx)
+    s = lam / weight + quad
+    if quad < LOST_DIGITS * x.shape[0] * R.scale * float(np.square(x) @ np.diagonal(R.M)):
+        s_out = np.inf  # its terms cancelled to their rounding: R rebuilt from the statistics after the row
+    else:
+        s_out = s
     R.add_outer(-1.0 / s, Rx)  # R -= Rx Rx' / s
     if lam != 1.0:
         B *= lam
@@ -398,7 +441,7 @@ def _blas_row(R, B, W, x, y, weight: float, lam: float, k, prior) -> float:
     # W = R B changes by (R_new x w)(y - prior)' and R_new x w = Rx / s; updating W
     # in place avoids recomputing R B (d^2 c) on every event.
     _dger(1.0 / s, y - prior, Rx, a=W.T, overwrite_a=1)
-    return s
+    return s_out
 
 
 def _concat(la, parts):

@@ -40,14 +40,17 @@ from ..numba_jit import LazyJit
 __all__ = ["apply_pending", "compiled", "update_one", "warm"]
 
 
-def _update_one(M, scale, u, a, x, weight, lam, B, k, y, W, prior, Rx):
+def _update_one(M, scale, u, a, x, weight, lam, B, k, y, W, prior, Rx, lost):
     """Learn row ``x`` (d,) with target ``y`` (c,) and weight ``weight`` in place: ``M`` (d, d)
     (lower triangle, with the pending term: ``R = scale (M + a[0] u u')``), ``B`` and ``W`` (d, c);
     ``B`` is first scaled by ``lam`` when it is below 1. ``k >= 0`` with ``weight == 1``: ``y`` is
     the one-hot target of output ``k`` (``B``'s column ``k`` gains ``x``, the same sums). ``prior``
     (c,) is ``x' W`` before the row. The pending term is added to ``M`` in the pass that
     computes ``R x`` (into ``Rx`` (d,)); this row's ``R -= (R x)(R x)' / s`` is left pending in
-    ``u`` and ``a``. Returns ``s = lam / weight + x' R x``."""
+    ``u`` and ``a``. Returns ``s = lam / weight + x' R x``, or ``inf`` where ``x' R x`` is below
+    ``lost d sum_p x_p^2 R_pp``: ``R`` cannot resolve the row (its terms cancel to their rounding:
+    inputs of 1e5 and more that are collinear), and the caller rebuilds it from the statistics as
+    after a row of high leverage."""
     d = x.shape[0]
     c = W.shape[1]
     # M += a0 u u' and Rx = M x, from the lower triangle, in one pass over it, two rows at a
@@ -59,6 +62,7 @@ def _update_one(M, scale, u, a, x, weight, lam, B, k, y, W, prior, Rx):
     a0 = a[0]
     for p in range(d):
         Rx[p] = 0.0
+    spread = 0.0  # sum_p x_p^2 M_pp: x'Mx without cancellation (M's diagonal, read in the pass)
     i = 0
     while i + 1 < d:
         row0, row1 = M[i], M[i + 1]  # (d,) views: the loop below vectorises over them
@@ -80,6 +84,7 @@ def _update_one(M, scale, u, a, x, weight, lam, B, k, y, W, prior, Rx):
         row0[i] = r00
         row1[i] = r10
         row1[i + 1] = r11
+        spread += x0 * x0 * r00 + x1 * x1 * r11
         Rx[i] += acc0 + r00 * x0 + r10 * x1
         Rx[i + 1] += acc1 + r10 * x0 + r11 * x1
         i += 2
@@ -94,11 +99,15 @@ def _update_one(M, scale, u, a, x, weight, lam, B, k, y, W, prior, Rx):
             Rx[j] += r * xi
         r = row[i] + ai * u[i]
         row[i] = r
+        spread += xi * xi * r
         Rx[i] += acc + r * xi
     s = lam / weight
     for p in range(d):
         Rx[p] *= scale
         s += x[p] * Rx[p]
+    quad = 0.0  # x'Rx, apart from s: for a large lam / weight, s - lam / weight keeps none of it
+    for p in range(d):
+        quad += x[p] * Rx[p]
     for p in range(d):
         u[p] = Rx[p]
     a[0] = -1.0 / s / scale  # R -= Rx Rx' / s, on M = R / scale: added by the next pass
@@ -119,6 +128,8 @@ def _update_one(M, scale, u, a, x, weight, lam, B, k, y, W, prior, Rx):
         t = inv_s * Rx[p]
         for q in range(c):
             W[p, q] += (y[q] - prior[q]) * t
+    if quad < lost * d * scale * spread:  # (not for NaN)
+        return np.inf
     return s
 
 
@@ -147,13 +158,14 @@ def compiled() -> bool:
     return _kernel.get() is not None
 
 
-def update_one(M, scale, u, a, x, weight, lam, B, k, y, W, prior, Rx) -> float:
+def update_one(M, scale, u, a, x, weight, lam, B, k, y, W, prior, Rx, lost: float = -np.inf) -> float:
     """:func:`_update_one`, compiled (a ``RuntimeError`` without numba: callers check :func:`compiled`).
-    Every array is float64; ``k`` is ``-1`` for a target that is not one-hot."""
+    Every array is float64; ``k`` is ``-1`` for a target that is not one-hot. ``lost``: the bound below
+    which ``x' R x`` is rounding (``inf`` returned; the ridge head passes ``LOST_DIGITS``), none by default."""
     kernel = _kernel.get()
     if kernel is None:  # pragma: no cover -- numba is a dependency; the ridge head checks first
         raise RuntimeError("the compiled one-row ridge update needs numba")
-    return kernel(M, float(scale), u, a, x, float(weight), float(lam), B, int(k), y, W, prior, Rx)
+    return kernel(M, float(scale), u, a, x, float(weight), float(lam), B, int(k), y, W, prior, Rx, lost)
 
 
 def apply_pending(M, u, a) -> None:

@@ -10,6 +10,16 @@ triangle of each and folds the forgetting factor into a scalar
 ``R`` is derived from ``A``, and a batched update that works from the Cholesky factor of
 ``A + gamma decay I`` does not keep it: it is then *not materialised* (``has_inverse`` is
 false) and is computed from ``A`` when it is next read (one d^3 inverse).
+
+Where ``A + gamma decay I`` is singular to working precision (raw inputs of 1e5 and more that
+are collinear: a timestamp in seconds and in milliseconds), its Cholesky factor has lost its
+digits (:func:`~stream_cl.heads._linalg.lost_digits`) and the head is *equilibrated*: it solves
+from the equilibrated eigendecomposition of ``A + gamma decay I`` instead
+(:func:`~stream_cl.heads._linalg.equilibrate`), as far as float64 holds the statistics, and
+keeps no ``R`` up to date (one rank-1 step after another on it would not stay the inverse: the
+head learns the statistics and solves again, :mod:`~stream_cl.heads.ridge`). ``R``, when read,
+is that factor's pseudo-inverse; it is not in the state (the factor is computed from ``A`` again,
+the same bits).
 """
 
 from __future__ import annotations
@@ -58,8 +68,8 @@ class _Symmetric:
 
     def __set__(self, obj, M) -> None:
         setattr(obj, self.slot, ScaledTriangle(M))
-        if self.drops_weights:
-            obj._W = None
+        if self.drops_weights:  # and the equilibrated factor: an R assigned is the one kept up to date
+            obj._W = obj._eq = None
 
 
 def is_forgetting(value) -> bool:
@@ -90,6 +100,7 @@ class RidgeStatistics:
         self.n_rows = 0  # rows learned, unweighted
         self._W = None  # cache of R @ B
         self._factor = None  # (W, factor of A + g I): the factor the cached W was solved with, if it was
+        self._eq = None  # the equilibrated factor of A + g I, while A's own lost its digits (module docstring)
 
     A = _Symmetric()  # (d, d) the weighted Gram matrix
     R = _Symmetric(drops_weights=True, derive="inverse")  # (d, d) its regularised inverse: W = R B follows a new R
@@ -100,24 +111,49 @@ class RidgeStatistics:
         return self._A.first_diagonal()
 
     @property
+    def equilibrated(self) -> bool:
+        """Whether the head solves from the equilibrated factor of ``A + g I`` (module docstring): its
+        Cholesky factor lost its digits. Known once a solve was tried since the statistics last changed."""
+        return self._eq is not None
+
+    @property
     def has_inverse(self) -> bool:
         """Whether ``R`` is materialised (kept up to date), rather than computed from ``A`` when read."""
         return self._R is not None
 
     def inverse(self) -> ScaledTriangle:
-        """``R``'s triangle, materialised from the statistics if it is not: ``(A + gamma decay I)^-1``."""
+        """``R``'s triangle, materialised from the statistics if it is not: ``(A + gamma decay I)^-1``,
+        or the pseudo-inverse of the equilibrated factor where ``A + gamma decay I``'s lost its digits."""
         if self._R is None:
-            la, d = self.la, self.n_features
-            M = self.A + (self.gamma * self.decay) * la.eye(d)
-            # (assigning drops the cached W: it is recomputed from R)
-            self.R = la.spd_inverse(M, floor=self.gamma * self.decay) if d else M
-            self._factor = None  # the batched path's factor: not kept beside R
+            if self._eq is None:
+                self._factorise()
+            if self._R is None:  # the same model as the equilibrated factor's W: not assigned (which drops both)
+                self._R = ScaledTriangle(self.la.equilibrated_inverse(self._eq))
         return self._R
+
+    def _factorise(self) -> None:
+        """``R`` from the statistics, or where ``A + gamma decay I`` does not factor in float64 (its factor
+        lost its digits: collinear inputs of 1e5 and more) their equilibrated factor instead, no ``R``."""
+        la, d = self.la, self.n_features
+        M = self.A + (self.gamma * self.decay) * la.eye(d)
+        self._factor = None  # the batched path's factor: not kept beside R
+        try:
+            self.R = la.spd_inverse(M) if d else M  # (assigning drops the cached W and equilibrated factor)
+        except np.linalg.LinAlgError:  # singular to working precision (LostDigits), or not even positive
+            self._R, self._W = None, None
+            self._eq = la.equilibrate(M, 0.0)  # (the same bits as _eq_factor's)
+
+    def _eq_factor(self):
+        """The equilibrated factor of ``A + gamma decay I`` (module docstring), computed if it is not."""
+        if self._eq is None:
+            self._eq = self.la.equilibrate(self.A, self.gamma * self.decay)
+        return self._eq
 
     def drop_inverse(self) -> None:
         """Stop keeping ``R``: it is computed from ``A`` when next read (the cached ``W`` goes too)."""
         self._R = None
         self._W = None
+        self._eq = None
 
     @staticmethod
     def _check_forgetting(value: float) -> None:
@@ -174,6 +210,8 @@ class RidgeStatistics:
         if df > 0:
             self.A = la.pad(self.A, df, df)
             self.B = la.pad(self.B, df, 0)
+            if self._eq is not None:  # computed from A when next read (module docstring)
+                self.drop_inverse()
             if self.has_inverse:
                 self.R = la.pad(self.R, df, df)
                 tail = self.R[self.n_features :, self.n_features :]
@@ -191,15 +229,16 @@ class RidgeStatistics:
 
         Reading ``A`` and ``R`` folds their scalars in, and the cached ``W`` (kept up to date
         by rank-1 updates) is dropped, so the model carries on from here bit for bit as one
-        resumed from this state does. ``R`` is there only when it is materialised: one resumed
-        without it computes it from ``A`` when needed, as this one does."""
+        resumed from this state does. ``R`` is there only when it is materialised and kept up to
+        date (not ``equilibrated``): one resumed without it computes it from ``A`` when needed, as
+        this one does."""
         la = self.la
         self._W = None
         state = {
             "A": la.to_numpy(self.A).copy(),
             "B": la.to_numpy(self.B).copy(),
         }
-        if self.has_inverse:
+        if self.has_inverse and self._eq is None:
             state["R"] = la.to_numpy(self.R).copy()
         return {
             **state,
@@ -234,6 +273,6 @@ class RidgeStatistics:
 
     def __setstate__(self, state):
         self.la = make_linalg(state["device"])
-        self._W = self._factor = None
+        self._W = self._factor = self._eq = None
         self.load_state_dict(state)
 
