@@ -201,7 +201,11 @@ class Daemon:
         self.metrics.beat()  # the loop is blocked in a rebalance that waits for the broker, not stalled
 
     def on_assign(self, partitions) -> Mapping:
-        saved = self.state.resume_at(partitions)
+        try:
+            saved = self.state.resume_at(partitions)
+        except ConfigError as e:  # (a changelog another group wrote, or deleted) starting over meets it again
+            self._fatal = e  # the loop raises it before it processes anything: exit 2
+            return {}
         log_event(log, "assignment", partitions=_tp_keys(partitions),
                   from_checkpoint={f"{tp.topic}/{tp.partition}": o for tp, o in sorted(saved.items())})
         return saved
@@ -265,6 +269,8 @@ class Daemon:
         self.publisher.check()  # a dead publisher stops the daemon now, not at the next commit (a quiet topic)
         self.commits.settle(wait=False)  # the interval's transaction, if the publisher has committed it
         batch = self.source.poll(max_records)
+        if self._fatal is not None:  # met in this poll's rebalance callbacks: nothing of it is processed
+            return
         if self.source.assigned:  # consuming: restored label stores age from now on, not while the group was joined
             self.pending.thaw()
         if self._started is not None and (self.source.assigned or time.monotonic() - self._started > STARTUP_HOLD_S):

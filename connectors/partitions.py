@@ -61,6 +61,9 @@ class PartitionStates(CheckpointState):
         cl = config.changelog
         self.every_events, self.every_s, self.fold_every_s = cl.every_events, cl.every_seconds, cl.fold_every_seconds
         self.labels_topic = config.kafka.labels_topic
+        # stamped on every record and compared on every read: a changelog serves one group (its records
+        # are keyed by source partition, which a second group on the same topic would share)
+        self.group = config.kafka.group_id
         self.max_record_bytes = cl.max_message_bytes  # the changelog topic's max.message.bytes
         self.owned: set[str] = set()  # partition keys of the events partitions this member holds
         self.changed: dict[str, int] = {}  # owned key -> events processed since its last changelog record
@@ -160,10 +163,18 @@ class PartitionStates(CheckpointState):
         if raw is None:
             return None
         try:
-            return Contribution.from_bytes(raw)
+            c = Contribution.from_bytes(raw)
         except ContributionError as e:
             log_event(log, "changelog_refused", level=logging.ERROR, key=key, detail=str(e))
             return None
+        writer = c.pending.get("group") if isinstance(c.pending, dict) else None  # None: written before the stamp
+        if writer is not None and writer != self.group:
+            raise ConfigError(
+                f"changelog.topic: {self.changelog_topic!r} holds the part of partition {key!r} that group {writer!r} "
+                f"wrote, and this member's kafka.group_id is {self.group!r}: a changelog serves one group, whose parts "
+                "and offsets another would take over (and overwrite); give this group its own changelog.topic (empty: "
+                f"'<group_id>.model'), or keep group_id = {writer!r} to serve that group's model")
+        return c
 
     # -- checkpoints (a cache): which part of each partition the model serves ------------------
     def extra_state(self) -> dict:
@@ -248,7 +259,8 @@ class PartitionStates(CheckpointState):
         gone, passes, model = 0, 0, None
         while True:  # each pass evicts at least one event: it ends, fitting or with no event left
             value = self.learner.contribution(key, offset=offset, pending={"store": store.state_dict(),
-                                                                            "labels": labels}).to_bytes()
+                                                                            "labels": labels,
+                                                                            "group": self.group}).to_bytes()
             size = fixed + len(value)
             if size <= self.max_record_bytes:
                 if gone:

@@ -421,7 +421,7 @@ class ChangelogConfig:
     """``[changelog]``: the compacted topic that holds every source partition's learned state (the Kafka daemon)."""
 
     enabled: bool = True  # false: no changelog (one daemon per group; state only in local checkpoints)
-    topic: str = ""  # "" = "<kafka.group_id>.model"; a named one serves one group (its records do not name it)
+    topic: str = ""  # "" = "<kafka.group_id>.model"; a named one serves one group (another group's member stops)
     every_events: int = field(default=5_000, metadata=positive("use a count such as 5000 (events of a partition)"))
     every_seconds: float = field(default=10.0, metadata=positive("use an interval such as 10 (seconds)"))
     fold_every_seconds: float = field(default=1.0, metadata=positive("use an interval such as 1 (seconds)"))
