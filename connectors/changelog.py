@@ -26,7 +26,7 @@ from collections.abc import Iterable
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from stream_cl.config import ConfigError
 
@@ -182,16 +182,38 @@ class ChangelogTable:
         self.bytes = 0
 
     def catch_up(self, timeout_s: float = 60.0) -> int:
-        """Read everything committed up to the topic's end as of now; returns the records read."""
+        """Read everything committed up to the topic's end as of now; returns the records read.
+
+        A ``TimeoutError`` naming the topic when that takes longer than ``timeout_s``, a broker that
+        does not answer included (kafka-python's own lookups time out otherwise: a ``KafkaTimeoutError``,
+        or a position of ``None``), so the caller can tell a slow read from a failed one."""
         self._check_topic()
-        ends = self.consumer.end_offsets(self.partitions)
         deadline = time.monotonic() + timeout_s
+
+        def late(what: str) -> TimeoutError:
+            return TimeoutError(f"the changelog {self.topic!r} was not read to its end within {timeout_s:.0f} s "
+                                f"({what}); is the broker reachable?")
+
+        def left_ms() -> int:
+            return max(1, int((deadline - time.monotonic()) * 1000))
+
+        try:
+            ends = self.consumer.end_offsets(self.partitions, timeout_ms=left_ms())
+        except KafkaTimeoutError:
+            raise late("its end offsets were not answered") from None
         n = 0
-        while any(self.consumer.position(tp) < ends[tp] for tp in self.partitions):
+        while True:
+            try:
+                positions = [self.consumer.position(tp, timeout_ms=left_ms()) for tp in self.partitions]
+            except KafkaTimeoutError:
+                raise late("its positions were not answered") from None
+            if any(p is None for p in positions):  # kafka-python's answer to a lookup that timed out
+                raise late("its positions were not answered")
+            if all(p >= ends[tp] for p, tp in zip(positions, self.partitions)):
+                return n
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the changelog {self.topic!r} was not read to its end within {timeout_s:.0f} s")
+                raise late(f"{n} records read")
             n += self.poll(500)
-        return n
 
     def poll(self, timeout_ms: int = 0) -> int:
         """Read what has arrived (no waiting beyond ``timeout_ms``); returns the records read."""

@@ -98,6 +98,10 @@ class Daemon:
         self._fatal: ConfigError | CheckpointError | None = None  # met on the IO thread; the loop raises it
         self._started: float | None = None  # while start-up lasts: when the loop began
         self._assigned_seen: frozenset = frozenset()
+        # no fold before the first assignment: the changelog, read before the join, holds the parts of the
+        # partitions this member is about to take, and folded first they would replace the newer ones its
+        # checkpoint restored (re-learning the difference, and losing what retention deleted of it)
+        self._joined = False
         # the changelog this daemon made for itself (from_config without a run's): closed when it ends
         self._own_changelog: RunChangelog | None = None
         self.state.restore()
@@ -200,12 +204,13 @@ class Daemon:
     def on_wait(self) -> None:
         self.metrics.beat()  # the loop is blocked in a rebalance that waits for the broker, not stalled
 
-    def on_assign(self, partitions) -> Mapping:
+    def on_assign(self, partitions) -> Mapping | None:
+        self._joined = True  # (every member gets the callback, with no partitions too: eager assignment)
         try:
             saved = self.state.resume_at(partitions)
         except ConfigError as e:  # (a changelog another group wrote, or deleted) starting over meets it again
             self._fatal = e  # the loop raises it before it processes anything: exit 2
-            return {}
+            return None  # the source takes nothing up (no seeks, no log-start warnings)
         log_event(log, "assignment", partitions=_tp_keys(partitions),
                   from_checkpoint={f"{tp.topic}/{tp.partition}": o for tp, o in sorted(saved.items())})
         return saved
@@ -293,7 +298,7 @@ class Daemon:
         if self.commits.policy.due() or self.state.records_due():
             self.commits.commit_when_free()  # or at a later turn, once the one under way is committed
         fold = getattr(self.state, "fold", None)
-        if fold is not None:
+        if fold is not None and self._joined:
             fold()  # the other members' latest partitions into the model this member serves
         assigned = frozenset(self.source.assigned)
         self._write_status(force=assigned != self._assigned_seen)

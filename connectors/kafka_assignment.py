@@ -47,8 +47,9 @@ class RebalanceHooks(Protocol):
     def on_revoke(self, partitions: set[TopicPartition], lost: bool) -> None:
         """Commit what was processed (revoked), or give up what was not committed (``lost``)."""
 
-    def on_assign(self, partitions: set[TopicPartition]) -> Mapping[TopicPartition, int]:
-        """The next offset the owner's state covers for each partition it has state of."""
+    def on_assign(self, partitions: set[TopicPartition]) -> Mapping[TopicPartition, int] | None:
+        """The next offset the owner's state covers for each partition it has state of; ``None``: the
+        owner could not take them (it stops), so nothing is looked up, sought or said of them."""
 
     def on_wait(self) -> None:
         """A rebalance waits for what will come (committed offsets a departed member's open transaction
@@ -129,7 +130,10 @@ class RebalanceCallbacks:
     async def _on_assigned(self, partitions: set[TopicPartition]) -> None:
         self.rebalances += 1  # assignments received (the first one included)
         committed = await self._committed_async(partitions)
-        saved = dict(self.hooks.on_assign(partitions)) if self.hooks is not None else {}
+        saved = self.hooks.on_assign(partitions) if self.hooks is not None else {}
+        if saved is None:  # the owner stops (a fatal error of its own): no lookups, seeks or warnings
+            return
+        saved = dict(saved)
         starts = await self._log_starts_async({tp for tp in partitions
                                                if saved.get(tp) is not None or committed.get(tp) is not None})
         for tp in partitions:
