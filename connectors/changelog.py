@@ -191,8 +191,7 @@ class ChangelogTable:
         deadline = time.monotonic() + timeout_s
 
         def late(what: str) -> TimeoutError:
-            return TimeoutError(f"the changelog {self.topic!r} was not read to its end within {timeout_s:.0f} s "
-                                f"({what}); is the broker reachable?")
+            return TimeoutError(f"the changelog {self.topic!r} was not read to its end within {timeout_s:.0f} s ({what})")
 
         def left_ms() -> int:
             return max(1, int((deadline - time.monotonic()) * 1000))
@@ -200,15 +199,15 @@ class ChangelogTable:
         try:
             ends = self.consumer.end_offsets(self.partitions, timeout_ms=left_ms())
         except KafkaTimeoutError:
-            raise late("its end offsets were not answered") from None
+            raise late("its end offsets were not answered; is the broker reachable?") from None
         n = 0
         while True:
             try:
                 positions = [self.consumer.position(tp, timeout_ms=left_ms()) for tp in self.partitions]
+                if None in positions:  # kafka-python's other answer to a lookup that timed out
+                    raise KafkaTimeoutError("a position lookup timed out")
             except KafkaTimeoutError:
-                raise late("its positions were not answered") from None
-            if any(p is None for p in positions):  # kafka-python's answer to a lookup that timed out
-                raise late("its positions were not answered")
+                raise late("its positions were not answered; is the broker reachable?") from None
             if all(p >= ends[tp] for p, tp in zip(positions, self.partitions)):
                 return n
             if time.monotonic() > deadline:

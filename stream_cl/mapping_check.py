@@ -227,25 +227,19 @@ class TimeCensus:
                        "the model gets no time features; set mapping.timestamp to the field or column holding the event time")
         if self.beyond:
             who = f"{self.beyond:,} of {first}" if self.n > 1 else first
+            looks, divide = _finer_unit(self.example)
             out.append(f"model.time_features: {who} had a time in field {self.field!r} (mapping.timestamp) beyond "
                        f"1e11 (e.g. {_number(self.example)}), after the year 5138 as epoch seconds: "
-                       f"{_finer_unit(self.example)}, so their time features are noise; send epoch seconds"
-                       f"{_divide(self.example)} or an ISO 8601 string")
+                       f"{looks}, so their time features are noise; send epoch seconds{divide} or an ISO 8601 string")
         return out
 
 
-def _finer_unit(ts: float) -> str:
-    for bound, unit, _ in _FINER_UNITS:
+def _finer_unit(ts: float) -> tuple[str, str]:
+    """What a time beyond ``SECONDS_BOUND`` looks like, and how it becomes seconds ("" where no unit fits)."""
+    for bound, unit, per_second in _FINER_UNITS:
         if abs(ts) < bound:
-            return f"they look like epoch {unit}"
-    return "a plausible epoch time in no unit (seconds to nanoseconds)"
-
-
-def _divide(ts: float) -> str:
-    for bound, _, per_second in _FINER_UNITS:
-        if abs(ts) < bound:
-            return f" (the value / {per_second:,})"
-    return ""
+            return f"they look like epoch {unit}", f" (the value / {per_second:,})"
+    return "a plausible epoch time in no unit (seconds to nanoseconds)", ""
 
 
 def _number(v: float) -> str:

@@ -523,13 +523,10 @@ class TorchLinalg:
         return s, Q, v
 
     def equilibrated_solve(self, E, B):
-        s, Q, v = E
-        return s[:, None] * (Q @ (v[:, None] * (Q.T @ (s[:, None] * B))))
+        return equilibrated_solve(E, B)  # (array operators only: the device's arrays as they are)
 
     def equilibrated_inverse(self, E):
-        s, Q, v = E
-        P = (Q * v) @ Q.T
-        return (P + P.T) * 0.5 * s[:, None] * s[None, :]
+        return equilibrated_inverse(E)
 
     def spd_factor(self, M, scale: float, shift: float, reuse=None):
         S = M * scale

@@ -4,6 +4,8 @@
 :class:`OnePartitionSource` resumes where the daemon's state ends (its ``on_assign``) and marks what
 lies below the group's committed offset (``group[("events", 0)]``) as silent, as the real source
 does; a subclass says what it holds (:meth:`size`) and how a poll reads it (:meth:`poll`).
+:class:`CommitAtOncePublisher` stands in for the daemon's publisher, committing at once as
+``InlinePublisher`` does.
 """
 
 from __future__ import annotations
@@ -44,3 +46,39 @@ class OnePartitionSource:
 
     def close(self):
         pass
+
+
+class CommitAtOncePublisher:
+    """Holds what is written until a commit makes it visible, as a Kafka transaction does."""
+
+    def __init__(self, log, group):
+        self.log, self.group = log, group  # group: the consumer group's committed offsets, shared across runs
+        self.predictions, self.dead, self._open = [], [], ([], [])
+        self.sent = 0
+        self._done = False
+
+    def write(self, predictions):
+        self._open[0].extend(predictions)
+
+    def write_dead(self, records):
+        self._open[1].extend(records)
+
+    def start_commit(self, offsets, group, records=()):  # committed at once, as InlinePublisher does
+        self.log.append(f"commit:{offsets[0][2] if offsets else None}")
+        self.predictions += self._open[0]
+        self.dead += self._open[1]
+        self._open = ([], [])
+        self.group.update({(t, p): o for t, p, o in offsets})
+        self._done = True
+
+    def finish_commit(self, wait=True):
+        done, self._done = self._done, False
+        return 0.001 if done else None
+
+    def check(self):
+        pass
+
+    def close(self):
+        self._open = ([], [])  # what was not committed is aborted
+
+    abort = close

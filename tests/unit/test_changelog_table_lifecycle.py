@@ -24,7 +24,7 @@ import connectors.daemon as daemon_module
 from connectors.kafka import PolledBatch
 from connectors.logs import JsonFormatter
 from connectors.partitions import PartitionStates
-from source_kit import OnePartitionSource  # tests/unit/source_kit.py
+from source_kit import CommitAtOncePublisher, OnePartitionSource  # tests/unit/source_kit.py
 from stream_cl.config import ConfigError, load_config_dict
 from stream_cl.factory import build_learner
 from stream_cl.pending_stores import PendingStores
@@ -89,33 +89,11 @@ class FakeTable:
         self.changelog.journal.append("close")
 
 
-class FakePublisher:
+class FakePublisher(CommitAtOncePublisher):
     """Commits at once, as InlinePublisher does; takes InlinePublisher's arguments."""
 
     def __init__(self, *args, **kwargs):
-        self.predictions, self._open, self._done = [], [], False
-
-    def write(self, predictions):
-        self._open.extend(predictions)
-
-    def write_dead(self, records):
-        pass
-
-    def start_commit(self, offsets, group, records=()):
-        self.predictions += self._open
-        self._open, self._done = [], True
-
-    def finish_commit(self, wait=True):
-        done, self._done = self._done, False
-        return 0.001 if done else None
-
-    def check(self):
-        pass
-
-    def close(self):
-        self._open = []
-
-    abort = close
+        super().__init__([], {})
 
 
 class GroupSource(OnePartitionSource):

@@ -26,7 +26,7 @@ from stream_cl.checkpoint import (
 from stream_cl.config import load_config_dict
 from stream_cl.pending import PendingLabels
 from stream_cl.pending_stores import PendingStores
-from source_kit import OnePartitionSource  # tests/unit/source_kit.py
+from source_kit import CommitAtOncePublisher, OnePartitionSource  # tests/unit/source_kit.py
 
 
 def _same(a, b) -> bool:
@@ -320,42 +320,6 @@ def test_sufficient_statistics_are_additive():
 
 
 # -- the daemon's commit protocol, with a fake source and publisher (no broker) ----------------------
-class _FakePublisher:
-    """Holds what is written until a commit makes it visible, as a Kafka transaction does."""
-
-    def __init__(self, log, group):
-        self.log, self.group = log, group  # group: the consumer group's committed offsets, shared across runs
-        self.predictions, self.dead, self._open = [], [], ([], [])
-        self.sent = 0
-        self._done = False
-
-    def write(self, predictions):
-        self._open[0].extend(predictions)
-
-    def write_dead(self, records):
-        self._open[1].extend(records)
-
-    def start_commit(self, offsets, group, records=()):  # committed at once, as InlinePublisher does
-        self.log.append(f"commit:{offsets[0][2] if offsets else None}")
-        self.predictions += self._open[0]
-        self.dead += self._open[1]
-        self._open = ([], [])
-        self.group.update({(t, p): o for t, p, o in offsets})
-        self._done = True
-
-    def finish_commit(self, wait=True):
-        done, self._done = self._done, False
-        return 0.001 if done else None
-
-    def check(self):
-        pass
-
-    def close(self):
-        self._open = ([], [])  # what was not committed is aborted
-
-    abort = close
-
-
 class _FakeSource(OnePartitionSource):
     """One partition of ``records`` (raw bytes), decoded as the daemon decodes them (tests/unit/source_kit.py)."""
 
@@ -408,14 +372,14 @@ def _daemon(tmp_path, records, log, every=20, group=None, publisher_cls=None):
             super().write(snapshot)
             log.append(f"save:{self.offsets[TopicPartition('events', 0)]}")
 
-    publisher = (publisher_cls or _FakePublisher)(log, group)
+    publisher = (publisher_cls or CommitAtOncePublisher)(log, group)
     d = Daemon(cfg, learner, lambda me: _FakeSource(me, records, log, group), publisher, pending, threading.Event(),
                state_factory=LoggedState)
     d.commits.policy = CommitPolicy(0)  # a commit after every poll that brought something: deterministic
     return d, publisher
 
 
-class _SlowPublisher(_FakePublisher):
+class _SlowPublisher(CommitAtOncePublisher):
     """Commits only when the test lets it (``answer``), as a publisher process answers later;
     ``fail`` makes the started commit fail, as an aborted transaction does."""
 
@@ -601,7 +565,7 @@ def _online_daemon(ckdir, records, group, **sections):
         "run": {"batch_size": 5},
         **sections,
     })
-    publisher = _FakePublisher([], group)
+    publisher = CommitAtOncePublisher([], group)
     d = Daemon(cfg, build_learner(cfg), lambda me: _FakeSource(me, records, [], group), publisher, PendingStores(),
                threading.Event())
     d.commits.policy = CommitPolicy(0)
