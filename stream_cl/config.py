@@ -73,6 +73,10 @@ def _forgetting(fix: str) -> dict:
     return check(lambda v: all(0.5 <= lam <= 1.0 for lam in v), "each factor must be in [0.5, 1.0]", fix)
 
 
+# mapping.timestamp_unit: how many of the unit make a second (a numeric time is divided by it)
+PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
 @dataclass(frozen=True)
 class MappingConfig:
     """Where each part of an event lives in a JSON object or CSV row."""
@@ -82,6 +86,8 @@ class MappingConfig:
     id: str = "id"
     task: str = "task"
     timestamp: str = "ts"
+    # what a numeric time counts since the epoch: Kafka, Java and JavaScript producers send milliseconds
+    timestamp_unit: Literal["s", "ms", "us", "ns"] = "s"
     unknown_fields: Literal["ignore", "reject"] = "ignore"
     max_features: int = field(default=100_000, metadata=positive("use a positive feature-count limit"))
     max_event_bytes: int = field(default=1_048_576, metadata=positive("use a positive byte limit such as 1048576"))

@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import orjson
 
-from .config import MappingConfig
+from .config import PER_SECOND, MappingConfig
 from .encoding import MAX_ABS_VALUE, InvalidFeatureError, flatten, out_of_range
 from .events import DeadLetter, Event
 from .mapping_check import FieldCensus
@@ -128,6 +128,7 @@ class EventDecoder:
         self._max_depth = mapping.max_depth
         self._nan = mapping.nan_policy  # feature values only (flatten): a NaN label is no missing label
         self._label, self._id, self._task, self._ts = mapping.label, mapping.id, mapping.task, mapping.timestamp
+        self._per_second = PER_SECOND[mapping.timestamp_unit]  # a numeric time over this is epoch seconds
         meta = (mapping.label, mapping.id, mapping.task, mapping.timestamp)
         if isinstance(mapping.features, str):
             self._field: str | None = mapping.features
@@ -284,10 +285,13 @@ class EventDecoder:
                 return _dead(raw, "bad_label", f"task: expected a string or an integer, got {_show(task)}", origin)
 
         ts = obj.get(self._ts)
-        if ts is not None and not (type(ts) is float and ts - ts == 0.0):
-            ts = _timestamp(ts)
-            if type(ts) is tuple:
-                return _dead(raw, "bad_timestamp", ts[0], origin)
+        if ts is not None:
+            if type(ts) is float and ts - ts == 0.0:
+                ts = ts / self._per_second if self._per_second != 1 else ts
+            else:
+                ts = _timestamp(ts, self._per_second)
+                if type(ts) is tuple:
+                    return _dead(raw, "bad_timestamp", ts[0], origin)
         problem = text_problem(y, i, task)
         if problem is not None:
             return _dead(raw, *problem, origin)
@@ -345,7 +349,7 @@ class EventDecoder:
             return _dead(raw, "missing_label", f"empty label column {self._label!r} (labels are required)", origin)
         ts = _cell(row, self._ts)
         if ts is not None:
-            ts = _timestamp(ts)
+            ts = _timestamp(ts, self._per_second)
             if type(ts) is tuple:
                 return _dead(raw, "bad_timestamp", ts[0], origin)
         i, task = _cell(row, self._id), _cell(row, self._task)
@@ -421,8 +425,9 @@ def id_value(i):
     return (f"id: expected a string or an integer, got {_show(i)}",)
 
 
-def _timestamp(t) -> float | tuple[str]:
-    """Epoch seconds from a number, a numeric string, or an ISO 8601 string (naive = UTC)."""
+def _timestamp(t, per_second: int = 1) -> float | tuple[str]:
+    """Epoch seconds from a number or a numeric string (in units of which ``per_second`` make a
+    second: ``mapping.timestamp_unit``), or an ISO 8601 string (naive = UTC)."""
     if isinstance(t, str):
         try:
             v = float(t)
@@ -446,7 +451,7 @@ def _timestamp(t) -> float | tuple[str]:
         return (f"timestamp: expected epoch seconds or an ISO 8601 string, got {_show(t)}",)
     if v - v != 0.0:
         return (f"timestamp: {_show(t)} is not finite",)
-    return v
+    return v / per_second if per_second != 1 else v
 
 
 def _dead(raw, reason: str, detail: str, origin: str) -> DeadLetter:

@@ -55,7 +55,7 @@ import difflib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from .config import ConfigError, MappingConfig
+from .config import PER_SECOND, ConfigError, MappingConfig
 
 __all__ = ["FieldCensus", "TimeCensus", "check_columns", "SAMPLE", "SECONDS_BOUND"]
 
@@ -161,8 +161,8 @@ class FieldCensus:
 # Epoch seconds beyond this are after the year 5138: no event time, but one in a finer unit (epoch
 # milliseconds pass it from March 1973 on, what Kafka, Java and JavaScript producers send).
 SECONDS_BOUND = 1e11  # (the warning says "1e11")
-# (below this magnitude, the unit such a time looks like, and what turns it into seconds)
-_FINER_UNITS = ((1e14, "milliseconds", 1_000), (1e17, "microseconds", 1_000_000), (1e20, "nanoseconds", 1_000_000_000))
+# (below this magnitude, the unit such a time looks like, and its mapping.timestamp_unit)
+_FINER_UNITS = ((1e14, "milliseconds", "ms"), (1e17, "microseconds", "us"), (1e20, "nanoseconds", "ns"))
 
 
 class TimeCensus:
@@ -174,8 +174,9 @@ class TimeCensus:
     check and :class:`FieldCensus` say a missing one; this watches the default name
     (``ts``), which the user may not know the time features read. A time beyond 1e11 (the
     year 5138 as epoch seconds) is read as seconds all the same, and its time features are
-    noise: this says so too, whatever the field's name, with the unit it looks like. It is
-    fed decoded events, so CSV and JSON alike, and costs nothing once the sample is complete:
+    noise: this says so too, whatever the field's name, with the unit it looks like and the
+    ``mapping.timestamp_unit`` that reads it. It is fed decoded events (times already divided
+    by that unit), so CSV and JSON alike, and costs nothing once the sample is complete:
 
     >>> from stream_cl.events import Event
     >>> census = TimeCensus(MappingConfig(), time_features=True, sample=2)
@@ -184,12 +185,13 @@ class TimeCensus:
     ["model.time_features: none of the first 2 events had a time in field 'ts' (mapping.timestamp): the model gets no time features; set mapping.timestamp to the field or column holding the event time"]
     >>> census = TimeCensus(MappingConfig(), time_features=True, sample=1)
     >>> census.observe([Event({"a": 1.0}, "p", ts=1714601643000.0)])
-    >>> census.take()
-    ["model.time_features: the first event had a time in field 'ts' (mapping.timestamp) beyond 1e11 (e.g. 1714601643000), after the year 5138 as epoch seconds: they look like epoch milliseconds, so their time features are noise; send epoch seconds (the value / 1,000) or an ISO 8601 string"]
+    >>> print(*census.take())
+    model.time_features: the first event had a time in field 'ts' (mapping.timestamp) beyond 1e11 seconds (e.g. 1714601643000), after the year 5138 as epoch seconds: they look like epoch milliseconds, so their time features are noise; set mapping.timestamp_unit = "ms"
     """
 
     def __init__(self, mapping: MappingConfig, time_features: bool, sample: int = SAMPLE):
         self.field = mapping.timestamp
+        self.unit = mapping.timestamp_unit
         self.sample = sample
         self.n = 0
         self.timed = False
@@ -227,19 +229,22 @@ class TimeCensus:
                        "the model gets no time features; set mapping.timestamp to the field or column holding the event time")
         if self.beyond:
             who = f"{self.beyond:,} of {first}" if self.n > 1 else first
-            looks, divide = _finer_unit(self.example)
-            out.append(f"model.time_features: {who} had a time in field {self.field!r} (mapping.timestamp) beyond "
-                       f"1e11 (e.g. {_number(self.example)}), after the year 5138 as epoch seconds: "
-                       f"{looks}, so their time features are noise; send epoch seconds{divide} or an ISO 8601 string")
+            raw = self.example * PER_SECOND[self.unit]  # as the producer wrote it
+            unit = "" if self.unit == "s" else f", in {self.unit}: mapping.timestamp_unit"
+            out.append(f"model.time_features: {who} had a time in field {self.field!r} (mapping.timestamp{unit}) "
+                       f"beyond 1e11 seconds (e.g. {_number(raw)}), after the year 5138 as epoch seconds: "
+                       f"{_finer_unit(raw)}")
         return out
 
 
-def _finer_unit(ts: float) -> tuple[str, str]:
-    """What a time beyond ``SECONDS_BOUND`` looks like, and how it becomes seconds ("" where no unit fits)."""
-    for bound, unit, per_second in _FINER_UNITS:
-        if abs(ts) < bound:
-            return f"they look like epoch {unit}", f" (the value / {per_second:,})"
-    return "a plausible epoch time in no unit (seconds to nanoseconds)", ""
+def _finer_unit(raw: float) -> str:
+    """What a time beyond ``SECONDS_BOUND`` seconds looks like, and the fix."""
+    for bound, unit, code in _FINER_UNITS:
+        if abs(raw) < bound:
+            return (f"they look like epoch {unit}, so their time features are noise; "
+                    f"set mapping.timestamp_unit = \"{code}\"")
+    return ("a plausible epoch time in no unit (seconds to nanoseconds), so their time features are noise; "
+            "send epoch seconds, or set mapping.timestamp_unit to their unit, or send an ISO 8601 string")
 
 
 def _number(v: float) -> str:
