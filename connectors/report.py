@@ -76,7 +76,14 @@ def main(report_path: str, out_dir: str | None = None) -> int:
     report = load_report(report_path)
     rp = Path(report_path)
     out = Path(out_dir) if out_dir else rp.with_name(rp.stem + "-plots")
-    written, notes = plot_report(report, out)
+    # the folder is checked, and a failed write caught, here: an OSError was a traceback and exit 1
+    where = f"--out {out}" if out_dir else f"{out} (the plots' default folder, beside the report)"
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"{where}: is a file, not a folder; choose a folder (it is made if missing) with --out DIR")
+    try:
+        written, notes = plot_report(report, out)
+    except OSError as e:
+        raise ReportError(f"{where}: cannot write the plots there ({e}); choose a writable folder with --out DIR") from None
     for note in notes:
         print(note)
     for path in written:

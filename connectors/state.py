@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from stream_cl.checkpoint import CheckpointError, CheckpointStore
-from stream_cl.config import UNREAD_MODEL_KEYS, Config, ConfigError
+from stream_cl.config import UNREAD_MODEL_KEYS, UNREAD_SECTION_KEYS, Config, ConfigError
 
 from .logs import log_event
 from .status import jsonable_report
@@ -42,12 +42,15 @@ _LEARNER_SECTIONS = {"replay": ("policy", "none"), "drift": ("detector", "none")
 def _section_keys(name: str, saved: dict, current: dict, kind: str) -> list:
     """The settings of section ``name`` to compare: its switch first; the rest only where it is on in
     both (a section that is off builds nothing, whatever else it says). [trainable] counts only for
-    ``model.kind = "trainable"``; [homeostasis].control_every also paces [drift]'s responses.
+    ``model.kind = "trainable"``; [homeostasis].control_every also paces [drift]'s responses, for
+    the kinds that read it (UNREAD_SECTION_KEYS: a change the model never sees blocked a resume).
 
     >>> _section_keys("replay", {"policy": "none", "seed": 1}, {"policy": "none", "seed": 2}, "online")
     ['policy']
     >>> _section_keys("homeostasis", {"enabled": False}, {"enabled": False}, "online")
     ['enabled', 'control_every']
+    >>> _section_keys("homeostasis", {"enabled": True, "control_every": 32}, {"enabled": True}, "trainable")
+    ['enabled']
     >>> _section_keys("trainable", {"lr": 0.1}, {"lr": 0.2}, "online")
     []
     """
@@ -56,8 +59,11 @@ def _section_keys(name: str, saved: dict, current: dict, kind: str) -> list:
         return sorted(set(saved) | set(current)) if kind == "trainable" else []
     key, off = switch
     if saved.get(key, off) == off or current.get(key, off) == off:
-        return [key, "control_every"] if name == "homeostasis" else [key]
-    return [key] + sorted((set(saved) | set(current)) - {key})
+        keys = [key, "control_every"] if name == "homeostasis" else [key]
+    else:
+        keys = [key] + sorted((set(saved) | set(current)) - {key})
+    unread = UNREAD_SECTION_KEYS.get(kind, frozenset())
+    return [k for k in keys if (name, k) not in unread]
 
 
 def _same_settings(section: str, path, saved: Mapping, now: Mapping, keys) -> None:

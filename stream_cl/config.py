@@ -30,17 +30,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["UNREAD_MODEL_KEYS", "Config", "ConfigError", "load_config", "load_config_dict", "read_toml", "to_toml",
-           "unread_keys"]
+__all__ = ["UNREAD_MODEL_KEYS", "UNREAD_SECTION_KEYS", "Config", "ConfigError", "load_config", "load_config_dict",
+           "read_toml", "to_toml", "unread_keys"]
 
 
 class ConfigError(ValueError):
     """A configuration problem, naming the key and the fix."""
 
 
+# Keys whose value is a secret: an error names the key, never the value (a config error is logged,
+# and an unquoted password is still the password)
+_SECRET_KEYS = frozenset({"kafka.ssl_password", "kafka.sasl_plain_username", "kafka.sasl_plain_password"})
+
+
+def _shown(key: str, value: Any) -> str:
+    """``value`` as an error quotes it: ``<redacted>`` for a secret key's."""
+    return "<redacted>" if key in _SECRET_KEYS else repr(value)
+
+
 def _check(cond: bool, key: str, what: str, value: Any, fix: str) -> None:
     if not cond:
-        raise ConfigError(f"{key}: {what} (got {value!r}); {fix}")
+        raise ConfigError(f"{key}: {what} (got {_shown(key, value)}); {fix}")
 
 
 # Validators are attached to fields as metadata: field(default=..., metadata=check(...)).
@@ -54,6 +64,24 @@ def positive(fix: str) -> dict:
 
 MAX_WIDTH = 1_000_000  # model.width, trainable.hidden: a layer's width (a traceback from the allocation above it)
 MAX_THREADS = 256  # run.threads: far more than a numeric thread pool helps (thousands fail to start)
+# Every integer key is at most MAX_COUNT unless its field says otherwise (at_most): Kafka's own settings
+# are 32-bit, and a larger count reached numpy or C as "Maximum allowed dimension exceeded" or an
+# OverflowError instead of an error naming the key
+MAX_COUNT = 2**31 - 1
+MAX_SEED = 2**32 - 1  # a 32-bit seed: the trainable model derives torch seeds from it by arithmetic
+MAX_TOTAL = 2**53  # run.max_events, replay.max_bytes: totals that may pass MAX_COUNT (exact as a JSON number)
+MAX_KEY_UNITS = 1_000  # model.key_units: threshold units per input feature (the default is 8)
+MAX_REPLAY_RATIO = 100.0  # replay.ratio: replayed rows per fresh one; every one costs a row's learning
+MAX_SHUTDOWN_S = 86_400.0  # kafka.shutdown_timeout_s: a day (threading.Timer overflows past about 9e9 s)
+
+
+def at_most(most: int, meta: dict) -> dict:
+    """A field's ``meta`` with an integer ceiling other than :data:`MAX_COUNT` (``_build`` checks it)."""
+    return {**meta, "max": most}
+
+
+def _seed() -> dict:
+    return at_most(MAX_SEED, check(lambda v: v >= 0, "must be >= 0", "use a seed such as 0"))
 
 
 def _nonnegative(fix: str) -> dict:
@@ -148,6 +176,11 @@ class SourceConfig:
 _ONLINE_ONLY = frozenset({"width", "key_units", "sgd_lr", "mix_decay", "input_forgetting"})
 UNREAD_MODEL_KEYS = {"online": frozenset(), "analytic": _ONLINE_ONLY | {"seed"},
                      "trainable": _ONLINE_ONLY | {"forgetting", "gamma", "temperature"}}
+# The same for the other sections' keys, as (section, key): control_every paces the online learner's
+# homeostasis and drift responses; the analytic model takes neither, the trainable one paces them by
+# [trainable] micro_batch (stream_cl.factory); connectors/state.py does not compare them either
+UNREAD_SECTION_KEYS = {"online": frozenset(), "analytic": frozenset({("homeostasis", "control_every")}),
+                       "trainable": frozenset({("homeostasis", "control_every")})}
 
 
 @dataclass(frozen=True)
@@ -163,7 +196,9 @@ class ModelConfig:
     width: int = field(default=256, metadata=check(
         lambda v: 0 <= v <= MAX_WIDTH, f"must be in [0, {MAX_WIDTH:_}]",
         "use e.g. 256 (0: no random features); memory grows with the width, a very wide model does not fit"))
-    key_units: int = field(default=8, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 for no threshold units"))
+    key_units: int = field(default=8, metadata=check(
+        lambda v: 0 <= v <= MAX_KEY_UNITS, f"must be in [0, {MAX_KEY_UNITS:_}]",
+        "use e.g. 8 (0: no threshold units); each input feature gets this many design columns"))
     hash_width: int | None = field(default=None, metadata=check(
         lambda v: v >= 1, "must be >= 1",
         # with the other defaults 512 gives the online model's backbone head 1 + width + 9 x 512 = 4,865 columns,
@@ -184,7 +219,7 @@ class ModelConfig:
     time_features: bool = False  # the event time (mapping.timestamp) as hour-of-day and day-of-week sin/cos
     temperature: float = field(default=0.1, metadata=_finite_positive("use a positive temperature such as 0.1"))
     device: str = "auto"
-    seed: int = field(default=0, metadata=_nonnegative("use a seed such as 0"))
+    seed: int = field(default=0, metadata=_seed())
 
     def __post_init__(self):
         # the kind's default forgetting, resolved here only: a file, a CLI flag and the daemon get the same model, and
@@ -202,7 +237,8 @@ class ModelConfig:
 @dataclass(frozen=True)
 class RunConfig:
     batch_size: int = field(default=1024, metadata=positive("use a positive micro-batch size such as 1024"))
-    max_events: int | None = field(default=None, metadata=positive("use a positive count, or leave it out (no limit)"))
+    max_events: int | None = field(default=None, metadata=at_most(MAX_TOTAL, positive(
+        "use a positive count, or leave it out (no limit)")))
     report: str = ""  # JSON report path
     predictions: str = ""  # predictions JSONL path ("" = none)
     dead_letters: str = "runs/dead-letters.jsonl"  # "" = do not write
@@ -272,16 +308,19 @@ class KafkaConfig:
     ssl_cafile: str = ""
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
-    ssl_password: str = ""
+    ssl_password: str = field(default="", repr=False)  # a secret: out of reprs and error messages (_SECRET_KEYS)
     ssl_password_env: str = ""
     ssl_check_hostname: bool = True
     sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = ""
-    sasl_plain_username: str = ""
+    sasl_plain_username: str = field(default="", repr=False)
     sasl_plain_username_env: str = ""
-    sasl_plain_password: str = ""
+    sasl_plain_password: str = field(default="", repr=False)
     sasl_plain_password_env: str = ""
     stop_at_end: bool = False  # exit 0 once every assigned partition is consumed to its end (backfills, tests)
-    shutdown_timeout_s: float = field(default=30.0, metadata=positive("use a bound such as 30 (seconds)"))
+    # finite: the stop's watchdog is a timer (inf, or past about 9e9 s, killed its thread, and the stop went unwatched)
+    shutdown_timeout_s: float = field(default=30.0, metadata=check(
+        lambda v: 0 < v <= MAX_SHUTDOWN_S, f"must be a number in (0, {MAX_SHUTDOWN_S:_.0f}]",
+        "use a bound such as 30 (seconds), at most a day"))
     status_file: str = ""  # JSON snapshot of the daemon's counters, rewritten about once a second
 
     def __post_init__(self):
@@ -302,20 +341,69 @@ class KafkaConfig:
             if getattr(self, name) and getattr(self, f"{name}_env"):
                 why = "gives each replica its own id" if name == "group_instance_id" else "keeps secrets out of files"
                 raise ConfigError(f"kafka.{name}_env: both kafka.{name} and kafka.{name}_env are set; keep one (the _env form {why})")
+        self._check_security_keys()
         sasl = self.security_protocol.startswith("SASL_")
         if self.sasl_mechanism and not sasl:
             raise ConfigError(f"kafka.sasl_mechanism: set to {self.sasl_mechanism!r} but security_protocol is {self.security_protocol!r}; use SASL_SSL (or SASL_PLAINTEXT)")
         if sasl and not self.sasl_mechanism:
             raise ConfigError(f"kafka.sasl_mechanism: required with security_protocol = {self.security_protocol!r}; use \"PLAIN\", \"SCRAM-SHA-256\" or \"SCRAM-SHA-512\"")
-        servers = [self.bootstrap_servers] if isinstance(self.bootstrap_servers, str) else self.bootstrap_servers
-        if not servers or not all(s.strip() for s in servers):
-            raise ConfigError(f"kafka.bootstrap_servers: empty (got {self.bootstrap_servers!r}); give host:port, e.g. \"localhost:9092\"")
+        _check_bootstrap_servers(self.bootstrap_servers)
         # the broker aborts a transaction open longer than its timeout: every commit would fail and the
         # daemon would start over forever
         if self.commit_interval_ms >= self.transaction_timeout_ms:
             raise ConfigError(f"kafka.commit_interval_ms: must be below kafka.transaction_timeout_ms (got "
                               f"{self.commit_interval_ms} >= {self.transaction_timeout_ms}); lower "
                               "kafka.commit_interval_ms (e.g. 200) or raise kafka.transaction_timeout_ms")
+
+    def _check_security_keys(self) -> None:
+        """Refuse TLS or SASL settings the protocol does not use: the client connects without them,
+        so a CA file or a password written under PLAINTEXT was ignored without a word (as
+        sasl_mechanism was not). ssl_check_hostname counts only when turned off."""
+        tls = self.security_protocol in ("SSL", "SASL_SSL")
+        sasl = self.security_protocol.startswith("SASL_")
+        for keys, used, fix in ((_TLS_KEYS, tls, "SSL or SASL_SSL"),
+                                (_SASL_KEYS, sasl, "SASL_SSL (or SASL_PLAINTEXT)")):
+            for name, unset in keys.items():
+                value = getattr(self, name)
+                if value != unset and not used:
+                    raise ConfigError(f"kafka.{name}: set to {_shown(f'kafka.{name}', value)} but security_protocol "
+                                      f"is {self.security_protocol!r}, which does not use it; use {fix}, or remove "
+                                      f"kafka.{name}")
+
+
+def _check_bootstrap_servers(value: str | list[str]) -> None:
+    """Refuse what is not a list of ``host[:port]``, split on commas as the clients split it: a port
+    that is not a number (a template left unfilled, "kafka:${PORT}") or nothing between commas
+    failed inside kafka-python as a traceback, exit 1 (and a restart loop) instead of exit 2."""
+    items = [value] if isinstance(value, str) else value
+    entries = [s.strip() for item in items for s in item.split(",") if s.strip()]
+    example = 'give host:port entries, e.g. "localhost:9092", "kafka-1:9092,kafka-2:9092" or "[::1]:9092"'
+    if not entries or not all(item.strip() for item in items):  # an empty list item: a value left unfilled
+        raise ConfigError(f"kafka.bootstrap_servers: empty (got {value!r}); {example}")
+    for entry in entries:
+        if not _host_port(entry):
+            raise ConfigError(f"kafka.bootstrap_servers: {entry!r} is not host[:port] (a host name or address, an "
+                              f"IPv6 address in brackets, and a port in 1..65535); {example}")
+
+
+def _host_port(entry: str) -> bool:
+    """Whether ``entry`` is ``host``, ``host:port``, ``[ipv6]`` or ``[ipv6]:port``, after an optional
+    ``PROTOCOL://`` (the Java client's listener form, which kafka-python drops too).
+
+    >>> [_host_port(e) for e in ("kafka:9092", "10.0.0.1", "[::1]:9092", "SSL://b:9093", "::1", "b:", "b:0", "b:x")]
+    [True, True, True, True, False, False, False, False]
+    """
+    m = re.fullmatch(r"(?:[A-Za-z_]+://)?(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]+))(?::([0-9]{1,5}))?", entry)
+    if not m or (m[1] is not None and ":" not in m[1]):
+        return False
+    return m[3] is None or 1 <= int(m[3]) <= 65535
+
+
+# The keys only TLS, or only SASL, reads, each with its value when unset (connectors.kafka.client_options)
+_TLS_KEYS = {"ssl_cafile": "", "ssl_certfile": "", "ssl_keyfile": "", "ssl_password": "", "ssl_password_env": "",
+             "ssl_check_hostname": True}
+_SASL_KEYS = {"sasl_plain_username": "", "sasl_plain_username_env": "", "sasl_plain_password": "",
+              "sasl_plain_password_env": ""}
 
 
 @dataclass(frozen=True)
@@ -324,7 +412,7 @@ class CheckpointConfig:
 
     dir: str = field(default="checkpoints", metadata=check(bool, "must not be empty", 'name a directory, e.g. "checkpoints"'))
     every_events: int = field(default=10_000, metadata=positive("use a count such as 10000"))
-    every_seconds: float = field(default=30.0, metadata=positive("use an interval such as 30"))
+    every_seconds: float = field(default=30.0, metadata=positive("use an interval such as 30"))  # inf: by events only
     keep: int = field(default=3, metadata=positive("keep at least 1 checkpoint, e.g. 3"))
 
 
@@ -333,7 +421,7 @@ class LabelsConfig:
     """``[labels]``: predicted events waiting for a delayed label, and labels waiting for their event."""
 
     max_pending: int = field(default=100_000, metadata=positive("use a bound such as 100000 events"))
-    max_age_s: float = field(default=86_400.0, metadata=positive("use an age such as 86400 (one day)"))
+    max_age_s: float = field(default=86_400.0, metadata=positive("use an age such as 86400 (one day)"))  # inf: never
     # labels read before their event (an event backlog) wait for it, at most this many
     max_early: int = field(default=100_000, metadata=_nonnegative("use a bound such as 100000 labels (0: never wait)"))
 
@@ -346,12 +434,15 @@ class ReplayConfig:
 
     policy: Literal["none", "reservoir", "class_balanced", "power_law"] = "none"
     max_samples: int = field(default=2000, metadata=positive("use a positive sample budget such as 2000"))
-    max_bytes: int | None = field(default=None, metadata=positive("use a positive byte budget, or leave it out for none"))
-    ratio: float = field(default=1.0, metadata=_nonnegative("use replayed rows per fresh row such as 1.0"))
-    alpha: float = field(default=0.5, metadata=_nonnegative("use a power-law exponent such as 0.5 (0 = uniform)"))
+    max_bytes: int | None = field(default=None, metadata=at_most(MAX_TOTAL, positive(
+        "use a positive byte budget, or leave it out for none")))
+    ratio: float = field(default=1.0, metadata=check(
+        lambda v: 0 <= v <= MAX_REPLAY_RATIO, f"must be a number in [0, {MAX_REPLAY_RATIO:g}]",
+        "use replayed rows per fresh row such as 1.0"))
+    alpha: float = field(default=0.5, metadata=_finite_nonnegative("use a power-law exponent such as 0.5 (0 = uniform)"))
     group: Literal["label", "sample"] = "sample"  # power_law: grouping of rows without a task
     exclude_current: bool = True  # power_law: do not replay the latest row's task (or class with group = "label"; PowerLawReplay)
-    seed: int = field(default=0, metadata=_nonnegative("use a seed such as 0"))
+    seed: int = field(default=0, metadata=_seed())
 
 
 @dataclass(frozen=True)
@@ -368,7 +459,7 @@ class DriftConfig:
     forget_events: int = field(default=300, metadata=positive("use a positive number of labelled events such as 300"))
     restart_after: int = field(default=100, metadata=positive("use a positive number of labelled events such as 100"))
     max_alarms: int = field(default=1000, metadata=positive("use a positive number such as 1000"))
-    seed: int = field(default=0, metadata=_nonnegative("use a seed such as 0"))
+    seed: int = field(default=0, metadata=_seed())
 
 
 @dataclass(frozen=True)
@@ -405,7 +496,7 @@ class ImbalanceConfig:
     power: float = field(default=1.0, metadata=_finite_nonnegative("use an exponent such as 1.0"))
     max_weight: float = field(default=10.0, metadata=check(lambda v: v >= 1, "must be >= 1", "use a bound such as 10.0"))
     min_count: int = field(default=5, metadata=check(lambda v: v >= 2, "must be >= 2", "use a count such as 5"))
-    seed: int = field(default=0, metadata=_nonnegative("use a seed such as 0"))
+    seed: int = field(default=0, metadata=_seed())
 
 
 @dataclass(frozen=True)
@@ -429,8 +520,10 @@ class ChangelogConfig:
     enabled: bool = True  # false: no changelog (one daemon per group; state only in local checkpoints)
     topic: str = ""  # "" = "<kafka.group_id>.model"; a named one serves one group (another group's member stops)
     every_events: int = field(default=5_000, metadata=positive("use a count such as 5000 (events of a partition)"))
+    # inf: parts are written by every_events alone (and at revocation and shutdown)
     every_seconds: float = field(default=10.0, metadata=positive("use an interval such as 10 (seconds)"))
-    fold_every_seconds: float = field(default=1.0, metadata=positive("use an interval such as 1 (seconds)"))
+    # finite: a member that never folds never serves what the other members learn
+    fold_every_seconds: float = field(default=1.0, metadata=_finite_positive("use an interval such as 1 (seconds)"))
     partitions: int = field(default=1, metadata=positive("use 1, or a few for a large group"))
     replication_factor: int = field(default=-1, metadata=check(lambda v: v == -1 or v > 0, "must be -1 or > 0",
                                                                  "use -1 (the broker's default) or e.g. 3"))
@@ -451,7 +544,9 @@ class MetricsConfig:
     host: str = field(default="127.0.0.1", metadata=check(bool, "must not be empty", 'use "127.0.0.1", or "0.0.0.0" in a container'))
     port: int = field(default=9464, metadata=check(lambda v: 0 <= v <= 65535, "must be in [0, 65535]",
                                                    "use a free port such as 9464, or 0 for any free port (logged)"))
-    stall_timeout_s: float = field(default=120.0, metadata=positive("use a bound such as 120 (seconds without a loop turn)"))
+    # finite: /healthz answers it in JSON, which has no infinity
+    stall_timeout_s: float = field(default=120.0, metadata=check(
+        lambda v: 0 < v < math.inf, "must be > 0 and finite", "use a bound such as 120 (seconds without a loop turn)"))
 
 
 @dataclass(frozen=True)
@@ -516,7 +611,8 @@ def to_toml(sections: Mapping) -> str:
 def unread_keys(config: Config, written: Mapping) -> list[str]:
     """A warning for each key that ``written`` (the config's tables as given, :func:`read_toml`)
     sets and ``config.model.kind`` does not read: a ``[model]`` key of
-    :data:`UNREAD_MODEL_KEYS`, or a ``[trainable]`` key with another kind. The model is built
+    :data:`UNREAD_MODEL_KEYS`, another section's of :data:`UNREAD_SECTION_KEYS`, or a
+    ``[trainable]`` key with another kind. The model is built
     without them, so a value tuned there changes nothing; the file run and the daemon say so
     (not an error: the run is right, only the key is idle). A key set to its default value
     counts: the user wrote it, and may mean to tune it.
@@ -530,6 +626,8 @@ def unread_keys(config: Config, written: Mapping) -> list[str]:
     kind = config.model.kind
     named = [("model", key, [k for k, unread in UNREAD_MODEL_KEYS.items() if key not in unread], "it")
              for key in _keys(written, "model") if key in UNREAD_MODEL_KEYS.get(kind, ())]
+    named += [(section, key, [k for k, unread in UNREAD_SECTION_KEYS.items() if (section, key) not in unread], "it")
+              for section, key in sorted(UNREAD_SECTION_KEYS.get(kind, ())) if key in _keys(written, section)]
     if kind != "trainable":
         named += [("trainable", key, ["trainable"], "[trainable]") for key in _keys(written, "trainable")]
     out = []
@@ -559,9 +657,28 @@ def read_toml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file; pass --config PATH to a TOML file")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(_utf8_text(path))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e}); fix the syntax at that line") from None
+
+
+# byte-order marks a Windows editor writes: TOML is UTF-8 without one (tomllib reads a UTF-8 BOM as a
+# stray character at line 1, column 1, where the line looks right)
+_BOMS = {b"\xef\xbb\xbf": "UTF-8", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
+
+
+def _utf8_text(path: Path) -> str:
+    """The file's text, read as UTF-8 whatever the locale; a ConfigError naming the file otherwise."""
+    data = path.read_bytes()
+    why = next((f"it begins with a {name} byte-order mark" for bom, name in _BOMS.items() if data.startswith(bom)),
+               None)
+    if why is None:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            why = f"byte {e.start}: {e.reason}"
+    raise ConfigError(f"{path}: not UTF-8 text without a byte-order mark ({why}); save the file as UTF-8 "
+                      "(without a byte-order mark)")
 
 
 def load_config_dict(data: Mapping) -> Config:
@@ -575,6 +692,7 @@ def _build(cls, data: Mapping, prefix: str):
     hints = typing.get_type_hints(cls)
     for key in data:
         if key not in fields:
+            _dotted_key(prefix, key, data[key], fields)
             close = difflib.get_close_matches(key, fields, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(fields)}"
             raise ConfigError(f"{_join(prefix, key)}: unknown key; {hint}")
@@ -591,8 +709,35 @@ def _build(cls, data: Mapping, prefix: str):
         if "check" in f.metadata and value is not None:
             fn, what, fix = f.metadata["check"]
             _check(fn(value), key, what, value, fix)
+        _at_most(value, key, f.metadata)
         values[name] = value
     return cls(**values)
+
+
+def _at_most(value: Any, key: str, meta: Mapping) -> None:
+    """Refuse an integer above its field's ceiling (:data:`MAX_COUNT` unless :func:`at_most` set one)."""
+    most = meta.get("max", MAX_COUNT)
+    if type(value) is int and value > most:
+        fix = meta["check"][2] if "check" in meta else "use a smaller value"
+        raise ConfigError(f"{key}: must be at most {most:_} (got {_shown(key, value)}); {fix}")
+
+
+def _dotted_key(prefix: str, key: str, value: Any, fields: Mapping) -> None:
+    """An unknown key whose value is a table may be a dotted key, Kafka's own spelling such as
+    ``sasl.mechanism``: TOML reads it as the table ``sasl`` holding ``mechanism``. Name the whole
+    path, and the key with underscores where one is close (else the caller's error stands)."""
+    if not prefix:  # a section: ``model.gamma = 1.0`` at the top is [model]'s gamma already
+        return
+    path = [key]
+    while isinstance(value, Mapping) and value:
+        name, value = next(iter(value.items()))
+        path.append(name)
+    if len(path) == 1:
+        return
+    close = difflib.get_close_matches("_".join(path), fields, n=1)
+    if close:
+        raise ConfigError(f"{_join(prefix, '.'.join(path))}: unknown key (TOML reads the dots in a key as nested "
+                          f"tables); did you mean {close[0]!r}?")
 
 
 def _join(prefix: str, key: str) -> str:
@@ -613,7 +758,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, option, key)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: expected one of {_name(tp)} (got {value!r}); fix the value's type")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: expected one of {_name(tp)} (got {_shown(key, value)}); fix the value's type")
     if origin is Literal:
         choices = typing.get_args(tp)
         _check(value in choices, key, f"must be one of {', '.join(map(repr, choices))}", value, "pick one of those")

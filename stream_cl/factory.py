@@ -4,7 +4,9 @@ and ``[trainable]``)."""
 
 from __future__ import annotations
 
-from .backbones import RandomFeatures, resolve_device
+from .backbones import RandomFeatures
+from .backbones.device import check_device
+from .column_bound import check_columns
 from .config import Config, ConfigError, ModelConfig
 from .heads import AnalyticClassifier
 from .learner import OnlineContinualLearner
@@ -31,6 +33,7 @@ def build_learner(cfg: ModelConfig | Config):
         cfg = cfg.model
     else:
         parts = {}
+    _check_model(cfg)
     if cfg.kind == "trainable":
         return _trainable(cfg, parts)
     if cfg.kind == "analytic":
@@ -55,6 +58,28 @@ def build_learner(cfg: ModelConfig | Config):
                                       **{k: v for k, v in parts.items() if k != "trainable"})
     except ValueError as e:
         raise ConfigError(f"model: {e}") from None
+
+
+def _check_model(cfg: ModelConfig) -> None:
+    """The ``[model]`` keys each kind's learner would refuse only once it is made, named as keys here.
+
+    * ``device``: one prefix, ``model.device:``, for every kind (a learner's own error would read
+      ``model: device ...`` for two kinds of three).
+    * ``hash_width`` past ``max_columns``: every ridge head (kinds "online" and "analytic") is at
+      least ``1 + hash_width`` columns wide, the analytic head exactly. Refused before the learner
+      is made, whose feature index keeps a slot per hashed input (2**28 took gigabytes before the
+      learner's own check); the learner still checks its exact width, this is only the quick bound.
+    """
+    try:
+        check_device(cfg.device)
+    except ValueError as e:
+        raise ConfigError(f"model.device: {e}") from None
+    if cfg.kind != "trainable" and cfg.hash_width is not None:  # the network's inputs are not design columns
+        try:
+            check_columns(1 + cfg.hash_width, cfg.max_columns or None, f"hash_width={cfg.hash_width} gives",
+                          "the head" if cfg.kind == "analytic" else "every head at least")
+        except ValueError as e:
+            raise ConfigError(f"model.hash_width: {e}") from None
 
 
 def _encoding(cfg: ModelConfig) -> dict:
@@ -111,16 +136,21 @@ def _continual_parts(config: Config) -> dict:
 def _trainable(cfg: ModelConfig, parts: dict):
     """``model.kind = "trainable"``: the online MLP of :mod:`stream_cl.trainable`."""
     from .config import TrainableConfig
-    from .trainable import TrainableLearner
+    from .trainable import DRIFT_RESPONSES, TrainableLearner
 
     t = parts.get("trainable") or TrainableConfig()
     if parts.get("imbalance") is not None:
         raise ConfigError("imbalance.mode: imbalance compensation is for the analytic heads; "
                           'set mode = "none" with model.kind = "trainable"')
-    try:
-        resolve_device(cfg.device)  # a bad device is model.device's error, not [trainable]'s
-    except ValueError as e:
-        raise ConfigError(f"model.device: {e}") from None
+    # checked here, not by the learner: its error named "trainable", and the key to change is drift.response,
+    # whose default ("restart") this kind does not take
+    drift = parts.get("drift")
+    bad = [r for r in (drift.response if drift is not None else ()) if r not in DRIFT_RESPONSES]
+    if bad:
+        toml = ", ".join(f'"{r}"' for r in bad)
+        default = " (the default)" if list(drift.response) == ["restart"] else ""
+        raise ConfigError(f'drift.response: model.kind = "trainable" takes only "record" and "need", not [{toml}]'
+                          f'{default}; set response = ["record"], or ["need"] with homeostasis.enabled = true')
     try:
         return TrainableLearner(hidden=tuple(t.hidden) or None, lr=t.lr, micro_batch=t.micro_batch, steps=t.steps,
                                 weight_decay=t.weight_decay, replay=parts.get("replay"), drift=parts.get("drift"),

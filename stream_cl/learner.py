@@ -96,7 +96,7 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, BatchPat
     device
         ``"auto"``: CUDA when a GPU is visible and, for random features (``Backbone.light_forward``),
         the backbone gives at least ``AUTO_CUDA_MIN_FEATURES`` (2,048) features: below that the
-        CPU is faster one event at a time (RESULTS.md section 3). Else ``"cpu"`` or a torch device.
+        CPU is faster one event at a time (RESULTS.md section 3). Else ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     seed
         Seed of the default backbone.
     replay
@@ -205,10 +205,11 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, BatchPat
         self.max_categories = max_categories
         self.missing_indicators = missing_indicators
         self.time_features = time_features
-        self.index_ = FeatureIndex(hash_width, max_categories, missing_indicators, time_features)
         self.max_columns = max_columns
         check_bound(max_columns)
-        self._check_columns()
+        # before the index: a hashed one allocates its hash_width slots, which a width this refuses may not fit
+        self._check_columns([], [])  # (a new index has no inputs)
+        self.index_ = FeatureIndex(hash_width, max_categories, missing_indicators, time_features)
         self.scaler_ = OnlineStandardizer()
         self.heads_ = [RidgeClassHead(gamma, lam, self.device_) for lam, _ in heads]
         self.sgd_lr = sgd_lr

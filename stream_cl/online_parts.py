@@ -61,8 +61,8 @@ class OnlineParts(PartitionedLearner):
         """Every head's design width for inputs ``names`` of ``kinds`` (the index's, by default; with
         hashing the width is fixed at construction) within ``max_columns``, and the inputs within what
         a backbone of fixed width takes (``Backbone.max_inputs``)."""
-        if names is None:
-            names, kinds = list(self.index_.names), list(self.index_.kinds)
+        if names is None:  # hashed: the width is hash_width's, and kinds holds one entry per slot (no copy)
+            names, kinds = ([], []) if self.hash_width is not None else (list(self.index_.names), list(self.index_.kinds))
         cap = getattr(self.backbone_, "max_inputs", None)
         n_inputs = self.hash_width if self.hash_width is not None else len(names)
         if cap is not None and n_inputs > cap and any(view == "all" for _, view in self.heads):
@@ -72,8 +72,8 @@ class OnlineParts(PartitionedLearner):
         if bound is None:
             return
         what = f"hash_width={self.hash_width} gives" if self.hash_width is not None else f"{len(names)} inputs would give"
-        for i, (_, view) in enumerate(self.heads):
-            check_columns(len(self._layout(i, names, kinds)), bound, what, f"the {view!r} head")
+        for _, view in self.heads:
+            check_columns(self._view_width(view, names, kinds), bound, what, f"the {view!r} head")
 
     def _positional_inputs(self) -> bool:
         """A backbone head's columns of a backbone with fixed input slots (``Backbone.keyed_inputs``)."""
@@ -82,6 +82,24 @@ class OnlineParts(PartitionedLearner):
     def _layout(self, i: int, names: list, kinds: list) -> list:
         """Labels of head ``i``'s design columns for an index with inputs ``names`` of ``kinds``."""
         return self._view_layout(self.heads[i][1], names, kinds)
+
+    def _view_width(self, view: str, names: list, kinds: list) -> int:
+        """``len(self._view_layout(view, names, kinds))`` for an index's own ``names`` and ``kinds``
+        (hashed: one kind per slot, or none), counted without a label per column: the ``max_columns``
+        check runs on a ``hash_width`` that may be far too large (2**28 labels took 20 GB before the
+        error), so it must cost nothing in proportion to the width it refuses."""
+        if self.hash_width is not None:
+            n_blocks, n_raw, n_late = self.hash_width, 0, 0  # hashed slots: every one a full block
+        else:
+            k_arr = np.asarray(kinds, dtype=np.int64)
+            n_blocks = len(names)
+            raw = k_arr > NUMERIC if self.key_units else np.zeros(len(k_arr), dtype=bool)
+            n_raw, n_late = int(raw.sum()), int((raw & (k_arr == LATE)).sum())
+        if view == "inputs":
+            return 1 + n_blocks
+        m = self.key_units if self.key_units else 0
+        # a raw (non-numeric) input: one column; a late category: none; any other: 1 + key_units
+        return 1 + self.backbone_.out_features + (n_blocks - n_raw) * (1 + m) + (n_raw - n_late)
 
     def _view_layout(self, view: str, names: list, kinds: list) -> list:
         """Labels of the columns of design ``view`` for an index with inputs ``names`` of ``kinds``:

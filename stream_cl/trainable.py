@@ -43,7 +43,11 @@ from .mlp import OnlineMLP
 from .runtime import one_blas_thread
 from .trainable_state import TrainableState
 
-__all__ = ["TrainableLearner"]
+__all__ = ["DRIFT_RESPONSES", "TrainableLearner"]
+
+# the drift responses this learner acts on: the others act on ridge heads ("forget", "restart",
+# "reset") or the mixer ("remix"), which a network has none of
+DRIFT_RESPONSES = ("record", "need")
 
 
 class TrainableLearner(TrainableState, StreamingClassifier):
@@ -76,7 +80,7 @@ class TrainableLearner(TrainableState, StreamingClassifier):
         ``ValueError`` before anything changes.
     device
         ``"auto"`` (CUDA when a GPU is visible and a hidden layer is at least
-        ``AUTO_CUDA_MIN_FEATURES`` wide, else the CPU), ``"cpu"`` or a torch device.
+        ``AUTO_CUDA_MIN_FEATURES`` wide, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     dtype
         ``"float64"`` (default: results do not depend on the order of feature keys to
         rounding) or ``"float32"`` (faster, especially on GPUs).
@@ -114,9 +118,10 @@ class TrainableLearner(TrainableState, StreamingClassifier):
         check_bound(max_columns)
         check_part_types(replay=replay, drift=drift, homeostasis=homeostasis)  # before drift.response is read
         if drift is not None:
-            bad = [r for r in drift.response if r not in ("record", "need")]
+            bad = [r for r in drift.response if r not in DRIFT_RESPONSES]
             if bad:
-                raise ValueError(f"the trainable learner supports the drift responses 'record' and 'need', not {bad}")
+                raise ValueError(f"the trainable learner supports the drift responses 'record' and 'need', not {bad}; "
+                                 "give DriftMonitor(..., response=('record',))")
             if "need" in drift.response and homeostasis is None:
                 raise ValueError("the drift response 'need' raises the homeostatic need: give homeostasis=Homeostasis() too")
         self.hidden = hidden

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 # From this many random features (a backbone whose forward is light), "auto" puts a learner on
@@ -14,31 +16,52 @@ import torch
 # default model (256) would lose 14-33x one event at a time for at most 2.4x in batches.
 AUTO_CUDA_MIN_FEATURES = 2048
 
+# the devices a learner runs on, as the errors name them ("torch:cpu", the GPU code path on the
+# CPU, is taken too: it is for tests and diagnostics)
+ACCEPTED = "'auto', 'cpu', 'cuda' or 'cuda:N'"
+_CUDA = re.compile(r"cuda(?::(\d+))?")
+
 
 def resolve_device(device: str, features: int | None = None) -> str:
     """``"auto"`` -> ``"cuda"`` if a GPU is visible and the heads see at least
     ``AUTO_CUDA_MIN_FEATURES`` features (``features=None``: no width to go by), else ``"cpu"``;
-    anything else is checked.
+    anything else is checked (:func:`check_device`).
 
     >>> resolve_device("cpu")
     'cpu'
     >>> resolve_device("auto", features=256)  # the default model: faster on the CPU, GPU or not
     'cpu'
     """
-    if not isinstance(device, str):  # torch.device(None) raises a TypeError that names nothing
-        raise ValueError(f"device must be a string, got {device!r}; use 'auto', 'cpu' or 'cuda'")
+    check_device(device)
     if device == "auto":
         wide = features is None or features >= AUTO_CUDA_MIN_FEATURES
         return "cuda" if wide and torch.cuda.is_available() else "cpu"
-    if device == "torch:cpu":  # the GPU code path on the CPU (tests, diagnostics)
-        return device
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"device {device!r} is not a torch device; use 'auto', 'cpu' or 'cuda'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
+    return device if device in ("cpu", "torch:cpu") else str(torch.device(device))
+
+
+def check_device(device) -> None:
+    """A ``ValueError`` naming ``device`` unless a learner can run on it: ``"auto"``, ``"cpu"``,
+    ``"torch:cpu"``, or ``"cuda"`` / ``"cuda:N"`` with a visible GPU ``N``. Any other string torch
+    parses ("mps", "meta", "xla") failed only later, with a torch traceback from inside the learner.
+
+    >>> check_device("mps")
+    Traceback (most recent call last):
+    ...
+    ValueError: device 'mps' is not one a learner runs on; use 'auto', 'cpu', 'cuda' or 'cuda:N'
+    """
+    if not isinstance(device, str):  # torch.device(None) raises a TypeError that names nothing
+        raise ValueError(f"device must be a string, got {device!r}; use {ACCEPTED}")
+    if device in ("auto", "cpu", "torch:cpu"):
+        return
+    cuda = _CUDA.fullmatch(device)
+    if cuda is None:
+        raise ValueError(f"device {device!r} is not one a learner runs on; use {ACCEPTED}")
+    if not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but no CUDA GPU is visible; use 'auto' or 'cpu'")
-    return str(dev)
+    n = torch.cuda.device_count()
+    if cuda.group(1) is not None and int(cuda.group(1)) >= n:  # torch would fail only at the first tensor
+        raise ValueError(f"device {device!r} asked for, but {n} CUDA GPU{'s are' if n != 1 else ' is'} visible "
+                         f"(cuda:0 to cuda:{n - 1}); use one of those, 'cuda' or 'auto'")
 
 
 def torch_device(device: str) -> str:

@@ -160,7 +160,7 @@ class ReplayBuffer(RowGroups, base.Base):
             self.X_ = np.pad(self.X_[:keep], ((0, 0), (0, extra)))
             self.M_ = np.pad(self.M_[:keep], ((0, 0), (0, extra)))
             self.time_, self.gid_ = self.time_[:keep], self.gid_[:keep]
-        if self.X_.shape[0] < cap:
+        if self.size_ >= self.X_.shape[0] and self.X_.shape[0] < cap:  # full: double (not at every offer)
             grow = min(cap, max(16, 2 * self.X_.shape[0])) - self.X_.shape[0]
             self.X_ = np.pad(self.X_, ((0, grow), (0, 0)))
             self.M_ = np.pad(self.M_, ((0, grow), (0, 0)))

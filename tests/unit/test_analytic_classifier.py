@@ -344,7 +344,7 @@ def test_max_columns_bounds_the_analytic_head_before_anything_is_learned():
     with pytest.raises(ValueError, match=r"hash_width=100000 gives the head 100,001 design columns"):
         AnalyticClassifier(hash_width=100000)
     assert AnalyticClassifier(hash_width=100000, max_columns=None).max_columns is None
-    with pytest.raises(ConfigError, match=r"^model: hash_width=8 gives the head 9 design columns, over max_columns \(8\)"):
+    with pytest.raises(ConfigError, match=r"^model\.hash_width: hash_width=8 gives the head 9 design columns, over max_columns \(8\)"):
         build_learner(ModelConfig(kind="analytic", forgetting=[1.0], hash_width=8, max_columns=8))
     assert build_learner(ModelConfig(kind="analytic", forgetting=[1.0], max_columns=0)).max_columns is None
 
