@@ -32,7 +32,7 @@ from stream_cl.config import ConfigError
 
 from .logs import log_event
 
-__all__ = ["ChangelogTable", "ensure_changelog_topic"]
+__all__ = ["ChangelogTable", "ensure_changelog_topic", "read_topic_configs"]
 
 log = logging.getLogger("stream_cl.changelog")
 
@@ -55,10 +55,7 @@ def ensure_changelog_topic(admin: KafkaAdminClient, name: str, partitions: int, 
         return True
     except TopicAlreadyExistsError:
         pass
-    resource = ConfigResource(ConfigResourceType.TOPIC, name)
-    # every config, not only the topic's own ("modified", kafka-python 3's default): a topic left at the
-    # broker's cleanup.policy has none of its own, and was read as ''
-    current = _topic_configs(admin.describe_configs([resource], config_filter="all"), name)
+    current = read_topic_configs(admin, name)
     check_changelog_policy(name, *current.get("cleanup.policy", (None, "")))
     limit, source = current.get("max.message.bytes", ("0", ""))
     if source in BROKER_SOURCES or int(limit or 0) < max_message_bytes:
@@ -112,6 +109,16 @@ def check_changelog_policy(name: str, policy: str | None, source: str = "") -> N
     raise ConfigError(f"changelog.topic: {name!r} exists with {has}; the model changelog must be compacted and only "
                       f"compacted: {why}. Set cleanup.policy=compact on it (kafka-configs.sh --alter --entity-type "
                       f"topics --entity-name {name} --add-config cleanup.policy=compact), or name another topic")
+
+
+def read_topic_configs(admin: KafkaAdminClient, name: str) -> dict[str, tuple[str | None, str]]:
+    """Every config of topic ``name`` as ``{config: (value, source)}`` (:func:`_topic_configs`); ``{}`` where
+    the broker describes none (a missing topic, or one this principal may not describe: kafka-python drops
+    the answer's error)."""
+    resource = ConfigResource(ConfigResourceType.TOPIC, name)
+    # every config, not only the topic's own ("modified", kafka-python 3's default): a topic left at the
+    # broker's cleanup.policy has none of its own, and was read as ''
+    return _topic_configs(admin.describe_configs([resource], config_filter="all"), name)
 
 
 def _topic_configs(described, name: str) -> dict[str, tuple[str | None, str]]:

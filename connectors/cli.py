@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
                           "that column)")
     run.add_argument("--label", help="mapping.label: the label field")
     run.add_argument("--model", choices=["online", "analytic"], help="model.kind")
-    run.add_argument("--device", help="model.device: auto, cpu or cuda")
+    run.add_argument("--device", help="model.device: auto, cpu, cuda or cuda:N")
     run.add_argument("--batch-size", type=int, help="run.batch_size")
     run.add_argument("--max-events", type=int, help="run.max_events")
     # file and demo runs only: the Kafka daemon refuses them (it has kafka.predictions_topic and the like)

@@ -45,29 +45,50 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from stream_cl.checkpoint import CheckpointError, CheckpointStore
-from stream_cl.config import Config, ConfigError, RunConfig, load_config_dict, read_toml, unread_keys
-from stream_cl.events import PartitionedSource, TransactionalPublisher
-from stream_cl.pending_stores import PendingStores
-from stream_cl.prequential import DAEMON_MAX_POINTS, Prequential
+# `python -m connectors.daemon` spends a second or more in the imports below (numpy, pandas, kafka-python):
+# a SIGTERM or Ctrl-C meanwhile is kept here, and run_daemon's handlers take it over (a clean stop, exit 0,
+# as docs/daemon.md says), instead of SIGTERM's default death by signal or a KeyboardInterrupt traceback
+_EARLY_SIGNALS: list[int] = []
 
-from .commit import CommitCoordinator, CommitPolicy
-from .logs import log_event, setup_logging, startup_done
-from .partitions import PartitionStates
-from .prometheus import TaskAccuracy
-from .router import Router
-from .state import CheckpointPolicy, CheckpointState, check_settings
-from .status import DaemonMetrics, StatusReporter
-from .transaction import Fenced, TransactionAborted
 
-__all__ = ["Daemon", "DaemonMetrics", "CheckpointPolicy", "check_file_outputs", "file_output_error", "log_config_warnings",
-           "main", "run_daemon"]
+def _keep_early_signal(signum, frame) -> None:
+    _EARLY_SIGNALS.append(signum)
+    if len(_EARLY_SIGNALS) > 1:  # a second one exits at once, as later (EXIT_FAILED; nothing is built yet)
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    for _sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(_sig, _keep_early_signal)
+
+from stream_cl.checkpoint import CheckpointError, CheckpointStore  # noqa: E402
+from stream_cl.config import Config, ConfigError, RunConfig, load_config_dict, read_toml, unread_keys  # noqa: E402
+from stream_cl.events import PartitionedSource, TransactionalPublisher  # noqa: E402
+from stream_cl.pending_stores import PendingStores  # noqa: E402
+from stream_cl.prequential import DAEMON_MAX_POINTS, Prequential  # noqa: E402
+
+from .authorisation import not_authorised  # noqa: E402
+from .commit import CommitCoordinator, CommitPolicy  # noqa: E402
+from .logs import log_event, setup_logging, startup_done  # noqa: E402
+from .partitions import PartitionStates  # noqa: E402
+from .prometheus import TaskAccuracy  # noqa: E402
+from .router import Router  # noqa: E402
+from .state import CheckpointPolicy, CheckpointState, check_settings  # noqa: E402
+from .status import DaemonMetrics, StatusReporter  # noqa: E402
+from .transaction import Fenced, TransactionAborted, dead_letter_refused  # noqa: E402
+
+__all__ = ["Daemon", "DaemonMetrics", "CheckpointPolicy", "check_file_outputs", "file_output_error", "kafka_source",
+           "log_config_warnings", "main", "run_daemon"]
 
 log = logging.getLogger("stream_cl.daemon")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 EXIT_RESET = -1  # internal: fenced or partitions lost; run_daemon builds the daemon again
 STARTUP_HOLD_S = 60.0  # kafka-python's start-up lines are held back until partitions come, at most this long
+# a daemon rebuilt after a start over that must start over again without having committed anything (the
+# same failure again, likely) is rebuilt after a wait: 1 s, doubling up to 60 s, so a member that cannot
+# commit does not hammer the broker with a new producer, a rejoin and a re-learn every second or two
+RESET_DELAY_S = (1.0, 60.0)
 DAEMON_WINDOW = 1000  # labelled events per windowed-accuracy point when run.window is not set
 
 
@@ -75,7 +96,9 @@ class Daemon:
     """The run loop (see the module docstring); build it with :meth:`from_config`."""
 
     def __init__(self, config: Config, learner, source_factory, publisher: TransactionalPublisher, pending: PendingStores,
-                 stop_event: threading.Event, state_factory=CheckpointState, metrics: DaemonMetrics | None = None):
+                 stop_event: threading.Event, state_factory=CheckpointState, metrics: DaemonMetrics | None = None,
+                 dead_letter_topic_bytes: int | None = None):
+        """``dead_letter_topic_bytes``: the dead-letter topic's own max.message.bytes, if known (:class:`Router`)."""
         self.config = config
         self.learner = learner
         # a never-ending stream: a fixed window keeps "recent accuracy" recent (the file runner's default grows)
@@ -107,7 +130,8 @@ class Daemon:
         self.state.restore()
         # a learner with a part per source partition (contribution/merge) gets each partition's events apart
         self.router = Router(config, self.step, learner, pending, publisher, self.metrics, self.state,
-                             partitioned=hasattr(learner, "contribution") and hasattr(self.state, "fold"))
+                             partitioned=hasattr(learner, "contribution") and hasattr(self.state, "fold"),
+                             dead_letter_topic_bytes=dead_letter_topic_bytes)
         catch_up = getattr(self.state, "catch_up", None)
         if catch_up is not None:
             # the changelog read here, before the group join: the assignment callback, which runs on the
@@ -150,8 +174,12 @@ class Daemon:
         make = ProcessPublisher if kcfg.publisher == "process" else InlinePublisher
         max_request = max(kcfg.max_message_bytes, config.changelog.max_message_bytes + 65_536 if table else 0)
         try:  # nothing is left running if a part cannot be made
-            publisher = make(producer_options(kcfg, transactional_id(config), max_request), kcfg.predictions_topic,
-                             kcfg.dead_letter_topic, commit_timeout_s=kcfg.commit_timeout_ms / 1000)
+            dead_letter_topic_bytes = _topic_max_message_bytes(kcfg, kcfg.dead_letter_topic)
+            options = producer_options(kcfg, transactional_id(config), max_request)
+            if dead_letter_topic_bytes:  # no batch of dead letters over the topic's limit: the broker refuses it
+                options["batch_size"] = min(options["batch_size"], dead_letter_topic_bytes)
+            publisher = make(options, kcfg.predictions_topic, kcfg.dead_letter_topic,
+                             commit_timeout_s=kcfg.commit_timeout_ms / 1000)
         except BaseException:
             if own:
                 changelog.close()
@@ -170,7 +198,7 @@ class Daemon:
                 return CheckpointState(*args, store=store, loaded=loaded)
 
             daemon = cls(config, learner, source_factory, publisher, pending, stop_event or threading.Event(),
-                         state_factory=state_factory, metrics=metrics)
+                         state_factory=state_factory, metrics=metrics, dead_letter_topic_bytes=dead_letter_topic_bytes)
         except BaseException:
             publisher.abort()
             if own:
@@ -243,6 +271,10 @@ class Daemon:
                       checkpoint_seq=m.checkpoint_seq, exit_code=EXIT_OK)
             return EXIT_OK
         except TransactionAborted as e:  # fenced, or a commit that failed: nothing since the last commit counts
+            if dead_letter_refused(e):  # the record is re-read at every start over: a setting to change (exit 2)
+                return self._stop_failed(_config_failed(ConfigError(str(e))))
+            if (detail := not_authorised(e, self.config)) is not None:  # until an ACL changes, every start over fails
+                return self._stop_failed(_not_authorised_failed(detail))
             self.reset_reason = f"{'fenced' if isinstance(e, Fenced) else 'transaction aborted'}: {e}"
             return self._reset()
         except ConfigError as e:  # a setting the data outgrew (changelog.max_message_bytes): starting over meets it again
@@ -253,7 +285,9 @@ class Daemon:
                       detail=f"checkpoint not written: {e}; the commit before it went through, and a restart "
                              "resumes from the last checkpoint written (re-learning, silently, up to that commit)")
             return self._stop_failed(EXIT_FAILED)
-        except Exception:
+        except Exception as e:
+            if (detail := not_authorised(e, self.config)) is not None:  # a topic or group an ACL denies: no traceback
+                return self._stop_failed(_not_authorised_failed(detail))
             log.exception("daemon failed; nothing after the last commit is visible, a restart resumes from it")
             return self._stop_failed(EXIT_FAILED)
 
@@ -407,6 +441,31 @@ def _changelog(config: Config, learner):
     return ChangelogTable(client_options(kcfg), topic, cl.max_message_bytes)
 
 
+def _topic_max_message_bytes(kcfg, topic: str) -> int | None:
+    """``topic``'s ``max.message.bytes`` as the broker describes it (its own, or the broker's default behind
+    it); None without a topic, or where the broker describes none (a topic not made yet, which auto-creation
+    gives the broker's default; a principal without DescribeConfigs on it). The dead letters are cut to fit it
+    (:class:`Router`); where it is not known, a refusal stops the daemon naming both limits
+    (:class:`~connectors.transaction.DeadLetterRefused`), as a record re-read at every start over would."""
+    if not topic:
+        return None
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    from .changelog import read_topic_configs
+    from .kafka import client_options
+
+    admin = KafkaAdminClient(**client_options(kcfg))
+    try:
+        value = read_topic_configs(admin, topic).get("max.message.bytes", (None, ""))[0]
+    except KafkaError as e:  # a limit not known is the one case above; the daemon can run without it
+        log.debug("max.message.bytes of %r not read: %s: %s", topic, type(e).__name__, e)
+        return None
+    finally:
+        admin.close()
+    return int(value) if value and str(value).isdigit() else None
+
+
 # a file run's output files ([run] keys): the daemon writes none of them; what it has instead
 FILE_RUN_OUTPUTS = {
     "predictions": ("predictions file", "set kafka.predictions_topic to publish them to a topic"),
@@ -445,11 +504,34 @@ def _config_failed(error: ConfigError | CheckpointError) -> int:
     return EXIT_CONFIG
 
 
+def _not_authorised_failed(detail: str) -> int:
+    """Log an authorisation error (:func:`not_authorised`) as the one ``failed`` line; returns exit code 1:
+    the broker's ACLs may change, and a restart then goes on (no traceback: nothing here is a bug)."""
+    log_event(log, "failed", level=logging.ERROR, detail=detail, exit_code=EXIT_FAILED)
+    return EXIT_FAILED
+
+
 def _tp_keys(partitions) -> list[str]:
     return sorted(f"{tp.topic}/{tp.partition}" for tp in partitions)
 
 
 # -- entry points -----------------------------------------------------------------------------
+def kafka_source(written: Mapping) -> Mapping:
+    """The config's tables as given, read by the daemon's own entry point (:func:`main`), which runs only
+    the Kafka daemon: ``[source] kind`` is ``"kafka"`` where the file sets none, and another kind is
+    refused (a ConfigError, exit 2), as a file that ``stream-cl run`` would read as another source must not
+    silently start a daemon."""
+    source = written.get("source", {})
+    if not isinstance(source, Mapping):
+        return written  # (the config's own error names it)
+    kind = source.get("kind", "kafka")
+    if kind != "kafka":
+        raise ConfigError(f'source.kind: python -m connectors.daemon runs the Kafka daemon, and the file sets kind = '
+                          f'{kind!r}; run that source with stream-cl run --config <file>, or set kind = "kafka" for '
+                          "the daemon")
+    return {**written, "source": {**source, "kind": "kafka"}}
+
+
 def log_config_warnings(config: Config, written: Mapping) -> None:
     """Log, once at start, each key that the config's tables as given (``written``,
     :func:`~stream_cl.config.read_toml`) set and ``model.kind`` does not read: one
@@ -473,11 +555,27 @@ def run_daemon(config: Config, stop_event: threading.Event | None = None,
     With ``[metrics] enabled`` (the default) the HTTP endpoints start first, so the probes
     answer (503) while the checkpoint is restored, and stop when this returns.
     """
+    stop = stop_event or threading.Event()
+    # before the warm-up (seconds): a signal during it, or while a daemon is built or rebuilt, is a clean
+    # stop, never left to the default handlers (death by SIGTERM, a KeyboardInterrupt traceback)
+    restore = _install_signal_handlers(stop, config.kafka.shutdown_timeout_s)
+    try:
+        return _serve_and_run(config, stop, on_ready)
+    finally:
+        restore()
+
+
+def _serve_and_run(config: Config, stop: threading.Event, on_ready) -> int:
+    """:func:`run_daemon`'s work, its signal handlers installed: warm up, serve ``[metrics]``, build and run."""
     from stream_cl.runtime import set_threads, warm_up
 
-    set_threads(getattr(config.run, "threads", 1))
-    warm_up()  # before the probes answer ready: not in the first batch's latency
-    stop = stop_event or threading.Event()
+    if not stop.is_set():  # (seconds: torch, numba)
+        set_threads(getattr(config.run, "threads", 1))
+        warm_up()  # before the probes answer ready: not in the first batch's latency
+    if stop.is_set():  # asked for during the imports or the warm-up: nothing is built, nothing to commit
+        log_event(log, "shutdown", records=0, checkpoint_seq=None, exit_code=EXIT_OK,
+                  detail="stopped before the daemon was built")
+        return EXIT_OK
     server = None
     metrics_cfg = getattr(config, "metrics", None)
     if metrics_cfg is not None and metrics_cfg.enabled:
@@ -500,22 +598,46 @@ def run_daemon(config: Config, stop_event: threading.Event | None = None,
 
 
 def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> int:
-    """Build the daemon and run it; again, in this process, each time it must start over (fenced)."""
+    """Build the daemon and run it; again, in this process, each time it must start over (fenced): at once,
+    unless the daemon rebuilt last time had to start over too without committing anything (the same failure
+    again, likely): then after a delay (:data:`RESET_DELAY_S`)."""
     metrics = None
     # one changelog for every build: a reset keeps what it read (RunChangelog); closed however the run ends
     changelog = RunChangelog()
-    # installed once for every build: a stop requested while a fenced daemon is rebuilt is kept
-    # (the rebuilt daemon then stops at once), never left to the default handler
-    restore = _install_signal_handlers(stop, config.kafka.shutdown_timeout_s)
+    rebuilt, delay = False, 0.0
     try:
         while True:
+            committed = _committed(metrics)
             code, metrics = _build_and_run_once(config, stop, on_ready, server, metrics, changelog)
+            if code == EXIT_RESET and not stop.is_set():
+                again = rebuilt and _committed(metrics) == committed
+                delay = min(max(2 * delay, RESET_DELAY_S[0]), RESET_DELAY_S[1]) if again else 0.0
+                _wait_before_rebuild(stop, metrics, delay)
             if code != EXIT_RESET or stop.is_set():
                 return EXIT_FAILED if code == EXIT_RESET else code
             on_ready = None  # once: the caller already holds the first daemon
+            rebuilt = True
     finally:
         changelog.close()
-        restore()
+
+
+def _committed(metrics: DaemonMetrics | None) -> int:
+    """The transactions committed so far by the run's daemons (their metrics carry over a reset)."""
+    return metrics.transactions["committed"] if metrics is not None else 0
+
+
+def _wait_before_rebuild(stop: threading.Event, metrics: DaemonMetrics, delay: float) -> None:
+    """Wait ``delay`` seconds before a start over (none: at once), or until a stop is asked for. The loop's
+    heartbeat goes on: the member waits on purpose, and /healthz must not have it restarted for that."""
+    if delay <= 0:
+        return
+    log_event(log, "rejoin_delayed", level=logging.WARNING, delay_s=delay,
+              detail=f"the daemon rebuilt last time had to start over too, having committed nothing: waiting "
+                     f"{delay:g} s (doubling each time again, up to {RESET_DELAY_S[1]:g} s; a commit ends it)")
+    deadline = time.monotonic() + delay
+    while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+        metrics.beat()
+        stop.wait(min(left, 1.0))
 
 
 def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server, metrics,
@@ -530,6 +652,8 @@ def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server,
     except Exception as e:
         from .kafka import bootstrap_hint
 
+        if (detail := not_authorised(e, config)) is not None:  # a publisher or changelog an ACL denies
+            return _not_authorised_failed(detail), metrics
         hint = bootstrap_hint(e, config.kafka)
         held = startup_done()
         if hint is None:  # not a configuration problem: the traceback is for us
@@ -583,6 +707,9 @@ def _install_signal_handlers(stop: threading.Event, timeout_s: float):
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         previous[sig] = signal.signal(sig, handler)
+    early, _EARLY_SIGNALS[:] = list(_EARLY_SIGNALS), []
+    for signum in early:  # received during the imports (python -m connectors.daemon): taken over
+        handler(signum, None)
 
     def restore():
         for sig, h in previous.items():
@@ -596,6 +723,15 @@ def _install_signal_handlers(stop: threading.Event, timeout_s: float):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m connectors.daemon``: the exit code (docs/daemon.md)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C before run_daemon's handlers took over: nothing is built, nothing lost
+        log_event(log, "stop_requested", reason="SIGINT", detail="before the daemon started: nothing to commit")
+        return EXIT_OK
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m connectors.daemon", description="Run the stream-cl Kafka daemon.")
     parser.add_argument("--config", required=True, help="TOML config with [kafka], [checkpoint], [labels], [model]...")
     levels = ["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -607,7 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level, fmt=args.log_format, hold_until_started=True)
     logging.getLogger("kafka").setLevel(args.kafka_log_level)
     try:
-        written = read_toml(args.config)  # as given: the keys set, not defaults (unread_keys)
+        written = kafka_source(read_toml(args.config))  # as given: the keys set, not defaults (unread_keys)
         config = load_config_dict(written)
         check_file_outputs(config)
     except ConfigError as e:

@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -46,8 +47,9 @@ from stream_cl.mapping_check import FieldCensus, TimeCensus
 from stream_cl.pending import LabelDecoder
 
 from .kafka_assignment import LOOKUP_TIMEOUT_MS, AssignmentListener, RebalanceCallbacks, RebalanceHooks, tp_key
-from .logs import log_event
+from .logs import hide_secret, log_event
 from .sinks import DeliveryError, parse_origin
+from .writable import unwritable
 
 __all__ = [
     "DeliveryError",
@@ -56,6 +58,8 @@ __all__ = [
     "RebalanceHooks",
     "bootstrap_hint",
     "check_kafka_config",
+    "check_status_file",
+    "check_tls_files",
     "client_options",
     "group_instance_id",
     "producer_options",
@@ -121,7 +125,11 @@ def client_options(cfg: KafkaConfig) -> dict:
                 if not os.path.isfile(path):
                     raise ConfigError(f"kafka.{key}: no such file {path!r}; give the path of the PEM file")
                 opts[key] = path
-        opts["ssl_password"] = _secret(cfg, "ssl_password")
+        password = _secret(cfg, "ssl_password")
+        hide_secret(password)  # kept out of the log, whatever --kafka-log-level says
+        # never None: for an encrypted key OpenSSL would then ask for it on the terminal, and a daemon
+        # started on one would hang there; "" fails instead (check_tls_files has tried the key at start)
+        opts["ssl_password"] = password or ""
         opts["ssl_check_hostname"] = cfg.ssl_check_hostname
     if cfg.security_protocol.startswith("SASL_"):
         opts["sasl_mechanism"] = cfg.sasl_mechanism
@@ -129,6 +137,7 @@ def client_options(cfg: KafkaConfig) -> dict:
         if not user or password is None:
             raise ConfigError(f"kafka.sasl_plain_username: {cfg.sasl_mechanism} needs a username and a password; "
                               "set sasl_plain_username and sasl_plain_password (or their _env forms)")
+        hide_secret(password)  # kafka-python at DEBUG logs the SASL PLAIN request; logs.Redact drops it
         opts["sasl_plain_username"], opts["sasl_plain_password"] = user, password
     return opts
 
@@ -146,6 +155,99 @@ def check_kafka_config(cfg: KafkaConfig) -> None:
     require_topics(cfg)
     group_instance_id(cfg)  # group_instance_id_env set but missing or empty
     client_options(cfg)  # the other *_env variables, the PEM files, the SASL username and password
+    check_tls_files(cfg)
+    check_status_file(cfg)
+
+
+class _NoPassword(Exception):
+    """OpenSSL asked for the key's password and none is set."""
+
+
+def check_tls_files(cfg: KafkaConfig) -> None:
+    """Load the PEM files as the clients will: the CA, the client certificate, its key and the key's password.
+
+    A file that is not what its key says, a key that is not the certificate's, or a
+    password that does not open the key is then a config error naming the key (exit 2),
+    not a failed handshake after the bootstrap timeout (exit 1, restarted). An encrypted
+    key without a password fails here too: OpenSSL's fallback would ask on the terminal,
+    and a daemon started on one would hang. Run after :func:`client_options` (the files
+    exist, the password's variable is set).
+    """
+    if cfg.security_protocol not in ("SSL", "SASL_SSL"):
+        return
+    if cfg.ssl_cafile:
+        _load_certificates("ssl_cafile", cfg.ssl_cafile,
+                           "the PEM certificate of the CA that signed the broker's certificate")
+    if not cfg.ssl_certfile:
+        if cfg.ssl_keyfile:  # kafka-python would ignore it: no client certificate would be sent
+            raise ConfigError("kafka.ssl_keyfile: set without kafka.ssl_certfile, so no client certificate would be "
+                              "sent; set kafka.ssl_certfile to the PEM certificate the key belongs to, or remove "
+                              "kafka.ssl_keyfile")
+        return
+    _load_certificates("ssl_certfile", cfg.ssl_certfile, "the client's PEM certificate")
+    _load_key(cfg)
+
+
+def _load_certificates(key: str, path: str, what: str) -> None:
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError(f"kafka.{key}: {path!r} holds no usable PEM certificate ({e}); give {what} "
+                          "(a file starting -----BEGIN CERTIFICATE-----)") from None
+
+
+def _load_key(cfg: KafkaConfig) -> None:
+    """The certificate with its key, and the key's password only if OpenSSL asks for one."""
+    password = _secret(cfg, "ssl_password")
+    asked = []
+
+    def give() -> str:
+        asked.append(True)
+        if password is None:
+            raise _NoPassword
+        return password
+
+    keyfile = cfg.ssl_keyfile or cfg.ssl_certfile
+    try:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.load_cert_chain(cfg.ssl_certfile, cfg.ssl_keyfile or None, password=give)
+    except _NoPassword:
+        raise ConfigError(f"kafka.ssl_password: the key in {keyfile!r} is encrypted and no password is set; set "
+                          "kafka.ssl_password_env to the name of the variable that holds it (or kafka.ssl_password)"
+                          ) from None
+    except (ssl.SSLError, OSError, ValueError) as e:
+        raise ConfigError(_key_problem(cfg, e, bool(asked))) from None
+
+
+def _key_problem(cfg: KafkaConfig, error: Exception, asked: bool) -> str:
+    """Which key to blame when the certificate and its key do not load."""
+    keyfile = cfg.ssl_keyfile or cfg.ssl_certfile
+    if getattr(error, "reason", None) == "KEY_VALUES_MISMATCH":
+        return (f"kafka.ssl_keyfile: the key in {keyfile!r} is not the key of the certificate in kafka.ssl_certfile "
+                f"{cfg.ssl_certfile!r}; give the key the certificate was made for")
+    if asked:  # the key is encrypted and the password given did not open it
+        where = (f"kafka.ssl_password_env: the password in the variable {cfg.ssl_password_env!r}"
+                 if cfg.ssl_password_env else "kafka.ssl_password: the password")
+        return f"{where} does not open the key in {keyfile!r} ({error}); give the key's password"
+    if not cfg.ssl_keyfile:
+        return (f"kafka.ssl_certfile: {cfg.ssl_certfile!r} holds no usable private key and kafka.ssl_keyfile is not "
+                f"set ({error}); set kafka.ssl_keyfile to the certificate's PEM private key")
+    return (f"kafka.ssl_keyfile: {keyfile!r} holds no usable PEM private key ({error}); give the certificate's private "
+            "key (a file starting -----BEGIN PRIVATE KEY----- or -----BEGIN ENCRYPTED PRIVATE KEY-----)")
+
+
+def check_status_file(cfg: KafkaConfig) -> None:
+    """``kafka.status_file`` can be written, as the file run checks its outputs: found at the first
+    write, a bad path would be warned of once a second for ever."""
+    path = cfg.status_file
+    if not path:
+        return
+    # rewritten as "<path>.tmp" renamed over it: both must be writable, and the folder
+    for target, what in ((path, ""), (f"{path}.tmp", f": its temporary file {path + '.tmp'!r} cannot be written")):
+        problem = unwritable(target)
+        if problem:
+            raise ConfigError(f"kafka.status_file: cannot write {path!r}{what} ({problem}); choose a writable file "
+                              "path, or \"\" for no status file")
 
 
 def bootstrap_hint(error: BaseException, cfg: KafkaConfig) -> str | None:
@@ -164,7 +266,9 @@ def bootstrap_hint(error: BaseException, cfg: KafkaConfig) -> str | None:
                  "the password (kafka.sasl_plain_password or the variable kafka.sasl_plain_password_env names)")
     if cfg.security_protocol in ("SSL", "SASL_SSL"):
         hint += ("; a failed TLS handshake looks the same: check kafka.ssl_cafile (the CA that signed the broker's "
-                 "certificate) and kafka.ssl_check_hostname")
+                 "certificate) and kafka.ssl_check_hostname, and where the broker requires a client certificate, "
+                 "kafka.ssl_certfile, kafka.ssl_keyfile and kafka.ssl_password (or the variable "
+                 "kafka.ssl_password_env names)")
     if cfg.security_protocol == "PLAINTEXT":
         hint += "; check the address and that the listener there is PLAINTEXT (not SSL or SASL)"
     return hint

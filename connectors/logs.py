@@ -42,8 +42,8 @@ import time
 from collections.abc import Mapping
 from typing import IO, Any, Literal
 
-__all__ = ["LIFECYCLE_EVENTS", "JsonFormatter", "StartupQuiet", "TextFormatter", "log_event", "setup_logging",
-           "startup_done", "teardown_logging"]
+__all__ = ["LIFECYCLE_EVENTS", "JsonFormatter", "Redact", "StartupQuiet", "TextFormatter", "hide_secret", "log_event",
+           "setup_logging", "startup_done", "teardown_logging"]
 
 # The lifecycle events the daemon logs (a guide for names, not a closed list).
 LIFECYCLE_EVENTS = ("start", "restore", "assignment", "revocation", "ready", "checkpoint", "commit",
@@ -55,6 +55,11 @@ _HANDLER_FLAG = "_stream_cl_handler"
 
 Format = Literal["auto", "json", "text"]
 
+# Values never written to the log (the configured passwords): see hide_secret() and Redact
+_SECRETS: set[str] = set()
+_MIN_SECRET = 4  # a shorter value would mask ordinary words and numbers in every line
+REDACTED = "<redacted>"
+
 
 def setup_logging(level: int | str = "INFO", fmt: Format = "auto", stream: IO[str] | None = None,
                   quiet: tuple[str, ...] = ("kafka",), hold_until_started: bool = False) -> logging.Handler:
@@ -64,7 +69,8 @@ def setup_logging(level: int | str = "INFO", fmt: Format = "auto", stream: IO[st
     ``stream`` is a terminal, JSON otherwise). ``level``: a name (``"INFO"``) or number.
     Loggers named in ``quiet`` (chatty client libraries) are held at WARNING or above
     unless ``level`` is DEBUG. With ``hold_until_started`` their lines are held back
-    until :func:`startup_done` (see :class:`StartupQuiet`). Calling it again replaces
+    until :func:`startup_done` (see :class:`StartupQuiet`). Credentials are kept out of
+    every line, at every level (see :class:`Redact`). Calling it again replaces
     the handler it installed before (and restores the levels first); handlers installed
     by others are left alone.
     """
@@ -85,6 +91,7 @@ def setup_logging(level: int | str = "INFO", fmt: Format = "auto", stream: IO[st
     # What teardown_logging() puts back: the levels this call changes.
     saved = {"": root.level, **{name: logging.getLogger(name).level for name in quiet}}
     setattr(handler, _HANDLER_FLAG, saved)
+    handler.addFilter(Redact())  # first: StartupQuiet keeps a message it holds back, which must be clean too
     if hold_until_started:
         handler.addFilter(StartupQuiet(quiet))
     root.addHandler(handler)
@@ -101,6 +108,59 @@ def current_format() -> Format:
         if getattr(h, _HANDLER_FLAG, None) is not None:
             return "json" if isinstance(h.formatter, JsonFormatter) else "text"
     return "auto"
+
+
+def hide_secret(*values: object) -> None:
+    """Never log these values (the passwords of the config, once read): :class:`Redact` writes
+    ``<redacted>`` in their place. ``None``, non-strings and values under 4 characters are
+    ignored (masking those would garble every line; the lines that carry credentials are
+    dropped whatever their length). For the whole process: a secret stays one."""
+    _SECRETS.update(v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET)
+
+
+def _mask(text: str) -> str:
+    """``text`` with every hidden value replaced (the same object when none occurs)."""
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class Redact(logging.Filter):
+    """Keeps credentials out of the log, at every level (:func:`setup_logging` installs it).
+
+    kafka-python at DEBUG (``--kafka-log-level DEBUG``) logs the repr of every request it
+    sends and every response (``kafka.net.connection``, ``kafka.protocol.parser``) and the
+    raw bytes it sends (``kafka.protocol.parser``): a SASL PLAIN authentication request
+    holds the username and the password in clear, an OAUTHBEARER one the token. Dropped:
+    a ``kafka*`` logger's lines that mention ``SaslAuthenticate`` or ``SaslBytes`` (the
+    SASL exchange, both ways), and ``kafka.protocol.parser``'s ``Send:`` byte dumps (the
+    request's own line, kept, says what was sent). Masked: the values given to
+    :func:`hide_secret`, in any logger's message and :func:`log_event` fields.
+    """
+
+    SASL = ("SaslAuthenticate", "SaslBytes")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        library = record.name.startswith("kafka")
+        if not library and not _SECRETS:
+            return True
+        if library and record.name == "kafka.protocol.parser" and " Send: " in str(record.msg):
+            return False  # raw bytes: several requests at once, a SASL one among them as likely as not
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 -- a malformed log call: the handler reports it, as without this filter
+            return True
+        if library and any(name in message for name in self.SASL):
+            return False
+        if _SECRETS:
+            masked = _mask(message)
+            if masked is not message:
+                record.msg, record.args = masked, None
+            fields = getattr(record, _FIELDS_ATTR, None)
+            if fields:
+                setattr(record, _FIELDS_ATTR, {k: _mask(v) if isinstance(v, str) else v for k, v in fields.items()})
+        return True
 
 
 class StartupQuiet(logging.Filter):

@@ -299,10 +299,12 @@ class PipeWriter:
 def _serve(conn: Connection) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon owns shutdown: it closes us
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from .logs import setup_logging, startup_done
+    from .logs import hide_secret, setup_logging, startup_done
 
     try:
         _, options, predictions_topic, dead_topic, log_format, kafka_level = conn.recv()
+        # this process's log masks the passwords too (the daemon's knows them from reading the config)
+        hide_secret(options.get("sasl_plain_password"), options.get("ssl_password"))
         # kafka-python's warnings, in the daemon's log format; those of the start-up are held back
         # ("Unable to bootstrap" hides its cause in them: the last telling one goes into the error)
         setup_logging(min(kafka_level, logging.WARNING), fmt=log_format, hold_until_started=True)

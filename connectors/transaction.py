@@ -23,18 +23,19 @@ that runs it starts quickly.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 
 from kafka import KafkaProducer, TopicPartition
 from kafka.errors import (CommitFailedError, FencedInstanceIdError, InvalidTransactionTimeoutError, KafkaError,
-                          KafkaTimeoutError, ProducerFencedError)
+                          KafkaTimeoutError, MessageSizeTooLargeError, ProducerFencedError, UnknownError)
 from kafka.structs import ConsumerGroupMetadata, OffsetAndMetadata
 
 from stream_cl.config import ConfigError
 
 from .sinks import DeliveryError, PredictionWriter, no_metadata
 
-__all__ = ["Fenced", "TransactionAborted", "TransactionalWriter"]
+__all__ = ["DeadLetterRefused", "Fenced", "TransactionAborted", "TransactionalWriter", "dead_letter_refused"]
 
 log = logging.getLogger("stream_cl.transaction")
 
@@ -47,6 +48,28 @@ class TransactionAborted(DeliveryError):
 
 class Fenced(TransactionAborted):
     """This member may no longer commit: a newer producer or group generation took over."""
+
+
+class DeadLetterRefused(TransactionAborted):
+    """The dead-letter topic refused a dead letter as too large: every transaction holding it would abort,
+    and every start over meet it again (the record is re-read), so the owner stops on it (a setting to
+    change). Its message begins with :attr:`MARK`, which the publisher process passes on as it is: the
+    daemon tells it apart from other aborts by that (:func:`dead_letter_refused`)."""
+
+    MARK = "kafka.max_message_bytes: the dead-letter topic refused a dead letter as too large"
+
+    @classmethod
+    def of(cls, topic: str, error: BaseException) -> "DeadLetterRefused":
+        return cls(f"{cls.MARK} ({type(error).__name__}): dead letters are cut to fit kafka.max_message_bytes, or "
+                   f"the max.message.bytes of {topic!r} where the daemon could read that at start, and this one is "
+                   f"still over the topic's max.message.bytes; raise the topic's max.message.bytes (kafka-configs.sh "
+                   f"--alter --entity-type topics --entity-name {topic} --add-config max.message.bytes=<bytes>) or "
+                   "lower kafka.max_message_bytes to the topic's max.message.bytes less 4096")
+
+
+def dead_letter_refused(error: BaseException) -> bool:
+    """Whether ``error`` is, or reports from the publisher process, a :class:`DeadLetterRefused`."""
+    return isinstance(error, DeadLetterRefused) or str(error).startswith(DeadLetterRefused.MARK)
 
 
 class TransactionalWriter:
@@ -64,6 +87,10 @@ class TransactionalWriter:
         self.sent = 0  # prediction records of committed transactions
         self.commits = 0
         self._futures: list = []  # dead letters and state records of the open transaction
+        self._dead: list = []  # the dead letters' futures among them: a refusal of one is told apart
+        # a send refused because a record of the open transaction failed: raised at the commit, once the
+        # flush has settled every record, so the commit can tell which record failed, and why
+        self._held: KafkaError | None = None
         try:
             producer.init_transactions()
             producer.begin_transaction()
@@ -82,16 +109,28 @@ class TransactionalWriter:
         """Prediction rows (:func:`connectors.sinks.prediction_row`) into the open transaction."""
         if self.predictions is None:
             raise DeliveryError("no predictions topic to write to (kafka.predictions_topic)")
-        self.predictions.send_rows(rows)
+        if self._held is None:
+            try:
+                self.predictions.send_rows(rows)
+            except KafkaTimeoutError:
+                raise
+            except KafkaError as e:  # nothing more goes into this transaction: the commit raises it
+                self._held = e
 
     def write_dead(self, records: Iterable[tuple]) -> None:
         """Dead letters as ``(key, value, headers)`` into the open transaction."""
         send, topic = self.producer.send, self.dead_letter_topic
+        if self._held is not None:
+            return
         try:
             for key, value, headers in records:
-                self._futures.append(send(topic, key=key, value=value, headers=headers))
+                future = send(topic, key=key, value=value, headers=headers)
+                self._futures.append(future)
+                self._dead.append(future)
         except KafkaTimeoutError as e:
             raise no_metadata(topic, e) from e
+        except KafkaError as e:  # (kafka-python refuses sends once a record of the transaction failed)
+            self._held = e
 
     def commit(self, offsets: Sequence[tuple], group: tuple, records: Sequence[tuple] = ()) -> int:
         """Commit the open transaction with ``offsets`` and ``records``; begin the next one.
@@ -106,7 +145,7 @@ class TransactionalWriter:
         try:
             for topic, key, value in records:
                 self._futures.append(producer.send(topic, key=key, value=value))
-            producer.flush()
+            _flush(producer)
             self._raise_failed()
             if offsets:
                 meta = {TopicPartition(t, int(p)): OffsetAndMetadata(int(o), "", -1) for t, p, o in offsets}
@@ -115,9 +154,15 @@ class TransactionalWriter:
         except _FENCED as e:
             self._abort_quietly()
             raise Fenced(f"fenced: {type(e).__name__}: {e}") from e
-        except (KafkaError, DeliveryError) as e:
+        except DeadLetterRefused:
             self._abort_quietly()
-            raise TransactionAborted(f"the transaction failed and was aborted: {type(e).__name__}: {e}") from e
+            raise
+        except (KafkaError, DeliveryError) as e:
+            # (the producer may raise the transaction's error itself, before the futures are looked at)
+            refused = self._refused_dead_letter()
+            self._abort_quietly()
+            failed = TransactionAborted(f"the transaction failed and was aborted: {type(e).__name__}: {e}")
+            raise refused or failed from e
         self.commits += 1
         if self.predictions is not None:
             self.sent += self.predictions.take_sent()
@@ -136,14 +181,28 @@ class TransactionalWriter:
 
     def _raise_failed(self) -> None:
         futures, self._futures = self._futures, []
+        refused = self._refused_dead_letter()
+        if refused is not None:  # first: it stops the owner, where another failure starts it over
+            raise refused
+        held, self._held = self._held, None
+        if held is not None:
+            raise held
         if self.predictions is not None:
             futures += self.predictions.take_futures()
         for f in futures:
             if f.failed():
                 raise DeliveryError(f"a record could not be delivered: {type(f.exception).__name__}: {f.exception}")
 
+    def _refused_dead_letter(self) -> DeadLetterRefused | None:
+        """A dead letter of the open transaction that its topic refused as too large, if one was."""
+        dead, self._dead = self._dead, []
+        for f in dead:
+            if f.failed() and isinstance(f.exception, MessageSizeTooLargeError):
+                return DeadLetterRefused.of(self.dead_letter_topic, f.exception)
+        return None
+
     def _abort_quietly(self) -> None:
-        self._futures = []
+        self._futures, self._dead, self._held = [], [], None
         if self.predictions is not None:
             self.predictions.take_futures()
             self.predictions.take_sent()
@@ -151,6 +210,31 @@ class TransactionalWriter:
             self.producer.abort_transaction()
         except Exception as e:  # noqa: BLE001 -- a fenced or failed producer may not abort; the broker will
             log.debug("abort_transaction: %s: %s", type(e).__name__, e)
+
+
+SPLITS = 20  # a flush is retried for this many halvings of a batch (2**20 records are cut down to single ones)
+
+
+def _flush(producer: KafkaProducer) -> None:
+    """``producer.flush()``, again where kafka-python 3.0.12's gives up on a record batch it split.
+
+    A batch over its topic's ``max.message.bytes`` (many dead letters to a topic whose limit is below
+    the producer's ``batch_size``, where the daemon could not read that limit) is refused with
+    MESSAGE_TOO_LARGE, and the producer's IO thread sends its records again in two halves; but a flush
+    waiting on the batch it split wakes, finds it never completed, and raises UnknownError("Future not
+    done"): the transaction was aborted every time. The halves are in flight then, and a flush again
+    waits for them (a record too large on its own fails with MessageSizeTooLargeError, a dead letter's
+    with :class:`DeadLetterRefused`). The pause lets the IO thread finish the split (it drops the old
+    batch from the ones a flush waits for just after waking it).
+    """
+    for split in range(SPLITS + 1):
+        try:
+            producer.flush()
+            return
+        except UnknownError as e:
+            if "Future not done" not in str(e) or split == SPLITS:
+                raise
+            time.sleep(0.01)
 
 
 def _timeout_refused(error: KafkaError) -> bool:
