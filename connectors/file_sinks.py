@@ -29,6 +29,12 @@ __all__ = ["JsonlDeadLetterSink", "JsonlPredictionSink"]
 class _JsonlSink:
     """Writes JSON lines to a file, anew or (``append``) after what it holds; ``flush`` makes them durable (fsync).
 
+    The file is written in append mode (O_APPEND), a new run truncating it once when it opens it,
+    so that a run that never ends (tail mode) leaves its files to logrotate: after ``copytruncate``
+    the next lines start the emptied file (a plain write would go on at the old offset, behind a
+    hole of NUL bytes). After each ``flush`` the path is opened anew when it names another file than
+    the one open (rotated by rename, then created or not), so the lines after a rotation reach the new file.
+
     The path may also be a pipe, FIFO or terminal (``--predictions /dev/stdout | jq``): there
     ``flush`` hands the lines on without fsync, which such files refuse (EINVAL) and which
     would have nothing to make durable.
@@ -37,25 +43,55 @@ class _JsonlSink:
     def __init__(self, path: str | os.PathLike, append: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "ab" if append else "wb")
-        # decided once: an open file's type cannot change
-        self._fsync = stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)
+        # one open (a FIFO closed and opened again would tell its reader the stream ended)
+        self._file = self._open(os.O_TRUNC if not append else 0)
+        self._recheck = False  # set by flush: the next write looks for a rotation
+
+    def _open(self, flags: int = 0):
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | flags, 0o666)
+        file = os.fdopen(fd, "ab")
+        st = os.fstat(fd)
+        # decided per open file: its type cannot change (a rotation's new file is another open file)
+        self._fsync = stat.S_ISREG(st.st_mode)
+        self._identity = (st.st_dev, st.st_ino)
+        return file
 
     def _write_dicts(self, dicts) -> None:
         if self._file is None:
             raise ValueError(f"{type(self).__name__}({str(self.path)!r}) is closed")
+        if self._recheck:
+            self._recheck = False
+            if self._rotated():  # the buffer is empty (flushed): nothing of the old file is lost
+                self._file.close()
+                self._file = self._open()
         # ASCII JSON: any string (even one with lone surrogates) makes a valid line
         self._file.write("".join(json.dumps(d, default=_jsonable) + "\n" for d in dicts).encode("ascii"))
 
     def flush(self) -> None:
+        """Make the lines written durable; the next write first follows a rotation of the path (one
+        stat per flush: a run following a file flushes about once a second; a run that never
+        flushes never stats). Looked for at that write rather than here, so that the first lines
+        after a rotation go to the new file, not into the old file's buffer."""
+        self._flush()
+        self._recheck = self._file is not None and self._fsync
+
+    def _flush(self) -> None:
         if self._file is not None:
             self._file.flush()
             if self._fsync:
                 os.fsync(self._file.fileno())
 
+    def _rotated(self) -> bool:
+        """Whether the path now names another file than the one open, or none (renamed away)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        return (st.st_dev, st.st_ino) != self._identity
+
     def close(self) -> None:
         if self._file is not None:
-            self.flush()
+            self._flush()
             self._file.close()
             self._file = None
 

@@ -42,6 +42,7 @@ import math
 import threading
 import time
 from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -119,8 +120,10 @@ class TaskAccuracy:
 
     The accuracy of a task is that of its last complete window (of the running window
     until the first one is complete), like the overall windowed accuracy of
-    :class:`stream_cl.prequential.PrequentialStats`. At most ``max_tasks`` tasks are
-    tracked (label cardinality); later ones are counted in :attr:`untracked`.
+    :class:`stream_cl.prequential.PrequentialStats`. The ``max_tasks`` most recently labelled
+    tasks are tracked (label cardinality): a new task takes the place of the one labelled
+    longest ago, whose series goes, so a daemon whose tasks roll over (a day, a campaign) shows
+    its current ones rather than its first ones; :attr:`dropped` counts the tasks dropped.
 
     >>> from stream_cl.events import Prediction
     >>> acc = TaskAccuracy(window=2)
@@ -133,28 +136,41 @@ class TaskAccuracy:
     def __init__(self, window: int = 1000, max_tasks: int = 100):
         self.window = int(window)
         self.max_tasks = int(max_tasks)
-        self._tasks: dict = {}  # task -> [n, hits, last complete window's accuracy or None]
-        self.untracked = 0
+        self._tasks: OrderedDict = OrderedDict()  # task -> [n, hits, last window's accuracy or None], least recent first
+        self.dropped = 0  # tasks dropped for a more recent one
 
     def update(self, predictions: Iterable) -> None:
         """Count the labelled predictions that carry a task (one pass, no per-event allocation)."""
-        tasks, window = self._tasks, self.window
+        window = self.window
+        batch: dict = {}  # the tasks of this batch, each moved to the recent end once (not once per event)
         for p in predictions:
             task, y = p.task, p.y_true
             if task is None or y is None:
                 continue
-            s = tasks.get(task)
+            s = batch.get(task)
             if s is None:
-                if len(tasks) >= self.max_tasks:
-                    self.untracked += 1
-                    continue
-                s = tasks[task] = [0, 0, None]
+                s = batch[task] = self._touch(task, batch)
             n = s[0] + 1
             hits = s[1] + (p.y_pred == y)
             if n == window:
                 s[0], s[1], s[2] = 0, 0, hits / window
             else:
                 s[0], s[1] = n, hits
+
+    def _touch(self, task, batch: dict) -> list:
+        """The task's counts, moved to the most recent end; a new task drops the least recent one
+        when ``max_tasks`` are tracked."""
+        tasks = self._tasks
+        s = tasks.get(task)
+        if s is not None:
+            tasks.move_to_end(task)  # one C call: a scrape on the HTTP thread never misses the series
+            return s
+        if len(tasks) >= self.max_tasks:
+            stalest, _ = tasks.popitem(last=False)
+            batch.pop(stalest, None)  # over max_tasks tasks in one batch: its later events start it anew
+            self.dropped += 1
+        s = tasks[task] = [0, 0, None]
+        return s
 
     def snapshot(self) -> dict[str, float]:
         out = {}

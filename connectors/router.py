@@ -50,16 +50,21 @@ class Router:
 
     ``partitioned``: the learner keeps a part per source partition (``"topic/partition"``);
     otherwise every event goes to its one partition (``None``). :meth:`label_key` names the
-    events partition a label record's partition is co-partitioned with.
+    events partition a label record's partition is co-partitioned with. ``dead_letter_topic_bytes``:
+    the dead-letter topic's own ``max.message.bytes`` (``None``: not known); dead letters are cut to
+    fit it where it is below ``kafka.max_message_bytes``, as the broker refuses a larger record and the
+    transaction holding it aborts.
     """
 
-    def __init__(self, config, step, learner, pending, publisher, metrics, state, partitioned: bool):
+    def __init__(self, config, step, learner, pending, publisher, metrics, state, partitioned: bool,
+                 dead_letter_topic_bytes: int | None = None):
         self.config, self.step, self.learner, self.pending = config, step, learner, pending
         self.publisher, self.metrics, self.state, self.partitioned = publisher, metrics, state, partitioned
         kcfg = config.kafka
         self.events_topic = kcfg.topics[0] if len(kcfg.topics) == 1 else ""
         self.remember = bool(kcfg.labels_topic)  # without a labels topic no label can come later
         self.publish = bool(kcfg.predictions_topic)
+        self.dead_letter_bytes = min(kcfg.max_message_bytes, dead_letter_topic_bytes or kcfg.max_message_bytes)
         self._replay_step: Prequential | None = None  # for silent records (made at the first one)
         # (partition, event id) of the events this process predicted new and counted as predict-only in
         # step's report while they wait for a label: their join moves them to labelled. Kept here, not in
@@ -69,6 +74,7 @@ class Router:
         self._counted_waiting: OrderedDict = OrderedDict()
         self._counted_bound = max(2 * config.labels.max_pending, 10_000)  # per store
         self.new_work = NewWork(learner, pending, metrics)  # what the exporter's counters count
+        self.unrouted = UnroutedDeadLetters()  # without a dead-letter topic: said in the log, a line a minute
 
     def replay_step(self) -> Prequential:
         """The step silent records go through: the same learner, statistics of its own (never exported;
@@ -242,10 +248,43 @@ class Router:
         m.dead_letters.update(d.reason for d in letters)
         if kcfg.dead_letter_topic:
             self.publisher.write_dead([dead_letter_record(d, raw[d.origin][0] if d.origin in raw else None,
-                                                          kcfg.max_message_bytes) for d in letters])
+                                                          self.dead_letter_bytes) for d in letters])
         else:
-            log.warning("%d dead letters (no kafka.dead_letter_topic): first %s at %s: %s", len(letters),
-                        letters[0].reason, letters[0].origin, letters[0].detail)
+            self.unrouted.add(letters)
+
+
+class UnroutedDeadLetters:
+    """Dead letters with no ``kafka.dead_letter_topic`` to go to: logged at most one line per
+    ``every_s`` seconds, with the count by reason since the last line and the latest one's detail.
+    A line per poll that held one made ~650,000 lines a day of a steady trickle of bad records;
+    every dead letter is still counted in ``stream_cl_dead_letters_total``.
+
+    >>> clock = iter([0.0, 10.0, 61.0]).__next__
+    >>> said = UnroutedDeadLetters(every_s=60.0, clock=clock)
+    >>> bad = DeadLetter(b"{", "malformed", "not JSON", "events/0@7")
+    >>> said.add([bad]), said.add([bad, bad]), said.add([bad])  # the first at once, then a minute on
+    (True, False, True)
+    """
+
+    def __init__(self, every_s: float = 60.0, clock=time.monotonic):
+        self.every_s, self.clock = every_s, clock
+        self._since: dict[str, int] = {}
+        self._next = -float("inf")
+
+    def add(self, letters: list[DeadLetter]) -> bool:
+        """Count ``letters`` (not empty); log the line when it is due. Returns whether it logged."""
+        for d in letters:
+            self._since[d.reason] = self._since.get(d.reason, 0) + 1
+        now = self.clock()
+        if now < self._next:
+            return False
+        self._next = now + self.every_s
+        n, last = sum(self._since.values()), letters[-1]
+        reasons = ", ".join(f"{r} {c}" for r, c in sorted(self._since.items()))
+        log.warning("%d dead letters since the last such line (no kafka.dead_letter_topic; at most a line every %g s): "
+                    "%s; the latest: %s at %s: %s", n, self.every_s, reasons, last.reason, last.origin, last.detail)
+        self._since = {}
+        return True
 
 
 def _original(rejected: list[DeadLetter], raw: Mapping) -> list[DeadLetter]:

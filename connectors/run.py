@@ -23,11 +23,12 @@ from stream_cl.config import Config, ConfigError, RunConfig, unread_keys
 from stream_cl.events import DeadLetter, Event
 from stream_cl.factory import build_learner
 from stream_cl.mapping_check import TimeCensus
-from stream_cl.prequential import Prequential
+from stream_cl.prequential import DAEMON_MAX_POINTS, Prequential
 from stream_cl.runtime import set_threads, warm_up
 
 from .files import JsonlDeadLetterSink, JsonlPredictionSink, open_source
 from .progress import Progress
+from .writable import unwritable
 
 DEMO_EVENTS = 12_003  # lines in the bundled demo stream (12,000 events, 3 bad lines)
 _EXAMPLE_CHARS = 300  # of a dead letter's detail kept in the report's dead_letter_examples
@@ -53,8 +54,13 @@ _DAEMON_ONLY = {
 }
 
 
-def _daemon_only_notes(config: Config) -> list[str]:
-    """A warning for each section only the Kafka daemon reads that this file run's config sets."""
+def _daemon_only_notes(config: Config, written=None) -> list[str]:
+    """A warning for each section only the Kafka daemon reads that this file run's config sets: one
+    present in ``written`` (the tables as given), even at its default values, since the user wrote it
+    meaning the run to use it (docs/daemon.md's own [checkpoint] example is all defaults); without
+    ``written`` (a Config made in code), a section that differs from its defaults."""
+    if written is not None:
+        return [f"{name}: {what}" for name, what in _DAEMON_ONLY.items() if name in written]
     return [f"{name}: {what}" for name, what in _DAEMON_ONLY.items()
             if getattr(config, name) != type(getattr(config, name))()]
 
@@ -74,7 +80,7 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
     warm_up()  # numba's compiled loops, as the daemon loads them: not in the first batch's latency
     warn = warn or _to_stderr
     warnings: list[str] = []
-    for note in _daemon_only_notes(config) + unread_keys(config, written or {}):
+    for note in _daemon_only_notes(config, written) + unread_keys(config, written or {}):
         warnings.append(note)
         warn(note)
     stop = stop or threading.Event()
@@ -84,7 +90,11 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
     check_outputs(config.run, src_cfg.path)  # before anything is opened: an output must not be the input
     source = open_source(src_cfg, config.mapping)
     learner = build_learner(config)  # [model] and the continual-learning sections
-    step = Prequential(learner, window=config.run.window, max_classes=config.model.max_classes or None)
+    # a followed file may never end: a fixed window keeps its latest points, as the daemon does (a finite
+    # file's report keeps them all: as many as the file has windows)
+    max_points = DAEMON_MAX_POINTS if src_cfg.follow else None
+    step = Prequential(learner, window=config.run.window, max_points=max_points,
+                       max_classes=config.model.max_classes or None)
     total = config.run.max_events or (DEMO_EVENTS if config.source.kind == "demo" else None)
     progress = Progress(total=total, enabled=config.run.progress)
     append = config.run.append  # a new run starts its output files anew unless told to append
@@ -165,7 +175,7 @@ def check_outputs(run: RunConfig, source_path: str = "") -> None:
         if ident in seen:
             raise ConfigError(f"{key}: {path!r} is also {seen[ident]}; give each output its own file")
         seen[ident] = key
-        problem = _unwritable(Path(path))
+        problem = unwritable(path)
         if problem:
             raise ConfigError(f"{key}: cannot write {path!r} ({problem}); choose a writable file path")
 
@@ -177,20 +187,6 @@ def _file_identity(path: str) -> tuple:
         return ("inode", st.st_dev, st.st_ino)
     except OSError:
         return ("path", os.path.realpath(path))
-
-
-def _unwritable(path: Path) -> str | None:
-    """Why ``path`` cannot be written as a file (creating its folders as the sinks do), or None."""
-    if path.is_dir():
-        return "it is a directory"
-    if path.exists():
-        return None if os.access(path, os.W_OK) else "no permission to write it"
-    folder = path.parent.resolve()
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        return f"{folder} is not a directory"
-    return None if os.access(folder, os.W_OK | os.X_OK) else f"no permission to create files in {folder}"
 
 
 class _stop_on_signals:

@@ -38,7 +38,7 @@ __all__ = ["Learner", "Prequential", "PrequentialStats"]
 
 AUTO_FIRST_WINDOW = 10  # labelled events per point at the start of an automatic window
 AUTO_MAX_POINTS = 100  # then pairs of points merge: between 50 and 100 points
-DAEMON_MAX_POINTS = 1000  # a daemon's stream never ends: its fixed window keeps the latest this many points
+DAEMON_MAX_POINTS = 1000  # a daemon's (or a followed file's) stream never ends: a fixed window keeps the latest this many points
 
 
 class Learner(Protocol):
@@ -64,7 +64,7 @@ class PrequentialStats:
     until there are :data:`AUTO_MAX_POINTS` of them, then neighbours are merged in pairs
     and the window doubles, so a run of any length has 50 to 100 points (fewer only when
     it is short) in bounded memory. A fixed window keeps every point, or its latest
-    ``max_points`` (a daemon: :data:`DAEMON_MAX_POINTS`).
+    ``max_points`` (a daemon, or a run following a file: :data:`DAEMON_MAX_POINTS`).
 
     Each event counts once in ``events`` (``labelled`` + ``predict_only``): an event whose label
     comes later (:meth:`update_joined`) moves from ``predict_only`` to ``labelled`` when it joins.

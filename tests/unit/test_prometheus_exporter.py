@@ -249,7 +249,7 @@ def test_batch_histogram_and_task_accuracy():
     h.observe(0.5, count=0)  # nothing
     assert h.snapshot() == ([2, 2], 2.0, 2)
     acc = TaskAccuracy(window=3, max_tasks=2)
-    hits = {"t0": [1, 0, 0, 1, 1], "t1": [1, 1, 1], "t2": [1], "t3": [0]}  # t2, t3: over max_tasks
+    hits = {"t0": [1, 0, 0, 1, 1], "t1": [1, 1, 1], "t2": [1], "t3": [0]}  # t2, t3: the latest, over max_tasks
     acc.update([Prediction("i", "a", 1.0, "a" if hit else "b", task) for task, hs in hits.items() for hit in hs])
     acc.update([Prediction("j", "a", 1.0, None, "t1"), Prediction("k", "a", 1.0, "a", None)])  # unlabelled, no task
-    assert acc.snapshot() == {"t0": 1 / 3, "t1": 1.0} and acc.untracked == 2  # t0: its last complete window of 3
+    assert acc.snapshot() == {"t2": 1.0, "t3": 0.0} and acc.dropped == 2  # the latest 2 tasks: t0, t1 dropped
