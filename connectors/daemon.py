@@ -600,17 +600,20 @@ def _serve_and_run(config: Config, stop: threading.Event, on_ready) -> int:
 def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> int:
     """Build the daemon and run it; again, in this process, each time it must start over (fenced): at once,
     unless the daemon rebuilt last time had to start over too without committing anything (the same failure
-    again, likely): then after a delay (:data:`RESET_DELAY_S`)."""
+    again, likely): then after a delay (:data:`RESET_DELAY_S`). A daemon that ran longer than the longest
+    delay before it started over counts as healthy, committed or not: on a quiet topic nothing is
+    committed, and routine start overs hours apart (a rebalance) must not each wait longer."""
     metrics = None
     # one changelog for every build: a reset keeps what it read (RunChangelog); closed however the run ends
     changelog = RunChangelog()
     rebuilt, delay = False, 0.0
     try:
         while True:
-            committed = _committed(metrics)
+            committed, began = _committed(metrics), time.monotonic()
             code, metrics = _build_and_run_once(config, stop, on_ready, server, metrics, changelog)
             if code == EXIT_RESET and not stop.is_set():
-                again = rebuilt and _committed(metrics) == committed
+                brief = time.monotonic() - began < RESET_DELAY_S[1]
+                again = rebuilt and brief and _committed(metrics) == committed
                 delay = min(max(2 * delay, RESET_DELAY_S[0]), RESET_DELAY_S[1]) if again else 0.0
                 _wait_before_rebuild(stop, metrics, delay)
             if code != EXIT_RESET or stop.is_set():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 import os
 import stat
@@ -22,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stream_cl.events import DeadLetter, Prediction
+
+log = logging.getLogger("stream_cl.files")
 
 __all__ = ["JsonlDeadLetterSink", "JsonlPredictionSink"]
 
@@ -46,6 +49,7 @@ class _JsonlSink:
         # one open (a FIFO closed and opened again would tell its reader the stream ended)
         self._file = self._open(os.O_TRUNC if not append else 0)
         self._recheck = False  # set by flush: the next write looks for a rotation
+        self._said_unopened = False  # a rotated path that could not be opened again was logged
 
     def _open(self, flags: int = 0):
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | flags, 0o666)
@@ -62,8 +66,7 @@ class _JsonlSink:
         if self._recheck:
             self._recheck = False
             if self._rotated():  # the buffer is empty (flushed): nothing of the old file is lost
-                self._file.close()
-                self._file = self._open()
+                self._reopen()
         # ASCII JSON: any string (even one with lone surrogates) makes a valid line
         self._file.write("".join(json.dumps(d, default=_jsonable) + "\n" for d in dicts).encode("ascii"))
 
@@ -80,6 +83,23 @@ class _JsonlSink:
             self._file.flush()
             if self._fsync:
                 os.fsync(self._file.fileno())
+
+    def _reopen(self) -> None:
+        """The path anew, after a rotation; where it cannot be opened (its folder removed, say), the
+        lines go on into the file open until now, as they did before rotations were followed, and
+        the next flush looks again."""
+        old, identity, fsync = self._file, self._identity, self._fsync
+        try:
+            self._file = self._open()
+        except OSError as e:
+            self._identity, self._fsync = identity, fsync
+            if not self._said_unopened:
+                self._said_unopened = True
+                log.warning("%s was rotated or removed and cannot be opened again (%s): writing on into the file "
+                            "open until now", self.path, e)
+            return
+        self._said_unopened = False
+        old.close()
 
     def _rotated(self) -> bool:
         """Whether the path now names another file than the one open, or none (renamed away)."""

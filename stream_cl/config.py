@@ -22,6 +22,7 @@ import difflib
 import json
 import math
 import re
+import socket
 import tomllib
 import types
 import typing
@@ -387,13 +388,22 @@ def _check_bootstrap_servers(value: str | list[str]) -> None:
 
 
 def _host_port(entry: str) -> bool:
-    """Whether ``entry`` is ``host``, ``host:port``, ``[ipv6]`` or ``[ipv6]:port``, after an optional
-    ``PROTOCOL://`` (the Java client's listener form, which kafka-python drops too).
+    """Whether ``entry`` is ``host``, ``host:port``, ``[ipv6]``, ``[ipv6]:port`` or a bare IPv6
+    address (no port: kafka-python reads one as such), after an optional ``PROTOCOL://`` (the Java
+    client's listener form, which kafka-python drops too).
 
-    >>> [_host_port(e) for e in ("kafka:9092", "10.0.0.1", "[::1]:9092", "SSL://b:9093", "::1", "b:", "b:0", "b:x")]
-    [True, True, True, True, False, False, False, False]
+    >>> [_host_port(e) for e in ("kafka:9092", "10.0.0.1", "[::1]:9092", "SSL://b:9093", "::1", "[fe80::1%eth0]:9092")]
+    [True, True, True, True, True, True]
+    >>> [_host_port(e) for e in ("b:", "b:0", "b:x", "::1:x", "[b]:9092")]
+    [False, False, False, False, False]
     """
-    m = re.fullmatch(r"(?:[A-Za-z_]+://)?(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]+))(?::([0-9]{1,5}))?", entry)
+    bare = re.sub(r"^[A-Za-z_]+://", "", entry)
+    try:
+        socket.inet_pton(socket.AF_INET6, bare)
+        return True
+    except (OSError, ValueError):
+        pass
+    m = re.fullmatch(r"(?:[A-Za-z_]+://)?(?:\[([0-9A-Fa-f:.]+(?:%[\w.-]+)?)\]|([A-Za-z0-9._-]+))(?::([0-9]{1,5}))?", entry)
     if not m or (m[1] is not None and ":" not in m[1]):
         return False
     return m[3] is None or 1 <= int(m[3]) <= 65535

@@ -28,7 +28,7 @@ def _refused(tables: dict, message: str) -> str:
 
 # -- F1: kafka.bootstrap_servers is a list of host[:port] ------------------------------------------------------------
 @pytest.mark.parametrize("servers", ["kafka:${KAFKA_PORT}", "localhost:", "b:0", "b:65536", "b:x", "${HOST}:9092",
-                                     "::1", "[::1]:", "[]:9092", "a:1,b:", ["a:1", "b:nope"]])
+                                     "::1:x", "[::1]:", "[]:9092", "a:1,b:", ["a:1", "b:nope"]])
 def test_a_bootstrap_entry_that_is_not_host_port_names_the_key_and_an_example(servers):
     message = _refused({"kafka": {"bootstrap_servers": servers}}, "kafka.bootstrap_servers: ")
     assert "is not host[:port]" in message and '"localhost:9092"' in message and '"[::1]:9092"' in message
@@ -41,7 +41,9 @@ def test_bootstrap_servers_with_no_entry_is_empty(servers):
 
 
 @pytest.mark.parametrize("servers", ["localhost:9092", "a:1, b:2", ["k-1.example.com:9092", "k_2:9093"], "10.0.0.1",
-                                     "[::1]:9092", "[fe80::1]", "SASL_SSL://b:9093", "b:65535", "b:1"])
+                                     "[::1]:9092", "[fe80::1]", "SASL_SSL://b:9093", "b:65535", "b:1",
+                                     # bare IPv6 addresses (no port), as kafka-python reads them, and a zone id
+                                     "::1", "2001:db8::10", "[fe80::1%eth0]:9092"])
 def test_the_bootstrap_forms_the_clients_read_still_load(servers):
     assert load_config_dict({"kafka": {"bootstrap_servers": servers}}).kafka.bootstrap_servers == servers
 

@@ -378,6 +378,29 @@ def test_starts_over_that_fail_again_wait_longer_each_time_and_a_commit_ends_tha
     assert delays == [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 0.0, 1.0]
 
 
+def test_a_daemon_that_ran_long_without_committing_starts_over_at_once(tmp_path, monkeypatch):
+    """A quiet topic commits nothing: start overs an hour apart (routine rebalances) must not each wait
+    longer (review r18: 1, 2, 4 ... 60 s, while a static member's partitions stood still)."""
+    from connectors.status import DaemonMetrics
+
+    clock = [0.0]
+    script = [("none", 5.0), ("none", 5.0), ("none", 3600.0), ("none", 3600.0), ("none", 5.0), ("end", 0.0)]
+    delays = []
+
+    def build(config, stop, on_ready, server, metrics, changelog=None):
+        what, ran = script.pop(0)
+        clock[0] += ran
+        return (daemon_module.EXIT_OK if what == "end" else daemon_module.EXIT_RESET), metrics or DaemonMetrics()
+
+    monkeypatch.setattr(daemon_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(daemon_module, "_build_and_run_once", build)
+    monkeypatch.setattr(daemon_module, "_wait_before_rebuild", lambda stop, metrics, delay: delays.append(delay))
+    assert daemon_module._build_and_run(_config(tmp_path), threading.Event(), None, None) == daemon_module.EXIT_OK
+    # the first at once; a brief rebuilt one that committed nothing: 1 s; an hour-long one: at once, both times
+    # (the delay starts again from 1 s, not from 4); a brief one after those: 1 s
+    assert delays == [0.0, 1.0, 0.0, 0.0, 1.0]
+
+
 def test_the_wait_before_a_start_over_beats_and_ends_at_a_stop(monkeypatch, caplog):
     clock = [0.0]
     waits, beats = [], []

@@ -52,6 +52,24 @@ def test_rename_rotation_sends_later_lines_to_the_new_file(tmp_path):
     assert _ids(path) == ["e2", "e3", "e4"]
 
 
+def test_a_path_that_cannot_be_opened_again_keeps_the_lines_in_the_open_file(tmp_path, caplog):
+    # its folder removed mid-run: the write raised FileNotFoundError and the close "flush of closed file"
+    folder = tmp_path / "out"
+    path, moved = folder / "preds.jsonl", tmp_path / "kept.jsonl"
+    sink = JsonlPredictionSink(path)
+    sink.write(_preds(0, 1))
+    sink.flush()
+    os.rename(path, moved)  # the open file lives on under another name
+    folder.rmdir()
+    sink.write(_preds(1, 1))
+    sink.flush()
+    sink.write(_preds(2, 1))
+    sink.close()
+    assert _ids(moved) == ["e0", "e1", "e2"]
+    said = [r.getMessage() for r in caplog.records if "cannot be opened again" in r.getMessage()]
+    assert len(said) == 1  # once, not at every flush
+
+
 def test_a_run_that_never_flushes_never_looks_for_a_rotation(tmp_path):
     path = tmp_path / "preds.jsonl"
     with JsonlPredictionSink(path) as sink:  # a finite file's run: flushed only by the close
