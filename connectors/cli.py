@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             report = run_file(config, written=tables)
             if not args.quiet:
                 print(summary(report))
-            problem = failure(report)
+            problem = failure(report, dead_letters=bool(config.run.dead_letters))
             if problem:
                 print(f"error: {problem}", file=sys.stderr)
                 return 1

@@ -123,9 +123,15 @@ def _title(report: Mapping) -> str:
     return " on ".join(p for p in parts if p) or "stream-cl run"
 
 
+def _entries(report: Mapping, key: str) -> list[Mapping]:
+    """The objects of list ``key`` (a hand-written or damaged report may hold anything there: skipped)."""
+    value = report.get(key)
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
 def _accuracy(report: Mapping, out: Path):
-    windows = [w for w in report.get("windowed_accuracy") or [] if isinstance(w, Mapping)]
-    alarms = [a for a in report.get("alarms") or [] if isinstance(a, Mapping) and math.isfinite(_num(a.get("t")))]
+    windows = _entries(report, "windowed_accuracy")
+    alarms = [a for a in _entries(report, "alarms") if math.isfinite(_num(a.get("t")))]
     fig = _figure(10, 4.5)
     ax = fig.add_subplot()
     xs = [_num(w.get("events")) for w in windows]
@@ -244,8 +250,7 @@ def _throughput(report: Mapping, out: Path):
         ax.set_title(f"throughput{' and consumer lag' if lag else ''}: {_title(report)}")
     else:
         notes.append("throughput.png: the report has no throughput series; plotting events against elapsed time")
-        pts = [(0.0, 0.0)] + [(_num(w.get("t")), _num(w.get("events"))) for w in report.get("windowed_accuracy") or []
-                              if isinstance(w, Mapping)]
+        pts = [(0.0, 0.0)] + [(_num(w.get("t")), _num(w.get("events"))) for w in _entries(report, "windowed_accuracy")]
         if isinstance(report.get("elapsed_s"), (int, float)) and isinstance(report.get("events"), int):
             pts.append((float(report["elapsed_s"]), float(report["events"])))
         pts = sorted(p for p in pts if all(map(math.isfinite, p)))

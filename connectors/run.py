@@ -211,9 +211,10 @@ def _to_stderr(text: str) -> None:
     print(f"warning: {text}", file=sys.stderr, flush=True)
 
 
-def failure(report: dict) -> str | None:
+def failure(report: dict, dead_letters: bool = True) -> str | None:
     """Why a finished run is a failure (the CLI then exits 1), or None: no event could be
-    used, or none had a label (nothing was learned)."""
+    used, or none had a label (nothing was learned). ``dead_letters``: whether the run wrote
+    its dead letters to a file (``run.dead_letters``), which the message then points to."""
     dead, events = report["dead_letters_total"], report["events"]
     if events == 0 and not dead:
         return "the source held no events"
@@ -226,10 +227,13 @@ def failure(report: dict) -> str | None:
         head = (f"no event could be used: all {dead:,} records were dead letters" if events == 0 else
                 f"nothing was learned: {events:,} events predicted only, {dead:,} dead letters")
         return (head + f" (most: {reason}, {n:,}); the model refused them{first}; check [model] (e.g. gamma, "
-                "max_columns, seed) and the dead-letter file")
+                "max_columns, seed)" + (" and the dead-letter file" if dead_letters else ""))
     if events == 0:
+        detail = report.get("dead_letter_examples", {}).get(reason)
+        where = ("see the dead-letter file for each one's reason" if dead_letters else
+                 f"the first: {detail}" if detail else "write them to a file with --dead-letters to see each one's reason")
         return (f"no event could be used: all {dead:,} records were dead letters (most: {reason}, {n:,}); "
-                "see the dead-letter file for each one's reason, and check [mapping]")
+                f"{where}, and check [mapping]")
     return (f"no event had a label, so nothing was learned ({events:,} events predicted only); "
             "check mapping.label (--label)")
 

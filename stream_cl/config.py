@@ -260,6 +260,13 @@ def _legal_topic(name: str) -> bool:
         re.fullmatch(r"[a-zA-Z0-9._-]+", name))
 
 
+def _check_topic(key: str, name: str) -> None:
+    """``name`` (set) is a legal topic name, or a ConfigError naming ``key`` with Kafka's rule."""
+    if name and not _legal_topic(name):
+        raise ConfigError(f"{key}: {name!r} is not a legal Kafka topic name; use letters, digits, '.', '_' and '-' "
+                          "(at most 249 characters, not '.' or '..')")
+
+
 @dataclass(frozen=True)
 class KafkaConfig:
     """``[kafka]``: the consumer group, its topics, the producers and the client security.
@@ -328,9 +335,7 @@ class KafkaConfig:
         named = [("topics", t) for t in self.topics] + [
             (key, getattr(self, key)) for key in ("labels_topic", "predictions_topic", "dead_letter_topic")]
         for key, name in named:
-            if name and not _legal_topic(name):
-                raise ConfigError(f"kafka.{key}: {name!r} is not a legal Kafka topic name; use letters, digits, "
-                                  "'.', '_' and '-' (at most 249 characters, not '.' or '..')")
+            _check_topic(f"kafka.{key}", name)
         if self.topics and self.topic_pattern:
             raise ConfigError("kafka.topic_pattern: set either kafka.topics or kafka.topic_pattern, not both; remove one")
         if self.topic_pattern:
@@ -541,9 +546,7 @@ class ChangelogConfig:
                                                                           "state, such as 33554432 (32 MB)"))
 
     def __post_init__(self):
-        if self.topic and not _legal_topic(self.topic):
-            raise ConfigError(f"changelog.topic: {self.topic!r} is not a legal Kafka topic name; use letters, digits, "
-                              "'.', '_' and '-' (at most 249 characters)")
+        _check_topic("changelog.topic", self.topic)
 
 
 @dataclass(frozen=True)
