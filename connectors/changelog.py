@@ -32,9 +32,14 @@ from stream_cl.config import ConfigError
 
 from .logs import log_event
 
-__all__ = ["ChangelogTable", "ensure_changelog_topic", "read_topic_configs"]
+__all__ = ["ChangelogTable", "changelog_topic", "ensure_changelog_topic", "read_topic_configs"]
 
 log = logging.getLogger("stream_cl.changelog")
+
+
+def changelog_topic(config) -> str:
+    """The changelog's topic: ``changelog.topic``, by default ``"<kafka.group_id>.model"``."""
+    return config.changelog.topic or f"{config.kafka.group_id}.model"
 
 
 def ensure_changelog_topic(admin: KafkaAdminClient, name: str, partitions: int, replication: int,

@@ -423,7 +423,7 @@ def _changelog(config: Config, learner):
         return None
     from kafka.admin import KafkaAdminClient
 
-    from .changelog import ChangelogTable, ensure_changelog_topic
+    from .changelog import ChangelogTable, changelog_topic, ensure_changelog_topic
     from .kafka import client_options, refuse_own_outputs
 
     kcfg, cl = config.kafka, config.changelog
@@ -431,7 +431,7 @@ def _changelog(config: Config, learner):
         raise ConfigError("kafka.labels_topic: with a labels topic the daemon reads exactly one events topic (a label "
                           "joins the events partition of its number); list one topic in kafka.topics, or run one "
                           "group per events topic")
-    topic = cl.topic or f"{kcfg.group_id}.model"
+    topic = changelog_topic(config)
     refuse_own_outputs(kcfg, topic)  # before the topic is made: a refused start leaves none behind
     admin = KafkaAdminClient(**client_options(kcfg))
     try:

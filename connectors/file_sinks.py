@@ -88,11 +88,10 @@ class _JsonlSink:
         """The path anew, after a rotation; where it cannot be opened (its folder removed, say), the
         lines go on into the file open until now, as they did before rotations were followed, and
         the next flush looks again."""
-        old, identity, fsync = self._file, self._identity, self._fsync
-        try:
+        old = self._file
+        try:  # (_open sets the open file's identity only once the path is open)
             self._file = self._open()
         except OSError as e:
-            self._identity, self._fsync = identity, fsync
             if not self._said_unopened:
                 self._said_unopened = True
                 log.warning("%s was rotated or removed and cannot be opened again (%s): writing on into the file "

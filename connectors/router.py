@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
 from itertools import groupby
@@ -268,22 +268,21 @@ class UnroutedDeadLetters:
 
     def __init__(self, every_s: float = 60.0, clock=time.monotonic):
         self.every_s, self.clock = every_s, clock
-        self._since: dict[str, int] = {}
+        self._since: Counter = Counter()  # reason -> dead letters since the last line
         self._next = -float("inf")
 
     def add(self, letters: list[DeadLetter]) -> bool:
         """Count ``letters`` (not empty); log the line when it is due. Returns whether it logged."""
-        for d in letters:
-            self._since[d.reason] = self._since.get(d.reason, 0) + 1
+        self._since.update(d.reason for d in letters)
         now = self.clock()
         if now < self._next:
             return False
         self._next = now + self.every_s
-        n, last = sum(self._since.values()), letters[-1]
+        n, last = self._since.total(), letters[-1]
         reasons = ", ".join(f"{r} {c}" for r, c in sorted(self._since.items()))
         log.warning("%d dead letters since the last such line (no kafka.dead_letter_topic; at most a line every %g s): "
                     "%s; the latest: %s at %s: %s", n, self.every_s, reasons, last.reason, last.origin, last.detail)
-        self._since = {}
+        self._since.clear()
         return True
 
 

@@ -221,15 +221,14 @@ def failure(report: dict, dead_letters: bool = True) -> str | None:
     if events and report["labelled"]:
         return None
     reason, n = max(report["dead_letters"].items(), key=lambda kv: kv[1]) if dead else (None, 0)
+    detail = report.get("dead_letter_examples", {}).get(reason)  # the first one's (older reports have none)
     if reason == "rejected_by_model":  # decoded fine, refused by the learner: a [model] setting, not the mapping
-        detail = report.get("dead_letter_examples", {}).get(reason)
         first = f" (the first: {detail})" if detail else ""
         head = (f"no event could be used: all {dead:,} records were dead letters" if events == 0 else
                 f"nothing was learned: {events:,} events predicted only, {dead:,} dead letters")
         return (head + f" (most: {reason}, {n:,}); the model refused them{first}; check [model] (e.g. gamma, "
                 "max_columns, seed)" + (" and the dead-letter file" if dead_letters else ""))
     if events == 0:
-        detail = report.get("dead_letter_examples", {}).get(reason)
         where = ("see the dead-letter file for each one's reason" if dead_letters else
                  f"the first: {detail}" if detail else "write them to a file with --dead-letters to see each one's reason")
         return (f"no event could be used: all {dead:,} records were dead letters (most: {reason}, {n:,}); "

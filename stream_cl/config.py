@@ -408,7 +408,7 @@ def _host_port(entry: str) -> bool:
         return True
     except (OSError, ValueError):
         pass
-    m = re.fullmatch(r"(?:[A-Za-z_]+://)?(?:\[([0-9A-Fa-f:.]+(?:%[\w.-]+)?)\]|([A-Za-z0-9._-]+))(?::([0-9]{1,5}))?", entry)
+    m = re.fullmatch(r"(?:\[([0-9A-Fa-f:.]+(?:%[\w.-]+)?)\]|([A-Za-z0-9._-]+))(?::([0-9]{1,5}))?", bare)
     if not m or (m[1] is not None and ":" not in m[1]):
         return False
     return m[3] is None or 1 <= int(m[3]) <= 65535

@@ -287,7 +287,7 @@ class EventDecoder:
         ts = obj.get(self._ts)
         if ts is not None:
             if type(ts) is float and ts - ts == 0.0:
-                ts = ts / self._per_second if self._per_second != 1 else ts
+                ts = ts / self._per_second  # (exact for seconds: x / 1 is x)
             else:
                 ts = _timestamp(ts, self._per_second)
                 if type(ts) is tuple:
@@ -451,7 +451,7 @@ def _timestamp(t, per_second: int = 1) -> float | tuple[str]:
         return (f"timestamp: expected epoch seconds or an ISO 8601 string, got {_show(t)}",)
     if v - v != 0.0:
         return (f"timestamp: {_show(t)} is not finite",)
-    return v / per_second if per_second != 1 else v
+    return v / per_second
 
 
 def _dead(raw, reason: str, detail: str, origin: str) -> DeadLetter:

@@ -136,7 +136,7 @@ def _continual_parts(config: Config) -> dict:
 def _trainable(cfg: ModelConfig, parts: dict):
     """``model.kind = "trainable"``: the online MLP of :mod:`stream_cl.trainable`."""
     from .config import TrainableConfig
-    from .trainable import DRIFT_RESPONSES, TrainableLearner
+    from .trainable import TrainableLearner, unsupported_responses
 
     t = parts.get("trainable") or TrainableConfig()
     if parts.get("imbalance") is not None:
@@ -145,7 +145,7 @@ def _trainable(cfg: ModelConfig, parts: dict):
     # checked here, not by the learner: its error named "trainable", and the key to change is drift.response,
     # whose default ("restart") this kind does not take
     drift = parts.get("drift")
-    bad = [r for r in (drift.response if drift is not None else ()) if r not in DRIFT_RESPONSES]
+    bad = unsupported_responses(drift.response if drift is not None else ())
     if bad:
         toml = ", ".join(f'"{r}"' for r in bad)
         default = " (the default)" if list(drift.response) == ["restart"] else ""

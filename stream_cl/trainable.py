@@ -43,11 +43,16 @@ from .mlp import OnlineMLP
 from .runtime import one_blas_thread
 from .trainable_state import TrainableState
 
-__all__ = ["DRIFT_RESPONSES", "TrainableLearner"]
+__all__ = ["DRIFT_RESPONSES", "TrainableLearner", "unsupported_responses"]
 
 # the drift responses this learner acts on: the others act on ridge heads ("forget", "restart",
 # "reset") or the mixer ("remix"), which a network has none of
 DRIFT_RESPONSES = ("record", "need")
+
+
+def unsupported_responses(responses) -> list:
+    """Those of a drift monitor's ``responses`` this learner does not act on (:data:`DRIFT_RESPONSES`)."""
+    return [r for r in responses if r not in DRIFT_RESPONSES]
 
 
 class TrainableLearner(TrainableState, StreamingClassifier):
@@ -118,7 +123,7 @@ class TrainableLearner(TrainableState, StreamingClassifier):
         check_bound(max_columns)
         check_part_types(replay=replay, drift=drift, homeostasis=homeostasis)  # before drift.response is read
         if drift is not None:
-            bad = [r for r in drift.response if r not in DRIFT_RESPONSES]
+            bad = unsupported_responses(drift.response)
             if bad:
                 raise ValueError(f"the trainable learner supports the drift responses 'record' and 'need', not {bad}; "
                                  "give DriftMonitor(..., response=('record',))")

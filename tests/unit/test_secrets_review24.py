@@ -128,8 +128,7 @@ def test_the_publisher_child_masks_the_passwords_it_is_given(monkeypatch, capsys
 @pytest.fixture(scope="module")
 def pem(tmp_path_factory):
     """A self-signed certificate with its key (plain and encrypted), and a second pair."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed (.ci/run installs it)")
+    assert shutil.which("openssl"), "openssl is not installed: .ci/run installs it (apt-get install openssl)"
     d = tmp_path_factory.mktemp("pem")
 
     def openssl(*args):
