@@ -61,7 +61,7 @@ if __name__ == "__main__":
     for _sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(_sig, _keep_early_signal)
 
-from stream_cl.checkpoint import CheckpointError, CheckpointStore  # noqa: E402
+from stream_cl.checkpoint import CheckpointError  # noqa: E402
 from stream_cl.config import Config, ConfigError, RunConfig, load_config_dict, read_toml, unread_keys  # noqa: E402
 from stream_cl.events import PartitionedSource, TransactionalPublisher  # noqa: E402
 from stream_cl.pending_stores import PendingStores  # noqa: E402
@@ -69,11 +69,11 @@ from stream_cl.prequential import DAEMON_MAX_POINTS, Prequential  # noqa: E402
 
 from .authorisation import not_authorised  # noqa: E402
 from .commit import CommitCoordinator, CommitPolicy  # noqa: E402
+from .daemon_build import RunChangelog, build_daemon  # noqa: E402
 from .logs import log_event, setup_logging, startup_done  # noqa: E402
-from .partitions import PartitionStates  # noqa: E402
 from .prometheus import TaskAccuracy  # noqa: E402
 from .router import Router  # noqa: E402
-from .state import CheckpointPolicy, CheckpointState, check_settings  # noqa: E402
+from .state import CheckpointPolicy, CheckpointState  # noqa: E402
 from .status import DaemonMetrics, StatusReporter  # noqa: E402
 from .transaction import Fenced, TransactionAborted, dead_letter_refused  # noqa: E402
 
@@ -97,8 +97,9 @@ class Daemon:
 
     def __init__(self, config: Config, learner, source_factory, publisher: TransactionalPublisher, pending: PendingStores,
                  stop_event: threading.Event, state_factory=CheckpointState, metrics: DaemonMetrics | None = None,
-                 dead_letter_topic_bytes: int | None = None):
-        """``dead_letter_topic_bytes``: the dead-letter topic's own max.message.bytes, if known (:class:`Router`)."""
+                 dead_letter_topic_bytes: int | None = None, own_changelog: RunChangelog | None = None):
+        """``dead_letter_topic_bytes``: the dead-letter topic's own max.message.bytes, if known (:class:`Router`);
+        ``own_changelog``: a changelog made for this daemon alone, closed when it ends (a run's outlives it)."""
         self.config = config
         self.learner = learner
         # a never-ending stream: a fixed window keeps "recent accuracy" recent (the file runner's default grows)
@@ -126,7 +127,7 @@ class Daemon:
         # checkpoint restored (re-learning the difference, and losing what retention deleted of it)
         self._joined = False
         # the changelog this daemon made for itself (from_config without a run's): closed when it ends
-        self._own_changelog: RunChangelog | None = None
+        self._own_changelog = own_changelog
         self.state.restore()
         # a learner with a part per source partition (contribution/merge) gets each partition's events apart
         self.router = Router(config, self.step, learner, pending, publisher, self.metrics, self.state,
@@ -144,69 +145,11 @@ class Daemon:
 
     @classmethod
     def from_config(cls, config: Config, stop_event: threading.Event | None = None,
-                    metrics: DaemonMetrics | None = None, changelog: "RunChangelog | None" = None) -> "Daemon":
-        """The daemon ``config`` describes. ``changelog``: the run's changelog (:func:`run_daemon` hands
-        the same one to every daemon it builds after a reset, and closes it when the run ends); without
-        one the daemon makes its own and closes it when it ends."""
-        from stream_cl.factory import build_learner
-
-        from .kafka import KafkaSource, check_kafka_config, install_warnings, producer_options, transactional_id
-        from .publisher import InlinePublisher, ProcessPublisher
-
-        kcfg = config.kafka
-        check_kafka_config(kcfg)  # before any client: a broker that cannot be reached must not hide a config error
-        for warning in install_warnings():
-            log.warning("%s", warning)
-        # the checkpoint directory first: a second daemon on it stops here, before its producer
-        # (whose transactional id may be the first one's) could fence the first
-        store = CheckpointStore(config.checkpoint.dir, config.checkpoint.keep).claim()
-        # read and compared before any client: a checkpoint this config cannot resume (corrupt, or written
-        # with other settings) stops the start with exit 2, not behind a broker that cannot be reached
-        loaded = store.load_latest()
-        if loaded is not None:
-            check_settings(config, loaded[0], loaded[1].path)
-        learner = build_learner(config)  # [model] and the continual-learning sections
-        pending = PendingStores(config.labels.max_pending, config.labels.max_age_s, max_early=config.labels.max_early)
-        own = changelog is None
-        if own:
-            changelog = RunChangelog()
-        table = changelog.table_for(config, learner)  # None: no changelog (off, or a learner without partition parts)
-        make = ProcessPublisher if kcfg.publisher == "process" else InlinePublisher
-        max_request = max(kcfg.max_message_bytes, config.changelog.max_message_bytes + 65_536 if table else 0)
-        try:  # nothing is left running if a part cannot be made
-            dead_letter_topic_bytes = _topic_max_message_bytes(kcfg, kcfg.dead_letter_topic)
-            options = producer_options(kcfg, transactional_id(config), max_request)
-            if dead_letter_topic_bytes:  # no batch of dead letters over the topic's limit: the broker refuses it
-                options["batch_size"] = min(options["batch_size"], dead_letter_topic_bytes)
-            publisher = make(options, kcfg.predictions_topic, kcfg.dead_letter_topic,
-                             commit_timeout_s=kcfg.commit_timeout_ms / 1000)
-        except BaseException:
-            if own:
-                changelog.close()
-            raise
-        try:
-            label_policy = getattr(config.source, "label_policy", "optional")
-
-            def source_factory(daemon: "Daemon"):
-                return KafkaSource(kcfg, config.mapping, label_policy, hooks=daemon,
-                                   changelog_topic=table.topic if table is not None else "",
-                                   time_features=config.model.time_features)
-
-            def state_factory(*args):
-                if table is not None:
-                    return PartitionStates(*args, table=table, store=store, loaded=loaded)
-                return CheckpointState(*args, store=store, loaded=loaded)
-
-            daemon = cls(config, learner, source_factory, publisher, pending, stop_event or threading.Event(),
-                         state_factory=state_factory, metrics=metrics, dead_letter_topic_bytes=dead_letter_topic_bytes)
-        except BaseException:
-            publisher.abort()
-            if own:
-                changelog.close()
-            raise
-        if own:
-            daemon._own_changelog = changelog
-        return daemon
+                    metrics: DaemonMetrics | None = None, changelog: RunChangelog | None = None) -> "Daemon":
+        """The daemon ``config`` describes, its parts made in the order a refused start needs
+        (:func:`connectors.daemon_build.build_daemon`). ``changelog``: the run's (:func:`run_daemon` hands
+        the same one to every daemon it builds after a reset); without one the daemon makes its own."""
+        return build_daemon(cls, config, stop_event, metrics, changelog)
 
     # -- rebalance hooks (IO thread; the loop is blocked in poll) --------------------------
     def on_revoke(self, partitions, lost: bool) -> None:
@@ -376,94 +319,6 @@ class Daemon:
         if own is not None:
             own.close()
 
-
-class RunChangelog:
-    """The model changelog of one run: made by the first daemon built, handed to every daemon rebuilt
-    after a reset, and closed once when the run ends.
-
-    A table made anew at each reset leaked its consumer (an IO thread and its sockets) and read the
-    whole changelog again, inside the assignment callback of a member just rejoined: a read longer than
-    the session timeout expelled it during its own assignment, and it reset, read it all again, and so
-    on. Kept, the table holds the latest committed record per key it has read and its position, so a
-    rebuilt member reads only what came since. The rebuilt state folds every key it holds once
-    (:meth:`PartitionStates.fold`): the learner that folded them before was dropped with the reset.
-    """
-
-    def __init__(self):
-        self.table = None
-        self._made = False
-
-    def table_for(self, config: Config, learner):
-        """The run's table, made (and the topic created if missing) at the first call; None: no changelog."""
-        if not self._made:
-            self.table = _changelog(config, learner)
-            self._made = True
-        return self.table
-
-    def close(self) -> None:
-        table, self.table = self.table, None
-        if table is not None:
-            try:
-                table.close()
-            except Exception:  # noqa: BLE001 -- best effort: the run is over, its exit code stands
-                pass
-
-
-def _changelog(config: Config, learner):
-    """The model changelog's table (the topic created if missing), or None when there is none to keep."""
-    if not config.changelog.enabled:
-        return None
-    if not hasattr(learner, "contribution"):  # nothing to merge: each member's model is its own
-        log_event(log, "config_warning", level=logging.WARNING,
-                  detail=f"model.kind = {config.model.kind!r} is not partition-mergeable (its learner keeps no part "
-                         "per source partition), so the daemon writes no model changelog: each member of group "
-                         f"{config.kafka.group_id!r} serves a model of only the partitions it consumes. Run one "
-                         'member (and set changelog.enabled = false), or use model.kind = "online" or "analytic" '
-                         "for one model across the group")
-        return None
-    from kafka.admin import KafkaAdminClient
-
-    from .changelog import ChangelogTable, changelog_topic, ensure_changelog_topic
-    from .kafka import client_options, refuse_own_outputs
-
-    kcfg, cl = config.kafka, config.changelog
-    if kcfg.labels_topic and (kcfg.topic_pattern or len(kcfg.topics) != 1):
-        raise ConfigError("kafka.labels_topic: with a labels topic the daemon reads exactly one events topic (a label "
-                          "joins the events partition of its number); list one topic in kafka.topics, or run one "
-                          "group per events topic")
-    topic = changelog_topic(config)
-    refuse_own_outputs(kcfg, topic)  # before the topic is made: a refused start leaves none behind
-    admin = KafkaAdminClient(**client_options(kcfg))
-    try:
-        ensure_changelog_topic(admin, topic, cl.partitions, cl.replication_factor, cl.max_message_bytes)
-    finally:
-        admin.close()
-    return ChangelogTable(client_options(kcfg), topic, cl.max_message_bytes)
-
-
-def _topic_max_message_bytes(kcfg, topic: str) -> int | None:
-    """``topic``'s ``max.message.bytes`` as the broker describes it (its own, or the broker's default behind
-    it); None without a topic, or where the broker describes none (a topic not made yet, which auto-creation
-    gives the broker's default; a principal without DescribeConfigs on it). The dead letters are cut to fit it
-    (:class:`Router`); where it is not known, a refusal stops the daemon naming both limits
-    (:class:`~connectors.transaction.DeadLetterRefused`), as a record re-read at every start over would."""
-    if not topic:
-        return None
-    from kafka.admin import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    from .changelog import read_topic_configs
-    from .kafka import client_options
-
-    admin = KafkaAdminClient(**client_options(kcfg))
-    try:
-        value = read_topic_configs(admin, topic).get("max.message.bytes", (None, ""))[0]
-    except KafkaError as e:  # a limit not known is the one case above; the daemon can run without it
-        log.debug("max.message.bytes of %r not read: %s: %s", topic, type(e).__name__, e)
-        return None
-    finally:
-        admin.close()
-    return int(value) if value and str(value).isdigit() else None
 
 
 # a file run's output files ([run] keys): the daemon writes none of them; what it has instead

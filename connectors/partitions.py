@@ -70,7 +70,7 @@ class PartitionStates(CheckpointState):
         self._written = time.monotonic()
         self._folded = 0.0
         # the first fold merges every key the table holds, not only those read since its last changed():
-        # a table kept across a reset (connectors.daemon.RunChangelog) was folded into the learner that reset
+        # a table kept across a reset (connectors.daemon_build.RunChangelog) was folded into the learner that reset
         self._fold_all = True
         self.parts: dict[str, int | None] = {}  # key -> source offset of the part the model serves
         # keys whose part here (restored from the checkpoint) is ahead of their last changelog record:

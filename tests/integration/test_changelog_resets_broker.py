@@ -3,7 +3,7 @@
 Each reset (fenced, partitions lost) rebuilds the daemon in the same process. The rebuilt
 daemon used to make a new changelog table, and its consumer (an IO thread and its sockets)
 was never closed: one more per reset, and all of them still alive after ``run_daemon``
-returned. Now one table serves the whole run (connectors/daemon.py, ``RunChangelog``) and
+returned. Now one table serves the whole run (connectors/daemon_build.py, ``RunChangelog``) and
 is closed when it ends. Counted here: the ``kafka-io-<client_id>`` threads of the daemon's
 clients (the group consumer's and the changelog consumer's among them).
 """

@@ -21,6 +21,7 @@ import threading
 import pytest
 
 import connectors.daemon as daemon_module
+from connectors.daemon_build import RunChangelog, changelog_table
 from connectors.kafka import PolledBatch
 from connectors.logs import JsonFormatter
 from connectors.partitions import PartitionStates
@@ -260,7 +261,7 @@ def test_a_model_kind_without_partition_parts_and_the_changelog_on_is_a_config_w
     cfg = _config(tmp_path, model={"kind": "trainable"})
     no_parts = object()  # a learner with no contribution/merge, as the trainable one
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        assert daemon_module._changelog(cfg, no_parts) is None
+        assert changelog_table(cfg, no_parts) is None
     (line,) = _warnings(caplog.records)
     detail = line["detail"]
     assert detail.startswith("model.kind = 'trainable' is not partition-mergeable")
@@ -270,13 +271,13 @@ def test_a_model_kind_without_partition_parts_and_the_changelog_on_is_a_config_w
     caplog.clear()
     off = _config(tmp_path, model={"kind": "trainable"}, changelog={"enabled": False})
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        assert daemon_module._changelog(off, no_parts) is None
+        assert changelog_table(off, no_parts) is None
     assert _warnings(caplog.records) == []  # said: no changelog, one member
 
 
 def test_the_warning_comes_once_per_run_not_at_each_rebuild(tmp_path, caplog):
     cfg = _config(tmp_path, model={"kind": "trainable"})
-    run = daemon_module.RunChangelog()
+    run = RunChangelog()
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
         assert run.table_for(cfg, object()) is None and run.table_for(cfg, object()) is None
     assert len(_warnings(caplog.records)) == 1

@@ -25,6 +25,7 @@ from kafka.errors import (GroupAuthorizationFailedError, KafkaError, MessageSize
 from source_kit import CommitAtOncePublisher, OnePartitionSource  # tests/unit/source_kit.py
 
 import connectors.daemon as daemon_module
+from connectors.daemon_build import topic_max_message_bytes
 from connectors import publisher as publisher_module
 from connectors import transaction
 from connectors.authorisation import not_authorised
@@ -144,9 +145,9 @@ def test_the_dead_letter_topics_limit_is_read_from_the_broker(monkeypatch):
     monkeypatch.setattr(kafka.admin, "KafkaAdminClient", _Admin)
     _Admin.configs = {"dl": {"max.message.bytes": "100000", "cleanup.policy": "delete"}}
     kcfg = _config(Path("/nonexistent")).kafka
-    assert daemon_module._topic_max_message_bytes(kcfg, "dl") == 100_000
-    assert daemon_module._topic_max_message_bytes(kcfg, "missing") is None
-    assert daemon_module._topic_max_message_bytes(kcfg, "") is None
+    assert topic_max_message_bytes(kcfg, "dl") == 100_000
+    assert topic_max_message_bytes(kcfg, "missing") is None
+    assert topic_max_message_bytes(kcfg, "") is None
 
 
 class _Future:
