@@ -102,6 +102,10 @@ class CheckpointInfo:
 
 
 # -- encoding -------------------------------------------------------------------------------
+# the types the encoder writes as themselves (a finite float too): their subclasses go through encode
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 class _Encoder:
     """State tree -> (JSON-able tree, {tensor name: array})."""
 
@@ -160,6 +164,8 @@ class _Encoder:
         if isinstance(v, tuple):
             return {"$tuple": [self.encode(x, f"{path}.{i}") for i, x in enumerate(v)]}
         if isinstance(v, list):
+            if type(v) is list and _plain_json(v):
+                return v  # what the walk below gives (a label store's 100,000 ids), at a tenth of its time
             return [self.encode(x, f"{path}.{i}") for i, x in enumerate(v)]
         if isinstance(v, Mapping):
             if all(type(k) is str and not k.startswith("$") for k in v):
@@ -174,6 +180,22 @@ class _Encoder:
             f"{path or 'state'}: cannot checkpoint a {type(v).__name__}; state must be dicts, lists, "
             "numbers, strings, booleans, None, bytes, numpy arrays or torch tensors"
         )
+
+
+def _plain_json(items: list) -> bool:
+    """Whether each of ``items`` is a str, int, bool, None or finite float, or a list of those: what
+    :meth:`_Encoder.encode` writes as itself, so the list can be written as it is."""
+    for x in items:
+        t = type(x)
+        if t is float:
+            if not math.isfinite(x):
+                return False
+        elif t is list:
+            if not all(type(y) in _JSON_SCALARS for y in x) or not all(math.isfinite(y) for y in x if type(y) is float):
+                return False
+        elif t not in _JSON_SCALARS:
+            return False
+    return True
 
 
 def _join(path: str, key: str) -> str:
@@ -201,6 +223,8 @@ def _decode(v: Any, tensors: Mapping[str, np.ndarray], path: str = "") -> Any:
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
     if isinstance(v, list):
+        if all(type(x) in _JSON_SCALARS or (type(x) is list and all(type(y) in _JSON_SCALARS for y in x)) for x in v):
+            return v  # what the walk gives (a label store's 100,000 ids), at a fraction of its time
         return [_decode(x, tensors, path) for x in v]
     if not isinstance(v, dict):
         raise CheckpointError(f"{path or 'state'}: unexpected JSON value of type {type(v).__name__}")
