@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from stream_cl.checkpoint import CheckpointError, CheckpointStore
-from stream_cl.config import UNREAD_MODEL_KEYS, UNREAD_SECTION_KEYS, Config, ConfigError
+from stream_cl.config import SECTION_SWITCHES, UNREAD_MODEL_KEYS, UNREAD_SECTION_KEYS, Config, ConfigError
 
 from .logs import log_event
 from .status import jsonable_report
@@ -35,8 +35,7 @@ _MODEL_KEYS_FREE = {"device", "max_classes"}  # where the model runs; which even
 
 # The sections besides [model] that the learner is built from (stream_cl.factory.build_learner), each
 # with the setting that turns it off: the checkpoint keeps them, a restart must match them.
-_LEARNER_SECTIONS = {"replay": ("policy", "none"), "drift": ("detector", "none"),
-                     "homeostasis": ("enabled", False), "imbalance": ("mode", "none"), "trainable": None}
+_LEARNER_SECTIONS = {**SECTION_SWITCHES, "trainable": None}
 
 
 def _section_keys(name: str, saved: dict, current: dict, kind: str) -> list:

@@ -182,6 +182,15 @@ UNREAD_MODEL_KEYS = {"online": frozenset(), "analytic": _ONLINE_ONLY | {"seed"},
 # [trainable] micro_batch (stream_cl.factory); connectors/state.py does not compare them either
 UNREAD_SECTION_KEYS = {"online": frozenset(), "analytic": frozenset({("homeostasis", "control_every")}),
                        "trainable": frozenset({("homeostasis", "control_every")})}
+# The continual-learning sections, each with the setting that turns it off and its value then: a section
+# that is off builds nothing, so its other keys are read by nothing (unread_keys says so; a checkpoint
+# compares only the switch, connectors/state.py). control_every is left out: it paces [drift]'s
+# responses too, with [homeostasis] off.
+SECTION_SWITCHES = {"replay": ("policy", "none"), "drift": ("detector", "none"),
+                    "homeostasis": ("enabled", False), "imbalance": ("mode", "none")}
+_READ_WHEN_OFF = frozenset({("homeostasis", "control_every")})
+_TURN_ON = {"replay": 'set replay.policy (e.g. "reservoir")', "drift": 'set drift.detector (e.g. "adwin")',
+            "homeostasis": "set homeostasis.enabled = true", "imbalance": 'set imbalance.mode (e.g. "reweight")'}
 
 
 @dataclass(frozen=True)
@@ -649,6 +658,26 @@ def unread_keys(config: Config, written: Mapping) -> list[str]:
         out.append(f'{section}.{key}: set, but model.kind = "{kind}" does not read {what} '
                    f"({'kinds' if len(readers) > 1 else 'kind'} {who} do{'es' if len(readers) == 1 else ''}): "
                    "remove it, or choose a kind that reads it")
+    return out + _keys_of_sections_off(config, written)
+
+
+def _keys_of_sections_off(config: Config, written: Mapping) -> list[str]:
+    """A warning for each key ``written`` sets in a continual-learning section that is off
+    (:data:`SECTION_SWITCHES`): ``[drift] response = ["reset"]`` without a detector builds no monitor.
+
+    >>> tables = {"drift": {"response": ["reset"]}, "homeostasis": {"lr_high": 3.0, "control_every": 8}}
+    >>> for note in _keys_of_sections_off(load_config_dict(tables), tables): print(note)
+    drift.response: set, but drift.detector = "none" turns [drift] off, so nothing reads it: set drift.detector (e.g. "adwin"), or remove it
+    homeostasis.lr_high: set, but homeostasis.enabled = false turns [homeostasis] off, so nothing reads it: set homeostasis.enabled = true, or remove it
+    """
+    out = []
+    for section, (switch, off) in SECTION_SWITCHES.items():
+        if getattr(getattr(config, section), switch) != off:
+            continue
+        shown = "false" if off is False else f'"{off}"'
+        out += [f"{section}.{key}: set, but {section}.{switch} = {shown} turns [{section}] off, so nothing reads it: "
+                f"{_TURN_ON[section]}, or remove it"
+                for key in _keys(written, section) if key != switch and (section, key) not in _READ_WHEN_OFF]
     return out
 
 
