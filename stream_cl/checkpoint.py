@@ -69,8 +69,11 @@ FORMAT = "stream-cl-checkpoint"
 # Version 1 keeps the state's JSON tree in the file's header; version 2 keeps it in a uint8 tensor,
 # because safetensors refuses a header over 100 MB, which the strings of a big state pass (the ids
 # and texts of 400,000 waiting labels, or long feature names). A tree that fits the header is still
-# written as version 1, which every release reads: a rollback, or an older member of a consumer
-# group reading a changelog contribution, reads all that it could ever read.
+# written as version 1, which every release reads: the format does not stop a rollback, or an older
+# member of a consumer group reading a changelog contribution, from decoding the file. What the file
+# holds may: an older release refuses [model] settings it does not know (one from before max_classes
+# refuses a checkpoint that records it, exit 2 naming the key; no config of that release can match
+# it). Downgrades and mixed-release groups: docs/daemon.md, "Upgrades, downgrades, mixed releases".
 FORMAT_VERSION = 2  # the newest version written
 READ_VERSIONS = (1, 2)  # the versions this release reads
 HEADER_TREE_MAX = 64 * 2**20  # bytes of JSON tree kept in the header (safetensors' bound: 100 MB in all)
@@ -78,9 +81,10 @@ _TREE_TENSOR_KEY = "state_tensor"  # version 2: the header names the tensor that
 _NAME = re.compile(r"^ckpt-(\d{12})\.safetensors$")
 _TMP_PREFIX = ".tmp-ckpt-"
 # the header key of the content's SHA-256; not a format_version change: a reader without it ignores
-# the key (a rollback still loads new files), and files written before it load unchecked. It is
-# checked before format and format_version (it covers them): a later format that computes it
-# otherwise must store it under another key, or its files would read as corrupt, not as newer
+# the key (a rollback still decodes new files; the settings in them are compared apart, as above),
+# and files written before it load unchecked. It is checked before format and format_version (it
+# covers them): a later format that computes it otherwise must store it under another key, or its
+# files would read as corrupt, not as newer
 _DIGEST_KEY = "sha256"
 _MOVE_AWAY = "; move it away to resume from the one before"  # the fix for a newest file that cannot be read
 # load_latest() tries this many newest files that a writer's retention deleted before they were read
@@ -515,7 +519,10 @@ class CheckpointStore:
     def save(self, state: Mapping, meta: Mapping | None = None) -> CheckpointInfo:
         t0 = time.perf_counter()
         self.claim()
-        seq = self._seq + 1
+        # above the directory's newest too: another store of this process on it (the lock keeps other
+        # processes out, not other stores of this one) may have saved since, and numbered from this
+        # store's own counter the file would replace that one
+        seq = max(self._seq, self._newest_on_disk()) + 1
         path = self.dir / f"ckpt-{seq:012d}.safetensors"
         size = save_checkpoint(path, state, {**(meta or {}), "seq": seq})
         self._seq = seq
@@ -525,6 +532,15 @@ class CheckpointStore:
             except OSError:
                 pass
         return CheckpointInfo(path, seq, size, time.time(), time.perf_counter() - t0, meta)
+
+    def _newest_on_disk(self) -> int:
+        """The highest number in the directory; 0 where it cannot be listed (the write that follows names
+        the error)."""
+        try:
+            existing = self.list()
+        except OSError:
+            return 0
+        return existing[-1][0] if existing else 0
 
     def load_latest(self) -> tuple[dict, CheckpointInfo] | None:
         """The newest checkpoint, or None if there is none.
