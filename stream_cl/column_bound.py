@@ -40,3 +40,15 @@ def check_columns(width: int, bound: int | None, what: str, head: str = "the hea
         f"{what} {head} {width:,} design columns, over max_columns ({bound:,}): its matrices would take "
         f"{8 * width**2 / 2**30:.1f} GiB each. Use a smaller hash_width, fewer inputs or key_units, or a larger "
         "max_columns if the memory is there")
+
+
+def check_network_inputs(hash_width, bound: int | None) -> None:
+    """A ``ValueError`` if a network whose first layer takes ``hash_width`` hashed inputs passes ``bound``
+    (``None``: no bound): every event would be refused at learn time (its inputs over ``max_columns``),
+    so it is refused where the learner is made. A ``hash_width`` that is not an int is left to the
+    feature index, which names it."""
+    if bound is None or type(hash_width) is not int or hash_width <= bound:
+        return
+    raise ValueError(f"hash_width={hash_width:,} gives the network's first layer {hash_width:,} inputs, over "
+                     f"max_columns ({bound:,}), and every event would be refused; use a smaller hash_width or a "
+                     "larger max_columns")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .backbones import RandomFeatures
 from .backbones.device import check_device
-from .column_bound import check_columns
+from .column_bound import check_columns, check_network_inputs
 from .config import Config, ConfigError, ModelConfig
 from .heads import AnalyticClassifier
 from .learner import OnlineContinualLearner
@@ -69,15 +69,20 @@ def _check_model(cfg: ModelConfig) -> None:
       least ``1 + hash_width`` columns wide, the analytic head exactly. Refused before the learner
       is made, whose feature index keeps a slot per hashed input (2**28 took gigabytes before the
       learner's own check); the learner still checks its exact width, this is only the quick bound.
+      Kind "trainable": its network's first layer takes exactly ``hash_width`` inputs, and over
+      ``max_columns`` every event was refused at learn time.
     """
     try:
         check_device(cfg.device)
     except ValueError as e:
         raise ConfigError(f"model.device: {e}") from None
-    if cfg.kind != "trainable" and cfg.hash_width is not None:  # the network's inputs are not design columns
+    if cfg.hash_width is not None:
         try:
-            check_columns(1 + cfg.hash_width, cfg.max_columns or None, f"hash_width={cfg.hash_width} gives",
-                          "the head" if cfg.kind == "analytic" else "every head at least")
+            if cfg.kind == "trainable":  # the network's inputs are not design columns
+                check_network_inputs(cfg.hash_width, cfg.max_columns or None)
+            else:
+                check_columns(1 + cfg.hash_width, cfg.max_columns or None, f"hash_width={cfg.hash_width} gives",
+                              "the head" if cfg.kind == "analytic" else "every head at least")
         except ValueError as e:
             raise ConfigError(f"model.hash_width: {e}") from None
 

@@ -35,7 +35,7 @@ import torch
 from .backbones import OnlineStandardizer, resolve_device
 from .base_learner import StreamingClassifier, check_tasks, checked_labels, control_ends
 from .checks import check_int, check_nonnegative, check_positive, check_seed
-from .column_bound import check_bound
+from .column_bound import check_bound, check_network_inputs
 from .continual_steps import check_part_types
 from .encoding import DEFAULT_MAX_CATEGORIES
 from .features import FeatureIndex
@@ -121,6 +121,7 @@ class TrainableLearner(TrainableState, StreamingClassifier):
         check_int(steps, "steps", 1, 1)
         check_seed(seed)  # a negative, float or None seed failed at the first event, after its columns were indexed
         check_bound(max_columns)
+        check_network_inputs(hash_width, max_columns)  # before the feature index keeps a slot per hashed input
         check_part_types(replay=replay, drift=drift, homeostasis=homeostasis)  # before drift.response is read
         if drift is not None:
             bad = unsupported_responses(drift.response)
