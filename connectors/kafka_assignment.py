@@ -69,7 +69,8 @@ def resume_offset(tp: TopicPartition, state: int | None, done: int | None, start
     that were never handled at all.
 
     ``state`` None: the member has no state of the partition (no checkpoint, no changelog part:
-    a lost checkpoint, a part the changelog no longer holds) while the group committed ``done``.
+    a lost checkpoint, a part the changelog no longer holds, or one it refused as damaged or
+    unreadable, logged before as ``changelog_refused``) while the group committed ``done``.
     It learns the partition from its first record, so whatever was deleted below the log start
     is logged the same way, as a state at offset 0 (``checkpoint_offset`` None).
     """
@@ -84,7 +85,8 @@ def resume_offset(tp: TopicPartition, state: int | None, done: int | None, start
     if state is None:  # nothing here covers them: the member learns the partition from its first record
         before = "this member, which has no state of the partition (no checkpoint, no changelog part), could learn them"
         fix = ("a partition's state outlives its member in the changelog (changelog.enabled, a topic with "
-               "cleanup.policy=compact) and in the checkpoint of the member that learned it")
+               "cleanup.policy=compact) and in the checkpoint of the member that learned it; a changelog part "
+               "this member refused as damaged or unreadable (a changelog_refused error before this) counts as none")
     else:
         before = "this restart read them"
         fix = ("keep records longer than the oldest checkpoint a restart may resume from (the topic's retention.ms), "

@@ -35,11 +35,15 @@ from stream_cl.config import ConfigError
 from stream_cl.contribution import Contribution, ContributionError
 
 from .logs import log_event
-from .state import CheckpointState
+from .state import CheckpointState, check_settings, settings_state
 
 __all__ = ["PartitionStates", "partition_key"]
 
 log = logging.getLogger("stream_cl.daemon")
+
+# how a refusal of a changelog part says to start a new model instead (the group's parts stay where they are)
+NEW_CHANGELOG = ("to start a new model, give the group a new changelog.topic (or a new kafka.group_id, whose default "
+                 "changelog.topic is '<group_id>.model') and an empty checkpoint.dir")
 
 # what a changelog record takes beyond its key and value in its record batch (Kafka's batch
 # header is 61 bytes, the record's own fields a few varints): counted against the topic's limit
@@ -64,6 +68,8 @@ class PartitionStates(CheckpointState):
         # stamped on every record and compared on every read: a changelog serves one group (its records
         # are keyed by source partition, which a second group on the same topic would share)
         self.group = config.kafka.group_id
+        # stamped on every record too: a member the record does not fit names the setting that differs (_merge)
+        self.settings = settings_state(config)
         self.max_record_bytes = cl.max_message_bytes  # the changelog topic's max.message.bytes
         self.owned: set[str] = set()  # partition keys of the events partitions this member holds
         self.changed: dict[str, int] = {}  # owned key -> events processed since its last changelog record
@@ -127,38 +133,86 @@ class PartitionStates(CheckpointState):
         """Install ``key``'s newest part; returns (where the partition resumes, where its labels resume).
 
         The model's own part of ``key`` (learned here, folded, or restored: ``self.parts``) is
-        kept only when it is strictly newer than the changelog's; otherwise the changelog's
-        part (and its waiting events) replaces it, so a part a fold replaced can never pass
-        for a newer one a checkpoint once recorded."""
+        kept when it is newer than the changelog's, or as new and restored from the checkpoint
+        (:meth:`_replaces`); otherwise the changelog's part (and its waiting events) replaces it.
+        A part this learner refuses stops the member (:meth:`_merge`)."""
         served = self.parts.get(key)
         c = self._read(key)
-        if c is not None and (served is None or (c.offset is not None and c.offset >= served)):
-            try:
-                self.learner.merge(key, c)  # changes nothing when it raises
-            except ContributionError as e:  # another model's part: refuse it, loudly, and go on as if it were missing
-                log_event(log, "changelog_refused", level=logging.ERROR, key=key, detail=str(e))
-            else:
-                self.parts[key] = c.offset
-                self.ahead.discard(key)
-                extra = c.pending or {}
-                self.pending.install(key, extra.get("store"))
-                log_event(log, "takeover", partition=key, source="changelog", offset=c.offset,
-                          pending_labels=len(self.pending.for_key(key)))
-                return c.offset, extra.get("labels")
+        labels_tp = TopicPartition(self.labels_topic, tp.partition) if self.labels_topic else None
+        labels_here = self.offsets.get(labels_tp) if labels_tp is not None else None
+        if c is not None and self._replaces(key, c, served, labels_here):
+            self._merge(key, c)  # changes nothing when it raises
+            self.parts[key] = c.offset
+            self.ahead.discard(key)
+            extra = c.pending or {}
+            self.pending.install(key, extra.get("store"))
+            log_event(log, "takeover", partition=key, source="changelog", offset=c.offset,
+                      pending_labels=len(self.pending.for_key(key)))
+            return c.offset, extra.get("labels")
         if served is not None:
-            if self.table is not None and (c is None or c.offset is None or c.offset < served):
+            recorded = c is not None and c.offset == served and (c.pending or {}).get("labels") == labels_here
+            if recorded:  # the restored part is the record's (equal offsets): the changelog owes nothing
+                self.ahead.discard(key)
+            elif self.table is not None:
                 # the changelog is behind this part (restored from the checkpoint): it owes a record, written with
                 # the next commit that is due and at the latest with the revocation's. A revocation drops the
                 # partition's waiting events here; with no record holding them, taking the partition back from
                 # this part found them gone, and their labels never joined
                 self.changed.setdefault(key, 0)
                 self.ahead.add(key)
-            labels_tp = TopicPartition(self.labels_topic, tp.partition) if self.labels_topic else None
-            return served, self.offsets.get(labels_tp) if labels_tp is not None else None
+            return served, labels_here
         return None, None
 
+    def _replaces(self, key: str, c: Contribution, served: int | None, labels_here: int | None) -> bool:
+        """Whether the changelog's part ``c`` of ``key`` replaces the model's own part (covering events
+        up to ``served``; ``labels_here``: the labels offset the checkpoint covers): when it is newer.
+
+        At equal events offsets the part the checkpoint restored (``ahead``) is kept: it holds the same
+        events, restored exactly, while a record from a release before the heads' anchors were kept
+        re-anchors the forgetting heads when installed alone (predictions then differed by up to 0.7
+        after an upgrade). The labels co-partitioned with the events are not in that offset: joins
+        learn too, so the part that covers more labels is the newer one; the record wins only when it
+        covers more. What else differs between the two is checked all the same: the record was read
+        (its group stamp compared, :meth:`_read`), and the checkpoint's settings were compared at
+        restore. A part that is not the restored one (folded in, or written here since, or restored
+        but dropped at a revocation: its waiting events gone) gives way to the record at equal
+        offsets, so that a part a fold replaced can never pass for the newer one."""
+        if served is None:
+            return True
+        if c.offset is None or c.offset != served:
+            return c.offset is not None and c.offset > served
+        if key not in self.ahead:
+            return True
+        theirs = (c.pending or {}).get("labels")
+        return theirs is not None and (labels_here is None or theirs > labels_here)
+
+    def _merge(self, key: str, c: Contribution, resum: bool = True) -> None:
+        """Merge ``key``'s changelog part ``c`` into the learner, or stop the member (a :class:`ConfigError`,
+        exit 2) when the learner refuses it, changing nothing.
+
+        The record was read whole (:meth:`_read` refuses a damaged or unreadable one), so a refusal
+        means the part is not this learner's model: other [model] or learner-section settings (named
+        as the config key where the record keeps its settings, as a checkpoint's are; by the learner's
+        own names in records written before), or inputs in another order. Taken as missing, as it
+        once was, the member served a new model and its next record replaced the group's learned
+        state in the changelog (compaction keeps only the latest), where a checkpoint of other
+        settings stops the start."""
+        try:
+            self.learner.merge(key, c, resum=resum)
+        except ContributionError as e:
+            written = f"the changelog part of partition {key!r} in {self.changelog_topic!r} (the group's model)"
+            settings = (c.pending or {}).get("settings")  # absent: written before records kept them
+            if isinstance(settings, dict):  # the config key that differs, named as a checkpoint's is
+                check_settings(self.config, settings, None, written=written, new=NEW_CHANGELOG)
+            raise ConfigError(
+                f"changelog.topic: {written} does not fit this member's model: {e}; restore the settings the group's "
+                "model was learned with ([model] and the [replay], [drift], [homeostasis], [imbalance] and "
+                f"[trainable] sections, which the learner's settings named come from), or {NEW_CHANGELOG}; going "
+                "on would overwrite the group's part with the new model's") from None
+
     def _read(self, key: str) -> Contribution | None:
-        """``key``'s latest changelog part, or ``None`` (none, or refused: logged, and the member goes on)."""
+        """``key``'s latest changelog part, or ``None`` (none, or damaged or unreadable: logged, and the
+        member goes on as if it had none)."""
         raw = self.table.get(key) if self.table is not None else None
         if raw is None:
             return None
@@ -260,7 +314,8 @@ class PartitionStates(CheckpointState):
         while True:  # each pass evicts at least one event: it ends, fitting or with no event left
             value = self.learner.contribution(key, offset=offset, pending={"store": store.state_dict(),
                                                                             "labels": labels,
-                                                                            "group": self.group}).to_bytes()
+                                                                            "group": self.group,
+                                                                            "settings": self.settings}).to_bytes()
             size = fixed + len(value)
             if size <= self.max_record_bytes:
                 if gone:
@@ -299,11 +354,7 @@ class PartitionStates(CheckpointState):
             c = None if key in self.owned else self._read(key)
             if c is None:
                 continue
-            try:
-                self.learner.merge(key, c, resum=False)  # one re-sum after the fold's merges
-            except ContributionError as e:  # another model's part: refuse it, loudly, and go on
-                log_event(log, "changelog_refused", level=logging.ERROR, key=key, detail=str(e))
-                continue
+            self._merge(key, c, resum=False)  # one re-sum after the fold's merges
             self.parts[key] = c.offset
             merged += 1
         if merged:

@@ -26,9 +26,12 @@ from stream_cl.config import SECTION_SWITCHES, UNREAD_MODEL_KEYS, UNREAD_SECTION
 from .logs import log_event
 from .status import jsonable_report
 
-__all__ = ["CheckpointPolicy", "CheckpointState", "Snapshot", "detached"]
+__all__ = ["CheckpointPolicy", "CheckpointState", "Snapshot", "check_settings", "detached", "settings_state"]
 
 log = logging.getLogger("stream_cl.daemon")
+
+# how a refusal of a checkpoint's settings says to start a new model instead
+_NEW_CHECKPOINT = "point checkpoint.dir at an empty directory"
 
 # Model settings that may change between runs sharing a checkpoint (placement only).
 _MODEL_KEYS_FREE = {"device", "max_classes"}  # where the model runs; which events it refuses (not what it learned)
@@ -65,14 +68,15 @@ def _section_keys(name: str, saved: dict, current: dict, kind: str) -> list:
     return [k for k in keys if (name, k) not in unread]
 
 
-def _same_settings(section: str, path, saved: Mapping, now: Mapping, keys) -> None:
-    """Raise :class:`ConfigError` at the first of ``keys`` whose value the checkpoint at ``path``
-    was written with (``saved``) differs from the config's (``now``) in ``[section]``."""
+def _same_settings(section: str, written: str, saved: Mapping, now: Mapping, keys, new: str = _NEW_CHECKPOINT) -> None:
+    """Raise :class:`ConfigError` at the first of ``keys`` whose value the state ``written`` (``"the
+    checkpoint <path>"``) was written with (``saved``) differs from the config's (``now``) in
+    ``[section]``; ``new``: how to start a new model instead."""
     for key in keys:
         if saved.get(key) != now.get(key):
             raise ConfigError(
-                f"{section}.{key}: the checkpoint {path} was written with {key} = {saved.get(key)!r}, the config "
-                f"says {now.get(key)!r}; restore the [{section}] setting, or point checkpoint.dir at an empty directory"
+                f"{section}.{key}: {written} was written with {key} = {saved.get(key)!r}, the config "
+                f"says {now.get(key)!r}; restore the [{section}] setting, or {new}"
             )
 
 
@@ -125,10 +129,18 @@ def detached(state):
     return state
 
 
-def check_settings(config: Config, state: dict, path) -> None:
+def settings_state(config: Config) -> dict:
+    """The settings a state records (a checkpoint, a changelog record), for :func:`check_settings`."""
+    return {"model_config": dataclasses.asdict(config.model), "learner_config": _learner_sections(config)}
+
+
+def check_settings(config: Config, state: dict, path, written: str = "", new: str = _NEW_CHECKPOINT) -> None:
     """Raise :class:`ConfigError` unless ``config`` matches what the checkpoint at ``path`` was
     written with: the consumer group, [model] (but its placement) and the learner's other sections
-    (checkpoints written before those were kept are not compared on them)."""
+    (checkpoints written before those were kept are not compared on them). ``written`` names
+    another state than a checkpoint (a changelog record), ``new`` how to start a new model then."""
+    source = "state" if written else "checkpoint"  # what a model cannot resume from, of another kind
+    written = written or f"the checkpoint {path}"
     saved_group, group = state.get("group_id"), config.kafka.group_id
     if saved_group is not None and saved_group != group:
         raise ConfigError(
@@ -137,30 +149,30 @@ def check_settings(config: Config, state: dict, path) -> None:
             f"checkpoint.dir at an empty directory, or keep group_id = {saved_group!r} to resume"
         )
     saved_model = state.get("model_config", {})
-    _same_kind(saved_model.get("kind"), config.model.kind, path)
+    _same_kind(saved_model.get("kind"), config.model.kind, written, new, source)
     # a key the checkpoint lacks did not exist when it was written (model.max_columns): its
     # default keeps the behaviour of then, so an upgrade resumes
     unread = UNREAD_MODEL_KEYS.get(config.model.kind, frozenset()) if saved_model.get("kind") == config.model.kind else ()
     keys = sorted(k for k in saved_model if k not in _MODEL_KEYS_FREE and k not in unread)
-    _same_settings("model", path, saved_model, dataclasses.asdict(config.model), keys)
+    _same_settings("model", written, saved_model, dataclasses.asdict(config.model), keys, new)
     saved_sections = state.get("learner_config")
     if saved_sections is None:
         return  # written before the sections were kept
     kind = config.model.kind
     for name, now in _learner_sections(config).items():
         saved = saved_sections.get(name, {})
-        _same_settings(name, path, saved, now, _section_keys(name, saved, now, kind))
+        _same_settings(name, written, saved, now, _section_keys(name, saved, now, kind), new)
 
 
-def _same_kind(saved: str | None, now: str, path) -> None:
+def _same_kind(saved: str | None, now: str, written: str, new: str, source: str) -> None:
     """Refuse a checkpoint of another model kind, before any other [model] key is compared: some
     keys default by kind (``forgetting``), so a change of kind alone was named as theirs, quoting
     defaults the user never wrote (and a fix that could not work)."""
     if saved is not None and saved != now:
         raise ConfigError(
-            f"model.kind: the checkpoint {path} holds a model of kind {saved!r}, the config says {now!r}; a model "
-            f"cannot resume from another kind's checkpoint: set kind = {saved!r} to resume it, or point "
-            f"checkpoint.dir at an empty directory to start a new {now!r} model"
+            f"model.kind: {written} holds a model of kind {saved!r}, the config says {now!r}; a model "
+            f"cannot resume from another kind's {source}: set kind = {saved!r} to resume it, or {new} to start a "
+            f"new {now!r} model"
         )
 
 
@@ -260,8 +272,7 @@ class CheckpointState:
             "model": self.learner.state_dict(),
             "pending": self.pending.state_dict(),
             "offsets": [[tp.topic, tp.partition, o] for tp, o in sorted(merged.items())],
-            "model_config": dataclasses.asdict(self.config.model),
-            "learner_config": _learner_sections(self.config),
+            **settings_state(self.config),
             "group_id": self.config.kafka.group_id,
             "stats": jsonable_report(self.stats.report()),
             **self.extra_state(),

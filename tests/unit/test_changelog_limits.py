@@ -6,8 +6,9 @@
   events are evicted until it fits (counted and logged; a stop there made the shipped config a
   crash loop on a stream of 40-feature events waiting for their labels), and a model part too
   large by itself is refused with a ConfigError naming the setting;
-* a changelog record of another model met at takeover is refused (``changelog_refused``) and the
-  partition is taken over as if it had none, instead of the error escaping the rebalance callback.
+* a changelog record of another model met at takeover stops the member with a ConfigError naming the
+  setting (the daemon's assignment callback hands it to the loop: exit 2), as a checkpoint of another
+  model does; taken over as if it had none, the member overwrote the group's part.
 """
 
 from __future__ import annotations
@@ -23,31 +24,12 @@ from stream_cl.config import ConfigError, load_config_dict
 from stream_cl.events import Event
 from stream_cl.factory import build_learner
 from stream_cl.pending_stores import PendingStores
+from changelog_kit import FakeTable
+
 
 TOPIC = "events"
 KEY = partition_key(TOPIC, 0)
 TP = TopicPartition(TOPIC, 0)
-
-
-class FakeTable:
-    """What PartitionStates reads of a ChangelogTable: the latest value per key."""
-
-    topic = "g.model"
-
-    def __init__(self, values=None):
-        self.values = dict(values or {})
-
-    def catch_up(self):
-        return 0
-
-    def poll(self, timeout_ms=0):
-        return 0
-
-    def get(self, key):
-        return self.values.get(key)
-
-    def changed(self):
-        return set(self.values)
 
 
 def _config(tmp_path, max_message_bytes=33_554_432, model=None):
@@ -118,7 +100,7 @@ def test_a_record_within_the_limit_goes_out(tmp_path):
     assert 200_000 < len(records[0][2]) < 33_554_432  # the waiting events count: what the first test refuses
 
 
-def test_a_changelog_part_of_another_model_is_refused_at_takeover(tmp_path, caplog):
+def test_a_changelog_part_of_another_model_stops_the_member_at_takeover(tmp_path):
     old_cfg = _config(tmp_path, model={"kind": "analytic", "forgetting": [1.0]})
     old = _states(old_cfg, FakeTable())
     old.resume_at([TP])
@@ -127,14 +109,12 @@ def test_a_changelog_part_of_another_model_is_refused_at_takeover(tmp_path, capl
 
     new_cfg = _config(tmp_path, model={"kind": "analytic", "forgetting": [0.99]})  # a [model] setting changed
     new = _states(new_cfg, FakeTable({KEY: value}))
-    with caplog.at_level(logging.ERROR, logger="stream_cl.daemon"):
-        resumed = new.resume_at([TP])
-    assert resumed == {}  # as if the changelog had no part: the group's committed offset applies
-    assert any("changelog_refused" in r.getMessage() for r in caplog.records)
+    # a ConfigError (the daemon stops, exit 2), as over a checkpoint: going on with a new model overwrote
+    # the group's part in the changelog
+    with pytest.raises(ConfigError, match="forgetting"):
+        new.resume_at([TP])
     assert new.learner.partitions_ == [] and KEY not in new.parts
     assert len(new.pending.for_key(KEY)) == 0  # the refused record's waiting events are not installed
-    _learn(new, n_labelled=10, n_waiting=0, n_features=4, seed=1)  # and the member goes on learning
-    assert [k for _, k, _ in new.records_for({TP: 45}, force=True)] == [KEY.encode()]
 
 
 def test_waiting_events_of_a_partition_assigned_elsewhere_after_a_restart_are_dropped(tmp_path):

@@ -1,0 +1,206 @@
+"""PartitionStates against changelog parts it must not install as they are (review r21), without a broker.
+
+* F2: a changelog part of another model (a [model] setting changed since the group learned it) met
+  at takeover or at a fold stops the member with a ConfigError naming the setting and the fix, as
+  a checkpoint of other settings does at start. It was logged (``changelog_refused``) and taken
+  as missing: the member served a new model and its next record replaced the group's learned
+  state in the changelog. A damaged record is still logged and taken as missing.
+* F1: at equal events offsets, the part the checkpoint restored is kept, not replaced by the
+  changelog record: a record written before the heads' anchors were kept (no ``anchor`` entries)
+  re-anchored the forgetting heads, and the resumed model's probabilities differed from an
+  uninterrupted run's by up to 0.7. A record that covers more of the labels partition is newer
+  and still replaces it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+
+import numpy as np
+import pytest
+from kafka import TopicPartition
+
+from connectors.partitions import PartitionStates, partition_key
+from stream_cl.config import ConfigError, load_config_dict
+from stream_cl.contribution import Contribution
+from stream_cl.factory import build_learner
+from stream_cl.pending_stores import PendingStores
+from changelog_kit import FakeTable
+
+
+TOPIC = "events"
+KEY = partition_key(TOPIC, 0)
+TP = TopicPartition(TOPIC, 0)
+OTHER = partition_key(TOPIC, 1)
+
+
+def _config(tmp_path, model=None, labels_topic=""):
+    return load_config_dict({
+        "model": {"device": "cpu", **(model or {})},
+        "kafka": {"topics": [TOPIC], "labels_topic": labels_topic},
+        "checkpoint": {"dir": str(tmp_path / "ckpt")},
+    })
+
+
+def _states(cfg, table, learner=None):
+    learner = learner if learner is not None else build_learner(cfg)
+    pending = PendingStores(cfg.labels.max_pending, cfg.labels.max_age_s)
+    return PartitionStates(cfg, learner, pending, metrics=None, stats=None, table=table)
+
+
+def _events(n, seed=1):
+    """Three tasks, a string feature, a class that only the second task brings (fixed seed)."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        task = i * 3 // n
+        a, b, c = rnd.gauss(0, 1), rnd.gauss(0, 1), rnd.choice(["red", "green", "blue"])
+        s = a + (b if task != 1 else -b) + (0.7 if c == "red" else 0.0)
+        y = "q" if task == 1 and a > 1.2 else ("p" if s > 0 else "n")
+        out.append(({"a": a, "b": b, "c": c, "d": rnd.random() * 1000}, y))
+    return out
+
+
+def _run(learner, part, key=KEY):
+    return learner.prequential_batch([x for x, _ in part], [y for _, y in part], partition=key)
+
+
+def _record(learner, key, offset, labels=None, group=None):
+    """``key``'s changelog value as a member writes it (PartitionStates._record, with no waiting events;
+    ``group`` None: as written before the group stamp)."""
+    return learner.contribution(key, offset=offset, pending={"store": None, "labels": labels, "group": group})
+
+
+# -- F2: a part of another model stops the member -------------------------------------------------
+def _gamma_record(tmp_path, key=KEY):
+    """A changelog value of ``key`` that a gamma = 1.0 model learned (200 events), as written before records
+    kept their settings: the refusal names the learner's setting."""
+    old = build_learner(_config(tmp_path, model={"gamma": 1.0}))
+    _run(old, _events(200), key)
+    return _record(old, key, 200).to_bytes()
+
+
+def test_a_changelog_part_of_another_model_stops_the_takeover_naming_the_setting(tmp_path):
+    new = _states(_config(tmp_path, model={"gamma": 2.0}), FakeTable({KEY: _gamma_record(tmp_path)}))
+    with pytest.raises(ConfigError) as info:
+        new.resume_at([TP])
+    text = str(info.value)
+    assert text.startswith("changelog.topic:") and KEY in text and "'g.model'" in text
+    assert "gamma=1.0" in text and "gamma=2.0" in text  # the setting, as the group's model and this member have it
+    assert "new changelog.topic" in text and "empty checkpoint.dir" in text  # the fix, either way
+    assert new.learner.partitions_ == [] and KEY not in new.parts  # nothing installed
+    assert new.records_for({TP: 200}, force=True) == []  # and nothing to overwrite the group's part with
+
+
+def test_a_record_keeps_its_settings_so_the_refusal_names_the_config_key(tmp_path):
+    """A record written now keeps the settings it was written with: the refusal then reads as a
+    checkpoint's (check_settings), naming the key of the config file, not the learner's name for it."""
+    old = _states(_config(tmp_path, model={"forgetting": [1.0, 0.995]}), FakeTable())
+    old.resume_at([TP])
+    _run(old.learner, _events(200))
+    old.touched(KEY, 200)
+    [(_, _, value)] = old.records_for({TP: 200}, force=True)
+    new = _states(_config(tmp_path, model={"forgetting": [0.99]}), FakeTable({KEY: value}))
+    with pytest.raises(ConfigError) as info:
+        new.resume_at([TP])
+    assert str(info.value) == (
+        f"model.forgetting: the changelog part of partition {KEY!r} in 'g.model' (the group's model) was written "
+        "with forgetting = [1.0, 0.995], the config says [0.99]; restore the [model] setting, or to start a new model, "
+        "give the group a new changelog.topic (or a new kafka.group_id, whose default changelog.topic is "
+        "'<group_id>.model') and an empty checkpoint.dir")
+    assert new.learner.partitions_ == []
+
+
+def test_a_changelog_part_of_another_model_stops_the_fold(tmp_path):
+    new = _states(_config(tmp_path, model={"gamma": 2.0}), FakeTable({OTHER: _gamma_record(tmp_path, OTHER)}))
+    assert new.resume_at([TP]) == {}  # its own partition has no part: nothing to refuse yet
+    with pytest.raises(ConfigError) as info:
+        new.fold(force=True)  # another member's partition, folded into the model it serves
+    assert "gamma=1.0" in str(info.value) and OTHER in str(info.value)
+    assert OTHER not in new.parts
+
+
+def test_a_damaged_changelog_record_is_still_logged_and_taken_as_missing(tmp_path, caplog):
+    value = bytearray(_gamma_record(tmp_path))
+    value[len(value) // 2] ^= 0x01  # a bit flipped: its SHA-256 no longer matches
+    states = _states(_config(tmp_path, model={"gamma": 1.0}), FakeTable({KEY: bytes(value)}))
+    with caplog.at_level(logging.ERROR, logger="stream_cl.daemon"):
+        assert states.resume_at([TP]) == {}
+    assert [r.getMessage() for r in caplog.records] == ["changelog_refused"]
+
+
+# -- F1: at equal offsets, the part the checkpoint restored is kept ----------------------------------
+def _restored(cfg, learner, table, offsets):
+    """PartitionStates as a restart builds them from a checkpoint covering ``offsets`` (its learner
+    a copy of ``learner``: a checkpoint round trip continues it bit for bit), owning KEY."""
+    states = _states(cfg, table, copy.deepcopy(learner))
+    states.offsets = dict(offsets)
+    states.load_extra({"parts": {}, "owned": [KEY]})
+    return states
+
+
+def _without_anchors(c: Contribution) -> bytes:
+    """``c`` as releases before the heads' anchors were kept wrote it."""
+    old = Contribution.from_bytes(c.to_bytes())
+    for head in old.heads:
+        head.pop("anchor", None)
+    return old.to_bytes()
+
+
+def test_a_record_without_anchors_at_the_checkpoints_offset_leaves_the_restored_part_exact(tmp_path):
+    cfg = _config(tmp_path)
+    evs = _events(2000)
+    first, second = evs[:1000], evs[1000:]
+    base = build_learner(cfg)
+    _run(base, first)
+    c = _record(base, KEY, 1000, group=cfg.kafka.group_id)  # (the stamp is compared, and matches)
+    assert any(h.get("anchor") is not None for h in c.heads)  # what the stripping below removes
+    states = _restored(cfg, base, FakeTable({KEY: _without_anchors(c)}), {TP: 1000})
+    assert states.resume_at([TP]) == {TP: 1000}
+    expected = _run(base, second)  # the uninterrupted run
+    got = _run(states.learner, second)
+    assert np.abs(got - expected).max() < 1e-9
+    assert states.parts[KEY] == 1000 and KEY not in states.changed  # the changelog holds this part: none owed
+
+
+def test_a_record_covering_more_labels_at_the_same_events_offset_replaces_the_restored_part(tmp_path):
+    cfg = _config(tmp_path, labels_topic="labels")
+    labels = TopicPartition("labels", 0)
+    evs = _events(400)
+    base = build_learner(cfg)
+    _run(base, evs[:300])
+    newer = build_learner(cfg)  # the same events, and a label joined since (learned, as a join learns)
+    _run(newer, evs[:301])
+    value = _record(newer, KEY, 300, labels=41).to_bytes()
+    states = _restored(cfg, base, FakeTable({KEY: value}), {TP: 300, labels: 40})
+    assert states.resume_at([TP]) == {TP: 300, labels: 41}  # the record's labels offset: it was installed
+    assert KEY not in states.ahead
+
+    behind = _restored(cfg, base, FakeTable({KEY: _record(base, KEY, 300, labels=39).to_bytes()}),
+                       {TP: 300, labels: 40})
+    assert behind.resume_at([TP]) == {TP: 300, labels: 40}  # the checkpoint covers more: kept, a record owed
+    assert KEY in behind.changed and KEY in behind.ahead
+
+
+def _takeovers(caplog):
+    return [r.stream_cl_fields.get("source") for r in caplog.records if r.getMessage() == "takeover"]
+
+
+def test_a_part_not_restored_gives_way_to_the_record_at_equal_offsets(tmp_path, caplog):
+    """A part folded in (not the restored one) is replaced by the record at an equal offset, as before;
+    the restored one is not."""
+    cfg = _config(tmp_path)
+    base = build_learner(cfg)
+    _run(base, _events(300))
+    value = _record(base, KEY, 300).to_bytes()
+    folded = _states(cfg, FakeTable({KEY: value}), copy.deepcopy(base))
+    folded.parts[KEY] = 300  # folded in: not in ``ahead``
+    restored = _restored(cfg, base, FakeTable({KEY: value}), {TP: 300})
+    with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
+        assert folded.resume_at([TP]) == {TP: 300}
+        assert _takeovers(caplog) == ["changelog"]
+        assert restored.resume_at([TP]) == {TP: 300}
+        assert _takeovers(caplog) == ["changelog"]  # no second takeover from the changelog
+    assert folded.parts[KEY] == restored.parts[KEY] == 300 and not folded.ahead and not restored.ahead
