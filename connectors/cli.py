@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from stream_cl.config import Config, ConfigError, load_config_dict, read_toml
+if TYPE_CHECKING:
+    from stream_cl.config import Config
+
+# stream_cl.config (tens of ms) is imported inside the functions: before main() has kept the signals
+# (_EarlySignals), a SIGTERM has its default action; the less that runs before it, the better
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,12 +62,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config_from_args(args) -> Config:
+    from stream_cl.config import load_config_dict
+
     return load_config_dict(_tables_from_args(args))
 
 
 def _tables_from_args(args) -> dict:
     """The config's tables as the run will use them: the file's (if any) with the flags' keys over them,
     not yet validated (which keys are set, not defaults: :func:`stream_cl.config.unread_keys`)."""
+    from stream_cl.config import read_toml
+
     # `is not None`: an empty value (an unset variable in `--config "$CFG"`) is refused by name, not taken as unset
     data = read_toml(args.config) if args.config is not None else {}
     source = {k: v for k, v in {"format": args.format}.items() if v is not None}
@@ -85,16 +97,73 @@ def _tables_from_args(args) -> dict:
     return data
 
 
+class _EarlySignals:
+    """SIGTERM and SIGINT kept from :func:`main`'s first line until the run's own handlers take them over.
+
+    ``stream-cl run`` (the image's and the unit's entry point) spends a second or more importing numpy,
+    torch and kafka-python before those handlers exist. Meanwhile SIGTERM's default action would kill it
+    (exit 143), and as a container's PID 1 the kernel drops it: the daemon would start, take partitions
+    over and be killed at the grace period. Kept here, a signal sets :attr:`stop` (a file run's stop flag)
+    and is handed to the daemon (:func:`connectors.daemon.keep_early_signals`): a clean stop either way.
+    Installed by main(), not at import (a library importing this module keeps its own handlers), and
+    put back when main() returns. This cannot be the daemon's own keeper: importing it is the slow part.
+    """
+
+    def __init__(self):
+        self.kept: list[int] = []
+        self.stop = threading.Event()
+        self.saved: dict = {}
+
+    def install(self) -> _EarlySignals:
+        if threading.current_thread() is threading.main_thread():  # (signal.signal refuses other threads)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.saved[sig] = signal.signal(sig, self._keep)
+        return self
+
+    def _keep(self, signum, frame) -> None:
+        self.kept.append(signum)
+        self.stop.set()
+        if len(self.kept) > 1:  # a second one exits at once, as the daemon's (exit 1; nothing to save yet)
+            os._exit(1)
+
+    def restore(self) -> None:
+        for sig, handler in self.saved.items():
+            if handler is not None:  # None: set outside Python; nothing to put back
+                signal.signal(sig, handler)
+        self.saved = {}
+
+    def release(self) -> None:
+        """The handlers put back, and a signal kept meanwhile raised again for them: a command with no stop
+        of its own (``report``) is interrupted by Ctrl-C as before, not made to ignore the first one."""
+        self.restore()
+        for signum in self.kept:
+            signal.raise_signal(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    early = _EarlySignals().install()  # first: before the slow imports (see _EarlySignals)
+    try:
+        return _main(argv, early)
+    finally:
+        early.restore()
+
+
+def _main(argv: list[str] | None, early: _EarlySignals) -> int:
     args = _parser().parse_args(argv)
+    if args.command != "run":
+        early.release()
+    from stream_cl.config import ConfigError, load_config_dict
+
     try:
         if args.command == "run":
             tables = _tables_from_args(args)
             config = load_config_dict(tables)
             if config.source.kind == "kafka":
-                from .daemon import FILE_RUN_OUTPUTS, check_file_outputs, file_output_error, log_config_warnings, run_daemon
+                from .daemon import (FILE_RUN_OUTPUTS, check_file_outputs, file_output_error, keep_early_signals,
+                                     log_config_warnings, run_daemon)
                 from .logs import setup_logging
 
+                keep_early_signals(early.kept)  # the daemon's keeper from here on; run_daemon takes them over
                 for key in FILE_RUN_OUTPUTS:  # a file run's outputs (--report...): the daemon has topics instead
                     if getattr(args, key):  # "" turns a file off: nothing the daemon would have to write
                         raise file_output_error(f"--{key.replace('_', '-')}", key)
@@ -105,9 +174,13 @@ def main(argv: list[str] | None = None) -> int:
                 return run_daemon(config)
             from .run import failure, run_file, summary
 
-            report = run_file(config, written=tables)
+            # a signal kept so far, or during run_file's warm-up, stops the run as one during its loop does
+            report = run_file(config, stop=early.stop, written=tables)
             if not args.quiet:
                 print(summary(report))
+            if early.stop.is_set() and not report["events"] and not report["dead_letters_total"]:
+                print("stopped by a signal before any record was read", file=sys.stderr)
+                return 0  # a clean stop: not "the source held no events"
             problem = failure(report, dead_letters=bool(config.run.dead_letters))
             if problem:
                 print(f"error: {problem}", file=sys.stderr)

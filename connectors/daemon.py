@@ -57,9 +57,20 @@ def _keep_early_signal(signum, frame) -> None:
         os._exit(1)
 
 
+def keep_early_signals(kept: list[int] | tuple[int, ...] = ()) -> None:
+    """Keep SIGTERM and SIGINT from now until :func:`run_daemon` installs its handlers, which take them
+    over: a stop asked for during the start is a clean one (exit 0), not a death by signal or, as a
+    container's PID 1, a signal dropped. ``kept``: the signals an entry point kept itself before it
+    imported this module (``stream-cl run``: :func:`connectors.cli.main`); read after this module's
+    handlers are in, so one that comes meanwhile is kept by one or the other, never lost."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _keep_early_signal)
+    for signum in kept:
+        _keep_early_signal(signum, None)
+
+
 if __name__ == "__main__":
-    for _sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(_sig, _keep_early_signal)
+    keep_early_signals()
 
 from stream_cl.checkpoint import CheckpointError  # noqa: E402
 from stream_cl.config import Config, ConfigError, RunConfig, load_config_dict, read_toml, unread_keys  # noqa: E402
@@ -78,7 +89,7 @@ from .status import DaemonMetrics, StatusReporter  # noqa: E402
 from .transaction import Fenced, TransactionAborted, dead_letter_refused  # noqa: E402
 
 __all__ = ["Daemon", "DaemonMetrics", "CheckpointPolicy", "check_file_outputs", "file_output_error", "kafka_source",
-           "log_config_warnings", "main", "run_daemon"]
+           "keep_early_signals", "log_config_warnings", "main", "run_daemon"]
 
 log = logging.getLogger("stream_cl.daemon")
 

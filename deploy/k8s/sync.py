@@ -5,12 +5,15 @@
 
 Sources: deploy/config/daemon.toml (the example daemon config, also used by compose
 and systemd) and deploy/prometheus/rules/stream-cl.rules.yml (the rules compose's
-Prometheus loads). tests/unit/test_deploy.py fails when the copies drift.
+Prometheus loads). tests/unit/test_deploy.py fails when the copies drift. Where PyYAML is
+installed (a dev dependency), each copy is also read back before it is written or passed by
+--check: it must give the cluster its source as it is.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -28,7 +31,6 @@ metadata:
   labels:
     app.kubernetes.io/name: stream-cl
 data:
-  config.toml: |
 """
 
 RULE_HEAD = """\
@@ -50,17 +52,54 @@ def _indent(text: str, n: int) -> str:
     return "".join(pad + line if line.strip() else "\n" for line in text.splitlines(keepends=True))
 
 
+def _block_header(text: str) -> str:
+    """The YAML literal block's header for ``text``. YAML takes a block's indentation from its first
+    non-empty line: one indented in the TOML (valid there) would end the block at the next line, so
+    the indentation is then stated: ``|2``, the 4 spaces of the block less the key's 2 (the indicator
+    counts from the key's indentation). The chomping indicator keeps the text's end as it is: no
+    final newline (``-``), or more than one (``+``); a plain ``|`` keeps exactly one."""
+    first = next((line for line in text.splitlines() if line), "")
+    indentation = "2" if first[:1] in (" ", "\t") else ""
+    chomping = "-" if not text.endswith("\n") else "+" if text.endswith("\n\n") else ""
+    return f"  config.toml: |{indentation}{chomping}\n"
+
+
 def configmap() -> str:
-    return CONFIGMAP_HEAD + _indent((DEPLOY / "config" / "daemon.toml").read_text(), 4)
+    text = (DEPLOY / "config" / "daemon.toml").read_text()
+    # every line but an empty one indented: a line of blanks is content (a TOML multi-line string's)
+    body = "".join(line if line == "\n" else "    " + line for line in text.splitlines(keepends=True))
+    return CONFIGMAP_HEAD + _block_header(text) + body
 
 
 def prometheusrule() -> str:
-    rules = (DEPLOY / "prometheus" / "rules" / "stream-cl.rules.yml").read_text()
-    body = rules[rules.index("\ngroups:") + 1:]  # drop the file's header comments
-    return RULE_HEAD + _indent(body, 2)
+    path = DEPLOY / "prometheus" / "rules" / "stream-cl.rules.yml"
+    rules = path.read_text()
+    start = re.search(r"(?m)^groups:", rules)  # at the first line too (a file without header comments)
+    if start is None:
+        raise ValueError(f"{path}: no top-level 'groups:' line; a Prometheus rules file starts its rules there")
+    return RULE_HEAD + _indent(rules[start.start():], 2)  # the file's header comments dropped
 
 
 TARGETS = {"configmap.yaml": configmap, "prometheusrule.yaml": prometheusrule}
+
+
+def unfaithful(name: str, text: str) -> str | None:
+    """Why the copy ``text`` of target ``name`` would not give the cluster its source as it is, or None.
+    Read back with PyYAML where it is installed (pip install -e '.[dev]'); without it, None: the
+    text comparison alone, as before."""
+    try:
+        import yaml
+    except ImportError:
+        return None
+    try:
+        doc = yaml.safe_load(text)
+        if name == "configmap.yaml":
+            same = doc["data"]["config.toml"] == (DEPLOY / "config" / "daemon.toml").read_text()
+        else:
+            same = doc["spec"] == yaml.safe_load((DEPLOY / "prometheus" / "rules" / "stream-cl.rules.yml").read_text())
+    except (yaml.YAMLError, KeyError, TypeError) as e:
+        return f"is not valid YAML of its kind ({' '.join(str(e).split())})"
+    return None if same else "reads back different from its source"
 
 
 def main(argv: list[str]) -> int:
@@ -68,14 +107,25 @@ def main(argv: list[str]) -> int:
                                                  "from their single sources.")
     parser.add_argument("--check", action="store_true", help="exit 1 if either file is out of date; write nothing")
     args = parser.parse_args(argv)  # --help, or a typo, exits here: it never rewrites the files
-    stale = [name for name, make in TARGETS.items()
-             if not (HERE / name).is_file() or (HERE / name).read_text() != make()]
+    try:
+        made = {name: make() for name, make in TARGETS.items()}
+    except ValueError as e:  # a source sync.py cannot copy: named, nothing written
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    # read back before anything is written or passed: a copy equal to the file on disk can still be wrong
+    wrong = {name: why for name, text in made.items() if (why := unfaithful(name, text))}
+    for name, why in wrong.items():
+        print(f"error: deploy/k8s/{name} as sync.py makes it {why}: nothing written; fix its source or sync.py",
+              file=sys.stderr)
+    if wrong:
+        return 1
+    stale = [name for name, text in made.items() if not (HERE / name).is_file() or (HERE / name).read_text() != text]
     if args.check:
         for name in stale:
             print(f"deploy/k8s/{name} is out of date: run python deploy/k8s/sync.py", file=sys.stderr)
         return 1 if stale else 0
     for name in stale:
-        (HERE / name).write_text(TARGETS[name]())
+        (HERE / name).write_text(made[name])
         print(f"wrote deploy/k8s/{name}")
     return 0
 

@@ -328,7 +328,8 @@ def test_example_config_is_valid():
     assert config.kafka.shutdown_timeout_s < 60
 
 
-def test_systemd_unit():
+def systemd_unit() -> dict[str, str]:
+    """deploy/systemd/stream-cl.service as ``{"Section.Key": value}`` (the last value of a repeated key)."""
     text = (DEPLOY / "systemd" / "stream-cl.service").read_text()
     keys: dict[str, list[str]] = {}
     section = None
@@ -339,7 +340,11 @@ def test_systemd_unit():
         elif line and not line.startswith("#"):
             key, value = line.split("=", 1)
             keys.setdefault(f"{section}.{key}", []).append(value)
-    one = {k: v[-1] for k, v in keys.items()}
+    return {k: v[-1] for k, v in keys.items()}
+
+
+def test_systemd_unit():
+    one = systemd_unit()
     assert one["Service.ExecStart"].endswith("stream-cl run --config /etc/stream-cl/config.toml")
     assert one["Service.Restart"] == "on-failure" and one["Service.KillSignal"] == "SIGTERM"
     assert int(one["Service.TimeoutStopSec"]) > daemon_toml()["kafka"]["shutdown_timeout_s"]
@@ -347,6 +352,23 @@ def test_systemd_unit():
     for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes"}.items():
         assert one[f"Service.{key}"] == value, key
     assert one["Install.WantedBy"] == "multi-user.target"
+
+
+def test_systemd_unit_never_gives_up_on_a_failure_and_never_restarts_a_config_error():
+    """r20 F1: with no broker at start each start exits 1 after ~35 s; the unit's start limit (5 starts in
+    300 s) left it failed for good after ~3.5 min. Exit 1 must restart for as long as it fails, exit 2 never."""
+    one = systemd_unit()
+    assert one["Service.Restart"] == "on-failure"  # exit 1 restarts
+    assert "2" in one["Service.RestartPreventExitStatus"].split()  # a configuration error does not
+    # no start limit: 0 turns it off (left unset, systemd's default is 5 starts in 10 s)
+    assert one.get("Unit.StartLimitIntervalSec") == "0", "the unit must never give up restarting after exit 1"
+    assert not any(k.startswith("Service.StartLimit") for k in one)  # (the old place, which would override it)
+    restart_s = float(one["Service.RestartSec"].removesuffix("s"))
+    assert 5 <= restart_s <= 60  # not a fast-failing loop several times a second; a broker back is found soon
+    for doc in (DEPLOY / "systemd" / "README.md", ROOT / "docs" / "deploy.md"):
+        text = " ".join(doc.read_text().split())
+        assert f"restart after {restart_s:g} s" in text or f"{restart_s:g} s later (`RestartSec={restart_s:g}s`)" in text, doc
+        assert "`StartLimitIntervalSec=0`" in text, doc
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -395,3 +417,51 @@ def test_sync_refuses_an_unknown_argument_before_writing(tmp_path, monkeypatch, 
         assert info.value.code == code and list(tmp_path.iterdir()) == []
     assert sync.main(["--check"]) == 1 and list(tmp_path.iterdir()) == []
     assert sync.main([]) == 0 and sorted(p.name for p in tmp_path.iterdir()) == sorted(sync.TARGETS)
+
+
+def _sync_in(tmp_path, monkeypatch, toml: str, rules: str):
+    """sync.py with its sources (daemon.toml, the rules) and its targets in ``tmp_path``."""
+    sync = load_sync()
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "daemon.toml").write_text(toml)
+    (tmp_path / "prometheus" / "rules").mkdir(parents=True)
+    (tmp_path / "prometheus" / "rules" / "stream-cl.rules.yml").write_text(rules)
+    (tmp_path / "k8s").mkdir()
+    monkeypatch.setattr(sync, "DEPLOY", tmp_path)
+    monkeypatch.setattr(sync, "HERE", tmp_path / "k8s")
+    return sync
+
+
+@pytest.mark.parametrize("first, end", [
+    ("  # my cluster (an indented first line)\n", "\n"), ("\t# a tab first\n", "\n"), ("   \n", "\n"),
+    ("\n\n  # after empty lines\n", "\n"), ("", ""), ("", "\n\n\n"), ("  # both\n", ""),
+])
+def test_sync_copies_any_valid_daemon_toml_exactly(tmp_path, monkeypatch, first, end):
+    """r20 F3: an indented first line (valid TOML) made `config.toml: |` take its indentation from it: invalid
+    YAML (kubectl apply -k refused it) that --check passed. The copy must read back as the file, ends included."""
+    toml = first + DAEMON_TOML.read_text().rstrip("\n") + '\nnote = """\n  \n"""' + end  # a line of blanks in a string
+    tomllib.loads(toml)
+    sync = _sync_in(tmp_path, monkeypatch, toml, RULES_YML.read_text())
+    assert sync.main([]) == 0 and sync.main(["--check"]) == 0
+    assert yaml.safe_load((tmp_path / "k8s" / "configmap.yaml").read_text())["data"]["config.toml"] == toml
+
+
+def test_sync_takes_a_rules_file_that_starts_with_groups(tmp_path, monkeypatch, capsys):
+    """r20 F3: a rules file without header comments (valid for promtool) crashed sync.py (it looked for '\\ngroups:')."""
+    bare = "".join(line for line in RULES_YML.read_text().splitlines(keepends=True) if not line.startswith("#"))
+    assert bare.startswith("groups:")
+    sync = _sync_in(tmp_path, monkeypatch, DAEMON_TOML.read_text(), bare)
+    assert sync.main([]) == 0 and sync.main(["--check"]) == 0
+    assert yaml.safe_load((tmp_path / "k8s" / "prometheusrule.yaml").read_text())["spec"] == rules()
+    (tmp_path / "prometheus" / "rules" / "stream-cl.rules.yml").write_text("# no rules\nrules: []\n")
+    assert sync.main(["--check"]) == 1 and "no top-level 'groups:' line" in capsys.readouterr().err
+
+
+def test_sync_check_reads_the_copy_back(tmp_path, monkeypatch, capsys):
+    """A copy equal to what sync.py writes can still be wrong: --check (and a write) read it back as YAML."""
+    toml = "  # an indented first line\n" + DAEMON_TOML.read_text()
+    sync = _sync_in(tmp_path, monkeypatch, toml, RULES_YML.read_text())
+    monkeypatch.setattr(sync, "_block_header", lambda text: "  config.toml: |\n")  # the old header
+    assert sync.main([]) == 1 and list((tmp_path / "k8s").iterdir()) == []  # nothing written
+    assert "configmap.yaml as sync.py makes it is not valid YAML" in capsys.readouterr().err
+    assert sync.main(["--check"]) == 1
