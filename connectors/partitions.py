@@ -135,13 +135,13 @@ class PartitionStates(CheckpointState):
         The model's own part of ``key`` (learned here, folded, or restored: ``self.parts``) is
         kept when it is newer than the changelog's, or as new and restored from the checkpoint
         (:meth:`_replaces`); otherwise the changelog's part (and its waiting events) replaces it.
-        A part this learner refuses stops the member (:meth:`_merge`)."""
+        A part of other settings stops the member (:meth:`_merge`)."""
         served = self.parts.get(key)
         c = self._read(key)
         labels_tp = TopicPartition(self.labels_topic, tp.partition) if self.labels_topic else None
         labels_here = self.offsets.get(labels_tp) if labels_tp is not None else None
-        if c is not None and self._replaces(key, c, served, labels_here):
-            self._merge(key, c)  # changes nothing when it raises
+        replaces = c is not None and self._replaces(key, c, served, labels_here)
+        if replaces and self._merge(key, c):
             self.parts[key] = c.offset
             self.ahead.discard(key)
             extra = c.pending or {}
@@ -149,6 +149,8 @@ class PartitionStates(CheckpointState):
             log_event(log, "takeover", partition=key, source="changelog", offset=c.offset,
                       pending_labels=len(self.pending.for_key(key)))
             return c.offset, extra.get("labels")
+        if replaces:  # refused, changing nothing (logged): as if the changelog held none
+            c = None
         if served is not None:
             recorded = c is not None and c.offset == served and (c.pending or {}).get("labels") == labels_here
             if recorded:  # the restored part is the record's (equal offsets): the changelog owes nothing
@@ -186,9 +188,10 @@ class PartitionStates(CheckpointState):
         theirs = (c.pending or {}).get("labels")
         return theirs is not None and (labels_here is None or theirs > labels_here)
 
-    def _merge(self, key: str, c: Contribution, resum: bool = True) -> None:
-        """Merge ``key``'s changelog part ``c`` into the learner, or stop the member (a :class:`ConfigError`,
-        exit 2) when the learner refuses it, changing nothing.
+    def _merge(self, key: str, c: Contribution, resum: bool = True) -> bool:
+        """Merge ``key``'s changelog part ``c`` into the learner; False, changing nothing, where the
+        learner refuses a part written with this very config; else stop the member (a
+        :class:`ConfigError`, exit 2) when the learner refuses it.
 
         The record was read whole (:meth:`_read` refuses a damaged or unreadable one), so a refusal
         means the part is not this learner's model: other [model] or learner-section settings (named
@@ -196,14 +199,21 @@ class PartitionStates(CheckpointState):
         own names in records written before), or inputs in another order. Taken as missing, as it
         once was, the member served a new model and its next record replaced the group's learned
         state in the changelog (compaction keeps only the latest), where a checkpoint of other
-        settings stops the start."""
+        settings stops the start. A record whose settings are this config's, refused all the same,
+        was written by a release whose learner spells a setting otherwise (docs/deploy.md, Upgrades):
+        logged and taken as missing, as the checkpoint of that release resumes."""
         try:
             self.learner.merge(key, c, resum=resum)
+            return True
         except ContributionError as e:
             written = f"the changelog part of partition {key!r} in {self.changelog_topic!r} (the group's model)"
             settings = (c.pending or {}).get("settings")  # absent: written before records kept them
             if isinstance(settings, dict):  # the config key that differs, named as a checkpoint's is
                 check_settings(self.config, settings, None, written=written, new=NEW_CHANGELOG)
+                log_event(log, "changelog_refused", level=logging.ERROR, key=key,
+                          detail=f"{e}; the record was written with this config, by a release whose learner spells "
+                                 "a setting otherwise: taken as missing")
+                return False
             raise ConfigError(
                 f"changelog.topic: {written} does not fit this member's model: {e}; restore the settings the group's "
                 "model was learned with ([model] and the [replay], [drift], [homeostasis], [imbalance] and "
@@ -354,7 +364,8 @@ class PartitionStates(CheckpointState):
             c = None if key in self.owned else self._read(key)
             if c is None:
                 continue
-            self._merge(key, c, resum=False)  # one re-sum after the fold's merges
+            if not self._merge(key, c, resum=False):  # one re-sum after the fold's merges
+                continue
             self.parts[key] = c.offset
             merged += 1
         if merged:

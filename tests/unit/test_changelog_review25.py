@@ -122,6 +122,26 @@ def test_a_changelog_part_of_another_model_stops_the_fold(tmp_path):
     assert OTHER not in new.parts
 
 
+def test_a_record_of_this_config_that_another_release_spelled_otherwise_is_logged_and_taken_as_missing(
+        tmp_path, caplog):
+    """The record keeps the config it was written with, and it is this member's: the learner refuses it
+    only because the release that wrote it spells a setting otherwise (docs/deploy.md, Upgrades), so it
+    is taken as missing, as before, not a reason to stop the member."""
+    cfg = _config(tmp_path)
+    old = _states(cfg, FakeTable())
+    old.resume_at([TP])
+    _run(old.learner, _events(200))
+    old.touched(KEY, 200)
+    [(_, _, value)] = old.records_for({TP: 200}, force=True)
+    c = Contribution.from_bytes(value)
+    c.identity = {**c.identity, "settings": {**c.identity["settings"], "spelled_otherwise": "1"}}
+    states = _states(cfg, FakeTable({KEY: c.to_bytes()}))
+    with caplog.at_level(logging.ERROR, logger="stream_cl.daemon"):
+        assert states.resume_at([TP]) == {}
+    assert [r.getMessage() for r in caplog.records] == ["changelog_refused"]
+    assert states.learner.partitions_ == [] and KEY not in states.parts
+
+
 def test_a_damaged_changelog_record_is_still_logged_and_taken_as_missing(tmp_path, caplog):
     value = bytearray(_gamma_record(tmp_path))
     value[len(value) // 2] ^= 0x01  # a bit flipped: its SHA-256 no longer matches
