@@ -230,8 +230,12 @@ class StreamingClassifier(ContinualMonitoring, base.MiniBatchClassifier):
     # -- continual-learning parts -------------------------------------------------------
     def _watch(self, P: np.ndarray, classes: list, ys: Sequence, lab: np.ndarray) -> None:
         """Feed each labelled row's 0/1 error and loss (1 - p(label)) to the drift monitor and
-        the homeostasis; an alarm is stamped with the events seen so far (``n_events_`` before
-        these rows, plus the row's position) and handed to :meth:`_on_alarm`."""
+        the homeostasis; an alarm is stamped ``t``, the events passed to ``prequential_batch``
+        and ``learn_*`` so far (``n_events_`` before these rows, plus the row's position; a
+        ``y=None`` row counts, a ``predict_*`` call does not), and handed to :meth:`_on_alarm`.
+        So ``t`` depends on the path when a stream has predict-only events: the River loop
+        predicts them with ``predict_proba_one`` and learns only the labelled ones. The alarm's
+        ``n_labelled`` (labelled events watched) is the same on every path."""
         if self.drift_ is None and self.homeostasis_ is None:
             return
         pos = {c: k for k, c in enumerate(classes)}

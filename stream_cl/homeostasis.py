@@ -232,7 +232,13 @@ class Homeostasis(base.Base):
         self.need_ = 0.0
 
     def observe(self, error: float, loss: float, alarm: bool = False) -> float:
-        """Absorb one labelled event's error (0/1) and loss; returns the new need."""
+        """Absorb one labelled event's error (0/1) and loss; returns the new need. A non-finite
+        value is refused: the trackers would keep a NaN for good, which reads as no surprise
+        (``max(0, nan)`` is 0), and the need would never rise again."""
+        if not (math.isfinite(error) and math.isfinite(loss)):
+            name, v = ("loss", loss) if math.isfinite(error) else ("error", error)
+            raise ValueError(f"Homeostasis.observe: {name} must be a finite number, got {v!r}; pass the 0/1 error "
+                             f"and a bounded loss such as 1 - p(true class), in [0, 1] (a log loss is inf at p = 0)")
         n = self.n_
         if n == 0:  # the first observation sets the norm: nothing to be surprised against yet
             self.loss_set_point_, self.error_set_point_ = float(loss), float(error)

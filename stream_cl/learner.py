@@ -137,8 +137,9 @@ class OnlineContinualLearner(OnlineParts, ContinualSteps, OneEventPath, BatchPat
     and the drift and homeostasis responses lower their factors too. With all four continual parts
     ``None`` the learner is exactly the plain composite.
 
-    Monitoring attributes: ``alarms_`` (recent drift alarms, dicts with ``t``,
-    ``detector``, ``signal``, ``response``), ``n_alarms_``, ``alarm_counts_``
+    Monitoring attributes: ``alarms_`` (recent drift alarms, dicts with ``t``, ``n_labelled``
+    (the same on the per-event and batched paths; ``t`` counts predict-only events only where they
+    pass through ``prequential_batch``), ``detector``, ``signal``, ``response``), ``n_alarms_``, ``alarm_counts_``
     (``{detector: {response: n}}``), ``need_`` (homeostatic need or ``None``),
     ``forgetting_`` (current factor per head), ``replay_size_`` and ``replay_bytes_``,
     ``n_restarts_``, ``n_restarts_skipped_`` and ``n_remixes_``; :meth:`report` gathers them in a

@@ -14,7 +14,8 @@ class ContinualMonitoring:
 
     @property
     def alarms_(self) -> list:
-        """Recent drift alarms (dicts with ``t``, ``detector``, ``signal``, ``response``)."""
+        """Recent drift alarms (dicts with ``t``, ``n_labelled``, ``detector``, ``signal``, ``response``;
+        ``n_labelled`` is the path-independent stamp, see :class:`~stream_cl.drift.DriftMonitor`)."""
         return list(self.drift_.alarms_) if self.drift_ is not None else []
 
     @property
