@@ -188,37 +188,75 @@ class PartitionStates(CheckpointState):
         theirs = (c.pending or {}).get("labels")
         return theirs is not None and (labels_here is None or theirs > labels_here)
 
-    def _merge(self, key: str, c: Contribution, resum: bool = True) -> bool:
+    def _merge(self, key: str, c: Contribution, resum: bool = True, takeover: bool = True) -> bool:
         """Merge ``key``'s changelog part ``c`` into the learner; False, changing nothing, where the
-        learner refuses a part written with this very config; else stop the member (a
-        :class:`ConfigError`, exit 2) when the learner refuses it.
+        learner refuses it and the member goes on without it (logged); a :class:`ConfigError` (the
+        member stops, exit 2) where this member is the one whose settings are not the group's.
 
         The record was read whole (:meth:`_read` refuses a damaged or unreadable one), so a refusal
         means the part is not this learner's model: other [model] or learner-section settings (named
         as the config key where the record keeps its settings, as a checkpoint's are; by the learner's
-        own names in records written before), or inputs in another order. Taken as missing, as it
-        once was, the member served a new model and its next record replaced the group's learned
-        state in the changelog (compaction keeps only the latest), where a checkpoint of other
-        settings stops the start. A record whose settings are this config's, refused all the same,
-        was written by a release whose learner spells a setting otherwise (docs/deploy.md, Upgrades):
-        logged and taken as missing, as the checkpoint of that release resumes."""
+        own names in records written before), or inputs in another order. Which side is wrong decides:
+
+        * at a ``takeover``, where no other partition's record was written with this member's settings
+          (:meth:`_group_fits`), the member is the odd one (a config changed over an empty
+          checkpoint.dir): going on, it served a new model and its next record replaced the group's
+          learned state in the changelog (compaction keeps only the latest), so it stops, as a
+          checkpoint of other settings stops the start;
+        * where others were (a member started with other settings wrote this one), and at a fold,
+          which never writes the partitions it folds, the record is the odd one: taken as missing,
+          so that one such member does not stop every healthy one;
+        * a record of this very config refused all the same (inputs met in another order,
+          docs/partitions.md; a release whose learner spells a setting otherwise, docs/deploy.md,
+          Upgrades): taken as missing."""
         try:
             self.learner.merge(key, c, resum=resum)
             return True
         except ContributionError as e:
-            written = f"the changelog part of partition {key!r} in {self.changelog_topic!r} (the group's model)"
-            settings = (c.pending or {}).get("settings")  # absent: written before records kept them
-            if isinstance(settings, dict):  # the config key that differs, named as a checkpoint's is
+            differs = self._differs(key, c, e)
+        if differs is None:
+            detail = ("the record keeps this member's config, refused all the same: its inputs met in another order, "
+                      "or written by a release whose learner spells a setting otherwise")
+        elif takeover and not self._group_fits(key):
+            raise differs
+        else:
+            detail = f"{differs}; other parts of the group's model were written with this member's settings"
+        log_event(log, "changelog_refused", level=logging.ERROR, key=key, detail=f"{detail}: taken as missing")
+        return False
+
+    def _differs(self, key: str, c: Contribution, refusal: ContributionError) -> ConfigError | None:
+        """How ``key``'s refused record ``c`` differs from this member's config, as the error that stops a
+        member (naming the config key where the record keeps its settings); None: it keeps this config."""
+        written = f"the changelog part of partition {key!r} in {self.changelog_topic!r} (the group's model)"
+        settings = (c.pending or {}).get("settings")  # absent: written before records kept them
+        if isinstance(settings, dict):
+            try:
                 check_settings(self.config, settings, None, written=written, new=NEW_CHANGELOG)
-                log_event(log, "changelog_refused", level=logging.ERROR, key=key,
-                          detail=f"{e}; the record was written with this config, by a release whose learner spells "
-                                 "a setting otherwise: taken as missing")
-                return False
-            raise ConfigError(
-                f"changelog.topic: {written} does not fit this member's model: {e}; restore the settings the group's "
-                "model was learned with ([model] and the [replay], [drift], [homeostasis], [imbalance] and "
-                f"[trainable] sections, which the learner's settings named come from), or {NEW_CHANGELOG}; going "
-                "on would overwrite the group's part with the new model's") from None
+            except ConfigError as e:
+                return e
+            return None
+        return ConfigError(
+            f"changelog.topic: {written} does not fit this member's model: {refusal}; restore the settings the "
+            "group's model was learned with ([model] and the [replay], [drift], [homeostasis], [imbalance] and "
+            f"[trainable] sections, which the learner's settings named come from), or {NEW_CHANGELOG}; going "
+            "on would overwrite the group's part with the new model's")
+
+    def _group_fits(self, key: str) -> bool:
+        """Whether the record of a partition other than ``key`` keeps this member's settings (records
+        of releases before they kept them prove nothing): read only where a takeover was refused."""
+        for other in sorted(set(self.table.keys()) - {key}) if self.table is not None else ():
+            try:
+                c = self._read(other)
+            except ConfigError:  # another group's part: not this group's settings either
+                continue
+            settings = (c.pending or {}).get("settings") if c is not None else None
+            if isinstance(settings, dict):
+                try:
+                    check_settings(self.config, settings, None)
+                except ConfigError:
+                    continue
+                return True
+        return False
 
     def _read(self, key: str) -> Contribution | None:
         """``key``'s latest changelog part, or ``None`` (none, or damaged or unreadable: logged, and the
@@ -364,9 +402,10 @@ class PartitionStates(CheckpointState):
             c = None if key in self.owned else self._read(key)
             if c is None:
                 continue
-            if not self._merge(key, c, resum=False):  # one re-sum after the fold's merges
+            if not self._merge(key, c, resum=False, takeover=False):  # one re-sum after the fold's merges
                 continue
             self.parts[key] = c.offset
+            self.ahead.discard(key)  # the record's part is served now, not the one a checkpoint restored
             merged += 1
         if merged:
             self.learner.resum()
