@@ -31,10 +31,14 @@ def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "),
                             formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)  # --help; no options
     set_threads(1)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    # say so, as gpu.py does: two CPU lines alone do not say why the CUDA rows (and the ratio) are missing
+    print("no CUDA device visible: CPU rows only" if len(devices) == 1 else f"CUDA: {torch.cuda.get_device_name(0)}",
+          flush=True)
     for name in ("Hyperplane", "LEDDrift"):
         events = materialise(name, 3000, 42).events
         xs, ys = [x for x, _ in events], [y for _, y in events]
-        for dev in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+        for dev in devices:
             # ten timed batches whatever they take (batch_seconds=inf), as the H200 run did
             r = one_and_batched_rates(lambda: TrainableLearner(device=dev), xs, ys, one_max=600, batch_max=2560,
                                       seconds=4.0, batch_seconds=math.inf)

@@ -178,12 +178,28 @@ def relative_performance(ll_hits: Mapping, ste_hits: Mapping) -> float:
 
 def _saturation(hits, window: int, tol: float) -> tuple[float, int]:
     """Saturation value (best accuracy over full windows of ``window`` events) and the events
-    consumed when a window first comes within ``tol`` of it."""
+    consumed when a window first comes within ``tol`` of it.
+
+    Compared as hit counts per window, not as averages: at the default ``tol`` (one hit in a
+    window of 100) a window one hit below the best sits exactly on the threshold, and averages
+    from ``np.convolve`` passed or failed it by rounding, which differs between OpenBLAS kernels
+    and memory alignments, so ``E`` (and SE) moved with the machine. Differences of a cumulative
+    sum are exact for 0/1 hits (whole numbers far below 2**53)."""
     h = np.asarray(hits, dtype=np.float64)
     w = min(window, h.size)
-    c = np.convolve(h, np.ones(w) / w, mode="valid")  # full windows only: no noisy short prefixes
-    s = float(c.max())
-    return s, int(np.flatnonzero(c >= s - tol)[0]) + w
+    c = np.cumsum(np.insert(h, 0, 0.0))
+    counts = c[w:] - c[:-w]  # hits of each full window only: no noisy short prefixes
+    best = float(counts.max())
+    return best / w, int(np.flatnonzero(counts >= best - _hit_slack(tol, w))[0]) + w
+
+
+def _hit_slack(tol: float, w: int) -> float:
+    """``tol`` as hits of a window of ``w``; a whole number when it is one but for the float
+    error of ``tol`` (0.29 * 100 is 28.999999999999996: the window 29 hits below the best is
+    meant to pass)."""
+    slack = tol * w
+    nearest = round(slack)
+    return float(nearest) if abs(slack - nearest) <= 1e-9 * max(1.0, abs(slack)) else slack
 
 
 def sample_efficiency(ll_hits: Mapping, ste_hits: Mapping, window: int = 100, tol: float = 0.01) -> float:
