@@ -21,7 +21,8 @@ from typing import NamedTuple
 import numpy as np
 
 from stream_cl.checkpoint import CheckpointError, CheckpointStore
-from stream_cl.config import SECTION_SWITCHES, UNREAD_MODEL_KEYS, UNREAD_SECTION_KEYS, Config, ConfigError
+from stream_cl.config import (SECTION_SWITCHES, UNREAD_MODEL_KEYS, UNREAD_SECTION_KEYS, Config, ConfigError,
+                              policy_unread)
 
 from .logs import log_event
 from .status import jsonable_report
@@ -65,7 +66,8 @@ def _section_keys(name: str, saved: dict, current: dict, kind: str) -> list:
     else:
         keys = [key] + sorted((set(saved) | set(current)) - {key})
     unread = UNREAD_SECTION_KEYS.get(kind, frozenset())
-    return [k for k in keys if (name, k) not in unread]
+    idle = policy_unread(name, saved) & policy_unread(name, current)  # (policy itself compared first)
+    return [k for k in keys if (name, k) not in unread and k not in idle]
 
 
 def _same_settings(section: str, written: str, saved: Mapping, now: Mapping, keys, new: str = _NEW_CHECKPOINT) -> None:

@@ -189,6 +189,9 @@ UNREAD_SECTION_KEYS = {"online": frozenset(), "analytic": frozenset({("homeostas
 SECTION_SWITCHES = {"replay": ("policy", "none"), "drift": ("detector", "none"),
                     "homeostasis": ("enabled", False), "imbalance": ("mode", "none")}
 _READ_WHEN_OFF = frozenset({("homeostasis", "control_every")})
+# [replay] keys that one policy alone reads (stream_cl.replay.make_replay passes them to it alone, so they
+# change nothing in another policy's buffer): warned of as unread, and not compared at a resume
+POLICY_ONLY_KEYS = {("replay", "policy"): {"power_law": frozenset({"alpha", "group", "exclude_current"})}}
 _TURN_ON = {"replay": 'set replay.policy (e.g. "reservoir")', "drift": 'set drift.detector (e.g. "adwin")',
             "homeostasis": "set homeostasis.enabled = true", "imbalance": 'set imbalance.mode (e.g. "reweight")'}
 
@@ -518,7 +521,8 @@ class ImbalanceConfig:
     max_pseudo: int = field(default=2, metadata=_nonnegative("use a small number such as 2"))
     # the same rules as ImbalanceCompensator's, refused at load with the key named
     power: float = field(default=1.0, metadata=_finite_nonnegative("use an exponent such as 1.0"))
-    max_weight: float = field(default=10.0, metadata=check(lambda v: v >= 1, "must be >= 1", "use a bound such as 10.0"))
+    max_weight: float = field(default=10.0, metadata=check(lambda v: 1 <= v <= 1e6, "must be in [1, 1e6]",
+                                                           "use a bound such as 10.0"))  # imbalance.MAX_IMBALANCE_WEIGHT
     min_count: int = field(default=5, metadata=check(lambda v: v >= 2, "must be >= 2", "use a count such as 5"))
     seed: int = field(default=0, metadata=_seed())
 
@@ -658,7 +662,39 @@ def unread_keys(config: Config, written: Mapping) -> list[str]:
         out.append(f'{section}.{key}: set, but model.kind = "{kind}" does not read {what} '
                    f"({'kinds' if len(readers) > 1 else 'kind'} {who} do{'es' if len(readers) == 1 else ''}): "
                    "remove it, or choose a kind that reads it")
-    return out + _keys_of_sections_off(config, written)
+    return out + _keys_of_sections_off(config, written) + _keys_of_other_policies(config, written)
+
+
+def policy_unread(section: str, values: Mapping) -> frozenset:
+    """The keys of ``section`` (its settings ``values``) that its chosen policy does not read
+    (:data:`POLICY_ONLY_KEYS`).
+
+    >>> sorted(policy_unread("replay", {"policy": "reservoir"})), sorted(policy_unread("replay", {"policy": "power_law"}))
+    (['alpha', 'exclude_current', 'group'], [])
+    """
+    out: set = set()
+    for (name, switch), only in POLICY_ONLY_KEYS.items():
+        if name == section:
+            for policy, keys in only.items():
+                if values.get(switch) != policy:
+                    out |= keys
+    return frozenset(out)
+
+
+def _keys_of_other_policies(config: Config, written: Mapping) -> list[str]:
+    """A warning for each key ``written`` sets that only another policy of its section reads."""
+    out = []
+    for (section, switch), only in POLICY_ONLY_KEYS.items():
+        values = dataclasses.asdict(getattr(config, section))
+        if values[switch] == SECTION_SWITCHES[section][1]:
+            continue  # the section is off: _keys_of_sections_off names its keys
+        unread = policy_unread(section, values)
+        for key in _keys(written, section):
+            if key in unread:
+                readers = " and ".join(f'"{p}"' for p, keys in only.items() if key in keys)
+                out.append(f'{section}.{key}: set, but {section}.{switch} = "{values[switch]}" does not read it '
+                           f"({switch} {readers} does): remove it, or set {section}.{switch} = {readers}")
+    return out
 
 
 def _keys_of_sections_off(config: Config, written: Mapping) -> list[str]:

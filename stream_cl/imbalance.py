@@ -49,9 +49,12 @@ from .checks import check_int, check_seed, is_real
 from .metrics.prequential import report_names
 from .replay.rng import CounterRandom
 
-__all__ = ["ImbalanceCompensator", "Compensation", "inverse_frequency_weight"]
+__all__ = ["MAX_IMBALANCE_WEIGHT", "ImbalanceCompensator", "Compensation", "inverse_frequency_weight"]
 
 MODES = ("pseudo", "reweight", "both")
+# the largest max_weight: a rare class's row a million times a frequent one's is past any use, and a
+# bound keeps the weight times a sample weight (at most base_learner.MAX_WEIGHT) finite
+MAX_IMBALANCE_WEIGHT = 1e6
 
 
 def inverse_frequency_weight(n_class: float, n_total: float, n_classes: int, power: float, max_weight: float) -> float:
@@ -63,7 +66,10 @@ def inverse_frequency_weight(n_class: float, n_total: float, n_classes: int, pow
     (5.05, 0.5611111111111111)
     """
     c = max(n_classes, 1)
-    w = ((n_total + c) / (c * (n_class + 1.0))) ** power
+    try:
+        w = float((n_total + c) / (c * (n_class + 1.0))) ** power
+    except OverflowError:  # a large power: past max_weight anyway (an infinite weight broke the heads' statistics)
+        w = math.inf
     return float(min(max_weight, max(1.0 / max_weight, w)))
 
 
@@ -113,8 +119,9 @@ class ImbalanceCompensator(base.Base):
         if not (is_real(power) and 0.0 <= power < math.inf):
             raise ValueError(f"power must be a finite number >= 0, got {power!r}; use an exponent such as 1.0 "
                              "(0: every row weighs 1)")
-        if not (is_real(max_weight) and max_weight >= 1.0):
-            raise ValueError(f"max_weight must be >= 1, got {max_weight!r}")
+        if not (is_real(max_weight) and 1.0 <= max_weight <= MAX_IMBALANCE_WEIGHT):
+            raise ValueError(f"max_weight must be in [1, {MAX_IMBALANCE_WEIGHT:g}], got {max_weight!r}; use a bound "
+                             "such as 10.0")
         check_int(min_count, "min_count", 2, 5)  # >= 2: a variance needs two rows
         check_seed(seed)  # else the first pseudo row would fail, mid-batch
         self.mode = mode

@@ -33,3 +33,21 @@ def test_sections_that_are_on_are_not_warned_of():
                    "homeostasis": {"enabled": True, "lr_high": 3.0},
                    "replay": {"policy": "reservoir", "max_samples": 500},
                    "imbalance": {"mode": "reweight", "power": 2.0}}) == []
+
+
+def test_power_law_keys_under_another_policy_are_warned_of_and_not_compared_at_resume(tmp_path):
+    """make_replay passes alpha, group and exclude_current to the power-law buffer alone (r24 finding 3):
+    under reservoir or class_balanced they change nothing, so they are warned of, and a change of one no
+    longer refuses a resume over a checkpoint."""
+    from connectors.state import check_settings, settings_state
+
+    tables = {"replay": {"policy": "reservoir", "alpha": 1.0, "exclude_current": False}}
+    notes = _notes(tables)
+    assert [n.split(":")[0] for n in notes] == ["replay.alpha", "replay.exclude_current"]
+    assert all('replay.policy = "reservoir" does not read it (policy "power_law" does)' in n for n in notes)
+    assert _notes({"replay": {"policy": "power_law", "alpha": 1.0}}) == []
+    saved = settings_state(load_config_dict({"replay": {"policy": "reservoir", "alpha": 1.0}}))
+    check_settings(load_config_dict({"replay": {"policy": "reservoir", "alpha": 2.0}}), saved, tmp_path)  # passes
+    with pytest.raises(Exception, match=r"^replay\.alpha: the checkpoint"):
+        power = settings_state(load_config_dict({"replay": {"policy": "power_law", "alpha": 1.0}}))
+        check_settings(load_config_dict({"replay": {"policy": "power_law", "alpha": 2.0}}), power, tmp_path)
