@@ -43,7 +43,7 @@ from .mlp import OnlineMLP
 from .runtime import one_blas_thread
 from .trainable_state import TrainableState
 
-__all__ = ["DRIFT_RESPONSES", "TrainableLearner", "unsupported_responses"]
+__all__ = ["DRIFT_RESPONSES", "TrainableLearner", "check_decay", "unsupported_responses"]
 
 # the drift responses this learner acts on: the others act on ridge heads ("forget", "restart",
 # "reset") or the mixer ("remix"), which a network has none of
@@ -53,6 +53,33 @@ DRIFT_RESPONSES = ("record", "need")
 def unsupported_responses(responses) -> list:
     """Those of a drift monitor's ``responses`` this learner does not act on (:data:`DRIFT_RESPONSES`)."""
     return [r for r in responses if r not in DRIFT_RESPONSES]
+
+
+def check_decay(lr: float, weight_decay: float, lr_high: float | None = None, prefix: str = "") -> None:
+    """Refuse ``lr * weight_decay * lr_high >= 1`` (``lr_high``: the homeostatic controller's largest
+    learning-rate scale, ``None`` without one; ``prefix`` names the keys as a config does).
+
+    Each Adam step multiplies every weight by one minus that product (decoupled weight decay):
+    at 1 the decay zeroes the weights, past it flips their signs at every step, and from 2 on
+    they grow at every step until they are NaN (``lr=0.01, weight_decay=300`` did, silently).
+
+    >>> check_decay(0.01, 1e-4)
+    >>> check_decay(0.5, 5.0, prefix="trainable.")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: trainable.lr * trainable.weight_decay = 0.5 * 5.0 = 2.5 must be < 1: ... use trainable.weight_decay < 2 ...
+    """
+    scale = 1.0 if lr_high is None else lr_high
+    if not weight_decay or lr * weight_decay * scale < 1:
+        return
+    names, values = f"{prefix}lr * {prefix}weight_decay", f"{lr!r} * {weight_decay!r}"
+    if lr_high is not None:
+        names, values = f"{names} * homeostasis.lr_high", f"{values} * {lr_high!r}"
+    bound = 1 / (lr * scale)
+    fix = f"{prefix}weight_decay < {bound:.3g} (a small decay such as 1e-4)" if bound > 0 else f"{prefix}weight_decay = 0"
+    raise ValueError(f"{names} = {values} = {lr * weight_decay * scale:.3g} must be < 1: each Adam step multiplies "
+                     f"every weight by 1 minus it, and from 2 on the weights grow until they are NaN; use {fix}, "
+                     f"or a smaller {prefix}lr")
 
 
 class TrainableLearner(TrainableState, StreamingClassifier):
@@ -69,7 +96,9 @@ class TrainableLearner(TrainableState, StreamingClassifier):
     steps
         Adam steps per micro-batch.
     weight_decay
-        Decoupled weight decay (AdamW).
+        Decoupled weight decay (AdamW): each step multiplies every weight by
+        ``1 - lr * weight_decay`` (times the homeostatic scale), so ``lr * weight_decay``
+        (times ``homeostasis.lr_high``) must be below 1.
     replay
         A :class:`~stream_cl.replay.ReplayBuffer`; its ``ratio`` sets replayed rows per
         fresh row in each micro-batch.
@@ -88,7 +117,10 @@ class TrainableLearner(TrainableState, StreamingClassifier):
         ``AUTO_CUDA_MIN_FEATURES`` wide, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     dtype
         ``"float64"`` (default: results do not depend on the order of feature keys to
-        rounding) or ``"float32"`` (faster, especially on GPUs).
+        rounding) or ``"float32"`` (faster, especially on GPUs). With float32 the first layer
+        sums its inputs in key order, so shuffling an event's keys moves probabilities by
+        about 1e-6 relative: it does not pass River's ``check_estimator`` (whose key-shuffle
+        check allows 1e-6); use float64 where River's checks matter.
     seed
         Seed of the initial weights.
     max_categories, missing_indicators, time_features
@@ -99,6 +131,9 @@ class TrainableLearner(TrainableState, StreamingClassifier):
     -----------------------
     learning_rates_
         Current learning rate of each layer.
+    net_.skipped_steps
+        Adam steps not taken because their new weights or moments were not all finite (also
+        ``report()["skipped_steps"]``): the network keeps its last finite weights.
     need_, alarms_, n_alarms_, alarm_counts_, replay_size_, replay_bytes_
         As on :class:`~stream_cl.learner.OnlineContinualLearner`.
     """
@@ -114,7 +149,8 @@ class TrainableLearner(TrainableState, StreamingClassifier):
             raise ValueError(f"hidden must be a non-empty tuple of positive ints, or None for no hidden layer; got {hidden!r}")
         for i, h in enumerate(hidden or ()):
             check_int(h, f"hidden[{i}]", 1, 256)  # True (an int to Python) failed at the first event; numpy ints are taken
-        # finite: an infinite rate or decay turns the network's weights into NaN at its first step
+        # finite: an infinite rate or decay would make every step non-finite (each one skipped);
+        # check_decay bounds their product, which diverges while each is finite
         check_positive(lr, "lr", 0.01)
         check_nonnegative(weight_decay, "weight_decay", 0.0)
         check_int(micro_batch, "micro_batch", 1, 16)
@@ -123,6 +159,7 @@ class TrainableLearner(TrainableState, StreamingClassifier):
         check_bound(max_columns)
         check_network_inputs(hash_width, max_columns)  # before the feature index keeps a slot per hashed input
         check_part_types(replay=replay, drift=drift, homeostasis=homeostasis)  # before drift.response is read
+        check_decay(lr, weight_decay, homeostasis.lr_high if homeostasis is not None else None)
         if drift is not None:
             bad = unsupported_responses(drift.response)
             if bad:
@@ -191,7 +228,8 @@ class TrainableLearner(TrainableState, StreamingClassifier):
         return self.learning_rates_
 
     def report(self) -> dict:
-        out = {"learning_rates": self.learning_rates_, "updates": self.n_updates_}
+        # Adam steps not taken because they overflowed (OnlineMLP.train): above 0, lr is too large
+        out = {"learning_rates": self.learning_rates_, "updates": self.n_updates_, "skipped_steps": self.net_.skipped_steps}
         if self.replay_ is not None:
             out["replay"] = self.replay_.report()
         if self.drift_ is not None:

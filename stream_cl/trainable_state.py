@@ -27,7 +27,7 @@ class TrainableState:
     def state_dict(self) -> dict:
         return {
             "index": self.index_.state_dict(), "scaler": self.scaler_.state_dict(), "classes": list(self._classes),
-            **self.net_.state_dict(),  # params, m, v, t, fan_in
+            **self.net_.state_dict(),  # params, m, v, t, fan_in, skipped_steps
             "n_labelled": self.n_labelled_, "n_events": self.n_events_, "n_updates": self.n_updates_,
             "pending": {"X": [r[0] for r in self._pending], "M": [r[1] for r in self._pending],
                         "y": [r[2] for r in self._pending], "task": [r[3] for r in self._pending]},
