@@ -72,6 +72,8 @@ class PartitionStates(CheckpointState):
         self.settings = settings_state(config)
         self.max_record_bytes = cl.max_message_bytes  # the changelog topic's max.message.bytes
         self.owned: set[str] = set()  # partition keys of the events partitions this member holds
+        self.written: set[str] = set()  # partition keys this member wrote changelog records of (_group_fits)
+        self._fits: bool | None = None  # _group_fits' count, once per assignment
         self.changed: dict[str, int] = {}  # owned key -> events processed since its last changelog record
         self._written = time.monotonic()
         self._folded = 0.0
@@ -113,6 +115,7 @@ class PartitionStates(CheckpointState):
         events = [tp for tp in partitions if tp.topic != self.labels_topic]
         if self.table is not None and events:
             self.table.catch_up()
+        self._fits = None  # counted again, should a takeover be refused (_group_fits)
         out = {}
         for tp in events:
             key = partition_key(tp.topic, tp.partition)
@@ -242,21 +245,27 @@ class PartitionStates(CheckpointState):
             "on would overwrite the group's part with the new model's")
 
     def _group_fits(self, key: str) -> bool:
-        """Whether the record of a partition other than ``key`` keeps this member's settings (records
-        of releases before they kept them prove nothing): read only where a takeover was refused."""
-        for other in sorted(set(self.table.keys()) - {key}) if self.table is not None else ():
-            try:
-                c = self._read(other)
-            except ConfigError:  # another group's part: not this group's settings either
-                continue
-            settings = (c.pending or {}).get("settings") if c is not None else None
-            if isinstance(settings, dict):
+        """Whether more of the group's records keep this member's settings than other ones (``key``'s,
+        refused, among the others; records this member wrote, and those of releases before records
+        kept settings, prove nothing). A member started with other settings writes records of its own
+        too (a partition with none yet), so one that fits is no proof: the majority is. Counted once
+        per assignment (:meth:`resume_at`): each record is decoded whole, in the assignment callback."""
+        if self._fits is None:
+            fit = unfit = 0
+            for other in sorted(set(self.table.keys()) - self.written) if self.table is not None else ():
                 try:
-                    check_settings(self.config, settings, None)
-                except ConfigError:
+                    c = self._read(other)
+                except ConfigError:  # another group's part: not this group's settings either
                     continue
-                return True
-        return False
+                settings = (c.pending or {}).get("settings") if c is not None else None
+                if isinstance(settings, dict):
+                    try:
+                        check_settings(self.config, settings, None)
+                        fit += 1
+                    except ConfigError:
+                        unfit += 1
+            self._fits = fit > unfit
+        return self._fits
 
     def _read(self, key: str) -> Contribution | None:
         """``key``'s latest changelog part, or ``None`` (none, or damaged or unreadable: logged, and the
@@ -341,6 +350,7 @@ class PartitionStates(CheckpointState):
             labels = covered.get(TopicPartition(self.labels_topic, tp.partition)) if self.labels_topic else None
             value = self._record(key, covered[tp], labels)
             records.append((self.changelog_topic, key.encode(), value))
+            self.written.add(key)
             self.parts[key] = covered[tp]
             self.ahead.discard(key)
             self.changelog_records += 1

@@ -712,9 +712,15 @@ def _keys_of_sections_off(config: Config, written: Mapping) -> list[str]:
             continue
         shown = "false" if off is False else f'"{off}"'
         out += [f"{section}.{key}: set, but {section}.{switch} = {shown} turns [{section}] off, so nothing reads it: "
-                f"{_TURN_ON[section]}, or remove it"
+                f"{_turn_on(section, switch, key)}, or remove it"
                 for key in _keys(written, section) if key != switch and (section, key) not in _READ_WHEN_OFF]
     return out
+
+
+def _turn_on(section: str, switch: str, key: str) -> str:
+    """How to turn ``section`` on so that ``key`` is read: the policy that alone reads it, if one does."""
+    readers = [policy for policy, keys in POLICY_ONLY_KEYS.get((section, switch), {}).items() if key in keys]
+    return f'set {section}.{switch} = "{readers[0]}"' if readers else _TURN_ON[section]
 
 
 def _keys(written: Mapping, section: str) -> list[str]:

@@ -55,9 +55,14 @@ def unsupported_responses(responses) -> list:
     return [r for r in responses if r not in DRIFT_RESPONSES]
 
 
+# the largest learning rate (times homeostasis.lr_high): Adam's steps are about the rate in size
+MAX_LR = 10.0
+
+
 def check_decay(lr: float, weight_decay: float, lr_high: float | None = None, prefix: str = "") -> None:
-    """Refuse ``lr * weight_decay * lr_high >= 1`` (``lr_high``: the homeostatic controller's largest
-    learning-rate scale, ``None`` without one; ``prefix`` names the keys as a config does).
+    """Refuse ``lr * weight_decay * lr_high >= 1`` and ``lr * lr_high > MAX_LR`` (``lr_high``: the
+    homeostatic controller's largest learning-rate scale, ``None`` without one; ``prefix`` names the
+    keys as a config does).
 
     Each Adam step multiplies every weight by one minus that product (decoupled weight decay):
     at 1 the decay zeroes the weights, past it flips their signs at every step, and from 2 on
@@ -70,6 +75,11 @@ def check_decay(lr: float, weight_decay: float, lr_high: float | None = None, pr
     ValueError: trainable.lr * trainable.weight_decay = 0.5 * 5.0 = 2.5 must be < 1: ... use trainable.weight_decay < 2 ...
     """
     scale = 1.0 if lr_high is None else lr_high
+    if lr * scale > MAX_LR:  # Adam moves each weight by about the rate at every step, whatever the gradient
+        names = f"{prefix}lr" if lr_high is None else f"{prefix}lr * homeostasis.lr_high"
+        raise ValueError(f"{names} = {lr * scale:.3g} must be at most {MAX_LR:g}: an Adam step moves each weight "
+                         f"by about the rate, and at 1e20 the first step left weights whose logits overflow; use "
+                         f"{prefix}lr = 0.01 or so")
     if not weight_decay or lr * weight_decay * scale < 1:
         return
     names, values = f"{prefix}lr * {prefix}weight_decay", f"{lr!r} * {weight_decay!r}"

@@ -137,17 +137,37 @@ def _stamped(tmp_path, key, model, n=200):
 
 
 def test_a_takeover_of_the_odd_members_part_is_taken_as_missing_where_the_group_fits_this_member(tmp_path, caplog):
-    """Partition 1's record keeps this member's settings, partition 0's another's (a member started with
-    gamma = 2.0 over an empty checkpoint.dir wrote it): this member is not the odd one, so taking partition 0
-    over goes on without the odd part instead of stopping, and the error's fix would have been the odd one's."""
+    """Partitions 1 and 2's records keep this member's settings, partition 0's another's (a member started
+    with gamma = 2.0 over an empty checkpoint.dir wrote it): this member is not the odd one, so taking
+    partition 0 over goes on without the odd part instead of stopping, and the error's fix would have been
+    the odd one's."""
+    third = partition_key(TOPIC, 2)
     table = FakeTable({KEY: _stamped(tmp_path / "odd", KEY, {"gamma": 2.0}),
-                       OTHER: _stamped(tmp_path / "fit", OTHER, {"gamma": 1.0})})
+                       OTHER: _stamped(tmp_path / "fit", OTHER, {"gamma": 1.0}),
+                       third: _stamped(tmp_path / "fit2", third, {"gamma": 1.0})})
     states = _states(_config(tmp_path / "me", model={"gamma": 1.0}), table)
     with caplog.at_level(logging.ERROR, logger="stream_cl.daemon"):
         assert states.resume_at([TP]) == {}
     assert KEY not in states.parts and states.learner.partitions_ == []
     refused = [r for r in caplog.records if r.getMessage() == "changelog_refused"]
     assert len(refused) == 1 and "model.gamma" in str(refused[0].__dict__)
+
+
+def test_the_odd_members_own_record_does_not_count_for_it(tmp_path):
+    """A member started with gamma = 2.0 over an empty checkpoint.dir, given first a partition with no record,
+    writes one there; taking over the group's partition 0 (gamma = 1.0) later, its own record must not count
+    as the group agreeing with it (r26): it stops instead of overwriting the group's part."""
+    table = FakeTable({KEY: _stamped(tmp_path / "group", KEY, {"gamma": 1.0})})
+    odd = _states(_config(tmp_path / "odd", model={"gamma": 2.0}), table)
+    other = TopicPartition(TOPIC, 1)
+    assert odd.resume_at([other]) == {}
+    _run(odd.learner, _events(100), OTHER)
+    odd.touched(OTHER, 100)
+    [(_, key, value)] = odd.records_for({other: 100}, force=True)
+    table.values[key.decode()] = value  # committed: the changelog holds it now
+    odd.drop([other])
+    with pytest.raises(ConfigError, match=r"^model\.gamma: the changelog part of partition"):
+        odd.resume_at([TP, other])
 
 
 def test_a_takeover_stops_where_no_part_of_the_group_fits_this_member(tmp_path):

@@ -51,3 +51,12 @@ def test_power_law_keys_under_another_policy_are_warned_of_and_not_compared_at_r
     with pytest.raises(Exception, match=r"^replay\.alpha: the checkpoint"):
         power = settings_state(load_config_dict({"replay": {"policy": "power_law", "alpha": 1.0}}))
         check_settings(load_config_dict({"replay": {"policy": "power_law", "alpha": 2.0}}), power, tmp_path)
+
+
+def test_a_power_law_key_with_replay_off_names_the_policy_that_reads_it():
+    """With replay off, the fix named for alpha was 'set replay.policy (e.g. "reservoir")', which reads no
+    alpha either: following it gave a second warning (r26)."""
+    [note] = _notes({"replay": {"alpha": 1.0}})
+    assert note.endswith('set replay.policy = "power_law", or remove it')
+    [note] = _notes({"replay": {"max_samples": 10}})
+    assert 'set replay.policy (e.g. "reservoir")' in note
