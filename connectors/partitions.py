@@ -201,12 +201,12 @@ class PartitionStates(CheckpointState):
         as the config key where the record keeps its settings, as a checkpoint's are; by the learner's
         own names in records written before), or inputs in another order. Which side is wrong decides:
 
-        * at a ``takeover``, where no other partition's record was written with this member's settings
-          (:meth:`_group_fits`), the member is the odd one (a config changed over an empty
+        * at a ``takeover``, where most of the group's records were not written with this member's
+          settings (:meth:`_group_fits`), the member is the odd one (a config changed over an empty
           checkpoint.dir): going on, it served a new model and its next record replaced the group's
           learned state in the changelog (compaction keeps only the latest), so it stops, as a
           checkpoint of other settings stops the start;
-        * where others were (a member started with other settings wrote this one), and at a fold,
+        * where most were (a member started with other settings wrote this one), and at a fold,
           which never writes the partitions it folds, the record is the odd one: taken as missing,
           so that one such member does not stop every healthy one;
         * a record of this very config refused all the same (inputs met in another order,
@@ -223,7 +223,7 @@ class PartitionStates(CheckpointState):
         elif takeover and not self._group_fits(key):
             raise differs
         else:
-            detail = f"{differs}; other parts of the group's model were written with this member's settings"
+            detail = f"{differs}; most parts of the group's model were written with this member's settings"
         log_event(log, "changelog_refused", level=logging.ERROR, key=key, detail=f"{detail}: taken as missing")
         return False
 

@@ -34,7 +34,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_bool", "check_int", "check_nonnegative", "check_positive", "check_seed", "is_real"]
+__all__ = ["check_bool", "check_int", "check_nonnegative", "check_positive", "check_seed", "check_signal", "is_real"]
 
 
 def is_real(v) -> bool:
@@ -77,3 +77,11 @@ def check_bool(v, name: str) -> None:
     """Refuse what is not a bool (numpy's taken): a string such as ``"no"`` would read as true."""
     if not isinstance(v, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {v!r}")
+
+
+def check_signal(where: str, name: str, v: float) -> None:
+    """Refuse a non-finite error or loss fed to a monitor (``where``: who is fed): its running
+    averages, and River's detectors, would keep a NaN for good and never react again."""
+    if not math.isfinite(v):
+        raise ValueError(f"{where}: {name} must be a finite number, got {v!r}; pass the 0/1 error and a bounded "
+                         "loss such as 1 - p(true class), in [0, 1] (a log loss is inf at p = 0)")

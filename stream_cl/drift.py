@@ -55,7 +55,7 @@ import numpy as np
 from river import base
 from river import drift as river_drift
 
-from .checks import check_seed, is_real
+from .checks import check_seed, check_signal, is_real
 
 __all__ = ["DETECTORS", "DIRECTION_WINDOW", "DIRECTION_Z", "DriftMonitor", "PARAM_RULES", "RESPONSES",
            "check_detector_params", "detector_state", "load_detector_state", "make_detector"]
@@ -397,10 +397,8 @@ class DriftMonitor(base.Base):
         non-finite value of the watched signal (``error`` or ``loss``) is refused: River's
         detectors and the averages would keep a NaN for good and never alarm again."""
         name, v = ("error", error) if self.signal_name == "error" else ("loss", loss)
-        if not math.isfinite(v):
-            raise ValueError(f"DriftMonitor.update: {name} must be a finite number, got {v!r}; pass the 0/1 error "
-                             f"or a bounded loss such as 1 - p(true class), in [0, 1] (a log loss is inf at p = 0)")
-        x = float(error) if self.signal_name == "error" else float(loss)
+        check_signal("DriftMonitor.update", name, v)
+        x = float(v)
         if DETECTORS[self.detector][1]:
             x = bool(error)
         self.detector_.update(x)

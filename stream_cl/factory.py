@@ -141,7 +141,7 @@ def _continual_parts(config: Config) -> dict:
 def _trainable(cfg: ModelConfig, parts: dict):
     """``model.kind = "trainable"``: the online MLP of :mod:`stream_cl.trainable`."""
     from .config import TrainableConfig
-    from .trainable import TrainableLearner, check_decay, unsupported_responses
+    from .trainable import TrainableLearner, check_decay, check_rate, unsupported_responses
 
     t = parts.get("trainable") or TrainableConfig()
     if parts.get("imbalance") is not None:
@@ -158,10 +158,13 @@ def _trainable(cfg: ModelConfig, parts: dict):
                           f'{default}; set response = ["record"], or ["need"] with homeostasis.enabled = true')
     # checked here too, to name the keys: the learner's own error would read "trainable: lr * weight_decay ..."
     homeostasis = parts.get("homeostasis")
-    try:
-        check_decay(t.lr, t.weight_decay, homeostasis.lr_high if homeostasis is not None else None, prefix="trainable.")
-    except ValueError as e:
-        raise ConfigError(f"trainable.weight_decay: {e}") from None
+    lr_high = homeostasis.lr_high if homeostasis is not None else None
+    for key, check in (("lr", lambda: check_rate(t.lr, lr_high, prefix="trainable.")),
+                       ("weight_decay", lambda: check_decay(t.lr, t.weight_decay, lr_high, prefix="trainable."))):
+        try:
+            check()
+        except ValueError as e:
+            raise ConfigError(f"trainable.{key}: {e}") from None
     try:
         return TrainableLearner(hidden=tuple(t.hidden) or None, lr=t.lr, micro_batch=t.micro_batch, steps=t.steps,
                                 weight_decay=t.weight_decay, replay=parts.get("replay"), drift=parts.get("drift"),

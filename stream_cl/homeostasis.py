@@ -39,7 +39,7 @@ from collections.abc import Mapping
 
 from river import base
 
-from .checks import is_real
+from .checks import check_signal, is_real
 
 __all__ = [
     "Homeostasis",
@@ -235,10 +235,8 @@ class Homeostasis(base.Base):
         """Absorb one labelled event's error (0/1) and loss; returns the new need. A non-finite
         value is refused: the trackers would keep a NaN for good, which reads as no surprise
         (``max(0, nan)`` is 0), and the need would never rise again."""
-        if not (math.isfinite(error) and math.isfinite(loss)):
-            name, v = ("loss", loss) if math.isfinite(error) else ("error", error)
-            raise ValueError(f"Homeostasis.observe: {name} must be a finite number, got {v!r}; pass the 0/1 error "
-                             f"and a bounded loss such as 1 - p(true class), in [0, 1] (a log loss is inf at p = 0)")
+        check_signal("Homeostasis.observe", "error", error)
+        check_signal("Homeostasis.observe", "loss", loss)
         n = self.n_
         if n == 0:  # the first observation sets the norm: nothing to be surprised against yet
             self.loss_set_point_, self.error_set_point_ = float(loss), float(error)

@@ -43,7 +43,7 @@ from .mlp import OnlineMLP
 from .runtime import one_blas_thread
 from .trainable_state import TrainableState
 
-__all__ = ["DRIFT_RESPONSES", "TrainableLearner", "check_decay", "unsupported_responses"]
+__all__ = ["DRIFT_RESPONSES", "TrainableLearner", "check_decay", "check_rate", "unsupported_responses"]
 
 # the drift responses this learner acts on: the others act on ridge heads ("forget", "restart",
 # "reset") or the mixer ("remix"), which a network has none of
@@ -59,10 +59,27 @@ def unsupported_responses(responses) -> list:
 MAX_LR = 10.0
 
 
+def check_rate(lr: float, lr_high: float | None = None, prefix: str = "") -> None:
+    """Refuse ``lr * lr_high > MAX_LR`` (``lr_high``: the homeostatic controller's largest
+    learning-rate scale, ``None`` without one; ``prefix`` names the keys as a config does): an Adam
+    step moves each weight by about the rate, whatever the gradient.
+
+    >>> check_rate(0.01, 4.0)
+    >>> check_rate(1e20, prefix="trainable.")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: trainable.lr = 1e+20 must be at most 10: ...
+    """
+    scale = 1.0 if lr_high is None else lr_high
+    if lr * scale > MAX_LR:
+        names = f"{prefix}lr" if lr_high is None else f"{prefix}lr * homeostasis.lr_high"
+        raise ValueError(f"{names} = {lr * scale:.3g} must be at most {MAX_LR:g}: an Adam step moves each weight "
+                         f"by about the rate, and at 1e20 the first step left weights whose logits overflow; use "
+                         f"{prefix}lr = 0.01 or so")
+
+
 def check_decay(lr: float, weight_decay: float, lr_high: float | None = None, prefix: str = "") -> None:
-    """Refuse ``lr * weight_decay * lr_high >= 1`` and ``lr * lr_high > MAX_LR`` (``lr_high``: the
-    homeostatic controller's largest learning-rate scale, ``None`` without one; ``prefix`` names the
-    keys as a config does).
+    """Refuse ``lr * weight_decay * lr_high >= 1`` (``lr_high`` and ``prefix`` as :func:`check_rate`'s).
 
     Each Adam step multiplies every weight by one minus that product (decoupled weight decay):
     at 1 the decay zeroes the weights, past it flips their signs at every step, and from 2 on
@@ -75,11 +92,6 @@ def check_decay(lr: float, weight_decay: float, lr_high: float | None = None, pr
     ValueError: trainable.lr * trainable.weight_decay = 0.5 * 5.0 = 2.5 must be < 1: ... use trainable.weight_decay < 2 ...
     """
     scale = 1.0 if lr_high is None else lr_high
-    if lr * scale > MAX_LR:  # Adam moves each weight by about the rate at every step, whatever the gradient
-        names = f"{prefix}lr" if lr_high is None else f"{prefix}lr * homeostasis.lr_high"
-        raise ValueError(f"{names} = {lr * scale:.3g} must be at most {MAX_LR:g}: an Adam step moves each weight "
-                         f"by about the rate, and at 1e20 the first step left weights whose logits overflow; use "
-                         f"{prefix}lr = 0.01 or so")
     if not weight_decay or lr * weight_decay * scale < 1:
         return
     names, values = f"{prefix}lr * {prefix}weight_decay", f"{lr!r} * {weight_decay!r}"
@@ -169,7 +181,9 @@ class TrainableLearner(TrainableState, StreamingClassifier):
         check_bound(max_columns)
         check_network_inputs(hash_width, max_columns)  # before the feature index keeps a slot per hashed input
         check_part_types(replay=replay, drift=drift, homeostasis=homeostasis)  # before drift.response is read
-        check_decay(lr, weight_decay, homeostasis.lr_high if homeostasis is not None else None)
+        lr_high = homeostasis.lr_high if homeostasis is not None else None
+        check_rate(lr, lr_high)
+        check_decay(lr, weight_decay, lr_high)
         if drift is not None:
             bad = unsupported_responses(drift.response)
             if bad:

@@ -133,3 +133,8 @@ def test_the_count_is_kept_by_state_dict_and_pickle_and_older_states_load_with_0
     old_pickle = pickle.loads(pickle.dumps(net))
     del old_pickle.__dict__["skipped_steps"]
     assert pickle.loads(pickle.dumps(old_pickle)).skipped_steps == 0
+
+
+def test_the_config_names_trainable_lr_for_a_rate_past_max_lr():
+    with pytest.raises(ConfigError, match=r"^trainable\.lr: trainable\.lr = 1e\+20 must be at most 10"):
+        build_learner(_config({"lr": 1e20}))
