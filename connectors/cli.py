@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+from .early_signals import EarlySignals
 
 if TYPE_CHECKING:
     from stream_cl.config import Config
 
 # stream_cl.config (tens of ms) is imported inside the functions: before main() has kept the signals
-# (_EarlySignals), a SIGTERM has its default action; the less that runs before it, the better
+# (EarlySignals), a SIGTERM has its default action; the less that runs before it, the better
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,58 +96,15 @@ def _tables_from_args(args) -> dict:
     return data
 
 
-class _EarlySignals:
-    """SIGTERM and SIGINT kept from :func:`main`'s first line until the run's own handlers take them over.
-
-    ``stream-cl run`` (the image's and the unit's entry point) spends a second or more importing numpy,
-    torch and kafka-python before those handlers exist. Meanwhile SIGTERM's default action would kill it
-    (exit 143), and as a container's PID 1 the kernel drops it: the daemon would start, take partitions
-    over and be killed at the grace period. Kept here, a signal sets :attr:`stop` (a file run's stop flag)
-    and is handed to the daemon (:func:`connectors.daemon.keep_early_signals`): a clean stop either way.
-    Installed by main(), not at import (a library importing this module keeps its own handlers), and
-    put back when main() returns. This cannot be the daemon's own keeper: importing it is the slow part.
-    """
-
-    def __init__(self):
-        self.kept: list[int] = []
-        self.stop = threading.Event()
-        self.saved: dict = {}
-
-    def install(self) -> _EarlySignals:
-        if threading.current_thread() is threading.main_thread():  # (signal.signal refuses other threads)
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self.saved[sig] = signal.signal(sig, self._keep)
-        return self
-
-    def _keep(self, signum, frame) -> None:
-        self.kept.append(signum)
-        self.stop.set()
-        if len(self.kept) > 1:  # a second one exits at once, as the daemon's (exit 1; nothing to save yet)
-            os._exit(1)
-
-    def restore(self) -> None:
-        for sig, handler in self.saved.items():
-            if handler is not None:  # None: set outside Python; nothing to put back
-                signal.signal(sig, handler)
-        self.saved = {}
-
-    def release(self) -> None:
-        """The handlers put back, and a signal kept meanwhile raised again for them: a command with no stop
-        of its own (``report``) is interrupted by Ctrl-C as before, not made to ignore the first one."""
-        self.restore()
-        for signum in self.kept:
-            signal.raise_signal(signum)
-
-
 def main(argv: list[str] | None = None) -> int:
-    early = _EarlySignals().install()  # first: before the slow imports (see _EarlySignals)
+    early = EarlySignals().install()  # first: before the slow imports (see connectors.early_signals)
     try:
         return _main(argv, early)
     finally:
         early.restore()
 
 
-def _main(argv: list[str] | None, early: _EarlySignals) -> int:
+def _main(argv: list[str] | None, early: EarlySignals) -> int:
     args = _parser().parse_args(argv)
     if args.command != "run":
         early.release()

@@ -45,16 +45,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from .early_signals import EarlySignals
+
 # `python -m connectors.daemon` spends a second or more in the imports below (numpy, pandas, kafka-python):
 # a SIGTERM or Ctrl-C meanwhile is kept here, and run_daemon's handlers take it over (a clean stop, exit 0,
 # as docs/daemon.md says), instead of SIGTERM's default death by signal or a KeyboardInterrupt traceback
-_EARLY_SIGNALS: list[int] = []
-
-
-def _keep_early_signal(signum, frame) -> None:
-    _EARLY_SIGNALS.append(signum)
-    if len(_EARLY_SIGNALS) > 1:  # a second one exits at once, as later (EXIT_FAILED; nothing is built yet)
-        os._exit(1)
+_EARLY = EarlySignals()
 
 
 def keep_early_signals(kept: list[int] | tuple[int, ...] = ()) -> None:
@@ -63,10 +59,9 @@ def keep_early_signals(kept: list[int] | tuple[int, ...] = ()) -> None:
     container's PID 1, a signal dropped. ``kept``: the signals an entry point kept itself before it
     imported this module (``stream-cl run``: :func:`connectors.cli.main`); read after this module's
     handlers are in, so one that comes meanwhile is kept by one or the other, never lost."""
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _keep_early_signal)
+    _EARLY.install()
     for signum in kept:
-        _keep_early_signal(signum, None)
+        _EARLY.keep(signum)
 
 
 if __name__ == "__main__":
@@ -576,8 +571,7 @@ def _install_signal_handlers(stop: threading.Event, timeout_s: float):
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         previous[sig] = signal.signal(sig, handler)
-    early, _EARLY_SIGNALS[:] = list(_EARLY_SIGNALS), []
-    for signum in early:  # received during the imports (python -m connectors.daemon): taken over
+    for signum in _EARLY.take():  # received during the imports (python -m connectors.daemon): taken over
         handler(signum, None)
 
     def restore():

@@ -1,0 +1,71 @@
+"""SIGTERM and SIGINT kept while an entry point starts, until the run's own handlers take them over.
+
+``stream-cl run`` (the image's and the unit's entry point) and ``python -m connectors.daemon`` spend a
+second or more importing numpy, torch and kafka-python before their handlers exist. Meanwhile SIGTERM's
+default action would kill the process (exit 143), and as a container's PID 1 the kernel drops it: the
+daemon would start, take partitions over and be killed at the grace period. Kept here, a first signal
+sets :attr:`EarlySignals.stop` and is remembered for the run to take over (a clean stop, exit 0, as
+docs/daemon.md says); a second one exits at once (exit 1: nothing is built yet, nothing to save).
+
+This module imports only the standard library: it must be importable before the slow imports.
+
+>>> import signal
+>>> early = EarlySignals().install()
+>>> signal.raise_signal(signal.SIGTERM)   # kept, not the default death
+>>> early.stop.is_set(), early.take() == [signal.SIGTERM], early.take()
+(True, True, [])
+>>> early.restore()
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+KEPT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class EarlySignals:
+    """The keeper: :meth:`install` it first, :meth:`take` the kept signals when the run's handlers are in,
+    :meth:`restore` (or :meth:`release`) the handlers it replaced when the entry point returns.
+
+    Installed by an entry point, never at import: a library importing the module keeps its own handlers.
+    """
+
+    def __init__(self):
+        self.kept: list[int] = []
+        self.stop = threading.Event()
+        self.saved: dict = {}
+
+    def install(self) -> EarlySignals:
+        if threading.current_thread() is threading.main_thread():  # (signal.signal refuses other threads)
+            for sig in KEPT_SIGNALS:
+                previous = signal.signal(sig, self.keep)
+                self.saved.setdefault(sig, previous)  # installed twice: the first one's handlers go back
+        return self
+
+    def keep(self, signum, frame=None) -> None:
+        """The handler; also called for a signal another keeper kept before this one was installed."""
+        self.kept.append(signum)
+        self.stop.set()
+        if len(self.kept) > 1:  # a second one exits at once, as the daemon's (exit 1; nothing to save yet)
+            os._exit(1)
+
+    def take(self) -> list[int]:
+        """The signals kept so far, handed over once: the run's own handler takes them from here on."""
+        taken, self.kept[:] = list(self.kept), []
+        return taken
+
+    def restore(self) -> None:
+        for sig, handler in self.saved.items():
+            if handler is not None:  # None: set outside Python; nothing to put back
+                signal.signal(sig, handler)
+        self.saved = {}
+
+    def release(self) -> None:
+        """The handlers put back, and a signal kept meanwhile raised again for them: a command with no stop
+        of its own (``stream-cl report``) is interrupted by Ctrl-C as before, not made to ignore the first one."""
+        self.restore()
+        for signum in self.take():
+            signal.raise_signal(signum)
