@@ -662,7 +662,8 @@ def unread_keys(config: Config, written: Mapping) -> list[str]:
         out.append(f'{section}.{key}: set, but model.kind = "{kind}" does not read {what} '
                    f"({'kinds' if len(readers) > 1 else 'kind'} {who} do{'es' if len(readers) == 1 else ''}): "
                    "remove it, or choose a kind that reads it")
-    return out + _keys_of_sections_off(config, written) + _keys_of_other_policies(config, written)
+    return (out + _keys_of_sections_off(config, written) + _keys_of_other_policies(config, written)
+            + _idle_keys(config, written))
 
 
 def policy_unread(section: str, values: Mapping) -> frozenset:
@@ -694,6 +695,50 @@ def _keys_of_other_policies(config: Config, written: Mapping) -> list[str]:
                 readers = " and ".join(f'"{p}"' for p, keys in only.items() if key in keys)
                 out.append(f'{section}.{key}: set, but {section}.{switch} = "{values[switch]}" does not read it '
                            f"({switch} {readers} does): remove it, or set {section}.{switch} = {readers}")
+    return out
+
+
+# Keys of a section that is on which its other settings leave unread: (section, keys, idle when, why, fix).
+# Warned of only: unlike POLICY_ONLY_KEYS they are compared at a resume, as the learner's part built from
+# the section (Homeostasis, DriftMonitor, ImbalanceCompensator) keeps them, and records written with them
+# must still read as the same model
+_IDLE_KEYS = (
+    ("homeostasis", ("lr_sensitivity", "lr_low", "lr_high"), lambda c: c.model.kind == "online",
+     'model.kind = "online" does not read it (the learning-rate scales are the trainable MLP\'s)',
+     'set model.kind = "trainable"'),
+    ("homeostasis", ("min_forgetting", "half_need"), lambda c: c.model.kind == "trainable",
+     'model.kind = "trainable" does not read it (the forgetting factors are the ridge heads\')',
+     'set model.kind = "online"'),
+    ("drift", ("forget_value", "forget_events", "restart_after"), lambda c: c.model.kind == "trainable",
+     'model.kind = "trainable" takes no "forget", "restart" or "reset" response', 'set model.kind = "online"'),
+    ("drift", ("forget_value", "forget_events"), lambda c: c.model.kind == "online" and "forget" not in c.drift.response,
+     'drift.response has no "forget"', 'add "forget" to drift.response'),
+    ("drift", ("restart_after",),
+     lambda c: c.model.kind == "online" and not {"restart", "reset"} & set(c.drift.response),
+     'drift.response has neither "restart" nor "reset"', 'add "restart" to drift.response'),
+    ("imbalance", ("max_pseudo", "min_count", "seed"), lambda c: c.imbalance.mode == "reweight",
+     'imbalance.mode = "reweight" makes no pseudo-feature rows', 'set imbalance.mode = "both"'),
+    ("imbalance", ("power", "max_weight"), lambda c: c.imbalance.mode == "pseudo",
+     'imbalance.mode = "pseudo" weighs no rows', 'set imbalance.mode = "both"'),
+)
+
+
+def _idle_keys(config: Config, written: Mapping) -> list[str]:
+    """A warning for each key ``written`` sets in a section that is on but whose other settings leave
+    the key unread (:data:`_IDLE_KEYS`); a section that is off is :func:`_keys_of_sections_off`'s.
+
+    >>> tables = {"drift": {"detector": "adwin", "response": ["need"], "forget_events": 50},
+    ...           "homeostasis": {"enabled": True, "lr_high": 3.0}}
+    >>> for note in _idle_keys(load_config_dict(tables), tables): print(note)
+    homeostasis.lr_high: set, but model.kind = "online" does not read it (the learning-rate scales are the trainable MLP's): remove it, or set model.kind = "trainable"
+    drift.forget_events: set, but drift.response has no "forget": remove it, or add "forget" to drift.response
+    """
+    out = []
+    for section, keys, idle, why, fix in _IDLE_KEYS:
+        switch, off = SECTION_SWITCHES[section]
+        if getattr(getattr(config, section), switch) == off or not idle(config):
+            continue
+        out += [f"{section}.{key}: set, but {why}: remove it, or {fix}" for key in _keys(written, section) if key in keys]
     return out
 
 

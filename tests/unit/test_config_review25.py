@@ -30,7 +30,7 @@ def test_the_switch_itself_and_control_every_which_paces_drift_responses_are_not
 
 def test_sections_that_are_on_are_not_warned_of():
     assert _notes({"drift": {"detector": "adwin", "response": ["reset"]},
-                   "homeostasis": {"enabled": True, "lr_high": 3.0},
+                   "homeostasis": {"enabled": True, "half_need": 3.0},
                    "replay": {"policy": "reservoir", "max_samples": 500},
                    "imbalance": {"mode": "reweight", "power": 2.0}}) == []
 
