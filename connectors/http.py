@@ -9,15 +9,20 @@ daemon once it exists. Nothing here runs on the daemon's loop.
 =========== ===================================================================================
 ``/metrics`` Prometheus text exposition of the registry (:mod:`connectors.prometheus`).
 ``/healthz`` 200 while the loop turns: its last iteration is at most ``stall_timeout_s`` old
-             (an idle loop turns too: each poll returns within ``kafka.poll_timeout_ms``). 503
-             while starting (restoring), when stalled, and once stopped or failed.
+             (an idle loop turns too: an idle turn lasts at most ``max(kafka.poll_timeout_ms, 3 s)``,
+             the config's :func:`~stream_cl.config.longest_idle_turn_s`, which ``stall_timeout_s``
+             must exceed by 2 s). 503 while starting (restoring), when stalled, and once stopped or
+             failed.
 ``/readyz``  200 once the model is loaded (restored or new), the loop runs and partitions are
              assigned; 503 before, during a rebalance that left none, and while stopping.
 ``/model``   JSON: version, classes, features (count and first names), heads with their
              forgetting factors, checkpoint time and path, drift, need, replay.
 =========== ===================================================================================
 
-Health and readiness answer a small JSON body too (``{"status": ..., ...}``).
+Health and readiness answer a small JSON body too (``{"status": ..., ...}``). A connection
+that waits :data:`IDLE_TIMEOUT_S` on one read or write is closed; a client that goes away
+before its answer (a scrape that timed out) is one DEBUG line (``http_client_gone``), never an
+error or a traceback.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import json
 import logging
 import math
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -37,11 +43,19 @@ from prometheus_client.registry import CollectorRegistry
 from .logs import log_event
 from .prometheus import register_metrics, window_accuracy
 
-__all__ = ["DaemonStatus", "ObservabilityServer", "describe_model", "serve"]
+__all__ = ["DaemonStatus", "IDLE_TIMEOUT_S", "ObservabilityServer", "describe_model", "serve"]
 
 log = logging.getLogger("stream_cl.http")
 
 FEATURE_NAMES_SHOWN = 20
+# Seconds a connection may wait on one read or write (a request that does not come, an answer not read) before
+# it is closed: an idle keep-alive or half-open connection would hold its handler thread for good. Above
+# Prometheus' scrape timeout (10 s by default) and a kubelet probe's (1 s): a live client never waits that long
+# on us; one that keeps a connection open between scrapes (Prometheus, every 15-60 s) reopens it when it finds it
+# closed
+IDLE_TIMEOUT_S = 30.0
+# A client that went away before its answer was written, or between two requests of a keep-alive connection
+_CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
 
 class DaemonStatus:
@@ -185,32 +199,57 @@ def _plain(v):
     return str(v)
 
 
+def _json(code: int, body: dict) -> tuple[int, bytes, str]:
+    return code, json.dumps(body, default=str).encode(), "application/json"
+
+
+def _peer(client_address) -> str:
+    return f"{client_address[0]}:{client_address[1]}" if isinstance(client_address, tuple) else str(client_address)
+
+
+def _client_gone(client_address, error: BaseException, path: str | None = None) -> None:
+    """One DEBUG line for a client that went away: ordinary (a scrape or a probe that timed out, a client
+    killed), and most likely under load, so never an ERROR that alerting would count, nor a traceback."""
+    where = {"path": path} if path else {}  # none: between two requests of a keep-alive connection
+    log_event(log, "http_client_gone", level=logging.DEBUG, client=_peer(client_address), **where,
+              detail=f"{type(error).__name__}: {error}")
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: "_Server"
     protocol_version = "HTTP/1.1"
 
+    def setup(self) -> None:
+        self.timeout = self.server.idle_timeout_s  # StreamRequestHandler.setup puts it on the connection
+        super().setup()
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         path = self.path.split("?", 1)[0]
-        owner = self.server.owner
         try:
-            if path == "/metrics":
-                self._send(200, generate_latest(owner.registry), CONTENT_TYPE_LATEST)
-            elif path == "/healthz":
-                ok, body = owner.status.health()
-                self._json(200 if ok else 503, body)
-            elif path == "/readyz":
-                ok, body = owner.status.ready()
-                self._json(200 if ok else 503, body)
-            elif path == "/model":
-                self._json(200, owner.status.model())
-            else:
-                self._json(404, {"error": f"no such endpoint {path!r}", "endpoints": ["/metrics", "/healthz", "/readyz", "/model"]})
+            answer = self._answer(path)
         except Exception as e:  # never kill the server thread; say what failed
             log.exception("HTTP %s failed", path)
-            self._json(500, {"error": f"{type(e).__name__}: {e}"})
+            answer = _json(500, {"error": f"{type(e).__name__}: {e}"})
+        try:
+            self._send(*answer)
+        except _CLIENT_GONE as e:  # nothing to answer to (a 500 would fail the same way)
+            self.close_connection = True
+            _client_gone(self.client_address, e, path)
 
-    def _json(self, code: int, body: dict) -> None:
-        self._send(code, json.dumps(body, default=str).encode(), "application/json")
+    def _answer(self, path: str) -> tuple[int, bytes, str]:
+        """The status code, body and content type of ``path``."""
+        owner = self.server.owner
+        if path == "/metrics":
+            return 200, generate_latest(owner.registry), CONTENT_TYPE_LATEST
+        if path == "/healthz":
+            ok, body = owner.status.health()
+            return _json(200 if ok else 503, body)
+        if path == "/readyz":
+            ok, body = owner.status.ready()
+            return _json(200 if ok else 503, body)
+        if path == "/model":
+            return _json(200, owner.status.model())
+        return _json(404, {"error": f"no such endpoint {path!r}", "endpoints": ["/metrics", "/healthz", "/readyz", "/model"]})
 
     def _send(self, code: int, payload: bytes, content_type: str) -> None:
         self.send_response(code)
@@ -231,6 +270,16 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     owner: "ObservabilityServer"
+    idle_timeout_s: float = IDLE_TIMEOUT_S
+
+    def handle_error(self, request, client_address) -> None:
+        """An error outside ``do_GET`` (a keep-alive connection reset or broken between requests): one log
+        line, never socketserver's default, a raw traceback on stderr outside the log format."""
+        error = sys.exc_info()[1]
+        if isinstance(error, _CLIENT_GONE):
+            _client_gone(client_address, error)
+        else:
+            log.exception("HTTP connection from %s failed", _peer(client_address))
 
 
 class _Server6(_Server):
@@ -247,11 +296,13 @@ class ObservabilityServer:
     ``/metrics``. Binding happens in the constructor (an ``OSError`` if the port is taken).
     """
 
-    def __init__(self, host: str, port: int, status: DaemonStatus, registry: CollectorRegistry):
+    def __init__(self, host: str, port: int, status: DaemonStatus, registry: CollectorRegistry,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S):
         self.status = status
         self.registry = registry
         self._httpd = (_Server6 if ":" in host else _Server)((host, port), _Handler)
         self._httpd.owner = self
+        self._httpd.idle_timeout_s = idle_timeout_s
         self.host = host
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},

@@ -50,6 +50,7 @@ from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from stream_cl.events import REASONS
+from stream_cl.metrics import report_names
 
 from .metric_names import EVENT_OUTCOMES, EXPORTED_METRICS, LABEL_OUTCOMES, METRIC_HELP, METRIC_LABELS, TRANSACTION_OUTCOMES
 
@@ -173,12 +174,25 @@ class TaskAccuracy:
         return s
 
     def snapshot(self) -> dict[str, float]:
+        """Each task's accuracy, keyed by the task's name in the run report (:func:`~stream_cl.metrics.report_names`):
+        ``str(task)``, or ``repr(task)`` for tasks whose text another tracked task shares. The decoder keeps the
+        task ``1`` (a JSON number) and the task ``"1"`` (a string) apart: by ``str()`` alone their series would merge,
+        the one written last hiding the other.
+
+        >>> from stream_cl.events import Prediction
+        >>> acc = TaskAccuracy(window=2)
+        >>> acc.update([Prediction("1", "a", 1.0, "a", 1), Prediction("2", "a", 1.0, "b", "1")])
+        >>> acc.snapshot()
+        {'1': 1.0, "'1'": 0.0}
+        """
+        items = list(self._tasks.items())  # one C-level copy: the loop may add a task meanwhile
+        names = report_names(task for task, _ in items)
         out = {}
-        for task, (n, hits, last) in list(self._tasks.items()):
+        for task, (n, hits, last) in items:
             if last is not None:
-                out[str(task)] = last
+                out[names[task]] = last
             elif n:
-                out[str(task)] = hits / n
+                out[names[task]] = hits / n
         return out
 
 

@@ -27,7 +27,7 @@ class BatchPath:
     """The online learner's batch methods (module docstring)."""
 
     def _rows(self, xs: Sequence[Mapping], learn=None):
-        return self.index_.vectorize_masked(xs, learn)  # (X, M, new keys); raises before any state changes
+        return self.index_.vectorize_masked(xs, learn, self._room)  # (X, M, new keys); raises before any state changes
 
     @one_blas_thread
     def prequential_batch(self, xs: Sequence[Mapping], ys: Sequence, sample_weight=None, tasks=None,
@@ -101,7 +101,8 @@ class BatchPath:
     def predict_proba_batch(self, xs: Sequence[Mapping], partition: Hashable = None) -> np.ndarray:
         """Probabilities (b, n_classes) in ``classes_`` order, without learning."""
         self._enter(partition, learn=False)
-        X, M, new = self._rows(xs)
+        # each event as if predicted alone (one event: its new keys are kept, for the memo's test below)
+        X, M, new = self._rows(xs, None if len(xs) == 1 else [False] * len(xs))
         d = self.index_.width
         Z, K = self.scaler_.transform(X[:, :d], M[:, :d], self.index_.indicator_mask, known=True)  # unseen keys: none
         designs = self._designs(Z, K)

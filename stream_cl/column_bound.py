@@ -20,9 +20,11 @@ ValueError: max_columns must be an int >= 1 or None, got '10'; use e.g. 8192
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from .checks import check_int
 
-__all__ = ["check_bound", "check_columns"]
+__all__ = ["ColumnRoom", "RoomFactory", "check_bound", "check_columns", "check_held_back", "single_design_room"]
 
 
 def check_bound(bound) -> None:
@@ -52,3 +54,73 @@ def check_network_inputs(hash_width, bound: int | None) -> None:
     raise ValueError(f"hash_width={hash_width:,} gives the network's first layer {hash_width:,} inputs, over "
                      f"max_columns ({bound:,}), and every event would be refused; use a smaller hash_width or a "
                      "larger max_columns")
+
+
+class ColumnRoom:
+    """The columns each of a learner's designs may still take within ``max_columns``, drawn down as one
+    vectorisation makes columns (:class:`stream_cl.features.FeatureIndex`). A category whose own column
+    would not fit goes to its feature's shared ``k=<other>`` column, as one past ``max_categories`` does,
+    instead of its event being refused: with many high-cardinality features the bound is reached long
+    before any feature has ``max_categories`` columns, and every later event with a new value was refused.
+
+    ``left()``: each design's columns left (the bound minus its width), asked at the first column made,
+    as most events make none; ``cost(kind)``: the columns one new input of that kind adds to each design.
+    :attr:`kept`: columns held back for the shared columns that features with categories of their own may
+    still need (the feature index keeps the count), so every such feature can always overflow.
+
+    >>> room = ColumnRoom(lambda: [3, 5], lambda kind: (1, 2))  # two designs; an input adds 1 and 2 columns
+    >>> room.ready(lambda: 1)  # one feature may still need its shared column
+    >>> room.fits(0), room.take(0), room.left, room.fits(0)
+    (True, None, [2, 3], True)
+    >>> room.take(0); room.left, room.fits(0), room.fits(0, keep=-1)  # 1 - 2 < 0 in the second design
+    ([1, 1], False, False)
+    """
+
+    def __init__(self, left: Callable[[], Sequence[int]], cost: Callable[[int], Sequence[int]]):
+        self._left, self.cost = left, cost
+        self.left: list[int] | None = None
+        self.kept = 0
+
+    def ready(self, kept: Callable[[], int]) -> None:
+        """The columns left and ``kept()``, read once, at the first column a vectorisation makes."""
+        if self.left is None:
+            self.left, self.kept = list(self._left()), int(kept())
+
+    def fits(self, kind: int, keep: int = 0) -> bool:
+        """Whether an input of ``kind`` fits every design with :attr:`kept` ``+ keep`` columns held back."""
+        return all(n - c >= self.kept + keep for n, c in zip(self.left, self.cost(kind)))
+
+    def take(self, kind: int, keep: int = 0) -> None:
+        """Count an input of ``kind`` made, and ``keep`` more (or fewer) columns held back. Past the bound
+        too: the learner's own check then refuses the event, as it refuses new numeric inputs there."""
+        self.left = [n - c for n, c in zip(self.left, self.cost(kind))]
+        self.kept += keep
+
+    def save(self) -> tuple:
+        return (None if self.left is None else list(self.left)), self.kept
+
+    def restore(self, saved: tuple) -> None:
+        self.left, self.kept = (None if saved[0] is None else list(saved[0])), saved[1]
+
+
+def check_held_back(new, bound: int | None) -> None:
+    """A ``ValueError`` if the new inputs ``new`` (a :class:`~stream_cl.features.NewColumns`) include one
+    that would take a column :class:`ColumnRoom` holds back for a category feature's ``k=<other>``."""
+    crowding = getattr(new, "crowding", ())
+    if crowding:
+        raise ValueError(
+            f"new input {crowding[0]!r} would take one of the last columns within max_columns ({bound:,}), held back "
+            "for the k=<other> column of features with categories of their own. Use a smaller hash_width, fewer "
+            "inputs, or a larger max_columns if the memory is there")
+
+
+# what a learner hands its feature index: called at a vectorisation's first new key (None: no bound)
+RoomFactory = Callable[[], "ColumnRoom | None"]
+
+
+def single_design_room(bound: int | None, width: Callable[[], int]) -> ColumnRoom | None:
+    """The room of a learner with one design ``width()`` columns wide that grows by one per input (the
+    analytic head's ``1 + inputs``, a network's first layer); ``None`` without a bound."""
+    if bound is None:
+        return None
+    return ColumnRoom(lambda: [bound - width()], lambda kind: (1,))

@@ -575,6 +575,55 @@ class MetricsConfig:
         lambda v: 0 < v < math.inf, "must be > 0 and finite", "use a bound such as 120 (seconds without a loop turn)"))
 
 
+# A member without partitions (one beyond the partition count, one rejoining) polls at least this long, so that a
+# join's round trip finishes inside one poll (connectors/kafka.py, KafkaSource.poll)
+JOIN_POLL_MS = 3_000
+# what a loop turn may take beyond its idle poll (a status write, an expiry sweep) before /healthz calls it stalled
+STALL_MARGIN_S = 2.0
+
+
+def longest_idle_turn_s(kafka: KafkaConfig) -> float:
+    """Seconds an idle loop turn may last: one poll that returns nothing, ``kafka.poll_timeout_ms``, or
+    :data:`JOIN_POLL_MS` for a member without partitions if that is longer.
+
+    >>> longest_idle_turn_s(KafkaConfig()), longest_idle_turn_s(KafkaConfig(poll_timeout_ms=300_000))
+    (3.0, 300.0)
+    """
+    return max(kafka.poll_timeout_ms, JOIN_POLL_MS) / 1000
+
+
+def _check_stall_timeout(config: Config) -> None:
+    """Refuse a ``metrics.stall_timeout_s`` that a healthy idle loop outlasts: ``/healthz`` would answer 503
+    "stalled" during an idle poll, and a liveness probe would restart the daemon again and again. Checked
+    whenever ``[metrics]`` is on, whatever ``source.kind``, as a section's own values are: a config a file run
+    accepts is one the daemon accepts.
+
+    >>> try:
+    ...     load_config_dict({"kafka": {"poll_timeout_ms": 300_000}})
+    ... except ConfigError as e:
+    ...     print(e)  # doctest: +NORMALIZE_WHITESPACE
+    metrics.stall_timeout_s: must be at least 2 s above the longest idle loop turn, max(kafka.poll_timeout_ms,
+    3000 ms) = 300 s (got 120.0); raise metrics.stall_timeout_s to 302 or more, or lower kafka.poll_timeout_ms
+    (e.g. 500)
+    """
+    if not config.metrics.enabled:  # no /healthz: the key is read by nothing
+        return
+    idle = longest_idle_turn_s(config.kafka)
+    least = idle + STALL_MARGIN_S
+    if config.metrics.stall_timeout_s < least:
+        # below JOIN_POLL_MS a lower poll timeout shortens no idle turn: only the stall timeout can move
+        other = (", or lower kafka.poll_timeout_ms (e.g. 500)" if config.kafka.poll_timeout_ms > JOIN_POLL_MS else
+                 f" (a member without partitions polls {JOIN_POLL_MS} ms, whatever kafka.poll_timeout_ms)")
+        raise ConfigError(f"metrics.stall_timeout_s: must be at least {STALL_MARGIN_S:g} s above the longest idle loop "
+                          f"turn, max(kafka.poll_timeout_ms, {JOIN_POLL_MS} ms) = {idle:g} s (got "
+                          f"{config.metrics.stall_timeout_s!r}); raise metrics.stall_timeout_s to {least:g} or more{other}")
+
+
+def _check_across_sections(config: Config) -> None:
+    """The rules that tie keys of two sections (a section's own rules are its ``__post_init__``'s)."""
+    _check_stall_timeout(config)
+
+
 @dataclass(frozen=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -591,6 +640,9 @@ class Config:
     trainable: TrainableConfig = field(default_factory=TrainableConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     changelog: ChangelogConfig = field(default_factory=ChangelogConfig)
+
+    def __post_init__(self):
+        _check_across_sections(self)  # also for replace(): a section changed alone may break a rule with another
 
     def replace(self, section: str, **changes) -> "Config":
         """A copy with ``changes`` applied to one section (validated like a file). Defaults already
@@ -783,12 +835,41 @@ def read_toml(path: str | Path) -> dict:
     if str(path) == "":  # Path("") is ".", the current directory: name the empty value instead
         raise ConfigError("config path: empty (got ''); pass --config PATH to a TOML file")
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file; pass --config PATH to a TOML file")
+    text = _utf8_text(path, _config_bytes(path))
     try:
-        return tomllib.loads(_utf8_text(path))
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e}); fix the syntax at that line") from None
+    except ValueError as e:  # an integer of more digits than Python converts (4,300): not a TOMLDecodeError
+        raise ConfigError(f"{path}: a number too long to read ({str(e).split(';')[0]}); write a smaller "
+                          "number") from None
+
+
+# A config is a few kilobytes: a larger read is a wrong path (a device such as /dev/zero never ends)
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+
+def _config_bytes(path: Path) -> bytes:
+    """The file's bytes, or a ConfigError naming the path and the fix. Any readable path is read, not only a
+    regular file: a pipe (``--config <(envsubst < tmpl.toml)``, ``--config /dev/stdin``) holds a config as
+    well as a file does. An unreadable file was a PermissionError traceback with exit 1, which systemd's
+    ``Restart=on-failure`` restarts for ever (exit 2, a config error, it does not)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file; pass --config PATH to a TOML file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a directory, not a config file; pass --config PATH to a TOML file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror or e}); fix its permissions or the "
+                          "path") from None
+    except ValueError as e:  # a NUL in the path (from Python, not the command line): open raises no OSError
+        raise ConfigError(f"{str(path)!r}: not a usable path ({e}); pass --config PATH to a TOML file") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: more than {MAX_CONFIG_BYTES:_} bytes, not a config file; pass --config PATH "
+                          "to a TOML file")
+    return data
 
 
 # byte-order marks a Windows editor writes: TOML is UTF-8 without one (tomllib reads a UTF-8 BOM as a
@@ -796,9 +877,9 @@ def read_toml(path: str | Path) -> dict:
 _BOMS = {b"\xef\xbb\xbf": "UTF-8", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
 
 
-def _utf8_text(path: Path) -> str:
-    """The file's text, read as UTF-8 whatever the locale; a ConfigError naming the file otherwise."""
-    data = path.read_bytes()
+def _utf8_text(path: Path, data: bytes) -> str:
+    """The file's text (``data``, its bytes), read as UTF-8 whatever the locale; a ConfigError naming the
+    file otherwise."""
     why = next((f"it begins with a {name} byte-order mark" for bom, name in _BOMS.items() if data.startswith(bom)),
                None)
     if why is None:
@@ -822,9 +903,7 @@ def _build(cls, data: Mapping, prefix: str):
     for key in data:
         if key not in fields:
             _dotted_key(prefix, key, data[key], fields)
-            close = difflib.get_close_matches(key, fields, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(fields)}"
-            raise ConfigError(f"{_join(prefix, key)}: unknown key; {hint}")
+            raise ConfigError(f"{_join(prefix, key)}: {_unknown_key(prefix, key, data[key], fields)}")
     values = {}
     for name, f in fields.items():
         if name not in data:
@@ -835,12 +914,103 @@ def _build(cls, data: Mapping, prefix: str):
             values[name] = _build(tp, data[name], key)
             continue
         value = _coerce(data[name], tp, key)
+        _check_path(key, value)
         if "check" in f.metadata and value is not None:
             fn, what, fix = f.metadata["check"]
             _check(fn(value), key, what, value, fix)
         _at_most(value, key, f.metadata)
         values[name] = value
     return cls(**values)
+
+
+def _unknown_key(prefix: str, key: str, value: Any, fields: Mapping) -> str:
+    """Why ``key`` is refused in the section ``prefix`` ("" at the top of the file), and the fix. A valid key
+    written in the wrong section is pointed to the section that reads it: the section's own list of keys
+    did not say that ``threads`` under [model] is [run]'s.
+
+    >>> _unknown_key("model", "threads", 2, {})
+    'not a [model] key; it belongs in [run] (move it there)'
+    >>> _unknown_key("run", "seed", 1, {"batch_size": None, "threads": None})
+    "not a [run] key; it belongs in [model], [replay], [drift] or [imbalance] (move it to the one you mean); [run]'s keys: batch_size, threads"
+    >>> _unknown_key("", "gamma", 1.0, {})
+    'not a section; gamma is a key of [model] (write it below a [model] line)'
+    """
+    sections = _sections_with(key, prefix)
+    if prefix and key in _section_types():  # [model.trainable]: a section written inside another
+        return f"a section, not a [{prefix}] key; write its keys below a [{key}] line of their own"
+    if sections and not prefix and not isinstance(value, Mapping):
+        where = f"a [{sections[0]}] line" if len(sections) == 1 else f"the one you mean, e.g. a [{sections[0]}] line"
+        return f"not a section; {key} is a key of {_either(sections)} (write it below {where})"
+    close = _suggestion(prefix, key, fields)
+    if not (sections and prefix):
+        return f"unknown key; {close or 'valid keys: ' + ', '.join(fields)}"
+    if len(sections) == 1:
+        also = f"; or {close}" if close and close.startswith("did you mean") else ""  # not a family's list
+        return f"not a [{prefix}] key; it belongs in [{sections[0]}] (move it there){also}"
+    # a common word (seed, enabled): the key may be meant for this section, which names it otherwise
+    mine = close or f"[{prefix}]'s keys: {', '.join(fields)}"
+    return f"not a [{prefix}] key; it belongs in {_either(sections)} (move it to the one you mean); {mine}"
+
+
+def _section_types() -> dict:
+    """Each section's name and its dataclass."""
+    return typing.get_type_hints(Config)
+
+
+def _sections_with(key: str, besides: str) -> list[str]:
+    """The sections other than ``besides`` that have a key ``key``, in the order of :class:`Config`."""
+    return [name for name, tp in _section_types().items()
+            if name != besides and key in {f.name for f in dataclasses.fields(tp)}]
+
+
+def _either(sections: list[str]) -> str:
+    """``[a]``, ``[a] or [b]``, ``[a], [b] or [c]``."""
+    names = [f"[{s}]" for s in sections]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+# [kafka] has two passwords, which edit distance confuses: SASL's and the TLS key file's (sasl_password is
+# nearest ssl_password, which SASL_PLAINTEXT refuses)
+_KAFKA_SECRETS = {"pass": ("sasl_plain_password", "ssl_password"), "user": ("sasl_plain_username",)}
+_SECRET_OF = {"sasl_plain_password": "SASL's", "ssl_password": "the TLS key file's", "sasl_plain_username": "SASL's"}
+
+
+def _suggestion(prefix: str, key: str, fields: Mapping) -> str | None:
+    """``did you mean 'x'?`` for the valid key nearest ``key``, or None. The keys of its family (those that
+    share its first word: ``sasl_``, ``ssl_``, ``max_``) are tried first; then, in [kafka], a key that
+    names a password or a user is shown every key of that kind with its protocol; then every key; then
+    the family's keys, where it has several.
+
+    >>> kafka = {f.name: f for f in dataclasses.fields(KafkaConfig)}
+    >>> [_suggestion("kafka", k, kafka) for k in ("sasl_password", "ssl_key_password", "sasl_username_env")]
+    ["did you mean 'sasl_plain_password'?", "did you mean 'ssl_password'?", "did you mean 'sasl_plain_username_env'?"]
+    >>> _suggestion("kafka", "password", kafka)
+    "did you mean 'sasl_plain_password' (SASL's) or 'ssl_password' (the TLS key file's)?"
+    """
+    family = [name for name in fields if "_" in key and name.split("_")[0] == key.split("_")[0]]
+    close = difflib.get_close_matches(key, family, n=1)
+    secrets = next((names for word, names in _KAFKA_SECRETS.items() if word in key.lower()), None)
+    if not close and prefix == "kafka" and secrets:
+        env = "_env" if key.lower().endswith("_env") else ""
+        names = [f"{name + env!r} ({_SECRET_OF[name]})" for name in secrets]
+        return f"did you mean {' or '.join(names)}?"
+    close = close or difflib.get_close_matches(key, fields, n=1)
+    if not close and len(family) > 1:  # sasl_jaas_config: the SASL keys there are, not all of [kafka]'s
+        return f"the {key.split('_')[0]}_ keys: {', '.join(family)}"
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+# The keys that name a file or a directory: a NUL character in one reached os.stat or open as a
+# ValueError traceback (exit 1; the daemon's restart loop) instead of a config error naming the key
+_PATH_KEYS = frozenset({"source.path", "run.report", "run.predictions", "run.dead_letters", "checkpoint.dir",
+                        "kafka.status_file", "kafka.ssl_cafile", "kafka.ssl_certfile", "kafka.ssl_keyfile"})
+
+
+def _check_path(key: str, value: Any) -> None:
+    """Refuse a NUL character in a path key's value (no file name holds one)."""
+    if key in _PATH_KEYS and isinstance(value, str) and "\x00" in value:
+        raise ConfigError(f"{key}: a path with a NUL character in it (got {value!r}); remove the \\u0000 "
+                          "from the path")
 
 
 def _at_most(value: Any, key: str, meta: Mapping) -> None:
@@ -863,10 +1033,10 @@ def _dotted_key(prefix: str, key: str, value: Any, fields: Mapping) -> None:
         path.append(name)
     if len(path) == 1:
         return
-    close = difflib.get_close_matches("_".join(path), fields, n=1)
+    close = _suggestion(prefix, "_".join(path), fields)
     if close:
         raise ConfigError(f"{_join(prefix, '.'.join(path))}: unknown key (TOML reads the dots in a key as nested "
-                          f"tables); did you mean {close[0]!r}?")
+                          f"tables); {close}")
 
 
 def _join(prefix: str, key: str) -> str:
@@ -874,6 +1044,8 @@ def _join(prefix: str, key: str) -> str:
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
+    # whatever the key's type: an error quoting this integer would fail (Python prints at most 4,300 digits)
+    _check_int_size(value, key, MAX_QUOTED_BITS, "far too large", "more than any key takes")
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)
@@ -898,6 +1070,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if tp is float:
         _check(isinstance(value, (int, float)) and not isinstance(value, bool), key, "expected a number", value, "write a number without quotes")
+        _check_int_size(value, key, 1023, "must be a finite number", "past a float's range")  # float() overflows
         return float(value)
     if tp is int:
         _check(isinstance(value, int) and not isinstance(value, bool), key, "expected an integer", value, "write a whole number without quotes")
@@ -909,6 +1082,26 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         _check(isinstance(value, str), key, "expected a string", value, "put the value in quotes")
         return value
     raise TypeError(f"unsupported config type {tp!r} for {key}")
+
+
+# An integer of more bits is refused by its size (about 3,000 digits: TOML reads 4,300 decimal digits, and
+# any length in hexadecimal)
+MAX_QUOTED_BITS = 10_000
+
+
+def _check_int_size(value: Any, key: str, bits: int, what: str, past: str) -> None:
+    """Refuse an integer of more than ``bits`` bits, naming its digits and not its value: a 400-digit
+    integer for a float key was an OverflowError traceback (exit 1), and the repr of one past 4,300
+    digits (a long hex number in TOML) raises ValueError, so the usual error could not quote it.
+
+    >>> _check_int_size(10 ** 400, "model.gamma", 1023, "must be a finite number", "past a float's range")
+    Traceback (most recent call last):
+    ...
+    stream_cl.config.ConfigError: model.gamma: must be a finite number (got an integer of about 401 digits, past a float's range); write a smaller number
+    """
+    if type(value) is int and value.bit_length() > bits:
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        raise ConfigError(f"{key}: {what} (got an integer of about {digits} digits, {past}); write a smaller number")
 
 
 def _name(tp) -> str:

@@ -39,8 +39,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import numbers
+import sys
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any, Literal
 
 import orjson
@@ -65,6 +67,33 @@ _BOM = "\ufeff"
 # parser, the dead letter could name no key; read as null there, a NaN label or id was absent.
 # Shared: json.loads(..., parse_constant=...) would build a new decoder per call.
 _JSON = json.JSONDecoder()
+
+
+class _LongInt(Decimal):
+    """An integer literal longer than Python converts to an int (``sys.get_int_max_str_digits()``,
+    4,300 digits by default: a guard against quadratic conversion), read exactly as a Decimal
+    (:data:`_LONG_JSON`), so that the field that holds it decides by its own rule, naming its key:
+    a feature value is beyond ``MAX_ABS_VALUE`` (``non_finite``, as one of 4,300 digits is;
+    :mod:`stream_cl.encoding` reads a Decimal as a number), a label, id, task or time is none
+    (:func:`_show` says why), an unread field is nothing. Refused in the parser, the record was
+    ``malformed``, naming no key."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:  # its digits, as a dead letter shows an int's
+        return str(self)
+
+
+def _int_or_long(digits: str) -> int | _LongInt:
+    try:
+        return int(digits)
+    except ValueError:  # over the digit limit
+        return _LongInt(digits)
+
+
+# Only for a record the standard library refused for such a literal: a parse_int of our own costs
+# every integer of every record a Python call.
+_LONG_JSON = json.JSONDecoder(parse_int=_int_or_long)
 # orjson parses a JSON object ~6x faster than the standard library (1.5 against 9 µs for the
 # Kafka benchmark's 300-byte events), and wherever it succeeds it gives the same object
 # (fuzzed against json.loads: 200,000 random and mutated documents, 300,000 decimal
@@ -195,9 +224,14 @@ class EventDecoder:
             if end != len(text):
                 obj = _JSON.decode(text)  # whitespace around, or the error message
         except json.JSONDecodeError as e:
-            return _dead(raw, "malformed", f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}", origin)
-        except (ValueError, RecursionError) as e:  # over 4300-digit integers, absurd nesting
-            return _dead(raw, "malformed", f"invalid JSON: {str(e)[:80]}", origin)
+            return _invalid(raw, e, origin)
+        except ValueError:  # an integer over Python's digit limit: read again, as a _LongInt
+            try:
+                obj = _LONG_JSON.decode(text)
+            except (ValueError, RecursionError) as e:  # invalid all the same: what is wrong
+                return _invalid(raw, e, origin)
+        except RecursionError as e:  # absurd nesting
+            return _invalid(raw, e, origin)
         if lone_surrogate(obj, text, escapes_only=not isinstance(raw, str)):
             # JSON's syntax but no character: an id or label holding one could not be written out
             # again (every output is UTF-8), nor a key in a checkpoint
@@ -454,6 +488,12 @@ def _timestamp(t, per_second: int = 1) -> float | tuple[str]:
     return v / per_second
 
 
+def _invalid(raw, e: Exception, origin: str) -> DeadLetter:
+    """The dead letter of a record the standard library's JSON parser refused with ``e``."""
+    where = f"{e.msg} at line {e.lineno} column {e.colno}" if isinstance(e, json.JSONDecodeError) else str(e)[:80]
+    return _dead(raw, "malformed", f"invalid JSON: {where}", origin)
+
+
 def _dead(raw, reason: str, detail: str, origin: str) -> DeadLetter:
     return DeadLetter(raw if type(raw) is bytes else _to_bytes(raw), reason, detail, origin)
 
@@ -487,7 +527,7 @@ def lone_surrogate(obj, text: str, escapes_only: bool = True) -> bool:
     if escapes_only and "\\ud" not in text and "\\uD" not in text:
         return False
     try:
-        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        json.dumps(obj, ensure_ascii=False, default=str).encode("utf-8")  # (default: a _LongInt)
     except UnicodeEncodeError:
         return True
     return False
@@ -527,6 +567,9 @@ def _show(v: Any) -> str:
         return "null"
     if isinstance(v, str):
         return f"str {v[:40]!r}" + ("..." if len(v) > 40 else "")
+    if isinstance(v, _LongInt):
+        digits, limit = len(v.as_tuple().digits), sys.get_int_max_str_digits()
+        return f"an integer of {digits:,} digits, over the {limit:,} Python reads"
     if isinstance(v, (list, tuple)):  # never repr a container: it may be huge or deeply nested
         return f"{type(v).__name__} of {len(v)} items"
     if isinstance(v, Mapping):

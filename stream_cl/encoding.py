@@ -2,7 +2,7 @@
 
 A feature value is one of:
 
-* a **number** (int, float, numpy number): a numeric column; ``NaN`` is refused
+* a **number** (int, float, a numpy number or 0-d array, a Fraction, a Decimal): a numeric column; ``NaN`` is refused
   (``non_finite``) or, with ``nan="missing"``, is null; infinities are always refused;
 * a **bool**: a numeric 0/1 column (the same as an indicator ``k=True`` with
   ``False`` reading 0);
@@ -33,6 +33,7 @@ import math
 import numbers
 from collections.abc import Hashable, Iterable, Mapping
 from datetime import date, datetime, timezone
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -70,16 +71,33 @@ class InvalidFeatureError(ValueError):
         super().__init__(f"feature {_show_key(key)}: {reason} (got {_show_value(value)})")
 
 
-def column_clash(key: Hashable, value: object) -> InvalidFeatureError:
+def column_clash(key: Hashable, value: object, category: tuple | None = None) -> InvalidFeatureError:
     """The error for two values that make one column ``key``: both in one event
     (``{"c": "red", "c=red": 7.0}``), or a number whose key is an earlier event's category
     indicator, or the reverse. Refused rather than merged: the column would read a number as
     0/1, or standardise 0/1 hits as a number.
 
+    ``category``: ``(feature, value)`` of the event's category (``value`` ``None`` for a null under
+    ``missing_indicators``, ``OTHER`` for a category over ``max_categories``) whose indicator
+    ``key`` is, where a number goes; the error then names that feature and value, which the
+    refused event holds (``key`` and the indicator's 1.0 it does not). Without it, ``value`` is
+    the event's number of feature ``key``.
+
     >>> column_clash("c=red", 7.0).code
     'bad_features'
+    >>> e = column_clash("c=r", 1.0, ("c", "r"))
+    >>> e.key, e.value, e.reason.split(", where")[0]
+    ('c', 'r', "its value makes the indicator column 'c=r'")
     """
-    return InvalidFeatureError(key, value, "two values make this column; rename one of them", "bad_features")
+    rule = "two values make this column; rename one of them"
+    if category is None:
+        return InvalidFeatureError(key, value, rule, "bad_features")
+    feature, value = category
+    what = ("its null makes the indicator column" if value is None else
+            "its category over model.max_categories goes to the shared column" if value == OTHER else
+            "its value makes the indicator column")
+    return InvalidFeatureError(feature, value, f"{what} {_show_key(key)}, where feature {_show_key(key)} (a number, in "
+                                               f"this or an earlier event) goes: {rule}", "bad_features")
 
 
 def indicator_key(key: Hashable, value: object) -> str:
@@ -152,19 +170,16 @@ def _flatten_into(out: dict, items, prefix, depth: int, max_depth: int, nan_miss
         elif t is bool or isinstance(v, (bool, np.bool_)):
             out[key] = 1.0 if v else 0.0
         elif t is dict or t is list or t is tuple or isinstance(v, (Mapping, list, tuple, np.ndarray)):
+            if isinstance(v, np.ndarray) and v.ndim == 0:  # np.array(1.5): a scalar, as the fast paths read it
+                _flatten_into(out, ((k, v.item()),), prefix, depth, max_depth, nan_missing, limit)
+                continue
             if depth >= max_depth:
                 raise InvalidFeatureError(key, v, f"nested deeper than {max_depth} levels", "too_deep")
             children = v.items() if isinstance(v, Mapping) else enumerate(v.tolist() if isinstance(v, np.ndarray) else v)
             _flatten_into(out, children, str(key), depth + 1, max_depth, nan_missing, limit)
             continue
-        elif isinstance(v, numbers.Real):  # numpy numbers, Fractions, Decimals...
-            try:
-                f = float(v)
-            except (OverflowError, ValueError, TypeError):
-                raise InvalidFeatureError(key, v, "beyond the float range", "non_finite") from None
-            if not -MAX_ABS_VALUE <= f <= MAX_ABS_VALUE:
-                f = _out_of_range(key, f, nan_missing)
-            out[key] = f
+        elif isinstance(v, (numbers.Real, Decimal)):  # numpy numbers, Fractions, Decimals (no numbers.Real)
+            out[key] = _real(key, v, nan_missing)
         elif isinstance(v, str):
             out[key] = str(v)
         elif isinstance(v, (datetime, date)):
@@ -186,6 +201,20 @@ def out_of_range(v) -> str:
     if v != v or v in (math.inf, -math.inf):
         return "not finite"
     return f"beyond +-{MAX_ABS_VALUE:g}, where sums of squares overflow"
+
+
+def _real(key, v, nan_missing: bool) -> float | None:
+    """Number ``v`` of a type other than int and float as a float, by the same range rule. Out of
+    range, the error shows ``v`` itself: ``Decimal("1e400")`` is inf as a float, but it is finite."""
+    try:
+        f = float(v)
+    except (OverflowError, ValueError, TypeError):
+        if isinstance(v, Decimal) and v.is_nan():  # a signalling NaN, which float() refuses: a NaN all the same
+            return _out_of_range(key, math.nan, nan_missing)
+        raise InvalidFeatureError(key, v, "beyond the float range", "non_finite") from None
+    if -MAX_ABS_VALUE <= f <= MAX_ABS_VALUE:
+        return f
+    return _out_of_range(key, f if f != f else v, nan_missing)
 
 
 def _out_of_range(key, v, nan_missing: bool) -> None:
@@ -249,12 +278,22 @@ def cells(x: Mapping, missing_indicators: bool = False, time_features: bool = Fa
                                                 "or send epoch seconds")
             out.extend((c, t, NUMERIC, None) for c, t in time_columns(k, epoch_seconds(v)).items())
     if len({c[0] for c in out}) < len(out):  # {"c": "red", "c=red": 7.0}: two values, one column
-        seen: set = set()
+        seen: dict = {}  # column -> kind of its first value
         for c in out:
             if c[0] in seen:
-                raise column_clash(c[0], c[1])
-            seen.add(c[0])
+                raise _clash_in_event(c, seen[c[0]])
+            seen[c[0]] = c[2]
     return out
+
+
+def _clash_in_event(cell: tuple, first: int) -> InvalidFeatureError:
+    """:func:`column_clash` for ``cell`` (of :func:`cells`), whose column an earlier value of the same
+    event, of kind ``first``, makes too. An indicator after a number is named by its feature and
+    value (a null's: ``None``), which the event holds."""
+    key, value, kind, feature = cell
+    if kind == NUMERIC or first != NUMERIC:  # the event's own number, or two indicators
+        return column_clash(key, value)
+    return column_clash(key, value, (feature, key[len(indicator_key(feature, "")):] if kind == CATEGORY else None))
 
 
 def frame_rows(X) -> list[dict]:

@@ -45,12 +45,14 @@ Categories, the cardinality bound and nulls:
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
 from .checks import check_bool, check_int
+from .column_bound import ColumnRoom, RoomFactory
 from .encoding import (
     CATEGORY, DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, NUMERIC, OTHER, SHARED, InvalidFeatureError, cells, check_event,
     column_clash, indicator_key,
@@ -68,6 +70,7 @@ LATE = 3
 # keying every category ran at 602 events/s, the first 16 / 32 / 64 at 1,611 / 1,836 / 1,890,
 # with accuracy 0.8161 / 0.8158 / 0.8167 / 0.8166.
 KEYED_CATEGORIES = 32
+_VERSIONS = itertools.count(1)  # FeatureIndex.version: unique in the process
 _MAX_SQUARES = MAX_ABS_VALUE**2  # values_array's one test: a sum of squares this small has no value over the bound
 
 
@@ -106,6 +109,8 @@ class NewColumns(list):
         self.overflow: dict = {}  # feature -> values sent to k=<other>
         self.own: dict = {}  # feature -> new columns of its own categories
         self.buckets: dict[int, int] = {}
+        # inputs that would take a column held back for a feature's k=<other> (ColumnRoom): the learner refuses them
+        self.crowding: list = []
 
     def __bool__(self) -> bool:  # something to commit, even without a new column
         return len(self) > 0 or bool(self.overflow) or bool(self.buckets)
@@ -145,6 +150,8 @@ class FeatureIndex:
         self.categories: dict = {}  # feature -> indicator columns of its own
         self.overflow: dict = {}  # feature -> values sent to k=<other>
         self._mask: np.ndarray | None = None  # cached indicator_mask
+        # changes whenever the columns do (a commit, a restore): what a learner computed from them is stale
+        self.version = next(_VERSIONS)
         self._forget_rows()
 
     def _forget_rows(self) -> None:
@@ -186,16 +193,19 @@ class FeatureIndex:
     def overflow_total(self) -> int:
         return sum(self.overflow.values())
 
-    def vectorize(self, xs: Sequence[Mapping], learn: Sequence[bool] | None = None) -> tuple[np.ndarray, list]:
+    def vectorize(self, xs: Sequence[Mapping], learn: Sequence[bool] | None = None,
+                  room: RoomFactory | None = None) -> tuple[np.ndarray, list]:
         """Rows for ``xs`` (shape ``(len(xs), width + len(new))``) and the keys not yet indexed.
 
         Raises :class:`InvalidFeatureError` for the first bad value; nothing is changed then.
+        ``room``: gives the learner's ``max_columns`` room (:class:`~stream_cl.column_bound.ColumnRoom`),
+        asked at the first new key: a new category whose own column would not fit goes to ``k=<other>``.
         """
-        X, _, new = self.vectorize_masked(xs, learn)
+        X, _, new = self.vectorize_masked(xs, learn, room)
         return X, new
 
-    def vectorize_masked(self, xs: Sequence[Mapping], learn: Sequence[bool] | None = None
-                         ) -> tuple[np.ndarray, np.ndarray, NewColumns]:
+    def vectorize_masked(self, xs: Sequence[Mapping], learn: Sequence[bool] | None = None,
+                         room: RoomFactory | None = None) -> tuple[np.ndarray, np.ndarray, NewColumns]:
         """Like :meth:`vectorize`, plus a boolean mask of the values present in each event.
 
         ``learn[i]`` false (an event only predicted) creates no column and uses no category
@@ -207,7 +217,7 @@ class FeatureIndex:
             check_event(x)  # (a string would be taken letter by letter)
         if self.hash_width is not None:
             return self._hashed(xs, learn)
-        batch = _Batch(self)
+        batch = _Batch(self, room)
         groups: dict[tuple, list[int]] = {}  # key sequence -> rows (streams repeat one sequence)
         row_keys = []
         for i, x in enumerate(xs):
@@ -238,7 +248,7 @@ class FeatureIndex:
                 batch.placed.append((rows, *batch.known(keys, values[keys])))
         return (*batch.rows(len(xs)), batch.new)
 
-    def vectorize_row(self, x: Mapping) -> tuple[np.ndarray, np.ndarray, NewColumns]:
+    def vectorize_row(self, x: Mapping, room: RoomFactory | None = None) -> tuple[np.ndarray, np.ndarray, NewColumns]:
         """:meth:`vectorize_masked` of one event: ``(X (1, d), M (1, d), new)``, without the general
         machinery when the event holds every indexed key, in index order, with finite numbers
         (a stream's steady state)."""
@@ -253,14 +263,14 @@ class FeatureIndex:
             values = values_array(x)
             if values is not None and values.shape[0] == len(self.names):
                 return values[None, :], np.ones((1, values.shape[0]), dtype=bool), NewColumns()
-        return self.vectorize_masked((x,))
+        return self.vectorize_masked((x,), room=room)
 
-    def vectorize_one(self, x: Mapping, bias: bool = False) -> tuple[np.ndarray, list]:
+    def vectorize_one(self, x: Mapping, bias: bool = False, room: RoomFactory | None = None) -> tuple[np.ndarray, list]:
         """Fast path of :meth:`vectorize` for one event: a 1-D row, led by 1.0 if ``bias``."""
         check_event(x)
         values = values_array(x, bias) if self.hash_width is None else None
         if values is None:  # hashing, or not all finite numbers: the general path
-            X, _, new = self.vectorize_masked((x,))
+            X, _, new = self.vectorize_masked((x,), room=room)
             return (np.concatenate([[1.0], X[0]]) if bias else X[0]), new
         off = int(bias)
         n = len(self.names)
@@ -271,8 +281,9 @@ class FeatureIndex:
             pos = self._pos
             cols = [pos.get(key, -1) for key in keys]
             kinds = self._kinds
-            if any(kinds[j] > 0 for j in cols if j >= 0):  # a number named like an indicator: refused there
-                X, _, new = self.vectorize_masked((x,))
+            # a number named like an indicator (refused there), or new keys within a bound (it counts the room)
+            if any(kinds[j] > 0 for j in cols if j >= 0) or (room is not None and -1 in cols):
+                X, _, new = self.vectorize_masked((x,), room=room)
                 return (np.concatenate([[1.0], X[0]]) if bias else X[0]), new
             if -1 in cols:  # new keys: columns after the known ones, not remembered yet
                 new = NewColumns()
@@ -318,6 +329,7 @@ class FeatureIndex:
         if new_keys:
             self._forget_rows()  # the cache is stale now (a key became known, the width changed): all of it
             self._mask = None
+            self.version = next(_VERSIONS)
         for key, kind, base in zip(new_keys, kinds, bases):
             self._pos[key] = len(self.names)
             self.names.append(key)
@@ -340,11 +352,23 @@ class FeatureIndex:
         own (its name alone does not tell: ``"a=b=c"`` may be feature ``"a"``, value ``"b=c"``,
         and feature ``3``'s columns are named ``"3=..."``).
 
+        A name this index holds as the other kind of column (a number here, an indicator there, or
+        the reverse: :func:`kind_clash`) is a ``ValueError``, changing nothing: its summed
+        statistics would mean neither, as one index refuses such an event (``column_clash``).
+        Hashed buckets are not compared: unrelated keys share them by design.
+
         >>> index = FeatureIndex()
         >>> index.adopt(["n", "url=a=b", "3=red"], [NUMERIC, CATEGORY, CATEGORY], features=["url", 3])
         >>> index.categories
         {'url': 1, 3: 1}
+        >>> index.adopt(["3=red"], [NUMERIC])
+        Traceback (most recent call last):
+        ...
+        ValueError: input '3=red' is a number there and a category's indicator here; rename one of them
         """
+        clash = kind_clash(self, names, kinds)
+        if clash is not None:
+            raise ValueError(f"{clash}; rename one of them")
         if self.hash_width is not None:
             for j, kind in enumerate(kinds):
                 if self._kinds[j] < 0 <= kind:
@@ -429,26 +453,79 @@ class _Batch:
     """The columns of one vectorisation: those the index has, those the batch creates
     (``new``, committed by the caller), and where each event's values go."""
 
-    def __init__(self, index: FeatureIndex):
+    def __init__(self, index: FeatureIndex, room: RoomFactory | None = None):
         self.index, self.pos, self.n_known = index, index._pos, len(index.names)
         self.new, self.new_pos = NewColumns(), {}
         self.placed: list = []  # (rows, columns, values (rows, columns)) of groups of events
         self.flat: tuple = ([], [], [])  # (row, column, value) of the events placed one by one
+        # the learner's max_columns, drawn down by the columns made: asked of the learner at the first new
+        # key (most vectorisations meet none), None if it has no bound
+        self.room_factory, self.room = room, None
+        # what the prediction-only event being placed would make if it were learned: its keys, and its
+        # features' own categories; counted for that event alone, so its values go where a learned one's would
+        self.made: set = set()
+        self.own_made: dict = {}
 
     def column(self, key) -> int | None:
         j = self.pos.get(key)
         return self.new_pos.get(key) if j is None else j
 
-    def create(self, key, kind: int, base) -> int:
+    def create(self, key, kind: int, base, shared: bool = False) -> int:
+        """A new column; ``shared``: a category's ``k=<other>``, made for a category sent there."""
+        self.account(key, kind, base, shared)
         j = self.new_pos[key] = self.n_known + self.new.add(key, kind, base)
         return j
+
+    def own(self, base) -> int:
+        """The columns of ``base``'s own categories: indexed, made by the batch, or by the event predicted."""
+        return self.index.categories.get(base, 0) + self.new.own.get(base, 0) + self.own_made.get(base, 0)
+
+    def has_shared(self, base) -> bool:
+        key = indicator_key(base, OTHER)
+        return self.column(key) is not None or key in self.made
+
+    def held_back(self) -> int:
+        """Features of the index with categories of their own and no ``k=<other>`` yet: each may need it."""
+        return sum(1 for base, n in self.index.categories.items() if n and indicator_key(base, OTHER) not in self.pos)
+
+    def resolve(self) -> ColumnRoom | None:
+        if self.room_factory is not None:
+            self.room, self.room_factory = self.room_factory(), None
+        return self.room
+
+    def own_fits(self, base, kind: int) -> bool:
+        """Whether a new category of ``base`` (of ``kind``) fits the room with its own column, with a
+        column still held back for the ``k=<other>`` of every feature that may need one (this one too)."""
+        self.room.ready(self.held_back)
+        return self.room.fits(kind, keep=int(not self.own(base) and not self.has_shared(base)))
+
+    def account(self, key, kind: int, base, shared: bool, learned: bool = True) -> None:
+        """The room a new column ``key`` of ``kind`` takes: a feature's first own category holds a column
+        back for its ``k=<other>``, which, once made, gives it back. Another input (a number, a missing
+        value's indicator) that takes a column held back is noted in ``new.crowding``."""
+        if self.resolve() is None:
+            return
+        room = self.room
+        room.ready(self.held_back)
+        own = kind == CATEGORY or kind == LATE
+        if shared:
+            keep = -1 if self.own(base) else 0
+        else:
+            keep = int(own and not self.own(base) and not self.has_shared(base))
+        crowding = not shared and not own and not room.fits(kind)
+        room.take(kind, keep)
+        if crowding and learned:  # (a prediction-only event makes nothing: it is refused nothing)
+            self.new.crowding.append(key)
 
     def same_kind(self, key, j: int, kind: int, value) -> int:
         """``j``, the column of ``key``, unless that column holds the other kind of value (a
         number against a category's indicator): :func:`~stream_cl.encoding.column_clash`."""
         have = self.index._kinds[j] if j < self.n_known else self.new.kinds[j - self.n_known]
         if (have > 0) != (kind > 0):
-            raise column_clash(key, value)
+            # a refused indicator is named by the event's feature and value: the event holds neither
+            # the column's name nor the indicator's 1.0
+            category = _category_of(key, kind, (*self.index.categories, *self.new.own)) if kind > 0 else None
+            raise column_clash(key, value, category)
         return j
 
     def numeric(self, keys: tuple, V: np.ndarray) -> list[int]:
@@ -473,25 +550,43 @@ class _Batch:
     def event(self, i: int, x: Mapping, learn: bool) -> None:
         """Place event ``i`` value by value, creating its new columns if it is learned."""
         index, new, (rows, cols, vals), same_kind = self.index, self.new, self.flat, self.same_kind
+        saved = None  # the room before a prediction-only event's columns, put back after it
         for key, v, kind, base in cells(x, index.missing_indicators, index.time_features):
             j = self.column(key)
             if j is None:
-                ordinal = index.categories.get(base, 0) + new.own.get(base, 0) if kind == CATEGORY else 0
-                if ordinal >= KEYED_CATEGORIES:
-                    kind = LATE
-                if ordinal >= index.max_categories:
-                    key, kind = indicator_key(base, OTHER), SHARED  # over the bound: the shared column
-                    if learn:
-                        new.overflow[base] = new.overflow.get(base, 0) + 1
-                    j = self.column(key)
+                if key in self.made:  # a column this prediction-only event would make: none yet, nothing learned
+                    continue
+                room = self.resolve()
+                if not learn and saved is None and room is not None:
+                    saved = room.save()
+                shared = False
+                if kind == CATEGORY:
+                    ordinal = self.own(base)
+                    if ordinal >= KEYED_CATEGORIES:
+                        kind = LATE
+                    # over the bound, or its own column would not fit max_columns: the shared column
+                    if ordinal >= index.max_categories or (room is not None and not self.own_fits(base, kind)):
+                        key, kind, shared = indicator_key(base, OTHER), SHARED, True
+                        if learn:
+                            new.overflow[base] = new.overflow.get(base, 0) + 1
+                        j = self.column(key)
                 if j is None:
-                    if not learn:  # a prediction has no column that no learned event made
+                    if not learn:  # a prediction has no column that no learned event made...
+                        if key not in self.made:  # ...but counts those it would make, for its later values
+                            self.account(key, kind, base, shared, learned=False)
+                            self.made.add(key)
+                            if kind == CATEGORY or kind == LATE:
+                                self.own_made[base] = self.own_made.get(base, 0) + 1
                         continue
-                    j = self.create(key, kind, base)
+                    j = self.create(key, kind, base, shared)
             same_kind(key, j, kind, v)  # a category's indicator named like a number's column, or the reverse
             rows.append(i)
             cols.append(j)
             vals.append(v)
+        if not learn:
+            self.made, self.own_made = set(), {}
+            if saved is not None:
+                self.room.restore(saved)
 
     def rows(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         """The rows (b, width + new columns) and the mask of the values present."""
@@ -509,3 +604,47 @@ class _Batch:
                 X[np.ix_(rws, cls)] = V
                 M[np.ix_(rws, cls)] = True
         return X, M
+
+
+def kind_clash(index: FeatureIndex, names: Sequence[Hashable], kinds: Sequence[int]) -> str | None:
+    """Which of the inputs ``names`` (of ``kinds``, another index's) ``index`` holds as the other kind
+    of column, a number against a category's indicator, as a phrase naming the first; ``None`` if
+    none does (or with hashing, where unrelated keys share buckets by design). Merging the two
+    would sum a number's statistics into 0/1 hits (``FeatureIndex.adopt``, ``PartExchange.merge``).
+
+    >>> index = FeatureIndex()
+    >>> index.commit(["a"])
+    >>> kind_clash(index, ["b", "a"], [CATEGORY, CATEGORY]), kind_clash(index, ["a"], [NUMERIC])
+    ("input 'a' is a category's indicator there and a number here", None)
+    """
+    if index.hash_width is not None:
+        return None
+    pos, have = index._pos, index._kinds
+    for name, kind in zip(names, kinds):
+        j = pos.get(name)
+        if j is not None and (have[j] > 0) != (int(kind) > 0):
+            what = ("a number", "a category's indicator")
+            return f"input {name!r} is {what[int(kind) > 0]} there and {what[have[j] > 0]} here"
+    return None
+
+
+def _category_of(key: str, kind: int, features) -> tuple:
+    """``(feature, value)`` of the event's value that makes indicator column ``key`` (of ``kind``), for
+    :func:`~stream_cl.encoding.column_clash`: a null's ``k=<missing>`` (value ``None``), the shared
+    ``k=<other>`` of a category over the bound (value ``OTHER``), else a category. The feature is the
+    shortest ``"<feature>="`` prefix among ``features`` (the original keys: feature ``3``, not ``"3"``),
+    else the text before the first "=" (a value holds one more often than a name does: ``k=abc==``).
+
+    >>> _category_of("url=a=b", CATEGORY, []), _category_of("3=<missing>", SHARED, [3])
+    (('url', 'a=b'), (3, None))
+    """
+    prefixes = {indicator_key(f, ""): f for f in features}
+    if kind == SHARED:  # k=<other> or k=<missing>: neither suffix holds "="
+        stem, _, suffix = key.rpartition("=")
+        return prefixes.get(stem + "=", stem), (OTHER if suffix == OTHER else None)
+    at = key.find("=")
+    while at >= 0 and key[: at + 1] not in prefixes:
+        at = key.find("=", at + 1)
+    if at < 0:  # a feature neither the index nor the batch has counted
+        at = key.find("=")
+    return prefixes.get(key[: at + 1], key[:at]), key[at + 1:]

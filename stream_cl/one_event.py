@@ -68,7 +68,7 @@ class OneEventPath:
         if self.device_ != "cpu":
             return super().predict_proba_one(x, partition=partition)
         self._enter(partition, learn=False)
-        X, M, new = self.index_.vectorize_row(x)  # (1, d_in) each
+        X, M, new = self.index_.vectorize_row(x, self._room)  # (1, d_in) each
         d = self.index_.width
         z, known = self.scaler_.transform_row(X[0, :d], M[0, :d], self.index_.indicator_mask)  # (d,) each
         designs = self._design_row(z, known)
@@ -119,7 +119,7 @@ class OneEventPath:
             memo = None
             # the index is the learner's, not a partition's: an event refused here changes nothing, a new
             # partition's part included (one made by a refused event had re-summed the heads from then on)
-            row = self.index_.vectorize_row(x)  # (X, M, new): raises before any state changes
+            row = self.index_.vectorize_row(x, self._room)  # (X, M, new): raises before any state changes
             self._check_new(row[2])  # within max_columns, or a ValueError
         self._enter(partition)
         if self._memo is not memo:  # a change of partition dropped it: made with another standardiser
@@ -130,7 +130,7 @@ class OneEventPath:
             designs, priors = memo.designs, memo.scores or priors
             self.scaler_.learn_row(memo.X[0], memo.M[0])
         else:
-            X, M, new = row if row is not None else self.index_.vectorize_row(x)
+            X, M, new = row if row is not None else self.index_.vectorize_row(x, self._room)
             self._commit_inputs(new)
             Z, K = self.scaler_.prequential(X, M, LEARN_ONE, self.index_.indicator_mask, known=True)  # (1, d)
             designs = self._design_row(Z[0], K[0])

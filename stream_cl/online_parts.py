@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backbones import OnlineStandardizer
-from .column_bound import check_columns
+from .column_bound import ColumnRoom, check_columns, check_held_back
 from .contribution import ContributionError
 from .encoding import NUMERIC
 from .features import LATE
@@ -56,6 +56,7 @@ class OnlineParts(PartitionedLearner):
         """A ``ValueError`` if indexing the new inputs ``new`` would pass ``max_columns``; nothing changes."""
         if len(new):
             self._check_columns(list(self.index_.names) + list(new), list(self.index_.kinds) + list(new.kinds))
+            check_held_back(new, self.max_columns)
 
     def _check_columns(self, names=None, kinds=None) -> None:
         """Every head's design width for inputs ``names`` of ``kinds`` (the index's, by default; with
@@ -82,6 +83,33 @@ class OnlineParts(PartitionedLearner):
     def _layout(self, i: int, names: list, kinds: list) -> list:
         """Labels of head ``i``'s design columns for an index with inputs ``names`` of ``kinds``."""
         return self._view_layout(self.heads[i][1], names, kinds)
+
+    def _room(self) -> ColumnRoom | None:
+        """The columns every head may still take within ``max_columns`` (the feature index sends a category
+        whose own column would not fit to ``k=<other>``); ``None`` without a bound or with hashing, whose
+        width is fixed. Each head's width grows as :meth:`_view_width` counts it."""
+        if self.max_columns is None or self.hash_width is not None:
+            return None
+        views = sorted({view for _, view in self.heads})
+        m = self.key_units or 0
+
+        def left() -> list[int]:
+            # remembered for the index as it is (its version and width): with many new categories each
+            # event asks (~0.2 ms at 800 inputs)
+            index, cached = self.index_, self.__dict__.get("_left_cache")
+            if cached is None or cached[0] != (index.version, index.width):
+                names, kinds = list(index.names), list(index.kinds)
+                cached = self._left_cache = ((index.version, index.width),
+                                             [self.max_columns - self._view_width(view, names, kinds) for view in views])
+            return cached[1]
+
+        def cost(kind: int) -> tuple:
+            # a backbone head: a number 1 + key_units columns, a category 1 (a late one none); without key
+            # units every input is one column
+            per_block = 1 + m if kind <= NUMERIC or not m else int(kind != LATE)
+            return tuple(1 if view == "inputs" else per_block for view in views)
+
+        return ColumnRoom(left, cost)
 
     def _view_width(self, view: str, names: list, kinds: list) -> int:
         """``len(self._view_layout(view, names, kinds))`` for an index's own ``names`` and ``kinds``

@@ -13,6 +13,7 @@ from collections.abc import Hashable, Mapping
 import numpy as np
 
 from .contribution import Contribution, ContributionError
+from .features import kind_clash
 from .part_stats import Part, PartStats, classes_with_rows, install
 
 __all__ = ["PartExchange", "layout_positions"]
@@ -109,7 +110,9 @@ class PartExchange:
         ``resum=False`` leaves the served heads as they are (several merges in a row, then one
         :meth:`resum`: the daemon's fold); until then predictions use the heads of before.
         Raises :class:`~stream_cl.contribution.ContributionError`, changing nothing, for a
-        contribution of another learner kind, settings or backbone, or one that is corrupt.
+        contribution of another learner kind, settings or backbone, one that is corrupt, or one
+        holding an input that this learner holds as the other kind of column (a number here, a
+        category's indicator there, or the reverse: one learner refuses such an event).
         """
         c = Contribution.coerce(contribution)
         ident = self._identity()
@@ -123,6 +126,10 @@ class PartExchange:
         if c.inputs.get("hash_width") != self.index_.hash_width or len(kinds) != (
                 len(names) if self.index_.hash_width is None else self.index_.hash_width):
             raise ContributionError("contribution's inputs do not match this learner's index (hash_width or kinds)")
+        clash = kind_clash(self.index_, names, kinds)
+        if clash is not None:  # summed, a number's statistics and 0/1 hits would mean neither
+            raise ContributionError(f"contribution of partition {partition!r} does not fit: {clash} (a number and a "
+                                    "category's indicator never share an input); rename the feature of one of them")
         incoming = [PartStats.from_state(h.la, _unpacked(s)) for h, s in zip(heads, c.heads)]  # validated before any change
         for i, (h, s, st) in enumerate(zip(heads, c.heads, incoming)):
             if st.B.shape[1] > len(s["classes"]) or st.A.shape[0] > len(self._layout(i, names, kinds)):

@@ -35,7 +35,7 @@ import torch
 from .backbones import OnlineStandardizer, resolve_device
 from .base_learner import StreamingClassifier, check_tasks, checked_labels, control_ends
 from .checks import check_int, check_nonnegative, check_positive, check_seed
-from .column_bound import check_bound, check_network_inputs
+from .column_bound import ColumnRoom, check_bound, check_held_back, check_network_inputs, single_design_room
 from .continual_steps import check_part_types
 from .encoding import DEFAULT_MAX_CATEGORIES
 from .features import FeatureIndex
@@ -268,6 +268,10 @@ class TrainableLearner(TrainableState, StreamingClassifier):
         """The network's parameters: W0, b0, W1, b1, ..., W_out, b_out."""
         return self.net_.params
 
+    def _room(self) -> ColumnRoom | None:
+        """The inputs the first layer may still take (a category whose own would not fit goes to ``k=<other>``)."""
+        return single_design_room(self.max_columns if self.hash_width is None else None, lambda: self.index_.width)
+
     def _keys(self) -> list:
         return list(self.index_.names) if self.hash_width is None else list(range(self.hash_width))
 
@@ -329,11 +333,12 @@ class TrainableLearner(TrainableState, StreamingClassifier):
             return np.zeros((0, len(self._classes)))
         tasks = [None] * b if tasks is None else list(tasks)
         check_tasks(tasks, b)  # before anything is learned: replay would refuse a bad task at the next micro-batch
-        X, M, new = self.index_.vectorize_masked(xs, labelled)  # learned events make columns
+        X, M, new = self.index_.vectorize_masked(xs, labelled, self._room)  # learned events make columns
         n = self.index_.width + len(new)  # the first layer's inputs are its memory: one event with a
         if self.max_columns is not None and n > self.max_columns:  # thousand new keys must not take it
             raise ValueError(f"{len(new)} new inputs would give the network's first layer {n:,} inputs, over "
                              f"max_columns ({self.max_columns:,}); use hash_width, fewer features, or a larger max_columns")
+        check_held_back(new, self.max_columns)
         self.index_.commit(new)
         keys = self._keys()[: X.shape[1]]
         n_old = X.shape[1] - len(new)  # columns indexed before this batch (hashing: all of them)
@@ -379,7 +384,7 @@ class TrainableLearner(TrainableState, StreamingClassifier):
     @one_blas_thread
     def predict_proba_batch(self, xs: Sequence[Mapping], partition: Hashable = None) -> np.ndarray:
         _one_partition(partition)
-        X, M, _ = self.index_.vectorize_masked(xs)
+        X, M, _ = self.index_.vectorize_masked(xs, [False] * len(xs), self._room)  # each as if alone
         d = self.index_.width
         if not self._classes:
             return np.zeros((len(xs), 0))

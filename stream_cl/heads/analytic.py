@@ -209,7 +209,7 @@ class AnalyticClassifier(AnalyticDesign, PartitionedLearner, StreamingClassifier
     @one_blas_thread
     def predict_proba_batch(self, xs: Sequence[Mapping], partition: Hashable = None) -> np.ndarray:
         self._enter(partition, learn=False)
-        X, _ = self.index_.vectorize(xs)  # unseen keys have zero weight: dropped
+        X, _ = self.index_.vectorize(xs, [False] * len(xs), self._room)  # each as if alone; unseen keys: dropped
         Z = np.hstack([np.ones((len(xs), 1)), X[:, : self.index_.width]])
         return scores_to_proba(self.head_.scores(Z), self.temperature)
 

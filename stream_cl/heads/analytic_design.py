@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..column_bound import check_columns
+from ..column_bound import ColumnRoom, check_columns, check_held_back, single_design_room
 from ..encoding import check_frame_columns, frame_rows, frame_values, memo_values
 
 __all__ = ["AnalyticDesign"]
@@ -27,6 +27,11 @@ class AnalyticDesign:
         if len(new) and self.hash_width is None:
             n = self.index_.width + len(new)
             check_columns(1 + n, self.max_columns, f"{n} inputs would give")
+            check_held_back(new, self.max_columns)
+
+    def _room(self) -> ColumnRoom | None:
+        """The columns the head may still take (a category whose own would not fit goes to ``k=<other>``)."""
+        return single_design_room(self.max_columns if self.hash_width is None else None, lambda: 1 + self.index_.width)
 
     def _commit(self, new) -> None:
         """Index the new inputs ``new``, unless the head would pass ``max_columns`` (:meth:`_check_new`)."""
@@ -34,7 +39,7 @@ class AnalyticDesign:
         self.index_.commit(new)
 
     def _design(self, xs: Sequence[Mapping], learn=None) -> np.ndarray:
-        X, new = self.index_.vectorize(xs, learn)  # learn[i] false: no new columns for event i
+        X, new = self.index_.vectorize(xs, learn, self._room)  # learn[i] false: no new columns for event i
         self._commit(new)
         return np.hstack([np.ones((len(xs), 1)), X])  # (b, 1 + width)
 
@@ -49,7 +54,7 @@ class AnalyticDesign:
             xs = frame_rows(X)
             if learn is not None:
                 return self._design(xs, learn.tolist())
-            return np.hstack([np.ones((len(xs), 1)), self.index_.vectorize(xs)[0][:, : self.index_.width]])
+            return np.hstack([np.ones((len(xs), 1)), self.index_.vectorize(xs, [False] * len(xs), self._room)[0]])
         pos = self.index_._pos
         names = X.columns.tolist()  # plain Python: indexing a pandas Index per element is slow
         if learn is not None and learn.any():  # every row has every column: a learned row creates them all
@@ -77,6 +82,6 @@ class AnalyticDesign:
         memo = self._memo
         if memo is not None and values is not None and memo[3] == width and memo[0] == keys and memo[1] == values:
             return memo[2], []
-        z, new = self.index_.vectorize_one(x, bias=True)
+        z, new = self.index_.vectorize_one(x, bias=True, room=self._room)
         self._memo = None if new or values is None else (keys, values, z, width)  # (new: also values over the category bound)
         return z, new
