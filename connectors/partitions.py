@@ -216,10 +216,11 @@ class PartitionStates(CheckpointState):
             self.learner.merge(key, c, resum=resum)
             return True
         except ContributionError as e:
-            differs = self._differs(key, c, e)
+            differs, refusal = self._differs(key, c, e), e
         if differs is None:
-            detail = ("the record keeps this member's config, refused all the same: its inputs met in another order, "
-                      "or written by a release whose learner spells a setting otherwise")
+            detail = (f"the record keeps this member's config, refused all the same ({refusal}): its inputs met in "
+                      "another order, an input of the other kind, or written by a release whose learner spells a "
+                      "setting otherwise")
         elif takeover and not self._group_fits(key):
             raise differs
         else:

@@ -149,7 +149,8 @@ def test_the_daemon_logs_a_changelog_part_of_the_other_kind_and_goes_on(tmp_path
         else:
             member.fold(force=True)
     assert KEY1 not in member.learner.partitions_ and member.learner.feature_names_in_ == names
-    assert [r for r in caplog.records if r.getMessage() == "changelog_refused"]
+    refused = [r for r in caplog.records if r.getMessage() == "changelog_refused"]
+    assert refused and all("'c=r'" in r.stream_cl_fields["detail"] for r in refused)  # the input is named (the merge's own error)
 
 
 # -- F3: the dead letter names the refused event's own feature and value ------------------------------
