@@ -128,15 +128,24 @@ def _main(argv: list[str] | None, early: EarlySignals) -> int:
                 logging.getLogger("kafka").setLevel(args.kafka_log_level)
                 log_config_warnings(config, tables)  # keys the model kind does not read, as a file run warns
                 return run_daemon(config)
-            from .run import failure, run_file, summary
+            from .run import failure, run_file, stopped_line, summary
 
             # a signal kept so far, or during run_file's warm-up, stops the run as one during its loop does
             report = run_file(config, stop=early.stop, written=tables)
+            errors = report.get("output_errors", {})  # a write that failed (a full disk), by key
             if not args.quiet:
                 print(summary(report))
+            elif "run.report" in errors:  # the report is lost: the summary is all that is left of the run's result
+                print(summary(report), file=sys.stderr)  # (stderr: stdout may be --predictions /dev/stdout)
+            for why in errors.values():
+                print(f"error: {why}", file=sys.stderr)
+            if errors:
+                return 1  # an output is missing or cut short: not a success, whatever the counts
             if early.stop.is_set() and not report["events"] and not report["dead_letters_total"]:
                 print("stopped by a signal before any record was read", file=sys.stderr)
                 return 0  # a clean stop: not "the source held no events"
+            if args.quiet and stopped_line(report):  # (the summary's first line otherwise)
+                print(stopped_line(report), file=sys.stderr)  # a clean stop, exit 0 unless failure() below
             problem = failure(report, dead_letters=bool(config.run.dead_letters))
             if problem:
                 print(f"error: {problem}", file=sys.stderr)

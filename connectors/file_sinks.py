@@ -109,10 +109,23 @@ class _JsonlSink:
         return (st.st_dev, st.st_ino) != self._identity
 
     def close(self) -> None:
-        if self._file is not None:
-            self._flush()
-            self._file.close()
-            self._file = None
+        """Flush and close; the file is closed even when the flush fails (a full disk), so that the error
+        is raised once, here, not again when the open file is collected, and no descriptor is left open."""
+        if self._file is None:
+            return
+        file = self._file
+        self._file = None
+        try:
+            file.flush()
+            if self._fsync:
+                os.fsync(file.fileno())
+        except OSError:
+            try:
+                file.close()  # it flushes the same bytes again, and fails again: the first error is the one raised
+            except OSError:
+                pass
+            raise
+        file.close()
 
     def __enter__(self):
         return self

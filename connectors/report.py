@@ -12,13 +12,20 @@ command says so:
     the per-task accuracy matrix (``tasks.accuracy_matrix`` of a run's report, or
     ``lifelong.accuracy_matrix`` of an offline evaluation; rows = after learning task *i*,
     columns = accuracy on task *j*, labelled by ``tasks.tasks``) as a heatmap. Skipped,
-    with a note, when the report has none (the events carried no task).
+    with a note, when the report has none (the events carried no task). The figure is at most
+    1,400 px high (14 in) and 1,520 px wide with its colour bar; past 40 tasks every k-th
+    task is labelled; of a matrix larger than 500 x 500 the first 500 rows and columns are
+    drawn, with a note; a value outside [0, 1] is drawn as a gap, as a missing one is.
 ``throughput.png``
     events/s over time (``throughput``: ``[{"t", "events_per_s"}]``) and consumer lag
     (``lag``: ``[{"t", "lag"}]``, one line per ``topic``/``partition`` when those keys
     are present). Without ``throughput``: events processed against elapsed time, from
     the timestamps of ``windowed_accuracy``. ``t`` is seconds since the start (Unix
     times are shifted to start at 0).
+
+A value that is not a number, or is past 1e15 (no count, time or rate of a run is), is skipped
+as damaged. A figure that still cannot be drawn is a :class:`ReportError` naming it, as is a
+file that is not a run report (a daemon status file among them); the command exits 2.
 
 Matplotlib is used through its object API on the Agg canvas (no pyplot state, no
 display needed) and imported only when plotting.
@@ -35,6 +42,14 @@ __all__ = ["ReportError", "load_report", "plot_report", "main"]
 
 DPI = 100
 _UNIX_EPOCH_CUTOFF = 1e9  # t values above this are Unix timestamps, not elapsed seconds
+# No count, time (Unix seconds included) or rate of a run comes near this: a value past it is damaged, and
+# skipped as a non-finite one is (1e308 events made matplotlib's tick arithmetic fail: "arange: cannot compute length")
+_MAX_VALUE = 1e15
+# The task-matrix figure grew 0.7 in a task without bound (100 tasks: a 7370 x 7250 PNG, 2.1 GB to draw; 1000: a
+# MemoryError): its side is capped, its tick labels thinned, and a larger matrix drawn in part, said in a note
+MATRIX_MAX_SIDE_IN = 14.0
+MATRIX_MAX_LABELS = 40  # tick labels per axis; past it every k-th task is labelled
+MATRIX_MAX_TASKS = 500  # rows and columns drawn (the first ones); a run's report keeps at most 100 tasks
 
 
 class ReportError(ValueError):
@@ -42,19 +57,48 @@ class ReportError(ValueError):
 
 
 def load_report(path: str | Path) -> dict:
+    """The run report at ``path``; :class:`ReportError`, naming the path, for anything else (a missing,
+    unreadable or damaged file, a daemon status file, a JSON that is not a run report)."""
     path = Path(path)
-    if path.is_dir():
-        raise ReportError(f"{path}: is a directory; pass the report's JSON file (written by `stream-cl run --report PATH`)")
-    if not path.is_file():
-        raise ReportError(f"{path}: no such report; write one with `stream-cl run --report {path}`")
-    try:
-        report = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    try:  # is_file() itself raises for a folder that cannot be searched (EACCES): one message for both
+        if path.is_dir():
+            raise ReportError(f"{path}: is a directory; pass the report's JSON file (written by `stream-cl run --report PATH`)")
+        if not path.is_file():
+            raise ReportError(f"{path}: no such report; write one with `stream-cl run --report {path}`")
+        text = path.read_text()
+    except OSError as e:  # was a traceback, exit 1
+        raise ReportError(f"{path}: cannot read the report ({e.strerror or e}); fix its permissions or the path") from None
+    except UnicodeDecodeError as e:
         raise ReportError(f"{path}: not a JSON report ({e})") from None
+    try:
+        report = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ReportError(f"{path}: not a JSON report ({e})") from None
+    _check_is_run_report(report, path)
+    return report
+
+
+def _check_is_run_report(report, path: Path) -> None:
+    """Refuse a JSON that is not a run report, saying what it is. The daemon's status file
+    (``kafka.status_file``) has a top-level ``events`` too, a dict of counts: taken for a report, it gave
+    empty plots whose notes contradicted it (its alarms and task matrix are under ``report``, its lag is
+    per partition, not a series)."""
+    if isinstance(report, dict) and isinstance(report.get("report"), Mapping) and {"state", "started_at"} & set(report):
+        raise ReportError(f"{path}: a daemon status file (kafka.status_file), not a run report: it holds the latest "
+                          "counts only; the daemon's series are on /metrics (Prometheus, the Grafana dashboard); "
+                          "plot a file run's report (`stream-cl run --report PATH`)")
     if not isinstance(report, dict) or not ({"events", "windowed_accuracy"} & set(report)):
         raise ReportError(f"{path}: not a stream-cl report (neither events nor windowed_accuracy); "
                           "write one with `stream-cl run --report PATH`")
-    return report
+    events = report.get("events")
+    if "events" in report and (not isinstance(events, int) or isinstance(events, bool)):
+        raise ReportError(f"{path}: not a stream-cl report (events is {type(events).__name__} {_short(events)}, "
+                          "a run report's is a count); write one with `stream-cl run --report PATH`")
+
+
+def _short(value) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def plot_report(report: Mapping, out_dir: str | Path) -> tuple[list[Path], list[str]]:
@@ -62,8 +106,15 @@ def plot_report(report: Mapping, out_dir: str | Path) -> tuple[list[Path], list[
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written, notes = [], []
-    for plot in (_accuracy, _accuracy_matrix, _throughput):
-        path, note = plot(report, out)
+    for name, plot in (("accuracy.png", _accuracy), ("accuracy_matrix.png", _accuracy_matrix),
+                       ("throughput.png", _throughput)):
+        try:
+            path, note = plot(report, out)
+        except ReportError:
+            raise
+        except (MemoryError, ValueError, OverflowError) as e:  # values no figure can hold: was a traceback, exit 1
+            raise ReportError(f"{name}: cannot plot the report's values ({type(e).__name__}: {e}); "
+                              "the report is damaged or hand-made: check its numbers") from None
         if path is not None:
             written.append(path)
         if note:
@@ -111,11 +162,12 @@ def _save(fig, path: Path, description: str = "") -> Path:
 
 
 def _num(v) -> float:
+    """``v`` as a float to plot, or NaN (skipped) for what is not a number or is past :data:`_MAX_VALUE`."""
     try:
         v = float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return math.nan
-    return v
+    return v if abs(v) <= _MAX_VALUE else math.nan
 
 
 def _title(report: Mapping) -> str:
@@ -182,22 +234,26 @@ def _accuracy_matrix(report: Mapping, out: Path):
                       "(tasks.accuracy_matrix: the events carry no task field, mapping.task)")
     import numpy as np
 
-    n_rows = len(matrix)
-    n_cols = max(len(r) for r in matrix)
+    all_rows, all_cols = len(matrix), max(len(r) for r in matrix)
+    n_rows, n_cols = min(all_rows, MATRIX_MAX_TASKS), min(all_cols, MATRIX_MAX_TASKS)
     data = np.full((n_rows, n_cols), np.nan)
-    for i, row in enumerate(matrix):
-        for j, v in enumerate(row):
+    for i, row in enumerate(matrix[:n_rows]):
+        for j, v in enumerate(row[:n_cols]):
             data[i, j] = _num(v)
+    data[(data < 0) | (data > 1)] = np.nan  # not an accuracy: damaged, drawn as a gap like a missing one
     tasks = [str(t) for t in (lifelong.get("tasks") or [])]
     cols = tasks[:n_cols] + [str(j) for j in range(len(tasks), n_cols)]
     rows = tasks[:n_rows] + [str(i) for i in range(len(tasks), n_rows)]
-    side = max(4.5, 0.7 * max(n_rows, n_cols) + 2.5)
+    side = min(MATRIX_MAX_SIDE_IN, max(4.5, 0.7 * max(n_rows, n_cols) + 2.5))
     fig = _figure(side + 1.2, side)
     ax = fig.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(data), vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
     fig.colorbar(image, ax=ax, label="accuracy")
-    ax.set_xticks(range(n_cols), cols, rotation=45 if max(map(len, cols)) > 4 else 0, ha="right" if max(map(len, cols)) > 4 else "center")
-    ax.set_yticks(range(n_rows), rows)
+    x_at, y_at = _tick_positions(n_cols), _tick_positions(n_rows)
+    x_labels = [cols[j][:20] for j in x_at]  # a long task name would push the heatmap out of the capped figure
+    slanted = max(map(len, x_labels)) > 4
+    ax.set_xticks(x_at, x_labels, rotation=45 if slanted else 0, ha="right" if slanted else "center")
+    ax.set_yticks(y_at, [rows[i][:20] for i in y_at])
     ax.set_xlabel("accuracy on task")
     ax.set_ylabel("after learning task")
     if n_rows * n_cols <= 400:
@@ -206,8 +262,23 @@ def _accuracy_matrix(report: Mapping, out: Path):
                 if math.isfinite(data[i, j]):
                     ax.text(j, i, f"{data[i, j]:.2f}", ha="center", va="center", fontsize=8,
                             color="black" if data[i, j] > 0.6 else "white")
-    ax.set_title(f"per-task accuracy: {_title(report)}")
-    return _save(fig, out / "accuracy_matrix.png"), None
+    note = None
+    if (n_rows, n_cols) != (all_rows, all_cols):
+        note = (f"accuracy_matrix.png: the matrix has {all_rows} x {all_cols} tasks; drawn: the first "
+                f"{n_rows} x {n_cols} (at most {MATRIX_MAX_TASKS} a side)")
+        ax.set_title(f"per-task accuracy, first {n_rows} x {n_cols} of {all_rows} x {all_cols} tasks: {_title(report)}")
+    else:
+        ax.set_title(f"per-task accuracy: {_title(report)}")
+    return _save(fig, out / "accuracy_matrix.png"), note
+
+
+def _tick_positions(n: int) -> range:
+    """Every task's position up to :data:`MATRIX_MAX_LABELS`, else every k-th: labels overlapped past it.
+
+    >>> list(_tick_positions(5)), len(_tick_positions(100)), _tick_positions(100).step
+    ([0, 1, 2, 3, 4], 34, 3)
+    """
+    return range(0, n, max(1, math.ceil(n / MATRIX_MAX_LABELS)))
 
 
 def _series(points, key: str) -> tuple[list[float], list[float]]:
@@ -252,7 +323,7 @@ def _throughput(report: Mapping, out: Path):
         notes.append("throughput.png: the report has no throughput series; plotting events against elapsed time")
         pts = [(0.0, 0.0)] + [(_num(w.get("t")), _num(w.get("events"))) for w in _entries(report, "windowed_accuracy")]
         if isinstance(report.get("elapsed_s"), (int, float)) and isinstance(report.get("events"), int):
-            pts.append((float(report["elapsed_s"]), float(report["events"])))
+            pts.append((_num(report["elapsed_s"]), _num(report["events"])))
         pts = sorted(p for p in pts if all(map(math.isfinite, p)))
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if len(pts) <= 60 else None, markersize=3,
                 color="C0", linewidth=1.5, label="events processed")

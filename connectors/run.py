@@ -7,6 +7,7 @@ only sets the stop flag; the loop finishes its batch and writes the report.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -14,12 +15,11 @@ import signal
 import sys
 import threading
 import time
-from contextlib import nullcontext
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from stream_cl.config import Config, ConfigError, RunConfig, unread_keys
+from stream_cl.config import Config, ConfigError, RunConfig, check_path, unread_keys
 from stream_cl.events import DeadLetter, Event
 from stream_cl.factory import build_learner
 from stream_cl.mapping_check import TimeCensus
@@ -97,15 +97,12 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
                        max_classes=config.model.max_classes or None)
     total = config.run.max_events or (DEMO_EVENTS if config.source.kind == "demo" else None)
     progress = Progress(total=total, enabled=config.run.progress)
-    append = config.run.append  # a new run starts its output files anew unless told to append
-    dead_sink = JsonlDeadLetterSink(config.run.dead_letters, append) if config.run.dead_letters else None
-    pred_sink = JsonlPredictionSink(config.run.predictions, append) if config.run.predictions else None
     times = TimeCensus(config.mapping, config.model.time_features)  # time features, and no event with a time
     seen, unflushed, flushed_at = 0, False, time.monotonic()
     examples: dict[str, str] = {}  # reason -> the first dead letter's detail (failure() quotes it)
     # the sinks closed on the way out too: a source that fails (an unusable CSV header) leaves no file open
-    with _stop_on_signals(stop), source, dead_sink or nullcontext(), pred_sink or nullcontext():
-        while not stop.is_set() and not source.exhausted:
+    with _stop_on_signals(stop) as signals, source, _Outputs(config.run) as outputs:
+        while not stop.is_set() and not source.exhausted and not outputs.errors:
             want = config.run.batch_size
             if config.run.max_events is not None:
                 want = min(want, config.run.max_events - seen)
@@ -125,16 +122,12 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
             dead += [replace(d, raw=source.raw.get(d.origin, d.raw)) for d in refused]
             for d in dead:
                 examples.setdefault(d.reason, d.detail[:_EXAMPLE_CHARS])
-            if dead_sink and dead:
-                dead_sink.write(dead)
-            if pred_sink and predictions:
-                pred_sink.write(predictions)
+            outputs.write("dead_letters", dead)
+            outputs.write("predictions", predictions)
             if src_cfg.follow:  # a followed file may never end: its output must not wait for the close
                 unflushed = unflushed or bool(dead or predictions)
                 if unflushed and (not records or time.monotonic() - flushed_at >= FOLLOW_FLUSH_S):
-                    for sink in (dead_sink, pred_sink):
-                        if sink:
-                            sink.flush()
+                    outputs.flush()
                     unflushed, flushed_at = False, time.monotonic()
             progress.update(seen, step.stats.recent_accuracy, sum(step.stats.dead_letters.values()))
         progress.update(seen, step.stats.recent_accuracy, sum(step.stats.dead_letters.values()), force=True)
@@ -142,32 +135,105 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
         for w in source.take_warnings() + times.take(final=True):  # checks that wait for the end of a short file
             warnings.append(w)
             warn(w)
+        ended = source.exhausted or (config.run.max_events is not None and seen >= config.run.max_events)
+        stopped_by = None if ended else "output_error" if outputs.errors else signals.received or "stop"
     names = step.stats.class_names()  # as the report's counts name them: 1 and "1" stay two classes
     report = {"source": config.source.kind, "path": src_cfg.path, "model": type(learner).__name__,
-              "classes": [names[c] for c in learner.classes_], **step.stats.report(), "warnings": warnings,
-              "dead_letter_examples": examples}
-    if config.run.report:
-        Path(config.run.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(config.run.report).write_text(json.dumps(report, indent=2, default=str))
+              "classes": [names[c] for c in learner.classes_], "complete": stopped_by is None,
+              **step.stats.report(), "warnings": warnings, "dead_letter_examples": examples}
+    if stopped_by:  # a partial run must not read as a whole run of a shorter stream
+        report.update(stopped_by=stopped_by, records_read=seen)
+    if outputs.errors:
+        report["output_errors"] = dict(outputs.errors)
+    _write_report(config.run.report, report)
     return report
+
+
+def _write_report(path: str, report: dict) -> None:
+    """Write the report to ``path`` (if set). A write that fails (a full disk) is added to the report's
+    ``output_errors`` instead of raised: the CLI still prints the summary, then the error, and exits 1
+    (a traceback here lost a whole run's result after all its work)."""
+    if not path:
+        return
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(report, indent=2, default=str))
+    except OSError as e:
+        report.setdefault("output_errors", {})["run.report"] = _cannot_write("run.report", path, e)
+
+
+def _cannot_write(key: str, path: str, error: OSError) -> str:
+    fix = "free space there" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "check that file system"
+    return f"cannot write {key} {path!r} ({error.strerror or error}); {fix} or choose another path"
+
+
+class _Outputs:
+    """The run's JSONL outputs (``run.predictions``, ``run.dead_letters``), each known by its key.
+
+    A write that fails (a full disk, which :func:`unwritable` cannot see up front) is kept in
+    :attr:`errors` (key -> message naming the file), not raised: the run stops there, its output
+    being cut short, and still writes its report and prints its summary; the CLI then exits 1.
+    """
+
+    def __init__(self, run: RunConfig):
+        self.errors: dict[str, str] = {}
+        self.sinks: dict = {}
+        self.paths = {"run.dead_letters": run.dead_letters, "run.predictions": run.predictions}
+        for key, kind in (("run.dead_letters", JsonlDeadLetterSink), ("run.predictions", JsonlPredictionSink)):
+            if self.paths[key]:  # a new run starts its output files anew unless told to append
+                self._do(key, lambda: self._open(key, kind, run.append))
+
+    def _open(self, key: str, kind, append: bool) -> None:
+        self.sinks[key] = kind(self.paths[key], append)
+
+    def write(self, name: str, items) -> None:
+        sink = self.sinks.get(f"run.{name}")
+        if sink is not None and items:
+            self._do(f"run.{name}", lambda: sink.write(items))
+
+    def flush(self) -> None:
+        for key, sink in self.sinks.items():
+            self._do(key, sink.flush)
+
+    def _do(self, key: str, action) -> None:
+        if key in self.errors:  # one error a file: its later writes would fail the same way
+            return
+        try:
+            action()
+        except OSError as e:
+            self.errors[key] = _cannot_write(key, self.paths[key], e)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for key, sink in self.sinks.items():  # each one closed, whatever the others do
+            try:
+                sink.close()
+            except OSError as e:
+                self.errors.setdefault(key, _cannot_write(key, self.paths[key], e))
 
 
 def check_outputs(run: RunConfig, source_path: str = "") -> None:
     """Raise :class:`ConfigError`, naming the key, for an output file (``run.predictions``,
     ``run.dead_letters``, ``run.report``) that is the source file (a sink opened for writing
-    would empty it), the same file as another output, a directory, or not writable.
+    would empty it), the same file as another output, a directory, or not writable; and for
+    a path (the source's too) with a NUL character, which no file name holds (``os.stat`` raises
+    ValueError for it, not OSError: it was a traceback).
 
     >>> check_outputs(RunConfig(predictions="runs/p.jsonl", dead_letters="runs/p.jsonl"))
     Traceback (most recent call last):
     ...
     stream_cl.config.ConfigError: run.dead_letters: 'runs/p.jsonl' is also run.predictions; give each output its own file
     """
+    check_path("source.path", source_path)
     source = _file_identity(source_path) if source_path else None
     seen: dict = {}
     for name in _OUTPUTS:
         path, key = getattr(run, name), f"run.{name}"
         if not path:
             continue
+        check_path(key, path)
         ident = _file_identity(path)
         if ident == source:
             raise ConfigError(f"{key}: {path!r} is the source file (source.path); writing it would destroy the input: "
@@ -195,12 +261,17 @@ class _stop_on_signals:
     def __init__(self, stop: threading.Event):
         self.stop = stop
         self.saved = {}
+        self.received = ""  # the first signal's name ("SIGINT"), for the report's stopped_by
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                self.saved[sig] = signal.signal(sig, lambda *_: self.stop.set())
+                self.saved[sig] = signal.signal(sig, self._handle)
         return self
+
+    def _handle(self, signum, frame=None) -> None:
+        self.received = self.received or signal.Signals(signum).name
+        self.stop.set()
 
     def __exit__(self, *exc):
         for sig, handler in self.saved.items():
@@ -240,7 +311,8 @@ def failure(report: dict, dead_letters: bool = True) -> str | None:
 def summary(report: dict) -> str:
     """A few human lines for the end of a run."""
     acc = report["accuracy"]
-    lines = [
+    stop = stopped_line(report)
+    lines = ([stop] if stop else []) + [
         f"events: {report['events']:,} ({report['labelled']:,} labelled, {report['predict_only']:,} predict-only)",
         f"prequential accuracy: {acc:.4f}" if acc is not None else "prequential accuracy: - (no labels)",
         f"throughput: {report['events_per_s']:,.0f} events/s end to end, {report['model_events_per_s'] or 0:,.0f} in the model",
@@ -256,6 +328,22 @@ def summary(report: dict) -> str:
         every = f" (every {_ordinal(step)} of {len(windows)} windows)" if step > 1 else ""
         lines.append(f"accuracy per {report['window']:,} labelled events{every}: {trail}")
     return "\n".join(lines)
+
+
+def stopped_line(report: dict) -> str | None:
+    """What ended a run before the end of its source (report ``complete`` false), or None: a run stopped
+    part-way must not read as a whole run of a shorter stream.
+
+    >>> stopped_line({"complete": False, "stopped_by": "SIGINT", "records_read": 2048})
+    'stopped by SIGINT before the end of the source: the report and this summary cover the 2,048 records read'
+    """
+    if report.get("complete", True):  # (a report of older code has no such key: it ran to its end)
+        return None
+    by = report.get("stopped_by")
+    what = ("stopped by a failed output write (the error follows)" if by == "output_error" else
+            f"stopped by {by}" if by and by != "stop" else "stopped (a signal while the run started, or a stop request)")
+    return (f"{what} before the end of the source: the report and this summary cover the "
+            f"{report.get('records_read', 0):,} records read")
 
 
 def _ordinal(n: int) -> str:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["UNREAD_MODEL_KEYS", "UNREAD_SECTION_KEYS", "Config", "ConfigError", "load_config", "load_config_dict",
+__all__ = ["UNREAD_MODEL_KEYS", "UNREAD_SECTION_KEYS", "Config", "ConfigError", "check_path", "load_config", "load_config_dict",
            "read_toml", "to_toml", "unread_keys"]
 
 
@@ -914,7 +914,7 @@ def _build(cls, data: Mapping, prefix: str):
             values[name] = _build(tp, data[name], key)
             continue
         value = _coerce(data[name], tp, key)
-        _check_path(key, value)
+        check_path(key, value)
         if "check" in f.metadata and value is not None:
             fn, what, fix = f.metadata["check"]
             _check(fn(value), key, what, value, fix)
@@ -1006,8 +1006,9 @@ _PATH_KEYS = frozenset({"source.path", "run.report", "run.predictions", "run.dea
                         "kafka.status_file", "kafka.ssl_cafile", "kafka.ssl_certfile", "kafka.ssl_keyfile"})
 
 
-def _check_path(key: str, value: Any) -> None:
-    """Refuse a NUL character in a path key's value (no file name holds one)."""
+def check_path(key: str, value: Any) -> None:
+    """Refuse a NUL character in a path key's value (no file name holds one): as a file is read, and by the file
+    run for a :class:`Config` made in code (``connectors.run.check_outputs``)."""
     if key in _PATH_KEYS and isinstance(value, str) and "\x00" in value:
         raise ConfigError(f"{key}: a path with a NUL character in it (got {value!r}); remove the \\u0000 "
                           "from the path")
