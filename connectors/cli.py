@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="mapping.features: the JSON field holding the features as an object or a list (default x), "
                           "or several top-level fields / CSV columns separated by commas: --features a,b,c; one top-level "
                           "JSON field learned itself takes a trailing comma: --features amount, (in a CSV one name is "
-                          "that column)")
+                          "that column, but x, the default, reads every column: column x alone is --features x,)")
     run.add_argument("--label", help="mapping.label: the label field")
     run.add_argument("--model", choices=["online", "analytic"], help="model.kind")
     run.add_argument("--device", help="model.device: auto, cpu, cuda or cuda:N")

@@ -38,6 +38,14 @@ class CsvRecords:
     (:meth:`restart`) does not stop a run that has gone on reading it: its header is a dead
     letter, with a warning, and so is each of its rows until the file is replaced again.
 
+    A file read again keeps the header read before unless its first record looks like a
+    header (:func:`_is_header`: the same column names in any order, or text cells only, none
+    a number or empty, that share a name with it): a writer that wrote its header once and
+    appends rows after logrotate's ``copytruncate`` writes no new one, and its first row must
+    not become the header (lost, and every later row read under its values). That row and the
+    rest are rows under the old header, with a warning (the first time); a header with other
+    columns is used, with a warning too, so either reading is said.
+
     >>> from stream_cl.config import MappingConfig
     >>> from stream_cl.decode import EventDecoder
     >>> mapping = MappingConfig(features=["text"])
@@ -69,6 +77,8 @@ class CsvRecords:
         self.row = b""  # the text of the row decoded last (its lines, for a quoted field spanning them)
         self._again = False  # the file is read again (restart) after a header was used: a bad header stops nothing
         self._unusable: str | None = None  # why this file's header, read again, could not be used
+        self._known: list[str] | None = None  # the header read before a restart: a file read again may lack its own
+        self._said_headerless = False  # the warning that a file read again had no header was given
 
     @property
     def in_record(self) -> bool:
@@ -76,9 +86,29 @@ class CsvRecords:
         return self._record is not None
 
     def restart(self) -> None:
-        """The file is read again from its start, as a new file: it starts with its header."""
+        """The file is read again from its start, as a new file: its first record is its header, or a
+        row under the header read before (:meth:`_keep_known`: a writer that wrote its header once)."""
         self._again = self._again or self._header is not None or self._unusable is not None
+        if self._header is not None:  # (after an unusable header, the one used before it)
+            self._known = self._header
         self._header, self._record, self._unusable = None, None, None
+
+    def _keep_known(self, origin: str, cells: list[str] | None = None) -> bool:
+        """Whether the first record of a file read again (its ``cells``; None: not CSV, or
+        oversized) is a row under the header read before, rather than a header: see the class
+        docstring. If so that header is this file's too, said with a warning the first time."""
+        known = self._known
+        if known is None or (cells is not None and _is_header(cells, known)):
+            return False
+        self._header = known
+        if not self._said_headerless:
+            self._said_headerless = True
+            self._warnings.append(
+                f"{origin}: the file was read again from its start (truncated, or a new file after a rotation) and "
+                f"this first record is not a header: it and the rows after it are read under the header read before "
+                f"({', '.join(known)}), as for a writer that writes its header only once; said once, for this and "
+                "later restarts")
+        return True
 
     def _header_failed(self, error: ConfigError, line: bytes, origin: str) -> DeadLetter:
         """A header that cannot be used: at the start of a run, the configuration error it is; read again
@@ -99,11 +129,12 @@ class CsvRecords:
         out, self._warnings = self._warnings, []
         return out
 
-    def check_oversized(self, origin: str) -> None:
-        """A line over ``mapping.max_event_bytes`` was read: as the header it raises
-        :class:`ConfigError`; as a row it is the caller's ``oversized`` dead letter."""
-        if self._header is None and self._unusable is None:
-            self._header_failed(self._header_too_long(origin), b"", origin)  # (the caller's dead letter holds the line)
+    def check_oversized(self, origin: str, line: bytes = b"") -> None:
+        """A line over ``mapping.max_event_bytes`` was read (``line``: its first bytes, if
+        given): as the header it raises :class:`ConfigError`; as a row it is the caller's
+        ``oversized`` dead letter."""
+        if self._header is None and self._unusable is None and not self._keep_known(origin):
+            self._header_failed(self._header_too_long(origin, line), b"", origin)  # (the caller's dead letter holds it)
 
     def decode(self, line: bytes, origin: str, start: tuple[int, bytes] | None = None) -> Event | DeadLetter | None:
         """One CSV row (or the header), without its line end. ``start``: ``line`` is one line,
@@ -118,11 +149,13 @@ class CsvRecords:
                 lineno, eol = start
                 self._record = [lineno, [line + eol], len(line) + len(eol)]
                 return None
+            if self._header is None:
+                self._keep_known(origin)  # a file read again: a bad first line is a bad row, not a bad header
             try:
                 return self._bad_row(line, origin, e)
             except ConfigError as error:
                 return self._header_failed(error, line, origin)
-        if self._header is None:
+        if self._header is None and not self._keep_known(origin, cells):
             duplicates = sorted(c for c, n in Counter(cells).items() if n > 1)
             try:
                 if duplicates:
@@ -131,6 +164,9 @@ class CsvRecords:
                 self._warnings += check_columns(self._mapping, cells, self.path, self._label_policy)
             except ConfigError as error:
                 return self._header_failed(error, line, origin)
+            if self._known is not None and set(cells) != set(self._known):
+                self._warnings.append(f"{origin}: the file was read again from its start with a header of other "
+                                      f"columns ({', '.join(cells)}; before: {', '.join(self._known)})")
             self._header = cells
             return None
         if len(cells) != len(self._header):
@@ -158,8 +194,8 @@ class CsvRecords:
             return self.decode(without_eol(b"".join(lines)), origin)
         self._record = None
         raw = (b"".join(lines) + text)[: self._max]
-        if self._header is None:
-            return self._header_failed(self._header_too_long(origin), raw, origin)
+        if self._header is None and not self._keep_known(origin):
+            return self._header_failed(self._header_too_long(origin, raw), raw, origin)
         if size is not None or _ends_quoted(line, True):
             what = f"a quoted field opened on line {first} is not closed within"
         else:
@@ -176,7 +212,7 @@ class CsvRecords:
         first, lines, _ = self._record
         self._record = None
         origin = f"{self.path}:{first}"
-        if self._header is None:
+        if self._header is None and not self._keep_known(origin):
             error = _bad_header(origin, "opens a quoted field that the file never closes; fix the file's first line")
             return [self._header_failed(error, b"".join(lines), origin)]
         detail = f"a quoted field opened on line {first} is not closed at the end of the file (line {last_lineno})"
@@ -186,15 +222,66 @@ class CsvRecords:
         """A row that is not UTF-8 or CSV: a dead letter; as the header, a configuration error."""
         if isinstance(error, UnicodeDecodeError):
             if self._header is None:
-                raise _bad_header(origin, f"is not valid UTF-8 (byte {error.start}); save the file as UTF-8") from None
+                also = f", and the file has {_CR_ONLY}" if _bare_cr(line) else ""
+                raise _bad_header(origin, f"is not valid UTF-8 (byte {error.start}); save the file as UTF-8{also}") from None
             return DeadLetter(line, "malformed", f"invalid UTF-8 at byte {error.start}", origin)
         if self._header is None:
+            if _bare_cr(line):  # csv's own hint (universal-newline mode) names a Python setting, not the fix
+                raise _bad_header(origin, f"holds a CR outside quotes: the file has {_CR_ONLY}") from None
             raise _bad_header(origin, f"is not valid CSV ({error}); fix the file's first line") from None
+        if _bare_cr(line):
+            detail = "invalid CSV row: a CR outside quotes (CR-only line endings? convert them to LF or CRLF)"
+            return DeadLetter(line, "malformed", detail, origin)
         return DeadLetter(line, "malformed", f"invalid CSV row: {error}", origin)
 
-    def _header_too_long(self, origin: str) -> ConfigError:
+    def _header_too_long(self, origin: str, head: bytes = b"") -> ConfigError:
+        """The header has no line end within ``mapping.max_event_bytes``; ``head``: its first bytes, if known.
+        A CR-only file is one such line however large the bound: raising it is no fix there."""
+        if _bare_cr(head):
+            return _bad_header(origin, f"is longer than mapping.max_event_bytes ({self._max}) and holds a CR "
+                                       f"outside quotes: the file has {_CR_ONLY}")
         return _bad_header(origin, f"is longer than mapping.max_event_bytes ({self._max}); raise "
-                                   "mapping.max_event_bytes or shorten the header")
+                                   "mapping.max_event_bytes or shorten the header (a file with CR-only line endings "
+                                   "reads as one line: convert them to LF or CRLF)")
+
+
+def _is_header(cells: list[str], known: list[str]) -> bool:
+    """Whether the first record of a file read again is a header, given the header read before.
+
+    It is when it has the same column names (in any order), or when it shares a name with it and
+    every cell is text: not empty, not a number (a header's cells never are, a row's often are).
+    A row of text cells that happens to hold a column's name is taken as a header (warned of).
+
+    >>> _is_header(["y", "a"], ["a", "y"]), _is_header(["a", "c", "y"], ["a", "b", "y"])
+    (True, True)
+    >>> _is_header(["5", "6", "c"], ["a", "b", "c"]), _is_header(["red", "cat"], ["a", "y"])
+    (False, False)
+    """
+    if set(cells) == set(known):
+        return True
+    return bool(set(cells) & set(known)) and all(cell.strip() and not _is_number(cell) for cell in cells)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+_CR_ONLY = "CR-only line endings (classic Mac): it reads as one line; convert them to LF or CRLF"
+
+
+def _bare_cr(text: bytes) -> bool:
+    """Whether ``text`` (a line, or a row's lines, without its line end) holds a CR outside a
+    quoted field: lines that end in CR alone, as the source reads lines (up to LF).
+
+    >>> _bare_cr(b"a,b,y\\r1,2,c"), _bare_cr(b'1,"two\\rlines",c'), _bare_cr(b"a,b")
+    (True, False, False)
+    """
+    i = text.find(b"\r")
+    return i >= 0 and not _ends_quoted(text[:i], False)
 
 
 def _allow_cells_up_to(max_bytes: int) -> None:

@@ -5,20 +5,34 @@ grow, be truncated in place and refilled (``copytruncate``), or be renamed away 
 new file takes its name (rotation by renaming). :class:`FollowedFile` notices each of
 these; turning the bytes into lines and events stays with the source. Without tail mode
 it is only the open file, read to its end.
+
+A new file at the path that cannot be opened (logrotate's ``create 0600 otheruser``, or a
+FIFO put there) is said in a warning naming the path and the reason, and tried again every
+second; meanwhile the open file is read on and the wait counts as idle
+(``follow_idle_timeout_s``). Only a regular file is opened, and never with a blocking open.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from stat import S_ISREG
 from typing import BinaryIO
 
 __all__ = ["FollowedFile"]
 
+log = logging.getLogger("stream_cl.files")  # the sinks' logger: a file run prints it on stderr
+
 _WAIT_STEP_S = 0.02  # how often a wait at the end of the file looks for new data
 _HEAD_BYTES = 4096  # the first bytes kept to notice a truncated file that was rewritten
+_RETRY_S = 1.0  # how often a new file at the path that could not be opened is tried again
+_SAY_AGAIN_S = 600.0  # how often that is said again while it still cannot be opened
+_NOT_REGULAR = "not a regular file (a FIFO, socket or device): tail mode reads regular files only"
 
 
 class FollowedFile:
@@ -29,6 +43,8 @@ class FollowedFile:
     again from its start, as a new file (truncated, or a rotated one opened): the reader
     then forgets its place (line numbers, a CSV header). ``rotating`` is True once the path
     names another file: the reader reads this one to its end, then calls :meth:`reopen`.
+    ``warn(text)`` says a new file at the path that cannot be opened (by default on the
+    ``stream_cl.files`` logger, as the sinks say theirs); ``clock`` times its retries.
 
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "log")
@@ -46,14 +62,26 @@ class FollowedFile:
     >>> followed.close()
     """
 
-    def __init__(self, path: str, file: BinaryIO, on_restart: Callable[[], None]):
+    def __init__(
+        self,
+        path: str,
+        file: BinaryIO,
+        on_restart: Callable[[], None],
+        *,
+        warn: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.path = path
         self.file: BinaryIO | None = file
-        self.rotating = False  # the path names a new file: read this one to its end, then open that one
+        self.rotating = False  # the path names a new file, open in _next: read this one to its end, then go on there
         self.last_data = time.monotonic()  # when bytes were last read: the idle timeout counts from it
         self._on_restart = on_restart
         self._head = b""  # the file's first bytes, as read: a change means it was truncated and rewritten
         self._closing = threading.Event()  # wakes a wait at the end of the file when closed
+        self._warn = warn or log.warning
+        self._clock = clock
+        self._next: BinaryIO | None = None  # the new file at the path, opened when it was seen there
+        self._unopened: _Unopened | None = None  # the new file at the path that could not be opened
 
     def took(self, chunk: bytes) -> None:
         """Bytes were read: the source is not idle, and the file's first bytes are known."""
@@ -73,7 +101,8 @@ class FollowedFile:
     def check_for_data(self) -> bool:
         """Tail mode: True when there is more to read. The file grew; or it was truncated,
         even if rewritten past the read position since (it is read again from its start);
-        or, at its end, the path names another file (``rotating``: it is read next)."""
+        or, at its end, the path names another file, which could be opened (``rotating``: it
+        is read next)."""
         f = self.file
         if f is None:  # closed meanwhile
             return False
@@ -91,15 +120,14 @@ class FollowedFile:
             return False
 
     def reopen(self, retry_wait_s: float) -> None:
-        """After a rotation, go on with the file now at the path, from its start. If it
-        cannot be opened, stay on the old one and wait ``retry_wait_s`` before going on."""
+        """After a rotation, go on with the new file at the path (opened when it was seen there),
+        from its start. Without one, stay on the old one and wait ``retry_wait_s`` before going on."""
         self.rotating = False
-        if self._closing.is_set():
-            return
-        try:
-            new = open(self.path, "rb")
-        except OSError:  # gone again, or unreadable: stay on the old file, look again after a wait
-            self._closing.wait(retry_wait_s)
+        new, self._next = self._next, None
+        if new is None or self._closing.is_set():
+            if new is not None:
+                new.close()
+            self._closing.wait(retry_wait_s)  # (at once when closed)
             return
         old, self.file = self.file, new
         old.close()
@@ -108,20 +136,88 @@ class FollowedFile:
     def close(self) -> None:
         """Close the file and wake a :meth:`wait_for_data` in another thread."""
         self._closing.set()
+        if self._next is not None:
+            self._next.close()
+            self._next = None
         if self.file is not None:
             self.file.close()
             self.file = None
 
     def _renamed(self, stat: os.stat_result) -> bool:
-        """Whether the path names another file than the open one (rotation by renaming)."""
+        """Whether the path names another file than the open one (rotation by renaming), opened
+        to be read next (:attr:`_next`). One that cannot be opened is not: it is no data to wait
+        for, so the idle timeout goes on counting, and it is tried again every ``_RETRY_S``."""
+        if self._next is not None:
+            return True
         try:
             now = os.stat(self.path)
         except OSError:  # nothing there yet: the writer has not created the new file
             return False
-        return (now.st_dev, now.st_ino) != (stat.st_dev, stat.st_ino)
+        identity = (now.st_dev, now.st_ino)
+        if identity == (stat.st_dev, stat.st_ino):
+            return False
+        failed = self._unopened
+        if failed is not None and failed.identity == identity and self._clock() < failed.retry_at:
+            return False
+        try:
+            new = _open_regular(self.path, now)
+        except OSError as e:
+            self._not_opened(identity, e.strerror or str(e))
+            return False
+        self._unopened = None
+        if self._closing.is_set():  # closed by another thread meanwhile: nothing may stay open
+            new.close()
+            return False
+        self._next = new
+        return True
+
+    def _not_opened(self, identity: tuple[int, int], why: str) -> None:
+        """The new file at the path cannot be opened: say so at once, then at most every ``_SAY_AGAIN_S``
+        while it still cannot be (a silent tail that never reads on looks like a quiet writer)."""
+        now = self._clock()
+        failed = self._unopened
+        if failed is None or failed.identity != identity:  # another new file: said at once
+            failed = self._unopened = _Unopened(identity, since=now)
+        failed.retry_at = now + _RETRY_S
+        if failed.said_at is not None and now - failed.said_at < _SAY_AGAIN_S:
+            return
+        still = f" (for {now - failed.since:.0f} s now)" if failed.said_at is not None else ""
+        failed.said_at = now
+        self._warn(f"{self.path} names a new file (rotated) that cannot be opened{still}: {why}; reading on in the "
+                   f"file open until now and trying the path again every {_RETRY_S:g} s, the wait counting toward "
+                   "source.follow_idle_timeout_s; fix the new file's permissions or type (a regular file)")
 
     def _restart(self) -> None:
         """Read the open file from its start, as a new file."""
         self.file.seek(0)
         self._head = b""
         self._on_restart()
+
+
+@dataclass
+class _Unopened:
+    """A new file at the followed path that could not be opened: when to try it again, and when
+    that was said (None: not yet)."""
+
+    identity: tuple[int, int]
+    since: float
+    retry_at: float = 0.0
+    said_at: float | None = None
+
+
+def _open_regular(path: str, stat: os.stat_result) -> BinaryIO:
+    """The regular file at ``path`` (``stat``: what it was) to read, never blocking: a FIFO
+    there is refused without being opened (a reader's open waits for a writer, and a reader
+    that comes and goes would end a writer's stream), and ``O_NONBLOCK`` covers a FIFO put
+    there between the ``stat`` and the open."""
+    if not S_ISREG(stat.st_mode):
+        raise OSError(errno.EINVAL, _NOT_REGULAR)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, _NOT_REGULAR)
+        os.set_blocking(fd, True)  # (no effect on a regular file's reads; as a plain open leaves it)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

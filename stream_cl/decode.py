@@ -56,6 +56,8 @@ __all__ = ["LONE_SURROGATE", "MAX_TEXT_CHARS", "EventDecoder", "id_value", "labe
            "text_problem"]
 
 _BIG = 2**1000  # ints inside this convert to float without overflow
+# mapping.features' default ("x"): in a CSV, every column but the label, id, task and timestamp (_csv_columns)
+_FEATURES_DEFAULT = next(f.default for f in dataclasses.fields(MappingConfig) if f.name == "features")
 _BOM = "\ufeff"
 
 
@@ -336,8 +338,9 @@ class EventDecoder:
         """Validate one CSV row (column -> cell text). Empty or whitespace-only cells are missing
         values, and no label, id, task or time in those columns.
 
-        When ``mapping.features`` is a string that is not a column, every column but the
-        label, id, task and timestamp is a feature.
+        Under the default ``mapping.features`` (``"x"``), or a string that is not a column,
+        every column but the label, id, task and timestamp is a feature, a column named ``x``
+        too; another string that is a column is that column alone (:meth:`_csv_columns`).
         """
         if len(raw) > self._max_bytes:
             return self._oversized(raw, origin)
@@ -393,8 +396,15 @@ class EventDecoder:
         return _make_event(x, y, i, task, ts, origin)
 
     def _csv_columns(self, header: tuple) -> tuple[list, list]:
-        """The feature columns, and the columns that unknown_fields = "reject" refuses."""
-        if self._field is not None and self._field not in header:
+        """The feature columns, and the columns that unknown_fields = "reject" refuses.
+
+        A string ``mapping.features`` is JSON's field holding the features object, which a CSV
+        row has not. So its default reads every column: a CSV ``x,y,z,class`` (coordinates, an
+        sklearn export) learns from x, y and z, not from x alone with the rest dropped unsaid,
+        and a file learns the same whatever its first column is named. To learn column ``x``
+        alone, name it in a list (``features = ["x"]``, ``--features x,``).
+        """
+        if self._field is not None and (self._field == _FEATURES_DEFAULT or self._field not in header):
             # all columns but label/id/task/timestamp are features: none is unknown
             return [c for c in header if c not in self._meta], []
         cols = [self._field] if self._field is not None else [c for c in self._fields if c in header]

@@ -296,8 +296,9 @@ def test_csv_rows():
 
 
 def test_csv_feature_column_selection():
-    # "x" names a column: it is the only feature
-    assert DECODER.decode_csv_row({"x": "3", "z": "4", "y": "a"}, b"", "o").x == {"x": 3.0}
+    # "x", the default, reads every column, one named x too (r27 F1: x as the features' field is JSON's notion)
+    assert DECODER.decode_csv_row({"x": "3", "z": "4", "y": "a"}, b"", "o").x == {"x": 3.0, "z": 4.0}
+    assert EventDecoder(MappingConfig(features=["x"])).decode_csv_row({"x": "3", "z": "4"}, b"", "o").x == {"x": 3.0}
     named = EventDecoder(MappingConfig(features=["a"], unknown_fields="reject"))
     assert named.decode_csv_row({"a": "1", "y": "b"}, b"", "o").x == {"a": 1.0}
     dead(named.decode_csv_row({"a": "1", "q": "2"}, b"", "o"), "unknown_field")

@@ -19,6 +19,7 @@ from connectors.files import FileSource, JsonlDeadLetterSink, JsonlPredictionSin
 from stream_cl.config import ConfigError, MappingConfig, SourceConfig
 from stream_cl.decode import EventDecoder
 from stream_cl.events import DeadLetter, Event, Prediction
+from file_kit import poll_until  # tests/unit/file_kit.py
 
 ROOT = Path(__file__).resolve().parents[2]
 CSV_DEFAULT_LIMIT = 131_072  # the csv module's own field_size_limit
@@ -209,13 +210,6 @@ def test_the_cli_on_a_fifo_source_exits_2_saying_it_is_not_a_regular_file(tmp_pa
 
 
 # -- F5: a followed CSV rotated to a file whose header cannot be used ----------------------------------
-def _poll_until(source, n, max_polls=500):
-    records = []
-    for _ in range(max_polls):  # each poll waits at most eof_wait_s: no sleeps
-        records += source.poll(100)
-        if len(records) >= n:
-            return records
-    raise AssertionError(f"only {len(records)} of {n} records after {max_polls} polls")
 
 
 def test_a_rotation_to_a_file_whose_header_cannot_be_used_is_dead_letters_not_the_end_of_the_run(tmp_path):
@@ -226,10 +220,10 @@ def test_a_rotation_to_a_file_whose_header_cannot_be_used_is_dead_letters_not_th
     path.write_bytes(b"a,b,y\n1,2,c0\n")
     mapping = MappingConfig(features=["a", "b"])
     with FileSource(str(path), mapping, follow=True, eof_wait_s=0.01) as source:
-        assert [r.x for r in _poll_until(source, 1)] == [{"a": 1.0, "b": 2.0}]
+        assert [r.x for r in poll_until(source, 1)] == [{"a": 1.0, "b": 2.0}]
         path.rename(tmp_path / "f.csv.1")
         path.write_bytes(b"a,c,y\n3,4,c1\n5,6,c0\n")  # no column b
-        dead = _poll_until(source, 3)
+        dead = poll_until(source, 3)
         assert all(isinstance(r, DeadLetter) and r.reason == "malformed" for r in dead)
         assert [r.origin for r in dead] == [f"{path}:1", f"{path}:2", f"{path}:3"]
         assert "mapping.features: no column 'b'" in dead[0].detail
@@ -238,7 +232,7 @@ def test_a_rotation_to_a_file_whose_header_cannot_be_used_is_dead_letters_not_th
         (tmp_path / "f.csv.1").unlink()
         path.rename(tmp_path / "f.csv.2")
         path.write_bytes(b"b,a,y\n8,7,c1\n")  # rotated again, to a usable header
-        assert [(r.x, r.y) for r in _poll_until(source, 1)] == [({"b": 8.0, "a": 7.0}, "c1")]
+        assert [(r.x, r.y) for r in poll_until(source, 1)] == [({"b": 8.0, "a": 7.0}, "c1")]
 
 
 @pytest.mark.parametrize("header", [b"a,a,y", b"a,c,y"], ids=["repeated", "missing"])
