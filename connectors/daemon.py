@@ -434,9 +434,7 @@ def _serve_and_run(config: Config, stop: threading.Event, on_ready) -> int:
         set_threads(getattr(config.run, "threads", 1))
         warm_up()  # before the probes answer ready: not in the first batch's latency
     if stop.is_set():  # asked for during the imports or the warm-up: nothing is built, nothing to commit
-        log_event(log, "shutdown", records=0, checkpoint_seq=None, exit_code=EXIT_OK,
-                  detail="stopped before the daemon was built")
-        return EXIT_OK
+        return _stopped_before_built(None)
     server = None
     metrics_cfg = getattr(config, "metrics", None)
     if metrics_cfg is not None and metrics_cfg.enabled:
@@ -509,13 +507,17 @@ def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server,
     """Build a daemon and run it; returns its exit code and its metrics (the next build keeps them).
     ``changelog``: the run's (closed by the caller); None: the daemon makes its own."""
     run_changelog = {} if changelog is None else {"changelog": changelog}
+    if stop.is_set():  # (a stop asked for since the last look)
+        return _stopped_before_built(metrics), metrics
     try:
         daemon = Daemon.from_config(config, stop, metrics, **run_changelog)
-    except (ConfigError, CheckpointError) as e:
+    except (ConfigError, CheckpointError) as e:  # a setting to fix, stopped or not: exit 2
         return _config_failed(e), metrics
     except Exception as e:
         from .kafka import bootstrap_hint
 
+        if stop.is_set():  # a stop asked for during the build ended it (BootstrapStopped), or it came first
+            return _stopped_before_built(metrics, e), metrics
         if (detail := not_authorised(e, config)) is not None:  # a publisher or changelog an ACL denies
             return _not_authorised_failed(detail), metrics
         hint = bootstrap_hint(e, config.kafka)
@@ -540,6 +542,22 @@ def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server,
             daemon._abort()
             return EXIT_FAILED, daemon.metrics
     return daemon.run(), daemon.metrics
+
+
+def _stopped_before_built(metrics: DaemonMetrics | None, ended: Exception | None = None) -> int:
+    """Log a start stopped before its daemon was built (nothing to commit) as its ``shutdown`` line;
+    returns exit code 0, the documented clean stop. ``ended``: the error the build ended in after the
+    stop was asked for, named in the line unless it is the stop's own (BootstrapStopped): a stop
+    asked for must not turn into a failure, and the error is said all the same."""
+    detail = "stopped before the daemon was built"
+    if ended is not None:
+        from .kafka import BootstrapStopped
+
+        if not isinstance(ended, BootstrapStopped):
+            detail += f" (the start it stopped ended in {type(ended).__name__}: {ended})"
+    log_event(log, "shutdown", records=metrics.records if metrics is not None else 0,
+              checkpoint_seq=metrics.checkpoint_seq if metrics is not None else None, exit_code=EXIT_OK, detail=detail)
+    return EXIT_OK
 
 
 def _install_signal_handlers(stop: threading.Event, timeout_s: float):

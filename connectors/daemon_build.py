@@ -5,7 +5,8 @@ The order is the point: everything that can refuse a start with exit 2 (a config
 this config cannot resume, a second daemon on the same checkpoint directory) is checked before any
 Kafka client exists, so a broker that cannot be reached never hides it, and a refused second daemon
 never makes a producer that would fence the first. What is made is released again if a later part
-cannot be made.
+cannot be made. The first client waits for a broker while it watches the stop flag
+(:class:`BrokerContact`): a SIGTERM while the broker is down stops the start at once.
 
 :meth:`connectors.daemon.Daemon.from_config` calls :func:`build_daemon`; :class:`RunChangelog` is
 the run's changelog that :func:`connectors.daemon.run_daemon` keeps across the daemons it rebuilds.
@@ -25,7 +26,7 @@ from .partitions import PartitionStates
 from .state import CheckpointState, check_settings
 from .status import DaemonMetrics
 
-__all__ = ["RunChangelog", "build_daemon", "changelog_table", "topic_max_message_bytes"]
+__all__ = ["BrokerContact", "RunChangelog", "build_daemon", "changelog_table", "topic_max_message_bytes"]
 
 log = logging.getLogger("stream_cl.daemon")
 
@@ -57,10 +58,12 @@ def build_daemon(cls, config: Config, stop_event: threading.Event | None = None,
     own = changelog is None
     if own:
         changelog = RunChangelog()
-    table = changelog.table_for(config, learner)  # None: no changelog (off, or a learner without partition parts)
+    contact = BrokerContact(kcfg, stop_event)
+    table = changelog.table_for(config, learner, contact)  # None: no changelog (off, or a learner without partition parts)
     make = ProcessPublisher if kcfg.publisher == "process" else InlinePublisher
     max_request = max(kcfg.max_message_bytes, config.changelog.max_message_bytes + 65_536 if table else 0)
     try:  # nothing is left running if a part cannot be made
+        contact()  # a broker first (where the changelog made no client yet)
         dead_letter_topic_bytes = topic_max_message_bytes(kcfg, kcfg.dead_letter_topic)
         options = producer_options(kcfg, transactional_id(config), max_request)
         if dead_letter_topic_bytes:  # no batch of dead letters over the topic's limit: the broker refuses it
@@ -95,6 +98,31 @@ def build_daemon(cls, config: Config, stop_event: threading.Event | None = None,
     return daemon
 
 
+class BrokerContact:
+    """The build's first contact with Kafka: called before each client is made, the first call waits
+    for a broker (:func:`connectors.kafka.admin_once_reached`) and the others return at once.
+
+    kafka-python's clients each wait up to ``kafka.bootstrap_timeout_ms`` (30 s) for a broker and
+    cannot be stopped meanwhile: a SIGTERM or Ctrl-C while the broker was down did not stop the
+    start, which failed 30 s later with exit 1. This wait ends within 0.2 s of ``stop`` being set,
+    with :class:`connectors.kafka.BootstrapStopped` (:func:`connectors.daemon.run_daemon` exits 0);
+    the clients made after it find the broker at once. Without ``stop`` there is nothing to watch,
+    and no wait.
+    """
+
+    def __init__(self, kcfg, stop: threading.Event | None):
+        self.kcfg, self.stop = kcfg, stop
+        self.reached = stop is None
+
+    def __call__(self) -> None:
+        if self.reached:
+            return
+        from .kafka import admin_once_reached
+
+        admin_once_reached(self.kcfg, self.stop).close()  # (its only use: the wait)
+        self.reached = True
+
+
 class RunChangelog:
     """The model changelog of one run: made by the first daemon built, handed to every daemon rebuilt
     after a reset, and closed once when the run ends.
@@ -111,10 +139,11 @@ class RunChangelog:
         self.table = None
         self._made = False
 
-    def table_for(self, config: Config, learner):
-        """The run's table, made (and the topic created if missing) at the first call; None: no changelog."""
+    def table_for(self, config: Config, learner, contact: BrokerContact | None = None):
+        """The run's table, made (and the topic created if missing) at the first call; None: no changelog.
+        ``contact``: called before its first client is made (:class:`BrokerContact`)."""
         if not self._made:
-            self.table = changelog_table(config, learner)
+            self.table = changelog_table(config, learner, contact)
             self._made = True
         return self.table
 
@@ -127,8 +156,9 @@ class RunChangelog:
                 pass
 
 
-def changelog_table(config: Config, learner):
-    """The model changelog's table (the topic created if missing), or None when there is none to keep."""
+def changelog_table(config: Config, learner, contact: BrokerContact | None = None):
+    """The model changelog's table (the topic created if missing), or None when there is none to keep.
+    ``contact``: called after the checks that need no broker, before the first client is made."""
     if not config.changelog.enabled:
         return None
     if not hasattr(learner, "contribution"):  # nothing to merge: each member's model is its own
@@ -151,6 +181,8 @@ def changelog_table(config: Config, learner):
                           "group per events topic")
     topic = changelog_topic(config)
     refuse_own_outputs(kcfg, topic)  # before the topic is made: a refused start leaves none behind
+    if contact is not None:
+        contact()
     admin = KafkaAdminClient(**client_options(kcfg))
     try:
         ensure_changelog_topic(admin, topic, cl.partitions, cl.replication_factor, cl.max_message_bytes)

@@ -35,12 +35,13 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError, UnsupportedCodecError
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
-from stream_cl.config import Config, ConfigError, KafkaConfig, MappingConfig
+from stream_cl.config import JOIN_POLL_MS, Config, ConfigError, KafkaConfig, MappingConfig
 from stream_cl.decode import EventDecoder
 from stream_cl.events import Event
 from stream_cl.mapping_check import FieldCensus, TimeCensus
@@ -52,10 +53,12 @@ from .sinks import DeliveryError, parse_origin
 from .writable import unwritable
 
 __all__ = [
+    "BootstrapStopped",
     "DeliveryError",
     "KafkaSource",
     "PolledBatch",
     "RebalanceHooks",
+    "admin_once_reached",
     "bootstrap_hint",
     "check_kafka_config",
     "check_status_file",
@@ -71,7 +74,6 @@ __all__ = [
 
 log = logging.getLogger("stream_cl.kafka")
 
-_JOIN_POLL_MS = 3_000  # poll timeout while no partition is assigned
 # lag()'s end offsets: one ListOffsets round trip per leader, on the loop, at most this often
 _LAG_LOOKUP_EVERY_S = 5.0
 # and for at most this long. The request queues behind the consumer's own fetch, which the broker parks
@@ -79,6 +81,8 @@ _LAG_LOOKUP_EVERY_S = 5.0
 # takes ~1 ms during a backlog and waits out the parked fetch when caught up. Past this the lag keeps
 # the last fetch's high watermark (current then: nothing new came), and the loop is never held longer.
 _LAG_LOOKUP_TIMEOUT_MS = 100
+# how often the daemon's first bootstrap looks at the stop flag (admin_once_reached): a SIGTERM meanwhile ends it
+_BOOTSTRAP_CHECK_MS = 200
 
 
 # -- client settings ----------------------------------------------------------------------
@@ -92,6 +96,15 @@ def _secret(cfg: KafkaConfig, name: str) -> str | None:
             raise ConfigError(f"kafka.{name}_env: environment variable {env!r} is not set; export it or set kafka.{name}")
         value = os.environ[env]
     return value or None
+
+
+def _refuse_empty_variable(cfg: KafkaConfig, name: str, why: str, what: str) -> None:
+    """The config error for ``kafka.<name>_env`` naming a variable that is set but empty (a Secret or
+    an environment file mounted empty), where a value is needed (``why``): :func:`_secret` reads it as
+    no value, and the error would otherwise say that none is set, naming keys that are set."""
+    env = getattr(cfg, f"{name}_env")
+    if env and os.environ.get(env) == "":
+        raise ConfigError(f"kafka.{name}_env: environment variable {env!r} is empty, and {why}; put {what} in it") from None
 
 
 def group_instance_id(cfg: KafkaConfig) -> str:
@@ -134,9 +147,12 @@ def client_options(cfg: KafkaConfig) -> dict:
     if cfg.security_protocol.startswith("SASL_"):
         opts["sasl_mechanism"] = cfg.sasl_mechanism
         user, password = _secret(cfg, "sasl_plain_username"), _secret(cfg, "sasl_plain_password")
-        if not user or password is None:
-            raise ConfigError(f"kafka.sasl_plain_username: {cfg.sasl_mechanism} needs a username and a password; "
-                              "set sasl_plain_username and sasl_plain_password (or their _env forms)")
+        for name, value, what in (("sasl_plain_username", user, "username"), ("sasl_plain_password", password, "password")):
+            if value is None:  # the key that lacks it is blamed, and an empty variable by name
+                _refuse_empty_variable(cfg, name, f"{cfg.sasl_mechanism} needs a {what}", f"the {what}")
+                raise ConfigError(f"kafka.{name}: {cfg.sasl_mechanism} needs a username and a password, and no {what} "
+                                  f"is set; set kafka.{name} (or kafka.{name}_env to the name of the variable that "
+                                  "holds it)")
         hide_secret(password)  # kafka-python at DEBUG logs the SASL PLAIN request; logs.Redact drops it
         opts["sasl_plain_username"], opts["sasl_plain_password"] = user, password
     return opts
@@ -212,6 +228,7 @@ def _load_key(cfg: KafkaConfig) -> None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.load_cert_chain(cfg.ssl_certfile, cfg.ssl_keyfile or None, password=give)
     except _NoPassword:
+        _refuse_empty_variable(cfg, "ssl_password", f"the key in {keyfile!r} is encrypted", "the key's password")
         raise ConfigError(f"kafka.ssl_password: the key in {keyfile!r} is encrypted and no password is set; set "
                           "kafka.ssl_password_env to the name of the variable that holds it (or kafka.ssl_password)"
                           ) from None
@@ -272,6 +289,60 @@ def bootstrap_hint(error: BaseException, cfg: KafkaConfig) -> str | None:
     if cfg.security_protocol == "PLAINTEXT":
         hint += "; check the address and that the listener there is PLAINTEXT (not SSL or SASL)"
     return hint
+
+
+class BootstrapStopped(Exception):
+    """A stop was asked for while the daemon waited for a broker (:func:`admin_once_reached`)."""
+
+
+def admin_once_reached(cfg: KafkaConfig, stop):
+    """A ``KafkaAdminClient``, made once a broker of ``kafka.bootstrap_servers`` answered: within
+    ``kafka.bootstrap_timeout_ms``, or its error ("Unable to bootstrap", :func:`bootstrap_hint`), or
+    :class:`BootstrapStopped` within 0.2 s of ``stop`` (a :class:`threading.Event`) being set.
+
+    kafka-python's clients bootstrap inside their constructors, for the whole bootstrap timeout
+    (30 s), and nothing stops them: a SIGTERM or Ctrl-C while the broker was down waited that long
+    and ended in exit 1 (a constructor that fails also leaves its IO thread running). This one's
+    first bootstrap runs here instead, on this thread, in polls between which ``stop`` is read
+    (its ``kafka_client`` option, :func:`_reached_network`); the rest of it is kafka-python's own.
+    Made where the daemon's other admin clients are made (``kafka.admin``, which tests fake),
+    before any other client: those find a broker at once.
+    """
+    from kafka.admin import KafkaAdminClient
+
+    # kafka-python's network layer of 3.0 (not its top-level API): with another release the client bootstraps
+    # as it does, and a stop meanwhile is still a clean one once that ends (connectors.daemon)
+    if any(find_spec(name) is None for name in ("kafka.net.compat", "kafka.net.manager", "kafka.net.selector")):
+        return KafkaAdminClient(**client_options(cfg))
+
+    def network(**configs):
+        return _reached_network(stop, **configs)
+
+    return KafkaAdminClient(**client_options(cfg), kafka_client=network)
+
+
+def _reached_network(stop, **configs):
+    """kafka-python's network client (what ``kafka_client`` makes) with its bootstrap done: on this
+    thread, before its IO thread starts, so that a stop can end it; closed again if it is not done."""
+    from kafka.net.compat import KafkaNetClient
+    from kafka.net.manager import KafkaConnectionManager
+    from kafka.net.selector import NetworkSelector
+
+    net = NetworkSelector(**configs)
+    manager = KafkaConnectionManager(net, **configs)
+    try:
+        bootstrap = manager.bootstrap_async(configs["bootstrap_timeout_ms"])
+        while not bootstrap.is_done:
+            if stop.is_set():
+                raise BootstrapStopped("a stop was asked for while the daemon waited for a broker")
+            net.poll(timeout_ms=_BOOTSTRAP_CHECK_MS, future=bootstrap)
+        if bootstrap.failed():
+            raise bootstrap.exception
+    except BaseException:
+        manager.close()  # its sockets; the bootstrap in progress ends with it
+        net.close()
+        raise
+    return KafkaNetClient(net=net, manager=manager, **configs)
 
 
 def transactional_id(config: Config) -> str:
@@ -497,7 +568,7 @@ class KafkaSource(RebalanceCallbacks):
         """Up to ``max_records`` decoded records; positions advance past every one returned."""
         # Without partitions the group is (re)joining: give the join round trip time to finish
         # inside one poll (kafka-python restarts a join that completes between two polls).
-        timeout = self.cfg.poll_timeout_ms if self.assigned else max(self.cfg.poll_timeout_ms, _JOIN_POLL_MS)
+        timeout = self.cfg.poll_timeout_ms if self.assigned else max(self.cfg.poll_timeout_ms, JOIN_POLL_MS)
         try:
             batches = self.consumer.poll(timeout_ms=timeout, max_records=max_records)
         except UnsupportedCodecError as e:

@@ -21,7 +21,6 @@ import io
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import pytest
 from connectors.kafka import bootstrap_hint, check_kafka_config, client_options
 from connectors.logs import log_event, setup_logging, teardown_logging
 from stream_cl.config import ConfigError, KafkaConfig
+from pem_kit import make_pem, tls  # tests/unit/pem_kit.py
 
 KEY_PASSWORD = "key-pass-7f3a"
 ROOT = str(Path(__file__).resolve().parents[2])  # the checkout these tests belong to, for a child process
@@ -128,30 +128,15 @@ def test_the_publisher_child_masks_the_passwords_it_is_given(monkeypatch, capsys
 @pytest.fixture(scope="module")
 def pem(tmp_path_factory):
     """A self-signed certificate with its key (plain and encrypted), and a second pair."""
-    assert shutil.which("openssl"), "openssl is not installed: .ci/run installs it (apt-get install openssl)"
-    d = tmp_path_factory.mktemp("pem")
-
-    def openssl(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True, stdin=subprocess.DEVNULL)
-
-    for name in ("", "other-"):
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-                "-subj", "/CN=127.0.0.1", "-keyout", str(d / f"{name}key.pem"), "-out", str(d / f"{name}cert.pem"))
-    openssl("pkey", "-in", str(d / "key.pem"), "-aes256", "-passout", f"pass:{KEY_PASSWORD}",
-            "-out", str(d / "enc.pem"))
-    return {p.stem: str(p) for p in d.iterdir()}
-
-
-def _tls(**kafka) -> KafkaConfig:
-    return KafkaConfig(bootstrap_servers="127.0.0.1:1", topics=["events"], security_protocol="SSL", **kafka)
+    return make_pem(tmp_path_factory.mktemp("pem"), KEY_PASSWORD, pairs=("", "other-"))
 
 
 def test_usable_tls_files_pass(pem, monkeypatch):
-    check_kafka_config(_tls(ssl_cafile=pem["cert"], ssl_certfile=pem["cert"], ssl_keyfile=pem["key"]))
-    check_kafka_config(_tls(ssl_cafile=pem["cert"], ssl_certfile=pem["cert"], ssl_keyfile=pem["enc"],
+    check_kafka_config(tls(ssl_cafile=pem["cert"], ssl_certfile=pem["cert"], ssl_keyfile=pem["key"]))
+    check_kafka_config(tls(ssl_cafile=pem["cert"], ssl_certfile=pem["cert"], ssl_keyfile=pem["enc"],
                             ssl_password=KEY_PASSWORD))
     monkeypatch.setenv("R24_KEY_PASSWORD", KEY_PASSWORD)
-    check_kafka_config(_tls(ssl_cafile=pem["cert"], ssl_certfile=pem["cert"], ssl_keyfile=pem["enc"],
+    check_kafka_config(tls(ssl_cafile=pem["cert"], ssl_certfile=pem["cert"], ssl_keyfile=pem["enc"],
                             ssl_password_env="R24_KEY_PASSWORD"))
 
 
@@ -174,14 +159,14 @@ def test_usable_tls_files_pass(pem, monkeypatch):
 def test_unusable_tls_files_are_config_errors_naming_the_key(pem, case, settings, message):
     files = {k: (pem[v] if k != "ssl_password" else v) for k, v in settings.items()}
     with pytest.raises(ConfigError, match=message):
-        check_kafka_config(_tls(ssl_cafile=pem["cert"], **files) if "ssl_cafile" not in files else _tls(**files))
+        check_kafka_config(tls(ssl_cafile=pem["cert"], **files) if "ssl_cafile" not in files else tls(**files))
 
 
 def test_a_wrong_password_from_the_environment_names_the_variable_not_the_value(pem, monkeypatch):
     monkeypatch.setenv("R24_KEY_PASSWORD", "wrong-pass-5e6d")
     with pytest.raises(ConfigError, match=r"^kafka\.ssl_password_env: the password in the variable 'R24_KEY_PASSWORD' "
                                           "does not open the key") as e:
-        check_kafka_config(_tls(ssl_certfile=pem["cert"], ssl_keyfile=pem["enc"], ssl_password_env="R24_KEY_PASSWORD"))
+        check_kafka_config(tls(ssl_certfile=pem["cert"], ssl_keyfile=pem["enc"], ssl_password_env="R24_KEY_PASSWORD"))
     assert "wrong-pass-5e6d" not in str(e.value)
 
 
