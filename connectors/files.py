@@ -76,8 +76,17 @@ class FileSource:
     the old position is seen too. The limit: one refilled with the same first 4 KiB is
     not. When the path names another file (rotation by renaming), seen at the end of
     the open one, the rest of the open file is read, then the new one from its start,
-    as ``tail -F`` does; lines written to the old file after that are not read. A CSV
-    file read again from its start, or a new one, starts with its header.
+    as ``tail -F`` does; lines written to the old file after that are not read. A new
+    file at the path that cannot be opened is a warning (:meth:`take_warnings`). A CSV
+    file read again from its start, or a new one, starts with its header, or with a row
+    read under the header read before when its first record is not a header (a writer
+    that wrote its header once: :class:`~connectors.csv_records.CsvRecords`).
+
+    A gzip stream that ends early (a file cut short by an interrupted copy) or is corrupt
+    stops the reading there: the lines before it are read, then one ``malformed`` dead
+    letter, a warning naming the file, the line and byte reached and the error, and
+    :attr:`error` holds that text (the run reports it and exits 1: the rest of the file
+    is lost to it, unlike a bad line).
 
     CSV: the first non-blank record is the header. A quoted field may hold line breaks
     (RFC 4180): its row is read from all its lines and has the first one's origin. A
@@ -118,6 +127,8 @@ class FileSource:
         self._final = not follow  # the file will not grow: a last line needs no newline
         self._decoder = EventDecoder(mapping, label_policy, census=FieldCensus(mapping))
         self._max = mapping.max_event_bytes
+        self._warnings: list[str] = []  # the source's own (a corrupt gzip, a rotated path not opened)
+        self.error: str | None = None  # why the file was not read to its end (a corrupt gzip), once it was not
         gz = _is_gzip(self.path)
         if gz and follow:
             raise ValueError(
@@ -125,7 +136,8 @@ class FileSource:
                 "tailed while it is written; decompress it first or read it with follow=False"
             )
         file = gzip.open(self.path, "rb") if gz else open(self.path, "rb")
-        self._followed = FollowedFile(self.path, file, on_restart=self._start_over)
+        # its warning (a rotated path that cannot be opened) goes with the others: on stderr and in the report
+        self._followed = FollowedFile(self.path, file, on_restart=self._start_over, warn=self._warnings.append)
         name = self.path[:-3] if self.path.endswith(".gz") else self.path
         self._fmt = fmt if fmt != "auto" else _format_from_name(name)  # None: sniff the first line
         self._csv = CsvRecords(self.path, mapping, label_policy, self._decoder)
@@ -179,10 +191,13 @@ class FileSource:
         return out
 
     def take_warnings(self) -> list[str]:
-        """Mapping mistakes found since the last call, each said once: a label column the CSV
-        header lacks, or a named field none of the first JSON events had (checked at the end
-        of a shorter file)."""
-        return self._csv.take_warnings() + self._decoder.census.take(final=self.exhausted)
+        """Mistakes found since the last call, each said once: a gzip stream that ends early or
+        is corrupt (:attr:`error`), a new file at a followed path that cannot be opened, a label
+        column the CSV header lacks, or a named field none of the first JSON events had (checked
+        at the end of a shorter file)."""
+        own = self._warnings[:]
+        self._warnings.clear()  # in place: the FollowedFile appends to this very list
+        return own + self._csv.take_warnings() + self._decoder.census.take(final=self.exhausted)
 
     def close(self) -> None:
         self._followed.close()  # also wakes a poll waiting at the end of the file
@@ -244,9 +259,27 @@ class FileSource:
         self._csv.restart()
 
     def _corrupt(self, error: Exception) -> DeadLetter:
+        """The gzip stream cannot be read on: the end of this source. Besides the dead letter (as
+        before), a warning and :attr:`error`: the rest of the file is lost, which a dead letter
+        among bad lines does not make seen (a cut copy ran to exit 0, half its events unread)."""
         self.exhausted = True
         detail = f"gzip stream is corrupt or truncated ({error}); stopped reading this file"
-        return DeadLetter(b"", "malformed", detail, f"{self.path}:{self._lineno + 1}")
+        lineno = self._lineno + 1
+        what = ("ends early, the file cut short (an interrupted copy or download?)" if isinstance(error, EOFError)
+                else "is corrupt")
+        self.error = (f"stopped reading {self.path} at line {lineno:,}{self._gzip_position()}: the gzip stream {what}: "
+                      f"{error}. {self._lineno:,} lines were read before it, the rest of the file was not; "
+                      "check it with gzip -t and get a whole copy")
+        self._warnings.append(self.error)
+        return DeadLetter(b"", "malformed", detail, f"{self.path}:{lineno}")
+
+    def _gzip_position(self) -> str:
+        """Where a gzip stream broke, in the words of :meth:`_corrupt` ("" if unknown)."""
+        try:
+            reached, size = self._followed.file.tell(), os.path.getsize(self.path)
+        except (OSError, ValueError, EOFError, zlib.error):
+            return ""
+        return f" (decompressed byte {reached:,}; the .gz file is {size:,} bytes)"
 
     # -- decoding lines --------------------------------------------------------------
     def _decode_line(self, lineno: int, line: bytes, size: int | None) -> Event | DeadLetter | None:
@@ -255,7 +288,7 @@ class FileSource:
         origin = f"{self.path}:{lineno}"
         if size is not None:
             if self._fmt == "csv":
-                self._csv.check_oversized(origin)  # an oversized header: no row could be read
+                self._csv.check_oversized(origin, line)  # an oversized header: no row could be read
             detail = (
                 f"line is {size} bytes, over mapping.max_event_bytes ({self._max}); "
                 f"raw holds only its first {len(line)} bytes"

@@ -137,6 +137,8 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
             warn(w)
         ended = source.exhausted or (config.run.max_events is not None and seen >= config.run.max_events)
         stopped_by = None if ended else "output_error" if outputs.errors else signals.received or "stop"
+        if source.error:  # exhausted, yet not read to its end (a gzip stream cut short): failure() makes it exit 1
+            stopped_by = "source_error"
     names = step.stats.class_names()  # as the report's counts name them: 1 and "1" stay two classes
     report = {"source": config.source.kind, "path": src_cfg.path, "model": type(learner).__name__,
               "classes": [names[c] for c in learner.classes_], "complete": stopped_by is None,
@@ -145,6 +147,8 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
         report.update(stopped_by=stopped_by, records_read=seen)
     if outputs.errors:
         report["output_errors"] = dict(outputs.errors)
+    if source.error:
+        report["source_error"] = source.error
     _write_report(config.run.report, report)
     return report
 
@@ -283,9 +287,20 @@ def _to_stderr(text: str) -> None:
 
 
 def failure(report: dict, dead_letters: bool = True) -> str | None:
-    """Why a finished run is a failure (the CLI then exits 1), or None: no event could be
-    used, or none had a label (nothing was learned). ``dead_letters``: whether the run wrote
-    its dead letters to a file (``run.dead_letters``), which the message then points to."""
+    """Why a finished run is a failure (the CLI then exits 1), or None: its source could not be
+    read to its end (a gzip stream cut short: the rest of the data is lost to the run, whatever it
+    learned), no event could be used, or none had a label (nothing was learned). ``dead_letters``:
+    whether the run wrote its dead letters to a file (``run.dead_letters``), which the message
+    then points to.
+
+    >>> print(failure({"path": "e.jsonl.gz", "source_error": "...", "dead_letters_total": 1, "events": 9,
+    ...                "labelled": 9}))  # doctest: +ELLIPSIS
+    the source e.jsonl.gz was not read to its end (the warning above and the report's source_error say where ...
+    """
+    if report.get("source_error"):
+        return (f"the source {report.get('path', '')} was not read to its end (the warning above and the report's "
+                "source_error say where and why): the run covers only the records before that point; check the file "
+                "(gzip -t) and run it again on a whole copy")
     dead, events = report["dead_letters_total"], report["events"]
     if events == 0 and not dead:
         return "the source held no events"
@@ -341,6 +356,7 @@ def stopped_line(report: dict) -> str | None:
         return None
     by = report.get("stopped_by")
     what = ("stopped by a failed output write (the error follows)" if by == "output_error" else
+            "stopped by a corrupt or cut-short source file (the error follows)" if by == "source_error" else
             f"stopped by {by}" if by and by != "stop" else "stopped (a signal while the run started, or a stop request)")
     return (f"{what} before the end of the source: the report and this summary cover the "
             f"{report.get('records_read', 0):,} records read")
