@@ -39,12 +39,13 @@ class CsvRecords:
     letter, with a warning, and so is each of its rows until the file is replaced again.
 
     A file read again keeps the header read before unless its first record looks like a
-    header (:func:`_is_header`: the same column names in any order, or text cells only, none
-    a number or empty, that share a name with it): a writer that wrote its header once and
-    appends rows after logrotate's ``copytruncate`` writes no new one, and its first row must
-    not become the header (lost, and every later row read under its values). That row and the
-    rest are rows under the old header, with a warning (the first time); a header with other
-    columns is used, with a warning too, so either reading is said.
+    header (:func:`_is_header`: the same column names in any order, another number of cells, or
+    text cells only, none a number or empty): a writer that wrote its header once and appends
+    rows after logrotate's ``copytruncate`` writes no new one, and its first row must not become
+    the header (lost, and every later row read under its values). That row and the rest are rows
+    under the old header, with a warning (at each restart); a header with other columns is used,
+    with a warning too, so either reading is said. A first row of text cells alone is read as a
+    header: a file without one whose rows hold no number is read as a new file with its header.
 
     >>> from stream_cl.config import MappingConfig
     >>> from stream_cl.decode import EventDecoder
@@ -78,7 +79,6 @@ class CsvRecords:
         self._again = False  # the file is read again (restart) after a header was used: a bad header stops nothing
         self._unusable: str | None = None  # why this file's header, read again, could not be used
         self._known: list[str] | None = None  # the header read before a restart: a file read again may lack its own
-        self._said_headerless = False  # the warning that a file read again had no header was given
 
     @property
     def in_record(self) -> bool:
@@ -101,13 +101,11 @@ class CsvRecords:
         if known is None or (cells is not None and _is_header(cells, known)):
             return False
         self._header = known
-        if not self._said_headerless:
-            self._said_headerless = True
-            self._warnings.append(
-                f"{origin}: the file was read again from its start (truncated, or a new file after a rotation) and "
-                f"this first record is not a header: it and the rows after it are read under the header read before "
-                f"({', '.join(known)}), as for a writer that writes its header only once; said once, for this and "
-                "later restarts")
+        self._warnings.append(  # at each restart (a rotation is rare): the reading is a guess, said where it is made
+            f"{origin}: the file was read again from its start (truncated, or a new file after a rotation) and "
+            f"this first record is not a header (it holds a number or an empty cell): it and the rows after it are "
+            f"read under the header read before ({', '.join(known)}), as for a writer that writes its header only "
+            "once")
         return True
 
     def _header_failed(self, error: ConfigError, line: bytes, origin: str) -> DeadLetter:
@@ -248,18 +246,20 @@ class CsvRecords:
 def _is_header(cells: list[str], known: list[str]) -> bool:
     """Whether the first record of a file read again is a header, given the header read before.
 
-    It is when it has the same column names (in any order), or when it shares a name with it and
-    every cell is text: not empty, not a number (a header's cells never are, a row's often are).
-    A row of text cells that happens to hold a column's name is taken as a header (warned of).
+    It is when it has the same column names (in any order); when it has another number of cells
+    (read under the header before, it and every row after it would be a dead letter: pandas' numbered
+    columns ``0,1,2,y`` with one added); or when every cell is text, not empty and not a number (a
+    header's cells seldom are, a logged row's seldom are not). So a headerless file whose first row
+    holds text alone is read with that row as its header (warned of, as any header of other columns).
 
-    >>> _is_header(["y", "a"], ["a", "y"]), _is_header(["a", "c", "y"], ["a", "b", "y"])
+    >>> _is_header(["y", "a"], ["a", "y"]), _is_header(["0", "1", "2", "3", "y"], ["0", "1", "2", "y"])
     (True, True)
-    >>> _is_header(["5", "6", "c"], ["a", "b", "c"]), _is_header(["red", "cat"], ["a", "y"])
-    (False, False)
+    >>> _is_header(["f1", "f2", "label"], ["a", "b", "y"]), _is_header(["5", "6", "c"], ["a", "b", "c"])
+    (True, False)
     """
-    if set(cells) == set(known):
+    if set(cells) == set(known) or len(cells) != len(known):
         return True
-    return bool(set(cells) & set(known)) and all(cell.strip() and not _is_number(cell) for cell in cells)
+    return all(cell.strip() and not _is_number(cell) for cell in cells)
 
 
 def _is_number(cell: str) -> bool:

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import errno
 import json
 import math
+import os
 import re
 import socket
+import stat
 import tomllib
 import types
 import typing
@@ -853,10 +856,11 @@ def _config_bytes(path: Path) -> bytes:
     """The file's bytes, or a ConfigError naming the path and the fix. Any readable path is read, not only a
     regular file: a pipe (``--config <(envsubst < tmpl.toml)``, ``--config /dev/stdin``) holds a config as
     well as a file does. An unreadable file was a PermissionError traceback with exit 1, which systemd's
-    ``Restart=on-failure`` restarts for ever (exit 2, a config error, it does not)."""
+    ``Restart=on-failure`` restarts for ever (exit 2, a config error, it does not). A named pipe is opened
+    without waiting for a writer (a blocking open() held the start, SIGTERM kept, until SIGKILL): one that
+    no process writes reads as nothing, and nothing is refused as a config."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_CONFIG_BYTES + 1)
+        data, pipe = _read_config(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file; pass --config PATH to a TOML file") from None
     except IsADirectoryError:
@@ -869,7 +873,25 @@ def _config_bytes(path: Path) -> bytes:
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{path}: more than {MAX_CONFIG_BYTES:_} bytes, not a config file; pass --config PATH "
                           "to a TOML file")
+    if pipe and not data:
+        raise ConfigError(f"{path}: a pipe that gave nothing (no process wrote to it); write the config into it, or "
+                          "pass --config PATH to a TOML file")
     return data
+
+
+def _read_config(path: Path) -> tuple[bytes, bool]:
+    """At most ``MAX_CONFIG_BYTES + 1`` bytes of ``path``, and whether it is a pipe. Opened non-blocking (a
+    FIFO's open() otherwise waits for a writer, for ever), then read blocking: a pipe's writer may be slow."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(MAX_CONFIG_BYTES + 1), stat.S_ISFIFO(mode)
+    finally:
+        os.close(fd)
 
 
 # byte-order marks a Windows editor writes: TOML is UTF-8 without one (tomllib reads a UTF-8 BOM as a
@@ -925,13 +947,15 @@ def _build(cls, data: Mapping, prefix: str):
 
 def _unknown_key(prefix: str, key: str, value: Any, fields: Mapping) -> str:
     """Why ``key`` is refused in the section ``prefix`` ("" at the top of the file), and the fix. A valid key
-    written in the wrong section is pointed to the section that reads it: the section's own list of keys
-    did not say that ``threads`` under [model] is [run]'s.
+    written in the wrong section is pointed to the sections that have one: the section's own list of keys
+    did not say that ``threads`` under [model] is [run]'s. Pointed to, not sent: a name may mean another
+    setting there (``[checkpoint] path`` is not ``[source] path``, the input file), so this section's own
+    keys (or the nearest of them) are named too.
 
-    >>> _unknown_key("model", "threads", 2, {})
-    'not a [model] key; it belongs in [run] (move it there)'
+    >>> _unknown_key("model", "threads", 2, {"kind": None, "gamma": None})
+    "not a [model] key; [run] has one (move it there if that is the setting you mean); [model]'s keys: kind, gamma"
     >>> _unknown_key("run", "seed", 1, {"batch_size": None, "threads": None})
-    "not a [run] key; it belongs in [model], [replay], [drift] or [imbalance] (move it to the one you mean); [run]'s keys: batch_size, threads"
+    "not a [run] key; [model], [replay], [drift] and [imbalance] have one (move it to the one you mean); [run]'s keys: batch_size, threads"
     >>> _unknown_key("", "gamma", 1.0, {})
     'not a section; gamma is a key of [model] (write it below a [model] line)'
     """
@@ -944,12 +968,10 @@ def _unknown_key(prefix: str, key: str, value: Any, fields: Mapping) -> str:
     close = _suggestion(prefix, key, fields)
     if not (sections and prefix):
         return f"unknown key; {close or 'valid keys: ' + ', '.join(fields)}"
+    mine = close or f"[{prefix}]'s keys: {', '.join(fields)}"  # the key may be meant for this section
     if len(sections) == 1:
-        also = f"; or {close}" if close and close.startswith("did you mean") else ""  # not a family's list
-        return f"not a [{prefix}] key; it belongs in [{sections[0]}] (move it there){also}"
-    # a common word (seed, enabled): the key may be meant for this section, which names it otherwise
-    mine = close or f"[{prefix}]'s keys: {', '.join(fields)}"
-    return f"not a [{prefix}] key; it belongs in {_either(sections)} (move it to the one you mean); {mine}"
+        return f"not a [{prefix}] key; [{sections[0]}] has one (move it there if that is the setting you mean); {mine}"
+    return f"not a [{prefix}] key; {_either(sections, 'and')} have one (move it to the one you mean); {mine}"
 
 
 def _section_types() -> dict:
@@ -963,10 +985,10 @@ def _sections_with(key: str, besides: str) -> list[str]:
             if name != besides and key in {f.name for f in dataclasses.fields(tp)}]
 
 
-def _either(sections: list[str]) -> str:
-    """``[a]``, ``[a] or [b]``, ``[a], [b] or [c]``."""
+def _either(sections: list[str], word: str = "or") -> str:
+    """``[a]``, ``[a] or [b]``, ``[a], [b] or [c]`` (``word``: "or", or "and")."""
     names = [f"[{s}]" for s in sections]
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {word} {names[-1]}"
 
 
 # [kafka] has two passwords, which edit distance confuses: SASL's and the TLS key file's (sasl_password is

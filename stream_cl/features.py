@@ -502,7 +502,8 @@ class _Batch:
     def account(self, key, kind: int, base, shared: bool, learned: bool = True) -> None:
         """The room a new column ``key`` of ``kind`` takes: a feature's first own category holds a column
         back for its ``k=<other>``, which, once made, gives it back. Another input (a number, a missing
-        value's indicator) that takes a column held back is noted in ``new.crowding``."""
+        value's indicator, the ``k=<other>`` of a feature with no category of its own) that takes a column
+        held back is noted in ``new.crowding``."""
         if self.resolve() is None:
             return
         room = self.room
@@ -512,7 +513,10 @@ class _Batch:
             keep = -1 if self.own(base) else 0
         else:
             keep = int(own and not self.own(base) and not self.has_shared(base))
-        crowding = not shared and not own and not room.fits(kind)
+        # its own column held back for it: a k=<other> of a feature with categories of its own; any other
+        # input comes out of the room the held-back columns leave (r31 F1: a new feature's first k=<other>
+        # took another's, which could then never overflow)
+        crowding = not own and not (shared and self.own(base)) and not room.fits(kind)
         room.take(kind, keep)
         if crowding and learned:  # (a prediction-only event makes nothing: it is refused nothing)
             self.new.crowding.append(key)

@@ -119,3 +119,21 @@ def test_a_column_is_held_back_for_each_feature_that_may_overflow():
     assert 1 + model.index_.width == 12
     with pytest.raises(ValueError, match="max_columns"):
         model.learn_one({"c": "first"}, 1)  # a new feature with no room for any column: refused
+
+
+@pytest.mark.parametrize("make", [lambda: AnalyticClassifier(max_columns=12),
+                                  lambda: OnlineContinualLearner(device="cpu", key_units=0, max_columns=257 + 11)])
+def test_a_new_features_shared_column_does_not_take_one_held_back_for_another(make):
+    """r31 F1: a new string feature whose first value found no room for its own column made its k=<other>
+    in the column held back for b's, and b's new values were refused for good (20 of 20). Such a k=<other>
+    is a new input like a number: refused where it would take a held-back column."""
+    model = make()
+    model.learn_one({"a": "x", "b": "y"}, 0)
+    model.learn_one({f"n{i}": 1.0 for i in range(7)}, 1)  # the room is full to the 2 held-back columns
+    with pytest.raises(ValueError, match="held back for the k=<other>"):
+        model.learn_one({"c": "first"}, 1)
+    assert "c=<other>" not in model.index_.names
+    model.learn_one({"a": "new"}, 0)
+    for i in range(20):
+        model.learn_one({"b": f"new{i}"}, 0)  # every one overflows
+    assert model.index_.overflow == {"a": 1, "b": 20}

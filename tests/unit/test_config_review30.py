@@ -103,15 +103,21 @@ def test_an_integer_too_long_for_python_to_read_is_a_config_error(tmp_path):
 # -- F3: a key in the wrong section, and the password keys --
 
 @pytest.mark.parametrize("sections, message", [
-    ({"model": {"threads": 2}}, "model.threads: not a [model] key; it belongs in [run] (move it there)"),
-    ({"run": {"device": "cpu"}}, "run.device: not a [run] key; it belongs in [model] (move it there)"),
-    ({"model": {"lr": 0.1}}, "model.lr: not a [model] key; it belongs in [trainable] (move it there)"),
-    ({"model": {"batch_size": 64}}, "model.batch_size: not a [model] key; it belongs in [run] or [kafka] (move it "
+    ({"model": {"threads": 2}}, "model.threads: not a [model] key; [run] has one (move it there if that is the "
+                                "setting you mean); [model]'s keys: kind, gamma, "),
+    ({"run": {"device": "cpu"}}, "run.device: not a [run] key; [model] has one (move it there if that is the setting "
+                                 "you mean); [run]'s keys: batch_size, "),
+    ({"model": {"lr": 0.1}}, "model.lr: not a [model] key; [trainable] has one (move it there if that is the setting "
+                             "you mean); [model]'s keys: kind, gamma, "),
+    ({"model": {"batch_size": 64}}, "model.batch_size: not a [model] key; [run] and [kafka] have one (move it "
                                     "to the one you mean); [model]'s keys: kind, gamma, "),
-    ({"run": {"seed": 1}}, "run.seed: not a [run] key; it belongs in [model], [replay], [drift] or [imbalance] (move "
+    ({"run": {"seed": 1}}, "run.seed: not a [run] key; [model], [replay], [drift] and [imbalance] have one (move "
                            "it to the one you mean); [run]'s keys: batch_size, "),
-    ({"kafka": {"dead_letters": "dl.jsonl"}}, "kafka.dead_letters: not a [kafka] key; it belongs in [run] (move it "
-                                              "there); or did you mean 'dead_letter_topic'?"),
+    ({"kafka": {"dead_letters": "dl.jsonl"}}, "kafka.dead_letters: not a [kafka] key; [run] has one (move it there "
+                                              "if that is the setting you mean); did you mean 'dead_letter_topic'?"),
+    # r31 F3: a name that means another setting there is not sent there; this section's keys are named
+    ({"checkpoint": {"path": "ck"}}, "checkpoint.path: not a [checkpoint] key; [source] has one (move it there if "
+                                     "that is the setting you mean); [checkpoint]'s keys: dir, "),
     ({"gamma": 1.0}, "gamma: not a section; gamma is a key of [model] (write it below a [model] line)"),
     ({"model": {"trainable": {"hidden": [8]}}}, "model.trainable: a section, not a [model] key; write its keys below "
                                                 "a [trainable] line of their own"),
@@ -199,3 +205,14 @@ def test_a_nul_in_a_config_file_path_is_a_config_error(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         "config error: run.report: a path with a NUL character in it (got 'runs/r\\x00.json'); remove the \\u0000 "
         "from the path")
+
+
+def test_a_named_pipe_no_process_writes_is_refused_at_once(tmp_path):
+    """r31 F4: open() of a FIFO waited for a writer for ever (the start held, SIGTERM kept, until SIGKILL)."""
+    fifo = tmp_path / "cfg.fifo"
+    os.mkfifo(fifo)
+    run = subprocess.run([sys.executable, "-m", "connectors.cli", "run", "--config", str(fifo), "--quiet"],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 2
+    assert run.stderr.strip().endswith("a pipe that gave nothing (no process wrote to it); write the config into it, "
+                                       "or pass --config PATH to a TOML file")
