@@ -48,8 +48,19 @@ _SECRET_KEYS = frozenset({"kafka.ssl_password", "kafka.sasl_plain_username", "ka
 
 
 def _shown(key: str, value: Any) -> str:
-    """``value`` as an error quotes it: ``<redacted>`` for a secret key's."""
-    return "<redacted>" if key in _SECRET_KEYS else repr(value)
+    """``value`` as an error quotes it: ``<redacted>`` for a secret key's, and a description where Python
+    cannot write it (an integer past 4,300 digits, a long hex number in TOML, inside a list: the error
+    itself was a ValueError traceback).
+
+    >>> _shown("run.report", [16 ** 4000])
+    'a value too large to show (Exceeds the limit (4300 digits) for integer string conversion)'
+    """
+    if key in _SECRET_KEYS:
+        return "<redacted>"
+    try:
+        return repr(value)
+    except ValueError as e:
+        return f"a value too large to show ({str(e).split(';')[0]})"
 
 
 def _check(cond: bool, key: str, what: str, value: Any, fix: str) -> None:

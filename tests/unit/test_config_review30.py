@@ -216,3 +216,12 @@ def test_a_named_pipe_no_process_writes_is_refused_at_once(tmp_path):
     assert run.returncode == 2
     assert run.stderr.strip().endswith("a pipe that gave nothing (no process wrote to it); write the config into it, "
                                        "or pass --config PATH to a TOML file")
+
+
+def test_a_value_too_large_to_write_is_described_in_the_error():
+    """A list holding an integer past 4,300 digits (a long hex number in TOML) for a string key: building
+    the 'expected a string' error raised ValueError (a traceback, exit 1)."""
+    with pytest.raises(ConfigError) as e:
+        load_config_dict({"run": {"report": [16 ** 4000]}})
+    assert str(e.value) == ("run.report: expected a string (got a value too large to show (Exceeds the limit (4300 "
+                            "digits) for integer string conversion)); put the value in quotes")
