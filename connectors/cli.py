@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -99,9 +100,21 @@ def _tables_from_args(args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     early = EarlySignals().install()  # first: before the slow imports (see connectors.early_signals)
     try:
-        return _main(argv, early)
+        code = _main(argv, early)
+        sys.stdout.flush()  # here, not at exit (exit 120 and a line on stderr): a reader that left is ours to answer
+        return code
+    except BrokenPipeError:  # `stream-cl ... | head`: the reader left; what it wanted was written
+        _quiet_stdout()
+        return 141  # (128 + SIGPIPE, as a shell reports a command its pipe's reader left)
     finally:
         early.restore()
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: Python flushes it at exit, and the closed pipe would raise again there
+    (the recipe of Python's signal module documentation, "Note on SIGPIPE")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _main(argv: list[str] | None, early: EarlySignals) -> int:
