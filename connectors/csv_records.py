@@ -39,13 +39,12 @@ class CsvRecords:
     letter, with a warning, and so is each of its rows until the file is replaced again.
 
     A file read again keeps the header read before unless its first record looks like a
-    header (:func:`_is_header`: the same column names in any order, another number of cells, or
-    text cells only, none a number or empty): a writer that wrote its header once and appends
+    header (:func:`_is_header`: the same column names in any order, or a name of it among names
+    alone or among another number of cells): a writer that wrote its header once and appends
     rows after logrotate's ``copytruncate`` writes no new one, and its first row must not become
     the header (lost, and every later row read under its values). That row and the rest are rows
     under the old header, with a warning (at each restart); a header with other columns is used,
-    with a warning too, so either reading is said. A first row of text cells alone is read as a
-    header: a file without one whose rows hold no number is read as a new file with its header.
+    with a warning too, so either reading is said.
 
     >>> from stream_cl.config import MappingConfig
     >>> from stream_cl.decode import EventDecoder
@@ -103,7 +102,8 @@ class CsvRecords:
         self._header = known
         self._warnings.append(  # at each restart (a rotation is rare): the reading is a guess, said where it is made
             f"{origin}: the file was read again from its start (truncated, or a new file after a rotation) and "
-            f"this first record is not a header (it holds a number or an empty cell): it and the rows after it are "
+            f"this first record is not a header (it shares no name with it, or holds a number or an empty cell): it "
+            f"and the rows after it are "
             f"read under the header read before ({', '.join(known)}), as for a writer that writes its header only "
             "once")
         return True
@@ -246,20 +246,26 @@ class CsvRecords:
 def _is_header(cells: list[str], known: list[str]) -> bool:
     """Whether the first record of a file read again is a header, given the header read before.
 
-    It is when it has the same column names (in any order); when it has another number of cells
-    (read under the header before, it and every row after it would be a dead letter: pandas' numbered
-    columns ``0,1,2,y`` with one added); or when every cell is text, not empty and not a number (a
-    header's cells seldom are, a logged row's seldom are not). So a headerless file whose first row
-    holds text alone is read with that row as its header (warned of, as any header of other columns).
+    It is when it has the same column names (in any order), or when it shares a name with it and either
+    has another number of cells (pandas' numbered columns ``0,1,2,y`` with one added) or holds names
+    alone: each cell the old header's name or text that is not empty and not a number. A row seldom
+    holds a column's name; text rows (categories, ISO times) and a malformed row do not count as a
+    header. A header sharing no name with the one before (every column renamed, the label's too) is
+    read as a row, with the warning.
 
     >>> _is_header(["y", "a"], ["a", "y"]), _is_header(["0", "1", "2", "3", "y"], ["0", "1", "2", "y"])
     (True, True)
-    >>> _is_header(["f1", "f2", "label"], ["a", "b", "y"]), _is_header(["5", "6", "c"], ["a", "b", "c"])
+    >>> _is_header(["a", "c", "y"], ["a", "b", "y"]), _is_header(["5", "6", "c"], ["a", "b", "c"])
     (True, False)
+    >>> _is_header(["2026-12-06T00:06:41Z", "u42", "view", "churn"], ["ts", "user", "event", "y"])
+    False
     """
-    if set(cells) == set(known) or len(cells) != len(known):
+    names = set(known)
+    if set(cells) == names:
         return True
-    return all(cell.strip() and not _is_number(cell) for cell in cells)
+    if not names & set(cells):
+        return False
+    return len(cells) != len(known) or all(cell in names or (cell.strip() and not _is_number(cell)) for cell in cells)
 
 
 def _is_number(cell: str) -> bool:

@@ -265,6 +265,11 @@ class FileSource:
         self.exhausted = True
         detail = f"gzip stream is corrupt or truncated ({error}); stopped reading this file"
         lineno = self._lineno + 1
+        if self._lineno == 0 and str(error).startswith("Not a gzipped file"):  # r32 F6: nothing lost but the name
+            self.error = (f"{self.path} is not gzip-compressed ({error}): nothing of it was read; rename it without "
+                          ".gz, or compress it")
+            self._warnings.append(self.error)
+            return DeadLetter(b"", "malformed", detail, f"{self.path}:{lineno}")
         what = ("ends early, the file cut short (an interrupted copy or download?)" if isinstance(error, EOFError)
                 else "is corrupt")
         self.error = (f"stopped reading {self.path} at line {lineno:,}{self._gzip_position()}: the gzip stream {what}: "

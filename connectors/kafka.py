@@ -81,6 +81,7 @@ _LAG_LOOKUP_EVERY_S = 5.0
 # takes ~1 ms during a backlog and waits out the parked fetch when caught up. Past this the lag keeps
 # the last fetch's high watermark (current then: nothing new came), and the loop is never held longer.
 _LAG_LOOKUP_TIMEOUT_MS = 100
+RECONNECT_BACKOFF_MAX_MS = 1_000  # the longest wait between two attempts to reach a broker (client_options)
 # how often the daemon's first bootstrap looks at the stop flag (admin_once_reached): a SIGTERM meanwhile ends it
 _BOOTSTRAP_CHECK_MS = 200
 
@@ -129,8 +130,12 @@ def client_options(cfg: KafkaConfig) -> dict:
     """
     servers = [cfg.bootstrap_servers] if isinstance(cfg.bootstrap_servers, str) else list(cfg.bootstrap_servers)
     servers = [s.strip() for item in servers for s in item.split(",") if s.strip()]
+    # reconnect_backoff_max_ms: the Java client's 1 s; kafka-python's admin takes 30 s, and its bootstrap backs
+    # off 4x per refused attempt (0, 0.1, 0.5, 2.2, 9.5 s, then past a 30 s bootstrap_timeout_ms): a broker up
+    # 10 s after the daemon began to wait was never tried again, and the start failed with exit 1 (r32 F2)
     opts: dict = {"bootstrap_servers": servers, "client_id": cfg.client_id,
-                  "security_protocol": cfg.security_protocol, "bootstrap_timeout_ms": cfg.bootstrap_timeout_ms}
+                  "security_protocol": cfg.security_protocol, "bootstrap_timeout_ms": cfg.bootstrap_timeout_ms,
+                  "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS}
     if cfg.security_protocol in ("SSL", "SASL_SSL"):
         for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
             path = getattr(cfg, key)

@@ -72,8 +72,8 @@ def load_report(path: str | Path) -> dict:
         raise ReportError(f"{path}: not a JSON report ({e})") from None
     try:
         report = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ReportError(f"{path}: not a JSON report ({e})") from None
+    except ValueError as e:  # JSONDecodeError, or an integer past Python's 4,300 digits (r32 F5)
+        raise ReportError(f"{path}: not a JSON report ({str(e).split(';')[0]})") from None
     _check_is_run_report(report, path)
     return report
 
@@ -112,7 +112,8 @@ def plot_report(report: Mapping, out_dir: str | Path) -> tuple[list[Path], list[
             path, note = plot(report, out)
         except ReportError:
             raise
-        except (MemoryError, ValueError, OverflowError) as e:  # values no figure can hold: was a traceback, exit 1
+        # values no figure can hold, or of the wrong shape (a "tasks" that is no list, r32 F5): was a traceback
+        except (MemoryError, ValueError, OverflowError, TypeError, KeyError, AttributeError) as e:
             raise ReportError(f"{name}: cannot plot the report's values ({type(e).__name__}: {e}); "
                               "the report is damaged or hand-made: check its numbers") from None
         if path is not None:

@@ -176,7 +176,9 @@ class _Outputs:
 
     A write that fails (a full disk, which :func:`unwritable` cannot see up front) is kept in
     :attr:`errors` (key -> message naming the file), not raised: the run stops there, its output
-    being cut short, and still writes its report and prints its summary; the CLI then exits 1.
+    being cut short, and still writes its report and prints its summary; the CLI then exits 1. A pipe
+    whose reader left (``--predictions /dev/stdout | head``) is not the disk's error: its BrokenPipeError
+    goes on, and the CLI ends there with exit 141, as without ``--quiet``.
     """
 
     def __init__(self, run: RunConfig):
@@ -204,6 +206,8 @@ class _Outputs:
             return
         try:
             action()
+        except BrokenPipeError:
+            raise
         except OSError as e:
             self.errors[key] = _cannot_write(key, self.paths[key], e)
 
@@ -211,11 +215,16 @@ class _Outputs:
         return self
 
     def __exit__(self, *exc) -> None:
+        broken = None
         for key, sink in self.sinks.items():  # each one closed, whatever the others do
             try:
                 sink.close()
+            except BrokenPipeError as e:
+                broken = e
             except OSError as e:
                 self.errors.setdefault(key, _cannot_write(key, self.paths[key], e))
+        if broken is not None and exc[0] is None:
+            raise broken
 
 
 def check_outputs(run: RunConfig, source_path: str = "") -> None:
@@ -299,8 +308,8 @@ def failure(report: dict, dead_letters: bool = True) -> str | None:
     """
     if report.get("source_error"):
         return (f"the source {report.get('path', '')} was not read to its end (the warning above and the report's "
-                "source_error say where and why): the run covers only the records before that point; check the file "
-                "(gzip -t) and run it again on a whole copy")
+                "source_error say where and why): the run covers only the records before that point; mend the file as "
+                "the warning says and run it again")
     dead, events = report["dead_letters_total"], report["events"]
     if events == 0 and not dead:
         return "the source held no events"

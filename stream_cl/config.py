@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import select
 import socket
 import stat
 import tomllib
@@ -859,6 +860,7 @@ def read_toml(path: str | Path) -> dict:
                           "number") from None
 
 
+PIPE_WRITER_WAIT_S = 30  # how long a named pipe given as the config waits for a process to write it
 # A config is a few kilobytes: a larger read is a wrong path (a device such as /dev/zero never ends)
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
@@ -868,8 +870,9 @@ def _config_bytes(path: Path) -> bytes:
     regular file: a pipe (``--config <(envsubst < tmpl.toml)``, ``--config /dev/stdin``) holds a config as
     well as a file does. An unreadable file was a PermissionError traceback with exit 1, which systemd's
     ``Restart=on-failure`` restarts for ever (exit 2, a config error, it does not). A named pipe is opened
-    without waiting for a writer (a blocking open() held the start, SIGTERM kept, until SIGKILL): one that
-    no process writes reads as nothing, and nothing is refused as a config."""
+    without waiting for a writer (a blocking open() held the start, SIGTERM kept, until SIGKILL), and a
+    writer is waited for :data:`PIPE_WRITER_WAIT_S` at most: one that no process writes by then reads as
+    nothing, and nothing is refused as a config."""
     try:
         data, pipe = _read_config(path)
     except FileNotFoundError:
@@ -892,12 +895,17 @@ def _config_bytes(path: Path) -> bytes:
 
 def _read_config(path: Path) -> tuple[bytes, bool]:
     """At most ``MAX_CONFIG_BYTES + 1`` bytes of ``path``, and whether it is a pipe. Opened non-blocking (a
-    FIFO's open() otherwise waits for a writer, for ever), then read blocking: a pipe's writer may be slow."""
+    FIFO's open() otherwise waits for a writer, for ever), a writer waited for a while, then read blocking:
+    a pipe's writer may be slow."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if stat.S_ISFIFO(mode):  # a named pipe whose writer opens it later (r32 F7): it was refused at once
+            waiting = select.poll()
+            waiting.register(fd, select.POLLIN)
+            waiting.poll(PIPE_WRITER_WAIT_S * 1000)  # data, or a writer gone (HUP); none yet: no event
         os.set_blocking(fd, True)
         with os.fdopen(fd, "rb", closefd=False) as f:
             return f.read(MAX_CONFIG_BYTES + 1), stat.S_ISFIFO(mode)

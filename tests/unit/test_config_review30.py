@@ -207,15 +207,46 @@ def test_a_nul_in_a_config_file_path_is_a_config_error(tmp_path, capsys):
         "from the path")
 
 
-def test_a_named_pipe_no_process_writes_is_refused_at_once(tmp_path):
-    """r31 F4: open() of a FIFO waited for a writer for ever (the start held, SIGTERM kept, until SIGKILL)."""
+def test_a_named_pipe_no_process_writes_is_refused_after_a_wait(tmp_path, monkeypatch):
+    """r31 F4: open() of a FIFO waited for a writer for ever (the start held, SIGTERM kept, until SIGKILL);
+    now a writer is waited for config.PIPE_WRITER_WAIT_S (30 s; 0.2 here), then the pipe is refused."""
+    import stream_cl.config as config
+
+    monkeypatch.setattr(config, "PIPE_WRITER_WAIT_S", 0.2)
     fifo = tmp_path / "cfg.fifo"
     os.mkfifo(fifo)
-    run = subprocess.run([sys.executable, "-m", "connectors.cli", "run", "--config", str(fifo), "--quiet"],
-                         capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert run.returncode == 2
-    assert run.stderr.strip().endswith("a pipe that gave nothing (no process wrote to it); write the config into it, "
-                                       "or pass --config PATH to a TOML file")
+    with pytest.raises(ConfigError) as e:
+        read_toml(fifo)
+    assert str(e.value) == (f"{fifo}: a pipe that gave nothing (no process wrote to it); write the config into it, "
+                            "or pass --config PATH to a TOML file")
+
+
+def test_a_named_pipe_whose_writer_comes_later_is_read(tmp_path, monkeypatch):
+    """r32 F7: the non-blocking open refused a FIFO whose writer opened it after stream-cl began to read
+    (and the writer then blocked for good). The writer here starts once the reader has opened the pipe
+    (at the reader's fstat of it), so it comes later; no sleep orders the two."""
+    import threading
+
+    import stream_cl.config as config
+
+    fifo = tmp_path / "cfg.fifo"
+    os.mkfifo(fifo)
+
+    def writer():
+        with open(fifo, "w") as f:
+            f.write("[run]\nmax_events = 5\n")
+
+    thread = threading.Thread(target=writer)
+    fstat = os.fstat
+
+    def fstat_then_writer(fd):
+        if not thread.is_alive() and thread.ident is None:
+            thread.start()
+        return fstat(fd)
+
+    monkeypatch.setattr(config.os, "fstat", fstat_then_writer)
+    assert read_toml(fifo) == {"run": {"max_events": 5}}
+    thread.join(timeout=60)
 
 
 def test_a_value_too_large_to_write_is_described_in_the_error():

@@ -157,3 +157,14 @@ def test_an_oversized_header_without_a_cr_is_still_told_to_raise_the_bound(tmp_p
         with FileSource(str(path), MappingConfig(max_event_bytes=64)) as source:
             source.poll(100)
 
+
+
+def test_a_plain_file_named_gz_is_said_to_need_renaming(tmp_path):
+    """r32 F6: a JSONL file named .gz was called corrupt, 'get a whole copy', where only its name is wrong."""
+    path = tmp_path / "plain.jsonl.gz"
+    path.write_bytes(b'{"x": {"a": 1}, "y": 1}\n')
+    with FileSource(str(path), MappingConfig()) as source:
+        source.poll(100)
+        (warning,) = source.take_warnings()
+    assert warning.startswith(f"{path} is not gzip-compressed") and warning.endswith("rename it without .gz, or compress it")
+    assert source.error == warning

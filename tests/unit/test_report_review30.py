@@ -136,3 +136,21 @@ def test_a_figure_that_cannot_be_drawn_is_an_error_naming_it(tmp_path, monkeypat
     assert main(["report", str(path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"report error: accuracy_matrix.png: cannot plot the report's values ({type(error).__name__}: ")
+
+
+def test_a_report_with_an_integer_python_cannot_read_is_an_error_naming_it(tmp_path, capsys):
+    """r32 F5: json.loads raises a plain ValueError (not JSONDecodeError) past 4,300 digits: a traceback."""
+    path = tmp_path / "big.json"
+    path.write_text('{"events": ' + "9" * 5000 + "}")
+    assert main(["report", str(path)]) == 2
+    assert "not a JSON report (Exceeds the limit (4300 digits)" in capsys.readouterr().err
+
+
+def test_a_tasks_entry_of_the_wrong_shape_is_an_error_naming_the_figure(tmp_path, capsys):
+    """r32 F5: a "tasks" that is no list ended in a TypeError traceback from the task-matrix figure."""
+    report = tmp_path / "tasks.json"
+    data = _matrix_report(3)
+    data["tasks"]["tasks"] = 5
+    report.write_text(json.dumps(data))
+    assert main(["report", str(report), "--out", str(tmp_path / "plots")]) == 2
+    assert "accuracy_matrix.png: cannot plot the report's values (TypeError" in capsys.readouterr().err
