@@ -32,7 +32,7 @@ Record = namedtuple("Record", "topic partition offset key value")
 def test_plaintext_options():
     opts = client_options(KafkaConfig(bootstrap_servers="a:1, b:2", client_id="me", bootstrap_timeout_ms=5000))
     assert opts == {"bootstrap_servers": ["a:1", "b:2"], "client_id": "me", "security_protocol": "PLAINTEXT",
-                    "bootstrap_timeout_ms": 5000}
+                    "bootstrap_timeout_ms": 5000, "reconnect_backoff_max_ms": 1000}
 
 
 def test_sasl_scram_over_ssl_with_secrets_from_the_environment(tmp_path, monkeypatch):
