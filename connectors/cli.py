@@ -157,8 +157,9 @@ def _main(argv: list[str] | None, early: EarlySignals) -> int:
             if early.stop.is_set() and not report["events"] and not report["dead_letters_total"]:
                 print("stopped by a signal before any record was read", file=sys.stderr)
                 return 0  # a clean stop: not "the source held no events"
-            if args.quiet and stopped_line(report):  # (the summary's first line otherwise)
-                print(stopped_line(report), file=sys.stderr)  # a clean stop, exit 0 unless failure() below
+            stopped = stopped_line(report)
+            if args.quiet and stopped:  # (the summary's first line otherwise)
+                print(stopped, file=sys.stderr)  # a clean stop, exit 0 unless failure() below
             problem = failure(report, dead_letters=bool(config.run.dead_letters))
             if problem:
                 print(f"error: {problem}", file=sys.stderr)

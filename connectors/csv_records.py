@@ -102,10 +102,9 @@ class CsvRecords:
         self._header = known
         self._warnings.append(  # at each restart (a rotation is rare): the reading is a guess, said where it is made
             f"{origin}: the file was read again from its start (truncated, or a new file after a rotation) and "
-            f"this first record is not a header (it shares no name with it, or holds a number or an empty cell): it "
-            f"and the rows after it are "
-            f"read under the header read before ({', '.join(known)}), as for a writer that writes its header only "
-            "once")
+            "this first record is not a header (it shares no name with it, or holds a number or an empty cell): it "
+            f"and the rows after it are read under the header read before ({', '.join(known)}), as for a writer that "
+            "writes its header only once")
         return True
 
     def _header_failed(self, error: ConfigError, line: bytes, origin: str) -> DeadLetter:

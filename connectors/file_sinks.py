@@ -14,6 +14,7 @@ They are also exported by :mod:`connectors.files`, where the file source is.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import math
@@ -111,20 +112,17 @@ class _JsonlSink:
     def close(self) -> None:
         """Flush and close; the file is closed even when the flush fails (a full disk), so that the error
         is raised once, here, not again when the open file is collected, and no descriptor is left open."""
-        if self._file is None:
-            return
         file = self._file
-        self._file = None
+        if file is None:
+            return
         try:
-            file.flush()
-            if self._fsync:
-                os.fsync(file.fileno())
+            self._flush()
         except OSError:
-            try:
+            with contextlib.suppress(OSError):
                 file.close()  # it flushes the same bytes again, and fails again: the first error is the one raised
-            except OSError:
-                pass
             raise
+        finally:
+            self._file = None
         file.close()
 
     def __enter__(self):

@@ -268,13 +268,12 @@ class FileSource:
         if self._lineno == 0 and str(error).startswith("Not a gzipped file"):  # r32 F6: nothing lost but the name
             self.error = (f"{self.path} is not gzip-compressed ({error}): nothing of it was read; rename it without "
                           ".gz, or compress it")
-            self._warnings.append(self.error)
-            return DeadLetter(b"", "malformed", detail, f"{self.path}:{lineno}")
-        what = ("ends early, the file cut short (an interrupted copy or download?)" if isinstance(error, EOFError)
-                else "is corrupt")
-        self.error = (f"stopped reading {self.path} at line {lineno:,}{self._gzip_position()}: the gzip stream {what}: "
-                      f"{error}. {self._lineno:,} lines were read before it, the rest of the file was not; "
-                      "check it with gzip -t and get a whole copy")
+        else:
+            what = ("ends early, the file cut short (an interrupted copy or download?)" if isinstance(error, EOFError)
+                    else "is corrupt")
+            self.error = (f"stopped reading {self.path} at line {lineno:,}{self._gzip_position()}: the gzip stream "
+                          f"{what}: {error}. {self._lineno:,} lines were read before it, the rest of the file was "
+                          "not; check it with gzip -t and get a whole copy")
         self._warnings.append(self.error)
         return DeadLetter(b"", "malformed", detail, f"{self.path}:{lineno}")
 

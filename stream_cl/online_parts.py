@@ -91,7 +91,7 @@ class OnlineParts(PartitionedLearner):
         if self.max_columns is None or self.hash_width is not None:
             return None
         views = sorted({view for _, view in self.heads})
-        m = self.key_units or 0
+        costs: dict = {}
 
         def left() -> list[int]:
             # remembered for the index as it is (its version and width): with many new categories each
@@ -104,10 +104,11 @@ class OnlineParts(PartitionedLearner):
             return cached[1]
 
         def cost(kind: int) -> tuple:
-            # a backbone head: a number 1 + key_units columns, a category 1 (a late one none); without key
-            # units every input is one column
-            per_block = 1 + m if kind <= NUMERIC or not m else int(kind != LATE)
-            return tuple(1 if view == "inputs" else per_block for view in views)
+            # what one input of this kind adds to each head, as _view_width counts a head (one rule)
+            if kind not in costs:
+                costs[kind] = tuple(self._view_width(view, [None], [kind]) - self._view_width(view, [], [])
+                                    for view in views)
+            return costs[kind]
 
         return ColumnRoom(left, cost)
 
