@@ -211,6 +211,24 @@ def test_counter_functions_take_only_counters():
             assert kind == "counter" or (kind == "histogram" and series != base), f"{where}: {fn}() of the {kind} {series}"
 
 
+def test_counter_counts_are_not_drawn_from_overlapping_windows_or_resets():
+    """A count per interval (bars, an annotation) is an increase() over the step itself: over
+    $__rate_interval (four scrapes) at a step of one scrape each event is drawn about four times (one
+    drift alarm read as four; 20 checkpoints in 10 minutes as bars adding up to 82), so such a panel
+    steps at least a minute and counts over $__interval. changes() of a counter also counts the fall to
+    0 at a restart, which marked every restart as a drift alarm."""
+    dash = dashboard()
+    for p in all_panels(dash["panels"]):
+        for t in p.get("targets", []):
+            expr = strip_strings(t["expr"])
+            assert not re.search(r"\bincrease\([^\[]*\[\$__rate_interval\]", expr), f"panel {p['title']!r}: {t['expr']}"
+            if "increase(" in expr:
+                assert "[$__interval]" in expr and p.get("interval") == "1m", f"panel {p['title']!r}: {t['expr']}"
+    for where, expr, _ in dashboard_queries(dash):
+        for fn, series in re.findall(r"\b(changes|resets)\(\s*(stream_cl_\w+)", strip_strings(expr)):
+            assert EXPORTED_METRICS.get(base_metric(series)) != "counter", f"{where}: {fn}() of the counter {series}"
+
+
 def test_dashboard_promql_parses(tmp_path):
     """promtool parses every dashboard query (Grafana variables substituted), as recording rules."""
     queries = dashboard_queries(dashboard())
