@@ -194,7 +194,9 @@ class CheckpointState:
         self.learner = learner
         self.pending = pending
         self.metrics = metrics
-        self.stats = stats  # the run's PrequentialStats, kept with the checkpoint
+        # the run's PrequentialStats: each checkpoint holds a copy of its report for whoever reads the
+        # file; a restore does not read it back (the process's counts start anew, docs/observability.md)
+        self.stats = stats
         # the directory's one writer from the start: a second daemon on it is refused before it reads anything
         self.store = (store or CheckpointStore(config.checkpoint.dir, config.checkpoint.keep)).claim()
         self.policy = CheckpointPolicy(config.checkpoint.every_events, config.checkpoint.every_seconds)
