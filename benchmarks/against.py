@@ -12,6 +12,13 @@ its own ``stream_cl`` and ``connectors`` (``PYTHONPATH``), with the arguments af
 and a ``--json`` file. The table then gives each run's figures and the ratio of today's
 mean to the earlier mean.
 
+Before the timed runs, each tree (earlier first) runs the same command once at a small size
+(``--n 600`` / ``--events 2000``, replacing the given size), untimed and left out of the table
+(its JSON and log are kept under ``<out>/prime/``): it loads or compiles numba's loops into that tree's
+own cache. The earlier tree is extracted afresh, its cache empty, and a revision whose
+``runtime.warm_up`` does not load every loop would otherwise compile one inside its first
+timed run: ~150 ms in the first stream's timed batches (review r35; RESULTS.md 9zc).
+
 Supported benchmarks: ``vs_river`` (ours per event and in batches of 256, per stream) and
 ``kafka_throughput`` (the daemon's drain events/s per model, its model alone, client CPU
 per event). The earlier tree must accept the same arguments. Outputs go to ``--out``
@@ -33,6 +40,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = ("vs_river", "kafka_throughput")
+# each script's size option, and the size of the untimed run that fills a tree's numba cache (module docstring)
+PRIME_SIZE = {"vs_river": ("--n", "600"), "kafka_throughput": ("--events", "2000")}
 
 
 def extract(rev: str, into: Path) -> str:
@@ -57,6 +66,32 @@ def run_once(root: Path, script: str, args: list[str], out_json: Path, log: Path
     if rc != 0:
         raise SystemExit(f"{script} in {root} exited {rc}; see {log}")
     return json.loads(out_json.read_text())
+
+
+def prime_args(script: str, args: list[str]) -> list[str]:
+    """``args`` with the script's size option set to the priming run's (added where not given).
+
+    >>> prime_args("vs_river", ["--n", "20000", "--models", "ours", "--n=5"])
+    ['--models', 'ours', '--n', '600']
+    """
+    flag, size = PRIME_SIZE[script]
+    out, skip = [], False
+    for arg in args:
+        if skip or arg == flag or arg.startswith(flag + "="):
+            skip = arg == flag  # "--n 20000": its value is the next argument
+            continue
+        out.append(arg)
+    return [*out, flag, size]
+
+
+def prime(trees: list[tuple[str, Path]], script: str, args: list[str], out: Path) -> None:
+    """One untimed run of each tree at the priming size (module docstring): no tree then loads or
+    compiles numba's loops inside a timed run. Its results are not compared."""
+    small = prime_args(script, args)
+    (out / "prime").mkdir(exist_ok=True)  # apart from the timed runs' files
+    for label, root in trees:
+        print(f"priming {label} (untimed): {script} {' '.join(small)}", flush=True)
+        run_once(root, script, small, out / "prime" / f"{script}-{label}.json", out / "prime" / f"{script}-{label}.log")
 
 
 def figures(script: str, result: dict) -> dict[str, float]:
@@ -102,7 +137,9 @@ def main(argv: list[str] | None = None) -> str:
         argv, extra = argv[:at], argv[at + 1:]
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rev", required=True, help="the earlier commit (any git revision)")
-    p.add_argument("--runs", type=int, default=2, help="runs of each tree, alternating (earlier first)")
+    p.add_argument("--runs", type=int, default=2,
+                   help="timed runs of each tree, alternating (earlier first), after one untimed run of each at "
+                        "a small size that fills its numba cache")
     p.add_argument("--out", default=None, help="folder for each run's JSON and log")
     p.add_argument("--markdown", default=None, metavar="PATH", help="also write the table here")
     p.add_argument("script", choices=SCRIPTS)
@@ -114,14 +151,17 @@ def main(argv: list[str] | None = None) -> str:
         # absolute: each run works in its own tree (cwd), and a relative --out is meant from here
         out = Path(a.out).resolve() if a.out else REPO / "benchmarks" / "results" / f"against-{rev}"
         out.mkdir(parents=True, exist_ok=True)
+        trees = [(rev, Path(tmp) / "tree"), ("today", REPO)]
+        prime(trees, a.script, extra, out)
         runs: list[tuple[str, dict[str, float]]] = []
         for i in range(1, a.runs + 1):
-            for label, root in ((f"{rev} #{i}", Path(tmp) / "tree"), (f"today #{i}", REPO)):
+            for label, root in ((f"{name} #{i}", root) for name, root in trees):
                 tag = label.replace(" #", "-")
                 print(f"run {label}: {a.script} {' '.join(extra)}", flush=True)
                 result = run_once(root, a.script, extra, out / f"{a.script}-{tag}.json", out / f"{a.script}-{tag}.log")
                 runs.append((label, figures(a.script, result)))
-    text = (f"**{a.script}: today's tree against {rev}, {a.runs} alternating run(s) each**\n\n"
+    text = (f"**{a.script}: today's tree against {rev}, {a.runs} alternating run(s) each, after one untimed "
+            f"priming run each**\n\n"
             f"Command: `python benchmarks/against.py {' '.join(argv)} -- {' '.join(extra)}`\n\n" + table(rev, runs))
     print(text)
     if a.markdown:

@@ -225,7 +225,9 @@ def pure_python_crc():
 
 
 def read_topic(bootstrap: str, topic: str, n: int, timeout_s: float = 600) -> list:
-    """Every record of ``topic`` (until ``n`` are read), from the beginning, without a group."""
+    """Every record of ``topic`` from the beginning, without a group: until ``n`` are read (or
+    ``timeout_s``), then on until a poll returns nothing, so that a prediction written twice past
+    the ``n``-th is read too and :func:`failed_checks` counts it."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **FETCH)
     parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [0])]
     consumer.assign(parts)
@@ -234,6 +236,9 @@ def read_topic(bootstrap: str, topic: str, n: int, timeout_s: float = 600) -> li
     deadline = time.monotonic() + timeout_s
     while len(out) < n and time.monotonic() < deadline:
         for records in consumer.poll(timeout_ms=500).values():
+            out.extend(records)
+    while more := consumer.poll(timeout_ms=500):  # records past the n-th: duplicates (or a wrong n)
+        for records in more.values():
             out.extend(records)
     consumer.close()
     return out
@@ -344,7 +349,7 @@ def live(bootstrap: str, admin, rate: float, seconds: float, features: int, mode
     proc.wait(timeout=60)
     log.close()
     out = summarise_predictions(records, sent_ms)
-    out.update(rate=rate, seconds=seconds, achieved_rate=achieved)
+    out.update(rate=rate, seconds=seconds, achieved_rate=achieved, events=n)
     return out
 
 
@@ -405,12 +410,33 @@ def cpu_per_event(meter: CpuMeter, report: dict) -> dict:
 
 
 # -- report ----------------------------------------------------------------------------------
+def failed_checks(report: dict) -> list[str]:
+    """One line for each run that did not see every event exactly once: a drain or the live run whose
+    predictions (records, and distinct ids) are not one per event sent, or a consumer that timed out
+    before reading every record. A figure from such a run measures something else (README's
+    "exactly once" rests on these counts), so :func:`main` exits non-zero on any."""
+    n = report["meta"]["events"]
+    runs = [(f"daemon, {model} learner, drain", d, n) for model, d in report.get("drain", {}).items()]
+    if report.get("live"):
+        runs.append((f"daemon, {report['meta']['live_model']} learner, live", report["live"], report["live"]["events"]))
+    out = [f"{label}: {run['predictions']:,} predictions of {expected:,} events, {run['distinct_ids']:,} distinct ids"
+           for label, run, expected in runs if not run["predictions"] == run["distinct_ids"] == expected]
+    consumers = [("bare kafka-python consumer", report.get("ceiling"))]
+    consumers += [(f"consume + publish, producer in {k}", v) for k, v in report.get("passthrough", {}).items()]
+    out += [f"{label}: read {run['events'] + run['uncounted']:,} of {n:,} records (timed out)"
+            for label, run in consumers if run and run["events"] + run["uncounted"] != n]
+    return out
+
+
 def markdown(r: dict) -> str:
     lines = [f"### Kafka daemon throughput ({r['meta']['events']:,} events, {r['meta']['features']} features, "
              f"{r['meta']['partitions']} partition(s))", "",
              f"Machine: {r['meta']['machine']}; broker: dev-broker (Kafka 4.x KRaft, single node, same host).", "",
              "| run | events/s | vs bare consumer | p50 latency ms | p99 latency ms | notes |",
              "|:---|---:|---:|---:|---:|:---|"]
+    if r.get("failed_checks"):  # above the table: its figures do not count every event once
+        lines[2:2] = ["**FAILED checks** (not every event predicted exactly once):", "",
+                      *(f"- FAILED: {c}" for c in r["failed_checks"]), ""]
     ceiling = r["ceiling"]["events_per_s"]
     lines.append(f"| producer fill (kafka-python) | {r['fill']['events_per_s']:,.0f} | | | | "
                  f"{r['fill']['bytes_per_event']:.0f} B/event |")
@@ -555,12 +581,15 @@ def main(argv=None) -> dict:
     except Exception:
         pass
     admin.close()
+    report["failed_checks"] = failed_checks(report)
     text = markdown(report)
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1, default=str))
+    if report["failed_checks"]:  # after the files are written: they show which run failed
+        raise SystemExit("FAILED: " + "; ".join(report["failed_checks"]))
     return report
 
 

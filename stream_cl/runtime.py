@@ -59,16 +59,18 @@ def set_threads(n: int) -> None:
 
 def warm_up() -> None:
     """Load now what the learners would otherwise load at their first batch or event: numba and
-    its compiled loops (the SGD head's, the narrow ridge heads', one row's ridge update, one
-    event's standardised row, design row and mixture; ~0.5 s from the disk cache, seconds on a cold one). A service calls this at start, so the first
-    events' latency does not pay for it."""
+    its compiled loops (the SGD head's, the narrow ridge heads', one row's ridge update, the ridge
+    factor's pivot check, one event's standardised row, design row and mixture; ~0.5 s from the disk
+    cache, seconds on a cold one). A service calls this at start, so the first events' latency does
+    not pay for it."""
     from . import mixture_row
     from .backbones import design_row, standardize_row
-    from .heads import ridge_one, ridge_rows, sgd_rows
+    from .heads import _linalg, ridge_one, ridge_rows, sgd_rows
 
     sgd_rows.warm()
     ridge_rows.warm()
     ridge_one.warm()
+    _linalg.warm()  # the first chunk's Cholesky factor checks its pivots with it
     design_row.warm()
     standardize_row.warm()
     mixture_row.warm()

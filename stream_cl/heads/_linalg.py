@@ -252,6 +252,14 @@ def _pivots_lost(M, scale, shift, U, limit) -> bool:
 _PIVOTS_LOST = LazyJit(_pivots_lost)
 
 
+def warm() -> None:
+    """Import numba and load (or compile) the pivot check of :meth:`NumpyLinalg.spd_factor` for the argument
+    types a ridge head passes (a C-ordered ``M``, a Fortran-ordered factor): ``runtime.warm_up`` calls this,
+    else a learning process's first batch pays for it (~12 ms from the disk cache, ~150 ms compiling)."""
+    if _PIVOTS_LOST.get() is not None:
+        NumpyLinalg().spd_factor(np.eye(2), 1.0, 1.0)
+
+
 def _factor_lost(M, scale: float, shift: float, U) -> bool:
     """:func:`lost_digits` for :meth:`NumpyLinalg.spd_factor`: compiled where numba is imported already (a
     learning process: its row loops import it), else by numpy (a process that only predicts does not
