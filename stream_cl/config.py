@@ -730,7 +730,7 @@ def unread_keys(config: Config, written: Mapping) -> list[str]:
                    f"({'kinds' if len(readers) > 1 else 'kind'} {who} do{'es' if len(readers) == 1 else ''}): "
                    "remove it, or choose a kind that reads it")
     return (out + _keys_of_sections_off(config, written) + _keys_of_other_policies(config, written)
-            + _idle_keys(config, written))
+            + _idle_keys(config, written) + _time_field_as_feature(config))
 
 
 def policy_unread(section: str, values: Mapping) -> frozenset:
@@ -787,6 +787,10 @@ _IDLE_KEYS = (
      'imbalance.mode = "reweight" makes no pseudo-feature rows', 'set imbalance.mode = "both"'),
     ("imbalance", ("power", "max_weight"), lambda c: c.imbalance.mode == "pseudo",
      'imbalance.mode = "pseudo" weighs no rows', 'set imbalance.mode = "both"'),
+    # every event's time is None: no time feature is ever made, and a CSV's time column is learned as categories
+    ("model", ("time_features",), lambda c: c.model.time_features and not c.mapping.timestamp,
+     'mapping.timestamp = "" names no event time, so no time features are made',
+     "set mapping.timestamp to the field or column holding the event time"),
 )
 
 
@@ -802,11 +806,33 @@ def _idle_keys(config: Config, written: Mapping) -> list[str]:
     """
     out = []
     for section, keys, idle, why, fix in _IDLE_KEYS:
-        switch, off = SECTION_SWITCHES[section]
-        if getattr(getattr(config, section), switch) == off or not idle(config):
+        switch, off = SECTION_SWITCHES.get(section, ("", None))  # a section without a switch ([model]) is on
+        if (switch and getattr(getattr(config, section), switch) == off) or not idle(config):
             continue
         out += [f"{section}.{key}: set, but {why}: remove it, or {fix}" for key in _keys(written, section) if key in keys]
     return out
+
+
+def _time_field_as_feature(config: Config) -> list[str]:
+    """A warning when ``mapping.features`` names the ``mapping.timestamp`` field: its value is then
+    learned as a raw input too, an ISO 8601 time as a category of its own for every event (filling
+    model.max_categories, and slow). Not an error, as the id is (:class:`MappingConfig`): a
+    numeric epoch time may be meant as an input. ``model.time_features`` makes the time's inputs.
+
+    >>> tables = {"mapping": {"features": ["amount", "ts"]}}
+    >>> print(*_time_field_as_feature(load_config_dict(tables)))
+    mapping.features: names 'ts', the event-time field (mapping.timestamp): its value is learned as a raw input too, an ISO 8601 time as a category of its own for every event; remove it from mapping.features, and set model.time_features = true for hour-of-day and day-of-week inputs (keep it only for a numeric time meant as a raw input)
+    """
+    m = config.mapping
+    named = [m.features] if isinstance(m.features, str) else list(m.features)
+    if not m.timestamp or m.timestamp not in named:
+        return []
+    time_inputs = (": model.time_features (on) already gives the hour-of-day and day-of-week inputs"
+                   if config.model.time_features else
+                   ", and set model.time_features = true for hour-of-day and day-of-week inputs")
+    return [f"mapping.features: names {m.timestamp!r}, the event-time field (mapping.timestamp): its value is learned "
+            "as a raw input too, an ISO 8601 time as a category of its own for every event; remove it from "
+            f"mapping.features{time_inputs} (keep it only for a numeric time meant as a raw input)"]
 
 
 def _keys_of_sections_off(config: Config, written: Mapping) -> list[str]:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import numbers
+import re
 import sys
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -52,8 +53,8 @@ from .encoding import MAX_ABS_VALUE, InvalidFeatureError, flatten, out_of_range
 from .events import DeadLetter, Event
 from .mapping_check import FieldCensus
 
-__all__ = ["LONE_SURROGATE", "MAX_TEXT_CHARS", "EventDecoder", "id_value", "label_value", "lone_surrogate",
-           "text_problem"]
+__all__ = ["LONE_SURROGATE", "MAX_TEXT_CHARS", "EventDecoder", "ascii_float", "id_value", "label_value",
+           "lone_surrogate", "text_problem"]
 
 _BIG = 2**1000  # ints inside this convert to float without overflow
 # mapping.features' default ("x"): in a CSV, every column but the label, id, task and timestamp (_csv_columns)
@@ -180,10 +181,13 @@ class EventDecoder:
     # -- JSON ------------------------------------------------------------------------
     def decode_json(self, raw: bytes | str, origin: str = "") -> Event | DeadLetter:
         """Decode one JSON object (UTF-8 bytes or text)."""
-        obj = self.parse_json(raw, origin)
-        if type(obj) is DeadLetter:
-            return obj
-        return self.decode_object(obj, raw, origin)
+        try:
+            obj = self.parse_json(raw, origin)
+            if type(obj) is DeadLetter:
+                return obj
+            return self._decode_object(obj, raw, origin)
+        except Exception as e:  # the contract is "never raises": anything odd is a dead letter (_unexpected)
+            return _unexpected(raw, e, origin)
 
     def parse_json(self, raw: bytes | str, origin: str = "") -> dict | DeadLetter:
         """The JSON object a record holds (UTF-8 bytes or text), or its dead letter: the rules
@@ -249,6 +253,13 @@ class EventDecoder:
 
     def decode_object(self, obj: Mapping, raw: bytes = b"", origin: str = "") -> Event | DeadLetter:
         """Validate an already parsed object (``raw`` is kept for the dead letter)."""
+        try:
+            return self._decode_object(obj, raw, origin)
+        except Exception as e:  # the contract is "never raises": anything odd is a dead letter (_unexpected)
+            return _unexpected(raw, e, origin)
+
+    def _decode_object(self, obj: Mapping, raw, origin: str) -> Event | DeadLetter:
+        """:meth:`decode_object`'s work, which :meth:`decode_json` calls inside its own guard."""
         if type(obj) is not dict and not isinstance(obj, Mapping):  # ABC checks are slow: dict first
             return _dead(raw, "not_an_object", f"expected an object, got {_json_type(obj)}", origin)
         if self._watch:
@@ -365,8 +376,10 @@ class EventDecoder:
                 x[c] = None  # an empty cell is CSV's null
                 continue
             try:
+                # ascii_float's rule, inline (a call per cell costs a tenth of a row's time): float() reads
+                # "2024_01" and "١٢" too: codes, categories as in JSON
                 if type(cell) is str and (not cell.isascii() or "_" in cell):
-                    raise ValueError  # float() reads "2024_01" and "١٢" too: codes, categories as in JSON
+                    raise ValueError
                 v = float(cell)
             except (ValueError, TypeError):
                 if type(cell) is not str:
@@ -469,23 +482,39 @@ def id_value(i):
     return (f"id: expected a string or an integer, got {_show(i)}",)
 
 
+def ascii_float(text) -> float:
+    """A CSV cell's number (or a time string's): ``float(text)`` for a number written in ASCII
+    (sign, digits, ``.``, exponent, ``inf``/``nan``, spaces around), a :class:`ValueError` for text
+    that only Python's ``float`` reads as one: ``2024_01`` and ``١٢`` are codes, not numbers.
+    Anything but a string goes to ``float`` as it is.
+
+    >>> ascii_float(" -7e1 ")
+    -70.0
+    >>> ascii_float("2024_01")
+    Traceback (most recent call last):
+    ...
+    ValueError: not a number in ASCII: '2024_01'
+    """
+    if type(text) is str and (not text.isascii() or "_" in text):
+        raise ValueError(f"not a number in ASCII: {text[:40]!r}")
+    return float(text)
+
+
 def _timestamp(t, per_second: int = 1) -> float | tuple[str]:
     """Epoch seconds from a number or a numeric string (in units of which ``per_second`` make a
-    second: ``mapping.timestamp_unit``), or an ISO 8601 string (naive = UTC)."""
+    second: ``mapping.timestamp_unit``; a string by :func:`ascii_float`'s rule), or an ISO 8601
+    string (naive = UTC). Eight digits that make a calendar date are ISO 8601's basic date, as
+    ``datetime.fromisoformat`` reads them: ``"20240501"`` is 2024-05-01, not 20,240,501 epoch
+    seconds (in August 1970, where consecutive days are a second apart: the same hour and weekday).
+
+    >>> _timestamp("20240501"), _timestamp("2024-05-01"), _timestamp("20241399")
+    (1714521600.0, 1714521600.0, 20241399.0)
+    """
     if isinstance(t, str):
-        try:
-            v = float(t)
-        except ValueError:
-            try:
-                dt = datetime.fromisoformat(t.strip())
-            except ValueError:
-                return (f"timestamp: {_show(t)} is neither a number nor ISO 8601",)
-            if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=timezone.utc)
-            try:
-                return dt.timestamp()
-            except (OverflowError, ValueError, OSError):
-                return (f"timestamp: {_show(t)} is out of range",)
+        text = t.strip()
+        v = None if _basic_date(text) else _text_number(text)
+        if v is None:
+            return _iso_timestamp(t, text)
     elif isinstance(t, numbers.Real) and not isinstance(t, bool):
         try:
             v = float(t)
@@ -498,10 +527,55 @@ def _timestamp(t, per_second: int = 1) -> float | tuple[str]:
     return v / per_second
 
 
+def _basic_date(text: str) -> bool:
+    """Whether ``text`` is ISO 8601's basic calendar date (``YYYYMMDD``, a date that exists)."""
+    if len(text) != 8 or not (text.isascii() and text.isdigit()):
+        return False
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:  # no such month or day: a number
+        return False
+    return True
+
+
+def _text_number(text: str) -> float | None:
+    """A time string's number (:func:`ascii_float`), or None for any other text."""
+    try:
+        return ascii_float(text)
+    except ValueError:
+        return None
+
+
+def _iso_timestamp(t: str, text: str) -> float | tuple[str]:
+    """Epoch seconds from the ISO 8601 time ``text`` (``t`` stripped; naive = UTC), else why not."""
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return (f"timestamp: {_show(t)} is neither a number nor ISO 8601",)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    try:
+        return dt.timestamp()
+    except (OverflowError, ValueError, OSError):
+        return (f"timestamp: {_show(t)} is out of range",)
+
+
 def _invalid(raw, e: Exception, origin: str) -> DeadLetter:
     """The dead letter of a record the standard library's JSON parser refused with ``e``."""
     where = f"{e.msg} at line {e.lineno} column {e.colno}" if isinstance(e, json.JSONDecodeError) else str(e)[:80]
     return _dead(raw, "malformed", f"invalid JSON: {where}", origin)
+
+
+def _unexpected(raw, e: Exception, origin: str) -> DeadLetter:
+    """The dead letter of a record whose decoding raised ``e``, which no rule foresaw: the record is
+    refused, naming the error, and the stream goes on (as :class:`stream_cl.pending.LabelDecoder`
+    refuses a label record). Raised, it ended a file run, and the daemon met the same record again
+    after every restart."""
+    try:
+        why = str(e)[:80]
+    except Exception:  # a hostile __str__
+        why = ""
+    return _dead(raw, "malformed", f"event: {type(e).__name__}" + (f" ({why})" if why else ""), origin)
 
 
 def _dead(raw, reason: str, detail: str, origin: str) -> DeadLetter:
@@ -531,16 +605,44 @@ LONE_SURROGATE = "a string holds a lone surrogate escape (\\ud800-\\udfff), whic
 
 def lone_surrogate(obj, text: str, escapes_only: bool = True) -> bool:
     """Whether a string in ``obj`` (a key or a value), parsed from the JSON ``text``, holds a lone
-    surrogate. Text decoded from UTF-8 can hold one only through an escape, looked for first (the
-    check itself encodes the whole object); text a caller gave may hold the character itself
-    (``escapes_only=False``)."""
-    if escapes_only and "\\ud" not in text and "\\uD" not in text:
+    surrogate. Text decoded from UTF-8 can hold one only through an escape, looked for first;
+    text a caller gave may hold the character itself (``escapes_only=False``), which the text
+    shows (outside its strings JSON is ASCII).
+
+    The strings are walked with a stack of their own, not by recursion: the parser takes
+    nesting up to the interpreter's recursion limit, and a recursive check a few frames deeper
+    raised ``RecursionError`` for a record nested just below it.
+
+    >>> text = '[[{"k": "ok"}, ["a\\\\ud800"]]]'  # an escape nested in arrays
+    >>> lone_surrogate(json.loads(text), text)
+    True
+    >>> text = '{"smile": "\\\\ud83d\\\\ude00"}'  # a pair of escapes: one character
+    >>> lone_surrogate(json.loads(text), text)
+    False
+    """
+    if not escapes_only:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a surrogate character itself, which the parser keeps as it is
+            return True
+    if "\\ud" not in text and "\\uD" not in text:
         return False
-    try:
-        json.dumps(obj, ensure_ascii=False, default=str).encode("utf-8")  # (default: a _LongInt)
-    except UnicodeEncodeError:
-        return True
+    stack = [obj]
+    while stack:
+        v = stack.pop()
+        if type(v) is str or isinstance(v, str):
+            if not v.isascii() and _SURROGATE.search(v) is not None:
+                return True
+        elif isinstance(v, Mapping):
+            for k, item in v.items():
+                stack.append(k)
+                stack.append(item)
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
     return False
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # re reads the escapes: the source stays ASCII
 
 
 def _to_bytes(raw) -> bytes:

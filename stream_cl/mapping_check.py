@@ -57,7 +57,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from .config import PER_SECOND, ConfigError, MappingConfig
 
-__all__ = ["FieldCensus", "TimeCensus", "check_columns", "SAMPLE", "SECONDS_BOUND"]
+__all__ = ["FieldCensus", "TimeCensus", "check_columns", "EPOCH_NEAR", "SAMPLE", "SECONDS_BOUND"]
 
 SAMPLE = 1000  # JSON events watched before the census reports
 _MAX_FIELDS = 200  # distinct top-level field names remembered (events may carry many)
@@ -163,6 +163,11 @@ class FieldCensus:
 SECONDS_BOUND = 1e11  # (the warning says "1e11")
 # (below this magnitude, the unit such a time looks like, and its mapping.timestamp_unit)
 _FINER_UNITS = ((1e14, "milliseconds", "ms"), (1e17, "microseconds", "us"), (1e20, "nanoseconds", "ns"))
+# Epoch seconds within this of 0 are before March 1973 (or after October 1966): hardly a stream's time, but
+# epoch seconds read in a finer unit (timestamp_unit = "ms": 1714601643 s is 1714601.643, January 1970), or a
+# date written as a number (20240501 is 20,240,501 s, August 1970), where days are seconds apart
+EPOCH_NEAR = 1e8  # (the warning says "1e8")
+_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 
 
 class TimeCensus:
@@ -175,8 +180,11 @@ class TimeCensus:
     (``ts``), which the user may not know the time features read. A time beyond 1e11 (the
     year 5138 as epoch seconds) is read as seconds all the same, and its time features are
     noise: this says so too, whatever the field's name, with the unit it looks like and the
-    ``mapping.timestamp_unit`` that reads it. It is fed decoded events (times already divided
-    by that unit), so CSV and JSON alike, and costs nothing once the sample is complete:
+    ``mapping.timestamp_unit`` that reads it. A time within 1e8 seconds of 1970 (before March
+    1973) is said too: epoch seconds read as milliseconds (or a finer unit), or a date written as
+    a number (20240501, August 1970 as seconds), whose days are seconds apart. It is fed decoded
+    events (times already divided by that unit), so CSV and JSON alike, and costs nothing once
+    the sample is complete:
 
     >>> from stream_cl.events import Event
     >>> census = TimeCensus(MappingConfig(), time_features=True, sample=2)
@@ -187,6 +195,10 @@ class TimeCensus:
     >>> census.observe([Event({"a": 1.0}, "p", ts=1714601643000.0)])
     >>> print(*census.take())
     model.time_features: the first event had a time in field 'ts' (mapping.timestamp) beyond 1e11 seconds (e.g. 1714601643000), after the year 5138 as epoch seconds: they look like epoch milliseconds, so their time features are noise; set mapping.timestamp_unit = "ms"
+    >>> census = TimeCensus(MappingConfig(timestamp_unit="ms"), time_features=True, sample=1)
+    >>> census.observe([Event({"a": 1.0}, "p", ts=1714601.643)])  # epoch seconds, read as milliseconds
+    >>> print(*census.take())
+    model.time_features: the first event had a time in field 'ts' (mapping.timestamp, in ms: mapping.timestamp_unit) within 1e8 seconds of 1970 (e.g. 1714601643), before March 1973 as epoch seconds: they look like epoch seconds read as milliseconds, so their time features are noise; set mapping.timestamp_unit = "s"
     """
 
     def __init__(self, mapping: MappingConfig, time_features: bool, sample: int = SAMPLE):
@@ -197,6 +209,8 @@ class TimeCensus:
         self.timed = False
         self.beyond = 0  # times over SECONDS_BOUND (either sign: milliseconds before 1970 too)
         self.example: float | None = None  # the first of them
+        self.near = 0  # times within EPOCH_NEAR of 0 (either sign, as above)
+        self.near_example: float | None = None  # the first of them
         # off: no time features, or a field the user named (said by the other checks), or none ("")
         self._said_absent = not (time_features and self.field == _OPTIONAL_DEFAULTS["timestamp"])
         self._said = not time_features
@@ -216,6 +230,10 @@ class TimeCensus:
                     self.beyond += 1
                     if self.example is None:
                         self.example = ts
+                elif -EPOCH_NEAR < ts < EPOCH_NEAR:
+                    self.near += 1
+                    if self.near_example is None:
+                        self.near_example = ts
 
     def take(self, final: bool = False) -> list[str]:
         """The warnings, once: when the sample is complete, or (``final``) at the end of a shorter stream."""
@@ -234,6 +252,13 @@ class TimeCensus:
             out.append(f"model.time_features: {who} had a time in field {self.field!r} (mapping.timestamp{unit}) "
                        f"beyond 1e11 seconds (e.g. {_number(raw)}), after the year 5138 as epoch seconds: "
                        f"{_finer_unit(raw)}")
+        if self.near:
+            who = f"{self.near:,} of {first}" if self.n > 1 else first
+            raw = self.near_example * PER_SECOND[self.unit]
+            unit = "" if self.unit == "s" else f", in {self.unit}: mapping.timestamp_unit"
+            out.append(f"model.time_features: {who} had a time in field {self.field!r} (mapping.timestamp{unit}) "
+                       f"within 1e8 seconds of 1970 (e.g. {_number(raw)}), before March 1973 as epoch seconds: "
+                       f"{_coarser_unit(raw, self.unit)}")
         return out
 
 
@@ -245,6 +270,18 @@ def _finer_unit(raw: float) -> str:
                     f"set mapping.timestamp_unit = \"{code}\"")
     return ("a plausible epoch time in no unit (seconds to nanoseconds), so their time features are noise; "
             "send epoch seconds, or set mapping.timestamp_unit to their unit, or send an ISO 8601 string")
+
+
+def _coarser_unit(raw: float, unit: str) -> str:
+    """What a time within ``EPOCH_NEAR`` seconds of 1970 (``raw``, as written, in ``unit``) looks like,
+    and the fix: a coarser unit that makes it a plausible epoch time, else a date written as a number."""
+    for code in ("s", "ms", "us"):
+        if PER_SECOND[code] < PER_SECOND[unit] and EPOCH_NEAR <= abs(raw) / PER_SECOND[code] <= SECONDS_BOUND:
+            return (f"they look like epoch {_UNIT_NAMES[code]} read as {_UNIT_NAMES[unit]}, so their time features "
+                    f"are noise; set mapping.timestamp_unit = \"{code}\"")
+    return ("if they are dates or times written as numbers (20240501 for 2024-05-01), each day is read as a second, "
+            "so their time features are noise: send an ISO 8601 string (\"2024-05-01\" or \"20240501\"), or epoch "
+            "seconds; times counted from another start than 1970 give the hour and weekday of that count only")
 
 
 def _number(v: float) -> str:

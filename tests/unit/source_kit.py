@@ -11,6 +11,7 @@ does; a subclass says what it holds (:meth:`size`) and how a poll reads it (:met
 from __future__ import annotations
 
 from kafka import TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 
 
 class OnePartitionSource:
@@ -82,3 +83,29 @@ class CommitAtOncePublisher:
         self._open = ([], [])  # what was not committed is aborted
 
     abort = close
+
+
+class ListConsumer:
+    """A consumer whose polls hand out a fixed list of records of events/0, ``max_records`` at a time."""
+
+    def __init__(self, values: list[bytes]):
+        self.records = [ConsumerRecord(topic="events", partition=0, leader_epoch=0, offset=i, timestamp=0,
+                                       timestamp_type=0, key=None, value=v, headers=[], checksum=None,
+                                       serialized_key_size=-1, serialized_value_size=len(v), serialized_header_size=-1)
+                        for i, v in enumerate(values)]
+
+    def subscribe(self, topics=(), pattern=None, listener=None):
+        pass
+
+    def poll(self, timeout_ms=0, max_records=500):
+        out, self.records = self.records[:max_records], self.records[max_records:]
+        return {TopicPartition("events", 0): out} if out else {}
+
+    def partitions_for_topic(self, topic):
+        return {0}
+
+    def group_metadata(self):
+        return ("g", 1, "m", None)
+
+    def close(self, autocommit=True):
+        pass

@@ -5,39 +5,14 @@ in the first events are a mapping_warning, once; without time features nothing i
 import json
 
 from kafka import TopicPartition
-from kafka.consumer.fetcher import ConsumerRecord
 
 from connectors.kafka import KafkaSource
 from stream_cl.config import KafkaConfig, MappingConfig
 from stream_cl.mapping_check import SAMPLE
 
+from source_kit import ListConsumer  # tests/unit/source_kit.py
+
 TP = TopicPartition("events", 0)
-
-
-class ListConsumer:
-    """A consumer whose polls hand out a fixed list of records, ``max_records`` at a time."""
-
-    def __init__(self, values: list[bytes]):
-        self.records = [ConsumerRecord(topic="events", partition=0, leader_epoch=0, offset=i, timestamp=0,
-                                       timestamp_type=0, key=None, value=v, headers=[], checksum=None,
-                                       serialized_key_size=-1, serialized_value_size=len(v), serialized_header_size=-1)
-                        for i, v in enumerate(values)]
-
-    def subscribe(self, topics=(), pattern=None, listener=None):
-        pass
-
-    def poll(self, timeout_ms=0, max_records=500):
-        out, self.records = self.records[:max_records], self.records[max_records:]
-        return {TP: out} if out else {}
-
-    def partitions_for_topic(self, topic):
-        return {0}
-
-    def group_metadata(self):
-        return ("g", 1, "m", None)
-
-    def close(self, autocommit=True):
-        pass
 
 
 def _source(values: list[bytes], time_features: bool) -> KafkaSource:
