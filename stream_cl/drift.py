@@ -277,9 +277,41 @@ def detector_state(detector) -> dict:
     return {k: _encode(v) for k, v in vars(detector).items()}
 
 
-def load_detector_state(detector, state: Mapping) -> None:
-    """Restore :func:`detector_state` into a detector built with the same parameters."""
+def load_detector_state(detector, state: Mapping, compare=None) -> None:
+    """Restore :func:`detector_state` into a detector built with the same parameters; a state of
+    other parameters (those named in ``compare``; all where it is None) is a ``ValueError`` naming
+    the first one, before anything changes (restored, the state's parameters replaced the
+    detector's own: it ran with the checkpoint's while its owner reported its own)."""
+    clash = _param_clash(detector, state, compare)
+    if clash is not None:
+        key, theirs, mine = clash
+        raise ValueError(f"the checkpoint's drift detector {type(detector).__name__} has {key}={theirs!r}, this one "
+                         f"{key}={mine!r}: restore into a monitor built with the checkpoint's detector params "
+                         f"(params[{key!r}] = {theirs!r}), or start afresh")
     _restore(detector, state)
+
+
+def _param_clash(detector, state: Mapping, compare=None) -> tuple | None:
+    """The first of ``detector``'s parameters (those in ``compare``, all where it is None) whose
+    value in ``state`` (:func:`detector_state`) differs: ``(name, theirs, mine)``, or ``None``. A
+    parameter that holds data rather than a setting (KSWIN's ``window``, the values seen) or that
+    the state lacks is not compared."""
+    for key, mine in detector._get_params().items():
+        theirs = state.get(key)
+        if compare is not None and key not in compare:
+            continue
+        if not _plain(mine) or key not in state or not _plain(theirs):
+            continue
+        if isinstance(theirs, np.generic):  # as a checkpoint may read a number back
+            theirs = theirs.item()
+        if theirs != mine:
+            return key, theirs, mine
+    return None
+
+
+def _plain(v) -> bool:
+    """A parameter's value that is a setting: None, a bool, a number or a string."""
+    return v is None or isinstance(v, (bool, numbers.Number, str, np.generic))
 
 
 # -- the monitor ---------------------------------------------------------------------------
@@ -492,17 +524,26 @@ class DriftMonitor(base.Base):
             "counts": {k: dict(v) for k, v in self.counts_.items()},
             "forget_until": self.forget_until_, "forget_pending": self.forget_pending_, "remix_due": self.remix_due_,
             "detector_name": self.detector,
+            "params_set": sorted(self.params or {}),  # the parameters given, not River's defaults (load_state_dict)
         }
 
     def load_state_dict(self, state: Mapping) -> "DriftMonitor":
-        """Restore :meth:`state_dict`; a checkpoint of another detector is refused (checkpoints
-        from before the detector's name was saved load unchecked)."""
+        """Restore :meth:`state_dict`; a checkpoint of another detector (checkpoints from before
+        the detector's name was saved are not compared on it) or of other detector ``params``
+        (:func:`load_detector_state`) is refused before anything changes. Compared are the ``params``
+        given, here or to the monitor that wrote the state (``params_set``; checkpoints from before it
+        was kept: those given here), not River's defaults: a River release that changes a default
+        leaves the detectors of older checkpoints running as they were, as the daemon, which sets no
+        detector params, must (its config could not name the one the checkpoint has)."""
         saved = state.get("detector_name", self.detector)
         if saved != self.detector:
             raise ValueError(f"the checkpoint's drift detector is {saved!r}, this learner's is {self.detector!r}: "
                              f"restore with detector={saved!r} (config drift.detector), or start afresh")
+        detector = make_detector(self.detector, self.params, self.seed)
+        given = set(self.params or {}) | set(state.get("params_set", ()))
+        load_detector_state(detector, state["detector"], compare=given)
         self._reset()
-        load_detector_state(self.detector_, state["detector"])
+        self.detector_ = detector
         self.n_, self.recent_ = int(state["n"]), float(state["recent"])
         self.since_sum_, self.since_n_ = float(state["since_sum"]), int(state["since_n"])
         # absent in checkpoints before the direction looked at the last signals: an empty window

@@ -16,7 +16,7 @@ from .contribution import Contribution, ContributionError
 from .features import kind_clash
 from .part_stats import Part, PartStats, classes_with_rows, install
 
-__all__ = ["PartExchange", "layout_positions"]
+__all__ = ["PartExchange", "check_identity", "layout_positions", "learner_identity"]
 
 # Settings members of one model may differ in: they pick hardware or bound memory, and leave
 # the model's arithmetic alone ("backbone" is compared as the backbone's own identity). A
@@ -52,32 +52,12 @@ class PartExchange:
         ``ContributionError`` for a state that does not fit. Nothing such by default."""
 
     def _identity(self, canonical: bool = False) -> dict:
-        """What parts of one model must share: the learner's kind, settings (not those that leave
-        the model's arithmetic alone: the device, the ``max_columns`` bound) and backbone.
-        ``canonical``: each setting written so that equal values read the same (:func:`_canonical`:
-        ``1`` and ``1.0``, a list and a tuple, dicts in any order); what a state keeps (contributions
-        keep each setting's ``repr``, as members of a group have always compared them)."""
-        backbone = getattr(self, "backbone_", None)
-        spell = _canonical if canonical else repr
-        settings = {k: spell(v) for k, v in self._get_params().items() if k not in _NOT_MODEL_SETTINGS}
-        return {"kind": type(self).__name__, "backbone": backbone.identity() if backbone is not None else None,
-                "settings": settings}
+        """:func:`learner_identity` of this learner."""
+        return learner_identity(self, canonical)
 
     def _check_identity(self, saved: Mapping | None) -> None:
-        """Refuse the state of a learner whose :meth:`_identity` (``saved``, kept in its state) differs
-        from this one's, naming the settings. A setting the state does not name is newer than it: not
-        compared (its default keeps the behaviour of then); a state without one is not compared.
-        Loaded anyway, another backbone's weights ran as this one's, another view order broke every
-        later learn, other settings went on silently."""
-        if saved is None:
-            return
-        theirs = _model_identity(dict(saved))
-        mine = self._identity(canonical=True)
-        mine["settings"] = {k: v for k, v in mine["settings"].items() if k in (theirs.get("settings") or {})}
-        if theirs != mine:
-            raise ValueError(f"checkpoint and learner differ in settings: the checkpoint's learner is "
-                             f"{_describe(theirs, mine)}, this one {_describe(mine, theirs)}: build the learner "
-                             "with the checkpoint's settings")
+        """:func:`check_identity` of this learner."""
+        check_identity(self, saved)
 
     # -- contributions ------------------------------------------------------------------------
     def contribution(self, partition: Hashable, offset: int | None = None, pending=None) -> Contribution:
@@ -220,6 +200,38 @@ def _canonical(value) -> str:
     if hasattr(value, "_get_params") and not isinstance(value, type):
         return type(value).__name__ + _canonical(value._get_params())
     return repr(value)
+
+
+def learner_identity(learner, canonical: bool = False) -> dict:
+    """What parts of one model must share: the learner's kind, settings (not those that leave
+    the model's arithmetic alone: the device, the ``max_columns`` bound) and backbone (its
+    ``identity()``, where ``learner.backbone_`` is one). ``canonical``: each setting written so
+    that equal values read the same (:func:`_canonical`: ``1`` and ``1.0``, a list and a tuple,
+    dicts in any order); what a state keeps (contributions keep each setting's ``repr``, as
+    members of a group have always compared them). One rule for every learner's checkpoints and
+    parts (:class:`PartExchange`, :class:`~stream_cl.trainable_state.TrainableState`)."""
+    backbone = getattr(learner, "backbone_", None)
+    spell = _canonical if canonical else repr
+    settings = {k: spell(v) for k, v in learner._get_params().items() if k not in _NOT_MODEL_SETTINGS}
+    return {"kind": type(learner).__name__, "backbone": backbone.identity() if backbone is not None else None,
+            "settings": settings}
+
+
+def check_identity(learner, saved: Mapping | None) -> None:
+    """Refuse the state of a learner whose :func:`learner_identity` (``saved``, kept in its state)
+    differs from ``learner``'s, naming the settings. A setting the state does not name is newer than
+    it: not compared (its default keeps the behaviour of then); a state without one is not compared.
+    Loaded anyway, another backbone's weights ran as this one's, another view order broke every
+    later learn, other settings went on silently."""
+    if saved is None:
+        return
+    theirs = _model_identity(dict(saved))
+    mine = learner_identity(learner, canonical=True)
+    mine["settings"] = {k: v for k, v in mine["settings"].items() if k in (theirs.get("settings") or {})}
+    if theirs != mine:
+        raise ValueError(f"checkpoint and learner differ in settings: the checkpoint's learner is "
+                         f"{_describe(theirs, mine)}, this one {_describe(mine, theirs)}: build the learner "
+                         "with the checkpoint's settings")
 
 
 def _model_identity(identity: dict) -> dict:

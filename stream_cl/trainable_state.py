@@ -1,9 +1,11 @@
 """The trainable learner's checkpoint state: everything to resume, and a refusal of another learner's.
 
 A state holds the network with its Adam moments, the feature index and the standardiser, the
-classes, the fresh rows still waiting for their micro-batch, and the continual parts' own
-states. A state of a learner built otherwise (``hidden``, ``dtype``, ``hash_width``, ``seed``)
-is refused by name before anything is loaded.
+classes, the fresh rows still waiting for their micro-batch, the continual parts' own states,
+and the learner's identity: its settings, as the other learners keep theirs
+(:func:`~stream_cl.part_exchange.learner_identity`). A state of a learner built otherwise
+(any ``__init__`` setting but ``device`` and ``max_columns``, the continual parts' parameters
+included) is refused by name before anything is loaded.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .checkpoint import load_all_or_nothing
+from .part_exchange import check_identity, learner_identity
 
 if TYPE_CHECKING:
     from .trainable import TrainableLearner
@@ -26,6 +29,7 @@ class TrainableState:
 
     def state_dict(self) -> dict:
         return {
+            "identity": learner_identity(self, canonical=True),  # what _load refuses to differ from
             "index": self.index_.state_dict(), "scaler": self.scaler_.state_dict(), "classes": list(self._classes),
             **self.net_.state_dict(),  # params, m, v, t, fan_in, skipped_steps
             "n_labelled": self.n_labelled_, "n_events": self.n_events_, "n_updates": self.n_updates_,
@@ -39,14 +43,19 @@ class TrainableState:
 
     def load_state_dict(self, state: Mapping) -> "TrainableLearner":
         """Restore a :meth:`state_dict`, all or nothing (:func:`~stream_cl.checkpoint.load_all_or_nothing`):
-        a state of another kind, of a learner built otherwise (:meth:`_check_settings`), or one the
-        learner's parts refuse, is a ``ValueError`` that changes nothing."""
+        a state of another kind, of a learner built otherwise (:meth:`_check_settings`: the network's
+        settings, read from the state itself; its ``identity``: every setting, in states written since
+        it was kept), or one the learner's parts refuse, is a ``ValueError`` that changes nothing."""
         load_all_or_nothing(self, state, type(self)._load)
         return self
 
     def _load(self, state: Mapping) -> None:
         """Load ``state`` into this learner, in place (:meth:`load_state_dict` loads its own state back if this raises)."""
-        self._check_settings(state)
+        self._check_settings(state)  # first: it names the network's settings with their values
+        # every other setting, as the other learners check theirs: loaded anyway, a state of another lr,
+        # micro_batch, replay or homeostasis went on under this learner's, and one of other drift params
+        # ran the checkpoint's detector while _get_params() and clone() reported this one's
+        check_identity(self, state.get("identity"))
         self.index_.load_state_dict(state["index"])
         self.scaler_.load_state_dict(state["scaler"])
         self._classes = list(state["classes"])

@@ -36,6 +36,13 @@ class TorchBackbone(Backbone):
     backbone, raised before the heads learn anything (non-finite features would make their
     statistics NaN for good).
 
+    The module's inputs are positional: input ``j`` is the ``j``-th key the learner met, in the
+    order in which the events first brought their keys. Unlike ``RandomFeatures`` (whose weights
+    follow each key), the model then depends on the key order of the event that first brings
+    some keys, and River's ``check_estimator`` fails its key-shuffle check. Give every event's
+    dict its keys in one order (a ``mapping.features`` list in the daemon), or set the learner's
+    ``hash_width`` (each key hashed to fixed inputs; ``input_dim`` at least that).
+
     >>> import torch
     >>> net = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh())
     >>> TorchBackbone(net, input_dim=3).forward(torch.zeros(2, 3, dtype=torch.float64)).shape

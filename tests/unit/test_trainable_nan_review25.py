@@ -123,6 +123,7 @@ def test_the_count_is_kept_by_state_dict_and_pickle_and_older_states_load_with_0
     _learn(m, DATA[64:128])
     n = m.net_.skipped_steps
     assert n == 4
+    m.lr = 0.01  # back to the setting of the learners it loads into (a state of another lr is refused)
     state = m.state_dict()
     assert state["skipped_steps"] == n
     assert TrainableLearner(hidden=(4,), device="cpu").load_state_dict(state).report()["skipped_steps"] == n
