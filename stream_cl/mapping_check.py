@@ -280,7 +280,7 @@ def _coarser_unit(raw: float, unit: str) -> str:
             return (f"they look like epoch {_UNIT_NAMES[code]} read as {_UNIT_NAMES[unit]}, so their time features "
                     f"are noise; set mapping.timestamp_unit = \"{code}\"")
     return ("if they are dates or times written as numbers (20240501 for 2024-05-01), each day is read as a second, "
-            "so their time features are noise: send an ISO 8601 string (\"2024-05-01\" or \"20240501\"), or epoch "
+            "so their time features are noise: send an ISO 8601 string (\"2024-05-01\"), or epoch "
             "seconds; times counted from another start than 1970 give the hour and weekday of that count only")
 
 

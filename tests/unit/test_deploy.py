@@ -212,21 +212,63 @@ def test_counter_functions_take_only_counters():
 
 
 def test_counter_counts_are_not_drawn_from_overlapping_windows_or_resets():
-    """A count per interval (bars, an annotation) is an increase() over the step itself: over
-    $__rate_interval (four scrapes) at a step of one scrape each event is drawn about four times (one
-    drift alarm read as four; 20 checkpoints in 10 minutes as bars adding up to 82), so such a panel
-    steps at least a minute and counts over $__interval. changes() of a counter also counts the fall to
-    0 at a restart, which marked every restart as a drift alarm."""
+    """A count per interval (bars, an annotation) is a counter's rise since the step before (``x - x
+    offset $__interval``, at a step of a minute at least): an increase() over $__rate_interval (four
+    scrapes) at a one-scrape step drew each event about four times (one drift alarm read as four; 20
+    checkpoints in 10 minutes as bars adding up to 82), and over $__interval it lost what fell between
+    two steps' scrapes (about one event in four) and stretched the rest by 1.2-1.3x. changes() of a
+    counter also counted the fall to 0 at a restart, which marked every restart as a drift alarm."""
     dash = dashboard()
     for p in all_panels(dash["panels"]):
         for t in p.get("targets", []):
             expr = strip_strings(t["expr"])
-            assert not re.search(r"\bincrease\([^\[]*\[\$__rate_interval\]", expr), f"panel {p['title']!r}: {t['expr']}"
-            if "increase(" in expr:
-                assert "[$__interval]" in expr and p.get("interval") == "1m", f"panel {p['title']!r}: {t['expr']}"
+            assert "increase(" not in expr, f"panel {p['title']!r}: {t['expr']}"
+            if "offset $__interval" in expr:
+                assert p.get("interval") == "1m", f"panel {p['title']!r}: {t['expr']}"
     for where, expr, _ in dashboard_queries(dash):
         for fn, series in re.findall(r"\b(changes|resets)\(\s*(stream_cl_\w+)", strip_strings(expr)):
             assert EXPORTED_METRICS.get(base_metric(series)) != "counter", f"{where}: {fn}() of the counter {series}"
+
+
+def _scraped(value_at, first_s: int, every_s: int, until_s: int) -> str:
+    """A promtool series at 1 s resolution scraped every ``every_s`` from ``first_s``: ``value_at(t)``."""
+    return " ".join(str(value_at(t)) if t >= first_s and (t - first_s) % every_s == 0 else "_"
+                    for t in range(until_s + 1))
+
+
+def test_count_panels_count_each_event_once_with_unaligned_scrapes(tmp_path):
+    """The drift-alarm bars and annotation and the checkpoint bars, as the dashboard writes them, at a
+    one-minute step over 20 minutes of 15 s scrapes that fall between the steps (7 s past): one alarm
+    is one bar of 1 and one annotation, and the checkpoint bars add up to the checkpoints written."""
+    end = 20 * 60
+    def alarms(t):
+        return int(t >= 603)
+    def checkpoints(t):
+        return max(0, (t - 90) // 30 + 1)  # one every 30 s from 1.5 min on
+    last_at = [t for t in range(7, end + 1, 15)]
+    before_first_step = max(t for t in last_at if t <= 60)
+    written = checkpoints(max(last_at)) - checkpoints(before_first_step)  # what the steps 2m..20m cover
+    labels = 'job="stream-cl", instance="a:9464"'
+    queries = [(where, grafana_to_promql(expr)) for where, expr, _ in dashboard_queries(dashboard())]
+    (alarm_bars,) = [v for k, v in queries if k == "panel 'Drift alarms'"]
+    (checkpoint_bars,) = [v for k, v in queries if "stream_cl_checkpoints_total" in v]
+    (annotation,) = [v for k, v in queries if k.startswith("annotation")]
+    test = {"evaluation_interval": "1m", "tests": [{
+        "interval": "1s",
+        "input_series": [
+            {"series": f'stream_cl_drift_alarms_total{{{labels}, detector="adwin", response="forget"}}',
+             "values": _scraped(alarms, 7, 15, end)},
+            {"series": f"stream_cl_checkpoints_total{{{labels}}}", "values": _scraped(checkpoints, 7, 15, end)}],
+        "promql_expr_test": [
+            {"expr": f"sum(sum_over_time(({alarm_bars})[20m:1m]))", "eval_time": "20m",
+             "exp_samples": [{"labels": "{}", "value": 1}]},
+            {"expr": f"sum(count_over_time(({annotation})[20m:1m]))", "eval_time": "20m",
+             "exp_samples": [{"labels": "{}", "value": 1}]},
+            {"expr": f"sum(sum_over_time(({checkpoint_bars})[20m:1m]))", "eval_time": "20m",
+             "exp_samples": [{"labels": "{}", "value": written}]}]}]}
+    path = tmp_path / "counts.test.yml"
+    path.write_text(yaml.safe_dump(test, width=1 << 20))
+    assert_ok(promtool("test", "rules", str(path)))
 
 
 def test_dashboard_promql_parses(tmp_path):
