@@ -560,9 +560,10 @@ def _invalid(raw, e: Exception, origin: str) -> DeadLetter:
     return _dead(raw, "malformed", f"invalid JSON: {where}", origin)
 
 
-# the start of the detail of a record no rule foresaw (_unexpected): the fuzz tests look for it, as such a
-# dead letter would otherwise hide a bug of the decoder's own behind a "malformed" record
-UNFORESEEN = "event: decoding raised "
+# what the detail of a record no rule foresaw begins with (_unexpected; after "label record: " in the label
+# decoder's): the fuzz tests look for it, as such a dead letter would otherwise hide a bug of the decoder's
+# own behind a "malformed" record
+UNFORESEEN = "decoding raised "
 
 
 def _unexpected(raw, e: Exception, origin: str) -> DeadLetter:
@@ -574,7 +575,7 @@ def _unexpected(raw, e: Exception, origin: str) -> DeadLetter:
         why = str(e)[:80]
     except Exception:  # a hostile __str__
         why = ""
-    return _dead(raw, "malformed", f"{UNFORESEEN}{type(e).__name__}" + (f" ({why})" if why else ""), origin)
+    return _dead(raw, "malformed", f"event: {UNFORESEEN}{type(e).__name__}" + (f" ({why})" if why else ""), origin)
 
 
 def _dead(raw, reason: str, detail: str, origin: str) -> DeadLetter:

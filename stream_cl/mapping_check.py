@@ -54,6 +54,7 @@ import dataclasses
 import difflib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 
 from .config import PER_SECOND, ConfigError, MappingConfig
 
@@ -211,6 +212,8 @@ class TimeCensus:
         self.example: float | None = None  # the first of them
         self.near = 0  # times within EPOCH_NEAR of 0 (either sign, as above)
         self.near_example: float | None = None  # the first of them
+        self.digits = 0  # times written as a date and time in digits (20240501123000: _digit_date)
+        self.digits_example: float | None = None  # the first of them
         # off: no time features, or a field the user named (said by the other checks), or none ("")
         self._said_absent = not (time_features and self.field == _OPTIONAL_DEFAULTS["timestamp"])
         self._said = not time_features
@@ -226,7 +229,11 @@ class TimeCensus:
             ts = e.ts
             if ts is not None:
                 self.timed = True
-                if not -SECONDS_BOUND <= ts <= SECONDS_BOUND:
+                if _digit_date(ts * PER_SECOND[self.unit]) is not None:  # whatever the unit reads it as
+                    self.digits += 1
+                    if self.digits_example is None:
+                        self.digits_example = ts
+                elif not -SECONDS_BOUND <= ts <= SECONDS_BOUND:
                     self.beyond += 1
                     if self.example is None:
                         self.example = ts
@@ -259,6 +266,14 @@ class TimeCensus:
             out.append(f"model.time_features: {who} had a time in field {self.field!r} (mapping.timestamp{unit}) "
                        f"within 1e8 seconds of 1970 (e.g. {_number(raw)}), before March 1973 as epoch seconds: "
                        f"{_coarser_unit(raw, self.unit)}")
+        if self.digits:
+            who = f"{self.digits:,} of {first}" if self.n > 1 else first
+            raw = self.digits_example * PER_SECOND[self.unit]
+            iso = _digit_date(raw)
+            out.append(f"model.time_features: {who} had a time in field {self.field!r} (mapping.timestamp) written as "
+                       f"a date and time in digits (e.g. {_number(raw)}, {iso}), read as a count of "
+                       f"{_UNIT_NAMES[self.unit]} since 1970 (mapping.timestamp_unit; no unit reads it as that date), "
+                       f"so their time features are noise; send ISO 8601 strings (\"{iso}\"), or epoch seconds")
         return out
 
 
@@ -282,6 +297,28 @@ def _coarser_unit(raw: float, unit: str) -> str:
     return ("if they are dates or times written as numbers (20240501 for 2024-05-01), each day is read as a second, "
             "so their time features are noise: send an ISO 8601 string (\"2024-05-01\"), or epoch "
             "seconds; times counted from another start than 1970 give the hour and weekday of that count only")
+
+
+def _digit_date(written: float) -> str | None:
+    """The date and time a number writes in digits, ``YYYYMMDDhhmmss`` or ``YYYYMMDDhhmm`` (a year
+    from 1900 to 2199), in ISO 8601; None for any other number. As epoch seconds they fall after
+    the year 5138, and read in a finer unit (the fix the other warnings name) in 1976 or 2611: a
+    plausible time, and noise all the same.
+
+    >>> _digit_date(20240501123000.0), _digit_date(202405011230), _digit_date(1714521600000.0)
+    ('2024-05-01T12:30:00', '2024-05-01T12:30:00', None)
+    """
+    if not -1e15 < written < 1e15 or written != round(written):
+        return None
+    text = str(round(written))
+    for fmt, digits in (("%Y%m%d%H%M%S", 14), ("%Y%m%d%H%M", 12)):
+        if len(text) == digits:
+            try:
+                when = datetime.strptime(text, fmt)
+            except ValueError:
+                return None
+            return when.isoformat() if 1900 <= when.year <= 2199 else None
+    return None
 
 
 def _number(v: float) -> str:

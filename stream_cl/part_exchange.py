@@ -12,11 +12,12 @@ from collections.abc import Hashable, Mapping
 
 import numpy as np
 
+from .backbones.base import Backbone
 from .contribution import Contribution, ContributionError
 from .features import kind_clash
 from .part_stats import Part, PartStats, classes_with_rows, install
 
-__all__ = ["PartExchange", "check_identity", "layout_positions", "learner_identity"]
+__all__ = ["PartExchange", "check_identity", "exact_backbone", "layout_positions", "learner_identity"]
 
 # Settings members of one model may differ in: they pick hardware or bound memory, and leave
 # the model's arithmetic alone ("backbone" is compared as the backbone's own identity). A
@@ -95,10 +96,10 @@ class PartExchange:
         category's indicator there, or the reverse: one learner refuses such an event).
         """
         c = Contribution.coerce(contribution)
-        ident = self._identity()
-        if _model_identity(c.identity) != ident:
-            raise ContributionError(f"contribution of partition {partition!r} was made by {_describe(c.identity, ident)}; "
-                                    f"this learner is {_describe(ident, c.identity)}")
+        theirs, ident = _comparable(c.identity, self._identity())
+        if theirs != ident:
+            raise ContributionError(f"contribution of partition {partition!r} was made by {_describe(theirs, ident)}; "
+                                    f"this learner is {_describe(ident, theirs)}")
         heads = self._ridge_heads()
         if len(c.heads) != len(heads):
             raise ContributionError(f"contribution has {len(c.heads)} heads, this learner {len(heads)}")
@@ -197,24 +198,51 @@ def _canonical(value) -> str:
     if isinstance(value, Mapping):
         items = sorted(((_canonical(k), _canonical(v)) for k, v in value.items()))
         return "{" + ", ".join(f"{k}: {v}" for k, v in items) + "}"
+    if isinstance(value, (set, frozenset)):  # (their repr's order follows the process's string hashes)
+        return "{" + ", ".join(sorted(_canonical(v) for v in value)) + "}"
     if hasattr(value, "_get_params") and not isinstance(value, type):
         return type(value).__name__ + _canonical(value._get_params())
+    if callable(value) and hasattr(value, "__qualname__"):  # a function or class: its name, not its address
+        return f"{getattr(value, '__module__', None)}.{value.__qualname__}"
     return repr(value)
 
 
 def learner_identity(learner, canonical: bool = False) -> dict:
     """What parts of one model must share: the learner's kind, settings (not those that leave
-    the model's arithmetic alone: the device, the ``max_columns`` bound) and backbone (its
-    ``identity()``, where ``learner.backbone_`` is one). ``canonical``: each setting written so
-    that equal values read the same (:func:`_canonical`: ``1`` and ``1.0``, a list and a tuple,
-    dicts in any order); what a state keeps (contributions keep each setting's ``repr``, as
-    members of a group have always compared them). One rule for every learner's checkpoints and
-    parts (:class:`PartExchange`, :class:`~stream_cl.trainable_state.TrainableState`)."""
+    the model's arithmetic alone: the device, the ``max_columns`` bound) and backbone.
+    ``canonical``: each setting written so that equal values read the same (:func:`_canonical`:
+    ``1`` and ``1.0``, a list and a tuple, dicts in any order); what a state keeps (contributions
+    keep each setting's ``repr``, as members of a group have always compared them). One rule for
+    every learner's checkpoints and parts (:class:`PartExchange`,
+    :class:`~stream_cl.trainable_state.TrainableState`).
+
+    The backbone is kept twice: ``backbone``, its ``identity()`` (River's display of its
+    hyperparameters, which every release compares), and the setting ``backbone``, its exact form
+    (:func:`exact_backbone`), which that display rounds (``bandwidth`` 5e-5 and 5.4e-5 display
+    alike). Releases before this one leave the setting ``backbone`` out of what they compare
+    (``_NOT_MODEL_SETTINGS``), so a part written now still merges in a member of an older release
+    during a rolling upgrade; this release compares it where a state has one (:func:`_comparable`)."""
     backbone = getattr(learner, "backbone_", None)
     spell = _canonical if canonical else repr
     settings = {k: spell(v) for k, v in learner._get_params().items() if k not in _NOT_MODEL_SETTINGS}
+    if backbone is not None:
+        settings["backbone"] = exact_backbone(backbone)
     return {"kind": type(learner).__name__, "backbone": backbone.identity() if backbone is not None else None,
             "settings": settings}
+
+
+def exact_backbone(backbone) -> str:
+    """A backbone by its kind and exact hyperparameters (:func:`_canonical`: floats by ``repr``,
+    functions by name, sets sorted), or by its own ``identity()`` where it defines what makes it
+    (a torch module's weights).
+
+    >>> from stream_cl.backbones import RandomFeatures
+    >>> exact_backbone(RandomFeatures(width=8, kind="fourier", bandwidth=5.4e-5))
+    "RandomFeatures{'bandwidth': 5.4e-05, 'kind': 'fourier', 'seed': 0.0, 'width': 8.0}"
+    """
+    if type(backbone).identity is not Backbone.identity:
+        return backbone.identity()
+    return _canonical(backbone)
 
 
 def check_identity(learner, saved: Mapping | None) -> None:
@@ -225,8 +253,7 @@ def check_identity(learner, saved: Mapping | None) -> None:
     later learn, other settings went on silently."""
     if saved is None:
         return
-    theirs = _model_identity(dict(saved))
-    mine = learner_identity(learner, canonical=True)
+    theirs, mine = _comparable(saved, learner_identity(learner, canonical=True))
     mine["settings"] = {k: v for k, v in mine["settings"].items() if k in (theirs.get("settings") or {})}
     if theirs != mine:
         raise ValueError(f"checkpoint and learner differ in settings: the checkpoint's learner is "
@@ -234,12 +261,29 @@ def check_identity(learner, saved: Mapping | None) -> None:
                          "with the checkpoint's settings")
 
 
+def _comparable(saved: Mapping, mine: dict) -> tuple[dict, dict]:
+    """A saved identity and this learner's (:func:`learner_identity`), as they are compared: the
+    model's settings alone (:func:`_model_identity`), the backbone's exact form only where the saved
+    one keeps it (written by this release on)."""
+    theirs, mine = _model_identity(dict(saved)), _model_identity(mine)
+    if "backbone" not in (theirs.get("settings") or {}):
+        (mine.get("settings") or {}).pop("backbone", None)
+    return theirs, mine
+
+
 def _model_identity(identity: dict) -> dict:
-    """``identity`` without the settings that are not the model's (``_NOT_MODEL_SETTINGS``)."""
+    """``identity`` without the settings that are not the model's (``_NOT_MODEL_SETTINGS``), but
+    with the backbone's exact form (:func:`learner_identity`) where it keeps one: a setting
+    ``backbone`` that is not its display form (releases that kept the backbone as a setting wrote
+    that), nor its torch module's hash (the two are one)."""
     settings = identity.get("settings")
     if not isinstance(settings, dict):
         return identity
-    return {**identity, "settings": {k: v for k, v in settings.items() if k not in _NOT_MODEL_SETTINGS}}
+    kept = {k: v for k, v in settings.items() if k not in _NOT_MODEL_SETTINGS}
+    exact = settings.get("backbone")
+    if exact is not None and exact != identity.get("backbone"):
+        kept["backbone"] = exact
+    return {**identity, "settings": kept}
 
 
 def _packed(state: dict) -> dict:

@@ -54,63 +54,16 @@ class Backbone(base.Base):
 
     def identity(self) -> str:
         """What makes two backbones compute the same features (partitions of one model must
-        share it): the kind and the hyperparameters, for a layer they determine (seeded random
-        features), each by its exact ``repr``. River's display ``repr``, the identity before,
-        rounds floats (six decimals, one digit below 1e-4 and above 1e5): a learner of
-        ``bandwidth=5.4e-5`` took the checkpoints and parts of one of ``5e-5``. The identity still
-        equals that older form, so that what older releases wrote loads and merges
-        (:class:`BackboneIdentity`).
-
-        >>> from stream_cl.backbones import RandomFeatures
-        >>> RandomFeatures(width=8, kind="fourier", bandwidth=5.4e-5).identity()
-        "RandomFeatures(width=8, kind='fourier', bandwidth=5.4e-05, seed=0)"
-        """
-        params = ", ".join(f"{k}={_exact(v)}" for k, v in self._get_params().items())
-        return BackboneIdentity(f"{type(self).__name__}({params})", legacy=repr(self))
+        share it): the hyperparameters, for a layer they determine (seeded random features), as
+        River displays them. That display rounds floats (six decimals, one digit below 1e-4 and
+        above 1e5), so a learner also compares its backbone by exact values
+        (:func:`~stream_cl.part_exchange.learner_identity`); this form is kept as it was, as
+        every release compares it. A backbone whose hyperparameters do not determine it (a
+        torch module's weights) overrides this with what does, exactly."""
+        return repr(self)
 
     def state_dict(self) -> dict:
         return {}
 
     def load_state_dict(self, state: Mapping) -> None:
         pass
-
-
-class BackboneIdentity(str):
-    """A backbone's :meth:`~Backbone.identity`, a ``str`` that also equals ``legacy``: the form
-    that releases before this one kept (River's display ``repr``). Their checkpoints and changelog
-    parts hold that form, and a backbone of the same hyperparameters must still load and merge
-    them; where it rounded a float, such a state cannot tell 5e-5 from 5.4e-5 and is taken as
-    before. The two forms never meet otherwise (River's has a space before its parenthesis), so
-    a state written from now on is compared exactly. Kept in a state, it is written as a plain
-    ``str`` (the exact form); its hash is the exact form's (not a key to look the older one up by).
-
-    >>> ident = BackboneIdentity("B(x=5.4e-05)", legacy="B (\\n  x=5e-05\\n)")
-    >>> ident == "B(x=5.4e-05)", ident == "B (\\n  x=5e-05\\n)", ident == "B(x=5e-05)", ident != "B(x=5e-05)"
-    (True, True, False, True)
-    """
-
-    legacy: str | None = None
-
-    def __new__(cls, exact: str, legacy: str | None = None):
-        self = super().__new__(cls, exact)
-        self.legacy = legacy
-        return self
-
-    def __eq__(self, other):
-        if not isinstance(other, str):
-            return NotImplemented
-        return str.__eq__(self, other) or (self.legacy is not None and str.__eq__(self.legacy, str(other)))
-
-    def __ne__(self, other):
-        same = self.__eq__(other)
-        return same if same is NotImplemented else not same
-
-    __hash__ = str.__hash__
-
-
-def _exact(value) -> str:
-    """A hyperparameter as :meth:`Backbone.identity` spells it: its ``repr``, a numpy number's as
-    Python's (``0.5``, whatever type holds it)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    return repr(value)

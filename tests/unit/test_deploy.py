@@ -213,7 +213,7 @@ def test_counter_functions_take_only_counters():
 
 def test_counter_counts_are_not_drawn_from_overlapping_windows_or_resets():
     """A count per interval (bars, an annotation) is a counter's rise since the step before (``x - x
-    offset $__interval``, at a step of a minute at least): an increase() over $__rate_interval (four
+    offset $__interval``, at a step of a minute at least; after a restart, the count since it): an increase() over $__rate_interval (four
     scrapes) at a one-scrape step drew each event about four times (one drift alarm read as four; 20
     checkpoints in 10 minutes as bars adding up to 82), and over $__interval it lost what fell between
     two steps' scrapes (about one event in four) and stretched the rest by 1.2-1.3x. changes() of a
@@ -238,11 +238,13 @@ def _scraped(value_at, first_s: int, every_s: int, until_s: int) -> str:
 
 def test_count_panels_count_each_event_once_with_unaligned_scrapes(tmp_path):
     """The drift-alarm bars and annotation and the checkpoint bars, as the dashboard writes them, at a
-    one-minute step over 20 minutes of 15 s scrapes that fall between the steps (7 s past): one alarm
-    is one bar of 1 and one annotation, and the checkpoint bars add up to the checkpoints written."""
+    one-minute step over 20 minutes of 15 s scrapes that fall between the steps (7 s past): each of
+    three alarms is a bar of 1 and an annotation, the third raised by a new process in the step of
+    its restart (a clamped difference drew 0 there), and the checkpoint bars add up to the
+    checkpoints written."""
     end = 20 * 60
     def alarms(t):
-        return int(t >= 603)
+        return int(t >= 930) if t > 905 else int(t >= 603) + int(t >= 700)  # restarted at 905 s
     def checkpoints(t):
         return max(0, (t - 90) // 30 + 1)  # one every 30 s from 1.5 min on
     last_at = [t for t in range(7, end + 1, 15)]
@@ -261,9 +263,9 @@ def test_count_panels_count_each_event_once_with_unaligned_scrapes(tmp_path):
             {"series": f"stream_cl_checkpoints_total{{{labels}}}", "values": _scraped(checkpoints, 7, 15, end)}],
         "promql_expr_test": [
             {"expr": f"sum(sum_over_time(({alarm_bars})[20m:1m]))", "eval_time": "20m",
-             "exp_samples": [{"labels": "{}", "value": 1}]},
+             "exp_samples": [{"labels": "{}", "value": 3}]},
             {"expr": f"sum(count_over_time(({annotation})[20m:1m]))", "eval_time": "20m",
-             "exp_samples": [{"labels": "{}", "value": 1}]},
+             "exp_samples": [{"labels": "{}", "value": 3}]},
             {"expr": f"sum(sum_over_time(({checkpoint_bars})[20m:1m]))", "eval_time": "20m",
              "exp_samples": [{"labels": "{}", "value": written}]}]}]}
     path = tmp_path / "counts.test.yml"

@@ -5,8 +5,10 @@
   loaded them, and went on under its own settings (the drift detector under the checkpoint's).
 * ``DriftMonitor.load_state_dict`` refuses a detector state of other parameters: restored, they
   replaced the monitor's own while ``params`` reported its own.
-* A backbone's identity compares float hyperparameters exactly (River's display ``repr`` printed
-  ``bandwidth`` 5e-5 and 5.4e-5 alike), and still equals the form older releases kept.
+* A learner compares its backbone by exact values too (River's display ``repr`` printed
+  ``bandwidth`` 5e-5 and 5.4e-5 alike), where a state keeps them; it keeps the display form beside
+  them, so that states and parts older releases wrote load and merge and theirs merge in them
+  (review r38).
 """
 
 from __future__ import annotations
@@ -140,10 +142,20 @@ def test_a_backbone_of_a_float_that_river_displays_alike_is_another_backbone(the
         _fourier(mine, partition=1, n=20).merge(0, src.contribution(None).to_bytes())
 
 
+_NOT_COMPARED_BEFORE = ("device", "backbone", "max_columns")  # the settings releases before this one left out
+
+
 def _as_older(identity: dict, backbone) -> dict:
-    """An identity as releases before this one kept it: the backbone's by River's display ``repr``
-    (what ``Backbone.identity`` returned then)."""
-    return {**identity, "backbone": repr(backbone)}
+    """An identity as releases before this one kept it: the backbone by River's display ``repr``
+    alone (what ``Backbone.identity`` returns), no exact form among the settings."""
+    settings = {k: v for k, v in identity["settings"].items() if k != "backbone"}
+    return {**identity, "backbone": repr(backbone), "settings": settings}
+
+
+def _as_an_older_release_compares(identity: dict) -> dict:
+    """What a member of a release before this one compares of a part's identity: its settings less
+    those it left out (its ``_model_identity``), the display form of the backbone."""
+    return {**identity, "settings": {k: v for k, v in identity["settings"].items() if k not in _NOT_COMPARED_BEFORE}}
 
 
 @pytest.mark.parametrize("bandwidth", [5.4e-5, 0.5])
@@ -164,13 +176,34 @@ def test_a_state_and_a_part_of_older_releases_still_load_and_merge(bandwidth):
         _fourier(bandwidth * 2, n=0).load_state_dict(state)
 
 
-def test_a_backbone_identity_is_the_exact_hyperparameters_and_equals_the_older_form():
-    backbone = RandomFeatures(width=8, kind="fourier", bandwidth=np.float64(5.4e-5))
-    ident = backbone.identity()
-    assert ident == "RandomFeatures(width=8, kind='fourier', bandwidth=5.4e-05, seed=0)"
-    assert ident == repr(backbone) and not ident != repr(backbone)  # the older form (River's display)
-    assert ident != RandomFeatures(width=8, kind="fourier", bandwidth=5e-5).identity()
-    assert {"backbone": repr(backbone)} == {"backbone": ident}  # as a loaded state compares it, either side
+def test_a_part_written_now_is_what_a_member_of_an_older_release_takes():
+    """A rolling upgrade: the exact backbone travels as the setting ``backbone``, which older
+    releases leave out of what they compare, beside the display form they compare; a part holding
+    only the exact form (0f46482's) was refused by every older member and taken as missing."""
+    src = _fourier(5.4e-5)
+    c = src.contribution(None)
+    assert c.identity["backbone"] == repr(src.backbone_) == src.backbone_.identity()
+    assert "5.4e-05" in c.identity["settings"]["backbone"]
+    older_member_identity = _as_older(_fourier(5.4e-5, n=0).contribution(None).identity, src.backbone_)
+    assert _as_an_older_release_compares(c.identity) == older_member_identity
+    state = src.state_dict()  # a library checkpoint, as an older release compares it (its check_identity)
+    assert _as_an_older_release_compares(state["identity"])["backbone"] == repr(src.backbone_)
+
+
+def test_an_exact_backbone_names_functions_and_sorts_sets():
+    """A custom backbone's function or set hyperparameter is spelled the same in every process (a
+    function's repr holds its address; a set's order follows the process's string hashes)."""
+    from stream_cl.part_exchange import exact_backbone
+
+    class Custom(RandomFeatures):
+        def __init__(self, width=8, activation=np.tanh, keep=frozenset({"b", "a", "c"})):
+            super().__init__(width=width)
+            self.activation = activation
+            self.keep = keep
+
+    spelled = exact_backbone(Custom())
+    assert "0x" not in spelled and "numpy.tanh" in spelled and "{'a', 'b', 'c'}" in spelled
+    assert exact_backbone(RandomFeatures(bandwidth=5e-5)) != exact_backbone(RandomFeatures(bandwidth=5.4e-5))
 
 
 def test_a_river_default_that_changed_leaves_an_older_detector_running_as_it_was():

@@ -14,7 +14,7 @@ import json
 import pytest
 
 from connectors.cli import main
-from stream_cl.config import MappingConfig
+from stream_cl.config import PER_SECOND, MappingConfig
 from stream_cl.events import Event
 from stream_cl.mapping_check import TimeCensus
 
@@ -93,3 +93,15 @@ def test_the_bundled_demo_with_time_features_says_nothing(tmp_path):
     code = main(["run", "--config", str(tmp_path / "cfg.toml"), "--max-events", "1200", "--quiet", "--dead-letters", "",
                  "--report", str(report)])
     assert code == 0 and json.loads(report.read_text())["warnings"] == []
+
+
+@pytest.mark.parametrize("unit", ["s", "ms"])
+@pytest.mark.parametrize("written, iso", [(20240501123000, "2024-05-01T12:30:00"), (202405011230, "2024-05-01T12:30:00")])
+def test_dates_and_times_written_in_digits_are_said_whatever_the_unit(unit, written, iso):
+    """Review r38: 20240501123000 is after 5138 as seconds, and the fix that warning named (unit "ms")
+    read it as 2611 (202405011230: 1976), which no check said: the time features stayed noise."""
+    census = TimeCensus(MappingConfig(timestamp_unit=unit), time_features=True, sample=2)
+    census.observe(_events([written / PER_SECOND[unit], 1714521600.0]))  # as the decoder divides by the unit
+    (warning,) = census.take()
+    assert f"written as a date and time in digits (e.g. {written}, {iso})" in warning
+    assert f'send ISO 8601 strings ("{iso}")' in warning and "beyond 1e11" not in warning
