@@ -303,12 +303,19 @@ class ReplayBuffer(RowGroups, base.Base):
         if len(rows) < d or (d and rows.min() < 0):
             raise ValueError(f"the replay buffer's {d} inputs need as many columns to move to, got {rows.tolist()}")
         width = int(rows.max()) + 1 if d else 0
-        X, M = np.zeros((self.X_.shape[0], width)), np.zeros((self.X_.shape[0], width), dtype=bool)
-        X[:, rows], M[:, rows] = self.X_, self.M_
+        # wider rows cost more bytes: evict down to the capacity at the new width now, as the partition's next
+        # labelled row would (the same evictions, from the same random numbers), so that no report or checkpoint
+        # holds more than max_bytes; then lay out only the rows that capacity allows, as _fit_width does (all the
+        # rows allocated at the old width, laid out at the new one, held 64-71x max_bytes while the gauge read
+        # the rows in use)
+        cap = self.capacity(width)
+        while self.size_ > cap:
+            self._remove(self._evict_slot())
+        keep = max(self.size_, min(cap, self.X_.shape[0]))
+        X, M = np.zeros((keep, width)), np.zeros((keep, width), dtype=bool)
+        X[:, rows], M[:, rows] = self.X_[:keep], self.M_[:keep]  # (keep, d) into (keep, width) at columns rows
         self.X_, self.M_ = X, M
-        # wider rows cost more bytes: evict down to the capacity now, as the partition's next labelled row would
-        # (the same evictions, from the same random numbers), so that no report or checkpoint holds more than max_bytes
-        self._fit_width(width)
+        self.time_, self.gid_ = self.time_[:keep], self.gid_[:keep]
 
     # -- monitoring --------------------------------------------------------------------
     def report(self) -> dict:
