@@ -202,7 +202,9 @@ def _canonical(value) -> str:
         return "{" + ", ".join(sorted(_canonical(v) for v in value)) + "}"
     if hasattr(value, "_get_params") and not isinstance(value, type):
         return type(value).__name__ + _canonical(value._get_params())
-    if callable(value) and hasattr(value, "__qualname__"):  # a function or class: its name, not its address
+    if callable(value) and hasattr(value, "__qualname__") and not isinstance(value, type):
+        # a function: its name, not its address (a class keeps its repr, as River's nested settings, a
+        # (class, params) pair, have always been spelled in checkpoints)
         return f"{getattr(value, '__module__', None)}.{value.__qualname__}"
     return repr(value)
 

@@ -225,23 +225,33 @@ def test_counter_counts_are_not_drawn_from_overlapping_windows_or_resets():
             assert "increase(" not in expr, f"panel {p['title']!r}: {t['expr']}"
             if "offset $__interval" in expr:
                 assert p.get("interval") == "1m", f"panel {p['title']!r}: {t['expr']}"
+                # the two sides of its "or" differ in __name__: summed, one series (unsummed, two of one legend)
+                assert expr.startswith("sum"), f"panel {p['title']!r}: {t['expr']}"
     for where, expr, _ in dashboard_queries(dash):
         for fn, series in re.findall(r"\b(changes|resets)\(\s*(stream_cl_\w+)", strip_strings(expr)):
             assert EXPORTED_METRICS.get(base_metric(series)) != "counter", f"{where}: {fn}() of the counter {series}"
 
 
-def _scraped(value_at, first_s: int, every_s: int, until_s: int) -> str:
-    """A promtool series at 1 s resolution scraped every ``every_s`` from ``first_s``: ``value_at(t)``."""
-    return " ".join(str(value_at(t)) if t >= first_s and (t - first_s) % every_s == 0 else "_"
-                    for t in range(until_s + 1))
+def _scraped(value_at, first_s: int, every_s: int, until_s: int, failed=(), down=(0, 0)) -> str:
+    """A promtool series at 1 s resolution scraped every ``every_s`` from ``first_s``: ``value_at(t)``;
+    a scrape at a time in ``failed`` failed (a staleness marker), none between the times ``down``
+    (Prometheus itself down)."""
+    def sample(t):
+        if t < first_s or (t - first_s) % every_s or down[0] <= t < down[1]:
+            return "_"
+        return "stale" if t in failed else str(value_at(t))
+    return " ".join(sample(t) for t in range(until_s + 1))
 
 
-def test_count_panels_count_each_event_once_with_unaligned_scrapes(tmp_path):
+@pytest.mark.parametrize("failed, down, annotations", [((), (0, 0), 3), ((472,), (0, 0), 3), ((), (400, 800), 2)],
+                         ids=["every scrape", "a failed scrape", "prometheus down 400-800 s"])
+def test_count_panels_count_each_event_once_with_unaligned_scrapes(tmp_path, failed, down, annotations):
     """The drift-alarm bars and annotation and the checkpoint bars, as the dashboard writes them, at a
     one-minute step over 20 minutes of 15 s scrapes that fall between the steps (7 s past): each of
     three alarms is a bar of 1 and an annotation, the third raised by a new process in the step of
     its restart (a clamped difference drew 0 there), and the checkpoint bars add up to the
-    checkpoints written."""
+    checkpoints written. A failed scrape changes nothing (the step before it drew a counter's whole
+    total as one step's count); with Prometheus down, what it missed shows in the step after."""
     end = 20 * 60
     def alarms(t):
         return int(t >= 930) if t > 905 else int(t >= 603) + int(t >= 700)  # restarted at 905 s
@@ -259,13 +269,14 @@ def test_count_panels_count_each_event_once_with_unaligned_scrapes(tmp_path):
         "interval": "1s",
         "input_series": [
             {"series": f'stream_cl_drift_alarms_total{{{labels}, detector="adwin", response="forget"}}',
-             "values": _scraped(alarms, 7, 15, end)},
-            {"series": f"stream_cl_checkpoints_total{{{labels}}}", "values": _scraped(checkpoints, 7, 15, end)}],
+             "values": _scraped(alarms, 7, 15, end, failed, down)},
+            {"series": f"stream_cl_checkpoints_total{{{labels}}}",
+             "values": _scraped(checkpoints, 7, 15, end, failed, down)}],
         "promql_expr_test": [
             {"expr": f"sum(sum_over_time(({alarm_bars})[20m:1m]))", "eval_time": "20m",
              "exp_samples": [{"labels": "{}", "value": 3}]},
             {"expr": f"sum(count_over_time(({annotation})[20m:1m]))", "eval_time": "20m",
-             "exp_samples": [{"labels": "{}", "value": 3}]},
+             "exp_samples": [{"labels": "{}", "value": annotations}]},
             {"expr": f"sum(sum_over_time(({checkpoint_bars})[20m:1m]))", "eval_time": "20m",
              "exp_samples": [{"labels": "{}", "value": written}]}]}]}
     path = tmp_path / "counts.test.yml"

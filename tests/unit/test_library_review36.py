@@ -219,3 +219,14 @@ def test_a_river_default_that_changed_leaves_an_older_detector_running_as_it_was
     assert restored.detector_.delta == 0.25 and restored.n_ == 60
     with pytest.raises(ValueError, match=r"has delta=0\.25, this one delta=0\.002"):
         DriftMonitor("adwin", params={"delta": 0.002}).load_state_dict(state)  # given here: compared
+
+
+def test_nested_parts_keep_the_spelling_checkpoints_have_always_had():
+    """River writes a nested part's setting as a (class, params) pair, which checkpoints spell with the
+    class's repr; naming classes as functions (bb18ab8) refused every library checkpoint with a drift,
+    replay, homeostasis or imbalance part across that commit, in both directions (review r39)."""
+    from stream_cl.drift import DriftMonitor
+
+    model = OnlineContinualLearner(drift=DriftMonitor("adwin"), device="cpu")
+    model.learn_one({"a": 1.0}, "x")
+    assert model.state_dict()["identity"]["settings"]["drift"].startswith("(<class 'stream_cl.drift.DriftMonitor'>, {")

@@ -100,8 +100,18 @@ def test_the_bundled_demo_with_time_features_says_nothing(tmp_path):
 def test_dates_and_times_written_in_digits_are_said_whatever_the_unit(unit, written, iso):
     """Review r38: 20240501123000 is after 5138 as seconds, and the fix that warning named (unit "ms")
     read it as 2611 (202405011230: 1976), which no check said: the time features stayed noise."""
-    census = TimeCensus(MappingConfig(timestamp_unit=unit), time_features=True, sample=2)
-    census.observe(_events([written / PER_SECOND[unit], 1714521600.0]))  # as the decoder divides by the unit
+    census = TimeCensus(MappingConfig(timestamp_unit=unit), time_features=True, sample=3)
+    # as the decoder divides by the unit; most of them written so
+    census.observe(_events([written / PER_SECOND[unit], (written + 100) / PER_SECOND[unit], 1714521600.0]))
     (warning,) = census.take()
     assert f"written as a date and time in digits (e.g. {written}, {iso})" in warning
     assert f'send ISO 8601 strings ("{iso}")' in warning and "beyond 1e11" not in warning
+
+
+def test_a_few_epoch_milliseconds_that_read_as_digits_say_nothing():
+    """Epoch milliseconds of 1976 are 12 digits, and about one in 250 of them reads as a date and time
+    in digits (190001010000 is 1976-01-08 in ms, and 1900-01-01 00:00 as digits): only most of the
+    times written so is a stream of them (review r39)."""
+    census = TimeCensus(MappingConfig(timestamp_unit="ms"), time_features=True, sample=3)
+    census.observe(_events([190001010000 / 1000, 195000000000 / 1000, 200000000000 / 1000]))  # (1950-00-00: none)
+    assert census.take() == []
