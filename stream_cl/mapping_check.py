@@ -235,7 +235,7 @@ class TimeCensus:
                     self.digits += 1
                     if self.digits_example is None:
                         self.digits_example = ts
-                elif not -SECONDS_BOUND <= ts <= SECONDS_BOUND:
+                if not -SECONDS_BOUND <= ts <= SECONDS_BOUND:  # (counted too: take says one or the other)
                     self.beyond += 1
                     if self.example is None:
                         self.example = ts
@@ -251,24 +251,27 @@ class TimeCensus:
         self._said = True
         first = f"the first {self.n:,} events" if self.n > 1 else "the first event"
         out = []
+        # most of the times written as a date and time in digits: said as such, not as a unit that reads
+        # them as a time (that fix reads 20240501123000 as 2611); a few such among others are epoch times
+        digits = 2 * self.digits > self.timed_n
         if not self.timed and not self._said_absent:
             out.append(f"model.time_features: none of {first} had a time in field {self.field!r} (mapping.timestamp): "
                        "the model gets no time features; set mapping.timestamp to the field or column holding the event time")
-        if self.beyond:
+        if self.beyond and not digits:
             who = f"{self.beyond:,} of {first}" if self.n > 1 else first
             raw = self.example * PER_SECOND[self.unit]  # as the producer wrote it
             unit = "" if self.unit == "s" else f", in {self.unit}: mapping.timestamp_unit"
             out.append(f"model.time_features: {who} had a time in field {self.field!r} (mapping.timestamp{unit}) "
                        f"beyond 1e11 seconds (e.g. {_number(raw)}), after the year 5138 as epoch seconds: "
                        f"{_finer_unit(raw)}")
-        if self.near:
+        if self.near and not digits:
             who = f"{self.near:,} of {first}" if self.n > 1 else first
             raw = self.near_example * PER_SECOND[self.unit]
             unit = "" if self.unit == "s" else f", in {self.unit}: mapping.timestamp_unit"
             out.append(f"model.time_features: {who} had a time in field {self.field!r} (mapping.timestamp{unit}) "
                        f"within 1e8 seconds of 1970 (e.g. {_number(raw)}), before March 1973 as epoch seconds: "
                        f"{_coarser_unit(raw, self.unit)}")
-        if 2 * self.digits > self.timed_n:  # most of them: one in ~250 epoch-ms times of 1976 reads as digits too
+        if digits:
             who = f"{self.digits:,} of {first}" if self.n > 1 else first
             raw = self.digits_example * PER_SECOND[self.unit]
             iso = _digit_date(raw)

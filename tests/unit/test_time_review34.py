@@ -115,3 +115,13 @@ def test_a_few_epoch_milliseconds_that_read_as_digits_say_nothing():
     census = TimeCensus(MappingConfig(timestamp_unit="ms"), time_features=True, sample=3)
     census.observe(_events([190001010000 / 1000, 195000000000 / 1000, 200000000000 / 1000]))  # (1950-00-00: none)
     assert census.take() == []
+
+
+def test_a_time_that_reads_as_digits_among_others_still_counts_in_the_other_warnings():
+    """The same 1976 epoch milliseconds read as seconds: all three are beyond 1e11, the one that also
+    reads as digits among them, and the warning names the unit."""
+    census = TimeCensus(MappingConfig(), time_features=True, sample=3)
+    census.observe(_events([190001010000.0, 195000000000.0, 200000000000.0]))
+    (warning,) = census.take()
+    assert warning.startswith("model.time_features: 3 of the first 3 events had a time in field 'ts' (mapping.timestamp) "
+                              "beyond 1e11 seconds (e.g. 190001010000)") and 'timestamp_unit = "ms"' in warning
