@@ -208,13 +208,9 @@ class TimeCensus:
         self.sample = sample
         self.n = 0
         self.timed = False
-        self.beyond = 0  # times over SECONDS_BOUND (either sign: milliseconds before 1970 too)
-        self.example: float | None = None  # the first of them
-        self.near = 0  # times within EPOCH_NEAR of 0 (either sign, as above)
-        self.near_example: float | None = None  # the first of them
-        self.timed_n = 0  # events with a time
-        self.digits = 0  # times written as a date and time in digits (20240501123000: _digit_date)
-        self.digits_example: float | None = None  # the first of them
+        # the times over SECONDS_BOUND (either sign: milliseconds before 1970 too), those within EPOCH_NEAR of 0
+        # (either sign, as above), and the others, each telling apart those that read as digits (_digit_date)
+        self.beyond, self.near, self.inside = _Times(), _Times(), _Times()
         # off: no time features, or a field the user named (said by the other checks), or none ("")
         self._said_absent = not (time_features and self.field == _OPTIONAL_DEFAULTS["timestamp"])
         self._said = not time_features
@@ -230,19 +226,13 @@ class TimeCensus:
             ts = e.ts
             if ts is not None:
                 self.timed = True
-                self.timed_n += 1
-                if _digit_date(ts * PER_SECOND[self.unit]) is not None:  # whatever the unit reads it as
-                    self.digits += 1
-                    if self.digits_example is None:
-                        self.digits_example = ts
-                if not -SECONDS_BOUND <= ts <= SECONDS_BOUND:  # (counted too: take says one or the other)
-                    self.beyond += 1
-                    if self.example is None:
-                        self.example = ts
+                digits = _digit_date(ts * PER_SECOND[self.unit]) is not None  # whatever the unit reads it as
+                if not -SECONDS_BOUND <= ts <= SECONDS_BOUND:
+                    self.beyond.add(ts, digits)
                 elif -EPOCH_NEAR < ts < EPOCH_NEAR:
-                    self.near += 1
-                    if self.near_example is None:
-                        self.near_example = ts
+                    self.near.add(ts, digits)
+                else:
+                    self.inside.add(ts, digits)
 
     def take(self, final: bool = False) -> list[str]:
         """The warnings, once: when the sample is complete, or (``final``) at the end of a shorter stream."""
@@ -251,35 +241,65 @@ class TimeCensus:
         self._said = True
         first = f"the first {self.n:,} events" if self.n > 1 else "the first event"
         out = []
-        # most of the times written as a date and time in digits: said as such, not as a unit that reads
-        # them as a time (that fix reads 20240501123000 as 2611); a few such among others are epoch times
-        digits = 2 * self.digits > self.timed_n
         if not self.timed and not self._said_absent:
             out.append(f"model.time_features: none of {first} had a time in field {self.field!r} (mapping.timestamp): "
                        "the model gets no time features; set mapping.timestamp to the field or column holding the event time")
-        if self.beyond and not digits:
-            who = f"{self.beyond:,} of {first}" if self.n > 1 else first
-            raw = self.example * PER_SECOND[self.unit]  # as the producer wrote it
-            unit = "" if self.unit == "s" else f", in {self.unit}: mapping.timestamp_unit"
-            out.append(f"model.time_features: {who} had a time in field {self.field!r} (mapping.timestamp{unit}) "
-                       f"beyond 1e11 seconds (e.g. {_number(raw)}), after the year 5138 as epoch seconds: "
+        unit = "" if self.unit == "s" else f", in {self.unit}: mapping.timestamp_unit"
+        n, example = self.beyond.unit_said()
+        if n:
+            raw = example * PER_SECOND[self.unit]  # as the producer wrote it
+            out.append(f"model.time_features: {self._who(n, first)} had a time in field {self.field!r} (mapping.timestamp"
+                       f"{unit}) beyond 1e11 seconds (e.g. {_number(raw)}), after the year 5138 as epoch seconds: "
                        f"{_finer_unit(raw)}")
-        if self.near and not digits:
-            who = f"{self.near:,} of {first}" if self.n > 1 else first
-            raw = self.near_example * PER_SECOND[self.unit]
-            unit = "" if self.unit == "s" else f", in {self.unit}: mapping.timestamp_unit"
-            out.append(f"model.time_features: {who} had a time in field {self.field!r} (mapping.timestamp{unit}) "
-                       f"within 1e8 seconds of 1970 (e.g. {_number(raw)}), before March 1973 as epoch seconds: "
+        n, example = self.near.unit_said()
+        if n:
+            raw = example * PER_SECOND[self.unit]
+            out.append(f"model.time_features: {self._who(n, first)} had a time in field {self.field!r} (mapping.timestamp"
+                       f"{unit}) within 1e8 seconds of 1970 (e.g. {_number(raw)}), before March 1973 as epoch seconds: "
                        f"{_coarser_unit(raw, self.unit)}")
-        if digits:
-            who = f"{self.digits:,} of {first}" if self.n > 1 else first
-            raw = self.digits_example * PER_SECOND[self.unit]
+        said = [t for t in (self.beyond, self.near, self.inside) if t.digits_said()]
+        if said:
+            raw = said[0].digits_example * PER_SECOND[self.unit]
             iso = _digit_date(raw)
-            out.append(f"model.time_features: {who} had a time in field {self.field!r} (mapping.timestamp) written as "
-                       f"a date and time in digits (e.g. {_number(raw)}, {iso}), read as a count of "
-                       f"{_UNIT_NAMES[self.unit]} since 1970 (mapping.timestamp_unit; no unit reads it as that date), "
-                       f"so their time features are noise; send ISO 8601 strings (\"{iso}\"), or epoch seconds")
+            out.append(f"model.time_features: {self._who(sum(t.digits for t in said), first)} had a time in field "
+                       f"{self.field!r} (mapping.timestamp) written as a date and time in digits (e.g. {_number(raw)}, "
+                       f"{iso}), read as a count of {_UNIT_NAMES[self.unit]} since 1970 (mapping.timestamp_unit; no "
+                       f"unit reads it as that date), so their time features are noise; send ISO 8601 strings "
+                       f"(\"{iso}\"), or epoch seconds")
         return out
+
+    def _who(self, n: int, first: str) -> str:
+        return f"{n:,} of {first}" if self.n > 1 else first
+
+
+@dataclasses.dataclass
+class _Times:
+    """The times of one of :class:`TimeCensus`'s ranges, telling apart those that read as a date and
+    time in digits. Where most of them do, those are said as digits (the unit fix, ``"ms"``, reads
+    20240501123000 as 2611) and the rest by their unit; where few do, all of them are said by their
+    unit (about one in 250 epoch-ms times of 1976 reads as digits too)."""
+
+    n: int = 0
+    example: float | None = None  # the first that does not read as digits
+    digits: int = 0
+    digits_example: float | None = None  # the first that does
+
+    def add(self, ts: float, digits: bool) -> None:
+        self.n += 1
+        if digits:
+            self.digits += 1
+            self.digits_example = ts if self.digits_example is None else self.digits_example
+        elif self.example is None:
+            self.example = ts
+
+    def digits_said(self) -> bool:
+        return 2 * self.digits > self.n
+
+    def unit_said(self) -> tuple[int, float | None]:
+        """How many to say by their unit, and an example."""
+        if self.digits_said():
+            return self.n - self.digits, self.example
+        return self.n, self.example if self.example is not None else self.digits_example
 
 
 def _finer_unit(raw: float) -> str:

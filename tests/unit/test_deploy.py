@@ -538,3 +538,34 @@ def test_sync_check_reads_the_copy_back(tmp_path, monkeypatch, capsys):
     assert sync.main([]) == 1 and list((tmp_path / "k8s").iterdir()) == []  # nothing written
     assert "configmap.yaml as sync.py makes it is not valid YAML" in capsys.readouterr().err
     assert sync.main(["--check"]) == 1
+
+
+def test_count_panels_at_a_ten_minute_step_count_what_came_before_a_stop(tmp_path):
+    """A view of days steps by 10 minutes or more: the last value in a step is taken over the step
+    (a fixed [5m] missed the alarms and checkpoints of a daemon's last minutes before it stopped)."""
+    end, stop = 60 * 60, 2000
+    def alarms(t):
+        return int(t >= 1805) + int(t >= 1925)
+    def checkpoints(t):
+        return max(0, (t - 90) // 30 + 1)
+    labels = 'job="stream-cl", instance="a:9464"'
+    queries = [(where, grafana_to_promql(expr.replace("$__interval", "10m"))) for where, expr, _ in
+               dashboard_queries(dashboard())]
+    (alarm_bars,) = [v for k, v in queries if k == "panel 'Drift alarms'"]
+    (checkpoint_bars,) = [v for k, v in queries if "stream_cl_checkpoints_total" in v]
+    written = checkpoints(max(t for t in range(7, stop, 15)))
+    test = {"evaluation_interval": "1m", "tests": [{
+        "interval": "1s",
+        "input_series": [
+            {"series": f'stream_cl_drift_alarms_total{{{labels}, detector="adwin", response="forget"}}',
+             "values": _scraped(alarms, 7, 15, end, down=(stop, end + 1))},
+            {"series": f"stream_cl_checkpoints_total{{{labels}}}",
+             "values": _scraped(checkpoints, 7, 15, end, down=(stop, end + 1))}],
+        "promql_expr_test": [
+            {"expr": f"sum(sum_over_time(({alarm_bars})[60m:10m]))", "eval_time": "60m",
+             "exp_samples": [{"labels": "{}", "value": 2}]},
+            {"expr": f"sum(sum_over_time(({checkpoint_bars})[60m:10m]))", "eval_time": "60m",
+             "exp_samples": [{"labels": "{}", "value": written}]}]}]}
+    path = tmp_path / "counts.test.yml"
+    path.write_text(yaml.safe_dump(test, width=1 << 20))
+    assert_ok(promtool("test", "rules", str(path)))

@@ -124,4 +124,15 @@ def test_a_time_that_reads_as_digits_among_others_still_counts_in_the_other_warn
     census.observe(_events([190001010000.0, 195000000000.0, 200000000000.0]))
     (warning,) = census.take()
     assert warning.startswith("model.time_features: 3 of the first 3 events had a time in field 'ts' (mapping.timestamp) "
-                              "beyond 1e11 seconds (e.g. 190001010000)") and 'timestamp_unit = "ms"' in warning
+                              "beyond 1e11 seconds (e.g. 195000000000)") and 'timestamp_unit = "ms"' in warning
+
+
+def test_digit_dates_and_epoch_milliseconds_in_one_range_are_each_said_by_what_they_are():
+    """Review r41: decided over all times, the digits of a majority hid the epoch milliseconds beside
+    them, and a minority of digits was said by a unit with a digit date as its example."""
+    census = TimeCensus(MappingConfig(), time_features=True, sample=10)
+    census.observe(_events([20240501123000.0 + 100 * i for i in range(6)] + [1714521600000.0 + i for i in range(4)]))
+    digits, unit = sorted(census.take(), key=lambda w: "digits" in w, reverse=True)
+    assert "6 of the first 10 events" in digits and "written as a date and time in digits" in digits
+    assert unit.startswith("model.time_features: 4 of the first 10 events had a time in field 'ts' (mapping.timestamp) "
+                           "beyond 1e11 seconds (e.g. 1714521600000)") and 'timestamp_unit = "ms"' in unit
