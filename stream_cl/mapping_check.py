@@ -226,7 +226,8 @@ class TimeCensus:
             ts = e.ts
             if ts is not None:
                 self.timed = True
-                digits = _digit_date(ts * PER_SECOND[self.unit]) is not None  # whatever the unit reads it as
+                written = ts * PER_SECOND[self.unit]  # as the producer wrote it, whatever the unit reads it as
+                digits = 0 if _digit_date(written) is None else len(str(round(abs(written))))
                 if not -SECONDS_BOUND <= ts <= SECONDS_BOUND:
                     self.beyond.add(ts, digits)
                 elif -EPOCH_NEAR < ts < EPOCH_NEAR:
@@ -257,11 +258,11 @@ class TimeCensus:
             out.append(f"model.time_features: {self._who(n, first)} had a time in field {self.field!r} (mapping.timestamp"
                        f"{unit}) within 1e8 seconds of 1970 (e.g. {_number(raw)}), before March 1973 as epoch seconds: "
                        f"{_coarser_unit(raw, self.unit)}")
-        said = [t for t in (self.beyond, self.near, self.inside) if t.digits_said()]
+        said = [t for t in (self.beyond, self.near, self.inside) if t.said_digits()]
         if said:
-            raw = said[0].digits_example * PER_SECOND[self.unit]
+            raw = said[0].digits_example() * PER_SECOND[self.unit]
             iso = _digit_date(raw)
-            out.append(f"model.time_features: {self._who(sum(t.digits for t in said), first)} had a time in field "
+            out.append(f"model.time_features: {self._who(sum(t.said_digits() for t in said), first)} had a time in field "
                        f"{self.field!r} (mapping.timestamp) written as a date and time in digits (e.g. {_number(raw)}, "
                        f"{iso}), read as a count of {_UNIT_NAMES[self.unit]} since 1970 (mapping.timestamp_unit; no "
                        f"unit reads it as that date), so their time features are noise; send ISO 8601 strings "
@@ -275,31 +276,42 @@ class TimeCensus:
 @dataclasses.dataclass
 class _Times:
     """The times of one of :class:`TimeCensus`'s ranges, telling apart those that read as a date and
-    time in digits. Where most of them do, those are said as digits (the unit fix, ``"ms"``, reads
-    20240501123000 as 2611) and the rest by their unit; where few do, all of them are said by their
-    unit (about one in 250 epoch-ms times of 1976 reads as digits too)."""
+    time in digits (the unit fix, ``"ms"``, reads 20240501123000 as 2611). Fourteen digits are said
+    as such always: no unit reads them as a time of the last century. Twelve (``YYYYMMDDhhmm``) are
+    also epoch milliseconds of 1976, about one in 250 of which reads as digits: those are said as
+    digits where most of the range's times read so, else by their unit with the others."""
 
     n: int = 0
     example: float | None = None  # the first that does not read as digits
-    digits: int = 0
-    digits_example: float | None = None  # the first that does
+    sure: int = 0  # fourteen digits
+    sure_example: float | None = None
+    maybe: int = 0  # twelve digits
+    maybe_example: float | None = None
 
-    def add(self, ts: float, digits: bool) -> None:
+    def add(self, ts: float, digits: int) -> None:
+        """Count ``ts``, written in ``digits`` digits that read as a date and time (0: it does not)."""
         self.n += 1
-        if digits:
-            self.digits += 1
-            self.digits_example = ts if self.digits_example is None else self.digits_example
+        if digits == 14:
+            self.sure += 1
+            self.sure_example = ts if self.sure_example is None else self.sure_example
+        elif digits:
+            self.maybe += 1
+            self.maybe_example = ts if self.maybe_example is None else self.maybe_example
         elif self.example is None:
             self.example = ts
 
-    def digits_said(self) -> bool:
-        return 2 * self.digits > self.n
+    def said_digits(self) -> int:
+        """How many to say as a date and time in digits."""
+        return self.sure + (self.maybe if 2 * (self.sure + self.maybe) > self.n else 0)
+
+    def digits_example(self) -> float | None:
+        return self.sure_example if self.sure else self.maybe_example
 
     def unit_said(self) -> tuple[int, float | None]:
         """How many to say by their unit, and an example."""
-        if self.digits_said():
-            return self.n - self.digits, self.example
-        return self.n, self.example if self.example is not None else self.digits_example
+        n = self.n - self.said_digits()
+        maybe_by_unit = n > self.n - self.sure - self.maybe  # twelve digits among them
+        return n, self.example if self.example is not None or not maybe_by_unit else self.maybe_example
 
 
 def _finer_unit(raw: float) -> str:

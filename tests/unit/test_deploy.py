@@ -553,6 +553,7 @@ def test_count_panels_at_a_ten_minute_step_count_what_came_before_a_stop(tmp_pat
                dashboard_queries(dashboard())]
     (alarm_bars,) = [v for k, v in queries if k == "panel 'Drift alarms'"]
     (checkpoint_bars,) = [v for k, v in queries if "stream_cl_checkpoints_total" in v]
+    (annotation,) = [v for k, v in queries if k.startswith("annotation")]  # (its 1 m step is a minimum too)
     written = checkpoints(max(t for t in range(7, stop, 15)))
     test = {"evaluation_interval": "1m", "tests": [{
         "interval": "1s",
@@ -564,6 +565,8 @@ def test_count_panels_at_a_ten_minute_step_count_what_came_before_a_stop(tmp_pat
         "promql_expr_test": [
             {"expr": f"sum(sum_over_time(({alarm_bars})[60m:10m]))", "eval_time": "60m",
              "exp_samples": [{"labels": "{}", "value": 2}]},
+            {"expr": f"sum(count_over_time(({annotation})[60m:10m]))", "eval_time": "60m",
+             "exp_samples": [{"labels": "{}", "value": 1}]},  # both alarms fall in one step
             {"expr": f"sum(sum_over_time(({checkpoint_bars})[60m:10m]))", "eval_time": "60m",
              "exp_samples": [{"labels": "{}", "value": written}]}]}]}
     path = tmp_path / "counts.test.yml"

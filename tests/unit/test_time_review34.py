@@ -136,3 +136,14 @@ def test_digit_dates_and_epoch_milliseconds_in_one_range_are_each_said_by_what_t
     assert "6 of the first 10 events" in digits and "written as a date and time in digits" in digits
     assert unit.startswith("model.time_features: 4 of the first 10 events had a time in field 'ts' (mapping.timestamp) "
                            "beyond 1e11 seconds (e.g. 1714521600000)") and 'timestamp_unit = "ms"' in unit
+
+
+def test_fourteen_digit_dates_are_said_as_digits_also_as_a_minority():
+    """Review r42: four such among six epoch-ms times were told to set "ms" with the rest, which reads
+    them as 2611; no unit reads 14 digits as a time of the last century, so they are always digits."""
+    census = TimeCensus(MappingConfig(), time_features=True, sample=10)
+    census.observe(_events([20240501123000.0 + 100 * i for i in range(4)] + [1714521600000.0 + i for i in range(6)]))
+    digits, unit = sorted(census.take(), key=lambda w: "digits" in w, reverse=True)
+    assert "4 of the first 10 events" in digits and "written as a date and time in digits" in digits
+    assert unit.startswith("model.time_features: 6 of the first 10 events had a time in field 'ts' (mapping.timestamp) "
+                           "beyond 1e11 seconds (e.g. 1714521600000)")
