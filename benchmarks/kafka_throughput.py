@@ -234,11 +234,11 @@ def read_topic(bootstrap: str, topic: str, n: int, timeout_s: float = 600) -> li
     consumer.seek_to_beginning(*parts)
     out = []
     deadline = time.monotonic() + timeout_s
-    while len(out) < n and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=500).values():
-            out.extend(records)
-    while more := consumer.poll(timeout_ms=500):  # records past the n-th: duplicates (or a wrong n)
-        for records in more.values():
+    while time.monotonic() < deadline:
+        batch = consumer.poll(timeout_ms=500)
+        if not batch and len(out) >= n:  # (records past the n-th: duplicates, or a wrong n)
+            break
+        for records in batch.values():
             out.extend(records)
     consumer.close()
     return out

@@ -140,8 +140,13 @@ class MappingConfig:
     # objects/arrays nested in the features: levels flattened into dotted keys; deeper is a too_deep dead letter
     max_depth: int = field(default=4, metadata=check(lambda v: v >= 0, "must be >= 0", "use a depth such as 4 (0: no nesting)"))
 
+    @property
+    def feature_fields(self) -> list[str]:
+        """The fields ``features`` names: one (a field holding them all, or a CSV's columns), or a list."""
+        return [self.features] if isinstance(self.features, str) else list(self.features)
+
     def __post_init__(self):
-        named = [self.features] if isinstance(self.features, str) else list(self.features)
+        named = self.feature_fields
         if "" in named:  # no field has an empty name: every event would be read, and none learned
             raise ConfigError(f"mapping.features: an empty field name (got {self.features!r}); name the fields or "
                               'columns to learn from, or a field holding them all (features = "x")')
@@ -824,8 +829,7 @@ def _time_field_as_feature(config: Config) -> list[str]:
     mapping.features: names 'ts', the event-time field (mapping.timestamp): its value is learned as a raw input too, an ISO 8601 time as a category of its own for every event; remove it from mapping.features, and set model.time_features = true for hour-of-day and day-of-week inputs (keep it only for a numeric time meant as a raw input)
     """
     m = config.mapping
-    named = [m.features] if isinstance(m.features, str) else list(m.features)
-    if not m.timestamp or m.timestamp not in named:
+    if not m.timestamp or m.timestamp not in m.feature_fields:
         return []
     time_inputs = (": model.time_features (on) already gives the hour-of-day and day-of-week inputs"
                    if config.model.time_features else

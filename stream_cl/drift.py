@@ -297,9 +297,9 @@ def _param_clash(detector, state: Mapping, compare=None) -> tuple | None:
     parameter that holds data rather than a setting (KSWIN's ``window``, the values seen) or that
     the state lacks is not compared."""
     for key, mine in detector._get_params().items():
-        theirs = state.get(key)
         if compare is not None and key not in compare:
             continue
+        theirs = state.get(key)
         if not _plain(mine) or key not in state or not _plain(theirs):
             continue
         if isinstance(theirs, np.generic):  # as a checkpoint may read a number back

@@ -141,11 +141,7 @@ class FieldCensus:
         m, have = self.mapping, list(self.seen)
         first = f"the first {self.n:,} events" if self.n > 1 else "the first event"
         out = []
-        if isinstance(m.features, str):
-            named = [m.features]
-        else:
-            named = list(m.features)
-        for name in named:
+        for name in m.feature_fields:
             if not self.seen[name]:
                 out.append(f"mapping.features: field {name!r} was in none of {first} (fields seen: {_names(have)})"
                            f"{_close(name, have)}")
@@ -309,9 +305,8 @@ class _Times:
 
     def unit_said(self) -> tuple[int, float | None]:
         """How many to say by their unit, and an example."""
-        n = self.n - self.said_digits()
-        maybe_by_unit = n > self.n - self.sure - self.maybe  # twelve digits among them
-        return n, self.example if self.example is not None or not maybe_by_unit else self.maybe_example
+        # (no time without digits: those said by their unit, if any, are twelve digits)
+        return self.n - self.said_digits(), self.example if self.example is not None else self.maybe_example
 
 
 def _finer_unit(raw: float) -> str:

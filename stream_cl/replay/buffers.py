@@ -152,10 +152,8 @@ class ReplayBuffer(RowGroups, base.Base):
         the arrays allocated stay within the budget at the new width (not the old capacity's
         rows at the new width)."""
         cap = self.capacity(max(d, self.width_))
-        while self.size_ > cap:
-            self._remove(self._evict_slot())
+        keep = self._evict_to(cap)
         if d > self.width_:
-            keep = max(self.size_, min(cap, self.X_.shape[0]))
             extra = d - self.width_
             self.X_ = np.pad(self.X_[:keep], ((0, 0), (0, extra)))
             self.M_ = np.pad(self.M_[:keep], ((0, 0), (0, extra)))
@@ -166,6 +164,13 @@ class ReplayBuffer(RowGroups, base.Base):
             self.M_ = np.pad(self.M_, ((0, grow), (0, 0)))
             self.time_ = np.pad(self.time_, (0, grow))
             self.gid_ = np.pad(self.gid_, (0, grow))
+
+    def _evict_to(self, cap: int) -> int:
+        """Evict down to ``cap`` rows; the rows the arrays keep at a new width: those in use, and
+        room up to ``cap`` where it was allocated already (no more, so they stay within the budget)."""
+        while self.size_ > cap:
+            self._remove(self._evict_slot())
+        return max(self.size_, min(cap, self.X_.shape[0]))
 
     # -- policy rules (overridden) -----------------------------------------------------
     def _admit_slot(self, gid: int) -> int:
@@ -308,10 +313,7 @@ class ReplayBuffer(RowGroups, base.Base):
         # holds more than max_bytes; then lay out only the rows that capacity allows, as _fit_width does (all the
         # rows allocated at the old width, laid out at the new one, held 64-71x max_bytes while the gauge read
         # the rows in use)
-        cap = self.capacity(width)
-        while self.size_ > cap:
-            self._remove(self._evict_slot())
-        keep = max(self.size_, min(cap, self.X_.shape[0]))
+        keep = self._evict_to(self.capacity(width))
         X, M = np.zeros((keep, width)), np.zeros((keep, width), dtype=bool)
         X[:, rows], M[:, rows] = self.X_[:keep], self.M_[:keep]  # (keep, d) into (keep, width) at columns rows
         self.X_, self.M_ = X, M
