@@ -290,7 +290,9 @@ def test_the_first_contact_reaches_a_broker_and_leaves_nothing_running(broker):
     # bootstrapped twice: here, then by the admin client itself (at once: the broker answers)
     assert [key for key, _ in broker.requests].count(3) >= 2  # (Metadata)
     admin.close()
-    assert _new_threads(threads) == []
+    # the client's threads, not the fake broker's: its thread serving a closed connection ends when it reads
+    # the end of it, which may come after this look (a fresh-clone CI run saw one still there)
+    assert [t for t in _new_threads(threads) if t not in broker.threads] == []
     assert _sockets() <= sockets | {f"socket:[{os.fstat(c.fileno()).st_ino}]" for c in broker.conns}
 
 
