@@ -21,33 +21,27 @@ side of it, in the places the daemon calls a state store:
   partitions other members own, so that every member serves the same model, up to the
   changelog interval;
 * **committed**: the local checkpoint cache, when due.
+
+This module decides when a part is read, merged or written; the rules for one part (whose it
+is, whether it fits this member's model, how it is encoded) are :mod:`connectors.changelog_parts`'.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 
 from kafka import TopicPartition
 
-from stream_cl.config import ConfigError
-from stream_cl.contribution import Contribution, ContributionError
+from stream_cl.contribution import Contribution
 
+from .changelog_parts import PartEncoder, PartReader
 from .logs import log_event
-from .state import CheckpointState, check_settings, settings_state
+from .state import CheckpointState
 
 __all__ = ["PartitionStates", "partition_key"]
 
 log = logging.getLogger("stream_cl.daemon")
-
-# how a refusal of a changelog part says to start a new model instead (the group's parts stay where they are)
-NEW_CHANGELOG = ("to start a new model, give the group a new changelog.topic (or a new kafka.group_id, whose default "
-                 "changelog.topic is '<group_id>.model') and an empty checkpoint.dir")
-
-# what a changelog record takes beyond its key and value in its record batch (Kafka's batch
-# header is 61 bytes, the record's own fields a few varints): counted against the topic's limit
-RECORD_OVERHEAD = 128
 
 
 def partition_key(topic: str, partition: int) -> str:
@@ -65,15 +59,9 @@ class PartitionStates(CheckpointState):
         cl = config.changelog
         self.every_events, self.every_s, self.fold_every_s = cl.every_events, cl.every_seconds, cl.fold_every_seconds
         self.labels_topic = config.kafka.labels_topic
-        # stamped on every record and compared on every read: a changelog serves one group (its records
-        # are keyed by source partition, which a second group on the same topic would share)
-        self.group = config.kafka.group_id
-        # stamped on every record too: a member the record does not fit names the setting that differs (_merge)
-        self.settings = settings_state(config)
-        self.max_record_bytes = cl.max_message_bytes  # the changelog topic's max.message.bytes
+        self.reader = PartReader(config, learner, table)  # a part read, judged and merged
+        self.encoder = PartEncoder(config, learner, pending)  # a part encoded as its changelog value
         self.owned: set[str] = set()  # partition keys of the events partitions this member holds
-        self.written: set[str] = set()  # partition keys this member wrote changelog records of (_group_fits)
-        self._fits: bool | None = None  # _group_fits' count, once per assignment
         self.changed: dict[str, int] = {}  # owned key -> events processed since its last changelog record
         self._written = time.monotonic()
         self._folded = 0.0
@@ -115,7 +103,7 @@ class PartitionStates(CheckpointState):
         events = [tp for tp in partitions if tp.topic != self.labels_topic]
         if self.table is not None and events:
             self.table.catch_up()
-        self._fits = None  # counted again, should a takeover be refused (_group_fits)
+        self.reader.recount()
         out = {}
         for tp in events:
             key = partition_key(tp.topic, tp.partition)
@@ -138,13 +126,13 @@ class PartitionStates(CheckpointState):
         The model's own part of ``key`` (learned here, folded, or restored: ``self.parts``) is
         kept when it is newer than the changelog's, or as new and restored from the checkpoint
         (:meth:`_replaces`); otherwise the changelog's part (and its waiting events) replaces it.
-        A part of other settings stops the member (:meth:`_merge`)."""
+        A part of other settings stops the member (:meth:`PartReader.merge`)."""
         served = self.parts.get(key)
-        c = self._read(key)
+        c = self.reader.read(key)
         labels_tp = TopicPartition(self.labels_topic, tp.partition) if self.labels_topic else None
         labels_here = self.offsets.get(labels_tp) if labels_tp is not None else None
         replaces = c is not None and self._replaces(key, c, served, labels_here)
-        if replaces and self._merge(key, c):
+        if replaces and self.reader.merge(key, c):
             self.parts[key] = c.offset
             self.ahead.discard(key)
             extra = c.pending or {}
@@ -178,7 +166,7 @@ class PartitionStates(CheckpointState):
         after an upgrade). The labels co-partitioned with the events are not in that offset: joins
         learn too, so the part that covers more labels is the newer one; the record wins only when it
         covers more. What else differs between the two is checked all the same: the record was read
-        (its group stamp compared, :meth:`_read`), and the checkpoint's settings were compared at
+        (its group stamp compared, :meth:`PartReader.read`), and the checkpoint's settings were compared at
         restore. A part that is not the restored one (folded in, or written here since, or restored
         but dropped at a revocation: its waiting events gone) gives way to the record at equal
         offsets, so that a part a fold replaced can never pass for the newer one."""
@@ -190,103 +178,6 @@ class PartitionStates(CheckpointState):
             return True
         theirs = (c.pending or {}).get("labels")
         return theirs is not None and (labels_here is None or theirs > labels_here)
-
-    def _merge(self, key: str, c: Contribution, resum: bool = True, takeover: bool = True) -> bool:
-        """Merge ``key``'s changelog part ``c`` into the learner; False, changing nothing, where the
-        learner refuses it and the member goes on without it (logged); a :class:`ConfigError` (the
-        member stops, exit 2) where this member is the one whose settings are not the group's.
-
-        The record was read whole (:meth:`_read` refuses a damaged or unreadable one), so a refusal
-        means the part is not this learner's model: other [model] or learner-section settings (named
-        as the config key where the record keeps its settings, as a checkpoint's are; by the learner's
-        own names in records written before), or inputs in another order. Which side is wrong decides:
-
-        * at a ``takeover``, where most of the group's records were not written with this member's
-          settings (:meth:`_group_fits`), the member is the odd one (a config changed over an empty
-          checkpoint.dir): going on, it served a new model and its next record replaced the group's
-          learned state in the changelog (compaction keeps only the latest), so it stops, as a
-          checkpoint of other settings stops the start;
-        * where most were (a member started with other settings wrote this one), and at a fold,
-          which never writes the partitions it folds, the record is the odd one: taken as missing,
-          so that one such member does not stop every healthy one;
-        * a record of this very config refused all the same (inputs met in another order,
-          docs/partitions.md; a release whose learner spells a setting otherwise, docs/deploy.md,
-          Upgrades): taken as missing."""
-        try:
-            self.learner.merge(key, c, resum=resum)
-            return True
-        except ContributionError as e:
-            differs, refusal = self._differs(key, c, e), e
-        if differs is None:
-            detail = (f"the record keeps this member's config, refused all the same ({refusal}): its inputs met in "
-                      "another order, an input of the other kind, or written by a release whose learner spells a "
-                      "setting otherwise")
-        elif takeover and not self._group_fits(key):
-            raise differs
-        else:
-            detail = f"{differs}; most parts of the group's model were written with this member's settings"
-        log_event(log, "changelog_refused", level=logging.ERROR, key=key, detail=f"{detail}: taken as missing")
-        return False
-
-    def _differs(self, key: str, c: Contribution, refusal: ContributionError) -> ConfigError | None:
-        """How ``key``'s refused record ``c`` differs from this member's config, as the error that stops a
-        member (naming the config key where the record keeps its settings); None: it keeps this config."""
-        written = f"the changelog part of partition {key!r} in {self.changelog_topic!r} (the group's model)"
-        settings = (c.pending or {}).get("settings")  # absent: written before records kept them
-        if isinstance(settings, dict):
-            try:
-                check_settings(self.config, settings, None, written=written, new=NEW_CHANGELOG)
-            except ConfigError as e:
-                return e
-            return None
-        return ConfigError(
-            f"changelog.topic: {written} does not fit this member's model: {refusal}; restore the settings the "
-            "group's model was learned with ([model] and the [replay], [drift], [homeostasis], [imbalance] and "
-            f"[trainable] sections, which the learner's settings named come from), or {NEW_CHANGELOG}; going "
-            "on would overwrite the group's part with the new model's")
-
-    def _group_fits(self, key: str) -> bool:
-        """Whether more of the group's records keep this member's settings than other ones (``key``'s,
-        refused, among the others; records this member wrote, and those of releases before records
-        kept settings, prove nothing). A member started with other settings writes records of its own
-        too (a partition with none yet), so one that fits is no proof: the majority is. Counted once
-        per assignment (:meth:`resume_at`): each record is decoded whole, in the assignment callback."""
-        if self._fits is None:
-            fit = unfit = 0
-            for other in sorted(set(self.table.keys()) - self.written) if self.table is not None else ():
-                try:
-                    c = self._read(other)
-                except ConfigError:  # another group's part: not this group's settings either
-                    continue
-                settings = (c.pending or {}).get("settings") if c is not None else None
-                if isinstance(settings, dict):
-                    try:
-                        check_settings(self.config, settings, None)
-                        fit += 1
-                    except ConfigError:
-                        unfit += 1
-            self._fits = fit > unfit
-        return self._fits
-
-    def _read(self, key: str) -> Contribution | None:
-        """``key``'s latest changelog part, or ``None`` (none, or damaged or unreadable: logged, and the
-        member goes on as if it had none)."""
-        raw = self.table.get(key) if self.table is not None else None
-        if raw is None:
-            return None
-        try:
-            c = Contribution.from_bytes(raw)
-        except ContributionError as e:
-            log_event(log, "changelog_refused", level=logging.ERROR, key=key, detail=str(e))
-            return None
-        writer = c.pending.get("group") if isinstance(c.pending, dict) else None  # None: written before the stamp
-        if writer is not None and writer != self.group:
-            raise ConfigError(
-                f"changelog.topic: {self.changelog_topic!r} holds the part of partition {key!r} that group {writer!r} "
-                f"wrote, and this member's kafka.group_id is {self.group!r}: a changelog serves one group, whose parts "
-                "and offsets another would take over (and overwrite); give this group its own changelog.topic (empty: "
-                f"'<group_id>.model'), or keep group_id = {writer!r} to serve that group's model")
-        return c
 
     # -- checkpoints (a cache): which part of each partition the model serves ------------------
     def extra_state(self) -> dict:
@@ -349,9 +240,9 @@ class PartitionStates(CheckpointState):
             if tp not in covered:
                 continue
             labels = covered.get(TopicPartition(self.labels_topic, tp.partition)) if self.labels_topic else None
-            value = self._record(key, covered[tp], labels)
+            value = self.encoder.encode(key, covered[tp], labels)
             records.append((self.changelog_topic, key.encode(), value))
-            self.written.add(key)
+            self.reader.wrote(key)
             self.parts[key] = covered[tp]
             self.ahead.discard(key)
             self.changelog_records += 1
@@ -360,41 +251,6 @@ class PartitionStates(CheckpointState):
         if due:
             self._written = time.monotonic()
         return records
-
-    def _record(self, key: str, offset, labels) -> bytes:
-        """Partition ``key``'s changelog value: its model part and its waiting-label store. A value
-        larger than the changelog topic takes would fail every transaction holding it
-        (``MessageSizeTooLargeError``, the member reset again and again), so the oldest waiting
-        events are evicted until it fits, as ``labels.max_pending`` evicts them (counted, and
-        logged); a model part too large by itself is a config error naming the setting."""
-        store = self.pending.for_key(key)
-        fixed = len(key.encode()) + RECORD_OVERHEAD  # the record's bytes beside its value
-        gone, passes, model = 0, 0, None
-        while True:  # each pass evicts at least one event: it ends, fitting or with no event left
-            value = self.learner.contribution(key, offset=offset, pending={"store": store.state_dict(),
-                                                                            "labels": labels,
-                                                                            "group": self.group,
-                                                                            "settings": self.settings}).to_bytes()
-            size = fixed + len(value)
-            if size <= self.max_record_bytes:
-                if gone:
-                    log_event(log, "labels_evicted_for_changelog", level=logging.WARNING, partition=key, evicted=gone,
-                              waiting=len(store), limit=self.max_record_bytes,
-                              hint="raise changelog.max_message_bytes or lower labels.max_pending")
-                return value
-            if model is None:  # the part without its labels, encoded once: eviction changes only the labels
-                model = len(self.learner.contribution(key, offset=offset).to_bytes())
-            waiting = len(store)
-            if not waiting or fixed + model > self.max_record_bytes:
-                raise ConfigError(
-                    f"changelog.max_message_bytes: the changelog record of partition {key!r} is {size} bytes, over "
-                    f"the limit of {self.max_record_bytes} bytes (its model part {model} bytes, its {waiting} events "
-                    f"waiting for a label the rest); raise changelog.max_message_bytes to at least {size}")
-            # the average waiting event's size sizes the pass; the oldest may be smaller (events that grew
-            # features since), so a pass that falls short doubles the next one's count
-            per_event = max((size - model) / waiting, 1.0)
-            gone += store.evict_oldest(math.ceil((size - self.max_record_bytes) / per_event) << min(passes, 30))
-            passes += 1
 
     # -- fold -----------------------------------------------------------------------------------
     def fold(self, force: bool = False) -> int:
@@ -410,10 +266,10 @@ class PartitionStates(CheckpointState):
             self._fold_all = False
         merged = 0
         for key in sorted(keys):
-            c = None if key in self.owned else self._read(key)
+            c = None if key in self.owned else self.reader.read(key)
             if c is None:
                 continue
-            if not self._merge(key, c, resum=False, takeover=False):  # one re-sum after the fold's merges
+            if not self.reader.merge(key, c, resum=False, takeover=False):  # one re-sum after the fold's merges
                 continue
             self.parts[key] = c.offset
             self.ahead.discard(key)  # the record's part is served now, not the one a checkpoint restored

@@ -54,7 +54,7 @@ def _part(tmp_path, group: str) -> bytes:
     for i in range(20):
         writer.learner.learn_one({"f0": float(i % 5), "f1": float(i % 3)}, "ab"[i % 2], partition="events/1")
     writer.owned.add("events/1")
-    return writer._record("events/1", 20, None)
+    return writer.encoder.encode("events/1", 20, None)
 
 
 def test_every_record_names_the_group_that_wrote_it(tmp_path):

@@ -68,7 +68,7 @@ def _run(learner, part, key=KEY):
 
 
 def _record(learner, key, offset, labels=None, group=None):
-    """``key``'s changelog value as a member writes it (PartitionStates._record, with no waiting events;
+    """``key``'s changelog value as a member writes it (PartEncoder.encode, with no waiting events;
     ``group`` None: as written before the group stamp)."""
     return learner.contribution(key, offset=offset, pending={"store": None, "labels": labels, "group": group})
 
