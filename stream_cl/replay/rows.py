@@ -1,0 +1,114 @@
+"""A replay buffer's stored rows and their budgets: the arrays, the width they follow, eviction
+down to the capacity, and laying the rows out in another input order.
+
+:class:`RowStore` is a part of :class:`~stream_cl.replay.ReplayBuffer` (a mixin, as
+:class:`~stream_cl.replay.groups.RowGroups` is): it reads the buffer's ``max_samples`` and
+``max_bytes``, evicts by the policy's ``_evict_slot`` and tells the groups of a row removed
+(``_forget_if_empty``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["ROW_OVERHEAD", "RowStore"]
+
+# Bytes one stored row costs besides its inputs: time (8), group id (8), label and task references (16).
+ROW_OVERHEAD = 32
+
+
+class RowStore:
+    """The stored rows of a replay buffer and their sample and byte budgets (module docstring)."""
+
+    def _reset_rows(self) -> None:
+        self.X_ = np.zeros((0, 0))  # (capacity, d) raw inputs; rows [:size_] are live
+        self.M_ = np.zeros((0, 0), dtype=bool)  # (capacity, d) present inputs
+        self.time_ = np.zeros(0, dtype=np.int64)  # (capacity,) time each row was seen
+        self.gid_ = np.zeros(0, dtype=np.int64)  # (capacity,) group id (-1: the row is its own group)
+        self.y_: list = []  # labels of the live rows
+        self.task_: list = []  # tasks of the live rows
+        self.size_ = 0
+
+    # -- budgets -----------------------------------------------------------------------
+    @staticmethod
+    def row_bytes(d: int) -> int:
+        return 9 * d + ROW_OVERHEAD
+
+    @property
+    def width_(self) -> int:
+        return self.X_.shape[1]
+
+    @property
+    def nbytes_(self) -> int:
+        """Bytes the stored rows take under the budget's accounting."""
+        return self.size_ * self.row_bytes(self.width_)
+
+    def capacity(self, d: int | None = None) -> int:
+        """Rows the budgets allow at ``d`` inputs (default: the current width)."""
+        d = self.width_ if d is None else d
+        cap = self.max_samples
+        if self.max_bytes is not None:
+            cap = min(cap, self.max_bytes // self.row_bytes(d))
+        return max(int(cap), 0)
+
+    def _fit_width(self, d: int) -> None:
+        """Make room for rows of ``d`` inputs: evict down to the capacity at that width, then
+        widen. Rows past the ones still needed are cut before the new columns are added, so
+        the arrays allocated stay within the budget at the new width (not the old capacity's
+        rows at the new width)."""
+        cap = self.capacity(max(d, self.width_))
+        keep = self._evict_to(cap)
+        if d > self.width_:
+            extra = d - self.width_
+            self.X_ = np.pad(self.X_[:keep], ((0, 0), (0, extra)))
+            self.M_ = np.pad(self.M_[:keep], ((0, 0), (0, extra)))
+            self.time_, self.gid_ = self.time_[:keep], self.gid_[:keep]
+        if self.size_ >= self.X_.shape[0] and self.X_.shape[0] < cap:  # full: double (not at every offer)
+            grow = min(cap, max(16, 2 * self.X_.shape[0])) - self.X_.shape[0]
+            self.X_ = np.pad(self.X_, ((0, grow), (0, 0)))
+            self.M_ = np.pad(self.M_, ((0, grow), (0, 0)))
+            self.time_ = np.pad(self.time_, (0, grow))
+            self.gid_ = np.pad(self.gid_, (0, grow))
+
+    def _evict_to(self, cap: int) -> int:
+        """Evict down to ``cap`` rows; the rows the arrays keep at a new width: those in use, and
+        room up to ``cap`` where it was allocated already (no more, so they stay within the budget)."""
+        while self.size_ > cap:
+            self._remove(self._evict_slot())
+        return max(self.size_, min(cap, self.X_.shape[0]))
+
+    # -- storage -----------------------------------------------------------------------
+    def _remove(self, slot: int) -> None:
+        last, gone = self.size_ - 1, int(self.gid_[slot])
+        if slot != last:
+            self.X_[slot], self.M_[slot] = self.X_[last], self.M_[last]
+            self.time_[slot], self.gid_[slot] = self.time_[last], self.gid_[last]
+            self.y_[slot], self.task_[slot] = self.y_[last], self.task_[last]
+        self.X_[last] = 0.0
+        self.M_[last] = False
+        self.y_.pop()
+        self.task_.pop()
+        self.size_ = last
+        self._forget_if_empty(gone)
+
+    def move_inputs(self, rows: np.ndarray) -> None:
+        """Lay the stored rows out in another learner's input order (a partition's part merged into a
+        learner that met the inputs in another order): stored input ``i`` moves to column ``rows[i]``.
+        Labels, groups, times and random numbers stay as they are, so the buffer stores and draws what
+        it would have; the width becomes one past the last column an input moved to. With ``max_bytes``
+        the budget counts that width, as it counts the holder's inputs for every buffer."""
+        d = self.width_
+        rows = np.asarray(rows, dtype=np.int64)[:d]
+        if len(rows) < d or (d and rows.min() < 0):
+            raise ValueError(f"the replay buffer's {d} inputs need as many columns to move to, got {rows.tolist()}")
+        width = int(rows.max()) + 1 if d else 0
+        # wider rows cost more bytes: evict down to the capacity at the new width now, as the partition's next
+        # labelled row would (the same evictions, from the same random numbers), so that no report or checkpoint
+        # holds more than max_bytes; then lay out only the rows that capacity allows, as _fit_width does (all the
+        # rows allocated at the old width, laid out at the new one, held 64-71x max_bytes while the gauge read
+        # the rows in use)
+        keep = self._evict_to(self.capacity(width))
+        X, M = np.zeros((keep, width)), np.zeros((keep, width), dtype=bool)
+        X[:, rows], M[:, rows] = self.X_[:keep], self.M_[:keep]  # (keep, d) into (keep, width) at columns rows
+        self.X_, self.M_ = X, M
+        self.time_, self.gid_ = self.time_[:keep], self.gid_[:keep]
