@@ -224,10 +224,15 @@ def pure_python_crc():
     return undo
 
 
+# how long read_topic reads on past the n-th record, for duplicates, when polls keep returning records
+TAIL_S = 30.0
+
+
 def read_topic(bootstrap: str, topic: str, n: int, timeout_s: float = 600) -> list:
     """Every record of ``topic`` from the beginning, without a group: until ``n`` are read (or
-    ``timeout_s``), then on until a poll returns nothing, so that a prediction written twice past
-    the ``n``-th is read too and :func:`failed_checks` counts it."""
+    ``timeout_s``), then on until a poll returns nothing (or ``TAIL_S`` more), so that a prediction
+    written twice past the ``n``-th is read too and :func:`failed_checks` counts it, however close
+    to ``timeout_s`` the ``n``-th came."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **FETCH)
     parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [0])]
     consumer.assign(parts)
@@ -238,8 +243,11 @@ def read_topic(bootstrap: str, topic: str, n: int, timeout_s: float = 600) -> li
         batch = consumer.poll(timeout_ms=500)
         if not batch and len(out) >= n:  # (records past the n-th: duplicates, or a wrong n)
             break
+        short = len(out) < n
         for records in batch.values():
             out.extend(records)
+        if short and len(out) >= n:  # the tail read gets its own time, not what the timeout left
+            deadline = time.monotonic() + TAIL_S
     consumer.close()
     return out
 

@@ -120,3 +120,39 @@ def test_read_topic_reads_a_duplicate_past_the_nth_record(monkeypatch):
 
     monkeypatch.setattr(kafka_throughput, "KafkaConsumer", FakeConsumer)
     assert kafka_throughput.read_topic("127.0.0.1:1", "t", 5) == [1, 2, 3, 4, 5, 5]
+
+
+def test_read_topic_reads_the_duplicate_when_the_nth_record_comes_at_the_deadline(monkeypatch):
+    # the tail read was bounded by what the timeout left: the n-th record in the last poll before it skipped it
+    batches = [[1, 2, 3], [4, 5], [5], []]
+    clock = [0.0]
+
+    class Clock:
+        @staticmethod
+        def monotonic():
+            return clock[0]
+
+    class FakeConsumer:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def partitions_for_topic(self, topic):
+            return {0}
+
+        def assign(self, parts):
+            pass
+
+        def seek_to_beginning(self, *parts):
+            pass
+
+        def poll(self, timeout_ms):
+            clock[0] += 0.55  # each poll takes a little over half the timeout below
+            records = batches.pop(0) if batches else []
+            return {"tp": records} if records else {}
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(kafka_throughput, "KafkaConsumer", FakeConsumer)
+    monkeypatch.setattr(kafka_throughput, "time", Clock)
+    assert kafka_throughput.read_topic("127.0.0.1:1", "t", 5, timeout_s=1.0) == [1, 2, 3, 4, 5, 5]
