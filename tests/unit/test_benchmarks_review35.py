@@ -94,9 +94,9 @@ def test_main_exits_non_zero_on_a_failed_check(monkeypatch, tmp_path):
     assert "- FAILED: daemon, default learner, drain: 1,000 predictions" in md.read_text()
 
 
-def test_read_topic_reads_a_duplicate_past_the_nth_record(monkeypatch):
-    # it stopped at n records, so a prediction written twice after the n-th was never counted
-    batches = [[1, 2, 3], [4, 5], [5], []]
+def _consumer_of(batches, clock=None):
+    """A KafkaConsumer stand-in whose polls return ``batches`` in turn (then nothing), each poll
+    moving ``clock[0]`` on by a little over half a second where a clock is given."""
 
     class FakeConsumer:
         def __init__(self, *args, **kwargs):
@@ -112,19 +112,25 @@ def test_read_topic_reads_a_duplicate_past_the_nth_record(monkeypatch):
             pass
 
         def poll(self, timeout_ms):
+            if clock is not None:
+                clock[0] += 0.55
             records = batches.pop(0) if batches else []
             return {"tp": records} if records else {}
 
         def close(self):
             pass
 
-    monkeypatch.setattr(kafka_throughput, "KafkaConsumer", FakeConsumer)
+    return FakeConsumer
+
+
+def test_read_topic_reads_a_duplicate_past_the_nth_record(monkeypatch):
+    # it stopped at n records, so a prediction written twice after the n-th was never counted
+    monkeypatch.setattr(kafka_throughput, "KafkaConsumer", _consumer_of([[1, 2, 3], [4, 5], [5], []]))
     assert kafka_throughput.read_topic("127.0.0.1:1", "t", 5) == [1, 2, 3, 4, 5, 5]
 
 
 def test_read_topic_reads_the_duplicate_when_the_nth_record_comes_at_the_deadline(monkeypatch):
     # the tail read was bounded by what the timeout left: the n-th record in the last poll before it skipped it
-    batches = [[1, 2, 3], [4, 5], [5], []]
     clock = [0.0]
 
     class Clock:
@@ -132,27 +138,6 @@ def test_read_topic_reads_the_duplicate_when_the_nth_record_comes_at_the_deadlin
         def monotonic():
             return clock[0]
 
-    class FakeConsumer:
-        def __init__(self, *args, **kwargs):
-            pass
-
-        def partitions_for_topic(self, topic):
-            return {0}
-
-        def assign(self, parts):
-            pass
-
-        def seek_to_beginning(self, *parts):
-            pass
-
-        def poll(self, timeout_ms):
-            clock[0] += 0.55  # each poll takes a little over half the timeout below
-            records = batches.pop(0) if batches else []
-            return {"tp": records} if records else {}
-
-        def close(self):
-            pass
-
-    monkeypatch.setattr(kafka_throughput, "KafkaConsumer", FakeConsumer)
-    monkeypatch.setattr(kafka_throughput, "time", Clock)
+    monkeypatch.setattr(kafka_throughput, "KafkaConsumer", _consumer_of([[1, 2, 3], [4, 5], [5], []], clock))
+    monkeypatch.setattr(kafka_throughput, "time", Clock)  # each poll takes a little over half the timeout below
     assert kafka_throughput.read_topic("127.0.0.1:1", "t", 5, timeout_s=1.0) == [1, 2, 3, 4, 5, 5]
