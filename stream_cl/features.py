@@ -53,16 +53,15 @@ import numpy as np
 
 from .checks import check_bool, check_int
 from .column_bound import ColumnRoom, RoomFactory
+from .columns import LATE, NewColumns
 from .encoding import (
     CATEGORY, DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, NUMERIC, OTHER, SHARED, InvalidFeatureError, cells, check_event,
     column_clash, indicator_key,
 )
+from .one_event_rows import OneEventRows
 
 __all__ = ["FeatureIndex", "InvalidFeatureError", "NewColumns"]
 
-# Column kinds (NUMERIC, CATEGORY, SHARED from stream_cl.encoding), and a category's own
-# indicator beyond the first KEYED_CATEGORIES of its feature.
-LATE = 3
 # Every indicator feeds the input-only heads (each category its exact weight) and the random
 # features; only the first KEYED_CATEGORIES of a feature (and the shared columns) also get a
 # column in the backbone heads' per-input block. Those heads' cost grows with the square of
@@ -71,61 +70,15 @@ LATE = 3
 # with accuracy 0.8161 / 0.8158 / 0.8167 / 0.8166.
 KEYED_CATEGORIES = 32
 _VERSIONS = itertools.count(1)  # FeatureIndex.version: unique in the process
-_MAX_SQUARES = MAX_ABS_VALUE**2  # values_array's one test: a sum of squares this small has no value over the bound
-
-
-def values_array(x: Mapping, bias: bool = False) -> np.ndarray | None:
-    """The values of ``x`` as a float64 array (after a leading 1.0 if ``bias``), or
-    ``None`` unless every value is a number (bool, int, float) within ``MAX_ABS_VALUE``
-    (the exact path, :func:`~stream_cl.encoding.flatten`, then says what is wrong)."""
-    try:
-        arr = np.array([1.0, *x.values()] if bias else list(x.values()))
-    except (ValueError, TypeError):  # ragged values such as lists
-        return None
-    # numpy infers a numeric dtype only when every value is a number (bool, int, float)
-    if arr.dtype.kind in "fiub" and arr.ndim == 1:
-        arr = arr.astype(np.float64, copy=False)
-        # one dot product instead of a test per value: NaN and inf propagate into it, and a
-        # sum of squares within the bound's square puts every value within the bound (a sum
-        # over it only sends us to the test per value)
-        if arr @ arr <= _MAX_SQUARES or (np.abs(arr) <= MAX_ABS_VALUE).all():
-            return arr
-    return None
 
 
 def _stable_hash(key: Hashable) -> int:
     return zlib.crc32(repr(key).encode("utf-8"))
 
 
-class NewColumns(list):
-    """The keys a vectorisation found unindexed (a list), with what :meth:`FeatureIndex.commit` needs:
-    each key's kind and feature, the values sent to ``k=<other>`` and, when hashing, the
-    kinds of buckets used for the first time."""
-
-    def __init__(self):
-        super().__init__()
-        self.kinds: list[int] = []
-        self.bases: list = []
-        self.overflow: dict = {}  # feature -> values sent to k=<other>
-        self.own: dict = {}  # feature -> new columns of its own categories
-        self.buckets: dict[int, int] = {}
-        # inputs that would take a column held back for a feature's k=<other> (ColumnRoom): the learner refuses them
-        self.crowding: list = []
-
-    def __bool__(self) -> bool:  # something to commit, even without a new column
-        return len(self) > 0 or bool(self.overflow) or bool(self.buckets)
-
-    def add(self, key, kind: int, base) -> int:
-        self.append(key)
-        self.kinds.append(kind)
-        self.bases.append(base)
-        if kind == CATEGORY or kind == LATE:
-            self.own[base] = self.own.get(base, 0) + 1
-        return len(self) - 1
-
-
-class FeatureIndex:
-    """Maps feature keys to column positions (growing index or hashing).
+class FeatureIndex(OneEventRows):
+    """Maps feature keys to column positions (growing index or hashing); one event's fast paths
+    (:meth:`vectorize_row`, :meth:`vectorize_one`) are :class:`~stream_cl.one_event_rows.OneEventRows`'.
 
     ``max_categories`` bounds the indicator columns of each feature (growing index
     only: hashing bounds every column already); ``missing_indicators`` adds
@@ -153,15 +106,6 @@ class FeatureIndex:
         # changes whenever the columns do (a commit, a restore): what a learner computed from them is stale
         self.version = next(_VERSIONS)
         self._forget_rows()
-
-    def _forget_rows(self) -> None:
-        """Empty the caches of the last event's columns. Streams usually repeat the same keys in
-        the same order: the last key sequence and its columns skip the per-key lookups. ``None``,
-        not ``()``, means "nothing cached": the keys ``()`` of an empty event must not match."""
-        self._last_keys: tuple | None = None
-        self._last_cols = np.zeros(0, dtype=np.int64)
-        self._last_in_order = False
-        self._row_keys: tuple | None = None  # vectorize_row: the last event's keys, when they were the index's
 
     @property
     def width(self) -> int:
@@ -247,64 +191,6 @@ class FeatureIndex:
             if values[keys] is not None:
                 batch.placed.append((rows, *batch.known(keys, values[keys])))
         return (*batch.rows(len(xs)), batch.new)
-
-    def vectorize_row(self, x: Mapping, room: RoomFactory | None = None) -> tuple[np.ndarray, np.ndarray, NewColumns]:
-        """:meth:`vectorize_masked` of one event: ``(X (1, d), M (1, d), new)``, without the general
-        machinery when the event holds every indexed key, in index order, with finite numbers
-        (a stream's steady state)."""
-        check_event(x)
-        keys = tuple(x)
-        if self.hash_width is None and keys != self._row_keys:
-            pos = self._pos
-            if (len(keys) == len(self.names) and all(pos.get(k) == i for i, k in enumerate(keys))
-                    and self.indicator_mask is None):  # numbers named like indicators: the general path refuses them
-                self._row_keys = keys  # every indexed key, in index order
-        if keys == self._row_keys:
-            values = values_array(x)
-            if values is not None and values.shape[0] == len(self.names):
-                return values[None, :], np.ones((1, values.shape[0]), dtype=bool), NewColumns()
-        return self.vectorize_masked((x,), room=room)
-
-    def vectorize_one(self, x: Mapping, bias: bool = False, room: RoomFactory | None = None) -> tuple[np.ndarray, list]:
-        """Fast path of :meth:`vectorize` for one event: a 1-D row, led by 1.0 if ``bias``."""
-        check_event(x)
-        values = values_array(x, bias) if self.hash_width is None else None
-        if values is None:  # hashing, or not all finite numbers: the general path
-            X, _, new = self.vectorize_masked((x,), room=room)
-            return (np.concatenate([[1.0], X[0]]) if bias else X[0]), new
-        off = int(bias)
-        n = len(self.names)
-        keys = tuple(x)
-        if keys == self._last_keys:
-            cols = self._last_cols
-        else:
-            pos = self._pos
-            cols = [pos.get(key, -1) for key in keys]
-            kinds = self._kinds
-            # a number named like an indicator (refused there), or new keys within a bound (it counts the room)
-            if any(kinds[j] > 0 for j in cols if j >= 0) or (room is not None and -1 in cols):
-                X, _, new = self.vectorize_masked((x,), room=room)
-                return (np.concatenate([[1.0], X[0]]) if bias else X[0]), new
-            if -1 in cols:  # new keys: columns after the known ones, not remembered yet
-                new = NewColumns()
-                for i, key in enumerate(keys):
-                    if cols[i] == -1:
-                        cols[i] = n + new.add(key, NUMERIC, None)
-                return self._scatter(values, np.array(cols) + off, off + n + len(new), off), new
-            cols = self._last_cols = np.array(cols, dtype=np.int64) + off
-            self._last_keys = keys
-            self._last_in_order = len(cols) == n and bool((cols == np.arange(off, n + off)).all())
-        if self._last_in_order:  # every known feature, in index order: no scatter needed
-            return values, NewColumns()
-        return self._scatter(values, cols, off + n, off), NewColumns()
-
-    @staticmethod
-    def _scatter(values: np.ndarray, cols: np.ndarray, width: int, off: int) -> np.ndarray:
-        row = np.zeros(width)
-        if off:
-            row[0] = 1.0
-        row[cols] = values[off:]
-        return row
 
     def _hashed(self, xs: Sequence[Mapping], learn=None) -> tuple[np.ndarray, np.ndarray, NewColumns]:
         X = np.zeros((len(xs), self.hash_width))  # (batch, hash_width)
