@@ -57,7 +57,8 @@ __all__ = ["LONE_SURROGATE", "MAX_TEXT_CHARS", "UNFORESEEN", "EventDecoder", "as
            "lone_surrogate", "text_problem"]
 
 _BIG = 2**1000  # ints inside this convert to float without overflow
-# mapping.features' default ("x"): in a CSV, every column but the label, id, task and timestamp (_csv_columns)
+# mapping.features' default ("x"): in a CSV, every column but the label, id, task and timestamp
+# (_CsvRowDecoder._columns)
 _FEATURES_DEFAULT = next(f.default for f in dataclasses.fields(MappingConfig) if f.name == "features")
 _BOM = "\ufeff"
 
@@ -146,6 +147,9 @@ class EventDecoder:
     ``census`` (optional) watches the first JSON objects' fields for named fields that
     never appear (:class:`~stream_cl.mapping_check.FieldCensus`); it is the one piece of
     state a decoder may hold, fed from the one thread that decodes.
+
+    The decoder parses (:meth:`parse_json`) and hands the record on: a parsed object's fields
+    are :class:`_ObjectDecoder`'s to check, a CSV row's cells :class:`_CsvRowDecoder`'s.
     """
 
     def __init__(self, mapping: MappingConfig, label_policy: Literal["optional", "required"] = "optional",
@@ -154,29 +158,12 @@ class EventDecoder:
             raise ValueError(f"label_policy must be 'optional' or 'required', got {label_policy!r}")
         self.mapping = mapping
         self.label_policy = label_policy
-        self._require_label = label_policy == "required"
-        self._max_bytes = mapping.max_event_bytes
-        self._max_features = mapping.max_features
-        self._max_depth = mapping.max_depth
-        self._nan = mapping.nan_policy  # feature values only (flatten): a NaN label is no missing label
-        self._label, self._id, self._task, self._ts = mapping.label, mapping.id, mapping.task, mapping.timestamp
-        self._per_second = PER_SECOND[mapping.timestamp_unit]  # a numeric time over this is epoch seconds
-        meta = (mapping.label, mapping.id, mapping.task, mapping.timestamp)
-        if isinstance(mapping.features, str):
-            self._field: str | None = mapping.features
-            self._fields: tuple[str, ...] = ()
-            self._known = frozenset((mapping.features, *meta))
-        else:
-            self._field = None
-            self._fields = tuple(mapping.features)
-            self._known = frozenset((*mapping.features, *meta))
-        self._meta = frozenset(meta)
-        self._reject_unknown = mapping.unknown_fields == "reject"
-        # The last CSV header seen, its feature columns and unknown columns: one tuple,
-        # replaced whole, so threads sharing the decoder never see a mixed pair.
-        self._csv_cache: tuple = ((), [], [])
         self.census = census
-        self._watch = census is not None  # until the census has its sample: then no per-event cost
+        self._max_bytes = mapping.max_event_bytes
+        # One decoder per record shape, each with the state it keeps (the census's watch, the last CSV
+        # header), held by its bound method: one attribute read per record, as when this class did it all.
+        self._decode_object = _ObjectDecoder(mapping, label_policy, census).decode
+        self._decode_csv_row = _CsvRowDecoder(mapping, label_policy).decode
 
     # -- JSON ------------------------------------------------------------------------
     def decode_json(self, raw: bytes | str, origin: str = "") -> Event | DeadLetter:
@@ -207,23 +194,9 @@ class EventDecoder:
                 pass  # the standard library below says what is wrong, as it always has
             else:
                 return self._object(obj, raw, origin)
-        if type(raw) is bytes or isinstance(raw, (bytes, bytearray, memoryview)):
-            if len(raw) > self._max_bytes:  # before any parsing: a huge record costs nothing
-                return self._oversized(raw, origin)
-            try:
-                text = str(raw, "utf-8")
-            except UnicodeDecodeError as e:
-                return _dead(raw, "malformed", f"invalid UTF-8 at byte {e.start}", origin)
-        elif isinstance(raw, str):
-            # A character is at least one UTF-8 byte; encode only when it could matter.
-            n = len(raw)
-            if n > self._max_bytes or (4 * n > self._max_bytes and len(_to_bytes(raw)) > self._max_bytes):
-                return self._oversized(raw, origin)
-            text = raw
-        else:
-            return _dead(b"", "malformed", f"expected bytes or str, got {type(raw).__name__}", origin)
-        if text[:1] == _BOM:  # a byte-order mark is not data
-            text = text[1:]
+        text = self._text(raw, origin)
+        if type(text) is DeadLetter:
+            return text
         try:
             try:
                 obj, end = _JSON.scan_once(text, 0)  # the common case: no surrounding whitespace
@@ -246,6 +219,28 @@ class EventDecoder:
             return _dead(raw, "malformed", f"invalid JSON: {LONE_SURROGATE}", origin)
         return self._object(obj, raw, origin)
 
+    def _text(self, raw, origin: str) -> str | DeadLetter:
+        """The text of a record the standard library is to parse, a byte-order mark left out, or the
+        dead letter of a record too large, not UTF-8, or neither bytes nor text."""
+        if type(raw) is bytes or isinstance(raw, (bytes, bytearray, memoryview)):
+            if len(raw) > self._max_bytes:  # before any parsing: a huge record costs nothing
+                return _oversized(raw, self._max_bytes, origin)
+            try:
+                text = str(raw, "utf-8")
+            except UnicodeDecodeError as e:
+                return _dead(raw, "malformed", f"invalid UTF-8 at byte {e.start}", origin)
+        elif isinstance(raw, str):
+            # A character is at least one UTF-8 byte; encode only when it could matter.
+            n = len(raw)
+            if n > self._max_bytes or (4 * n > self._max_bytes and len(_to_bytes(raw)) > self._max_bytes):
+                return _oversized(raw, self._max_bytes, origin)
+            text = raw
+        else:
+            return _dead(b"", "malformed", f"expected bytes or str, got {type(raw).__name__}", origin)
+        if text[:1] == _BOM:  # a byte-order mark is not data
+            text = text[1:]
+        return text
+
     @staticmethod
     def _object(obj, raw, origin: str) -> dict | DeadLetter:
         """A parsed JSON document (by either parser): an object, or a dead letter for anything else."""
@@ -262,8 +257,58 @@ class EventDecoder:
         except Exception as e:  # the contract is "never raises": anything odd is a dead letter (_unexpected)
             return _unexpected(raw, e, origin)
 
-    def _decode_object(self, obj: Mapping, raw, origin: str) -> Event | DeadLetter:
-        """:meth:`decode_object`'s work, which :meth:`decode_json` calls inside its own guard."""
+    # -- CSV -------------------------------------------------------------------------
+    def decode_csv_row(self, row: Mapping[str, str | None], raw: bytes = b"", origin: str = "") -> Event | DeadLetter:
+        """Validate one CSV row (column -> cell text). Empty or whitespace-only cells are missing
+        values, and no label, id, task or time in those columns.
+
+        Under the default ``mapping.features`` (``"x"``), or a string that is not a column,
+        every column but the label, id, task and timestamp is a feature, a column named ``x``
+        too; another string that is a column is that column alone (:meth:`_CsvRowDecoder._columns`).
+        """
+        return self._decode_csv_row(row, raw, origin)
+
+
+class _RecordRules:
+    """What the mapping says of every record, resolved once: the label, id, task and time fields,
+    where the features are (``_field``, one field holding them, or ``_fields``, named fields), the
+    limits and the label policy. The decoder of each record shape below is one, so that its
+    per-event path reads them as its own attributes (one lookup, not two); none changes them."""
+
+    def __init__(self, mapping: MappingConfig, label_policy: str):
+        self._require_label = label_policy == "required"
+        self._max_bytes = mapping.max_event_bytes
+        self._max_features = mapping.max_features
+        self._max_depth = mapping.max_depth
+        self._nan = mapping.nan_policy  # feature values only (flatten): a NaN label is no missing label
+        self._label, self._id, self._task, self._ts = mapping.label, mapping.id, mapping.task, mapping.timestamp
+        self._per_second = PER_SECOND[mapping.timestamp_unit]  # a numeric time over this is epoch seconds
+        meta = (mapping.label, mapping.id, mapping.task, mapping.timestamp)
+        if isinstance(mapping.features, str):
+            self._field: str | None = mapping.features
+            self._fields: tuple[str, ...] = ()
+            self._known = frozenset((mapping.features, *meta))
+        else:
+            self._field = None
+            self._fields = tuple(mapping.features)
+            self._known = frozenset((*mapping.features, *meta))
+        self._meta = frozenset(meta)
+        self._reject_unknown = mapping.unknown_fields == "reject"
+
+
+class _ObjectDecoder(_RecordRules):
+    """A parsed object's event, for :meth:`EventDecoder.decode_json` and :meth:`~EventDecoder.decode_object`:
+    its features (finite numbers by a loop of its own, anything else by :func:`stream_cl.encoding.flatten`),
+    then its label, id, task and time (:meth:`_event`). It feeds the census its first objects."""
+
+    def __init__(self, mapping: MappingConfig, label_policy: str, census: FieldCensus | None):
+        super().__init__(mapping, label_policy)
+        self.census = census
+        self._watch = census is not None  # until the census has its sample: then no per-event cost
+
+    def decode(self, obj: Mapping, raw, origin: str) -> Event | DeadLetter:
+        """The object's event, or the dead letter of the first field against the rules. Unguarded:
+        its callers turn what it raises into a dead letter (an object from Python may be anything)."""
         if type(obj) is not dict and not isinstance(obj, Mapping):  # ABC checks are slow: dict first
             return _dead(raw, "not_an_object", f"expected an object, got {_json_type(obj)}", origin)
         if self._watch:
@@ -308,8 +353,11 @@ class EventDecoder:
                 if type(x) is not dict:
                     return _dead(raw, x[0], x[1], origin)
                 break
+        return self._event(obj, x, raw, origin)
 
-        # Label, id, task, time: the common exact types first, the rest explained.
+    def _event(self, obj: Mapping, x: dict, raw, origin: str) -> Event | DeadLetter:
+        """The event of features ``x`` with the object's label, id, task and time: the common exact
+        types first, the rest explained."""
         y = obj.get(self._label)
         if y is None:
             if self._require_label:
@@ -348,23 +396,42 @@ class EventDecoder:
             return _dead(raw, *problem, origin)
         return _make_event(x, y, i, task, ts, origin)
 
-    # -- CSV -------------------------------------------------------------------------
-    def decode_csv_row(self, row: Mapping[str, str | None], raw: bytes = b"", origin: str = "") -> Event | DeadLetter:
-        """Validate one CSV row (column -> cell text). Empty or whitespace-only cells are missing
-        values, and no label, id, task or time in those columns.
+    def _features(self, pairs) -> dict | tuple[str, str]:
+        """Flat features by :func:`stream_cl.encoding.flatten`, else ``(reason, detail)``."""
+        try:
+            x = flatten(dict(pairs), self._max_depth, self._nan, self._max_features)
+        except InvalidFeatureError as e:
+            return e.code, f"{e}{_FIX.get(e.code, '')}"
+        except RecursionError:  # a Python object nested into itself
+            return "too_deep", "features nested into themselves"
+        for k, v in x.items():
+            if not (v is None or type(v) is float or type(v) is str):  # a datetime from a Python caller
+                return "wrong_type", f"feature {_key(k)}: expected a number or a string, got {_show(v)}; " \
+                                     "times go in mapping.timestamp"
+        return x
 
-        Under the default ``mapping.features`` (``"x"``), or a string that is not a column,
-        every column but the label, id, task and timestamp is a feature, a column named ``x``
-        too; another string that is a column is that column alone (:meth:`_csv_columns`).
-        """
+
+class _CsvRowDecoder(_RecordRules):
+    """A CSV row's event, for :meth:`EventDecoder.decode_csv_row`: the header's columns resolved once
+    (:meth:`_columns`), the feature cells read as numbers, categories or nulls (:meth:`_cells`), then
+    the label, id, task and time cells."""
+
+    def __init__(self, mapping: MappingConfig, label_policy: str):
+        super().__init__(mapping, label_policy)
+        # The last CSV header seen, its feature columns and unknown columns: one tuple,
+        # replaced whole, so threads sharing the decoder never see a mixed pair.
+        self._cache: tuple = ((), [], [])
+
+    def decode(self, row: Mapping[str, str | None], raw: bytes, origin: str) -> Event | DeadLetter:
+        """The row's event, or the dead letter of its first cell against the rules."""
         if len(raw) > self._max_bytes:
-            return self._oversized(raw, origin)
+            return _oversized(raw, self._max_bytes, origin)
         if None in row:  # csv.DictReader's restkey: more cells than header columns
             return _dead(raw, "malformed", "row has more cells than the header", origin)
         header = tuple(row)
-        cache = self._csv_cache
+        cache = self._cache
         if header != cache[0]:  # the same header on every row: resolve the columns once
-            cache = self._csv_cache = (header, *self._csv_columns(header))
+            cache = self._cache = (header, *self._columns(header))
         _, cols, unknown = cache
         if unknown:
             return _dead(raw, "unknown_field", _unknown_detail(unknown, self._known), origin)
@@ -373,10 +440,35 @@ class EventDecoder:
         if len(cols) > self._max_features:
             detail = f"{len(cols)} features, over mapping.max_features ({self._max_features})"
             return _dead(raw, "too_many_features", detail, origin)
+        x = self._cells(row, cols, raw, origin)
+        if type(x) is not dict:
+            return x
+
+        # blank is no value here either, as in a feature column: "2,3, " has no label, not the class " "
+        y = _cell(row, self._label)
+        if y is None and self._require_label:
+            return _dead(raw, "missing_label", f"empty label column {self._label!r} (labels are required)", origin)
+        ts = _cell(row, self._ts)
+        if ts is not None:
+            ts = _timestamp(ts, self._per_second)
+            if type(ts) is tuple:
+                return _dead(raw, "bad_timestamp", ts[0], origin)
+        i, task = _cell(row, self._id), _cell(row, self._task)
+        problem = text_problem(y, i, task)
+        if problem is not None:
+            return _dead(raw, *problem, origin)
+        return _make_event(x, y, i, task, ts, origin)
+
+    def _cells(self, row: Mapping, cols: list, raw: bytes, origin: str) -> dict | DeadLetter:
+        """The feature cells' values: a number where the cell reads as one in ASCII, else the text (a
+        category), ``None`` for a blank cell; or the dead letter of the first cell that is no text, or
+        a number out of range (NaN under ``nan_policy = "missing"`` is ``None``)."""
         x = {}
         for c in cols:
             cell = row[c]
-            if _blank(cell):
+            # _blank's rule, inline as ascii_float's below: its call per cell cost a row about 5%, more
+            # than the two calls that reach this loop (EventDecoder.decode_csv_row, then decode)
+            if not cell or (type(cell) is str and cell.isspace()):
                 x[c] = None  # an empty cell is CSV's null
                 continue
             try:
@@ -396,23 +488,9 @@ class EventDecoder:
                     continue
                 return _dead(raw, "non_finite", f"feature {_key(c)}: {_show(cell)} is {out_of_range(v)}", origin)
             x[c] = v
+        return x
 
-        # blank is no value here either, as in a feature column: "2,3, " has no label, not the class " "
-        y = _cell(row, self._label)
-        if y is None and self._require_label:
-            return _dead(raw, "missing_label", f"empty label column {self._label!r} (labels are required)", origin)
-        ts = _cell(row, self._ts)
-        if ts is not None:
-            ts = _timestamp(ts, self._per_second)
-            if type(ts) is tuple:
-                return _dead(raw, "bad_timestamp", ts[0], origin)
-        i, task = _cell(row, self._id), _cell(row, self._task)
-        problem = text_problem(y, i, task)
-        if problem is not None:
-            return _dead(raw, *problem, origin)
-        return _make_event(x, y, i, task, ts, origin)
-
-    def _csv_columns(self, header: tuple) -> tuple[list, list]:
+    def _columns(self, header: tuple) -> tuple[list, list]:
         """The feature columns, and the columns that unknown_fields = "reject" refuses.
 
         A string ``mapping.features`` is JSON's field holding the features object, which a CSV
@@ -428,24 +506,12 @@ class EventDecoder:
         unknown = [c for c in header if c not in self._known] if self._reject_unknown else []
         return cols, unknown
 
-    def _features(self, pairs) -> dict | tuple[str, str]:
-        """Flat features by :func:`stream_cl.encoding.flatten`, else ``(reason, detail)``."""
-        try:
-            x = flatten(dict(pairs), self._max_depth, self._nan, self._max_features)
-        except InvalidFeatureError as e:
-            return e.code, f"{e}{_FIX.get(e.code, '')}"
-        except RecursionError:  # a Python object nested into itself
-            return "too_deep", "features nested into themselves"
-        for k, v in x.items():
-            if not (v is None or type(v) is float or type(v) is str):  # a datetime from a Python caller
-                return "wrong_type", f"feature {_key(k)}: expected a number or a string, got {_show(v)}; " \
-                                     "times go in mapping.timestamp"
-        return x
 
-    def _oversized(self, raw, origin: str) -> DeadLetter:
-        size = len(_to_bytes(raw)) if isinstance(raw, str) else len(raw)
-        detail = f"{size} bytes, over mapping.max_event_bytes ({self._max_bytes})"
-        return _dead(raw, "oversized", detail, origin)
+def _oversized(raw, max_bytes: int, origin: str) -> DeadLetter:
+    """The dead letter of a record over ``mapping.max_event_bytes`` (``max_bytes``), JSON or CSV."""
+    size = len(_to_bytes(raw)) if isinstance(raw, str) else len(raw)
+    detail = f"{size} bytes, over mapping.max_event_bytes ({max_bytes})"
+    return _dead(raw, "oversized", detail, origin)
 
 
 def _blank(cell) -> bool:
