@@ -561,44 +561,61 @@ def _stopped_before_built(metrics: DaemonMetrics | None, ended: Exception | None
 
 
 def _install_signal_handlers(stop: threading.Event, timeout_s: float):
+    """SIGTERM and SIGINT: the first asks for a clean stop (the batch in flight, then a final checkpoint
+    and commit) and exits 1 if that takes over ``timeout_s``; a second exits 1 at once. Returns the
+    function that puts the previous handlers back.
+
+    The handler sets ``stop`` (before it returns: the start and the loop read it at once) and hands
+    the rest to a thread (``stream-cl-signals``) that logs and watches the time. A handler runs on
+    the main thread wherever that thread is: a log line written there while the loop was writing one
+    (stderr to a full pipe) raised "reentrant call" before the stop was set, and the signal was lost.
+    The handler waits up to a second for the thread's line, so that it comes before what the main
+    thread logs next (the shutdown), unless the main thread is itself inside a log write."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    previous = {}
     # counted here, not read off `stop`: the daemon sets `stop` itself (stop_at_end, max_events),
     # and a first signal during that final commit is no second one
-    received = 0
-    watchdog: threading.Timer | None = None
+    received: list[int] = []
+    woken, said = threading.Lock(), threading.Lock()  # plain locks: safe to release and acquire in a handler
+    woken.acquire()  # released by the handler (or by restore, with no signal): the thread's turn
+    said.acquire()  # released by the thread once its line is written
+    over = threading.Event()  # run_daemon returned: the watchdog stands down
 
     def handler(signum, frame):
-        nonlocal received, watchdog
-        received += 1
-        name = signal.Signals(signum).name
-        if received > 1:
-            log.error("second %s: exiting now; the last checkpoint stays valid", name)
-            os._exit(EXIT_FAILED)
-        log_event(log, "stop_requested", reason=name, detail="finishing the batch in flight, then a final checkpoint and commit")
+        received.append(signum)
+        if len(received) > 1:
+            os._exit(EXIT_FAILED)  # (the first signal's log line says so)
         stop.set()
+        woken.release()
+        said.acquire(timeout=1.0)
 
-        def overdue():
+    def on_signal():
+        woken.acquire()
+        if over.is_set():  # restored with no signal
+            return
+        log_event(log, "stop_requested", reason=signal.Signals(received[0]).name,
+                  detail="finishing the batch in flight, then a final checkpoint and commit; a second signal exits "
+                         "at once, the last checkpoint staying valid")
+        said.release()
+        if not over.wait(timeout_s):
             log_event(log, "shutdown_timeout", level=logging.ERROR, timeout_s=timeout_s, detail="exiting now")
             os._exit(EXIT_FAILED)
 
-        watchdog = threading.Timer(timeout_s, overdue)
-        watchdog.daemon = True
-        watchdog.start()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, handler)
+    watcher = threading.Thread(target=on_signal, name="stream-cl-signals", daemon=True)
+    watcher.start()
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     for signum in _EARLY.take():  # received during the imports (python -m connectors.daemon): taken over
         handler(signum, None)
 
     def restore():
         for sig, h in previous.items():
             signal.signal(sig, h)
-        # after the handlers, so no signal starts another: the stop is over, and the watchdog
+        # after the handlers, so no signal wakes the thread again: the stop is over, and the watchdog
         # must not end the caller's process shutdown_timeout_s after run_daemon returned
-        if watchdog is not None:
-            watchdog.cancel()
+        over.set()
+        if not received:
+            woken.release()  # the thread, still waiting for a signal, returns
+        watcher.join(5.0)
 
     return restore
 
