@@ -313,7 +313,7 @@ class Daemon:
     def _abort(self) -> None:
         """After a failure: release clients without committing anything."""
         try:
-            self.source.consumer.close(autocommit=False)
+            self.source.abort()
         except Exception:  # noqa: BLE001 -- best effort: the process may be going away
             pass
         self.publisher.abort()  # the publisher ends; its open transaction is aborted

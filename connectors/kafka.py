@@ -698,3 +698,7 @@ class KafkaSource(RebalanceCallbacks):
         """Leave the group (a last revoke callback runs first) and close the consumer."""
         self._closed = True  # lag() after this (the last status) looks nothing up: a closed consumer raises
         self.consumer.close(autocommit=False)
+
+    def abort(self) -> None:
+        """After a failure: close the consumer, committing nothing (the daemon's transactions hold the offsets)."""
+        self.close()

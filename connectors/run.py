@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from stream_cl.config import Config, ConfigError, RunConfig, check_path, unread_keys
-from stream_cl.events import DeadLetter, Event
+from stream_cl.events import DeadLetter, DeadLetterSink, Event, PredictionSink, Source
 from stream_cl.factory import build_learner
 from stream_cl.mapping_check import TimeCensus
 from stream_cl.prequential import DAEMON_MAX_POINTS, Prequential
@@ -88,7 +88,7 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
     if src_cfg.kind == "demo":
         src_cfg = replace(src_cfg, kind="file", path=demo_path(), format="jsonl", follow=False)
     check_outputs(config.run, src_cfg.path)  # before anything is opened: an output must not be the input
-    source = open_source(src_cfg, config.mapping)
+    source: Source = open_source(src_cfg, config.mapping)
     learner = build_learner(config)  # [model] and the continual-learning sections
     # a followed file may never end: a fixed window keeps its latest points, as the daemon does (a finite
     # file's report keeps them all: as many as the file has windows)
@@ -183,7 +183,7 @@ class _Outputs:
 
     def __init__(self, run: RunConfig):
         self.errors: dict[str, str] = {}
-        self.sinks: dict = {}
+        self.sinks: dict[str, PredictionSink | DeadLetterSink] = {}
         self.paths = {"run.dead_letters": run.dead_letters, "run.predictions": run.predictions}
         for key, kind in (("run.dead_letters", JsonlDeadLetterSink), ("run.predictions", JsonlPredictionSink)):
             if self.paths[key]:  # a new run starts its output files anew unless told to append

@@ -70,9 +70,13 @@ class Prediction:
 
 
 class Source(Protocol):
-    """Where events come from. ``poll`` returns decoded records, at most ``max_records``."""
+    """Where a run's events come from (:func:`connectors.run.run_file` reads one; ``connectors.files.FileSource``).
+    ``poll`` returns decoded records, at most ``max_records``; used as a context manager, it is closed
+    however the run ends."""
 
     exhausted: bool  # no more records will ever come (a finished file)
+    raw: Mapping  # origin -> the record as read (bytes or text), for the dead letters of events the model refused
+    error: str | None  # why the source ended before its end (a gzip stream cut short); None: read to its end
 
     def poll(self, max_records: int) -> Sequence[Event | DeadLetter]: ...
 
@@ -83,8 +87,14 @@ class Source(Protocol):
 
     def close(self) -> None: ...
 
+    def __enter__(self) -> "Source": ...
+
+    def __exit__(self, *exc) -> None: ...
+
 
 class PredictionSink(Protocol):
+    """Where a run's predictions go (``connectors.files.JsonlPredictionSink``); a context manager too."""
+
     def write(self, predictions: Sequence[Prediction]) -> None: ...
 
     def flush(self) -> None: ...
@@ -93,6 +103,8 @@ class PredictionSink(Protocol):
 
 
 class DeadLetterSink(Protocol):
+    """Where a run's dead letters go, each with its reason (``connectors.files.JsonlDeadLetterSink``)."""
+
     def write(self, letters: Sequence[DeadLetter]) -> None: ...
 
     def flush(self) -> None: ...
@@ -137,7 +149,13 @@ class PartitionedSource(Protocol):
 
     def lag(self) -> dict: ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Leave the group and close, committing nothing (the publisher's transactions commit offsets)."""
+        ...
+
+    def abort(self) -> None:
+        """After a failure: release the consumer at once, committing nothing and looking nothing up."""
+        ...
 
 
 class TransactionalPublisher(Protocol):
