@@ -32,8 +32,8 @@ _METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "stream_cl_model_step_seconds": ("histogram", (), "Seconds of predict+learn per micro-batch."),
     "stream_cl_event_latency_seconds": ("histogram", (), "Seconds from poll to prediction produced, per event."),
     # accuracy
-    "stream_cl_prequential_accuracy": ("gauge", (), "Prequential accuracy over the last window of labelled events."),
-    "stream_cl_task_accuracy": ("gauge", ("task",), "Prequential accuracy per task."),
+    "stream_cl_prequential_accuracy_ratio": ("gauge", (), "Prequential accuracy (0..1) over the last window of labelled events."),
+    "stream_cl_task_accuracy_ratio": ("gauge", ("task",), "Prequential accuracy (0..1) per task."),
     "stream_cl_drift_alarms_total": ("counter", ("detector", "response"), "Drift alarms raised, by detector and response."),
     # model state
     "stream_cl_replay_buffer_samples": ("gauge", (), "Samples in the replay buffer."),

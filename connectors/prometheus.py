@@ -289,11 +289,11 @@ class DaemonCollector:
         stats = getattr(getattr(daemon, "step", None), "stats", None)
         acc = window_accuracy(stats)
         if acc is not None:
-            fams["stream_cl_prequential_accuracy"].add_metric([], acc)
+            fams["stream_cl_prequential_accuracy_ratio"].add_metric([], acc)
         tasks = getattr(m, "tasks", None)
         if tasks is not None:
             for task, value in sorted(tasks.snapshot().items()):
-                fams["stream_cl_task_accuracy"].add_metric([task], value)
+                fams["stream_cl_task_accuracy_ratio"].add_metric([task], value)
         fams["stream_cl_model_version"].add_metric([], m.checkpoint_seq)
         for key, lag in sorted(dict(m.lag).items()):
             if lag is not None:

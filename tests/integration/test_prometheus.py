@@ -186,7 +186,7 @@ def test_prometheus_stores_exactly_the_daemons_counts(kafka_kit, tmp_path):
         assert alarms == {("adwin", "record"): n_alarms}
         assert prometheus.vector('sum(stream_cl_events_total{job="stream-cl"})') == {(): total}
         assert prometheus.vector('up{job="stream-cl"}', "job") == {"stream-cl": 1.0}
-        assert set(prometheus.vector('stream_cl_task_accuracy{job="stream-cl"}', "task")) == {"before", "after"}
+        assert set(prometheus.vector('stream_cl_task_accuracy_ratio{job="stream-cl"}', "task")) == {"before", "after"}
 
         assert daemon.terminate(timeout=30) == 0, daemon.log()[-3000:]
     finally:

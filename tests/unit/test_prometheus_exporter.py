@@ -162,8 +162,8 @@ def test_gauges_read_the_state_at_scrape_time():
     assert value(fams, "stream_cl_model_version") == 6 and value(fams, "stream_cl_pending_labels") == 3
     assert value(fams, "stream_cl_waiting_labels") == 7
     assert value(fams, "stream_cl_category_overflow_total") == 5  # the router's count, not the learner's 11
-    assert value(fams, "stream_cl_prequential_accuracy") == 0.5  # the last complete window of 2
-    assert value(fams, "stream_cl_task_accuracy", task="t1") == 0.5
+    assert value(fams, "stream_cl_prequential_accuracy_ratio") == 0.5  # the last complete window of 2
+    assert value(fams, "stream_cl_task_accuracy_ratio", task="t1") == 0.5
     assert value(fams, "stream_cl_last_progress_timestamp_seconds") == daemon.metrics.last_progress
 
     # change the state; the next scrape sees it (nothing was cached at registration)
@@ -182,7 +182,7 @@ def test_gauges_read_the_state_at_scrape_time():
     assert value(fams, "stream_cl_model_version") == 7 and value(fams, "stream_cl_checkpoint_age_seconds") == 1010.0
     assert value(fams, "stream_cl_events_total", outcome="learned") == 12
     assert value(fams, "stream_cl_drift_alarms_total", detector="adwin", response="record") == 3
-    assert value(fams, "stream_cl_prequential_accuracy") == 1.0
+    assert value(fams, "stream_cl_prequential_accuracy_ratio") == 1.0
 
 
 def test_a_learner_without_monitoring_attributes_gives_no_series_and_no_error():
@@ -191,7 +191,7 @@ def test_a_learner_without_monitoring_attributes_gives_no_series_and_no_error():
     _, fams = scrape(daemon)
     for name in ("stream_cl_classes", "stream_cl_features", "stream_cl_drift_alarms_total", "stream_cl_homeostatic_need",
                  "stream_cl_forgetting_factor", "stream_cl_learning_rate", "stream_cl_replay_buffer_samples",
-                 "stream_cl_replay_buffer_bytes", "stream_cl_prequential_accuracy", "stream_cl_category_overflow_total"):
+                 "stream_cl_replay_buffer_bytes", "stream_cl_prequential_accuracy_ratio", "stream_cl_category_overflow_total"):
         assert not family(fams, name).samples, name
     assert value(fams, "stream_cl_events_total", outcome="learned") == 7  # the daemon's own series remain
 

@@ -55,7 +55,7 @@ def test_tasks_1_and_str_1_are_two_series_named_as_the_run_report_names_them():
     assert names == {1: "1", "1": "'1'"}
     expected = {names[number]: 1.0, names[text]: 0.0}
     assert m.tasks.snapshot() == expected
-    assert {labels["task"]: v for labels, v in scrape(m)["stream_cl_task_accuracy"]} == expected
+    assert {labels["task"]: v for labels, v in scrape(m)["stream_cl_task_accuracy_ratio"]} == expected
     assert m.to_dict()["task_accuracy"] == expected  # the status file (and /model) the same
 
 

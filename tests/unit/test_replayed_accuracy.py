@@ -2,7 +2,7 @@
 
 After a restore the source returns the records between the checkpoint's offsets and the committed
 ones again, marked silent: the model re-learns them, nothing is published, and they must not be
-counted again in ``stream_cl_prequential_accuracy`` / ``stream_cl_task_accuracy``: each event counts
+counted again in ``stream_cl_prequential_accuracy_ratio`` / ``stream_cl_task_accuracy_ratio``: each event counts
 once, with the prediction that was published (before the restore).
 """
 
