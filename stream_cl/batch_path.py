@@ -114,5 +114,5 @@ class BatchPath:
 
 def _segment(seg: slice, xs, ys, labelled, sample_weight, tasks) -> tuple:
     """The events of ``seg`` with their labels, labelled mask, weights and tasks (``None`` stays ``None``)."""
-    w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()[seg]
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()[seg]  # (b,)
     return xs[seg], ys[seg], labelled[seg], w, None if tasks is None else tasks[seg]

@@ -242,11 +242,11 @@ def _decode(v: Any, tensors: Mapping[str, np.ndarray], path: str = "") -> Any:
     try:
         if tag == "$array":
             arr = tensors[v["$array"]]
-            return arr.reshape(v["shape"]) if "shape" in v else arr
+            return arr.reshape(v["shape"]) if "shape" in v else arr  # (1,) -> (): safetensors reads 0-d as (1,)
         if tag == "$torch":
             import torch
 
-            arr = tensors[v["$torch"]].reshape(v["shape"])
+            arr = tensors[v["$torch"]].reshape(v["shape"])  # the saved shape ((1,) -> () for a 0-d tensor)
             t = torch.from_numpy(np.array(arr))  # a writable copy
             return t.to(getattr(torch, v["dtype"])) if v["dtype"] == "bfloat16" else t
         if tag == "$float":

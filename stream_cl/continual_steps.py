@@ -136,7 +136,7 @@ class ContinualSteps:
         X, M, new = self._rows(xs, labelled)  # only learned events make columns
         b = len(ys)
         self._commit_inputs(new)  # within max_columns, or a ValueError
-        w = np.ones(b) if sample_weight is None else np.array(sample_weight, dtype=np.float64).reshape(b)
+        w = np.ones(b) if sample_weight is None else np.array(sample_weight, dtype=np.float64).reshape(b)  # (b,)
         # 1. replay, drawn in stream order; raw rows standardised in that order
         plan = RowPlan(b)
         row_y, row_w = list(ys), list(w)

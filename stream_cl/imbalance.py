@@ -278,12 +278,13 @@ class ImbalanceCompensator(base.Base):
         self.classes_ = list(state["classes"])
         self._pos = {y: k for k, y in enumerate(self.classes_)}
         c = len(self.classes_)
-        self.counts_ = np.asarray(state["counts"], dtype=np.float64).reshape(c).copy()
-        self.pseudo_counts_ = np.asarray(state["pseudo_counts"], dtype=np.float64).reshape(c).copy()
-        self.mean_ = [np.asarray(m, dtype=np.float64).reshape(c, -1).copy() for m in state["mean"]]
-        self.m2_ = [np.asarray(m, dtype=np.float64).reshape(c, -1).copy() for m in state["m2"]]
+        self.counts_ = np.asarray(state["counts"], dtype=np.float64).reshape(c).copy()  # (c,)
+        self.pseudo_counts_ = np.asarray(state["pseudo_counts"], dtype=np.float64).reshape(c).copy()  # (c,)
+        self.mean_ = [np.asarray(m, dtype=np.float64).reshape(c, -1).copy() for m in state["mean"]]  # (c, d_block)
+        self.m2_ = [np.asarray(m, dtype=np.float64).reshape(c, -1).copy() for m in state["m2"]]  # (c, d_block)
         # absent before compensators moved between learners: every block in the design's order
         columns = state.get("columns") or [None] * len(self.mean_)
+        # per block (d_block,)
         self.columns_ = [None if c is None else np.asarray(c, dtype=np.int64).reshape(-1).copy() for c in columns]
         if len(self.columns_) != len(self.mean_) or any(
                 cols is not None and len(cols) != m.shape[1] for cols, m in zip(self.columns_, self.mean_)):

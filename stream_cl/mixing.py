@@ -69,7 +69,7 @@ class AccuracyMixer:
         n = int(labelled.sum())
         contrib = np.where(labelled[:, None], hits, 0.0) * (q ** (n - k - 1))[:, None]  # (b, h)
         csum = np.cumsum(contrib, axis=0) - contrib  # exclusive
-        before = (q ** k)[:, None] * self.accuracy + (1 - q) * csum * (q ** (k - n).astype(float))[:, None]
+        before = (q ** k)[:, None] * self.accuracy + (1 - q) * csum * (q ** (k - n).astype(float))[:, None]  # (b, h)
         self.accuracy = (q**n) * self.accuracy + (1 - q) * contrib.sum(axis=0)
         return self.weights(before)
 

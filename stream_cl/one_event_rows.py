@@ -46,7 +46,7 @@ class OneEventRows:
         if keys == self._row_keys:
             values = values_array(x)
             if values is not None and values.shape[0] == len(self.names):
-                return values[None, :], np.ones((1, values.shape[0]), dtype=bool), NewColumns()
+                return values[None, :], np.ones((1, values.shape[0]), dtype=bool), NewColumns()  # (d,) -> (1, d)
         return self.vectorize_masked((x,), room=room)
 
     def vectorize_one(self, x: Mapping, bias: bool = False, room: RoomFactory | None = None) -> tuple[np.ndarray, list]:

@@ -98,7 +98,7 @@ class PartStats:
     @classmethod
     def from_state(cls, la, state) -> "PartStats":
         A, B = (np.asarray(state[k], dtype=np.float64) for k in ("A", "B"))
-        counts = np.asarray(state["counts"], dtype=np.float64).reshape(-1)
+        counts = np.asarray(state["counts"], dtype=np.float64).reshape(-1)  # (c,)
         d, c = B.shape
         if A.shape != (d, d) or counts.shape != (c,):
             raise ContributionError(f"inconsistent part statistics: A {A.shape}, B {B.shape}, counts {counts.shape}")

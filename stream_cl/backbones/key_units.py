@@ -70,7 +70,7 @@ class KeyUnits:
             self._grow(list(keys[self.thresholds.shape[0] : d]))
         units = (z[:, None] - self.thresholds[:d]) * self.signs[:d]  # (d, per_key)
         np.maximum(units, 0.0, out=units)
-        units *= present[:, None]
+        units *= present[:, None]  # (d, per_key) *= (d, 1): a missing input's units are 0
         out = np.concatenate([z[:, None], units], axis=1).reshape(d * (1 + self.per_key))  # (d * (1 + m),)
         if raw is None or not raw[:d].any():
             return out
@@ -88,7 +88,7 @@ class KeyUnits:
         keep = np.ones((raw.shape[0], m), dtype=bool)
         keep[raw, 1:] = False
         keep[skip, :] = False
-        idx = torch.as_tensor(np.flatnonzero(keep.ravel()), device=self.device)
+        idx = torch.as_tensor(np.flatnonzero(keep.ravel()), device=self.device)  # (d, m) -> (d * m,): block by block
         self._kept_cache = (raw.shape[0], raw.copy(), skip.copy(), idx)
         return idx
 

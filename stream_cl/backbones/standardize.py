@@ -103,7 +103,7 @@ class OnlineStandardizer:
         the same numbers (by the compiled loop up to ``ROW_LOOP_MAX`` inputs)."""
         d = x.shape[0]
         if d > ROW_LOOP_MAX:
-            Z, K = self.transform(x[None, :], m[None, :], raw, known=True)
+            Z, K = self.transform(x[None, :], m[None, :], raw, known=True)  # (d,) -> (1, d): one row as a batch
             return Z[0], K[0]
         self.grow(d)
         return standardize_row.transform_row(x, m, self.count, self.mean, self.m2, raw, self.clip, INDICATOR_SCALE)

@@ -150,4 +150,5 @@ def warm() -> None:
     x, present, stats = np.zeros(1), np.ones(1, dtype=bool), np.zeros((3, 1))
     transform_row(x, present, *stats, np.zeros(1, dtype=bool), 10.0, 0.5)
     learn_row(x, present, *stats)
+    # (1,) -> (1, 1): X and present (b, d) of one row
     prequential_rows(x[None, :], present[None, :], present, *stats, np.zeros(1, dtype=bool), 10.0, 0.5)

@@ -65,7 +65,7 @@ class NumpyLinalg:
         if M.dtype == np.float64 and M.flags.c_contiguous:
             blas.dger(alpha, y, x, a=M.T, overwrite_a=1)
         else:
-            M += (x * alpha)[:, None] @ y[None, :]
+            M += (x * alpha)[:, None] @ y[None, :]  # (d, 1) @ (1, c) -> (d, c)
 
     def zeros(self, *shape):
         return np.zeros(shape)
@@ -295,8 +295,8 @@ def equilibrate(M: np.ndarray, shift: float) -> tuple:
     S = np.array(M, dtype=np.float64)  # (d, d) a copy: M is the caller's
     np.einsum("ii->i", S)[...] += shift
     s = np.ldexp(1.0, -(np.frexp(np.diagonal(S))[1] // 2))  # (d,) ~ diag^-1/2, powers of 2
-    S *= s[:, None]
-    S *= s[None, :]
+    S *= s[:, None]  # rows: (d, d) * (d, 1)
+    S *= s[None, :]  # columns: (d, d) * (1, d)
     w, Q = np.linalg.eigh(S)  # ascending
     keep = w > (w[-1] * d * float(np.finfo(np.float64).eps) if d else 0.0)
     v = np.where(keep, 1.0 / np.where(keep, w, 1.0), 0.0)  # (d,)
@@ -306,7 +306,7 @@ def equilibrate(M: np.ndarray, shift: float) -> tuple:
 def equilibrated_solve(E: tuple, B: np.ndarray) -> np.ndarray:
     """``(M + shift I)^+ B`` (d, c) for the factor ``E`` of :func:`equilibrate`."""
     s, Q, v = E
-    return s[:, None] * (Q @ (v[:, None] * (Q.T @ (s[:, None] * B))))
+    return s[:, None] * (Q @ (v[:, None] * (Q.T @ (s[:, None] * B))))  # s, v: (d,) -> (d, 1) scale the rows of (d, c)
 
 
 def equilibrated_inverse(E: tuple) -> np.ndarray:
@@ -314,7 +314,7 @@ def equilibrated_inverse(E: tuple) -> np.ndarray:
     s, Q, v = E
     P = (Q * v) @ Q.T
     P = (P + P.T) * 0.5
-    return P * s[:, None] * s[None, :]
+    return P * s[:, None] * s[None, :]  # (d, d) * (d, 1) * (1, d)
 
 
 _MASKS: dict = {}  # strictly upper masks by size: heads of several widths share one
@@ -492,7 +492,7 @@ class TorchLinalg:
 
     def ger_(self, M, alpha: float, x, y) -> None:
         """``M += alpha x y'`` in place for ``M`` (d, c)."""
-        M.add_((x * alpha)[:, None] @ y[None, :])
+        M.add_((x * alpha)[:, None] @ y[None, :])  # (d, 1) @ (1, c) -> (d, c)
 
     def zeros(self, *shape):
         return self.torch.zeros(shape, dtype=self.torch.float64, device=self.device)
@@ -524,7 +524,7 @@ class TorchLinalg:
         torch.diagonal(S).add_(shift)
         s = torch.ldexp(torch.ones(d, dtype=S.dtype, device=S.device),
                         -torch.div(torch.frexp(torch.diagonal(S)).exponent, 2, rounding_mode="floor"))
-        S *= s[:, None] * s[None, :]
+        S *= s[:, None] * s[None, :]  # (d, 1) * (1, d) -> (d, d)
         w, Q = torch.linalg.eigh(S)
         keep = w > (w[-1] * d * float(np.finfo(np.float64).eps) if d else 0.0)
         v = torch.where(keep, 1.0 / torch.where(keep, w, torch.ones_like(w)), torch.zeros_like(w))

@@ -182,7 +182,7 @@ class AnalyticClassifier(AnalyticDesign, PartitionedLearner, StreamingClassifier
         ys, labelled = checked_labels(ys, len(xs), sample_weight)
         if not ys:
             return np.zeros((0, len(self.classes_)))
-        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()  # (b,)
 
         def learn_from(first: int) -> np.ndarray:
             Z = self._design(xs[first:], labelled[first:].tolist())  # (b, 1 + width); raises before anything changes

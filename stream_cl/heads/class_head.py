@@ -83,7 +83,7 @@ class RidgeClassHead:
         """Scores (c,) for one design row ``z`` (at most the head's width)."""
         W = self.ridge.weights()
         if self.la.name != "cpu":
-            return self.scores(z[None, :])[0]
+            return self.scores(z[None, :])[0]  # (d,) -> (1, d) -> (1, c) -> (c,)
         return z @ W[: z.shape[0]]
 
     def _fit_width(self, Z):
@@ -106,7 +106,7 @@ class RidgeClassHead:
         if len(ys) == 1 and ys[0] is not None and self.la.name == "cpu":
             # one event: the in-place rank-1 path is several times cheaper
             w = 1.0 if weights is None else float(np.asarray(weights)[0])
-            return self.learn_one(np.asarray(Z[0], dtype=np.float64), ys[0], w)[None, :]
+            return self.learn_one(np.asarray(Z[0], dtype=np.float64), ys[0], w)[None, :]  # (c,) -> (1, c)
         labelled = np.array([y is not None for y in ys], dtype=bool)
         first_seen = {}
         labels = set(ys)
@@ -161,7 +161,7 @@ class RidgeClassHead:
         ``prior``: the row's scores ``z W``, when the caller has them (a prediction just made)."""
         if self.la.name != "cpu":
             w = None if weight == 1.0 else np.array([weight])
-            return self.prequential(self.la.asarray(z)[None, :], [y], w)[0]
+            return self.prequential(self.la.asarray(z)[None, :], [y], w)[0]  # (d,) -> (1, d) -> (1, c) -> (c,)
         k = self._pos.get(y)
         is_new = k is None
         if is_new or z.shape[0] != self.ridge.n_features:
@@ -180,6 +180,7 @@ class RidgeClassHead:
             self.ridge.forgetting = lam
         self.counts[k] += weight
         if self.part is not None:
+            # (d,) -> (1, d), (c,) -> (1, c)
             self.part.absorb(z[None, :], self._onehot[k][None, :], None if weight == 1.0 else np.array([weight]), lam)
             self.approximate = self.approximate or self._served_decay(lam) < 1.0
         if is_new:

@@ -374,7 +374,7 @@ class RecursiveRidge(RowByRow, WoodburyChunks, RidgeStatistics):
         ``k``: ``y`` is the one-hot target of output ``k``. ``prior``: ``x W`` if the caller
         computed it since the last update (it is returned, and may be changed by the caller)."""
         if not isinstance(self.la, NumpyLinalg):
-            prior, _ = self.update(x[None, :], y[None, :], [weight])
+            prior, _ = self.update(x[None, :], y[None, :], [weight])  # (d,) -> (1, d), (c,) -> (1, c)
             return prior[0]
         R, A = self._R, self._A
         if R is None or self._eq is not None:

@@ -69,8 +69,8 @@ class RowByRow:
             u = R @ x  # (d,) R x
             s = float(noise[i - start] + x @ u)
             prior[i] = x @ W
-            W += u[:, None] * ((Y[i] - prior[i]) / s)[None, :]  # W += R x (y - x'W)' / s
-            R -= u[:, None] * (u / s)[None, :]  # R -= R x x' R / s
+            W += u[:, None] * ((Y[i] - prior[i]) / s)[None, :]  # W += R x (y - x'W)' / s: (d, 1) * (1, c)
+            R -= u[:, None] * (u / s)[None, :]  # R -= R x x' R / s: (d, 1) * (1, d)
             if s > REBUILD_LEVERAGE * noise[i - start] and i + 1 < b:  # its downdate cancelled digits
                 self._learn_statistics(X[start : i + 1], Y[start : i + 1], w[start : i + 1])
                 self.drop_inverse()

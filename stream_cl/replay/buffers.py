@@ -268,8 +268,8 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
         self.time_ = np.zeros(cap, dtype=np.int64)
         self.gid_ = np.zeros(cap, dtype=np.int64)
         if n:
-            self.X_[:n] = np.asarray(state["X"], dtype=np.float64).reshape(n, d)
-            self.M_[:n] = np.asarray(state["M"], dtype=bool).reshape(n, d)
+            self.X_[:n] = np.asarray(state["X"], dtype=np.float64).reshape(n, d)  # (n, d)
+            self.M_[:n] = np.asarray(state["M"], dtype=bool).reshape(n, d)  # (n, d)
             self.time_[:n] = np.asarray(state["time"], dtype=np.int64)
             self.gid_[:n] = np.asarray(state["gid"], dtype=np.int64)
         self.y_, self.task_, self.size_ = list(state["y"]), list(state["task"]), n
