@@ -73,6 +73,7 @@ from scipy.linalg import blas
 
 from . import ridge_one, ridge_rows
 from ._linalg import LOST_DIGITS, NumpyLinalg
+from .ridge_factor import FactorChunks
 from .ridge_row_ways import RowByRow
 from .ridge_stats import ANCHOR_DECAY, REBUILD_LEVERAGE, REFRESH_ROWS, RidgeStatistics
 from .ridge_woodbury import WoodburyChunks
@@ -140,9 +141,12 @@ def update_flops(b: int, d: int, c: int, way: str | None = None) -> float:
     raise ValueError(f"way must be 'factor', 'inverse' or 'rows', got {way!r}")
 
 
-class RecursiveRidge(RowByRow, WoodburyChunks, RidgeStatistics):
+class RecursiveRidge(RowByRow, FactorChunks, WoodburyChunks, RidgeStatistics):
     """Exact recursive ridge regression (see the module docstring); the statistics it keeps,
-    their growth and their state are :class:`~stream_cl.heads.ridge_stats.RidgeStatistics`.
+    their growth and their state are :class:`~stream_cl.heads.ridge_stats.RidgeStatistics`, its
+    three ways of learning a chunk :class:`~stream_cl.heads.ridge_row_ways.RowByRow`,
+    :class:`~stream_cl.heads.ridge_factor.FactorChunks` and
+    :class:`~stream_cl.heads.ridge_woodbury.WoodburyChunks`.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -172,18 +176,6 @@ class RecursiveRidge(RowByRow, WoodburyChunks, RidgeStatistics):
                 else:
                     self._factor = (self._W, F)  # the next chunk starts from this factor
         return self._W
-
-    def _current_factor(self, solve: bool = True):
-        """The factor of ``A + g I`` and ``W`` solved with it: the one :meth:`weights` kept if the
-        statistics have not changed since (every change drops the cached ``W``), else new ones.
-        ``solve=False``: a new factor comes with ``W`` None (the caller solves what it needs)."""
-        if self._factor is not None and self._factor[0] is self._W and self._W is not None:
-            return self._factor[1], self._W
-        spent = self._factor[1] if self._factor is not None else None  # its memory is reused
-        self._factor = None
-        M, scale = self._A.current()
-        F = self.la.spd_factor(M, scale, self.gamma * self.decay, reuse=spent)  # A + g I = L L'
-        return F, (self.la.factor_solve(F, self.B) if solve else None)
 
     def predict(self, X):
         """Scores ``X W`` for rows ``X`` (b, d) -> (b, c)."""
@@ -279,38 +271,6 @@ class RecursiveRidge(RowByRow, WoodburyChunks, RidgeStatistics):
         if not self.has_inverse:
             return factor_is_cheaper(self.la.max_chunk, d)
         return factor_is_cheaper(b, d)
-
-    def _chunk_from_factor(self, X, Y, w, Xq, qpos, keep_R: bool = True):
-        """Learn rows ``X`` (b, d) from the Cholesky factor of ``A + g I`` (module docstring);
-        ``R`` is not kept. Returns ``(prior, query)`` as :meth:`update` does."""
-        la = self.la
-        F, W0 = self._current_factor(solve=False)  # A + g I = L L'; W0 (d, c) the chunk-start weights, if at hand
-        V = la.whiten(F, X.T)  # (d, b) L^-1 X', so that X R X' = V'V
-        noise = self._noise(w)  # (b,)
-        S = la.gram_plus_diag(V, noise)  # (b, b) innovation covariance X R X' + noise
-        cut = self._cut(la.to_numpy(la.diag(S) / noise))
-        if cut < X.shape[0]:
-            self._factor = (None, F)  # spent: the prefix factors A + g I again, in its memory
-            return self._prefix(self._chunk_from_factor, X, Y, w, Xq, qpos, cut)
-        C = la.cholesky_lower(S)
-        # X W0 = V' (L^-1 B): one triangular solve where W0 takes two (and W0 dies with the chunk).
-        # Always this way, cached W0 or not: a prediction before a batch changes none of its bits.
-        Z = la.whiten(F, self.B)  # (d, c)
-        resid = Y - V.T @ Z  # (b, c) residuals against the chunk-start weights
-        if Xq is not None and W0 is None:
-            W0 = la.unwhiten(F, Z)  # (d, c) L'^-1 Z: what factor_solve gives, bit for bit
-        Q = la.solve_lower(C, resid)  # (b, c) whitened innovations
-        prior = Y - la.diag(C)[:, None] * Q  # (b, c) scores before each row was learned
-        query = None
-        if Xq is not None:
-            query = la.zeros(0, self.n_outputs)
-            if Xq.shape[0]:
-                T = la.solve_lower(C, V.T @ la.whiten(F, Xq.T))  # (b, u): C^-1 X R Xq'
-                query = self._queried(Xq @ W0, T, Q, qpos)
-        self.drop_inverse()
-        self._factor = (None, F)  # spent: the next factor is written over it
-        self._learn_statistics(X, Y, w)
-        return prior, query, X.shape[0]
 
     def _cut(self, lev) -> int:
         """How many of a chunk's rows to learn from its start, given each row's ``1 + w x'R0x / l^(i+1)``
