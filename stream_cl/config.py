@@ -35,6 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+# The bounds the engine also checks are the engine's, imported, so that the config and the library take the
+# same values (each message here names the key and the fix)
+from .checks import MIN_FORGETTING, is_forgetting, is_nonnegative, is_open_unit, is_positive
+from .homeostasis import is_lr_high, is_lr_low
+from .imbalance import MAX_IMBALANCE_WEIGHT, MIN_COUNT, is_max_weight
+from .replay.buffers import MAX_REPLAY_RATIO, is_ratio
+
 __all__ = ["UNREAD_MODEL_KEYS", "UNREAD_SECTION_KEYS", "Config", "ConfigError", "check_path", "load_config", "load_config_dict",
            "read_toml", "to_toml", "unread_keys"]
 
@@ -87,7 +94,6 @@ MAX_COUNT = 2**31 - 1
 MAX_SEED = 2**32 - 1  # a 32-bit seed: the trainable model derives torch seeds from it by arithmetic
 MAX_TOTAL = 2**53  # run.max_events, replay.max_bytes: totals that may pass MAX_COUNT (exact as a JSON number)
 MAX_KEY_UNITS = 1_000  # model.key_units: threshold units per input feature (the default is 8)
-MAX_REPLAY_RATIO = 100.0  # replay.ratio: replayed rows per fresh one; every one costs a row's learning
 MAX_SHUTDOWN_S = 86_400.0  # kafka.shutdown_timeout_s: a day (threading.Timer overflows past about 9e9 s)
 
 
@@ -105,16 +111,25 @@ def _nonnegative(fix: str) -> dict:
 
 
 def _finite_nonnegative(fix: str) -> dict:
-    return check(lambda v: 0 <= v < math.inf, "must be a finite number >= 0", fix)
+    return check(is_nonnegative, "must be a finite number >= 0", fix)
 
 
 def _finite_positive(fix: str) -> dict:
-    return check(lambda v: 0 < v < math.inf, "must be a finite number > 0", fix)
+    return check(is_positive, "must be a finite number > 0", fix)
 
 
 def _forgetting(fix: str) -> dict:
-    # a head's factor below 0.5 keeps about two rows; NaN fails the comparison too
-    return check(lambda v: all(0.5 <= lam <= 1.0 for lam in v), "each factor must be in [0.5, 1.0]", fix)
+    # the heads' rule (stream_cl.checks.is_forgetting): NaN fails it too
+    return check(lambda v: all(is_forgetting(lam) for lam in v), f"each factor must be in [{MIN_FORGETTING}, 1.0]", fix)
+
+
+def _number(x: float) -> str:
+    """``x`` as a short number for an error: ``1e6``, not ``1e+06``.
+
+    >>> _number(1e6), _number(100.0), _number(2.5e-05)
+    ('1e6', '100', '2.5e-5')
+    """
+    return re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", f"{x:g}")
 
 
 # mapping.timestamp_unit: how many of the unit make a second (a numeric time is divided by it)
@@ -225,7 +240,7 @@ class ModelConfig:
     input_forgetting: list[float] = field(default_factory=lambda: [0.999, 1.0], metadata=_forgetting(
         "1.0 keeps everything, 0.99 forgets fast"))  # heads on the inputs only (kind = "online")
     sgd_lr: float = field(default=0.01, metadata=_finite_nonnegative("use 0 for no SGD softmax head"))
-    mix_decay: float = field(default=0.995, metadata=check(lambda v: 0 < v < 1, "must be in (0, 1)", "use e.g. 0.995 (a memory of about 200 events)"))
+    mix_decay: float = field(default=0.995, metadata=check(is_open_unit, "must be in (0, 1)", "use e.g. 0.995 (a memory of about 200 events)"))
     width: int = field(default=256, metadata=check(
         lambda v: 0 <= v <= MAX_WIDTH, f"must be in [0, {MAX_WIDTH:_}]",
         "use e.g. 256 (0: no random features); memory grows with the width, a very wide model does not fit"))
@@ -484,8 +499,7 @@ class ReplayConfig:
     max_bytes: int | None = field(default=None, metadata=at_most(MAX_TOTAL, positive(
         "use a positive byte budget, or leave it out for none")))
     ratio: float = field(default=1.0, metadata=check(
-        lambda v: 0 <= v <= MAX_REPLAY_RATIO, f"must be a number in [0, {MAX_REPLAY_RATIO:g}]",
-        "use replayed rows per fresh row such as 1.0"))
+        is_ratio, f"must be a number in [0, {MAX_REPLAY_RATIO:g}]", "use replayed rows per fresh row such as 1.0"))
     alpha: float = field(default=0.5, metadata=_finite_nonnegative("use a power-law exponent such as 0.5 (0 = uniform)"))
     group: Literal["label", "sample"] = "sample"  # power_law: grouping of rows without a task
     exclude_current: bool = True  # power_law: do not replay the latest row's task (or class with group = "label"; PowerLawReplay)
@@ -502,7 +516,8 @@ class DriftConfig:
         default_factory=lambda: ["restart"],
         metadata=check(bool, "must name at least one response", 'use e.g. response = ["need", "restart"]'))
     direction: Literal["up", "both"] = "up"
-    forget_value: float = field(default=0.98, metadata=check(lambda v: 0.5 <= v <= 1.0, "must be in [0.5, 1]", "use a factor such as 0.98"))
+    forget_value: float = field(default=0.98, metadata=check(is_forgetting, f"must be in [{MIN_FORGETTING:g}, 1]",
+                                                             "use a factor such as 0.98"))
     forget_events: int = field(default=300, metadata=positive("use a positive number of labelled events such as 300"))
     restart_after: int = field(default=100, metadata=positive("use a positive number of labelled events such as 100"))
     max_alarms: int = field(default=1000, metadata=positive("use a positive number such as 1000"))
@@ -514,22 +529,23 @@ class HomeostasisConfig:
     """``[homeostasis]``: the need that scales forgetting factors and learning rates (stream_cl.homeostasis)."""
 
     enabled: bool = False
-    recent_rate: float = field(default=0.02, metadata=check(lambda v: 0 < v < 1, "must be in (0, 1)", "use a rate such as 0.02"))
-    set_point_rate: float = field(default=0.002, metadata=check(lambda v: 0 < v < 1, "must be in (0, 1)", "use a rate such as 0.002"))
+    recent_rate: float = field(default=0.02, metadata=check(is_open_unit, "must be in (0, 1)", "use a rate such as 0.02"))
+    set_point_rate: float = field(default=0.002, metadata=check(is_open_unit, "must be in (0, 1)", "use a rate such as 0.002"))
     tolerance: float = field(default=0.01, metadata=_finite_nonnegative("use a small tolerance such as 0.01"))
     z: float = field(default=2.0, metadata=_finite_nonnegative("use a band of about 2 standard deviations"))
     loss_gain: float = field(default=1.0, metadata=_finite_nonnegative("use a gain such as 1.0"))
     error_gain: float = field(default=0.5, metadata=_finite_nonnegative("use a gain such as 0.5"))
     alarm_gain: float = field(default=1.0, metadata=_finite_nonnegative("use a gain such as 1.0"))
-    need_decay: float = field(default=0.99, metadata=check(lambda v: 0 < v < 1, "must be in (0, 1)", "use a decay such as 0.99"))
+    need_decay: float = field(default=0.99, metadata=check(is_open_unit, "must be in (0, 1)", "use a decay such as 0.99"))
     max_need: float = field(default=4.0, metadata=_finite_positive("use a ceiling such as 4.0"))
     half_need: float = field(default=1.0, metadata=_finite_positive("use a value such as 1.0"))
-    min_forgetting: float = field(default=0.98, metadata=check(lambda v: 0.5 <= v <= 1.0, "must be in [0.5, 1]", "use a floor such as 0.98"))
+    min_forgetting: float = field(default=0.98, metadata=check(is_forgetting, f"must be in [{MIN_FORGETTING:g}, 1]",
+                                                               "use a floor such as 0.98"))
     lr_sensitivity: list[float] = field(default_factory=lambda: [0.25, 0.5], metadata=check(
         lambda v: len(v) > 0 and all(math.isfinite(s) for s in v), "must be finite numbers",
         "use per-layer sensitivities such as [0.25, 0.5]"))
-    lr_low: float = field(default=0.5, metadata=check(lambda v: 0 < v <= 1, "must be in (0, 1]", "use a bound such as 0.5"))
-    lr_high: float = field(default=4.0, metadata=check(lambda v: v >= 1, "must be >= 1", "use a bound such as 4.0"))
+    lr_low: float = field(default=0.5, metadata=check(is_lr_low, "must be in (0, 1]", "use a bound such as 0.5"))
+    lr_high: float = field(default=4.0, metadata=check(is_lr_high, "must be >= 1", "use a bound such as 4.0"))
     control_every: int = field(default=32, metadata=positive("use a positive number of labelled events such as 32"))
 
 
@@ -539,11 +555,12 @@ class ImbalanceConfig:
 
     mode: Literal["none", "pseudo", "reweight", "both"] = "none"
     max_pseudo: int = field(default=2, metadata=_nonnegative("use a small number such as 2"))
-    # the same rules as ImbalanceCompensator's, refused at load with the key named
+    # ImbalanceCompensator's rules (imported), refused at load with the key named
     power: float = field(default=1.0, metadata=_finite_nonnegative("use an exponent such as 1.0"))
-    max_weight: float = field(default=10.0, metadata=check(lambda v: 1 <= v <= 1e6, "must be in [1, 1e6]",
-                                                           "use a bound such as 10.0"))  # imbalance.MAX_IMBALANCE_WEIGHT
-    min_count: int = field(default=5, metadata=check(lambda v: v >= 2, "must be >= 2", "use a count such as 5"))
+    max_weight: float = field(default=10.0, metadata=check(
+        is_max_weight, f"must be in [1, {_number(MAX_IMBALANCE_WEIGHT)}]", "use a bound such as 10.0"))
+    min_count: int = field(default=5, metadata=check(lambda v: v >= MIN_COUNT, f"must be >= {MIN_COUNT}",
+                                                     "use a count such as 5"))
     seed: int = field(default=0, metadata=_seed())
 
 

@@ -55,7 +55,7 @@ import numpy as np
 from river import base
 from river import drift as river_drift
 
-from .checks import check_seed, check_signal, is_real
+from .checks import MIN_FORGETTING, check_seed, check_signal, is_forgetting, is_real
 
 __all__ = ["DETECTORS", "DIRECTION_WINDOW", "DIRECTION_Z", "DriftMonitor", "PARAM_RULES", "RESPONSES",
            "check_detector_params", "detector_state", "load_detector_state", "make_detector"]
@@ -378,8 +378,8 @@ class DriftMonitor(base.Base):
             raise ValueError(f"direction must be 'up' or 'both', got {direction!r}")
         if params is not None and not isinstance(params, Mapping):
             raise TypeError(f"params must be a dict of the River detector's parameters, or None; got {params!r}")
-        if not (is_real(forget_value) and 0.5 <= forget_value <= 1.0):  # the type first: "x" <= 1 names nothing
-            raise ValueError(f"forget_value must be in [0.5, 1], got {forget_value!r}")
+        if not is_forgetting(forget_value):  # the heads' rule: the factor is set on them
+            raise ValueError(f"forget_value must be in [{MIN_FORGETTING:g}, 1], got {forget_value!r}")
         for name, v, fix in (("forget_events", forget_events, "labelled events the 'forget' response lasts, e.g. 300"),
                              ("restart_after", restart_after, "labelled events shadows learn before a restart, e.g. 100"),
                              ("max_alarms", max_alarms, "alarms kept in alarms_, e.g. 1000")):

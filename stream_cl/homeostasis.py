@@ -39,12 +39,14 @@ from collections.abc import Mapping
 
 from river import base
 
-from .checks import check_signal, is_real
+from .checks import MIN_FORGETTING, check_signal, is_forgetting, is_nonnegative, is_open_unit, is_positive, is_real
 
 __all__ = [
     "Homeostasis",
     "ema_rate",
     "forgetting_for_need",
+    "is_lr_high",
+    "is_lr_low",
     "learning_rate_scales",
     "next_need",
     "noise_band",
@@ -139,6 +141,17 @@ def learning_rate_scales(need: float, sensitivities, low: float, high: float) ->
     return [float(min(high, max(low, 1.0 + s * need))) for s in sensitivities]
 
 
+def is_lr_low(v) -> bool:
+    """A lower bound ``lr_low`` of the learning-rate multipliers: in (0, 1] (1: the need never slows learning).
+    Here for :class:`Homeostasis` and for the config's ``homeostasis.lr_low``."""
+    return is_real(v) and 0.0 < v <= 1.0
+
+
+def is_lr_high(v) -> bool:
+    """An upper bound ``lr_high``: a number >= 1 (1: the need never speeds learning up)."""
+    return is_real(v) and v >= 1.0
+
+
 # -- the controller ----------------------------------------------------------------------
 class Homeostasis(base.Base):
     """Set points, need and the plasticity they ask for (see the module docstring).
@@ -183,21 +196,21 @@ class Homeostasis(base.Base):
                  lr_sensitivity: tuple = (0.25, 0.5), lr_low: float = 0.5, lr_high: float = 4.0):
         for name, v, example in (("recent_rate", recent_rate, 0.02), ("set_point_rate", set_point_rate, 0.002),
                                  ("need_decay", need_decay, 0.99)):
-            if not (is_real(v) and 0.0 < v < 1.0):  # the type first: "x" < 1 names nothing
+            if not is_open_unit(v):
                 raise ValueError(f"{name} must be in (0, 1), got {v!r}; use a value such as {example}")
         if not set_point_rate < recent_rate:
             raise ValueError(f"set_point_rate ({set_point_rate}) must be below recent_rate ({recent_rate}): "
                              "the set point is the slow, long-run normal")
-        if not (is_real(min_forgetting) and 0.5 <= min_forgetting <= 1.0):
-            raise ValueError(f"min_forgetting must be in [0.5, 1], got {min_forgetting!r}")
-        if not (is_real(lr_low) and is_real(lr_high) and 0 < lr_low <= 1.0 <= lr_high):
+        if not is_forgetting(min_forgetting):  # the heads' rule: the floor is a factor set on them
+            raise ValueError(f"min_forgetting must be in [{MIN_FORGETTING:g}, 1], got {min_forgetting!r}")
+        if not (is_lr_low(lr_low) and is_lr_high(lr_high)):
             raise ValueError(f"need 0 < lr_low <= 1 <= lr_high, got {lr_low!r}, {lr_high!r}")
         for name, v, example in (("tolerance", tolerance, 0.01), ("z", z, 2.0), ("loss_gain", loss_gain, 1.0),
                                  ("error_gain", error_gain, 0.5), ("alarm_gain", alarm_gain, 1.0)):
-            if not (is_real(v) and 0.0 <= v < math.inf):
+            if not is_nonnegative(v):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}; use a value such as {example}")
         for name, v, example in (("max_need", max_need, 4.0), ("half_need", half_need, 1.0)):
-            if not (is_real(v) and 0.0 < v < math.inf):
+            if not is_positive(v):
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}; use a value such as {example}")
         if isinstance(lr_sensitivity, str) or not hasattr(lr_sensitivity, "__iter__"):
             raise ValueError(f"lr_sensitivity must be a sequence of numbers (one per layer), got {lr_sensitivity!r}; "

@@ -45,16 +45,25 @@ from dataclasses import dataclass
 import numpy as np
 from river import base
 
-from .checks import check_int, check_seed, is_real
+from .checks import check_int, check_seed, is_nonnegative, is_real
 from .metrics.prequential import report_names
 from .replay.rng import CounterRandom
 
-__all__ = ["MAX_IMBALANCE_WEIGHT", "ImbalanceCompensator", "Compensation", "inverse_frequency_weight"]
+__all__ = ["MAX_IMBALANCE_WEIGHT", "MIN_COUNT", "ImbalanceCompensator", "Compensation", "inverse_frequency_weight",
+           "is_max_weight"]
 
 MODES = ("pseudo", "reweight", "both")
 # the largest max_weight: a rare class's row a million times a frequent one's is past any use, and a
 # bound keeps the weight times a sample weight (at most base_learner.MAX_WEIGHT) finite
 MAX_IMBALANCE_WEIGHT = 1e6
+MIN_COUNT = 2  # the least min_count: a class's variance needs two rows
+
+
+def is_max_weight(v) -> bool:
+    """A ``max_weight`` the compensator takes: a number in [1, :data:`MAX_IMBALANCE_WEIGHT`] (it bounds
+    the weights and their inverses). Here for :class:`ImbalanceCompensator` and the config's
+    ``imbalance.max_weight``."""
+    return is_real(v) and 1.0 <= v <= MAX_IMBALANCE_WEIGHT
 
 
 def inverse_frequency_weight(n_class: float, n_total: float, n_classes: int, power: float, max_weight: float) -> float:
@@ -116,13 +125,13 @@ class ImbalanceCompensator(base.Base):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         check_int(max_pseudo, "max_pseudo", 0, 2)
         # a NaN power would weigh every row 1/max_weight; a negative one up-weights the frequent classes
-        if not (is_real(power) and 0.0 <= power < math.inf):
+        if not is_nonnegative(power):
             raise ValueError(f"power must be a finite number >= 0, got {power!r}; use an exponent such as 1.0 "
                              "(0: every row weighs 1)")
-        if not (is_real(max_weight) and 1.0 <= max_weight <= MAX_IMBALANCE_WEIGHT):
+        if not is_max_weight(max_weight):
             raise ValueError(f"max_weight must be in [1, {MAX_IMBALANCE_WEIGHT:g}], got {max_weight!r}; use a bound "
                              "such as 10.0")
-        check_int(min_count, "min_count", 2, 5)  # >= 2: a variance needs two rows
+        check_int(min_count, "min_count", MIN_COUNT, 5)
         check_seed(seed)  # else the first pseudo row would fail, mid-batch
         self.mode = mode
         self.max_pseudo = max_pseudo

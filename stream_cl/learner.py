@@ -28,14 +28,13 @@ from .backbones import Backbone, KeyUnits, OnlineStandardizer, RandomFeatures, r
 from .base_learner import StreamingClassifier
 from .batch_path import BatchPath
 from .checkpoint import load_all_or_nothing
-from .checks import check_int, check_positive, check_seed
+from .checks import MIN_FORGETTING, check_int, check_positive, check_seed, is_forgetting
 from .column_bound import check_bound
 from .continual_steps import ContinualSteps
 from .encoding import DEFAULT_MAX_CATEGORIES
 from .ensemble import VIEWS, AnalyticEnsemble
 from .features import FeatureIndex
 from .heads.class_head import RidgeClassHead
-from .heads.ridge_stats import is_forgetting
 from .heads.sgd import SGDSoftmaxHead
 from .mixing import AccuracyMixer
 from .one_event import OneEventPath, RowMemo
@@ -326,5 +325,5 @@ def _check_heads(heads) -> None:
     for pair in heads:
         if (isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2 or not is_forgetting(pair[0])
                 or pair[1] not in VIEWS):
-            raise ValueError(f"heads must be (forgetting, view) pairs with a number in [0.5, 1] and a view in "
-                             f"{VIEWS}, got {pair!r} in heads={heads!r}; {use}")
+            raise ValueError(f"heads must be (forgetting, view) pairs with a number in [{MIN_FORGETTING:g}, 1] and a "
+                             f"view in {VIEWS}, got {pair!r} in heads={heads!r}; {use}")

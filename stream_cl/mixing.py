@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .checks import check_nonnegative, is_real
+from .checks import check_nonnegative, is_open_unit
 
 
 class AccuracyMixer:
@@ -30,7 +30,7 @@ class AccuracyMixer:
     0), a negative one followed the least accurate head."""
 
     def __init__(self, n_heads: int, decay: float = 0.99, sharpness: float = 100.0):
-        if not (is_real(decay) and 0.0 < decay < 1.0):  # the type first: "0.9" < 1 names nothing
+        if not is_open_unit(decay):
             raise ValueError(f"mix_decay must be in (0, 1), got {decay!r}; use e.g. 0.995")
         check_nonnegative(sharpness, "mix_sharpness", 100.0)
         self.decay = decay

@@ -28,10 +28,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..checks import check_positive, is_real
+from ..checks import MIN_FORGETTING, check_positive, is_forgetting
 from ._linalg import ScaledTriangle, make_linalg
 
-__all__ = ["ANCHOR_DECAY", "REBUILD_LEVERAGE", "REFRESH_ROWS", "RidgeStatistics", "is_forgetting"]
+__all__ = ["ANCHOR_DECAY", "REBUILD_LEVERAGE", "REFRESH_ROWS", "RidgeStatistics"]
 
 # Re-anchor at least this often, so floating-point drift in R cannot accumulate.
 REFRESH_ROWS = 65_536
@@ -70,15 +70,6 @@ class _Symmetric:
         setattr(obj, self.slot, ScaledTriangle(M))
         if self.drops_weights:  # and the equilibrated factor: an R assigned is the one kept up to date
             obj._W = obj._eq = None
-
-
-def is_forgetting(value) -> bool:
-    """A forgetting factor a head takes: a number in [0.5, 1.0] (the type first: ``"0.9" <= 1`` names nothing).
-
-    >>> is_forgetting(0.999), is_forgetting(0.2), is_forgetting("0.9")
-    (True, False, False)
-    """
-    return is_real(value) and 0.5 <= value <= 1.0
 
 
 class RidgeStatistics:
@@ -158,7 +149,8 @@ class RidgeStatistics:
     @staticmethod
     def _check_forgetting(value: float) -> None:
         if not is_forgetting(value):
-            raise ValueError(f"forgetting must be in [0.5, 1.0], got {value!r}; use e.g. 1.0 (keep all) or 0.999")
+            raise ValueError(f"forgetting must be in [{MIN_FORGETTING}, 1.0], got {value!r}; use e.g. 1.0 (keep all) "
+                             "or 0.999")
 
     def set_forgetting(self, value: float) -> None:
         """Change the forgetting factor from now on (used by drift responses and homeostasis)."""

@@ -48,13 +48,26 @@ from dataclasses import dataclass
 import numpy as np
 from river import base
 
-from ..checks import check_bool, check_int, check_seed, is_real
+from ..checks import check_bool, check_int, check_seed, is_nonnegative, is_real
 from .groups import RowGroups, key_from_state, key_to_state
 from .rng import CounterRandom
 from .rows import RowStore
 
-__all__ = ["ReplayBuffer", "ReservoirReplay", "ClassBalancedReplay", "PowerLawReplay", "ReplayDraw", "make_replay",
-           "POLICIES"]
+__all__ = ["MAX_REPLAY_RATIO", "ReplayBuffer", "ReservoirReplay", "ClassBalancedReplay", "PowerLawReplay", "ReplayDraw",
+           "is_ratio", "make_replay", "POLICIES"]
+
+# the largest ratio (replayed rows per fresh one): each replayed row costs a row's learning, and far past
+# this the fresh rows are a sliver of what is learned; the config's replay.ratio is checked by is_ratio too
+MAX_REPLAY_RATIO = 100.0
+
+
+def is_ratio(v) -> bool:
+    """A ``ratio`` a buffer takes: a number in [0, :data:`MAX_REPLAY_RATIO`] (NaN and infinity are refused).
+
+    >>> is_ratio(0.5), is_ratio(100), is_ratio(1000.0), is_ratio("1")
+    (True, True, False, False)
+    """
+    return is_real(v) and 0.0 <= v <= MAX_REPLAY_RATIO
 
 
 
@@ -82,7 +95,8 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
         and task); as inputs appear the capacity shrinks and rows are evicted by the
         policy's rule.
     ratio
-        Replayed rows per fresh labelled row (0.5: one every other row; 2: two each).
+        Replayed rows per fresh labelled row (0.5: one every other row; 2: two each), at most
+        :data:`MAX_REPLAY_RATIO`.
     seed
         Seed of the buffer's random numbers.
 
@@ -100,8 +114,9 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
     def __init__(self, max_samples: int = 1000, max_bytes: int | None = None, ratio: float = 1.0, seed: int = 0):
         check_int(max_samples, "max_samples", 1, 1000)
         check_int(max_bytes, "max_bytes", 1, 1_000_000, optional=True)
-        if not (is_real(ratio) and 0 <= ratio < np.inf):  # the type first: "1" < 0 names nothing
-            raise ValueError(f"ratio must be a finite number >= 0, got {ratio!r}")
+        if not is_ratio(ratio):
+            raise ValueError(f"ratio must be a number in [0, {MAX_REPLAY_RATIO:g}], got {ratio!r}; use replayed rows "
+                             "per fresh row such as 1.0")
         check_seed(seed)
         self.max_samples = max_samples
         self.max_bytes = max_bytes
@@ -431,7 +446,7 @@ class PowerLawReplay(ClassBalancedReplay):
 
     def __init__(self, max_samples: int = 1000, max_bytes: int | None = None, ratio: float = 1.0, alpha: float = 0.5,
                  group: str = "sample", exclude_current: bool = True, seed: int = 0):
-        if not (is_real(alpha) and 0 <= alpha < np.inf):
+        if not is_nonnegative(alpha):
             raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
         if group not in ("label", "sample"):
             raise ValueError(f"group must be 'label' or 'sample', got {group!r}")
