@@ -289,10 +289,10 @@ class ImbalanceCompensator(base.Base):
         c = len(self.classes_)
         self.counts_ = np.asarray(state["counts"], dtype=np.float64).reshape(c).copy()  # (c,)
         self.pseudo_counts_ = np.asarray(state["pseudo_counts"], dtype=np.float64).reshape(c).copy()  # (c,)
-        self.mean_ = [np.asarray(m, dtype=np.float64).reshape(c, -1).copy() for m in state["mean"]]  # (c, d_block)
-        self.m2_ = [np.asarray(m, dtype=np.float64).reshape(c, -1).copy() for m in state["m2"]]  # (c, d_block)
         # absent before compensators moved between learners: every block in the design's order
-        columns = state.get("columns") or [None] * len(self.mean_)
+        columns = state.get("columns") or [None] * len(state["mean"])
+        self.mean_ = [_block(m, c, cols) for m, cols in zip(state["mean"], columns)]  # (c, d_block)
+        self.m2_ = [_block(m, c, cols) for m, cols in zip(state["m2"], columns)]  # (c, d_block)
         # per block (d_block,)
         self.columns_ = [None if c is None else np.asarray(c, dtype=np.int64).reshape(-1).copy() for c in columns]
         if len(self.columns_) != len(self.mean_) or any(
@@ -300,6 +300,17 @@ class ImbalanceCompensator(base.Base):
             raise ValueError("the compensator's column orders do not match its statistics")
         self.rng_ = CounterRandom.from_state(state["rng"])
         return self
+
+
+def _block(saved, c: int, columns) -> np.ndarray:
+    """A block's saved statistics as (c, d_block): its own shape where it kept one (a block met
+    before any class, (0, d_block), reshapes from no values to no width), else ``columns``' count
+    where there is no class, else the values' count over ``c``."""
+    m = np.asarray(saved, dtype=np.float64)
+    if m.ndim == 2 and m.shape[0] == c:
+        return m.copy()
+    width = (len(columns) if columns is not None else 0) if c == 0 else -1
+    return m.reshape(c, width).copy()  # (c, d_block)
 
 
 def _in_design(rows: np.ndarray, columns: np.ndarray, width: int) -> np.ndarray:
