@@ -23,7 +23,7 @@ import numpy as np
 
 from benchmarks.common import STREAMS, materialise, resolve_names, stack_batches
 from stream_cl import OnlineContinualLearner, set_threads
-from stream_cl.heads._linalg import CPU_CHUNK, NumpyLinalg
+from stream_cl.heads.linalg import CPU_CHUNK, NumpyLinalg
 from stream_cl.runtime import warm_up
 
 RUNS = ((256, CPU_CHUNK), (1024, 1024), (1024, CPU_CHUNK))  # (batch, chunk); the first is the reference

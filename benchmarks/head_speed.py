@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from stream_cl import AnalyticClassifier, OnlineContinualLearner, set_threads
-from stream_cl.heads._linalg import NumpyLinalg
+from stream_cl.heads.linalg import NumpyLinalg
 from stream_cl.heads.ridge import RecursiveRidge, factor_is_cheaper, rows_are_cheaper, update_flops
 
 

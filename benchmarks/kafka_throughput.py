@@ -94,11 +94,11 @@ def percentiles(values) -> dict:
     return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99))}
 
 
-CREATED: list[str] = []
-
-
-def create_topic(admin: KafkaAdminClient, name: str, partitions: int) -> str:
-    CREATED.append(name)
+def create_topic(admin: KafkaAdminClient, name: str, partitions: int, created: list[str] | None = None) -> str:
+    """Create topic ``name`` and return it; it is appended to ``created`` (the caller's list of topics to
+    delete when it is done) when given, before the request, so that a half-made topic is deleted too."""
+    if created is not None:
+        created.append(name)
     admin.create_topics({name: {"num_partitions": partitions, "replication_factor": 1}}, timeout_ms=10_000,
                         wait_for_metadata=True)
     return name
@@ -150,7 +150,7 @@ def bare_consumer(bootstrap: str, topic: str, n: int) -> dict:
             "window": (wall0, wall1)}
 
 
-def passthrough(bootstrap: str, admin, topic: str, n: int, publisher: str) -> dict:
+def passthrough(bootstrap: str, admin, topic: str, n: int, publisher: str, created: list[str] | None = None) -> dict:
     """kafka-python alone, consuming and publishing: one keyed prediction record out per record in.
 
     No decoding and no model. The records and the consumed offsets are committed in one
@@ -165,7 +165,7 @@ def passthrough(bootstrap: str, admin, topic: str, n: int, publisher: str) -> di
     from connectors.publisher import InlinePublisher, ProcessPublisher
     from stream_cl.events import Prediction
 
-    out_topic = create_topic(admin, f"{topic}-passthrough-{uuid.uuid4().hex[:6]}", 1)
+    out_topic = create_topic(admin, f"{topic}-passthrough-{uuid.uuid4().hex[:6]}", 1, created)
     group = f"bench-pass-{uuid.uuid4().hex[:8]}"
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
                              enable_auto_commit=False, auto_offset_reset="earliest", **FETCH)
@@ -314,8 +314,8 @@ def run_daemon_process(config: Path, log: Path, meter: CpuMeter | None = None, n
 
 
 def drain(bootstrap: str, admin, topic: str, n: int, sent_ms: dict, model: str, folder: Path,
-          meter: CpuMeter | None = None) -> dict:
-    preds = create_topic(admin, f"{topic}-pred-{_slug(model)}", 1)
+          meter: CpuMeter | None = None, created: list[str] | None = None) -> dict:
+    preds = create_topic(admin, f"{topic}-pred-{_slug(model)}", 1, created)
     config, status_path = daemon_config(folder, bootstrap, topic, preds, model, stop_at_end=True)
     log = folder / f"daemon-{_slug(model)}.log"
     rc, wall = run_daemon_process(config, log, meter, f"daemon:{model}")
@@ -329,10 +329,11 @@ def drain(bootstrap: str, admin, topic: str, n: int, sent_ms: dict, model: str, 
     return out
 
 
-def live(bootstrap: str, admin, rate: float, seconds: float, features: int, model: str, folder: Path) -> dict:
+def live(bootstrap: str, admin, rate: float, seconds: float, features: int, model: str, folder: Path,
+         created: list[str] | None = None) -> dict:
     """The daemon keeps up with a producer at ``rate`` events/s: latency without queueing."""
-    topic = create_topic(admin, f"bench-live-{uuid.uuid4().hex[:8]}", 1)
-    preds = create_topic(admin, f"{topic}-pred", 1)
+    topic = create_topic(admin, f"bench-live-{uuid.uuid4().hex[:8]}", 1, created)
+    preds = create_topic(admin, f"{topic}-pred", 1, created)
     config, status_path = daemon_config(folder, bootstrap, topic, preds, model, stop_at_end=False)
     log = open(folder / "daemon-live.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "connectors.daemon", "--config", str(config)], cwd=REPO,
@@ -361,7 +362,8 @@ def live(bootstrap: str, admin, rate: float, seconds: float, features: int, mode
     return out
 
 
-def breakdown(bootstrap: str, admin, topic: str, n: int, model: str, folder: Path) -> dict:
+def breakdown(bootstrap: str, admin, topic: str, n: int, model: str, folder: Path,
+              created: list[str] | None = None) -> dict:
     """The daemon in this process with timers around each stage (adds ~1 us per timed call)."""
     from connectors import commit as commit_mod
     from connectors import daemon as daemon_mod
@@ -384,7 +386,7 @@ def breakdown(bootstrap: str, admin, topic: str, n: int, model: str, folder: Pat
         (daemon_mod.Daemon, "process", "process (all per-batch work)"),
         (kafka_mod.KafkaSource, "poll", "source.poll (fetch + decode)"),
     ]
-    preds = create_topic(admin, f"{topic}-pred-breakdown", 1)
+    preds = create_topic(admin, f"{topic}-pred-breakdown", 1, created)
     config = load_config(daemon_config(folder, bootstrap, topic, preds, model, stop_at_end=True)[0])
     with timed_methods(patches, totals):
         t0 = time.perf_counter()
@@ -539,6 +541,7 @@ def main(argv=None) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="kafka-bench-"))
     admin = KafkaAdminClient(bootstrap_servers=args.bootstrap)
     topic = create_topic(admin, f"bench-{uuid.uuid4().hex[:8]}", args.partitions)
+    created = [topic]  # with every topic the runs below create: deleted at the end
     report: dict = {"meta": {"events": args.events, "features": args.features, "partitions": args.partitions,
                              "machine": f"{os.cpu_count()} CPUs, {sys.platform}, Python {sys.version.split()[0]}, "
                                         f"kafka-python {kafka_version} with the {crc} CRC-32C",
@@ -557,35 +560,36 @@ def main(argv=None) -> dict:
     print(f"bare consumer: {report['ceiling']['events_per_s']:,.0f} events/s", file=sys.stderr)
     report["passthrough"] = {}
     for publisher in ("thread", "process"):
-        pt = passthrough(args.bootstrap, admin, topic, args.events, publisher)
+        pt = passthrough(args.bootstrap, admin, topic, args.events, publisher, created)
         report["passthrough"][publisher] = pt
         print(f"consume + publish [{publisher}]: {pt['events_per_s']:,.0f} events/s", file=sys.stderr)
     if args.compare_crc:
         undo = pure_python_crc()
         try:
             report["pure_python_crc"] = {"ceiling": bare_consumer(args.bootstrap, topic, args.events),
-                                         "passthrough": passthrough(args.bootstrap, admin, topic, args.events, "thread")}
+                                         "passthrough": passthrough(args.bootstrap, admin, topic, args.events, "thread",
+                                                                     created)}
         finally:
             undo()
         print(f"pure-Python CRC: bare {report['pure_python_crc']['ceiling']['events_per_s']:,.0f}, consume + publish "
               f"{report['pure_python_crc']['passthrough']['events_per_s']:,.0f} events/s", file=sys.stderr)
     report["drain"] = {}
     for model in args.models.split(","):
-        d = drain(args.bootstrap, admin, topic, args.events, sent_ms, model, folder, meter)
+        d = drain(args.bootstrap, admin, topic, args.events, sent_ms, model, folder, meter, created)
         report["drain"][model] = d
         print(f"daemon [{model}]: {d['events_per_s']:,.0f} events/s "
               f"({d['events_per_s'] / report['ceiling']['events_per_s']:.1%} of bare)", file=sys.stderr)
     if args.live_rate > 0:
         report["live"] = live(args.bootstrap, admin, args.live_rate, args.live_seconds, args.features,
-                              report["meta"]["live_model"], folder)
+                              report["meta"]["live_model"], folder, created)
         print(f"live: p50 {report['live']['p50_ms']:.0f} ms, p99 {report['live']['p99_ms']:.0f} ms", file=sys.stderr)
     if meter is not None:
         meter.stop()
         report["cpu"] = cpu_per_event(meter, report)
     if args.breakdown:
-        report["breakdown"] = breakdown(args.bootstrap, admin, topic, args.events, "default", folder)
+        report["breakdown"] = breakdown(args.bootstrap, admin, topic, args.events, "default", folder, created)
     try:
-        admin.delete_topics(CREATED)
+        admin.delete_topics(created)
     except Exception:
         pass
     admin.close()

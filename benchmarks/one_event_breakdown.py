@@ -105,7 +105,7 @@ def _parts() -> list:
     from stream_cl.backbones import OnlineStandardizer
     from stream_cl.features import FeatureIndex
     from stream_cl.heads import class_head, ridge_one, sgd
-    from stream_cl.heads._linalg import NumpyLinalg, ScaledTriangle
+    from stream_cl.heads.linalg import NumpyLinalg, ScaledTriangle
     from stream_cl.mixing import AccuracyMixer
 
     return [

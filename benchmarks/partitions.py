@@ -103,15 +103,15 @@ def main(argv=None):
     forgetting = [h.ridge for h in many.heads_ if h.ridge.forgetting < 1.0]
     t0 = time.perf_counter()
     for _ in range(10):
-        many._serve_sums(forgetting_only=True)
+        many.resum(forgetting_only=True)
     resum = (time.perf_counter() - t0) / 10
     t0 = time.perf_counter()
     for _ in range(10):
-        many._serve_sums(forgetting_only=True)
+        many.resum(forgetting_only=True)
         for ridge in forgetting:  # the next read of R (the per-event loop's learn_one): rebuilt from the sums
             ridge.inverse()
     read = (time.perf_counter() - t0) / 10
-    many._serve_sums(forgetting_only=True)  # as the re-sum leaves them (R not kept) for what follows
+    many.resum(forgetting_only=True)  # as the re-sum leaves them (R not kept) for what follows
     print(f"re-sum of the forgetting heads (design widths {width}): {resum * 1e3:.1f} ms "
           f"(sums only; R rebuilt when next read); with the next read of their inverses: {read * 1e3:.1f} ms")
     raw = many.contribution(0).to_bytes()
@@ -125,7 +125,7 @@ def main(argv=None):
     from stream_cl.parts import SUM_EVERY_ROWS
 
     more = stream(a.n + SUM_EVERY_ROWS, a.seed)[a.n : a.n + SUM_EVERY_ROWS - 1]
-    many._since_sum = 0
+    many.resum(forgetting_only=True)  # SUM_EVERY_ROWS - 1 rows from here on: just short of the next re-sum
     many.prequential_batch([x for x, _ in more], [y for _, y in more], partition=0)
     probe = events[-2000:]
     err, flips = forgetting_error(many, probe)

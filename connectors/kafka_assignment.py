@@ -175,6 +175,8 @@ class RebalanceCallbacks:
         """
         if not partitions:
             return {}
+        # kafka-python private (no public awaitable lookup): listed in docs/daemon.md, "kafka-python's private
+        # attributes", and checked against the installed version by tests/unit/test_public_names_review44.py
         fetch = getattr(getattr(self.consumer, "_fetcher", None), "_fetch_offsets_by_times_async", None)
         if fetch is None:
             log.warning("this kafka-python cannot look up log start offsets in a rebalance callback; "
@@ -191,6 +193,7 @@ class RebalanceCallbacks:
                 if o is not None and o.offset is not None and o.offset >= 0}
 
     async def _committed_async(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
+        # kafka-python private (no public awaitable read of committed offsets): as _fetcher above
         fetch = getattr(self.consumer._coordinator, "fetch_committed_offsets_async", None)
         if fetch is None:
             log.warning("this kafka-python cannot read committed offsets in a rebalance callback; "

@@ -38,8 +38,9 @@ import json
 import logging
 import math
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import IO, Any, Literal
 
 __all__ = ["LIFECYCLE_EVENTS", "JsonFormatter", "Redact", "StartupQuiet", "TextFormatter", "hide_secret", "log_event",
@@ -52,11 +53,12 @@ LIFECYCLE_EVENTS = ("start", "restore", "assignment", "revocation", "ready", "ch
 RESERVED = ("ts", "level", "logger", "event", "exc")
 _FIELDS_ATTR = "stream_cl_fields"  # LogRecord attribute carrying log_event's fields
 _HANDLER_FLAG = "_stream_cl_handler"
+_PROCESS_FLAG = "_stream_cl_process"  # marks the process's Redact on the root logger (_process_redact)
+_PROCESS_LOCK = threading.Lock()  # two first calls at once must not make two of them
 
 Format = Literal["auto", "json", "text"]
 
-# Values never written to the log (the configured passwords): see hide_secret() and Redact
-_SECRETS: set[str] = set()
+# Values never written to the log (the configured passwords) are held by a Redact filter: see hide_secret()
 _MIN_SECRET = 4  # a shorter value would mask ordinary words and numbers in every line
 REDACTED = "<redacted>"
 
@@ -91,7 +93,9 @@ def setup_logging(level: int | str = "INFO", fmt: Format = "auto", stream: IO[st
     # What teardown_logging() puts back: the levels this call changes.
     saved = {"": root.level, **{name: logging.getLogger(name).level for name in quiet}}
     setattr(handler, _HANDLER_FLAG, saved)
-    handler.addFilter(Redact())  # first: StartupQuiet keeps a message it holds back, which must be clean too
+    # the process's filter: what hide_secret() was given before this call is masked too. First: StartupQuiet
+    # keeps a message it holds back, which must be clean too
+    handler.addFilter(_process_redact())
     if hold_until_started:
         handler.addFilter(StartupQuiet(quiet))
     root.addHandler(handler)
@@ -114,16 +118,27 @@ def hide_secret(*values: object) -> None:
     """Never log these values (the passwords of the config, once read): :class:`Redact` writes
     ``<redacted>`` in their place. ``None``, non-strings and values under 4 characters are
     ignored (masking those would garble every line; the lines that carry credentials are
-    dropped whatever their length). For the whole process: a secret stays one."""
-    _SECRETS.update(v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET)
+    dropped whatever their length). For the whole process: a secret stays one, in the
+    handler :func:`setup_logging` installs whether it is called before or after this, and
+    again after :func:`teardown_logging` (the values are held by the process's
+    :class:`Redact`, which every such handler uses)."""
+    _process_redact().hide(*values)
 
 
-def _mask(text: str) -> str:
-    """``text`` with every hidden value replaced (the same object when none occurs)."""
-    for secret in _SECRETS:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
+def _process_redact() -> Redact:
+    """The :class:`Redact` that holds the process's secrets, made at the first call. It is kept on
+    the root logger, as the process's logging configuration is (it masks the lines logged there
+    directly too): a secret hidden before :func:`setup_logging` (the publisher child learns its
+    passwords first) or before a new setup must be masked by the handler the setup installs."""
+    root = logging.getLogger()
+    with _PROCESS_LOCK:
+        for f in root.filters:
+            if isinstance(f, Redact) and getattr(f, _PROCESS_FLAG, False):
+                return f
+        redact = Redact()
+        setattr(redact, _PROCESS_FLAG, True)
+        root.addFilter(redact)
+        return redact
 
 
 class Redact(logging.Filter):
@@ -135,15 +150,39 @@ class Redact(logging.Filter):
     holds the username and the password in clear, an OAUTHBEARER one the token. Dropped:
     a ``kafka*`` logger's lines that mention ``SaslAuthenticate`` or ``SaslBytes`` (the
     SASL exchange, both ways), and ``kafka.protocol.parser``'s ``Send:`` byte dumps (the
-    request's own line, kept, says what was sent). Masked: the values given to
-    :func:`hide_secret`, in any logger's message and :func:`log_event` fields.
+    request's own line, kept, says what was sent). Masked: this filter's ``secrets`` (given
+    here or to :meth:`hide`), in any logger's message and :func:`log_event` fields. Each
+    filter holds its own; the one :func:`setup_logging` installs holds the values given to
+    :func:`hide_secret`.
     """
 
     SASL = ("SaslAuthenticate", "SaslBytes")
 
+    def __init__(self, secrets: Iterable[object] = ()):
+        super().__init__()
+        self.secrets: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+        self.hide(*secrets)
+
+    def hide(self, *values: object) -> None:
+        """Mask these values from now on; ``None``, non-strings and values under 4 characters are
+        ignored (see :func:`hide_secret`). The set is replaced whole, never changed in place: a
+        line being masked on another thread meanwhile goes on with the set it started with."""
+        found = {v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET}
+        if found:
+            with self._lock:  # two threads hiding at once: both values are kept
+                self.secrets = self.secrets | found
+
+    def mask(self, text: str) -> str:
+        """``text`` with every secret replaced (the same object when none occurs)."""
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
     def filter(self, record: logging.LogRecord) -> bool:
         library = record.name.startswith("kafka")
-        if not library and not _SECRETS:
+        if not library and not self.secrets:
             return True
         if library and record.name == "kafka.protocol.parser" and " Send: " in str(record.msg):
             return False  # raw bytes: several requests at once, a SASL one among them as likely as not
@@ -153,13 +192,13 @@ class Redact(logging.Filter):
             return True
         if library and any(name in message for name in self.SASL):
             return False
-        if _SECRETS:
-            masked = _mask(message)
+        if self.secrets:
+            masked = self.mask(message)
             if masked is not message:
                 record.msg, record.args = masked, None
             fields = getattr(record, _FIELDS_ATTR, None)
             if fields:
-                setattr(record, _FIELDS_ATTR, {k: _mask(v) if isinstance(v, str) else v for k, v in fields.items()})
+                setattr(record, _FIELDS_ATTR, {k: self.mask(v) if isinstance(v, str) else v for k, v in fields.items()})
         return True
 
 

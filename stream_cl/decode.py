@@ -36,12 +36,13 @@ Event(x={'a': 1.5, 'b': None, 'c': 'red'}, y='cat', id=None, task=None, ts=None,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import numbers
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Literal
@@ -54,7 +55,7 @@ from .events import DeadLetter, Event
 from .mapping_check import FieldCensus
 
 __all__ = ["LONE_SURROGATE", "MAX_TEXT_CHARS", "UNFORESEEN", "EventDecoder", "ascii_float", "id_value", "label_value",
-           "lone_surrogate", "text_problem"]
+           "lone_surrogate", "standard_library_only", "text_problem"]
 
 _BIG = 2**1000  # ints inside this convert to float without overflow
 # mapping.features' default ("x"): in a CSV, every column but the label, id, task and timestamp
@@ -112,6 +113,29 @@ _fast_loads = orjson.loads
 _FastError = orjson.JSONDecodeError
 _FIX = {"too_deep": "; raise mapping.max_depth", "too_many_features": "; raise mapping.max_features",
         "non_finite": "", "wrong_type": ""}
+
+
+@contextlib.contextmanager
+def standard_library_only() -> Iterator[None]:
+    """Within the block every JSON record takes the standard library, as before orjson: the fast
+    path refuses each one as it refuses a record it cannot read (one raised exception a record),
+    and comes back on exit. For a benchmark or test comparing the two parsers (the results must
+    be the same), never the daemon: it swaps a module name, for every thread.
+
+    >>> with standard_library_only():
+    ...     EventDecoder(MappingConfig()).parse_json(b'{"id": 7}')
+    {'id': 7}
+    """
+    global _fast_loads
+    saved, _fast_loads = _fast_loads, _refuse_fast
+    try:
+        yield
+    finally:
+        _fast_loads = saved
+
+
+def _refuse_fast(raw):
+    raise _FastError("refused by standard_library_only()", "", 0)
 
 
 def _event_maker():

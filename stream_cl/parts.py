@@ -309,10 +309,13 @@ class PartitionedLearner(PartExchange):
             return [PartStats.from_head(h) for h in heads]
         return [sum_parts(h, [p.stats[i] for p in self._parts.values()]) for i, h in enumerate(heads)]
 
-    def resum(self) -> None:
-        """Set the served heads to the exact sums of the parts (after merges with ``resum=False``)."""
+    def resum(self, forgetting_only: bool = False) -> None:
+        """Set the served heads to the exact sums of the parts (after merges with ``resum=False``).
+        ``forgetting_only``: only the heads whose served sums drift from the parts' (forgetting or
+        approximate ones), as learning does every ``SUM_EVERY_ROWS`` rows; either way the count
+        towards the next such re-sum starts again."""
         if self._multi:
-            self._serve_sums()
+            self._serve_sums(forgetting_only)
 
     # -- state --------------------------------------------------------------------------------
     def _parts_state(self) -> dict:

@@ -65,12 +65,12 @@ def warm_up() -> None:
     not pay for it."""
     from . import mixture_row
     from .backbones import design_row, standardize_row
-    from .heads import _linalg, ridge_one, ridge_rows, sgd_rows
+    from .heads import linalg, ridge_one, ridge_rows, sgd_rows
 
     sgd_rows.warm()
     ridge_rows.warm()
     ridge_one.warm()
-    _linalg.warm()  # the first chunk's Cholesky factor checks its pivots with it
+    linalg.warm()  # the first chunk's Cholesky factor checks its pivots with it
     design_row.warm()
     standardize_row.warm()
     mixture_row.warm()

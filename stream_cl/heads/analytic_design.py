@@ -55,7 +55,7 @@ class AnalyticDesign:
             if learn is not None:
                 return self._design(xs, learn.tolist())
             return np.hstack([np.ones((len(xs), 1)), self.index_.vectorize(xs, [False] * len(xs), self._room)[0]])
-        pos = self.index_._pos
+        pos = self.index_.positions  # read-only view of the index's key -> column map
         names = X.columns.tolist()  # plain Python: indexing a pandas Index per element is slow
         if learn is not None and learn.any():  # every row has every column: a learned row creates them all
             self._commit([c for c in names if c not in pos])
