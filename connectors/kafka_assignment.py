@@ -194,7 +194,7 @@ class RebalanceCallbacks:
 
     async def _committed_async(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
         # kafka-python private (no public awaitable read of committed offsets): as _fetcher above
-        fetch = getattr(self.consumer._coordinator, "fetch_committed_offsets_async", None)
+        fetch = getattr(getattr(self.consumer, "_coordinator", None), "fetch_committed_offsets_async", None)
         if fetch is None:
             log.warning("this kafka-python cannot read committed offsets in a rebalance callback; "
                         "partitions start from the checkpoint or auto_offset_reset")

@@ -270,3 +270,17 @@ def test_the_kafka_python_private_attributes_the_daemon_reads_exist():
     doc = (ROOT / "docs" / "daemon.md").read_text()
     for name in ("_cluster", "_fetcher._fetch_offsets_by_times_async", "_coordinator.fetch_committed_offsets_async"):
         assert f"`KafkaConsumer.{name}" in doc, name
+
+
+def test_a_consumer_without_the_coordinator_attribute_reads_no_committed_offsets_and_says_so(caplog):
+    # the other two private reads went through getattr; this one raised AttributeError in the rebalance callback
+    from connectors.kafka_assignment import RebalanceCallbacks
+
+    class Member:
+        consumer = object()  # a kafka-python without _coordinator
+
+    step = RebalanceCallbacks._committed_async(Member(), set())
+    with caplog.at_level("WARNING", logger="stream_cl.kafka"), pytest.raises(StopIteration) as done:
+        step.send(None)  # returns before its first await
+    assert done.value.value == {}
+    assert "cannot read committed offsets in a rebalance callback" in caplog.text
