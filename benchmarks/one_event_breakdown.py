@@ -114,13 +114,13 @@ def _parts() -> list:
         (OnlineStandardizer, "learn_row", "standardiser: learn_row"),
         (OnlineContinualLearner, "_design_row", "designs: design row"),
         (OnlineContinualLearner, "_mixture_row", "mixture: scores + mix_row"),
-        (class_head.RidgeClassHead, "learn_one", "heads: learn_one (all four)"),
+        (class_head.RidgeClassHead, "learn_row", "heads: learn_row (all four)"),
         (ridge_one, "update_one", lambda a: f"  compiled update, {'wide' if a[4].shape[0] > 64 else 'narrow'} heads"),
         (ScaledTriangle, "defer_outer", "  A: defer a row (+ dsyrk of 512)"),
         (NumpyLinalg, "spd_inverse", "  R: rebuilt at re-anchors"),
         (one_event, "row_hit", "hits: row_hit"),
         (sgd.SGDSoftmaxHead, "learn_row", "SGD head: learn_row"),
-        (AccuracyMixer, "learn_one", "mixer: learn_one"),
+        (AccuracyMixer, "absorb", "mixer: absorb"),
     ]
 
 

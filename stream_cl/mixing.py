@@ -73,7 +73,7 @@ class AccuracyMixer:
         self.accuracy = (q**n) * self.accuracy + (1 - q) * contrib.sum(axis=0)
         return self.weights(before)
 
-    def learn_one(self, hits) -> None:
+    def absorb(self, hits) -> None:
         """Absorb one labelled row's ``hits`` (h bools): :meth:`prequential` of one row, the same
         arithmetic (``q a + (1 - q) h`` per head, in Python floats: a few numbers, no array calls)."""
         q = self.decay

@@ -136,12 +136,12 @@ class OneEventPath:
             designs = self._design_row(Z[0], K[0])
         hits = []
         for head, (_, view), scored in zip(self.heads_, self.heads, priors):
-            prior = head.learn_one(designs[view][0], y, float(w), scored)  # (c,) scores before learning the row
+            prior = head.learn_row(designs[view][0], y, float(w), scored)  # (c,) scores before learning the row
             hits.append(row_hit(prior.tolist(), head.classes, y))
         if self.sgd_ is not None:
             p = self.sgd_.learn_row(designs["inputs"], y, w)  # (c_sgd,) before learning the row
             hits.append(row_hit([v if v > 0 else -math.inf for v in p], self.sgd_.classes, y))
-        self.mixer_.learn_one(hits)
+        self.mixer_.absorb(hits)
         self._learned(1, 1, (y,))
         return self
 

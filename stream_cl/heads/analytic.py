@@ -155,7 +155,7 @@ class AnalyticClassifier(AnalyticDesign, PartitionedLearner, StreamingClassifier
         self._check_new(new)  # and for too many columns: a refused event makes no partition's part
         self._enter(partition)
         self.index_.commit(new)
-        self.head_.learn_one(z, y, float(w))
+        self.head_.learn_row(z, y, float(w))
         self._learned(1, 1, (y,))
         return self
 

@@ -106,7 +106,7 @@ class RidgeClassHead:
         if len(ys) == 1 and ys[0] is not None and self.la.name == "cpu":
             # one event: the in-place rank-1 path is several times cheaper
             w = 1.0 if weights is None else float(np.asarray(weights)[0])
-            return self.learn_one(np.asarray(Z[0], dtype=np.float64), ys[0], w)[None, :]  # (c,) -> (1, c)
+            return self.learn_row(np.asarray(Z[0], dtype=np.float64), ys[0], w)[None, :]  # (c,) -> (1, c)
         labelled = np.array([y is not None for y in ys], dtype=bool)
         first_seen = {}
         labels = set(ys)
@@ -156,7 +156,7 @@ class RidgeClassHead:
                 self.counts[k] += wk
         return scores
 
-    def learn_one(self, z: np.ndarray, y: Hashable, weight: float = 1.0, prior: np.ndarray | None = None) -> np.ndarray:
+    def learn_row(self, z: np.ndarray, y: Hashable, weight: float = 1.0, prior: np.ndarray | None = None) -> np.ndarray:
         """Rank-1 path of :meth:`prequential` for one labelled row; returns its prior scores.
         ``prior``: the row's scores ``z W``, when the caller has them (a prediction just made)."""
         if self.la.name != "cpu":

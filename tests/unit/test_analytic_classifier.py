@@ -244,9 +244,9 @@ def test_a_row_narrower_than_the_head_is_refused_before_its_class_is_added():
     from stream_cl.heads import RidgeClassHead
 
     head = RidgeClassHead(1.0, 1.0)
-    head.learn_one(np.array([1.0, 2.0, 3.0]), "x")
+    head.learn_row(np.array([1.0, 2.0, 3.0]), "x")
     with pytest.raises(ValueError):
-        head.learn_one(np.array([1.0, 2.0]), "phantom")
+        head.learn_row(np.array([1.0, 2.0]), "phantom")
     assert head.classes == ["x"] and head.counts == [1.0]  # not a class that was never learned
     with pytest.raises(ValueError, match="fewer than the head's 3"):
         head.prequential(np.ones((2, 2)), ["phantom", "x"])

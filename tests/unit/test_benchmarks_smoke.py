@@ -231,7 +231,7 @@ def test_one_event_breakdown_times_each_part_and_puts_the_methods_back(capsys):
     assert one_event_breakdown.main(["--stream", "SEA", "--n", "700", "--warm", "200"]) == 0
     out = capsys.readouterr().out
     for part in ("compiled update, wide heads", "compiled update, narrow heads", "A: defer a row",
-                 "mixture: scores + mix_row", "designs: design row", "heads: learn_one"):
+                 "mixture: scores + mix_row", "designs: design row", "heads: learn_row"):
         assert part in out, part
     # the timers are gone: the module function is the original, the inherited method inherited again
     assert ridge_one.update_one is update

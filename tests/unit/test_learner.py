@@ -345,7 +345,7 @@ def test_the_mixer_batch_past_the_float_range_of_its_closed_form_equals_its_row_
     for i in range(rows):
         np.testing.assert_allclose(weights[i], loop.weights(), rtol=0, atol=1e-12, err_msg=str(i))
         if labelled[i]:
-            loop.learn_one(hits[i].tolist())
+            loop.absorb(hits[i].tolist())
     np.testing.assert_allclose(batch.accuracy, loop.accuracy, rtol=0, atol=1e-12)
     cuts = [0, 1, 400, rows // 2, rows - 1, rows]  # any other batching: the same weights
     parts = [split.prequential(hits[a:z], labelled[a:z]) for a, z in zip(cuts[:-1], cuts[1:])]

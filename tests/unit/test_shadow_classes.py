@@ -148,7 +148,7 @@ def test_follow_appends_the_heads_new_class_with_a_zero_column_and_leaves_equal_
     np.testing.assert_array_equal(r.shadows_[0].ridge.weights()[:, :2], W)
     X, ys = _rows(rng, 3, flip=True)
     for s in r.shadows_.values():  # a shadow goes on learning, one row and a batch
-        s.learn_one(X[0], ys[0])
+        s.learn_row(X[0], ys[0])
         s.prequential(X[1:], ys[1:])
 
 
@@ -162,4 +162,4 @@ def test_a_restart_leaves_the_head_every_class_it_serves_even_without_follow():
     assert r.control(heads, watched=13) == [0, 1]
     for h in heads:
         assert h.classes == ["a", "b", "c"] and h.ridge.n_outputs == 3 and len(h.counts) == 3
-        h.learn_one(X[0], "c")  # learning goes on
+        h.learn_row(X[0], "c")  # learning goes on
