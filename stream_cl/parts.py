@@ -60,7 +60,8 @@ import numpy as np
 
 from .base_learner import stacked
 from .part_exchange import PartExchange
-from .part_stats import Part, PartStats, classes_with_rows, install, sum_parts
+from .part_stats import Part, PartStats, classes_with_rows, install
+from .served_sums import ServedSums
 
 __all__ = ["PartStats", "Part", "PartitionedLearner", "SUM_EVERY_ROWS", "check_partition"]
 
@@ -95,7 +96,7 @@ def check_partition(partition) -> None:
                          "string, or None for one partition")
 
 
-class PartitionedLearner(PartExchange):
+class PartitionedLearner(ServedSums, PartExchange):
     """Partitions for a learner with ridge heads (module docstring). The learner provides:
 
     ``_ridge_heads()`` (the served :class:`~stream_cl.heads.RidgeClassHead` list),
@@ -104,7 +105,8 @@ class PartitionedLearner(PartExchange):
     empty for none), ``_local_state(local)`` / ``_local_from_state(state, rows, width)`` (that state
     as a contribution carries it; ``rows[i]`` is the local position of the exporter's input
     ``i`` among ``width``), and ``index_`` (its :class:`~stream_cl.features.FeatureIndex`).
-    Moving parts between learners is :class:`~stream_cl.part_exchange.PartExchange`'s."""
+    Moving parts between learners is :class:`~stream_cl.part_exchange.PartExchange`'s, serving their sum
+    :class:`~stream_cl.served_sums.ServedSums`'."""
 
     def _init_parts(self) -> None:
         self._parts: dict = {}
@@ -271,52 +273,6 @@ class PartitionedLearner(PartExchange):
             install(head, [p.stats[i] for p in self._parts.values()])
         self._set_served_clocks()
 
-    # -- the served model is the sum of the parts ---------------------------------------------
-    def _serve_sums(self, forgetting_only: bool = False) -> None:
-        """Set the heads to the exact sums of the parts' statistics, re-anchored (``install``: R is
-        dropped, and rebuilt from the sums by one inverse only when something next reads it)."""
-        self._since_sum = 0
-        for i, head in enumerate(self._ridge_heads()):
-            if forgetting_only and head.ridge.forgetting >= 1.0 and not head.approximate:
-                continue  # exact: its served statistics are the sum (another partition's factor may be < 1)
-            install(head, [p.stats[i] for p in self._parts.values()])
-        self._set_served_clocks()
-
-    def _forgetting_changed(self) -> None:
-        """A head's factor was changed (a drift response, homeostasis, ``set_forgetting``): with several
-        parts, the served clocks follow it (a stale clock decayed every part by the new factor)."""
-        if self._multi:
-            self._set_served_clocks()
-
-    def _set_served_clocks(self) -> None:
-        """Until the next re-sum, a forgetting head decays its served statistics per row by
-        ``1 - (1 - l) s``, ``s`` the learning partition's share of the decayed row mass (X'X's
-        bias entry): the exact sum decays that partition's statistics only."""
-        part = self._parts.get(self._active) if self._parts else None
-        for i, head in enumerate(self._ridge_heads()):
-            lam = head.ridge.forgetting
-            if not self._multi or lam >= 1.0 or part is None or part.stats is None:
-                head.served_forgetting = None
-                continue
-            mine, total = part.stats[i].A, head.ridge.row_mass()
-            share = float(mine[0, 0]) / total if mine.shape[0] and total > 0 else 1.0
-            head.served_forgetting = 1.0 - (1.0 - lam) * min(max(share, 0.0), 1.0)
-
-    def served_statistics(self) -> list[PartStats]:
-        """Per head, the sum of the parts' statistics (the heads' own when there is one part)."""
-        heads = self._ridge_heads()
-        if not self._multi:
-            return [PartStats.from_head(h) for h in heads]
-        return [sum_parts(h, [p.stats[i] for p in self._parts.values()]) for i, h in enumerate(heads)]
-
-    def resum(self, forgetting_only: bool = False) -> None:
-        """Set the served heads to the exact sums of the parts (after merges with ``resum=False``).
-        ``forgetting_only``: only the heads whose served sums drift from the parts' (forgetting or
-        approximate ones), as learning does every ``SUM_EVERY_ROWS`` rows; either way the count
-        towards the next such re-sum starts again."""
-        if self._multi:
-            self._serve_sums(forgetting_only)
-
     # -- state --------------------------------------------------------------------------------
     def _parts_state(self) -> dict:
         if not self._parts:
@@ -367,15 +323,3 @@ class PartitionedLearner(PartExchange):
                 head.part = stats
                 head.served_forgetting = clock
                 head.approximate = bool(approx)
-
-    def _summed_heads_state(self, head_states: list) -> list:
-        """``head_states`` with the statistics replaced by the parts' sums (what ``sufficient_statistics`` reads)."""
-        if not self._multi:
-            return head_states
-        out = []
-        for s, st in zip(head_states, self.served_statistics()):
-            ridge = dict(s["ridge"])
-            A, B = st.la.to_numpy(st.A), st.la.to_numpy(st.B)
-            ridge["A"], ridge["B"], ridge["n_rows"] = A.copy(), B.copy(), st.n_rows
-            out.append({**s, "ridge": ridge, "counts": st.counts.tolist()})
-        return out
