@@ -208,10 +208,10 @@ def test_a_nul_in_a_config_file_path_is_a_config_error(tmp_path, capsys):
 
 def test_a_named_pipe_no_process_writes_is_refused_after_a_wait(tmp_path, monkeypatch):
     """r31 F4: open() of a FIFO waited for a writer for ever (the start held, SIGTERM kept, until SIGKILL);
-    now a writer is waited for config.PIPE_WRITER_WAIT_S (30 s; 0.2 here), then the pipe is refused."""
-    import stream_cl.config as config
+    now a writer is waited for reading.PIPE_WRITER_WAIT_S (30 s; 0.2 here), then the pipe is refused."""
+    from stream_cl.config import reading
 
-    monkeypatch.setattr(config, "PIPE_WRITER_WAIT_S", 0.2)
+    monkeypatch.setattr(reading, "PIPE_WRITER_WAIT_S", 0.2)
     fifo = tmp_path / "cfg.fifo"
     os.mkfifo(fifo)
     with pytest.raises(ConfigError) as e:
@@ -226,7 +226,7 @@ def test_a_named_pipe_whose_writer_comes_later_is_read(tmp_path, monkeypatch):
     (at the reader's fstat of it), so it comes later; no sleep orders the two."""
     import threading
 
-    import stream_cl.config as config
+    from stream_cl.config import reading
 
     fifo = tmp_path / "cfg.fifo"
     os.mkfifo(fifo)
@@ -243,7 +243,7 @@ def test_a_named_pipe_whose_writer_comes_later_is_read(tmp_path, monkeypatch):
             thread.start()
         return fstat(fd)
 
-    monkeypatch.setattr(config.os, "fstat", fstat_then_writer)
+    monkeypatch.setattr(reading.os, "fstat", fstat_then_writer)
     assert read_toml(fifo) == {"run": {"max_events": 5}}
     thread.join(timeout=60)
 
