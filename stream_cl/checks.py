@@ -34,48 +34,10 @@ import numbers
 
 import numpy as np
 
+from .bounds import MIN_FORGETTING, is_forgetting, is_nonnegative, is_open_unit, is_positive, is_real
+
 __all__ = ["MIN_FORGETTING", "check_bool", "check_int", "check_nonnegative", "check_positive", "check_seed",
            "check_signal", "is_forgetting", "is_nonnegative", "is_open_unit", "is_positive", "is_real"]
-
-# The smallest forgetting factor: a head's, a drift response's (forget_value) and homeostasis's floor
-# (min_forgetting); a head forgetting faster keeps about two rows. It lives here, not in stream_cl.heads,
-# so that the config checks its keys by this rule without importing torch.
-MIN_FORGETTING = 0.5
-
-
-def is_real(v) -> bool:
-    """A real number: not a bool (``True`` compares as 1 but is never meant as a rate), not a string."""
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
-def is_positive(v) -> bool:
-    """A finite number > 0. NaN fails every comparison, so it is refused too."""
-    return is_real(v) and 0.0 < v < math.inf
-
-
-def is_nonnegative(v) -> bool:
-    """A finite number >= 0."""
-    return is_real(v) and 0.0 <= v < math.inf
-
-
-def is_open_unit(v) -> bool:
-    """A number in (0, 1): the step or decay of an exponential average (0 never moves, 1 keeps only the last).
-
-    >>> is_open_unit(0.99), is_open_unit(1.0), is_open_unit("0.5")
-    (True, False, False)
-    """
-    return is_real(v) and 0.0 < v < 1.0
-
-
-def is_forgetting(v) -> bool:
-    """A forgetting factor: a number in [:data:`MIN_FORGETTING`, 1]. The type is tested first, because
-    ``"0.9" <= 1`` raises a TypeError that names nothing.
-
-    >>> is_forgetting(0.999), is_forgetting(0.2), is_forgetting("0.9")
-    (True, False, False)
-    """
-    return is_real(v) and MIN_FORGETTING <= v <= 1.0
-
 
 def check_seed(seed, name: str = "seed") -> None:
     """Refuse a seed that is not an int >= 0: the counter-based random streams

@@ -39,7 +39,8 @@ from collections.abc import Mapping
 
 from river import base
 
-from .checks import MIN_FORGETTING, check_signal, is_forgetting, is_nonnegative, is_open_unit, is_positive, is_real
+from .bounds import MIN_FORGETTING, is_forgetting, is_lr_high, is_lr_low, is_nonnegative, is_open_unit, is_positive, is_real
+from .checks import check_signal
 
 __all__ = [
     "Homeostasis",
@@ -139,17 +140,6 @@ def learning_rate_scales(need: float, sensitivities, low: float, high: float) ->
     [1.5, 2.5]
     """
     return [float(min(high, max(low, 1.0 + s * need))) for s in sensitivities]
-
-
-def is_lr_low(v) -> bool:
-    """A lower bound ``lr_low`` of the learning-rate multipliers: in (0, 1] (1: the need never slows learning).
-    Here for :class:`Homeostasis` and for the config's ``homeostasis.lr_low``."""
-    return is_real(v) and 0.0 < v <= 1.0
-
-
-def is_lr_high(v) -> bool:
-    """An upper bound ``lr_high``: a number >= 1 (1: the need never speeds learning up)."""
-    return is_real(v) and v >= 1.0
 
 
 # -- the controller ----------------------------------------------------------------------

@@ -45,7 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 from river import base
 
-from .checks import check_int, check_seed, is_nonnegative, is_real
+from .bounds import MAX_IMBALANCE_WEIGHT, MIN_COUNT, is_max_weight, is_nonnegative
+from .checks import check_int, check_seed
 from .metrics.prequential import report_names
 from .replay.rng import CounterRandom
 
@@ -53,19 +54,6 @@ __all__ = ["MAX_IMBALANCE_WEIGHT", "MIN_COUNT", "ImbalanceCompensator", "Compens
            "is_max_weight"]
 
 MODES = ("pseudo", "reweight", "both")
-# the largest max_weight: a rare class's row a million times a frequent one's is past any use, and a
-# bound keeps the weight times a sample weight (at most base_learner.MAX_WEIGHT) finite
-MAX_IMBALANCE_WEIGHT = 1e6
-MIN_COUNT = 2  # the least min_count: a class's variance needs two rows
-
-
-def is_max_weight(v) -> bool:
-    """A ``max_weight`` the compensator takes: a number in [1, :data:`MAX_IMBALANCE_WEIGHT`] (it bounds
-    the weights and their inverses). Here for :class:`ImbalanceCompensator` and the config's
-    ``imbalance.max_weight``."""
-    return is_real(v) and 1.0 <= v <= MAX_IMBALANCE_WEIGHT
-
-
 def inverse_frequency_weight(n_class: float, n_total: float, n_classes: int, power: float, max_weight: float) -> float:
     """Weight of a row whose class has been seen ``n_class`` times out of ``n_total``.
 

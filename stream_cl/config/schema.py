@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 # The bounds the engine also checks are the engine's, imported, so that the config and the library take the
 # same values (each message here names the key and the fix)
-from ..checks import MIN_FORGETTING, is_forgetting, is_nonnegative, is_open_unit, is_positive
-from ..homeostasis import is_lr_high, is_lr_low
-from ..imbalance import MAX_IMBALANCE_WEIGHT, MIN_COUNT, is_max_weight
-from ..replay.buffers import MAX_REPLAY_RATIO, is_ratio
+from ..bounds import (
+    MAX_IMBALANCE_WEIGHT, MAX_REPLAY_RATIO, MIN_COUNT, MIN_FORGETTING, is_forgetting, is_lr_high, is_lr_low, is_max_weight,
+    is_nonnegative, is_open_unit, is_positive, is_ratio,
+)
 
 
 class ConfigError(ValueError):

@@ -48,28 +48,14 @@ from dataclasses import dataclass
 import numpy as np
 from river import base
 
-from ..checks import check_bool, check_int, check_seed, is_nonnegative, is_real
+from ..bounds import MAX_REPLAY_RATIO, is_nonnegative, is_ratio
+from ..checks import check_bool, check_int, check_seed
 from .groups import RowGroups, key_from_state, key_to_state
 from .rng import CounterRandom
 from .rows import RowStore
 
 __all__ = ["MAX_REPLAY_RATIO", "ReplayBuffer", "ReservoirReplay", "ClassBalancedReplay", "PowerLawReplay", "ReplayDraw",
            "is_ratio", "make_replay", "POLICIES"]
-
-# the largest ratio (replayed rows per fresh one): each replayed row costs a row's learning, and far past
-# this the fresh rows are a sliver of what is learned; the config's replay.ratio is checked by is_ratio too
-MAX_REPLAY_RATIO = 100.0
-
-
-def is_ratio(v) -> bool:
-    """A ``ratio`` a buffer takes: a number in [0, :data:`MAX_REPLAY_RATIO`] (NaN and infinity are refused).
-
-    >>> is_ratio(0.5), is_ratio(100), is_ratio(1000.0), is_ratio("1")
-    (True, True, False, False)
-    """
-    return is_real(v) and 0.0 <= v <= MAX_REPLAY_RATIO
-
-
 
 @dataclass
 class ReplayDraw:

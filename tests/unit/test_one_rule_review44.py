@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from stream_cl import checks, imbalance
+from stream_cl import bounds
 from stream_cl.config import ConfigError, load_config_dict
 from stream_cl.drift import DriftMonitor
 from stream_cl.heads.ridge_stats import RidgeStatistics
@@ -21,7 +21,6 @@ from stream_cl.homeostasis import Homeostasis
 from stream_cl.imbalance import ImbalanceCompensator
 from stream_cl.mixing import AccuracyMixer
 from stream_cl.replay import ClassBalancedReplay, PowerLawReplay, ReservoirReplay, make_replay
-from stream_cl.replay import buffers
 
 TINY = math.nextafter(0.0, 1.0)  # the smallest positive float
 BELOW_1, ABOVE_1 = math.nextafter(1.0, 0.0), math.nextafter(1.0, 2.0)
@@ -108,15 +107,15 @@ def test_the_config_and_the_engine_take_the_same_values_at_each_edge(case, value
     assert _engine_takes(build, name, value) is inside
 
 
-# -- one rule: moving the engine's bound moves the config's ------------------------------------------------------------
+# -- one rule: moving a bound in stream_cl.bounds moves the engine's and the config's ------------------------------------------------------------
 def test_the_config_reads_the_replay_ratio_ceiling_from_the_buffer(monkeypatch):
-    monkeypatch.setattr(buffers, "MAX_REPLAY_RATIO", 50.0)
+    monkeypatch.setattr(bounds, "MAX_REPLAY_RATIO", 50.0)
     assert not _config_takes("replay", "ratio", {"policy": "reservoir"}, 60.0)
     assert not _engine_takes(lambda v: ReservoirReplay(ratio=v), "ratio", 60.0)
 
 
 def test_the_config_reads_the_forgetting_floor_from_the_engine(monkeypatch):
-    monkeypatch.setattr(checks, "MIN_FORGETTING", 0.6)
+    monkeypatch.setattr(bounds, "MIN_FORGETTING", 0.6)
     for section, key in (("model", "forgetting"), ("drift", "forget_value"), ("homeostasis", "min_forgetting")):
         assert not _config_takes(section, key, {}, 0.55), key
     for build, name in ((lambda v: RidgeStatistics(forgetting=v), "forgetting"),
@@ -126,6 +125,18 @@ def test_the_config_reads_the_forgetting_floor_from_the_engine(monkeypatch):
 
 
 def test_the_config_reads_the_largest_max_weight_from_the_compensator(monkeypatch):
-    monkeypatch.setattr(imbalance, "MAX_IMBALANCE_WEIGHT", 100.0)
+    monkeypatch.setattr(bounds, "MAX_IMBALANCE_WEIGHT", 100.0)
     assert not _config_takes("imbalance", "max_weight", {}, 200.0)
     assert not _engine_takes(lambda v: ImbalanceCompensator(max_weight=v), "max_weight", 200.0)
+
+
+def test_the_config_loads_no_numpy_for_its_bounds():
+    # the bounds lived in the engine modules, and config imported numpy, river and ~18 engine modules for them:
+    # the publisher child and the CLI read the config first (docs/daemon.md: the child is the standard library
+    # and kafka-python only)
+    import subprocess
+    import sys
+
+    code = "import sys, stream_cl.config; print(sorted(m for m in ('numpy', 'river', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
