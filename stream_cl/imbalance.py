@@ -279,6 +279,8 @@ class ImbalanceCompensator(base.Base):
         self.pseudo_counts_ = np.asarray(state["pseudo_counts"], dtype=np.float64).reshape(c).copy()  # (c,)
         # absent before compensators moved between learners: every block in the design's order
         columns = state.get("columns") or [None] * len(state["mean"])
+        if not len(columns) == len(state["mean"]) == len(state["m2"]):
+            raise ValueError("the compensator's column orders do not match its statistics")
         self.mean_ = [_block(m, c, cols) for m, cols in zip(state["mean"], columns)]  # (c, d_block)
         self.m2_ = [_block(m, c, cols) for m, cols in zip(state["m2"], columns)]  # (c, d_block)
         # per block (d_block,)

@@ -38,3 +38,16 @@ def test_a_flat_saved_block_takes_its_width_from_the_classes_or_its_columns():
     assert [m.shape for m in back.mean_] == [(2, 3)] and np.array_equal(back.mean_[0], comp.mean_[0])
     empty = {**_unlabelled_only().state_dict(), "mean": [[], []], "m2": [[], []], "columns": [[0, 1, 2], [3]]}
     assert [m.shape for m in ImbalanceCompensator(seed=0).load_state_dict(empty).mean_] == [(0, 3), (0, 1)]
+
+
+def test_a_state_with_fewer_column_orders_than_blocks_is_refused():
+    # zip stopped at the shorter list, dropping the blocks past it and their statistics, where the load refused it
+    import pytest
+
+    comp = ImbalanceCompensator(seed=0)
+    comp.step([np.ones((2, 3)), np.ones((2, 1))], ["a", "b"])
+    state = comp.state_dict()
+    with pytest.raises(ValueError, match="column orders do not match its statistics"):
+        ImbalanceCompensator(seed=0).load_state_dict({**state, "columns": state["columns"][:1]})
+    with pytest.raises(ValueError, match="column orders do not match its statistics"):
+        ImbalanceCompensator(seed=0).load_state_dict({**state, "m2": state["m2"][:1]})
