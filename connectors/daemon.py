@@ -570,7 +570,9 @@ def _install_signal_handlers(stop: threading.Event, timeout_s: float):
     the main thread wherever that thread is: a log line written there while the loop was writing one
     (stderr to a full pipe) raised "reentrant call" before the stop was set, and the signal was lost.
     The handler waits up to a second for the thread's line, so that it comes before what the main
-    thread logs next (the shutdown), unless the main thread is itself inside a log write."""
+    thread logs next (the shutdown), unless the main thread is itself inside a log write. The timeout
+    runs from the signal: the lines are written on threads of their own (:func:`_aside`), so a log
+    stream that blocks does not defer the exit."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     # counted here, not read off `stop`: the daemon sets `stop` itself (stop_at_end, max_events),
@@ -580,6 +582,7 @@ def _install_signal_handlers(stop: threading.Event, timeout_s: float):
     woken.acquire()  # released by the handler (or by restore, with no signal): the thread's turn
     said.acquire()  # released by the thread once its line is written
     over = threading.Event()  # run_daemon returned: the watchdog stands down
+    talking: list[threading.Thread] = []  # the log lines' threads (_aside), joined by restore
 
     def handler(signum, frame):
         received.append(signum)
@@ -593,12 +596,18 @@ def _install_signal_handlers(stop: threading.Event, timeout_s: float):
         woken.acquire()
         if over.is_set():  # restored with no signal
             return
-        log_event(log, "stop_requested", reason=signal.Signals(received[0]).name,
-                  detail="finishing the batch in flight, then a final checkpoint and commit; a second signal exits "
-                         "at once, the last checkpoint staying valid")
-        said.release()
-        if not over.wait(timeout_s):
-            log_event(log, "shutdown_timeout", level=logging.ERROR, timeout_s=timeout_s, detail="exiting now")
+        deadline = time.monotonic() + timeout_s  # from the signal: a log stream that blocks must not defer it
+
+        def said_stop():
+            log_event(log, "stop_requested", reason=signal.Signals(received[0]).name,
+                      detail="finishing the batch in flight, then a final checkpoint and commit; a second signal "
+                             "exits at once, the last checkpoint staying valid")
+            said.release()
+
+        talking.append(_aside(said_stop))
+        if not over.wait(max(deadline - time.monotonic(), 0.0)):
+            _aside(lambda: log_event(log, "shutdown_timeout", level=logging.ERROR, timeout_s=timeout_s,
+                                     detail="exiting now")).join(1.0)  # said if the log takes it within a second
             os._exit(EXIT_FAILED)
 
     watcher = threading.Thread(target=on_signal, name="stream-cl-signals", daemon=True)
@@ -616,8 +625,18 @@ def _install_signal_handlers(stop: threading.Event, timeout_s: float):
         if not received:
             woken.release()  # the thread, still waiting for a signal, returns
         watcher.join(5.0)
+        for thread in talking:  # the stop's line, written by now unless the log is blocked
+            thread.join(1.0)
 
     return restore
+
+
+def _aside(say: Callable[[], None]) -> threading.Thread:
+    """Run ``say`` (a log line) on a thread of its own: a log stream that blocks (stderr to a full pipe)
+    holds up that thread only, not the signal watcher's clock."""
+    thread = threading.Thread(target=say, name="stream-cl-signals-log", daemon=True)
+    thread.start()
+    return thread
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -181,7 +181,7 @@ def test_shutdown_timeout_must_be_finite_and_at_most_a_day(value):
 
 
 def test_the_largest_shutdown_timeout_is_one_a_timer_thread_can_wait():
-    # threading.Timer waits on a lock; past TIMEOUT_MAX the wait raised OverflowError in the watchdog thread
+    # the watchdog waits on a threading.Event (a lock); past TIMEOUT_MAX the wait raised OverflowError in its thread
     assert load_config_dict({"kafka": {"shutdown_timeout_s": DAY_S}}).kafka.shutdown_timeout_s == DAY_S
     assert DAY_S <= threading.TIMEOUT_MAX
 

@@ -38,16 +38,6 @@ BOOTSTRAP_MS = 30_000  # kafka-python's default: the wait a stop used to sit out
 PROMPT_S = 10.0  # well under it, with room for a loaded machine (measured: ~0.2 s)
 
 
-class _Timer(threading.Timer):
-    """The stop's watchdog, never firing within a test (an hour); cancelled at the end."""
-
-    made: list = []
-
-    def __init__(self, interval, function):
-        super().__init__(3600.0, function)
-        _Timer.made.append(self)
-
-
 @pytest.fixture(autouse=True)
 def quiet_kafka(caplog):
     """kafka-python's own log lines kept from pytest's capture: its "Bootstrap failed" record holds
@@ -59,20 +49,17 @@ def quiet_kafka(caplog):
 @pytest.fixture
 def guarded(monkeypatch):
     """Signals that reached the handler in place before run_daemon's (a default action's stand-in),
-    with ``os._exit`` and the watchdog replaced: a test must never end pytest's process."""
+    with ``os._exit`` replaced: a test must never end pytest's process (the watchdog waits the config's
+    shutdown_timeout_s, and stands down when run_daemon returns)."""
     missed: list[int] = []
     previous = {sig: signal.signal(sig, lambda signum, frame: missed.append(signum))
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     exits: list[int] = []
     monkeypatch.setattr(os, "_exit", exits.append)
-    monkeypatch.setattr(daemon_module.threading, "Timer", _Timer)
     monkeypatch.setattr("stream_cl.runtime.warm_up", lambda: None)  # (seconds; not what is tested)
-    _Timer.made = []
     try:
         yield missed, exits
     finally:
-        for timer in _Timer.made:
-            timer.cancel()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
@@ -109,11 +96,8 @@ def _lines(caplog) -> list[dict]:
 
 
 def _new_threads(before: set) -> list[threading.Thread]:
-    """The threads started since ``before`` and still running, the stop's watchdog aside (cancelled
-    when run_daemon returned, its thread ends: joined here)."""
-    for timer in _Timer.made:
-        assert timer.finished.is_set()
-        timer.join(10.0)
+    """The threads started since ``before`` and still running (the stop's watcher is joined by run_daemon's
+    return)."""
     return [t for t in threading.enumerate() if t not in before and t.is_alive()]
 
 

@@ -121,3 +121,37 @@ def test_a_signal_that_comes_while_the_loop_writes_a_log_line_still_stops_the_da
         logger.removeHandler(handler)
         logger.setLevel(level)
     assert "a line the loop writes" in stream.getvalue()
+
+
+class _BlockedStream(io.StringIO):
+    """A log stream whose writes wait until ``gate`` is set (stderr to a pipe nobody reads)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = threading.Event()
+
+    def write(self, text):
+        self.gate.wait(60.0)
+        return super().write(text)
+
+
+def test_the_shutdown_timeout_runs_from_the_signal_even_while_the_log_is_blocked(exits):
+    # the watchdog started counting after the stop_requested line was written: with the log blocked, the
+    # process outlived kafka.shutdown_timeout_s by as long as the log stayed blocked
+    stream = _BlockedStream()
+    logger = logging.getLogger("stream_cl.daemon")
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    stop = threading.Event()
+    restore = _install_signal_handlers(stop, 0.05)
+    watcher = _watcher()
+    try:
+        signal.raise_signal(signal.SIGTERM)  # its line waits for the log; the handler gives up on it after a second
+        watcher.join(30.0)  # the watchdog's exit, with the log still blocked
+        assert stop.is_set() and exits == [EXIT_FAILED] and not stream.gate.is_set()
+    finally:
+        stream.gate.set()
+        restore()
+        logger.removeHandler(handler)
+        logger.setLevel(level)
