@@ -566,7 +566,7 @@ def _install_signal_handlers(stop: threading.Event, timeout_s: float):
     function that puts the previous handlers back.
 
     The handler sets ``stop`` (before it returns: the start and the loop read it at once) and hands
-    the rest to a thread (``stream-cl-signals``) that logs and watches the time. A handler runs on
+    the rest to a thread (``stream-cl-signals``) that watches the time and has the lines written. A handler runs on
     the main thread wherever that thread is: a log line written there while the loop was writing one
     (stderr to a full pipe) raised "reentrant call" before the stop was set, and the signal was lost.
     The handler waits up to a second for the thread's line, so that it comes before what the main
@@ -604,10 +604,16 @@ def _install_signal_handlers(stop: threading.Event, timeout_s: float):
                              "exits at once, the last checkpoint staying valid")
             said.release()
 
-        talking.append(_aside(said_stop))
+        try:
+            talking.append(_aside(said_stop))
+        except RuntimeError:  # no thread to be had (a process limit): the line is lost, the watchdog is not
+            pass
         if not over.wait(max(deadline - time.monotonic(), 0.0)):
-            _aside(lambda: log_event(log, "shutdown_timeout", level=logging.ERROR, timeout_s=timeout_s,
-                                     detail="exiting now")).join(1.0)  # said if the log takes it within a second
+            try:
+                _aside(lambda: log_event(log, "shutdown_timeout", level=logging.ERROR, timeout_s=timeout_s,
+                                         detail="exiting now")).join(1.0)  # said if the log takes it within a second
+            except RuntimeError:  # (no thread to be had: exit unsaid)
+                pass
             os._exit(EXIT_FAILED)
 
     watcher = threading.Thread(target=on_signal, name="stream-cl-signals", daemon=True)

@@ -3,7 +3,8 @@ watchdog), a second one ends the process; nothing outlives run_daemon's return.
 
 os._exit is replaced by a recorder: a test must never end pytest's process. A signal raised with
 signal.raise_signal runs its handler before the next line: the handler sets the stop flag and wakes
-the watcher thread (``stream-cl-signals``), which logs and runs the watchdog: the tests join it.
+the watcher thread (``stream-cl-signals``), which runs the watchdog and has the lines written (each on a
+thread of its own): the tests join it.
 """
 
 import io
@@ -155,3 +156,22 @@ def test_the_shutdown_timeout_runs_from_the_signal_even_while_the_log_is_blocked
         restore()
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+def test_the_watchdog_still_exits_when_no_thread_can_be_started_for_the_log(exits, monkeypatch):
+    # the watcher died at the first thread it could not start (a process limit), and a stuck stop was never ended
+    from connectors import daemon as daemon_module
+
+    def no_thread(say):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(daemon_module, "_aside", no_thread)
+    stop = threading.Event()
+    restore = _install_signal_handlers(stop, 0.05)
+    watcher = _watcher()
+    try:
+        signal.raise_signal(signal.SIGTERM)
+        watcher.join(30.0)
+        assert stop.is_set() and exits == [EXIT_FAILED]
+    finally:
+        restore()
