@@ -55,7 +55,6 @@ class PartitionStates(CheckpointState):
     def __init__(self, config, learner, pending, metrics, stats, table=None, store=None, loaded=None):
         super().__init__(config, learner, pending, metrics, stats, store, loaded)
         self.table = table  # ChangelogTable, or None (changelog off: the checkpoint is the only state)
-        self.changelog_topic = table.topic if table is not None else ""
         cl = config.changelog
         self.every_events, self.every_s, self.fold_every_s = cl.every_events, cl.every_seconds, cl.fold_every_seconds
         self.labels_topic = config.kafka.labels_topic
@@ -241,7 +240,7 @@ class PartitionStates(CheckpointState):
                 continue
             labels = covered.get(TopicPartition(self.labels_topic, tp.partition)) if self.labels_topic else None
             value = self.encoder.encode(key, covered[tp], labels)
-            records.append((self.changelog_topic, key.encode(), value))
+            records.append((self.reader.topic, key.encode(), value))
             self.reader.wrote(key)
             self.parts[key] = covered[tp]
             self.ahead.discard(key)

@@ -3,8 +3,9 @@
 River's convention: a bad hyperparameter is refused in ``__init__`` with an error that names
 it and says what is allowed, never later in the middle of a batch (after some state changed).
 A comparison such as ``0 < v < 1`` on a string raises a ``TypeError`` that names nothing, so
-the parts test the type first with :func:`is_real`. The checks below are each rule's one
-place; every message names the parameter, the value got and what to use.
+the parts test the type first with :func:`is_real`. The checks below, and the bounds of
+:mod:`stream_cl.bounds` they use, are each rule's one place; every message names the parameter,
+the value got and what to use.
 
 >>> is_real(0.5), is_real(True), is_real("1")
 (True, False, False)

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-# The bounds the engine also checks are the engine's, imported, so that the config and the library take the
-# same values (each message here names the key and the fix)
+# The bounds the engine also checks are stream_cl.bounds' (one rule each), imported, so that the config and the
+# library take the same values (each message here names the key and the fix)
 from ..bounds import (
     MAX_IMBALANCE_WEIGHT, MAX_REPLAY_RATIO, MIN_COUNT, MIN_FORGETTING, is_forgetting, is_lr_high, is_lr_low, is_max_weight,
     is_nonnegative, is_open_unit, is_positive, is_ratio,
@@ -94,7 +94,7 @@ def finite_positive(fix: str) -> dict:
 
 
 def _forgetting(fix: str) -> dict:
-    # the heads' rule (stream_cl.checks.is_forgetting): NaN fails it too
+    # the heads' rule (stream_cl.bounds.is_forgetting): NaN fails it too
     return check(lambda v: all(is_forgetting(lam) for lam in v), f"each factor must be in [{MIN_FORGETTING}, 1.0]", fix)
 
 
