@@ -38,6 +38,8 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
+from stream_cl.config import first_clause
+
 __all__ = ["ReportError", "load_report", "plot_report", "main"]
 
 DPI = 100
@@ -73,7 +75,7 @@ def load_report(path: str | Path) -> dict:
     try:
         report = json.loads(text)
     except ValueError as e:  # JSONDecodeError, or an integer past Python's 4,300 digits (r32 F5)
-        raise ReportError(f"{path}: not a JSON report ({str(e).split(';')[0]})") from None
+        raise ReportError(f"{path}: not a JSON report ({first_clause(e)})") from None
     _check_is_run_report(report, path)
     return report
 

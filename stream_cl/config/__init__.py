@@ -55,6 +55,7 @@ from .schema import (
     TrainableConfig,
     at_most,
     check,
+    first_clause,
     positive,
 )
 from .unread import POLICY_ONLY_KEYS, SECTION_SWITCHES, UNREAD_MODEL_KEYS, UNREAD_SECTION_KEYS, policy_unread, unread_keys
@@ -66,5 +67,5 @@ __all__ = ["JOIN_POLL_MS", "MAX_CONFIG_BYTES", "MAX_COUNT", "MAX_KEY_UNITS", "MA
            "ChangelogConfig", "CheckpointConfig", "Config", "ConfigError", "DriftConfig", "HomeostasisConfig",
            "ImbalanceConfig", "KafkaConfig", "LabelsConfig", "MappingConfig", "MetricsConfig", "ModelConfig",
            "ReplayConfig", "RunConfig", "SourceConfig", "TrainableConfig", "at_most", "check", "check_path",
-           "load_config", "load_config_dict", "longest_idle_turn_s", "policy_unread", "positive", "read_toml",
-           "to_toml", "unread_keys"]
+           "first_clause", "load_config", "load_config_dict", "longest_idle_turn_s", "policy_unread", "positive",
+           "read_toml", "to_toml", "unread_keys"]

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 from .building import Config, load_config_dict
-from .schema import ConfigError
+from .schema import ConfigError, first_clause
 
 
 def load_config(path: str | Path) -> Config:
@@ -31,7 +31,7 @@ def read_toml(path: str | Path) -> dict:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e}); fix the syntax at that line") from None
     except ValueError as e:  # an integer of more digits than Python converts (4,300): not a TOMLDecodeError
-        raise ConfigError(f"{path}: a number too long to read ({str(e).split(';')[0]}); write a smaller "
+        raise ConfigError(f"{path}: a number too long to read ({first_clause(e)}); write a smaller "
                           "number") from None
 
 

@@ -36,6 +36,19 @@ class ConfigError(ValueError):
 _SECRET_KEYS = frozenset({"kafka.ssl_password", "kafka.sasl_plain_username", "kafka.sasl_plain_password"})
 
 
+def first_clause(error: ValueError) -> str:
+    """A ValueError's message up to its first ``;``: Python's advice after it (raise
+    ``sys.set_int_max_str_digits``) is no fix for a user of ours, who must write a smaller number.
+
+    >>> try:
+    ...     int("9" * 5000)
+    ... except ValueError as e:
+    ...     first_clause(e)
+    'Exceeds the limit (4300 digits) for integer string conversion: value has 5000 digits'
+    """
+    return str(error).split(";")[0]
+
+
 def shown(key: str, value: Any) -> str:
     """``value`` as an error quotes it: ``<redacted>`` for a secret key's, and a description where Python
     cannot write it (an integer past 4,300 digits, a long hex number in TOML, inside a list: the error
@@ -49,7 +62,7 @@ def shown(key: str, value: Any) -> str:
     try:
         return repr(value)
     except ValueError as e:
-        return f"a value too large to show ({str(e).split(';')[0]})"
+        return f"a value too large to show ({first_clause(e)})"
 
 
 # Validators are attached to fields as metadata: field(default=..., metadata=check(...)).
