@@ -209,6 +209,7 @@ class Daemon:
                     raise self._fatal
             if self.reset_reason:
                 return self._reset()
+            self._say_mapping_warnings(final=True)  # a topic shorter than the checks' sample: judged now
             m.state = "stopping"
             self.commits.commit("shutdown")  # and a checkpoint of the state it covers
             self.source.close()  # its revoke callback finds nothing new to commit
@@ -240,6 +241,11 @@ class Daemon:
             log.exception("daemon failed; nothing after the last commit is visible, a restart resumes from it")
             return self._stop_failed(EXIT_FAILED)
 
+    def _say_mapping_warnings(self, final: bool = False) -> None:
+        """The source's mapping checks (:meth:`KafkaSource.take_warnings`), each a ``mapping_warning`` line."""
+        for warning in self.source.take_warnings(final=final):
+            log_event(log, "mapping_warning", level=logging.WARNING, detail=warning)
+
     def _stop_failed(self, code: int) -> int:
         """End a run that failed: nothing past the last commit is committed or published."""
         self._failed = True
@@ -264,8 +270,7 @@ class Daemon:
         if self._started is not None and (self.source.assigned or time.monotonic() - self._started > STARTUP_HOLD_S):
             self._started = None
             startup_done()  # from now on kafka-python's warnings (a lost broker) are shown
-        for warning in self.source.take_warnings():
-            log_event(log, "mapping_warning", level=logging.WARNING, detail=warning)
+        self._say_mapping_warnings()
         if self.reset_reason:
             return
         if batch.items:

@@ -497,9 +497,6 @@ class KafkaSource(RebalanceCallbacks):
         # the last poll returned as many records as it asked for: more may wait, and the fetches' high watermarks
         # may be old (lag() looks the ends up only then: caught up, the lookup waits behind the parked fetch)
         self.behind = False
-        # the last poll, with partitions assigned, returned nothing: the consumer has read all there is, so the
-        # mapping checks may judge a topic shorter than their sample by the events it had (take_warnings)
-        self.caught_up = False
         self._closed = False
         self.consumer = consumer if consumer is not None else KafkaConsumer(
             **client_options(cfg),
@@ -613,7 +610,6 @@ class KafkaSource(RebalanceCallbacks):
                 if replay and expected >= replay.get(tp, 1 << 62):
                     del replay[tp]  # caught up with what was committed
         self.behind = len(items) + self.skipped - skipped_before >= max_records
-        self.caught_up = not items and bool(assigned)
         if self.times.n < self.times.sample:  # the first events only: nothing to do once the sample is complete
             self.times.observe(r for r in items if type(r) is Event)
         return PolledBatch(items, raw, frozenset(silent) if silent else frozenset())
@@ -623,12 +619,11 @@ class KafkaSource(RebalanceCallbacks):
         transaction's offsets commit needs (KIP-447), safe to read in rebalance callbacks."""
         return self._group
 
-    def take_warnings(self) -> list[str]:
+    def take_warnings(self, final: bool = False) -> list[str]:
         """Named fields none of the first events had (:class:`FieldCensus`), and event times that time
         features cannot use (:class:`TimeCensus`), each once: when the first ``SAMPLE`` events are read,
-        or, on a topic with fewer, at the first poll that finds nothing more after some (judged by the events
-        read until then)."""
-        final = self.caught_up
+        or (``final``: the daemon stops) judged by the fewer events read. Not at an empty poll: a live topic
+        slower than the poll timeout would be judged by its first event, a backlog by a fetch that came late."""
         return self.decoder.census.take(final=final) + self.times.take(final=final)
 
     def fill_positions(self) -> None:

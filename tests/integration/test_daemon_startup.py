@@ -46,7 +46,7 @@ def test_start_up_on_existing_topics_is_quiet_and_assigns_at_once(kafka_kit):
     topic = kafka_kit.topic("quiet", partitions=3)
     kafka_kit.produce(topic, ((str(i), event(i, rng)) for i in range(600)))
     # a label field that no event has (they carry "y"): said once, naming the key and the fields seen, of all 600
-    # events (fewer than the census's sample of 1,000: judged at the first poll that finds nothing more)
+    # events (fewer than the census's sample of 1,000: judged when the daemon stops, here at the topic's end)
     config = kafka_kit.config("quiet", [topic], kafka={"stop_at_end": True}, mapping={"label": "class"})
     daemon = kafka_kit.start(config)
     assert daemon.wait(timeout=120) == 0, daemon.log()[-3000:]

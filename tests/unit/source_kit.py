@@ -36,7 +36,7 @@ class OnePartitionSource:
     def fill_positions(self):
         pass
 
-    def take_warnings(self):
+    def take_warnings(self, final=False):
         return []
 
     def at_end(self):
