@@ -128,6 +128,7 @@ class Daemon:
         self._fatal: ConfigError | CheckpointError | None = None  # met on the IO thread; the loop raises it
         self._started: float | None = None  # while start-up lasts: when the loop began
         self._assigned_seen: frozenset = frozenset()
+        self._seq_seen = self.metrics.checkpoint_seq  # the checkpoint the status file last showed
         # no fold before the first assignment: the changelog, read before the join, holds the parts of the
         # partitions this member is about to take, and folded first they would replace the newer ones its
         # checkpoint restored (re-learning the difference, and losing what retention deleted of it)
@@ -288,9 +289,10 @@ class Daemon:
         fold = getattr(self.state, "fold", None)
         if fold is not None and self._joined:
             fold()  # the other members' latest partitions into the model this member serves
-        assigned = frozenset(self.source.assigned)
-        self._write_status(force=assigned != self._assigned_seen)
-        self._assigned_seen = assigned
+        assigned, seq = frozenset(self.source.assigned), self.metrics.checkpoint_seq
+        # at once after an assignment or a checkpoint (docs/daemon.md), else about once a second
+        self._write_status(force=assigned != self._assigned_seen or seq != self._seq_seen)
+        self._assigned_seen, self._seq_seen = assigned, seq
         self.metrics.beat()
 
     def process(self, batch, polled_at: float | None = None) -> None:

@@ -513,6 +513,24 @@ def test_daemon_commits_outputs_with_their_offsets_then_checkpoints(tmp_path):
     assert daemon.metrics.transactions["committed"] == sum(e.startswith("commit:") for e in log)
 
 
+def test_the_status_file_shows_each_checkpoint_in_the_turn_that_wrote_it(tmp_path):
+    # docs/daemon.md: rewritten about once a second and at every checkpoint, assignment and stop; the timer
+    # is set past the test here, so only those writes happen (before, a checkpoint waited for the timer)
+    from connectors.status import StatusReporter
+
+    daemon, _ = _daemon(tmp_path, _records(120), [])
+    path = tmp_path / "status.json"
+    daemon.status = StatusReporter(daemon.metrics, str(path), every_s=3600.0)
+    daemon.metrics.state = "running"
+    shown = []
+    for _ in range(12):
+        before = daemon.metrics.checkpoint_seq
+        daemon.run_once()
+        if daemon.metrics.checkpoint_seq != before:
+            shown.append((daemon.metrics.checkpoint_seq, json.loads(path.read_text())["checkpoint_seq"]))
+    assert len(shown) >= 3 and all(seq == on_file for seq, on_file in shown), shown
+
+
 def test_daemon_resumes_after_a_crash_exactly_once(tmp_path):
     records = _records(200, seed=4)
     ref, _ = _daemon(tmp_path / "ref", records, [])
