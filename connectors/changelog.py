@@ -38,8 +38,8 @@ log = logging.getLogger("stream_cl.changelog")
 
 
 def changelog_topic(config) -> str:
-    """The changelog's topic: ``changelog.topic``, by default ``"<kafka.group_id>.model"``."""
-    return config.changelog.topic or f"{config.kafka.group_id}.model"
+    """The changelog's topic: ``changelog.topic``, by default ``"<kafka.group_id>.model"`` (:attr:`Config.changelog_topic`)."""
+    return config.changelog_topic
 
 
 def ensure_changelog_topic(admin: KafkaAdminClient, name: str, partitions: int, replication: int,

@@ -28,6 +28,7 @@ from .daemon_schema import (
     MetricsConfig,
     longest_idle_turn_s,
 )
+from .kafka_checks import legal_topic
 from .schema import (
     MAX_COUNT,
     ConfigError,
@@ -76,9 +77,31 @@ def _check_stall_timeout(config: Config) -> None:
                           f"{config.metrics.stall_timeout_s!r}); raise metrics.stall_timeout_s to {least:g} or more{other}")
 
 
+def _check_changelog_topic(config: Config) -> None:
+    """The model changelog's topic named by default, ``"<kafka.group_id>.model"``, must be a legal topic name
+    too: a group id may hold any character, a topic name not (the broker refused it when the daemon created it).
+
+    >>> try:
+    ...     load_config_dict({"kafka": {"group_id": "fraud scores"}})
+    ... except ConfigError as e:
+    ...     print(e)  # doctest: +NORMALIZE_WHITESPACE
+    kafka.group_id: 'fraud scores' names the model changelog topic 'fraud scores.model' (changelog.topic's default,
+    "<kafka.group_id>.model"), not a legal Kafka topic name; set changelog.topic to one (letters, digits, '.', '_'
+    and '-', at most 249 characters), or use such a group id
+    >>> load_config_dict({"kafka": {"group_id": "fraud scores"}, "changelog": {"topic": "fraud-scores.model"}}).changelog_topic
+    'fraud-scores.model'
+    """
+    if config.changelog.enabled and not config.changelog.topic and not legal_topic(config.changelog_topic):
+        raise ConfigError(f"kafka.group_id: {config.kafka.group_id!r} names the model changelog topic "
+                          f"{config.changelog_topic!r} (changelog.topic's default, \"<kafka.group_id>.model\"), not a "
+                          "legal Kafka topic name; set changelog.topic to one (letters, digits, '.', '_' and '-', at "
+                          "most 249 characters), or use such a group id")
+
+
 def _check_across_sections(config: Config) -> None:
     """The rules that tie keys of two sections (a section's own rules are its ``__post_init__``'s)."""
     _check_stall_timeout(config)
+    _check_changelog_topic(config)
 
 
 @dataclass(frozen=True)
@@ -100,6 +123,11 @@ class Config:
 
     def __post_init__(self):
         _check_across_sections(self)  # also for replace(): a section changed alone may break a rule with another
+
+    @property
+    def changelog_topic(self) -> str:
+        """The model changelog's topic: ``changelog.topic``, by default ``"<kafka.group_id>.model"``."""
+        return self.changelog.topic or f"{self.kafka.group_id}.model"
 
     def replace(self, section: str, **changes) -> "Config":
         """A copy with ``changes`` applied to one section (validated like a file). Defaults already

@@ -15,7 +15,7 @@ from .schema import ConfigError
 _SECURITY = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
-def _legal_topic(name: str) -> bool:
+def legal_topic(name: str) -> bool:
     """Kafka's own rule for topic names (what the broker and kafka-python refuse otherwise)."""
     return isinstance(name, str) and len(name) <= 249 and name not in (".", "..") and bool(
         re.fullmatch(r"[a-zA-Z0-9._-]+", name))
@@ -23,7 +23,7 @@ def _legal_topic(name: str) -> bool:
 
 def check_topic(key: str, name: str) -> None:
     """``name`` (set) is a legal topic name, or a ConfigError naming ``key`` with Kafka's rule."""
-    if name and not _legal_topic(name):
+    if name and not legal_topic(name):
         raise ConfigError(f"{key}: {name!r} is not a legal Kafka topic name; use letters, digits, '.', '_' and '-' "
                           "(at most 249 characters, not '.' or '..')")
 
