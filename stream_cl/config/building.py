@@ -87,7 +87,7 @@ def _check_changelog_topic(config: Config) -> None:
     ...     print(e)  # doctest: +NORMALIZE_WHITESPACE
     kafka.group_id: 'fraud scores' names the model changelog topic 'fraud scores.model' (changelog.topic's default,
     "<kafka.group_id>.model"), not a legal Kafka topic name; set changelog.topic to one (letters, digits, '.', '_'
-    and '-', at most 249 characters), or use such a group id
+    and '-', at most 249 characters), or use such a group id (or changelog.enabled = false: no changelog)
     >>> load_config_dict({"kafka": {"group_id": "fraud scores"}, "changelog": {"topic": "fraud-scores.model"}}).changelog_topic
     'fraud-scores.model'
     """
@@ -95,7 +95,7 @@ def _check_changelog_topic(config: Config) -> None:
         raise ConfigError(f"kafka.group_id: {config.kafka.group_id!r} names the model changelog topic "
                           f"{config.changelog_topic!r} (changelog.topic's default, \"<kafka.group_id>.model\"), not a "
                           "legal Kafka topic name; set changelog.topic to one (letters, digits, '.', '_' and '-', at "
-                          "most 249 characters), or use such a group id")
+                          "most 249 characters), or use such a group id (or changelog.enabled = false: no changelog)")
 
 
 def _check_across_sections(config: Config) -> None:
