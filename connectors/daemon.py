@@ -70,6 +70,7 @@ if __name__ == "__main__":
 from stream_cl.checkpoint import CheckpointError  # noqa: E402
 from stream_cl.config import Config, ConfigError, RunConfig, load_config_dict, read_toml, unread_keys  # noqa: E402
 from stream_cl.events import PartitionedSource, TransactionalPublisher  # noqa: E402
+from stream_cl.mapping_check import MappingChecks  # noqa: E402
 from stream_cl.pending_stores import PendingStores  # noqa: E402
 from stream_cl.prequential import DAEMON_MAX_POINTS, Prequential  # noqa: E402
 
@@ -152,11 +153,13 @@ class Daemon:
 
     @classmethod
     def from_config(cls, config: Config, stop_event: threading.Event | None = None,
-                    metrics: DaemonMetrics | None = None, changelog: RunChangelog | None = None) -> "Daemon":
+                    metrics: DaemonMetrics | None = None, changelog: RunChangelog | None = None,
+                    checks: MappingChecks | None = None) -> "Daemon":
         """The daemon ``config`` describes, its parts made in the order a refused start needs
-        (:func:`connectors.daemon_build.build_daemon`). ``changelog``: the run's (:func:`run_daemon` hands
-        the same one to every daemon it builds after a reset); without one the daemon makes its own."""
-        return build_daemon(cls, config, stop_event, metrics, changelog)
+        (:func:`connectors.daemon_build.build_daemon`). ``changelog`` and ``checks`` (the mapping checks):
+        the run's (:func:`run_daemon` hands the same ones to every daemon it builds after a reset); without
+        them the daemon makes its own."""
+        return build_daemon(cls, config, stop_event, metrics, changelog, checks)
 
     # -- rebalance hooks (IO thread; the loop is blocked in poll) --------------------------
     def on_revoke(self, partitions, lost: bool) -> None:
@@ -243,12 +246,17 @@ class Daemon:
             return self._stop_failed(EXIT_FAILED)
 
     def _say_mapping_warnings(self, final: bool = False) -> None:
-        """The source's mapping checks (:meth:`KafkaSource.take_warnings`), each a ``mapping_warning`` line."""
-        for warning in self.source.take_warnings(final=final):
+        """The source's mapping checks (:meth:`KafkaSource.take_warnings`), each a ``mapping_warning`` line;
+        ``final``: the daemon stops (cleanly or failed), so a topic shorter than their sample is judged now."""
+        source = getattr(self, "source", None)  # (none yet: a failure while the daemon was being made)
+        if source is None:
+            return
+        for warning in source.take_warnings(final=final):
             log_event(log, "mapping_warning", level=logging.WARNING, detail=warning)
 
     def _stop_failed(self, code: int) -> int:
         """End a run that failed: nothing past the last commit is committed or published."""
+        self._say_mapping_warnings(final=True)  # a short topic's too: the data may be why it failed
         self._failed = True
         self.metrics.state = "failed"
         self._write_status(force=True)
@@ -472,11 +480,14 @@ def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> i
     metrics = None
     # one changelog for every build: a reset keeps what it read (RunChangelog); closed however the run ends
     changelog = RunChangelog()
+    # one set of mapping checks too: a warning is said once per run, and a short topic judged by all it read
+    checks = MappingChecks.for_stream(config.mapping, config.model.time_features,
+                                      labels_apart=bool(config.kafka.labels_topic))
     rebuilt, delay = False, 0.0
     try:
         while True:
             committed, began = _committed(metrics), time.monotonic()
-            code, metrics = _build_and_run_once(config, stop, on_ready, server, metrics, changelog)
+            code, metrics = _build_and_run_once(config, stop, on_ready, server, metrics, changelog, checks)
             if code == EXIT_RESET and not stop.is_set():
                 brief = time.monotonic() - began < RESET_DELAY_S[1]
                 again = rebuilt and brief and _committed(metrics) == committed
@@ -510,14 +521,15 @@ def _wait_before_rebuild(stop: threading.Event, metrics: DaemonMetrics, delay: f
 
 
 def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server, metrics,
-                        changelog: RunChangelog | None = None) -> tuple[int, object]:
+                        changelog: RunChangelog | None = None, checks: MappingChecks | None = None) -> tuple[int, object]:
     """Build a daemon and run it; returns its exit code and its metrics (the next build keeps them).
-    ``changelog``: the run's (closed by the caller); None: the daemon makes its own."""
-    run_changelog = {} if changelog is None else {"changelog": changelog}
+    ``changelog``: the run's (closed by the caller); ``checks``: the run's mapping checks; None: the
+    daemon makes its own."""
+    of_run = {k: v for k, v in (("changelog", changelog), ("checks", checks)) if v is not None}
     if stop.is_set():  # (a stop asked for since the last look)
         return _stopped_before_built(metrics), metrics
     try:
-        daemon = Daemon.from_config(config, stop, metrics, **run_changelog)
+        daemon = Daemon.from_config(config, stop, metrics, **of_run)
     except (ConfigError, CheckpointError) as e:  # a setting to fix, stopped or not: exit 2
         return _config_failed(e), metrics
     except Exception as e:

@@ -32,10 +32,12 @@ log = logging.getLogger("stream_cl.daemon")
 
 
 def build_daemon(cls, config: Config, stop_event: threading.Event | None = None,
-                 metrics: DaemonMetrics | None = None, changelog: "RunChangelog | None" = None):
+                 metrics: DaemonMetrics | None = None, changelog: "RunChangelog | None" = None, checks=None):
     """The daemon (of class ``cls``) that ``config`` describes. ``changelog``: the run's changelog
     (:func:`~connectors.daemon.run_daemon` hands the same one to every daemon it builds after a reset,
-    and closes it when the run ends); without one the daemon makes its own and closes it when it ends."""
+    and closes it when the run ends); without one the daemon makes its own and closes it when it ends.
+    ``checks``: the run's :class:`~stream_cl.mapping_check.MappingChecks`, handed on the same way (None:
+    the source's own)."""
     from stream_cl.factory import build_learner
 
     from .kafka import KafkaSource, check_kafka_config, install_warnings, producer_options, transactional_id
@@ -80,7 +82,7 @@ def build_daemon(cls, config: Config, stop_event: threading.Event | None = None,
         def source_factory(daemon):
             return KafkaSource(kcfg, config.mapping, label_policy, hooks=daemon,
                                changelog_topic=table.topic if table is not None else "",
-                               time_features=config.model.time_features)
+                               time_features=config.model.time_features, checks=checks)
 
         def state_factory(*args):
             if table is not None:

@@ -44,7 +44,7 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from stream_cl.config import JOIN_POLL_MS, Config, ConfigError, KafkaConfig, MappingConfig
 from stream_cl.decode import EventDecoder
 from stream_cl.events import Event
-from stream_cl.mapping_check import FieldCensus, TimeCensus
+from stream_cl.mapping_check import MappingChecks
 from stream_cl.pending import LabelDecoder
 
 from .kafka_assignment import LOOKUP_TIMEOUT_MS, AssignmentListener, RebalanceCallbacks, RebalanceHooks, tp_key
@@ -472,17 +472,20 @@ class KafkaSource(RebalanceCallbacks):
 
     def __init__(self, cfg: KafkaConfig, mapping: MappingConfig, label_policy: str = "optional",
                  hooks: RebalanceHooks | None = None, consumer: KafkaConsumer | None = None, changelog_topic: str = "",
-                 time_features: bool = False):
+                 time_features: bool = False, checks: MappingChecks | None = None):
         """``changelog_topic``: the model changelog the daemon writes ("" = none), never to be consumed;
-        ``time_features``: ``model.time_features``, whose event times the first events are checked for."""
+        ``time_features``: ``model.time_features``, whose event times the first events are checked for;
+        ``checks``: the run's mapping checks (the daemon's carry over its resets), else this source's own."""
         require_topics(cfg)
         refuse_own_outputs(cfg, changelog_topic)
         self.cfg = cfg
         self.hooks = hooks
-        # without a labels topic an event's label must be in the event: check that its field appears
-        self.decoder = EventDecoder(mapping, label_policy, census=FieldCensus(mapping, check_label=not cfg.labels_topic))
+        # without a labels topic an event's label must be in the event: check that its field appears; and no
+        # event time, or times in milliseconds: each said once
+        self.checks = checks or MappingChecks.for_stream(mapping, time_features, labels_apart=bool(cfg.labels_topic))
+        self.decoder = EventDecoder(mapping, label_policy, census=self.checks.fields)
         self.labels = LabelDecoder(mapping)
-        self.times = TimeCensus(mapping, time_features)  # no event time, or times in milliseconds: said once
+        self.times = self.checks.times
         self.labels_topic = cfg.labels_topic
         self.positions: dict[TopicPartition, int] = {}  # next offset after the records returned
         self.assigned: set[TopicPartition] = set()
@@ -624,7 +627,7 @@ class KafkaSource(RebalanceCallbacks):
         features cannot use (:class:`TimeCensus`), each once: when the first ``SAMPLE`` events are read,
         or (``final``: the daemon stops) judged by the fewer events read. Not at an empty poll: a live topic
         slower than the poll timeout would be judged by its first event, a backlog by a fetch that came late."""
-        return self.decoder.census.take(final=final) + self.times.take(final=final)
+        return self.checks.take(final=final)
 
     def fill_positions(self) -> None:
         """Bring every assigned partition's position up to the consumer's (blocking; main thread only).

@@ -58,7 +58,7 @@ from datetime import datetime
 
 from .config import PER_SECOND, ConfigError, MappingConfig
 
-__all__ = ["FieldCensus", "TimeCensus", "check_columns", "EPOCH_NEAR", "SAMPLE", "SECONDS_BOUND"]
+__all__ = ["FieldCensus", "MappingChecks", "TimeCensus", "check_columns", "EPOCH_NEAR", "SAMPLE", "SECONDS_BOUND"]
 
 SAMPLE = 1000  # JSON events watched before the census reports
 _MAX_FIELDS = 200  # distinct top-level field names remembered (events may carry many)
@@ -270,6 +270,34 @@ class TimeCensus:
 
 
 @dataclasses.dataclass
+@dataclasses.dataclass
+class MappingChecks:
+    """A stream's :class:`FieldCensus` and :class:`TimeCensus` together, for a run whose source may be
+    rebuilt (the daemon's, after a reset): handed to each source it builds, their counts and what they
+    said carry over, so each warning is said once per run and a short stream is judged by all it read.
+
+    >>> from stream_cl.events import Event
+    >>> checks = MappingChecks.for_stream(MappingConfig(features=["a", "b"]), time_features=False)
+    >>> checks.fields.observe({"a": 1, "y": 0}), checks.times.observe([Event({"a": 1.0}, 0)])
+    (True, None)
+    >>> checks.take(), checks.take(final=True)  # the sample is not complete, then the stream ends
+    ([], ["mapping.features: field 'b' was in none of the first event (fields seen: a, y)"])
+    """
+
+    fields: FieldCensus
+    times: TimeCensus
+
+    @classmethod
+    def for_stream(cls, mapping: MappingConfig, time_features: bool, labels_apart: bool = False) -> "MappingChecks":
+        """The checks of a stream read with ``mapping``; ``labels_apart``: labels come on their own (a Kafka
+        labels topic), so an event's label field may be absent and its id must not be."""
+        return cls(FieldCensus(mapping, check_label=not labels_apart), TimeCensus(mapping, time_features))
+
+    def take(self, final: bool = False) -> list[str]:
+        """Each census's warnings, once (``final``: the stream ends, judged by the fewer events read)."""
+        return self.fields.take(final=final) + self.times.take(final=final)
+
+
 class _Times:
     """The times of one of :class:`TimeCensus`'s ranges, telling apart those that read as a date and
     time in digits (the unit fix, ``"ms"``, reads 20240501123000 as 2611). Fourteen digits are said

@@ -80,6 +80,7 @@ def _check_stall_timeout(config: Config) -> None:
 def _check_changelog_topic(config: Config) -> None:
     """The model changelog's topic named by default, ``"<kafka.group_id>.model"``, must be a legal topic name
     too: a group id may hold any character, a topic name not (the broker refused it when the daemon created it).
+    Only where the daemon makes one: not with ``changelog.enabled = false``, nor for ``model.kind = "trainable"``.
 
     >>> try:
     ...     load_config_dict({"kafka": {"group_id": "fraud scores"}})
@@ -87,15 +88,22 @@ def _check_changelog_topic(config: Config) -> None:
     ...     print(e)  # doctest: +NORMALIZE_WHITESPACE
     kafka.group_id: 'fraud scores' names the model changelog topic 'fraud scores.model' (changelog.topic's default,
     "<kafka.group_id>.model"), not a legal Kafka topic name; set changelog.topic to one (letters, digits, '.', '_'
-    and '-', at most 249 characters), or use such a group id (or changelog.enabled = false: no changelog)
+    and '-', at most 249 characters), or use such a group id (or changelog.enabled = false: no changelog, and each
+    member serves a model of only the partitions it consumes)
     >>> load_config_dict({"kafka": {"group_id": "fraud scores"}, "changelog": {"topic": "fraud-scores.model"}}).changelog_topic
     'fraud-scores.model'
+    >>> load_config_dict({"kafka": {"group_id": "team:fraud"}, "model": {"kind": "trainable"}}).kafka.group_id
+    'team:fraud'
     """
-    if config.changelog.enabled and not config.changelog.topic and not legal_topic(config.changelog_topic):
+    # (a trainable learner keeps no part per partition: the daemon makes no changelog for it, and says so)
+    if config.model.kind == "trainable" or not config.changelog.enabled or config.changelog.topic:
+        return
+    if not legal_topic(config.changelog_topic):
         raise ConfigError(f"kafka.group_id: {config.kafka.group_id!r} names the model changelog topic "
                           f"{config.changelog_topic!r} (changelog.topic's default, \"<kafka.group_id>.model\"), not a "
                           "legal Kafka topic name; set changelog.topic to one (letters, digits, '.', '_' and '-', at "
-                          "most 249 characters), or use such a group id (or changelog.enabled = false: no changelog)")
+                          "most 249 characters), or use such a group id (or changelog.enabled = false: no changelog, and each member "
+                          "serves a model of only the partitions it consumes)")
 
 
 def _check_across_sections(config: Config) -> None:

@@ -107,7 +107,7 @@ class GroupSource(OnePartitionSource):
     script: dict = {}
     changelog: Changelog
 
-    def __init__(self, cfg, mapping, label_policy, hooks=None, changelog_topic="", time_features=None):
+    def __init__(self, cfg, mapping, label_policy, hooks=None, changelog_topic="", time_features=None, checks=None):
         build = len(GroupSource.builds)
         table = getattr(hooks.state, "table", None)
         GroupSource.builds.append((table, table.closed if table is not None else None))

@@ -362,7 +362,7 @@ def test_starts_over_that_fail_again_wait_longer_each_time_and_a_commit_ends_tha
     script = ["commit", "none", "none", "none", "none", "none", "none", "none", "none", "commit", "none", "end"]
     builds, delays = [], []
 
-    def build(config, stop, on_ready, server, metrics, changelog=None):
+    def build(config, stop, on_ready, server, metrics, changelog=None, checks=None):
         metrics = metrics or DaemonMetrics()
         what = script[len(builds)]
         builds.append(what)
@@ -388,7 +388,7 @@ def test_a_daemon_that_ran_long_without_committing_starts_over_at_once(tmp_path,
     script = [("none", 5.0), ("none", 5.0), ("none", 3600.0), ("none", 3600.0), ("none", 5.0), ("end", 0.0)]
     delays = []
 
-    def build(config, stop, on_ready, server, metrics, changelog=None):
+    def build(config, stop, on_ready, server, metrics, changelog=None, checks=None):
         what, ran = script.pop(0)
         clock[0] += ran
         return (daemon_module.EXIT_OK if what == "end" else daemon_module.EXIT_RESET), metrics or DaemonMetrics()

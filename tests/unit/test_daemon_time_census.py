@@ -3,12 +3,13 @@ model.time_features on, times beyond 1e11 (epoch milliseconds read as seconds) o
 in the first events are a mapping_warning, once; without time features nothing is said."""
 
 import json
+import threading
 
 from kafka import TopicPartition
 
 from connectors.kafka import KafkaSource
 from stream_cl.config import KafkaConfig, MappingConfig
-from stream_cl.mapping_check import SAMPLE
+from stream_cl.mapping_check import SAMPLE, MappingChecks
 
 from source_kit import ListConsumer  # tests/unit/source_kit.py
 
@@ -87,3 +88,51 @@ def test_a_live_topic_is_not_judged_by_its_first_events_at_an_empty_poll():
         n += len(batch)
         assert source.take_warnings() == []  # 999 of the first 1,000 had it
     assert n == SAMPLE + 100 and source.take_warnings(final=True) == []
+
+
+def test_the_checks_carry_over_a_rebuilt_source_so_a_short_topic_is_judged_by_all_it_read():
+    # a reset rebuilds the daemon and its source; the run hands the same MappingChecks to each (run_daemon)
+    values = [json.dumps({"x": {"a": i % 7}, "y": i % 2}).encode() for i in range(300)]
+    checks = MappingChecks.for_stream(MappingConfig(features=["x", "bb"]), time_features=False)
+    first = KafkaSource(KafkaConfig(topics=["events"]), MappingConfig(features=["x", "bb"]),
+                        consumer=ListConsumer(values), checks=checks)
+    first.assigned = {TP}
+    assert len(first.poll(400).items) == 300 and first.take_warnings() == []
+    rebuilt = KafkaSource(KafkaConfig(topics=["events"]), MappingConfig(features=["x", "bb"]),
+                          consumer=ListConsumer([]), checks=checks)  # everything was committed: nothing re-read
+    rebuilt.assigned = {TP}
+    assert not rebuilt.poll(400).items
+    said = rebuilt.take_warnings(final=True)
+    assert len(said) == 1 and said[0].startswith("mapping.features: field 'bb' was in none of the first 300 events")
+
+
+def test_the_run_hands_one_set_of_checks_to_every_daemon_it_builds(monkeypatch):
+    import connectors.daemon as daemon_module
+    from stream_cl.config import load_config_dict
+
+    handed, codes = [], [daemon_module.EXIT_RESET, daemon_module.EXIT_OK]
+
+    def build(config, stop, on_ready, server, metrics, changelog=None, checks=None):
+        handed.append(checks)
+        return codes.pop(0), metrics
+
+    monkeypatch.setattr(daemon_module, "_build_and_run_once", build)
+    config = load_config_dict({"kafka": {"topics": ["events"]}})
+    assert daemon_module._build_and_run(config, threading.Event(), None, None) == daemon_module.EXIT_OK
+    assert len(handed) == 2 and isinstance(handed[0], MappingChecks) and handed[1] is handed[0]
+
+
+def test_a_daemon_that_fails_says_a_short_topics_warnings_too(tmp_path, caplog):
+    import logging
+
+    from test_checkpoint import _daemon  # the daemon loop on a fake one-partition source (tests/unit)
+
+    daemon, _ = _daemon(tmp_path, [], [])
+    asked = []
+    daemon.source.take_warnings = lambda final=False: asked.append(final) or (
+        ["mapping.features: field 'bb' was in none of the first 300 events"] if final else [])
+    with caplog.at_level(logging.WARNING, logger="stream_cl.daemon"):
+        assert daemon._stop_failed(1) == 1
+    assert asked == [True]
+    said = [r for r in caplog.records if r.getMessage() == "mapping_warning"]
+    assert len(said) == 1 and "field 'bb' was in none of the first 300 events" in said[0].stream_cl_fields["detail"]
