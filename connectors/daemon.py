@@ -256,7 +256,10 @@ class Daemon:
 
     def _stop_failed(self, code: int) -> int:
         """End a run that failed: nothing past the last commit is committed or published."""
-        self._say_mapping_warnings(final=True)  # a short topic's too: the data may be why it failed
+        try:
+            self._say_mapping_warnings(final=True)  # a short topic's too: the data may be why it failed
+        except Exception:  # noqa: BLE001 -- the failure is what is said; the stop must go on
+            log.debug("mapping checks not said at the failed stop", exc_info=True)
         self._failed = True
         self.metrics.state = "failed"
         self._write_status(force=True)
@@ -499,6 +502,13 @@ def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> i
             rebuilt = True
     finally:
         changelog.close()
+        # a run that ended through a start over (a stop or a failed rebuild after it) says a short topic's
+        # warnings here; a daemon that stopped has said them (each is said once)
+        try:
+            for warning in checks.take(final=True):
+                log_event(log, "mapping_warning", level=logging.WARNING, detail=warning)
+        except Exception:  # noqa: BLE001 -- the run's exit code stands
+            log.debug("mapping checks not said at the end of the run", exc_info=True)
 
 
 def _committed(metrics: DaemonMetrics | None) -> int:

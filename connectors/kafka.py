@@ -43,7 +43,6 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from stream_cl.config import JOIN_POLL_MS, Config, ConfigError, KafkaConfig, MappingConfig
 from stream_cl.decode import EventDecoder
-from stream_cl.events import Event
 from stream_cl.mapping_check import MappingChecks
 from stream_cl.pending import LabelDecoder
 
@@ -485,7 +484,6 @@ class KafkaSource(RebalanceCallbacks):
         self.checks = checks or MappingChecks.for_stream(mapping, time_features, labels_apart=bool(cfg.labels_topic))
         self.decoder = EventDecoder(mapping, label_policy, census=self.checks.fields)
         self.labels = LabelDecoder(mapping)
-        self.times = self.checks.times
         self.labels_topic = cfg.labels_topic
         self.positions: dict[TopicPartition, int] = {}  # next offset after the records returned
         self.assigned: set[TopicPartition] = set()
@@ -588,7 +586,7 @@ class KafkaSource(RebalanceCallbacks):
         replay = self.replay_until
         append = items.append
         decode_event, decode_label = self.decoder.decode_json, self.labels.decode
-        positions, assigned = self.positions, self.assigned
+        positions, assigned, checks = self.positions, self.assigned, self.checks
         skipped_before = self.skipped
         for tp, records in batches.items():
             if tp not in assigned:  # defensive: a record of a partition this consumer gave up
@@ -596,6 +594,7 @@ class KafkaSource(RebalanceCallbacks):
             expected = positions.get(tp, -1)
             decode = decode_label if tp.topic == self.labels_topic else decode_event
             prefix = f"{tp.topic}/{tp.partition}@"
+            again = checks.counted_below(tp)  # read again after a reset: counted by the checks already
             for r in records:
                 offset = r.offset
                 if offset < expected:  # seen and processed already
@@ -604,17 +603,17 @@ class KafkaSource(RebalanceCallbacks):
                 value = r.value if r.value is not None else b""
                 origin = prefix + str(offset)
                 raw[origin] = (r.key, value)
-                append(decode(value, origin))
+                append(decode(value, origin) if offset >= again else checks.uncounted(decode, value, origin))
                 expected = offset + 1
                 if replay and offset < replay.get(tp, -1):
                     silent.add(origin)
             if expected >= 0:
                 positions[tp] = expected
+                checks.count_to(tp, expected)
                 if replay and expected >= replay.get(tp, 1 << 62):
                     del replay[tp]  # caught up with what was committed
         self.behind = len(items) + self.skipped - skipped_before >= max_records
-        if self.times.n < self.times.sample:  # the first events only: nothing to do once the sample is complete
-            self.times.observe(r for r in items if type(r) is Event)
+        checks.observe_times(items)  # nothing to do once the sample is complete
         return PolledBatch(items, raw, frozenset(silent) if silent else frozenset())
 
     def group_metadata(self) -> tuple:

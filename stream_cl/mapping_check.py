@@ -57,6 +57,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from .config import PER_SECOND, ConfigError, MappingConfig
+from .events import Event
 
 __all__ = ["FieldCensus", "MappingChecks", "TimeCensus", "check_columns", "EPOCH_NEAR", "SAMPLE", "SECONDS_BOUND"]
 
@@ -120,12 +121,20 @@ class FieldCensus:
         self.check_label = check_label
         self.seen: Counter = Counter()  # field -> objects that had it
         self.n = 0
+        self.counting = True  # False: the objects observed now were counted already (MappingChecks.uncounted)
         self._said = False
+
+    @property
+    def done(self) -> bool:
+        """The sample is complete, or the warnings were said: nothing more is counted."""
+        return self._said or self.n >= self.sample
 
     def observe(self, obj: Mapping) -> bool:
         """Count one object's fields; False once the sample is complete (the caller may stop)."""
         if self.n >= self.sample:
             return False
+        if not self.counting:
+            return True
         self.n += 1
         seen = self.seen
         for key in obj:
@@ -211,6 +220,11 @@ class TimeCensus:
         self._said_absent = not (time_features and self.field == _OPTIONAL_DEFAULTS["timestamp"])
         self._said = not time_features
 
+    @property
+    def done(self) -> bool:
+        """The sample is complete, or the warnings were said (or there are none to say): nothing more is looked at."""
+        return self._said or self.n >= self.sample
+
     def observe(self, events: Iterable) -> None:
         """Look at the times of the first events (``Event.ts``)."""
         if self._said or self.n >= self.sample:
@@ -270,7 +284,6 @@ class TimeCensus:
 
 
 @dataclasses.dataclass
-@dataclasses.dataclass
 class MappingChecks:
     """A stream's :class:`FieldCensus` and :class:`TimeCensus` together, for a run whose source may be
     rebuilt (the daemon's, after a reset): handed to each source it builds, their counts and what they
@@ -286,6 +299,11 @@ class MappingChecks:
 
     fields: FieldCensus
     times: TimeCensus
+    # source partition -> the offset after the last record counted: a record below it, read again after a
+    # reset, is not counted twice (a topic of 300 events was "the first 600", and a field that only later
+    # events carry could be said to be in none of the first 1,000)
+    counted: dict = dataclasses.field(default_factory=dict)
+    _again: set = dataclasses.field(default_factory=set)  # origins of this poll's records read again
 
     @classmethod
     def for_stream(cls, mapping: MappingConfig, time_features: bool, labels_apart: bool = False) -> "MappingChecks":
@@ -297,7 +315,33 @@ class MappingChecks:
         """Each census's warnings, once (``final``: the stream ends, judged by the fewer events read)."""
         return self.fields.take(final=final) + self.times.take(final=final)
 
+    def counted_below(self, partition) -> int:
+        """The offset below which ``partition``'s records were counted already (-1: none, or both
+        censuses are done, when nothing is counted any more)."""
+        return -1 if self.fields.done and self.times.done else self.counted.get(partition, -1)
 
+    def uncounted(self, decode, raw, origin: str):
+        """``decode(raw, origin)`` of a record counted already, without counting it again."""
+        self.fields.counting = False
+        try:
+            return decode(raw, origin)
+        finally:
+            self.fields.counting = True
+            self._again.add(origin)
+
+    def count_to(self, partition, offset: int) -> None:
+        """``partition``'s records below ``offset`` are counted."""
+        if offset > self.counted.get(partition, -1) and not (self.fields.done and self.times.done):
+            self.counted[partition] = offset
+
+    def observe_times(self, events) -> None:
+        """A poll's decoded records: the times of its :class:`Event` s not read again (:meth:`uncounted`)."""
+        again, self._again = self._again, set()
+        if not self.times.done:
+            self.times.observe(e for e in events if type(e) is Event and e.origin not in again)
+
+
+@dataclasses.dataclass
 class _Times:
     """The times of one of :class:`TimeCensus`'s ranges, telling apart those that read as a date and
     time in digits (the unit fix, ``"ms"``, reads 20240501123000 as 2611). Fourteen digits are said
@@ -383,7 +427,7 @@ def _digit_date(written: float) -> str | None:
 
 def _number(v: float) -> str:
     """A time as its producer likely wrote it: 1714601643000, not 1714601643000.0 or 1.7146e+12."""
-    return str(int(v)) if v == int(v) and abs(v) < 1e20 else repr(v)
+    return str(int(v)) if abs(v) < 1e20 and v == int(v) else repr(v)  # (inf, once a unit multiplied it: no int)
 
 
 def _names(names: Sequence) -> str:

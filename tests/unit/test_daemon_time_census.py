@@ -9,7 +9,8 @@ from kafka import TopicPartition
 
 from connectors.kafka import KafkaSource
 from stream_cl.config import KafkaConfig, MappingConfig
-from stream_cl.mapping_check import SAMPLE, MappingChecks
+from stream_cl.events import Event
+from stream_cl.mapping_check import SAMPLE, MappingChecks, TimeCensus
 
 from source_kit import ListConsumer  # tests/unit/source_kit.py
 
@@ -136,3 +137,47 @@ def test_a_daemon_that_fails_says_a_short_topics_warnings_too(tmp_path, caplog):
     assert asked == [True]
     said = [r for r in caplog.records if r.getMessage() == "mapping_warning"]
     assert len(said) == 1 and "field 'bb' was in none of the first 300 events" in said[0].stream_cl_fields["detail"]
+
+
+def test_records_read_again_after_a_reset_are_not_counted_twice():
+    values = [json.dumps({"x": {"a": i % 7}, "y": i % 2}).encode() for i in range(300)]
+    checks = MappingChecks.for_stream(MappingConfig(features=["x", "bb"]), time_features=True)
+    for _ in range(2):  # the rebuilt source reads the same 300 records again (none was committed)
+        source = KafkaSource(KafkaConfig(topics=["events"]), MappingConfig(features=["x", "bb"]),
+                             consumer=ListConsumer(values), time_features=True, checks=checks)
+        source.assigned = {TP}
+        assert len(source.poll(400).items) == 300 and source.take_warnings() == []
+    said = source.take_warnings(final=True)
+    assert len(said) == 2, said
+    assert said[0].startswith("mapping.features: field 'bb' was in none of the first 300 events")
+    assert "none of the first 300 events had a time in field 'ts'" in said[1]
+
+
+def test_a_time_that_overflows_as_written_is_said_not_raised():
+    # 1.7976931348623157e308 microseconds: a finite time in seconds, infinite again times 1e6
+    census = TimeCensus(MappingConfig(timestamp_unit="us"), time_features=True, sample=2)
+    census.observe([Event({"a": 1.0}, 0, ts=1.7976931348623157e308 / 1e6)] * 2)
+    (said,) = census.take()
+    assert said.startswith("model.time_features: 2 of the first 2 events had a time in field 'ts'")
+    assert "(e.g. inf)" in said
+
+
+def test_a_run_that_ends_through_a_start_over_says_a_short_topics_warnings(monkeypatch, caplog):
+    import logging
+
+    import connectors.daemon as daemon_module
+    from stream_cl.config import load_config_dict
+
+    stop = threading.Event()
+
+    def build(config, stop_, on_ready, server, metrics, changelog=None, checks=None):
+        checks.fields.observe({"x": 1, "y": 0})  # one event read, then fenced while a stop was asked for
+        stop.set()
+        return daemon_module.EXIT_RESET, metrics
+
+    monkeypatch.setattr(daemon_module, "_build_and_run_once", build)
+    config = load_config_dict({"kafka": {"topics": ["events"]}, "mapping": {"features": ["x", "bb"]}})
+    with caplog.at_level(logging.WARNING, logger="stream_cl.daemon"):
+        assert daemon_module._build_and_run(config, stop, None, None) == daemon_module.EXIT_FAILED
+    said = [r.stream_cl_fields["detail"] for r in caplog.records if r.getMessage() == "mapping_warning"]
+    assert said == ["mapping.features: field 'bb' was in none of the first event (fields seen: x, y)"]
