@@ -322,8 +322,8 @@ class MappingChecks:
 
     def uncounted(self, decode, raw, origin: str):
         """``decode(raw, origin)`` of a record counted already, without counting it again."""
-        self.fields.counting = False
         try:
+            self.fields.counting = False
             return decode(raw, origin)
         finally:
             self.fields.counting = True
