@@ -491,13 +491,15 @@ def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> i
         while True:
             committed, began = _committed(metrics), time.monotonic()
             code, metrics = _build_and_run_once(config, stop, on_ready, server, metrics, changelog, checks)
-            if code == EXIT_RESET and not stop.is_set():
-                brief = time.monotonic() - began < RESET_DELAY_S[1]
-                again = rebuilt and brief and _committed(metrics) == committed
-                delay = min(max(2 * delay, RESET_DELAY_S[0]), RESET_DELAY_S[1]) if again else 0.0
-                _wait_before_rebuild(stop, metrics, delay)
-            if code != EXIT_RESET or stop.is_set():
-                return EXIT_FAILED if code == EXIT_RESET else code
+            if code != EXIT_RESET:
+                return code
+            if stop.is_set():  # asked for before the daemon had to start over: its final commit was refused
+                return _stopped_in_start_over(metrics)
+            brief = time.monotonic() - began < RESET_DELAY_S[1]
+            again = rebuilt and brief and _committed(metrics) == committed
+            delay = min(max(2 * delay, RESET_DELAY_S[0]), RESET_DELAY_S[1]) if again else 0.0
+            # a stop asked for during the wait ends the next build before it starts: the clean stop (exit 0)
+            _wait_before_rebuild(stop, metrics, delay)
             on_ready = None  # once: the caller already holds the first daemon
             rebuilt = True
     finally:
@@ -509,6 +511,17 @@ def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> i
                 log_event(log, "mapping_warning", level=logging.WARNING, detail=warning)
         except Exception:  # noqa: BLE001 -- the run's exit code stands
             log.debug("mapping checks not said at the end of the run", exc_info=True)
+
+
+def _stopped_in_start_over(metrics: DaemonMetrics | None) -> int:
+    """Log a stop asked for while the daemon had to start over (fenced, or its partitions lost, in the same
+    turn) as its ``failed`` line; returns exit code 1: its final commit could not be made, so what it did since
+    its last commit does not count (a restart resumes from that commit, as after any failure)."""
+    log_event(log, "failed", level=logging.ERROR, exit_code=EXIT_FAILED,
+              records=metrics.records if metrics is not None else 0,
+              detail="stopped while the daemon had to start over (fenced, or its partitions lost): its final commit "
+                     "could not be made; nothing since its last commit counts, and a restart resumes from it")
+    return EXIT_FAILED
 
 
 def _committed(metrics: DaemonMetrics | None) -> int:
