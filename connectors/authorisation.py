@@ -58,14 +58,12 @@ def not_authorised(error: BaseException, config: Config) -> str | None:
 def _denied_topic(text: str, config: Config) -> tuple[str, str, list[str], str]:
     """The topic an authorisation error names (kafka-python quotes it: ``{'events'}``): ``(what, key,
     operations, kafka-acls.sh resource)``, the operations those the daemon needs on it."""
-    from .changelog import changelog_topic
-
     kcfg, changelog = config.kafka, config.changelog
     topics = [*((t, "kafka.topics", ["Read"]) for t in kcfg.topics),
               (kcfg.labels_topic, "kafka.labels_topic", ["Read"]),
               (kcfg.predictions_topic, "kafka.predictions_topic", ["Write"]),
               (kcfg.dead_letter_topic, "kafka.dead_letter_topic", ["Write"]),
-              (changelog_topic(config) if changelog.enabled else "", "changelog.topic",
+              (config.changelog_topic if changelog.enabled else "", "changelog.topic",
                ["Read", "Write", "Create", "DescribeConfigs", "AlterConfigs"])]
     for topic, key, ops in topics:
         if topic and f"'{topic}'" in text:

@@ -32,14 +32,9 @@ from stream_cl.config import ConfigError
 
 from .logs import log_event
 
-__all__ = ["ChangelogTable", "changelog_topic", "ensure_changelog_topic", "read_topic_configs"]
+__all__ = ["ChangelogTable", "ensure_changelog_topic", "read_topic_configs"]
 
 log = logging.getLogger("stream_cl.changelog")
-
-
-def changelog_topic(config) -> str:
-    """The changelog's topic: ``changelog.topic``, by default ``"<kafka.group_id>.model"`` (:attr:`Config.changelog_topic`)."""
-    return config.changelog_topic
 
 
 def ensure_changelog_topic(admin: KafkaAdminClient, name: str, partitions: int, replication: int,

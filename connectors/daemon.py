@@ -248,11 +248,7 @@ class Daemon:
     def _say_mapping_warnings(self, final: bool = False) -> None:
         """The source's mapping checks (:meth:`KafkaSource.take_warnings`), each a ``mapping_warning`` line;
         ``final``: the daemon stops (cleanly or failed), so a topic shorter than their sample is judged now."""
-        source = getattr(self, "source", None)  # (none yet: a failure while the daemon was being made)
-        if source is None:
-            return
-        for warning in source.take_warnings(final=final):
-            log_event(log, "mapping_warning", level=logging.WARNING, detail=warning)
+        _log_mapping_warnings(self.source.take_warnings(final=final))
 
     def _stop_failed(self, code: int) -> int:
         """End a run that failed: nothing past the last commit is committed or published."""
@@ -507,10 +503,16 @@ def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> i
         # a run that ended through a start over (a stop or a failed rebuild after it) says a short topic's
         # warnings here; a daemon that stopped has said them (each is said once)
         try:
-            for warning in checks.take(final=True):
-                log_event(log, "mapping_warning", level=logging.WARNING, detail=warning)
+            _log_mapping_warnings(checks.take(final=True))
         except Exception:  # noqa: BLE001 -- the run's exit code stands
             log.debug("mapping checks not said at the end of the run", exc_info=True)
+
+
+def _log_mapping_warnings(warnings: list[str]) -> None:
+    """Each warning of the mapping checks (:class:`~stream_cl.mapping_check.MappingChecks`) as a
+    ``mapping_warning`` line."""
+    for warning in warnings:
+        log_event(log, "mapping_warning", level=logging.WARNING, detail=warning)
 
 
 def _stopped_in_start_over(metrics: DaemonMetrics | None) -> int:
@@ -544,7 +546,8 @@ def _wait_before_rebuild(stop: threading.Event, metrics: DaemonMetrics, delay: f
 
 
 def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server, metrics,
-                        changelog: RunChangelog | None = None, checks: MappingChecks | None = None) -> tuple[int, object]:
+                        changelog: RunChangelog | None = None,
+                        checks: MappingChecks | None = None) -> tuple[int, object]:
     """Build a daemon and run it; returns its exit code and its metrics (the next build keeps them).
     ``changelog``: the run's (closed by the caller); ``checks``: the run's mapping checks; None: the
     daemon makes its own."""

@@ -173,7 +173,7 @@ def changelog_table(config: Config, learner, contact: BrokerContact | None = Non
         return None
     from kafka.admin import KafkaAdminClient
 
-    from .changelog import ChangelogTable, changelog_topic, ensure_changelog_topic
+    from .changelog import ChangelogTable, ensure_changelog_topic
     from .kafka import client_options, refuse_own_outputs
 
     kcfg, cl = config.kafka, config.changelog
@@ -181,7 +181,7 @@ def changelog_table(config: Config, learner, contact: BrokerContact | None = Non
         raise ConfigError("kafka.labels_topic: with a labels topic the daemon reads exactly one events topic (a label "
                           "joins the events partition of its number); list one topic in kafka.topics, or run one "
                           "group per events topic")
-    topic = changelog_topic(config)
+    topic = config.changelog_topic
     refuse_own_outputs(kcfg, topic)  # before the topic is made: a refused start leaves none behind
     if contact is not None:
         contact()

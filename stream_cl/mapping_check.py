@@ -227,7 +227,7 @@ class TimeCensus:
 
     def observe(self, events: Iterable) -> None:
         """Look at the times of the first events (``Event.ts``)."""
-        if self._said or self.n >= self.sample:
+        if self.done:
             return
         for e in events:
             if self.n >= self.sample:
@@ -289,7 +289,6 @@ class MappingChecks:
     rebuilt (the daemon's, after a reset): handed to each source it builds, their counts and what they
     said carry over, so each warning is said once per run and a short stream is judged by all it read.
 
-    >>> from stream_cl.events import Event
     >>> checks = MappingChecks.for_stream(MappingConfig(features=["a", "b"]), time_features=False)
     >>> checks.fields.observe({"a": 1, "y": 0}), checks.times.observe([Event({"a": 1.0}, 0)])
     (True, None)
@@ -315,10 +314,14 @@ class MappingChecks:
         """Each census's warnings, once (``final``: the stream ends, judged by the fewer events read)."""
         return self.fields.take(final=final) + self.times.take(final=final)
 
+    @property
+    def done(self) -> bool:
+        """Both censuses are done: nothing is counted any more."""
+        return self.fields.done and self.times.done
+
     def counted_below(self, partition) -> int:
-        """The offset below which ``partition``'s records were counted already (-1: none, or both
-        censuses are done, when nothing is counted any more)."""
-        return -1 if self.fields.done and self.times.done else self.counted.get(partition, -1)
+        """The offset below which ``partition``'s records were counted already (-1: none, or :attr:`done`)."""
+        return -1 if self.done else self.counted.get(partition, -1)
 
     def uncounted(self, decode, raw, origin: str):
         """``decode(raw, origin)`` of a record counted already, without counting it again."""
@@ -331,7 +334,7 @@ class MappingChecks:
 
     def count_to(self, partition, offset: int) -> None:
         """``partition``'s records below ``offset`` are counted."""
-        if offset > self.counted.get(partition, -1) and not (self.fields.done and self.times.done):
+        if offset > self.counted.get(partition, -1) and not self.done:
             self.counted[partition] = offset
 
     def observe_times(self, events) -> None:

@@ -102,8 +102,8 @@ def _check_changelog_topic(config: Config) -> None:
         raise ConfigError(f"kafka.group_id: {config.kafka.group_id!r} names the model changelog topic "
                           f"{config.changelog_topic!r} (changelog.topic's default, \"<kafka.group_id>.model\"), not a "
                           "legal Kafka topic name; set changelog.topic to one (letters, digits, '.', '_' and '-', at "
-                          "most 249 characters), or use such a group id (or changelog.enabled = false: no changelog, and each member "
-                          "serves a model of only the partitions it consumes)")
+                          "most 249 characters), or use such a group id (or changelog.enabled = false: no changelog, "
+                          "and each member serves a model of only the partitions it consumes)")
 
 
 def _check_across_sections(config: Config) -> None:

@@ -17,9 +17,11 @@ from source_kit import ListConsumer  # tests/unit/source_kit.py
 TP = TopicPartition("events", 0)
 
 
-def _source(values: list[bytes], time_features: bool) -> KafkaSource:
-    source = KafkaSource(KafkaConfig(topics=["events"]), MappingConfig(), consumer=ListConsumer(values),
-                         time_features=time_features)
+def _source(values: list[bytes], time_features: bool = False, mapping: MappingConfig = MappingConfig(),
+            checks: MappingChecks | None = None, consumer: ListConsumer | None = None) -> KafkaSource:
+    """A source of partition events/0 holding ``values`` (or reading ``consumer``), assigned."""
+    source = KafkaSource(KafkaConfig(topics=["events"]), mapping, consumer=consumer or ListConsumer(values),
+                         time_features=time_features, checks=checks)
     source.assigned = {TP}
     return source
 
@@ -59,9 +61,7 @@ def test_a_topic_shorter_than_the_sample_is_judged_when_the_daemon_stops():
     # 300 events in epoch milliseconds and a feature field none has: nothing while the topic is read, nor at
     # an empty poll (a live topic slower than the poll timeout would be judged by its first event)
     values = [json.dumps({"x": {"a": i % 7}, "y": i % 2, "ts": 1_714_601_643_000 + i}).encode() for i in range(300)]
-    source = KafkaSource(KafkaConfig(topics=["events"]), MappingConfig(features=["x", "bb"]),
-                         consumer=ListConsumer(values), time_features=True)
-    source.assigned = {TP}
+    source = _source(values, time_features=True, mapping=MappingConfig(features=["x", "bb"]))
     assert len(source.poll(200).items) == 200 and source.take_warnings() == []
     assert len(source.poll(200).items) == 100 and source.take_warnings() == []
     assert not source.poll(200).items and source.take_warnings() == []
@@ -79,8 +79,7 @@ def test_a_live_topic_is_not_judged_by_its_first_events_at_an_empty_poll():
     values += [json.dumps({"x": {"a": i}, "late": i, "y": i % 2}).encode() for i in range(1, SAMPLE + 100)]
     consumer = ListConsumer(values)
     later, consumer.records = consumer.records[1:], consumer.records[:1]
-    source = KafkaSource(KafkaConfig(topics=["events"]), MappingConfig(features=["x", "late"]), consumer=consumer)
-    source.assigned = {TP}
+    source = _source([], mapping=MappingConfig(features=["x", "late"]), consumer=consumer)
     assert len(source.poll(200).items) == 1 and not source.poll(200).items
     assert source.take_warnings() == []
     consumer.records = later  # the next events come
@@ -95,13 +94,9 @@ def test_the_checks_carry_over_a_rebuilt_source_so_a_short_topic_is_judged_by_al
     # a reset rebuilds the daemon and its source; the run hands the same MappingChecks to each (run_daemon)
     values = [json.dumps({"x": {"a": i % 7}, "y": i % 2}).encode() for i in range(300)]
     checks = MappingChecks.for_stream(MappingConfig(features=["x", "bb"]), time_features=False)
-    first = KafkaSource(KafkaConfig(topics=["events"]), MappingConfig(features=["x", "bb"]),
-                        consumer=ListConsumer(values), checks=checks)
-    first.assigned = {TP}
+    first = _source(values, mapping=MappingConfig(features=["x", "bb"]), checks=checks)
     assert len(first.poll(400).items) == 300 and first.take_warnings() == []
-    rebuilt = KafkaSource(KafkaConfig(topics=["events"]), MappingConfig(features=["x", "bb"]),
-                          consumer=ListConsumer([]), checks=checks)  # everything was committed: nothing re-read
-    rebuilt.assigned = {TP}
+    rebuilt = _source([], mapping=MappingConfig(features=["x", "bb"]), checks=checks)  # all committed: none re-read
     assert not rebuilt.poll(400).items
     said = rebuilt.take_warnings(final=True)
     assert len(said) == 1 and said[0].startswith("mapping.features: field 'bb' was in none of the first 300 events")
@@ -143,9 +138,7 @@ def test_records_read_again_after_a_reset_are_not_counted_twice():
     values = [json.dumps({"x": {"a": i % 7}, "y": i % 2}).encode() for i in range(300)]
     checks = MappingChecks.for_stream(MappingConfig(features=["x", "bb"]), time_features=True)
     for _ in range(2):  # the rebuilt source reads the same 300 records again (none was committed)
-        source = KafkaSource(KafkaConfig(topics=["events"]), MappingConfig(features=["x", "bb"]),
-                             consumer=ListConsumer(values), time_features=True, checks=checks)
-        source.assigned = {TP}
+        source = _source(values, time_features=True, mapping=MappingConfig(features=["x", "bb"]), checks=checks)
         assert len(source.poll(400).items) == 300 and source.take_warnings() == []
     said = source.take_warnings(final=True)
     assert len(said) == 2, said
