@@ -44,6 +44,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 
 from .early_signals import EarlySignals
 
@@ -226,36 +227,34 @@ class Daemon:
             return EXIT_OK
         except TransactionAborted as e:  # fenced, or a commit that failed: nothing since the last commit counts
             if dead_letter_refused(e):  # the record is re-read at every start over: a setting to change (exit 2)
-                return self._stop_failed(_config_failed(ConfigError(str(e))))
+                return self._stop_failed(partial(_config_failed, ConfigError(str(e))))
             if (detail := not_authorised(e, self.config)) is not None:  # until an ACL changes, every start over fails
-                return self._stop_failed(_not_authorised_failed(detail))
+                return self._stop_failed(partial(_not_authorised_failed, detail))
             self.reset_reason = f"{'fenced' if isinstance(e, Fenced) else 'transaction aborted'}: {e}"
             return self._reset()
         except ConfigError as e:  # a setting the data outgrew (changelog.max_message_bytes): starting over meets it again
-            return self._stop_failed(_config_failed(e))
+            return self._stop_failed(partial(_config_failed, e))
         except CheckpointError as e:  # written after its commit, which went through: a full disk, say
-            # exit 1, not 2 (a configuration error): the disk may have room again, so a supervisor restarts it
-            log_event(log, "failed", level=logging.ERROR, exit_code=EXIT_FAILED,
-                      detail=f"checkpoint not written: {e}; the commit before it went through, and a restart "
-                             "resumes from the last checkpoint written (re-learning, silently, up to that commit)")
-            return self._stop_failed(EXIT_FAILED)
+            return self._stop_failed(partial(_checkpoint_failed, e))
         except Exception as e:
             if (detail := not_authorised(e, self.config)) is not None:  # a topic or group an ACL denies: no traceback
-                return self._stop_failed(_not_authorised_failed(detail))
-            log.exception("daemon failed; nothing after the last commit is visible, a restart resumes from it")
-            return self._stop_failed(EXIT_FAILED)
+                return self._stop_failed(partial(_not_authorised_failed, detail))
+            return self._stop_failed(_crashed)  # (called in this except clause: the traceback is logged)
 
     def _say_mapping_warnings(self, final: bool = False) -> None:
         """The source's mapping checks (:meth:`KafkaSource.take_warnings`), each a ``mapping_warning`` line;
         ``final``: the daemon stops (cleanly or failed), so a topic shorter than their sample is judged now."""
         _log_mapping_warnings(self.source.take_warnings(final=final))
 
-    def _stop_failed(self, code: int) -> int:
-        """End a run that failed: nothing past the last commit is committed or published."""
+    def _stop_failed(self, failed: Callable[[], int]) -> int:
+        """End a run that failed: nothing past the last commit is committed or published. ``failed`` logs
+        the run's ``failed`` line and returns the exit code; a short topic's mapping warnings come before
+        it (the data may be why it failed), not after the line that closes the run."""
         try:
-            self._say_mapping_warnings(final=True)  # a short topic's too: the data may be why it failed
+            self._say_mapping_warnings(final=True)
         except Exception:  # noqa: BLE001 -- the failure is what is said; the stop must go on
             log.debug("mapping checks not said at the failed stop", exc_info=True)
+        code = failed()
         self._failed = True
         self.metrics.state = "failed"
         self._write_status(force=True)
@@ -386,6 +385,23 @@ def _not_authorised_failed(detail: str) -> int:
     return EXIT_FAILED
 
 
+def _checkpoint_failed(error: CheckpointError) -> int:
+    """Log a checkpoint not written after its commit went through (a full disk, say) as the ``failed`` line;
+    returns exit code 1, not 2 (a configuration error): the disk may have room again, so a supervisor
+    restarts it."""
+    log_event(log, "failed", level=logging.ERROR, exit_code=EXIT_FAILED,
+              detail=f"checkpoint not written: {error}; the commit before it went through, and a restart "
+                     "resumes from the last checkpoint written (re-learning, silently, up to that commit)")
+    return EXIT_FAILED
+
+
+def _crashed() -> int:
+    """Log an unexpected error, called in the ``except`` clause that caught it: its traceback is for us;
+    returns exit code 1."""
+    log.exception("daemon failed; nothing after the last commit is visible, a restart resumes from it")
+    return EXIT_FAILED
+
+
 def _tp_keys(partitions) -> list[str]:
     return sorted(f"{tp.topic}/{tp.partition}" for tp in partitions)
 
@@ -490,6 +506,7 @@ def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> i
             if code != EXIT_RESET:
                 return code
             if stop.is_set():  # asked for before the daemon had to start over: its final commit was refused
+                _say_final_mapping_warnings(checks)
                 return _stopped_in_start_over(metrics)
             brief = time.monotonic() - began < RESET_DELAY_S[1]
             again = rebuilt and brief and _committed(metrics) == committed
@@ -500,12 +517,8 @@ def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> i
             rebuilt = True
     finally:
         changelog.close()
-        # a run that ended through a start over (a stop or a failed rebuild after it) says a short topic's
-        # warnings here; a daemon that stopped has said them (each is said once)
-        try:
-            _log_mapping_warnings(checks.take(final=True))
-        except Exception:  # noqa: BLE001 -- the run's exit code stands
-            log.debug("mapping checks not said at the end of the run", exc_info=True)
+        # the run's end, however it came (each warning is said once: here, only what no closing line said before)
+        _say_final_mapping_warnings(checks)
 
 
 def _log_mapping_warnings(warnings: list[str]) -> None:
@@ -513,6 +526,17 @@ def _log_mapping_warnings(warnings: list[str]) -> None:
     ``mapping_warning`` line."""
     for warning in warnings:
         log_event(log, "mapping_warning", level=logging.WARNING, detail=warning)
+
+
+def _say_final_mapping_warnings(checks: MappingChecks | None) -> None:
+    """The run ends: a short topic's mapping warnings (judged by all its daemons read), said before the run's
+    closing ``shutdown`` or ``failed`` line where one follows. None: the daemon holds its own checks."""
+    if checks is None:
+        return
+    try:
+        _log_mapping_warnings(checks.take(final=True))
+    except Exception:  # noqa: BLE001 -- the run's exit code stands
+        log.debug("mapping checks not said at the end of the run", exc_info=True)
 
 
 def _stopped_in_start_over(metrics: DaemonMetrics | None) -> int:
@@ -553,14 +577,17 @@ def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server,
     daemon makes its own."""
     of_run = {k: v for k, v in (("changelog", changelog), ("checks", checks)) if v is not None}
     if stop.is_set():  # (a stop asked for since the last look)
+        _say_final_mapping_warnings(checks)  # what an earlier build's daemon read: before the closing line
         return _stopped_before_built(metrics), metrics
     try:
         daemon = Daemon.from_config(config, stop, metrics, **of_run)
     except (ConfigError, CheckpointError) as e:  # a setting to fix, stopped or not: exit 2
+        _say_final_mapping_warnings(checks)
         return _config_failed(e), metrics
     except Exception as e:
         from .kafka import bootstrap_hint
 
+        _say_final_mapping_warnings(checks)
         if stop.is_set():  # a stop asked for during the build ended it (BootstrapStopped), or it came first
             return _stopped_before_built(metrics, e), metrics
         if (detail := not_authorised(e, config)) is not None:  # a publisher or changelog an ACL denies

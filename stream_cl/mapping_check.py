@@ -52,9 +52,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 
 from .config import PER_SECOND, ConfigError, MappingConfig
 from .events import Event
@@ -260,8 +262,8 @@ class TimeCensus:
         if n:
             raw = example * PER_SECOND[self.unit]  # as the producer wrote it
             out.append(f"model.time_features: {self._who(n, first)} had a time in field {self.field!r} (mapping.timestamp"
-                       f"{unit}) beyond 1e11 seconds (e.g. {_number(raw)}), after the year 5138 as epoch seconds: "
-                       f"{_finer_unit(raw)}")
+                       f"{unit}) beyond 1e11 seconds (e.g. {_number(raw, example, self.unit)}), after the year 5138 as "
+                       f"epoch seconds: {_finer_unit(raw)}")
         n, example = self.near.unit_said()
         if n:
             raw = example * PER_SECOND[self.unit]
@@ -428,8 +430,16 @@ def _digit_date(written: float) -> str | None:
     return None
 
 
-def _number(v: float) -> str:
-    """A time as its producer likely wrote it: 1714601643000, not 1714601643000.0 or 1.7146e+12."""
+def _number(v: float, seconds: float | None = None, unit: str = "s") -> str:
+    """A time as its producer likely wrote it: 1714601643000, not 1714601643000.0 or 1.7146e+12. A time
+    that overflows once its unit multiplies it back (near the largest float, in "us" or "ns") is shown
+    from ``seconds``, its value as read, multiplied exactly: 1.797693134862316e+308, not inf.
+
+    >>> _number(1714601643000.0), _number(float("inf"), 1.7976931348623157e308 / 1e6, "us")
+    ('1714601643000', '1.797693134862316e+308')
+    """
+    if not math.isfinite(v) and seconds is not None and math.isfinite(seconds):
+        return format(Decimal(seconds) * PER_SECOND[unit], ".16g")
     return str(int(v)) if abs(v) < 1e20 and v == int(v) else repr(v)  # (inf, once a unit multiplied it: no int)
 
 

@@ -118,20 +118,29 @@ def test_the_run_hands_one_set_of_checks_to_every_daemon_it_builds(monkeypatch):
     assert len(handed) == 2 and isinstance(handed[0], MappingChecks) and handed[1] is handed[0]
 
 
-def test_a_daemon_that_fails_says_a_short_topics_warnings_too(tmp_path, caplog):
+def test_a_daemon_that_fails_says_a_short_topics_warnings_too_before_its_failed_line(tmp_path, caplog):
     import logging
 
     from test_checkpoint import _daemon  # the daemon loop on a fake one-partition source (tests/unit)
+
+    import connectors.daemon as daemon_module
+    from stream_cl.config import ConfigError
 
     daemon, _ = _daemon(tmp_path, [], [])
     asked = []
     daemon.source.take_warnings = lambda final=False: asked.append(final) or (
         ["mapping.features: field 'bb' was in none of the first 300 events"] if final else [])
+
+    def fail():
+        raise ConfigError("changelog.max_message_bytes: a state of 2 MB does not fit")
+
+    daemon.run_once = fail
     with caplog.at_level(logging.WARNING, logger="stream_cl.daemon"):
-        assert daemon._stop_failed(1) == 1
+        assert daemon.run() == daemon_module.EXIT_CONFIG
     assert asked == [True]
-    said = [r for r in caplog.records if r.getMessage() == "mapping_warning"]
-    assert len(said) == 1 and "field 'bb' was in none of the first 300 events" in said[0].stream_cl_fields["detail"]
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["mapping_warning", "failed"]  # the closing line last
+    assert "field 'bb' was in none of the first 300 events" in caplog.records[0].stream_cl_fields["detail"]
 
 
 def test_records_read_again_after_a_reset_are_not_counted_twice():
@@ -152,7 +161,7 @@ def test_a_time_that_overflows_as_written_is_said_not_raised():
     census.observe([Event({"a": 1.0}, 0, ts=1.7976931348623157e308 / 1e6)] * 2)
     (said,) = census.take()
     assert said.startswith("model.time_features: 2 of the first 2 events had a time in field 'ts'")
-    assert "(e.g. inf)" in said
+    assert "(e.g. 1.797693134862316e+308)" in said  # as written, not the inf it overflows to once multiplied back
 
 
 def test_a_run_that_ends_through_a_start_over_says_a_short_topics_warnings(monkeypatch, caplog):
@@ -174,3 +183,34 @@ def test_a_run_that_ends_through_a_start_over_says_a_short_topics_warnings(monke
         assert daemon_module._build_and_run(config, stop, None, None) == daemon_module.EXIT_FAILED
     said = [r.stream_cl_fields["detail"] for r in caplog.records if r.getMessage() == "mapping_warning"]
     assert said == ["mapping.features: field 'bb' was in none of the first event (fields seen: x, y)"]
+    assert [r.getMessage() for r in caplog.records] == ["mapping_warning", "failed"]  # the closing line last
+
+
+def test_a_rebuild_that_fails_says_what_the_daemon_before_it_read_before_its_failed_line(monkeypatch, caplog):
+    import logging
+
+    import connectors.daemon as daemon_module
+    from stream_cl.config import ConfigError, load_config_dict
+
+    class Fenced:  # read one event, then had to start over
+        def __init__(self, checks):
+            checks.fields.observe({"x": 1, "y": 0})
+            self.metrics = None
+
+        def run(self):
+            return daemon_module.EXIT_RESET
+
+    def from_config(cls, config, stop, metrics, changelog=None, checks=None):
+        if built:
+            raise ConfigError("changelog.topic: written by another group")  # the rebuild meets a setting to fix
+        built.append(Fenced(checks))
+        return built[-1]
+
+    built = []
+    monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(from_config))
+    config = load_config_dict({"kafka": {"topics": ["events"]}, "mapping": {"features": ["x", "bb"]},
+                               "metrics": {"enabled": False}})
+    with caplog.at_level(logging.WARNING, logger="stream_cl.daemon"):
+        assert daemon_module._build_and_run(config, threading.Event(), None, None) == daemon_module.EXIT_CONFIG
+    assert [r.getMessage() for r in caplog.records] == ["mapping_warning", "failed"]
+    assert "field 'bb' was in none of the first event" in caplog.records[0].stream_cl_fields["detail"]

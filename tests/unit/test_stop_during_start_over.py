@@ -15,7 +15,8 @@ from connectors.logs import JsonFormatter
 from connectors.status import DaemonMetrics
 from stream_cl.config import load_config_dict
 
-CONFIG = load_config_dict({"kafka": {"topics": ["events"]}, "metrics": {"enabled": False}})
+CONFIG = load_config_dict({"kafka": {"topics": ["events"]}, "metrics": {"enabled": False},
+                           "mapping": {"features": ["x", "bb"]}})
 
 
 class _Fenced:
@@ -34,6 +35,7 @@ def _run(monkeypatch, caplog, stop_first: bool, stop_in_wait: bool) -> tuple[int
     stop, built = threading.Event(), []
 
     def from_config(cls, config, stop_, metrics, **run):
+        run["checks"].fields.observe({"x": 1, "y": 0})  # it read one event of a short topic
         built.append(_Fenced(stop, stop_first))
         return built[-1]
 
@@ -53,6 +55,7 @@ def test_a_stop_asked_for_while_the_daemon_waits_to_start_over_is_the_clean_stop
     assert code == daemon_module.EXIT_OK and built == 1  # no second daemon is built
     assert lines[-1]["event"] == "shutdown" and lines[-1]["exit_code"] == 0
     assert lines[-1]["detail"] == "stopped before the daemon was built"
+    assert lines[-2]["event"] == "mapping_warning" and "field 'bb'" in lines[-2]["detail"]  # before the closing line
 
 
 def test_a_stop_asked_for_before_the_daemon_had_to_start_over_fails_saying_why(monkeypatch, caplog):
@@ -61,3 +64,4 @@ def test_a_stop_asked_for_before_the_daemon_had_to_start_over_fails_saying_why(m
     (failed,) = [line for line in lines if line["event"] == "failed"]
     assert failed["level"] == "ERROR" and failed["exit_code"] == 1
     assert failed["detail"].startswith("stopped while the daemon had to start over")
+    assert [line["event"] for line in lines][-2:] == ["mapping_warning", "failed"]
