@@ -433,13 +433,16 @@ def _digit_date(written: float) -> str | None:
 def _number(v: float, seconds: float | None = None, unit: str = "s") -> str:
     """A time as its producer likely wrote it: 1714601643000, not 1714601643000.0 or 1.7146e+12. A time
     that overflows once its unit multiplies it back (near the largest float, in "us" or "ns") is shown
-    from ``seconds``, its value as read, multiplied exactly: 1.797693134862316e+308, not inf.
+    from ``seconds``, its value as read, multiplied exactly to 17 digits: a number that reads as the
+    float the producer wrote (the largest, below), not inf.
 
     >>> _number(1714601643000.0), _number(float("inf"), 1.7976931348623157e308 / 1e6, "us")
-    ('1714601643000', '1.797693134862316e+308')
+    ('1714601643000', '1.7976931348623158e+308')
+    >>> float(_number(float("inf"), 1.7976931348623157e308 / 1e6, "us")) == 1.7976931348623157e308
+    True
     """
     if not math.isfinite(v) and seconds is not None and math.isfinite(seconds):
-        return format(Decimal(seconds) * PER_SECOND[unit], ".16g")
+        return format(Decimal(seconds) * PER_SECOND[unit], ".17g")
     return str(int(v)) if abs(v) < 1e20 and v == int(v) else repr(v)  # (inf, once a unit multiplied it: no int)
 
 
