@@ -243,17 +243,18 @@ class Daemon:
 
     def _say_mapping_warnings(self, final: bool = False) -> None:
         """The source's mapping checks (:meth:`KafkaSource.take_warnings`), each a ``mapping_warning`` line;
-        ``final``: the daemon stops (cleanly or failed), so a topic shorter than their sample is judged now."""
-        _log_mapping_warnings(self.source.take_warnings(final=final))
+        ``final``: the daemon stops (cleanly or failed), so a topic shorter than their sample is judged now.
+        The checks only advise: one that fails is logged, and the daemon, or its stop, goes on."""
+        try:
+            _log_mapping_warnings(self.source.take_warnings(final=final))
+        except Exception:  # noqa: BLE001 -- a fault of ours in the checks must not stop the loop or fail a clean stop
+            log.warning("mapping checks failed; the daemon goes on", exc_info=True)
 
     def _stop_failed(self, failed: Callable[[], int]) -> int:
         """End a run that failed: nothing past the last commit is committed or published. ``failed`` logs
         the run's ``failed`` line and returns the exit code; a short topic's mapping warnings come before
         it (the data may be why it failed), not after the line that closes the run."""
-        try:
-            self._say_mapping_warnings(final=True)
-        except Exception:  # noqa: BLE001 -- the failure is what is said; the stop must go on
-            log.debug("mapping checks not said at the failed stop", exc_info=True)
+        self._say_mapping_warnings(final=True)
         code = failed()
         self._failed = True
         self.metrics.state = "failed"
@@ -535,8 +536,8 @@ def _say_final_mapping_warnings(checks: MappingChecks | None) -> None:
         return
     try:
         _log_mapping_warnings(checks.take(final=True))
-    except Exception:  # noqa: BLE001 -- the run's exit code stands
-        log.debug("mapping checks not said at the end of the run", exc_info=True)
+    except Exception:  # noqa: BLE001 -- the checks only advise: the run's exit code stands
+        log.warning("mapping checks failed at the end of the run", exc_info=True)
 
 
 def _stopped_in_start_over(metrics: DaemonMetrics | None) -> int:

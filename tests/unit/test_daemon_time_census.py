@@ -215,3 +215,23 @@ def test_a_rebuild_that_fails_says_what_the_daemon_before_it_read_before_its_fai
         assert daemon_module._build_and_run(config, threading.Event(), None, None) == daemon_module.EXIT_CONFIG
     assert [r.getMessage() for r in caplog.records] == ["mapping_warning", "failed"]
     assert "field 'bb' was in none of the first event" in caplog.records[0].stream_cl_fields["detail"]
+
+
+def test_checks_that_fail_neither_stop_the_daemon_nor_fail_its_clean_stop(tmp_path, caplog):
+    import logging
+
+    from test_checkpoint import _daemon  # the daemon loop on a fake one-partition source (tests/unit)
+
+    import connectors.daemon as daemon_module
+
+    daemon, _ = _daemon(tmp_path, [], [])
+
+    def broken(final=False):
+        raise RuntimeError("a fault of ours in the checks")
+
+    daemon.source.take_warnings = broken
+    daemon.stop.set()  # a clean stop: the final judgement of a short topic meets the fault
+    with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
+        assert daemon.run() == daemon_module.EXIT_OK
+    lines = [r.getMessage() for r in caplog.records]
+    assert "mapping checks failed; the daemon goes on" in lines and lines[-1] == "shutdown", lines
