@@ -54,7 +54,8 @@ from .encoding import MAX_ABS_VALUE, InvalidFeatureError, flatten, out_of_range
 from .events import DeadLetter, Event
 from .mapping_check import FieldCensus
 
-__all__ = ["LONE_SURROGATE", "MAX_TEXT_CHARS", "UNFORESEEN", "EventDecoder", "ascii_float", "id_value", "label_value",
+__all__ = ["LONE_SURROGATE", "MAX_TEXT_CHARS", "UNFORESEEN", "EventDecoder", "ascii_float", "blank_text", "id_value",
+           "label_value",
            "lone_surrogate", "standard_library_only", "text_problem"]
 
 _BIG = 2**1000  # ints inside this convert to float without overflow
@@ -383,24 +384,29 @@ class _ObjectDecoder(_RecordRules):
         """The event of features ``x`` with the object's label, id, task and time: the common exact
         types first, the rest explained."""
         y = obj.get(self._label)
-        if y is None:
-            if self._require_label:
-                return _dead(raw, "missing_label", f"no label field {self._label!r} (labels are required)", origin)
-        elif not (type(y) is str or type(y) is int or type(y) is bool):
-            y = label_value(y)
+        if y is not None and not (type(y) is int or type(y) is bool):
+            y = label_value(y)  # (a str as it is; a blank one is no label: blank_text)
             if type(y) is tuple:
                 return _dead(raw, "bad_label", y[0], origin)
+            if blank_text(y):
+                y = None
+        if y is None and self._require_label:
+            return _dead(raw, "missing_label", f"no label in field {self._label!r} (labels are required)", origin)
 
         i = obj.get(self._id)
         if type(i) is int:
             i = str(i) if -_BIG < i < _BIG else id_value(i)
-        elif i is not None and type(i) is not str:
-            i = id_value(i)
+        elif i is not None:
+            i = id_value(i)  # (a str as it is, a blank one no id)
             if type(i) is tuple:
                 return _dead(raw, "bad_id", i[0], origin)
+            if blank_text(i):
+                i = None
 
         task = obj.get(self._task)
-        if task is not None and not (type(task) is str or type(task) is int):
+        if blank_text(task):
+            task = None
+        elif task is not None and not (type(task) is str or type(task) is int):
             if isinstance(task, numbers.Integral) and not isinstance(task, bool):
                 task = int(task)
             elif not isinstance(task, str):
@@ -538,9 +544,21 @@ def _oversized(raw, max_bytes: int, origin: str) -> DeadLetter:
     return _dead(raw, "oversized", detail, origin)
 
 
+def blank_text(value) -> bool:
+    """Whether ``value`` is text that holds no value: empty, or only whitespace. A blank label, id or
+    task is none, in a JSON field, a label record and a CSV cell alike: a producer that writes ``""``
+    for "not known yet" sends no class ``''``.
+
+    >>> blank_text(""), blank_text(" \t"), blank_text(" a"), blank_text(0), blank_text(None)
+    (True, True, False, False, False)
+    """
+    return isinstance(value, str) and (not value or value.isspace())
+
+
 def _blank(cell) -> bool:
-    """Whether a CSV cell is empty: no text, or only whitespace (a space after the last comma)."""
-    return not cell or (type(cell) is str and cell.isspace())
+    """Whether a CSV cell is empty: no text (None: a row with fewer cells than the header), or blank
+    text (:func:`blank_text`; a space after the last comma)."""
+    return cell is None or blank_text(cell)
 
 
 def _cell(row: Mapping, column) -> str | None:

@@ -39,7 +39,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from .config import MappingConfig
-from .decode import UNFORESEEN, EventDecoder, id_value, label_value, text_problem
+from .decode import UNFORESEEN, EventDecoder, blank_text, id_value, label_value, text_problem
 from .events import DeadLetter, Event, Prediction
 from .pending_state import PendingState
 
@@ -324,14 +324,14 @@ class LabelDecoder:
             if unknown:
                 return DeadLetter(data, "unknown_field", f"unknown field {unknown[0]!r} in a label record", origin)
         i = obj.get(m.id)
-        if i is None:
-            return DeadLetter(data, "bad_id", f"label record: no id field {m.id!r}", origin)
+        if i is None or blank_text(i):
+            return DeadLetter(data, "bad_id", f"label record: no id in field {m.id!r}", origin)
         i = id_value(i)
         if type(i) is tuple:
             return DeadLetter(data, "bad_id", f"label record: {i[0]}", origin)
         y = obj.get(m.label)
-        if y is None:
-            return DeadLetter(data, "missing_label", f"label record: no label field {m.label!r}", origin)
+        if y is None or blank_text(y):  # blank is no label, as in an event
+            return DeadLetter(data, "missing_label", f"label record: no label in field {m.label!r}", origin)
         y = label_value(y)
         if type(y) is tuple:
             return DeadLetter(data, "bad_label", f"label record: {y[0]}", origin)
