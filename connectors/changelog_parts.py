@@ -166,8 +166,9 @@ class PartEncoder:
         """Partition ``key``'s changelog value: its model part and its waiting-label store. A value
         larger than the changelog topic takes would fail every transaction holding it
         (``MessageSizeTooLargeError``, the member reset again and again), so the oldest waiting
-        events are evicted until it fits, as ``labels.max_pending`` evicts them (counted, and
-        logged); a model part too large by itself is a config error naming the setting."""
+        entries (events, and labels that came before their event) are evicted until it fits, as
+        ``labels.max_pending`` and ``labels.max_early`` evict them (counted, and logged); a model part
+        too large by itself is a config error naming the setting."""
         store = self.pending.for_key(key)
         fixed = len(key.encode()) + RECORD_OVERHEAD  # the record's bytes beside its value
         gone, passes, model = 0, 0, None
@@ -180,19 +181,21 @@ class PartEncoder:
             if size <= self.max_bytes:
                 if gone:
                     log_event(log, "labels_evicted_for_changelog", level=logging.WARNING, partition=key, evicted=gone,
-                              waiting=len(store), limit=self.max_bytes,
-                              hint="raise changelog.max_message_bytes or lower labels.max_pending")
+                              waiting=len(store), waiting_labels=store.waiting_labels, limit=self.max_bytes,
+                              hint="raise changelog.max_message_bytes or lower labels.max_pending "
+                                   "(labels.max_early for labels that come before their event)")
                 return value
             if model is None:  # the part without its labels, encoded once: eviction changes only the labels
                 model = len(self.learner.contribution(key, offset=offset).to_bytes())
-            waiting = len(store)
+            waiting = len(store) + store.waiting_labels
             if not waiting or fixed + model > self.max_bytes:
                 raise ConfigError(
                     f"changelog.max_message_bytes: the changelog record of partition {key!r} is {size} bytes, over "
-                    f"the limit of {self.max_bytes} bytes (its model part {model} bytes, its {waiting} events "
-                    f"waiting for a label the rest); raise changelog.max_message_bytes to at least {size}")
-            # the average waiting event's size sizes the pass; the oldest may be smaller (events that grew
+                    f"the limit of {self.max_bytes} bytes (its model part {model} bytes, its {len(store)} events "
+                    f"waiting for a label and {store.waiting_labels} labels waiting for their event the rest); "
+                    f"raise changelog.max_message_bytes to at least {size}")
+            # the average waiting entry's size sizes the pass; the oldest may be smaller (events that grew
             # features since), so a pass that falls short doubles the next one's count
-            per_event = max((size - model) / waiting, 1.0)
-            gone += store.evict_oldest(math.ceil((size - self.max_bytes) / per_event) << min(passes, 30))
+            per_entry = max((size - model) / waiting, 1.0)
+            gone += store.evict_oldest(math.ceil((size - self.max_bytes) / per_entry) << min(passes, 30))
             passes += 1

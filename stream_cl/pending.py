@@ -111,14 +111,30 @@ class PendingLabels(PendingState):
         return len(self._items)
 
     def evict_oldest(self, n: int) -> int:
-        """Evict the ``n`` oldest waiting events (fewer if fewer wait), counted as ``evicted`` as
-        ``max_pending`` counts them; returns how many went."""
-        n = min(max(int(n), 0), len(self._items))
-        for _ in range(n):
-            self._items.popitem(last=False)
-        self.evicted += n
-        self.new_lost += n
-        return n
+        """Evict the ``n`` oldest entries (fewer if fewer wait), waiting events and labels that came
+        before their event alike, the oldest first by the time each came: an event counted as
+        ``evicted``, as ``max_pending`` counts it, a label as ``unknown``, as ``max_early`` counts
+        it. Returns how many went.
+
+        >>> store = PendingLabels(clock=lambda: 0.0)
+        >>> store.join(LabelUpdate("e9", "cow"), now=1.0)  # a label before its event
+        >>> store.add(Event({"a": 1.0}, id="e1"), now=2.0)
+        >>> store.evict_oldest(1), store.waiting_labels, len(store), store.unknown
+        (1, 0, 1, 1)
+        """
+        items, early, gone = self._items, self._early, 0
+        while gone < n and (items or early):
+            # (each is in the order its entries came: its first is its oldest)
+            if early and (not items or early[next(iter(early))][2] < items[next(iter(items))][4]):
+                early.popitem(last=False)
+                self.unknown += 1
+                self.new_unknown += 1
+            else:
+                items.popitem(last=False)
+                self.evicted += 1
+                self.new_lost += 1
+            gone += 1
+        return gone
 
     def __contains__(self, event_id) -> bool:
         return event_id in self._items

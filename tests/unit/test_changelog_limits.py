@@ -22,6 +22,7 @@ from kafka import TopicPartition
 from connectors.partitions import PartitionStates, partition_key
 from stream_cl.config import ConfigError, load_config_dict
 from stream_cl.events import Event
+from stream_cl.pending import LabelUpdate
 from stream_cl.factory import build_learner
 from stream_cl.pending_stores import PendingStores
 from changelog_kit import FakeTable
@@ -56,6 +57,28 @@ def _learn(states, n_labelled, n_waiting, n_features, seed=0):
     for i in range(n_waiting):
         store.add(Event(x=row(), id=f"w{i}"), now=1000.0)
     states.touched(KEY, n_labelled + n_waiting)
+
+
+def test_labels_waiting_for_their_event_are_evicted_too_so_that_the_record_fits(tmp_path, caplog):
+    """Review r56 #1: labels that came before their event (or for events that never come) were never
+    evicted: 17,000 of them made a record of 35 MB against the 32 MiB limit, and every start, from the
+    checkpoint too, exited 2 ("its 0 events waiting for a label the rest")."""
+    cfg = _config(tmp_path, max_message_bytes=200_000)
+    states = _states(cfg, FakeTable())
+    states.resume_at([TP])
+    _learn(states, n_labelled=50, n_waiting=200, n_features=20)  # 200 events wait, at time 1000
+    store = states.pending.for_key(KEY)
+    for i in range(4_000):  # then 4,000 labels whose events have not come, later than the events
+        store.join(LabelUpdate(f"label-{i:05d}-" + "u" * 60, "fraud"), now=2000.0 + i)
+    with caplog.at_level(logging.WARNING, logger="stream_cl.daemon"):
+        [(_, key, value)] = states.records_for({TP: 250}, force=True)
+    assert len(key) + len(value) + 128 <= 200_000
+    counts = states.pending.counters()
+    assert counts["evicted"] == 200 and len(store) == 0  # the oldest went first: the events, then labels
+    assert 0 < store.waiting_labels < 4_000 and counts["unknown"] == 4_000 - store.waiting_labels
+    assert f"label-{3_999:05d}-" + "u" * 60 in store._early  # the newest label stays
+    [said] = [r for r in caplog.records if r.getMessage() == "labels_evicted_for_changelog"]
+    assert said.stream_cl_fields["waiting_labels"] == store.waiting_labels
 
 
 def test_a_record_larger_than_the_changelog_limit_evicts_the_oldest_waiting_events_until_it_fits(tmp_path, caplog):
