@@ -29,6 +29,7 @@ stream_cl.encoding.InvalidFeatureError: feature 'a.b': nested deeper than 1 leve
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 from collections.abc import Hashable, Iterable, Mapping
@@ -39,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "DEFAULT_MAX_CATEGORIES", "DEFAULT_MAX_DEPTH", "MAX_ABS_VALUE", "MISSING", "OTHER", "TIME_COLUMNS", "InvalidFeatureError",
+    "DEFAULT_MAX_CATEGORIES", "DEFAULT_MAX_DEPTH", "MAX_ABS_VALUE", "MAX_CATEGORY_CHARS", "MISSING", "OTHER", "TIME_COLUMNS", "InvalidFeatureError",
     "cells", "check_event", "check_frame_columns", "column_clash", "epoch_seconds", "flatten", "frame_rows", "frame_values",
     "indicator_key", "memo_values", "out_of_range", "time_columns",
 ]
@@ -48,6 +49,7 @@ DEFAULT_MAX_DEPTH = 4  # levels of objects/arrays below the features object
 DEFAULT_MAX_CATEGORIES = 1000  # indicator columns per feature before "k=<other>"
 OTHER = "<other>"  # the shared column of the categories over the bound
 MISSING = "<missing>"  # the optional column of a null value
+MAX_CATEGORY_CHARS = 256  # a longer category's column is named by its digest (indicator_key)
 TIME_COLUMNS = ("hour_sin", "hour_cos", "dow_sin", "dow_cos")
 # Column kinds: a number, a category's own indicator, a shared indicator (k=<other>, k=<missing>).
 NUMERIC, CATEGORY, SHARED = 0, 1, 2
@@ -101,11 +103,19 @@ def column_clash(key: Hashable, value: object, category: tuple | None = None) ->
 
 
 def indicator_key(key: Hashable, value: object) -> str:
-    """The column of category ``value`` of feature ``key``.
+    """The column of category ``value`` of feature ``key``. A category longer than
+    ``MAX_CATEGORY_CHARS`` (free text: a message, a URL, a stack trace) is named by 128 bits of its
+    SHA-256, not by its text: every checkpoint and changelog part names each of a feature's up to
+    ``max_categories`` columns, and 1,000 texts of 34 KB made a two-feature model's part 38 MB, over
+    the changelog's limit at every start. Two texts still make two columns, one text one.
 
     >>> indicator_key("color", "red"), indicator_key(3, OTHER)
     ('color=red', '3=<other>')
+    >>> indicator_key("note", "x" * 300)
+    'note=<sha256:0d4e2ca9e9cbced7a7a5380eb29e1a37>'
     """
+    if type(value) is str and len(value) > MAX_CATEGORY_CHARS:
+        value = f"<sha256:{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}>"
     return f"{key}={value}"
 
 
