@@ -112,6 +112,8 @@ class Router:
                 letters.append(item)
             else:
                 labels.append(item)
+        if letters:  # the decoder's, in the run's report as a file run's are (the model's refusals: the step's own)
+            self.step.stats.add_dead_letters([d for d in letters if d.origin not in silent] if silent else letters)
         m.records += len(batch.items)
         self.state.add(len(batch.items))
         early: dict = {}  # key -> [join (as in joined below)] of this poll's events whose label came before them
