@@ -154,7 +154,7 @@ class JsonlPredictionSink(_JsonlSink):
 def _letter_dict(letter: DeadLetter) -> dict:
     d = {"reason": letter.reason, "detail": letter.detail, "origin": letter.origin}
     raw = letter.raw
-    if isinstance(raw, str):
+    if raw is None or isinstance(raw, str):  # (None: a null value, a tombstone)
         d["raw"] = raw
     else:
         try:

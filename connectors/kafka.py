@@ -43,6 +43,7 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from stream_cl.config import JOIN_POLL_MS, Config, ConfigError, KafkaConfig, MappingConfig
 from stream_cl.decode import EventDecoder
+from stream_cl.events import DeadLetter
 from stream_cl.mapping_check import MappingChecks
 from stream_cl.pending import LabelDecoder
 
@@ -83,6 +84,8 @@ _LAG_LOOKUP_TIMEOUT_MS = 100
 RECONNECT_BACKOFF_MAX_MS = 1_000  # the longest wait between two attempts to reach a broker (client_options)
 # how often the daemon's first bootstrap looks at the stop flag (admin_once_reached): a SIGTERM meanwhile ends it
 _BOOTSTRAP_CHECK_MS = 200
+# a record with a null value: a delete marker of a compacted topic (or a CDC topic's), no event or label
+TOMBSTONE = "a null value (a tombstone: a compacted topic's delete marker), not an event"
 
 
 # -- client settings ----------------------------------------------------------------------
@@ -600,10 +603,13 @@ class KafkaSource(RebalanceCallbacks):
                 if offset < expected:  # seen and processed already
                     self.skipped += 1
                     continue
-                value = r.value if r.value is not None else b""
+                value = r.value
                 origin = prefix + str(offset)
                 raw[origin] = (r.key, value)
-                append(decode(value, origin) if offset >= again else checks.uncounted(decode, value, origin))
+                if value is None:  # no event, and no JSON to parse: said as what it is
+                    append(DeadLetter(None, "malformed", TOMBSTONE, origin))
+                else:
+                    append(decode(value, origin) if offset >= again else checks.uncounted(decode, value, origin))
                 expected = offset + 1
                 if replay and offset < replay.get(tp, -1):
                     silent.add(origin)

@@ -114,13 +114,13 @@ def dead_letter_record(letter, key: bytes | None = None, max_message_bytes: int 
         headers += [(HEADER_PREFIX + "topic", where[0].encode()),
                     (HEADER_PREFIX + "partition", str(where[1]).encode()),
                     (HEADER_PREFIX + "offset", str(where[2]).encode())]
-    value = bytes(letter.raw)
+    value = None if letter.raw is None else bytes(letter.raw)  # a tombstone's dead letter is a null value too
     key_room = max(max_message_bytes - _HEADER_ROOM, 0) // 2
     if key is not None and len(key) > key_room:
         headers.append((HEADER_PREFIX + "key-truncated-from", str(len(key)).encode()))
         key = bytes(key[:key_room])
     room = max_message_bytes - _HEADER_ROOM - (len(key) if key else 0)
-    if len(value) > room:
+    if value is not None and len(value) > room:
         headers.append((HEADER_PREFIX + "truncated-from", str(len(value)).encode()))
         value = value[: max(room, 0)]
     return key, value, headers

@@ -51,7 +51,7 @@ class Event:
 class DeadLetter:
     """A record that could not become an event, kept whole with the reason."""
 
-    raw: bytes
+    raw: bytes | None  # None: a Kafka record with a null value (a tombstone), published as one
     reason: str  # one of REASONS
     detail: str  # human-readable explanation
     origin: str = ""

@@ -91,7 +91,8 @@ class ListConsumer:
     def __init__(self, values: list[bytes]):
         self.records = [ConsumerRecord(topic="events", partition=0, leader_epoch=0, offset=i, timestamp=0,
                                        timestamp_type=0, key=None, value=v, headers=[], checksum=None,
-                                       serialized_key_size=-1, serialized_value_size=len(v), serialized_header_size=-1)
+                                       serialized_key_size=-1, serialized_value_size=-1 if v is None else len(v),
+                                       serialized_header_size=-1)
                         for i, v in enumerate(values)]
 
     def subscribe(self, topics=(), pattern=None, listener=None):
