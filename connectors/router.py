@@ -26,6 +26,7 @@ and from the label stores' own counts of new work.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter, OrderedDict
@@ -160,7 +161,7 @@ class Router:
             if found is not None:
                 event, published, event_committed = found
                 counted = self._counted_waiting.pop((key, event.id), False) is None  # None: it was there
-                joins.append((event, committed and event_committed, published, counted))
+                joins.append((event, committed and event_committed, published, counted, label.origin))
         return joins
 
     def _predict(self, key, events: list, batch, silent, polled_at: float, early: dict) -> list[DeadLetter]:
@@ -199,9 +200,9 @@ class Router:
                                 if len(self._counted_waiting) > self._counted_bound * max(len(self.pending.stores), 1):
                                     self._counted_waiting.popitem(last=False)
                             if found is not None:
-                                labelled, label_committed = found
+                                labelled, label_committed, label_origin = found
                                 told = None if replayed else replace(p, y_true=labelled.y)
-                                join = (labelled, replayed and label_committed, told, not replayed)
+                                join = (labelled, replayed and label_committed, told, not replayed, label_origin)
                                 early.setdefault(key, []).append(join)
                 if rejected:
                     letters.extend(_original(rejected, batch.raw))
@@ -218,17 +219,19 @@ class Router:
 
     def _learn(self, key, found: list, batch) -> list[DeadLetter]:
         """Learn events already predicted, now joined with their label: ``found`` holds
-        ``(event, replayed, published, counted)``; the accuracies score each label against the prediction
-        that was published for its event (``published``; ``None`` where it is not known, and then not at
-        all: the event was re-read after a restore, or restored from a checkpoint from before the store
+        ``(event, replayed, published, counted, label_origin)``; the accuracies score each label against the
+        prediction that was published for its event (``published``; ``None`` where it is not known, and then
+        not at all: the event was re-read after a restore, or restored from a checkpoint from before the store
         kept them), replayed joins were counted before the restore, and
-        the report takes an event from its predict-only count only where it ``counted`` it there."""
+        the report takes an event from its predict-only count only where it ``counted`` it there. A join the
+        model refuses is the label record's dead letter (:meth:`_refused_join`)."""
         m, size, letters = self.metrics, self.config.run.batch_size, []
         m.events.update(label_joined=len(found))
         for replayed, run in groupby(found, key=lambda f: f[1]):
             step = self.replay_step() if replayed else self.step
             run = list(run)
             events, published, counted = [f[0] for f in run], [f[2] for f in run], [f[3] for f in run]
+            joined = {f[0].origin: (f[0], f[4]) for f in run}  # the event's origin -> (event, its label record's)
             for i in range(0, len(events), size):
                 t0 = time.perf_counter()
                 before = self.new_work.before_step(replayed)
@@ -241,8 +244,22 @@ class Router:
                 # a replayed join's dead letter was published before the restore; a new join's is published
                 # even when its event was re-read in this poll (its origin is then among the silent ones)
                 if rejected and not replayed:
-                    letters.extend(_original(rejected, batch.raw))
+                    letters.extend(self._refused_join(d, *joined[d.origin], batch.raw) for d in rejected)
         return letters
+
+    def _refused_join(self, refused: DeadLetter, event: Event, label_origin: str, raw: Mapping) -> DeadLetter:
+        """The dead letter of a join the model refused (``refused``, made under ``event``'s origin): the
+        label record's, where that record was read (the event has its prediction already, and the label
+        record no other output), with its bytes and key when it was read in this poll, else (it came before
+        its event) the label record written again under the mapping's names; the detail names the event."""
+        kv = raw.get(label_origin)
+        if kv is not None and kv[1] is not None:
+            value = kv[1]
+        else:
+            m = self.config.mapping
+            value = json.dumps({m.id: event.id, m.label: event.y}, default=str).encode()
+        return DeadLetter(value, refused.reason, f"{refused.detail} (the label of the event read at {event.origin})",
+                          label_origin or event.origin)
 
     def _dead_letters(self, letters: list[DeadLetter], raw: Mapping) -> None:
         m, kcfg = self.metrics, self.config.kafka

@@ -185,14 +185,15 @@ class PendingLabels(PendingState):
         return None if found is None else found[0]
 
     def add_committed(self, event: Event, now: float | None = None, published: Prediction | None = None,
-                      committed: bool = False) -> tuple[Event, bool] | None:
+                      committed: bool = False) -> tuple[Event, bool, str] | None:
         """As :meth:`add`, for an event whose record was ``committed`` before a restore (re-read
-        silently) or not; a join comes with whether the label that came first was committed.
+        silently) or not; a join comes with whether the label that came first was committed, and
+        where that label was read.
 
         >>> store = PendingLabels(clock=lambda: 0.0)
-        >>> store.join_committed(LabelUpdate("e1", "cat"), committed=True)  # waits for its event
+        >>> store.join_committed(LabelUpdate("e1", "cat", "labels/0@7"), committed=True)  # waits for its event
         >>> store.add_committed(Event({"a": 1.0}, id="e1"))  # True: the label was; the event is new, so is the join
-        (Event(x={'a': 1.0}, y='cat', id='e1', task=None, ts=None, origin=''), True)
+        (Event(x={'a': 1.0}, y='cat', id='e1', task=None, ts=None, origin=''), True, 'labels/0@7')
         """
         if event.id is None:
             raise ValueError("an event without an id cannot wait for a label")
@@ -203,7 +204,7 @@ class PendingLabels(PendingState):
         if label is not None:
             self.joined += 1
             self.new_joined += not (label[3] and committed)
-            return Event(event.x, label[0], event.id, event.task, event.ts, event.origin), label[3]
+            return Event(event.x, label[0], event.id, event.task, event.ts, event.origin), label[3], label[1]
         items = self._items
         if event.id in items:
             del items[event.id]
