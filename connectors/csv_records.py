@@ -20,7 +20,7 @@ from stream_cl.decode import EventDecoder
 from stream_cl.events import DeadLetter, Event
 from stream_cl.mapping_check import check_columns
 
-__all__ = ["CsvRecords", "without_eol"]
+__all__ = ["CR_ONLY", "CsvRecords", "without_eol"]
 
 _FIELD_END = re.compile(rb"[,\r\n]")  # what ends an unquoted CSV field
 
@@ -219,12 +219,12 @@ class CsvRecords:
         """A row that is not UTF-8 or CSV: a dead letter; as the header, a configuration error."""
         if isinstance(error, UnicodeDecodeError):
             if self._header is None:
-                also = f", and the file has {_CR_ONLY}" if _bare_cr(line) else ""
+                also = f", and the file has {CR_ONLY}" if _bare_cr(line) else ""
                 raise _bad_header(origin, f"is not valid UTF-8 (byte {error.start}); save the file as UTF-8{also}") from None
             return DeadLetter(line, "malformed", f"invalid UTF-8 at byte {error.start}", origin)
         if self._header is None:
             if _bare_cr(line):  # csv's own hint (universal-newline mode) names a Python setting, not the fix
-                raise _bad_header(origin, f"holds a CR outside quotes: the file has {_CR_ONLY}") from None
+                raise _bad_header(origin, f"holds a CR outside quotes: the file has {CR_ONLY}") from None
             raise _bad_header(origin, f"is not valid CSV ({error}); fix the file's first line") from None
         if _bare_cr(line):
             detail = "invalid CSV row: a CR outside quotes (CR-only line endings? convert them to LF or CRLF)"
@@ -236,7 +236,7 @@ class CsvRecords:
         A CR-only file is one such line however large the bound: raising it is no fix there."""
         if _bare_cr(head):
             return _bad_header(origin, f"is longer than mapping.max_event_bytes ({self._max}) and holds a CR "
-                                       f"outside quotes: the file has {_CR_ONLY}")
+                                       f"outside quotes: the file has {CR_ONLY}")
         return _bad_header(origin, f"is longer than mapping.max_event_bytes ({self._max}); raise "
                                    "mapping.max_event_bytes or shorten the header (a file with CR-only line endings "
                                    "reads as one line: convert them to LF or CRLF)")
@@ -275,7 +275,8 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-_CR_ONLY = "CR-only line endings (classic Mac): it reads as one line; convert them to LF or CRLF"
+# what a file source says of a file whose lines end in CR alone (CSV and JSON lines alike)
+CR_ONLY = "CR-only line endings (classic Mac): it reads as one line; convert them to LF or CRLF"
 
 
 def _bare_cr(text: bytes) -> bool:

@@ -44,13 +44,17 @@ from stream_cl.decode import EventDecoder
 from stream_cl.events import DeadLetter, Event
 from stream_cl.mapping_check import FieldCensus
 
-from .csv_records import CsvRecords, without_eol
+from .csv_records import CR_ONLY, CsvRecords, without_eol
 from .file_sinks import JsonlDeadLetterSink, JsonlPredictionSink  # re-exported: callers import the sinks from here
 from .followed_file import FollowedFile
 
 __all__ = ["FileSource", "JsonlDeadLetterSink", "JsonlPredictionSink", "open_source"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
+# the first bytes of compressed files the source does not read (gzip only: the standard library's, streamed)
+_OTHER_CODECS = ((b"BZh", "bzip2", "bunzip2 -k"), (b"\xfd7zXZ\x00", "xz", "unxz -k"),
+                 (b"\x28\xb5\x2f\xfd", "zstd", "unzstd"), (b"\x04\x22\x4d\x18", "lz4", "unlz4"),
+                 (b"PK\x03\x04", "zip", "unzip"))
 _SKIP_CHUNK = 1 << 16  # the rest of an oversized line is discarded this many bytes at a time
 _FORMATS = ("auto", "jsonl", "csv")
 
@@ -297,6 +301,8 @@ class FileSource:
                 f"line is {size} bytes, over mapping.max_event_bytes ({self._max}); "
                 f"raw holds only its first {len(line)} bytes"
             )
+            if self._fmt != "csv" and b"\r" in line:  # raising the bound is no fix for a file that is one line
+                detail += f"; it holds a CR: if the file has {CR_ONLY}"
             return DeadLetter(line, "oversized", detail, origin)
         text = without_eol(line)
         eol = line[len(text):]
@@ -307,7 +313,11 @@ class FileSource:
         if self._fmt is None:  # no telling name: a JSON object starts with "{"
             self._fmt = "jsonl" if text.lstrip()[:1] in (b"{", b"[") else "csv"
         if self._fmt == "jsonl":
-            return self._kept(self._decoder.decode_json(text, origin), text)
+            record = self._decoder.decode_json(text, origin)
+            if type(record) is DeadLetter and record.reason == "malformed" and b"\r" in text:  # JSON reads CR as a space
+                record = DeadLetter(record.raw, record.reason, f"{record.detail}; the line holds a CR: if the file has "
+                                                               f"{CR_ONLY}", origin)
+            return self._kept(record, text)
         return self._kept(self._csv.decode(text, origin, (lineno, eol)), self._csv.row)
 
     def _kept(self, record: Event | DeadLetter | None, text: bytes) -> Event | DeadLetter | None:
@@ -350,8 +360,14 @@ def open_source(config: SourceConfig, mapping: MappingConfig) -> FileSource:
         raise ConfigError(_not_a_file(path))
     try:
         gz = _is_gzip(path)
+        with open(path, "rb") as f:
+            head = f.read(6)
     except OSError as e:
         raise ConfigError(f"source.path: cannot read the file (got {path!r}: {e.strerror}); fix its permissions or the path") from None
+    for magic, codec, command in _OTHER_CODECS:
+        if head.startswith(magic):  # read as text it is a CSV header that is not UTF-8, which it is not
+            raise ConfigError(f"source.path: {path!r} is {codec}-compressed, and only gzip is read; decompress it "
+                              f"(`{command} {os.path.basename(path)}`), or compress it with gzip")
     if gz and config.follow:
         raise ConfigError(f"source.follow: not supported for a gzip file (got true for {path!r}); set follow = false or decompress the file")
     return FileSource(path, mapping, config.format, config.follow, config.follow_idle_timeout_s, config.label_policy)
