@@ -78,6 +78,7 @@ class CsvRecords:
         self._again = False  # the file is read again (restart) after a header was used: a bad header stops nothing
         self._unusable: str | None = None  # why this file's header, read again, could not be used
         self._known: list[str] | None = None  # the header read before a restart: a file read again may lack its own
+        self._repeated = False  # the header was met again within the file (said once)
 
     @property
     def in_record(self) -> bool:
@@ -166,11 +167,29 @@ class CsvRecords:
                                       f"columns ({', '.join(cells)}; before: {', '.join(self._known)})")
             self._header = cells
             return None
+        if len(cells) == len(self._header) and _header_again(cells, self._header):
+            return self._header_repeated(cells, origin)
         if len(cells) != len(self._header):
             detail = f"row has {len(cells)} cells, the header has {len(self._header)} columns"
             return DeadLetter(line, "malformed", detail, origin)
         self.row = line
         return self._decoder.decode_csv_row(dict(zip(self._header, cells)), line, origin)
+
+    def _header_repeated(self, cells: list[str], origin: str) -> None:
+        """The header again, within the file (files joined by ``cat``, a writer that appends its header with
+        each batch of rows: pandas ``to_csv(mode="a")``): no row. In another order, the rows after it are
+        read in its order; said with a warning then, and the first time the file repeats it."""
+        cells = [cells[0].removeprefix("\ufeff"), *cells[1:]]
+        if cells != self._header:
+            self._warnings.append(f"{origin}: the header again, with its columns in another order "
+                                  f"({', '.join(cells)}; before: {', '.join(self._header)}): the rows after it are "
+                                  "read in its order")
+            self._header = cells
+        elif not self._repeated:
+            self._warnings.append(f"{origin}: the header again (files joined, or a writer that appends its header "
+                                  "with its rows): read as a header, not a row; said once")
+        self._repeated = True
+        return None
 
     def continue_record(self, lineno: int, line: bytes, size: int | None) -> Event | DeadLetter | None:
         """Add a line (as the source reads it: ``size`` is None unless it was cut at
@@ -277,6 +296,18 @@ def _is_number(cell: str) -> bool:
 
 # what a file source says of a file whose lines end in CR alone (CSV and JSON lines alike)
 CR_ONLY = "CR-only line endings (classic Mac): it reads as one line; convert them to LF or CRLF"
+
+
+def _header_again(cells: list[str], header: list[str]) -> bool:
+    """Whether a row's ``cells`` are the ``header``'s names, in any order (the first may carry a
+    byte-order mark: a second file's, joined on).
+
+    >>> _header_again(["\ufeffid", "a", "y"], ["id", "a", "y"]), _header_again(["y", "a", "id"], ["id", "a", "y"])
+    (True, True)
+    >>> _header_again(["1", "a", "y"], ["id", "a", "y"])
+    False
+    """
+    return sorted([cells[0].removeprefix("\ufeff"), *cells[1:]]) == sorted(header)
 
 
 def _bare_cr(text: bytes) -> bool:

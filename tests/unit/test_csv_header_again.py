@@ -1,0 +1,46 @@
+"""Review r55 F2: a CSV header met again within the file (files joined with ``cat``, plain or gzip, a BOM
+before the second; a writer appending its header with each batch of rows, pandas ``to_csv(mode="a")``) was
+learned as a row whose label is the label column's name (the class ``'label'``), and one with its columns in
+another order had every row after it read with two columns swapped, silently (accuracy 0.985 -> 0.822).
+It is now a header: no row, the rows after it read in its order, with a warning."""
+
+from __future__ import annotations
+
+import gzip
+
+from connectors.files import FileSource
+from stream_cl.config import MappingConfig
+from stream_cl.events import DeadLetter, Event
+
+
+def _rows(header: list[str], n: int, start: int) -> str:
+    out = [",".join(header)]
+    for i in range(start, start + n):
+        values = {"id": f"e{i}", "amount": str(i), "score": str(-i), "label": "ok" if i % 2 else "fraud"}
+        out.append(",".join(values[c] for c in header))
+    return "\n".join(out) + "\n"
+
+
+def _read(path) -> tuple[list[Event], list[DeadLetter], list[str]]:
+    source = FileSource(str(path), MappingConfig(label="label"))
+    records = source.poll(1000)
+    return ([r for r in records if type(r) is Event], [r for r in records if type(r) is DeadLetter],
+            source.take_warnings())
+
+
+def test_a_header_again_within_the_file_is_no_row(tmp_path):
+    path = tmp_path / "days.csv.gz"
+    with gzip.open(path, "wt") as f:  # two days' exports joined, the second with Excel's byte-order mark
+        f.write(_rows(["id", "amount", "score", "label"], 3, 0) + "\ufeff" + _rows(["id", "amount", "score", "label"], 3, 3))
+    events, dead, warnings = _read(path)
+    assert [e.y for e in events] == ["fraud", "ok", "fraud", "ok", "fraud", "ok"] and dead == []
+    assert warnings == [f"{path}:5: the header again (files joined, or a writer that appends its header with its "
+                        "rows): read as a header, not a row; said once"]
+
+
+def test_rows_after_a_header_in_another_order_are_read_in_its_order(tmp_path):
+    path = tmp_path / "days.csv"
+    path.write_text(_rows(["id", "amount", "score", "label"], 2, 0) + _rows(["id", "score", "amount", "label"], 2, 2))
+    events, dead, warnings = _read(path)
+    assert [(e.x["amount"], e.x["score"]) for e in events] == [(0.0, 0.0), (1.0, -1.0), (2.0, -2.0), (3.0, -3.0)]
+    assert len(warnings) == 1 and "the header again, with its columns in another order (id, score, amount, label" in warnings[0]
