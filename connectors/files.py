@@ -56,6 +56,9 @@ _OTHER_CODECS = ((b"BZh", "bzip2", "bunzip2 -k"), (b"\xfd7zXZ\x00", "xz", "unxz 
                  (b"\x28\xb5\x2f\xfd", "zstd", "unzstd"), (b"\x04\x22\x4d\x18", "lz4", "unlz4"),
                  (b"PK\x03\x04", "zip", "unzip"))
 _SKIP_CHUNK = 1 << 16  # the rest of an oversized line is discarded this many bytes at a time
+# a poll ends at this many bytes read, whatever its max_records: decoded, an event of 90,000 numbers (0.6 MB, within
+# max_event_bytes and max_features) takes ~13 MB, and a poll of 1,024 of them held ~14 GB (review r55 F4)
+POLL_BYTES = 16 << 20
 _FORMATS = ("auto", "jsonl", "csv")
 
 
@@ -162,8 +165,8 @@ class FileSource:
             return out
         if self.follow and not (self._final or followed.rotating):
             followed.check_for_data()  # truncated or rotated while the caller was busy: before reading on
-        waited = False
-        while len(out) < max_records:
+        waited, read = False, 0
+        while len(out) < max_records and read < POLL_BYTES:
             try:
                 line = self._read_line(self._final or followed.rotating)
             except (EOFError, zlib.error, gzip.BadGzipFile) as e:
@@ -189,6 +192,7 @@ class FileSource:
                     self._final = True  # idle too long: a held partial line is the last line
                     continue
                 break
+            read += len(line[1])
             record = self._decode_line(*line)
             if record is not None:
                 out.append(record)
