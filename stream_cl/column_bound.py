@@ -76,12 +76,8 @@ class ColumnRoom:
     ([1, 1], False, False)
     """
 
-    def __init__(self, left: Callable[[], Sequence[int]], cost: Callable[[int], Sequence[int]],
-                 refuse: Callable[[object], None] | None = None):
+    def __init__(self, left: Callable[[], Sequence[int]], cost: Callable[[int], Sequence[int]]):
         self._left, self.cost = left, cost
-        # the learner's own max_columns check, given the new inputs so far (a NewColumns), once they pass the
-        # bound (:meth:`over`): it raises its ValueError then, before the event's other inputs are made
-        self.refuse = refuse
         self.left: list[int] | None = None
         self.kept = 0
 
@@ -99,10 +95,6 @@ class ColumnRoom:
         too: the learner's own check then refuses the event, as it refuses new numeric inputs there."""
         self.left = [n - c for n, c in zip(self.left, self.cost(kind))]
         self.kept += keep
-
-    def over(self) -> bool:
-        """Whether the inputs made so far pass the bound in some design: the learner will refuse them."""
-        return any(n < 0 for n in self.left)
 
     def save(self) -> tuple:
         return (None if self.left is None else list(self.left)), self.kept
@@ -126,11 +118,9 @@ def check_held_back(new, bound: int | None) -> None:
 RoomFactory = Callable[[], "ColumnRoom | None"]
 
 
-def single_design_room(bound: int | None, width: Callable[[], int],
-                       refuse: Callable[[object], None] | None = None) -> ColumnRoom | None:
+def single_design_room(bound: int | None, width: Callable[[], int]) -> ColumnRoom | None:
     """The room of a learner with one design ``width()`` columns wide that grows by one per input (the
-    analytic head's ``1 + inputs``, a network's first layer); ``None`` without a bound. ``refuse``: the
-    learner's check (:attr:`ColumnRoom.refuse`)."""
+    analytic head's ``1 + inputs``, a network's first layer); ``None`` without a bound."""
     if bound is None:
         return None
-    return ColumnRoom(lambda: [bound - width()], lambda kind: (1,), refuse)
+    return ColumnRoom(lambda: [bound - width()], lambda kind: (1,))

@@ -374,11 +374,6 @@ class _Batch:
         """A new column; ``shared``: a category's ``k=<other>``, made for a category sent there."""
         self.account(key, kind, base, shared)
         j = self.new_pos[key] = self.n_known + self.new.add(key, kind, base)
-        room = self.room
-        if room is not None and room.refuse is not None and room.left is not None and room.over():
-            # the learner's refusal now, not after the rest of the inputs are made: an event of 90,000 new
-            # numbers took 0.5 s and 13 MB to be refused at the learner's check (review r55 F4)
-            room.refuse(self.new)
         return j
 
     def own(self, base) -> int:
@@ -425,7 +420,6 @@ class _Batch:
         room.take(kind, keep)
         if crowding and learned:  # (a prediction-only event makes nothing: it is refused nothing)
             self.new.crowding.append(key)
-
 
     def same_kind(self, key, j: int, kind: int, value) -> int:
         """``j``, the column of ``key``, unless that column holds the other kind of value (a

@@ -90,7 +90,7 @@ class HeadWidths:
                                     for view in views)
             return costs[kind]
 
-        return ColumnRoom(left, cost, self._check_new)
+        return ColumnRoom(left, cost)
 
     def _view_width(self, view: str, names: list, kinds: list) -> int:
         """``len(self._view_layout(view, names, kinds))`` for an index's own ``names`` and ``kinds``

@@ -270,16 +270,7 @@ class TrainableLearner(TrainableState, StreamingClassifier):
 
     def _room(self) -> ColumnRoom | None:
         """The inputs the first layer may still take (a category whose own would not fit goes to ``k=<other>``)."""
-        return single_design_room(self.max_columns if self.hash_width is None else None, lambda: self.index_.width,
-                                  self._check_new)
-
-    def _check_new(self, new) -> None:
-        """A ``ValueError`` if indexing the new inputs ``new`` would pass ``max_columns``; nothing changes."""
-        n = self.index_.width + len(new)  # the first layer's inputs are its memory: one event with a
-        if self.max_columns is not None and n > self.max_columns:  # thousand new keys must not take it
-            raise ValueError(f"{len(new)} new inputs would give the network's first layer {n:,} inputs, over "
-                             f"max_columns ({self.max_columns:,}); use hash_width, fewer features, or a larger max_columns")
-        check_held_back(new, self.max_columns)
+        return single_design_room(self.max_columns if self.hash_width is None else None, lambda: self.index_.width)
 
     def _keys(self) -> list:
         return list(self.index_.names) if self.hash_width is None else list(range(self.hash_width))
@@ -343,7 +334,11 @@ class TrainableLearner(TrainableState, StreamingClassifier):
         tasks = [None] * b if tasks is None else list(tasks)
         check_tasks(tasks, b)  # before anything is learned: replay would refuse a bad task at the next micro-batch
         X, M, new = self.index_.vectorize_masked(xs, labelled, self._room)  # learned events make columns
-        self._check_new(new)
+        n = self.index_.width + len(new)  # the first layer's inputs are its memory: one event with a
+        if self.max_columns is not None and n > self.max_columns:  # thousand new keys must not take it
+            raise ValueError(f"{len(new)} new inputs would give the network's first layer {n:,} inputs, over "
+                             f"max_columns ({self.max_columns:,}); use hash_width, fewer features, or a larger max_columns")
+        check_held_back(new, self.max_columns)
         self.index_.commit(new)
         keys = self._keys()[: X.shape[1]]
         n_old = X.shape[1] - len(new)  # columns indexed before this batch (hashing: all of them)

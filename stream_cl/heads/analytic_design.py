@@ -31,8 +31,7 @@ class AnalyticDesign:
 
     def _room(self) -> ColumnRoom | None:
         """The columns the head may still take (a category whose own would not fit goes to ``k=<other>``)."""
-        return single_design_room(self.max_columns if self.hash_width is None else None, lambda: 1 + self.index_.width,
-                                  self._check_new)
+        return single_design_room(self.max_columns if self.hash_width is None else None, lambda: 1 + self.index_.width)
 
     def _commit(self, new) -> None:
         """Index the new inputs ``new``, unless the head would pass ``max_columns`` (:meth:`_check_new`)."""
