@@ -114,7 +114,9 @@ def dead_letter_record(letter, key: bytes | None = None, max_message_bytes: int 
         headers += [(HEADER_PREFIX + "topic", where[0].encode()),
                     (HEADER_PREFIX + "partition", str(where[1]).encode()),
                     (HEADER_PREFIX + "offset", str(where[2]).encode())]
-    value = None if letter.raw is None else bytes(letter.raw)  # a tombstone's dead letter is a null value too
+    # a tombstone's dead letter is a null value too, where it has a key: a record with neither is refused by the
+    # producer ("Need at least one: key or value"), and the transaction holding it would abort at every start over
+    value = (None if key is not None else b"") if letter.raw is None else bytes(letter.raw)
     key_room = max(max_message_bytes - _HEADER_ROOM, 0) // 2
     if key is not None and len(key) > key_room:
         headers.append((HEADER_PREFIX + "key-truncated-from", str(len(key)).encode()))

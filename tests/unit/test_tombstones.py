@@ -33,3 +33,12 @@ def test_a_tombstone_is_a_dead_letter_saying_so_and_published_as_a_null_value(tm
     sink.write([tombstone])
     sink.close()
     assert json.loads((tmp_path / "dead.jsonl").read_text())["raw"] is None
+
+
+def test_a_tombstone_without_a_key_is_published_as_an_empty_value():
+    """Review r57 #2: a record with neither key nor value made a dead letter with neither, which kafka-python
+    refuses to send ("Need at least one: key or value"): the transaction aborted and the daemon started over
+    onto the same record, forever (with kafka.publisher = "thread" it exited 1 at every start)."""
+    key, value, headers = dead_letter_record(DeadLetter(None, "malformed", TOMBSTONE, "events/0@1"), key=None)
+    assert (key, value, dict(headers)["stream-cl.detail"]) == (None, b"", TOMBSTONE.encode())
+    assert key is not None or value is not None  # kafka-python's KafkaProducer.send: "Need at least one: key or value"
