@@ -55,6 +55,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _OTHER_CODECS = ((b"BZh", "bzip2", "bunzip2 -k"), (b"\xfd7zXZ\x00", "xz", "unxz -k"),
                  (b"\x28\xb5\x2f\xfd", "zstd", "unzstd"), (b"\x04\x22\x4d\x18", "lz4", "unlz4"),
                  (b"PK\x03\x04", "zip", "unzip"))
+_ZIPPED_DOCUMENTS = (".xlsx", ".xlsm", ".ods", ".numbers", ".docx")  # zip containers of a document, not of events
 _SKIP_CHUNK = 1 << 16  # the rest of an oversized line is discarded this many bytes at a time
 # a poll ends at this many bytes read, whatever its max_records: decoded, an event of 90,000 numbers (0.6 MB, within
 # max_event_bytes and max_features) takes ~13 MB, and a poll of 1,024 of them held ~14 GB (review r55 F4)
@@ -370,6 +371,9 @@ def open_source(config: SourceConfig, mapping: MappingConfig) -> FileSource:
         raise ConfigError(f"source.path: cannot read the file (got {path!r}: {e.strerror}); fix its permissions or the path") from None
     for magic, codec, command in _OTHER_CODECS:
         if head.startswith(magic):  # read as text it is a CSV header that is not UTF-8, which it is not
+            if codec == "zip" and path.lower().endswith(_ZIPPED_DOCUMENTS):  # unzip gives its XML parts
+                raise ConfigError(f"source.path: {path!r} is a spreadsheet or document (a zip of XML parts), not "
+                                  "events; export it as CSV (UTF-8) and point source.path at that file")
             raise ConfigError(f"source.path: {path!r} is {codec}-compressed, and only gzip is read; decompress it "
                               f"(`{command} {os.path.basename(path)}`), or compress it with gzip")
     if gz and config.follow:

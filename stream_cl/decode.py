@@ -378,6 +378,10 @@ class _ObjectDecoder(_RecordRules):
                 if type(x) is not dict:
                     return _dead(raw, x[0], x[1], origin)
                 break
+        if len(raw) > MAX_TEXT_CHARS:  # (a longer name needs a longer record: most events never look)
+            name = next((k for k in x if type(k) is str and len(k) > MAX_TEXT_CHARS), None)
+            if name is not None:
+                return _dead(raw, "bad_features", _long_name(name), origin)
         return self._event(obj, x, raw, origin)
 
     def _event(self, obj: Mapping, x: dict, raw, origin: str) -> Event | DeadLetter:
@@ -693,6 +697,14 @@ def _dead(raw, reason: str, detail: str, origin: str) -> DeadLetter:
 # The longest id, label or task string: every prediction record repeats them (its key is the id),
 # and one too large for the predictions topic would fail every transaction that holds it.
 MAX_TEXT_CHARS = 1024
+
+
+def _long_name(name: str) -> str:
+    """The detail of a feature name over ``MAX_TEXT_CHARS``: each input is named in every checkpoint and
+    changelog part, and 1,000 names of 34 KB made a part of 38 MB, over the changelog's limit at every start
+    (review r57, as r56 found of long category values, which are named by their digest instead)."""
+    return (f"feature {name[:40]!r}...: a name of {len(name):,} characters, over {MAX_TEXT_CHARS:,} (every checkpoint "
+            "and changelog part names each input); send a shorter name, or the text as a value (a category)")
 
 
 def text_problem(label, id_, task) -> tuple[str, str] | None:

@@ -47,3 +47,11 @@ def test_a_json_lines_file_with_cr_only_line_endings_is_said_as_such(tmp_path, m
     assert dead.reason == ("malformed" if max_event_bytes > len(LINES) else "oversized")
     assert dead.detail.endswith("if the file has CR-only line endings (classic Mac): it reads as one line; "
                                 "convert them to LF or CRLF")
+
+
+def test_a_spreadsheet_is_told_to_be_exported_as_csv_not_unzipped(tmp_path):
+    """Review r57: an .xlsx (a zip of XML parts) was told to run `unzip`, which gives no events."""
+    path = tmp_path / "events.xlsx"
+    _zip(path)
+    with pytest.raises(ConfigError, match="is a spreadsheet or document .*; export it as CSV"):
+        open_source(SourceConfig(kind="file", path=str(path)), MappingConfig())

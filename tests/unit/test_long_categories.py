@@ -35,3 +35,21 @@ def test_long_texts_make_columns_named_by_their_digest_and_a_part_that_does_not_
 def test_a_category_up_to_the_bound_keeps_its_text_as_its_name():
     model = AnalyticClassifier().learn_one({"note": "y" * MAX_CATEGORY_CHARS}, 1)
     assert f"note={'y' * MAX_CATEGORY_CHARS}" in model.index_.names
+
+
+def test_a_feature_name_over_1024_characters_is_a_dead_letter_saying_why():
+    """Review r57: long feature names (keys) grew the parts as long values did (1,000 events with a 34 KB key:
+    a 38 MB part, exit 2 at every start); a name is the schema's, not data, so a long one is refused."""
+    import json
+
+    from stream_cl.config import MappingConfig
+    from stream_cl.decode import EventDecoder
+    from stream_cl.events import DeadLetter, Event
+
+    decoder = EventDecoder(MappingConfig())
+    dead = decoder.decode_json(json.dumps({"x": {"k" * 1025: 1.0, "b": 2}, "y": 1}))
+    assert type(dead) is DeadLetter and dead.reason == "bad_features"
+    assert "a name of 1,025 characters, over 1,024" in dead.detail
+    nested = decoder.decode_json(json.dumps({"x": {"a": {"k" * 1030: "v"}}, "y": 1}))  # flattened: "a.kkk..."
+    assert type(nested) is DeadLetter and nested.reason == "bad_features"
+    assert type(decoder.decode_json(json.dumps({"x": {"k" * 1024: "v" * 5000}, "y": 1}))) is Event  # at the bound
