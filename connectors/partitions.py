@@ -137,7 +137,8 @@ class PartitionStates(CheckpointState):
             extra = c.pending or {}
             self.pending.install(key, extra.get("store"))
             log_event(log, "takeover", partition=key, source="changelog", offset=c.offset,
-                      pending_labels=len(self.pending.for_key(key)))
+                      pending_labels=len(self.pending.for_key(key)),
+                      waiting_labels=self.pending.for_key(key).waiting_labels)
             return c.offset, extra.get("labels")
         if replaces:  # refused, changing nothing (logged): as if the changelog held none
             c = None
@@ -239,7 +240,10 @@ class PartitionStates(CheckpointState):
             if tp not in covered:
                 continue
             labels = covered.get(TopicPartition(self.labels_topic, tp.partition)) if self.labels_topic else None
+            evicted = self.encoder.evicted
             value = self.encoder.encode(key, covered[tp], labels)
+            if self.encoder.evicted != evicted:  # the store changed: the checkpoint after this commit holds it
+                self.changed_without_records = True
             records.append((self.reader.topic, key.encode(), value))
             self.reader.wrote(key)
             self.parts[key] = covered[tp]

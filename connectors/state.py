@@ -201,6 +201,10 @@ class CheckpointState:
         self.store = (store or CheckpointStore(config.checkpoint.dir, config.checkpoint.keep)).claim()
         self.policy = CheckpointPolicy(config.checkpoint.every_events, config.checkpoint.every_seconds)
         self.offsets: dict = {}  # TopicPartition -> next offset the restored (or last written) state covers
+        # the state changed with no new record (waiting labels evicted to fit a changelog record): the next
+        # commit checkpoints it, as the changelog holds it; a checkpoint of the same offsets from before the
+        # eviction would win a restore's tie and bring the evicted entries back (review r58)
+        self.changed_without_records = False
         self._loaded = loaded
 
     def restore(self) -> dict:
@@ -229,7 +233,7 @@ class CheckpointState:
         m.checkpoint_seq, m.checkpoint_at, m.checkpoint_bytes = info.seq, info.created, info.size_bytes
         m.restored_from = m.checkpoint_path = str(info.path)
         log_event(log, "restore", checkpoint=str(info.path), seq=info.seq, partitions=len(self.offsets),
-                  pending_labels=len(self.pending))
+                  pending_labels=len(self.pending), waiting_labels=self.pending.waiting_labels)
         return dict(self.offsets)
 
     def extra_state(self) -> dict:
@@ -261,7 +265,7 @@ class CheckpointState:
     def checkpoint_due(self, reason: str) -> bool:
         """Whether :meth:`committed` after a commit for ``reason`` writes a checkpoint: when due, and
         always on shutdown and revocation."""
-        return reason != "interval" or self.policy.due()
+        return reason != "interval" or self.policy.due() or self.changed_without_records
 
     def snapshot(self, offsets: dict, reason: str) -> "Snapshot | None":
         """The checkpoint of the state as it is now, covering ``offsets``, for :meth:`write` to save
@@ -270,7 +274,7 @@ class CheckpointState:
         if not self.checkpoint_due(reason):
             return None
         merged = {**self.offsets, **offsets}
-        if merged == self.offsets and self.policy.records == 0:
+        if merged == self.offsets and self.policy.records == 0 and not self.changed_without_records:
             return None  # nothing new since the last checkpoint
         state = detached({
             "model": self.learner.state_dict(),
@@ -284,6 +288,7 @@ class CheckpointState:
         meta = {"reason": reason, "records": self.metrics.records,
                 "offsets": {f"{tp.topic}/{tp.partition}": o for tp, o in merged.items()}}
         self.policy.reset()  # the next one counts what comes after this state
+        self.changed_without_records = False
         return Snapshot(state, meta, merged, reason)
 
     def write(self, snapshot: "Snapshot") -> None:
