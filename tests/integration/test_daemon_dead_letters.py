@@ -70,3 +70,37 @@ def test_bad_input_becomes_a_dead_letter(env, reason):
     assert not any(r.key == key for r in readers["pred"].records)
     wait_for(lambda: daemon.status().get("dead_letters", {}).get(reason), 30, f"{reason} in the daemon's counters")
     assert daemon.alive and daemon.status()["state"] == "running"
+
+
+def test_tombstones_become_dead_letters_keyed_or_not_and_the_daemon_goes_on(env):
+    """A null value (a tombstone) is a malformed dead letter saying so, with a null value where the record has a
+    key (review r56) and an empty one where it has none: kafka-python refuses a record with neither, and the
+    daemon once started over onto such a record forever (reviews r57, r58)."""
+    from kafka import KafkaProducer
+
+    from connectors.kafka import TOMBSTONE
+
+    kit, events, readers, daemon = env
+    keyed = kit.producer.send(events, key=b"tomb-key", value=None, partition=1).get(timeout=60)
+    keyless_producer = KafkaProducer(bootstrap_servers=kit.bootstrap, key_serializer=lambda key: None)
+    try:  # (its key serializer turns the placeholder into no key: send itself refuses neither key nor value)
+        keyless = keyless_producer.send(events, key=b"placeholder", value=None, partition=1).get(timeout=60)
+    finally:
+        keyless_producer.close(timeout=10)
+    good = {"id": "after-tombstones", "x": {"a": 0.5, "b": 0.5}, "y": "neg"}
+    kit.produce(events, [(good["id"], good)], partition=1)
+
+    where = {(events.encode(), b"1", str(m.offset).encode()) for m in (keyed, keyless)}
+
+    def both(records):
+        found = [r for r in records if tuple(dict(r.headers).get(f"stream-cl.{h}") for h in
+                                             ("topic", "partition", "offset")) in where]
+        return found if len(found) == 2 else None
+
+    letters = readers["dead"].until(both, 60, "the tombstones' dead letters")
+    by_offset = {int(dict(r.headers)["stream-cl.offset"]): r for r in letters}
+    assert (by_offset[keyed.offset].key, by_offset[keyed.offset].value) == (b"tomb-key", None)
+    assert (by_offset[keyless.offset].key, by_offset[keyless.offset].value) == (None, b"")
+    assert all(dict(r.headers)["stream-cl.detail"] == TOMBSTONE.encode() for r in letters)
+    readers["pred"].until(lambda recs: any(r.key == good["id"].encode() for r in recs), 60, "the next prediction")
+    assert daemon.alive and daemon.status()["state"] == "running"
