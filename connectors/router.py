@@ -244,7 +244,8 @@ class Router:
                 # a replayed join's dead letter was published before the restore; a new join's is published
                 # even when its event was re-read in this poll (its origin is then among the silent ones)
                 if rejected and not replayed:
-                    letters.extend(self._refused_join(d, *joined[d.origin], batch.raw) for d in rejected)
+                    letters.extend(self._refused_join(d, *joined[d.origin], batch.raw) if d.origin in joined
+                                   else _original([d], batch.raw)[0] for d in rejected)
         return letters
 
     def _refused_join(self, refused: DeadLetter, event: Event, label_origin: str, raw: Mapping) -> DeadLetter:
