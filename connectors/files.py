@@ -56,6 +56,7 @@ _OTHER_CODECS = ((b"BZh", "bzip2", "bunzip2 -k"), (b"\xfd7zXZ\x00", "xz", "unxz 
                  (b"\x28\xb5\x2f\xfd", "zstd", "unzstd"), (b"\x04\x22\x4d\x18", "lz4", "unlz4"),
                  (b"PK\x03\x04", "zip", "unzip"))
 _ZIPPED_DOCUMENTS = (".xlsx", ".xlsm", ".ods", ".numbers", ".docx")  # zip containers of a document, not of events
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0"  # an old Office file (.xls, .doc): a document too
 _SKIP_CHUNK = 1 << 16  # the rest of an oversized line is discarded this many bytes at a time
 # a poll ends at this many bytes read, whatever its max_records: decoded, an event of 90,000 numbers (0.6 MB, within
 # max_event_bytes and max_features) takes ~13 MB, and a poll of 1,024 of them held ~14 GB (review r55 F4)
@@ -354,6 +355,11 @@ def _not_a_file(path: str) -> str:
     return f"source.path: {what} (got {path!r}); {fix} (relative paths start at {os.getcwd()})"
 
 
+def _a_document(path: str) -> str:
+    return (f"source.path: {path!r} is a spreadsheet or document, not events; export it as CSV (UTF-8) and point "
+            "source.path at that file")
+
+
 def open_source(config: SourceConfig, mapping: MappingConfig) -> FileSource:
     """The :class:`FileSource` for ``[source] kind = "file"``; errors name the key and the fix."""
     if config.kind != "file":
@@ -367,13 +373,14 @@ def open_source(config: SourceConfig, mapping: MappingConfig) -> FileSource:
         gz = _is_gzip(path)
         with open(path, "rb") as f:
             head = f.read(6)
+        if head.startswith(_OLE2_MAGIC):
+            raise ConfigError(_a_document(path))
     except OSError as e:
         raise ConfigError(f"source.path: cannot read the file (got {path!r}: {e.strerror}); fix its permissions or the path") from None
     for magic, codec, command in _OTHER_CODECS:
         if head.startswith(magic):  # read as text it is a CSV header that is not UTF-8, which it is not
             if codec == "zip" and path.lower().endswith(_ZIPPED_DOCUMENTS):  # unzip gives its XML parts
-                raise ConfigError(f"source.path: {path!r} is a spreadsheet or document (a zip of XML parts), not "
-                                  "events; export it as CSV (UTF-8) and point source.path at that file")
+                raise ConfigError(_a_document(path))
             raise ConfigError(f"source.path: {path!r} is {codec}-compressed, and only gzip is read; decompress it "
                               f"(`{command} {os.path.basename(path)}`), or compress it with gzip")
     if gz and config.follow:

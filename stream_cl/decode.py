@@ -378,7 +378,8 @@ class _ObjectDecoder(_RecordRules):
                 if type(x) is not dict:
                     return _dead(raw, x[0], x[1], origin)
                 break
-        if len(raw) > MAX_TEXT_CHARS:  # (a longer name needs a longer record: most events never look)
+        if not raw or len(raw) > MAX_TEXT_CHARS:  # (a longer name needs a longer record: most events never look;
+            # an object from Python, with no record, always does)
             name = next((k for k in x if type(k) is str and len(k) > MAX_TEXT_CHARS), None)
             if name is not None:
                 return _dead(raw, "bad_features", _long_name(name), origin)

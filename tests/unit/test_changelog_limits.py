@@ -228,20 +228,25 @@ def test_a_part_ahead_of_its_record_whose_waiting_events_are_dropped_is_not_take
     assert len(states.pending.for_key(KEY)) == 5
 
 
+def _checkpointed_at(tmp_path, offset: int) -> PartitionStates:
+    """States of 50 learned events and 2,000 waiting, too many for a 200 kB record, whose last checkpoint
+    covered ``offset`` of partition TP and nothing since (its policy counts no records)."""
+    from connectors.status import DaemonMetrics
+    from stream_cl.prequential import Prequential
+
+    states = _states(_config(tmp_path, max_message_bytes=200_000), FakeTable())
+    states.metrics, states.stats = DaemonMetrics(), Prequential(states.learner).stats
+    states.resume_at([TP])
+    _learn(states, n_labelled=50, n_waiting=2_000, n_features=20)
+    states.offsets, _ = {TP: offset}, states.policy.reset()
+    return states
+
 def test_entries_evicted_for_a_record_are_checkpointed_so_a_restart_does_not_bring_them_back(tmp_path):
     """Review r58: a checkpoint of the same offsets written before an eviction for the changelog won the
     restore's tie, so a restart brought the evicted entries back where a takeover from the changelog did not
     (3,000 labels joined after a restart against 1,952 after a takeover). The next commit now checkpoints
     the store the changelog holds, due or not."""
-    from connectors.status import DaemonMetrics
-    from stream_cl.prequential import Prequential
-
-    cfg = _config(tmp_path, max_message_bytes=200_000)
-    states = _states(cfg, FakeTable())
-    states.metrics, states.stats = DaemonMetrics(), Prequential(states.learner).stats
-    states.resume_at([TP])
-    _learn(states, n_labelled=50, n_waiting=2_000, n_features=20)
-    states.offsets, _ = {TP: 2_050}, states.policy.reset()  # a checkpoint of these offsets was just written
+    states = _checkpointed_at(tmp_path, 2_050)  # a checkpoint of the record's offsets was just written
     assert states.snapshot({TP: 2_050}, "interval") is None  # nothing new: none is due
     [(_, _, value)] = states.records_for({TP: 2_050}, force=True)  # the changelog write evicts
     kept = len(states.pending.for_key(KEY))
@@ -249,3 +254,13 @@ def test_entries_evicted_for_a_record_are_checkpointed_so_a_restart_does_not_bri
     snapshot = states.snapshot({TP: 2_050}, "interval")  # the commit's checkpoint: due now, holding the eviction
     assert snapshot is not None and len(dict(snapshot.state["pending"]["partitions"])[KEY]["ids"]) == kept
     assert states.snapshot({TP: 2_050}, "interval") is None  # and once only
+
+
+def test_an_eviction_at_an_offset_past_the_last_checkpoint_forces_none(tmp_path):
+    """Review r60: forcing a checkpoint at every evicting write made one every changelog write on a stream
+    whose waiting events stay at the limit; only a record at the last checkpoint's very offset needs one (a
+    newer record wins the restore anyway)."""
+    states = _checkpointed_at(tmp_path, 1_000)  # the last checkpoint covers less than the record
+    states.records_for({TP: 2_050}, force=True)  # evicts
+    assert 0 < len(states.pending.for_key(KEY)) < 2_000
+    assert not states.checkpoint_due("interval")

@@ -49,9 +49,14 @@ def test_a_json_lines_file_with_cr_only_line_endings_is_said_as_such(tmp_path, m
                                 "convert them to LF or CRLF")
 
 
-def test_a_spreadsheet_is_told_to_be_exported_as_csv_not_unzipped(tmp_path):
-    """Review r57: an .xlsx (a zip of XML parts) was told to run `unzip`, which gives no events."""
-    path = tmp_path / "events.xlsx"
-    _zip(path)
-    with pytest.raises(ConfigError, match="is a spreadsheet or document .*; export it as CSV"):
+@pytest.mark.parametrize("name", ["events.xlsx", "events.xls"])
+def test_a_spreadsheet_is_told_to_be_exported_as_csv_not_unzipped(tmp_path, name):
+    """Review r57: an .xlsx (a zip of XML parts) was told to run `unzip`, which gives no events; r60: an old
+    .xls (an OLE2 file) was told to save itself as UTF-8."""
+    path = tmp_path / name
+    if name.endswith(".xlsx"):
+        _zip(path)
+    else:
+        path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 500)
+    with pytest.raises(ConfigError, match="is a spreadsheet or document, not events; export it as CSV"):
         open_source(SourceConfig(kind="file", path=str(path)), MappingConfig())

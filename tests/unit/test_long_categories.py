@@ -53,3 +53,17 @@ def test_a_feature_name_over_1024_characters_is_a_dead_letter_saying_why():
     nested = decoder.decode_json(json.dumps({"x": {"a": {"k" * 1030: "v"}}, "y": 1}))  # flattened: "a.kkk..."
     assert type(nested) is DeadLetter and nested.reason == "bad_features"
     assert type(decoder.decode_json(json.dumps({"x": {"k" * 1024: "v" * 5000}, "y": 1}))) is Event  # at the bound
+
+
+def test_an_object_from_python_is_checked_for_long_names_too_and_a_missing_raw_is_no_error():
+    """Review r60: decode_object with no record (raw b"" by default, or None) skipped the check, and with None
+    the check itself raised (a malformed dead letter for a valid object)."""
+    from stream_cl.config import MappingConfig
+    from stream_cl.decode import EventDecoder
+    from stream_cl.events import DeadLetter, Event
+
+    decoder = EventDecoder(MappingConfig())
+    assert type(decoder.decode_object({"x": {"a": 1.0}, "y": 1}, raw=None)) is Event
+    for raw in (b"", None):
+        dead = decoder.decode_object({"x": {"k" * 2000: 1.0}, "y": 1}, raw=raw)
+        assert type(dead) is DeadLetter and dead.reason == "bad_features", dead
