@@ -161,7 +161,7 @@ class PartEncoder:
         # a member the record does not fit names the setting that differs (PartReader.merge)
         self.settings = settings_state(config)
         self.max_bytes = config.changelog.max_message_bytes  # the changelog topic's max.message.bytes
-        self.evicted = 0  # waiting entries evicted to fit a record, all told
+        self.last_evicted = 0  # waiting entries the last encode evicted to fit its record
 
     def encode(self, key: str, offset, labels) -> bytes:
         """Partition ``key``'s changelog value: its model part and its waiting-label store. A value
@@ -180,7 +180,7 @@ class PartEncoder:
                                                                             "settings": self.settings}).to_bytes()
             size = fixed + len(value)
             if size <= self.max_bytes:
-                self.evicted += gone  # (the state changed: PartitionStates checkpoints it)
+                self.last_evicted = gone  # (the store changed: PartitionStates may owe a checkpoint)
                 if gone:
                     log_event(log, "labels_evicted_for_changelog", level=logging.WARNING, partition=key, evicted=gone,
                               waiting=len(store), waiting_labels=store.waiting_labels, limit=self.max_bytes,

@@ -167,8 +167,9 @@ class CsvRecords:
                                       f"columns ({', '.join(cells)}; before: {', '.join(self._known)})")
             self._header = cells
             return None
-        if len(cells) == len(self._header) and _header_again(cells, self._header):
-            return self._header_repeated(cells, origin)
+        again = _header_again(cells, self._header) if len(cells) == len(self._header) else None
+        if again is not None:
+            return self._header_repeated(again, origin)
         if len(cells) != len(self._header):
             detail = f"row has {len(cells)} cells, the header has {len(self._header)} columns"
             return DeadLetter(line, "malformed", detail, origin)
@@ -179,7 +180,6 @@ class CsvRecords:
         """The header again, within the file (files joined by ``cat``, a writer that appends its header with
         each batch of rows: pandas ``to_csv(mode="a")``): no row. In another order, the rows after it are
         read in its order; said with a warning then, and the first time the file repeats it."""
-        cells = [cells[0].removeprefix("\ufeff"), *cells[1:]]
         if cells != self._header:
             self._warnings.append(f"{origin}: the header again, with its columns in another order "
                                   f"({', '.join(cells)}; before: {', '.join(self._header)}): the rows after it are "
@@ -298,16 +298,17 @@ def _is_number(cell: str) -> bool:
 CR_ONLY = "CR-only line endings (classic Mac): it reads as one line; convert them to LF or CRLF"
 
 
-def _header_again(cells: list[str], header: list[str]) -> bool:
-    """Whether a row's ``cells`` are the ``header``'s names, in any order (the first may carry a
-    byte-order mark: a second file's, joined on).
+def _header_again(cells: list[str], header: list[str]) -> list[str] | None:
+    """A row's ``cells`` as a header, when they are the ``header``'s names in any order (the first may
+    carry a byte-order mark: a second file's, joined on; it is left out); else None.
 
     >>> _header_again(["\ufeffid", "a", "y"], ["id", "a", "y"]), _header_again(["y", "a", "id"], ["id", "a", "y"])
-    (True, True)
-    >>> _header_again(["1", "a", "y"], ["id", "a", "y"])
-    False
+    (['id', 'a', 'y'], ['y', 'a', 'id'])
+    >>> _header_again(["1", "a", "y"], ["id", "a", "y"]) is None
+    True
     """
-    return sorted([cells[0].removeprefix("\ufeff"), *cells[1:]]) == sorted(header)
+    names = [cells[0].removeprefix("\ufeff"), *cells[1:]]
+    return names if sorted(names) == sorted(header) else None
 
 
 def _bare_cr(text: bytes) -> bool:

@@ -496,9 +496,10 @@ def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> i
     metrics = None
     # one changelog for every build: a reset keeps what it read (RunChangelog); closed however the run ends
     changelog = RunChangelog()
+    from .kafka import mapping_checks
+
     # one set of mapping checks too: a warning is said once per run, and a short topic judged by all it read
-    checks = MappingChecks.for_stream(config.mapping, config.model.time_features,
-                                      labels_apart=bool(config.kafka.labels_topic))
+    checks = mapping_checks(config.kafka, config.mapping, config.model.time_features)
     rebuilt, delay = False, 0.0
     try:
         while True:

@@ -64,11 +64,19 @@ POLL_BYTES = 16 << 20
 _FORMATS = ("auto", "jsonl", "csv")
 
 
-def _is_gzip(path: str | os.PathLike) -> bool:
-    """True for a ``.gz`` name or gzip magic bytes. Opens the file either way, so that an
-    unreadable one fails here (:func:`open_source` makes that a configuration error)."""
+def _is_gzip(path: str | os.PathLike, head: bytes | None = None) -> bool:
+    """True for a ``.gz`` name or gzip magic bytes (``head``: the file's first bytes, read here if not
+    given). Opens the file either way, so that an unreadable one fails here (:func:`open_source` makes
+    that a configuration error)."""
+    if head is None:
+        head = _first_bytes(path)
+    return os.fspath(path).endswith(".gz") or head[:2] == _GZIP_MAGIC
+
+
+def _first_bytes(path: str | os.PathLike) -> bytes:
+    """The file's first bytes, enough for the magic numbers this module tells apart."""
     with open(path, "rb") as f:
-        return os.fspath(path).endswith(".gz") or f.read(2) == _GZIP_MAGIC
+        return f.read(6)
 
 
 class FileSource:
@@ -370,13 +378,12 @@ def open_source(config: SourceConfig, mapping: MappingConfig) -> FileSource:
     if not os.path.isfile(path):
         raise ConfigError(_not_a_file(path))
     try:
-        gz = _is_gzip(path)
-        with open(path, "rb") as f:
-            head = f.read(6)
-        if head.startswith(_OLE2_MAGIC):
-            raise ConfigError(_a_document(path))
+        head = _first_bytes(path)
     except OSError as e:
         raise ConfigError(f"source.path: cannot read the file (got {path!r}: {e.strerror}); fix its permissions or the path") from None
+    gz = _is_gzip(path, head)
+    if head.startswith(_OLE2_MAGIC):
+        raise ConfigError(_a_document(path))
     for magic, codec, command in _OTHER_CODECS:
         if head.startswith(magic):  # read as text it is a CSV header that is not UTF-8, which it is not
             if codec == "zip" and path.lower().endswith(_ZIPPED_DOCUMENTS):  # unzip gives its XML parts

@@ -298,6 +298,12 @@ def bootstrap_hint(error: BaseException, cfg: KafkaConfig) -> str | None:
     return hint
 
 
+def mapping_checks(cfg: KafkaConfig, mapping: MappingConfig, time_features: bool) -> MappingChecks:
+    """The mapping checks of a Kafka stream: with a labels topic, labels come apart from the events
+    (joined by id), so an event's label field may be absent and its id field must not be."""
+    return MappingChecks.for_stream(mapping, time_features, labels_apart=bool(cfg.labels_topic))
+
+
 class BootstrapStopped(Exception):
     """A stop was asked for while the daemon waited for a broker (:func:`admin_once_reached`)."""
 
@@ -484,7 +490,7 @@ class KafkaSource(RebalanceCallbacks):
         self.hooks = hooks
         # without a labels topic an event's label must be in the event: check that its field appears; and no
         # event time, or times in milliseconds: each said once
-        self.checks = checks or MappingChecks.for_stream(mapping, time_features, labels_apart=bool(cfg.labels_topic))
+        self.checks = checks or mapping_checks(cfg, mapping, time_features)
         self.decoder = EventDecoder(mapping, label_policy, census=self.checks.fields)
         self.labels = LabelDecoder(mapping)
         self.labels_topic = cfg.labels_topic

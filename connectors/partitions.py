@@ -240,9 +240,8 @@ class PartitionStates(CheckpointState):
             if tp not in covered:
                 continue
             labels = covered.get(TopicPartition(self.labels_topic, tp.partition)) if self.labels_topic else None
-            evicted = self.encoder.evicted
             value = self.encoder.encode(key, covered[tp], labels)
-            if self.encoder.evicted != evicted and self.offsets.get(tp) == covered[tp]:
+            if self.encoder.last_evicted and self.offsets.get(tp) == covered[tp]:
                 # the store changed, and the last checkpoint covers the record's very offset, so a restore would
                 # take that checkpoint (a tie) with the evicted entries: the one after this commit holds the store
                 self.changed_without_records = True
