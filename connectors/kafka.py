@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from importlib.util import find_spec
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError, KafkaTimeoutError, UnsupportedCodecError
+from kafka.errors import CorruptRecordError, KafkaError, KafkaTimeoutError, UnsupportedCodecError
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from stream_cl.config import JOIN_POLL_MS, Config, ConfigError, KafkaConfig, MappingConfig
@@ -50,6 +50,7 @@ from stream_cl.pending import LabelDecoder
 from .kafka_assignment import LOOKUP_TIMEOUT_MS, AssignmentListener, RebalanceCallbacks, RebalanceHooks, tp_key
 from .logs import hide_secret, log_event
 from .sinks import DeliveryError, parse_origin
+from .unreadable_record import find_unreadable, unreadable_letter
 from .writable import unwritable
 
 __all__ = [
@@ -467,7 +468,7 @@ class PolledBatch:
     """One poll's records, decoded, in consumer order."""
 
     items: list  # Event | DeadLetter | stream_cl.pending.LabelUpdate
-    raw: dict  # origin -> (key, value) of every record, for dead letters
+    raw: dict  # origin -> (key, value, headers) of every record, for dead letters
     # origins of records below the group's committed offset: processed and committed before the
     # state was restored, so re-learned now without publishing anything (empty almost always)
     silent: frozenset = field(default_factory=frozenset)
@@ -588,6 +589,8 @@ class KafkaSource(RebalanceCallbacks):
             batches = self.consumer.poll(timeout_ms=timeout, max_records=max_records)
         except UnsupportedCodecError as e:
             raise _unreadable(e) from e
+        except CorruptRecordError as e:  # one record kafka-python cannot parse: stepped over, a dead letter
+            return self._step_over_unreadable(e)
         self._group = tuple(self.consumer.group_metadata())[:4]  # this poll's generation (commits in callbacks use it)
         items: list = []
         raw: dict = {}
@@ -611,7 +614,7 @@ class KafkaSource(RebalanceCallbacks):
                     continue
                 value = r.value
                 origin = prefix + str(offset)
-                raw[origin] = (r.key, value)
+                raw[origin] = (r.key, value, r.headers)
                 if value is None:  # no event, and no JSON to parse: said as what it is
                     append(DeadLetter(None, "malformed", TOMBSTONE, origin))
                 else:
@@ -627,6 +630,25 @@ class KafkaSource(RebalanceCallbacks):
         self.behind = len(items) + self.skipped - skipped_before >= max_records
         checks.observe_times(items)  # nothing to do once the sample is complete
         return PolledBatch(items, raw, frozenset(silent) if silent else frozenset())
+
+    def _step_over_unreadable(self, error: CorruptRecordError) -> PolledBatch:
+        """A poll's ``CorruptRecordError``: the record found (:mod:`connectors.unreadable_record`), the consumer
+        moved past it and its dead letter returned; if none is found, the error stands (the daemon stops)."""
+        self._group = tuple(self.consumer.group_metadata())[:4]
+        positions = {tp: self.consumer.position(tp, timeout_ms=LOOKUP_TIMEOUT_MS) for tp in self.assigned}
+        tp = find_unreadable(client_options(self.cfg), self.cfg.isolation_level,
+                             {tp: p for tp, p in positions.items() if p is not None})
+        if tp is None:
+            raise error
+        offset = positions[tp]
+        letter = unreadable_letter(tp, offset, error)
+        log_event(log, "unreadable_record", level=logging.WARNING, origin=letter.origin, error=str(error))
+        self.consumer.seek(tp, offset + 1)  # (which also drops kafka-python's fetch that would loop on it)
+        self.positions[tp] = offset + 1
+        self.checks.count_to(tp, offset + 1)
+        silent = self.replay_until and offset < self.replay_until.get(tp, -1)
+        return PolledBatch([letter], {letter.origin: (None, None, [])},
+                           frozenset({letter.origin}) if silent else frozenset())
 
     def group_metadata(self) -> tuple:
         """``(group_id, generation_id, member_id, group_instance_id)`` as of the last poll: what a

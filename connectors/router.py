@@ -267,8 +267,11 @@ class Router:
         m.events["dead_letter"] += len(letters)
         m.dead_letters.update(d.reason for d in letters)
         if kcfg.dead_letter_topic:
-            self.publisher.write_dead([dead_letter_record(d, raw[d.origin][0] if d.origin in raw else None,
-                                                          self.dead_letter_bytes) for d in letters])
+            records = []
+            for d in letters:  # the record's key and headers go with it (none: a label read before its event)
+                key, _, headers = raw.get(d.origin, (None, None, ()))
+                records.append(dead_letter_record(d, key, self.dead_letter_bytes, headers))
+            self.publisher.write_dead(records)
         else:
             self.unrouted.add(letters)
 

@@ -22,7 +22,8 @@ import orjson
 from kafka.errors import KafkaTimeoutError
 from kafka.partitioner.default import murmur2
 
-__all__ = ["DeliveryError", "HEADER_PREFIX", "PredictionWriter", "dead_letter_record", "parse_origin", "prediction_row"]
+__all__ = ["DeliveryError", "HEADER_PREFIX", "PredictionWriter", "dead_letter_record", "kept_headers", "parse_origin",
+           "prediction_row"]
 
 HEADER_PREFIX = "stream-cl."
 _HEADER_ROOM = 4096  # bytes kept free in a dead-letter record for key, headers and framing
@@ -86,14 +87,18 @@ def _header_text(text: str, limit: int = 1000) -> bytes:
     return data[:limit].decode("utf-8", "ignore").encode("utf-8")
 
 
-def dead_letter_record(letter, key: bytes | None = None, max_message_bytes: int = 1_048_576) -> tuple:
-    """``(key, value, headers)`` of a dead letter: the original bytes (and key), explained in headers.
+def dead_letter_record(letter, key: bytes | None = None, max_message_bytes: int = 1_048_576,
+                       headers: Iterable[tuple[str, bytes]] = ()) -> tuple:
+    """``(key, value, headers)`` of a dead letter: the original bytes, key and headers, explained in headers of ours.
 
-    Headers: ``stream-cl.reason`` (a code of :data:`stream_cl.events.REASONS`),
-    ``stream-cl.detail``, ``stream-cl.origin`` and, for records that came from Kafka,
-    ``stream-cl.topic``, ``stream-cl.partition`` and ``stream-cl.offset``. A value too
+    ``headers`` are the input record's own (trace ids, schema ids): they come first, in their order, less
+    any named ``stream-cl.*`` (a dead letter read again and refused again is explained anew, not twice), and
+    as many as fit a quarter of the record (:func:`kept_headers`). Ours: ``stream-cl.reason`` (a code of
+    :data:`stream_cl.events.REASONS`), ``stream-cl.detail``, ``stream-cl.origin`` and, for records that
+    came from Kafka, ``stream-cl.topic``, ``stream-cl.partition`` and ``stream-cl.offset``. A value too
     large for ``max_message_bytes`` is cut to fit, with ``stream-cl.truncated-from``
-    holding its original size; so is a key over half of what the headers leave (``stream-cl.key-truncated-from``):
+    holding its original size; so is a key over half of what the headers leave (``stream-cl.key-truncated-from``),
+    and ``stream-cl.headers-dropped`` counts the record's own headers left out:
     a record the dead-letter topic refuses would abort every transaction that holds it.
 
     >>> from stream_cl.events import DeadLetter
@@ -105,8 +110,13 @@ def dead_letter_record(letter, key: bytes | None = None, max_message_bytes: int 
     (True, b'19900')
     >>> dead_letter_record(DeadLetter(b"{", "malformed", "bad"), key=b"k1", max_message_bytes=8192)[0]  # a small limit
     b'k1'
+    >>> h = dead_letter_record(DeadLetter(b"{", "malformed", "bad"), headers=[("traceparent", b"00-ab"),
+    ...                        ("stream-cl.reason", b"too_deep")])[2]
+    >>> h[0], [v for k, v in h if k == "stream-cl.reason"]  # the record's own first; ours explain it
+    (('traceparent', b'00-ab'), [b'malformed'])
     """
-    headers = [(HEADER_PREFIX + "reason", letter.reason.encode()),
+    own, dropped, own_bytes = kept_headers(headers, max(max_message_bytes - _HEADER_ROOM, 0) // 4)
+    headers = own + [(HEADER_PREFIX + "reason", letter.reason.encode()),
                (HEADER_PREFIX + "detail", _header_text(letter.detail)),
                (HEADER_PREFIX + "origin", _header_text(letter.origin))]
     where = parse_origin(letter.origin)
@@ -114,6 +124,8 @@ def dead_letter_record(letter, key: bytes | None = None, max_message_bytes: int 
         headers += [(HEADER_PREFIX + "topic", where[0].encode()),
                     (HEADER_PREFIX + "partition", str(where[1]).encode()),
                     (HEADER_PREFIX + "offset", str(where[2]).encode())]
+    if dropped:
+        headers.append((HEADER_PREFIX + "headers-dropped", str(dropped).encode()))
     # a tombstone's dead letter is a null value too, where it has a key: a record with neither is refused by the
     # producer ("Need at least one: key or value"), and the transaction holding it would abort at every start over
     value = (None if key is not None else b"") if letter.raw is None else bytes(letter.raw)
@@ -121,11 +133,36 @@ def dead_letter_record(letter, key: bytes | None = None, max_message_bytes: int 
     if key is not None and len(key) > key_room:
         headers.append((HEADER_PREFIX + "key-truncated-from", str(len(key)).encode()))
         key = bytes(key[:key_room])
-    room = max_message_bytes - _HEADER_ROOM - (len(key) if key else 0)
+    room = max_message_bytes - _HEADER_ROOM - (len(key) if key else 0) - own_bytes
     if value is not None and len(value) > room:
         headers.append((HEADER_PREFIX + "truncated-from", str(len(value)).encode()))
         value = value[: max(room, 0)]
     return key, value, headers
+
+
+def kept_headers(headers: Iterable[tuple[str, bytes]], room: int) -> tuple[list, int, int]:
+    """``(kept, dropped, size)``: an input record's headers for its dead letter, in order, less those named
+    ``stream-cl.*``, while their size (names, values and ~10 bytes of framing each) fits ``room``; the count
+    of those that did not, and the kept ones' size. A header with a null value is kept empty: kafka-python's
+    producer takes only bytes.
+
+    >>> kept_headers([("a", b"1"), ("stream-cl.reason", b"x"), ("b", b"22"), ("c", None)], 40)
+    ([('a', b'1'), ('b', b'22'), ('c', b'')], 0, 36)
+    >>> kept_headers([("a", b"1" * 20), ("b", b"2" * 9), ("c", b"3")], 40)  # past the room: the rest are counted
+    ([('a', b'11111111111111111111')], 2, 31)
+    """
+    kept, dropped, size = [], 0, 0
+    for name, value in headers or ():
+        if name.startswith(HEADER_PREFIX):
+            continue
+        value = b"" if value is None else bytes(value)
+        cost = len(name.encode("utf-8", "replace")) + len(value) + 10
+        if dropped or size + cost > room:
+            dropped += 1
+            continue
+        kept.append((name, value))
+        size += cost
+    return kept, dropped, size
 
 
 class PredictionWriter:

@@ -117,7 +117,7 @@ class Batch(Protocol):
     """One poll of a partitioned source: decoded records in consumer order."""
 
     items: Sequence  # Event | DeadLetter | stream_cl.pending.LabelUpdate
-    raw: Mapping  # origin "topic/partition@offset" -> (key, value) of every record, for dead letters
+    raw: Mapping  # origin "topic/partition@offset" -> (key, value, headers) of every record, for dead letters
     silent: frozenset  # origins processed and committed before the restored state: re-learned, not published
 
 

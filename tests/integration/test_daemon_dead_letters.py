@@ -104,3 +104,51 @@ def test_tombstones_become_dead_letters_keyed_or_not_and_the_daemon_goes_on(env)
     assert all(dict(r.headers)["stream-cl.detail"] == TOMBSTONE.encode() for r in letters)
     readers["pred"].until(lambda recs: any(r.key == good["id"].encode() for r in recs), 60, "the next prediction")
     assert daemon.alive and daemon.status()["state"] == "running"
+
+
+def test_a_dead_letter_keeps_the_records_own_headers_and_explains_it_anew(env):
+    """The input record's headers (a trace id, a schema id) travel with its dead letter, first and in order; one it
+    carried under our own names (a dead letter fed back) is left out, so the reason read is this refusal's."""
+    kit, events, readers, daemon = env
+    own = [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), ("schema-id", b"7"),
+           ("stream-cl.reason", b"too_deep"), ("empty", b"")]
+    bad = kit.producer.send(events, key=b"with-headers", value=b'{"id": "h1", "x": {"a": 1}', headers=own,
+                            partition=1).get(timeout=60)
+    good = {"id": "after-headers", "x": {"a": 0.5, "b": 0.5}, "y": "neg"}
+    kit.produce(events, [(good["id"], good)], partition=1)
+
+    (letter,) = readers["dead"].until(lambda recs: [r for r in recs if r.key == b"with-headers"], 60,
+                                      "the dead letter of the record with headers")
+    names = [name for name, _ in letter.headers]
+    assert letter.headers[:3] == [own[0], own[1], own[3]]  # the record's own, in order, less ours
+    assert names.count("stream-cl.reason") == 1 and dict(letter.headers)["stream-cl.reason"] == b"malformed"
+    assert dict(letter.headers)["stream-cl.offset"] == str(bad.offset).encode()
+    readers["pred"].until(lambda recs: any(r.key == good["id"].encode() for r in recs), 60, "the next prediction")
+    assert daemon.alive and daemon.status()["state"] == "running"
+
+
+class _NotUtf8(str):
+    """A header name kafka-python writes as bytes that are not UTF-8, as a Go client (franz-go, sarama) may."""
+
+    def encode(self, *args, **kwargs) -> bytes:
+        return b"\xff\xfetrace"
+
+
+def test_a_record_kafka_python_cannot_parse_is_stepped_over_as_a_dead_letter(env):
+    """kafka-python raises CorruptRecordError for a header name that is not UTF-8, naming no partition, and its
+    next poll loops for ever: the daemon stopped (exit 1) at that record at every restart. It is now found,
+    stepped over and dead-lettered under its offset, and the records after it are read."""
+    kit, events, readers, daemon = env
+    bad = kit.producer.send(events, key=b"unparsable", value=b'{"id": "u1", "x": {"a": 1}}',
+                            headers=[(_NotUtf8("trace"), b"1")], partition=1).get(timeout=60)
+    good = {"id": "after-unparsable", "x": {"a": 0.5, "b": 0.5}, "y": "neg"}
+    kit.produce(events, [(good["id"], good)], partition=1)
+
+    origin = f"{events}/1@{bad.offset}".encode()
+    (letter,) = readers["dead"].until(lambda recs: [r for r in recs if dict(r.headers)["stream-cl.origin"] == origin],
+                                      60, "the unparsable record's dead letter")
+    headers = dict(letter.headers)
+    assert headers["stream-cl.reason"] == b"malformed" and headers["stream-cl.offset"] == str(bad.offset).encode()
+    assert b"kafka-python cannot read this record" in headers["stream-cl.detail"] and letter.value == b""
+    readers["pred"].until(lambda recs: any(r.key == good["id"].encode() for r in recs), 60, "the next prediction")
+    assert daemon.alive and daemon.status()["state"] == "running"

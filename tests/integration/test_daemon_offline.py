@@ -25,7 +25,7 @@ from stream_cl.config import ConfigError, KafkaConfig, MappingConfig
 from stream_cl.events import REASONS, DeadLetter, Event, Prediction
 from stream_cl.pending import LabelUpdate
 
-Record = namedtuple("Record", "topic partition offset key value")
+Record = namedtuple("Record", "topic partition offset key value headers", defaults=((),))  # as kafka-python's ConsumerRecord
 
 
 # -- client options ---------------------------------------------------------------------------

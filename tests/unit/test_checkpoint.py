@@ -341,7 +341,7 @@ class _FakeSource(OnePartitionSource):
         items, raw, silent = [], {}, set()
         for i, value in enumerate(chunk, start=pos):
             origin = f"events/0@{i}"
-            raw[origin] = (None, value)
+            raw[origin] = (None, value, [])
             items.append(self.decode(value, origin))
             if i < self.replay_until:
                 silent.add(origin)

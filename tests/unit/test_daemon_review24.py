@@ -76,7 +76,7 @@ class _Source(OnePartitionSource):
         origins = [f"events/0@{i}" for i in range(pos, pos + len(chunk))]
         self.positions[self.tp] = pos + len(chunk)
         return PolledBatch([self.decode(v, o) for o, v in zip(origins, chunk)],
-                           {o: (b"k", v) for o, v in zip(origins, chunk)}, frozenset())
+                           {o: (b"k", v, []) for o, v in zip(origins, chunk)}, frozenset())
 
 
 class _FailingPublisher(CommitAtOncePublisher):

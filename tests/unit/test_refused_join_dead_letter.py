@@ -40,7 +40,7 @@ def _poll(router: Router, records: list[tuple[str, bytes, bytes]]) -> None:
     events, labels = EventDecoder(CONFIG.mapping), LabelDecoder(CONFIG.mapping)
     items = [(labels.decode if origin.startswith("labels/") else events.decode_json)(value, origin)
              for origin, key, value in records]
-    router.process(PolledBatch(items, {origin: (key, value) for origin, key, value in records}, frozenset()))
+    router.process(PolledBatch(items, {origin: (key, value, []) for origin, key, value in records}, frozenset()))
 
 
 def _event(i: int) -> bytes:
@@ -85,3 +85,16 @@ def _refusal():
 
     event = Event({"a": 1.0}, "x", "e9", None, None, "events/0@4")
     return DeadLetter(b"{}", "rejected_by_model", "a third class", "events/0@4"), event, "labels/0@9", {}
+
+
+def test_a_refused_labels_dead_letter_carries_the_label_records_own_headers():
+    router = _router()
+    _poll(router, [(f"events/0@{i}", b"k", _event(i)) for i in range(3)])
+    labels = LabelDecoder(CONFIG.mapping)
+    records = [(f"labels/0@{i}", b"k", _label(i, y), [("trace", f"t{i}".encode()), ("stream-cl.detail", b"old")])
+               for i, y in enumerate(("ok", "fraud", "chargeback"))]
+    router.process(PolledBatch([labels.decode(value, origin) for origin, _, value, _ in records],
+                               {origin: (key, value, headers) for origin, key, value, headers in records}, frozenset()))
+    [(_, _, headers)] = router.publisher.dead
+    assert headers[0] == ("trace", b"t2") and [v for k, v in headers if k == "stream-cl.detail"] != [b"old"]
+    assert [k for k, _ in headers].count("stream-cl.detail") == 1
