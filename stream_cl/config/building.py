@@ -28,7 +28,7 @@ from .daemon_schema import (
     MetricsConfig,
     longest_idle_turn_s,
 )
-from .kafka_checks import legal_topic
+from .kafka_checks import TOPIC_RULE, legal_topic
 from .schema import (
     MAX_COUNT,
     ConfigError,
@@ -88,8 +88,8 @@ def _check_changelog_topic(config: Config) -> None:
     ...     print(e)  # doctest: +NORMALIZE_WHITESPACE
     kafka.group_id: 'fraud scores' names the model changelog topic 'fraud scores.model' (changelog.topic's default,
     "<kafka.group_id>.model"), not a legal Kafka topic name; set changelog.topic to one (letters, digits, '.', '_'
-    and '-', at most 249 characters), or use such a group id (or changelog.enabled = false: no changelog, and each
-    member serves a model of only the partitions it consumes)
+    and '-', at most 249 characters, not '.' or '..'), or use such a group id (or changelog.enabled = false: no
+    changelog, and each member serves a model of only the partitions it consumes)
     >>> load_config_dict({"kafka": {"group_id": "fraud scores"}, "changelog": {"topic": "fraud-scores.model"}}).changelog_topic
     'fraud-scores.model'
     >>> load_config_dict({"kafka": {"group_id": "team:fraud"}, "model": {"kind": "trainable"}}).kafka.group_id
@@ -101,9 +101,9 @@ def _check_changelog_topic(config: Config) -> None:
     if not legal_topic(config.changelog_topic):
         raise ConfigError(f"kafka.group_id: {config.kafka.group_id!r} names the model changelog topic "
                           f"{config.changelog_topic!r} (changelog.topic's default, \"<kafka.group_id>.model\"), not a "
-                          "legal Kafka topic name; set changelog.topic to one (letters, digits, '.', '_' and '-', at "
-                          "most 249 characters), or use such a group id (or changelog.enabled = false: no changelog, "
-                          "and each member serves a model of only the partitions it consumes)")
+                          f"legal Kafka topic name; set changelog.topic to one ({TOPIC_RULE}), or use such a group id "
+                          "(or changelog.enabled = false: no changelog, and each member serves a model of only the "
+                          "partitions it consumes)")
 
 
 def _check_across_sections(config: Config) -> None:

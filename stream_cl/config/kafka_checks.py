@@ -15,6 +15,9 @@ from .schema import ConfigError
 _SECURITY = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
+TOPIC_RULE = "letters, digits, '.', '_' and '-', at most 249 characters, not '.' or '..'"  # legal_topic's, in words
+
+
 def legal_topic(name: str) -> bool:
     """Kafka's own rule for topic names (what the broker and kafka-python refuse otherwise)."""
     return isinstance(name, str) and len(name) <= 249 and name not in (".", "..") and bool(
@@ -24,8 +27,7 @@ def legal_topic(name: str) -> bool:
 def check_topic(key: str, name: str) -> None:
     """``name`` (set) is a legal topic name, or a ConfigError naming ``key`` with Kafka's rule."""
     if name and not legal_topic(name):
-        raise ConfigError(f"{key}: {name!r} is not a legal Kafka topic name; use letters, digits, '.', '_' and '-' "
-                          "(at most 249 characters, not '.' or '..')")
+        raise ConfigError(f"{key}: {name!r} is not a legal Kafka topic name; use {TOPIC_RULE}")
 
 
 def check_bootstrap_servers(value: str | list[str]) -> None:

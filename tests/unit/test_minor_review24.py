@@ -43,7 +43,7 @@ def test_every_topic_key_gives_kafkas_rule_in_the_same_words(name):
             load_config_dict(tables)
         said[key] = str(e.value).removeprefix(key)
     assert said["kafka.predictions_topic"] == said["changelog.topic"]
-    assert said["changelog.topic"].endswith("(at most 249 characters, not '.' or '..')")
+    assert said["changelog.topic"].endswith("use letters, digits, '.', '_' and '-', at most 249 characters, not '.' or '..'")
 
 
 # -- a hand-written report with odd values plots what it can -----------------------------------------------------------------
