@@ -50,7 +50,7 @@ from stream_cl.pending import LabelDecoder
 from .kafka_assignment import LOOKUP_TIMEOUT_MS, AssignmentListener, RebalanceCallbacks, RebalanceHooks, tp_key
 from .logs import hide_secret, log_event
 from .sinks import DeliveryError, parse_origin
-from .unreadable_record import find_unreadable, unreadable_letter
+from .unreadable_record import UnreadableRecords, unreadable_letters
 from .writable import unwritable
 
 __all__ = [
@@ -509,23 +509,26 @@ class KafkaSource(RebalanceCallbacks):
         # may be old (lag() looks the ends up only then: caught up, the lookup waits behind the parked fetch)
         self.behind = False
         self._closed = False
+        reading = dict(isolation_level=cfg.isolation_level, fetch_max_bytes=cfg.fetch_max_bytes,
+                       max_partition_fetch_bytes=cfg.max_partition_fetch_bytes,
+                       # never below a record the broker may hold: oversized records are decoded into dead letters
+                       receive_message_max_bytes=max(100_000_000, 2 * cfg.fetch_max_bytes))
         self.consumer = consumer if consumer is not None else KafkaConsumer(
             **client_options(cfg),
+            **reading,
             group_id=cfg.group_id,
             group_instance_id=group_instance_id(cfg) or None,
             enable_auto_commit=False,
             auto_offset_reset=cfg.auto_offset_reset,
-            isolation_level=cfg.isolation_level,
             max_poll_records=cfg.max_poll_records,
-            fetch_max_bytes=cfg.fetch_max_bytes,
-            max_partition_fetch_bytes=cfg.max_partition_fetch_bytes,
             session_timeout_ms=cfg.session_timeout_ms,
             max_poll_interval_ms=cfg.max_poll_interval_ms,
             # partition i of every subscribed topic goes to the same member: an event and its label (co-partitioned)
             partition_assignment_strategy=(RangePartitionAssignor,),
-            # never below a record the broker may hold: oversized records are decoded into dead letters
-            receive_message_max_bytes=max(100_000_000, 2 * cfg.fetch_max_bytes),
         )
+        # records kafka-python cannot parse: found by a probe of the same connection and reading settings
+        self.unreadable = UnreadableRecords(client_options(cfg), **reading)
+        self._unfound_at: dict | None = None  # the positions of a CorruptRecordError found nowhere
         listener = AssignmentListener(self)
         if cfg.topic_pattern:
             pattern = cfg.topic_pattern
@@ -632,23 +635,36 @@ class KafkaSource(RebalanceCallbacks):
         return PolledBatch(items, raw, frozenset(silent) if silent else frozenset())
 
     def _step_over_unreadable(self, error: CorruptRecordError) -> PolledBatch:
-        """A poll's ``CorruptRecordError``: the record found (:mod:`connectors.unreadable_record`), the consumer
-        moved past it and its dead letter returned; if none is found, the error stands (the daemon stops)."""
+        """A poll's ``CorruptRecordError``: the offsets kafka-python cannot read found
+        (:class:`~connectors.unreadable_record.UnreadableRecords`), the consumer moved past them and their dead
+        letters returned. Found nowhere (a fault that came and went), every partition is sought to its position,
+        which drops the fetch kafka-python would loop on, and the next poll reads again; found nowhere twice at
+        the same positions, or where the search itself fails, the error stands (the daemon stops)."""
         self._group = tuple(self.consumer.group_metadata())[:4]
         positions = {tp: self.consumer.position(tp, timeout_ms=LOOKUP_TIMEOUT_MS) for tp in self.assigned}
-        tp = find_unreadable(client_options(self.cfg), self.cfg.isolation_level,
-                             {tp: p for tp, p in positions.items() if p is not None})
-        if tp is None:
-            raise error
-        offset = positions[tp]
-        letter = unreadable_letter(tp, offset, error)
-        log_event(log, "unreadable_record", level=logging.WARNING, origin=letter.origin, error=str(error))
-        self.consumer.seek(tp, offset + 1)  # (which also drops kafka-python's fetch that would loop on it)
-        self.positions[tp] = offset + 1
-        self.checks.count_to(tp, offset + 1)
-        silent = self.replay_until and offset < self.replay_until.get(tp, -1)
-        return PolledBatch([letter], {letter.origin: (None, None, [])},
-                           frozenset({letter.origin}) if silent else frozenset())
+        positions = {tp: p for tp, p in positions.items() if p is not None}
+        try:
+            found = self.unreadable.find(positions)
+        except Exception as e:  # noqa: BLE001 -- the search's own failure: the poll's error is the one to report
+            raise error from e
+        if found is None:
+            if self._unfound_at == positions:
+                raise error
+            self._unfound_at = positions
+            for tp, position in positions.items():
+                self.consumer.seek(tp, position)
+            return PolledBatch([], {}, frozenset())
+        self._unfound_at = None
+        tp, first, stop = found
+        letters = unreadable_letters(tp, first, stop, error)
+        log_event(log, "unreadable_record", level=logging.WARNING, origin=letters[0].origin, offsets=stop - first,
+                  error=str(error))
+        self.consumer.seek(tp, stop)  # (which also drops kafka-python's fetch that would loop on them)
+        self.positions[tp] = stop
+        self.checks.count_to(tp, stop)
+        replay = self.replay_until.get(tp, -1)
+        return PolledBatch(letters, {d.origin: (None, None, []) for d in letters},
+                           frozenset(d.origin for o, d in enumerate(letters, start=first) if o < replay))
 
     def group_metadata(self) -> tuple:
         """``(group_id, generation_id, member_id, group_instance_id)`` as of the last poll: what a
@@ -736,6 +752,7 @@ class KafkaSource(RebalanceCallbacks):
         """Leave the group (a last revoke callback runs first) and close the consumer."""
         self._closed = True  # lag() after this (the last status) looks nothing up: a closed consumer raises
         self.consumer.close(autocommit=False)
+        self.unreadable.close()
 
     def abort(self) -> None:
         """After a failure: close the consumer, committing nothing (the daemon's transactions hold the offsets)."""

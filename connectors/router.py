@@ -269,7 +269,8 @@ class Router:
         if kcfg.dead_letter_topic:
             records = []
             for d in letters:  # the record's key and headers go with it (none: a label read before its event)
-                key, _, headers = raw.get(d.origin, (None, None, ()))
+                record = raw.get(d.origin, ())
+                key, headers = record[0] if record else None, record[2] if len(record) > 2 else ()  # (or a source's pair)
                 records.append(dead_letter_record(d, key, self.dead_letter_bytes, headers))
             self.publisher.write_dead(records)
         else:

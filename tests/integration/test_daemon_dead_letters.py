@@ -7,6 +7,8 @@ and that the daemon is still running.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from daemon_kit import Kit, wait_for
 
@@ -149,6 +151,43 @@ def test_a_record_kafka_python_cannot_parse_is_stepped_over_as_a_dead_letter(env
                                       60, "the unparsable record's dead letter")
     headers = dict(letter.headers)
     assert headers["stream-cl.reason"] == b"malformed" and headers["stream-cl.offset"] == str(bad.offset).encode()
-    assert b"kafka-python cannot read this record" in headers["stream-cl.detail"] and letter.value == b""
+    assert b"kafka-python cannot read from this offset" in headers["stream-cl.detail"] and letter.value == b""
     readers["pred"].until(lambda recs: any(r.key == good["id"].encode() for r in recs), 60, "the next prediction")
+    assert daemon.alive and daemon.status()["state"] == "running"
+
+
+def test_records_after_an_unparsable_one_in_its_batch_each_have_one_output(env):
+    """kafka-python parses a record batch whole: the records after an unparsable one in its batch cannot be read by
+    it either (review r61). Each offset still has exactly one output, a prediction or a dead letter, the unparsable
+    record's a dead letter, and the next batch is read."""
+    from kafka import KafkaProducer
+
+    kit, events, readers, daemon = env
+    batching = KafkaProducer(bootstrap_servers=kit.bootstrap, linger_ms=500, batch_size=1 << 20)
+    try:
+        names = [f"batch-{i}" for i in range(6)]
+        futures = [batching.send(events, key=name.encode(), partition=1,
+                                 value=json.dumps({"id": name, "x": {"a": 0.1 * i, "b": 1.0}, "y": "neg"}).encode(),
+                                 headers=[(_NotUtf8("trace"), b"1")] if i == 2 else [])
+                   for i, name in enumerate(names)]
+        batching.flush(timeout=60)
+        offsets = [f.get(timeout=60).offset for f in futures]
+    finally:
+        batching.close(timeout=10)
+    after = {"id": "after-batch", "x": {"a": 0.5, "b": 0.5}, "y": "neg"}
+    kit.produce(events, [(after["id"], after)], partition=1)
+    readers["pred"].until(lambda recs: any(r.key == after["id"].encode() for r in recs), 60, "the next batch's prediction")
+
+    def where(r):
+        return int(dict(r.headers)["stream-cl.offset"]) if dict(r.headers).get("stream-cl.topic") == events.encode() else None
+
+    predicted = [name for name in names if any(r.key == name.encode() for r in readers["pred"].records)]
+
+    def dead_letters(recs):
+        dead = sorted(o for o in map(where, recs) if o is not None and offsets[0] <= o <= offsets[-1])
+        return dead if offsets[2] in dead and len(predicted) + len(dead) >= len(names) else None
+
+    dead = readers["dead"].until(dead_letters, 60, "the dead letters of the batch")
+    assert predicted == names[:2] + [n for n, o in zip(names, offsets) if o not in dead and names.index(n) > 2]
+    assert offsets[2] in dead and len(predicted) + len(dead) == len(names)  # one output an offset, none twice
     assert daemon.alive and daemon.status()["state"] == "running"
