@@ -50,7 +50,7 @@ from stream_cl.pending import LabelDecoder
 from .kafka_assignment import LOOKUP_TIMEOUT_MS, AssignmentListener, RebalanceCallbacks, RebalanceHooks, tp_key
 from .logs import hide_secret, log_event
 from .sinks import DeliveryError, parse_origin
-from .unreadable_record import UnreadableRecords, unreadable_letters
+from .unreadable_record import UnreadableRecords, drop_failed_fetch, unreadable_letters
 from .writable import unwritable
 
 __all__ = [
@@ -528,7 +528,6 @@ class KafkaSource(RebalanceCallbacks):
         )
         # records kafka-python cannot parse: found by a probe of the same connection and reading settings
         self.unreadable = UnreadableRecords(client_options(cfg), **reading)
-        self._unfound_at: dict | None = None  # the positions of a CorruptRecordError found nowhere
         listener = AssignmentListener(self)
         if cfg.topic_pattern:
             pattern = cfg.topic_pattern
@@ -636,10 +635,9 @@ class KafkaSource(RebalanceCallbacks):
 
     def _step_over_unreadable(self, error: CorruptRecordError) -> PolledBatch:
         """A poll's ``CorruptRecordError``: the offsets kafka-python cannot read found
-        (:class:`~connectors.unreadable_record.UnreadableRecords`), the consumer moved past them and their dead
-        letters returned. Found nowhere (a fault that came and went), every partition is sought to its position,
-        which drops the fetch kafka-python would loop on, and the next poll reads again; found nowhere twice at
-        the same positions, or where the search itself fails, the error stands (the daemon stops)."""
+        (:class:`~connectors.unreadable_record.UnreadableRecords`), the fetch it failed in dropped, the consumer
+        moved past them and their dead letters returned. Found nowhere, where the search fails, or where the
+        failed fetch cannot be dropped, the error stands: the daemon stops, and starts with a new consumer."""
         self._group = tuple(self.consumer.group_metadata())[:4]
         positions = {tp: self.consumer.position(tp, timeout_ms=LOOKUP_TIMEOUT_MS) for tp in self.assigned}
         positions = {tp: p for tp, p in positions.items() if p is not None}
@@ -647,19 +645,13 @@ class KafkaSource(RebalanceCallbacks):
             found = self.unreadable.find(positions)
         except Exception as e:  # noqa: BLE001 -- the search's own failure: the poll's error is the one to report
             raise error from e
-        if found is None:
-            if self._unfound_at == positions:
-                raise error
-            self._unfound_at = positions
-            for tp, position in positions.items():
-                self.consumer.seek(tp, position)
-            return PolledBatch([], {}, frozenset())
-        self._unfound_at = None
+        if found is None or not drop_failed_fetch(self.consumer):
+            raise error
         tp, first, stop = found
         letters = unreadable_letters(tp, first, stop, error)
         log_event(log, "unreadable_record", level=logging.WARNING, origin=letters[0].origin, offsets=stop - first,
                   error=str(error))
-        self.consumer.seek(tp, stop)  # (which also drops kafka-python's fetch that would loop on them)
+        self.consumer.seek(tp, stop)
         self.positions[tp] = stop
         self.checks.count_to(tp, stop)
         replay = self.replay_until.get(tp, -1)
@@ -751,8 +743,10 @@ class KafkaSource(RebalanceCallbacks):
     def close(self) -> None:
         """Leave the group (a last revoke callback runs first) and close the consumer."""
         self._closed = True  # lag() after this (the last status) looks nothing up: a closed consumer raises
-        self.consumer.close(autocommit=False)
-        self.unreadable.close()
+        try:
+            self.consumer.close(autocommit=False)
+        finally:
+            self.unreadable.close()
 
     def abort(self) -> None:
         """After a failure: close the consumer, committing nothing (the daemon's transactions hold the offsets)."""

@@ -7,13 +7,20 @@ client reads it with replacement characters), or a batch that fails its checksum
 ``poll()`` of that consumer loops without end. The daemon stopped on it, and every restart
 met it again at the same offset: one record stopped the group for good.
 
+The endless loop is kafka-python's failed fetch, kept as the next to read: ``seek()`` drops it only
+where the new offset differs from where that fetch stopped (after a transaction marker, say, it
+stopped one past the offset read). kafka-python has no public way to drop it, so
+:func:`drop_failed_fetch` does it through its fetcher's private state, and says where that state is
+not as expected (another kafka-python): the daemon then stops on the error, as it did before.
+
 kafka-python parses a record batch whole, the records below the offset it was asked for too,
 so the records after an unreadable one in its batch cannot be read either, by this client.
 :class:`UnreadableRecords` finds where reading fails: a poll that raises returned nothing, so
 the first record at some partition's position is the one. A probe consumer (no group, the
 source's own connection, isolation and fetch settings; one for the source's life) reads one
 record at each position that has one; where it raises, it reads again one offset on, and on,
-until it reads a record or the partition's end. The source steps over that run of offsets,
+until it reads a record or the partition's end (offsets of no record just before it, a transaction's
+marker or an aborted record, are in the run too). The source steps over that run of offsets,
 each a ``malformed`` dead letter (kafka-python cannot give their bytes: the detail says how to
 read them with Kafka's own tools), committed with the offsets as every other output.
 
@@ -32,11 +39,24 @@ from kafka.errors import CorruptRecordError
 
 from stream_cl.events import DeadLetter
 
-__all__ = ["FIND_TIMEOUT_S", "UnreadableRecords", "unreadable_letters"]
+__all__ = ["FIND_TIMEOUT_S", "UnreadableRecords", "drop_failed_fetch", "unreadable_letters"]
 
 FIND_TIMEOUT_S = 30.0  # one search, all partitions: a read of one record from a reachable broker takes milliseconds
 READ_TIMEOUT_S = 5.0  # one read: a partition whose end is past its position but returns nothing (a leader moving)
 MAX_RUN = 10_000  # offsets stepped over at one search; a longer run goes on at the next poll's error
+
+
+def drop_failed_fetch(consumer) -> bool:
+    """Drop the fetch a ``poll()`` of ``consumer`` failed in, which the next poll would loop on (module docstring);
+    False where kafka-python's fetcher is not as this reads it, and then the consumer must not be polled again."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is None or not hasattr(fetcher, "_next_partition_records"):
+        return False
+    failed = fetcher._next_partition_records
+    if failed is not None:
+        failed.drain()  # (kafka-python's own end of a partition's fetched records: its metrics, then gone)
+        fetcher._next_partition_records = None
+    return True
 
 
 class UnreadableRecords:
@@ -54,38 +74,48 @@ class UnreadableRecords:
     def find(self, positions: Mapping[TopicPartition, int],
              timeout_s: float = FIND_TIMEOUT_S) -> tuple[TopicPartition, int, int] | None:
         """``(tp, first, stop)``: offsets ``first`` (a partition's position) to ``stop`` (excluded) of ``tp`` that
-        kafka-python cannot read; None where every position reads (a fault that came and went)."""
+        kafka-python cannot read; None where every position reads. A search that runs out of ``timeout_s`` before
+        it finds one raises ``TimeoutError``; one cut by it after, or by ``MAX_RUN``, returns the run so far."""
         deadline = time.monotonic() + timeout_s
-        if self._probe is None:
-            self._probe = KafkaConsumer(**self.options, **self.settings, group_id=None, enable_auto_commit=False,
-                                        allow_auto_create_topics=False)
-        probe = self._probe
-        ends = probe.end_offsets(list(positions))
+        ends = self._consumer().end_offsets(list(positions))
         order = sorted(positions, key=lambda tp: tp != self.last)  # (stable: the rest as given)
         for tp in order:
             first, end = positions[tp], ends.get(tp, 0)
-            if end <= first or time.monotonic() > deadline:
+            if end <= first:
                 continue  # nothing to read there
-            probe.assign([tp])  # (the partition read before is given up, its fetched records with it)
-            if self._read(tp, first, deadline) != "unreadable":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the search for the record kafka-python cannot read ran past {timeout_s:g} s")
+            if self._read(tp, first, end, deadline) != "unreadable":
                 continue
             stop = first + 1
-            while stop < end and stop - first < MAX_RUN and self._read(tp, stop, deadline) == "unreadable":
+            while stop < end and stop - first < MAX_RUN and self._read(tp, stop, end, deadline) == "unreadable":
                 stop += 1
             self.last = tp
             return tp, first, stop
         return None
 
-    def _read(self, tp: TopicPartition, offset: int, deadline: float) -> str:
-        """What reading ``tp`` from ``offset`` meets first: ``"record"``, ``"unreadable"`` or ``"nothing"``."""
-        probe = self._probe
-        probe.seek(tp, offset)  # (which also drops a fetch kafka-python would loop on)
+    def _consumer(self) -> KafkaConsumer:
+        if self._probe is None:
+            self._probe = KafkaConsumer(**self.options, **self.settings, group_id=None, enable_auto_commit=False,
+                                        allow_auto_create_topics=False)
+        return self._probe
+
+    def _read(self, tp: TopicPartition, offset: int, end: int, deadline: float) -> str:
+        """What reading ``tp`` from ``offset`` meets first: ``"record"``, ``"unreadable"`` or ``"nothing"`` (the end,
+        ``end``, reached past markers and aborted records, or no answer in time)."""
+        probe = self._consumer()
+        probe.assign([tp])  # (the partition read before is given up, its fetched records with it)
+        probe.seek(tp, offset)
         until = min(deadline, time.monotonic() + READ_TIMEOUT_S)
         try:
             while time.monotonic() < until:
                 if probe.poll(timeout_ms=200, max_records=1):
                     return "record"
+                if probe.position(tp) >= end:
+                    return "nothing"
         except CorruptRecordError:
+            if not drop_failed_fetch(probe):  # (its next poll would loop: a new probe reads next)
+                self.close()
             return "unreadable"
         return "nothing"
 

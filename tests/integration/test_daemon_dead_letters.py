@@ -191,3 +191,35 @@ def test_records_after_an_unparsable_one_in_its_batch_each_have_one_output(env):
     assert predicted == names[:2] + [n for n, o in zip(names, offsets) if o not in dead and names.index(n) > 2]
     assert offsets[2] in dead and len(predicted) + len(dead) == len(names)  # one output an offset, none twice
     assert daemon.alive and daemon.status()["state"] == "running"
+
+
+def test_unparsable_records_between_transaction_markers_and_after_an_aborted_one_do_not_stall_the_daemon(env):
+    """A transactional producer (read_committed, the default): a marker just before an unparsable batch left
+    kafka-python's failed fetch where the next read began, and seeking there looped for ever (review r62). Each
+    unparsable record is a dead letter, the aborted one has no output, and the committed records after them are
+    predicted."""
+    from kafka import KafkaProducer
+
+    kit, events, readers, daemon = env
+    tx = KafkaProducer(bootstrap_servers=kit.bootstrap, transactional_id=f"it-unparsable-{events}")
+    try:
+        tx.init_transactions()
+        sent = []
+        for i, (bad, commit) in enumerate([(False, False), (True, True), (True, True), (False, True)]):
+            tx.begin_transaction()
+            name = f"tx-{i}"
+            sent.append(tx.send(events, key=name.encode(), partition=1, headers=[(_NotUtf8("trace"), b"1")] if bad else [],
+                                value=json.dumps({"id": name, "x": {"a": 0.3, "b": 0.7}, "y": "neg"}).encode()).get(60))
+            (tx.commit_transaction if commit else tx.abort_transaction)()
+    finally:
+        tx.close(timeout=10)
+    readers["pred"].until(lambda recs: any(r.key == b"tx-3" for r in recs), 60, "the committed record's prediction")
+    wanted = {str(sent[1].offset).encode(), str(sent[2].offset).encode()}
+
+    def both(recs):
+        found = {dict(r.headers)["stream-cl.offset"] for r in recs if dict(r.headers).get("stream-cl.topic") == events.encode()}
+        return wanted <= found or None
+
+    readers["dead"].until(both, 60, "the unparsable records' dead letters")
+    assert not any(r.key in (b"tx-0", b"tx-1", b"tx-2") for r in readers["pred"].records)  # aborted, or unparsable
+    assert daemon.alive and daemon.status()["state"] == "running"

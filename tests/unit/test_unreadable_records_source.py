@@ -1,15 +1,18 @@
-"""A poll that kafka-python fails with CorruptRecordError (review r61): the run of offsets it cannot read becomes
-dead letters and the consumer moves past them; a fault found nowhere is read again once, then stops the daemon;
-a search that fails itself reports the poll's error. The search against a real broker is in
-tests/integration/test_daemon_dead_letters.py."""
+"""A poll that kafka-python fails with CorruptRecordError (reviews r61, r62): the run of offsets it cannot read
+becomes dead letters, the fetch it failed in is dropped and the consumer moves past them; a fault found nowhere, a
+search that fails, or a fetcher not as kafka-python 3.0 keeps it, stops the daemon with the poll's error (a restart
+makes a new consumer). The search against a real broker is in tests/integration/test_daemon_dead_letters.py."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import pytest
 from kafka import TopicPartition
 from kafka.errors import CorruptRecordError, KafkaTimeoutError
 
 from connectors.kafka import KafkaSource
+from connectors.unreadable_record import drop_failed_fetch
 from stream_cl.config import KafkaConfig, MappingConfig
 from stream_cl.events import DeadLetter
 
@@ -20,6 +23,7 @@ LAB = TopicPartition("lab", 0)
 class _Consumer:
     def __init__(self, positions: dict):
         self.at, self.seeks = dict(positions), []
+        self._fetcher = SimpleNamespace(_next_partition_records=_Failed())  # as kafka-python's, after the failure
 
     def subscribe(self, topics=(), pattern=None, listener=None):
         pass
@@ -39,6 +43,15 @@ class _Consumer:
 
     def group_metadata(self):
         return ("g", 1, "m", None)
+
+
+class _Failed:
+    """kafka-python's fetched records of a partition whose parsing raised: the next poll would loop on them."""
+
+    drained = False
+
+    def drain(self):
+        self.drained = True
 
 
 class _Search:
@@ -72,12 +85,26 @@ def test_the_run_of_offsets_kafka_python_cannot_read_becomes_dead_letters_and_is
     assert consumer.seeks == [(EV, 8)] and source.positions[EV] == 8
 
 
-def test_a_fault_found_nowhere_is_read_again_once_then_stands():
-    source, consumer = _source([None, None])
-    assert source.poll(100).items == []  # every partition sought to its position: the stuck fetch dropped
-    assert sorted(consumer.seeks, key=str) == sorted([(EV, 5), (LAB, 2)], key=str)
+def test_the_failed_fetch_is_dropped_before_the_consumer_reads_on():
+    source, consumer = _source([(EV, 5, 6)])
+    failed = consumer._fetcher._next_partition_records
+    source.poll(100)
+    assert failed.drained and consumer._fetcher._next_partition_records is None
+
+
+@pytest.mark.parametrize("found", [None, (EV, 5, 6)])
+def test_found_nowhere_or_a_fetcher_not_as_expected_the_error_stands(found):
+    source, consumer = _source([found])
+    if found is not None:
+        del consumer._fetcher  # another kafka-python: its failed fetch cannot be dropped, so the consumer is not read
     with pytest.raises(CorruptRecordError):
-        source.poll(100)  # the same positions: not a fault that came and went
+        source.poll(100)
+    assert consumer.seeks == []
+
+
+def test_drop_failed_fetch_says_where_kafka_pythons_fetcher_is_not_as_it_reads_it():
+    assert drop_failed_fetch(SimpleNamespace(_fetcher=SimpleNamespace(_next_partition_records=None)))
+    assert not drop_failed_fetch(SimpleNamespace()) and not drop_failed_fetch(SimpleNamespace(_fetcher=object()))
 
 
 def test_a_search_that_fails_reports_the_polls_error_with_its_own_as_the_cause():
