@@ -592,7 +592,7 @@ class KafkaSource(RebalanceCallbacks):
         except UnsupportedCodecError as e:
             raise _unreadable(e) from e
         except CorruptRecordError as e:  # one record kafka-python cannot parse: stepped over, a dead letter
-            return self._step_over_unreadable(e)
+            return self._step_over_unreadable(e, max_records)
         self._group = tuple(self.consumer.group_metadata())[:4]  # this poll's generation (commits in callbacks use it)
         items: list = []
         raw: dict = {}
@@ -633,19 +633,21 @@ class KafkaSource(RebalanceCallbacks):
         checks.observe_times(items)  # nothing to do once the sample is complete
         return PolledBatch(items, raw, frozenset(silent) if silent else frozenset())
 
-    def _step_over_unreadable(self, error: CorruptRecordError) -> PolledBatch:
+    def _step_over_unreadable(self, error: CorruptRecordError, max_records: int) -> PolledBatch:
         """A poll's ``CorruptRecordError``: the offsets kafka-python cannot read found
         (:class:`~connectors.unreadable_record.UnreadableRecords`), the fetch it failed in dropped, the consumer
-        moved past them and their dead letters returned. Found nowhere, where the search fails, or where the
-        failed fetch cannot be dropped, the error stands: the daemon stops, and starts with a new consumer."""
+        moved past them and their dead letters returned, at most ``max_records`` (a longer run goes on at the next
+        poll). Found nowhere, where the search fails, or where the failed fetch cannot be dropped, the error stands:
+        the daemon stops, and starts with a new consumer."""
         self._group = tuple(self.consumer.group_metadata())[:4]
         positions = {tp: self.consumer.position(tp, timeout_ms=LOOKUP_TIMEOUT_MS) for tp in self.assigned}
         positions = {tp: p for tp, p in positions.items() if p is not None}
         try:
-            found = self.unreadable.find(positions)
+            found = self.unreadable.find(positions, max_run=max(max_records, 1))
         except Exception as e:  # noqa: BLE001 -- the search's own failure: the poll's error is the one to report
+            drop_failed_fetch(self.consumer)  # (the consumer is not read again; a poll would loop on it)
             raise error from e
-        if found is None or not drop_failed_fetch(self.consumer):
+        if not drop_failed_fetch(self.consumer) or found is None:
             raise error
         tp, first, stop = found
         letters = unreadable_letters(tp, first, stop, error)

@@ -71,13 +71,13 @@ class UnreadableRecords:
         self.last: TopicPartition | None = None  # the partition of the last run found: tried first
         self._probe: KafkaConsumer | None = None
 
-    def find(self, positions: Mapping[TopicPartition, int],
-             timeout_s: float = FIND_TIMEOUT_S) -> tuple[TopicPartition, int, int] | None:
+    def find(self, positions: Mapping[TopicPartition, int], timeout_s: float = FIND_TIMEOUT_S,
+             max_run: int = MAX_RUN) -> tuple[TopicPartition, int, int] | None:
         """``(tp, first, stop)``: offsets ``first`` (a partition's position) to ``stop`` (excluded) of ``tp`` that
         kafka-python cannot read; None where every position reads. A search that runs out of ``timeout_s`` before
-        it finds one raises ``TimeoutError``; one cut by it after, or by ``MAX_RUN``, returns the run so far."""
+        it finds one raises ``TimeoutError``; one cut by it after, or by ``max_run``, returns the run so far."""
         deadline = time.monotonic() + timeout_s
-        ends = self._consumer().end_offsets(list(positions))
+        ends = self._consumer().end_offsets(list(positions), timeout_ms=int(timeout_s * 1000))
         order = sorted(positions, key=lambda tp: tp != self.last)  # (stable: the rest as given)
         for tp in order:
             first, end = positions[tp], ends.get(tp, 0)
@@ -88,7 +88,7 @@ class UnreadableRecords:
             if self._read(tp, first, end, deadline) != "unreadable":
                 continue
             stop = first + 1
-            while stop < end and stop - first < MAX_RUN and self._read(tp, stop, end, deadline) == "unreadable":
+            while stop < end and stop - first < max_run and self._read(tp, stop, end, deadline) == "unreadable":
                 stop += 1
             self.last = tp
             return tp, first, stop
@@ -96,8 +96,9 @@ class UnreadableRecords:
 
     def _consumer(self) -> KafkaConsumer:
         if self._probe is None:
+            # (a fetch of nothing but markers or aborted records waits fetch_max_wait_ms at the broker: kept short)
             self._probe = KafkaConsumer(**self.options, **self.settings, group_id=None, enable_auto_commit=False,
-                                        allow_auto_create_topics=False)
+                                        allow_auto_create_topics=False, fetch_max_wait_ms=50)
         return self._probe
 
     def _read(self, tp: TopicPartition, offset: int, end: int, deadline: float) -> str:
@@ -109,9 +110,10 @@ class UnreadableRecords:
         until = min(deadline, time.monotonic() + READ_TIMEOUT_S)
         try:
             while time.monotonic() < until:
-                if probe.poll(timeout_ms=200, max_records=1):
+                if probe.poll(timeout_ms=50, max_records=1):
                     return "record"
-                if probe.position(tp) >= end:
+                position = probe.position(tp, timeout_ms=max(int((until - time.monotonic()) * 1000), 1))
+                if position is None or position >= end:  # (None: not known in time, as no answer)
                     return "nothing"
         except CorruptRecordError:
             if not drop_failed_fetch(probe):  # (its next poll would loop: a new probe reads next)

@@ -58,8 +58,8 @@ class _Search:
     def __init__(self, answers):
         self.answers, self.asked = list(answers), []
 
-    def find(self, positions):
-        self.asked.append(dict(positions))
+    def find(self, positions, max_run):
+        self.asked.append((dict(positions), max_run))
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -83,6 +83,7 @@ def test_the_run_of_offsets_kafka_python_cannot_read_becomes_dead_letters_and_is
     assert "--partition 0 --offset 6" in batch.items[1].detail
     assert batch.silent == {"ev/0@5", "ev/0@6"} and set(batch.raw) == {"ev/0@5", "ev/0@6", "ev/0@7"}
     assert consumer.seeks == [(EV, 8)] and source.positions[EV] == 8
+    assert source.unreadable.asked == [({EV: 5, LAB: 2}, 100)]  # a run of at most the poll's max_records
 
 
 def test_the_failed_fetch_is_dropped_before_the_consumer_reads_on():
