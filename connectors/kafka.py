@@ -50,7 +50,7 @@ from stream_cl.pending import LabelDecoder
 from .kafka_assignment import LOOKUP_TIMEOUT_MS, AssignmentListener, RebalanceCallbacks, RebalanceHooks, tp_key
 from .logs import hide_secret, log_event
 from .sinks import DeliveryError, parse_origin
-from .unreadable_record import UnreadableRecords, drop_failed_fetch, unreadable_letters
+from .unreadable_record import UnreadableRecords, step_over
 from .writable import unwritable
 
 __all__ = [
@@ -634,28 +634,12 @@ class KafkaSource(RebalanceCallbacks):
         return PolledBatch(items, raw, frozenset(silent) if silent else frozenset())
 
     def _step_over_unreadable(self, error: CorruptRecordError, max_records: int) -> PolledBatch:
-        """A poll's ``CorruptRecordError``: the offsets kafka-python cannot read found
-        (:class:`~connectors.unreadable_record.UnreadableRecords`), the fetch it failed in dropped, the consumer
-        moved past them and their dead letters returned, at most ``max_records`` (a longer run goes on at the next
-        poll). Found nowhere, where the search fails, or where the failed fetch cannot be dropped, the error stands:
-        the daemon stops, and starts with a new consumer."""
+        """A poll's ``CorruptRecordError``: the dead letters of the offsets stepped over
+        (:func:`~connectors.unreadable_record.step_over`), the positions moved past them; or the error stands."""
         self._group = tuple(self.consumer.group_metadata())[:4]
-        positions = {tp: self.consumer.position(tp, timeout_ms=LOOKUP_TIMEOUT_MS) for tp in self.assigned}
-        positions = {tp: p for tp, p in positions.items() if p is not None}
-        try:
-            found = self.unreadable.find(positions, max_run=max(max_records, 1))
-        except Exception as e:  # noqa: BLE001 -- the search's own failure: the poll's error is the one to report
-            drop_failed_fetch(self.consumer)  # (the consumer is not read again; a poll would loop on it)
-            raise error from e
-        if not drop_failed_fetch(self.consumer) or found is None:
-            raise error
-        tp, first, stop = found
-        letters = unreadable_letters(tp, first, stop, error)
-        log_event(log, "unreadable_record", level=logging.WARNING, origin=letters[0].origin, offsets=stop - first,
-                  error=str(error))
-        self.consumer.seek(tp, stop)
-        self.positions[tp] = stop
-        self.checks.count_to(tp, stop)
+        tp, first, letters = step_over(self.consumer, self.assigned, self.unreadable, error, max_records)
+        self.positions[tp] = first + len(letters)
+        self.checks.count_to(tp, first + len(letters))
         replay = self.replay_until.get(tp, -1)
         return PolledBatch(letters, {d.origin: (None, None, []) for d in letters},
                            frozenset(d.origin for o, d in enumerate(letters, start=first) if o < replay))

@@ -31,15 +31,21 @@ read them with Kafka's own tools), committed with the offsets as every other out
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import CorruptRecordError
 
 from stream_cl.events import DeadLetter
 
-__all__ = ["FIND_TIMEOUT_S", "UnreadableRecords", "drop_failed_fetch", "unreadable_letters"]
+from .kafka_assignment import LOOKUP_TIMEOUT_MS
+from .logs import log_event
+
+__all__ = ["FIND_TIMEOUT_S", "UnreadableRecords", "drop_failed_fetch", "step_over", "unreadable_letters"]
+
+log = logging.getLogger("stream_cl.kafka")
 
 FIND_TIMEOUT_S = 30.0  # one search, all partitions: a read of one record from a reachable broker takes milliseconds
 READ_TIMEOUT_S = 5.0  # one read: a partition whose end is past its position but returns nothing (a leader moving)
@@ -125,6 +131,29 @@ class UnreadableRecords:
         if self._probe is not None:
             self._probe.close()
             self._probe = None
+
+
+def step_over(consumer, assigned: Collection[TopicPartition], search: UnreadableRecords, error: CorruptRecordError,
+              max_records: int) -> tuple[TopicPartition, int, list[DeadLetter]]:
+    """After ``consumer``'s poll raised ``error``: ``(tp, first, letters)``, the dead letters of at most ``max_records``
+    offsets of ``tp`` from ``first`` that kafka-python cannot read, found by ``search`` among the ``assigned``
+    partitions' positions, with the fetch it failed in dropped and the consumer sought past them. Found nowhere,
+    where the search fails, or where the failed fetch cannot be dropped, ``error`` is raised: the daemon stops, and
+    starts with a new consumer."""
+    positions = {tp: consumer.position(tp, timeout_ms=LOOKUP_TIMEOUT_MS) for tp in assigned}
+    try:
+        found = search.find({tp: p for tp, p in positions.items() if p is not None}, max_run=max(max_records, 1))
+    except Exception as e:  # noqa: BLE001 -- the search's own failure: the poll's error is the one to report
+        drop_failed_fetch(consumer)  # (the consumer is not read again; a poll would loop on it)
+        raise error from e
+    if not drop_failed_fetch(consumer) or found is None:
+        raise error
+    tp, first, stop = found
+    letters = unreadable_letters(tp, first, stop, error)
+    log_event(log, "unreadable_record", level=logging.WARNING, origin=letters[0].origin, offsets=stop - first,
+              error=str(error))
+    consumer.seek(tp, stop)
+    return tp, first, letters
 
 
 def unreadable_letters(tp: TopicPartition, first: int, stop: int, error: Exception) -> list[DeadLetter]:
