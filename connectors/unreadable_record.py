@@ -83,7 +83,8 @@ class UnreadableRecords:
         kafka-python cannot read; None where every position reads. A search that runs out of ``timeout_s`` before
         it finds one raises ``TimeoutError``; one cut by it after, or by ``max_run``, returns the run so far."""
         deadline = time.monotonic() + timeout_s
-        ends = self._consumer().end_offsets(list(positions), timeout_ms=int(timeout_s * 1000))
+        probe = self._consumer()  # (made at the first search: its connection counts against the time)
+        ends = probe.end_offsets(list(positions), timeout_ms=max(int((deadline - time.monotonic()) * 1000), 1))
         order = sorted(positions, key=lambda tp: tp != self.last)  # (stable: the rest as given)
         for tp in order:
             first, end = positions[tp], ends.get(tp, 0)
@@ -142,7 +143,8 @@ def step_over(consumer, assigned: Collection[TopicPartition], search: Unreadable
     starts with a new consumer."""
     positions = {tp: consumer.position(tp, timeout_ms=LOOKUP_TIMEOUT_MS) for tp in assigned}
     try:
-        found = search.find({tp: p for tp, p in positions.items() if p is not None}, max_run=max(max_records, 1))
+        found = search.find({tp: p for tp, p in positions.items() if p is not None},
+                            max_run=min(max(max_records, 1), MAX_RUN))
     except Exception as e:  # noqa: BLE001 -- the search's own failure: the poll's error is the one to report
         drop_failed_fetch(consumer)  # (the consumer is not read again; a poll would loop on it)
         raise error from e

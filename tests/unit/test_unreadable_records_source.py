@@ -84,6 +84,9 @@ def test_the_run_of_offsets_kafka_python_cannot_read_becomes_dead_letters_and_is
     assert batch.silent == {"ev/0@5", "ev/0@6"} and set(batch.raw) == {"ev/0@5", "ev/0@6", "ev/0@7"}
     assert consumer.seeks == [(EV, 8)] and source.positions[EV] == 8
     assert source.unreadable.asked == [({EV: 5, LAB: 2}, 100)]  # a run of at most the poll's max_records
+    source.unreadable.answers = [(EV, 8, 9)]
+    source.poll(50_000)
+    assert source.unreadable.asked[-1][1] == 10_000  # and of MAX_RUN
 
 
 def test_the_failed_fetch_is_dropped_before_the_consumer_reads_on():
@@ -96,11 +99,12 @@ def test_the_failed_fetch_is_dropped_before_the_consumer_reads_on():
 @pytest.mark.parametrize("found", [None, (EV, 5, 6)])
 def test_found_nowhere_or_a_fetcher_not_as_expected_the_error_stands(found):
     source, consumer = _source([found])
+    failed = consumer._fetcher._next_partition_records
     if found is not None:
         del consumer._fetcher  # another kafka-python: its failed fetch cannot be dropped, so the consumer is not read
     with pytest.raises(CorruptRecordError):
         source.poll(100)
-    assert consumer.seeks == []
+    assert consumer.seeks == [] and (found is not None or failed.drained)  # dropped, should it be read again
 
 
 def test_drop_failed_fetch_says_where_kafka_pythons_fetcher_is_not_as_it_reads_it():
@@ -109,7 +113,7 @@ def test_drop_failed_fetch_says_where_kafka_pythons_fetcher_is_not_as_it_reads_i
 
 
 def test_a_search_that_fails_reports_the_polls_error_with_its_own_as_the_cause():
-    source, _ = _source([KafkaTimeoutError("end offsets")])
+    source, consumer = _source([KafkaTimeoutError("end offsets")])
     with pytest.raises(CorruptRecordError) as e:
         source.poll(100)
-    assert isinstance(e.value.__cause__, KafkaTimeoutError)
+    assert isinstance(e.value.__cause__, KafkaTimeoutError) and consumer._fetcher._next_partition_records is None
