@@ -30,6 +30,7 @@ from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from stream_cl.config import ConfigError
 
+from .kafka_assignment import ms_left
 from .logs import log_event
 
 __all__ = ["ChangelogTable", "ensure_changelog_topic", "read_topic_configs"]
@@ -200,17 +201,14 @@ class ChangelogTable:
         def late(what: str) -> TimeoutError:
             return TimeoutError(f"the changelog {self.topic!r} was not read to its end within {timeout_s:.0f} s ({what})")
 
-        def left_ms() -> int:
-            return max(1, int((deadline - time.monotonic()) * 1000))
-
         try:
-            ends = self.consumer.end_offsets(self.partitions, timeout_ms=left_ms())
+            ends = self.consumer.end_offsets(self.partitions, timeout_ms=ms_left(deadline))
         except KafkaTimeoutError:
             raise late("its end offsets were not answered; is the broker reachable?") from None
         n = 0
         while True:
             try:
-                positions = [self.consumer.position(tp, timeout_ms=left_ms()) for tp in self.partitions]
+                positions = [self.consumer.position(tp, timeout_ms=ms_left(deadline)) for tp in self.partitions]
                 if None in positions:  # kafka-python's other answer to a lookup that timed out
                     raise KafkaTimeoutError("a position lookup timed out")
             except KafkaTimeoutError:

@@ -24,11 +24,18 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 
 from .logs import log_event
 
-__all__ = ["LOOKUP_TIMEOUT_MS", "AssignmentListener", "RebalanceCallbacks", "RebalanceHooks", "resume_offset", "tp_key"]
+__all__ = ["LOOKUP_TIMEOUT_MS", "AssignmentListener", "RebalanceCallbacks", "RebalanceHooks", "ms_left", "resume_offset",
+           "tp_key"]
 
 log = logging.getLogger("stream_cl.kafka")
 
 LOOKUP_TIMEOUT_MS = 10_000  # position / end-offset lookups (main thread, blocking), log starts on assign (awaited)
+
+
+def ms_left(deadline: float) -> int:
+    """The milliseconds to ``time.monotonic()``'s ``deadline``, at least 1: a lookup's ``timeout_ms`` within it."""
+    return max(1, int((deadline - time.monotonic()) * 1000))
+
 _EARLIEST = -2  # ListOffsets' timestamp for a partition's first offset (kafka-python's OffsetSpec.EARLIEST)
 # past kafka.transaction_timeout_ms, how long a departed member's open transaction may still hold
 # committed offsets: the broker looks for timed-out transactions every 10 s by default

@@ -40,7 +40,7 @@ from kafka.errors import CorruptRecordError
 
 from stream_cl.events import DeadLetter
 
-from .kafka_assignment import LOOKUP_TIMEOUT_MS
+from .kafka_assignment import LOOKUP_TIMEOUT_MS, ms_left
 from .logs import log_event
 
 __all__ = ["FIND_TIMEOUT_S", "UnreadableRecords", "drop_failed_fetch", "step_over", "unreadable_letters"]
@@ -84,7 +84,7 @@ class UnreadableRecords:
         it finds one raises ``TimeoutError``; one cut by it after, or by ``max_run``, returns the run so far."""
         deadline = time.monotonic() + timeout_s
         probe = self._consumer()  # (made at the first search: its connection counts against the time)
-        ends = probe.end_offsets(list(positions), timeout_ms=max(int((deadline - time.monotonic()) * 1000), 1))
+        ends = probe.end_offsets(list(positions), timeout_ms=ms_left(deadline))
         order = sorted(positions, key=lambda tp: tp != self.last)  # (stable: the rest as given)
         for tp in order:
             first, end = positions[tp], ends.get(tp, 0)
@@ -119,7 +119,7 @@ class UnreadableRecords:
             while time.monotonic() < until:
                 if probe.poll(timeout_ms=50, max_records=1):
                     return "record"
-                position = probe.position(tp, timeout_ms=max(int((until - time.monotonic()) * 1000), 1))
+                position = probe.position(tp, timeout_ms=ms_left(until))
                 if position is None or position >= end:  # (None: not known in time, as no answer)
                     return "nothing"
         except CorruptRecordError:
