@@ -186,14 +186,26 @@ class Kit:
         self.daemons.append(d)
         return d
 
-    def committed(self, group: str, topic: str) -> dict[int, int]:
-        """The group's committed offsets of ``topic`` (none while a fresh broker elects the group's coordinator)."""
-        from kafka.errors import CoordinatorNotAvailableError
+    def committed(self, group: str, topic: str, timeout: float = 60.0) -> dict[int, int]:
+        """The group's committed offsets of ``topic`` (none while a fresh broker elects the group's coordinator).
 
-        try:
-            offsets = self.admin.list_group_offsets({group: None})[group]
-        except CoordinatorNotAvailableError:
-            return {}
+        The admin client's own connection may be down for a moment after a broker restart (kafka-python
+        then raises NodeNotReadyError or KafkaConnectionError at once, without reconnecting): those
+        are asked again until ``timeout``; the answer itself is never retried.
+        """
+        from kafka.errors import CoordinatorNotAvailableError, RetriableError
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                offsets = self.admin.list_group_offsets({group: None})[group]
+                break
+            except CoordinatorNotAvailableError:
+                return {}
+            except RetriableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)  # the admin client reconnects in the background meanwhile
         return {tp.partition: om.offset for tp, om in offsets.items() if tp.topic == topic}
 
     def end_offsets(self, topic: str) -> dict[int, int]:
