@@ -174,7 +174,8 @@ def changelog_table(config: Config, learner, contact: BrokerContact | None = Non
     from kafka.admin import KafkaAdminClient
 
     from .changelog import ChangelogTable, ensure_changelog_topic
-    from .kafka import client_options, refuse_own_outputs
+    from .kafka import client_options
+    from .kafka_topics import refuse_own_outputs
 
     kcfg, cl = config.kafka, config.changelog
     if kcfg.labels_topic and (kcfg.topic_pattern or len(kcfg.topics) != 1):

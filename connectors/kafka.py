@@ -48,7 +48,8 @@ from stream_cl.mapping_check import MappingChecks
 from stream_cl.pending import LabelDecoder
 
 from .kafka_assignment import LOOKUP_TIMEOUT_MS, AssignmentListener, RebalanceCallbacks, RebalanceHooks, tp_key
-from .logs import hide_secret, log_event
+from .kafka_topics import check_subscribed_topics, refuse_own_outputs
+from .logs import hide_secret
 from .sinks import DeliveryError, parse_origin
 from .unreadable_record import UnreadableRecords, step_over
 from .writable import unwritable
@@ -67,7 +68,6 @@ __all__ = [
     "client_options",
     "group_instance_id",
     "producer_options",
-    "refuse_own_outputs",
     "parse_origin",
     "tp_key",
     "transactional_id",
@@ -445,24 +445,6 @@ def _unreadable(error: Exception) -> UnreadableBatch:
 
 
 # -- the source -----------------------------------------------------------------------------
-def refuse_own_outputs(cfg: KafkaConfig, changelog_topic: str) -> None:
-    """Refuse a subscription that takes in a topic the daemon writes: it would learn from its own
-    output (the changelog's binary model parts would come back as dead letters)."""
-    outputs = {"kafka.predictions_topic": cfg.predictions_topic, "kafka.dead_letter_topic": cfg.dead_letter_topic,
-               'changelog.topic, by default "<kafka.group_id>.model"': changelog_topic}
-    for output, topic in outputs.items():
-        if not topic:
-            continue
-        if topic in cfg.topics or topic == cfg.labels_topic:
-            key, how = ("kafka.topics" if topic in cfg.topics else "kafka.labels_topic"), ""
-        elif cfg.topic_pattern and re.match(cfg.topic_pattern, topic):  # as the consumer matches it
-            key, how = "kafka.topic_pattern", f" (it matches {cfg.topic_pattern!r})"
-        else:
-            continue
-        raise ConfigError(f"{key}: {topic!r} is both consumed{how} and produced to ({output}); the daemon would learn "
-                          f"from its own output; change {key} or {output.split(',')[0]} so they do not meet")
-
-
 @dataclass
 class PolledBatch:
     """One poll's records, decoded, in consumer order."""
@@ -537,49 +519,7 @@ class KafkaSource(RebalanceCallbacks):
         else:
             topics = list(dict.fromkeys([*cfg.topics, *([cfg.labels_topic] if cfg.labels_topic else [])]))
             self.consumer.subscribe(topics=topics, listener=listener)
-            self._check_topics(topics)
-
-    def _check_topics(self, topics: list[str]) -> None:
-        """Fetch the subscribed topics' metadata before the first poll joins the group, and say
-        which do not exist.
-
-        With the metadata at hand the first assignment already holds every partition
-        (without it the group leader assigns nothing, kafka-python warns "No partition
-        metadata", and a second rebalance follows). After subscribe(), so that the
-        consumer's coordinator sees the update (before it, the coordinator keeps an empty
-        snapshot, and the first metadata refresh after joining forces a rebalance).
-        """
-        counts = {}
-        for topic in topics:
-            counts[topic] = len(self.consumer.partitions_for_topic(topic) or ())
-            if counts[topic]:
-                continue
-            key = "kafka.labels_topic" if topic == self.labels_topic else "kafka.topics"
-            log_event(log, "topic_missing", level=logging.WARNING, topic=topic, key=key,
-                      detail=f"{key}: topic {topic!r} does not exist (yet); a broker with auto.create.topics.enable "
-                             "(the dev broker) creates it now, most production brokers do not: create it, e.g. "
-                             f"kafka-topics.sh --bootstrap-server HOST:PORT --create --topic {topic} --partitions 6")
-        if self.labels_topic and not counts.get(self.labels_topic):
-            # created on first use, it would get the broker's default count (num.partitions), and the
-            # labels of every other events partition would reach no member: lost, unjoined
-            wide = [t for t in self.cfg.topics if counts.get(t, 0) > 1]
-            if wide:
-                n = counts[wide[0]]
-                raise ConfigError(
-                    f"kafka.labels_topic: {self.labels_topic!r} does not exist and {wide[0]!r} has {n} partitions: "
-                    "created on first use it would get the broker's default partition count, and a label must reach "
-                    f"the member that holds its event's partition; create it first with {n} partitions, e.g. "
-                    f"kafka-topics.sh --bootstrap-server HOST:PORT --create --topic {self.labels_topic} --partitions {n}")
-        if self.labels_topic and counts.get(self.labels_topic):
-            for topic in self.cfg.topics:
-                if counts.get(topic) and counts[topic] != counts[self.labels_topic]:
-                    raise ConfigError(
-                        f"kafka.labels_topic: {self.labels_topic!r} has {counts[self.labels_topic]} partitions and "
-                        f"{topic!r} {counts[topic]}: a label must reach the member that holds its event's partition, so "
-                        "both topics need the same partition count and both must be keyed by event id (Kafka's default "
-                        f"partitioner then puts a label in its event's partition number); e.g. kafka-topics.sh "
-                        f"--bootstrap-server HOST:PORT --alter --topic {self.labels_topic} --partitions {counts[topic]} "
-                        "(only grows a topic), or a new labels topic with that count")
+            check_subscribed_topics(self.consumer, cfg, topics)
 
     # -- polling ---------------------------------------------------------------------------
     def poll(self, max_records: int) -> PolledBatch:
