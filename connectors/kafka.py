@@ -495,8 +495,9 @@ class KafkaSource(RebalanceCallbacks):
                        max_partition_fetch_bytes=cfg.max_partition_fetch_bytes,
                        # never below a record the broker may hold: oversized records are decoded into dead letters
                        receive_message_max_bytes=max(100_000_000, 2 * cfg.fetch_max_bytes))
+        options = client_options(cfg)  # (secrets read, TLS files checked: once, for both consumers)
         self.consumer = consumer if consumer is not None else KafkaConsumer(
-            **client_options(cfg),
+            **options,
             **reading,
             group_id=cfg.group_id,
             group_instance_id=group_instance_id(cfg) or None,
@@ -509,7 +510,7 @@ class KafkaSource(RebalanceCallbacks):
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
         # records kafka-python cannot parse: found by a probe of the same connection and reading settings
-        self.unreadable = UnreadableRecords(client_options(cfg), **reading)
+        self.unreadable = UnreadableRecords(options, **reading)
         listener = AssignmentListener(self)
         if cfg.topic_pattern:
             pattern = cfg.topic_pattern
@@ -547,7 +548,7 @@ class KafkaSource(RebalanceCallbacks):
                 continue
             expected = positions.get(tp, -1)
             decode = decode_label if tp.topic == self.labels_topic else decode_event
-            prefix = f"{tp.topic}/{tp.partition}@"
+            prefix = f"{tp_key(tp)}@"  # origins "topic/partition@offset"
             again = checks.counted_below(tp)  # read again after a reset: counted by the checks already
             for r in records:
                 offset = r.offset

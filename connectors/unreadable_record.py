@@ -40,7 +40,7 @@ from kafka.errors import CorruptRecordError
 
 from stream_cl.events import DeadLetter
 
-from .kafka_assignment import LOOKUP_TIMEOUT_MS, ms_left
+from .kafka_assignment import LOOKUP_TIMEOUT_MS, ms_left, tp_key
 from .logs import log_event
 
 __all__ = ["FIND_TIMEOUT_S", "UnreadableRecords", "drop_failed_fetch", "step_over", "unreadable_letters"]
@@ -168,5 +168,5 @@ def unreadable_letters(tp: TopicPartition, first: int, stop: int, error: Excepti
             "batch (kafka-python parses a batch whole), is one it cannot parse, so it was stepped over and its bytes "
             "are not here; read it with Kafka's own tools: kafka-console-consumer.sh --bootstrap-server HOST:PORT "
             f"--topic {tp.topic} --partition {tp.partition} --offset {offset} --max-messages 1 "
-            "--property print.headers=true", f"{tp.topic}/{tp.partition}@{offset}"))
+            "--property print.headers=true", f"{tp_key(tp)}@{offset}"))
     return letters

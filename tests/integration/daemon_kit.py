@@ -195,17 +195,16 @@ class Kit:
         """
         from kafka.errors import CoordinatorNotAvailableError, RetriableError
 
-        deadline = time.monotonic() + timeout
-        while True:
+        def ask() -> tuple | None:  # (in a tuple: a group of no commits answers {}, and wait_for waits on falsy)
             try:
-                offsets = self.admin.list_group_offsets({group: None})[group]
-                break
+                return (self.admin.list_group_offsets({group: None})[group],)
             except CoordinatorNotAvailableError:
-                return {}
-            except RetriableError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)  # the admin client reconnects in the background meanwhile
+                return ({},)
+            except RetriableError:  # asked again: the admin client reconnects in the background meanwhile
+                return None
+
+        [offsets] = wait_for(ask, timeout, f"group {group!r}'s committed offsets (the admin client reconnecting)",
+                             interval=0.1)
         return {tp.partition: om.offset for tp, om in offsets.items() if tp.topic == topic}
 
     def end_offsets(self, topic: str) -> dict[int, int]:
