@@ -578,33 +578,15 @@ def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server,
     ``changelog``: the run's (closed by the caller); ``checks``: the run's mapping checks; None: the
     daemon makes its own."""
     of_run = {k: v for k, v in (("changelog", changelog), ("checks", checks)) if v is not None}
-    if stop.is_set():  # (a stop asked for since the last look)
-        _say_final_mapping_warnings(checks)  # what an earlier build's daemon read: before the closing line
-        return _stopped_before_built(metrics), metrics
-    try:
-        daemon = Daemon.from_config(config, stop, metrics, **of_run)
-    except (ConfigError, CheckpointError) as e:  # a setting to fix, stopped or not: exit 2
+    daemon, failure = None, None
+    if not stop.is_set():  # (else a stop asked for since the last look)
+        try:
+            daemon = Daemon.from_config(config, stop, metrics, **of_run)
+        except Exception as e:
+            failure = e
+    if daemon is None:  # the run ends here: what an earlier build's daemon read is said before the closing line
         _say_final_mapping_warnings(checks)
-        return _config_failed(e), metrics
-    except Exception as e:
-        from .kafka import bootstrap_hint
-
-        _say_final_mapping_warnings(checks)
-        if stop.is_set():  # a stop asked for during the build ended it (BootstrapStopped), or it came first
-            return _stopped_before_built(metrics, e), metrics
-        if (detail := not_authorised(e, config)) is not None:  # a publisher or changelog an ACL denies
-            return _not_authorised_failed(detail), metrics
-        hint = bootstrap_hint(e, config.kafka)
-        held = startup_done()
-        if hint is None:  # not a configuration problem: the traceback is for us
-            log.exception("daemon could not start")
-            return EXIT_FAILED, metrics
-        cause = held.last_error if held is not None and held.last_error else ""
-        if not cause and "last error:" in str(e):
-            cause = str(e).rsplit("last error:", 1)[1].strip()
-        log_event(log, "failed", level=logging.ERROR, detail=f"daemon could not start: {hint}",
-                  **({"client_error": cause} if cause else {}))
-        return EXIT_FAILED, metrics
+        return _not_built(config, stop, metrics, failure), metrics
     if server is not None:
         server.attach(daemon)
     if on_ready is not None:
@@ -616,6 +598,32 @@ def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server,
             daemon._abort()
             return EXIT_FAILED, daemon.metrics
     return daemon.run(), daemon.metrics
+
+
+def _not_built(config: Config, stop: threading.Event, metrics, failure: Exception | None) -> int:
+    """Log the closing line of a start that built no daemon, and return its exit code. ``failure``: the error
+    the build ended in; None: a stop was asked for before it began."""
+    if failure is None:
+        return _stopped_before_built(metrics)
+    if isinstance(failure, (ConfigError, CheckpointError)):  # a setting to fix, stopped or not: exit 2
+        return _config_failed(failure)
+    if stop.is_set():  # a stop asked for during the build ended it (BootstrapStopped), or it came first
+        return _stopped_before_built(metrics, failure)
+    if (detail := not_authorised(failure, config)) is not None:  # a publisher or changelog an ACL denies
+        return _not_authorised_failed(detail)
+    from .kafka import bootstrap_hint
+
+    hint = bootstrap_hint(failure, config.kafka)
+    held = startup_done()  # (ends the start-up hold of kafka-python's lines, hint or not)
+    if hint is None:  # not a configuration problem: the traceback is for us
+        log.error("daemon could not start", exc_info=failure)
+        return EXIT_FAILED
+    cause = held.last_error if held is not None and held.last_error else ""
+    if not cause and "last error:" in str(failure):
+        cause = str(failure).rsplit("last error:", 1)[1].strip()
+    log_event(log, "failed", level=logging.ERROR, detail=f"daemon could not start: {hint}",
+              **({"client_error": cause} if cause else {}))
+    return EXIT_FAILED
 
 
 def _stopped_before_built(metrics: DaemonMetrics | None, ended: Exception | None = None) -> int:

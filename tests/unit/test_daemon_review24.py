@@ -355,6 +355,19 @@ def test_a_transactional_id_the_broker_refuses_at_start_is_one_failed_line(tmp_p
     assert "(kafka.transactional_id" in _lines(errors)[0]["detail"]
 
 
+def test_an_unexpected_error_at_start_is_logged_with_its_traceback_and_exits_1(tmp_path, monkeypatch, caplog):
+    def broken(cls, config, stop, metrics, **kwargs):
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(broken))
+    with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
+        code, _ = daemon_module._build_and_run_once(_config(tmp_path), threading.Event(), None, None, None)
+    assert code == daemon_module.EXIT_FAILED
+    (error,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.getMessage() == "daemon could not start"
+    assert error.exc_info[0] is RuntimeError and "a bug of ours" in str(error.exc_info[1])
+
+
 def test_starts_over_that_fail_again_wait_longer_each_time_and_a_commit_ends_that(tmp_path, monkeypatch):
     """Each build: "commit" (it committed, then had to start over), "none" (started over with no commit), "end"."""
     from connectors.status import DaemonMetrics
