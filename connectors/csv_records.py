@@ -16,7 +16,7 @@ from collections import Counter
 from typing import Literal
 
 from stream_cl.config import ConfigError, MappingConfig
-from stream_cl.decode import EventDecoder
+from stream_cl.decode import EventDecoder, long_name
 from stream_cl.events import DeadLetter, Event
 from stream_cl.mapping_check import check_columns
 
@@ -47,7 +47,7 @@ class CsvRecords:
     with a warning too, so either reading is said.
 
     >>> from stream_cl.config import MappingConfig
-    >>> from stream_cl.decode import EventDecoder
+    >>> from stream_cl.decode import EventDecoder, long_name
     >>> mapping = MappingConfig(features=["text"])
     >>> rows = CsvRecords("notes.csv", mapping, "optional", EventDecoder(mapping))
     >>> rows.decode(b"text,y", "notes.csv:1", (1, b"\\n")) is None  # the header
@@ -158,6 +158,8 @@ class CsvRecords:
             try:
                 if duplicates:
                     raise _bad_header(origin, f"repeats column {duplicates[0]!r}; give each column its own name")
+                if (too_long := long_name(cells)) is not None:  # each row's names: the JSON records' bound
+                    raise _bad_header(origin, f"has a column name too long: {too_long}")
                 # a named feature column that is not there: a configuration error, before any row is learned
                 self._warnings += check_columns(self._mapping, cells, self.path, self._label_policy)
             except ConfigError as error:

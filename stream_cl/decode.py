@@ -42,7 +42,7 @@ import json
 import numbers
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Literal
@@ -55,8 +55,7 @@ from .events import DeadLetter, Event
 from .mapping_check import FieldCensus
 
 __all__ = ["LONE_SURROGATE", "MAX_TEXT_CHARS", "UNFORESEEN", "EventDecoder", "ascii_float", "blank_text", "id_value",
-           "label_value",
-           "lone_surrogate", "standard_library_only", "text_problem"]
+           "label_value", "lone_surrogate", "long_name", "standard_library_only", "text_problem"]
 
 _BIG = 2**1000  # ints inside this convert to float without overflow
 # mapping.features' default ("x"): in a CSV, every column but the label, id, task and timestamp
@@ -380,9 +379,8 @@ class _ObjectDecoder(_RecordRules):
                 break
         if not raw or len(raw) > MAX_TEXT_CHARS:  # (a longer name needs a longer record: most events never look;
             # an object from Python, with no record, always does)
-            name = next((k for k in x if type(k) is str and len(k) > MAX_TEXT_CHARS), None)
-            if name is not None:
-                return _dead(raw, "bad_features", _long_name(name), origin)
+            if (detail := long_name(x)) is not None:
+                return _dead(raw, "bad_features", detail, origin)
         return self._event(obj, x, raw, origin)
 
     def _event(self, obj: Mapping, x: dict, raw, origin: str) -> Event | DeadLetter:
@@ -700,10 +698,20 @@ def _dead(raw, reason: str, detail: str, origin: str) -> DeadLetter:
 MAX_TEXT_CHARS = 1024
 
 
-def _long_name(name: str) -> str:
-    """The detail of a feature name over ``MAX_TEXT_CHARS``: each input is named in every checkpoint and
-    changelog part, and 1,000 names of 34 KB made a part of 38 MB, over the changelog's limit at every start
-    (review r57, as r56 found of long category values, which are named by their digest instead)."""
+def long_name(names: Iterable) -> str | None:
+    """Why the first feature name over ``MAX_TEXT_CHARS`` among ``names`` is refused, else None: each input
+    is named in every checkpoint and changelog part, and 1,000 names of 34 KB made a part of 38 MB, over the
+    changelog's limit at every start (review r57, as r56 found of long category values, which are named by
+    their digest instead). A CSV header's columns are held to it too (connectors/csv_records.py).
+
+    >>> long_name(["a", "b" * 2000])
+    "feature 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'...: a name of 2,000 characters, over 1,024 (every checkpoint and changelog part names each input); send a shorter name, or the text as a value (a category)"
+    >>> long_name(["a", "b"]) is None
+    True
+    """
+    name = next((k for k in names if type(k) is str and len(k) > MAX_TEXT_CHARS), None)
+    if name is None:
+        return None
     return (f"feature {name[:40]!r}...: a name of {len(name):,} characters, over {MAX_TEXT_CHARS:,} (every checkpoint "
             "and changelog part names each input); send a shorter name, or the text as a value (a category)")
 

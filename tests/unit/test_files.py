@@ -231,6 +231,20 @@ def test_csv_header_problems_are_config_errors_naming_the_source(tmp_path, heade
     assert str(raised.value).startswith(f"source.path: {path}:1: the CSV header {problem}")
 
 
+def test_a_csv_column_name_over_the_feature_name_bound_is_a_config_error(tmp_path):
+    """The bound JSON records' feature names are held to (stream_cl.decode.long_name): every checkpoint and
+    changelog part names each input, so a 2,000-character column would weigh on all of them."""
+    long = b"b" * 1025
+    path = write_lines(tmp_path / "e.csv", b"a," + long + b",y", b"1,2,3")
+    with FileSource(path, MappingConfig()) as source, pytest.raises(ConfigError) as raised:
+        source.poll(10)
+    assert str(raised.value).startswith(f"source.path: {path}:1: the CSV header has a column name too long: feature "
+                                        f"'{'b' * 40}'...: a name of 1,025 characters, over 1,024")
+    ok = write_lines(tmp_path / "ok.csv", b"a," + long[:1024] + b",y", b"1,2,3")
+    events, dead = read_all(ok)
+    assert [e.x for e in events] == [{"a": 1.0, "b" * 1024: 2.0}] and not dead
+
+
 def test_unknown_fields_rejected(tmp_path):
     mapping = MappingConfig(unknown_fields="reject")
     path = write_lines(tmp_path / "e.jsonl", GOOD, b'{"x": {"a": 1}, "y": "cat", "note": "hi"}', GOOD)
