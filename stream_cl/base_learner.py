@@ -208,10 +208,8 @@ class StreamingClassifier(ContinualMonitoring, base.MiniBatchClassifier):
         return self
 
     def predict_proba_one(self, x: Mapping, partition: Hashable = None) -> dict:
-        classes = self.classes_
-        if not classes:
-            return {}
-        return dict(zip(classes, self.predict_proba_batch([x], partition=partition)[0].tolist()))
+        rows = self.predict_proba_batch([x], partition=partition)  # (1, n classes); an untrained model judges x too
+        return dict(zip(self.classes_, rows[0].tolist()))
 
     def predict_one(self, x: Mapping, partition: Hashable = None):
         proba = self.predict_proba_one(x, partition=partition)

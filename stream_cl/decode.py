@@ -55,7 +55,7 @@ from .events import DeadLetter, Event
 from .mapping_check import FieldCensus
 
 __all__ = ["LONE_SURROGATE", "MAX_TEXT_CHARS", "UNFORESEEN", "EventDecoder", "ascii_float", "blank_text", "id_value",
-           "label_value", "lone_surrogate", "long_name", "standard_library_only", "text_problem"]
+           "label_value", "lone_surrogate", "long_name", "repeated_key", "standard_library_only", "text_problem"]
 
 _BIG = 2**1000  # ints inside this convert to float without overflow
 # mapping.features' default ("x"): in a CSV, every column but the label, id, task and timestamp
@@ -267,9 +267,14 @@ class EventDecoder:
 
     @staticmethod
     def _object(obj, raw, origin: str) -> dict | DeadLetter:
-        """A parsed JSON document (by either parser): an object, or a dead letter for anything else."""
+        """A parsed JSON document (by either parser): an object, or a dead letter for anything else,
+        or for an object that names one key twice (:func:`repeated_key`)."""
         if type(obj) is not dict:
             return _dead(raw, "not_an_object", f"expected a JSON object, got {_json_type(obj)}", origin)
+        if (key := repeated_key(obj, raw)) is not None:
+            return _dead(raw, "malformed", f"ambiguous JSON: key {key[:40]!r}{'...' if len(key) > 40 else ''} "
+                                           "appears twice in one object (a parser keeps one of its values and "
+                                           "drops the other silently); send each key once", origin)
         return obj
 
     def decode_object(self, obj: Mapping, raw: bytes = b"", origin: str = "") -> Event | DeadLetter:
@@ -663,6 +668,77 @@ def _iso_timestamp(t: str, text: str) -> float | tuple[str]:
         return dt.timestamp()
     except (OverflowError, ValueError, OSError):
         return (f"timestamp: {_show(t)} is out of range",)
+
+
+def repeated_key(obj, raw: bytes | str) -> str | None:
+    """A key that an object of the JSON document ``raw`` (parsed as ``obj``) names twice, else None.
+
+    Both parsers keep a repeated key's last value and say nothing: a producer that wrote ``y`` twice
+    would teach whichever came last, where a repeated CSV column or frame column is refused. Every key
+    in the text ends in a quote and a colon; a quote inside a string is escaped, so counting those
+    ends bounds the keys written from above. When the count is the keys parsed, none was written
+    twice (the colons, or, where values hold colons as times do, the quotes right before one: 1.4-2.7 µs
+    for a 300-byte event, counting its keys); only otherwise is the text read again, pair by pair.
+
+    >>> repeated_key({"x": {"a": 2}}, b'{"x": {"a": 1, "a": 2}}')
+    'a'
+    >>> repeated_key({"t": "10:00", "a": 1}, b'{"t": "10:00", "a" : 1}') is None
+    True
+    """
+    keys = _keys_in(obj)
+    text = raw if type(raw) in (bytes, str) else bytes(raw)
+    b = type(text) is bytes
+    if text.count(b":" if b else ":") == keys:
+        return None
+    # (no whitespace before any colon: every key's end is a quote right before one)
+    if text.count(b'":' if b else '":') == keys and (_LOOSE_BYTES if b else _LOOSE_TEXT).search(text) is None:
+        return None
+    if len((_KEY_END_BYTES if b else _KEY_END_TEXT).findall(text)) == keys:
+        return None
+    try:
+        _PAIRS_JSON.decode(text.decode("utf-8-sig") if type(text) is bytes else text.lstrip(_BOM))
+    except _Repeated as e:
+        return e.key
+    except (ValueError, RecursionError):  # (parsed once already: not expected) nothing to say then
+        return None
+    return None  # an escaped quote before a colon inside a string: no key twice
+
+
+_KEY_END_BYTES = re.compile(rb'"[ \t\n\r]*:')
+_KEY_END_TEXT = re.compile(r'"[ \t\n\r]*:')
+_LOOSE_BYTES = re.compile(rb"[ \t\n\r]:")  # JSON's whitespace before a colon
+_LOOSE_TEXT = re.compile(r"[ \t\n\r]:")
+
+
+def _keys_in(obj) -> int:
+    """How many keys the objects of a parsed JSON document hold, nested ones included."""
+    n, stack = 0, [obj]
+    while stack:
+        v = stack.pop()
+        if type(v) is dict:
+            n += len(v)
+            stack += [x for x in v.values() if type(x) is dict or type(x) is list]
+        else:
+            stack += [x for x in v if type(x) is dict or type(x) is list]
+    return n
+
+
+class _Repeated(Exception):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_pairs(pairs: list) -> dict:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set = set()
+        raise _Repeated(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return d
+
+
+# reads a document again to name the key it repeats (repeated_key): rare, so a Python call per object is fine
+_PAIRS_JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_int=_int_or_long)
 
 
 def _invalid(raw, e: Exception, origin: str) -> DeadLetter:

@@ -217,6 +217,10 @@ class FeatureIndex(OneEventRows):
                 j = h % self.hash_width
                 # The sign bit comes from the high bits so collisions cancel in expectation.
                 X[i, j] += value if (h >> 31) & 1 == 0 else -value
+                if not -MAX_ABS_VALUE <= X[i, j] <= MAX_ABS_VALUE:  # keys in range that sum past it in one input
+                    raise InvalidFeatureError(key, value, f"hashed into input {j} with other keys of this event, "
+                                              f"their values sum past ±{MAX_ABS_VALUE:g}; send smaller values "
+                                              "or raise model.hash_width", "non_finite")
                 M[i, j] = True
                 if learned and kinds[j] < 0 and j not in new.buckets:  # a bucket's kind: its first learned key's
                     new.buckets[j] = kind

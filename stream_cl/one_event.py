@@ -63,7 +63,8 @@ class OneEventPath:
     @one_blas_thread
     def predict_proba_one(self, x: Mapping, partition: Hashable = None) -> dict:
         classes = self.heads_[0].classes
-        if not classes:
+        if not classes:  # nothing learned yet: the event is still judged as it would be later
+            self.predict_proba_batch([x], partition=partition)
             return {}
         if self.device_ != "cpu":
             return super().predict_proba_one(x, partition=partition)

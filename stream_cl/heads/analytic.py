@@ -219,7 +219,8 @@ class AnalyticClassifier(AnalyticDesign, PartitionedLearner, StreamingClassifier
 
     def predict_proba_one(self, x: Mapping, partition: Hashable = None) -> dict:
         self._enter(partition, learn=False)
-        if not self.head_.classes:
+        if not self.head_.classes:  # nothing learned yet: the event is still judged as it would be later
+            self.predict_proba_batch([x], partition=partition)
             return {}
         s = self._scores_one(x) / self.temperature
         e = np.exp(s - s.max())
@@ -227,7 +228,8 @@ class AnalyticClassifier(AnalyticDesign, PartitionedLearner, StreamingClassifier
 
     def predict_one(self, x: Mapping, partition: Hashable = None):
         self._enter(partition, learn=False)
-        if not self.head_.classes:
+        if not self.head_.classes:  # nothing learned yet: the event is still judged as it would be later
+            self.predict_proba_batch([x], partition=partition)
             return None
         return self.head_.classes[int(self._scores_one(x).argmax())]
 

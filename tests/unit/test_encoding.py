@@ -239,3 +239,35 @@ def test_every_learner_refuses_a_frame_whose_column_names_repeat():
             model.learn_many(X, y)
         with pytest.raises(ValueError, match="column names repeat"):
             model.predict_proba_many(X)
+
+
+def test_pandas_na_in_an_event_is_null_as_in_a_frame():
+    """A row of a nullable column (``df.to_dict("records")``) holds ``pd.NA``: null, as ``NaT`` is and as a
+    frame's NA cell is, not a ``wrong_type`` refusal (review r67, finding 5)."""
+    import pandas as pd
+
+    from stream_cl import OnlineContinualLearner
+
+    assert flatten({"a": pd.NA, "b": {"c": pd.NA}, "d": 1}) == {"a": None, "b.c": None, "d": 1.0}
+    with_na, with_none = (OnlineContinualLearner(device="cpu") for _ in range(2))
+    for i in range(30):
+        a = float(i % 7) if i % 3 else None
+        with_none.learn_one({"a": a, "c": "red" if i % 2 else None}, "uv"[i % 2])
+        with_na.learn_one({"a": pd.NA if a is None else a, "c": "red" if i % 2 else pd.NA}, "uv"[i % 2])
+    assert with_na.predict_proba_one({"a": pd.NA, "c": pd.NA}) == with_none.predict_proba_one({"a": None, "c": None})
+
+
+def test_hashed_keys_whose_values_sum_past_the_bound_in_one_input_are_refused():
+    """Each value is within ±1e100, but hashed into one input they were summed past it, and with a large
+    sample weight the analytic head's statistics became inf (review r67, finding 4)."""
+    from stream_cl import AnalyticClassifier
+    from stream_cl.features import _stable_hash
+
+    same_sign = [k for k in (f"k{i}" for i in range(50)) if (_stable_hash(k) >> 31) & 1 == 0][:2]
+    model = AnalyticClassifier(hash_width=1).learn_one({"a": 1.0}, "u")
+    with pytest.raises(InvalidFeatureError, match=f"feature '{same_sign[1]}': hashed into input 0 with other keys"):
+        model.learn_one({k: 1e100 for k in same_sign}, "v")
+    with pytest.raises(InvalidFeatureError, match="sum past"):
+        model.predict_proba_one({k: 1e100 for k in same_sign})
+    model.learn_one({same_sign[0]: 1e100}, "v", w=1e100)  # one alone is within the bound
+    assert np.isfinite(model.state_dict()["head"]["ridge"]["A"]).all()
