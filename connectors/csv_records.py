@@ -154,14 +154,8 @@ class CsvRecords:
             except ConfigError as error:
                 return self._header_failed(error, line, origin)
         if self._header is None and not self._keep_known(origin, cells):
-            duplicates = sorted(c for c, n in Counter(cells).items() if n > 1)
             try:
-                if duplicates:
-                    raise _bad_header(origin, f"repeats column {duplicates[0]!r}; give each column its own name")
-                if (too_long := long_name(cells)) is not None:  # each row's names: the JSON records' bound
-                    raise _bad_header(origin, f"has a column name too long: {too_long}")
-                # a named feature column that is not there: a configuration error, before any row is learned
-                self._warnings += check_columns(self._mapping, cells, self.path, self._label_policy)
+                self._check_header(cells, origin)
             except ConfigError as error:
                 return self._header_failed(error, line, origin)
             if self._known is not None and set(cells) != set(self._known):
@@ -172,11 +166,45 @@ class CsvRecords:
         again = _header_again(cells, self._header) if len(cells) == len(self._header) else None
         if again is not None:
             return self._header_repeated(again, origin)
+        if _is_header(names := [cells[0].removeprefix("\ufeff"), *cells[1:]], self._header, within=True):
+            return self._header_changed(names, line, origin)
         if len(cells) != len(self._header):
             detail = f"row has {len(cells)} cells, the header has {len(self._header)} columns"
             return DeadLetter(line, "malformed", detail, origin)
         self.row = line
         return self._decoder.decode_csv_row(dict(zip(self._header, cells)), line, origin)
+
+    def _check_header(self, cells: list[str], origin: str) -> None:
+        """Raise the :class:`ConfigError` of a header that cannot be used; keep the warnings of one that can."""
+        duplicates = sorted(c for c, n in Counter(cells).items() if n > 1)
+        if duplicates:
+            raise _bad_header(origin, f"repeats column {duplicates[0]!r}; give each column its own name")
+        if (too_long := long_name(cells)) is not None:  # each row's names: the JSON records' bound
+            raise _bad_header(origin, f"has a column name too long: {too_long}")
+        if len(cells) == 1 and (sep := next((c for c in ";\t|" if c in cells[0]), None)) is not None:
+            # read as one column, the label column "missing" would be all the run said (review r66 F5)
+            self._warnings.append(f"{origin}: the header is one column, {cells[0][:80]!r}, holding {sep!r}: this "
+                                  f"reader splits columns at commas only; if the file is separated by {sep!r}, "
+                                  "convert it to commas first")
+        # a named feature column that is not there: a configuration error, before any row is learned
+        self._warnings += check_columns(self._mapping, cells, self.path, self._label_policy)
+
+    def _header_changed(self, cells: list[str], line: bytes, origin: str) -> DeadLetter | None:
+        """A header of other columns within the file (exports joined by ``cat`` after a column was renamed,
+        added or dropped; a writer that appends its header with its rows): the rows after it are read under
+        it, with a warning. Read as a row, its label cell (the label column's name) was learned as a class.
+        A header that cannot be used is a dead letter, and so are the rows after it."""
+        try:
+            self._check_header(cells, origin)
+        except ConfigError as error:
+            self._unusable = f"{error}"
+            self._warnings.append(f"{origin}: a header of other columns within the file, and {error}: the rows "
+                                  "after it are dead letters")
+            return DeadLetter(line, "malformed", f"header not used: {error}", origin)
+        self._warnings.append(f"{origin}: a header of other columns within the file ({', '.join(cells)}; before: "
+                              f"{', '.join(self._header)}): the rows after it are read under it")
+        self._header = cells
+        return None
 
     def _header_repeated(self, cells: list[str], origin: str) -> None:
         """The header again, within the file (files joined by ``cat``, a writer that appends its header with
@@ -263,12 +291,15 @@ class CsvRecords:
                                    "reads as one line: convert them to LF or CRLF)")
 
 
-def _is_header(cells: list[str], known: list[str]) -> bool:
+def _is_header(cells: list[str], known: list[str], within: bool = False) -> bool:
     """Whether the first record of a file read again is a header, given the header read before.
 
     It is when it has the same column names (in any order), or when it shares a name with it and either
     has another number of cells (pandas' numbered columns ``0,1,2,y`` with one added) or holds names
-    alone: each cell the old header's name or text that is not empty and not a number. A row seldom
+    alone: each cell the old header's name or text that is not empty and not a number. ``within``: a
+    record within the file, after rows read under ``known``; there it must hold names alone and share at
+    least half of them, whatever its number of cells (a short text row holding one column's name as a
+    value stays a row). A row seldom
     holds a column's name; text rows (categories, ISO times) and a malformed row do not count as a
     header. A header sharing no name with the one before (every column renamed, the label's too) is
     read as a row, with the warning.
@@ -279,13 +310,20 @@ def _is_header(cells: list[str], known: list[str]) -> bool:
     (True, False)
     >>> _is_header(["2026-12-06T00:06:41Z", "u42", "view", "churn"], ["ts", "user", "event", "y"])
     False
+    >>> _is_header(["e9", "y"], ["id", "a", "y"], within=True), _is_header(["id", "b", "y"], ["id", "a", "y"], within=True)
+    (False, True)
     """
     names = set(known)
     if set(cells) == names:
         return True
-    if not names & set(cells):
+    shared = names & set(cells)
+    if not shared:
         return False
-    return len(cells) != len(known) or all(cell in names or (cell.strip() and not _is_number(cell)) for cell in cells)
+    if not within and len(cells) != len(known):
+        return True
+    if within and 2 * len(shared) < len(names):  # a renamed or added column keeps most names; a row holds few
+        return False
+    return all(cell in names or (cell.strip() and not _is_number(cell)) for cell in cells)
 
 
 def _is_number(cell: str) -> bool:

@@ -30,6 +30,35 @@ log = logging.getLogger("stream_cl.files")
 __all__ = ["JsonlDeadLetterSink", "JsonlPredictionSink"]
 
 
+def _end_on_a_whole_line(path: Path) -> None:
+    """Cut an unfinished last line off a regular file about to be appended to: a run killed while writing
+    (SIGKILL, a power loss) can leave one, and the next run's first line was glued onto it, one line no
+    JSON reader could parse and the new record lost with it (review r66 F3). The cut line was never a whole
+    record; the run that wrote it ended without its final flush, so its report says nothing of it either."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return
+        with open(path, "r+b") as f:
+            end = f.seek(0, os.SEEK_END)
+            if end == 0 or (f.seek(end - 1) is not None and f.read(1) == b"\n"):
+                return
+            keep, pos = 0, end
+            while pos > 0:  # back to the last line end, a block at a time
+                step = min(1 << 16, pos)
+                pos -= step
+                f.seek(pos)
+                i = f.read(step).rfind(b"\n")
+                if i >= 0:
+                    keep = pos + i + 1
+                    break
+            f.truncate(keep)
+    except FileNotFoundError:
+        return
+    log.warning("%s ended inside a line (the run writing it was stopped without finishing it: a kill or a crash): "
+                "its last %d bytes, that unfinished line, were cut before the lines of this run were appended",
+                path, end - keep)
+
+
 class _JsonlSink:
     """Writes JSON lines to a file, anew or (``append``) after what it holds; ``flush`` makes them durable (fsync).
 
@@ -47,6 +76,8 @@ class _JsonlSink:
     def __init__(self, path: str | os.PathLike, append: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if append:
+            _end_on_a_whole_line(self.path)
         # one open (a FIFO closed and opened again would tell its reader the stream ended)
         self._file = self._open(os.O_TRUNC if not append else 0)
         self._recheck = False  # set by flush: the next write looks for a rotation

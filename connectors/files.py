@@ -61,6 +61,9 @@ _SKIP_CHUNK = 1 << 16  # the rest of an oversized line is discarded this many by
 # a poll ends at this many bytes read, whatever its max_records: decoded, an event of 90,000 numbers (0.6 MB, within
 # max_event_bytes and max_features) takes ~13 MB, and a poll of 1,024 of them held ~14 GB (review r55 F4)
 POLL_BYTES = 16 << 20
+# what _read_line returns when a poll has discarded POLL_BYTES of an oversized line and the line goes on
+# (a copytruncate's hole of gigabytes, a file without line ends): SIGTERM took ~40 s there (review r66 F2)
+_SKIPPING = (-1, b"", None)
 _FORMATS = ("auto", "jsonl", "csv")
 
 
@@ -161,6 +164,8 @@ class FileSource:
         self._lineno = 0  # number of the last complete line
         self._pending = b""  # follow mode: a last line still missing its newline
         self._skip: list | None = None  # an oversized line being discarded: [line number, head, size, last byte]
+        self._held: list[Event | DeadLetter] = []  # the records a restart made of what it held (_start_over)
+        self._again = False  # the file was read again from its start (truncated or rotated) since it was opened
         # origin -> the text of each event of the last poll: a dead letter the model makes of
         # one of them later carries its record as read (bounded by the poll's size)
         self.raw: dict[str, bytes] = {}
@@ -177,11 +182,16 @@ class FileSource:
             followed.check_for_data()  # truncated or rotated while the caller was busy: before reading on
         waited, read = False, 0
         while len(out) < max_records and read < POLL_BYTES:
+            if self._held:  # (out is empty here: a restart happens only in a wait, which comes with nothing read)
+                out, self._held = self._held, []
+                break  # line numbers start at 1 again: one poll never holds two records of one origin
             try:
                 line = self._read_line(self._final or followed.rotating)
             except (EOFError, zlib.error, gzip.BadGzipFile) as e:
                 out += self._csv.unclosed_record(self._lineno)
                 out.append(self._corrupt(e))
+                break
+            if line is _SKIPPING:  # still inside an oversized line: the next poll goes on discarding it
                 break
             if line is None:  # nothing complete to read now
                 if self._final or followed.rotating:  # this file is read to its end
@@ -229,7 +239,8 @@ class FileSource:
 
     # -- reading lines ---------------------------------------------------------------
     def _read_line(self, final: bool) -> tuple[int, bytes, int | None] | None:
-        """The next complete line as ``(line number, bytes, size)``, or None for none yet.
+        """The next complete line as ``(line number, bytes, size)``, or None for none yet, or
+        :data:`_SKIPPING` once this call has discarded ``POLL_BYTES`` of an oversized line.
 
         ``bytes`` has at most ``max_event_bytes + 2`` bytes. ``size`` is None for a whole
         line; for a longer one it is the line's length, and ``bytes`` its first
@@ -237,8 +248,12 @@ class FileSource:
         needs no newline.
         """
         f = self._followed.file
+        skipped = 0
         while self._skip is not None:  # discard the rest of an oversized line
+            if skipped >= POLL_BYTES:  # a poll, and the stop flag read between polls, must not wait for gigabytes
+                return _SKIPPING
             chunk = f.readline(_SKIP_CHUNK)
+            skipped += len(chunk)
             if chunk:
                 self._followed.took(chunk)
                 self._skip[2] += len(chunk)
@@ -272,9 +287,31 @@ class FileSource:
 
     def _start_over(self) -> None:
         """The file is read again from its start, as a new file (truncated, or rotated):
-        line numbers start at 1 again and a CSV starts with its header."""
+        line numbers start at 1 again and a CSV starts with its header. What was read of the old
+        content and is no record yet (a last line without its line end, an oversized line being
+        discarded, a CSV row inside a quoted field) is its record now, as at the end of a rotated
+        file: the next poll returns it first (:attr:`_held`). Truncated in place, it was dropped
+        without a word (review r66 F4)."""
+        self._again = True
+        held: list = []
+        if self._skip is not None:
+            lineno, head, size, _ = self._skip
+            held.append(self._held_line(lineno, head, size))
+        elif self._pending:
+            self._lineno += 1
+            held.append(self._held_line(self._lineno, self._pending, None))
+        held += self._csv.unclosed_record(self._lineno)
+        self._held += [r for r in held if r is not None]
         self._lineno, self._pending, self._skip = 0, b"", None
         self._csv.restart()
+
+    def _held_line(self, lineno: int, line: bytes, size: int | None) -> Event | DeadLetter | None:
+        """The record of a line the file ended in when it was truncated (:meth:`_start_over`). A CSV
+        header that cannot be used is its dead letter there: the run goes on with the file's new content."""
+        try:
+            return self._decode_line(lineno, line, size)
+        except ConfigError as e:
+            return DeadLetter(line[: self._max], "malformed", f"header not used: {e}", f"{self.path}:{lineno}")
 
     def _corrupt(self, error: Exception) -> DeadLetter:
         """The gzip stream cannot be read on: the end of this source. Besides the dead letter (as
@@ -328,6 +365,12 @@ class FileSource:
             self._fmt = "jsonl" if text.lstrip()[:1] in (b"{", b"[") else "csv"
         if self._fmt == "jsonl":
             record = self._decoder.decode_json(text, origin)
+            if lineno == 1 and not self._again and type(record) is DeadLetter and text.lstrip()[:1] == b"[":
+                # a JSON document holding an array of events (a .json export): every line but the last a
+                # dead letter, and the run ended 0 having learned one event (review r66 F5)
+                raise ConfigError(f"source.path: {self.path} holds a JSON array (its first line opens one), not JSON "
+                                  f"Lines (one object a line); convert it (jq -c '.[]' {self.path} > events.jsonl) and "
+                                  "point source.path at the new file")
             if type(record) is DeadLetter and record.reason == "malformed" and b"\r" in text:  # JSON reads CR as a space
                 record = DeadLetter(record.raw, record.reason, f"{record.detail}; the line holds a CR: if the file has "
                                                                f"{CR_ONLY}", origin)
@@ -350,7 +393,7 @@ def _format_from_name(name: str) -> str | None:
     return None
 
 
-def _not_a_file(path: str) -> str:
+def _not_a_file(path: str, follow: bool = False) -> str:
     """Why ``path`` cannot be a file source, and the fix. A pipe (``/dev/stdin``, ``<(zcat x.gz)``,
     a FIFO) exists, but is no file: the source opens its path twice (first bytes for gzip, then
     to read) and a followed one is watched for rotation, which a stream cannot give."""
@@ -358,6 +401,9 @@ def _not_a_file(path: str) -> str:
         what, fix = "is a directory", "point it at a .jsonl or .csv file"
     elif os.path.exists(path):
         what, fix = "is not a regular file (a pipe or FIFO?)", "write the stream to a file first and point it there"
+    elif follow:  # tail -F waits for a file to appear; this source follows one that is there when it starts
+        what, fix = "no such file", ("tail mode follows a file that exists when the run starts: create it first "
+                                     "(touch it, or start the run once its writer has), or fix the path")
     else:
         what, fix = "no such file", "point it at a .jsonl or .csv file"
     return f"source.path: {what} (got {path!r}); {fix} (relative paths start at {os.getcwd()})"
@@ -376,7 +422,7 @@ def open_source(config: SourceConfig, mapping: MappingConfig) -> FileSource:
     if not path:
         raise ConfigError('source.path: required for kind = "file" (got \'\'); set path = "events.jsonl" (.jsonl or .csv, optionally .gz)')
     if not os.path.isfile(path):
-        raise ConfigError(_not_a_file(path))
+        raise ConfigError(_not_a_file(path, config.follow))
     try:
         head = _first_bytes(path)
     except OSError as e:

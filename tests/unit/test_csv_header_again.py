@@ -44,3 +44,39 @@ def test_rows_after_a_header_in_another_order_are_read_in_its_order(tmp_path):
     events, dead, warnings = _read(path)
     assert [(e.x["amount"], e.x["score"]) for e in events] == [(0.0, 0.0), (1.0, -1.0), (2.0, -2.0), (3.0, -3.0)]
     assert len(warnings) == 1 and "the header again, with its columns in another order (id, score, amount, label" in warnings[0]
+
+
+# -- review r66 F1: a header of other columns within the file -----------------------------------------------
+def test_a_header_with_a_renamed_column_within_the_file_is_used_for_the_rows_after_it(tmp_path):
+    """Two exports joined after ``score`` was renamed ``risk``: the second header was read as a row, a learned
+    event whose label was ``'label'``, and the rows after it under the old names."""
+    path = tmp_path / "days.csv"
+    path.write_text(_rows(["id", "amount", "score", "label"], 2, 0)
+                    + "\ufeff" + _rows(["id", "amount", "score", "label"], 2, 2).replace("score", "risk", 1))
+    events, dead, warnings = _read(path)
+    assert [e.y for e in events] == ["fraud", "ok", "fraud", "ok"] and dead == []
+    assert [sorted(e.x) for e in events] == [["amount", "score"]] * 2 + [["amount", "risk"]] * 2
+    assert warnings == [f"{path}:4: a header of other columns within the file (id, amount, risk, label; before: "
+                        "id, amount, score, label): the rows after it are read under it"]
+
+
+def test_a_header_with_a_column_added_within_the_file_is_used_and_a_short_row_stays_a_short_row(tmp_path):
+    path = tmp_path / "days.csv"
+    path.write_text(_rows(["id", "amount", "label"], 1, 0) + "e9,label\n"
+                    + _rows(["id", "amount", "score", "label"], 1, 1))
+    events, dead, warnings = _read(path)
+    assert [(e.id, sorted(e.x)) for e in events] == [("e0", ["amount"]), ("e1", ["amount", "score"])]
+    assert [d.detail for d in dead] == ["row has 2 cells, the header has 3 columns"]  # "e9,label": a row, short
+    assert len(warnings) == 1 and warnings[0].startswith(f"{path}:4: a header of other columns within the file")
+
+
+def test_a_header_within_the_file_that_cannot_be_used_makes_it_and_the_rows_after_it_dead_letters(tmp_path):
+    path = tmp_path / "days.csv"
+    path.write_text(_rows(["id", "amount", "label"], 1, 0) + "id,amount,amount,label\ne1,1,2,ok\n")
+    events, dead, warnings = _read(path)
+    assert [e.id for e in events] == ["e0"]
+    assert [d.detail for d in dead] == [
+        f"header not used: source.path: {path}:3: the CSV header repeats column 'amount'; give each column its own name",
+        f"row of a file whose header could not be used (source.path: {path}:3: the CSV header repeats column "
+        "'amount'; give each column its own name)"]
+    assert len(warnings) == 1 and "the rows after it are dead letters" in warnings[0]

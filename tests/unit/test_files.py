@@ -159,6 +159,29 @@ def test_a_10_mb_line_is_skipped_with_bounded_memory(tmp_path):
     assert len(dead[0]["raw"]) == limit
 
 
+def test_a_poll_discards_at_most_its_bytes_of_an_oversized_line_so_that_a_stop_is_read_between(tmp_path):
+    """A line of gigabytes (a copytruncate's hole in a followed file, a file without line ends) was discarded
+    in one poll, and SIGTERM, read between polls, waited ~40 s (review r66 F2). Now each poll discards at most
+    POLL_BYTES of it; the dead letter and the lines after it come as before."""
+    from connectors.files import POLL_BYTES
+
+    path = tmp_path / "e.jsonl"
+    with open(path, "wb") as f:
+        f.write(b'{"x": [1], "y": "a"}\n')
+        f.truncate(f.tell() + 3 * POLL_BYTES + 5)  # a hole: NUL bytes, no line end
+        f.seek(0, 2)
+        f.write(b'\n{"x": [2], "y": "b"}\n')
+    polls = []
+    with FileSource(path, MappingConfig(max_event_bytes=1024)) as source:
+        while not source.exhausted:
+            polls.append(source.poll(10))
+            assert len(polls) < 10
+    # 16 MiB discarded after the first event, 16 more, then the rest, the dead letter and the event after it
+    assert [[type(r).__name__ for r in p] for p in polls] == [["Event"], [], ["DeadLetter", "Event"]]
+    letter = polls[2][0]
+    assert letter.reason == "oversized" and letter.origin == f"{path}:2" and len(letter.raw) == 1024
+
+
 def test_a_line_just_over_the_limit(tmp_path):
     path = write_lines(tmp_path / "e.jsonl", b'{"x": [1, 2, 3]}', b'{"x": [1, 2, 3, 4]}', b"{" + b" " * 40 + b"}")
     events, dead = read_all(path, MappingConfig(max_event_bytes=16))
@@ -505,3 +528,63 @@ def test_open_source_unreadable_gzip_is_a_config_error(tmp_path, monkeypatch):
         with pytest.raises(ConfigError, match=r"^source\.path: cannot read the file .*Permission denied"):
             open_source(SourceConfig(kind="file", path=str(path)), MappingConfig())
         monkeypatch.undo()
+
+
+def test_appending_to_a_file_a_killed_run_left_inside_a_line_cuts_that_line_first(tmp_path, caplog):
+    """A SIGKILL in the middle of a batch's write left the file ending inside a line, and the next run's
+    first line was glued onto it: one line no JSON reader could parse (review r66 F3)."""
+    import logging
+
+    path = tmp_path / "dead.jsonl"
+    whole = b'{"reason": "malformed"}\n' * 3
+    path.write_bytes(whole + b'{"reason": "mal' + b"x" * 70_000)  # the unfinished line spans blocks
+    with caplog.at_level(logging.WARNING, logger="stream_cl.files"):
+        with JsonlDeadLetterSink(path, append=True) as sink:
+            sink.write([DeadLetter(b"{", "malformed", "invalid JSON", "e.jsonl:1")])
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 4 and all(json.loads(line)["reason"] == "malformed" for line in lines)
+    assert path.read_bytes().startswith(whole)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path} ended inside a line (the run writing it was stopped without finishing it: a kill or a crash): its "
+        "last 70015 bytes, that unfinished line, were cut before the lines of this run were appended"]
+    caplog.clear()
+    with JsonlDeadLetterSink(path, append=True), JsonlDeadLetterSink(tmp_path / "new.jsonl", append=True):
+        pass  # a whole last line, or no file: nothing cut, nothing said
+    assert len(path.read_bytes().splitlines()) == 4 and not caplog.records
+    only = tmp_path / "only.jsonl"
+    only.write_bytes(b'{"reas')  # no whole line at all
+    with JsonlDeadLetterSink(only, append=True):
+        pass
+    assert only.read_bytes() == b""
+
+
+@pytest.mark.parametrize("text", [b'[\n{"x": {"a": 1}, "y": "c"},\n{"x": {"a": 2}, "y": "d"}\n]\n',
+                                  b'\xef\xbb\xbf[{"x": {"a": 1}, "y": "c"}, {"x": {"a": 2}, "y": "d"}]\n'],
+                         ids=["pretty", "one-line"])
+def test_a_json_array_file_is_a_config_error_with_the_conversion(tmp_path, text):
+    """Read as JSON Lines, every line but the last was a dead letter and the run ended 0 (review r66 F5)."""
+    path = tmp_path / "export.json"
+    path.write_bytes(text)
+    with FileSource(path, MappingConfig()) as source, pytest.raises(ConfigError) as raised:
+        source.poll(10)
+    assert str(raised.value) == (f"source.path: {path} holds a JSON array (its first line opens one), not JSON Lines "
+                                 f"(one object a line); convert it (jq -c '.[]' {path} > events.jsonl) and point "
+                                 "source.path at the new file")
+
+
+def test_a_csv_header_of_one_column_holding_a_semicolon_says_the_reader_splits_at_commas(tmp_path):
+    path = write_lines(tmp_path / "semi.csv", b"a;b;y", b"1;2;cat")
+    with FileSource(path, MappingConfig()) as source:
+        source.poll(10)
+        warnings = source.take_warnings()
+    assert warnings[0] == (f"{path}:1: the header is one column, 'a;b;y', holding ';': this reader splits columns at "
+                           "commas only; if the file is separated by ';', convert it to commas first")
+    with FileSource(write_lines(tmp_path / "ok.csv", b"a,b,y", b"1,2,cat"), MappingConfig()) as source:
+        source.poll(10)
+        assert source.take_warnings() == []
+
+
+def test_following_a_file_that_does_not_exist_yet_says_it_must_exist_when_the_run_starts(tmp_path):
+    with pytest.raises(ConfigError, match=r"^source\.path: no such file .*; tail mode follows a file that exists when "
+                                          r"the run starts: create it first"):
+        open_source(SourceConfig(kind="file", path=str(tmp_path / "later.jsonl"), follow=True), MappingConfig())
