@@ -717,10 +717,13 @@ def _keys_in(obj) -> int:
         v = stack.pop()
         if type(v) is dict:
             n += len(v)
-            stack += [x for x in v.values() if type(x) is dict or type(x) is list]
-        else:
+            v = v.values()
+        if not _CONTAINERS.isdisjoint(map(type, v)):  # (in C: most objects hold no object or array)
             stack += [x for x in v if type(x) is dict or type(x) is list]
     return n
+
+
+_CONTAINERS = frozenset((dict, list))
 
 
 class _Repeated(Exception):
