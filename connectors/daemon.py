@@ -36,6 +36,7 @@ Run it as ``python -m connectors.daemon --config daemon.toml`` (see docs/daemon.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -97,6 +98,11 @@ STARTUP_HOLD_S = 60.0  # kafka-python's start-up lines are held back until parti
 # same failure again, likely) is rebuilt after a wait: 1 s, doubling up to 60 s, so a member that cannot
 # commit does not hammer the broker with a new producer, a rejoin and a re-learn every second or two
 RESET_DELAY_S = (1.0, 60.0)
+# a daemon rebuilt in the same process (a start over) restores its checkpoint and catches up with the
+# changelog as a first start does; its heartbeat goes on meanwhile for up to this long, the start-up
+# budget that deploy/k8s gives the first start (its startupProbe: 30 x 10 s), then /healthz says stalled
+REBUILD_ALIVE_S = 300.0
+REBUILD_BEAT_S = 1.0
 DAEMON_WINDOW = 1000  # labelled events per windowed-accuracy point when run.window is not set
 
 
@@ -581,7 +587,8 @@ def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server,
     daemon, failure = None, None
     if not stop.is_set():  # (else a stop asked for since the last look)
         try:
-            daemon = Daemon.from_config(config, stop, metrics, **of_run)
+            with _alive_while_rebuilt(metrics):
+                daemon = Daemon.from_config(config, stop, metrics, **of_run)
         except Exception as e:
             failure = e
     if daemon is None:  # the run ends here: what an earlier build's daemon read is said before the closing line
@@ -598,6 +605,34 @@ def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server,
             daemon._abort()
             return EXIT_FAILED, daemon.metrics
     return daemon.run(), daemon.metrics
+
+
+@contextlib.contextmanager
+def _alive_while_rebuilt(metrics: DaemonMetrics | None):
+    """Beat the run's heartbeat while a daemon is rebuilt after a start over (``metrics``: the run's; None
+    at the first build, which /healthz calls ``starting``), for up to :data:`REBUILD_ALIVE_S`. Nothing
+    turned the loop during the rebuild's restore and changelog catch-up, so /healthz said ``stalled``
+    after ``stall_timeout_s`` and a liveness probe killed a member in the middle of a routine start over
+    (review r69 F2); a rebuild that hangs past the budget is still said to be stalled."""
+    if metrics is None:
+        yield
+        return
+    built = threading.Event()
+
+    def beat():
+        deadline = time.monotonic() + REBUILD_ALIVE_S
+        while time.monotonic() < deadline:
+            metrics.beat()
+            if built.wait(REBUILD_BEAT_S):
+                return
+
+    beating = threading.Thread(target=beat, name="stream-cl-rebuild-beat", daemon=True)
+    beating.start()
+    try:
+        yield
+    finally:
+        built.set()
+        beating.join()
 
 
 def _not_built(config: Config, stop: threading.Event, metrics, failure: Exception | None) -> int:

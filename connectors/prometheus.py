@@ -173,8 +173,11 @@ class TaskAccuracy:
         s = tasks[task] = [0, 0, None]
         return s
 
-    def snapshot(self) -> dict[str, float]:
-        """Each task's accuracy, keyed by the task's name in the run report (:func:`~stream_cl.metrics.report_names`):
+    def snapshot(self, complete: bool = False) -> dict[str, float]:
+        """Each task's accuracy (``complete``: only tasks with a complete window, as the exporter's series are:
+        a task per event, a session or request id given as ``mapping.task``, would make a new series with every
+        scrape, each of one event's 0 or 1; review r69 F1), keyed by the task's name in the run report
+        (:func:`~stream_cl.metrics.report_names`):
         ``str(task)``, or ``repr(task)`` for tasks whose text another tracked task shares. The decoder keeps the
         task ``1`` (a JSON number) and the task ``"1"`` (a string) apart: by ``str()`` alone their series would merge,
         the one written last hiding the other.
@@ -184,6 +187,8 @@ class TaskAccuracy:
         >>> acc.update([Prediction("1", "a", 1.0, "a", 1), Prediction("2", "a", 1.0, "b", "1")])
         >>> acc.snapshot()
         {'1': 1.0, "'1'": 0.0}
+        >>> acc.snapshot(complete=True)
+        {}
         """
         items = list(self._tasks.items())  # one C-level copy: the loop may add a task meanwhile
         names = report_names(task for task, _ in items)
@@ -191,7 +196,7 @@ class TaskAccuracy:
         for task, (n, hits, last) in items:
             if last is not None:
                 out[names[task]] = last
-            elif n:
+            elif n and not complete:
                 out[names[task]] = hits / n
         return out
 
@@ -292,7 +297,7 @@ class DaemonCollector:
             fams["stream_cl_prequential_accuracy_ratio"].add_metric([], acc)
         tasks = getattr(m, "tasks", None)
         if tasks is not None:
-            for task, value in sorted(tasks.snapshot().items()):
+            for task, value in sorted(tasks.snapshot(complete=True).items()):
                 fams["stream_cl_task_accuracy_ratio"].add_metric([task], value)
         fams["stream_cl_model_version"].add_metric([], m.checkpoint_seq)
         for key, lag in sorted(dict(m.lag).items()):

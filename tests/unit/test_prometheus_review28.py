@@ -111,3 +111,15 @@ def test_the_ratio_rule_divides_by_events_and_valid_label_records():
     assert 'stream_cl_events_total{outcome="dead_lettered"}' in numerator
     assert "rate(stream_cl_events_total[5m])" in denominator
     assert re.search(r'rate\(stream_cl_labels_total\{outcome=~"joined\|unknown"\}\[5m\]\)', denominator)
+
+
+def test_a_task_gets_a_series_only_once_it_has_a_complete_window():
+    """Review r69 F1: a task per event (a session id as mapping.task) made a new series with every scrape,
+    up to 100 at once and without end over time, each one event's 0 or 1. Only tasks with a complete window
+    are series now; /model and the status file still show each tracked task's running window."""
+    m = DaemonMetrics()
+    m.tasks = TaskAccuracy(window=3)
+    m.tasks.update([Prediction(str(i), "y", 1.0, "y", f"session-{i}") for i in range(50)])  # one event each
+    m.tasks.update([Prediction(str(i), "y", 1.0, "y" if i != 50 else "n", "day") for i in range(50, 53)])
+    assert {labels["task"]: v for labels, v in scrape(m)["stream_cl_task_accuracy_ratio"]} == {"day": 2 / 3}
+    assert len(m.to_dict()["task_accuracy"]) == 51
