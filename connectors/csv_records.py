@@ -166,7 +166,7 @@ class CsvRecords:
         again = _header_again(cells, self._header) if len(cells) == len(self._header) else None
         if again is not None:
             return self._header_repeated(again, origin)
-        if _is_header(names := [cells[0].removeprefix("\ufeff"), *cells[1:]], self._header, within=True):
+        if self._renamed_header(names := [cells[0].removeprefix("\ufeff"), *cells[1:]]):
             return self._header_changed(names, line, origin)
         if len(cells) != len(self._header):
             detail = f"row has {len(cells)} cells, the header has {len(self._header)} columns"
@@ -188,6 +188,17 @@ class CsvRecords:
                                   "convert it to commas first")
         # a named feature column that is not there: a configuration error, before any row is learned
         self._warnings += check_columns(self._mapping, cells, self.path, self._label_policy)
+
+    def _renamed_header(self, names: list[str]) -> bool:
+        """Whether a record within the file, of the header's number of cells, is a header of other columns:
+        read as a row, its label would be the label column's own name. Its label cell must hold that name,
+        and it must pass :func:`_is_header` ``within`` (two names in their places, names alone): a row of
+        text may hold a column's name, even the label's (a ``y`` column of y/n answers). A header of
+        another number of columns is a dead letter as a row, with every row after it: loud, not learned."""
+        header, label = self._header, self._mapping.label
+        if len(names) != len(header) or label not in header or names[header.index(label)] != label:
+            return False
+        return _is_header(names, header, within=True)
 
     def _header_changed(self, cells: list[str], line: bytes, origin: str) -> DeadLetter | None:
         """A header of other columns within the file (exports joined by ``cat`` after a column was renamed,
@@ -297,9 +308,8 @@ def _is_header(cells: list[str], known: list[str], within: bool = False) -> bool
     It is when it has the same column names (in any order), or when it shares a name with it and either
     has another number of cells (pandas' numbered columns ``0,1,2,y`` with one added) or holds names
     alone: each cell the old header's name or text that is not empty and not a number. ``within``: a
-    record within the file, after rows read under ``known``; there it must hold names alone and share at
-    least half of them, whatever its number of cells (a short text row holding one column's name as a
-    value stays a row). A row seldom
+    record within the file, after rows read under ``known``; there it must hold names alone and at least
+    two of ``known``'s in their own places, whatever its number of cells. A row seldom
     holds a column's name; text rows (categories, ISO times) and a malformed row do not count as a
     header. A header sharing no name with the one before (every column renamed, the label's too) is
     read as a row, with the warning.
@@ -310,7 +320,7 @@ def _is_header(cells: list[str], known: list[str], within: bool = False) -> bool
     (True, False)
     >>> _is_header(["2026-12-06T00:06:41Z", "u42", "view", "churn"], ["ts", "user", "event", "y"])
     False
-    >>> _is_header(["e9", "y"], ["id", "a", "y"], within=True), _is_header(["id", "b", "y"], ["id", "a", "y"], within=True)
+    >>> _is_header(["n", "y"], ["smoker", "y"], within=True), _is_header(["id", "b", "y"], ["id", "a", "y"], within=True)
     (False, True)
     """
     names = set(known)
@@ -321,7 +331,7 @@ def _is_header(cells: list[str], known: list[str], within: bool = False) -> bool
         return False
     if not within and len(cells) != len(known):
         return True
-    if within and 2 * len(shared) < len(names):  # a renamed or added column keeps most names; a row holds few
+    if within and sum(c == k for c, k in zip(cells, known)) < 2:  # a renamed column leaves the others in place
         return False
     return all(cell in names or (cell.strip() and not _is_number(cell)) for cell in cells)
 

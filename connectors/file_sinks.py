@@ -30,18 +30,23 @@ log = logging.getLogger("stream_cl.files")
 __all__ = ["JsonlDeadLetterSink", "JsonlPredictionSink"]
 
 
-def _end_on_a_whole_line(path: Path) -> None:
-    """Cut an unfinished last line off a regular file about to be appended to: a run killed while writing
-    (SIGKILL, a power loss) can leave one, and the next run's first line was glued onto it, one line no
-    JSON reader could parse and the new record lost with it (review r66 F3). The cut line was never a whole
-    record; the run that wrote it ended without its final flush, so its report says nothing of it either."""
+def _end_on_a_whole_line(path: Path) -> bool:
+    """Mend the end of a regular file about to be appended to; returns whether a line end must be written
+    before the new lines. A run killed while writing (SIGKILL, a power loss) can leave an unfinished last
+    line, and the next run's first line was glued onto it: one line no JSON reader could parse, the new
+    record lost with it (review r66 F3). Such a line, which does not parse, is cut off; one that does (a
+    file written without a final line end, by ``"\\n".join``) is kept and ended (review r68 L1). A file
+    that can be appended to but not read or cut (``chattr +a``) is appended to as it is, with a warning
+    (r68 M2): the check never stops a run that could write."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return
-        with open(path, "r+b") as f:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+            return False
+        with open(path, "rb") as f:
             end = f.seek(0, os.SEEK_END)
-            if end == 0 or (f.seek(end - 1) is not None and f.read(1) == b"\n"):
-                return
+            f.seek(end - 1)
+            if f.read(1) == b"\n":
+                return False
             keep, pos = 0, end
             while pos > 0:  # back to the last line end, a block at a time
                 step = min(1 << 16, pos)
@@ -51,12 +56,32 @@ def _end_on_a_whole_line(path: Path) -> None:
                 if i >= 0:
                     keep = pos + i + 1
                     break
-            f.truncate(keep)
+            f.seek(keep)
+            tail = f.read(end - keep) if end - keep <= _WHOLE_LINE_BYTES else b""
     except FileNotFoundError:
-        return
+        return False
+    except OSError as e:
+        log.warning("%s cannot be read to check that its last line is whole (%s): appending after it as it is",
+                    path, e)
+        return False
+    try:
+        json.loads(tail)
+        return True  # a whole record without its line end
+    except ValueError:
+        pass
+    try:
+        os.truncate(path, keep)
+    except OSError as e:
+        log.warning("%s ends inside a line, which cannot be cut off (%s): a line end is written after it, and the "
+                    "lines of this run after that", path, e)
+        return True
     log.warning("%s ended inside a line (the run writing it was stopped without finishing it: a kill or a crash): "
                 "its last %d bytes, that unfinished line, were cut before the lines of this run were appended",
                 path, end - keep)
+    return False
+
+
+_WHOLE_LINE_BYTES = 64 << 20  # a last line longer than this is taken as unfinished without parsing it
 
 
 class _JsonlSink:
@@ -76,10 +101,11 @@ class _JsonlSink:
     def __init__(self, path: str | os.PathLike, append: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if append:
-            _end_on_a_whole_line(self.path)
+        end_line = append and _end_on_a_whole_line(self.path)
         # one open (a FIFO closed and opened again would tell its reader the stream ended)
         self._file = self._open(os.O_TRUNC if not append else 0)
+        if end_line:
+            self._file.write(b"\n")
         self._recheck = False  # set by flush: the next write looks for a rotation
         self._said_unopened = False  # a rotated path that could not be opened again was logged
 

@@ -297,10 +297,11 @@ class FileSource:
         if self._skip is not None:
             lineno, head, size, _ = self._skip
             held.append(self._held_line(lineno, head, size))
-        elif self._pending:
+        held += self._csv.unclosed_record(self._lineno)  # (in line order: its lines come before the one held)
+        if self._pending:  # not decoded: cut inside its last cell, a CSV row was learned with a cut value (r68 L2)
             self._lineno += 1
-            held.append(self._held_line(self._lineno, self._pending, None))
-        held += self._csv.unclosed_record(self._lineno)
+            held.append(DeadLetter(self._pending[: self._max], "malformed", "the file was truncated in place while "
+                                   "this line was unfinished (no line end came)", f"{self.path}:{self._lineno}"))
         self._held += [r for r in held if r is not None]
         self._lineno, self._pending, self._skip = 0, b"", None
         self._csv.restart()

@@ -221,7 +221,8 @@ class StreamingClassifier(ContinualMonitoring, base.MiniBatchClassifier):
 
     def predict_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.Series:
         check_frame_columns(X)  # before X.index, below
-        if not self.classes_:
+        if not self.classes_:  # nothing learned yet: the frame is still judged as it would be later (r68 L6)
+            self.predict_proba_many(X, partition=partition)
             return pd.Series([None] * len(X), index=X.index, dtype=object)
         return self.predict_proba_many(X, partition=partition).idxmax(axis=1)
 

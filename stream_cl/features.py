@@ -73,6 +73,19 @@ KEYED_CATEGORIES = 32
 _VERSIONS = itertools.count(1)  # FeatureIndex.version: unique in the process
 
 
+def _check_hashed_sums(row: np.ndarray, placed: list) -> None:
+    """Refuse an event whose values, each within ``MAX_ABS_VALUE``, sum past it in one hashed input (with a
+    large sample weight the analytic head's statistics reached inf: review r67 F4). Judged once the event's
+    values are all in, so the order of its keys decides nothing (review r68 L5)."""
+    for j in {j for j, _ in placed}:
+        if not -MAX_ABS_VALUE <= row[j] <= MAX_ABS_VALUE:
+            keys = [key for k, key in placed if k == j]
+            raise InvalidFeatureError(keys[-1], float(row[j]), f"hashed into input {j} with {len(keys) - 1} other "
+                                      f"key(s) of this event ({', '.join(repr(k)[:40] for k in keys[:-1][:5])}), "
+                                      f"their values sum past ±{MAX_ABS_VALUE:g}; send smaller values or raise "
+                                      "model.hash_width", "non_finite")
+
+
 def _stable_hash(key: Hashable) -> int:
     return zlib.crc32(repr(key).encode("utf-8"))
 
@@ -212,18 +225,17 @@ class FeatureIndex(OneEventRows):
         new, kinds = NewColumns(), self._kinds
         for i, x in enumerate(xs):
             learned = learn is None or learn[i]
+            placed = []  # (input, key) of each of the event's values
             for key, value, kind, _ in cells(x, self.missing_indicators, self.time_features):
                 h = _stable_hash(key)
                 j = h % self.hash_width
                 # The sign bit comes from the high bits so collisions cancel in expectation.
                 X[i, j] += value if (h >> 31) & 1 == 0 else -value
-                if not -MAX_ABS_VALUE <= X[i, j] <= MAX_ABS_VALUE:  # keys in range that sum past it in one input
-                    raise InvalidFeatureError(key, value, f"hashed into input {j} with other keys of this event, "
-                                              f"their values sum past ±{MAX_ABS_VALUE:g}; send smaller values "
-                                              "or raise model.hash_width", "non_finite")
+                placed.append((j, key))
                 M[i, j] = True
                 if learned and kinds[j] < 0 and j not in new.buckets:  # a bucket's kind: its first learned key's
                     new.buckets[j] = kind
+            _check_hashed_sums(X[i], placed)
         return X, M, new
 
     def commit(self, new_keys: Sequence[Hashable]) -> None:

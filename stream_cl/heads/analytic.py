@@ -244,7 +244,8 @@ class AnalyticClassifier(AnalyticDesign, PartitionedLearner, StreamingClassifier
     def predict_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.Series:
         check_frame_columns(X)  # before X.index, below, and before a partition is entered
         self._enter(partition, learn=False)
-        if not self.head_.classes:
+        if not self.head_.classes:  # nothing learned yet: the frame is still judged as it would be later (r68 L6)
+            self.predict_proba_many(X, partition=partition)
             return pd.Series([None] * len(X), index=X.index, dtype=object)
         top = self.head_.scores(self._design_frame(X)).argmax(axis=1)  # (b,)
         classes = self.head_.classes

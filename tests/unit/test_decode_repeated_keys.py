@@ -67,3 +67,31 @@ def test_repeated_key_finds_a_key_exactly_when_one_is_written_twice(doc, key, se
     assert repeated_key(json.loads(text), text) is None
     twice = text[:-1] + separators[0] + json.dumps(key) + separators[1] + "null}"
     assert repeated_key(json.loads(twice), twice.encode()) == key
+
+
+# -- review r68: L3, L4 and L7 ------------------------------------------------------------------------------
+def test_a_document_too_deep_to_check_is_a_dead_letter_not_an_event():
+    """orjson reads 1,024 levels, Python's parser ~1,000: past it the repeated "y" was not found (r68 L3)."""
+    deep = b"[" * 1000 + b"]" * 1000
+    letter = EventDecoder(MappingConfig()).decode_json(b'{"x": {"a": 1}, "z": ' + deep + b', "y": "fraud", "y" : "ok"}')
+    assert letter.reason == "malformed" and letter.detail == ("invalid JSON: nested too deep to check that no key "
+                                                              "appears twice in one object")
+
+
+def test_a_str_subclass_is_read_as_text():
+    """``bytes(np.str_(...))`` raised: every such record was a dead letter (r68 L4)."""
+    import numpy as np
+
+    event = EventDecoder(MappingConfig()).decode_json(np.str_('{"x": {"a": 1}, "y": "ok"}'))
+    assert event.x == {"a": 1.0} and event.y == "ok"
+    assert repeated_key({"a": 1}, np.str_('{"a": 1, "a": 1}')) == "a"
+
+
+def test_json_text_inside_a_string_is_no_repeated_key_and_a_key_after_it_still_is():
+    meta = json.dumps({"k": 1, "j": {"k": 2}})
+    raw = json.dumps({"x": {"a": 1}, "meta": meta, "y": "ok"}).encode()
+    assert repeated_key(json.loads(raw), raw) is None
+    twice = raw[:-1] + b', "y": "no"}'
+    assert repeated_key(json.loads(twice), twice) == "y"
+    odd = b'{"a\\\\": 1, "b": "\\\\\\": x", "b": 2}'  # a key ending in an escaped backslash; an escaped quote
+    assert repeated_key(json.loads(odd), odd) == "b"

@@ -265,9 +265,28 @@ def test_hashed_keys_whose_values_sum_past_the_bound_in_one_input_are_refused():
 
     same_sign = [k for k in (f"k{i}" for i in range(50)) if (_stable_hash(k) >> 31) & 1 == 0][:2]
     model = AnalyticClassifier(hash_width=1).learn_one({"a": 1.0}, "u")
-    with pytest.raises(InvalidFeatureError, match=f"feature '{same_sign[1]}': hashed into input 0 with other keys"):
+    with pytest.raises(InvalidFeatureError, match=f"feature '{same_sign[1]}': hashed into input 0 with 1 other "
+                                                  f"key\\(s\\) of this event \\('{same_sign[0]}'\\)"):
         model.learn_one({k: 1e100 for k in same_sign}, "v")
     with pytest.raises(InvalidFeatureError, match="sum past"):
         model.predict_proba_one({k: 1e100 for k in same_sign})
     model.learn_one({same_sign[0]: 1e100}, "v", w=1e100)  # one alone is within the bound
     assert np.isfinite(model.state_dict()["head"]["ridge"]["A"]).all()
+
+
+def test_whether_hashed_values_sum_past_the_bound_does_not_depend_on_the_order_of_the_keys():
+    """Judged after each key, {a, b, c} (a + b past the bound, c bringing it back) was refused in one order and
+    learned in another, and a frame reorders its columns (review r68 L5)."""
+    from stream_cl import AnalyticClassifier
+    from stream_cl.features import _stable_hash
+
+    keys = [f"k{i}" for i in range(60)]
+    plus = [k for k in keys if (_stable_hash(k) >> 31) & 1 == 0][:2]
+    minus = [k for k in keys if (_stable_hash(k) >> 31) & 1][:1]
+    model = AnalyticClassifier(hash_width=1).learn_one({"a": 1.0}, "u")
+    for order in (plus + minus, minus + plus):
+        event = {k: 9e99 for k in order}  # 9e99 + 9e99 - 9e99: within the bound however it is summed
+        assert set(model.predict_proba_one(event)) == {"u"}
+    frame = pd.DataFrame([{k: 9e99 for k in plus + minus}, {k: 9e99 for k in minus + plus}])
+    model.learn_many(frame, pd.Series(["u", "v"]))
+    assert model.predict_one({k: 9e99 for k in plus + minus}) in {"u", "v"}

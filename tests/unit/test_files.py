@@ -588,3 +588,41 @@ def test_following_a_file_that_does_not_exist_yet_says_it_must_exist_when_the_ru
     with pytest.raises(ConfigError, match=r"^source\.path: no such file .*; tail mode follows a file that exists when "
                                           r"the run starts: create it first"):
         open_source(SourceConfig(kind="file", path=str(tmp_path / "later.jsonl"), follow=True), MappingConfig())
+
+
+def test_appending_keeps_a_whole_last_line_without_its_line_end_and_ends_it(tmp_path, caplog):
+    """A file written without a final line end ("\\n".join) lost its last record (review r68 L1)."""
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"id": 1}\n{"id": 2}')
+    with JsonlDeadLetterSink(path, append=True) as sink:
+        sink.write([DeadLetter(b"{", "malformed", "invalid JSON", "e.jsonl:1")])
+    assert [json.loads(line).get("id") for line in path.read_bytes().splitlines()] == [1, 2, None]
+    assert not caplog.records
+
+
+def test_appending_to_a_file_that_cannot_be_read_or_cut_goes_on(tmp_path, monkeypatch, caplog):
+    """An append-only file (chattr +a) refuses reading for writing and truncating: the run stopped with exit 1
+    on a file it could append to (review r68 M2). Now it appends, with a warning."""
+    import logging
+
+    import connectors.file_sinks as file_sinks
+
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"id": 1}\n{"id": 2, "cut')
+
+    def refused(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(file_sinks.os, "truncate", refused)
+    with caplog.at_level(logging.WARNING, logger="stream_cl.files"):
+        with JsonlDeadLetterSink(path, append=True) as sink:
+            sink.write([DeadLetter(b"{", "malformed", "invalid JSON", "e.jsonl:1")])
+    assert path.read_bytes().splitlines()[1:] == [b'{"id": 2, "cut', path.read_bytes().splitlines()[2]]
+    assert "which cannot be cut off" in caplog.records[0].getMessage()
+    monkeypatch.setattr(file_sinks, "open", refused, raising=False)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stream_cl.files"):
+        with JsonlDeadLetterSink(path, append=True) as sink:
+            sink.write([DeadLetter(b"{", "malformed", "invalid JSON", "e.jsonl:2")])
+    assert len(path.read_bytes().splitlines()) == 4
+    assert "cannot be read to check that its last line is whole" in caplog.records[0].getMessage()

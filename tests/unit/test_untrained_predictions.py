@@ -35,3 +35,17 @@ def test_an_untrained_model_still_predicts_nothing_for_a_good_event_and_learns_n
     assert model.predict_proba_one({"a": 1.0, "c": "red"}) == {} and model.predict_one({"a": 1.0}) is None
     model.learn_one({"b": 2.0}, "u")
     assert model.predict_proba_one({"b": 2.0}) == {"u": 1.0}  # no column of the unlearned event's was kept
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["online", "analytic"])
+def test_an_untrained_model_judges_a_frame_as_a_trained_one_does(which):
+    """``predict_many`` returned Nones for a frame ``predict_proba_many`` refused (review r68 L6)."""
+    import pandas as pd
+
+    bad = pd.DataFrame({"a": [math.inf, 1.0]})
+    fresh, trained = _models()[which], _models()[which].learn_one({"a": 1.0}, "u")
+    for model in (fresh, trained):
+        for predict in (model.predict_many, model.predict_proba_many):
+            with pytest.raises(InvalidFeatureError):
+                predict(bad)
+    assert fresh.predict_many(pd.DataFrame({"a": [1.0, 2.0]})).tolist() == [None, None]
