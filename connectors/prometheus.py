@@ -191,14 +191,15 @@ class TaskAccuracy:
         {}
         """
         items = list(self._tasks.items())  # one C-level copy: the loop may add a task meanwhile
-        names = report_names(task for task, _ in items)
-        out = {}
+        values = {}
         for task, (n, hits, last) in items:
             if last is not None:
-                out[names[task]] = last
+                values[task] = last
             elif n and not complete:
-                out[names[task]] = hits / n
-        return out
+                values[task] = hits / n
+        # named among the tasks given only: a task with no series must not rename another's (review r70 L1)
+        names = report_names(values)
+        return {names[task]: value for task, value in values.items()}
 
 
 # -- the collector --------------------------------------------------------------------------

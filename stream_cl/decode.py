@@ -713,19 +713,42 @@ def repeated_key(obj, raw: bytes | str) -> str | None:
                     if (len(run) - len(run.lstrip(slash))) % 2)
     if ends == keys:
         return None
+    doc = text.decode("utf-8-sig") if b else text.lstrip(_BOM)
     try:
-        _PAIRS_JSON.decode(text.decode("utf-8-sig") if b else text.lstrip(_BOM))
+        _PAIRS_JSON.decode(doc)
     except _Repeated as e:
         return e.key
-    except RecursionError:  # nested past Python's recursion limit (orjson reads 1,024 levels)
-        return UNNAMED_KEY
     except ValueError:  # (parsed once already: not expected) nothing to say then
         return None
+    except RecursionError:  # nested past Python's recursion limit: orjson reads 1,024 levels, so read it so deep
+        return _repeated_deep(doc)
     return None  # a string that begins with a colon, or an escaped quote before one: no key twice
 
 
-# what repeated_key says of a document nested too deep for Python's parser to check (the standard
-# library's own parsing refuses such a document as invalid JSON: "maximum recursion depth exceeded")
+def _repeated_deep(doc: str) -> str | None:
+    """:func:`repeated_key`'s reading again of a document nested past Python's recursion limit, with the
+    limit raised for it (the parser's C recursion: a few hundred bytes of stack a level). Where it still
+    cannot read it, :data:`UNNAMED_KEY` (a document no reader here checked is refused)."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit + _DEEPEST_JSON)
+    try:
+        _PAIRS_JSON.decode(doc)
+    except _Repeated as e:
+        return e.key
+    except ValueError:
+        return None
+    except RecursionError:
+        return UNNAMED_KEY
+    finally:
+        sys.setrecursionlimit(limit)
+    return None
+
+
+_DEEPEST_JSON = 1100  # levels beyond the recursion limit: orjson reads 1,024, the stdlib path refuses ~1,000
+
+
+# what repeated_key says of a document nested too deep for Python's parser to check, even with its
+# recursion limit raised (not expected: orjson reads no document that deep)
 UNNAMED_KEY = "<nested too deep to check>"
 # a quote and a colon (a key's end, or an escaped quote's inside a string: _ESCAPED_END, after an odd run)
 _KEY_END_BYTES = re.compile(rb'"[ \t\n\r]*:')

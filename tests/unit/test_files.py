@@ -626,3 +626,12 @@ def test_appending_to_a_file_that_cannot_be_read_or_cut_goes_on(tmp_path, monkey
             sink.write([DeadLetter(b"{", "malformed", "invalid JSON", "e.jsonl:2")])
     assert len(path.read_bytes().splitlines()) == 4
     assert "cannot be read to check that its last line is whole" in caplog.records[0].getMessage()
+
+
+def test_appending_after_a_foreign_last_line_nested_past_pythons_limit_cuts_it(tmp_path):
+    """json.loads raised RecursionError, not ValueError, and the sink did not open (review r70 L2)."""
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"id": 1}\n' + b"[" * 200_000)
+    with JsonlDeadLetterSink(path, append=True) as sink:
+        sink.write([DeadLetter(b"{", "malformed", "invalid JSON", "e.jsonl:1")])
+    assert [json.loads(line).get("id") for line in path.read_bytes().splitlines()] == [1, None]

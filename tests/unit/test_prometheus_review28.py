@@ -123,3 +123,14 @@ def test_a_task_gets_a_series_only_once_it_has_a_complete_window():
     m.tasks.update([Prediction(str(i), "y", 1.0, "y" if i != 50 else "n", "day") for i in range(50, 53)])
     assert {labels["task"]: v for labels, v in scrape(m)["stream_cl_task_accuracy_ratio"]} == {"day": 2 / 3}
     assert len(m.to_dict()["task_accuracy"]) == 51
+
+
+def test_a_task_without_a_series_does_not_rename_another_tasks_series():
+    """The number 7 and the text "7" are two tasks; one event of the number (no complete window, no series)
+    renamed the text's series from task="7" to task="'7'" (review r70 L1)."""
+    m = DaemonMetrics()
+    m.tasks = TaskAccuracy(window=2)
+    m.tasks.update([Prediction(str(i), "y", 1.0, "y", "7") for i in range(2)])
+    m.tasks.update([Prediction("9", "y", 1.0, "y", 7)])
+    assert {labels["task"]: v for labels, v in scrape(m)["stream_cl_task_accuracy_ratio"]} == {"7": 1.0}
+    assert m.tasks.snapshot() == {"'7'": 1.0, "7": 1.0}  # /model and the status file name both apart
