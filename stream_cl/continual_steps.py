@@ -141,12 +141,12 @@ class ContinualSteps:
         plan = RowPlan(b)
         row_y, row_w = list(ys), list(w)
         if self.replay_ is not None:
-            draw = self.replay_.interleave(X, M, ys, tasks, labelled)
+            draw = self.replay_.interleave(X, M, ys, tasks, labelled, w)
             if len(draw.y):
                 X, M = np.vstack([X, draw.X]), np.vstack([M, draw.M])
                 plan.add(RowKind.REPLAYED, draw.pos)
                 row_y += draw.y
-                row_w += [1.0] * len(draw.y)
+                row_w += draw.w  # each at its event's weight (review r71)
         order = plan.order()
         learn = np.zeros(plan.n_rows, dtype=bool)
         learn[:b] = labelled  # replayed rows were absorbed by the standardiser when they were fresh

@@ -43,7 +43,7 @@ holds everything, so a restored buffer continues the exact same sequence.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from river import base
@@ -66,6 +66,7 @@ class ReplayDraw:
     y: list
     task: list
     pos: np.ndarray  # (k,) int
+    w: list = field(default_factory=list)  # the sample weight each row's event was learned at
 
 
 class ReplayBuffer(RowStore, RowGroups, base.Base):
@@ -136,8 +137,8 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
         return np.full(n, 1.0 / n) if n else np.zeros(0)
 
     # -- offering and drawing ------------------------------------------------------------
-    def offer(self, x: np.ndarray, m: np.ndarray, y: Hashable, task: Hashable | None = None) -> None:
-        """Offer one labelled row at the current time (then the clock advances)."""
+    def offer(self, x: np.ndarray, m: np.ndarray, y: Hashable, task: Hashable | None = None, w: float = 1.0) -> None:
+        """Offer one labelled row, learned at sample weight ``w``, at the current time (then the clock advances)."""
         d = x.shape[0]
         self._fit_width(d)
         key = self._key(y, task)
@@ -156,6 +157,7 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
             self.size_ += 1
             self.y_.append(None)
             self.task_.append(None)
+            self.w_.append(1.0)
         else:
             slot = self._admit_slot(gid)
             replaced = int(self.gid_[slot]) if slot >= 0 else -1
@@ -163,7 +165,7 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
             self.X_[slot, :d], self.X_[slot, d:] = x, 0.0
             self.M_[slot, :d], self.M_[slot, d:] = m, False
             self.time_[slot], self.gid_[slot] = t, gid
-            self.y_[slot], self.task_[slot] = y, task
+            self.y_[slot], self.task_[slot], self.w_[slot] = y, task, float(w)
         self.last_key_ = key
         self.n_seen_ += 1
         # the group of the row replaced, or this row's if it was dropped, may have no row left; the higher
@@ -181,7 +183,7 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
         return np.minimum(idx, p.size - 1)
 
     def interleave(self, X: np.ndarray, M: np.ndarray, ys: Sequence, tasks: Sequence | None = None,
-                   labelled: np.ndarray | None = None) -> ReplayDraw:
+                   labelled: np.ndarray | None = None, weights: Sequence | None = None) -> ReplayDraw:
         """Offer every labelled row of a batch in order, drawing replay rows as it goes.
 
         Before labelled row ``i`` is offered, ``floor(ratio (c + 1)) - floor(ratio c)``
@@ -197,15 +199,20 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
         capacity shrinks, and rows are evicted, at the same event however the stream is
         batched. Columns past the buffer's width are absent from every stored row; the
         rows drawn are padded to ``d``.
+
+        ``weights``: each row's sample weight (1 where None), kept with the row and given back with
+        each draw of it: an event learned at a weight of 1e-6 is replayed at 1e-6, not at 1 (review
+        r71).
         """
         b, d = X.shape
         tasks = [None] * b if tasks is None else list(tasks)
+        weights = [1.0] * b if weights is None else list(weights)
         labelled = np.array([y is not None for y in ys]) if labelled is None else np.asarray(labelled, dtype=bool)
         last = np.zeros(b, dtype=np.int64)  # 1 + the last input present in each labelled row (0: none)
         if b and d:
             last = np.where(M.any(axis=1), d - np.argmax(M[:, ::-1], axis=1), 0) * labelled
         widths = np.maximum(np.maximum.accumulate(last), self.width_) if b else last
-        parts, pos, ry, rt = [], [], [], []
+        parts, pos, ry, rt, rw = [], [], [], [], []
         for i in np.flatnonzero(labelled):
             w = int(widths[i])
             self._fit_width(w)
@@ -217,7 +224,8 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
                 pos.extend([i] * slots.size)
                 ry.extend(self.y_[s] for s in slots.tolist())
                 rt.extend(self.task_[s] for s in slots.tolist())
-            self.offer(X[i, :w], M[i, :w], ys[i], tasks[i])
+                rw.extend(self.w_[s] for s in slots.tolist())
+            self.offer(X[i, :w], M[i, :w], ys[i], tasks[i], weights[i])
         self.n_replayed_ += len(pos)
         if not parts:
             return ReplayDraw(np.zeros((0, d)), np.zeros((0, d), dtype=bool), [], [], np.zeros(0, dtype=np.int64))
@@ -228,7 +236,7 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
             n, w = rows_x.shape[0], min(rows_x.shape[1], d)
             RX[r : r + n, :w], RM[r : r + n, :w] = rows_x[:, :w], rows_m[:, :w]
             r += n
-        return ReplayDraw(RX, RM, ry, rt, np.asarray(pos, dtype=np.int64))
+        return ReplayDraw(RX, RM, ry, rt, np.asarray(pos, dtype=np.int64), rw)
 
     # -- monitoring --------------------------------------------------------------------
     def report(self) -> dict:
@@ -241,7 +249,7 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
         return {
             "X": self.X_[:n].copy(), "M": self.M_[:n].copy(), "width": self.width_,
             "time": self.time_[:n].copy(), "gid": self.gid_[:n].copy(),
-            "y": list(self.y_), "task": list(self.task_),
+            "y": list(self.y_), "task": list(self.task_), "w": list(self.w_),
             **self._groups_state(), "last_key": key_to_state(self.last_key_),
             "n_seen": self.n_seen_, "n_replayed": self.n_replayed_, "rng": self.rng_.state_dict(),
             "policy": self.policy_name, "group_by": self.group_by,
@@ -274,6 +282,9 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
             self.time_[:n] = np.asarray(state["time"], dtype=np.int64)
             self.gid_[:n] = np.asarray(state["gid"], dtype=np.int64)
         self.y_, self.task_, self.size_ = list(state["y"]), list(state["task"]), n
+        self.w_ = [float(w) for w in state.get("w", [1.0] * n)]  # (states before weights were kept: 1)
+        if len(self.w_) != n:
+            raise ValueError(f"the checkpoint's replay buffer holds {n} rows and {len(self.w_)} weights")
         self._load_groups_state(state)
         self.last_key_ = key_from_state(state["last_key"])
         self.n_seen_, self.n_replayed_ = int(state["n_seen"]), int(state["n_replayed"])

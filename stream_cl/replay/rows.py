@@ -14,6 +14,7 @@ import numpy as np
 __all__ = ["ROW_OVERHEAD", "RowStore"]
 
 # Bytes one stored row costs besides its inputs: time (8), group id (8), label and task references (16).
+# (Its weight's reference, added later, is left out: a budget keeps the rows it kept before.)
 ROW_OVERHEAD = 32
 
 
@@ -27,6 +28,7 @@ class RowStore:
         self.gid_ = np.zeros(0, dtype=np.int64)  # (capacity,) group id (-1: the row is its own group)
         self.y_: list = []  # labels of the live rows
         self.task_: list = []  # tasks of the live rows
+        self.w_: list = []  # sample weights of the live rows (a replayed row is learned at its event's)
         self.size_ = 0
 
     # -- budgets -----------------------------------------------------------------------
@@ -83,11 +85,12 @@ class RowStore:
         if slot != last:
             self.X_[slot], self.M_[slot] = self.X_[last], self.M_[last]
             self.time_[slot], self.gid_[slot] = self.time_[last], self.gid_[last]
-            self.y_[slot], self.task_[slot] = self.y_[last], self.task_[last]
+            self.y_[slot], self.task_[slot], self.w_[slot] = self.y_[last], self.task_[last], self.w_[last]
         self.X_[last] = 0.0
         self.M_[last] = False
         self.y_.pop()
         self.task_.pop()
+        self.w_.pop()
         self.size_ = last
         self._forget_if_empty(gone)
 
