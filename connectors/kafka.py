@@ -41,7 +41,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import CorruptRecordError, KafkaError, KafkaTimeoutError, UnsupportedCodecError
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
-from stream_cl.config import JOIN_POLL_MS, Config, ConfigError, KafkaConfig, MappingConfig
+from stream_cl.config import HEARTBEAT_INTERVAL_MS, JOIN_POLL_MS, Config, ConfigError, KafkaConfig, MappingConfig
 from stream_cl.decode import EventDecoder
 from stream_cl.events import DeadLetter
 from stream_cl.mapping_check import MappingChecks
@@ -505,6 +505,7 @@ class KafkaSource(RebalanceCallbacks):
             auto_offset_reset=cfg.auto_offset_reset,
             max_poll_records=cfg.max_poll_records,
             session_timeout_ms=cfg.session_timeout_ms,
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,  # below every session timeout the config accepts
             max_poll_interval_ms=cfg.max_poll_interval_ms,
             # partition i of every subscribed topic goes to the same member: an event and its label (co-partitioned)
             partition_assignment_strategy=(RangePartitionAssignor,),

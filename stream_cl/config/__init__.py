@@ -24,6 +24,7 @@ Import from ``stream_cl.config``; a test that patches a value patches the module
 
 from .building import MAX_QUOTED_BITS, Config, check_path, load_config_dict
 from .daemon_schema import (
+    HEARTBEAT_INTERVAL_MS,
     JOIN_POLL_MS,
     MAX_SHUTDOWN_S,
     STALL_MARGIN_S,
@@ -61,7 +62,7 @@ from .schema import (
 from .unread import POLICY_ONLY_KEYS, SECTION_SWITCHES, UNREAD_MODEL_KEYS, UNREAD_SECTION_KEYS, policy_unread, unread_keys
 from .writing import to_toml
 
-__all__ = ["JOIN_POLL_MS", "MAX_CONFIG_BYTES", "MAX_COUNT", "MAX_KEY_UNITS", "MAX_QUOTED_BITS", "MAX_SEED",
+__all__ = ["HEARTBEAT_INTERVAL_MS", "JOIN_POLL_MS", "MAX_CONFIG_BYTES", "MAX_COUNT", "MAX_KEY_UNITS", "MAX_QUOTED_BITS", "MAX_SEED",
            "MAX_SHUTDOWN_S", "MAX_THREADS", "MAX_TOTAL", "MAX_WIDTH", "PER_SECOND", "PIPE_WRITER_WAIT_S",
            "POLICY_ONLY_KEYS", "SECTION_SWITCHES", "STALL_MARGIN_S", "UNREAD_MODEL_KEYS", "UNREAD_SECTION_KEYS",
            "ChangelogConfig", "CheckpointConfig", "Config", "ConfigError", "DriftConfig", "HomeostasisConfig",

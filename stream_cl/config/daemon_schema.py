@@ -18,6 +18,7 @@ from .schema import ConfigError, check, finite_positive, nonnegative, positive, 
 
 
 MAX_SHUTDOWN_S = 86_400.0  # kafka.shutdown_timeout_s: a day (threading.Timer overflows past about 9e9 s)
+HEARTBEAT_INTERVAL_MS = 3_000  # the consumer's heartbeat_interval_ms (kafka-python's default), given to it explicitly
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,11 @@ class KafkaConfig:
     fetch_max_bytes: int = field(default=52_428_800, metadata=positive("use a byte limit such as 52428800"))
     max_partition_fetch_bytes: int = field(default=1_048_576, metadata=positive("use a byte limit such as 1048576"))
     max_message_bytes: int = field(default=1_048_576, metadata=positive("match the broker's message.max.bytes, e.g. 1048576"))
-    session_timeout_ms: int = field(default=45_000, metadata=positive("use a timeout such as 45000 (ms)"))
+    # kafka-python's consumer heartbeats every 3000 ms and refuses a session no longer (a traceback at start,
+    # exit 1 for ever); brokers refuse one below group.min.session.timeout.ms, 6000 by default (review r72 F1)
+    session_timeout_ms: int = field(default=45_000, metadata=check(
+        lambda v: v > HEARTBEAT_INTERVAL_MS, f"must be above the consumer's heartbeat interval ({HEARTBEAT_INTERVAL_MS} ms)",
+        "use a timeout such as 45000 (ms), and at least the broker's group.min.session.timeout.ms (6000 by default)"))
     max_poll_interval_ms: int = field(default=300_000, metadata=positive("use a limit such as 300000 (ms)"))
     # transactions need every in-sync replica's acknowledgement: the key stays for old configs, "all" only
     acks: int | str = field(default="all", metadata=check(lambda v: v in ("all", -1), "must be \"all\" (the daemon's output is transactional)", 'use acks = "all", or leave the key out'))
@@ -109,6 +114,12 @@ class KafkaConfig:
         check_bootstrap_servers(self.bootstrap_servers)
         # the broker aborts a transaction open longer than its timeout: every commit would fail and the
         # daemon would start over forever
+        # a labels topic among the event topics: every record of it was decoded as a label, and the daemon
+        # predicted and learned nothing, as healthy as ever (review r72 F2)
+        if self.labels_topic and self.labels_topic in self.topics:
+            raise ConfigError(f"kafka.labels_topic: {self.labels_topic!r} is also in kafka.topics, and each of its "
+                              "records would be read as a label, none as an event; give the delayed labels a topic "
+                              "of their own, or leave kafka.labels_topic empty for labels inside the events")
         if self.commit_interval_ms >= self.transaction_timeout_ms:
             raise ConfigError(f"kafka.commit_interval_ms: must be below kafka.transaction_timeout_ms (got "
                               f"{self.commit_interval_ms} >= {self.transaction_timeout_ms}); lower "
