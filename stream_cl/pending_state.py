@@ -105,10 +105,14 @@ class PendingState:
         for k, v in state.get("counters", {}).items():
             if k in ("added", "joined", "unknown", "expired", "evicted", "replaced", "early"):
                 setattr(self, k, int(v))
-        while len(self._items) > self.max_pending:  # a smaller bound than the run that wrote it
+        # a smaller bound than the run that wrote it: this process drops them, and counts them as its own work
+        # (stream_cl_labels_total; review r73)
+        while len(self._items) > self.max_pending:
             self._items.popitem(last=False)
             self.evicted += 1
+            self.new_lost += 1
         while len(self._early) > self.max_early:
             self._early.popitem(last=False)
             self.unknown += 1
+            self.new_unknown += 1
         return self

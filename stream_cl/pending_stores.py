@@ -101,6 +101,8 @@ class PendingStores:
             if not counts:
                 for name in _COUNTS:
                     setattr(store, name, 0)
+                # what the load dropped under this member's smaller bounds is this member's work (review r73)
+                store.evicted, store.unknown = store.new_lost, store.new_unknown
         self._retire(key)
         self.stores[key] = store
 
