@@ -198,8 +198,26 @@ class Redact(logging.Filter):
                 record.msg, record.args = masked, None
             fields = getattr(record, _FIELDS_ATTR, None)
             if fields:
-                setattr(record, _FIELDS_ATTR, {k: self.mask(v) if isinstance(v, str) else v for k, v in fields.items()})
+                setattr(record, _FIELDS_ATTR, {k: self._masked(v) for k, v in fields.items()})
+            if record.exc_info:  # a traceback's text (an error's message may hold a secret): masked as text
+                text = _TRACEBACKS.formatException(record.exc_info)
+                masked = self.mask(text)
+                if masked is not text:
+                    record.exc_info, record.exc_text = None, masked
         return True
+
+    def _masked(self, value):
+        """A field with every secret masked, in nested lists, tuples and dicts too (review r74 F3)."""
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._masked(v) for v in value) if type(value) in (list, tuple) else value
+        if isinstance(value, dict):
+            return {k: self._masked(v) for k, v in value.items()}
+        return value
+
+
+_TRACEBACKS = logging.Formatter()  # formats a record's exception for Redact, as the handlers' formatters do
 
 
 class StartupQuiet(logging.Filter):

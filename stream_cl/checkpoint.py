@@ -251,8 +251,12 @@ def _decode(v: Any, tensors: Mapping[str, np.ndarray], path: str = "") -> Any:
             return t.to(getattr(torch, v["dtype"])) if v["dtype"] == "bfloat16" else t
         if tag == "$float":
             return float(v["$float"])
-        if tag == "$scalar":
-            return np.dtype(v["$scalar"]).type(_decode(v["value"], tensors, path))
+        if tag == "$scalar":  # what the encoder writes: numbers, booleans, str_ and bytes_ (no void or object
+            # dtype: np.dtype("|V1").type(2e9) allocated 2 GB from a file of 200 bytes, review r74 F1)
+            dtype = np.dtype(v["$scalar"])
+            if dtype.kind not in "biufUS":
+                raise CheckpointError(f"{path or 'state'}: a numpy scalar of dtype {dtype} is not state")
+            return dtype.type(_decode(v["value"], tensors, path))
         if tag == "$bytes":
             return base64.b64decode(v["$bytes"])
         if tag == "$tuple":
@@ -261,7 +265,7 @@ def _decode(v: Any, tensors: Mapping[str, np.ndarray], path: str = "") -> Any:
             return {_decode(k, tensors, path): _decode(x, tensors, path) for k, x in v["$dict"]}
     except KeyError as e:
         raise CheckpointError(f"{path or 'state'}: broken reference {e} in the checkpoint") from None
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise CheckpointError(f"{path or 'state'}: malformed {tag} entry ({e})") from None
     raise CheckpointError(f"{path or 'state'}: unknown tag {tag!r}; the checkpoint was written by a newer stream-cl")
 
@@ -366,10 +370,13 @@ def decode_state(raw: bytes, source: str = "state", hint: str = "") -> tuple[dic
         raise CheckpointError(f"{source}: corrupt state tree ({type(e).__name__}: {str(e)[:200]})") from None
     try:
         state = _decode(tree, tensors)
+        made = {"format": header["format"], "format_version": int(header["format_version"]),
+                "created": float(header.get("created", "nan")), "meta": meta}
     except RecursionError:
         raise CheckpointError(f"{source}: state tree nested too deeply") from None
-    return state, {"format": header["format"], "format_version": int(header["format_version"]),
-                   "created": float(header.get("created", "nan")), "meta": meta}
+    except (ValueError, TypeError, OverflowError) as e:  # a header field or a scalar that is not what it says
+        raise CheckpointError(f"{source}: corrupt state ({type(e).__name__}: {str(e)[:200]})") from None
+    return state, made
 
 
 # -- files ----------------------------------------------------------------------------------

@@ -87,6 +87,8 @@ class Contribution:
                     pending=state["pending"], events=int(state["events"]))
         except (KeyError, TypeError, ValueError) as e:
             raise ContributionError(f"contribution: missing or malformed field ({type(e).__name__}: {e})") from None
+        if c.pending is not None and not isinstance(c.pending, Mapping):  # (its readers look keys up in it)
+            raise ContributionError(f"contribution: malformed field pending (a {type(c.pending).__name__})")
         if digest != _digest(c._tree()):
             raise ContributionError("contribution: content does not match its SHA-256 (corrupted in transit or storage)")
         return c

@@ -96,6 +96,19 @@ class PartExchange:
         category's indicator there, or the reverse: one learner refuses such an event).
         """
         c = Contribution.coerce(contribution)
+        try:
+            checked = self._checked(partition, c)
+        except ContributionError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as e:
+            # a part whose digest holds (anyone can compute one) but whose fields are not a learner's: refused,
+            # changing nothing, where a KeyError or TypeError stopped the daemon at every start (review r74 F1)
+            raise ContributionError(f"contribution of partition {partition!r} is malformed ({type(e).__name__}: "
+                                    f"{str(e)[:200]})") from None
+        return self._merged(partition, c, resum, *checked)
+
+    def _checked(self, partition: Hashable, c: "Contribution") -> tuple:
+        """:meth:`merge`'s checks of ``c``, before any change: what :meth:`_merged` needs of it."""
         theirs, ident = _comparable(c.identity, self._identity())
         if theirs != ident:
             raise ContributionError(f"contribution of partition {partition!r} was made by {_describe(theirs, ident)}; "
@@ -139,8 +152,20 @@ class PartExchange:
         if c.local is not None:
             local = self._local_from_state(c.local, rows_in, width)
             self._align_local(local, (names, kinds), adopted)
+        # what the changes below take as given: hashable classes and names, a count of events
+        categorical = list(c.inputs.get("categorical", ()))  # absent in older contributions
+        for s in c.heads:
+            {*s["classes"], *(s.get("partition_classes") or ())}  # noqa: B018 -- a TypeError for an unhashable one
+        {*categorical}  # noqa: B018
+        if type(c.events) is not int or c.events < 0:
+            raise ContributionError(f"contribution's event count is not a count ({c.events!r})")
+        return heads, names, kinds, incoming, local, categorical
+
+    def _merged(self, partition: Hashable, c: "Contribution", resum: bool, heads, names, kinds, incoming, local,
+                categorical) -> "PartExchange":
+        """:meth:`merge`'s changes, once :meth:`_checked` passed."""
         # from here on the learner changes: align inputs and classes by name
-        self.index_.adopt(names, kinds, c.inputs.get("categorical", ()))  # absent in older contributions
+        self.index_.adopt(names, kinds, categorical)
         mine_names, mine_kinds = list(self.index_.names), self.index_.kinds
         aligned = []
         for i, (h, s, st) in enumerate(zip(heads, c.heads, incoming)):

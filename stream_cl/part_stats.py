@@ -104,13 +104,22 @@ class PartStats:
             raise ContributionError(f"inconsistent part statistics: A {A.shape}, B {B.shape}, counts {counts.shape}")
         if not (np.isfinite(A).all() and np.isfinite(B).all() and np.isfinite(counts).all()):
             raise ContributionError("part statistics hold NaN or infinite values")
+        # a learner's own statistics stay within it (values and weights within 1e100: w x x' within 1e300), and
+        # a part past it, summed with others and solved, made every prediction NaN or 0.5 (review r74 F2)
+        if A.size and np.abs(A).max() > MAX_STATISTIC or B.size and np.abs(B).max() > MAX_STATISTIC:
+            raise ContributionError(f"part statistics hold values past ±{MAX_STATISTIC:g}, which no learner makes")
+        n_rows = int(state["n_rows"])
+        if n_rows < 0 or (counts < 0).any():
+            raise ContributionError("part statistics hold a negative count")
         anchor = state.get("anchor")  # absent in older parts, and in parts of a learner of several
         if anchor is not None:
             anchor = (float(anchor[0]), int(anchor[1]))
             if not (0.0 < anchor[0] <= 1.0 and anchor[1] >= 0):
                 raise ContributionError(f"part statistics hold an invalid anchor {anchor!r}")
-        return cls(la, la.own(la.asarray(A.copy())), la.own(la.asarray(B.copy())), counts.copy(), int(state["n_rows"]),
-                   anchor)
+        return cls(la, la.own(la.asarray(A.copy())), la.own(la.asarray(B.copy())), counts.copy(), n_rows, anchor)
+
+
+MAX_STATISTIC = 1e300  # the largest value a part's statistics may hold (PartStats.from_state)
 
 
 class Part:
