@@ -210,8 +210,8 @@ class Redact(logging.Filter):
         """A field with every secret masked, in nested lists, tuples and dicts too (review r74 F3)."""
         if isinstance(value, str):
             return self.mask(value)
-        if isinstance(value, (list, tuple)):
-            return type(value)(self._masked(v) for v in value) if type(value) in (list, tuple) else value
+        if type(value) in (list, tuple):
+            return type(value)(self._masked(v) for v in value)
         if isinstance(value, dict):
             return {k: self._masked(v) for k, v in value.items()}
         return value

@@ -696,52 +696,40 @@ def repeated_key(obj, raw: bytes | str) -> str | None:
     True
     """
     keys = _keys_in(obj)
-    if type(raw) in (bytes, str):
+    if type(raw) is bytes:
         text = raw
-    else:  # a str subclass (numpy's str_), or bytes-like
-        text = str(raw) if isinstance(raw, str) else bytes(raw)
-    b = type(text) is bytes
-    if text.count(b":" if b else ":") == keys:
+    elif isinstance(raw, str):  # (text, a str subclass such as numpy's str_: its lone surrogates were refused before)
+        text = str(raw).encode("utf-8", "surrogatepass")
+    else:  # bytes-like
+        text = bytes(raw)
+    if text.count(b":") == keys:
         return None
     # (no whitespace before any colon: every key's end is a quote right before one)
-    if text.count(b'":' if b else '":') == keys and (_LOOSE_BYTES if b else _LOOSE_TEXT).search(text) is None:
+    if text.count(b'":') == keys and _LOOSE.search(text) is None:
         return None
-    ends = len((_KEY_END_BYTES if b else _KEY_END_TEXT).findall(text))
-    if ends > keys and (b"\\" if b else "\\") in text:  # less the escaped quotes: after an odd run of backslashes
-        slash = b"\\" if b else "\\"
-        ends -= sum(1 for run in (_ESCAPED_END_BYTES if b else _ESCAPED_END_TEXT).findall(text)
-                    if (len(run) - len(run.lstrip(slash))) % 2)
+    ends = len(_KEY_END.findall(text))
+    if ends > keys and b"\\" in text:  # less the escaped quotes: after an odd run of backslashes
+        ends -= sum(1 for run in _ESCAPED_END.findall(text) if (len(run) - len(run.lstrip(b"\\"))) % 2)
     if ends == keys:
         return None
-    doc = text.decode("utf-8-sig") if b else text.lstrip(_BOM)
-    try:
-        _PAIRS_JSON.decode(doc)
-    except _Repeated as e:
-        return e.key
-    except ValueError:  # (parsed once already: not expected) nothing to say then
-        return None
-    except RecursionError:  # nested past Python's recursion limit: orjson reads 1,024 levels, so read it so deep
-        return _repeated_deep(doc)
-    return None  # a string that begins with a colon, or an escaped quote before one: no key twice
-
-
-def _repeated_deep(doc: str) -> str | None:
-    """:func:`repeated_key`'s reading again of a document nested past Python's recursion limit, with the
-    limit raised for it (the parser's C recursion: a few hundred bytes of stack a level). Where it still
-    cannot read it, :data:`UNNAMED_KEY` (a document no reader here checked is refused)."""
+    doc = text.decode("utf-8-sig", "surrogatepass")
     limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(limit + _DEEPEST_JSON)
-    try:
-        _PAIRS_JSON.decode(doc)
-    except _Repeated as e:
-        return e.key
-    except ValueError:
-        return None
-    except RecursionError:
-        return UNNAMED_KEY
-    finally:
-        sys.setrecursionlimit(limit)
-    return None
+    # read again pair by pair; past Python's recursion limit (orjson reads 1,024 levels), with the limit raised
+    # for this read (the parser's C recursion: a few hundred bytes of stack a level)
+    for extra in (0, _DEEPEST_JSON):
+        sys.setrecursionlimit(limit + extra)
+        try:
+            _PAIRS_JSON.decode(doc)
+        except _Repeated as e:
+            return e.key
+        except ValueError:  # (parsed once already: not expected) nothing to say then
+            return None
+        except RecursionError:
+            continue
+        finally:
+            sys.setrecursionlimit(limit)
+        return None  # a string that begins with a colon, or an escaped quote before one: no key twice
+    return UNNAMED_KEY
 
 
 _DEEPEST_JSON = 1100  # levels beyond the recursion limit: orjson reads 1,024, the stdlib path refuses ~1,000
@@ -751,12 +739,9 @@ _DEEPEST_JSON = 1100  # levels beyond the recursion limit: orjson reads 1,024, t
 # recursion limit raised (not expected: orjson reads no document that deep)
 UNNAMED_KEY = "<nested too deep to check>"
 # a quote and a colon (a key's end, or an escaped quote's inside a string: _ESCAPED_END, after an odd run)
-_KEY_END_BYTES = re.compile(rb'"[ \t\n\r]*:')
-_KEY_END_TEXT = re.compile(r'"[ \t\n\r]*:')
-_ESCAPED_END_BYTES = re.compile(rb'\\+"[ \t\n\r]*:')
-_ESCAPED_END_TEXT = re.compile(r'\\+"[ \t\n\r]*:')
-_LOOSE_BYTES = re.compile(rb"[ \t\n\r]:")  # JSON's whitespace before a colon
-_LOOSE_TEXT = re.compile(r"[ \t\n\r]:")
+_KEY_END = re.compile(rb'"[ \t\n\r]*:')
+_ESCAPED_END = re.compile(rb'\\+"[ \t\n\r]*:')
+_LOOSE = re.compile(rb"[ \t\n\r]:")  # JSON's whitespace before a colon
 
 
 def _keys_in(obj) -> int:

@@ -171,8 +171,8 @@ def _flatten_into(out: dict, items, prefix, depth: int, max_depth: int, nan_miss
             if not -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE:  # NaN, +-inf or too large
                 v = _out_of_range(key, v, nan_missing)
             out[key] = v
-        elif t is str or v is None or v is pd.NA:  # pandas' NA (a row of a nullable column): null, as in a frame
-            out[key] = None if v is pd.NA else v
+        elif t is str or v is None:
+            out[key] = v
         elif t is int:
             if not -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE:  # exact: Python compares int and float exactly
                 _out_of_range(key, v, nan_missing)
@@ -194,6 +194,8 @@ def _flatten_into(out: dict, items, prefix, depth: int, max_depth: int, nan_miss
             out[key] = str(v)
         elif isinstance(v, (datetime, date)):
             out[key] = None if v != v else v  # pandas' NaT is a datetime, and null (as in a frame)
+        elif v is pd.NA:  # pandas' NA (a row of a nullable column): null, as in a frame
+            out[key] = None
         else:
             raise InvalidFeatureError(
                 key, v, f"expected a number, a string, a boolean, null, an object or an array, not {t.__name__}")

@@ -112,14 +112,14 @@ class KafkaConfig:
         if sasl and not self.sasl_mechanism:
             raise ConfigError(f"kafka.sasl_mechanism: required with security_protocol = {self.security_protocol!r}; use \"PLAIN\", \"SCRAM-SHA-256\" or \"SCRAM-SHA-512\"")
         check_bootstrap_servers(self.bootstrap_servers)
-        # the broker aborts a transaction open longer than its timeout: every commit would fail and the
-        # daemon would start over forever
         # a labels topic among the event topics: every record of it was decoded as a label, and the daemon
         # predicted and learned nothing, as healthy as ever (review r72 F2)
         if self.labels_topic and self.labels_topic in self.topics:
             raise ConfigError(f"kafka.labels_topic: {self.labels_topic!r} is also in kafka.topics, and each of its "
                               "records would be read as a label, none as an event; give the delayed labels a topic "
                               "of their own, or leave kafka.labels_topic empty for labels inside the events")
+        # the broker aborts a transaction open longer than its timeout: every commit would fail and the
+        # daemon would start over forever
         if self.commit_interval_ms >= self.transaction_timeout_ms:
             raise ConfigError(f"kafka.commit_interval_ms: must be below kafka.transaction_timeout_ms (got "
                               f"{self.commit_interval_ms} >= {self.transaction_timeout_ms}); lower "
