@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from .early_signals import EarlySignals
+from .early_signals import EarlySignals, exit_settled
 
 if TYPE_CHECKING:
     from stream_cl.config import Config
@@ -179,5 +179,11 @@ def _main(argv: list[str] | None, early: EarlySignals) -> int:
     return 1
 
 
+def entry() -> None:
+    """The ``stream-cl`` command: :func:`main`, then an exit that a late signal cannot turn into a death
+    by signal (:func:`~connectors.early_signals.exit_settled`)."""
+    exit_settled(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -41,13 +41,12 @@ import errno
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
 
-from .early_signals import EarlySignals
+from .early_signals import EarlySignals, exit_settled
 
 # `python -m connectors.daemon` spends a second or more in the imports below (numpy, pandas, kafka-python):
 # a SIGTERM or Ctrl-C meanwhile is kept here, and run_daemon's handlers take it over (a clean stop, exit 0,
@@ -793,4 +792,4 @@ def _main(argv: list[str] | None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_settled(main())  # (a signal during the teardown after a clean stop: still exit 0)

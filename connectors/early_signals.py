@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 
 KEPT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -69,3 +70,17 @@ class EarlySignals:
         self.restore()
         for signum in self.take():
             signal.raise_signal(signum)
+
+
+def exit_settled(code: int):
+    """``sys.exit(code)`` for an entry point whose result is settled: SIGTERM and SIGINT are ignored
+    from here on. The interpreter's teardown after a run takes a second or more (torch, numba and the
+    BLAS threads unloading), and a signal's default action then turned a clean stop, or a run that had
+    written its report, into a death by signal (exit 143; review r77). A stop asked for now has
+    nothing left to stop."""
+    for sig in KEPT_SIGNALS:
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except ValueError:  # (not the main thread: the signals are not this thread's to set)
+            break
+    sys.exit(code)

@@ -7,8 +7,6 @@ only sets the stop flag; the loop finishes its batch and writes the report.
 
 from __future__ import annotations
 
-import errno
-import json
 import math
 import os
 import signal
@@ -17,7 +15,6 @@ import threading
 import time
 from dataclasses import replace
 from importlib import resources
-from pathlib import Path
 
 from stream_cl.config import Config, ConfigError, RunConfig, check_path, unread_keys
 from stream_cl.events import DeadLetter, DeadLetterSink, Event, PredictionSink, Source
@@ -28,6 +25,7 @@ from stream_cl.runtime import set_threads, warm_up
 
 from .files import JsonlDeadLetterSink, JsonlPredictionSink, open_source
 from .progress import Progress
+from .report_file import cannot_write, clear_report, write_report
 from .writable import unwritable
 
 DEMO_EVENTS = 12_003  # lines in the bundled demo stream (12,000 events, 3 bad lines)
@@ -100,6 +98,8 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
     times = TimeCensus(config.mapping, config.model.time_features)  # time features, and no event with a time
     seen, unflushed, flushed_at = 0, False, time.monotonic()
     examples: dict[str, str] = {}  # reason -> the first dead letter's detail (failure() quotes it)
+    # an earlier run's report, beside the outputs this run starts anew, must not be read as this run's (report_file)
+    clear_report(config.run.report)
     # the sinks closed on the way out too: a source that fails (an unusable CSV header) leaves no file open
     with _stop_on_signals(stop) as signals, source, _Outputs(config.run) as outputs:
         while not stop.is_set() and not source.exhausted and not outputs.errors:
@@ -149,26 +149,8 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
         report["output_errors"] = dict(outputs.errors)
     if source.error:
         report["source_error"] = source.error
-    _write_report(config.run.report, report)
+    write_report(config.run.report, report)
     return report
-
-
-def _write_report(path: str, report: dict) -> None:
-    """Write the report to ``path`` (if set). A write that fails (a full disk) is added to the report's
-    ``output_errors`` instead of raised: the CLI still prints the summary, then the error, and exits 1
-    (a traceback here lost a whole run's result after all its work)."""
-    if not path:
-        return
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(report, indent=2, default=str))
-    except OSError as e:
-        report.setdefault("output_errors", {})["run.report"] = _cannot_write("run.report", path, e)
-
-
-def _cannot_write(key: str, path: str, error: OSError) -> str:
-    fix = "free space there" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "check that file system"
-    return f"cannot write {key} {path!r} ({error.strerror or error}); {fix} or choose another path"
 
 
 class _Outputs:
@@ -209,7 +191,7 @@ class _Outputs:
         except BrokenPipeError:
             raise
         except OSError as e:
-            self.errors[key] = _cannot_write(key, self.paths[key], e)
+            self.errors[key] = cannot_write(key, self.paths[key], e)
 
     def __enter__(self):
         return self
@@ -222,7 +204,7 @@ class _Outputs:
             except BrokenPipeError as e:
                 broken = e
             except OSError as e:
-                self.errors.setdefault(key, _cannot_write(key, self.paths[key], e))
+                self.errors.setdefault(key, cannot_write(key, self.paths[key], e))
         if broken is not None and exc[0] is None:
             raise broken
 

@@ -63,6 +63,7 @@ __all__ = [
     "load_checkpoint",
     "save_checkpoint",
     "sufficient_statistics",
+    "write_atomically",
 ]
 
 FORMAT = "stream-cl-checkpoint"
@@ -389,23 +390,30 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping, meta: Mapping | Non
     """
     path = Path(path)
     raw = encode_state(state, meta)
-    tmp = path.parent / f"{_TMP_PREFIX}{path.name}.{os.getpid()}"
+    try:
+        write_atomically(path, raw, path.parent / f"{_TMP_PREFIX}{path.name}.{os.getpid()}")
+    except OSError as e:  # a bare errno names neither the file nor the setting to change
+        raise _write_error(path, e) from e
+    return len(raw)
+
+
+def write_atomically(path: Path, raw: bytes, tmp: Path) -> None:
+    """Write ``raw`` to ``path`` whole or not at all: to ``tmp`` (in the same folder), fsynced, renamed over
+    ``path``, then the folder fsynced. An ``OSError`` as the system raised it, ``tmp`` removed and
+    whatever was at ``path`` left as it was."""
     try:
         with open(tmp, "wb") as f:
             f.write(raw)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException as e:
+    except BaseException:
         try:
             tmp.unlink()
         except OSError:
             pass
-        if isinstance(e, OSError):  # a bare errno names neither the file nor the setting to change
-            raise _write_error(path, e) from e
         raise
     _fsync_dir(path.parent)
-    return len(raw)
 
 
 def _write_error(path: Path, e: OSError) -> CheckpointError:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import connectors.report_file as report_file
 import connectors.run as run_module
 from connectors.cli import main
 from stream_cl.config import Config, ConfigError, RunConfig, SourceConfig
@@ -131,7 +132,14 @@ def _report_write_fails(monkeypatch, target: Path) -> None:
             raise ENOSPC
         return original(self, *args, **kwargs)
 
+    def replace(path, text):  # the report's atomic write (connectors.report_file) meets the full disk first
+        if Path(path) == target:
+            raise ENOSPC
+        return original_replace(path, text)
+
+    original_replace = report_file._replace
     monkeypatch.setattr(Path, "write_text", write_text)
+    monkeypatch.setattr(report_file, "_replace", replace)
 
 
 @pytest.mark.parametrize("quiet", [False, True])

@@ -1,0 +1,98 @@
+"""A file run's JSON report on disk: gone while the run is under way, whole once it is written.
+
+A killed run (SIGKILL, an OOM kill, a power loss) leaves what it wrote so far. Its predictions and dead
+letters are cut short, so the report an earlier run left beside them must not say ``"complete": true``:
+:func:`clear_report` removes it when the run starts, and a reader finds no report until the run has
+written its own. :func:`write_report` writes that one atomically (a temporary file in the same folder,
+fsynced, renamed over the name, then the folder fsynced, as checkpoints are written): a reader sees the
+whole report or none, never a file cut inside its JSON.
+
+A report path that is not a plain file (``/dev/stdout``, a pipe) or that is a symbolic link is written
+in place, as before: a rename would replace the link or the device's name. So is a plain file whose
+folder takes no new file (a writable report in a read-only folder, which the config check allows).
+
+>>> import json, tempfile, pathlib
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "report.json"
+>>> _ = path.write_text('{"complete": true}')     # an earlier run's
+>>> clear_report(str(path)); path.exists()
+False
+>>> write_report(str(path), {"complete": True, "events": 3})
+>>> json.loads(path.read_text())["events"], sorted(p.name for p in path.parent.iterdir())
+(3, ['report.json'])
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+from pathlib import Path
+
+from stream_cl.checkpoint import write_atomically
+
+__all__ = ["cannot_write", "clear_report", "write_report"]
+
+
+def clear_report(path: str) -> None:
+    """Remove the report an earlier run left at ``path`` (module docstring). A link to a file, or a
+    file that cannot be removed, is emptied instead; anything else (a device, a pipe) is left."""
+    if not path:
+        return
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return
+    except OSError:  # nothing there (or nothing this run could read: its own write says why)
+        return
+    if not os.path.islink(path):  # (a link is the user's: its file is emptied below)
+        try:
+            os.unlink(path)
+            return
+        except OSError:
+            pass
+    try:
+        with open(path, "w"):
+            pass
+    except OSError:  # left as it is: the config check found it writable, so the report's own write says why
+        pass
+
+
+def write_report(path: str, report: dict) -> None:
+    """Write ``report`` as JSON to ``path`` (if set), atomically where it is a plain file (module
+    docstring). A write that fails (a full disk) is added to the report's ``output_errors`` instead of
+    raised: the CLI still prints the summary, then the error, and exits 1 (a traceback here lost a
+    whole run's result after all its work)."""
+    if not path:
+        return
+    text = json.dumps(report, indent=2, default=str)
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if not _replaceable(path) or not _replace(path, text):
+            Path(path).write_text(text)
+    except OSError as e:
+        report.setdefault("output_errors", {})["run.report"] = cannot_write("run.report", path, e)
+
+
+def cannot_write(key: str, path: str, error: OSError) -> str:
+    """The message for an output that could not be written: the key, the file, why, and the fix."""
+    fix = "free space there" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "check that file system"
+    return f"cannot write {key} {path!r} ({error.strerror or error}); {fix} or choose another path"
+
+
+def _replaceable(path: str) -> bool:
+    """Whether a rename may put a new file at ``path``: nothing there yet, or a plain file (no link)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return True
+
+
+def _replace(path: str, text: str) -> bool:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``; False (nothing
+    written) where the folder takes no new file. Any other failure raises, the temporary file removed."""
+    target = Path(os.path.abspath(path))
+    try:
+        write_atomically(target, text.encode(), target.parent / f".{target.name}.{os.getpid()}.tmp")
+    except PermissionError:  # a read-only folder (the file in it writable: the config check allows it)
+        return False
+    return True
