@@ -15,7 +15,7 @@ ValueError: label is missing (nan): use predict_one for unlabelled events
 >>> check_weight(0.0)
 Traceback (most recent call last):
 ...
-ValueError: sample weight must be a positive finite number at most 1e+100, got 0.0
+ValueError: sample weight must be a positive finite number from 1e-300 to 1e+50, got 0.0
 """
 
 from __future__ import annotations
@@ -27,34 +27,47 @@ import numpy as np
 import pandas as pd
 from river import base
 
-from .encoding import MAX_ABS_VALUE, check_frame_columns, frame_rows
+from .bounds import MIN_POSITIVE
+from .encoding import check_frame_columns, frame_rows
 from .monitoring import ContinualMonitoring
 from .status import DriftStatus, HeadStatus, LearnerStatus
 
-__all__ = ["MAX_WEIGHT", "StreamingClassifier", "check_label", "check_tasks", "check_weight", "checked_labels",
-           "control_ends"]
+__all__ = ["MAX_WEIGHT", "MIN_WEIGHT", "StreamingClassifier", "check_label", "check_tasks", "check_weight", "checked_labels",
+           "control_ends", "frame_weights"]
 
-# The largest sample weight, the values' bound: a row's w x x' stays within 1e300 for values
-# within MAX_ABS_VALUE. A finite weight such as 1e308 made X'X infinite: the live model, which
-# reads it only at a re-anchor, looked fine, and the model restored from its checkpoint was NaN.
-MAX_WEIGHT = MAX_ABS_VALUE
+# The largest sample weight: a row's w x x' stays within 1e250 for values within encoding.MAX_ABS_VALUE (1e100),
+# so that sums of any number of rows a stream can bring stay within the 1e300 a part's statistics are
+# held to (part_stats.MAX_STATISTIC; review r78: six rows at 1e100 each, w=1e100, made a state that
+# would not load). A finite weight such as 1e308 made X'X infinite: the live model, which reads it
+# only at a re-anchor, looked fine, and the model restored from its checkpoint was NaN. The smallest:
+# a row's noise l / w stays finite (below ~5.6e-309 it overflowed and the batch path's priors were NaN).
+MAX_WEIGHT = 1e50
+MIN_WEIGHT = MIN_POSITIVE
 
 
 def check_label(y) -> None:
     """Refuse a label no model can learn: ``None`` (use predict), unhashable, or a missing value
-    of any type (NaN, a numpy NaN, ``NaT``, ``pd.NA``): each NaN would be a class of its own."""
+    of any type (NaN, a numpy NaN, ``NaT``, ``pd.NA``), alone or in a tuple: each NaN would be a class
+    of its own."""
     if y is None:
         raise ValueError("label is None: use predict_one for unlabelled events")
     try:
         hash(y)
     except TypeError:
         raise TypeError(f"label must be hashable, got {type(y).__name__}") from None
-    try:
-        missing = bool(y != y)  # only a missing value is unequal to itself
-    except (TypeError, ValueError):  # pd.NA: its comparisons are NA, whose truth is ambiguous
-        missing = True
-    if missing:
+    if _missing(y):
         raise ValueError(f"label is missing ({y!r}): use predict_one for unlabelled events")
+
+
+def _missing(y) -> bool:
+    """Whether label ``y`` is, or holds, a missing value: ``("sensor-7", nan)`` was a new class at every
+    event, each NaN unequal to the others (review r78)."""
+    if isinstance(y, (tuple, frozenset)):
+        return any(_missing(v) for v in y)
+    try:
+        return bool(y != y)  # only a missing value is unequal to itself
+    except (TypeError, ValueError):  # pd.NA: its comparisons are NA, whose truth is ambiguous
+        return True
 
 
 def check_tasks(tasks: Sequence | None, n_events: int) -> None:
@@ -86,8 +99,9 @@ def check_weight(w) -> float:
     learner has changed)."""
     if isinstance(w, bool) or not isinstance(w, numbers.Real):
         raise TypeError(f"sample weight must be one real number, got {type(w).__name__} {w!r}")
-    if not 0.0 < w <= MAX_WEIGHT:  # false for NaN
-        raise ValueError(f"sample weight must be a positive finite number at most {MAX_WEIGHT:g}, got {w!r}")
+    if not MIN_WEIGHT <= w <= MAX_WEIGHT:  # false for NaN
+        raise ValueError(f"sample weight must be a positive finite number from {MIN_WEIGHT:g} to {MAX_WEIGHT:g}, "
+                         f"got {w!r}")
     return float(w)
 
 
@@ -126,6 +140,20 @@ def _label_list(ys) -> list:
         raise TypeError(f"labels must be {what}, got {type(ys).__name__} {ys!r:.40}") from None
 
 
+def frame_weights(w, n: int):
+    """``learn_many``'s sample weights ``w`` for ``n`` rows: one number for every row, as River's batch
+    learners take it (``w: float | pd.Series = 1``), or one per row as given (:func:`checked_labels`
+    checks those).
+
+    >>> frame_weights(2.0, 3).tolist(), frame_weights(1, 3), frame_weights([1.0, 2.0], 2)
+    ([2.0, 2.0, 2.0], None, [1.0, 2.0])
+    """
+    if w is None or np.ndim(w) != 0:
+        return w
+    w = check_weight(w)  # a string, a NaN: refused as one event's weight is
+    return None if w == 1.0 else np.full(n, w)
+
+
 def checked_labels(ys: Sequence, n_events: int | None = None, sample_weight=None) -> tuple[list, np.ndarray]:
     """``ys`` as a list (``None``: predict only) and its labelled mask; refuses bad labels, bad
     sample weights (:func:`check_weight`), and labels or sample weights that are not one per event
@@ -155,7 +183,7 @@ def checked_labels(ys: Sequence, n_events: int | None = None, sample_weight=None
         raise ValueError(f"{n_events} events and {np.size(sample_weight)} sample weights: give one weight per event")
     if sample_weight is not None:
         w = np.asarray(sample_weight, dtype=np.float64)
-        bad = np.flatnonzero(~((w > 0.0) & (w <= MAX_WEIGHT)))
+        bad = np.flatnonzero(~((w >= MIN_WEIGHT) & (w <= MAX_WEIGHT)))
         if len(bad):
             check_weight(float(w[bad[0]]))  # the message, for the first one
     for y in ys:
@@ -189,6 +217,10 @@ class StreamingClassifier(ContinualMonitoring, base.MiniBatchClassifier):
 
     @property
     def feature_names_in_(self) -> list:
+        """The inputs' names in column order; with ``hash_width``, the buckets ``0 .. hash_width - 1`` (as
+        many as ``AnalyticClassifier.coef_`` has columns: a key's bucket is its hash's)."""
+        if self.index_.hash_width is not None:
+            return list(range(self.index_.hash_width))
         return list(self.index_.names)
 
     @property
@@ -204,7 +236,8 @@ class StreamingClassifier(ContinualMonitoring, base.MiniBatchClassifier):
         return self
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None, partition: Hashable = None):
-        self.prequential_batch(frame_rows(X), y, w, partition=partition)  # y checked there (checked_labels)
+        rows = frame_rows(X)
+        self.prequential_batch(rows, y, frame_weights(w, len(rows)), partition=partition)  # y checked there (checked_labels)
         return self
 
     def predict_proba_one(self, x: Mapping, partition: Hashable = None) -> dict:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["MAX_IMBALANCE_WEIGHT", "MAX_REPLAY_RATIO", "MIN_COUNT", "MIN_FORGETTING", "is_forgetting", "is_lr_high",
+__all__ = ["MAX_IMBALANCE_WEIGHT", "MAX_REPLAY_RATIO", "MIN_COUNT", "MIN_FORGETTING", "MIN_POSITIVE", "POSITIVE",
+           "is_forgetting", "is_lr_high",
            "is_lr_low", "is_max_weight", "is_nonnegative", "is_open_unit", "is_positive", "is_ratio", "is_real"]
 
 # The smallest forgetting factor: a head's, a drift response's (forget_value) and homeostasis's floor
@@ -30,9 +31,16 @@ def is_real(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
+# The smallest positive value taken (a regularisation, a temperature, a learning rate, a period): below
+# it the reciprocals the heads take (1 / (gamma * decay) in the ridge's inverse, scores / temperature)
+# pass float64's largest number, and a subnormal gamma such as 1e-310 made every weight NaN (review r76).
+MIN_POSITIVE = 1e-300
+POSITIVE = f"a finite number >= {MIN_POSITIVE:g}"  # the rule, as the errors say it
+
+
 def is_positive(v) -> bool:
-    """A finite number > 0. NaN fails every comparison, so it is refused too."""
-    return is_real(v) and 0.0 < v < math.inf
+    """A finite number >= ``MIN_POSITIVE``. NaN fails every comparison, so it is refused too."""
+    return is_real(v) and MIN_POSITIVE <= v < math.inf
 
 
 def is_nonnegative(v) -> bool:

@@ -16,7 +16,7 @@ ValueError: seed must be an int >= 0, got -1; use a non-negative integer such as
 >>> check_positive(float("inf"), "temperature", 0.1)
 Traceback (most recent call last):
 ...
-ValueError: temperature must be a finite number > 0, got inf; use e.g. 0.1
+ValueError: temperature must be a finite number >= 1e-300, got inf; use e.g. 0.1
 >>> check_nonnegative(0.0, "mix_sharpness", 100.0)  # 0 is taken
 >>> check_int("10", "max_columns", 1, 8192, optional=True)
 Traceback (most recent call last):
@@ -35,7 +35,7 @@ import numbers
 
 import numpy as np
 
-from .bounds import MIN_FORGETTING, is_forgetting, is_nonnegative, is_open_unit, is_positive, is_real
+from .bounds import MIN_FORGETTING, POSITIVE, is_forgetting, is_nonnegative, is_open_unit, is_positive, is_real
 
 __all__ = ["MIN_FORGETTING", "check_bool", "check_int", "check_nonnegative", "check_positive", "check_seed",
            "check_signal", "is_forgetting", "is_nonnegative", "is_open_unit", "is_positive", "is_real"]
@@ -49,10 +49,10 @@ def check_seed(seed, name: str = "seed") -> None:
 
 
 def check_positive(v, name: str, example) -> None:
-    """Refuse what is not a finite number > 0 (a regularisation, a temperature, a learning rate):
-    NaN passes every ``<`` test as false and infinity turns the arithmetic into NaN."""
+    """Refuse what is not a finite number >= ``MIN_POSITIVE`` (a regularisation, a temperature, a learning
+    rate): NaN passes every ``<`` test as false and infinity turns the arithmetic into NaN."""
     if not is_positive(v):
-        raise ValueError(f"{name} must be a finite number > 0, got {v!r}; use e.g. {example}")
+        raise ValueError(f"{name} must be {POSITIVE}, got {v!r}; use e.g. {example}")
 
 
 def check_nonnegative(v, name: str, example) -> None:

@@ -14,7 +14,7 @@ Event(x={'age': 42.0, 'smoker': 1.0}, y='sick', id='7', task=None, ts=None, orig
 >>> decoder.decode_json(b'{"x": {"amount": 9.5, "card": {"country": "FR", "cvv": null}, "v": [1, 2]}}', "demo:2").x
 {'amount': 9.5, 'card.country': 'FR', 'card.cvv': None, 'v[0]': 1.0, 'v[1]': 2.0}
 >>> letter = decoder.decode_json(b'{"x": {"a": 1, "b": NaN}}', "demo:3")  # nan_policy "reject" (the default); "missing": b is null
->>> letter.reason, letter.detail
+>>> letter.reason, letter.detail.split(";")[0]  # then what a missing value is instead
 ('non_finite', "feature 'b': not finite (got nan)")
 >>> decoder.decode_json(b'{"x": {"a": 1}, "y": NaN}', "demo:3").reason  # a label by its own rule, whatever nan_policy
 'bad_label'

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "DEFAULT_MAX_CATEGORIES", "DEFAULT_MAX_DEPTH", "MAX_ABS_VALUE", "MAX_CATEGORY_CHARS", "MISSING", "OTHER", "TIME_COLUMNS", "InvalidFeatureError",
+    "DEFAULT_MAX_CATEGORIES", "DEFAULT_MAX_DEPTH", "MAX_ABS_VALUE", "MAX_CATEGORY_CHARS", "MISSING", "NAN_FIX", "OTHER", "TIME_COLUMNS", "InvalidFeatureError",
     "cells", "check_event", "check_frame_columns", "column_clash", "epoch_seconds", "flatten", "frame_rows", "frame_values",
     "indicator_key", "memo_values", "out_of_range", "time_columns",
 ]
@@ -68,9 +68,9 @@ class InvalidFeatureError(ValueError):
     ``"too_deep"``, ``"too_many_features"`` or ``"bad_features"`` (two values flatten to one key).
     """
 
-    def __init__(self, key: Hashable, value: object, reason: str, code: str = "wrong_type"):
+    def __init__(self, key: Hashable, value: object, reason: str, code: str = "wrong_type", fix: str = ""):
         self.key, self.value, self.reason, self.code = key, value, reason, code
-        super().__init__(f"feature {_show_key(key)}: {reason} (got {_show_value(value)})")
+        super().__init__(f"feature {_show_key(key)}: {reason} (got {_show_value(value)}){'; ' + fix if fix else ''}")
 
 
 def column_clash(key: Hashable, value: object, category: tuple | None = None) -> InvalidFeatureError:
@@ -233,7 +233,11 @@ def _out_of_range(key, v, nan_missing: bool) -> None:
     """``None`` for a NaN read as missing; else the error for a number outside ``MAX_ABS_VALUE``."""
     if v != v and nan_missing:
         return None
-    raise InvalidFeatureError(key, v, out_of_range(v), "non_finite")
+    raise InvalidFeatureError(key, v, out_of_range(v), "non_finite", NAN_FIX if v != v else "")
+
+
+# (a pandas frame's NaN is read as missing, a dict's is refused: River's loops over a frame's rows meet it here)
+NAN_FIX = 'a missing value is null (None in Python); the daemon reads NaN as null with mapping.nan_policy = "missing"'
 
 
 # Values a memo may compare (the learners' per-event paths remember predict_proba_one's row for

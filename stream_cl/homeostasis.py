@@ -39,7 +39,7 @@ from collections.abc import Mapping
 
 from river import base
 
-from .bounds import MIN_FORGETTING, is_forgetting, is_lr_high, is_lr_low, is_nonnegative, is_open_unit, is_positive, is_real
+from .bounds import MIN_FORGETTING, POSITIVE, is_forgetting, is_lr_high, is_lr_low, is_nonnegative, is_open_unit, is_positive, is_real
 from .checks import check_signal
 
 __all__ = [
@@ -201,7 +201,7 @@ class Homeostasis(base.Base):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}; use a value such as {example}")
         for name, v, example in (("max_need", max_need, 4.0), ("half_need", half_need, 1.0)):
             if not is_positive(v):
-                raise ValueError(f"{name} must be a finite number > 0, got {v!r}; use a value such as {example}")
+                raise ValueError(f"{name} must be {POSITIVE}, got {v!r}; use a value such as {example}")
         if isinstance(lr_sensitivity, str) or not hasattr(lr_sensitivity, "__iter__"):
             raise ValueError(f"lr_sensitivity must be a sequence of numbers (one per layer), got {lr_sensitivity!r}; "
                              "use e.g. (0.25, 0.5)")

@@ -10,7 +10,7 @@ stream_cl.config.ConfigError: model.gama: unknown key; did you mean 'gamma'?
 >>> load_config_dict({"model": {"gamma": -1}})
 Traceback (most recent call last):
 ...
-stream_cl.config.ConfigError: model.gamma: must be a finite number > 0 (got -1.0); set a positive regularisation such as 1.0
+stream_cl.config.ConfigError: model.gamma: must be a finite number >= 1e-300 (got -1.0); set a positive regularisation such as 1.0
 >>> load_config_dict({"run": {"batch_size": 64}}).run.batch_size
 64
 

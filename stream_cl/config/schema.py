@@ -18,8 +18,8 @@ from typing import Any, Literal
 # The bounds the engine also checks are stream_cl.bounds' (one rule each), imported, so that the config and the
 # library take the same values (each message here names the key and the fix)
 from ..bounds import (
-    MAX_IMBALANCE_WEIGHT, MAX_REPLAY_RATIO, MIN_COUNT, MIN_FORGETTING, is_forgetting, is_lr_high, is_lr_low, is_max_weight,
-    is_nonnegative, is_open_unit, is_positive, is_ratio,
+    MAX_IMBALANCE_WEIGHT, MAX_REPLAY_RATIO, MIN_COUNT, MIN_FORGETTING, POSITIVE, is_forgetting, is_lr_high, is_lr_low,
+    is_max_weight, is_nonnegative, is_open_unit, is_positive, is_ratio,
 )
 
 
@@ -103,7 +103,7 @@ def _finite_nonnegative(fix: str) -> dict:
 
 
 def finite_positive(fix: str) -> dict:
-    return check(is_positive, "must be a finite number > 0", fix)
+    return check(is_positive, f"must be {POSITIVE}", fix)
 
 
 def _forgetting(fix: str) -> dict:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..base_learner import StreamingClassifier, check_label, check_weight, checked_labels, stacked
+from ..base_learner import StreamingClassifier, check_label, check_weight, checked_labels, frame_weights, stacked
 from ..checkpoint import load_all_or_nothing
 from ..checks import check_positive
 from ..column_bound import check_bound, check_columns
@@ -105,11 +106,13 @@ class AnalyticClassifier(AnalyticDesign, PartitionedLearner, StreamingClassifier
         self.max_categories = max_categories
         self.missing_indicators = missing_indicators
         self.time_features = time_features
-        self.index_ = FeatureIndex(hash_width, max_categories, missing_indicators, time_features)
         self.max_columns = max_columns
         check_bound(max_columns)
-        if hash_width is not None:
-            check_columns(1 + hash_width, max_columns, f"hash_width={hash_width} gives")
+        # before the index allocates its hash_width slots (10**8: 760 MB, review r78); one that is not an int
+        # is left to the index, which names it
+        if isinstance(hash_width, numbers.Integral) and not isinstance(hash_width, bool):
+            check_columns(1 + int(hash_width), max_columns, f"hash_width={hash_width} gives")
+        self.index_ = FeatureIndex(hash_width, max_categories, missing_indicators, time_features)
         self.head_ = RidgeClassHead(gamma, forgetting, self.device_)
         self._memo: tuple | None = None  # (keys, values, design row, index width) of the last event
         self._init_parts()
@@ -162,6 +165,7 @@ class AnalyticClassifier(AnalyticDesign, PartitionedLearner, StreamingClassifier
     @one_blas_thread
     def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None, partition: Hashable = None) -> "AnalyticClassifier":
         check_frame_columns(X)  # first: len(X) of a dict of columns counts its keys
+        w = frame_weights(w, len(X))
         labels, labelled = checked_labels(y, len(X), w)  # before anything is learned
         check_partition(partition)  # before the frame's new columns are indexed
         if not labelled.any():  # an empty frame, or predictions only: nothing to learn, nothing changes

@@ -92,7 +92,7 @@ def test_config_errors_name_the_key_and_exit_2(tmp_path, capsys):
         ({"replay": {"seed": -1}}, "replay.seed: must be >= 0 (got -1)"),
         ({"homeostasis": {"lr_sensitivity": [0.25, float("nan")]}}, "homeostasis.lr_sensitivity: must be finite numbers"),
         ({"homeostasis": {"z": float("inf")}}, "homeostasis.z: must be a finite number >= 0 (got inf)"),
-        ({"homeostasis": {"max_need": float("inf")}}, "homeostasis.max_need: must be a finite number > 0 (got inf)"),
+        ({"homeostasis": {"max_need": float("inf")}}, "homeostasis.max_need: must be a finite number >= 1e-300 (got inf)"),
         ({"model": {"max_columns": -1}}, "model.max_columns: must be >= 0 (got -1)"),
         # a run that read nothing said "the source held no events"; an empty list dead-lettered every event
         ({"run": {"max_events": 0}}, "run.max_events: must be > 0 (got 0)"),

@@ -100,7 +100,7 @@ def test_a_checkpoint_keeps_the_resolved_forgetting_so_an_explicit_one_still_mat
 
 # -- D8: gamma and the forgetting factors are the config's rules, with the key named -----------------------------
 @pytest.mark.parametrize("model, message", [
-    ({"gamma": float("inf")}, "model.gamma: must be a finite number > 0 (got inf)"),
+    ({"gamma": float("inf")}, "model.gamma: must be a finite number >= 1e-300 (got inf)"),
     ({"kind": "analytic", "forgetting": [1.5]}, "model.forgetting: each factor must be in [0.5, 1.0] (got [1.5])"),
     ({"forgetting": [1.5]}, "model.forgetting: each factor must be in [0.5, 1.0] (got [1.5])"),
     ({"forgetting": [float("nan")]}, "model.forgetting: each factor must be in [0.5, 1.0]"),

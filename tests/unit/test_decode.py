@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from stream_cl.config import MappingConfig
 from stream_cl.decode import UNFORESEEN, EventDecoder
-from stream_cl.encoding import MAX_ABS_VALUE
+from stream_cl.encoding import MAX_ABS_VALUE, NAN_FIX
 from stream_cl.events import REASONS, DeadLetter, Event
 
 DECODER = EventDecoder(MappingConfig())
@@ -169,7 +169,8 @@ def test_non_finite_by_nan_policy():
         dead(missing.decode_json(raw, "o"), "non_finite")
     dead(missing.decode_csv_row({"a": "inf"}, b"", "o"), "non_finite")
     # the default ("reject") is the behaviour before nan_policy existed
-    assert dead(DECODER.decode_json(b'{"x": {"a": NaN}}', "o"), "non_finite") == "feature 'a': not finite (got nan)"
+    assert dead(DECODER.decode_json(b'{"x": {"a": NaN}}', "o"), "non_finite") == (
+        "feature 'a': not finite (got nan); " + NAN_FIX)
 
 
 def test_too_many_features():

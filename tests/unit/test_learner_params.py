@@ -115,7 +115,7 @@ def test_the_backbone_must_be_a_backbone():
 
 
 def test_the_sgd_head_learning_rate_is_named_as_the_learners_parameter():
-    with pytest.raises(ValueError, match=r"sgd_lr must be a finite number > 0, got -0\.1; use"):
+    with pytest.raises(ValueError, match=r"sgd_lr must be a finite number >= 1e-300, got -0\.1; use"):
         _online(sgd_lr=-0.1)
 
 

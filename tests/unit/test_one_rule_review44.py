@@ -26,6 +26,7 @@ TINY = math.nextafter(0.0, 1.0)  # the smallest positive float
 BELOW_1, ABOVE_1 = math.nextafter(1.0, 0.0), math.nextafter(1.0, 2.0)
 BELOW_HALF = math.nextafter(0.5, 0.0)
 NEG = -TINY
+BELOW_LEAST = math.nextafter(1e-300, 0.0)  # below the least positive value taken (stream_cl.bounds.MIN_POSITIVE)
 MAX = 1.7976931348623157e308  # the largest finite float
 
 
@@ -52,7 +53,8 @@ CASES = [
      [0.5, 1.0], [BELOW_HALF, ABOVE_1, math.nan]),
     ("model", "input_forgetting", {}, lambda v: RidgeStatistics(forgetting=v), "forgetting",
      [0.5, 1.0], [BELOW_HALF, ABOVE_1, math.nan]),
-    ("model", "gamma", {}, lambda v: RidgeStatistics(gamma=v), "gamma", [TINY, MAX], [0.0, math.inf, math.nan]),
+    ("model", "gamma", {}, lambda v: RidgeStatistics(gamma=v), "gamma", [1e-300, MAX],
+     [0.0, BELOW_LEAST, TINY, math.inf, math.nan]),
     ("model", "mix_decay", {}, lambda v: AccuracyMixer(2, decay=v), "mix_decay",
      [TINY, BELOW_1], [0.0, 1.0, math.nan]),
     ("drift", "forget_value", {}, lambda v: DriftMonitor(forget_value=v), "forget_value",
@@ -70,7 +72,8 @@ CASES = [
     ("homeostasis", "lr_low", {}, lambda v: Homeostasis(lr_low=v), "lr_low", [TINY, 1.0], [0.0, ABOVE_1, math.nan]),
     ("homeostasis", "lr_high", {}, lambda v: Homeostasis(lr_high=v), "lr_high", [1.0, math.inf], [BELOW_1, math.nan]),
     ("homeostasis", "z", {}, lambda v: Homeostasis(z=v), "z", [0.0, MAX], [NEG, math.inf, math.nan]),
-    ("homeostasis", "max_need", {}, lambda v: Homeostasis(max_need=v), "max_need", [TINY, MAX], [0.0, math.inf]),
+    ("homeostasis", "max_need", {}, lambda v: Homeostasis(max_need=v), "max_need", [1e-300, MAX],
+     [0.0, BELOW_LEAST, math.inf]),
     ("imbalance", "max_weight", {}, lambda v: ImbalanceCompensator(max_weight=v), "max_weight",
      [1.0, 1e6], [BELOW_1, math.nextafter(1e6, math.inf), math.nan]),
     ("imbalance", "power", {}, lambda v: ImbalanceCompensator(power=v), "power", [0.0, MAX], [NEG, math.inf]),
