@@ -22,6 +22,8 @@ from kafka import TopicPartition
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError, KafkaTimeoutError
 
+from stream_cl.config import JOIN_POLL_MS
+
 from .logs import log_event
 
 __all__ = ["LOOKUP_TIMEOUT_MS", "AssignmentListener", "RebalanceCallbacks", "RebalanceHooks", "ms_left", "resume_offset",
@@ -41,6 +43,11 @@ _EARLIEST = -2  # ListOffsets' timestamp for a partition's first offset (kafka-p
 # committed offsets: the broker looks for timed-out transactions every 10 s by default
 # (transaction.abort.timed.out.transaction.cleanup.interval.ms), then writes the abort
 _TXN_ABORT_MARGIN_MS = 20_000
+# The longest try of a wait for committed offsets: /healthz is beaten between tries, and the config takes no
+# metrics.stall_timeout_s below the longest idle turn (at least JOIN_POLL_MS) + 2 s, so a wait in tries this
+# long is never read as a stall. Tries of a session timeout (45 s by default) were, with a shorter
+# stall_timeout_s, and a liveness probe restarted a healthy member (review r80).
+WAIT_TRY_MS = JOIN_POLL_MS
 
 
 def tp_key(tp: TopicPartition) -> str:
@@ -224,11 +231,11 @@ class RebalanceCallbacks:
         # within the poll interval: the callback runs inside poll(), and the group drops a member past it
         budget_ms = min(max(cfg.session_timeout_ms, cfg.transaction_timeout_ms + _TXN_ABORT_MARGIN_MS),
                         0.9 * cfg.max_poll_interval_ms)
-        started = time.monotonic()
+        started, said = time.monotonic(), 0.0
         while True:
             left_ms = budget_ms - (time.monotonic() - started) * 1000.0
-            try:  # each try at most a session timeout: between tries the wait beats the loop's heartbeat
-                return await fetch(partitions, max(1, int(min(cfg.session_timeout_ms, left_ms))))
+            try:  # tries of at most WAIT_TRY_MS: between them the wait beats the loop's heartbeat
+                return await fetch(partitions, max(1, int(min(WAIT_TRY_MS, left_ms))))
             except KafkaTimeoutError:
                 waited = time.monotonic() - started
                 where = sorted(map(tp_key, partitions))
@@ -243,6 +250,9 @@ class RebalanceCallbacks:
                     raise
                 if self.hooks is not None:  # alive: /healthz must not read the wait as a stall
                     self.hooks.on_wait()
+                if (waited - said) * 1000.0 < cfg.session_timeout_ms:  # a line at each session timeout waited
+                    continue
+                said = waited
                 log_event(log, "committed_offsets_waiting", level=logging.WARNING, partitions=where,
                           waited_s=round(waited, 1), budget_s=round(budget_ms / 1000.0, 1),
                           detail="committed offsets not readable yet: a departed member's open transaction may hold "

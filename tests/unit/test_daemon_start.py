@@ -14,8 +14,10 @@ import pytest
 import connectors.daemon as daemon_module
 import connectors.kafka as kafka_module
 from connectors.kafka import KafkaSource, transactional_id
+from connectors.kafka_assignment import WAIT_TRY_MS
 from connectors.logs import JsonFormatter, teardown_logging
 from stream_cl.config import ConfigError, KafkaConfig, MappingConfig, load_config_dict, to_toml
+from stream_cl.config.daemon_schema import longest_idle_turn_s
 
 
 class _Consumer:
@@ -187,11 +189,11 @@ def test_offsets_held_by_an_open_transaction_are_waited_for_past_the_session_tim
 
     source, clock = _assigned_source(monkeypatch)
     tp = TopicPartition("events", 0)
-    fetch, calls = _fetch_timing_out(clock, times=1, answer={tp: "om"})
+    fetch, calls = _fetch_timing_out(clock, times=15, answer={tp: "om"})
     with caplog.at_level(logging.WARNING, logger="stream_cl.kafka"):
         assert asyncio.run(source._fetch_committed(fetch, {tp})) == {tp: "om"}
-    assert calls == [45_000, 35_000]  # the session timeout, then up to 60 s + 20 s in all
-    assert [r.getMessage() for r in caplog.records] == ["committed_offsets_waiting"]
+    assert calls == [3_000] * 16  # tries of 3 s (WAIT_TRY_MS), past the session timeout (45 s), up to 60 s + 20 s
+    assert [r.getMessage() for r in caplog.records] == ["committed_offsets_waiting"]  # one line a session timeout
 
 
 def test_offsets_never_readable_fail_after_the_wait_naming_the_cause(monkeypatch, caplog):
@@ -240,7 +242,11 @@ def test_a_member_waiting_for_held_offsets_stays_alive_for_healthz(monkeypatch):
     tp = TopicPartition("events", 0)
     fetch, calls = _fetch_timing_out(clock, times=5, answer={tp: "om"})
     assert asyncio.run(source._fetch_committed(fetch, {tp})) == {tp: "om"}
-    assert beats == [1045.0, 1090.0, 1135.0, 1180.0, 1225.0]  # at each session timeout (45 s)
+    # at each try of 3 s (review r80: it was each session timeout, 45 s, longer than a stall_timeout_s the
+    # config takes, whose least is the longest idle turn, at least 3 s, + 2 s)
+    assert beats == [1003.0, 1006.0, 1009.0, 1012.0, 1015.0]
+    # a try is never longer than the shortest idle turn the least stall_timeout_s (that turn + 2 s) allows for
+    assert WAIT_TRY_MS <= 1000 * longest_idle_turn_s(KafkaConfig(poll_timeout_ms=1))
     metrics = SimpleNamespace(beat=lambda: beats.append("beat"))
     Daemon.on_wait(SimpleNamespace(metrics=metrics))  # the daemon's hook: the loop's heartbeat
     assert beats[-1] == "beat"
