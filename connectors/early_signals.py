@@ -73,14 +73,20 @@ class EarlySignals:
 
 
 def exit_settled(code: int):
-    """``sys.exit(code)`` for an entry point whose result is settled: SIGTERM and SIGINT are ignored
-    from here on. The interpreter's teardown after a run takes a second or more (torch, numba and the
-    BLAS threads unloading), and a signal's default action then turned a clean stop, or a run that had
-    written its report, into a death by signal (exit 143; review r77). A stop asked for now has
-    nothing left to stop."""
+    """``sys.exit(code)`` for an entry point whose result is settled: from here on SIGTERM and SIGINT end
+    the process at once with that code. The interpreter's teardown after a run takes a second or more
+    (torch, numba and the BLAS threads unloading), and a signal's default action then turned a clean
+    stop, or a run that had written its report, into a death by signal (exit 143; review r77). Ignored,
+    a signal could not end a teardown that hangs (an exit hook writing to a full pipe; review r79): it
+    now skips what is left of it, as a stop asked for now has nothing else to stop. (Once the
+    interpreter has begun to finalise, no Python handler runs: a signal then waits for the exit.)"""
+
+    def settled(signum, frame=None):
+        os._exit(code if isinstance(code, int) else 1)
+
     for sig in KEPT_SIGNALS:
         try:
-            signal.signal(sig, signal.SIG_IGN)
+            signal.signal(sig, settled)
         except ValueError:  # (not the main thread: the signals are not this thread's to set)
             break
     sys.exit(code)

@@ -231,7 +231,9 @@ class RebalanceCallbacks:
         # within the poll interval: the callback runs inside poll(), and the group drops a member past it
         budget_ms = min(max(cfg.session_timeout_ms, cfg.transaction_timeout_ms + _TXN_ABORT_MARGIN_MS),
                         0.9 * cfg.max_poll_interval_ms)
-        started, said = time.monotonic(), 0.0
+        started, said = time.monotonic(), 0
+        if self.hooks is not None:  # the poll() that runs this callback has spent some of the stall budget already
+            self.hooks.on_wait()
         while True:
             left_ms = budget_ms - (time.monotonic() - started) * 1000.0
             try:  # tries of at most WAIT_TRY_MS: between them the wait beats the loop's heartbeat
@@ -250,9 +252,9 @@ class RebalanceCallbacks:
                     raise
                 if self.hooks is not None:  # alive: /healthz must not read the wait as a stall
                     self.hooks.on_wait()
-                if (waited - said) * 1000.0 < cfg.session_timeout_ms:  # a line at each session timeout waited
+                if int(waited * 1000.0 // cfg.session_timeout_ms) <= said:  # a line at each session timeout waited
                     continue
-                said = waited
+                said = int(waited * 1000.0 // cfg.session_timeout_ms)
                 log_event(log, "committed_offsets_waiting", level=logging.WARNING, partitions=where,
                           waited_s=round(waited, 1), budget_s=round(budget_ms / 1000.0, 1),
                           detail="committed offsets not readable yet: a departed member's open transaction may hold "

@@ -70,7 +70,7 @@ def setup_logging(level: int | str = "INFO", fmt: Format = "auto", stream: IO[st
     ``fmt``: ``"json"`` (JSON lines), ``"text"`` (plain), or ``"auto"`` (text when
     ``stream`` is a terminal, JSON otherwise). ``level``: a name (``"INFO"``) or number.
     Loggers named in ``quiet`` (chatty client libraries) are held at WARNING or above
-    unless ``level`` is DEBUG. With ``hold_until_started`` their lines are held back
+    unless ``level`` is DEBUG. With ``hold_until_started`` their lines are dropped (counted)
     until :func:`startup_done` (see :class:`StartupQuiet`). Credentials are kept out of
     every line, at every level (see :class:`Redact`). Calling it again replaces
     the handler it installed before (and restores the levels first); handlers installed

@@ -14,7 +14,7 @@ folder takes no new file (a writable report in a read-only folder, which the con
 >>> import json, tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "report.json"
 >>> _ = path.write_text('{"complete": true}')     # an earlier run's
->>> clear_report(str(path)); path.exists()
+>>> mode = clear_report(str(path)); path.exists()   # (mode: the old file's permission bits)
 False
 >>> write_report(str(path), {"complete": True, "events": 3})
 >>> json.loads(path.read_text())["events"], sorted(p.name for p in path.parent.iterdir())
@@ -24,6 +24,7 @@ False
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
 import stat
@@ -34,20 +35,29 @@ from stream_cl.checkpoint import write_atomically
 __all__ = ["cannot_write", "clear_report", "write_report"]
 
 
-def clear_report(path: str) -> None:
-    """Remove the report an earlier run left at ``path`` (module docstring). A link to a file, or a
-    file that cannot be removed, is emptied instead; anything else (a device, a pipe) is left."""
+def clear_report(path: str) -> int | None:
+    """Remove the report an earlier run left at ``path`` (module docstring), and the temporary files of
+    a report write that was killed; return the old report's permission bits, which :func:`write_report`
+    gives the new one (a report made private stays so), or None. A link to a file, or a file that cannot
+    be removed, is emptied instead; anything else (a device, a pipe) is left."""
     if not path:
-        return
+        return None
+    for stale in Path(path).parent.glob(f"{glob.escape(_tmp_prefix(path))}*.tmp"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return
+        st = os.stat(path)
     except OSError:  # nothing there (or nothing this run could read: its own write says why)
-        return
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    mode = stat.S_IMODE(st.st_mode)
     if not os.path.islink(path):  # (a link is the user's: its file is emptied below)
         try:
             os.unlink(path)
-            return
+            return mode
         except OSError:
             pass
     try:
@@ -55,19 +65,21 @@ def clear_report(path: str) -> None:
             pass
     except OSError:  # left as it is: the config check found it writable, so the report's own write says why
         pass
+    return mode
 
 
-def write_report(path: str, report: dict) -> None:
+def write_report(path: str, report: dict, mode: int | None = None) -> None:
     """Write ``report`` as JSON to ``path`` (if set), atomically where it is a plain file (module
-    docstring). A write that fails (a full disk) is added to the report's ``output_errors`` instead of
-    raised: the CLI still prints the summary, then the error, and exits 1 (a traceback here lost a
-    whole run's result after all its work)."""
+    docstring), with permission bits ``mode`` where it makes a new file (:func:`clear_report`'s). A write
+    that fails (a full disk) is added to the report's ``output_errors`` instead of raised: the CLI still
+    prints the summary, then the error, and exits 1 (a traceback here lost a whole run's result after
+    all its work)."""
     if not path:
         return
     text = json.dumps(report, indent=2, default=str)
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        if not _replaceable(path) or not _replace(path, text):
+        if not _replaceable(path) or not _replace(path, text, mode):
             Path(path).write_text(text)
     except OSError as e:
         report.setdefault("output_errors", {})["run.report"] = cannot_write("run.report", path, e)
@@ -87,12 +99,16 @@ def _replaceable(path: str) -> bool:
         return True
 
 
-def _replace(path: str, text: str) -> bool:
+def _tmp_prefix(path: str) -> str:
+    return f".{os.path.basename(path)}."
+
+
+def _replace(path: str, text: str, mode: int | None) -> bool:
     """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``; False (nothing
     written) where the folder takes no new file. Any other failure raises, the temporary file removed."""
     target = Path(os.path.abspath(path))
     try:
-        write_atomically(target, text.encode(), target.parent / f".{target.name}.{os.getpid()}.tmp")
+        write_atomically(target, text.encode(), target.parent / f"{_tmp_prefix(path)}{os.getpid()}.tmp", mode)
     except PermissionError:  # a read-only folder (the file in it writable: the config check allows it)
         return False
     return True

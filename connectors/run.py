@@ -99,7 +99,7 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
     seen, unflushed, flushed_at = 0, False, time.monotonic()
     examples: dict[str, str] = {}  # reason -> the first dead letter's detail (failure() quotes it)
     # an earlier run's report, beside the outputs this run starts anew, must not be read as this run's (report_file)
-    clear_report(config.run.report)
+    report_mode = clear_report(config.run.report)
     # the sinks closed on the way out too: a source that fails (an unusable CSV header) leaves no file open
     with _stop_on_signals(stop) as signals, source, _Outputs(config.run) as outputs:
         while not stop.is_set() and not source.exhausted and not outputs.errors:
@@ -149,7 +149,7 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
         report["output_errors"] = dict(outputs.errors)
     if source.error:
         report["source_error"] = source.error
-    write_report(config.run.report, report)
+    write_report(config.run.report, report, report_mode)
     return report
 
 

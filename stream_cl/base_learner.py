@@ -99,10 +99,11 @@ def check_weight(w) -> float:
     learner has changed)."""
     if isinstance(w, bool) or not isinstance(w, numbers.Real):
         raise TypeError(f"sample weight must be one real number, got {type(w).__name__} {w!r}")
-    if not MIN_WEIGHT <= w <= MAX_WEIGHT:  # false for NaN
+    value = float(w)  # first: numpy's float32 would compare the bounds in float32, where 1e-300 is 0 (review r79)
+    if not MIN_WEIGHT <= value <= MAX_WEIGHT:  # false for NaN
         raise ValueError(f"sample weight must be a positive finite number from {MIN_WEIGHT:g} to {MAX_WEIGHT:g}, "
                          f"got {w!r}")
-    return float(w)
+    return value
 
 
 def widened(P: np.ndarray, c: int) -> np.ndarray:

@@ -17,8 +17,8 @@ import math
 import numbers
 
 __all__ = ["MAX_IMBALANCE_WEIGHT", "MAX_REPLAY_RATIO", "MIN_COUNT", "MIN_FORGETTING", "MIN_POSITIVE", "POSITIVE",
-           "is_forgetting", "is_lr_high",
-           "is_lr_low", "is_max_weight", "is_nonnegative", "is_open_unit", "is_positive", "is_ratio", "is_real"]
+           "is_forgetting", "is_lr_high", "is_lr_low", "is_max_weight", "is_nonnegative", "is_off_or_positive",
+           "is_open_unit", "is_positive", "is_ratio", "is_real"]
 
 # The smallest forgetting factor: a head's, a drift response's (forget_value) and homeostasis's floor
 # (min_forgetting); a head forgetting faster keeps about two rows. It lives here, not in stream_cl.heads,
@@ -31,9 +31,10 @@ def is_real(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
-# The smallest positive value taken (a regularisation, a temperature, a learning rate, a period): below
-# it the reciprocals the heads take (1 / (gamma * decay) in the ridge's inverse, scores / temperature)
-# pass float64's largest number, and a subnormal gamma such as 1e-310 made every weight NaN (review r76).
+# The smallest positive value taken (a regularisation, a temperature, a learning rate, a period). A subnormal
+# gamma such as 1e-310 made every weight NaN (review r76): the reciprocals the heads take (1 / (gamma * decay)
+# in the ridge's inverse, decay down to 0.1; scores / temperature) passed float64's largest number. Values
+# down to ~1e-307 still worked; 1e-300 keeps those reciprocals, and their sums over rows, well inside it.
 MIN_POSITIVE = 1e-300
 POSITIVE = f"a finite number >= {MIN_POSITIVE:g}"  # the rule, as the errors say it
 
@@ -41,6 +42,11 @@ POSITIVE = f"a finite number >= {MIN_POSITIVE:g}"  # the rule, as the errors say
 def is_positive(v) -> bool:
     """A finite number >= ``MIN_POSITIVE``. NaN fails every comparison, so it is refused too."""
     return is_real(v) and MIN_POSITIVE <= v < math.inf
+
+
+def is_off_or_positive(v) -> bool:
+    """0 (a part switched off, such as ``sgd_lr``), or what :func:`is_positive` takes."""
+    return is_real(v) and (v == 0 or is_positive(v))
 
 
 def is_nonnegative(v) -> bool:

@@ -397,12 +397,14 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping, meta: Mapping | Non
     return len(raw)
 
 
-def write_atomically(path: Path, raw: bytes, tmp: Path) -> None:
+def write_atomically(path: Path, raw: bytes, tmp: Path, mode: int | None = None) -> None:
     """Write ``raw`` to ``path`` whole or not at all: to ``tmp`` (in the same folder), fsynced, renamed over
-    ``path``, then the folder fsynced. An ``OSError`` as the system raised it, ``tmp`` removed and
-    whatever was at ``path`` left as it was."""
+    ``path``, then the folder fsynced; ``mode``: the new file's permission bits (else the umask's). An
+    ``OSError`` as the system raised it, ``tmp`` removed and whatever was at ``path`` left as it was."""
     try:
         with open(tmp, "wb") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             f.write(raw)
             f.flush()
             os.fsync(f.fileno())

@@ -237,7 +237,7 @@ def _out_of_range(key, v, nan_missing: bool) -> None:
 
 
 # (a pandas frame's NaN is read as missing, a dict's is refused: River's loops over a frame's rows meet it here)
-NAN_FIX = 'a missing value is null (None in Python); the daemon reads NaN as null with mapping.nan_policy = "missing"'
+NAN_FIX = 'a missing value is null (None in Python); a run reads NaN as null with mapping.nan_policy = "missing"'
 
 
 # Values a memo may compare (the learners' per-event paths remember predict_proba_one's row for

@@ -19,7 +19,7 @@ from typing import Any, Literal
 # library take the same values (each message here names the key and the fix)
 from ..bounds import (
     MAX_IMBALANCE_WEIGHT, MAX_REPLAY_RATIO, MIN_COUNT, MIN_FORGETTING, POSITIVE, is_forgetting, is_lr_high, is_lr_low,
-    is_max_weight, is_nonnegative, is_open_unit, is_positive, is_ratio,
+    is_max_weight, is_nonnegative, is_off_or_positive, is_open_unit, is_positive, is_ratio,
 )
 
 
@@ -202,7 +202,8 @@ class ModelConfig:
     forgetting: list[float] | None = field(default=None, metadata=_forgetting("1.0 keeps everything, 0.99 forgets fast"))
     input_forgetting: list[float] = field(default_factory=lambda: [0.999, 1.0], metadata=_forgetting(
         "1.0 keeps everything, 0.99 forgets fast"))  # heads on the inputs only (kind = "online")
-    sgd_lr: float = field(default=0.01, metadata=_finite_nonnegative("use 0 for no SGD softmax head"))
+    sgd_lr: float = field(default=0.01, metadata=check(is_off_or_positive, f"must be 0 (no SGD head) or {POSITIVE}",
+                                                       "use 0 for no SGD softmax head, or a rate such as 0.01"))
     mix_decay: float = field(default=0.995, metadata=check(is_open_unit, "must be in (0, 1)", "use e.g. 0.995 (a memory of about 200 events)"))
     width: int = field(default=256, metadata=check(
         lambda v: 0 <= v <= MAX_WIDTH, f"must be in [0, {MAX_WIDTH:_}]",

@@ -310,7 +310,7 @@ def _assign(committed, starts, saved):
     source = RebalanceCallbacks()
     source.consumer = FakeGroupConsumer(committed, starts)
     source.cfg = SimpleNamespace(session_timeout_ms=6000, transaction_timeout_ms=10_000, max_poll_interval_ms=300_000)
-    source.hooks = SimpleNamespace(on_assign=lambda partitions: saved)
+    source.hooks = SimpleNamespace(on_assign=lambda partitions: saved, on_wait=lambda: None)
     source.assigned, source.positions, source.replay_until, source.committed = set(), {}, {}, {}
     source.rebalances = 0
     asyncio.run(source._on_assigned(set(committed) | set(starts) | set(saved)))

@@ -16,7 +16,7 @@ from stream_cl.config import ConfigError, load_config_dict, to_toml
     "data, message",
     [
         # inf passed `>= 0` / `> 0` and the run exited 0 with accuracy 0.0 (sgd_lr, trainable.lr) or 0.73
-        ({"model": {"sgd_lr": float("inf")}}, "model.sgd_lr: must be a finite number >= 0 (got inf); use 0 for no SGD"),
+        ({"model": {"sgd_lr": float("inf")}}, "model.sgd_lr: must be 0 (no SGD head) or a finite number >= 1e-300 (got inf); use 0 for no SGD"),
         ({"model": {"temperature": float("inf")}}, "model.temperature: must be a finite number >= 1e-300 (got inf)"),
         ({"trainable": {"lr": float("inf")}}, "trainable.lr: must be a finite number >= 1e-300 (got inf)"),
         ({"trainable": {"weight_decay": float("inf")}}, "trainable.weight_decay: must be a finite number >= 0 (got inf)"),

@@ -65,7 +65,7 @@ def test_a_takeover_that_failed_looks_nothing_up_and_warns_of_nothing(caplog):
     source = RebalanceCallbacks()
     source.consumer = FakeGroupConsumer({tp: 600}, {tp: 300})  # deleted records below a committed offset
     source.cfg = SimpleNamespace(session_timeout_ms=6000, transaction_timeout_ms=10_000, max_poll_interval_ms=300_000)
-    source.hooks = SimpleNamespace(on_assign=lambda partitions: None)  # the owner stops
+    source.hooks = SimpleNamespace(on_assign=lambda partitions: None, on_wait=lambda: None)  # the owner stops
     source.assigned, source.positions, source.replay_until, source.committed = set(), {}, {}, {}
     source.rebalances = 0
     with caplog.at_level(logging.WARNING, logger="stream_cl.kafka"):

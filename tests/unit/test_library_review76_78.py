@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import tracemalloc
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -127,3 +128,25 @@ def test_a_tuple_label_holding_a_nan_is_refused(make):
         model.learn_one({"a": 1.0}, ("sensor-7", float("nan")))
     model.learn_one({"a": 1.0}, ("sensor-7", 1.5))
     assert model.classes_ == [("sensor-7", 1.5)]
+
+
+@pytest.mark.parametrize("make", LEARNERS)
+def test_a_float32_weight_is_judged_as_a_float(make):
+    # review r79: compared in float32, the least weight 1e-300 was 0 and a float32 0 passed, then failed
+    # half way through the update
+    model = _trained(make)
+    before = model.predict_proba_one({"a": 1.0, "b": 2.0})
+    for w in (np.float32(0.0), np.float16(0.0), -0.0):
+        with pytest.raises(ValueError, match="sample weight must be a positive finite number"):
+            model.learn_one({"a": 1.0, "b": 2.0}, "q", w=w)
+    assert model.predict_proba_one({"a": 1.0, "b": 2.0}) == before
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (was: an overflow warning in the cast at every call)
+        model.learn_one({"a": 1.0, "b": 2.0}, "q", w=np.float32(2.0))
+
+
+def test_the_sgd_rate_is_off_or_at_least_the_least_positive():
+    assert load_config_dict({"model": {"sgd_lr": 0.0}}).model.sgd_lr == 0.0
+    with pytest.raises(ConfigError, match=r"model\.sgd_lr: must be 0 \(no SGD head\) or a finite number >= 1e-300"):
+        load_config_dict({"model": {"sgd_lr": 1e-310}})
+

@@ -104,7 +104,7 @@ def test_a_folder_that_takes_no_new_file_gets_the_report_in_place(tmp_path, monk
     path.write_text("{}")
     before = path.stat().st_ino
 
-    def read_only_folder(target, raw, tmp):  # (root, as CI runs, may write anywhere: the refusal is simulated)
+    def read_only_folder(target, raw, tmp, mode=None):  # (root, as CI runs, may write anywhere: the refusal is simulated)
         raise PermissionError(errno.EACCES, "Permission denied", str(tmp))
 
     monkeypatch.setattr(report_file, "write_atomically", read_only_folder)
@@ -132,3 +132,31 @@ def test_the_command_is_the_settled_entry_point():
     text = (ROOT / "pyproject.toml").read_text()
     assert 'stream-cl = "connectors.cli:entry"' in text
     assert signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN  # (importing the module changes nothing)
+
+
+def test_a_signal_after_the_exit_code_is_settled_ends_a_hanging_teardown_with_that_code():
+    # review r79: ignored, a signal could not end a teardown that hangs; it now skips the rest of it
+    code = textwrap.dedent("""
+        import atexit, os, signal
+        import connectors.cli as cli
+        cli.main = lambda argv=None: 0
+        atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), print("the teardown went on", flush=True)))
+        cli.entry()
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "went on" not in proc.stdout, (proc.returncode, proc.stdout, proc.stderr)
+
+
+def test_a_private_report_stays_private_and_a_killed_write_leaves_nothing(tmp_path):
+    config = _config(tmp_path)
+    report = tmp_path / "report.json"
+    report.write_text("{}")
+    report.chmod(0o600)
+    stale = tmp_path / f".report.json.{os.getpid() + 1}.tmp"  # a write killed before its rename
+    stale.write_text('{"comp')
+    other = tmp_path / ".other.json.7.tmp"  # not the report's
+    other.write_text("")
+    run_file(config, warn=lambda _: None)
+    assert json.loads(report.read_text())["complete"] and (report.stat().st_mode & 0o777) == 0o600
+    assert not stale.exists() and other.exists()
+

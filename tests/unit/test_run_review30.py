@@ -132,10 +132,10 @@ def _report_write_fails(monkeypatch, target: Path) -> None:
             raise ENOSPC
         return original(self, *args, **kwargs)
 
-    def replace(path, text):  # the report's atomic write (connectors.report_file) meets the full disk first
+    def replace(path, text, mode=None):  # the report's atomic write (connectors.report_file) meets the full disk first
         if Path(path) == target:
             raise ENOSPC
-        return original_replace(path, text)
+        return original_replace(path, text, mode)
 
     original_replace = report_file._replace
     monkeypatch.setattr(Path, "write_text", write_text)
