@@ -24,7 +24,8 @@ interval's events while the child flushes and commits (the child begins the next
 transaction as soon as one commits, and what is written meanwhile waits in the pipe). The child ignores SIGINT and SIGTERM: the daemon owns shutdown and
 closes it after the final commit. If the daemon dies, the child reads end-of-file and
 aborts the open transaction: what the daemon did since its last commit is never seen,
-and a restart does it again, once.
+and a restart does it again, once. If it dies while a commit runs, the commit stands and
+the child, whose reply finds no reader, closes its producer and exits 0 all the same.
 """
 
 from __future__ import annotations
@@ -346,13 +347,13 @@ def _serve(conn: Connection) -> int:
             continue
         if kind == "close":  # what is not committed is aborted
             writer.close(timeout=10)
-            conn.send(("ok", writer.sent))
+            _reply(conn, ("ok", writer.sent))
             return 0
         try:  # "commit"
             if error is not None:
                 raise error
             sent = writer.commit(*message[1:4])
-            conn.send(("ok", (sent, time.monotonic() - message[4])))
+            reply = ("ok", (sent, time.monotonic() - message[4]))
         except Exception as e:  # noqa: BLE001 -- the transaction is aborted; the daemon decides what follows
             error = None
             try:
@@ -360,7 +361,22 @@ def _serve(conn: Connection) -> int:
             except Exception:  # noqa: BLE001 -- a fenced producer cannot begin again; the daemon replaces it
                 pass
             reason = str(e) if isinstance(e, DeliveryError) else f"publishing failed: {type(e).__name__}: {e}"
-            conn.send(("fenced" if isinstance(e, Fenced) else "aborted", reason))
+            reply = ("fenced" if isinstance(e, Fenced) else "aborted", reason)
+        # a reply the daemon cannot take: it died while the commit ran (which stands, or was aborted), and
+        # this child ends as at the pipe's end; the failed reply was read as a failed commit, then the second
+        # reply failed too, two tracebacks in the supervisor's log and an exit without closing (review r81)
+        if not _reply(conn, reply):
+            writer.close(timeout=10)
+            return 0
+
+
+def _reply(conn, message) -> bool:
+    """Send ``message`` to the daemon; False where it is gone (the pipe closed)."""
+    try:
+        conn.send(message)
+    except OSError:  # BrokenPipeError, ConnectionResetError: no reader at the other end
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
