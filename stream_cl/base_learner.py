@@ -11,7 +11,7 @@ batch at control points (:func:`control_ends`) and answers :meth:`~StreamingClas
 >>> check_label(float("nan"))
 Traceback (most recent call last):
 ...
-ValueError: label is missing (nan): use predict_one for unlabelled events
+ValueError: label is missing (nan): use predict_one for unlabelled events (None in a batch's labels)
 >>> check_weight(0.0)
 Traceback (most recent call last):
 ...
@@ -56,7 +56,7 @@ def check_label(y) -> None:
     except TypeError:
         raise TypeError(f"label must be hashable, got {type(y).__name__}") from None
     if _missing(y):
-        raise ValueError(f"label is missing ({y!r}): use predict_one for unlabelled events")
+        raise ValueError(f"label is missing ({y!r}): use predict_one for unlabelled events (None in a batch's labels)")
 
 
 def _missing(y) -> bool:
