@@ -128,7 +128,8 @@ class PartReader:
             "on would overwrite the group's part with the new model's")
 
     def _group_fits(self, key: str) -> bool:
-        """Whether more of the group's records keep this member's settings than other ones (``key``'s,
+        """Whether at least as many of the group's records keep this member's settings as other ones, and
+        some do (``key``'s,
         refused, among the others; records this member wrote, and those of releases before records
         kept settings, prove nothing). A member started with other settings writes records of its own
         too (a partition with none yet), so one that fits is no proof: the majority is. Counted once
@@ -147,7 +148,11 @@ class PartReader:
                         fit += 1
                     except ConfigError:
                         unfit += 1
-            self._fits = fit > unfit
+            # a tie with records on both sides goes to this member (review r82: in a group of three, one of them
+            # odd, a healthy member taking the odd one's partitions over counted the other healthy member's
+            # records against the odd one's, a tie, and stopped with the odd setting as the fix); the odd member
+            # itself, at its first takeover, has no record of the group's with its settings, and still stops
+            self._fits = fit >= unfit and fit > 0
         return self._fits
 
 

@@ -507,6 +507,7 @@ class KafkaSource(RebalanceCallbacks):
             session_timeout_ms=cfg.session_timeout_ms,
             heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,  # below every session timeout the config accepts
             max_poll_interval_ms=cfg.max_poll_interval_ms,
+            metadata_max_age_ms=cfg.metadata_max_age_ms,  # partitions added while the group runs: assigned within it
             # partition i of every subscribed topic goes to the same member: an event and its label (co-partitioned)
             partition_assignment_strategy=(RangePartitionAssignor,),
         )

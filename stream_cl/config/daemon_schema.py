@@ -58,6 +58,10 @@ class KafkaConfig:
         lambda v: v > HEARTBEAT_INTERVAL_MS, f"must be above the consumer's heartbeat interval ({HEARTBEAT_INTERVAL_MS} ms)",
         "use a timeout such as 45000 (ms), and at least the broker's group.min.session.timeout.ms (6000 by default)"))
     max_poll_interval_ms: int = field(default=300_000, metadata=positive("use a limit such as 300000 (ms)"))
+    # how often the consumer refreshes the cluster's metadata: a partition added to a consumed topic (or a
+    # topic a topic_pattern matches) is assigned at the next refresh; kafka-python's default, 300000, left
+    # a grown topic's new partitions unread for five minutes (review r82)
+    metadata_max_age_ms: int = field(default=30_000, metadata=positive("use an interval such as 30000 (ms)"))
     # transactions need every in-sync replica's acknowledgement: the key stays for old configs, "all" only
     acks: int | str = field(default="all", metadata=check(lambda v: v in ("all", -1), "must be \"all\" (the daemon's output is transactional)", 'use acks = "all", or leave the key out'))
     # one Kafka transaction per interval: its predictions, dead letters and offsets (latency vs overhead)

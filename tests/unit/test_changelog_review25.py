@@ -300,3 +300,17 @@ def test_a_restored_part_a_fold_replaced_resumes_its_labels_from_the_record(tmp_
     assert states.fold(force=True) == 1  # KEY's record, folded into the model it serves
     states.drop([other])
     assert states.resume_at([TP]) == {TP: 300, labels: 25}
+
+
+def test_a_tie_between_the_group_and_the_odd_member_goes_to_this_member(tmp_path, caplog):
+    """Review r82: three members, one started with gamma = 2.0; when it left, each healthy member taking its
+    partitions over counted the other healthy member's records (fit) against the odd one's (unfit), a tie,
+    and stopped with exit 2, its error telling the operator to take the odd setting. A tie with records on
+    both sides now goes to this member: the odd part is taken as missing."""
+    table = FakeTable({KEY: _stamped(tmp_path / "odd", KEY, {"gamma": 2.0}),
+                       OTHER: _stamped(tmp_path / "fit", OTHER, {"gamma": 1.0})})
+    states = _states(_config(tmp_path / "me", model={"gamma": 1.0}), table)
+    with caplog.at_level(logging.ERROR, logger="stream_cl.daemon"):
+        assert states.resume_at([TP]) == {}  # (was: ConfigError naming model.gamma)
+    assert KEY not in states.parts
+    assert [r.getMessage() for r in caplog.records] == ["changelog_refused"]
