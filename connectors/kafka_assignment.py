@@ -252,9 +252,10 @@ class RebalanceCallbacks:
                     raise
                 if self.hooks is not None:  # alive: /healthz must not read the wait as a stall
                     self.hooks.on_wait()
-                if int(waited * 1000.0 // cfg.session_timeout_ms) <= said:  # a line at each session timeout waited
+                timeouts = int(waited * 1000.0 // cfg.session_timeout_ms)
+                if timeouts <= said:  # a line at each session timeout waited
                     continue
-                said = int(waited * 1000.0 // cfg.session_timeout_ms)
+                said = timeouts
                 log_event(log, "committed_offsets_waiting", level=logging.WARNING, partitions=where,
                           waited_s=round(waited, 1), budget_s=round(budget_ms / 1000.0, 1),
                           detail="committed offsets not readable yet: a departed member's open transaction may hold "

@@ -23,7 +23,6 @@ False
 
 from __future__ import annotations
 
-import errno
 import glob
 import json
 import os
@@ -32,7 +31,9 @@ from pathlib import Path
 
 from stream_cl.checkpoint import write_atomically
 
-__all__ = ["cannot_write", "clear_report", "write_report"]
+from .writable import cannot_write
+
+__all__ = ["clear_report", "write_report"]
 
 
 def clear_report(path: str) -> int | None:
@@ -83,12 +84,6 @@ def write_report(path: str, report: dict, mode: int | None = None) -> None:
             Path(path).write_text(text)
     except OSError as e:
         report.setdefault("output_errors", {})["run.report"] = cannot_write("run.report", path, e)
-
-
-def cannot_write(key: str, path: str, error: OSError) -> str:
-    """The message for an output that could not be written: the key, the file, why, and the fix."""
-    fix = "free space there" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "check that file system"
-    return f"cannot write {key} {path!r} ({error.strerror or error}); {fix} or choose another path"
 
 
 def _replaceable(path: str) -> bool:

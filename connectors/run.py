@@ -25,8 +25,8 @@ from stream_cl.runtime import set_threads, warm_up
 
 from .files import JsonlDeadLetterSink, JsonlPredictionSink, open_source
 from .progress import Progress
-from .report_file import cannot_write, clear_report, write_report
-from .writable import unwritable
+from .report_file import clear_report, write_report
+from .writable import cannot_write, unwritable
 
 DEMO_EVENTS = 12_003  # lines in the bundled demo stream (12,000 events, 3 bad lines)
 _EXAMPLE_CHARS = 300  # of a dead letter's detail kept in the report's dead_letter_examples

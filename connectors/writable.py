@@ -1,6 +1,7 @@
 """Whether a path can be written as a file: the check the file run makes for its outputs
 (``run.predictions``, ``run.dead_letters``, ``run.report``) and the daemon for
-``kafka.status_file``, before either starts.
+``kafka.status_file``, before either starts; and what to say of an output whose write failed
+(:func:`cannot_write`).
 
 A bad path found at start is a config error (exit 2) naming the key; found at the first
 write it would stop a file run after its work, or make the daemon warn about it once a
@@ -16,10 +17,11 @@ True
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
-__all__ = ["unwritable"]
+__all__ = ["cannot_write", "unwritable"]
 
 
 def unwritable(path: str | os.PathLike) -> str | None:
@@ -40,3 +42,9 @@ def unwritable(path: str | os.PathLike) -> str | None:
     if not folder.is_dir():
         return f"{folder} is not a directory"
     return None if os.access(folder, os.W_OK | os.X_OK) else f"no permission to create files in {folder}"
+
+
+def cannot_write(key: str, path: str, error: OSError) -> str:
+    """The message for an output that could not be written: the key, the file, why, and the fix."""
+    fix = "free space there" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "check that file system"
+    return f"cannot write {key} {path!r} ({error.strerror or error}); {fix} or choose another path"

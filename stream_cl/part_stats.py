@@ -104,8 +104,9 @@ class PartStats:
             raise ContributionError(f"inconsistent part statistics: A {A.shape}, B {B.shape}, counts {counts.shape}")
         if not (np.isfinite(A).all() and np.isfinite(B).all() and np.isfinite(counts).all()):
             raise ContributionError("part statistics hold NaN or infinite values")
-        # a learner's own statistics stay within it (values and weights within 1e100: w x x' within 1e300), and
-        # a part past it, summed with others and solved, made every prediction NaN or 0.5 (review r74 F2)
+        # a learner's own statistics stay within it (values within 1e100, weights within base_learner.MAX_WEIGHT,
+        # 1e50: w x x' within 1e250 a row), and a part past it, summed with others and solved, made every
+        # prediction NaN or 0.5 (review r74 F2)
         if A.size and np.abs(A).max() > MAX_STATISTIC or B.size and np.abs(B).max() > MAX_STATISTIC:
             raise ContributionError(f"part statistics hold values past ±{MAX_STATISTIC:g}, which no learner makes")
         n_rows = int(state["n_rows"])
