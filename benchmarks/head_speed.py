@@ -3,8 +3,10 @@
     python benchmarks/head_speed.py [--threads 1] [--repeat 5]
 
 Prints, in one process:
-1. the machine's float64 GEMM rate (numpy/OpenBLAS, the same library the head uses), at
-   the shapes the update uses and at a large square size; the best is the reference;
+1. the machine's float64 GEMM rate (numpy/OpenBLAS, the library the head's products use, and,
+   where the wide heads take their solves and factors from torch's MKL
+   (:mod:`stream_cl.heads.mkl_solves`), torch/MKL's too), at the shapes the update uses and at a
+   large square size; the best of them all is the reference;
 2. the rank-256 ridge update at 512 features, 10 classes (``RecursiveRidge.update``),
    its flop count (``update_flops``) and the rate it reaches, as a fraction of the reference;
 3. ``AnalyticClassifier.learn_many`` + ``predict_many`` on pandas frames of 256 rows x 512
@@ -17,7 +19,8 @@ Prints, in one process:
    then its events/s in batches of 1,024 (learned by the ridge heads in chunks of 256 on a CPU);
 6. the five BLAS/LAPACK calls one wide head's chunk of 256 rows makes (``NumpyLinalg``, at that
    head's width in 5.), each call's rate, and all five together: the rate the learner's
-   arithmetic could reach if nothing but those calls ran, the ceiling for 5. with this BLAS.
+   arithmetic could reach if nothing but those calls ran, the ceiling for 5. with this BLAS;
+   where MKL takes the solves and factors, the same five calls with OpenBLAS alone beside them.
 
 In 2. and 3. each run first builds the model and learns (and predicts) one batch untimed:
 the construction, the growth to 512 inputs and the first factorisation (which the first
@@ -35,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from stream_cl import AnalyticClassifier, OnlineContinualLearner, set_threads
+from stream_cl.heads import mkl_solves
 from stream_cl.heads.linalg import NumpyLinalg
 from stream_cl.heads.ridge import RecursiveRidge, factor_is_cheaper, rows_are_cheaper, update_flops
 
@@ -61,12 +65,18 @@ def best_steady_time(warm, fn, repeat: int) -> float:
     return min(times)
 
 
-def gemm_rate(repeat: int) -> dict:
+def gemm_rate(repeat: int, torch_too: bool = False) -> dict:
+    """GFLOP/s of numpy's float64 GEMM at four shapes, and with ``torch_too`` of torch's (MKL on x86)."""
     rng = np.random.default_rng(0)
     rates = {}
     for m, k, n in [(513, 513, 256), (256, 513, 513), (1024, 1024, 1024), (2048, 2048, 2048)]:
         a, b = rng.normal(size=(m, k)), rng.normal(size=(k, n))
         rates[f"{m}x{k}x{n}"] = 2.0 * m * k * n / best_time(lambda: a @ b, repeat) / 1e9
+        if torch_too:
+            import torch
+
+            ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+            rates[f"torch {m}x{k}x{n}"] = 2.0 * m * k * n / best_time(lambda: ta @ tb, repeat) / 1e9
     return rates
 
 
@@ -211,10 +221,13 @@ def main(argv=None) -> None:
     p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args(argv)
     set_threads(args.threads)
-    rates = gemm_rate(args.repeat)
+    mkl = mkl_solves.enabled()
+    rates = gemm_rate(args.repeat, torch_too=mkl)
     ref = max(rates.values())
-    print(f"threads: {args.threads}")
-    print("float64 GEMM (numpy/OpenBLAS): " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in rates.items()))
+    print(f"threads: {args.threads}; the wide heads' solves and factors from "
+          + ("torch's MKL (stream_cl.heads.mkl_solves)" if mkl else "OpenBLAS"))
+    print("float64 GEMM (numpy/OpenBLAS" + (", and torch/MKL" if mkl else "") + "): "
+          + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in rates.items()))
     print(f"reference rate (best of the above): {ref:.1f} GFLOP/s; target: half = {ref / 2:.1f}")
     rate, eps = ridge_update(args.repeat)
     print(f"RecursiveRidge.update, b=256, d=513 (512 + bias), c=10: {rate:.1f} GFLOP/s = {rate / ref:.0%} of reference, {eps:,.0f} rows/s")
@@ -234,6 +247,14 @@ def main(argv=None) -> None:
           + ", ".join(f"{k} {v:.1f} GFLOP/s = {v / ref:.0%}" for k, v in calls.items() if k != "all five"))
     print(f"all five together: {calls['all five']:.1f} GFLOP/s = {calls['all five'] / ref:.0%} of reference "
           f"(the ceiling for the learner with this BLAS; the learner reached {rate / calls['all five']:.0%} of it)")
+    if mkl:  # the same calls with OpenBLAS alone, for comparison in the same run
+        mkl_solves.choose(False)
+        try:
+            alone = chunk_calls(args.repeat, width)
+        finally:
+            mkl_solves.choose(None)
+        print("The same calls with OpenBLAS alone: "
+              + ", ".join(f"{k} {v:.1f} GFLOP/s = {v / ref:.0%}" for k, v in alone.items()))
 
 
 if __name__ == "__main__":

@@ -125,6 +125,9 @@ def _main(argv: list[str] | None, early: EarlySignals) -> int:
 
     try:
         if args.command == "run":
+            from . import check_environment
+
+            check_environment()
             tables = _tables_from_args(args)
             config = load_config_dict(tables)
             if config.source.kind == "kafka":

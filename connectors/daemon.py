@@ -75,6 +75,7 @@ from stream_cl.mapping_check import MappingChecks  # noqa: E402
 from stream_cl.pending_stores import PendingStores  # noqa: E402
 from stream_cl.prequential import DAEMON_MAX_POINTS, Prequential  # noqa: E402
 
+from . import check_environment  # noqa: E402
 from .authorisation import not_authorised  # noqa: E402
 from .commit import CommitCoordinator, CommitPolicy  # noqa: E402
 from .daemon_build import RunChangelog, build_daemon  # noqa: E402
@@ -782,6 +783,7 @@ def _main(argv: list[str] | None) -> int:
     setup_logging(args.log_level, fmt=args.log_format, hold_until_started=True)
     logging.getLogger("kafka").setLevel(args.kafka_log_level)
     try:
+        check_environment()
         written = kafka_source(read_toml(args.config))  # as given: the keys set, not defaults (unread_keys)
         config = load_config_dict(written)
         check_file_outputs(config)

@@ -1,4 +1,5 @@
-"""OpenBLAS's AVX-512 kernels on CPUs that have AVX-512 but that OpenBLAS does not recognise.
+"""Which CPU kernels the learners' dense linear algebra runs on: OpenBLAS's AVX-512 kernels on
+CPUs that OpenBLAS does not recognise, and MKL's triangular solves and Cholesky factors on Intel.
 
 OpenBLAS picks its kernels once, when it is loaded (when numpy or scipy is first imported),
 from the CPU it detects. Some CPUs with AVX-512 are not detected as such: on an AMD EPYC
@@ -16,11 +17,26 @@ reports every AVX-512 subset those kernels use (F, CD, BW, DQ, VL; read from
 ``python -m connectors.daemon``) calls it when imported, before anything loads numpy; the library does not (a program that has imported numpy keeps OpenBLAS's own
 choice): a Python user exports ``OPENBLAS_CORETYPE=SkylakeX``, or calls this before numpy loads.
 
+On an Intel Xeon with AVX-512 (RESULTS.md 9zi) OpenBLAS's triangular solve ``dtrsm`` ran at a
+fifth of its own ``dgemm``'s rate and its ``dpotrf`` at a quarter, while the MKL that torch's
+x86 wheels carry solved a wide head's chunk (473 x 256) 1.6x faster and factored its Gram matrix
+(473 x 473) 1.6x faster, one thread each. :func:`mkl_solves_preferred` says whether the ridge
+heads take those two calls from torch's MKL (:mod:`stream_cl.heads.mkl_solves`): on Intel CPUs
+(``vendor_id`` ``GenuineIntel``) when torch was built with MKL, unless ``STREAM_CL_BLAS_KERNELS``
+is ``"default"``; ``"mkl"`` asks for them on any CPU (MKL on AMD CPUs was not measured here).
+The choice is made once per process, so a process's numbers do not depend on timings.
+
 >>> prefer_avx512_kernels(environ={"OPENBLAS_CORETYPE": "Zen"}, flags={"avx512f"}, numpy_loaded=False)
 False
 >>> env = {}
 >>> prefer_avx512_kernels(environ=env, flags=set(AVX512_SUBSETS), numpy_loaded=False), env
 (True, {'OPENBLAS_CORETYPE': 'SkylakeX'})
+>>> mkl_solves_preferred(environ={}, vendor="GenuineIntel", has_mkl=True)
+True
+>>> mkl_solves_preferred(environ={}, vendor="AuthenticAMD", has_mkl=True)
+False
+>>> mkl_solves_preferred(environ={"STREAM_CL_BLAS_KERNELS": "mkl"}, vendor="AuthenticAMD", has_mkl=True)
+True
 """
 
 from __future__ import annotations
@@ -29,28 +45,75 @@ import os
 import sys
 from collections.abc import MutableMapping
 
-__all__ = ["AVX512_SUBSETS", "cpu_flags", "prefer_avx512_kernels"]
+__all__ = ["AVX512_SUBSETS", "SETTINGS", "cpu_flags", "cpu_vendor", "kernels_setting", "mkl_solves_preferred",
+           "prefer_avx512_kernels"]
 
 AVX512_SUBSETS = ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")  # what OpenBLAS's SkylakeX kernels need
+SETTINGS = ("auto", "default", "mkl")  # the values of STREAM_CL_BLAS_KERNELS ("" is "auto")
+
+
+def _cpuinfo_field(name: str, path: str) -> str | None:
+    """The first CPU's ``name`` line in ``/proc/cpuinfo`` (None where it cannot be read)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(name):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return None
 
 
 def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
     """The first CPU's feature flags (empty where ``/proc/cpuinfo`` cannot be read)."""
-    try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.partition(":")[2].split())
-    except OSError:
-        pass
-    return set()
+    return set((_cpuinfo_field("flags", path) or "").split())
+
+
+def cpu_vendor(path: str = "/proc/cpuinfo") -> str:
+    """The first CPU's ``vendor_id`` (``"GenuineIntel"``, ``"AuthenticAMD"``; empty where unknown)."""
+    return _cpuinfo_field("vendor_id", path) or ""
+
+
+def kernels_setting(environ: MutableMapping[str, str] | None = None) -> str:
+    """``STREAM_CL_BLAS_KERNELS`` as one of :data:`SETTINGS` (unset or empty: ``"auto"``); an error
+    naming the variable and its values for anything else.
+
+    >>> kernels_setting({"STREAM_CL_BLAS_KERNELS": "Default"})
+    'default'
+    >>> kernels_setting({"STREAM_CL_BLAS_KERNELS": "openblas"})
+    Traceback (most recent call last):
+    ...
+    ValueError: STREAM_CL_BLAS_KERNELS='openblas' is not one of auto, default, mkl: unset it (auto: this CPU's fastest measured kernels), or set default (the libraries' own choices) or mkl (MKL's solves on any CPU)
+    """
+    environ = os.environ if environ is None else environ
+    value = environ.get("STREAM_CL_BLAS_KERNELS", "").strip().lower() or "auto"
+    if value not in SETTINGS:
+        raise ValueError(f"STREAM_CL_BLAS_KERNELS={environ['STREAM_CL_BLAS_KERNELS']!r} is not one of "
+                         f"{', '.join(SETTINGS)}: unset it (auto: this CPU's fastest measured kernels), or set "
+                         "default (the libraries' own choices) or mkl (MKL's solves on any CPU)")
+    return value
+
+
+def mkl_solves_preferred(environ: MutableMapping[str, str] | None = None, vendor: str | None = None,
+                         has_mkl: bool | None = None) -> bool:
+    """Whether the ridge heads take their triangular solves and Cholesky factors from torch's MKL
+    (module docstring): ``STREAM_CL_BLAS_KERNELS`` ``"mkl"``, or ``"auto"`` on an Intel CPU, and
+    torch built with MKL (its x86 wheels are)."""
+    setting = kernels_setting(environ)
+    if setting == "default" or (setting == "auto" and (cpu_vendor() if vendor is None else vendor) != "GenuineIntel"):
+        return False
+    if has_mkl is None:
+        import torch
+
+        has_mkl = bool(torch.backends.mkl.is_available())
+    return has_mkl
 
 
 def prefer_avx512_kernels(environ: MutableMapping[str, str] | None = None, flags: set[str] | None = None,
                           numpy_loaded: bool | None = None) -> bool:
     """Set ``OPENBLAS_CORETYPE=SkylakeX`` where it helps and is safe (module docstring); True if it did."""
     environ = os.environ if environ is None else environ
-    if environ.get("OPENBLAS_CORETYPE") or environ.get("STREAM_CL_BLAS_KERNELS", "").lower() == "default":
+    if environ.get("OPENBLAS_CORETYPE") or kernels_setting(environ) == "default":
         return False
     if "numpy" in sys.modules if numpy_loaded is None else numpy_loaded:
         return False

@@ -57,6 +57,12 @@ def set_threads(n: int) -> None:
     _managed = True
 
 
+def threads_chosen() -> bool:
+    """Whether :func:`set_threads` chose the process's threads (then the learners leave every library's
+    count as it is; else they run their BLAS calls with one thread, :func:`one_blas_thread`)."""
+    return _managed
+
+
 def warm_up() -> None:
     """Load now what the learners would otherwise load at their first batch or event: numba and
     its compiled loops (the SGD head's, the narrow ridge heads', one row's ridge update, the ridge

@@ -14,6 +14,7 @@ import scipy.linalg as sla
 from scipy.linalg import blas
 
 from ..numba_jit import LazyJit
+from . import mkl_solves
 
 
 # Rows learned in one chunk of a ridge update. A chunk's (rows x rows) terms (X R X', its
@@ -85,9 +86,12 @@ class NumpyLinalg:
         return _potrf(np.asfortranarray(S), lower=1)
 
     def solve_lower(self, C, M):
-        """``C^-1 M`` for lower-triangular ``C`` (a Cholesky factor: no zero on its diagonal). BLAS
-        ``dtrsm``, which ``scipy.linalg.solve_triangular`` reaches through LAPACK ``dtrtrs``
-        after ~100 µs of argument checks (a chunk makes two or three of these calls)."""
+        """``C^-1 M`` (b, k) for lower-triangular ``C`` (a Cholesky factor: no zero on its diagonal) and
+        ``M`` (b, k). BLAS ``dtrsm``, which ``scipy.linalg.solve_triangular`` reaches through LAPACK
+        ``dtrtrs`` after ~100 µs of argument checks (a chunk makes two or three of these calls); MKL's
+        where :mod:`~stream_cl.heads.mkl_solves` takes the size."""
+        if mkl_solves.solves(*M.shape):
+            return mkl_solves.solve(C, M, upper=False)
         return blas.dtrsm(1.0, C, M, side=0, lower=1)
 
     def spd_inverse(self, M):
@@ -119,7 +123,8 @@ class NumpyLinalg:
         """The Cholesky factor of ``scale M + shift I``, reading ``M``'s lower triangle only (all a
         :class:`ScaledTriangle` keeps current). The factor is an opaque value for :meth:`whiten` and
         :meth:`factor_solve`: LAPACK ``dpotrf`` of the Fortran view ``M.T``, whose upper triangle is
-        ``M``'s lower one (a straight copy, no transpose, no mirroring). ``reuse``: a factor no
+        ``M``'s lower one (a straight copy, no transpose, no mirroring), or MKL's where
+        :mod:`~stream_cl.heads.mkl_solves` takes the width (then zeros below). ``reuse``: a factor no
         longer needed, overwritten when it has the size: a fresh (d, d) array is memory the kernel
         maps and zeroes page by page, ~3% of a wide head's batch (RESULTS.md 9w). :class:`LostDigits`
         where a pivot is rounding noise (:func:`lost_digits`): nothing solved with it would hold."""
@@ -127,7 +132,7 @@ class NumpyLinalg:
         F = reuse if _is_square_f(reuse, d) else np.empty((d, d), order="F")
         np.multiply(M.T, scale, out=F)  # (d, d) Fortran-ordered; its upper triangle is the current one
         self.add_to_diag(F, shift)
-        U = _potrf(F, lower=0)  # scale M + shift I = U'U
+        U = mkl_solves.factor_upper_(F) if mkl_solves.factors(d) else _potrf(F, lower=0)  # scale M + shift I = U'U
         if _factor_lost(M, scale, shift, U):
             diagonal = M.diagonal() * scale + shift  # (d,) the diagonal potrf wrote its pivots over
             raise LostDigits.of(diagonal, U.diagonal())
@@ -135,12 +140,17 @@ class NumpyLinalg:
 
     def whiten(self, U, Xt):
         """``L^-1 Xt`` for the factor ``L = U'`` of :meth:`spd_factor` and ``Xt`` (d, b): then
-        ``Xt' (LL')^-1 Xt`` is the Gram matrix of the result."""
+        ``Xt' (LL')^-1 Xt`` is the Gram matrix of the result. MKL's solve where
+        :mod:`~stream_cl.heads.mkl_solves` takes the size: then a Fortran-ordered result, as BLAS's."""
+        if mkl_solves.solves(*Xt.shape):
+            return mkl_solves.solve(U, Xt, upper=True, transpose=True)
         return blas.dtrsm(1.0, U, Xt, side=0, lower=0, trans_a=1)  # solves U' V = Xt
 
     def unwhiten(self, U, Z):
         """``L'^-1 Z`` for the factor of :meth:`spd_factor`: with ``Z = L^-1 B`` (:meth:`whiten`),
-        ``(LL')^-1 B``, the solve of :meth:`factor_solve` in two halves."""
+        ``(LL')^-1 B``, the solve of :meth:`factor_solve` in two halves (bit for bit)."""
+        if mkl_solves.solves(*Z.shape):
+            return mkl_solves.solve(U, Z, upper=True)
         return blas.dtrsm(1.0, U, Z, side=0, lower=0, trans_a=0)  # solves U W = Z
 
     def factor_inverse(self, U):
@@ -149,7 +159,12 @@ class NumpyLinalg:
         return _potri(U, lower=0)  # a copy: the factor is kept for the next chunk
 
     def factor_solve(self, U, B):
-        """``(U'U)^-1 B`` for ``B`` (d, c)."""
+        """``(U'U)^-1 B`` (d, c) for ``B`` (d, c), C-ordered: ``unwhiten(U, whiten(U, B))`` bit for bit,
+        as a chunk's weights read the one way and :meth:`~stream_cl.heads.ridge.RecursiveRidge.weights`
+        the other. LAPACK ``dpotrs`` is those two ``dtrsm`` calls, in one; MKL's two solves where
+        :mod:`~stream_cl.heads.mkl_solves` takes the size."""
+        if mkl_solves.solves(*B.shape):
+            return np.ascontiguousarray(self.unwhiten(U, self.whiten(U, B)))
         X, info = sla.lapack.dpotrs(U, B, lower=0)
         if info != 0:
             raise ValueError(f"dpotrs: illegal argument {-info}")
