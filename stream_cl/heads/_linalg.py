@@ -1,8 +1,9 @@
 """The handful of dense linear-algebra calls the ridge head needs, for numpy and torch.
 
 numpy (with LAPACK through scipy) is the CPU path: per-event updates are small and
-numpy's per-call overhead is a few times lower than torch's. torch is the CUDA path.
-Both hold float64 state.
+numpy's per-call overhead is a few times lower than torch's; on Intel CPUs its wide triangular
+solves and Cholesky factors are MKL's, through torch views of the same arrays
+(:mod:`~stream_cl.heads.mkl_solves`). torch is the CUDA path. Both hold float64 state.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class NumpyLinalg:
         ``M`` (b, k). BLAS ``dtrsm``, which ``scipy.linalg.solve_triangular`` reaches through LAPACK
         ``dtrtrs`` after ~100 µs of argument checks (a chunk makes two or three of these calls); MKL's
         where :mod:`~stream_cl.heads.mkl_solves` takes the size."""
-        if mkl_solves.solves(*M.shape):
+        if mkl_solves.solves(M):
             return mkl_solves.solve(C, M, upper=False)
         return blas.dtrsm(1.0, C, M, side=0, lower=1)
 
@@ -142,14 +143,14 @@ class NumpyLinalg:
         """``L^-1 Xt`` for the factor ``L = U'`` of :meth:`spd_factor` and ``Xt`` (d, b): then
         ``Xt' (LL')^-1 Xt`` is the Gram matrix of the result. MKL's solve where
         :mod:`~stream_cl.heads.mkl_solves` takes the size: then a Fortran-ordered result, as BLAS's."""
-        if mkl_solves.solves(*Xt.shape):
+        if mkl_solves.solves(Xt):
             return mkl_solves.solve(U, Xt, upper=True, transpose=True)
         return blas.dtrsm(1.0, U, Xt, side=0, lower=0, trans_a=1)  # solves U' V = Xt
 
     def unwhiten(self, U, Z):
         """``L'^-1 Z`` for the factor of :meth:`spd_factor`: with ``Z = L^-1 B`` (:meth:`whiten`),
         ``(LL')^-1 B``, the solve of :meth:`factor_solve` in two halves (bit for bit)."""
-        if mkl_solves.solves(*Z.shape):
+        if mkl_solves.solves(Z):
             return mkl_solves.solve(U, Z, upper=True)
         return blas.dtrsm(1.0, U, Z, side=0, lower=0, trans_a=0)  # solves U W = Z
 
@@ -163,7 +164,7 @@ class NumpyLinalg:
         as a chunk's weights read the one way and :meth:`~stream_cl.heads.ridge.RecursiveRidge.weights`
         the other. LAPACK ``dpotrs`` is those two ``dtrsm`` calls, in one; MKL's two solves where
         :mod:`~stream_cl.heads.mkl_solves` takes the size."""
-        if mkl_solves.solves(*B.shape):
+        if mkl_solves.solves(B):
             return np.ascontiguousarray(self.unwhiten(U, self.whiten(U, B)))
         X, info = sla.lapack.dpotrs(U, B, lower=0)
         if info != 0:

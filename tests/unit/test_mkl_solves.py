@@ -178,3 +178,87 @@ def test_the_command_refuses_an_unknown_setting_as_a_config_error(monkeypatch, c
     assert cli.main(["run", "--max-events", "5", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "config error: STREAM_CL_BLAS_KERNELS='fastest' is not one of auto, default, mkl" in err
+
+
+def test_a_library_learner_warns_of_an_unknown_setting_and_learns(monkeypatch):
+    """Review r83: the setting was read at the first wide factor, half way through a batch, and its error
+    left the learner unable to learn any later batch. A learner now warns and takes auto."""
+    monkeypatch.setenv("STREAM_CL_BLAS_KERNELS", "fast")
+    mkl_solves.choose(None)
+    try:
+        rng = np.random.default_rng(2)
+        xs = [{f"f{j}": float(v) for j, v in enumerate(row)} for row in rng.normal(size=(512, 20))]
+        ys = [int(x["f0"] > 0) for x in xs]
+        model = OnlineContinualLearner()
+        with pytest.warns(RuntimeWarning, match="STREAM_CL_BLAS_KERNELS='fast' is not one of .* take auto"):
+            model.prequential_batch(xs[:256], ys[:256])
+        assert mkl_solves.enabled() == mkl_solves_preferred(environ={})
+        proba = np.asarray(model.prequential_batch(xs[256:], ys[256:]))  # (256, 2)
+        predicted = np.asarray(model.classes_)[proba.argmax(axis=1)]  # rows in classes_ order
+        assert np.isfinite(proba).all() and (predicted == ys[256:]).mean() > 0.9
+    finally:
+        mkl_solves.choose(None)
+
+
+def test_mkl_asked_for_without_mkl_warns_and_keeps_openblas(monkeypatch):
+    monkeypatch.setenv("STREAM_CL_BLAS_KERNELS", "mkl")
+    monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: False)
+    mkl_solves.choose(None)
+    try:
+        with pytest.warns(RuntimeWarning, match="built without MKL"):
+            assert not mkl_solves.enabled()
+    finally:
+        mkl_solves.choose(None)
+
+
+@pytest.mark.parametrize("kind", ["reversed", "big-endian", "read-only"])
+def test_rows_torch_cannot_view_are_learned_as_openblas_learns_them(factor_way, kind):
+    """Review r83: rows with negative strides or another byte order failed on the MKL way only, and
+    read-only ones (pandas' to_numpy) made torch warn that it might write to them."""
+    X, Y = _wide_rows(seed=6, n=400)
+    odd = {"reversed": lambda a: a[::-1].copy()[::-1], "big-endian": lambda a: a.astype(">f8"),
+           "read-only": lambda a: np.array(a)}[kind]
+    rows = odd(X)
+    if kind == "read-only":
+        rows.flags.writeable = False
+    priors = []
+    for flag in (True, False):
+        mkl_solves.choose(flag)
+        try:
+            ridge = RecursiveRidge(0.5)
+            ridge.grow(X.shape[1], Y.shape[1])
+            with warnings_as_errors():
+                priors.append(np.concatenate([ridge.update(rows[:256], Y[:256])[0], ridge.update(rows[256:], Y[256:])[0]]))
+        finally:
+            mkl_solves.choose(None)
+    np.testing.assert_allclose(priors[0], priors[1], rtol=1e-11, atol=1e-12)
+
+
+def warnings_as_errors():
+    import warnings
+
+    cm = warnings.catch_warnings()
+    cm.__enter__()
+    warnings.simplefilter("error")
+
+    class _Exit:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            cm.__exit__(*exc)
+
+    return _Exit()
+
+
+def test_a_vector_is_solved_either_way(mkl):
+    """Review r83: a (d,) right-hand side raised TypeError in every solve (the size test took two numbers)."""
+    la = NumpyLinalg()
+    rng = np.random.default_rng(8)
+    X, b = rng.normal(size=(400, 200)), rng.normal(size=200)
+    F = la.spd_factor(X.T @ X, 1.0, 0.5)
+    v = la.factor_solve(F, b)
+    assert v.shape == (200,) and np.array_equal(v, la.unwhiten(F, la.whiten(F, b)))
+    np.testing.assert_allclose((X.T @ X + 0.5 * np.eye(200)) @ v, b, rtol=1e-9, atol=1e-9)
+    C = np.linalg.cholesky(X[:, :50].T @ X[:, :50])
+    np.testing.assert_allclose(C @ la.solve_lower(C, b[:50]), b[:50], rtol=1e-10, atol=1e-10)
