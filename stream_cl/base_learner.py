@@ -32,8 +32,8 @@ from .encoding import check_frame_columns, frame_rows
 from .monitoring import ContinualMonitoring
 from .status import DriftStatus, HeadStatus, LearnerStatus
 
-__all__ = ["MAX_WEIGHT", "MIN_WEIGHT", "StreamingClassifier", "check_label", "check_tasks", "check_weight", "checked_labels",
-           "control_ends", "frame_weights"]
+__all__ = ["MAX_WEIGHT", "MIN_WEIGHT", "StreamingClassifier", "check_event_batch", "check_label", "check_tasks",
+           "check_weight", "checked_labels", "control_ends", "frame_weights"]
 
 # The largest sample weight: a row's w x x' stays within 1e250 for values within encoding.MAX_ABS_VALUE (1e100),
 # so that sums of any number of rows a stream can bring stay within the 1e300 a part's statistics are
@@ -153,6 +153,27 @@ def frame_weights(w, n: int):
         return w
     w = check_weight(w)  # a string, a NaN: refused as one event's weight is
     return None if w == 1.0 else np.full(n, w)
+
+
+def check_event_batch(xs) -> None:
+    """A ``TypeError`` that names the fix where ``prequential_batch`` is given something other than a
+    sequence of events: a pandas frame (whose iteration gives its column names), or one event.
+
+    >>> check_event_batch(pd.DataFrame({"a": [1.0]}))
+    Traceback (most recent call last):
+    ...
+    TypeError: prequential_batch takes a sequence of events (dicts), got a DataFrame: pass df.to_dict("records"), or learn a frame with learn_many and predict_many
+    >>> check_event_batch({"a": 1.0})
+    Traceback (most recent call last):
+    ...
+    TypeError: prequential_batch takes a sequence of events (dicts), got one event (a dict); one event: [x]
+    """
+    if isinstance(xs, pd.DataFrame):
+        raise TypeError('prequential_batch takes a sequence of events (dicts), got a DataFrame: pass '
+                        'df.to_dict("records"), or learn a frame with learn_many and predict_many')
+    if isinstance(xs, Mapping):
+        raise TypeError(f"prequential_batch takes a sequence of events (dicts), got one event (a "
+                        f"{type(xs).__name__}); one event: [x]")
 
 
 def checked_labels(ys: Sequence, n_events: int | None = None, sample_weight=None) -> tuple[list, np.ndarray]:

@@ -15,7 +15,7 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
-from .base_learner import check_tasks, checked_labels, stacked
+from .base_learner import check_event_batch, check_tasks, checked_labels, stacked
 from .encoding import memo_values
 from .one_event import RowMemo
 from .runtime import one_blas_thread
@@ -41,6 +41,7 @@ class BatchPath:
         is predicted as an unknown partition (``predict_proba_one``'s rule), and only a learned
         event gives it a part.
         """
+        check_event_batch(xs)
         ys, labelled = checked_labels(ys, len(xs), sample_weight)
         check_tasks(tasks, len(ys))
         if not ys:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from .backbones import OnlineStandardizer, resolve_device
-from .base_learner import StreamingClassifier, check_tasks, checked_labels, control_ends
+from .base_learner import StreamingClassifier, check_event_batch, check_tasks, checked_labels, control_ends
 from .checks import check_int, check_nonnegative, check_positive, check_seed
 from .column_bound import ColumnRoom, check_bound, check_held_back, check_network_inputs, single_design_room
 from .continual_steps import check_part_types
@@ -327,6 +327,7 @@ class TrainableLearner(TrainableState, StreamingClassifier):
         if sample_weight is not None and not np.all(np.asarray(sample_weight) == 1.0):
             raise ValueError("TrainableLearner does not take sample weights")
         _one_partition(partition)
+        check_event_batch(xs)
         ys, labelled = checked_labels(ys, len(xs))
         b = len(ys)
         if not b:

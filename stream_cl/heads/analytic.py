@@ -8,7 +8,8 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..base_learner import StreamingClassifier, check_label, check_weight, checked_labels, frame_weights, stacked
+from ..base_learner import (StreamingClassifier, check_event_batch, check_label, check_weight, checked_labels,
+                            frame_weights, stacked)
 from ..checkpoint import load_all_or_nothing
 from ..checks import check_positive
 from ..column_bound import check_bound, check_columns
@@ -183,6 +184,7 @@ class AnalyticClassifier(AnalyticDesign, PartitionedLearner, StreamingClassifier
         Returns probabilities (b, n_classes) in ``classes_`` order, identical to a loop of
         ``predict_proba_one`` then ``learn_one`` (a class not yet seen has probability 0).
         """
+        check_event_batch(xs)
         ys, labelled = checked_labels(ys, len(xs), sample_weight)
         if not ys:
             return np.zeros((0, len(self.classes_)))
