@@ -31,11 +31,11 @@ False
 >>> env = {}
 >>> prefer_avx512_kernels(environ=env, flags=set(AVX512_SUBSETS), numpy_loaded=False), env
 (True, {'OPENBLAS_CORETYPE': 'SkylakeX'})
->>> mkl_solves_preferred(environ={}, vendor="GenuineIntel", has_mkl=True)
+>>> mkl_solves_preferred("auto", vendor="GenuineIntel", has_mkl=True)
 True
->>> mkl_solves_preferred(environ={}, vendor="AuthenticAMD", has_mkl=True)
+>>> mkl_solves_preferred("auto", vendor="AuthenticAMD", has_mkl=True)
 False
->>> mkl_solves_preferred(environ={"STREAM_CL_BLAS_KERNELS": "mkl"}, vendor="AuthenticAMD", has_mkl=True)
+>>> mkl_solves_preferred("mkl", vendor="AuthenticAMD", has_mkl=True)
 True
 """
 
@@ -94,12 +94,11 @@ def kernels_setting(environ: MutableMapping[str, str] | None = None) -> str:
     return value
 
 
-def mkl_solves_preferred(environ: MutableMapping[str, str] | None = None, vendor: str | None = None,
-                         has_mkl: bool | None = None) -> bool:
+def mkl_solves_preferred(setting: str | None = None, vendor: str | None = None, has_mkl: bool | None = None) -> bool:
     """Whether the ridge heads take their triangular solves and Cholesky factors from torch's MKL
-    (module docstring): ``STREAM_CL_BLAS_KERNELS`` ``"mkl"``, or ``"auto"`` on an Intel CPU, and
-    torch built with MKL (its x86 wheels are)."""
-    setting = kernels_setting(environ)
+    (module docstring): ``setting`` (one of :data:`SETTINGS`; None: :func:`kernels_setting`'s, from the
+    environment) ``"mkl"``, or ``"auto"`` on an Intel CPU, and torch built with MKL (its x86 wheels are)."""
+    setting = kernels_setting() if setting is None else setting
     if setting == "default" or (setting == "auto" and (cpu_vendor() if vendor is None else vendor) != "GenuineIntel"):
         return False
     if has_mkl is None:

@@ -66,7 +66,7 @@ def _decide() -> bool:
     except ValueError as e:
         warnings.warn(f"{e}. The learners take auto.", RuntimeWarning, stacklevel=4)
         setting = "auto"
-    chosen = mkl_solves_preferred(environ={"STREAM_CL_BLAS_KERNELS": setting})
+    chosen = mkl_solves_preferred(setting)
     if setting == "mkl" and not chosen:
         warnings.warn("STREAM_CL_BLAS_KERNELS=mkl: this torch was built without MKL; the learners' solves and "
                       "factors stay with OpenBLAS", RuntimeWarning, stacklevel=4)
