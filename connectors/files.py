@@ -8,9 +8,9 @@ headers and rows, quoted fields spanning lines). The sinks live in
 
 The source only moves bytes: every line goes through :class:`stream_cl.decode.EventDecoder`,
 so a file can hold anything and reading still goes on to the end, bad lines becoming
-dead letters with origin ``"<path>:<line>"``. Lines are read with a bounded ``readline``:
-a line longer than ``mapping.max_event_bytes`` costs that many bytes of memory, never
-the whole line.
+dead letters with origin ``"<path>:<line>"``. Lines are read by
+:class:`~connectors.bounded_lines.BoundedLines`: a line longer than ``mapping.max_event_bytes``
+costs that many bytes of memory, never the whole line.
 
 >>> import tempfile, os
 >>> from stream_cl.config import MappingConfig
@@ -45,6 +45,7 @@ from stream_cl.events import DeadLetter, Event
 from stream_cl.mapping_check import FieldCensus
 
 from .csv_records import CR_ONLY, CsvRecords, without_eol
+from .bounded_lines import SKIPPING, BoundedLines
 from .file_sinks import JsonlDeadLetterSink, JsonlPredictionSink  # re-exported: callers import the sinks from here
 from .followed_file import FollowedFile
 
@@ -57,13 +58,9 @@ _OTHER_CODECS = ((b"BZh", "bzip2", "bunzip2 -k"), (b"\xfd7zXZ\x00", "xz", "unxz 
                  (b"PK\x03\x04", "zip", "unzip"))
 _ZIPPED_DOCUMENTS = (".xlsx", ".xlsm", ".ods", ".numbers", ".docx")  # zip containers of a document, not of events
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0"  # an old Office file (.xls, .doc): a document too
-_SKIP_CHUNK = 1 << 16  # the rest of an oversized line is discarded this many bytes at a time
 # a poll ends at this many bytes read, whatever its max_records: decoded, an event of 90,000 numbers (0.6 MB, within
 # max_event_bytes and max_features) takes ~13 MB, and a poll of 1,024 of them held ~14 GB (review r55 F4)
 POLL_BYTES = 16 << 20
-# what _read_line returns when a poll has discarded POLL_BYTES of an oversized line and the line goes on
-# (a copytruncate's hole of gigabytes, a file without line ends): SIGTERM took ~40 s there (review r66 F2)
-_SKIPPING = (-1, b"", None)
 _FORMATS = ("auto", "jsonl", "csv")
 
 
@@ -161,9 +158,7 @@ class FileSource:
         name = self.path[:-3] if self.path.endswith(".gz") else self.path
         self._fmt = fmt if fmt != "auto" else _format_from_name(name)  # None: sniff the first line
         self._csv = CsvRecords(self.path, mapping, label_policy, self._decoder)
-        self._lineno = 0  # number of the last complete line
-        self._pending = b""  # follow mode: a last line still missing its newline
-        self._skip: list | None = None  # an oversized line being discarded: [line number, head, size, last byte]
+        self._lines = BoundedLines(self._followed, self._max)
         self._held: list[Event | DeadLetter] = []  # the records a restart made of what it held (_start_over)
         self._again = False  # the file was read again from its start (truncated or rotated) since it was opened
         # origin -> the text of each event of the last poll: a dead letter the model makes of
@@ -186,16 +181,17 @@ class FileSource:
                 out, self._held = self._held, []
                 break  # line numbers start at 1 again: one poll never holds two records of one origin
             try:
-                line = self._read_line(self._final or followed.rotating)
+                # POLL_BYTES read at call time: a test lowers it
+                line = self._lines.read(self._final or followed.rotating, POLL_BYTES)
             except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-                out += self._csv.unclosed_record(self._lineno)
+                out += self._csv.unclosed_record(self._lines.lineno)
                 out.append(self._corrupt(e))
                 break
-            if line is _SKIPPING:  # still inside an oversized line: the next poll goes on discarding it
+            if line is SKIPPING:  # still inside an oversized line: the next poll goes on discarding it
                 break
             if line is None:  # nothing complete to read now
                 if self._final or followed.rotating:  # this file is read to its end
-                    out += self._csv.unclosed_record(self._lineno)
+                    out += self._csv.unclosed_record(self._lines.lineno)
                     if followed.rotating:
                         if out:  # the next file's line numbers start at 1 again: one poll never holds
                             break  # two events of one origin (``raw`` is keyed by it)
@@ -238,53 +234,6 @@ class FileSource:
         self.close()
 
     # -- reading lines ---------------------------------------------------------------
-    def _read_line(self, final: bool) -> tuple[int, bytes, int | None] | None:
-        """The next complete line as ``(line number, bytes, size)``, or None for none yet, or
-        :data:`_SKIPPING` once this call has discarded ``POLL_BYTES`` of an oversized line.
-
-        ``bytes`` has at most ``max_event_bytes + 2`` bytes. ``size`` is None for a whole
-        line; for a longer one it is the line's length, and ``bytes`` its first
-        ``max_event_bytes`` bytes. ``final``: the file will not grow, so a last line
-        needs no newline.
-        """
-        f = self._followed.file
-        skipped = 0
-        while self._skip is not None:  # discard the rest of an oversized line
-            if skipped >= POLL_BYTES:  # a poll, and the stop flag read between polls, must not wait for gigabytes
-                return _SKIPPING
-            chunk = f.readline(_SKIP_CHUNK)
-            skipped += len(chunk)
-            if chunk:
-                self._followed.took(chunk)
-                self._skip[2] += len(chunk)
-            if chunk.endswith(b"\n") or (not chunk and final):
-                lineno, head, size, before = self._skip
-                self._skip = None
-                # the "\r" of a "\r\n" may end the part read before: a size counts the line's own bytes
-                crlf = chunk.endswith(b"\r\n") or (chunk == b"\n" and before == b"\r")
-                return lineno, head, size - (chunk.endswith(b"\n") + crlf)
-            if not chunk:
-                return None
-            self._skip[3] = chunk[-1:]
-        limit = self._max + 2  # room for "\r\n" after a line of exactly max_event_bytes
-        chunk = f.readline(limit - len(self._pending))
-        if chunk:
-            self._followed.took(chunk)
-        line = self._pending + chunk if self._pending else chunk
-        self._pending = b""
-        if line.endswith(b"\n"):
-            self._lineno += 1
-            return self._lineno, line, None
-        if len(line) >= limit:  # no newline within the limit: keep the head, skip the rest
-            self._lineno += 1
-            self._skip = [self._lineno, line[: self._max], len(line), line[-1:]]
-            return self._read_line(final)
-        if line and final:
-            self._lineno += 1
-            return self._lineno, line, None
-        self._pending = line  # a partial last line (follow mode): wait for its newline
-        return None
-
     def _start_over(self) -> None:
         """The file is read again from its start, as a new file (truncated, or rotated):
         line numbers start at 1 again and a CSV starts with its header. What was read of the old
@@ -293,17 +242,17 @@ class FileSource:
         file: the next poll returns it first (:attr:`_held`). Truncated in place, it was dropped
         without a word (review r66 F4)."""
         self._again = True
+        last = self._lines.lineno
+        skipped, unfinished = self._lines.restart()
         held: list = []
-        if self._skip is not None:
-            lineno, head, size, _ = self._skip
-            held.append(self._held_line(lineno, head, size))
-        held += self._csv.unclosed_record(self._lineno)  # (in line order: its lines come before the one held)
-        if self._pending:  # not decoded: cut inside its last cell, a CSV row was learned with a cut value (r68 L2)
-            self._lineno += 1
-            held.append(DeadLetter(self._pending[: self._max], "malformed", "the file was truncated in place while "
-                                   "this line was unfinished (no line end came)", f"{self.path}:{self._lineno}"))
+        if skipped is not None:
+            held.append(self._held_line(*skipped))
+        held += self._csv.unclosed_record(last)  # (in line order: its lines come before the one held)
+        if unfinished is not None:  # not decoded: cut inside its last cell, a CSV row was learned with a cut value (r68 L2)
+            lineno, text = unfinished
+            held.append(DeadLetter(text[: self._max], "malformed", "the file was truncated in place while "
+                                   "this line was unfinished (no line end came)", f"{self.path}:{lineno}"))
         self._held += [r for r in held if r is not None]
-        self._lineno, self._pending, self._skip = 0, b"", None
         self._csv.restart()
 
     def _held_line(self, lineno: int, line: bytes, size: int | None) -> Event | DeadLetter | None:
@@ -320,15 +269,16 @@ class FileSource:
         among bad lines does not make seen (a cut copy ran to exit 0, half its events unread)."""
         self.exhausted = True
         detail = f"gzip stream is corrupt or truncated ({error}); stopped reading this file"
-        lineno = self._lineno + 1
-        if self._lineno == 0 and str(error).startswith("Not a gzipped file"):  # r32 F6: nothing lost but the name
+        read = self._lines.lineno
+        lineno = read + 1
+        if read == 0 and str(error).startswith("Not a gzipped file"):  # r32 F6: nothing lost but the name
             self.error = (f"{self.path} is not gzip-compressed ({error}): nothing of it was read; rename it without "
                           ".gz, or compress it")
         else:
             what = ("ends early, the file cut short (an interrupted copy or download?)" if isinstance(error, EOFError)
                     else "is corrupt")
             self.error = (f"stopped reading {self.path} at line {lineno:,}{self._gzip_position()}: the gzip stream "
-                          f"{what}: {error}. {self._lineno:,} lines were read before it, the rest of the file was "
+                          f"{what}: {error}. {read:,} lines were read before it, the rest of the file was "
                           "not; check it with gzip -t and get a whole copy")
         self._warnings.append(self.error)
         return DeadLetter(b"", "malformed", detail, f"{self.path}:{lineno}")
