@@ -15,11 +15,11 @@ newline is held until it is completed.
 ...     def took(self, chunk):
 ...         pass
 >>> lines = BoundedLines(Whole(b"ok\\n" + b"x" * 10 + b"\\nlast"), max_bytes=4)
->>> lines.read(final=True)  # (line number, bytes, None: whole)
+>>> lines.read(final=True, skip_limit=1 << 20)  # (line number, bytes, None: whole)
 (1, b'ok\\n', None)
->>> lines.read(final=True)  # too long: its first 4 bytes and its size
+>>> lines.read(True, 1 << 20)  # too long: its first 4 bytes and its size
 (2, b'xxxx', 10)
->>> lines.read(final=True), lines.read(final=True)  # the file will not grow: a last line needs no newline
+>>> lines.read(True, 1 << 20), lines.read(True, 1 << 20)  # the file will not grow: a last line needs no newline
 ((3, b'last', None), None)
 """
 

@@ -132,7 +132,7 @@ class CsvRecords:
         given): as the header it raises :class:`ConfigError`; as a row it is the caller's
         ``oversized`` dead letter."""
         if self._header is None and self._unusable is None and not self._keep_known(origin):
-            self._header_failed(self._header_too_long(origin, line), b"", origin)  # (the caller's dead letter holds it)
+            self._header_failed(_header_too_long(origin, self._max, line), b"", origin)  # (the caller's dead letter holds it)
 
     def decode(self, line: bytes, origin: str, start: tuple[int, bytes] | None = None) -> Event | DeadLetter | None:
         """One CSV row (or the header), without its line end. ``start``: ``line`` is one line,
@@ -150,7 +150,7 @@ class CsvRecords:
             if self._header is None:
                 self._keep_known(origin)  # a file read again: a bad first line is a bad row, not a bad header
             try:
-                return self._bad_row(line, origin, e)
+                return _bad_row(line, origin, e, self._header is not None)
             except ConfigError as error:
                 return self._header_failed(error, line, origin)
         if self._header is None and not self._keep_known(origin, cells):
@@ -252,7 +252,7 @@ class CsvRecords:
         self._record = None
         raw = (b"".join(lines) + text)[: self._max]
         if self._header is None and not self._keep_known(origin):
-            return self._header_failed(self._header_too_long(origin, raw), raw, origin)
+            return self._header_failed(_header_too_long(origin, self._max, raw), raw, origin)
         if size is not None or _ends_quoted(line, True):
             what = f"a quoted field opened on line {first} is not closed within"
         else:
@@ -275,31 +275,33 @@ class CsvRecords:
         detail = f"a quoted field opened on line {first} is not closed at the end of the file (line {last_lineno})"
         return [DeadLetter(b"".join(lines), "malformed", detail, origin)]
 
-    def _bad_row(self, line: bytes, origin: str, error: Exception) -> DeadLetter:
-        """A row that is not UTF-8 or CSV: a dead letter; as the header, a configuration error."""
-        if isinstance(error, UnicodeDecodeError):
-            if self._header is None:
-                also = f", and the file has {CR_ONLY}" if _bare_cr(line) else ""
-                raise _bad_header(origin, f"is not valid UTF-8 (byte {error.start}); save the file as UTF-8{also}") from None
-            return DeadLetter(line, "malformed", f"invalid UTF-8 at byte {error.start}", origin)
-        if self._header is None:
-            if _bare_cr(line):  # csv's own hint (universal-newline mode) names a Python setting, not the fix
-                raise _bad_header(origin, f"holds a CR outside quotes: the file has {CR_ONLY}") from None
-            raise _bad_header(origin, f"is not valid CSV ({error}); fix the file's first line") from None
-        if _bare_cr(line):
-            detail = "invalid CSV row: a CR outside quotes (CR-only line endings? convert them to LF or CRLF)"
-            return DeadLetter(line, "malformed", detail, origin)
-        return DeadLetter(line, "malformed", f"invalid CSV row: {error}", origin)
 
-    def _header_too_long(self, origin: str, head: bytes = b"") -> ConfigError:
-        """The header has no line end within ``mapping.max_event_bytes``; ``head``: its first bytes, if known.
-        A CR-only file is one such line however large the bound: raising it is no fix there."""
-        if _bare_cr(head):
-            return _bad_header(origin, f"is longer than mapping.max_event_bytes ({self._max}) and holds a CR "
-                                       f"outside quotes: the file has {CR_ONLY}")
-        return _bad_header(origin, f"is longer than mapping.max_event_bytes ({self._max}); raise "
-                                   "mapping.max_event_bytes or shorten the header (a file with CR-only line endings "
-                                   "reads as one line: convert them to LF or CRLF)")
+def _bad_row(line: bytes, origin: str, error: Exception, header_read: bool) -> DeadLetter:
+    """A row that is not UTF-8 or CSV: a dead letter; as the header (``header_read`` False), a configuration error."""
+    if isinstance(error, UnicodeDecodeError):
+        if not header_read:
+            also = f", and the file has {CR_ONLY}" if _bare_cr(line) else ""
+            raise _bad_header(origin, f"is not valid UTF-8 (byte {error.start}); save the file as UTF-8{also}") from None
+        return DeadLetter(line, "malformed", f"invalid UTF-8 at byte {error.start}", origin)
+    if not header_read:
+        if _bare_cr(line):  # csv's own hint (universal-newline mode) names a Python setting, not the fix
+            raise _bad_header(origin, f"holds a CR outside quotes: the file has {CR_ONLY}") from None
+        raise _bad_header(origin, f"is not valid CSV ({error}); fix the file's first line") from None
+    if _bare_cr(line):
+        detail = "invalid CSV row: a CR outside quotes (CR-only line endings? convert them to LF or CRLF)"
+        return DeadLetter(line, "malformed", detail, origin)
+    return DeadLetter(line, "malformed", f"invalid CSV row: {error}", origin)
+
+
+def _header_too_long(origin: str, max_bytes: int, head: bytes = b"") -> ConfigError:
+    """The header has no line end within ``mapping.max_event_bytes`` (``max_bytes``); ``head``: its first
+    bytes, if known. A CR-only file is one such line however large the bound: raising it is no fix there."""
+    if _bare_cr(head):
+        return _bad_header(origin, f"is longer than mapping.max_event_bytes ({max_bytes}) and holds a CR "
+                                   f"outside quotes: the file has {CR_ONLY}")
+    return _bad_header(origin, f"is longer than mapping.max_event_bytes ({max_bytes}); raise "
+                               "mapping.max_event_bytes or shorten the header (a file with CR-only line endings "
+                               "reads as one line: convert them to LF or CRLF)")
 
 
 def _is_header(cells: list[str], known: list[str], within: bool = False) -> bool:

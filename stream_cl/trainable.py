@@ -35,12 +35,13 @@ import torch
 from .backbones import OnlineStandardizer, resolve_device
 from .base_learner import StreamingClassifier, check_event_batch, check_tasks, checked_labels, control_ends
 from .checks import check_int, check_nonnegative, check_positive, check_seed
-from .column_bound import ColumnRoom, check_bound, check_held_back, check_network_inputs, single_design_room
+from .column_bound import check_bound, check_held_back, check_network_inputs
 from .continual_steps import check_part_types
 from .encoding import DEFAULT_MAX_CATEGORIES
 from .features import FeatureIndex
 from .mlp import OnlineMLP
 from .runtime import one_blas_thread
+from .trainable_network import TrainableNetwork
 from .trainable_state import TrainableState
 
 __all__ = ["DRIFT_RESPONSES", "TrainableLearner", "check_decay", "check_rate", "unsupported_responses"]
@@ -104,7 +105,7 @@ def check_decay(lr: float, weight_decay: float, lr_high: float | None = None, pr
                      f"or a smaller {prefix}lr")
 
 
-class TrainableLearner(TrainableState, StreamingClassifier):
+class TrainableLearner(TrainableNetwork, TrainableState, StreamingClassifier):
     """Online MLP classifier with replay and homeostatic per-layer learning rates.
 
     Parameters
@@ -165,32 +166,8 @@ class TrainableLearner(TrainableState, StreamingClassifier):
                  device: str = "auto", dtype: str = "float64", seed: int = 0,
                  max_categories: int = DEFAULT_MAX_CATEGORIES, missing_indicators: bool = False,
                  time_features: bool = False, max_columns: int | None = None):
-        if dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        if hidden is not None and (not isinstance(hidden, tuple) or not hidden):
-            raise ValueError(f"hidden must be a non-empty tuple of positive ints, or None for no hidden layer; got {hidden!r}")
-        for i, h in enumerate(hidden or ()):
-            check_int(h, f"hidden[{i}]", 1, 256)  # True (an int to Python) failed at the first event; numpy ints are taken
-        # finite: an infinite rate or decay would make every step non-finite (each one skipped);
-        # check_decay bounds their product, which diverges while each is finite
-        check_positive(lr, "lr", 0.01)
-        check_nonnegative(weight_decay, "weight_decay", 0.0)
-        check_int(micro_batch, "micro_batch", 1, 16)
-        check_int(steps, "steps", 1, 1)
-        check_seed(seed)  # a negative, float or None seed failed at the first event, after its columns were indexed
-        check_bound(max_columns)
-        check_network_inputs(hash_width, max_columns)  # before the feature index keeps a slot per hashed input
-        check_part_types(replay=replay, drift=drift, homeostasis=homeostasis)  # before drift.response is read
-        lr_high = homeostasis.lr_high if homeostasis is not None else None
-        check_rate(lr, lr_high)
-        check_decay(lr, weight_decay, lr_high)
-        if drift is not None:
-            bad = unsupported_responses(drift.response)
-            if bad:
-                raise ValueError(f"the trainable learner supports the drift responses 'record' and 'need', not {bad}; "
-                                 "give DriftMonitor(..., response=('record',))")
-            if "need" in drift.response and homeostasis is None:
-                raise ValueError("the drift response 'need' raises the homeostatic need: give homeostasis=Homeostasis() too")
+        _check_settings(hidden, lr, micro_batch, steps, weight_decay, replay, drift, homeostasis, hash_width,
+                        dtype, seed, max_columns)
         self.hidden = hidden
         self.widths_ = tuple(int(h) for h in hidden or ())
         self.lr = lr
@@ -240,10 +217,6 @@ class TrainableLearner(TrainableState, StreamingClassifier):
         return list(self._classes)
 
     @property
-    def n_layers(self) -> int:
-        return self.net_.n_layers
-
-    @property
     def learning_rates_(self) -> list[float]:
         scales = self.homeostasis_.learning_rate_scales(self.n_layers) if self.homeostasis_ is not None else [1.0] * self.n_layers
         return [self.lr * s for s in scales]
@@ -261,59 +234,6 @@ class TrainableLearner(TrainableState, StreamingClassifier):
         if self.homeostasis_ is not None:
             out["homeostasis"] = self.homeostasis_.report()
         return out
-
-    # -- the network (stream_cl.mlp) ------------------------------------------------------
-    @property
-    def params_(self) -> list:
-        """The network's parameters: W0, b0, W1, b1, ..., W_out, b_out."""
-        return self.net_.params
-
-    def _room(self) -> ColumnRoom | None:
-        """The inputs the first layer may still take (a category whose own would not fit goes to ``k=<other>``)."""
-        return single_design_room(self.max_columns if self.hash_width is None else None, lambda: self.index_.width)
-
-    def _keys(self) -> list:
-        return list(self.index_.names) if self.hash_width is None else list(range(self.hash_width))
-
-    def _add_class(self, y: Hashable) -> None:
-        self._pos[y] = len(self._classes)
-        self._classes.append(y)
-        self.net_.add_class()
-
-    def _grow(self, keys: list, widths: np.ndarray) -> None:
-        """Input columns for a segment's rows (``widths``: inputs after each), as the per-event
-        loop would have grown them: the network does not train within a segment, and a column
-        reads 0 in the rows before its key's first learned row, so growing to the segment's
-        last width at its start changes no prediction. Growing to the whole batch's width
-        would not do: a column that exists before a micro-batch trains is decayed with it, and
-        the first inputs fix the first layer's scale (those of the first row that brings any)."""
-        if widths[-1] <= self.net_.n_inputs:
-            return
-        if not self.net_.fan_in:
-            self.net_.grow_inputs(keys[: widths[widths > 0][0]])
-        self.net_.grow_inputs(keys[: widths[-1]])
-
-    def _train(self) -> None:
-        """Adam steps on the pending fresh rows plus replayed ones; clears the pending rows."""
-        rows = self._pending
-        self._pending = []
-        if not rows:
-            return
-        d = self.index_.width
-        X = np.zeros((len(rows), d))
-        Mk = np.zeros((len(rows), d), dtype=bool)
-        for i, (x, m, _, _) in enumerate(rows):
-            X[i, : x.shape[0]], Mk[i, : m.shape[0]] = x, m
-        ys = [r[2] for r in rows]
-        if self.replay_ is not None:
-            draw = self.replay_.interleave(X, Mk, ys, [r[3] for r in rows])
-            if len(draw.y):
-                X, Mk = np.vstack([X, draw.X]), np.vstack([Mk, draw.M])
-                ys = ys + draw.y
-        Z = self.scaler_.transform(X, Mk, self.index_.indicator_mask)
-        target = torch.as_tensor([self._pos[y] for y in ys], dtype=torch.long, device=self.device_)
-        self.net_.train(Z, target, self.learning_rates_, self.steps, self.weight_decay)
-        self.n_updates_ += 1
 
     # -- learning ----------------------------------------------------------------------
     @one_blas_thread
@@ -393,6 +313,38 @@ class TrainableLearner(TrainableState, StreamingClassifier):
         with torch.no_grad():
             logits = self.net_.logits(Z).double().cpu().numpy()
         return _softmax(logits)
+
+
+def _check_settings(hidden, lr, micro_batch, steps, weight_decay, replay, drift, homeostasis, hash_width, dtype,
+                    seed, max_columns) -> None:
+    """Refuse :class:`TrainableLearner`'s settings that could not train, each by name, before anything is built."""
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    if hidden is not None and (not isinstance(hidden, tuple) or not hidden):
+        raise ValueError(f"hidden must be a non-empty tuple of positive ints, or None for no hidden layer; got {hidden!r}")
+    for i, h in enumerate(hidden or ()):
+        check_int(h, f"hidden[{i}]", 1, 256)  # True (an int to Python) failed at the first event; numpy ints are taken
+    # finite: an infinite rate or decay would make every step non-finite (each one skipped);
+    # check_decay bounds their product, which diverges while each is finite
+    check_positive(lr, "lr", 0.01)
+    check_nonnegative(weight_decay, "weight_decay", 0.0)
+    check_int(micro_batch, "micro_batch", 1, 16)
+    check_int(steps, "steps", 1, 1)
+    check_seed(seed)  # a negative, float or None seed failed at the first event, after its columns were indexed
+    check_bound(max_columns)
+    check_network_inputs(hash_width, max_columns)  # before the feature index keeps a slot per hashed input
+    check_part_types(replay=replay, drift=drift, homeostasis=homeostasis)  # before drift.response is read
+    lr_high = homeostasis.lr_high if homeostasis is not None else None
+    check_rate(lr, lr_high)
+    check_decay(lr, weight_decay, lr_high)
+    if drift is not None:
+        bad = unsupported_responses(drift.response)
+        if bad:
+            raise ValueError(f"the trainable learner supports the drift responses 'record' and 'need', not {bad}; "
+                             "give DriftMonitor(..., response=('record',))")
+        if "need" in drift.response and homeostasis is None:
+            raise ValueError("the drift response 'need' raises the homeostatic need: give homeostasis=Homeostasis() too")
+
 
 def _row_widths(M_new: np.ndarray, labelled: np.ndarray, n_old: int) -> np.ndarray:
     """Columns indexed once each row of a batch is: ``n_old`` plus the new columns whose first

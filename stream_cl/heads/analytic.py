@@ -10,7 +10,6 @@ import pandas as pd
 
 from ..base_learner import (StreamingClassifier, check_event_batch, check_label, check_weight, checked_labels,
                             frame_weights, stacked)
-from ..checkpoint import load_all_or_nothing
 from ..checks import check_positive
 from ..column_bound import check_bound, check_columns
 from ..encoding import DEFAULT_MAX_CATEGORIES, check_frame_columns
@@ -19,12 +18,13 @@ from ..parts import PartitionedLearner, check_partition
 from ..runtime import one_blas_thread
 from ..status import HeadStatus
 from .analytic_design import AnalyticDesign
+from .analytic_state import AnalyticState
 from .class_head import RidgeClassHead, scores_to_proba
 
 __all__ = ["AnalyticClassifier"]
 
 
-class AnalyticClassifier(AnalyticDesign, PartitionedLearner, StreamingClassifier):
+class AnalyticClassifier(AnalyticDesign, AnalyticState, PartitionedLearner, StreamingClassifier):
     """Class-incremental ridge classifier learned by recursive least squares.
 
     The design row is ``[1, x_1, ..., x_d]`` (the intercept is regularised like every
@@ -258,50 +258,6 @@ class AnalyticClassifier(AnalyticDesign, PartitionedLearner, StreamingClassifier
         return pd.Series([classes[k] for k in top.tolist()], index=X.index, dtype=object)  # (tuples stay whole)
 
     # -- state -----------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        """Hyperparameters and learned state; arrays are numpy float64. ``head`` holds the
-        served statistics (the sums over partitions), ``parts`` each partition's."""
-        head = self._summed_heads_state([self.head_.state_dict()])[0]
-        return {"params": self._get_params(), "identity": self._identity(canonical=True), "index": self.index_.state_dict(),
-                "head": head, "parts": self._parts_state()}
-
-    def load_state_dict(self, state: Mapping) -> "AnalyticClassifier":
-        """Restore a :meth:`state_dict`, all or nothing; the state of a classifier of other settings
-        (``gamma``, ``forgetting``, ...: its ``identity``; older states are not compared) is a
-        ``ValueError`` that changes nothing."""
-        self._check_identity(state.get("identity"))
-        load_all_or_nothing(self, state, type(self)._load)
-        return self
-
-    def _load(self, state: Mapping) -> None:
-        """Load ``state`` into this classifier, in place (:meth:`load_state_dict` loads its own state back if this raises)."""
-        self.index_.load_state_dict(state["index"])
-        self.head_.load_state_dict(state["head"])
-        self._memo = None
-        self._load_parts_state(state.get("parts"))  # absent before partitions: one part, the first learned
-
-    # -- partitions (stream_cl.parts) --------------------------------------------------------
-    def _ridge_heads(self) -> list:
-        return [self.head_]
-
-    def _layout(self, i: int, names: list, kinds: list) -> list:
-        """Design columns: the bias, then one per input."""
-        return ["$bias", *(names if self.hash_width is None else range(self.hash_width))]
-
-    def _get_local(self) -> dict:
-        return {}
-
-    def _set_local(self, local) -> None:
-        self._memo = None
-
-    def _fresh_local(self) -> dict:
-        return {}
-
-    def _local_state(self, local) -> None:
-        return None
-
-    def _local_from_state(self, state, rows, width) -> dict:
-        return {}
 
 
 def _resolve(device) -> str:
