@@ -7,7 +7,8 @@ points (:func:`~stream_cl.base_learner.control_ends`): after every ``control_eve
 labelled event of the learner's life the adaptive heads' forgetting factors are set
 (homeostatic need, the "forget" response), the "remix" response resets the mixture's
 records, and the :class:`~stream_cl.shadows.ShadowRestarter` starts shadow heads or
-restarts heads from them. Every step depends only on the stream, never on its batching.
+restarts heads from them. Every step depends only on the stream, never on its batching: the same draws,
+alarms, restarts and remixes at any batch size, and the arithmetic the same to rounding (~1e-12).
 
 The host learner provides the ensemble (:class:`~stream_cl.ensemble.AnalyticEnsemble`),
 ``scaler_``, ``index_``, ``heads``, ``heads_``, the optional parts' hyperparameters and

@@ -22,14 +22,18 @@ signal and the response) and keeps the bookkeeping of the responses:
 
 Detectors (``detector=``): ``"adwin"``, ``"kswin"``, ``"page_hinkley"`` on the loss or
 the error stream; ``"ddm"``, ``"eddm"``, ``"hddm_a"``, ``"hddm_w"``, ``"fhddm"`` on the
-0/1 error only. With ``direction="up"`` (the default) a detection where the signal went
+0/1 error only (``"fhddm"`` is fed the 0/1 *correctness*: River's FHDDM alarms when the
+mean of its input falls, as in its paper, whatever its docstring says of errors; fed
+errors it fired once the learner had recovered, not when it got worse). With
+``direction="up"`` (the default) a detection where the signal went
 *down* (the learner got better, e.g. after recovering from a drift) is counted in
 ``n_ignored_`` and not raised. It is ignored only when a ~50-event average of the signal is
 at or below the mean since the last detection *and* the last :data:`DIRECTION_WINDOW` signals
 are not clearly above the mean since the last detection without them (by more than
 :data:`DIRECTION_Z` standard deviations of a mean of that many): the average lags the abrupt
 rise that a fast detector such as HDDM_A fires on a few events in, and the short window alone
-would turn a lucky run of 0/1 errors into an alarm.
+would turn a lucky run of 0/1 errors into an alarm. The mean since the last detection is the
+monitor's own: a KSWIN ``window`` given in ``params`` (data the detector starts from) is not part of it.
 
 The detector's whole state -- including River's Rust-backed parts -- goes into
 :meth:`DriftMonitor.state_dict` as plain values (bytes as uint8 arrays), and a restore
@@ -58,7 +62,7 @@ from river import drift as river_drift
 from .checks import MIN_FORGETTING, check_seed, check_signal, is_forgetting, is_real
 
 __all__ = ["DETECTORS", "DIRECTION_WINDOW", "DIRECTION_Z", "DriftMonitor", "PARAM_RULES", "RESPONSES",
-           "check_detector_params", "detector_state", "load_detector_state", "make_detector"]
+           "WATCH_CORRECT", "check_detector_params", "detector_state", "load_detector_state", "make_detector"]
 
 # name -> (factory, binary-only, default parameters)
 DETECTORS = {
@@ -71,6 +75,9 @@ DETECTORS = {
     "hddm_w": (river_drift.binary.HDDMW, True, {}),
     "fhddm": (river_drift.binary.FHDDM, True, {}),
 }
+# detectors that alarm when the mean of their input falls (a rate of correct predictions falling):
+# fed 1 for a correct prediction, where the others are fed 1 for an error
+WATCH_CORRECT = ("fhddm",)
 RESPONSES = ("record", "need", "forget", "restart", "reset", "remix")
 SIGNALS = ("auto", "error", "loss")
 # The last signals whose mean judges a detection's direction. About the delay of the fastest
@@ -282,13 +289,18 @@ def load_detector_state(detector, state: Mapping, compare=None) -> None:
     other parameters (those named in ``compare``; all where it is None) is a ``ValueError`` naming
     the first one, before anything changes (restored, the state's parameters replaced the
     detector's own: it ran with the checkpoint's while its owner reported its own)."""
+    _param_clash_error(detector, state, compare)
+    _restore(detector, state)
+
+
+def _param_clash_error(detector, state: Mapping, compare=None) -> None:
+    """The ``ValueError`` of :func:`load_detector_state` for a state of other parameters, if it is one."""
     clash = _param_clash(detector, state, compare)
     if clash is not None:
         key, theirs, mine = clash
         raise ValueError(f"the checkpoint's drift detector {type(detector).__name__} has {key}={theirs!r}, this one "
                          f"{key}={mine!r}: restore into a monitor built with the checkpoint's detector params "
                          f"(params[{key!r}] = {theirs!r}), or start afresh")
-    _restore(detector, state)
 
 
 def _param_clash(detector, state: Mapping, compare=None) -> tuple | None:
@@ -433,8 +445,8 @@ class DriftMonitor(base.Base):
         x = float(v)
         if DETECTORS[self.detector][1]:
             x = bool(error)
-        self.detector_.update(x)
-        xf = float(x)
+        self.detector_.update((not x) if self.detector in WATCH_CORRECT else x)
+        xf = float(x)  # the error (or loss) itself: the averages judge the direction on it
         self.n_ += 1
         self.recent_ += max(0.02, 1.0 / self.n_) * (xf - self.recent_)
         self.since_sum_ += xf
@@ -524,6 +536,7 @@ class DriftMonitor(base.Base):
             "counts": {k: dict(v) for k, v in self.counts_.items()},
             "forget_until": self.forget_until_, "forget_pending": self.forget_pending_, "remix_due": self.remix_due_,
             "detector_name": self.detector,
+            **({"fed": "correct"} if self.detector in WATCH_CORRECT else {}),  # absent: fed errors (before r85)
             "params_set": sorted(self.params or {}),  # the parameters given, not River's defaults (load_state_dict)
         }
 
@@ -534,14 +547,20 @@ class DriftMonitor(base.Base):
         given, here or to the monitor that wrote the state (``params_set``; checkpoints from before it
         was kept: those given here), not River's defaults: a River release that changes a default
         leaves the detectors of older checkpoints running as they were, as the daemon, which sets no
-        detector params, must (its config could not name the one the checkpoint has)."""
+        detector params, must (its config could not name the one the checkpoint has). An FHDDM state
+        written while it was fed errors (before :data:`WATCH_CORRECT`; no ``fed`` key) keeps its counts
+        and alarms but not its window, which held the inverse of what it watches now: that detector
+        starts afresh (a change within its first ``sliding_window_size`` events may go unseen)."""
         saved = state.get("detector_name", self.detector)
         if saved != self.detector:
             raise ValueError(f"the checkpoint's drift detector is {saved!r}, this learner's is {self.detector!r}: "
                              f"restore with detector={saved!r} (config drift.detector), or start afresh")
         detector = make_detector(self.detector, self.params, self.seed)
         given = set(self.params or {}) | set(state.get("params_set", ()))
-        load_detector_state(detector, state["detector"], compare=given)
+        if self.detector not in WATCH_CORRECT or state.get("fed") == "correct":
+            load_detector_state(detector, state["detector"], compare=given)
+        else:  # an FHDDM fed errors before r85 (inverted, WATCH_CORRECT): its window starts afresh
+            _param_clash_error(detector, state["detector"], given)
         self._reset()
         self.detector_ = detector
         self.n_, self.recent_ = int(state["n"]), float(state["recent"])

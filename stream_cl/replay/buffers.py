@@ -66,7 +66,7 @@ class ReplayDraw:
     y: list
     task: list
     pos: np.ndarray  # (k,) int
-    w: list = field(default_factory=list)  # the sample weight each row's event was learned at
+    w: list = field(default_factory=list)  # the sample weight given with each row's event (before imbalance reweighting)
 
 
 class ReplayBuffer(RowStore, RowGroups, base.Base):
