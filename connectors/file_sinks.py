@@ -30,14 +30,18 @@ log = logging.getLogger("stream_cl.files")
 __all__ = ["JsonlDeadLetterSink", "JsonlPredictionSink"]
 
 
-def _end_on_a_whole_line(path: Path) -> bool:
+def _said(text: str) -> None:
+    log.warning("%s", text)
+
+
+def _end_on_a_whole_line(path: Path, warn=_said) -> bool:
     """Mend the end of a regular file about to be appended to; returns whether a line end must be written
     before the new lines. A run killed while writing (SIGKILL, a power loss) can leave an unfinished last
     line, and the next run's first line was glued onto it: one line no JSON reader could parse, the new
     record lost with it (review r66 F3). Such a line, which does not parse, is cut off; one that does (a
     file written without a final line end, by ``"\\n".join``) is kept and ended (review r68 L1). A file
     that can be appended to but not read or cut (``chattr +a``) is appended to as it is, with a warning
-    (r68 M2): the check never stops a run that could write."""
+    (r68 M2): the check never stops a run that could write. ``warn(text)`` says what was mended or could not be."""
     try:
         st = os.stat(path)
         if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
@@ -61,8 +65,7 @@ def _end_on_a_whole_line(path: Path) -> bool:
     except FileNotFoundError:
         return False
     except OSError as e:
-        log.warning("%s cannot be read to check that its last line is whole (%s): appending after it as it is",
-                    path, e)
+        warn(f"{path} cannot be read to check that its last line is whole ({e}): appending after it as it is")
         return False
     try:
         json.loads(tail)
@@ -72,12 +75,11 @@ def _end_on_a_whole_line(path: Path) -> bool:
     try:
         os.truncate(path, keep)
     except OSError as e:
-        log.warning("%s ends inside a line, which cannot be cut off (%s): a line end is written after it, and the "
-                    "lines of this run after that", path, e)
+        warn(f"{path} ends inside a line, which cannot be cut off ({e}): a line end is written after it, and the "
+             "lines of this run after that")
         return True
-    log.warning("%s ended inside a line (the run writing it was stopped without finishing it: a kill or a crash): "
-                "its last %d bytes, that unfinished line, were cut before the lines of this run were appended",
-                path, end - keep)
+    warn(f"{path} ended inside a line (the run writing it was stopped without finishing it: a kill or a crash): "
+         f"its last {end - keep} bytes, that unfinished line, were cut before the lines of this run were appended")
     return False
 
 
@@ -98,10 +100,11 @@ class _JsonlSink:
     would have nothing to make durable.
     """
 
-    def __init__(self, path: str | os.PathLike, append: bool = False):
+    def __init__(self, path: str | os.PathLike, append: bool = False, *, warn=_said):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        end_line = append and _end_on_a_whole_line(self.path)
+        self._warn = warn  # what the sink mends or cannot do (a file run prints it and keeps it in its report)
+        end_line = append and _end_on_a_whole_line(self.path, warn)
         # one open (a FIFO closed and opened again would tell its reader the stream ended)
         self._file = self._open(os.O_TRUNC if not append else 0)
         if end_line:
@@ -152,8 +155,8 @@ class _JsonlSink:
         except OSError as e:
             if not self._said_unopened:
                 self._said_unopened = True
-                log.warning("%s was rotated or removed and cannot be opened again (%s): writing on into the file "
-                            "open until now", self.path, e)
+                self._warn(f"{self.path} was rotated or removed and cannot be opened again ({e}): writing on into the "
+                           "file open until now")
             return
         self._said_unopened = False
         old.close()

@@ -78,9 +78,13 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
     warm_up()  # numba's compiled loops, as the daemon loads them: not in the first batch's latency
     warn = warn or _to_stderr
     warnings: list[str] = []
-    for note in _daemon_only_notes(config, written) + unread_keys(config, written or {}):
+
+    def say(note: str) -> None:  # a mistake found on the way: said now, and listed in the report
         warnings.append(note)
         warn(note)
+
+    for note in _daemon_only_notes(config, written) + unread_keys(config, written or {}):
+        say(note)
     stop = stop or threading.Event()
     src_cfg = config.source
     if src_cfg.kind == "demo":
@@ -101,7 +105,7 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
     # an earlier run's report, beside the outputs this run starts anew, must not be read as this run's (report_file)
     report_mode = clear_report(config.run.report)
     # the sinks closed on the way out too: a source that fails (an unusable CSV header) leaves no file open
-    with _stop_on_signals(stop) as signals, source, _Outputs(config.run) as outputs:
+    with _stop_on_signals(stop) as signals, source, _Outputs(config.run, say) as outputs:
         while not stop.is_set() and not source.exhausted and not outputs.errors:
             want = config.run.batch_size
             if config.run.max_events is not None:
@@ -113,8 +117,7 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
             events = [r for r in records if isinstance(r, Event)]
             times.observe(events)
             for w in source.take_warnings() + times.take():
-                warnings.append(w)
-                warn(w)
+                say(w)
             dead = [r for r in records if isinstance(r, DeadLetter)]
             predictions, refused = step.process(events)  # counts the refused itself
             step.stats.add_dead_letters(dead)
@@ -133,8 +136,7 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
         progress.update(seen, step.stats.recent_accuracy, sum(step.stats.dead_letters.values()), force=True)
         progress.close()
         for w in source.take_warnings() + times.take(final=True):  # checks that wait for the end of a short file
-            warnings.append(w)
-            warn(w)
+            say(w)
         ended = source.exhausted or (config.run.max_events is not None and seen >= config.run.max_events)
         stopped_by = None if ended else "output_error" if outputs.errors else signals.received or "stop"
         if source.error:  # exhausted, yet not read to its end (a gzip stream cut short): failure() makes it exit 1
@@ -163,8 +165,9 @@ class _Outputs:
     goes on, and the CLI ends there with exit 141, as without ``--quiet``.
     """
 
-    def __init__(self, run: RunConfig):
+    def __init__(self, run: RunConfig, warn):
         self.errors: dict[str, str] = {}
+        self._warn = warn  # what a sink mends or cannot do (an unfinished last line cut before appending)
         self.sinks: dict[str, PredictionSink | DeadLetterSink] = {}
         self.paths = {"run.dead_letters": run.dead_letters, "run.predictions": run.predictions}
         for key, kind in (("run.dead_letters", JsonlDeadLetterSink), ("run.predictions", JsonlPredictionSink)):
@@ -172,7 +175,7 @@ class _Outputs:
                 self._do(key, lambda: self._open(key, kind, run.append))
 
     def _open(self, key: str, kind, append: bool) -> None:
-        self.sinks[key] = kind(self.paths[key], append)
+        self.sinks[key] = kind(self.paths[key], append, warn=self._warn)
 
     def write(self, name: str, items) -> None:
         sink = self.sinks.get(f"run.{name}")

@@ -172,8 +172,8 @@ def test_an_unusable_csv_header_is_a_config_error_and_the_output_files_are_close
     opened = []
 
     class Sink(connectors.run.JsonlPredictionSink):
-        def __init__(self, *args):
-            super().__init__(*args)
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
             opened.append(self)
 
     monkeypatch.setattr(connectors.run, "JsonlPredictionSink", Sink)
