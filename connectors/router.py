@@ -133,21 +133,30 @@ class Router:
         for key, found in early.items():
             joined.setdefault(key, []).extend(found)
         for (key, committed), run in groupby(labels, key=lambda u: (self.label_key(u.origin), u.origin in silent)):
+            # its store changed (a label that waits for its event) or its labels moved on: the part must follow
+            # (review r86: a label that only waited left no record, and a takeover came without it)
+            self.state.touched(key, 0)
             found = self._join(key, run, committed)
             if found:
                 joined.setdefault(key, []).extend(found)
         for key, found in joined.items():
             self.state.touched(key, len(found))
             letters += self._learn(key, found, batch)  # (a join's dead letter goes by the join, not its event's origin)
-        self.pending.expire()  # every partition's store: one with no records in this poll ages too
+        self._expire()  # every partition's store: one with no records in this poll ages too
         self.new_work.count_labels()
         if letters:
             self._dead_letters(letters, batch.raw)
 
     def expire(self) -> None:
         """Drop what waited too long in the label stores (a quiet poll: ages move on), counted as new."""
-        self.pending.expire()
+        self._expire()
         self.new_work.count_labels()
+
+    def _expire(self) -> None:
+        # a store that dropped entries changed: its changelog part must follow, or the partition's next owner
+        # takes the entries over again and counts them expired twice, after they waited past max_age_s (r86)
+        for key in self.pending.expire():
+            self.state.touched(key, 0)
 
     def _join(self, key, labels, committed: bool) -> list:
         """Join ``labels`` of events partition ``key``, all ``committed`` (re-read silently) or none, with

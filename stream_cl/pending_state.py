@@ -100,7 +100,7 @@ class PendingState:
         self._items = items
         if "saved_at" in state:  # absent in checkpoints before: ages then went on by the clock through the downtime
             self._resume_at = float(state["saved_at"])  # and stand still until records come (thaw)
-        self._early = OrderedDict((str(i), (y, str(origin), float(at), True))
+        self._early = OrderedDict((i, (y, str(origin), float(at), True))  # ids as stored, as the events' are (r86)
                                   for i, y, origin, at in state.get("early", []))
         for k, v in state.get("counters", {}).items():
             if k in ("added", "joined", "unknown", "expired", "evicted", "replaced", "early"):

@@ -79,8 +79,10 @@ class PendingStores:
         stores = self._all()
         return tuple(self.retired.get(name, 0) + sum(getattr(s, name) for s in stores) for name in _NEW)
 
-    def expire(self) -> int:
-        return sum(s.expire() for s in self._all())
+    def expire(self) -> list:
+        """Drop what waited too long in every store; returns the keys of the stores that dropped any
+        (their state changed: a changelog part of theirs must follow)."""
+        return [key for key, s in list(self.stores.items()) if s.expire()]
 
     def thaw(self) -> None:
         """Records come again: every restored store's time runs on (:meth:`PendingLabels.thaw`)."""
