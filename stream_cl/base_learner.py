@@ -29,6 +29,7 @@ from river import base
 
 from .bounds import MIN_POSITIVE
 from .encoding import check_frame_columns, frame_rows
+from .memory import tensor_bytes
 from .monitoring import ContinualMonitoring
 from .status import DriftStatus, HeadStatus, LearnerStatus
 
@@ -236,6 +237,12 @@ class StreamingClassifier(ContinualMonitoring, base.MiniBatchClassifier):
     @property
     def _multiclass(self):
         return True
+
+    @property
+    def _raw_memory_usage(self) -> int:
+        """River's count (numpy arrays' data included) plus the torch tensors' storages, which it counts as
+        headers only (:mod:`stream_cl.memory`): what ``show_memory`` and River's memory checks read."""
+        return super()._raw_memory_usage + tensor_bytes(self)
 
     @property
     def feature_names_in_(self) -> list:

@@ -73,7 +73,9 @@ class OnlineContinualLearner(LearnerState, OnlineParts, ContinualSteps, OneEvent
         Threshold units per input (:class:`~stream_cl.backbones.KeyUnits`), 0 for none.
     heads
         ``(forgetting, view)`` pairs, one ridge head each; view ``"all"`` learns on the
-        backbone's features and the inputs, ``"inputs"`` on the standardised inputs only.
+        backbone's features and the inputs, ``"inputs"`` on the standardised inputs only. In a River
+        parameter grid give a list of pairs (``{"heads": [[(1.0, "all")], ...]}``): River reads a
+        tuple there as ``(class, params)``.
     gamma
         Ridge regularisation of every head.
     temperature

@@ -111,7 +111,9 @@ class TrainableLearner(TrainableNetwork, TrainableState, StreamingClassifier):
     Parameters
     ----------
     hidden
-        Widths of the hidden layers (``None``: no hidden layer, softmax regression).
+        Widths of the hidden layers, a tuple or list (``None``: no hidden layer, softmax regression). In a
+        River parameter grid give lists (``{"hidden": [[16], [64, 64]]}``): River reads a tuple there as
+        ``(class, params)``.
     lr
         Base learning rate of Adam.
     micro_batch
@@ -320,8 +322,9 @@ def _check_settings(hidden, lr, micro_batch, steps, weight_decay, replay, drift,
     """Refuse :class:`TrainableLearner`'s settings that could not train, each by name, before anything is built."""
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    if hidden is not None and (not isinstance(hidden, tuple) or not hidden):
-        raise ValueError(f"hidden must be a non-empty tuple of positive ints, or None for no hidden layer; got {hidden!r}")
+    if hidden is not None and (not isinstance(hidden, (tuple, list)) or not hidden):
+        raise ValueError(f"hidden must be a non-empty tuple (or list) of positive ints, or None for no hidden layer; "
+                         f"got {hidden!r}")
     for i, h in enumerate(hidden or ()):
         check_int(h, f"hidden[{i}]", 1, 256)  # True (an int to Python) failed at the first event; numpy ints are taken
     # finite: an infinite rate or decay would make every step non-finite (each one skipped);
