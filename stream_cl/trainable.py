@@ -15,7 +15,9 @@ For streams where a frozen backbone is not enough. The pipeline:
 Micro-batches are aligned to the count of labelled events over the learner's life, and
 every event is predicted by the network as it was when the event arrived, so any batching
 of the stream gives the same model. The weights of an input column are seeded by its
-feature *key*, so the order of keys in events does not matter. ``device="auto"`` runs it on
+feature *key*, so the order of keys in events does not matter (except where ``max_columns`` leaves room
+for only some of one event's new categories: the keys earlier in the event get their own columns, the
+others ``k=<other>``). ``device="auto"`` runs it on
 the CPU unless a GPU is visible and a layer is at least
 :data:`~stream_cl.backbones.device.AUTO_CUDA_MIN_FEATURES` wide.
 
@@ -258,7 +260,7 @@ class TrainableLearner(TrainableNetwork, TrainableState, StreamingClassifier):
         check_tasks(tasks, b)  # before anything is learned: replay would refuse a bad task at the next micro-batch
         X, M, new = self.index_.vectorize_masked(xs, labelled, self._room)  # learned events make columns
         n = self.index_.width + len(new)  # the first layer's inputs are its memory: one event with a
-        if self.max_columns is not None and n > self.max_columns:  # thousand new keys must not take it
+        if new and self.max_columns is not None and n > self.max_columns:  # thousand new keys must not take it
             raise ValueError(f"{len(new)} new inputs would give the network's first layer {n:,} inputs, over "
                              f"max_columns ({self.max_columns:,}); use hash_width, fewer features, or a larger max_columns")
         check_held_back(new, self.max_columns)
