@@ -2,7 +2,8 @@
 
 An alarm *detects* change point ``c_i`` if it is the first alarm in
 ``[c_i, min(c_{i+1}, c_i + max_delay))``; its delay is ``alarm - c_i``. Every other
-alarm is a false alarm (reported per 10,000 events).
+alarm is a false alarm (reported per 10,000 events). Alarms and change points count events the same way
+(``benchmarks/continual.py``: 0-based indices, a change point being its first event of the new concept).
 
 >>> r = detection_report([120, 130, 700, 1150], change_points=[100, 1000], n_events=2000, max_delay=500)
 >>> r["detected"], r["missed"], r["mean_delay"], r["false_alarms"], r["false_alarms_per_10k"]
