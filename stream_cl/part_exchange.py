@@ -15,7 +15,7 @@ import numpy as np
 from .backbones.base import Backbone
 from .contribution import Contribution, ContributionError
 from .features import kind_clash
-from .part_stats import Part, PartStats, classes_with_rows, install
+from .part_stats import Part, PartStats, check_partition, classes_with_rows, install
 
 __all__ = ["PartExchange", "check_identity", "exact_backbone", "layout_positions", "learner_identity"]
 
@@ -67,6 +67,7 @@ class PartExchange:
         has learned nothing here (its events, if any, were predicted only: a part is made by
         learning): its part is empty (no statistics, no local state, no events), and the
         daemon's changelog still carries its offset and waiting events."""
+        check_partition(partition)  # a NaN key named no part and gave an empty one (review r90)
         heads = self._ridge_heads()
         part = self._parts.get(partition)
         if part is None:
@@ -89,12 +90,15 @@ class PartExchange:
         """Install or replace partition ``partition``'s part with ``contribution`` (or its bytes).
 
         ``resum=False`` leaves the served heads as they are (several merges in a row, then one
-        :meth:`resum`: the daemon's fold); until then predictions use the heads of before.
+        :meth:`resum`: the daemon's fold); until then the learner is not to be used: a merged part that
+        brings new inputs or classes leaves the served heads narrower than the index, and rows learned
+        before the :meth:`resum` are summed into stale exact heads.
         Raises :class:`~stream_cl.contribution.ContributionError`, changing nothing, for a
         contribution of another learner kind, settings or backbone, one that is corrupt, or one
         holding an input that this learner holds as the other kind of column (a number here, a
         category's indicator there, or the reverse: one learner refuses such an event).
         """
+        check_partition(partition)  # before anything changes: an unhashable key failed half way (review r90)
         c = Contribution.coerce(contribution)
         try:
             checked = self._checked(partition, c)

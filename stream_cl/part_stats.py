@@ -12,7 +12,7 @@ import numpy as np
 
 from .contribution import ContributionError
 
-__all__ = ["PartStats", "Part", "sum_parts", "install"]
+__all__ = ["PartStats", "Part", "check_partition", "sum_parts", "install"]
 
 
 class PartStats:
@@ -189,3 +189,29 @@ def install(head, parts: list[PartStats]) -> None:
         ridge.decay, ridge.rows_since_anchor = parts[0].anchor
     head.counts = np.pad(total.counts, (0, max(len(head.classes) - c, 0)))[: len(head.classes)].tolist()
     head.approximate = False
+
+
+def check_partition(partition) -> None:
+    """Refuse a partition key that cannot name a part: an unhashable one (it failed half way, after
+    the learner had gone over to several parts), or a missing value (NaN, ``pd.NA``, ``NaT``): a NaN
+    is unequal to itself, so each event's NaN made a part of its own.
+
+    >>> check_partition("events/0"), check_partition(None)
+    (None, None)
+    >>> check_partition(float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: partition is missing (nan): name the source partition with an int or a string, or None for one partition
+    """
+    try:
+        hash(partition)
+    except TypeError:
+        raise TypeError(f"partition must be hashable, got {type(partition).__name__} {partition!r}: name the "
+                        "source partition with an int or a string, or None for one partition") from None
+    try:
+        missing = bool(partition != partition)  # only a missing value is unequal to itself
+    except (TypeError, ValueError):  # pd.NA: its comparisons are NA, whose truth is ambiguous
+        missing = True
+    if missing:
+        raise ValueError(f"partition is missing ({partition!r}): name the source partition with an int or a "
+                         "string, or None for one partition")

@@ -60,7 +60,7 @@ import numpy as np
 
 from .base_learner import stacked
 from .part_exchange import PartExchange
-from .part_stats import Part, PartStats, classes_with_rows, install
+from .part_stats import Part, PartStats, check_partition, classes_with_rows, install
 from .served_sums import ServedSums
 
 __all__ = ["PartStats", "Part", "PartitionedLearner", "SUM_EVERY_ROWS", "check_partition"]
@@ -68,32 +68,6 @@ __all__ = ["PartStats", "Part", "PartitionedLearner", "SUM_EVERY_ROWS", "check_p
 # Forgetting heads of a learner serving several partitions are set to the exact sum of the
 # parts this often (rows learned by the learner); see the module docstring.
 SUM_EVERY_ROWS = 256
-
-
-def check_partition(partition) -> None:
-    """Refuse a partition key that cannot name a part: an unhashable one (it failed half way, after
-    the learner had gone over to several parts), or a missing value (NaN, ``pd.NA``, ``NaT``): a NaN
-    is unequal to itself, so each event's NaN made a part of its own.
-
-    >>> check_partition("events/0"), check_partition(None)
-    (None, None)
-    >>> check_partition(float("nan"))
-    Traceback (most recent call last):
-    ...
-    ValueError: partition is missing (nan): name the source partition with an int or a string, or None for one partition
-    """
-    try:
-        hash(partition)
-    except TypeError:
-        raise TypeError(f"partition must be hashable, got {type(partition).__name__} {partition!r}: name the "
-                        "source partition with an int or a string, or None for one partition") from None
-    try:
-        missing = bool(partition != partition)  # only a missing value is unequal to itself
-    except (TypeError, ValueError):  # pd.NA: its comparisons are NA, whose truth is ambiguous
-        missing = True
-    if missing:
-        raise ValueError(f"partition is missing ({partition!r}): name the source partition with an int or a "
-                         "string, or None for one partition")
 
 
 class PartitionedLearner(ServedSums, PartExchange):
