@@ -400,11 +400,15 @@ def checks(result: dict) -> list[str]:
         vals = [v for v in vals if v is not None]
         return float(np.mean(vals)) * 100 if vals else float("nan")
 
+    def replay_holds(forgets: float, none: float, reservoir: float) -> bool:
+        """The replay rule: less forgetting than no replay, and no more than uniform replay."""
+        return forgets < none and forgets <= reservoir
+
     def seeds_holding(part, method) -> str:
         """In how many seeds the replay rule holds for ``method`` (the verdict itself is on the means)."""
-        runs = result[part]
-        ok = sum(r["methods"][method]["forgetting"] < r["methods"]["finetune (no replay)"]["forgetting"]
-                 and r["methods"][method]["forgetting"] <= r["methods"]["reservoir replay"]["forgetting"] for r in runs)
+        runs = [r["methods"] for r in result[part]]
+        ok = sum(replay_holds(m[method]["forgetting"], m["finetune (no replay)"]["forgetting"],
+                              m["reservoir replay"]["forgetting"]) for m in runs)
         return f"{ok} of {len(runs)} seeds"
 
     out = ["## Criteria", ""]
@@ -413,7 +417,7 @@ def checks(result: dict) -> list[str]:
         f_res = mean(part, "reservoir replay", "forgetting")
         for a in ("1", "0.5"):
             f_pl = mean(part, f"power-law replay (alpha {a})", "forgetting")
-            ok = f_pl < f_none and f_pl <= f_res
+            ok = replay_holds(f_pl, f_none, f_res)
             out.append(f"- {part}: power-law replay (alpha {a}) forgets {f_pl:.1f} pts vs {f_none:.1f} with no replay and "
                        f"{f_res:.1f} with reservoir replay at the same budget: **{'holds' if ok else 'does not hold'}** "
                        f"on the means (less than no replay and no more than uniform); per seed it holds in "

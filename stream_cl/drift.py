@@ -289,25 +289,15 @@ def load_detector_state(detector, state: Mapping, compare=None) -> None:
     other parameters (those named in ``compare``; all where it is None) is a ``ValueError`` naming
     the first one, before anything changes (restored, the state's parameters replaced the
     detector's own: it ran with the checkpoint's while its owner reported its own)."""
-    _param_clash_error(detector, state, compare)
+    _check_params(detector, state, compare)
     _restore(detector, state)
 
 
-def _param_clash_error(detector, state: Mapping, compare=None) -> None:
-    """The ``ValueError`` of :func:`load_detector_state` for a state of other parameters, if it is one."""
-    clash = _param_clash(detector, state, compare)
-    if clash is not None:
-        key, theirs, mine = clash
-        raise ValueError(f"the checkpoint's drift detector {type(detector).__name__} has {key}={theirs!r}, this one "
-                         f"{key}={mine!r}: restore into a monitor built with the checkpoint's detector params "
-                         f"(params[{key!r}] = {theirs!r}), or start afresh")
-
-
-def _param_clash(detector, state: Mapping, compare=None) -> tuple | None:
-    """The first of ``detector``'s parameters (those in ``compare``, all where it is None) whose
-    value in ``state`` (:func:`detector_state`) differs: ``(name, theirs, mine)``, or ``None``. A
-    parameter that holds data rather than a setting (KSWIN's ``window``, the values seen) or that
-    the state lacks is not compared."""
+def _check_params(detector, state: Mapping, compare=None) -> None:
+    """The ``ValueError`` of :func:`load_detector_state` naming the first of ``detector``'s parameters
+    (those in ``compare``, all where it is None) whose value in ``state`` (:func:`detector_state`)
+    differs. A parameter that holds data rather than a setting (KSWIN's ``window``, the values seen)
+    or that the state lacks is not compared."""
     for key, mine in detector._get_params().items():
         if compare is not None and key not in compare:
             continue
@@ -317,8 +307,9 @@ def _param_clash(detector, state: Mapping, compare=None) -> tuple | None:
         if isinstance(theirs, np.generic):  # as a checkpoint may read a number back
             theirs = theirs.item()
         if theirs != mine:
-            return key, theirs, mine
-    return None
+            raise ValueError(f"the checkpoint's drift detector {type(detector).__name__} has {key}={theirs!r}, this "
+                             f"one {key}={mine!r}: restore into a monitor built with the checkpoint's detector params "
+                             f"(params[{key!r}] = {theirs!r}), or start afresh")
 
 
 def _plain(v) -> bool:
@@ -560,7 +551,7 @@ class DriftMonitor(base.Base):
         if self.detector not in WATCH_CORRECT or state.get("fed") == "correct":
             load_detector_state(detector, state["detector"], compare=given)
         else:  # an FHDDM fed errors before r85 (inverted, WATCH_CORRECT): its window starts afresh
-            _param_clash_error(detector, state["detector"], given)
+            _check_params(detector, state["detector"], given)
         self._reset()
         self.detector_ = detector
         self.n_, self.recent_ = int(state["n"]), float(state["recent"])
