@@ -17,7 +17,9 @@ import numpy as np
 
 from .base_learner import check_event_batch, check_tasks, checked_labels, stacked
 from .encoding import memo_values
+from .backbones.standardize import OnlineStandardizer
 from .one_event import RowMemo
+from .refusal import Undo
 from .runtime import one_blas_thread
 
 __all__ = ["BatchPath"]
@@ -59,12 +61,16 @@ class BatchPath:
         checked = partition not in self._parts
         if checked:  # a new partition's part is made by a learned event, never by a refused one
             self._check_rows(xs, labelled)
+            if self.backbone_.may_refuse:
+                self._preflight(xs, labelled, fresh=bool(self._parts))
         self._enter(partition)
         if memo is not None and memo.part != self._active:  # predicted with another partition's standardiser
             memo = None
         cuts = self._sum_cuts(labelled)
         if len(cuts) > 1 and not checked:  # every event is checked before the first segment is learned
             self._check_rows(xs, labelled)
+            if self.backbone_.may_refuse:
+                self._preflight(xs, labelled, fresh=False)
         out, start = [], 0
         for end in cuts:
             if start or end < len(ys):  # one of several segments
@@ -86,14 +92,35 @@ class BatchPath:
         one (the caller would retry its events one by one, and learn them twice)."""
         self._check_new(self._rows(xs, labelled)[2])
 
+    def _preflight(self, xs, labelled, fresh: bool) -> None:
+        """Raise what the backbone would raise on the rows of ``xs`` (``labelled``: those learned),
+        changing nothing, before a step that changes what :class:`~stream_cl.refusal.Undo` does not
+        put back: a new partition's part made, a run's earlier segments learned. The rows are
+        standardised as the step will (``fresh``: by a new part's fresh standardiser, else by the
+        active one), then everything is put back; the backbone runs twice on these steps alone."""
+        X, M, new = self._rows(xs, labelled)
+        scaler = OnlineStandardizer() if fresh else self.scaler_
+        undo = Undo(scaler, self.index_, new)
+        try:
+            self._commit_inputs(new)
+            self._designs(*scaler.prequential(X, M, labelled, self.index_.indicator_mask, known=True))
+        finally:
+            undo()
+
     def _prequential(self, xs, ys, labelled, sample_weight, memo) -> np.ndarray:
         """The plain composite: every event is one row of every member."""
         X, M, new = self._rows(xs, labelled)  # only learned events make columns
-        self._commit_inputs(new)  # within max_columns, or a ValueError
-        Z, K = self.scaler_.prequential(X, M, labelled, self.index_.indicator_mask, known=True)  # (b, d_in)
-        designs = self._memo_designs(memo, xs, new)
-        if designs is None:
-            designs = self._designs(Z, K)
+        undo = Undo(self.scaler_, self.index_, new) if self.backbone_.may_refuse else None
+        try:
+            self._commit_inputs(new)  # within max_columns, or a ValueError
+            Z, K = self.scaler_.prequential(X, M, labelled, self.index_.indicator_mask, known=True)  # (b, d_in)
+            designs = self._memo_designs(memo, xs, new)
+            if designs is None:
+                designs = self._designs(Z, K)
+        except ValueError:
+            if undo is not None:  # the backbone refused a row: the batch changes nothing (module refusal)
+                undo()
+            raise
         probas, hits = self._learn_members(designs, ys, sample_weight)
         return self._mix(probas, hits, labelled)
 

@@ -30,6 +30,7 @@ from .base_learner import check_label, check_weight
 from .encoding import memo_values
 from .ensemble import row_hit
 from .mixture_row import mix_row
+from .refusal import Undo
 from .runtime import one_blas_thread
 
 __all__ = ["OneEventPath", "RowMemo"]
@@ -122,6 +123,8 @@ class OneEventPath:
             # partition's part included (one made by a refused event had re-summed the heads from then on)
             row = self.index_.vectorize_row(x, self._room)  # (X, M, new): raises before any state changes
             self._check_new(row[2])  # within max_columns, or a ValueError
+            if self.backbone_.may_refuse and partition not in self._parts:
+                self._preflight([x], [True], fresh=bool(self._parts))  # its part would be made before the backbone could refuse it
         self._enter(partition)
         if self._memo is not memo:  # a change of partition dropped it: made with another standardiser
             memo = None
@@ -132,9 +135,15 @@ class OneEventPath:
             self.scaler_.learn_row(memo.X[0], memo.M[0])
         else:
             X, M, new = row if row is not None else self.index_.vectorize_row(x, self._room)
-            self._commit_inputs(new)
-            Z, K = self.scaler_.prequential(X, M, LEARN_ONE, self.index_.indicator_mask, known=True)  # (1, d)
-            designs = self._design_row(Z[0], K[0])
+            undo = Undo(self.scaler_, self.index_, new) if self.backbone_.may_refuse else None
+            try:
+                self._commit_inputs(new)
+                Z, K = self.scaler_.prequential(X, M, LEARN_ONE, self.index_.indicator_mask, known=True)  # (1, d)
+                designs = self._design_row(Z[0], K[0])
+            except ValueError:
+                if undo is not None:  # the backbone refused the row: the event changes nothing
+                    undo()
+                raise
         hits = []
         for head, (_, view), scored in zip(self.heads_, self.heads, priors):
             prior = head.learn_row(designs[view][0], y, float(w), scored)  # (c,) scores before learning the row

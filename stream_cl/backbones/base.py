@@ -33,6 +33,12 @@ class Backbone(base.Base):
     # A module with fixed input slots (and any backbone that does not say so) is positional.
     keyed_inputs = False
 
+    # Whether ``forward`` may refuse rows it is given (a ValueError: a module's non-finite features, a
+    # module that fails). A learner then undoes what a learning step changed before the backbone
+    # ran (:mod:`~stream_cl.refusal`), so a refused event changes nothing. True unless a backbone
+    # says otherwise: the seeded random features are finite for every standardised input.
+    may_refuse = True
+
     def forward(self, Z: torch.Tensor, keys: list | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Features (b, out_features) of ``Z``; ``keys[j]`` names input column ``j``,
         ``mask`` (b, d_in) marks the inputs present in each event."""

@@ -53,6 +53,7 @@ class RandomFeatures(Backbone):
 
     light_forward = True  # one product and a ReLU: the heads decide the device (Backbone.light_forward)
     keyed_inputs = True  # each key draws its own weights (Backbone.keyed_inputs)
+    may_refuse = False  # finite weights of clipped inputs: finite features (Backbone.may_refuse)
 
     def __init__(self, width: int = 512, kind: str = "relu", bandwidth: float = 1.0, seed: int = 0):
         if not isinstance(width, int) or width < 0:

@@ -151,6 +151,16 @@ class OnlineStandardizer:
         self.count, self.mean, self.m2 = count, mean, m2
         return (Z, K) if known else Z
 
+    def statistics(self) -> tuple:
+        """The statistics as they are, for :meth:`restore` when a learning step is refused: the arrays
+        themselves, not copies. :meth:`grow` and :meth:`prequential` replace them rather than write
+        into them; :meth:`learn_row` writes into them, so no statistics taken before it restore after it."""
+        return self.count, self.mean, self.m2
+
+    def restore(self, statistics: tuple) -> None:
+        """Put back what :meth:`statistics` returned (a refused learning step: :mod:`stream_cl.refusal`)."""
+        self.count, self.mean, self.m2 = statistics
+
     def state_dict(self) -> dict:
         return {"clip": self.clip, "count": self.count.copy(), "mean": self.mean.copy(), "m2": self.m2.copy()}
 

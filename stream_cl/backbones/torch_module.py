@@ -11,7 +11,12 @@ from pathlib import Path
 
 import torch
 
+from ..encoding import MAX_ABS_VALUE
 from .base import Backbone
+
+# The largest feature a module may return, as the largest input (encoding.MAX_ABS_VALUE): the heads'
+# sums of squares of larger ones overflow (a module returning z * 1e200 made X'X inf for good, r93).
+MAX_FEATURE = MAX_ABS_VALUE
 
 __all__ = ["TorchBackbone"]
 
@@ -32,9 +37,12 @@ class TorchBackbone(Backbone):
         ``"float32"`` or ``"float64"``: the dtype the module runs in (a copy of it is cast).
 
     The module given is not changed: a frozen copy runs (in eval mode, without gradients). Its
-    output must be one finite row per input row: anything else is a ``ValueError`` naming the
-    backbone, raised before the heads learn anything (non-finite features would make their
-    statistics NaN for good).
+    output must be one row per input row, of as many features for every batch, each finite and
+    within +-1e100: anything else is a ``ValueError`` naming the backbone, and the learner undoes
+    what the event had changed before the module ran (its standardiser's statistics, its new
+    inputs' columns), so a refused event changes nothing (non-finite features would make the
+    heads' statistics NaN for good). The module runs on a copy of the learner's rows: one that
+    writes into its input changes nothing else.
 
     The module's inputs are positional: input ``j`` is the ``j``-th key the learner met, in the
     order in which the events first brought their keys. Unlike ``RandomFeatures`` (whose weights
@@ -151,8 +159,10 @@ class TorchBackbone(Backbone):
             Z = torch.nn.functional.pad(Z, (0, self.input_dim - d))
         with torch.no_grad():
             try:
-                out = self.net_(Z.to(getattr(torch, self.dtype)))  # (b, out_features)
-            except RuntimeError as e:  # a module that does not take (b, input_dim) rows: say which and why
+                # a copy: a module that writes into its input (ReLU(inplace=True)) must not change the
+                # learner's standardised rows, which the key units and the "inputs" view read after it
+                out = self.net_(Z.to(getattr(torch, self.dtype), copy=True))  # (b, out_features)
+            except (RuntimeError, ValueError) as e:  # a module that does not take these rows: say which and why
                 raise ValueError(f"{self.identity()}: the module failed on a ({Z.shape[0]}, {self.input_dim}) "
                                  f"{self.dtype} batch ({str(e)[:200]}); check input_dim against the module") from None
         if not isinstance(out, torch.Tensor) or out.dim() < 1 or out.shape[0] != Z.shape[0]:
@@ -160,10 +170,14 @@ class TorchBackbone(Backbone):
             raise ValueError(f"{self.identity()}: the module returned {what} for {Z.shape[0]} rows; a backbone "
                              "module must return one feature row per input row, as one tensor")
         out = out.reshape(out.shape[0], -1)  # (b, out_features): flatten any trailing dims
-        if out.device.type != "meta" and not bool(torch.isfinite(out).all()):  # (meta: shapes only, no values)
-            raise ValueError(f"{self.identity()}: the module returned non-finite features (NaN or inf) for these "
-                             "inputs; refused before the heads learn them")
-        return out.to(torch.float64)
+        if self.out_ is not None and out.shape[1] != self.out_:  # the heads' columns are the first rows' features
+            raise ValueError(f"{self.identity()}: the module returned {out.shape[1]} features per row, not the "
+                             f"{self.out_} it returned before; a backbone module must return as many for every batch")
+        out = out.to(torch.float64)  # (compared in float32, the bound would read as inf)
+        if out.device.type != "meta" and not bool((out.abs() <= MAX_FEATURE).all()):  # (meta: shapes only, no values)
+            raise ValueError(f"{self.identity()}: the module returned non-finite features (NaN or inf) or features "
+                             f"beyond +-{MAX_FEATURE:g} for these inputs; refused before the heads learn them")
+        return out
 
 
 def _frozen(net: torch.nn.Module) -> torch.nn.Module:
