@@ -55,12 +55,14 @@ def is_nonnegative(v) -> bool:
 
 
 def is_open_unit(v) -> bool:
-    """A number in (0, 1): the step or decay of an exponential average (0 never moves, 1 keeps only the last).
+    """A number in (0, 1): the step or decay of an exponential average (0 never moves, 1 keeps only the last),
+    at least :data:`MIN_POSITIVE` (the mixer's closed form takes ``1 / decay``: a subnormal decay made it inf,
+    and every probability NaN; review r92).
 
-    >>> is_open_unit(0.99), is_open_unit(1.0), is_open_unit("0.5")
-    (True, False, False)
+    >>> is_open_unit(0.99), is_open_unit(1.0), is_open_unit("0.5"), is_open_unit(1e-310)
+    (True, False, False, False)
     """
-    return is_real(v) and 0.0 < v < 1.0
+    return is_real(v) and MIN_POSITIVE <= v < 1.0
 
 
 def is_forgetting(v) -> bool:

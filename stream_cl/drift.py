@@ -377,6 +377,9 @@ class DriftMonitor(base.Base):
         bad = [r for r in response if r not in RESPONSES]
         if bad or not response:
             raise ValueError(f"response must be a non-empty tuple of {RESPONSES}, got {response!r}")
+        if len(set(response)) < len(response):  # ("forget", "forget") acted once but was counted as "forget+forget"
+            raise ValueError(f"response names a response twice: {response!r}; give each once, e.g. "
+                             f"{tuple(dict.fromkeys(response))!r}")
         if direction not in ("up", "both"):
             raise ValueError(f"direction must be 'up' or 'both', got {direction!r}")
         if params is not None and not isinstance(params, Mapping):

@@ -12,6 +12,7 @@ Every rule is a pure function of observable state, unit-tested on its own:
 
 * :func:`ema_rate` -- running mean at first, then an exponential average;
 * :func:`track` -- one exponential-average step;
+* :func:`lag_correlation` -- how strongly one event's signal follows the last one's;
 * :func:`noise_band` -- how far a recent average may stray from its set point by chance;
 * :func:`surprise` -- loss and error of the recent past above their set points (beyond the
   noise band), plus alarms;
@@ -48,6 +49,7 @@ __all__ = [
     "forgetting_for_need",
     "is_lr_high",
     "is_lr_low",
+    "lag_correlation",
     "learning_rate_scales",
     "next_need",
     "noise_band",
@@ -78,18 +80,43 @@ def track(value: float, observed: float, rate: float) -> float:
     return value + rate * (observed - value)
 
 
-def noise_band(set_point: float, rate: float, z: float, tolerance: float) -> float:
+# The most lag-one correlation a noise band credits: a band 4.4 times the independent one's at
+# rate 0.02 (a stream whose errors all came in one run would otherwise never surprise).
+MAX_LAG_CORRELATION = 0.9
+
+
+def lag_correlation(lag: float, var: float) -> float:
+    """The signal's lag-one autocorrelation from its running second moments about its recent average
+    (``lag``: of one event's deviation times the last one's; ``var``: of the deviation squared),
+    within ``[0, MAX_LAG_CORRELATION]``: errors that come in runs (inputs that stay in one region
+    of the feature space for a while) swing a recent average further than independent ones do.
+
+    >>> lag_correlation(0.09, 0.16), lag_correlation(-0.02, 0.16), lag_correlation(0.0, 0.0)
+    (0.5625, 0.0, 0.0)
+    """
+    if not var > 0.0:
+        return 0.0
+    return min(max(lag / var, 0.0), MAX_LAG_CORRELATION)
+
+
+def noise_band(set_point: float, rate: float, z: float, tolerance: float, rho: float = 0.0) -> float:
     """Half-width of the band a recent average stays in by chance: ``tolerance + z * sigma``.
 
     A signal in [0, 1] with mean ``p`` has variance at most ``p (1 - p)``, and an
     exponential average of step ``rate`` has ``rate / (2 - rate)`` of the signal's
-    variance, so ``sigma = sqrt(p (1 - p) rate / (2 - rate))``.
+    variance when its values are independent; when each follows the last with
+    correlation ``rho`` (correlations ``rho^k`` at lag ``k``, as errors in runs of
+    geometric length have), ``(1 + a rho) / (1 - a rho)`` times that, ``a = 1 - rate``.
+    So ``sigma = sqrt(p (1 - p) rate / (2 - rate) (1 + a rho) / (1 - a rho))``.
 
     >>> round(noise_band(0.1, 0.02, 2.0, 0.01), 4)  # 10% error, a 50-event average
     0.0703
+    >>> round(noise_band(0.1, 0.02, 2.0, 0.01, rho=0.75), 4)  # errors in runs of four on average
+    0.1643
     """
     p = min(max(set_point, 0.0), 1.0)
-    return tolerance + z * (p * (1.0 - p) * rate / (2.0 - rate)) ** 0.5
+    a = (1.0 - rate) * rho
+    return tolerance + z * (p * (1.0 - p) * rate / (2.0 - rate) * (1.0 + a) / (1.0 - a)) ** 0.5
 
 
 def surprise(loss_recent: float, loss_set_point: float, error_recent: float, error_set_point: float, alarm: bool,
@@ -123,7 +150,8 @@ def next_need(need: float, surprise_now: float, decay: float, max_need: float) -
 def forgetting_for_need(need: float, base_forgetting: float, floor: float, half_need: float) -> float:
     """Forgetting factor for a need: from ``base_forgetting`` (need 0) towards ``floor``,
     half way at ``need == half_need``: ``base - (base - floor) * need / (need + half_need)``.
-    Never above the base, never below the floor.
+    Never above the base, never below the floor; a base below the floor stays as it is (the
+    need only ever shortens a memory).
 
     >>> forgetting_for_need(0.0, 0.995, 0.95, 1.0), round(forgetting_for_need(1.0, 0.995, 0.95, 1.0), 6)
     (0.995, 0.9725)
@@ -155,7 +183,9 @@ class Homeostasis(base.Base):
         ``1 / set_point_rate`` events).
     tolerance, z
         Recent loss/error may exceed the set point by ``tolerance`` plus ``z`` standard
-        deviations of the recent average (:func:`noise_band`) without surprise.
+        deviations of the recent average (:func:`noise_band`, widened as far as the signal's
+        lag-one correlation, tracked at ``set_point_rate`` from ``1 / set_point_rate`` events on,
+        says errors come in runs) without surprise.
     loss_gain, error_gain, alarm_gain
         Weights of the loss excess, the error excess and a drift alarm in the surprise.
     need_decay
@@ -178,6 +208,9 @@ class Homeostasis(base.Base):
         The current need (exported for monitoring).
     loss_recent_, loss_set_point_, error_recent_, error_set_point_
         The trackers.
+    loss_lag_, loss_var_, error_lag_, error_var_, loss_dev_, error_dev_
+        The second moments of each signal's deviation from its recent average (one event's
+        times the last one's; squared) and the last deviations: their :func:`lag_correlation`.
     """
 
     def __init__(self, recent_rate: float = 0.02, set_point_rate: float = 0.002, tolerance: float = 0.01, z: float = 2.0,
@@ -233,28 +266,54 @@ class Homeostasis(base.Base):
         self.error_recent_ = 0.0
         self.error_set_point_ = 0.0
         self.need_ = 0.0
+        self.loss_lag_ = self.loss_var_ = self.error_lag_ = self.error_var_ = 0.0
+        self.loss_dev_ = self.error_dev_ = 0.0
 
     def observe(self, error: float, loss: float, alarm: bool = False) -> float:
-        """Absorb one labelled event's error (0/1) and loss; returns the new need. A non-finite
-        value is refused: the trackers would keep a NaN for good, which reads as no surprise
-        (``max(0, nan)`` is 0), and the need would never rise again."""
+        """Absorb one labelled event's error (0/1) and loss (in [0, 1], such as ``1 - p(true class)``);
+        returns the new need. A value outside [0, 1] is refused: a NaN kept in the trackers for good
+        reads as no surprise (``max(0, nan)`` is 0), so the need would never rise again, and finite
+        values of opposite signs near float64's largest made one (review r92); the noise bands assume
+        the unit interval."""
         check_signal("Homeostasis.observe", "error", error)
         check_signal("Homeostasis.observe", "loss", loss)
+        if not (0.0 <= error <= 1.0 and 0.0 <= loss <= 1.0):
+            raise ValueError(f"Homeostasis.observe: error and loss must be in [0, 1], got error={error!r}, "
+                             f"loss={loss!r}; pass the 0/1 error and a loss such as 1 - p(true class)")
         n = self.n_
         if n == 0:  # the first observation sets the norm: nothing to be surprised against yet
             self.loss_set_point_, self.error_set_point_ = float(loss), float(error)
         fast, slow = ema_rate(n, self.recent_rate), ema_rate(n, self.set_point_rate)
         self.loss_recent_ = track(self.loss_recent_, loss, fast)
         self.error_recent_ = track(self.error_recent_, error, fast)
+        rho_loss, rho_error = self._lag_correlations()
         s = surprise(self.loss_recent_, self.loss_set_point_, self.error_recent_, self.error_set_point_, alarm,
                      self.loss_gain, self.error_gain, self.alarm_gain,
-                     noise_band(self.loss_set_point_, fast, self.z, self.tolerance),
-                     noise_band(self.error_set_point_, fast, self.z, self.tolerance))
+                     noise_band(self.loss_set_point_, fast, self.z, self.tolerance, rho_loss),
+                     noise_band(self.error_set_point_, fast, self.z, self.tolerance, rho_error))
         self.need_ = next_need(self.need_, s, self.need_decay, self.max_need)
+        # second moments of the deviations from the recent averages (from the set point, a change of level
+        # read as correlation until the set point caught up); one deviation times the last one's
+        dl, de = loss - self.loss_recent_, error - self.error_recent_
+        if n:
+            pair = ema_rate(n - 1, self.set_point_rate)  # n - 1 pairs before this one
+            self.loss_lag_ = track(self.loss_lag_, dl * self.loss_dev_, pair)
+            self.error_lag_ = track(self.error_lag_, de * self.error_dev_, pair)
+        self.loss_var_ = track(self.loss_var_, dl * dl, slow)
+        self.error_var_ = track(self.error_var_, de * de, slow)
+        self.loss_dev_, self.error_dev_ = dl, de
         self.loss_set_point_ = track(self.loss_set_point_, loss, slow)
         self.error_set_point_ = track(self.error_set_point_, error, slow)
         self.n_ = n + 1
         return self.need_
+
+    def _lag_correlations(self) -> tuple[float, float]:
+        """The loss's and the error's :func:`lag_correlation`, credited once the set points have left
+        their running means (``1 / set_point_rate`` events): a change of level in the first events,
+        while every average moves fast, had read as correlation and widened the bands at once."""
+        if self.n_ * self.set_point_rate < 1.0:
+            return 0.0, 0.0
+        return lag_correlation(self.loss_lag_, self.loss_var_), lag_correlation(self.error_lag_, self.error_var_)
 
     def alarm(self) -> float:
         """A drift alarm outside :meth:`observe` (a response): the need jumps by ``alarm_gain``."""
@@ -272,15 +331,25 @@ class Homeostasis(base.Base):
 
     def report(self) -> dict:
         return {"need": self.need_, "loss_recent": self.loss_recent_, "loss_set_point": self.loss_set_point_,
-                "error_recent": self.error_recent_, "error_set_point": self.error_set_point_, "events": self.n_}
+                "error_recent": self.error_recent_, "error_set_point": self.error_set_point_, "events": self.n_,
+                **dict(zip(("loss_lag_correlation", "error_lag_correlation"), self._lag_correlations()))}
 
     def state_dict(self) -> dict:
         return {"n": self.n_, "loss_recent": self.loss_recent_, "loss_set_point": self.loss_set_point_,
-                "error_recent": self.error_recent_, "error_set_point": self.error_set_point_, "need": self.need_}
+                "error_recent": self.error_recent_, "error_set_point": self.error_set_point_, "need": self.need_,
+                **{k: getattr(self, k + "_") for k in _MOMENTS}}
 
     def load_state_dict(self, state: Mapping) -> "Homeostasis":
+        """Restore :meth:`state_dict`. A state written before the second moments were kept starts
+        them afresh (no correlation credited until the stream shows some)."""
         self.n_ = int(state["n"])
         self.loss_recent_, self.loss_set_point_ = float(state["loss_recent"]), float(state["loss_set_point"])
         self.error_recent_, self.error_set_point_ = float(state["error_recent"]), float(state["error_set_point"])
         self.need_ = float(state["need"])
+        for k in _MOMENTS:
+            setattr(self, k + "_", float(state.get(k, 0.0)))
         return self
+
+
+# the second moments' state keys (attributes: each with "_")
+_MOMENTS = ("loss_lag", "loss_var", "error_lag", "error_var", "loss_dev", "error_dev")

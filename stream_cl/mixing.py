@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .bounds import MIN_POSITIVE
 from .checks import check_nonnegative, is_open_unit
 
 
@@ -31,7 +32,7 @@ class AccuracyMixer:
 
     def __init__(self, n_heads: int, decay: float = 0.99, sharpness: float = 100.0):
         if not is_open_unit(decay):
-            raise ValueError(f"mix_decay must be in (0, 1), got {decay!r}; use e.g. 0.995")
+            raise ValueError(f"mix_decay must be in (0, 1) and at least {MIN_POSITIVE:g}, got {decay!r}; use e.g. 0.995")
         check_nonnegative(sharpness, "mix_sharpness", 100.0)
         self.decay = decay
         self.sharpness = sharpness
@@ -68,7 +69,10 @@ class AccuracyMixer:
         # written relative to the last row's exponent to stay in range for long batches
         n = int(labelled.sum())
         contrib = np.where(labelled[:, None], hits, 0.0) * (q ** (n - k - 1))[:, None]  # (b, h)
-        csum = np.cumsum(contrib, axis=0) - contrib  # exclusive
+        # exclusive sums by a shift: each row's term is 1/q times the last's, so subtracting it from the
+        # inclusive sum lost its digits (mix_decay 1e-8: batch and loop 1e-7 apart; review r92)
+        csum = np.zeros_like(contrib)  # (b, h)
+        np.cumsum(contrib[:-1], axis=0, out=csum[1:])
         before = (q ** k)[:, None] * self.accuracy + (1 - q) * csum * (q ** (k - n).astype(float))[:, None]  # (b, h)
         self.accuracy = (q**n) * self.accuracy + (1 - q) * contrib.sum(axis=0)
         return self.weights(before)
