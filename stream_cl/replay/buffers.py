@@ -80,7 +80,9 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
         Most bytes stored (``None``: no byte budget). A row of ``d`` inputs costs
         ``9 d + 32`` bytes (float64 values, a presence flag each, time, group, label
         and task); as inputs appear the capacity shrinks and rows are evicted by the
-        policy's rule.
+        policy's rule. Rows holding equal labels, tasks or weights share one object of
+        each (:meth:`~stream_cl.replay.rows.RowStore.share`): the distinct values, and a
+        weight's reference, come on top (a few of each, unless every event brings a new one).
     ratio
         Replayed rows per fresh labelled row (0.5: one every other row; 2: two each), at most
         :data:`MAX_REPLAY_RATIO`.
@@ -165,7 +167,7 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
             self.X_[slot, :d], self.X_[slot, d:] = x, 0.0
             self.M_[slot, :d], self.M_[slot, d:] = m, False
             self.time_[slot], self.gid_[slot] = t, gid
-            self.y_[slot], self.task_[slot], self.w_[slot] = y, task, float(w)
+            self.y_[slot], self.task_[slot], self.w_[slot] = self.share(y), self.share(task), self.share(float(w))
         self.last_key_ = key
         self.n_seen_ += 1
         # the group of the row replaced, or this row's if it was dropped, may have no row left; the higher
@@ -281,8 +283,8 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
             self.M_[:n] = np.asarray(state["M"], dtype=bool).reshape(n, d)  # (n, d)
             self.time_[:n] = np.asarray(state["time"], dtype=np.int64)
             self.gid_[:n] = np.asarray(state["gid"], dtype=np.int64)
-        self.y_, self.task_, self.size_ = list(state["y"]), list(state["task"]), n
-        self.w_ = [float(w) for w in state.get("w", [1.0] * n)]  # (states before weights were kept: 1)
+        self.y_, self.task_, self.size_ = [self.share(y) for y in state["y"]], [self.share(t) for t in state["task"]], n
+        self.w_ = [self.share(float(w)) for w in state.get("w", [1.0] * n)]  # (states before weights were kept: 1)
         if len(self.w_) != n:
             raise ValueError(f"the checkpoint's replay buffer holds {n} rows and {len(self.w_)} weights")
         self._load_groups_state(state)
@@ -489,9 +491,12 @@ class PowerLawReplay(ClassBalancedReplay):
         drawn = ~self._current_rows(g)
         # gap ** -alpha in log space, relative to the smallest gap drawn (weight 1): computed directly, every
         # weight underflows to 0 once alpha * log10(gap) > 323 (alpha 200 at a gap of 60), and 0 / 0 is NaN
-        logw = -self.alpha * np.log(self._gaps(g)[drawn])
+        # (the logs' offsets from the smallest first: alpha near float64's largest made -alpha * log(gap)
+        # overflow to -inf everywhere, and -inf - -inf NaN; review r91)
+        lg = np.log(self._gaps(g)[drawn])
         w = np.zeros(n)
-        w[drawn] = np.exp(logw - logw.max())
+        with np.errstate(over="ignore"):  # an overflow is -inf: a weight of 0
+            w[drawn] = np.exp(-self.alpha * (lg - lg.min(initial=np.inf)))
         if grouped.any():
             w[grouped] /= self.group_counts()[g[grouped]]  # a group's weight is shared by its rows
         return w / w.sum()
@@ -530,6 +535,6 @@ def make_replay(policy: str, **params) -> ReplayBuffer | None:
         cls = POLICIES[policy]
     except KeyError:
         raise ValueError(f"unknown replay policy {policy!r}; use one of none, {', '.join(POLICIES)}") from None
-    if cls is not PowerLawReplay:
-        params = {k: v for k, v in params.items() if k in ("max_samples", "max_bytes", "ratio", "seed")}
+    if cls is not PowerLawReplay:  # the power-law keys alone are dropped: a misspelt key is a TypeError
+        params = {k: v for k, v in params.items() if k not in ("alpha", "group", "exclude_current")}
     return cls(**params)

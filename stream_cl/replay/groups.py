@@ -3,15 +3,16 @@ times, and forgetting a group once none of its rows is stored.
 
 :class:`RowGroups` is a part of :class:`~stream_cl.replay.ReplayBuffer` (a mixin): it reads the
 buffer's ``gid_`` (capacity,) (each stored row's group id, -1 for a row that is its own group),
-``size_`` (rows stored), ``group_by`` and ``max_samples``.
+``size_`` (rows stored), ``group_by`` and ``capacity()``.
 
 A group is forgotten once none of its rows is stored, so the groups held are at most the rows
 stored plus one however many tasks or classes the stream shows (a task per session would
 otherwise grow the buffer, its checkpoints and every draw's cost without bound). Its last-seen
 time is not needed (a group's rows come back only through an offer, which sets it to now), but
 its rows offered and whether it is full (:class:`~stream_cl.replay.ClassBalancedReplay`) are: the
-last ``max(max_samples, 1000)`` groups forgotten keep them (a few dozen bytes each), so a group
-that comes back is admitted as it would have been. One that comes back after more groups than
+last ``max(capacity(0), 1000)`` groups forgotten keep them, a few dozen bytes each (``capacity(0)``:
+the rows the sample and byte budgets allow at no inputs), so a group that comes back is admitted
+as it would have been. One that comes back after more groups than
 that were forgotten starts afresh (not full, its rows counted anew).
 """
 
@@ -28,7 +29,7 @@ __all__ = ["RowGroups", "key_from_state", "key_to_state"]
 class RowGroups:
     """Group ids, rows offered and last-seen times of a replay buffer's rows (module docstring)."""
 
-    MIN_FORGOTTEN_KEPT = 1000  # groups forgotten whose rows offered and full flag are kept: max(this, max_samples)
+    MIN_FORGOTTEN_KEPT = 1000  # groups forgotten whose rows offered and full flag are kept: max(this, capacity(0))
 
     def _reset_groups(self) -> None:
         self.keys_: list = []  # group keys, by id
@@ -77,7 +78,9 @@ class RowGroups:
             return
         key, last = self.keys_[g], len(self.keys_) - 1
         self._retired[key] = (self.key_seen_[g], self._is_full(g))
-        while len(self._retired) > max(self.max_samples, self.MIN_FORGOTTEN_KEPT):
+        # as many as the rows the budgets allow at no inputs: max_samples set huge for a byte budget alone
+        # had kept 198,000 forgotten groups (58 MB) beside 2,000 rows of 100 kB (review r91)
+        while len(self._retired) > max(self.capacity(0), self.MIN_FORGOTTEN_KEPT):
             self._retired.popitem(last=False)
         self._move_group(g, last)
         del self._key_pos[key]

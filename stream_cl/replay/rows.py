@@ -14,7 +14,10 @@ import numpy as np
 __all__ = ["ROW_OVERHEAD", "RowStore"]
 
 # Bytes one stored row costs besides its inputs: time (8), group id (8), label and task references (16).
-# (Its weight's reference, added later, is left out: a budget keeps the rows it kept before.)
+# (Its weight's reference, added later, is left out: a budget keeps the rows it kept before.) The label,
+# task and weight objects are shared by the rows holding equal values (RowStore.share): a label decoded
+# from each event's JSON had been an object of its own per row, unbudgeted (1 KB labels: 30 times the
+# budget; review r91).
 ROW_OVERHEAD = 32
 
 
@@ -30,6 +33,24 @@ class RowStore:
         self.task_: list = []  # tasks of the live rows
         self.w_: list = []  # sample weights of the live rows (a replayed row is learned at its event's)
         self.size_ = 0
+        self._shared_values: dict = {}  # (type, value) -> the one object the rows holding that value share
+
+    def share(self, value):
+        """The object every stored row holding ``value`` (a label, task or weight) refers to: equal values of
+        one type are one object, so a row's reference is all it costs. The table forgets values no row
+        holds when it has grown past three entries a row (a new value per event: a task that is a timestamp).
+
+        >>> store = RowStore(); store._reset_rows()
+        >>> a, b = "".join(["cl", "ass"]), "".join(["cla", "ss"])  # equal, two objects
+        >>> store.share(a) is store.share(b), store.share(1) is store.share(True)
+        (True, False)
+        """
+        table = self._shared_values
+        if len(table) > 3 * self.size_ + 64:
+            table.clear()
+            for v in (*self.y_, *self.task_, *self.w_):
+                table.setdefault((type(v), v), v)
+        return table.setdefault((type(value), value), value)
 
     # -- budgets -----------------------------------------------------------------------
     @staticmethod
