@@ -96,8 +96,15 @@ class KeyUnits:
         return {"thresholds": self.thresholds.copy(), "signs": self.signs.copy()}
 
     def load_state_dict(self, state: Mapping) -> None:
-        self.thresholds = np.asarray(state["thresholds"], dtype=np.float64).copy()
-        self.signs = np.asarray(state["signs"], dtype=np.float64).copy()
+        """Restore :meth:`state_dict`, refusing units that do not fit ``per_key`` or are not finite (r93)."""
+        thresholds = np.asarray(state["thresholds"], dtype=np.float64)
+        signs = np.asarray(state["signs"], dtype=np.float64)
+        if (thresholds.ndim != 2 or thresholds.shape[1] != self.per_key or signs.shape != thresholds.shape
+                or not (np.isfinite(thresholds).all() and np.isfinite(signs).all())):
+            raise ValueError(f"the key units' state holds thresholds of shape {thresholds.shape} and signs of shape "
+                             f"{signs.shape}, not two (inputs, {self.per_key}) arrays of finite numbers: it is not a "
+                             f"state of these units (per_key={self.per_key})")
+        self.thresholds, self.signs = thresholds.copy(), signs.copy()
         self._cache = None
 
     def __getstate__(self):

@@ -99,7 +99,7 @@ class RandomFeatures(Backbone):
         _, W, b = self._cache
         pre = Z @ W[:d]  # (b, width)
         if self.kind == "fourier":
-            return torch.cos_(pre.div_(self.bandwidth).add_(b)).mul_(math.sqrt(2.0 / self.width))
+            return torch.cos_(pre.div_(self.bandwidth).add_(b)).mul_(self._fourier_scale())
         # Dividing by sqrt(inputs present) keeps unit variance whatever the event's width.
         present = (mask.sum(dim=1, keepdim=True) if mask is not None else torch.full((Z.shape[0], 1), d, device=Z.device))
         return torch.relu_(pre.div_(present.clamp_(min=1).to(pre.dtype).sqrt_()).add_(b))
@@ -114,17 +114,29 @@ class RandomFeatures(Backbone):
         if self.kind == "fourier":
             pre /= self.bandwidth
             pre += self.bias_
-            return np.cos(pre, out=pre) * math.sqrt(2.0 / self.width)
+            return np.cos(pre, out=pre) * self._fourier_scale()
         pre /= math.sqrt(max(float(np.count_nonzero(present)), 1.0))
         pre += self.bias_
         return np.maximum(pre, 0.0, out=pre)
+
+    def _fourier_scale(self) -> float:
+        """``sqrt(2 / width)``: unit variance of the features together (width 0: none to scale)."""
+        return math.sqrt(2.0 / self.width) if self.width else 0.0
 
     def state_dict(self) -> dict:
         return {"weight": self.weight_.copy(), "bias": self.bias_.copy()}
 
     def load_state_dict(self, state: Mapping) -> None:
-        self.weight_ = np.asarray(state["weight"], dtype=np.float64).copy()
-        self.bias_ = np.asarray(state["bias"], dtype=np.float64).copy()
+        """Restore :meth:`state_dict`, refusing weights that do not fit ``width`` or are not finite (a
+        short bias had the compiled row read past its end; a NaN weight made every head NaN; r93)."""
+        weight = np.asarray(state["weight"], dtype=np.float64)
+        bias = np.asarray(state["bias"], dtype=np.float64)
+        if (weight.ndim != 2 or weight.shape[1] != self.width or bias.shape != (self.width,)
+                or not (np.isfinite(weight).all() and np.isfinite(bias).all())):
+            raise ValueError(f"the random features' state holds weights of shape {weight.shape} and a bias of shape "
+                             f"{bias.shape}, not (inputs, {self.width}) and ({self.width},) of finite numbers: it is "
+                             "not a state of this backbone (width={self.width})")
+        self.weight_, self.bias_ = weight.copy(), bias.copy()
         self._cache = None
 
     def __getstate__(self):

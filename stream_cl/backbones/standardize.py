@@ -165,5 +165,15 @@ class OnlineStandardizer:
         return {"clip": self.clip, "count": self.count.copy(), "mean": self.mean.copy(), "m2": self.m2.copy()}
 
     def load_state_dict(self, state: Mapping) -> None:
-        self.clip = float(state["clip"])
-        self.count, self.mean, self.m2 = (np.asarray(state[k], dtype=np.float64).copy() for k in ("count", "mean", "m2"))
+        """Restore :meth:`state_dict`, refusing statistics that are not one finite value per input, with
+        counts and squared deviations >= 0, or a clip that is not a positive number (a NaN mean had made
+        every head NaN; r93)."""
+        clip = float(state["clip"])
+        count, mean, m2 = (np.asarray(state[k], dtype=np.float64) for k in ("count", "mean", "m2"))
+        if (count.ndim != 1 or mean.shape != count.shape or m2.shape != count.shape or not clip > 0
+                or not all(np.isfinite(a).all() for a in (count, mean, m2, clip)) or (count < 0).any() or (m2 < 0).any()):
+            raise ValueError(f"the standardiser's state holds counts {count.shape}, means {mean.shape}, squared "
+                             f"deviations {m2.shape} and clip {clip!r}: not one finite value per input (counts and "
+                             "squared deviations >= 0) and a positive clip")
+        self.clip = clip
+        self.count, self.mean, self.m2 = count.copy(), mean.copy(), m2.copy()

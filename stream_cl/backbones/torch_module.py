@@ -6,6 +6,7 @@ import contextlib
 import copy
 import hashlib
 import io
+import numbers
 import warnings
 from pathlib import Path
 
@@ -60,6 +61,8 @@ class TorchBackbone(Backbone):
     def __init__(self, module: torch.nn.Module | str, input_dim: int, dtype: str = "float32"):
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        if not isinstance(input_dim, numbers.Integral) or isinstance(input_dim, bool) or input_dim < 1:
+            raise ValueError(f"input_dim must be an int >= 1 (the inputs the module takes), got {input_dim!r}")
         self.module = module
         self.input_dim = input_dim
         self.dtype = dtype
@@ -77,7 +80,12 @@ class TorchBackbone(Backbone):
             path = Path(module)
             if not path.is_file():
                 raise ValueError(f"backbone file {str(path)!r} not found; give the path of a torch.jit.save'd module")
-            net = torch.jit.load(str(path), map_location="cpu")
+            try:
+                net = torch.jit.load(str(path), map_location="cpu")
+            except RuntimeError as e:  # torch.save's pickle, or no module at all: torch's own words name neither
+                raise ValueError(f"backbone file {str(path)!r} is not a TorchScript module ({str(e).splitlines()[0][:120]}); "
+                                 "save it with torch.jit.save(torch.jit.script(module), path): a torch.save'd "
+                                 "pickle is not loaded, as it could run any code") from None
         elif isinstance(module, torch.jit.ScriptModule):  # copied as torch.jit.save writes it (deepcopy breaks it)
             buffer = io.BytesIO()
             with _no_jit_deprecation():
@@ -134,7 +142,10 @@ class TorchBackbone(Backbone):
 
     def identity(self) -> str:
         """The module's class, settings and a SHA-256 of its parameters and buffers (computed once:
-        the module is frozen, and every checkpoint carries it)."""
+        the module is frozen, and every checkpoint carries it). Not its code: two modules of one class
+        name with the same weights whose layers without weights differ (a ``Tanh`` for a ``ReLU``; a
+        TorchScript module is always ``RecursiveScriptModule``) read alike, and a checkpoint of one
+        restores into the other. Keep the module's file beside the checkpoints it wrote."""
         if getattr(self, "identity_", None) is None:
             h = hashlib.sha256()
             for name, t in list(self.net_.named_parameters()) + list(self.net_.named_buffers()):

@@ -165,3 +165,40 @@ def test_a_module_writing_into_its_input_changes_nothing_else():
     xs = [{k: float(v) for k, v in zip("abc", row)} for row in rng.normal(size=(60, 3))]
     ys = [int(x["a"] + x["c"] > 0) for x in xs]
     np.testing.assert_array_equal(learner(True).prequential_batch(xs, ys), learner(False).prequential_batch(xs, ys))
+
+
+def test_states_that_do_not_fit_the_backbone_are_refused():
+    from stream_cl.backbones import RandomFeatures
+    from stream_cl.backbones.key_units import KeyUnits
+    from stream_cl.backbones.standardize import OnlineStandardizer
+
+    rf = RandomFeatures(width=4)
+    rf.forward(torch.zeros(1, 2, dtype=torch.float64))
+    good = rf.state_dict()
+    for bad in ({**good, "bias": good["bias"][:2]}, {**good, "weight": good["weight"] * np.nan}):
+        with pytest.raises(ValueError, match="not a state of this backbone"):
+            RandomFeatures(width=4).load_state_dict(bad)
+    units = KeyUnits(per_key=2)
+    with pytest.raises(ValueError, match="per_key=2"):
+        units.load_state_dict({"thresholds": np.zeros((3, 2)), "signs": np.zeros((3, 1))})
+    scaler = OnlineStandardizer()
+    ok = {"clip": 10.0, "count": np.ones(2), "mean": np.zeros(2), "m2": np.ones(2)}
+    scaler.load_state_dict(ok)
+    for bad in ({**ok, "mean": np.array([0.0, np.nan])}, {**ok, "m2": -np.ones(2)}, {**ok, "count": np.ones(3)}):
+        with pytest.raises(ValueError, match="standardiser's state"):
+            OnlineStandardizer().load_state_dict(bad)
+
+
+def test_a_torch_save_pickle_and_a_bad_input_dim_are_named(tmp_path):
+    from stream_cl.backbones import RandomFeatures
+
+    path = tmp_path / "pickled.pt"
+    torch.save(torch.nn.Linear(2, 2), str(path))
+    with pytest.raises(ValueError, match=r"not a TorchScript module.*torch.jit.save"):
+        TorchBackbone(str(path), input_dim=2)
+    for input_dim in (0, 3.5, None, True):
+        with pytest.raises(ValueError, match="input_dim must be an int >= 1"):
+            TorchBackbone(torch.nn.Linear(2, 2), input_dim=input_dim)
+    fourier = RandomFeatures(width=0, kind="fourier")  # documented: no random features
+    assert fourier.forward(torch.zeros(2, 3, dtype=torch.float64)).shape == (2, 0)
+    assert fourier.forward_row(np.zeros(3), None, np.ones(3, bool)).shape == (0,)
