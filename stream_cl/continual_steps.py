@@ -81,7 +81,8 @@ class ContinualSteps:
             covered = range(len(base)) if "reset" in self.drift_.response else self.adaptive_
             factors = tuple(float(lam) for lam, _ in self.heads)
             make_head = partial(_fresh_head, self.gamma, factors, self.device_)
-            self.restarter_ = ShadowRestarter(covered, self.drift_.restart_after, make_head)
+            self.restarter_ = ShadowRestarter(covered, self.drift_.restart_after, make_head,
+                                              balanced=self.imbalance_ is not None)
         self.remixes_ = 0  # this partition's mixture records reset by the "remix" response
 
     # -- monitoring ------------------------------------------------------------------------
@@ -158,7 +159,9 @@ class ContinualSteps:
                     designs[v] = cat_rows(designs[v], P)
                 plan.add(RowKind.PSEUDO, comp.pos)
                 row_y += comp.y
-                row_w += [1.0] * len(comp.y)
+                # each at the sample weight of the event it follows: at 1, sample weights of 10 had
+                # halved the compensation, of 0.1 raised it (review r94)
+                row_w += w[comp.pos].tolist()
         order = plan.order()
         designs = {v: take_rows(D, order) for v, D in designs.items()}
         row_y = [row_y[j] for j in order]

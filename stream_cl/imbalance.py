@@ -77,7 +77,7 @@ class Compensation:
     weights: np.ndarray  # (b,) per-row weight multipliers (1 without reweighting)
     blocks: list  # per block, pseudo rows (k, d_block)
     y: list  # labels of the pseudo rows
-    pos: np.ndarray  # (k,) the fresh row each pseudo row follows
+    pos: np.ndarray  # (k,) the fresh row each pseudo row follows (and whose sample weight it is learned at)
 
 
 class ImbalanceCompensator(base.Base):
@@ -271,24 +271,27 @@ class ImbalanceCompensator(base.Base):
                 "rng": self.rng_.state_dict(), "columns": [None if c is None else c.tolist() for c in self.columns_]}
 
     def load_state_dict(self, state: Mapping) -> "ImbalanceCompensator":
-        self._reset()
-        self.classes_ = list(state["classes"])
-        self._pos = {y: k for k, y in enumerate(self.classes_)}
-        c = len(self.classes_)
-        self.counts_ = np.asarray(state["counts"], dtype=np.float64).reshape(c).copy()  # (c,)
-        self.pseudo_counts_ = np.asarray(state["pseudo_counts"], dtype=np.float64).reshape(c).copy()  # (c,)
+        """Restore :meth:`state_dict`, all or nothing: a state refused leaves the compensator as it was
+        (it had been left half loaded, and went on stepping; review r94)."""
+        classes = list(state["classes"])
+        c = len(classes)
+        counts = np.asarray(state["counts"], dtype=np.float64).reshape(c).copy()  # (c,)
+        pseudo_counts = np.asarray(state["pseudo_counts"], dtype=np.float64).reshape(c).copy()  # (c,)
         # absent before compensators moved between learners: every block in the design's order
         columns = state.get("columns") or [None] * len(state["mean"])
         if not len(columns) == len(state["mean"]) == len(state["m2"]):
             raise ValueError("the compensator's column orders do not match its statistics")
-        self.mean_ = [_block(m, c, cols) for m, cols in zip(state["mean"], columns)]  # (c, d_block)
-        self.m2_ = [_block(m, c, cols) for m, cols in zip(state["m2"], columns)]  # (c, d_block)
+        mean = [_block(m, c, cols) for m, cols in zip(state["mean"], columns)]  # (c, d_block)
+        m2 = [_block(m, c, cols) for m, cols in zip(state["m2"], columns)]  # (c, d_block)
         # per block (d_block,)
-        self.columns_ = [None if c is None else np.asarray(c, dtype=np.int64).reshape(-1).copy() for c in columns]
-        if len(self.columns_) != len(self.mean_) or any(
-                cols is not None and len(cols) != m.shape[1] for cols, m in zip(self.columns_, self.mean_)):
+        columns = [None if k is None else np.asarray(k, dtype=np.int64).reshape(-1).copy() for k in columns]
+        if any(cols is not None and len(cols) != m.shape[1] for cols, m in zip(columns, mean)):
             raise ValueError("the compensator's column orders do not match its statistics")
-        self.rng_ = CounterRandom.from_state(state["rng"])
+        rng = CounterRandom.from_state(state["rng"])
+        self._reset()
+        self.classes_, self._pos = classes, {y: k for k, y in enumerate(classes)}
+        self.counts_, self.pseudo_counts_, self.mean_, self.m2_, self.columns_, self.rng_ = \
+            counts, pseudo_counts, mean, m2, columns, rng
         return self
 
 

@@ -14,7 +14,15 @@ whatever else the head learned. Once the drift monitor has
 watched ``restart_after`` labelled events since the control point where the shadows
 started, each head whose shadow was right strictly more often is replaced by it (its
 forgetting factor kept); the others stay. A new alarm before that starts the shadows
-again (at the next control point, the count starting over).
+again (at the next control point, the count starting over); one in the control period
+where they are due starts new shadows after the due ones are judged.
+
+With ``balanced`` (the learner compensates class imbalance), "right more often" is the
+mean over the classes met since the shadows started of each class's rate of right
+predictions: a compensated head trades plain accuracy for the rare classes' recall, and a
+shadow, which learns no pseudo row, predicts the majority class and beat it on plain hits
+after nearly every false alarm (review r94: a stationary 95/5 stream, "reset", 25 restarts
+in 25 alarms, balanced accuracy 0.839 to 0.819).
 
 A shadow keeps its head's classes, in the head's order (:meth:`ShadowRestarter.follow`, at
 the start of every segment the head learns): with several partitions, another partition
@@ -51,10 +59,13 @@ __all__ = ["ShadowRestarter"]
 class ShadowRestarter:
     """Shadow heads for the heads ``covered``; ``make_head(i)`` builds a fresh head like head ``i``."""
 
-    def __init__(self, covered: Sequence[int], restart_after: int, make_head: Callable[[int], object]):
+    def __init__(self, covered: Sequence[int], restart_after: int, make_head: Callable[[int], object],
+                 balanced: bool = False):
         self.covered = list(covered)
         self.restart_after = int(restart_after)
         self.make_head = make_head
+        self.balanced = bool(balanced)
+        self.by_class_: dict = {}  # with balanced: head index -> {class: [rows, shadow hits, head hits]}
         self.alarm_at_ = -1  # the monitor's watched count at the latest alarm (-1: none pending)
         self.start_ = -1  # the alarm the current shadows started from
         self.started_at_ = -1  # the monitor's watched count at the control point where they started
@@ -82,23 +93,30 @@ class ShadowRestarter:
         ``hits(scores, head, ys)`` tells which predictions were right."""
         for i, shadow in self.shadows_.items():
             scores = shadow.prequential(designs(i), ys, weights)
-            self.hits_[i][0] += int(hits(scores, shadow, ys).sum())
-            self.hits_[i][1] += int(head_hits[i].sum())
+            mine, theirs = hits(scores, shadow, ys), head_hits[i]
+            self.hits_[i][0] += int(mine.sum())
+            self.hits_[i][1] += int(theirs.sum())
+            if self.balanced:
+                record = self.by_class_.setdefault(i, {})
+                for y, a, b in zip(ys, mine.tolist(), theirs.tolist()):
+                    r = record.setdefault(y, [0, 0, 0])
+                    r[0], r[1], r[2] = r[0] + 1, r[1] + int(a), r[2] + int(b)
+
+    def _better(self, i: int) -> bool:
+        """Whether shadow ``i`` was right more often than its head (module docstring: with ``balanced``,
+        class by class)."""
+        if not self.balanced:
+            return self.hits_[i][0] > self.hits_[i][1]
+        rows = list(self.by_class_.get(i, {}).values())
+        return bool(rows) and sum(a / n for n, a, _ in rows) > sum(b / n for n, _, b in rows)
 
     def control(self, heads: list, watched: int) -> list[int]:
-        """At a control point: start shadows for a new alarm; restart the heads once due. Returns
+        """At a control point: restart the heads once due; start shadows for a new alarm. Returns
         the indices of the heads replaced by their shadows (usually none)."""
-        if self.alarm_at_ >= 0 and self.start_ != self.alarm_at_:
-            self.shadows_, self.hits_ = {}, {}
-            for i in self.covered:
-                self.shadows_[i] = self.make_head(i)
-                _take_classes(self.shadows_[i], heads[i].classes)  # the heads' classes, in their order
-                self.hits_[i] = [0, 0]
-            self.start_, self.started_at_ = self.alarm_at_, watched
         replaced: list[int] = []
         if self.shadows_ and watched - self.started_at_ >= self.restart_after:
             for i, shadow in self.shadows_.items():
-                if self.hits_[i][0] > self.hits_[i][1]:
+                if self._better(i):
                     _take_classes(shadow, heads[i].classes)  # as a rule it has them all (follow)
                     lam = heads[i].ridge.forgetting
                     heads[i].load_state_dict(shadow.state_dict())
@@ -108,7 +126,17 @@ class ShadowRestarter:
                 self.n_restarts_ += 1
             else:
                 self.n_restarts_skipped_ += 1
-            self.shadows_, self.hits_, self.start_, self.alarm_at_, self.started_at_ = {}, {}, -1, -1, -1
+            # an alarm since they started is kept: its shadows start below (it had discarded these; r94)
+            newer = self.alarm_at_ if self.alarm_at_ != self.start_ else -1
+            self.shadows_, self.hits_, self.by_class_, self.start_, self.alarm_at_, self.started_at_ = \
+                {}, {}, {}, -1, newer, -1
+        if self.alarm_at_ >= 0 and self.start_ != self.alarm_at_:
+            self.shadows_, self.hits_, self.by_class_ = {}, {}, {}
+            for i in self.covered:
+                self.shadows_[i] = self.make_head(i)
+                _take_classes(self.shadows_[i], heads[i].classes)  # the heads' classes, in their order
+                self.hits_[i] = [0, 0]
+            self.start_, self.started_at_ = self.alarm_at_, watched
         return replaced
 
     def move_columns(self, positions: Mapping[int, np.ndarray]) -> None:
@@ -122,7 +150,8 @@ class ShadowRestarter:
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"shadows": [{"head": i, "state": sh.state_dict(), "hits": list(self.hits_[i])}
+        return {"shadows": [{"head": i, "state": sh.state_dict(), "hits": list(self.hits_[i]),
+                             "by_class": [[y, *r] for y, r in self.by_class_.get(i, {}).items()]}
                             for i, sh in self.shadows_.items()],
                 "shadow_start": self.start_, "shadow_started": self.started_at_, "alarm_at": self.alarm_at_,
                 "restarts": [self.n_restarts_, self.n_restarts_skipped_]}
@@ -131,12 +160,14 @@ class ShadowRestarter:
         """``drift_state``: the monitor's, for checkpoints from before the restarter, where the
         monitor kept the pending alarm as its ``shadow_start``. A checkpoint from before
         ``shadow_started`` counts ``restart_after`` from the alarm, as it was written to."""
-        self.shadows_, self.hits_ = {}, {}
+        self.shadows_, self.hits_, self.by_class_ = {}, {}, {}
         for entry in state.get("shadows", []):  # a checkpoint before per-head shadows: none pending
             i = int(entry["head"])
             self.shadows_[i] = self.make_head(i)
             self.shadows_[i].load_state_dict(entry["state"])
             self.hits_[i] = [int(v) for v in entry["hits"]]
+            if self.balanced:  # (a state from before: judged on the rows from here on)
+                self.by_class_[i] = {y: [int(n), int(a), int(b)] for y, n, a, b in entry.get("by_class", [])}
         self.start_ = int(state["shadow_start"]) if self.shadows_ else -1
         self.started_at_ = int(state.get("shadow_started", self.start_)) if self.shadows_ else -1
         legacy = int(drift_state.get("shadow_start", -1)) if drift_state is not None else -1
