@@ -43,7 +43,7 @@ _METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "stream_cl_learning_rate": ("gauge", ("layer",), "Current learning rate of each trainable layer."),
     "stream_cl_model_version": ("gauge", (), "Version of the model being served."),
     "stream_cl_classes": ("gauge", (), "Classes the model knows."),
-    "stream_cl_features": ("gauge", (), "Input features the model knows."),
+    "stream_cl_features": ("gauge", (), "Input columns the model knows: a numeric feature's, one per category value kept, each feature's <other>, time columns."),
     "stream_cl_category_overflow_total": ("counter", (), "Category values over model.max_categories (or past model.max_columns), read as the feature's shared k=<other> column."),
     # Kafka
     "stream_cl_consumer_lag_messages": ("gauge", ("topic", "partition"), "Messages between the consumer position and the log end."),

@@ -236,12 +236,10 @@ def _number(v) -> float | None:
 
 
 def window_accuracy(stats) -> float | None:
-    """Accuracy of the last complete window of labelled events (the running one before the first)."""
+    """Accuracy of the last complete window of labelled events (the running one before the first:
+    ``PrequentialStats.recent_accuracy``, the rule)."""
     if stats is None:
         return None
-    windows = getattr(stats, "windows", None)
-    if windows:
-        return _number(windows[-1]["accuracy"])
     return _number(getattr(stats, "recent_accuracy", None))
 
 

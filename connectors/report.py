@@ -214,7 +214,13 @@ def _accuracy(report: Mapping, out: Path):
     lo = min([y for y in ys if math.isfinite(y)] + [1.0])
     ax.set_ylim(max(0.0, min(lo - 0.05, 0.5)), 1.01)
     ax.grid(True, alpha=0.3)
-    n_alarms = f", {len(alarms)} drift alarm{'s' if len(alarms) != 1 else ''}" if "alarms" in report else ""
+    # the report keeps the last drift.max_alarms alarms; the count raised is the drift section's
+    continual = report.get("continual")
+    drift = continual.get("drift") if isinstance(continual, Mapping) else None
+    raised = drift.get("alarms") if isinstance(drift, Mapping) else None
+    total = raised if isinstance(raised, int) and raised > len(alarms) else len(alarms)
+    drawn = f" (the last {len(alarms):,} drawn)" if total > len(alarms) else ""
+    n_alarms = f", {total:,} drift alarm{'s' if total != 1 else ''}{drawn}" if "alarms" in report else ""
     events = report.get("events")
     ax.set_title(f"{_title(report)}: {events:,} events{n_alarms}" if isinstance(events, int) else f"{_title(report)}{n_alarms}")
     if ax.get_legend_handles_labels()[0]:
@@ -222,7 +228,7 @@ def _accuracy(report: Mapping, out: Path):
     note = None if "alarms" in report else "accuracy.png: the report has no alarms (no drift monitor in this run)"
     shown = f"overall accuracy {overall:.4f}" if isinstance(overall, (int, float)) and math.isfinite(overall) else ""
     described = "; ".join(p for p in (f"events {events}" if isinstance(events, int) else "", shown,
-                                      f"drift alarms {len(alarms)}" if "alarms" in report else "") if p)
+                                      f"drift alarms {total}{drawn}" if "alarms" in report else "") if p)
     return _save(fig, out / "accuracy.png", described), note
 
 

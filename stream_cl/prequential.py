@@ -68,6 +68,9 @@ class PrequentialStats:
 
     Each event counts once in ``events`` (``labelled`` + ``predict_only``): an event whose label
     comes later (:meth:`update_joined`) moves from ``predict_only`` to ``labelled`` when it joins.
+    Not when it was predicted by another process, or before a restore, or its mark was dropped
+    from the daemon's bounded record of counted events (``counted`` false): it is then counted
+    in ``labelled`` alone, and ``predict_only`` may hold it too.
 
     >>> stats = PrequentialStats(window=None)
     >>> stats.update([1] * 5000, [1] * 4000 + [0] * 1000)
@@ -170,9 +173,12 @@ class PrequentialStats:
 
     @property
     def recent_accuracy(self) -> float:
-        if self._win_n:
-            return self._win_hits / self._win_n
-        return self.windows[-1]["accuracy"] if self.windows else float("nan")
+        """Accuracy of the last complete window of labelled events; the running one before the first
+        completes (the running window just after one completed had given one event's accuracy: 0.9
+        to 0.0 on the progress line; review r95)."""
+        if self.windows:
+            return self.windows[-1]["accuracy"]
+        return self._win_hits / self._win_n if self._win_n else float("nan")
 
     def class_names(self) -> dict:
         """Each class -> its name in the report (:func:`~stream_cl.metrics.report_names`): one

@@ -4,7 +4,9 @@
 (the phases are the stream's segments, ``trained[r]`` the task of phase ``r``; a task
 may recur). Every task is evaluated after every phase, including tasks not yet seen
 (for forward transfer). With one phase per task in order this is the usual T x T
-matrix and the definitions reduce to the standard ones.
+matrix and the definitions reduce to the standard ones, but for forgetting's maximum, taken
+over the phases from the task's first training on (Chaudhry et al. take it over every earlier
+phase, so an untrained model's lucky score on a task counts as knowledge lost).
 
 Continual-learning metrics (Lopez-Paz and Ranzato 2017; Chaudhry et al. 2018):
 
@@ -236,7 +238,7 @@ def lifelong_report(R, trained: Sequence[int], baseline: Sequence[float] | None 
 
     R = _matrix(R, trained)
     out = {
-        "R": R.tolist(),
+        "R": [[clean(v) for v in row] for row in R.tolist()],  # (a NaN is not JSON)
         "trained": [int(t) for t in trained],
         "average_accuracy": clean(average_accuracy(R, trained)),
         "backward_transfer": clean(backward_transfer(R, trained)),
