@@ -143,6 +143,9 @@ def client_options(cfg: KafkaConfig) -> dict:
         for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
             path = getattr(cfg, key)
             if path:
+                if os.path.isdir(path):  # a CA directory, as some clients take: kafka-python takes one PEM file
+                    raise ConfigError(f"kafka.{key}: {path!r} is a directory, not a PEM file; give the path of "
+                                      "the PEM file (certificates concatenated into one file)")
                 if not os.path.isfile(path):
                     raise ConfigError(f"kafka.{key}: no such file {path!r}; give the path of the PEM file")
                 opts[key] = path

@@ -22,7 +22,7 @@ from kafka import TopicPartition
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from stream_cl.config import JOIN_POLL_MS
+from stream_cl.config import JOIN_POLL_MS, TAKEOVER_SHARE_OF_POLL, TXN_ABORT_MARGIN_MS
 
 from .logs import log_event
 
@@ -39,10 +39,6 @@ def ms_left(deadline: float) -> int:
     return max(1, int((deadline - time.monotonic()) * 1000))
 
 _EARLIEST = -2  # ListOffsets' timestamp for a partition's first offset (kafka-python's OffsetSpec.EARLIEST)
-# past kafka.transaction_timeout_ms, how long a departed member's open transaction may still hold
-# committed offsets: the broker looks for timed-out transactions every 10 s by default
-# (transaction.abort.timed.out.transaction.cleanup.interval.ms), then writes the abort
-_TXN_ABORT_MARGIN_MS = 20_000
 # The longest try of a wait for committed offsets: /healthz is beaten between tries, and the config takes no
 # metrics.stall_timeout_s below the longest idle turn (at least JOIN_POLL_MS) + 2 s, so a wait in tries this
 # long is never read as a stall. Tries of a session timeout (45 s by default) were, with a shorter
@@ -229,8 +225,9 @@ class RebalanceCallbacks:
         """
         cfg = self.cfg
         # within the poll interval: the callback runs inside poll(), and the group drops a member past it
-        budget_ms = min(max(cfg.session_timeout_ms, cfg.transaction_timeout_ms + _TXN_ABORT_MARGIN_MS),
-                        0.9 * cfg.max_poll_interval_ms)
+        # (the config holds transaction_timeout_ms + the margin within it: kafka.max_poll_interval_ms's check)
+        budget_ms = min(max(cfg.session_timeout_ms, cfg.transaction_timeout_ms + TXN_ABORT_MARGIN_MS),
+                        TAKEOVER_SHARE_OF_POLL * cfg.max_poll_interval_ms)
         started, said = time.monotonic(), 0
         if self.hooks is not None:  # the poll() that runs this callback has spent some of the stall budget already
             self.hooks.on_wait()

@@ -150,13 +150,19 @@ class Redact(logging.Filter):
     holds the username and the password in clear, an OAUTHBEARER one the token. Dropped:
     a ``kafka*`` logger's lines that mention ``SaslAuthenticate`` or ``SaslBytes`` (the
     SASL exchange, both ways), and ``kafka.protocol.parser``'s ``Send:`` byte dumps (the
-    request's own line, kept, says what was sent). Masked: this filter's ``secrets`` (given
-    here or to :meth:`hide`), in any logger's message and :func:`log_event` fields. Each
-    filter holds its own; the one :func:`setup_logging` installs holds the values given to
-    :func:`hide_secret`.
+    request's own line, kept, says what was sent); a ``kafka*`` logger's lines that name a
+    credential's setting (the clients' configuration dumps: ``Starting KafkaAdminClient with
+    configuration`` prints the whole dict at DEBUG, each value as its repr). Kept: the line
+    naming the principal that authenticated (a user name is no secret; an ACL names it too). Masked: this filter's ``secrets`` (given here or to :meth:`hide`), as
+    written and as a repr or JSON string writes them (a backslash doubled), in any logger's
+    message and :func:`log_event` fields. Each filter holds its own; the one
+    :func:`setup_logging` installs holds the values given to :func:`hide_secret`.
     """
 
     SASL = ("SaslAuthenticate", "SaslBytes")
+    # a library line naming one of these shows credentials (review r98: the admin client's dump held
+    # the password as its repr, which masking missed for a backslash in it, and the username)
+    CREDENTIALS = ("sasl_plain_password", "sasl_plain_username", "ssl_password", "sasl_oauth_token")
 
     def __init__(self, secrets: Iterable[object] = ()):
         super().__init__()
@@ -169,6 +175,7 @@ class Redact(logging.Filter):
         ignored (see :func:`hide_secret`). The set is replaced whole, never changed in place: a
         line being masked on another thread meanwhile goes on with the set it started with."""
         found = {v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET}
+        found |= {form for v in found for form in (repr(v)[1:-1], json.dumps(v)[1:-1])}  # as a dict's repr shows it
         if found:
             with self._lock:  # two threads hiding at once: both values are kept
                 self.secrets = self.secrets | found
@@ -190,7 +197,7 @@ class Redact(logging.Filter):
             message = record.getMessage()
         except Exception:  # noqa: BLE001 -- a malformed log call: the handler reports it, as without this filter
             return True
-        if library and any(name in message for name in self.SASL):
+        if library and any(name in message for name in self.SASL + self.CREDENTIALS):
             return False
         if self.secrets:
             masked = self.mask(message)

@@ -28,6 +28,8 @@ from .daemon_schema import (
     JOIN_POLL_MS,
     MAX_SHUTDOWN_S,
     STALL_MARGIN_S,
+    TAKEOVER_SHARE_OF_POLL,
+    TXN_ABORT_MARGIN_MS,
     ChangelogConfig,
     CheckpointConfig,
     KafkaConfig,
@@ -62,7 +64,7 @@ from .schema import (
 from .unread import POLICY_ONLY_KEYS, SECTION_SWITCHES, UNREAD_MODEL_KEYS, UNREAD_SECTION_KEYS, policy_unread, unread_keys
 from .writing import to_toml
 
-__all__ = ["HEARTBEAT_INTERVAL_MS", "JOIN_POLL_MS", "MAX_CONFIG_BYTES", "MAX_COUNT", "MAX_KEY_UNITS", "MAX_QUOTED_BITS", "MAX_SEED",
+__all__ = ["HEARTBEAT_INTERVAL_MS", "JOIN_POLL_MS", "MAX_CONFIG_BYTES", "MAX_COUNT", "MAX_KEY_UNITS", "MAX_QUOTED_BITS", "MAX_SEED", "TAKEOVER_SHARE_OF_POLL", "TXN_ABORT_MARGIN_MS",
            "MAX_SHUTDOWN_S", "MAX_THREADS", "MAX_TOTAL", "MAX_WIDTH", "PER_SECOND", "PIPE_WRITER_WAIT_S",
            "POLICY_ONLY_KEYS", "SECTION_SWITCHES", "STALL_MARGIN_S", "UNREAD_MODEL_KEYS", "UNREAD_SECTION_KEYS",
            "ChangelogConfig", "CheckpointConfig", "Config", "ConfigError", "DriftConfig", "HomeostasisConfig",

@@ -128,6 +128,16 @@ class KafkaConfig:
             raise ConfigError(f"kafka.commit_interval_ms: must be below kafka.transaction_timeout_ms (got "
                               f"{self.commit_interval_ms} >= {self.transaction_timeout_ms}); lower "
                               "kafka.commit_interval_ms (e.g. 200) or raise kafka.transaction_timeout_ms")
+        # a member taking over a departed one's partitions waits out its open transaction inside one poll: a
+        # longer one outlasted the wait, and each member in turn exited 1 (review r98)
+        need = self.transaction_timeout_ms + TXN_ABORT_MARGIN_MS
+        if need > TAKEOVER_SHARE_OF_POLL * self.max_poll_interval_ms:
+            raise ConfigError(f"kafka.max_poll_interval_ms: {self.max_poll_interval_ms} leaves a member taking over "
+                              f"partitions {TAKEOVER_SHARE_OF_POLL:.0%} of it, {TAKEOVER_SHARE_OF_POLL * self.max_poll_interval_ms:.0f} ms, "
+                              f"to wait out a departed member's open transaction, which may last "
+                              f"kafka.transaction_timeout_ms ({self.transaction_timeout_ms}) + {TXN_ABORT_MARGIN_MS} ms; "
+                              f"raise kafka.max_poll_interval_ms to at least {math.ceil(need / TAKEOVER_SHARE_OF_POLL)} "
+                              "or lower kafka.transaction_timeout_ms")
 
     def _check_security_keys(self) -> None:
         """Refuse TLS or SASL settings the protocol does not use: the client connects without them,
@@ -198,6 +208,13 @@ class MetricsConfig:
     stall_timeout_s: float = field(default=120.0, metadata=check(
         lambda v: 0 < v < math.inf, "must be > 0 and finite", "use a bound such as 120 (seconds without a loop turn)"))
 
+
+# Past kafka.transaction_timeout_ms, how long a departed member's open transaction may still hold committed
+# offsets: the broker looks for timed-out transactions every 10 s by default
+# (transaction.abort.timed.out.transaction.cleanup.interval.ms), then writes the abort. A member taking such
+# partitions over waits that long, within 90% of kafka.max_poll_interval_ms (connectors/kafka_assignment.py).
+TXN_ABORT_MARGIN_MS = 20_000
+TAKEOVER_SHARE_OF_POLL = 0.9
 
 # A member without partitions (one beyond the partition count, one rejoining) polls at least this long, so that a
 # join's round trip finishes inside one poll (connectors/kafka.py, KafkaSource.poll)

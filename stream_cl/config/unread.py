@@ -127,6 +127,10 @@ _IDLE_KEYS = (
      'imbalance.mode = "reweight" makes no pseudo-feature rows', 'set imbalance.mode = "both"'),
     ("imbalance", ("power", "max_weight"), lambda c: c.imbalance.mode == "pseudo",
      'imbalance.mode = "pseudo" weighs no rows', 'set imbalance.mode = "both"'),
+    # the in-process publisher's commits are kafka-python's own, without the replaceable child's bound (r98)
+    ("kafka", ("commit_timeout_ms",), lambda c: c.kafka.publisher == "thread",
+     'kafka.publisher = "thread" commits in the daemon\'s process, where no commit is given up',
+     'set kafka.publisher = "process"'),
     # every event's time is None: no time feature is ever made, and a CSV's time column is learned as categories
     ("model", ("time_features",), lambda c: c.model.time_features and not c.mapping.timestamp,
      'mapping.timestamp = "" names no event time, so no time features are made',

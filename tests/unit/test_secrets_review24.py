@@ -119,7 +119,9 @@ def test_the_publisher_child_masks_the_passwords_it_is_given(monkeypatch, capsys
         for sig, handler in saved.items():
             signal.signal(sig, handler)
     err = capsys.readouterr().err
-    assert "starting with" in err and "<redacted>" in err
+    # a library line naming a credential's setting is dropped whole (review r98: a repr'd password that
+    # masking missed, and the user name; test_kafka_review98 shows the masking of other lines)
+    assert "starting with" not in err
     assert "child-sasl-4d2e" not in err and "child-key-8b1f" not in err
     assert Conn.sent[0][0] == "error"
 
