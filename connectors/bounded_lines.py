@@ -52,6 +52,7 @@ class BoundedLines:
         self.lineno = 0  # number of the last complete line
         self._pending = b""  # follow mode: a last line still missing its newline
         self._skip: list | None = None  # an oversized line being discarded: [line number, head, size, last byte]
+        self.consumed = 0  # bytes read from the file so far, discarded ones included (a poll's budget)
 
     def read(self, final: bool, skip_limit: int) -> tuple[int, bytes, int | None] | None:
         """The next complete line as ``(line number, bytes, size)``, or None for none yet, or
@@ -66,8 +67,9 @@ class BoundedLines:
         while self._skip is not None:  # discard the rest of an oversized line
             if skipped >= skip_limit:
                 return SKIPPING
-            chunk = f.readline(SKIP_CHUNK)
+            chunk = f.readline(min(SKIP_CHUNK, max(1, skip_limit - skipped)))
             skipped += len(chunk)
+            self.consumed += len(chunk)
             if chunk:
                 self._followed.took(chunk)
                 self._skip[2] += len(chunk)
@@ -82,6 +84,7 @@ class BoundedLines:
             self._skip[3] = chunk[-1:]
         limit = self.max_bytes + 2  # room for "\r\n" after a line of exactly max_bytes
         chunk = f.readline(limit - len(self._pending))
+        self.consumed += len(chunk)
         if chunk:
             self._followed.took(chunk)
         line = self._pending + chunk if self._pending else chunk
@@ -99,12 +102,17 @@ class BoundedLines:
         self._pending = line  # a partial last line (follow mode): wait for its newline
         return None
 
+    @property
+    def discarding(self) -> tuple[int, bytes, int] | None:
+        """The oversized line being discarded, as ``(line number, head, size so far)``; None when none is."""
+        return None if self._skip is None else tuple(self._skip[:3])
+
     def restart(self) -> tuple[tuple[int, bytes, int] | None, tuple[int, bytes] | None]:
         """Forget the place (the file is read again from its start): line numbers start at 1 again.
         Returns what was read of the old content and is no line yet: the oversized line being
         discarded as ``(line number, head, size so far)``, and a last line without its line end as
         ``(line number, bytes)``, numbered after the last complete line; None for either where there is none."""
-        skipped = None if self._skip is None else tuple(self._skip[:3])
+        skipped = self.discarding
         unfinished = (self.lineno + 1, self._pending) if self._pending else None
         self.lineno, self._pending, self._skip = 0, b"", None
         return skipped, unfinished

@@ -175,16 +175,18 @@ class FileSource:
             return out
         if self.follow and not (self._final or followed.rotating):
             followed.check_for_data()  # truncated or rotated while the caller was busy: before reading on
-        waited, read = False, 0
-        while len(out) < max_records and read < POLL_BYTES:
+        waited, start = False, self._lines.consumed
+        # every byte read counts, an oversized line's discarded ones too: 64 such lines had read 64 MiB in
+        # one poll against its 16 MiB (review r97), and the stop flag waits for a poll
+        while len(out) < max_records and (read := self._lines.consumed - start) < POLL_BYTES:
             if self._held:  # (out is empty here: a restart happens only in a wait, which comes with nothing read)
                 out, self._held = self._held, []
                 break  # line numbers start at 1 again: one poll never holds two records of one origin
             try:
                 # POLL_BYTES read at call time: a test lowers it
-                line = self._lines.read(self._final or followed.rotating, POLL_BYTES)
+                line = self._lines.read(self._final or followed.rotating, POLL_BYTES - read)
             except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-                out += self._csv.unclosed_record(self._lines.lineno)
+                out += self._csv.unclosed_record(self._lines.lineno - (self._lines.discarding is not None))
                 out.append(self._corrupt(e))
                 break
             if line is SKIPPING:  # still inside an oversized line: the next poll goes on discarding it
@@ -208,7 +210,6 @@ class FileSource:
                     self._final = True  # idle too long: a held partial line is the last line
                     continue
                 break
-            read += len(line[1])
             record = self._decode_line(*line)
             if record is not None:
                 out.append(record)
@@ -269,8 +270,13 @@ class FileSource:
         among bad lines does not make seen (a cut copy ran to exit 0, half its events unread)."""
         self.exhausted = True
         detail = f"gzip stream is corrupt or truncated ({error}); stopped reading this file"
-        read = self._lines.lineno
-        lineno = read + 1
+        cut = self._lines.discarding  # an oversized line the stream broke in (r97: the next line had been blamed)
+        lineno = self._lines.lineno + (cut is None)  # the line it broke in, or the next one
+        read, raw = lineno - 1, b""
+        if cut is not None:
+            raw = cut[1]
+            detail += (f"; it broke inside this line, at least {cut[2]} bytes, over mapping.max_event_bytes "
+                       f"({self._max}): raw holds its first {len(raw)} bytes")
         if read == 0 and str(error).startswith("Not a gzipped file"):  # r32 F6: nothing lost but the name
             self.error = (f"{self.path} is not gzip-compressed ({error}): nothing of it was read; rename it without "
                           ".gz, or compress it")
@@ -281,7 +287,7 @@ class FileSource:
                           f"{what}: {error}. {read:,} lines were read before it, the rest of the file was "
                           "not; check it with gzip -t and get a whole copy")
         self._warnings.append(self.error)
-        return DeadLetter(b"", "malformed", detail, f"{self.path}:{lineno}")
+        return DeadLetter(raw, "malformed", detail, f"{self.path}:{lineno}")
 
     def _gzip_position(self) -> str:
         """Where a gzip stream broke, in the words of :meth:`_corrupt` ("" if unknown)."""
@@ -297,6 +303,10 @@ class FileSource:
             return self._kept(self._csv.continue_record(lineno, line, size), self._csv.row)
         origin = f"{self.path}:{lineno}"
         if size is not None:
+            if self._fmt is None:  # no telling name, and the first line oversized: its head tells, as below (r97:
+                # a CSV named .txt lost its header to a dead letter, and its first row was read as the header)
+                head = line[3:] if line.startswith(b"\xef\xbb\xbf") else line
+                self._fmt = "jsonl" if head.lstrip()[:1] in (b"{", b"[") else "csv"
             if self._fmt == "csv":
                 self._csv.check_oversized(origin, line)  # an oversized header: no row could be read
             detail = (
