@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["MAX_IMBALANCE_WEIGHT", "MAX_REPLAY_RATIO", "MIN_COUNT", "MIN_FORGETTING", "MIN_POSITIVE", "POSITIVE",
+__all__ = ["MAX_IMBALANCE_WEIGHT", "MAX_REPLAY_RATIO", "MIN_COUNT", "MIN_FORGETTING", "MIN_POSITIVE", "OPEN_UNIT", "POSITIVE",
            "is_forgetting", "is_lr_high", "is_lr_low", "is_max_weight", "is_nonnegative", "is_off_or_positive",
            "is_open_unit", "is_positive", "is_ratio", "is_real"]
 
@@ -52,6 +52,9 @@ def is_off_or_positive(v) -> bool:
 def is_nonnegative(v) -> bool:
     """A finite number >= 0."""
     return is_real(v) and 0.0 <= v < math.inf
+
+
+OPEN_UNIT = f"must be in (0, 1), at least {MIN_POSITIVE:g}"  # is_open_unit's rule, as the errors say it
 
 
 def is_open_unit(v) -> bool:

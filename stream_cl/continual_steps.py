@@ -32,7 +32,8 @@ from .homeostasis import Homeostasis
 from .imbalance import ImbalanceCompensator
 from .replay import ReplayBuffer
 from .refusal import Undo
-from .row_plan import RowKind, RowPlan
+from .replayed_designs import ReplayedDesigns
+from .row_plan import RowKind
 from .shadows import ShadowRestarter
 
 __all__ = ["ContinualSteps", "check_part_types"]
@@ -56,7 +57,7 @@ def check_part_types(**parts) -> None:
             raise TypeError(f"{name} must be a {kind.__name__} such as {example}, or None; got {value!r}")
 
 
-class ContinualSteps:
+class ContinualSteps(ReplayedDesigns):
     """Replay, imbalance compensation and drift/homeostatic control (module docstring)."""
 
     @property
@@ -139,12 +140,12 @@ class ContinualSteps:
         X, M, new = self._rows(xs, labelled)  # only learned events make columns
         b = len(ys)
         w = np.ones(b) if sample_weight is None else np.array(sample_weight, dtype=np.float64).reshape(b)  # (b,)
-        undo = Undo(self.scaler_, self.index_, new, self.replay_) if self.backbone_.may_refuse else None
+        undo = Undo(self.scaler_, self.index_, new) if self.backbone_.may_refuse else None
         try:
             self._commit_inputs(new)  # within max_columns, or a ValueError
             designs, plan, row_y, row_w = self._standardised_designs(X, M, ys, tasks, labelled, w)
         except ValueError:
-            if undo is not None:  # the backbone refused a row, fresh or replayed: the batch changes nothing
+            if undo is not None:  # the backbone refused a fresh row (before the buffer had it): nothing changed
                 undo()
             raise
         views = self._views()
@@ -190,28 +191,6 @@ class ContinualSteps:
         for events, probas in out_rows:
             out[events, : probas.shape[1]] = probas
         return out
-
-    def _standardised_designs(self, X, M, ys, tasks, labelled, w) -> tuple:
-        """The batch's rows with their replayed ones, drawn in stream order and standardised in that
-        order: (designs by view with rows in stacking order, the :class:`RowPlan`, labels, weights)."""
-        b = len(ys)
-        plan = RowPlan(b)
-        row_y, row_w = list(ys), list(w)
-        if self.replay_ is not None:
-            draw = self.replay_.interleave(X, M, ys, tasks, labelled, w)
-            if len(draw.y):
-                X, M = np.vstack([X, draw.X]), np.vstack([M, draw.M])
-                plan.add(RowKind.REPLAYED, draw.pos)
-                row_y += draw.y
-                row_w += draw.w  # each at its event's weight (review r71)
-        order = plan.order()
-        learn = np.zeros(plan.n_rows, dtype=bool)
-        learn[:b] = labelled  # replayed rows were absorbed by the standardiser when they were fresh
-        Z, K = np.empty_like(X), np.empty_like(M)
-        Z[order], K[order] = self.scaler_.prequential(X[order], M[order], learn[order], self.index_.indicator_mask, known=True)
-        views = self._views()
-        designs = {v: D for v, D in self._designs(Z, K).items() if v in views}  # rows in stacking order
-        return designs, plan, row_y, row_w
 
     def _views(self) -> list[str]:
         """The design views learned: the heads' and, with an SGD head, ``"inputs"`` (one imbalance

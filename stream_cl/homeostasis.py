@@ -40,7 +40,7 @@ from collections.abc import Mapping
 
 from river import base
 
-from .bounds import MIN_FORGETTING, POSITIVE, is_forgetting, is_lr_high, is_lr_low, is_nonnegative, is_open_unit, is_positive, is_real
+from .bounds import MIN_FORGETTING, OPEN_UNIT, POSITIVE, is_forgetting, is_lr_high, is_lr_low, is_nonnegative, is_open_unit, is_positive, is_real
 from .checks import check_signal
 
 __all__ = [
@@ -80,7 +80,7 @@ def track(value: float, observed: float, rate: float) -> float:
     return value + rate * (observed - value)
 
 
-# The most lag-one correlation a noise band credits: a band 4.4 times the independent one's at
+# The most lag-one correlation a noise band credits: a band 4.0 times the independent one's at
 # rate 0.02 (a stream whose errors all came in one run would otherwise never surprise).
 MAX_LAG_CORRELATION = 0.9
 
@@ -211,6 +211,8 @@ class Homeostasis(base.Base):
     loss_lag_, loss_var_, error_lag_, error_var_, loss_dev_, error_dev_
         The second moments of each signal's deviation from its recent average (one event's
         times the last one's; squared) and the last deviations: their :func:`lag_correlation`.
+    moments_from_
+        The event the moments started at (0; a state from before them: the event it was loaded at).
     """
 
     def __init__(self, recent_rate: float = 0.02, set_point_rate: float = 0.002, tolerance: float = 0.01, z: float = 2.0,
@@ -220,7 +222,7 @@ class Homeostasis(base.Base):
         for name, v, example in (("recent_rate", recent_rate, 0.02), ("set_point_rate", set_point_rate, 0.002),
                                  ("need_decay", need_decay, 0.99)):
             if not is_open_unit(v):
-                raise ValueError(f"{name} must be in (0, 1), got {v!r}; use a value such as {example}")
+                raise ValueError(f"{name} {OPEN_UNIT}, got {v!r}; use a value such as {example}")
         if not set_point_rate < recent_rate:
             raise ValueError(f"set_point_rate ({set_point_rate}) must be below recent_rate ({recent_rate}): "
                              "the set point is the slow, long-run normal")
@@ -268,6 +270,7 @@ class Homeostasis(base.Base):
         self.need_ = 0.0
         self.loss_lag_ = self.loss_var_ = self.error_lag_ = self.error_var_ = 0.0
         self.loss_dev_ = self.error_dev_ = 0.0
+        self.moments_from_ = 0  # the event the moments started at (a state from before them: its load)
 
     def observe(self, error: float, loss: float, alarm: bool = False) -> float:
         """Absorb one labelled event's error (0/1) and loss (in [0, 1], such as ``1 - p(true class)``);
@@ -308,10 +311,11 @@ class Homeostasis(base.Base):
         return self.need_
 
     def _lag_correlations(self) -> tuple[float, float]:
-        """The loss's and the error's :func:`lag_correlation`, credited once the set points have left
-        their running means (``1 / set_point_rate`` events): a change of level in the first events,
-        while every average moves fast, had read as correlation and widened the bands at once."""
-        if self.n_ * self.set_point_rate < 1.0:
+        """The loss's and the error's :func:`lag_correlation`, credited once the moments have
+        ``1 / set_point_rate`` events behind them (the set points have left their running means too):
+        a change of level in the first events, while every average moves fast, had read as correlation
+        and widened the bands at once; so had the first events after loading an older state (r96)."""
+        if (self.n_ - self.moments_from_) * self.set_point_rate < 1.0:
             return 0.0, 0.0
         return lag_correlation(self.loss_lag_, self.loss_var_), lag_correlation(self.error_lag_, self.error_var_)
 
@@ -337,7 +341,7 @@ class Homeostasis(base.Base):
     def state_dict(self) -> dict:
         return {"n": self.n_, "loss_recent": self.loss_recent_, "loss_set_point": self.loss_set_point_,
                 "error_recent": self.error_recent_, "error_set_point": self.error_set_point_, "need": self.need_,
-                **{k: getattr(self, k + "_") for k in _MOMENTS}}
+                **{k: getattr(self, k + "_") for k in _MOMENTS}, "moments_from": self.moments_from_}
 
     def load_state_dict(self, state: Mapping) -> "Homeostasis":
         """Restore :meth:`state_dict`. A state written before the second moments were kept starts
@@ -348,6 +352,7 @@ class Homeostasis(base.Base):
         self.need_ = float(state["need"])
         for k in _MOMENTS:
             setattr(self, k + "_", float(state.get(k, 0.0)))
+        self.moments_from_ = int(state.get("moments_from", self.n_ if "loss_var" not in state else 0))
         return self
 
 

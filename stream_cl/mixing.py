@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .bounds import MIN_POSITIVE
+from .bounds import OPEN_UNIT
 from .checks import check_nonnegative, is_open_unit
 
 
@@ -32,7 +32,7 @@ class AccuracyMixer:
 
     def __init__(self, n_heads: int, decay: float = 0.99, sharpness: float = 100.0):
         if not is_open_unit(decay):
-            raise ValueError(f"mix_decay must be in (0, 1) and at least {MIN_POSITIVE:g}, got {decay!r}; use e.g. 0.995")
+            raise ValueError(f"mix_decay {OPEN_UNIT}, got {decay!r}; use e.g. 0.995")
         check_nonnegative(sharpness, "mix_sharpness", 100.0)
         self.decay = decay
         self.sharpness = sharpness

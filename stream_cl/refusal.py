@@ -1,19 +1,20 @@
 """An event the backbone refuses changes nothing.
 
-A learning step changes the feature index (its new inputs' columns), the standardiser (each
-learned row's statistics) and, with replay, the buffer before the backbone runs on the
-standardised rows. A backbone that may refuse rows (:attr:`~stream_cl.backbones.base.Backbone.may_refuse`:
-a torch module's non-finite features, a module that fails) raises a ``ValueError`` there, and
-whoever learns relies on a refusal changing nothing: the daemon retries a refused batch event
-by event to find the events at fault, which would otherwise have absorbed the batch's rows in
-the standardiser twice; and a refused row's extreme value had moved a feature's mean for good
-(review r93).
+A learning step changes the feature index (its new inputs' columns) and the standardiser (each
+learned row's statistics) before the backbone runs on the standardised rows. A backbone that may
+refuse rows (:attr:`~stream_cl.backbones.base.Backbone.may_refuse`: a torch module's non-finite
+features, a module that fails) raises a ``ValueError`` there, and whoever learns relies on a
+refusal changing nothing: the daemon retries a refused batch event by event to find the events
+at fault, which would otherwise have absorbed the batch's rows in the standardiser twice; and a
+refused row's extreme value had moved a feature's mean for good (review r93).
 
 :class:`Undo` records that state before the step and puts it back: the standardiser's arrays by
-reference (its learning replaces them), the index's and the buffer's states only where they
-may change (an event with new inputs; a backbone that may refuse). A step whose designs are
-made in several segments, or in a new partition's part, is checked whole before it changes
-anything (``BatchPath._preflight``).
+reference (its learning replaces them), the index's state only where an event brings new inputs
+(hashed buckets and category counts included). With replay, the fresh rows go through the
+backbone before the buffer is offered them, and a replayed row it refuses is dropped from the
+buffer, not a reason to refuse the batch (:mod:`~stream_cl.replayed_designs`). A step whose
+designs are made in several segments, or in a new partition's part, is checked whole before it
+changes anything (``BatchPath._preflight``).
 
 >>> import numpy as np
 >>> from stream_cl.backbones.standardize import OnlineStandardizer
@@ -34,18 +35,17 @@ __all__ = ["Undo"]
 class Undo:
     """What a learning step changes before its backbone runs, recorded to be put back (module
     docstring). ``new``: the step's new inputs (the index's state is kept only when there are
-    some); ``replay``: a buffer the step offers its rows to, or ``None``."""
+    some: a new column, a hashed bucket's kind, a value counted past the category bound)."""
 
-    __slots__ = ("_scaler", "_statistics", "_index", "_index_state", "_replay", "_replay_state")
+    __slots__ = ("_scaler", "_statistics", "_index", "_index_state")
 
-    def __init__(self, scaler, index, new, replay=None):
+    def __init__(self, scaler, index, new):
         self._scaler, self._statistics = scaler, scaler.statistics()
-        self._index, self._index_state = index, (index.state_dict() if len(new) else None)
-        self._replay, self._replay_state = replay, (replay.state_dict() if replay is not None else None)
+        # bool, not len: a NewColumns' length counts its columns alone (r96: a bucket's kind and a category
+        # overflow count survived a refusal)
+        self._index, self._index_state = index, (index.state_dict() if new else None)
 
     def __call__(self) -> None:
         self._scaler.restore(self._statistics)
         if self._index_state is not None:
             self._index.load_state_dict(self._index_state)
-        if self._replay is not None:
-            self._replay.load_state_dict(self._replay_state)

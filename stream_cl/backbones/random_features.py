@@ -26,6 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from ..bounds import POSITIVE, is_positive
 from .base import Backbone
 
 __all__ = ["RandomFeatures", "key_seed"]
@@ -60,8 +61,8 @@ class RandomFeatures(Backbone):
             raise ValueError(f"width must be an int >= 0 (0: no random features), got {width!r}")
         if kind not in ("relu", "fourier"):
             raise ValueError(f"kind must be 'relu' or 'fourier', got {kind!r}")
-        if not bandwidth > 0:
-            raise ValueError(f"bandwidth must be > 0, got {bandwidth!r}")
+        if not is_positive(bandwidth):  # a subnormal one made the features NaN (z / 1e-310 is inf; r96)
+            raise ValueError(f"bandwidth must be {POSITIVE}, got {bandwidth!r}; use e.g. 1.0")
         self.width = width
         self.kind = kind
         self.bandwidth = bandwidth

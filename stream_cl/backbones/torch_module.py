@@ -173,7 +173,8 @@ class TorchBackbone(Backbone):
                 # a copy: a module that writes into its input (ReLU(inplace=True)) must not change the
                 # learner's standardised rows, which the key units and the "inputs" view read after it
                 out = self.net_(Z.to(getattr(torch, self.dtype), copy=True))  # (b, out_features)
-            except (RuntimeError, ValueError) as e:  # a module that does not take these rows: say which and why
+            except Exception as e:  # noqa: BLE001 -- a module that does not take these rows, whatever it raises
+                # (an AssertionError or IndexError had passed the learner's undo, which takes a ValueError; r96)
                 raise ValueError(f"{self.identity()}: the module failed on a ({Z.shape[0]}, {self.input_dim}) "
                                  f"{self.dtype} batch ({str(e)[:200]}); check input_dim against the module") from None
         if not isinstance(out, torch.Tensor) or out.dim() < 1 or out.shape[0] != Z.shape[0]:

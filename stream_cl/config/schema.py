@@ -18,7 +18,7 @@ from typing import Any, Literal
 # The bounds the engine also checks are stream_cl.bounds' (one rule each), imported, so that the config and the
 # library take the same values (each message here names the key and the fix)
 from ..bounds import (
-    MAX_IMBALANCE_WEIGHT, MAX_REPLAY_RATIO, MIN_COUNT, MIN_FORGETTING, POSITIVE, is_forgetting, is_lr_high, is_lr_low,
+    MAX_IMBALANCE_WEIGHT, MAX_REPLAY_RATIO, MIN_COUNT, MIN_FORGETTING, OPEN_UNIT, POSITIVE, is_forgetting, is_lr_high, is_lr_low,
     is_max_weight, is_nonnegative, is_off_or_positive, is_open_unit, is_positive, is_ratio,
 )
 
@@ -204,7 +204,7 @@ class ModelConfig:
         "1.0 keeps everything, 0.99 forgets fast"))  # heads on the inputs only (kind = "online")
     sgd_lr: float = field(default=0.01, metadata=check(is_off_or_positive, f"must be 0 (no SGD head) or {POSITIVE}",
                                                        "use 0 for no SGD softmax head, or a rate such as 0.01"))
-    mix_decay: float = field(default=0.995, metadata=check(is_open_unit, "must be in (0, 1)", "use e.g. 0.995 (a memory of about 200 events)"))
+    mix_decay: float = field(default=0.995, metadata=check(is_open_unit, OPEN_UNIT, "use e.g. 0.995 (a memory of about 200 events)"))
     width: int = field(default=256, metadata=check(
         lambda v: 0 <= v <= MAX_WIDTH, f"must be in [0, {MAX_WIDTH:_}]",
         "use e.g. 256 (0: no random features); memory grows with the width, a very wide model does not fit"))
@@ -303,14 +303,14 @@ class HomeostasisConfig:
     """``[homeostasis]``: the need that scales forgetting factors and learning rates (stream_cl.homeostasis)."""
 
     enabled: bool = False
-    recent_rate: float = field(default=0.02, metadata=check(is_open_unit, "must be in (0, 1)", "use a rate such as 0.02"))
-    set_point_rate: float = field(default=0.002, metadata=check(is_open_unit, "must be in (0, 1)", "use a rate such as 0.002"))
+    recent_rate: float = field(default=0.02, metadata=check(is_open_unit, OPEN_UNIT, "use a rate such as 0.02"))
+    set_point_rate: float = field(default=0.002, metadata=check(is_open_unit, OPEN_UNIT, "use a rate such as 0.002"))
     tolerance: float = field(default=0.01, metadata=_finite_nonnegative("use a small tolerance such as 0.01"))
     z: float = field(default=2.0, metadata=_finite_nonnegative("use a band of about 2 standard deviations"))
     loss_gain: float = field(default=1.0, metadata=_finite_nonnegative("use a gain such as 1.0"))
     error_gain: float = field(default=0.5, metadata=_finite_nonnegative("use a gain such as 0.5"))
     alarm_gain: float = field(default=1.0, metadata=_finite_nonnegative("use a gain such as 1.0"))
-    need_decay: float = field(default=0.99, metadata=check(is_open_unit, "must be in (0, 1)", "use a decay such as 0.99"))
+    need_decay: float = field(default=0.99, metadata=check(is_open_unit, OPEN_UNIT, "use a decay such as 0.99"))
     max_need: float = field(default=4.0, metadata=finite_positive("use a ceiling such as 4.0"))
     half_need: float = field(default=1.0, metadata=finite_positive("use a value such as 1.0"))
     min_forgetting: float = field(default=0.98, metadata=check(is_forgetting, f"must be in [{MIN_FORGETTING:g}, 1]",

@@ -10,9 +10,9 @@ stored plus one however many tasks or classes the stream shows (a task per sessi
 otherwise grow the buffer, its checkpoints and every draw's cost without bound). Its last-seen
 time is not needed (a group's rows come back only through an offer, which sets it to now), but
 its rows offered and whether it is full (:class:`~stream_cl.replay.ClassBalancedReplay`) are: the
-last ``max(capacity(0), 1000)`` groups forgotten keep them, a few dozen bytes each (``capacity(0)``:
-the rows the sample and byte budgets allow at no inputs), so a group that comes back is admitted
-as it would have been. One that comes back after more groups than
+last ``max(capacity(0), 1000)`` groups forgotten keep them, a few hundred bytes each in memory
+(``capacity(0)``: the rows the sample and byte budgets allow at no inputs; so beside a byte budget
+alone, up to about ten times it), so a group that comes back is admitted as it would have been. One that comes back after more groups than
 that were forgotten starts afresh (not full, its rows counted anew).
 """
 

@@ -100,6 +100,28 @@ class RowStore:
             self._remove(self._evict_slot())
         return max(self.size_, min(cap, self.X_.shape[0]))
 
+    def forget_rows(self, X: np.ndarray, M: np.ndarray) -> int:
+        """Remove every stored row equal to a row of ``X`` (k, d), present where ``M`` says: rows the
+        learner can no longer learn (its backbone refuses them as the statistics have moved), which
+        would otherwise come back at every draw. Returns how many were removed.
+
+        >>> from stream_cl.replay import ReservoirReplay
+        >>> buf = ReservoirReplay(max_samples=4)
+        >>> for v in (1.0, 2.0, 1.0):
+        ...     buf.offer(np.array([v]), np.array([True]), "y")
+        >>> buf.forget_rows(np.array([[1.0, 0.0]]), np.array([[True, False]])), buf.X_[: buf.size_].ravel().tolist()
+        (2, [2.0])
+        """
+        d, gone = self.width_, 0
+        for x, m in zip(X, M):
+            if x[d:].any() or m[d:].any():  # a value past the stored columns: no stored row holds it
+                continue
+            live_x, live_m = self.X_[: self.size_], self.M_[: self.size_]
+            for slot in np.flatnonzero((live_m == m[:d]).all(axis=1) & (live_x == x[:d]).all(axis=1))[::-1]:
+                self._remove(int(slot))  # the highest first: a removal moves the last row into its slot
+                gone += 1
+        return gone
+
     # -- storage -----------------------------------------------------------------------
     def _remove(self, slot: int) -> None:
         last, gone = self.size_ - 1, int(self.gid_[slot])
