@@ -98,6 +98,11 @@ class ImbalanceCompensator(base.Base):
     seed
         Seed of the pseudo-feature noise (an int >= 0).
 
+    A class's statistics are kept over the whole stream: they neither decay nor restart at a
+    drift alarm, so after a rare class's inputs move its pseudo rows mix the old place and the
+    new one (review r94 measured rare recall 0.710 with "pseudo" against 0.824 with "reweight"
+    in the 1,000 events after such a move); "reweight" follows a move as the heads do.
+
     Attributes
     ----------
     classes_, counts_, pseudo_counts_
