@@ -302,6 +302,9 @@ class EventDecoder:
         return self._decode_csv_row(row, raw, origin)
 
 
+NO_FIELD = object()  # the field a mapping key set to "" names: none (no record has it)
+
+
 class _RecordRules:
     """What the mapping says of every record, resolved once: the label, id, task and time fields,
     where the features are (``_field``, one field holding them, or ``_fields``, named fields), the
@@ -314,9 +317,12 @@ class _RecordRules:
         self._max_features = mapping.max_features
         self._max_depth = mapping.max_depth
         self._nan = mapping.nan_policy  # feature values only (flatten): a NaN label is no missing label
-        self._label, self._id, self._task, self._ts = mapping.label, mapping.id, mapping.task, mapping.timestamp
+        # "" names no field (the config's word): a lookup of NO_FIELD finds nothing, where one of "" had read a
+        # pandas CSV's unnamed index column as every row's task, time or id (review r99)
+        self._label = mapping.label
+        self._id, self._task, self._ts = (name or NO_FIELD for name in (mapping.id, mapping.task, mapping.timestamp))
         self._per_second = PER_SECOND[mapping.timestamp_unit]  # a numeric time over this is epoch seconds
-        meta = (mapping.label, mapping.id, mapping.task, mapping.timestamp)
+        meta = tuple(name for name in (mapping.label, mapping.id, mapping.task, mapping.timestamp) if name)
         if isinstance(mapping.features, str):
             self._field: str | None = mapping.features
             self._fields: tuple[str, ...] = ()
@@ -839,7 +845,13 @@ def text_problem(label, id_, task) -> tuple[str, str] | None:
         if type(value) is str and len(value) > MAX_TEXT_CHARS:
             return reason, f"{what}: {len(value):,} characters, over {MAX_TEXT_CHARS:,} (every prediction record " \
                            "repeats it); send a shorter one"
+        if type(value) is int and not -_MAX_TEXT_INT < value < _MAX_TEXT_INT:  # its digits, as a string's characters (r99)
+            return reason, f"{what}: an integer of over {MAX_TEXT_CHARS:,} digits (every prediction record repeats " \
+                           "it); send a shorter one"
     return None
+
+
+_MAX_TEXT_INT = 10 ** MAX_TEXT_CHARS  # the least integer of more than MAX_TEXT_CHARS digits
 
 
 LONE_SURROGATE = "a string holds a lone surrogate escape (\\ud800-\\udfff), which is not a Unicode character"

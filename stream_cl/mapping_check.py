@@ -72,6 +72,8 @@ _MAX_FIELDS = 200  # distinct top-level field names remembered (events may carry
 _OPTIONAL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(MappingConfig)
                       if f.name in ("id", "task", "timestamp")}
 _LACKS = {"id": "no id (their predictions carry none)", "task": "no task", "timestamp": "no time"}
+# the features' default: a field of JSON events; in a CSV no column of that name means every column
+_FEATURES_DEFAULT = next(f.default for f in dataclasses.fields(MappingConfig) if f.name == "features")
 _UNJOINED = "no id, so no delayed label (the labels topic) can be joined to them"
 
 
@@ -94,6 +96,8 @@ def check_columns(mapping: MappingConfig, columns: Sequence[str], where: str, la
     (a CSV is a file run's: without labels it learns nothing and exits 1, saying why)."""
     have = list(columns)
     named = [] if isinstance(mapping.features, str) else [("features", name) for name in mapping.features]
+    if isinstance(mapping.features, str) and mapping.features != _FEATURES_DEFAULT:
+        named.append(("features", mapping.features))  # one column named: a misspelt one had learned every column (r99)
     named += [(key, name) for key, name, _ in _optional_named(mapping)]
     for key, name in named:
         if name not in have:
@@ -124,6 +128,10 @@ class FieldCensus:
         self.seen: Counter = Counter()  # field -> objects that had it
         self.n = 0
         self.counting = True  # False: the objects observed now were counted already (MappingChecks.uncounted)
+        # the fields the mapping names are counted past _MAX_FIELDS too: after 200 others they had read as
+        # missing, and the label as "in none of the first events" of a run that learned them all (r99)
+        self._named = frozenset(n for n in (*mapping.feature_fields, mapping.label, mapping.id, mapping.task,
+                                            mapping.timestamp) if n)
         self._said = False
 
     @property
@@ -140,7 +148,7 @@ class FieldCensus:
         self.n += 1
         seen = self.seen
         for key in obj:
-            if key in seen or len(seen) < _MAX_FIELDS:
+            if key in seen or len(seen) < _MAX_FIELDS or key in self._named:
                 seen[key] += 1
         return self.n < self.sample
 

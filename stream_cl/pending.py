@@ -317,7 +317,7 @@ class LabelDecoder:
 
     def __init__(self, mapping: MappingConfig):
         self.mapping = mapping
-        self._known = frozenset((mapping.id, mapping.label, mapping.task, mapping.timestamp))
+        self._known = frozenset(n for n in (mapping.id, mapping.label, mapping.task, mapping.timestamp) if n)  # "": none
         self._reject = mapping.unknown_fields == "reject"
         self._json = EventDecoder(mapping)  # a label record is read as an event is: one set of JSON rules
 

@@ -374,13 +374,16 @@ class Prequential:
 
     def _x(self, e: Event):
         """The features the learner gets: the event's, and its time when the learner takes it."""
-        if self._time_features and e.ts is not None:
-            t = time_columns("ts", e.ts)
-            for k in t:
-                if k in e.x:  # a feature that flattened to "ts.hour_sin": refused, as learn_one refuses it
+        if self._time_features:
+            for k in _TIME_KEYS:  # a feature that flattened to "ts.hour_sin": refused, as learn_one refuses it,
+                if k in e.x:  # whether or not this event has a time (else it wrote the time columns; r99)
                     raise column_clash(k, e.x[k])
-            return {**e.x, **t}
+            if e.ts is not None:
+                return {**e.x, **time_columns("ts", e.ts)}
         return e.x
+
+
+_TIME_KEYS = tuple(time_columns("ts", 0.0))  # the time features' names
 
 
 def _raw(event: Event) -> bytes:
