@@ -19,6 +19,7 @@ This module imports only the standard library: it must be importable before the 
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
@@ -78,15 +79,33 @@ def exit_settled(code: int):
     (torch, numba and the BLAS threads unloading), and a signal's default action then turned a clean
     stop, or a run that had written its report, into a death by signal (exit 143; review r77). Ignored,
     a signal could not end a teardown that hangs (an exit hook writing to a full pipe; review r79): it
-    now skips what is left of it, as a stop asked for now has nothing else to stop. (Once the
-    interpreter has begun to finalise, no Python handler runs: a signal then waits for the exit.)"""
+    now skips what is left of it, as a stop asked for now has nothing else to stop.
+
+    The teardown is the part a process needs, then ``os._exit``: the other threads finished (as the
+    interpreter waits for them), the exit hooks run (logging's, multiprocessing's children), the
+    standard streams flushed. Not the interpreter's own finalisation: once it began, no Python
+    handler ran, a signal had its default action, and one in the second or so that torch and numba
+    took to unload killed a finished run (9 of 9 tries, review r100)."""
+    code = 0 if code is None else code if isinstance(code, int) else 1
 
     def settled(signum, frame=None):
-        os._exit(code if isinstance(code, int) else 1)
+        os._exit(code)
 
+    main = threading.current_thread() is threading.main_thread()
     for sig in KEPT_SIGNALS:
         try:
             signal.signal(sig, settled)
         except ValueError:  # (not the main thread: the signals are not this thread's to set)
             break
-    sys.exit(code)
+    if not main:  # (a test's thread, say: the process is not this call's to end)
+        sys.exit(code)
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # (CPython's own call for this, as multiprocessing's children use it)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):  # closed, or a pipe whose reader left
+            pass
+    os._exit(code)

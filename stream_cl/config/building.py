@@ -74,7 +74,8 @@ def _check_stall_timeout(config: Config) -> None:
                  f" (a member without partitions polls {JOIN_POLL_MS} ms, whatever kafka.poll_timeout_ms)")
         raise ConfigError(f"metrics.stall_timeout_s: must be at least {STALL_MARGIN_S:g} s above the longest idle loop "
                           f"turn, max(kafka.poll_timeout_ms, {JOIN_POLL_MS} ms) = {idle:g} s (got "
-                          f"{config.metrics.stall_timeout_s!r}); raise metrics.stall_timeout_s to {least:g} or more{other}")
+                          f"{config.metrics.stall_timeout_s!r}); raise metrics.stall_timeout_s to {math.ceil(least):_} or "
+                          f"more{other}")  # (rounded up: 6 digits had named a value refused; r100)
 
 
 def _check_changelog_topic(config: Config) -> None:

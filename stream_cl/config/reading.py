@@ -27,12 +27,16 @@ def read_toml(path: str | Path) -> dict:
     path = Path(path)
     text = _utf8_text(path, _config_bytes(path))
     try:
-        return tomllib.loads(text)
+        tables = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e}); fix the syntax at that line") from None
     except ValueError as e:  # an integer of more digits than Python converts (4,300): not a TOMLDecodeError
         raise ConfigError(f"{path}: a number too long to read ({first_clause(e)}); write a smaller "
                           "number") from None
+    if not tables:  # an empty mounted file had run the bundled demo and exited 0, a service restarting it for ever (r100)
+        raise ConfigError(f"{path}: no settings in it (empty, or comments only); write the config into it, or leave "
+                          "--config out for the bundled demo")
+    return tables
 
 
 PIPE_WRITER_WAIT_S = 30  # how long a named pipe given as the config waits for a process to write it

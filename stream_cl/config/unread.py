@@ -131,6 +131,17 @@ _IDLE_KEYS = (
     ("kafka", ("commit_timeout_ms",), lambda c: c.kafka.publisher == "thread",
      'kafka.publisher = "thread" commits in the daemon\'s process, where no commit is given up',
      'set kafka.publisher = "process"'),
+    # (review r100: keys other settings leave idle, found unwarned)
+    ("model", ("max_categories",), lambda c: c.model.hash_width is not None,
+     "model.hash_width is set, and hashed categories take no per-feature bound", "remove model.hash_width"),
+    ("homeostasis", ("alarm_gain",), lambda c: c.drift.detector == "none" or "need" not in c.drift.response,
+     'no drift response "need" raises the need at an alarm', 'add "need" to drift.response'),
+    ("drift", ("seed",), lambda c: c.drift.detector != "kswin", 'only drift.detector = "kswin" draws at random',
+     'set drift.detector = "kswin"'),
+    ("mapping", ("timestamp_unit",), lambda c: not c.mapping.timestamp, 'mapping.timestamp = "" names no event time',
+     "set mapping.timestamp to the field or column holding the event time"),
+    ("source", ("follow_idle_timeout_s",), lambda c: c.source.kind == "file" and not c.source.follow,
+     "source.follow = false: a file run ends at the file's end", "set source.follow = true"),
     # every event's time is None: no time feature is ever made, and a CSV's time column is learned as categories
     ("model", ("time_features",), lambda c: c.model.time_features and not c.mapping.timestamp,
      'mapping.timestamp = "" names no event time, so no time features are made',
@@ -195,10 +206,17 @@ def _keys_of_sections_off(config: Config, written: Mapping) -> list[str]:
         if getattr(getattr(config, section), switch) != off:
             continue
         shown = "false" if off is False else f'"{off}"'
+        # a kind that refuses the section on: turning it on is no fix (review r100), the kind is
+        fix = (f'model.kind = "{config.model.kind}" takes no [{section}] (kind "online" does), so remove it'
+               if section in _SECTIONS_REFUSED.get(config.model.kind, ()) else None)
         out += [f"{section}.{key}: set, but {section}.{switch} = {shown} turns [{section}] off, so nothing reads it: "
-                f"{_turn_on(section, switch, key)}, or remove it"
+                + (fix or f"{_turn_on(section, switch, key)}, or remove it")
                 for key in _keys(written, section) if key != switch and (section, key) not in _READ_WHEN_OFF]
     return out
+
+
+# The continual sections a model kind refuses turned on (stream_cl.factory.build_learner says so, naming the kind)
+_SECTIONS_REFUSED = {"analytic": frozenset(SECTION_SWITCHES), "trainable": frozenset({"imbalance"})}
 
 
 def _turn_on(section: str, switch: str, key: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Mapping
 
 
@@ -23,8 +24,10 @@ def to_toml(sections: Mapping) -> str:
     def value(v):
         if isinstance(v, bool):
             return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
+        if isinstance(v, numbers.Integral):
+            return repr(int(v))  # (numpy's scalars' repr is no TOML: np.float64(0.5); review r100)
+        if isinstance(v, numbers.Real):
+            return repr(float(v))
         if isinstance(v, str):
             # a JSON string is a valid TOML basic string, but not its \ud83d surrogate escapes: TOML is UTF-8
             return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")  # DEL: escaped in TOML too
