@@ -191,6 +191,17 @@ def install(head, parts: list[PartStats]) -> None:
     head.approximate = False
 
 
+def _holds_missing(key) -> bool:
+    """Whether ``key`` is a missing value or a tuple holding one (a tuple compares its items by identity
+    first, so ``("t", nan)`` equals itself, while each event's new NaN hashes apart: a part an event; r101)."""
+    if type(key) is tuple:
+        return any(_holds_missing(k) for k in key)
+    try:
+        return bool(key != key)  # only a missing value is unequal to itself
+    except (TypeError, ValueError):  # pd.NA: its comparisons are NA, whose truth is ambiguous
+        return True
+
+
 def check_partition(partition) -> None:
     """Refuse a partition key that cannot name a part: an unhashable one (it failed half way, after
     the learner had gone over to several parts), or a missing value (NaN, ``pd.NA``, ``NaT``): a NaN
@@ -208,10 +219,6 @@ def check_partition(partition) -> None:
     except TypeError:
         raise TypeError(f"partition must be hashable, got {type(partition).__name__} {partition!r}: name the "
                         "source partition with an int or a string, or None for one partition") from None
-    try:
-        missing = bool(partition != partition)  # only a missing value is unequal to itself
-    except (TypeError, ValueError):  # pd.NA: its comparisons are NA, whose truth is ambiguous
-        missing = True
-    if missing:
+    if _holds_missing(partition):
         raise ValueError(f"partition is missing ({partition!r}): name the source partition with an int or a "
                          "string, or None for one partition")

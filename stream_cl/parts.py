@@ -18,7 +18,7 @@ same rank-k update, so ``p``'s own events are visible at once. Forgetting heads 
 exception: the sum of parts decaying on separate clocks changes by a full-rank matrix at
 every row, so between *re-sums* the served head decays its statistics by the learning
 partition's share of the forgetting, and at every change of partition, every
-``SUM_EVERY_ROWS`` learned rows and at every merge it is set to the exact sum of the parts
+``SUM_EVERY_ROWS`` labelled events learned and at every merge it is set to the exact sum of the parts
 (the sums are installed and the head re-anchored; its inverse is not kept but computed from
 the sums when next read, and a batch works from their factor; ``docs/partitions.md`` gives
 the measured cost and error). A change of partition to predict re-sums too when rows were
@@ -66,7 +66,8 @@ from .served_sums import ServedSums
 __all__ = ["PartStats", "Part", "PartitionedLearner", "SUM_EVERY_ROWS", "check_partition"]
 
 # Forgetting heads of a learner serving several partitions are set to the exact sum of the
-# parts this often (rows learned by the learner); see the module docstring.
+# parts this often (labelled events learned by the learner: replayed and pseudo rows are not
+# counted); see the module docstring.
 SUM_EVERY_ROWS = 256
 
 
