@@ -450,8 +450,8 @@ class _ObjectDecoder(_RecordRules):
             x = flatten(dict(pairs), self._max_depth, self._nan, self._max_features)
         except InvalidFeatureError as e:
             return e.code, f"{e}{_FIX.get(e.code, '')}"
-        except RecursionError:  # a Python object nested into itself
-            return "too_deep", "features nested into themselves"
+        except RecursionError:  # a Python object nested into itself, or deeper than the interpreter recurses
+            return "too_deep", "features nested into themselves, or deeper than Python's recursion allows"
         for k, v in x.items():
             if not (v is None or type(v) is float or type(v) is str):  # a datetime from a Python caller
                 return "wrong_type", f"feature {_key(k)}: expected a number or a string, got {_show(v)}; " \

@@ -23,6 +23,9 @@ from ..bounds import (
 )
 
 
+MAX_DEPTH = 100  # mapping.max_depth's bound: nesting a record's features may have
+
+
 class ConfigError(ValueError):
     """A configuration problem, naming the key and the fix."""
 
@@ -141,7 +144,9 @@ class MappingConfig:
     # NaN in a feature: "reject" makes a non_finite dead letter, "missing" reads it as null
     nan_policy: Literal["reject", "missing"] = "reject"
     # objects/arrays nested in the features: levels flattened into dotted keys; deeper is a too_deep dead letter
-    max_depth: int = field(default=4, metadata=check(lambda v: v >= 0, "must be >= 0", "use a depth such as 4 (0: no nesting)"))
+    # (at most MAX_DEPTH: far deeper, a record reached Python's recursion limit and read as nested into itself; r99)
+    max_depth: int = field(default=4, metadata=check(lambda v: 0 <= v <= MAX_DEPTH, f"must be in [0, {MAX_DEPTH}]",
+                                                     "use a depth such as 4 (0: no nesting)"))
 
     @property
     def feature_fields(self) -> list[str]:

@@ -240,7 +240,7 @@ def test_the_config_builds_learners_with_the_encoding_settings():
         load_config_dict({"model": {"max_categories": 0}})
     with pytest.raises(ConfigError, match="mapping.nan_policy: must be one of 'reject', 'missing'"):
         load_config_dict({"mapping": {"nan_policy": "drop"}})
-    with pytest.raises(ConfigError, match="mapping.max_depth: must be >= 0"):
+    with pytest.raises(ConfigError, match=r"mapping.max_depth: must be in \[0, 100\]"):
         load_config_dict({"mapping": {"max_depth": -1}})
 
 

@@ -45,3 +45,13 @@ def test_an_integer_label_or_task_is_held_to_the_text_bound(field):
     record = decoder.decode_json(('{"x": {"a": 1}, %s"%s": %s}' % (label, field, "9" * 1025)).encode())
     assert record.reason == "bad_label" and "over 1,024 digits" in record.detail
     assert decoder.decode_json(('{"x": {"a": 1}, "%s": %s}' % (field, "9" * 1024)).encode()).x == {"a": 1.0}
+
+
+def test_max_depth_is_bounded_and_its_bound_decodes():
+    from stream_cl.config import load_config_dict
+
+    with pytest.raises(ConfigError, match=r"mapping.max_depth: must be in \[0, 100\]"):
+        load_config_dict({"mapping": {"max_depth": 2000}})  # a record 1,000 deep read as "nested into themselves"
+    decoder = EventDecoder(MappingConfig(max_depth=100))
+    record = decoder.decode_json(b'{"x": ' + b'{"a": ' * 100 + b"1" + b"}" * 100 + b', "y": 1}')
+    assert list(record.x) == [".".join(["a"] * 100)]
