@@ -307,7 +307,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         options = typing.get_args(tp)
         if value is None and type(None) in options:
             return None
-        errors = []
+        errors, shaped = [], []
         for option in options:
             if option is type(None):
                 continue
@@ -315,7 +315,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, option, key)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: expected one of {_name(tp)} (got {shown(key, value)}); fix the value's type")
+                outer = typing.get_origin(option) or option
+                if isinstance(outer, type) and isinstance(value, outer):  # the value's own shape: its error says why
+                    shaped.append(str(e))  # (["a", 1] for str | list[str]: the item, not "one of"; r100)
+        if len(errors) == 1 or len(shaped) == 1:
+            raise ConfigError((shaped or errors)[0])
+        raise ConfigError(f"{key}: expected one of {_name(tp)} (got {shown(key, value)}); fix the value's type")
     if origin is Literal:
         choices = typing.get_args(tp)
         _check(value in choices, key, f"must be one of {', '.join(map(repr, choices))}", value, "pick one of those")

@@ -69,3 +69,10 @@ def test_the_least_stall_timeout_named_is_taken():
         load_config_dict(tables)
     least = float(str(refused.value).split("raise metrics.stall_timeout_s to ")[1].split(" ")[0].replace("_", ""))
     load_config_dict({**tables, "metrics": {"enabled": True, "stall_timeout_s": least}})
+
+
+def test_a_list_of_the_wrong_items_names_the_item():
+    with pytest.raises(ConfigError, match=r"mapping.features\[1\]: expected a string \(got 1\)"):
+        load_config_dict({"mapping": {"features": ["a", 1]}})  # was "expected one of str | list (got ['a', 1])"
+    with pytest.raises(ConfigError, match=r"mapping.features: expected one of str \| list \(got 3\)"):
+        load_config_dict({"mapping": {"features": 3}})
