@@ -107,6 +107,11 @@ class BoundedLines:
         """The oversized line being discarded, as ``(line number, head, size so far)``; None when none is."""
         return None if self._skip is None else tuple(self._skip[:3])
 
+    @property
+    def lines_done(self) -> int:
+        """Lines read to their end: :attr:`lineno`, but for an oversized line still being discarded."""
+        return self.lineno - (self._skip is not None)
+
     def restart(self) -> tuple[tuple[int, bytes, int] | None, tuple[int, bytes] | None]:
         """Forget the place (the file is read again from its start): line numbers start at 1 again.
         Returns what was read of the old content and is no line yet: the oversized line being

@@ -186,7 +186,7 @@ class FileSource:
                 # POLL_BYTES read at call time: a test lowers it
                 line = self._lines.read(self._final or followed.rotating, POLL_BYTES - read)
             except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-                out += self._csv.unclosed_record(self._lines.lineno - (self._lines.discarding is not None))
+                out += self._csv.unclosed_record(self._lines.lines_done)
                 out.append(self._corrupt(e))
                 break
             if line is SKIPPING:  # still inside an oversized line: the next poll goes on discarding it
@@ -271,8 +271,8 @@ class FileSource:
         self.exhausted = True
         detail = f"gzip stream is corrupt or truncated ({error}); stopped reading this file"
         cut = self._lines.discarding  # an oversized line the stream broke in (r97: the next line had been blamed)
-        lineno = self._lines.lineno + (cut is None)  # the line it broke in, or the next one
-        read, raw = lineno - 1, b""
+        read, raw = self._lines.lines_done, b""
+        lineno = read + 1  # the line it broke in, or the next one
         if cut is not None:
             raw = cut[1]
             detail += (f"; it broke inside this line, at least {cut[2]} bytes, over mapping.max_event_bytes "

@@ -153,10 +153,11 @@ class Redact(logging.Filter):
     request's own line, kept, says what was sent); a ``kafka*`` logger's lines that name a
     credential's setting (the clients' configuration dumps: ``Starting KafkaAdminClient with
     configuration`` prints the whole dict at DEBUG, each value as its repr). Kept: the line
-    naming the principal that authenticated (a user name is no secret; an ACL names it too). Masked: this filter's ``secrets`` (given here or to :meth:`hide`), as
-    written and as a repr or JSON string writes them (a backslash doubled), in any logger's
-    message and :func:`log_event` fields. Each filter holds its own; the one
-    :func:`setup_logging` installs holds the values given to :func:`hide_secret`.
+    naming the principal that authenticated (a user name is no secret; an ACL names it too).
+    Masked: this filter's ``secrets`` (given here or to :meth:`hide`), as written and as a repr
+    or JSON string writes them (a backslash doubled), in any logger's message and
+    :func:`log_event` fields. Each filter holds its own; the one :func:`setup_logging` installs
+    holds the values given to :func:`hide_secret`.
     """
 
     SASL = ("SaslAuthenticate", "SaslBytes")

@@ -28,6 +28,7 @@ import pandas as pd
 from river import base
 
 from .bounds import MIN_POSITIVE
+from .checks import holds_missing
 from .encoding import check_frame_columns, frame_rows
 from .memory import tensor_bytes
 from .monitoring import ContinualMonitoring
@@ -56,19 +57,8 @@ def check_label(y) -> None:
         hash(y)
     except TypeError:
         raise TypeError(f"label must be hashable, got {type(y).__name__}") from None
-    if _missing(y):
+    if holds_missing(y):
         raise ValueError(f"label is missing ({y!r}): use predict_one for unlabelled events (None in a batch's labels)")
-
-
-def _missing(y) -> bool:
-    """Whether label ``y`` is, or holds, a missing value: ``("sensor-7", nan)`` was a new class at every
-    event, each NaN unequal to the others (review r78)."""
-    if isinstance(y, (tuple, frozenset)):
-        return any(_missing(v) for v in y)
-    try:
-        return bool(y != y)  # only a missing value is unequal to itself
-    except (TypeError, ValueError):  # pd.NA: its comparisons are NA, whose truth is ambiguous
-        return True
 
 
 def check_tasks(tasks: Sequence | None, n_events: int) -> None:

@@ -15,11 +15,11 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
+from .backbones.standardize import OnlineStandardizer
 from .base_learner import check_event_batch, check_tasks, checked_labels, stacked
 from .encoding import memo_values
-from .backbones.standardize import OnlineStandardizer
 from .one_event import RowMemo
-from .refusal import Undo
+from .refusal import Undo, undo_on_refusal
 from .runtime import one_blas_thread
 
 __all__ = ["BatchPath"]
@@ -110,17 +110,12 @@ class BatchPath:
     def _prequential(self, xs, ys, labelled, sample_weight, memo) -> np.ndarray:
         """The plain composite: every event is one row of every member."""
         X, M, new = self._rows(xs, labelled)  # only learned events make columns
-        undo = Undo(self.scaler_, self.index_, new) if self.backbone_.may_refuse else None
-        try:
+        with undo_on_refusal(self.backbone_, self.scaler_, self.index_, new):  # refused: the batch changes nothing
             self._commit_inputs(new)  # within max_columns, or a ValueError
             Z, K = self.scaler_.prequential(X, M, labelled, self.index_.indicator_mask, known=True)  # (b, d_in)
             designs = self._memo_designs(memo, xs, new)
             if designs is None:
                 designs = self._designs(Z, K)
-        except ValueError:
-            if undo is not None:  # the backbone refused a row: the batch changes nothing (module refusal)
-                undo()
-            raise
         probas, hits = self._learn_members(designs, ys, sample_weight)
         return self._mix(probas, hits, labelled)
 

@@ -31,7 +31,7 @@ from .heads.class_head import RidgeClassHead
 from .homeostasis import Homeostasis
 from .imbalance import ImbalanceCompensator
 from .replay import ReplayBuffer
-from .refusal import Undo
+from .refusal import undo_on_refusal
 from .replayed_designs import ReplayedDesigns
 from .row_plan import RowKind
 from .shadows import ShadowRestarter
@@ -140,14 +140,10 @@ class ContinualSteps(ReplayedDesigns):
         X, M, new = self._rows(xs, labelled)  # only learned events make columns
         b = len(ys)
         w = np.ones(b) if sample_weight is None else np.array(sample_weight, dtype=np.float64).reshape(b)  # (b,)
-        undo = Undo(self.scaler_, self.index_, new) if self.backbone_.may_refuse else None
-        try:
+        # refused, a fresh row (before the buffer had it): the batch changes nothing
+        with undo_on_refusal(self.backbone_, self.scaler_, self.index_, new):
             self._commit_inputs(new)  # within max_columns, or a ValueError
             designs, plan, row_y, row_w = self._standardised_designs(X, M, ys, tasks, labelled, w)
-        except ValueError:
-            if undo is not None:  # the backbone refused a fresh row (before the buffer had it): nothing changed
-                undo()
-            raise
         views = self._views()
         # 2. imbalance compensation on the fresh rows' designs
         if self.imbalance_ is not None:

@@ -345,14 +345,14 @@ class Homeostasis(base.Base):
 
     def load_state_dict(self, state: Mapping) -> "Homeostasis":
         """Restore :meth:`state_dict`. A state written before the second moments were kept starts
-        them afresh (no correlation credited until the stream shows some)."""
+        them afresh from here (credited ``1 / set_point_rate`` events on: :meth:`_lag_correlations`)."""
         self.n_ = int(state["n"])
         self.loss_recent_, self.loss_set_point_ = float(state["loss_recent"]), float(state["loss_set_point"])
         self.error_recent_, self.error_set_point_ = float(state["error_recent"]), float(state["error_set_point"])
         self.need_ = float(state["need"])
         for k in _MOMENTS:
             setattr(self, k + "_", float(state.get(k, 0.0)))
-        self.moments_from_ = int(state.get("moments_from", self.n_ if "loss_var" not in state else 0))
+        self.moments_from_ = int(state.get("moments_from", self.n_))
         return self
 
 

@@ -30,7 +30,7 @@ from .base_learner import check_label, check_weight
 from .encoding import memo_values
 from .ensemble import row_hit
 from .mixture_row import mix_row
-from .refusal import Undo
+from .refusal import undo_on_refusal
 from .runtime import one_blas_thread
 
 __all__ = ["OneEventPath", "RowMemo"]
@@ -135,15 +135,10 @@ class OneEventPath:
             self.scaler_.learn_row(memo.X[0], memo.M[0])
         else:
             X, M, new = row if row is not None else self.index_.vectorize_row(x, self._room)
-            undo = Undo(self.scaler_, self.index_, new) if self.backbone_.may_refuse else None
-            try:
+            with undo_on_refusal(self.backbone_, self.scaler_, self.index_, new):  # refused: the event changes nothing
                 self._commit_inputs(new)
                 Z, K = self.scaler_.prequential(X, M, LEARN_ONE, self.index_.indicator_mask, known=True)  # (1, d)
                 designs = self._design_row(Z[0], K[0])
-            except ValueError:
-                if undo is not None:  # the backbone refused the row: the event changes nothing
-                    undo()
-                raise
         hits = []
         for head, (_, view), scored in zip(self.heads_, self.heads, priors):
             prior = head.learn_row(designs[view][0], y, float(w), scored)  # (c,) scores before learning the row

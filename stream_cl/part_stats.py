@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import holds_missing
 from .contribution import ContributionError
 
 __all__ = ["PartStats", "Part", "check_partition", "sum_parts", "install"]
@@ -191,17 +192,6 @@ def install(head, parts: list[PartStats]) -> None:
     head.approximate = False
 
 
-def _holds_missing(key) -> bool:
-    """Whether ``key`` is a missing value or a tuple holding one (a tuple compares its items by identity
-    first, so ``("t", nan)`` equals itself, while each event's new NaN hashes apart: a part an event; r101)."""
-    if type(key) is tuple:
-        return any(_holds_missing(k) for k in key)
-    try:
-        return bool(key != key)  # only a missing value is unequal to itself
-    except (TypeError, ValueError):  # pd.NA: its comparisons are NA, whose truth is ambiguous
-        return True
-
-
 def check_partition(partition) -> None:
     """Refuse a partition key that cannot name a part: an unhashable one (it failed half way, after
     the learner had gone over to several parts), or a missing value (NaN, ``pd.NA``, ``NaT``): a NaN
@@ -219,6 +209,6 @@ def check_partition(partition) -> None:
     except TypeError:
         raise TypeError(f"partition must be hashable, got {type(partition).__name__} {partition!r}: name the "
                         "source partition with an int or a string, or None for one partition") from None
-    if _holds_missing(partition):
+    if holds_missing(partition):  # alone or in a tuple (r101)
         raise ValueError(f"partition is missing ({partition!r}): name the source partition with an int or a "
                          "string, or None for one partition")

@@ -29,7 +29,9 @@ changes anything (``BatchPath._preflight``).
 
 from __future__ import annotations
 
-__all__ = ["Undo"]
+import contextlib
+
+__all__ = ["Undo", "undo_on_refusal"]
 
 
 class Undo:
@@ -49,3 +51,26 @@ class Undo:
         self._scaler.restore(self._statistics)
         if self._index_state is not None:
             self._index.load_state_dict(self._index_state)
+
+    def __enter__(self) -> "Undo":
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if kind is not None and issubclass(kind, ValueError):  # a refusal: put back, and let it go on
+            self()
+        return False
+
+
+def undo_on_refusal(backbone, scaler, index, new):
+    """A context in which a learning step changes ``scaler`` and ``index`` (its ``new`` inputs) before
+    ``backbone`` runs: an :class:`Undo` that puts them back on a ``ValueError``, where the backbone
+    may refuse rows; nothing to do where it may not (the seeded random features).
+
+    >>> from stream_cl.backbones import RandomFeatures
+    >>> type(undo_on_refusal(RandomFeatures(width=4), None, None, [])).__name__
+    'nullcontext'
+    """
+    return Undo(scaler, index, new) if backbone.may_refuse else _NOTHING
+
+
+_NOTHING = contextlib.nullcontext()  # (reusable: it holds no state)
