@@ -296,7 +296,9 @@ class StreamingClassifier(ContinualMonitoring, base.MiniBatchClassifier):
             row = P[j]
             p_true = float(row[k]) if 0 <= k < row.shape[0] else 0.0
             error = float(not (row.size and row.max() > 0 and int(row.argmax()) == k))
-            loss = 1.0 - p_true
+            # a mixture's weights sum to 1 only within rounding: with every member sure of the class
+            # (a small temperature) p reads 1 + 2.2e-16, and Homeostasis refused the loss of -2.2e-16
+            loss = min(max(1.0 - p_true, 0.0), 1.0)
             alarm = None
             if self.drift_ is not None:
                 alarm = self.drift_.update(error, loss, t=self.n_events_ + int(j) + 1)
