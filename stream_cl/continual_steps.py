@@ -35,6 +35,7 @@ from .refusal import undo_on_refusal
 from .replayed_designs import ReplayedDesigns
 from .row_plan import RowKind
 from .shadows import ShadowRestarter
+from .state_checks import saved_count
 
 __all__ = ["ContinualSteps", "check_part_types"]
 
@@ -252,11 +253,12 @@ class ContinualSteps(ReplayedDesigns):
         }
 
     def _load_continual_state(self, state: Mapping) -> None:
-        self.n_labelled_, self.n_events_ = int(state["n_labelled"]), int(state["n_events"])
+        n_labelled, n_events = saved_count(state["n_labelled"], "n_labelled"), saved_count(state["n_events"], "n_events")
+        remixes = saved_count(state.get("remixes", 0), "remixes")  # absent in checkpoints before "remix"
         self._load_part_states(state, ("replay", "drift", "homeostasis", "imbalance"))
         if self.restarter_ is not None:
             self.restarter_.load_state_dict(state, state["drift"])
-        self.remixes_ = int(state.get("remixes", 0))  # absent in checkpoints before "remix"
+        self.n_labelled_, self.n_events_, self.remixes_ = n_labelled, n_events, remixes
 
 
 def _fresh_head(gamma: float, factors: tuple, device: str, i: int) -> RidgeClassHead:

@@ -49,6 +49,7 @@ continues the exact sequence of detections.
 from __future__ import annotations
 
 import collections
+import copy
 import inspect
 import math
 import numbers
@@ -60,6 +61,7 @@ from river import base
 from river import drift as river_drift
 
 from .checks import MIN_FORGETTING, check_seed, check_signal, is_forgetting, is_real
+from .state_checks import saved_array, saved_count, saved_real
 
 __all__ = ["DETECTORS", "DIRECTION_WINDOW", "DIRECTION_Z", "DriftMonitor", "PARAM_RULES", "RESPONSES",
            "WATCH_CORRECT", "check_detector_params", "detector_state", "load_detector_state", "make_detector"]
@@ -291,6 +293,21 @@ def load_detector_state(detector, state: Mapping, compare=None) -> None:
     detector's own: it ran with the checkpoint's while its owner reported its own)."""
     _check_params(detector, state, compare)
     _restore(detector, state)
+
+
+def _check_detector_runs(detector) -> None:
+    """Refuse a restored detector that fails on its next values: River's detectors keep running
+    statistics (a count, a mean) that a corrupt state can put out of range, where ``math.sqrt`` of a
+    negative variance raised at the next event, after the event's row had been learned (review
+    r105). A copy takes a correct and a wrong value; the detector itself is untouched."""
+    trial = copy.deepcopy(detector)
+    try:
+        for x in (0.0, 1.0, 0.0):
+            trial.update(x)
+    except (ValueError, ArithmeticError, TypeError, IndexError) as e:
+        raise ValueError(f"saved state: the drift detector {type(detector).__name__} fails on its next value "
+                         f"({type(e).__name__}: {e}) (a corrupt checkpoint or part: restore an intact one, or start "
+                         "afresh)") from None
 
 
 def _check_params(detector, state: Mapping, compare=None) -> None:
@@ -555,17 +572,27 @@ class DriftMonitor(base.Base):
             load_detector_state(detector, state["detector"], compare=given)
         else:  # an FHDDM fed errors before r85 (inverted, WATCH_CORRECT): its window starts afresh
             _check_params(detector, state["detector"], given)
-        self._reset()
-        self.detector_ = detector
-        self.n_, self.recent_ = int(state["n"]), float(state["recent"])
-        self.since_sum_, self.since_n_ = float(state["since_sum"]), int(state["since_n"])
+        _check_detector_runs(detector)
+        # each saved value's range, before anything changes (review r105: a negative n divided by zero)
+        n, since_n = saved_count(state["n"], "drift n"), saved_count(state["since_n"], "drift since_n")
+        # averages and sums of signals in [0, 1], finite (their bounds hold within rounding only)
+        recent, since_sum = saved_real(state["recent"], "drift recent"), saved_real(state["since_sum"], "drift since_sum")
         # absent in checkpoints before the direction looked at the last signals: an empty window
         # (the ~50-event average decides alone until it fills)
-        self.last_.extend(float(v) for v in state.get("last", ()))
+        last = saved_array(list(state.get("last", ())), "drift last").tolist()
+        n_alarms, n_ignored = saved_count(state["n_alarms"], "drift n_alarms"), saved_count(state["n_ignored"],
+                                                                                            "drift n_ignored")
+        counts = {k: {r: saved_count(c, f"drift counts {k} {r}") for r, c in v.items()} for k, v in state["counts"].items()}
+        forget_until = saved_count(state["forget_until"], "drift forget_until", -1)
+        self._reset()
+        self.detector_ = detector
+        self.n_, self.recent_ = n, recent
+        self.since_sum_, self.since_n_ = since_sum, since_n
+        self.last_.extend(last)
         self.alarms_ = [dict(a) for a in state["alarms"]]
-        self.n_alarms_, self.n_ignored_ = int(state["n_alarms"]), int(state["n_ignored"])
-        self.counts_ = {k: {r: int(n) for r, n in v.items()} for k, v in state["counts"].items()}
-        self.forget_until_ = int(state["forget_until"])
+        self.n_alarms_, self.n_ignored_ = n_alarms, n_ignored
+        self.counts_ = counts
+        self.forget_until_ = forget_until
         # absent in checkpoints before the window opened at a control point: theirs counts from the alarm
         self.forget_pending_ = bool(state.get("forget_pending", False))
         self.remix_due_ = bool(state.get("remix_due", False))  # absent in checkpoints before "remix"

@@ -42,6 +42,7 @@ from river import base
 
 from .bounds import MIN_FORGETTING, OPEN_UNIT, POSITIVE, is_forgetting, is_lr_high, is_lr_low, is_nonnegative, is_open_unit, is_positive, is_real
 from .checks import check_signal
+from .state_checks import saved_count, saved_real
 
 __all__ = [
     "Homeostasis",
@@ -346,15 +347,18 @@ class Homeostasis(base.Base):
     def load_state_dict(self, state: Mapping) -> "Homeostasis":
         """Restore :meth:`state_dict`. A state written before the second moments were kept starts
         them afresh from here (credited ``1 / set_point_rate`` events on: :meth:`_lag_correlations`)."""
-        self.n_ = int(state["n"])
-        self.loss_recent_, self.loss_set_point_ = float(state["loss_recent"]), float(state["loss_set_point"])
-        self.error_recent_, self.error_set_point_ = float(state["error_recent"]), float(state["error_set_point"])
-        self.need_ = float(state["need"])
-        for k in _MOMENTS:
-            setattr(self, k + "_", float(state.get(k, 0.0)))
-        self.moments_from_ = int(state.get("moments_from", self.n_))
+        # each saved value's range, before anything changes (review r105: a negative n divided by zero)
+        n = saved_count(state["n"], "homeostasis n")
+        values = {k: saved_real(state[k], f"homeostasis {k}") for k in _TRACKERS}
+        values.update({k: saved_real(state.get(k, 0.0), f"homeostasis {k}") for k in _MOMENTS})
+        moments_from = saved_count(state.get("moments_from", n), "homeostasis moments_from")
+        self.n_, self.moments_from_ = n, moments_from
+        for k, v in values.items():
+            setattr(self, k + "_", v)
         return self
 
 
 # the second moments' state keys (attributes: each with "_")
 _MOMENTS = ("loss_lag", "loss_var", "error_lag", "error_var", "loss_dev", "error_dev")
+# the trackers' and the need's state keys (attributes: each with "_")
+_TRACKERS = ("loss_recent", "loss_set_point", "error_recent", "error_set_point", "need")

@@ -47,8 +47,10 @@ from river import base
 
 from .bounds import MAX_IMBALANCE_WEIGHT, MIN_COUNT, is_max_weight, is_nonnegative
 from .checks import check_int, check_seed
+from .encoding import MAX_ABS_VALUE
 from .metrics.prequential import report_names
 from .replay.rng import CounterRandom
+from .state_checks import saved_array, saved_counts
 
 __all__ = ["MAX_IMBALANCE_WEIGHT", "MIN_COUNT", "ImbalanceCompensator", "Compensation", "inverse_frequency_weight",
            "is_max_weight"]
@@ -280,16 +282,26 @@ class ImbalanceCompensator(base.Base):
         (it had been left half loaded, and went on stepping; review r94)."""
         classes = list(state["classes"])
         c = len(classes)
-        counts = np.asarray(state["counts"], dtype=np.float64).reshape(c).copy()  # (c,)
-        pseudo_counts = np.asarray(state["pseudo_counts"], dtype=np.float64).reshape(c).copy()  # (c,)
+        # each saved value's range (review r105: a NaN count or mean made the pseudo rows, then X'X, NaN)
+        counts = saved_array(state["counts"], "imbalance counts", 0.0).reshape(c)  # (c,)
+        pseudo_counts = saved_array(state["pseudo_counts"], "imbalance pseudo_counts", 0.0).reshape(c)  # (c,)
         # absent before compensators moved between learners: every block in the design's order
         columns = state.get("columns") or [None] * len(state["mean"])
         if not len(columns) == len(state["mean"]) == len(state["m2"]):
             raise ValueError("the compensator's column orders do not match its statistics")
-        mean = [_block(m, c, cols) for m, cols in zip(state["mean"], columns)]  # (c, d_block)
-        m2 = [_block(m, c, cols) for m, cols in zip(state["m2"], columns)]  # (c, d_block)
+        # the design's values are within encoding.MAX_ABS_VALUE: so are their means, and a class's variance
+        # within (2 MAX_ABS_VALUE)^2 (a mean of -1e300 overflowed the pseudo rows, then made X'X NaN)
+        mean = [_block(saved_array(m, "imbalance mean", -MAX_ABS_VALUE, MAX_ABS_VALUE), c, cols)
+                for m, cols in zip(state["mean"], columns)]  # (c, d_block)
+        m2 = [_block(saved_array(m, "imbalance m2", 0.0), c, cols) for m, cols in zip(state["m2"], columns)]  # (c, d_block)
+        if any(a.shape != b.shape for a, b in zip(mean, m2)):
+            raise ValueError("the compensator's means and squared deviations differ in shape: "
+                             f"{[a.shape for a in mean]} and {[b.shape for b in m2]}")
+        if any((b > np.maximum(counts, 1.0)[:, None] * (2.0 * MAX_ABS_VALUE) ** 2).any() for b in m2):
+            raise ValueError(f"saved state: imbalance m2 holds a variance past (2 x {MAX_ABS_VALUE:g})^2, which no "
+                             "design makes (a corrupt checkpoint or part: restore an intact one, or start afresh)")
         # per block (d_block,)
-        columns = [None if k is None else np.asarray(k, dtype=np.int64).reshape(-1).copy() for k in columns]
+        columns = [None if k is None else saved_counts(k, "imbalance columns").reshape(-1) for k in columns]
         if any(cols is not None and len(cols) != m.shape[1] for cols, m in zip(columns, mean)):
             raise ValueError("the compensator's column orders do not match its statistics")
         rng = CounterRandom.from_state(state["rng"])

@@ -53,6 +53,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from .state_checks import saved_count, saved_counts
+
 __all__ = ["ShadowRestarter"]
 
 
@@ -165,14 +167,15 @@ class ShadowRestarter:
             i = int(entry["head"])
             self.shadows_[i] = self.make_head(i)
             self.shadows_[i].load_state_dict(entry["state"])
-            self.hits_[i] = [int(v) for v in entry["hits"]]
+            self.hits_[i] = saved_counts(entry["hits"], "shadow hits").reshape(2).tolist()
             if self.balanced:  # (a state from before: judged on the rows from here on)
-                self.by_class_[i] = {y: [int(n), int(a), int(b)] for y, n, a, b in entry.get("by_class", [])}
-        self.start_ = int(state["shadow_start"]) if self.shadows_ else -1
-        self.started_at_ = int(state.get("shadow_started", self.start_)) if self.shadows_ else -1
+                self.by_class_[i] = {y: saved_counts([n, a, b], f"shadow hits of class {y!r}").tolist()
+                                     for y, n, a, b in entry.get("by_class", [])}
+        self.start_ = saved_count(state["shadow_start"], "shadow_start", -1) if self.shadows_ else -1
+        self.started_at_ = saved_count(state.get("shadow_started", self.start_), "shadow_started", -1) if self.shadows_ else -1
         legacy = int(drift_state.get("shadow_start", -1)) if drift_state is not None else -1
-        self.alarm_at_ = int(state.get("alarm_at", legacy))
-        self.n_restarts_, self.n_restarts_skipped_ = (int(v) for v in state["restarts"])
+        self.alarm_at_ = saved_count(state.get("alarm_at", legacy), "alarm_at", -1)
+        self.n_restarts_, self.n_restarts_skipped_ = saved_counts(state["restarts"], "restarts").reshape(2).tolist()
         return self
 
 

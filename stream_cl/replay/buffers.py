@@ -48,8 +48,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from river import base
 
-from ..bounds import MAX_REPLAY_RATIO, is_nonnegative, is_ratio
+from ..bounds import MAX_REPLAY_RATIO, MIN_POSITIVE, is_nonnegative, is_ratio
 from ..checks import check_bool, check_int, check_seed
+from ..encoding import MAX_ABS_VALUE
+from ..state_checks import saved_array, saved_count, saved_counts
 from .groups import RowGroups, key_from_state, key_to_state
 from .rng import CounterRandom
 from .rows import RowStore
@@ -271,26 +273,35 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
             raise ValueError(f"the checkpoint's replay buffer is policy {saved[0]!r} grouped by {saved[1]!r}, this "
                              f"learner's is policy {self.policy_name!r} grouped by {self.group_by!r}: restore with the "
                              "replay policy (and power_law group) the checkpoint was written with, or start afresh")
+        n, d = len(state["y"]), saved_count(state["width"], "replay width")
+        if n:  # each saved value's range, before anything changes (review r105)
+            X = saved_array(state["X"], "replay X", -MAX_ABS_VALUE, MAX_ABS_VALUE).reshape(n, d)  # (n, d): raw inputs
+            time = saved_counts(state["time"], "replay time").reshape(n)  # (n,)
+            # a group id past the groups made numpy.bincount abort the process
+            gid = saved_counts(state["gid"], "replay gid", -1, len(state["keys"]) - 1).reshape(n)  # (n,)
+        weights = saved_array(state.get("w", [1.0] * n), "replay w", MIN_POSITIVE)  # (states before weights: 1)
+        if len(weights) != n or len(state["task"]) != n:
+            raise ValueError(f"the checkpoint's replay buffer holds {n} rows, {len(weights)} weights and "
+                             f"{len(state['task'])} tasks")
+        n_seen, n_replayed = saved_count(state["n_seen"], "replay n_seen"), saved_count(state["n_replayed"],
+                                                                                        "replay n_replayed")
+        rng = CounterRandom.from_state(state["rng"])
         self._reset()
-        n, d = len(state["y"]), int(state["width"])
         cap = max(n, min(self.capacity(d), max(16, n)))
         self.X_ = np.zeros((cap, d))
         self.M_ = np.zeros((cap, d), dtype=bool)
         self.time_ = np.zeros(cap, dtype=np.int64)
         self.gid_ = np.zeros(cap, dtype=np.int64)
         if n:
-            self.X_[:n] = np.asarray(state["X"], dtype=np.float64).reshape(n, d)  # (n, d)
+            self.X_[:n] = X
             self.M_[:n] = np.asarray(state["M"], dtype=bool).reshape(n, d)  # (n, d)
-            self.time_[:n] = np.asarray(state["time"], dtype=np.int64)
-            self.gid_[:n] = np.asarray(state["gid"], dtype=np.int64)
+            self.time_[:n], self.gid_[:n] = time, gid
         self.y_, self.task_, self.size_ = [self.share(y) for y in state["y"]], [self.share(t) for t in state["task"]], n
-        self.w_ = [self.share(float(w)) for w in state.get("w", [1.0] * n)]  # (states before weights were kept: 1)
-        if len(self.w_) != n:
-            raise ValueError(f"the checkpoint's replay buffer holds {n} rows and {len(self.w_)} weights")
+        self.w_ = [self.share(float(w)) for w in weights]
         self._load_groups_state(state)
         self.last_key_ = key_from_state(state["last_key"])
-        self.n_seen_, self.n_replayed_ = int(state["n_seen"]), int(state["n_replayed"])
-        self.rng_ = CounterRandom.from_state(state["rng"])
+        self.n_seen_, self.n_replayed_ = n_seen, n_replayed
+        self.rng_ = rng
         # checkpoints from before groups were forgotten hold every group ever seen: their groups
         # without a row are forgotten once full_ is known
         self._load_groups(state)

@@ -23,6 +23,8 @@ from collections.abc import Hashable, Mapping
 
 import numpy as np
 
+from ..state_checks import saved_count, saved_counts
+
 __all__ = ["RowGroups", "key_from_state", "key_to_state"]
 
 
@@ -121,10 +123,13 @@ class RowGroups:
         ever seen: the rows offered with a group are their sum)."""
         self.keys_ = [key_from_state(k) for k in state["keys"]]
         self._key_pos = {k: i for i, k in enumerate(self.keys_)}
-        self.key_seen_ = [int(v) for v in state["key_seen"]]
-        self.key_last_ = [int(v) for v in state["key_last"]]
-        self.n_grouped_seen_ = int(state.get("grouped_seen", sum(self.key_seen_)))
-        self._retired = OrderedDict((key_from_state(k), (int(seen), bool(full)))
+        self.key_seen_ = saved_counts(state["key_seen"], "replay key_seen").reshape(-1).tolist()
+        self.key_last_ = saved_counts(state["key_last"], "replay key_last").reshape(-1).tolist()
+        if not len(self.keys_) == len(self.key_seen_) == len(self.key_last_):
+            raise ValueError(f"the checkpoint's replay buffer has {len(self.keys_)} groups, {len(self.key_seen_)} "
+                             f"counts and {len(self.key_last_)} clocks")
+        self.n_grouped_seen_ = saved_count(state.get("grouped_seen", sum(self.key_seen_)), "replay grouped_seen")
+        self._retired = OrderedDict((key_from_state(k), (saved_count(seen, "replay retired seen"), bool(full)))
                                     for k, seen, full in state.get("retired", []))
 
 

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..state_checks import saved_count, saved_counts
+
 __all__ = ["CounterRandom"]
 
 BLOCK = 1024
@@ -73,6 +75,9 @@ class CounterRandom:
 
     @classmethod
     def from_state(cls, state: Mapping) -> "CounterRandom":
-        r = cls(int(state["seed"]))
-        r.pos = [int(p) for p in state["pos"]]
+        pos = saved_counts(state["pos"], "random stream positions").reshape(-1).tolist()
+        if len(pos) != 2:
+            raise ValueError(f"saved state: random stream positions must be two (uniform, normal), got {len(pos)}")
+        r = cls(saved_count(state["seed"], "random seed"))  # default_rng refused a negative seed at the next draw
+        r.pos = pos
         return r

@@ -1,0 +1,76 @@
+"""Checks of a saved state as it is loaded: the one place for a saved counter's and a saved array's rules.
+
+A checkpoint, or a partition's part that another daemon wrote (``docs/partitions.md``), carries
+counters, clocks and statistics that the parts' ``load_state_dict`` read back. Its digest proves
+the bytes are whole, not that a writer put sense in them (anyone can compute a SHA-256). A value
+out of its range was taken and failed later, at the next event, after the row had entered the
+served heads: a NaN replay row or weight made X'X NaN for good, a negative count divided by zero,
+a group id past the groups made ``numpy.bincount`` abort the process (review r105). The loaders
+refuse such a state with a ``ValueError`` naming the field, before anything changes; the learner
+turns it into the checkpoint's or the contribution's error.
+
+>>> saved_count(3, "replay n_seen")
+3
+>>> saved_count(-1, "replay n_seen")
+Traceback (most recent call last):
+...
+ValueError: saved state: replay n_seen must be an integer from 0 to 2**53, got -1 (a corrupt checkpoint or part: restore an intact one, or start afresh)
+>>> saved_array([1.0, float("nan")], "replay X").tolist()
+Traceback (most recent call last):
+...
+ValueError: saved state: replay X must be finite numbers, got nan at position 1 (a corrupt checkpoint or part: restore an intact one, or start afresh)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["MAX_COUNT", "saved_array", "saved_count", "saved_counts", "saved_real"]
+
+MAX_COUNT = 2**53  # events, rows, positions: far past any stream, and exact as a float64
+_FIX = "(a corrupt checkpoint or part: restore an intact one, or start afresh)"
+
+
+def saved_count(v, name: str, minimum: int = 0) -> int:
+    """``v`` as an int in ``[minimum, MAX_COUNT]`` (``minimum`` -1 for a clock whose -1 means none)."""
+    # a whole float is taken: older states kept some counts as floats, which int() read
+    whole = isinstance(v, numbers.Integral) or (isinstance(v, numbers.Real) and math.isfinite(v) and float(v).is_integer())
+    if isinstance(v, bool) or not whole or not minimum <= v <= MAX_COUNT:
+        raise ValueError(f"saved state: {name} must be an integer from {minimum} to 2**53, got {v!r} {_FIX}")
+    return int(v)
+
+
+def saved_real(v, name: str, low: float = -math.inf, high: float = math.inf) -> float:
+    """``v`` as a finite float in ``[low, high]``."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (math.isfinite(v) and low <= v <= high):
+        raise ValueError(f"saved state: {name} must be a finite number from {low:g} to {high:g}, got {v!r} {_FIX}")
+    return float(v)
+
+
+def saved_array(a, name: str, low: float = -math.inf, high: float = math.inf) -> np.ndarray:
+    """``a`` as a float64 array of finite numbers in ``[low, high]`` (a copy)."""
+    out = np.array(a, dtype=np.float64)
+    bad = ~(np.isfinite(out) & (out >= low) & (out <= high))
+    if bad.any():
+        at = int(np.flatnonzero(bad.reshape(-1))[0])
+        rule = "finite numbers" if (low, high) == (-math.inf, math.inf) else f"finite numbers from {low:g} to {high:g}"
+        raise ValueError(f"saved state: {name} must be {rule}, got {float(out.reshape(-1)[at])!r} at position {at} {_FIX}")
+    return out
+
+
+def saved_counts(a, name: str, minimum: int = 0, maximum: int = MAX_COUNT) -> np.ndarray:
+    """``a`` as an int64 array of integers in ``[minimum, maximum]`` (a copy; whole floats, as older
+    states kept some, are taken)."""
+    raw = np.asarray(a)
+    if raw.size and raw.dtype.kind not in "iuf":
+        raise ValueError(f"saved state: {name} must be integers, got {raw.dtype} values {_FIX}")
+    f = raw.astype(np.float64)  # exact up to 2**53, the largest taken: a larger int64 or uint64 is refused, not wrapped
+    bad = ~(np.isfinite(f) & (f == np.round(f)) & (f >= minimum) & (f <= maximum))
+    if bad.any():
+        at = int(np.flatnonzero(bad.reshape(-1))[0])
+        raise ValueError(f"saved state: {name} must be integers from {minimum} to {maximum}, got "
+                         f"{raw.reshape(-1)[at].item()!r} at position {at} {_FIX}")
+    return f.astype(np.int64)
