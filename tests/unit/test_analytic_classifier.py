@@ -71,7 +71,7 @@ def test_a_feature_at_a_large_magnitude_leaves_the_per_event_loop_exact():
     # leverage x'Rx ~1e20, and its rank-1 downdate of R cancels ~16 digits. Before R was rebuilt after
     # such a row, the loop ended 9e-4 off closed-form ridge (computed here in 60 digits), and
     # predicted 2 of 600 events otherwise than it.
-    mpmath = pytest.importorskip("mpmath")  # (sympy's, which torch installs)
+    import mpmath  # sympy's, which torch installs: a missing one fails, never skips (review r102)
     mpmath.mp.dps = 60
     rng = np.random.default_rng(0)
     xs, ys = [], []

@@ -51,6 +51,10 @@ CASES = {
     "negative counts": _set_head("counts", lambda n: -np.abs(n) - 1),
     "negative n_rows": _set_head("n_rows", -5),
     "events not a count": lambda c: setattr(c, "events", -1),
+    # the anchor's range (review r102: a mutant that dropped its check survived every test)
+    "anchor decay 0": _set_head("anchor", [0.0, 3]),
+    "anchor decay past 1": _set_head("anchor", [1.5, 3]),
+    "anchor rows negative": _set_head("anchor", [0.5, -1]),
 }
 
 

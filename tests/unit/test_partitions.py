@@ -229,7 +229,7 @@ def _two_members_in_input_orders(make, second_order):
 def test_a_part_that_met_the_inputs_in_another_order_is_refused_by_a_positional_backbone():
     # A TorchBackbone takes inputs by column: a part made with b in column 0 would be summed with
     # parts made with a there (a review measured probabilities 0.18 off the one-learner model)
-    torch = pytest.importorskip("torch")
+    import torch
     from stream_cl.backbones import TorchBackbone
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh())

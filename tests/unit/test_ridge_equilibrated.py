@@ -232,7 +232,6 @@ def test_forgetting_heads_learn_the_same_model_one_event_at_a_time_and_batched(f
 
 def test_a_torch_device_solves_the_same():
     """The torch backend's factor test and equilibrated solve (``device="torch:cpu"``, the CUDA code)."""
-    pytest.importorskip("torch")
     events, labels = _events("seconds_ms", n=200)
     Z, Y = _design(events, labels)
     exact = _closed_form_scores(Z, Y)

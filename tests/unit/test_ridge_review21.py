@@ -109,7 +109,6 @@ def test_batches_with_a_row_at_a_new_magnitude_are_the_per_event_loop(width, sca
 def test_a_torch_head_learns_where_a_plus_g_i_does_not_factor():
     # (before: LinAlgError from a torch device's batch where A + g I does not factor; the row loop the
     # CPU head falls back to is numpy's. The CUDA path runs this code on the CPU as device="torch:cpu")
-    pytest.importorskip("torch")
     rng = np.random.default_rng(1)
     xs, ys = [_wide_event(rng, 17) for _ in range(40)], ["x" if i % 2 else "y" for i in range(40)]
     # (an amount and the same in cents: cond(A + g I) past 1e20, where float64 fixes no answer to
@@ -127,7 +126,6 @@ def test_a_torch_head_learns_where_a_plus_g_i_does_not_factor():
 def test_the_torch_fallback_row_recursion_is_the_per_event_loop_across_a_row_at_a_new_magnitude():
     # The fallback a torch head takes where a factor fails: its rows after a row past REBUILD_LEVERAGE
     # start from the exact statistics, as update_one's do (a fuzz saw it keep the cancelled R)
-    pytest.importorskip("torch")
     from stream_cl.heads.ridge import RecursiveRidge
 
     rng = np.random.default_rng(0)  # an amount in cents beside a feature near 1 (as in test_analytic_classifier)

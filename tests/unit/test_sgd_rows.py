@@ -110,23 +110,28 @@ def test_threads_meeting_the_first_call_choose_the_loop_once(monkeypatch):
 
     from stream_cl.heads import sgd_rows
 
-    calls, entered, release = [], threading.Event(), threading.Event()
+    calls, entered, arrived = [], threading.Event(), threading.Semaphore(0)
 
     def choose():
         calls.append(1)
         entered.set()
-        release.wait(5)  # every other thread arrives while the first is still choosing
+        for _ in range(7):  # every other thread is at the call while the first is still choosing (review r102:
+            arrived.acquire(timeout=5)  # release was set at once, before the others had got there)
         return sgd_rows._learn_rows_numpy
+
+    def load():
+        if entered.is_set():
+            arrived.release()
+        got.append(sgd_rows._loaded())
 
     monkeypatch.setattr(sgd_rows, "_compiled_or_numpy", choose)
     monkeypatch.setattr(sgd_rows, "_impl", None)
     got = []
-    threads = [threading.Thread(target=lambda: got.append(sgd_rows._loaded())) for _ in range(8)]
+    threads = [threading.Thread(target=load) for _ in range(8)]
     threads[0].start()
     entered.wait(5)
     for t in threads[1:]:
         t.start()
-    release.set()
     for t in threads:
         t.join(5)
     assert len(calls) == 1 and got == [sgd_rows._learn_rows_numpy] * 8

@@ -20,11 +20,15 @@ def test_a_model_at_its_column_bound_still_predicts_events_with_unseen_keys(make
     """Review r57: refusing at the first input over the bound (a first fix of F4, taken back) refused
     predictions too: a prediction reads the inputs that exist, and makes none."""
     model = make()
+    refused = []
     for i in range(60):  # a new numeric key every 4 events, until the bound refuses them
         try:
             model.learn_one({f"f{j}": float((i * j) % 5) for j in range(i // 4 + 1)}, "p" if i % 2 else "q")
         except ValueError:
-            pass
+            refused.append(i)
+    # refusals begin at an event bringing a new key, and every wider one after it is refused (review r102:
+    # any refusal, or none, had passed; the bound counts a head's design columns, not the keys)
+    assert refused and refused == list(range(refused[0], 60)) and refused[0] % 4 == 0
     for x in ({"f0": 1.0, "f1": 2.0, "brand_new": 3.0}, {"f0": 1.0, "colour": "red"}):
         assert model.predict_one(x) in ("p", "q")
 
