@@ -116,8 +116,12 @@ class CommitCoordinator:
             if reason != "interval":
                 self.store.committed(covered, reason)  # the store may still owe a checkpoint of what it covers
             return offsets
+        group = src.group_metadata()
+        if offsets and (group[1] < 0 or not group[2]):  # the consumer fell out of the group (r104)
+            raise Fenced(f"the consumer has no group generation (generation {group[1]}, member id {group[2]!r}): "
+                         "it fell out of the group, and the broker would take such a commit unchecked")
         self.publisher.start_commit([(tp.topic, tp.partition, o) for tp, o in sorted(offsets.items())],  # 3.
-                                    src.group_metadata(), records)
+                                    group, records)
         self.policy.done()
         # step 4 covers the state as it is now: taken now, saved once the transaction is committed
         checkpoint = self.store.snapshot(covered, reason)

@@ -203,7 +203,12 @@ class PartitionStates(CheckpointState):
             if key in self.owned:
                 self.owned.discard(key)
                 self.changed.pop(key, None)
-                self._drop_store(key)
+                if key in self.ahead:  # its part is newer than its record: taken back, the record is installed
+                    self._drop_store(key)
+                # else the store stays until the assignment that follows (resume_at drops the stores of the keys
+                # it does not give back): a key given back whose revocation record the changelog cannot show yet
+                # (its last stable offset held by another transaction) keeps its own part, and must keep the
+                # waiting events written with it (review r104)
 
     def _drop_store(self, key: str) -> None:
         """Drop ``key``'s waiting events here: its owner has them, from the changelog. A part here still

@@ -148,6 +148,10 @@ class TransactionalWriter:
             _flush(producer)
             self._raise_failed()
             if offsets:
+                if int(group[1]) < 0 or not group[2]:  # kafka-python reset the generation: out of the group
+                    # (the broker checks nothing in a transactional offset commit without a generation)
+                    raise CommitFailedError(f"the consumer has no group generation (generation {group[1]}, "
+                                            f"member id {group[2]!r}): it fell out of the group")
                 meta = {TopicPartition(t, int(p)): OffsetAndMetadata(int(o), "", -1) for t, p, o in offsets}
                 producer.send_offsets_to_transaction(meta, ConsumerGroupMetadata(*group))
             producer.commit_transaction()
