@@ -61,7 +61,7 @@ from river import base
 from river import drift as river_drift
 
 from .checks import MIN_FORGETTING, check_seed, check_signal, is_forgetting, is_real
-from .state_checks import saved_array, saved_count, saved_real
+from .state_checks import MAX_COUNT, saved_array, saved_count, saved_real
 
 __all__ = ["DETECTORS", "DIRECTION_WINDOW", "DIRECTION_Z", "DriftMonitor", "PARAM_RULES", "RESPONSES",
            "WATCH_CORRECT", "check_detector_params", "detector_state", "load_detector_state", "make_detector"]
@@ -266,7 +266,13 @@ def _decode(enc, current):
     if "__bytes__" in enc:
         if current is None:
             raise ValueError("drift-detector state does not match the detector (bytes for a missing part)")
-        current.__setstate__(np.asarray(enc["__bytes__"], dtype=np.uint8).tobytes())
+        try:
+            current.__setstate__(np.asarray(enc["__bytes__"], dtype=np.uint8).tobytes())
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # noqa: BLE001 -- pyo3's PanicException is a BaseException only
+            raise ValueError(f"saved state: drift-detector bytes of {type(current).__name__} do not decode "
+                             f"({type(e).__name__}: {e}) {_FIX_DETECTOR}") from None
         return current
     if "__object__" in enc:
         if current is None or not hasattr(current, "__dict__"):
@@ -295,16 +301,23 @@ def load_detector_state(detector, state: Mapping, compare=None) -> None:
     _restore(detector, state)
 
 
-def _check_detector_runs(detector) -> None:
+_FIX_DETECTOR = "(a corrupt checkpoint or part: restore an intact one, or start afresh)"
+
+
+def _check_detector_runs(detector, make_trial=None) -> None:
     """Refuse a restored detector that fails on its next values: River's detectors keep running
     statistics (a count, a mean) that a corrupt state can put out of range, where ``math.sqrt`` of a
     negative variance raised at the next event, after the event's row had been learned (review
     r105). A copy takes a correct and a wrong value; the detector itself is untouched."""
-    trial = copy.deepcopy(detector)
     try:
+        # a second restore, not copy.deepcopy: River's Rust ADWIN rebuilds itself on a copy with capacity for
+        # its saved settings (damaged ones: a 2.5 TB allocation, SIGABRT), which its __setstate__ does not
+        trial = make_trial() if make_trial is not None else copy.deepcopy(detector)
         for x in (0.0, 1.0, 0.0):
             trial.update(x)
-    except (ValueError, ArithmeticError, TypeError, IndexError) as e:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 -- pyo3's PanicException is a BaseException only
         raise ValueError(f"saved state: the drift detector {type(detector).__name__} fails on its next value "
                          f"({type(e).__name__}: {e}) (a corrupt checkpoint or part: restore an intact one, or start "
                          "afresh)") from None
@@ -566,13 +579,19 @@ class DriftMonitor(base.Base):
         if saved != self.detector:
             raise ValueError(f"the checkpoint's drift detector is {saved!r}, this learner's is {self.detector!r}: "
                              f"restore with detector={saved!r} (config drift.detector), or start afresh")
-        detector = make_detector(self.detector, self.params, self.seed)
         given = set(self.params or {}) | set(state.get("params_set", ()))
-        if self.detector not in WATCH_CORRECT or state.get("fed") == "correct":
-            load_detector_state(detector, state["detector"], compare=given)
-        else:  # an FHDDM fed errors before r85 (inverted, WATCH_CORRECT): its window starts afresh
-            _check_params(detector, state["detector"], given)
-        _check_detector_runs(detector)
+        restored = self.detector not in WATCH_CORRECT or state.get("fed") == "correct"
+
+        def restore():
+            detector = make_detector(self.detector, self.params, self.seed)
+            if restored:
+                load_detector_state(detector, state["detector"], compare=given)
+            else:  # an FHDDM fed errors before r85 (inverted, WATCH_CORRECT): its window starts afresh
+                _check_params(detector, state["detector"], given)
+            return detector
+
+        detector = restore()
+        _check_detector_runs(detector, restore)
         # each saved value's range, before anything changes (review r105: a negative n divided by zero)
         n, since_n = saved_count(state["n"], "drift n"), saved_count(state["since_n"], "drift since_n")
         # averages and sums of signals in [0, 1], finite (their bounds hold within rounding only)
@@ -583,7 +602,7 @@ class DriftMonitor(base.Base):
         n_alarms, n_ignored = saved_count(state["n_alarms"], "drift n_alarms"), saved_count(state["n_ignored"],
                                                                                             "drift n_ignored")
         counts = {k: {r: saved_count(c, f"drift counts {k} {r}") for r, c in v.items()} for k, v in state["counts"].items()}
-        forget_until = saved_count(state["forget_until"], "drift forget_until", -1)
+        forget_until = saved_count(state["forget_until"], "drift forget_until", -1, MAX_COUNT + self.forget_events)
         self._reset()
         self.detector_ = detector
         self.n_, self.recent_ = n, recent

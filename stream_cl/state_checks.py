@@ -34,12 +34,14 @@ MAX_COUNT = 2**53  # events, rows, positions: far past any stream, and exact as 
 _FIX = "(a corrupt checkpoint or part: restore an intact one, or start afresh)"
 
 
-def saved_count(v, name: str, minimum: int = 0) -> int:
-    """``v`` as an int in ``[minimum, MAX_COUNT]`` (``minimum`` -1 for a clock whose -1 means none)."""
+def saved_count(v, name: str, minimum: int = 0, maximum: int | None = MAX_COUNT) -> int:
+    """``v`` as an int in ``[minimum, maximum]`` (``minimum`` -1 for a clock whose -1 means none; ``maximum``
+    None: no ceiling, for a value the constructors take at any size, a seed)."""
     # a whole float is taken: older states kept some counts as floats, which int() read
     whole = isinstance(v, numbers.Integral) or (isinstance(v, numbers.Real) and math.isfinite(v) and float(v).is_integer())
-    if isinstance(v, bool) or not whole or not minimum <= v <= MAX_COUNT:
-        raise ValueError(f"saved state: {name} must be an integer from {minimum} to 2**53, got {v!r} {_FIX}")
+    if isinstance(v, bool) or not whole or v < minimum or (maximum is not None and v > maximum):
+        top = "" if maximum is None else " to 2**53" if maximum == MAX_COUNT else f" to {maximum}"
+        raise ValueError(f"saved state: {name} must be an integer from {minimum}{top}, got {v!r} {_FIX}")
     return int(v)
 
 

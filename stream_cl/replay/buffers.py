@@ -286,6 +286,7 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
         n_seen, n_replayed = saved_count(state["n_seen"], "replay n_seen"), saved_count(state["n_replayed"],
                                                                                         "replay n_replayed")
         rng = CounterRandom.from_state(state["rng"])
+        groups = self._checked_groups_state(state)
         self._reset()
         cap = max(n, min(self.capacity(d), max(16, n)))
         self.X_ = np.zeros((cap, d))
@@ -298,7 +299,8 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
             self.time_[:n], self.gid_[:n] = time, gid
         self.y_, self.task_, self.size_ = [self.share(y) for y in state["y"]], [self.share(t) for t in state["task"]], n
         self.w_ = [self.share(float(w)) for w in weights]
-        self._load_groups_state(state)
+        self.keys_, self.key_seen_, self.key_last_, self.n_grouped_seen_, self._retired = groups
+        self._key_pos = {k: i for i, k in enumerate(self.keys_)}
         self.last_key_ = key_from_state(state["last_key"])
         self.n_seen_, self.n_replayed_ = n_seen, n_replayed
         self.rng_ = rng

@@ -120,17 +120,23 @@ class RowGroups:
 
     def _load_groups_state(self, state: Mapping) -> None:
         """Restore :meth:`_groups_state` (checkpoints from before groups were forgotten hold every group
-        ever seen: the rows offered with a group are their sum)."""
-        self.keys_ = [key_from_state(k) for k in state["keys"]]
+        ever seen: the rows offered with a group are their sum), as :meth:`_checked_groups_state` read it."""
+        self.keys_, self.key_seen_, self.key_last_, self.n_grouped_seen_, self._retired = self._checked_groups_state(state)
         self._key_pos = {k: i for i, k in enumerate(self.keys_)}
-        self.key_seen_ = saved_counts(state["key_seen"], "replay key_seen").reshape(-1).tolist()
-        self.key_last_ = saved_counts(state["key_last"], "replay key_last").reshape(-1).tolist()
-        if not len(self.keys_) == len(self.key_seen_) == len(self.key_last_):
-            raise ValueError(f"the checkpoint's replay buffer has {len(self.keys_)} groups, {len(self.key_seen_)} "
-                             f"counts and {len(self.key_last_)} clocks")
-        self.n_grouped_seen_ = saved_count(state.get("grouped_seen", sum(self.key_seen_)), "replay grouped_seen")
-        self._retired = OrderedDict((key_from_state(k), (saved_count(seen, "replay retired seen"), bool(full)))
-                                    for k, seen, full in state.get("retired", []))
+
+    @staticmethod
+    def _checked_groups_state(state: Mapping) -> tuple:
+        """:meth:`_groups_state`'s values, each in its range (a ``ValueError`` otherwise), changing nothing."""
+        keys = [key_from_state(k) for k in state["keys"]]
+        key_seen = saved_counts(state["key_seen"], "replay key_seen").reshape(-1).tolist()
+        key_last = saved_counts(state["key_last"], "replay key_last").reshape(-1).tolist()
+        if not len(keys) == len(key_seen) == len(key_last):
+            raise ValueError(f"the checkpoint's replay buffer has {len(keys)} groups, {len(key_seen)} "
+                             f"counts and {len(key_last)} clocks")
+        grouped_seen = saved_count(state.get("grouped_seen", sum(key_seen)), "replay grouped_seen")
+        retired = OrderedDict((key_from_state(k), (saved_count(seen, "replay retired seen"), bool(full)))
+                              for k, seen, full in state.get("retired", []))
+        return keys, key_seen, key_last, grouped_seen, retired
 
 
 def key_to_state(key):

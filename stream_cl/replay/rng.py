@@ -78,6 +78,6 @@ class CounterRandom:
         pos = saved_counts(state["pos"], "random stream positions").reshape(-1).tolist()
         if len(pos) != 2:
             raise ValueError(f"saved state: random stream positions must be two (uniform, normal), got {len(pos)}")
-        r = cls(saved_count(state["seed"], "random seed"))  # default_rng refused a negative seed at the next draw
+        r = cls(saved_count(state["seed"], "random seed", maximum=None))  # default_rng refused a negative seed at the next draw
         r.pos = pos
         return r
