@@ -118,6 +118,7 @@ class CommitCoordinator:
             return offsets
         group = src.group_metadata()
         if offsets and (group[1] < 0 or not group[2]):  # the consumer fell out of the group (r104)
+            self.metrics.transactions["fenced"] += 1  # counted as the writer's refusal of it is (r108)
             raise Fenced(f"the consumer has no group generation (generation {group[1]}, member id {group[2]!r}): "
                          "it fell out of the group, and the broker would take such a commit unchecked")
         self.publisher.start_commit([(tp.topic, tp.partition, o) for tp, o in sorted(offsets.items())],  # 3.

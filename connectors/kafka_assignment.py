@@ -141,6 +141,9 @@ class RebalanceCallbacks:
 
     async def _on_assigned(self, partitions: set[TopicPartition]) -> None:
         self.rebalances += 1  # assignments received (the first one included)
+        # the generation this join gave: a revocation later in the same poll() commits with it (review r108;
+        # kafka-python's poll goes on after a join that found no records, and the poll's end had not refreshed it)
+        self._group = tuple(self.consumer.group_metadata())[:4]
         committed = await self._committed_async(partitions)
         saved = self.hooks.on_assign(partitions) if self.hooks is not None else {}
         if saved is None:  # the owner stops (a fatal error of its own): no lookups, seeks or warnings

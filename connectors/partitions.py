@@ -205,6 +205,8 @@ class PartitionStates(CheckpointState):
                 self.changed.pop(key, None)
                 if key in self.ahead:  # its part is newer than its record: taken back, the record is installed
                     self._drop_store(key)
+                elif key in self.pending.stores:  # kept, not owned: it neither ages nor expires until then (r108)
+                    self.pending.stores[key].freeze()
                 # else the store stays until the assignment that follows (resume_at drops the stores of the keys
                 # it does not give back): a key given back whose revocation record the changelog cannot show yet
                 # (its last stable offset held by another transaction) keeps its own part, and must keep the

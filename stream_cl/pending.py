@@ -169,6 +169,21 @@ class PendingLabels(PendingState):
             self._shift = self._resume_at - self.clock()
             self._resume_at = None
 
+    def freeze(self) -> None:
+        """Stop the store's time where it is, until :meth:`thaw`: its partition was revoked and the store
+        is kept until the next assignment (review r108); nothing in it ages or expires meanwhile, as
+        nothing of a restored store does before records come again.
+
+        >>> t = [100.0]
+        >>> store = PendingLabels(clock=lambda: t[0])
+        >>> store.freeze(); t[0] = 160.0; store.now()
+        100.0
+        >>> store.thaw(); t[0] = 161.0; store.now()
+        101.0
+        """
+        if self._resume_at is None:
+            self._resume_at = self.now()
+
     @property
     def waiting_labels(self) -> int:
         """Labels that came before their event and wait for it."""

@@ -299,6 +299,9 @@ class FakeGroupConsumer:
     def seek(self, tp, offset):
         self.seeks[tp] = offset
 
+    def group_metadata(self):  # the join's generation, read at the assignment (review r108)
+        return ("g", 1, "m", None)
+
     def seek_to_beginning(self, *partitions):
         for tp in partitions:
             self.seeks[tp] = "beginning"

@@ -15,6 +15,7 @@ No broker here: a stub producer records what the writer asks of it.
 
 import pytest
 
+from commit_kit import CommitMetrics, NullStore, StartedCommits  # tests/unit/commit_kit.py
 from connectors.commit import CommitCoordinator, CommitPolicy
 from connectors.transaction import Fenced, TransactionAborted, TransactionalWriter
 
@@ -91,48 +92,11 @@ class _Source:
         return NO_GENERATION
 
 
-class _Store:
-    def records_for(self, covered, force=False):
-        return []
-
-    def snapshot(self, covered, reason):
-        return None
-
-    def committed(self, covered, reason):
-        pass
-
-
-class _Publisher:
-    def __init__(self):
-        self.started = []
-
-    def start_commit(self, offsets, group, records=()):
-        self.started.append((offsets, group))
-
-    def finish_commit(self, wait=True):
-        return 0.001 if self.started else None
-
-
-class _Metrics:
-    def __init__(self):
-        from collections import Counter
-
-        self.transactions = Counter()
-        self.commits = 0
-        self.commit_deferrals = 0
-
-        class _H:
-            def observe(self, v):
-                pass
-
-        self.commit_duration = _H()
-
-
 def test_the_coordinator_does_not_start_a_commit_for_a_member_out_of_the_group():
-    publisher = _Publisher()
+    publisher = StartedCommits()
     policy = CommitPolicy(200)
     policy.touch()
-    coordinator = CommitCoordinator(_Source(), publisher, _Store(), _Metrics(), policy)
+    coordinator = CommitCoordinator(_Source(), publisher, NullStore(), CommitMetrics(), policy)
     with pytest.raises(TransactionAborted):
         coordinator.commit("interval")
         coordinator.settle()
