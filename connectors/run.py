@@ -63,6 +63,14 @@ def _daemon_only_notes(config: Config, written=None) -> list[str]:
             if getattr(config, name) != type(getattr(config, name))()]
 
 
+MAX_REPORT_WARNINGS = 100  # warnings a run report lists (the first ones); the rest are counted
+
+
+def _left_out(n: int) -> list[str]:
+    """The report's line counting the warnings past :data:`MAX_REPORT_WARNINGS` (none: no line)."""
+    return [f"{n:,} more warnings were said, left out here (the first {MAX_REPORT_WARNINGS} are kept)"] if n else []
+
+
 def run_file(config: Config, stop: threading.Event | None = None, warn=None, written=None) -> dict:
     """Run a file or demo source to its end (or ``run.max_events``); return the report.
 
@@ -78,9 +86,13 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
     warm_up()  # numba's compiled loops, as the daemon loads them: not in the first batch's latency
     warn = warn or _to_stderr
     warnings: list[str] = []
+    left_out = [0]  # warnings said past MAX_REPORT_WARNINGS: a followed file may never end (review r107)
 
-    def say(note: str) -> None:  # a mistake found on the way: said now, and listed in the report
-        warnings.append(note)
+    def say(note: str) -> None:  # a mistake found on the way: said now, and listed in the report (the first ones)
+        if len(warnings) < MAX_REPORT_WARNINGS:
+            warnings.append(note)
+        else:
+            left_out[0] += 1
         warn(note)
 
     for note in _daemon_only_notes(config, written) + unread_keys(config, written or {}):
@@ -144,7 +156,7 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
     names = step.stats.class_names()  # as the report's counts name them: 1 and "1" stay two classes
     report = {"source": config.source.kind, "path": src_cfg.path, "model": type(learner).__name__,
               "classes": [names[c] for c in learner.classes_], "complete": stopped_by is None,
-              **step.stats.report(), "warnings": warnings, "dead_letter_examples": examples}
+              **step.stats.report(), "warnings": warnings + _left_out(left_out[0]), "dead_letter_examples": examples}
     if stopped_by:  # a partial run must not read as a whole run of a shorter stream
         report.update(stopped_by=stopped_by, records_read=seen)
     if outputs.errors:
