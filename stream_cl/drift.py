@@ -49,7 +49,6 @@ continues the exact sequence of detections.
 from __future__ import annotations
 
 import collections
-import copy
 import inspect
 import math
 import numbers
@@ -61,7 +60,7 @@ from river import base
 from river import drift as river_drift
 
 from .checks import MIN_FORGETTING, check_seed, check_signal, is_forgetting, is_real
-from .state_checks import MAX_COUNT, saved_array, saved_count, saved_real
+from .state_checks import CORRUPT, MAX_COUNT, saved_array, saved_count, saved_real
 
 __all__ = ["DETECTORS", "DIRECTION_WINDOW", "DIRECTION_Z", "DriftMonitor", "PARAM_RULES", "RESPONSES",
            "WATCH_CORRECT", "check_detector_params", "detector_state", "load_detector_state", "make_detector"]
@@ -272,7 +271,7 @@ def _decode(enc, current):
             raise
         except BaseException as e:  # noqa: BLE001 -- pyo3's PanicException is a BaseException only
             raise ValueError(f"saved state: drift-detector bytes of {type(current).__name__} do not decode "
-                             f"({type(e).__name__}: {e}) {_FIX_DETECTOR}") from None
+                             f"({type(e).__name__}: {e}) {CORRUPT}") from None
         return current
     if "__object__" in enc:
         if current is None or not hasattr(current, "__dict__"):
@@ -301,26 +300,23 @@ def load_detector_state(detector, state: Mapping, compare=None) -> None:
     _restore(detector, state)
 
 
-_FIX_DETECTOR = "(a corrupt checkpoint or part: restore an intact one, or start afresh)"
-
-
-def _check_detector_runs(detector, make_trial=None) -> None:
+def _check_detector_runs(restore) -> None:
     """Refuse a restored detector that fails on its next values: River's detectors keep running
     statistics (a count, a mean) that a corrupt state can put out of range, where ``math.sqrt`` of a
     negative variance raised at the next event, after the event's row had been learned (review
-    r105). A copy takes a correct and a wrong value; the detector itself is untouched."""
+    r105). ``restore()`` makes a second detector from the state, which takes a correct and a wrong
+    value; the one restored for use is untouched."""
     try:
         # a second restore, not copy.deepcopy: River's Rust ADWIN rebuilds itself on a copy with capacity for
         # its saved settings (damaged ones: a 2.5 TB allocation, SIGABRT), which its __setstate__ does not
-        trial = make_trial() if make_trial is not None else copy.deepcopy(detector)
+        trial = restore()
         for x in (0.0, 1.0, 0.0):
             trial.update(x)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # noqa: BLE001 -- pyo3's PanicException is a BaseException only
-        raise ValueError(f"saved state: the drift detector {type(detector).__name__} fails on its next value "
-                         f"({type(e).__name__}: {e}) (a corrupt checkpoint or part: restore an intact one, or start "
-                         "afresh)") from None
+        raise ValueError(f"saved state: the drift detector fails on its next value ({type(e).__name__}: {e}) "
+                         f"{CORRUPT}") from None
 
 
 def _check_params(detector, state: Mapping, compare=None) -> None:
@@ -591,7 +587,7 @@ class DriftMonitor(base.Base):
             return detector
 
         detector = restore()
-        _check_detector_runs(detector, restore)
+        _check_detector_runs(restore)
         # each saved value's range, before anything changes (review r105: a negative n divided by zero)
         n, since_n = saved_count(state["n"], "drift n"), saved_count(state["since_n"], "drift since_n")
         # averages and sums of signals in [0, 1], finite (their bounds hold within rounding only)

@@ -28,10 +28,10 @@ import numbers
 
 import numpy as np
 
-__all__ = ["MAX_COUNT", "saved_array", "saved_count", "saved_counts", "saved_real"]
+__all__ = ["CORRUPT", "MAX_COUNT", "saved_array", "saved_count", "saved_counts", "saved_real"]
 
 MAX_COUNT = 2**53  # events, rows, positions: far past any stream, and exact as a float64
-_FIX = "(a corrupt checkpoint or part: restore an intact one, or start afresh)"
+CORRUPT = "(a corrupt checkpoint or part: restore an intact one, or start afresh)"  # what every refusal says to do
 
 
 def saved_count(v, name: str, minimum: int = 0, maximum: int | None = MAX_COUNT) -> int:
@@ -41,14 +41,14 @@ def saved_count(v, name: str, minimum: int = 0, maximum: int | None = MAX_COUNT)
     whole = isinstance(v, numbers.Integral) or (isinstance(v, numbers.Real) and math.isfinite(v) and float(v).is_integer())
     if isinstance(v, bool) or not whole or v < minimum or (maximum is not None and v > maximum):
         top = "" if maximum is None else " to 2**53" if maximum == MAX_COUNT else f" to {maximum}"
-        raise ValueError(f"saved state: {name} must be an integer from {minimum}{top}, got {v!r} {_FIX}")
+        raise ValueError(f"saved state: {name} must be an integer from {minimum}{top}, got {v!r} {CORRUPT}")
     return int(v)
 
 
 def saved_real(v, name: str, low: float = -math.inf, high: float = math.inf) -> float:
     """``v`` as a finite float in ``[low, high]``."""
     if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (math.isfinite(v) and low <= v <= high):
-        raise ValueError(f"saved state: {name} must be a finite number from {low:g} to {high:g}, got {v!r} {_FIX}")
+        raise ValueError(f"saved state: {name} must be a finite number from {low:g} to {high:g}, got {v!r} {CORRUPT}")
     return float(v)
 
 
@@ -59,7 +59,7 @@ def saved_array(a, name: str, low: float = -math.inf, high: float = math.inf) ->
     if bad.any():
         at = int(np.flatnonzero(bad.reshape(-1))[0])
         rule = "finite numbers" if (low, high) == (-math.inf, math.inf) else f"finite numbers from {low:g} to {high:g}"
-        raise ValueError(f"saved state: {name} must be {rule}, got {float(out.reshape(-1)[at])!r} at position {at} {_FIX}")
+        raise ValueError(f"saved state: {name} must be {rule}, got {float(out.reshape(-1)[at])!r} at position {at} {CORRUPT}")
     return out
 
 
@@ -68,11 +68,11 @@ def saved_counts(a, name: str, minimum: int = 0, maximum: int = MAX_COUNT) -> np
     states kept some, are taken)."""
     raw = np.asarray(a)
     if raw.size and raw.dtype.kind not in "iuf":
-        raise ValueError(f"saved state: {name} must be integers, got {raw.dtype} values {_FIX}")
+        raise ValueError(f"saved state: {name} must be integers, got {raw.dtype} values {CORRUPT}")
     f = raw.astype(np.float64)  # exact up to 2**53, the largest taken: a larger int64 or uint64 is refused, not wrapped
     bad = ~(np.isfinite(f) & (f == np.round(f)) & (f >= minimum) & (f <= maximum))
     if bad.any():
         at = int(np.flatnonzero(bad.reshape(-1))[0])
         raise ValueError(f"saved state: {name} must be integers from {minimum} to {maximum}, got "
-                         f"{raw.reshape(-1)[at].item()!r} at position {at} {_FIX}")
+                         f"{raw.reshape(-1)[at].item()!r} at position {at} {CORRUPT}")
     return f.astype(np.int64)
