@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from stream_cl.events import PartitionedSource, TransactionalPublisher
 
 from .logs import log_event
-from .transaction import Fenced, TransactionAborted
+from .transaction import Fenced, TransactionAborted, out_of_group
 
 __all__ = ["CommitCoordinator", "CommitPolicy", "DEFER_LIMIT_S"]
 
@@ -117,10 +117,10 @@ class CommitCoordinator:
                 self.store.committed(covered, reason)  # the store may still owe a checkpoint of what it covers
             return offsets
         group = src.group_metadata()
-        if offsets and (group[1] < 0 or not group[2]):  # the consumer fell out of the group (r104)
+        why = out_of_group(group) if offsets else None
+        if why is not None:  # not started at all (the writer refuses it too)
             self.metrics.transactions["fenced"] += 1  # counted as the writer's refusal of it is (r108)
-            raise Fenced(f"the consumer has no group generation (generation {group[1]}, member id {group[2]!r}): "
-                         "it fell out of the group, and the broker would take such a commit unchecked")
+            raise Fenced(why)
         self.publisher.start_commit([(tp.topic, tp.partition, o) for tp, o in sorted(offsets.items())],  # 3.
                                     group, records)
         self.policy.done()

@@ -35,7 +35,8 @@ from stream_cl.config import ConfigError
 
 from .sinks import DeliveryError, PredictionWriter, no_metadata
 
-__all__ = ["DeadLetterRefused", "Fenced", "TransactionAborted", "TransactionalWriter", "dead_letter_refused"]
+__all__ = ["DeadLetterRefused", "Fenced", "TransactionAborted", "TransactionalWriter", "dead_letter_refused",
+           "out_of_group"]
 
 log = logging.getLogger("stream_cl.transaction")
 
@@ -70,6 +71,17 @@ class DeadLetterRefused(TransactionAborted):
 def dead_letter_refused(error: BaseException) -> bool:
     """Whether ``error`` is, or reports from the publisher process, a :class:`DeadLetterRefused`."""
     return isinstance(error, DeadLetterRefused) or str(error).startswith(DeadLetterRefused.MARK)
+
+
+def out_of_group(group: tuple) -> str | None:
+    """Why offsets must not be committed with consumer group metadata ``group`` (``None``: they may).
+    kafka-python resets an expelled member's metadata to generation -1 and member id "", and the broker
+    checks nothing in a transactional offset commit that names no generation, member or instance (the
+    pre-KIP-447 form): it would take the commit over the partitions' new owner (review r104)."""
+    if int(group[1]) < 0 or not group[2]:
+        return (f"the consumer has no group generation (generation {group[1]}, member id {group[2]!r}): it fell out "
+                "of the group, and the broker would take such a commit unchecked")
+    return None
 
 
 class TransactionalWriter:
@@ -148,10 +160,9 @@ class TransactionalWriter:
             _flush(producer)
             self._raise_failed()
             if offsets:
-                if int(group[1]) < 0 or not group[2]:  # kafka-python reset the generation: out of the group
-                    # (the broker checks nothing in a transactional offset commit without a generation)
-                    raise CommitFailedError(f"the consumer has no group generation (generation {group[1]}, "
-                                            f"member id {group[2]!r}): it fell out of the group")
+                why = out_of_group(group)
+                if why is not None:
+                    raise CommitFailedError(why)
                 meta = {TopicPartition(t, int(p)): OffsetAndMetadata(int(o), "", -1) for t, p, o in offsets}
                 producer.send_offsets_to_transaction(meta, ConsumerGroupMetadata(*group))
             producer.commit_transaction()

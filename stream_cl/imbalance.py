@@ -50,7 +50,7 @@ from .checks import check_int, check_seed
 from .encoding import MAX_ABS_VALUE
 from .metrics.prequential import report_names
 from .replay.rng import CounterRandom
-from .state_checks import saved_array, saved_counts
+from .state_checks import CORRUPT, saved_array, saved_counts
 
 __all__ = ["MAX_IMBALANCE_WEIGHT", "MIN_COUNT", "ImbalanceCompensator", "Compensation", "inverse_frequency_weight",
            "is_max_weight"]
@@ -299,7 +299,7 @@ class ImbalanceCompensator(base.Base):
                              f"{[a.shape for a in mean]} and {[b.shape for b in m2]}")
         if any((b > np.maximum(counts, 1.0)[:, None] * (2.0 * MAX_ABS_VALUE) ** 2).any() for b in m2):
             raise ValueError(f"saved state: imbalance m2 holds a variance past (2 x {MAX_ABS_VALUE:g})^2, which no "
-                             "design makes (a corrupt checkpoint or part: restore an intact one, or start afresh)")
+                             f"design makes {CORRUPT}")
         # per block (d_block,)
         columns = [None if k is None else saved_counts(k, "imbalance columns").reshape(-1) for k in columns]
         if any(cols is not None and len(cols) != m.shape[1] for cols, m in zip(columns, mean)):

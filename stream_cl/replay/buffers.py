@@ -299,8 +299,7 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
             self.time_[:n], self.gid_[:n] = time, gid
         self.y_, self.task_, self.size_ = [self.share(y) for y in state["y"]], [self.share(t) for t in state["task"]], n
         self.w_ = [self.share(float(w)) for w in weights]
-        self.keys_, self.key_seen_, self.key_last_, self.n_grouped_seen_, self._retired = groups
-        self._key_pos = {k: i for i, k in enumerate(self.keys_)}
+        self._install_groups(groups)
         self.last_key_ = key_from_state(state["last_key"])
         self.n_seen_, self.n_replayed_ = n_seen, n_replayed
         self.rng_ = rng

@@ -118,10 +118,10 @@ class RowGroups:
                 "key_last": list(self.key_last_), "grouped_seen": self.n_grouped_seen_,
                 "retired": [[key_to_state(k), seen, full] for k, (seen, full) in self._retired.items()]}
 
-    def _load_groups_state(self, state: Mapping) -> None:
-        """Restore :meth:`_groups_state` (checkpoints from before groups were forgotten hold every group
-        ever seen: the rows offered with a group are their sum), as :meth:`_checked_groups_state` read it."""
-        self.keys_, self.key_seen_, self.key_last_, self.n_grouped_seen_, self._retired = self._checked_groups_state(state)
+    def _install_groups(self, groups: tuple) -> None:
+        """Restore :meth:`_groups_state` as :meth:`_checked_groups_state` read it (checkpoints from before
+        groups were forgotten hold every group ever seen: the rows offered with a group are their sum)."""
+        self.keys_, self.key_seen_, self.key_last_, self.n_grouped_seen_, self._retired = groups
         self._key_pos = {k: i for i, k in enumerate(self.keys_)}
 
     @staticmethod
