@@ -344,6 +344,39 @@ def _plain(v) -> bool:
 
 
 # -- the monitor ---------------------------------------------------------------------------
+def _checked_monitor_args(detector, params, signal, response, direction, forget_value, forget_events, restart_after,
+                          max_alarms, seed) -> tuple:
+    """:class:`DriftMonitor`'s arguments checked, each refusal naming the argument and the fix; the
+    ``response`` as a tuple (a single name is taken for a tuple of one)."""
+    if detector not in DETECTORS:
+        raise ValueError(f"unknown drift detector {detector!r}; use one of {', '.join(DETECTORS)}")
+    if signal not in SIGNALS:
+        raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}")
+    if DETECTORS[detector][1] and signal == "loss":
+        raise ValueError(f"{detector} watches the 0/1 error only; use signal='error' or 'auto'")
+    response = (response,) if isinstance(response, str) else tuple(response)
+    bad = [r for r in response if r not in RESPONSES]
+    if bad or not response:
+        raise ValueError(f"response must be a non-empty tuple of {RESPONSES}, got {response!r}")
+    if len(set(response)) < len(response):  # ("forget", "forget") acted once but was counted as "forget+forget"
+        raise ValueError(f"response names a response twice: {response!r}; give each once, e.g. "
+                         f"{tuple(dict.fromkeys(response))!r}")
+    if direction not in ("up", "both"):
+        raise ValueError(f"direction must be 'up' or 'both', got {direction!r}")
+    if params is not None and not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict of the River detector's parameters, or None; got {params!r}")
+    if not is_forgetting(forget_value):  # the heads' rule: the factor is set on them
+        raise ValueError(f"forget_value must be in [{MIN_FORGETTING:g}, 1], got {forget_value!r}")
+    for name, v, fix in (("forget_events", forget_events, "labelled events the 'forget' response lasts, e.g. 300"),
+                         ("restart_after", restart_after, "labelled events shadows learn before a restart, e.g. 100"),
+                         ("max_alarms", max_alarms, "alarms kept in alarms_, e.g. 1000")):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {v!r}; use a whole number of {fix}")
+    check_seed(seed)  # the project's one seed rule; KSWIN's random.Random would take -1 or "a" silently
+    check_detector_params(detector, params, seed)  # here, not at the first learned event (after the heads)
+    return response
+
+
 class DriftMonitor(base.Base):
     """One River detector on the learner's error or loss stream, with alarm responses.
 
@@ -393,32 +426,8 @@ class DriftMonitor(base.Base):
     def __init__(self, detector: str = "adwin", params: dict | None = None, signal: str = "auto",
                  response: tuple = ("restart",), direction: str = "up", forget_value: float = 0.98,
                  forget_events: int = 300, restart_after: int = 100, max_alarms: int = 1000, seed: int = 0):
-        if detector not in DETECTORS:
-            raise ValueError(f"unknown drift detector {detector!r}; use one of {', '.join(DETECTORS)}")
-        if signal not in SIGNALS:
-            raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}")
-        if DETECTORS[detector][1] and signal == "loss":
-            raise ValueError(f"{detector} watches the 0/1 error only; use signal='error' or 'auto'")
-        response = (response,) if isinstance(response, str) else tuple(response)
-        bad = [r for r in response if r not in RESPONSES]
-        if bad or not response:
-            raise ValueError(f"response must be a non-empty tuple of {RESPONSES}, got {response!r}")
-        if len(set(response)) < len(response):  # ("forget", "forget") acted once but was counted as "forget+forget"
-            raise ValueError(f"response names a response twice: {response!r}; give each once, e.g. "
-                             f"{tuple(dict.fromkeys(response))!r}")
-        if direction not in ("up", "both"):
-            raise ValueError(f"direction must be 'up' or 'both', got {direction!r}")
-        if params is not None and not isinstance(params, Mapping):
-            raise TypeError(f"params must be a dict of the River detector's parameters, or None; got {params!r}")
-        if not is_forgetting(forget_value):  # the heads' rule: the factor is set on them
-            raise ValueError(f"forget_value must be in [{MIN_FORGETTING:g}, 1], got {forget_value!r}")
-        for name, v, fix in (("forget_events", forget_events, "labelled events the 'forget' response lasts, e.g. 300"),
-                             ("restart_after", restart_after, "labelled events shadows learn before a restart, e.g. 100"),
-                             ("max_alarms", max_alarms, "alarms kept in alarms_, e.g. 1000")):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {v!r}; use a whole number of {fix}")
-        check_seed(seed)  # the project's one seed rule; KSWIN's random.Random would take -1 or "a" silently
-        check_detector_params(detector, params, seed)  # here, not at the first learned event (after the heads)
+        response = _checked_monitor_args(detector, params, signal, response, direction, forget_value, forget_events,
+                                         restart_after, max_alarms, seed)
         self.detector = detector
         self.params = params
         self.signal = signal
