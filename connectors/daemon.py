@@ -131,9 +131,9 @@ class Daemon:
         self.state = state_factory(config, learner, pending, self.metrics, self.step.stats)
         self.reset_reason = ""  # set when this member must drop its state and start over
         self._failed = False
-        # a setting the data outgrew, met on the IO thread (a changelog record over its limit at a
+        # a setting the data outgrew, met in a rebalance callback (a changelog record over its limit at a
         # revocation): the loop raises it, so the member stops (exit 2) instead of starting over
-        self._fatal: ConfigError | CheckpointError | None = None  # met on the IO thread; the loop raises it
+        self._fatal: ConfigError | CheckpointError | None = None  # met in a callback; the loop raises it
         self._started: float | None = None  # while start-up lasts: when the loop began
         self._assigned_seen: frozenset = frozenset()
         self._seq_seen = self.metrics.checkpoint_seq  # the checkpoint the status file last showed
@@ -150,8 +150,8 @@ class Daemon:
                              dead_letter_topic_bytes=dead_letter_topic_bytes)
         catch_up = getattr(self.state, "catch_up", None)
         if catch_up is not None:
-            # the changelog read here, before the group join: the assignment callback, which runs on the
-            # consumer's IO thread where no heartbeat goes out while it reads, then reads only what came since
+            # the changelog read here, before the group join: the assignment callback, which the whole group
+            # waits for (within the rebalance timeout), then reads only what came since
             catch_up()
         self.source: PartitionedSource = source_factory(self)  # subscribes; partitions come with the first poll
         self.commits = CommitCoordinator(self.source, publisher, self.state, self.metrics,
@@ -168,7 +168,7 @@ class Daemon:
         them the daemon makes its own."""
         return build_daemon(cls, config, stop_event, metrics, changelog, checks)
 
-    # -- rebalance hooks (IO thread; the loop is blocked in poll) --------------------------
+    # -- rebalance hooks (a worker thread; the loop is blocked in poll) ---------------------
     def on_revoke(self, partitions, lost: bool) -> None:
         if self._failed or self.reset_reason:  # state past the last commit: never commit it
             return
@@ -177,7 +177,7 @@ class Daemon:
             self.reset_reason = "partitions lost"
             return
         try:
-            # the positions the loop holds (no blocking lookups on the IO thread)
+            # the positions the loop holds (no lookups: the loop's consumer is inside poll)
             self.commits.commit("revoke", partitions=set(self.source.assigned))
         except (ConfigError, CheckpointError) as e:  # starting over would meet it again: stop
             self._fatal = e

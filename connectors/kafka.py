@@ -19,7 +19,8 @@ owner re-learns them without publishing anything twice.
 kafka-python runs rebalance callbacks on its IO thread while the caller's thread is
 blocked inside ``poll()``: the owner's state is quiescent then, and the callbacks
 (:mod:`connectors.kafka_assignment`) use the consumer's coroutine APIs (a blocking call
-there would deadlock the IO loop).
+there would deadlock the IO loop); the owner's own work (a commit, a takeover) runs on a
+worker thread meanwhile, so that the IO thread goes on sending heartbeats.
 
 What the daemon writes (predictions, dead letters) is built in :mod:`connectors.sinks`
 and sent by :mod:`connectors.transaction`.

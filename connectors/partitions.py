@@ -8,8 +8,8 @@ side of it, in the places the daemon calls a state store:
 
 * **restore** (start): the local checkpoint, a cache of the whole learner, if there is one;
 * **catch-up** (``catch_up``, in the loop's thread before the source joins the group): read the
-  changelog to its end, so that the takeover, which runs on the consumer's IO thread where no
-  heartbeat goes out while it reads, reads only what came since;
+  changelog to its end, so that the takeover, which the whole group waits for, reads only what
+  came since;
 * **takeover** (``resume_at``, on assignment): read the changelog to its end, and for each
   assigned partition install the newer of its changelog part and the cached one; the
   partition resumes at the offset that part covers, and the source re-learns, silently,
@@ -80,9 +80,10 @@ class PartitionStates(CheckpointState):
         """Read the changelog to its end before the source joins the group; returns the records read.
 
         The takeover reads it again in the assignment callback (it must see what was written up to
-        the assignment), on the consumer's IO thread, where no heartbeat goes out while it reads: a
-        read longer than the session timeout expelled the member during its own assignment. Read
-        here, the callback reads only what came since. No group waits on this thread yet, so a read
+        the assignment), which the whole group waits for: it ran on the consumer's IO thread, where no
+        heartbeat went out while it read, and a read longer than the session timeout expelled the
+        member during its own assignment (it now runs on a worker thread, within the rebalance
+        timeout). Read here, the callback reads only what came since. No group waits on this thread yet, so a read
         that outlasts the table's timeout goes on while it makes progress (a long changelog); one
         that reads nothing in a whole timeout (an unreachable broker) raises."""
         if self.table is None:

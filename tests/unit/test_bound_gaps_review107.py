@@ -66,7 +66,7 @@ def test_r107_a_revoked_partitions_offsets_are_forgotten():
     told = []
     source = SimpleNamespace(hooks=SimpleNamespace(on_revoke=lambda tps, lost: told.append((set(tps), lost))),
                              assigned={old, kept}, positions={old: 7, kept: 9}, committed={old: 5, kept: 9},
-                             replay_until={old: 6})
+                             replay_until={old: 6}, consumer=None)  # (no kafka-python loop: hooks called inline)
     for lost in (False, True):
         asyncio.run(RebalanceCallbacks._on_revoked(source, {old}, lost=lost))
         assert source.positions == {kept: 9} and source.committed == {kept: 9} and source.replay_until == {}

@@ -265,10 +265,12 @@ def test_the_kafka_python_private_attributes_the_daemon_reads_exist():
             "timestamps", "timeout_ms"]
         assert list(inspect.signature(consumer._coordinator.fetch_committed_offsets_async).parameters)[:2] == [
             "partitions", "timeout_ms"]
+        assert callable(consumer._net.call_soon_threadsafe)  # kafka_assignment.off_the_io_thread
     finally:
         consumer.close()
     doc = (ROOT / "docs" / "daemon.md").read_text()
-    for name in ("_cluster", "_fetcher._fetch_offsets_by_times_async", "_coordinator.fetch_committed_offsets_async"):
+    for name in ("_cluster", "_fetcher._fetch_offsets_by_times_async", "_coordinator.fetch_committed_offsets_async",
+                 "_net.call_soon_threadsafe"):
         assert f"`KafkaConsumer.{name}" in doc, name
 
 
