@@ -138,6 +138,17 @@ class KafkaConfig:
                               f"kafka.transaction_timeout_ms ({self.transaction_timeout_ms}) + {TXN_ABORT_MARGIN_MS} ms; "
                               f"raise kafka.max_poll_interval_ms to at least {math.ceil(need / TAKEOVER_SHARE_OF_POLL)} "
                               "or lower kafka.transaction_timeout_ms")
+        # a revocation waits for the commit under way, then makes its own, each up to commit_timeout_ms, and the
+        # group waits for it up to max_poll_interval_ms (its rebalance timeout): past that the member was dropped
+        # and its commit fenced at each revocation a slow broker held up (review r110)
+        revoke = 2 * self.commit_timeout_ms
+        if self.publisher == "process" and revoke > TAKEOVER_SHARE_OF_POLL * self.max_poll_interval_ms:
+            raise ConfigError(f"kafka.commit_timeout_ms: a revocation may wait for two commits (the one under way and "
+                              f"its own), 2 x {self.commit_timeout_ms} ms, and the group waits for a member's "
+                              f"rebalance kafka.max_poll_interval_ms ({self.max_poll_interval_ms}); lower "
+                              f"kafka.commit_timeout_ms to at most "
+                              f"{math.floor(TAKEOVER_SHARE_OF_POLL * self.max_poll_interval_ms / 2)} or raise "
+                              f"kafka.max_poll_interval_ms to at least {math.ceil(revoke / TAKEOVER_SHARE_OF_POLL)}")
 
     def _check_security_keys(self) -> None:
         """Refuse TLS or SASL settings the protocol does not use: the client connects without them,

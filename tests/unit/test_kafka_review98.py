@@ -47,3 +47,14 @@ def test_commit_timeout_is_named_idle_with_the_thread_publisher():
 def test_a_ca_directory_is_named_as_a_directory(tmp_path):
     with pytest.raises(ConfigError, match="is a directory, not a PEM file"):
         client_options(KafkaConfig(security_protocol="SSL", ssl_cafile=str(tmp_path)))
+
+
+def test_a_commit_timeout_two_revocation_waits_cannot_fit_in_the_rebalance_is_refused():
+    """Review r110: a revocation waits for the commit under way and for its own, each up to commit_timeout_ms,
+    and the group waits for the member's rebalance max_poll_interval_ms (90% of it kept for such waits)."""
+    with pytest.raises(ConfigError, match=r"kafka.commit_timeout_ms: .* 2 x 150000 ms.* at most 135000 or raise "
+                                          r"kafka.max_poll_interval_ms to at least 333334"):
+        KafkaConfig(commit_timeout_ms=150_000)
+    KafkaConfig(commit_timeout_ms=135_000)  # 270 s: 90% of the default 300 s
+    KafkaConfig(commit_timeout_ms=150_000, max_poll_interval_ms=333_334)
+    KafkaConfig(commit_timeout_ms=150_000, publisher="thread")  # the key is unread there (no publisher to give up)
