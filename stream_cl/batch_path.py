@@ -29,7 +29,17 @@ class BatchPath:
     """The online learner's batch methods (module docstring)."""
 
     def _rows(self, xs: Sequence[Mapping], learn=None):
-        return self.index_.vectorize_masked(xs, learn, self._room)  # (X, M, new keys); raises before any state changes
+        """(X, M, new keys) of ``xs``; raises before any state changes. ``learn`` given (a learning step: the
+        events learned): inputs past ``max_columns`` are refused as soon as one is met (:meth:`_refusing_room`);
+        ``None`` (one event predicted): its new keys are all counted, for the memo's test."""
+        return self.index_.vectorize_masked(xs, learn, self._room if learn is None else self._refusing_room)
+
+    def _refusing_room(self):
+        """:meth:`_room`, with the learner's own check of new inputs to refuse them at the first past the bound."""
+        room = self._room()
+        if room is not None:
+            room.refuse = self._check_new
+        return room
 
     @one_blas_thread
     def prequential_batch(self, xs: Sequence[Mapping], ys: Sequence, sample_weight=None, tasks=None,

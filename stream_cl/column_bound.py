@@ -80,6 +80,14 @@ class ColumnRoom:
         self._left, self.cost = left, cost
         self.left: list[int] | None = None
         self.kept = 0
+        # the learner's own check of new inputs (``_check_new``), where a learning step asks for it: called
+        # with the new inputs so far as soon as a learned event's input passes the bound, so that its
+        # ValueError comes before the event's other keys are indexed and its rows laid out (review r109)
+        self.refuse: Callable | None = None
+
+    def past(self) -> bool:
+        """Whether some design is wider than the bound (an input was counted past it)."""
+        return min(self.left) < 0
 
     def ready(self, kept: Callable[[], int]) -> None:
         """The columns left and ``kept()``, read once, at the first column a vectorisation makes."""
