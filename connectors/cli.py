@@ -160,7 +160,7 @@ def _main(argv: list[str] | None, early: EarlySignals) -> int:
             if early.stop.is_set() and not report["events"] and not report["dead_letters_total"]:
                 print("stopped by a signal before any record was read", file=sys.stderr)
                 return 0  # a clean stop: not "the source held no events"
-            stopped = stopped_line(report)
+            stopped = stopped_line(report, summary=False)
             if args.quiet and stopped:  # (the summary's first line otherwise)
                 print(stopped, file=sys.stderr)  # a clean stop, exit 0 unless failure() below
             problem = failure(report, dead_letters=bool(config.run.dead_letters))

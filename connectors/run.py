@@ -351,12 +351,15 @@ def summary(report: dict) -> str:
     return "\n".join(lines)
 
 
-def stopped_line(report: dict) -> str | None:
+def stopped_line(report: dict, summary: bool = True) -> str | None:
     """What ended a run before the end of its source (report ``complete`` false), or None: a run stopped
-    part-way must not read as a whole run of a shorter stream.
+    part-way must not read as a whole run of a shorter stream. ``summary`` false: the line stands alone
+    (``--quiet`` prints no summary), so it names the report only.
 
     >>> stopped_line({"complete": False, "stopped_by": "SIGINT", "records_read": 2048})
     'stopped by SIGINT before the end of the source: the report and this summary cover the 2,048 records read'
+    >>> stopped_line({"complete": False, "stopped_by": "SIGTERM", "records_read": 10}, summary=False)
+    'stopped by SIGTERM before the end of the source: the report covers the 10 records read'
     """
     if report.get("complete", True):  # (a report of older code has no such key: it ran to its end)
         return None
@@ -364,8 +367,8 @@ def stopped_line(report: dict) -> str | None:
     what = ("stopped by a failed output write (the error follows)" if by == "output_error" else
             "stopped by a corrupt or cut-short source file (the error follows)" if by == "source_error" else
             f"stopped by {by}" if by and by != "stop" else "stopped (a signal while the run started, or a stop request)")
-    return (f"{what} before the end of the source: the report and this summary cover the "
-            f"{report.get('records_read', 0):,} records read")
+    covers = "the report and this summary cover" if summary else "the report covers"
+    return f"{what} before the end of the source: {covers} the {report.get('records_read', 0):,} records read"
 
 
 def _ordinal(n: int) -> str:
