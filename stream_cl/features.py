@@ -381,6 +381,9 @@ class _Batch:
         # features' own categories; counted for that event alone, so its values go where a learned one's would
         self.made: set = set()
         self.own_made: dict = {}
+        # the learner's check, once a learned input passed the room (ColumnRoom.refuse): the event's other keys
+        # are still read (a bad value or a clash among them is refused as it was), but no longer counted
+        self.refusing = None
 
     def column(self, key) -> int | None:
         j = self.pos.get(key)
@@ -388,17 +391,25 @@ class _Batch:
 
     def create(self, key, kind: int, base, shared: bool = False) -> int:
         """A new column; ``shared``: a category's ``k=<other>``, made for a category sent there."""
-        self.account(key, kind, base, shared)
+        if self.refusing is None:
+            self.account(key, kind, base, shared)
         j = self.new_pos[key] = self.n_known + self.new.add(key, kind, base)
         room = self.room
-        if room is not None and room.refuse is not None and (self.new.crowding or room.past()):
-            # past max_columns: the learner refuses these inputs now, before the event's other keys are
-            # indexed and the batch's rows laid out (review r109: 1,024 events of 1,500 new keys each took
-            # 9 s and 5 GB of rows (b, all their columns) before the refusal, and one more such poll the
-            # process's memory); its check not refusing them (a bound counted otherwise), vectorising goes on
-            refuse, room.refuse = room.refuse, None
-            refuse(self.new)
+        if self.refusing is None and room is not None and room.refuse is not None and (
+                self.new.crowding or room.past()):
+            # past max_columns: the learner refuses these inputs at the end of this event, before the batch's
+            # other events and its rows (review r109: 1,024 events of 1,500 new keys each took 9 s and 5 GB of
+            # rows (b, all their columns) before the refusal, and one more such poll the process's memory)
+            self.refusing, room.refuse = room.refuse, None
         return j
+
+    def refuse(self, new: NewColumns) -> None:
+        """The learner's refusal of ``new`` (:attr:`refusing`), a ``ValueError``; as the room counted them
+        past the bound, a check that does not refuse them is answered with the room's own refusal."""
+        refuse, self.refusing = self.refusing, None
+        refuse(new)
+        raise ValueError(f"{len(new):,} new inputs would pass max_columns (the learner's column room is used up); "
+                         "use fewer inputs, or a larger max_columns if the memory is there")
 
     def own(self, base) -> int:
         """The columns of ``base``'s own categories: indexed, made by the batch, or by the event predicted."""
@@ -445,16 +456,22 @@ class _Batch:
         if crowding and learned:  # (a prediction-only event makes nothing: it is refused nothing)
             self.new.crowding.append(key)
 
-    def refuse_past_room(self, keys: tuple) -> None:
-        """Where a learning step asks for it (:attr:`ColumnRoom.refuse`), numeric ``keys`` of which one would
-        pass the room are refused at once, through the learner's check of the batch's new inputs with them:
-        without indexing them one by one first (~5 µs of room bookkeeping each; the per-event retry of a
-        wide record made 882 columns before its refusal, review r109). The check gets what that bookkeeping
-        would have given it: every new key, and the first that takes a column held back. One it does not
-        refuse (a bound counted otherwise) is indexed as before."""
+    def refuse_past_room(self, keys: tuple, V: np.ndarray) -> None:
+        """Where a learning step asks for it (:attr:`ColumnRoom.refuse`), numeric ``keys`` (values ``V``) of
+        which one would pass the room are refused at once, through the learner's check of the batch's new
+        inputs with them: without indexing them one by one first (~5 µs of room bookkeeping each; the
+        per-event retry of a wide record made 882 columns before its refusal, review r109). The known keys'
+        kinds are checked first: a clash is refused as it was. The check gets what the bookkeeping would
+        have given it: every new key, and the first that takes a column held back."""
         if self.room_factory is None and (self.room is None or self.room.refuse is None):
             return
-        fresh = [key for key in keys if self.column(key) is None]
+        fresh = []
+        for c, key in enumerate(keys):
+            j = self.column(key)
+            if j is None:
+                fresh.append(key)
+            else:
+                self.same_kind(key, j, NUMERIC, float(V[0, c]))
         room = self.resolve() if len(fresh) > 1 else None
         if room is None or room.refuse is None:
             return
@@ -467,8 +484,8 @@ class _Batch:
         trial.extend((*self.new, *fresh))
         trial.kinds, trial.bases = [*self.new.kinds, *[NUMERIC] * len(fresh)], [*self.new.bases, *[None] * len(fresh)]
         trial.own, trial.crowding = dict(self.new.own), [*self.new.crowding, fresh[max(first, 1) - 1]]
-        refuse, room.refuse = room.refuse, None
-        refuse(trial)
+        self.refusing, room.refuse = room.refuse, None
+        self.refuse(trial)
 
     def same_kind(self, key, j: int, kind: int, value) -> int:
         """``j``, the column of ``key``, unless that column holds the other kind of value (a
@@ -483,12 +500,14 @@ class _Batch:
 
     def numeric(self, keys: tuple, V: np.ndarray) -> list[int]:
         """Columns of numeric ``keys`` (values ``V``), creating those not seen yet."""
-        self.refuse_past_room(keys)
+        self.refuse_past_room(keys, V)
         cols = []
         for c, key in enumerate(keys):
             j = self.column(key)
             cols.append(self.create(key, NUMERIC, None) if j is None
                         else self.same_kind(key, j, NUMERIC, float(V[0, c])))
+        if self.refusing is not None:  # one of them passed the room: refused with the rest of the group read
+            self.refuse(self.new)
         return cols
 
     def known(self, keys: tuple, V: np.ndarray) -> tuple[list[int], np.ndarray]:
@@ -537,6 +556,8 @@ class _Batch:
             rows.append(i)
             cols.append(j)
             vals.append(v)
+        if self.refusing is not None:  # an input passed the room: refused now, the event's values all read
+            self.refuse(self.new)
         if not learn:
             self.made, self.own_made = set(), {}
             if saved is not None:

@@ -58,3 +58,30 @@ def test_a_wide_event_is_still_predicted_and_a_fitting_one_learned_after_the_ref
     fitting = {f"n{j}": 1.0 for j in range(10)}
     learner.prequential_batch([fitting], [1])
     assert set(fitting) <= set(learner.index_.names)
+
+
+def _bounded() -> OnlineContinualLearner:
+    learner = OnlineContinualLearner(seed=0, device="cpu", max_columns=300)  # the 'all' head starts at 257 columns
+    learner.prequential_batch([{"a": 0.5, "c": "red"}, {"a": -0.5, "c": "blue"}], [0, 1])  # c=red: an indicator
+    return learner
+
+
+KEYS = {f"k{j}": 1.0 for j in range(30)}  # 30 new inputs: past the bound
+
+
+@pytest.mark.parametrize("event, error, message", [
+    # review r113: the early refusal came before a clash or a bad value later in the event, which the event was
+    # refused for before (bad_features, not rejected_by_model, in a run's dead letters)
+    ({"c=red": 2.0, **KEYS}, "InvalidFeatureError", "feature 'c=red': two values make this column"),
+    ({**KEYS, "c=red": 2.0}, "InvalidFeatureError", "feature 'c=red': two values make this column"),
+    ({**KEYS, "s": "cat", "z": float("nan")}, "InvalidFeatureError", "feature 'z': not finite (got nan)"),
+    ({**KEYS, "s": "cat", "c=red": 3.0}, "InvalidFeatureError", "feature 'c=red': two values make this column"),
+    # and the learner's message, counted over the whole event as before
+    ({f"s{j}": f"v{j}" for j in range(40)}, "ValueError", "43 inputs would give the 'all' head 308 design columns"),
+    ({f"k{j}": 1.0 for j in range(60)}, "ValueError", "63 inputs would give the 'all' head 808 design columns"),
+], ids=["clash-first", "clash-last", "nan-last", "clash-after-category", "categories", "numbers"])
+def test_a_lone_event_past_the_bound_is_refused_for_what_it_was_refused_for_before(event, error, message):
+    learner = _bounded()
+    with pytest.raises(ValueError) as refused:  # (InvalidFeatureError is a ValueError)
+        learner.prequential_batch([event], [1])
+    assert type(refused.value).__name__ == error and str(refused.value).startswith(message), refused.value
