@@ -35,6 +35,7 @@ __all__ = ["LOOKUP_TIMEOUT_MS", "AssignmentListener", "RebalanceCallbacks", "Reb
 log = logging.getLogger("stream_cl.kafka")
 
 LOOKUP_TIMEOUT_MS = 10_000  # position / end-offset lookups (main thread, blocking), log starts on assign (awaited)
+WORK_BEAT_S = 1.0  # how often a rebalance's work beats the daemon's liveness while it lasts (off_the_io_thread)
 
 
 def ms_left(deadline: float) -> int:
@@ -128,10 +129,13 @@ class AssignmentListener(AsyncConsumerRebalanceListener):
         await self.source._on_revoked(set(lost), lost=True)
 
 
-async def off_the_io_thread(consumer, call: Callable, *args):
+async def off_the_io_thread(consumer, call: Callable, *args, beat: Callable[[], None] | None = None,
+                            beat_for_s: float = 0.0):
     """``call(*args)`` on a worker thread, awaited on kafka-python's IO thread, which meanwhile goes on
     sending the group's heartbeats (kafka-python 3 keeps them on while a rebalance listener runs, as long
-    as the listener gives its loop back).
+    as the listener gives its loop back). ``beat``: called every :data:`WORK_BEAT_S` while the work lasts, for
+    ``beat_for_s`` at most (the time the group waits for it), so that ``/healthz`` does not read the work as a
+    stalled loop while the group still counts on it, and does once the group no longer does.
 
     A revocation's commit (every changed part encoded, a transaction, a checkpoint) ran on the IO thread
     itself, where no heartbeat goes out: review r110 measured 15 s for 24 parts of a 150-input model and a
@@ -139,17 +143,22 @@ async def off_the_io_thread(consumer, call: Callable, *args):
     dropped the member, fenced its commit, and the group reshuffled for as long as traffic went on. A
     listener's time is now bounded by the rebalance timeout (``kafka.max_poll_interval_ms``) instead. The
     main thread is blocked in ``poll()`` until the listener returns, so the worker has the owner's state to
-    itself, as the IO thread had. A consumer without kafka-python's event loop (a test's fake) calls inline.
+    itself, as the IO thread had. A consumer without kafka-python's event loop (a test's fake) calls inline,
+    and so does a process that cannot start one more thread (with a warning).
     """
     # kafka-python private (no public way to wait on other work from a listener): listed in docs/daemon.md,
     # "kafka-python's private attributes", and checked by tests/unit/test_public_names_review44.py
-    loop = getattr(getattr(consumer, "_net", None), "call_soon_threadsafe", None)
+    net = getattr(consumer, "_net", None)
+    loop, later = getattr(net, "call_soon_threadsafe", None), getattr(net, "call_later", None)
     if loop is None:
         return call(*args)
     done = Future()
 
     def settle(outcome: Callable) -> None:  # on the IO thread: the task awaiting `done` is resumed there
-        loop(lambda: outcome() and None)
+        try:
+            loop(lambda: outcome() and None)
+        except Exception as e:  # noqa: BLE001 -- the IO loop closed or failed meanwhile: nobody awaits the outcome
+            log.warning("rebalance work ended after the consumer's event loop stopped (%s); its outcome is dropped", e)
 
     def work() -> None:
         try:
@@ -160,8 +169,30 @@ async def off_the_io_thread(consumer, call: Callable, *args):
         else:
             settle(lambda: done.success(value))
 
-    threading.Thread(target=work, name="stream-cl-rebalance", daemon=True).start()
+    try:
+        threading.Thread(target=work, name="stream-cl-rebalance", daemon=True).start()
+    except RuntimeError as e:  # "can't start new thread" (a process or memory limit): the work as it ran before
+        log.warning("rebalance work runs on the consumer's IO thread, no heartbeat going out meanwhile: no worker "
+                    "thread could be started (%s)", e)
+        return call(*args)
+    if beat is not None and later is not None:
+        until = time.monotonic() + beat_for_s
+
+        def tick() -> None:  # on the IO thread, while the work lasts and the group waits for it
+            if not done.is_done and time.monotonic() < until:
+                beat()
+                later(WORK_BEAT_S, tick)
+
+        later(WORK_BEAT_S, tick)
     return await done
+
+
+async def _owner_work(source, call: Callable, *args):
+    """The owner's ``call(*args)`` off the IO thread, beating its liveness (``hooks.on_wait``) for as long as
+    the group waits for a member's rebalance, ``kafka.max_poll_interval_ms`` (review r112: /healthz read a 10 s
+    takeover as a stalled loop, and a revocation may now wait 2 x ``commit_timeout_ms``)."""
+    return await off_the_io_thread(source.consumer, call, *args, beat=source.hooks.on_wait,
+                                   beat_for_s=source.cfg.max_poll_interval_ms / 1000)
 
 
 class RebalanceCallbacks:
@@ -170,7 +201,7 @@ class RebalanceCallbacks:
     async def _on_revoked(self, partitions: set[TopicPartition], lost: bool) -> None:
         mine = partitions & self.assigned
         if self.hooks is not None and mine:
-            await off_the_io_thread(self.consumer, self.hooks.on_revoke, mine, lost)
+            await _owner_work(self, self.hooks.on_revoke, mine, lost)
         for tp in partitions:
             self.positions.pop(tp, None)
             self.replay_until.pop(tp, None)
@@ -185,7 +216,7 @@ class RebalanceCallbacks:
         # kafka-python's poll goes on after a join that found no records, and the poll's end had not refreshed it)
         self._group = tuple(self.consumer.group_metadata())[:4]
         committed = await self._committed_async(partitions)
-        saved = await off_the_io_thread(self.consumer, self.hooks.on_assign, partitions) if self.hooks is not None else {}
+        saved = await _owner_work(self, self.hooks.on_assign, partitions) if self.hooks is not None else {}
         if saved is None:  # the owner stops (a fatal error of its own): no lookups, seeks or warnings
             return
         saved = dict(saved)

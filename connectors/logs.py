@@ -43,8 +43,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import IO, Any, Literal
 
-__all__ = ["LIFECYCLE_EVENTS", "JsonFormatter", "Redact", "StartupQuiet", "TextFormatter", "hide_secret", "log_event",
-           "setup_logging", "startup_done", "teardown_logging"]
+__all__ = ["LIFECYCLE_EVENTS", "JsonFormatter", "ListenerTiming", "Redact", "StartupQuiet", "TextFormatter", "hide_secret",
+           "log_event", "setup_logging", "startup_done", "teardown_logging"]
 
 # The lifecycle events the daemon logs (a guide for names, not a closed list).
 LIFECYCLE_EVENTS = ("start", "restore", "assignment", "revocation", "ready", "checkpoint", "commit",
@@ -96,6 +96,7 @@ def setup_logging(level: int | str = "INFO", fmt: Format = "auto", stream: IO[st
     # the process's filter: what hide_secret() was given before this call is masked too. First: StartupQuiet
     # keeps a message it holds back, which must be clean too
     handler.addFilter(_process_redact())
+    handler.addFilter(ListenerTiming())
     if hold_until_started:
         handler.addFilter(StartupQuiet(quiet))
     root.addHandler(handler)
@@ -226,6 +227,32 @@ class Redact(logging.Filter):
 
 
 _TRACEBACKS = logging.Formatter()  # formats a record's exception for Redact, as the handlers' formatters do
+
+
+class ListenerTiming(logging.Filter):
+    """kafka-python's warning of a rebalance listener over 1 s, without its advice: it says that the listener
+    blocks the event loop and heartbeats, and to move its work to a worker thread, which is where the daemon's
+    work runs (:func:`connectors.kafka_assignment.off_the_io_thread`) while the heartbeats go on (review r112).
+    The line and its duration stay: a long rebalance is still worth seeing.
+
+    >>> r = logging.LogRecord("kafka.coordinator.consumer", logging.WARNING, "", 0, ADVICE_FORMAT,
+    ...                       ("AssignmentListener", "on_partitions_revoked", "g", 9.6), None)
+    >>> ListenerTiming().filter(r), r.getMessage()[-69:]
+    (True, 'took 9.600s (the daemon work, on a worker thread: heartbeats went on)')
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "kafka.coordinator.consumer" and record.msg == ADVICE_FORMAT:
+            record.msg = ("Rebalance listener %s.%s for group %s took %.3fs (the daemon work, on a worker thread: "
+                          "heartbeats went on)")
+        return True
+
+
+# kafka-python 3.0.12's format (coordinator/consumer.py, _invoke_rebalance_listener_async); another release's
+# wording is left as it is
+ADVICE_FORMAT = ("Rebalance listener %s.%s for group %s took %.3fs. Sync listeners block the consumer event loop "
+                 "(including heartbeats) -- consider AsyncConsumerRebalanceListener or wrap blocking work in a "
+                 "worker thread.")
 
 
 class StartupQuiet(logging.Filter):

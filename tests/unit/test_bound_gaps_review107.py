@@ -64,9 +64,11 @@ def test_r107_a_revoked_partitions_offsets_are_forgotten():
 
     old, kept = TopicPartition("events-2026-12-01", 0), TopicPartition("events-2026-12-02", 0)
     told = []
-    source = SimpleNamespace(hooks=SimpleNamespace(on_revoke=lambda tps, lost: told.append((set(tps), lost))),
+    source = SimpleNamespace(hooks=SimpleNamespace(on_revoke=lambda tps, lost: told.append((set(tps), lost)),
+                                                   on_wait=lambda: None),
                              assigned={old, kept}, positions={old: 7, kept: 9}, committed={old: 5, kept: 9},
-                             replay_until={old: 6}, consumer=None)  # (no kafka-python loop: hooks called inline)
+                             replay_until={old: 6}, consumer=None,  # (no kafka-python loop: hooks called inline)
+                             cfg=SimpleNamespace(max_poll_interval_ms=300_000))
     for lost in (False, True):
         asyncio.run(RebalanceCallbacks._on_revoked(source, {old}, lost=lost))
         assert source.positions == {kept: 9} and source.committed == {kept: 9} and source.replay_until == {}
