@@ -29,7 +29,7 @@ Run (writes the markdown table and a JSON with every number)::
     python -m benchmarks.continual --seeds 0 1 2 \\
         --markdown benchmarks/RESULTS_continual.md --json benchmarks/results_continual.json
 
-``--quick`` runs a few hundred events per part (the smoke test).
+``--quick`` is the smoke test: a few hundred events per task part, 3,000 per drift stream.
 """
 
 from __future__ import annotations

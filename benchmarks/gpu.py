@@ -14,8 +14,9 @@ Runs on CPU anywhere; on a machine with CUDA it measures both. Per width it repo
 Then the default learner, ``OnlineContinualLearner(device=...)``, on ``--streams`` of
 ``vs_river.py``, per device: batches of 256 (``prequential_batch``) and one event at a time
 (``predict_proba_one`` then ``learn_one``), with each device's accuracy and how often its
-predictions agree with the CPU's (``device="auto"`` picks CUDA where one is visible, so these
-rows are what a GPU machine's user gets by default).
+predictions agree with the CPU's (``device="auto"`` picks CUDA where one is visible and the
+model has 2,048 random features or more, RESULTS.md section 3c: the default learner's rows here
+show why it stays on the CPU below that).
 
 Last, ``--crossover-widths``: the learner with ``RandomFeatures(width)`` on Hyperplane, one
 event at a time and in batches of 256, per device, to find the width from which CUDA is the
@@ -214,7 +215,7 @@ def crossover_rows(devices: list[str], widths: str, seconds: float = 4.0) -> lis
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--widths", default="256,1024,2048")
     p.add_argument("--cuda-widths", default="256,1024,4096,8192")
     p.add_argument("--batch", type=int, default=1024)
