@@ -58,3 +58,24 @@ def test_a_commit_timeout_two_revocation_waits_cannot_fit_in_the_rebalance_is_re
     KafkaConfig(commit_timeout_ms=135_000)  # 270 s: 90% of the default 300 s
     KafkaConfig(commit_timeout_ms=150_000, max_poll_interval_ms=333_334)
     KafkaConfig(commit_timeout_ms=150_000, publisher="thread")  # the key is unread there (no publisher to give up)
+
+
+def test_a_file_runs_progress_and_append_are_named_idle_in_a_daemons_config():
+    """Review r100's left-out item: run.progress and run.append are a file run's (its progress line, its output
+    files); the daemon read neither and said nothing of them. The shipped daemon config set progress = false."""
+    tables = {"source": {"kind": "kafka"}, "kafka": {"topics": ["e"]}, "run": {"progress": False, "append": True}}
+    warnings = unread_keys(load_config_dict(tables), tables)
+    assert [w.split(":")[0] for w in warnings] == ["run.progress", "run.append"], warnings
+    assert all('does not read it' in w and 'set source.kind = "file" for a file run' in w for w in warnings)
+    file_run = {"source": {"kind": "file", "path": "e.jsonl"}, "run": {"progress": False, "append": True}}
+    assert unread_keys(load_config_dict(file_run), file_run) == []
+
+
+def test_the_shipped_daemon_config_sets_no_key_it_leaves_unread():
+    from pathlib import Path
+
+    from stream_cl.config import read_toml
+
+    path = Path(__file__).resolve().parents[2] / "deploy" / "config" / "daemon.toml"
+    tables = read_toml(path)
+    assert unread_keys(load_config_dict(tables), tables) == []
