@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .encoding import CATEGORY, MAX_ABS_VALUE
+from .encoding import CATEGORY, MAX_ABS_VALUE, NUMERIC
 
 __all__ = ["LATE", "NewColumns", "values_array"]
 
@@ -67,3 +67,9 @@ class NewColumns(list):
         if kind == CATEGORY or kind == LATE:
             self.own[base] = self.own.get(base, 0) + 1
         return len(self) - 1
+
+    def add_numbers(self, keys: list) -> None:
+        """:meth:`add` of each of ``keys`` as a number's input (no feature), in one step."""
+        self.extend(keys)
+        self.kinds.extend([NUMERIC] * len(keys))
+        self.bases.extend([None] * len(keys))

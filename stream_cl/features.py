@@ -456,23 +456,15 @@ class _Batch:
         if crowding and learned:  # (a prediction-only event makes nothing: it is refused nothing)
             self.new.crowding.append(key)
 
-    def refuse_past_room(self, keys: tuple, V: np.ndarray) -> None:
-        """Where a learning step asks for it (:attr:`ColumnRoom.refuse`), numeric ``keys`` (values ``V``) of
-        which one would pass the room are refused at once, through the learner's check of the batch's new
-        inputs with them: without indexing them one by one first (~5 µs of room bookkeeping each; the
-        per-event retry of a wide record made 882 columns before its refusal, review r109). The known keys'
-        kinds are checked first: a clash is refused as it was. The check gets what the bookkeeping would
-        have given it: every new key, and the first that takes a column held back."""
-        if self.room_factory is None and (self.room is None or self.room.refuse is None):
+    def refuse_past_room(self, fresh: list) -> None:
+        """Where a learning step asks for it (:attr:`ColumnRoom.refuse`), new numeric keys ``fresh`` (in order)
+        of which one would pass the room mark the batch refused (:attr:`refusing`) before any of them is
+        counted (~5 µs a key of the room's bookkeeping; the per-event retry of a wide record made 882 columns
+        before its refusal, review r109): the learner's check then gets what that bookkeeping would have given
+        it, every new key and the first that takes a column held back (noted here)."""
+        if len(fresh) < 2 or (self.room_factory is None and (self.room is None or self.room.refuse is None)):
             return
-        fresh = []
-        for c, key in enumerate(keys):
-            j = self.column(key)
-            if j is None:
-                fresh.append(key)
-            else:
-                self.same_kind(key, j, NUMERIC, float(V[0, c]))
-        room = self.resolve() if len(fresh) > 1 else None
+        room = self.resolve()
         if room is None or room.refuse is None:
             return
         room.ready(self.held_back)
@@ -480,12 +472,8 @@ class _Batch:
         first = min(((n - room.kept) // c + 1 for n, c in zip(room.left, room.cost(NUMERIC)) if c > 0), default=None)
         if first is None or first > len(fresh):
             return
-        trial = NewColumns()  # the batch's new inputs, then these: as NewColumns.add would make them
-        trial.extend((*self.new, *fresh))
-        trial.kinds, trial.bases = [*self.new.kinds, *[NUMERIC] * len(fresh)], [*self.new.bases, *[None] * len(fresh)]
-        trial.own, trial.crowding = dict(self.new.own), [*self.new.crowding, fresh[max(first, 1) - 1]]
+        self.new.crowding.append(fresh[max(first, 1) - 1])
         self.refusing, room.refuse = room.refuse, None
-        self.refuse(trial)
 
     def same_kind(self, key, j: int, kind: int, value) -> int:
         """``j``, the column of ``key``, unless that column holds the other kind of value (a
@@ -499,15 +487,26 @@ class _Batch:
         return j
 
     def numeric(self, keys: tuple, V: np.ndarray) -> list[int]:
-        """Columns of numeric ``keys`` (values ``V``), creating those not seen yet."""
-        self.refuse_past_room(keys, V)
-        cols = []
+        """Columns of numeric ``keys`` (values ``V``), creating those not seen yet: the known keys' kinds are
+        read first (a clash is refused before the bound), then the new ones are made, in their order."""
+        cols, fresh = [], []
         for c, key in enumerate(keys):
             j = self.column(key)
-            cols.append(self.create(key, NUMERIC, None) if j is None
-                        else self.same_kind(key, j, NUMERIC, float(V[0, c])))
-        if self.refusing is not None:  # one of them passed the room: refused with the rest of the group read
-            self.refuse(self.new)
+            if j is None:
+                fresh.append(c)
+                cols.append(-1)
+            else:
+                cols.append(self.same_kind(key, j, NUMERIC, float(V[0, c])))
+        if fresh:
+            new = [keys[c] for c in fresh]
+            self.refuse_past_room(new)
+            if self.refusing is not None:  # past the room: the check gets every new key, none of them indexed
+                self.new.add_numbers(new)
+                self.refuse(self.new)
+            for c, key in zip(fresh, new):
+                cols[c] = self.create(key, NUMERIC, None)
+            if self.refusing is not None:  # one passed the room as it was made: refused, the group's keys all read
+                self.refuse(self.new)
         return cols
 
     def known(self, keys: tuple, V: np.ndarray) -> tuple[list[int], np.ndarray]:
