@@ -234,10 +234,14 @@ class EventDecoder:
         except ValueError:  # an integer over Python's digit limit: read again, as a _LongInt
             try:
                 obj = _LONG_JSON.decode(text)
-            except (ValueError, RecursionError) as e:  # invalid all the same: what is wrong
+            except ValueError as e:  # invalid all the same: what is wrong
                 return _invalid(raw, e, origin)
-        except RecursionError as e:  # absurd nesting
-            return _invalid(raw, e, origin)
+            except RecursionError:
+                obj = _deep_loads(raw, text, origin)
+        except RecursionError:  # nested past the interpreter's recursion limit (~1,000 levels)
+            obj = _deep_loads(raw, text, origin)
+        if type(obj) is DeadLetter:
+            return obj
         if lone_surrogate(obj, text, escapes_only=not isinstance(raw, str)):
             # JSON's syntax but no character: an id or label holding one could not be written out
             # again (every output is UTF-8), nor a key in a checkpoint
@@ -782,6 +786,25 @@ def _unique_pairs(pairs: list) -> dict:
 
 # reads a document again to name the key it repeats (repeated_key): rare, so a Python call per object is fine
 _PAIRS_JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_int=_int_or_long)
+
+
+def _deep_loads(raw, text: str, origin: str):
+    """The JSON value of ``text``, which the parser refused for its nesting past the interpreter's
+    recursion limit, read again with the limit raised by :data:`_DEEPEST_JSON` (as :func:`repeated_key`
+    does): a valid record up to ~2,000 levels deep is then refused by the rule of the field that holds
+    the nesting (``too_deep`` in the features, ``bad_label`` in the label, ``not_an_object`` at the top:
+    review r109 L2), not as unreadable. Deeper than that, or invalid, its dead letter."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit + _DEEPEST_JSON)
+    try:
+        return _LONG_JSON.decode(text)
+    except json.JSONDecodeError as e:
+        return _invalid(raw, e, origin)
+    except (RecursionError, ValueError):
+        return _dead(raw, "malformed", f"unreadable JSON: nested deeper than the parser reads ({limit + _DEEPEST_JSON:,} "
+                     "levels)", origin)
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def _invalid(raw, e: Exception, origin: str) -> DeadLetter:
