@@ -24,6 +24,9 @@ __all__ = ["CR_ONLY", "CsvRecords", "without_eol"]
 
 _FIELD_END = re.compile(rb"[,\r\n]")  # what ends an unquoted CSV field
 
+# headers within a file said with a warning (each once): a followed file may never end
+MAX_HEADERS_SAID = 100
+
 
 class CsvRecords:
     """The rows of one CSV file as events (or dead letters), from its lines in order.
@@ -79,6 +82,7 @@ class CsvRecords:
         self._unusable: str | None = None  # why this file's header, read again, could not be used
         self._known: list[str] | None = None  # the header read before a restart: a file read again may lack its own
         self._repeated = False  # the header was met again within the file (said once)
+        self._said: set[tuple[str, ...]] = set()  # the headers met within the file: each said once (r109)
 
     @property
     def in_record(self) -> bool:
@@ -212,19 +216,40 @@ class CsvRecords:
             self._warnings.append(f"{origin}: a header of other columns within the file, and {error}: the rows "
                                   "after it are dead letters")
             return DeadLetter(line, "malformed", f"header not used: {error}", origin)
-        self._warnings.append(f"{origin}: a header of other columns within the file ({', '.join(cells)}; before: "
-                              f"{', '.join(self._header)}): the rows after it are read under it")
+        if self._first_time(cells):
+            self._warnings.append(f"{origin}: a header of other columns within the file ({', '.join(cells)}; before: "
+                                  f"{', '.join(self._header)}): the rows after it are read under it{self._said_once()}")
         self._header = cells
         return None
+
+    def _first_time(self, cells: list[str]) -> bool:
+        """Whether a header met within the file (``cells``, another than the one in use) is to be said: the
+        first time it comes, and only while fewer than :data:`MAX_HEADERS_SAID` were. Two writers that
+        alternate their column orders said every header: 5,000 lines on stderr for a 10,000-line file
+        (review r109); the rows are read under each header all the same."""
+        if not self._said:
+            self._said.add(tuple(self._header))  # the file's first header: coming back to it is no news
+        if len(self._said) > MAX_HEADERS_SAID or tuple(cells) in self._said:
+            return False
+        self._said.add(tuple(cells))
+        return True
+
+    def _said_once(self) -> str:
+        """The end of a header's warning: that it is said once, and when no more will be."""
+        if len(self._said) > MAX_HEADERS_SAID:
+            return f" (said once for each header; past {MAX_HEADERS_SAID}, new ones are read without a warning)"
+        return " (said once for each header)"
 
     def _header_repeated(self, cells: list[str], origin: str) -> None:
         """The header again, within the file (files joined by ``cat``, a writer that appends its header with
         each batch of rows: pandas ``to_csv(mode="a")``): no row. In another order, the rows after it are
-        read in its order; said with a warning then, and the first time the file repeats it."""
+        read in its order; said with a warning the first time each order comes (:meth:`_first_time`), and
+        the first time the file repeats it."""
         if cells != self._header:
-            self._warnings.append(f"{origin}: the header again, with its columns in another order "
-                                  f"({', '.join(cells)}; before: {', '.join(self._header)}): the rows after it are "
-                                  "read in its order")
+            if self._first_time(cells):
+                self._warnings.append(f"{origin}: the header again, with its columns in another order "
+                                      f"({', '.join(cells)}; before: {', '.join(self._header)}): the rows after it are "
+                                      f"read in its order{self._said_once()}")
             self._header = cells
         elif not self._repeated:
             self._warnings.append(f"{origin}: the header again (files joined, or a writer that appends its header "

@@ -59,7 +59,7 @@ def test_a_header_with_a_renamed_column_within_the_file_is_used_for_the_rows_aft
     assert [e.y for e in events] == ["fraud", "ok", "fraud", "ok"] and dead == []
     assert [sorted(e.x) for e in events] == [["amount", "score"]] * 2 + [["amount", "risk"]] * 2
     assert warnings == [f"{path}:4: a header of other columns within the file (id, amount, risk, label; before: "
-                        "id, amount, score, label): the rows after it are read under it"]
+                        "id, amount, score, label): the rows after it are read under it (said once for each header)"]
 
 
 def test_a_header_of_another_number_of_columns_within_the_file_stays_a_wrong_count_dead_letter(tmp_path):
