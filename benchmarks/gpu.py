@@ -202,7 +202,7 @@ def crossover_rows(devices: list[str], widths: str, seconds: float = 4.0) -> lis
     (up to 2,048 events), each for at most ``seconds`` (:func:`one_and_batched_rates`)."""
     events = materialise("Hyperplane", 2048 + 256 + 420, 42).events
     xs, ys = [x for x, _ in events], [y for _, y in events]
-    print(f"\ncrossover (Hyperplane, RandomFeatures(width)): events/s")
+    print("\ncrossover (Hyperplane, RandomFeatures(width)): events/s")
     print(f"{'width':>6} {'device':9} {'one ev/s':>9} {'batch ev/s':>10}")
     rows = []
     for width in map(int, widths.split(",")):

@@ -205,6 +205,7 @@ class Daemon:
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> int:
+        """The loop: poll, learn, publish and commit until asked to stop or failed; the exit code."""
         m, kcfg = self.metrics, self.config.kafka
         m.beat()
         m.state = "running"
@@ -314,10 +315,6 @@ class Daemon:
         self.router.process(batch, polled_at)
 
     # -- status and shutdown ---------------------------------------------------------------
-    def refresh_metrics(self) -> DaemonMetrics:
-        """Update the gauges of :attr:`metrics` from the source and the label store."""
-        return self.status.refresh(getattr(self, "source", None), self.pending, self.state)
-
     def _write_status(self, force: bool = False) -> None:
         self.status.write(getattr(self, "source", None), self.pending, self.step.stats.report(), force, self.state)
 

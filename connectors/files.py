@@ -12,6 +12,29 @@ dead letters with origin ``"<path>:<line>"``. Lines are read by
 :class:`~connectors.bounded_lines.BoundedLines`: a line longer than ``mapping.max_event_bytes``
 costs that many bytes of memory, never the whole line.
 
+``follow=True`` tails a growing file: at its end ``poll`` keeps the position, waits
+up to ``eof_wait_s`` for new data and returns what it has (possibly nothing); a last
+line without its newline is held until completed. With ``idle_timeout_s > 0`` the
+source is exhausted after that long without new data (a held partial line is then
+decoded as the last line); with 0 it follows forever. A file truncated in place
+(``copytruncate``) is read again from its start. That is checked at the start of
+each poll and while waiting at the end: the file is shorter than the read position,
+or its first bytes (up to 4 KiB) changed, so a file the writer already refilled past
+the old position is seen too. The limit: one refilled with the same first 4 KiB is
+not. When the path names another file (rotation by renaming), seen at the end of
+the open one, the rest of the open file is read, then the new one from its start,
+as ``tail -F`` does; lines written to the old file after that are not read. A new
+file at the path that cannot be opened is a warning (:meth:`FileSource.take_warnings`). A CSV
+file read again from its start, or a new one, starts with its header, or with a row
+read under the header read before when its first record is not a header (a writer
+that wrote its header once: :class:`~connectors.csv_records.CsvRecords`).
+
+A gzip stream that ends early (a file cut short by an interrupted copy) or is corrupt
+stops the reading there: the lines before it are read, then one ``malformed`` dead
+letter, a warning naming the file, the line and byte reached and the error, and
+:attr:`FileSource.error` holds that text (the run reports it and exits 1: the rest of the file
+is lost to it, unlike a bad line).
+
 >>> import tempfile, os
 >>> from stream_cl.config import MappingConfig
 >>> folder = tempfile.mkdtemp()
@@ -39,6 +62,7 @@ import zlib
 from pathlib import Path
 from typing import Literal
 
+from stream_cl.bounds import is_nonnegative
 from stream_cl.config import ConfigError, MappingConfig, SourceConfig
 from stream_cl.decode import EventDecoder
 from stream_cl.events import DeadLetter, Event
@@ -80,30 +104,7 @@ def _first_bytes(path: str | os.PathLike) -> bytes:
 
 
 class FileSource:
-    """Events from a JSONL or CSV file (see the module docstring); a :class:`Source`.
-
-    ``follow=True`` tails a growing file: at its end ``poll`` keeps the position, waits
-    up to ``eof_wait_s`` for new data and returns what it has (possibly nothing); a last
-    line without its newline is held until completed. With ``idle_timeout_s > 0`` the
-    source is exhausted after that long without new data (a held partial line is then
-    decoded as the last line); with 0 it follows forever. A file truncated in place
-    (``copytruncate``) is read again from its start. That is checked at the start of
-    each poll and while waiting at the end: the file is shorter than the read position,
-    or its first bytes (up to 4 KiB) changed, so a file the writer already refilled past
-    the old position is seen too. The limit: one refilled with the same first 4 KiB is
-    not. When the path names another file (rotation by renaming), seen at the end of
-    the open one, the rest of the open file is read, then the new one from its start,
-    as ``tail -F`` does; lines written to the old file after that are not read. A new
-    file at the path that cannot be opened is a warning (:meth:`take_warnings`). A CSV
-    file read again from its start, or a new one, starts with its header, or with a row
-    read under the header read before when its first record is not a header (a writer
-    that wrote its header once: :class:`~connectors.csv_records.CsvRecords`).
-
-    A gzip stream that ends early (a file cut short by an interrupted copy) or is corrupt
-    stops the reading there: the lines before it are read, then one ``malformed`` dead
-    letter, a warning naming the file, the line and byte reached and the error, and
-    :attr:`error` holds that text (the run reports it and exits 1: the rest of the file
-    is lost to it, unlike a bad line).
+    """Events from a JSONL or CSV file (see the module docstring: tail mode, gzip); a :class:`Source`.
 
     CSV: the first non-blank record is the header. A quoted field may hold line breaks
     (RFC 4180): its row is read from all its lines and has the first one's origin. A
@@ -134,8 +135,8 @@ class FileSource:
     ):
         if fmt not in _FORMATS:
             raise ValueError(f"fmt must be one of {', '.join(map(repr, _FORMATS))}, got {fmt!r}")
-        if idle_timeout_s < 0:
-            raise ValueError(f"idle_timeout_s must be >= 0 (0 = follow forever), got {idle_timeout_s!r}")
+        if not is_nonnegative(idle_timeout_s):  # the config's rule: NaN and infinity refused (review r117)
+            raise ValueError(f"idle_timeout_s must be a finite number >= 0 (0 = follow forever), got {idle_timeout_s!r}")
         self.path = os.fspath(path)
         self.follow = follow
         self.idle_timeout_s = idle_timeout_s

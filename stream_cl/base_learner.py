@@ -249,29 +249,37 @@ class StreamingClassifier(ContinualMonitoring, base.MiniBatchClassifier):
 
     # -- River's methods, from the batch ones ------------------------------------------
     def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0, partition: Hashable = None):
+        """Learn one labelled event (``w``: its weight, finite and > 0) in ``partition``'s part; returns
+        ``self``, ``x`` untouched. Refused (``ValueError``) before anything changes."""
         check_label(y)
         w = check_weight(w)
         self.prequential_batch([x], [y], None if w == 1.0 else [w], partition=partition)
         return self
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None, partition: Hashable = None):
+        """Learn a frame's rows in order (``y``: any labels; ``None`` where a row is only predicted), as
+        many :meth:`learn_one` calls would; returns ``self``, ``X`` and ``y`` untouched."""
         rows = frame_rows(X)
         self.prequential_batch(rows, y, frame_weights(w, len(rows)), partition=partition)  # y checked there (checked_labels)
         return self
 
     def predict_proba_one(self, x: Mapping, partition: Hashable = None) -> dict:
+        """``{class: probability}`` for ``x`` in ``partition``'s part, without learning (``{}`` before any label)."""
         rows = self.predict_proba_batch([x], partition=partition)  # (1, n classes); an untrained model judges x too
         return dict(zip(self.classes_, rows[0].tolist()))
 
     def predict_one(self, x: Mapping, partition: Hashable = None):
+        """The most probable class for ``x`` (``None`` before any label)."""
         proba = self.predict_proba_one(x, partition=partition)
         return max(proba, key=proba.get) if proba else None
 
     def predict_proba_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.DataFrame:
+        """A frame of probabilities, one column per class in ``classes_`` order, on ``X``'s index."""
         P = self.predict_proba_batch(frame_rows(X), partition=partition)  # (b, classes)
         return pd.DataFrame(P, columns=self.classes_, index=X.index)
 
     def predict_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.Series:
+        """The most probable class of each row, on ``X``'s index."""
         check_frame_columns(X)  # before X.index, below
         if not self.classes_:  # nothing learned yet: the frame is still judged as it would be later (r68 L6)
             self.predict_proba_many(X, partition=partition)

@@ -37,7 +37,7 @@ import numpy as np
 
 from .bounds import MIN_FORGETTING, POSITIVE, is_forgetting, is_nonnegative, is_open_unit, is_positive, is_real
 
-__all__ = ["MIN_FORGETTING", "check_bool", "check_int", "check_nonnegative", "check_positive", "check_seed",
+__all__ = ["MIN_FORGETTING", "check_bool", "check_dtype", "check_int", "check_nonnegative", "check_positive", "check_seed",
            "check_signal", "holds_missing", "is_forgetting", "is_nonnegative", "is_open_unit", "is_positive", "is_real"]
 
 
@@ -85,6 +85,12 @@ def check_int(v, name: str, minimum: int, example, optional: bool = False) -> No
     if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < minimum:  # numpy ints are taken
         raise ValueError(f"{name} must be an int >= {minimum}{' or None' if optional else ''}, got {v!r}; "
                          f"use e.g. {example}")
+
+
+def check_dtype(dtype) -> None:
+    """Refuse a float type other than torch's two the models compute in (a backbone's, a network's)."""
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
 
 
 def check_bool(v, name: str) -> None:

@@ -37,7 +37,7 @@ from .row_plan import RowKind
 from .shadows import ShadowRestarter
 from .state_checks import saved_count
 
-__all__ = ["ContinualSteps", "check_part_types"]
+__all__ = ["ContinualSteps", "check_parts"]
 
 # the continual-learning parameters: the kind each must be, with an example of one
 _PARTS = (
@@ -48,14 +48,18 @@ _PARTS = (
 )
 
 
-def check_part_types(**parts) -> None:
+def check_parts(**parts) -> None:
     """Refuse a continual-learning part (``replay=``, ``drift=``, ``homeostasis=``, ``imbalance=``)
     that is not ``None`` or of its kind, naming it: a string such as ``drift="adwin"`` would
-    otherwise fail later with an ``AttributeError`` that names nothing."""
+    otherwise fail later with an ``AttributeError`` that names nothing; and the drift response
+    ``"need"`` without the homeostasis whose need it raises (the rule for every learner that takes both)."""
     for name, kind, example in _PARTS:
         value = parts.get(name)
         if value is not None and not isinstance(value, kind):
             raise TypeError(f"{name} must be a {kind.__name__} such as {example}, or None; got {value!r}")
+    drift = parts.get("drift")
+    if drift is not None and "need" in drift.response and parts.get("homeostasis") is None:
+        raise ValueError("the drift response 'need' raises the homeostatic need: give homeostasis=Homeostasis() too")
 
 
 class ContinualSteps(ReplayedDesigns):
@@ -66,10 +70,8 @@ class ContinualSteps(ReplayedDesigns):
         return any(p is not None for p in (self.replay, self.drift, self.homeostasis, self.imbalance))
 
     def _init_continual(self) -> None:
-        check_part_types(**{name: getattr(self, name) for name, _, _ in _PARTS})
+        check_parts(**{name: getattr(self, name) for name, _, _ in _PARTS})
         check_int(self.control_every, "control_every", 1, 32)  # True would be taken as 1
-        if self.drift is not None and "need" in self.drift.response and self.homeostasis is None:
-            raise ValueError("the drift response 'need' raises the homeostatic need: give homeostasis=Homeostasis() too")
         self.replay_ = self.replay.clone() if self.replay is not None else None
         self.drift_ = self.drift.clone() if self.drift is not None else None
         self.homeostasis_ = self.homeostasis.clone() if self.homeostasis is not None else None
@@ -96,22 +98,27 @@ class ContinualSteps(ReplayedDesigns):
 
     @property
     def forgetting_(self) -> list[float]:
+        """Each head's forgetting factor now (a drift response or homeostasis may have lowered it)."""
         return [h.ridge.forgetting for h in self.heads_]
 
     @property
     def shadows_(self) -> dict:
+        """``{head index: shadow head}`` learning beside the served heads since an alarm (``restart`` response)."""
         return self.restarter_.shadows_ if self.restarter_ is not None else {}
 
     @property
     def n_restarts_(self) -> int:
+        """Heads restarted from their shadows, over every partition."""
         return sum(r.n_restarts_ for r in self._every_local("restarter_"))
 
     @property
     def n_restarts_skipped_(self) -> int:
+        """Shadow trials that ended with every head kept (no shadow was better), over every partition."""
         return sum(r.n_restarts_skipped_ for r in self._every_local("restarter_"))
 
     @property
     def n_remixes_(self) -> int:
+        """Mixture resets after an alarm (``remix`` response), over every partition."""
         return sum(self._every_local("remixes_"))
 
     def report(self) -> dict:

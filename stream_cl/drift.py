@@ -59,7 +59,7 @@ import numpy as np
 from river import base
 from river import drift as river_drift
 
-from .checks import MIN_FORGETTING, check_seed, check_signal, is_forgetting, is_real
+from .checks import MIN_FORGETTING, check_int, check_seed, check_signal, is_forgetting, is_real
 from .state_checks import CORRUPT, MAX_COUNT, saved_array, saved_count, saved_real
 
 __all__ = ["DETECTORS", "DIRECTION_WINDOW", "DIRECTION_Z", "DriftMonitor", "PARAM_RULES", "RESPONSES",
@@ -367,11 +367,9 @@ def _checked_monitor_args(detector, params, signal, response, direction, forget_
         raise TypeError(f"params must be a dict of the River detector's parameters, or None; got {params!r}")
     if not is_forgetting(forget_value):  # the heads' rule: the factor is set on them
         raise ValueError(f"forget_value must be in [{MIN_FORGETTING:g}, 1], got {forget_value!r}")
-    for name, v, fix in (("forget_events", forget_events, "labelled events the 'forget' response lasts, e.g. 300"),
-                         ("restart_after", restart_after, "labelled events shadows learn before a restart, e.g. 100"),
-                         ("max_alarms", max_alarms, "alarms kept in alarms_, e.g. 1000")):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {v!r}; use a whole number of {fix}")
+    check_int(forget_events, "forget_events", 1, "300 (labelled events the 'forget' response lasts)")
+    check_int(restart_after, "restart_after", 1, "100 (labelled events shadows learn before a restart)")
+    check_int(max_alarms, "max_alarms", 1, "1000 (alarms kept in alarms_)")
     check_seed(seed)  # the project's one seed rule; KSWIN's random.Random would take -1 or "a" silently
     check_detector_params(detector, params, seed)  # here, not at the first learned event (after the heads)
     return response

@@ -139,8 +139,9 @@ def time_columns(key: Hashable, seconds: float) -> dict:
     days = seconds / _DAY
     day = _TWO_PI * (days % 1.0)
     week = _TWO_PI * (((days + 3.0) % 7.0) / 7.0)  # 1970-01-01 was a Thursday: +3 makes Monday 0
-    return {f"{key}.hour_sin": math.sin(day), f"{key}.hour_cos": math.cos(day),
-            f"{key}.dow_sin": math.sin(week), f"{key}.dow_cos": math.cos(week)}
+    hs, hc, ds, dc = TIME_COLUMNS  # (one spelling of the names)
+    return {f"{key}.{hs}": math.sin(day), f"{key}.{hc}": math.cos(day),
+            f"{key}.{ds}": math.sin(week), f"{key}.{dc}": math.cos(week)}
 
 
 def flatten(x: Mapping | Iterable, max_depth: int = DEFAULT_MAX_DEPTH, nan: str = "reject",

@@ -246,6 +246,7 @@ class OnlineContinualLearner(LearnerState, OnlineParts, ContinualSteps, OneEvent
     # -- fitted attributes -------------------------------------------------------------
     @property
     def classes_(self) -> list:
+        """The classes seen, in the order of the heads' columns and of ``predict_proba_batch``'s."""
         return list(self.heads_[0].classes)
 
     @property

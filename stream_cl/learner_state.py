@@ -23,6 +23,7 @@ class LearnerState:
     """:meth:`state_dict` and :meth:`load_state_dict`, all or nothing (module docstring)."""
 
     def state_dict(self) -> dict:
+        """Settings and learned state, everything a restore needs (:meth:`load_state_dict`)."""
         # the memo's prior scores were computed from the heads' cached W, which their state_dict drops
         # (here too): a learn_one after the checkpoint recomputes them as the restored learner does,
         # bit for bit (the memo's scores differed from a fresh W's in the last bits)

@@ -73,7 +73,8 @@ class OnlineMLP:
         params = []
         if widths:
             params += [self._input_columns(keys, widths[0]), self._zeros(widths[0])]
-            gen = torch.Generator().manual_seed(int(self.seed) * 7919 + 17)
+            # torch takes seeds below 2**64: any seed check_seed takes works (review r117), the smaller ones as before
+            gen = torch.Generator().manual_seed((int(self.seed) * 7919 + 17) % 2**64)
             for i in range(1, len(widths)):
                 fan = widths[i - 1]
                 W = (torch.rand(widths[i], fan, generator=gen, dtype=torch.float64) * 2 - 1) * math.sqrt(6.0 / fan)

@@ -20,6 +20,7 @@ class ContinualMonitoring:
 
     @property
     def n_alarms_(self) -> int:
+        """Drift alarms (0 without drift detection)."""
         return self.drift_.n_alarms_ if self.drift_ is not None else 0
 
     @property
@@ -34,8 +35,10 @@ class ContinualMonitoring:
 
     @property
     def replay_size_(self) -> int:
+        """Events held in the replay buffer (0 without replay)."""
         return self.replay_.size_ if self.replay_ is not None else 0
 
     @property
     def replay_bytes_(self) -> int:
+        """The replay buffer's bytes (0 without replay)."""
         return self.replay_.nbytes_ if self.replay_ is not None else 0

@@ -63,6 +63,8 @@ class OneEventPath:
 
     @one_blas_thread
     def predict_proba_one(self, x: Mapping, partition: Hashable = None) -> dict:
+        """``{class: probability}`` for ``x``, without learning (``{}`` before any label): the batched path's
+        probabilities to rounding, computed for one row without its framework overhead."""
         classes = self.heads_[0].classes
         if not classes:  # nothing learned yet: the event is still judged as it would be later
             self.predict_proba_batch([x], partition=partition)
@@ -112,6 +114,8 @@ class OneEventPath:
 
     @one_blas_thread
     def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0, partition: Hashable = None):
+        """Learn one labelled event (``w``: its weight) in ``partition``'s part; returns ``self``, ``x``
+        untouched. The model after it is the batched path's to rounding (:meth:`prequential_batch` of the event)."""
         if not self._per_event:
             return super().learn_one(x, y, w, partition=partition)
         check_label(y)

@@ -75,6 +75,7 @@ class OnlineParts(HeadWidths, PartitionedLearner):
 
     @property
     def n_alarms_(self) -> int:
+        """Drift alarms, over every partition."""
         return sum(d.n_alarms_ for d in self._every_local("drift_"))
 
     @property
@@ -90,10 +91,12 @@ class OnlineParts(HeadWidths, PartitionedLearner):
 
     @property
     def replay_size_(self) -> int:
+        """Events held in the replay buffers, over every partition."""
         return sum(r.size_ for r in self._every_local("replay_"))
 
     @property
     def replay_bytes_(self) -> int:
+        """The replay buffers' bytes, over every partition."""
         return sum(r.nbytes_ for r in self._every_local("replay_"))
 
     # -- local state ----------------------------------------------------------------------

@@ -307,6 +307,7 @@ class PendingLabels(PendingState):
                 "evicted": self.evicted, "replaced": self.replaced, "early": self.early,
                 "pending": len(self._items), "waiting": len(self._early)}
 
+
 def _drop_older(items: OrderedDict, limit: float, at: int) -> int:
     """Drop the oldest entries of ``items`` whose time (``entry[at]``) is at or before ``limit``."""
     n = 0

@@ -18,10 +18,11 @@ with replay 9x-17x slower one event at a time, and the default learner's per-eve
 from __future__ import annotations
 
 import functools
-import numbers
 from collections.abc import Callable
 
 import threadpoolctl
+
+from .checks import check_int
 
 _limiter = None
 _managed = False  # set_threads was called: the process chose its threads, the learners leave them
@@ -36,9 +37,7 @@ def set_threads(n: int) -> None:
     :func:`one_blas_thread`); after an earlier call, it gives them their own counts back."""
     global _limiter, _managed, _torch_default
     # checked before anything changes: a refused call must leave the learners' one-thread default on
-    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
-        raise ValueError(f"set_threads(n): n must be an int >= 0 (0: the libraries' own counts), got {n!r}; "
-                         "use e.g. 1")
+    check_int(n, "set_threads(n): n", 0, "1 (0: the libraries' own counts)")
     if _limiter is not None:  # an earlier call's limits go first: 0 then means the libraries' own counts
         _limiter.restore_original_limits()
         _limiter = None

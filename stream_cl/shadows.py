@@ -167,7 +167,7 @@ class ShadowRestarter:
             i = int(entry["head"])
             self.shadows_[i] = self.make_head(i)
             self.shadows_[i].load_state_dict(entry["state"])
-            self.hits_[i] = saved_counts(entry["hits"], "shadow hits").reshape(2).tolist()
+            self.hits_[i] = saved_counts(entry["hits"], "shadow hits", size=2).reshape(2).tolist()  # (2,): shadow, head
             if self.balanced:  # (a state from before: judged on the rows from here on)
                 self.by_class_[i] = {y: saved_counts([n, a, b], f"shadow hits of class {y!r}").tolist()
                                      for y, n, a, b in entry.get("by_class", [])}
@@ -175,7 +175,8 @@ class ShadowRestarter:
         self.started_at_ = saved_count(state.get("shadow_started", self.start_), "shadow_started", -1) if self.shadows_ else -1
         legacy = int(drift_state.get("shadow_start", -1)) if drift_state is not None else -1
         self.alarm_at_ = saved_count(state.get("alarm_at", legacy), "alarm_at", -1)
-        self.n_restarts_, self.n_restarts_skipped_ = saved_counts(state["restarts"], "restarts").reshape(2).tolist()
+        # (2,): restarts, restarts skipped
+        self.n_restarts_, self.n_restarts_skipped_ = saved_counts(state["restarts"], "restarts", size=2).reshape(2).tolist()
         return self
 
 

@@ -57,22 +57,24 @@ def saved_array(a, name: str, low: float = -math.inf, high: float = math.inf) ->
     out = np.array(a, dtype=np.float64)
     bad = ~(np.isfinite(out) & (out >= low) & (out <= high))
     if bad.any():
-        at = int(np.flatnonzero(bad.reshape(-1))[0])
+        at = int(np.flatnonzero(bad.reshape(-1))[0])  # (n,) flat, whatever the saved nesting: the first bad one
         rule = "finite numbers" if (low, high) == (-math.inf, math.inf) else f"finite numbers from {low:g} to {high:g}"
         raise ValueError(f"saved state: {name} must be {rule}, got {float(out.reshape(-1)[at])!r} at position {at} {CORRUPT}")
     return out
 
 
-def saved_counts(a, name: str, minimum: int = 0, maximum: int = MAX_COUNT) -> np.ndarray:
+def saved_counts(a, name: str, minimum: int = 0, maximum: int = MAX_COUNT, size: int | None = None) -> np.ndarray:
     """``a`` as an int64 array of integers in ``[minimum, maximum]`` (a copy; whole floats, as older
-    states kept some, are taken)."""
+    states kept some, are taken), of ``size`` of them where given."""
     raw = np.asarray(a)
     if raw.size and raw.dtype.kind not in "iuf":
         raise ValueError(f"saved state: {name} must be integers, got {raw.dtype} values {CORRUPT}")
+    if size is not None and raw.size != size:  # (numpy's own reshape error named no field; review r117)
+        raise ValueError(f"saved state: {name} must be {size} integers, got {raw.size} {CORRUPT}")
     f = raw.astype(np.float64)  # exact up to 2**53, the largest taken: a larger int64 or uint64 is refused, not wrapped
     bad = ~(np.isfinite(f) & (f == np.round(f)) & (f >= minimum) & (f <= maximum))
     if bad.any():
-        at = int(np.flatnonzero(bad.reshape(-1))[0])
+        at = int(np.flatnonzero(bad.reshape(-1))[0])  # (n,) flat, whatever the saved nesting: the first bad one
         raise ValueError(f"saved state: {name} must be integers from {minimum} to {maximum}, got "
                          f"{raw.reshape(-1)[at].item()!r} at position {at} {CORRUPT}")
     return f.astype(np.int64)

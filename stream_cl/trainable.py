@@ -36,9 +36,9 @@ import torch
 
 from .backbones import OnlineStandardizer, resolve_device
 from .base_learner import StreamingClassifier, check_event_batch, check_tasks, checked_labels, control_ends
-from .checks import check_int, check_nonnegative, check_positive, check_seed
+from .checks import check_dtype, check_int, check_nonnegative, check_positive, check_seed
 from .column_bound import check_bound, check_held_back, check_network_inputs
-from .continual_steps import check_part_types
+from .continual_steps import check_parts
 from .encoding import DEFAULT_MAX_CATEGORIES
 from .features import FeatureIndex
 from .mlp import OnlineMLP
@@ -218,10 +218,12 @@ class TrainableLearner(TrainableNetwork, TrainableState, StreamingClassifier):
     # -- fitted attributes -------------------------------------------------------------
     @property
     def classes_(self) -> list:
+        """The classes seen, in the order of the output layer's units and of ``predict_proba_batch``'s."""
         return list(self._classes)
 
     @property
     def learning_rates_(self) -> list[float]:
+        """Each layer's learning rate now: ``lr`` scaled by homeostasis, where it is on."""
         scales = self.homeostasis_.learning_rate_scales(self.n_layers) if self.homeostasis_ is not None else [1.0] * self.n_layers
         return [self.lr * s for s in scales]
 
@@ -229,6 +231,7 @@ class TrainableLearner(TrainableNetwork, TrainableState, StreamingClassifier):
         return self.learning_rates_
 
     def report(self) -> dict:
+        """The learning rates, Adam updates and skipped steps, and the continual parts' state, JSON-ready."""
         # Adam steps not taken because they overflowed (OnlineMLP.train): above 0, lr is too large
         out = {"learning_rates": self.learning_rates_, "updates": self.n_updates_, "skipped_steps": self.net_.skipped_steps}
         if self.replay_ is not None:
@@ -308,6 +311,7 @@ class TrainableLearner(TrainableNetwork, TrainableState, StreamingClassifier):
     # -- prediction --------------------------------------------------------------------
     @one_blas_thread
     def predict_proba_batch(self, xs: Sequence[Mapping], partition: Hashable = None) -> np.ndarray:
+        """Probabilities (b, n_classes) in ``classes_`` order, without learning."""
         _one_partition(partition)
         X, M, _ = self.index_.vectorize_masked(xs, [False] * len(xs), self._room)  # each as if alone
         d = self.index_.width
@@ -322,8 +326,7 @@ class TrainableLearner(TrainableNetwork, TrainableState, StreamingClassifier):
 def _check_settings(hidden, lr, micro_batch, steps, weight_decay, replay, drift, homeostasis, hash_width, dtype,
                     seed, max_columns) -> None:
     """Refuse :class:`TrainableLearner`'s settings that could not train, each by name, before anything is built."""
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    check_dtype(dtype)
     if hidden is not None and (not isinstance(hidden, (tuple, list)) or not hidden):
         raise ValueError(f"hidden must be a non-empty tuple (or list) of positive ints, or None for no hidden layer; "
                          f"got {hidden!r}")
@@ -338,7 +341,7 @@ def _check_settings(hidden, lr, micro_batch, steps, weight_decay, replay, drift,
     check_seed(seed)  # a negative, float or None seed failed at the first event, after its columns were indexed
     check_bound(max_columns)
     check_network_inputs(hash_width, max_columns)  # before the feature index keeps a slot per hashed input
-    check_part_types(replay=replay, drift=drift, homeostasis=homeostasis)  # before drift.response is read
+    check_parts(replay=replay, drift=drift, homeostasis=homeostasis)  # before drift.response is read
     lr_high = homeostasis.lr_high if homeostasis is not None else None
     check_rate(lr, lr_high)
     check_decay(lr, weight_decay, lr_high)
@@ -347,8 +350,6 @@ def _check_settings(hidden, lr, micro_batch, steps, weight_decay, replay, drift,
         if bad:
             raise ValueError(f"the trainable learner supports the drift responses 'record' and 'need', not {bad}; "
                              "give DriftMonitor(..., response=('record',))")
-        if "need" in drift.response and homeostasis is None:
-            raise ValueError("the drift response 'need' raises the homeostatic need: give homeostasis=Homeostasis() too")
 
 
 def _row_widths(M_new: np.ndarray, labelled: np.ndarray, n_old: int) -> np.ndarray:

@@ -24,6 +24,7 @@ class TrainableNetwork:
 
     @property
     def n_layers(self) -> int:
+        """Layers with weights: the hidden ones and the output."""
         return self.net_.n_layers
 
     @property

@@ -28,6 +28,7 @@ class TrainableState:
     """:meth:`state_dict` and :meth:`load_state_dict` of :class:`~stream_cl.trainable.TrainableLearner`."""
 
     def state_dict(self) -> dict:
+        """Settings and learned state, everything a restore needs (:meth:`load_state_dict`)."""
         return {
             "identity": learner_identity(self, canonical=True),  # what _load refuses to differ from
             "index": self.index_.state_dict(), "scaler": self.scaler_.state_dict(), "classes": list(self._classes),

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..bounds import POSITIVE, is_positive
+from ..checks import check_int
 from .base import Backbone
 
 __all__ = ["RandomFeatures", "key_seed"]
@@ -57,8 +58,7 @@ class RandomFeatures(Backbone):
     may_refuse = False  # finite weights of clipped inputs: finite features (Backbone.may_refuse)
 
     def __init__(self, width: int = 512, kind: str = "relu", bandwidth: float = 1.0, seed: int = 0):
-        if not isinstance(width, int) or width < 0:
-            raise ValueError(f"width must be an int >= 0 (0: no random features), got {width!r}")
+        check_int(width, "width", 0, "512 (0: no random features)")  # numpy's ints taken, True refused (r117)
         if kind not in ("relu", "fourier"):
             raise ValueError(f"kind must be 'relu' or 'fourier', got {kind!r}")
         if not is_positive(bandwidth):  # a subnormal one made the features NaN (z / 1e-310 is inf; r96)

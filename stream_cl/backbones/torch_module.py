@@ -6,12 +6,12 @@ import contextlib
 import copy
 import hashlib
 import io
-import numbers
 import warnings
 from pathlib import Path
 
 import torch
 
+from ..checks import check_dtype, check_int
 from ..encoding import MAX_ABS_VALUE
 from .base import Backbone
 
@@ -59,10 +59,8 @@ class TorchBackbone(Backbone):
     """
 
     def __init__(self, module: torch.nn.Module | str, input_dim: int, dtype: str = "float32"):
-        if dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        if not isinstance(input_dim, numbers.Integral) or isinstance(input_dim, bool) or input_dim < 1:
-            raise ValueError(f"input_dim must be an int >= 1 (the inputs the module takes), got {input_dim!r}")
+        check_dtype(dtype)
+        check_int(input_dim, "input_dim", 1, "8 (the inputs the module takes)")
         self.module = module
         self.input_dim = input_dim
         self.dtype = dtype

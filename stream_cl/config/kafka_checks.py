@@ -12,9 +12,6 @@ import socket
 from .schema import ConfigError
 
 
-_SECURITY = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-
-
 TOPIC_RULE = "letters, digits, '.', '_' and '-', at most 249 characters, not '.' or '..'"  # legal_topic's, in words
 
 

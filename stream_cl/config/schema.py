@@ -83,7 +83,7 @@ MAX_THREADS = 256  # run.threads: far more than a numeric thread pool helps (tho
 # are 32-bit, and a larger count reached numpy or C as "Maximum allowed dimension exceeded" or an
 # OverflowError instead of an error naming the key
 MAX_COUNT = 2**31 - 1
-MAX_SEED = 2**32 - 1  # a 32-bit seed: the trainable model derives torch seeds from it by arithmetic
+MAX_SEED = 2**32 - 1  # a 32-bit seed, as most tools take; the library's classes take any int >= 0 (check_seed)
 MAX_TOTAL = 2**53  # run.max_events, replay.max_bytes: totals that may pass MAX_COUNT (exact as a JSON number)
 MAX_KEY_UNITS = 1_000  # model.key_units: threshold units per input feature (the default is 8)
 

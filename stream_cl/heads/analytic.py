@@ -128,10 +128,12 @@ class AnalyticClassifier(AnalyticDesign, AnalyticState, PartitionedLearner, Stre
     # -- fitted attributes -----------------------------------------------------------------
     @property
     def classes_(self) -> list:
+        """The classes seen, in the order of the head's columns and of ``predict_proba_batch``'s."""
         return list(self.head_.classes)
 
     @property
     def class_counts_(self) -> dict:
+        """``{class: weight of its labelled events}``, in ``classes_`` order."""
         return dict(zip(self.head_.classes, self.head_.counts))
 
     def _head_status(self) -> list[HeadStatus]:
@@ -148,6 +150,7 @@ class AnalyticClassifier(AnalyticDesign, AnalyticState, PartitionedLearner, Stre
 
     @property
     def intercept_(self) -> np.ndarray:
+        """(n_classes,), in ``classes_`` order."""
         W = self._weights()
         return W[0].copy() if W.size else np.zeros(0)
 
@@ -214,6 +217,7 @@ class AnalyticClassifier(AnalyticDesign, AnalyticState, PartitionedLearner, Stre
     # -- prediction ------------------------------------------------------------------------
     @one_blas_thread
     def predict_proba_batch(self, xs: Sequence[Mapping], partition: Hashable = None) -> np.ndarray:
+        """Probabilities (b, n_classes) in ``classes_`` order, without learning."""
         self._enter(partition, learn=False)
         X, _ = self.index_.vectorize(xs, [False] * len(xs), self._room)  # each as if alone; unseen keys: dropped
         Z = np.hstack([np.ones((len(xs), 1)), X[:, : self.index_.width]])

@@ -43,6 +43,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ..checks import check_int
+
 __all__ = [
     "average_accuracy",
     "backward_transfer",
@@ -78,8 +80,7 @@ def _matrix(R, trained: Sequence[int]) -> np.ndarray:
 
 
 def _window(window) -> int:
-    if not isinstance(window, (int, np.integer)) or isinstance(window, bool) or window < 1:
-        raise ValueError(f"window must be an int >= 1, got {window!r}; use a number of events such as 100")
+    check_int(window, "window", 1, "100 (events)")
     return int(window)
 
 

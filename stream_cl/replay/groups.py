@@ -128,6 +128,7 @@ class RowGroups:
     def _checked_groups_state(state: Mapping) -> tuple:
         """:meth:`_groups_state`'s values, each in its range (a ``ValueError`` otherwise), changing nothing."""
         keys = [key_from_state(k) for k in state["keys"]]
+        # (groups,) each, flat whatever the saved nesting
         key_seen = saved_counts(state["key_seen"], "replay key_seen").reshape(-1).tolist()
         key_last = saved_counts(state["key_last"], "replay key_last").reshape(-1).tolist()
         if not len(keys) == len(key_seen) == len(key_last):

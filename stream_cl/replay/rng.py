@@ -75,7 +75,7 @@ class CounterRandom:
 
     @classmethod
     def from_state(cls, state: Mapping) -> "CounterRandom":
-        pos = saved_counts(state["pos"], "random stream positions").reshape(-1).tolist()
+        pos = saved_counts(state["pos"], "random stream positions").reshape(-1).tolist()  # (2,) flat: uniform, normal
         if len(pos) != 2:
             raise ValueError(f"saved state: random stream positions must be two (uniform, normal), got {len(pos)}")
         r = cls(saved_count(state["seed"], "random seed", maximum=None))  # default_rng refused a negative seed at the next draw

@@ -24,7 +24,6 @@ from stream_cl.checkpoint import (
     sufficient_statistics,
 )
 from stream_cl.config import load_config_dict
-from stream_cl.pending import PendingLabels
 from stream_cl.pending_stores import PendingStores
 from source_kit import CommitAtOncePublisher, OnePartitionSource  # tests/unit/source_kit.py
 

@@ -147,7 +147,7 @@ def test_a_matrix_that_does_not_match_the_phases_is_refused():
 
 
 def test_a_window_below_one_is_refused():
-    with pytest.raises(ValueError, match="window must be an int >= 1, got 0; use a number of events"):
+    with pytest.raises(ValueError, match="window must be an int >= 1, got 0; use e.g. 100"):
         learning_curve([1, 0, 1], 0)
     with pytest.raises(ValueError, match="window must be an int >= 1, got 0"):
         sample_efficiency({0: [1, 1]}, {0: [1, 1]}, window=0)

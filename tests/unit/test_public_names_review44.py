@@ -266,12 +266,34 @@ def test_the_kafka_python_private_attributes_the_daemon_reads_exist():
         assert list(inspect.signature(consumer._coordinator.fetch_committed_offsets_async).parameters)[:2] == [
             "partitions", "timeout_ms"]
         assert callable(consumer._net.call_soon_threadsafe)  # kafka_assignment.off_the_io_thread
+        # unreadable_record.drop_failed_fetch (review r117): None until a fetch is parsed, then a PartitionRecords
+        assert hasattr(consumer._fetcher, "_next_partition_records")
+        assert consumer._fetcher._next_partition_records is None
+        assert callable(type(consumer._fetcher).PartitionRecords.drain)
     finally:
         consumer.close()
     doc = (ROOT / "docs" / "daemon.md").read_text()
     for name in ("_cluster", "_fetcher._fetch_offsets_by_times_async", "_coordinator.fetch_committed_offsets_async",
-                 "_net.call_soon_threadsafe"):
+                 "_net.call_soon_threadsafe", "_fetcher._next_partition_records"):
         assert f"`KafkaConsumer.{name}" in doc, name
+
+
+def test_the_other_libraries_private_names_exist():
+    """docs/daemon.md's second table (review r117): river's ``_get_params``, CPython's exit handlers'
+    runner, and the CRC module the daemon benchmark measures against."""
+    import atexit
+
+    from river import base, drift
+
+    assert drift.ADWIN(delta=0.01)._get_params()["delta"] == 0.01  # drift._check_params
+    assert callable(base.Base._get_params)  # part_exchange: a learner's settings
+    assert callable(atexit._run_exitfuncs)  # early_signals
+    from kafka.record import _crc32c  # benchmarks/kafka_throughput.py
+
+    assert callable(_crc32c.crc)
+    doc = (ROOT / "docs" / "daemon.md").read_text()
+    for name in ("`Base._get_params()`", "`atexit._run_exitfuncs()`", "`kafka.record._crc32c`"):
+        assert name in doc, name
 
 
 def test_a_consumer_without_the_coordinator_attribute_reads_no_committed_offsets_and_says_so(caplog):
