@@ -588,6 +588,8 @@ def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server,
                 daemon = Daemon.from_config(config, stop, metrics, **of_run)
         except Exception as e:
             failure = e
+    if daemon is None and metrics is not None and not stop.is_set() and _broker_away(failure, config):
+        return EXIT_RESET, metrics  # a rebuild the broker was away for: built again (_build_and_run's backoff)
     if daemon is None:  # the run ends here: what an earlier build's daemon read is said before the closing line
         _say_final_mapping_warnings(checks)
         return _not_built(config, stop, metrics, failure), metrics
@@ -602,6 +604,28 @@ def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server,
             daemon._abort()
             return EXIT_FAILED, daemon.metrics
     return daemon.run(), daemon.metrics
+
+
+def _broker_away(failure: Exception | None, config: Config) -> bool:
+    """Whether a rebuild after a start over failed for want of a broker (kafka-python's retriable errors,
+    "Unable to bootstrap"): said as ``broker_unreachable``, and the daemon is built again after the start
+    overs' backoff. The first start's daemon reached the brokers with these settings, so the outage is the
+    likely cause; a group went down whole when an outage passed ~60 s (the transaction's request timeout,
+    then the rebuild's bootstrap timeout: review r115 F1). A first start that cannot reach a broker still
+    exits 1 with the settings to check (:func:`_not_built`)."""
+    from kafka.errors import RetriableError
+
+    from .kafka import bootstrap_hint
+
+    if failure is None:
+        return False
+    hint = bootstrap_hint(failure, config.kafka)
+    if hint is None and not isinstance(failure, RetriableError):
+        return False
+    log_event(log, "broker_unreachable", level=logging.WARNING, error=f"{type(failure).__name__}: {failure}",
+              detail="the daemon could not be built again after a start over: no broker answered; it is built "
+                     "again after a wait (/readyz says not ready meanwhile)" + (f"; if this lasts: {hint}" if hint else ""))
+    return True
 
 
 @contextlib.contextmanager

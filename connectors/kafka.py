@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from importlib.util import find_spec
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import CorruptRecordError, KafkaError, KafkaTimeoutError, UnsupportedCodecError
+from kafka.errors import CorruptRecordError, KafkaError, KafkaTimeoutError, RetriableError, UnsupportedCodecError
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from stream_cl.config import HEARTBEAT_INTERVAL_MS, JOIN_POLL_MS, Config, ConfigError, KafkaConfig, MappingConfig
@@ -50,7 +50,7 @@ from stream_cl.pending import LabelDecoder
 
 from .kafka_assignment import LOOKUP_TIMEOUT_MS, AssignmentListener, RebalanceCallbacks, RebalanceHooks, tp_key
 from .kafka_topics import check_subscribed_topics, refuse_own_outputs
-from .logs import hide_secret
+from .logs import hide_secret, log_event
 from .sinks import DeliveryError, parse_origin
 from .unreadable_record import UnreadableRecords, step_over
 from .writable import unwritable
@@ -75,6 +75,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("stream_cl.kafka")
+BROKER_AWAY_SAY_S = 10.0  # a poll's broker errors: at most one line this often
 
 # lag()'s end offsets: one ListOffsets round trip per leader, on the loop, at most this often
 _LAG_LOOKUP_EVERY_S = 5.0
@@ -494,6 +495,7 @@ class KafkaSource(RebalanceCallbacks):
         # the last poll returned as many records as it asked for: more may wait, and the fetches' high watermarks
         # may be old (lag() looks the ends up only then: caught up, the lookup waits behind the parked fetch)
         self.behind = False
+        self._away_said = -float("inf")  # when a poll's broker error was last said (at most one line a BROKER_AWAY_SAY_S)
         self._closed = False
         reading = dict(isolation_level=cfg.isolation_level, fetch_max_bytes=cfg.fetch_max_bytes,
                        max_partition_fetch_bytes=cfg.max_partition_fetch_bytes,
@@ -540,6 +542,8 @@ class KafkaSource(RebalanceCallbacks):
             raise _unreadable(e) from e
         except CorruptRecordError as e:  # one record kafka-python cannot parse: stepped over, a dead letter
             return self._step_over_unreadable(e, max_records)
+        except RetriableError as e:  # a broker away while the group (re)joins: kafka-python retries at the next poll
+            return self._broker_away(e, timeout)
         self._group = tuple(self.consumer.group_metadata())[:4]  # this poll's generation (commits in callbacks use it)
         items: list = []
         raw: dict = {}
@@ -579,6 +583,18 @@ class KafkaSource(RebalanceCallbacks):
         self.behind = len(items) + self.skipped - skipped_before >= max_records
         checks.observe_times(items)  # nothing to do once the sample is complete
         return PolledBatch(items, raw, frozenset(silent) if silent else frozenset())
+
+    def _broker_away(self, error: RetriableError, timeout_ms: int) -> PolledBatch:
+        """A poll's retriable error (a refused connection while the member looks up its group coordinator,
+        during a broker restart): nothing read, said at most once per :data:`BROKER_AWAY_SAY_S`, after the
+        poll's own wait. It escaped ``poll()`` and the daemon exited 1 (review r115 F3)."""
+        now = time.monotonic()
+        if now - self._away_said >= BROKER_AWAY_SAY_S:
+            self._away_said = now
+            log_event(log, "broker_unreachable", level=logging.WARNING, error=f"{type(error).__name__}: {error}",
+                      detail="a poll met a broker that is away; polling on (kafka-python retries at each poll)")
+        time.sleep(timeout_ms / 1000)  # the wait the poll would have had: no busy loop while the broker is away
+        return PolledBatch([], {}, frozenset())
 
     def _step_over_unreadable(self, error: CorruptRecordError, max_records: int) -> PolledBatch:
         """A poll's ``CorruptRecordError``: the dead letters of the offsets stepped over

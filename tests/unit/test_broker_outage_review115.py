@@ -1,0 +1,189 @@
+"""Review r115 (a consumer group on a real broker through outages; exactly-once held in all 14 runs):
+- F1: a rebuild after a start over that found no broker (an outage past ~60 s: the transaction's request
+  timeout, then the rebuild's bootstrap timeout) ended the run with exit 1 and the first start's "check the
+  address" hint, in every member at once: the group was down until restarted. A rebuild now says
+  ``broker_unreachable`` and is built again after the start overs' backoff; a first start still exits 1.
+- F2: ``kafka.commit_timeout_ms`` counted from the loop's wait for the commit, which begins only when the
+  next commit is due: a quiet member kept a stuck commit 120 s (limit 60 s), looking healthy. It counts
+  from the commit's start now, and a turn of the loop that does not wait gives it up too.
+- F3: a refused connection while the member looked up its group coordinator (a broker restart during a
+  rebalance) escaped ``consumer.poll()``: the daemon exited 1 with a traceback. It is a
+  ``broker_unreachable`` line now, and the loop polls on.
+No broker here: the builds, the child's pipe and the consumer are stubs (the real-broker runs are r115's)."""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from multiprocessing.connection import Pipe
+
+import pytest
+from kafka import TopicPartition
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+import connectors.daemon as daemon_module
+from connectors import kafka as kafka_module
+from connectors.logs import JsonFormatter
+from connectors.publisher import ProcessPublisher
+from connectors.status import DaemonMetrics
+from connectors.transaction import TransactionAborted
+from stream_cl.config import load_config_dict
+
+UNABLE = KafkaTimeoutError("Unable to bootstrap from ['127.0.0.1:39592']")
+
+
+def _config(tmp_path):
+    return load_config_dict({
+        "model": {"kind": "analytic", "forgetting": [1.0]},
+        "kafka": {"topics": ["events"], "predictions_topic": "p", "group_id": "g"},
+        "checkpoint": {"dir": str(tmp_path / "ckpt")},
+        "metrics": {"enabled": False},
+    })
+
+
+def _events(records) -> list[dict]:
+    return [json.loads(JsonFormatter().format(r)) for r in records]
+
+
+# -- F1 ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("error", [UNABLE, KafkaConnectionError("111 ECONNREFUSED")])
+def test_a_rebuild_that_finds_no_broker_is_built_again(tmp_path, monkeypatch, caplog, error):
+    def away(cls, config, stop, metrics, **kwargs):
+        raise error
+
+    monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(away))
+    with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
+        code, _ = daemon_module._build_and_run_once(_config(tmp_path), threading.Event(), None, None, DaemonMetrics())
+    assert code == daemon_module.EXIT_RESET
+    (line,) = _events(caplog.records)
+    assert line["event"] == "broker_unreachable" and line["level"] == "WARNING"
+    assert type(error).__name__ in line["error"]
+
+
+def test_a_first_start_that_finds_no_broker_still_exits_1_with_the_settings_to_check(tmp_path, monkeypatch, caplog):
+    def away(cls, config, stop, metrics, **kwargs):
+        raise UNABLE
+
+    monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(away))
+    with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
+        code, _ = daemon_module._build_and_run_once(_config(tmp_path), threading.Event(), None, None, None)
+    assert code == daemon_module.EXIT_FAILED
+    assert [x["event"] for x in _events(caplog.records)] == ["failed"]
+
+
+def test_a_rebuild_that_fails_otherwise_still_ends_the_run(tmp_path, monkeypatch):
+    def broken(cls, config, stop, metrics, **kwargs):
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(broken))
+    code, _ = daemon_module._build_and_run_once(_config(tmp_path), threading.Event(), None, None, DaemonMetrics())
+    assert code == daemon_module.EXIT_FAILED
+
+
+def test_an_outage_through_several_rebuilds_ends_in_a_running_daemon_after_backed_off_waits(tmp_path, monkeypatch):
+    """The run: a daemon starts over (its commit timed out), three rebuilds find no broker, the fourth runs."""
+    builds, delays = [], []
+
+    class Ran:
+        def __init__(self, code):
+            self.code = code
+            self.metrics = DaemonMetrics()
+
+        def run(self):
+            return self.code
+
+    def from_config(cls, config, stop, metrics, **kwargs):
+        builds.append(metrics is not None)
+        if len(builds) == 1:
+            return Ran(daemon_module.EXIT_RESET)
+        if len(builds) <= 4:
+            raise UNABLE
+        return Ran(daemon_module.EXIT_OK)
+
+    monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(from_config))
+    monkeypatch.setattr(daemon_module, "_wait_before_rebuild", lambda stop, metrics, delay: delays.append(delay))
+    assert daemon_module._build_and_run(_config(tmp_path), threading.Event(), None, None) == daemon_module.EXIT_OK
+    assert builds == [False, True, True, True, True]
+    assert delays == [0.0, 1.0, 2.0, 4.0]  # at once after the first start over, then the backoff
+
+
+def test_a_stop_during_an_outage_ends_the_rebuilds_cleanly(tmp_path, monkeypatch, caplog):
+    stop = threading.Event()
+
+    def away(cls, config, stop_event, metrics, **kwargs):
+        stop.set()  # a SIGTERM while the build waited for a broker
+        raise UNABLE
+
+    monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(away))
+    with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
+        code, _ = daemon_module._build_and_run_once(_config(tmp_path), stop, None, None, DaemonMetrics())
+    assert code == daemon_module.EXIT_OK
+    assert [x["event"] for x in _events(caplog.records)] == ["shutdown"]
+
+
+# -- F2 ---------------------------------------------------------------------------------------------------------
+class _Writer:
+    error = None
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def put(self, message):
+        self.conn.send(message)
+
+
+class _Alive:
+    def poll(self):
+        return None
+
+
+def _publisher(timeout_s: float):
+    """A ProcessPublisher whose child takes the commit and never answers (a producer stuck in flush)."""
+    ours, theirs = Pipe(duplex=True)
+    parent = object.__new__(ProcessPublisher)
+    parent._conn, parent._proc, parent._writer = ours, _Alive(), _Writer(ours)
+    parent.commit_timeout_s, parent._committing, parent.sent = timeout_s, False, 0
+    return parent, theirs
+
+
+def test_a_commit_past_its_timeout_is_given_up_by_a_turn_that_does_not_wait():
+    parent, child = _publisher(60.0)
+    parent.start_commit([("events", 0, 7)], ("g", 1, "m", None))
+    assert child.recv()[0] == "commit"
+    assert parent.finish_commit(wait=False) is None  # under way, within its time: the loop goes on
+    parent._commit_started -= 61.0  # a minute on, no answer, no new event to make a commit due
+    with pytest.raises(TransactionAborted, match=r"did not answer commit within 60 s"):
+        parent.finish_commit(wait=False)
+
+
+def test_the_wait_for_a_commit_counts_from_its_start():
+    parent, _child = _publisher(60.0)
+    parent.start_commit([("events", 0, 7)], ("g", 1, "m", None))
+    parent._commit_started -= 59.9  # the loop waits only now: 0.1 s of the minute is left, not a new minute
+    with pytest.raises(TransactionAborted, match=r"within 60 s"):
+        parent.finish_commit(wait=True)
+
+
+# -- F3 ---------------------------------------------------------------------------------------------------------
+class _Refusing:
+    """A consumer whose poll meets a refused connection (the coordinator lookup of a broker restarting)."""
+
+    def __init__(self):
+        self.polls = 0
+
+    def poll(self, timeout_ms, max_records):
+        self.polls += 1
+        raise KafkaConnectionError("KafkaConnectionError: 111 ECONNREFUSED")
+
+
+def test_a_poll_that_meets_a_refused_connection_returns_nothing_and_says_so_once(monkeypatch, caplog):
+    source = object.__new__(kafka_module.KafkaSource)
+    # (an assigned partition: the poll waits poll_timeout_ms, not a join's longer wait)
+    source.consumer, source.assigned, source._away_said = _Refusing(), {TopicPartition("e", 0)}, -float("inf")
+    source.cfg = load_config_dict({"kafka": {"topics": ["e"], "predictions_topic": "p",
+                                             "poll_timeout_ms": 1}}).kafka
+    with caplog.at_level(logging.INFO, logger="stream_cl.kafka"):
+        batches = [source.poll(100) for _ in range(3)]
+    assert [b.items for b in batches] == [[], [], []] and source.consumer.polls == 3
+    (line,) = _events(caplog.records)  # at most one line per BROKER_AWAY_SAY_S
+    assert line["event"] == "broker_unreachable" and "ECONNREFUSED" in line["error"]
