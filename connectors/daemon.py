@@ -237,7 +237,8 @@ class Daemon:
                 return self._stop_failed(partial(_config_failed, ConfigError(str(e))))
             if (detail := not_authorised(e, self.config)) is not None:  # until an ACL changes, every start over fails
                 return self._stop_failed(partial(_not_authorised_failed, detail))
-            self.reset_reason = f"{'fenced' if isinstance(e, Fenced) else 'transaction aborted'}: {e}"
+            kind = "fenced" if isinstance(e, Fenced) else "transaction aborted"
+            self.reset_reason = str(e) if str(e).startswith(kind) else f"{kind}: {e}"  # (once: "fenced: fenced: ..." was said)
             return self._reset()
         except ConfigError as e:  # a setting the data outgrew (changelog.max_message_bytes): starting over meets it again
             return self._stop_failed(partial(_config_failed, e))

@@ -35,7 +35,7 @@ from stream_cl.config import ConfigError
 
 from .sinks import DeliveryError, PredictionWriter, no_metadata
 
-__all__ = ["DeadLetterRefused", "Fenced", "TransactionAborted", "TransactionalWriter", "dead_letter_refused",
+__all__ = ["DeadLetterRefused", "Fenced", "TransactionAborted", "TransactionalWriter", "dead_letter_refused", "named",
            "out_of_group"]
 
 log = logging.getLogger("stream_cl.transaction")
@@ -45,6 +45,18 @@ _FENCED = (ProducerFencedError, CommitFailedError, FencedInstanceIdError)
 
 class TransactionAborted(DeliveryError):
     """The transaction could not be committed: none of its records or offsets will ever be visible."""
+
+
+def named(error: BaseException) -> str:
+    """``"Type: message"``, once: kafka-python's errors begin their message with their type already
+    ("CommitFailedError: CommitFailedError: ..." in a start over's reason, review r115).
+
+    >>> from kafka.errors import CommitFailedError
+    >>> named(CommitFailedError("metadata mismatch")), named(ValueError("bad"))
+    ('CommitFailedError: metadata mismatch', 'ValueError: bad')
+    """
+    text, name = str(error), type(error).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 class Fenced(TransactionAborted):
@@ -168,7 +180,7 @@ class TransactionalWriter:
             producer.commit_transaction()
         except _FENCED as e:
             self._abort_quietly()
-            raise Fenced(f"fenced: {type(e).__name__}: {e}") from e
+            raise Fenced(f"fenced: {named(e)}") from e
         except DeadLetterRefused:
             self._abort_quietly()
             raise
@@ -176,7 +188,7 @@ class TransactionalWriter:
             # (the producer may raise the transaction's error itself, before the futures are looked at)
             refused = self._refused_dead_letter()
             self._abort_quietly()
-            failed = TransactionAborted(f"the transaction failed and was aborted: {type(e).__name__}: {e}")
+            failed = TransactionAborted(f"the transaction failed and was aborted: {named(e)}")
             raise refused or failed from e
         self.commits += 1
         if self.predictions is not None:

@@ -187,3 +187,38 @@ def test_a_poll_that_meets_a_refused_connection_returns_nothing_and_says_so_once
     assert [b.items for b in batches] == [[], [], []] and source.consumer.polls == 3
     (line,) = _events(caplog.records)  # at most one line per BROKER_AWAY_SAY_S
     assert line["event"] == "broker_unreachable" and "ECONNREFUSED" in line["error"]
+
+
+# -- a low finding: reasons said once -----------------------------------------------------------------------------
+class _CommitRefused:
+    """A transactional producer whose commit fails as r115 saw it (the group moved on while the broker froze)."""
+
+    def __init__(self):
+        self.aborted = 0
+
+    def init_transactions(self):
+        pass
+
+    def begin_transaction(self):
+        pass
+
+    def flush(self, timeout=None):
+        pass
+
+    def send_offsets_to_transaction(self, offsets, group):
+        from kafka.errors import CommitFailedError
+
+        raise CommitFailedError("Transaction offset commit failed due to consumer group metadata mismatch")
+
+    def abort_transaction(self, timeout_ms=None):
+        self.aborted += 1
+
+
+def test_a_fenced_commits_reason_names_its_error_once():
+    from connectors.transaction import Fenced, TransactionalWriter
+
+    writer = TransactionalWriter(_CommitRefused())
+    with pytest.raises(Fenced) as raised:
+        writer.commit([("events", 0, 7)], ("g", 3, "m", None))
+    assert str(raised.value) == ("fenced: CommitFailedError: Transaction offset commit failed due to consumer "
+                                 "group metadata mismatch")
