@@ -57,6 +57,10 @@ log = logging.getLogger("stream_cl.publisher")
 # output, enough to ride out a commit (the child flushing, a changelog record of megabytes
 # crossing the pipe) without letting the child fall further behind than that.
 QUEUED_MESSAGES = 8
+# how long an abort waits for the child to abort its open transaction itself before it is killed: a
+# transaction left open holds read_committed readers of the topics it wrote to until the broker's
+# transaction timeout (60 s) where no producer of its id comes again (a daemon that exits 1; review r115)
+RELEASE_S = 2.0
 
 
 class InlinePublisher:
@@ -129,6 +133,7 @@ class ProcessPublisher:
         self.sent = 0  # prediction records of committed transactions
         self._committing = False  # a commit was started and its answer not read yet
         self._commit_started = 0.0  # when (monotonic) the commit under way was started
+        self._unanswered = False  # the child did not answer within its time: stuck, not asked again
         ours, theirs = Pipe(duplex=True)
         self._conn: Connection = ours
         fd = theirs.fileno()
@@ -162,6 +167,7 @@ class ProcessPublisher:
             self._raise_if_send_failed()  # what it waits for never reached the child
             if time.monotonic() > deadline:
                 error = TransactionAborted if what == "commit" else DeliveryError  # the caller kills the child
+                self._unanswered = True
                 limit = timeout_s if limit_s is None else limit_s
                 raise error(f"the publisher process did not answer {what} within {limit:.0f} s")
         try:
@@ -257,10 +263,18 @@ class ProcessPublisher:
                 self._proc.wait()
 
     def abort(self) -> None:
-        """After a failure: stop the child at once; the open transaction is aborted (by the broker, at
-        the latest when its timeout passes, or by the next producer with the same transactional id)."""
+        """After a failure: stop the child; the open transaction is aborted. The child is asked to abort
+        it first, for up to :data:`RELEASE_S` (not while a commit is under way, nor when it left a request
+        unanswered); then, or where that fails, by the next producer with the same transactional id, or
+        by the broker when its timeout passes."""
         if self._proc.poll() is None:
-            self._proc.kill()  # first: a send blocked on the pipe fails, and the writer stops
+            if not (self._committing or self._unanswered or self._writer.error is not None):
+                try:
+                    self._send(("close",))  # after what is queued: it aborts the transaction, then answers
+                    self._conn.poll(RELEASE_S)
+                except Exception:  # noqa: BLE001 -- best effort: it is killed below either way
+                    pass
+            self._proc.kill()  # a send blocked on the pipe fails, and the writer stops
             self._proc.wait()
         self._writer.stop()
         self._conn.close()

@@ -222,3 +222,59 @@ def test_a_fenced_commits_reason_names_its_error_once():
         writer.commit([("events", 0, 7)], ("g", 3, "m", None))
     assert str(raised.value) == ("fenced: CommitFailedError: Transaction offset commit failed due to consumer "
                                  "group metadata mismatch")
+
+
+# -- a low finding: a failed daemon's child aborts its transaction itself ------------------------------------------
+class _Proc:
+    def __init__(self):
+        self.killed = False
+
+    def poll(self):
+        return 0 if self.killed else None
+
+    def kill(self):
+        self.killed = True
+
+    def wait(self, timeout=None):
+        return 0
+
+
+class _Queued(_Writer):
+    def stop(self):
+        pass
+
+
+def _child_publisher(**state):
+    ours, theirs = Pipe(duplex=True)
+    parent = object.__new__(ProcessPublisher)
+    parent._conn, parent._proc, parent._writer = ours, _Proc(), _Queued(ours)
+    parent.commit_timeout_s, parent._committing, parent._unanswered, parent.sent = 60.0, False, False, 0
+    for k, v in state.items():
+        setattr(parent, k, v)
+    return parent, theirs
+
+
+def test_an_abort_asks_the_child_to_abort_its_open_transaction_before_it_is_killed():
+    """A daemon that exits 1 killed its publisher child at once: the open transaction then held every
+    read_committed reader of the predictions until the broker's transaction timeout (up to ~70 s, r115)."""
+    parent, child = _child_publisher()
+    asked = []
+
+    def serve():
+        asked.append(child.recv())
+        child.send(("ok", 0))  # (the child: writer.close() aborted the transaction)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    parent.abort()
+    thread.join()
+    assert asked == [("close",)] and parent._proc.killed
+
+
+@pytest.mark.parametrize("state", [{"_unanswered": True}, {"_committing": True}])
+def test_a_stuck_or_committing_child_is_killed_at_once(state):
+    parent, child = _child_publisher(**state)
+    parent.abort()
+    assert parent._proc.killed
+    with pytest.raises(EOFError):  # nothing asked of it: the pipe's end, closed
+        child.recv()
