@@ -44,7 +44,10 @@ _FENCED = (ProducerFencedError, CommitFailedError, FencedInstanceIdError)
 
 
 class TransactionAborted(DeliveryError):
-    """The transaction could not be committed: none of its records or offsets will ever be visible."""
+    """The transaction could not be committed: none of its records or offsets will be visible, unless its
+    commit was sent and only the answer was lost (a request that timed out while the broker froze; review
+    r115): then the coordinator may still commit it. The daemon starts over from the group's committed
+    offsets, which the coordinator settles either way, so nothing is lost or published twice."""
 
 
 def named(error: BaseException) -> str:
