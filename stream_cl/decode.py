@@ -42,6 +42,7 @@ import json
 import numbers
 import re
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -723,21 +724,18 @@ def repeated_key(obj, raw: bytes | str) -> str | None:
     if ends == keys:
         return None
     doc = text.decode("utf-8-sig", "surrogatepass")
-    limit = sys.getrecursionlimit()
     # read again pair by pair; past Python's recursion limit (orjson reads 1,024 levels), with the limit raised
     # for this read (the parser's C recursion: a few hundred bytes of stack a level)
     for extra in (0, _DEEPEST_JSON):
-        sys.setrecursionlimit(limit + extra)
         try:
-            _PAIRS_JSON.decode(doc)
+            with _recursion_limit_raised(extra):
+                _PAIRS_JSON.decode(doc)
         except _Repeated as e:
             return e.key
         except ValueError:  # (parsed once already: not expected) nothing to say then
             return None
         except RecursionError:
             continue
-        finally:
-            sys.setrecursionlimit(limit)
         return None  # a string that begins with a colon, or an escaped quote before one: no key twice
     return UNNAMED_KEY
 
@@ -794,17 +792,30 @@ def _deep_loads(raw, text: str, origin: str):
     does): a valid record up to ~2,000 levels deep is then refused by the rule of the field that holds
     the nesting (``too_deep`` in the features, ``bad_label`` in the label, ``not_an_object`` at the top:
     review r109 L2), not as unreadable. Deeper than that, or invalid, its dead letter."""
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(limit + _DEEPEST_JSON)
     try:
-        return _LONG_JSON.decode(text)
+        with _recursion_limit_raised(_DEEPEST_JSON):
+            return _LONG_JSON.decode(text)
     except json.JSONDecodeError as e:
         return _invalid(raw, e, origin)
     except (RecursionError, ValueError):
-        return _dead(raw, "malformed", f"unreadable JSON: nested deeper than the parser reads ({limit + _DEEPEST_JSON:,} "
-                     "levels)", origin)
-    finally:
-        sys.setrecursionlimit(limit)
+        return _dead(raw, "malformed", f"unreadable JSON: nested deeper than the parser reads "
+                     f"({sys.getrecursionlimit() + _DEEPEST_JSON:,} levels)", origin)
+
+
+_LIMIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _recursion_limit_raised(extra: int):
+    """The interpreter's recursion limit raised by ``extra`` for one parse. The limit is the process's:
+    one such parse at a time, or two threads' raises and restores could leave it raised for good."""
+    with _LIMIT_LOCK:
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(limit + extra)
+        try:
+            yield
+        finally:
+            sys.setrecursionlimit(limit)
 
 
 def _invalid(raw, e: Exception, origin: str) -> DeadLetter:
