@@ -27,8 +27,8 @@ import time
 from collections.abc import Iterable, Sequence
 
 from kafka import KafkaProducer, TopicPartition
-from kafka.errors import (CommitFailedError, FencedInstanceIdError, InvalidTransactionTimeoutError, KafkaError,
-                          KafkaTimeoutError, MessageSizeTooLargeError, ProducerFencedError, UnknownError)
+from kafka.errors import (CommitFailedError, FencedInstanceIdError, InvalidTransactionTimeoutError, KafkaConnectionError,
+                          KafkaError, KafkaTimeoutError, MessageSizeTooLargeError, ProducerFencedError, UnknownError)
 from kafka.structs import ConsumerGroupMetadata, OffsetAndMetadata
 
 from stream_cl.config import ConfigError
@@ -118,6 +118,7 @@ class TransactionalWriter:
         # a send refused because a record of the open transaction failed: raised at the commit, once the
         # flush has settled every record, so the commit can tell which record failed, and why
         self._held: KafkaError | None = None
+        keep_transactional_requests(producer)
         try:
             producer.init_transactions()
             producer.begin_transaction()
@@ -240,6 +241,43 @@ class TransactionalWriter:
             self.producer.abort_transaction()
         except Exception as e:  # noqa: BLE001 -- a fenced or failed producer may not abort; the broker will
             log.debug("abort_transaction: %s: %s", type(e).__name__, e)
+
+
+class _ReadyOrNot:
+    """The client of a producer's sender thread, whose ``await_ready`` says False where kafka-python 3.0.12's
+    raises ``KafkaConnectionError("Node 1 not ready after 30000 ms")``; everything else is the client's.
+
+    The sender (``Sender._maybe_send_pending_request``) takes the next transactional request off its queue,
+    then waits for the transaction coordinator with ``await_ready``: on False it looks the coordinator up
+    again and queues the request again; on the exception (the coordinator's connection refused or timed
+    out: a broker restart) it looks the coordinator up but never queues the request again. The request
+    is lost: an AddPartitionsToTxn's partitions never join the transaction and their batches are never
+    sent (``flush()`` waits for the delivery timeout, 120 s), an EndTxn's ``commit_transaction()`` waits
+    for ever. That was the producer "stuck after a broker restart" until ``kafka.commit_timeout_ms``
+    (review r115 F4; r118: the warning "Got an exception when trying to find a node to send a
+    transactional request to" came before each hang)."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def await_ready(self, node_id, timeout_ms=30000):
+        try:
+            return self._client.await_ready(node_id, timeout_ms=timeout_ms)
+        except KafkaConnectionError:
+            return False
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def keep_transactional_requests(producer) -> None:
+    """Give ``producer``'s sender thread a client whose ``await_ready`` cannot lose a transactional request
+    (:class:`_ReadyOrNot`); nothing where the producer has no such sender (a stub, another kafka-python)."""
+    sender = getattr(producer, "_sender", None)
+    client = getattr(sender, "_client", None)
+    if client is None or isinstance(client, _ReadyOrNot) or not hasattr(client, "await_ready"):
+        return
+    sender._client = _ReadyOrNot(client)
 
 
 SPLITS = 20  # a flush is retried for this many halvings of a batch (2**20 records are cut down to single ones)

@@ -278,3 +278,37 @@ def test_a_stuck_or_committing_child_is_killed_at_once(state):
     assert parent._proc.killed
     with pytest.raises(EOFError):  # nothing asked of it: the pipe's end, closed
         child.recv()
+
+
+# -- r118 F6: a rebuild whose publisher process found no broker -----------------------------------------------
+@pytest.mark.parametrize("detail", [
+    "cannot start the predictions producer: KafkaTimeoutError: Timeout waiting for init_transactions",
+    "cannot start the predictions producer: KafkaConnectionError: 111 ECONNREFUSED",
+    "the publisher process did not answer start within 60 s",
+])
+def test_a_rebuild_whose_publisher_found_no_broker_is_built_again(tmp_path, monkeypatch, caplog, detail):
+    from connectors.sinks import DeliveryError
+
+    def away(cls, config, stop, metrics, **kwargs):
+        raise DeliveryError(detail)
+
+    monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(away))
+    with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
+        code, _ = daemon_module._build_and_run_once(_config(tmp_path), threading.Event(), None, None, DaemonMetrics())
+    assert code == daemon_module.EXIT_RESET
+    assert [x["event"] for x in _events(caplog.records)] == ["broker_unreachable"]
+
+
+@pytest.mark.parametrize("detail", [
+    "cannot start the predictions producer: TransactionalIdAuthorizationFailedError: [Error 53] denied",
+    "cannot start the predictions producer: ValueError: a bug",
+])
+def test_a_rebuild_whose_publisher_failed_otherwise_ends_the_run(tmp_path, monkeypatch, detail):
+    from connectors.sinks import DeliveryError
+
+    def failed(cls, config, stop, metrics, **kwargs):
+        raise DeliveryError(detail)
+
+    monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(failed))
+    code, _ = daemon_module._build_and_run_once(_config(tmp_path), threading.Event(), None, None, DaemonMetrics())
+    assert code == daemon_module.EXIT_FAILED

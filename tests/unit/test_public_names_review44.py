@@ -272,10 +272,18 @@ def test_the_kafka_python_private_attributes_the_daemon_reads_exist():
         assert callable(type(consumer._fetcher).PartitionRecords.drain)
     finally:
         consumer.close()
+    from kafka import KafkaProducer  # transaction.keep_transactional_requests (review r118)
+
+    producer = KafkaProducer(bootstrap_servers="127.0.0.1:9", api_version=(2, 8))  # no broker: nothing asked yet
+    try:
+        assert callable(producer._sender._client.await_ready)
+    finally:
+        producer.close(timeout=1)
     doc = (ROOT / "docs" / "daemon.md").read_text()
     for name in ("_cluster", "_fetcher._fetch_offsets_by_times_async", "_coordinator.fetch_committed_offsets_async",
                  "_net.call_soon_threadsafe", "_fetcher._next_partition_records"):
         assert f"`KafkaConsumer.{name}" in doc, name
+    assert "`KafkaProducer._sender._client`" in doc
 
 
 def test_the_other_libraries_private_names_exist():
