@@ -94,11 +94,16 @@ log = logging.getLogger("stream_cl.daemon")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 EXIT_RESET = -1  # internal: fenced or partitions lost; run_daemon builds the daemon again
+EXIT_BROKER_AWAY = -2  # internal: a rebuild found no broker (_broker_away); run_daemon builds it again
 STARTUP_HOLD_S = 60.0  # kafka-python's start-up lines are held back until partitions come, at most this long
 # a daemon rebuilt after a start over that must start over again without having committed anything (the
 # same failure again, likely) is rebuilt after a wait: 1 s, doubling up to 60 s, so a member that cannot
 # commit does not hammer the broker with a new producer, a rejoin and a re-learn every second or two
 RESET_DELAY_S = (1.0, 60.0)
+# rebuilds that find no broker wait less (from 1 s, doubling up to this): each waits up to
+# kafka.bootstrap_timeout_ms for one anyway, and a member back up to 60 s after its broker came back
+# lengthened every outage (review r118 F7)
+BROKER_AWAY_DELAY_S = 5.0
 # a daemon rebuilt in the same process (a start over) restores its checkpoint and catches up with the
 # changelog as a first start does; its heartbeat goes on meanwhile for up to this long, the start-up
 # budget that deploy/k8s gives the first start (its startupProbe: 30 x 10 s), then /healthz says stalled
@@ -510,14 +515,16 @@ def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> i
         while True:
             committed, began = _committed(metrics), time.monotonic()
             code, metrics = _build_and_run_once(config, stop, on_ready, server, metrics, changelog, checks)
-            if code != EXIT_RESET:
+            if code not in (EXIT_RESET, EXIT_BROKER_AWAY):
                 return code
+            away = code == EXIT_BROKER_AWAY
             if stop.is_set():  # asked for before the daemon had to start over: its final commit was refused
                 _say_final_mapping_warnings(checks)
-                return _stopped_in_start_over(metrics)
+                return _stopped_before_built(metrics) if away else _stopped_in_start_over(metrics)
             brief = time.monotonic() - began < RESET_DELAY_S[1]
             again = rebuilt and brief and _committed(metrics) == committed
-            delay = min(max(2 * delay, RESET_DELAY_S[0]), RESET_DELAY_S[1]) if again else 0.0
+            most = BROKER_AWAY_DELAY_S if away else RESET_DELAY_S[1]
+            delay = min(max(2 * delay, RESET_DELAY_S[0]), most) if again else 0.0
             # a stop asked for during the wait ends the next build before it starts: the clean stop (exit 0)
             _wait_before_rebuild(stop, metrics, delay)
             on_ready = None  # once: the caller already holds the first daemon
@@ -568,8 +575,9 @@ def _wait_before_rebuild(stop: threading.Event, metrics: DaemonMetrics, delay: f
     if delay <= 0:
         return
     log_event(log, "rejoin_delayed", level=logging.WARNING, delay_s=delay,
-              detail=f"the daemon rebuilt last time had to start over too, having committed nothing: waiting "
-                     f"{delay:g} s (doubling each time again, up to {RESET_DELAY_S[1]:g} s; a commit ends it)")
+              detail=f"the daemon rebuilt last time had to start over too, having committed nothing, or found no "
+                     f"broker: waiting {delay:g} s (doubling each time again, up to {RESET_DELAY_S[1]:g} s, or "
+                     f"{BROKER_AWAY_DELAY_S:g} s while no broker answers; a commit ends it)")
     deadline = time.monotonic() + delay
     while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
         metrics.beat()
@@ -591,7 +599,7 @@ def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server,
         except Exception as e:
             failure = e
     if daemon is None and metrics is not None and not stop.is_set() and _broker_away(failure, config):
-        return EXIT_RESET, metrics  # a rebuild the broker was away for: built again (_build_and_run's backoff)
+        return EXIT_BROKER_AWAY, metrics  # built again after _build_and_run's (shorter) backoff
     if daemon is None:  # the run ends here: what an earlier build's daemon read is said before the closing line
         _say_final_mapping_warnings(checks)
         return _not_built(config, stop, metrics, failure), metrics

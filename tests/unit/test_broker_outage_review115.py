@@ -54,7 +54,7 @@ def test_a_rebuild_that_finds_no_broker_is_built_again(tmp_path, monkeypatch, ca
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(away))
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
         code, _ = daemon_module._build_and_run_once(_config(tmp_path), threading.Event(), None, None, DaemonMetrics())
-    assert code == daemon_module.EXIT_RESET
+    assert code == daemon_module.EXIT_BROKER_AWAY
     (line,) = _events(caplog.records)
     assert line["event"] == "broker_unreachable" and line["level"] == "WARNING"
     assert type(error).__name__ in line["error"]
@@ -96,15 +96,16 @@ def test_an_outage_through_several_rebuilds_ends_in_a_running_daemon_after_backe
         builds.append(metrics is not None)
         if len(builds) == 1:
             return Ran(daemon_module.EXIT_RESET)
-        if len(builds) <= 4:
+        if len(builds) <= 7:
             raise UNABLE
         return Ran(daemon_module.EXIT_OK)
 
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(from_config))
     monkeypatch.setattr(daemon_module, "_wait_before_rebuild", lambda stop, metrics, delay: delays.append(delay))
     assert daemon_module._build_and_run(_config(tmp_path), threading.Event(), None, None) == daemon_module.EXIT_OK
-    assert builds == [False, True, True, True, True]
-    assert delays == [0.0, 1.0, 2.0, 4.0]  # at once after the first start over, then the backoff
+    assert builds == [False] + [True] * 7
+    # at once after the first start over, then the backoff, up to 5 s while no broker answers (r118 F7: 60 s)
+    assert delays == [0.0, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
 
 
 def test_a_stop_during_an_outage_ends_the_rebuilds_cleanly(tmp_path, monkeypatch, caplog):
@@ -295,7 +296,7 @@ def test_a_rebuild_whose_publisher_found_no_broker_is_built_again(tmp_path, monk
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(away))
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
         code, _ = daemon_module._build_and_run_once(_config(tmp_path), threading.Event(), None, None, DaemonMetrics())
-    assert code == daemon_module.EXIT_RESET
+    assert code == daemon_module.EXIT_BROKER_AWAY
     assert [x["event"] for x in _events(caplog.records)] == ["broker_unreachable"]
 
 
@@ -312,3 +313,17 @@ def test_a_rebuild_whose_publisher_failed_otherwise_ends_the_run(tmp_path, monke
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(failed))
     code, _ = daemon_module._build_and_run_once(_config(tmp_path), threading.Event(), None, None, DaemonMetrics())
     assert code == daemon_module.EXIT_FAILED
+
+
+def test_a_stop_after_a_rebuild_found_no_broker_is_the_clean_stop(tmp_path, monkeypatch, caplog):
+    """Nothing was built, so nothing is lost: exit 0, not the failed stop of a daemon that had to start over."""
+    stop = threading.Event()
+
+    def away(config, stop_event, on_ready, server, metrics, changelog=None, checks=None):
+        stop.set()  # a SIGTERM just after the rebuild gave up
+        return daemon_module.EXIT_BROKER_AWAY, metrics or DaemonMetrics()
+
+    monkeypatch.setattr(daemon_module, "_build_and_run_once", away)
+    with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
+        assert daemon_module._build_and_run(_config(tmp_path), stop, None, None) == daemon_module.EXIT_OK
+    assert [x["event"] for x in _events(caplog.records)] == ["shutdown"]
