@@ -80,7 +80,7 @@ from . import check_environment  # noqa: E402
 from .authorisation import not_authorised  # noqa: E402
 from .commit import CommitCoordinator, CommitPolicy  # noqa: E402
 from .daemon_build import RunChangelog, build_daemon  # noqa: E402
-from .logs import log_event, setup_logging, startup_done  # noqa: E402
+from .logs import log_event, named, setup_logging, startup_done  # noqa: E402
 from .prometheus import TaskAccuracy  # noqa: E402
 from .router import Router  # noqa: E402
 from .state import CheckpointPolicy, CheckpointState  # noqa: E402
@@ -632,7 +632,7 @@ def _broker_away(failure: Exception | None, config: Config) -> bool:
     hint = bootstrap_hint(failure, config.kafka)
     if hint is None and not isinstance(failure, RetriableError) and not _publisher_found_no_broker(failure):
         return False
-    log_event(log, "broker_unreachable", level=logging.WARNING, error=f"{type(failure).__name__}: {failure}",
+    log_event(log, "broker_unreachable", level=logging.WARNING, error=named(failure),
               detail="the daemon could not be built again after a start over: no broker answered; it is built "
                      "again after a wait (/readyz says not ready meanwhile)" + (f"; if this lasts: {hint}" if hint else ""))
     return True

@@ -50,7 +50,7 @@ from stream_cl.pending import LabelDecoder
 
 from .kafka_assignment import LOOKUP_TIMEOUT_MS, AssignmentListener, RebalanceCallbacks, RebalanceHooks, tp_key
 from .kafka_topics import check_subscribed_topics, refuse_own_outputs
-from .logs import hide_secret, log_event
+from .logs import hide_secret, log_event, named
 from .sinks import DeliveryError, parse_origin
 from .unreadable_record import UnreadableRecords, step_over
 from .writable import unwritable
@@ -591,7 +591,7 @@ class KafkaSource(RebalanceCallbacks):
         now = time.monotonic()
         if now - self._away_said >= BROKER_AWAY_SAY_S:
             self._away_said = now
-            log_event(log, "broker_unreachable", level=logging.WARNING, error=f"{type(error).__name__}: {error}",
+            log_event(log, "broker_unreachable", level=logging.WARNING, error=named(error),
                       detail="a poll met a broker that is away; polling on (kafka-python retries at each poll)")
         time.sleep(timeout_ms / 1000)  # the wait the poll would have had: no busy loop while the broker is away
         return PolledBatch([], {}, frozenset())

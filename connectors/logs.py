@@ -44,7 +44,7 @@ from collections.abc import Iterable, Mapping
 from typing import IO, Any, Literal
 
 __all__ = ["LIFECYCLE_EVENTS", "JsonFormatter", "ListenerTiming", "Redact", "StartupQuiet", "TextFormatter", "hide_secret",
-           "log_event", "setup_logging", "startup_done", "teardown_logging"]
+           "log_event", "named", "setup_logging", "startup_done", "teardown_logging"]
 
 # The lifecycle events the daemon logs (a guide for names, not a closed list).
 LIFECYCLE_EVENTS = ("start", "restore", "assignment", "revocation", "ready", "checkpoint", "commit",
@@ -253,6 +253,19 @@ class ListenerTiming(logging.Filter):
 ADVICE_FORMAT = ("Rebalance listener %s.%s for group %s took %.3fs. Sync listeners block the consumer event loop "
                  "(including heartbeats) -- consider AsyncConsumerRebalanceListener or wrap blocking work in a "
                  "worker thread.")
+
+
+def named(error: BaseException) -> str:
+    """``"Type: message"``, once: kafka-python's errors begin their message with their type already
+    ("CommitFailedError: CommitFailedError: ..." in a start over's reason, review r115), as do the
+    ``error`` fields of ``broker_unreachable`` lines.
+
+    >>> from kafka.errors import CommitFailedError
+    >>> named(CommitFailedError("metadata mismatch")), named(ValueError("bad"))
+    ('CommitFailedError: metadata mismatch', 'ValueError: bad')
+    """
+    text, name = str(error), type(error).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 class StartupQuiet(logging.Filter):

@@ -328,7 +328,7 @@ class PipeWriter:
 def _serve(conn: Connection) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon owns shutdown: it closes us
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from .logs import hide_secret, setup_logging, startup_done
+    from .logs import hide_secret, named, setup_logging, startup_done
 
     try:
         _, options, predictions_topic, dead_topic, log_format, kafka_level = conn.recv()
@@ -350,7 +350,7 @@ def _serve(conn: Connection) -> int:
             conn.send(("config", str(e)))
             return 1
         kind = "fenced" if isinstance(e, Fenced) else "error"
-        conn.send((kind, f"cannot start the predictions producer: {type(e).__name__}: {e}{cause}"))
+        conn.send((kind, f"cannot start the predictions producer: {named(e)}{cause}"))
         return 1
     startup_done()
     try:

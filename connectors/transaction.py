@@ -33,9 +33,10 @@ from kafka.structs import ConsumerGroupMetadata, OffsetAndMetadata
 
 from stream_cl.config import ConfigError
 
+from .logs import named
 from .sinks import DeliveryError, PredictionWriter, no_metadata
 
-__all__ = ["DeadLetterRefused", "Fenced", "TransactionAborted", "TransactionalWriter", "dead_letter_refused", "named",
+__all__ = ["DeadLetterRefused", "Fenced", "TransactionAborted", "TransactionalWriter", "dead_letter_refused",
            "out_of_group"]
 
 log = logging.getLogger("stream_cl.transaction")
@@ -48,18 +49,6 @@ class TransactionAborted(DeliveryError):
     commit was sent and only the answer was lost (a request that timed out while the broker froze; review
     r115): then the coordinator may still commit it. The daemon starts over from the group's committed
     offsets, which the coordinator settles either way, so nothing is lost or published twice."""
-
-
-def named(error: BaseException) -> str:
-    """``"Type: message"``, once: kafka-python's errors begin their message with their type already
-    ("CommitFailedError: CommitFailedError: ..." in a start over's reason, review r115).
-
-    >>> from kafka.errors import CommitFailedError
-    >>> named(CommitFailedError("metadata mismatch")), named(ValueError("bad"))
-    ('CommitFailedError: metadata mismatch', 'ValueError: bad')
-    """
-    text, name = str(error), type(error).__name__
-    return text if text.startswith(name) else f"{name}: {text}"
 
 
 class Fenced(TransactionAborted):
