@@ -40,7 +40,6 @@ import contextlib
 import errno
 import logging
 import os
-import re
 import signal
 import threading
 import time
@@ -626,34 +625,18 @@ def _broker_away(failure: Exception | None, config: Config) -> bool:
     from kafka.errors import RetriableError
 
     from .kafka import bootstrap_hint
+    from .publisher import BrokerUnreachable
 
     if failure is None:
         return False
     hint = bootstrap_hint(failure, config.kafka)
-    if hint is None and not isinstance(failure, RetriableError) and not _publisher_found_no_broker(failure):
+    # (a publisher process's start that found none says so: BrokerUnreachable, review r118 F6)
+    if hint is None and not isinstance(failure, (RetriableError, BrokerUnreachable)):
         return False
     log_event(log, "broker_unreachable", level=logging.WARNING, error=named(failure),
               detail="the daemon could not be built again after a start over: no broker answered; it is built "
                      "again after a wait (/readyz says not ready meanwhile)" + (f"; if this lasts: {hint}" if hint else ""))
     return True
-
-
-def _publisher_found_no_broker(failure: Exception) -> bool:
-    """Whether ``failure`` is the publisher process's start that found no broker: it did not answer within
-    its time, or its producer failed with a retriable kafka-python error, which reaches the daemon as the
-    text of a :class:`DeliveryError` (review r118 F6: such a rebuild still ended the run)."""
-    import kafka.errors
-
-    from .sinks import DeliveryError
-
-    if not isinstance(failure, DeliveryError) or isinstance(failure, Fenced):
-        return False
-    text = str(failure)
-    if text.startswith("the publisher process did not answer start"):
-        return True
-    named = re.match(r"cannot start the predictions producer: (\w+):", text)
-    kind = getattr(kafka.errors, named.group(1), None) if named else None
-    return isinstance(kind, type) and issubclass(kind, kafka.errors.RetriableError)
 
 
 @contextlib.contextmanager

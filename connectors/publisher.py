@@ -42,13 +42,14 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection, Pipe
 
 from kafka import KafkaProducer
+from kafka.errors import RetriableError
 
 from stream_cl.config import ConfigError
 
 from .sinks import DeliveryError, prediction_row
 from .transaction import Fenced, TransactionAborted, TransactionalWriter
 
-__all__ = ["DeliveryError", "Fenced", "InlinePublisher", "ProcessPublisher", "TransactionAborted"]
+__all__ = ["BrokerUnreachable", "DeliveryError", "Fenced", "InlinePublisher", "ProcessPublisher", "TransactionAborted"]
 
 log = logging.getLogger("stream_cl.publisher")
 
@@ -61,6 +62,12 @@ QUEUED_MESSAGES = 8
 # transaction left open holds read_committed readers of the topics it wrote to until the broker's
 # transaction timeout (60 s) where no producer of its id comes again (a daemon that exits 1; review r115)
 RELEASE_S = 2.0
+
+
+class BrokerUnreachable(DeliveryError):
+    """The publisher process could not start for want of a broker: its producer failed with one of
+    kafka-python's retriable errors, or it did not answer within its time. A daemon rebuilt after a start
+    over is then built again rather than stopped (``connectors.daemon``; review r118 F6)."""
 
 
 class InlinePublisher:
@@ -166,7 +173,8 @@ class ProcessPublisher:
             self.check(during=what)
             self._raise_if_send_failed()  # what it waits for never reached the child
             if time.monotonic() > deadline:
-                error = TransactionAborted if what == "commit" else DeliveryError  # the caller kills the child
+                # (the caller kills the child)
+                error = {"commit": TransactionAborted, "start": BrokerUnreachable}.get(what, DeliveryError)
                 self._unanswered = True
                 limit = timeout_s if limit_s is None else limit_s
                 raise error(f"the publisher process did not answer {what} within {limit:.0f} s")
@@ -180,6 +188,8 @@ class ProcessPublisher:
             raise ConfigError(value)
         if kind == "aborted":
             raise TransactionAborted(value)
+        if kind == "unreachable":
+            raise BrokerUnreachable(value)
         if kind == "error":
             raise DeliveryError(value)
         return value
@@ -349,7 +359,7 @@ def _serve(conn: Connection) -> int:
         if isinstance(e, ConfigError):  # the message names the key; the daemon raises it as it is
             conn.send(("config", str(e)))
             return 1
-        kind = "fenced" if isinstance(e, Fenced) else "error"
+        kind = "fenced" if isinstance(e, Fenced) else "unreachable" if isinstance(e, RetriableError) else "error"
         conn.send((kind, f"cannot start the predictions producer: {named(e)}{cause}"))
         return 1
     startup_done()

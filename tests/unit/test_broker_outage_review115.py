@@ -19,7 +19,7 @@ from multiprocessing.connection import Pipe
 
 import pytest
 from kafka import TopicPartition
-from kafka.errors import KafkaConnectionError, KafkaTimeoutError
+from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 import connectors.daemon as daemon_module
 from connectors import kafka as kafka_module
@@ -283,16 +283,53 @@ def test_a_stuck_or_committing_child_is_killed_at_once(state):
 
 
 # -- r118 F6: a rebuild whose publisher process found no broker -----------------------------------------------
-@pytest.mark.parametrize("detail", [
-    "cannot start the predictions producer: KafkaTimeoutError: Timeout waiting for init_transactions",
-    "cannot start the predictions producer: KafkaConnectionError: 111 ECONNREFUSED",
-    "the publisher process did not answer start within 60 s",
+class _StartFails:
+    """The child's KafkaProducer, whose transactions cannot start with ``error``."""
+
+    error: Exception = KafkaTimeoutError("Timeout waiting for init_transactions")
+
+    def __init__(self, **options):
+        pass
+
+    def init_transactions(self):
+        raise self.error
+
+    def close(self, timeout=None):
+        pass
+
+
+@pytest.mark.parametrize(("error", "kind"), [
+    (KafkaTimeoutError("Timeout waiting for init_transactions"), "unreachable"),
+    (KafkaConnectionError("111 ECONNREFUSED"), "unreachable"),
+    (KafkaError("[Error 53] TransactionalIdAuthorizationFailedError"), "error"),
 ])
-def test_a_rebuild_whose_publisher_found_no_broker_is_built_again(tmp_path, monkeypatch, caplog, detail):
-    from connectors.sinks import DeliveryError
+def test_the_publisher_process_says_whether_its_start_found_no_broker(monkeypatch, error, kind):
+    from connectors import publisher
+
+    monkeypatch.setattr(_StartFails, "error", error)
+    monkeypatch.setattr(publisher, "KafkaProducer", _StartFails)
+    monkeypatch.setattr(publisher.signal, "signal", lambda *args: None)  # the child's own handlers, not pytest's
+    monkeypatch.setattr("connectors.logs.setup_logging", lambda *args, **kwargs: None)
+    ours, theirs = Pipe(duplex=True)
+    ours.send(("start", {}, "predictions", "", "text", logging.WARNING))
+    assert publisher._serve(theirs) == 1
+    said, detail = ours.recv()
+    assert said == kind and detail.startswith("cannot start the predictions producer: ")
+
+
+@pytest.mark.parametrize("answer", [("unreachable", "cannot start the predictions producer: KafkaTimeoutError: x"), None])
+def test_a_rebuild_whose_publisher_found_no_broker_is_built_again(tmp_path, monkeypatch, caplog, answer):
+    """The child's "unreachable" answer, or none within its time: BrokerUnreachable, and the daemon is built again."""
+    from connectors.publisher import BrokerUnreachable
+
+    parent, child = _publisher(60.0)
+    if answer is not None:
+        child.send(answer)
+    with pytest.raises(BrokerUnreachable) as raised:
+        parent._reply(0.0, "start")
 
     def away(cls, config, stop, metrics, **kwargs):
-        raise DeliveryError(detail)
+        raise raised.value
 
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(away))
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
