@@ -78,7 +78,7 @@ from stream_cl.prequential import DAEMON_MAX_POINTS, Prequential  # noqa: E402
 from . import check_environment  # noqa: E402
 from .authorisation import not_authorised  # noqa: E402
 from .commit import CommitCoordinator, CommitPolicy  # noqa: E402
-from .daemon_build import RunChangelog, build_daemon  # noqa: E402
+from .daemon_build import BrokerContact, RunChangelog, build_daemon  # noqa: E402
 from .logs import log_event, named, setup_logging, startup_done  # noqa: E402
 from .prometheus import TaskAccuracy  # noqa: E402
 from .router import Router  # noqa: E402
@@ -166,12 +166,12 @@ class Daemon:
     @classmethod
     def from_config(cls, config: Config, stop_event: threading.Event | None = None,
                     metrics: DaemonMetrics | None = None, changelog: RunChangelog | None = None,
-                    checks: MappingChecks | None = None) -> "Daemon":
+                    checks: MappingChecks | None = None, contact: BrokerContact | None = None) -> "Daemon":
         """The daemon ``config`` describes, its parts made in the order a refused start needs
-        (:func:`connectors.daemon_build.build_daemon`). ``changelog`` and ``checks`` (the mapping checks):
-        the run's (:func:`run_daemon` hands the same ones to every daemon it builds after a reset); without
-        them the daemon makes its own."""
-        return build_daemon(cls, config, stop_event, metrics, changelog, checks)
+        (:func:`connectors.daemon_build.build_daemon`). ``changelog``, ``checks`` (the mapping checks) and
+        ``contact`` (the first contact with a broker): the run's (:func:`run_daemon` hands the same ones to
+        every daemon it builds); without them the daemon makes its own."""
+        return build_daemon(cls, config, stop_event, metrics, changelog, checks, contact)
 
     # -- rebalance hooks (a worker thread; the loop is blocked in poll) ---------------------
     def on_revoke(self, partitions, lost: bool) -> None:
@@ -181,6 +181,9 @@ class Daemon:
         if lost:  # the group moved on: what this member did since its last commit must not count
             self.reset_reason = "partitions lost"
             return
+        m = self.metrics
+        if m.state == "running":  # /readyz 503 while the group waits on this commit (review r118 F8)
+            m.state = "revoking"
         try:
             # the positions the loop holds (no lookups: the loop's consumer is inside poll)
             self.commits.commit("revoke", partitions=set(self.source.assigned))
@@ -190,6 +193,9 @@ class Daemon:
         except Exception as e:  # noqa: BLE001 -- not committed: the state is ahead of the group's offsets
             self.reset_reason = f"commit at revocation failed: {type(e).__name__}: {e}"
             return
+        finally:
+            if m.state == "revoking":
+                m.state = "running"
         drop = getattr(self.state, "drop", None)
         if drop is not None and self.metrics.state != "stopping":  # (a stopping member's last status shows what it held)
             drop(partitions)  # their state went into the changelog with that commit
@@ -252,6 +258,10 @@ class Daemon:
         except Exception as e:
             if (detail := not_authorised(e, self.config)) is not None:  # a topic or group an ACL denies: no traceback
                 return self._stop_failed(partial(_not_authorised_failed, detail))
+            from .kafka_assignment import CommittedOffsetsUnreadable
+
+            if isinstance(e, CommittedOffsetsUnreadable):  # its text names the remedy: no traceback (review r118 F9)
+                return self._stop_failed(partial(_offsets_unreadable_failed, e))
             return self._stop_failed(_crashed)  # (called in this except clause: the traceback is logged)
 
     def _say_mapping_warnings(self, final: bool = False) -> None:
@@ -405,6 +415,16 @@ def _checkpoint_failed(error: CheckpointError) -> int:
     return EXIT_FAILED
 
 
+def _offsets_unreadable_failed(error: Exception) -> int:
+    """Log committed offsets the group coordinator never gave (:class:`~connectors.kafka_assignment.
+    CommittedOffsetsUnreadable`, whose text names the remedy) as the ``failed`` line; returns exit code 1:
+    once the transaction holding them ends, a restart resumes from the last commit."""
+    log_event(log, "failed", level=logging.ERROR, exit_code=EXIT_FAILED,
+              detail=f"committed offsets not readable: {error}; nothing after the last commit is visible, and a "
+                     "restart resumes from it")
+    return EXIT_FAILED
+
+
 def _crashed() -> int:
     """Log an unexpected error, called in the ``except`` clause that caught it: its traceback is for us;
     returns exit code 1."""
@@ -509,11 +529,12 @@ def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> i
 
     # one set of mapping checks too: a warning is said once per run, and a short topic judged by all it read
     checks = mapping_checks(config.kafka, config.mapping, config.model.time_features)
+    contact = BrokerContact(config.kafka, stop)  # and one first contact: whether a build reached a broker
     rebuilt, delay = False, 0.0
     try:
         while True:
             committed, began = _committed(metrics), time.monotonic()
-            code, metrics = _build_and_run_once(config, stop, on_ready, server, metrics, changelog, checks)
+            code, metrics = _build_and_run_once(config, stop, on_ready, server, metrics, changelog, checks, contact)
             if code not in (EXIT_RESET, EXIT_BROKER_AWAY):
                 return code
             away = code == EXIT_BROKER_AWAY
@@ -526,7 +547,8 @@ def _build_and_run(config: Config, stop: threading.Event, on_ready, server) -> i
             delay = min(max(2 * delay, RESET_DELAY_S[0]), most) if again else 0.0
             # a stop asked for during the wait ends the next build before it starts: the clean stop (exit 0)
             _wait_before_rebuild(stop, metrics, delay)
-            on_ready = None  # once: the caller already holds the first daemon
+            if metrics is not None:  # once: the caller already holds the first daemon
+                on_ready = None
             rebuilt = True
     finally:
         changelog.close()
@@ -568,9 +590,10 @@ def _committed(metrics: DaemonMetrics | None) -> int:
     return metrics.transactions["committed"] if metrics is not None else 0
 
 
-def _wait_before_rebuild(stop: threading.Event, metrics: DaemonMetrics, delay: float) -> None:
+def _wait_before_rebuild(stop: threading.Event, metrics: DaemonMetrics | None, delay: float) -> None:
     """Wait ``delay`` seconds before a start over (none: at once), or until a stop is asked for. The loop's
-    heartbeat goes on: the member waits on purpose, and /healthz must not have it restarted for that."""
+    heartbeat goes on: the member waits on purpose, and /healthz must not have it restarted for that
+    (``metrics`` None: no daemon was built yet, and /healthz says ``starting``)."""
     if delay <= 0:
         return
     log_event(log, "rejoin_delayed", level=logging.WARNING, delay_s=delay,
@@ -579,17 +602,18 @@ def _wait_before_rebuild(stop: threading.Event, metrics: DaemonMetrics, delay: f
                      f"{BROKER_AWAY_DELAY_S:g} s while no broker answers; a commit ends it)")
     deadline = time.monotonic() + delay
     while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
-        metrics.beat()
+        if metrics is not None:
+            metrics.beat()
         stop.wait(min(left, 1.0))
 
 
 def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server, metrics,
-                        changelog: RunChangelog | None = None,
-                        checks: MappingChecks | None = None) -> tuple[int, object]:
-    """Build a daemon and run it; returns its exit code and its metrics (the next build keeps them).
-    ``changelog``: the run's (closed by the caller); ``checks``: the run's mapping checks; None: the
-    daemon makes its own."""
-    of_run = {k: v for k, v in (("changelog", changelog), ("checks", checks)) if v is not None}
+                        changelog: RunChangelog | None = None, checks: MappingChecks | None = None,
+                        contact: BrokerContact | None = None) -> tuple[int, object]:
+    """Build a daemon and run it; returns its exit code and its metrics (the next build keeps them; None
+    while no daemon was built). ``changelog``: the run's (closed by the caller); ``checks``: the run's
+    mapping checks; ``contact``: the run's first contact with a broker; None: the daemon makes its own."""
+    of_run = {k: v for k, v in (("changelog", changelog), ("checks", checks), ("contact", contact)) if v is not None}
     daemon, failure = None, None
     if not stop.is_set():  # (else a stop asked for since the last look)
         try:
@@ -597,7 +621,9 @@ def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server,
                 daemon = Daemon.from_config(config, stop, metrics, **of_run)
         except Exception as e:
             failure = e
-    if daemon is None and metrics is not None and not stop.is_set() and _broker_away(failure, config):
+    # a rebuild, or a first start once a build of this run reached a broker (review r118 F5)
+    reached = metrics is not None or (contact is not None and contact.ever_reached)
+    if daemon is None and reached and not stop.is_set() and _broker_away(failure, config, rebuild=metrics is not None):
         return EXIT_BROKER_AWAY, metrics  # built again after _build_and_run's (shorter) backoff
     if daemon is None:  # the run ends here: what an earlier build's daemon read is said before the closing line
         _say_final_mapping_warnings(checks)
@@ -615,13 +641,14 @@ def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server,
     return daemon.run(), daemon.metrics
 
 
-def _broker_away(failure: Exception | None, config: Config) -> bool:
-    """Whether a rebuild after a start over failed for want of a broker (kafka-python's retriable errors,
-    "Unable to bootstrap"): said as ``broker_unreachable``, and the daemon is built again after the start
-    overs' backoff. The first start's daemon reached the brokers with these settings, so the outage is the
-    likely cause; a group went down whole when an outage passed ~60 s (the transaction's request timeout,
-    then the rebuild's bootstrap timeout: review r115 F1). A first start that cannot reach a broker still
-    exits 1 with the settings to check (:func:`_not_built`)."""
+def _broker_away(failure: Exception | None, config: Config, rebuild: bool = True) -> bool:
+    """Whether a build that follows a broker reached with these settings failed for want of a broker
+    (kafka-python's retriable errors, "Unable to bootstrap"): said as ``broker_unreachable``, and the daemon
+    is built again after the start overs' backoff. ``rebuild``: after a start over (else: a first start
+    whose broker went away during it). The outage is the likely cause: a group went down whole when an
+    outage passed ~60 s (the transaction's request timeout, then the rebuild's bootstrap timeout: review
+    r115 F1), and a member whose first start met a broker restart exited 1 with a traceback (r118 F5). A
+    first start that reaches no broker still exits 1 with the settings to check (:func:`_not_built`)."""
     from kafka.errors import RetriableError
 
     from .kafka import bootstrap_hint
@@ -633,9 +660,10 @@ def _broker_away(failure: Exception | None, config: Config) -> bool:
     # (a publisher process's start that found none says so: BrokerUnreachable, review r118 F6)
     if hint is None and not isinstance(failure, (RetriableError, BrokerUnreachable)):
         return False
+    what = "could not be built again after a start over" if rebuild else "lost the broker its start had reached"
     log_event(log, "broker_unreachable", level=logging.WARNING, error=named(failure),
-              detail="the daemon could not be built again after a start over: no broker answered; it is built "
-                     "again after a wait (/readyz says not ready meanwhile)" + (f"; if this lasts: {hint}" if hint else ""))
+              detail=f"the daemon {what}: no broker answered; it is built again after a wait "
+                     "(/readyz says not ready meanwhile)" + (f"; if this lasts: {hint}" if hint else ""))
     return True
 
 

@@ -32,12 +32,14 @@ log = logging.getLogger("stream_cl.daemon")
 
 
 def build_daemon(cls, config: Config, stop_event: threading.Event | None = None,
-                 metrics: DaemonMetrics | None = None, changelog: "RunChangelog | None" = None, checks=None):
+                 metrics: DaemonMetrics | None = None, changelog: "RunChangelog | None" = None, checks=None,
+                 contact: "BrokerContact | None" = None):
     """The daemon (of class ``cls``) that ``config`` describes. ``changelog``: the run's changelog
     (:func:`~connectors.daemon.run_daemon` hands the same one to every daemon it builds after a reset,
     and closes it when the run ends); without one the daemon makes its own and closes it when it ends.
     ``checks``: the run's :class:`~stream_cl.mapping_check.MappingChecks`, handed on the same way (None:
-    the source's own)."""
+    the source's own). ``contact``: the run's :class:`BrokerContact`, which remembers whether any build
+    of the run reached a broker (None: a contact of this build's own)."""
     from stream_cl.factory import build_learner
 
     from .kafka import KafkaSource, check_kafka_config, install_warnings, producer_options, transactional_id
@@ -60,7 +62,7 @@ def build_daemon(cls, config: Config, stop_event: threading.Event | None = None,
     own = changelog is None
     if own:
         changelog = RunChangelog()
-    contact = BrokerContact(kcfg, stop_event)
+    contact = contact.again() if contact is not None else BrokerContact(kcfg, stop_event)
     table = changelog.table_for(config, learner, contact)  # None: no changelog (off, or a learner without partition parts)
     make = ProcessPublisher if kcfg.publisher == "process" else InlinePublisher
     max_request = max(kcfg.max_message_bytes, config.changelog.max_message_bytes + 65_536 if table else 0)
@@ -110,11 +112,21 @@ class BrokerContact:
     with :class:`connectors.kafka.BootstrapStopped` (:func:`connectors.daemon.run_daemon` exits 0);
     the clients made after it find the broker at once. Without ``stop`` there is nothing to watch,
     and no wait.
+
+    One contact serves a run's builds (:meth:`again` before each): ``ever_reached`` says whether
+    one of them reached a broker, so that a start that fails once it did is taken for an outage,
+    not for settings to check (review r118 F5).
     """
 
     def __init__(self, kcfg, stop: threading.Event | None):
         self.kcfg, self.stop = kcfg, stop
         self.reached = stop is None
+        self.ever_reached = False
+
+    def again(self) -> "BrokerContact":
+        """For the next build: its first client waits for a broker again; ``ever_reached`` stays."""
+        self.reached = self.stop is None
+        return self
 
     def __call__(self) -> None:
         if self.reached:
@@ -122,7 +134,7 @@ class BrokerContact:
         from .kafka import admin_once_reached
 
         admin_once_reached(self.kcfg, self.stop).close()  # (its only use: the wait)
-        self.reached = True
+        self.reached = self.ever_reached = True
 
 
 class RunChangelog:

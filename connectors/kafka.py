@@ -48,7 +48,8 @@ from stream_cl.events import DeadLetter
 from stream_cl.mapping_check import MappingChecks
 from stream_cl.pending import LabelDecoder
 
-from .kafka_assignment import LOOKUP_TIMEOUT_MS, AssignmentListener, RebalanceCallbacks, RebalanceHooks, tp_key
+from .kafka_assignment import (LOOKUP_TIMEOUT_MS, AssignmentListener, CommittedOffsetsUnreadable, RebalanceCallbacks,
+                               RebalanceHooks, tp_key)
 from .kafka_topics import check_subscribed_topics, refuse_own_outputs
 from .logs import hide_secret, log_event, named
 from .sinks import DeliveryError, parse_origin
@@ -544,6 +545,10 @@ class KafkaSource(RebalanceCallbacks):
             return self._step_over_unreadable(e, max_records)
         except RetriableError as e:  # a broker away while the group (re)joins: kafka-python retries at the next poll
             return self._broker_away(e, timeout)
+        except KafkaError as e:  # kafka-python wraps a rebalance callback's error ("User rebalance callback throws ...")
+            if isinstance(e.__cause__, CommittedOffsetsUnreadable):
+                raise e.__cause__ from None  # the daemon's failed line says its text (it names the remedy)
+            raise
         self._group = tuple(self.consumer.group_metadata())[:4]  # this poll's generation (commits in callbacks use it)
         items: list = []
         raw: dict = {}

@@ -29,8 +29,8 @@ from stream_cl.config import JOIN_POLL_MS, TAKEOVER_SHARE_OF_POLL, TXN_ABORT_MAR
 
 from .logs import log_event
 
-__all__ = ["LOOKUP_TIMEOUT_MS", "AssignmentListener", "RebalanceCallbacks", "RebalanceHooks", "ms_left",
-           "off_the_io_thread", "resume_offset", "tp_key"]
+__all__ = ["LOOKUP_TIMEOUT_MS", "AssignmentListener", "CommittedOffsetsUnreadable", "RebalanceCallbacks",
+           "RebalanceHooks", "ms_left", "offsets_topic_partition", "off_the_io_thread", "resume_offset", "tp_key"]
 
 log = logging.getLogger("stream_cl.kafka")
 
@@ -48,6 +48,28 @@ _EARLIEST = -2  # ListOffsets' timestamp for a partition's first offset (kafka-p
 # long is never read as a stall. Tries of a session timeout (45 s by default) were, with a shorter
 # stall_timeout_s, and a liveness probe restarted a healthy member (review r80).
 WAIT_TRY_MS = JOIN_POLL_MS
+
+
+def offsets_topic_partition(group_id: str, partitions: int = 50) -> int:
+    """The partition of ``__consumer_offsets`` that holds ``group_id``'s offsets, where the broker's
+    ``offsets.topic.num.partitions`` is ``partitions`` (50 by default): the absolute value of the group
+    id's Java ``hashCode`` (0 for the smallest int), modulo that number, as Kafka's group coordinator reckons it.
+
+    >>> offsets_topic_partition("hello", 1), offsets_topic_partition("hello")  # "hello".hashCode() = 99162322
+    (0, 22)
+    """
+    code = 0
+    data = group_id.encode("utf-16-be")  # Java strings hash their UTF-16 code units
+    for i in range(0, len(data), 2):
+        code = (31 * code + int.from_bytes(data[i:i + 2], "big")) & 0xFFFF_FFFF
+    signed = code - (1 << 32) if code >= 1 << 31 else code
+    return (0 if signed == -(1 << 31) else abs(signed)) % partitions
+
+
+class CommittedOffsetsUnreadable(Exception):
+    """The group coordinator gave no committed offsets for partitions this member was assigned, for
+    as long as a departed member's open transaction can hold them: the daemon fails (exit 1) with
+    this text, which names the remedy, as its ``failed`` line (review r118 F9: it was a traceback)."""
 
 
 def tp_key(tp: TopicPartition) -> str:
@@ -313,14 +335,10 @@ class RebalanceCallbacks:
                 waited = time.monotonic() - started
                 where = sorted(map(tp_key, partitions))
                 if waited * 1000.0 >= budget_ms:
+                    detail = _unreadable_detail(cfg, where, waited)
                     log_event(log, "committed_offsets_unreadable", level=logging.ERROR, partitions=where,
-                              waited_s=round(waited, 1),
-                              detail="the group coordinator gave no committed offsets for these partitions; an open "
-                                     "transaction of a departed member lasts at most kafka.transaction_timeout_ms "
-                                     f"({cfg.transaction_timeout_ms} ms) unless the broker's transaction.max.timeout.ms "
-                                     "allows longer: check the broker and that every member has the same "
-                                     "kafka.transaction_timeout_ms")
-                    raise
+                              waited_s=round(waited, 1), detail=detail)
+                    raise CommittedOffsetsUnreadable(detail) from None
                 if self.hooks is not None:  # alive: /healthz must not read the wait as a stall
                     self.hooks.on_wait()
                 timeouts = int(waited * 1000.0 // cfg.session_timeout_ms)
@@ -331,3 +349,21 @@ class RebalanceCallbacks:
                           waited_s=round(waited, 1), budget_s=round(budget_ms / 1000.0, 1),
                           detail="committed offsets not readable yet: a departed member's open transaction may hold "
                                  "them until the broker aborts it (kafka.transaction_timeout_ms)")
+
+
+def _unreadable_detail(cfg, where: list[str], waited: float) -> str:
+    """What :class:`CommittedOffsetsUnreadable` says: the likely causes, and the remedy for the one that
+    lasts until an administrator acts (review r118 F9: after broker restarts during a commit, an offsets
+    write stayed open on ``__consumer_offsets`` with no producer left to end it)."""
+    part = offsets_topic_partition(cfg.group_id)
+    servers = cfg.bootstrap_servers if isinstance(cfg.bootstrap_servers, str) else ",".join(cfg.bootstrap_servers)
+    tool = f"kafka-transactions.sh --bootstrap-server {servers}"
+    return (f"the group coordinator gave no committed offsets for {', '.join(where)} in {waited:.0f} s; an open "
+            "transaction of a departed member lasts at most kafka.transaction_timeout_ms "
+            f"({cfg.transaction_timeout_ms} ms) unless the broker's transaction.max.timeout.ms allows longer: check "
+            "the broker and that every member has the same kafka.transaction_timeout_ms. A transaction left open on "
+            "__consumer_offsets with no producer to end it (seen after broker restarts during a commit) holds them "
+            f"until it is aborted: `{tool} describe-producers --topic __consumer_offsets --partition {part}` lists "
+            f"it (partition {part} where offsets.topic.num.partitions is 50, the default; else the group id's Java "
+            f"hashCode modulo that number) and `{tool} abort --topic __consumer_offsets --partition {part} "
+            "--start-offset <its CurrentTransactionStartOffset>` ends it")

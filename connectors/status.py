@@ -51,7 +51,7 @@ class DaemonMetrics:
     """
 
     started_at: float = field(default_factory=time.time)
-    state: str = "starting"  # starting, running, stopping, stopped, failed
+    state: str = "starting"  # starting, running, revoking, rejoining, stopping, stopped, failed
     records: int = 0
     events: Counter = field(default_factory=Counter)
     dead_letters: Counter = field(default_factory=Counter)  # by reason

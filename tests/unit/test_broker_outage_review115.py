@@ -9,6 +9,8 @@
 - F3: a refused connection while the member looked up its group coordinator (a broker restart during a
   rebalance) escaped ``consumer.poll()``: the daemon exited 1 with a traceback. It is a
   ``broker_unreachable`` line now, and the loop polls on.
+Review r118 F5 (a first start that had reached the broker and met its restart exited 1 with a traceback) is
+here too: such a start is an outage, as a rebuild's is.
 No broker here: the builds, the child's pipe and the consumer are stubs (the real-broker runs are r115's)."""
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 import connectors.daemon as daemon_module
 from connectors import kafka as kafka_module
+from connectors.daemon_build import BrokerContact
 from connectors.logs import JsonFormatter
 from connectors.publisher import ProcessPublisher
 from connectors.status import DaemonMetrics
@@ -121,6 +124,86 @@ def test_a_stop_during_an_outage_ends_the_rebuilds_cleanly(tmp_path, monkeypatch
         code, _ = daemon_module._build_and_run_once(_config(tmp_path), stop, None, None, DaemonMetrics())
     assert code == daemon_module.EXIT_OK
     assert [x["event"] for x in _events(caplog.records)] == ["shutdown"]
+
+
+# -- r118 F5: a first start that reached the broker, then met its restart, exited 1 with a traceback -------------
+LOST = KafkaConnectionError("socket disconnected")  # (create_topics of the changelog, as r118 saw it)
+
+
+def _reaching(errors):
+    """A ``from_config`` whose builds reach the broker (the run's contact says so) and raise ``errors`` one by
+    one (``UNABLE``: finds no broker; ``None``: a daemon whose run ends at once with exit 0)."""
+    builds = []
+
+    class Ran:
+        metrics = DaemonMetrics()
+
+        def run(self):
+            return daemon_module.EXIT_OK
+
+    def from_config(cls, config, stop, metrics, contact=None, **kwargs):
+        builds.append(metrics)
+        error = errors[len(builds) - 1]
+        contact = contact.again()  # as build_daemon does
+        if error is not UNABLE:  # (an "Unable to bootstrap" is a contact that found none)
+            contact.reached = contact.ever_reached = True  # BrokerContact.__call__ after admin_once_reached
+        if error is not None:
+            raise error
+        return Ran()
+
+    return from_config, builds
+
+
+def test_a_first_start_that_loses_the_broker_it_reached_is_built_again(tmp_path, monkeypatch, caplog):
+    from_config, builds = _reaching([LOST, UNABLE, UNABLE, None])
+    delays, ready = [], []
+    monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(from_config))
+    monkeypatch.setattr(daemon_module, "_wait_before_rebuild", lambda stop, metrics, delay: delays.append(delay))
+    with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
+        code = daemon_module._build_and_run(_config(tmp_path), threading.Event(), ready.append, None)
+    assert code == daemon_module.EXIT_OK
+    assert builds == [None, None, None, None]  # no daemon until the fourth: no metrics handed on
+    assert delays == [0.0, 1.0, 2.0]  # the backoff of the rebuilds that find no broker
+    assert len(ready) == 1  # on_ready: once, for the daemon that was built (not dropped with the failed starts)
+    lines = [x for x in _events(caplog.records) if x["event"] == "broker_unreachable"]
+    assert len(lines) == 3
+    assert "lost the broker its start had reached" in lines[0]["detail"]
+    assert lines[0]["error"] == str(LOST)
+    # the later tries met no broker at all ("Unable to bootstrap"), and an earlier one of the run had reached it
+    assert "if this lasts: no broker of kafka.bootstrap_servers" in lines[1]["detail"]
+
+
+def test_a_first_start_that_never_reached_a_broker_still_exits_1_naming_the_settings(tmp_path, monkeypatch, caplog):
+    from_config, builds = _reaching([UNABLE, None])
+    monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(from_config))
+    with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
+        code = daemon_module._build_and_run(_config(tmp_path), threading.Event(), None, None)
+    assert code == daemon_module.EXIT_FAILED and len(builds) == 1
+    (line,) = _events(caplog.records)
+    assert line["event"] == "failed" and "check the address" in line["detail"]
+
+
+def test_a_first_start_that_reached_the_broker_and_failed_otherwise_still_ends_the_run(tmp_path, monkeypatch):
+    from_config, builds = _reaching([RuntimeError("a bug of ours"), None])
+    monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(from_config))
+    assert daemon_module._build_and_run(_config(tmp_path), threading.Event(), None, None) == daemon_module.EXIT_FAILED
+    assert len(builds) == 1
+
+
+def test_the_contact_waits_again_at_each_build_and_remembers_that_one_reached(monkeypatch):
+    waits = []
+
+    class Admin:
+        def close(self):
+            pass
+
+    monkeypatch.setattr("connectors.kafka.admin_once_reached", lambda cfg, stop: waits.append(cfg) or Admin())
+    contact = BrokerContact(object(), threading.Event())
+    assert not contact.ever_reached
+    contact(), contact()  # the first client of a build waits; the others find it reached
+    assert len(waits) == 1 and contact.ever_reached
+    contact.again()()
+    assert len(waits) == 2 and contact.ever_reached
 
 
 # -- F2 ---------------------------------------------------------------------------------------------------------
@@ -357,7 +440,7 @@ def test_a_stop_after_a_rebuild_found_no_broker_is_the_clean_stop(tmp_path, monk
     """Nothing was built, so nothing is lost: exit 0, not the failed stop of a daemon that had to start over."""
     stop = threading.Event()
 
-    def away(config, stop_event, on_ready, server, metrics, changelog=None, checks=None):
+    def away(config, stop_event, on_ready, server, metrics, changelog=None, checks=None, contact=None):
         stop.set()  # a SIGTERM just after the rebuild gave up
         return daemon_module.EXIT_BROKER_AWAY, metrics or DaemonMetrics()
 

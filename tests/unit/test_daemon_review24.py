@@ -319,15 +319,28 @@ def test_other_errors_are_not_authorisation_errors(tmp_path):
     assert "topic 'events'" in not_authorised(wrapped, config)
 
 
-def test_an_input_topic_the_broker_refuses_is_one_failed_line_without_a_traceback(tmp_path, caplog):
-    d = _daemon(tmp_path, [], error=TopicAuthorizationFailedError({"events"}))
+def _held_offsets():
+    from connectors.kafka_assignment import CommittedOffsetsUnreadable
+
+    return CommittedOffsetsUnreadable("... `kafka-transactions.sh --bootstrap-server b abort --topic __consumer_offsets`")
+
+
+@pytest.mark.parametrize("error, says", [
+    (TopicAuthorizationFailedError({"events"}), "Read on topic 'events' (kafka.topics)"),
+    # review r118 F9: a transaction left open on __consumer_offsets held the group's offsets; every member exited 1
+    # with "User rebalance callback throws an error" and a traceback, and nothing named the remedy
+    (_held_offsets(), "committed offsets not readable: ... `kafka-transactions.sh --bootstrap-server b abort"),
+])
+def test_a_topic_the_broker_refuses_or_offsets_it_never_gives_are_one_failed_line_without_a_traceback(
+        tmp_path, caplog, error, says):
+    d = _daemon(tmp_path, [], error=error)
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
         assert d.run() == daemon_module.EXIT_FAILED
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and errors[0].exc_info is None
     (line,) = _lines(errors)
     assert line["event"] == "failed" and line["exit_code"] == 1
-    assert "Read on topic 'events' (kafka.topics)" in line["detail"]
+    assert says in line["detail"]
 
 
 def test_an_output_topic_the_broker_refuses_stops_the_daemon_instead_of_starting_over(tmp_path, caplog):
@@ -375,7 +388,7 @@ def test_starts_over_that_fail_again_wait_longer_each_time_and_a_commit_ends_tha
     script = ["commit", "none", "none", "none", "none", "none", "none", "none", "none", "commit", "none", "end"]
     builds, delays = [], []
 
-    def build(config, stop, on_ready, server, metrics, changelog=None, checks=None):
+    def build(config, stop, on_ready, server, metrics, changelog=None, checks=None, contact=None):
         metrics = metrics or DaemonMetrics()
         what = script[len(builds)]
         builds.append(what)
@@ -401,7 +414,7 @@ def test_a_daemon_that_ran_long_without_committing_starts_over_at_once(tmp_path,
     script = [("none", 5.0), ("none", 5.0), ("none", 3600.0), ("none", 3600.0), ("none", 5.0), ("end", 0.0)]
     delays = []
 
-    def build(config, stop, on_ready, server, metrics, changelog=None, checks=None):
+    def build(config, stop, on_ready, server, metrics, changelog=None, checks=None, contact=None):
         what, ran = script.pop(0)
         clock[0] += ran
         return (daemon_module.EXIT_OK if what == "end" else daemon_module.EXIT_RESET), metrics or DaemonMetrics()

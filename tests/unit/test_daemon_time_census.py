@@ -108,7 +108,7 @@ def test_the_run_hands_one_set_of_checks_to_every_daemon_it_builds(monkeypatch):
 
     handed, codes = [], [daemon_module.EXIT_RESET, daemon_module.EXIT_OK]
 
-    def build(config, stop, on_ready, server, metrics, changelog=None, checks=None):
+    def build(config, stop, on_ready, server, metrics, changelog=None, checks=None, contact=None):
         handed.append(checks)
         return codes.pop(0), metrics
 
@@ -173,7 +173,7 @@ def test_a_run_that_ends_through_a_start_over_says_a_short_topics_warnings(monke
 
     stop = threading.Event()
 
-    def build(config, stop_, on_ready, server, metrics, changelog=None, checks=None):
+    def build(config, stop_, on_ready, server, metrics, changelog=None, checks=None, contact=None):
         checks.fields.observe({"x": 1, "y": 0})  # one event read, then fenced while a stop was asked for
         stop.set()
         return daemon_module.EXIT_RESET, metrics
@@ -201,7 +201,7 @@ def test_a_rebuild_that_fails_says_what_the_daemon_before_it_read_before_its_fai
         def run(self):
             return daemon_module.EXIT_RESET
 
-    def from_config(cls, config, stop, metrics, changelog=None, checks=None):
+    def from_config(cls, config, stop, metrics, changelog=None, checks=None, contact=None):
         if built:
             raise ConfigError("changelog.topic: written by another group")  # the rebuild meets a setting to fix
         built.append(Fenced(checks))

@@ -1,0 +1,117 @@
+"""Review r118's left-out items, fixed later (F5, a first start that meets a broker restart: in
+test_broker_outage_review115.py, with r115's outages):
+- F8: a member whose revocation waited on a stuck commit showed ``running`` and /readyz 200 while the whole
+  group waited on it. It is ``revoking`` (/readyz 503) while that commit is under way.
+- F9: committed offsets a transaction left open on ``__consumer_offsets`` held for good ended every member
+  with kafka-python's "User rebalance callback throws an error" and a traceback; nothing named the remedy.
+  The error now names the group's partition of ``__consumer_offsets`` and the ``kafka-transactions.sh``
+  commands, and the source hands it to the daemon as itself (its ``failed`` line: test_daemon_review24).
+No broker here: the builds and the commit are stubs (the real-broker runs are r118's)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from kafka import TopicPartition
+from kafka.errors import KafkaError, KafkaTimeoutError
+from source_kit import ListConsumer  # tests/unit/source_kit.py
+
+import connectors.daemon as daemon_module
+from connectors.http import DaemonStatus
+from connectors.kafka import KafkaSource
+from connectors.kafka_assignment import CommittedOffsetsUnreadable, offsets_topic_partition
+from connectors.status import DaemonMetrics
+from stream_cl.config import KafkaConfig, MappingConfig
+
+
+# -- F8 ---------------------------------------------------------------------------------------------------------
+def _member(metrics, seen, fail=None):
+    """A member held in its revocation's commit: ``seen`` gets /readyz's answer from inside the commit."""
+    probes = DaemonStatus(stall_timeout_s=60.0)
+
+    def commit(why, partitions):
+        seen.append(probes.ready())
+        if fail is not None:
+            raise fail
+
+    member = SimpleNamespace(_failed=False, reset_reason=None, metrics=metrics, _fatal=None,
+                             source=SimpleNamespace(assigned={TopicPartition("events", 0)}),
+                             commits=SimpleNamespace(commit=commit), state=SimpleNamespace(drop=lambda parts: None))
+    probes.attach(member)
+    return member, probes
+
+
+def test_a_member_committing_at_a_revocation_is_not_ready_and_then_running_again():
+    metrics, seen = DaemonMetrics(), []
+    metrics.state = "running"
+    member, probes = _member(metrics, seen)
+    assert probes.ready()[0]
+    daemon_module.Daemon.on_revoke(member, {TopicPartition("events", 0)}, lost=False)
+    ((ok, body),) = seen
+    assert not ok and body["state"] == "revoking" and body["detail"] == "daemon revoking"
+    assert metrics.state == "running" and probes.ready()[0]
+
+
+def test_a_failed_commit_at_a_revocation_leaves_the_state_to_the_start_over():
+    metrics, seen = DaemonMetrics(), []
+    metrics.state = "running"
+    member, _ = _member(metrics, seen, fail=KafkaTimeoutError("did not answer commit within 60 s"))
+    daemon_module.Daemon.on_revoke(member, {TopicPartition("events", 0)}, lost=False)
+    assert seen[0][1]["state"] == "revoking"
+    assert member.reset_reason.startswith("commit at revocation failed") and metrics.state == "running"
+
+
+def test_a_stopping_member_stays_stopping_through_its_revocation():
+    metrics, seen = DaemonMetrics(), []
+    metrics.state = "stopping"
+    member, _ = _member(metrics, seen)
+    daemon_module.Daemon.on_revoke(member, {TopicPartition("events", 0)}, lost=False)
+    assert seen[0][1]["state"] == "stopping" and metrics.state == "stopping"
+
+
+# -- F9 ---------------------------------------------------------------------------------------------------------
+class _HeldOffsets(ListConsumer):
+    """A consumer whose assignment callback gave up on the committed offsets, as kafka-python reports it."""
+
+    def poll(self, timeout_ms=0, max_records=500):
+        try:
+            raise CommittedOffsetsUnreadable("held")
+        except CommittedOffsetsUnreadable as e:
+            raise KafkaError("User rebalance callback throws an error") from e
+
+
+def test_the_source_hands_held_offsets_to_the_daemon_as_themselves():
+    source = KafkaSource(KafkaConfig(topics=["events"], group_id="g"), MappingConfig(), consumer=_HeldOffsets([]))
+    with pytest.raises(CommittedOffsetsUnreadable, match="held"):
+        source.poll(10)
+
+
+def test_other_callback_errors_are_left_as_kafka_python_raised_them():
+    class Broken(ListConsumer):
+        def poll(self, timeout_ms=0, max_records=500):
+            raise KafkaError("User rebalance callback throws an error") from RuntimeError("a bug of ours")
+
+    source = KafkaSource(KafkaConfig(topics=["events"], group_id="g"), MappingConfig(), consumer=Broken([]))
+    with pytest.raises(KafkaError, match="User rebalance callback"):
+        source.poll(10)
+
+
+def test_the_remedy_names_the_groups_partition_of_the_offsets_topic(monkeypatch, caplog):
+    import asyncio
+
+    cfg = KafkaConfig(topics=["events"], group_id="stream-cl", bootstrap_servers=["b1:9092", "b2:9092"],
+                      session_timeout_ms=6_000, transaction_timeout_ms=10_000)
+    source = KafkaSource(cfg, MappingConfig(), consumer=ListConsumer([]))
+
+    async def held(partitions, timeout_ms):
+        raise KafkaTimeoutError("Timeout waiting for future")
+
+    clock = iter(range(0, 10**6, 5))  # 5 s a look: past the 30 s budget within a few tries
+    monkeypatch.setattr("connectors.kafka_assignment.time.monotonic", lambda: float(next(clock)))
+    with pytest.raises(CommittedOffsetsUnreadable) as raised:
+        asyncio.run(source._fetch_committed(held, {TopicPartition("events", 3)}))
+    text = str(raised.value)
+    assert offsets_topic_partition("stream-cl") == 30  # Java: Math.abs("stream-cl".hashCode()) % 50
+    assert ("kafka-transactions.sh --bootstrap-server b1:9092,b2:9092 describe-producers --topic __consumer_offsets "
+            "--partition 30") in text
+    assert "abort --topic __consumer_offsets --partition 30 --start-offset" in text and "events/3" in text
