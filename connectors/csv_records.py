@@ -20,7 +20,7 @@ from stream_cl.decode import EventDecoder, long_name
 from stream_cl.events import DeadLetter, Event
 from stream_cl.mapping_check import check_columns
 
-__all__ = ["CR_ONLY", "CsvRecords", "without_eol"]
+__all__ = ["CR_ONLY", "CsvRecords", "HeadersWithin", "without_eol"]
 
 _FIELD_END = re.compile(rb"[,\r\n]")  # what ends an unquoted CSV field
 
@@ -81,8 +81,7 @@ class CsvRecords:
         self._again = False  # the file is read again (restart) after a header was used: a bad header stops nothing
         self._unusable: str | None = None  # why this file's header, read again, could not be used
         self._known: list[str] | None = None  # the header read before a restart: a file read again may lack its own
-        self._repeated = False  # the header was met again within the file (said once)
-        self._said: set[tuple[str, ...]] = set()  # the headers met within the file: each said once (r109)
+        self._within = HeadersWithin()  # what is said of the headers met within the file (each once)
 
     @property
     def in_record(self) -> bool:
@@ -216,45 +215,16 @@ class CsvRecords:
             self._warnings.append(f"{origin}: a header of other columns within the file, and {error}: the rows "
                                   "after it are dead letters")
             return DeadLetter(line, "malformed", f"header not used: {error}", origin)
-        if self._first_time(cells):
-            self._warnings.append(f"{origin}: a header of other columns within the file ({', '.join(cells)}; before: "
-                                  f"{', '.join(self._header)}): the rows after it are read under it{self._said_once()}")
+        self._warnings += self._within.changed(cells, self._header, origin)
         self._header = cells
         return None
-
-    def _first_time(self, cells: list[str]) -> bool:
-        """Whether a header met within the file (``cells``, another than the one in use) is to be said: the
-        first time it comes, and only while fewer than :data:`MAX_HEADERS_SAID` were. Two writers that
-        alternate their column orders said every header: 5,000 lines on stderr for a 10,000-line file
-        (review r109); the rows are read under each header all the same."""
-        if not self._said:
-            self._said.add(tuple(self._header))  # the file's first header: coming back to it is no news
-        if len(self._said) > MAX_HEADERS_SAID or tuple(cells) in self._said:
-            return False
-        self._said.add(tuple(cells))
-        return True
-
-    def _said_once(self) -> str:
-        """The end of a header's warning: that it is said once, and when no more will be."""
-        if len(self._said) > MAX_HEADERS_SAID:
-            return f" (said once for each header; past {MAX_HEADERS_SAID}, new ones are read without a warning)"
-        return " (said once for each header)"
 
     def _header_repeated(self, cells: list[str], origin: str) -> None:
         """The header again, within the file (files joined by ``cat``, a writer that appends its header with
         each batch of rows: pandas ``to_csv(mode="a")``): no row. In another order, the rows after it are
-        read in its order; said with a warning the first time each order comes (:meth:`_first_time`), and
-        the first time the file repeats it."""
-        if cells != self._header:
-            if self._first_time(cells):
-                self._warnings.append(f"{origin}: the header again, with its columns in another order "
-                                      f"({', '.join(cells)}; before: {', '.join(self._header)}): the rows after it are "
-                                      f"read in its order{self._said_once()}")
-            self._header = cells
-        elif not self._repeated:
-            self._warnings.append(f"{origin}: the header again (files joined, or a writer that appends its header "
-                                  "with its rows): read as a header, not a row; said once")
-        self._repeated = True
+        read in its order. Said as :class:`HeadersWithin` says."""
+        self._warnings += self._within.repeated(cells, self._header, origin)
+        self._header = cells
         return None
 
     def continue_record(self, lineno: int, line: bytes, size: int | None) -> Event | DeadLetter | None:
@@ -409,6 +379,56 @@ def _allow_cells_up_to(max_bytes: int) -> None:
     A cell of ``max_bytes`` UTF-8 bytes has at most that many characters.
     """
     csv.field_size_limit(max(csv.field_size_limit(), min(max_bytes, 2**31 - 1)))
+
+
+class HeadersWithin:
+    """What is said of the headers met within one CSV file, after its first: another header is said the
+    first time it comes, while fewer than :data:`MAX_HEADERS_SAID` were (two writers that alternate their
+    column orders said every one: 5,000 lines on stderr for a 10,000-line file, review r109), and the
+    same header again is said once. Each method returns the warnings to say (none or one).
+
+    >>> said = HeadersWithin()
+    >>> len(said.repeated(["b", "a"], ["a", "b"], "f.csv:9")), said.repeated(["a", "b"], ["b", "a"], "f.csv:12")
+    (1, [])
+    """
+
+    def __init__(self):
+        self._said: set[tuple[str, ...]] = set()  # the headers met (the file's first among them)
+        self._repeated = False  # the header in use was met again (said once)
+
+    def changed(self, cells: list[str], before: list[str], origin: str) -> list[str]:
+        """A header of other columns (``cells``) after ``before``: the rows after it are read under it."""
+        if not self._first_time(cells, before):
+            return []
+        return [f"{origin}: a header of other columns within the file ({', '.join(cells)}; before: "
+                f"{', '.join(before)}): the rows after it are read under it{self._said_once()}"]
+
+    def repeated(self, cells: list[str], before: list[str], origin: str) -> list[str]:
+        """The header ``before`` again, as ``cells`` (in another order, perhaps: its rows are read in it)."""
+        out = []
+        if cells != before:
+            if self._first_time(cells, before):
+                out.append(f"{origin}: the header again, with its columns in another order ({', '.join(cells)}; "
+                           f"before: {', '.join(before)}): the rows after it are read in its order{self._said_once()}")
+        elif not self._repeated:
+            out.append(f"{origin}: the header again (files joined, or a writer that appends its header with its "
+                       "rows): read as a header, not a row; said once")
+        self._repeated = True
+        return out
+
+    def _first_time(self, cells: list[str], before: list[str]) -> bool:
+        if not self._said:
+            self._said.add(tuple(before))  # the file's first header: coming back to it is no news
+        if len(self._said) > MAX_HEADERS_SAID or tuple(cells) in self._said:
+            return False
+        self._said.add(tuple(cells))
+        return True
+
+    def _said_once(self) -> str:
+        """The end of a header's warning: that it is said once, and when no more will be."""
+        if len(self._said) > MAX_HEADERS_SAID:
+            return f" (said once for each header; past {MAX_HEADERS_SAID}, new ones are read without a warning)"
+        return " (said once for each header)"
 
 
 def without_eol(line: bytes) -> bytes:

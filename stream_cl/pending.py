@@ -58,11 +58,10 @@ class LabelUpdate:
 class PendingLabels(PendingState):
     """Events waiting for their label, and labels waiting for their event; both bounded.
 
-    ``events``: ``id -> (x, task, ts, origin, added_at, published, committed)``, oldest first,
-    where ``published`` is ``(y_pred, proba)`` of the prediction published for the event
-    (``None`` when the caller did not give it). A label usually
-    comes after its event, but a consumer reads the labels topic and the events topic
-    independently: with an event backlog, a label is often read *before* its event.
+    ``events``: ``id -> (x, task, ts, origin, added_at, published, committed)``, oldest first, where
+    ``published`` is ``(y_pred, proba)`` of the prediction published for the event (``None`` when the
+    caller did not give it). A label usually comes after its event, but a consumer reads the labels
+    topic and the events topic independently: with an event backlog, a label is often read *before* its event.
     Such a label waits (``id -> (y, origin, added_at, committed)``, at most ``max_early`` of
     them, for at most ``max_age_s``) and is joined when its event comes; only a label whose
     event never comes within those bounds counts as ``unknown``.
