@@ -43,12 +43,10 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import IO, Any, Literal
 
-__all__ = ["LIFECYCLE_EVENTS", "JsonFormatter", "ListenerTiming", "Redact", "StartupQuiet", "TextFormatter", "hide_secret",
+__all__ = ["JsonFormatter", "ListenerTiming", "Redact", "StartupQuiet", "TextFormatter", "hide_secret",
            "log_event", "named", "setup_logging", "startup_done", "teardown_logging"]
 
-# The lifecycle events the daemon logs (a guide for names, not a closed list).
-LIFECYCLE_EVENTS = ("start", "restore", "assignment", "revocation", "ready", "checkpoint", "commit",
-                    "drift_alarm", "stop_requested", "shutdown", "failed")
+# The events the daemon logs are listed in docs/observability.md (tests/unit/test_log_events_documented.py).
 
 RESERVED = ("ts", "level", "logger", "event", "exc")
 _FIELDS_ATTR = "stream_cl_fields"  # LogRecord attribute carrying log_event's fields

@@ -13,8 +13,6 @@ histograms also export ``*_created`` series that are not in this list.
 
 >>> EXPORTED_METRICS["stream_cl_events_total"], METRIC_LABELS["stream_cl_events_total"]
 ('counter', ('outcome',))
->>> series_names("stream_cl_model_step_seconds")
-('stream_cl_model_step_seconds_bucket', 'stream_cl_model_step_seconds_sum', 'stream_cl_model_step_seconds_count')
 >>> base_metric("stream_cl_event_latency_seconds_bucket"), base_metric("stream_cl_classes"), base_metric("nope")
 ('stream_cl_event_latency_seconds', 'stream_cl_classes', None)
 """
@@ -22,7 +20,7 @@ histograms also export ``*_created`` series that are not in this list.
 from __future__ import annotations
 
 __all__ = ["EXPORTED_METRICS", "METRIC_LABELS", "METRIC_HELP", "EVENT_OUTCOMES", "LABEL_OUTCOMES", "TRANSACTION_OUTCOMES",
-           "base_metric", "series_names"]
+           "base_metric"]
 
 # name -> (type, labels, help)
 _METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
@@ -74,13 +72,6 @@ LABEL_OUTCOMES = ("joined", "expired", "unknown")
 TRANSACTION_OUTCOMES = ("committed", "aborted", "fenced")
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
-
-
-def series_names(name: str) -> tuple[str, ...]:
-    """The time-series names Prometheus scrapes for an exported metric."""
-    if EXPORTED_METRICS[name] == "histogram":
-        return tuple(name + s for s in _HISTOGRAM_SUFFIXES)
-    return (name,)
 
 
 def base_metric(series: str) -> str | None:
