@@ -70,12 +70,15 @@ class CommitPolicy:
         self.dirty = False
 
     def touch(self) -> None:
+        """Something was processed: a commit becomes due once ``every_ms`` have passed."""
         self.dirty = True
 
     def due(self) -> bool:
+        """Whether something changed and ``every_ms`` passed since the last commit."""
         return self.dirty and self.clock() - self.last >= self.every_s
 
     def done(self) -> None:
+        """A commit was made: nothing is due until the next :meth:`touch` and interval."""
         self.dirty = False
         self.last = self.clock()
 

@@ -175,6 +175,7 @@ class Daemon:
 
     # -- rebalance hooks (a worker thread; the loop is blocked in poll) ---------------------
     def on_revoke(self, partitions, lost: bool) -> None:
+        """:class:`RebalanceHooks`: commit what was processed (``revoking`` meanwhile), or drop it when ``lost``."""
         if self._failed or self.reset_reason:  # state past the last commit: never commit it
             return
         log_event(log, "revocation", partitions=_tp_keys(partitions), lost=lost)
@@ -201,9 +202,11 @@ class Daemon:
             drop(partitions)  # their state went into the changelog with that commit
 
     def on_wait(self) -> None:
+        """:class:`RebalanceHooks`: a rebalance waits on the broker; beat /healthz."""
         self.metrics.beat()  # the loop is blocked in a rebalance that waits for the broker, not stalled
 
     def on_assign(self, partitions) -> Mapping | None:
+        """:class:`RebalanceHooks`: where the state of each given partition ends; None if it cannot be taken."""
         self._joined = True  # (every member gets the callback, with no partitions too: eager assignment)
         try:
             saved = self.state.resume_at(partitions)

@@ -77,6 +77,7 @@ class DaemonStatus:
         return self.daemon
 
     def health(self) -> tuple[bool, dict]:
+        """/healthz: whether the loop turned within ``stall_timeout_s``, and the JSON body that says why."""
         d = self.daemon
         if d is None:
             return False, {"status": "starting", "detail": "loading the model"}
@@ -94,6 +95,7 @@ class DaemonStatus:
         return True, {"status": "ok", **body}
 
     def ready(self) -> tuple[bool, dict]:
+        """/readyz: whether the daemon is ``running`` and holds a partition, and the JSON body that says why."""
         d = self.daemon
         if d is None:
             return False, {"status": "starting", "detail": "loading the model"}
@@ -108,6 +110,7 @@ class DaemonStatus:
         return True, {"status": "ready", **body}
 
     def model(self) -> dict:
+        """/model: :func:`describe_model` of the daemon attached (``{"status": "starting"}`` before)."""
         d = self.daemon
         if d is None:
             return {"status": "starting"}

@@ -198,6 +198,8 @@ class PredictionWriter:
         return self._parts
 
     def send_rows(self, rows: Iterable[tuple]) -> None:
+        """Send prediction rows ``(id, y_pred, proba, y_true, task, ts, origin)`` as JSON, keyed by id (partitioned
+        as Kafka's default partitioner does; no id: round robin); non-finite ``proba`` and ``ts`` become null."""
         send, topic, encode, futures = self.producer.send, self.topic, prediction_json, self._futures
         parts = self._partitions()
         n = len(parts)
@@ -219,9 +221,11 @@ class PredictionWriter:
         self._sent += count
 
     def take_futures(self) -> list:
+        """The send futures since the last call (the caller waits on them before it commits)."""
         futures, self._futures = self._futures, []
         return futures
 
     def take_sent(self) -> int:
+        """How many rows were sent since the last call."""
         sent, self._sent = self._sent, 0
         return sent

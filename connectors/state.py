@@ -91,12 +91,15 @@ class CheckpointPolicy:
         self.last = clock()
 
     def add(self, n: int) -> None:
+        """``n`` more records since the last checkpoint."""
         self.records += n
 
     def due(self) -> bool:
+        """Whether ``every_events`` records or ``every_seconds`` seconds have come since the last checkpoint."""
         return self.records >= self.every_events or (self.clock() - self.last >= self.every_seconds)
 
     def reset(self) -> None:
+        """A checkpoint was taken: count records and time from now."""
         self.records = 0
         self.last = self.clock()
 

@@ -97,11 +97,13 @@ class DaemonMetrics:
         self.heartbeat, self.last_progress = time.monotonic(), time.time()
 
     def checkpoint_age_s(self, now: float | None = None) -> float | None:
+        """Seconds since the checkpoint last written, or the one restored, was made (None: none yet)."""
         if self.checkpoint_at is None:
             return None
         return (time.time() if now is None else now) - self.checkpoint_at
 
     def to_dict(self) -> dict:
+        """The metrics as a JSON-ready dict (the status file's body; outcomes of no event left out)."""
         d = dataclasses.asdict(self)
         d["events"] = {k: v for k, v in self.events.items() if v}
         d["dead_letters"] = dict(self.dead_letters)
