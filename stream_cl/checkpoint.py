@@ -525,6 +525,7 @@ class CheckpointStore:
                                "set checkpoint.dir to a directory this user can create and write")
 
     def list(self) -> list[tuple[int, Path]]:
+        """``(seq, path)`` of each checkpoint in the directory, oldest first; ``OSError`` if it cannot be listed."""
         out = []
         for p in self.dir.iterdir():
             m = _NAME.match(p.name)
@@ -533,10 +534,14 @@ class CheckpointStore:
         return sorted(out)
 
     def latest(self) -> Path | None:
+        """The newest checkpoint's path, or ``None`` when there is none."""
         items = self.list()
         return items[-1][1] if items else None
 
     def save(self, state: Mapping, meta: Mapping | None = None) -> CheckpointInfo:
+        """Write ``state`` (and ``meta``, with its ``seq``) as the next numbered checkpoint, atomically
+        (:func:`save_checkpoint`), then remove all but the last ``keep``. Claims the directory first
+        (:meth:`claim`); :class:`CheckpointError` if it cannot, or if the write fails."""
         t0 = time.perf_counter()
         self.claim()
         # above the directory's newest too: another store of this process on it (the lock keeps other

@@ -105,9 +105,11 @@ class ColumnRoom:
         self.kept += keep
 
     def save(self) -> tuple:
+        """``(left, kept)`` as they are now (a copy), for :meth:`restore` after an event that only predicts."""
         return (None if self.left is None else list(self.left)), self.kept
 
     def restore(self, saved: tuple) -> None:
+        """Put back what :meth:`save` returned."""
         self.left, self.kept = (None if saved[0] is None else list(saved[0])), saved[1]
 
 

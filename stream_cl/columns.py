@@ -61,6 +61,8 @@ class NewColumns(list):
         return len(self) > 0 or bool(self.overflow) or bool(self.buckets)
 
     def add(self, key, kind: int, base) -> int:
+        """Append new input ``key`` of ``kind`` (``stream_cl.encoding``) and feature ``base``; returns its
+        position among the new inputs."""
         self.append(key)
         self.kinds.append(kind)
         self.bases.append(base)

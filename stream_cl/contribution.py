@@ -95,6 +95,8 @@ class Contribution:
 
     @staticmethod
     def coerce(value: "Contribution | bytes") -> "Contribution":
+        """``value`` itself, or read from its bytes (:meth:`from_bytes`); :class:`ContributionError` for anything
+        else."""
         if isinstance(value, Contribution):
             return value
         if isinstance(value, (bytes, bytearray, memoryview)):

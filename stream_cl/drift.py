@@ -455,12 +455,14 @@ class DriftMonitor(base.Base):
 
     @property
     def signal_name(self) -> str:
+        """The signal watched, ``"error"`` or ``"loss"`` (``"auto"`` resolved: loss for KSWIN, else error)."""
         if self.signal != "auto":
             return self.signal
         return "loss" if self.detector == "kswin" else "error"
 
     @property
     def response_name(self) -> str:
+        """The responses joined by ``+`` (``"forget+remix"``), as alarms and ``counts_`` name them."""
         return "+".join(self.response)
 
     def update(self, error: float, loss: float, t: int | None = None) -> dict | None:
@@ -549,12 +551,14 @@ class DriftMonitor(base.Base):
         return due
 
     def report(self) -> dict:
+        """Detector, signal, response, alarms raised and ignored, alarms by detector and response, the last 20."""
         return {"detector": self.detector, "signal": self.signal_name, "response": self.response_name,
                 "alarms": self.n_alarms_, "ignored": self.n_ignored_, "counts": {k: dict(v) for k, v in self.counts_.items()},
                 "recent_alarms": [dict(a) for a in self.alarms_[-20:]]}
 
     # -- state -------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """The detector's state, averages, alarms, counts and pending responses (:meth:`load_state_dict`)."""
         return {
             "detector": detector_state(self.detector_), "n": self.n_, "recent": self.recent_,
             "since_sum": self.since_sum_, "since_n": self.since_n_, "last": list(self.last_),

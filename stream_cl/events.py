@@ -78,14 +78,20 @@ class Source(Protocol):
     raw: Mapping  # origin -> the record as read (bytes or text), for the dead letters of events the model refused
     error: str | None  # why the source ended before its end (a gzip stream cut short); None: read to its end
 
-    def poll(self, max_records: int) -> Sequence[Event | DeadLetter]: ...
+    def poll(self, max_records: int) -> Sequence[Event | DeadLetter]:
+        """Up to ``max_records`` decoded records in the source's order; ``[]`` when none is ready now (tail mode
+        waits for data briefly, at most once) or after the end (``exhausted``). A record that cannot become an
+        event is a :class:`DeadLetter`, not an error; sets ``raw`` to this poll's records."""
+        ...
 
     def take_warnings(self) -> list[str]:
         """Mapping mistakes found so far (a field or column the mapping names that never
         appears), each returned once; see :mod:`stream_cl.mapping_check`."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the file; a poll waiting for data wakes, and ``exhausted`` is true from then on."""
+        ...
 
     def __enter__(self) -> "Source": ...
 
@@ -95,21 +101,34 @@ class Source(Protocol):
 class PredictionSink(Protocol):
     """Where a run's predictions go (``connectors.files.JsonlPredictionSink``); a context manager too."""
 
-    def write(self, predictions: Sequence[Prediction]) -> None: ...
+    def write(self, predictions: Sequence[Prediction]) -> None:
+        """Append ``predictions`` in order (one JSON line each in the file sink); durable only after
+        :meth:`flush`. Raises ``ValueError`` once the sink is closed."""
+        ...
 
-    def flush(self) -> None: ...
+    def flush(self) -> None:
+        """Make what was written durable (fsync for a regular file); raises ``OSError`` where it cannot."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Flush and close; a flush's error is raised once, here, and the sink is closed all the same."""
+        ...
 
 
 class DeadLetterSink(Protocol):
     """Where a run's dead letters go, each with its reason (``connectors.files.JsonlDeadLetterSink``)."""
 
-    def write(self, letters: Sequence[DeadLetter]) -> None: ...
+    def write(self, letters: Sequence[DeadLetter]) -> None:
+        """Append ``letters`` in order, each whole with its reason; as :meth:`PredictionSink.write`."""
+        ...
 
-    def flush(self) -> None: ...
+    def flush(self) -> None:
+        """As :meth:`PredictionSink.flush`."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """As :meth:`PredictionSink.close`."""
+        ...
 
 
 # -- what the Kafka daemon uses (connectors.kafka.KafkaSource, connectors.publisher) ------------
@@ -133,14 +152,21 @@ class PartitionedSource(Protocol):
     committed: dict
     rebalances: int
 
-    def poll(self, max_records: int) -> Batch: ...
+    def poll(self, max_records: int) -> Batch:
+        """Up to ``max_records`` decoded records of the assigned partitions (an empty batch when none came
+        within the poll timeout); ``positions`` move past every record returned. Raises where a record cannot
+        be read or stepped over (an unsupported codec, committed offsets that cannot be read)."""
+        ...
 
     def take_warnings(self, final: bool = False) -> list[str]:
         """As :meth:`Source.take_warnings`; ``final``: the run stops, so checks that wait for a full sample
         judge by the fewer events read."""
         ...
 
-    def at_end(self) -> bool: ...
+    def at_end(self) -> bool:
+        """True when partitions are assigned and each is consumed to its end offset (blocking lookups);
+        ``kafka.stop_at_end`` stops on it."""
+        ...
 
     def fill_positions(self) -> None:
         """Positions past transaction markers and compaction gaps (a blocking lookup)."""
@@ -150,7 +176,10 @@ class PartitionedSource(Protocol):
         """The consumer's group metadata for ``send_offsets_to_transaction`` (KIP-447 fencing)."""
         ...
 
-    def lag(self) -> dict: ...
+    def lag(self) -> dict:
+        """Records behind the end of each assigned topic partition (``None``: not known yet); the loop's
+        thread only."""
+        ...
 
     def close(self) -> None:
         """Leave the group and close, committing nothing (the publisher's transactions commit offsets)."""
@@ -164,7 +193,10 @@ class PartitionedSource(Protocol):
 class TransactionalPublisher(Protocol):
     """Predictions, dead letters and state records, committed with the consumed offsets in one transaction."""
 
-    def write(self, predictions: Sequence[Prediction]) -> None: ...
+    def write(self, predictions: Sequence[Prediction]) -> None:
+        """Add ``predictions`` to the open transaction, published when it commits; raises
+        ``connectors.sinks.DeliveryError`` where the publisher is gone."""
+        ...
 
     def write_dead(self, records: Sequence[tuple]) -> None:
         """Dead-letter records ``(key, value, headers)`` (``connectors.sinks.dead_letter_record``)."""
@@ -186,6 +218,11 @@ class TransactionalPublisher(Protocol):
         """Raise if the publisher is gone (between commits, even on a quiet topic)."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Wait for the commit under way, abort what is not committed, and close the producer."""
+        ...
 
-    def abort(self) -> None: ...
+    def abort(self) -> None:
+        """After a failure: stop at once; the open transaction is aborted (by the publisher, else by the
+        broker when its transaction timeout passes)."""
+        ...

@@ -123,6 +123,7 @@ class FeatureIndex(OneEventRows):
 
     @property
     def width(self) -> int:
+        """Columns: ``hash_width`` when hashing, else one per key indexed so far."""
         return self.hash_width if self.hash_width is not None else len(self.names)
 
     @property
@@ -162,6 +163,7 @@ class FeatureIndex(OneEventRows):
 
     @property
     def overflow_total(self) -> int:
+        """Category values sent to a feature's ``k=<other>`` column (past ``max_categories``), all features."""
         return sum(self.overflow.values())
 
     def vectorize(self, xs: Sequence[Mapping], learn: Sequence[bool] | None = None,
@@ -309,6 +311,7 @@ class FeatureIndex(OneEventRows):
 
     # -- state ---------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """The columns (names and kinds) and the per-feature category and overflow counts; not the settings."""
         return {"hash_width": self.hash_width, "names": list(self.names),
                 "kinds": np.array(self._kinds, dtype=np.int8),
                 "categories": {"features": list(self.categories), "counts": list(self.categories.values())},
@@ -333,6 +336,7 @@ class FeatureIndex(OneEventRows):
 
     @classmethod
     def from_state(cls, state: Mapping, **settings) -> "FeatureIndex":
+        """A new index of ``settings`` (``max_categories``, ...) restored from ``state`` (:meth:`load_state_dict`)."""
         return cls(state["hash_width"], **settings).load_state_dict(state)
 
 

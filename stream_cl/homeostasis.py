@@ -335,11 +335,14 @@ class Homeostasis(base.Base):
         return learning_rate_scales(self.need_, sens, self.lr_low, self.lr_high)
 
     def report(self) -> dict:
+        """The need, each signal's recent average and set point, the events observed, and each signal's lag
+        correlation (0 until the moments have enough events behind them)."""
         return {"need": self.need_, "loss_recent": self.loss_recent_, "loss_set_point": self.loss_set_point_,
                 "error_recent": self.error_recent_, "error_set_point": self.error_set_point_, "events": self.n_,
                 **dict(zip(("loss_lag_correlation", "error_lag_correlation"), self._lag_correlations()))}
 
     def state_dict(self) -> dict:
+        """The events observed, the trackers, the need and the second moments (:meth:`load_state_dict`)."""
         return {"n": self.n_, "loss_recent": self.loss_recent_, "loss_set_point": self.loss_set_point_,
                 "error_recent": self.error_recent_, "error_set_point": self.error_set_point_, "need": self.need_,
                 **{k: getattr(self, k + "_") for k in _MOMENTS}, "moments_from": self.moments_from_}

@@ -148,10 +148,12 @@ class ImbalanceCompensator(base.Base):
 
     @property
     def pseudo(self) -> bool:
+        """Whether pseudo-feature rows are generated (``mode`` ``"pseudo"`` or ``"both"``)."""
         return self.mode in ("pseudo", "both")
 
     @property
     def reweight(self) -> bool:
+        """Whether rows are reweighted by inverse class frequency (``mode`` ``"reweight"`` or ``"both"``)."""
         return self.mode in ("reweight", "both")
 
     def _class(self, y: Hashable) -> int:
@@ -273,6 +275,8 @@ class ImbalanceCompensator(base.Base):
                 "pseudo_counts": self.pseudo_counts_.tolist()}
 
     def state_dict(self) -> dict:
+        """Classes, real and pseudo counts, each block's per-class means and squared deviations (c, d_block),
+        the noise stream's state and the column orders (:meth:`load_state_dict`)."""
         return {"classes": list(self.classes_), "counts": self.counts_.copy(), "pseudo_counts": self.pseudo_counts_.copy(),
                 "mean": [m.copy() for m in self.mean_], "m2": [m.copy() for m in self.m2_],
                 "rng": self.rng_.state_dict(), "columns": [None if c is None else c.tolist() for c in self.columns_]}

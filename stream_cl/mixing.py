@@ -39,6 +39,8 @@ class AccuracyMixer:
         self.accuracy = np.zeros(n_heads)
 
     def weights(self, accuracy: np.ndarray | None = None) -> np.ndarray:
+        """``softmax(sharpness * accuracy)`` over the last axis: (h,) for the current accuracy (the default),
+        or the same shape as ``accuracy`` given, e.g. (b, h)."""
         a = self.sharpness * (self.accuracy if accuracy is None else accuracy)
         e = np.exp(a - a.max(axis=-1, keepdims=True))
         return e / e.sum(axis=-1, keepdims=True)
@@ -88,7 +90,9 @@ class AccuracyMixer:
         self.accuracy = np.zeros_like(self.accuracy)
 
     def state_dict(self) -> dict:
+        """The settings and a copy of each head's accuracy (h,)."""
         return {"decay": self.decay, "sharpness": self.sharpness, "accuracy": self.accuracy.copy()}
 
     def load_state_dict(self, state: Mapping) -> None:
+        """Restore the accuracies of :meth:`state_dict`; this mixer's ``decay`` and ``sharpness`` stay."""
         self.accuracy = np.asarray(state["accuracy"], dtype=np.float64).copy()

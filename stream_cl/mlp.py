@@ -49,10 +49,12 @@ class OnlineMLP:
 
     @property
     def n_layers(self) -> int:
+        """Weight layers: the hidden ones of ``widths`` and the output layer."""
         return len(self.widths) + 1
 
     @property
     def n_inputs(self) -> int:
+        """Inputs the first layer has columns for (0 before any)."""
         return self.params[0].shape[1] if self.params else 0
 
     # -- growing ---------------------------------------------------------------------------
@@ -174,11 +176,15 @@ class OnlineMLP:
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """Copies of the parameters and Adam's moments as numpy arrays, the step count, ``fan_in`` and
+        ``skipped_steps``."""
         arrays = lambda ts: [t.detach().cpu().numpy().copy() for t in ts]  # noqa: E731
         return {"params": arrays(self.params), "m": arrays(self.m), "v": arrays(self.v), "t": self.t, "fan_in": self.fan_in,
                 "skipped_steps": self.skipped_steps}
 
     def load_state_dict(self, state) -> "OnlineMLP":
+        """Restore :meth:`state_dict` in this network's dtype and device (its ``widths`` are not checked here);
+        returns ``self``."""
         tens = lambda arrs: [torch.as_tensor(np.asarray(a).copy(), dtype=self.dtype, device=self.device) for a in arrs]  # noqa: E731
         self.params, self.m, self.v = tens(state["params"]), tens(state["m"]), tens(state["v"])
         self.t, self.fan_in = int(state["t"]), int(state["fan_in"])

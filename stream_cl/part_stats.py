@@ -89,6 +89,8 @@ class PartStats:
         return PartStats(la, la.own(la.asarray(A)), la.own(la.asarray(B)), counts, self.n_rows, self.anchor)
 
     def state_dict(self) -> dict:
+        """Numpy copies of ``A`` (d, d), ``B`` (d, c) and the class counts (c,), the rows learned, and the
+        anchor where there is one."""
         la = self.la
         state = {"A": la.to_numpy(self.A).copy(), "B": la.to_numpy(self.B).copy(), "counts": self.counts.copy(),
                  "n_rows": self.n_rows}
@@ -98,6 +100,9 @@ class PartStats:
 
     @classmethod
     def from_state(cls, la, state) -> "PartStats":
+        """Statistics on the path ``la`` from a :meth:`state_dict`, checked first: a
+        :class:`~stream_cl.contribution.ContributionError` for shapes that disagree, values that are not
+        finite or past :data:`MAX_STATISTIC`, negative counts or an invalid anchor."""
         A, B = (np.asarray(state[k], dtype=np.float64) for k in ("A", "B"))
         counts = np.asarray(state["counts"], dtype=np.float64).reshape(-1)  # (c,)
         d, c = B.shape

@@ -45,12 +45,14 @@ class PendingStores:
         PendingLabels(max_pending, max_age_s, clock, max_early)  # the bounds are checked once, here
 
     def for_key(self, key: Hashable) -> PendingLabels:
+        """``key``'s store (a partition key; ``None``: a source without partitions), made empty on first use."""
         store = self.stores.get(key)
         if store is None:
             store = self.stores[key] = PendingLabels(self.max_pending, self.max_age_s, self.clock, self.max_early)
         return store
 
     def keys(self):
+        """The partition keys that have a store, as a list."""
         return list(self.stores)
 
     def _all(self) -> list[PendingLabels]:
@@ -63,6 +65,7 @@ class PendingStores:
 
     @property
     def waiting_labels(self) -> int:
+        """Labels that came before their event and wait for it, in every store."""
         return sum(s.waiting_labels for s in self._all())
 
     def counters(self) -> dict:
@@ -121,6 +124,7 @@ class PendingStores:
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """Each store's state by partition key, and the cumulative counts of the stores retired."""
         return {"partitions": [[key, s.state_dict()] for key, s in self.stores.items()],
                 "retired": {k: v for k, v in self.retired.items() if k in _COUNTS}}
 

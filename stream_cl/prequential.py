@@ -45,15 +45,30 @@ class Learner(Protocol):
     """What a run loop needs of a model (both learners of this package provide it)."""
 
     @property
-    def classes_(self) -> list: ...
+    def classes_(self) -> list:
+        """The classes seen, in the order of the probability columns."""
+        ...
 
-    def prequential_batch(self, xs: Sequence, ys: Sequence, sample_weight=None) -> np.ndarray: ...
+    def prequential_batch(self, xs: Sequence, ys: Sequence, sample_weight=None) -> np.ndarray:
+        """Predict, then learn, each event of ``xs`` (feature mappings) in order; ``ys[i] is None``: predict
+        only. Probabilities (b, n_classes), each row predicted before its event is learned, in the order of
+        ``classes_`` after the batch (0 for a class not seen yet). Raises ``InvalidFeatureError``, ``ValueError``
+        or ``TypeError``, having changed nothing, for an event it refuses: :class:`Prequential` then retries the
+        events one by one."""
+        ...
 
-    def predict_proba_batch(self, xs: Sequence) -> np.ndarray: ...
+    def predict_proba_batch(self, xs: Sequence) -> np.ndarray:
+        """Probabilities (b, n_classes) in ``classes_`` order, without learning."""
+        ...
 
-    def state_dict(self) -> dict: ...
+    def state_dict(self) -> dict:
+        """Settings and learned state, everything a restore needs (:meth:`load_state_dict`)."""
+        ...
 
-    def load_state_dict(self, state) -> object: ...
+    def load_state_dict(self, state) -> object:
+        """Restore a :meth:`state_dict`, all or nothing: ``ValueError``, changing nothing, for one it refuses
+        (another kind of learner, other settings); returns the learner."""
+        ...
 
 
 class PrequentialStats:
@@ -165,10 +180,12 @@ class PrequentialStats:
         self.window *= 2
 
     def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Count ``letters`` by reason."""
         self.dead_letters.update(d.reason for d in letters)
 
     @property
     def accuracy(self) -> float:
+        """Correct predictions over labelled events so far; NaN before the first."""
         return self.correct / self.labelled if self.labelled else float("nan")
 
     @property
@@ -193,6 +210,10 @@ class PrequentialStats:
         return report_names([*known, *self.class_counts, *self.predicted_counts])
 
     def report(self) -> dict:
+        """The counts and accuracies as a JSON-ready dict: events, labelled, predict-only and unscored ones,
+        ``accuracy`` (``None`` before a label) and its windowed points, dead letters by reason, classes counted
+        (named by :meth:`class_names`), events per second of the run and of the model's time; per-task
+        segments, feature counts and the learner's continual-learning state where there are any."""
         elapsed = time.perf_counter() - self.started
         names = self.class_names()
         return {

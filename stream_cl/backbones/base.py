@@ -53,9 +53,11 @@ class Backbone(base.Base):
 
     @property
     def out_features(self) -> int:
+        """Features per row that :meth:`forward` returns (the heads' width comes from it)."""
         raise NotImplementedError
 
     def to(self, device: str) -> "Backbone":
+        """Move the backbone's tensors to the torch ``device``; returns the backbone (this default: as it is)."""
         return self
 
     def identity(self) -> str:
@@ -69,7 +71,9 @@ class Backbone(base.Base):
         return repr(self)
 
     def state_dict(self) -> dict:
+        """The built state a restore needs (this default: none); saved in the learner's checkpoint."""
         return {}
 
     def load_state_dict(self, state: Mapping) -> None:
+        """Restore :meth:`state_dict`; ``ValueError`` for a state this backbone cannot take (this default takes any)."""
         pass

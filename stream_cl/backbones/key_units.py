@@ -93,6 +93,7 @@ class KeyUnits:
         return idx
 
     def state_dict(self) -> dict:
+        """Copies of the units' thresholds and signs, (inputs, per_key) each."""
         return {"thresholds": self.thresholds.copy(), "signs": self.signs.copy()}
 
     def load_state_dict(self, state: Mapping) -> None:

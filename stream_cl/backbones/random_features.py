@@ -75,6 +75,7 @@ class RandomFeatures(Backbone):
 
     @property
     def out_features(self) -> int:
+        """``width``."""
         return self.width
 
     def _add_rows(self, keys: list) -> None:
@@ -84,11 +85,16 @@ class RandomFeatures(Backbone):
         self.weight_ = np.vstack([self.weight_, rows])
 
     def to(self, device: str) -> "RandomFeatures":
+        """Compute on the torch ``device`` from now on (the weights are copied there at the next forward);
+        returns ``self``."""
         self.device_ = device
         self._cache = None
         return self
 
     def forward(self, Z: torch.Tensor, keys: list | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`Backbone.forward`: float64 features (b, width) of ``Z`` (b, d), drawing the weights of inputs
+        not met before from their ``keys`` (default: their positions); ``mask`` (b, d) counts each row's inputs
+        present for the ReLU's scale (default: all ``d``)."""
         d = Z.shape[1]
         keys = list(range(d)) if keys is None else list(keys[:d])
         if d > self.weight_.shape[0]:
@@ -125,6 +131,7 @@ class RandomFeatures(Backbone):
         return math.sqrt(2.0 / self.width) if self.width else 0.0
 
     def state_dict(self) -> dict:
+        """Copies of the weights (inputs, width) and the bias (width,)."""
         return {"weight": self.weight_.copy(), "bias": self.bias_.copy()}
 
     def load_state_dict(self, state: Mapping) -> None:

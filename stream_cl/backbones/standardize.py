@@ -65,9 +65,11 @@ class OnlineStandardizer:
 
     @property
     def n_features(self) -> int:
+        """Inputs with statistics (columns met so far)."""
         return self.count.shape[0]
 
     def grow(self, d: int) -> None:
+        """Make room for ``d`` inputs: new ones start with no count (they read 0); never shrinks."""
         extra = d - self.n_features
         if extra > 0:
             self.count, self.mean, self.m2 = (np.concatenate([a, np.zeros(extra)]) for a in (self.count, self.mean, self.m2))
@@ -162,6 +164,7 @@ class OnlineStandardizer:
         self.count, self.mean, self.m2 = statistics
 
     def state_dict(self) -> dict:
+        """The clip and copies of each input's count, mean and sum of squared deviations (d,)."""
         return {"clip": self.clip, "count": self.count.copy(), "mean": self.mean.copy(), "m2": self.m2.copy()}
 
     def load_state_dict(self, state: Mapping) -> None:

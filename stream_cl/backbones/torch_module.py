@@ -70,6 +70,7 @@ class TorchBackbone(Backbone):
 
     @property
     def max_inputs(self) -> int:
+        """``input_dim``: an event whose inputs would pass it is refused before the learner changes."""
         return self.input_dim
 
     @staticmethod
@@ -119,6 +120,7 @@ class TorchBackbone(Backbone):
 
     @property
     def out_features(self) -> int:
+        """Features the module returns per row, found by running it once on a zero row (then kept)."""
         if self.out_ is None:
             # probe where the module's weights are: a module may come already on a GPU, before
             # anything has moved it (device_ is still the CPU then)
@@ -133,6 +135,8 @@ class TorchBackbone(Backbone):
         return {"identity": self.identity()}
 
     def load_state_dict(self, state) -> None:
+        """Check that a :meth:`state_dict` is this module's (``ValueError`` if not; one without an identity,
+        written before it was kept, passes). Nothing is loaded: the weights are the module's own."""
         saved = state.get("identity") if state else None  # absent in checkpoints from before it was kept
         if saved is not None and saved != self.identity():
             raise ValueError(f"the checkpoint's backbone is {saved}, this learner's {self.identity()}: restore it "
@@ -154,11 +158,15 @@ class TorchBackbone(Backbone):
         return self.identity_
 
     def to(self, device: str) -> "TorchBackbone":
+        """Move the frozen module to the torch ``device``; returns ``self``."""
         self.device_ = device
         self.net_ = self.net_.to(device)
         return self
 
     def forward(self, Z: torch.Tensor, keys: list | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`Backbone.forward`: the module's float64 features (b, out_features) of ``Z`` (b, d_in) zero-padded
+        to ``input_dim`` (``keys`` and ``mask`` unused); a ``ValueError`` for more inputs, a module that fails,
+        output of another shape or width, or features non-finite or past +-1e100."""
         # Inputs are positional (first-seen key order): a torch module has fixed input slots.
         d = Z.shape[1]
         if d > self.input_dim:

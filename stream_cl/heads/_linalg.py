@@ -32,12 +32,15 @@ class NumpyLinalg:
     max_chunk = CPU_CHUNK
 
     def asarray(self, a):
+        """``a`` as a float64 array (no copy where it is one already)."""
         return np.asarray(a, dtype=np.float64)
 
     def to_numpy(self, a) -> np.ndarray:
+        """``a`` as a numpy array: the same array, not a copy (a caller that keeps it copies it)."""
         return np.asarray(a)
 
     def index(self, idx):
+        """Integer positions ``idx`` as this path indexes its arrays with: as they are."""
         return idx
 
     def own(self, M):
@@ -70,9 +73,11 @@ class NumpyLinalg:
             M += (x * alpha)[:, None] @ y[None, :]  # (d, 1) @ (1, c) -> (d, c)
 
     def zeros(self, *shape):
+        """A float64 array of zeros of ``shape``."""
         return np.zeros(shape)
 
     def eye(self, n):
+        """The (n, n) float64 identity."""
         return np.eye(n)
 
     def powers(self, base: float, n: int):
@@ -180,6 +185,7 @@ class NumpyLinalg:
         return S
 
     def diag(self, M):
+        """The diagonal of ``M`` (d,): a read-only view."""
         return np.diagonal(M)
 
     def add_to_diag(self, M, v) -> None:
@@ -411,6 +417,8 @@ class ScaledTriangle:
         self._u = self._a = None  # (d,), (1,): the pending term a[0] u u' of :meth:`with_pending`
 
     def full(self):
+        """The whole matrix (d, d), as ``M`` itself: the deferred and pending terms added, the scale applied and
+        the triangle mirrored, so that it is held as plain ``M`` from then on."""
         self._flush()
         if self.scale != 1.0:
             self.M *= self.scale
@@ -474,6 +482,7 @@ class ScaledTriangle:
         return self.M, self.scale
 
     def rescale(self, factor: float) -> None:
+        """The matrix *= ``factor`` (a forgetting factor), one multiplication of ``scale``."""
         self.scale *= factor
 
     def rank_k(self, la, V, alpha: float, beta: float) -> None:
@@ -515,18 +524,24 @@ class TorchLinalg:
         self.max_chunk = CPU_CHUNK if self.device.type == "cpu" else GPU_CHUNK
 
     def asarray(self, a):
+        """``a`` as a float64 tensor on the device (no copy where it is one there already)."""
         return self.torch.as_tensor(a, dtype=self.torch.float64, device=self.device)
 
     def to_numpy(self, a) -> np.ndarray:
+        """The tensor ``a`` as a numpy array on the host (shares memory where ``a`` is on the CPU)."""
         return a.detach().cpu().numpy()
 
     def index(self, idx):
+        """Integer positions ``idx`` as a long tensor on the device, to index its tensors with."""
         return self.torch.as_tensor(idx, dtype=self.torch.long, device=self.device)
 
     def own(self, M):
+        """As :meth:`NumpyLinalg.own`: ``M`` itself (a tensor's layout is left to torch)."""
         return M
 
     def syrk_(self, M, V, alpha: float, beta: float) -> None:
+        """``M = beta M + alpha V V'`` in place for symmetric ``M`` (d, d) and ``V`` (d, k), made exactly
+        symmetric."""
         M.mul_(beta).addmm_(V, V.T, alpha=alpha)
         M.copy_((M + M.T).mul_(0.5))  # exactly symmetric, like the numpy path
 
@@ -535,25 +550,32 @@ class TorchLinalg:
         M.add_((x * alpha)[:, None] @ y[None, :])  # (d, 1) @ (1, c) -> (d, c)
 
     def zeros(self, *shape):
+        """A float64 tensor of zeros of ``shape`` on the device."""
         return self.torch.zeros(shape, dtype=self.torch.float64, device=self.device)
 
     def eye(self, n):
+        """The (n, n) float64 identity on the device."""
         return self.torch.eye(n, dtype=self.torch.float64, device=self.device)
 
     def powers(self, base: float, n: int):
+        """``[base**1, ..., base**n]`` (n,) on the device."""
         exps = self.torch.arange(1, n + 1, dtype=self.torch.float64, device=self.device)
         return base**exps
 
     def cholesky_lower(self, S):
+        """Lower Cholesky factor of ``S`` (b, b); ``LinAlgError`` where it is not positive definite."""
         C, info = self.torch.linalg.cholesky_ex(S)
         if int(info) != 0:
             raise np.linalg.LinAlgError("matrix is not positive definite")
         return C
 
     def solve_lower(self, C, M):
+        """``C^-1 M`` (b, k) for lower-triangular ``C`` (b, b) and ``M`` (b, k)."""
         return self.torch.linalg.solve_triangular(C, M, upper=False)
 
     def spd_inverse(self, M):
+        """As :meth:`NumpyLinalg.spd_inverse`: the inverse from the Cholesky factor, ``LinAlgError`` or
+        :class:`LostDigits` where that fails."""
         return self.torch.cholesky_inverse(self._checked_factor(M))
 
     def equilibrate(self, M, shift: float):
@@ -571,12 +593,17 @@ class TorchLinalg:
         return s, Q, v
 
     def equilibrated_solve(self, E, B):
+        """``M^+ B`` (d, c) for the factor ``E`` of :meth:`equilibrate`."""
         return equilibrated_solve(E, B)  # (array operators only: the device's arrays as they are)
 
     def equilibrated_inverse(self, E):
+        """``M^+`` (d, d) for the factor ``E`` of :meth:`equilibrate`."""
         return equilibrated_inverse(E)
 
     def spd_factor(self, M, scale: float, shift: float, reuse=None):
+        """The lower Cholesky factor ``L`` of ``scale M + shift I`` (``M`` whole), for :meth:`whiten` and
+        :meth:`factor_solve`; ``reuse`` is ignored. ``LinAlgError`` or :class:`LostDigits` as
+        :meth:`NumpyLinalg.spd_factor`."""
         S = M * scale
         self.torch.diagonal(S).add_(shift)
         return self._checked_factor(S)
@@ -594,26 +621,33 @@ class TorchLinalg:
         return C
 
     def whiten(self, L, Xt):
+        """``L^-1 Xt`` for the factor ``L`` of :meth:`spd_factor` and ``Xt`` (d, b)."""
         return self.torch.linalg.solve_triangular(L, Xt, upper=False)
 
     def unwhiten(self, L, Z):
+        """``L'^-1 Z`` for the factor ``L`` of :meth:`spd_factor`: the second half of :meth:`factor_solve`."""
         return self.torch.linalg.solve_triangular(L.mT, Z, upper=True)
 
     def factor_solve(self, L, B):
+        """``(LL')^-1 B`` (d, c) for the factor ``L`` of :meth:`spd_factor` and ``B`` (d, c)."""
         return self.torch.cholesky_solve(B, L)
 
     def gram_plus_diag(self, V, v):
+        """``V'V + diag(v)`` (b, b), whole, for ``V`` (d, b)."""
         S = V.T @ V
         self.torch.diagonal(S).add_(v)
         return S
 
     def diag(self, M):
+        """The diagonal of ``M`` (d,): a view."""
         return self.torch.diagonal(M)
 
     def add_to_diag(self, M, v) -> None:
+        """``M += diag(v)`` in place."""
         self.torch.diagonal(M).add_(v)
 
     def pad(self, M, rows: int, cols: int):
+        """``M`` with ``rows`` zero rows and ``cols`` zero columns added (a new tensor)."""
         return self.torch.nn.functional.pad(M, (0, cols, 0, rows))
 
 

@@ -156,6 +156,7 @@ class AnalyticClassifier(AnalyticDesign, AnalyticState, PartitionedLearner, Stre
 
     # -- learning --------------------------------------------------------------------------
     def learn_one(self, x: Mapping, y: Hashable, w: float = 1.0, partition: Hashable = None) -> "AnalyticClassifier":
+        """Learn one labelled event (``w``: its weight) in ``partition``'s part; refused before anything changes."""
         check_label(y)
         w = check_weight(w)
         z, new = self._row(x)  # (1 + width,); raises for a bad value before anything changes
@@ -168,6 +169,7 @@ class AnalyticClassifier(AnalyticDesign, AnalyticState, PartitionedLearner, Stre
 
     @one_blas_thread
     def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None, partition: Hashable = None) -> "AnalyticClassifier":
+        """Learn a frame's rows in order (``y``: ``None`` where a row is only predicted); returns ``self``."""
         check_frame_columns(X)  # first: len(X) of a dict of columns counts its keys
         w = frame_weights(w, len(X))
         labels, labelled = checked_labels(y, len(X), w)  # before anything is learned
@@ -228,6 +230,7 @@ class AnalyticClassifier(AnalyticDesign, AnalyticState, PartitionedLearner, Stre
         return self.head_.scores_one(z[: 1 + self.index_.width])  # unseen keys: zero weight
 
     def predict_proba_one(self, x: Mapping, partition: Hashable = None) -> dict:
+        """``{class: probability}`` for ``x``, without learning (``{}`` before any label)."""
         self._enter(partition, learn=False)
         if not self.head_.classes:  # nothing learned yet: the event is still judged as it would be later
             self.predict_proba_batch([x], partition=partition)
@@ -237,6 +240,7 @@ class AnalyticClassifier(AnalyticDesign, AnalyticState, PartitionedLearner, Stre
         return dict(zip(self.head_.classes, (e / e.sum()).tolist()))
 
     def predict_one(self, x: Mapping, partition: Hashable = None):
+        """The most probable class for ``x`` (``None`` before any label)."""
         self._enter(partition, learn=False)
         if not self.head_.classes:  # nothing learned yet: the event is still judged as it would be later
             self.predict_proba_batch([x], partition=partition)
@@ -245,6 +249,7 @@ class AnalyticClassifier(AnalyticDesign, AnalyticState, PartitionedLearner, Stre
 
     @one_blas_thread
     def predict_proba_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.DataFrame:
+        """A frame of probabilities, one column per class in ``classes_`` order, on ``X``'s index."""
         check_frame_columns(X)  # before a partition is entered
         self._enter(partition, learn=False)
         proba = scores_to_proba(self.head_.scores(self._design_frame(X)), self.temperature)
@@ -252,6 +257,7 @@ class AnalyticClassifier(AnalyticDesign, AnalyticState, PartitionedLearner, Stre
 
     @one_blas_thread
     def predict_many(self, X: pd.DataFrame, partition: Hashable = None) -> pd.Series:
+        """The most probable class of each row (``None`` before any label), on ``X``'s index."""
         check_frame_columns(X)  # before X.index, below, and before a partition is entered
         self._enter(partition, learn=False)
         if not self.head_.classes:  # nothing learned yet: the frame is still judged as it would be later (r68 L6)

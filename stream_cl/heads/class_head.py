@@ -62,9 +62,12 @@ class RidgeClassHead:
 
     @property
     def la(self):
+        """The ridge's linear-algebra path (:func:`~stream_cl.heads._linalg.make_linalg`: numpy or torch)."""
         return self.ridge.la
 
     def add_classes(self, labels: Sequence[Hashable]) -> None:
+        """Append the ``labels`` not known yet to ``classes`` in order, each with count 0; the ridge's target
+        columns grow only when the caller grows it (``ridge.grow``)."""
         for y in labels:
             if y not in self._pos:
                 self._pos[y] = len(self.classes)
@@ -208,9 +211,11 @@ class RidgeClassHead:
 
     # -- state -------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """The ridge's state, the classes in column order and their counts."""
         return {"ridge": self.ridge.state_dict(), "classes": list(self.classes), "counts": list(self.counts)}
 
     def load_state_dict(self, state: Mapping) -> None:
+        """Restore :meth:`state_dict`: the ridge's (which refuses a state it cannot take), then the classes."""
         self.ridge.load_state_dict(state["ridge"])
         self.classes, self._pos, self.counts = [], {}, []
         self.add_classes(state["classes"])

@@ -242,6 +242,9 @@ class RidgeStatistics:
         }
 
     def load_state_dict(self, state: Mapping) -> None:
+        """Restore :meth:`state_dict` into this path's arrays: ``A`` (d, d), ``B`` (d, c), and ``R`` where saved
+        (else computed from ``A`` when needed). Shapes that disagree are a ``ValueError`` before anything changes;
+        a forgetting factor out of range is one after (the learner's restore puts its state back)."""
         la = self.la
         A, B = (np.asarray(state[k], dtype=np.float64) for k in ("A", "B"))
         R = np.asarray(state["R"], dtype=np.float64) if state.get("R") is not None else None

@@ -114,9 +114,11 @@ class SGDSoftmaxHead:
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """The settings, the classes in column order and a copy of the weights ``W`` (d, c)."""
         return {"lr": self.lr, "l2": self.l2, "classes": list(self.classes), "W": self.W.copy()}
 
     def load_state_dict(self, state: Mapping) -> None:
+        """Restore the classes and weights of :meth:`state_dict`; this head's ``lr`` and ``l2`` stay."""
         self.classes, self._pos = [], {}
         for y in state["classes"]:
             self._pos[y] = len(self.classes)

@@ -244,11 +244,14 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
 
     # -- monitoring --------------------------------------------------------------------
     def report(self) -> dict:
+        """The policy's class name, rows stored, their bytes, the capacity, rows offered and rows replayed."""
         return {"policy": type(self).__name__, "size": self.size_, "bytes": self.nbytes_,
                 "capacity": self.capacity(), "seen": self.n_seen_, "replayed": self.n_replayed_}
 
     # -- state -------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """The stored rows, groups, counts and random state, with the policy and grouping that
+        :meth:`load_state_dict` checks: a restored buffer continues the same sequence."""
         n = self.size_
         return {
             "X": self.X_[:n].copy(), "M": self.M_[:n].copy(), "width": self.width_,
@@ -365,6 +368,7 @@ class ClassBalancedReplay(ReplayBuffer):
         return -1
 
     def state_dict(self) -> dict:
+        """:meth:`ReplayBuffer.state_dict` with the full groups (``full_``)."""
         return {**super().state_dict(), "full": sorted(self.full_)}
 
     def _load_groups(self, state: Mapping) -> None:
@@ -407,6 +411,7 @@ class ClassBalancedReplay(ReplayBuffer):
         return np.flatnonzero((g >= 0) & (counts[np.maximum(g, 0)] == counts.max()))
 
     def probabilities(self) -> np.ndarray:
+        """(``size_``,): each class stored 1 / (classes stored), shared evenly by its rows; sums to 1."""
         n = self.size_
         if not n:
             return np.zeros(0)
@@ -469,6 +474,7 @@ class PowerLawReplay(ClassBalancedReplay):
 
     @property
     def group_by(self) -> str:  # type: ignore[override]
+        """Rows are grouped by task, else by label or alone (``group``): ``"task_or_label"`` or ``"task_or_sample"``."""
         return "task_or_label" if self.group == "label" else "task_or_sample"
 
     def _admit_slot(self, gid: int) -> int:
@@ -495,6 +501,8 @@ class PowerLawReplay(ClassBalancedReplay):
         return super()._evict_slot()
 
     def probabilities(self) -> np.ndarray:
+        """(``size_``,): a group's weight ``(t - last_seen) ** -alpha`` (a row alone: its own age) shared by its
+        rows, the current group's rows 0 with ``exclude_current``; sums to 1."""
         n = self.size_
         if not n:
             return np.zeros(0)

@@ -71,10 +71,13 @@ class CounterRandom:
         return np.minimum((self.uniform(n) * high).astype(np.int64), high - 1)
 
     def state_dict(self) -> dict:
+        """The seed and the positions of the uniform and normal streams: all a restore needs."""
         return {"seed": self.seed, "pos": list(self.pos)}
 
     @classmethod
     def from_state(cls, state: Mapping) -> "CounterRandom":
+        """The generator of a :meth:`state_dict`, going on from its positions; ``ValueError`` for a seed or
+        positions that are not counts >= 0, or not two positions."""
         pos = saved_counts(state["pos"], "random stream positions").reshape(-1).tolist()  # (2,) flat: uniform, normal
         if len(pos) != 2:
             raise ValueError(f"saved state: random stream positions must be two (uniform, normal), got {len(pos)}")

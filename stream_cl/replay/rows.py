@@ -55,10 +55,13 @@ class RowStore:
     # -- budgets -----------------------------------------------------------------------
     @staticmethod
     def row_bytes(d: int) -> int:
+        """Bytes one stored row of ``d`` inputs counts against ``max_bytes``: 8 a value, 1 a presence flag, and
+        :data:`ROW_OVERHEAD`."""
         return 9 * d + ROW_OVERHEAD
 
     @property
     def width_(self) -> int:
+        """Inputs each stored row holds (``X_``'s columns); a narrower row offered is padded, absent and 0."""
         return self.X_.shape[1]
 
     @property
