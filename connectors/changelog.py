@@ -272,6 +272,7 @@ class ChangelogTable:
         return found if found is not None and getattr(found, "int", 1) != 0 else None  # the zero id: no such topic
 
     def get(self, key: str) -> bytes | None:
+        """The latest committed value of ``key`` read so far (None: none, or deleted)."""
         return self.values.get(key)
 
     def changed(self) -> set[str]:
@@ -280,7 +281,9 @@ class ChangelogTable:
         return out
 
     def keys(self) -> Iterable[str]:
+        """The keys that have a value, as a list."""
         return list(self.values)
 
     def close(self) -> None:
+        """Close the table's consumer."""
         self.consumer.close()

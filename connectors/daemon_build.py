@@ -162,6 +162,7 @@ class RunChangelog:
         return self.table
 
     def close(self) -> None:
+        """Close the table, if one was made; an error closing it is dropped (the run is over)."""
         table, self.table = self.table, None
         if table is not None:
             try:

@@ -41,6 +41,7 @@ class EarlySignals:
         self.saved: dict = {}
 
     def install(self) -> EarlySignals:
+        """Keep SIGTERM and SIGINT from now on (main thread only; elsewhere nothing changes); returns ``self``."""
         if threading.current_thread() is threading.main_thread():  # (signal.signal refuses other threads)
             for sig in KEPT_SIGNALS:
                 previous = signal.signal(sig, self.keep)
@@ -60,6 +61,7 @@ class EarlySignals:
         return taken
 
     def restore(self) -> None:
+        """Put back the handlers :meth:`install` replaced."""
         for sig, handler in self.saved.items():
             if handler is not None:  # None: set outside Python; nothing to put back
                 signal.signal(sig, handler)

@@ -200,6 +200,7 @@ class JsonlDeadLetterSink(_JsonlSink):
     """
 
     def write(self, letters: Sequence[DeadLetter]) -> None:
+        """:class:`~stream_cl.events.DeadLetterSink`: one JSON line per letter."""
         self._write_dicts(_letter_dict(d) for d in letters)
 
 
@@ -208,6 +209,7 @@ class JsonlPredictionSink(_JsonlSink):
     (and ``"extra"`` when a prediction carries any)."""
 
     def write(self, predictions: Sequence[Prediction]) -> None:
+        """:class:`~stream_cl.events.PredictionSink`: one JSON line per prediction."""
         self._write_dicts(_prediction_dict(p) for p in predictions)
 
 

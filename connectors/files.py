@@ -226,6 +226,7 @@ class FileSource:
         return own + self._csv.take_warnings() + self._decoder.census.take(final=self.exhausted)
 
     def close(self) -> None:
+        """Close the file (a poll waiting at its end wakes); ``exhausted`` from then on."""
         self._followed.close()  # also wakes a poll waiting at the end of the file
         self.exhausted = True
 

@@ -71,9 +71,11 @@ class DaemonStatus:
         self.daemon = None
 
     def attach(self, daemon) -> None:
+        """Answer for ``daemon`` from now on (built, or rebuilt after a start over)."""
         self.daemon = daemon
 
     def get_daemon(self):
+        """The daemon attached (None while starting)."""
         return self.daemon
 
     def health(self) -> tuple[bool, dict]:
@@ -314,6 +316,7 @@ class ObservabilityServer:
 
     @property
     def url(self) -> str:
+        """The server's base URL, with a loopback address where it listens on all of them."""
         host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
@@ -324,6 +327,7 @@ class ObservabilityServer:
         self.status.attach(daemon)
 
     def close(self) -> None:
+        """Stop serving and close the socket (waits up to 5 s for the serving thread)."""
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)

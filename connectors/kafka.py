@@ -692,6 +692,7 @@ class KafkaSource(RebalanceCallbacks):
             log.debug("end offsets for the lag not looked up: %s", e)
 
     def highwater(self, tp: TopicPartition) -> int | None:
+        """The end offset of ``tp`` the last fetch saw (None before one)."""
         return self.consumer.highwater(tp)
 
     def close(self) -> None:

@@ -142,12 +142,15 @@ class AssignmentListener(AsyncConsumerRebalanceListener):
         self.source = source
 
     async def on_partitions_revoked(self, revoked):
+        """kafka-python's callback: the source gives up ``revoked`` (committing first)."""
         await self.source._on_revoked(set(revoked), lost=False)
 
     async def on_partitions_assigned(self, assigned):
+        """kafka-python's callback: the source takes ``assigned`` up where its state ends."""
         await self.source._on_assigned(set(assigned))
 
     async def on_partitions_lost(self, lost):
+        """kafka-python's callback: the group moved on; the source drops ``lost`` without committing."""
         await self.source._on_revoked(set(lost), lost=True)
 
 

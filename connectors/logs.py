@@ -188,6 +188,7 @@ class Redact(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Hide the secrets in ``record``; kafka-python's raw request dumps are dropped, every other record kept."""
         library = record.name.startswith("kafka")
         if not library and not self.secrets:
             return True
@@ -240,6 +241,7 @@ class ListenerTiming(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Reword kafka-python's slow-listener advice (the work runs off its IO thread); keeps every record."""
         if record.name == "kafka.coordinator.consumer" and record.msg == ADVICE_FORMAT:
             record.msg = ("Rebalance listener %s.%s for group %s took %.3fs (the daemon work, on a worker thread: "
                           "heartbeats went on)")
@@ -288,6 +290,8 @@ class StartupQuiet(logging.Filter):
         self.last_error = ""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """While active, drop the library's lines unless its logger is at DEBUG, counting them and keeping the last
+        telling error."""
         if not self.active or not record.name.startswith(self.prefixes):
             return True
         if logging.getLogger(record.name).getEffectiveLevel() <= logging.DEBUG:
@@ -375,6 +379,8 @@ class JsonFormatter(logging.Formatter):
     """``{"ts", "level", "logger", "event", ...fields}`` on one line."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """One JSON object: ``ts``, ``level``, ``logger``, ``event``, the event's fields, and ``exc`` where there is
+        one."""
         out = {"ts": _utc(record.created), "level": record.levelname, "logger": record.name,
                "event": record.getMessage()}
         for k, v in getattr(record, _FIELDS_ATTR, {}).items():
@@ -393,6 +399,7 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
 
     def formatMessage(self, record: logging.LogRecord) -> str:
+        """The standard line, then the event's fields as ``key=value``."""
         line = super().formatMessage(record)
         fields = getattr(record, _FIELDS_ATTR, {})
         if fields:

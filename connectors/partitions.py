@@ -182,6 +182,8 @@ class PartitionStates(CheckpointState):
 
     # -- checkpoints (a cache): which part of each partition the model serves ------------------
     def extra_state(self) -> dict:
+        """What the checkpoint keeps besides the offsets: the parts served, as of which offsets, and the partitions
+        owned."""
         return {"parts": dict(self.parts), "owned": sorted(self.owned)}
 
     def load_extra(self, state) -> None:

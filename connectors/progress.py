@@ -53,6 +53,7 @@ class Progress:
         self.stream.flush()
 
     def close(self) -> None:
+        """End the progress line (on a terminal)."""
         if self.enabled and self.tty:
             self.stream.write("\n")
             self.stream.flush()

@@ -98,6 +98,7 @@ class BatchHistogram:
         self._lock = threading.Lock()
 
     def observe(self, value: float, count: int = 1) -> None:
+        """Count ``value`` ``count`` times (nothing for a count of 0 or less)."""
         if count <= 0:
             return
         i = bisect_left(self.buckets, value)  # first bound >= value: Prometheus' "le"
@@ -256,9 +257,11 @@ class DaemonCollector:
         self.clock = clock
 
     def describe(self) -> list[Metric]:
+        """The metric families, without samples (prometheus_client's check at registration)."""
         return list(_families().values())
 
     def collect(self) -> list[Metric]:
+        """The metrics, read from the daemon attached at scrape time (the families without samples before one is)."""
         fams = _families()
         daemon = self.get_daemon()
         m = getattr(daemon, "metrics", None)

@@ -89,13 +89,16 @@ class InlinePublisher:
         self._outcome: float | BaseException | None = None  # of the last started commit, until finished
 
     def write(self, predictions: Sequence) -> None:
+        """:class:`~stream_cl.events.TransactionalPublisher`: the predictions into the open transaction."""
         if predictions:
             self.writer.write_rows([prediction_row(p) for p in predictions])
 
     def write_dead(self, records: Sequence[tuple]) -> None:
+        """:class:`~stream_cl.events.TransactionalPublisher`: dead-letter records into the open transaction."""
         self.writer.write_dead(records)
 
     def commit(self, offsets: Sequence[tuple], group: tuple, records: Sequence[tuple] = ()) -> None:
+        """Commit at once: :meth:`start_commit`, then :meth:`finish_commit`."""
         self.start_commit(offsets, group, records)
         self.finish_commit()
 
@@ -119,9 +122,11 @@ class InlinePublisher:
         """Nothing to check: the writer lives in this process."""
 
     def close(self) -> None:
+        """Close the producer (what is not committed is aborted)."""
         self.writer.close()
 
     def abort(self) -> None:
+        """Close the producer within 5 s, committing nothing."""
         self.writer.close(timeout=5)
 
 
@@ -163,6 +168,7 @@ class ProcessPublisher:
 
     @property
     def pid(self) -> int:
+        """The publisher process's id."""
         return self._proc.pid
 
     def _reply(self, timeout_s: float, what: str, limit_s: float | None = None):
@@ -212,10 +218,12 @@ class ProcessPublisher:
             raise DeliveryError(f"the publisher process exited (code {code})" + (f" during {during}" if during else ""))
 
     def write(self, predictions: Sequence) -> None:
+        """:class:`~stream_cl.events.TransactionalPublisher`: the predictions to the child's open transaction."""
         if predictions:
             self._send(("write", [prediction_row(p) for p in predictions]))
 
     def write_dead(self, records: Sequence[tuple]) -> None:
+        """:class:`~stream_cl.events.TransactionalPublisher`: dead-letter records to the child's open transaction."""
         if records:
             self._send(("dead", list(records)))
 

@@ -65,6 +65,7 @@ class DeadLetterRefused(TransactionAborted):
 
     @classmethod
     def of(cls, topic: str, error: BaseException) -> "DeadLetterRefused":
+        """The error for a dead letter ``topic`` refused as too large (``error``: the producer's), naming both fixes."""
         return cls(f"{cls.MARK} ({type(error).__name__}): dead letters are cut to fit kafka.max_message_bytes, or "
                    f"the max.message.bytes of {topic!r} where the daemon could read that at start, and this one is "
                    f"still over the topic's max.message.bytes; raise the topic's max.message.bytes (kafka-configs.sh "

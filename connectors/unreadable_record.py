@@ -129,6 +129,7 @@ class UnreadableRecords:
         return "nothing"
 
     def close(self) -> None:
+        """Close the probe consumer, if one was made."""
         if self._probe is not None:
             self._probe.close()
             self._probe = None

@@ -50,6 +50,7 @@ class RowMemo(NamedTuple):
     part: Hashable = None  # the partition whose part (standardiser) made the row: valid for learning only there
 
     def matches(self, x: Mapping) -> bool:
+        """Whether ``x`` is the event memoised (the same keys in the same order, and the same values)."""
         values = memo_values(x)
         return values is not None and self.keys == tuple(x) and self.values == values
 

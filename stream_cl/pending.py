@@ -337,6 +337,8 @@ class LabelDecoder:
         self._json = EventDecoder(mapping)  # a label record is read as an event is: one set of JSON rules
 
     def decode(self, raw: bytes, origin: str = "") -> LabelUpdate | DeadLetter:
+        """A label record as a :class:`LabelUpdate`, or a :class:`DeadLetter` saying why not; never raises, but for
+        MemoryError."""
         try:
             return self._decode(raw, origin)
         except MemoryError:  # the machine's state, not the record's: the caller's retry, not a lost label

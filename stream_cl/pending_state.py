@@ -27,6 +27,7 @@ class PendingState:
     """:meth:`state_dict` and :meth:`load_state_dict` of :class:`~stream_cl.pending.PendingLabels`."""
 
     def state_dict(self) -> dict:
+        """The waiting events and early labels as columns of plain lists and numbers (:meth:`load_state_dict`)."""
         ids, tasks, origins, keysets = [], [], [], []
         keyset_of: dict[tuple, int] = {}
         which, lengths, added_at, ts, has_ts = [], [], [], [], []

@@ -42,6 +42,7 @@ class RowPlan:
 
     @property
     def n_rows(self) -> int:
+        """Rows in the plan (the events' own first)."""
         return len(self.at)
 
     def add(self, kind: RowKind, at: np.ndarray) -> None:

@@ -152,6 +152,7 @@ class ShadowRestarter:
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """Each shadow head's state, hits and per-class counts, the shadow's start and alarm, and the restart counts."""
         return {"shadows": [{"head": i, "state": sh.state_dict(), "hits": list(self.hits_[i]),
                              "by_class": [[y, *r] for y, r in self.by_class_.get(i, {}).items()]}
                             for i, sh in self.shadows_.items()],

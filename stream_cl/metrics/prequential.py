@@ -80,6 +80,7 @@ class TaskSegments:
         self.untracked_events = 0  # their events
 
     def update(self, tasks: Sequence[Hashable | None], hits: Sequence[float]) -> None:
+        """Add events in order: their tasks (None: none) and hits (1.0 right, 0.0 wrong)."""
         for task, hit in zip(tasks, hits):
             self.events += 1
             if task is None:
