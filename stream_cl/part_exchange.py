@@ -8,6 +8,7 @@ refuses one of another model (:meth:`PartExchange._identity`). See :mod:`stream_
 from __future__ import annotations
 
 import numbers
+import re
 from collections.abc import Hashable, Mapping
 
 import numpy as np
@@ -211,6 +212,18 @@ class PartExchange:
         return self
 
 
+_WHOLE = re.compile(r"(?<![\w.])(-?\d+)\.0(?![\w.])")  # a whole number written as a float: "8.0", not "1.05"
+
+
+def _as_written(canonical) -> str:
+    """A :func:`_canonical` setting with its whole numbers as ints.
+
+    >>> _as_written("8.0"), _as_written("{'bandwidth': 1.5, 'width': 256.0}"), _as_written("1e-05"), _as_written("1.05")
+    ('8', "{'bandwidth': 1.5, 'width': 256}", '1e-05', '1.05')
+    """
+    return _WHOLE.sub(r"\1", str(canonical))
+
+
 def _canonical(value) -> str:
     """``value`` written so that equal settings read the same: numbers as floats, sequences as tuples,
     mappings sorted, River estimators (replay, drift, homeostasis parts) as their kind and parameters.
@@ -346,12 +359,17 @@ def layout_positions(names: list, mine: list) -> np.ndarray:
 
 
 def _describe(identity: dict, other: dict) -> str:
-    """``identity``'s kind, and where it differs from ``other``: its backbone and settings."""
+    """``identity``'s kind, and where it differs from ``other``: its backbone and settings, as a user writes
+    them (the state keeps every number as a float: ``key_units=8.0`` was said, which the learner refuses).
+    A backbone said once is not said again as its exact setting (review r121 F4)."""
     out = str(identity.get("kind"))
+    skip = set()
     if identity.get("backbone") != other.get("backbone"):
         out += " with backbone " + " ".join(str(identity.get("backbone")).split())
+        skip.add("backbone")
     mine, theirs = identity.get("settings") or {}, other.get("settings") or {}
-    diff = [f"{k}={mine.get(k)}" for k in sorted(set(mine) | set(theirs), key=str) if mine.get(k) != theirs.get(k)]
+    diff = [f"{k}={_as_written(mine.get(k))}" for k in sorted(set(mine) | set(theirs), key=str)
+            if k not in skip and mine.get(k) != theirs.get(k)]
     if diff and identity.get("kind") == other.get("kind"):
         out += " with " + ", ".join(diff)
     return out
