@@ -667,6 +667,9 @@ def _criterion(label: str, values: dict, missing: list, target: float, every: bo
         verdict = f"MISSES {what}: not measured on {', '.join(missing)}"
     else:
         verdict = f"{'meets' if ok else 'MISSES'} {what}"
+        below = [f"{k} {fmt.format(v)}" for k, v in values.items() if v < target]
+        if every and below:  # "MISSES >= 3x on every stream" read as missed on all of them (review r121)
+            verdict += f": below on {', '.join(below)}"
     return f"{label} {rng} ({verdict})"
 
 

@@ -126,6 +126,15 @@ def _label_list(ys) -> list:
     if getattr(ys, "ndim", 1) != 1:  # a frame, an (n, 1) array; a list of tuples (tuple labels) has none
         raise ValueError(f"labels must be {what}, got {type(ys).__name__} of shape {np.shape(ys)}; "
                          "a one-column frame: pass its column")
+    if isinstance(ys, pd.Series) and ys.dtype != object and ys.hasnans:
+        if ys.dtype.kind == "f":  # ints and None: pandas made floats and NaN
+            first = int(np.flatnonzero(ys.isna())[0])
+            raise ValueError(f"labels hold NaN in a {ys.dtype} Series (row {first}): pandas turns None among "
+                             "numbers into NaN; for rows only predicted pass "
+                             "y.astype(object).where(y.notna(), None), or a list with None")
+        # a str, string, nullable Int/boolean or category Series cannot hold None: its missing cells are the
+        # user's None (pandas 3 makes a list of strings and None a str Series with NaN), rows only predicted
+        return [None if m else v for v, m in zip(ys.tolist(), ys.isna().tolist())]
     try:
         return list(ys)
     except TypeError:  # one label, not a sequence of them
@@ -257,8 +266,9 @@ class StreamingClassifier(ContinualMonitoring, base.MiniBatchClassifier):
         return self
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series, w=None, partition: Hashable = None):
-        """Learn a frame's rows in order (``y``: any labels; ``None`` where a row is only predicted), as
-        many :meth:`learn_one` calls would; returns ``self``, ``X`` and ``y`` untouched."""
+        """Learn a frame's rows in order (``y``: any labels; ``None`` where a row is only predicted, as is a
+        missing cell of a Series that cannot hold ``None``: ``str``, ``Int64``...), as many :meth:`learn_one`
+        calls would; returns ``self``, ``X`` and ``y`` untouched."""
         rows = frame_rows(X)
         self.prequential_batch(rows, y, frame_weights(w, len(rows)), partition=partition)  # y checked there (checked_labels)
         return self

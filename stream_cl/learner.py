@@ -99,7 +99,8 @@ class OnlineContinualLearner(LearnerState, OnlineParts, ContinualSteps, OneEvent
         the backbone gives at least ``AUTO_CUDA_MIN_FEATURES`` (2,048) features: below that the
         CPU is faster one event at a time (RESULTS.md section 3). Else ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     seed
-        Seed of the default backbone.
+        Seed of the default backbone and of the threshold units (``key_units``); with a backbone of
+        your own it seeds the units alone.
     replay
         A :class:`~stream_cl.replay.ReplayBuffer` (``None``: no replay). Replayed rows
         are extra rows the heads learn right after the fresh row they were drawn at,
