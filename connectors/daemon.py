@@ -182,21 +182,15 @@ class Daemon:
         if lost:  # the group moved on: what this member did since its last commit must not count
             self.reset_reason = "partitions lost"
             return
-        m = self.metrics
-        if m.state == "running":  # /readyz 503 while the group waits on this commit (review r118 F8)
-            m.state = "revoking"
         try:
-            # the positions the loop holds (no lookups: the loop's consumer is inside poll)
-            self.commits.commit("revoke", partitions=set(self.source.assigned))
+            with _revoking(self):  # the positions the loop holds (no lookups: the loop's consumer is inside poll)
+                self.commits.commit("revoke", partitions=set(self.source.assigned))
         except (ConfigError, CheckpointError) as e:  # starting over would meet it again: stop
             self._fatal = e
             return
         except Exception as e:  # noqa: BLE001 -- not committed: the state is ahead of the group's offsets
             self.reset_reason = f"commit at revocation failed: {type(e).__name__}: {e}"
             return
-        finally:
-            if m.state == "revoking":
-                m.state = "running"
         drop = getattr(self.state, "drop", None)
         if drop is not None and self.metrics.state != "stopping":  # (a stopping member's last status shows what it held)
             drop(partitions)  # their state went into the changelog with that commit
@@ -416,6 +410,37 @@ def _checkpoint_failed(error: CheckpointError) -> int:
               detail=f"checkpoint not written: {error}; the commit before it went through, and a restart "
                      "resumes from the last checkpoint written (re-learning, silently, up to that commit)")
     return EXIT_FAILED
+
+
+@contextlib.contextmanager
+def _revoking(daemon):
+    """A running ``daemon`` is ``revoking`` while its revocation commits: /readyz says 503 and the status file
+    says so while the whole group waits on that commit (review r118 F8, r120 F8-1); then ``running`` again. A
+    daemon in another state (stopping) keeps it."""
+    m = daemon.metrics
+    if m.state != "running":
+        yield
+        return
+    m.state = "revoking"
+    _say_state(daemon)
+    try:
+        yield
+    finally:
+        if m.state == "revoking":
+            m.state = "running"
+            _say_state(daemon)
+
+
+def _say_state(daemon) -> None:
+    """Rewrite ``daemon``'s status file with the state a rebalance callback set: on another thread than the
+    loop's, so without a refresh (:meth:`~connectors.status.StatusReporter.write_state`); best effort."""
+    status = getattr(daemon, "status", None)
+    if status is None:
+        return
+    try:
+        status.write_state()
+    except Exception:  # noqa: BLE001 -- the file only reports: the commit goes on
+        log.debug("status file not rewritten", exc_info=True)
 
 
 def _offsets_unreadable_failed(error: Exception) -> int:

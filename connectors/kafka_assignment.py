@@ -30,7 +30,8 @@ from stream_cl.config import JOIN_POLL_MS, TAKEOVER_SHARE_OF_POLL, TXN_ABORT_MAR
 from .logs import log_event
 
 __all__ = ["LOOKUP_TIMEOUT_MS", "AssignmentListener", "CommittedOffsetsUnreadable", "RebalanceCallbacks",
-           "RebalanceHooks", "ms_left", "offsets_topic_partition", "off_the_io_thread", "resume_offset", "tp_key"]
+           "RebalanceHooks", "ms_left", "offsets_topic_hash", "offsets_topic_partition", "off_the_io_thread",
+           "resume_offset", "tp_key"]
 
 log = logging.getLogger("stream_cl.kafka")
 
@@ -50,20 +51,31 @@ _EARLIEST = -2  # ListOffsets' timestamp for a partition's first offset (kafka-p
 WAIT_TRY_MS = JOIN_POLL_MS
 
 
-def offsets_topic_partition(group_id: str, partitions: int = 50) -> int:
-    """The partition of ``__consumer_offsets`` that holds ``group_id``'s offsets, where the broker's
-    ``offsets.topic.num.partitions`` is ``partitions`` (50 by default): the absolute value of the group
-    id's Java ``hashCode`` (0 for the smallest int), modulo that number, as Kafka's group coordinator reckons it.
+def offsets_topic_hash(group_id: str) -> int:
+    """The absolute value of ``group_id``'s Java ``hashCode`` (0 for the smallest int), as Kafka's group
+    coordinator takes it (``Utils.abs``): modulo ``offsets.topic.num.partitions`` it is the partition of
+    ``__consumer_offsets`` that holds the group's offsets.
 
-    >>> offsets_topic_partition("hello", 1), offsets_topic_partition("hello")  # "hello".hashCode() = 99162322
-    (0, 22)
+    >>> offsets_topic_hash("hello")  # "hello".hashCode() = 99162322
+    99162322
     """
     code = 0
     data = group_id.encode("utf-16-be")  # Java strings hash their UTF-16 code units
     for i in range(0, len(data), 2):
         code = (31 * code + int.from_bytes(data[i:i + 2], "big")) & 0xFFFF_FFFF
     signed = code - (1 << 32) if code >= 1 << 31 else code
-    return (0 if signed == -(1 << 31) else abs(signed)) % partitions
+    return 0 if signed == -(1 << 31) else abs(signed)
+
+
+def offsets_topic_partition(group_id: str, partitions: int = 50) -> int:
+    """The partition of ``__consumer_offsets`` that holds ``group_id``'s offsets, where the broker's
+    ``offsets.topic.num.partitions`` is ``partitions`` (50 by default): :func:`offsets_topic_hash`
+    modulo that number, as Kafka's group coordinator reckons it.
+
+    >>> offsets_topic_partition("hello", 1), offsets_topic_partition("hello")
+    (0, 22)
+    """
+    return offsets_topic_hash(group_id) % partitions
 
 
 class CommittedOffsetsUnreadable(Exception):
@@ -358,15 +370,21 @@ def _unreadable_detail(cfg, where: list[str], waited: float) -> str:
     """What :class:`CommittedOffsetsUnreadable` says: the likely causes, and the remedy for the one that
     lasts until an administrator acts (review r118 F9: after broker restarts during a commit, an offsets
     write stayed open on ``__consumer_offsets`` with no producer left to end it)."""
-    part = offsets_topic_partition(cfg.group_id)
+    code = offsets_topic_hash(cfg.group_id)
+    part = code % 50
     servers = cfg.bootstrap_servers if isinstance(cfg.bootstrap_servers, str) else ",".join(cfg.bootstrap_servers)
     tool = f"kafka-transactions.sh --bootstrap-server {servers}"
+    # (review r120 F9-1: the partition was given for 50 partitions only; on a broker with one, the dev broker's,
+    # the describe-producers command it printed ran 60 s and failed with a METADATA timeout)
     return (f"the group coordinator gave no committed offsets for {', '.join(where)} in {waited:.0f} s; an open "
             "transaction of a departed member lasts at most kafka.transaction_timeout_ms "
             f"({cfg.transaction_timeout_ms} ms) unless the broker's transaction.max.timeout.ms allows longer: check "
             "the broker and that every member has the same kafka.transaction_timeout_ms. A transaction left open on "
             "__consumer_offsets with no producer to end it (seen after broker restarts during a commit) holds them "
-            f"until it is aborted: `{tool} describe-producers --topic __consumer_offsets --partition {part}` lists "
-            f"it (partition {part} where offsets.topic.num.partitions is 50, the default; else the group id's Java "
-            f"hashCode modulo that number) and `{tool} abort --topic __consumer_offsets --partition {part} "
-            "--start-offset <its CurrentTransactionStartOffset>` ends it")
+            f"until it is aborted. The group's offsets are in partition {code} modulo offsets.topic.num.partitions of "
+            f"__consumer_offsets ({code} is the group id's Java hashCode, made positive): partition {part} with the "
+            "default 50 partitions, 0 with 1 (`kafka-topics.sh --describe --topic __consumer_offsets` shows "
+            f"the number). With 50: `{tool} describe-producers --topic __consumer_offsets --partition {part}` lists "
+            "it (the row whose CurrentTransactionStartOffset is not None) and "
+            f"`{tool} abort --topic __consumer_offsets --partition {part} --start-offset <that "
+            "CurrentTransactionStartOffset>` ends it; with another number, put its partition in both")

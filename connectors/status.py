@@ -123,6 +123,7 @@ class StatusReporter:
         self.status_file = status_file
         self.every_s = every_s
         self._at = 0.0
+        self._report: dict = {}  # the last write's (write_state rewrites it as it was)
 
     def refresh(self, source, pending, state=None) -> DaemonMetrics:
         """Gauges from the source (partitions, positions, lag) and the label store.
@@ -156,10 +157,21 @@ class StatusReporter:
             return
         self._at = now
         self.refresh(source, pending, state)
+        self._report = report
+        self._dump()
+
+    def write_state(self) -> None:
+        """Rewrite the status file from the metrics as they are, without a refresh (which reads the source on
+        the loop's thread only): for a state set on another thread, as a revocation's ``revoking`` while its
+        commit is under way and the loop is blocked in poll (review r120 F8-1: the file said ``running``
+        for the 12 s such a commit hung)."""
+        self._dump()
+
+    def _dump(self) -> None:
         if not self.status_file:
             return
         data = self.metrics.to_dict()
-        data["report"] = jsonable_report(report)
+        data["report"] = jsonable_report(self._report)
         tmp = f"{self.status_file}.tmp"
         try:
             Path(self.status_file).parent.mkdir(parents=True, exist_ok=True)

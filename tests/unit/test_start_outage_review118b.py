@@ -115,3 +115,55 @@ def test_the_remedy_names_the_groups_partition_of_the_offsets_topic(monkeypatch,
     assert ("kafka-transactions.sh --bootstrap-server b1:9092,b2:9092 describe-producers --topic __consumer_offsets "
             "--partition 30") in text
     assert "abort --topic __consumer_offsets --partition 30 --start-offset" in text and "events/3" in text
+
+
+# -- review r120 ------------------------------------------------------------------------------------------------
+def test_the_status_file_says_revoking_while_the_revocation_commits(tmp_path):
+    # review r120 F8-1: on a real broker frozen for 12 s during m0's revocation commit, /readyz said revoking
+    # but the status file said running with its old partitions the whole time (only the loop wrote it, and the
+    # loop is blocked in poll while on_revoke runs)
+    import json
+
+    from connectors.status import StatusReporter
+
+    metrics, seen, files = DaemonMetrics(), [], []
+    metrics.state = "running"
+    path = tmp_path / "status.json"
+    member, _ = _member(metrics, seen)
+    member.status = StatusReporter(metrics, str(path))
+    inner = member.commits.commit
+
+    def commit(why, partitions):
+        files.append(json.loads(path.read_text())["state"])
+        inner(why, partitions)
+
+    member.commits = SimpleNamespace(commit=commit)
+    daemon_module.Daemon.on_revoke(member, {TopicPartition("events", 0)}, lost=False)
+    assert files == ["revoking"] and json.loads(path.read_text())["state"] == "running"
+
+
+def test_the_held_offsets_line_names_the_partition_for_any_number_of_offsets_partitions(monkeypatch):
+    # review r120 F9-1: the line gave the partition for 50 partitions only, and on the dev broker (1 partition)
+    # its describe-producers command ran 60 s and failed with a METADATA timeout; it now gives the hashCode too
+    import asyncio
+
+    from connectors.kafka_assignment import offsets_topic_hash
+
+    cfg = KafkaConfig(topics=["events"], group_id="it-q1-bf43a4b350", bootstrap_servers="b:9092",
+                      session_timeout_ms=6_000, transaction_timeout_ms=10_000)
+    source = KafkaSource(cfg, MappingConfig(), consumer=ListConsumer([]))
+
+    async def held(partitions, timeout_ms):
+        raise KafkaTimeoutError("Timeout waiting for future")
+
+    clock = iter(range(0, 10**6, 5))
+    monkeypatch.setattr("connectors.kafka_assignment.time.monotonic", lambda: float(next(clock)))
+    with pytest.raises(CommittedOffsetsUnreadable) as raised:
+        asyncio.run(source._fetch_committed(held, {TopicPartition("events", 0)}))
+    text = str(raised.value)
+    # javac: "it-q1-bf43a4b350".hashCode() = -1059903155 (partition 5 of 50, 0 of 1: the r120 broker held it in 0)
+    assert offsets_topic_hash("it-q1-bf43a4b350") == 1059903155
+    assert "partition 1059903155 modulo offsets.topic.num.partitions" in text
+    assert "partition 5 with the default 50 partitions, 0 with 1" in text
+    assert "describe-producers --topic __consumer_offsets --partition 5" in text
+    assert "the row whose CurrentTransactionStartOffset is not None" in text
