@@ -339,7 +339,7 @@ class RebalanceCallbacks:
         # (the config holds transaction_timeout_ms + the margin within it: kafka.max_poll_interval_ms's check)
         budget_ms = min(max(cfg.session_timeout_ms, cfg.transaction_timeout_ms + TXN_ABORT_MARGIN_MS),
                         TAKEOVER_SHARE_OF_POLL * cfg.max_poll_interval_ms)
-        started, said = time.monotonic(), 0
+        started, said = time.monotonic(), -1  # -1: the first try that times out is said at once (review r120 F9-2)
         if self.hooks is not None:  # the poll() that runs this callback has spent some of the stall budget already
             self.hooks.on_wait()
         while True:
@@ -357,7 +357,7 @@ class RebalanceCallbacks:
                 if self.hooks is not None:  # alive: /healthz must not read the wait as a stall
                     self.hooks.on_wait()
                 timeouts = int(waited * 1000.0 // cfg.session_timeout_ms)
-                if timeouts <= said:  # a line at each session timeout waited
+                if timeouts <= said:  # a line at the first try, then at each session timeout waited
                     continue
                 said = timeouts
                 log_event(log, "committed_offsets_waiting", level=logging.WARNING, partitions=where,

@@ -193,7 +193,10 @@ def test_offsets_held_by_an_open_transaction_are_waited_for_past_the_session_tim
     with caplog.at_level(logging.WARNING, logger="stream_cl.kafka"):
         assert asyncio.run(source._fetch_committed(fetch, {tp})) == {tp: "om"}
     assert calls == [3_000] * 16  # tries of 3 s (WAIT_TRY_MS), past the session timeout (45 s), up to 60 s + 20 s
-    assert [r.getMessage() for r in caplog.records] == ["committed_offsets_waiting"]  # one line a session timeout
+    # one line at the first try that timed out (review r120 F9-2: 45 s of silence before), then one a session timeout
+    lines = [r for r in caplog.records]
+    assert [r.getMessage() for r in lines] == ["committed_offsets_waiting"] * 2
+    assert [vars(r)["stream_cl_fields"]["waited_s"] for r in lines] == [3.0, 45.0]
 
 
 def test_offsets_never_readable_fail_after_the_wait_naming_the_cause(monkeypatch, caplog):
@@ -207,7 +210,7 @@ def test_offsets_never_readable_fail_after_the_wait_naming_the_cause(monkeypatch
         asyncio.run(source._fetch_committed(fetch, {TopicPartition("events", 0)}))
     assert sum(calls) == 30_000 and clock.t == 1030.0  # 10 s + 20 s, in steps of the session timeout
     events = [r.getMessage() for r in caplog.records]
-    assert events == ["committed_offsets_waiting"] * 4 + ["committed_offsets_unreadable"]
+    assert events == ["committed_offsets_waiting"] * 5 + ["committed_offsets_unreadable"]  # at 3 s, then each 6 s
     failed = caplog.records[-1]
     assert failed.levelno == logging.ERROR and "kafka.transaction_timeout_ms (10000 ms)" in json.dumps(vars(failed), default=str)
 
