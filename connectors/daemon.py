@@ -805,8 +805,9 @@ def _install_signal_handlers(stop: threading.Event, timeout_s: float):
 
         def said_stop():
             log_event(log, "stop_requested", reason=signal.Signals(received[0]).name,
-                      detail="finishing the batch in flight, then a final checkpoint and commit; a second signal "
-                             "exits at once, the last checkpoint staying valid")
+                      detail="a running daemon finishes the batch in flight, then makes a final checkpoint and "
+                             "commit (a start not done yet stops at once); a second signal exits at once, the last "
+                             "checkpoint staying valid")
             said.release()
 
         try:
