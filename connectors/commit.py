@@ -103,7 +103,9 @@ class CommitCoordinator:
         (:class:`Fenced`) when this transaction, or the one under way before it, could not be
         committed, and :class:`DeliveryError` when the publisher is gone.
         """
+        began = self.policy.clock()
         self.settle()  # one transaction at a time: the one before this
+        waited = self.policy.clock() - began  # (said in a revocation's or shutdown's commit line: review r120)
         src = self.source
         if partitions is None:
             src.fill_positions()  # 1. past markers and compaction gaps (blocking: main thread only)
@@ -129,7 +131,7 @@ class CommitCoordinator:
         self.policy.done()
         # step 4 covers the state as it is now: taken now, saved once the transaction is committed
         checkpoint = self.store.snapshot(covered, reason)
-        self._under_way = _Transaction(offsets, reason, len(records), checkpoint, self.policy.clock())
+        self._under_way = _Transaction(offsets, reason, len(records), checkpoint, self.policy.clock(), waited)
         if reason != "interval":
             self.settle()
         return offsets
@@ -170,7 +172,7 @@ class CommitCoordinator:
             self.store.write(t.checkpoint)  # 4.
         if t.reason != "interval":
             log_event(log, "commit", reason=t.reason, partitions=len(t.offsets), records=t.records,
-                      seconds=round(seconds, 4))
+                      seconds=round(seconds, 4), waited_s=round(t.waited, 4))
         return True
 
 
@@ -183,3 +185,4 @@ class _Transaction:
     records: int  # state records in it
     checkpoint: object  # step 4's checkpoint (the store's snapshot as of the start), or None
     started: float  # the policy's clock when it started
+    waited: float = 0.0  # seconds it waited for the transaction before it to finish
