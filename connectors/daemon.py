@@ -416,19 +416,18 @@ def _checkpoint_failed(error: CheckpointError) -> int:
 def _revoking(daemon):
     """A running ``daemon`` is ``revoking`` while its revocation commits: /readyz says 503 and the status file
     says so while the whole group waits on that commit (review r118 F8, r120 F8-1); then ``running`` again. A
-    daemon in another state (stopping) keeps it."""
+    commit that fails leaves it ``revoking`` until the loop starts over (``rejoining``): the member is about to
+    drop its state, and was ready again meanwhile (review r122). A daemon in another state (stopping) keeps it."""
     m = daemon.metrics
     if m.state != "running":
         yield
         return
     m.state = "revoking"
     _say_state(daemon)
-    try:
-        yield
-    finally:
-        if m.state == "revoking":
-            m.state = "running"
-            _say_state(daemon)
+    yield
+    if m.state == "revoking":
+        m.state = "running"
+        _say_state(daemon)
 
 
 def _say_state(daemon) -> None:
@@ -806,8 +805,8 @@ def _install_signal_handlers(stop: threading.Event, timeout_s: float):
         def said_stop():
             log_event(log, "stop_requested", reason=signal.Signals(received[0]).name,
                       detail="a running daemon finishes the batch in flight, then makes a final checkpoint and "
-                             "commit (a start not done yet stops at once); a second signal exits at once, the last "
-                             "checkpoint staying valid")
+                             "commit (a start not done yet stops as soon as it can, committing nothing); a second "
+                             "signal exits at once, the last checkpoint staying valid")
             said.release()
 
         try:

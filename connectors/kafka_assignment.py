@@ -83,6 +83,8 @@ class CommittedOffsetsUnreadable(Exception):
     as long as a departed member's open transaction can hold them: the daemon fails (exit 1) with
     this text, which names the remedy, as its ``failed`` line (review r118 F9: it was a traceback)."""
 
+    said_by_the_daemon = True  # kafka-python's own traceback of it is dropped (connectors.logs.ListenerTiming)
+
 
 def tp_key(tp: TopicPartition) -> str:
     """``"topic/partition"``: how partitions are named in metrics and status files."""
@@ -383,8 +385,9 @@ def _unreadable_detail(cfg, where: list[str], waited: float) -> str:
             "__consumer_offsets with no producer to end it (seen after broker restarts during a commit) holds them "
             f"until it is aborted. The group's offsets are in partition {code} modulo offsets.topic.num.partitions of "
             f"__consumer_offsets ({code} is the group id's Java hashCode, made positive): partition {part} with the "
-            "default 50 partitions, 0 with 1 (`kafka-topics.sh --describe --topic __consumer_offsets` shows "
-            f"the number). With 50: `{tool} describe-producers --topic __consumer_offsets --partition {part}` lists "
-            "it (the row whose CurrentTransactionStartOffset is not None) and "
+            f"default 50 partitions, 0 with 1 (`kafka-topics.sh --bootstrap-server {servers} --describe --topic "
+            "__consumer_offsets` shows the number; on a cluster with TLS or SASL, give each command --command-config "
+            f"with the client's settings). With 50: `{tool} describe-producers --topic __consumer_offsets "
+            f"--partition {part}` lists it (the row whose CurrentTransactionStartOffset is not None) and "
             f"`{tool} abort --topic __consumer_offsets --partition {part} --start-offset <that "
             "CurrentTransactionStartOffset>` ends it; with another number, put its partition in both")

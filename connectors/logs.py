@@ -229,10 +229,12 @@ _TRACEBACKS = logging.Formatter()  # formats a record's exception for Redact, as
 
 
 class ListenerTiming(logging.Filter):
-    """kafka-python's warning of a rebalance listener over 1 s, without its advice: it says that the listener
-    blocks the event loop and heartbeats, and to move its work to a worker thread, which is where the daemon's
-    work runs (:func:`connectors.kafka_assignment.off_the_io_thread`) while the heartbeats go on (review r112).
-    The line and its duration stay: a long rebalance is still worth seeing.
+    """kafka-python's lines about the daemon's rebalance listener. Its warning of a listener over 1 s comes
+    without its advice: it says that the listener blocks the event loop and heartbeats, and to move its work
+    to a worker thread, which is where the daemon's work runs (:func:`connectors.kafka_assignment.
+    off_the_io_thread`) while the heartbeats go on (review r112); the line and its duration stay. Its
+    traceback of a listener's error that the daemon's own ``failed`` line says (an error whose class sets
+    ``said_by_the_daemon``) is dropped (review r122: the remedy came after a traceback of it).
 
     >>> r = logging.LogRecord("kafka.coordinator.consumer", logging.WARNING, "", 0, ADVICE_FORMAT,
     ...                       ("AssignmentListener", "on_partitions_revoked", "g", 9.6), None)
@@ -241,7 +243,10 @@ class ListenerTiming(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Reword kafka-python's slow-listener advice (the work runs off its IO thread); keeps every record."""
+        """Reword kafka-python's slow-listener advice (the work runs off its IO thread); drop its traceback of an
+        error the daemon says itself; keep every other record."""
+        if record.exc_info and getattr(record.exc_info[1], "said_by_the_daemon", False):
+            return False
         if record.name == "kafka.coordinator.consumer" and record.msg == ADVICE_FORMAT:
             record.msg = ("Rebalance listener %s.%s for group %s took %.3fs (the daemon work, on a worker thread: "
                           "heartbeats went on)")

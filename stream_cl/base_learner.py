@@ -112,6 +112,22 @@ def stacked(parts: Sequence[np.ndarray]) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.vstack([widened(P, parts[-1].shape[1]) for P in parts])
 
 
+def _holds_no_none(dtype) -> bool:
+    """Whether a labels Series of ``dtype`` cannot hold ``None``, so that a missing cell is the ``None`` it was
+    made from (review r121 F1): pandas' strings (pandas 3 makes a list of strings and ``None`` a ``str`` Series
+    holding NaN), categories, and the nullable integers, floats and booleans (``Int64``, ``Float64``,
+    ``boolean``, which hold ``<NA>``). Not numpy's floats (a NaN there may be a value's) nor times (``NaT``).
+
+    >>> [_holds_no_none(pd.Series(v).dtype) for v in (["a", None], [1, None], [1.5, None])]
+    [True, False, False]
+    >>> _holds_no_none(pd.Int64Dtype()), _holds_no_none(pd.Float64Dtype()), _holds_no_none(np.dtype("M8[ns]"))
+    (True, True, False)
+    """
+    if isinstance(dtype, (pd.StringDtype, pd.CategoricalDtype)):
+        return True
+    return isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "iufb" and dtype.na_value is pd.NA
+
+
 def _label_list(ys) -> list:
     """``ys`` as a list, if it is one label per event in one dimension (a Series, a list, a tuple,
     a 1-D array): iterating a string, a mapping, a set or a frame gives characters, keys, an
@@ -127,14 +143,13 @@ def _label_list(ys) -> list:
         raise ValueError(f"labels must be {what}, got {type(ys).__name__} of shape {np.shape(ys)}; "
                          "a one-column frame: pass its column")
     if isinstance(ys, pd.Series) and ys.dtype != object and ys.hasnans:
+        if _holds_no_none(ys.dtype):  # its missing cells are the user's None: rows only predicted
+            return [None if m else v for v, m in zip(ys.tolist(), ys.isna().tolist())]
         if ys.dtype.kind == "f":  # ints and None: pandas made floats and NaN
             first = int(np.flatnonzero(ys.isna())[0])
             raise ValueError(f"labels hold NaN in a {ys.dtype} Series (row {first}): pandas turns None among "
                              "numbers into NaN; for rows only predicted pass "
                              "y.astype(object).where(y.notna(), None), or a list with None")
-        # a str, string, nullable Int/boolean or category Series cannot hold None: its missing cells are the
-        # user's None (pandas 3 makes a list of strings and None a str Series with NaN), rows only predicted
-        return [None if m else v for v, m in zip(ys.tolist(), ys.isna().tolist())]
     try:
         return list(ys)
     except TypeError:  # one label, not a sequence of them

@@ -213,15 +213,19 @@ class PartExchange:
 
 
 _WHOLE = re.compile(r"(?<![\w.])(-?\d+)\.0(?![\w.])")  # a whole number written as a float: "8.0", not "1.05"
+_QUOTED = re.compile(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")  # a string's repr: left as it is
 
 
 def _as_written(canonical) -> str:
-    """A :func:`_canonical` setting with its whole numbers as ints.
+    """A :func:`_canonical` setting with its whole numbers as ints (not within its strings).
 
     >>> _as_written("8.0"), _as_written("{'bandwidth': 1.5, 'width': 256.0}"), _as_written("1e-05"), _as_written("1.05")
     ('8', "{'bandwidth': 1.5, 'width': 256}", '1e-05', '1.05')
+    >>> _as_written("{'path': 'model 2.0', 'seed': 3.0}")
+    "{'path': 'model 2.0', 'seed': 3}"
     """
-    return _WHOLE.sub(r"\1", str(canonical))
+    parts = _QUOTED.split(str(canonical))  # (odd positions: the strings)
+    return "".join(p if i % 2 else _WHOLE.sub(r"\1", p) for i, p in enumerate(parts))
 
 
 def _canonical(value) -> str:

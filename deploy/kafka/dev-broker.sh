@@ -313,11 +313,13 @@ start_broker() {
     if ! broker_pid >/dev/null; then
       # The ports lie in Linux's ephemeral range (32768-60999): a client's outgoing connection can take one
       # as its local port between the check above and the broker's bind (review r119 F3). Launch again.
-      if ((binds < 3)) && tail -c "+$((launched + 1))" "$LOG" | grep -q "Address already in use"; then
+      # (grep reads a process substitution: under pipefail, tail killed by grep -q's early exit read as no match)
+      if ((binds < 3)) && grep -q "Address already in use" < <(tail -c "+$((launched + 1))" "$LOG"); then
         binds=$((binds + 1))
         log "a listener port was taken between the check and the bind; launching again ($binds of 3)"
         sleep 1
         launch
+        sleep 0.5  # before the liveness check: a process not yet exec'd as java reads as exited (review r122)
         continue
       fi
       fail_start "broker process exited during startup"

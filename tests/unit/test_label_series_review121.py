@@ -33,3 +33,14 @@ def test_none_in_a_nullable_int_series_is_predict_only_and_in_a_float_one_is_exp
     assert model.classes_ == [0, 1]
     with pytest.raises(ValueError, match=r"float64 Series \(row 0\).*astype\(object\)"):
         make().learn_many(X, pd.Series([None, 0, 1]))  # pandas made 0.0, 1.0 and NaN
+
+
+@pytest.mark.parametrize("make", LEARNERS)
+def test_none_in_a_nullable_float_series_is_predict_only_and_times_stay_refused(make):
+    # review r122: Float64 holds <NA> for None (it was refused as "pandas turns None among numbers into NaN"),
+    # and a datetime Series' NaT became "predict only" where it had been refused
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0]})
+    model = make().learn_many(X, pd.Series([None, 0.5, 1.5], dtype="Float64"))
+    assert model.classes_ == [0.5, 1.5]
+    with pytest.raises(ValueError, match="NaT"):
+        make().learn_many(X, pd.Series([None, "2024-01-01", "2024-01-02"], dtype="datetime64[ns]"))
