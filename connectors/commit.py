@@ -103,7 +103,7 @@ class CommitCoordinator:
         (:class:`Fenced`) when this transaction, or the one under way before it, could not be
         committed, and :class:`DeliveryError` when the publisher is gone.
         """
-        began = self.policy.clock()
+        began, before = self.policy.clock(), self._under_way is not None
         self.settle()  # one transaction at a time: the one before this
         waited = self.policy.clock() - began  # (said in a revocation's or shutdown's commit line: review r120)
         src = self.source
@@ -120,6 +120,9 @@ class CommitCoordinator:
             self.policy.done()
             if reason != "interval":
                 self.store.committed(covered, reason)  # the store may still owe a checkpoint of what it covers
+                if before:  # its wait is said all the same: a revocation may have waited long (review r122)
+                    log_event(log, "commit", reason=reason, partitions=0, records=0, seconds=0.0,
+                              waited_s=round(waited, 4), detail="nothing new after the transaction under way")
             return offsets
         group = src.group_metadata()
         why = out_of_group(group) if offsets else None

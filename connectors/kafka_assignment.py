@@ -365,7 +365,8 @@ class RebalanceCallbacks:
                 log_event(log, "committed_offsets_waiting", level=logging.WARNING, partitions=where,
                           waited_s=round(waited, 1), budget_s=round(budget_ms / 1000.0, 1),
                           detail="committed offsets not readable yet: a departed member's open transaction may hold "
-                                 "them until the broker aborts it (kafka.transaction_timeout_ms)")
+                                 "them until the broker aborts it (kafka.transaction_timeout_ms), or the group "
+                                 "coordinator is still loading them (a broker that just restarted)")
 
 
 def _unreadable_detail(cfg, where: list[str], waited: float) -> str:
