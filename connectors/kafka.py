@@ -43,6 +43,7 @@ from kafka.errors import CorruptRecordError, KafkaError, KafkaTimeoutError, Retr
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from stream_cl.config import HEARTBEAT_INTERVAL_MS, JOIN_POLL_MS, Config, ConfigError, KafkaConfig, MappingConfig
+from stream_cl.config.kafka_checks import bootstrap_entries
 from stream_cl.decode import EventDecoder
 from stream_cl.events import DeadLetter
 from stream_cl.mapping_check import MappingChecks
@@ -134,8 +135,7 @@ def client_options(cfg: KafkaConfig) -> dict:
 
     Secrets named by ``*_env`` keys are read from the environment here.
     """
-    servers = [cfg.bootstrap_servers] if isinstance(cfg.bootstrap_servers, str) else list(cfg.bootstrap_servers)
-    servers = [s.strip() for item in servers for s in item.split(",") if s.strip()]
+    servers = bootstrap_entries(cfg.bootstrap_servers)
     # reconnect_backoff_max_ms: the Java client's 1 s; kafka-python's admin takes 30 s, and its bootstrap backs
     # off 4x per refused attempt (0, 0.1, 0.5, 2.2, 9.5 s, then past a 30 s bootstrap_timeout_ms): a broker up
     # 10 s after the daemon began to wait was never tried again, and the start failed with exit 1 (r32 F2)

@@ -26,6 +26,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.future import Future
 
 from stream_cl.config import JOIN_POLL_MS, TAKEOVER_SHARE_OF_POLL, TXN_ABORT_MARGIN_MS
+from stream_cl.config.kafka_checks import bootstrap_entries
 
 from .logs import log_event
 
@@ -373,9 +374,8 @@ def _unreadable_detail(cfg, where: list[str], waited: float) -> str:
     """What :class:`CommittedOffsetsUnreadable` says: the likely causes, and the remedy for the one that
     lasts until an administrator acts (review r118 F9: after broker restarts during a commit, an offsets
     write stayed open on ``__consumer_offsets`` with no producer left to end it)."""
-    code = offsets_topic_hash(cfg.group_id)
-    part = code % 50
-    servers = cfg.bootstrap_servers if isinstance(cfg.bootstrap_servers, str) else ",".join(cfg.bootstrap_servers)
+    code, part = offsets_topic_hash(cfg.group_id), offsets_topic_partition(cfg.group_id)  # (part: of 50)
+    servers = ",".join(bootstrap_entries(cfg.bootstrap_servers))
     tool = f"kafka-transactions.sh --bootstrap-server {servers}"
     # (review r120 F9-1: the partition was given for 50 partitions only; on a broker with one, the dev broker's,
     # the describe-producers command it printed ran 60 s and failed with a METADATA timeout)

@@ -27,12 +27,23 @@ def check_topic(key: str, name: str) -> None:
         raise ConfigError(f"{key}: {name!r} is not a legal Kafka topic name; use {TOPIC_RULE}")
 
 
+def bootstrap_entries(value: str | list[str]) -> list[str]:
+    """``kafka.bootstrap_servers`` as the clients read it: a string or a list of strings, each split on
+    commas, the entries stripped, empty ones left out.
+
+    >>> bootstrap_entries("a:9092, b:9092"), bootstrap_entries(["a:9092", "b:9092,c:9092"])
+    (['a:9092', 'b:9092'], ['a:9092', 'b:9092', 'c:9092'])
+    """
+    items = [value] if isinstance(value, str) else value
+    return [s.strip() for item in items for s in item.split(",") if s.strip()]
+
+
 def check_bootstrap_servers(value: str | list[str]) -> None:
     """Refuse what is not a list of ``host[:port]``, split on commas as the clients split it: a port
     that is not a number (a template left unfilled, "kafka:${PORT}") or nothing between commas
     failed inside kafka-python as a traceback, exit 1 (and a restart loop) instead of exit 2."""
     items = [value] if isinstance(value, str) else value
-    entries = [s.strip() for item in items for s in item.split(",") if s.strip()]
+    entries = bootstrap_entries(value)
     example = 'give host:port entries, e.g. "localhost:9092", "kafka-1:9092,kafka-2:9092" or "[::1]:9092"'
     if not entries or not all(item.strip() for item in items):  # an empty list item: a value left unfilled
         raise ConfigError(f"kafka.bootstrap_servers: empty (got {value!r}); {example}")

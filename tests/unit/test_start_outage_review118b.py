@@ -98,10 +98,12 @@ def test_other_callback_errors_are_left_as_kafka_python_raised_them():
         source.poll(10)
 
 
-def test_the_remedy_names_the_groups_partition_of_the_offsets_topic(monkeypatch, caplog):
+def _held_offsets_text(monkeypatch, group_id: str, servers, partition: int) -> str:
+    """The text of :class:`CommittedOffsetsUnreadable` for ``events/<partition>`` of ``group_id``, after a
+    wait whose every try timed out (as while a transaction left open holds the offsets)."""
     import asyncio
 
-    cfg = KafkaConfig(topics=["events"], group_id="stream-cl", bootstrap_servers=["b1:9092", "b2:9092"],
+    cfg = KafkaConfig(topics=["events"], group_id=group_id, bootstrap_servers=servers,
                       session_timeout_ms=6_000, transaction_timeout_ms=10_000)
     source = KafkaSource(cfg, MappingConfig(), consumer=ListConsumer([]))
 
@@ -111,8 +113,12 @@ def test_the_remedy_names_the_groups_partition_of_the_offsets_topic(monkeypatch,
     clock = iter(range(0, 10**6, 5))  # 5 s a look: past the 30 s budget within a few tries
     monkeypatch.setattr("connectors.kafka_assignment.time.monotonic", lambda: float(next(clock)))
     with pytest.raises(CommittedOffsetsUnreadable) as raised:
-        asyncio.run(source._fetch_committed(held, {TopicPartition("events", 3)}))
-    text = str(raised.value)
+        asyncio.run(source._fetch_committed(held, {TopicPartition("events", partition)}))
+    return str(raised.value)
+
+
+def test_the_remedy_names_the_groups_partition_of_the_offsets_topic(monkeypatch, caplog):
+    text = _held_offsets_text(monkeypatch, "stream-cl", ["b1:9092", "b2:9092"], 3)
     assert offsets_topic_partition("stream-cl") == 30  # Java: Math.abs("stream-cl".hashCode()) % 50
     assert ("kafka-transactions.sh --bootstrap-server b1:9092,b2:9092 describe-producers --topic __consumer_offsets "
             "--partition 30") in text
@@ -147,22 +153,9 @@ def test_the_status_file_says_revoking_while_the_revocation_commits(tmp_path):
 def test_the_held_offsets_line_names_the_partition_for_any_number_of_offsets_partitions(monkeypatch):
     # review r120 F9-1: the line gave the partition for 50 partitions only, and on the dev broker (1 partition)
     # its describe-producers command ran 60 s and failed with a METADATA timeout; it now gives the hashCode too
-    import asyncio
-
     from connectors.kafka_assignment import offsets_topic_hash
 
-    cfg = KafkaConfig(topics=["events"], group_id="it-q1-bf43a4b350", bootstrap_servers="b:9092",
-                      session_timeout_ms=6_000, transaction_timeout_ms=10_000)
-    source = KafkaSource(cfg, MappingConfig(), consumer=ListConsumer([]))
-
-    async def held(partitions, timeout_ms):
-        raise KafkaTimeoutError("Timeout waiting for future")
-
-    clock = iter(range(0, 10**6, 5))
-    monkeypatch.setattr("connectors.kafka_assignment.time.monotonic", lambda: float(next(clock)))
-    with pytest.raises(CommittedOffsetsUnreadable) as raised:
-        asyncio.run(source._fetch_committed(held, {TopicPartition("events", 0)}))
-    text = str(raised.value)
+    text = _held_offsets_text(monkeypatch, "it-q1-bf43a4b350", "b:9092", 0)
     # javac: "it-q1-bf43a4b350".hashCode() = -1059903155 (partition 5 of 50, 0 of 1: the r120 broker held it in 0)
     assert offsets_topic_hash("it-q1-bf43a4b350") == 1059903155
     assert "partition 1059903155 modulo offsets.topic.num.partitions" in text
