@@ -23,7 +23,7 @@ x86 wheels carry solved a wide head's chunk (473 x 256) 1.6x faster and factored
 (473 x 473) 1.6x faster, one thread each. :func:`mkl_solves_preferred` says whether the ridge
 heads take those two calls from torch's MKL (:mod:`stream_cl.heads.mkl_solves`): on Intel CPUs
 (``vendor_id`` ``GenuineIntel``) when torch was built with MKL, unless ``STREAM_CL_BLAS_KERNELS``
-is ``"default"``; ``"mkl"`` asks for them on any CPU (MKL on AMD CPUs was not measured here).
+is ``"default"``; ``"mkl"`` asks for them on any CPU (on an AMD EPYC, Zen 4, it was no faster: RESULTS.md 9zk).
 The choice is made once per process, so a process's numbers do not depend on timings.
 
 >>> prefer_avx512_kernels(environ={"OPENBLAS_CORETYPE": "Zen"}, flags={"avx512f"}, numpy_loaded=False)
