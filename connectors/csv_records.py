@@ -16,7 +16,8 @@ from collections import Counter
 from typing import Literal
 
 from stream_cl.config import ConfigError, MappingConfig
-from stream_cl.decode import EventDecoder, long_name
+from stream_cl.decode import EventDecoder
+from stream_cl.field_values import long_name
 from stream_cl.events import DeadLetter, Event
 from stream_cl.mapping_check import check_columns
 
@@ -50,7 +51,7 @@ class CsvRecords:
     with a warning too, so either reading is said.
 
     >>> from stream_cl.config import MappingConfig
-    >>> from stream_cl.decode import EventDecoder, long_name
+    >>> from stream_cl.decode import EventDecoder
     >>> mapping = MappingConfig(features=["text"])
     >>> rows = CsvRecords("notes.csv", mapping, "optional", EventDecoder(mapping))
     >>> rows.decode(b"text,y", "notes.csv:1", (1, b"\\n")) is None  # the header

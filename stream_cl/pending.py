@@ -39,7 +39,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from .config import MappingConfig
-from .decode import UNFORESEEN, EventDecoder, blank_text, id_value, label_value, text_problem
+from .decode import UNFORESEEN, EventDecoder
+from .field_values import blank_text, id_value, label_value, text_problem
 from .events import DeadLetter, Event, Prediction
 from .pending_state import PendingState
 

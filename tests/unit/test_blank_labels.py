@@ -3,7 +3,7 @@ where a blank CSV label cell is no label. A producer writing ``""`` for "not kno
 model a phantom class (a file run of 1,000 events, half of them blank: accuracy 0.468 against 0.974 for
 the same data as CSV), ``label_policy = "required"`` let it through, and in the daemon the event was
 learned at once instead of waiting for its delayed label, which then never joined. A blank label, id or
-task is now none in a JSON event and a label record, as in a CSV cell (``stream_cl.decode.blank_text``)."""
+task is now none in a JSON event and a label record, as in a CSV cell (``stream_cl.field_values.blank_text``)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stream_cl.config import MappingConfig
-from stream_cl.decode import EventDecoder, repeated_key, standard_library_only
+from stream_cl.decode import EventDecoder, standard_library_only
+from stream_cl.json_checks import repeated_key
 from stream_cl.pending import LabelDecoder
 
 

@@ -97,7 +97,7 @@ def test_the_surrogate_check_walks_past_the_recursion_limit():
     this pins the walk, which the decoder's catch-all would otherwise hide)."""
     import sys
 
-    from stream_cl.decode import lone_surrogate
+    from stream_cl.json_checks import lone_surrogate
 
     deep = ["a\ud800"]
     for _ in range(sys.getrecursionlimit() * 2):
@@ -162,7 +162,7 @@ def test_a_number_only_python_reads_is_no_time(text):
     letter = DECODER.decode_json(json.dumps({"x": {"a": 1}, "ts": text}).encode(), "t:1")
     assert letter.reason == "bad_timestamp" and "neither a number nor ISO 8601" in letter.detail
     assert DECODER.decode_csv_row({"a": "1", "ts": text}, b"", "t.csv:2").reason == "bad_timestamp"
-    from stream_cl.decode import ascii_float  # the rule's one public form (CSV feature cells inline it)
+    from stream_cl.field_values import ascii_float  # the rule's one public form (CSV feature cells inline it)
 
     with pytest.raises(ValueError, match="not a number in ASCII"):
         ascii_float(text)

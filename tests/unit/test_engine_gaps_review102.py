@@ -11,7 +11,7 @@ from river import datasets
 
 from stream_cl import OnlineContinualLearner
 from stream_cl.checks import holds_missing
-from stream_cl.decode import MAX_TEXT_CHARS, text_problem
+from stream_cl.field_values import MAX_TEXT_CHARS, text_problem
 from stream_cl.drift import DIRECTION_WINDOW, DriftMonitor
 from stream_cl.events import Event
 from stream_cl.pending import LabelUpdate, PendingLabels

@@ -255,7 +255,7 @@ def test_csv_header_problems_are_config_errors_naming_the_source(tmp_path, heade
 
 
 def test_a_csv_column_name_over_the_feature_name_bound_is_a_config_error(tmp_path):
-    """The bound JSON records' feature names are held to (stream_cl.decode.long_name): every checkpoint and
+    """The bound JSON records' feature names are held to (stream_cl.field_values.long_name): every checkpoint and
     changelog part names each input, so a 2,000-character column would weigh on all of them."""
     long = b"b" * 1025
     path = write_lines(tmp_path / "e.csv", b"a," + long + b",y", b"1,2,3")
