@@ -160,6 +160,12 @@ class StatusReporter:
         self._report = report
         self._dump()
 
+    def keep_report(self, report: dict) -> None:
+        """The report the status file shows until the loop's first :meth:`write`: a built daemon's, its restored
+        counts and accuracy, so that a revocation in its first poll (:meth:`write_state`) does not write an
+        empty report over the last run's file (review r122 F5)."""
+        self._report = report
+
     def write_state(self) -> None:
         """Rewrite the status file from the metrics as they are, without a refresh (which reads the source on
         the loop's thread only): for a state set on another thread, as a revocation's ``revoking`` while its

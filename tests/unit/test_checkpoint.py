@@ -530,6 +530,26 @@ def test_the_status_file_shows_each_checkpoint_in_the_turn_that_wrote_it(tmp_pat
     assert len(shown) >= 3 and all(seq == on_file for seq, on_file in shown), shown
 
 
+def test_a_daemons_status_file_has_its_report_before_the_loops_first_write(tmp_path):
+    # review r122 F5: a revocation in a daemon's first poll (kafka-python goes on in that poll) rewrites the
+    # status file's state before the loop's first write; the file's report was then {}, where a reader of the
+    # file finds the counts and accuracy of every other write
+    records = _records(60, seed=4)
+    first, _ = _daemon(tmp_path, records, [], every=20)
+    for _ in range(6):
+        first.run_once()
+    second, _ = _daemon(tmp_path, records, [], every=20)
+    path = tmp_path / "status.json"
+    second.status.status_file = str(path)
+    second.status.write_state()  # what a revocation's "revoking" writes, from the IO thread
+    early = json.loads(path.read_text())["report"]
+    second._write_status(force=True)  # the loop's first write
+    later = json.loads(path.read_text())["report"]
+    timing = {"elapsed_s", "events_per_s", "model_events_per_s"}
+    assert early.keys() == later.keys() and {"events", "accuracy", "dead_letters"} <= early.keys()
+    assert {k: v for k, v in early.items() if k not in timing} == {k: v for k, v in later.items() if k not in timing}
+
+
 def test_daemon_resumes_after_a_crash_exactly_once(tmp_path):
     records = _records(200, seed=4)
     ref, _ = _daemon(tmp_path / "ref", records, [])
