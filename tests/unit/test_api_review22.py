@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stream_cl import AnalyticClassifier, OnlineContinualLearner, drift
+from stream_cl import AnalyticClassifier, OnlineContinualLearner, detectors
 from stream_cl.backbones import RandomFeatures
 from stream_cl.config import ConfigError, load_config_dict
-from stream_cl.drift import DETECTORS, DriftMonitor
+from stream_cl.detectors import DETECTORS
+from stream_cl.drift import DriftMonitor
 from stream_cl.factory import build_learner
 from stream_cl.imbalance import ImbalanceCompensator
 from stream_cl.prequential import Prequential
@@ -56,7 +57,7 @@ def test_the_repro_learner_is_never_built_so_never_half_learns():
 def test_a_river_panic_at_the_probe_is_a_value_error_naming_the_detector(monkeypatch):
     # without the range rule, ADWIN's max_buckets=0 reaches River: its Rust part panics with
     # pyo3's PanicException, a BaseException only, at the first update
-    monkeypatch.delitem(drift.PARAM_RULES["adwin"], "max_buckets")
+    monkeypatch.delitem(detectors.PARAM_RULES["adwin"], "max_buckets")
     with pytest.raises(ValueError, match=r"drift detector 'adwin' fails with params \{'max_buckets': 0\}: PanicException"):
         DriftMonitor("adwin", params={"max_buckets": 0})
 
@@ -189,7 +190,7 @@ def test_a_whole_float_count_reaches_river_as_an_int():
     monitor = DriftMonitor("kswin", params={"window_size": 100.0, "stat_size": 30.0})
     for i in range(300):
         monitor.update(float(i % 7 == 0), 0.0)
-    from stream_cl.drift import make_detector
+    from stream_cl.detectors import make_detector
 
     detector = make_detector("adwin", {"grace_period": 10.0, "clock": 32.0})
     assert type(detector.grace_period) is int and type(detector.clock) is int

@@ -7,7 +7,8 @@ import pytest
 from stream_cl import OnlineContinualLearner
 from stream_cl.backbones import RandomFeatures
 from stream_cl.config import ConfigError, load_config_dict
-from stream_cl.drift import DETECTORS, DriftMonitor, detector_state, load_detector_state, make_detector
+from stream_cl.detectors import DETECTORS, detector_state, load_detector_state, make_detector
+from stream_cl.drift import DriftMonitor
 from stream_cl.factory import build_learner
 from stream_cl.homeostasis import Homeostasis
 from state_kit import same  # tests/unit/state_kit.py

@@ -1,6 +1,6 @@
 """Review r85: River's FHDDM alarms when the mean of its input falls, so the monitor fed it the 0/1
 error and it fired once the learner had recovered, never when it got worse. It is fed correctness
-now (drift.WATCH_CORRECT); an FHDDM state written while it was fed errors starts afresh."""
+now (stream_cl.detectors.WATCH_CORRECT); an FHDDM state written while it was fed errors starts afresh."""
 
 import numpy as np
 

@@ -293,7 +293,7 @@ def test_the_other_libraries_private_names_exist():
 
     from river import base, drift
 
-    assert drift.ADWIN(delta=0.01)._get_params()["delta"] == 0.01  # drift._check_params
+    assert drift.ADWIN(delta=0.01)._get_params()["delta"] == 0.01  # stream_cl.detectors.check_saved_params
     assert callable(base.Base._get_params)  # part_exchange: a learner's settings
     assert callable(atexit._run_exitfuncs)  # early_signals
     from kafka.record import _crc32c  # benchmarks/kafka_throughput.py
