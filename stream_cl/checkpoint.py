@@ -484,7 +484,9 @@ def _fsync_dir(folder: Path) -> None:
 
 
 class CheckpointStore:
-    """Numbered checkpoints ``ckpt-<seq>.safetensors`` in one directory; keeps the last ``keep``."""
+    """Numbered checkpoints ``ckpt-<seq>.safetensors`` in one directory; keeps the last ``keep``. The writer
+    makes the directory (:meth:`claim`); a store that only reads finds no checkpoint in a directory not made
+    yet and leaves it unmade (review r121: a script reading a mistyped path made an empty directory there)."""
 
     def __init__(self, directory: str | os.PathLike, keep: int = 3):
         if keep < 1:
@@ -493,9 +495,8 @@ class CheckpointStore:
         self.keep = keep
         self._claimed = False
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
             existing = self.list()
-        except OSError as e:
+        except OSError as e:  # a file, or a path under one: refused here, before a reader or writer goes on
             raise self._unusable(e) from None
         self._seq = existing[-1][0] if existing else 0
 
@@ -507,6 +508,7 @@ class CheckpointStore:
         if self._claimed:
             return self
         try:
+            self.dir.mkdir(parents=True, exist_ok=True)
             _lock(self.dir)  # before the clean-up below: another writer's temporary file is not stale
             for stale in self.dir.glob(f"{_TMP_PREFIX}*"):  # a crash mid-write leaves these
                 try:
@@ -525,9 +527,14 @@ class CheckpointStore:
                                "set checkpoint.dir to a directory this user can create and write")
 
     def list(self) -> list[tuple[int, Path]]:
-        """``(seq, path)`` of each checkpoint in the directory, oldest first; ``OSError`` if it cannot be listed."""
+        """``(seq, path)`` of each checkpoint in the directory, oldest first (none in a directory not made yet);
+        ``OSError`` if it cannot be listed."""
         out = []
-        for p in self.dir.iterdir():
+        try:
+            paths = list(self.dir.iterdir())
+        except FileNotFoundError:
+            return []
+        for p in paths:
             m = _NAME.match(p.name)
             if m:
                 out.append((int(m.group(1)), p))

@@ -841,6 +841,15 @@ def test_a_store_that_only_reads_leaves_a_writers_temporary_file_alone(tmp_path)
     assert not (tmp_path / ".tmp-ckpt-being-written").exists()
 
 
+def test_a_store_that_only_reads_makes_no_directory_and_a_writer_makes_it(tmp_path):
+    # review r121: CheckpointStore("checkpoints").load_latest() in a script made ./checkpoints where there was none
+    missing = tmp_path / "nope" / "checkpoints"
+    assert CheckpointStore(missing).load_latest() is None and CheckpointStore(missing).latest() is None
+    assert not (tmp_path / "nope").exists()
+    info = CheckpointStore(missing, keep=1).save({"n": 1})
+    assert info.seq == 1 and CheckpointStore(missing).load_latest()[0] == {"n": 1}
+
+
 @pytest.mark.parametrize("where", ["a file", "under a file"])
 def test_a_checkpoint_directory_that_cannot_be_made_is_a_checkpoint_error_naming_it(tmp_path, where):
     # it was a bare FileExistsError / NotADirectoryError with a traceback, exit 1 (a restart every 5 s under systemd)
