@@ -40,7 +40,7 @@ def not_authorised(error: BaseException, config: Config) -> str | None:
     elif denied.startswith("Group"):
         what, key, ops, acl = f"group {kcfg.group_id!r}", "kafka.group_id", ["Read"], f"--group {kcfg.group_id}"
     elif denied.startswith("Transactional"):
-        from .kafka import transactional_id
+        from .kafka_settings import transactional_id
 
         tid = transactional_id(config)
         key, ops, acl = "kafka.transactional_id", ["Write", "Describe"], f"--transactional-id {tid}"

@@ -679,7 +679,7 @@ def _broker_away(failure: Exception | None, config: Config, rebuild: bool = True
     first start that reaches no broker still exits 1 with the settings to check (:func:`_not_built`)."""
     from kafka.errors import RetriableError
 
-    from .kafka import bootstrap_hint
+    from .kafka_bootstrap import bootstrap_hint
     from .publisher import BrokerUnreachable
 
     if failure is None:
@@ -734,7 +734,7 @@ def _not_built(config: Config, stop: threading.Event, metrics, failure: Exceptio
         return _stopped_before_built(metrics, failure)
     if (detail := not_authorised(failure, config)) is not None:  # a publisher or changelog an ACL denies
         return _not_authorised_failed(detail)
-    from .kafka import bootstrap_hint
+    from .kafka_bootstrap import bootstrap_hint
 
     hint = bootstrap_hint(failure, config.kafka)
     held = startup_done()  # (ends the start-up hold of kafka-python's lines, hint or not)
@@ -756,7 +756,7 @@ def _stopped_before_built(metrics: DaemonMetrics | None, ended: Exception | None
     asked for must not turn into a failure, and the error is said all the same."""
     detail = "stopped before the daemon was built"
     if ended is not None:
-        from .kafka import BootstrapStopped
+        from .kafka_bootstrap import BootstrapStopped
 
         if not isinstance(ended, BootstrapStopped):
             detail += f" (the start it stopped ended in {type(ended).__name__}: {ended})"

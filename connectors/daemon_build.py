@@ -42,7 +42,9 @@ def build_daemon(cls, config: Config, stop_event: threading.Event | None = None,
     of the run reached a broker (None: a contact of this build's own)."""
     from stream_cl.factory import build_learner
 
-    from .kafka import KafkaSource, check_kafka_config, install_warnings, producer_options, transactional_id
+    from .kafka import KafkaSource
+    from .kafka_python_install import install_warnings
+    from .kafka_settings import check_kafka_config, producer_options, transactional_id
     from .publisher import InlinePublisher, ProcessPublisher
 
     kcfg = config.kafka
@@ -104,12 +106,12 @@ def build_daemon(cls, config: Config, stop_event: threading.Event | None = None,
 
 class BrokerContact:
     """The build's first contact with Kafka: called before each client is made, the first call waits
-    for a broker (:func:`connectors.kafka.admin_once_reached`) and the others return at once.
+    for a broker (:func:`connectors.kafka_bootstrap.admin_once_reached`) and the others return at once.
 
     kafka-python's clients each wait up to ``kafka.bootstrap_timeout_ms`` (30 s) for a broker and
     cannot be stopped meanwhile: a SIGTERM or Ctrl-C while the broker was down did not stop the
     start, which failed 30 s later with exit 1. This wait ends within 0.2 s of ``stop`` being set,
-    with :class:`connectors.kafka.BootstrapStopped` (:func:`connectors.daemon.run_daemon` exits 0);
+    with :class:`connectors.kafka_bootstrap.BootstrapStopped` (:func:`connectors.daemon.run_daemon` exits 0);
     the clients made after it find the broker at once. Without ``stop`` there is nothing to watch,
     and no wait.
 
@@ -131,7 +133,7 @@ class BrokerContact:
     def __call__(self) -> None:
         if self.reached:
             return
-        from .kafka import admin_once_reached
+        from .kafka_bootstrap import admin_once_reached
 
         admin_once_reached(self.kcfg, self.stop).close()  # (its only use: the wait)
         self.reached = self.ever_reached = True
@@ -187,7 +189,7 @@ def changelog_table(config: Config, learner, contact: BrokerContact | None = Non
     from kafka.admin import KafkaAdminClient
 
     from .changelog import ChangelogTable, ensure_changelog_topic
-    from .kafka import client_options
+    from .kafka_settings import client_options
     from .kafka_topics import refuse_own_outputs
 
     kcfg, cl = config.kafka, config.changelog
@@ -219,7 +221,7 @@ def topic_max_message_bytes(kcfg, topic: str) -> int | None:
     from kafka.errors import KafkaError
 
     from .changelog import read_topic_configs
-    from .kafka import client_options
+    from .kafka_settings import client_options
 
     admin = KafkaAdminClient(**client_options(kcfg))
     try:

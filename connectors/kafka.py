@@ -1,4 +1,4 @@
-"""Kafka in: a consumer-group source, and the client settings every Kafka client of the daemon shares.
+"""Kafka in: a consumer-group source.
 
 The source subscribes a consumer group to the event topics (a list or a pattern) and,
 optionally, a labels topic. It only moves bytes: every value goes through
@@ -22,28 +22,23 @@ blocked inside ``poll()``: the owner's state is quiescent then, and the callback
 there would deadlock the IO loop); the owner's own work (a commit, a takeover) runs on a
 worker thread meanwhile, so that the IO thread goes on sending heartbeats.
 
-What the daemon writes (predictions, dead letters) is built in :mod:`connectors.sinks`
-and sent by :mod:`connectors.transaction`.
+The client settings the source shares with the daemon's other Kafka clients are made in
+:mod:`connectors.kafka_settings`. What the daemon writes (predictions, dead letters) is built in
+:mod:`connectors.sinks` and sent by :mod:`connectors.transaction`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import re
-import socket
-import ssl
 import time
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import CorruptRecordError, KafkaError, KafkaTimeoutError, RetriableError, UnsupportedCodecError
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
-from stream_cl.config import HEARTBEAT_INTERVAL_MS, JOIN_POLL_MS, Config, ConfigError, KafkaConfig, MappingConfig
-from stream_cl.config.kafka_checks import bootstrap_entries
+from stream_cl.config import HEARTBEAT_INTERVAL_MS, JOIN_POLL_MS, KafkaConfig, MappingConfig
 from stream_cl.decode import EventDecoder
 from stream_cl.events import DeadLetter
 from stream_cl.mapping_check import MappingChecks
@@ -51,29 +46,20 @@ from stream_cl.pending import LabelDecoder
 
 from .kafka_assignment import (LOOKUP_TIMEOUT_MS, AssignmentListener, CommittedOffsetsUnreadable, RebalanceCallbacks,
                                RebalanceHooks, tp_key)
+from .kafka_python_install import CODECS
+from .kafka_settings import client_options, group_instance_id, require_topics
 from .kafka_topics import check_subscribed_topics, refuse_own_outputs
-from .logs import hide_secret, log_event, named
+from .logs import log_event, named
 from .sinks import DeliveryError, parse_origin
 from .unreadable_record import UnreadableRecords, step_over
-from .writable import unwritable
 
 __all__ = [
-    "BootstrapStopped",
     "DeliveryError",
     "KafkaSource",
     "PolledBatch",
     "RebalanceHooks",
-    "admin_once_reached",
-    "bootstrap_hint",
-    "check_kafka_config",
-    "check_status_file",
-    "check_tls_files",
-    "client_options",
-    "group_instance_id",
-    "producer_options",
     "parse_origin",
     "tp_key",
-    "transactional_id",
 ]
 
 log = logging.getLogger("stream_cl.kafka")
@@ -86,356 +72,14 @@ _LAG_LOOKUP_EVERY_S = 5.0
 # takes ~1 ms during a backlog and waits out the parked fetch when caught up. Past this the lag keeps
 # the last fetch's high watermark (current then: nothing new came), and the loop is never held longer.
 _LAG_LOOKUP_TIMEOUT_MS = 100
-RECONNECT_BACKOFF_MAX_MS = 1_000  # the longest wait between two attempts to reach a broker (client_options)
-# how often the daemon's first bootstrap looks at the stop flag (admin_once_reached): a SIGTERM meanwhile ends it
-_BOOTSTRAP_CHECK_MS = 200
 # a record with a null value: a delete marker of a compacted topic (or a CDC topic's), no event or label
 TOMBSTONE = "a null value (a tombstone: a compacted topic's delete marker), not an event"
-
-
-# -- client settings ----------------------------------------------------------------------
-def _secret(cfg: KafkaConfig, name: str) -> str | None:
-    """``kafka.<name>``, or the environment variable ``kafka.<name>_env`` names: the one place the
-    ``*_env`` keys are read (when a client is made, so at start)."""
-    value = getattr(cfg, name)
-    env = getattr(cfg, f"{name}_env")
-    if env:
-        if env not in os.environ:
-            raise ConfigError(f"kafka.{name}_env: environment variable {env!r} is not set; export it or set kafka.{name}")
-        value = os.environ[env]
-    return value or None
-
-
-def _refuse_empty_variable(cfg: KafkaConfig, name: str, why: str, what: str) -> None:
-    """The config error for ``kafka.<name>_env`` naming a variable that is set but empty (a Secret or
-    an environment file mounted empty), where a value is needed (``why``): :func:`_secret` reads it as
-    no value, and the error would otherwise say that none is set, naming keys that are set."""
-    env = getattr(cfg, f"{name}_env")
-    if env and os.environ.get(env) == "":
-        raise ConfigError(f"kafka.{name}_env: environment variable {env!r} is empty, and {why}; put {what} in it") from None
-
-
-def group_instance_id(cfg: KafkaConfig) -> str:
-    """The static member id: ``kafka.group_instance_id``, or the value of the variable
-    ``kafka.group_instance_id_env`` names ("" = dynamic membership).
-
-    The variable gives each replica its own id from one shared config (a StatefulSet's
-    pod name); set but missing or empty, it is an error, never a silent fall back to
-    dynamic membership.
-    """
-    value = _secret(cfg, "group_instance_id") or ""
-    if cfg.group_instance_id_env and not value:
-        raise ConfigError(f"kafka.group_instance_id_env: environment variable {cfg.group_instance_id_env!r} is empty; "
-                          "set it to this daemon's own member id (e.g. the pod name), or remove kafka.group_instance_id_env")
-    return value
-
-
-def client_options(cfg: KafkaConfig) -> dict:
-    """Options every client (consumer, producer, admin) shares: servers, id, security.
-
-    Secrets named by ``*_env`` keys are read from the environment here.
-    """
-    servers = bootstrap_entries(cfg.bootstrap_servers)
-    # reconnect_backoff_max_ms: the Java client's 1 s; kafka-python's admin takes 30 s, and its bootstrap backs
-    # off 4x per refused attempt (0, 0.1, 0.5, 2.2, 9.5 s, then past a 30 s bootstrap_timeout_ms): a broker up
-    # 10 s after the daemon began to wait was never tried again, and the start failed with exit 1 (r32 F2)
-    opts: dict = {"bootstrap_servers": servers, "client_id": cfg.client_id,
-                  "security_protocol": cfg.security_protocol, "bootstrap_timeout_ms": cfg.bootstrap_timeout_ms,
-                  "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS}
-    if cfg.security_protocol in ("SSL", "SASL_SSL"):
-        for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-            path = getattr(cfg, key)
-            if path:
-                if os.path.isdir(path):  # a CA directory, as some clients take: kafka-python takes one PEM file
-                    raise ConfigError(f"kafka.{key}: {path!r} is a directory, not a PEM file; give the path of "
-                                      "the PEM file (certificates concatenated into one file)")
-                if not os.path.isfile(path):
-                    raise ConfigError(f"kafka.{key}: no such file {path!r}; give the path of the PEM file")
-                opts[key] = path
-        password = _secret(cfg, "ssl_password")
-        hide_secret(password)  # kept out of the log, whatever --kafka-log-level says
-        # never None: for an encrypted key OpenSSL would then ask for it on the terminal, and a daemon
-        # started on one would hang there; "" fails instead (check_tls_files has tried the key at start)
-        opts["ssl_password"] = password or ""
-        opts["ssl_check_hostname"] = cfg.ssl_check_hostname
-    if cfg.security_protocol.startswith("SASL_"):
-        opts["sasl_mechanism"] = cfg.sasl_mechanism
-        user, password = _secret(cfg, "sasl_plain_username"), _secret(cfg, "sasl_plain_password")
-        for name, value, what in (("sasl_plain_username", user, "username"), ("sasl_plain_password", password, "password")):
-            if value is None:  # the key that lacks it is blamed, and an empty variable by name
-                _refuse_empty_variable(cfg, name, f"{cfg.sasl_mechanism} needs a {what}", f"the {what}")
-                raise ConfigError(f"kafka.{name}: {cfg.sasl_mechanism} needs a username and a password, and no {what} "
-                                  f"is set; set kafka.{name} (or kafka.{name}_env to the name of the variable that "
-                                  "holds it)")
-        hide_secret(password)  # kafka-python at DEBUG logs the SASL PLAIN request; logs.Redact drops it
-        opts["sasl_plain_username"], opts["sasl_plain_password"] = user, password
-    return opts
-
-
-def require_topics(cfg: KafkaConfig) -> None:
-    """Refuse a consumer with nothing to subscribe to."""
-    if not cfg.topics and not cfg.topic_pattern:
-        raise ConfigError("kafka.topics: no topics to consume; set kafka.topics = [\"events\"] or kafka.topic_pattern")
-
-
-def check_kafka_config(cfg: KafkaConfig) -> None:
-    """The ``[kafka]`` rules that need no broker, run before any client is made: a client bootstraps
-    first, so an unreachable broker would hide them (exit 1, restarted) behind a connection error
-    instead of exit 2. Each rule stays in its own function, which the clients call too."""
-    require_topics(cfg)
-    group_instance_id(cfg)  # group_instance_id_env set but missing or empty
-    client_options(cfg)  # the other *_env variables, the PEM files, the SASL username and password
-    check_tls_files(cfg)
-    check_status_file(cfg)
-
-
-class _NoPassword(Exception):
-    """OpenSSL asked for the key's password and none is set."""
-
-
-def check_tls_files(cfg: KafkaConfig) -> None:
-    """Load the PEM files as the clients will: the CA, the client certificate, its key and the key's password.
-
-    A file that is not what its key says, a key that is not the certificate's, or a
-    password that does not open the key is then a config error naming the key (exit 2),
-    not a failed handshake after the bootstrap timeout (exit 1, restarted). An encrypted
-    key without a password fails here too: OpenSSL's fallback would ask on the terminal,
-    and a daemon started on one would hang. Run after :func:`client_options` (the files
-    exist, the password's variable is set).
-    """
-    if cfg.security_protocol not in ("SSL", "SASL_SSL"):
-        return
-    if cfg.ssl_cafile:
-        _load_certificates("ssl_cafile", cfg.ssl_cafile,
-                           "the PEM certificate of the CA that signed the broker's certificate")
-    if not cfg.ssl_certfile:
-        if cfg.ssl_keyfile:  # kafka-python would ignore it: no client certificate would be sent
-            raise ConfigError("kafka.ssl_keyfile: set without kafka.ssl_certfile, so no client certificate would be "
-                              "sent; set kafka.ssl_certfile to the PEM certificate the key belongs to, or remove "
-                              "kafka.ssl_keyfile")
-        return
-    _load_certificates("ssl_certfile", cfg.ssl_certfile, "the client's PEM certificate")
-    _load_key(cfg)
-
-
-def _load_certificates(key: str, path: str, what: str) -> None:
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
-    except (ssl.SSLError, OSError) as e:
-        raise ConfigError(f"kafka.{key}: {path!r} holds no usable PEM certificate ({e}); give {what} "
-                          "(a file starting -----BEGIN CERTIFICATE-----)") from None
-
-
-def _load_key(cfg: KafkaConfig) -> None:
-    """The certificate with its key, and the key's password only if OpenSSL asks for one."""
-    password = _secret(cfg, "ssl_password")
-    asked = []
-
-    def give() -> str:
-        asked.append(True)
-        if password is None:
-            raise _NoPassword
-        return password
-
-    keyfile = cfg.ssl_keyfile or cfg.ssl_certfile
-    try:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.load_cert_chain(cfg.ssl_certfile, cfg.ssl_keyfile or None, password=give)
-    except _NoPassword:
-        _refuse_empty_variable(cfg, "ssl_password", f"the key in {keyfile!r} is encrypted", "the key's password")
-        raise ConfigError(f"kafka.ssl_password: the key in {keyfile!r} is encrypted and no password is set; set "
-                          "kafka.ssl_password_env to the name of the variable that holds it (or kafka.ssl_password)"
-                          ) from None
-    except (ssl.SSLError, OSError, ValueError) as e:
-        raise ConfigError(_key_problem(cfg, e, bool(asked))) from None
-
-
-def _key_problem(cfg: KafkaConfig, error: Exception, asked: bool) -> str:
-    """Which key to blame when the certificate and its key do not load."""
-    keyfile = cfg.ssl_keyfile or cfg.ssl_certfile
-    if getattr(error, "reason", None) == "KEY_VALUES_MISMATCH":
-        return (f"kafka.ssl_keyfile: the key in {keyfile!r} is not the key of the certificate in kafka.ssl_certfile "
-                f"{cfg.ssl_certfile!r}; give the key the certificate was made for")
-    if asked:  # the key is encrypted and the password given did not open it
-        where = (f"kafka.ssl_password_env: the password in the variable {cfg.ssl_password_env!r}"
-                 if cfg.ssl_password_env else "kafka.ssl_password: the password")
-        return f"{where} does not open the key in {keyfile!r} ({error}); give the key's password"
-    if not cfg.ssl_keyfile:
-        return (f"kafka.ssl_certfile: {cfg.ssl_certfile!r} holds no usable private key and kafka.ssl_keyfile is not "
-                f"set ({error}); set kafka.ssl_keyfile to the certificate's PEM private key")
-    return (f"kafka.ssl_keyfile: {keyfile!r} holds no usable PEM private key ({error}); give the certificate's private "
-            "key (a file starting -----BEGIN PRIVATE KEY----- or -----BEGIN ENCRYPTED PRIVATE KEY-----)")
-
-
-def check_status_file(cfg: KafkaConfig) -> None:
-    """``kafka.status_file`` can be written, as the file run checks its outputs: found at the first
-    write, a bad path would be warned of once a second for ever."""
-    path = cfg.status_file
-    if not path:
-        return
-    # rewritten as "<path>.tmp" renamed over it: both must be writable, and the folder
-    for target, what in ((path, ""), (f"{path}.tmp", f": its temporary file {path + '.tmp'!r} cannot be written")):
-        problem = unwritable(target)
-        if problem:
-            raise ConfigError(f"kafka.status_file: cannot write {path!r}{what} ({problem}); choose a writable file "
-                              "path, or \"\" for no status file")
-
-
-def bootstrap_hint(error: BaseException, cfg: KafkaConfig) -> str | None:
-    """What to check when a client could not reach the brokers (``None`` for other errors).
-
-    kafka-python reports "Unable to bootstrap" for a refused connection, rejected SASL
-    credentials and a failed TLS handshake alike (the broker often just closes the
-    connection), so the hint names the settings that matter for ``cfg``.
-    """
-    if "Unable to bootstrap" not in str(error) and "NoBrokersAvailable" not in type(error).__name__:
-        return None
-    hint = f"no broker of kafka.bootstrap_servers = {cfg.bootstrap_servers!r} completed a connection"
-    if cfg.security_protocol.startswith("SASL_"):
-        hint += (f"; with security_protocol = {cfg.security_protocol!r} a broker closes connections whose SASL "
-                 "credentials or mechanism it rejects: check kafka.sasl_mechanism, kafka.sasl_plain_username and "
-                 "the password (kafka.sasl_plain_password or the variable kafka.sasl_plain_password_env names)")
-    if cfg.security_protocol in ("SSL", "SASL_SSL"):
-        hint += ("; a failed TLS handshake looks the same: check kafka.ssl_cafile (the CA that signed the broker's "
-                 "certificate) and kafka.ssl_check_hostname, and where the broker requires a client certificate, "
-                 "kafka.ssl_certfile, kafka.ssl_keyfile and kafka.ssl_password (or the variable "
-                 "kafka.ssl_password_env names)")
-    if cfg.security_protocol == "PLAINTEXT":
-        hint += "; check the address and that the listener there is PLAINTEXT (not SSL or SASL)"
-    return hint
 
 
 def mapping_checks(cfg: KafkaConfig, mapping: MappingConfig, time_features: bool) -> MappingChecks:
     """The mapping checks of a Kafka stream: with a labels topic, labels come apart from the events
     (joined by id), so an event's label field may be absent and its id field must not be."""
     return MappingChecks.for_stream(mapping, time_features, labels_apart=bool(cfg.labels_topic))
-
-
-class BootstrapStopped(Exception):
-    """A stop was asked for while the daemon waited for a broker (:func:`admin_once_reached`)."""
-
-
-def admin_once_reached(cfg: KafkaConfig, stop):
-    """A ``KafkaAdminClient``, made once a broker of ``kafka.bootstrap_servers`` answered: within
-    ``kafka.bootstrap_timeout_ms``, or its error ("Unable to bootstrap", :func:`bootstrap_hint`), or
-    :class:`BootstrapStopped` within 0.2 s of ``stop`` (a :class:`threading.Event`) being set.
-
-    kafka-python's clients bootstrap inside their constructors, for the whole bootstrap timeout
-    (30 s), and nothing stops them: a SIGTERM or Ctrl-C while the broker was down waited that long
-    and ended in exit 1 (a constructor that fails also leaves its IO thread running). This one's
-    first bootstrap runs here instead, on this thread, in polls between which ``stop`` is read
-    (its ``kafka_client`` option, :func:`_reached_network`); the rest of it is kafka-python's own.
-    Made where the daemon's other admin clients are made (``kafka.admin``, which tests fake),
-    before any other client: those find a broker at once.
-    """
-    from kafka.admin import KafkaAdminClient
-
-    # kafka-python's network layer of 3.0 (not its top-level API): with another release the client bootstraps
-    # as it does, and a stop meanwhile is still a clean one once that ends (connectors.daemon)
-    if any(find_spec(name) is None for name in ("kafka.net.compat", "kafka.net.manager", "kafka.net.selector")):
-        return KafkaAdminClient(**client_options(cfg))
-
-    def network(**configs):
-        return _reached_network(stop, **configs)
-
-    return KafkaAdminClient(**client_options(cfg), kafka_client=network)
-
-
-def _reached_network(stop, **configs):
-    """kafka-python's network client (what ``kafka_client`` makes) with its bootstrap done: on this
-    thread, before its IO thread starts, so that a stop can end it; closed again if it is not done."""
-    from kafka.net.compat import KafkaNetClient
-    from kafka.net.manager import KafkaConnectionManager
-    from kafka.net.selector import NetworkSelector
-
-    net = NetworkSelector(**configs)
-    manager = KafkaConnectionManager(net, **configs)
-    try:
-        bootstrap = manager.bootstrap_async(configs["bootstrap_timeout_ms"])
-        while not bootstrap.is_done:
-            if stop.is_set():
-                raise BootstrapStopped("a stop was asked for while the daemon waited for a broker")
-            net.poll(timeout_ms=_BOOTSTRAP_CHECK_MS, future=bootstrap)
-        if bootstrap.failed():
-            raise bootstrap.exception
-    except BaseException:
-        manager.close()  # its sockets; the bootstrap in progress ends with it
-        net.close()
-        raise
-    return KafkaNetClient(net=net, manager=manager, **configs)
-
-
-def transactional_id(config: Config) -> str:
-    """The daemon's ``transactional.id``: ``kafka.transactional_id``, or one that is stable across
-    restarts of the same daemon and distinct between daemons of a group.
-
-    A restart with the same id fences its predecessor and aborts the transaction it left
-    open at once (read_committed readers are not held up until ``transaction_timeout_ms``).
-    By default: the group, the static member id if set (:func:`group_instance_id`), else
-    the host name and the checkpoint directory (one per daemon).
-    """
-    kcfg = config.kafka
-    if kcfg.transactional_id:
-        return kcfg.transactional_id
-    if member := group_instance_id(kcfg):
-        return f"stream-cl.{kcfg.group_id}.{member}"
-    where = hashlib.sha1(os.path.abspath(config.checkpoint.dir).encode()).hexdigest()[:10]
-    return f"stream-cl.{kcfg.group_id}.{socket.gethostname()}.{where}"
-
-
-def producer_options(cfg: KafkaConfig, transactional: str = "", max_request_size: int = 0) -> dict:
-    """:class:`KafkaProducer` keyword arguments: idempotent, acks from all replicas, and
-    transactional with ``transactional`` as its id (what the daemon's publisher uses);
-    ``max_request_size`` when records larger than ``kafka.max_message_bytes`` go out (the changelog)."""
-    return {
-        **client_options(cfg),
-        "acks": -1,
-        "enable_idempotence": True,
-        **({"transactional_id": transactional, "transaction_timeout_ms": cfg.transaction_timeout_ms}
-           if transactional else {}),
-        "linger_ms": cfg.linger_ms,
-        "batch_size": cfg.batch_size,
-        "compression_type": None if cfg.compression_type == "none" else cfg.compression_type,
-        "max_request_size": max(cfg.max_message_bytes, max_request_size),
-    }
-
-
-CODECS = ("snappy", "lz4", "zstd")  # gzip is in the standard library
-
-
-def missing_codecs() -> list[str]:
-    """The Kafka compression codecs kafka-python cannot (de)compress in this install."""
-    from kafka import codec
-
-    return [name for name in CODECS if not getattr(codec, f"has_{name}")()]
-
-
-def install_warnings() -> list[str]:
-    """What this install of kafka-python lacks, each with its cost and its fix ([] when complete).
-
-    kafka-python verifies the CRC-32C of every record batch it fetches and computes it for
-    every batch it builds. Without the C package ``crc32c`` it falls back to pure Python:
-    measured on the benchmark machine, ~41 µs per 222-byte event instead of ~0.02 µs, and
-    the bare consumer 4x slower (13,013 instead of 51,528 events/s). A topic written with
-    snappy, lz4 or zstd compression (a producer's or the topic's ``compression.type``)
-    cannot be read at all without that codec's package. stream-cl depends on
-    ``kafka-python[crc32c,lz4,snappy,zstd]``; this catches installs that lost one.
-
-    >>> install_warnings()  # everything is installed with stream-cl
-    []
-    """
-    from kafka.record import util
-
-    out = []
-    if util.crc32c_c is None:
-        out.append("kafka-python is checking record CRCs in pure Python (the C package crc32c is not importable): "
-                   "fetching and publishing will be several times slower; install it: "
-                   "pip install 'kafka-python[crc32c]'")
-    if missing := missing_codecs():
-        out.append(f"kafka-python cannot decompress {', '.join(missing)} here: a topic compressed with "
-                   f"{'it' if len(missing) == 1 else 'them'} will stop the daemon; install: "
-                   f"pip install 'kafka-python[{','.join(missing)}]'")
-    return out
 
 
 class UnreadableBatch(RuntimeError):

@@ -75,7 +75,7 @@ def _host_port(entry: str) -> bool:
     return m[3] is None or 1 <= int(m[3]) <= 65535
 
 
-# The keys only TLS, or only SASL, reads, each with its value when unset (connectors.kafka.client_options)
+# The keys only TLS, or only SASL, reads, each with its value when unset (connectors.kafka_settings.client_options)
 TLS_KEYS = {"ssl_cafile": "", "ssl_certfile": "", "ssl_keyfile": "", "ssl_password": "", "ssl_password_env": "",
              "ssl_check_hostname": True}
 SASL_KEYS = {"sasl_plain_username": "", "sasl_plain_username_env": "", "sasl_plain_password": "",

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from kafka import TopicPartition
 from kafka.partitioner.default import DefaultPartitioner
 
-from connectors.kafka import KafkaSource, client_options
+from connectors.kafka import KafkaSource
+from connectors.kafka_settings import client_options
 from connectors.sinks import DeliveryError, PredictionWriter, dead_letter_record, prediction_row
 from connectors.transaction import Fenced, TransactionalWriter
 from stream_cl.config import ConfigError, KafkaConfig, MappingConfig

@@ -113,7 +113,7 @@ def test_rejected_credentials_stop_the_daemon_with_the_settings_to_check(kafka_k
 
 
 def test_the_bootstrap_hint_names_the_settings_of_the_protocol_in_use():
-    from connectors.kafka import bootstrap_hint
+    from connectors.kafka_bootstrap import bootstrap_hint
     from stream_cl.config import KafkaConfig
 
     unreachable = RuntimeError("KafkaTimeoutError: Unable to bootstrap from ['b:9093']")

@@ -197,7 +197,7 @@ def test_the_contact_waits_again_at_each_build_and_remembers_that_one_reached(mo
         def close(self):
             pass
 
-    monkeypatch.setattr("connectors.kafka.admin_once_reached", lambda cfg, stop: waits.append(cfg) or Admin())
+    monkeypatch.setattr("connectors.kafka_bootstrap.admin_once_reached", lambda cfg, stop: waits.append(cfg) or Admin())
     contact = BrokerContact(object(), threading.Event())
     assert not contact.ever_reached
     contact(), contact()  # the first client of a build waits; the others find it reached

@@ -28,7 +28,7 @@ from kafka.net.manager import KafkaConnectionManager
 
 import connectors.daemon as daemon_module
 import connectors.daemon_build as build_module
-import connectors.kafka as kafka_module
+import connectors.kafka_bootstrap as bootstrap_module
 from connectors.logs import JsonFormatter
 from stream_cl.config import ConfigError, KafkaConfig, load_config_dict
 
@@ -269,7 +269,7 @@ def broker():
 
 def test_the_first_contact_reaches_a_broker_and_leaves_nothing_running(broker):
     threads, sockets = set(threading.enumerate()), _sockets()
-    admin = kafka_module.admin_once_reached(KafkaConfig(bootstrap_servers=f"127.0.0.1:{broker.port}", bootstrap_timeout_ms=10_000),
+    admin = bootstrap_module.admin_once_reached(KafkaConfig(bootstrap_servers=f"127.0.0.1:{broker.port}", bootstrap_timeout_ms=10_000),
                                threading.Event())
     # bootstrapped twice: here, then by the admin client itself (at once: the broker answers)
     assert [key for key, _ in broker.requests].count(3) >= 2  # (Metadata)
@@ -295,7 +295,7 @@ def test_the_first_contact_ends_within_a_poll_of_a_stop(monkeypatch):
     cfg = KafkaConfig(bootstrap_servers="127.0.0.1:1", bootstrap_timeout_ms=BOOTSTRAP_MS)
     threads, sockets = set(threading.enumerate()), _sockets()
     started = time.monotonic()
-    assert _error_of(lambda: kafka_module.admin_once_reached(cfg, stop))[0] is kafka_module.BootstrapStopped
+    assert _error_of(lambda: bootstrap_module.admin_once_reached(cfg, stop))[0] is bootstrap_module.BootstrapStopped
     assert attempts and time.monotonic() - started < PROMPT_S
     assert _new_threads(threads) == []
     assert _sockets() <= sockets
@@ -304,17 +304,17 @@ def test_the_first_contact_ends_within_a_poll_of_a_stop(monkeypatch):
 def test_the_first_contact_without_a_broker_fails_as_a_client_does():
     cfg = KafkaConfig(bootstrap_servers="127.0.0.1:1", bootstrap_timeout_ms=300)
     threads, sockets = set(threading.enumerate()), _sockets()
-    kind, message = _error_of(lambda: kafka_module.admin_once_reached(cfg, threading.Event()))
+    kind, message = _error_of(lambda: bootstrap_module.admin_once_reached(cfg, threading.Event()))
     assert "Unable to bootstrap" in message
     # the daemon's `failed` line names the settings, as it did for the clients' own error
-    assert kafka_module.bootstrap_hint(kind(message), cfg) is not None
+    assert bootstrap_module.bootstrap_hint(kind(message), cfg) is not None
     assert _new_threads(threads) == []
     assert _sockets() <= sockets
 
 
 def test_the_contact_is_made_once_per_build_and_not_without_a_stop_to_watch(monkeypatch):
     made = []
-    monkeypatch.setattr("connectors.kafka.admin_once_reached", lambda cfg, stop: made.append(stop) or _Closed())
+    monkeypatch.setattr("connectors.kafka_bootstrap.admin_once_reached", lambda cfg, stop: made.append(stop) or _Closed())
     stop = threading.Event()
     contact = build_module.BrokerContact(KafkaConfig(), stop)
     contact()

@@ -13,8 +13,9 @@ import pytest
 
 import connectors.daemon as daemon_module
 import connectors.kafka as kafka_module
-from connectors.kafka import KafkaSource, transactional_id
+from connectors.kafka import KafkaSource
 from connectors.kafka_assignment import WAIT_TRY_MS, CommittedOffsetsUnreadable
+from connectors.kafka_settings import group_instance_id, transactional_id
 from connectors.logs import JsonFormatter, teardown_logging
 from stream_cl.config import ConfigError, KafkaConfig, MappingConfig, load_config_dict, to_toml
 from stream_cl.config.daemon_schema import longest_idle_turn_s
@@ -69,12 +70,12 @@ def test_the_static_member_id_comes_from_the_variable_group_instance_id_env_name
     monkeypatch.setattr(kafka_module, "KafkaConsumer", _Consumer)
     config = load_config_dict({"kafka": {"group_id": "g", "topic_pattern": "events", "group_instance_id_env": "POD_NAME"},
                                "checkpoint": {"dir": str(tmp_path)}})
-    assert kafka_module.group_instance_id(config.kafka) == "stream-cl-2"
+    assert group_instance_id(config.kafka) == "stream-cl-2"
     assert transactional_id(config) == "stream-cl.g.stream-cl-2"  # unique per pod, so replicas never fence each other
     source = KafkaSource(config.kafka, MappingConfig())
     assert source.consumer.options["group_instance_id"] == "stream-cl-2"
-    assert kafka_module.group_instance_id(KafkaConfig(group_instance_id="fixed")) == "fixed"
-    assert kafka_module.group_instance_id(KafkaConfig()) == ""
+    assert group_instance_id(KafkaConfig(group_instance_id="fixed")) == "fixed"
+    assert group_instance_id(KafkaConfig()) == ""
 
 
 @pytest.mark.parametrize("value, said", [(None, "is not set"), ("", "is empty")])
@@ -84,7 +85,7 @@ def test_a_missing_or_empty_group_instance_id_variable_is_a_config_error(monkeyp
     else:
         monkeypatch.setenv("POD_NAME", value)
     with pytest.raises(ConfigError, match=rf"^kafka\.group_instance_id_env: environment variable 'POD_NAME' {said}; "):
-        kafka_module.group_instance_id(KafkaConfig(group_instance_id_env="POD_NAME"))
+        group_instance_id(KafkaConfig(group_instance_id_env="POD_NAME"))
 
 
 def test_group_instance_id_and_its_env_form_are_not_both_set():

@@ -6,7 +6,7 @@ the start failed. Every client now waits at most 1 s, the Java client's default 
 
 from __future__ import annotations
 
-from connectors.kafka import RECONNECT_BACKOFF_MAX_MS, client_options
+from connectors.kafka_settings import RECONNECT_BACKOFF_MAX_MS, client_options
 from stream_cl.config import KafkaConfig
 
 

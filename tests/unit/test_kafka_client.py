@@ -12,7 +12,8 @@ from kafka import codec
 from kafka.errors import KafkaTimeoutError, UnsupportedCodecError
 from kafka.record import util
 
-from connectors.kafka import CODECS, UnreadableBatch, _unreadable, install_warnings, missing_codecs
+from connectors.kafka import UnreadableBatch, _unreadable
+from connectors.kafka_python_install import CODECS, install_warnings, missing_codecs
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTRAS = "kafka-python[crc32c,lz4,snappy,zstd]"

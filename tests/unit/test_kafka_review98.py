@@ -10,7 +10,7 @@ import logging
 import pytest
 from test_secrets_review24 import log_lines  # noqa: F401 -- the daemon's logging, kafka-python at DEBUG
 
-from connectors.kafka import client_options
+from connectors.kafka_settings import client_options
 from connectors.logs import log_event
 from stream_cl.config import ConfigError, KafkaConfig, load_config_dict
 from stream_cl.config.unread import unread_keys

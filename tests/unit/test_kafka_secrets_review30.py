@@ -16,7 +16,7 @@ import threading
 import pytest
 
 import connectors.daemon as daemon_module
-from connectors.kafka import check_kafka_config, client_options
+from connectors.kafka_settings import check_kafka_config, client_options
 from connectors.logs import JsonFormatter
 from stream_cl.config import ConfigError, KafkaConfig, load_config_dict
 

@@ -7,7 +7,7 @@
 * The PEM files were only checked for existence: a wrong key password, a key file that is
   a certificate or a CA file that is not PEM failed at the handshake (exit 1, after the
   bootstrap timeout), and an encrypted key without a password made OpenSSL ask on the
-  terminal. :func:`connectors.kafka.check_kafka_config` now loads them (a config error
+  terminal. :func:`connectors.kafka_settings.check_kafka_config` now loads them (a config error
   naming the key), and what the clients get never makes OpenSSL prompt.
 * ``kafka.status_file`` was not checked at start: a directory there was warned about once a
   second for ever.
@@ -29,7 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.kafka import bootstrap_hint, check_kafka_config, client_options
+from connectors.kafka_bootstrap import bootstrap_hint
+from connectors.kafka_settings import check_kafka_config, client_options
 from connectors.logs import log_event, setup_logging, teardown_logging
 from stream_cl.config import ConfigError, KafkaConfig
 from pem_kit import make_pem, tls  # tests/unit/pem_kit.py
@@ -174,7 +175,7 @@ def test_a_wrong_password_from_the_environment_names_the_variable_not_the_value(
 
 NO_PROMPT = textwrap.dedent("""
     import ssl, sys
-    from connectors.kafka import client_options
+    from connectors.kafka_settings import client_options
     from stream_cl.config import KafkaConfig
 
     opts = client_options(KafkaConfig(security_protocol="SSL", ssl_certfile=sys.argv[1], ssl_keyfile=sys.argv[2]))
