@@ -162,7 +162,7 @@ class Daemon:
         self.commits = CommitCoordinator(self.source, publisher, self.state, self.metrics,
                                          CommitPolicy(config.kafka.commit_interval_ms))
         self.status.refresh(None, pending, self.state)  # the restored label counts, before the first poll
-        self.status.keep_report(self.step.stats.report())  # and the restored report, for a first-poll revocation
+        self.status.keep_report(self.step.stats.report())  # and the run's report, for a first-poll revocation
 
     @classmethod
     def from_config(cls, config: Config, stop_event: threading.Event | None = None,

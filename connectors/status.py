@@ -161,9 +161,9 @@ class StatusReporter:
         self._dump()
 
     def keep_report(self, report: dict) -> None:
-        """The report the status file shows until the loop's first :meth:`write`: a built daemon's, its restored
-        counts and accuracy, so that a revocation in its first poll (:meth:`write_state`) does not write an
-        empty report over the last run's file (review r122 F5)."""
+        """The report the status file shows until the loop's first :meth:`write`: a built daemon's (a new
+        run's counts: a restore does not read the report back), so that a revocation in its first poll
+        (:meth:`write_state`) writes the report the loop's first write would, not ``{}`` (review r122 F5)."""
         self._report = report
 
     def write_state(self) -> None:

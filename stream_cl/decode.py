@@ -172,7 +172,7 @@ class EventDecoder:
                 obj = _JSON.decode(text)  # whitespace around, or the error message
         except json.JSONDecodeError as e:
             return _invalid(raw, e, origin)
-        except ValueError:  # an integer over Python's digit limit: read again, as a _LongInt
+        except ValueError:  # an integer over Python's digit limit: read again, as a LongInt
             try:
                 obj = LONG_JSON.decode(text)
             except ValueError as e:  # invalid all the same: what is wrong

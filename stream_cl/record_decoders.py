@@ -218,9 +218,9 @@ class ObjectDecoder(RecordRules):
 
 
 class CsvRowDecoder(RecordRules):
-    """A CSV row's event, for :meth:`EventDecoder.decode_csv_row`: the header's columns resolved once
-    (:meth:`_columns`), the feature cells read as numbers, categories or nulls (:meth:`_cells`), then
-    the label, id, task and time cells."""
+    """A CSV row's event, for :meth:`stream_cl.decode.EventDecoder.decode_csv_row`: the header's columns
+    resolved once (:meth:`_columns`), the feature cells read as numbers, categories or nulls
+    (:meth:`_cells`), then the label, id, task and time cells."""
 
     def __init__(self, mapping: MappingConfig, label_policy: str):
         super().__init__(mapping, label_policy)
