@@ -367,6 +367,7 @@ def breakdown(bootstrap: str, admin, topic: str, n: int, model: str, folder: Pat
     """The daemon in this process with timers around each stage (adds ~1 us per timed call)."""
     from connectors import commit as commit_mod
     from connectors import daemon as daemon_mod
+    from connectors import daemon_run as daemon_run_mod
     from connectors import kafka as kafka_mod
     from connectors import partitions as partitions_mod
     from connectors import publisher as publisher_mod
@@ -390,7 +391,7 @@ def breakdown(bootstrap: str, admin, topic: str, n: int, model: str, folder: Pat
     config = load_config(daemon_config(folder, bootstrap, topic, preds, model, stop_at_end=True)[0])
     with timed_methods(patches, totals):
         t0 = time.perf_counter()
-        rc = daemon_mod.run_daemon(config)
+        rc = daemon_run_mod.run_daemon(config)
         wall = time.perf_counter() - t0
     if rc != 0:
         raise RuntimeError(f"in-process daemon exited {rc}")

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from .early_signals import EarlySignals, exit_settled
+from .early_signals import EarlySignals, exit_settled, keep_early_signals
 
 if TYPE_CHECKING:
     from stream_cl.config import Config
@@ -131,8 +131,8 @@ def _main(argv: list[str] | None, early: EarlySignals) -> int:
             tables = _tables_from_args(args)
             config = load_config_dict(tables)
             if config.source.kind == "kafka":
-                from .daemon import (FILE_RUN_OUTPUTS, check_file_outputs, file_output_error, keep_early_signals,
-                                     log_config_warnings, run_daemon)
+                from .daemon_config import FILE_RUN_OUTPUTS, check_file_outputs, file_output_error, log_config_warnings
+                from .daemon_run import run_daemon
                 from .logs import setup_logging
 
                 keep_early_signals(early.kept)  # the daemon's keeper from here on; run_daemon takes them over

@@ -9,7 +9,7 @@ cannot be made. The first client waits for a broker while it watches the stop fl
 (:class:`BrokerContact`): a SIGTERM while the broker is down stops the start at once.
 
 :meth:`connectors.daemon.Daemon.from_config` calls :func:`build_daemon`; :class:`RunChangelog` is
-the run's changelog that :func:`connectors.daemon.run_daemon` keeps across the daemons it rebuilds.
+the run's changelog that :func:`connectors.daemon_run.run_daemon` keeps across the daemons it rebuilds.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def build_daemon(cls, config: Config, stop_event: threading.Event | None = None,
                  metrics: DaemonMetrics | None = None, changelog: "RunChangelog | None" = None, checks=None,
                  contact: "BrokerContact | None" = None):
     """The daemon (of class ``cls``) that ``config`` describes. ``changelog``: the run's changelog
-    (:func:`~connectors.daemon.run_daemon` hands the same one to every daemon it builds after a reset,
+    (:func:`~connectors.daemon_run.run_daemon` hands the same one to every daemon it builds after a reset,
     and closes it when the run ends); without one the daemon makes its own and closes it when it ends.
     ``checks``: the run's :class:`~stream_cl.mapping_check.MappingChecks`, handed on the same way (None:
     the source's own). ``contact``: the run's :class:`BrokerContact`, which remembers whether any build
@@ -111,7 +111,7 @@ class BrokerContact:
     kafka-python's clients each wait up to ``kafka.bootstrap_timeout_ms`` (30 s) for a broker and
     cannot be stopped meanwhile: a SIGTERM or Ctrl-C while the broker was down did not stop the
     start, which failed 30 s later with exit 1. This wait ends within 0.2 s of ``stop`` being set,
-    with :class:`connectors.kafka_bootstrap.BootstrapStopped` (:func:`connectors.daemon.run_daemon` exits 0);
+    with :class:`connectors.kafka_bootstrap.BootstrapStopped` (:func:`connectors.daemon_run.run_daemon` exits 0);
     the clients made after it find the broker at once. Without ``stop`` there is nothing to watch,
     and no wait.
 

@@ -111,3 +111,26 @@ def exit_settled(code: int):
         except (OSError, ValueError, AttributeError):  # closed, or a pipe whose reader left
             pass
     os._exit(code)
+
+
+# the Kafka daemon's keeper: `python -m connectors.daemon` spends a second or more in its imports (numpy, pandas,
+# kafka-python): a SIGTERM or Ctrl-C meanwhile is kept here, and run_daemon's handlers take it over (a clean stop,
+# exit 0, as docs/daemon.md says), instead of SIGTERM's default death by signal or a KeyboardInterrupt traceback
+_EARLY = EarlySignals()
+
+
+def keep_early_signals(kept: list[int] | tuple[int, ...] = ()) -> None:
+    """Keep SIGTERM and SIGINT from now until :func:`connectors.daemon_run.run_daemon` installs its handlers,
+    which take them over (:func:`take_early_signals`): a stop asked for during the start is a clean one (exit 0),
+    not a death by signal or, as a container's PID 1, a signal dropped. ``kept``: the signals an entry point
+    kept itself before it imported the daemon (``stream-cl run``: :func:`connectors.cli.main`); read after
+    this keeper's handlers are in, so one that comes meanwhile is kept by one or the other, never lost."""
+    _EARLY.install()
+    for signum in kept:
+        _EARLY.keep(signum)
+
+
+def take_early_signals() -> list[int]:
+    """The signals :func:`keep_early_signals` kept so far, handed over once: the daemon's own handlers
+    (:func:`connectors.daemon_signals.install_signal_handlers`) take them from here on."""
+    return _EARLY.take()

@@ -67,7 +67,7 @@ RELEASE_S = 2.0
 class BrokerUnreachable(DeliveryError):
     """The publisher process could not start for want of a broker: its producer failed with one of
     kafka-python's retriable errors, or it did not answer within its time. A daemon rebuilt after a start
-    over is then built again rather than stopped (``connectors.daemon``; review r118 F6)."""
+    over is then built again rather than stopped (``connectors.daemon_run``; review r118 F6)."""
 
 
 class InlinePublisher:

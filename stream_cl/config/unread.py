@@ -141,7 +141,7 @@ _IDLE_KEYS = (
     ("mapping", ("timestamp_unit",), lambda c: not c.mapping.timestamp, 'mapping.timestamp = "" names no event time',
      "set mapping.timestamp to the field or column holding the event time"),
     # a file run's progress line and output files: the daemon's outputs are topics and its progress /metrics (its
-    # output file keys are refused: connectors.daemon.check_file_outputs)
+    # output file keys are refused: connectors.daemon_config.check_file_outputs)
     ("run", ("progress", "append"), lambda c: c.source.kind == "kafka",
      'source.kind = "kafka" does not read it (the daemon shows no progress line and appends to no file: its '
      "outputs are topics, its progress /metrics and its logs)", 'set source.kind = "file" for a file run'),

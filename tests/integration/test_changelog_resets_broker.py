@@ -16,7 +16,8 @@ import threading
 from daemon_kit import event, wait_for
 from kafka import KafkaProducer
 
-from connectors.daemon import Daemon, run_daemon
+from connectors.daemon import Daemon
+from connectors.daemon_run import run_daemon
 from stream_cl.config import load_config
 
 RESETS = 3

@@ -86,7 +86,7 @@ def _assert_same_heads(got: list[dict], ref: list[dict], what: str) -> None:
 
 def _reference(kafka_kit, name: str, model: dict, topic: str) -> list[dict]:
     """One daemon reading the same topic alone, in this process."""
-    from connectors.daemon import run_daemon
+    from connectors.daemon_run import run_daemon
 
     path, _ = kafka_kit.config(f"{name}-ref", [topic], model=model, kafka={"stop_at_end": True})
     assert run_daemon(load_config(path)) == 0

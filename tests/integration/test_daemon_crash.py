@@ -98,7 +98,7 @@ def test_sigkill_restarts_learn_every_event_exactly_once(kafka_kit):
 
     # the same topic, uninterrupted, in this process
     ref_config, _ = kafka_kit.config("ref", [events], kafka={**kafka, "group_instance_id": ""}, **settings)
-    from connectors.daemon import run_daemon
+    from connectors.daemon_run import run_daemon
 
     assert run_daemon(load_config(ref_config)) == 0
 

@@ -18,8 +18,8 @@ import pytest
 from daemon_kit import event
 from kafka.admin import NewTopic
 
-import connectors.daemon as daemon_module
 import connectors.daemon_build as daemon_build
+import connectors.daemon_run as daemon_run
 from connectors.logs import JsonFormatter
 from stream_cl.config import load_config
 
@@ -81,7 +81,7 @@ def test_batches_of_dead_letters_over_the_topics_limit_are_split_and_committed(k
                                kafka={"predictions_topic": preds, "dead_letter_topic": dead, "stop_at_end": True,
                                       "linger_ms": 5000})
     monkeypatch.setattr(daemon_build, "topic_max_message_bytes", _not_read)
-    assert daemon_module.run_daemon(load_config(path)) == 0
+    assert daemon_run.run_daemon(load_config(path)) == 0
     assert len(_read(kafka_kit, preds)) == 40
     assert sorted(r.key for r in _read(kafka_kit, dead)) == sorted(f"s{i}".encode() for i in range(300))  # once each
 
@@ -96,7 +96,7 @@ def test_a_limit_not_read_and_a_dead_letter_refused_stop_the_daemon_naming_both(
     # dead letters cut to kafka.max_message_bytes (1 MiB) alone: the one of 500 kB is over the topic's limit
     monkeypatch.setattr(daemon_build, "topic_max_message_bytes", _not_read)
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        assert daemon_module.run_daemon(load_config(path)) == 2
+        assert daemon_run.run_daemon(load_config(path)) == 2
     lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "stream_cl.daemon"]
     ends = [x for x in lines if x["event"] in ("failed", "fenced")]
     assert [x["event"] for x in ends] == ["failed"], caplog.text[-3000:]  # at once: no start over

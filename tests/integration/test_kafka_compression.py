@@ -14,7 +14,7 @@ from kafka import KafkaProducer, codec
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.record import MemoryRecords
 
-from connectors.daemon import run_daemon
+from connectors.daemon_run import run_daemon
 from stream_cl.config import load_config
 
 CODECS = ("gzip", "snappy", "lz4", "zstd")

@@ -24,6 +24,8 @@ from kafka import TopicPartition
 from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 import connectors.daemon as daemon_module
+import connectors.daemon_exits as daemon_exits
+import connectors.daemon_run as daemon_run
 from connectors import kafka as kafka_module
 from connectors.daemon_build import BrokerContact
 from connectors.logs import JsonFormatter
@@ -56,8 +58,8 @@ def test_a_rebuild_that_finds_no_broker_is_built_again(tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(away))
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        code, _ = daemon_module._build_and_run_once(_config(tmp_path), threading.Event(), None, None, DaemonMetrics())
-    assert code == daemon_module.EXIT_BROKER_AWAY
+        code, _ = daemon_run._build_and_run_once(_config(tmp_path), threading.Event(), None, None, DaemonMetrics())
+    assert code == daemon_exits.EXIT_BROKER_AWAY
     (line,) = _events(caplog.records)
     assert line["event"] == "broker_unreachable" and line["level"] == "WARNING"
     assert type(error).__name__ in line["error"]
@@ -70,8 +72,8 @@ def test_a_first_start_that_finds_no_broker_still_exits_1_with_the_settings_to_c
 
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(away))
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        code, _ = daemon_module._build_and_run_once(_config(tmp_path), threading.Event(), None, None, None)
-    assert code == daemon_module.EXIT_FAILED
+        code, _ = daemon_run._build_and_run_once(_config(tmp_path), threading.Event(), None, None, None)
+    assert code == daemon_exits.EXIT_FAILED
     assert [x["event"] for x in _events(caplog.records)] == ["failed"]
 
 
@@ -80,8 +82,8 @@ def test_a_rebuild_that_fails_otherwise_still_ends_the_run(tmp_path, monkeypatch
         raise RuntimeError("a bug of ours")
 
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(broken))
-    code, _ = daemon_module._build_and_run_once(_config(tmp_path), threading.Event(), None, None, DaemonMetrics())
-    assert code == daemon_module.EXIT_FAILED
+    code, _ = daemon_run._build_and_run_once(_config(tmp_path), threading.Event(), None, None, DaemonMetrics())
+    assert code == daemon_exits.EXIT_FAILED
 
 
 def test_an_outage_through_several_rebuilds_ends_in_a_running_daemon_after_backed_off_waits(tmp_path, monkeypatch):
@@ -99,14 +101,14 @@ def test_an_outage_through_several_rebuilds_ends_in_a_running_daemon_after_backe
     def from_config(cls, config, stop, metrics, **kwargs):
         builds.append(metrics is not None)
         if len(builds) == 1:
-            return Ran(daemon_module.EXIT_RESET)
+            return Ran(daemon_exits.EXIT_RESET)
         if len(builds) <= 7:
             raise UNABLE
-        return Ran(daemon_module.EXIT_OK)
+        return Ran(daemon_exits.EXIT_OK)
 
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(from_config))
-    monkeypatch.setattr(daemon_module, "_wait_before_rebuild", lambda stop, metrics, delay: delays.append(delay))
-    assert daemon_module._build_and_run(_config(tmp_path), threading.Event(), None, None) == daemon_module.EXIT_OK
+    monkeypatch.setattr(daemon_run, "_wait_before_rebuild", lambda stop, metrics, delay: delays.append(delay))
+    assert daemon_run._build_and_run(_config(tmp_path), threading.Event(), None, None) == daemon_exits.EXIT_OK
     assert builds == [False] + [True] * 7
     # at once after the first start over, then the backoff, up to 5 s while no broker answers (r118 F7: 60 s)
     assert delays == [0.0, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
@@ -121,8 +123,8 @@ def test_a_stop_during_an_outage_ends_the_rebuilds_cleanly(tmp_path, monkeypatch
 
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(away))
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        code, _ = daemon_module._build_and_run_once(_config(tmp_path), stop, None, None, DaemonMetrics())
-    assert code == daemon_module.EXIT_OK
+        code, _ = daemon_run._build_and_run_once(_config(tmp_path), stop, None, None, DaemonMetrics())
+    assert code == daemon_exits.EXIT_OK
     assert [x["event"] for x in _events(caplog.records)] == ["shutdown"]
 
 
@@ -139,7 +141,7 @@ def _reaching(errors):
         metrics = DaemonMetrics()
 
         def run(self):
-            return daemon_module.EXIT_OK
+            return daemon_exits.EXIT_OK
 
     def from_config(cls, config, stop, metrics, contact=None, **kwargs):
         builds.append(metrics)
@@ -158,10 +160,10 @@ def test_a_first_start_that_loses_the_broker_it_reached_is_built_again(tmp_path,
     from_config, builds = _reaching([LOST, UNABLE, UNABLE, None])
     delays, ready = [], []
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(from_config))
-    monkeypatch.setattr(daemon_module, "_wait_before_rebuild", lambda stop, metrics, delay: delays.append(delay))
+    monkeypatch.setattr(daemon_run, "_wait_before_rebuild", lambda stop, metrics, delay: delays.append(delay))
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        code = daemon_module._build_and_run(_config(tmp_path), threading.Event(), ready.append, None)
-    assert code == daemon_module.EXIT_OK
+        code = daemon_run._build_and_run(_config(tmp_path), threading.Event(), ready.append, None)
+    assert code == daemon_exits.EXIT_OK
     assert builds == [None, None, None, None]  # no daemon until the fourth: no metrics handed on
     assert delays == [0.0, 1.0, 2.0]  # the backoff of the rebuilds that find no broker
     assert len(ready) == 1  # on_ready: once, for the daemon that was built (not dropped with the failed starts)
@@ -177,8 +179,8 @@ def test_a_first_start_that_never_reached_a_broker_still_exits_1_naming_the_sett
     from_config, builds = _reaching([UNABLE, None])
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(from_config))
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        code = daemon_module._build_and_run(_config(tmp_path), threading.Event(), None, None)
-    assert code == daemon_module.EXIT_FAILED and len(builds) == 1
+        code = daemon_run._build_and_run(_config(tmp_path), threading.Event(), None, None)
+    assert code == daemon_exits.EXIT_FAILED and len(builds) == 1
     (line,) = _events(caplog.records)
     assert line["event"] == "failed" and "check the address" in line["detail"]
 
@@ -186,7 +188,7 @@ def test_a_first_start_that_never_reached_a_broker_still_exits_1_naming_the_sett
 def test_a_first_start_that_reached_the_broker_and_failed_otherwise_still_ends_the_run(tmp_path, monkeypatch):
     from_config, builds = _reaching([RuntimeError("a bug of ours"), None])
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(from_config))
-    assert daemon_module._build_and_run(_config(tmp_path), threading.Event(), None, None) == daemon_module.EXIT_FAILED
+    assert daemon_run._build_and_run(_config(tmp_path), threading.Event(), None, None) == daemon_exits.EXIT_FAILED
     assert len(builds) == 1
 
 
@@ -416,8 +418,8 @@ def test_a_rebuild_whose_publisher_found_no_broker_is_built_again(tmp_path, monk
 
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(away))
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        code, _ = daemon_module._build_and_run_once(_config(tmp_path), threading.Event(), None, None, DaemonMetrics())
-    assert code == daemon_module.EXIT_BROKER_AWAY
+        code, _ = daemon_run._build_and_run_once(_config(tmp_path), threading.Event(), None, None, DaemonMetrics())
+    assert code == daemon_exits.EXIT_BROKER_AWAY
     assert [x["event"] for x in _events(caplog.records)] == ["broker_unreachable"]
 
 
@@ -432,8 +434,8 @@ def test_a_rebuild_whose_publisher_failed_otherwise_ends_the_run(tmp_path, monke
         raise DeliveryError(detail)
 
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(failed))
-    code, _ = daemon_module._build_and_run_once(_config(tmp_path), threading.Event(), None, None, DaemonMetrics())
-    assert code == daemon_module.EXIT_FAILED
+    code, _ = daemon_run._build_and_run_once(_config(tmp_path), threading.Event(), None, None, DaemonMetrics())
+    assert code == daemon_exits.EXIT_FAILED
 
 
 def test_a_stop_after_a_rebuild_found_no_broker_is_the_clean_stop(tmp_path, monkeypatch, caplog):
@@ -442,9 +444,9 @@ def test_a_stop_after_a_rebuild_found_no_broker_is_the_clean_stop(tmp_path, monk
 
     def away(config, stop_event, on_ready, server, metrics, changelog=None, checks=None, contact=None):
         stop.set()  # a SIGTERM just after the rebuild gave up
-        return daemon_module.EXIT_BROKER_AWAY, metrics or DaemonMetrics()
+        return daemon_exits.EXIT_BROKER_AWAY, metrics or DaemonMetrics()
 
-    monkeypatch.setattr(daemon_module, "_build_and_run_once", away)
+    monkeypatch.setattr(daemon_run, "_build_and_run_once", away)
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        assert daemon_module._build_and_run(_config(tmp_path), stop, None, None) == daemon_module.EXIT_OK
+        assert daemon_run._build_and_run(_config(tmp_path), stop, None, None) == daemon_exits.EXIT_OK
     assert [x["event"] for x in _events(caplog.records)] == ["shutdown"]

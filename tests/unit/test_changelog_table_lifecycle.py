@@ -1,6 +1,6 @@
 """The model changelog's table over a run's daemons, without a broker (a fake changelog topic).
 
-* one table per :func:`~connectors.daemon.run_daemon`, handed to every daemon rebuilt after a
+* one table per :func:`~connectors.daemon_run.run_daemon`, handed to every daemon rebuilt after a
   reset and closed once when the run ends, however it ends: a table made at each reset leaked its
   consumer (an IO thread and 3 sockets), and none was ever closed, not even at a clean stop;
 * the changelog is read in the loop's thread before the source subscribes (the group join), so the
@@ -21,6 +21,8 @@ import threading
 import pytest
 
 import connectors.daemon as daemon_module
+import connectors.daemon_exits as daemon_exits
+import connectors.daemon_run as daemon_run
 from connectors.daemon_build import RunChangelog, changelog_table
 from connectors.kafka import PolledBatch
 from connectors.logs import JsonFormatter
@@ -177,7 +179,7 @@ def test_one_table_serves_every_rebuild_of_a_run_and_is_closed_once_when_it_ends
     """Two resets (partitions lost), then the run ends: stopped, failed, or refused at the third build."""
     changelog, made = fake_clients
     GroupSource.script = {0: "lost", 1: "lost", 2: end}
-    assert daemon_module._build_and_run(_config(tmp_path), threading.Event(), None, None) == code
+    assert daemon_run._build_and_run(_config(tmp_path), threading.Event(), None, None) == code
     assert len(GroupSource.builds) == 3
     assert len(made) == 1, f"{len(made)} tables made for one run: each reset leaked one"
     (table,) = made
@@ -188,10 +190,10 @@ def test_one_table_serves_every_rebuild_of_a_run_and_is_closed_once_when_it_ends
 def test_a_daemon_built_without_a_run_closes_its_own_table_when_it_stops_or_resets(tmp_path, fake_clients):
     changelog, made = fake_clients
     stopped = daemon_module.Daemon.from_config(_config(tmp_path, "a"))
-    assert stopped.run() == daemon_module.EXIT_OK
+    assert stopped.run() == daemon_exits.EXIT_OK
     GroupSource.script = {1: "lost"}
     reset = daemon_module.Daemon.from_config(_config(tmp_path, "b"))
-    assert reset.run() == daemon_module.EXIT_RESET
+    assert reset.run() == daemon_exits.EXIT_RESET
     assert [t.closed for t in made] == [1, 1]  # a clean stop used to close none
 
 

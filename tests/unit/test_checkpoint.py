@@ -472,7 +472,7 @@ def test_an_interval_commit_due_while_one_is_under_way_waits_for_a_later_turn_no
 
 def test_a_commit_that_fails_while_the_loop_goes_on_drops_everything_since(tmp_path):
     from connectors.commit import CommitPolicy
-    from connectors.daemon import EXIT_RESET
+    from connectors.daemon_exits import EXIT_RESET
 
     log, group = [], {}
     daemon, pub = _daemon(tmp_path, _records(60), log, every=1000, group=group, publisher_cls=_SlowPublisher)
@@ -612,17 +612,18 @@ def _online_daemon(ckdir, records, group, **sections):
 def _start_exit_code(monkeypatch, build) -> int:
     """The exit code of the daemon's start-up (``_build_and_run_once``) when ``build()`` makes the daemon."""
     import connectors.daemon as daemon_module
+    import connectors.daemon_run as daemon_run
 
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(lambda cls, config, stop, metrics: build()))
-    code, _ = daemon_module._build_and_run_once(load_config_dict({"kafka": {"topics": ["events"]}}),
-                                                threading.Event(), None, None, None)
+    code, _ = daemon_run._build_and_run_once(load_config_dict({"kafka": {"topics": ["events"]}}),
+                                             threading.Event(), None, None, None)
     return code
 
 
 def test_a_new_group_id_over_the_old_groups_checkpoint_is_a_config_error(tmp_path, monkeypatch):
     """A new group_id means a new model from the topics' start: restoring the old group's model and
     offsets would reprocess nothing, so it is refused, naming both groups and the fix."""
-    from connectors.daemon import EXIT_CONFIG
+    from connectors.daemon_exits import EXIT_CONFIG
     from stream_cl.config import ConfigError
 
     records, group = _records(30), {}
@@ -643,7 +644,7 @@ def test_a_new_group_id_over_the_old_groups_checkpoint_is_a_config_error(tmp_pat
 def test_continual_sections_must_match_the_checkpoint(tmp_path, monkeypatch):
     """[drift] (and [replay], [homeostasis], [imbalance], [trainable]) shape the learner's state as
     [model] does: a restart with them changed is a configuration error (exit 2), either way round."""
-    from connectors.daemon import EXIT_CONFIG
+    from connectors.daemon_exits import EXIT_CONFIG
     from stream_cl.config import ConfigError
 
     records, drift = _records(40), {"drift": {"detector": "adwin", "response": ["forget"]}}
@@ -673,7 +674,7 @@ def test_a_checkpoint_that_does_not_fit_the_learner_is_a_checkpoint_error(tmp_pa
     """A checkpoint written before the sections were kept is not compared on them; if the learner
     cannot load it, the error names the file (exit 2), not a KeyError (exit 1, a restart loop). (The
     daemon leaves the model's identity out: it compares the config sections instead.)"""
-    from connectors.daemon import EXIT_CONFIG
+    from connectors.daemon_exits import EXIT_CONFIG
 
     records = _records(40)
     first, _ = _online_daemon(tmp_path / "ckpt", records, {})
@@ -693,7 +694,7 @@ def test_a_checkpoint_that_does_not_fit_the_learner_is_a_checkpoint_error(tmp_pa
 
 def test_a_corrupt_newest_checkpoint_stops_the_daemon_at_start_with_exit_2(tmp_path, monkeypatch):
     """As an unreadable newest checkpoint does: the daemon does not start on another model or other offsets."""
-    from connectors.daemon import EXIT_CONFIG
+    from connectors.daemon_exits import EXIT_CONFIG
 
     first, _ = _daemon(tmp_path, _records(30), [])
     assert first.run() == 0
@@ -752,7 +753,7 @@ def test_a_config_error_met_while_running_stops_with_exit_2_not_a_reset(tmp_path
     ConfigError at a commit: starting over would meet it again, so the member stops (exit 2, the
     configuration's code) with nothing past its last commit visible; it used to exit 1 from the
     loop, and to start over (a reset loop) when met at a revocation."""
-    from connectors.daemon import EXIT_CONFIG
+    from connectors.daemon_exits import EXIT_CONFIG
     from stream_cl.config import ConfigError
 
     log = []

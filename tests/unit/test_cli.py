@@ -365,11 +365,11 @@ def test_a_file_run_names_each_daemon_only_section_its_config_sets(tmp_path, cap
 @pytest.fixture
 def daemon_runs(monkeypatch):
     """Stands in for run_daemon (no broker): the configs the CLI would run the daemon with."""
-    import connectors.daemon as daemon_module
+    import connectors.daemon_run as daemon_run
     from connectors.logs import teardown_logging
 
     ran = []
-    monkeypatch.setattr(daemon_module, "run_daemon", lambda config: ran.append(config) or 0)
+    monkeypatch.setattr(daemon_run, "run_daemon", lambda config: ran.append(config) or 0)
     yield ran
     teardown_logging()  # the CLI set the daemon's logging up
 

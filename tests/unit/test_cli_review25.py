@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import connectors.cli as cli
-import connectors.daemon as daemon_module
+import connectors.daemon_run as daemon_run
 from stream_cl.config import to_toml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ def missed():
 def test_a_signal_while_stream_cl_run_reads_a_daemon_config_is_a_clean_stop(tmp_path, monkeypatch, caplog, missed,
                                                                             sig):
     built = []
-    monkeypatch.setattr(daemon_module, "_build_and_run", lambda *args: built.append(args) or 1)
+    monkeypatch.setattr(daemon_run, "_build_and_run", lambda *args: built.append(args) or 1)
     monkeypatch.setattr("connectors.logs.setup_logging", lambda *a, **k: None)  # caplog's handler stays
     monkeypatch.setattr("stream_cl.runtime.warm_up", lambda: None)  # (seconds; skipped anyway after a stop)
     _signal_during(monkeypatch, cli, "_tables_from_args", sig)  # before the daemon's module is imported

@@ -1,7 +1,7 @@
 """Counters never decrease within one process, and never export a restored count (connectors/prometheus.py).
 
 A daemon that is fenced, fails a commit or loses its partitions starts over in the same process
-(connectors/daemon.py, ``_build_and_run``): the rebuilt daemon restores an older checkpoint, so the
+(connectors/daemon_run.py, ``_build_and_run``): the rebuilt daemon restores an older checkpoint, so the
 label store's lifetime counters and the learner's category overflow fall back. One collector serves
 every daemon the process builds; a decrease would read to Prometheus as a counter reset
 (``rate()`` / ``increase()`` would count the whole value again). The exported counters are the

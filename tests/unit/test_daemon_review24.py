@@ -25,6 +25,9 @@ from kafka.errors import (GroupAuthorizationFailedError, KafkaError, MessageSize
 from source_kit import CommitAtOncePublisher, OnePartitionSource  # tests/unit/source_kit.py
 
 import connectors.daemon as daemon_module
+import connectors.daemon_cli as daemon_cli
+import connectors.daemon_exits as daemon_exits
+import connectors.daemon_run as daemon_run
 from connectors.daemon_build import topic_max_message_bytes
 from connectors import publisher as publisher_module
 from connectors import transaction
@@ -112,12 +115,12 @@ def test_dead_letters_are_cut_to_the_dead_letter_topics_own_limit_where_it_is_sm
     big = b"{" + b"x" * 50_000  # malformed: a dead letter of 50 kB
     records = [_event(0), big, _event(2)]
     small = _daemon(tmp_path / "a", records, dead_letter_topic_bytes=10_000)
-    assert small.run() == daemon_module.EXIT_OK
+    assert small.run() == daemon_exits.EXIT_OK
     ((key, value, headers),) = small.publisher.dead
     assert len(key) + len(value) + sum(len(a) + len(b) for a, b in headers) <= 10_000
     assert dict(headers)["stream-cl.truncated-from"] == b"50001"
     unknown = _daemon(tmp_path / "b", records)  # not known: kafka.max_message_bytes (1 MiB) alone
-    assert unknown.run() == daemon_module.EXIT_OK
+    assert unknown.run() == daemon_exits.EXIT_OK
     assert unknown.publisher.dead[0][1] == big
 
 
@@ -278,7 +281,7 @@ def test_the_daemon_stops_on_it_with_exit_2_instead_of_starting_over(tmp_path, c
         error = TransactionAborted(str(error))
     d = _daemon(tmp_path, [_event(0), b"{bad", _event(2)], publisher=_FailingPublisher(error))
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        assert d.run() == daemon_module.EXIT_CONFIG
+        assert d.run() == daemon_exits.EXIT_CONFIG
     assert not d.reset_reason
     (line,) = [x for x in _lines(caplog.records) if x["level"] == "ERROR"]
     assert line["event"] == "failed" and line["exit_code"] == 2
@@ -335,7 +338,7 @@ def test_a_topic_the_broker_refuses_or_offsets_it_never_gives_are_one_failed_lin
         tmp_path, caplog, error, says):
     d = _daemon(tmp_path, [], error=error)
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        assert d.run() == daemon_module.EXIT_FAILED
+        assert d.run() == daemon_exits.EXIT_FAILED
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and errors[0].exc_info is None
     (line,) = _lines(errors)
@@ -348,7 +351,7 @@ def test_an_output_topic_the_broker_refuses_stops_the_daemon_instead_of_starting
                                "TopicAuthorizationFailedError: [Error 29] TopicAuthorizationFailedError: {'p'}")
     d = _daemon(tmp_path, [_event(0), _event(1)], publisher=_FailingPublisher(error))
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        assert d.run() == daemon_module.EXIT_FAILED
+        assert d.run() == daemon_exits.EXIT_FAILED
     assert not d.reset_reason
     (line,) = [x for x in _lines(caplog.records) if x["level"] == "ERROR"]
     assert line["event"] == "failed" and "Write on topic 'p' (kafka.predictions_topic)" in line["detail"]
@@ -361,8 +364,8 @@ def test_a_transactional_id_the_broker_refuses_at_start_is_one_failed_line(tmp_p
 
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(refused))
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        code, _ = daemon_module._build_and_run_once(_config(tmp_path), threading.Event(), None, None, None)
-    assert code == daemon_module.EXIT_FAILED
+        code, _ = daemon_run._build_and_run_once(_config(tmp_path), threading.Event(), None, None, None)
+    assert code == daemon_exits.EXIT_FAILED
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and errors[0].exc_info is None  # no "daemon could not start" traceback
     assert "(kafka.transactional_id" in _lines(errors)[0]["detail"]
@@ -374,8 +377,8 @@ def test_an_unexpected_error_at_start_is_logged_with_its_traceback_and_exits_1(t
 
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(broken))
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        code, _ = daemon_module._build_and_run_once(_config(tmp_path), threading.Event(), None, None, None)
-    assert code == daemon_module.EXIT_FAILED
+        code, _ = daemon_run._build_and_run_once(_config(tmp_path), threading.Event(), None, None, None)
+    assert code == daemon_exits.EXIT_FAILED
     (error,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert error.getMessage() == "daemon could not start"
     assert error.exc_info[0] is RuntimeError and "a bug of ours" in str(error.exc_info[1])
@@ -393,13 +396,13 @@ def test_starts_over_that_fail_again_wait_longer_each_time_and_a_commit_ends_tha
         what = script[len(builds)]
         builds.append(what)
         if what == "end":
-            return daemon_module.EXIT_OK, metrics
+            return daemon_exits.EXIT_OK, metrics
         metrics.transactions["committed"] += what == "commit"
-        return daemon_module.EXIT_RESET, metrics
+        return daemon_exits.EXIT_RESET, metrics
 
-    monkeypatch.setattr(daemon_module, "_build_and_run_once", build)
-    monkeypatch.setattr(daemon_module, "_wait_before_rebuild", lambda stop, metrics, delay: delays.append(delay))
-    assert daemon_module._build_and_run(_config(tmp_path), threading.Event(), None, None) == daemon_module.EXIT_OK
+    monkeypatch.setattr(daemon_run, "_build_and_run_once", build)
+    monkeypatch.setattr(daemon_run, "_wait_before_rebuild", lambda stop, metrics, delay: delays.append(delay))
+    assert daemon_run._build_and_run(_config(tmp_path), threading.Event(), None, None) == daemon_exits.EXIT_OK
     assert builds == script
     # the first start over, and one after a daemon that committed, at once; then 1 s, doubling up to 60 s
     assert delays == [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 0.0, 1.0]
@@ -417,12 +420,12 @@ def test_a_daemon_that_ran_long_without_committing_starts_over_at_once(tmp_path,
     def build(config, stop, on_ready, server, metrics, changelog=None, checks=None, contact=None):
         what, ran = script.pop(0)
         clock[0] += ran
-        return (daemon_module.EXIT_OK if what == "end" else daemon_module.EXIT_RESET), metrics or DaemonMetrics()
+        return (daemon_exits.EXIT_OK if what == "end" else daemon_exits.EXIT_RESET), metrics or DaemonMetrics()
 
-    monkeypatch.setattr(daemon_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
-    monkeypatch.setattr(daemon_module, "_build_and_run_once", build)
-    monkeypatch.setattr(daemon_module, "_wait_before_rebuild", lambda stop, metrics, delay: delays.append(delay))
-    assert daemon_module._build_and_run(_config(tmp_path), threading.Event(), None, None) == daemon_module.EXIT_OK
+    monkeypatch.setattr(daemon_run, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(daemon_run, "_build_and_run_once", build)
+    monkeypatch.setattr(daemon_run, "_wait_before_rebuild", lambda stop, metrics, delay: delays.append(delay))
+    assert daemon_run._build_and_run(_config(tmp_path), threading.Event(), None, None) == daemon_exits.EXIT_OK
     # the first at once; a brief rebuilt one that committed nothing: 1 s; an hour-long one: at once, both times
     # (the delay starts again from 1 s, not from 4); a brief one after those: 1 s
     assert delays == [0.0, 1.0, 0.0, 0.0, 1.0]
@@ -442,15 +445,15 @@ def test_the_wait_before_a_start_over_beats_and_ends_at_a_stop(monkeypatch, capl
             waits.append(timeout)
             clock[0] += timeout
 
-    monkeypatch.setattr(daemon_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(daemon_run, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     metrics = SimpleNamespace(beat=lambda: beats.append(clock[0]))
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        daemon_module._wait_before_rebuild(Stop(), metrics, 8.0)
+        daemon_run._wait_before_rebuild(Stop(), metrics, 8.0)
     assert waits == [1.0, 1.0, 1.0, 1.0] and beats == [0.0, 1.0, 2.0, 3.0]  # the heartbeat goes on: /healthz
     (line,) = _lines(caplog.records)
     assert line["event"] == "rejoin_delayed" and line["delay_s"] == 8.0 and line["level"] == "WARNING"
     waits.clear()
-    daemon_module._wait_before_rebuild(Stop(), metrics, 0.0)
+    daemon_run._wait_before_rebuild(Stop(), metrics, 0.0)
     assert waits == []
 
 
@@ -500,9 +503,9 @@ def test_a_keyboard_interrupt_before_the_daemon_starts_exits_0(tmp_path, monkeyp
     def interrupted(path):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(daemon_module, "read_toml", interrupted)
+    monkeypatch.setattr(daemon_cli, "read_toml", interrupted)
     try:
-        code = daemon_module.main(["--config", str(tmp_path / "d.toml"), "--log-format", "json"])
+        code = daemon_cli.main(["--config", str(tmp_path / "d.toml"), "--log-format", "json"])
     except KeyboardInterrupt:  # (caught here: escaped, it would end pytest's session)
         code = "a KeyboardInterrupt traceback"
     finally:
@@ -516,11 +519,11 @@ def test_a_keyboard_interrupt_before_the_daemon_starts_exits_0(tmp_path, monkeyp
 @pytest.mark.parametrize("source", [{"kind": "file", "path": "ev.jsonl"}, {"kind": "demo"}])
 def test_the_daemon_entry_point_refuses_another_source_kind(tmp_path, monkeypatch, capsys, source):
     runs = []
-    monkeypatch.setattr(daemon_module, "run_daemon", lambda config: runs.append(config) or 0)
+    monkeypatch.setattr(daemon_cli, "run_daemon", lambda config: runs.append(config) or 0)
     path = tmp_path / "d.toml"
     path.write_text(to_toml({"source": source, "kafka": {"topics": ["events"]}}))
     try:
-        assert daemon_module.main(["--config", str(path), "--log-format", "json"]) == 2
+        assert daemon_cli.main(["--config", str(path), "--log-format", "json"]) == 2
     finally:
         teardown_logging()
     assert runs == []
@@ -531,13 +534,13 @@ def test_the_daemon_entry_point_refuses_another_source_kind(tmp_path, monkeypatc
 
 def test_without_a_source_kind_the_daemon_entry_point_reads_the_file_as_kafka(tmp_path, monkeypatch):
     runs = []
-    monkeypatch.setattr(daemon_module, "run_daemon", lambda config: runs.append(config) or 0)
+    monkeypatch.setattr(daemon_cli, "run_daemon", lambda config: runs.append(config) or 0)
     path = tmp_path / "d.toml"
     path.write_text(to_toml({"kafka": {"topics": ["events"]}}))
     try:
-        assert daemon_module.main(["--config", str(path), "--log-format", "json"]) == 0
+        assert daemon_cli.main(["--config", str(path), "--log-format", "json"]) == 0
         path.write_text(to_toml({"source": {"path": "ev.jsonl"}, "kafka": {"topics": ["events"]}}))
-        assert daemon_module.main(["--config", str(path), "--log-format", "json"]) == 2  # a file source's key
+        assert daemon_cli.main(["--config", str(path), "--log-format", "json"]) == 2  # a file source's key
     finally:
         teardown_logging()
     assert [c.source.kind for c in runs] == ["kafka"]

@@ -28,6 +28,7 @@ from kafka.net.manager import KafkaConnectionManager
 
 import connectors.daemon as daemon_module
 import connectors.daemon_build as build_module
+import connectors.daemon_run as daemon_run
 import connectors.kafka_bootstrap as bootstrap_module
 from connectors.logs import JsonFormatter
 from stream_cl.config import ConfigError, KafkaConfig, load_config_dict
@@ -126,7 +127,7 @@ def test_a_signal_while_the_daemon_waits_for_a_broker_stops_it_at_once(tmp_path,
     threads, sockets = set(threading.enumerate()), _sockets()
     started = time.monotonic()
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        code = daemon_module.run_daemon(_config(tmp_path, changelog={"enabled": changelog}))
+        code = daemon_run.run_daemon(_config(tmp_path, changelog={"enabled": changelog}))
     took = time.monotonic() - started
     assert attempts, "no bootstrap was attempted: the signal came at no known point"
     assert missed == [] and exits == []
@@ -144,7 +145,7 @@ def test_without_a_stop_a_broker_that_cannot_be_reached_is_still_a_failure(tmp_p
     missed, exits = guarded
     threads, sockets = set(threading.enumerate()), _sockets()
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        code = daemon_module.run_daemon(_config(tmp_path, bootstrap_ms=300))
+        code = daemon_run.run_daemon(_config(tmp_path, bootstrap_ms=300))
     assert code == 1 and missed == [] and exits == []
     (failed,) = [x for x in _lines(caplog) if x["level"] == "ERROR"]
     assert failed["event"] == "failed"
@@ -163,7 +164,7 @@ def test_a_build_that_fails_after_a_stop_was_asked_for_is_the_clean_stop(tmp_pat
 
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(stopped_then_failed))
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        code = daemon_module.run_daemon(_config(tmp_path))
+        code = daemon_run.run_daemon(_config(tmp_path))
     assert code == 0 and missed == [] and exits == []
     line = _lines(caplog)[-1]
     assert line["event"] == "shutdown" and line["exit_code"] == 0
@@ -179,7 +180,7 @@ def test_a_config_error_met_after_a_stop_is_still_exit_2(tmp_path, monkeypatch, 
 
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(stopped_then_refused))
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        assert daemon_module.run_daemon(_config(tmp_path)) == 2
+        assert daemon_run.run_daemon(_config(tmp_path)) == 2
     assert _lines(caplog)[-1]["detail"] == "config error: kafka.test: refused"
 
 
@@ -187,7 +188,7 @@ def test_a_stop_asked_for_before_a_build_makes_no_client(tmp_path, caplog, no_cl
     stop = threading.Event()
     stop.set()  # as between the warm-up's look and the build, or before a rebuild
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        code, _ = daemon_module._build_and_run_once(_config(tmp_path), stop, None, None, None)
+        code, _ = daemon_run._build_and_run_once(_config(tmp_path), stop, None, None, None)
     assert code == 0 and no_clients == []
     assert _lines(caplog)[-1]["detail"] == "stopped before the daemon was built"
 

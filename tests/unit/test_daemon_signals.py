@@ -15,7 +15,8 @@ import threading
 
 import pytest
 
-from connectors.daemon import EXIT_FAILED, _install_signal_handlers
+from connectors.daemon_exits import EXIT_FAILED
+from connectors.daemon_signals import install_signal_handlers
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def _watcher() -> threading.Thread:
 
 def test_the_watchdog_of_a_clean_stop_stands_down_when_the_handlers_are_restored(exits):
     stop = threading.Event()
-    restore = _install_signal_handlers(stop, 3600.0)
+    restore = install_signal_handlers(stop, 3600.0)
     watcher = _watcher()
     try:
         signal.raise_signal(signal.SIGTERM)
@@ -45,7 +46,7 @@ def test_the_watchdog_of_a_clean_stop_stands_down_when_the_handlers_are_restored
 
 def test_a_stop_that_outlasts_the_timeout_exits_1(exits):
     stop = threading.Event()
-    restore = _install_signal_handlers(stop, 0.01)
+    restore = install_signal_handlers(stop, 0.01)
     watcher = _watcher()
     try:
         signal.raise_signal(signal.SIGTERM)
@@ -57,7 +58,7 @@ def test_a_stop_that_outlasts_the_timeout_exits_1(exits):
 
 def test_a_first_signal_after_the_daemon_stopped_itself_is_not_a_second_one(exits):
     stop = threading.Event()
-    restore = _install_signal_handlers(stop, 3600.0)
+    restore = install_signal_handlers(stop, 3600.0)
     try:
         stop.set()  # kafka.stop_at_end or run.max_events: the final commit is under way
         signal.raise_signal(signal.SIGTERM)  # the orchestrator's one SIGTERM
@@ -70,7 +71,7 @@ def test_a_first_signal_after_the_daemon_stopped_itself_is_not_a_second_one(exit
 
 def test_restore_with_no_signal_ends_the_watcher_and_puts_back_the_handlers_it_replaced(exits):
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    restore = _install_signal_handlers(threading.Event(), 30.0)
+    restore = install_signal_handlers(threading.Event(), 30.0)
     watcher = _watcher()
     assert all(signal.getsignal(sig) is not h for sig, h in before.items())
     restore()
@@ -113,7 +114,7 @@ def test_a_signal_that_comes_while_the_loop_writes_a_log_line_still_stops_the_da
     logger.addHandler(handler)
     level, logger.level = logger.level, logging.INFO  # the daemon's (setup_logging): stop_requested is written
     stop = threading.Event()
-    restore = _install_signal_handlers(stop, 3600.0)
+    restore = install_signal_handlers(stop, 3600.0)
     try:
         logger.warning("a line the loop writes")
         assert stop.is_set() and exits == []
@@ -145,7 +146,7 @@ def test_the_shutdown_timeout_runs_from_the_signal_even_while_the_log_is_blocked
     logger.addHandler(handler)
     level, logger.level = logger.level, logging.INFO
     stop = threading.Event()
-    restore = _install_signal_handlers(stop, 0.05)
+    restore = install_signal_handlers(stop, 0.05)
     watcher = _watcher()
     try:
         signal.raise_signal(signal.SIGTERM)  # its line waits for the log; the handler gives up on it after a second
@@ -160,14 +161,14 @@ def test_the_shutdown_timeout_runs_from_the_signal_even_while_the_log_is_blocked
 
 def test_the_watchdog_still_exits_when_no_thread_can_be_started_for_the_log(exits, monkeypatch):
     # the watcher died at the first thread it could not start (a process limit), and a stuck stop was never ended
-    from connectors import daemon as daemon_module
+    import connectors.daemon_signals as daemon_signals
 
     def no_thread(say):
         raise RuntimeError("can't start new thread")
 
-    monkeypatch.setattr(daemon_module, "_aside", no_thread)
+    monkeypatch.setattr(daemon_signals, "_aside", no_thread)
     stop = threading.Event()
-    restore = _install_signal_handlers(stop, 0.05)
+    restore = install_signal_handlers(stop, 0.05)
     watcher = _watcher()
     try:
         signal.raise_signal(signal.SIGTERM)

@@ -12,6 +12,9 @@ from types import SimpleNamespace
 import pytest
 
 import connectors.daemon as daemon_module
+import connectors.daemon_cli as daemon_cli
+import connectors.daemon_exits as daemon_exits
+import connectors.daemon_run as daemon_run
 import connectors.kafka as kafka_module
 from connectors.kafka import KafkaSource
 from connectors.kafka_assignment import WAIT_TRY_MS, CommittedOffsetsUnreadable
@@ -106,8 +109,8 @@ def test_a_config_error_met_while_the_daemon_is_built_is_one_failed_line(tmp_pat
                                          "sasl_plain_username": "alice", "sasl_plain_password_env": "NOT_SET_ANYWHERE"},
                                "checkpoint": {"dir": str(tmp_path / "ckpt")}})
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):  # raised before any client connects
-        code, _ = daemon_module._build_and_run_once(config, threading.Event(), None, None, None)
-    assert code == daemon_module.EXIT_CONFIG == 2
+        code, _ = daemon_run._build_and_run_once(config, threading.Event(), None, None, None)
+    assert code == daemon_exits.EXIT_CONFIG == 2
     (line,) = _failed_lines(caplog.records)
     assert line["event"] == "failed" and line["exit_code"] == 2
     assert line["detail"].startswith("config error: kafka.sasl_plain_password_env: environment variable 'NOT_SET_ANYWHERE'")
@@ -124,7 +127,7 @@ def test_a_config_the_daemon_entry_point_refuses_is_one_failed_line(tmp_path, ca
                    "checkpoint": {"dir": str(tmp_path / "ckpt")}}
     path.write_text(to_toml({"source": {"kind": "kafka"}, **sections, **unreachable}))
     try:
-        assert daemon_module.main(["--config", str(path), "--log-format", "json"]) == 2
+        assert daemon_cli.main(["--config", str(path), "--log-format", "json"]) == 2
     finally:
         teardown_logging()
     lines = [json.loads(x) for x in capsys.readouterr().err.splitlines()]

@@ -103,18 +103,19 @@ def test_the_checks_carry_over_a_rebuilt_source_so_a_short_topic_is_judged_by_al
 
 
 def test_the_run_hands_one_set_of_checks_to_every_daemon_it_builds(monkeypatch):
-    import connectors.daemon as daemon_module
+    import connectors.daemon_exits as daemon_exits
+    import connectors.daemon_run as daemon_run
     from stream_cl.config import load_config_dict
 
-    handed, codes = [], [daemon_module.EXIT_RESET, daemon_module.EXIT_OK]
+    handed, codes = [], [daemon_exits.EXIT_RESET, daemon_exits.EXIT_OK]
 
     def build(config, stop, on_ready, server, metrics, changelog=None, checks=None, contact=None):
         handed.append(checks)
         return codes.pop(0), metrics
 
-    monkeypatch.setattr(daemon_module, "_build_and_run_once", build)
+    monkeypatch.setattr(daemon_run, "_build_and_run_once", build)
     config = load_config_dict({"kafka": {"topics": ["events"]}})
-    assert daemon_module._build_and_run(config, threading.Event(), None, None) == daemon_module.EXIT_OK
+    assert daemon_run._build_and_run(config, threading.Event(), None, None) == daemon_exits.EXIT_OK
     assert len(handed) == 2 and isinstance(handed[0], MappingChecks) and handed[1] is handed[0]
 
 
@@ -123,7 +124,7 @@ def test_a_daemon_that_fails_says_a_short_topics_warnings_too_before_its_failed_
 
     from test_checkpoint import _daemon  # the daemon loop on a fake one-partition source (tests/unit)
 
-    import connectors.daemon as daemon_module
+    import connectors.daemon_exits as daemon_exits
     from stream_cl.config import ConfigError
 
     daemon, _ = _daemon(tmp_path, [], [])
@@ -136,7 +137,7 @@ def test_a_daemon_that_fails_says_a_short_topics_warnings_too_before_its_failed_
 
     daemon.run_once = fail
     with caplog.at_level(logging.WARNING, logger="stream_cl.daemon"):
-        assert daemon.run() == daemon_module.EXIT_CONFIG
+        assert daemon.run() == daemon_exits.EXIT_CONFIG
     assert asked == [True]
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["mapping_warning", "failed"]  # the closing line last
@@ -168,7 +169,8 @@ def test_a_time_that_overflows_as_written_is_said_not_raised():
 def test_a_run_that_ends_through_a_start_over_says_a_short_topics_warnings(monkeypatch, caplog):
     import logging
 
-    import connectors.daemon as daemon_module
+    import connectors.daemon_exits as daemon_exits
+    import connectors.daemon_run as daemon_run
     from stream_cl.config import load_config_dict
 
     stop = threading.Event()
@@ -176,12 +178,12 @@ def test_a_run_that_ends_through_a_start_over_says_a_short_topics_warnings(monke
     def build(config, stop_, on_ready, server, metrics, changelog=None, checks=None, contact=None):
         checks.fields.observe({"x": 1, "y": 0})  # one event read, then fenced while a stop was asked for
         stop.set()
-        return daemon_module.EXIT_RESET, metrics
+        return daemon_exits.EXIT_RESET, metrics
 
-    monkeypatch.setattr(daemon_module, "_build_and_run_once", build)
+    monkeypatch.setattr(daemon_run, "_build_and_run_once", build)
     config = load_config_dict({"kafka": {"topics": ["events"]}, "mapping": {"features": ["x", "bb"]}})
     with caplog.at_level(logging.WARNING, logger="stream_cl.daemon"):
-        assert daemon_module._build_and_run(config, stop, None, None) == daemon_module.EXIT_FAILED
+        assert daemon_run._build_and_run(config, stop, None, None) == daemon_exits.EXIT_FAILED
     said = [r.stream_cl_fields["detail"] for r in caplog.records if r.getMessage() == "mapping_warning"]
     assert said == ["mapping.features: field 'bb' was in none of the first event (fields seen: x, y)"]
     assert [r.getMessage() for r in caplog.records] == ["mapping_warning", "failed"]  # the closing line last
@@ -191,6 +193,8 @@ def test_a_rebuild_that_fails_says_what_the_daemon_before_it_read_before_its_fai
     import logging
 
     import connectors.daemon as daemon_module
+    import connectors.daemon_exits as daemon_exits
+    import connectors.daemon_run as daemon_run
     from stream_cl.config import ConfigError, load_config_dict
 
     class Fenced:  # read one event, then had to start over
@@ -199,7 +203,7 @@ def test_a_rebuild_that_fails_says_what_the_daemon_before_it_read_before_its_fai
             self.metrics = None
 
         def run(self):
-            return daemon_module.EXIT_RESET
+            return daemon_exits.EXIT_RESET
 
     def from_config(cls, config, stop, metrics, changelog=None, checks=None, contact=None):
         if built:
@@ -212,7 +216,7 @@ def test_a_rebuild_that_fails_says_what_the_daemon_before_it_read_before_its_fai
     config = load_config_dict({"kafka": {"topics": ["events"]}, "mapping": {"features": ["x", "bb"]},
                                "metrics": {"enabled": False}})
     with caplog.at_level(logging.WARNING, logger="stream_cl.daemon"):
-        assert daemon_module._build_and_run(config, threading.Event(), None, None) == daemon_module.EXIT_CONFIG
+        assert daemon_run._build_and_run(config, threading.Event(), None, None) == daemon_exits.EXIT_CONFIG
     assert [r.getMessage() for r in caplog.records] == ["mapping_warning", "failed"]
     assert "field 'bb' was in none of the first event" in caplog.records[0].stream_cl_fields["detail"]
 
@@ -222,7 +226,7 @@ def test_checks_that_fail_neither_stop_the_daemon_nor_fail_its_clean_stop(tmp_pa
 
     from test_checkpoint import _daemon  # the daemon loop on a fake one-partition source (tests/unit)
 
-    import connectors.daemon as daemon_module
+    import connectors.daemon_exits as daemon_exits
 
     daemon, _ = _daemon(tmp_path, [], [])
 
@@ -232,6 +236,6 @@ def test_checks_that_fail_neither_stop_the_daemon_nor_fail_its_clean_stop(tmp_pa
     daemon.source.take_warnings = broken
     daemon.stop.set()  # a clean stop: the final judgement of a short topic meets the fault
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        assert daemon.run() == daemon_module.EXIT_OK
+        assert daemon.run() == daemon_exits.EXIT_OK
     lines = [r.getMessage() for r in caplog.records]
     assert "mapping checks failed; the daemon goes on" in lines and lines[-1] == "shutdown", lines

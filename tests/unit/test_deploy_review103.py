@@ -121,7 +121,7 @@ def test_every_probe_asks_an_endpoint_the_daemon_serves_on_its_metrics_port():
 def test_startup_probe_budget_is_the_daemons_restart_budget():
     """docs/observability.md: a start over in the same process counts as turning for REBUILD_ALIVE_S, 'the start-up
     budget deploy/k8s gives the first start'; the startup probe's period x failures must stay that budget."""
-    from connectors.daemon import REBUILD_ALIVE_S
+    from connectors.daemon_run import REBUILD_ALIVE_S
 
     (container,) = _statefulset()["spec"]["template"]["spec"]["containers"]
     startup = container["startupProbe"]
@@ -134,7 +134,7 @@ def test_the_images_health_check_waits_the_restore_budget():
     startup probe of deploy/k8s gives it REBUILD_ALIVE_S."""
     import re
 
-    from connectors.daemon import REBUILD_ALIVE_S
+    from connectors.daemon_run import REBUILD_ALIVE_S
 
     (period,) = re.findall(r"--start-period=(\d+)s", (DEPLOY / "Dockerfile").read_text())
     assert int(period) == REBUILD_ALIVE_S

@@ -188,11 +188,12 @@ def test_the_trainable_kind_names_the_kinds_that_read_its_idle_keys():
 
 def _daemon_lines(monkeypatch, start) -> list[dict]:
     """The JSON log lines of a daemon start (``start()``, returning its exit code) that stops before any client."""
-    import connectors.daemon as daemon_module
+    import connectors.daemon_cli as daemon_cli
+    import connectors.daemon_run as daemon_run
 
-    monkeypatch.setattr(daemon_module, "_build_and_run", lambda *args: 0)  # no broker: only the start-up warnings
+    monkeypatch.setattr(daemon_run, "_build_and_run", lambda *args: 0)  # no broker: only the start-up warnings
     buf = io.StringIO()
-    monkeypatch.setattr(daemon_module, "setup_logging", lambda *a, **k: setup_logging("INFO", fmt="json", stream=buf))
+    monkeypatch.setattr(daemon_cli, "setup_logging", lambda *a, **k: setup_logging("INFO", fmt="json", stream=buf))
     setup_logging("INFO", fmt="json", stream=buf)
     try:
         assert start() == 0
@@ -210,12 +211,12 @@ DAEMON_NOTE = ('model.gamma: set, but model.kind = "trainable" does not read it 
 @pytest.mark.parametrize("entry", ["daemon", "cli"])
 def test_the_daemon_logs_the_same_warning_once_at_start(tmp_path, monkeypatch, entry):
     import connectors.cli
-    import connectors.daemon as daemon_module
+    import connectors.daemon_cli as daemon_cli
 
     cfg = tmp_path / "daemon.toml"
     cfg.write_text(DAEMON_TOML)
     if entry == "daemon":
-        lines = _daemon_lines(monkeypatch, lambda: daemon_module.main(["--config", str(cfg), "--log-format", "json"]))
+        lines = _daemon_lines(monkeypatch, lambda: daemon_cli.main(["--config", str(cfg), "--log-format", "json"]))
     else:
         monkeypatch.setattr("connectors.logs.setup_logging", lambda *a, **k: None)  # the test's handler stays
         lines = _daemon_lines(monkeypatch, lambda: connectors.cli.main(["run", "--config", str(cfg)]))
@@ -224,11 +225,11 @@ def test_the_daemon_logs_the_same_warning_once_at_start(tmp_path, monkeypatch, e
 
 
 def test_a_daemon_config_whose_keys_are_all_read_logs_no_config_warning(tmp_path, monkeypatch):
-    import connectors.daemon as daemon_module
+    import connectors.daemon_cli as daemon_cli
 
     cfg = tmp_path / "daemon.toml"
     cfg.write_text(DAEMON_TOML.replace('kind = "trainable"', 'kind = "online"'))  # the online model reads gamma
-    lines = _daemon_lines(monkeypatch, lambda: daemon_module.main(["--config", str(cfg), "--log-format", "json"]))
+    lines = _daemon_lines(monkeypatch, lambda: daemon_cli.main(["--config", str(cfg), "--log-format", "json"]))
     assert not [d for d in lines if d["event"] == "config_warning"]
 
 

@@ -217,7 +217,8 @@ def test_an_ipv6_host_is_served(host):
 def test_a_metrics_server_that_cannot_bind_names_the_right_fix(host, fix, caplog):
     # found by review: every bind error said "free the port or change metrics.port", an address
     # this machine lacks included
-    from connectors.daemon import EXIT_FAILED, run_daemon
+    from connectors.daemon_exits import EXIT_FAILED
+    from connectors.daemon_run import run_daemon
 
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
@@ -238,7 +239,8 @@ def test_a_privileged_metrics_port_names_the_port_not_the_host(monkeypatch, capl
     import errno
 
     from connectors import http
-    from connectors.daemon import EXIT_FAILED, run_daemon
+    from connectors.daemon_exits import EXIT_FAILED
+    from connectors.daemon_run import run_daemon
 
     def refused(cfg):
         raise PermissionError(errno.EACCES, "Permission denied")

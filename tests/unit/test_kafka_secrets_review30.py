@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-import connectors.daemon as daemon_module
+import connectors.daemon_run as daemon_run
 from connectors.kafka_settings import check_kafka_config, client_options
 from connectors.logs import JsonFormatter
 from stream_cl.config import ConfigError, KafkaConfig, load_config_dict
@@ -74,7 +74,7 @@ def test_the_daemon_says_it_in_its_one_failed_line_before_any_client(tmp_path, m
                                          "sasl_plain_username": "alice", "sasl_plain_password_env": "R30_KAFKA_PASSWORD"},
                                "checkpoint": {"dir": str(tmp_path / "ckpt")}})
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        code, _ = daemon_module._build_and_run_once(config, threading.Event(), None, None, None)
+        code, _ = daemon_run._build_and_run_once(config, threading.Event(), None, None, None)
     assert code == 2 and no_clients == []
     (line,) = [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.levelno >= logging.ERROR]
     assert line["event"] == "failed" and line["exit_code"] == 2

@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 
 import connectors.daemon as daemon_module
+import connectors.daemon_exits as daemon_exits
+import connectors.daemon_run as daemon_run
 from connectors.http import DaemonStatus
 from connectors.status import DaemonMetrics
 from stream_cl.config import ConfigError, load_config_dict
@@ -41,7 +43,7 @@ def _beaters() -> list[threading.Thread]:
 
 
 def test_a_rebuild_beats_the_heartbeat_until_its_daemon_is_built(tmp_path, monkeypatch):
-    monkeypatch.setattr(daemon_module, "REBUILD_BEAT_S", 0.001)
+    monkeypatch.setattr(daemon_run, "REBUILD_BEAT_S", 0.001)
     metrics, during = _Counted(), []
     status = DaemonStatus(stall_timeout_s=5.0, clock=lambda: metrics.heartbeat + 1.0)  # 1 s after each beat
 
@@ -52,16 +54,16 @@ def test_a_rebuild_beats_the_heartbeat_until_its_daemon_is_built(tmp_path, monke
 
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(slow_build))
     status.attach(type("Old", (), {"metrics": metrics})())  # the daemon that started over
-    code, _ = daemon_module._build_and_run_once(_config(tmp_path), threading.Event(), None, None, metrics)
-    assert code == daemon_module.EXIT_CONFIG and during == [True]
+    code, _ = daemon_run._build_and_run_once(_config(tmp_path), threading.Event(), None, None, metrics)
+    assert code == daemon_exits.EXIT_CONFIG and during == [True]
     assert not _beaters()  # it stops with the build
 
 
 def test_the_first_build_does_not_beat_and_a_rebuild_beats_no_longer_than_its_budget(tmp_path, monkeypatch):
-    monkeypatch.setattr(daemon_module, "REBUILD_ALIVE_S", 0.0)
-    with daemon_module._alive_while_rebuilt(None):  # the first build: /healthz says "starting"
+    monkeypatch.setattr(daemon_run, "REBUILD_ALIVE_S", 0.0)
+    with daemon_run._alive_while_rebuilt(None):  # the first build: /healthz says "starting"
         assert not _beaters()
     metrics = _Counted()
-    with daemon_module._alive_while_rebuilt(metrics):
+    with daemon_run._alive_while_rebuilt(metrics):
         pass
     assert metrics.beats == 0 and metrics.heartbeat is None  # past its budget: a hung rebuild is said to be stalled

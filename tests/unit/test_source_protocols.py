@@ -29,9 +29,9 @@ class _Recorder:
 
 
 def test_a_failed_member_aborts_its_source_through_the_protocol():
-    daemon = Daemon.__new__(Daemon)  # _abort's parts only: no broker needed
+    daemon = Daemon.__new__(Daemon)  # abort's parts only: no broker needed
     daemon.source, daemon.publisher, daemon._own_changelog = _Recorder(), _Recorder(), None
-    daemon._abort()
+    daemon.abort()
     assert daemon.source.calls == ["abort"] and daemon.publisher.calls == ["abort"]
 
 

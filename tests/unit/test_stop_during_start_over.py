@@ -1,4 +1,4 @@
-"""A stop asked for around a start over (connectors/daemon.py ``_build_and_run``), review r53: a SIGTERM
+"""A stop asked for around a start over (connectors/daemon_run.py ``_build_and_run``), review r53: a SIGTERM
 while a fenced daemon waited to rebuild (``rejoin_delayed``, up to 60 s) ended the process with exit 1 and
 no closing line, where docs/daemon.md promises exit 0 for a signal. It now ends as a stop before the next
 daemon is built: a ``shutdown`` line and exit 0. A stop asked for before the daemon had to start over (its
@@ -11,6 +11,8 @@ import logging
 import threading
 
 import connectors.daemon as daemon_module
+import connectors.daemon_exits as daemon_exits
+import connectors.daemon_run as daemon_run
 from connectors.logs import JsonFormatter
 from connectors.status import DaemonMetrics
 from stream_cl.config import load_config_dict
@@ -28,7 +30,7 @@ class _Fenced:
     def run(self) -> int:
         if self.stop_first:
             self.stop.set()
-        return daemon_module.EXIT_RESET
+        return daemon_exits.EXIT_RESET
 
 
 def _run(monkeypatch, caplog, stop_first: bool, stop_in_wait: bool) -> tuple[int, list[dict], int]:
@@ -44,15 +46,15 @@ def _run(monkeypatch, caplog, stop_first: bool, stop_in_wait: bool) -> tuple[int
             stop.set()  # SIGTERM's handler, during rejoin_delayed
 
     monkeypatch.setattr(daemon_module.Daemon, "from_config", classmethod(from_config))
-    monkeypatch.setattr(daemon_module, "_wait_before_rebuild", wait)
+    monkeypatch.setattr(daemon_run, "_wait_before_rebuild", wait)
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
-        code = daemon_module._build_and_run(CONFIG, stop, None, None)
+        code = daemon_run._build_and_run(CONFIG, stop, None, None)
     return code, [json.loads(JsonFormatter().format(r)) for r in caplog.records], len(built)
 
 
 def test_a_stop_asked_for_while_the_daemon_waits_to_start_over_is_the_clean_stop(monkeypatch, caplog):
     code, lines, built = _run(monkeypatch, caplog, stop_first=False, stop_in_wait=True)
-    assert code == daemon_module.EXIT_OK and built == 1  # no second daemon is built
+    assert code == daemon_exits.EXIT_OK and built == 1  # no second daemon is built
     assert lines[-1]["event"] == "shutdown" and lines[-1]["exit_code"] == 0
     assert lines[-1]["detail"] == "stopped before the daemon was built"
     assert lines[-2]["event"] == "mapping_warning" and "field 'bb'" in lines[-2]["detail"]  # before the closing line
@@ -60,7 +62,7 @@ def test_a_stop_asked_for_while_the_daemon_waits_to_start_over_is_the_clean_stop
 
 def test_a_stop_asked_for_before_the_daemon_had_to_start_over_fails_saying_why(monkeypatch, caplog):
     code, lines, built = _run(monkeypatch, caplog, stop_first=True, stop_in_wait=False)
-    assert code == daemon_module.EXIT_FAILED and built == 1
+    assert code == daemon_exits.EXIT_FAILED and built == 1
     (failed,) = [line for line in lines if line["event"] == "failed"]
     assert failed["level"] == "ERROR" and failed["exit_code"] == 1
     assert failed["detail"].startswith("stopped while the daemon had to start over")
