@@ -58,7 +58,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from .config import PER_SECOND, ConfigError, MappingConfig
+from .config import FEATURES_DEFAULT, PER_SECOND, ConfigError, MappingConfig
 from .events import Event
 
 __all__ = ["FieldCensus", "MappingChecks", "TimeCensus", "check_columns", "EPOCH_NEAR", "SAMPLE", "SECONDS_BOUND"]
@@ -72,8 +72,6 @@ _MAX_FIELDS = 200  # distinct top-level field names remembered (events may carry
 _OPTIONAL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(MappingConfig)
                       if f.name in ("id", "task", "timestamp")}
 _LACKS = {"id": "no id (their predictions carry none)", "task": "no task", "timestamp": "no time"}
-# the features' default: a field of JSON events; in a CSV no column of that name means every column
-_FEATURES_DEFAULT = next(f.default for f in dataclasses.fields(MappingConfig) if f.name == "features")
 _UNJOINED = "no id, so no delayed label (the labels topic) can be joined to them"
 
 
@@ -96,7 +94,7 @@ def check_columns(mapping: MappingConfig, columns: Sequence[str], where: str, la
     (a CSV is a file run's: without labels it learns nothing and exits 1, saying why)."""
     have = list(columns)
     named = [] if isinstance(mapping.features, str) else [("features", name) for name in mapping.features]
-    if isinstance(mapping.features, str) and mapping.features != _FEATURES_DEFAULT:
+    if isinstance(mapping.features, str) and mapping.features != FEATURES_DEFAULT:
         named.append(("features", mapping.features))  # one column named: a misspelt one had learned every column (r99)
     named += [(key, name) for key, name, _ in _optional_named(mapping)]
     for key, name in named:

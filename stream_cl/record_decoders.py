@@ -17,7 +17,7 @@ import json
 import numbers
 from collections.abc import Mapping
 
-from .config import PER_SECOND, MappingConfig
+from .config import FEATURES_DEFAULT, PER_SECOND, MappingConfig
 from .encoding import MAX_ABS_VALUE, InvalidFeatureError, flatten, out_of_range
 from .events import DeadLetter, Event
 from .field_values import (MAX_TEXT_CHARS, blank_text, id_value, json_type, label_value, long_name, show_key, show_value,
@@ -27,9 +27,6 @@ from .mapping_check import FieldCensus
 __all__ = ["NO_FIELD", "CsvRowDecoder", "ObjectDecoder", "RecordRules", "dead_letter", "oversized", "record_bytes"]
 
 _BIG = 2**1000  # ints inside this convert to float without overflow
-# mapping.features' default ("x"): in a CSV, every column but the label, id, task and timestamp
-# (CsvRowDecoder._columns)
-_FEATURES_DEFAULT = next(f.default for f in dataclasses.fields(MappingConfig) if f.name == "features")
 _FIX = {"too_deep": "; raise mapping.max_depth", "too_many_features": "; raise mapping.max_features",
         "non_finite": "", "wrong_type": ""}
 
@@ -305,7 +302,7 @@ class CsvRowDecoder(RecordRules):
         and a file learns the same whatever its first column is named. To learn column ``x``
         alone, name it in a list (``features = ["x"]``, ``--features x,``).
         """
-        if self._field is not None and (self._field == _FEATURES_DEFAULT or self._field not in header):
+        if self._field is not None and (self._field == FEATURES_DEFAULT or self._field not in header):
             # all columns but label/id/task/timestamp are features: none is unknown
             return [c for c in header if c not in self._meta], []
         cols = [self._field] if self._field is not None else [c for c in self._fields if c in header]

@@ -45,6 +45,7 @@ from .schema import (
     MAX_THREADS,
     MAX_TOTAL,
     MAX_WIDTH,
+    FEATURES_DEFAULT,
     PER_SECOND,
     ConfigError,
     DriftConfig,
@@ -65,7 +66,7 @@ from .unread import POLICY_ONLY_KEYS, SECTION_SWITCHES, UNREAD_MODEL_KEYS, UNREA
 from .writing import to_toml
 
 __all__ = ["HEARTBEAT_INTERVAL_MS", "JOIN_POLL_MS", "MAX_CONFIG_BYTES", "MAX_COUNT", "MAX_KEY_UNITS", "MAX_QUOTED_BITS", "MAX_SEED", "TAKEOVER_SHARE_OF_POLL", "TXN_ABORT_MARGIN_MS",
-           "MAX_SHUTDOWN_S", "MAX_THREADS", "MAX_TOTAL", "MAX_WIDTH", "PER_SECOND", "PIPE_WRITER_WAIT_S",
+           "FEATURES_DEFAULT", "MAX_SHUTDOWN_S", "MAX_THREADS", "MAX_TOTAL", "MAX_WIDTH", "PER_SECOND", "PIPE_WRITER_WAIT_S",
            "POLICY_ONLY_KEYS", "SECTION_SWITCHES", "STALL_MARGIN_S", "UNREAD_MODEL_KEYS", "UNREAD_SECTION_KEYS",
            "ChangelogConfig", "CheckpointConfig", "Config", "ConfigError", "DriftConfig", "HomeostasisConfig",
            "ImbalanceConfig", "KafkaConfig", "LabelsConfig", "MappingConfig", "MetricsConfig", "ModelConfig",

@@ -125,13 +125,16 @@ def _number(x: float) -> str:
 
 # mapping.timestamp_unit: how many of the unit make a second (a numeric time is divided by it)
 PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+# mapping.features' default: JSON's field holding the features; in a CSV, every column but the label, id,
+# task and timestamp (stream_cl.record_decoders.CsvRowDecoder, stream_cl.mapping_check)
+FEATURES_DEFAULT = "x"
 
 
 @dataclass(frozen=True)
 class MappingConfig:
     """Where each part of an event lives in a JSON object or CSV row."""
 
-    features: str | list[str] = "x"  # a field holding a dict/list, or a list of top-level fields/columns
+    features: str | list[str] = FEATURES_DEFAULT  # a field holding a dict/list, or a list of top-level fields/columns
     label: str = "y"
     id: str = "id"
     task: str = "task"
