@@ -62,7 +62,7 @@ if __name__ == "__main__":
 
     exit_settled(main())  # (a signal during the teardown after a clean stop: still exit 0)
 
-from stream_cl.checkpoint import CheckpointError  # noqa: E402
+from stream_cl.checkpoint_format import CheckpointError  # noqa: E402
 from stream_cl.config import Config, ConfigError  # noqa: E402
 from stream_cl.events import PartitionedSource, TransactionalPublisher  # noqa: E402
 from stream_cl.mapping_check import MappingChecks  # noqa: E402

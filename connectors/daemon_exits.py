@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from stream_cl.checkpoint import CheckpointError
+from stream_cl.checkpoint_format import CheckpointError
 from stream_cl.config import ConfigError
 
 from .logs import log_event

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from stream_cl.checkpoint import CheckpointError
+from stream_cl.checkpoint_format import CheckpointError
 from stream_cl.config import Config, ConfigError
 from stream_cl.mapping_check import MappingChecks
 

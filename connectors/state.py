@@ -20,7 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from stream_cl.checkpoint import CheckpointError, CheckpointStore
+from stream_cl.checkpoint import CheckpointStore
+from stream_cl.checkpoint_format import CheckpointError
 from stream_cl.config import (SECTION_SWITCHES, UNREAD_MODEL_KEYS, UNREAD_SECTION_KEYS, Config, ConfigError,
                               policy_unread)
 

@@ -3,7 +3,7 @@
 A :class:`Contribution` is what ``learner.contribution(partition)`` returns and
 ``learner.merge(partition, contribution)`` installs (see :mod:`stream_cl.parts` and
 ``docs/partitions.md``). It travels as the bytes of a checkpoint
-(:func:`stream_cl.checkpoint.encode_state`): arrays as tensors, everything else JSON,
+(:func:`stream_cl.checkpoint_format.encode_state`): arrays as tensors, everything else JSON,
 nothing pickled, so loading one never runs code from it.
 
 It holds:
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoint import CheckpointError, decode_state, encode_state
+from .checkpoint_format import CheckpointError, decode_state, encode_state
 
 __all__ = ["Contribution", "ContributionError", "CONTRIBUTION_VERSION"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Self
 
-from .checkpoint import load_all_or_nothing
+from .model_state import load_all_or_nothing
 
 __all__ = ["LearnerState"]
 
@@ -43,7 +43,7 @@ class LearnerState:
         }
 
     def load_state_dict(self, state: Mapping) -> Self:
-        """Restore a :meth:`state_dict`, all or nothing (:func:`~stream_cl.checkpoint.load_all_or_nothing`).
+        """Restore a :meth:`state_dict`, all or nothing (:func:`~stream_cl.model_state.load_all_or_nothing`).
 
         Raises ``ValueError``, changing nothing, for the state of a learner of other settings (its
         ``identity``: states written before it was kept are not compared), of another kind, or one

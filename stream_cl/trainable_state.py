@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .checkpoint import load_all_or_nothing
+from .model_state import load_all_or_nothing
 from .part_exchange import check_identity, learner_identity
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class TrainableState:
         }
 
     def load_state_dict(self, state: Mapping) -> "TrainableLearner":
-        """Restore a :meth:`state_dict`, all or nothing (:func:`~stream_cl.checkpoint.load_all_or_nothing`):
+        """Restore a :meth:`state_dict`, all or nothing (:func:`~stream_cl.model_state.load_all_or_nothing`):
         a state of another kind, of a learner built otherwise (:meth:`_check_settings`: the network's
         settings, read from the state itself; its ``identity``: every setting, in states written since
         it was kept), or one the learner's parts refuse, is a ``ValueError`` that changes nothing."""

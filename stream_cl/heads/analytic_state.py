@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Self
 
-from ..checkpoint import load_all_or_nothing
+from ..model_state import load_all_or_nothing
 
 __all__ = ["AnalyticState"]
 

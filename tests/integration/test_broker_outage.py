@@ -21,7 +21,8 @@ from pathlib import Path
 
 from daemon_kit import Kit, event, wait_for
 
-from stream_cl.checkpoint import CheckpointStore, sufficient_statistics
+from stream_cl.checkpoint import CheckpointStore
+from stream_cl.model_state import sufficient_statistics
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))

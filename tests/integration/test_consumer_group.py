@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 from daemon_kit import event, true_class, wait_for
 
-from stream_cl.checkpoint import CheckpointStore, sufficient_statistics
+from stream_cl.checkpoint import CheckpointStore
 from stream_cl.config import load_config
+from stream_cl.model_state import sufficient_statistics
 
 N_EVENTS = 60_000
 PARTITIONS = 6

@@ -15,15 +15,10 @@ from kafka import TopicPartition
 
 from stream_cl import AnalyticClassifier, OnlineContinualLearner
 from stream_cl.backbones import RandomFeatures
-from stream_cl.checkpoint import (
-    FORMAT_VERSION,
-    CheckpointError,
-    CheckpointStore,
-    load_checkpoint,
-    save_checkpoint,
-    sufficient_statistics,
-)
+from stream_cl.checkpoint import CheckpointStore, load_checkpoint, save_checkpoint
+from stream_cl.checkpoint_format import FORMAT_VERSION, CheckpointError
 from stream_cl.config import load_config_dict
+from stream_cl.model_state import sufficient_statistics
 from stream_cl.pending_stores import PendingStores
 from source_kit import CommitAtOncePublisher, OnePartitionSource  # tests/unit/source_kit.py
 
@@ -91,9 +86,12 @@ def test_unknown_objects_are_refused_not_pickled(tmp_path):
     with pytest.raises(CheckpointError, match="dtype object"):
         save_checkpoint(tmp_path / "c.safetensors", {"a": np.array(["x", 1], dtype=object)})
     assert not list(tmp_path.iterdir())  # nothing half-written is left behind
-    import stream_cl.checkpoint as module
+    import stream_cl.checkpoint
+    import stream_cl.checkpoint_format
 
-    assert "pickle" not in open(module.__file__).read().replace("never pickle", "").replace("Nothing is pickled", "")
+    for module in (stream_cl.checkpoint, stream_cl.checkpoint_format):  # the files, and the format they hold
+        source = open(module.__file__).read()
+        assert "pickle" not in source.replace("never pickle", "").replace("Nothing is pickled", "")
 
 
 def _learners():

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from kafka import TopicPartition
 
-from stream_cl.checkpoint import CheckpointError
+from stream_cl.checkpoint_format import CheckpointError
 from stream_cl.config import ConfigError, load_config_dict
 from stream_cl.factory import build_learner
 from stream_cl.pending_stores import PendingStores

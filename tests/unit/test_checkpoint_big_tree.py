@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from stream_cl import checkpoint
-from stream_cl.checkpoint import CheckpointError, decode_state, encode_state, load_checkpoint, save_checkpoint
+from stream_cl import checkpoint_format
+from stream_cl.checkpoint import load_checkpoint, save_checkpoint
+from stream_cl.checkpoint_format import CheckpointError, decode_state, encode_state
 
 
 def _header(raw: bytes) -> dict:
@@ -33,11 +34,11 @@ def test_a_tree_that_fits_the_header_is_still_version_1(tmp_path):
     raw = encode_state({"w": np.ones(2), "names": ["a"]})
     header = _header(raw)
     assert header["format_version"] == "1" and json.loads(header["state"]) == {"w": {"$array": "w"}, "names": ["a"]}
-    assert checkpoint.FORMAT_VERSION == 2 and checkpoint.READ_VERSIONS == (1, 2)
+    assert checkpoint_format.FORMAT_VERSION == 2 and checkpoint_format.READ_VERSIONS == (1, 2)
 
 
 def test_the_tree_in_a_tensor_is_covered_by_the_digest_and_named_apart(monkeypatch):
-    monkeypatch.setattr(checkpoint, "HEADER_TREE_MAX", 10)
+    monkeypatch.setattr(checkpoint_format, "HEADER_TREE_MAX", 10)
     state = {"$state": np.arange(4.0), "names": ["x" * 20, 2]}  # a key that spells the tree's own name
     raw = encode_state(state)
     header = _header(raw)
@@ -52,9 +53,9 @@ def test_the_tree_in_a_tensor_is_covered_by_the_digest_and_named_apart(monkeypat
 
 
 def test_a_release_that_reads_version_1_only_names_both_versions(monkeypatch):
-    monkeypatch.setattr(checkpoint, "HEADER_TREE_MAX", 10)
+    monkeypatch.setattr(checkpoint_format, "HEADER_TREE_MAX", 10)
     raw = encode_state({"names": ["x" * 20]})
-    monkeypatch.setattr(checkpoint, "READ_VERSIONS", (1,))
+    monkeypatch.setattr(checkpoint_format, "READ_VERSIONS", (1,))
     with pytest.raises(CheckpointError, match="format_version 2, this stream-cl reads versions 1; run the stream-cl "
                                               "release that wrote it"):
         decode_state(raw)

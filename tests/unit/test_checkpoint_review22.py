@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 from kafka import TopicPartition
 
-from stream_cl import checkpoint
-from stream_cl.checkpoint import CheckpointError, CheckpointStore, encode_state, load_checkpoint
+from stream_cl import checkpoint_format
+from stream_cl.checkpoint import CheckpointStore, load_checkpoint
+from stream_cl.checkpoint_format import CheckpointError, encode_state
 from stream_cl.config import ConfigError, load_config_dict
 
 MOVE_AWAY = "; move it away to resume from the one before"
@@ -128,7 +129,7 @@ def test_every_flipped_bit_in_the_format_fields_reads_as_a_file_to_move_away(tmp
 def test_a_newer_format_version_is_still_refused_naming_both_versions(tmp_path, monkeypatch):
     store = CheckpointStore(tmp_path)
     with monkeypatch.context() as m:  # a later release writes (and signs) version 3
-        m.setattr(checkpoint, "_version_written", lambda in_tensor: 3)
+        m.setattr(checkpoint_format, "_version_written", lambda in_tensor: 3)
         store.save({"v": 1})
     with pytest.raises(CheckpointError, match="format_version 3, this stream-cl reads versions 1, 2; run the "
                                               "stream-cl release that wrote it"):

@@ -9,6 +9,7 @@ import pytest
 
 import stream_cl.checkpoint as ckpt
 from stream_cl.checkpoint import CheckpointStore, load_checkpoint
+from stream_cl.checkpoint_format import CheckpointError
 
 
 def _files(folder):
@@ -44,10 +45,10 @@ def test_a_failed_save_gives_its_number_back(tmp_path, monkeypatch):
     store.save({"v": 1})
 
     def full(path, state, meta=None):
-        raise ckpt.CheckpointError("disk full")
+        raise CheckpointError("disk full")
 
     monkeypatch.setattr(ckpt, "save_checkpoint", full)
-    with pytest.raises(ckpt.CheckpointError, match="disk full"):  # (a save that raised nothing had passed too; r102)
+    with pytest.raises(CheckpointError, match="disk full"):  # (a save that raised nothing had passed too; r102)
         store.save({"v": 2})
     monkeypatch.undo()
     assert store.save({"v": 2}).seq == 2

@@ -130,8 +130,8 @@ sys.exit(main())
 """
 
 
-# stream_cl.config: the first import main() does; stream_cl.checkpoint: the daemon module's first heavy one
-@pytest.mark.parametrize("module, times, code", [("stream_cl.config", 1, 0), ("stream_cl.checkpoint", 1, 0),
+# stream_cl.config: the first import main() does; stream_cl.checkpoint_format: the daemon module's first heavy one
+@pytest.mark.parametrize("module, times, code", [("stream_cl.config", 1, 0), ("stream_cl.checkpoint_format", 1, 0),
                                                  ("stream_cl.config", 2, 1)])
 def test_a_sigterm_during_the_commands_imports_is_kept(tmp_path, module, times, code):
     done = subprocess.run([sys.executable, "-c", SIGNAL_AT_IMPORT, module, str(times), "run", "--config",

@@ -480,9 +480,9 @@ runpy.run_module("connectors.daemon", run_name="__main__", alter_sys=True)
 """
 
 
-# stream_cl.checkpoint: the daemon module's first heavy import; numba: imported first by warm_up()
-@pytest.mark.parametrize("module, sig", [("stream_cl.checkpoint", "SIGTERM"), ("stream_cl.checkpoint", "SIGINT"),
-                                         ("numba", "SIGTERM")])
+# stream_cl.checkpoint_format: the daemon module's first heavy import; numba: imported first by warm_up()
+@pytest.mark.parametrize("module, sig", [("stream_cl.checkpoint_format", "SIGTERM"),
+                                         ("stream_cl.checkpoint_format", "SIGINT"), ("numba", "SIGTERM")])
 def test_a_signal_during_the_imports_or_the_warm_up_is_a_clean_stop(tmp_path, module, sig):
     config = tmp_path / "d.toml"
     config.write_text(to_toml({  # nothing answers there: a start that went on would fail, not hang

@@ -4,7 +4,7 @@ numpy refuses for no values ("cannot reshape array of size 0 into shape (0,newax
 
 import numpy as np
 
-from stream_cl.checkpoint import decode_state, encode_state
+from stream_cl.checkpoint_format import decode_state, encode_state
 from stream_cl.imbalance import ImbalanceCompensator
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from connectors.logs import JsonFormatter, Redact
 from stream_cl import AnalyticClassifier
-from stream_cl.checkpoint import CheckpointError, decode_state, encode_state
+from stream_cl.checkpoint_format import CheckpointError, decode_state, encode_state
 from stream_cl.contribution import Contribution, ContributionError
 
 

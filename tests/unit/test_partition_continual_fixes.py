@@ -18,7 +18,7 @@ import pytest
 
 from stream_cl import OnlineContinualLearner
 from stream_cl.backbones import RandomFeatures
-from stream_cl.checkpoint import decode_state, encode_state
+from stream_cl.checkpoint_format import decode_state, encode_state
 from stream_cl.contribution import ContributionError
 from stream_cl.drift import DriftMonitor
 from stream_cl.heads.class_head import RidgeClassHead

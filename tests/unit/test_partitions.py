@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from stream_cl import AnalyticClassifier, OnlineContinualLearner
-from stream_cl.checkpoint import sufficient_statistics
 from stream_cl.contribution import Contribution, ContributionError
+from stream_cl.model_state import sufficient_statistics
 
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -275,7 +275,7 @@ def test_corrupt_contribution_is_refused_and_changes_nothing():
 
 
 def test_checkpoint_keeps_every_part():
-    from stream_cl.checkpoint import decode_state, encode_state
+    from stream_cl.checkpoint_format import decode_state, encode_state
 
     model = OnlineContinualLearner(device="cpu")
     stream = make_stream(5, 300, 3)

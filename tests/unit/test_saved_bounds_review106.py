@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from stream_cl import OnlineContinualLearner
-from stream_cl.checkpoint import decode_state, encode_state
+from stream_cl.checkpoint_format import decode_state, encode_state
 from stream_cl.drift import DriftMonitor
 from stream_cl.imbalance import ImbalanceCompensator
 from stream_cl.replay import ClassBalancedReplay, ReservoirReplay

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from stream_cl.checkpoint import _Encoder, decode_state, encode_state
+from stream_cl.checkpoint_format import _Encoder, decode_state, encode_state
 from stream_cl.contribution import Contribution, _digest
 
 
