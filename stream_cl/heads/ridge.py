@@ -53,13 +53,13 @@ standardised inputs it does not happen (the default learner's heads stay below ~
 
 Raw inputs of 1e5 and more that are collinear (an epoch time in seconds and in milliseconds,
 one field under two names) make ``A + g I`` singular to working precision: its Cholesky factor
-keeps no digit in the collinear direction (:func:`~stream_cl.heads._linalg.lost_digits`, tested
+keeps no digit in the collinear direction (:func:`~stream_cl.heads.conditioning.lost_digits`, tested
 after every factorisation, O(d)), nor does ``R`` updated row by row: a row whose ``x'Rx`` cancels
 to its rounding (below ``LOST_DIGITS d sum_p x_p^2 R_pp``, tested in the one-row update and the
 Woodbury chunk) has ``R`` rebuilt after it as a row of high leverage does. Where the rebuild finds
 the factor lost, the head is *equilibrated* (:class:`~stream_cl.heads.ridge_stats.RidgeStatistics`):
 each row, one event at a time or in a batch alike, is scored by ``W`` solved from the statistics
-(the equilibrated eigendecomposition of ``A + g I``, :func:`~stream_cl.heads._linalg.equilibrate`)
+(the equilibrated eigendecomposition of ``A + g I``, :func:`~stream_cl.heads.conditioning.equilibrate`)
 and learned into ``A`` and ``B``, about 10 d^3 a row instead of 4 d^2, until ``A + g I`` factors
 again. That is closed-form ridge as far as ``A`` itself holds it: a direction whose spread in the
 rows is below the rounding of ``A``'s entries (two epoch-millisecond times a few ms apart) is
@@ -72,7 +72,8 @@ import numpy as np
 from scipy.linalg import blas
 
 from . import ridge_one, ridge_rows
-from ._linalg import LOST_DIGITS, NumpyLinalg
+from ._linalg import NumpyLinalg
+from .conditioning import LOST_DIGITS
 from .ridge_factor import FactorChunks
 from .ridge_row_ways import RowByRow
 from .ridge_stats import ANCHOR_DECAY, REBUILD_LEVERAGE, REFRESH_ROWS, RidgeStatistics

@@ -11,7 +11,7 @@ triangle are the cost: ``R x`` reads it, the downdate reads and writes it, and a
 the triangle (~0.5 MB) streams from the cache each time. So the downdate is left *pending*
 (``R = scale (M + a u u')``) and added in the next row's pass, the one that computes ``R x``:
 one read and one write of the triangle per row instead of two reads and a write. Whoever
-else reads ``R`` adds the pending term first (:class:`~stream_cl.heads._linalg.ScaledTriangle`
+else reads ``R`` adds the pending term first (:class:`~stream_cl.heads.scaled_triangle.ScaledTriangle`
 calls :func:`apply_pending`), with the same expression, so a model whose ``R`` was read
 between two rows (a checkpoint) is the same bit for bit as one whose was not.
 

@@ -5,7 +5,7 @@ into (``A``, ``B``, ``R`` and the scalars of the forgetting schedule) and nothin
 update algebra: adding inputs or outputs without changing the model, and a state dict
 that resumes bit for bit. ``A`` and ``R`` are symmetric; one event's update writes one
 triangle of each and folds the forgetting factor into a scalar
-(:class:`~stream_cl.heads._linalg.ScaledTriangle`), and reading them gives the whole matrix.
+(:class:`~stream_cl.heads.scaled_triangle.ScaledTriangle`), and reading them gives the whole matrix.
 
 ``R`` is derived from ``A``, and a batched update that works from the Cholesky factor of
 ``A + gamma decay I`` does not keep it: it is then *not materialised* (``has_inverse`` is
@@ -13,9 +13,9 @@ false) and is computed from ``A`` when it is next read (one d^3 inverse).
 
 Where ``A + gamma decay I`` is singular to working precision (raw inputs of 1e5 and more that
 are collinear: a timestamp in seconds and in milliseconds), its Cholesky factor has lost its
-digits (:func:`~stream_cl.heads._linalg.lost_digits`) and the head is *equilibrated*: it solves
+digits (:func:`~stream_cl.heads.conditioning.lost_digits`) and the head is *equilibrated*: it solves
 from the equilibrated eigendecomposition of ``A + gamma decay I`` instead
-(:func:`~stream_cl.heads._linalg.equilibrate`), as far as float64 holds the statistics, and
+(:func:`~stream_cl.heads.conditioning.equilibrate`), as far as float64 holds the statistics, and
 keeps no ``R`` up to date (one rank-1 step after another on it would not stay the inverse: the
 head learns the statistics and solves again, :mod:`~stream_cl.heads.ridge`). ``R``, when read,
 is that factor's pseudo-inverse; it is not in the state (the factor is computed from ``A`` again,
@@ -29,7 +29,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..checks import MIN_FORGETTING, check_positive, is_forgetting
-from ._linalg import ScaledTriangle, make_linalg
+from ._linalg import make_linalg
+from .scaled_triangle import ScaledTriangle
 
 __all__ = ["ANCHOR_DECAY", "REBUILD_LEVERAGE", "REFRESH_ROWS", "RidgeStatistics"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._linalg import LOST_DIGITS, LostDigits
+from .conditioning import LOST_DIGITS, LostDigits
 from .ridge_stats import REBUILD_LEVERAGE
 
 __all__ = ["WoodburyChunks"]

@@ -12,7 +12,8 @@ from stream_cl import OnlineContinualLearner, runtime
 from stream_cl.blas_kernels import kernels_setting, mkl_solves_preferred
 from stream_cl.heads import mkl_solves
 from stream_cl.heads import ridge as ridge_module
-from stream_cl.heads._linalg import LostDigits, NumpyLinalg
+from stream_cl.heads._linalg import NumpyLinalg
+from stream_cl.heads.conditioning import LostDigits
 from stream_cl.heads.ridge import RecursiveRidge
 
 

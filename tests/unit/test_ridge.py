@@ -373,7 +373,7 @@ def test_mirroring_copies_the_lower_triangle_by_blocks_without_a_copy_of_the_mat
     block's edges, in either memory order (potri's inverse is Fortran-ordered)."""
     import tracemalloc
 
-    from stream_cl.heads._linalg import MIRROR_BLOCK, mirror_lower
+    from stream_cl.heads.scaled_triangle import MIRROR_BLOCK, mirror_lower
 
     M = np.asarray(np.random.default_rng(d).normal(size=(d, d)), order=order)
     want = np.tril(M) + np.tril(M, -1).T

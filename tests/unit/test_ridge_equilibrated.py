@@ -3,7 +3,7 @@
 An epoch time in seconds and the same time in milliseconds, or one field under two names at 1e5 and
 more: ``A + gamma I`` has entries up to ~1e27 where the ridge term is 1, and its Cholesky factor keeps
 no digit in the collinear direction. The statistics ``A``, ``B`` still hold the answer; the head must
-notice (``_linalg.lost_digits``, and per event a row ``R`` cannot resolve) and solve from the
+notice (``conditioning.lost_digits``, and per event a row ``R`` cannot resolve) and solve from the
 equilibrated eigendecomposition instead, one event at a time and in batches alike.
 
 The reference is closed-form ridge ``(Z'Z + gamma I)^-1 Z'Y`` in exact rational arithmetic
@@ -138,7 +138,8 @@ def test_one_field_under_two_names_gives_the_closed_form(scale):
 def test_the_factor_reports_lost_digits_and_the_equilibrated_solve_holds():
     """``spd_factor`` refuses a factor whose pivot is rounding noise; ``equilibrate`` solves the same
     statistics to the closed form (the review's last line)."""
-    from stream_cl.heads._linalg import LostDigits, NumpyLinalg
+    from stream_cl.heads._linalg import NumpyLinalg
+    from stream_cl.heads.conditioning import LostDigits
 
     events, labels = _events("seconds_ms")
     Z, Y = _design(events, labels)

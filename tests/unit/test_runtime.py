@@ -94,7 +94,7 @@ def test_a_process_that_set_its_threads_is_left_alone(two_blas_threads, monkeypa
 
 def test_the_numpy_path_of_one_event_is_confined_too(two_blas_threads, monkeypatch):
     """Two pools spun against each other one event at a time as well (RESULTS.md 9e)."""
-    from stream_cl.heads._linalg import ScaledTriangle
+    from stream_cl.heads.scaled_triangle import ScaledTriangle
 
     seen = spy_threads(monkeypatch, ScaledTriangle, "with_pending")  # each ridge head's row, compiled
     model = OnlineContinualLearner(device="cpu")

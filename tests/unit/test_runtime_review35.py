@@ -24,7 +24,7 @@ print("loaded after warm_up:", sorted(set(seen)))
 
 
 def test_first_batch_after_warm_up_loads_no_compiled_loop():
-    # the pivot check of the ridge heads' Cholesky factor (_linalg's _pivots_lost) was compiled at
+    # the pivot check of the ridge heads' Cholesky factor (conditioning's _pivots_lost) was compiled at
     # the first prequential_batch: ~150 ms inside the first timed batch on a cold cache
     out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
