@@ -30,6 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoint_format import CheckpointError, decode_state, encode_state
+# The names that moved to modules of their own when this one was split stay importable from here, the same
+# objects (__all__ lists them too): those this module does not use itself are imported for that alone.
+from .checkpoint_format import FORMAT, FORMAT_VERSION, READ_VERSIONS
+from .model_state import load_all_or_nothing, sufficient_statistics
 
 # CheckpointError is the format's (it raises it too) and this module's: what its functions raise
 __all__ = [
@@ -39,6 +43,12 @@ __all__ = [
     "load_checkpoint",
     "save_checkpoint",
     "write_atomically",
+    # (moved, as above)
+    "FORMAT",
+    "FORMAT_VERSION",
+    "READ_VERSIONS",
+    "load_all_or_nothing",
+    "sufficient_statistics",
 ]
 
 _NAME = re.compile(r"^ckpt-(\d{12})\.safetensors$")

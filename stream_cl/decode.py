@@ -51,7 +51,14 @@ from .json_checks import DEEPEST_JSON, LONE_SURROGATE, LONG_JSON, UNNAMED_KEY, l
 from .mapping_check import FieldCensus
 from .record_decoders import CsvRowDecoder, ObjectDecoder, dead_letter, oversized, record_bytes
 
-__all__ = ["UNFORESEEN", "EventDecoder", "standard_library_only"]
+# The names that moved to modules of their own when this one was split stay importable from here, the same
+# objects (__all__ lists them too): those this module does not use itself are imported for that alone.
+from .field_values import MAX_TEXT_CHARS, ascii_float, blank_text, id_value, label_value, long_name, text_problem
+
+__all__ = ["UNFORESEEN", "EventDecoder", "standard_library_only",
+           # (moved, as above)
+           "LONE_SURROGATE", "MAX_TEXT_CHARS", "UNNAMED_KEY", "ascii_float", "blank_text", "id_value", "label_value",
+           "lone_surrogate", "long_name", "repeated_key", "text_problem"]
 
 _BOM = "\ufeff"
 

@@ -59,7 +59,14 @@ from .detectors import (DETECTORS, WATCH_CORRECT, check_detector_params, check_d
                         detector_state, load_detector_state, make_detector)
 from .state_checks import MAX_COUNT, saved_array, saved_count, saved_real
 
-__all__ = ["DIRECTION_WINDOW", "DIRECTION_Z", "RESPONSES", "SIGNALS", "DriftMonitor"]
+# The names that moved to modules of their own when this one was split stay importable from here, the same
+# objects (__all__ lists them too): those this module does not use itself are imported for that alone.
+from .detectors import PARAM_RULES
+
+__all__ = ["DIRECTION_WINDOW", "DIRECTION_Z", "RESPONSES", "SIGNALS", "DriftMonitor",
+           # (moved, as above)
+           "DETECTORS", "PARAM_RULES", "WATCH_CORRECT", "check_detector_params", "detector_state",
+           "load_detector_state", "make_detector"]
 
 RESPONSES = ("record", "need", "forget", "restart", "reset", "remix")
 SIGNALS = ("auto", "error", "loss")
