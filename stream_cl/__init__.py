@@ -11,31 +11,33 @@ list to the package's modules; the edges, Kafka and files, are :mod:`connectors`
   (``AnalyticClassifier``), ``trainable`` (``TrainableLearner``), ``factory`` (one from ``[model]``),
   ``base_learner`` (what they share), ``monitoring``, ``status``, ``memory``
 * the default learner's steps: ``ensemble`` (design rows, heads, mixer), ``head_widths``, ``column_bound``,
-  ``one_event`` and ``one_event_rows`` (one event at a time), ``mixture_row``, ``batch_path``
-  (batches), ``mixing``, ``refusal``, ``continual_steps``, ``row_plan``, ``replayed_designs``,
-  ``imbalance``, ``shadows``
-* features and backbones: ``encoding`` (what a value means), ``features``, ``columns``,
+  ``one_event`` (one event at a time), ``mixture_row``, ``batch_path`` (batches), ``mixing``,
+  ``refusal``, ``continual_steps``, ``row_plan``, ``replayed_designs``, ``imbalance``, ``shadows``,
+  ``learner_state`` (its checkpoint state)
+* features and backbones: ``encoding`` (what a value means), ``features`` (``FeatureIndex``),
+  ``one_event_rows`` (the index's one-event rows), ``columns``,
   ``backbones.base``, ``backbones.standardize``, ``backbones.standardize_row``,
   ``backbones.random_features``, ``backbones.key_units``, ``backbones.design_row``,
   ``backbones.torch_module``, ``backbones.device``
 * the ridge heads: ``heads.ridge`` (``RecursiveRidge``), ``heads.ridge_stats``, ``heads.ridge_one``,
   ``heads.ridge_rows``, ``heads.ridge_row_ways``, ``heads.ridge_factor``, ``heads.ridge_woodbury``,
   ``heads.class_head``, ``heads.analytic_design``, ``heads.analytic_state``; their linear algebra:
-  ``heads.linalg`` (its public names), ``heads._linalg`` (numpy), ``heads.torch_linalg``,
-  ``heads.conditioning``, ``heads.scaled_triangle``, ``heads.mkl_solves``, ``blas_kernels``
+  ``heads.linalg`` (its public names), ``heads._linalg`` (numpy: ``NumpyLinalg``, ``make_linalg``),
+  ``heads.torch_linalg``, ``heads.conditioning``, ``heads.scaled_triangle``, ``heads.mkl_solves``,
+  ``blas_kernels``
 * the SGD head: ``heads.sgd``, ``heads.sgd_rows``
 * the trainable learner's parts: ``trainable_network``, ``mlp``, ``trainable_state``
 * continual learning: ``replay.buffers``, ``replay.groups``, ``replay.rows``, ``replay.rng``,
-  ``drift``, ``detectors``, ``homeostasis``, ``checks``, ``bounds``
+  ``drift``, ``detectors``, ``homeostasis``, ``checks``
 * partitions, the unit of state: ``parts``, ``part_stats``, ``online_parts``, ``part_exchange``,
   ``served_sums``, ``contribution``
 * events in: ``events`` (the records and protocols connectors speak), ``decode``, ``record_decoders``,
   ``field_values``, ``json_checks``, ``mapping_check``
 * labels and prequential runs: ``pending``, ``pending_state``, ``pending_stores``, ``prequential``
-* saved state: ``checkpoint`` (files), ``checkpoint_format``, ``model_state``, ``learner_state``,
-  ``state_checks``
-* configuration: ``config.building``, ``config.schema``, ``config.daemon_schema``, ``config.kafka_checks``,
-  ``config.reading``, ``config.unread``, ``config.writing``
+* saved state: ``checkpoint`` (files), ``checkpoint_format``, ``model_state``, ``state_checks``
+* configuration: ``bounds`` (the hyperparameters' bounds), ``config.building``, ``config.schema``,
+  ``config.daemon_schema``, ``config.kafka_checks``, ``config.reading``, ``config.unread``,
+  ``config.writing``
 * measuring: ``metrics.lifelong``, ``metrics.prequential``, ``metrics.detection``, ``scenarios``;
   the bundled stream: ``data.make_demo``
 * process settings: ``runtime``, ``numba_jit``

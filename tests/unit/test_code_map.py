@@ -18,7 +18,7 @@ def _mapped(package) -> list[str]:
     doc = package.__doc__
     section = doc[doc.index("Where things are"):]
     text = re.sub(r"\([^()]*\)", "", section)  # notes in parentheses name commands, classes and files, not modules
-    return re.findall(r"``([a-z_][a-z_.]*)``", text)
+    return re.findall(r"``([A-Za-z_][A-Za-z0-9_.]*)``", text)
 
 
 def _modules(package) -> list[str]:
