@@ -15,7 +15,7 @@ list to the package's modules; the edges, Kafka and files, are :mod:`connectors`
   ``refusal``, ``continual_steps``, ``row_plan``, ``replayed_designs``, ``imbalance``, ``shadows``,
   ``learner_state`` (its checkpoint state)
 * features and backbones: ``encoding`` (what a value means), ``features`` (``FeatureIndex``),
-  ``one_event_rows`` (the index's one-event rows), ``columns``,
+  ``feature_batch`` (a batch's columns), ``one_event_rows`` (the index's one-event rows), ``columns``,
   ``backbones.base``, ``backbones.standardize``, ``backbones.standardize_row``,
   ``backbones.random_features``, ``backbones.key_units``, ``backbones.design_row``,
   ``backbones.torch_module``, ``backbones.device``

@@ -14,7 +14,7 @@ from stream_cl.checkpoint import load_checkpoint, save_checkpoint
 from stream_cl.config import ConfigError, load_config_dict
 from stream_cl.events import Event
 from stream_cl.factory import build_learner
-from stream_cl.features import KEYED_CATEGORIES
+from stream_cl.feature_batch import KEYED_CATEGORIES
 from stream_cl.prequential import Prequential
 from stream_cl.replay import ReservoirReplay
 from stream_cl.trainable import TrainableLearner

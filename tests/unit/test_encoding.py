@@ -9,7 +9,7 @@ import pytest
 
 from stream_cl.checkpoint import load_checkpoint, save_checkpoint
 from stream_cl.encoding import InvalidFeatureError, flatten, frame_rows, time_columns
-from stream_cl import features
+from stream_cl import feature_batch
 from stream_cl.features import FeatureIndex
 
 
@@ -126,7 +126,7 @@ def test_numeric_events_never_take_the_slow_path(monkeypatch):
     def fail(*args):
         raise AssertionError(f"slow path for {args}")
 
-    monkeypatch.setattr(features, "cells", fail)
+    monkeypatch.setattr(feature_batch, "cells", fail)  # the batch's per-value path
     index = FeatureIndex()
     vec(index, [{"a": 1, "b": 2.5, "c": True}, {"b": 1.0}])
     row, new = index.vectorize_one({"a": 1.0, "b": 2.0, "c": False})
