@@ -59,10 +59,11 @@ from .columns import LATE, NewColumns
 from .encoding import (
     CATEGORY, DEFAULT_MAX_CATEGORIES, MAX_ABS_VALUE, NUMERIC, InvalidFeatureError, cells, check_event, indicator_key,
 )
-from .feature_batch import FeatureBatch
+# KEYED_CATEGORIES is the batch's rule, and the index's too (it has always been read here, and the docs name it)
+from .feature_batch import KEYED_CATEGORIES, FeatureBatch
 from .one_event_rows import OneEventRows
 
-__all__ = ["FeatureIndex", "InvalidFeatureError", "NewColumns", "kind_clash"]
+__all__ = ["KEYED_CATEGORIES", "FeatureIndex", "InvalidFeatureError", "NewColumns", "kind_clash"]
 
 _VERSIONS = itertools.count(1)  # FeatureIndex.version: unique in the process
 

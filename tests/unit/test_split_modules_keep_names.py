@@ -21,6 +21,9 @@ MOVED = {
                                    "long_name", "text_problem"],
         "stream_cl.json_checks": ["LONE_SURROGATE", "UNNAMED_KEY", "lone_surrogate", "repeated_key"],
     },
+    "stream_cl.features": {  # split in eff4bbd; KEYED_CATEGORIES was not in its __all__, but imported from it
+        "stream_cl.feature_batch": ["KEYED_CATEGORIES"],
+    },
     "stream_cl.drift": {  # split in 2328705
         "stream_cl.detectors": ["DETECTORS", "PARAM_RULES", "WATCH_CORRECT", "check_detector_params",
                                 "detector_state", "load_detector_state", "make_detector"],
