@@ -126,11 +126,13 @@ class Daemon:
         self._joined = False
         # the changelog this daemon made for itself (from_config without a run's): closed when it ends
         self._own_changelog = own_changelog
-        self.state.restore()
         # a learner with a part per source partition (contribution/merge) gets each partition's events apart
         self.router = Router(config, self.step, learner, pending, publisher, self.metrics, self.state,
                              partitioned=hasattr(learner, "contribution") and hasattr(self.state, "fold"),
                              dead_letter_topic_bytes=dead_letter_topic_bytes)
+        # after the router: its count of label outcomes starts below the restore, so that the entries the restore
+        # drops under smaller labels.max_pending / max_early than the checkpoint's are exported (review r131)
+        self.state.restore()
         catch_up = getattr(self.state, "catch_up", None)
         if catch_up is not None:
             # the changelog read here, before the group join: the assignment callback, which the whole group
