@@ -3,7 +3,8 @@
 
 :class:`OnePartitionSource` resumes where the daemon's state ends (its ``on_assign``) and marks what
 lies below the group's committed offset (``group[("events", 0)]``) as silent, as the real source
-does; a subclass says what it holds (:meth:`size`) and how a poll reads it (:meth:`poll`).
+does; a subclass says what it holds (:meth:`size`) and how a poll reads it (:meth:`poll`), as
+:class:`ItemsSource` does for a list of decoded events.
 :class:`CommitAtOncePublisher` stands in for the daemon's publisher, committing at once as
 ``InlinePublisher`` does.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+
+from connectors.kafka import PolledBatch
 
 
 class OnePartitionSource:
@@ -47,6 +50,24 @@ class OnePartitionSource:
 
     def close(self):
         pass
+
+
+class ItemsSource(OnePartitionSource):
+    """Decoded ``items`` (events and labels, in order) at offsets 0, 1, ... of events/0, ``batch`` a poll."""
+
+    def __init__(self, daemon, items: list, group: dict, batch: int = 4):
+        super().__init__(daemon, group, batch)
+        self.items = items
+
+    def size(self) -> int:
+        return len(self.items)
+
+    def poll(self, max_records):
+        pos = self.positions[self.tp]
+        chunk = self.items[pos : pos + min(self.batch, max_records)]
+        self.positions[self.tp] = pos + len(chunk)
+        silent = frozenset(item.origin for i, item in enumerate(chunk, pos) if i < self.replay_until)
+        return PolledBatch(chunk, {}, silent)
 
 
 class CommitAtOncePublisher:

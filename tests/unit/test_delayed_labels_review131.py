@@ -15,52 +15,12 @@ from kafka import TopicPartition
 
 from connectors.commit import CommitPolicy
 from connectors.daemon import Daemon
-from connectors.kafka import PolledBatch
 from stream_cl.config import load_config_dict
 from stream_cl.events import Event
 from stream_cl.factory import build_learner
 from stream_cl.pending_stores import PendingStores
-from router_kit import RecordingPublisher  # tests/unit/router_kit.py
-from source_kit import OnePartitionSource  # tests/unit/source_kit.py
-
-
-class _Publisher(RecordingPublisher):
-    """Commits at once, into the group's committed offsets (``group``, shared by the two processes)."""
-
-    def __init__(self, group: dict):
-        super().__init__()
-        self.group = group
-
-    def start_commit(self, offsets, group_metadata, records=()):
-        self.group.update({(t, p): o for t, p, o in offsets})
-
-    def finish_commit(self, wait=True):
-        return 0.001
-
-    def check(self):
-        pass
-
-    def close(self):
-        pass
-
-    abort = close
-
-
-class _Source(OnePartitionSource):
-    """``items`` at offsets 0, 1, ... of partition events/0, four a poll (tests/unit/source_kit.py)."""
-
-    def __init__(self, daemon, items: list, group: dict):
-        super().__init__(daemon, group, batch=4)
-        self.items = items
-
-    def size(self) -> int:
-        return len(self.items)
-
-    def poll(self, max_records):
-        pos = self.positions[self.tp]
-        chunk = self.items[pos : pos + min(self.batch, max_records)]
-        self.positions[self.tp] = pos + len(chunk)
-        return PolledBatch(chunk, {}, frozenset(e.origin for i, e in enumerate(chunk, pos) if i < self.replay_until))
+from router_kit import GroupPublisher  # tests/unit/router_kit.py
+from source_kit import ItemsSource  # tests/unit/source_kit.py
 
 
 def _daemon(ckdir, items: list, group: dict, max_pending: int) -> Daemon:
@@ -69,7 +29,7 @@ def _daemon(ckdir, items: list, group: dict, max_pending: int) -> Daemon:
                             "labels": {"max_pending": max_pending},
                             "checkpoint": {"dir": str(ckdir), "every_events": 16, "every_seconds": 3600}})
     pending = PendingStores(max_pending, clock=lambda: 0.0)
-    d = Daemon(cfg, build_learner(cfg.model), lambda me: _Source(me, items, group), _Publisher(group), pending,
+    d = Daemon(cfg, build_learner(cfg.model), lambda me: ItemsSource(me, items, group), GroupPublisher(group), pending,
                threading.Event())
     d.commits.policy = CommitPolicy(0)  # a commit after every poll
     return d

@@ -32,8 +32,8 @@ from stream_cl.factory import build_learner
 from stream_cl.pending import LabelUpdate
 from stream_cl.pending_stores import PendingStores
 from stream_cl.prequential import Prequential
-from router_kit import RecordingPublisher  # tests/unit/router_kit.py
-from source_kit import OnePartitionSource  # tests/unit/source_kit.py
+from router_kit import GroupPublisher, RecordingPublisher  # tests/unit/router_kit.py
+from source_kit import ItemsSource  # tests/unit/source_kit.py
 
 # at most 2 categories of their own per feature: every later category a learned event brings overflows
 SECTIONS = {"model": {"kind": "analytic", "forgetting": [1.0], "max_categories": 2},
@@ -222,52 +222,12 @@ def test_events_of_a_partition_taken_over_count_when_they_expire_here():
 
 
 # -- a new process after a crash, and a daemon that starts over in it ---------------------------------
-class _Publisher(RecordingPublisher):
-    """Commits at once, keeping the consumer group's committed offsets (``group``, shared across processes)."""
-
-    def __init__(self, group: dict):
-        super().__init__()
-        self.group = group
-
-    def start_commit(self, offsets, group_metadata, records=()):
-        self.group.update({(t, p): o for t, p, o in offsets})
-
-    def finish_commit(self, wait=True):
-        return 0.001
-
-    def check(self):
-        pass
-
-    def close(self):
-        pass
-
-    abort = close
-
-
-class _Source(OnePartitionSource):
-    """One partition of events and labels (``items``, in order; tests/unit/source_kit.py)."""
-
-    def __init__(self, daemon, items: list, group: dict, batch: int = 4):
-        super().__init__(daemon, group, batch)
-        self.items = items
-
-    def size(self) -> int:
-        return len(self.items)
-
-    def poll(self, max_records):
-        pos = self.positions[self.tp]
-        chunk = self.items[pos : pos + min(self.batch, max_records)]
-        self.positions[self.tp] = pos + len(chunk)
-        silent = frozenset(item.origin for i, item in enumerate(chunk, pos) if i < self.replay_until)
-        return PolledBatch(chunk, {}, silent)
-
-
 def _daemon(ckdir, items: list, group: dict, metrics=None, pending=None):
     from connectors.commit import CommitPolicy
     from connectors.daemon import Daemon
 
     cfg = load_config_dict({**SECTIONS, "checkpoint": {"dir": str(ckdir), "every_events": 16, "every_seconds": 3600}})
-    d = Daemon(cfg, build_learner(cfg.model), lambda me: _Source(me, items, group), _Publisher(group),
+    d = Daemon(cfg, build_learner(cfg.model), lambda me: ItemsSource(me, items, group), GroupPublisher(group),
                PendingStores() if pending is None else pending, threading.Event(), metrics=metrics)
     d.commits.policy = CommitPolicy(0)  # a commit after every poll: nothing uncommitted when it "crashes"
     return d
