@@ -279,9 +279,15 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
         n, d = len(state["y"]), saved_count(state["width"], "replay width")
         if n:  # each saved value's range, before anything changes (review r105)
             X = saved_array(state["X"], "replay X", -MAX_ABS_VALUE, MAX_ABS_VALUE).reshape(n, d)  # (n, d): raw inputs
+            present = np.asarray(state["M"])
+            if present.size != n * d:  # read before the reset below: a wrong size had left the buffer emptied (r132)
+                raise ValueError(f"saved state: replay M must be {n * d} flags, got {present.size} (a corrupt "
+                                 "checkpoint or part: restore an intact one, or start afresh)")
             time = saved_counts(state["time"], "replay time").reshape(n)  # (n,)
-            # a group id past the groups made numpy.bincount abort the process
-            gid = saved_counts(state["gid"], "replay gid", -1, len(state["keys"]) - 1).reshape(n)  # (n,)
+            # a group id past the groups made numpy.bincount abort the process; a row without a group (-1)
+            # where the policy groups every row (by label) failed every later admission and draw (review r132)
+            alone = -1 if self.group_by in ("none", "task_or_sample") else 0
+            gid = saved_counts(state["gid"], "replay gid", alone, len(state["keys"]) - 1).reshape(n)  # (n,)
         weights = saved_array(state.get("w", [1.0] * n), "replay w", MIN_POSITIVE)  # (states before weights: 1)
         if len(weights) != n or len(state["task"]) != n:
             raise ValueError(f"the checkpoint's replay buffer holds {n} rows, {len(weights)} weights and "
@@ -298,7 +304,7 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
         self.gid_ = np.zeros(cap, dtype=np.int64)
         if n:
             self.X_[:n] = X
-            self.M_[:n] = np.asarray(state["M"], dtype=bool).reshape(n, d)  # (n, d)
+            self.M_[:n] = present.astype(bool).reshape(n, d)  # (n, d)
             self.time_[:n], self.gid_[:n] = time, gid
         self.y_, self.task_, self.size_ = [self.share(y) for y in state["y"]], [self.share(t) for t in state["task"]], n
         self.w_ = [self.share(float(w)) for w in weights]
@@ -370,6 +376,13 @@ class ClassBalancedReplay(ReplayBuffer):
     def state_dict(self) -> dict:
         """:meth:`ReplayBuffer.state_dict` with the full groups (``full_``)."""
         return {**super().state_dict(), "full": sorted(self.full_)}
+
+    def load_state_dict(self, state: Mapping) -> "ClassBalancedReplay":
+        """:meth:`ReplayBuffer.load_state_dict`; a full group's id past the groups is refused first: it
+        had loaded, and the group later made with that id was full before its first row (review r132)."""
+        if "full" in state:
+            saved_counts(state["full"], "replay full", 0, len(state["keys"]) - 1)
+        return super().load_state_dict(state)
 
     def _load_groups(self, state: Mapping) -> None:
         self.full_ = {int(g) for g in state["full"]} if "full" in state else self._full_before_saved()

@@ -134,6 +134,9 @@ class RowGroups:
         if not len(keys) == len(key_seen) == len(key_last):
             raise ValueError(f"the checkpoint's replay buffer has {len(keys)} groups, {len(key_seen)} "
                              f"counts and {len(key_last)} clocks")
+        if len(set(keys)) != len(keys):  # one key, two ids: the rows of one were never its key's (review r132)
+            raise ValueError(f"the checkpoint's replay buffer names a group twice among {len(keys)} groups (a "
+                             "corrupt checkpoint or part: restore an intact one, or start afresh)")
         grouped_seen = saved_count(state.get("grouped_seen", sum(key_seen)), "replay grouped_seen")
         retired = OrderedDict((key_from_state(k), (saved_count(seen, "replay retired seen"), bool(full)))
                               for k, seen, full in state.get("retired", []))
