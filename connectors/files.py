@@ -22,9 +22,11 @@ each poll and while waiting at the end: the file is shorter than the read positi
 or its first bytes (up to 4 KiB) changed, so a file the writer already refilled past
 the old position is seen too. The limit: one refilled with the same first 4 KiB is
 not. When the path names another file (rotation by renaming), seen at the end of
-the open one, the rest of the open file is read, then the new one from its start,
-as ``tail -F`` does; lines written to the old file after that are not read. A new
-file at the path that cannot be opened is a warning (:meth:`FileSource.take_warnings`). A CSV
+the open one, the rest of the open file is read, then the new one from its start;
+lines written to the old file after that are not read. The new file is gone on to once
+it holds data (or is renamed away in turn): logrotate's ``create`` makes it empty before
+the writer reopens its file, and what the writer adds to the old one until then (the rest
+of a line its buffer cut) is read. A new file at the path that cannot be opened is a warning (:meth:`FileSource.take_warnings`). A CSV
 file read again from its start, or a new one, starts with its header, or with a row
 read under the header read before when its first record is not a header (a writer
 that wrote its header once: :class:`~connectors.csv_records.CsvRecords`).

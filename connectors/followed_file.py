@@ -6,6 +6,11 @@ new file takes its name (rotation by renaming). :class:`FollowedFile` notices ea
 these; turning the bytes into lines and events stays with the source. Without tail mode
 it is only the open file, read to its end.
 
+A new file at the path is gone on to once it holds data (or is renamed away in turn):
+logrotate's ``create`` makes it empty before the writer reopens its file, and until then the
+writer goes on in the renamed one (the rest of a line its buffer cut, and the lines after
+it), which is read on meanwhile.
+
 A new file at the path that cannot be opened (logrotate's ``create 0600 otheruser``, or a
 FIFO put there) is said in a warning naming the path and the reason, and tried again every
 second; meanwhile the open file is read on and the wait counts as idle
@@ -42,7 +47,8 @@ class FollowedFile:
     :meth:`took` with each chunk read. ``on_restart()`` is called whenever the file is read
     again from its start, as a new file (truncated, or a rotated one opened): the reader
     then forgets its place (line numbers, a CSV header). ``rotating`` is True once the path
-    names another file: the reader reads this one to its end, then calls :meth:`reopen`.
+    names another file that holds data (module docstring): the reader reads this one to its end, then
+    calls :meth:`reopen`.
     ``warn(text)`` says a new file at the path that cannot be opened (by default on the
     ``stream_cl.files`` logger, as the sinks say theirs); ``clock`` times its retries.
 
@@ -101,8 +107,8 @@ class FollowedFile:
     def check_for_data(self) -> bool:
         """Tail mode: True when there is more to read. The file grew; or it was truncated,
         even if rewritten past the read position since (it is read again from its start);
-        or, at its end, the path names another file, which could be opened (``rotating``: it
-        is read next)."""
+        or, at its end, the path names another file, which holds data and could be opened
+        (``rotating``: it is read next)."""
         f = self.file
         if f is None:  # closed meanwhile
             return False
@@ -144,11 +150,26 @@ class FollowedFile:
             self.file = None
 
     def _renamed(self, stat: os.stat_result) -> bool:
-        """Whether the path names another file than the open one (rotation by renaming), opened
-        to be read next (:attr:`_next`). One that cannot be opened is not: it is no data to wait
-        for, so the idle timeout goes on counting, and it is tried again every ``_RETRY_S``."""
-        if self._next is not None:
+        """Whether to go on to another file at the path than the open one (rotation by renaming),
+        opened to be read next (:attr:`_next`): once it holds data, or is itself renamed away
+        (module docstring: logrotate's ``create``). One that cannot be opened is not: it is no
+        data to wait for, so the idle timeout goes on counting, and it is tried again every ``_RETRY_S``."""
+        if self._next is None and not self._open_next(stat):
+            return False
+        try:
+            st = os.fstat(self._next.fileno())
+            if st.st_size > 0:
+                return True
+            now = os.stat(self.path)
+        except OSError:  # the path is gone: the new file was renamed away too (r133 F1)
             return True
+        # still empty: the writer may go on in the open file until it reopens the path; a file renamed
+        # away in turn while empty is read next all the same (its writer's last lines go there) (r133 F1)
+        return (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino)
+
+    def _open_next(self, stat: os.stat_result) -> bool:
+        """Open the other file the path names than the open one (``stat``) as :attr:`_next`, if
+        there is one and it can be opened; whether it was."""
         try:
             now = os.stat(self.path)
         except OSError:  # nothing there yet: the writer has not created the new file
