@@ -286,8 +286,8 @@ class ReplayBuffer(RowStore, RowGroups, base.Base):
             time = saved_counts(state["time"], "replay time").reshape(n)  # (n,)
             # a group id past the groups made numpy.bincount abort the process; a row without a group (-1)
             # where the policy groups every row (by label) failed every later admission and draw (review r132)
-            alone = -1 if self.group_by in ("none", "task_or_sample") else 0
-            gid = saved_counts(state["gid"], "replay gid", alone, len(state["keys"]) - 1).reshape(n)  # (n,)
+            lowest = 0 if self.group_by in ("label", "task_or_label") else -1  # -1: a row alone (RowGroups._key None)
+            gid = saved_counts(state["gid"], "replay gid", lowest, len(state["keys"]) - 1).reshape(n)  # (n,)
         weights = saved_array(state.get("w", [1.0] * n), "replay w", MIN_POSITIVE)  # (states before weights: 1)
         if len(weights) != n or len(state["task"]) != n:
             raise ValueError(f"the checkpoint's replay buffer holds {n} rows, {len(weights)} weights and "
