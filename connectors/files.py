@@ -26,8 +26,8 @@ the open one, the rest of the open file is read, then the new one from its start
 lines written to the old file after that are not read. The new file is gone on to once
 it holds data (or is renamed away in turn): logrotate's ``create`` makes it empty before
 the writer reopens its file, and what the writer adds to the old one until then (the rest
-of a line its buffer cut) is read. A new file at the path that cannot be opened is a warning (:meth:`FileSource.take_warnings`). A CSV
-file read again from its start, or a new one, starts with its header, or with a row
+of a line its buffer cut) is read. A new file at the path that cannot be opened is a
+warning (:meth:`FileSource.take_warnings`). A CSV file read again from its start, or a new one, starts with its header, or with a row
 read under the header read before when its first record is not a header (a writer
 that wrote its header once: :class:`~connectors.csv_records.CsvRecords`).
 
@@ -35,7 +35,9 @@ A gzip stream that ends early (a file cut short by an interrupted copy) or is co
 stops the reading there: the lines before it are read, then one ``malformed`` dead
 letter, a warning naming the file, the line and byte reached and the error, and
 :attr:`FileSource.error` holds that text (the run reports it and exits 1: the rest of the file
-is lost to it, unlike a bad line).
+is lost to it, unlike a bad line). A read that fails (``EIO`` from a failing disk, ``ESTALE``
+on NFS) ends the source the same way, with the warning and :attr:`FileSource.error` but no
+dead letter: no line was cut.
 
 >>> import tempfile, os
 >>> from stream_cl.config import MappingConfig
@@ -148,7 +150,7 @@ class FileSource:
         self._decoder = EventDecoder(mapping, label_policy, census=FieldCensus(mapping))
         self._max = mapping.max_event_bytes
         self._warnings: list[str] = []  # the source's own (a corrupt gzip, a rotated path not opened)
-        self.error: str | None = None  # why the file was not read to its end (a corrupt gzip), once it was not
+        self.error: str | None = None  # why the file was not read to its end (a corrupt gzip, a failed read)
         gz = _is_gzip(self.path)
         if gz and follow:
             raise ValueError(
@@ -191,6 +193,9 @@ class FileSource:
             except (EOFError, zlib.error, gzip.BadGzipFile) as e:
                 out += self._csv.unclosed_record(self._lines.lines_done)
                 out.append(self._corrupt(e))
+                break
+            except OSError as e:  # (after BadGzipFile, one of its kind) the disk or the mount: no line to blame
+                self._read_failed(e)
                 break
             if line is SKIPPING:  # still inside an oversized line: the next poll goes on discarding it
                 break
@@ -292,6 +297,15 @@ class FileSource:
                           "not; check it with gzip -t and get a whole copy")
         self._warnings.append(self.error)
         return DeadLetter(raw, "malformed", detail, f"{self.path}:{lineno}")
+
+    def _read_failed(self, error: OSError) -> None:
+        """Reading the file failed (``EIO``, ``ESTALE``): the end of this source, said as a corrupt
+        gzip stream is (:attr:`error` and a warning), so that the run reports it and exits 1 instead
+        of ending in a traceback with no report. A record the file was inside stays unread."""
+        self.exhausted = True
+        self.error = (f"stopped reading {self.path} after line {self._lines.lines_done:,}: reading it failed "
+                      f"({error}); the rest of the file was not read. Check the disk or the mount, then run it again")
+        self._warnings.append(self.error)
 
     def _gzip_position(self) -> str:
         """Where a gzip stream broke, in the words of :meth:`_corrupt` ("" if unknown)."""

@@ -365,7 +365,7 @@ def stopped_line(report: dict, summary: bool = True) -> str | None:
         return None
     by = report.get("stopped_by")
     what = ("stopped by a failed output write (the error follows)" if by == "output_error" else
-            "stopped by a corrupt or cut-short source file (the error follows)" if by == "source_error" else
+            "stopped by a source file that could not be read to its end (the error follows)" if by == "source_error" else
             f"stopped by {by}" if by and by != "stop" else "stopped (a signal while the run started, or a stop request)")
     covers = "the report and this summary cover" if summary else "the report covers"
     return f"{what} before the end of the source: {covers} the {report.get('records_read', 0):,} records read"

@@ -95,7 +95,7 @@ def test_a_run_of_a_broken_gzip_says_so_and_exits_1(tmp_path, capsys, make):
     assert data["complete"] is False and data["stopped_by"] == "source_error"
     assert data["source_error"] in data["warnings"] and data["source_error"].startswith(f"stopped reading {path}")
     assert f"warning: {data['source_error']}" in err
-    assert "stopped by a corrupt or cut-short source file (the error follows) before the end of the source" in err
+    assert "stopped by a source file that could not be read to its end (the error follows) before the end of the source" in err
     assert f"error: the source {path} was not read to its end" in err
 
 
