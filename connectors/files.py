@@ -27,9 +27,10 @@ lines written to the old file after that are not read. The new file is gone on t
 it holds data (or is renamed away in turn): logrotate's ``create`` makes it empty before
 the writer reopens its file, and what the writer adds to the old one until then (the rest
 of a line its buffer cut) is read. A new file at the path that cannot be opened is a
-warning (:meth:`FileSource.take_warnings`). A CSV file read again from its start, or a new one, starts with its header, or with a row
-read under the header read before when its first record is not a header (a writer
-that wrote its header once: :class:`~connectors.csv_records.CsvRecords`).
+warning (:meth:`FileSource.take_warnings`). A CSV file read again from its start, or a
+new one, starts with its header, or with a row read under the header read before when
+its first record is not a header (a writer that wrote its header once:
+:class:`~connectors.csv_records.CsvRecords`).
 
 A gzip stream that ends early (a file cut short by an interrupted copy) or is corrupt
 stops the reading there: the lines before it are read, then one ``malformed`` dead
@@ -290,8 +291,8 @@ class FileSource:
             self.error = (f"{self.path} is not gzip-compressed ({error}): nothing of it was read; rename it without "
                           ".gz, or compress it")
         else:
-            what = ("ends early, the file cut short (an interrupted copy or download?)" if isinstance(error, EOFError)
-                    else "is corrupt")
+            what = ("ends early, the file cut short (an interrupted copy or download, or a file still being written?)"
+                    if isinstance(error, EOFError) else "is corrupt")
             self.error = (f"stopped reading {self.path} at line {lineno:,}{self._gzip_position()}: the gzip stream "
                           f"{what}: {error}. {read:,} lines were read before it, the rest of the file was "
                           "not; check it with gzip -t and get a whole copy")
