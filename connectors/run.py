@@ -125,6 +125,8 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
                 if want <= 0:
                     break
             records = source.poll(want)
+            if config.run.max_events is not None:  # a poll may hand out a held record or two past want (r133)
+                records = records[: config.run.max_events - seen]
             seen += len(records)
             events = [r for r in records if isinstance(r, Event)]
             times.observe(events)
