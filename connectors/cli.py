@@ -64,12 +64,20 @@ def _parser() -> argparse.ArgumentParser:
 def _config_from_args(args) -> Config:
     from stream_cl.config import load_config_dict
 
-    return load_config_dict(_tables_from_args(args))
+    return _quieted(load_config_dict(_tables_from_args(args)), args)
+
+
+def _quieted(config: Config, args) -> Config:
+    """``config`` with ``--quiet`` applied (no progress line): a file run's flag, not a key of the file, so it
+    is not in :func:`_tables_from_args`' tables. There it read as ``run.progress`` written by the user, and the
+    Kafka daemon, which has no progress line, warned to remove a key the file does not hold."""
+    return config.replace("run", progress=False) if args.quiet else config
 
 
 def _tables_from_args(args) -> dict:
     """The config's tables as the run will use them: the file's (if any) with the flags' keys over them,
-    not yet validated (which keys are set, not defaults: :func:`stream_cl.config.unread_keys`)."""
+    not yet validated (which keys are set, not defaults: :func:`stream_cl.config.unread_keys`). ``--quiet``
+    is not among them (:func:`_quieted`)."""
     from stream_cl.config import read_toml
 
     # `is not None`: an empty value (an unset variable in `--config "$CFG"`) is refused by name, not taken as unset
@@ -86,8 +94,6 @@ def _tables_from_args(args) -> dict:
     model = {k: v for k, v in {"kind": args.model, "device": args.device}.items() if v is not None}
     run = {k: v for k, v in {"batch_size": args.batch_size, "max_events": args.max_events, "report": args.report,
                              "predictions": args.predictions, "dead_letters": args.dead_letters}.items() if v is not None}
-    if args.quiet:
-        run["progress"] = False
     # a flag replaces the file's key before validation: a default that depends on another key (model.forgetting
     # on model.kind) is resolved once, by the config, from the keys as the run will use them
     for section, changes in (("source", source), ("mapping", mapping), ("model", model), ("run", run)):
@@ -146,6 +152,7 @@ def _main(argv: list[str] | None, early: EarlySignals) -> int:
                 return run_daemon(config)
             from .run import failure, run_file, stopped_line, summary
 
+            config = _quieted(config, args)
             # a signal kept so far, or during run_file's warm-up, stops the run as one during its loop does
             report = run_file(config, stop=early.stop, written=tables)
             errors = report.get("output_errors", {})  # a write that failed (a full disk), by key

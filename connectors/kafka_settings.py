@@ -102,7 +102,12 @@ def check_kafka_config(cfg: KafkaConfig) -> None:
     """The ``[kafka]`` rules that need no broker, run before any client is made: a client bootstraps
     first, so an unreachable broker would hide them (exit 1, restarted) behind a connection error
     instead of exit 2. Each rule stays in its own function, which the clients call too."""
+    from .kafka_topics import refuse_own_outputs  # (kafka-python's consumer: imported where a daemon starts)
+
     require_topics(cfg)
+    # an output topic also consumed: without a changelog (changelog.enabled = false, model.kind = "trainable") the
+    # source was the first to refuse it, after a broker answered, and a broker down hid it (exit 1, restarted)
+    refuse_own_outputs(cfg, "")  # (the changelog's topic: changelog_table, before its first client)
     group_instance_id(cfg)  # group_instance_id_env set but missing or empty
     client_options(cfg)  # the other *_env variables, the PEM files, the SASL username and password
     check_tls_files(cfg)

@@ -187,7 +187,9 @@ class SourceConfig:
     path: str = ""  # for kind = "file": .jsonl, .csv, optionally .gz
     format: Literal["auto", "jsonl", "csv"] = "auto"
     follow: bool = False  # keep reading a growing file
-    follow_idle_timeout_s: float = field(default=0.0, metadata=check(lambda v: v >= 0, "must be >= 0", "use 0 to follow forever"))
+    # finite (stream_cl.bounds.is_nonnegative): the file source checks the same rule, and refused inf as a traceback
+    follow_idle_timeout_s: float = field(default=0.0, metadata=_finite_nonnegative(
+        "use a number of seconds such as 60, or 0 to follow forever"))
     label_policy: Literal["optional", "required"] = "optional"  # "required": an event without a label is a dead letter
 
     def __post_init__(self):
