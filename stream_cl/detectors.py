@@ -57,8 +57,10 @@ def make_detector(name: str, params: Mapping | None = None, seed: int = 0):
     except KeyError:
         raise ValueError(f"unknown drift detector {name!r}; use one of {', '.join(DETECTORS)}") from None
     kwargs = {**defaults, **(dict(params) if params else {})}
-    for key, v in kwargs.items():  # a whole float for a count (30.0) as the int River's detectors index with
-        if isinstance(v, float) and v.is_integer() and _is_count(name, key):
+    for key, v in kwargs.items():  # a whole float (30.0) or numpy int for a count as the int River's detectors
+        # index with: its deques refuse np.int64 as a maxlen ("an integer is required"), which the probe reported
+        # as a value out of River's ranges
+        if _is_count(name, key) and is_real(v) and math.isfinite(v) and float(v).is_integer():
             kwargs[key] = int(v)
     if "seed" in inspect.signature(factory).parameters and kwargs.get("seed") is None:
         kwargs["seed"] = int(seed)  # random.Random refuses numpy ints
@@ -159,6 +161,12 @@ def _check_pairs(name: str, params: dict) -> None:
     if name == "kswin" and p["window_size"] < 2 * p["stat_size"]:  # stat_size draws from the window's first part
         raise ValueError(f"drift detector 'kswin': params['window_size'] ({p['window_size']}) must be at least twice "
                          f"params['stat_size'] ({p['stat_size']}); use e.g. window_size=100, stat_size=30")
+    if name == "fhddm" and p["short_window_size"] is not None and p["short_window_size"] > p["sliding_window_size"]:
+        # the short window is the sliding window's last values: a longer one failed (an islice of a negative
+        # start) at every event once the sliding window was full, after the heads had learned it; past the probe
+        raise ValueError(f"drift detector 'fhddm': params['short_window_size'] ({p['short_window_size']}) must be at "
+                         f"most params['sliding_window_size'] ({p['sliding_window_size']}); use e.g. "
+                         f"sliding_window_size=100, short_window_size=20")
     if name == "eddm" and p["alpha"] < p["beta"]:
         raise ValueError(f"drift detector 'eddm': params['alpha'] (the warning level, {p['alpha']}) "
                          f"must be >= params['beta'] (the drift level, {p['beta']}); use e.g. 0.95 and 0.9")
