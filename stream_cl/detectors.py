@@ -98,8 +98,10 @@ _AT_LEAST_1 = (_count(1), "an int >= 1")
 _WARM_UP = (_count(0), "an int >= 0")  # events before detection starts: 0 is none
 # True/False, or 1/0 (River ran with them before these checks); a string such as "no" would read as true
 _BOOL = (lambda v: isinstance(v, (bool, np.bool_)) or (isinstance(v, numbers.Integral) and v in (0, 1)), "True or False")
+# ADWIN's max_buckets: at 1, River's Rust ADWIN panicked (slice index starts at 1 but ends at 0, a BaseException)
+# at its first detection, when it drops its oldest buckets: after the probe, after the heads learned the event
 PARAM_RULES = {
-    "adwin": {"delta": (*_UNIT, 0.002), "clock": (*_AT_LEAST_1, 32), "max_buckets": (*_AT_LEAST_1, 5),
+    "adwin": {"delta": (*_UNIT, 0.002), "clock": (*_AT_LEAST_1, 32), "max_buckets": (_count(2), "an int >= 2", 5),
               "min_window_length": (*_AT_LEAST_1, 5), "grace_period": (*_WARM_UP, 10)},
     "kswin": {"alpha": (*_UNIT, 0.005), "window_size": (_count(2), "an int >= 2", 100),
               "stat_size": (*_AT_LEAST_1, 30), "seed": (_count(0, or_none=True), "an int >= 0 or None", 0),
