@@ -256,7 +256,8 @@ class OnlineContinualLearner(LearnerState, OnlineParts, ContinualSteps, OneEvent
         return self.mixer_.weights()
 
     def set_forgetting(self, head: int, value: float) -> None:
-        """Change one head's forgetting factor from now on (drift responses, homeostasis)."""
+        """Change one head's forgetting factor from now on (drift responses, homeostasis): until the next
+        control point of a head that adapts (a drift response's window, homeostasis), which sets it again."""
         self.heads_[head].ridge.set_forgetting(value)
         self._forgetting_changed()
 
