@@ -102,6 +102,16 @@ def _is_gzip(path: str | os.PathLike, head: bytes | None = None) -> bool:
     return os.fspath(path).endswith(".gz") or head[:2] == _GZIP_MAGIC
 
 
+def _gzip_position(file, path: str) -> str:
+    """Where the gzip stream of ``file`` (at ``path``) broke, in the words of
+    :meth:`FileSource._corrupt` ("" if unknown)."""
+    try:
+        reached, size = file.tell(), os.path.getsize(path)
+    except (OSError, ValueError, EOFError, zlib.error):
+        return ""
+    return f" (decompressed byte {reached:,}; the .gz file is {size:,} bytes)"
+
+
 def _first_bytes(path: str | os.PathLike) -> bytes:
     """The file's first bytes, enough for the magic numbers this module tells apart."""
     with open(path, "rb") as f:
@@ -293,7 +303,8 @@ class FileSource:
         else:
             what = ("ends early, the file cut short (an interrupted copy or download, or a file still being written?)"
                     if isinstance(error, EOFError) else "is corrupt")
-            self.error = (f"stopped reading {self.path} at line {lineno:,}{self._gzip_position()}: the gzip stream "
+            where = _gzip_position(self._followed.file, self.path)
+            self.error = (f"stopped reading {self.path} at line {lineno:,}{where}: the gzip stream "
                           f"{what}: {error}. {read:,} lines were read before it, the rest of the file was "
                           "not; check it with gzip -t and get a whole copy")
         self._warnings.append(self.error)
@@ -307,14 +318,6 @@ class FileSource:
         self.error = (f"stopped reading {self.path} after line {self._lines.lines_done:,}: reading it failed "
                       f"({error}); the rest of the file was not read. Check the disk or the mount, then run it again")
         self._warnings.append(self.error)
-
-    def _gzip_position(self) -> str:
-        """Where a gzip stream broke, in the words of :meth:`_corrupt` ("" if unknown)."""
-        try:
-            reached, size = self._followed.file.tell(), os.path.getsize(self.path)
-        except (OSError, ValueError, EOFError, zlib.error):
-            return ""
-        return f" (decompressed byte {reached:,}; the .gz file is {size:,} bytes)"
 
     # -- decoding lines --------------------------------------------------------------
     def _decode_line(self, lineno: int, line: bytes, size: int | None) -> Event | DeadLetter | None:
