@@ -40,7 +40,8 @@ def sufficient_statistics(model_state: Mapping) -> list[dict]:
     """The additive statistics of each ridge head in a learner's ``state_dict()``.
 
     For each head: ``xtx`` (X'X, forgetting-weighted), ``xty`` (X'Y), ``counts`` and
-    ``classes`` (the columns of X'Y, in order), ``features`` (the input feature names),
+    ``classes`` (the columns of X'Y, in order), ``features`` (the input feature names; with ``hash_width``, the
+    bucket numbers ``0 .. hash_width - 1``, which are the inputs then, as in ``coef_``),
     ``layout`` (the design row: ``"bias+features"``, ``[1, features]``, for
     :class:`AnalyticClassifier` and the online learner's ``"inputs"`` heads, whose features are
     standardised; ``"bias+backbone+features"``, ``[1, backbone outputs, per input: its standardised
@@ -57,7 +58,10 @@ def sufficient_statistics(model_state: Mapping) -> list[dict]:
         heads = list(model_state["heads"])
         views = model_state.get("views") or [None] * len(heads)
         layouts = [{"all": "bias+backbone+features", "inputs": "bias+features"}.get(v, "unknown") for v in views]
-    names = list(model_state.get("index", {}).get("names", []))
+    index = model_state.get("index", {})
+    width = index.get("hash_width")
+    # hashed: the design's inputs are the buckets, not the keys met (the index keeps no names then)
+    names = list(range(int(width))) if width is not None else list(index.get("names", []))
     out = []
     for h, layout in zip(heads, layouts):
         r = h["ridge"]

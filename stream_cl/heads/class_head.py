@@ -11,6 +11,7 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
+from ..state_checks import CORRUPT, saved_array
 from .ridge import RecursiveRidge
 
 __all__ = ["RidgeClassHead", "scores_to_proba"]
@@ -215,8 +216,17 @@ class RidgeClassHead:
         return {"ridge": self.ridge.state_dict(), "classes": list(self.classes), "counts": list(self.counts)}
 
     def load_state_dict(self, state: Mapping) -> None:
-        """Restore :meth:`state_dict`: the ridge's (which refuses a state it cannot take), then the classes."""
+        """Restore :meth:`state_dict`: the ridge's (which refuses a state it cannot take), then the classes. Class
+        counts that are not one finite weight >= 0 per class, or fewer classes than the ridge's target columns,
+        are a ``ValueError`` before anything changes (learning the next event failed on them, or gave a
+        target column no class)."""
+        counts = saved_array(state["counts"], "head counts", 0.0).reshape(-1)  # (c,)
+        classes = list(state["classes"])
+        targets = np.shape(state["ridge"]["B"])  # (d, c)
+        if counts.shape[0] != len(classes) or (len(targets) == 2 and targets[1] > len(classes)):
+            raise ValueError(f"inconsistent head state: {len(classes)} classes, {counts.shape[0]} counts, ridge "
+                             f"targets B {targets} {CORRUPT}")
         self.ridge.load_state_dict(state["ridge"])
         self.classes, self._pos, self.counts = [], {}, []
-        self.add_classes(state["classes"])
-        self.counts = [float(c) for c in state["counts"]]
+        self.add_classes(classes)
+        self.counts = counts.tolist()

@@ -24,11 +24,14 @@ the same bits).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
 
+from ..bounds import MIN_POSITIVE
 from ..checks import MIN_FORGETTING, check_positive, is_forgetting
+from ..state_checks import saved_array, saved_count, saved_real
 from ._linalg import make_linalg
 from .scaled_triangle import ScaledTriangle
 
@@ -244,25 +247,34 @@ class RidgeStatistics:
 
     def load_state_dict(self, state: Mapping) -> None:
         """Restore :meth:`state_dict` into this path's arrays: ``A`` (d, d), ``B`` (d, c), and ``R`` where saved
-        (else computed from ``A`` when needed). Shapes that disagree are a ``ValueError`` before anything changes;
-        a forgetting factor out of range is one after (the learner's restore puts its state back)."""
+        (else computed from ``A`` when needed). Shapes that disagree, and values no head holds (a NaN or infinite
+        entry, a ridge term or decay out of range, a negative row count), are a ``ValueError`` before anything
+        changes: loaded, a NaN in ``B`` made every prediction NaN and one in ``A`` every probability 1/c, for
+        good, where a part holding one is refused (:meth:`~stream_cl.part_stats.PartStats.from_state`). A
+        forgetting factor out of range is one after (the learner's restore puts its state back)."""
         la = self.la
-        A, B = (np.asarray(state[k], dtype=np.float64) for k in ("A", "B"))
-        R = np.asarray(state["R"], dtype=np.float64) if state.get("R") is not None else None
+        A, B = (saved_array(state[k], f"ridge {k}") for k in ("A", "B"))
+        R = saved_array(state["R"], "ridge R") if state.get("R") is not None else None
+        if B.ndim != 2:
+            raise ValueError(f"inconsistent ridge state: B {B.shape}")
         d, c = B.shape
         if A.shape != (d, d) or (R is not None and R.shape != (d, d)):
             raise ValueError(f"inconsistent ridge state: A {A.shape}, B {B.shape}, R {None if R is None else R.shape}")
+        gamma = saved_real(state["gamma"], "ridge gamma", MIN_POSITIVE)
+        decay = saved_real(state["decay"], "ridge decay", math.ulp(0.0), 1.0)  # gamma * decay: the ridge term, > 0
+        rows_since_anchor = saved_count(state["rows_since_anchor"], "ridge rows_since_anchor")
+        n_rows = saved_count(state["n_rows"], "ridge n_rows")
         self.A, self.B = (la.own(la.asarray(M.copy())) for M in (A, B))
         if R is not None:
             self.R = la.own(la.asarray(R.copy()))
         else:
             self.drop_inverse()
         self.n_features, self.n_outputs = d, c
-        self.gamma = float(state["gamma"])
+        self.gamma = gamma
         self.set_forgetting(float(state["forgetting"]))
-        self.decay = float(state["decay"])
-        self.rows_since_anchor = int(state["rows_since_anchor"])
-        self.n_rows = int(state["n_rows"])  # (assigning R dropped the cached W)
+        self.decay = decay
+        self.rows_since_anchor = rows_since_anchor
+        self.n_rows = n_rows  # (assigning R dropped the cached W)
 
     def __getstate__(self):
         return {"device": self.la.name, **self.state_dict()}
