@@ -18,6 +18,7 @@ with replay 9x-17x slower one event at a time, and the default learner's per-eve
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 
 import threadpoolctl
@@ -82,10 +83,16 @@ def warm_up() -> None:
 
 
 def one_blas_thread(method: Callable) -> Callable:
-    """Run a learner's method with one thread in every BLAS library (module docstring), unless
-    :func:`set_threads` chose the process's threads. Each library's count comes back when the
-    method returns. Confining costs a few ctypes calls (~1 µs a library; threadpoolctl's
-    ``limit`` took ~13 µs); the libraries are found once, at the first call."""
+    """Run a learner's method with one thread in every BLAS library (module docstring), torch's
+    intra-op pool included, unless :func:`set_threads` chose the process's threads. Each library's
+    count comes back when the method returns. Confining costs a few ctypes calls (~1 µs a library;
+    threadpoolctl's ``limit`` took ~13 µs; torch's count ~0.2 µs); the libraries are found once, at
+    the first call.
+
+    torch's pool is not one of threadpoolctl's BLAS libraries, but it runs torch's MKL products: the
+    trainable learner's network, a torch-module backbone, the random features of a batch. Left at a
+    thread per core, a ``TrainableLearner`` ran 5x-100x slower on two busy cores (review r138).
+    torch is confined only where it is loaded: a learner that does not use it does not load it."""
 
     @functools.wraps(method)
     def confined(self, *args, **kwargs):
@@ -94,12 +101,18 @@ def one_blas_thread(method: Callable) -> Callable:
         for lib, n in zip(libs, counts):
             if n != 1:
                 lib.set_num_threads(1)
+        torch = None if _managed else sys.modules.get("torch")
+        torch_count = torch.get_num_threads() if torch is not None else 1
+        if torch_count != 1:
+            torch.set_num_threads(1)
         try:
             return method(self, *args, **kwargs)
         finally:
             for lib, n in zip(libs, counts):
                 if n != 1:
                     lib.set_num_threads(n)
+            if torch_count != 1:
+                torch.set_num_threads(torch_count)
 
     return confined
 
