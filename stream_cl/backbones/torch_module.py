@@ -81,8 +81,11 @@ class TorchBackbone(Backbone):
                 raise ValueError(f"backbone file {str(path)!r} not found; give the path of a torch.jit.save'd module")
             try:
                 net = torch.jit.load(str(path), map_location="cpu")
-            except RuntimeError as e:  # torch.save's pickle, or no module at all: torch's own words name neither
-                raise ValueError(f"backbone file {str(path)!r} is not a TorchScript module ({str(e).splitlines()[0][:120]}); "
+            except Exception as e:  # noqa: BLE001 -- torch.save's pickle, no module at all, or a corrupt one:
+                # torch's own words name neither the file nor the fix, and a corrupt archive raises more than a
+                # RuntimeError (an IndexError for a name the module lacks, a UnicodeDecodeError; review r138)
+                said = (str(e).splitlines() or [type(e).__name__])[0][:120]
+                raise ValueError(f"backbone file {str(path)!r} is not a TorchScript module ({said}); "
                                  "save it with torch.jit.save(torch.jit.script(module), path): a torch.save'd "
                                  "pickle is not loaded, as it could run any code") from None
         elif isinstance(module, torch.jit.ScriptModule):  # copied as torch.jit.save writes it (deepcopy breaks it)
@@ -182,7 +185,7 @@ class TorchBackbone(Backbone):
             except Exception as e:  # noqa: BLE001 -- a module that does not take these rows, whatever it raises
                 # (an AssertionError or IndexError had passed the learner's undo, which takes a ValueError; r96)
                 raise ValueError(f"{self.identity()}: the module failed on a ({Z.shape[0]}, {self.input_dim}) "
-                                 f"{self.dtype} batch ({str(e)[:200]}); check input_dim against the module") from None
+                                 f"{self.dtype} batch ({_cause(e)[:200]}); check input_dim against the module") from None
         if not isinstance(out, torch.Tensor) or out.dim() < 1 or out.shape[0] != Z.shape[0]:
             what = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
             raise ValueError(f"{self.identity()}: the module returned {what} for {Z.shape[0]} rows; a backbone "
@@ -196,6 +199,24 @@ class TorchBackbone(Backbone):
             raise ValueError(f"{self.identity()}: the module returned non-finite features (NaN or inf) or features "
                              f"beyond +-{MAX_FEATURE:g} for these inputs; refused before the heads learn them")
         return out
+
+
+def _cause(error: Exception) -> str:
+    """``str(error)``, but for a TorchScript module's error, which is its interpreter's traceback, the
+    last line, which says what went wrong (``RuntimeError: mat1 and mat2 shapes cannot be multiplied
+    (1x3 and 5x2)``): the first 200 characters held only the traceback's header (review r138).
+
+    >>> _cause(RuntimeError("The following operation failed in the TorchScript interpreter.\\n  ...\\n"
+    ...                     "RuntimeError: shapes cannot be multiplied\\n"))
+    'RuntimeError: shapes cannot be multiplied'
+    >>> _cause(IndexError("Argument passed to at() was not in the map."))
+    'Argument passed to at() was not in the map.'
+    """
+    text = str(error)
+    if "TorchScript interpreter" in text.partition("\n")[0]:
+        lines = [line for line in text.splitlines() if line.strip()]
+        return lines[-1].strip()
+    return text
 
 
 def _frozen(net: torch.nn.Module) -> torch.nn.Module:

@@ -1,0 +1,64 @@
+"""Review r138: a TorchScript file that torch cannot read, or a module of another input width, is a
+``ValueError`` that names the file or the backbone, and says what went wrong and the fix.
+
+* A corrupt archive raised what torch raised when it was not a ``RuntimeError``: an ``IndexError``
+  ("Argument passed to at() was not in the map.", for a name the module's pickle lacks) or a
+  ``UnicodeDecodeError``, neither naming the file nor saying it is the backbone's. Flipping each
+  byte of a small module's file in turn: 3 flips in 300 gave the IndexError, 21 the decode error.
+* A TorchScript module that fails on the learner's rows (one saved for 5 inputs, ``input_dim=3``) was
+  named with the first 200 characters of torch's message, which are its interpreter's traceback
+  header: the cause ("mat1 and mat2 shapes cannot be multiplied (1x3 and 5x2)") was cut off.
+"""
+
+import io
+import zipfile
+
+import pytest
+import torch
+
+from stream_cl import OnlineContinualLearner
+from stream_cl.backbones import TorchBackbone
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # torch deprecates TorchScript
+
+
+def _saved(tmp_path, module: torch.nn.Module, name: str = "good.pt"):
+    path = tmp_path / name
+    torch.jit.save(torch.jit.script(module), str(path))
+    return path
+
+
+def _with_pickle(path, change) -> bytes:
+    """The archive at ``path`` with its module pickle (``data.pkl``) changed by ``change``."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(out, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            zout.writestr(info.filename, change(data) if info.filename.endswith("/data.pkl") else data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: d.replace(b"_is_full_backward_hook", b"_is_full_backward_hooX", 1),  # torch: IndexError
+    lambda d: d.replace(b"container\nSequential", b"containe\xff\nSequential", 1),  # torch: UnicodeDecodeError
+], ids=["a name the module lacks", "bytes that are not UTF-8"])
+def test_a_corrupt_torchscript_file_is_named_with_the_fix(tmp_path, change):
+    torch.manual_seed(0)
+    good = _saved(tmp_path, torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh()))
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(_with_pickle(good, change))
+    assert bad.read_bytes() != good.read_bytes()
+    with pytest.raises(ValueError, match=r"backbone file '.*bad\.pt' is not a TorchScript module \(.+\); save it "
+                                         r"with torch\.jit\.save"):
+        TorchBackbone(str(bad), input_dim=3)
+    TorchBackbone(str(good), input_dim=3)  # (the archive as written loads)
+
+
+def test_a_torchscript_module_of_another_input_width_says_why_it_failed(tmp_path):
+    torch.manual_seed(0)
+    path = _saved(tmp_path, torch.nn.Linear(5, 2), "five.pt")
+    with pytest.raises(ValueError) as caught:
+        OnlineContinualLearner(backbone=TorchBackbone(str(path), input_dim=3), key_units=0, device="cpu")
+    said = str(caught.value)
+    assert "shapes cannot be multiplied (1x3 and 5x2)" in said and "check input_dim against the module" in said
+    assert "Traceback" not in said and "\n" not in said
