@@ -194,6 +194,8 @@ class TorchBackbone(Backbone):
         if self.out_ is not None and out.shape[1] != self.out_:  # the heads' columns are the first rows' features
             raise ValueError(f"{self.identity()}: the module returned {out.shape[1]} features per row, not the "
                              f"{self.out_} it returned before; a backbone module must return as many for every batch")
+        if self.out_ is None:  # the first rows fix the width (a learner without max_columns never asks out_features)
+            self.out_ = int(out.shape[1])
         out = out.to(torch.float64)  # (compared in float32, the bound would read as inf)
         if out.device.type != "meta" and not bool((out.abs() <= MAX_FEATURE).all()):  # (meta: shapes only, no values)
             raise ValueError(f"{self.identity()}: the module returned non-finite features (NaN or inf) or features "

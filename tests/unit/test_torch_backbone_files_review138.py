@@ -8,8 +8,11 @@
 * A TorchScript module that fails on the learner's rows (one saved for 5 inputs, ``input_dim=3``) was
   named with the first 200 characters of torch's message, which are its interpreter's traceback
   header: the cause ("mat1 and mat2 shapes cannot be multiplied (1x3 and 5x2)") was cut off.
+* A module whose output width changed between batches was refused only where the learner had asked
+  the backbone its width (``max_columns`` set): with ``max_columns=None`` the heads learned it.
 """
 
+import copy
 import io
 import zipfile
 
@@ -62,3 +65,28 @@ def test_a_torchscript_module_of_another_input_width_says_why_it_failed(tmp_path
     said = str(caught.value)
     assert "shapes cannot be multiplied (1x3 and 5x2)" in said and "check input_dim against the module" in said
     assert "Traceback" not in said and "\n" not in said
+
+
+class _Wide(torch.nn.Module):
+    """One feature per input for one row, two for a batch: a module whose width is not fixed."""
+
+    def forward(self, z):
+        return z if z.shape[0] == 1 else torch.cat([z, z], dim=1)
+
+
+def test_a_module_whose_width_changes_is_refused_without_max_columns_too():
+    """Found by review r138: the width a module must keep was set only where something asked the
+    backbone its ``out_features``; a learner with ``max_columns=None`` never did, so a batch whose
+    features were twice as wide was learned: every backbone head grew by 3 columns that meant
+    nothing, and from then on every single event's learning failed in the heads ("design rows have
+    6 columns, fewer than the head's 9")."""
+    model = OnlineContinualLearner(backbone=TorchBackbone(_Wide(), input_dim=3, dtype="float64"), key_units=0,
+                                   device="cpu", max_columns=None)
+    model.learn_one({"a": 1.0, "b": 2.0}, 0)
+    twin = copy.deepcopy(model)
+    with pytest.raises(ValueError, match="returned 6 features per row, not the 3"):
+        model.prequential_batch([{"a": 2.0, "b": 1.0}, {"a": 3.0, "b": 0.0}], [1, 0])
+    assert [h.ridge.n_features for h in model.heads_] == [h.ridge.n_features for h in twin.heads_]
+    probe = {"a": 0.5, "b": 1.0}
+    assert model.predict_proba_one(probe) == twin.predict_proba_one(probe)
+    model.learn_one(probe, 1)  # and it goes on learning
