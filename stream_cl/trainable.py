@@ -34,7 +34,7 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .backbones import OnlineStandardizer, resolve_device
+from .backbones import OnlineStandardizer, resolve_device, torch_device
 from .base_learner import StreamingClassifier, check_event_batch, check_tasks, checked_labels, control_ends
 from .checks import check_dtype, check_int, check_nonnegative, check_positive, check_seed
 from .column_bound import check_bound, check_held_back, check_network_inputs
@@ -200,7 +200,8 @@ class TrainableLearner(TrainableNetwork, TrainableState, StreamingClassifier):
         self.homeostasis_ = homeostasis.clone() if homeostasis is not None else None
         self._classes: list = []
         self._pos: dict = {}
-        self.net_ = OnlineMLP(self.widths_, seed, self.dtype_, self.device_)
+        # ("torch:cpu", which check_device takes, is the CPU to torch: the string itself failed at the first event)
+        self.net_ = OnlineMLP(self.widths_, seed, self.dtype_, torch_device(self.device_))
         self.n_labelled_ = 0
         self.n_events_ = 0
         self.n_updates_ = 0

@@ -3,7 +3,7 @@
 classes, and the Adam steps of a micro-batch with replay (:mod:`stream_cl.mlp` holds the network).
 
 The learner provides ``index_``, ``net_``, ``scaler_``, ``replay_``, ``hash_width``, ``max_columns``,
-``steps``, ``weight_decay``, ``learning_rates_``, ``device_``, ``n_updates_``, ``_classes``, ``_pos``
+``steps``, ``weight_decay``, ``learning_rates_``, ``n_updates_``, ``_classes``, ``_pos``
 and ``_pending``.
 """
 
@@ -75,6 +75,6 @@ class TrainableNetwork:
                 X, Mk = np.vstack([X, draw.X]), np.vstack([Mk, draw.M])
                 ys = ys + draw.y
         Z = self.scaler_.transform(X, Mk, self.index_.indicator_mask)
-        target = torch.as_tensor([self._pos[y] for y in ys], dtype=torch.long, device=self.device_)
+        target = torch.as_tensor([self._pos[y] for y in ys], dtype=torch.long, device=self.net_.device)
         self.net_.train(Z, target, self.learning_rates_, self.steps, self.weight_decay)
         self.n_updates_ += 1

@@ -1,5 +1,6 @@
 """Review r138: a TorchScript file that torch cannot read, or a module of another input width, is a
-``ValueError`` that names the file or the backbone, and says what went wrong and the fix.
+``ValueError`` that names the file or the backbone, and says what went wrong and the fix; and the
+torch modules' shapes and devices are held as documented.
 
 * A corrupt archive raised what torch raised when it was not a ``RuntimeError``: an ``IndexError``
   ("Argument passed to at() was not in the map.", for a name the module's pickle lacks) or a
@@ -10,6 +11,7 @@
   header: the cause ("mat1 and mat2 shapes cannot be multiplied (1x3 and 5x2)") was cut off.
 * A module whose output width changed between batches was refused only where the learner had asked
   the backbone its width (``max_columns`` set): with ``max_columns=None`` the heads learned it.
+* ``TrainableLearner(device="torch:cpu")``, a device the device check takes, failed at its first event.
 """
 
 import copy
@@ -90,3 +92,19 @@ def test_a_module_whose_width_changes_is_refused_without_max_columns_too():
     probe = {"a": 0.5, "b": 1.0}
     assert model.predict_proba_one(probe) == twin.predict_proba_one(probe)
     model.learn_one(probe, 1)  # and it goes on learning
+
+
+def test_the_trainable_learner_runs_on_torch_cpu_which_the_device_check_takes():
+    """Found by review r138: ``check_device`` takes ``"torch:cpu"`` (so ``model.device`` does), but the
+    trainable learner gave the string itself to torch: the first event raised torch's raw
+    ``RuntimeError: Invalid device string: 'torch:cpu'`` (``stream-cl run`` ended in a traceback)."""
+    from stream_cl.trainable import TrainableLearner
+
+    xs = [{"a": float(i % 5), "b": float(i % 3)} for i in range(24)]
+    ys = [i % 2 for i in range(24)]
+    models = [TrainableLearner(hidden=(4,), micro_batch=4, device=device) for device in ("torch:cpu", "cpu")]
+    for model in models:
+        model.prequential_batch(xs[:12], ys[:12])
+        for x, y in zip(xs[12:], ys[12:]):
+            model.learn_one(x, y)
+    assert models[0].predict_proba_batch(xs).tolist() == models[1].predict_proba_batch(xs).tolist()
