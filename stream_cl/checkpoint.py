@@ -21,6 +21,7 @@ one process at a time write there.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import threading
@@ -87,7 +88,8 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping, meta: Mapping | Non
 def write_atomically(path: Path, raw: bytes, tmp: Path, mode: int | None = None) -> None:
     """Write ``raw`` to ``path`` whole or not at all: to ``tmp`` (in the same folder), fsynced, renamed over
     ``path``, then the folder fsynced; ``mode``: the new file's permission bits (else the umask's). An
-    ``OSError`` as the system raised it, ``tmp`` removed and whatever was at ``path`` left as it was."""
+    ``OSError`` as the system raised it, ``tmp`` removed and whatever was at ``path`` left as it was; one from
+    the folder's fsync comes after the rename (``path`` holds the new bytes, not known to be on disk)."""
     try:
         with open(tmp, "wb") as f:
             if mode is not None:
@@ -127,6 +129,12 @@ def _unreadable(path: Path, e: OSError) -> CheckpointError:
     return CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e}){_MOVE_AWAY}")
 
 
+# what fsync of a directory raises where the filesystem cannot sync one at all: passed over, as a platform
+# without directory fds is. Any other error (EIO, ENOSPC, EDQUOT) is raised: the rename is not known to be
+# on disk, and the save must not go on to delete the checkpoints before it (review r140 F2)
+_DIR_FSYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF})
+
+
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -134,8 +142,9 @@ def _fsync_dir(folder: Path) -> None:
         return
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as e:
+        if e.errno not in _DIR_FSYNC_UNSUPPORTED:
+            raise
     finally:
         os.close(fd)
 
@@ -284,8 +293,14 @@ def _lock(directory: Path) -> None:
         f = open(key / ".lock", "a+b")  # noqa: SIM115 - held open (and locked) until the process ends
         try:
             fcntl.lockf(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as e:
             f.close()
-            raise CheckpointError(f"{key}: another process is using this checkpoint directory (it holds "
-                                  f"{key / '.lock'}); give each daemon its own checkpoint.dir") from None
+            if e.errno in (errno.EAGAIN, errno.EACCES):  # what POSIX gives for a lock another process holds
+                raise CheckpointError(f"{key}: another process is using this checkpoint directory (it holds "
+                                      f"{key / '.lock'}); give each daemon its own checkpoint.dir") from None
+            # a filesystem that cannot lock (NFS without its lock service: ENOLCK; some FUSE or SMB mounts) was
+            # named as a second daemon, which the user then looked for in vain (review r140 F1)
+            raise CheckpointError(f"{key}: cannot lock {key / '.lock'} ({e.strerror or e}): its filesystem does not "
+                                  "take POSIX locks; point checkpoint.dir at a directory on one that does (a local "
+                                  "disk)") from None
         _LOCKED[key] = f
