@@ -221,6 +221,11 @@ class CheckpointState:
             return {}
         state, info = loaded
         check_settings(self.config, state, info.path)
+        try:  # the offsets first: a malformed entry (review r140) is refused before the learner changes
+            offsets = {TopicPartition(str(t), int(p)): int(o) for t, p, o in state["offsets"]}
+        except (KeyError, ValueError, TypeError) as e:
+            raise CheckpointError(f"{info.path}: its offsets are not (topic, partition, offset) triples "
+                                  f"({type(e).__name__}: {str(e)[:200]}); move it away to resume from the one before") from e
         try:
             # its settings were compared as config sections (check_settings): the model's own identity
             # (their repr) is left out, which an upgrade adding a parameter to a part would change
@@ -231,7 +236,7 @@ class CheckpointState:
                 f"{info.path}: does not fit this learner ({type(e).__name__}: {str(e)[:200]}); restore the settings "
                 f"it was written with, or point checkpoint.dir at an empty directory to start a new model"
             ) from e
-        self.offsets = {TopicPartition(t, int(p)): int(o) for t, p, o in state["offsets"]}
+        self.offsets = offsets
         self.load_extra(state)
         m = self.metrics
         m.checkpoint_seq, m.checkpoint_at, m.checkpoint_bytes = info.seq, info.created, info.size_bytes
