@@ -310,7 +310,7 @@ class Daemon:
 
     # -- status and shutdown ---------------------------------------------------------------
     def _write_status(self, force: bool = False) -> None:
-        self.status.write(getattr(self, "source", None), self.pending, self.step.stats.report(), force, self.state)
+        self.status.write(getattr(self, "source", None), self.pending, self.step.stats.report, force, self.state)
 
     def _reset(self) -> int:
         """Fenced, or partitions lost: drop everything since the last commit; run_daemon starts over."""
@@ -319,6 +319,7 @@ class Daemon:
         self.metrics.state = "rejoining"
         self._write_status(force=True)
         self.abort()
+        self.status.release_partitions()  # it left the group: no lag or offset of a partition it held (r139 F2)
         return EXIT_RESET
 
     def abort(self) -> None:
