@@ -1,6 +1,7 @@
 """The topics a Kafka source subscribes: checked before it joins its group.
 
-:func:`refuse_own_outputs` refuses a subscription that would read what the daemon writes;
+:func:`refuse_own_outputs` refuses a subscription that would read what the daemon writes, and two
+outputs written to one topic;
 :func:`check_subscribed_topics` says which subscribed topics do not exist and refuses a labels
 topic that cannot be co-partitioned with the events (a label must reach its event's member).
 """
@@ -23,9 +24,17 @@ log = logging.getLogger("stream_cl.kafka")  # the source's logger: these lines a
 
 def refuse_own_outputs(cfg: KafkaConfig, changelog_topic: str) -> None:
     """Refuse a subscription that takes in a topic the daemon writes: it would learn from its own
-    output (the changelog's binary model parts would come back as dead letters)."""
+    output (the changelog's binary model parts would come back as dead letters). And refuse two
+    outputs on one topic: the changelog's catch-up would read predictions or dead letters as model
+    parts, and its compaction would keep one prediction a key; a reader of the predictions would
+    meet the dead letters' raw records among them."""
     outputs = {"kafka.predictions_topic": cfg.predictions_topic, "kafka.dead_letter_topic": cfg.dead_letter_topic,
                'changelog.topic, by default "<kafka.group_id>.model"': changelog_topic}
+    named = [(output, topic) for output, topic in outputs.items() if topic]
+    for i, (first, topic) in enumerate(named):
+        for second, other in named[i + 1:]:
+            if other == topic:
+                raise ConfigError(f"{second.split(',')[0]}: {topic!r} is {first} too; give each output its own topic")
     for output, topic in outputs.items():
         if not topic:
             continue
