@@ -45,14 +45,18 @@ def _with_pickle(path, change) -> bytes:
 
 @pytest.mark.parametrize("change", [
     lambda d: d.replace(b"_is_full_backward_hook", b"_is_full_backward_hooX", 1),  # torch: IndexError
-    lambda d: d.replace(b"container\nSequential", b"containe\xff\nSequential", 1),  # torch: UnicodeDecodeError
+    # (not "container\nSequential": a process that scripted another Sequential before names this one
+    # "container.___torch_mangle_N", and the file was then left whole: the full suite failed on it)
+    lambda d: d.replace(b"nn.modules.container", b"nn.modules.containe\xff", 1),  # torch: UnicodeDecodeError
 ], ids=["a name the module lacks", "bytes that are not UTF-8"])
 def test_a_corrupt_torchscript_file_is_named_with_the_fix(tmp_path, change):
     torch.manual_seed(0)
     good = _saved(tmp_path, torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh()))
     bad = tmp_path / "bad.pt"
     bad.write_bytes(_with_pickle(good, change))
-    assert bad.read_bytes() != good.read_bytes()
+    with zipfile.ZipFile(good) as whole, zipfile.ZipFile(bad) as cut:  # the module's pickle itself changed
+        assert [n for n in whole.namelist() if whole.read(n) != cut.read(n)] == [n for n in whole.namelist()
+                                                                                 if n.endswith("/data.pkl")]
     with pytest.raises(ValueError, match=r"backbone file '.*bad\.pt' is not a TorchScript module \(.+\); save it "
                                          r"with torch\.jit\.save"):
         TorchBackbone(str(bad), input_dim=3)
