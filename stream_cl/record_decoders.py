@@ -202,8 +202,10 @@ class ObjectDecoder(RecordRules):
     def _features(self, pairs) -> dict | tuple[str, str]:
         """Flat features by :func:`stream_cl.encoding.flatten`, else ``(reason, detail)``."""
         try:
-            x = flatten(dict(pairs), self._max_depth, self._nan, self._max_features)
+            x = flatten(dict(pairs), self._max_depth, self._nan, self._max_features, MAX_TEXT_CHARS)
         except InvalidFeatureError as e:
+            if e.code == "bad_features" and (detail := long_name((e.key,))) is not None:
+                return "bad_features", detail  # a nested name over the bound, refused as it was made: long_name's words
             return e.code, f"{e}{_FIX.get(e.code, '')}"
         except RecursionError:  # a Python object nested into itself, or deeper than the interpreter recurses
             return "too_deep", "features nested into themselves, or deeper than Python's recursion allows"
