@@ -60,6 +60,7 @@ from decimal import Decimal
 
 from .config import FEATURES_DEFAULT, PER_SECOND, ConfigError, MappingConfig
 from .events import Event
+from .field_values import MAX_TEXT_CHARS
 
 __all__ = ["FieldCensus", "MappingChecks", "TimeCensus", "check_columns", "EPOCH_NEAR", "SAMPLE", "SECONDS_BOUND"]
 
@@ -146,7 +147,10 @@ class FieldCensus:
         self.n += 1
         seen = self.seen
         for key in obj:
-            if key in seen or len(seen) < _MAX_FIELDS or key in self._named:
+            # a key over MAX_TEXT_CHARS (a record's key may be as long as the record) is not remembered, unless
+            # named: 200 such keys of 1 MB each were 200 MB held for the run (review r141)
+            if key in seen or (len(seen) < _MAX_FIELDS and (type(key) is not str or len(key) <= MAX_TEXT_CHARS)) \
+                    or key in self._named:
                 seen[key] += 1
         return self.n < self.sample
 
@@ -453,8 +457,15 @@ def _number(v: float, seconds: float | None = None, unit: str = "s") -> str:
 
 
 def _names(names: Sequence) -> str:
-    shown = ", ".join(str(n) for n in list(names)[:30])
+    # each name's first 40 characters: a warning naming 30 fields of a record's keys was one line of 5.6 MB
+    # where they were 200 KB each (review r141)
+    shown = ", ".join(_shown(n) for n in list(names)[:30])
     return shown + (f", ... ({len(names)} in all)" if len(names) > 30 else "")
+
+
+def _shown(name) -> str:
+    text = str(name)
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def _close(name: str, names: Sequence) -> str:

@@ -7,6 +7,11 @@ record was flattened: a 389 KB record (a key of 200,000 characters over 20,000 l
 and the daemon, killed, met the same record again after every restart. The names are now refused as they
 are made (``flatten``'s ``max_name``).
 
+Finding F2 (low): the field census (``mapping_check.FieldCensus``) remembered up to 200 top-level keys whatever
+their length, for the run (200 keys of 1 MB: 200 MB), and its warning named 30 of them whole (one line of
+5.6 MB for keys of 200 KB). Keys over 1,024 characters are no longer remembered unless named, and a warning
+shows each name's first 40 characters.
+
 The properties the review checked, with hypothesis (fixed examples): any bytes decode to an event or a dead
 letter with a documented reason; an event's features are finite numbers, strings or None, at most
 ``max_features`` of them; key order and whitespace do not change the event; decoded events never make a
@@ -25,6 +30,7 @@ from stream_cl.config import MappingConfig
 from stream_cl.decode import UNFORESEEN, EventDecoder
 from stream_cl.encoding import InvalidFeatureError, flatten, time_columns
 from stream_cl.events import REASONS, DeadLetter, Event
+from stream_cl.mapping_check import FieldCensus
 from stream_cl.prequential import Prequential
 
 FUZZ = settings(derandomize=True, max_examples=150, deadline=None, database=None,
@@ -67,6 +73,24 @@ def test_names_at_the_bound_still_decode_and_the_bound_is_the_decoders_alone():
         assert e.code == "bad_features" and e.key == "k.abc"
     else:
         raise AssertionError("not refused")
+
+
+# -- F2: the field census holds and says short names ------------------------------------------------
+def test_the_field_census_keeps_no_long_keys_and_its_warning_shows_short_names():
+    census = FieldCensus(MappingConfig(features=["a", "bb"]), sample=20)
+    tracemalloc.start()
+    try:
+        for i in range(20):
+            census.observe({f"{i}" + "k" * 100_000: 1, "a": 1, "y": 0, "m" * 50: 2})
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    said = census.take()
+    assert held < 2**20, f"{held / 2**20:.1f} MiB held for 20 keys"
+    assert said == [f"mapping.features: field 'bb' was in none of the first 20 events (fields seen: a, y, {'m' * 40}...)"]
+    named = FieldCensus(MappingConfig(features=["k" * 2000]), sample=1)  # a named field is counted, however long
+    named.observe({"k" * 2000: 1, "y": 0})
+    assert named.take() == []
 
 
 # -- the decoder's contract, fuzzed ------------------------------------------------------------------
