@@ -166,7 +166,8 @@ def flatten(x: Mapping | Iterable, max_depth: int = DEFAULT_MAX_DEPTH, nan: str 
     return out
 
 
-def _flatten_into(out: dict, items, prefix, depth: int, max_depth: int, nan_missing: bool, limit, max_name=None) -> None:
+def _flatten_into(out: dict, items, prefix, depth: int, max_depth: int, nan_missing: bool, limit,
+                  max_name=None) -> None:
     for k, v in items:
         key = k if prefix is None else prefix + (f"[{k}]" if type(k) is int else f".{k}")
         if max_name is not None and prefix is not None and len(key) > max_name:
