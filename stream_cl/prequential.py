@@ -29,6 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .checks import check_int
 from .encoding import column_clash, time_columns
 from .events import DeadLetter, Event, Prediction
 from .features import InvalidFeatureError
@@ -94,6 +95,9 @@ class PrequentialStats:
     """
 
     def __init__(self, window: int | None = 1000, max_points: int | None = None):
+        # a window of 0, a negative one or 2.5 never completed a point: no windowed accuracy all run, silently
+        check_int(window, "window", 1, "1000 (labelled events per point), or None (automatic)", optional=True)
+        check_int(max_points, "max_points", 1, "1000 (the latest points kept), or None (all)", optional=True)
         self.auto = window is None
         self.max_points = max_points
         self.window = AUTO_FIRST_WINDOW if window is None else window

@@ -30,6 +30,8 @@ from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 
+from ..checks import check_int
+
 __all__ = ["TaskSegments", "report_names"]
 
 
@@ -66,6 +68,10 @@ class TaskSegments:
     MAX_TASKS = 100  # tasks in the accuracy matrix (the first ones seen), and the only ones with state
 
     def __init__(self, probe: int = 100, keep: int = 200):
+        # probe 0 made every head and tail the mean of nothing (NaN in a "JSON-ready" report, a warning per
+        # segment), a negative one a ValueError at the first event; keep None kept every segment (unbounded)
+        check_int(probe, "probe", 1, "100 (events at each end of a segment)")
+        check_int(keep, "keep", 0, "200 (recent segments)")
         self.probe = probe
         self.keep = keep
         self.order: list = []  # tasks of the matrix, first-seen order (the tracked tasks)
