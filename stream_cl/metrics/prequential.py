@@ -63,6 +63,9 @@ class TaskSegments:
     ``retention`` None) and counted in ``untracked_segments`` / ``untracked_events``; its
     recurrences are not measured (that would take state per task ever seen: a stream whose task
     is a session id would grow forever). With at most ``MAX_TASKS`` tasks nothing is untracked.
+
+    Segments follow the order in which events are scored: with delayed labels, their labels' order
+    of arrival, so labels out of order around a task boundary can split a segment (review r143).
     """
 
     MAX_TASKS = 100  # tasks in the accuracy matrix (the first ones seen), and the only ones with state
