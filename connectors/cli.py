@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import stat
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -116,6 +117,25 @@ def main(argv: list[str] | None = None) -> int:
         early.restore()
 
 
+def _summary_stream(run):
+    """Where the run's summary goes: stdout, or stderr where stdout is one of the run's outputs
+    (``--predictions /dev/stdout | jq``): its lines after the JSON lines were a line no JSON reader parses."""
+    try:
+        out = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # (a stdout with no descriptor: a test's capture, say)
+        return sys.stdout
+    if stat.S_ISCHR(out.st_mode) and not sys.stdout.isatty():  # /dev/null: outputs and summary thrown away alike
+        return sys.stdout
+    for path in (run.predictions, run.dead_letters, run.report):
+        try:
+            st = os.stat(path) if path else None
+        except (OSError, ValueError):
+            continue
+        if st is not None and (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
+            return sys.stderr
+    return sys.stdout
+
+
 def _quiet_stdout() -> None:
     """Point stdout at /dev/null: Python flushes it at exit, and the closed pipe would raise again there
     (the recipe of Python's signal module documentation, "Note on SIGPIPE")."""
@@ -157,7 +177,7 @@ def _main(argv: list[str] | None, early: EarlySignals) -> int:
             report = run_file(config, stop=early.stop, written=tables)
             errors = report.get("output_errors", {})  # a write that failed (a full disk), by key
             if not args.quiet:
-                print(summary(report))
+                print(summary(report), file=_summary_stream(config.run))
             elif "run.report" in errors:  # the report is lost: the summary is all that is left of the run's result
                 print(summary(report), file=sys.stderr)  # (stderr: stdout may be --predictions /dev/stdout)
             for why in errors.values():

@@ -138,6 +138,8 @@ def main(report_path: str, out_dir: str | None = None) -> int:
         written, notes = plot_report(report, out)
     except OSError as e:
         raise ReportError(f"{where}: cannot write the plots there ({e}); choose a writable folder with --out DIR") from None
+    if _stopped(report):
+        print(f"the run was {_stopped(report)}: the plots cover only the records read before the stop")
     for note in notes:
         print(note)
     for path in written:
@@ -176,6 +178,16 @@ def _num(v) -> float:
 def _title(report: Mapping) -> str:
     parts = [str(report.get("model", "")), str(report.get("source", ""))]
     return " on ".join(p for p in parts if p) or "stream-cl run"
+
+
+def _stopped(report: Mapping) -> str | None:
+    """What cut the run short (a report's ``"complete": false``), or None: its plots cover only the records
+    read before the stop, which the run's summary says and the plots must too."""
+    if report.get("complete", True) is not False:
+        return None
+    by, read = report.get("stopped_by"), report.get("records_read")
+    where = f" after {read:,} records read" if isinstance(read, int) and not isinstance(read, bool) else ""
+    return f"stopped by {by}{where}: partial run" if isinstance(by, str) and by else f"stopped{where}: partial run"
 
 
 def _entries(report: Mapping, key: str) -> list[Mapping]:
@@ -222,13 +234,16 @@ def _accuracy(report: Mapping, out: Path):
     drawn = f" (the last {len(alarms):,} drawn)" if total > len(alarms) else ""
     n_alarms = f", {total:,} drift alarm{'s' if total != 1 else ''}{drawn}" if "alarms" in report else ""
     events = report.get("events")
-    ax.set_title(f"{_title(report)}: {events:,} events{n_alarms}" if isinstance(events, int) else f"{_title(report)}{n_alarms}")
+    stopped = f" ({_stopped(report)})" if _stopped(report) else ""  # a partial run must not read as a whole one
+    ax.set_title(f"{_title(report)}: {events:,} events{n_alarms}{stopped}" if isinstance(events, int)
+                 else f"{_title(report)}{n_alarms}{stopped}")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right", fontsize=8)
     note = None if "alarms" in report else "accuracy.png: the report has no alarms (no drift monitor in this run)"
     shown = f"overall accuracy {overall:.4f}" if isinstance(overall, (int, float)) and math.isfinite(overall) else ""
     described = "; ".join(p for p in (f"events {events}" if isinstance(events, int) else "", shown,
-                                      f"drift alarms {total}{drawn}" if "alarms" in report else "") if p)
+                                      f"drift alarms {total}{drawn}" if "alarms" in report else "",
+                                      _stopped(report) or "") if p)
     return _save(fig, out / "accuracy.png", described), note
 
 

@@ -74,7 +74,7 @@ def write_report(path: str, report: dict, mode: int | None = None) -> None:
     docstring), with permission bits ``mode`` where it makes a new file (:func:`clear_report`'s). A write
     that fails (a full disk) is added to the report's ``output_errors`` instead of raised: the CLI still
     prints the summary, then the error, and exits 1 (a traceback here lost a whole run's result after
-    all its work)."""
+    all its work). A pipe whose reader left raises BrokenPipeError, as the run's other outputs do."""
     if not path:
         return
     text = json.dumps(report, indent=2, default=str)
@@ -82,6 +82,8 @@ def write_report(path: str, report: dict, mode: int | None = None) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         if not _replaceable(path) or not _replace(path, text, mode):
             Path(path).write_text(text)
+    except BrokenPipeError:  # `--report /dev/stdout | ...` whose reader left: no disk's error; the CLI exits 141
+        raise
     except OSError as e:
         report.setdefault("output_errors", {})["run.report"] = cannot_write("run.report", path, e)
 

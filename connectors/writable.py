@@ -31,6 +31,8 @@ def unwritable(path: str | os.PathLike) -> str | None:
     permission to write it", ...). Only what can be told without writing is checked: a
     full disk shows up at the write itself.
     """
+    if str(path).endswith(("/", os.sep)) and not Path(path).is_dir():  # pathlib drops the slash: "out/" was a file "out"
+        return "the path ends in '/', which names a folder; give a file path, such as out/report.json"
     path = Path(path)
     if path.is_dir():
         return "it is a directory"
