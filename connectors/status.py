@@ -151,10 +151,10 @@ class StatusReporter:
             m.rebalances = source.rebalances
         return m
 
-    def write(self, source, pending, report: dict | Callable[[], dict], force: bool = False, state=None) -> None:
+    def write(self, source, pending, report: Callable[[], dict], force: bool = False, state=None) -> None:
         """Refresh (about once a second, or now) and rewrite the status file if one is configured.
 
-        ``report``: the run's report, or what makes it (the loop's ``stats.report``), called only for a file
+        ``report``: what makes the run's report (the loop's ``stats.report``), called only for a file
         rewritten: the loop calls this every turn, and the report (per-task accuracy matrix, windows, the
         learner's state) took ~0.7 ms to build, on every turn of small polls, to be thrown away (review r139)."""
         now = time.monotonic()
@@ -163,7 +163,7 @@ class StatusReporter:
         self._at = now
         self.refresh(source, pending, state)
         if self.status_file:
-            self._report = report() if callable(report) else report
+            self._report = report()
             self._dump()
 
     def keep_report(self, report: dict) -> None:

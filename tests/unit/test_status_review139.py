@@ -125,7 +125,7 @@ def test_a_member_that_starts_over_exports_no_partition_it_held_before(tmp_path)
     daemon.commits.policy = CommitPolicy(0)
     for _ in range(3):
         daemon.run_once()
-    daemon.status.write(daemon.source, daemon.pending, {}, force=True)  # the loop's snapshot, about once a second
+    daemon.status.write(daemon.source, daemon.pending, dict, force=True)  # the loop's snapshot, about once a second
     assert _partition_series(daemon) == {("stream_cl_consumer_lag_messages", "0"): 188.0,
                                          ("stream_cl_committed_offset", "0"): 8.0}
     assert daemon.run() == EXIT_RESET  # the fourth commit is fenced: it aborts, leaving the group
