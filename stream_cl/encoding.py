@@ -145,7 +145,7 @@ def time_columns(key: Hashable, seconds: float) -> dict:
 
 
 def flatten(x: Mapping | Iterable, max_depth: int = DEFAULT_MAX_DEPTH, nan: str = "reject",
-            max_features: int | None = None, max_name: int | None = None) -> dict:
+            max_features: int | None = None, max_name: int | None = None, max_names_total: int | None = None) -> dict:
     """The features of one event as a flat ``{key: float | str | None | datetime}``.
 
     ``x`` is a mapping of feature names to values; a nested sequence's positions are its keys
@@ -158,20 +158,36 @@ def flatten(x: Mapping | Iterable, max_depth: int = DEFAULT_MAX_DEPTH, nan: str 
     ``max_name`` (the decoder's bound on its records' feature names) refuses a nested key as soon as
     it is made: every leaf below a parent repeats the parent's name, so a record of 400 KB (a key of
     200,000 characters over 20,000 leaves) made 4 GB of names before the bound refused them (review r141).
+    ``max_names_total`` bounds the characters of all nested names together (``bad_features`` past it):
+    within ``max_name`` and ``max_features``, a 1 MiB record of 1,000-character parent keys still made
+    100,000 names of 100 MB.
+
+    >>> flatten({"a": {"bc": 1, "d": 2}}, max_names_total=6)  # a.bc and a.d: 7
+    Traceback (most recent call last):
+    ...
+    stream_cl.encoding.InvalidFeatureError: feature 'a.d': nested names of over 6 characters in all (got 2)
     """
     check_event(x)
     out: dict = {}
     items = x.items()
-    _flatten_into(out, items, None, 0, max_depth, nan == "missing", max_features, max_name)
+    # names: [max_name, characters of nested names still allowed, max_names_total], or None (no name bound)
+    names = None if max_name is None and max_names_total is None else \
+        [max_name, math.inf if max_names_total is None else max_names_total, max_names_total]
+    _flatten_into(out, items, None, 0, max_depth, nan == "missing", max_features, names)
     return out
 
 
 def _flatten_into(out: dict, items, prefix, depth: int, max_depth: int, nan_missing: bool, limit,
-                  max_name=None) -> None:
+                  names=None) -> None:
     for k, v in items:
         key = k if prefix is None else prefix + (f"[{k}]" if type(k) is int else f".{k}")
-        if max_name is not None and prefix is not None and len(key) > max_name:
-            raise InvalidFeatureError(key, v, f"a name of {len(key):,} characters, over {max_name:,}", "bad_features")
+        if names is not None and prefix is not None:
+            if names[0] is not None and len(key) > names[0]:
+                raise InvalidFeatureError(key, v, f"a name of {len(key):,} characters, over {names[0]:,}",
+                                          "bad_features")
+            names[1] -= len(key)
+            if names[1] < 0:
+                raise InvalidFeatureError(key, v, f"nested names of over {names[2]:,} characters in all", "bad_features")
         if key in out and not isinstance(v, (Mapping, list, tuple, np.ndarray)):
             # {"a.b": 1, "a": {"b": 2}}: which value won depended on the keys' order
             raise InvalidFeatureError(key, v, "two values flatten to this key; rename one of them", "bad_features")
@@ -190,12 +206,14 @@ def _flatten_into(out: dict, items, prefix, depth: int, max_depth: int, nan_miss
             out[key] = 1.0 if v else 0.0
         elif t is dict or t is list or t is tuple or isinstance(v, (Mapping, list, tuple, np.ndarray)):
             if isinstance(v, np.ndarray) and v.ndim == 0:  # np.array(1.5): a scalar, as the fast paths read it
-                _flatten_into(out, ((k, v.item()),), prefix, depth, max_depth, nan_missing, limit, max_name)
+                if names is not None and prefix is not None:
+                    names[1] += len(key)  # (counted again as the scalar's name)
+                _flatten_into(out, ((k, v.item()),), prefix, depth, max_depth, nan_missing, limit, names)
                 continue
             if depth >= max_depth:
                 raise InvalidFeatureError(key, v, f"nested deeper than {max_depth} levels", "too_deep")
             children = v.items() if isinstance(v, Mapping) else enumerate(v.tolist() if isinstance(v, np.ndarray) else v)
-            _flatten_into(out, children, str(key), depth + 1, max_depth, nan_missing, limit, max_name)
+            _flatten_into(out, children, str(key), depth + 1, max_depth, nan_missing, limit, names)
             continue
         elif isinstance(v, (numbers.Real, Decimal)):  # numpy numbers, Fractions, Decimals (no numbers.Real)
             out[key] = _real(key, v, nan_missing)

@@ -22,7 +22,7 @@ from typing import Any
 
 from .json_checks import LongInt
 
-__all__ = ["MAX_TEXT_CHARS", "ascii_float", "blank_text", "id_value", "json_type", "label_value", "long_name",
+__all__ = ["MAX_NAMES_CHARS", "MAX_TEXT_CHARS", "ascii_float", "blank_text", "id_value", "json_type", "label_value", "long_name",
            "show_key", "show_value", "text_problem", "timestamp_seconds"]
 
 
@@ -133,6 +133,10 @@ def _iso_timestamp(t: str, text: str) -> float | tuple[str]:
 # The longest id, label or task string: every prediction record repeats them (its key is the id),
 # and one too large for the predictions topic would fail every transaction that holds it.
 MAX_TEXT_CHARS = 1024
+# The most characters an event's nested feature names may take together (each repeats its parents' names):
+# 100,000 names (mapping.max_features) of 84 characters. Within MAX_TEXT_CHARS a 1 MiB record of
+# 1,000-character parent keys made 100 MB of names, and a file poll of 16 such records 1.6 GB.
+MAX_NAMES_CHARS = 8 << 20
 
 
 def long_name(names: Iterable) -> str | None:

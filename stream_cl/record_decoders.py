@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from .config import FEATURES_DEFAULT, PER_SECOND, MappingConfig
 from .encoding import MAX_ABS_VALUE, InvalidFeatureError, flatten, out_of_range
 from .events import DeadLetter, Event
-from .field_values import (MAX_TEXT_CHARS, blank_text, id_value, json_type, label_value, long_name, show_key, show_value,
-                           text_problem, timestamp_seconds)
+from .field_values import (MAX_NAMES_CHARS, MAX_TEXT_CHARS, blank_text, id_value, json_type, label_value, long_name,
+                           show_key, show_value, text_problem, timestamp_seconds)
 from .mapping_check import FieldCensus
 
 __all__ = ["NO_FIELD", "CsvRowDecoder", "ObjectDecoder", "RecordRules", "dead_letter", "oversized", "record_bytes"]
@@ -202,7 +202,7 @@ class ObjectDecoder(RecordRules):
     def _features(self, pairs) -> dict | tuple[str, str]:
         """Flat features by :func:`stream_cl.encoding.flatten`, else ``(reason, detail)``."""
         try:
-            x = flatten(dict(pairs), self._max_depth, self._nan, self._max_features, MAX_TEXT_CHARS)
+            x = flatten(dict(pairs), self._max_depth, self._nan, self._max_features, MAX_TEXT_CHARS, MAX_NAMES_CHARS)
         except InvalidFeatureError as e:
             if e.code == "bad_features" and (detail := long_name((e.key,))) is not None:
                 return "bad_features", detail  # a nested name over the bound, refused as it was made: long_name's words
