@@ -149,6 +149,19 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _make_dir(folder: Path) -> None:
+    """Make ``folder`` and its missing parents, each new one's entry fsynced in its parent: a power loss
+    after the first checkpoint could otherwise take the directory, and the checkpoint, with it (review r140)."""
+    new = []
+    for p in (folder, *folder.parents):
+        if p.exists():
+            break
+        new.append(p)
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in reversed(new):
+        _fsync_dir(p.parent)
+
+
 class CheckpointStore:
     """Numbered checkpoints ``ckpt-<seq>.safetensors`` in one directory; keeps the last ``keep``. The writer
     makes the directory (:meth:`claim`); a store that only reads finds no checkpoint in a directory not made
@@ -174,7 +187,7 @@ class CheckpointStore:
         if self._claimed:
             return self
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            _make_dir(self.dir)
             _lock(self.dir)  # before the clean-up below: another writer's temporary file is not stale
             for stale in self.dir.glob(f"{_TMP_PREFIX}*"):  # a crash mid-write leaves these
                 try:
@@ -273,6 +286,19 @@ class CheckpointStore:
 
 _LOCKED: dict = {}  # checkpoint directories this process holds, by resolved path: their open lock files
 _LOCKING = threading.Lock()  # one claim at a time: a second open of a held file, closed, would drop its lock
+
+
+def _forget_locks_in_child() -> None:
+    """A forked child holds none of its parent's locks: without this it took ``_LOCKED``'s entries for its
+    own, and wrote beside its parent as if it held the directory (review r140). (A new ``_LOCKING`` too:
+    another thread of the parent may have held it at the fork.)"""
+    global _LOCKING
+    _LOCKED.clear()
+    _LOCKING = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_locks_in_child)
 
 
 def _lock(directory: Path) -> None:
