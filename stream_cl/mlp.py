@@ -23,10 +23,35 @@ import numpy as np
 import torch
 
 from .backbones.random_features import key_seed
+from .state_checks import CORRUPT, saved_array, saved_count
 
 __all__ = ["OnlineMLP", "BETA1", "BETA2", "EPS"]
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
+
+
+def _checked_arrays(state) -> tuple[list, list, list]:
+    """The saved parameters and Adam moments as arrays, once they make one network: finite, each moment of
+    its parameter's shape, second moments >= 0, and weights W (out, in) and biases b (out,) in pairs whose
+    widths chain from one layer to the next."""
+    params = [np.asarray(a) for a in state["params"]]
+    if not len(params) == len(state["m"]) == len(state["v"]) or len(params) % 2:
+        raise ValueError(f"saved state: network params, m and v must be pairs of arrays, one each per parameter, got "
+                         f"{len(params)}, {len(state['m'])} and {len(state['v'])} {CORRUPT}")
+    for i in range(0, len(params), 2):
+        W, b = params[i].shape, params[i + 1].shape
+        if len(W) != 2 or b != W[:1] or (i and W[1] != params[i - 2].shape[0]):
+            raise ValueError(f"saved state: network layer {i // 2} has a weight of shape {W} and a bias of shape {b}, "
+                             f"which do not follow the layer before {CORRUPT}")
+    arrays = []
+    for name, arrs, low in (("params", params, -math.inf), ("m", state["m"], -math.inf), ("v", state["v"], 0.0)):
+        out = [saved_array(a, f"network {name}[{i}]", low) for i, a in enumerate(arrs)]
+        bad = next((i for i, (a, p) in enumerate(zip(out, params)) if a.shape != p.shape), None)
+        if bad is not None:
+            raise ValueError(f"saved state: network {name}[{bad}] has shape {out[bad].shape}, its parameter "
+                             f"{params[bad].shape} {CORRUPT}")
+        arrays.append(out)
+    return arrays[0], arrays[1], arrays[2]
 
 
 class OnlineMLP:
@@ -184,11 +209,15 @@ class OnlineMLP:
 
     def load_state_dict(self, state) -> "OnlineMLP":
         """Restore :meth:`state_dict` in this network's dtype and device (its ``widths`` are not checked here);
-        returns ``self``."""
-        tens = lambda arrs: [torch.as_tensor(np.asarray(a).copy(), dtype=self.dtype, device=self.device) for a in arrs]  # noqa: E731
-        self.params, self.m, self.v = tens(state["params"]), tens(state["m"]), tens(state["v"])
-        self.t, self.fan_in = int(state["t"]), int(state["fan_in"])
-        self.skipped_steps = int(state.get("skipped_steps", 0))  # states written before it was counted: 0
+        returns ``self``. A state whose parameters or moments are not finite, whose second moments are
+        negative, or whose arrays do not make one network is a ``ValueError`` before anything changes: the
+        other learners' states are checked so (r93), and a NaN weight made every later prediction NaN."""
+        params, m, v = _checked_arrays(state)
+        t, fan_in = saved_count(state["t"], "network t"), saved_count(state["fan_in"], "network fan_in")
+        skipped = saved_count(state.get("skipped_steps", 0), "network skipped_steps")  # states written before it was counted: 0
+        tens = lambda arrs: [torch.as_tensor(a, dtype=self.dtype, device=self.device) for a in arrs]  # noqa: E731
+        self.params, self.m, self.v = tens(params), tens(m), tens(v)
+        self.t, self.fan_in, self.skipped_steps = t, fan_in, skipped
         if not self.n_inputs:  # states written before the scale waited for inputs held 1 here
             self.fan_in = 0
         return self

@@ -17,6 +17,7 @@ import numpy as np
 
 from .model_state import load_all_or_nothing
 from .part_exchange import check_identity, learner_identity
+from .state_checks import CORRUPT
 
 if TYPE_CHECKING:
     from .trainable import TrainableLearner
@@ -62,6 +63,9 @@ class TrainableState:
         self._classes = list(state["classes"])
         self._pos = {y: k for k, y in enumerate(self._classes)}
         self.net_.load_state_dict(state)
+        if self.net_.params and self.net_.params[-1].shape[0] != len(self._classes):  # a logit per class
+            raise ValueError(f"saved state: the network has {self.net_.params[-1].shape[0]} outputs for "
+                             f"{len(self._classes)} classes {CORRUPT}")
         self.n_labelled_, self.n_events_ = int(state["n_labelled"]), int(state["n_events"])
         self.n_updates_ = int(state["n_updates"])
         p = state["pending"]
