@@ -92,7 +92,7 @@ def _checked_monitor_args(detector, params, signal, response, direction, forget_
     if signal not in SIGNALS:
         raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}")
     if DETECTORS[detector][1] and signal == "loss":
-        raise ValueError(f"{detector} watches the 0/1 error only; use signal='error' or 'auto'")
+        raise ValueError(f"signal 'loss': {detector} watches the 0/1 error only; use signal='error' or 'auto'")
     response = (response,) if isinstance(response, str) else tuple(response)
     bad = [r for r in response if r not in RESPONSES]
     if bad or not response:

@@ -4,6 +4,9 @@ and ``[trainable]``)."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 from .backbones import RandomFeatures
 from .backbones.device import check_device
 from .column_bound import check_columns, check_network_inputs
@@ -46,7 +49,7 @@ def build_learner(cfg: ModelConfig | Config):
                                       temperature=cfg.temperature, device=device, max_columns=cfg.max_columns or None,
                                       **_encoding(cfg))
         except ValueError as e:
-            raise ConfigError(f"model: {e}") from None
+            raise _key_error("model", cfg, e) from None
     # the factors' range and count are checked by ModelConfig (the learner keeps its own guard)
     heads = tuple((lam, "all") for lam in cfg.forgetting) + tuple((lam, "inputs") for lam in cfg.input_forgetting)
     try:
@@ -57,7 +60,25 @@ def build_learner(cfg: ModelConfig | Config):
                                       device=cfg.device, seed=cfg.seed, **_encoding(cfg),
                                       **{k: v for k, v in parts.items() if k != "trainable"})
     except ValueError as e:
-        raise ConfigError(f"model: {e}") from None
+        raise _key_error("model", cfg, e) from None
+
+
+def _key_error(section: str, table, e: Exception) -> ConfigError:
+    """A learner part's ``ValueError`` as a config error naming the key it is about (review r135): the key of
+    ``[section]`` the message begins with (``set_point_rate (0.002) must be below recent_rate (0.001)``), or
+    else the first it names whose name has an underscore (``... over max_columns (1)``; a plain word such as
+    ``kind`` may be prose), or else the section alone.
+
+    >>> from stream_cl.config import HomeostasisConfig
+    >>> str(_key_error("homeostasis", HomeostasisConfig(), ValueError("set_point_rate (2) must be below recent_rate (1)")))
+    'homeostasis.set_point_rate: set_point_rate (2) must be below recent_rate (1)'
+    """
+    text = str(e)
+    names = {f.name for f in dataclasses.fields(table)}
+    first = re.match(r"\w+", text)
+    key = first.group(0) if first and first.group(0) in names else next(
+        (w for w in re.findall(r"\b[a-z]+_\w+\b", text) if w in names), None)
+    return ConfigError(f"{section}.{key}: {text}" if key else f"{section}: {text}")
 
 
 def _check_model(cfg: ModelConfig) -> None:
@@ -105,7 +126,7 @@ def _continual_parts(config: Config) -> dict:
         replay = make_replay(r.policy, max_samples=r.max_samples, max_bytes=r.max_bytes, ratio=r.ratio, alpha=r.alpha,
                              group=r.group, exclude_current=r.exclude_current, seed=r.seed)
     except ValueError as e:
-        raise ConfigError(f"replay: {e}") from None
+        raise _key_error("replay", r, e) from None
     drift = None
     if d.detector != "none":
         if "need" in d.response and not h.enabled:
@@ -116,7 +137,7 @@ def _continual_parts(config: Config) -> dict:
                                  forget_value=d.forget_value, forget_events=d.forget_events,
                                  restart_after=d.restart_after, max_alarms=d.max_alarms, seed=d.seed)
         except ValueError as e:
-            raise ConfigError(f"drift: {e}") from None
+            raise _key_error("drift", d, e) from None
     homeostasis = None
     if h.enabled:
         try:
@@ -126,14 +147,14 @@ def _continual_parts(config: Config) -> dict:
                                       min_forgetting=h.min_forgetting, lr_sensitivity=tuple(h.lr_sensitivity) or (0.5,),
                                       lr_low=h.lr_low, lr_high=h.lr_high)
         except ValueError as e:
-            raise ConfigError(f"homeostasis: {e}") from None
+            raise _key_error("homeostasis", h, e) from None
     imbalance = None
     if im.mode != "none":
         try:
             imbalance = ImbalanceCompensator(mode=im.mode, max_pseudo=im.max_pseudo, power=im.power,
                                              max_weight=im.max_weight, min_count=im.min_count, seed=im.seed)
         except (TypeError, ValueError) as e:
-            raise ConfigError(f"imbalance: {e}") from None
+            raise _key_error("imbalance", im, e) from None
     return {"replay": replay, "drift": drift, "homeostasis": homeostasis, "imbalance": imbalance,
             "control_every": h.control_every, "trainable": config.trainable}
 
@@ -171,4 +192,4 @@ def _trainable(cfg: ModelConfig, parts: dict):
                                 homeostasis=parts.get("homeostasis"), hash_width=cfg.hash_width, device=cfg.device,
                                 dtype=t.dtype, seed=cfg.seed, max_columns=cfg.max_columns or None, **_encoding(cfg))
     except ValueError as e:
-        raise ConfigError(f"trainable: {e}") from None
+        raise _key_error("trainable", t, e) from None

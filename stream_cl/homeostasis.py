@@ -230,7 +230,7 @@ class Homeostasis(base.Base):
         if not is_forgetting(min_forgetting):  # the heads' rule: the floor is a factor set on them
             raise ValueError(f"min_forgetting must be in [{MIN_FORGETTING:g}, 1], got {min_forgetting!r}")
         if not (is_lr_low(lr_low) and is_lr_high(lr_high)):
-            raise ValueError(f"need 0 < lr_low <= 1 <= lr_high, got {lr_low!r}, {lr_high!r}")
+            raise ValueError(f"lr_low and lr_high must make 0 < lr_low <= 1 <= lr_high, got {lr_low!r}, {lr_high!r}")
         for name, v, example in (("tolerance", tolerance, 0.01), ("z", z, 2.0), ("loss_gain", loss_gain, 1.0),
                                  ("error_gain", error_gain, 0.5), ("alarm_gain", alarm_gain, 1.0)):
             if not is_nonnegative(v):

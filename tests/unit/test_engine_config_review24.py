@@ -89,7 +89,7 @@ def test_a_config_hash_width_over_max_columns_is_a_quick_model_hash_width_error(
 
 def test_a_hash_width_within_the_quick_bound_still_gets_the_learners_exact_check():
     # 1 + 1000 fits 8,192, but the online 'all' head is 1 + 256 + 9 x 1000 = 9,257 columns
-    with pytest.raises(ConfigError, match=r"^model: hash_width=1000 gives the 'all' head 9,257 design columns"):
+    with pytest.raises(ConfigError, match=r"^model\.hash_width: hash_width=1000 gives the 'all' head 9,257 design columns"):
         build_learner(load_config_dict({"model": {"hash_width": 1000}}))
     assert build_learner(load_config_dict({"model": {"kind": "analytic", "hash_width": 1000}})).hash_width == 1000
 
