@@ -33,7 +33,8 @@ from stream_cl.config import ConfigError
 from .kafka_assignment import ms_left
 from .logs import log_event
 
-__all__ = ["ChangelogTable", "ensure_changelog_topic", "read_topic_configs"]
+__all__ = ["PRODUCER_REQUEST_ROOM", "SOCKET_REQUEST_ROOM", "ChangelogTable", "check_request_limit", "ensure_changelog_topic",
+           "read_topic_configs"]
 
 log = logging.getLogger("stream_cl.changelog")
 
@@ -44,8 +45,11 @@ def ensure_changelog_topic(admin: KafkaAdminClient, name: str, partitions: int, 
 
     An existing topic must be compacted and only compacted (:func:`check_changelog_policy`).
     Its ``max.message.bytes`` is set on it when smaller than ``max_message_bytes`` or not its
-    own (a broker default that could change under it).
+    own (a broker default that could change under it); where the broker refuses that and the
+    topic's own limit is smaller, a ConfigError names both. A ``max_message_bytes`` the brokers'
+    ``socket.request.max.bytes`` cannot take is refused first (:func:`check_request_limit`).
     """
+    check_request_limit(admin, max_message_bytes)
     configs = {"cleanup.policy": "compact", "max.message.bytes": str(max_message_bytes),
                # compact soon, but keep a freshly written state uncompacted for a while (readers catching up)
                "min.compaction.lag.ms": "60000", "segment.ms": "3600000"}
@@ -60,9 +64,68 @@ def ensure_changelog_topic(admin: KafkaAdminClient, name: str, partitions: int, 
     check_changelog_policy(name, *current.get("cleanup.policy", (None, "")))
     limit, source = current.get("max.message.bytes", ("0", ""))
     if source in BROKER_SOURCES or int(limit or 0) < max_message_bytes:
-        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name,
-                                            configs={"max.message.bytes": str(max_message_bytes)})])
+        answer = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name,
+                                                     configs={"max.message.bytes": str(max_message_bytes)})])
+        # kafka-python answers a refused alter (no AlterConfigs ACL, a managed cluster's policy capping
+        # max.message.bytes) with an error string, and raises nothing: the member went on believing the topic
+        # took records of max_message_bytes, and every transaction holding a larger part than the topic's own
+        # limit aborted (MessageSizeTooLargeError), the member starting over for ever (review r145)
+        refused = _alter_refused(answer, name)
+        if refused is not None and int(limit or 0) < max_message_bytes:
+            raise ConfigError(
+                f"changelog.max_message_bytes: the changelog topic {name!r} takes records of at most {limit} bytes "
+                f"(its max.message.bytes), and raising that to {max_message_bytes} was refused ({refused}); raise it "
+                f"yourself (kafka-configs.sh --alter --entity-type topics --entity-name {name} --add-config "
+                f"max.message.bytes={max_message_bytes}), or lower changelog.max_message_bytes to at most {limit} "
+                "if the model's parts fit there")
+        if refused is not None:  # the topic's limit is large enough as it is: only not set as its own
+            log.warning("changelog topic %r: max.message.bytes not set on the topic (%s); it keeps the broker's %s",
+                        name, refused, limit)
     return False
+
+
+def _alter_refused(answer, name: str) -> str | None:
+    """The error kafka-python's ``alter_configs`` answered for topic ``name`` (it raises none), or None where
+    it took the change (``'OK'``) or its answer does not say."""
+    result = answer.get("topic", {}).get(name) if isinstance(answer, dict) else None
+    return None if result is None or result == "OK" else str(result)
+
+
+# The daemon's producer sends requests of up to changelog.max_message_bytes + this (its max_request_size,
+# connectors.daemon_build: a part and the interval's other batches)
+PRODUCER_REQUEST_ROOM = 65_536
+# what a broker must take in one request beyond changelog.max_message_bytes: the above, and the request's own header
+SOCKET_REQUEST_ROOM = PRODUCER_REQUEST_ROOM + 4_096
+
+
+def check_request_limit(admin: KafkaAdminClient, max_message_bytes: int) -> None:
+    """Refuse (a ConfigError) a ``changelog.max_message_bytes`` whose producer requests the brokers cannot take.
+
+    A broker closes the connection of a request over its ``socket.request.max.bytes`` (100 MiB by default;
+    ``InvalidReceiveException`` in its log) whatever the topic's ``max.message.bytes`` says: the producer
+    tries again until the transaction times out, and the member starts over and meets it again, for ever
+    (review r145: a default learner with ``hash_width = 512`` makes a 183 MiB part, and the refusal of
+    a part over the limit says to raise ``changelog.max_message_bytes``). Best effort: where the brokers'
+    settings cannot be read (no DescribeConfigs on the cluster), nothing is checked."""
+    try:
+        brokers = [str(b.get("broker_id", b.get("node_id"))) for b in admin.describe_cluster().get("brokers", [])]
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, b) for b in brokers],
+                                           config_filter="all")
+        limits = {b: int(described["broker"][b]["socket.request.max.bytes"]["value"]) for b in brokers}
+    except Exception as e:  # noqa: BLE001 -- a check that cannot be made is no reason to refuse a start
+        log.debug("socket.request.max.bytes not read: %s: %s", type(e).__name__, e)
+        return
+    if not limits:
+        return
+    broker, least = min(limits.items(), key=lambda kv: kv[1])
+    if max_message_bytes + SOCKET_REQUEST_ROOM > least:
+        raise ConfigError(
+            f"changelog.max_message_bytes: {max_message_bytes} bytes does not fit the producer's requests within "
+            f"broker {broker}'s socket.request.max.bytes ({least} bytes), which closes the connection of a larger "
+            f"request whatever the topic's max.message.bytes says, so a changelog record that large could never be "
+            f"written; lower changelog.max_message_bytes to at most {least - SOCKET_REQUEST_ROOM} (a part that does not "
+            "fit there needs a narrower model: fewer inputs, a smaller hash_width or width, or model.kind = "
+            "\"analytic\"), or raise socket.request.max.bytes on every broker")
 
 
 # where a topic's config comes from when the topic has no value of its own (kafka-python's

@@ -42,6 +42,7 @@ def build_daemon(cls, config: Config, stop_event: threading.Event | None = None,
     of the run reached a broker (None: a contact of this build's own)."""
     from stream_cl.factory import build_learner
 
+    from .changelog import PRODUCER_REQUEST_ROOM
     from .kafka import KafkaSource
     from .kafka_python_install import install_warnings
     from .kafka_settings import check_kafka_config, producer_options, transactional_id
@@ -67,7 +68,7 @@ def build_daemon(cls, config: Config, stop_event: threading.Event | None = None,
     contact = contact.again() if contact is not None else BrokerContact(kcfg, stop_event)
     table = changelog.table_for(config, learner, contact)  # None: no changelog (off, or a learner without partition parts)
     make = ProcessPublisher if kcfg.publisher == "process" else InlinePublisher
-    max_request = max(kcfg.max_message_bytes, config.changelog.max_message_bytes + 65_536 if table else 0)
+    max_request = max(kcfg.max_message_bytes, config.changelog.max_message_bytes + PRODUCER_REQUEST_ROOM if table else 0)
     try:  # nothing is left running if a part cannot be made
         contact()  # a broker first (where the changelog made no client yet)
         dead_letter_topic_bytes = topic_max_message_bytes(kcfg, kcfg.dead_letter_topic)
