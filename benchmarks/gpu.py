@@ -154,6 +154,9 @@ def default_learner_rows(devices: list[str], streams: str, n: int, per_event_n: 
     rows = []
     for name in resolve_names(streams, list(STREAMS), "stream"):
         events = materialise(name, n, 42).events
+        if len(events) != n:  # a bundled data set ends early or is not capped (ImageSegments: its 2,310 rows)
+            print(f"{name}: {len(events):,} events (the whole bundled data set), not {n:,}; one at a time over "
+                  f"the first {min(per_event_n, len(events)):,}", flush=True)
         ref = None
         for device in devices:
             r = default_learner(device, events, batch, per_event_n)
@@ -223,7 +226,7 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--streams", default="Agrawal,Hyperplane,LEDDrift,ImageSegments",
                    help="vs_river.py streams for the default learner's rows ('' for none)")
-    p.add_argument("--stream-n", type=int, default=5000, help="events per stream (batched)")
+    p.add_argument("--stream-n", type=int, default=5000, help="events per stream (batched); a bundled data set runs whole (ImageSegments: 2,310), and says so")
     p.add_argument("--per-event-n", type=int, default=1000, help="events per stream one at a time")
     p.add_argument("--crossover-widths", default="256,512,1024,2048,4096",
                    help="RandomFeatures widths for the crossover rows ('' for none)")

@@ -26,7 +26,10 @@ In 2. and 3. each run first builds the model and learns (and predicts) one batch
 the construction, the growth to 512 inputs and the first factorisation (which the first
 batch makes twice, in its update and in its prediction) are left out, and the timed
 batches are steady ones, as the per-batch flop count assumes. (Until the commit that added
-this warm batch they were timed; RESULTS.md section 2 says by how much.)
+this warm batch they were timed; RESULTS.md section 2 says by how much.) In 5. each run's
+learner is built from the warm state outside the timing too (until review r146 its construction
+and ``load_state_dict``, ~2-3 ms, ~3% of the 8 batches, were timed with them); the flop counts of
+2. and 3. include the update's half solve ``L^-1 B`` (d^2 c, ~1%; left out until review r146).
 """
 
 from __future__ import annotations
@@ -99,7 +102,9 @@ def ridge_update(repeat: int, d=513, c=10, b=256, batches=8) -> tuple[float, flo
             ridge.predict(X[i * b : (i + 1) * b])
 
     t = best_steady_time(warm, run, repeat) / batches
-    flops = update_flops(b, d, c) + 2.0 * d * d * c + 2.0 * b * d * c  # + W = R B and the predictions
+    # + the update's half solve L^-1 B (d^2 c: update_flops leaves the chunk-start weights to the caller,
+    # as learner_flops adds them), W = R B by two solves and the predictions
+    flops = update_flops(b, d, c) + d * d * c + 2.0 * d * d * c + 2.0 * b * d * c
     return flops / t / 1e9, b / t
 
 
@@ -122,7 +127,8 @@ def learn_predict_many(repeat: int, n_features=512, c=10, b=256, batches=8) -> t
             model.learn_many(X, y)
 
     t = best_steady_time(warm, run, repeat) / batches
-    flops = update_flops(b, n_features + 1, c) + 2.0 * (n_features + 1) ** 2 * c + 2.0 * b * (n_features + 1) * c
+    d = n_features + 1
+    flops = update_flops(b, d, c) + d * d * c + 2.0 * d * d * c + 2.0 * b * d * c  # as ridge_update counts them
     return flops / t / 1e9, b / t
 
 
@@ -179,12 +185,14 @@ def learner_batches(repeat: int, n_features=10, c=5, b=256, batches=8) -> tuple[
     flops = learner_flops(warm, b)
     state = warm.state_dict()
 
-    def run():
-        model = OnlineContinualLearner(device="cpu").load_state_dict(state)
+    def fresh():  # a learner at the warm state, built outside the timing (~2-3 ms: ~3% of 8 batches)
+        return OnlineContinualLearner(device="cpu").load_state_dict(state)
+
+    def run(model):
         for i in range(4, 4 + batches):
             model.prequential_batch(xs[i * b : (i + 1) * b], ys[i * b : (i + 1) * b])
 
-    t = best_time(run, repeat) / batches
+    t = best_steady_time(fresh, run, repeat) / batches
     return flops / t / 1e9, b / t, flops, max(h.ridge.n_features for h in warm.heads_)
 
 
