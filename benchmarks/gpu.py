@@ -226,7 +226,8 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--streams", default="Agrawal,Hyperplane,LEDDrift,ImageSegments",
                    help="vs_river.py streams for the default learner's rows ('' for none)")
-    p.add_argument("--stream-n", type=int, default=5000, help="events per stream (batched); a bundled data set runs whole (ImageSegments: 2,310), and says so")
+    p.add_argument("--stream-n", type=int, default=5000,
+                   help="events per stream (batched); a bundled data set runs whole (ImageSegments: 2,310), and says so")
     p.add_argument("--per-event-n", type=int, default=1000, help="events per stream one at a time")
     p.add_argument("--crossover-widths", default="256,512,1024,2048,4096",
                    help="RandomFeatures widths for the crossover rows ('' for none)")
