@@ -157,6 +157,7 @@ def describe_model(daemon) -> dict:
         "features": len(names),
         "feature_names": [str(n) for n in names[:FEATURE_NAMES_SHOWN]],
         "heads": heads,
+        **({"sgd_weight": status.sgd_weight} if status is not None and status.sgd_weight is not None else {}),
         "checkpoint": {
             "seq": m.checkpoint_seq,
             "path": getattr(m, "checkpoint_path", "") or m.restored_from or None,

@@ -363,6 +363,9 @@ class StreamingClassifier(ContinualMonitoring, base.MiniBatchClassifier):
     def _learning_rates(self) -> list | None:
         return None
 
+    def _sgd_weight(self) -> float | None:
+        return None
+
     def status(self) -> LearnerStatus:
         """A snapshot of what the learner knows and how it is set (:mod:`stream_cl.status`)."""
         drift = None
@@ -376,4 +379,4 @@ class StreamingClassifier(ContinualMonitoring, base.MiniBatchClassifier):
             category_overflow=int(index.overflow_total), heads=self._head_status(), drift=drift, need=self.need_,
             replay_samples=self.replay_size_ if self.replay_ is not None else None,
             replay_bytes=self.replay_bytes_ if self.replay_ is not None else None,
-            learning_rates=self._learning_rates(), partitions=self.partitions_)
+            learning_rates=self._learning_rates(), partitions=self.partitions_, sgd_weight=self._sgd_weight())

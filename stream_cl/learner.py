@@ -266,6 +266,11 @@ class OnlineContinualLearner(LearnerState, OnlineParts, ContinualSteps, OneEvent
         return [HeadStatus(forgetting=float(h.ridge.forgetting), base_forgetting=float(lam), view=str(view),
                            weight=weights[i]) for i, (h, (lam, view)) in enumerate(zip(self.heads_, self.heads))]
 
+    def _sgd_weight(self) -> float | None:
+        """The SGD head's weight: the mixture's last member (``/model`` listed the ridge heads' alone, whose weights
+        then summed to less than 1: 0.62 in one run of review r139's)."""
+        return float(self.mixer_.weights()[-1]) if self.sgd_ is not None else None
+
     # -- state -------------------------------------------------------------------------
 
 

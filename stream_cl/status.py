@@ -55,4 +55,5 @@ class LearnerStatus:
     replay_samples: int | None = None  # over every partition's buffer
     replay_bytes: int | None = None
     learning_rates: list | None = None  # per layer (trainable learner)
+    sgd_weight: float | None = None  # the SGD head's mixture weight (the heads' and this sum to 1); None without one
     partitions: list = field(default_factory=list)  # partitions the learner holds a part of
