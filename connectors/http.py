@@ -231,6 +231,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         path = self.path.split("?", 1)[0]
+        if self.headers.get("Content-Length", "0").strip() not in ("", "0") or "Transfer-Encoding" in self.headers:
+            # a body is never read: kept open, the connection's next request was parsed from it (a 501 for
+            # "abcGET ..."). Answered, then closed (review r139)
+            self.close_connection = True
         try:
             answer = self._answer(path)
         except Exception as e:  # never kill the server thread; say what failed
