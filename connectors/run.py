@@ -226,12 +226,13 @@ class _Outputs:
             raise broken
 
 
-def check_outputs(run: RunConfig, source_path: str = "") -> None:
+def check_outputs(run: RunConfig, source_path: str = "", config_path: str | None = None) -> None:
     """Raise :class:`ConfigError`, naming the key, for an output file (``run.predictions``,
     ``run.dead_letters``, ``run.report``) that is the source file (a sink opened for writing
-    would empty it), the same file as another output, a directory, or not writable; and for
-    a path (the source's too) with a NUL character, which no file name holds (``os.stat`` raises
-    ValueError for it, not OSError: it was a traceback).
+    would empty it), the config file ``config_path`` (the command line's ``--config``), the same
+    file as another output, a directory, not writable, or ``-`` (a file of that name, not standard
+    output: ``/dev/stdout`` is); and for a path (the source's too) with a NUL character, which no
+    file name holds (``os.stat`` raises ValueError for it, not OSError: it was a traceback).
 
     >>> check_outputs(RunConfig(predictions="runs/p.jsonl", dead_letters="runs/p.jsonl"))
     Traceback (most recent call last):
@@ -240,15 +241,22 @@ def check_outputs(run: RunConfig, source_path: str = "") -> None:
     """
     check_path("source.path", source_path)
     source = _file_identity(source_path) if source_path else None
+    config_file = _file_identity(config_path) if config_path else None
     seen: dict = {}
     for name in _OUTPUTS:
         path, key = getattr(run, name), f"run.{name}"
         if not path:
             continue
         check_path(key, path)
+        if path == "-":  # (review r142: a file named "-" appeared in the working directory)
+            raise ConfigError(f"{key}: '-' would be a file of that name, not standard output; write /dev/stdout "
+                              "for standard output, or a file path")
         ident = _file_identity(path)
         if ident == source:
             raise ConfigError(f"{key}: {path!r} is the source file (source.path); writing it would destroy the input: "
+                              "choose another path")
+        if ident == config_file:  # (review r142: --report cfg.toml replaced the config with the report)
+            raise ConfigError(f"{key}: {path!r} is the config file (--config); writing it would destroy the config: "
                               "choose another path")
         if ident in seen:
             raise ConfigError(f"{key}: {path!r} is also {seen[ident]}; give each output its own file")
