@@ -62,7 +62,8 @@ class DaemonStatus:
     """Health, readiness and the model description of the daemon attached (``None`` while starting).
 
     Reads ``daemon.metrics.state`` and ``daemon.metrics.heartbeat`` (``clock()`` time of
-    the loop's last turn), and whether ``daemon.source.assigned`` is non-empty.
+    the loop's last turn), whether ``daemon.source.assigned`` is non-empty, and whether
+    ``daemon.stop`` is set (a stop asked for: not ready, before the loop's turn ends).
     """
 
     def __init__(self, stall_timeout_s: float, clock: Callable[[], float] = time.monotonic):
@@ -107,6 +108,9 @@ class DaemonStatus:
         body = {"state": m.state, "partitions": n_assigned}
         if m.state != "running":
             return False, {"status": "not_ready", **body, "detail": f"daemon {m.state}"}
+        stop = getattr(d, "stop", None)  # set by SIGTERM's handler at once; the loop says "stopping" only after its turn
+        if stop is not None and stop.is_set():  # (a batch, a fold, a poll held by a rebalance: seconds to minutes)
+            return False, {"status": "not_ready", **body, "detail": "stop requested: finishing the batch in flight"}
         if not n_assigned:
             return False, {"status": "not_ready", **body, "detail": "no partitions assigned"}
         return True, {"status": "ready", **body}

@@ -30,7 +30,7 @@ list to the package's modules; the edges, Kafka and files, are :mod:`connectors`
 * continual learning: ``replay.buffers``, ``replay.groups``, ``replay.rows``, ``replay.rng``,
   ``drift``, ``detectors``, ``homeostasis``, ``checks``
 * partitions, the unit of state: ``parts``, ``part_stats``, ``online_parts``, ``part_exchange``,
-  ``served_sums``, ``contribution``
+  ``served_sums``, ``contribution``, ``local_swaps`` (reads from other threads that a swap cannot tear)
 * events in: ``events`` (the records and protocols connectors speak), ``decode``, ``record_decoders``,
   ``field_values``, ``json_checks``, ``mapping_check``
 * labels and prequential runs: ``pending``, ``pending_state``, ``pending_stores``, ``prequential``

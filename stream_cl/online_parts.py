@@ -63,10 +63,13 @@ class OnlineParts(HeadWidths, PartitionedLearner):
     # of them (ContinualMonitoring reads the active partition's only; ContinualSteps sums over
     # _every_local).
     def _every_local(self, attr: str) -> list:
-        """``attr`` of every partition's local state that has one, the active partition's last."""
-        held = [p.local[attr] for p in self._parts.values() if p.local is not None]
-        mine = getattr(self, attr)
-        return [v for v in (*held, mine) if v is not None]
+        """``attr`` of every partition's local state that has one, the active partition's last; read from
+        another thread (a metrics scrape), with no swap of partitions under way (:meth:`_read_settled`)."""
+        def read() -> list:
+            held = [p.local[attr] for p in list(self._parts.values()) if p.local is not None]  # (one C-level copy)
+            return [v for v in (*held, getattr(self, attr)) if v is not None]
+
+        return self._read_settled(read)
 
     @property
     def alarms_(self) -> list:
@@ -116,6 +119,7 @@ class OnlineParts(HeadWidths, PartitionedLearner):
 
     def _local_state(self, local: dict) -> dict:
         saved = self._get_local()
+        self._swap_begin()  # ``local`` swapped in for a moment: the active partition's is nowhere else (LocalSwaps)
         try:
             self._set_local(local)
             return {"scaler": self.scaler_.state_dict(), "sgd": self.sgd_.state_dict() if self.sgd_ is not None else None,
@@ -123,6 +127,7 @@ class OnlineParts(HeadWidths, PartitionedLearner):
                     "continual": self._continual_state() if self._continual else None}
         finally:
             self._set_local(saved)
+            self._swap_end()
 
     def _local_from_state(self, state: dict, rows: np.ndarray, width: int) -> dict:
         """A local state from a contribution's, its inputs moved to ``rows`` of ``width``."""
@@ -167,12 +172,14 @@ class OnlineParts(HeadWidths, PartitionedLearner):
         (its rows are raw inputs). Imbalance statistics and shadow heads are indexed by design
         columns: :meth:`_align_local` moves them."""
         saved = self._get_local()
+        self._swap_begin()  # (as in _local_state)
         try:
             self._set_local(local)
             self._load_continual_state(state)
             local.update({a: getattr(self, a) for a in LOCAL_ATTRS})
         finally:
             self._set_local(saved)
+            self._swap_end()
         if local["replay_"] is not None and not np.array_equal(rows, np.arange(len(rows))):
             local["replay_"].move_inputs(rows)
 

@@ -59,6 +59,7 @@ from collections.abc import Hashable
 import numpy as np
 
 from .base_learner import stacked
+from .local_swaps import LocalSwaps
 from .part_exchange import PartExchange
 from .part_stats import Part, PartStats, check_partition, classes_with_rows, install
 from .served_sums import ServedSums
@@ -71,7 +72,7 @@ __all__ = ["PartStats", "Part", "PartitionedLearner", "SUM_EVERY_ROWS", "check_p
 SUM_EVERY_ROWS = 256
 
 
-class PartitionedLearner(ServedSums, PartExchange):
+class PartitionedLearner(ServedSums, PartExchange, LocalSwaps):
     """Partitions for a learner with ridge heads (module docstring). The learner provides:
 
     ``_ridge_heads()`` (the served :class:`~stream_cl.heads.RidgeClassHead` list),
@@ -148,17 +149,21 @@ class PartitionedLearner(ServedSums, PartExchange):
             return  # its part, which has learned nothing yet
         if not self._multi:
             self._go_multi()
-        old = self._parts[self._active]
-        old.local = self._get_local()
-        part = self._parts.get(partition)
-        if part is None:
-            part = self._parts[partition] = Part([PartStats(h.la) for h in self._ridge_heads()], self._fresh_local(),
-                                                 classes=[])
-        self._set_local(part.local)
-        part.local = None
-        for head, stats in zip(self._ridge_heads(), part.stats):
-            head.part = stats
-        self._active = partition
+        self._swap_begin()  # until part.local is None, a partition's local state is in two places (LocalSwaps)
+        try:
+            old = self._parts[self._active]
+            old.local = self._get_local()
+            part = self._parts.get(partition)
+            if part is None:
+                part = self._parts[partition] = Part([PartStats(h.la) for h in self._ridge_heads()],
+                                                     self._fresh_local(), classes=[])
+            self._set_local(part.local)
+            part.local = None
+            for head, stats in zip(self._ridge_heads(), part.stats):
+                head.part = stats
+            self._active = partition
+        finally:
+            self._swap_end()
         self._active_learned = part.events > 0
         if any(h.ridge.forgetting < 1.0 or h.approximate for h in self._ridge_heads()):
             if learn or self._since_sum:
