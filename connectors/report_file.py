@@ -26,6 +26,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -38,12 +39,16 @@ __all__ = ["clear_report", "write_report"]
 
 def clear_report(path: str) -> int | None:
     """Remove the report an earlier run left at ``path`` (module docstring), and the temporary files of
-    a report write that was killed; return the old report's permission bits, which :func:`write_report`
+    a report write to ``path`` that was killed (``.NAME.<pid>.tmp``; not ``run.json``'s for ``run``, which another
+    run may be writing); return the old report's permission bits, which :func:`write_report`
     gives the new one (a report made private stays so), or None. A link to a file, or a file that cannot
     be removed, is emptied instead; anything else (a device, a pipe) is left."""
     if not path:
         return None
+    own = re.compile(re.escape(_tmp_prefix(path)) + r"[0-9]+\.tmp")
     for stale in Path(path).parent.glob(f"{glob.escape(_tmp_prefix(path))}*.tmp"):
+        if not own.fullmatch(stale.name):  # another report's write, under way in another run (review r150)
+            continue
         try:
             stale.unlink()
         except OSError:
