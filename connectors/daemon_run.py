@@ -185,7 +185,10 @@ def _wait_before_rebuild(stop: threading.Event, metrics: DaemonMetrics | None, d
     while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
         if metrics is not None:
             metrics.beat()
-        stop.wait(min(left, 1.0))
+        # not stop.wait(): this is the main thread, where SIGTERM's handler calls stop.set(), and a signal in
+        # the bytecodes where Event.wait holds the Event's plain lock left the handler waiting on it for good
+        # (review r149). A sleep the signal interrupts holds no lock; the flag is read every 0.1 s.
+        time.sleep(min(left, 0.1))
 
 
 def _build_and_run_once(config: Config, stop: threading.Event, on_ready, server, metrics,

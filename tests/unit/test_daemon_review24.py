@@ -441,15 +441,16 @@ def test_the_wait_before_a_start_over_beats_and_ends_at_a_stop(monkeypatch, capl
         def is_set(self):
             return clock[0] >= self.set_at
 
-        def wait(self, timeout):
-            waits.append(timeout)
-            clock[0] += timeout
+    def sleep(seconds):  # (the wait sleeps in steps: it must not wait on the Event, test_rejoin_wait_signal.py)
+        waits.append(seconds)
+        clock[0] += seconds
 
-    monkeypatch.setattr(daemon_run, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(daemon_run, "time", SimpleNamespace(monotonic=lambda: clock[0], sleep=sleep))
     metrics = SimpleNamespace(beat=lambda: beats.append(clock[0]))
     with caplog.at_level(logging.INFO, logger="stream_cl.daemon"):
         daemon_run._wait_before_rebuild(Stop(), metrics, 8.0)
-    assert waits == [1.0, 1.0, 1.0, 1.0] and beats == [0.0, 1.0, 2.0, 3.0]  # the heartbeat goes on: /healthz
+    assert 3.5 <= sum(waits) < 3.6 and max(waits) <= 0.1  # ends at the stop, not after 8 s
+    assert len(beats) == len(waits) and beats[0] == 0.0  # the heartbeat goes on at every step: /healthz
     (line,) = _lines(caplog.records)
     assert line["event"] == "rejoin_delayed" and line["delay_s"] == 8.0 and line["level"] == "WARNING"
     waits.clear()
