@@ -199,7 +199,8 @@ class PrequentialStats:
         to 0.0 on the progress line; review r95)."""
         if self.windows:
             return self.windows[-1]["accuracy"]
-        return self._win_hits / self._win_n if self._win_n else float("nan")
+        hits, n = self._win_hits, self._win_n  # read once: a scrape on another thread, as the first window
+        return hits / n if n else float("nan")  # completes, read n before its reset and divided by the reset 0 (r149)
 
     def class_names(self) -> dict:
         """Each class -> its name in the report (:func:`~stream_cl.metrics.report_names`): one
