@@ -19,7 +19,7 @@ from ..runtime import one_blas_thread
 from ..status import HeadStatus
 from .analytic_design import AnalyticDesign
 from .analytic_state import AnalyticState
-from .class_head import RidgeClassHead, scores_to_proba
+from .class_head import RidgeClassHead, overflow_free, scores_to_proba
 
 __all__ = ["AnalyticClassifier"]
 
@@ -235,8 +235,13 @@ class AnalyticClassifier(AnalyticDesign, AnalyticState, PartitionedLearner, Stre
         if not self.head_.classes:  # nothing learned yet: the event is still judged as it would be later
             self.predict_proba_batch([x], partition=partition)
             return {}
-        s = self._scores_one(x) / self.temperature
-        e = np.exp(s - s.max())
+        scores = self._scores_one(x)
+        s = scores / self.temperature
+        top = s.max()
+        if top == np.inf:  # a score past temperature x 1.8e308: inf - inf had made every probability NaN
+            s = overflow_free(scores) / self.temperature
+            top = s.max()
+        e = np.exp(s - top)
         return dict(zip(self.head_.classes, (e / e.sum()).tolist()))
 
     def predict_one(self, x: Mapping, partition: Hashable = None):

@@ -14,7 +14,7 @@ import numpy as np
 from ..state_checks import CORRUPT, saved_array
 from .ridge import RecursiveRidge
 
-__all__ = ["RidgeClassHead", "scores_to_proba"]
+__all__ = ["RidgeClassHead", "overflow_free", "scores_to_proba"]
 
 
 def scores_to_proba(scores: np.ndarray, temperature: float) -> np.ndarray:
@@ -27,20 +27,39 @@ def scores_to_proba(scores: np.ndarray, temperature: float) -> np.ndarray:
     >>> scores_to_proba(np.array([[0.9, 0.1], [-np.inf, -np.inf]]), 0.1).round(4).tolist()
     [[0.9997, 0.0003], [0.0, 0.0]]
     """
-    s = np.asarray(scores, dtype=np.float64) / temperature  # (b, c)
+    scores = np.asarray(scores, dtype=np.float64)
+    s = scores / temperature  # (b, c)
     if s.shape[1] == 0:
         return s
     if s.shape[0] == 1:  # one event (the per-event loop): the same arithmetic in fewer calls
         top = s.max()
+        if top == np.inf:  # a score past temperature x 1.8e308 (temperature down to 1e-300 is taken)
+            s = overflow_free(scores) / temperature
+            top = s.max()
         if not np.isfinite(top):
             return np.zeros_like(s)
         e = np.exp(s - top)  # exp(-inf) is exactly 0: unknown classes get 0
         return e / e.sum(axis=1, keepdims=True)
     top = s.max(axis=1, keepdims=True)
+    if (top == np.inf).any():  # as above, in some rows (it had shown them all zeros)
+        s = np.where(top == np.inf, overflow_free(scores) / temperature, s)
+        top = s.max(axis=1, keepdims=True)
     known = np.isfinite(top)
     e = np.exp(s - np.where(known, top, 0.0), where=np.isfinite(s), out=np.zeros_like(s))
     total = e.sum(axis=1, keepdims=True)
     return np.divide(e, total, where=total > 0, out=np.zeros_like(e))
+
+
+def overflow_free(scores: np.ndarray) -> np.ndarray:
+    """``scores`` (..., c) less each row's largest finite one, so that ``/ temperature`` cannot reach ``+inf``
+    (the softmax is the same; ``-inf``, a class not yet known, stays). For scores that overflowed divided by a
+    tiny temperature: ``inf - inf`` made a prediction's probabilities NaN, or all 0 (review r147).
+
+    >>> overflow_free(np.array([[2e9, 1e9, -np.inf]])).tolist()
+    [[0.0, -1000000000.0, -inf]]
+    """
+    top = np.max(np.where(np.isfinite(scores), scores, -np.inf), axis=-1, keepdims=True)
+    return scores - np.where(np.isfinite(top), top, 0.0)
 
 
 class RidgeClassHead:
@@ -51,7 +70,10 @@ class RidgeClassHead:
         self.classes: list[Hashable] = []
         self.counts: list[float] = []
         self._pos: dict[Hashable, int] = {}
-        self._onehot = np.zeros((0, 0))
+        # one reused target row (c,): 0 but for the learned class while learn_row runs. Not np.eye(c), whose rows
+        # it had read: rebuilt at every new class, it made a head of 10,000 classes (the daemon's bound) hold
+        # 800 MB and learning them one by one O(c^3) (6,000 classes: 288 MB and 66 s; review r147)
+        self._onehot = np.zeros(0)
         # the statistics of the partition being learned (stream_cl.parts), when the learner
         # serves several: every learned row also goes there, on that partition's own clock,
         # while the served statistics decay by served_forgetting (the learning partition's share)
@@ -175,17 +197,21 @@ class RidgeClassHead:
             k = self._pos[y]
             prior = None  # scores of the model before it grew
         c = len(self.classes)
-        if self._onehot.shape[0] != c:
-            self._onehot = np.eye(c)  # rows are the one-hot targets, reused read-only
+        if self._onehot.shape != (c,):  # (a head pickled before r147 holds the (c, c) identity)
+            self._onehot = np.zeros(c)
+        y_row = self._onehot  # the one-hot target of class k, for the calls below (which keep no reference)
+        y_row[k] = 1.0
         lam = self._serve_clock()
         try:
-            prior = self.ridge.update_one(z, self._onehot[k], weight, k, prior)
+            prior = self.ridge.update_one(z, y_row, weight, k, prior)
+            if self.part is not None:
+                # (d,) -> (1, d), (c,) -> (1, c)
+                self.part.absorb(z[None, :], y_row[None, :], None if weight == 1.0 else np.array([weight]), lam)
         finally:
             self.ridge.forgetting = lam
+            y_row[k] = 0.0
         self.counts[k] += weight
         if self.part is not None:
-            # (d,) -> (1, d), (c,) -> (1, c)
-            self.part.absorb(z[None, :], self._onehot[k][None, :], None if weight == 1.0 else np.array([weight]), lam)
             self.approximate = self.approximate or self._served_decay(lam) < 1.0
         if is_new:
             prior[k] = -np.inf
