@@ -50,7 +50,8 @@ def refuse_own_outputs(cfg: KafkaConfig, changelog_topic: str) -> None:
 
 def check_subscribed_topics(consumer: KafkaConsumer, cfg: KafkaConfig, topics: list[str]) -> None:
     """Fetch the subscribed ``topics``' metadata before the first poll joins the group, and say
-    which do not exist; refuse a labels topic whose partitions cannot match the events'.
+    which do not exist; refuse a labels topic whose partitions cannot match the events' (or an events
+    topic missing beside a labels topic of several partitions).
 
     With the metadata at hand the first assignment already holds every partition
     (without it the group leader assigns nothing, kafka-python warns "No partition
@@ -79,6 +80,18 @@ def check_subscribed_topics(consumer: KafkaConsumer, cfg: KafkaConfig, topics: l
                 "created on first use it would get the broker's default partition count, and a label must reach "
                 f"the member that holds its event's partition; create it first with {n} partitions, e.g. "
                 f"kafka-topics.sh --bootstrap-server HOST:PORT --create --topic {cfg.labels_topic} --partitions {n}")
+    if cfg.labels_topic and counts.get(cfg.labels_topic, 0) > 1:
+        # the mirror case: an events topic created on first use gets the broker's default count (1 on the dev
+        # broker) beside a labels topic of several partitions, and the labels of every partition past the
+        # events' count never joined, silently (review r151)
+        missing = [t for t in cfg.topics if not counts.get(t)]
+        if missing:
+            n = counts[cfg.labels_topic]
+            raise ConfigError(
+                f"kafka.topics: {missing[0]!r} does not exist and the labels topic {cfg.labels_topic!r} has {n} "
+                "partitions: created on first use it would get the broker's default partition count, and a label "
+                f"must reach the member that holds its event's partition; create it first with {n} partitions, e.g. "
+                f"kafka-topics.sh --bootstrap-server HOST:PORT --create --topic {missing[0]} --partitions {n}")
     if cfg.labels_topic and counts.get(cfg.labels_topic):
         for topic in cfg.topics:
             if counts.get(topic) and counts[topic] != counts[cfg.labels_topic]:

@@ -55,6 +55,23 @@ class PendingStores:
         """The partition keys that have a store, as a list."""
         return list(self.stores)
 
+    def holder(self, event_id, besides: Hashable) -> Hashable | None:
+        """The partition key of a store other than ``besides`` (and ``None``'s) where event ``event_id``
+        waits; ``None``: no other store holds it. A label joins only its own partition's store, so a
+        label that waits while its event waits in another partition was keyed (or partitioned) unlike
+        its event, and will never join it.
+
+        >>> from stream_cl.events import Event
+        >>> stores = PendingStores(clock=lambda: 0.0)
+        >>> stores.for_key("events/1").add(Event({"a": 1.0}, id="e1"))
+        >>> stores.holder("e1", besides="events/0"), stores.holder("e1", besides="events/1")
+        ('events/1', None)
+        """
+        for key, store in list(self.stores.items()):
+            if key is not None and key != besides and event_id in store:
+                return key
+        return None
+
     def _all(self) -> list[PendingLabels]:
         """The stores, copied in one step: an exporter thread reads the totals while the loop adds
         and drops stores at rebalances (iterating the dict itself could meet it resized)."""
