@@ -216,7 +216,10 @@ class Router:
                             found = store.add_committed(e, published=told, committed=replayed)
                             if found is None and not replayed:  # waits, counted predict-only by self.step
                                 self._counted_waiting[(key, e.id)] = None
-                                if len(self._counted_waiting) > self._counted_bound * max(len(self.pending.stores), 1):
+                                # down to the bound of the stores held now: after a rebalance took stores away,
+                                # one pop per add had kept the old bound's size for the life of the process (r152)
+                                bound = self._counted_bound * max(len(self.pending.stores), 1)
+                                while len(self._counted_waiting) > bound:
                                     self._counted_waiting.popitem(last=False)
                             if found is not None:
                                 labelled, label_committed, label_origin = found
