@@ -181,8 +181,10 @@ class Redact(logging.Filter):
                 self.secrets = self.secrets | found
 
     def mask(self, text: str) -> str:
-        """``text`` with every secret replaced (the same object when none occurs)."""
-        for secret in self.secrets:
+        """``text`` with every secret replaced (the same object when none occurs). The longest first: a
+        secret inside another (a key password ``changeit``, a SASL password ``changeit-sasl-42``) masked
+        first left the rest of the longer one in the line, as the set's order chose (review r153)."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
             if secret in text:
                 text = text.replace(secret, REDACTED)
         return text

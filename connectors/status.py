@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -196,11 +197,25 @@ class StatusReporter:
         tmp = f"{self.status_file}.tmp"
         try:
             Path(self.status_file).parent.mkdir(parents=True, exist_ok=True)
+            mode = _file_mode(self.status_file)
             with open(tmp, "w") as f:
+                # the file put in its place by the rename keeps its bits: it took the umask's, and a status
+                # file made 0600 was world-readable a second later (review r153; the run report's are kept too)
+                if mode is not None:
+                    os.fchmod(f.fileno(), mode)
                 json.dump(data, f, default=str)
             os.replace(tmp, self.status_file)
         except OSError as e:
             log.warning("cannot write status file %s: %s", self.status_file, e)
+
+
+def _file_mode(path: str) -> int | None:
+    """The permission bits of the regular file at ``path``, or None (none there yet: the umask's)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
 
 
 def jsonable_report(report: dict) -> dict:

@@ -7,7 +7,8 @@ Sources: deploy/config/daemon.toml (the example daemon config, also used by comp
 and systemd) and deploy/prometheus/rules/stream-cl.rules.yml (the rules compose's
 Prometheus loads). tests/unit/test_deploy.py fails when the copies drift. Where PyYAML is
 installed (a dev dependency), each copy is also read back before it is written or passed by
---check: it must give the cluster its source as it is.
+--check: it must give the cluster its source as it is. A daemon.toml holding a Kafka password is
+refused: a ConfigMap is no place for one (the password goes in a Secret, read through kafka.*_env).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import tomllib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -65,8 +67,29 @@ def _block_header(text: str) -> str:
     return f"  config.toml: |{indentation}{chomping}\n"
 
 
+# [kafka] keys whose value is a password: copied here it would sit in clear in a ConfigMap (which whoever may
+# read the namespace's ConfigMaps reads) and in configmap.yaml, committed (review r153)
+PASSWORD_KEYS = ("sasl_plain_password", "ssl_password")
+
+
+def refuse_passwords(text: str) -> None:
+    """A ValueError naming the first password key ``text`` (daemon.toml) sets, and the fix: a Secret, read
+    through the key's ``_env`` form. Text that is not TOML is left to the daemon's own config error."""
+    try:
+        kafka = tomllib.loads(text).get("kafka", {})
+    except tomllib.TOMLDecodeError:
+        return
+    for key in PASSWORD_KEYS:
+        if isinstance(kafka, dict) and kafka.get(key):
+            raise ValueError(f"deploy/config/daemon.toml sets kafka.{key}: configmap.yaml would hold the password "
+                             "in clear, in a ConfigMap and in this repository; put it in a Secret, give it to the pod "
+                             "as a variable (the commented STREAM_CL_KAFKA_* entries of statefulset.yaml) and set "
+                             f"kafka.{key}_env to that variable's name instead (docs/deploy.md)")
+
+
 def configmap() -> str:
     text = (DEPLOY / "config" / "daemon.toml").read_text()
+    refuse_passwords(text)
     # every line but an empty one indented: a line of blanks is content (a TOML multi-line string's)
     body = "".join(line if line == "\n" else "    " + line for line in text.splitlines(keepends=True))
     return CONFIGMAP_HEAD + _block_header(text) + body
