@@ -334,7 +334,7 @@ def test_compose_stack():
     assert (DEPLOY / daemon["build"]["context"] / daemon["build"]["dockerfile"]).resolve() == DEPLOY / "Dockerfile"
     assert "TORCH_INDEX_URL" in daemon["build"]["args"]
     assert int(daemon["stop_grace_period"].rstrip("s")) > daemon_toml()["kafka"]["shutdown_timeout_s"]
-    assert f"{METRICS_PORT}:{METRICS_PORT}" in daemon["ports"]
+    assert f"127.0.0.1:{METRICS_PORT}:{METRICS_PORT}" in daemon["ports"]
     for name, service in services.items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
