@@ -158,7 +158,8 @@ def check_changelog_policy(name: str, policy: str | None, source: str = "") -> N
         return
     if policy is None:
         has = ("no cleanup.policy in the broker's answer (a topic without one of its own has the broker's "
-               "log.cleanup.policy, \"delete\" unless the broker sets another)")
+               "log.cleanup.policy, \"delete\" unless the broker sets another; a principal without DescribeConfigs "
+               "on the topic is answered no configs at all: grant it)")
     elif source in BROKER_SOURCES:
         has = (f"cleanup.policy={policy!r}, the broker's default (log.cleanup.policy, from {BROKER_SOURCES[source]}), "
                "none of its own")
