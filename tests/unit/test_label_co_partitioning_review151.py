@@ -31,17 +31,7 @@ from stream_cl.factory import build_learner
 from stream_cl.pending import LabelUpdate
 from stream_cl.pending_stores import PendingStores
 from stream_cl.prequential import Prequential
-
-
-class Metadata:
-    """A consumer's partition metadata: topic -> partition count (absent: no such topic)."""
-
-    def __init__(self, counts: dict[str, int]):
-        self.counts = counts
-
-    def partitions_for_topic(self, topic: str):
-        n = self.counts.get(topic)
-        return set(range(n)) if n else None
+from topic_kit import Metadata  # tests/unit/topic_kit.py
 
 
 def test_a_missing_events_topic_beside_a_partitioned_labels_topic_is_refused_with_the_fix():

@@ -12,17 +12,7 @@ import pytest
 
 from connectors.kafka_topics import check_subscribed_topics, refuse_own_outputs
 from stream_cl.config import ConfigError, KafkaConfig
-
-
-class Metadata:
-    """A consumer's partition metadata: topic -> partition count (absent: no such topic)."""
-
-    def __init__(self, counts: dict[str, int]):
-        self.counts = counts
-
-    def partitions_for_topic(self, topic: str):
-        n = self.counts.get(topic)
-        return set(range(n)) if n else None
+from topic_kit import Metadata  # tests/unit/topic_kit.py
 
 
 def cfg(**kafka) -> KafkaConfig:
