@@ -93,24 +93,23 @@ def test_a_logged_line_shows_no_part_of_the_longer_secret(hash_seed):
     assert "auth failed with <redacted>" in out and "sasl-42" not in out
 
 
+def _write_status_under(path, umask: int) -> int:
+    """The status file's permission bits once the reporter has written it under ``umask``."""
+    old = os.umask(umask)
+    try:
+        StatusReporter(DaemonMetrics(), str(path)).write_state()
+    finally:
+        os.umask(old)
+    return stat.S_IMODE(path.stat().st_mode)
+
+
 def test_the_status_file_keeps_its_permission_bits(tmp_path):
     path = tmp_path / "status.json"
     path.write_text("{}")
     path.chmod(0o600)
-    old = os.umask(0o022)
-    try:
-        StatusReporter(DaemonMetrics(), str(path)).write_state()
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert _write_status_under(path, 0o022) == 0o600
     assert '"state": "starting"' in path.read_text()
 
 
 def test_a_new_status_file_takes_the_umask(tmp_path):
-    path = tmp_path / "status.json"
-    old = os.umask(0o027)
-    try:
-        StatusReporter(DaemonMetrics(), str(path)).write_state()
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert _write_status_under(tmp_path / "status.json", 0o027) == 0o640
