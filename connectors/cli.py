@@ -170,12 +170,11 @@ def _main(argv: list[str] | None, early: EarlySignals) -> int:
                 logging.getLogger("kafka").setLevel(args.kafka_log_level)
                 log_config_warnings(config, tables)  # keys the model kind does not read, as a file run warns
                 return run_daemon(config)
-            from .run import check_outputs, failure, run_file, stopped_line, summary
+            from .run import failure, run_file, stopped_line, summary
 
             config = _quieted(config, args)
-            check_outputs(config.run, config.source.path, args.config)  # (run_file checks all but --config again)
             # a signal kept so far, or during run_file's warm-up, stops the run as one during its loop does
-            report = run_file(config, stop=early.stop, written=tables)
+            report = run_file(config, stop=early.stop, written=tables, config_path=args.config)
             errors = report.get("output_errors", {})  # a write that failed (a full disk), by key
             if not args.quiet:
                 print(summary(report), file=_summary_stream(config.run))

@@ -71,7 +71,8 @@ def _left_out(n: int) -> list[str]:
     return [f"{n:,} more warnings were said, left out here (the first {MAX_REPORT_WARNINGS} are kept)"] if n else []
 
 
-def run_file(config: Config, stop: threading.Event | None = None, warn=None, written=None) -> dict:
+def run_file(config: Config, stop: threading.Event | None = None, warn=None, written=None,
+             config_path: str | None = None) -> dict:
     """Run a file or demo source to its end (or ``run.max_events``); return the report.
 
     ``warn(text)`` is called once per mistake found on the way (a section only the daemon
@@ -80,7 +81,8 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
     by default they go to stderr. ``written``: the config's tables as given
     (:func:`~stream_cl.config.read_toml`), which tell the keys set from the defaults. A named
     feature, id, task or time column the CSV header lacks raises
-    :class:`~stream_cl.config.ConfigError` before any row is learned.
+    :class:`~stream_cl.config.ConfigError` before any row is learned. ``config_path``: the file the
+    config was read from (the command line's ``--config``), which no output may be.
     """
     set_threads(config.run.threads)
     warm_up()  # numba's compiled loops, as the daemon loads them: not in the first batch's latency
@@ -101,7 +103,7 @@ def run_file(config: Config, stop: threading.Event | None = None, warn=None, wri
     src_cfg = config.source
     if src_cfg.kind == "demo":
         src_cfg = replace(src_cfg, kind="file", path=demo_path(), format="jsonl", follow=False)
-    check_outputs(config.run, src_cfg.path)  # before anything is opened: an output must not be the input
+    check_outputs(config.run, src_cfg.path, config_path)  # before anything is opened: nor the input, nor the config
     source: Source = open_source(src_cfg, config.mapping)
     learner = build_learner(config)  # [model] and the continual-learning sections
     # a followed file may never end: a fixed window keeps its latest points, as the daemon does (a finite
